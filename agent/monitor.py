@@ -1,0 +1,822 @@
+"""The Monitor: declare monitor points with a decorator, poll them in the background.
+
+This is the ``libgs.monitoring`` API (UNSW, 2017) made correct for Python 3,
+thread-safe and fast::
+
+    mon = Monitor()
+
+    @mon.monitor(dt=2, parent="Antenna")
+    def azimuth():
+        return GreenAlert(read_azimuth())
+
+    mon.start()
+    print(mon)
+
+How it runs::
+
+    scheduler thread --- heap of due times (scheduler.Schedule) --- sleeps until the next one
+          | due jobs
+          v
+    worker threads (``workers`` of them) --- call the monitor function
+          | results, under the Monitor's lock
+          v
+    points + RollupTree (parents = worst child) --- logging, callbacks, publisher
+
+Differences from the original that fix its defects: duplicate names raise
+``ValueError``; parents really carry their worst child's alert; due times
+follow the schedule (no drift); a function that hangs is reported as an error
+after ``timeout`` seconds and is not started again until it returns; reads
+while polling are safe; ``stop()`` returns promptly; the decorated function
+stays callable.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+from gsmon.agent.scheduler import Event, Job, Schedule
+from gsmon.common import names as naming
+from gsmon.common.alerts import Alert, NoAlert, RedAlert, alertstr_for, as_alert
+from gsmon.common.render import Row, render_table
+from gsmon.common.tree import RollupTree, TreeNode
+
+__all__ = ["DEFAULT_TIMEOUT_S", "Monitor", "MonitorItem", "PointSnapshot"]
+
+log = logging.getLogger("gsmon.agent")
+
+DEFAULT_TIMEOUT_S: Final = 10.0
+# dt=None means "poll once"; the original stored 1e11 s for it.
+_ONE_SHOT: Final = None
+
+Callback = Callable[[str, float, BaseException | None, Alert], Any]
+
+
+class MonitorItem(NamedTuple):
+    """A read-only copy of one point or parent, as ``mon[name]`` returns it.
+
+    Fields can be read by attribute (``item.alert``), by position, or by
+    name (``item["alert"]``) as in the original. ``alert`` is the alert code
+    (a parent's is its worst child's); ``age`` is seconds since the last poll.
+    """
+
+    name: str
+    value: Any
+    alert: int | None
+    parent: str | None
+    age: float | None
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if key not in MonitorItem._fields:
+                raise KeyError(key)
+            return getattr(self, key)
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> tuple[str, ...]:
+        return MonitorItem._fields
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return iter(zip(MonitorItem._fields, self, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class PointSnapshot:
+    """One point's latest poll, as handed to a publisher."""
+
+    name: str
+    path: str  # parents/.../name inside this monitor
+    value: Any
+    alertcode: int
+    alertstr: str
+    polled_at_s: float  # wall-clock time of the poll (time.time())
+    dt_s: float | None  # None for one-shot points
+
+
+class _Point:
+    """Mutable per-point state; only touched under the Monitor's lock."""
+
+    __slots__ = (
+        "alert_exc",
+        "alertcode",
+        "alertstr",
+        "dt_s",
+        "job",
+        "loglvl_alerts",
+        "loglvl_values",
+        "logthr_alerts",
+        "name",
+        "node",
+        "polled_mono",
+        "polled_wall",
+        "value",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        node: TreeNode,
+        dt_s: float | None,
+        loglvl_values: int | None,
+        loglvl_alerts: int | None,
+        logthr_alerts: int,
+        alert_exc: type[Alert],
+    ) -> None:
+        self.name = name
+        self.node = node
+        self.dt_s = dt_s
+        self.loglvl_values = loglvl_values
+        self.loglvl_alerts = loglvl_alerts
+        self.logthr_alerts = logthr_alerts
+        self.alert_exc = alert_exc
+        self.job: Job | None = None
+        self.value: Any = None
+        self.alertcode: int | None = None
+        self.alertstr = ""
+        self.polled_wall: float | None = None
+        self.polled_mono: float | None = None
+
+
+class _ExecutorGenerator:
+    """What :meth:`Monitor.to_gen_in_executor` returns.
+
+    It honours the original generator contract when iterated by hand (each
+    ``next()`` returns ``None`` until the call finished, then
+    ``(tstamp, exc, ret)``), but :meth:`Monitor.register_monitor` recognises it
+    and runs the wrapped function directly in the worker pool instead, which
+    is what makes timeouts and exact scheduling possible.
+    """
+
+    def __init__(self, monitor: Monitor, fn: Callable[..., Any], point_names: tuple[str, ...], args: Any, kwargs: Any):
+        self.monitor = monitor
+        self.fn = fn
+        self.point_names = point_names
+        self.args = args
+        self.kwargs = kwargs
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._result: tuple[float, BaseException | None, Any] | None = None
+
+    def call(self) -> Any:
+        return self.fn(*self.args, **self.kwargs)
+
+    def __iter__(self) -> _ExecutorGenerator:
+        return self
+
+    def __next__(self) -> tuple[float, BaseException | None, Any] | None:
+        if self._thread is None:
+            self._done.clear()
+            self._thread = threading.Thread(target=self._run_once, daemon=True, name="gsmon-gen")
+            self._thread.start()
+        if not self._done.is_set():
+            return None
+        self._thread = None
+        result = self._result
+        assert result is not None
+        return result
+
+    def _run_once(self) -> None:
+        exc: BaseException | None = None
+        ret: Any = None
+        try:
+            alerts = self.monitor._split_result(self.point_names, self.call())
+            ret = alerts if len(alerts) > 1 else alerts[0]
+        except Exception as error:
+            exc = error
+        self._result = (time.time(), exc, ret)
+        self._done.set()
+
+
+class Monitor:
+    """Polls monitor functions in a thread pool and keeps their latest values.
+
+    Args:
+        workers: Worker threads that run monitor functions (a slow function
+            holds one worker; the others keep going).
+        tick: Seconds between runs of a ``dt=0`` point, and between calls of
+            ``tick_cb``.
+        tick_cb: Called with the monitor every ``tick`` seconds from the
+            scheduler thread; it must return quickly.
+        default_dt: Poll interval in seconds for points registered without one.
+        default_timeout: Seconds after which a still-running monitor function
+            is reported as an error (per point: ``timeout=``).
+    """
+
+    def __init__(
+        self,
+        workers: int = 10,
+        tick: float = 0.5,
+        tick_cb: Callable[[Monitor], Any] | None = None,
+        default_dt: float = 10,
+        *,
+        default_timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        if tick <= 0:
+            raise ValueError(f"tick must be positive, got {tick}")
+        if not default_dt or default_dt <= 0:
+            raise ValueError(f"default_dt must be positive, got {default_dt}")
+        if default_timeout <= 0:
+            raise ValueError(f"default_timeout must be positive, got {default_timeout}")
+        self.workers = workers
+        self.default_dt = default_dt
+        self.default_timeout = default_timeout
+        self.tick_cb = tick_cb
+        self._tick = tick
+        self._callbacks: list[Callback] = []
+
+        # All point/parent state, guarded by _lock.
+        self._lock = threading.RLock()
+        self._tree = RollupTree()
+        self._points: dict[str, _Point] = {}
+        self._parents: dict[str, str | None] = {}
+        self._alertstrs: dict[int, str] = {}
+        self._paths: dict[str, str] = {}
+        # Names fed by a job registered with `dependents=`, not yet registered themselves.
+        self._pending_dependents: dict[str, Job] = {}
+        # Points polled since a publisher last took them (None: nobody publishes).
+        self._changed: dict[str, _Point] | None = None
+
+        # Scheduling, guarded by _sched_lock.
+        self._sched_lock = threading.Lock()
+        self._schedule = Schedule()
+        self._wakeup = threading.Event()
+        self._stopping = threading.Event()
+        self._scheduler_thread: threading.Thread | None = None
+        self._worker_threads: list[threading.Thread] = []
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+
+    # ------------------------------------------------------------------
+    # Registration
+    # ------------------------------------------------------------------
+
+    def register_parent(self, name: str, parent: str | None = None) -> None:
+        """Declare a parent: a grouping node whose alert is its worst child's.
+
+        An unknown ``parent`` is created at the top level. Registering an
+        existing parent again moves it under the new ``parent``.
+        """
+        naming.check_name(name, "parent name")
+        if parent is not None:
+            naming.check_name(parent, "parent name")
+        with self._lock:
+            if name in self._points or name in self._pending_dependents:
+                raise ValueError(f"{name!r} is already a monitor point; names must be unique")
+            if parent is not None and parent in self._points:
+                raise ValueError(f"{parent!r} is a monitor point and cannot be a parent")
+            if parent is not None and parent not in self._parents:
+                self.register_parent(parent)
+            if name in self._parents:
+                if self._parents[name] != parent:
+                    self._tree.reparent(name, parent)
+                    self._parents[name] = parent
+                    self._refresh_paths()
+                return
+            self._check_depth(parent)
+            self._tree.add(name, parent, is_leaf=False)
+            self._parents[name] = parent
+            self._paths[name] = self._path_of(name)
+
+    def register_monitor(
+        self,
+        name: str,
+        gen: Any,
+        dt: float | None = -1,
+        parent: str | None = None,
+        loglvl_values: int | None = None,
+        loglvl_alerts: int | None = logging.DEBUG,
+        logthr_alerts: int = RedAlert.alertcode,
+        dependents: tuple[str, ...] = (),
+        alert_exc: type[Alert] = NoAlert,
+        timeout: float | None = None,
+    ) -> None:
+        """Register one monitor point (low level; prefer :meth:`monitor`).
+
+        Args:
+            name: The point's name, unique in this monitor.
+            gen: What produces the value: a generator made by
+                :meth:`to_gen_in_executor`, any iterator that yields ``None``
+                until it has ``(tstamp, exc, ret)``, or ``None`` for a point
+                fed by another point's function (see ``dependents``).
+            dt: Poll interval in seconds; ``None`` polls once, ``0`` every
+                tick, unset or negative means ``default_dt``.
+            parent: The parent to group it under (created if unknown).
+            loglvl_values: Log every change of value at this level (``None``: never).
+            loglvl_alerts: Log alert changes at this level (``None``: never)...
+            logthr_alerts: ...when the old or the new alert code is at least this.
+            dependents: Further point names fed by the same function, which
+                returns a tuple with one value per point (``name`` first).
+            alert_exc: Alert class for the error value when the function
+                raises or times out.
+            timeout: Seconds after which a running function is reported as an
+                error (default: the monitor's ``default_timeout``).
+        """
+        self._register(
+            (name, *dependents),
+            gen,
+            dt=dt,
+            parent=parent,
+            loglvl_values=loglvl_values,
+            loglvl_alerts=loglvl_alerts,
+            logthr_alerts=logthr_alerts,
+            alert_exc=alert_exc,
+            timeout=timeout,
+            register_dependents=False,
+        )
+
+    def monitor(self, point: str | tuple[str, ...] | None = None, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+        """Decorator that registers a function as the source of one or more points.
+
+        ``point`` is the point's name (default: the function's name) or a
+        tuple of names, in which case the function returns a tuple with one
+        value per name. Every other argument is passed to
+        :meth:`register_monitor` (``dt``, ``parent``, ``timeout``...).
+        The function itself is returned unchanged and stays callable::
+
+            @mon.monitor(point=("Point 1", "Point 2", "Point 3"), dt=10, parent="Test")
+            def three_values():
+                return random.random(), random.random(), random.random()
+        """
+        for banned in ("name", "gen", "dependents"):
+            if banned in kwargs:
+                raise TypeError(f"monitor() does not take {banned!r}: it is derived from the decorated function")
+
+        def decorator(fn: Callable[[], Any]) -> Callable[[], Any]:
+            if point is None:
+                point_names: tuple[str, ...] = (fn.__name__,)
+            elif isinstance(point, tuple):
+                point_names = point
+            else:
+                point_names = (point,)
+            generator = self.to_gen_in_executor(fn, point_names)
+            self._register(point_names, generator, *args, register_dependents=True, **kwargs)
+            return fn
+
+        return decorator
+
+    def to_gen_in_executor(
+        self, fn: Callable[..., Any], point_names: tuple[str, ...], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Wrap ``fn`` (called with ``*args, **kwargs``) as a monitor generator
+        for :meth:`register_monitor`."""
+        given: object = point_names  # callers from untyped code pass a bare str
+        if not isinstance(given, tuple) or not given:
+            raise TypeError(f"point_names must be a non-empty tuple of names, got {given!r}")
+        return _ExecutorGenerator(self, fn, point_names, args, kwargs)
+
+    def add_callback(self, callable: Callback) -> None:  # noqa: A002 -- the original's argument name
+        """Call ``callable(point_name, tstamp, exc, ret)`` after every poll of
+        every point, in the worker thread that polled it. ``ret`` is an
+        :class:`Alert`; ``exc`` the exception the function raised, or ``None``."""
+        self._callbacks.append(callable)
+
+    def callback(self) -> Callable[[Callback], Callback]:
+        """Decorator form of :meth:`add_callback`."""
+
+        def decorator(fn: Callback) -> Callback:
+            self.add_callback(fn)
+            return fn
+
+        return decorator
+
+    def _register(
+        self,
+        point_names: tuple[str, ...],
+        gen: Any,
+        dt: float | None = -1,
+        parent: str | None = None,
+        loglvl_values: int | None = None,
+        loglvl_alerts: int | None = logging.DEBUG,
+        logthr_alerts: int = RedAlert.alertcode,
+        alert_exc: type[Alert] = NoAlert,
+        timeout: float | None = None,
+        *,
+        register_dependents: bool,
+    ) -> None:
+        """Validate everything first, then register all of ``point_names`` at once."""
+        for point_name in point_names:
+            naming.check_name(point_name, "point name")
+        if len(set(point_names)) != len(point_names):
+            raise ValueError(f"point names {point_names!r} repeat a name; names must be unique")
+        if parent is not None:
+            naming.check_name(parent, "parent name")
+        given: object = alert_exc  # untyped callers may pass an instance
+        if not (isinstance(given, type) and issubclass(given, Alert)):
+            raise TypeError(f"alert_exc must be an Alert subclass, got {alert_exc!r}")
+        period_s = self._period_for(dt)
+        timeout_s = self.default_timeout if timeout is None else float(timeout)
+        if timeout_s <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        dt_s = None if period_s is None else period_s
+
+        with self._lock:
+            first, *dependents = point_names
+            fed_by = self._pending_dependents.get(first) if gen is None else None
+            for point_name in point_names if register_dependents else (first,):
+                if point_name in self._points or point_name in self._parents:
+                    raise ValueError(f"{point_name!r} already exists; names must be unique")
+            for point_name in dependents:
+                if point_name in self._points or point_name in self._parents or point_name in self._pending_dependents:
+                    raise ValueError(f"{point_name!r} already exists; names must be unique")
+            if parent is not None and parent in self._points:
+                raise ValueError(f"{parent!r} is a monitor point and cannot be a parent")
+            if parent is not None and parent not in self._parents:
+                self.register_parent(parent)
+            self._check_depth(parent)
+
+            job = None
+            if gen is not None:
+                job = self._make_job(point_names, gen, period_s, timeout_s)
+            to_register = point_names if register_dependents else (first,)
+            for point_name in to_register:
+                node = self._tree.add(point_name, parent, is_leaf=True)
+                point = _Point(point_name, node, dt_s, loglvl_values, loglvl_alerts, logthr_alerts, alert_exc)
+                point.job = job if job is not None else fed_by
+                node.data = point
+                self._points[point_name] = point
+                self._paths[point_name] = self._path_of(point_name)
+                self._pending_dependents.pop(point_name, None)
+            if job is not None and not register_dependents:
+                for point_name in dependents:
+                    self._pending_dependents[point_name] = job
+            log.debug("registered monitor point(s) %s", ", ".join(point_names))
+
+        if job is not None:
+            with self._sched_lock:
+                self._schedule.add(job, time.monotonic())
+            self._wakeup.set()
+
+    def _make_job(self, point_names: tuple[str, ...], gen: Any, period_s: float | None, timeout_s: float) -> Job:
+        if isinstance(gen, _ExecutorGenerator):
+            return Job(point_names, gen.call, period_s, timeout_s)
+        if not hasattr(gen, "__next__"):
+            raise TypeError(f"gen must be a generator (see to_gen_in_executor) or None, got {type(gen).__name__}")
+        # A hand-made generator following the original contract: polled from the
+        # scheduler thread, `tick` seconds apart, until it yields a result.
+        return Job(point_names, _never_called, period_s, timeout_s, extra=gen)
+
+    def _period_for(self, dt: float | None) -> float | None:
+        """The original's dt rules: None once, 0 every tick, negative default."""
+        if dt is _ONE_SHOT:
+            return None
+        if isinstance(dt, bool) or not isinstance(dt, int | float):
+            raise TypeError(f"dt must be a number of seconds or None, got {dt!r}")
+        if dt < 0:
+            return float(self.default_dt)
+        if dt == 0:
+            return self._tick
+        return float(dt)
+
+    def _check_depth(self, parent: str | None) -> None:
+        depth = 1
+        while parent is not None:
+            depth += 1
+            parent = self._parents[parent]
+        if depth > naming.MAX_DEPTH:
+            raise ValueError(f"the tree would be {depth} levels deep; at most {naming.MAX_DEPTH} are allowed")
+
+    def _path_of(self, name: str) -> str:
+        parts = []
+        node: TreeNode | None = self._tree[name]
+        while node is not None:
+            parts.append(node.key)
+            node = node.parent
+        return naming.join(*reversed(parts))
+
+    def _refresh_paths(self) -> None:
+        for name in self._paths:
+            self._paths[name] = self._path_of(name)
+        if self._changed is not None:
+            # Every path below a moved parent changed: let the publisher resend all.
+            self._changed.update(self._points)
+
+    # ------------------------------------------------------------------
+    # Running
+    # ------------------------------------------------------------------
+
+    def start(self, subprocess: bool = False) -> None:
+        """Start polling in background threads. Calling it again is harmless."""
+        if subprocess:
+            raise ValueError(
+                "start(subprocess=True) is not supported: points polled in another process would not be "
+                "visible here. Run a standalone `gsmon agent` for a separate process."
+            )
+        with self._sched_lock:
+            if self._scheduler_thread is not None:
+                return
+            self._stopping.clear()
+            self._jobs = queue.SimpleQueue()
+            self._worker_threads = [
+                threading.Thread(target=self._worker, args=(self._jobs,), daemon=True, name=f"gsmon-worker-{i}")
+                for i in range(self.workers)
+            ]
+            self._scheduler_thread = threading.Thread(target=self._scheduler, daemon=True, name="gsmon-scheduler")
+        for thread in self._worker_threads:
+            thread.start()
+        self._scheduler_thread.start()
+
+    def stop(self) -> None:
+        """Stop polling. Returns promptly, without waiting for functions still
+        running (their results are still recorded). Calling it again is harmless."""
+        with self._sched_lock:
+            thread = self._scheduler_thread
+            if thread is None:
+                return
+            self._scheduler_thread = None
+        self._stopping.set()
+        self._wakeup.set()
+        thread.join()
+        for _ in self._worker_threads:
+            self._jobs.put(None)
+        self._worker_threads = []
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler_thread is not None
+
+    def __enter__(self) -> Monitor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _scheduler(self) -> None:
+        next_tick = time.monotonic() + self._tick
+        while not self._stopping.is_set():
+            self._wakeup.clear()
+            now = time.monotonic()
+            with self._sched_lock:
+                actions = self._schedule.pop_due(now)
+            for event, job in actions:
+                if event is Event.TIMEOUT:
+                    self._report_timeout(job)
+                elif job.extra is not None:
+                    self._poll_generator(job, now)
+                else:
+                    self._jobs.put(job)
+            if self.tick_cb is not None and now >= next_tick:
+                next_tick += self._tick * max(1, int((now - next_tick) // self._tick) + 1)
+                try:
+                    self.tick_cb(self)
+                except Exception as error:
+                    log.error("tick callback failed: %s: %s", type(error).__name__, error)
+            with self._sched_lock:
+                wake_at = self._schedule.next_wakeup()
+            if self.tick_cb is not None:
+                wake_at = next_tick if wake_at is None else min(wake_at, next_tick)
+            timeout = None if wake_at is None else max(0.0, wake_at - time.monotonic())
+            self._wakeup.wait(timeout)
+
+    def _worker(self, jobs: queue.SimpleQueue[Job | None]) -> None:
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            try:
+                alerts: tuple[Alert, ...] | None = self._split_result(job.names, job.run())
+                exc: BaseException | None = None
+            except Exception as error:
+                alerts, exc = None, error
+            self._complete(job, time.time(), exc, alerts)
+
+    def _poll_generator(self, job: Job, now: float) -> None:
+        """Advance a hand-made generator (original contract) one step."""
+        try:
+            step = next(job.extra)
+            if step is not None:
+                tstamp, exc, ret = step
+                alerts = None if exc is not None else self._split_result(job.names, ret)
+        except StopIteration:
+            log.warning("monitor generator for %s is exhausted; it will not be polled again", job.names[0])
+            job.retired = True
+            return
+        except Exception as error:
+            self._complete(job, time.time(), error, None)
+            return
+        if step is None:
+            with self._sched_lock:
+                self._schedule.retry(job, now + self._tick)
+            return
+        self._complete(job, tstamp, exc, alerts)
+
+    def _report_timeout(self, job: Job) -> None:
+        overrun = TimeoutError(f"still running after {job.timeout_s:g} s")
+        self._apply(job, time.time(), overrun, None)
+
+    # ------------------------------------------------------------------
+    # Results
+    # ------------------------------------------------------------------
+
+    def _split_result(self, point_names: tuple[str, ...], result: Any) -> tuple[Alert, ...]:
+        """One Alert per point; raises ValueError when a multi-point function
+        returned the wrong shape."""
+        count = len(point_names)
+        if count == 1:
+            return (as_alert(result),)
+        if not isinstance(result, tuple | list):
+            raise ValueError(
+                f"expected a tuple of {count} values for points {point_names!r}, got a {type(result).__name__}"
+            )
+        if len(result) != count:
+            raise ValueError(f"expected {count} values for points {point_names!r}, got {len(result)}")
+        return tuple(as_alert(item) for item in result)
+
+    def _complete(self, job: Job, tstamp: float, exc: BaseException | None, alerts: tuple[Alert, ...] | None) -> None:
+        """A run of ``job`` ended: record it and let the job run again."""
+        self._apply(job, tstamp, exc, alerts)
+        with self._sched_lock:
+            self._schedule.finished(job)
+
+    def _apply(self, job: Job, tstamp: float, exc: BaseException | None, results: tuple[Alert, ...] | None) -> None:
+        """Store one poll's outcome for every point of ``job``; then log and call back."""
+        mono = time.monotonic()
+        notes: list[tuple[_Point, str, Any, int | None, Alert]] = []
+        with self._lock:
+            for index, point_name in enumerate(job.names):
+                point = self._points.get(point_name)
+                if point is None:  # a dependent not registered (yet)
+                    continue
+                if results is None:
+                    assert exc is not None
+                    alert = point.alert_exc(f"ERROR {type(exc).__name__}: {exc}")
+                else:
+                    alert = results[index]
+                code = alert.alertcode
+                if code not in self._alertstrs:
+                    self._alertstrs[code] = alert.alertstr or ""
+                old_value, old_code = point.value, point.alertcode
+                point.value = alert.val
+                point.alertcode = code
+                point.alertstr = alert.alertstr or ""
+                point.polled_wall = tstamp
+                point.polled_mono = mono
+                self._tree.set_code(point.node, code)
+                if self._changed is not None:
+                    self._changed[point_name] = point
+                notes.append((point, self._paths[point_name], old_value, old_code, alert))
+        for point, path, old_value, old_code, alert in notes:
+            self._log_change(point, path, old_value, old_code, alert)
+            for callback in self._callbacks:
+                try:
+                    callback(point.name, tstamp, exc, alert)
+                except Exception as error:
+                    name = getattr(callback, "__name__", repr(callback))
+                    log.error("monitor callback %s failed: %s: %s", name, type(error).__name__, error)
+
+    def _log_change(self, point: _Point, path: str, old_value: Any, old_code: int | None, alert: Alert) -> None:
+        if point.loglvl_values is not None:
+            try:
+                changed = bool(old_value != alert.val)
+            except Exception:  # values whose comparison is ambiguous (arrays...)
+                changed = old_value is not alert.val
+            if changed:
+                log.log(point.loglvl_values, 'value "%s" --> %s', path, alert.val)
+        new_code = alert.alertcode
+        if point.loglvl_alerts is None or old_code == new_code:
+            return
+        threshold = point.logthr_alerts
+        if new_code >= threshold or (old_code is not None and old_code >= threshold):
+            old_label = "unset" if old_code is None else (alertstr_for(old_code, self._alertstrs) or "NONE")
+            new_label = alert.alertstr or "NONE"
+            log.log(
+                point.loglvl_alerts,
+                'alert "%s" %s --> %s (value %s)',
+                path,
+                old_label,
+                new_label,
+                alert.val,
+                extra={
+                    "point": path,
+                    "old_alert": old_code,
+                    "new_alert": new_code,
+                    "value": alert.val,
+                },
+            )
+
+    # ------------------------------------------------------------------
+    # Reading
+    # ------------------------------------------------------------------
+
+    @property
+    def alertcode(self) -> int:
+        """The worst alert code over all points (0 when there are none)."""
+        with self._lock:
+            return self._tree.worst_code()
+
+    def __getitem__(self, name: str) -> MonitorItem:
+        """A copy of a point or parent; ``KeyError`` when there is no such name."""
+        with self._lock:
+            return self._item(name, time.monotonic())
+
+    def _item(self, name: str, now: float) -> MonitorItem:
+        point = self._points.get(name)
+        if point is not None:
+            parent = point.node.parent
+            age = None if point.polled_mono is None else now - point.polled_mono
+            return MonitorItem(name, point.value, point.alertcode, parent.key if parent else None, age)
+        if name in self._parents:
+            return MonitorItem(name, None, self._tree[name].code, self._parents[name], None)
+        raise KeyError(f"no monitor point or parent named {name!r}")
+
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return name in self._points or name in self._parents
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._points)
+
+    def __iter__(self) -> Iterator[tuple[str, Any, int | None, float | None]]:
+        """``(name, value, alert, age)`` for every point, in registration order."""
+        with self._lock:
+            now = time.monotonic()
+            rows = [
+                (p.name, p.value, p.alertcode, None if p.polled_mono is None else now - p.polled_mono)
+                for p in self._points.values()
+            ]
+        return iter(rows)
+
+    def itertree(self, parent: str | None = None) -> Iterator[MonitorItem]:
+        """Every point and parent, depth first, sorted by name at each level;
+        only the branch below ``parent`` when it is given."""
+        with self._lock:
+            now = time.monotonic()
+            if parent is None:
+                start = None
+            elif parent in self._parents:
+                start = self._tree[parent]
+            else:
+                raise KeyError(f"no parent named {parent!r}")
+            items = [self._item(node.key, now) for _, node in self._tree.walk(start)]
+        return iter(items)
+
+    def keys(self) -> list[str]:
+        """The names of all monitor points (not parents), in registration order."""
+        with self._lock:
+            return list(self._points)
+
+    def names(self) -> list[str]:
+        """Same as :meth:`keys`."""
+        return self.keys()
+
+    def alertstr(self, alertcode: int | None) -> str:
+        """The label for an alert code, including ones from user subclasses."""
+        if alertcode is None:
+            return ""
+        with self._lock:
+            return alertstr_for(alertcode, self._alertstrs)
+
+    def rows(self) -> list[Row]:
+        """The tree as table rows (what ``print(mon)`` shows)."""
+        with self._lock:
+            now = time.monotonic()
+            rows = []
+            for depth, node in self._tree.walk():
+                point = self._points.get(node.key)
+                if point is None:
+                    code: int | None = node.code
+                    value, age = None, None
+                else:
+                    code, value = point.alertcode, point.value
+                    age = None if point.polled_mono is None else now - point.polled_mono
+                label = "" if code is None else alertstr_for(code, self._alertstrs)
+                rows.append(Row(depth, node.key, value, code, label, age))
+            return rows
+
+    def __str__(self) -> str:
+        worst = self.alertcode
+        label = self.alertstr(worst) if worst > 0 else ""
+        state = "running" if self.running else "not running"
+        title = f"Monitor ({label}) --- {state}" if label else f"Monitor --- {state}"
+        return render_table(title, self.rows())
+
+    def __repr__(self) -> str:
+        return f"<Monitor {len(self)} points, {'running' if self.running else 'not running'}>"
+
+    # ------------------------------------------------------------------
+    # For publishers
+    # ------------------------------------------------------------------
+
+    def _snapshot(self, point: _Point) -> PointSnapshot:
+        assert point.polled_wall is not None
+        assert point.alertcode is not None
+        return PointSnapshot(
+            point.name,
+            self._paths[point.name],
+            point.value,
+            point.alertcode,
+            point.alertstr,
+            point.polled_wall,
+            point.dt_s,
+        )
+
+
+def _never_called() -> Any:  # pragma: no cover - placeholder run() for generator jobs
+    raise AssertionError("generator jobs are polled by the scheduler, not run by a worker")

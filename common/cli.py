@@ -1,0 +1,44 @@
+"""The ``gsmon`` command: one entry point, one subcommand per job.
+
+Subcommands register their own arguments (``add_parser``) and import their
+heavy dependencies only when they run, so ``gsmon --version`` stays instant.
+Unknown arguments get argparse's usage message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gsmon.common import demo
+from gsmon.common.version import __version__
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gsmon",
+        description="Distributed health monitor: agents publish monitor points, a hub merges them into one live tree.",
+    )
+    parser.add_argument("--version", action="version", version=f"gsmon {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    demo.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_usage(sys.stderr)
+        print("gsmon: error: a command is required (see gsmon --help)", file=sys.stderr)
+        return 2
+    result: int = handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Names and paths of monitor points.
+
+A *name* is one segment ("CPU usage", "Antenna 2"): any Unicode text except
+``/`` (the path separator) and control characters, at most
+:data:`MAX_NAME_CHARS` characters, not empty and not blank. A *path* is names
+joined by ``/`` (``GS1/Antenna2/Azimuth``); it is also the ZeroMQ topic a
+subscriber filters on, so its UTF-8 form is capped at :data:`MAX_PATH_BYTES`
+and its depth at :data:`MAX_DEPTH` segments.
+
+A root segment starting with ``_`` is reserved for the hub's own points
+(``_hub/...``); agents may not mount there.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_NAME_CHARS",
+    "MAX_PATH_BYTES",
+    "SEPARATOR",
+    "InvalidNameError",
+    "check_mount",
+    "check_name",
+    "check_path",
+    "join",
+    "split",
+]
+
+SEPARATOR: Final = "/"
+MAX_NAME_CHARS: Final = 128
+MAX_DEPTH: Final = 16
+MAX_PATH_BYTES: Final = 1024
+RESERVED_ROOT_PREFIX: Final = "_"
+
+# Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F; a regex is
+# far cheaper than asking unicodedata about every character.
+_FORBIDDEN_CHAR: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class InvalidNameError(ValueError):
+    """A point, parent, agent or mount name breaks the naming rules.
+
+    Raised at registration, before anything is stored; the message names the
+    offending name and the rule it breaks.
+    """
+
+
+def _why_bad(name: object) -> str | None:
+    """Return why ``name`` is not a valid name, or ``None`` when it is."""
+    if not isinstance(name, str):
+        return f"a name must be a str, not {type(name).__name__}"
+    if not name or name.isspace():
+        return "a name must not be empty or blank"
+    if len(name) > MAX_NAME_CHARS:
+        return f"a name is at most {MAX_NAME_CHARS} characters, this one has {len(name)}"
+    if SEPARATOR in name:
+        return f"a name must not contain {SEPARATOR!r} (it separates path segments)"
+    bad = _FORBIDDEN_CHAR.search(name)
+    if bad is not None:
+        char = bad.group()
+        if "\ud800" <= char <= "\udfff":
+            # A lone surrogate cannot be encoded as the UTF-8 topic at all.
+            return f"a name must be valid Unicode text (found the lone surrogate {char!r})"
+        # Control characters (newline, tab, NUL, DEL...) would corrupt the
+        # tree table and make topics ambiguous.
+        return f"a name must not contain control characters (found {char!r})"
+    return None
+
+
+def check_name(name: object, what: str = "name") -> str:
+    """Return ``name`` if it is a valid single segment, else raise
+    :class:`InvalidNameError` naming it and the rule it breaks."""
+    reason = _why_bad(name)
+    if reason is not None:
+        raise InvalidNameError(f"invalid {what} {name!r}: {reason}")
+    assert isinstance(name, str)
+    return name
+
+
+def split(path: str) -> list[str]:
+    """Split a path into its names (no validation)."""
+    return path.split(SEPARATOR)
+
+
+def join(*names: str) -> str:
+    """Join names (or already-joined paths) with the separator, skipping empty parts."""
+    return SEPARATOR.join(n for n in names if n)
+
+
+def check_path(path: object, what: str = "path") -> str:
+    """Return ``path`` if every segment is a valid name and the depth and byte
+    length are within limits, else raise :class:`InvalidNameError`."""
+    if not isinstance(path, str):
+        raise InvalidNameError(f"invalid {what} {path!r}: a path must be a str, not {type(path).__name__}")
+    segments = split(path)
+    if len(segments) > MAX_DEPTH:
+        raise InvalidNameError(
+            f"invalid {what} {path!r}: at most {MAX_DEPTH} levels deep, this one has {len(segments)}"
+        )
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise InvalidNameError(f"invalid {what} {path!r}: at most {MAX_PATH_BYTES} bytes of UTF-8")
+    for segment in segments:
+        reason = _why_bad(segment)
+        if reason is not None:
+            raise InvalidNameError(f"invalid {what} {path!r}: segment {segment!r}: {reason}")
+    return path
+
+
+def check_mount(mount: object) -> str:
+    """Validate an agent's mount path: a path whose root is not reserved."""
+    path = check_path(mount, "mount path")
+    if path.startswith(RESERVED_ROOT_PREFIX):
+        raise InvalidNameError(
+            f"invalid mount path {path!r}: root names starting with {RESERVED_ROOT_PREFIX!r} are reserved for the hub"
+        )
+    return path

@@ -1,0 +1,95 @@
+"""The tree table: how ``print(mon)``, ``gsmon get`` and ``gsmon watch`` draw a tree.
+
+::
+
+     Monitor (RED) --- running
+     Name                          Value                                   Alert     Last polled
+     ----------------------------- --------------------------------------- --------- ---------------
+     .Antenna                                                              RED
+     ..Azimuth                     182.5                                   GREEN     0.42
+     ..Elevation                   -3.1                                    RED       0.42
+
+One leading dot per level, as the original libgs table had. Values are shown
+with ``str()`` except floats, which get six significant digits; ``None`` (a
+parent, or a point not polled yet) shows as blank.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from gsmon.common.alerts import STALE_ALERTCODE, CriticalAlert, GreenAlert, OrangeAlert, RedAlert
+
+__all__ = ["Row", "format_age", "format_value", "render_table"]
+
+NAME_WIDTH: Final = 30
+VALUE_WIDTH: Final = 40
+ALERT_WIDTH: Final = 10
+AGE_WIDTH: Final = 15
+
+# ANSI colours per alert code, for terminals (gsmon watch).
+_RESET: Final = "\x1b[0m"
+_COLOURS: Final[dict[int, str]] = {
+    GreenAlert.alertcode: "\x1b[32m",
+    OrangeAlert.alertcode: "\x1b[33m",
+    RedAlert.alertcode: "\x1b[31m",
+    STALE_ALERTCODE: "\x1b[35m",
+    CriticalAlert.alertcode: "\x1b[1;41;97m",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the table."""
+
+    depth: int
+    name: str
+    value: Any
+    alertcode: int | None
+    alertstr: str
+    age_s: float | None
+
+
+def format_value(value: Any) -> str:
+    """Render a value for the table (one line, no control characters)."""
+    text = f"{value:.6g}" if isinstance(value, float) and math.isfinite(value) else str(value)
+    # Keep the table one line per node whatever the value holds.
+    return text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", " ")
+
+
+def format_age(age_s: float | None) -> str:
+    return "" if age_s is None else f"{age_s:.2f}"
+
+
+def _colour_for(code: int | None) -> str:
+    if code is None:
+        return ""
+    # A user-defined level between two built-in ones takes the lower one's colour.
+    best = ""
+    for threshold in sorted(_COLOURS):
+        if code >= threshold:
+            best = _COLOURS[threshold]
+    return best
+
+
+def render_table(title: str, rows: Iterable[Row], *, colour: bool = False) -> str:
+    """Render the header line, the column heads and one line per row."""
+    lines = [
+        f" {title}",
+        f" {'Name':<{NAME_WIDTH}s}{'Value':<{VALUE_WIDTH}s}{'Alert':<{ALERT_WIDTH}s}Last polled",
+        " " + " ".join("-" * (width - 1) for width in (NAME_WIDTH, VALUE_WIDTH, ALERT_WIDTH)) + " " + "-" * AGE_WIDTH,
+    ]
+    for row in rows:
+        name = ("." * (row.depth + 1) + row.name)[: NAME_WIDTH - 1]
+        value = "" if row.value is None else format_value(row.value)[: VALUE_WIDTH - 1]
+        alert = row.alertstr[: ALERT_WIDTH - 1]
+        line = f" {name:<{NAME_WIDTH}s}{value:<{VALUE_WIDTH}s}{alert:<{ALERT_WIDTH}s}{format_age(row.age_s)}".rstrip()
+        if colour:
+            tint = _colour_for(row.alertcode)
+            if tint:
+                line = f"{tint}{line}{_RESET}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
