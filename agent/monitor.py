@@ -55,6 +55,8 @@ DEFAULT_TIMEOUT_S: Final = 10.0
 _ONE_SHOT: Final = None
 
 Callback = Callable[[str, float, BaseException | None, Alert], Any]
+# (path inside this monitor, alert of a plain returned value) -> the alert to store.
+AlertRule = Callable[[str, Alert], Alert]
 
 
 class MonitorItem(NamedTuple):
@@ -242,6 +244,7 @@ class Monitor:
         self._pending_dependents: dict[str, Job] = {}
         # Points polled since a publisher last took them (None: nobody publishes).
         self._changed: dict[str, _Point] | None = None
+        self._alert_rule: AlertRule | None = None
 
         # Scheduling, guarded by _sched_lock.
         self._sched_lock = threading.Lock()
@@ -375,6 +378,21 @@ class Monitor:
         every point, in the worker thread that polled it. ``ret`` is an
         :class:`Alert`; ``exc`` the exception the function raised, or ``None``."""
         self._callbacks.append(callable)
+
+    def set_alert_rule(self, rule: AlertRule | None) -> None:
+        """Judge plain values with ``rule(path, alert) -> alert`` before they are stored.
+
+        ``path`` is the point's path inside this monitor (``"CPU/cpu_total_percent"``)
+        and ``alert`` is ``NoAlert(value)``. The rule is applied only when the
+        function returned a plain value (or ``NoAlert(value)``, which is the
+        same thing): an explicit alert returned by the function wins, and so
+        do the error values of functions that raised or timed out. The rule
+        runs under the monitor's lock, so it must be quick and must not call
+        back into the monitor; if it raises, the error is logged and the value
+        is stored unjudged. ``None`` removes the rule. See
+        :class:`gsmon.agent.thresholds.ThresholdRule`.
+        """
+        self._alert_rule = rule
 
     def callback(self) -> Callable[[Callback], Callback]:
         """Decorator form of :meth:`add_callback`."""
@@ -648,6 +666,8 @@ class Monitor:
                     alert = point.alert_exc(f"ERROR {type(exc).__name__}: {exc}")
                 else:
                     alert = results[index]
+                    if self._alert_rule is not None and type(alert) is NoAlert:
+                        alert = self._judge(self._alert_rule, self._paths[point_name], alert)
                 code = alert.alertcode
                 if code not in self._alertstrs:
                     self._alertstrs[code] = alert.alertstr or ""
@@ -669,6 +689,14 @@ class Monitor:
                 except Exception as error:
                     name = getattr(callback, "__name__", repr(callback))
                     log.error("monitor callback %s failed: %s: %s", name, type(error).__name__, error)
+
+    @staticmethod
+    def _judge(rule: AlertRule, path: str, alert: Alert) -> Alert:
+        try:
+            return rule(path, alert)
+        except Exception as error:
+            log.error("alert rule failed for %s: %s: %s", path, type(error).__name__, error)
+            return alert
 
     def _log_change(self, point: _Point, path: str, old_value: Any, old_code: int | None, alert: Alert) -> None:
         if point.loglvl_values is not None:
