@@ -34,19 +34,21 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, NamedTuple
 
+from gsmon.agent.publisher import CurveClientKeys, Publisher, PublisherSettings
 from gsmon.agent.scheduler import Event, Job, Schedule
 from gsmon.common import names as naming
+from gsmon.common import protocol as proto
 from gsmon.common.alerts import Alert, NoAlert, RedAlert, alertstr_for, as_alert
 from gsmon.common.render import Row, render_table
 from gsmon.common.tree import RollupTree, TreeNode
 
-__all__ = ["DEFAULT_TIMEOUT_S", "Monitor", "MonitorItem", "PointSnapshot"]
+__all__ = ["DEFAULT_TIMEOUT_S", "Monitor", "MonitorItem", "default_agent_name"]
 
 log = logging.getLogger("gsmon.agent")
 
@@ -85,19 +87,6 @@ class MonitorItem(NamedTuple):
 
     def items(self) -> Iterator[tuple[str, Any]]:
         return iter(zip(MonitorItem._fields, self, strict=True))
-
-
-@dataclass(frozen=True, slots=True)
-class PointSnapshot:
-    """One point's latest poll, as handed to a publisher."""
-
-    name: str
-    path: str  # parents/.../name inside this monitor
-    value: Any
-    alertcode: int
-    alertstr: str
-    polled_at_s: float  # wall-clock time of the poll (time.time())
-    dt_s: float | None  # None for one-shot points
 
 
 class _Point:
@@ -217,6 +206,11 @@ class Monitor:
         default_dt: float = 10,
         *,
         default_timeout: float = DEFAULT_TIMEOUT_S,
+        hub: str | Sequence[str] | None = None,
+        agent: str | None = None,
+        mount: str | None = None,
+        publisher: PublisherSettings | None = None,
+        curve: CurveClientKeys | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -254,6 +248,17 @@ class Monitor:
         self._scheduler_thread: threading.Thread | None = None
         self._worker_threads: list[threading.Thread] = []
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+
+        # Publishing to hubs (optional).
+        self._publisher: Publisher | None = None
+        if hub is not None:
+            hubs = [hub] if isinstance(hub, str) else list(hub)
+            agent_name = naming.check_name(agent if agent is not None else default_agent_name(), "agent name")
+            if agent_name.startswith(naming.RESERVED_ROOT_PREFIX):
+                raise naming.InvalidNameError(f"invalid agent name {agent_name!r}: a leading '_' is reserved")
+            mount_path = naming.check_mount(mount if mount is not None else agent_name)
+            self._changed = {}
+            self._publisher = Publisher(hubs, agent_name, mount_path, _MonitorSource(self), publisher, curve)
 
     # ------------------------------------------------------------------
     # Registration
@@ -472,7 +477,10 @@ class Monitor:
 
     def _make_job(self, point_names: tuple[str, ...], gen: Any, period_s: float | None, timeout_s: float) -> Job:
         if isinstance(gen, _ExecutorGenerator):
-            return Job(point_names, gen.call, period_s, timeout_s)
+            # No arguments to bind (the decorator's case): run the function
+            # itself, one Python frame less on every poll.
+            run = gen.fn if not gen.args and not gen.kwargs else gen.call
+            return Job(point_names, run, period_s, timeout_s)
         if not hasattr(gen, "__next__"):
             raise TypeError(f"gen must be a generator (see to_gen_in_executor) or None, got {type(gen).__name__}")
         # A hand-made generator following the original contract: polled from the
@@ -538,6 +546,8 @@ class Monitor:
         for thread in self._worker_threads:
             thread.start()
         self._scheduler_thread.start()
+        if self._publisher is not None:
+            self._publisher.start()
 
     def stop(self) -> None:
         """Stop polling. Returns promptly, without waiting for functions still
@@ -553,6 +563,8 @@ class Monitor:
         for _ in self._worker_threads:
             self._jobs.put(None)
         self._worker_threads = []
+        if self._publisher is not None:
+            self._publisher.stop()
 
     @property
     def running(self) -> bool:
@@ -655,7 +667,8 @@ class Monitor:
     def _apply(self, job: Job, tstamp: float, exc: BaseException | None, results: tuple[Alert, ...] | None) -> None:
         """Store one poll's outcome for every point of ``job``; then log and call back."""
         mono = time.monotonic()
-        notes: list[tuple[_Point, str, Any, int | None, Alert]] = []
+        notes: list[tuple[_Point, str, Any, int | None, Alert]] | None = None
+        callbacks = self._callbacks
         with self._lock:
             for index, point_name in enumerate(job.names):
                 point = self._points.get(point_name)
@@ -677,10 +690,23 @@ class Monitor:
                 point.alertstr = alert.alertstr or ""
                 point.polled_wall = tstamp
                 point.polled_mono = mono
-                self._tree.set_code(point.node, code)
+                if point.node.code != code:  # roll up only when the alert moved
+                    self._tree.set_code(point.node, code)
                 if self._changed is not None:
                     self._changed[point_name] = point
-                notes.append((point, self._paths[point_name], old_value, old_code, alert))
+                # Logging and callbacks run after the lock is released; note the
+                # poll only when one of them could act on it (most polls of a
+                # steady point would be noted for nothing).
+                if (
+                    callbacks
+                    or point.loglvl_values is not None
+                    or (point.loglvl_alerts is not None and old_code != code)
+                ):
+                    if notes is None:
+                        notes = []
+                    notes.append((point, self._paths[point_name], old_value, old_code, alert))
+        if notes is None:
+            return
         for point, path, old_value, old_code, alert in notes:
             self._log_change(point, path, old_value, old_code, alert)
             for callback in self._callbacks:
@@ -832,18 +858,58 @@ class Monitor:
     # For publishers
     # ------------------------------------------------------------------
 
-    def _snapshot(self, point: _Point) -> PointSnapshot:
-        assert point.polled_wall is not None
-        assert point.alertcode is not None
-        return PointSnapshot(
-            point.name,
-            self._paths[point.name],
-            point.value,
-            point.alertcode,
-            point.alertstr,
-            point.polled_wall,
-            point.dt_s,
-        )
+    @property
+    def publisher(self) -> Publisher | None:
+        """The link to the hub(s), when the Monitor was given ``hub=``."""
+        return self._publisher
+
+    def _entry(self, point: _Point) -> proto.PointEntry:
+        polled_at = point.polled_wall
+        code = point.alertcode
+        assert polled_at is not None
+        assert code is not None
+        return proto.PointEntry(self._paths[point.name], point.value, code, point.alertstr, polled_at, point.dt_s)
+
+    def _take_changes(self) -> list[proto.PointEntry]:
+        with self._lock:
+            changed = self._changed
+            if not changed:
+                return []
+            entries = [self._entry(point) for point in changed.values()]
+            changed.clear()
+            return entries
+
+    def _full_state(self) -> tuple[list[proto.PointEntry], list[str]]:
+        with self._lock:
+            entries = [self._entry(point) for point in self._points.values() if point.polled_wall is not None]
+            # `_changed` is left alone: a STATE may go to one hub only, and
+            # the others still need those points in their next DELTA.
+            parents = [self._paths[name] for name in self._parents]
+            return entries, parents
+
+
+class _MonitorSource:
+    """Adapts a Monitor to what its Publisher reads (``PointSource``)."""
+
+    __slots__ = ("_monitor",)
+
+    def __init__(self, monitor: Monitor) -> None:
+        self._monitor = monitor
+
+    def take_changes(self) -> list[proto.PointEntry]:
+        return self._monitor._take_changes()
+
+    def full_state(self) -> tuple[list[proto.PointEntry], list[str]]:
+        return self._monitor._full_state()
+
+    def point_count(self) -> int:
+        return len(self._monitor)
+
+
+def default_agent_name() -> str:
+    """The host name, made a valid gsmon name."""
+    name = socket.gethostname().replace("/", "_").strip() or "agent"
+    return name.lstrip("_") or "agent"
 
 
 def _never_called() -> Any:  # pragma: no cover - placeholder run() for generator jobs

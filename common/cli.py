@@ -11,8 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gsmon.common import demo
+from gsmon.common import demo, keys_cli
 from gsmon.common.version import __version__
+from gsmon.hub import main as hub_main
 
 __all__ = ["build_parser", "main"]
 
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gsmon {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     demo.add_parser(subparsers)
+    keys_cli.add_parser(subparsers)
+    hub_main.add_parser(subparsers)
     return parser
 
 

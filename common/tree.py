@@ -74,6 +74,10 @@ class RollupTree:
     def get(self, key: str) -> TreeNode | None:
         return self._nodes.get(key)
 
+    def items(self) -> Iterator[tuple[str, TreeNode]]:
+        """Every ``(key, node)``, in no particular order (a flat index: no walk)."""
+        return iter(self._nodes.items())
+
     def roots(self) -> list[TreeNode]:
         return list(self._roots.values())
 

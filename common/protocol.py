@@ -1,0 +1,1003 @@
+"""gsmon wire protocol, version 1.0 -- this docstring is the specification.
+
+Every byte that crosses a gsmon socket is msgpack. This module is the only one
+that packs or unpacks it: one encoder (:func:`encode`, :func:`encode_node`,
+:func:`encode_hub_heartbeat`) and one decoder per stream (:func:`decode`,
+:func:`decode_hub_message`). The protocol version moves independently of the
+package version.
+
+Sockets
+=======
+::
+
+    agent XPUB --connect--> hub SUB (bind, "agents")      envelopes: STATE, DELTA, HEARTBEAT, BYE
+    hub XPUB (bind, "subscribers") --> subscriber SUB     [topic, payload] frames: NODE, HUB_HEARTBEAT
+    client DEALER --connect--> hub ROUTER (bind, "query") envelopes: HELLO, SNAPSHOT_REQUEST
+                                                          replies: INFO, SNAPSHOT_CHUNK, SNAPSHOT_END, ERROR
+
+Every message on the agent and query sockets is ONE frame holding an envelope.
+Hub-to-subscriber messages are TWO frames: the node's path as a UTF-8 topic
+(so plain ZeroMQ prefix subscription selects a subtree: ``GS1/Antenna2/``),
+then a payload that is a plain msgpack map any language can read.
+
+Envelope
+========
+A msgpack array, version first, so a decoder can refuse a foreign major
+version before it interprets anything else::
+
+    [major, minor, kind, sender, epoch, seq, sent_ns, body]
+
+=========  ========  ==========================================================
+field      type      meaning
+=========  ========  ==========================================================
+major      uint      1. A different major is refused.
+minor      uint      0. A higher minor is accepted: unknown body keys and
+                     extra trailing array items are ignored.
+kind       uint      a :class:`MsgKind`
+sender     str       agent name (agents), client id (clients), "hub" (replies)
+epoch      uint63    random id of the sender's incarnation (changes on restart)
+seq        uint64    per sender, epoch *and connection*: +1 per message
+sent_ns    int       sender's wall clock, ns since the Unix epoch
+body       map       kind-specific, below; unknown keys ignored
+=========  ========  ==========================================================
+
+Point entry (in STATE and DELTA)
+--------------------------------
+An array ``[path, value, alertcode, alertstr, polled_at_s, dt_s]``:
+``path`` (str) is the point's path *inside the agent* (its parents and name,
+``Antenna/Azimuth``), the hub prefixes the agent's mount; ``value`` any value
+below; ``alertcode`` (int) and ``alertstr`` (str) the level the monitor
+function returned; ``polled_at_s`` (float) the agent's wall-clock time of the
+poll; ``dt_s`` (float or nil) the poll interval, nil for one-shot points.
+Trailing extra items are ignored.
+
+Agent -> hub
+------------
+==========  ===  ================================================================
+kind        id   body
+==========  ===  ================================================================
+STATE        1   ``mount`` str, ``heartbeat_s`` float, ``points`` [entry...],
+                 ``parents`` [path...] (every parent, so childless ones exist),
+                 ``part`` uint, ``parts`` uint: a full state may be split in
+                 parts (each at most :data:`MAX_POINTS_PER_MESSAGE` points);
+                 the last part has ``part == parts - 1``.
+DELTA        2   ``points`` [entry...]: points polled since the last flush,
+                 latest poll per point only.
+HEARTBEAT    3   ``mount`` str, ``heartbeat_s`` float, ``points`` uint (how many
+                 points the agent has).
+BYE          4   (empty) the agent stops cleanly: the hub marks it silent now.
+==========  ===  ================================================================
+
+When to send: STATE when the agent's XPUB sees a hub's subscription (so a hub
+that (re)starts is refilled at once), when a hub asks for it (below), and
+every ``state_interval_s``; DELTA every flush interval (milliseconds) when
+something was polled; HEARTBEAT when nothing else was sent for
+``heartbeat_s``. Any message counts as a heartbeat.
+
+Resync back-channel: a hub that sees a ``seq`` gap (or a DELTA from an epoch it
+has no STATE for) subscribes, then unsubscribes, the topic
+``RESYNC_TOPIC_PREFIX + agent name``. The agent's XPUB sees that subscription
+and answers with a full STATE. Subscriptions travel to every connected agent,
+so each agent checks the name.
+
+Client <-> hub (query socket)
+-----------------------------
+=================  ===  ======================================================
+kind               id   body
+=================  ===  ======================================================
+HELLO              10   ``request_id`` uint
+SNAPSHOT_REQUEST   11   ``request_id`` uint, ``prefix`` str
+INFO               20   ``request_id``, ``endpoints`` {"agents", "subscribers",
+                        "query": str}, ``heartbeat_s`` float, ``version`` str
+SNAPSHOT_CHUNK     21   ``request_id``, ``nodes`` [[path, node payload]...]
+SNAPSHOT_END       22   ``request_id``, ``seq`` uint (hub seq the snapshot is
+                        consistent with), ``count`` uint (nodes sent),
+                        ``published`` uint (hub's publish counter for this
+                        prefix, see HUB_HEARTBEAT)
+ERROR              23   ``request_id``, ``message`` str
+=================  ===  ======================================================
+
+Replies carry the hub's epoch in the envelope. A client subscribes first, then
+asks for the snapshot, applies it, and then applies only updates whose ``seq``
+is greater than ``SNAPSHOT_END.seq`` (the ZeroMQ guide's Clone pattern).
+
+Hub -> subscribers
+------------------
+NODE: topic = the node's path; payload map:
+
+============  =========  =====================================================
+key           type       meaning
+============  =========  =====================================================
+v             uint       protocol major (1)
+epoch         uint63     the hub's incarnation
+seq           uint64     global sequence number of this change (+1 per NODE)
+kind          str        "point", "parent" or "removed"
+alert         int        effective alert code (a stale point shows at least
+                         STALE; a parent shows its worst child)
+alertstr      str        label of ``alert``
+stale         bool       not refreshed in time, or its agent went silent
+value         any        points only (nil otherwise)
+agent         str|nil    owning agent (points)
+polled_at     float|nil  agent's wall-clock time of the poll
+received_at   float|nil  hub's wall-clock time of receipt
+dt            float|nil  poll interval of the point
+============  =========  =====================================================
+
+HUB_HEARTBEAT: topic :data:`HUB_HEARTBEAT_TOPIC` (starts with a NUL byte,
+which no path can hold); payload map ``v``, ``epoch``, ``seq`` (last NODE
+seq), ``interval_s``, ``sent_at`` (float), ``published`` {prefix: uint}.
+
+Gap detection with prefix filters: a subscriber following prefix ``P`` cannot
+use ``seq`` contiguity, since it sees only the NODEs under ``P``. Instead the
+hub counts, for every prefix some subscriber follows, how many NODEs it has
+published under it (``published``). Frames on one connection arrive in order,
+so when a heartbeat arrives the subscriber must have received exactly
+``published[P] - SNAPSHOT_END.published`` NODEs since its snapshot; any other
+number means messages were dropped (slow subscriber, high-water mark) or the
+hub's counter restarted, and the subscriber re-snapshots. A new ``epoch`` also
+means a re-snapshot. The hub sends a heartbeat immediately when it sees a new
+subscription to the heartbeat topic, which a client uses to know its prefix
+subscription is active before it asks for a snapshot.
+
+Values
+======
+Values keep their types end to end: nil, bool, int (64-bit), float (NaN and
++-inf too), str, bytes (msgpack bin), list (array), dict with str keys (map),
+and two extension types::
+
+    ext 1  datetime  UTF-8 ISO 8601 text, with its UTC offset when aware and
+                     the IANA zone in brackets when it has one (RFC 9557):
+                     "2026-11-28T12:00:00.5+01:00[Europe/Oslo]"
+    ext 2  tuple     a msgpack array, packed the same way
+
+A msgpack timestamp (ext -1) from a foreign sender decodes as an aware UTC
+datetime. Anything else (objects, sets, ints beyond 64 bits, dicts with
+non-str keys, values nested deeper than :data:`MAX_VALUE_DEPTH`) is sent as
+its ``str()`` by the agent -- never an error in the monitor loop -- and a value
+whose packed point entry exceeds :data:`MAX_ENTRY_BYTES` is replaced by the
+start of its text with a truncation mark.
+
+Decoding untrusted bytes
+========================
+:func:`decode` unpacks each frame in one shot (``msgpack.unpackb``: no
+streaming unpacker is ever reused after an error) with its buffer limited to
+the frame's size, strict str map keys, and an ext hook that knows only ext 1
+and 2 and bounds their nesting. It then validates the schema of the kind
+named in the envelope. Every failure -- oversize frame, bad msgpack, invalid
+UTF-8, deep nesting, wrong types, missing keys, unknown kind, foreign major
+version -- raises :class:`ProtocolError` with a message saying what was wrong;
+callers count it and drop the frame.
+
+Why not a DEALER/ROUTER link from agent to hub (as some projects do): with the
+agent's XPUB connecting to the hub's SUB, the hub's subscription itself tells
+every agent "a hub is (back) here", which is exactly when it must send its
+full state; and a dead hub costs the agent nothing, since XPUB drops at its
+high-water mark instead of blocking.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, ClassVar, Final, NamedTuple, TypeAlias
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgpack
+
+__all__ = [
+    "EXT_DATETIME",
+    "EXT_TUPLE",
+    "HUB_HEARTBEAT_TOPIC",
+    "MAX_ENTRY_BYTES",
+    "MAX_FRAME_BYTES",
+    "MAX_POINTS_PER_MESSAGE",
+    "MAX_VALUE_DEPTH",
+    "NODE_PARENT",
+    "NODE_POINT",
+    "NODE_REMOVED",
+    "PROTOCOL_MAJOR",
+    "PROTOCOL_MINOR",
+    "RESYNC_TOPIC_PREFIX",
+    "Bye",
+    "Delta",
+    "Error",
+    "Heartbeat",
+    "Hello",
+    "HubHeartbeat",
+    "Info",
+    "Limits",
+    "Message",
+    "MsgKind",
+    "NodeUpdate",
+    "PointEntry",
+    "ProtocolError",
+    "SnapshotChunk",
+    "SnapshotEnd",
+    "SnapshotRequest",
+    "State",
+    "decode",
+    "decode_hub_message",
+    "decode_node_payload",
+    "encode",
+    "encode_hub_heartbeat",
+    "encode_node",
+    "node_payload",
+]
+
+PROTOCOL_MAJOR: Final = 1
+PROTOCOL_MINOR: Final = 0
+
+HUB_HEARTBEAT_TOPIC: Final = b"\x00hub/heartbeat"
+RESYNC_TOPIC_PREFIX: Final = b"\x00resync/"
+
+EXT_DATETIME: Final = 1
+EXT_TUPLE: Final = 2
+
+MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+MAX_POINTS_PER_MESSAGE: Final = 5000
+MAX_ENTRY_BYTES: Final = 64 * 1024
+MAX_VALUE_DEPTH: Final = 16
+# Nesting the decoder accepts inside an ext payload (tuples of tuples...).
+_MAX_EXT_DEPTH: Final = MAX_VALUE_DEPTH
+_MAX_DATETIME_TEXT: Final = 80
+_TRUNCATION_MARK: Final = "…[truncated]"
+
+
+class ProtocolError(ValueError):
+    """Bytes that are not a valid gsmon message.
+
+    The message says what was wrong. Receivers count the frame as rejected,
+    drop it and carry on; they never let it stop their loop.
+    """
+
+
+class MsgKind(IntEnum):
+    """The ``kind`` field of an envelope."""
+
+    STATE = 1
+    DELTA = 2
+    HEARTBEAT = 3
+    BYE = 4
+    HELLO = 10
+    SNAPSHOT_REQUEST = 11
+    INFO = 20
+    SNAPSHOT_CHUNK = 21
+    SNAPSHOT_END = 22
+    ERROR = 23
+
+
+# The ``kind`` of a NODE payload (plain strings on the wire).
+NODE_POINT: Final = "point"
+NODE_PARENT: Final = "parent"
+NODE_REMOVED: Final = "removed"
+_NODE_KINDS: Final = frozenset({NODE_POINT, NODE_PARENT, NODE_REMOVED})
+
+
+class PointEntry(NamedTuple):
+    """One polled point, as agents send it."""
+
+    path: str
+    value: Any
+    alertcode: int
+    alertstr: str
+    polled_at_s: float
+    dt_s: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Envelope:
+    sender: str
+    epoch: int
+    seq: int
+    sent_ns: int
+    minor: int = PROTOCOL_MINOR
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class State(_Envelope):
+    """An agent's full tree (or one part of it)."""
+
+    kind: ClassVar[MsgKind] = MsgKind.STATE
+    mount: str
+    heartbeat_s: float
+    points: list[PointEntry]
+    parents: list[str] = field(default_factory=list)
+    part: int = 0
+    parts: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delta(_Envelope):
+    """Points polled since the agent's last flush."""
+
+    kind: ClassVar[MsgKind] = MsgKind.DELTA
+    points: list[PointEntry]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat(_Envelope):
+    """The agent is alive and has nothing else to say."""
+
+    kind: ClassVar[MsgKind] = MsgKind.HEARTBEAT
+    mount: str
+    heartbeat_s: float
+    point_count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bye(_Envelope):
+    """The agent is stopping cleanly."""
+
+    kind: ClassVar[MsgKind] = MsgKind.BYE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello(_Envelope):
+    """A client asks the hub for its endpoints and settings."""
+
+    kind: ClassVar[MsgKind] = MsgKind.HELLO
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotRequest(_Envelope):
+    """A client asks for every node whose path starts with ``prefix``."""
+
+    kind: ClassVar[MsgKind] = MsgKind.SNAPSHOT_REQUEST
+    request_id: int
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Info(_Envelope):
+    """The hub's answer to HELLO."""
+
+    kind: ClassVar[MsgKind] = MsgKind.INFO
+    request_id: int
+    endpoints: dict[str, str]
+    heartbeat_s: float
+    version: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotChunk(_Envelope):
+    """Part of a snapshot: ``(path, node payload map)`` pairs."""
+
+    kind: ClassVar[MsgKind] = MsgKind.SNAPSHOT_CHUNK
+    request_id: int
+    nodes: list[tuple[str, dict[str, Any]]]
+    # Already-packed ``[path, payload]`` items; used by the hub instead of
+    # ``nodes`` so that cached payload bytes are not unpacked and repacked.
+    packed_nodes: list[bytes] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotEnd(_Envelope):
+    """The last message of a snapshot."""
+
+    kind: ClassVar[MsgKind] = MsgKind.SNAPSHOT_END
+    request_id: int
+    seq_at: int
+    count: int
+    published: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Error(_Envelope):
+    """The hub refuses a request."""
+
+    kind: ClassVar[MsgKind] = MsgKind.ERROR
+    request_id: int
+    message: str
+
+
+Message: TypeAlias = (
+    State | Delta | Heartbeat | Bye | Hello | SnapshotRequest | Info | SnapshotChunk | SnapshotEnd | Error
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a decoder accepts; the hub may tighten these."""
+
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    max_points_per_message: int = MAX_POINTS_PER_MESSAGE
+    max_parents_per_message: int = MAX_POINTS_PER_MESSAGE
+
+
+DEFAULT_LIMITS: Final = Limits()
+
+
+# ----------------------------------------------------------------------------
+# Packing
+# ----------------------------------------------------------------------------
+
+
+def _datetime_text(value: dt.datetime) -> str:
+    text = value.isoformat()
+    zone = value.tzinfo
+    key = getattr(zone, "key", None)  # ZoneInfo's IANA name
+    if isinstance(key, str):
+        text += f"[{key}]"
+    return text
+
+
+def _default(obj: Any) -> Any:
+    """msgpack's fallback for what it cannot pack natively (strict_types=True
+    sends subclasses here too): datetimes and tuples become our ext types,
+    subclasses of plain types their base type, everything else its str()."""
+    if isinstance(obj, dt.datetime):
+        return msgpack.ExtType(EXT_DATETIME, _datetime_text(obj).encode())
+    if isinstance(obj, tuple):
+        return msgpack.ExtType(EXT_TUPLE, _pack_strict(list(obj)))
+    if isinstance(obj, bool):
+        return bool(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return bytes(obj)
+    if isinstance(obj, list):
+        return list(obj)
+    if isinstance(obj, dict):
+        return dict(obj)
+    return str(obj)
+
+
+def _pack_strict(obj: Any) -> bytes:
+    return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True, datetime=False)
+
+
+def _sanitise(value: Any, depth: int = 0) -> Any:
+    """Turn what msgpack refused into what it accepts (slow path only)."""
+    if depth >= MAX_VALUE_DEPTH:
+        return _safe_str(value)
+    if value is None or isinstance(value, bool | float | bytes):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, tuple):
+        return tuple(_sanitise(item, depth + 1) for item in value)
+    if isinstance(value, list):
+        return [_sanitise(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            return _safe_str(value)
+        return {_sanitise(key, depth + 1): _sanitise(item, depth + 1) for key, item in value.items()}
+    return _safe_str(value)
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        text = str(value)
+    except Exception as error:  # a broken __str__ must not break the agent
+        text = f"<unprintable {type(value).__name__}: {type(error).__name__}>"
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _container_ok(value: Any) -> bool:
+    """Whether a list/tuple/dict nests at most :data:`MAX_VALUE_DEPTH` deep
+    and every dict key is a str (iterative: a hostile value cannot blow the
+    stack)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list | tuple):
+            if depth >= MAX_VALUE_DEPTH:
+                return False
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, dict):
+            if depth >= MAX_VALUE_DEPTH or not all(isinstance(key, str) for key in item):
+                return False
+            stack.extend((child, depth + 1) for child in item.values())
+    return True
+
+
+def pack_entry(entry: PointEntry) -> bytes:
+    """Pack one point entry; never raises for any value.
+
+    Fast path: msgpack packs it as it is. Otherwise (an int beyond 64 bits, a
+    lone surrogate, nesting too deep...) the value is sanitised. An entry still
+    larger than :data:`MAX_ENTRY_BYTES` gets a truncated text value.
+    """
+    value = entry.value
+    if isinstance(value, list | tuple | dict) and not _container_ok(value):
+        value = _sanitise(value)
+    items = [entry.path, value, entry.alertcode, entry.alertstr, entry.polled_at_s, entry.dt_s]
+    try:
+        packed = _pack_strict(items)
+    except (TypeError, ValueError, OverflowError):
+        items[1] = _sanitise(value)
+        packed = _pack_strict(items)
+    if len(packed) > MAX_ENTRY_BYTES:
+        keep = MAX_ENTRY_BYTES // 2
+        items[1] = _safe_str(items[1])[:keep] + _TRUNCATION_MARK
+        packed = _pack_strict(items)
+    return packed
+
+
+def _array(packed_items: list[bytes]) -> bytes:
+    """A msgpack array from already-packed items (arrays are header + items)."""
+    count = len(packed_items)
+    if count < 16:
+        header = bytes((0x90 | count,))
+    elif count < 1 << 16:
+        header = b"\xdc" + count.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + count.to_bytes(4, "big")
+    return header + b"".join(packed_items)
+
+
+class _Raw:
+    """Bytes that are already msgpack, to splice into a body."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def _pack_body(body: dict[str, Any]) -> bytes:
+    """Pack a body map whose values may be :class:`_Raw` (spliced as they are)."""
+    count = len(body)
+    parts = [bytes((0x80 | count,))] if count < 16 else [b"\xde" + count.to_bytes(2, "big")]
+    for key, value in body.items():
+        parts.append(_pack_strict(key))
+        parts.append(value.data if isinstance(value, _Raw) else _pack_strict(value))
+    return b"".join(parts)
+
+
+def _body_of(msg: Message) -> dict[str, Any]:
+    if isinstance(msg, State):
+        return {
+            "mount": msg.mount,
+            "heartbeat_s": msg.heartbeat_s,
+            "points": _Raw(_array([pack_entry(entry) for entry in msg.points])),
+            "parents": msg.parents,
+            "part": msg.part,
+            "parts": msg.parts,
+        }
+    if isinstance(msg, Delta):
+        return {"points": _Raw(_array([pack_entry(entry) for entry in msg.points]))}
+    if isinstance(msg, Heartbeat):
+        return {"mount": msg.mount, "heartbeat_s": msg.heartbeat_s, "points": msg.point_count}
+    if isinstance(msg, Bye):
+        return {}
+    if isinstance(msg, Hello):
+        return {"request_id": msg.request_id}
+    if isinstance(msg, SnapshotRequest):
+        return {"request_id": msg.request_id, "prefix": msg.prefix}
+    if isinstance(msg, Info):
+        return {
+            "request_id": msg.request_id,
+            "endpoints": msg.endpoints,
+            "heartbeat_s": msg.heartbeat_s,
+            "version": msg.version,
+        }
+    if isinstance(msg, SnapshotChunk):
+        if msg.packed_nodes is not None:
+            nodes = _Raw(_array(msg.packed_nodes))
+        else:
+            nodes = _Raw(_array([_pack_strict([path, payload]) for path, payload in msg.nodes]))
+        return {"request_id": msg.request_id, "nodes": nodes}
+    if isinstance(msg, SnapshotEnd):
+        return {"request_id": msg.request_id, "seq": msg.seq_at, "count": msg.count, "published": msg.published}
+    if isinstance(msg, Error):
+        return {"request_id": msg.request_id, "message": msg.message}
+    raise TypeError(f"not a gsmon message: {msg!r}")
+
+
+def encode(msg: Message) -> bytes:
+    """Pack a message into one envelope frame."""
+    head = _pack_strict([PROTOCOL_MAJOR, msg.minor, int(msg.kind), msg.sender, msg.epoch, msg.seq, msg.sent_ns])
+    # The envelope is an 8-item array: reuse the 7-item header's bytes and
+    # change its array marker (fixarray 0x97 -> 0x98), then append the body.
+    return b"\x98" + head[1:] + _pack_body(_body_of(msg))
+
+
+# ----------------------------------------------------------------------------
+# Hub -> subscriber payloads
+# ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeUpdate:
+    """A NODE message as a subscriber sees it."""
+
+    path: str
+    epoch: int
+    seq: int
+    kind: str
+    alertcode: int
+    alertstr: str
+    stale: bool
+    value: Any = None
+    agent: str | None = None
+    polled_at_s: float | None = None
+    received_at_s: float | None = None
+    dt_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HubHeartbeat:
+    """A HUB_HEARTBEAT message."""
+
+    epoch: int
+    seq: int
+    interval_s: float
+    sent_at_s: float
+    published: dict[str, int]
+
+
+def node_payload(
+    *,
+    epoch: int,
+    seq: int,
+    kind: str,
+    alertcode: int,
+    alertstr: str,
+    stale: bool,
+    value: Any = None,
+    agent: str | None = None,
+    polled_at_s: float | None = None,
+    received_at_s: float | None = None,
+    dt_s: float | None = None,
+) -> bytes:
+    """Pack a NODE payload map."""
+    payload = {
+        "v": PROTOCOL_MAJOR,
+        "epoch": epoch,
+        "seq": seq,
+        "kind": kind,
+        "alert": alertcode,
+        "alertstr": alertstr,
+        "stale": stale,
+        "value": value,
+        "agent": agent,
+        "polled_at": polled_at_s,
+        "received_at": received_at_s,
+        "dt": dt_s,
+    }
+    if isinstance(value, list | tuple | dict) and not _container_ok(value):
+        payload["value"] = _sanitise(value)
+    try:
+        return _pack_strict(payload)
+    except (TypeError, ValueError, OverflowError):
+        payload["value"] = _sanitise(value)
+        return _pack_strict(payload)
+
+
+def encode_node(update: NodeUpdate) -> tuple[bytes, bytes]:
+    """The two frames ``[topic, payload]`` of a NODE message."""
+    payload = node_payload(
+        epoch=update.epoch,
+        seq=update.seq,
+        kind=update.kind,
+        alertcode=update.alertcode,
+        alertstr=update.alertstr,
+        stale=update.stale,
+        value=update.value,
+        agent=update.agent,
+        polled_at_s=update.polled_at_s,
+        received_at_s=update.received_at_s,
+        dt_s=update.dt_s,
+    )
+    return update.path.encode(), payload
+
+
+def encode_hub_heartbeat(beat: HubHeartbeat) -> tuple[bytes, bytes]:
+    """The two frames ``[topic, payload]`` of a HUB_HEARTBEAT message."""
+    payload = _pack_strict(
+        {
+            "v": PROTOCOL_MAJOR,
+            "epoch": beat.epoch,
+            "seq": beat.seq,
+            "interval_s": beat.interval_s,
+            "sent_at": beat.sent_at_s,
+            "published": beat.published,
+        }
+    )
+    return HUB_HEARTBEAT_TOPIC, payload
+
+
+# ----------------------------------------------------------------------------
+# Decoding
+# ----------------------------------------------------------------------------
+
+_DATETIME_TEXT: Final = re.compile(r"^([0-9T:.+\-]{10,40})(?:\[([A-Za-z0-9_+\-/]{1,64})\])?$")
+
+
+def _parse_datetime(data: bytes) -> dt.datetime:
+    if len(data) > _MAX_DATETIME_TEXT:
+        raise ValueError("datetime text too long")
+    match = _DATETIME_TEXT.match(data.decode("ascii"))
+    if match is None:
+        raise ValueError(f"bad datetime text {data[:40]!r}")
+    value = dt.datetime.fromisoformat(match.group(1))
+    zone_name = match.group(2)
+    if zone_name is not None and value.tzinfo is not None:
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return value  # unknown zone here: the offset is still right
+        return value.astimezone(zone)
+    return value
+
+
+def _ext_hook_at(depth: int) -> Any:
+    def hook(code: int, data: bytes) -> Any:
+        if code == EXT_DATETIME:
+            return _parse_datetime(data)
+        if code == EXT_TUPLE:
+            if depth >= _MAX_EXT_DEPTH:
+                raise ValueError("tuples nested too deep")
+            items = msgpack.unpackb(
+                data,
+                raw=False,
+                strict_map_key=True,
+                timestamp=3,
+                ext_hook=_ext_hook_at(depth + 1),
+            )
+            if not isinstance(items, list):
+                raise ValueError("tuple ext does not hold an array")
+            return tuple(items)
+        raise ValueError(f"unknown msgpack ext type {code}")
+
+    return hook
+
+
+_EXT_HOOK: Final = _ext_hook_at(0)
+
+
+def _unpack(data: bytes, max_bytes: int) -> Any:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ProtocolError(f"expected bytes, got {type(data).__name__}")
+    size = len(data)
+    if size > max_bytes:
+        raise ProtocolError(f"frame of {size} bytes exceeds the limit of {max_bytes}")
+    if size == 0:
+        raise ProtocolError("empty frame")
+    try:
+        # One shot (its array/map/str limits derive from the frame size), str
+        # map keys only: see the module docstring and msgpack's advisories
+        # (never reuse an Unpacker after an error).
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            timestamp=3,
+            ext_hook=_EXT_HOOK,
+        )
+    except Exception as error:  # msgpack raises many types, see its docs
+        detail = str(error) or "malformed data"
+        raise ProtocolError(f"not valid msgpack: {type(error).__name__}: {detail}") from error
+
+
+def _need(ok: bool, what: str) -> None:
+    if not ok:
+        raise ProtocolError(what)
+
+
+def _str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    _need(isinstance(value, str), f"body.{key} must be a str, got {type(value).__name__}")
+    assert isinstance(value, str)
+    return value
+
+
+def _uint(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    _need(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        f"body.{key} must be an unsigned int, got {value!r:.40}",
+    )
+    assert isinstance(value, int)
+    return value
+
+
+def _seconds(body: dict[str, Any], key: str) -> float:
+    value = body.get(key)
+    _need(
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0,
+        f"body.{key} must be a positive number of seconds, got {value!r:.40}",
+    )
+    assert isinstance(value, int | float)
+    return float(value)
+
+
+def _list(body: dict[str, Any], key: str, limit: int) -> list[Any]:
+    value = body.get(key)
+    _need(isinstance(value, list), f"body.{key} must be an array, got {type(value).__name__}")
+    assert isinstance(value, list)
+    _need(len(value) <= limit, f"body.{key} has {len(value)} items, more than the limit of {limit}")
+    return value
+
+
+def _points(body: dict[str, Any], limits: Limits) -> list[PointEntry]:
+    entries = _list(body, "points", limits.max_points_per_message)
+    points = []
+    for index, item in enumerate(entries):
+        if not (isinstance(item, list) and len(item) >= 6):
+            raise ProtocolError(f"body.points[{index}] must be an array of 6 items")
+        path, value, code, label, polled_at, period = item[:6]
+        if not (
+            isinstance(path, str)
+            and isinstance(code, int)
+            and not isinstance(code, bool)
+            and isinstance(label, str)
+            and isinstance(polled_at, int | float)
+            and not isinstance(polled_at, bool)
+            and (period is None or (isinstance(period, int | float) and not isinstance(period, bool)))
+        ):
+            raise ProtocolError(
+                f"body.points[{index}] must be [path str, value, alertcode int, alertstr str, "
+                f"polled_at_s number, dt_s number|nil], got types "
+                f"{[type(part).__name__ for part in item[:6]]}"
+            )
+        points.append(PointEntry(path, value, code, label, float(polled_at), None if period is None else float(period)))
+    return points
+
+
+def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
+    """Decode one envelope frame; raise :class:`ProtocolError` on anything wrong."""
+    envelope = _unpack(data, limits.max_frame_bytes)
+    if not isinstance(envelope, list) or len(envelope) < 8:
+        raise ProtocolError("an envelope must be an array of 8 items")
+    major, minor, kind_code, sender, epoch, seq, sent_ns, body = envelope[:8]
+    if major != PROTOCOL_MAJOR or isinstance(major, bool):
+        raise ProtocolError(
+            f"protocol major version {major!r:.20} is not supported (this side speaks {PROTOCOL_MAJOR})"
+        )
+    header = {"minor": minor, "sender": sender, "epoch": epoch, "seq": seq, "sent_ns": sent_ns}
+    for key in ("minor", "epoch", "seq"):
+        value = header[key]
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise ProtocolError(f"envelope {key} must be an unsigned int, got {value!r:.40}")
+    if not (isinstance(sent_ns, int) and not isinstance(sent_ns, bool)):
+        raise ProtocolError(f"envelope sent_ns must be an int, got {sent_ns!r:.40}")
+    if not isinstance(sender, str) or not sender or len(sender) > 256:
+        raise ProtocolError(f"envelope sender must be a non-empty str, got {sender!r:.40}")
+    if not isinstance(body, dict):
+        raise ProtocolError(f"envelope body must be a map, got {type(body).__name__}")
+    try:
+        kind = MsgKind(kind_code)
+    except (ValueError, TypeError):
+        raise ProtocolError(f"unknown message kind {kind_code!r:.20}") from None
+
+    if kind is MsgKind.STATE:
+        parents = _list(body, "parents", limits.max_parents_per_message) if "parents" in body else []
+        for index, parent in enumerate(parents):
+            _need(isinstance(parent, str), f"body.parents[{index}] must be a str")
+        part = _uint(body, "part") if "part" in body else 0
+        parts = _uint(body, "parts") if "parts" in body else 1
+        _need(part < parts, f"body.part {part} must be below body.parts {parts}")
+        return State(
+            **header,
+            mount=_str(body, "mount"),
+            heartbeat_s=_seconds(body, "heartbeat_s"),
+            points=_points(body, limits),
+            parents=parents,
+            part=part,
+            parts=parts,
+        )
+    if kind is MsgKind.DELTA:
+        return Delta(**header, points=_points(body, limits))
+    if kind is MsgKind.HEARTBEAT:
+        return Heartbeat(
+            **header,
+            mount=_str(body, "mount"),
+            heartbeat_s=_seconds(body, "heartbeat_s"),
+            point_count=_uint(body, "points"),
+        )
+    if kind is MsgKind.BYE:
+        return Bye(**header)
+    if kind is MsgKind.HELLO:
+        return Hello(**header, request_id=_uint(body, "request_id"))
+    if kind is MsgKind.SNAPSHOT_REQUEST:
+        return SnapshotRequest(**header, request_id=_uint(body, "request_id"), prefix=_str(body, "prefix"))
+    if kind is MsgKind.INFO:
+        endpoints = body.get("endpoints")
+        _need(
+            isinstance(endpoints, dict) and all(isinstance(v, str) for v in endpoints.values()),
+            "body.endpoints must be a map of str",
+        )
+        assert isinstance(endpoints, dict)
+        return Info(
+            **header,
+            request_id=_uint(body, "request_id"),
+            endpoints=endpoints,
+            heartbeat_s=_seconds(body, "heartbeat_s"),
+            version=_str(body, "version"),
+        )
+    if kind is MsgKind.SNAPSHOT_CHUNK:
+        raw_nodes = _list(body, "nodes", 1 << 24)
+        nodes = []
+        for index, item in enumerate(raw_nodes):
+            _need(
+                isinstance(item, list) and len(item) >= 2 and isinstance(item[0], str) and isinstance(item[1], dict),
+                f"body.nodes[{index}] must be [path str, payload map]",
+            )
+            nodes.append((item[0], item[1]))
+        return SnapshotChunk(**header, request_id=_uint(body, "request_id"), nodes=nodes)
+    if kind is MsgKind.SNAPSHOT_END:
+        return SnapshotEnd(
+            **header,
+            request_id=_uint(body, "request_id"),
+            seq_at=_uint(body, "seq"),
+            count=_uint(body, "count"),
+            published=_uint(body, "published"),
+        )
+    assert kind is MsgKind.ERROR
+    return Error(**header, request_id=_uint(body, "request_id"), message=_str(body, "message"))
+
+
+def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
+    """Validate a NODE payload map (already unpacked) for ``path``."""
+    if not isinstance(payload, dict):
+        raise ProtocolError(f"node payload for {path!r} must be a map")
+    kind = payload.get("kind")
+    if kind not in _NODE_KINDS:
+        raise ProtocolError(f"node payload kind must be one of {sorted(_NODE_KINDS)}, got {kind!r:.20}")
+    epoch, seq, code = payload.get("epoch"), payload.get("seq"), payload.get("alert")
+    label, stale = payload.get("alertstr"), payload.get("stale")
+    for name, value in (("epoch", epoch), ("seq", seq), ("alert", code)):
+        if not (isinstance(value, int) and not isinstance(value, bool)):
+            raise ProtocolError(f"node payload {name} must be an int, got {value!r:.40}")
+    if not isinstance(label, str) or not isinstance(stale, bool):
+        raise ProtocolError("node payload alertstr must be a str and stale a bool")
+    agent = payload.get("agent")
+    times = [payload.get("polled_at"), payload.get("received_at"), payload.get("dt")]
+    for value in times:
+        if value is not None and not (isinstance(value, int | float) and not isinstance(value, bool)):
+            raise ProtocolError(f"node payload times must be numbers or nil, got {value!r:.40}")
+    assert isinstance(epoch, int)
+    assert isinstance(seq, int)
+    assert isinstance(code, int)
+    return NodeUpdate(
+        path,
+        epoch,
+        seq,
+        str(kind),
+        code,
+        label,
+        stale,
+        payload.get("value"),
+        agent if isinstance(agent, str) else None,
+        *(None if value is None else float(value) for value in times),
+    )
+
+
+def decode_hub_message(topic: bytes, payload: bytes, max_bytes: int = MAX_FRAME_BYTES) -> NodeUpdate | HubHeartbeat:
+    """Decode a ``[topic, payload]`` message from the hub's subscriber socket."""
+    data = _unpack(payload, max_bytes)
+    if topic == HUB_HEARTBEAT_TOPIC:
+        if not isinstance(data, dict):
+            raise ProtocolError("hub heartbeat payload must be a map")
+        published = data.get("published")
+        if not (
+            isinstance(published, dict)
+            and all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in published.items())
+        ):
+            raise ProtocolError("hub heartbeat published must map str prefixes to counts")
+        epoch, seq = data.get("epoch"), data.get("seq")
+        interval, sent_at = data.get("interval_s"), data.get("sent_at")
+        if not (isinstance(epoch, int) and isinstance(seq, int)):
+            raise ProtocolError("hub heartbeat epoch and seq must be ints")
+        if not (isinstance(interval, int | float) and isinstance(sent_at, int | float)):
+            raise ProtocolError("hub heartbeat interval_s and sent_at must be numbers")
+        return HubHeartbeat(epoch, seq, float(interval), float(sent_at), published)
+    try:
+        path = topic.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ProtocolError(f"topic is not UTF-8: {error}") from error
+    return decode_node_payload(path, data)

@@ -1,0 +1,670 @@
+"""The hub's core: the global tree, agent liveness and staleness. No I/O.
+
+The server loop decodes messages and hands them to :meth:`HubState.apply`
+with the current time; it calls :meth:`HubState.tick` every few hundred
+milliseconds and sends what :meth:`HubState.drain` returns. Every time is an
+argument (``now`` is ``time.monotonic()``, ``wall`` is ``time.time()``), so
+the whole core is tested without sockets or sleeps.
+
+Rules (see DESIGN.md):
+
+* Every agent is merged at its mount path. The same parent path from two
+  agents is one node holding the union of their children. A leaf belongs to
+  one agent: a second agent claiming it is refused and counted as a conflict.
+* A parent's alert is its worst child's (``RollupTree``, incremental).
+* A point is *overdue* when not refreshed (by a DELTA or STATE) within
+  ``stale_factor x dt + stale_slack_s``; an agent is *silent* when nothing
+  arrived from it within ``agent_liveness x its heartbeat interval``. A point
+  that is overdue or whose agent is silent is STALE: its alert is at least
+  STALE, which rolls up like any alert. Any message from a silent agent makes
+  it live again, and the hub asks it for a full STATE, which refreshes every
+  point at once.
+* A complete STATE (all its parts) says which points and parents an agent
+  has. Anything of that agent it did not list, and that is not reported again
+  within ``removal_grace_s``, is removed -- this is how a restarted agent (new
+  epoch) loses the points its new incarnation no longer has.
+* ``seq`` gaps are counted per agent; the hub then asks the agent for a STATE
+  (protocol "resync") which heals the gap.
+* An agent silent for ``agent_retention_s`` is forgotten with its points.
+* Every change (value, alert, stale, removal) is published with the hub's
+  epoch and the next global ``seq``; the hub's own health is a subtree
+  ``_hub/`` of ordinary points.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from gsmon.common import names as naming
+from gsmon.common import protocol as proto
+from gsmon.common.alerts import STALE_ALERTCODE, GreenAlert, alertstr_for
+from gsmon.common.tree import RollupTree, TreeNode
+
+__all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats"]
+
+log = logging.getLogger("gsmon.hub")
+
+HUB_ROOT: Final = "_hub"
+HUB_AGENT: Final = "_hub"  # the owner name of the hub's own points
+_INF: Final = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class HubSettings:
+    """Liveness timings and limits of the hub core (documented defaults)."""
+
+    heartbeat_interval_s: float = 1.0  # hub -> subscribers heartbeat, and health-point refresh
+    agent_liveness: float = 3.0  # an agent is silent after this many of its heartbeat intervals
+    stale_factor: float = 3.0  # a point is overdue after stale_factor x dt ...
+    stale_slack_s: float = 1.0  # ... + this slack (absorbs flush delays and hub load)
+    removal_grace_s: float = 10.0  # unlisted points of an agent are removed after this
+    agent_retention_s: float = 3600.0  # a silent agent and its points are forgotten after this
+    resync_interval_s: float = 1.0  # at most one resync request per agent per this interval
+    max_nodes: int = 1_000_000  # new points beyond this are refused (memory bound)
+    max_points_per_agent: int = 100_000
+    max_agents: int = 10_000
+    max_published_prefixes: int = 1000  # distinct subscription prefixes counted for gap detection
+
+
+@dataclass(slots=True)
+class HubStats:
+    """Counters the hub reports under ``_hub/`` (the server adds its own)."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    messages_rejected: int = 0
+    points_rejected: int = 0
+    conflicts: int = 0
+    seq_gaps: int = 0
+    resyncs_requested: int = 0
+    subscribers: int = 0
+
+
+class _Leaf:
+    """A point of the global tree (``TreeNode.data`` of a leaf)."""
+
+    __slots__ = (
+        "agent",
+        "alertcode",
+        "alertstr",
+        "deadline",
+        "dt_s",
+        "gen",
+        "in_heap",
+        "node",
+        "overdue",
+        "path",
+        "payload",
+        "polled_at_s",
+        "received_at_s",
+        "value",
+    )
+
+    def __init__(self, path: str, agent: _Agent) -> None:
+        self.path = path
+        self.agent = agent
+        self.node: TreeNode | None = None
+        self.value: Any = None
+        self.alertcode = 0
+        self.alertstr = ""
+        self.polled_at_s: float | None = None
+        self.received_at_s: float | None = None
+        self.dt_s: float | None = None
+        self.deadline = _INF  # hub monotonic time after which the point is overdue
+        self.in_heap = False
+        self.overdue = False
+        self.gen = 0  # the agent's state generation when last reported
+        self.payload = b""  # last published payload (served to snapshots)
+
+
+class _Parent:
+    """A parent of the global tree (``TreeNode.data`` of a parent)."""
+
+    __slots__ = ("declared", "payload")
+
+    def __init__(self) -> None:
+        # Agents whose STATE listed this parent explicitly (it stays while
+        # childless as long as one of them still lists it).
+        self.declared: set[str] = set()
+        self.payload = b""
+
+
+@dataclass(eq=False, slots=True)
+class _Agent:
+    """What the hub knows of one agent."""
+
+    name: str
+    epoch: int = -1
+    mount: str = ""
+    heartbeat_s: float = 1.0
+    last_seq: int = -1
+    last_heard: float = 0.0
+    silent: bool = True
+    silent_since: float = 0.0
+    point_count: int = 0
+    leaves: dict[str, _Leaf] = field(default_factory=dict)  # by full path
+    by_rel: dict[str, _Leaf] = field(default_factory=dict)  # by path inside the agent (current mount)
+    parents: dict[str, int] = field(default_factory=dict)  # declared parent path -> state generation
+    gen: int = 0  # incremented per complete STATE
+    state_parts_seen: int = 0
+    removal_due: float = _INF
+    removal_gen: int = 0
+    resync_at: float = -_INF
+    gaps: int = 0
+    conflicts: int = 0
+
+
+class HubState:
+    """The global tree and everything the hub knows about agents."""
+
+    def __init__(self, settings: HubSettings, epoch: int, now: float) -> None:
+        self.settings = settings
+        self.epoch = epoch
+        self.seq = 0
+        self.stats = HubStats()
+        self.tree = RollupTree()
+        self.agents: dict[str, _Agent] = {}
+        self._alertstrs: dict[int, str] = {}
+        self._dirty: dict[str, TreeNode] = {}
+        self._removed: list[str] = []
+        self._deadlines: list[tuple[float, str]] = []
+        self._resync: list[str] = []
+        # Publish counters per subscribed prefix (see protocol: gap detection).
+        self._prefix_refs: dict[str, int] = {}
+        self._published: dict[str, int] = {}
+        self._own = _Agent(HUB_AGENT, epoch=epoch, mount=HUB_ROOT, silent=False)
+        self._last_health = -_INF
+        self._started = now
+
+    # ------------------------------------------------------------------
+    # Agent messages
+    # ------------------------------------------------------------------
+
+    def apply(self, msg: proto.Message, now: float, wall: float) -> None:
+        """Apply one decoded agent message (STATE, DELTA, HEARTBEAT or BYE)."""
+        self.stats.messages_in += 1
+        if not isinstance(msg, proto.State | proto.Delta | proto.Heartbeat | proto.Bye):
+            self.stats.messages_rejected += 1
+            log.debug("dropped %s from %s on the agents socket", msg.kind.name, msg.sender)
+            return
+        name = msg.sender
+        agent = self.agents.get(name)
+        if agent is None:
+            if not _valid_agent_name(name) or len(self.agents) >= self.settings.max_agents:
+                self.stats.messages_rejected += 1
+                return
+            agent = self.agents[name] = _Agent(name)
+        if isinstance(msg, proto.State | proto.Heartbeat):
+            try:
+                naming.check_mount(msg.mount)
+            except naming.InvalidNameError as error:
+                self.stats.messages_rejected += 1
+                log.debug("agent %s: %s", name, error)
+                return
+
+        if msg.epoch != agent.epoch:
+            if not isinstance(msg, proto.State):
+                # We missed this incarnation's STATE (hub restart, dropped
+                # message): ask for it rather than guess its mount.
+                self._hear(agent, now)
+                self._request_resync(agent, now)
+                return
+            if agent.epoch != -1:
+                log.info("agent %s restarted (epoch %x -> %x)", name, agent.epoch, msg.epoch)
+            agent.epoch = msg.epoch
+            agent.last_seq = msg.seq - 1
+            agent.state_parts_seen = 0
+        if msg.seq <= agent.last_seq:
+            # Replayed or reordered: never apply old news over new.
+            self.stats.messages_rejected += 1
+            return
+        if msg.seq != agent.last_seq + 1:
+            missing = msg.seq - agent.last_seq - 1
+            agent.gaps += missing
+            self.stats.seq_gaps += missing
+            self._request_resync(agent, now)
+        agent.last_seq = msg.seq
+        self._hear(agent, now)
+
+        if isinstance(msg, proto.State):
+            self._apply_state(agent, msg, now, wall)
+        elif isinstance(msg, proto.Delta):
+            self._apply_points(agent, msg.points, now, wall)
+        elif isinstance(msg, proto.Heartbeat):
+            self._set_mount(agent, msg.mount)
+            agent.heartbeat_s = msg.heartbeat_s
+            agent.point_count = msg.point_count
+        else:
+            self._set_silent(agent, now)
+
+    def _hear(self, agent: _Agent, now: float) -> None:
+        agent.last_heard = now
+        if agent.silent:
+            agent.silent = False
+            if agent.epoch != -1 and agent.leaves:
+                # Back from silence: a STATE refreshes every point at once.
+                self._request_resync(agent, now)
+            for leaf in agent.leaves.values():
+                self._restyle(leaf)
+
+    def _request_resync(self, agent: _Agent, now: float) -> None:
+        if now - agent.resync_at < self.settings.resync_interval_s:
+            return
+        agent.resync_at = now
+        self.stats.resyncs_requested += 1
+        self._resync.append(agent.name)
+
+    def take_resync_requests(self) -> list[str]:
+        """Agents the server should ask for a STATE (protocol resync)."""
+        requests, self._resync = self._resync, []
+        return requests
+
+    def _set_mount(self, agent: _Agent, mount: str) -> None:
+        if mount != agent.mount:
+            agent.mount = mount
+            agent.by_rel = {}  # rel paths now resolve under the new mount
+
+    def _apply_state(self, agent: _Agent, msg: proto.State, now: float, wall: float) -> None:
+        self._set_mount(agent, msg.mount)
+        agent.heartbeat_s = msg.heartbeat_s
+        if msg.part == 0:
+            agent.state_parts_seen = 0
+            agent.gen += 1
+        agent.state_parts_seen += 1
+        gen = agent.gen
+        for rel in msg.parents:
+            self._declare_parent(agent, rel, gen)
+        self._apply_points(agent, msg.points, now, wall)
+        if msg.part == msg.parts - 1:
+            complete = agent.state_parts_seen == msg.parts
+            agent.state_parts_seen = 0
+            if complete:
+                # Whatever this STATE did not list goes, unless reported again soon.
+                agent.removal_gen = gen
+                agent.removal_due = now + self.settings.removal_grace_s
+
+    def _declare_parent(self, agent: _Agent, rel: str, gen: int) -> None:
+        path = naming.join(agent.mount, rel)
+        try:
+            node = self._ensure_parents(path, include_self=True)
+        except ValueError as error:
+            agent.conflicts += 1
+            self.stats.conflicts += 1
+            log.debug("agent %s: parent %s refused: %s", agent.name, path, error)
+            return
+        assert isinstance(node.data, _Parent)
+        node.data.declared.add(agent.name)
+        agent.parents[path] = gen
+
+    def _apply_points(self, agent: _Agent, entries: list[proto.PointEntry], now: float, wall: float) -> None:
+        gen = agent.gen
+        by_rel = agent.by_rel
+        for entry in entries:
+            leaf = by_rel.get(entry.path)
+            if leaf is None:
+                leaf = self._claim(agent, entry.path)
+                if leaf is None:
+                    continue
+            leaf.gen = gen
+            leaf.value = entry.value
+            leaf.alertstr = entry.alertstr
+            leaf.polled_at_s = entry.polled_at_s
+            leaf.received_at_s = wall
+            leaf.dt_s = entry.dt_s
+            if entry.alertcode not in self._alertstrs and entry.alertstr:
+                self._alertstrs[entry.alertcode] = entry.alertstr
+            leaf.alertcode = entry.alertcode
+            period = entry.dt_s
+            if period is None or period <= 0:
+                leaf.deadline = _INF
+            else:
+                leaf.deadline = now + self.settings.stale_factor * period + self.settings.stale_slack_s
+                if not leaf.in_heap:
+                    leaf.in_heap = True
+                    heapq.heappush(self._deadlines, (leaf.deadline, leaf.path))
+            leaf.overdue = False
+            self._restyle(leaf)
+
+    def _claim(self, agent: _Agent, rel: str) -> _Leaf | None:
+        """Find or create the leaf for ``rel`` under the agent's mount, or refuse it."""
+        if not agent.mount:
+            self.stats.points_rejected += 1
+            return None
+        path = naming.join(agent.mount, rel)
+        node = self.tree.get(path)
+        if node is not None:
+            data = node.data
+            if not isinstance(data, _Leaf):
+                self._refuse(agent, path, "it is a parent")
+                return None
+            if data.agent is not agent:
+                self._refuse(agent, path, f"it belongs to agent {data.agent.name}")
+                return None
+            agent.by_rel[rel] = data
+            return data
+        try:
+            naming.check_path(rel, "point path")
+            naming.check_path(path, "point path")
+        except naming.InvalidNameError as error:
+            self.stats.points_rejected += 1
+            log.debug("agent %s: %s", agent.name, error)
+            return None
+        if len(self.tree) >= self.settings.max_nodes or len(agent.leaves) >= self.settings.max_points_per_agent:
+            self.stats.points_rejected += 1
+            return None
+        parent_path, _, _ = path.rpartition("/")
+        try:
+            parent = self._ensure_parents(parent_path, include_self=True) if parent_path else None
+        except ValueError as error:
+            self._refuse(agent, path, str(error))
+            return None
+        leaf = _Leaf(path, agent)
+        leaf.node = self.tree.add(path, parent.key if parent else None, is_leaf=True, data=leaf)
+        agent.leaves[path] = leaf
+        agent.by_rel[rel] = leaf
+        return leaf
+
+    def _refuse(self, agent: _Agent, path: str, why: str) -> None:
+        agent.conflicts += 1
+        self.stats.conflicts += 1
+        log.debug("agent %s may not publish %s: %s", agent.name, path, why)
+
+    def _ensure_parents(self, path: str, include_self: bool) -> TreeNode:
+        """Create the parents along ``path`` (it too when ``include_self``) and
+        return the deepest; ``ValueError`` if one of them is a leaf."""
+        segments = naming.split(path)
+        naming.check_path(path, "parent path")
+        node: TreeNode | None = None
+        stop = len(segments) if include_self else len(segments) - 1
+        for depth in range(1, stop + 1):
+            sub = "/".join(segments[:depth])
+            existing = self.tree.get(sub)
+            if existing is None:
+                existing = self.tree.add(sub, node.key if node else None, is_leaf=False, data=_Parent())
+                self._dirty[sub] = existing
+            elif existing.is_leaf:
+                raise ValueError(f"{sub} is a point of agent {existing.data.agent.name}, not a parent")
+            node = existing
+        assert node is not None
+        return node
+
+    def _restyle(self, leaf: _Leaf) -> None:
+        """Recompute a leaf's effective code after any change and mark it dirty."""
+        node = leaf.node
+        assert node is not None
+        code = leaf.alertcode
+        if leaf.overdue or leaf.agent.silent:
+            code = max(code, STALE_ALERTCODE)
+        for ancestor in self.tree.set_code(node, code):
+            self._dirty[ancestor.key] = ancestor
+        self._dirty[leaf.path] = node
+
+    def _set_silent(self, agent: _Agent, now: float) -> None:
+        if agent.silent:
+            return
+        agent.silent = True
+        agent.silent_since = now
+        log.info("agent %s is silent", agent.name)
+        for leaf in agent.leaves.values():
+            self._restyle(leaf)
+
+    # ------------------------------------------------------------------
+    # Time
+    # ------------------------------------------------------------------
+
+    def tick(self, now: float, wall: float) -> None:
+        """Advance liveness: silent agents, overdue points, removals, health points."""
+        settings = self.settings
+        for agent in list(self.agents.values()):
+            if not agent.silent and now - agent.last_heard > settings.agent_liveness * agent.heartbeat_s:
+                self._set_silent(agent, now)
+            if agent.silent and now - agent.last_heard > settings.agent_retention_s:
+                log.info("forgetting agent %s, silent for %.0f s", agent.name, now - agent.last_heard)
+                self._forget(agent)
+            elif now >= agent.removal_due:
+                agent.removal_due = _INF
+                self._remove_unlisted(agent, agent.removal_gen)
+
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, path = heapq.heappop(heap)
+            node = self.tree.get(path)
+            leaf = node.data if node is not None else None
+            if not isinstance(leaf, _Leaf):
+                continue
+            if leaf.deadline > now:
+                heapq.heappush(heap, (leaf.deadline, path))  # refreshed since: look again later
+                continue
+            leaf.in_heap = False
+            if not leaf.overdue:
+                leaf.overdue = True
+                self._restyle(leaf)
+
+        if now - self._last_health >= settings.heartbeat_interval_s:
+            self._last_health = now
+            self._update_health(now, wall)
+
+    def _remove_unlisted(self, agent: _Agent, gen: int) -> None:
+        stale = [leaf.path for leaf in agent.leaves.values() if leaf.gen < gen]
+        for path in stale:
+            self._remove_leaf(agent, path)
+        self._undeclare(agent, [path for path, declared_gen in agent.parents.items() if declared_gen < gen])
+        if stale:
+            log.info("agent %s no longer reports %d point(s); removed", agent.name, len(stale))
+
+    def _undeclare(self, agent: _Agent, paths: list[str]) -> None:
+        for path in paths:
+            del agent.parents[path]
+            node = self.tree.get(path)
+            if node is not None and isinstance(node.data, _Parent):
+                node.data.declared.discard(agent.name)
+                self._prune(node)
+
+    def _forget(self, agent: _Agent) -> None:
+        for path in list(agent.leaves):
+            self._remove_leaf(agent, path)
+        self._undeclare(agent, list(agent.parents))
+        del self.agents[agent.name]
+
+    def _remove_leaf(self, agent: _Agent, path: str) -> None:
+        leaf = agent.leaves.pop(path)
+        mount_prefix = agent.mount + "/"
+        if path.startswith(mount_prefix):
+            rel = path[len(mount_prefix) :]
+            if agent.by_rel.get(rel) is leaf:
+                del agent.by_rel[rel]
+        node = leaf.node
+        assert node is not None
+        parent = node.parent
+        self._drop_node(path)
+        if parent is not None:
+            self._prune(parent)
+
+    def _drop_node(self, path: str) -> None:
+        for ancestor in self.tree.remove(path):
+            self._dirty[ancestor.key] = ancestor
+        self._dirty.pop(path, None)
+        self._removed.append(path)
+
+    def _prune(self, node: TreeNode) -> None:
+        """Remove ``node`` and then its ancestors while they are empty, undeclared parents."""
+        current: TreeNode | None = node
+        while current is not None and not current.children:
+            data = current.data
+            if not isinstance(data, _Parent) or data.declared or current.key == HUB_ROOT:
+                return
+            parent = current.parent
+            self._drop_node(current.key)
+            current = parent
+
+    # ------------------------------------------------------------------
+    # The hub's own points
+    # ------------------------------------------------------------------
+
+    def _update_health(self, now: float, wall: float) -> None:
+        live = sum(1 for agent in self.agents.values() if not agent.silent)
+        stats = self.stats
+        values: dict[str, Any] = {
+            "messages_in": stats.messages_in,
+            "messages_out": stats.messages_out,
+            "messages_rejected": stats.messages_rejected,
+            "points_rejected": stats.points_rejected,
+            "conflicts": stats.conflicts,
+            "seq_gaps": stats.seq_gaps,
+            "resyncs_requested": stats.resyncs_requested,
+            "agents_live": live,
+            "agents_silent": len(self.agents) - live,
+            "subscribers": stats.subscribers,
+            "nodes": len(self.tree),
+            "uptime_s": round(now - self._started, 1),
+        }
+        entries = [proto.PointEntry(key, value, 0, "", wall, None) for key, value in values.items()]
+        for agent in self.agents.values():
+            state, code = ("silent", STALE_ALERTCODE) if agent.silent else ("live", GreenAlert.alertcode)
+            entries.append(proto.PointEntry(f"agents/{agent.name}", state, code, alertstr_for(code), wall, None))
+        own = self._own
+        own.last_heard = now
+        listed = {entry.path for entry in entries}
+        for rel in [rel for rel in own.by_rel if rel not in listed]:
+            self._remove_leaf(own, own.by_rel[rel].path)
+        changed = [
+            entry
+            for entry in entries
+            if (leaf := own.by_rel.get(entry.path)) is None
+            or leaf.value != entry.value
+            or leaf.alertcode != entry.alertcode
+        ]
+        self._apply_points(own, changed, now, wall)
+
+    # ------------------------------------------------------------------
+    # Publishing
+    # ------------------------------------------------------------------
+
+    def drain(self, wall: float) -> list[tuple[bytes, bytes]]:
+        """Give every node changed since the last call its next ``seq`` and
+        return the ``[topic, payload]`` frames to publish, in order."""
+        if not self._dirty and not self._removed:
+            return []
+        frames: list[tuple[bytes, bytes]] = []
+        epoch = self.epoch
+        seq = self.seq
+        paths = self._removed
+        for path in paths:
+            seq += 1
+            payload = proto.node_payload(
+                epoch=epoch, seq=seq, kind=proto.NODE_REMOVED, alertcode=0, alertstr="", stale=False
+            )
+            frames.append((path.encode(), payload))
+        self._removed = []
+        alertstrs = self._alertstrs
+        for path, node in self._dirty.items():
+            seq += 1
+            data = node.data
+            code = node.code
+            if isinstance(data, _Leaf):
+                stale = data.overdue or data.agent.silent
+                label = data.alertstr if code == data.alertcode else alertstr_for(code, alertstrs)
+                payload = proto.node_payload(
+                    epoch=epoch,
+                    seq=seq,
+                    kind=proto.NODE_POINT,
+                    alertcode=code,
+                    alertstr=label,
+                    stale=stale,
+                    value=data.value,
+                    agent=data.agent.name,
+                    polled_at_s=data.polled_at_s,
+                    received_at_s=data.received_at_s,
+                    dt_s=data.dt_s,
+                )
+            else:
+                assert isinstance(data, _Parent)
+                payload = proto.node_payload(
+                    epoch=epoch,
+                    seq=seq,
+                    kind=proto.NODE_PARENT,
+                    alertcode=code,
+                    alertstr=alertstr_for(code, alertstrs),
+                    stale=code == STALE_ALERTCODE,
+                )
+            data.payload = payload
+            frames.append((path.encode(), payload))
+        if self._published:
+            counts = self._published
+            for path in (*paths, *self._dirty):
+                for prefix in counts:
+                    if path.startswith(prefix):
+                        counts[prefix] += 1
+        self._dirty = {}
+        self.seq = seq
+        self.stats.messages_out += len(frames)
+        return frames
+
+    def subscription(self, topic: bytes, subscribed: bool) -> None:
+        """A subscriber (un)subscribed ``topic``: keep per-prefix publish counters."""
+        if topic.startswith(b"\x00"):
+            return  # control topics (the hub heartbeat) are not counted
+        try:
+            prefix = topic.decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        refs = self._prefix_refs.get(prefix, 0) + (1 if subscribed else -1)
+        if refs > 0:
+            if prefix not in self._prefix_refs and len(self._prefix_refs) >= self.settings.max_published_prefixes:
+                return
+            self._prefix_refs[prefix] = refs
+            self._published.setdefault(prefix, 0)
+        else:
+            self._prefix_refs.pop(prefix, None)
+            self._published.pop(prefix, None)
+
+    def published(self, prefix: str) -> int:
+        """How many NODEs were published under ``prefix`` (0 if nobody follows it)."""
+        return self._published.get(prefix, 0)
+
+    def heartbeat(self, wall: float) -> tuple[bytes, bytes]:
+        return proto.encode_hub_heartbeat(
+            proto.HubHeartbeat(self.epoch, self.seq, self.settings.heartbeat_interval_s, wall, dict(self._published))
+        )
+
+    def snapshot(self, prefix: str) -> tuple[list[bytes], int, int]:
+        """Every node under ``prefix`` as packed ``[path, payload]`` items, with
+        the ``seq`` and the prefix's publish counter they are consistent with.
+
+        Call after :meth:`drain`, so that every cached payload is current.
+        """
+        items = []
+        for path, node in self._nodes_under(prefix):
+            data = node.data
+            if data.payload:
+                items.append(_pack_item(path, data.payload))
+        return items, self.seq, self.published(prefix)
+
+    def _nodes_under(self, prefix: str) -> Iterable[tuple[str, TreeNode]]:
+        return ((path, node) for path, node in self.tree.items() if path.startswith(prefix))
+
+
+def _valid_agent_name(name: str) -> bool:
+    try:
+        naming.check_name(name, "agent name")
+    except naming.InvalidNameError:
+        return False
+    return not name.startswith(naming.RESERVED_ROOT_PREFIX)
+
+
+def _pack_item(path: str, payload: bytes) -> bytes:
+    """A packed 2-array ``[path, payload-map]`` without unpacking the payload."""
+    encoded = path.encode()
+    size = len(encoded)
+    if size < 32:
+        head = bytes((0xA0 | size,))
+    elif size < 256:
+        head = b"\xd9" + bytes((size,))
+    else:
+        head = b"\xda" + size.to_bytes(2, "big")
+    return b"\x92" + head + encoded + payload
