@@ -1,0 +1,494 @@
+"""The ``gsmon agent`` configuration file: schema, defaults and loader.
+
+``load_agent_config(path)`` reads a TOML file into a frozen :class:`AgentConfig`,
+or raises :class:`~gsmon.common.config.ConfigError` naming the file, the key and
+what was expected. Every key is optional; an empty file is a working agent that
+runs the built-in probes and publishes to a hub on the same host. Relative file
+paths are taken relative to the configuration file's folder.
+
+Complete schema, with the defaults::
+
+    # Top level: user monitor modules (see gsmon.agent.modules): Python files
+    # (a path ending in .py, or containing "/") or importable module names.
+    modules = []                          # e.g. ["/etc/gsmon/antenna.py", "mypackage.monitors"]
+
+    [agent]
+    name = "<host name>"                  # this agent's name; default: the host name, made a valid name
+    mount = "<name>"                      # where its points appear in the hub's tree, e.g. "GS1/Rack1"
+    hubs = ["tcp://127.0.0.1:7761"]       # hub agent-endpoints to connect to (tcp://host:port, ipc://, inproc://)
+    flush_interval_s = 0.05               # how often changed points are sent (one batch per flush)
+    heartbeat_interval_s = 1.0            # heartbeat period when nothing else is sent
+    state_interval_s = 30.0               # period of the full-state message that heals lost deltas
+    workers = 10                          # threads running monitor functions (1-1000)
+    default_dt_s = 10.0                   # poll interval of module points declared without dt
+    default_timeout_s = 10.0              # a function still running after this long is reported as an error
+
+    [agent.security]                      # optional: CURVE encryption and authentication; both keys or neither
+    hub_public_key_file = "hub.key"       # the hub's public key
+    secret_key_file = "rack1.key_secret"  # this agent's secret key
+
+    [logging]
+    level = "INFO"                        # DEBUG, INFO, WARNING or ERROR (any case)
+    format = "text"                       # "text", or "json" for one JSON object per line
+
+    # Built-in probes (gsmon.agent.probes). Each family has `enabled` (default
+    # true) and its own poll interval `dt_s`; the default interval is shown.
+    [probes.cpu]                          # CPU/cpu_total_percent, CPU/cpu<N>_percent
+    enabled = true
+    dt_s = 5.0
+    per_core = true                       # also one point per core
+
+    [probes.load]                         # CPU/load_1min, load_5min, load_15min
+    dt_s = 10.0
+
+    [probes.memory]                       # Memory/memory_used_percent, memory_available_bytes, memory_total_bytes
+    dt_s = 10.0
+
+    [probes.swap]                         # Memory/swap_used_percent, swap_used_bytes, swap_total_bytes
+    dt_s = 30.0
+
+    [probes.disk]                         # Disk/<mount>_used_percent, <mount>_free_bytes, <mount>_total_bytes
+    dt_s = 60.0                           # (mount "/" is "root", "/var/log" is "var_log")
+    mounts = []                           # mount points to watch; empty: every physical partition
+    ignore_mounts = ["/snap/*", "/var/snap/*", "/var/lib/docker/*", "/run/*"]   # globs, when mounts is empty
+    ignore_fstypes = ["squashfs", "iso9660", "overlay"]                        # when mounts is empty
+
+    [probes.disk_io]                      # Disk/<disk>_read_bytes_per_s, _write_bytes_per_s,
+    dt_s = 10.0                           #   _read_ops_per_s, _write_ops_per_s
+    disks = []                            # disk names (e.g. "sda"); empty: every whole disk
+    ignore = ["loop*", "ram*", "zram*", "sr*", "fd*"]   # globs, when disks is empty
+
+    [probes.network]                      # Network/<if>_rx_bytes_per_s, _tx_bytes_per_s, _rx_errors_per_s,
+    dt_s = 10.0                           #   _tx_errors_per_s, _rx_drops_per_s, _tx_drops_per_s
+    interfaces = []                       # interface names; empty: every interface
+    ignore = ["lo"]                       # globs, when interfaces is empty
+
+    [probes.sensors]                      # Sensors/<chip>_<label>_temp_c, <chip>_<label>_fan_rpm,
+    dt_s = 30.0                           #   where the OS reports them (nothing otherwise)
+    temperatures = true
+    fans = true
+
+    [probes.uptime]                       # System/uptime_s
+    dt_s = 60.0
+
+    [[probes.process]]                    # one table per process to watch; under Processes/
+    name = "gpsd"                         # point name: Green (process count) when running, Red when not;
+                                          #   also <name>_cpu_percent and <name>_rss_bytes
+    match = "gpsd"                        # the process name, or a substring of its command line
+    dt_s = 10.0
+
+    # Thresholds (gsmon.agent.thresholds): turn numeric points into Green,
+    # Orange, Red or Critical. First matching table wins.
+    [[thresholds]]
+    point = "CPU/cpu_total_percent"       # a path inside this agent (fnmatch globs allowed) or a bare point name
+    orange = 70.0                         # orange, red, critical: at least one
+    red = 90.0
+    critical = 99.0                       # optional
+    direction = "above"                   # or "below", when low values are bad (free space)
+    hysteresis = 2.0                      # default 0.0; units of the point: how far back past a threshold
+                                          #   the value must come before its level drops
+
+Units are in the key names (``_s`` seconds). Unknown keys are errors, so a typo
+never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal
+
+from gsmon.agent.thresholds import Direction, Threshold
+from gsmon.common import names as naming
+from gsmon.common.config import ConfigError, Section, load_toml, parse_toml
+
+__all__ = [
+    "DEFAULT_HUB_ENDPOINT",
+    "AgentConfig",
+    "AgentSettings",
+    "ConfigError",
+    "CpuProbe",
+    "DiskIOProbe",
+    "DiskProbe",
+    "LoadProbe",
+    "LoggingConfig",
+    "MemoryProbe",
+    "NetworkProbe",
+    "ProbesConfig",
+    "ProcessCheck",
+    "SecurityConfig",
+    "SensorsProbe",
+    "SwapProbe",
+    "UptimeProbe",
+    "default_agent_config",
+    "default_agent_name",
+    "is_module_file",
+    "load_agent_config",
+    "parse_agent_config",
+]
+
+DEFAULT_HUB_ENDPOINT: Final = "tcp://127.0.0.1:7761"
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS: Final = ("text", "json")
+# The longest suffix a process check adds to its name ("<name>_cpu_percent").
+_PROCESS_SUFFIXES: Final = ("_cpu_percent", "_rss_bytes")
+
+_DEFAULT_PROCESS_DT_S: Final = 10.0
+
+LogFormat = Literal["text", "json"]
+
+
+# ----------------------------------------------------------------------
+# The schema, as frozen dataclasses (defaults = the documented defaults)
+# ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityConfig:
+    """``[agent.security]``: CURVE key files (both are required together)."""
+
+    hub_public_key_file: Path
+    secret_key_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """``[agent]``: identity, hubs and timing of this agent."""
+
+    name: str
+    mount: str
+    hubs: tuple[str, ...] = (DEFAULT_HUB_ENDPOINT,)
+    flush_interval_s: float = 0.05
+    heartbeat_interval_s: float = 1.0
+    state_interval_s: float = 30.0
+    workers: int = 10
+    default_dt_s: float = 10.0
+    default_timeout_s: float = 10.0
+    security: SecurityConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """``[logging]``."""
+
+    level: str = "INFO"
+    format: LogFormat = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class CpuProbe:
+    """``[probes.cpu]``: total and per-core busy percentages."""
+
+    enabled: bool = True
+    dt_s: float = 5.0
+    per_core: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProbe:
+    """``[probes.load]``: load averages."""
+
+    enabled: bool = True
+    dt_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryProbe:
+    """``[probes.memory]``: RAM use."""
+
+    enabled: bool = True
+    dt_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SwapProbe:
+    """``[probes.swap]``: swap use."""
+
+    enabled: bool = True
+    dt_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DiskProbe:
+    """``[probes.disk]``: space used per mounted file system."""
+
+    enabled: bool = True
+    dt_s: float = 60.0
+    mounts: tuple[str, ...] = ()
+    ignore_mounts: tuple[str, ...] = ("/snap/*", "/var/snap/*", "/var/lib/docker/*", "/run/*")
+    ignore_fstypes: tuple[str, ...] = ("squashfs", "iso9660", "overlay")
+
+
+@dataclass(frozen=True, slots=True)
+class DiskIOProbe:
+    """``[probes.disk_io]``: read/write rates per disk."""
+
+    enabled: bool = True
+    dt_s: float = 10.0
+    disks: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ("loop*", "ram*", "zram*", "sr*", "fd*")
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkProbe:
+    """``[probes.network]``: traffic, error and drop rates per interface."""
+
+    enabled: bool = True
+    dt_s: float = 10.0
+    interfaces: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ("lo",)
+
+
+@dataclass(frozen=True, slots=True)
+class SensorsProbe:
+    """``[probes.sensors]``: temperatures and fan speeds, where the OS reports them."""
+
+    enabled: bool = True
+    dt_s: float = 30.0
+    temperatures: bool = True
+    fans: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UptimeProbe:
+    """``[probes.uptime]``: seconds since boot."""
+
+    enabled: bool = True
+    dt_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessCheck:
+    """One ``[[probes.process]]`` table: a process that must be running."""
+
+    name: str
+    match: str
+    dt_s: float = _DEFAULT_PROCESS_DT_S
+
+
+@dataclass(frozen=True, slots=True)
+class ProbesConfig:
+    """``[probes]``: the built-in probe families and process checks."""
+
+    cpu: CpuProbe = field(default_factory=CpuProbe)
+    load: LoadProbe = field(default_factory=LoadProbe)
+    memory: MemoryProbe = field(default_factory=MemoryProbe)
+    swap: SwapProbe = field(default_factory=SwapProbe)
+    disk: DiskProbe = field(default_factory=DiskProbe)
+    disk_io: DiskIOProbe = field(default_factory=DiskIOProbe)
+    network: NetworkProbe = field(default_factory=NetworkProbe)
+    sensors: SensorsProbe = field(default_factory=SensorsProbe)
+    uptime: UptimeProbe = field(default_factory=UptimeProbe)
+    processes: tuple[ProcessCheck, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """A whole agent configuration file.
+
+    ``source`` is the file it was read from (``"<defaults>"`` or
+    ``"<string>"`` when there was none); error messages about modules name it.
+    """
+
+    agent: AgentSettings
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    probes: ProbesConfig = field(default_factory=ProbesConfig)
+    thresholds: tuple[Threshold, ...] = ()
+    modules: tuple[str, ...] = ()
+    source: str = "<defaults>"
+
+
+# ----------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------
+
+
+def default_agent_name() -> str:
+    """The host name, made a valid tree name ("agent" if nothing is left of it)."""
+    return _valid_name(socket.gethostname())
+
+
+def _valid_name(text: str) -> str:
+    # A host name cannot normally hold "/" or control characters, but the
+    # OS does not guarantee it; replace rather than refuse to start.
+    cleaned = "".join("_" if char == naming.SEPARATOR or not char.isprintable() else char for char in text)
+    cleaned = cleaned.strip().lstrip("_")[: naming.MAX_NAME_CHARS]
+    return cleaned or "agent"
+
+
+def load_agent_config(path: str | Path) -> AgentConfig:
+    """Read the agent configuration file at ``path``.
+
+    Raises :class:`~gsmon.common.config.ConfigError` (message: file, dotted
+    key, what was expected) for a missing or unreadable file, invalid TOML,
+    an unknown key, or a value of the wrong type or out of range.
+    """
+    return _read(load_toml(path))
+
+
+def parse_agent_config(text: str, file: str = "<string>", base_dir: Path | None = None) -> AgentConfig:
+    """Parse an agent configuration from TOML ``text`` (errors name ``file``;
+    relative paths are resolved against ``base_dir``, default the current folder)."""
+    return _read(parse_toml(text, file, base_dir if base_dir is not None else Path()))
+
+
+def default_agent_config() -> AgentConfig:
+    """The configuration of an agent started without a file."""
+    return AgentConfig(agent=_agent_settings(Section({}, "<defaults>")), source="<defaults>")
+
+
+def _read(root: Section) -> AgentConfig:
+    config = AgentConfig(
+        agent=_agent_settings(root.section("agent")),
+        logging=_logging(root.section("logging")),
+        probes=_probes(root.section("probes")),
+        thresholds=tuple(_threshold(table) for table in root.sections("thresholds")),
+        modules=_modules(root),
+        source=root.file,
+    )
+    root.finish()
+    return config
+
+
+def _agent_settings(table: Section) -> AgentSettings:
+    name = table.name("name", None, what="agent name")
+    if name is None:
+        name = default_agent_name()
+    mount = table.mount("mount", name)
+    return AgentSettings(
+        name=name,
+        mount=mount,
+        hubs=tuple(table.endpoints("hubs", [DEFAULT_HUB_ENDPOINT], connect=True)),
+        flush_interval_s=table.seconds("flush_interval_s", 0.05),
+        heartbeat_interval_s=table.seconds("heartbeat_interval_s", 1.0),
+        state_interval_s=table.seconds("state_interval_s", 30.0),
+        workers=table.integer("workers", 10, minimum=1, maximum=1000),
+        default_dt_s=table.seconds("default_dt_s", 10.0),
+        default_timeout_s=table.seconds("default_timeout_s", 10.0),
+        security=_security(table.section("security")),
+    )
+
+
+def _security(table: Section) -> SecurityConfig | None:
+    public = table.file_path("hub_public_key_file", None)
+    secret = table.file_path("secret_key_file", None)
+    if public is None and secret is None:
+        return None
+    if public is None or secret is None:
+        missing = "hub_public_key_file" if public is None else "secret_key_file"
+        raise table.error(
+            missing,
+            "missing; expected a file path (CURVE needs both hub_public_key_file and secret_key_file, or neither)",
+        )
+    return SecurityConfig(hub_public_key_file=public, secret_key_file=secret)
+
+
+def _logging(table: Section) -> LoggingConfig:
+    level = table.choice("level", LOG_LEVELS, "INFO", upper=True)
+    log_format: LogFormat = "json" if table.choice("format", LOG_FORMATS, "text") == "json" else "text"
+    return LoggingConfig(level=level, format=log_format)
+
+
+def _globs(table: Section, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(table.strings(key, list(default)))
+
+
+def _probes(table: Section) -> ProbesConfig:
+    # Slotted dataclasses keep no class-level defaults, so read them off an instance.
+    default = ProbesConfig()
+    cpu = table.section("cpu")
+    load = table.section("load")
+    memory = table.section("memory")
+    swap = table.section("swap")
+    disk = table.section("disk")
+    disk_io = table.section("disk_io")
+    network = table.section("network")
+    sensors = table.section("sensors")
+    uptime = table.section("uptime")
+    return ProbesConfig(
+        cpu=CpuProbe(
+            cpu.boolean("enabled", True), cpu.seconds("dt_s", default.cpu.dt_s), cpu.boolean("per_core", True)
+        ),
+        load=LoadProbe(load.boolean("enabled", True), load.seconds("dt_s", default.load.dt_s)),
+        memory=MemoryProbe(memory.boolean("enabled", True), memory.seconds("dt_s", default.memory.dt_s)),
+        swap=SwapProbe(swap.boolean("enabled", True), swap.seconds("dt_s", default.swap.dt_s)),
+        disk=DiskProbe(
+            disk.boolean("enabled", True),
+            disk.seconds("dt_s", default.disk.dt_s),
+            mounts=tuple(disk.strings("mounts", [])),
+            ignore_mounts=_globs(disk, "ignore_mounts", default.disk.ignore_mounts),
+            ignore_fstypes=_globs(disk, "ignore_fstypes", default.disk.ignore_fstypes),
+        ),
+        disk_io=DiskIOProbe(
+            disk_io.boolean("enabled", True),
+            disk_io.seconds("dt_s", default.disk_io.dt_s),
+            disks=tuple(disk_io.strings("disks", [])),
+            ignore=_globs(disk_io, "ignore", default.disk_io.ignore),
+        ),
+        network=NetworkProbe(
+            network.boolean("enabled", True),
+            network.seconds("dt_s", default.network.dt_s),
+            interfaces=tuple(network.strings("interfaces", [])),
+            ignore=_globs(network, "ignore", default.network.ignore),
+        ),
+        sensors=SensorsProbe(
+            sensors.boolean("enabled", True),
+            sensors.seconds("dt_s", default.sensors.dt_s),
+            temperatures=sensors.boolean("temperatures", True),
+            fans=sensors.boolean("fans", True),
+        ),
+        uptime=UptimeProbe(uptime.boolean("enabled", True), uptime.seconds("dt_s", default.uptime.dt_s)),
+        processes=_process_checks(table.sections("process")),
+    )
+
+
+def _process_checks(tables: list[Section]) -> tuple[ProcessCheck, ...]:
+    checks: list[ProcessCheck] = []
+    for table in tables:
+        name = table.name("name", what="process check name")
+        longest = naming.MAX_NAME_CHARS - max(len(suffix) for suffix in _PROCESS_SUFFIXES)
+        if len(name) > longest:
+            raise table.expected("name", f"a name of at most {longest} characters (it gets suffixes)", name)
+        if any(check.name == name for check in checks):
+            raise table.expected("name", "a name no other process check uses", name)
+        checks.append(ProcessCheck(name, table.string("match"), table.seconds("dt_s", _DEFAULT_PROCESS_DT_S)))
+    return tuple(checks)
+
+
+def _threshold(table: Section) -> Threshold:
+    point = table.point_path("point", what="point path or pattern")
+    orange = table.number("orange", None)
+    red = table.number("red", None)
+    critical = table.number("critical", None)
+    direction: Direction = "below" if table.choice("direction", ("above", "below"), "above") == "below" else "above"
+    hysteresis = table.number("hysteresis", 0.0, minimum=0.0)
+    try:
+        return Threshold(point, orange, red, critical, direction, hysteresis)
+    except ValueError as error:
+        # The values are each fine but do not fit together (e.g. orange above red).
+        raise table.error(None, str(error)) from error
+
+
+def _modules(root: Section) -> tuple[str, ...]:
+    entries = root.strings("modules", [])
+    resolved: list[str] = []
+    for index, entry in enumerate(entries):
+        if is_module_file(entry):
+            path = Path(entry).expanduser()
+            resolved.append(str(path if path.is_absolute() else root.base_dir / path))
+        elif all(part.isidentifier() for part in entry.split(".")):
+            resolved.append(entry)
+        else:
+            raise root.expected(
+                f"modules[{index}]",
+                "a Python file (a path ending in .py) or an importable module name (like mypackage.monitors)",
+                entry,
+            )
+    return tuple(resolved)
+
+
+def is_module_file(entry: str) -> bool:
+    """Whether a ``modules`` entry names a file (it ends in ``.py`` or holds a
+    path separator) rather than an importable module."""
+    return entry.endswith(".py") or "/" in entry or "\\" in entry

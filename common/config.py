@@ -1,0 +1,482 @@
+"""Typed readers over TOML configuration files, with errors an operator can act on.
+
+Every gsmon process reads a TOML file the same way::
+
+    root = load_toml("/etc/gsmon/agent.toml")      # ConfigError if missing, unreadable, bad TOML
+    agent = root.section("agent")                  # an optional [agent] table
+    workers = agent.integer("workers", 10, minimum=1)
+    hubs = agent.endpoints("hubs", ["tcp://127.0.0.1:7761"], connect=True)
+    root.finish()                                  # ConfigError on any key nobody read
+
+A :class:`Section` is one TOML table. Its readers (``string``, ``boolean``,
+``integer``, ``number``, ``seconds``, ``choice``, ``strings``, ``endpoint``,
+``endpoints``, ``name``, ``mount``, ``point_path``, ``file_path``) return the
+value with the right Python type, the default when the key is absent, or raise
+:class:`ConfigError`. A reader called without a default makes the key
+required. Each reader records its key as *known*, so :meth:`Section.finish`
+can report a misspelt key together with the keys that are allowed there.
+
+Every :class:`ConfigError` message has the same shape, ``<file>: <key>: <what
+was expected>, got <what was found>``, where the key is dotted from the root
+(``probes.cpu.dt_s``, ``agent.hubs[1]``, ``thresholds[0].red``)::
+
+    /etc/gsmon/agent.toml: probes.cpu.dt_s: expected a positive number of seconds, got 'fast'
+
+No tracebacks are needed to fix a configuration; the original exception, when
+there is one, is chained as ``__cause__`` for debugging.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal, TypeVar
+
+from gsmon.common import names as naming
+
+__all__ = [
+    "REQUIRED",
+    "ConfigError",
+    "Section",
+    "check_endpoint",
+    "load_toml",
+    "parse_toml",
+]
+
+_T = TypeVar("_T")
+
+
+class _Required(enum.Enum):
+    """Type of the :data:`REQUIRED` marker (an enum so that mypy can narrow it)."""
+
+    REQUIRED = enum.auto()
+
+
+#: Default of every reader: the key must be present.
+REQUIRED: Final = _Required.REQUIRED
+_Req = Literal[_Required.REQUIRED]
+
+_MAX_PORT: Final = 65535
+_TRANSPORTS: Final = ("tcp", "ipc", "inproc")
+# tomllib (3.11) only puts the position in the message text: "... (at line 2, column 5)".
+_TOML_POSITION: Final = re.compile(r"\s*\(at (line \d+, column \d+|end of document)\)$")
+
+
+class ConfigError(Exception):
+    """A configuration file cannot be used as it is.
+
+    The message says which file, which key and what was expected; show it to
+    the operator as it is (no traceback) and exit. ``file``, ``key`` and
+    ``detail`` are also available separately.
+    """
+
+    def __init__(self, detail: str, *, file: str | None = None, key: str | None = None) -> None:
+        self.file = file
+        self.key = key
+        self.detail = detail
+        super().__init__(": ".join(part for part in (file, key, detail) if part))
+
+
+def _describe(value: object) -> str:
+    """Show a TOML value the way an operator wrote it (roughly)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, int | float):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def _is_number(value: object) -> bool:
+    # TOML booleans are Python bools, which are ints: `dt_s = true` is a mistake, not 1.
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_endpoint(endpoint: object, *, connect: bool = False) -> str:
+    """Return ``endpoint`` if it is a ZeroMQ endpoint gsmon can use, else raise
+    :class:`ValueError` saying what is wrong with it.
+
+    Accepted: ``tcp://host:port`` (port 0–65535 or ``*``; an IPv6 host in
+    brackets, ``tcp://[::1]:7761``), ``ipc://path`` and ``inproc://name``.
+    With ``connect=True`` (an address to connect to rather than bind), the
+    host may not be ``*`` and the port must be 1–65535.
+    """
+    if not isinstance(endpoint, str):
+        raise ValueError(f"an endpoint is a string, not {_describe(endpoint)}")
+    transport, sep, address = endpoint.partition("://")
+    if not sep:
+        raise ValueError("no transport (it must start with tcp://, ipc:// or inproc://)")
+    if transport not in _TRANSPORTS:
+        raise ValueError(f"unknown transport {transport!r} (use tcp, ipc or inproc)")
+    if not address:
+        raise ValueError(f"nothing after {transport}://")
+    if any(char.isspace() or not char.isprintable() for char in address):
+        raise ValueError("it contains spaces or control characters")
+    if transport != "tcp":
+        return endpoint
+    host, colon, port = address.rpartition(":")
+    if not colon:
+        raise ValueError("no port (tcp://host:port)")
+    if not host:
+        raise ValueError("no host (tcp://host:port)")
+    if "/" in host:
+        raise ValueError(f"host {host!r} contains '/'")
+    if host.startswith("[") != host.endswith("]"):
+        raise ValueError(f"unbalanced brackets in host {host!r}")
+    if connect and host == "*":
+        raise ValueError("host '*' can only be bound, not connected to")
+    if port == "*":
+        if connect:
+            raise ValueError("port '*' can only be bound, not connected to")
+        return endpoint
+    if not port.isdigit() or not port.isascii():
+        raise ValueError(f"port {port!r} is not a number or '*'")
+    lowest = 1 if connect else 0
+    if not lowest <= int(port) <= _MAX_PORT:
+        raise ValueError(f"port {int(port)} is out of range {lowest}-{_MAX_PORT}")
+    return endpoint
+
+
+class Section:
+    """One TOML table, read through typed readers that remember which keys they read.
+
+    Args:
+        data: The table's contents.
+        file: The file it came from (every error message starts with it).
+        path: The table's dotted key from the root (``""`` for the root).
+        base_dir: Relative file paths in the table are taken relative to it
+            (the configuration file's folder).
+    """
+
+    __slots__ = ("_children", "_data", "_known", "base_dir", "file", "path")
+
+    def __init__(self, data: Mapping[str, Any], file: str, path: str = "", base_dir: Path | None = None) -> None:
+        self._data = data
+        self.file = file
+        self.path = path
+        self.base_dir = base_dir if base_dir is not None else Path(file).parent
+        self._known: set[str] = set()
+        self._children: list[Section] = []
+
+    # -- errors -----------------------------------------------------------
+
+    def key_path(self, key: str) -> str:
+        """The dotted key of ``key`` in this table, from the root."""
+        if key.startswith("["):
+            return f"{self.path}{key}"
+        return f"{self.path}.{key}" if self.path else key
+
+    def error(self, key: str | None, detail: str) -> ConfigError:
+        """A :class:`ConfigError` for ``key`` of this table (``None``: the table itself)."""
+        return ConfigError(detail, file=self.file, key=self.key_path(key) if key is not None else (self.path or None))
+
+    def expected(self, key: str, what: str, value: object, reason: str | None = None) -> ConfigError:
+        """The usual error: ``<key>: expected <what>, got <value>[: <reason>]``."""
+        detail = f"expected {what}, got {_describe(value)}"
+        return self.error(key, f"{detail}: {reason}" if reason else detail)
+
+    # -- bookkeeping ------------------------------------------------------
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def keys(self) -> list[str]:
+        """The keys present in this table, in file order."""
+        return list(self._data)
+
+    def _has(self, key: str) -> bool:
+        """Whether ``key`` is present; either way it becomes a known key."""
+        self._known.add(key)
+        return key in self._data
+
+    def _absent(self, key: str, default: _T | _Req, what: str) -> _T:
+        """What a reader returns for an absent key: the default, or an error when required."""
+        if default is REQUIRED:
+            raise self.error(key, f"missing; expected {what}")
+        return default
+
+    def finish(self) -> None:
+        """Raise :class:`ConfigError` for the first key, in this table or any
+        table read from it, that no reader asked for."""
+        for key in self._data:
+            if key not in self._known:
+                allowed = ", ".join(sorted(self._known)) or "none"
+                raise self.error(key, f"unknown key; allowed keys here: {allowed}")
+        for child in self._children:
+            child.finish()
+
+    # -- tables -----------------------------------------------------------
+
+    def section(self, key: str) -> Section:
+        """The sub-table ``key`` (an empty one when absent)."""
+        value = self._data[key] if self._has(key) else {}
+        if not isinstance(value, Mapping):
+            raise self.expected(key, "a table", value)
+        child = Section(value, self.file, self.key_path(key), self.base_dir)
+        self._children.append(child)
+        return child
+
+    def sections(self, key: str) -> list[Section]:
+        """The array of tables ``key`` (``[[key]]`` in TOML; empty when absent)."""
+        value = self._data[key] if self._has(key) else []
+        if not isinstance(value, list):
+            raise self.expected(key, f"an array of tables ([[{self.key_path(key)}]])", value)
+        children = []
+        for index, item in enumerate(value):
+            if not isinstance(item, Mapping):
+                raise self.expected(f"{key}[{index}]", "a table", item)
+            child = Section(item, self.file, self.key_path(f"{key}[{index}]"), self.base_dir)
+            self._children.append(child)
+            children.append(child)
+        return children
+
+    # -- scalars ----------------------------------------------------------
+
+    def string(self, key: str, default: _T | _Req = REQUIRED, *, allow_empty: bool = False) -> str | _T:
+        """A string (not empty unless ``allow_empty``)."""
+        what = "a string" if allow_empty else "a non-empty string"
+        if not self._has(key):
+            return self._absent(key, default, what)
+        value = self._data[key]
+        if not isinstance(value, str) or (not allow_empty and not value.strip()):
+            raise self.expected(key, what, value)
+        return value
+
+    def boolean(self, key: str, default: _T | _Req = REQUIRED) -> bool | _T:
+        """``true`` or ``false``."""
+        if not self._has(key):
+            return self._absent(key, default, "true or false")
+        value = self._data[key]
+        if not isinstance(value, bool):
+            raise self.expected(key, "true or false", value)
+        return value
+
+    def integer(
+        self,
+        key: str,
+        default: _T | _Req = REQUIRED,
+        *,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int | _T:
+        """An integer within ``[minimum, maximum]`` (either bound optional)."""
+        what = _range_text("an integer", minimum, maximum)
+        if not self._has(key):
+            return self._absent(key, default, what)
+        value = self._data[key]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.expected(key, what, value)
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise self.expected(key, what, value)
+        return value
+
+    def number(
+        self,
+        key: str,
+        default: _T | _Req = REQUIRED,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        positive: bool = False,
+        what: str | None = None,
+    ) -> float | _T:
+        """A finite number (integers are accepted and returned as float),
+        within ``[minimum, maximum]``, and ``> 0`` when ``positive``."""
+        if what is None:
+            what = "a positive number" if positive else _range_text("a number", minimum, maximum)
+        if not self._has(key):
+            return self._absent(key, default, what)
+        value = self._data[key]
+        if not _is_number(value) or not math.isfinite(value):
+            raise self.expected(key, what, value)
+        number = float(value)
+        if (
+            (positive and number <= 0)
+            or (minimum is not None and number < minimum)
+            or (maximum is not None and number > maximum)
+        ):
+            raise self.expected(key, what, value)
+        return number
+
+    def seconds(self, key: str, default: _T | _Req = REQUIRED) -> float | _T:
+        """A duration: a positive number of seconds."""
+        return self.number(key, default, positive=True, what="a positive number of seconds")
+
+    def choice(
+        self, key: str, choices: Sequence[str], default: _T | _Req = REQUIRED, *, upper: bool = False
+    ) -> str | _T:
+        """One of ``choices``; with ``upper`` the value is compared and returned upper-cased."""
+        what = "one of " + ", ".join(repr(choice) for choice in choices)
+        if not self._has(key):
+            return self._absent(key, default, what)
+        value = self._data[key]
+        if not isinstance(value, str):
+            raise self.expected(key, what, value)
+        normalised = value.upper() if upper else value
+        if normalised not in choices:
+            raise self.expected(key, what, value)
+        return normalised
+
+    def strings(
+        self, key: str, default: _T | _Req = REQUIRED, *, non_empty: bool = False, unique: bool = True
+    ) -> list[str] | _T:
+        """An array of non-empty strings (at least one when ``non_empty``;
+        without repeats when ``unique``)."""
+        what = "a non-empty array of strings" if non_empty else "an array of strings"
+        if not self._has(key):
+            return self._absent(key, default, what)
+        value = self._data[key]
+        if not isinstance(value, list) or (non_empty and not value):
+            raise self.expected(key, what, value)
+        seen: set[str] = set()
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                raise self.expected(f"{key}[{index}]", "a non-empty string", item)
+            if unique and item in seen:
+                raise self.expected(f"{key}[{index}]", "no repeated entries", item, "it is listed twice")
+            seen.add(item)
+        return list(value)
+
+    # -- validated strings --------------------------------------------------
+
+    def endpoint(self, key: str, default: _T | _Req = REQUIRED, *, connect: bool = False) -> str | _T:
+        """A ZeroMQ endpoint (see :func:`check_endpoint`)."""
+        what = _endpoint_text(connect)
+        if not self._has(key):
+            return self._absent(key, default, what)
+        value = self._data[key]
+        return self._check_endpoint(key, value, connect)
+
+    def endpoints(self, key: str, default: _T | _Req = REQUIRED, *, connect: bool = False) -> list[str] | _T:
+        """A non-empty array of distinct ZeroMQ endpoints."""
+        if not self._has(key):
+            return self._absent(key, default, "a non-empty array of endpoints")
+        value = self._data[key]
+        if not isinstance(value, list) or not value:
+            raise self.expected(key, "a non-empty array of endpoints", value)
+        result: list[str] = []
+        for index, item in enumerate(value):
+            endpoint = self._check_endpoint(f"{key}[{index}]", item, connect)
+            if endpoint in result:
+                raise self.expected(f"{key}[{index}]", "no repeated endpoints", item, "it is listed twice")
+            result.append(endpoint)
+        return result
+
+    def _check_endpoint(self, key: str, value: object, connect: bool) -> str:
+        try:
+            return check_endpoint(value, connect=connect)
+        except ValueError as error:
+            raise self.expected(key, _endpoint_text(connect), value, str(error)) from error
+
+    def name(self, key: str, default: _T | _Req = REQUIRED, *, what: str = "name") -> str | _T:
+        """One tree name (see :mod:`gsmon.common.names`): no ``/``, no control characters."""
+        if not self._has(key):
+            return self._absent(key, default, f"a valid {what}")
+        value = self._data[key]
+        try:
+            return naming.check_name(value, what)
+        except naming.InvalidNameError as error:
+            raise self.expected(key, f"a valid {what}", value, _reason(error, what, value)) from error
+
+    def point_path(self, key: str, default: _T | _Req = REQUIRED, *, what: str = "path") -> str | _T:
+        """A ``/``-separated path of valid names."""
+        if not self._has(key):
+            return self._absent(key, default, f"a valid {what}")
+        value = self._data[key]
+        try:
+            return naming.check_path(value, what)
+        except naming.InvalidNameError as error:
+            raise self.expected(key, f"a valid {what}", value, _reason(error, what, value)) from error
+
+    def mount(self, key: str, default: _T | _Req = REQUIRED) -> str | _T:
+        """An agent's mount path: a path whose root is not reserved for the hub."""
+        if not self._has(key):
+            return self._absent(key, default, "a valid mount path")
+        value = self._data[key]
+        try:
+            return naming.check_mount(value)
+        except naming.InvalidNameError as error:
+            raise self.expected(key, "a valid mount path", value, _reason(error, "mount path", value)) from error
+
+    def file_path(self, key: str, default: _T | _Req = REQUIRED) -> Path | _T:
+        """A file path; a relative one is taken relative to the configuration file's folder."""
+        what = "a file path"
+        if not self._has(key):
+            return self._absent(key, default, what)
+        value = self._data[key]
+        if not isinstance(value, str) or not value.strip() or "\x00" in value:
+            raise self.expected(key, what, value)
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def _range_text(what: str, minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"{what} from {minimum:g} to {maximum:g}"
+    if minimum is not None:
+        return f"{what} of at least {minimum:g}"
+    if maximum is not None:
+        return f"{what} of at most {maximum:g}"
+    return what
+
+
+def _endpoint_text(connect: bool) -> str:
+    if connect:
+        return "an endpoint to connect to (tcp://host:port with port 1-65535, ipc://path or inproc://name)"
+    return "an endpoint (tcp://host:port with port 0-65535 or '*', ipc://path or inproc://name)"
+
+
+def _reason(error: naming.InvalidNameError, what: str, value: object) -> str:
+    """The rule an invalid name breaks, without repeating the name itself."""
+    message = str(error)
+    prefix = f"invalid {what} {value!r}: "
+    return message.removeprefix(prefix)
+
+
+def parse_toml(text: str, file: str = "<string>", base_dir: Path | None = None) -> Section:
+    """Parse TOML ``text`` into a root :class:`Section`; errors name ``file``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(_toml_error_text(error), file=file) from error
+    return Section(data, file, "", base_dir)
+
+
+def load_toml(path: str | Path) -> Section:
+    """Read and parse the TOML file at ``path`` into a root :class:`Section`.
+
+    Raises :class:`ConfigError` when the file is missing, cannot be read, is
+    not UTF-8, or is not valid TOML (the message gives the line and column).
+    """
+    file = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError as error:
+        raise ConfigError("cannot read the configuration: no such file", file=file) from error
+    except IsADirectoryError as error:
+        raise ConfigError("cannot read the configuration: it is a directory, not a file", file=file) from error
+    except OSError as error:
+        raise ConfigError(f"cannot read the configuration: {error.strerror or error}", file=file) from error
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ConfigError(f"line {line}: invalid TOML: the file is not UTF-8 text", file=file) from error
+    return parse_toml(text, file, Path(path).parent)
+
+
+def _toml_error_text(error: tomllib.TOMLDecodeError) -> str:
+    message = str(error)
+    match = _TOML_POSITION.search(message)
+    if match is None:
+        return f"invalid TOML: {message}"
+    return f"{match.group(1)}: invalid TOML: {message[: match.start()]}"
