@@ -40,12 +40,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, NamedTuple
 
-from gsmon.agent.publisher import CurveClientKeys, Publisher, PublisherSettings
+from gsmon.agent.publisher import Publisher, PublisherSettings
 from gsmon.agent.scheduler import Event, Job, Schedule
 from gsmon.common import names as naming
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import Alert, NoAlert, RedAlert, alertstr_for, as_alert
 from gsmon.common.render import Row, render_table
+from gsmon.common.transport import CurveClientKeys
 from gsmon.common.tree import RollupTree, TreeNode
 
 __all__ = ["DEFAULT_TIMEOUT_S", "Monitor", "MonitorItem", "default_agent_name"]
@@ -55,6 +56,9 @@ log = logging.getLogger("gsmon.agent")
 DEFAULT_TIMEOUT_S: Final = 10.0
 # dt=None means "poll once"; the original stored 1e11 s for it.
 _ONE_SHOT: Final = None
+# A plain name for the member the scheduler loop tests on every due job (an
+# Enum attribute lookup costs ~0.1 us).
+_TIMEOUT: Final = Event.TIMEOUT
 
 Callback = Callable[[str, float, BaseException | None, Alert], Any]
 # (path inside this monitor, alert of a plain returned value) -> the alert to store.
@@ -273,20 +277,27 @@ class Monitor:
         naming.check_name(name, "parent name")
         if parent is not None:
             naming.check_name(parent, "parent name")
+        if parent == name:
+            raise ValueError(f"{name!r} cannot be its own parent (that would make a cycle)")
         with self._lock:
             if name in self._points or name in self._pending_dependents:
                 raise ValueError(f"{name!r} is already a monitor point; names must be unique")
             if parent is not None and parent in self._points:
                 raise ValueError(f"{parent!r} is a monitor point and cannot be a parent")
+            moving = name in self._parents and self._parents[name] != parent
+            if moving:  # the whole subtree moves: its deepest node must stay within the cap
+                below = max((depth + 1 for depth, _ in self._tree.walk(self._tree[name], sort=False)), default=0)
+                self._check_depth(name, parent, "parent name", below)
+            elif name not in self._parents:
+                self._check_depth(name, parent, "parent name")
             if parent is not None and parent not in self._parents:
                 self.register_parent(parent)
             if name in self._parents:
-                if self._parents[name] != parent:
+                if moving:
                     self._tree.reparent(name, parent)
                     self._parents[name] = parent
                     self._refresh_paths()
                 return
-            self._check_depth(parent)
             self._tree.add(name, parent, is_leaf=False)
             self._parents[name] = parent
             self._paths[name] = self._path_of(name)
@@ -444,22 +455,25 @@ class Monitor:
             for point_name in point_names if register_dependents else (first,):
                 if point_name in self._points or point_name in self._parents:
                     raise ValueError(f"{point_name!r} already exists; names must be unique")
+                if point_name in self._pending_dependents and fed_by is None:
+                    raise ValueError(f"{point_name!r} is already fed by another function; names must be unique")
             for point_name in dependents:
                 if point_name in self._points or point_name in self._parents or point_name in self._pending_dependents:
                     raise ValueError(f"{point_name!r} already exists; names must be unique")
             if parent is not None and parent in self._points:
                 raise ValueError(f"{parent!r} is a monitor point and cannot be a parent")
-            if parent is not None and parent not in self._parents:
-                self.register_parent(parent)
-            self._check_depth(parent)
-
+            self._check_depth(first, parent, "point name")
             job = None
             if gen is not None:
                 job = self._make_job(point_names, gen, period_s, timeout_s)
+            # Only now that nothing can fail: create the parent if it is new.
+            if parent is not None and parent not in self._parents:
+                self.register_parent(parent)
             to_register = point_names if register_dependents else (first,)
             for point_name in to_register:
                 node = self._tree.add(point_name, parent, is_leaf=True)
-                point = _Point(point_name, node, dt_s, loglvl_values, loglvl_alerts, logthr_alerts, alert_exc)
+                point_dt = fed_by.period_s if fed_by is not None else dt_s  # a dependent polls at its feeder's rate
+                point = _Point(point_name, node, point_dt, loglvl_values, loglvl_alerts, logthr_alerts, alert_exc)
                 point.job = job if job is not None else fed_by
                 node.data = point
                 self._points[point_name] = point
@@ -493,19 +507,27 @@ class Monitor:
             return None
         if isinstance(dt, bool) or not isinstance(dt, int | float):
             raise TypeError(f"dt must be a number of seconds or None, got {dt!r}")
+        if dt != dt:  # NaN would corrupt the ordering of the schedule's heap
+            raise ValueError(f"dt must be a number of seconds or None, got {dt!r}")
         if dt < 0:
             return float(self.default_dt)
         if dt == 0:
             return self._tick
         return float(dt)
 
-    def _check_depth(self, parent: str | None) -> None:
-        depth = 1
-        while parent is not None:
+    def _check_depth(self, name: str, parent: str | None, what: str, below: int = 0) -> None:
+        """Refuse to put ``name`` (with ``below`` levels under it) under ``parent``
+        (an unknown parent counts as top level) deeper than the cap."""
+        depth = 1 + below
+        ancestor = parent
+        while ancestor is not None:
             depth += 1
-            parent = self._parents[parent]
+            ancestor = self._parents.get(ancestor)
         if depth > naming.MAX_DEPTH:
-            raise ValueError(f"the tree would be {depth} levels deep; at most {naming.MAX_DEPTH} are allowed")
+            raise naming.InvalidNameError(
+                f"invalid {what} {name!r} under {parent!r}: too deep, the tree would be {depth} levels deep"
+                f" and at most {naming.MAX_DEPTH} are allowed"
+            )
 
     def _path_of(self, name: str) -> str:
         parts = []
@@ -584,13 +606,14 @@ class Monitor:
             now = time.monotonic()
             with self._sched_lock:
                 actions = self._schedule.pop_due(now)
+            put = self._jobs.put  # once per wake-up, not once per due job
             for event, job in actions:
-                if event is Event.TIMEOUT:
+                if event is _TIMEOUT:
                     self._report_timeout(job)
-                elif job.extra is not None:
-                    self._poll_generator(job, now)
+                elif job.extra is None:
+                    put(job)
                 else:
-                    self._jobs.put(job)
+                    self._poll_generator(job, now)
             if self.tick_cb is not None and now >= next_tick:
                 next_tick += self._tick * max(1, int((now - next_tick) // self._tick) + 1)
                 try:

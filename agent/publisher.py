@@ -33,6 +33,7 @@ import zmq
 
 from gsmon.common import protocol as proto
 from gsmon.common import transport
+from gsmon.common.transport import CurveClientKeys
 
 __all__ = ["CurveClientKeys", "PointSource", "Publisher", "PublisherSettings"]
 
@@ -49,15 +50,6 @@ class PublisherSettings:
     heartbeat_interval_s: float = 1.0
     state_interval_s: float = 30.0
     sndhwm: int = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class CurveClientKeys:
-    """This agent's CURVE key pair and the hub's public key (Z85 bytes)."""
-
-    public_key: bytes
-    secret_key: bytes
-    server_key: bytes
 
 
 class _Link:
@@ -148,9 +140,7 @@ class Publisher:
                     context, zmq.XPUB, transport.SocketOptions(sndhwm=self.settings.sndhwm, xpub_verbose=True)
                 )
                 if self._curve is not None:
-                    sock.curve_publickey = self._curve.public_key
-                    sock.curve_secretkey = self._curve.secret_key
-                    sock.curve_serverkey = self._curve.server_key
+                    transport.apply_curve_client(sock, self._curve)
                 sock.connect(endpoint)
                 links.append(_Link(endpoint, sock))
             self._loop(links)

@@ -1,0 +1,87 @@
+"""A test agent: a real process running a Monitor with points described in JSON.
+
+Usage: python agent_program.py --hub EP [--hub EP2] --name NAME [--mount PATH] --spec JSON
+
+The spec::
+
+    {"parents": {"Drive": null, "Motors": "Drive"},
+     "points": [{"name": "Az", "parent": "Drive", "value": 1.5, "alert": "RED", "dt": 0.2},
+                {"name": "Counter", "counter": true, "dt": 0.1},
+                {"name": "Ctl", "file": "/tmp/x.json", "dt": 0.1}]}
+
+``counter`` points return 1, 2, 3...; ``file`` points return the JSON
+``[value, "ALERT"]`` read from the file at each poll (tests change it). The
+program prints ``READY`` once the Monitor runs and exits 0 on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from gsmon.agent import Alert, CriticalAlert, GreenAlert, Monitor, NoAlert, OrangeAlert, RedAlert
+from gsmon.agent.publisher import PublisherSettings
+
+ALERTS: dict[str, type[Alert]] = {
+    "NONE": NoAlert,
+    "GREEN": GreenAlert,
+    "ORANGE": OrangeAlert,
+    "RED": RedAlert,
+    "CRITICAL": CriticalAlert,
+}
+
+
+def _source(point: dict[str, Any]) -> Any:
+    alert = ALERTS[point.get("alert", "NONE")]
+    if point.get("counter"):
+        counter = itertools.count(1)
+        return lambda: alert(next(counter))
+    if "file" in point:
+        path = Path(point["file"])
+
+        def read() -> Alert:
+            value, label = json.loads(path.read_text())
+            return ALERTS[label](value)
+
+        return read
+    value = point.get("value")
+    return lambda: alert(value)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hub", action="append", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--mount")
+    parser.add_argument("--spec", required=True)
+    parser.add_argument("--heartbeat-s", type=float, default=0.2)
+    args = parser.parse_args()
+    spec = json.loads(args.spec)
+    mon = Monitor(
+        hub=args.hub,
+        agent=args.name,
+        mount=args.mount,
+        publisher=PublisherSettings(flush_interval_s=0.02, heartbeat_interval_s=args.heartbeat_s, state_interval_s=5.0),
+    )
+    for name, parent in spec.get("parents", {}).items():
+        mon.register_parent(name, parent)
+    for point in spec.get("points", []):
+        mon.monitor(point=point["name"], dt=point.get("dt", 0.2), parent=point.get("parent"))(_source(point))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    mon.start()
+    print("READY", flush=True)
+    stop.wait()
+    mon.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

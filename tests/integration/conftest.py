@@ -1,0 +1,35 @@
+"""Fixtures for integration tests: real processes, real sockets, loopback only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Processes
+
+
+@pytest.fixture
+def procs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Processes]:
+    """A registry of child processes, all reaped after the test (pass or fail)."""
+    registry = Processes(tmp_path)
+    try:
+        yield registry
+    finally:
+        registry.reap()
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(registry.stderr_report())
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)

@@ -1,0 +1,224 @@
+"""Real processes for integration tests: start, read their ready line, reap.
+
+Every child is started through a :class:`Processes` registry owned by a
+fixture, so it is terminated (SIGTERM, then SIGKILL) and reaped even when the
+test fails. Children bind port 0 and print their real endpoints on a ready
+line; tests read them from there and never choose ports themselves. Waiting
+is always "poll a condition until a deadline", never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+HERE = Path(__file__).resolve().parent
+AGENT_PROGRAM = HERE / "agent_program.py"
+
+# Fast timings so that liveness tests take seconds, not minutes.
+FAST_HUB_ARGS = [
+    "--heartbeat-s",
+    "0.2",
+    "--agent-liveness",
+    "3",
+    "--stale-factor",
+    "3",
+    "--stale-slack-s",
+    "0.5",
+    "--removal-grace-s",
+    "1.0",
+]
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout_s: float = 10.0, interval_s: float = 0.05, what: str = "") -> T:
+    """Call ``predicate`` until it returns something truthy; return it. Fails
+    the test with ``what`` when ``timeout_s`` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what or predicate!r}")
+        time.sleep(interval_s)
+
+
+def polled(subscriber: Any, timeout_s: float = 0.05) -> bool:
+    """Let a Subscriber take in what arrived, then answer True, so that
+    ``wait_until(lambda: polled(sub) and condition)`` re-checks the condition
+    on fresh data every turn."""
+    subscriber.poll(timeout_s)
+    return True
+
+
+class Process:
+    """A child process whose stdout lines are collected by a reader thread."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.stderr_path = log_dir / f"{name}-{time.monotonic_ns()}.stderr"
+        self._stderr = self.stderr_path.open("wb")
+        child_env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if env:
+            child_env.update(env)
+        self.popen = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            stdin=subprocess.DEVNULL,
+            env=child_env,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def wait_for_line(self, prefix: str, timeout_s: float = 20.0) -> str:
+        """The first stdout line starting with ``prefix`` (fails on timeout or exit)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"{self.name}: no line starting with {prefix!r} in {timeout_s:g} s\n{self.stderr()}"
+                )
+            try:
+                line = self.lines.get(timeout=min(remaining, 0.1))
+            except queue.Empty:
+                if self.popen.poll() is not None and self.lines.empty():
+                    raise AssertionError(
+                        f"{self.name} exited with {self.popen.returncode} before printing {prefix!r}\n{self.stderr()}"
+                    ) from None
+                continue
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line
+
+    def stderr(self) -> str:
+        if not self._stderr.closed:
+            self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, signum)
+
+    def stop(self, timeout_s: float = 5.0) -> int:
+        """SIGTERM, wait, then SIGKILL; always reaps. Returns the exit status."""
+        if self.popen.poll() is None:
+            self.signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
+            self.signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._close_pipes()
+        return self.popen.returncode
+
+    def kill(self) -> None:
+        """SIGKILL now (a crash, as far as its peers can tell)."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait()
+
+    def _close_pipes(self) -> None:
+        self._reader.join(timeout=5)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
+        self._stderr.close()
+
+
+@dataclass
+class Hub:
+    process: Process
+    agents: str
+    subscribers: str
+    query: str
+    ready_line: str
+
+
+@dataclass
+class Processes:
+    """Starts children for one test and reaps all of them at the end."""
+
+    log_dir: Path
+    children: list[Process] = field(default_factory=list)
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
+        process = Process(name, argv, self.log_dir, env)
+        self.children.append(process)
+        return process
+
+    def gsmon(self, name: str, *args: str, env: dict[str, str] | None = None) -> Process:
+        return self.start(name, [sys.executable, "-m", "gsmon.common.cli", *args], env)
+
+    def hub(
+        self,
+        *extra: str,
+        agents: str = "tcp://127.0.0.1:0",
+        subscribers: str = "tcp://127.0.0.1:0",
+        query: str = "tcp://127.0.0.1:0",
+        name: str = "hub",
+        fast: bool = True,
+    ) -> Hub:
+        args = ["hub", "--agents", agents, "--subscribers", subscribers, "--query", query]
+        args += FAST_HUB_ARGS if fast else []
+        process = self.gsmon(name, *args, *extra)
+        line = process.wait_for_line("READY ")
+        fields = dict(part.split("=", 1) for part in line.split()[1:])
+        return Hub(process, fields["agents"], fields["subscribers"], fields["query"], line)
+
+    def agent(
+        self,
+        hub: Hub | Sequence[Hub],
+        name: str,
+        spec: dict[str, Any],
+        mount: str | None = None,
+        heartbeat_s: float = 0.2,
+    ) -> Process:
+        hubs = [hub] if isinstance(hub, Hub) else list(hub)
+        argv = [sys.executable, str(AGENT_PROGRAM), "--name", name, "--spec", json.dumps(spec)]
+        argv += ["--heartbeat-s", str(heartbeat_s)]
+        for each in hubs:
+            argv += ["--hub", each.agents]
+        if mount is not None:
+            argv += ["--mount", mount]
+        process = self.start(f"agent-{name}", argv)
+        process.wait_for_line("READY")
+        return process
+
+    def reap(self) -> None:
+        for child in reversed(self.children):
+            try:
+                child.stop()
+            except Exception:  # keep reaping the others whatever happens
+                child.kill()
+
+    def stderr_report(self) -> str:
+        return "\n".join(
+            f"--- {child.name} (pid {child.pid}) stderr ---\n{child.stderr()[-4000:]}" for child in self.children
+        )
