@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import zmq
@@ -85,6 +86,7 @@ class HubServer:
         settings: HubSettings | None = None,
         limits: ServerLimits | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        keys_dir: Path | None = None,
     ) -> None:
         self.settings = settings or HubSettings()
         self.limits = limits or ServerLimits()
@@ -107,6 +109,7 @@ class HubServer:
         self._query: zmq.Socket[bytes] | None = None
         self._monitor: zmq.Socket[bytes] | None = None
         self._seq_out = 0
+        self.keys_dir = keys_dir
 
     # ------------------------------------------------------------------
 

@@ -1,0 +1,142 @@
+"""The ``gsmon hub`` configuration file: schema, defaults and loader.
+
+``load_hub_config(path)`` reads a TOML file into a frozen :class:`HubConfig`,
+or raises :class:`~gsmon.common.config.ConfigError` naming the file, the key
+and what was expected. Every key is optional; command-line flags override the
+file. Complete schema, with the defaults::
+
+    [hub]
+    agents = "tcp://127.0.0.1:7761"       # where agents connect (port 0: any free port)
+    subscribers = "tcp://127.0.0.1:7762"  # where subscribers (watch, get, programs) connect
+    query = "tcp://127.0.0.1:7763"        # snapshots and hub info
+    # Listening on a station network: "tcp://0.0.0.0:7761" etc. -- with [security].
+
+    [liveness]
+    heartbeat_interval_s = 1.0            # hub heartbeat to subscribers; health points refresh
+    agent_liveness = 3.0                  # an agent is silent after this many of ITS heartbeat intervals
+    stale_factor = 3.0                    # a point is stale when not refreshed within stale_factor x its dt
+    stale_slack_s = 1.0                   #   ... plus this slack
+    removal_grace_s = 10.0                # points an agent's full state no longer lists go after this
+    resync_interval_s = 1.0               # at most one full-state request per agent per interval
+
+    [retention]
+    agent_retention_s = 3600.0            # a silent agent and its (stale) points are forgotten after this
+
+    [limits]
+    max_frame_bytes = 16777216            # larger agent messages disconnect the sender (ZMQ_MAXMSGSIZE)
+    max_points_per_message = 5000
+    max_query_frame_bytes = 65536
+    max_nodes = 1000000                   # new points beyond this are refused and counted
+    max_points_per_agent = 100000
+    max_agents = 10000
+    max_published_prefixes = 1000         # distinct subscriber prefixes tracked for gap detection
+    agents_rcvhwm = 100000                # messages queued from agents before ZeroMQ drops
+    subscribers_sndhwm = 100000           # messages queued per subscriber before it misses some (and resyncs)
+
+    [security]                            # optional: CURVE on every TCP endpoint
+    keys_dir = "/etc/gsmon/keys"          # hub.key_secret and authorized.toml (see `gsmon keys`)
+
+    [logging]
+    level = "INFO"                        # DEBUG, INFO, WARNING or ERROR
+    format = "text"                       # or "json" (one JSON object per line)
+
+Relative paths are taken relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from gsmon.common.config import ConfigError, Section, load_toml, parse_toml
+from gsmon.common.logs import FORMATS, LEVELS
+from gsmon.hub.server import HubEndpoints, ServerLimits
+from gsmon.hub.state import HubSettings
+
+__all__ = ["ConfigError", "HubConfig", "LoggingSettings", "load_hub_config", "parse_hub_config"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: str = "INFO"
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    """A whole hub configuration."""
+
+    endpoints: HubEndpoints = field(default_factory=HubEndpoints)
+    settings: HubSettings = field(default_factory=HubSettings)
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    keys_dir: Path | None = None
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    source: str = "<defaults>"
+
+
+# Which HubSettings / ServerLimits field each [liveness], [retention] and
+# [limits] key sets (the names are the same).
+_LIVENESS_KEYS = (
+    "heartbeat_interval_s",
+    "agent_liveness",
+    "stale_factor",
+    "stale_slack_s",
+    "removal_grace_s",
+    "resync_interval_s",
+)
+_SETTINGS_LIMITS = ("max_nodes", "max_points_per_agent", "max_agents", "max_published_prefixes")
+_SERVER_LIMITS = tuple(f.name for f in fields(ServerLimits))
+
+
+def load_hub_config(path: str | Path) -> HubConfig:
+    """Read the hub configuration file at ``path`` (ConfigError on any problem)."""
+    return _read(load_toml(path))
+
+
+def parse_hub_config(text: str, file: str = "<string>", base_dir: Path | None = None) -> HubConfig:
+    """Parse hub configuration text (for tests and tools)."""
+    return _read(parse_toml(text, file, base_dir))
+
+
+def _read(root: Section) -> HubConfig:
+    defaults_endpoints = HubEndpoints()
+    hub = root.section("hub")
+    endpoints = HubEndpoints(
+        agents=hub.endpoint("agents", defaults_endpoints.agents),
+        subscribers=hub.endpoint("subscribers", defaults_endpoints.subscribers),
+        query=hub.endpoint("query", defaults_endpoints.query),
+    )
+
+    base_settings = HubSettings()
+    changes: dict[str, Any] = {}
+    liveness = root.section("liveness")
+    for key in _LIVENESS_KEYS:
+        if key in ("agent_liveness", "stale_factor"):
+            changes[key] = liveness.number(key, getattr(base_settings, key), minimum=1.0, maximum=1000.0)
+        else:
+            changes[key] = liveness.seconds(key, getattr(base_settings, key))
+    retention = root.section("retention")
+    changes["agent_retention_s"] = retention.seconds("agent_retention_s", base_settings.agent_retention_s)
+
+    limits_table = root.section("limits")
+    for key in _SETTINGS_LIMITS:
+        changes[key] = limits_table.integer(key, getattr(base_settings, key), minimum=1)
+    base_limits = ServerLimits()
+    limit_changes = {key: limits_table.integer(key, getattr(base_limits, key), minimum=1) for key in _SERVER_LIMITS}
+
+    security = root.section("security")
+    keys_dir = security.file_path("keys_dir", None)
+
+    logging_table = root.section("logging")
+    level = logging_table.choice("level", LEVELS, "INFO", upper=True)
+    fmt = logging_table.choice("format", FORMATS, "text")
+    root.finish()
+    return HubConfig(
+        endpoints=endpoints,
+        settings=HubSettings(**changes),
+        limits=ServerLimits(**limit_changes),
+        keys_dir=keys_dir,
+        logging=LoggingSettings(level, fmt),
+        source=root.file,
+    )
