@@ -242,7 +242,7 @@ MAX_ENTRY_BYTES: Final = 64 * 1024
 MAX_VALUE_DEPTH: Final = 16
 # Nesting the decoder accepts inside an ext payload (tuples of tuples...).
 _MAX_EXT_DEPTH: Final = MAX_VALUE_DEPTH
-_MAX_DATETIME_TEXT: Final = 80
+_MAX_DATETIME_TEXT: Final = 112  # 42 for the longest isoformat() + [64-char zone]
 _TRUNCATION_MARK: Final = "…[truncated]"
 
 
@@ -447,7 +447,7 @@ def _default(obj: Any) -> Any:
         return list(obj)
     if isinstance(obj, dict):
         return dict(obj)
-    return str(obj)
+    return _safe_str(obj)  # a broken __str__ must not break the agent either
 
 
 def _pack_strict(obj: Any) -> bytes:
@@ -520,8 +520,9 @@ def pack_entry(entry: PointEntry) -> bytes:
         items[1] = _sanitise(value)
         packed = _pack_strict(items)
     if len(packed) > MAX_ENTRY_BYTES:
+        # Cut in UTF-8 bytes, not characters: 32 Ki emoji would still be 128 KiB.
         keep = MAX_ENTRY_BYTES // 2
-        items[1] = _safe_str(items[1])[:keep] + _TRUNCATION_MARK
+        items[1] = _safe_str(items[1]).encode()[:keep].decode("utf-8", "ignore") + _TRUNCATION_MARK
         packed = _pack_strict(items)
     return packed
 
@@ -714,7 +715,7 @@ def encode_hub_heartbeat(beat: HubHeartbeat) -> tuple[bytes, bytes]:
 # Decoding
 # ----------------------------------------------------------------------------
 
-_DATETIME_TEXT: Final = re.compile(r"^([0-9T:.+\-]{10,40})(?:\[([A-Za-z0-9_+\-/]{1,64})\])?$")
+_DATETIME_TEXT: Final = re.compile(r"^([0-9T:.+\-]{10,42}Z?)(?:\[([A-Za-z0-9_+\-/]{1,64})\])?$")
 
 
 def _parse_datetime(data: bytes) -> dt.datetime:
@@ -854,7 +855,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     if not isinstance(envelope, list) or len(envelope) < 8:
         raise ProtocolError("an envelope must be an array of 8 items")
     major, minor, kind_code, sender, epoch, seq, sent_ns, body = envelope[:8]
-    if major != PROTOCOL_MAJOR or isinstance(major, bool):
+    if type(major) is not int or major != PROTOCOL_MAJOR:
         raise ProtocolError(
             f"protocol major version {major!r:.20} is not supported (this side speaks {PROTOCOL_MAJOR})"
         )
@@ -870,6 +871,8 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     if not isinstance(body, dict):
         raise ProtocolError(f"envelope body must be a map, got {type(body).__name__}")
     try:
+        if type(kind_code) is not int:  # MsgKind(True) and MsgKind(1.0) would both be STATE
+            raise TypeError(kind_code)
         kind = MsgKind(kind_code)
     except (ValueError, TypeError):
         raise ProtocolError(f"unknown message kind {kind_code!r:.20}") from None
@@ -991,10 +994,17 @@ def decode_hub_message(topic: bytes, payload: bytes, max_bytes: int = MAX_FRAME_
             raise ProtocolError("hub heartbeat published must map str prefixes to counts")
         epoch, seq = data.get("epoch"), data.get("seq")
         interval, sent_at = data.get("interval_s"), data.get("sent_at")
-        if not (isinstance(epoch, int) and isinstance(seq, int)):
+        if not (type(epoch) is int and type(seq) is int):
             raise ProtocolError("hub heartbeat epoch and seq must be ints")
-        if not (isinstance(interval, int | float) and isinstance(sent_at, int | float)):
-            raise ProtocolError("hub heartbeat interval_s and sent_at must be numbers")
+        # interval_s sets the subscriber's liveness deadline: 0 or NaN would make the hub look lost forever.
+        if not (
+            isinstance(interval, int | float)
+            and not isinstance(interval, bool)
+            and 0 < interval < math.inf
+            and isinstance(sent_at, int | float)
+            and not isinstance(sent_at, bool)
+        ):
+            raise ProtocolError("hub heartbeat interval_s must be a positive number and sent_at a number")
         return HubHeartbeat(epoch, seq, float(interval), float(sent_at), published)
     try:
         path = topic.decode("utf-8")
