@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["Event", "Job", "Schedule"]
 
@@ -36,6 +36,12 @@ class Event(IntEnum):
     DUE = 0  # start the job (and book its next periodic slot)
     TIMEOUT = 1  # check whether this run of the job is still going
     RETRY = 2  # poll a not-yet-finished legacy generator again (no new slot)
+
+
+# Plain names for the members pop_due tests on every entry (an Enum attribute
+# lookup costs ~0.1 us, several times per poll).
+_DUE: Final = Event.DUE
+_TIMEOUT: Final = Event.TIMEOUT
 
 
 @dataclass(eq=False, slots=True)
@@ -52,6 +58,8 @@ class Job:
     started_at: float = 0.0
     skipped_slots: int = 0
     retired: bool = False  # never run again (an exhausted generator)
+    timeout_booked: bool = False  # a TIMEOUT entry for this job is in the heap
+    timed_out_run: int = 0  # the run_id whose timeout was reported (once per run)
     extra: Any = field(default=None, repr=False)
 
 
@@ -93,20 +101,58 @@ class Schedule:
         actions: list[tuple[Event, Job]] = []
         heap = self._heap
         horizon = now + self.slack_s
+        order = self._order
         while heap and heap[0][0] <= horizon:
-            when, _, event, job, run_id = heapq.heappop(heap)
-            if job.retired:
-                continue
-            if event is Event.DUE:
-                self._book_next_slot(job, when, now)
+            when, _, event, job, run_id = heap[0]
+            if event is _DUE and not job.retired:
+                period = job.period_s
+                if period is not None and period > 0:
+                    next_due = when + period
+                    if next_due <= now:
+                        next_due = self._catch_up(job, when, period, now)
+                    # The next slot takes this entry's place: one sift of the
+                    # heap instead of a pop and a push, on every periodic run.
+                    heapq.heapreplace(heap, (next_due, next(order), _DUE, job, 0))
+                else:
+                    heapq.heappop(heap)
+                    if period is not None:
+                        raise ValueError(f"period must be positive, got {period}")
                 if job.running:
                     job.skipped_slots += 1
+                    if not job.timeout_booked and job.timed_out_run != job.run_id:
+                        # Still running one period later: now its deadline is worth booking (see below).
+                        job.timeout_booked = True
+                        self._push(job.started_at + job.timeout_s, _TIMEOUT, job, 0)
                     continue
                 job.running = True
                 job.run_id += 1
                 job.started_at = now
-                self._push(now + job.timeout_s, Event.TIMEOUT, job, job.run_id)
-                actions.append((Event.DUE, job))
+                # TIMEOUT entries are booked lazily, at most one per job. A job
+                # whose period is shorter than its timeout (dt=1 s, timeout 10 s)
+                # comes up as DUE again before its deadline, and is booked only
+                # if it is still running then (above): a run that ends in time,
+                # nearly every run, costs no heap entry. One entry per run would
+                # keep ten stale entries per job in the heap and deepen every sift.
+                if not job.timeout_booked and (period is None or job.timeout_s <= period):
+                    job.timeout_booked = True
+                    self._push(now + job.timeout_s, _TIMEOUT, job, 0)
+                actions.append((_DUE, job))
+                continue
+            heapq.heappop(heap)
+            if job.retired:
+                continue
+            if event is _TIMEOUT:
+                job.timeout_booked = False
+                if not job.running or job.timed_out_run == job.run_id:
+                    continue  # the run it was booked for ended in time
+                deadline = job.started_at + job.timeout_s
+                if deadline > horizon:
+                    # A later run than the one it was booked for: wait for *its* deadline.
+                    job.timeout_booked = True
+                    self._push(deadline, _TIMEOUT, job, 0)
+                    continue
+                job.timed_out_run = job.run_id  # reported once per run
+                actions.append((_TIMEOUT, job))
             elif job.running and job.run_id == run_id:
                 actions.append((event, job))
         return actions
@@ -115,19 +161,13 @@ class Schedule:
         """The current run of ``job`` returned; it may be started again."""
         job.running = False
 
-    def _book_next_slot(self, job: Job, when: float, now: float) -> None:
-        period = job.period_s
-        if period is None:
-            return
-        if period <= 0:
-            raise ValueError(f"period must be positive, got {period}")
-        next_due = when + period
-        if next_due <= now:
-            # Behind schedule: jump to the first slot after now, keeping the phase.
-            missed = math.floor((now - when) / period)
-            job.skipped_slots += missed
-            next_due = when + (missed + 1) * period
-        self._push(next_due, Event.DUE, job, 0)
+    @staticmethod
+    def _catch_up(job: Job, when: float, period: float, now: float) -> float:
+        """Behind schedule (``when + period <= now``): the first slot after
+        ``now``, keeping the phase; the slots jumped over count as skipped."""
+        missed = math.floor((now - when) / period)
+        job.skipped_slots += missed
+        return when + (missed + 1) * period
 
     def _push(self, when: float, event: Event, job: Job, run_id: int) -> None:
         heapq.heappush(self._heap, (when, next(self._order), event, job, run_id))
