@@ -1,0 +1,361 @@
+"""``gsmon keys``: create CURVE keys and keep the hub's allow-list.
+
+On the hub's machine::
+
+    gsmon keys init /etc/gsmon/keys                       # hub.key, hub.key_secret, authorized.toml
+    gsmon keys agent ant1 --mount GS1/Antenna1 --hub-dir /etc/gsmon/keys --out ./ant1-keys
+    gsmon keys subscriber ops --prefix GS1/ --hub-dir /etc/gsmon/keys --out ./ops-keys
+    gsmon keys list --hub-dir /etc/gsmon/keys
+    gsmon keys revoke ant1 --hub-dir /etc/gsmon/keys
+
+``agent`` and ``subscriber`` write ``NAME.key``, ``NAME.key_secret`` and a
+copy of the hub's public key ``hub.key`` into OUTDIR: move that folder to the
+client's host (``scp -rp``) and delete it here. To keep a secret key from ever
+leaving its host, run ``gsmon keys pair NAME --out DIR`` there instead and
+register only its public key: ``gsmon keys agent NAME ... --public-key NAME.key``.
+
+Every file is created 0600 in 0700 folders; ``authorized.toml`` is replaced
+atomically (the hub polls it) under a lock on the keys folder, so two
+operators cannot lose each other's changes. Exit status: 0 done, 1 refused
+(a name or key already present, unsafe permissions, missing files...),
+2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from gsmon.hub.auth import AllowList
+
+__all__ = ["add_parser"]
+
+_PROG: Final = "gsmon keys"
+
+
+class _RefusedError(Exception):
+    """An operation the operator asked for but that cannot be done as things are: exit status 1."""
+
+
+class _BadUsageError(Exception):
+    """An argument that argparse accepted but that is not valid: exit status 2."""
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``gsmon keys`` and its actions on the ``gsmon`` command's subparsers."""
+    parser = subparsers.add_parser(
+        "keys",
+        help="create CURVE keys and manage the hub's allow-list",
+        description="Create CURVE key pairs with safe permissions and manage the hub's allow-list (authorized.toml).",
+    )
+    parser.set_defaults(handler=lambda _args: _missing_action(parser))
+    actions = parser.add_subparsers(title="actions", metavar="ACTION")
+
+    init = actions.add_parser("init", help="create the hub's key pair and an empty allow-list in DIR")
+    init.add_argument("dir", metavar="DIR", type=Path, help="the hub's keys folder (created 0700)")
+    init.set_defaults(handler=_guarded(_init))
+
+    for role, help_text in (
+        ("agent", "create an agent's key pair and allow it to publish under its mounts"),
+        ("subscriber", "create a subscriber's key pair and allow it to read (some prefixes of) the tree"),
+    ):
+        action = actions.add_parser(role, help=help_text, description=help_text)
+        action.add_argument("name", metavar="NAME", help=f"the {role}'s name")
+        if role == "agent":
+            action.add_argument(
+                "--mount",
+                dest="mounts",
+                action="append",
+                required=True,
+                metavar="PATH",
+                help="a path the agent may publish at or below (repeat for several)",
+            )
+        else:
+            action.add_argument(
+                "--prefix",
+                dest="prefixes",
+                action="append",
+                metavar="P",
+                help="a subtree the subscriber may read (repeat for several; none = everything)",
+            )
+        _add_hub_dir(action)
+        target = action.add_mutually_exclusive_group(required=True)
+        target.add_argument(
+            "--out", type=Path, metavar="OUTDIR", help="write the new pair and the hub's public key here"
+        )
+        target.add_argument(
+            "--public-key",
+            type=Path,
+            metavar="FILE",
+            help="register an existing public key (made with 'gsmon keys pair' on the client's host)",
+        )
+        action.set_defaults(handler=_guarded(_grant), role=role)
+
+    revoke = actions.add_parser("revoke", help="remove an agent or subscriber from the allow-list")
+    revoke.add_argument("name", metavar="NAME")
+    _add_hub_dir(revoke)
+    revoke.set_defaults(handler=_guarded(_revoke))
+
+    listing = actions.add_parser("list", help="show the hub's public key and the allow-list")
+    _add_hub_dir(listing)
+    listing.set_defaults(handler=_guarded(_list))
+
+    pair = actions.add_parser("pair", help="create a key pair on this host (register its .key on the hub)")
+    pair.add_argument("name", metavar="NAME")
+    pair.add_argument("--out", type=Path, required=True, metavar="OUTDIR", help="folder for NAME.key(_secret)")
+    pair.set_defaults(handler=_guarded(_pair))
+
+
+def _add_hub_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hub-dir", type=Path, required=True, metavar="DIR", help="the hub's keys folder (from 'gsmon keys init')"
+    )
+
+
+def _missing_action(parser: argparse.ArgumentParser) -> int:
+    parser.print_usage(sys.stderr)
+    print(f"{_PROG}: error: an action is required (init, agent, subscriber, revoke, list, pair)", file=sys.stderr)
+    return 2
+
+
+def _guarded(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run ``action``, turning operator errors into a one-line message and an exit status, never a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        # Imported here, not at parser build time, so that 'gsmon --version' stays instant.
+        from gsmon.common.keys import CurveUnavailableError, KeyFileError
+        from gsmon.common.names import InvalidNameError
+        from gsmon.hub.auth import AllowListError
+
+        try:
+            return action(args)
+        except (_BadUsageError, InvalidNameError) as exc:
+            print(f"{_PROG}: error: {exc}", file=sys.stderr)
+            return 2
+        except (_RefusedError, KeyFileError, AllowListError, CurveUnavailableError) as exc:
+            print(f"{_PROG}: error: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            print(f"{_PROG}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _client_name(name: str) -> str:
+    """Check a client's name: a valid node name that can also name its key files and is not the hub's."""
+    from gsmon.common.names import check_name
+    from gsmon.hub.auth import HUB_KEY_NAME
+
+    check_name(name, "name")
+    if name.startswith(".") or not name.isprintable():
+        raise _BadUsageError(
+            f"invalid name {name!r}: it names key files, so it must be printable and not start with '.'"
+        )
+    if name == HUB_KEY_NAME:
+        raise _BadUsageError(f"the name {HUB_KEY_NAME!r} is the hub's own; choose another")
+    return name
+
+
+def _hub_dir(path: Path) -> Path:
+    """Check that ``path`` is an initialised, private hub keys folder."""
+    from gsmon.common.keys import ensure_private_dir
+    from gsmon.hub.auth import ALLOW_LIST_FILE
+
+    if not path.is_dir():
+        raise _RefusedError(f"{path} is not a hub keys folder (create one with: gsmon keys init {path})")
+    ensure_private_dir(path)  # exists, so this only checks it is 0700
+    if not (path / ALLOW_LIST_FILE).exists():
+        raise _RefusedError(f"{path / ALLOW_LIST_FILE} does not exist (create it with: gsmon keys init {path})")
+    return path
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` while reading, changing and writing its allow-list."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _save(allow_list: AllowList, hub_dir: Path) -> Path:
+    from gsmon.common.keys import replace_private_file
+    from gsmon.hub.auth import ALLOW_LIST_FILE
+
+    return replace_private_file(hub_dir / ALLOW_LIST_FILE, allow_list.dumps().encode("utf-8"))
+
+
+# -- actions ------------------------------------------------------------------------
+
+
+def _init(args: argparse.Namespace) -> int:
+    from gsmon.common.keys import ensure_private_dir, generate_key_pair, write_key_pair, write_private_file
+    from gsmon.hub.auth import ALLOW_LIST_FILE, HUB_KEY_NAME, AllowList
+
+    folder = ensure_private_dir(args.dir)
+    taken = [p for p in (f"{HUB_KEY_NAME}.key", f"{HUB_KEY_NAME}.key_secret", ALLOW_LIST_FILE) if (folder / p).exists()]
+    if taken:
+        raise _RefusedError(f"{folder} is already initialised ({', '.join(taken)} exist); refusing to overwrite")
+    pair = generate_key_pair({"name": HUB_KEY_NAME, "role": "hub", "created": _now()})
+    public_path, secret_path = write_key_pair(folder, HUB_KEY_NAME, pair)
+    allow_path = write_private_file(folder / ALLOW_LIST_FILE, AllowList().dumps().encode("utf-8"))
+    print(f"hub key pair:  {secret_path}  (stays on the hub)")
+    print(f"hub public key: {public_path}  (hand this file to agents and subscribers)")
+    print(f"allow-list:    {allow_path}  (empty: add clients with 'gsmon keys agent' / 'gsmon keys subscriber')")
+    print(f"public key: {pair.public_text}")
+    return 0
+
+
+def _grant(args: argparse.Namespace) -> int:
+    from gsmon.common.keys import (
+        KeyPair,
+        ensure_private_dir,
+        generate_key_pair,
+        load_public_key,
+        public_key_path,
+        secret_key_path,
+        write_key_pair,
+        write_public_key,
+    )
+    from gsmon.hub.auth import ALLOW_LIST_FILE, HUB_KEY_NAME, AgentGrant, AllowList, AllowListError, SubscriberGrant
+
+    name = _client_name(args.name)
+    role: str = args.role
+    hub_dir = _hub_dir(args.hub_dir)
+    hub_public = load_public_key(public_key_path(hub_dir, HUB_KEY_NAME))
+
+    pair: KeyPair | None = None
+    if args.public_key is not None:
+        public = load_public_key(args.public_key)
+    else:
+        pair = generate_key_pair({"name": name, "role": role, "created": _now()})
+        public = pair.public
+    try:
+        grant: AgentGrant | SubscriberGrant
+        if role == "agent":
+            grant = AgentGrant(name, public.decode("ascii"), tuple(args.mounts))
+        else:
+            grant = SubscriberGrant(
+                name, public.decode("ascii"), None if args.prefixes is None else tuple(args.prefixes)
+            )
+    except AllowListError as exc:
+        raise _BadUsageError(str(exc)) from None
+
+    out_files: list[Path] = []
+    out_dir: Path | None = None if pair is None else Path(args.out)
+    if out_dir is not None and out_dir.exists() and os.path.realpath(out_dir) == os.path.realpath(hub_dir):
+        raise _RefusedError("--out must not be the hub's keys folder: the client's secret key does not belong there")
+
+    with _locked(hub_dir):
+        current = AllowList.load(hub_dir / ALLOW_LIST_FILE)
+        if name in current.agents or name in current.subscribers:
+            raise _RefusedError(
+                f"{name!r} is already in {hub_dir / ALLOW_LIST_FILE}; revoke it first to replace its key"
+            )
+        try:
+            updated = current.with_grant(grant)
+        except AllowListError as exc:
+            raise _RefusedError(str(exc)) from None
+        if pair is not None and out_dir is not None:
+            # Only now that the grant is known to fit: a refused request leaves no folder behind.
+            out_dir = ensure_private_dir(out_dir)
+            targets = [
+                public_key_path(out_dir, name),
+                secret_key_path(out_dir, name),
+                public_key_path(out_dir, HUB_KEY_NAME),
+            ]
+            existing = [str(t) for t in targets if t.exists() or t.is_symlink()]
+            if existing:
+                raise _RefusedError(f"refusing to overwrite {', '.join(existing)}")
+            out_files.extend(write_key_pair(out_dir, name, pair))
+        try:
+            if out_dir is not None:
+                out_files.append(write_public_key(targets[2], hub_public, {"name": HUB_KEY_NAME, "role": "hub"}))
+            allow_path = _save(updated, hub_dir)
+        except BaseException:
+            # All or nothing: no key files for a client the allow-list does not know.
+            for written in out_files:
+                written.unlink(missing_ok=True)
+            raise
+
+    what = f"mounts {', '.join(grant.mounts)}" if isinstance(grant, AgentGrant) else _prefixes_text(grant)
+    print(f"{role} {name!r} added to {allow_path} ({what})")
+    print(f"public key: {grant.public_key}")
+    if out_dir is not None:
+        for path in out_files:
+            print(f"wrote {path}")
+        print(f"next: copy {out_dir} to the {role}'s host (scp -rp keeps the modes), then delete it here")
+    print("a running hub picks the change up within a second")
+    return 0
+
+
+def _prefixes_text(grant: Any) -> str:
+    return "everything" if grant.prefixes is None else f"prefixes {', '.join(grant.prefixes)}"
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from gsmon.hub.auth import ALLOW_LIST_FILE, AllowList
+
+    hub_dir = _hub_dir(args.hub_dir)
+    with _locked(hub_dir):
+        current = AllowList.load(hub_dir / ALLOW_LIST_FILE)
+        role = "agent" if args.name in current.agents else "subscriber"
+        try:
+            updated = current.without(args.name)
+        except KeyError:
+            raise _RefusedError(f"no agent or subscriber named {args.name!r} in {hub_dir / ALLOW_LIST_FILE}") from None
+        allow_path = _save(updated, hub_dir)
+    print(f"{role} {args.name!r} removed from {allow_path}")
+    print(
+        "a running hub refuses new handshakes with that key and drops its messages within a second; "
+        "delete its key files on its host"
+    )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from gsmon.common.keys import KeyFileError, load_public_key, public_key_path
+    from gsmon.hub.auth import ALLOW_LIST_FILE, HUB_KEY_NAME, AllowList
+
+    hub_dir = _hub_dir(args.hub_dir)
+    try:
+        hub_public = load_public_key(public_key_path(hub_dir, HUB_KEY_NAME)).decode("ascii")
+    except KeyFileError as exc:
+        hub_public = f"(unreadable: {exc})"
+    allow_list = AllowList.load(hub_dir / ALLOW_LIST_FILE)
+    print(f"hub public key: {hub_public}")
+    print(f"agents ({len(allow_list.agents)}):")
+    for agent in allow_list.agents.values():
+        print(f"  {agent.name}  {agent.public_key}  mounts: {', '.join(agent.mounts)}")
+    print(f"subscribers ({len(allow_list.subscribers)}):")
+    for sub in allow_list.subscribers.values():
+        print(f"  {sub.name}  {sub.public_key}  {_prefixes_text(sub)}")
+    return 0
+
+
+def _pair(args: argparse.Namespace) -> int:
+    from gsmon.common.keys import create_key_pair
+
+    name = _client_name(args.name)
+    pair, public_path, secret_path = create_key_pair(args.out, name, {"name": name, "created": _now()})
+    print(f"wrote {secret_path} (stays on this host)")
+    print(f"wrote {public_path}")
+    print(f"register it on the hub: gsmon keys agent {name} --mount PATH --hub-dir DIR --public-key {public_path.name}")
+    print(f"public key: {pair.public_text}")
+    return 0
