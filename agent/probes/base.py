@@ -1,0 +1,64 @@
+"""What every probe family uses to declare its points on a Monitor."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from gsmon.agent.monitor import Monitor
+from gsmon.agent.thresholds import Threshold
+from gsmon.common import names as naming
+
+__all__ = ["PollFunction", "RegisteredProbes", "log"]
+
+log = logging.getLogger("gsmon.agent.probes")
+
+PollFunction = Callable[[], Any]
+
+
+class RegisteredProbes:
+    """What :func:`~gsmon.agent.probes.register_probes` declared on a Monitor.
+
+    Attributes:
+        functions: Each monitor function, keyed by the point names it feeds
+            (a function feeding several points returns a tuple in that order).
+            They stay plain callables: calling one polls it once, right now.
+        parents: The parent of every point.
+        dt_s: The poll interval of every point, in seconds.
+        default_thresholds: Thresholds the probes suggest from what the
+            hardware reports (a sensor's own "high" and "critical"
+            temperatures). Put them after the configured ones, so that an
+            operator's rule for the same point wins::
+
+                rule = ThresholdRule([*config.thresholds, *probes.default_thresholds])
+    """
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+        self.functions: dict[tuple[str, ...], PollFunction] = {}
+        self.parents: dict[str, str] = {}
+        self.dt_s: dict[str, float] = {}
+        self.default_thresholds: list[Threshold] = []
+
+    def __repr__(self) -> str:
+        return f"<RegisteredProbes {len(self.parents)} points in {len(self.functions)} functions>"
+
+    @property
+    def points(self) -> list[str]:
+        """The names of every registered point, in registration order."""
+        return list(self.parents)
+
+    def path(self, point: str) -> str:
+        """The point's path inside the monitor (``"CPU/cpu_total_percent"``)."""
+        return naming.join(self.parents[point], point)
+
+    def add(self, points: tuple[str, ...], function: PollFunction, *, dt_s: float, parent: str) -> None:
+        """Declare ``function`` as the source of ``points`` under ``parent``,
+        polled every ``dt_s`` seconds, with the Monitor's usual decorator."""
+        point: str | tuple[str, ...] = points if len(points) > 1 else points[0]
+        self.monitor.monitor(point=point, dt=dt_s, parent=parent)(function)
+        self.functions[points] = function
+        for name in points:
+            self.parents[name] = parent
+            self.dt_s[name] = dt_s

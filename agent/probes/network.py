@@ -1,0 +1,85 @@
+"""Network probe: traffic, error and drop rates per interface.
+
+Points (parent ``Network``), for each interface ``<if>``:
+
+====================  ===========  ===================================
+name                  unit         meaning
+====================  ===========  ===================================
+<if>_rx_bytes_per_s   bytes/s      received
+<if>_tx_bytes_per_s   bytes/s      sent
+<if>_rx_errors_per_s  errors/s     receive errors
+<if>_tx_errors_per_s  errors/s     transmit errors
+<if>_rx_drops_per_s   packets/s    incoming packets dropped
+<if>_tx_drops_per_s   packets/s    outgoing packets dropped
+====================  ===========  ===================================
+
+Rates are counter differences over ``time.monotonic()`` (see
+:mod:`~gsmon.agent.probes.rates`); a value is ``None`` until there are two
+samples far enough apart, and for an interface that has disappeared.
+Interfaces are chosen once, at registration: the ``interfaces`` listed in
+the configuration, else every interface except the ``ignore`` globs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from fnmatch import fnmatchcase
+from typing import Any, Final
+
+import psutil
+
+from gsmon.agent.config import NetworkProbe
+from gsmon.agent.probes.base import RegisteredProbes, log
+from gsmon.agent.probes.labels import label, unique
+from gsmon.agent.probes.rates import CounterRates
+
+__all__ = ["FIELDS", "PARENT", "choose_interfaces", "register_network"]
+
+PARENT: Final = "Network"
+
+#: psutil counter -> point-name suffix.
+FIELDS: Final = {
+    "bytes_recv": "rx_bytes_per_s",
+    "bytes_sent": "tx_bytes_per_s",
+    "errin": "rx_errors_per_s",
+    "errout": "tx_errors_per_s",
+    "dropin": "rx_drops_per_s",
+    "dropout": "tx_drops_per_s",
+}
+
+
+def choose_interfaces(available: Iterable[str], config: NetworkProbe) -> list[str]:
+    """The interfaces to watch (pure)."""
+    if config.interfaces:
+        return list(config.interfaces)
+    return sorted(name for name in available if not any(fnmatchcase(name, glob) for glob in config.ignore))
+
+
+def register_network(
+    probes: RegisteredProbes,
+    config: NetworkProbe,
+    *,
+    read: Callable[[], Mapping[str, Any]] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> None:
+    """Declare the per-interface rate points under ``Network``.
+
+    ``read`` and ``clock`` replace ``psutil.net_io_counters(pernic=True)`` and
+    ``time.monotonic`` (for tests).
+    """
+    read_counters: Callable[[], Mapping[str, Any]] = read or (lambda: psutil.net_io_counters(pernic=True))
+    now: Callable[[], float] = clock or time.monotonic
+    first = read_counters() or {}
+    interfaces = choose_interfaces(first, config)
+    if not interfaces:
+        log.debug("network probe: no interface to watch")
+        return
+    rates = CounterRates(interfaces, FIELDS)
+    rates.sample(first, now())  # prime the counters
+
+    def network_rates() -> tuple[float | None, ...]:
+        return rates.sample(read_counters() or {}, now())
+
+    prefixes = unique(label(name) for name in interfaces)
+    probes.add(rates.point_names(prefixes), network_rates, dt_s=config.dt_s, parent=PARENT)
