@@ -491,3 +491,41 @@ def test_a_dead_zap_thread_is_reported_and_stop_does_not_hang(
     stopper.start()
     stopper.join(timeout=DEADLINE_S)
     assert not stopper.is_alive(), "stop() blocked on a dead ZAP thread"
+
+
+def test_xpub_manual_lets_the_hub_enforce_subscriber_prefixes(
+    hub_auth: HubAuthenticator, hub_keys: Keys, make_socket: Any
+) -> None:
+    """The pattern for the hub: XPUB_MANUAL, check each subscription's User-Id, subscribe only allowed prefixes.
+
+    With a plain XPUB libzmq applies a subscription before the hub sees it,
+    so a subscriber's prefix grant could not be enforced at all.
+    """
+    xpub = make_socket(zmq.XPUB)
+    hub_auth.server_socket_options(xpub, "subscribers")
+    xpub.xpub_manual = True
+    url = endpoint(xpub)
+    sub = make_socket(zmq.SUB)
+    keys.apply_curve_client(sub, hub_keys.ops, hub_keys.hub.public)  # granted GS1/ only
+    sub.connect(url)
+    sub.subscribe(b"GS1/Antenna1/")
+    sub.subscribe(b"GS2/")
+    sub.subscribe(b"")
+    decisions = {}
+    for _ in range(3):
+        assert xpub.poll(int(DEADLINE_S * 1000))
+        frame = xpub.recv(copy=False)
+        topic = frame.bytes[1:]
+        decisions[topic] = hub_auth.allow_list.may_subscribe(sender_key(frame), topic)
+        if decisions[topic]:
+            xpub.subscribe(topic)  # in manual mode: applies to the pipe that just asked
+    assert decisions == {b"GS1/Antenna1/": True, b"GS2/": False, b"": False}
+    received: list[list[bytes]] = []
+    deadline = time.monotonic() + DEADLINE_S
+    while not received and time.monotonic() < deadline:
+        xpub.send_multipart([b"GS2/secret", b"no"])
+        xpub.send_multipart([b"GS1/Antenna1/Azimuth", b"yes"])
+        while sub.poll(20):
+            received.append(sub.recv_multipart())
+    assert received
+    assert all(topic == b"GS1/Antenna1/Azimuth" for topic, _ in received)
