@@ -95,12 +95,12 @@ class _Leaf:
         "deadline",
         "dt_s",
         "gen",
-        "in_heap",
         "node",
         "overdue",
         "path",
         "payload",
         "polled_at_s",
+        "queued",
         "received_at_s",
         "value",
     )
@@ -116,7 +116,7 @@ class _Leaf:
         self.received_at_s: float | None = None
         self.dt_s: float | None = None
         self.deadline = _INF  # hub monotonic time after which the point is overdue
-        self.in_heap = False
+        self.queued = _INF  # deadline of this leaf's live entry in the deadline heap (inf: none)
         self.overdue = False
         self.gen = 0  # the agent's state generation when last reported
         self.payload = b""  # last published payload (served to snapshots)
@@ -193,19 +193,21 @@ class HubState:
             log.debug("dropped %s from %s on the agents socket", msg.kind.name, msg.sender)
             return
         name = msg.sender
-        agent = self.agents.get(name)
-        if agent is None:
-            if not _valid_agent_name(name) or len(self.agents) >= self.settings.max_agents:
-                self.stats.messages_rejected += 1
-                return
-            agent = self.agents[name] = _Agent(name)
         if isinstance(msg, proto.State | proto.Heartbeat):
+            # Before registering a new agent: a refused message must not leave a phantom
+            # (silent, hence STALE) agent behind in the hub's health.
             try:
                 naming.check_mount(msg.mount)
             except naming.InvalidNameError as error:
                 self.stats.messages_rejected += 1
                 log.debug("agent %s: %s", name, error)
                 return
+        agent = self.agents.get(name)
+        if agent is None:
+            if not _valid_agent_name(name) or len(self.agents) >= self.settings.max_agents:
+                self.stats.messages_rejected += 1
+                return
+            agent = self.agents[name] = _Agent(name)
 
         if msg.epoch != agent.epoch:
             if not isinstance(msg, proto.State):
@@ -290,6 +292,9 @@ class HubState:
 
     def _declare_parent(self, agent: _Agent, rel: str, gen: int) -> None:
         path = naming.join(agent.mount, rel)
+        if path not in self.tree and len(self.tree) >= self.settings.max_nodes:
+            self.stats.points_rejected += 1  # declared parents count against the memory bound too
+            return
         try:
             node = self._ensure_parents(path, include_self=True)
         except ValueError as error:
@@ -320,12 +325,14 @@ class HubState:
                 self._alertstrs[entry.alertcode] = entry.alertstr
             leaf.alertcode = entry.alertcode
             period = entry.dt_s
-            if period is None or period <= 0:
+            if period is None or not 0 < period < _INF:  # one-shot, or nonsense (NaN would jam the heap)
                 leaf.deadline = _INF
             else:
                 leaf.deadline = now + self.settings.stale_factor * period + self.settings.stale_slack_s
-                if not leaf.in_heap:
-                    leaf.in_heap = True
+                if leaf.deadline < leaf.queued:
+                    # Not queued yet, or due before its queued entry (a shorter dt): queue
+                    # it; tick() ignores the superseded entry.
+                    leaf.queued = leaf.deadline
                     heapq.heappush(self._deadlines, (leaf.deadline, leaf.path))
             leaf.overdue = False
             self._restyle(leaf)
@@ -432,15 +439,18 @@ class HubState:
 
         heap = self._deadlines
         while heap and heap[0][0] <= now:
-            _, path = heapq.heappop(heap)
+            due, path = heapq.heappop(heap)
             node = self.tree.get(path)
             leaf = node.data if node is not None else None
-            if not isinstance(leaf, _Leaf):
-                continue
+            if not isinstance(leaf, _Leaf) or due != leaf.queued:
+                continue  # the leaf is gone, or this entry was superseded by an earlier one
             if leaf.deadline > now:
-                heapq.heappush(heap, (leaf.deadline, path))  # refreshed since: look again later
+                # Refreshed since: look again later (never, if it became one-shot).
+                leaf.queued = leaf.deadline
+                if leaf.deadline < _INF:
+                    heapq.heappush(heap, (leaf.deadline, path))
                 continue
-            leaf.in_heap = False
+            leaf.queued = _INF
             if not leaf.overdue:
                 leaf.overdue = True
                 self._restyle(leaf)

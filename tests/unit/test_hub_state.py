@@ -1,0 +1,944 @@
+"""The hub's I/O-free core: merging, rollup, liveness, staleness, removal, limits, publishing.
+
+Every time is made up (``now`` in seconds from 0, ``wall`` = WALL0 + now): no sockets, no sleeps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from gsmon.common import protocol as proto
+from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
+from gsmon.common.protocol import PointEntry
+from gsmon.hub import state as hub_state
+from gsmon.hub.state import HubSettings, HubState
+
+HUB_EPOCH = 0x5EED
+WALL0 = 1_700_000_000.0
+GREEN, ORANGE, RED, CRITICAL = 10, 20, 30, 100
+
+SETTINGS = HubSettings(
+    heartbeat_interval_s=1.0,
+    agent_liveness=3.0,
+    stale_factor=3.0,
+    stale_slack_s=1.0,
+    removal_grace_s=10.0,
+    agent_retention_s=100.0,
+    resync_interval_s=1.0,
+)
+
+
+def make_hub(**changes: Any) -> HubState:
+    return HubState(dataclasses.replace(SETTINGS, **changes), HUB_EPOCH, now=0.0)
+
+
+def pt(path: str, code: int = GREEN, value: Any = 1.0, dt: float | None = None, polled: float = 5.0) -> PointEntry:
+    """A point entry; by default one-shot (``dt`` None) so it never goes overdue by itself."""
+    return PointEntry(path, value, code, alertstr_for(code), WALL0 + polled, dt)
+
+
+class Agent:
+    """Builds one agent's messages with consecutive seqs (``skip`` makes a gap, ``restart`` a new epoch)."""
+
+    def __init__(self, name: str, mount: str, epoch: int = 1, heartbeat_s: float = 10.0) -> None:
+        self.name, self.mount, self.epoch, self.heartbeat_s = name, mount, epoch, heartbeat_s
+        self.seq = -1
+
+    def _head(self) -> dict[str, Any]:
+        self.seq += 1
+        return {"sender": self.name, "epoch": self.epoch, "seq": self.seq, "sent_ns": 0}
+
+    def state(self, *points: PointEntry, parents: Iterable[str] = (), part: int = 0, parts: int = 1) -> proto.State:
+        return proto.State(
+            **self._head(),
+            mount=self.mount,
+            heartbeat_s=self.heartbeat_s,
+            points=list(points),
+            parents=list(parents),
+            part=part,
+            parts=parts,
+        )
+
+    def delta(self, *points: PointEntry) -> proto.Delta:
+        return proto.Delta(**self._head(), points=list(points))
+
+    def heartbeat(self, count: int = 0) -> proto.Heartbeat:
+        return proto.Heartbeat(**self._head(), mount=self.mount, heartbeat_s=self.heartbeat_s, point_count=count)
+
+    def bye(self) -> proto.Bye:
+        return proto.Bye(**self._head())
+
+    def skip(self, count: int) -> None:
+        self.seq += count
+
+    def restart(self, epoch: int) -> None:
+        self.epoch, self.seq = epoch, -1
+
+
+def send(hub: HubState, msg: proto.Message, now: float = 0.0) -> None:
+    hub.apply(msg, now, WALL0 + now)
+
+
+def drain(hub: HubState, now: float = 0.0) -> list[proto.NodeUpdate]:
+    """Drain and decode; check the seqs continue the hub's seq one by one."""
+    first = hub.seq + 1
+    updates = []
+    for topic, payload in hub.drain(WALL0 + now):
+        update = proto.decode_hub_message(topic, payload)
+        assert isinstance(update, proto.NodeUpdate)
+        assert update.epoch == HUB_EPOCH
+        updates.append(update)
+    assert [u.seq for u in updates] == list(range(first, first + len(updates)))
+    assert hub.seq == first + len(updates) - 1
+    return updates
+
+
+def latest(updates: list[proto.NodeUpdate]) -> dict[str, proto.NodeUpdate]:
+    return {u.path: u for u in updates}
+
+
+def code(hub: HubState, path: str) -> int:
+    return hub.tree[path].code
+
+
+def agent_paths(hub: HubState) -> set[str]:
+    """Every node path outside the hub's own ``_hub`` subtree."""
+    return {path for path, _ in hub.tree.items() if not path.startswith("_hub")}
+
+
+# -- merging ----------------------------------------------------------------
+
+
+def test_an_agent_is_merged_at_its_mount() -> None:
+    """Points land under the agent's mount, with every parent created and shown as its worst child."""
+    hub = make_hub()
+    send(hub, Agent("ant", "GS1/Antenna2").state(pt("Azimuth", GREEN), pt("Drive/Temp", ORANGE)))
+    nodes = latest(drain(hub))
+    assert (
+        set(nodes)
+        == agent_paths(hub)
+        == {
+            "GS1",
+            "GS1/Antenna2",
+            "GS1/Antenna2/Azimuth",
+            "GS1/Antenna2/Drive",
+            "GS1/Antenna2/Drive/Temp",
+        }
+    )
+    assert nodes["GS1/Antenna2/Azimuth"].kind == proto.NODE_POINT
+    assert nodes["GS1/Antenna2/Azimuth"].agent == "ant"
+    assert nodes["GS1/Antenna2/Drive"].kind == proto.NODE_PARENT
+    assert [nodes[p].alertcode for p in ("GS1", "GS1/Antenna2", "GS1/Antenna2/Drive")] == [ORANGE] * 3
+    assert nodes["GS1"].alertstr == "ORANGE"
+
+
+def test_two_agents_under_one_parent_give_the_union_of_their_children() -> None:
+    """Two agents mounting at the same parent share it: its children are both agents' points."""
+    hub = make_hub()
+    send(hub, Agent("ctl", "GS1/Antenna2").state(pt("Azimuth", GREEN)))
+    send(hub, Agent("rack", "GS1/Antenna2").state(pt("Rack/Temp", RED)))
+    send(hub, Agent("site", "GS1").state(pt("Antenna2/Power", ORANGE)))
+    nodes = latest(drain(hub))
+    assert set(hub.tree["GS1/Antenna2"].children) == {
+        "GS1/Antenna2/Azimuth",
+        "GS1/Antenna2/Rack",
+        "GS1/Antenna2/Power",
+    }
+    assert nodes["GS1/Antenna2/Azimuth"].agent == "ctl"
+    assert nodes["GS1/Antenna2/Rack/Temp"].agent == "rack"
+    assert nodes["GS1/Antenna2/Power"].agent == "site"
+    assert code(hub, "GS1/Antenna2") == code(hub, "GS1") == RED
+
+
+@pytest.mark.parametrize("first", ["a", "b"])
+def test_a_leaf_claimed_by_a_second_agent_is_refused_and_counted(first: str) -> None:
+    """The first agent keeps the leaf; the second's claim is refused and counted each time, never applied."""
+    hub = make_hub()
+    agents = {name: Agent(name, "GS1") for name in "ab"}
+    second = "b" if first == "a" else "a"
+    send(hub, agents[first].state(pt("x", GREEN, value="mine")))
+    send(hub, agents[second].state(pt("x", CRITICAL, value="theirs"), pt("y", ORANGE)))
+    assert hub.stats.conflicts == 1
+    send(hub, agents[second].delta(pt("x", CRITICAL, value="again")))
+    assert hub.stats.conflicts == 2
+    nodes = latest(drain(hub))
+    assert (nodes["GS1/x"].agent, nodes["GS1/x"].value, nodes["GS1/x"].alertcode) == (first, "mine", GREEN)
+    assert nodes["GS1/y"].agent == second  # the rest of the message still applies
+    assert code(hub, "GS1") == ORANGE
+
+
+def test_a_leaf_of_one_agent_cannot_be_a_parent_for_another() -> None:
+    """An existing leaf refuses another agent's points below it, and declared parents at it."""
+    hub = make_hub()
+    send(hub, Agent("a", "M").state(pt("x", GREEN)))
+    send(hub, Agent("b", "M").state(pt("x/y", RED), parents=["x", "x/z"]))
+    assert hub.stats.conflicts == 3
+    assert agent_paths(hub) == {"M", "M/x"}
+    assert hub.tree["M/x"].is_leaf
+    assert code(hub, "M") == GREEN
+
+
+def test_a_parent_of_one_agent_cannot_be_a_leaf_of_another() -> None:
+    """An existing parent refuses another agent's point at its path."""
+    hub = make_hub()
+    send(hub, Agent("b", "M").state(pt("x/y", RED)))
+    send(hub, Agent("a", "M").state(pt("x", GREEN)))
+    assert hub.stats.conflicts == 1
+    assert not hub.tree["M/x"].is_leaf
+    assert code(hub, "M/x") == RED
+
+
+def test_an_agent_mounted_on_another_agents_leaf_is_refused() -> None:
+    """A mount path that is someone's leaf cannot take points."""
+    hub = make_hub()
+    send(hub, Agent("a", "M").state(pt("x", GREEN)))
+    send(hub, Agent("b", "M/x").state(pt("y", RED)))
+    assert hub.stats.conflicts == 1
+    assert "M/x/y" not in hub.tree
+
+
+# -- rollup -------------------------------------------------------------------
+
+
+def test_parents_follow_every_update_incrementally() -> None:
+    """After each DELTA every parent shows its worst child, and only changed parents are re-published."""
+    hub = make_hub()
+    agent = Agent("a", "M")
+    send(hub, agent.state(pt("G/a", GREEN), pt("G/b", ORANGE), pt("H/c", 0)))
+    drain(hub)
+    steps: list[tuple[str, int, dict[str, int]]] = [
+        ("G/a", RED, {"M/G": RED, "M": RED}),
+        ("G/b", CRITICAL, {"M/G": CRITICAL, "M": CRITICAL}),
+        ("G/b", GREEN, {"M/G": RED, "M": RED}),
+        ("G/b", ORANGE, {}),  # G's worst is still a's RED: no parent changes
+        ("G/a", GREEN, {"M/G": ORANGE, "M": ORANGE}),
+        ("H/c", CRITICAL, {"M/H": CRITICAL, "M": CRITICAL}),
+        ("H/c", -5, {"M/H": 0, "M": ORANGE}),  # user codes below NoAlert: a parent never reads below 0
+    ]
+    for path, new_code, changed in steps:
+        send(hub, agent.delta(pt(path, new_code)))
+        nodes = latest(drain(hub))
+        parents = {p: n.alertcode for p, n in nodes.items() if n.kind == proto.NODE_PARENT}
+        assert parents == changed, (path, new_code)
+        assert nodes[f"M/{path}"].alertcode == new_code
+        for parent in ("M/G", "M/H", "M"):
+            children = hub.tree[parent].children.values()
+            assert code(hub, parent) == max(0, *(child.code for child in children))
+
+
+# -- liveness and staleness -----------------------------------------------------
+
+
+def test_an_agent_goes_silent_after_liveness_times_its_heartbeat_and_not_before() -> None:
+    """Silent after agent_liveness x heartbeat_s: its points and their parents read STALE."""
+    hub = make_hub()
+    agent = Agent("ant", "GS1/Ant", heartbeat_s=2.0)
+    send(hub, agent.state(pt("x", GREEN), pt("y", 0)), now=1.0)
+    hub.tick(7.0, WALL0 + 7.0)  # exactly 3 x 2 s: still live
+    nodes = latest(drain(hub, 7.0))
+    assert not nodes["GS1/Ant/x"].stale
+    assert nodes["GS1/Ant/x"].alertcode == GREEN
+    hub.tick(7.001, WALL0 + 7.001)
+    nodes = latest(drain(hub, 7.001))
+    for path in ("GS1/Ant/x", "GS1/Ant/y"):
+        assert nodes[path].stale
+        assert (nodes[path].alertcode, nodes[path].alertstr) == (STALE_ALERTCODE, "STALE")
+    assert nodes["GS1/Ant"].alertcode == nodes["GS1"].alertcode == STALE_ALERTCODE
+    assert nodes["GS1"].stale
+    hub.tick(8.1, WALL0 + 8.1)  # the next health update (once per heartbeat_interval_s)
+    nodes = latest(drain(hub, 8.1))
+    assert nodes["_hub/agents/ant"].value == "silent"
+    assert nodes["_hub/agents/ant"].alertcode == STALE_ALERTCODE
+
+
+def test_a_silent_agent_is_live_again_on_its_next_message_and_asked_for_a_state() -> None:
+    """Any message from a silent agent clears STALE and queues one resync request."""
+    hub = make_hub()
+    agent = Agent("ant", "M", heartbeat_s=1.0)
+    send(hub, agent.state(pt("x", GREEN)))
+    hub.tick(5.0, WALL0 + 5.0)
+    drain(hub, 5.0)
+    assert hub.take_resync_requests() == []
+    send(hub, agent.heartbeat(1), now=6.0)
+    nodes = latest(drain(hub, 6.0))
+    assert not nodes["M/x"].stale
+    assert nodes["M/x"].alertcode == code(hub, "M") == GREEN
+    assert hub.take_resync_requests() == ["ant"]
+
+
+def test_bye_makes_the_agent_silent_at_once() -> None:
+    """After BYE the agent's points are STALE without waiting for the liveness timeout."""
+    hub = make_hub()
+    agent = Agent("ant", "M")
+    send(hub, agent.state(pt("x", GREEN)))
+    send(hub, agent.bye(), now=0.5)
+    nodes = latest(drain(hub, 0.5))
+    assert nodes["M/x"].stale
+    assert nodes["M/x"].alertcode == STALE_ALERTCODE
+
+
+def test_a_point_is_overdue_after_stale_factor_dt_plus_slack() -> None:
+    """A point not refreshed within 3 x dt + 1 s is STALE (heartbeats do not refresh it); a DELTA clears it."""
+    hub = make_hub()
+    agent = Agent("ant", "M", heartbeat_s=10.0)
+    send(hub, agent.state(pt("fast", GREEN, dt=2.0), pt("once", GREEN)), now=1.0)
+    send(hub, agent.heartbeat(2), now=5.0)
+    hub.tick(7.999, WALL0 + 7.999)
+    assert not latest(drain(hub, 7.999))["M/fast"].stale
+    hub.tick(8.0, WALL0 + 8.0)  # 1 + 3 x 2 + 1
+    nodes = latest(drain(hub, 8.0))
+    assert nodes["M/fast"].stale
+    assert nodes["M/fast"].alertcode == code(hub, "M") == STALE_ALERTCODE
+    assert "M/once" not in nodes  # one-shot points are never overdue
+    send(hub, agent.delta(pt("fast", GREEN, dt=2.0)), now=9.0)
+    nodes = latest(drain(hub, 9.0))
+    assert not nodes["M/fast"].stale
+    assert code(hub, "M") == GREEN
+    hub.tick(15.999, WALL0 + 15.999)
+    assert "M/fast" not in latest(drain(hub, 15.999))
+    hub.tick(16.0, WALL0 + 16.0)
+    assert latest(drain(hub, 16.0))["M/fast"].stale
+
+
+def test_a_shorter_dt_shortens_the_deadline() -> None:
+    """A point re-polled with a shorter dt (agent reconfigured) is overdue on the new, earlier deadline."""
+    hub = make_hub()
+    agent = Agent("ant", "M", heartbeat_s=100.0)
+    send(hub, agent.state(pt("x", GREEN, dt=100.0)))
+    send(hub, agent.delta(pt("x", GREEN, dt=1.0)), now=1.0)
+    hub.tick(4.999, WALL0 + 4.999)
+    assert code(hub, "M/x") == GREEN
+    hub.tick(5.0, WALL0 + 5.0)  # 1 + 3 x 1 + 1
+    assert latest(drain(hub, 5.0))["M/x"].stale
+    send(hub, agent.delta(pt("x", GREEN, dt=100.0)), now=6.0)
+    hub.tick(100.0, WALL0 + 100.0)  # the old short deadline must not fire any more
+    assert code(hub, "M/x") == GREEN
+
+
+@pytest.mark.parametrize("bad_dt", [math.nan, math.inf, -1.0, 0.0])
+def test_a_nonsense_dt_never_goes_overdue_and_does_not_block_other_deadlines(bad_dt: float) -> None:
+    """A point with dt NaN, inf, 0 or negative is treated as one-shot; other points still go overdue."""
+    hub = make_hub()
+    send(hub, Agent("odd", "A", heartbeat_s=100.0).state(pt("x", GREEN, dt=bad_dt)))
+    send(hub, Agent("ok", "B", heartbeat_s=100.0).state(pt("y", GREEN, dt=1.0)))
+    hub.tick(10.0, WALL0 + 10.0)
+    assert code(hub, "A/x") == GREEN
+    assert code(hub, "B/y") == STALE_ALERTCODE
+
+
+def test_a_stale_critical_point_stays_critical() -> None:
+    """Staleness never lowers an alert: a silent agent's Critical point still reads Critical (and stale)."""
+    hub = make_hub()
+    send(hub, Agent("ant", "M", heartbeat_s=1.0).state(pt("x", CRITICAL), pt("y", GREEN)))
+    hub.tick(10.0, WALL0 + 10.0)
+    nodes = latest(drain(hub, 10.0))
+    assert nodes["M/x"].stale
+    assert (nodes["M/x"].alertcode, nodes["M/x"].alertstr) == (CRITICAL, "CRITICAL")
+    assert nodes["M/y"].alertcode == STALE_ALERTCODE
+    assert nodes["M"].alertcode == CRITICAL
+
+
+# -- sequence numbers and epochs ----------------------------------------------------
+
+
+def test_a_seq_gap_is_counted_and_a_resync_requested_at_most_once_per_interval() -> None:
+    """Missing seqs are counted; the hub asks for a STATE, no more than once per resync_interval_s."""
+    hub = make_hub()
+    agent = Agent("ant", "M")
+    send(hub, agent.state(pt("x", GREEN)))
+    agent.skip(2)
+    send(hub, agent.delta(pt("x", RED)), now=5.0)
+    assert hub.stats.seq_gaps == 2
+    assert code(hub, "M/x") == RED  # the message itself still applies
+    assert hub.take_resync_requests() == ["ant"]
+    agent.skip(1)
+    send(hub, agent.delta(pt("x", RED)), now=5.999)
+    assert hub.stats.seq_gaps == 3
+    assert hub.take_resync_requests() == []
+    agent.skip(1)
+    send(hub, agent.delta(pt("x", RED)), now=6.0)
+    assert hub.take_resync_requests() == ["ant"]
+    assert hub.stats.resyncs_requested == 2
+
+
+def test_replayed_or_old_seqs_are_dropped() -> None:
+    """A message whose seq is not above the last one is dropped: old news never overwrites new."""
+    hub = make_hub()
+    agent = Agent("ant", "M")
+    send(hub, agent.state(pt("x", GREEN, value=1)))
+    newer = agent.delta(pt("x", RED, value=2))
+    send(hub, newer)
+    rejected = hub.stats.messages_rejected
+    send(hub, dataclasses.replace(newer, points=[pt("x", CRITICAL, value=3)]))
+    send(hub, dataclasses.replace(newer, seq=0, points=[pt("x", CRITICAL, value=4)]))
+    assert hub.stats.messages_rejected == rejected + 2
+    node = latest(drain(hub))["M/x"]
+    assert (node.value, node.alertcode) == (2, RED)
+
+
+@pytest.mark.parametrize("known", [False, True])
+def test_a_delta_from_an_unknown_epoch_is_dropped_and_a_state_requested(known: bool) -> None:
+    """Without the STATE of its epoch a DELTA (or HEARTBEAT) is not applied; the hub asks for a STATE."""
+    hub = make_hub()
+    agent = Agent("ant", "M")
+    if known:
+        send(hub, agent.state(pt("x", GREEN)))
+        hub.take_resync_requests()
+    agent.restart(epoch=2)
+    send(hub, agent.delta(pt("x", RED), pt("new", RED)), now=3.0)
+    assert "M/new" not in hub.tree
+    assert ("M/x" in hub.tree) is known
+    if known:
+        assert code(hub, "M/x") == GREEN
+    assert hub.take_resync_requests() == ["ant"]
+
+
+def test_points_a_new_epoch_no_longer_reports_are_removed_after_the_grace() -> None:
+    """A restarted agent's complete STATE without some points removes them after removal_grace_s."""
+    hub = make_hub()
+    agent = Agent("ant", "M")
+    send(hub, agent.state(pt("keep", GREEN), pt("Old/gone", RED), pt("Old/back", GREEN)))
+    drain(hub)
+    agent.restart(epoch=2)
+    send(hub, agent.state(pt("keep", GREEN)), now=1.0)
+    send(hub, agent.delta(pt("Old/back", ORANGE)), now=2.0)  # reported again within the grace: stays
+    hub.tick(10.999, WALL0 + 10.999)
+    assert "M/Old/gone" in hub.tree
+    drain(hub, 10.999)
+    hub.tick(11.0, WALL0 + 11.0)
+    updates = drain(hub, 11.0)
+    removed = [u.path for u in updates if u.kind == proto.NODE_REMOVED]
+    assert removed == ["M/Old/gone"]
+    assert agent_paths(hub) == {"M", "M/keep", "M/Old", "M/Old/back"}
+    assert code(hub, "M/Old") == code(hub, "M") == ORANGE
+
+
+def test_an_incomplete_multipart_state_removes_nothing() -> None:
+    """Only a complete STATE (every part) says what the agent has; a lost part removes nothing."""
+    hub = make_hub()
+    agent = Agent("ant", "M")
+    send(hub, agent.state(pt("a", GREEN), pt("b", GREEN)))
+    send(hub, agent.state(pt("a", GREEN), part=0, parts=2), now=1.0)
+    agent.skip(1)  # part 1 is lost
+    send(hub, agent.state(pt("a", GREEN), part=0, parts=2), now=2.0)
+    hub.tick(30.0, WALL0 + 30.0)
+    assert "M/b" in hub.tree
+    send(hub, agent.state(pt("a", GREEN), part=0, parts=2), now=31.0)
+    send(hub, agent.state(part=1, parts=2), now=31.0)
+    hub.tick(41.0, WALL0 + 41.0)
+    assert "M/b" not in hub.tree
+    assert "M/a" in hub.tree
+
+
+def test_declared_childless_parents_stay_while_declared() -> None:
+    """Parents a STATE lists exist without children; dropped from the list, they go after the grace."""
+    hub = make_hub()
+    agent = Agent("ant", "M")
+    send(hub, agent.state(parents=["Empty", "Sub/Deep"]))
+    nodes = latest(drain(hub))
+    assert {p for p, n in nodes.items() if n.kind == proto.NODE_PARENT} == {"M", "M/Empty", "M/Sub", "M/Sub/Deep"}
+    hub.tick(50.0, WALL0 + 50.0)
+    send(hub, agent.heartbeat(), now=50.0)
+    assert {"M/Empty", "M/Sub/Deep"} <= agent_paths(hub)
+    send(hub, agent.state(parents=["Sub/Deep"]), now=51.0)
+    hub.tick(61.0, WALL0 + 61.0)
+    assert agent_paths(hub) == {"M", "M/Sub", "M/Sub/Deep"}
+    assert [u.path for u in drain(hub, 61.0) if u.kind == proto.NODE_REMOVED] == ["M/Empty"]
+
+
+def test_a_parent_declared_by_two_agents_stays_while_one_declares_it() -> None:
+    """A shared declared parent is kept as long as any agent still lists it."""
+    hub = make_hub()
+    a, b = Agent("a", "M"), Agent("b", "M")
+    send(hub, a.state(parents=["Shared"]))
+    send(hub, b.state(parents=["Shared"]))
+    send(hub, a.state(), now=1.0)
+    hub.tick(20.0, WALL0 + 20.0)
+    assert "M/Shared" in hub.tree
+    send(hub, b.state(), now=21.0)
+    hub.tick(32.0, WALL0 + 32.0)
+    assert agent_paths(hub) == set()
+
+
+def test_empty_undeclared_parents_are_pruned_with_their_last_leaf() -> None:
+    """Removing a leaf removes the parents it leaves empty, unless declared or holding other children."""
+    hub = make_hub()
+    a, b = Agent("a", "M"), Agent("b", "M")
+    send(hub, a.state(pt("A/B/x", GREEN), pt("A/y", GREEN)))
+    send(hub, b.state(pt("Other", GREEN)))
+    a.restart(epoch=2)
+    send(hub, a.state(pt("A/y", GREEN)), now=1.0)
+    hub.tick(11.0, WALL0 + 11.0)
+    assert agent_paths(hub) == {"M", "M/A", "M/A/y", "M/Other"}
+    a.restart(epoch=3)
+    send(hub, a.state(), now=12.0)
+    hub.tick(22.0, WALL0 + 22.0)
+    assert agent_paths(hub) == {"M", "M/Other"}
+
+
+def test_a_mount_change_moves_the_points_and_prunes_the_old_mount() -> None:
+    """A STATE at a new mount creates the points there; the old ones go after the grace."""
+    hub = make_hub()
+    agent = Agent("ant", "Old/Place")
+    send(hub, agent.state(pt("x", RED)))
+    agent.mount = "New"
+    send(hub, agent.state(pt("x", GREEN)), now=1.0)
+    nodes = latest(drain(hub, 1.0))
+    assert nodes["New/x"].agent == "ant"
+    assert nodes["New/x"].alertcode == GREEN
+    hub.tick(11.0, WALL0 + 11.0)
+    assert agent_paths(hub) == {"New", "New/x"}
+    send(hub, agent.delta(pt("x", ORANGE)), now=12.0)
+    assert code(hub, "New") == ORANGE
+
+
+def test_a_silent_agent_is_forgotten_after_the_retention() -> None:
+    """After agent_retention_s of silence an agent and all its points are gone."""
+    hub = make_hub()
+    send(hub, Agent("ant", "M", heartbeat_s=1.0).state(pt("x", GREEN), parents=["P"]), now=1.0)
+    send(hub, Agent("other", "N", heartbeat_s=1000.0).state(pt("y", GREEN)), now=1.0)
+    hub.tick(101.0, WALL0 + 101.0)
+    assert "ant" in hub.agents
+    assert "M/x" in hub.tree
+    hub.tick(101.001, WALL0 + 101.001)
+    hub.tick(102.5, WALL0 + 102.5)  # the next health update
+    assert "ant" not in hub.agents
+    assert agent_paths(hub) == {"N", "N/y"}
+    assert "_hub/agents/ant" not in hub.tree
+    assert "_hub/agents/other" in hub.tree
+    removed = {u.path for u in drain(hub, 102.5) if u.kind == proto.NODE_REMOVED}
+    assert {"M", "M/x", "M/P", "_hub/agents/ant"} <= removed
+
+
+# -- limits and invalid input ----------------------------------------------------------
+
+
+def test_agents_beyond_max_agents_are_refused() -> None:
+    """A new agent over max_agents is refused and counted; known agents keep working."""
+    hub = make_hub(max_agents=2)
+    agents = [Agent(name, name) for name in ("a", "b", "c")]
+    for agent in agents:
+        send(hub, agent.state(pt("x")))
+    assert set(hub.agents) == {"a", "b"}
+    assert "c/x" not in hub.tree
+    assert hub.stats.messages_rejected == 1
+    send(hub, agents[0].delta(pt("x", RED)))
+    assert code(hub, "a") == RED
+
+
+def test_points_beyond_max_points_per_agent_are_refused() -> None:
+    """An agent's points over max_points_per_agent are refused and counted."""
+    hub = make_hub(max_points_per_agent=2)
+    send(hub, Agent("a", "M").state(pt("x"), pt("y"), pt("z")))
+    send(hub, Agent("b", "N").state(pt("x")))
+    assert agent_paths(hub) == {"M", "M/x", "M/y", "N", "N/x"}
+    assert hub.stats.points_rejected == 1
+
+
+def test_new_points_beyond_max_nodes_are_refused() -> None:
+    """Once the tree holds max_nodes nodes new points are refused; existing ones still update."""
+    hub = make_hub(max_nodes=4)
+    agent = Agent("a", "M")
+    send(hub, agent.state(pt("x"), pt("y"), pt("z"), pt("w")))
+    assert len(hub.tree) == 4
+    assert hub.stats.points_rejected == 1
+    send(hub, agent.delta(pt("x", RED)))
+    assert code(hub, "M") == RED
+
+
+def test_declared_parents_beyond_max_nodes_are_refused() -> None:
+    """Declared parents count against max_nodes like points (the tree's memory bound)."""
+    hub = make_hub(max_nodes=10)
+    send(hub, Agent("a", "M").state(parents=[f"P{i}" for i in range(50)]))
+    assert len(hub.tree) <= 10
+    assert hub.stats.points_rejected > 0
+
+
+@pytest.mark.parametrize("mount", ["_hub", "_other", "", "a//b", "/lead", "tab\there", "x" * 129, "/".join("d" * 17)])
+def test_an_invalid_mount_is_refused_without_registering_the_agent(mount: str) -> None:
+    """A STATE or HEARTBEAT with an invalid or reserved mount is counted and dropped; no agent is created."""
+    hub = make_hub()
+    agent = Agent("ant", mount)
+    send(hub, agent.state(pt("x", RED)))
+    send(hub, agent.heartbeat())
+    hub.tick(1.0, WALL0 + 1.0)
+    assert hub.stats.messages_rejected == 2
+    assert hub.agents == {}
+    assert agent_paths(hub) == set()
+    assert code(hub, "_hub") == 0  # no phantom silent agent in the hub's health
+
+
+@pytest.mark.parametrize("name", ["_hub", "_x", "a/b", "x" * 129, "bell\x07"])
+def test_an_invalid_agent_name_is_refused(name: str) -> None:
+    """Senders whose name is reserved or not a valid name are refused and counted."""
+    hub = make_hub()
+    send(hub, Agent(name, "M").state(pt("x")))
+    assert hub.agents == {}
+    assert hub.stats.messages_rejected == 1
+    assert agent_paths(hub) == set()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["", "a//b", "/lead", "trail/", "nul\x00", "x" * 129, "/".join("d" * 16), "sur\ud800"],
+    ids=repr,
+)
+def test_an_invalid_point_path_is_refused_and_the_rest_applies(path: str) -> None:
+    """A point with an invalid path is counted and skipped; valid points of the same message apply."""
+    hub = make_hub()
+    send(hub, Agent("ant", "M").state(pt(path, RED), pt("ok", GREEN)))
+    assert agent_paths(hub) == {"M", "M/ok"}
+    assert hub.stats.points_rejected == 1
+    assert code(hub, "M") == GREEN
+
+
+@pytest.mark.parametrize("parent", ["a//b", "/lead", "bad\nname", "/".join("d" * 16)], ids=repr)
+def test_an_invalid_declared_parent_is_refused(parent: str) -> None:
+    """An invalid declared parent path is counted and skipped without an exception."""
+    hub = make_hub()
+    send(hub, Agent("ant", "M").state(pt("ok"), parents=[parent, "Fine"]))
+    assert "M/Fine" in hub.tree
+    assert all(path.count("/") < 16 and "\n" not in path and "//" not in path for path in agent_paths(hub))
+
+
+def test_query_messages_on_the_agent_socket_are_rejected() -> None:
+    """Only STATE, DELTA, HEARTBEAT and BYE are applied; anything else is counted and dropped."""
+    hub = make_hub()
+    send(hub, proto.Hello(sender="ant", epoch=1, seq=0, sent_ns=0, request_id=1))
+    assert hub.stats.messages_rejected == 1
+    assert hub.agents == {}
+
+
+# -- publishing ---------------------------------------------------------------------------
+
+
+def test_drain_publishes_points_parents_and_removals_with_their_fields() -> None:
+    """drain gives strictly increasing seqs and the documented payload fields for each kind of node."""
+    hub = make_hub()
+    agent = Agent("ant", "M", heartbeat_s=10.0)
+    send(hub, agent.state(pt("G/x", ORANGE, value=[1, "two"], dt=2.5, polled=3.0), pt("y", GREEN)), now=4.0)
+    nodes = latest(drain(hub))
+    point = nodes["M/G/x"]
+    assert point == proto.NodeUpdate(
+        "M/G/x",
+        HUB_EPOCH,
+        point.seq,
+        "point",
+        ORANGE,
+        "ORANGE",
+        False,
+        [1, "two"],
+        "ant",
+        WALL0 + 3.0,
+        WALL0 + 4.0,
+        2.5,
+    )
+    parent = nodes["M/G"]
+    assert (parent.kind, parent.alertcode, parent.alertstr, parent.stale) == ("parent", ORANGE, "ORANGE", False)
+    assert (parent.value, parent.agent, parent.polled_at_s, parent.received_at_s, parent.dt_s) == (None,) * 5
+    assert drain(hub) == []
+    agent.restart(epoch=2)
+    send(hub, agent.state(pt("y", GREEN)), now=5.0)
+    hub.tick(15.0, WALL0 + 15.0)
+    updates = drain(hub, 15.0)
+    removals = [u for u in updates if u.kind == proto.NODE_REMOVED]
+    assert [u.path for u in removals] == ["M/G/x", "M/G"]
+    assert all((u.alertcode, u.stale, u.value) == (0, False, None) for u in removals)
+
+
+def test_a_user_alert_label_is_published_for_parents_too() -> None:
+    """A user Alert subclass's (code, label) travels to the parents that show it."""
+    hub = make_hub()
+    send(hub, Agent("ant", "M").state(PointEntry("x", 1, 15, "MAINT", WALL0, None)))
+    nodes = latest(drain(hub))
+    assert (nodes["M/x"].alertstr, nodes["M"].alertstr, nodes["M"].alertcode) == ("MAINT", "MAINT", 15)
+
+
+def test_a_node_removed_and_recreated_between_drains_is_published_in_order() -> None:
+    """Removal goes out before the new node, so a subscriber ends with the node present."""
+    hub = make_hub()
+    a = Agent("a", "M")
+    send(hub, a.state(pt("x", GREEN)))
+    drain(hub)
+    a.restart(epoch=2)
+    send(hub, a.state(), now=1.0)
+    hub.tick(11.0, WALL0 + 11.0)
+    send(hub, Agent("b", "M").state(pt("x", RED)), now=11.0)
+    updates = [u for u in drain(hub, 11.0) if u.path == "M/x"]
+    assert [u.kind for u in updates] == ["removed", "point"]
+    assert updates[-1].agent == "b"
+
+
+def unpack_items(items: list[bytes]) -> dict[str, dict[str, Any]]:
+    result = {}
+    for item in items:
+        path, payload = msgpack.unpackb(item)
+        result[path] = payload
+    return result
+
+
+def test_snapshot_returns_exactly_the_nodes_under_the_prefix_with_the_current_seq() -> None:
+    """snapshot(prefix) holds every node whose path starts with prefix, as last published, and hub.seq."""
+    hub = make_hub()
+    send(hub, Agent("a", "GS1/Ant").state(pt("x", RED), pt("y/z", GREEN)))
+    send(hub, Agent("b", "GS10").state(pt("w")))
+    send(hub, Agent("c", "GS2").state(pt("v")))
+    hub.subscription(b"GS1/", subscribed=True)
+    published = latest(drain(hub))
+    send(hub, Agent("d", "GS1").state(pt("late", ORANGE)), now=1.0)
+    published.update(latest(drain(hub, 1.0)))
+    items, seq, count = hub.snapshot("GS1/")
+    snap = unpack_items(items)
+    assert set(snap) == {"GS1/Ant", "GS1/Ant/x", "GS1/Ant/y", "GS1/Ant/y/z", "GS1/late"}
+    assert seq == hub.seq
+    assert count == hub.published("GS1/") == 5  # GS1 itself is not under "GS1/"
+    for path, payload in snap.items():
+        assert proto.decode_node_payload(path, payload) == published[path]
+    assert set(unpack_items(hub.snapshot("GS1")[0])) == {path for path, _ in hub.tree.items() if path.startswith("GS1")}
+    assert set(unpack_items(hub.snapshot("")[0])) == {path for path, _ in hub.tree.items()}
+    assert hub.snapshot("nothing/")[0] == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 31, 32, 255, 256, 1000])
+def test_snapshot_items_are_plain_msgpack_pairs(size: int) -> None:
+    """The packed [path, payload] items equal what msgpack packs, for every str header size."""
+    path = "é" * (size // 2) + "x" * (size % 2)
+    payload = proto.node_payload(epoch=1, seq=2, kind="parent", alertcode=0, alertstr="", stale=False)
+    item = hub_state._pack_item(path, payload)
+    assert item == msgpack.packb([path, msgpack.unpackb(payload)])
+
+
+def test_publish_counters_follow_subscription_refcounts_and_count_only_matching_paths() -> None:
+    """published[prefix] counts NODEs under prefix while at least one subscriber follows it."""
+    hub = make_hub()
+    hub.subscription(b"GS1/", subscribed=True)
+    hub.subscription(b"GS1/", subscribed=True)
+    hub.subscription(b"", subscribed=True)
+    hub.subscription(proto.HUB_HEARTBEAT_TOPIC, subscribed=True)  # control topic: not counted
+    hub.subscription(b"\xff\xfe", subscribed=True)  # not UTF-8: ignored
+    a = Agent("a", "GS1")
+    send(hub, a.state(pt("x"), pt("y")))
+    send(hub, Agent("b", "GS2").state(pt("z")))
+    updates = drain(hub)
+    assert hub.published("GS1/") == 2
+    assert hub.published("") == len(updates) == 5
+    hub.subscription(b"GS1/", subscribed=False)
+    send(hub, a.delta(pt("x", RED)))
+    drain(hub)  # GS1/x and GS1
+    assert hub.published("GS1/") == 3
+    beat = proto.decode_hub_message(*hub.heartbeat(WALL0))
+    assert isinstance(beat, proto.HubHeartbeat)
+    assert beat.published == {"GS1/": 3, "": 7}
+    assert (beat.epoch, beat.seq, beat.interval_s, beat.sent_at_s) == (HUB_EPOCH, hub.seq, 1.0, WALL0)
+    hub.subscription(b"GS1/", subscribed=False)
+    assert hub.published("GS1/") == 0
+    assert "GS1/" not in proto.decode_hub_message(*hub.heartbeat(WALL0)).published  # type: ignore[union-attr]
+    hub.subscription(b"GS1/", subscribed=True)  # a fresh counter
+    send(hub, a.delta(pt("y", RED)))
+    drain(hub)
+    assert hub.published("GS1/") == 1
+
+
+def test_unsubscribing_an_unknown_prefix_is_harmless_and_prefixes_are_capped() -> None:
+    """An unmatched unsubscribe changes nothing; prefixes beyond max_published_prefixes are not counted."""
+    hub = make_hub(max_published_prefixes=2)
+    hub.subscription(b"never/", subscribed=False)
+    for prefix in (b"a", b"b", b"c"):
+        hub.subscription(prefix, subscribed=True)
+    send(hub, Agent("c", "c").state(pt("x")))
+    send(hub, Agent("a", "a").state(pt("x")))
+    drain(hub)
+    assert (hub.published("a"), hub.published("c"), hub.published("never/")) == (2, 0, 0)
+
+
+def test_hub_health_points_appear_and_update() -> None:
+    """tick publishes _hub/ points: counters, and agents/<name> live (Green) or silent (STALE)."""
+    hub = make_hub()
+    hub.tick(0.0, WALL0)
+    nodes = latest(drain(hub))
+    assert nodes["_hub/messages_in"].value == 0
+    assert nodes["_hub/messages_in"].agent == hub_state.HUB_AGENT
+    assert nodes["_hub"].kind == proto.NODE_PARENT
+    send(hub, Agent("ant", "M", heartbeat_s=1.0).state(pt("x")), now=0.5)
+    drain(hub, 0.5)
+    hub.tick(0.9, WALL0 + 0.9)  # less than heartbeat_interval_s since the last update: no health change
+    assert "_hub/messages_in" not in latest(drain(hub, 0.9))
+    hub.tick(1.0, WALL0 + 1.0)
+    nodes = latest(drain(hub, 1.0))
+    assert nodes["_hub/messages_in"].value == 1
+    assert nodes["_hub/agents_live"].value == 1
+    assert (nodes["_hub/agents/ant"].value, nodes["_hub/agents/ant"].alertcode) == ("live", GREEN)
+    assert nodes["_hub"].alertcode == GREEN
+    hub.tick(4.0, WALL0 + 4.0)
+    nodes = latest(drain(hub, 4.0))
+    assert (nodes["_hub/agents/ant"].value, nodes["_hub/agents/ant"].alertcode) == ("silent", STALE_ALERTCODE)
+    assert nodes["_hub/agents_silent"].value == 1
+    assert not nodes["_hub/agents/ant"].stale  # the hub's own points are never stale themselves
+    hub.tick(200.0, WALL0 + 200.0)
+    assert "_hub/agents/ant" not in hub.tree
+    assert not any(u.stale for u in latest(drain(hub, 200.0)).values())
+
+
+# -- random sequences ---------------------------------------------------------------------
+
+NAMES = ("a", "b", "c")
+MOUNTS = ("GS1", "GS1/Ant", "GS2")
+RELS = ("x", "Ant", "Ant/x", "Ant/y", "y/z")
+CODES = (0, GREEN, ORANGE, RED, CRITICAL)
+DTS = (None, 0.5, 2.0, 10.0, math.nan)
+
+
+class HubMachine(RuleBasedStateMachine):
+    """Random STATE/DELTA/HEARTBEAT/BYE from three agents that fight over paths, and ticks."""
+
+    @initialize()
+    def start(self) -> None:
+        self.hub = HubState(
+            dataclasses.replace(SETTINGS, agent_retention_s=60.0, removal_grace_s=5.0), HUB_EPOCH, now=0.0
+        )
+        self.now = 0.0
+        self.agents = {
+            name: Agent(name, MOUNTS[0], epoch=1, heartbeat_s=1.0 + index) for index, name in enumerate(NAMES)
+        }
+        self.last_message: dict[str, float] = {}
+        self.silent: dict[str, bool] = {}  # our model of who is silent after the last tick or message
+        self.known_epoch: dict[str, int] = {}  # the epoch whose STATE the hub has (it ignores others)
+        self.known_heartbeat: dict[str, float] = {}  # the heartbeat_s the hub uses for liveness
+        self.view: dict[str, proto.NodeUpdate] = {}  # what a subscriber to everything holds
+        self.last_tick = 0.0
+        self.last_seq = 0
+
+    def _apply(self, name: str, msg: proto.Message) -> None:
+        self.hub.apply(msg, self.now, WALL0 + self.now)
+        self.last_message[name] = self.now
+        if isinstance(msg, proto.State):
+            self.known_epoch[name] = msg.epoch
+        applied = self.known_epoch.get(name) == msg.epoch  # else the hub only notes it heard the agent
+        if applied and isinstance(msg, proto.State | proto.Heartbeat):
+            self.known_heartbeat[name] = msg.heartbeat_s
+        self.silent[name] = applied and isinstance(msg, proto.Bye)
+        self._drain()
+
+    def _drain(self) -> None:
+        for topic, payload in self.hub.drain(WALL0 + self.now):
+            update = proto.decode_hub_message(topic, payload)
+            assert isinstance(update, proto.NodeUpdate)
+            assert update.seq > self.last_seq
+            self.last_seq = update.seq
+            if update.kind == proto.NODE_REMOVED:
+                self.view.pop(update.path, None)
+            else:
+                self.view[update.path] = update
+
+    @rule(
+        name=st.sampled_from(NAMES),
+        points=st.dictionaries(st.sampled_from(RELS), st.tuples(st.sampled_from(CODES), st.sampled_from(DTS))),
+        parents=st.lists(st.sampled_from(RELS), max_size=2),
+        mount=st.sampled_from(MOUNTS),
+        restart=st.booleans(),
+    )
+    def state(
+        self, name: str, points: dict[str, tuple[int, float | None]], parents: list[str], mount: str, restart: bool
+    ) -> None:
+        agent = self.agents[name]
+        if restart:
+            agent.restart(agent.epoch + 1)
+        agent.mount = mount
+        entries = [pt(rel, c, dt=dt, value=self.now) for rel, (c, dt) in points.items()]
+        self._apply(name, agent.state(*entries, parents=parents))
+
+    @rule(
+        name=st.sampled_from(NAMES),
+        points=st.dictionaries(st.sampled_from(RELS), st.tuples(st.sampled_from(CODES), st.sampled_from(DTS))),
+    )
+    def delta(self, name: str, points: dict[str, tuple[int, float | None]]) -> None:
+        entries = [pt(rel, c, dt=dt, value=self.now) for rel, (c, dt) in points.items()]
+        self._apply(name, self.agents[name].delta(*entries))
+
+    @rule(name=st.sampled_from(NAMES))
+    def heartbeat(self, name: str) -> None:
+        self._apply(name, self.agents[name].heartbeat())
+
+    @rule(name=st.sampled_from(NAMES))
+    def bye(self, name: str) -> None:
+        self._apply(name, self.agents[name].bye())
+
+    @rule(name=st.sampled_from(NAMES), count=st.integers(1, 3))
+    def lose_messages(self, name: str, count: int) -> None:
+        self.agents[name].skip(count)
+
+    @rule(seconds=st.sampled_from([0.1, 0.5, 1.0, 2.5, 4.0, 7.0, 30.0]))
+    def tick(self, seconds: float) -> None:
+        self.now += seconds
+        self.hub.tick(self.now, WALL0 + self.now)
+        self.last_tick = self.now
+        for name, heard in self.last_message.items():
+            if self.now - heard > SETTINGS.agent_liveness * self.known_heartbeat.get(name, 1.0):
+                self.silent[name] = True
+            if name not in self.hub.agents:  # forgotten after the retention: the hub starts afresh
+                self.known_epoch.pop(name, None)
+                self.known_heartbeat.pop(name, None)
+        self._drain()
+
+    @invariant()
+    def every_parent_shows_its_worst_child(self) -> None:
+        for path, node in self.hub.tree.items():
+            if not node.is_leaf:
+                expected = max([0, *(child.code for child in node.children.values())])
+                assert node.code == expected, path
+
+    @invariant()
+    def the_published_view_is_the_tree(self) -> None:
+        tree = dict(self.hub.tree.items())
+        assert set(self.view) == set(tree)
+        for path, update in self.view.items():
+            assert update.alertcode == tree[path].code, path
+            assert (update.kind == proto.NODE_POINT) == tree[path].is_leaf, path
+
+    @invariant()
+    def a_silent_agents_points_read_at_least_stale(self) -> None:
+        for name, silent in self.silent.items():
+            agent = self.hub.agents.get(name)
+            if agent is None:
+                continue
+            assert agent.silent == silent, name
+            if silent:
+                for path in agent.leaves:
+                    assert self.view[path].alertcode >= STALE_ALERTCODE, path
+                    assert self.view[path].stale, path
+
+    @invariant()
+    def points_past_their_deadline_read_at_least_stale(self) -> None:
+        for agent in self.hub.agents.values():
+            for path, leaf in agent.leaves.items():
+                if leaf.deadline <= self.last_tick:
+                    assert self.view[path].stale, path
+                    assert self.view[path].alertcode >= STALE_ALERTCODE, path
+
+    @invariant()
+    def no_two_agents_own_the_same_leaf(self) -> None:
+        owners: dict[str, str] = {}
+        for name, agent in self.hub.agents.items():
+            for path, leaf in agent.leaves.items():
+                assert path not in owners, (path, owners.get(path), name)
+                owners[path] = name
+                assert leaf.agent is agent
+                assert self.hub.tree[path].data is leaf
+                assert self.view[path].agent == name
+        hub_leaves = {path for path, node in self.hub.tree.items() if node.is_leaf and not path.startswith("_hub/")}
+        assert hub_leaves == set(owners)
+
+
+HubMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+test_hub_state_machine = HubMachine.TestCase
