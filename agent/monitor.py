@@ -34,22 +34,22 @@ from __future__ import annotations
 
 import logging
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, NamedTuple
 
+from gsmon.agent.config import default_agent_name
 from gsmon.agent.publisher import Publisher, PublisherSettings
 from gsmon.agent.scheduler import Event, Job, Schedule
 from gsmon.common import names as naming
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import Alert, NoAlert, RedAlert, alertstr_for, as_alert
+from gsmon.common.keys import ClientKeys
 from gsmon.common.render import Row, render_table
-from gsmon.common.transport import CurveClientKeys
 from gsmon.common.tree import RollupTree, TreeNode
 
-__all__ = ["DEFAULT_TIMEOUT_S", "Monitor", "MonitorItem", "default_agent_name"]
+__all__ = ["DEFAULT_TIMEOUT_S", "Monitor", "MonitorItem"]
 
 log = logging.getLogger("gsmon.agent")
 
@@ -214,7 +214,7 @@ class Monitor:
         agent: str | None = None,
         mount: str | None = None,
         publisher: PublisherSettings | None = None,
-        curve: CurveClientKeys | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -927,12 +927,6 @@ class _MonitorSource:
 
     def point_count(self) -> int:
         return len(self._monitor)
-
-
-def default_agent_name() -> str:
-    """The host name, made a valid gsmon name."""
-    name = socket.gethostname().replace("/", "_").strip() or "agent"
-    return name.lstrip("_") or "agent"
 
 
 def _never_called() -> Any:  # pragma: no cover - placeholder run() for generator jobs

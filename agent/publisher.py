@@ -33,9 +33,9 @@ import zmq
 
 from gsmon.common import protocol as proto
 from gsmon.common import transport
-from gsmon.common.transport import CurveClientKeys
+from gsmon.common.keys import ClientKeys
 
-__all__ = ["CurveClientKeys", "PointSource", "Publisher", "PublisherSettings"]
+__all__ = ["PointSource", "Publisher", "PublisherSettings"]
 
 log = logging.getLogger("gsmon.agent")
 
@@ -91,7 +91,7 @@ class Publisher:
         mount: str,
         source: PointSource,
         settings: PublisherSettings | None = None,
-        curve: CurveClientKeys | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         if not hubs:
             raise ValueError("at least one hub endpoint is needed")
@@ -140,7 +140,7 @@ class Publisher:
                     context, zmq.XPUB, transport.SocketOptions(sndhwm=self.settings.sndhwm, xpub_verbose=True)
                 )
                 if self._curve is not None:
-                    transport.apply_curve_client(sock, self._curve)
+                    self._curve.apply(sock)
                 sock.connect(endpoint)
                 links.append(_Link(endpoint, sock))
             self._loop(links)

@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from gsmon.agent import main as agent_main
 from gsmon.common import demo, keys_cli, views
 from gsmon.common.version import __version__
 from gsmon.hub import main as hub_main
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(subparsers)
     keys_cli.add_parser(subparsers)
     hub_main.add_parser(subparsers)
+    agent_main.add_parser(subparsers)
     views.add_parsers(subparsers)
     return parser
 

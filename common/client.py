@@ -43,6 +43,7 @@ import zmq
 from gsmon.common import protocol as proto
 from gsmon.common import transport
 from gsmon.common.alerts import Alert
+from gsmon.common.keys import ClientKeys
 
 __all__ = ["DEFAULT_QUERY_ENDPOINT", "Change", "HubUnavailableError", "NodeState", "Subscriber"]
 
@@ -124,7 +125,7 @@ class Subscriber:
         min_alert: int | type[Alert] | None = None,
         *,
         timeout_s: float = 5.0,
-        curve: transport.CurveClientKeys | None = None,
+        curve: ClientKeys | None = None,
         rcvhwm: int = 1_000_000,
     ) -> None:
         transport.parse_endpoint(hub)
@@ -271,7 +272,7 @@ class Subscriber:
         assert self._context is not None
         sock = transport.make_socket(self._context, socket_type, transport.SocketOptions(rcvhwm=rcvhwm))
         if self._curve is not None:
-            transport.apply_curve_client(sock, self._curve)
+            self._curve.apply(sock)
         return sock
 
     def _header(self) -> dict[str, Any]:
@@ -354,7 +355,7 @@ class Subscriber:
         old, self._nodes = self._nodes, fresh
         changes = [Change(path, node, fresh.get(path)) for path, node in old.items() if fresh.get(path) != node]
         changes += [Change(path, None, node) for path, node in fresh.items() if path not in old]
-        return [change for change in changes if self._reportable(change)]
+        return [seen for change in changes if (seen := self._as_seen(change)) is not None]
 
     def _handle(self, topic: bytes, payload: bytes, changes: list[Change]) -> None:
         try:
@@ -395,15 +396,20 @@ class Subscriber:
             new = None
         else:
             new = self._nodes[message.path] = NodeState.from_update(message)
-        change = Change(message.path, old, new)
-        if self._reportable(change):
-            changes.append(change)
+        seen = self._as_seen(Change(message.path, old, new))
+        if seen is not None:
+            changes.append(seen)
 
     def _visible(self, node: NodeState | None) -> bool:
         return node is not None and (self.min_alert is None or node.alertcode >= self.min_alert)
 
-    def _reportable(self, change: Change) -> bool:
-        return self._visible(change.old) or self._visible(change.new)
+    def _as_seen(self, change: Change) -> Change | None:
+        """The change as the ``min_alert`` view sees it: a node rising to the
+        threshold appears (``old`` None), one dropping below it goes away (``new``
+        None); None when it stays out of view."""
+        old = change.old if self._visible(change.old) else None
+        new = change.new if self._visible(change.new) else None
+        return None if old is None and new is None else Change(change.path, old, new)
 
 
 def _two_frames(frames: list[bytes]) -> tuple[bytes, bytes]:

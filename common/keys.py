@@ -52,6 +52,7 @@ from zmq.utils import z85
 __all__ = [
     "PUBLIC_SUFFIX",
     "SECRET_SUFFIX",
+    "ClientKeys",
     "CurveUnavailableError",
     "KeyFileError",
     "KeyPair",
@@ -542,3 +543,20 @@ def apply_curve_client(socket: zmq.Socket[Any], own_pair: KeyPair, server_public
     socket.curve_serverkey = server_key
     if socket.mechanism != zmq.CURVE:  # pragma: no cover - libzmq would have raised
         raise RuntimeError("libzmq did not switch the socket to CURVE")
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    """What a CURVE client (an agent, a subscriber) holds: its pair and the hub's public key."""
+
+    pair: KeyPair
+    server_public_key: bytes
+
+    @classmethod
+    def load(cls, secret_key_file: str | os.PathLike[str], hub_public_key_file: str | os.PathLike[str]) -> ClientKeys:
+        """Load both files (permission-checked); raises :class:`KeyFileError`."""
+        return cls(load_key_pair(secret_key_file), load_public_key(hub_public_key_file))
+
+    def apply(self, socket: zmq.Socket[Any]) -> None:
+        """Make ``socket`` a CURVE client of the hub; call before ``connect``."""
+        apply_curve_client(socket, self.pair, self.server_public_key)

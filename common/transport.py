@@ -25,9 +25,7 @@ __all__ = [
     "DEFAULT_AGENTS_PORT",
     "DEFAULT_QUERY_PORT",
     "DEFAULT_SUBSCRIBERS_PORT",
-    "CurveClientKeys",
     "SocketOptions",
-    "apply_curve_client",
     "bind",
     "default_endpoint",
     "host_of",
@@ -48,22 +46,6 @@ ZMTP_HEARTBEAT_TIMEOUT_MS: Final = 6000
 HANDSHAKE_IVL_MS: Final = 5000
 
 _ENDPOINT: Final = re.compile(r"^(tcp)://(\[[0-9A-Fa-f:.]+\]|[^:/\[\]]+):(\d+|\*)$|^(ipc|inproc)://(.+)$")
-
-
-@dataclass(frozen=True, slots=True)
-class CurveClientKeys:
-    """A CURVE client's key pair and the hub's public key (Z85, 40 bytes each)."""
-
-    public_key: bytes
-    secret_key: bytes
-    server_key: bytes
-
-
-def apply_curve_client(sock: zmq.Socket[bytes], keys: CurveClientKeys) -> None:
-    """Make ``sock`` a CURVE client of the hub (before it connects)."""
-    sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public_key)
-    sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret_key)
-    sock.setsockopt(zmq.CURVE_SERVERKEY, keys.server_key)
 
 
 @dataclass(frozen=True, slots=True)

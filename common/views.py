@@ -27,6 +27,7 @@ from typing import Any
 
 from gsmon.common.alerts import alertstr_for
 from gsmon.common.client import DEFAULT_QUERY_ENDPOINT, HubUnavailableError, NodeState, Subscriber
+from gsmon.common.keys import ClientKeys, KeyFileError
 from gsmon.common.render import Row, render_table
 
 __all__ = ["add_parsers", "rows_for", "to_json"]
@@ -46,6 +47,8 @@ def add_parsers(subparsers: Any) -> None:
             help="the hub's query endpoint (default %(default)s)",
         )
         parser.add_argument("--timeout-s", type=float, default=5.0, help="how long to wait for the hub (default 5)")
+        parser.add_argument("--key", metavar="FILE", help="this subscriber's secret key file (with --hub-key)")
+        parser.add_argument("--hub-key", metavar="FILE", help="the hub's public key file (CURVE; with --key)")
         if name == "get":
             parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
         else:
@@ -115,9 +118,20 @@ def _node_json(subscriber: Subscriber, node: NodeState) -> dict[str, Any]:
     }
 
 
+def open_subscriber(args: argparse.Namespace) -> Subscriber:
+    """A Subscriber from the common flags (--hub, prefix, --timeout-s, --key/--hub-key).
+
+    Raises ``ValueError`` (bad flags) or ``KeyFileError`` (bad key files).
+    """
+    if (args.key is None) != (args.hub_key is None):
+        raise ValueError("--key and --hub-key go together (your secret key and the hub's public key)")
+    curve = ClientKeys.load(args.key, args.hub_key) if args.key is not None else None
+    return Subscriber(args.hub, args.prefix, timeout_s=args.timeout_s, curve=curve)
+
+
 def run_get(args: argparse.Namespace) -> int:
     try:
-        with Subscriber(args.hub, args.prefix, timeout_s=args.timeout_s) as subscriber:
+        with open_subscriber(args) as subscriber:
             if args.json:
                 json.dump(to_json(subscriber), sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
                 sys.stdout.write("\n")
@@ -126,6 +140,9 @@ def run_get(args: argparse.Namespace) -> int:
     except HubUnavailableError as error:
         print(f"gsmon get: {error}", file=sys.stderr)
         return 1
+    except (ValueError, KeyFileError) as error:
+        print(f"gsmon get: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -133,7 +150,7 @@ def run_watch(args: argparse.Namespace) -> int:
     colour = not args.no_colour and sys.stdout.isatty()
     deadline = None if args.duration_s is None else time.monotonic() + args.duration_s
     try:
-        with Subscriber(args.hub, args.prefix, timeout_s=args.timeout_s) as subscriber:
+        with open_subscriber(args) as subscriber:
             while deadline is None or time.monotonic() < deadline:
                 frame = render_table(_title(subscriber), rows_for(subscriber), colour=colour)
                 # Cursor home + clear below: redraw in place without flicker.
@@ -145,6 +162,9 @@ def run_watch(args: argparse.Namespace) -> int:
     except HubUnavailableError as error:
         print(f"gsmon watch: {error}", file=sys.stderr)
         return 1
+    except (ValueError, KeyFileError) as error:
+        print(f"gsmon watch: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         pass
     return 0

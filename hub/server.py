@@ -12,6 +12,20 @@ thread-safe). A frame that fails to decode, or any error while applying it,
 is counted and dropped: nothing a peer sends can stop the loop. The hub
 publishes a heartbeat on the reserved topic every ``heartbeat_interval_s`` and
 at once when a new subscriber subscribes to it.
+
+The subscribers' XPUB runs in manual mode: the hub sees every subscription
+and applies only those within the subscriber's caps and, with keys, its
+granted prefixes (:mod:`gsmon.hub.subscriptions`, :mod:`gsmon.hub.auth`).
+
+With keys (``keys_dir``), the order is: start the ZAP authenticator, make each
+socket a CURVE server, then bind -- a CURVE socket bound without a running
+authenticator admits anyone who knows the hub's public key. On top of the
+handshake, every message's sender key (``User-Id``) is checked against the
+allow-list as it is *now*: an agent key may only publish under its own name
+and mounts, a revoked key stops at its next message, and if the authenticator
+ever died, messages without a vouched-for key are refused (fail closed).
+Revoking or narrowing a subscriber's grant rebuilds the subscribers socket,
+which drops every open subscription; the others reconnect and resync at once.
 """
 
 from __future__ import annotations
@@ -29,16 +43,22 @@ from typing import Any, Final
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from gsmon.common import names, transport
 from gsmon.common import protocol as proto
-from gsmon.common import transport
+from gsmon.common.alerts import CriticalAlert, GreenAlert
 from gsmon.common.version import __version__
+from gsmon.hub.auth import AllowList, HubAuthenticator, sender_key
 from gsmon.hub.state import HubSettings, HubState
+from gsmon.hub.subscriptions import SubscriptionLedger
 
 __all__ = ["HubEndpoints", "HubServer", "ServerLimits"]
 
 log = logging.getLogger("gsmon.hub")
 
 TICK_S: Final = 0.1
+# How often the allow-list file is checked and the authenticator's health.
+AUTH_CHECK_S: Final = 0.5
+MAX_TOPIC_BYTES: Final = names.MAX_PATH_BYTES
 # Work done per socket per loop turn before the others get a go, so that a
 # flood on one socket cannot starve the rest.
 RECV_BUDGET: Final = 2000
@@ -64,6 +84,8 @@ class ServerLimits:
     agents_rcvhwm: int = 100_000
     subscribers_sndhwm: int = 100_000
     query_sndhwm: int = 10_000
+    max_subscriptions_per_subscriber: int = 100
+    max_subscriptions: int = 100_000
 
 
 @dataclass(slots=True)
@@ -71,6 +93,7 @@ class _Counters:
     frames_in: int = 0
     decode_errors: int = 0
     apply_errors: int = 0
+    unauthorised: int = 0
     queries: int = 0
     last_error_log: float = 0.0
     errors_since_log: int = 0
@@ -110,51 +133,100 @@ class HubServer:
         self._monitor: zmq.Socket[bytes] | None = None
         self._seq_out = 0
         self.keys_dir = keys_dir
+        self.auth: HubAuthenticator | None = None
+        self.ledger = SubscriptionLedger(
+            max_per_subscriber=self.limits.max_subscriptions_per_subscriber,
+            max_total=self.limits.max_subscriptions,
+        )
+        self._poller = zmq.Poller()
+        self._next_auth_check = 0.0
+        self._auth_dead_logged = False
 
     # ------------------------------------------------------------------
 
     def bind(self) -> HubEndpoints:
-        """Create and bind the sockets; return the real endpoints."""
+        """Create and bind the sockets (authenticator first, with keys); return the real endpoints."""
         limits = self.limits
-        agents = transport.make_socket(
-            self.context,
-            zmq.SUB,
-            transport.SocketOptions(rcvhwm=limits.agents_rcvhwm, max_msg_bytes=limits.max_frame_bytes),
-        )
-        subscribers = transport.make_socket(
-            self.context,
-            zmq.XPUB,
-            transport.SocketOptions(sndhwm=limits.subscribers_sndhwm, xpub_verbose=True),
-        )
-        query = transport.make_socket(
-            self.context,
-            zmq.ROUTER,
-            transport.SocketOptions(sndhwm=limits.query_sndhwm, max_msg_bytes=limits.max_query_frame_bytes),
-        )
-        self._agents, self._subscribers, self._query = agents, subscribers, query
         try:
+            if self.keys_dir is not None:
+                self.auth = HubAuthenticator.from_keys_dir(self.context, self.keys_dir)
+                self.auth.start()
+            agents = self._agents = transport.make_socket(
+                self.context,
+                zmq.SUB,
+                transport.SocketOptions(rcvhwm=limits.agents_rcvhwm, max_msg_bytes=limits.max_frame_bytes),
+            )
+            query = self._query = transport.make_socket(
+                self.context,
+                zmq.ROUTER,
+                transport.SocketOptions(sndhwm=limits.query_sndhwm, max_msg_bytes=limits.max_query_frame_bytes),
+            )
+            if self.auth is not None:
+                self.auth.server_socket_options(agents, "agents")
+                self.auth.server_socket_options(query, "subscribers")
             agents.setsockopt(zmq.SUBSCRIBE, b"")
             requested = self._requested_endpoints
+            bound_agents = transport.bind(agents, requested.agents)
+            bound_subscribers = self._make_subscribers(requested.subscribers)
             self.endpoints = HubEndpoints(
-                agents=transport.bind(agents, requested.agents),
-                subscribers=transport.bind(subscribers, requested.subscribers),
+                agents=bound_agents,
+                subscribers=bound_subscribers,
                 query=transport.bind(query, requested.query),
             )
-            self._monitor = subscribers.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
-        except Exception:
+        except BaseException:
             self.close()
             raise
+        self._poller.register(agents, zmq.POLLIN)
+        self._poller.register(query, zmq.POLLIN)
         return self.endpoints
+
+    def _make_subscribers(self, endpoint: str) -> str:
+        """(Re)create the subscribers XPUB and its monitor, bind it, register them."""
+        sock = transport.make_socket(
+            self.context,
+            zmq.XPUB,
+            transport.SocketOptions(sndhwm=self.limits.subscribers_sndhwm, xpub_verbose=True),
+        )
+        self._subscribers = sock
+        if self.auth is not None:
+            self.auth.server_socket_options(sock, "subscribers")
+        # Manual: a subscription takes effect only when the hub applies it.
+        sock.setsockopt(zmq.XPUB_MANUAL, 1)
+        bound = transport.bind(sock, endpoint)
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+        return bound
+
+    def _rebuild_subscribers(self) -> None:
+        """Close the subscribers socket and bind a new one at the same endpoint.
+
+        The only way to take back subscriptions already granted to open
+        connections (ZeroMQ cannot unsubscribe one peer from the outside).
+        """
+        assert self.endpoints is not None
+        for sock in (self._monitor, self._subscribers):
+            if sock is not None:
+                self._poller.unregister(sock)
+                sock.close(linger=0)
+        self.ledger.clear()
+        self.state.reset_subscriptions()
+        self._counters.subscriber_connections = 0
+        self._make_subscribers(self.endpoints.subscribers)
+        log.info("subscriber grants changed: subscribers socket rebuilt, open subscriptions dropped")
 
     def stop(self) -> None:
         """Ask the loop to end (safe from a signal handler or another thread)."""
         self._stop.set()
 
     def close(self) -> None:
+        """Close the sockets, then stop the authenticator, then end the context (this order)."""
         for sock in (self._monitor, self._agents, self._subscribers, self._query):
             if sock is not None:
                 sock.close(linger=0)
         self._monitor = self._agents = self._subscribers = self._query = None
+        if self.auth is not None:
+            self.auth.stop()
         if self._own_context:
             self.context.term()
 
@@ -164,21 +236,18 @@ class HubServer:
         """Run until :meth:`stop`; always closes the sockets."""
         if self.endpoints is None:
             self.bind()
-        agents, subscribers, query, monitor = self._agents, self._subscribers, self._query, self._monitor
-        assert agents is not None
-        assert subscribers is not None
-        assert query is not None
-        assert monitor is not None
-        poller = zmq.Poller()
-        for sock in (agents, subscribers, query, monitor):
-            poller.register(sock, zmq.POLLIN)
         state = self.state
         next_tick = time.monotonic()
         next_heartbeat = next_tick
         try:
             while not self._stop.is_set():
+                agents, subscribers, query, monitor = self._agents, self._subscribers, self._query, self._monitor
+                assert agents is not None
+                assert subscribers is not None
+                assert query is not None
+                assert monitor is not None
                 timeout_ms = max(0.0, min(next_tick, next_heartbeat) - time.monotonic()) * 1000
-                ready = dict(poller.poll(int(timeout_ms)))
+                ready = dict(self._poller.poll(int(timeout_ms)))
                 now, wall = time.monotonic(), time.time()
                 if agents in ready:
                     self._read_agents(agents, now, wall)
@@ -188,11 +257,15 @@ class HubServer:
                 if monitor in ready:
                     self._read_monitor(monitor)
                 if now >= next_tick:
+                    self._check_auth(now)
                     state.stats.subscribers = self._counters.subscriber_connections
+                    self._report_health()
                     state.tick(now, wall)
                     next_tick = now + TICK_S
                     if on_tick is not None:
                         on_tick(self)
+                subscribers = self._subscribers  # _check_auth may have rebuilt it
+                assert subscribers is not None
                 self._publish(subscribers, state.drain(wall))
                 for name in state.take_resync_requests():
                     topic = proto.RESYNC_TOPIC_PREFIX + name.encode()
@@ -208,29 +281,84 @@ class HubServer:
         finally:
             self.close()
 
-    # ------------------------------------------------------------------
+    def _check_auth(self, now: float) -> None:
+        auth = self.auth
+        if auth is None or now < self._next_auth_check:
+            return
+        self._next_auth_check = now + AUTH_CHECK_S
+        if not auth.is_alive():
+            # Fail closed: without ZAP, libzmq would admit any client that knows
+            # our public key, but such connections carry no User-Id, and every
+            # message without a granted key is refused below.
+            if not self._auth_dead_logged:
+                log.critical("the ZAP authenticator is not running: refusing every message without a known key")
+                self._auth_dead_logged = True
+            return
+        before = auth.allow_list
+        if auth.reload_if_changed(now) and _subscriber_grants_narrowed(before, auth.allow_list):
+            self._rebuild_subscribers()
+
+    def _report_health(self) -> None:
+        counters = self._counters
+        extra: dict[str, tuple[Any, int]] = {
+            "decode_errors": (counters.decode_errors, 0),
+            "subscriptions": (self.ledger.total, 0),
+            "subscriptions_refused": (self.ledger.refused, 0),
+        }
+        auth = self.auth
+        if auth is not None:
+            alive = auth.is_alive()
+            extra["auth_alive"] = (alive, GreenAlert.alertcode if alive else CriticalAlert.alertcode)
+            extra["auth_unauthorised_messages"] = (counters.unauthorised, 0)
+            extra["auth_denied_handshakes"] = (auth.denied_handshakes, 0)
+        self.state.extra_health = extra
 
     def _read_agents(self, agents: zmq.Socket[bytes], now: float, wall: float) -> None:
         state = self.state
         counters = self._counters
+        auth = self.auth
         for _ in range(RECV_BUDGET):
             try:
-                frames = agents.recv_multipart(zmq.DONTWAIT)
+                # With keys the frame object is needed for its User-Id.
+                frames = agents.recv_multipart(zmq.DONTWAIT, copy=auth is None)
             except zmq.Again:
                 return
             counters.frames_in += 1
             if len(frames) != 1:
                 self._reject(f"{len(frames)} frames in one agent message (expected 1)", decode=True)
                 continue
+            frame = frames[0]
+            data = frame.bytes if isinstance(frame, zmq.Frame) else frame
             try:
-                msg = proto.decode(frames[0], self._decode_limits)
+                msg = proto.decode(data, self._decode_limits)
             except proto.ProtocolError as error:
                 self._reject(str(error), decode=True)
+                continue
+            if auth is not None and not self._agent_may_send(auth, frame, msg):
                 continue
             try:
                 state.apply(msg, now, wall)
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
+
+    def _agent_may_send(self, auth: HubAuthenticator, frame: zmq.Frame | bytes, msg: proto.Message) -> bool:
+        """Whether the key this message came with may speak for ``msg.sender`` at its mount."""
+        key = sender_key(frame) if isinstance(frame, zmq.Frame) else None
+        grant = auth.allow_list.agent_for_key(key)
+        if grant is None or grant.name != msg.sender:
+            return self._unauthorised(f"key {key} may not publish as agent {msg.sender!r}")
+        if isinstance(msg, proto.State | proto.Heartbeat):
+            mount: str | None = msg.mount
+        else:
+            mount = self.state.mount_of(msg.sender)
+        if mount is not None and not grant.covers(mount):
+            return self._unauthorised(f"agent {msg.sender!r} may not publish under {mount!r}")
+        return True
+
+    def _unauthorised(self, why: str) -> bool:
+        self._counters.unauthorised += 1
+        self._reject(why, decode=True)
+        return False
 
     def _reject(self, why: str, decode: bool) -> None:
         counters = self._counters
@@ -249,20 +377,40 @@ class HubServer:
             counters.errors_since_log = 0
 
     def _read_subscriptions(self, subscribers: zmq.Socket[bytes]) -> bool:
-        """Track subscriptions; return whether a heartbeat should go out now."""
+        """Apply or refuse (un)subscriptions; return whether a heartbeat should go out now."""
         heartbeat_wanted = False
+        allow = self.auth.allow_list if self.auth is not None else None
         for _ in range(RECV_BUDGET):
             try:
-                frame = subscribers.recv(zmq.DONTWAIT)
+                frame = subscribers.recv(zmq.DONTWAIT, copy=False)
             except zmq.Again:
                 break
-            if not frame or frame[0] not in (0, 1):
+            data = frame.bytes
+            if not data or data[0] not in (0, 1):
                 continue
-            subscribed = frame[0] == 1
-            topic = frame[1:]
-            if subscribed and topic == proto.HUB_HEARTBEAT_TOPIC:
+            topic = data[1:]
+            identity = _identity(frame)
+            if data[0] == 0:
+                # In manual mode this must be applied to the same pipe at once.
+                subscribers.setsockopt(zmq.UNSUBSCRIBE, topic)
+                if self.ledger.unsubscribe(identity, topic):
+                    self.state.subscription(topic, False)
+                continue
+            if topic == proto.HUB_HEARTBEAT_TOPIC:
+                allowed = allow is None or allow.subscriber_for_key(identity) is not None
+            else:
+                allowed = len(topic) <= MAX_TOPIC_BYTES and (allow is None or allow.may_subscribe(identity, topic))
+            if not allowed:
+                self._unauthorised(f"subscription to {topic[:60]!r} refused")
+                continue
+            if identity is None:
+                identity = "?"
+            if not self.ledger.subscribe(identity, topic):
+                continue
+            subscribers.setsockopt(zmq.SUBSCRIBE, topic)
+            if topic == proto.HUB_HEARTBEAT_TOPIC:
                 heartbeat_wanted = True
-            self.state.subscription(topic, subscribed)
+            self.state.subscription(topic, True)
         return heartbeat_wanted
 
     def _read_monitor(self, monitor: zmq.Socket[bytes]) -> None:
@@ -291,25 +439,40 @@ class HubServer:
             pass
 
     def _read_queries(self, query: zmq.Socket[bytes]) -> None:
+        auth = self.auth
         for _ in range(RECV_BUDGET):
             try:
-                frames = query.recv_multipart(zmq.DONTWAIT)
+                frames = query.recv_multipart(zmq.DONTWAIT, copy=False)
             except zmq.Again:
                 return
             self._counters.queries += 1
             if len(frames) != 2:
                 self._reject(f"{len(frames)} frames in one query (expected identity + 1)", decode=True)
                 continue
-            identity, data = frames
+            identity, data = frames[0].bytes, frames[1]
             try:
-                request = proto.decode(data, self._query_limits)
+                request = proto.decode(data.bytes, self._query_limits)
             except proto.ProtocolError as error:
                 self._reject(str(error), decode=True)
                 continue
+            if auth is not None:
+                key = sender_key(data)
+                allow = auth.allow_list
+                if isinstance(request, proto.SnapshotRequest):
+                    permitted = allow.may_subscribe(key, request.prefix)
+                else:
+                    permitted = allow.subscriber_for_key(key) is not None
+                if not permitted:
+                    self._unauthorised(f"{request.kind.name} from key {key} refused")
+                    self._reply(query, identity, self._error(request, "not allowed for this key"))
+                    continue
             try:
                 self._answer(query, identity, request)
             except Exception as error:
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
+
+    def _error(self, request: proto.Message, message: str) -> proto.Error:
+        return proto.Error(**self._header(), request_id=getattr(request, "request_id", 0), message=message)
 
     def _reply(self, query: zmq.Socket[bytes], identity: bytes, msg: proto.Message) -> None:
         # DONTWAIT: a client that stopped reading times out and asks again;
@@ -367,15 +530,7 @@ class HubServer:
             )
         else:
             self._reject(f"{request.kind.name} is not a query", decode=True)
-            self._reply(
-                query,
-                identity,
-                proto.Error(
-                    **self._header(),
-                    request_id=getattr(request, "request_id", 0),
-                    message=f"{request.kind.name} is not a request the query socket answers",
-                ),
-            )
+            self._reply(query, identity, self._error(request, f"{request.kind.name} is not a request I answer"))
 
 
 def ready_line(endpoints: HubEndpoints, warnings: list[str]) -> str:
@@ -384,3 +539,29 @@ def ready_line(endpoints: HubEndpoints, warnings: list[str]) -> str:
     if warnings:
         line += " WARNING=" + ",".join(warnings)
     return line
+
+
+def _identity(frame: zmq.Frame) -> str | None:
+    """Who sent a frame: its CURVE key, else its IP address (None: libzmq itself,
+    e.g. the unsubscriptions of a closed connection)."""
+    key = sender_key(frame)
+    if key is not None:
+        return key
+    try:
+        address = frame.get("Peer-Address")
+    except zmq.ZMQError:
+        return None
+    return address if isinstance(address, str) and address else None
+
+
+def _subscriber_grants_narrowed(before: AllowList, after: AllowList) -> bool:
+    """Whether some subscriber key lost access it had (revoked, or fewer prefixes)."""
+    for grant in before.subscribers.values():
+        now = after.subscriber_for_key(grant.public_key)
+        if now is None:
+            return True
+        if grant.prefixes is None and now.prefixes is not None:
+            return True
+        if grant.prefixes is not None and now.prefixes is not None and not set(now.prefixes) >= set(grant.prefixes):
+            return True
+    return False

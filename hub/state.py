@@ -178,6 +178,8 @@ class HubState:
         self._prefix_refs: dict[str, int] = {}
         self._published: dict[str, int] = {}
         self._own = _Agent(HUB_AGENT, epoch=epoch, mount=HUB_ROOT, silent=False)
+        # Values the server adds to the hub's own points (name -> (value, alert code)).
+        self.extra_health: dict[str, tuple[Any, int]] = {}
         self._last_health = -_INF
         self._started = now
 
@@ -260,6 +262,11 @@ class HubState:
         agent.resync_at = now
         self.stats.resyncs_requested += 1
         self._resync.append(agent.name)
+
+    def mount_of(self, agent_name: str) -> str | None:
+        """The mount an agent publishes under (None while unknown)."""
+        agent = self.agents.get(agent_name)
+        return agent.mount if agent is not None and agent.mount else None
 
     def take_resync_requests(self) -> list[str]:
         """Agents the server should ask for a STATE (protocol resync)."""
@@ -534,6 +541,10 @@ class HubState:
             "uptime_s": round(now - self._started, 1),
         }
         entries = [proto.PointEntry(key, value, 0, "", wall, None) for key, value in values.items()]
+        entries += [
+            proto.PointEntry(key, value, code, alertstr_for(code), wall, None)
+            for key, (value, code) in self.extra_health.items()
+        ]
         for agent in self.agents.values():
             state, code = ("silent", STALE_ALERTCODE) if agent.silent else ("live", GreenAlert.alertcode)
             entries.append(proto.PointEntry(f"agents/{agent.name}", state, code, alertstr_for(code), wall, None))
@@ -632,6 +643,11 @@ class HubState:
         else:
             self._prefix_refs.pop(prefix, None)
             self._published.pop(prefix, None)
+
+    def reset_subscriptions(self) -> None:
+        """Forget every subscription (the subscriber socket was rebuilt)."""
+        self._prefix_refs.clear()
+        self._published.clear()
 
     def published(self, prefix: str) -> int:
         """How many NODEs were published under ``prefix`` (0 if nobody follows it)."""
