@@ -286,7 +286,7 @@ def test_a_heartbeat_tells_the_hub_clock(synced: Subscriber) -> None:
     lost=st.sets(st.integers(0, 29)),
     stale_beats=st.lists(st.integers(0, 10), max_size=3),
 )
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_a_resync_is_flagged_exactly_when_nodes_were_lost(count: int, lost: set[int], stale_beats: list[int]) -> None:
     """After any sequence of NODEs, a heartbeat flags a resync iff one of them did not arrive."""
     sub = make_subscriber()

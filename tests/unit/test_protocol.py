@@ -481,7 +481,7 @@ def test_envelope_extremes_round_trip(envelope: dict[str, Any]) -> None:
     ),
     parents=st.lists(st.text(max_size=20), max_size=5),
 )
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 def test_state_round_trips(sender: str, epoch: int, seq: int, points: list[PointEntry], parents: list[str]) -> None:
     """Any STATE made of carriable parts decodes to what was sent."""
     message = proto.State(
