@@ -1,0 +1,298 @@
+"""What the hub benchmarks share: child processes, statistics, machine details.
+
+Every benchmark process is started through a :class:`Children` registry used
+as a context manager, so each child is terminated (SIGTERM, then SIGKILL) and
+reaped whatever happens. Children bind port 0 and print their real endpoints
+on a ``READY agents=... subscribers=... query=...`` line, exactly like
+``gsmon hub``; the benchmarks read the endpoints from there and never choose
+ports. Children are driven through their stdin (one command per line, see
+:mod:`bench.peers`), so that measurement windows line up across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import queue
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import psutil
+import zmq
+
+__all__ = [
+    "LOOPBACK",
+    "REPO",
+    "Child",
+    "Children",
+    "Summary",
+    "before_tree",
+    "machine_details",
+    "percentile",
+    "summarise",
+]
+
+REPO: Final = Path(__file__).resolve().parents[1]
+LOOPBACK: Final = "tcp://127.0.0.1:0"
+_READY_TIMEOUT_S: Final = 30.0
+
+
+class Child:
+    """A child process whose stdout lines are collected by a reader thread."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.stderr_path = log_dir / f"{name}-{time.monotonic_ns()}.stderr"
+        self._stderr = self.stderr_path.open("wb")
+        child_env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # bench/ is not installed: the children import it from the repository.
+        child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), child_env.get("PYTHONPATH", "")) if p)
+        if env:
+            child_env.update(env)
+        self.popen = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            stdin=subprocess.PIPE,
+            env=child_env,
+            cwd=REPO,
+            text=True,
+        )
+        self.process = psutil.Process(self.popen.pid)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True, name=f"read-{name}")
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for_line(self, prefix: str, timeout_s: float = _READY_TIMEOUT_S) -> str:
+        """The first stdout line starting with ``prefix``; ``RuntimeError`` on timeout or exit."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"{self.name}: no {prefix!r} line within {timeout_s:g} s\n{self.stderr()}")
+            try:
+                line = self.lines.get(timeout=min(remaining, 0.1))
+            except queue.Empty:
+                if self.popen.poll() is not None and self.lines.empty():
+                    raise RuntimeError(
+                        f"{self.name} exited with {self.popen.returncode} before {prefix!r}\n{self.stderr()}"
+                    ) from None
+                continue
+            if line.startswith(prefix):
+                return line
+
+    def ready(self) -> dict[str, str]:
+        """Wait for the ``READY key=value ...`` line and return its fields."""
+        line = self.wait_for_line("READY")
+        return dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
+
+    def command(self, line: str) -> None:
+        """Send one command line to the child's stdin."""
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(line + "\n")
+        self.popen.stdin.flush()
+
+    def result(self, timeout_s: float = _READY_TIMEOUT_S) -> dict[str, Any]:
+        """Wait for the child's ``RESULT {json}`` line and return the JSON."""
+        line = self.wait_for_line("RESULT ", timeout_s)
+        value = json.loads(line.split(" ", 1)[1])
+        assert isinstance(value, dict)
+        return value
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the child used so far, its threads included."""
+        times = self.process.cpu_times()
+        return times.user + times.system
+
+    def rss_bytes(self) -> int:
+        return int(self.process.memory_info().rss)
+
+    def stderr(self) -> str:
+        if not self._stderr.closed:
+            self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")[-4000:]
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """SIGTERM, wait, then SIGKILL; always reaps."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(OSError):
+                self.popen.stdin.close()  # type: ignore[union-attr]
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._reader.join(timeout=5)
+        for stream in (self.popen.stdout, self.popen.stdin):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
+        self._stderr.close()
+
+
+@dataclass
+class Children:
+    """Starts the processes of one scenario and reaps every one of them on exit."""
+
+    hub_pythonpath: str | None = None  # a tree of another revision's gsmon (see before_tree)
+    children: list[Child] = field(default_factory=list)
+    _log_dir: tempfile.TemporaryDirectory[str] = field(default_factory=lambda: tempfile.TemporaryDirectory("-bench"))
+
+    def __enter__(self) -> Children:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reap()
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Child:
+        child = Child(name, argv, Path(self._log_dir.name), env)
+        self.children.append(child)
+        return child
+
+    def hub(self, config: str = "") -> tuple[Child, dict[str, str]]:
+        """A real ``gsmon hub`` on loopback, port 0, with ``config`` (TOML text)
+        as its configuration file; returns it and its READY fields."""
+        env = None
+        if self.hub_pythonpath is not None:
+            env = {"PYTHONPATH": os.pathsep.join((self.hub_pythonpath, str(REPO)))}
+        argv = [sys.executable, "-m", "gsmon.common.cli", "hub", "--agents", LOOPBACK]
+        argv += ["--subscribers", LOOPBACK, "--query", LOOPBACK, "--log-level", "WARNING"]
+        if config:
+            path = Path(self._log_dir.name) / f"hub-{time.monotonic_ns()}.toml"
+            path.write_text(config, encoding="utf-8")
+            argv += ["--config", str(path)]
+        child = self.start("hub", argv, env)
+        return child, child.ready()
+
+    def peer(self, role: str, *args: str) -> Child:
+        """A helper process of :mod:`bench.peers` (forwarder, sender, sink...)."""
+        return self.start(role, [sys.executable, "-m", "bench.peers", role, *args])
+
+    def reap(self) -> None:
+        for child in reversed(self.children):
+            try:
+                child.stop()
+            except Exception:  # keep reaping the others whatever happens
+                with contextlib.suppress(Exception):
+                    child.popen.kill()
+                    child.popen.wait()
+        self.children.clear()
+        self._log_dir.cleanup()
+
+
+@contextlib.contextmanager
+def before_tree(ref: str) -> Iterator[str]:
+    """Export revision ``ref`` of the repository to a temporary folder laid out
+    as an importable ``gsmon`` package and yield the folder for PYTHONPATH, so
+    that the same run can measure the hub as it was before an optimisation.
+
+    Uses ``git archive`` (read-only for the repository: no worktree, no index).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="gsmon-before-"))
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", ref, "agent", "hub", "common"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        package = folder / "gsmon"
+        package.mkdir()
+        tar_path = folder / "tree.tar"
+        tar_path.write_bytes(archive)
+        with tarfile.open(tar_path) as tar:
+            tar.extractall(package, filter="data")
+        # The real `gsmon` has no __init__.py (a namespace), and neither does this one:
+        # a PYTHONPATH entry wins over the editable install's finder, which runs last.
+        yield str(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Median and range of repeated measurements."""
+
+    median: float
+    low: float
+    high: float
+    count: int
+
+    def format(self, fmt: str = ",.0f", scale: float = 1.0) -> str:
+        """``median (low–high)``, or just the value when there is one measurement."""
+        median = format(self.median * scale, fmt)
+        if self.count <= 1 or self.low == self.high:
+            return median
+        return f"{median} ({format(self.low * scale, fmt)}–{format(self.high * scale, fmt)})"
+
+
+def summarise(values: Sequence[float]) -> Summary:
+    """The median, minimum and maximum of ``values`` (NaN for none)."""
+    if not values:
+        nan = float("nan")
+        return Summary(nan, nan, nan, 0)
+    return Summary(statistics.median(values), min(values), max(values), len(values))
+
+
+def percentile(ordered: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of already sorted values (NaN when empty)."""
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def machine_details() -> dict[str, str]:
+    """The agent-overhead benchmark's machine details plus libzmq and msgspec versions."""
+    from bench.agent_overhead import machine_details as base_details
+
+    details = base_details()
+    details["libzmq"] = zmq.zmq_version()
+    try:
+        details["msgspec"] = importlib.metadata.version("msgspec")
+    except importlib.metadata.PackageNotFoundError:
+        details["msgspec"] = "not installed"
+    with contextlib.suppress(OSError):
+        details["load average"] = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    details["git"] = _git_revision()
+    return details
+
+
+def _git_revision() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "agent", "hub", "common"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + uncommitted changes in agent/hub/common" if dirty else "")
+
+
+def dumps(value: Any) -> str:
+    """One-line JSON for a child's RESULT line."""
+    return json.dumps(value, separators=(",", ":"))

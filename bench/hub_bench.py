@@ -1,0 +1,408 @@
+"""The hub's scenarios: throughput, latency, scale and snapshot, each against baselines.
+
+Every scenario starts real processes (see :mod:`bench.peers`): a forwarder
+-- a real ``gsmon hub``, or one of the baselines, ``zmq.proxy`` (``proxy``) and
+a minimal Python forwarder (``pyfwd``) -- agents that speak the protocol, and
+one subscriber. Each function runs ONE measurement and returns its figures;
+:mod:`bench.run_all` repeats them, interleaving the forwarders so that the
+machine's changing load hits them alike, and prints the table.
+
+Forwarder names: ``hub`` (this tree), ``hub@REF`` (the hub of git revision REF,
+for before/after figures from the same run), ``proxy``, ``pyfwd``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import zmq
+
+from bench._support import Child, Children
+from gsmon.common import protocol as proto
+from gsmon.common.client import Subscriber
+
+__all__ = [
+    "BASELINES",
+    "LatencyResult",
+    "ScaleResult",
+    "SnapshotResult",
+    "ThroughputResult",
+    "run_latency",
+    "run_scale",
+    "run_snapshot",
+    "run_throughput",
+]
+
+BASELINES: Final = ("proxy", "pyfwd")
+_SETTLE_S: Final = 0.3  # let subscriptions travel before agents start
+_SNAPSHOT_TIMEOUT_S: Final = 30.0
+THROUGHPUT_HWM: Final = 1000  # agent -> forwarder queue depth (messages) in the throughput runs
+
+
+def _forwarder(
+    children: Children, impl: str, pythonpaths: dict[str, str], rcvhwm: int | None = None
+) -> tuple[Child, dict[str, str]]:
+    """Start ``impl`` and return it with its endpoints; ``rcvhwm`` replaces
+    the receive high-water mark of its agents socket (default: the hub's)."""
+    if impl == "hub" or impl.startswith("hub@"):
+        children.hub_pythonpath = pythonpaths.get(impl)
+        return children.hub(f"[limits]\nagents_rcvhwm = {rcvhwm}\n" if rcvhwm else "")
+    if impl in BASELINES:
+        child = children.peer(impl, *(("--rcvhwm", str(rcvhwm)) if rcvhwm else ()))
+        return child, child.ready()
+    raise ValueError(f"unknown forwarder {impl!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputResult:
+    """Point updates per second delivered to one subscriber of everything."""
+
+    impl: str
+    batch: int
+    window_s: float
+    delivered_per_s: float  # updates the subscriber received
+    sent_per_s: float  # updates the agents sent (back-pressure paces them)
+    forwarder_cores: float
+    sink_cores: float
+
+
+def run_throughput(
+    impl: str,
+    batch: int,
+    *,
+    agents: int = 4,
+    points: int = 100,
+    warmup_s: float = 1.0,
+    window_s: float = 3.0,
+    pythonpaths: dict[str, str] | None = None,
+) -> ThroughputResult:
+    """Agents send DELTAs of ``batch`` points as fast as ``impl`` takes them
+    (XPUB_NODROP: no loss, back-pressure instead); one subscriber counts what
+    arrives over ``window_s`` after ``warmup_s``.
+
+    The queues between agents and forwarder are :data:`THROUGHPUT_HWM`
+    messages deep on both sides, for every forwarder alike: with the hub's
+    default of 100,000 messages (10 M updates at 100 per message) the
+    back-pressure would reach the agents only after many seconds of queueing.
+    Queue depth changes how long messages wait, not how fast they are processed.
+    """
+    with Children() as children:
+        forwarder, endpoints = _forwarder(children, impl, pythonpaths or {}, THROUGHPUT_HWM)
+        sink = children.peer(
+            "sink",
+            *("--endpoint", endpoints["subscribers"], "--mode", "count"),
+            *("--batch", str(batch), "--frames", "1" if impl == "proxy" else "2"),
+        )
+        sink.ready()
+        time.sleep(_SETTLE_S)
+        sender = children.peer(
+            "sender",
+            *("--endpoint", endpoints["agents"], "--mode", "blast", "--batch", str(batch)),
+            *("--agents", str(agents), "--points", str(points), "--sndhwm", str(THROUGHPUT_HWM)),
+        )
+        sender.ready()
+        time.sleep(warmup_s)
+        cpu = forwarder.cpu_s(), sink.cpu_s()
+        started = time.monotonic()
+        sink.command("MARK")
+        sender.command("MARK")
+        time.sleep(window_s)
+        sink.command("END")
+        sender.command("END")
+        elapsed = time.monotonic() - started
+        cpu_end = forwarder.cpu_s(), sink.cpu_s()
+        received = sink.result()
+        sent = sender.result()
+    return ThroughputResult(
+        impl=impl,
+        batch=batch,
+        window_s=received["seconds"],
+        delivered_per_s=received["rate"],
+        sent_per_s=sent["window"]["points"] / elapsed,
+        forwarder_cores=(cpu_end[0] - cpu[0]) / elapsed,
+        sink_cores=(cpu_end[1] - cpu[1]) / elapsed,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyResult:
+    """Latency from the agent's send to the subscriber's receipt, per update."""
+
+    impl: str
+    rate: float  # updates per second offered
+    batch: int  # points per DELTA
+    samples: int
+    p50_us: float
+    p99_us: float
+    p999_us: float
+    max_us: float
+    forwarder_cores: float
+
+
+def run_latency(
+    impl: str,
+    rate: float,
+    *,
+    agents: int = 10,
+    flush_s: float = 0.05,
+    warmup_s: float = 1.0,
+    window_s: float = 4.0,
+    pythonpaths: dict[str, str] | None = None,
+) -> LatencyResult:
+    """``agents`` agents each send one DELTA every ``flush_s`` (staggered), as
+    the publisher does, together ``rate`` updates per second; the subscriber
+    takes ``receipt - polled_at`` of every update (``polled_at`` is stamped
+    just before the send)."""
+    batch = max(1, round(rate * flush_s / agents))
+    with Children() as children:
+        forwarder, endpoints = _forwarder(children, impl, pythonpaths or {})
+        sink = children.peer(
+            "sink",
+            *("--endpoint", endpoints["subscribers"], "--mode", "latency"),
+            *("--batch", str(batch), "--frames", "1" if impl == "proxy" else "2"),
+        )
+        sink.ready()
+        time.sleep(_SETTLE_S)
+        sender = children.peer(
+            "sender",
+            *("--endpoint", endpoints["agents"], "--mode", "paced", "--batch", str(batch)),
+            *("--agents", str(agents), "--points", str(max(100, batch)), "--flush", str(flush_s)),
+        )
+        sender.ready()
+        time.sleep(warmup_s)
+        cpu = forwarder.cpu_s()
+        started = time.monotonic()
+        sink.command("MARK")
+        time.sleep(window_s)
+        sink.command("END")
+        elapsed = time.monotonic() - started
+        cores = (forwarder.cpu_s() - cpu) / elapsed
+        received = sink.result()
+        sender.command("END")
+        sender.result()
+    return LatencyResult(
+        impl=impl,
+        rate=agents * batch / flush_s,
+        batch=batch,
+        samples=received["latency_samples"],
+        p50_us=received["p50_us"],
+        p99_us=received["p99_us"],
+        p999_us=received["p999_us"],
+        max_us=received["max_us"],
+        forwarder_cores=cores,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    """One late subscriber's snapshot of the whole tree."""
+
+    nodes: int
+    arrived_s: float  # request sent -> SNAPSHOT_END received (raw DEALER, nothing decoded)
+    bytes: int
+    client_ready_s: float  # gsmon.common.client.Subscriber(prefix="").connect(), tree applied
+
+
+def _raw_snapshot(query: str) -> tuple[float, int, int]:
+    """Ask for the whole tree on a bare DEALER; time until SNAPSHOT_END arrives."""
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.setsockopt(zmq.RCVHWM, 0)
+    try:
+        dealer.connect(query)
+        request = proto.SnapshotRequest(sender="bench", epoch=0, seq=1, sent_ns=time.time_ns(), request_id=1, prefix="")
+        size = 0
+        started = time.monotonic()
+        dealer.send(proto.encode(request))
+        while True:
+            if not dealer.poll(int(_SNAPSHOT_TIMEOUT_S * 1000)):
+                raise RuntimeError("no snapshot from the hub")
+            data = dealer.recv()
+            size += len(data)
+            if data[3] == proto.MsgKind.SNAPSHOT_END:
+                elapsed = time.monotonic() - started
+                end = proto.decode(data)
+                assert isinstance(end, proto.SnapshotEnd)
+                return elapsed, end.count, size
+    finally:
+        dealer.close()
+        context.term()
+
+
+def measure_snapshot(query: str) -> SnapshotResult:
+    """A raw snapshot, then a real client's connect, of the whole tree."""
+    arrived, nodes, size = _raw_snapshot(query)
+    started = time.monotonic()
+    with Subscriber(query, "", timeout_s=_SNAPSHOT_TIMEOUT_S) as client:
+        ready = time.monotonic() - started
+        assert len(client.tree) > 0
+    return SnapshotResult(nodes=nodes, arrived_s=arrived, bytes=size, client_ready_s=ready)
+
+
+def _hub_value(watch: Subscriber, name: str) -> Any:
+    node = watch.tree.get(f"_hub/{name}")
+    return None if node is None else node.value
+
+
+def _wait_for_agents(watch: Subscriber, agents: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _hub_value(watch, "agents_live") != agents:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {_hub_value(watch, 'agents_live')} of {agents} agents live after {timeout_s} s")
+        watch.poll(0.1)
+
+
+def _fleet(
+    children: Children, endpoint: str, agents: int, processes: int, points: int, groups: int, dt_s: float
+) -> list[Child]:
+    fleets = []
+    per_process = -(-agents // processes)
+    for first in range(0, agents, per_process):
+        count = min(per_process, agents - first)
+        fleet = children.peer(
+            "fleet",
+            *("--endpoint", endpoint, "--first", str(first), "--agents", str(count)),
+            *("--total-agents", str(agents), "--points", str(points), "--groups", str(groups), "--dt", str(dt_s)),
+            *("--mount-prefix", "sim"),
+        )
+        fleets.append(fleet)
+    for fleet in fleets:
+        fleet.ready()
+    return fleets
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleResult:
+    """Many agents at ``dt`` = 1 s against one hub, for a long window."""
+
+    impl: str
+    agents: int
+    points_per_agent: int
+    window_s: float
+    offered_per_s: float  # updates the agents sent in the window
+    delivered_per_s: float  # point updates the subscriber received
+    hub_cores: float
+    rss_start_mb: float
+    rss_end_mb: float
+    rss_max_mb: float
+    p50_us: float
+    p99_us: float
+    p999_us: float
+    stale_points: int  # STALE point updates published in the window (all false: every agent is alive)
+    stale_parents: int
+    seq_gaps_subscriber: int  # NODE seqs the subscriber never saw (hub -> subscriber loss)
+    seq_gaps_hub: int  # agent seqs the hub never saw (agent -> hub loss), from _hub/seq_gaps
+    dropped_by_agents: int  # sends refused at the agents' high-water mark
+    rejected: int  # messages and points the hub rejected, and conflicts
+    nodes: int
+    busy_snapshots: list[SnapshotResult] = field(default_factory=list)
+
+
+def run_scale(
+    impl: str = "hub",
+    *,
+    agents: int = 1000,
+    points: int = 100,
+    processes: int = 4,
+    warmup_s: float = 3.0,
+    window_s: float = 30.0,
+    snapshots: int = 1,
+    pythonpaths: dict[str, str] | None = None,
+) -> ScaleResult:
+    """``agents`` simulated agents (``processes`` processes) x ``points`` points
+    at dt = 1 s into one hub, one subscriber of everything, for ``window_s``.
+    Then ``snapshots`` late subscribers take the whole tree while the load goes on."""
+    with Children() as children:
+        hub, endpoints = _forwarder(children, impl, pythonpaths or {})
+        sink = children.peer("sink", "--endpoint", endpoints["subscribers"], "--mode", "scale", "--prefix", "sim/")
+        sink.ready()
+        time.sleep(_SETTLE_S)
+        fleets = _fleet(children, endpoints["agents"], agents, processes, points, 10, 1.0)
+        with Subscriber(endpoints["query"], "_hub/", timeout_s=_SNAPSHOT_TIMEOUT_S) as watch:
+            _wait_for_agents(watch, agents, timeout_s=60.0)
+            settle = time.monotonic() + warmup_s
+            while time.monotonic() < settle:
+                watch.poll(0.1)
+            counters = ("seq_gaps", "messages_rejected", "points_rejected", "conflicts")
+            before = {name: _hub_value(watch, name) or 0 for name in counters}
+            cpu = hub.cpu_s()
+            rss = [hub.rss_bytes()]
+            started = time.monotonic()
+            sink.command("MARK")
+            for fleet in fleets:
+                fleet.command("MARK")
+            end = started + window_s
+            while (now := time.monotonic()) < end:
+                watch.poll(min(1.0, end - now))
+                rss.append(hub.rss_bytes())
+            sink.command("END")
+            for fleet in fleets:
+                fleet.command("CUT")
+            elapsed = time.monotonic() - started
+            cores = (hub.cpu_s() - cpu) / elapsed
+            rss.append(hub.rss_bytes())
+            received = sink.result(timeout_s=60.0)
+            watch.poll(0.5)
+            after = {name: _hub_value(watch, name) or 0 for name in counters}
+            nodes = _hub_value(watch, "nodes") or 0
+        # Late subscribers while the agents keep sending: a snapshot of a busy hub.
+        busy = [measure_snapshot(endpoints["query"]) for _ in range(snapshots)]
+        for fleet in fleets:
+            fleet.command("END")
+        sent = [fleet.result() for fleet in fleets]
+    offered = sum(result["window"]["points"] for result in sent)
+    mb = 1 / (1024 * 1024)
+    return ScaleResult(
+        impl=impl,
+        agents=agents,
+        points_per_agent=points,
+        window_s=elapsed,
+        offered_per_s=offered / elapsed,
+        delivered_per_s=received["rate"],
+        hub_cores=cores,
+        rss_start_mb=rss[0] * mb,
+        rss_end_mb=rss[-1] * mb,
+        rss_max_mb=max(rss) * mb,
+        p50_us=received["p50_us"],
+        p99_us=received["p99_us"],
+        p999_us=received["p999_us"],
+        stale_points=received["stale_points"],
+        stale_parents=received["stale_parents"],
+        seq_gaps_subscriber=received["seq_gaps"],
+        seq_gaps_hub=after["seq_gaps"] - before["seq_gaps"],
+        dropped_by_agents=sum(result["window"]["dropped"] for result in sent),
+        rejected=sum(after[name] - before[name] for name in counters if name != "seq_gaps"),
+        nodes=nodes,
+        busy_snapshots=busy,
+    )
+
+
+def run_snapshot(
+    impl: str = "hub",
+    *,
+    agents: int = 20,
+    points: int = 5000,
+    repeats: int = 3,
+    pythonpaths: dict[str, str] | None = None,
+) -> list[SnapshotResult]:
+    """A quiet hub holding ``agents`` x ``points`` one-shot points (agents send
+    heartbeats only); ``repeats`` late subscribers each take the whole tree."""
+    with Children() as children:
+        _, endpoints = _forwarder(children, impl, pythonpaths or {})
+        fleets = _fleet(children, endpoints["agents"], agents, min(agents, 2), points, 50, 0.0)
+        expected = agents * points
+        with Subscriber(endpoints["query"], "_hub/", timeout_s=_SNAPSHOT_TIMEOUT_S) as watch:
+            _wait_for_agents(watch, agents, timeout_s=60.0)
+            deadline = time.monotonic() + 60.0
+            while (_hub_value(watch, "nodes") or 0) < expected:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the hub holds {_hub_value(watch, 'nodes')} nodes, expected {expected}+")
+                watch.poll(0.1)
+        results = [measure_snapshot(endpoints["query"]) for _ in range(repeats)]
+        for fleet in fleets:
+            fleet.command("END")
+            fleet.result()
+    return results
