@@ -911,8 +911,10 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     if kind is MsgKind.INFO:
         endpoints = body.get("endpoints")
         _need(
-            isinstance(endpoints, dict) and all(isinstance(v, str) for v in endpoints.values()),
-            "body.endpoints must be a map of str",
+            isinstance(endpoints, dict)
+            and all(isinstance(v, str) for v in endpoints.values())
+            and all(isinstance(endpoints.get(k), str) for k in ("agents", "subscribers", "query")),
+            "body.endpoints must map agents, subscribers and query to endpoint strings",
         )
         assert isinstance(endpoints, dict)
         return Info(

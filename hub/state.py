@@ -206,12 +206,17 @@ class HubState:
                 return
         agent = self.agents.get(name)
         if agent is None:
+            if isinstance(msg, proto.Bye):
+                return  # goodbye from an agent we never knew: nothing to record
             if not _valid_agent_name(name) or len(self.agents) >= self.settings.max_agents:
                 self.stats.messages_rejected += 1
                 return
             agent = self.agents[name] = _Agent(name)
 
         if msg.epoch != agent.epoch:
+            if isinstance(msg, proto.Bye):
+                # Goodbye from an incarnation we never knew: nothing to revive.
+                return
             if not isinstance(msg, proto.State):
                 # We missed this incarnation's STATE (hub restart, dropped
                 # message): ask for it rather than guess its mount.
@@ -328,7 +333,8 @@ class HubState:
             leaf.polled_at_s = entry.polled_at_s
             leaf.received_at_s = wall
             leaf.dt_s = entry.dt_s
-            if entry.alertcode not in self._alertstrs and entry.alertstr:
+            # Learn labels of user-defined levels; STALE's label is the hub's own.
+            if entry.alertcode not in self._alertstrs and entry.alertstr and entry.alertcode != STALE_ALERTCODE:
                 self._alertstrs[entry.alertcode] = entry.alertstr
             leaf.alertcode = entry.alertcode
             period = entry.dt_s

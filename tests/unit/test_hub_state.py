@@ -819,10 +819,13 @@ class HubMachine(RuleBasedStateMachine):
 
     def _apply(self, name: str, msg: proto.Message) -> None:
         self.hub.apply(msg, self.now, WALL0 + self.now)
-        self.last_message[name] = self.now
         if isinstance(msg, proto.State):
             self.known_epoch[name] = msg.epoch
         applied = self.known_epoch.get(name) == msg.epoch  # else the hub only notes it heard the agent
+        if isinstance(msg, proto.Bye) and not applied:
+            self._drain()  # an unknown incarnation's goodbye changes nothing, not even "heard"
+            return
+        self.last_message[name] = self.now
         if applied and isinstance(msg, proto.State | proto.Heartbeat):
             self.known_heartbeat[name] = msg.heartbeat_s
         self.silent[name] = applied and isinstance(msg, proto.Bye)
