@@ -37,6 +37,7 @@ import datetime as dt
 import gc
 import importlib.metadata
 import logging
+import math
 import os
 import platform
 import sys
@@ -352,6 +353,14 @@ def _verdict(result: ScenarioResult) -> str:
     return f"{'met' if ok else 'MISSED'} (>={min_pct:g} %, <={max_cores:g} core)"
 
 
+def _ratio(numerator: float, denominator: float, spec: str) -> str:
+    """``numerator / denominator``, or ``-`` when it means nothing: over a very
+    short window a process's CPU time can read 0 (psutil counts 10 ms ticks)."""
+    if not (math.isfinite(numerator) and math.isfinite(denominator)) or denominator == 0:
+        return "-"
+    return format(numerator / denominator, spec)
+
+
 def format_table(results: Sequence[ScenarioResult], markdown: bool = False) -> str:
     """One row per N: baseline and gsmon side by side, with their ratios."""
     by_key = {(r.impl, r.points): r for r in results}
@@ -379,8 +388,8 @@ def format_table(results: Sequence[ScenarioResult], markdown: bool = False) -> s
         if base is not None and ours is not None:
             # kept x: how much more of the schedule gsmon keeps; CPU/poll x: how
             # many times less CPU gsmon spends per completed poll.
-            row.append(f"{ours.schedule_pct / base.schedule_pct:.2f}")
-            row.append(f"{base.cpu_us_per_poll / ours.cpu_us_per_poll:.1f}")
+            row.append(_ratio(ours.schedule_pct, base.schedule_pct, ".2f"))
+            row.append(_ratio(base.cpu_us_per_poll, ours.cpu_us_per_poll, ".1f"))
         else:
             row += ["-", "-"]
         row.append("-" if ours is None else f"{ours.cpu_us_per_poll:.1f}")

@@ -60,3 +60,14 @@ def test_table_has_a_row_per_size(bench: ModuleType) -> None:
     assert "100.0" in text
     markdown = bench.format_table(results, markdown=True)
     assert markdown.startswith("| points |")
+
+
+def test_table_survives_a_window_too_short_to_measure(bench: ModuleType) -> None:
+    """CPU that reads 0 (psutil counts 10 ms ticks) or no poll at all leaves a ratio blank, never raises."""
+    make = bench.ScenarioResult
+    results = [
+        make("baseline", 10, 1.0, 0.1, 10.0, 0.0, 0.0),
+        make("gsmon", 10, 1.0, 0.1, 10.0, 10.0, 0.0),
+    ]
+    row = bench.format_table(results).splitlines()[2]
+    assert " - " in row
