@@ -30,6 +30,9 @@ Complete schema, with the defaults::
     [logging]
     level = "INFO"                        # DEBUG, INFO, WARNING or ERROR (any case)
     format = "text"                       # "text", or "json" for one JSON object per line
+    alerts = "WARNING"                    # level of alert-transition lines, or "OFF" (see below)
+    alert_threshold = "RED"               # log a transition when its old or new level is at least
+                                          #   this: GREEN, ORANGE, RED or CRITICAL
 
     # Built-in probes (gsmon.agent.probes). Each family has `enabled` (default
     # true) and its own poll interval `dt_s`; the default interval is shown.
@@ -90,6 +93,15 @@ Complete schema, with the defaults::
 
 Units are in the key names (``_s`` seconds). Unknown keys are errors, so a typo
 never silently falls back to a default.
+
+Alert transitions: the agent logs a point's alert change (path, old and new
+level, value) when the old or the new level is at least ``alert_threshold``
+-- by default every change into or out of Red or Critical -- at the level
+``alerts``, WARNING by default, so that an agent logging at INFO shows them.
+This is the seed's ``loglvl_alerts``/``logthr_alerts`` pair, made the
+defaults of the agent's Monitor: built-in probes and module points declared
+without their own ``loglvl_alerts=``/``logthr_alerts=`` use them; a module
+that passes its own keeps them.
 """
 
 from __future__ import annotations
@@ -131,6 +143,9 @@ __all__ = [
 DEFAULT_HUB_ENDPOINT: Final = "tcp://127.0.0.1:7761"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS: Final = ("text", "json")
+ALERT_LOG_LEVELS: Final = (*LOG_LEVELS, "OFF")
+# [logging] alert_threshold: a name -> the alert code it stands for.
+ALERT_THRESHOLDS: Final = {"GREEN": 10, "ORANGE": 20, "RED": 30, "CRITICAL": 100}
 # The longest suffix a process check adds to its name ("<name>_cpu_percent").
 _PROCESS_SUFFIXES: Final = ("_cpu_percent", "_rss_bytes")
 
@@ -170,10 +185,12 @@ class AgentSettings:
 
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
-    """``[logging]``."""
+    """``[logging]``. ``alerts`` is a level name or ``"OFF"``; ``alert_threshold`` an alert code."""
 
     level: str = "INFO"
     format: LogFormat = "text"
+    alerts: str = "WARNING"
+    alert_threshold: int = ALERT_THRESHOLDS["RED"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +372,8 @@ def _agent_settings(table: Section) -> AgentSettings:
     name = table.name("name", None, what="agent name")
     if name is None:
         name = default_agent_name()
+    elif name.startswith(naming.RESERVED_ROOT_PREFIX):
+        raise table.expected("name", "a valid agent name", name, "a leading '_' is reserved for the hub")
     mount = table.mount("mount", name)
     return AgentSettings(
         name=name,
@@ -387,7 +406,9 @@ def _security(table: Section) -> SecurityConfig | None:
 def _logging(table: Section) -> LoggingConfig:
     level = table.choice("level", LOG_LEVELS, "INFO", upper=True)
     log_format: LogFormat = "json" if table.choice("format", LOG_FORMATS, "text") == "json" else "text"
-    return LoggingConfig(level=level, format=log_format)
+    alerts = table.choice("alerts", ALERT_LOG_LEVELS, "WARNING", upper=True)
+    threshold = ALERT_THRESHOLDS[table.choice("alert_threshold", tuple(ALERT_THRESHOLDS), "RED", upper=True)]
+    return LoggingConfig(level=level, format=log_format, alerts=alerts, alert_threshold=threshold)
 
 
 def _globs(table: Section, key: str, default: tuple[str, ...]) -> tuple[str, ...]:

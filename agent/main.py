@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from gsmon.common import logs
@@ -30,7 +31,7 @@ def add_parser(subparsers: Any) -> None:
         help="run a standalone agent: built-in probes and user modules, published to the hub",
         description="Run a standalone agent. Flags override the configuration file.",
     )
-    parser.add_argument("--config", metavar="FILE", help="agent configuration (TOML); see deploy/agent.toml")
+    parser.add_argument("--config", metavar="FILE", help="agent configuration (TOML); see deploy/examples/agent-*.toml")
     parser.add_argument(
         "--hub",
         action="append",
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from gsmon.agent.thresholds import ThresholdRule
     from gsmon.common import names as naming
     from gsmon.common import transport
-    from gsmon.common.keys import ClientKeys, KeyFileError
+    from gsmon.common.keys import ClientKeys, KeyFileError, load_key_pair, load_public_key
 
     try:
         config = load_agent_config(args.config) if args.config else default_agent_config()
@@ -74,14 +75,22 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.name is not None:
             naming.check_name(args.name, "agent name (--name)")
+            if args.name.startswith(naming.RESERVED_ROOT_PREFIX):
+                raise ValueError(f"--name: invalid agent name {args.name!r}: a leading '_' is reserved for the hub")
             # The mount follows the name unless the file set a mount of its own.
             mount = args.name if settings.mount == settings.name else settings.mount
             settings = replace(settings, name=args.name, mount=mount)
         if args.mount is not None:
-            settings = replace(settings, mount=naming.check_mount(args.mount))
+            try:
+                settings = replace(settings, mount=naming.check_mount(args.mount))
+            except ValueError as error:
+                raise ValueError(f"--mount: {error}") from error
         if args.hub:
             for endpoint in args.hub:
-                transport.parse_endpoint(endpoint)
+                try:
+                    transport.parse_endpoint(endpoint)
+                except ValueError as error:
+                    raise ValueError(f"--hub: {error}") from error
             settings = replace(settings, hubs=tuple(args.hub))
         for flag, value in (("--heartbeat-s", args.heartbeat_s), ("--flush-interval-s", args.flush_interval_s)):
             if value is not None and not value > 0:
@@ -95,29 +104,50 @@ def run(args: argparse.Namespace) -> int:
     if (args.key is None) != (args.hub_key is None):
         return _fail("--key and --hub-key go together (this agent's secret key and the hub's public key)")
     curve = None
-    try:
-        if args.key is not None:
-            curve = ClientKeys.load(args.key, args.hub_key)
-        elif settings.security is not None:
-            curve = ClientKeys.load(settings.security.secret_key_file, settings.security.hub_public_key_file)
-    except (KeyFileError, ValueError) as error:
-        return _fail(str(error))
+    # (where it was set, for messages; the file)
+    key_files: tuple[tuple[str, str | Path], ...]
+    if args.key is not None:
+        key_files = (("--key", args.key), ("--hub-key", args.hub_key))
+    elif settings.security is not None:
+        key_files = (
+            (f"{config.source}: agent.security.secret_key_file", settings.security.secret_key_file),
+            (f"{config.source}: agent.security.hub_public_key_file", settings.security.hub_public_key_file),
+        )
+    else:
+        key_files = ()
+    if key_files:
+        (secret_where, secret_file), (public_where, public_file) = key_files
+        try:
+            pair = load_key_pair(secret_file)
+        except (KeyFileError, ValueError) as error:
+            return _fail(f"{secret_where}: {error}")
+        try:
+            curve = ClientKeys(pair, load_public_key(public_file))
+        except (KeyFileError, ValueError) as error:
+            return _fail(f"{public_where}: {error}")
     logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format)
+    alerts_level = None if config.logging.alerts == "OFF" else logging.getLevelName(config.logging.alerts)
 
-    mon = Monitor(
-        workers=settings.workers,
-        default_dt=settings.default_dt_s,
-        default_timeout=settings.default_timeout_s,
-        hub=list(settings.hubs),
-        agent=settings.name,
-        mount=settings.mount,
-        publisher=PublisherSettings(
-            flush_interval_s=settings.flush_interval_s,
-            heartbeat_interval_s=settings.heartbeat_interval_s,
-            state_interval_s=settings.state_interval_s,
-        ),
-        curve=curve,
-    )
+    try:
+        mon = Monitor(
+            workers=settings.workers,
+            default_dt=settings.default_dt_s,
+            default_timeout=settings.default_timeout_s,
+            hub=list(settings.hubs),
+            agent=settings.name,
+            mount=settings.mount,
+            publisher=PublisherSettings(
+                flush_interval_s=settings.flush_interval_s,
+                heartbeat_interval_s=settings.heartbeat_interval_s,
+                state_interval_s=settings.state_interval_s,
+            ),
+            curve=curve,
+            # Alert transitions visible at the agent's usual log level (see [logging] alerts).
+            loglvl_alerts=alerts_level,
+            logthr_alerts=config.logging.alert_threshold,
+        )
+    except ValueError as error:  # names the flags and the file already checked; a last line of defence
+        return _fail(str(error))
     try:
         probes = register_probes(mon, config.probes, source=config.source)
         mon.set_alert_rule(ThresholdRule([*config.thresholds, *probes.default_thresholds]))

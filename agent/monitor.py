@@ -32,6 +32,7 @@ stays callable.
 
 from __future__ import annotations
 
+import enum
 import logging
 import queue
 import threading
@@ -59,6 +60,16 @@ _ONE_SHOT: Final = None
 # A plain name for the member the scheduler loop tests on every due job (an
 # Enum attribute lookup costs ~0.1 us).
 _TIMEOUT: Final = Event.TIMEOUT
+
+
+class _Inherit(enum.Enum):
+    """Type of :data:`_FROM_MONITOR` (an enum so that mypy can narrow it)."""
+
+    FROM_MONITOR = enum.auto()
+
+
+#: Default of ``loglvl_alerts``/``logthr_alerts`` per point: the Monitor's own setting.
+_FROM_MONITOR: Final = _Inherit.FROM_MONITOR
 
 Callback = Callable[[str, float, BaseException | None, Alert], Any]
 # (path inside this monitor, alert of a plain returned value) -> the alert to store.
@@ -200,6 +211,12 @@ class Monitor:
         default_dt: Poll interval in seconds for points registered without one.
         default_timeout: Seconds after which a still-running monitor function
             is reported as an error (per point: ``timeout=``).
+        loglvl_alerts: Level at which alert changes are logged for points
+            registered without their own ``loglvl_alerts`` (``None``: never).
+            The seed's ``logging.DEBUG`` by default; ``gsmon agent`` sets it
+            from its ``[logging] alerts`` setting.
+        logthr_alerts: ...when the old or the new alert code is at least this
+            (for points registered without their own ``logthr_alerts``).
     """
 
     def __init__(
@@ -215,6 +232,8 @@ class Monitor:
         mount: str | None = None,
         publisher: PublisherSettings | None = None,
         curve: ClientKeys | None = None,
+        loglvl_alerts: int | None = logging.DEBUG,
+        logthr_alerts: int = RedAlert.alertcode,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -228,6 +247,8 @@ class Monitor:
         self.default_dt = default_dt
         self.default_timeout = default_timeout
         self.tick_cb = tick_cb
+        self.loglvl_alerts = loglvl_alerts
+        self.logthr_alerts = logthr_alerts
         self._tick = tick
         self._callbacks: list[Callback] = []
 
@@ -309,8 +330,8 @@ class Monitor:
         dt: float | None = -1,
         parent: str | None = None,
         loglvl_values: int | None = None,
-        loglvl_alerts: int | None = logging.DEBUG,
-        logthr_alerts: int = RedAlert.alertcode,
+        loglvl_alerts: int | _Inherit | None = _FROM_MONITOR,
+        logthr_alerts: int | _Inherit = _FROM_MONITOR,
         dependents: tuple[str, ...] = (),
         alert_exc: type[Alert] = NoAlert,
         timeout: float | None = None,
@@ -329,6 +350,8 @@ class Monitor:
             loglvl_values: Log every change of value at this level (``None``: never).
             loglvl_alerts: Log alert changes at this level (``None``: never)...
             logthr_alerts: ...when the old or the new alert code is at least this.
+                Both default to the Monitor's own (``logging.DEBUG`` and Red,
+                as in the seed, unless the Monitor was made with others).
             dependents: Further point names fed by the same function, which
                 returns a tuple with one value per point (``name`` first).
             alert_exc: Alert class for the error value when the function
@@ -426,8 +449,8 @@ class Monitor:
         dt: float | None = -1,
         parent: str | None = None,
         loglvl_values: int | None = None,
-        loglvl_alerts: int | None = logging.DEBUG,
-        logthr_alerts: int = RedAlert.alertcode,
+        loglvl_alerts: int | _Inherit | None = _FROM_MONITOR,
+        logthr_alerts: int | _Inherit = _FROM_MONITOR,
         alert_exc: type[Alert] = NoAlert,
         timeout: float | None = None,
         *,
@@ -448,6 +471,8 @@ class Monitor:
         if timeout_s <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
         dt_s = None if period_s is None else period_s
+        alerts_level = self.loglvl_alerts if loglvl_alerts is _FROM_MONITOR else loglvl_alerts
+        alerts_threshold = self.logthr_alerts if logthr_alerts is _FROM_MONITOR else logthr_alerts
 
         with self._lock:
             first, *dependents = point_names
@@ -473,7 +498,7 @@ class Monitor:
             for point_name in to_register:
                 node = self._tree.add(point_name, parent, is_leaf=True)
                 point_dt = fed_by.period_s if fed_by is not None else dt_s  # a dependent polls at its feeder's rate
-                point = _Point(point_name, node, point_dt, loglvl_values, loglvl_alerts, logthr_alerts, alert_exc)
+                point = _Point(point_name, node, point_dt, loglvl_values, alerts_level, alerts_threshold, alert_exc)
                 point.job = job if job is not None else fed_by
                 node.data = point
                 self._points[point_name] = point
@@ -773,6 +798,8 @@ class Monitor:
                     "point": path,
                     "old_alert": old_code,
                     "new_alert": new_code,
+                    "old_alertstr": None if old_code is None else old_label,
+                    "new_alertstr": new_label,
                     "value": alert.val,
                 },
             )

@@ -226,7 +226,10 @@ class TestErrors:
                 "[agent.security]\npublic_key = 'x'",
                 "agent.security.public_key: unknown key; allowed keys here: hub_public_key_file, secret_key_file",
             ),
-            ("[logging]\nfile = 'x'", "logging.file: unknown key; allowed keys here: format, level"),
+            (
+                "[logging]\nfile = 'x'",
+                "logging.file: unknown key; allowed keys here: alert_threshold, alerts, format, level",
+            ),
             (
                 "[probes.gpu]\ndt_s = 1",
                 "probes.gpu: unknown key; allowed keys here: cpu, disk, disk_io, load, memory, network, process, "
