@@ -11,7 +11,8 @@ base64 text, datetimes ISO 8601 text, tuples arrays, and NaN/+-inf the
 strings "NaN", "Infinity", "-Infinity".
 
 ``gsmon watch PREFIX`` redraws the subtree in place, with alert colours, until
-Ctrl-C.
+Ctrl-C or SIGTERM (exit status 0, even when the hub is gone). ``gsmon get``
+interrupted the same way prints no traceback and exits with status 130.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import base64
 import datetime as dt
 import json
 import math
+import signal
 import sys
 import time
 from typing import Any
@@ -129,7 +131,17 @@ def open_subscriber(args: argparse.Namespace) -> Subscriber:
     return Subscriber(args.hub, args.prefix, timeout_s=args.timeout_s, curve=curve)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM end the command as Ctrl-C does: sockets closed, exit status 0."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def run_get(args: argparse.Namespace) -> int:
+    _stop_on_sigterm()
     try:
         with open_subscriber(args) as subscriber:
             if args.json:
@@ -143,12 +155,16 @@ def run_get(args: argparse.Namespace) -> int:
     except (ValueError, KeyFileError) as error:
         print(f"gsmon get: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # No traceback; but a one-shot answer cut short is not a success (128 + SIGINT, as shells report).
+        return 130
     return 0
 
 
 def run_watch(args: argparse.Namespace) -> int:
     colour = not args.no_colour and sys.stdout.isatty()
     deadline = None if args.duration_s is None else time.monotonic() + args.duration_s
+    _stop_on_sigterm()
     try:
         with open_subscriber(args) as subscriber:
             while deadline is None or time.monotonic() < deadline:

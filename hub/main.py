@@ -14,6 +14,7 @@ A hub listening beyond loopback without keys says so in a warning and appends
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
@@ -44,7 +45,7 @@ def add_parser(subparsers: Any) -> None:
         description="Run the hub. Flags override --config. Port 0 in an endpoint picks a free port; the "
         "real endpoints are printed on one line: READY agents=... subscribers=... query=...",
     )
-    parser.add_argument("--config", metavar="FILE", help="hub configuration (TOML); see deploy/hub.toml")
+    parser.add_argument("--config", metavar="FILE", help="hub configuration (TOML); see deploy/examples/hub.toml")
     for name, port, what in (
         ("agents", transport.DEFAULT_AGENTS_PORT, "where agents connect"),
         ("subscribers", transport.DEFAULT_SUBSCRIBERS_PORT, "where subscribers connect"),
@@ -66,9 +67,18 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _bind_form(endpoint: str) -> str:
+    """The endpoint as it is handed to ZeroMQ's bind (port 0 becomes ``*``), and so named in its errors."""
+    return endpoint[: -len(":0")] + ":*" if endpoint.startswith("tcp://") and endpoint.endswith(":0") else endpoint
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    import zmq
+
+    from gsmon.common.keys import CurveUnavailableError, KeyFileError
+    from gsmon.hub.auth import AllowListError
     from gsmon.hub.config import ConfigError, HubConfig, load_hub_config
     from gsmon.hub.server import HubServer, ready_line
 
@@ -77,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         return _fail(str(error))
     endpoints = config.endpoints
+    # Where each setting came from, for error messages: a flag, or the file's key.
+    origin = {name: f"{config.source}: hub.{name}" for name in ("agents", "subscribers", "query")}
     for name in ("agents", "subscribers", "query"):
         value = getattr(args, name)
         if value is None:
@@ -86,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as error:
             return _fail(f"--{name}: {error}")
         endpoints = replace(endpoints, **{name: value})
+        origin[name] = f"--{name}"
     settings = config.settings
     for flag, (field_name, _) in _SETTING_FLAGS.items():
         value = getattr(args, flag)
@@ -95,11 +108,25 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"--{flag.replace('_', '-')} must be positive, got {value}")
         settings = replace(settings, **{field_name: value})
     keys_dir = Path(args.keys) if args.keys else config.keys_dir
+    keys_origin = "--keys" if args.keys else f"{config.source}: security.keys_dir"
     logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format)
 
     server = HubServer(endpoints, settings, config.limits, keys_dir=keys_dir)
     try:
         bound = server.bind()
+    except (KeyFileError, AllowListError, CurveUnavailableError) as error:
+        return _fail(f"{keys_origin}: {error}")
+    except zmq.ZMQError as error:
+        # pyzmq appends "(addr='tcp://...')" to a bind error: name the setting that asked for it.
+        where = next(
+            (origin[name] for name in origin if _bind_form(getattr(endpoints, name)) in str(error)),
+            "cannot start",
+        )
+        if error.errno == errno.EADDRINUSE:
+            # Most likely another hub (or the previous one, still closing): worth a retry, so not status 2.
+            print(f"gsmon hub: {where}: {error}; is another hub running?", file=sys.stderr)
+            return 1
+        return _fail(f"{where}: cannot listen there: {error}")
     except Exception as error:
         print(f"gsmon hub: cannot start: {error}", file=sys.stderr)
         return 1
