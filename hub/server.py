@@ -62,6 +62,11 @@ MAX_TOPIC_BYTES: Final = names.MAX_PATH_BYTES
 # Work done per socket per loop turn before the others get a go, so that a
 # flood on one socket cannot starve the rest.
 RECV_BUDGET: Final = 2000
+# Points applied from agents before the loop turns (and publishes them): with
+# 100-point DELTAs, 2000 messages would be 200,000 updates published in one
+# burst, twice the subscribers' high-water mark, and seconds late.
+RECV_POINTS_BUDGET: Final = 2000
+_BASE_SEND: Final = zmq.backend.Socket.send
 SNAPSHOT_CHUNK_NODES: Final = 2000
 
 
@@ -317,7 +322,10 @@ class HubServer:
         state = self.state
         counters = self._counters
         auth = self.auth
+        points = 0
         for _ in range(RECV_BUDGET):
+            if points >= RECV_POINTS_BUDGET:
+                return
             try:
                 # With keys the frame object is needed for its User-Id.
                 frames = agents.recv_multipart(zmq.DONTWAIT, copy=auth is None)
@@ -336,6 +344,8 @@ class HubServer:
                 continue
             if auth is not None and not self._agent_may_send(auth, frame, msg):
                 continue
+            if isinstance(msg, proto.Delta | proto.State):
+                points += len(msg.points)
             try:
                 state.apply(msg, now, wall)
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
@@ -425,8 +435,16 @@ class HubServer:
                 self._counters.subscriber_connections = max(0, self._counters.subscriber_connections - 1)
 
     def _publish(self, subscribers: zmq.Socket[bytes], frames: list[tuple[bytes, bytes]]) -> None:
+        # This loop runs once per published update: _send inlined, and the
+        # Cython send called directly (pyzmq's Python-level Socket.send only
+        # adds the DRAFT routing_id/group arguments): 2.5 -> 1.0 µs an update.
+        send, more, last = _BASE_SEND, zmq.SNDMORE | zmq.DONTWAIT, zmq.DONTWAIT
         for topic, payload in frames:
-            self._send(subscribers, topic, payload)
+            try:
+                send(subscribers, topic, more)
+                send(subscribers, payload, last)
+            except zmq.Again:
+                pass
 
     @staticmethod
     def _send(sock: zmq.Socket[bytes], topic: bytes, payload: bytes) -> None:
