@@ -211,6 +211,7 @@ __all__ = [
     "Limits",
     "Message",
     "MsgKind",
+    "NodeEncoder",
     "NodeUpdate",
     "PointEntry",
     "ProtocolError",
@@ -678,6 +679,103 @@ def node_payload(
         return _pack_strict(payload)
 
 
+# Value types that pack as they are (never sanitised): NodeEncoder's fast path.
+_PLAIN_TYPES: Final = frozenset({type(None), bool, int, float, str, bytes})
+
+
+class NodeEncoder:
+    """NODE payloads of one hub, byte for byte what :func:`node_payload` packs.
+
+    The hub packs one payload per published update, so this skips what
+    :func:`node_payload` spends on generality: keyword arguments, a new
+    msgpack packer per call (one is kept here), and the container checks for
+    plain values. Anything else (containers, datetimes, subclasses, values
+    that fail to pack) goes through :func:`node_payload` itself. Not
+    thread-safe: one per hub loop.
+    """
+
+    __slots__ = ("_pack", "epoch")
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch  # the hub's, in every payload
+        # Reusing one Packer is safe: it resets itself when a pack fails, and
+        # _default never re-enters it (nested ext payloads use _pack_strict).
+        self._pack = msgpack.Packer(default=_default, strict_types=True, use_bin_type=True, datetime=False).pack
+
+    def point(
+        self,
+        seq: int,
+        alertcode: int,
+        alertstr: str,
+        stale: bool,
+        value: Any,
+        agent: str | None,
+        polled_at_s: float | None,
+        received_at_s: float | None,
+        dt_s: float | None,
+    ) -> bytes:
+        """A ``point`` payload (the arguments of :func:`node_payload`, in its order)."""
+        if type(value) in _PLAIN_TYPES:
+            try:
+                return self._pack(
+                    {
+                        "v": PROTOCOL_MAJOR,
+                        "epoch": self.epoch,
+                        "seq": seq,
+                        "kind": NODE_POINT,
+                        "alert": alertcode,
+                        "alertstr": alertstr,
+                        "stale": stale,
+                        "value": value,
+                        "agent": agent,
+                        "polled_at": polled_at_s,
+                        "received_at": received_at_s,
+                        "dt": dt_s,
+                    }
+                )
+            except (TypeError, ValueError, OverflowError):
+                pass  # an int beyond 64 bits, a lone surrogate...: node_payload sanitises it
+        return node_payload(
+            epoch=self.epoch,
+            seq=seq,
+            kind=NODE_POINT,
+            alertcode=alertcode,
+            alertstr=alertstr,
+            stale=stale,
+            value=value,
+            agent=agent,
+            polled_at_s=polled_at_s,
+            received_at_s=received_at_s,
+            dt_s=dt_s,
+        )
+
+    def parent(self, seq: int, alertcode: int, alertstr: str, stale: bool) -> bytes:
+        """A ``parent`` payload."""
+        return self._other(seq, NODE_PARENT, alertcode, alertstr, stale)
+
+    def removed(self, seq: int) -> bytes:
+        """A ``removed`` payload."""
+        return self._other(seq, NODE_REMOVED, 0, "", False)
+
+    def _other(self, seq: int, kind: str, alertcode: int, alertstr: str, stale: bool) -> bytes:
+        return self._pack(
+            {
+                "v": PROTOCOL_MAJOR,
+                "epoch": self.epoch,
+                "seq": seq,
+                "kind": kind,
+                "alert": alertcode,
+                "alertstr": alertstr,
+                "stale": stale,
+                "value": None,
+                "agent": None,
+                "polled_at": None,
+                "received_at": None,
+                "dt": None,
+            }
+        )
+
+
 def encode_node(update: NodeUpdate) -> tuple[bytes, bytes]:
     """The two frames ``[topic, payload]`` of a NODE message."""
     payload = node_payload(
@@ -826,27 +924,52 @@ def _list(body: dict[str, Any], key: str, limit: int) -> list[Any]:
 
 def _points(body: dict[str, Any], limits: Limits) -> list[PointEntry]:
     entries = _list(body, "points", limits.max_points_per_message)
-    points = []
-    for index, item in enumerate(entries):
-        if not (isinstance(item, list) and len(item) >= 6):
-            raise ProtocolError(f"body.points[{index}] must be an array of 6 items")
-        path, value, code, label, polled_at, period = item[:6]
-        if not (
-            isinstance(path, str)
-            and isinstance(code, int)
-            and not isinstance(code, bool)
-            and isinstance(label, str)
-            and isinstance(polled_at, int | float)
-            and not isinstance(polled_at, bool)
-            and (period is None or (isinstance(period, int | float) and not isinstance(period, bool)))
-        ):
-            raise ProtocolError(
-                f"body.points[{index}] must be [path str, value, alertcode int, alertstr str, "
-                f"polled_at_s number, dt_s number|nil], got types "
-                f"{[type(part).__name__ for part in item[:6]]}"
-            )
-        points.append(PointEntry(path, value, code, label, float(polled_at), None if period is None else float(period)))
+    points: list[PointEntry] = []
+    append = points.append
+    for item in entries:
+        # Fast path (the hub decodes every point of every agent here): an
+        # entry as gsmon agents send it, 6 items of the exact types, becomes a
+        # PointEntry without its Python-level __new__. msgpack only produces
+        # exact built-in types (and datetime/tuple from ext), so `type(x) is
+        # int` is the general path's "int but not bool", and so on.
+        if type(item) is list and len(item) == 6:
+            path, _, code, label, polled_at, period = item
+            if (
+                type(path) is str
+                and type(code) is int
+                and type(label) is str
+                and type(polled_at) is float
+                and (period is None or type(period) is float)
+            ):
+                append(_new_tuple(PointEntry, item))
+                continue
+        append(_point(len(points), item))
     return points
+
+
+_new_tuple: Final = tuple.__new__
+
+
+def _point(index: int, item: Any) -> PointEntry:
+    """Validate one point entry (any valid form: int times, trailing items)."""
+    if not (isinstance(item, list) and len(item) >= 6):
+        raise ProtocolError(f"body.points[{index}] must be an array of 6 items")
+    path, value, code, label, polled_at, period = item[:6]
+    if not (
+        isinstance(path, str)
+        and isinstance(code, int)
+        and not isinstance(code, bool)
+        and isinstance(label, str)
+        and isinstance(polled_at, int | float)
+        and not isinstance(polled_at, bool)
+        and (period is None or (isinstance(period, int | float) and not isinstance(period, bool)))
+    ):
+        raise ProtocolError(
+            f"body.points[{index}] must be [path str, value, alertcode int, alertstr str, "
+            f"polled_at_s number, dt_s number|nil], got types "
+            f"{[type(part).__name__ for part in item[:6]]}"
+        )
+    return PointEntry(path, value, code, label, float(polled_at), None if period is None else float(period))
 
 
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
