@@ -178,6 +178,7 @@ class HubState:
         self._prefix_refs: dict[str, int] = {}
         self._published: dict[str, int] = {}
         self._own = _Agent(HUB_AGENT, epoch=epoch, mount=HUB_ROOT, silent=False)
+        self._encoder = proto.NodeEncoder(epoch)
         # Values the server adds to the hub's own points (name -> (value, alert code)).
         self.extra_health: dict[str, tuple[Any, int]] = {}
         self._last_health = -_INF
@@ -319,36 +320,50 @@ class HubState:
         agent.parents[path] = gen
 
     def _apply_points(self, agent: _Agent, entries: list[proto.PointEntry], now: float, wall: float) -> None:
+        # One turn of this loop per point received: attributes are read once
+        # into locals, and _restyle is inlined (a refreshed leaf is not
+        # overdue, so only its agent's silence can make it STALE).
         gen = agent.gen
         by_rel = agent.by_rel
-        for entry in entries:
-            leaf = by_rel.get(entry.path)
+        alertstrs = self._alertstrs
+        dirty = self._dirty
+        deadlines = self._deadlines
+        stale_factor, stale_slack_s = self.settings.stale_factor, self.settings.stale_slack_s
+        silent = agent.silent
+        set_code = self.tree.set_code
+        for path, value, alertcode, alertstr, polled_at_s, dt_s in entries:
+            leaf = by_rel.get(path)
             if leaf is None:
-                leaf = self._claim(agent, entry.path)
+                leaf = self._claim(agent, path)
                 if leaf is None:
                     continue
             leaf.gen = gen
-            leaf.value = entry.value
-            leaf.alertstr = entry.alertstr
-            leaf.polled_at_s = entry.polled_at_s
+            leaf.value = value
+            leaf.alertstr = alertstr
+            leaf.polled_at_s = polled_at_s
             leaf.received_at_s = wall
-            leaf.dt_s = entry.dt_s
+            leaf.dt_s = dt_s
             # Learn labels of user-defined levels; STALE's label is the hub's own.
-            if entry.alertcode not in self._alertstrs and entry.alertstr and entry.alertcode != STALE_ALERTCODE:
-                self._alertstrs[entry.alertcode] = entry.alertstr
-            leaf.alertcode = entry.alertcode
-            period = entry.dt_s
-            if period is None or not 0 < period < _INF:  # one-shot, or nonsense (NaN would jam the heap)
+            if alertcode not in alertstrs and alertstr and alertcode != STALE_ALERTCODE:
+                alertstrs[alertcode] = alertstr
+            leaf.alertcode = alertcode
+            if dt_s is None or not 0 < dt_s < _INF:  # one-shot, or nonsense (NaN would jam the heap)
                 leaf.deadline = _INF
             else:
-                leaf.deadline = now + self.settings.stale_factor * period + self.settings.stale_slack_s
-                if leaf.deadline < leaf.queued:
+                deadline = leaf.deadline = now + stale_factor * dt_s + stale_slack_s
+                if deadline < leaf.queued:
                     # Not queued yet, or due before its queued entry (a shorter dt): queue
                     # it; tick() ignores the superseded entry.
-                    leaf.queued = leaf.deadline
-                    heapq.heappush(self._deadlines, (leaf.deadline, leaf.path))
+                    leaf.queued = deadline
+                    heapq.heappush(deadlines, (deadline, leaf.path))
             leaf.overdue = False
-            self._restyle(leaf)
+            node = leaf.node
+            assert node is not None
+            code = max(alertcode, STALE_ALERTCODE) if silent else alertcode
+            if code != node.code:
+                for ancestor in set_code(node, code):
+                    dirty[ancestor.key] = ancestor
+            dirty[leaf.path] = node
 
     def _claim(self, agent: _Agent, rel: str) -> _Leaf | None:
         """Find or create the leaf for ``rel`` under the agent's mount, or refuse it."""
@@ -578,55 +593,48 @@ class HubState:
         if not self._dirty and not self._removed:
             return []
         frames: list[tuple[bytes, bytes]] = []
-        epoch = self.epoch
+        append = frames.append
+        encoder = self._encoder
+        if encoder.epoch != self.epoch:
+            encoder = self._encoder = proto.NodeEncoder(self.epoch)
         seq = self.seq
         paths = self._removed
         for path in paths:
             seq += 1
-            payload = proto.node_payload(
-                epoch=epoch, seq=seq, kind=proto.NODE_REMOVED, alertcode=0, alertstr="", stale=False
-            )
-            frames.append((path.encode(), payload))
+            append((path.encode(), encoder.removed(seq)))
         self._removed = []
         alertstrs = self._alertstrs
+        point = encoder.point
+        # One turn of this loop per published update: locals only, no keyword calls.
         for path, node in self._dirty.items():
             seq += 1
             data = node.data
             code = node.code
-            if isinstance(data, _Leaf):
-                stale = data.overdue or data.agent.silent
-                label = data.alertstr if code == data.alertcode else alertstr_for(code, alertstrs)
-                payload = proto.node_payload(
-                    epoch=epoch,
-                    seq=seq,
-                    kind=proto.NODE_POINT,
-                    alertcode=code,
-                    alertstr=label,
-                    stale=stale,
-                    value=data.value,
-                    agent=data.agent.name,
-                    polled_at_s=data.polled_at_s,
-                    received_at_s=data.received_at_s,
-                    dt_s=data.dt_s,
+            if type(data) is _Leaf:
+                agent = data.agent
+                payload = point(
+                    seq,
+                    code,
+                    data.alertstr if code == data.alertcode else alertstr_for(code, alertstrs),
+                    data.overdue or agent.silent,
+                    data.value,
+                    agent.name,
+                    data.polled_at_s,
+                    data.received_at_s,
+                    data.dt_s,
                 )
             else:
                 assert isinstance(data, _Parent)
-                payload = proto.node_payload(
-                    epoch=epoch,
-                    seq=seq,
-                    kind=proto.NODE_PARENT,
-                    alertcode=code,
-                    alertstr=alertstr_for(code, alertstrs),
-                    stale=code == STALE_ALERTCODE,
-                )
+                payload = encoder.parent(seq, code, alertstr_for(code, alertstrs), code == STALE_ALERTCODE)
             data.payload = payload
-            frames.append((path.encode(), payload))
+            append((path.encode(), payload))
         if self._published:
             counts = self._published
-            for path in (*paths, *self._dirty):
-                for prefix in counts:
-                    if path.startswith(prefix):
-                        counts[prefix] += 1
+            for prefix in counts:
+                if prefix:
+                    counts[prefix] += sum(path.startswith(prefix) for path in (*paths, *self._dirty))
+                else:  # the whole tree: every update counts
+                    counts[prefix] += len(frames)
         self._dirty = {}
         self.seq = seq
         self.stats.messages_out += len(frames)
