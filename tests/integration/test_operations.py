@@ -9,9 +9,11 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -299,8 +301,7 @@ def tank_agent(procs: Processes, hub: Hub, tmp_path: Path, *flags: str, logging:
 
 
 def test_threshold_with_hysteresis_end_to_end_and_transitions_logged_as_json(procs: Processes, tmp_path: Path) -> None:
-    """A module value crossing the config's thresholds changes its alert at a subscriber, with hysteresis;
-    the agent logs the Red transitions as JSON lines with their structured fields."""
+    """A module value crossing [[thresholds]] changes its alert at a subscriber, with hysteresis; Red logged as JSON."""
     hub = procs.hub("--log-format", "json")
     agent, control = tank_agent(procs, hub, tmp_path, "--log-level", "WARNING", logging='format = "json"\n')
     path = "GS1/Tank1/Tank/level_percent"
@@ -351,6 +352,95 @@ def test_default_text_log_shows_a_red_transition_at_info(procs: Processes, tmp_p
     line = 'WARNING gsmon.agent: alert "Tank/level_percent" GREEN --> RED (value 95.0)'
     wait_until(lambda: line in agent.stderr(), what="the transition in the text log")
     assert "INFO gsmon.agent: agent tank1 publishing" in agent.stderr()
+
+
+NOBODY = 65534
+# The agent unit's sandbox, as far as it can be had without systemd: a mount namespace
+# with / read-only (ProtectSystem=strict) and a private /tmp (PrivateTmp), then the
+# process as an unprivileged user with no capabilities at all and no_new_privs.
+SANDBOX_SCRIPT = (
+    "mount -t tmpfs -o mode=1777 tmpfs /tmp && mount -o remount,bind,ro / && "
+    f"exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups "
+    '--no-new-privs --bounding-set=-all --inh-caps=-all "$@"'
+)
+
+
+def _sandboxed(*argv: str) -> list[str]:
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", SANDBOX_SCRIPT, "sandbox", *argv]
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    """A folder outside /tmp (which the sandbox replaces) that the unprivileged user can read."""
+    base = Path("/var/tmp")
+    if not base.is_dir():
+        pytest.skip("no /var/tmp for a folder the sandboxed agent can read")
+    folder = Path(tempfile.mkdtemp(prefix="gsmon-sandbox-", dir=base))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("setpriv") is None,
+    reason="needs root, unshare and setpriv (util-linux) to drop to an unprivileged user in a read-only namespace",
+)
+def test_probes_work_unprivileged_without_capabilities_on_a_read_only_system(
+    procs: Processes, world_readable_dir: Path
+) -> None:
+    """As nobody, no capabilities, read-only /, private /tmp: every probe reports, root's process is checked."""
+    trial = subprocess.run(
+        _sandboxed(sys.executable, "-c", "import gsmon.agent.probes"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if trial.returncode != 0:
+        pytest.skip(f"the sandboxed user cannot run this checkout's Python: {trial.stderr.strip()[-300:]}")
+    hub = procs.hub()
+    config = world_readable_dir / "agent.toml"
+    config.write_text(
+        f'[agent]\nname = "sandboxed"\nmount = "Lab/Sandboxed"\nhubs = ["{hub.agents}"]\nheartbeat_interval_s = 0.2\n\n'
+        '[[probes.process]]\nname = "the_hub"\nmatch = "gsmon.common.cli hub"\ndt_s = 0.5\n\n'
+        + "".join(
+            f"[probes.{family}]\ndt_s = 0.5\n\n" for family in ("cpu", "load", "memory", "disk", "disk_io", "network")
+        )
+    )
+    config.chmod(0o644)
+    agent = procs.start(
+        "agent-sandboxed", _sandboxed(sys.executable, "-m", "gsmon.common.cli", "agent", "--config", str(config))
+    )
+    agent.wait_for_line("READY agent=sandboxed ")
+    status = Path(f"/proc/{agent.pid}/status").read_text()
+    assert re.search(rf"(?m)^Uid:\s+{NOBODY}\s", status), "the agent runs as nobody"
+    assert re.search(r"(?m)^CapEff:\s+0+$", status), "with no capabilities"
+    assert re.search(r"(?m)^NoNewPrivs:\s+1$", status)
+    with Subscriber(hub.query, "Lab/Sandboxed/") as sub:
+
+        def reported(path: str) -> bool:
+            node = leaf(sub, f"Lab/Sandboxed/{path}")
+            return node is not None and node.value is not None and not str(node.value).startswith("ERROR")
+
+        wanted = (
+            "CPU/cpu_total_percent",
+            "CPU/load_1min",
+            "Memory/memory_used_percent",
+            "Disk/root_used_percent",
+            "System/uptime_s",
+            "Processes/the_hub",
+            "Processes/the_hub_cpu_percent",
+            "Processes/the_hub_rss_bytes",
+        )
+        wait_until(lambda: polled(sub) and all(reported(path) for path in wanted), what="every probe family")
+        assert sub.tree["Lab/Sandboxed/Processes/the_hub"].alertcode == GreenAlert.alertcode
+        assert sub.tree["Lab/Sandboxed/Processes/the_hub_rss_bytes"].value > 0, "root's process is readable"
+        network = [path for path in sub.tree if path.startswith("Lab/Sandboxed/Network/")]
+        assert network, "the network probe sees the interfaces"
+    assert agent.stop() == 0
+    assert "Traceback" not in agent.stderr()
 
 
 # ----------------------------------------------------------------------
