@@ -512,7 +512,7 @@ def pack_entry(entry: PointEntry) -> bytes:
     larger than :data:`MAX_ENTRY_BYTES` gets a truncated text value.
     """
     value = entry.value
-    if isinstance(value, list | tuple | dict) and not _container_ok(value):
+    if isinstance(value, _CONTAINERS) and not _container_ok(value):
         value = _sanitise(value)
     items = [entry.path, value, entry.alertcode, entry.alertstr, entry.polled_at_s, entry.dt_s]
     try:
@@ -858,8 +858,15 @@ def _ext_hook_at(depth: int) -> Any:
 _EXT_HOOK: Final = _ext_hook_at(0)
 
 
+# isinstance() with a tuple: an inline `A | B` builds a union object at every
+# call, which costs more than the test itself on the per-message paths.
+_BUFFERS: Final = (bytes, bytearray, memoryview)
+_CONTAINERS: Final = (list, tuple, dict)
+_NUMBERS: Final = (int, float)
+
+
 def _unpack(data: bytes, max_bytes: int) -> Any:
-    if not isinstance(data, bytes | bytearray | memoryview):
+    if not isinstance(data, _BUFFERS):
         raise ProtocolError(f"expected bytes, got {type(data).__name__}")
     size = len(data)
     if size > max_bytes:
@@ -887,38 +894,37 @@ def _need(ok: bool, what: str) -> None:
         raise ProtocolError(what)
 
 
+# The checks below run for every message the hub receives: each error text is
+# only formatted once its check has failed.
+
+
 def _str(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
-    _need(isinstance(value, str), f"body.{key} must be a str, got {type(value).__name__}")
-    assert isinstance(value, str)
+    if not isinstance(value, str):
+        raise ProtocolError(f"body.{key} must be a str, got {type(value).__name__}")
     return value
 
 
 def _uint(body: dict[str, Any], key: str) -> int:
     value = body.get(key)
-    _need(
-        isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-        f"body.{key} must be an unsigned int, got {value!r:.40}",
-    )
-    assert isinstance(value, int)
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        raise ProtocolError(f"body.{key} must be an unsigned int, got {value!r:.40}")
     return value
 
 
 def _seconds(body: dict[str, Any], key: str) -> float:
     value = body.get(key)
-    _need(
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0,
-        f"body.{key} must be a positive number of seconds, got {value!r:.40}",
-    )
-    assert isinstance(value, int | float)
+    if not (isinstance(value, _NUMBERS) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+        raise ProtocolError(f"body.{key} must be a positive number of seconds, got {value!r:.40}")
     return float(value)
 
 
 def _list(body: dict[str, Any], key: str, limit: int) -> list[Any]:
     value = body.get(key)
-    _need(isinstance(value, list), f"body.{key} must be an array, got {type(value).__name__}")
-    assert isinstance(value, list)
-    _need(len(value) <= limit, f"body.{key} has {len(value)} items, more than the limit of {limit}")
+    if not isinstance(value, list):
+        raise ProtocolError(f"body.{key} must be an array, got {type(value).__name__}")
+    if len(value) > limit:
+        raise ProtocolError(f"body.{key} has {len(value)} items, more than the limit of {limit}")
     return value
 
 
@@ -972,6 +978,9 @@ def _point(index: int, item: Any) -> PointEntry:
     return PointEntry(path, value, code, label, float(polled_at), None if period is None else float(period))
 
 
+_KINDS: Final = {kind.value: kind for kind in MsgKind}
+
+
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Decode one envelope frame; raise :class:`ProtocolError` on anything wrong."""
     envelope = _unpack(data, limits.max_frame_bytes)
@@ -983,27 +992,42 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
             f"protocol major version {major!r:.20} is not supported (this side speaks {PROTOCOL_MAJOR})"
         )
     header = {"minor": minor, "sender": sender, "epoch": epoch, "seq": seq, "sent_ns": sent_ns}
-    for key in ("minor", "epoch", "seq"):
-        value = header[key]
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-            raise ProtocolError(f"envelope {key} must be an unsigned int, got {value!r:.40}")
-    if not (isinstance(sent_ns, int) and not isinstance(sent_ns, bool)):
-        raise ProtocolError(f"envelope sent_ns must be an int, got {sent_ns!r:.40}")
-    if not isinstance(sender, str) or not sender or len(sender) > 256:
-        raise ProtocolError(f"envelope sender must be a non-empty str, got {sender!r:.40}")
-    if not isinstance(body, dict):
-        raise ProtocolError(f"envelope body must be a map, got {type(body).__name__}")
-    try:
-        if type(kind_code) is not int:  # MsgKind(True) and MsgKind(1.0) would both be STATE
-            raise TypeError(kind_code)
-        kind = MsgKind(kind_code)
-    except (ValueError, TypeError):
-        raise ProtocolError(f"unknown message kind {kind_code!r:.20}") from None
+    # One combined test for the usual, valid header (msgpack only makes exact
+    # built-in types, so `type(x) is int` means "int but not bool"); the
+    # detailed checks below run, in their order, only to say what is wrong.
+    if not (
+        type(minor) is int
+        and type(epoch) is int
+        and type(seq) is int
+        and type(sent_ns) is int
+        and minor >= 0
+        and epoch >= 0
+        and seq >= 0
+        and type(sender) is str
+        and 0 < len(sender) <= 256
+        and type(body) is dict
+    ):
+        for key in ("minor", "epoch", "seq"):
+            value = header[key]
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+                raise ProtocolError(f"envelope {key} must be an unsigned int, got {value!r:.40}")
+        if not (isinstance(sent_ns, int) and not isinstance(sent_ns, bool)):
+            raise ProtocolError(f"envelope sent_ns must be an int, got {sent_ns!r:.40}")
+        if not isinstance(sender, str) or not sender or len(sender) > 256:
+            raise ProtocolError(f"envelope sender must be a non-empty str, got {sender!r:.40}")
+        if not isinstance(body, dict):
+            raise ProtocolError(f"envelope body must be a map, got {type(body).__name__}")
+    # A dict lookup rather than MsgKind(...): the same answer, a fraction of
+    # the time. The type test first: MsgKind(True) and MsgKind(1.0) would both be STATE.
+    kind = _KINDS.get(kind_code) if type(kind_code) is int else None
+    if kind is None:
+        raise ProtocolError(f"unknown message kind {kind_code!r:.20}")
 
     if kind is MsgKind.STATE:
         parents = _list(body, "parents", limits.max_parents_per_message) if "parents" in body else []
         for index, parent in enumerate(parents):
-            _need(isinstance(parent, str), f"body.parents[{index}] must be a str")
+            if not isinstance(parent, str):
+                raise ProtocolError(f"body.parents[{index}] must be a str")
         part = _uint(body, "part") if "part" in body else 0
         parts = _uint(body, "parts") if "parts" in body else 1
         _need(part < parts, f"body.part {part} must be below body.parts {parts}")
@@ -1051,10 +1075,10 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         raw_nodes = _list(body, "nodes", 1 << 24)
         nodes = []
         for index, item in enumerate(raw_nodes):
-            _need(
-                isinstance(item, list) and len(item) >= 2 and isinstance(item[0], str) and isinstance(item[1], dict),
-                f"body.nodes[{index}] must be [path str, payload map]",
-            )
+            if not (
+                isinstance(item, list) and len(item) >= 2 and isinstance(item[0], str) and isinstance(item[1], dict)
+            ):
+                raise ProtocolError(f"body.nodes[{index}] must be [path str, payload map]")
             nodes.append((item[0], item[1]))
         return SnapshotChunk(**header, request_id=_uint(body, "request_id"), nodes=nodes)
     if kind is MsgKind.SNAPSHOT_END:
@@ -1086,7 +1110,7 @@ def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
     agent = payload.get("agent")
     times = [payload.get("polled_at"), payload.get("received_at"), payload.get("dt")]
     for value in times:
-        if value is not None and not (isinstance(value, int | float) and not isinstance(value, bool)):
+        if value is not None and not (isinstance(value, _NUMBERS) and not isinstance(value, bool)):
             raise ProtocolError(f"node payload times must be numbers or nil, got {value!r:.40}")
     assert isinstance(epoch, int)
     assert isinstance(seq, int)
