@@ -59,6 +59,11 @@ TICK_S: Final = 0.1
 # How often the allow-list file is checked and the authenticator's health.
 AUTH_CHECK_S: Final = 0.5
 MAX_TOPIC_BYTES: Final = names.MAX_PATH_BYTES
+# Largest frame a subscriber may send (a subscription is 1 byte + topic; CURVE
+# adds ~40 bytes). In manual mode libzmq itself stores every subscription it
+# receives, refused or not, until the connection closes: a bigger frame
+# disconnects its sender before it can cost the hub memory.
+MAX_SUBSCRIPTION_FRAME_BYTES: Final = 4096
 # Work done per socket per loop turn before the others get a go, so that a
 # flood on one socket cannot starve the rest.
 RECV_BUDGET: Final = 2000
@@ -67,6 +72,7 @@ RECV_BUDGET: Final = 2000
 # burst, twice the subscribers' high-water mark, and seconds late.
 RECV_POINTS_BUDGET: Final = 2000
 _BASE_SEND: Final = zmq.backend.Socket.send
+_POINT_MESSAGES: Final = (proto.Delta, proto.State)  # a tuple: an inline union is rebuilt per message
 SNAPSHOT_CHUNK_NODES: Final = 2000
 
 
@@ -190,7 +196,11 @@ class HubServer:
         sock = transport.make_socket(
             self.context,
             zmq.XPUB,
-            transport.SocketOptions(sndhwm=self.limits.subscribers_sndhwm, xpub_verbose=True),
+            transport.SocketOptions(
+                sndhwm=self.limits.subscribers_sndhwm,
+                xpub_verbose=True,
+                max_msg_bytes=MAX_SUBSCRIPTION_FRAME_BYTES,
+            ),
         )
         self._subscribers = sock
         if self.auth is not None:
@@ -344,7 +354,7 @@ class HubServer:
                 continue
             if auth is not None and not self._agent_may_send(auth, frame, msg):
                 continue
-            if isinstance(msg, proto.Delta | proto.State):
+            if isinstance(msg, _POINT_MESSAGES):
                 points += len(msg.points)
             try:
                 state.apply(msg, now, wall)

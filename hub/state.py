@@ -49,6 +49,10 @@ __all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats"]
 
 log = logging.getLogger("gsmon.hub")
 
+# Tuples rather than inline `A | B` unions, which are rebuilt at every call (per message here).
+_AGENT_MESSAGES: Final = (proto.State, proto.Delta, proto.Heartbeat, proto.Bye)
+_MOUNTING_MESSAGES: Final = (proto.State, proto.Heartbeat)
+
 HUB_ROOT: Final = "_hub"
 HUB_AGENT: Final = "_hub"  # the owner name of the hub's own points
 _INF: Final = math.inf
@@ -191,12 +195,12 @@ class HubState:
     def apply(self, msg: proto.Message, now: float, wall: float) -> None:
         """Apply one decoded agent message (STATE, DELTA, HEARTBEAT or BYE)."""
         self.stats.messages_in += 1
-        if not isinstance(msg, proto.State | proto.Delta | proto.Heartbeat | proto.Bye):
+        if not isinstance(msg, _AGENT_MESSAGES):
             self.stats.messages_rejected += 1
             log.debug("dropped %s from %s on the agents socket", msg.kind.name, msg.sender)
             return
         name = msg.sender
-        if isinstance(msg, proto.State | proto.Heartbeat):
+        if isinstance(msg, _MOUNTING_MESSAGES):
             # Before registering a new agent: a refused message must not leave a phantom
             # (silent, hence STALE) agent behind in the hub's health.
             try:
@@ -412,6 +416,11 @@ class HubState:
     def _ensure_parents(self, path: str, include_self: bool) -> TreeNode:
         """Create the parents along ``path`` (it too when ``include_self``) and
         return the deepest; ``ValueError`` if one of them is a leaf."""
+        if include_self:
+            # Usually there already: one lookup (it was checked when it was made).
+            existing = self.tree.get(path)
+            if existing is not None and not existing.is_leaf:
+                return existing
         segments = naming.split(path)
         naming.check_path(path, "parent path")
         node: TreeNode | None = None
