@@ -65,6 +65,10 @@ from gsmon.common import transport
 _PLACEHOLDER_S: Final = 1_111_111_111.0078125
 _PLACEHOLDER: Final = b"\xcb" + struct.pack(">d", _PLACEHOLDER_S)
 _VARIANTS: Final = 10  # distinct value sets per template, cycled so that values keep changing
+_SUBSCRIPTION_POLL_S: Final = 0.02
+_SCALE_SAMPLE: Final = 8  # the scale sink decodes every 8th update for its latency
+_STALE_TRUE: Final = b"\xa5stale\xc3"  # "stale": true in a NODE payload
+_KIND_POINT: Final = b"\xa4kind\xa5point"  # "kind": "point"
 _HWM: Final = 100_000  # the hub's own high-water marks (ServerLimits defaults)
 _GREEN: Final = (10, "GREEN")
 _ORANGE: Final = (20, "ORANGE")
@@ -339,12 +343,17 @@ def run_sender(args: argparse.Namespace) -> None:
         context, args.endpoint, names, args.mount_prefix, args.points, args.groups, blast, args.sndhwm
     )
     batch = args.batch
+    first = agents[0]
+    chunks = [first.points[start : start + batch] for start in range(0, len(first.points), batch)]
+    # Values change every time round the points; fewer variants when there are many chunks (start-up time).
+    variants = _VARIANTS if len(chunks) <= 100 else 2
+    # A DELTA's body holds no sender: every agent (same point names) shares the templates.
+    shared = [
+        [_Template(first.name, first.epoch, _entries(chunk, variant, args.dt)) for variant in range(variants)]
+        for chunk in chunks
+    ]
     for agent in agents:
-        chunks = [agent.points[start : start + batch] for start in range(0, len(agent.points), batch)]
-        agent.templates = [
-            [_Template(agent.name, agent.epoch, _entries(chunk, variant, args.dt)) for variant in range(_VARIANTS)]
-            for chunk in chunks
-        ]
+        agent.templates = shared
     _ready(agents=str(len(agents)))
     ended = False
     stats = {"points": 0, "messages": 0, "states": 0, "dropped": 0}
@@ -381,8 +390,8 @@ def run_sender(args: argparse.Namespace) -> None:
                 chunk = agent.templates[cursor[index]]
                 cursor[index] = (cursor[index] + 1) % per_message[index]
                 if cursor[index] == 0:
-                    agent.variant = (agent.variant + 1) % _VARIANTS
-                template = chunk[agent.variant]
+                    agent.variant = (agent.variant + 1) % len(chunk)
+                template = chunk[agent.variant % len(chunk)]
                 if _send(agent, template.envelope(agent.name, agent.epoch, agent.next_seq(), None), handle_commands):
                     stats["points"] += template.points
                     stats["messages"] += 1
@@ -427,10 +436,15 @@ def run_fleet(args: argparse.Namespace) -> None:
     )
     dt_s = args.dt if args.dt > 0 else None
     if dt_s is not None:
-        for agent in agents:
-            agent.templates = [
-                [_Template(agent.name, agent.epoch, _entries(agent.points, v, dt_s, True)) for v in range(_VARIANTS)]
+        # A DELTA's body holds no sender: every agent (same point names) shares the templates.
+        shared = [
+            [
+                _Template(agents[0].name, agents[0].epoch, _entries(agents[0].points, v, dt_s, True))
+                for v in range(_VARIANTS)
             ]
+        ]
+        for agent in agents:
+            agent.templates = shared
     poller = zmq.Poller()
     by_socket = {}
     for agent in agents:
@@ -445,6 +459,7 @@ def run_fleet(args: argparse.Namespace) -> None:
     due = [(start + period * (args.first + index) / max(1, args.total_agents), index) for index in range(len(agents))]
     heapq.heapify(due)
     cut: dict[str, int] | None = None
+    next_poll = start
     while True:
         command = commands.take()
         if command == "MARK":
@@ -453,15 +468,21 @@ def run_fleet(args: argparse.Namespace) -> None:
             cut = dict(stats)  # the window ends here; keep sending until END
         elif command == "END":
             break
-        timeout = max(0.0, min(due[0][0] - time.monotonic(), 0.05))
-        for sock, _ in poller.poll(int(timeout * 1000)):
-            agent = by_socket[sock]
-            if _wants_state(agent):
-                for part in agent.state(dt_s):
-                    stats["states"] += 1
-                    if not _send(agent, part):
-                        stats["dropped"] += 1
+        wait = min(due[0][0], next_poll) - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
         now = time.monotonic()
+        if now >= next_poll:
+            # Polling hundreds of sockets costs a lot more than sending: look for
+            # subscriptions (STATE requests) every 20 ms, not before every send.
+            next_poll = now + _SUBSCRIPTION_POLL_S
+            for sock, _ in poller.poll(0):
+                agent = by_socket[sock]
+                if _wants_state(agent):
+                    for part in agent.state(dt_s):
+                        stats["states"] += 1
+                        if not _send(agent, part):
+                            stats["dropped"] += 1
         while due[0][0] <= now:
             at, index = due[0]
             heapq.heapreplace(due, (at + period, index))
@@ -500,7 +521,12 @@ class _Window:
         self.seq_gaps = 0
         self.stale_points = 0
         self.stale_parents = 0
-        self.other_frames = 0
+        # Loss as the protocol detects it: NODEs received between two hub
+        # heartbeats against the growth of the heartbeat's published[""].
+        self.nodes = 0
+        self.published_base: int | None = None
+        self.published_last = 0
+        self.nodes_at_last = 0
 
     def report(self, hub_values: dict[str, Any]) -> dict[str, Any]:
         seconds = time.monotonic() - self.started
@@ -515,6 +541,8 @@ class _Window:
             "p999_us": percentile(ordered, 0.999),
             "max_us": ordered[-1] if ordered else math.nan,
             "seq_gaps": self.seq_gaps,
+            "published": self.published_last - (self.published_base or 0),
+            "lost": (self.published_last - (self.published_base or 0)) - self.nodes_at_last,
             "stale_points": self.stale_points,
             "stale_parents": self.stale_parents,
             "hub": hub_values,
@@ -569,6 +597,36 @@ def run_sink(args: argparse.Namespace) -> None:
             ours = topic_size >= size and topic.startswith(prefix)
             if mode == "count":
                 window.updates += ours
+                continue
+            if mode == "scale":
+                # 100,000 updates a second on a machine the hub shares: only what
+                # is needed, on the raw bytes (keys are packed in a fixed order),
+                # a full decode for the hub's heartbeat and own points and for
+                # every SCALE_SAMPLE-th update's latency.
+                if topic[0] == 0:
+                    beat = unpackb(payload_view[:payload_size], raw=False)
+                    published = beat["published"].get("")
+                    if published is not None:
+                        if window.published_base is None:
+                            window.published_base, window.nodes = published, 0
+                        window.published_last, window.nodes_at_last = published, window.nodes
+                    continue
+                window.nodes += 1
+                if not ours:
+                    if topic.startswith(b"_hub/"):
+                        node = unpackb(payload_view[:payload_size], raw=False)
+                        if node["kind"] == proto.NODE_POINT:
+                            hub_values[bytes(topic_view[5:topic_size]).decode()] = node["value"]
+                    continue
+                stale = payload.find(_STALE_TRUE, 0, payload_size) >= 0
+                if payload.find(_KIND_POINT, 0, payload_size) >= 0:
+                    window.updates += 1
+                    window.stale_points += stale
+                    if window.updates % _SCALE_SAMPLE == 0:
+                        node = unpackb(payload_view[:payload_size], raw=False)
+                        window.latencies_us.append(1e6 * (received - node["polled_at"]))
+                else:
+                    window.stale_parents += stale
                 continue
             node = unpackb(payload_view[:payload_size], raw=False)
             if isinstance(node, list):  # the Python forwarder: the point entry itself

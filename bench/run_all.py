@@ -182,8 +182,7 @@ def run_throughput(report: Report, pythonpaths: dict[str, str]) -> None:
     impls = [*hubs, *hub_bench.BASELINES]
     report.detail(
         "throughput",
-        "| batch | forwarder | delivered/s | sent/s | forwarder cores | subscriber cores |\n"
-        "|---:|---|---:|---:|---:|---:|",
+        "| batch | forwarder | delivered/s | forwarder cores | subscriber cores |\n|---:|---|---:|---:|---:|",
     )
     for batch in plan.batches:
         results: dict[str, list[hub_bench.ThroughputResult]] = {impl: [] for impl in impls}
@@ -204,8 +203,7 @@ def run_throughput(report: Report, pythonpaths: dict[str, str]) -> None:
             for r in runs:
                 report.detail(
                     "throughput",
-                    f"| {batch} | {impl} | {r.delivered_per_s:,.0f} | {r.sent_per_s:,.0f} | "
-                    f"{r.forwarder_cores:.2f} | {r.sink_cores:.2f} |",
+                    f"| {batch} | {impl} | {r.delivered_per_s:,.0f} | {r.forwarder_cores:.2f} | {r.sink_cores:.2f} |",
                 )
         # The target is judged per repetition (hub and forwarder ran back to back), then the median taken.
         ratios = summarise(
@@ -294,7 +292,7 @@ def run_scale(report: Report, pythonpaths: dict[str, str]) -> None:
     report.detail(
         "scale",
         "| hub | offered/s | delivered/s | hub cores | RSS start→end (max) MB | p50 / p99 / p99.9 µs | "
-        "STALE points / parents | seq gaps sub / hub | agent drops | rejected | nodes |\n"
+        "STALE points / parents | lost hub→sub / agent seq gaps | agent drops | rejected | nodes |\n"
         "|---|---:|---:|---:|---|---|---|---|---:|---:|---:|",
     )
     results: dict[str, list[hub_bench.ScaleResult]] = {impl: [] for impl in hubs}
@@ -317,13 +315,13 @@ def run_scale(report: Report, pythonpaths: dict[str, str]) -> None:
                 f"| {impl} | {r.offered_per_s:,.0f} | {r.delivered_per_s:,.0f} | {r.hub_cores:.2f} | "
                 f"{r.rss_start_mb:.0f}→{r.rss_end_mb:.0f} ({r.rss_max_mb:.0f}) | "
                 f"{r.p50_us:,.0f} / {r.p99_us:,.0f} / {r.p999_us:,.0f} | {r.stale_points} / {r.stale_parents} | "
-                f"{r.seq_gaps_subscriber} / {r.seq_gaps_hub} | {r.dropped_by_agents} | {r.rejected} | {r.nodes:,} |",
+                f"{r.lost_subscriber} / {r.seq_gaps_hub} | {r.dropped_by_agents} | {r.rejected} | {r.nodes:,} |",
             )
             _snapshot_detail(report, impl, "busy (during scale)", r.busy_snapshots)
 
     def rows_for(impl: str) -> dict[str, str]:
         runs = results[impl]
-        lost = [float(r.seq_gaps_subscriber + r.seq_gaps_hub + r.dropped_by_agents + r.rejected) for r in runs]
+        lost = [float(r.lost_subscriber + r.seq_gaps_hub + r.dropped_by_agents + r.rejected) for r in runs]
         return {
             "delivered": _rate(summarise([r.delivered_per_s for r in runs])),
             "cores": summarise([r.hub_cores for r in runs]).format(".2f"),
@@ -339,7 +337,7 @@ def run_scale(report: Report, pythonpaths: dict[str, str]) -> None:
     prior = rows_for(hubs[1]) if len(hubs) > 1 else None
     runs = results["hub"]
     held = all(
-        r.seq_gaps_subscriber == 0
+        r.lost_subscriber == 0
         and r.seq_gaps_hub == 0
         and r.dropped_by_agents == 0
         and r.rejected == 0
