@@ -74,6 +74,8 @@ RECV_POINTS_BUDGET: Final = 2000
 _BASE_SEND: Final = zmq.backend.Socket.send
 _POINT_MESSAGES: Final = (proto.Delta, proto.State)  # a tuple: an inline union is rebuilt per message
 SNAPSHOT_CHUNK_NODES: Final = 2000
+# How long a rebuilt subscribers socket waits for its old port to be released.
+REBIND_WAIT_S: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +209,7 @@ class HubServer:
             self.auth.server_socket_options(sock, "subscribers")
         # Manual: a subscription takes effect only when the hub applies it.
         sock.setsockopt(zmq.XPUB_MANUAL, 1)
-        bound = transport.bind(sock, endpoint)
+        bound = _bind_when_free(sock, endpoint, REBIND_WAIT_S if self.endpoints is not None else 0.0)
         self._monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
@@ -559,6 +561,25 @@ class HubServer:
         else:
             self._reject(f"{request.kind.name} is not a query", decode=True)
             self._reply(query, identity, self._error(request, f"{request.kind.name} is not a request I answer"))
+
+
+def _bind_when_free(sock: zmq.Socket[bytes], endpoint: str, wait_s: float) -> str:
+    """Bind, retrying for up to ``wait_s`` while the port is still taken.
+
+    A rebuilt socket rebinds the port its predecessor just closed, and libzmq
+    releases that port asynchronously (its I/O thread closes the listener a
+    moment after ``close()`` returns): an immediate bind can fail with
+    EADDRINUSE. On failure the socket is closed and the error raised.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return transport.bind(sock, endpoint)
+        except zmq.ZMQError as error:
+            if error.errno != zmq.EADDRINUSE or time.monotonic() >= deadline:
+                sock.close(linger=0)
+                raise
+        time.sleep(0.01)
 
 
 def ready_line(endpoints: HubEndpoints, warnings: list[str]) -> str:
