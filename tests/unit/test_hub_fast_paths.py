@@ -1,9 +1,11 @@
 """The hub's fast paths give exactly what the general paths give.
 
-The hub packs NODE payloads with :class:`protocol.NodeEncoder` and decodes
-point entries through a fast path in :func:`protocol.decode`; both exist only
-for speed (see bench/RESULTS.md), so the wire bytes and the decoded values
-must be those of :func:`protocol.node_payload` and of the general validation.
+The hub packs NODE payloads with :class:`protocol.NodeEncoder` (msgspec or a
+reused msgpack packer) and decodes DELTAs through fast paths in
+:func:`protocol.decode` (msgspec's typed decoder, and an exact-type check per
+point entry); all exist only for speed (see bench/RESULTS.md), so the wire
+bytes, the decoded values and the errors must be those of
+:func:`protocol.node_payload` and of the general decoding.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import math
 from enum import IntEnum
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gsmon.common import protocol as proto
+
+ENCODERS = [False, True] if proto.HAVE_MSGSPEC else [False]
 
 
 class _Level(IntEnum):
@@ -47,6 +52,7 @@ values = st.recursive(
 times = st.none() | st.floats(allow_nan=False, min_value=0, max_value=2e9)
 
 
+@pytest.mark.parametrize("use_msgspec", ENCODERS, ids=lambda on: "msgspec" if on else "msgpack")
 @settings(max_examples=300, deadline=None)
 @given(
     seq=st.integers(min_value=0, max_value=2**64 - 1),
@@ -60,6 +66,7 @@ times = st.none() | st.floats(allow_nan=False, min_value=0, max_value=2e9)
     period=times,
 )
 def test_node_encoder_packs_the_bytes_of_node_payload(
+    use_msgspec: bool,
     seq: int,
     alertcode: int,
     alertstr: str,
@@ -71,7 +78,7 @@ def test_node_encoder_packs_the_bytes_of_node_payload(
     period: float | None,
 ) -> None:
     """Every kind of payload, every kind of value: the same bytes."""
-    encoder = proto.NodeEncoder(epoch=2**62 + 5)
+    encoder = proto.NodeEncoder(epoch=2**62 + 5, use_msgspec=use_msgspec)
     common = {"epoch": 2**62 + 5, "seq": seq}
     assert encoder.point(seq, alertcode, alertstr, stale, value, agent, polled, received, period) == proto.node_payload(
         **common,
@@ -93,14 +100,15 @@ def test_node_encoder_packs_the_bytes_of_node_payload(
     )
 
 
+@pytest.mark.parametrize("use_msgspec", ENCODERS, ids=lambda on: "msgspec" if on else "msgpack")
 @pytest.mark.parametrize(
     "value",
     [_Level.HIGH, _Text("subclass"), bytearray(b"ab"), 2**64, "lone \udc80", math.nan, object()],
     ids=repr,
 )
-def test_node_encoder_sends_awkward_values_the_general_way(value: Any) -> None:
+def test_node_encoder_sends_awkward_values_the_general_way(use_msgspec: bool, value: Any) -> None:
     """Subclasses, out-of-range ints, broken text, arbitrary objects: node_payload's bytes."""
-    encoder = proto.NodeEncoder(epoch=7)
+    encoder = proto.NodeEncoder(epoch=7, use_msgspec=use_msgspec)
     expected = proto.node_payload(
         epoch=7, seq=1, kind=proto.NODE_POINT, alertcode=10, alertstr="GREEN", stale=False, value=value
     )
@@ -140,3 +148,75 @@ def test_decoding_point_entries_fast_gives_what_the_general_path_gives(items: li
     assert repr(got) == repr(expected)  # repr: NaN-safe, and int vs float visible
     if isinstance(got, list):
         assert all(type(entry) is proto.PointEntry for entry in got)
+
+
+def general_decode(data: bytes, limits: proto.Limits = proto.DEFAULT_LIMITS) -> Any:
+    """protocol.decode with its msgspec fast path switched off, for comparison."""
+    saved = proto.HAVE_MSGSPEC
+    proto.HAVE_MSGSPEC = False
+    try:
+        return proto.decode(data, limits)
+    finally:
+        proto.HAVE_MSGSPEC = saved
+
+
+def _outcome(decode: Any, data: bytes, limits: proto.Limits = proto.DEFAULT_LIMITS) -> str:
+    try:
+        return repr(decode(data, limits))
+    except proto.ProtocolError as error:
+        return f"ProtocolError: {error}"
+
+
+header_items = st.one_of(st.integers(-3, 2**64 - 1), st.booleans(), st.text(max_size=3), st.none(), st.floats())
+delta_envelopes = st.tuples(
+    st.sampled_from([1, 1, 1, True, 2]),  # major
+    st.sampled_from([0, 0, 0, 1, -1, False]),  # minor
+    st.sampled_from([2, 2, 2, 1, 2.0]),  # kind
+    st.text(min_size=0, max_size=3) | st.integers(0, 3),  # sender
+    st.integers(-1, 2**63) | header_items,  # epoch
+    st.integers(-1, 2**64 - 1) | header_items,  # seq
+    st.integers(-(2**63), 2**63 - 1) | header_items,  # sent_ns
+    st.dictionaries(st.sampled_from(["points", "other"]), st.lists(entries, max_size=4) | entry_items, max_size=2),
+    st.lists(entry_items, max_size=2),  # extra trailing envelope items
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(parts=delta_envelopes)
+def test_decoding_deltas_fast_gives_what_the_general_path_gives(parts: tuple[Any, ...]) -> None:
+    """Valid or not, a DELTA-shaped frame decodes to the same message or fails with the same error."""
+    *head, body, extra = parts
+    data = msgpack.packb([*head, body, *extra], default=proto._default, use_bin_type=True)
+    assert _outcome(proto.decode, data) == _outcome(general_decode, data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(values, min_size=1, max_size=5),
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=3),
+    limit=st.sampled_from([1, 3, proto.MAX_POINTS_PER_MESSAGE]),
+)
+def test_real_deltas_and_corrupted_copies_decode_alike(
+    values: list[Any], flips: list[tuple[int, int]], limit: int
+) -> None:
+    """A DELTA as an agent packs it, then with bytes overwritten, under a points limit."""
+    points = [proto.PointEntry(f"g/p{i}", value, 10, "GREEN", 1.7e9 + i, 1.0) for i, value in enumerate(values)]
+    data = bytearray(proto.encode(proto.Delta(sender="ant", epoch=1, seq=2, sent_ns=3, points=points)))
+    for position, byte in flips:
+        data[position % len(data)] = byte
+    limits = proto.Limits(max_points_per_message=limit)
+    assert _outcome(proto.decode, bytes(data), limits) == _outcome(general_decode, bytes(data), limits)
+
+
+@pytest.mark.skipif(not proto.HAVE_MSGSPEC, reason="msgspec is not installed")
+def test_a_plain_delta_takes_the_msgspec_path_and_a_container_does_not() -> None:
+    """The comparisons above do exercise the fast path."""
+    plain = proto.Delta(
+        sender="ant", epoch=1, seq=2, sent_ns=3, points=[proto.PointEntry("p", 1.5, 10, "G", 1.0, None)]
+    )
+    data = proto.encode(plain)
+    assert proto._fast_delta(data, proto.DEFAULT_LIMITS) == plain == proto.decode(data)
+    boxed = proto.encode(
+        proto.Delta(sender="ant", epoch=1, seq=2, sent_ns=3, points=[plain.points[0]._replace(value=[1])])
+    )
+    assert proto._fast_delta(boxed, proto.DEFAULT_LIMITS) is None
