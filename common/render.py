@@ -17,6 +17,7 @@ parent, or a point not polled yet) shows as blank.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -29,6 +30,8 @@ NAME_WIDTH: Final = 30
 VALUE_WIDTH: Final = 40
 ALERT_WIDTH: Final = 10
 AGE_WIDTH: Final = 15
+# Unicode category Cc: C0 controls, DEL and C1 controls.
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 # ANSI colours per alert code, for terminals (gsmon watch).
 _RESET: Final = "\x1b[0m"
@@ -56,8 +59,13 @@ class Row:
 def format_value(value: Any) -> str:
     """Render a value for the table (one line, no control characters)."""
     text = f"{value:.6g}" if isinstance(value, float) and math.isfinite(value) else str(value)
-    # Keep the table one line per node whatever the value holds.
-    return text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", " ")
+    # Keep the table one line per node whatever the value holds, and let no
+    # escape sequence reach the terminal: "\n" -> "\\n", ESC -> "\\x1b".
+    return _CONTROL.sub(_escape, text.replace("\t", " "))
+
+
+def _escape(match: re.Match[str]) -> str:
+    return repr(match.group())[1:-1]
 
 
 def format_age(age_s: float | None) -> str:

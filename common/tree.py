@@ -170,20 +170,26 @@ class RollupTree:
             if ancestor is node:
                 raise ValueError(f"moving {key!r} under {parent_key!r} would make a cycle")
             ancestor = ancestor.parent
-        changed: list[TreeNode] = []
         old_parent = node.parent
+        # Both sides may share ancestors that dip and recover during the move:
+        # remember every ancestor's code and report only the net changes, once.
+        before: dict[TreeNode, int] = {}
+        for side in (old_parent, new_parent):
+            while side is not None and side not in before:
+                before[side] = side.code
+                side = side.parent
         if old_parent is None:
             del self._roots[key]
         else:
             del old_parent.children[key]
-            changed += self._propagate(old_parent, node.code, None)
+            self._propagate(old_parent, node.code, None)
         node.parent = new_parent
         if new_parent is None:
             self._roots[key] = node
         else:
             new_parent.children[key] = node
-            changed += self._propagate(new_parent, None, node.code)
-        return changed
+            self._propagate(new_parent, None, node.code)
+        return [ancestor for ancestor, code in before.items() if ancestor.code != code]
 
     # -- rollup ----------------------------------------------------------
 
@@ -202,7 +208,9 @@ class RollupTree:
                     del counts[old]
             if new is not None:
                 counts[new] = counts.get(new, 0) + 1
-            worst = max(counts) if counts else 0
+            # A parent never reads below NoAlert (0), whatever codes users invent:
+            # that is also why adding a code-0 child never needs a rollup.
+            worst = max(0, max(counts)) if counts else 0
             if worst == parent.code:
                 break
             old, new = parent.code, worst
