@@ -544,14 +544,24 @@ class Monitor:
         """Refuse to put ``name`` (with ``below`` levels under it) under ``parent``
         (an unknown parent counts as top level) deeper than the cap."""
         depth = 1 + below
+        segments = [name]
         ancestor = parent
         while ancestor is not None:
             depth += 1
+            segments.append(ancestor)
             ancestor = self._parents.get(ancestor)
+        if self._publisher is not None:
+            segments.append(self._publisher.mount)  # the hub prefixes it
         if depth > naming.MAX_DEPTH:
             raise naming.InvalidNameError(
                 f"invalid {what} {name!r} under {parent!r}: too deep, the tree would be {depth} levels deep"
                 f" and at most {naming.MAX_DEPTH} are allowed"
+            )
+        path = naming.join(*reversed(segments))
+        if len(path.encode()) > naming.MAX_PATH_BYTES:
+            raise naming.InvalidNameError(
+                f"invalid {what} {name!r} under {parent!r}: its path {path[:60]!r}... would be longer than "
+                f"{naming.MAX_PATH_BYTES} bytes of UTF-8"
             )
 
     def _path_of(self, name: str) -> str:
@@ -634,7 +644,9 @@ class Monitor:
             put = self._jobs.put  # once per wake-up, not once per due job
             for event, job in actions:
                 if event is _TIMEOUT:
-                    self._report_timeout(job)
+                    # Only this thread starts runs, so run_id is still the
+                    # overrunning run's here.
+                    self._report_timeout(job, job.run_id)
                 elif job.extra is None:
                     put(job)
                 else:
@@ -684,9 +696,9 @@ class Monitor:
             return
         self._complete(job, tstamp, exc, alerts)
 
-    def _report_timeout(self, job: Job) -> None:
+    def _report_timeout(self, job: Job, run_id: int) -> None:
         overrun = TimeoutError(f"still running after {job.timeout_s:g} s")
-        self._apply(job, time.time(), overrun, None)
+        self._apply(job, time.time(), overrun, None, overrun_run=run_id)
 
     # ------------------------------------------------------------------
     # Results
@@ -708,16 +720,35 @@ class Monitor:
 
     def _complete(self, job: Job, tstamp: float, exc: BaseException | None, alerts: tuple[Alert, ...] | None) -> None:
         """A run of ``job`` ended: record it and let the job run again."""
-        self._apply(job, tstamp, exc, alerts)
-        with self._sched_lock:
-            self._schedule.finished(job)
+        self._apply(job, tstamp, exc, alerts, finished=True)
 
-    def _apply(self, job: Job, tstamp: float, exc: BaseException | None, results: tuple[Alert, ...] | None) -> None:
-        """Store one poll's outcome for every point of ``job``; then log and call back."""
+    def _apply(
+        self,
+        job: Job,
+        tstamp: float,
+        exc: BaseException | None,
+        results: tuple[Alert, ...] | None,
+        *,
+        finished: bool = False,
+        overrun_run: int | None = None,
+    ) -> None:
+        """Store one poll's outcome for every point of ``job``; then log and call back.
+
+        ``finished``: the run ended (the job may be started again). ``overrun_run``:
+        this is the timeout error of that run, to be dropped if the run has
+        ended meanwhile -- checked under the same lock that records a finished
+        run, so a late timeout can never overwrite the real result.
+        """
         mono = time.monotonic()
         notes: list[tuple[_Point, str, Any, int | None, Alert]] | None = None
         callbacks = self._callbacks
         with self._lock:
+            if overrun_run is not None and not (job.running and job.run_id == overrun_run):
+                return
+            if finished:
+                # Under the point lock (see overrun_run); the scheduler only
+                # reads this flag, and a stale True merely skips one slot.
+                self._schedule.finished(job)
             for index, point_name in enumerate(job.names):
                 point = self._points.get(point_name)
                 if point is None:  # a dependent not registered (yet)

@@ -1106,3 +1106,29 @@ def test_tick_callback_runs_every_tick_and_survives_errors(
         mon.stop()
     assert all(t is mon for t in ticks)
     assert any("tick broke" in r.getMessage() for r in caplog.records)
+
+
+def test_late_timeout_never_overwrites_the_result_of_the_run_it_was_for() -> None:
+    """A timeout handled after its run finished is dropped: the real result stays."""
+    mon = Monitor()
+    mon.register_monitor("once", mon.to_gen_in_executor(lambda: 5, ("once",)), dt=None)
+    job = mon._points["once"].job
+    assert job is not None
+    job.running, job.run_id = True, 1  # as the scheduler leaves a started run
+    mon._complete(job, time.time(), None, (NoAlert(5),))
+    mon._report_timeout(job, 1)  # the scheduler popped the TIMEOUT just before the run ended
+    assert mon["once"].value == 5
+    assert not job.running
+
+
+def test_point_whose_path_would_exceed_the_byte_cap_is_refused() -> None:
+    """Names and depth within their caps can still add up to a path over 1024 bytes: refused, nothing created."""
+    mon = Monitor()
+    parent = None
+    for level in range(8):
+        name = "P" * 120 + str(level)
+        mon.register_parent(name, parent)
+        parent = name
+    with pytest.raises(InvalidNameError, match="longer than 1024 bytes"):
+        mon.monitor(point="x" * 100, parent=parent)(lambda: 1)
+    assert "x" * 100 not in mon
