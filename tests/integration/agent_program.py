@@ -7,11 +7,17 @@ The spec::
     {"parents": {"Drive": null, "Motors": "Drive"},
      "points": [{"name": "Az", "parent": "Drive", "value": 1.5, "alert": "RED", "dt": 0.2},
                 {"name": "Counter", "counter": true, "dt": 0.1},
-                {"name": "Ctl", "file": "/tmp/x.json", "dt": 0.1}]}
+                {"name": "Ctl", "file": "/tmp/x.json", "dt": 0.1},
+                {"name": "Clock", "clock": true, "dt": 0.05},
+                {"name": "Blob", "counter": true, "pad": 10000, "dt": 0.05}]}
 
 ``counter`` points return 1, 2, 3...; ``file`` points return the JSON
-``[value, "ALERT"]`` read from the file at each poll (tests change it). The
-program prints ``READY`` once the Monitor runs and exits 0 on SIGTERM/SIGINT.
+``[value, "ALERT"]`` read from the file at each poll (tests change it);
+``clock`` points return the wall-clock time of the poll (latency probes);
+``pad`` turns a counter's value into the text ``"<n>:"`` followed by that many
+bytes (bulk traffic). ``--key``/``--hub-key`` make the agent a CURVE client.
+The program prints ``READY`` once the Monitor runs and exits 0 on
+SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from gsmon.agent import Alert, CriticalAlert, GreenAlert, Monitor, NoAlert, OrangeAlert, RedAlert
 from gsmon.agent.publisher import PublisherSettings
+from gsmon.common.keys import ClientKeys
 
 ALERTS: dict[str, type[Alert]] = {
     "NONE": NoAlert,
@@ -39,8 +47,13 @@ ALERTS: dict[str, type[Alert]] = {
 
 def _source(point: dict[str, Any]) -> Any:
     alert = ALERTS[point.get("alert", "NONE")]
+    if point.get("clock"):
+        return lambda: alert(time.time())
     if point.get("counter"):
         counter = itertools.count(1)
+        if point.get("pad"):
+            padding = "x" * int(point["pad"])
+            return lambda: alert(f"{next(counter)}:{padding}")
         return lambda: alert(next(counter))
     if "file" in point:
         path = Path(point["file"])
@@ -61,13 +74,17 @@ def main() -> int:
     parser.add_argument("--mount")
     parser.add_argument("--spec", required=True)
     parser.add_argument("--heartbeat-s", type=float, default=0.2)
+    parser.add_argument("--key", help="this agent's secret key file (CURVE, with --hub-key)")
+    parser.add_argument("--hub-key", help="the hub's public key file")
     args = parser.parse_args()
     spec = json.loads(args.spec)
+    curve = ClientKeys.load(args.key, args.hub_key) if args.key else None
     mon = Monitor(
         hub=args.hub,
         agent=args.name,
         mount=args.mount,
         publisher=PublisherSettings(flush_interval_s=0.02, heartbeat_interval_s=args.heartbeat_s, state_interval_s=5.0),
+        curve=curve,
     )
     for name, parent in spec.get("parents", {}).items():
         mon.register_parent(name, parent)

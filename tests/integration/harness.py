@@ -9,21 +9,24 @@ is always "poll a condition until a deadline", never a bare sleep.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
 AGENT_PROGRAM = HERE / "agent_program.py"
+SUBSCRIBER_PROGRAM = HERE / "subscriber_program.py"
 
 # Fast timings so that liveness tests take seconds, not minutes.
 FAST_HUB_ARGS = [
@@ -61,6 +64,87 @@ def polled(subscriber: Any, timeout_s: float = 0.05) -> bool:
     on fresh data every turn."""
     subscriber.poll(timeout_s)
     return True
+
+
+def tree_digest(tree: Mapping[str, Any]) -> str:
+    """A digest of a Subscriber's tree (path, kind, value, alert, stale of every
+    node), so that two processes can compare their views in one short line."""
+    digest = hashlib.sha256()
+    for path in sorted(tree):
+        node = tree[path]
+        digest.update(repr((path, node.kind, node.value, node.alertcode, node.stale)).encode())
+    return digest.hexdigest()[:16]
+
+
+def gsmon_cli(*args: str, timeout_s: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run one short-lived ``gsmon`` command (``keys ...``) to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "gsmon.common.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """Keys made with the real ``gsmon keys`` command: the hub's folder and one folder per client.
+
+    Layout under ``root``: ``hub/`` (hub.key_secret, hub.key, authorized.toml),
+    ``<client>/`` (<client>.key_secret and a copy of hub.key) for each granted
+    client and each stranger (a pair the hub does not list), and ``otherhub/``
+    (another hub's keys, for a client holding the wrong hub key).
+    """
+
+    root: Path
+
+    @property
+    def hub_dir(self) -> Path:
+        return self.root / "hub"
+
+    @property
+    def hub_public(self) -> Path:
+        return self.hub_dir / "hub.key"
+
+    @property
+    def other_hub_public(self) -> Path:
+        return self.root / "otherhub" / "hub.key"
+
+    def secret(self, name: str) -> Path:
+        return self.root / name / f"{name}.key_secret"
+
+    def copy(self, dest: Path) -> KeySet:
+        """A private copy (modes kept), for a test that changes the allow-list."""
+        shutil.copytree(self.root, dest)
+        return KeySet(dest)
+
+
+def make_keys(
+    root: Path,
+    agents: Mapping[str, Sequence[str]],
+    subscribers: Mapping[str, Sequence[str] | None],
+    strangers: Sequence[str] = (),
+) -> KeySet:
+    """Run ``gsmon keys init/agent/subscriber/pair`` to build a :class:`KeySet`."""
+    keys = KeySet(root)
+    commands = [["keys", "init", str(keys.hub_dir)], ["keys", "init", str(root / "otherhub")]]
+    for name, mounts in agents.items():
+        mount_args = [arg for mount in mounts for arg in ("--mount", mount)]
+        commands.append(["keys", "agent", name, *mount_args, "--hub-dir", str(keys.hub_dir), "--out", str(root / name)])
+    for name, prefixes in subscribers.items():
+        prefix_args = [arg for prefix in prefixes or () for arg in ("--prefix", prefix)]
+        commands.append(
+            ["keys", "subscriber", name, *prefix_args, "--hub-dir", str(keys.hub_dir), "--out", str(root / name)]
+        )
+    commands += [["keys", "pair", name, "--out", str(root / name)] for name in strangers]
+    for command in commands:
+        result = gsmon_cli(*command)
+        assert result.returncode == 0, f"gsmon {' '.join(command)}: {result.stderr}"
+    for name in strangers:  # a stranger holds the right hub key, but the hub does not know its own
+        shutil.copy2(keys.hub_public, root / name / "hub.key")
+    return keys
 
 
 class Process:
@@ -116,6 +200,15 @@ class Process:
             self.seen.append(line)
             if line.startswith(prefix):
                 return line
+
+    def latest(self, prefix: str) -> str | None:
+        """The newest stdout line so far starting with ``prefix`` (None if none yet)."""
+        while True:
+            try:
+                self.seen.append(self.lines.get_nowait())
+            except queue.Empty:
+                break
+        return next((line for line in reversed(self.seen) if line.startswith(prefix)), None)
 
     def stderr(self) -> str:
         if not self._stderr.closed:
@@ -199,6 +292,8 @@ class Processes:
         spec: dict[str, Any],
         mount: str | None = None,
         heartbeat_s: float = 0.2,
+        key: Path | None = None,
+        hub_key: Path | None = None,
     ) -> Process:
         hubs = [hub] if isinstance(hub, Hub) else list(hub)
         argv = [sys.executable, str(AGENT_PROGRAM), "--name", name, "--spec", json.dumps(spec)]
@@ -207,7 +302,32 @@ class Processes:
             argv += ["--hub", each.agents]
         if mount is not None:
             argv += ["--mount", mount]
+        if key is not None and hub_key is not None:
+            argv += ["--key", str(key), "--hub-key", str(hub_key)]
         process = self.start(f"agent-{name}", argv)
+        process.wait_for_line("READY")
+        return process
+
+    def subscriber(
+        self,
+        hub: Hub,
+        prefix: str = "",
+        *,
+        name: str = "subscriber",
+        rcvhwm: int | None = None,
+        watch: str | None = None,
+        key: Path | None = None,
+        hub_key: Path | None = None,
+    ) -> Process:
+        """A subscriber process (subscriber_program.py), returned once its first snapshot is loaded."""
+        argv = [sys.executable, str(SUBSCRIBER_PROGRAM), "--hub", hub.query, "--prefix", prefix]
+        if rcvhwm is not None:
+            argv += ["--rcvhwm", str(rcvhwm)]
+        if watch is not None:
+            argv += ["--watch", watch]
+        if key is not None and hub_key is not None:
+            argv += ["--key", str(key), "--hub-key", str(hub_key)]
+        process = self.start(name, argv)
         process.wait_for_line("READY")
         return process
 
