@@ -176,7 +176,12 @@ class HubState:
         self._alertstrs: dict[int, str] = {}
         self._dirty: dict[str, TreeNode] = {}
         self._removed: list[str] = []
-        self._deadlines: list[tuple[float, str]] = []
+        # Deadlines of points, grouped: a heap of distinct deadlines, and the
+        # paths queued for each. All points of one DELTA share theirs (the
+        # same `now` and usually the same dt), so the heap stays small and a
+        # point is queued by a list append (see tick).
+        self._deadlines: list[float] = []
+        self._due: dict[float, list[str]] = {}
         self._resync: list[str] = []
         # Publish counters per subscribed prefix (see protocol: gap detection).
         self._prefix_refs: dict[str, int] = {}
@@ -331,7 +336,7 @@ class HubState:
         by_rel = agent.by_rel
         alertstrs = self._alertstrs
         dirty = self._dirty
-        deadlines = self._deadlines
+        deadlines, due = self._deadlines, self._due
         stale_factor, stale_slack_s = self.settings.stale_factor, self.settings.stale_slack_s
         silent = agent.silent
         set_code = self.tree.set_code
@@ -357,9 +362,14 @@ class HubState:
                 deadline = leaf.deadline = now + stale_factor * dt_s + stale_slack_s
                 if deadline < leaf.queued:
                     # Not queued yet, or due before its queued entry (a shorter dt): queue
-                    # it; tick() ignores the superseded entry.
+                    # it; tick() ignores the superseded entry. (_queue, inlined.)
                     leaf.queued = deadline
-                    heapq.heappush(deadlines, (deadline, leaf.path))
+                    group = due.get(deadline)
+                    if group is None:
+                        due[deadline] = [leaf.path]
+                        heapq.heappush(deadlines, deadline)
+                    else:
+                        group.append(leaf.path)
             leaf.overdue = False
             node = leaf.node
             assert node is not None
@@ -474,35 +484,42 @@ class HubState:
                 agent.removal_due = _INF
                 self._remove_unlisted(agent, agent.removal_gen)
 
-        heap = self._deadlines
+        heap, groups = self._deadlines, self._due
         get = self.tree.get
         # Every point comes round here once per stale period (25,000 a second
-        # with 100,000 points at dt = 1 s), and nearly always refreshed since:
-        # its entry is then replaced in one sift (heapreplace), not popped and pushed.
-        while heap and heap[0][0] <= now:
-            due, path = heap[0]
-            node = get(path)
-            leaf = node.data if node is not None else None
-            if not isinstance(leaf, _Leaf) or due != leaf.queued:
-                heapq.heappop(heap)
-                continue  # the leaf is gone, or this entry was superseded by an earlier one
-            if leaf.deadline > now:
-                # Refreshed since: look again later (never, if it became one-shot).
-                leaf.queued = leaf.deadline
-                if leaf.deadline < _INF:
-                    heapq.heapreplace(heap, (leaf.deadline, path))
-                else:
-                    heapq.heappop(heap)
-                continue
-            heapq.heappop(heap)
-            leaf.queued = _INF
-            if not leaf.overdue:
-                leaf.overdue = True
-                self._restyle(leaf)
+        # with 100,000 points at dt = 1 s), nearly always refreshed since, and
+        # then re-queued with a list append. A group's paths are taken in
+        # order, so points go overdue in (deadline, path) order as before.
+        while heap and heap[0] <= now:
+            due = heapq.heappop(heap)
+            for path in sorted(groups.pop(due)):
+                node = get(path)
+                leaf = node.data if node is not None else None
+                if not isinstance(leaf, _Leaf) or due != leaf.queued:
+                    continue  # the leaf is gone, or this entry was superseded by an earlier one
+                if leaf.deadline > now:
+                    # Refreshed since: look again later (never, if it became one-shot).
+                    leaf.queued = leaf.deadline
+                    if leaf.deadline < _INF:
+                        self._queue(leaf.deadline, path)
+                    continue
+                leaf.queued = _INF
+                if not leaf.overdue:
+                    leaf.overdue = True
+                    self._restyle(leaf)
 
         if now - self._last_health >= settings.heartbeat_interval_s:
             self._last_health = now
             self._update_health(now, wall)
+
+    def _queue(self, deadline: float, path: str) -> None:
+        """Queue the point at ``path`` to be looked at when ``deadline`` comes."""
+        group = self._due.get(deadline)
+        if group is None:
+            self._due[deadline] = [path]
+            heapq.heappush(self._deadlines, deadline)
+        else:
+            group.append(path)
 
     def _remove_unlisted(self, agent: _Agent, gen: int) -> None:
         stale = [leaf.path for leaf in agent.leaves.values() if leaf.gen < gen]
