@@ -220,3 +220,34 @@ def test_a_plain_delta_takes_the_msgspec_path_and_a_container_does_not() -> None
         proto.Delta(sender="ant", epoch=1, seq=2, sent_ns=3, points=[plain.points[0]._replace(value=[1])])
     )
     assert proto._fast_delta(boxed, proto.DEFAULT_LIMITS) is None
+
+
+class _Payload(dict[str, Any]):
+    """A dict subclass: decode_node_payload's fast path only takes exact dicts."""
+
+
+field_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 2**64 - 1),
+    st.floats(allow_nan=False),
+    st.sampled_from(["point", "parent", "removed", "GREEN", ""]),
+    st.lists(st.integers(), max_size=1),
+)
+NODE_KEYS = ("v", "epoch", "seq", "kind", "alert", "alertstr", "stale", "value", "agent")
+NODE_KEYS += ("polled_at", "received_at", "dt")
+node_payloads = st.fixed_dictionaries({}, optional=dict.fromkeys(NODE_KEYS, field_values))
+
+
+@settings(max_examples=500, deadline=None)
+@given(payload=node_payloads)
+def test_node_payloads_decode_fast_as_they_do_the_general_way(payload: dict[str, Any]) -> None:
+    """A subscriber's view of a NODE: the same NodeUpdate, or the same error, either way."""
+
+    def outcome(value: dict[str, Any]) -> str:
+        try:
+            return repr(proto.decode_node_payload("GS1/a", value))
+        except (proto.ProtocolError, TypeError) as error:  # TypeError: an unhashable kind, on both paths
+            return f"{type(error).__name__}: {error}"
+
+    assert outcome(payload) == outcome(_Payload(payload))
