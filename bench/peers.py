@@ -28,9 +28,9 @@ Roles:
     all their points per ``dt``, at spread-out phases; or, with ``--dt 0``,
     one-shot points and a HEARTBEAT per second.
 ``sink``
-    One subscriber of everything that counts updates (``count``), measures
-    latency from the agent's send (``latency``), or also checks sequence
-    numbers and staleness (``scale``).
+    One subscriber (of everything, or of ``--subscribe PREFIX``) that counts
+    updates (``count``), measures latency from the agent's send
+    (``latency``), or also counts loss and staleness (``scale``).
 
 Messages are built by :mod:`gsmon.common.protocol`. To keep the sending
 processes cheap, a DELTA body is packed once by ``protocol.encode`` and then
@@ -66,9 +66,7 @@ _PLACEHOLDER_S: Final = 1_111_111_111.0078125
 _PLACEHOLDER: Final = b"\xcb" + struct.pack(">d", _PLACEHOLDER_S)
 _VARIANTS: Final = 10  # distinct value sets per template, cycled so that values keep changing
 _SUBSCRIPTION_POLL_S: Final = 0.02
-_SCALE_SAMPLE: Final = 8  # the scale sink decodes every 8th update for its latency
-_STALE_TRUE: Final = b"\xa5stale\xc3"  # "stale": true in a NODE payload
-_KIND_POINT: Final = b"\xa4kind\xa5point"  # "kind": "point"
+
 _HWM: Final = 100_000  # the hub's own high-water marks (ServerLimits defaults)
 _GREEN: Final = (10, "GREEN")
 _ORANGE: Final = (20, "ORANGE")
@@ -293,6 +291,7 @@ def _make_agents(
     groups: int,
     nodrop: bool,
     sndhwm: int,
+    connect: bool = True,
 ) -> list[_Agent]:
     per_group = max(1, -(-points // groups))
     point_names = [f"g{index // per_group:02d}/p{index:04d}" for index in range(points)]
@@ -303,7 +302,8 @@ def _make_agents(
         if nodrop:
             sock.setsockopt(zmq.XPUB_NODROP, 1)
             sock.setsockopt(zmq.SNDTIMEO, 200)
-        sock.connect(endpoint)
+        if connect:
+            sock.connect(endpoint)
         agents.append(_Agent(sock, name, f"{mount_prefix}/{name}", point_names, parents))
     return agents
 
@@ -432,7 +432,7 @@ def run_fleet(args: argparse.Namespace) -> None:
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     names = [f"sim-{index:04d}" for index in range(args.first, args.first + args.agents)]
     agents = _make_agents(
-        context, args.endpoint, names, args.mount_prefix, args.points, args.groups, False, args.sndhwm
+        context, args.endpoint, names, args.mount_prefix, args.points, args.groups, False, args.sndhwm, connect=False
     )
     dt_s = args.dt if args.dt > 0 else None
     if dt_s is not None:
@@ -458,6 +458,9 @@ def run_fleet(args: argparse.Namespace) -> None:
     # Phases spread over the period across every fleet process (global index / total agents).
     due = [(start + period * (args.first + index) / max(1, args.total_agents), index) for index in range(len(agents))]
     heapq.heapify(due)
+    # Agents connect one after the other over --ramp seconds (every fleet process together).
+    connect_at = [start + args.ramp * (args.first + index) / max(1, args.total_agents) for index in range(len(agents))]
+    connected = 0
     cut: dict[str, int] | None = None
     next_poll = start
     while True:
@@ -468,6 +471,9 @@ def run_fleet(args: argparse.Namespace) -> None:
             cut = dict(stats)  # the window ends here; keep sending until END
         elif command == "END":
             break
+        while connected < len(agents) and connect_at[connected] <= time.monotonic():
+            agents[connected].sock.connect(args.endpoint)
+            connected += 1
         wait = min(due[0][0], next_poll) - time.monotonic()
         if wait > 0:
             time.sleep(wait)
@@ -554,7 +560,9 @@ def run_sink(args: argparse.Namespace) -> None:
     commands = _Commands()
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sub = transport.make_socket(context, zmq.SUB, transport.SocketOptions(rcvhwm=1_000_000))
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.SUBSCRIBE, args.subscribe.encode())
+    if args.subscribe:
+        sub.setsockopt(zmq.SUBSCRIBE, proto.HUB_HEARTBEAT_TOPIC)
     sub.connect(args.endpoint)
     _ready(endpoint=args.endpoint)
     prefix = args.prefix.encode()
@@ -599,13 +607,12 @@ def run_sink(args: argparse.Namespace) -> None:
                 window.updates += ours
                 continue
             if mode == "scale":
-                # 100,000 updates a second on a machine the hub shares: only what
-                # is needed, on the raw bytes (keys are packed in a fixed order),
-                # a full decode for the hub's heartbeat and own points and for
-                # every SCALE_SAMPLE-th update's latency.
+                # Following one prefix: loss is counted the protocol's way, NODEs
+                # received between two hub heartbeats against the growth of the
+                # heartbeat's published[prefix].
+                node = unpackb(payload_view[:payload_size], raw=False)
                 if topic[0] == 0:
-                    beat = unpackb(payload_view[:payload_size], raw=False)
-                    published = beat["published"].get("")
+                    published = node["published"].get(args.subscribe)
                     if published is not None:
                         if window.published_base is None:
                             window.published_base, window.nodes = published, 0
@@ -613,20 +620,13 @@ def run_sink(args: argparse.Namespace) -> None:
                     continue
                 window.nodes += 1
                 if not ours:
-                    if topic.startswith(b"_hub/"):
-                        node = unpackb(payload_view[:payload_size], raw=False)
-                        if node["kind"] == proto.NODE_POINT:
-                            hub_values[bytes(topic_view[5:topic_size]).decode()] = node["value"]
                     continue
-                stale = payload.find(_STALE_TRUE, 0, payload_size) >= 0
-                if payload.find(_KIND_POINT, 0, payload_size) >= 0:
+                if node["kind"] == proto.NODE_POINT:
                     window.updates += 1
-                    window.stale_points += stale
-                    if window.updates % _SCALE_SAMPLE == 0:
-                        node = unpackb(payload_view[:payload_size], raw=False)
-                        window.latencies_us.append(1e6 * (received - node["polled_at"]))
+                    window.stale_points += node["stale"]
+                    window.latencies_us.append(1e6 * (received - node["polled_at"]))
                 else:
-                    window.stale_parents += stale
+                    window.stale_parents += node["stale"]
                 continue
             node = unpackb(payload_view[:payload_size], raw=False)
             if isinstance(node, list):  # the Python forwarder: the point entry itself
@@ -680,11 +680,13 @@ def _parser() -> argparse.ArgumentParser:
     fleet = roles.choices["fleet"]
     fleet.add_argument("--first", type=int, default=0, help="index of this process's first agent")
     fleet.add_argument("--total-agents", type=int, default=0, help="agents over every fleet process")
+    fleet.add_argument("--ramp", type=float, default=0.0, help="seconds over which the agents connect")
     sink = roles.add_parser("sink")
     sink.set_defaults(run=run_sink)
     sink.add_argument("--endpoint", required=True, help="the forwarder's subscribers endpoint")
     sink.add_argument("--mode", choices=["count", "latency", "scale"], default="count")
     sink.add_argument("--prefix", default="bench/", help="count only updates under this path")
+    sink.add_argument("--subscribe", default="", help="the subscription (default: everything)")
     sink.add_argument("--batch", type=int, default=100, help="points per forwarded envelope (proxy)")
     sink.add_argument("--frames", type=int, choices=[1, 2], default=2, help="frames per message (proxy: 1)")
     return parser
