@@ -760,7 +760,10 @@ class HubAuthenticator:
         self.stop()
 
     def is_alive(self) -> bool:
-        """True while the ZAP thread runs. The hub must stop serving when this turns False."""
+        """True while the ZAP thread runs. When it turns False the hub keeps running but
+        fails closed: a connection made without ZAP carries no ``User-Id``, so every
+        message from it is refused by the per-message checks (and ``_hub/auth_alive``
+        turns Critical)."""
         return self._auth is not None and self._auth.is_alive()
 
     # -- sockets ----------------------------------------------------------------

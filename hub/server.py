@@ -445,6 +445,12 @@ class HubServer:
                 self._counters.subscriber_connections += 1
             elif event["event"] == zmq.EVENT_DISCONNECTED:
                 self._counters.subscriber_connections = max(0, self._counters.subscriber_connections - 1)
+                if not self._counters.subscriber_connections:
+                    # No connection left, so libzmq holds no subscription: the
+                    # ledger is exact again, whatever it had to guess before
+                    # (unsubscriptions of closed connections carry no identity).
+                    self.ledger.clear()
+                    self.state.reset_subscriptions()
 
     def _publish(self, subscribers: zmq.Socket[bytes], frames: list[tuple[bytes, bytes]]) -> None:
         # This loop runs once per published update: _send inlined, and the
