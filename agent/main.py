@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         if args.hub:
             for endpoint in args.hub:
                 try:
-                    transport.parse_endpoint(endpoint)
+                    transport.parse_endpoint(endpoint, connect=True)
                 except ValueError as error:
                     raise ValueError(f"--hub: {error}") from error
             settings = replace(settings, hubs=tuple(args.hub))

@@ -96,7 +96,7 @@ class Publisher:
         if not hubs:
             raise ValueError("at least one hub endpoint is needed")
         for endpoint in hubs:
-            transport.parse_endpoint(endpoint)
+            transport.parse_endpoint(endpoint, connect=True)
         self.hubs = list(hubs)
         self.agent = agent
         self.mount = mount

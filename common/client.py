@@ -128,7 +128,7 @@ class Subscriber:
         curve: ClientKeys | None = None,
         rcvhwm: int = 1_000_000,
     ) -> None:
-        transport.parse_endpoint(hub)
+        transport.parse_endpoint(hub, connect=True)
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
         self.hub = hub

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from gsmon.common import names as naming
+from gsmon.common import transport
 
 __all__ = [
     "REQUIRED",
@@ -60,8 +61,6 @@ class _Required(enum.Enum):
 REQUIRED: Final = _Required.REQUIRED
 _Req = Literal[_Required.REQUIRED]
 
-_MAX_PORT: Final = 65535
-_TRANSPORTS: Final = ("tcp", "ipc", "inproc")
 # tomllib (3.11) only puts the position in the message text: "... (at line 2, column 5)".
 _TOML_POSITION: Final = re.compile(r"\s*\(at (line \d+, column \d+|end of document)\)$")
 
@@ -103,46 +102,12 @@ def _is_number(value: object) -> bool:
 
 def check_endpoint(endpoint: object, *, connect: bool = False) -> str:
     """Return ``endpoint`` if it is a ZeroMQ endpoint gsmon can use, else raise
-    :class:`ValueError` saying what is wrong with it.
-
-    Accepted: ``tcp://host:port`` (port 0–65535 or ``*``; an IPv6 host in
-    brackets, ``tcp://[::1]:7761``), ``ipc://path`` and ``inproc://name``.
-    With ``connect=True`` (an address to connect to rather than bind), the
-    host may not be ``*`` and the port must be 1–65535.
-    """
-    if not isinstance(endpoint, str):
-        raise ValueError(f"an endpoint is a string, not {_describe(endpoint)}")
-    transport, sep, address = endpoint.partition("://")
-    if not sep:
-        raise ValueError("no transport (it must start with tcp://, ipc:// or inproc://)")
-    if transport not in _TRANSPORTS:
-        raise ValueError(f"unknown transport {transport!r} (use tcp, ipc or inproc)")
-    if not address:
-        raise ValueError(f"nothing after {transport}://")
-    if any(char.isspace() or not char.isprintable() for char in address):
-        raise ValueError("it contains spaces or control characters")
-    if transport != "tcp":
-        return endpoint
-    host, colon, port = address.rpartition(":")
-    if not colon:
-        raise ValueError("no port (tcp://host:port)")
-    if not host:
-        raise ValueError("no host (tcp://host:port)")
-    if "/" in host:
-        raise ValueError(f"host {host!r} contains '/'")
-    if host.startswith("[") != host.endswith("]"):
-        raise ValueError(f"unbalanced brackets in host {host!r}")
-    if connect and host == "*":
-        raise ValueError("host '*' can only be bound, not connected to")
-    if port == "*":
-        if connect:
-            raise ValueError("port '*' can only be bound, not connected to")
-        return endpoint
-    if not port.isdigit() or not port.isascii():
-        raise ValueError(f"port {port!r} is not a number or '*'")
-    lowest = 1 if connect else 0
-    if not lowest <= int(port) <= _MAX_PORT:
-        raise ValueError(f"port {int(port)} is out of range {lowest}-{_MAX_PORT}")
+    :class:`ValueError` saying what is wrong with it (the rules are
+    :func:`gsmon.common.transport.endpoint_problem`'s)."""
+    problem = transport.endpoint_problem(endpoint, connect=connect)
+    if problem is not None:
+        raise ValueError(problem)
+    assert isinstance(endpoint, str)
     return endpoint
 
 

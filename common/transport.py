@@ -15,7 +15,6 @@ application heartbeats of the protocol. Reconnects back off up to
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -28,6 +27,7 @@ __all__ = [
     "SocketOptions",
     "bind",
     "default_endpoint",
+    "endpoint_problem",
     "host_of",
     "is_loopback",
     "make_socket",
@@ -45,7 +45,8 @@ ZMTP_HEARTBEAT_IVL_MS: Final = 2000
 ZMTP_HEARTBEAT_TIMEOUT_MS: Final = 6000
 HANDSHAKE_IVL_MS: Final = 5000
 
-_ENDPOINT: Final = re.compile(r"^(tcp)://(\[[0-9A-Fa-f:.]+\]|[^:/\[\]]+):(\d+|\*)$|^(ipc|inproc)://(.+)$")
+_TRANSPORTS: Final = ("tcp", "ipc", "inproc")
+_MAX_PORT: Final = 65535
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,22 +82,62 @@ def make_socket(context: zmq.Context[zmq.Socket[bytes]], socket_type: int, optio
     return sock
 
 
-def parse_endpoint(endpoint: object) -> tuple[str, str, str]:
+def endpoint_problem(endpoint: object, *, connect: bool = False) -> str | None:
+    """Why ``endpoint`` is not a ZeroMQ endpoint gsmon can use, or ``None`` when it is.
+
+    Accepted: ``tcp://host:port`` (port 0-65535 or ``*``; an IPv6 host in
+    brackets, ``tcp://[::1]:7761``), ``ipc://path`` and ``inproc://name``.
+    With ``connect=True`` (an address to connect to rather than bind), the
+    host may not be ``*`` and the port must be 1-65535.
+    """
+    if not isinstance(endpoint, str):
+        return f"an endpoint is a string, not {type(endpoint).__name__}"
+    scheme, sep, address = endpoint.partition("://")
+    if not sep:
+        return "no transport (it must start with tcp://, ipc:// or inproc://)"
+    if scheme not in _TRANSPORTS:
+        return f"unknown transport {scheme!r} (use tcp, ipc or inproc)"
+    if not address:
+        return f"nothing after {scheme}://"
+    if any(char.isspace() or not char.isprintable() for char in address):
+        return "it contains spaces or control characters"
+    if scheme != "tcp":
+        return None
+    host, colon, port = address.rpartition(":")
+    if not colon:
+        return "no port (tcp://host:port)"
+    if not host:
+        return "no host (tcp://host:port)"
+    if "/" in host:
+        return f"host {host!r} contains '/'"
+    if host.startswith("[") != host.endswith("]"):
+        return f"unbalanced brackets in host {host!r}"
+    if connect and host == "*":
+        return "host '*' can only be bound, not connected to"
+    if port == "*":
+        return "port '*' can only be bound, not connected to" if connect else None
+    if not port.isdigit() or not port.isascii():
+        return f"port {port!r} is not a number or '*'"
+    lowest = 1 if connect else 0
+    if not lowest <= int(port) <= _MAX_PORT:
+        return f"port {int(port)} is out of range {lowest}-{_MAX_PORT}"
+    return None
+
+
+def parse_endpoint(endpoint: object, *, connect: bool = False) -> tuple[str, str, str]:
     """Split ``tcp://host:port`` (or ``ipc://path``, ``inproc://name``) into
     (transport, host, port); host and port are "" for ipc/inproc. Raises
-    ``ValueError`` with a clear message for anything else."""
-    match = _ENDPOINT.match(endpoint) if isinstance(endpoint, str) else None
-    if match is None:
-        raise ValueError(
-            f"bad endpoint {endpoint!r}: expected tcp://HOST:PORT (PORT 0-65535, or 0/* for any), "
-            "ipc://PATH or inproc://NAME"
-        )
-    if match.group(1):
-        port = match.group(3)
-        if port != "*" and not 0 <= int(port) <= 65535:
-            raise ValueError(f"bad endpoint {endpoint!r}: port {port} is outside 0-65535")
-        return "tcp", match.group(2), port
-    return match.group(4), "", ""
+    ``ValueError("bad endpoint ...: <why>")`` for anything else (see
+    :func:`endpoint_problem`)."""
+    problem = endpoint_problem(endpoint, connect=connect)
+    if problem is not None:
+        raise ValueError(f"bad endpoint {endpoint!r}: {problem}")
+    assert isinstance(endpoint, str)
+    scheme, _, address = endpoint.partition("://")
+    if scheme != "tcp":
+        return scheme, "", ""
+    host, _, port = address.rpartition(":")
+    return scheme, host, port
 
 
 def default_endpoint(port: int, host: str = "127.0.0.1") -> str:
