@@ -72,6 +72,8 @@ RECV_BUDGET: Final = 2000
 # burst, twice the subscribers' high-water mark, and seconds late.
 RECV_POINTS_BUDGET: Final = 2000
 _BASE_SEND: Final = zmq.backend.Socket.send
+_BASE_RECV: Final = zmq.backend.Socket.recv
+_BASE_GET: Final = zmq.backend.Socket.get
 _POINT_MESSAGES: Final = (proto.Delta, proto.State)  # a tuple: an inline union is rebuilt per message
 SNAPSHOT_CHUNK_NODES: Final = 2000
 # How long a rebuilt subscribers socket waits for its old port to be released.
@@ -339,8 +341,15 @@ class HubServer:
             if points >= RECV_POINTS_BUDGET:
                 return
             try:
-                # With keys the frame object is needed for its User-Id.
-                frames = agents.recv_multipart(zmq.DONTWAIT, copy=auth is None)
+                if auth is None:
+                    # pyzmq's recv_multipart is Python; its Cython recv directly
+                    # saves a fifth of a small message's cost (0.75 us).
+                    frames: list[Any] = [_BASE_RECV(agents, zmq.DONTWAIT)]
+                    if _BASE_GET(agents, zmq.RCVMORE):
+                        frames += agents.recv_multipart(zmq.DONTWAIT)  # the rest of this message
+                else:
+                    # With keys the frame object is needed for its User-Id.
+                    frames = agents.recv_multipart(zmq.DONTWAIT, copy=False)
             except zmq.Again:
                 return
             counters.frames_in += 1
