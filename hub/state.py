@@ -38,6 +38,7 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Final
 
 from gsmon.common import names as naming
@@ -666,7 +667,10 @@ class HubState:
             counts = self._published
             for prefix in counts:
                 if prefix:
-                    counts[prefix] += sum(path.startswith(prefix) for path in (*paths, *self._dirty))
+                    # map() over str.startswith: no Python-level loop per update and prefix.
+                    counts[prefix] += sum(map(str.startswith, paths, repeat(prefix))) + sum(
+                        map(str.startswith, self._dirty, repeat(prefix))
+                    )
                 else:  # the whole tree: every update counts
                     counts[prefix] += len(frames)
         self._dirty = {}
