@@ -260,6 +260,15 @@ def _hub_value(watch: Subscriber, name: str) -> Any:
     return None if node is None else node.value
 
 
+def _hub_sample(watch: Subscriber, name: str) -> tuple[float, float]:
+    """A hub counter with the hub's own time of it (its health points are
+    refreshed once a second: rates need the time the value was taken)."""
+    node = watch.tree.get(f"_hub/{name}")
+    if node is None or node.polled_at_s is None:
+        return 0.0, 0.0
+    return float(node.value), node.polled_at_s
+
+
 def _wait_for_agents(watch: Subscriber, agents: int, timeout_s: float, strict: bool = True) -> int:
     """Wait until the hub reports ``agents`` live agents; return how many are.
     A hub that does not get there raises, or with ``strict=False`` is measured as it is."""
@@ -310,7 +319,7 @@ class ScaleResult:
     live_at_end: int  # ... and when it ended
     window_s: float
     offered_per_s: float  # updates the agents sent in the window
-    processed_per_s: float  # updates the hub applied (its messages_in x points per message)
+    processed_per_s: float  # updates the hub applied: its messages_in x points per message, per second of its clock
     followed: str  # the subscriber's prefix
     followed_offered_per_s: float  # updates sent by the agents under it
     delivered_per_s: float  # point updates the subscriber received
@@ -377,6 +386,7 @@ def run_scale(
             live_at_start = int(_hub_value(watch, "agents_live") or 0)
             counters = ("seq_gaps", "messages_rejected", "points_rejected", "conflicts", "messages_in")
             before = {name: _hub_value(watch, name) or 0 for name in counters}
+            applied_before = _hub_sample(watch, "messages_in")
             cpu, loop_cpu = hub.cpu_s(), _main_thread_cpu_s(hub)
             rss = [hub.rss_bytes()]
             started = time.monotonic()
@@ -396,6 +406,7 @@ def run_scale(
             rss.append(hub.rss_bytes())
             # The hub's counters are published once a second: read them as the window closes.
             after = {name: _hub_value(watch, name) or 0 for name in counters}
+            applied_after = _hub_sample(watch, "messages_in")
             received = sink.result(timeout_s=60.0)
             nodes = _hub_value(watch, "nodes") or 0
             live_at_end = int(_hub_value(watch, "agents_live") or 0)
@@ -415,7 +426,9 @@ def run_scale(
         live_at_end=live_at_end,
         window_s=elapsed,
         offered_per_s=offered / elapsed,
-        processed_per_s=(after["messages_in"] - before["messages_in"]) * points / elapsed,
+        processed_per_s=(applied_after[0] - applied_before[0])
+        * points
+        / max(1e-9, applied_after[1] - applied_before[1]),
         followed=follow,
         followed_offered_per_s=offered / elapsed * followed_agents / agents,
         delivered_per_s=received["rate"],
