@@ -107,6 +107,7 @@ class _Leaf:
         "polled_at_s",
         "queued",
         "received_at_s",
+        "seq",
         "value",
     )
 
@@ -124,19 +125,23 @@ class _Leaf:
         self.queued = _INF  # deadline of this leaf's live entry in the deadline heap (inf: none)
         self.overdue = False
         self.gen = 0  # the agent's state generation when last reported
-        self.payload = b""  # last published payload (served to snapshots)
+        self.seq = 0  # hub seq of the last change
+        # The last change packed as a NODE payload, or b"" when nobody followed
+        # the path then: a snapshot packs it on demand (same bytes, same seq).
+        self.payload = b""
 
 
 class _Parent:
     """A parent of the global tree (``TreeNode.data`` of a parent)."""
 
-    __slots__ = ("declared", "payload")
+    __slots__ = ("declared", "payload", "seq")
 
     def __init__(self) -> None:
         # Agents whose STATE listed this parent explicitly (it stays while
         # childless as long as one of them still lists it).
         self.declared: set[str] = set()
-        self.payload = b""
+        self.seq = 0
+        self.payload = b""  # as _Leaf.payload
 
 
 @dataclass(eq=False, slots=True)
@@ -187,6 +192,7 @@ class HubState:
         # Publish counters per subscribed prefix (see protocol: gap detection).
         self._prefix_refs: dict[str, int] = {}
         self._published: dict[str, int] = {}
+        self._publish_all = False  # a followed prefix is not tracked: publish everything
         self._own = _Agent(HUB_AGENT, epoch=epoch, mount=HUB_ROOT, silent=False)
         self._encoder = proto.NodeEncoder(epoch)
         # Values the server adds to the hub's own points (name -> (value, alert code)).
@@ -624,7 +630,14 @@ class HubState:
 
     def drain(self, wall: float) -> list[tuple[bytes, bytes]]:
         """Give every node changed since the last call its next ``seq`` and
-        return the ``[topic, payload]`` frames to publish, in order."""
+        return the ``[topic, payload]`` frames to publish, in order.
+
+        Only changes some subscription follows are packed and returned: XPUB
+        would drop the rest anyway, and packing them is most of the hub's work
+        when subscribers follow parts of a large tree. A change nobody follows
+        keeps its seq; a snapshot packs it on demand, byte for byte as it
+        would have been published.
+        """
         if not self._dirty and not self._removed:
             return []
         frames: list[tuple[bytes, bytes]] = []
@@ -632,44 +645,36 @@ class HubState:
         encoder = self._encoder
         if encoder.epoch != self.epoch:
             encoder = self._encoder = proto.NodeEncoder(self.epoch)
+        # str.startswith takes a tuple: one C call tells whether anyone follows a path.
+        followed: tuple[str, ...] | None = None if self._publish_all else tuple(self._prefix_refs)
+        if followed is not None and "" in followed:
+            followed = None  # someone follows the whole tree
         seq = self.seq
         paths = self._removed
         for path in paths:
             seq += 1
-            append((path.encode(), encoder.removed(seq)))
+            if followed is None or path.startswith(followed):
+                append((path.encode(), encoder.removed(seq)))
         self._removed = []
-        alertstrs = self._alertstrs
-        point = encoder.point
-        # One turn of this loop per published update: locals only, no keyword calls.
+        published_dirty: list[str] = []
         for path, node in self._dirty.items():
             seq += 1
             data = node.data
-            code = node.code
-            if type(data) is _Leaf:
-                agent = data.agent
-                payload = point(
-                    seq,
-                    code,
-                    data.alertstr if code == data.alertcode else alertstr_for(code, alertstrs),
-                    data.overdue or agent.silent,
-                    data.value,
-                    agent.name,
-                    data.polled_at_s,
-                    data.received_at_s,
-                    data.dt_s,
-                )
+            data.seq = seq
+            if followed is None or path.startswith(followed):
+                data.payload = self._pack(node, encoder)
+                append((path.encode(), data.payload))
+                published_dirty.append(path)
             else:
-                assert isinstance(data, _Parent)
-                payload = encoder.parent(seq, code, alertstr_for(code, alertstrs), code == STALE_ALERTCODE)
-            data.payload = payload
-            append((path.encode(), payload))
+                data.payload = b""
         if self._published:
             counts = self._published
+            published_removed = paths if followed is None else [path for path in paths if path.startswith(followed)]
             for prefix in counts:
                 if prefix:
                     # map() over str.startswith: no Python-level loop per update and prefix.
-                    counts[prefix] += sum(map(str.startswith, paths, repeat(prefix))) + sum(
-                        map(str.startswith, self._dirty, repeat(prefix))
+                    counts[prefix] += sum(map(str.startswith, published_removed, repeat(prefix))) + sum(
+                        map(str.startswith, published_dirty, repeat(prefix))
                     )
                 else:  # the whole tree: every update counts
                     counts[prefix] += len(frames)
@@ -677,6 +682,26 @@ class HubState:
         self.seq = seq
         self.stats.messages_out += len(frames)
         return frames
+
+    def _pack(self, node: TreeNode, encoder: proto.NodeEncoder) -> bytes:
+        """The NODE payload of ``node``'s current state, with the seq of its last change."""
+        data = node.data
+        code = node.code
+        if type(data) is _Leaf:
+            agent = data.agent
+            return encoder.point(
+                data.seq,
+                code,
+                data.alertstr if code == data.alertcode else alertstr_for(code, self._alertstrs),
+                data.overdue or agent.silent,
+                data.value,
+                agent.name,
+                data.polled_at_s,
+                data.received_at_s,
+                data.dt_s,
+            )
+        assert isinstance(data, _Parent)
+        return encoder.parent(data.seq, code, alertstr_for(code, self._alertstrs), code == STALE_ALERTCODE)
 
     def subscription(self, topic: bytes, subscribed: bool) -> None:
         """A subscriber (un)subscribed ``topic``: keep per-prefix publish counters."""
@@ -689,6 +714,9 @@ class HubState:
         refs = self._prefix_refs.get(prefix, 0) + (1 if subscribed else -1)
         if refs > 0:
             if prefix not in self._prefix_refs and len(self._prefix_refs) >= self.settings.max_published_prefixes:
+                # Followed but not tracked: from now on publish every change,
+                # since we no longer know everything someone follows.
+                self._publish_all = True
                 return
             self._prefix_refs[prefix] = refs
             self._published.setdefault(prefix, 0)
@@ -700,6 +728,7 @@ class HubState:
         """Forget every subscription (the subscriber socket was rebuilt)."""
         self._prefix_refs.clear()
         self._published.clear()
+        self._publish_all = False
 
     def published(self, prefix: str) -> int:
         """How many NODEs were published under ``prefix`` (0 if nobody follows it)."""
@@ -717,10 +746,14 @@ class HubState:
         Call after :meth:`drain`, so that every cached payload is current.
         """
         items = []
+        encoder = self._encoder
         for path, node in self._nodes_under(prefix):
             data = node.data
-            if data.payload:
-                items.append(_pack_item(path, data.payload))
+            if not data.seq:
+                continue  # created, not drained yet: it comes with its first update
+            if not data.payload:
+                data.payload = self._pack(node, encoder)
+            items.append(_pack_item(path, data.payload))
         return items, self.seq, self.published(prefix)
 
     def _nodes_under(self, prefix: str) -> Iterable[tuple[str, TreeNode]]:

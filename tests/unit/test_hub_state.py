@@ -37,8 +37,12 @@ SETTINGS = HubSettings(
 )
 
 
-def make_hub(**changes: Any) -> HubState:
-    return HubState(dataclasses.replace(SETTINGS, **changes), HUB_EPOCH, now=0.0)
+def make_hub(follow_all: bool = True, **changes: Any) -> HubState:
+    """A hub core; ``follow_all``: with a subscriber of the whole tree, so every change is published."""
+    hub = HubState(dataclasses.replace(SETTINGS, **changes), HUB_EPOCH, now=0.0)
+    if follow_all:
+        hub.subscription(b"", subscribed=True)
+    return hub
 
 
 def pt(path: str, code: int = GREEN, value: Any = 1.0, dt: float | None = None, polled: float = 5.0) -> PointEntry:
@@ -750,7 +754,7 @@ def test_publish_counters_follow_subscription_refcounts_and_count_only_matching_
 
 def test_unsubscribing_an_unknown_prefix_is_harmless_and_prefixes_are_capped() -> None:
     """An unmatched unsubscribe changes nothing; prefixes beyond max_published_prefixes are not counted."""
-    hub = make_hub(max_published_prefixes=2)
+    hub = make_hub(follow_all=False, max_published_prefixes=2)
     hub.subscription(b"never/", subscribed=False)
     for prefix in (b"a", b"b", b"c"):
         hub.subscription(prefix, subscribed=True)
@@ -805,6 +809,7 @@ class HubMachine(RuleBasedStateMachine):
         self.hub = HubState(
             dataclasses.replace(SETTINGS, agent_retention_s=60.0, removal_grace_s=5.0), HUB_EPOCH, now=0.0
         )
+        self.hub.subscription(b"", subscribed=True)  # the model's view follows the whole tree
         self.now = 0.0
         self.agents = {
             name: Agent(name, MOUNTS[0], epoch=1, heartbeat_s=1.0 + index) for index, name in enumerate(NAMES)
@@ -945,3 +950,40 @@ HubMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_hub_state_machine = HubMachine.TestCase
+
+
+def test_changes_nobody_follows_are_not_published_but_snapshots_hold_them_byte_for_byte() -> None:
+    """Without a subscriber for a path its changes are not packed or sent; a snapshot packs them on demand,
+    with the same bytes and seqs a hub followed by everyone would have published."""
+    quiet, followed = make_hub(follow_all=False), make_hub()
+    quiet.subscription(b"GS2/", subscribed=True)
+    for hub in (quiet, followed):
+        send(hub, Agent("a", "GS1/Ant").state(pt("x", RED), pt("y/z", GREEN)))
+        send(hub, Agent("b", "GS2").state(pt("w", ORANGE)))
+    sent = [proto.decode_hub_message(*frame) for frame in quiet.drain(WALL0)]
+    everything = dict(followed.drain(WALL0))
+    assert {update.path for update in sent} == {"GS2/w"}  # type: ignore[union-attr]
+    assert quiet.seq == followed.seq  # every change still took its seq
+    assert quiet.stats.messages_out == 1
+    snap = dict(msgpack.unpackb(item) for item in quiet.snapshot("")[0])
+    assert set(snap) == {path.decode() for path in everything}
+    for path, payload in everything.items():
+        assert msgpack.packb(snap[path.decode()]) == payload
+
+
+def test_every_change_is_published_once_a_followed_prefix_cannot_be_tracked() -> None:
+    """Past max_published_prefixes the hub no longer knows all that is followed, so it publishes everything."""
+    hub = make_hub(follow_all=False, max_published_prefixes=1)
+
+    def published_paths() -> set[str]:
+        return {topic.decode() for topic, _ in hub.drain(WALL0)}
+
+    hub.subscription(b"a/", subscribed=True)
+    send(hub, Agent("c", "c").state(pt("x")))
+    assert published_paths() == set()
+    hub.subscription(b"b/", subscribed=True)  # not tracked
+    send(hub, Agent("c2", "c2").state(pt("x")))
+    assert published_paths() == {"c2", "c2/x"}
+    hub.reset_subscriptions()
+    send(hub, Agent("c3", "c3").state(pt("x")))
+    assert published_paths() == set()
