@@ -1241,7 +1241,8 @@ def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
     if not isinstance(payload, dict):
         raise ProtocolError(f"node payload for {path!r} must be a map")
     kind = payload.get("kind")
-    if kind not in _NODE_KINDS:
+    # A str first: `in` on a frozenset would raise TypeError for a list or map.
+    if not isinstance(kind, str) or kind not in _NODE_KINDS:
         raise ProtocolError(f"node payload kind must be one of {sorted(_NODE_KINDS)}, got {kind!r:.20}")
     epoch, seq, code = payload.get("epoch"), payload.get("seq"), payload.get("alert")
     label, stale = payload.get("alertstr"), payload.get("stale")

@@ -1094,3 +1094,12 @@ def test_random_hub_messages_decode_or_raise_protocol_error(topic: bytes, payloa
     """Random hub frames either decode or raise ProtocolError."""
     with suppress(ProtocolError):
         proto.decode_hub_message(topic, payload)
+
+
+@pytest.mark.parametrize("kind", [["point"], {"k": 1}, 7, None])
+def test_node_payload_with_an_unhashable_or_foreign_kind_is_a_protocol_error(kind: object) -> None:
+    """A list or map where the kind should be is refused like any bad kind (not a TypeError)."""
+    payload = msgpack.unpackb(proto.node_payload(epoch=1, seq=2, kind="point", alertcode=0, alertstr="", stale=False))
+    payload["kind"] = kind
+    with pytest.raises(proto.ProtocolError, match="kind"):
+        proto.decode_node_payload("a/b", payload)
