@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
 AGENT_PROGRAM = HERE / "agent_program.py"
+DIE_WITH_PARENT = HERE / "die_with_parent.py"
 SUBSCRIBER_PROGRAM = HERE / "subscriber_program.py"
 
 # Fast timings so that liveness tests take seconds, not minutes.
@@ -159,7 +160,9 @@ class Process:
         if env:
             child_env.update(env)
         self.popen = subprocess.Popen(
-            self.argv,
+            # Through die_with_parent.py: even a test run killed outright (no
+            # fixture teardown) leaves no orphan hub or agent behind.
+            [sys.executable, str(DIE_WITH_PARENT), str(os.getpid()), *self.argv],
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             stdin=subprocess.DEVNULL,
