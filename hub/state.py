@@ -33,6 +33,7 @@ Rules (see DESIGN.md):
 
 from __future__ import annotations
 
+import codecs
 import heapq
 import logging
 import math
@@ -88,6 +89,21 @@ class HubStats:
     seq_gaps: int = 0
     resyncs_requested: int = 0
     subscribers: int = 0
+
+
+def _followed_prefix(topic: bytes) -> str | None:
+    """The path prefix a subscription ``topic`` follows, or None if it matches no path.
+
+    XPUB matches bytes, so a topic cut inside a multi-byte character (a raw
+    ZeroMQ subscriber may send one) still matches paths: it is followed as
+    its longest whole-character prefix, a superset, so nothing it would
+    receive goes unpublished. Invalid bytes before the end match nothing.
+    """
+    try:
+        # Not final: an incomplete character at the end is held back, not an error.
+        return codecs.getincrementaldecoder("utf-8")().decode(topic, final=False)
+    except UnicodeDecodeError:
+        return None
 
 
 class _Leaf:
@@ -707,10 +723,9 @@ class HubState:
         """A subscriber (un)subscribed ``topic``: keep per-prefix publish counters."""
         if topic.startswith(b"\x00"):
             return  # control topics (the hub heartbeat) are not counted
-        try:
-            prefix = topic.decode("utf-8")
-        except UnicodeDecodeError:
-            return
+        prefix = _followed_prefix(topic)
+        if prefix is None:
+            return  # no path can start with these bytes
         refs = self._prefix_refs.get(prefix, 0) + (1 if subscribed else -1)
         if refs > 0:
             if prefix not in self._prefix_refs and len(self._prefix_refs) >= self.settings.max_published_prefixes:

@@ -728,7 +728,7 @@ def test_publish_counters_follow_subscription_refcounts_and_count_only_matching_
     hub.subscription(b"GS1/", subscribed=True)
     hub.subscription(b"", subscribed=True)
     hub.subscription(proto.HUB_HEARTBEAT_TOPIC, subscribed=True)  # control topic: not counted
-    hub.subscription(b"\xff\xfe", subscribed=True)  # not UTF-8: ignored
+    hub.subscription(b"\xff\xfe", subscribed=True)  # not UTF-8: matches no path, ignored
     a = Agent("a", "GS1")
     send(hub, a.state(pt("x"), pt("y")))
     send(hub, Agent("b", "GS2").state(pt("z")))
@@ -987,3 +987,20 @@ def test_every_change_is_published_once_a_followed_prefix_cannot_be_tracked() ->
     hub.reset_subscriptions()
     send(hub, Agent("c3", "c3").state(pt("x")))
     assert published_paths() == set()
+
+
+def test_a_topic_cut_inside_a_character_is_followed_as_its_whole_character_prefix() -> None:
+    """XPUB matches bytes: a raw subscriber's topic that ends inside a multi-byte
+    character still receives the paths it matches, so they must be published."""
+    hub = make_hub(follow_all=False)
+    cut = "GS1/Ant\u00e9".encode()[:-1]  # b"GS1/Ant\xc3"
+    hub.subscription(cut, subscribed=True)
+    hub.subscription(b"\xffGS1", subscribed=True)  # invalid bytes first: matches nothing, follows nothing
+    send(hub, Agent("a", "GS1/Ant\u00e9").state(pt("x")))
+    send(hub, Agent("b", "GS2").state(pt("y")))
+    published = {topic for topic, _ in hub.drain(WALL0)}
+    assert published == {"GS1/Ant\u00e9".encode(), "GS1/Ant\u00e9/x".encode()}
+    assert all(topic.startswith(cut) for topic in published)
+    hub.subscription(cut, subscribed=False)
+    send(hub, Agent("a", "GS1/Ant\u00e9").delta(pt("x", RED)))
+    assert hub.drain(WALL0) == []
