@@ -257,7 +257,7 @@ class HubServer:
             self.bind()
         state = self.state
         next_tick = time.monotonic()
-        next_heartbeat = next_tick
+        next_heartbeat = heard_all_until = next_tick
         try:
             while not self._stop.is_set():
                 agents, subscribers, query, monitor = self._agents, self._subscribers, self._query, self._monitor
@@ -268,8 +268,10 @@ class HubServer:
                 timeout_ms = max(0.0, min(next_tick, next_heartbeat) - time.monotonic()) * 1000
                 ready = dict(self._poller.poll(int(timeout_ms)))
                 now, wall = time.monotonic(), time.time()
-                if agents in ready:
-                    self._read_agents(agents, now, wall)
+                # Read to the end of the queue (or nothing was waiting): whatever
+                # arrived before `now` has been heard, so silence can be judged.
+                if agents not in ready or self._read_agents(agents, now, wall):
+                    heard_all_until = now
                 send_heartbeat = False
                 if subscribers in ready:
                     send_heartbeat = self._read_subscriptions(subscribers)
@@ -279,7 +281,7 @@ class HubServer:
                     self._check_auth(now)
                     state.stats.subscribers = self._counters.subscriber_connections
                     self._report_health()
-                    state.tick(now, wall)
+                    state.tick(now, wall, heard_all_until)
                     next_tick = now + TICK_S
                     if on_tick is not None:
                         on_tick(self)
@@ -332,14 +334,15 @@ class HubServer:
             extra["auth_denied_handshakes"] = (auth.denied_handshakes, 0)
         self.state.extra_health = extra
 
-    def _read_agents(self, agents: zmq.Socket[bytes], now: float, wall: float) -> None:
+    def _read_agents(self, agents: zmq.Socket[bytes], now: float, wall: float) -> bool:
+        """Read and apply agent messages up to this turn's budget; True if the queue was emptied."""
         state = self.state
         counters = self._counters
         auth = self.auth
         points = 0
         for _ in range(RECV_BUDGET):
             if points >= RECV_POINTS_BUDGET:
-                return
+                return False
             try:
                 if auth is None:
                     # pyzmq's recv_multipart is Python; its Cython recv directly
@@ -351,7 +354,7 @@ class HubServer:
                     # With keys the frame object is needed for its User-Id.
                     frames = agents.recv_multipart(zmq.DONTWAIT, copy=False)
             except zmq.Again:
-                return
+                return True
             counters.frames_in += 1
             if len(frames) != 1:
                 self._reject(f"{len(frames)} frames in one agent message (expected 1)", decode=True)
@@ -371,6 +374,7 @@ class HubServer:
                 state.apply(msg, now, wall)
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
+        return False  # the message budget ran out first
 
     def _agent_may_send(self, auth: HubAuthenticator, frame: zmq.Frame | bytes, msg: proto.Message) -> bool:
         """Whether the key this message came with may speak for ``msg.sender`` at its mount."""

@@ -25,6 +25,11 @@ Rules (see DESIGN.md):
   epoch) loses the points its new incarnation no longer has.
 * ``seq`` gaps are counted per agent; the hub then asks the agent for a STATE
   (protocol "resync") which heals the gap.
+* Silence is judged only up to the moment the hub last had read everything
+  the agents had sent (``heard_all_until``): a hub that falls behind its own
+  input queue cannot tell silence from its own lag, and must not turn it into
+  false STALE alerts (which cost more work: resyncs, restyles). How far it is
+  behind is its health point ``_hub/agents_backlog_s``.
 * An agent silent for ``agent_retention_s`` is forgotten with its points.
 * Every change (value, alert, stale, removal) is published with the hub's
   epoch and the next global ``seq``; the hub's own health is a subtree
@@ -44,7 +49,7 @@ from typing import Any, Final
 
 from gsmon.common import names as naming
 from gsmon.common import protocol as proto
-from gsmon.common.alerts import STALE_ALERTCODE, GreenAlert, alertstr_for
+from gsmon.common.alerts import STALE_ALERTCODE, GreenAlert, OrangeAlert, alertstr_for
 from gsmon.common.tree import RollupTree, TreeNode
 
 __all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats"]
@@ -214,6 +219,7 @@ class HubState:
         # Values the server adds to the hub's own points (name -> (value, alert code)).
         self.extra_health: dict[str, tuple[Any, int]] = {}
         self._last_health = -_INF
+        self._backlog_s = 0.0  # how far behind its agents' messages the last tick was
         self._started = now
 
     # ------------------------------------------------------------------
@@ -494,14 +500,22 @@ class HubState:
     # Time
     # ------------------------------------------------------------------
 
-    def tick(self, now: float, wall: float) -> None:
-        """Advance liveness: silent agents, overdue points, removals, health points."""
+    def tick(self, now: float, wall: float, heard_all_until: float | None = None) -> None:
+        """Advance liveness: silent agents, overdue points, removals, health points.
+
+        ``heard_all_until``: when the server last had read every message the
+        agents had sent (``now`` if omitted). Silence and overdue points are
+        judged as of then, not ``now``: what arrived since may still wait in
+        the hub's own queue.
+        """
         settings = self.settings
+        heard = now if heard_all_until is None else min(now, heard_all_until)
+        self._backlog_s = now - heard
         for agent in list(self.agents.values()):
-            if not agent.silent and now - agent.last_heard > settings.agent_liveness * agent.heartbeat_s:
+            if not agent.silent and heard - agent.last_heard > settings.agent_liveness * agent.heartbeat_s:
                 self._set_silent(agent, now)
-            if agent.silent and now - agent.last_heard > settings.agent_retention_s:
-                log.info("forgetting agent %s, silent for %.0f s", agent.name, now - agent.last_heard)
+            if agent.silent and heard - agent.last_heard > settings.agent_retention_s:
+                log.info("forgetting agent %s, silent for %.0f s", agent.name, heard - agent.last_heard)
                 self._forget(agent)
             elif now >= agent.removal_due:
                 agent.removal_due = _INF
@@ -513,14 +527,14 @@ class HubState:
         # with 100,000 points at dt = 1 s), nearly always refreshed since, and
         # then re-queued with a list append. A group's paths are taken in
         # order, so points go overdue in (deadline, path) order as before.
-        while heap and heap[0] <= now:
+        while heap and heap[0] <= heard:
             due = heapq.heappop(heap)
             for path in sorted(groups.pop(due)):
                 node = get(path)
                 leaf = node.data if node is not None else None
                 if not isinstance(leaf, _Leaf) or due != leaf.queued:
                     continue  # the leaf is gone, or this entry was superseded by an earlier one
-                if leaf.deadline > now:
+                if leaf.deadline > heard:
                     # Refreshed since: look again later (never, if it became one-shot).
                     leaf.queued = leaf.deadline
                     if leaf.deadline < _INF:
@@ -623,6 +637,11 @@ class HubState:
             proto.PointEntry(key, value, code, alertstr_for(code), wall, None)
             for key, (value, code) in self.extra_health.items()
         ]
+        # Behind by more than a heartbeat: liveness judgments are on hold (see tick).
+        backlog_s = round(self._backlog_s, 1)
+        backlog_code = OrangeAlert.alertcode if backlog_s > self.settings.heartbeat_interval_s else 0
+        backlog = proto.PointEntry("agents_backlog_s", backlog_s, backlog_code, alertstr_for(backlog_code), wall, None)
+        entries.append(backlog)
         for agent in self.agents.values():
             state, code = ("silent", STALE_ALERTCODE) if agent.silent else ("live", GreenAlert.alertcode)
             entries.append(proto.PointEntry(f"agents/{agent.name}", state, code, alertstr_for(code), wall, None))

@@ -290,6 +290,38 @@ def test_bye_makes_the_agent_silent_at_once() -> None:
     assert nodes["M/x"].alertcode == STALE_ALERTCODE
 
 
+def test_a_hub_behind_its_queue_judges_silence_only_up_to_what_it_has_heard() -> None:
+    """While messages may still wait in the hub's own queue (heard_all_until < now), neither
+    silence nor overdue points are declared for that lag; the backlog is a health point."""
+    hub = make_hub()
+    agent = Agent("ant", "GS1/Ant", heartbeat_s=1.0)
+    send(hub, agent.state(pt("x", GREEN, dt=1.0)), now=1.0)
+    drain(hub, 1.0)
+    hub.tick(20.0, WALL0 + 20.0, heard_all_until=3.9)  # 2.9 s of silence heard: within 3 x 1 s
+    nodes = latest(drain(hub, 20.0))
+    assert "GS1/Ant/x" not in nodes  # neither silent nor overdue (deadline 1 + 3 x 1 + 1 = 5 s)
+    assert (nodes["_hub/agents/ant"].value, nodes["_hub/agents_backlog_s"].value) == ("live", 16.1)
+    assert nodes["_hub/agents_backlog_s"].alertcode == ORANGE
+    hub.tick(20.5, WALL0 + 20.5, heard_all_until=20.5)  # caught up: now the silence is real
+    nodes = latest(drain(hub, 20.5))
+    assert nodes["GS1/Ant/x"].stale
+    assert nodes["GS1/Ant/x"].alertcode == STALE_ALERTCODE
+    hub.tick(21.5, WALL0 + 21.5, heard_all_until=21.5)
+    assert latest(drain(hub, 21.5))["_hub/agents_backlog_s"].alertcode == 0
+
+
+def test_a_point_goes_overdue_only_by_the_time_the_hub_has_heard_all() -> None:
+    """A live agent's point not refreshed in time: overdue is judged at heard_all_until, not now."""
+    hub = make_hub()
+    agent = Agent("ant", "M", heartbeat_s=10.0)  # silent only after 30 s: not what is tested
+    send(hub, agent.state(pt("fast", GREEN, dt=1.0)), now=0.0)  # overdue after 3 x 1 s + 1 s = 4 s
+    drain(hub, 0.0)
+    hub.tick(8.0, WALL0 + 8.0, heard_all_until=3.9)
+    assert "M/fast" not in latest(drain(hub, 8.0))
+    hub.tick(8.5, WALL0 + 8.5, heard_all_until=4.1)
+    assert latest(drain(hub, 8.5))["M/fast"].stale
+
+
 def test_a_point_is_overdue_after_stale_factor_dt_plus_slack() -> None:
     """A point not refreshed within 3 x dt + 1 s is STALE (heartbeats do not refresh it); a DELTA clears it."""
     hub = make_hub()
