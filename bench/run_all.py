@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import statistics
 import sys
 import time
@@ -570,6 +571,10 @@ def _pythonpaths(before: str | None) -> Iterator[dict[str, str]]:
         yield {f"hub@{before}": folder}
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmarks, print the table, write RESULTS.md; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0] if __doc__ else "")
@@ -583,6 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where to write the results (default: bench/RESULTS.md for a full run; nothing with --quick/--only)",
     )
     args = parser.parse_args(argv)
+    # A `kill` must unwind like Ctrl-C, so that every hub and agent started is reaped.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     plan = QUICK if args.quick else Plan()
     if args.reps is not None:
         if args.reps < 1:
