@@ -113,6 +113,8 @@ class _Counters:
     last_error_log: float = 0.0
     errors_since_log: int = 0
     subscriber_connections: int = 0
+    agent_connections: int = 0
+    agent_disconnects: int = 0
 
 
 class HubServer:
@@ -145,7 +147,8 @@ class HubServer:
         self._agents: zmq.Socket[bytes] | None = None
         self._subscribers: zmq.Socket[bytes] | None = None
         self._query: zmq.Socket[bytes] | None = None
-        self._monitor: zmq.Socket[bytes] | None = None
+        self._monitor: zmq.Socket[bytes] | None = None  # the subscribers socket's
+        self._agents_monitor: zmq.Socket[bytes] | None = None
         self._seq_out = 0
         self.keys_dir = keys_dir
         self.auth: HubAuthenticator | None = None
@@ -193,6 +196,10 @@ class HubServer:
             raise
         self._poller.register(agents, zmq.POLLIN)
         self._poller.register(query, zmq.POLLIN)
+        # libzmq closes the connection of an agent that sends a frame over
+        # max_frame_bytes and says only "disconnected": counted, so that it shows.
+        self._agents_monitor = agents.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self._poller.register(self._agents_monitor, zmq.POLLIN)
         return self.endpoints
 
     def _make_subscribers(self, endpoint: str) -> str:
@@ -240,10 +247,10 @@ class HubServer:
 
     def close(self) -> None:
         """Close the sockets, then stop the authenticator, then end the context (this order)."""
-        for sock in (self._monitor, self._agents, self._subscribers, self._query):
+        for sock in (self._monitor, self._agents_monitor, self._agents, self._subscribers, self._query):
             if sock is not None:
                 sock.close(linger=0)
-        self._monitor = self._agents = self._subscribers = self._query = None
+        self._monitor = self._agents_monitor = self._agents = self._subscribers = self._query = None
         if self.auth is not None:
             self.auth.stop()
         if self._own_context:
@@ -277,6 +284,9 @@ class HubServer:
                     send_heartbeat = self._read_subscriptions(subscribers)
                 if monitor in ready:
                     self._read_monitor(monitor)
+                agents_monitor = self._agents_monitor
+                if agents_monitor is not None and agents_monitor in ready:
+                    self._read_agents_monitor(agents_monitor)
                 if now >= next_tick:
                     self._check_auth(now)
                     state.stats.subscribers = self._counters.subscriber_connections
@@ -323,6 +333,9 @@ class HubServer:
         counters = self._counters
         extra: dict[str, tuple[Any, int]] = {
             "decode_errors": (counters.decode_errors, 0),
+            "agent_connections": (counters.agent_connections, 0),
+            # Agents that restart, and any sender of a frame over max_frame_bytes.
+            "agent_disconnects": (counters.agent_disconnects, 0),
             "subscriptions": (self.ledger.total, 0),
             "subscriptions_refused": (self.ledger.refused, 0),
         }
@@ -464,6 +477,19 @@ class HubServer:
                     # (unsubscriptions of closed connections carry no identity).
                     self.ledger.clear()
                     self.state.reset_subscriptions()
+
+    def _read_agents_monitor(self, monitor: zmq.Socket[bytes]) -> None:
+        counters = self._counters
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.DONTWAIT)
+            except zmq.Again:
+                return
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                counters.agent_connections += 1
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                counters.agent_connections = max(0, counters.agent_connections - 1)
+                counters.agent_disconnects += 1
 
     def _publish(self, subscribers: zmq.Socket[bytes], frames: list[tuple[bytes, bytes]]) -> None:
         # This loop runs once per published update: _send inlined, and the

@@ -374,11 +374,17 @@ def test_ten_thousand_malformed_agent_messages_are_rejected_counted_and_cost_no_
             _advancing(sub, _ticks(sub))
             rogue.send(_valid_state(seq=1))
             wait_until(lambda: polled(sub) and "GS1/Fuzz/P" in sub.tree, what="the valid STATE after the garbage")
-            # An oversize frame (ZMQ_MAXMSGSIZE) disconnects that sender, and only it.
+            # An oversize frame (ZMQ_MAXMSGSIZE) disconnects that sender, and only it;
+            # libzmq gives no reason, so the hub counts the disconnect.
+            disconnects_before = _hub_count(sub, "agent_disconnects")
             rogue.send(b"\x00" * (proto.MAX_FRAME_BYTES + 1))
             wait_until(
                 lambda: rogue.poll(100) and rogue.recv() == b"\x01",
                 what="the rogue to be disconnected, reconnect and be subscribed again",
+            )
+            wait_until(
+                lambda: polled(sub) and _hub_count(sub, "agent_disconnects") == disconnects_before + 1,
+                what="the oversize frame's disconnect to be counted",
             )
             rogue.send(_valid_state(seq=2, value=2))
             wait_until(
