@@ -334,7 +334,8 @@ class HubServer:
         extra: dict[str, tuple[Any, int]] = {
             "decode_errors": (counters.decode_errors, 0),
             "agent_connections": (counters.agent_connections, 0),
-            # Agents that restart, and any sender of a frame over max_frame_bytes.
+            # Every closed agent connection: restarts, lost links, refused CURVE
+            # handshakes, and senders of a frame over max_frame_bytes.
             "agent_disconnects": (counters.agent_disconnects, 0),
             "subscriptions": (self.ledger.total, 0),
             "subscriptions_refused": (self.ledger.refused, 0),
