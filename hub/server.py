@@ -35,7 +35,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -115,6 +115,19 @@ class _Counters:
     subscriber_connections: int = 0
     agent_connections: int = 0
     agent_disconnects: int = 0
+
+
+def _connection_changes(monitor: zmq.Socket[bytes]) -> Iterator[int]:
+    """+1 for each connection accepted, -1 for each one closed, of the events waiting on ``monitor``."""
+    while True:
+        try:
+            event = recv_monitor_message(monitor, zmq.DONTWAIT)
+        except zmq.Again:
+            return
+        if event["event"] == zmq.EVENT_ACCEPTED:
+            yield 1
+        elif event["event"] == zmq.EVENT_DISCONNECTED:
+            yield -1
 
 
 class HubServer:
@@ -463,33 +476,21 @@ class HubServer:
         return heartbeat_wanted
 
     def _read_monitor(self, monitor: zmq.Socket[bytes]) -> None:
-        while True:
-            try:
-                event = recv_monitor_message(monitor, zmq.DONTWAIT)
-            except zmq.Again:
-                return
-            if event["event"] == zmq.EVENT_ACCEPTED:
-                self._counters.subscriber_connections += 1
-            elif event["event"] == zmq.EVENT_DISCONNECTED:
-                self._counters.subscriber_connections = max(0, self._counters.subscriber_connections - 1)
-                if not self._counters.subscriber_connections:
-                    # No connection left, so libzmq holds no subscription: the
-                    # ledger is exact again, whatever it had to guess before
-                    # (unsubscriptions of closed connections carry no identity).
-                    self.ledger.clear()
-                    self.state.reset_subscriptions()
+        counters = self._counters
+        for change in _connection_changes(monitor):
+            counters.subscriber_connections = max(0, counters.subscriber_connections + change)
+            if change < 0 and not counters.subscriber_connections:
+                # No connection left, so libzmq holds no subscription: the
+                # ledger is exact again, whatever it had to guess before
+                # (unsubscriptions of closed connections carry no identity).
+                self.ledger.clear()
+                self.state.reset_subscriptions()
 
     def _read_agents_monitor(self, monitor: zmq.Socket[bytes]) -> None:
         counters = self._counters
-        while True:
-            try:
-                event = recv_monitor_message(monitor, zmq.DONTWAIT)
-            except zmq.Again:
-                return
-            if event["event"] == zmq.EVENT_ACCEPTED:
-                counters.agent_connections += 1
-            elif event["event"] == zmq.EVENT_DISCONNECTED:
-                counters.agent_connections = max(0, counters.agent_connections - 1)
+        for change in _connection_changes(monitor):
+            counters.agent_connections = max(0, counters.agent_connections + change)
+            if change < 0:
                 counters.agent_disconnects += 1
 
     def _publish(self, subscribers: zmq.Socket[bytes], frames: list[tuple[bytes, bytes]]) -> None:
