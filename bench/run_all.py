@@ -563,7 +563,8 @@ def write_results(path: Path, generated: str) -> None:
 
 
 @contextlib.contextmanager
-def _pythonpaths(before: str | None) -> Iterator[dict[str, str]]:
+def hub_pythonpaths(before: str | None) -> Iterator[dict[str, str]]:
+    """``{"hub@REV": folder}`` with git revision ``before`` exported there (``{}`` without one)."""
     if before is None:
         yield {}
         return
@@ -604,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log("machine: " + ", ".join(f"{key}: {value}" for key, value in details.items()))
     report = Report(plan, args.before)
     started = time.monotonic()
-    with _pythonpaths(args.before) as pythonpaths:
+    with hub_pythonpaths(args.before) as pythonpaths:
         for scenario in scenarios:
             _RUNNERS[scenario](report, pythonpaths)
     elapsed = time.monotonic() - started
