@@ -78,7 +78,7 @@ def tree_digest(tree: Mapping[str, Any]) -> str:
 
 
 def gsmon_cli(*args: str, timeout_s: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """Run one short-lived ``gsmon`` command (``keys ...``) to completion."""
+    """Run one short-lived ``gsmon`` command (``keys ...``, or one that must fail) to completion."""
     return subprocess.run(
         [sys.executable, "-m", "gsmon.common.cli", *args],
         capture_output=True,

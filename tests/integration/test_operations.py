@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Hub, Process, Processes, polled, wait_until
+from harness import Hub, Process, Processes, gsmon_cli, polled, wait_until
 
 from gsmon.common.alerts import GreenAlert, OrangeAlert, RedAlert
 from gsmon.common.client import Subscriber
@@ -51,19 +51,6 @@ def _report_shutdown_times() -> Iterator[None]:
 # ----------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------
-
-
-def gsmon(*args: str, cwd: Path | None = None, timeout_s: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """Run a gsmon command to completion (for `keys` and for commands that must fail)."""
-    return subprocess.run(
-        [sys.executable, "-m", "gsmon.common.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd,
-    )
 
 
 @dataclass(frozen=True)
@@ -112,7 +99,7 @@ def station_keys(tmp_path_factory: pytest.TempPathFactory) -> StationKeys:
         ],
         ["keys", "subscriber", "ops", "--hub-dir", str(keys.hub_dir), "--out", str(root / "ops")],
     ):
-        result = gsmon(*command)
+        result = gsmon_cli(*command)
         assert result.returncode == 0, result.stderr
     return keys
 
