@@ -280,11 +280,13 @@ class HubServer:
         next_heartbeat = heard_all_until = next_tick
         try:
             while not self._stop.is_set():
-                agents, subscribers, query, monitor = self._agents, self._subscribers, self._query, self._monitor
+                agents, subscribers, query = self._agents, self._subscribers, self._query
+                monitor, agents_monitor = self._monitor, self._agents_monitor
                 assert agents is not None
                 assert subscribers is not None
                 assert query is not None
                 assert monitor is not None
+                assert agents_monitor is not None
                 timeout_ms = max(0.0, min(next_tick, next_heartbeat) - time.monotonic()) * 1000
                 ready = dict(self._poller.poll(int(timeout_ms)))
                 now, wall = time.monotonic(), time.time()
@@ -297,8 +299,7 @@ class HubServer:
                     send_heartbeat = self._read_subscriptions(subscribers)
                 if monitor in ready:
                     self._read_monitor(monitor)
-                agents_monitor = self._agents_monitor
-                if agents_monitor is not None and agents_monitor in ready:
+                if agents_monitor in ready:
                     self._read_agents_monitor(agents_monitor)
                 if now >= next_tick:
                     self._check_auth(now)
