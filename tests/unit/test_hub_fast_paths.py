@@ -17,7 +17,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from gsmon.common import protocol as proto
@@ -186,7 +186,10 @@ delta_envelopes = st.tuples(
 def test_decoding_deltas_fast_gives_what_the_general_path_gives(parts: tuple[Any, ...]) -> None:
     """Valid or not, a DELTA-shaped frame decodes to the same message or fails with the same error."""
     *head, body, extra = parts
-    data = msgpack.packb([*head, body, *extra], default=proto._default, use_bin_type=True)
+    try:
+        data = msgpack.packb([*head, body, *extra], default=proto._default, use_bin_type=True)
+    except OverflowError:
+        reject()  # an integer beyond 64 bits: msgpack cannot put it on the wire, so no frame holds one
     assert _outcome(proto.decode, data) == _outcome(general_decode, data)
 
 
