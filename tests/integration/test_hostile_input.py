@@ -333,11 +333,19 @@ def test_ten_thousand_malformed_agent_messages_are_rejected_counted_and_cost_no_
 
             def send_batch(size: int, categories: dict[str, int]) -> None:
                 target = _hub_count(sub, "messages_rejected") + size
+                # Both counters, since the hub publishes them as separate updates: a
+                # subscriber may hold the new messages_rejected and the old decode_errors.
+                decode_target = _hub_count(sub, "decode_errors") + size
                 for name, frames in _malformed(rnd, size):
                     rogue.send_multipart(frames)
                     categories[name] = categories.get(name, 0) + 1
+                    decode_target -= name == "query on the agents socket"  # decoded, refused by the core
                 wait_until(
-                    lambda: polled(sub) and _hub_count(sub, "messages_rejected") >= target,
+                    lambda: (
+                        polled(sub)
+                        and _hub_count(sub, "messages_rejected") >= target
+                        and _hub_count(sub, "decode_errors") >= decode_target
+                    ),
                     timeout_s=20.0,
                     what=f"a batch of {size} counted",
                 )
