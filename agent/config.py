@@ -6,6 +6,14 @@ what was expected. Every key is optional; an empty file is a working agent that
 runs the built-in probes and publishes to a hub on the same host. Relative file
 paths are taken relative to the configuration file's folder.
 
+Command-line flags and the environment go through the same readers:
+``read_agent_config(path, overrides)`` lays the flags' values over the file's
+data before the one validation (an error names the flag), and when neither a
+flag nor the file names the hub or the keys, ``GSMON_AGENT_HUB``,
+``GSMON_KEY`` and ``GSMON_HUB_KEY`` do (see
+:mod:`gsmon.common.client_settings`). ``gsmon agent --print-example-config``
+prints a commented example (``example-agent.toml``, shipped with the package).
+
 Complete schema, with the defaults::
 
     # Top level: user monitor modules (see gsmon.agent.modules): Python files
@@ -107,13 +115,15 @@ that passes its own keeps them.
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
 from gsmon.agent.thresholds import Direction, Threshold
+from gsmon.common import client_settings
 from gsmon.common import names as naming
-from gsmon.common.config import ConfigError, Section, load_toml, parse_toml
+from gsmon.common.config import ConfigError, Section, load_toml, parse_toml, with_overrides
 
 __all__ = [
     "DEFAULT_HUB_ENDPOINT",
@@ -138,6 +148,7 @@ __all__ = [
     "is_module_file",
     "load_agent_config",
     "parse_agent_config",
+    "read_agent_config",
 ]
 
 DEFAULT_HUB_ENDPOINT: Final = "tcp://127.0.0.1:7761"
@@ -314,6 +325,12 @@ class AgentConfig:
     thresholds: tuple[Threshold, ...] = ()
     modules: tuple[str, ...] = ()
     source: str = "<defaults>"
+    # Dotted keys set by flags or variables, with the flag/variable (see read_agent_config).
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def where(self, key: str) -> str:
+        """How messages name the dotted ``key``: the flag or variable that set it, or ``<file>: <key>``."""
+        return Section({}, self.source, origins=self.origins).where(key)
 
 
 # ----------------------------------------------------------------------
@@ -350,6 +367,39 @@ def parse_agent_config(text: str, file: str = "<string>", base_dir: Path | None 
     return _read(parse_toml(text, file, base_dir if base_dir is not None else Path()))
 
 
+def read_agent_config(
+    path: str | Path | None,
+    overrides: Mapping[str, tuple[object, str]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AgentConfig:
+    """The file at ``path`` (none: the defaults) with the flags' ``overrides`` ({dotted key: (value,
+    flag)}) laid over it, and the environment filling what neither names, validated once.
+
+    ``GSMON_AGENT_HUB`` sets ``agent.hubs`` when no flag and no file does;
+    ``GSMON_KEY``/``GSMON_HUB_KEY`` set ``agent.security`` likewise (``environ``
+    defaults to ``os.environ``). Raises ConfigError naming the flag, the
+    variable or the file's key.
+    """
+    root = load_toml(path) if path is not None else Section({}, "<defaults>", base_dir=Path())
+    layered = dict(overrides or {})
+    agent_table = root._data.get("agent")
+    in_file = agent_table if isinstance(agent_table, Mapping) else {}
+    security_table = in_file.get("security")
+    file_security = isinstance(security_table, Mapping) and bool(security_table)
+    flag_keys = {key for key, (value, _) in layered.items() if value is not None}
+    key_flags = {"agent.security.secret_key_file", "agent.security.hub_public_key_file"} & flag_keys
+    needs_hub = "agent.hubs" not in flag_keys and "hubs" not in in_file
+    needs_keys = not file_security and not key_flags
+    if needs_hub or needs_keys:
+        env = client_settings.agent_environment(environ)
+        if needs_hub and env.hub is not None:
+            layered["agent.hubs"] = ([env.hub], client_settings.AGENT_HUB_VARIABLE)
+        if needs_keys and env.key is not None and env.hub_key is not None:
+            layered["agent.security.secret_key_file"] = (str(env.key), client_settings.KEY_VARIABLE)
+            layered["agent.security.hub_public_key_file"] = (str(env.hub_key), client_settings.HUB_KEY_VARIABLE)
+    return _read(with_overrides(root, layered))
+
+
 def default_agent_config() -> AgentConfig:
     """The configuration of an agent started without a file."""
     return AgentConfig(agent=_agent_settings(Section({}, "<defaults>")), source="<defaults>")
@@ -363,6 +413,7 @@ def _read(root: Section) -> AgentConfig:
         thresholds=tuple(_threshold(table) for table in root.sections("thresholds")),
         modules=_modules(root),
         source=root.file,
+        origins=dict(root.origins),
     )
     root.finish()
     return config
@@ -396,6 +447,14 @@ def _security(table: Section) -> SecurityConfig | None:
         return None
     if public is None or secret is None:
         missing = "hub_public_key_file" if public is None else "secret_key_file"
+        present = "secret_key_file" if public is None else "hub_public_key_file"
+        if (flag := table.origin(present)) is not None:
+            what = "the hub's public key" if public is None else "this agent's secret key"
+            raise ConfigError(
+                f"{what} is missing: --key and --hub-key go together (this agent's secret key and the "
+                "hub's public key)",
+                key=flag,
+            )
         raise table.error(
             missing,
             "missing; expected a file path (CURVE needs both hub_public_key_file and secret_key_file, or neither)",

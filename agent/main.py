@@ -4,7 +4,10 @@ It runs a Monitor with the built-in psutil probes, the thresholds and the user
 monitor modules of its configuration file, publishes to its hub(s), prints
 one line ``READY agent=<name> mount=<mount> hubs=<endpoint,...>`` once it runs,
 and stops cleanly on SIGTERM or SIGINT (exit status 0). Command-line flags
-override the file; a bad file or flag gets one clear message and exit status 2.
+set the configuration key of the same name, laid over the file before it is
+checked (an error names the flag); a bad file or flag gets one clear message
+and exit status 2. ``--check-config`` does everything but connect and run;
+``--print-example-config`` prints a commented example configuration.
 """
 
 from __future__ import annotations
@@ -14,40 +17,116 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
+from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 from gsmon.common import logs
+from gsmon.common.config import add_key_flag, flag_overrides
+
+if TYPE_CHECKING:
+    from gsmon.agent.config import AgentConfig
+    from gsmon.agent.monitor import Monitor
 
 __all__ = ["add_parser", "run"]
 
 log = logging.getLogger("gsmon.agent")
 
 
+EXAMPLE_CONFIG = "example-agent.toml"
+
+# (flag names: the first matches the key, the others are older spellings), dotted key, type, metavar, help.
+_KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | type[int] | None, str | None, str], ...] = (
+    (("--name",), "agent.name", None, None, "agent name (default: the host name)"),
+    (("--mount",), "agent.mount", None, "PATH", "where the agent's points appear in the tree (default: its name)"),
+    (
+        ("--secret-key-file", "--key"),
+        "agent.security.secret_key_file",
+        None,
+        "FILE",
+        "this agent's secret key file (CURVE; with --hub-key)",
+    ),
+    (
+        ("--hub-public-key-file", "--hub-key"),
+        "agent.security.hub_public_key_file",
+        None,
+        "FILE",
+        "the hub's public key file (CURVE; with --key)",
+    ),
+    (
+        ("--heartbeat-interval-s", "--heartbeat-s"),
+        "agent.heartbeat_interval_s",
+        float,
+        "SECONDS",
+        "heartbeat interval when idle (default 1)",
+    ),
+    (
+        ("--flush-interval-s",),
+        "agent.flush_interval_s",
+        float,
+        "SECONDS",
+        "how often changed points are sent (default 0.05)",
+    ),
+    (
+        ("--state-interval-s",),
+        "agent.state_interval_s",
+        float,
+        "SECONDS",
+        "period of the full-state message (default 30)",
+    ),
+    (("--workers",), "agent.workers", int, "N", "threads running monitor functions (default 10)"),
+    (
+        ("--default-dt-s",),
+        "agent.default_dt_s",
+        float,
+        "SECONDS",
+        "poll interval of module points declared without dt (default 10)",
+    ),
+    (
+        ("--default-timeout-s",),
+        "agent.default_timeout_s",
+        float,
+        "SECONDS",
+        "a monitor function still running after this long is reported as an error (default 10)",
+    ),
+    (("--log-level",), "logging.level", None, "LEVEL", f"one of {', '.join(logs.LEVELS)} (default INFO)"),
+    (("--log-format",), "logging.format", None, "FORMAT", f"one of {', '.join(logs.FORMATS)} (default text)"),
+)
+
+
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "agent",
         help="run a standalone agent: built-in probes and user modules, published to the hub",
-        description="Run a standalone agent. Flags override the configuration file.",
+        description="Run a standalone agent. Every flag sets the configuration key of the same name and "
+        "overrides --config; without --hub or a hubs key, GSMON_AGENT_HUB names the hub (and GSMON_KEY, "
+        "GSMON_HUB_KEY its keys).",
+        epilog="Every configuration key, with an example: gsmon agent --print-example-config",
     )
-    parser.add_argument("--config", metavar="FILE", help="agent configuration (TOML); see deploy/examples/agent-*.toml")
     parser.add_argument(
+        "--config", metavar="FILE", help="agent configuration (TOML); see gsmon agent --print-example-config"
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the configuration, flags, keys, modules and thresholds without connecting anywhere: "
+        "print 'config OK: ...' and exit 0, or one line saying what is wrong and exit 2",
+    )
+    parser.add_argument(
+        "--print-example-config",
+        action="store_true",
+        help="print a commented example configuration (a rack host: probes, process checks, thresholds) and exit",
+    )
+    add_key_flag(
+        parser,
         "--hub",
-        action="append",
+        key="agent.hubs",
+        repeat=True,
         metavar="ENDPOINT",
-        help="hub agents endpoint, e.g. tcp://hub:7761 (repeat for several hubs; default tcp://127.0.0.1:7761)",
+        help="hub agents endpoint, e.g. tcp://hub:7761 (repeat for several hubs; default $GSMON_AGENT_HUB, "
+        "else tcp://127.0.0.1:7761)",
     )
-    parser.add_argument("--name", help="agent name (default: the host name)")
-    parser.add_argument(
-        "--mount", metavar="PATH", help="where the agent's points appear in the tree (default: its name)"
-    )
-    parser.add_argument("--key", metavar="FILE", help="this agent's secret key file (CURVE; with --hub-key)")
-    parser.add_argument("--hub-key", metavar="FILE", help="the hub's public key file (CURVE; with --key)")
-    parser.add_argument("--heartbeat-s", type=float, help="heartbeat interval when idle (default 1)")
-    parser.add_argument("--flush-interval-s", type=float, help="how often changed points are sent (default 0.05)")
-    parser.add_argument("--log-level", choices=logs.LEVELS)
-    parser.add_argument("--log-format", choices=logs.FORMATS)
+    for names, key, value_type, metavar, text in _KEY_FLAGS:
+        add_key_flag(parser, *names, key=key, type=value_type, metavar=metavar, help=text)
     parser.set_defaults(handler=run)
 
 
@@ -56,76 +135,73 @@ def _fail(message: str) -> int:
     return 2
 
 
+def example_config() -> str:
+    """The example configuration shipped with the package (deploy/examples/agent-rack.toml in the sources)."""
+    return resources.files("gsmon.agent").joinpath(EXAMPLE_CONFIG).read_text(encoding="utf-8")
+
+
+def point_paths(mon: Monitor) -> list[str]:
+    """Every point's path inside the agent (what thresholds match), from the Monitor's public tree."""
+    parents = {item.name: item.parent for item in mon.itertree()}
+    paths = []
+    for name in mon.names():
+        segments = [name]
+        parent = parents.get(name)
+        while parent is not None:
+            segments.append(parent)
+            parent = parents.get(parent)
+        paths.append("/".join(reversed(segments)))
+    return paths
+
+
+def warn_unmatched_thresholds(config: AgentConfig, paths: list[str]) -> int:
+    """Log a WARNING for every configured threshold that matches none of ``paths``; return how many."""
+    from gsmon.agent.thresholds import unmatched_thresholds
+
+    unmatched = unmatched_thresholds(config.thresholds, paths)
+    examples = ", ".join(sorted(paths)[:3]) or "none"
+    for index in unmatched:
+        log.warning(
+            "%s: %r matches no point of this agent, so it judges nothing (the agent has %d points, e.g. %s); "
+            "check the pattern",
+            config.where(f"thresholds[{index}].point"),
+            config.thresholds[index].point,
+            len(paths),
+            examples,
+        )
+    return len(unmatched)
+
+
 def run(args: argparse.Namespace) -> int:
-    from gsmon.agent.config import ConfigError, default_agent_config, load_agent_config
+    from gsmon.agent.config import ConfigError, read_agent_config
     from gsmon.agent.modules import load_modules
     from gsmon.agent.monitor import Monitor
     from gsmon.agent.probes import register_probes
     from gsmon.agent.publisher import PublisherSettings
     from gsmon.agent.thresholds import ThresholdRule
-    from gsmon.common import names as naming
-    from gsmon.common import transport
     from gsmon.common.keys import ClientKeys, KeyFileError, load_key_pair, load_public_key
 
+    if args.print_example_config:
+        sys.stdout.write(example_config())
+        return 0
     try:
-        config = load_agent_config(args.config) if args.config else default_agent_config()
+        config = read_agent_config(args.config, flag_overrides(args))
     except ConfigError as error:
         return _fail(str(error))
     settings = config.agent
-    try:
-        if args.name is not None:
-            naming.check_name(args.name, "agent name (--name)")
-            if args.name.startswith(naming.RESERVED_ROOT_PREFIX):
-                raise ValueError(f"--name: invalid agent name {args.name!r}: a leading '_' is reserved for the hub")
-            # The mount follows the name unless the file set a mount of its own.
-            mount = args.name if settings.mount == settings.name else settings.mount
-            settings = replace(settings, name=args.name, mount=mount)
-        if args.mount is not None:
-            try:
-                settings = replace(settings, mount=naming.check_mount(args.mount))
-            except ValueError as error:
-                raise ValueError(f"--mount: {error}") from error
-        if args.hub:
-            for endpoint in args.hub:
-                try:
-                    transport.parse_endpoint(endpoint, connect=True)
-                except ValueError as error:
-                    raise ValueError(f"--hub: {error}") from error
-            settings = replace(settings, hubs=tuple(args.hub))
-        for flag, value in (("--heartbeat-s", args.heartbeat_s), ("--flush-interval-s", args.flush_interval_s)):
-            if value is not None and not value > 0:
-                raise ValueError(f"{flag} must be a positive number of seconds, got {value}")
-        if args.heartbeat_s is not None:
-            settings = replace(settings, heartbeat_interval_s=args.heartbeat_s)
-        if args.flush_interval_s is not None:
-            settings = replace(settings, flush_interval_s=args.flush_interval_s)
-    except ValueError as error:
-        return _fail(str(error))
-    if (args.key is None) != (args.hub_key is None):
-        return _fail("--key and --hub-key go together (this agent's secret key and the hub's public key)")
     curve = None
-    # (where it was set, for messages; the file)
-    key_files: tuple[tuple[str, str | Path], ...]
-    if args.key is not None:
-        key_files = (("--key", args.key), ("--hub-key", args.hub_key))
-    elif settings.security is not None:
-        key_files = (
-            (f"{config.source}: agent.security.secret_key_file", settings.security.secret_key_file),
-            (f"{config.source}: agent.security.hub_public_key_file", settings.security.hub_public_key_file),
-        )
-    else:
-        key_files = ()
-    if key_files:
-        (secret_where, secret_file), (public_where, public_file) = key_files
+    if settings.security is not None:
+        secret_where = config.where("agent.security.secret_key_file")
+        public_where = config.where("agent.security.hub_public_key_file")
         try:
-            pair = load_key_pair(secret_file)
+            pair = load_key_pair(settings.security.secret_key_file)
         except (KeyFileError, ValueError) as error:
             return _fail(f"{secret_where}: {error}")
         try:
-            curve = ClientKeys(pair, load_public_key(public_file))
+            curve = ClientKeys(pair, load_public_key(settings.security.hub_public_key_file))
         except (KeyFileError, ValueError) as error:
             return _fail(f"{public_where}: {error}")
-    logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format)
+    logs.configure(config.logging.level, config.logging.format)
     alerts_level = None if config.logging.alerts == "OFF" else logging.getLevelName(config.logging.alerts)
 
     try:
@@ -154,6 +230,17 @@ def run(args: argparse.Namespace) -> int:
         load_modules(mon, config.modules, source=config.source)
     except ConfigError as error:
         return _fail(str(error))
+    # The points are known now (probes and modules declared theirs): a threshold that names none is a typo.
+    unmatched = warn_unmatched_thresholds(config, point_paths(mon))
+    if args.check_config:
+        keys = "keys " + str(settings.security.secret_key_file) if settings.security is not None else "no keys"
+        warned = f"; {unmatched} threshold(s) match no point (see the warnings above)" if unmatched else ""
+        print(
+            f"config OK: {config.source}: agent={settings.name} mount={settings.mount} "
+            f"hubs={','.join(settings.hubs)}; {len(mon)} points, {len(config.thresholds)} thresholds, "
+            f"{len(config.modules)} modules; {keys}{warned}"
+        )
+        return 0
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -24,15 +24,28 @@ was expected>, got <what was found>``, where the key is dotted from the root
 
 No tracebacks are needed to fix a configuration; the original exception, when
 there is one, is chained as ``__cause__`` for debugging.
+
+Command-line flags go through the same readers: :func:`with_overrides` lays
+the flags' values over the file's data at their keys *before* anything is
+read, so a flag is checked by exactly the rule of its key, and an error about
+a value that came from a flag names the flag instead of the file::
+
+    root = with_overrides(load_toml(path), {"liveness.agent_liveness": (0.5, "--agent-liveness")})
+    root.section("liveness").number("agent_liveness", 3.0, minimum=1.0)
+    # ConfigError: --agent-liveness: expected a number from 1 to 1000, got 0.5
+
+A relative file path given by a flag is taken relative to the current folder
+(where the operator typed it), one from the file relative to the file.
 """
 
 from __future__ import annotations
 
+import argparse
 import enum
 import math
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -43,9 +56,12 @@ __all__ = [
     "REQUIRED",
     "ConfigError",
     "Section",
+    "add_key_flag",
     "check_endpoint",
+    "flag_overrides",
     "load_toml",
     "parse_toml",
+    "with_overrides",
 ]
 
 _T = TypeVar("_T")
@@ -120,15 +136,26 @@ class Section:
         path: The table's dotted key from the root (``""`` for the root).
         base_dir: Relative file paths in the table are taken relative to it
             (the configuration file's folder).
+        origins: Dotted keys (from the root) whose values came from elsewhere
+            than the file, with what to call them in messages (a flag such as
+            ``"--agent-liveness"``); see :func:`with_overrides`.
     """
 
-    __slots__ = ("_children", "_data", "_known", "base_dir", "file", "path")
+    __slots__ = ("_children", "_data", "_known", "base_dir", "file", "origins", "path")
 
-    def __init__(self, data: Mapping[str, Any], file: str, path: str = "", base_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        file: str,
+        path: str = "",
+        base_dir: Path | None = None,
+        origins: Mapping[str, str] | None = None,
+    ) -> None:
         self._data = data
         self.file = file
         self.path = path
         self.base_dir = base_dir if base_dir is not None else Path(file).parent
+        self.origins: Mapping[str, str] = origins if origins is not None else {}
         self._known: set[str] = set()
         self._children: list[Section] = []
 
@@ -140,8 +167,31 @@ class Section:
             return f"{self.path}{key}"
         return f"{self.path}.{key}" if self.path else key
 
+    def origin(self, key: str) -> str | None:
+        """The flag (or other source) ``key`` of this table came from, or ``None`` when it came from the file.
+
+        An element of a list set by a flag (``hubs[1]``) came from that flag too.
+        """
+        if not self.origins:
+            return None
+        dotted = self.key_path(key)
+        while True:
+            if dotted in self.origins:
+                return self.origins[dotted]
+            cut = max(dotted.rfind("["), dotted.rfind("."))
+            if cut <= 0:
+                return None
+            dotted = dotted[:cut]
+
+    def where(self, key: str) -> str:
+        """How messages name ``key``: its flag, or ``<file>: <dotted key>``."""
+        origin = self.origin(key)
+        return origin if origin is not None else f"{self.file}: {self.key_path(key)}"
+
     def error(self, key: str | None, detail: str) -> ConfigError:
         """A :class:`ConfigError` for ``key`` of this table (``None``: the table itself)."""
+        if key is not None and (origin := self.origin(key)) is not None:
+            return ConfigError(detail, key=origin)
         return ConfigError(detail, file=self.file, key=self.key_path(key) if key is not None else (self.path or None))
 
     def expected(self, key: str, what: str, value: object, reason: str | None = None) -> ConfigError:
@@ -186,7 +236,7 @@ class Section:
         value = self._data[key] if self._has(key) else {}
         if not isinstance(value, Mapping):
             raise self.expected(key, "a table", value)
-        child = Section(value, self.file, self.key_path(key), self.base_dir)
+        child = Section(value, self.file, self.key_path(key), self.base_dir, self.origins)
         self._children.append(child)
         return child
 
@@ -199,7 +249,7 @@ class Section:
         for index, item in enumerate(value):
             if not isinstance(item, Mapping):
                 raise self.expected(f"{key}[{index}]", "a table", item)
-            child = Section(item, self.file, self.key_path(f"{key}[{index}]"), self.base_dir)
+            child = Section(item, self.file, self.key_path(f"{key}[{index}]"), self.base_dir, self.origins)
             self._children.append(child)
             children.append(child)
         return children
@@ -381,7 +431,9 @@ class Section:
         if not isinstance(value, str) or not value.strip() or "\x00" in value:
             raise self.expected(key, what, value)
         path = Path(value).expanduser()
-        return path if path.is_absolute() else self.base_dir / path
+        if path.is_absolute() or self.origin(key) is not None:
+            return path  # a flag's relative path is relative to where it was typed
+        return self.base_dir / path
 
 
 def _range_text(what: str, minimum: float | None, maximum: float | None) -> str:
@@ -405,6 +457,106 @@ def _reason(error: naming.InvalidNameError, what: str, value: object) -> str:
     message = str(error)
     prefix = f"invalid {what} {value!r}: "
     return message.removeprefix(prefix)
+
+
+def with_overrides(root: Section, overrides: Mapping[str, tuple[object, str]]) -> Section:
+    """``root`` (a root table nobody has read yet) with values laid over it, for one validation.
+
+    ``overrides`` maps a dotted key (``"liveness.agent_liveness"``) to
+    ``(value, origin)``; the value replaces the file's (tables on the way are
+    created when absent) and errors about that key name ``origin`` (the flag)
+    instead of the file. A key whose value is ``None`` is left as the file has it.
+    """
+    data: dict[str, Any] = _copy_tables(root._data)
+    origins = dict(root.origins)
+    for dotted, (value, origin) in overrides.items():
+        if value is None:
+            continue
+        *tables, last = dotted.split(".")
+        target = data
+        for name in tables:
+            child = target.get(name)
+            if not isinstance(child, dict):
+                # A non-table here is the file's mistake: the reader reports it, not silently replaced.
+                if child is not None:
+                    break
+                child = target[name] = {}
+            target = child
+        else:
+            target[last] = value
+            origins[dotted] = origin
+    return Section(data, root.file, root.path, root.base_dir, origins)
+
+
+class _KeyFlag(argparse.Action):
+    """An argparse action for a flag that sets one configuration key: it stores
+    the value (appends, for a repeatable flag) and records it, with the flag's
+    spelling as typed, in ``namespace.config_flags`` for :func:`flag_overrides`."""
+
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str,
+        *,
+        key: str,
+        repeat: bool = False,
+        convert: Callable[[str], Any] | None = None,
+        **kwargs: Any,
+    ):
+        self.key = key
+        self.repeat = repeat
+        self.convert = convert
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        spelling = option_string or self.option_strings[0]
+        value: Any = values
+        if self.convert is not None:
+            # Converted here rather than by argparse's type=, so that an error names the spelling typed.
+            try:
+                value = self.convert(str(values))
+            except ValueError:
+                parser.error(f"argument {spelling}: invalid {self.convert.__name__} value: {values!r}")
+        if self.repeat:
+            value = [*(getattr(namespace, self.dest, None) or []), values]
+        setattr(namespace, self.dest, value)
+        if not isinstance(getattr(namespace, "config_flags", None), dict):
+            namespace.config_flags = {}
+        namespace.config_flags[self.key] = (value, spelling)
+
+
+def add_key_flag(
+    parser: argparse.ArgumentParser,
+    *names: str,
+    key: str,
+    repeat: bool = False,
+    type: Callable[[str], Any] | None = None,  # noqa: A002 -- argparse's own name for it
+    **kwargs: Any,
+) -> None:
+    """Add a flag that sets the configuration key ``key`` (dotted), for :func:`with_overrides`.
+
+    The first name is the one that corresponds to the key; more names are
+    older spellings kept as aliases. ``repeat``: the flag may be given several
+    times and builds a list.
+    """
+    parser.add_argument(*names, action=_KeyFlag, key=key, repeat=repeat, convert=type, default=None, **kwargs)
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, tuple[object, str]]:
+    """The keys set by :func:`add_key_flag` flags on this command line: {dotted key: (value, flag as typed)}."""
+    flags = getattr(args, "config_flags", None)
+    return dict(flags) if isinstance(flags, dict) else {}
+
+
+def _copy_tables(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` whose tables (not arrays) are copies too, so overlaying never changes the original."""
+    return {key: _copy_tables(value) if isinstance(value, Mapping) else value for key, value in data.items()}
 
 
 def parse_toml(text: str, file: str = "<string>", base_dir: Path | None = None) -> Section:

@@ -2,8 +2,13 @@
 
 ``load_hub_config(path)`` reads a TOML file into a frozen :class:`HubConfig`,
 or raises :class:`~gsmon.common.config.ConfigError` naming the file, the key
-and what was expected. Every key is optional; command-line flags override the
-file. Complete schema, with the defaults::
+and what was expected. Every key is optional. Command-line flags override the
+file: ``read_hub_config(path, overrides)`` lays them over the file's data
+before the one validation, so a flag obeys exactly its key's rule and an
+error names the flag (``gsmon hub --agent-liveness 0.5`` is refused like
+``agent_liveness = 0.5``). ``gsmon hub --print-example-config`` prints a
+commented example (``example-hub.toml``, shipped with the package). Complete
+schema, with the defaults::
 
     [hub]
     agents = "tcp://127.0.0.1:7761"       # where agents connect (port 0: any free port)
@@ -45,16 +50,17 @@ Relative paths are taken relative to the file's folder.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from gsmon.common.config import ConfigError, Section, load_toml, parse_toml
+from gsmon.common.config import ConfigError, Section, load_toml, parse_toml, with_overrides
 from gsmon.common.logs import FORMATS, LEVELS
 from gsmon.hub.server import HubEndpoints, ServerLimits
 from gsmon.hub.state import HubSettings
 
-__all__ = ["ConfigError", "HubConfig", "LoggingSettings", "load_hub_config", "parse_hub_config"]
+__all__ = ["ConfigError", "HubConfig", "LoggingSettings", "load_hub_config", "parse_hub_config", "read_hub_config"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,12 @@ class HubConfig:
     keys_dir: Path | None = None
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: str = "<defaults>"
+    # Dotted keys set by flags, with the flag as typed (see read_hub_config).
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def where(self, key: str) -> str:
+        """How messages name the dotted ``key``: the flag that set it, or ``<file>: <key>``."""
+        return Section({}, self.source, origins=self.origins).where(key)
 
 
 # Which HubSettings / ServerLimits field each [liveness], [retention] and
@@ -92,6 +104,13 @@ _SERVER_LIMITS = tuple(f.name for f in fields(ServerLimits))
 def load_hub_config(path: str | Path) -> HubConfig:
     """Read the hub configuration file at ``path`` (ConfigError on any problem)."""
     return _read(load_toml(path))
+
+
+def read_hub_config(path: str | Path | None, overrides: Mapping[str, tuple[object, str]] | None = None) -> HubConfig:
+    """The file at ``path`` (none: the defaults) with ``overrides`` ({dotted key: (value, flag)}) laid over
+    it, validated once; ConfigError names the flag for a value that came from one."""
+    root = load_toml(path) if path is not None else Section({}, "<defaults>", base_dir=Path())
+    return _read(with_overrides(root, overrides or {}))
 
 
 def parse_hub_config(text: str, file: str = "<string>", base_dir: Path | None = None) -> HubConfig:
@@ -139,4 +158,5 @@ def _read(root: Section) -> HubConfig:
         keys_dir=keys_dir,
         logging=LoggingSettings(level, fmt),
         source=root.file,
+        origins=dict(root.origins),
     )

@@ -18,47 +18,105 @@ import errno
 import logging
 import signal
 import sys
-from dataclasses import replace
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from gsmon.common import logs, transport
+from gsmon.common.config import add_key_flag, flag_overrides
 
 __all__ = ["add_parser", "run"]
 
 log = logging.getLogger("gsmon.hub")
 
-# flag -> (HubSettings field, help)
-_SETTING_FLAGS = {
-    "heartbeat_s": ("heartbeat_interval_s", "hub heartbeat interval in seconds (default 1)"),
-    "agent_liveness": ("agent_liveness", "an agent is silent after this many of its heartbeats (default 3)"),
-    "stale_factor": ("stale_factor", "a point is stale after this many of its dt (default 3)"),
-    "stale_slack_s": ("stale_slack_s", "... plus this many seconds (default 1)"),
-    "removal_grace_s": ("removal_grace_s", "unlisted points are removed after this many seconds (default 10)"),
-    "retention_s": ("agent_retention_s", "a silent agent is forgotten after this many seconds (default 3600)"),
-}
+EXAMPLE_CONFIG = "example-hub.toml"
+
+# (flag names: the first matches the key, the others are older spellings), dotted key, type, help.
+_KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | None, str], ...] = (
+    *(
+        ((f"--{name}",), f"hub.{name}", None, f"{what} (default {transport.default_endpoint(port)})")
+        for name, port, what in (
+            ("agents", transport.DEFAULT_AGENTS_PORT, "where agents connect"),
+            ("subscribers", transport.DEFAULT_SUBSCRIBERS_PORT, "where subscribers connect"),
+            ("query", transport.DEFAULT_QUERY_PORT, "snapshots and hub info"),
+        )
+    ),
+    (
+        ("--heartbeat-interval-s", "--heartbeat-s"),
+        "liveness.heartbeat_interval_s",
+        float,
+        "hub heartbeat interval in seconds (default 1)",
+    ),
+    (
+        ("--agent-liveness",),
+        "liveness.agent_liveness",
+        float,
+        "an agent is silent after this many of its heartbeats (default 3)",
+    ),
+    (("--stale-factor",), "liveness.stale_factor", float, "a point is stale after this many of its dt (default 3)"),
+    (("--stale-slack-s",), "liveness.stale_slack_s", float, "... plus this many seconds (default 1)"),
+    (
+        ("--removal-grace-s",),
+        "liveness.removal_grace_s",
+        float,
+        "unlisted points are removed after this many seconds (default 10)",
+    ),
+    (
+        ("--resync-interval-s",),
+        "liveness.resync_interval_s",
+        float,
+        "at most one full-state request per agent per this many seconds (default 1)",
+    ),
+    (
+        ("--agent-retention-s", "--retention-s"),
+        "retention.agent_retention_s",
+        float,
+        "a silent agent and its (stale) points are forgotten after this many seconds (default 3600)",
+    ),
+    (
+        ("--keys-dir", "--keys"),
+        "security.keys_dir",
+        None,
+        "keys folder (gsmon keys init): require CURVE on every endpoint",
+    ),
+    (("--log-level",), "logging.level", None, f"one of {', '.join(logs.LEVELS)} (default INFO)"),
+    (("--log-format",), "logging.format", None, f"one of {', '.join(logs.FORMATS)} (default text)"),
+)
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "hub",
         help="run the hub: merge agents into one tree, serve subscribers",
-        description="Run the hub. Flags override --config. Port 0 in an endpoint picks a free port; the "
-        "real endpoints are printed on one line: READY agents=... subscribers=... query=...",
+        description="Run the hub. Every flag sets the configuration key of the same name and overrides "
+        "--config. Port 0 in an endpoint picks a free port; the real endpoints are printed on one line: "
+        "READY agents=... subscribers=... query=...",
+        epilog="Every configuration key, with an example: gsmon hub --print-example-config",
     )
-    parser.add_argument("--config", metavar="FILE", help="hub configuration (TOML); see deploy/examples/hub.toml")
-    for name, port, what in (
-        ("agents", transport.DEFAULT_AGENTS_PORT, "where agents connect"),
-        ("subscribers", transport.DEFAULT_SUBSCRIBERS_PORT, "where subscribers connect"),
-        ("query", transport.DEFAULT_QUERY_PORT, "snapshots and hub info"),
-    ):
-        parser.add_argument(
-            f"--{name}", metavar="ENDPOINT", help=f"{what} (default {transport.default_endpoint(port)})"
-        )
-    for flag, (_, text) in _SETTING_FLAGS.items():
-        parser.add_argument(f"--{flag.replace('_', '-')}", type=float, help=text)
-    parser.add_argument("--keys", metavar="DIR", help="keys folder (gsmon keys init): require CURVE on every endpoint")
-    parser.add_argument("--log-level", choices=logs.LEVELS)
-    parser.add_argument("--log-format", choices=logs.FORMATS)
+    parser.add_argument(
+        "--config", metavar="FILE", help="hub configuration (TOML); see gsmon hub --print-example-config"
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the configuration, flags and keys without listening anywhere: print 'config OK: ...' and "
+        "exit 0, or one line saying what is wrong and exit 2",
+    )
+    parser.add_argument(
+        "--print-example-config",
+        action="store_true",
+        help="print a commented example configuration (every section, station-ready) and exit",
+    )
+    for names, key, value_type, text in _KEY_FLAGS:
+        if key.startswith("hub."):
+            metavar = "ENDPOINT"
+        elif key == "security.keys_dir":
+            metavar = "DIR"
+        elif value_type is float:
+            metavar = "SECONDS" if key.endswith("_s") else "N"
+        else:
+            metavar = key.rpartition(".")[2].upper()
+        add_key_flag(parser, *names, key=key, type=value_type, metavar=metavar, help=text)
     parser.set_defaults(handler=run)
 
 
@@ -72,44 +130,59 @@ def _bind_form(endpoint: str) -> str:
     return endpoint[: -len(":0")] + ":*" if endpoint.startswith("tcp://") and endpoint.endswith(":0") else endpoint
 
 
-def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def example_config() -> str:
+    """The example configuration shipped with the package (deploy/examples/hub.toml in the sources)."""
+    return resources.files("gsmon.hub").joinpath(EXAMPLE_CONFIG).read_text(encoding="utf-8")
 
+
+def _check_keys(keys_dir: Path) -> str:
+    """Load what the hub would load from its keys folder; a summary, or KeyFileError/AllowListError/..."""
+    from gsmon.common.keys import load_key_pair, require_curve, secret_key_path
+    from gsmon.hub.auth import ALLOW_LIST_FILE, HUB_KEY_NAME, AllowList, AllowListError
+
+    require_curve()
+    load_key_pair(secret_key_path(keys_dir, HUB_KEY_NAME))
+    allow_list = AllowList.load(keys_dir / ALLOW_LIST_FILE)
+    if allow_list.is_empty:
+        raise AllowListError(
+            f"{keys_dir / ALLOW_LIST_FILE} allows nobody, so the hub would refuse every agent and subscriber: "
+            "add them with gsmon keys agent / gsmon keys subscriber"
+        )
+    return f"keys {keys_dir} ({len(allow_list.agents)} agents, {len(allow_list.subscribers)} subscribers)"
+
+
+def run(args: argparse.Namespace) -> int:
     import zmq
 
     from gsmon.common.keys import CurveUnavailableError, KeyFileError
     from gsmon.hub.auth import AllowListError
-    from gsmon.hub.config import ConfigError, HubConfig, load_hub_config
+    from gsmon.hub.config import ConfigError, read_hub_config
     from gsmon.hub.server import HubServer, ready_line
 
+    if args.print_example_config:
+        sys.stdout.write(example_config())
+        return 0
     try:
-        config = load_hub_config(args.config) if args.config else HubConfig()
+        config = read_hub_config(args.config, flag_overrides(args))
     except ConfigError as error:
         return _fail(str(error))
     endpoints = config.endpoints
-    # Where each setting came from, for error messages: a flag, or the file's key.
-    origin = {name: f"{config.source}: hub.{name}" for name in ("agents", "subscribers", "query")}
-    for name in ("agents", "subscribers", "query"):
-        value = getattr(args, name)
-        if value is None:
-            continue
-        try:
-            transport.parse_endpoint(value)
-        except ValueError as error:
-            return _fail(f"--{name}: {error}")
-        endpoints = replace(endpoints, **{name: value})
-        origin[name] = f"--{name}"
     settings = config.settings
-    for flag, (field_name, _) in _SETTING_FLAGS.items():
-        value = getattr(args, flag)
-        if value is None:
-            continue
-        if not value > 0:
-            return _fail(f"--{flag.replace('_', '-')} must be positive, got {value}")
-        settings = replace(settings, **{field_name: value})
-    keys_dir = Path(args.keys) if args.keys else config.keys_dir
-    keys_origin = "--keys" if args.keys else f"{config.source}: security.keys_dir"
-    logs.configure(args.log_level or config.logging.level, args.log_format or config.logging.format)
+    keys_dir = config.keys_dir
+    keys_origin = config.where("security.keys_dir")
+    if args.check_config:
+        try:
+            keys = _check_keys(keys_dir) if keys_dir is not None else "no keys (CURVE off)"
+        except (KeyFileError, AllowListError, CurveUnavailableError) as error:
+            return _fail(f"{keys_origin}: {error}")
+        print(
+            f"config OK: {config.source}: agents={endpoints.agents} subscribers={endpoints.subscribers} "
+            f"query={endpoints.query}; {keys}"
+        )
+        return 0
+    # Where each endpoint came from, for bind errors: a flag, or the file's key.
+    origin = {name: config.where(f"hub.{name}") for name in ("agents", "subscribers", "query")}
+    logs.configure(config.logging.level, config.logging.format)
 
     server = HubServer(endpoints, settings, config.limits, keys_dir=keys_dir)
     try:
