@@ -36,6 +36,11 @@ A threshold's ``point`` selects points by their path inside the agent
 is matched against the point's own name instead (``"*_temp_c"``). The first
 threshold that matches a point is the one used, so list specific rules before
 general ones.
+
+A threshold that matches no point at all is almost always a typo (``CPU/cpu_total``
+for ``CPU/cpu_total_percent``) that would silently judge nothing:
+:func:`unmatched_thresholds` finds them once the agent's points are known, and
+``gsmon agent`` logs a WARNING for each.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Final, Literal
@@ -51,7 +56,7 @@ from typing import Any, Final, Literal
 from gsmon.common import names as naming
 from gsmon.common.alerts import Alert, CriticalAlert, GreenAlert, NoAlert, OrangeAlert, RedAlert
 
-__all__ = ["Direction", "Threshold", "ThresholdRule"]
+__all__ = ["Direction", "Threshold", "ThresholdRule", "unmatched_thresholds"]
 
 Direction = Literal["above", "below"]
 
@@ -140,6 +145,12 @@ class Threshold:
         if reached >= current:
             return reached
         return min(current, kept)
+
+
+def unmatched_thresholds(thresholds: Sequence[Threshold], paths: Iterable[str]) -> list[int]:
+    """The indexes of the ``thresholds`` that match none of ``paths`` (points' paths inside the agent)."""
+    known = list(paths)
+    return [index for index, threshold in enumerate(thresholds) if not any(threshold.matches(p) for p in known)]
 
 
 def _is_real(value: object) -> bool:
