@@ -276,6 +276,10 @@ class Monitor:
 
         # Publishing to hubs (optional).
         self._publisher: Publisher | None = None
+        if hub is None:
+            # Monitor() in an application the operator points at a hub from outside:
+            # GSMON_AGENT_HUB (and GSMON_KEY/GSMON_HUB_KEY), see gsmon.common.client_settings.
+            hub, curve = _hub_from_environment(curve)
         if hub is not None:
             hubs = [hub] if isinstance(hub, str) else list(hub)
             agent_name = naming.check_name(agent if agent is not None else default_agent_name(), "agent name")
@@ -967,6 +971,31 @@ class Monitor:
             # the others still need those points in their next DELTA.
             parents = [self._paths[name] for name in self._parents]
             return entries, parents
+
+
+def _hub_from_environment(curve: ClientKeys | None) -> tuple[str | None, ClientKeys | None]:
+    """The hub (and keys, unless ``curve`` is given) named by GSMON_AGENT_HUB, GSMON_KEY and GSMON_HUB_KEY.
+
+    Nothing when GSMON_AGENT_HUB is unset. Raises ``ValueError`` naming the
+    variable for a bad value or an unusable key file.
+    """
+    from gsmon.common.client_settings import AGENT_HUB_VARIABLE, KEY_VARIABLE, agent_environment
+    from gsmon.common.config import ConfigError
+    from gsmon.common.keys import KeyFileError
+
+    try:
+        env = agent_environment()
+    except ConfigError as error:
+        raise ValueError(str(error)) from error
+    if env.hub is None:
+        return None, curve
+    if curve is None and env.key is not None and env.hub_key is not None:
+        try:
+            curve = ClientKeys.load(env.key, env.hub_key)
+        except KeyFileError as error:
+            raise ValueError(f"{KEY_VARIABLE}: {error}") from error
+    log.info("publishing to %s (from %s)", env.hub, AGENT_HUB_VARIABLE)
+    return env.hub, curve
 
 
 class _MonitorSource:

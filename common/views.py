@@ -1,18 +1,47 @@
-"""``gsmon get`` and ``gsmon watch``: the hub's tree for people and scripts.
+"""``gsmon get`` and ``gsmon watch``: the hub's tree for people, scripts and monitoring systems.
 
-Both take ``--hub QUERY_ENDPOINT`` (default: the local hub) and learn
-everything else from the hub itself.
+Both take ``--hub QUERY_ENDPOINT`` and, on a keyed station, ``--key`` and
+``--hub-key``; each may instead come from ``GSMON_HUB``, ``GSMON_KEY``,
+``GSMON_HUB_KEY`` or a client file (see :mod:`gsmon.common.client_settings`).
+They learn everything else from the hub itself.
 
 ``gsmon get PREFIX`` prints the subtree once as the tree table, or with
 ``--json`` as one JSON object mapping each path to its ``value``, ``alert``
 (code), ``alertstr``, ``stale``, ``age`` (seconds since the hub received it),
 ``kind`` and ``agent``. JSON has no bytes, datetimes or NaN: bytes become
 base64 text, datetimes ISO 8601 text, tuples arrays, and NaN/+-inf the
-strings "NaN", "Infinity", "-Infinity".
+strings "NaN", "Infinity", "-Infinity". A prefix under which the hub has
+nothing is said so on stderr, with exit status 1 (``--json`` still prints
+``{}``).
 
-``gsmon watch PREFIX`` redraws the subtree in place, with alert colours, until
-Ctrl-C or SIGTERM (exit status 0, even when the hub is gone). ``gsmon get``
-interrupted the same way prints no traceback and exits with status 130.
+``gsmon get PREFIX --check`` is a monitoring plugin (Nagios, Icinga, a cron
+job): one line on stdout in the monitoring-plugins format, and its status::
+
+    GSMON CRITICAL - 2 critical, 1 stale, 3 warning under GS1/ (worst GS1/Rack1/CPU/cpu_total_percent RED) \
+        | points=40;;;0 green=34;;;0 orange=3;0;;0 red=1;;0;0 stale=1;;0;0 critical=1;;0;0 unjudged=0;;;0
+
+    0 OK        the worst level under the prefix is below ORANGE
+    1 WARNING   ORANGE (or a user level between ORANGE and RED)
+    2 CRITICAL  RED, STALE or CRITICAL
+    3 UNKNOWN   the hub cannot be asked, nothing is under the prefix, or bad flags
+
+Counts are of points (parents only repeat their worst child): "critical"
+counts points at RED or worse that are not stale, "stale" the stale ones,
+"warning" the ORANGE ones; the performance data gives every level's count
+separately, with the plugin thresholds that make any ORANGE point a warning
+and any RED, STALE or CRITICAL point critical (``label=value;warn;crit;min``).
+
+``gsmon watch PREFIX`` shows the subtree live until Ctrl-C, SIGTERM or
+``--duration-s`` (exit status 0, whatever the hub did). On a terminal it
+redraws in place, with alert colours; when its output is not a terminal
+(a pipe, a file, a log) it writes plain frames, one after another, separated
+by a blank line, with no cursor-control codes and no colour. A hub that is
+not there yet shows ``waiting for the hub at ...`` (with the reason) and is
+tried again until it answers. A hub lost while watching (no heartbeat for
+three of its intervals) puts a ``HUB LOST`` banner in place of the title and
+shows every row's level as UNKNOWN -- the last known GREEN is not a current
+GREEN -- until the hub is back and the view is resynchronised.
+``gsmon get`` interrupted prints no traceback and exits with status 130.
 """
 
 from __future__ import annotations
@@ -25,34 +54,85 @@ import math
 import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
-from gsmon.common.alerts import alertstr_for
-from gsmon.common.client import DEFAULT_QUERY_ENDPOINT, HubUnavailableError, NodeState, Subscriber
+from gsmon.common.alerts import STALE_ALERTCODE, CriticalAlert, OrangeAlert, RedAlert, alertstr_for
+from gsmon.common.client import HubUnavailableError, NodeState, Subscriber
+from gsmon.common.client_settings import ClientSettings, resolve_client_settings
+from gsmon.common.config import ConfigError
 from gsmon.common.keys import ClientKeys, KeyFileError
 from gsmon.common.render import Row, render_table
 
-__all__ = ["add_parsers", "rows_for", "to_json"]
+__all__ = [
+    "CHECK_CRITICAL",
+    "CHECK_OK",
+    "CHECK_UNKNOWN",
+    "CHECK_WARNING",
+    "add_client_flags",
+    "add_parsers",
+    "check_result",
+    "client_settings",
+    "open_subscriber",
+    "rows_for",
+    "to_json",
+]
+
+# Monitoring-plugins exit statuses.
+CHECK_OK: Final = 0
+CHECK_WARNING: Final = 1
+CHECK_CRITICAL: Final = 2
+CHECK_UNKNOWN: Final = 3
+_CHECK_NAMES: Final = {CHECK_OK: "OK", CHECK_WARNING: "WARNING", CHECK_CRITICAL: "CRITICAL", CHECK_UNKNOWN: "UNKNOWN"}
+UNKNOWN_ALERTSTR: Final = "UNKNOWN"
+# Seconds between attempts while watch waits for its hub (each attempt itself waits up to --timeout-s).
+RETRY_PAUSE_S: Final = 1.0
+
+
+def add_client_flags(parser: argparse.ArgumentParser) -> None:
+    """--hub, --timeout-s, --key and --hub-key, as every command that asks the hub takes them."""
+    parser.add_argument(
+        "--hub",
+        metavar="QUERY_ENDPOINT",
+        help="the hub's query endpoint (default: $GSMON_HUB, else the client file's hub, else tcp://127.0.0.1:7763)",
+    )
+    parser.add_argument("--timeout-s", type=float, default=5.0, help="how long to wait for the hub (default 5)")
+    parser.add_argument(
+        "--key",
+        metavar="FILE",
+        help="this client's secret key file (with --hub-key; default $GSMON_KEY or the client file's key)",
+    )
+    parser.add_argument(
+        "--hub-key",
+        metavar="FILE",
+        help="the hub's public key file (CURVE; with --key; default $GSMON_HUB_KEY or the client file's hub_key)",
+    )
 
 
 def add_parsers(subparsers: Any) -> None:
     for name, handler, summary in (
-        ("get", run_get, "print a subtree of the hub's tree once"),
+        ("get", run_get, "print a subtree of the hub's tree once (or check it, for a monitoring system)"),
         ("watch", run_watch, "show a subtree live, redrawn in place, until Ctrl-C"),
     ):
-        parser = subparsers.add_parser(name, help=summary, description=summary)
-        parser.add_argument("prefix", nargs="?", default="", help="path prefix, e.g. GS1/ (default: the whole tree)")
-        parser.add_argument(
-            "--hub",
-            default=DEFAULT_QUERY_ENDPOINT,
-            metavar="QUERY_ENDPOINT",
-            help="the hub's query endpoint (default %(default)s)",
+        parser = subparsers.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog="Client settings: --hub, --key and --hub-key win over GSMON_HUB, GSMON_KEY and GSMON_HUB_KEY, "
+            "which win over $XDG_CONFIG_HOME/gsmon/client.toml (default ~/.config/gsmon/client.toml), then "
+            "/etc/gsmon/client.toml (keys hub, key, hub_key; paths relative to the file).",
         )
-        parser.add_argument("--timeout-s", type=float, default=5.0, help="how long to wait for the hub (default 5)")
-        parser.add_argument("--key", metavar="FILE", help="this subscriber's secret key file (with --hub-key)")
-        parser.add_argument("--hub-key", metavar="FILE", help="the hub's public key file (CURVE; with --key)")
+        parser.add_argument("prefix", nargs="?", default="", help="path prefix, e.g. GS1/ (default: the whole tree)")
+        add_client_flags(parser)
         if name == "get":
-            parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+            output = parser.add_mutually_exclusive_group()
+            output.add_argument("--json", action="store_true", help="print JSON instead of the table")
+            output.add_argument(
+                "--check",
+                action="store_true",
+                help="print one monitoring-plugins line and exit 0 OK, 1 WARNING (ORANGE), "
+                "2 CRITICAL (RED, STALE, CRITICAL) or 3 UNKNOWN (no hub, nothing under the prefix)",
+            )
         else:
             parser.add_argument("--refresh-s", type=float, default=0.5, help="seconds between redraws (default 0.5)")
             parser.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds")
@@ -60,8 +140,12 @@ def add_parsers(subparsers: Any) -> None:
         parser.set_defaults(handler=handler)
 
 
-def rows_for(subscriber: Subscriber) -> list[Row]:
-    """The followed subtree as table rows, depth from the shallowest node."""
+def rows_for(subscriber: Subscriber, *, unknown: bool = False) -> list[Row]:
+    """The followed subtree as table rows, depth from the shallowest node.
+
+    ``unknown``: the levels cannot be vouched for (the hub is lost), so every
+    row shows UNKNOWN, uncoloured, instead of the level it last had.
+    """
     tree = subscriber.tree
     if not tree:
         return []
@@ -70,9 +154,9 @@ def rows_for(subscriber: Subscriber) -> list[Row]:
     for path in sorted(tree, key=lambda p: p.split("/")):
         node = tree[path]
         value = node.value if node.kind == "point" else None
-        rows.append(
-            Row(path.count("/") - base_depth, node.name, value, node.alertcode, node.alertstr, subscriber.age_s(node))
-        )
+        code: int | None = None if unknown else node.alertcode
+        label = UNKNOWN_ALERTSTR if unknown else node.alertstr
+        rows.append(Row(path.count("/") - base_depth, node.name, value, code, label, subscriber.age_s(node)))
     return rows
 
 
@@ -81,7 +165,12 @@ def _title(subscriber: Subscriber) -> str:
     worst = max((node.alertcode for node in tree.values()), default=0)
     label = alertstr_for(worst)
     where = f"{subscriber.hub} {subscriber.prefix!r}" if subscriber.prefix else subscriber.hub
-    state = "HUB LOST" if subscriber.hub_lost else f"{len(tree)} nodes"
+    if subscriber.hub_lost:
+        return (
+            f"HUB LOST --- hub lost: no heartbeat from {where}; every level below is UNKNOWN "
+            "until it is back (retrying)"
+        )
+    state = f"{len(tree)} nodes"
     return f"Hub {where} ({label}) --- {state}" if label else f"Hub {where} --- {state}"
 
 
@@ -120,15 +209,29 @@ def _node_json(subscriber: Subscriber, node: NodeState) -> dict[str, Any]:
     }
 
 
-def open_subscriber(args: argparse.Namespace) -> Subscriber:
-    """A Subscriber from the common flags (--hub, prefix, --timeout-s, --key/--hub-key).
+def client_settings(args: argparse.Namespace) -> tuple[ClientSettings, ClientKeys | None]:
+    """The hub and the loaded keys from the flags, the environment and the client files.
 
-    Raises ``ValueError`` (bad flags) or ``KeyFileError`` (bad key files).
+    Raises :class:`ConfigError` (bad settings) or :class:`KeyFileError` (bad key files).
     """
-    if (args.key is None) != (args.hub_key is None):
-        raise ValueError("--key and --hub-key go together (your secret key and the hub's public key)")
-    curve = ClientKeys.load(args.key, args.hub_key) if args.key is not None else None
-    return Subscriber(args.hub, args.prefix, timeout_s=args.timeout_s, curve=curve)
+    settings = resolve_client_settings(args.hub, args.key, args.hub_key)
+    curve = None
+    if settings.key is not None and settings.hub_key is not None:
+        try:
+            curve = ClientKeys.load(settings.key, settings.hub_key)
+        except KeyFileError as error:
+            raise KeyFileError(f"{settings.key_origin}: {error}") from error
+    return settings, curve
+
+
+def open_subscriber(args: argparse.Namespace) -> Subscriber:
+    """A connected Subscriber from the common flags (prefix, --hub, --timeout-s, --key/--hub-key).
+
+    Raises :class:`ConfigError` (bad settings), :class:`KeyFileError` (bad key
+    files) or :class:`HubUnavailableError` (the hub cannot be asked).
+    """
+    settings, curve = client_settings(args)
+    return Subscriber(settings.hub, args.prefix, timeout_s=args.timeout_s, curve=curve).connect()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -140,20 +243,99 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
+def _where(prefix: str) -> str:
+    return f"under {prefix}" if prefix else "in the whole tree"
+
+
+def check_result(prefix: str, tree: Mapping[str, NodeState]) -> tuple[int, str]:
+    """The ``--check`` status and line for the followed subtree ``tree`` (pure: no I/O).
+
+    See the module docstring for the rules; an empty ``tree`` is UNKNOWN.
+    """
+    if not tree:
+        return CHECK_UNKNOWN, f"GSMON UNKNOWN - nothing {_where(prefix)}"
+    counts = dict.fromkeys(("green", "orange", "red", "stale", "critical", "unjudged"), 0)
+    points = [node for node in tree.values() if node.kind == "point"] or list(tree.values())
+    for node in points:
+        code = node.alertcode
+        if node.stale or code == STALE_ALERTCODE:
+            counts["stale"] += 1
+        elif code >= CriticalAlert.alertcode:
+            counts["critical"] += 1
+        elif code >= RedAlert.alertcode:
+            counts["red"] += 1
+        elif code >= OrangeAlert.alertcode:
+            counts["orange"] += 1
+        elif code > 0:
+            counts["green"] += 1
+        else:
+            counts["unjudged"] += 1
+    worst = max(tree.values(), key=lambda node: (node.stale or node.alertcode >= RedAlert.alertcode, node.alertcode))
+    if counts["stale"] or counts["critical"] or counts["red"] or worst.stale or worst.alertcode >= RedAlert.alertcode:
+        status = CHECK_CRITICAL
+    elif worst.alertcode >= OrangeAlert.alertcode:
+        status = CHECK_WARNING
+    else:
+        status = CHECK_OK
+    summary = [
+        f"{count} {label}"
+        for count, label in (
+            (counts["critical"] + counts["red"], "critical"),
+            (counts["stale"], "stale"),
+            (counts["orange"], "warning"),
+        )
+        if count
+    ]
+    if status == CHECK_OK:
+        text = f"{len(points)} points {_where(prefix)}, all below ORANGE"
+    else:
+        label = "STALE" if worst.stale else (worst.alertstr or alertstr_for(worst.alertcode))
+        text = f"{', '.join(summary) or '0 points'} {_where(prefix)} (worst {worst.path} {label})"
+    perfdata = " ".join(
+        [f"points={len(points)};;;0", f"green={counts['green']};;;0", f"orange={counts['orange']};0;;0"]
+        + [f"{name}={counts[name]};;0;0" for name in ("red", "stale", "critical")]
+        + [f"unjudged={counts['unjudged']};;;0"]
+    )
+    return status, f"GSMON {_CHECK_NAMES[status]} - {text} | {perfdata}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def run_get(args: argparse.Namespace) -> int:
     _stop_on_sigterm()
+    check = getattr(args, "check", False)
     try:
         with open_subscriber(args) as subscriber:
+            tree = subscriber.tree
+            if check:
+                status, line = check_result(args.prefix, tree)
+                print(line if tree else f"{line} at {subscriber.hub}")
+                return status
             if args.json:
                 json.dump(to_json(subscriber), sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
                 sys.stdout.write("\n")
-            else:
+            elif tree:
                 sys.stdout.write(render_table(_title(subscriber), rows_for(subscriber)))
+            if not tree:
+                print(
+                    f"gsmon get: nothing {_where(args.prefix)} at the hub {subscriber.hub} "
+                    "(a prefix names whole path segments: GS1/Rack1 is that node and its subtree)",
+                    file=sys.stderr,
+                )
+                return 1
     except HubUnavailableError as error:
-        print(f"gsmon get: {error}", file=sys.stderr)
+        if check:
+            print(f"GSMON UNKNOWN - {_one_line(str(error))}")
+            return CHECK_UNKNOWN
+        print(f"gsmon get: {_one_line(str(error))}", file=sys.stderr)
         return 1
-    except (ValueError, KeyFileError) as error:
-        print(f"gsmon get: {error}", file=sys.stderr)
+    except (ValueError, ConfigError, KeyFileError) as error:
+        if check:
+            print(f"GSMON UNKNOWN - {_one_line(str(error))}")
+            return CHECK_UNKNOWN
+        print(f"gsmon get: {_one_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         # No traceback; but a one-shot answer cut short is not a success (128 + SIGINT, as shells report).
@@ -161,26 +343,67 @@ def run_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_watch(args: argparse.Namespace) -> int:
-    colour = not args.no_colour and sys.stdout.isatty()
+class _Screen:
+    """Where watch draws: in place on a terminal, plain frames separated by a blank line elsewhere."""
+
+    def __init__(self, terminal: bool) -> None:
+        self.terminal = terminal
+
+    def show(self, frame: str) -> None:
+        if self.terminal:
+            # Cursor home + clear below: redraw in place without flicker.
+            sys.stdout.write("\x1b[H\x1b[J" + frame)
+        else:
+            sys.stdout.write(frame + "\n")
+        sys.stdout.flush()
+
+
+def run_watch(
+    args: argparse.Namespace,
+    *,
+    settings: tuple[ClientSettings, ClientKeys | None] | None = None,
+    check_children: Callable[[], None] | None = None,
+) -> int:
+    """``gsmon watch``. ``settings``: the hub and keys to use instead of the flags, variables and files
+    (``gsmon demo`` watches its own hub); ``check_children``: called before each frame, raises to stop
+    the view (``gsmon demo``'s hub or agent died)."""
+    terminal = sys.stdout.isatty()
+    colour = not args.no_colour and terminal
     deadline = None if args.duration_s is None else time.monotonic() + args.duration_s
+
+    def remaining_s() -> float:
+        return float("inf") if deadline is None else deadline - time.monotonic()
+
     _stop_on_sigterm()
     try:
-        with open_subscriber(args) as subscriber:
-            while deadline is None or time.monotonic() < deadline:
-                frame = render_table(_title(subscriber), rows_for(subscriber), colour=colour)
-                # Cursor home + clear below: redraw in place without flicker.
-                sys.stdout.write("\x1b[H\x1b[J" + frame)
-                sys.stdout.flush()
-                next_draw = time.monotonic() + args.refresh_s
-                while (remaining := next_draw - time.monotonic()) > 0:
-                    subscriber.poll(remaining)
-    except HubUnavailableError as error:
-        print(f"gsmon watch: {error}", file=sys.stderr)
-        return 1
-    except (ValueError, KeyFileError) as error:
-        print(f"gsmon watch: {error}", file=sys.stderr)
+        settings, curve = client_settings(args) if settings is None else settings
+    except (ValueError, ConfigError, KeyFileError) as error:
+        print(f"gsmon watch: {_one_line(str(error))}", file=sys.stderr)
         return 2
+    screen = _Screen(terminal)
+    try:
+        while remaining_s() > 0:
+            if check_children is not None:
+                check_children()
+            try:
+                attempt_s = args.timeout_s if remaining_s() >= args.timeout_s else max(0.1, round(remaining_s(), 1))
+                subscriber = Subscriber(settings.hub, args.prefix, timeout_s=attempt_s, curve=curve).connect()
+            except HubUnavailableError as error:
+                screen.show(
+                    f" waiting for the hub at {settings.hub}: {_one_line(str(error))} (retrying; Ctrl-C stops)\n"
+                )
+                time.sleep(max(0.0, min(RETRY_PAUSE_S, remaining_s())))
+                continue
+            with subscriber:
+                while remaining_s() > 0:
+                    if check_children is not None:
+                        check_children()
+                    lost = subscriber.hub_lost
+                    screen.show(render_table(_title(subscriber), rows_for(subscriber, unknown=lost), colour=colour))
+                    next_draw = time.monotonic() + min(args.refresh_s, max(0.0, remaining_s()))
+                    while (wait_s := next_draw - time.monotonic()) > 0:
+                        subscriber.poll(wait_s)
+            break
     except KeyboardInterrupt:
         pass
     return 0
