@@ -23,6 +23,15 @@ Who holds what, with ``gsmon keys``:
 * every agent and subscriber: its own ``<name>.key_secret`` and a copy of the
   hub's **public** key ``hub.key`` -- that file is what you hand to agents.
 
+Ownership: every file and folder written here takes the owner and group of
+the folder it is written in, when that is not who runs the command. So
+``gsmon keys`` run as root on the hub's keys folder (owned by the ``gsmon``
+user) leaves ``authorized.toml`` and the key files owned by ``gsmon`` -- a
+root-owned 0600 file there would be unreadable by the running hub. Where the
+owner cannot be changed (not root, or a file system that refuses it), the
+write is refused with a :class:`KeyFileError` that says to run the command as
+the folder's owner instead; a file is never left with the wrong owner.
+
 Sockets: :func:`apply_curve_server` makes a socket a CURVE server,
 :func:`apply_curve_client` a client. Both must run before the socket binds or
 connects (libzmq applies security options only to later binds and connects;
@@ -228,6 +237,47 @@ def _mode(st: os.stat_result) -> str:
     return f"{stat.S_IMODE(st.st_mode):04o}"
 
 
+def _folder_owner(folder: Path) -> tuple[int, int] | None:
+    """The (uid, gid) that what is created in ``folder`` must get, or ``None`` when that is us already."""
+    st = folder.stat()
+    if (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid()):
+        return None
+    if st.st_uid == os.geteuid() and os.geteuid() != 0:
+        return None  # our own folder with another group: nothing we may fix, and nothing to fix
+    return st.st_uid, st.st_gid
+
+
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def _give_to_folder_owner(path: Path, fd: int | None = None) -> None:
+    """Make ``path`` (open as ``fd`` when given) owned like the folder it is in, when that differs from us.
+
+    Raises :class:`KeyFileError` saying to run as the folder's owner when the change is not allowed.
+    """
+    owner = _folder_owner(path.parent)
+    if owner is None:
+        return
+    uid, gid = owner
+    try:
+        if fd is not None:
+            os.fchown(fd, uid, gid)
+        else:
+            os.chown(path, uid, gid, follow_symlinks=False)
+    except OSError as exc:
+        user = _user_name(uid)
+        raise KeyFileError(
+            f"{path.parent} belongs to {user}, and {path.name} cannot be given to {user} "
+            f"({exc.strerror or exc}); run this as {user}, e.g. runuser -u {user} -- gsmon keys ..."
+        ) from exc
+
+
 def ensure_private_dir(folder: str | os.PathLike[str]) -> Path:
     """Return ``folder``, creating it (and missing parents) with mode 0700; refuse an existing looser folder.
 
@@ -248,9 +298,14 @@ def ensure_private_dir(folder: str | os.PathLike[str]) -> Path:
             # not even for the instant before a chmod.
             part.mkdir(mode=0o700)
         except FileExistsError:
-            pass  # created meanwhile by someone else: checked below like any existing folder
+            continue  # created meanwhile by someone else: checked below like any existing folder
         except OSError as exc:
             raise KeyFileError(f"cannot create key folder {part}: {exc.strerror or exc}") from exc
+        try:
+            _give_to_folder_owner(part)
+        except BaseException:
+            part.rmdir()
+            raise
     try:
         st = path.stat()
     except OSError as exc:
@@ -281,6 +336,7 @@ def write_private_file(path: str | os.PathLike[str], data: bytes) -> Path:
         raise KeyFileError(f"cannot create {target}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as out:
+            _give_to_folder_owner(target, out.fileno())
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
@@ -300,7 +356,10 @@ def replace_private_file(path: str | os.PathLike[str], data: bytes) -> Path:
     target = Path(path)
     fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        # The replacement is owned like its folder before it takes the name: the hub never sees a
+        # file it cannot read (gsmon keys run as root on the hub user's folder).
         with os.fdopen(fd, "wb") as out:
+            _give_to_folder_owner(Path(temp_name), out.fileno())
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
