@@ -448,6 +448,7 @@ class BadCase:
     args: tuple[str, ...]
     message: str
     modes: tuple[tuple[str, int], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
 
 
 BAD_CASES = {
@@ -522,7 +523,9 @@ BAD_CASES = {
     "agent-flag-bad-hub": BadCase(
         {},
         ("agent", "--hub", "udp://hub:7761"),
-        "gsmon agent: --hub: bad endpoint 'udp://hub:7761': unknown transport 'udp' (use tcp, ipc or inproc)",
+        # The same rule, and message, as for `hubs` in the file (issue 10.7), naming the flag.
+        "gsmon agent: --hub: expected an endpoint to connect to (tcp://host:port with port 1-65535, ipc://path or "
+        "inproc://name), got 'udp://hub:7761': unknown transport 'udp' (use tcp, ipc or inproc)",
     ),
     "agent-flag-bad-number": BadCase(
         {},
@@ -570,12 +573,112 @@ BAD_CASES = {
     "hub-flag-bad-number": BadCase(
         {},
         ("hub", "--stale-factor", "-1"),
-        "gsmon hub: --stale-factor must be positive, got -1.0",
+        "gsmon hub: --stale-factor: expected a number from 1 to 1000, got -1.0",
     ),
     "hub-flag-bad-endpoint": BadCase(
         {},
         ("hub", "--agents", "tcp://0.0.0.0"),
-        "gsmon hub: --agents: bad endpoint 'tcp://0.0.0.0': no port (tcp://host:port)",
+        "gsmon hub: --agents: expected an endpoint (tcp://host:port with port 0-65535 or '*', ipc://path or "
+        "inproc://name), got 'tcp://0.0.0.0': no port (tcp://host:port)",
+    ),
+    # Flags obey the rules of their keys (issue 10.7): refused exactly like the same value in the file.
+    "hub-liveness-in-file": BadCase(
+        {"h.toml": "[liveness]\nagent_liveness = 0.5\n"},
+        ("hub", "--config", "{d}/h.toml"),
+        "gsmon hub: {d}/h.toml: liveness.agent_liveness: expected a number from 1 to 1000, got 0.5",
+    ),
+    "hub-liveness-flag": BadCase(
+        {"h.toml": "[liveness]\nagent_liveness = 3\n"},
+        ("hub", "--config", "{d}/h.toml", "--agent-liveness", "0.5"),
+        "gsmon hub: --agent-liveness: expected a number from 1 to 1000, got 0.5",
+    ),
+    "hub-old-flag-spelling": BadCase(
+        {},
+        ("hub", "--retention-s", "0"),
+        "gsmon hub: --retention-s: expected a positive number of seconds, got 0.0",
+    ),
+    "hub-new-flag-spelling": BadCase(
+        {},
+        ("hub", "--agent-retention-s", "0"),
+        "gsmon hub: --agent-retention-s: expected a positive number of seconds, got 0.0",
+    ),
+    "hub-flag-log-level": BadCase(
+        {},
+        ("hub", "--log-level", "loud"),
+        "gsmon hub: --log-level: expected one of 'DEBUG', 'INFO', 'WARNING', 'ERROR', got 'loud'",
+    ),
+    "hub-check-config-no-keys": BadCase(
+        {"h.toml": '[security]\nkeys_dir = "keys"\n'},
+        ("hub", "--config", "{d}/h.toml", "--check-config"),
+        "gsmon hub: {d}/h.toml: security.keys_dir: secret key file {d}/keys/hub.key_secret does not exist",
+    ),
+    "hub-check-config-bad-file": BadCase(
+        {"h.toml": '[hub]\nquery = "tcp://*"\n'},
+        ("hub", "--config", "{d}/h.toml", "--check-config"),
+        "gsmon hub: {d}/h.toml: hub.query: expected an endpoint (tcp://host:port with port 0-65535 or '*', "
+        "ipc://path or inproc://name), got 'tcp://*': no port (tcp://host:port)",
+    ),
+    "agent-workers-flag": BadCase(
+        {"a.toml": "[agent]\nworkers = 4\n"},
+        ("agent", "--config", "{d}/a.toml", "--workers", "0"),
+        "gsmon agent: --workers: expected an integer from 1 to 1000, got 0",
+    ),
+    "agent-name-flag-reserved": BadCase(
+        {},
+        ("agent", "--name", "_hub"),
+        "gsmon agent: --name: expected a valid agent name, got '_hub': a leading '_' is reserved for the hub",
+    ),
+    "agent-key-without-hub-key": BadCase(
+        {},
+        ("agent", "--key", "rack1.key_secret"),
+        "gsmon agent: --key: the hub's public key is missing: --key and --hub-key go together (this agent's "
+        "secret key and the hub's public key)",
+    ),
+    "agent-key-flag-relative-to-cwd": BadCase(
+        # A flag's relative path is where the operator typed it (the current folder), not the file's folder.
+        {"etc/a.toml": "", "k/rack1.key_secret": "not a key\n"},
+        ("agent", "--config", "{d}/etc/a.toml", "--key", "k/rack1.key_secret", "--hub-key", "hub.key"),
+        "gsmon agent: --key: secret key file k/rack1.key_secret is accessible by group/others (mode 0644); "
+        "fix with: chmod 600 k/rack1.key_secret",
+        modes=(("k/rack1.key_secret", 0o644),),
+    ),
+    "agent-bad-environment-hub": BadCase(
+        {},
+        ("agent", "--check-config"),
+        "gsmon agent: GSMON_AGENT_HUB: expected the hub's agents endpoint (tcp://host:port, ipc://path or "
+        "inproc://name), got 'tcp://hub': no port (tcp://host:port)",
+        env=(("GSMON_AGENT_HUB", "tcp://hub"),),
+    ),
+    "agent-check-config-missing-module": BadCase(
+        {"a.toml": 'modules = ["antenna.py"]\n'},
+        ("agent", "--config", "{d}/a.toml", "--check-config"),
+        "gsmon agent: {d}/a.toml: modules[0]: module '{d}/antenna.py': no such file",
+    ),
+    "get-bad-client-file": BadCase(
+        {"xdg/gsmon/client.toml": 'hub = "tcp://hub"\n'},
+        ("get", "GS1/"),
+        "gsmon get: {d}/xdg/gsmon/client.toml: hub: expected an endpoint to connect to (tcp://host:port with port "
+        "1-65535, ipc://path or inproc://name), got 'tcp://hub': no port (tcp://host:port)",
+        env=(("XDG_CONFIG_HOME", "{d}/xdg"),),
+    ),
+    "get-unknown-client-file-key": BadCase(
+        {"xdg/gsmon/client.toml": 'hubb = "tcp://hub:7763"\n'},
+        ("watch", "GS1/"),
+        "gsmon watch: {d}/xdg/gsmon/client.toml: hubb: unknown key; allowed keys here: hub, hub_key, key",
+        env=(("XDG_CONFIG_HOME", "{d}/xdg"),),
+    ),
+    "get-bad-environment-hub": BadCase(
+        {},
+        ("get", "GS1/"),
+        "gsmon get: GSMON_HUB: expected the hub's query endpoint (tcp://host:port, ipc://path or inproc://name), "
+        "got 'hub:7763': no transport (it must start with tcp://, ipc:// or inproc://)",
+        env=(("GSMON_HUB", "hub:7763"),),
+    ),
+    "get-key-without-hub-key": BadCase(
+        {},
+        ("get", "GS1/", "--key", "ops.key_secret"),
+        "gsmon get: --key: the hub's public key is missing: --key and --hub-key go together (this client's secret "
+        "key and the hub's public key; or GSMON_KEY and GSMON_HUB_KEY, or key and hub_key in a client file)",
     ),
 }
 
@@ -593,8 +696,18 @@ def bad_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pat
         for relative, mode in case.modes:
             (folder / relative).chmod(mode)
         argv = [sys.executable, "-m", "gsmon.common.cli", *(arg.format(d=folder) for arg in case.args)]
+        # No client settings or agent variables of the machine running the tests leak in.
+        env = {name: value for name, value in os.environ.items() if not name.startswith("GSMON_")}
+        env["XDG_CONFIG_HOME"] = str(folder / "no-client-files")
+        env.update((name, value.format(d=folder)) for name, value in case.env)
         popen = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=folder
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=folder,
+            env=env,
         )
         started[name] = (folder, popen)
     results = {}
