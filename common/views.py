@@ -270,7 +270,8 @@ def check_result(prefix: str, tree: Mapping[str, NodeState]) -> tuple[int, str]:
             counts["green"] += 1
         else:
             counts["unjudged"] += 1
-    worst = max(tree.values(), key=lambda node: (node.stale or node.alertcode >= RedAlert.alertcode, node.alertcode))
+    # The worst point, not its parents (which carry the same level): the path says what to look at.
+    worst = max(points, key=lambda node: (node.stale or node.alertcode >= RedAlert.alertcode, node.alertcode))
     if counts["stale"] or counts["critical"] or counts["red"] or worst.stale or worst.alertcode >= RedAlert.alertcode:
         status = CHECK_CRITICAL
     elif worst.alertcode >= OrangeAlert.alertcode:
