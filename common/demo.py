@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         )
         status = views.run_watch(
             watch_args,
-            settings=(ClientSettings(endpoints["query"], None, None, "gsmon demo"), None),
+            given=(ClientSettings(endpoints["query"], None, None, "gsmon demo"), None),
             check_children=check_children,
         )
         return status

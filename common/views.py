@@ -362,10 +362,10 @@ class _Screen:
 def run_watch(
     args: argparse.Namespace,
     *,
-    settings: tuple[ClientSettings, ClientKeys | None] | None = None,
+    given: tuple[ClientSettings, ClientKeys | None] | None = None,
     check_children: Callable[[], None] | None = None,
 ) -> int:
-    """``gsmon watch``. ``settings``: the hub and keys to use instead of the flags, variables and files
+    """``gsmon watch``. ``given``: the hub and keys to use instead of the flags, variables and files
     (``gsmon demo`` watches its own hub); ``check_children``: called before each frame, raises to stop
     the view (``gsmon demo``'s hub or agent died)."""
     terminal = sys.stdout.isatty()
@@ -377,7 +377,7 @@ def run_watch(
 
     _stop_on_sigterm()
     try:
-        settings, curve = client_settings(args) if settings is None else settings
+        settings, curve = client_settings(args) if given is None else given
     except (ValueError, ConfigError, KeyFileError) as error:
         print(f"gsmon watch: {_one_line(str(error))}", file=sys.stderr)
         return 2
