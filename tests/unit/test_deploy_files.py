@@ -113,15 +113,26 @@ def shell_lines(markdown: Path) -> Iterator[tuple[int, str]]:
 
 def gsmon_commands(command_line: str) -> Iterator[list[str]]:
     """The argument lists of the ``gsmon`` commands in one shell line
-    (through ``sudo [-u USER]`` and ``docker|podman compose ... run [--rm] SERVICE``)."""
+    (through ``sudo [-u USER]``, ``runuser -u USER --``, ``su -s SHELL USER -c '...'`` and
+    ``docker|podman compose ... run [--rm] SERVICE``)."""
     tokens = shlex.split(command_line, comments=True)
     commands: list[list[str]] = [[]]
+    redirected = False
     for token in tokens:
-        if token in ("&&", "||", ";", "|"):
+        if redirected:  # the file of a redirection is no argument
+            redirected = False
+        elif token in (">", ">>", "<", "2>"):
+            redirected = True
+        elif token in ("&&", "||", ";", "|"):
             commands.append([])
         else:
             commands[-1].append(token)
     for argv in commands:
+        if argv[:1] == ["su"] and "-c" in argv:
+            yield from gsmon_commands(argv[argv.index("-c") + 1])
+            continue
+        if argv[:1] == ["runuser"]:
+            argv = argv[argv.index("--") + 1 :] if "--" in argv else argv[3:]
         if argv[:1] == ["sudo"]:
             argv = argv[1:]
             while argv and argv[0].startswith("-"):
@@ -377,6 +388,16 @@ def test_every_documented_gsmon_command_parses() -> None:
     assert not failures, "\n\n".join(failures)
 
 
+def test_the_walkthrough_needs_no_sudo() -> None:
+    """deploy/README.md works on a host without sudo: root's shell, and runuser (or su -s) for the gsmon user."""
+    commands = [line for _, line in shell_lines(DEPLOY / "README.md")]
+    assert not [line for line in commands if re.search(r"(^|[;&|]\s*)sudo\b", line)]
+    assert any(line.startswith("runuser -u gsmon -- gsmon keys init") for line in commands)
+    assert list(gsmon_commands("su -s /bin/sh gsmon -c 'gsmon keys list --hub-dir /k'")) == [
+        ["keys", "list", "--hub-dir", "/k"]
+    ]
+
+
 def test_documented_commands_cover_the_walkthrough() -> None:
     """The walk-through shows keys, the hub, the agent and both views, each with a working --help."""
     paths = {subcommand_path(argv) for _, argv in documented_commands()}
@@ -482,3 +503,56 @@ def test_compose_file_is_yaml_with_that_service() -> None:
     assert hub["healthcheck"]["test"][1:] == _healthcheck_from_containerfile()
     assert parse_gsmon(hub["command"][1:])[0] == 0
     assert "gsmon-keys" in compose["volumes"]
+
+
+# ----------------------------------------------------------------------
+# What the READMEs promise
+# ----------------------------------------------------------------------
+
+
+def _python_blocks(markdown: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown.read_text(), flags=re.DOTALL)
+
+
+def test_readme_publishing_example_runs_with_the_keys_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The "publishing from your own application" example: real API, keys made by the command the README
+    shows, and an agent name and mount of its own (not the standalone agent's)."""
+    from gsmon.common.cli import main
+
+    (example,) = [block for block in _python_blocks(REPO / "README.md") if "ClientKeys.load" in block]
+    readme = (REPO / "README.md").read_text()
+    (grant,) = re.findall(r"`gsmon keys agent (ant1-controller [^`]*)`", readme)
+    monkeypatch.chdir(tmp_path)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["keys", "init", str(tmp_path / "hub")]) == 0
+        argv = shlex.split(grant.replace("/etc/gsmon/keys", str(tmp_path / "hub")))
+        assert main(["keys", "agent", *argv]) == 0
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 -- the project's own README
+    mon = namespace["mon"]
+    from gsmon.agent import Monitor
+
+    assert isinstance(mon, Monitor)
+    assert mon.publisher is not None
+    assert (mon.publisher.agent, mon.publisher.mount) == ("ant1-controller", "GS1/Antenna1/Controller")
+    assert "GS1/Antenna1/Host" in readme, "the host's standalone agent is mounted beside it, not above it"
+
+
+@pytest.mark.parametrize("markdown", ["README.md", "deploy/README.md"])
+def test_readmes_say_what_happens_to_a_dead_agents_points(markdown: str) -> None:
+    text = " ".join((REPO / markdown).read_text().split())
+    assert "STALE" in text
+    assert "agent_retention_s" in text
+    assert "1 hour" in text
+    assert "gsmon forget" in text
+
+
+def test_help_points_at_documentation_the_installed_package_has() -> None:
+    """No --help text sends an operator to a file of the source tree."""
+    for command in (["hub"], ["agent"], ["get"], ["watch"], ["keys"], ["demo"]):
+        status, output = parse_gsmon([*command, "--help"])
+        assert status == 0, output
+        assert "deploy/" not in output, (command, output)
+        assert "examples/" not in output, (command, output)
+    assert "--print-example-config" in parse_gsmon(["hub", "--help"])[1]
+    assert "--print-example-config" in parse_gsmon(["agent", "--help"])[1]
