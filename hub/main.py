@@ -1,7 +1,14 @@
 """``gsmon hub``: bind, print the ready line, serve until SIGTERM or SIGINT.
 
 Settings come from ``--config hub.toml`` (see :mod:`gsmon.hub.config` for the
-schema and defaults); command-line flags override the file. Once bound, the
+schema and defaults). Every flag sets the key of the same name (older
+spellings kept as aliases: ``--heartbeat-s``, ``--retention-s``, ``--keys``)
+and is laid over the file's data before the one validation, so a flag is
+refused exactly like the same value in the file, naming the flag.
+``--check-config`` validates the file, the flags and the keys (the hub's pair
+and a non-empty allow-list) without binding, prints ``config OK: ...`` and
+exits 0, or prints one line and exits 2. ``--print-example-config`` prints the
+example shipped with the package. Once bound, the
 hub prints exactly one line to stdout::
 
     READY agents=<endpoint> subscribers=<endpoint> query=<endpoint>
