@@ -535,3 +535,39 @@ def test_demo_ends_with_the_reason_when_its_agent_dies(procs: Processes, tmp_pat
     assert "gsmon demo: the agent stopped (exit status -9)" in stderr, stderr
     assert "Traceback" not in stderr
     wait_until(lambda: not any(child.is_running() for child in children), what="the demo's children reaped")
+
+
+def test_watch_on_a_terminal_redraws_in_place_with_colours(procs: Processes, tmp_path: Path) -> None:
+    """On a terminal (a pty) watch does use cursor-home/clear and alert colours."""
+    import pty
+    import select
+
+    hub = procs.hub()
+    procs.agent(hub, "green", {"points": [{"name": "fine", "value": 1, "alert": "GREEN", "dt": 0.1}]}, mount="Lab/G")
+    controller, terminal = pty.openpty()
+    stderr_path = tmp_path / "watch.stderr"
+    with stderr_path.open("wb") as stderr_file:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "gsmon.common.cli", "watch", "Lab/", "--hub", hub.query, *("--duration-s", "3")],
+            stdout=terminal,
+            stderr=stderr_file,
+            stdin=subprocess.DEVNULL,
+            env=clean_env(tmp_path),
+        )
+        os.close(terminal)
+        shown = b""
+        while True:
+            ready, _, _ = select.select([controller], [], [], 10)
+            if not ready:
+                break
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(controller)
+        assert watch.wait(timeout=10) == 0, stderr_path.read_text()
+    assert b"\x1b[H\x1b[J" in shown
+    assert b"\x1b[32m ..fine" in shown, shown[-2000:]
