@@ -148,6 +148,7 @@ __all__ = [
     "PathPattern",
     "Shelf",
     "iso_utc",
+    "jsonable",
     "path_in_prefix",
     "who",
 ]
@@ -253,16 +254,16 @@ def who(by: str | None, user: str | None) -> str | None:
     return f"{user} ({by})"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """A point value as JSON can carry it (bytes and other msgpack-only values become text)."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
+        return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return repr(value)
@@ -569,7 +570,7 @@ class JournalEntry:
             "kind": self.kind,
             "old": self.old,
             "new": self.new,
-            "value": _jsonable(self.value),
+            "value": jsonable(self.value),
             "agent": self.agent,
             "user": self.user,
             "by": self.by,
