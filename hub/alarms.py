@@ -1522,6 +1522,7 @@ class AlarmBook:
 
     def _remove_point(self, path: str) -> None:
         point = self._points.pop(path)
+        self._rules.pop(path, None)
         node = self._nodes[path]
         if point.shelf_id is not None:
             self._count_shelved(node, -1)
