@@ -7,6 +7,7 @@ Pipeline of one agent process (or of a Monitor inside any application)::
 
 * :mod:`~gsmon.agent.monitor` -- the libgs-compatible ``Monitor`` and its decorator API
 * :mod:`~gsmon.agent.scheduler` -- due times on a heap (pure, takes ``now``)
+* :mod:`~gsmon.agent.debounce` -- per-point debounce and flap guard (pure, takes poll times; not wired yet)
 
 Everything a monitor author needs is importable from here::
 
