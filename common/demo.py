@@ -24,6 +24,8 @@ import threading
 import time
 from typing import IO, Any, Final
 
+from gsmon.common.views import add_view_flags
+
 __all__ = ["STDERR_TAIL_LINES", "ChildFailedError", "add_parser", "run"]
 
 STDERR_TAIL_LINES: Final = 20
@@ -39,7 +41,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--refresh-s", type=float, default=0.5, help="seconds between redraws (default 0.5)")
     parser.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds")
-    parser.add_argument("--no-colour", action="store_true", help="no ANSI colours")
+    add_view_flags(parser)
     parser.set_defaults(handler=run)
 
 
@@ -147,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
             refresh_s=args.refresh_s,
             duration_s=args.duration_s,
             no_colour=args.no_colour,
+            plain=args.plain,
         )
         status = views.run_watch(
             watch_args,
