@@ -136,7 +136,7 @@ class TreeView(ScrollView, can_focus=True):
         Binding("end,G", "edge(1)", "bottom", show=False),
         Binding("right,l", "expand", "expand", show=False),
         Binding("left,h", "collapse", "collapse", show=False),
-        Binding("enter", "open_close", "open/close"),
+        Binding("enter", "open_close", "open"),
     ]
 
     def __init__(self, model: ViewModel, clock: Callable[[], float], colour: bool, **kwargs: Any) -> None:
@@ -576,7 +576,7 @@ class WatchApp(App[int]):
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
         Binding("question_mark", "help", "keys"),
         Binding("slash", "filter", "filter"),
-        Binding("t", "toggle_tree", "full/attention"),
+        Binding("t", "toggle_tree", "tree"),
         Binding("d", "detail", "detail"),
         Binding("a", "ack", "ack"),
         Binding("s", "shelve", "shelve"),

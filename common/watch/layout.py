@@ -355,7 +355,9 @@ def _level_words(model: ViewModel, level: int | None) -> str:
     if level is None:
         return "unknown"
     word = model.label(level)
-    return f"{level_symbol(level)} {word} ({level})" if word else f"{level_symbol(level)} level {level}"
+    if word:
+        return f"{level_symbol(level)} {word} ({level})"
+    return f"{level_symbol(level)} no judgement (0)" if level == 0 else f"{level_symbol(level)} level {level}"
 
 
 def detail_lines(row: Row | None, model: ViewModel, now: float) -> list[tuple[str, str]]:

@@ -11,10 +11,12 @@ Two orders:
 
 ``attention`` (the default)
     Worst first at every level (by attention, then level, then name). A node
-    needing attention (attention ORANGE or worse) is expanded; a healthy
-    parent is one collapsed line with its counts (``Rack2 ✓ 35 ok``); two or
-    more healthy points beside problems fold into one ``✓ N ok`` line. The
-    hub's own subtrees (a root starting with ``_``) follow the same rule.
+    needing attention (attention ORANGE or worse) is expanded, and so is a
+    top-level node (one level: its children, collapsed, say where things
+    stand); a healthy parent is one collapsed line with its counts
+    (``Rack2 ✓ 35 ok``); two or more healthy points beside problems fold into
+    one ``(N ok)`` line. The hub's own subtrees (a root starting with ``_``)
+    come last and open only for a problem.
 ``full``
     The whole tree in path order, expanded, except the hub's own ``_hub``.
 
@@ -348,9 +350,10 @@ class ViewModel:
         return cached
 
     def _sorted_roots(self) -> list[str]:
+        # The hub's own subtrees (_hub) come after the station's, in either order.
         if self.mode == "attention":
-            return sorted(self._roots, key=self._sort_key_attention)
-        return sorted(self._roots, key=lambda path: path.split("/"))
+            return sorted(self._roots, key=lambda path: (path.startswith("_"), self._sort_key_attention(path)))
+        return sorted(self._roots, key=lambda path: (path.startswith("_"), path.split("/")))
 
     def is_problem(self, path: str) -> bool:
         entry = self._entries.get(path)
@@ -365,7 +368,9 @@ class ViewModel:
             return chosen
         if self.mode == "full":
             return not path.startswith("_")
-        return self.is_problem(path)
+        # A top-level node is opened one level (its children, collapsed, say where things stand)
+        # unless it is the hub's own; below that, only what needs attention.
+        return self.is_problem(path) or (path in self._roots and not path.startswith("_"))
 
     def set_expanded(self, path: str, expanded: bool) -> None:
         if self._filter is not None:
@@ -441,6 +446,7 @@ class ViewModel:
         visible = self._visible()
         grouping = self.mode == "attention" and visible is None
         open_groups = self._expansion[self.mode].open_groups
+        hand_made = self._expansion[self.mode].nodes
         entries = self._entries
         # An explicit stack (depth-first, children in order) instead of recursion: cheap on 10,000 rows.
         stack: list[tuple[str, int]] = [(path, 0) for path in reversed(self._sorted_roots())]
@@ -465,7 +471,8 @@ class ViewModel:
             if not expanded:
                 continue
             shown: Iterable[str] = children
-            if grouping and path not in open_groups:
+            # Fold healthy points only under a node opened by the rules: one opened by hand shows them all.
+            if grouping and path not in open_groups and path not in hand_made:
                 healthy = self._group_members(path)
                 if len(healthy) >= MIN_GROUP:
                     folded = set(healthy)
