@@ -109,6 +109,11 @@ def keys(model: ViewModel) -> list[str]:
     return [row.key for row in model.rows]
 
 
+def selected_key(model: ViewModel) -> str | None:
+    row = model.selected
+    return None if row is None else row.key
+
+
 # ----------------------------------------------------------------------
 # Order, expansion, grouping
 # ----------------------------------------------------------------------
@@ -157,9 +162,9 @@ def test_expand_and_collapse_by_hand_stick_per_order() -> None:
     model.expand()
     assert "GS1/Rack2/p00_percent" in keys(model)
     model.expand()  # on an open node: to its first child
-    assert model.selected is not None and model.selected.key == "GS1/Rack2/p00_percent"
+    assert selected_key(model) == "GS1/Rack2/p00_percent"
     model.collapse()  # on a point: to its parent
-    assert model.selected is not None and model.selected.key == "GS1/Rack2"
+    assert selected_key(model) == "GS1/Rack2"
     model.collapse()
     assert "GS1/Rack2/p00_percent" not in keys(model)
     assert model.select("GS1/Rack1")
@@ -176,9 +181,9 @@ def test_opening_a_group_shows_its_points_and_lands_on_the_first() -> None:
     assert model.select("GS1/Rack1/Disk" + GROUP_SUFFIX)
     model.toggle()
     assert "GS1/Rack1/Disk/root_free_bytes" in keys(model)
-    assert model.selected is not None and model.selected.key == "GS1/Rack1/Disk/root_free_bytes"
+    assert selected_key(model) == "GS1/Rack1/Disk/root_free_bytes"
     model.collapse()
-    assert model.selected is not None and model.selected.key == "GS1/Rack1/Disk"
+    assert selected_key(model) == "GS1/Rack1/Disk"
 
 
 def test_cursor_stays_on_its_node_when_rows_come_and_go() -> None:
@@ -189,7 +194,7 @@ def test_cursor_stays_on_its_node_when_rows_come_and_go() -> None:
         {"GS1/Rack2/p00_percent": point("GS1/Rack2/p00_percent", 100, 99.0), "GS1/Rack2": parent("GS1/Rack2", 100)}
     )
     # Rack2 is a problem now: it moved up, expanded, and the cursor moved with it.
-    assert model.selected is not None and model.selected.key == "GS1/Rack2"
+    assert selected_key(model) == "GS1/Rack2"
     assert model.cursor != before
     assert "GS1/Rack2/p00_percent" in keys(model)
     model.apply({"GS1/Rack2": None})
@@ -451,11 +456,14 @@ def test_read_extras_of_a_node_with_every_field() -> None:
     assert extras.known
     assert extras.attention == 30
     assert extras.alarm == AlarmSummary(17, "active_unacked", 30, 100, True, "level RED", NOW - 60)
-    assert extras.alarm is not None and extras.alarm.unacked
+    assert extras.alarm is not None
+    assert extras.alarm.unacked
     assert extras.since == NOW - 60
     assert extras.raw_alert == 20
-    assert extras.pending is not None and extras.pending.level == 30
-    assert extras.flapping is not None and extras.flapping.changes == 7
+    assert extras.pending is not None
+    assert extras.pending.level == 30
+    assert extras.flapping is not None
+    assert extras.flapping.changes == 7
 
 
 def test_read_extras_tolerates_absent_and_malformed_fields() -> None:
@@ -486,7 +494,8 @@ def test_read_extras_tolerates_absent_and_malformed_fields() -> None:
     assert extras.shelved_below == -1
     iso = read_extras({"since": "2026-12-01T21:49:20.123Z", "alarm": {"id": 3, "state": "cleared"}})
     assert iso.since == dt.datetime(2026, 12, 1, 21, 49, 20, 123000, tzinfo=dt.UTC).timestamp()
-    assert iso.alarm is not None and not iso.alarm.unacked
+    assert iso.alarm is not None
+    assert not iso.alarm.unacked
 
 
 def test_attention_drives_order_and_expansion_once_the_hub_sends_it() -> None:
