@@ -105,6 +105,7 @@ _MONO_STYLES: Final[dict[Tier, Style]] = {
     "unknown": Style(dim=True),
 }
 _CURSOR: Final = Style(reverse=True)
+_PLAIN: Final = Style()
 _BOLD: Final = Style(bold=True)
 
 
@@ -147,6 +148,7 @@ class TreeView(ScrollView, can_focus=True):
         self.empty_message = ""
         self.on_selection: Callable[[], None] = lambda: None
         self.on_point_enter: Callable[[], None] = lambda: None
+        self.on_resized: Callable[[], None] = lambda: None
         self._columns: Columns = columns_for(80, 20)
         self._columns_for: tuple[int, int] = (-1, -1)
         self._name_needed = 12
@@ -200,10 +202,10 @@ class TreeView(ScrollView, can_focus=True):
         width = columns.width
         if not rows:
             if y == 0 and self.empty_message:
-                return Strip([Segment(" " + self.empty_message)]).adjust_cell_length(width)
-            return Strip.blank(width)
+                return Strip([Segment(" " + self.empty_message, _PLAIN)]).adjust_cell_length(width, _PLAIN)
+            return Strip.blank(width, _PLAIN)
         if index >= len(rows):
-            return Strip.blank(width)
+            return Strip.blank(width, _PLAIN)
         row = rows[index]
         cells = cells_for(row, self.model, columns, self.clock())
         strip = self._strip(cells, columns)
@@ -215,17 +217,22 @@ class TreeView(ScrollView, can_focus=True):
         text = line_text(cells, columns)
         styles = _TIER_STYLES if self.colour else _MONO_STYLES
         level_style = styles[cells.tier]
-        name_style = _BOLD if cells.problem else Style()
+        name_style = _BOLD if cells.problem else _PLAIN
         # Cut the fitted line at the column edges (every cell is already exactly its width).
         edges = [0, 1 + columns.name, 2 + columns.name + columns.level]
         segments = [
             Segment(text[: edges[1]], name_style),
-            Segment(text[edges[1] : edges[1] + 1]),
+            Segment(text[edges[1] : edges[1] + 1], _PLAIN),
             Segment(text[edges[1] + 1 : edges[2]], level_style),
-            Segment(text[edges[2] :]),
+            Segment(text[edges[2] :], _PLAIN),
         ]
         # The slices are by characters; line_text pads every cell, so a wide character only shifts the tail.
-        return Strip(segments).adjust_cell_length(columns.width)
+        # Every segment has a style: Textual's monochrome filter (NO_COLOR) cannot take a segment without one.
+        return Strip(segments).adjust_cell_length(columns.width, _PLAIN)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The App's own Resize is consumed by Textual; the tree's follows every terminal resize.
+        self.on_resized()
 
     # --- keys and mouse
 
@@ -614,6 +621,7 @@ class WatchApp(App[int]):
         self.last_update: float | None = None
         self.failure: BaseException | None = None
         self.detail_choice: bool | None = None  # None: by the terminal's size
+        self._was_roomy: bool | None = None
         self._detail_key: tuple[str | None, int, bool] | None = None
         self._ages_drawn = 0.0
         self.message = ""
@@ -625,6 +633,7 @@ class WatchApp(App[int]):
         self.tree_view = TreeView(self.model, self.hub_now, self.colour, id="tree")
         self.tree_view.on_selection = self._selection_changed
         self.tree_view.on_point_enter = self._point_enter
+        self.tree_view.on_resized = self.terminal_resized
         self._detail = DetailPane(id="detail")
         self._filter = Input(
             placeholder="filter: a point's name or a full path (Enter applies, Esc cancels)", id="filter"
@@ -661,16 +670,24 @@ class WatchApp(App[int]):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
 
-    def on_resize(self, event: events.Resize) -> None:
+    def terminal_resized(self) -> None:
+        """The tree's size changed (the terminal was resized, or the detail pane came or went)."""
+        roomy = self._roomy()
+        if roomy != self._was_roomy:
+            self._was_roomy = roomy
+            self.detail_choice = None  # a new size class: the pane follows the size again
         self._layout_for_size()
         self.tree_view.sync(force=True)
         self._draw_chrome()
 
+    def _roomy(self) -> bool:
+        width, height = self.size
+        return width >= WIDE_COLUMNS or height >= TALL_LINES
+
     def _detail_shown(self) -> bool:
         if self.detail_choice is not None:
             return self.detail_choice
-        width, height = self.size
-        return width >= WIDE_COLUMNS or height >= TALL_LINES
+        return self._roomy()
 
     def _layout_for_size(self) -> None:
         body = self._body
