@@ -808,9 +808,9 @@ class WatchApp(App[int]):
         self.tree_view.focus()
         self.model.move_to(0)
         text = self.model.filter_text
-        self.notify_line(f"filter {text!r}: {matches} matching nodes (Esc clears)" if text else "filter cleared")
         self.tree_view.sync(force=True)
         self._selection_changed()
+        self.notify_line(f"filter {text!r}: {matches} matching nodes (Esc clears)" if text else "filter cleared")
 
     def on_key(self, event: events.Key) -> None:
         prompt = self._filter
@@ -822,9 +822,9 @@ class WatchApp(App[int]):
     def action_clear(self) -> None:
         if self.model.filter_text is not None:
             self.model.set_filter(None)
-            self.notify_line("filter cleared")
             self.tree_view.sync(force=True)
             self._selection_changed()
+            self.notify_line("filter cleared")
 
     def _selected_prefix(self) -> str:
         row = self.model.selected
