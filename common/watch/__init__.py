@@ -72,7 +72,14 @@ def run_app(
             check()
 
     app = WatchApp(
-        feed.take, hub=hub, prefix=prefix, commands=commands, colour=colour, duration_s=duration_s, check=check_all
+        feed.take,
+        hub=hub,
+        prefix=prefix,
+        commands=commands,
+        colour=colour,
+        duration_s=duration_s,
+        check=check_all,
+        freeze_gc=True,
     )
     try:
         status = app.run()

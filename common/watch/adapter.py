@@ -189,8 +189,26 @@ def _flapping(value: object) -> Flapping | None:
     return Flapping(_time(value.get("since")), _int(value.get("changes")))
 
 
+# Node types known to carry none of the fields (today's NodeState: a slotted class without them),
+# so that 1,000 updates a second do not each ask nine times for attributes that cannot exist.
+_WITHOUT_FIELDS: dict[type, bool] = {}
+
+
+def _lacks_fields(node: object) -> bool:
+    kind = type(node)
+    known = _WITHOUT_FIELDS.get(kind)
+    if known is None:
+        # Instances that can hold any attribute (a __dict__, a __getattr__, a mapping) are always asked.
+        dynamic = isinstance(node, Mapping) or hasattr(kind, "__getattr__") or hasattr(node, "__dict__")
+        known = not dynamic and not any(hasattr(kind, name) for name in FIELDS)
+        _WITHOUT_FIELDS[kind] = known
+    return known
+
+
 def read_extras(node: object) -> NodeExtras:
     """The operator-layer fields of ``node`` (any object or mapping), each checked on its own."""
+    if _lacks_fields(node):
+        return _NOTHING
     values = [field_of(node, name) for name in FIELDS]
     if all(value is None for value in values):
         return _NOTHING  # today's hubs: one shared empty answer, no allocation per node

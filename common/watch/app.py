@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import os
 import signal
 import time
@@ -31,6 +32,7 @@ from textual.geometry import Size
 from textual.screen import ModalScreen, Screen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static
 
 from gsmon.common.watch.commands import (
@@ -53,7 +55,6 @@ from gsmon.common.watch.layout import (
     detail_lines,
     header_cells,
     line_text,
-    name_width_needed,
     status_text,
     title_text,
 )
@@ -122,6 +123,30 @@ def _no_color_env(enabled: bool) -> Iterator[None]:
         os.environ.pop("NO_COLOR", None)
 
 
+class TextLine(Widget):
+    """One line of text (title, column heads, status bar): redrawn, never laid out again, when it changes."""
+
+    DEFAULT_CSS = "TextLine { height: 1; }"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.text = ""
+
+    def set(self, text: str) -> None:
+        if text != self.text:
+            self.text = text
+            self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y:
+            return Strip.blank(width, _PLAIN)
+        return Strip([Segment(self.text, _PLAIN)]).adjust_cell_length(width, _PLAIN)
+
+    def render(self) -> str:  # what tests and screenshots read
+        return self.text
+
+
 class TreeView(ScrollView, can_focus=True):
     """The tree, one line per row, drawn on demand: only the lines on screen cost anything."""
 
@@ -156,6 +181,7 @@ class TreeView(ScrollView, can_focus=True):
         self._content_seen = -1
         self.renders = 0  # lines drawn (the benchmark reads it)
         self.last_render_at = 0.0
+        self.cursor_drawn: tuple[int, float] = (-1, 0.0)  # (row, perf_counter) the cursor's row was last drawn
 
     # --- what is drawn
 
@@ -165,7 +191,7 @@ class TreeView(ScrollView, can_focus=True):
         if self._rows_seen != self.model.rows_version:
             self._rows_seen = self.model.rows_version
             # Never narrower than before: columns that jump on every expand or collapse are hard to read.
-            self._name_needed = max(self._name_needed, name_width_needed(self.model.rows, self.model))
+            self._name_needed = max(self._name_needed, self.model.name_needed)
         if self._columns_for != (width, self._name_needed):
             self._columns_for = (width, self._name_needed)
             self._columns = columns_for(width, self._name_needed)
@@ -178,11 +204,24 @@ class TreeView(ScrollView, can_focus=True):
         content_changed = self._content_seen != model.content_version
         rows = model.rows  # builds when needed (bumps rows_version)
         if rows_changed or self._rows_seen != model.rows_version:
-            self.virtual_size = Size(self.size.width, len(rows))
+            self._set_height(len(rows))
             self.keep_cursor_visible()
         if rows_changed or content_changed or force or self._rows_seen != model.rows_version:
             self._content_seen = model.content_version
             self.refresh()
+
+    def _set_height(self, rows: int) -> None:
+        """The scroll area's height, without a layout of the screen: the row count changes with
+        nearly every update of an attention tree, and a layout of the whole screen costs ~20 ms.
+        (Textual sizes scroll views the same way in ``_size_updated``.)"""
+        size = Size(self.size.width, rows)
+        if size == self.virtual_size:
+            return
+        if not self.size:
+            self.virtual_size = size  # not laid out yet: the first layout takes it
+            return
+        self.set_reactive(ScrollView.virtual_size, size)
+        self._scroll_update(size)
 
     def keep_cursor_visible(self) -> None:
         cursor = self.model.cursor
@@ -211,6 +250,7 @@ class TreeView(ScrollView, can_focus=True):
         strip = self._strip(cells, columns)
         if index == self.model.cursor:
             strip = strip.apply_style(_CURSOR)
+            self.cursor_drawn = (index, self.last_render_at)
         return strip
 
     def _strip(self, cells: Cells, columns: Columns) -> Strip:
@@ -282,16 +322,23 @@ class TreeView(ScrollView, can_focus=True):
         self._moved()
 
 
-class DetailPane(VerticalScroll):
-    """Everything about the selected node, wrapped, never cut (it scrolls when long)."""
+class DetailPane(ScrollView, can_focus=False):
+    """Everything about the selected node, wrapped, never cut (it scrolls when long).
 
-    DEFAULT_CSS = """
-    DetailPane { border-left: vkey $primary-darken-2; padding: 0 1; }
-    DetailPane > Static { width: 100%; }
+    A line-API widget like the tree: new text is wrapped here and redrawn, with
+    no layout of the screen (that costs more than everything else a key press does).
     """
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="detail-text")
+    DEFAULT_CSS = """
+    DetailPane { border-left: vkey $primary-darken-2; padding: 0 1; overflow-x: hidden; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.content = Text()
+        self._strips: list[Strip] = []
+        self._wrapped_for: tuple[int, int] = (-1, -1)
+        self._version = 0
 
     def show(self, lines: Sequence[tuple[str, str]]) -> None:
         text = Text()
@@ -301,7 +348,47 @@ class DetailPane(VerticalScroll):
             if label:
                 text.append(f"{label}: ", style="bold")
             text.append(value)
-        self.query_one("#detail-text", Static).update(text)
+        self.content = text
+        self._version += 1
+        self._wrap()
+        self.refresh()
+
+    @property
+    def plain(self) -> str:
+        """The whole text (what tests read)."""
+        return self.content.plain
+
+    def _wrap(self) -> None:
+        width = max(1, self.scrollable_content_region.width or self.size.width)
+        if self._wrapped_for == (self._version, width):
+            return
+        self._wrapped_for = (self._version, width)
+        console = self.app.console
+        wrapped = self.content.wrap(console, width, overflow="fold")
+        self._strips = [
+            Strip([Segment(seg.text, seg.style or _PLAIN) for seg in line.render(console)]).adjust_cell_length(
+                width, _PLAIN
+            )
+            for line in wrapped
+        ]
+        size = Size(width, len(self._strips))
+        if size != self.virtual_size:
+            if self.size:
+                self.set_reactive(ScrollView.virtual_size, size)
+                self._scroll_update(size)
+            else:
+                self.virtual_size = size
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._wrap()
+
+    def render_line(self, y: int) -> Strip:
+        self._wrap()
+        index = round(self.scroll_y) + y
+        width = max(1, self.scrollable_content_region.width or self.size.width)
+        if 0 <= index < len(self._strips):
+            return self._strips[index]
+        return Strip.blank(width, _PLAIN)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -603,6 +690,7 @@ class WatchApp(App[int]):
         duration_s: float | None = None,
         check: Callable[[], None] | None = None,
         redraw_s: float = REDRAW_S,
+        freeze_gc: bool = False,
     ) -> None:
         with _no_color_env(not colour):
             super().__init__()
@@ -614,6 +702,7 @@ class WatchApp(App[int]):
         self.duration_s = duration_s
         self.check = check
         self.redraw_s = redraw_s
+        self.freeze_gc = freeze_gc
         self.model = ViewModel()
         self.state: ConnectionState = "waiting"
         self.reason = ""
@@ -622,14 +711,15 @@ class WatchApp(App[int]):
         self.failure: BaseException | None = None
         self.detail_choice: bool | None = None  # None: by the terminal's size
         self._was_roomy: bool | None = None
-        self._detail_key: tuple[str | None, int, bool] | None = None
+        self._detail_key: tuple[str | None, int, bool, int] | None = None
         self._ages_drawn = 0.0
         self.message = ""
         self.ticks = 0
+        self.received = 0  # changes the feed received (the benchmark reads it)
         # The main screen's widgets, kept: the timer reaches them while another screen is on top.
-        self._title = Static("", id="title")
+        self._title = TextLine(id="title")
         self._body = Horizontal(id="body")
-        self._columns = Static("", id="columns")
+        self._columns = TextLine(id="columns")
         self.tree_view = TreeView(self.model, self.hub_now, self.colour, id="tree")
         self.tree_view.on_selection = self._selection_changed
         self.tree_view.on_point_enter = self._point_enter
@@ -638,7 +728,7 @@ class WatchApp(App[int]):
         self._filter = Input(
             placeholder="filter: a point's name or a full path (Enter applies, Esc cancels)", id="filter"
         )
-        self._status = Static("", id="status")
+        self._status = TextLine(id="status")
 
     # --- layout
 
@@ -707,11 +797,16 @@ class WatchApp(App[int]):
                 self.exit(1)
                 return
         batch = self.take()
+        self.received += batch.received
         self.state, self.reason = batch.state, batch.reason
         self.clock_offset_s = batch.clock_offset_s
         self.last_update = batch.last_update
         if batch.updates or batch.reset:
             self.model.apply(batch.updates, reset=batch.reset)
+        if batch.reset and self.freeze_gc:
+            # A whole tree just arrived and will live long, with the application's own widgets: out of the
+            # collector's sight, so that its full passes (tens of ms on a 10,000-node tree) stop delaying keys.
+            gc.freeze()
         self.model.set_lost(self.state == "hub lost")
         now = time.monotonic()
         tree = self.tree_view
@@ -736,20 +831,22 @@ class WatchApp(App[int]):
     def _draw_chrome(self) -> None:
         width = self.size.width
         model = self.model
-        self._title.update(title_text(self.hub, self.prefix, model, self.state, self.reason, width))
+        self._title.set(title_text(self.hub, self.prefix, model, self.state, self.reason, width))
         columns = self.tree_view.columns
-        self._columns.update(line_text(header_cells(columns), columns).rstrip())
+        self._columns.set(line_text(header_cells(columns), columns).rstrip())
         status = status_text(self.hub, self.state, model.point_counts(), model.unacked_count(), self.last_update, width)
         if self.message:
             status = self.message
-        self._status.update(status)
+        self._status.set(status)
         self._draw_detail()
 
     def _draw_detail(self, *, force: bool = False) -> None:
         if not self._detail_shown():
             return
         row = self.model.selected
-        key = (row.key if row is not None else None, self.model.content_version, self.model.lost)
+        entry = self.model.entry(row.path) if row is not None else None
+        # Redrawn when the selection or its node changes, and each second (ages), not on every update elsewhere.
+        key = (row.key if row is not None else None, id(entry.node) if entry else 0, self.model.lost, int(time.time()))
         if key == self._detail_key and not force:
             return
         self._detail_key = key
@@ -856,7 +953,7 @@ class WatchApp(App[int]):
     def notify_line(self, message: str) -> None:
         """Say something on the status line until the selection moves."""
         self.message = " " + message
-        self._status.update(self.message)
+        self._status.set(self.message)
 
     @work(thread=True)
     def send_ack(self, prefix: str, ids: tuple[int, ...], comment: str, prompt: PromptScreen) -> None:

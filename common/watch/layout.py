@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -47,7 +47,6 @@ __all__ = [
     "header_cells",
     "level_symbol",
     "line_text",
-    "name_width_needed",
     "status_text",
     "summary_text",
     "tier_of",
@@ -157,11 +156,6 @@ def _label(row: Row, model: ViewModel) -> str:
     if row.kind is RowKind.GROUP:
         return f"({len(row.members)} ok)" if not model.lost else f"({len(row.members)} unknown)"
     return row.name
-
-
-def name_width_needed(rows: Iterable[Row], model: ViewModel) -> int:
-    """The cells the name column needs to show every row's indented name in full."""
-    return max((2 * row.depth + 2 + cell_len(_label(row, model)) for row in rows), default=MIN_NAME)
 
 
 def summary_text(counts: Counter[int], lost: bool, label: dict[int, str] | None = None) -> str:

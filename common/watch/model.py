@@ -37,7 +37,7 @@ import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, NamedTuple, Protocol
 
 from gsmon.common.alerts import OrangeAlert, alertstr_for
 from gsmon.common.watch.adapter import NodeExtras, attention_of, display_level, read_extras
@@ -105,9 +105,8 @@ class RowKind(enum.Enum):
     GROUP = "group"  # healthy points folded into one line
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One line of the tree view."""
+class Row(NamedTuple):
+    """One line of the tree view (a tuple: 10,000 of them are built in a few milliseconds)."""
 
     key: str  # the node's path; a group's is its parent's path + GROUP_SUFFIX
     path: str  # the node's path (a group's: its parent's)
@@ -177,6 +176,8 @@ class ViewModel:
         self._extras_known = False
         self._rows: list[Row] | None = []
         self._index: dict[str, int] = {}
+        #: Cells the widest indented name of the rows needs (twisty included), found while building them.
+        self.name_needed = 0
         self._cursor = 0
         self._cursor_key: str | None = None
         #: Incremented whenever the row list changes (a redraw of everything).
@@ -261,7 +262,9 @@ class ViewModel:
             if new.is_point:
                 self._count(path, new.level, +1)
             self._sorted.pop((parent_of(path), "attention"), None)
-            self._invalidate()
+            # Levels shape the attention tree only: the full tree (path order, all open) keeps its rows.
+            if self.mode == "attention" or old.is_point != new.is_point:
+                self._invalidate()
 
     def _remove(self, path: str) -> None:
         old = self._entries.pop(path, None)
@@ -443,6 +446,8 @@ class ViewModel:
 
     def _build(self) -> None:
         rows: list[Row] = []
+        append = rows.append
+        needed = 0
         visible = self._visible()
         grouping = self.mode == "attention" and visible is None
         open_groups = self._expansion[self.mode].open_groups
@@ -457,17 +462,21 @@ class ViewModel:
             if path.endswith(GROUP_SUFFIX):
                 parent = path.removesuffix(GROUP_SUFFIX)
                 members = tuple(self._group_members(parent))
-                rows.append(Row(path, parent, depth, RowKind.GROUP, expandable=True, members=members))
+                append(Row(path, parent, depth, RowKind.GROUP, False, True, members))
+                needed = max(needed, 2 * depth + 8 + len(str(len(members))))  # "▸ (12 unknown)"
                 continue
             entry = entries[path]
+            width = 2 * depth + 2 + len(path.rpartition("/")[2])
+            if width > needed:
+                needed = width
             children = self._sorted_children(path)
             if visible is not None:
                 children = [child for child in children if child in visible]
             if entry.is_point and not children:
-                rows.append(Row(path, path, depth, RowKind.POINT))
+                append(Row(path, path, depth, RowKind.POINT))
                 continue
             expanded = bool(children) and self.is_expanded(path)
-            rows.append(Row(path, path, depth, RowKind.PARENT, expanded=expanded, expandable=bool(children)))
+            append(Row(path, path, depth, RowKind.PARENT, expanded, bool(children)))
             if not expanded:
                 continue
             shown: Iterable[str] = children
@@ -479,7 +488,8 @@ class ViewModel:
                     shown = [child for child in children if child not in folded] + [path + GROUP_SUFFIX]
             stack.extend((child, depth + 1) for child in reversed(list(shown)))
         self._rows = rows
-        self._index = {row.key: index for index, row in enumerate(rows)}
+        self.name_needed = needed
+        self._index = {row[0]: index for index, row in enumerate(rows)}
         self.rows_version += 1
         self._place_cursor()
 

@@ -431,7 +431,7 @@ def test_resize_moves_and_shows_the_detail_pane() -> None:
         await pilot.press("enter")  # at 80x24, Enter on a point opens the detail pane
         await pilot.pause()
         assert app._detail_shown()
-        detail = text(app._detail.query_one("#detail-text"))
+        detail = app._detail.plain
         assert "Path: GS1/Antenna1/RF/lock" in detail
         assert "after 3 tries" in detail, "the whole value, never cut"
         await pilot.press("enter")
