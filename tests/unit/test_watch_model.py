@@ -623,3 +623,20 @@ def test_parse_shelve_window() -> None:
     for bad in ("later", "until 25:00", "from 2026-12-02T07:00 to 2026-12-02T06:00"):
         with pytest.raises(ValueError, match="expected"):
             parse_shelve_window(bad, now, zone)
+
+
+def test_a_slotted_node_type_with_the_fields_is_read() -> None:
+    """The integrator adds the fields to NodeState (a slotted dataclass): the adapter reads them."""
+
+    @dataclass(frozen=True, slots=True)
+    class NodeWithAlarms:
+        path: str
+        attention: int | None = None
+        alarm: dict[str, Any] | None = None
+
+    extras = read_extras(NodeWithAlarms("GS1/a", 30, {"id": 5, "state": "rtn_unacked"}))
+    assert extras.attention == 30
+    assert extras.alarm is not None
+    assert extras.alarm.unacked
+    today = NodeState("GS1/a", "point", 10, "GREEN", False, 1, "ag", NOW, NOW, 1.0, 1)
+    assert read_extras(today) is read_extras(today)  # the shared empty answer: no work per update
