@@ -1,8 +1,12 @@
 """``gsmon demo``: the whole system on one machine, with nothing to configure.
 
 Starts a hub (on free loopback ports), a standalone agent with the built-in
-psutil probes publishing to it, and ``gsmon watch`` on the whole tree in this
-terminal until Ctrl-C or ``--duration-s``; then stops both children. Every
+psutil probes publishing to it (with their default thresholds, so levels and
+colours show from the start, and rates from the first frame), and ``gsmon
+watch`` on the whole tree in this terminal -- the full-screen attention view,
+the hub's own ``_hub`` subtree collapsed; plain frames with ``--plain`` or
+off a terminal -- until ``q``, Ctrl-C or ``--duration-s``; then stops both
+children. Every
 piece is the real thing, run the way an operator runs it, only wired together
 for you. The children get no ``GSMON_*`` variables: the demo's hub has no
 keys, whatever the operator's client settings say.
