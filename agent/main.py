@@ -245,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    probes.wait_for_first_rates()  # the first poll then gives every rate a value
     mon.start()
     print(f"READY agent={settings.name} mount={settings.mount} hubs={','.join(settings.hubs)}", flush=True)
     log.info("agent %s publishing %d points under %s", settings.name, len(mon), settings.mount)

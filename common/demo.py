@@ -1,8 +1,12 @@
 """``gsmon demo``: the whole system on one machine, with nothing to configure.
 
 Starts a hub (on free loopback ports), a standalone agent with the built-in
-psutil probes publishing to it, and ``gsmon watch`` on the whole tree in this
-terminal until Ctrl-C or ``--duration-s``; then stops both children. Every
+psutil probes publishing to it (with their default thresholds, so levels and
+colours show from the start, and rates from the first frame), and ``gsmon
+watch`` on the whole tree in this terminal -- the full-screen attention view,
+the hub's own ``_hub`` subtree collapsed; plain frames with ``--plain`` or
+off a terminal -- until ``q``, Ctrl-C or ``--duration-s``; then stops both
+children. Every
 piece is the real thing, run the way an operator runs it, only wired together
 for you. The children get no ``GSMON_*`` variables: the demo's hub has no
 keys, whatever the operator's client settings say.
@@ -24,6 +28,8 @@ import threading
 import time
 from typing import IO, Any, Final
 
+from gsmon.common.views import add_view_flags
+
 __all__ = ["STDERR_TAIL_LINES", "ChildFailedError", "add_parser", "run"]
 
 STDERR_TAIL_LINES: Final = 20
@@ -39,7 +45,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--refresh-s", type=float, default=0.5, help="seconds between redraws (default 0.5)")
     parser.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds")
-    parser.add_argument("--no-colour", action="store_true", help="no ANSI colours")
+    add_view_flags(parser)
     parser.set_defaults(handler=run)
 
 
@@ -147,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             refresh_s=args.refresh_s,
             duration_s=args.duration_s,
             no_colour=args.no_colour,
+            plain=args.plain,
         )
         status = views.run_watch(
             watch_args,

@@ -31,16 +31,22 @@ counts points at RED or worse that are not stale, "stale" the stale ones,
 separately, with the plugin thresholds that make any ORANGE point a warning
 and any RED, STALE or CRITICAL point critical (``label=value;warn;crit;min``).
 
-``gsmon watch PREFIX`` shows the subtree live until Ctrl-C, SIGTERM or
-``--duration-s`` (exit status 0, whatever the hub did). On a terminal it
-redraws in place, with alert colours; when its output is not a terminal
-(a pipe, a file, a log) it writes plain frames, one after another, separated
-by a blank line, with no cursor-control codes and no colour. A hub that is
-not there yet shows ``waiting for the hub at ...`` (with the reason) and is
-tried again until it answers. A hub lost while watching (no heartbeat for
-three of its intervals) puts a ``HUB LOST`` banner in place of the title and
-shows every row's level as UNKNOWN -- the last known GREEN is not a current
-GREEN -- until the hub is back and the view is resynchronised.
+``gsmon watch PREFIX`` shows the subtree live until ``q``, Ctrl-C, SIGTERM or
+``--duration-s`` (exit status 0, whatever the hub did). On a terminal it is a
+full-screen application (:mod:`gsmon.common.watch`): problems first, the
+tree collapsed around them, keys to move, expand, filter, acknowledge and
+shelve, a status bar and a detail pane, redrawn in place on the terminal's
+alternate screen. ``--plain``, or an output that is not a terminal (a pipe,
+a file, a log), gives plain frames instead, one after another, separated by
+a blank line, with no cursor-control codes and no colour; a terminal with no
+keyboard behind it (stdin not a terminal) gets those frames redrawn in place,
+with colours. Every human view shows values with their units
+(:mod:`gsmon.common.units`); ``--json`` stays exact. A hub that is not there
+yet shows ``waiting for the hub at ...`` (with the reason) and is tried
+again until it answers. A hub lost while watching (no heartbeat for three of
+its intervals) puts ``HUB LOST`` in place of the title and shows every row's
+level as UNKNOWN -- the last known GREEN is not a current GREEN -- until the
+hub is back and the view is resynchronised.
 ``gsmon get`` interrupted prints no traceback and exits with status 130.
 """
 
@@ -51,6 +57,8 @@ import base64
 import datetime as dt
 import json
 import math
+import os
+import shutil
 import signal
 import sys
 import time
@@ -62,7 +70,7 @@ from gsmon.common.client import HubUnavailableError, NodeState, Subscriber
 from gsmon.common.client_settings import ClientSettings, resolve_client_settings
 from gsmon.common.config import ConfigError
 from gsmon.common.keys import ClientKeys, KeyFileError
-from gsmon.common.render import Row, render_table
+from gsmon.common.render import Row, render_view
 
 __all__ = [
     "CHECK_CRITICAL",
@@ -71,6 +79,7 @@ __all__ = [
     "CHECK_WARNING",
     "add_client_flags",
     "add_parsers",
+    "add_view_flags",
     "check_result",
     "client_settings",
     "open_subscriber",
@@ -136,8 +145,23 @@ def add_parsers(subparsers: Any) -> None:
         else:
             parser.add_argument("--refresh-s", type=float, default=0.5, help="seconds between redraws (default 0.5)")
             parser.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds")
-            parser.add_argument("--no-colour", action="store_true", help="no ANSI colours")
+            add_view_flags(parser)
         parser.set_defaults(handler=handler)
+
+
+def add_view_flags(parser: argparse.ArgumentParser) -> None:
+    """--no-colour and --plain, as ``gsmon watch`` and ``gsmon demo`` take them."""
+    parser.add_argument("--no-colour", action="store_true", help="no colours (NO_COLOR in the environment too)")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="plain text frames, one after another, no escape sequences (always so when stdout is not a terminal)",
+    )
+
+
+def table_width() -> int:
+    """The terminal's width for a table (COLUMNS wins; 100 when stdout is not a terminal)."""
+    return shutil.get_terminal_size((100, 24)).columns
 
 
 def rows_for(subscriber: Subscriber, *, unknown: bool = False) -> list[Row]:
@@ -318,7 +342,7 @@ def run_get(args: argparse.Namespace) -> int:
                 json.dump(to_json(subscriber), sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
                 sys.stdout.write("\n")
             elif tree:
-                sys.stdout.write(render_table(_title(subscriber), rows_for(subscriber)))
+                sys.stdout.write(render_view(_title(subscriber), rows_for(subscriber), width=table_width()))
             if not tree:
                 print(
                     f"gsmon get: nothing {_where(args.prefix)} at the hub {subscriber.hub} "
@@ -369,7 +393,8 @@ def run_watch(
     (``gsmon demo`` watches its own hub); ``check_children``: called before each frame, raises to stop
     the view (``gsmon demo``'s hub or agent died)."""
     terminal = sys.stdout.isatty()
-    colour = not args.no_colour and terminal
+    plain = getattr(args, "plain", False)
+    colour = not args.no_colour and terminal and not plain and "NO_COLOR" not in os.environ
     deadline = None if args.duration_s is None else time.monotonic() + args.duration_s
 
     def remaining_s() -> float:
@@ -381,7 +406,22 @@ def run_watch(
     except (ValueError, ConfigError, KeyFileError) as error:
         print(f"gsmon watch: {_one_line(str(error))}", file=sys.stderr)
         return 2
-    screen = _Screen(terminal)
+    if terminal and not plain and sys.stdin.isatty():
+        from gsmon.common.watch import run_app
+
+        try:
+            return run_app(
+                settings.hub,
+                args.prefix,
+                timeout_s=args.timeout_s,
+                curve=curve,
+                colour=not args.no_colour,
+                duration_s=args.duration_s,
+                check=check_children,
+            )
+        except KeyboardInterrupt:
+            return 0
+    screen = _Screen(terminal and not plain)
     try:
         while remaining_s() > 0:
             if check_children is not None:
@@ -400,7 +440,10 @@ def run_watch(
                     if check_children is not None:
                         check_children()
                     lost = subscriber.hub_lost
-                    screen.show(render_table(_title(subscriber), rows_for(subscriber, unknown=lost), colour=colour))
+                    frame = render_view(
+                        _title(subscriber), rows_for(subscriber, unknown=lost), width=table_width(), colour=colour
+                    )
+                    screen.show(frame)
                     next_draw = time.monotonic() + min(args.refresh_s, max(0.0, remaining_s()))
                     while (wait_s := next_draw - time.monotonic()) > 0:
                         subscriber.poll(wait_s)

@@ -31,10 +31,26 @@ Each family can be switched off and has its own poll interval (``enabled``,
 counter differences between polls (:mod:`~gsmon.agent.probes.rates`), primed
 at registration, never from psutil's ``interval=`` calls.
 
-Alert levels: probes return plain values (NoAlert), so ``[[thresholds]]`` in the
-configuration decide what is Orange or Red. The exceptions are universal: a
-process check with no matching process is Red (Green while one runs), and a
-sensor's own high/critical limits are offered as default thresholds.
+Alert levels: probes return plain values (NoAlert), so thresholds decide what is
+Orange or Red. ``[[thresholds]]`` in the configuration come first; after them,
+the probes offer sensible defaults (:attr:`RegisteredProbes.default_thresholds`),
+so that a fresh agent (``gsmon demo``) already tells healthy from not:
+
+==============================  =======  =======  =========================
+point                           orange   red      hysteresis
+==============================  =======  =======  =========================
+CPU/cpu_total_percent           85       95       5
+CPU/load_5min                   2/core   4/core   0.25/core
+Memory/memory_used_percent      85       95       2
+Memory/swap_used_percent        60       85       5
+Disk/*_used_percent             85       95       1
+Sensors/<chip>_<label>_temp_c   the chip's own high and critical limits
+==============================  =======  =======  =========================
+
+A process check with no matching process is Red (Green while one runs).
+Rates are primed at registration; ``gsmon agent`` waits for
+:meth:`RegisteredProbes.wait_for_first_rates` (a fraction of a second) before
+its first poll, so that rates have values from the first frame on.
 """
 
 from __future__ import annotations

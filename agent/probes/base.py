@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from gsmon.agent.monitor import Monitor
+from gsmon.agent.probes.rates import DEFAULT_MIN_INTERVAL_S
 from gsmon.agent.thresholds import Threshold
 from gsmon.common import names as naming
 
@@ -32,6 +34,11 @@ class RegisteredProbes:
             operator's rule for the same point wins::
 
                 rule = ThresholdRule([*config.thresholds, *probes.default_thresholds])
+
+        primed_at: The monotonic time the last rate counters were primed
+            (``None``: no family has rates). A poll at least
+            ``DEFAULT_MIN_INTERVAL_S`` later gives every rate a value, which
+            :meth:`wait_for_first_rates` waits for before the Monitor starts.
     """
 
     def __init__(self, monitor: Monitor) -> None:
@@ -40,9 +47,26 @@ class RegisteredProbes:
         self.parents: dict[str, str] = {}
         self.dt_s: dict[str, float] = {}
         self.default_thresholds: list[Threshold] = []
+        self.primed_at: float | None = None
 
     def __repr__(self) -> str:
         return f"<RegisteredProbes {len(self.parents)} points in {len(self.functions)} functions>"
+
+    def primed(self, now: float) -> None:
+        """A family primed its counters at monotonic time ``now``."""
+        self.primed_at = now if self.primed_at is None else max(self.primed_at, now)
+
+    def first_rates_in_s(self, now: float) -> float:
+        """Seconds from monotonic ``now`` until a first poll gives every rate a value (0: already)."""
+        if self.primed_at is None:
+            return 0.0
+        # A little past the minimum, so that clock granularity never makes it just too soon.
+        return max(0.0, self.primed_at + DEFAULT_MIN_INTERVAL_S * 1.1 - now)
+
+    def wait_for_first_rates(self) -> None:
+        """Sleep (at most ~0.3 s, once, before the Monitor starts) so that the first poll of every rate
+        probe already has a long enough window: rates filled from the first frame, not one poll later."""
+        time.sleep(self.first_rates_in_s(time.monotonic()))
 
     @property
     def points(self) -> list[str]:

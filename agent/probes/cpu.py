@@ -33,10 +33,13 @@ import psutil
 from gsmon.agent.config import CpuProbe, LoadProbe
 from gsmon.agent.probes.base import RegisteredProbes
 from gsmon.agent.probes.rates import DEFAULT_MIN_INTERVAL_S
+from gsmon.agent.thresholds import Threshold
 
-__all__ = ["PARENT", "CpuUsage", "busy_and_total", "register_cpu", "register_load"]
+__all__ = ["PARENT", "CpuUsage", "busy_and_total", "default_load_threshold", "register_cpu", "register_load"]
 
 PARENT: Final = "CPU"
+#: Offered as a default threshold (an operator's own [[thresholds]] for the point win).
+CPU_THRESHOLD: Final = Threshold(f"{PARENT}/cpu_total_percent", orange=85.0, red=95.0, hysteresis=5.0)
 
 CpuTimes = tuple[float, ...]  # a psutil scputimes named tuple
 
@@ -102,6 +105,8 @@ def register_cpu(
     first = read_times()
     usage = CpuUsage(len(first))
     usage.sample(first, now())  # prime: the first poll then already has a baseline
+    probes.primed(now())
+    probes.default_thresholds.append(CPU_THRESHOLD)
 
     names = ["cpu_total_percent"]
     if config.per_core:
@@ -114,8 +119,15 @@ def register_cpu(
     probes.add(tuple(names), cpu_percent, dt_s=config.dt_s, parent=PARENT)
 
 
+def default_load_threshold(cores: int) -> Threshold:
+    """The 5-minute load average against the core count: ORANGE at 2 per core, RED at 4 per core."""
+    cores = max(1, cores)
+    return Threshold(f"{PARENT}/load_5min", orange=2.0 * cores, red=4.0 * cores, hysteresis=0.25 * cores)
+
+
 def register_load(probes: RegisteredProbes, config: LoadProbe) -> None:
     """Declare ``load_1min``, ``load_5min`` and ``load_15min`` under ``CPU``."""
+    probes.default_thresholds.append(default_load_threshold(psutil.cpu_count() or 1))
     # On Windows psutil emulates the load average from a background thread
     # started by the first call; call it now so it has started by the first poll.
     psutil.getloadavg()

@@ -29,10 +29,13 @@ import psutil
 from gsmon.agent.config import DiskProbe
 from gsmon.agent.probes.base import RegisteredProbes, log
 from gsmon.agent.probes.labels import mount_label, unique
+from gsmon.agent.thresholds import Threshold
 
-__all__ = ["PARENT", "choose_mounts", "register_disk"]
+__all__ = ["PARENT", "SPACE_THRESHOLD", "choose_mounts", "register_disk"]
 
 PARENT: Final = "Disk"
+#: Offered as a default threshold for every mount (an operator's own [[thresholds]] win).
+SPACE_THRESHOLD: Final = Threshold(f"{PARENT}/*_used_percent", orange=85.0, red=95.0, hysteresis=1.0)
 
 
 class Partition(Protocol):
@@ -71,6 +74,7 @@ def register_disk(probes: RegisteredProbes, config: DiskProbe) -> None:
     if not mounts:
         log.debug("disk probe: no mounted file system to watch")
         return
+    probes.default_thresholds.append(SPACE_THRESHOLD)
     for mountpoint, prefix in zip(mounts, unique(mount_label(m) for m in mounts), strict=True):
         probes.add(
             (f"{prefix}_used_percent", f"{prefix}_free_bytes", f"{prefix}_total_bytes"),

@@ -89,6 +89,7 @@ def register_disk_io(
         return
     rates = CounterRates(disks, FIELDS)
     rates.sample(first, now())  # prime the counters
+    probes.primed(now())
 
     def disk_io_rates() -> tuple[float | None, ...]:
         return rates.sample(read_counters() or {}, now())

@@ -22,14 +22,19 @@ import psutil
 
 from gsmon.agent.config import MemoryProbe, SwapProbe
 from gsmon.agent.probes.base import RegisteredProbes
+from gsmon.agent.thresholds import Threshold
 
-__all__ = ["PARENT", "register_memory", "register_swap"]
+__all__ = ["MEMORY_THRESHOLD", "PARENT", "SWAP_THRESHOLD", "register_memory", "register_swap"]
 
 PARENT: Final = "Memory"
+#: Offered as default thresholds (an operator's own [[thresholds]] for the point win).
+MEMORY_THRESHOLD: Final = Threshold(f"{PARENT}/memory_used_percent", orange=85.0, red=95.0, hysteresis=2.0)
+SWAP_THRESHOLD: Final = Threshold(f"{PARENT}/swap_used_percent", orange=60.0, red=85.0, hysteresis=5.0)
 
 
 def register_memory(probes: RegisteredProbes, config: MemoryProbe) -> None:
     """Declare the ``memory_*`` points under ``Memory``."""
+    probes.default_thresholds.append(MEMORY_THRESHOLD)
 
     def memory() -> tuple[float, int, int]:
         vm = psutil.virtual_memory()
@@ -45,6 +50,7 @@ def register_memory(probes: RegisteredProbes, config: MemoryProbe) -> None:
 
 def register_swap(probes: RegisteredProbes, config: SwapProbe) -> None:
     """Declare the ``swap_*`` points under ``Memory``."""
+    probes.default_thresholds.append(SWAP_THRESHOLD)
 
     def swap() -> tuple[float, int, int]:
         sm = psutil.swap_memory()

@@ -17,13 +17,17 @@ Rates are counter differences over ``time.monotonic()`` (see
 :mod:`~gsmon.agent.probes.rates`); a value is ``None`` until there are two
 samples far enough apart, and for an interface that has disappeared.
 Interfaces are chosen once, at registration: the ``interfaces`` listed in
-the configuration, else every interface except the ``ignore`` globs.
+the configuration, else every interface except the ``ignore`` globs and the
+virtual interfaces that are down (Linux: listed in ``/sys/devices/virtual/net``
+and not up, such as an unused ``ifb0`` or ``dummy0``): they carry nothing and
+would only crowd the view. List one in ``interfaces`` to watch it anyway.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any, Final
 
@@ -34,9 +38,10 @@ from gsmon.agent.probes.base import RegisteredProbes, log
 from gsmon.agent.probes.labels import label, unique
 from gsmon.agent.probes.rates import CounterRates
 
-__all__ = ["FIELDS", "PARENT", "choose_interfaces", "register_network"]
+__all__ = ["FIELDS", "PARENT", "choose_interfaces", "down_virtual_interfaces", "register_network"]
 
 PARENT: Final = "Network"
+_SYS_VIRTUAL_NET: Final = "/sys/devices/virtual/net"
 
 #: psutil counter -> point-name suffix.
 FIELDS: Final = {
@@ -49,11 +54,32 @@ FIELDS: Final = {
 }
 
 
-def choose_interfaces(available: Iterable[str], config: NetworkProbe) -> list[str]:
-    """The interfaces to watch (pure)."""
+def choose_interfaces(available: Iterable[str], config: NetworkProbe, *, left_out: Collection[str] = ()) -> list[str]:
+    """The interfaces to watch (pure). ``left_out``: interfaces not to watch unless configured
+    (the virtual ones that are down, see :func:`down_virtual_interfaces`)."""
     if config.interfaces:
         return list(config.interfaces)
-    return sorted(name for name in available if not any(fnmatchcase(name, glob) for glob in config.ignore))
+    return sorted(
+        name
+        for name in available
+        if name not in left_out and not any(fnmatchcase(name, glob) for glob in config.ignore)
+    )
+
+
+def down_virtual_interfaces(stats: Mapping[str, Any] | None = None, virtual: Collection[str] | None = None) -> set[str]:
+    """Interfaces that are virtual (Linux ``/sys/devices/virtual/net``) and not up; empty where the
+    OS does not say. ``stats`` and ``virtual`` replace ``psutil.net_if_stats()`` and the folder (tests)."""
+    if virtual is None:
+        try:
+            virtual = set(os.listdir(_SYS_VIRTUAL_NET))
+        except OSError:
+            return set()
+    if stats is None:
+        try:
+            stats = psutil.net_if_stats()
+        except (OSError, RuntimeError):
+            return set()
+    return {name for name in virtual if name in stats and not stats[name].isup}
 
 
 def register_network(
@@ -71,12 +97,13 @@ def register_network(
     read_counters: Callable[[], Mapping[str, Any]] = read or (lambda: psutil.net_io_counters(pernic=True))
     now: Callable[[], float] = clock or time.monotonic
     first = read_counters() or {}
-    interfaces = choose_interfaces(first, config)
+    interfaces = choose_interfaces(first, config, left_out=down_virtual_interfaces() if read is None else ())
     if not interfaces:
         log.debug("network probe: no interface to watch")
         return
     rates = CounterRates(interfaces, FIELDS)
     rates.sample(first, now())  # prime the counters
+    probes.primed(now())
 
     def network_rates() -> tuple[float | None, ...]:
         return rates.sample(read_counters() or {}, now())

@@ -154,6 +154,7 @@ def register_process_checks(
     for check in checks:
         usage = ProcessUsage(check, shared)
         usage.poll(now())  # prime the CPU counters
+        probes.primed(now())
         probes.add(
             (check.name, f"{check.name}_cpu_percent", f"{check.name}_rss_bytes"),
             _poller(usage, now),

@@ -695,3 +695,51 @@ class TestOnThisMachine:
         probes = register_probes(Monitor(), config.probes)
         intervals = {name: probes.dt_s[name] for name in ("cpu_total_percent", "uptime_s", "memory_used_percent", "p")}
         assert intervals == {"cpu_total_percent": 5.0, "uptime_s": 60.0, "memory_used_percent": 2.5, "p": 7.0}
+
+
+# ----------------------------------------------------------------------
+# First sight: default thresholds, down virtual interfaces, rates from the first poll
+# ----------------------------------------------------------------------
+
+IfStats = namedtuple("IfStats", "isup")
+
+
+class TestFirstSight:
+    def test_down_virtual_interfaces_are_left_out_unless_configured(self) -> None:
+        from gsmon.agent.probes.network import down_virtual_interfaces
+
+        stats = {"eth0": IfStats(True), "ifb0": IfStats(False), "docker0": IfStats(False), "wg0": IfStats(True)}
+        virtual = {"ifb0", "docker0", "wg0", "lo"}
+        left_out = down_virtual_interfaces(stats, virtual)
+        assert left_out == {"ifb0", "docker0"}  # wg0 is up; eth0 is not virtual; lo has no stats here
+        available = ["lo", "eth0", "ifb0", "docker0", "wg0"]
+        assert choose_interfaces(available, NetworkProbe(), left_out=left_out) == ["eth0", "wg0"]
+        assert choose_interfaces(available, NetworkProbe(interfaces=("ifb0",)), left_out=left_out) == ["ifb0"]
+
+    def test_the_probes_offer_default_thresholds_after_the_operators(self) -> None:
+        config = parse_agent_config("[[thresholds]]\npoint = 'CPU/cpu_total_percent'\nred = 50.0\n")
+        probes = register_probes(Monitor(), config.probes)
+        points = {threshold.point for threshold in probes.default_thresholds}
+        assert {"CPU/cpu_total_percent", "CPU/load_5min", "Memory/memory_used_percent"} <= points
+        assert {"Memory/swap_used_percent", "Disk/*_used_percent"} <= points
+        rule = ThresholdRule([*config.thresholds, *probes.default_thresholds])
+        assert rule.apply("CPU/cpu_total_percent", 60.0) is RedAlert  # the operator's rule wins
+        assert rule.apply("Memory/memory_used_percent", 50.0) is GreenAlert  # judged: colours from the start
+        assert rule.apply("Memory/memory_used_percent", 90.0) is OrangeAlert
+        assert rule.apply("Disk/root_used_percent", 96.0) is RedAlert
+
+    def test_rates_have_values_from_the_first_poll_after_the_wait(self) -> None:
+        clock = FakeClock()
+        feed = iter([{"eth0": NetCounters(0, 0, 0, 0, 0, 0)}, {"eth0": NetCounters(1000, 0, 0, 0, 0, 0)}])
+        probes = RegisteredProbes(Monitor())
+        register_network(probes, NetworkProbe(), read=lambda: next(feed), clock=clock)
+        assert probes.primed_at == clock()
+        wait = probes.first_rates_in_s(clock())
+        assert 0.25 <= wait <= 0.3
+        clock.advance(wait)
+        assert probes.first_rates_in_s(clock()) == 0.0
+        ((_, poll),) = probes.functions.items()
+        rx = poll()[0]
+        assert rx is not None
+        assert rx > 0, "the first poll already has a rate"
+        assert RegisteredProbes(Monitor()).first_rates_in_s(0.0) == 0.0  # nothing primed: no wait

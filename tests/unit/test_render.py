@@ -118,3 +118,34 @@ def test_no_colour_by_default() -> None:
     """Without colour=True there are no escape sequences at all."""
     text = render_table("t", [Row(0, "p", 1, 100, "CRITICAL", 1.0)])
     assert "\x1b" not in text
+
+
+def test_render_view_has_units_age_and_fits_the_width() -> None:
+    """gsmon get and the plain frames: values with units, an `age` column, sized to the width, cut with …"""
+    from gsmon.common.render import render_view
+
+    rows = [
+        Row(0, "Memory", None, 10, "GREEN", None),
+        Row(1, "memory_available_bytes", 24_670_994_432, 10, "GREEN", 130.0),
+        Row(1, "eno1_rx_bytes_per_s", 8.21207e07, 10, "GREEN", 0.4),
+        Row(1, "uptime_s", 1.23457e06, 10, "GREEN", 2.0),
+        Row(
+            1, "lock", "ERROR ConnectionError: no reply from the downconverter at 10.0.0.5 after 3 tries", 30, "RED", 1
+        ),
+    ]
+    for width in (80, 120):
+        lines = render_view("Hub x (RED) --- 5 nodes", rows, width=width).splitlines()
+        assert lines[0] == " Hub x (RED) --- 5 nodes"
+        assert lines[1].split() == ["Name", "Value", "Alert", "age"]
+        assert all(len(line) <= width for line in lines)
+        text = "\n".join(lines)
+        assert "23.0 GiB" in text
+        assert "82.1 MB/s" in text
+        assert "14d 6h 56m" in text
+        assert lines[3].startswith(" .Memory")
+        assert lines[4].startswith(" ..memory_available_bytes")
+        assert lines[4].endswith("GREEN      2m")
+    narrow = render_view("t", rows, width=80).splitlines()[-1]
+    assert "…" in narrow
+    assert "\x1b" not in render_view("t", rows)
+    assert render_view("t", rows, colour=True).splitlines()[-1].startswith("\x1b[31m ..lock")
