@@ -669,7 +669,9 @@ class WatchApp(App[int]):
         Binding("q", "quit", "quit"),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
         Binding("question_mark", "help", "keys"),
-        Binding("slash", "filter", "filter"),
+        # A priority binding runs in the app's own task before later keys are
+        # forwarded to the focused widget: "/lock" typed fast all reaches the prompt.
+        Binding("slash", "filter", "filter", priority=True),
         Binding("t", "toggle_tree", "tree"),
         Binding("d", "detail", "detail"),
         Binding("a", "ack", "ack"),
@@ -868,6 +870,10 @@ class WatchApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("ack", "shelve"):
             return self.commands.role in ROLES_THAT_ACT
+        if action == "filter":
+            # "/" is typed as itself into any input (paths have slashes), and
+            # opens the filter only from the tree.
+            return not isinstance(self.focused, Input)
         return True
 
     def action_help(self) -> None:
@@ -894,7 +900,10 @@ class WatchApp(App[int]):
         prompt = self._filter
         prompt.value = self.model.filter_text or ""
         prompt.add_class("-shown")
-        prompt.focus()
+        # Focus now, not with Widget.focus(), which defers it (call_later): keys
+        # typed right after "/" are already queued and would reach the tree.
+        prompt.styles.display = "block"
+        self.screen.set_focus(prompt)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "filter":
@@ -902,6 +911,7 @@ class WatchApp(App[int]):
         event.stop()
         matches = self.model.set_filter(event.value)
         event.input.remove_class("-shown")
+        event.input.styles.display = "none"
         self.tree_view.focus()
         self.model.move_to(0)
         text = self.model.filter_text
@@ -914,6 +924,7 @@ class WatchApp(App[int]):
         if event.key == "escape" and prompt.has_focus:
             event.stop()
             prompt.remove_class("-shown")
+            prompt.styles.display = "none"
             self.tree_view.focus()
 
     def action_clear(self) -> None:
