@@ -248,7 +248,8 @@ def test_a_heartbeat_without_our_prefix_makes_the_client_subscribe_again_then_re
     that says its counters are incomplete, proves nothing."""
     feed(synced, beat(5, {"GS2/": 40}))  # older than the snapshot (seq 10)
     feed(synced, _incomplete_beat(20))
-    assert synced._confirmed and not synced._needs_resync
+    assert synced._confirmed
+    assert not synced._needs_resync
     feed(synced, node("GS1/a", 11), beat(20, {"GS2/": 40}))
     assert not synced._confirmed  # subscribed again, awaiting confirmation
     assert not synced._needs_resync
