@@ -88,7 +88,10 @@ kind               id   body
 HELLO              10   ``request_id`` uint
 SNAPSHOT_REQUEST   11   ``request_id`` uint, ``prefix`` str
 INFO               20   ``request_id``, ``endpoints`` {"agents", "subscribers",
-                        "query": str}, ``heartbeat_s`` float, ``version`` str
+                        "query": str}, ``heartbeat_s`` float, ``version`` str,
+                        ``heartbeat_topic`` bin (minor 1; the heartbeat topic of
+                        the asking key's read scope, see below; absent:
+                        :data:`HUB_HEARTBEAT_TOPIC`)
 SNAPSHOT_CHUNK     21   ``request_id``, ``nodes`` [[path, node payload]...]
 SNAPSHOT_END       22   ``request_id``, ``seq`` uint (hub seq the snapshot is
                         consistent with), ``count`` uint (nodes sent),
@@ -124,8 +127,12 @@ dt            float|nil  poll interval of the point
 ============  =========  =====================================================
 
 HUB_HEARTBEAT: topic :data:`HUB_HEARTBEAT_TOPIC` (starts with a NUL byte,
-which no path can hold); payload map ``v``, ``epoch``, ``seq`` (last NODE
-seq), ``interval_s``, ``sent_at`` (float), ``published`` {prefix: uint}.
+which no path can hold) or a scope's topic (below); payload map ``v``,
+``epoch``, ``seq`` (last NODE seq), ``interval_s``, ``sent_at`` (float),
+``published`` {prefix: uint}, and ``complete`` bool (minor 1; sent only when
+false: the hub counts at most ``max_published_prefixes`` prefixes, and
+past that some followed prefix has no counter, so a prefix missing from
+``published`` proves nothing).
 
 Gap detection with prefix filters: a subscriber following prefix ``P`` cannot
 use ``seq`` contiguity, since it sees only the NODEs under ``P``. Instead the
@@ -138,6 +145,50 @@ hub's counter restarted, and the subscriber re-snapshots. A new ``epoch`` also
 means a re-snapshot. The hub sends a heartbeat immediately when it sees a new
 subscription to the heartbeat topic, which a client uses to know its prefix
 subscription is active before it asks for a snapshot.
+
+Subscribing (rules of the hub's subscriber socket; minor 1)
+-----------------------------------------------------------
+A subscriber sends ZeroMQ subscriptions (``0x01`` + topic) and
+cancellations (``0x00`` + topic) only; anything else upstream is refused.
+The hub applies a subscription only within the sender's read grant (with
+keys) and its caps, and may set one aside when another peer's junk made it
+unsure which connection the subscription came from. So a client:
+
+1. subscribes its prefix, then its heartbeat topic (INFO ``heartbeat_topic``);
+2. until a heartbeat on that topic arrives whose ``published`` lists the
+   prefix (or says ``complete`` false), sends both again every second, each
+   as a cancellation followed by a subscription (a plain ZeroMQ SUB sends a
+   repeated subscription but cancels only the last one);
+3. then asks for the snapshot (above);
+4. whenever a heartbeat newer than its snapshot (``seq`` at least the
+   snapshot's) does not list the prefix, treats it as a gap: it subscribes
+   again as in 1-2 and then takes a new snapshot. (Whatever the hub no longer
+   counts it does not publish either: without this rule such a client would
+   silently freeze.)
+
+Read scopes and heartbeat topics: with keys, a subscriber grant limited to
+some prefixes is a *scope* with its own heartbeat topic,
+:data:`SCOPE_HEARTBEAT_PREFIX` + the grant's name (UTF-8) + NUL (so that no
+scope's topic is a byte-prefix of another's); full-access keys, and every
+client of a hub without keys, use :data:`HUB_HEARTBEAT_TOPIC`. A limited key
+may subscribe to its own scope's topic and to no other control topic (a
+topic starting with NUL); a full-access key to :data:`HUB_HEARTBEAT_TOPIC`.
+Each heartbeat's ``published`` holds only the prefixes its scope may read,
+so a key never learns what others follow outside its grant. (A client of
+minor 0 with a limited key, which subscribes to :data:`HUB_HEARTBEAT_TOPIC`,
+gets no heartbeat: it must be updated.)
+
+NOTICE back-channel (hub -> agent; minor 1)
+-------------------------------------------
+When the hub refuses an agent's messages (its key may not publish under that
+name or mount, its mount or name is invalid, its points conflict with
+another agent's...) it subscribes, then unsubscribes, on its agents socket
+the topic ``NOTICE_TOPIC_PREFIX + agent name + NUL + reason``, the reason
+being human-readable UTF-8 of at most :data:`MAX_NOTICE_REASON_BYTES` bytes
+(cut at a character boundary), at most once per agent and reason every 10 s.
+The agent's (verbose) XPUB sees ``0x01`` + that topic; an agent whose name
+it is logs the reason (:func:`parse_notice`). Like RESYNC, the subscription
+reaches every connected agent: each checks the name.
 
 Values
 ======
