@@ -199,3 +199,44 @@ def test_with_the_zap_thread_dead_a_revoked_agent_still_stops(
             lambda: polled(ops) and int(_hub_value(ops, "auth_unauthorised_messages") or 0) > refused + 10,
             what="its further messages refused",
         )
+
+
+def test_a_revoked_subscriber_let_in_again_recovers_by_itself(procs: Processes, keys: KeySet) -> None:
+    """Issue 11.5 for subscribers: after its key is revoked libzmq will not retry the refused handshake;
+    the Subscriber makes new sockets with backoff and, once the key is registered again, follows the
+    tree again without being restarted."""
+    hub = procs.hub("--keys", str(keys.hub_dir))
+    procs.agent(hub, "ant1", COUNTER, mount=ANT1, key=keys.secret("ant1"), hub_key=keys.hub_public)
+    viewer = ClientKeys.load(keys.secret("v1"), keys.hub_public)
+    with Subscriber(hub.query, "GS1/", curve=viewer) as sub:
+        wait_until(lambda: polled(sub) and TICKS in sub.tree, what="the viewer's counter")
+        _revoke(keys, "v1")
+        wait_until(lambda: polled(sub) and sub.hub_lost, timeout_s=10.0, what="the viewer to lose the hub")
+        result = gsmon_cli(
+            "keys", "subscriber", "v1", "--prefix", "GS1/", "--hub-dir", str(keys.hub_dir),
+            "--public-key", str(keys.root / "v1" / "v1.key"),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        wait_until(lambda: polled(sub) and not sub.hub_lost, timeout_s=30.0, what="the viewer to be back")
+        seen = int(sub.tree[TICKS].value)
+        wait_until(lambda: polled(sub) and int(sub.tree[TICKS].value) > seen, what="live updates again")
+
+
+def test_an_ipc_subscribers_endpoint_is_kept_across_a_revocation(
+    procs: Processes, keys: KeySet, tmp_path: Path
+) -> None:
+    """The hub's own AF_UNIX listener serves ipc:// too: a rebuild keeps the socket file, ops keeps
+    receiving, and the file is removed when the hub stops."""
+    path = tmp_path / "subscribers.sock"
+    hub = procs.hub("--keys", str(keys.hub_dir), subscribers=f"ipc://{path}")
+    assert hub.subscribers == f"ipc://{path}"
+    procs.agent(hub, "ant1", COUNTER, mount=ANT1, key=keys.secret("ant1"), hub_key=keys.hub_public)
+    with Subscriber(hub.query, "GS1/", curve=_ops(keys)) as ops:
+        wait_until(lambda: polled(ops) and TICKS in ops.tree, what="the counter at ops")
+        _revoke(keys, "v2")
+        wait_until(lambda: "subscribers socket rebuilt" in hub.process.stderr(), what="the rebuild")
+        assert path.is_socket()
+        seen = int(ops.tree[TICKS].value)
+        wait_until(lambda: polled(ops) and int(ops.tree[TICKS].value) > seen + 5, what="ops to keep receiving")
+    assert hub.process.stop() == 0
+    assert not path.exists()
