@@ -140,6 +140,10 @@ class _Watched:
             if problem is not None:
                 found.append(problem)
 
+    def given_up(self) -> bool:
+        """Whether libzmq will not retry this socket's connection (a refused handshake)."""
+        return self.watch.needs_new_socket
+
     def close(self) -> None:
         self.monitor.close(linger=0)
         self.socket.close(linger=0)
@@ -436,10 +440,9 @@ class Subscriber:
         """Send a request; yield its replies until the caller stops or time runs out."""
         watched = self._dealer
         assert watched is not None
-        if watched.watch.needs_new_socket:
-            self._replace("_dealer", watched)  # libzmq gave up on it: a fresh handshake
-            watched = self._dealer
-            assert watched is not None
+        if watched.given_up():
+            # libzmq gave up on it; poll() makes a new one when its backoff has passed.
+            raise self._unavailable(msg.kind.name)
         dealer = watched.socket
         with contextlib.suppress(zmq.Again):  # not connected yet: nothing queued, and the wait below says why
             dealer.send(proto.encode(msg), zmq.DONTWAIT)
@@ -450,7 +453,7 @@ class Subscriber:
                 if remaining_ms <= 0:
                     raise self._unavailable(msg.kind.name)
                 watched.read()
-                if watched.watch.needs_new_socket and watched.watch.problem is not None:
+                if watched.given_up() and watched.watch.problem is not None:
                     raise self._unavailable(msg.kind.name)  # refused for good: no use waiting
                 continue
             try:
