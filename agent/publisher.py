@@ -199,7 +199,7 @@ class Publisher:
 
     def _watch(self, link: _Link) -> None:
         """Attach a monitor to the link's socket (before its connect, so no event is missed), then connect."""
-        link.monitor = link.socket.get_monitor_socket(transport.MONITOR_EVENTS)
+        link.monitor = transport.monitor_socket(link.socket, transport.MONITOR_EVENTS)
         link.socket.connect(link.endpoint)
 
     def _loop(self, links: list[_Link]) -> None:

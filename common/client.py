@@ -124,7 +124,7 @@ class _Watched:
 
     def __init__(self, sock: zmq.Socket[bytes], uses_keys: bool) -> None:
         self.socket = sock
-        self.monitor = sock.get_monitor_socket(transport.MONITOR_EVENTS)
+        self.monitor = transport.monitor_socket(sock, transport.MONITOR_EVENTS)
         self.watch = transport.LinkWatch(uses_keys)
         self.backoff = transport.Backoff()
         self.retry_at: float | None = None

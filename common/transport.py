@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import ipaddress
+import itertools
 import os
 import socket
 import stat
@@ -71,6 +72,7 @@ __all__ = [
     "is_loopback",
     "listen",
     "make_socket",
+    "monitor_socket",
     "parse_endpoint",
     "with_host",
 ]
@@ -296,6 +298,19 @@ MONITOR_EVENTS: Final = (
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 )
+
+
+_MONITOR_NAMES: Final = itertools.count(1)
+
+
+def monitor_socket(sock: zmq.Socket[bytes], events: int) -> zmq.Socket[bytes]:
+    """``sock.get_monitor_socket(events)`` on an endpoint no other monitor ever used.
+
+    pyzmq names the endpoint after the socket's file descriptor, which the
+    next socket may get again while libzmq still holds the old name: a
+    replaced socket's monitor would fail with EADDRINUSE.
+    """
+    return sock.get_monitor_socket(events, addr=f"inproc://gsmon-monitor-{os.getpid()}-{next(_MONITOR_NAMES)}")
 
 
 class LinkProblem(enum.Enum):

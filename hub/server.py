@@ -180,7 +180,7 @@ class _SocketMonitor:
     """
 
     def __init__(self, sock: zmq.Socket[bytes], role: str) -> None:
-        self.socket = sock.get_monitor_socket(_MONITORED)
+        self.socket = transport.monitor_socket(sock, _MONITORED)
         self.role = role
         self._peers: dict[int, str | None] = {}
         self._failures: list[str] = []

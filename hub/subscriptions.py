@@ -95,7 +95,7 @@ only publishes what nobody receives.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from enum import IntEnum
 from itertools import repeat
 from typing import Final
@@ -155,6 +155,7 @@ class SubscriptionLedger:
         # The guard: True from a junk frame until a read found the queue empty.
         self.misaligned = False
         self._holders: dict[bytes, dict[str, None]] = {}  # topic -> identities holding it (ordered)
+        self._control: dict[bytes, None] = {}  # held topics that start with NUL (heartbeats)
         self._by_identity: dict[str, int] = {}  # identity -> distinct topics held
         self._total = 0
         # Subscriptions libzmq recorded but the hub did not apply: topic -> identity -> count.
@@ -245,11 +246,13 @@ class SubscriptionLedger:
         return topic in self._holders
 
     def held_topics(self, start: bytes) -> list[bytes]:
-        """Held topics that start with ``start`` (e.g. every heartbeat topic someone follows)."""
-        return [topic for topic in self._holders if topic.startswith(start)]
+        """Held control topics (a leading NUL) that start with ``start``: the heartbeat topics someone follows."""
+        return [topic for topic in self._control if topic.startswith(start)]
 
     def _add(self, identity: str, topic: bytes) -> None:
         self._holders.setdefault(topic, {})[identity] = None
+        if topic[:1] == b"\x00":
+            self._control[topic] = None
         self._by_identity[identity] = self._by_identity.get(identity, 0) + 1
         self._total += 1
         self.follow(topic, True)
@@ -261,6 +264,7 @@ class SubscriptionLedger:
         del holders[identity]
         if not holders:
             del self._holders[topic]
+            self._control.pop(topic, None)
         left = self._by_identity[identity] - 1
         if left:
             self._by_identity[identity] = left
@@ -335,6 +339,7 @@ class SubscriptionLedger:
     def reset(self) -> None:
         """Forget every subscription (a new subscribers socket holds none)."""
         self._holders.clear()
+        self._control.clear()
         self._by_identity.clear()
         self._total = 0
         self._refused_pool.clear()
@@ -366,9 +371,8 @@ class SubscriptionLedger:
         """Whether any prefix has a counter (else drain need not report what it published)."""
         return bool(self._published)
 
-    def count_published(self, removed: Iterable[str], changed: list[str], total: int) -> None:
+    def count_published(self, removed: list[str], changed: list[str], total: int) -> None:
         """Count the NODEs one drain published: ``removed`` and ``changed`` paths, ``total`` frames."""
-        removed = list(removed)
         counts = self._published
         for prefix in counts:
             if prefix:
