@@ -437,7 +437,7 @@ class HubServer:
                     beats_wanted = self._read_subscriptions(subscribers)
                 # After the subscriptions: every connection whose frames were just read has had its
                 # ACCEPTED event emitted before (libzmq emits it before the handshake begins).
-                if monitor is not None and monitor.socket in ready:
+                if monitor is not None and (monitor.socket in ready or subscribers in ready):
                     self._read_monitor(monitor)
                 if agents_monitor.socket in ready:
                     self._read_agents_monitor(agents_monitor)
@@ -656,6 +656,8 @@ class HubServer:
         counters = self._counters
         for change in monitor.read(self._handshake_failed if self.auth is not None else None):
             counters.subscriber_connections = max(0, counters.subscriber_connections + change)
+        # Read after the turn's frames: every connection whose frames were read is counted.
+        self.ledger.connections(counters.subscriber_connections)
 
     def _read_agents_monitor(self, monitor: _SocketMonitor) -> None:
         counters = self._counters

@@ -66,30 +66,39 @@ was sent, and when a connection closes it emits one identity-less
 unsubscription per topic that connection had sent and not cancelled --
 applied *or not* (its "manual" trie records everything).
 
-* Entries are (identity, topic) pairs, counted once: a repeat is still applied
-  (a no-op on the connection that already holds it; a real subscription on a
-  second connection of that identity) but takes no new place under the caps
-  and is counted as refused ("not taken in"), so repeats never lock an
-  identity out.
+* Entries are (identity, topic) pairs, counted once under the caps and in
+  ``_hub/subscriptions``: a repeat is still applied (a no-op on the
+  connection that already holds it; a real subscription on a second
+  connection of that identity), takes no new place, and is counted as
+  refused ("not taken in"), so repeats never lock an identity out.
+* Publishing must never stop for a topic some connection still holds (lazy
+  publishing would starve it: that is an *under*-count), while following a
+  topic nobody holds only costs work (an *over*-count is safe). So a repeat
+  is also remembered with its pair, as possibly another connection; when the
+  pair is released by a closed connection, its repeats become *orphans*:
+  the topic stays followed (not under the caps), until further closed
+  connections' unsubscriptions take them, or an unsubscription from that
+  identity does. Repeats and orphans are bounded by the socket's connection
+  count (its monitor, read after the frames of the same turn, so every
+  connection whose frames were read is counted); with no connection left
+  they are gone. That is the only use of the connection count: nothing
+  is cleared wholesale on it ("0 connections" and the frames already queued
+  are not ordered, issue 11.9).
 * Subscriptions the hub did not apply (outside the grant, over a cap, skipped
   by the guard) are kept in a *refused pool* per topic, so that the
   identity-less unsubscriptions of a closing connection release refused
-  entries before applied ones: releasing an applied entry another client
-  still holds would under-count a followed prefix (lazy publishing would stop
-  publishing it: that starves a subscriber), while keeping one too many only
-  publishes a little more (safe). The pool overflows into one counter.
-* Unsubscriptions that carry an identity release that identity's pair (or,
-  if it holds none, one of its refused entries); they are applied to the
-  sender's connection, which removes nothing from anyone else.
-* Nothing is ever cleared wholesale: "no connection left" on the socket
-  monitor is not ordered with the frames already queued (issue 11.9).
+  entries before applied ones (releasing an applied entry another client
+  still holds would be an under-count). The pool overflows into one counter.
+* Unsubscriptions that carry an identity release that identity's repeat,
+  else its pair, else its orphan, else one of its refused entries; they are
+  applied to the sender's connection, which removes nothing from anyone else.
 
-What stays approximate, and why it is safe: when one identity follows a topic
-on two connections and one closes, the pair is released although the other
-still holds the topic; the hub stops counting it, the next heartbeat lacks
-it, and that client re-subscribes and re-snapshots. An over-count (a pair
-kept after its last connection went, e.g. after a skipped unsubscription)
-only publishes what nobody receives.
+What stays approximate: a closing connection's unsubscriptions carry no
+identity, so they release *some* holder of the topic (the sum per topic is
+what matters for publishing, and it stays an upper bound); and after the
+guard skipped an unsubscription the pair stays (an over-count). Under attack
+an honest client may still see its prefix missing from a heartbeat, and then
+re-subscribes (see the client rules above): nothing freezes for good.
 """
 
 from __future__ import annotations
@@ -162,6 +171,11 @@ class SubscriptionLedger:
         self._refused_pool: dict[bytes, dict[str, int]] = {}
         self._refused_entries = 0
         self._refused_overflow = 0  # pool entries beyond max_total, not attributed to a topic
+        # Repeats of a held pair (identity, topic): each may be another connection of that identity.
+        self._extra: dict[tuple[str, bytes], int] = {}
+        # Connections that may still hold a topic whose pair was released (identity, topic) -> count:
+        # followed (published) but not counted under the caps.
+        self._orphans: dict[tuple[str, bytes], int] = {}
         # Publish counters: path prefix -> number of pairs following it, and NODEs published under it.
         self._prefix_refs: dict[str, int] = {}
         self._published: dict[str, int] = {}
@@ -206,7 +220,10 @@ class SubscriptionLedger:
             # A skipped unsubscription leaves the pair in place: its connection may still hold it.
             return Outcome.SKIPPED
         if not subscribe:
-            if not self._remove(who, topic):
+            key = (who, topic)
+            if self._extra.get(key):
+                self._take_extra(key)  # one of its connections cancelled; another may hold it still
+            elif not self._remove(who, topic) and not self._orphan_take(key):
                 self._pool_take(topic, who)
             return Outcome.UNSUBSCRIBE
         if may_subscribe is not None and not may_subscribe(identity, topic):
@@ -215,7 +232,12 @@ class SubscriptionLedger:
             return Outcome.REFUSED_GRANT
         holders = self._holders.get(topic)
         if holders is not None and who in holders:
-            self.refused += 1  # held once per identity; applied for the connection's sake
+            # Held once per identity (caps, health); applied for the connection's sake; and
+            # remembered, since it may come from a second connection (publishing must not stop
+            # when the first one closes).
+            self.refused += 1
+            key = (who, topic)
+            self._extra[key] = self._extra.get(key, 0) + 1
             return Outcome.REPEAT
         if self._by_identity.get(who, 0) >= self.max_per_subscriber or self._total >= self.max_total:
             self.refused += 1
@@ -227,6 +249,22 @@ class SubscriptionLedger:
     def drained(self) -> None:
         """A read found the queue empty: the data and pipe queues are aligned again."""
         self.misaligned = False
+
+    def connections(self, count: int) -> None:
+        """The socket has (at most) ``count`` connections now (its monitor, read after the frames).
+
+        No topic can be held by more connections than there are: repeats and
+        orphans beyond that are forgotten, all of them when none is left.
+        """
+        for table, most in ((self._extra, count - 1), (self._orphans, count)):
+            for key in [key for key, held in table.items() if held > most]:
+                if most > 0:
+                    table[key] = most
+                elif table is self._extra:
+                    del table[key]
+                else:
+                    self._orphans[key] = 1
+                    self._orphan_take(key)
 
     # ------------------------------------------------------------------
     # The ledger
@@ -242,12 +280,14 @@ class SubscriptionLedger:
         return self._by_identity.get(identity, 0)
 
     def holds(self, topic: bytes) -> bool:
-        """Whether some identity holds ``topic`` (heartbeat topics: whether to send that heartbeat)."""
+        """Whether some identity holds ``topic`` as a pair (under the caps)."""
         return topic in self._holders
 
     def held_topics(self, start: bytes) -> list[bytes]:
         """Held control topics (a leading NUL) that start with ``start``: the heartbeat topics someone follows."""
-        return [topic for topic in self._control if topic.startswith(start)]
+        held = [topic for topic in self._control if topic.startswith(start)]
+        held += {topic for _, topic in self._orphans if topic.startswith(start) and topic not in self._control}
+        return held
 
     def _add(self, identity: str, topic: bytes) -> None:
         self._holders.setdefault(topic, {})[identity] = None
@@ -302,7 +342,8 @@ class SubscriptionLedger:
         return True
 
     def _release_anonymous(self, topic: bytes) -> None:
-        """A closed connection had sent ``topic``: release a refused entry first, else one holder."""
+        """A closed connection had sent ``topic``: release a refused entry first, else one holder
+        (its repeats become orphans: they may be other connections that still hold it), else an orphan."""
         if self._pool_take(topic, None):
             return
         if self._refused_overflow:
@@ -310,7 +351,39 @@ class SubscriptionLedger:
             return
         holders = self._holders.get(topic)
         if holders:
-            self._remove(next(reversed(holders)), topic)
+            identity = next(reversed(holders))
+            repeats = self._extra.pop((identity, topic), 0)
+            if repeats:
+                self._orphan_add((identity, topic), repeats)  # before the pair goes: the counter stays
+            self._remove(identity, topic)
+            return
+        orphan = next((key for key in self._orphans if key[1] == topic), None) if self._orphans else None
+        if orphan is not None:
+            self._orphan_take(orphan)
+
+    def _take_extra(self, key: tuple[str, bytes]) -> None:
+        left = self._extra[key] - 1
+        if left:
+            self._extra[key] = left
+        else:
+            del self._extra[key]
+
+    def _orphan_add(self, key: tuple[str, bytes], count: int) -> None:
+        held = self._orphans.get(key, 0)
+        self._orphans[key] = held + count
+        if not held:
+            self.follow(key[1], True)
+
+    def _orphan_take(self, key: tuple[str, bytes]) -> bool:
+        held = self._orphans.get(key, 0)
+        if not held:
+            return False
+        if held > 1:
+            self._orphans[key] = held - 1
+        else:
+            del self._orphans[key]
+            self.follow(key[1], False)
+        return True
 
     # ------------------------------------------------------------------
     # Publish counters (protocol: gap detection)
@@ -344,6 +417,8 @@ class SubscriptionLedger:
         self._total = 0
         self._refused_pool.clear()
         self._refused_entries = self._refused_overflow = 0
+        self._extra.clear()
+        self._orphans.clear()
         self._prefix_refs.clear()
         self._published.clear()
         self.misaligned = False

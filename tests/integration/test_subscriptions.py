@@ -217,19 +217,23 @@ def test_a_subscriber_that_replaces_the_only_one_while_the_hub_is_stopped_sees_s
     procs.agent(hub, "g", FLOOD, mount="GS1/Flood")
     old = Subscriber(hub.query, "GS1/").connect()
     wait_until(lambda: polled(old) and G_TICKS in old.tree, what="the first subscriber's ticks")
-    hub.process.signal(signal.SIGSTOP)
-    try:
-        old.close()
-        new = context.socket(zmq.SUB)
-        _MADE.append(new)
-        new.setsockopt(zmq.LINGER, 0)
-        new.connect(hub.subscribers)
-        new.setsockopt(zmq.SUBSCRIBE, b"GS1/")
-        new.setsockopt(zmq.SUBSCRIBE, proto.HUB_HEARTBEAT_TOPIC)
-        time.sleep(1.5)  # the flood's backlog grows; both connection changes wait in the kernel
-    finally:
-        hub.process.signal(signal.SIGCONT)
-    assert _receives(new, b"GS1/G/", 10.0, resend=False), "the new subscriber receives nothing"
+    leaving: Subscriber | zmq.Socket[bytes] = old
+    for round_ in range(5):  # each round: the only subscriber leaves, another comes, the hub frozen meanwhile
+        hub.process.signal(signal.SIGSTOP)
+        try:
+            leaving.close()
+            new = context.socket(zmq.SUB)
+            _MADE.append(new)
+            new.setsockopt(zmq.LINGER, 0)
+            new.setsockopt(zmq.RCVHWM, 0)  # the one STALE update must not be dropped on our side
+            new.connect(hub.subscribers)
+            new.setsockopt(zmq.SUBSCRIBE, b"GS1/G/")  # not the flood's subtree
+            new.setsockopt(zmq.SUBSCRIBE, proto.HUB_HEARTBEAT_TOPIC)
+            time.sleep(1.5)  # the flood's backlog grows; both connection changes wait in the kernel
+        finally:
+            hub.process.signal(signal.SIGCONT)
+        assert _receives(new, b"GS1/G/", 10.0, resend=False), f"round {round_ + 1}: the new subscriber receives nothing"
+        leaving = new
     agent.kill()
 
     def stale_seen() -> bool:

@@ -79,6 +79,52 @@ def test_repeats_take_no_new_place_and_one_release_frees_them() -> None:
     assert (ledger.total, ledger.count("peer")) == (0, 0)
 
 
+def test_a_second_connection_of_one_identity_keeps_the_topic_followed_when_the_first_closes() -> None:
+    """Issue 11.9 with one identity (a subscriber restarted on the same host, or two watches): the
+    repeat may be the second connection, so when the first closes the topic stays followed (an orphan),
+    until the second closes too or no connection is left."""
+    ledger = SubscriptionLedger()
+    sub(ledger, "host", b"GS1/")
+    assert sub(ledger, "host", b"GS1/") is Outcome.REPEAT
+    ledger.connections(2)
+    closed(ledger, b"GS1/")
+    assert ledger.total == 0  # not under the caps any more
+    assert ledger.followed() == ("GS1/",)  # but still published
+    closed(ledger, b"GS1/")  # the second connection closes
+    assert ledger.followed() == ()
+    sub(ledger, "host", b"GS1/")
+    sub(ledger, "host", b"GS1/")
+    closed(ledger, b"GS1/")
+    ledger.connections(1)
+    assert ledger.followed() == ("GS1/",)
+    ledger.connections(0)  # nobody is connected: nobody holds anything
+    assert ledger.followed() == ()
+
+
+def test_an_identitys_cancellation_takes_its_repeat_first_then_its_pair() -> None:
+    ledger = SubscriptionLedger()
+    sub(ledger, "host", b"GS1/")
+    sub(ledger, "host", b"GS1/")
+    unsub(ledger, "host", b"GS1/")  # one of its two connections
+    assert (ledger.total, ledger.followed()) == (1, ("GS1/",))
+    unsub(ledger, "host", b"GS1/")
+    assert (ledger.total, ledger.followed()) == (0, ())
+
+
+def test_repeats_are_bounded_by_the_connections() -> None:
+    """200 repeats on one connection, beside one other connection: after it closes, at most one orphan
+    remains (bounded by the connections left), and none once nobody is connected."""
+    ledger = SubscriptionLedger()
+    for _ in range(200):
+        sub(ledger, "peer", b"GS1/")
+    ledger.connections(2)
+    closed(ledger, b"GS1/")
+    ledger.connections(1)
+    assert ledger.total == 0
+    closed(ledger, b"GS1/")  # one more closed connection's unsubscription takes the one orphan
+    assert ledger.followed() == ()
+
+
 def test_caps_per_subscriber_and_in_total() -> None:
     ledger = SubscriptionLedger(max_per_subscriber=2, max_total=3)
     assert [sub(ledger, "a", topic) for topic in (b"1", b"2", b"3")] == [
@@ -163,8 +209,11 @@ class XPubModel:
         self.applied: dict[str, set[bytes]] = {}
         self.manual: dict[str, set[bytes]] = {}
         self.sent: dict[str, set[bytes]] = {}  # every topic a pipe ever subscribed (for the invariant)
+        self.closed: set[str] = set()  # a closed connection is gone for good (a new one is another pipe)
 
     def upstream(self, pipe: str, frame: bytes) -> None:
+        if pipe in self.closed:
+            return
         if frame and frame[0] in (0, 1):
             topic = frame[1:]
             if frame[0]:
@@ -176,6 +225,9 @@ class XPubModel:
         self.data.append((frame, pipe))
 
     def close(self, pipe: str) -> None:
+        if pipe in self.closed:
+            return
+        self.closed.add(pipe)
         for topic in sorted(self.manual.pop(pipe, set())):
             self.data.append((UNSUB + topic, None))
             self.pipes.append(None)
@@ -191,7 +243,7 @@ class XPubModel:
         return self.data.pop(0)
 
     def setsockopt(self, subscribe: bool, topic: bytes) -> None:
-        if self.last is None or self.last not in self.manual:
+        if self.last is None or self.last in self.closed:  # libzmq: _dist.has_pipe(_last_pipe)
             return
         if subscribe:
             self.applied.setdefault(self.last, set()).add(topic)
