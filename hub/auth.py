@@ -698,7 +698,9 @@ class HubAuthenticator:
         """A handshake the hub's socket monitor saw fail before ZAP was asked (wrong hub key, no keys)."""
         now = time.monotonic() if now is None else now
         self.denials.denied(
-            ("monitor", peer, why), f"refused a handshake on the {role} socket from {peer or '?'}: {why}", now
+            ("monitor", peer, why),
+            f"refused a handshake on the {role} socket from {peer or 'an unknown peer'}: {why}",
+            now,
         )
 
     @classmethod

@@ -9,6 +9,7 @@ stderr within 10 s; issue 11.5: a refused agent retries with backoff.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,11 @@ def test_an_agent_with_the_wrong_hub_public_key_says_the_key_does_not_match(proc
             lambda: polled(ops) and (node := ops.tree.get("_hub/auth_denied_handshakes")) is not None and node.value,
             what="the hub to count the failed handshake",
         )
-    assert "refused a handshake on the agents socket from 127.0.0.1" in hub.process.stderr()
+    # With the peer's address when the hub could still read it off the connection (it is closed within
+    # a millisecond of the failure, so that is best effort).
+    assert re.search(
+        r"refused a handshake on the agents socket from (127\.0\.0\.1:\d+|an unknown peer)", hub.process.stderr()
+    )
 
 
 def test_an_agent_without_keys_against_a_keyed_hub_says_keys_are_required(procs: Processes, keys: KeySet) -> None:
