@@ -34,7 +34,8 @@ wrong hub public key                   CONNECTED, HANDSHAKE_FAILED_NO_DETAIL (EP
 no keys against a keyed hub (or the    CONNECTED, HANDSHAKE_FAILED_PROTOCOL (ZMTP_MECHANISM_MISMATCH),
 reverse)                               DISCONNECTED; not retried
 another socket type (a DEALER on the   CONNECTED, DISCONNECTED with no handshake event; not retried
-agents or subscribers port)
+agents or subscribers port)            (a keyed hub hanging up on a keyless client can look like this
+                                       until its MECHANISM_MISMATCH event arrives)
 =====================================  ==============================================================
 
 Where libzmq does not retry, the owner of the socket must close it and make a
@@ -399,9 +400,11 @@ class LinkWatch:
             was_connected, handshaken = self.connected, self.handshaken
             self.connected = self.handshaken = False
             if was_connected and not handshaken and not self._failed_this_connection:
-                # Closed during the greeting with no handshake event: the socket types do not
-                # match (libzmq ends such a session for good).
-                return self._found(LinkProblem.WRONG_SOCKET_TYPE, final=True)
+                # Closed during the greeting with no handshake event: most likely the socket types
+                # do not match. Not taken as final: a keyed hub that hangs up on a client without
+                # keys can look the same until its mechanism-mismatch event follows, which then
+                # replaces this verdict.
+                return self._found(LinkProblem.WRONG_SOCKET_TYPE, final=False)
             return None
         return None
 

@@ -46,7 +46,7 @@ def feed(watch: LinkWatch, *events: tuple[int, int]) -> list[LinkProblem]:
             LinkProblem.KEYS_NOT_USED,
             True,
         ),
-        (False, [(CONNECTED, 9), (GONE, 9)], LinkProblem.WRONG_SOCKET_TYPE, True),
+        (False, [(CONNECTED, 9), (GONE, 9)], LinkProblem.WRONG_SOCKET_TYPE, False),
     ],
 )
 def test_each_failure_is_named_and_final_ones_ask_for_a_new_socket(
@@ -59,6 +59,14 @@ def test_each_failure_is_named_and_final_ones_ask_for_a_new_socket(
     assert watch.problem is problem
     assert watch.needs_new_socket is final
     assert not watch.handshaken
+
+
+def test_a_mechanism_mismatch_seen_after_the_disconnect_replaces_the_socket_type_guess() -> None:
+    watch = LinkWatch(False)
+    assert feed(watch, (CONNECTED, 9), (GONE, 9)) == [LinkProblem.WRONG_SOCKET_TYPE]
+    feed(watch, (PROTOCOL, zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH))
+    assert watch.problem is LinkProblem.KEYS_REQUIRED
+    assert watch.needs_new_socket
 
 
 def test_a_successful_handshake_clears_the_problem_and_a_lost_connection_is_no_failure() -> None:
