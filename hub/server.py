@@ -656,8 +656,6 @@ class HubServer:
         counters = self._counters
         for change in monitor.read(self._handshake_failed if self.auth is not None else None):
             counters.subscriber_connections = max(0, counters.subscriber_connections + change)
-        # Read after the turn's frames: every connection whose frames were read is counted.
-        self.ledger.connections(counters.subscriber_connections)
 
     def _read_agents_monitor(self, monitor: _SocketMonitor) -> None:
         counters = self._counters

@@ -77,13 +77,14 @@ applied *or not* (its "manual" trie records everything).
   is also remembered with its pair, as possibly another connection; when the
   pair is released by a closed connection, its repeats become *orphans*:
   the topic stays followed (not under the caps), until further closed
-  connections' unsubscriptions take them, or an unsubscription from that
-  identity does. Repeats and orphans are bounded by the socket's connection
-  count (its monitor, read after the frames of the same turn, so every
-  connection whose frames were read is counted); with no connection left
-  they are gone. That is the only use of the connection count: nothing
-  is cleared wholesale on it ("0 connections" and the frames already queued
-  are not ordered, issue 11.9).
+  connections' unsubscriptions take them, or a cancellation of that topic
+  does. Repeats from one connection (libzmq holds it once) thus leave an
+  orphan behind: a topic followed that nobody may hold, which only costs
+  publishing. Nothing is bounded or cleared by the socket monitor's
+  connection count: "0 connections" and the unsubscriptions still queued
+  for the closed connections are not ordered (issue 11.9: clearing on it
+  starved the connection that had just subscribed), and neither is any
+  lower count.
 * Subscriptions the hub did not apply (outside the grant, over a cap, skipped
   by the guard) are kept in a *refused pool* per topic, so that the
   identity-less unsubscriptions of a closing connection release refused
@@ -173,9 +174,11 @@ class SubscriptionLedger:
         self._refused_overflow = 0  # pool entries beyond max_total, not attributed to a topic
         # Repeats of a held pair (identity, topic): each may be another connection of that identity.
         self._extra: dict[tuple[str, bytes], int] = {}
-        # Connections that may still hold a topic whose pair was released (identity, topic) -> count:
-        # followed (published) but not counted under the caps.
-        self._orphans: dict[tuple[str, bytes], int] = {}
+        # Connections that may still hold a topic whose pair was released: topic -> count;
+        # followed (published) but not counted under the caps. Past max_total topics the rest
+        # is only counted, and every change is published (an over-count is safe).
+        self._orphans: dict[bytes, int] = {}
+        self._orphan_overflow = 0
         # Publish counters: path prefix -> number of pairs following it, and NODEs published under it.
         self._prefix_refs: dict[str, int] = {}
         self._published: dict[str, int] = {}
@@ -223,7 +226,7 @@ class SubscriptionLedger:
             key = (who, topic)
             if self._extra.get(key):
                 self._take_extra(key)  # one of its connections cancelled; another may hold it still
-            elif not self._remove(who, topic) and not self._orphan_take(key):
+            elif not self._remove(who, topic) and not self._orphan_take(topic):
                 self._pool_take(topic, who)
             return Outcome.UNSUBSCRIBE
         if may_subscribe is not None and not may_subscribe(identity, topic):
@@ -250,22 +253,6 @@ class SubscriptionLedger:
         """A read found the queue empty: the data and pipe queues are aligned again."""
         self.misaligned = False
 
-    def connections(self, count: int) -> None:
-        """The socket has (at most) ``count`` connections now (its monitor, read after the frames).
-
-        No topic can be held by more connections than there are: repeats and
-        orphans beyond that are forgotten, all of them when none is left.
-        """
-        for table, most in ((self._extra, count - 1), (self._orphans, count)):
-            for key in [key for key, held in table.items() if held > most]:
-                if most > 0:
-                    table[key] = most
-                elif table is self._extra:
-                    del table[key]
-                else:
-                    self._orphans[key] = 1
-                    self._orphan_take(key)
-
     # ------------------------------------------------------------------
     # The ledger
     # ------------------------------------------------------------------
@@ -286,7 +273,7 @@ class SubscriptionLedger:
     def held_topics(self, start: bytes) -> list[bytes]:
         """Held control topics (a leading NUL) that start with ``start``: the heartbeat topics someone follows."""
         held = [topic for topic in self._control if topic.startswith(start)]
-        held += {topic for _, topic in self._orphans if topic.startswith(start) and topic not in self._control}
+        held += [topic for topic in self._orphans if topic.startswith(start) and topic not in self._control]
         return held
 
     def _add(self, identity: str, topic: bytes) -> None:
@@ -354,12 +341,11 @@ class SubscriptionLedger:
             identity = next(reversed(holders))
             repeats = self._extra.pop((identity, topic), 0)
             if repeats:
-                self._orphan_add((identity, topic), repeats)  # before the pair goes: the counter stays
+                self._orphan_add(topic, repeats)  # before the pair goes: the counter stays
             self._remove(identity, topic)
             return
-        orphan = next((key for key in self._orphans if key[1] == topic), None) if self._orphans else None
-        if orphan is not None:
-            self._orphan_take(orphan)
+        if not self._orphan_take(topic) and self._orphan_overflow:
+            self._orphan_overflow -= 1
 
     def _take_extra(self, key: tuple[str, bytes]) -> None:
         left = self._extra[key] - 1
@@ -368,21 +354,25 @@ class SubscriptionLedger:
         else:
             del self._extra[key]
 
-    def _orphan_add(self, key: tuple[str, bytes], count: int) -> None:
-        held = self._orphans.get(key, 0)
-        self._orphans[key] = held + count
+    def _orphan_add(self, topic: bytes, count: int) -> None:
+        held = self._orphans.get(topic, 0)
+        if not held and len(self._orphans) >= self.max_total:
+            self._orphan_overflow += count
+            self._refresh_followed()
+            return
+        self._orphans[topic] = held + count
         if not held:
-            self.follow(key[1], True)
+            self.follow(topic, True)
 
-    def _orphan_take(self, key: tuple[str, bytes]) -> bool:
-        held = self._orphans.get(key, 0)
+    def _orphan_take(self, topic: bytes) -> bool:
+        held = self._orphans.get(topic, 0)
         if not held:
             return False
         if held > 1:
-            self._orphans[key] = held - 1
+            self._orphans[topic] = held - 1
         else:
-            del self._orphans[key]
-            self.follow(key[1], False)
+            del self._orphans[topic]
+            self.follow(topic, False)
         return True
 
     # ------------------------------------------------------------------
@@ -419,6 +409,7 @@ class SubscriptionLedger:
         self._refused_entries = self._refused_overflow = 0
         self._extra.clear()
         self._orphans.clear()
+        self._orphan_overflow = 0
         self._prefix_refs.clear()
         self._published.clear()
         self.misaligned = False
@@ -426,7 +417,7 @@ class SubscriptionLedger:
 
     def _refresh_followed(self) -> None:
         refs = self._prefix_refs
-        if "" in refs or len(refs) > len(self._published):
+        if "" in refs or len(refs) > len(self._published) or self._orphan_overflow:
             # Someone follows the whole tree, or a followed prefix has no counter
             # (past max_published_prefixes): publish every change.
             self._followed = None
