@@ -18,6 +18,19 @@ mark rather than block; and every send is non-blocking.
 Each hub gets its own socket (its own sequence numbers, its own CURVE server
 key), so a STATE sent to one hub because it asked does not look like a gap to
 another.
+
+Each link is watched through its socket monitor
+(:class:`~gsmon.common.transport.LinkWatch`, shared with the client): INFO
+``connected to the hub at ...`` when a handshake succeeds; WARNING ``no hub at
+... for N s`` first after :data:`NO_HUB_FIRST_WARNING_S`, then at doubling
+intervals (never per attempt); a refused or failed handshake once, at WARNING,
+with what it most likely means (``the hub refused this agent's key``, ``the
+hub's public key does not match``, keys required or not used, another kind of
+socket). libzmq gives up on a connection whose handshake the hub refused, so
+such a link gets a new socket after 1, 2, 4 ... 30 s (an agent started before
+its key was registered gets in once it is). The hub's reasons for refusing
+messages arrive on the NOTICE back-channel (protocol) and are logged at
+WARNING with the hub's words.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from gsmon.common import protocol as proto
 from gsmon.common import transport
@@ -40,6 +54,8 @@ __all__ = ["PointSource", "Publisher", "PublisherSettings"]
 log = logging.getLogger("gsmon.agent")
 
 _BYE_LINGER_MS: Final = 200
+NO_HUB_FIRST_WARNING_S: Final = 5.0  # then 10, 20, 40 ... up to NO_HUB_MAX_WARNING_S apart
+NO_HUB_MAX_WARNING_S: Final = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +69,38 @@ class PublisherSettings:
 
 
 class _Link:
-    """One hub: its socket and sequence counter."""
+    """One hub: its socket, its monitor, and its sequence counter (which outlives a replaced socket)."""
 
-    __slots__ = ("endpoint", "last_sent", "needs_state", "seq", "socket")
+    __slots__ = (
+        "backoff",
+        "down_since",
+        "endpoint",
+        "last_sent",
+        "monitor",
+        "needs_state",
+        "next_no_hub_warning",
+        "no_hub_interval_s",
+        "reported",
+        "retry_at",
+        "seq",
+        "socket",
+        "watch",
+    )
 
-    def __init__(self, endpoint: str, sock: zmq.Socket[bytes]) -> None:
+    def __init__(self, endpoint: str, sock: zmq.Socket[bytes], uses_keys: bool, now: float) -> None:
         self.endpoint = endpoint
         self.socket = sock
+        self.monitor: zmq.Socket[bytes] | None = None
         self.seq = 0
         self.last_sent = -float("inf")
         self.needs_state = False
+        self.watch = transport.LinkWatch(uses_keys)
+        self.backoff = transport.Backoff()
+        self.retry_at: float | None = None
+        self.down_since = now  # not handshaken since then
+        self.no_hub_interval_s = NO_HUB_FIRST_WARNING_S
+        self.next_no_hub_warning = now + NO_HUB_FIRST_WARNING_S
+        self.reported: transport.LinkProblem | None = None  # the problem last logged
 
 
 class PointSource(Protocol):
@@ -133,38 +171,61 @@ class Publisher:
 
     def _run(self) -> None:
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        links = []
+        self._context = context
+        links: list[_Link] = []
         try:
+            now = time.monotonic()
             for endpoint in self.hubs:
-                sock = transport.make_socket(
-                    context, zmq.XPUB, transport.SocketOptions(sndhwm=self.settings.sndhwm, xpub_verbose=True)
-                )
-                if self._curve is not None:
-                    self._curve.apply(sock)
-                sock.connect(endpoint)
-                links.append(_Link(endpoint, sock))
+                link = _Link(endpoint, self._new_socket(endpoint), self._curve is not None, now)
+                self._watch(link)
+                links.append(link)
             self._loop(links)
         except Exception:
             log.exception("the publisher failed; points are no longer published")
         finally:
             for link in links:
+                if link.monitor is not None:
+                    link.monitor.close(linger=0)
                 link.socket.close(linger=_BYE_LINGER_MS)
             context.term()
 
+    def _new_socket(self, endpoint: str) -> zmq.Socket[bytes]:
+        sock = transport.make_socket(
+            self._context, zmq.XPUB, transport.SocketOptions(sndhwm=self.settings.sndhwm, xpub_verbose=True)
+        )
+        if self._curve is not None:
+            self._curve.apply(sock)
+        return sock
+
+    def _watch(self, link: _Link) -> None:
+        """Attach a monitor to the link's socket (before its connect, so no event is missed), then connect."""
+        link.monitor = transport.monitor_socket(link.socket, transport.MONITOR_EVENTS)
+        link.socket.connect(link.endpoint)
+
     def _loop(self, links: list[_Link]) -> None:
         settings = self.settings
-        poller = zmq.Poller()
-        for link in links:
-            poller.register(link.socket, zmq.POLLIN)
-        by_socket = {link.socket: link for link in links}
         now = time.monotonic()
         next_flush = now + settings.flush_interval_s
         next_state = now + settings.state_interval_s
         while not self._stop.is_set():
-            timeout_s = max(0.0, min(next_flush, next_state) - time.monotonic())
+            poller = zmq.Poller()  # rebuilt each turn: a link's socket may have been replaced
+            by_socket: dict[zmq.Socket[bytes], tuple[_Link, bool]] = {}
+            for link in links:
+                poller.register(link.socket, zmq.POLLIN)
+                by_socket[link.socket] = (link, False)
+                if link.monitor is not None:
+                    poller.register(link.monitor, zmq.POLLIN)
+                    by_socket[link.monitor] = (link, True)
+            timeout_s = max(0.0, min(next_flush, next_state, 0.5) - time.monotonic())
             for sock, _ in poller.poll(int(timeout_s * 1000)):
-                self._read_subscriptions(by_socket[sock])
+                link, is_monitor = by_socket[sock]
+                if is_monitor:
+                    self._read_monitor(link)
+                else:
+                    self._read_subscriptions(link)
             now = time.monotonic()
+            for link in links:
+                self._look_after(link, now)
             if now >= next_state:
                 next_state = now + settings.state_interval_s
                 for link in links:
@@ -205,6 +266,55 @@ class Publisher:
             # it saw a gap: either way it wants our whole state.
             if frame[:1] == b"\x01" and frame[1:] in (b"", self._resync_topic):
                 link.needs_state = True
+            elif (reason := proto.parse_notice(self.agent, frame)) is not None:
+                log.warning("the hub at %s refuses this agent's messages: %s", link.endpoint, reason)
+
+    def _read_monitor(self, link: _Link) -> None:
+        monitor = link.monitor
+        assert monitor is not None
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.DONTWAIT)
+            except zmq.Again:
+                return
+            was_handshaken = link.watch.handshaken
+            problem = link.watch.feed(event["event"], int(event["value"]))
+            now = time.monotonic()
+            if link.watch.handshaken and not was_handshaken:
+                log.info("connected to the hub at %s", link.endpoint)
+                link.backoff.reset()
+                link.reported = None
+                link.no_hub_interval_s = NO_HUB_FIRST_WARNING_S
+            elif was_handshaken and not link.watch.handshaken:
+                link.down_since = now
+                link.next_no_hub_warning = now + NO_HUB_FIRST_WARNING_S
+                log.info("lost the connection to the hub at %s", link.endpoint)
+            if problem is not None and problem is not link.reported:
+                link.reported = problem
+                log.warning("%s", _agent_words(problem, link.endpoint))
+
+    def _look_after(self, link: _Link, now: float) -> None:
+        """Say when no hub was reached for a while; give a refused link a new socket when its time comes."""
+        watch = link.watch
+        if not watch.handshaken and now >= link.next_no_hub_warning:
+            likely = f" ({_agent_words(link.reported, link.endpoint)})" if link.reported is not None else ""
+            log.warning("no hub at %s for %.0f s%s", link.endpoint, now - link.down_since, likely)
+            link.no_hub_interval_s = min(NO_HUB_MAX_WARNING_S, link.no_hub_interval_s * 2)
+            link.next_no_hub_warning = now + link.no_hub_interval_s
+        if watch.needs_new_socket and link.retry_at is None:
+            delay = link.backoff.next_delay()
+            link.retry_at = now + delay
+            log.info("the hub at %s will not be retried by ZeroMQ; new connection in %g s", link.endpoint, delay)
+        if link.retry_at is not None and now >= link.retry_at:
+            link.retry_at = None
+            if link.monitor is not None:
+                link.monitor.close(linger=0)
+            link.socket.close(linger=0)
+            link.socket = self._new_socket(link.endpoint)
+            watch.new_socket()
+            self._watch(link)
+
+    _context: zmq.Context[zmq.Socket[bytes]]
 
     def _header(self, link: _Link) -> dict[str, Any]:
         link.seq += 1
@@ -246,3 +356,13 @@ class Publisher:
             for link in links:
                 self._send(link, proto.Delta(**self._header(link), points=batch))
         self.points_sent += len(changes)
+
+
+def _agent_words(problem: transport.LinkProblem, endpoint: str) -> str:
+    """The agent's line for a link problem (the shared words, in an agent's terms)."""
+    if problem is transport.LinkProblem.KEY_REFUSED:
+        return (
+            f"the hub refused this agent's key (at {endpoint}): it is not (or no longer) in the hub's "
+            "allow-list; register it there (gsmon keys agent NAME --public-key ...), this agent retries"
+        )
+    return transport.describe_problem(problem, endpoint, who="this agent", what="hub's agents")

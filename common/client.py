@@ -10,17 +10,31 @@
 
 How it stays correct (see the protocol module for the wire side):
 
-1. HELLO on the hub's query socket tells the client where the hub publishes.
-2. Subscribe the prefix, then the hub's heartbeat topic; the hub answers a new
+1. HELLO on the hub's query socket tells the client where the hub publishes
+   and which heartbeat topic is its key's (its read scope's).
+2. Subscribe the prefix, then that heartbeat topic; the hub answers a new
    heartbeat subscription with a heartbeat at once, and since subscriptions
-   travel in order, that heartbeat proves the prefix is subscribed too.
+   travel in order, that heartbeat proves the prefix is subscribed too -- if
+   its ``published`` lists the prefix. Until such a heartbeat arrives the
+   client re-sends both subscriptions (unsubscribe + subscribe) every
+   :data:`RESUBSCRIBE_S`: the hub may have set one aside (its alignment guard,
+   see ``gsmon.hub.subscriptions``).
 3. Ask for a snapshot of the prefix; apply it; from then on apply only
    updates whose ``seq`` is greater than the snapshot's.
 4. Each hub heartbeat says how many updates the hub published under the
    prefix. If the client did not receive exactly that many since its
    snapshot (it was too slow and ZeroMQ dropped some), or the hub's epoch
-   changed (the hub restarted), it takes a new snapshot by itself. A hub
-   that stops sending heartbeats is reported as lost until it is back.
+   changed (the hub restarted), it takes a new snapshot by itself. A
+   heartbeat newer than the snapshot that does not list the prefix at all
+   means the hub no longer counts (nor publishes) it: the client subscribes
+   again as in 2 and then takes a new snapshot, so no accounting fault on
+   the hub's side can freeze it silently. A hub that stops sending
+   heartbeats is reported as lost until it is back.
+5. A handshake the hub refused is final for that socket in libzmq: the
+   client watches both sockets' monitors (:class:`~gsmon.common.transport.LinkWatch`),
+   makes a new socket after 1, 2, 4 ... 30 s, and says why it failed.
+   ``connect`` raises one of the :class:`HubUnavailableError` subclasses,
+   whose message says what is wrong and what to do.
 
 Everything runs in the caller's thread: :meth:`Subscriber.poll` reads what
 arrived and returns the changes, :meth:`Subscriber.changes` is a blocking
@@ -30,6 +44,7 @@ are called from ``poll``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import secrets
@@ -39,23 +54,99 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from gsmon.common import protocol as proto
 from gsmon.common import transport
 from gsmon.common.alerts import Alert
 from gsmon.common.keys import ClientKeys
 
-__all__ = ["DEFAULT_QUERY_ENDPOINT", "Change", "HubUnavailableError", "NodeState", "Subscriber"]
+__all__ = [
+    "DEFAULT_QUERY_ENDPOINT",
+    "Change",
+    "HandshakeFailedError",
+    "HubKeysRequiredError",
+    "HubNotListeningError",
+    "HubTimeoutError",
+    "HubUnavailableError",
+    "NodeState",
+    "NotAQueryEndpointError",
+    "Subscriber",
+]
 
 log = logging.getLogger("gsmon.client")
 
 DEFAULT_QUERY_ENDPOINT: Final = transport.default_endpoint(transport.DEFAULT_QUERY_PORT)
 # Heartbeats missed before the hub is reported lost.
 HUB_LIVENESS: Final = 3.0
+# How often subscriptions are sent again until a heartbeat confirms them.
+RESUBSCRIBE_S: Final = 1.0
 
 
 class HubUnavailableError(ConnectionError):
-    """The hub did not answer in time (wrong endpoint, hub down, or keys refused)."""
+    """The hub did not answer (the subclass says why: its message is one line saying what to do)."""
+
+
+class HubNotListeningError(HubUnavailableError):
+    """Nothing listens at the endpoint (connection refused)."""
+
+
+class HubKeysRequiredError(HubUnavailableError):
+    """The hub requires CURVE keys (or, with keys given, uses none)."""
+
+
+class HandshakeFailedError(HubUnavailableError):
+    """The CURVE handshake failed: this key is not granted, or the hub's public key is wrong."""
+
+
+class NotAQueryEndpointError(HubUnavailableError):
+    """The endpoint is some other kind of socket (e.g. the hub's agents port)."""
+
+
+class HubTimeoutError(HubUnavailableError):
+    """Connected, but no answer in time."""
+
+
+_ERRORS: Final[dict[transport.LinkProblem, type[HubUnavailableError]]] = {
+    transport.LinkProblem.NOTHING_LISTENING: HubNotListeningError,
+    transport.LinkProblem.KEYS_REQUIRED: HubKeysRequiredError,
+    transport.LinkProblem.KEYS_NOT_USED: HubKeysRequiredError,
+    transport.LinkProblem.KEY_REFUSED: HandshakeFailedError,
+    transport.LinkProblem.HUB_KEY_MISMATCH: HandshakeFailedError,
+    transport.LinkProblem.WRONG_SOCKET_TYPE: NotAQueryEndpointError,
+}
+
+
+class _Watched:
+    """A socket with its monitor and the :class:`~gsmon.common.transport.LinkWatch` reading it."""
+
+    __slots__ = ("backoff", "monitor", "retry_at", "socket", "watch")
+
+    def __init__(self, sock: zmq.Socket[bytes], uses_keys: bool) -> None:
+        self.socket = sock
+        self.monitor = transport.monitor_socket(sock, transport.MONITOR_EVENTS)
+        self.watch = transport.LinkWatch(uses_keys)
+        self.backoff = transport.Backoff()
+        self.retry_at: float | None = None
+
+    def read(self) -> list[transport.LinkProblem]:
+        found: list[transport.LinkProblem] = []
+        while True:
+            try:
+                event = recv_monitor_message(self.monitor, zmq.DONTWAIT)
+            except zmq.Again:
+                return found
+            problem = self.watch.feed(event["event"], int(event["value"]))
+            if problem is not None:
+                found.append(problem)
+
+    def given_up(self) -> bool:
+        """Whether libzmq will not retry this socket's connection (a refused handshake)."""
+        return self.watch.needs_new_socket
+
+    def close(self) -> None:
+        self.monitor.close(linger=0)
+        self.socket.close(linger=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +232,12 @@ class Subscriber:
         self._curve = curve
         self._rcvhwm = rcvhwm
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
-        self._sub: zmq.Socket[bytes] | None = None
-        self._dealer: zmq.Socket[bytes] | None = None
+        self._sub: _Watched | None = None
+        self._dealer: _Watched | None = None
+        self._heartbeat_topic = proto.HUB_HEARTBEAT_TOPIC
+        # Subscriptions not yet confirmed by a heartbeat listing the prefix: re-sent at this time.
+        self._confirm_at: float | None = None
+        self._confirmed = True  # until _subscribe: nothing awaits confirmation
         self._client_id = f"client-{secrets.token_hex(4)}"
         self._requests = itertools.count(1)
         self._nodes: dict[str, NodeState] = {}
@@ -171,18 +266,14 @@ class Subscriber:
             return self
         self._context = zmq.Context()
         try:
-            self._dealer = self._socket(zmq.DEALER)
-            self._dealer.connect(self.hub)
+            self._dealer = self._watched(zmq.DEALER, self.hub)
             info = self._hello()
             self._heartbeat_s = info.heartbeat_s
+            self._heartbeat_topic = info.heartbeat_topic or proto.HUB_HEARTBEAT_TOPIC
             host = transport.host_of(self.hub)
             self.endpoints = {key: transport.with_host(value, host) for key, value in info.endpoints.items()}
-            self._sub = self._socket(zmq.SUB, rcvhwm=self._rcvhwm)
-            self._sub.connect(self.endpoints["subscribers"])
-            # Order matters: the heartbeat that answers the second subscription
-            # proves the first is in place at the hub.
-            self._sub.setsockopt(zmq.SUBSCRIBE, self.prefix.encode())
-            self._sub.setsockopt(zmq.SUBSCRIBE, proto.HUB_HEARTBEAT_TOPIC)
+            self._sub = self._watched(zmq.SUB, self.endpoints["subscribers"], rcvhwm=self._rcvhwm)
+            self._subscribe()
             self._await_heartbeat()
             self._resync()
         except BaseException:
@@ -191,9 +282,9 @@ class Subscriber:
         return self
 
     def close(self) -> None:
-        for sock in (self._sub, self._dealer):
-            if sock is not None:
-                sock.close(linger=0)
+        for watched in (self._sub, self._dealer):
+            if watched is not None:
+                watched.close()
         self._sub = self._dealer = None
         if self._context is not None:
             self._context.term()
@@ -227,9 +318,11 @@ class Subscriber:
 
     def poll(self, timeout_s: float = 0.0) -> list[Change]:
         """Wait up to ``timeout_s`` for news; apply what arrived; return the changes."""
-        sub = self._sub
-        if sub is None:
+        if self._sub is None:
             raise RuntimeError("connect() first")
+        self._look_after_sockets()  # may replace a socket
+        assert self._sub is not None
+        sub = self._sub.socket
         changes: list[Change] = []
         if sub.poll(int(timeout_s * 1000)):
             for _ in range(100_000):
@@ -246,7 +339,9 @@ class Subscriber:
         if lost and not self.hub_lost:
             log.warning("no heartbeat from the hub for %.1f s", now - self._last_heartbeat)
         self.hub_lost = lost
-        if self._needs_resync and not lost:
+        if self._confirm_at is not None and now >= self._confirm_at:
+            self._subscribe(again=True)
+        if self._needs_resync and not lost and self._confirmed:
             try:
                 changes.extend(self._resync())
             except HubUnavailableError as error:
@@ -268,26 +363,99 @@ class Subscriber:
 
     # ------------------------------------------------------------------
 
-    def _socket(self, socket_type: int, rcvhwm: int = 1000) -> zmq.Socket[bytes]:
+    def _watched(self, socket_type: int, endpoint: str, rcvhwm: int = 1000) -> _Watched:
+        """A socket connected to ``endpoint``, with its monitor (attached before the connect)."""
         assert self._context is not None
         sock = transport.make_socket(self._context, socket_type, transport.SocketOptions(rcvhwm=rcvhwm))
         if self._curve is not None:
             self._curve.apply(sock)
-        return sock
+        watched = _Watched(sock, self._curve is not None)
+        sock.connect(endpoint)
+        return watched
+
+    def _subscribe(self, again: bool = False) -> None:
+        """Subscribe the prefix, then the heartbeat topic (``again``: cancel and re-send both)."""
+        watched = self._sub
+        if watched is not None:
+            sub = watched.socket
+            # Order matters: the heartbeat that answers the second subscription
+            # proves the first is in place at the hub.
+            for topic in (self.prefix.encode(), self._heartbeat_topic):
+                if again:
+                    sub.setsockopt(zmq.UNSUBSCRIBE, topic)
+                sub.setsockopt(zmq.SUBSCRIBE, topic)
+        self._confirmed = False
+        self._confirm_at = time.monotonic() + RESUBSCRIBE_S
+
+    def _look_after_sockets(self) -> None:
+        """Read both monitors; replace a socket whose handshake libzmq will not retry (with backoff)."""
+        now = time.monotonic()
+        for name in ("_sub", "_dealer"):
+            watched: _Watched | None = getattr(self, name)
+            if watched is None:
+                continue
+            for problem in watched.read():
+                log.warning("%s", self._describe(problem, watched))
+            if watched.watch.handshaken:
+                watched.backoff.reset()
+            if watched.watch.needs_new_socket and watched.retry_at is None:
+                watched.retry_at = now + watched.backoff.next_delay()
+            if watched.retry_at is not None and now >= watched.retry_at:
+                self._replace(name, watched)
+
+    def _replace(self, name: str, old: _Watched) -> None:
+        endpoint = self.hub if name == "_dealer" else self.endpoints["subscribers"]
+        kind = zmq.DEALER if name == "_dealer" else zmq.SUB
+        log.info("retrying the hub at %s with a new socket", endpoint)
+        new = self._watched(kind, endpoint, rcvhwm=self._rcvhwm if kind == zmq.SUB else 1000)
+        new.backoff, new.watch = old.backoff, old.watch
+        new.watch.new_socket()
+        old.close()
+        setattr(self, name, new)
+        if name == "_sub":
+            self._subscribe()
+            self._needs_resync = True
+
+    def _describe(self, problem: transport.LinkProblem, watched: _Watched) -> str:
+        endpoint = self.hub if watched is self._dealer else self.endpoints.get("subscribers", self.hub)
+        return transport.describe_problem(problem, endpoint, who="this client", what="hub's query")
+
+    def _unavailable(self, waited: str) -> HubUnavailableError:
+        """The error to raise after waiting in vain, typed by what the query socket's monitor saw."""
+        watched = self._dealer
+        if watched is not None:
+            watched.read()
+            problem = watched.watch.problem
+            if problem is not None:
+                return _ERRORS[problem](self._describe(problem, watched))
+        return HubTimeoutError(
+            f"no answer from the hub at {self.hub} within {self.timeout_s:g} s ({waited}): "
+            "it may be overloaded or stopped; try again, or a longer --timeout"
+        )
 
     def _header(self) -> dict[str, Any]:
         return {"sender": self._client_id, "epoch": 0, "seq": next(self._requests), "sent_ns": time.time_ns()}
 
     def _request(self, msg: proto.Hello | proto.SnapshotRequest) -> Iterator[proto.Message]:
         """Send a request; yield its replies until the caller stops or time runs out."""
-        dealer = self._dealer
-        assert dealer is not None
-        dealer.send(proto.encode(msg), zmq.DONTWAIT)
+        watched = self._dealer
+        assert watched is not None
+        if watched.given_up():
+            # libzmq gave up on it; poll() makes a new one when its backoff has passed.
+            raise self._unavailable(msg.kind.name)
+        dealer = watched.socket
+        with contextlib.suppress(zmq.Again):  # not connected yet: nothing queued, and the wait below says why
+            dealer.send(proto.encode(msg), zmq.DONTWAIT)
         deadline = time.monotonic() + self.timeout_s
         while True:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if remaining_ms <= 0 or not dealer.poll(remaining_ms):
-                raise HubUnavailableError(f"no answer from the hub at {self.hub} within {self.timeout_s:g} s")
+            if remaining_ms <= 0 or not dealer.poll(min(remaining_ms, 100)):
+                if remaining_ms <= 0:
+                    raise self._unavailable(msg.kind.name)
+                watched.read()
+                if watched.given_up() and watched.watch.problem is not None:
+                    raise self._unavailable(msg.kind.name)  # refused for good: no use waiting
+                continue
             try:
                 reply = proto.decode(dealer.recv())
             except proto.ProtocolError as error:
@@ -307,21 +475,45 @@ class Subscriber:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _await_heartbeat(self) -> None:
-        sub = self._sub
-        assert sub is not None
+        """Wait for a heartbeat that confirms the subscriptions, re-sending them every RESUBSCRIBE_S."""
+        watched = self._sub
+        assert watched is not None
+        sub = watched.socket
         deadline = time.monotonic() + self.timeout_s
         while (remaining := deadline - time.monotonic()) > 0:
-            if not sub.poll(int(remaining * 1000)):
-                break
+            confirm_at = self._confirm_at or deadline
+            if time.monotonic() >= confirm_at:
+                self._subscribe(again=True)
+                continue
+            if not sub.poll(int(max(0.0, min(remaining, confirm_at - time.monotonic())) * 1000) + 1):
+                continue
             try:
                 topic, payload = _two_frames(sub.recv_multipart())
                 message = proto.decode_hub_message(topic, payload)
             except proto.ProtocolError:
                 continue
-            if isinstance(message, proto.HubHeartbeat):
+            if isinstance(message, proto.HubHeartbeat) and topic == self._heartbeat_topic:
                 self._note_heartbeat(message)
-                return
-        raise HubUnavailableError(f"no heartbeat from the hub's publisher {self.endpoints.get('subscribers')}")
+                if self._confirms(message):
+                    return
+        for problem in watched.read():
+            raise _ERRORS[problem](self._describe(problem, watched))
+        if self._last_heartbeat:
+            raise HubTimeoutError(
+                f"the hub at {self.hub} did not take the subscription to {self.prefix!r} within {self.timeout_s:g} s "
+                "(is it outside this key's grant?)"
+            )
+        raise HubTimeoutError(
+            f"no heartbeat from the hub's publisher {self.endpoints.get('subscribers')} within {self.timeout_s:g} s: "
+            "is its subscribers port reachable from here?"
+        )
+
+    def _confirms(self, beat: proto.HubHeartbeat) -> bool:
+        """Whether ``beat`` shows our subscriptions in place (it lists the prefix, or cannot tell)."""
+        if self.prefix in beat.published or not beat.complete:
+            self._confirmed = True
+            self._confirm_at = None
+        return self._confirmed
 
     def _note_heartbeat(self, beat: proto.HubHeartbeat) -> None:
         self._last_heartbeat = time.monotonic()
@@ -364,11 +556,22 @@ class Subscriber:
             log.debug("dropped a message from the hub: %s", error)
             return
         if isinstance(message, proto.HubHeartbeat):
+            if topic != self._heartbeat_topic:
+                return  # another scope's (a subscription to "" receives them all)
             self._note_heartbeat(message)
+            if not self._confirmed:
+                if self._confirms(message):
+                    self._needs_resync = True  # subscribed again: a fresh snapshot
+                return
             if message.epoch != self.epoch:
                 self._needs_resync = True
                 return
             published = message.published.get(self.prefix)
+            if published is None and message.complete and message.seq >= self._snapshot_seq:
+                # The hub does not count (nor publish) our prefix: subscribe again, then re-snapshot.
+                log.info("the hub no longer lists %r as followed; subscribing again", self.prefix)
+                self._subscribe(again=True)
+                return
             # A heartbeat sent before our snapshot was taken (seq below the
             # snapshot's) counts updates the snapshot already holds: skip it.
             if (

@@ -88,7 +88,10 @@ kind               id   body
 HELLO              10   ``request_id`` uint
 SNAPSHOT_REQUEST   11   ``request_id`` uint, ``prefix`` str
 INFO               20   ``request_id``, ``endpoints`` {"agents", "subscribers",
-                        "query": str}, ``heartbeat_s`` float, ``version`` str
+                        "query": str}, ``heartbeat_s`` float, ``version`` str,
+                        ``heartbeat_topic`` bin (minor 1; the heartbeat topic of
+                        the asking key's read scope, see below; absent:
+                        :data:`HUB_HEARTBEAT_TOPIC`)
 SNAPSHOT_CHUNK     21   ``request_id``, ``nodes`` [[path, node payload]...]
 SNAPSHOT_END       22   ``request_id``, ``seq`` uint (hub seq the snapshot is
                         consistent with), ``count`` uint (nodes sent),
@@ -124,8 +127,12 @@ dt            float|nil  poll interval of the point
 ============  =========  =====================================================
 
 HUB_HEARTBEAT: topic :data:`HUB_HEARTBEAT_TOPIC` (starts with a NUL byte,
-which no path can hold); payload map ``v``, ``epoch``, ``seq`` (last NODE
-seq), ``interval_s``, ``sent_at`` (float), ``published`` {prefix: uint}.
+which no path can hold) or a scope's topic (below); payload map ``v``,
+``epoch``, ``seq`` (last NODE seq), ``interval_s``, ``sent_at`` (float),
+``published`` {prefix: uint}, and ``complete`` bool (minor 1; sent only when
+false: the hub counts at most ``max_published_prefixes`` prefixes, and
+past that some followed prefix has no counter, so a prefix missing from
+``published`` proves nothing).
 
 Gap detection with prefix filters: a subscriber following prefix ``P`` cannot
 use ``seq`` contiguity, since it sees only the NODEs under ``P``. Instead the
@@ -138,6 +145,50 @@ hub's counter restarted, and the subscriber re-snapshots. A new ``epoch`` also
 means a re-snapshot. The hub sends a heartbeat immediately when it sees a new
 subscription to the heartbeat topic, which a client uses to know its prefix
 subscription is active before it asks for a snapshot.
+
+Subscribing (rules of the hub's subscriber socket; minor 1)
+-----------------------------------------------------------
+A subscriber sends ZeroMQ subscriptions (``0x01`` + topic) and
+cancellations (``0x00`` + topic) only; anything else upstream is refused.
+The hub applies a subscription only within the sender's read grant (with
+keys) and its caps, and may set one aside when another peer's junk made it
+unsure which connection the subscription came from. So a client:
+
+1. subscribes its prefix, then its heartbeat topic (INFO ``heartbeat_topic``);
+2. until a heartbeat on that topic arrives whose ``published`` lists the
+   prefix (or says ``complete`` false), sends both again every second, each
+   as a cancellation followed by a subscription (a plain ZeroMQ SUB sends a
+   repeated subscription but cancels only the last one);
+3. then asks for the snapshot (above);
+4. whenever a heartbeat newer than its snapshot (``seq`` at least the
+   snapshot's) does not list the prefix, treats it as a gap: it subscribes
+   again as in 1-2 and then takes a new snapshot. (Whatever the hub no longer
+   counts it does not publish either: without this rule such a client would
+   silently freeze.)
+
+Read scopes and heartbeat topics: with keys, a subscriber grant limited to
+some prefixes is a *scope* with its own heartbeat topic,
+:data:`SCOPE_HEARTBEAT_PREFIX` + the grant's name (UTF-8) + NUL (so that no
+scope's topic is a byte-prefix of another's); full-access keys, and every
+client of a hub without keys, use :data:`HUB_HEARTBEAT_TOPIC`. A limited key
+may subscribe to its own scope's topic and to no other control topic (a
+topic starting with NUL); a full-access key to :data:`HUB_HEARTBEAT_TOPIC`.
+Each heartbeat's ``published`` holds only the prefixes its scope may read,
+so a key never learns what others follow outside its grant. (A client of
+minor 0 with a limited key, which subscribes to :data:`HUB_HEARTBEAT_TOPIC`,
+gets no heartbeat: it must be updated.)
+
+NOTICE back-channel (hub -> agent; minor 1)
+-------------------------------------------
+When the hub refuses an agent's messages (its key may not publish under that
+name or mount, its mount or name is invalid, its points conflict with
+another agent's...) it subscribes, then unsubscribes, on its agents socket
+the topic ``NOTICE_TOPIC_PREFIX + agent name + NUL + reason``, the reason
+being human-readable UTF-8 of at most :data:`MAX_NOTICE_REASON_BYTES` bytes
+(cut at a character boundary), at most once per agent and reason every 10 s.
+The agent's (verbose) XPUB sees ``0x01`` + that topic; an agent whose name
+it is logs the reason (:func:`parse_notice`). Like RESYNC, the subscription
+reaches every connected agent: each checks the name.
 
 Values
 ======
@@ -203,14 +254,17 @@ __all__ = [
     "HUB_HEARTBEAT_TOPIC",
     "MAX_ENTRY_BYTES",
     "MAX_FRAME_BYTES",
+    "MAX_NOTICE_REASON_BYTES",
     "MAX_POINTS_PER_MESSAGE",
     "MAX_VALUE_DEPTH",
     "NODE_PARENT",
     "NODE_POINT",
     "NODE_REMOVED",
+    "NOTICE_TOPIC_PREFIX",
     "PROTOCOL_MAJOR",
     "PROTOCOL_MINOR",
     "RESYNC_TOPIC_PREFIX",
+    "SCOPE_HEARTBEAT_PREFIX",
     "Bye",
     "Delta",
     "Error",
@@ -235,13 +289,23 @@ __all__ = [
     "encode",
     "encode_hub_heartbeat",
     "encode_node",
+    "is_heartbeat_topic",
     "node_payload",
+    "notice_prefix",
+    "notice_topic",
+    "parse_notice",
+    "scope_heartbeat_topic",
 ]
 
 PROTOCOL_MAJOR: Final = 1
 PROTOCOL_MINOR: Final = 0
 
 HUB_HEARTBEAT_TOPIC: Final = b"\x00hub/heartbeat"
+# Per-scope heartbeats (a prefix-limited subscriber grant): prefix + grant name + NUL.
+SCOPE_HEARTBEAT_PREFIX: Final = b"\x00hub/beat/"
+# The hub tells an agent why it refuses its messages: prefix + agent name + NUL + reason.
+NOTICE_TOPIC_PREFIX: Final = b"\x00notice/"
+MAX_NOTICE_REASON_BYTES: Final = 200
 RESYNC_TOPIC_PREFIX: Final = b"\x00resync/"
 
 EXT_DATETIME: Final = 1
@@ -371,6 +435,8 @@ class Info(_Envelope):
     endpoints: dict[str, str]
     heartbeat_s: float
     version: str
+    # The heartbeat topic of the asking key's read scope (minor >= 1; None: HUB_HEARTBEAT_TOPIC).
+    heartbeat_topic: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -595,6 +661,7 @@ def _body_of(msg: Message) -> dict[str, Any]:
             "endpoints": msg.endpoints,
             "heartbeat_s": msg.heartbeat_s,
             "version": msg.version,
+            **({} if msg.heartbeat_topic is None else {"heartbeat_topic": msg.heartbeat_topic}),
         }
     if isinstance(msg, SnapshotChunk):
         if msg.packed_nodes is not None:
@@ -649,6 +716,9 @@ class HubHeartbeat:
     interval_s: float
     sent_at_s: float
     published: dict[str, int]
+    # False when some followed prefix has no counter (the hub tracks at most
+    # max_published_prefixes): a missing prefix then proves nothing.
+    complete: bool = True
 
 
 def node_payload(
@@ -849,8 +919,8 @@ def encode_node(update: NodeUpdate) -> tuple[bytes, bytes]:
     return update.path.encode(), payload
 
 
-def encode_hub_heartbeat(beat: HubHeartbeat) -> tuple[bytes, bytes]:
-    """The two frames ``[topic, payload]`` of a HUB_HEARTBEAT message."""
+def encode_hub_heartbeat(beat: HubHeartbeat, topic: bytes = HUB_HEARTBEAT_TOPIC) -> tuple[bytes, bytes]:
+    """The two frames ``[topic, payload]`` of a HUB_HEARTBEAT message (on ``topic``: the full or a scope's)."""
     payload = _pack_strict(
         {
             "v": PROTOCOL_MAJOR,
@@ -859,9 +929,39 @@ def encode_hub_heartbeat(beat: HubHeartbeat) -> tuple[bytes, bytes]:
             "interval_s": beat.interval_s,
             "sent_at": beat.sent_at_s,
             "published": beat.published,
+            **({} if beat.complete else {"complete": False}),
         }
     )
-    return HUB_HEARTBEAT_TOPIC, payload
+    return topic, payload
+
+
+def scope_heartbeat_topic(grant_name: str) -> bytes:
+    """The heartbeat topic of a prefix-limited subscriber grant (no scope's topic is a byte-prefix of another's)."""
+    return SCOPE_HEARTBEAT_PREFIX + grant_name.encode() + b"\x00"
+
+
+def is_heartbeat_topic(topic: bytes) -> bool:
+    """Whether ``topic`` is a hub heartbeat topic (the full one or a scope's)."""
+    return topic == HUB_HEARTBEAT_TOPIC or (topic.startswith(SCOPE_HEARTBEAT_PREFIX) and topic.endswith(b"\x00"))
+
+
+def notice_prefix(agent: str) -> bytes:
+    """The start of every NOTICE topic for ``agent``."""
+    return NOTICE_TOPIC_PREFIX + agent.encode() + b"\x00"
+
+
+def notice_topic(agent: str, reason: str) -> bytes:
+    """The NOTICE topic telling ``agent`` why the hub refuses its messages (reason cut to 200 UTF-8 bytes)."""
+    cut = reason.encode()[:MAX_NOTICE_REASON_BYTES].decode("utf-8", "ignore")
+    return notice_prefix(agent) + cut.encode()
+
+
+def parse_notice(agent: str, subscription: bytes) -> str | None:
+    """The hub's reason, if ``subscription`` (an XPUB frame: 0x01 + topic) is a NOTICE for ``agent``."""
+    start = b"\x01" + notice_prefix(agent)
+    if not subscription.startswith(start):
+        return None
+    return subscription[len(start) :].decode("utf-8", "replace")
 
 
 # ----------------------------------------------------------------------------
@@ -942,6 +1042,15 @@ def _unpack(data: bytes, max_bytes: int) -> Any:
     except Exception as error:  # msgpack raises many types, see its docs
         detail = str(error) or "malformed data"
         raise ProtocolError(f"not valid msgpack: {type(error).__name__}: {detail}") from error
+
+
+def _heartbeat_topic(body: dict[str, Any]) -> bytes | None:
+    topic = body.get("heartbeat_topic")
+    if topic is None:
+        return None
+    _need(isinstance(topic, bytes) and is_heartbeat_topic(topic), "body.heartbeat_topic must be a heartbeat topic")
+    assert isinstance(topic, bytes)
+    return topic
 
 
 def _need(ok: bool, what: str) -> None:
@@ -1035,8 +1144,8 @@ def _point(index: int, item: Any) -> PointEntry:
 
 _KINDS: Final = {kind.value: kind for kind in MsgKind}
 
-# A DELTA from a gsmon agent starts with these bytes: fixarray(8), major 1, minor 0, kind 2.
-_DELTA_PREFIX: Final = bytes((0x98, PROTOCOL_MAJOR, PROTOCOL_MINOR, MsgKind.DELTA))
+# A DELTA from a gsmon agent starts with fixarray(8), major 1, a fixint minor (0 or 1 today), kind 2.
+_DELTA_PREFIX: Final = bytes((0x98, PROTOCOL_MAJOR))  # then a positive fixint minor, then kind 2
 
 if HAVE_MSGSPEC:
     _UInt: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
@@ -1093,7 +1202,9 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     if (
         HAVE_MSGSPEC
         and type(data) is bytes
-        and data[:4] == _DELTA_PREFIX
+        and data[:2] == _DELTA_PREFIX
+        and data[3:4] == b"\x02"
+        and data[2] < 0x80
         and len(data) <= limits.max_frame_bytes
         and (delta := _fast_delta(data, limits)) is not None
     ):
@@ -1185,6 +1296,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
             endpoints=endpoints,
             heartbeat_s=_seconds(body, "heartbeat_s"),
             version=_str(body, "version"),
+            heartbeat_topic=_heartbeat_topic(body),
         )
     if kind is MsgKind.SNAPSHOT_CHUNK:
         raw_nodes = _list(body, "nodes", 1 << 24)
@@ -1276,7 +1388,7 @@ def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
 def decode_hub_message(topic: bytes, payload: bytes, max_bytes: int = MAX_FRAME_BYTES) -> NodeUpdate | HubHeartbeat:
     """Decode a ``[topic, payload]`` message from the hub's subscriber socket."""
     data = _unpack(payload, max_bytes)
-    if topic == HUB_HEARTBEAT_TOPIC:
+    if is_heartbeat_topic(topic):
         if not isinstance(data, dict):
             raise ProtocolError("hub heartbeat payload must be a map")
         published = data.get("published")
@@ -1298,7 +1410,8 @@ def decode_hub_message(topic: bytes, payload: bytes, max_bytes: int = MAX_FRAME_
             and not isinstance(sent_at, bool)
         ):
             raise ProtocolError("hub heartbeat interval_s must be a positive number and sent_at a number")
-        return HubHeartbeat(epoch, seq, float(interval), float(sent_at), published)
+        complete = data.get("complete", True)
+        return HubHeartbeat(epoch, seq, float(interval), float(sent_at), published, complete is not False)
     try:
         path = topic.decode("utf-8")
     except UnicodeDecodeError as error:

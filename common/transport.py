@@ -10,12 +10,48 @@ vanished without closing its connection (power cut, cable pulled) is noticed
 by libzmq, which then reconnects; they complement, never replace, the
 application heartbeats of the protocol. Reconnects back off up to
 :data:`RECONNECT_IVL_MAX_MS` so that a hub restart does not meet a storm.
+
+:func:`listen` makes a listening socket in Python and :func:`bind` hands
+libzmq a duplicate of it (``ZMQ_USE_FD``): the hub keeps the original for its
+lifetime, so rebuilding a socket never releases its port to another process.
+
+:class:`LinkWatch` is the one reader of a connecting socket's monitor events
+(the agent's links, the client's query and subscriber sockets): it turns them
+into what went wrong, said in one line with what to do. What libzmq 4.3.5
+reports on the connecting side, found by experiment against real sockets:
+
+=====================================  ==============================================================
+situation                              events on the connecting socket
+=====================================  ==============================================================
+nothing listening (refused)            CONNECT_DELAYED, CLOSED, CONNECT_RETRIED ... (never CONNECTED)
+handshake succeeds                     CONNECTED, HANDSHAKE_SUCCEEDED
+key not in the hub's allow-list        CONNECTED, HANDSHAKE_FAILED_AUTH (value: ZAP status 400),
+                                       DISCONNECTED; libzmq does not retry (a protocol error ends
+                                       the session)
+wrong hub public key                   CONNECTED, HANDSHAKE_FAILED_NO_DETAIL (EPIPE: the hub cannot
+                                       open our HELLO and hangs up; it sees FAILED_PROTOCOL
+                                       ZMTP_CRYPTOGRAPHIC), DISCONNECTED, CONNECT_RETRIED: retried
+no keys against a keyed hub (or the    CONNECTED, HANDSHAKE_FAILED_PROTOCOL (ZMTP_MECHANISM_MISMATCH),
+reverse)                               DISCONNECTED; not retried
+another socket type (a DEALER on the   CONNECTED, DISCONNECTED with no handshake event; not retried
+agents or subscribers port)            (a keyed hub hanging up on a keyless client can look like this
+                                       until its MECHANISM_MISMATCH event arrives)
+=====================================  ==============================================================
+
+Where libzmq does not retry, the owner of the socket must close it and make a
+new one (:attr:`LinkWatch.needs_new_socket`), with :class:`Backoff`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import ipaddress
-from dataclasses import dataclass
+import itertools
+import os
+import socket
+import stat
+from dataclasses import dataclass, field
 from typing import Final
 
 import zmq
@@ -24,13 +60,20 @@ __all__ = [
     "DEFAULT_AGENTS_PORT",
     "DEFAULT_QUERY_PORT",
     "DEFAULT_SUBSCRIBERS_PORT",
+    "MONITOR_EVENTS",
+    "Backoff",
+    "LinkProblem",
+    "LinkWatch",
     "SocketOptions",
     "bind",
     "default_endpoint",
+    "describe_problem",
     "endpoint_problem",
     "host_of",
     "is_loopback",
+    "listen",
     "make_socket",
+    "monitor_socket",
     "parse_endpoint",
     "with_host",
 ]
@@ -144,11 +187,18 @@ def default_endpoint(port: int, host: str = "127.0.0.1") -> str:
     return f"tcp://{host}:{port}"
 
 
-def bind(sock: zmq.Socket[bytes], endpoint: str) -> str:
-    """Bind ``endpoint`` (port 0 or * = any free port) and return the real endpoint."""
+def bind(sock: zmq.Socket[bytes], endpoint: str, listener: socket.socket | None = None) -> str:
+    """Bind ``endpoint`` (port 0 or * = any free port) and return the real endpoint.
+
+    With ``listener`` (from :func:`listen`), libzmq gets a duplicate of its
+    file descriptor (``ZMQ_USE_FD``, which it closes with the socket) instead
+    of binding a port itself; ``endpoint`` then only names the transport.
+    """
     transport, host, port = parse_endpoint(endpoint)
     if transport == "tcp" and port == "0":
         endpoint = f"tcp://{host}:*"
+    if listener is not None:
+        sock.setsockopt(zmq.USE_FD, os.dup(listener.fileno()))
     sock.bind(endpoint)
     real = sock.getsockopt(zmq.LAST_ENDPOINT)
     assert isinstance(real, bytes)
@@ -181,3 +231,206 @@ def is_loopback(endpoint: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name or interface name: assume reachable from outside
+
+
+def listen(endpoint: str, backlog: int = 1024) -> socket.socket | None:
+    """A listening socket for a ``tcp://`` or ``ipc://`` endpoint, or None where only libzmq can bind it
+    (inproc, an interface name as host); raises ``OSError`` (e.g. EADDRINUSE) like a bind would.
+
+    Options as libzmq's own listener sets them: ``SO_REUSEADDR`` (a restarted
+    hub rebinds at once), non-blocking (libzmq's I/O thread must never block
+    in ``accept``), close-on-exec. An ipc path that holds a stale socket file
+    is replaced, as libzmq does; ``ipc://@name`` is the abstract namespace.
+    """
+    scheme, host, port = parse_endpoint(endpoint)
+    if scheme == "ipc":
+        path = endpoint.partition("://")[2]
+        if path == "*" or path.startswith("*"):
+            return None  # libzmq picks a temporary name
+        address = "\0" + path[1:] if path.startswith("@") else path
+        if not path.startswith("@"):
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    os.unlink(path)
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            unix.bind(address)
+            unix.listen(backlog)
+        except BaseException:
+            unix.close()
+            raise
+        unix.setblocking(False)
+        return unix
+    if scheme != "tcp":
+        return None
+    bare = host.strip("[]")
+    if bare in ("*", ""):
+        bare = "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(bare, 0 if port in ("*", "0") else int(port), type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return None  # e.g. an interface name ("eth0"): libzmq resolves those itself
+    # IPv4 first, as libzmq resolves a name (its IPv6 is off by default).
+    family, kind, proto, _, sockaddr = min(infos, key=lambda info: info[0] != socket.AF_INET)
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        listener.bind(sockaddr)
+        listener.listen(backlog)
+    except BaseException:
+        listener.close()
+        raise
+    listener.setblocking(False)
+    return listener
+
+
+# ----------------------------------------------------------------------------
+# What a connecting socket's monitor says
+# ----------------------------------------------------------------------------
+
+MONITOR_EVENTS: Final = (
+    zmq.EVENT_CONNECTED
+    | zmq.EVENT_CONNECT_RETRIED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+
+
+_MONITOR_NAMES: Final = itertools.count(1)
+
+
+def monitor_socket(sock: zmq.Socket[bytes], events: int) -> zmq.Socket[bytes]:
+    """``sock.get_monitor_socket(events)`` on an endpoint no other monitor ever used.
+
+    pyzmq names the endpoint after the socket's file descriptor, which the
+    next socket may get again while libzmq still holds the old name: a
+    replaced socket's monitor would fail with EADDRINUSE.
+    """
+    return sock.get_monitor_socket(events, addr=f"inproc://gsmon-monitor-{os.getpid()}-{next(_MONITOR_NAMES)}")
+
+
+class LinkProblem(enum.Enum):
+    """What most likely went wrong on a link (see the module docstring for the events behind each)."""
+
+    NOTHING_LISTENING = "nothing listening"
+    KEYS_REQUIRED = "keys required"
+    KEYS_NOT_USED = "keys not used"
+    KEY_REFUSED = "key refused"
+    HUB_KEY_MISMATCH = "hub key mismatch"
+    WRONG_SOCKET_TYPE = "wrong socket type"
+
+
+def describe_problem(problem: LinkProblem, endpoint: str, *, who: str = "this client", what: str = "hub") -> str:
+    """One line saying what went wrong and what to do (``who``: "this agent" or "this client")."""
+    if problem is LinkProblem.NOTHING_LISTENING:
+        return f"nothing is listening at {endpoint} (connection refused): is the hub running, and is this its address?"
+    if problem is LinkProblem.KEYS_REQUIRED:
+        return (
+            f"the hub at {endpoint} requires CURVE keys: give {who} its key and the hub's public key (--key/--hub-key)"
+        )
+    if problem is LinkProblem.KEYS_NOT_USED:
+        return f"the hub at {endpoint} does not use keys: leave out --key/--hub-key"
+    if problem is LinkProblem.KEY_REFUSED:
+        return (
+            f"the hub at {endpoint} refused {who}'s key: it is not (or no longer) in the hub's allow-list "
+            "(register it there with gsmon keys)"
+        )
+    if problem is LinkProblem.HUB_KEY_MISMATCH:
+        return (
+            f"the handshake with {endpoint} failed: the hub's public key does not match the one {who} "
+            "was given (--hub-key), or this is another hub"
+        )
+    return f"{endpoint} is not the {what} endpoint: the socket there is of another kind (a different hub port?)"
+
+
+@dataclass(slots=True)
+class LinkWatch:
+    """Reads one connecting socket's monitor events; a pure state machine (:meth:`feed` takes them one by one).
+
+    ``uses_keys``: whether this side is a CURVE client (a mechanism mismatch
+    then means the hub has no keys rather than that it wants some).
+    """
+
+    uses_keys: bool
+    connected: bool = False  # a TCP connection is up (handshake maybe not yet)
+    handshaken: bool = False  # the ZMTP handshake succeeded on the current connection
+    problem: LinkProblem | None = None  # the latest failure, until a handshake succeeds
+    needs_new_socket: bool = False  # libzmq will not retry this one: close it, make another
+    ever_handshaken: bool = False
+    _failed_this_connection: bool = field(default=False, repr=False)
+
+    def feed(self, event: int, value: int) -> LinkProblem | None:
+        """Take one event; return a problem when this event revealed one (else None)."""
+        if event == zmq.EVENT_CONNECTED:
+            self.connected, self.handshaken, self._failed_this_connection = True, False, False
+            return None
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.handshaken = self.ever_handshaken = True
+            self.problem = None
+            self.needs_new_socket = False
+            return None
+        if event == zmq.EVENT_CONNECT_RETRIED:
+            if not self.connected and self.problem is None:
+                return self._found(LinkProblem.NOTHING_LISTENING, final=False)
+            return None
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            self._failed_this_connection = True
+            return self._found(LinkProblem.KEY_REFUSED, final=True)
+        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            self._failed_this_connection = True
+            if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+                problem = LinkProblem.KEYS_NOT_USED if self.uses_keys else LinkProblem.KEYS_REQUIRED
+            elif self.uses_keys:
+                problem = LinkProblem.HUB_KEY_MISMATCH
+            else:
+                problem = LinkProblem.WRONG_SOCKET_TYPE
+            return self._found(problem, final=True)
+        if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            self._failed_this_connection = True
+            # The hub hung up mid-handshake: with CURVE, it could not open our HELLO.
+            return self._found(
+                LinkProblem.HUB_KEY_MISMATCH if self.uses_keys else LinkProblem.WRONG_SOCKET_TYPE, final=False
+            )
+        if event == zmq.EVENT_DISCONNECTED:
+            was_connected, handshaken = self.connected, self.handshaken
+            self.connected = self.handshaken = False
+            if was_connected and not handshaken and not self._failed_this_connection:
+                # Closed during the greeting with no handshake event: most likely the socket types
+                # do not match. Not taken as final: a keyed hub that hangs up on a client without
+                # keys can look the same until its mechanism-mismatch event follows, which then
+                # replaces this verdict.
+                return self._found(LinkProblem.WRONG_SOCKET_TYPE, final=False)
+            return None
+        return None
+
+    def _found(self, problem: LinkProblem, *, final: bool) -> LinkProblem:
+        self.problem = problem
+        if final:
+            self.needs_new_socket = True
+        return problem
+
+    def new_socket(self) -> None:
+        """The owner replaced the socket: start over (the last problem is kept until a handshake succeeds)."""
+        self.connected = self.handshaken = self.needs_new_socket = self._failed_this_connection = False
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Delays that double from ``first_s`` up to ``max_s`` (1, 2, 4 ... 30 s), and start over on :meth:`reset`."""
+
+    first_s: float = 1.0
+    max_s: float = 30.0
+    _next_s: float = field(default=0.0, repr=False)
+
+    def next_delay(self) -> float:
+        delay = self._next_s or self.first_s
+        self._next_s = min(self.max_s, delay * 2)
+        return delay
+
+    def reset(self) -> None:
+        self._next_s = 0.0

@@ -72,6 +72,7 @@ import logging
 import os
 import shlex
 import stat
+import threading
 import time
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -101,6 +102,7 @@ __all__ = [
     "AgentGrant",
     "AllowList",
     "AllowListError",
+    "DenialLog",
     "Grant",
     "HubAuthenticator",
     "Role",
@@ -122,9 +124,12 @@ Role = Literal["agents", "subscribers"]
 _DOMAINS: Final[Mapping[str, str]] = {"agents": AGENTS_DOMAIN, "subscribers": SUBSCRIBERS_DOMAIN}
 
 _MAX_ALLOW_LIST_BYTES: Final = 8 * 1024 * 1024
-# A hostile client can make a handshake fail as often as it likes; say so at
-# most once a minute per key so that it cannot flood the log.
+# A hostile client can make a handshake fail as often as it likes, with as many
+# fresh keys as it likes: the log says so a few times a minute in total, then
+# sums up what it left out (DenialLog).
 _DENIAL_LOG_INTERVAL_S: Final = 60.0
+_DENIAL_LOG_BURST: Final = 3
+_DENIAL_SUMMARY_S: Final = 10.0
 _DENIAL_LOG_MEMORY: Final = 1024
 DEFAULT_SETTLE_S: Final = 0.25
 
@@ -681,9 +686,22 @@ class HubAuthenticator:
         self._pending_since = 0.0
         self._failed_signature: tuple[int, ...] | None = None
         self._last_error: str | None = None
-        self._denials_logged: dict[tuple[str, bytes], float] = {}
+        self.denials = DenialLog(log)
         self.accepted_handshakes = 0
-        self.denied_handshakes = 0
+
+    @property
+    def denied_handshakes(self) -> int:
+        """Handshakes refused: by the allow-list (ZAP), and those the hub's monitors saw fail before it."""
+        return self.denials.count
+
+    def handshake_failed(self, role: str, peer: str | None, why: str, now: float | None = None) -> None:
+        """A handshake the hub's socket monitor saw fail before ZAP was asked (wrong hub key, no keys)."""
+        now = time.monotonic() if now is None else now
+        self.denials.denied(
+            ("monitor", peer, why),
+            f"refused a handshake on the {role} socket from {peer or 'an unknown peer'}: {why}",
+            now,
+        )
 
     @classmethod
     def from_keys_dir(
@@ -867,23 +885,67 @@ class HubAuthenticator:
             self.accepted_handshakes += 1
             log.info("accepted %s %r from %s", domain, grant.name, address or "?")
             return True
-        self.denied_handshakes += 1
-        now = time.monotonic()
-        memo = (domain, key)
-        if now - self._denials_logged.get(memo, -_DENIAL_LOG_INTERVAL_S) >= _DENIAL_LOG_INTERVAL_S:
-            if len(self._denials_logged) >= _DENIAL_LOG_MEMORY:
-                self._denials_logged.clear()
-            self._denials_logged[memo] = now
-            other = allow_list.grant_for_key(key)
-            why = f"it belongs to {other.name!r}, not a {domain} client" if other is not None else "unknown key"
-            log.warning(
-                "denied a CURVE handshake on %s from %s: %s %s",
-                domain,
-                address or "?",
-                why,
-                key.decode("ascii", "replace"),
-            )
+        other = allow_list.grant_for_key(key)
+        why = f"it belongs to {other.name!r}, not a {domain} client" if other is not None else "unknown key"
+        self.denials.denied(
+            (domain, key),
+            f"denied a CURVE handshake on {domain} from {address or '?'}: {why} {key.decode('ascii', 'replace')}",
+            time.monotonic(),
+        )
         return False
+
+
+class DenialLog:
+    """Refused handshakes in the log, rate-limited in total: at most ``burst`` lines per ``interval_s``
+    (never the same key twice in it), then one summary line every ``summary_s`` while more come
+    ("... and 149 more denied handshakes in the last 10 s"). Thread-safe: the ZAP thread and the hub
+    loop both report here. ``now`` is ``time.monotonic()``."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        burst: int = _DENIAL_LOG_BURST,
+        interval_s: float = _DENIAL_LOG_INTERVAL_S,
+        summary_s: float = _DENIAL_SUMMARY_S,
+    ) -> None:
+        self._log = logger
+        self.burst, self.interval_s, self.summary_s = burst, interval_s, summary_s
+        self._lock = threading.Lock()
+        self._window_start = -float("inf")
+        self._lines_in_window = 0
+        self._seen: dict[object, float] = {}
+        self._suppressed = 0
+        self._suppressed_since = 0.0
+        self.count = 0
+
+    def denied(self, memo: object, text: str, now: float) -> None:
+        """One refused handshake; ``memo`` (e.g. the key) is logged at most once per interval."""
+        with self._lock:
+            self.count += 1
+            if now - self._window_start >= self.interval_s:
+                self._window_start, self._lines_in_window = now, 0
+            last = self._seen.get(memo)
+            if self._lines_in_window < self.burst and (last is None or now - last >= self.interval_s):
+                if len(self._seen) >= _DENIAL_LOG_MEMORY:
+                    self._seen.clear()
+                self._seen[memo] = now
+                self._lines_in_window += 1
+                self._log.warning("%s", text)
+            else:
+                if not self._suppressed:
+                    self._suppressed_since = now
+                self._suppressed += 1
+        self.flush(now)
+
+    def flush(self, now: float) -> None:
+        """Write the summary line if one is due (the hub loop calls this regularly)."""
+        with self._lock:
+            if not self._suppressed or now - self._suppressed_since < self.summary_s:
+                return
+            count, self._suppressed = self._suppressed, 0
+            span = now - self._suppressed_since
+        self._log.warning("... and %d more denied handshakes in the last %.0f s", count, span)
 
 
 def _grant_names(allow_list: AllowList) -> list[str]:

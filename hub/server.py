@@ -15,7 +15,31 @@ at once when a new subscriber subscribes to it.
 
 The subscribers' XPUB runs in manual mode: the hub sees every subscription
 and applies only those within the subscriber's caps and, with keys, its
-granted prefixes (:mod:`gsmon.hub.subscriptions`, :mod:`gsmon.hub.auth`).
+granted prefixes (:mod:`gsmon.hub.auth`). Which connection a manual
+``setsockopt`` lands on is libzmq's guess, which a peer's junk upstream
+message skews: :mod:`gsmon.hub.subscriptions` explains the trap and owns the
+alignment guard and the ledger; this loop only feeds it frames, applies what
+it answers, and reads the socket monitor *after* the subscriptions of a turn
+(the connection count is only a health figure: nothing is cleared on it).
+
+Heartbeats go out per read scope: full access (and every client of a hub
+without keys) on :data:`~gsmon.common.protocol.HUB_HEARTBEAT_TOPIC`, each
+prefix-limited grant on its own topic, carrying only the counters of prefixes
+that grant may read.
+
+The subscribers port is never released while the hub runs: the hub makes
+the listening socket itself and hands libzmq a duplicate of it
+(``ZMQ_USE_FD``); a rebuilt XPUB gets a fresh duplicate of the same socket,
+so no other process can take the port during a grant change. (An endpoint
+only libzmq can bind, inproc or an interface name, is rebound as before, and
+a failure to rebind is retried every second with ``_hub/subscribers_bound``
+CRITICAL, never an exit.)
+
+Handshakes that fail before ZAP is asked (a wrong hub public key, a client
+without keys) are seen on the sockets' monitors and counted and logged with
+the refused ones (``_hub/auth_denied_handshakes``, rate-limited in total). An
+agent whose messages are refused is told why on the NOTICE back-channel
+(protocol), at most once per reason every :data:`NOTICE_INTERVAL_S`.
 
 With keys (``keys_dir``), the order is: start the ZAP authenticator, make each
 socket a CURVE server, then bind -- a CURVE socket bound without a running
@@ -31,8 +55,11 @@ which drops every open subscription; the others reconnect and resync at once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,9 +74,9 @@ from gsmon.common import names, transport
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import CriticalAlert, GreenAlert
 from gsmon.common.version import __version__
-from gsmon.hub.auth import AllowList, HubAuthenticator, sender_key
+from gsmon.hub.auth import AllowList, HubAuthenticator, SubscriberGrant, sender_key
 from gsmon.hub.state import HubSettings, HubState
-from gsmon.hub.subscriptions import SubscriptionLedger
+from gsmon.hub.subscriptions import Outcome, SubscriptionLedger
 
 __all__ = ["HubEndpoints", "HubServer", "ServerLimits"]
 
@@ -76,8 +103,18 @@ _BASE_RECV: Final = zmq.backend.Socket.recv
 _BASE_GET: Final = zmq.backend.Socket.get
 _POINT_MESSAGES: Final = (proto.Delta, proto.State)  # a tuple: an inline union is rebuilt per message
 SNAPSHOT_CHUNK_NODES: Final = 2000
-# How long a rebuilt subscribers socket waits for its old port to be released.
+# How long a rebuilt subscribers socket waits for its old port to be released
+# (only where libzmq binds it itself; see the module docstring).
 REBIND_WAIT_S: Final = 2.0
+REBIND_RETRY_S: Final = 1.0
+# An agent is told a refusal's reason at most this often (per reason).
+NOTICE_INTERVAL_S: Final = 10.0
+_MONITORED: Final = (
+    zmq.EVENT_ACCEPTED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,17 +154,69 @@ class _Counters:
     agent_disconnects: int = 0
 
 
-def _connection_changes(monitor: zmq.Socket[bytes]) -> Iterator[int]:
-    """+1 for each connection accepted, -1 for each one closed, of the events waiting on ``monitor``."""
-    while True:
-        try:
-            event = recv_monitor_message(monitor, zmq.DONTWAIT)
-        except zmq.Again:
-            return
-        if event["event"] == zmq.EVENT_ACCEPTED:
-            yield 1
-        elif event["event"] == zmq.EVENT_DISCONNECTED:
-            yield -1
+def _peer_of_fd(fd: int) -> str | None:
+    """The peer address of an accepted connection's socket, for log lines (None if it is gone already)."""
+    try:
+        dup = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return None
+    try:
+        peer = dup.getpeername()
+    except OSError:
+        return None
+    finally:
+        dup.close()
+    if isinstance(peer, tuple):
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer) or None
+
+
+class _SocketMonitor:
+    """One bound socket's monitor: connection counts, and handshakes that fail before ZAP.
+
+    libzmq names only the bound endpoint in a failure event, so the peer is
+    taken from the connection's socket when it is accepted, and a failure is
+    attributed to the next connection that closes (its own, in practice).
+    """
+
+    def __init__(self, sock: zmq.Socket[bytes], role: str) -> None:
+        self.socket = transport.monitor_socket(sock, _MONITORED)
+        self.role = role
+        self._peers: dict[int, str | None] = {}
+        self._failures: list[str] = []
+
+    def read(self, on_failure: Callable[[str, str | None, str], None] | None) -> Iterator[int]:
+        """+1 for each connection accepted, -1 for each one closed; failures go to ``on_failure``."""
+        while True:
+            try:
+                event = recv_monitor_message(self.socket, zmq.DONTWAIT)
+            except zmq.Again:
+                return
+            kind, value = event["event"], int(event["value"])
+            if kind == zmq.EVENT_ACCEPTED:
+                if on_failure is not None and len(self._peers) < 10_000:
+                    self._peers[value] = _peer_of_fd(value)
+                yield 1
+            elif kind == zmq.EVENT_DISCONNECTED:
+                peer = self._peers.pop(value, None)
+                if self._failures and on_failure is not None:
+                    on_failure(self.role, peer, self._failures.pop(0))
+                yield -1
+            elif len(self._failures) < 1000:
+                self._failures.append(_handshake_failure(kind, value))
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+def _handshake_failure(kind: int, value: int) -> str:
+    if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        return "the client does not use CURVE keys (mechanism mismatch)"
+    if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+        return "the client's HELLO cannot be opened: it holds another hub's public key"
+    if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        return f"protocol error 0x{value:x} during the handshake"
+    return "the handshake failed without detail"
 
 
 class HubServer:
@@ -144,7 +233,12 @@ class HubServer:
         self.settings = settings or HubSettings()
         self.limits = limits or ServerLimits()
         self.epoch = secrets.randbits(63)
-        self.state = HubState(self.settings, self.epoch, time.monotonic())
+        self.ledger = SubscriptionLedger(
+            max_per_subscriber=self.limits.max_subscriptions_per_subscriber,
+            max_total=self.limits.max_subscriptions,
+            max_published_prefixes=self.settings.max_published_prefixes,
+        )
+        self.state = HubState(self.settings, self.epoch, time.monotonic(), subscriptions=self.ledger)
         self._decode_limits = proto.Limits(
             max_frame_bytes=self.limits.max_frame_bytes,
             max_points_per_message=self.limits.max_points_per_message,
@@ -160,15 +254,17 @@ class HubServer:
         self._agents: zmq.Socket[bytes] | None = None
         self._subscribers: zmq.Socket[bytes] | None = None
         self._query: zmq.Socket[bytes] | None = None
-        self._monitor: zmq.Socket[bytes] | None = None  # the subscribers socket's
-        self._agents_monitor: zmq.Socket[bytes] | None = None
+        self._monitor: _SocketMonitor | None = None  # the subscribers socket's
+        self._agents_monitor: _SocketMonitor | None = None
+        self._query_monitor: _SocketMonitor | None = None
+        # The subscribers port's listening socket, held for the hub's lifetime (None: libzmq binds it).
+        self._subscribers_listener: socket.socket | None = None
+        self._rebind_due: float | None = None  # a rebuild failed: try again then
+        self._notices_sent: dict[tuple[str, str], float] = {}
+        self._scopes: dict[bytes, SubscriberGrant] = {}  # heartbeat topic -> its limited grant
         self._seq_out = 0
         self.keys_dir = keys_dir
         self.auth: HubAuthenticator | None = None
-        self.ledger = SubscriptionLedger(
-            max_per_subscriber=self.limits.max_subscriptions_per_subscriber,
-            max_total=self.limits.max_subscriptions,
-        )
         self._poller = zmq.Poller()
         self._next_auth_check = 0.0
         self._auth_dead_logged = False
@@ -195,9 +291,17 @@ class HubServer:
             if self.auth is not None:
                 self.auth.server_socket_options(agents, "agents")
                 self.auth.server_socket_options(query, "subscribers")
+                self._scopes = _scopes_of(self.auth.allow_list)
             agents.setsockopt(zmq.SUBSCRIBE, b"")
             requested = self._requested_endpoints
             bound_agents = transport.bind(agents, requested.agents)
+            try:
+                self._subscribers_listener = transport.listen(requested.subscribers)
+            except OSError as error:
+                # Said the way libzmq says it, so that the caller names the setting at fault.
+                code = error.errno or errno.EADDRINUSE
+                form = requested.subscribers.replace(":0", ":*") if requested.subscribers.endswith(":0") else None
+                raise zmq.ZMQError(code, f"{os.strerror(code)} (addr='{form or requested.subscribers}')") from error
             bound_subscribers = self._make_subscribers(requested.subscribers)
             self.endpoints = HubEndpoints(
                 agents=bound_agents,
@@ -211,8 +315,11 @@ class HubServer:
         self._poller.register(query, zmq.POLLIN)
         # libzmq closes the connection of an agent that sends a frame over
         # max_frame_bytes and says only "disconnected": counted, so that it shows.
-        self._agents_monitor = agents.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
-        self._poller.register(self._agents_monitor, zmq.POLLIN)
+        self._agents_monitor = _SocketMonitor(agents, "agents")
+        self._poller.register(self._agents_monitor.socket, zmq.POLLIN)
+        if self.auth is not None:
+            self._query_monitor = _SocketMonitor(query, "query")
+            self._poller.register(self._query_monitor.socket, zmq.POLLIN)
         return self.endpoints
 
     def _make_subscribers(self, endpoint: str) -> str:
@@ -231,10 +338,18 @@ class HubServer:
             self.auth.server_socket_options(sock, "subscribers")
         # Manual: a subscription takes effect only when the hub applies it.
         sock.setsockopt(zmq.XPUB_MANUAL, 1)
-        bound = _bind_when_free(sock, endpoint, REBIND_WAIT_S if self.endpoints is not None else 0.0)
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        if self._subscribers_listener is not None:
+            try:
+                bound = transport.bind(sock, endpoint, self._subscribers_listener)
+            except BaseException:
+                sock.close(linger=0)
+                self._subscribers = None
+                raise
+        else:
+            bound = _bind_when_free(sock, endpoint, REBIND_WAIT_S if self.endpoints is not None else 0.0)
+        self._monitor = _SocketMonitor(sock, "subscribers")
         self._poller.register(sock, zmq.POLLIN)
-        self._poller.register(self._monitor, zmq.POLLIN)
+        self._poller.register(self._monitor.socket, zmq.POLLIN)
         return bound
 
     def _rebuild_subscribers(self) -> None:
@@ -244,14 +359,32 @@ class HubServer:
         connections (ZeroMQ cannot unsubscribe one peer from the outside).
         """
         assert self.endpoints is not None
-        for sock in (self._monitor, self._subscribers):
-            if sock is not None:
-                self._poller.unregister(sock)
-                sock.close(linger=0)
-        self.ledger.clear()
-        self.state.reset_subscriptions()
+        if self._monitor is not None:
+            self._poller.unregister(self._monitor.socket)
+            self._monitor.close()
+            self._monitor = None
+        if self._subscribers is not None:
+            self._poller.unregister(self._subscribers)
+            self._subscribers.close(linger=0)
+            self._subscribers = None
+        # A new socket holds no subscription: the ledger starts over exactly (the only reset).
+        self.ledger.reset()
         self._counters.subscriber_connections = 0
-        self._make_subscribers(self.endpoints.subscribers)
+        try:
+            self._make_subscribers(self.endpoints.subscribers)
+        except (zmq.ZMQError, OSError) as error:
+            self._subscribers = None
+            self._rebind_due = time.monotonic() + REBIND_RETRY_S
+            log.critical(
+                "cannot rebind the subscribers socket at %s (%s); retrying every %g s",
+                self.endpoints.subscribers,
+                error,
+                REBIND_RETRY_S,
+            )
+            return
+        if self._rebind_due is not None:
+            log.warning("the subscribers socket is bound again at %s", self.endpoints.subscribers)
+        self._rebind_due = None
         log.info("subscriber grants changed: subscribers socket rebuilt, open subscriptions dropped")
 
     def stop(self) -> None:
@@ -260,10 +393,17 @@ class HubServer:
 
     def close(self) -> None:
         """Close the sockets, then stop the authenticator, then end the context (this order)."""
-        for sock in (self._monitor, self._agents_monitor, self._agents, self._subscribers, self._query):
+        for monitor in (self._monitor, self._agents_monitor, self._query_monitor):
+            if monitor is not None:
+                monitor.close()
+        self._monitor = self._agents_monitor = self._query_monitor = None
+        for sock in (self._agents, self._subscribers, self._query):
             if sock is not None:
                 sock.close(linger=0)
-        self._monitor = self._agents_monitor = self._agents = self._subscribers = self._query = None
+        self._agents = self._subscribers = self._query = None
+        if self._subscribers_listener is not None:
+            _close_listener(self._subscribers_listener)
+            self._subscribers_listener = None
         if self.auth is not None:
             self.auth.stop()
         if self._own_context:
@@ -283,9 +423,7 @@ class HubServer:
                 agents, subscribers, query = self._agents, self._subscribers, self._query
                 monitor, agents_monitor = self._monitor, self._agents_monitor
                 assert agents is not None
-                assert subscribers is not None
                 assert query is not None
-                assert monitor is not None
                 assert agents_monitor is not None
                 timeout_ms = max(0.0, min(next_tick, next_heartbeat) - time.monotonic()) * 1000
                 ready = dict(self._poller.poll(int(timeout_ms)))
@@ -294,13 +432,20 @@ class HubServer:
                 # arrived before `now` has been heard, so silence can be judged.
                 if agents not in ready or self._read_agents(agents, now, wall):
                     heard_all_until = now
-                send_heartbeat = False
-                if subscribers in ready:
-                    send_heartbeat = self._read_subscriptions(subscribers)
-                if monitor in ready:
+                beats_wanted: set[bytes] = set()
+                if subscribers is not None and subscribers in ready:
+                    beats_wanted = self._read_subscriptions(subscribers)
+                # After the subscriptions: every connection whose frames were just read has had its
+                # ACCEPTED event emitted before (libzmq emits it before the handshake begins).
+                if monitor is not None and (monitor.socket in ready or subscribers in ready):
                     self._read_monitor(monitor)
-                if agents_monitor in ready:
+                if agents_monitor.socket in ready:
                     self._read_agents_monitor(agents_monitor)
+                if self._query_monitor is not None and self._query_monitor.socket in ready:
+                    for _ in self._query_monitor.read(self._handshake_failed):
+                        pass
+                if self._rebind_due is not None and now >= self._rebind_due:
+                    self._rebuild_subscribers()
                 if now >= next_tick:
                     self._check_auth(now)
                     state.stats.subscribers = self._counters.subscriber_connections
@@ -310,19 +455,23 @@ class HubServer:
                     if on_tick is not None:
                         on_tick(self)
                 subscribers = self._subscribers  # _check_auth may have rebuilt it
-                assert subscribers is not None
-                self._publish(subscribers, state.drain(wall))
+                frames = state.drain(wall)
+                if subscribers is not None:
+                    self._publish(subscribers, frames)
                 for name in state.take_resync_requests():
                     topic = proto.RESYNC_TOPIC_PREFIX + name.encode()
                     agents.setsockopt(zmq.SUBSCRIBE, topic)
                     agents.setsockopt(zmq.UNSUBSCRIBE, topic)
+                for name, reason in state.take_notices():
+                    self._notify_agent(name, reason, now)
                 if query in ready:
                     # After drain: every cached payload a snapshot serves is current.
                     self._read_queries(query)
-                if send_heartbeat or now >= next_heartbeat:
-                    topic, payload = state.heartbeat(wall)
-                    self._send(subscribers, topic, payload)
+                if subscribers is not None and now >= next_heartbeat:
+                    self._send_heartbeats(subscribers, wall, None)
                     next_heartbeat = now + self.settings.heartbeat_interval_s
+                elif subscribers is not None and beats_wanted:
+                    self._send_heartbeats(subscribers, wall, beats_wanted)
         finally:
             self.close()
 
@@ -331,17 +480,19 @@ class HubServer:
         if auth is None or now < self._next_auth_check:
             return
         self._next_auth_check = now + AUTH_CHECK_S
-        if not auth.is_alive():
+        if not auth.is_alive() and not self._auth_dead_logged:
             # Fail closed: without ZAP, libzmq would admit any client that knows
             # our public key, but such connections carry no User-Id, and every
-            # message without a granted key is refused below.
-            if not self._auth_dead_logged:
-                log.critical("the ZAP authenticator is not running: refusing every message without a known key")
-                self._auth_dead_logged = True
-            return
+            # message without a granted key is refused below. The allow-list is
+            # still reloaded (revocations keep applying to open connections).
+            log.critical("the ZAP authenticator is not running: refusing every message without a known key")
+            self._auth_dead_logged = True
+        auth.denials.flush(now)
         before = auth.allow_list
-        if auth.reload_if_changed(now) and _subscriber_grants_narrowed(before, auth.allow_list):
-            self._rebuild_subscribers()
+        if auth.reload_if_changed(now):
+            self._scopes = _scopes_of(auth.allow_list)
+            if _subscriber_grants_narrowed(before, auth.allow_list):
+                self._rebuild_subscribers()
 
     def _report_health(self) -> None:
         counters = self._counters
@@ -353,7 +504,11 @@ class HubServer:
             "agent_disconnects": (counters.agent_disconnects, 0),
             "subscriptions": (self.ledger.total, 0),
             "subscriptions_refused": (self.ledger.refused, 0),
+            # (Un)subscriptions read after a peer's junk frame, not applied (hub/subscriptions.py).
+            "subscriptions_skipped": (self.ledger.skipped, 0),
         }
+        if self._rebind_due is not None:
+            extra["subscribers_bound"] = (False, CriticalAlert.alertcode)
         auth = self.auth
         if auth is not None:
             alive = auth.is_alive()
@@ -409,12 +564,19 @@ class HubServer:
         key = sender_key(frame) if isinstance(frame, zmq.Frame) else None
         grant = auth.allow_list.agent_for_key(key)
         if grant is None or grant.name != msg.sender:
+            why = "its key is not (or no longer) granted" if grant is None else f"its key is agent {grant.name!r}'s"
+            self._notify_agent(msg.sender, f"unauthorised: {why}", time.monotonic())
             return self._unauthorised(f"key {key} may not publish as agent {msg.sender!r}")
         if isinstance(msg, proto.State | proto.Heartbeat):
             mount: str | None = msg.mount
         else:
             mount = self.state.mount_of(msg.sender)
         if mount is not None and not grant.covers(mount):
+            self._notify_agent(
+                msg.sender,
+                f"unauthorised: mount {mount} is outside this key's mounts {', '.join(grant.mounts)}",
+                time.monotonic(),
+            )
             return self._unauthorised(f"agent {msg.sender!r} may not publish under {mount!r}")
         return True
 
@@ -439,60 +601,87 @@ class HubServer:
             counters.last_error_log = now
             counters.errors_since_log = 0
 
-    def _read_subscriptions(self, subscribers: zmq.Socket[bytes]) -> bool:
-        """Apply or refuse (un)subscriptions; return whether a heartbeat should go out now."""
-        heartbeat_wanted = False
-        allow = self.auth.allow_list if self.auth is not None else None
+    def _read_subscriptions(self, subscribers: zmq.Socket[bytes]) -> set[bytes]:
+        """Feed (un)subscriptions to the ledger and apply what it answers; return the heartbeat topics to send now."""
+        heartbeats: set[bytes] = set()
+        ledger = self.ledger
+        may_subscribe = self._may_subscribe
         for _ in range(RECV_BUDGET):
             try:
                 frame = subscribers.recv(zmq.DONTWAIT, copy=False)
             except zmq.Again:
+                ledger.drained()  # the queue was empty: libzmq's data and pipe queues are aligned again
                 break
             data = frame.bytes
-            if not data or data[0] not in (0, 1):
-                continue
-            topic = data[1:]
-            identity = _identity(frame)
-            if data[0] == 0:
-                # In manual mode this must be applied to the same pipe at once.
-                subscribers.setsockopt(zmq.UNSUBSCRIBE, topic)
-                if self.ledger.unsubscribe(identity, topic):
-                    self.state.subscription(topic, False)
-                continue
+            identity, has_metadata = _sender(frame)
+            outcome = ledger.read(data, identity, has_metadata, may_subscribe)
+            if outcome.applies:
+                topic = data[1:]
+                # In manual mode this applies to the pipe of the frame just read (see the ledger).
+                subscribers.setsockopt(zmq.UNSUBSCRIBE if outcome is Outcome.UNSUBSCRIBE else zmq.SUBSCRIBE, topic)
+                if outcome is not Outcome.UNSUBSCRIBE and proto.is_heartbeat_topic(topic):
+                    heartbeats.add(topic)
+            elif outcome is Outcome.REFUSED_GRANT:
+                self._unauthorised(f"subscription to {data[1:61]!r} refused")
+        return heartbeats
+
+    def _may_subscribe(self, identity: str | None, topic: bytes) -> bool:
+        """Whether ``identity`` may follow ``topic``: its read grant, and for control topics its own heartbeat."""
+        if len(topic) > MAX_TOPIC_BYTES:
+            return False
+        allow = self.auth.allow_list if self.auth is not None else None
+        if topic[:1] == b"\x00":
+            if allow is None:
+                return topic == proto.HUB_HEARTBEAT_TOPIC
+            grant = allow.subscriber_for_key(identity)
+            return grant is not None and topic == _heartbeat_topic_of(grant)
+        return allow is None or allow.may_subscribe(identity, topic)
+
+    def _send_heartbeats(self, subscribers: zmq.Socket[bytes], wall: float, topics: set[bytes] | None) -> None:
+        """The full heartbeat and each followed scope's (or only ``topics``), each with its scope's counters."""
+        if topics is None:
+            topics = {proto.HUB_HEARTBEAT_TOPIC, *self.ledger.held_topics(proto.SCOPE_HEARTBEAT_PREFIX)}
+        for topic in topics:
             if topic == proto.HUB_HEARTBEAT_TOPIC:
-                allowed = allow is None or allow.subscriber_for_key(identity) is not None
+                readable = None
             else:
-                allowed = len(topic) <= MAX_TOPIC_BYTES and (allow is None or allow.may_subscribe(identity, topic))
-            if not allowed:
-                self._unauthorised(f"subscription to {topic[:60]!r} refused")
-                continue
-            if identity is None:
-                identity = "?"
-            if not self.ledger.subscribe(identity, topic):
-                continue
-            subscribers.setsockopt(zmq.SUBSCRIBE, topic)
-            if topic == proto.HUB_HEARTBEAT_TOPIC:
-                heartbeat_wanted = True
-            self.state.subscription(topic, True)
-        return heartbeat_wanted
+                grant = self._scopes.get(topic)
+                if grant is None:
+                    continue  # the grant went (its subscribers are dropped with the socket rebuild)
+                readable = grant.allows_prefix
+            beat_topic, payload = self.state.heartbeat(wall, topic, readable)
+            self._send(subscribers, beat_topic, payload)
 
-    def _read_monitor(self, monitor: zmq.Socket[bytes]) -> None:
+    def _read_monitor(self, monitor: _SocketMonitor) -> None:
         counters = self._counters
-        for change in _connection_changes(monitor):
+        for change in monitor.read(self._handshake_failed if self.auth is not None else None):
             counters.subscriber_connections = max(0, counters.subscriber_connections + change)
-            if change < 0 and not counters.subscriber_connections:
-                # No connection left, so libzmq holds no subscription: the
-                # ledger is exact again, whatever it had to guess before
-                # (unsubscriptions of closed connections carry no identity).
-                self.ledger.clear()
-                self.state.reset_subscriptions()
 
-    def _read_agents_monitor(self, monitor: zmq.Socket[bytes]) -> None:
+    def _read_agents_monitor(self, monitor: _SocketMonitor) -> None:
         counters = self._counters
-        for change in _connection_changes(monitor):
+        for change in monitor.read(self._handshake_failed if self.auth is not None else None):
             counters.agent_connections = max(0, counters.agent_connections + change)
             if change < 0:
                 counters.agent_disconnects += 1
+
+    def _handshake_failed(self, role: str, peer: str | None, why: str) -> None:
+        if self.auth is not None:
+            self.auth.handshake_failed(role, peer, why)
+
+    def _notify_agent(self, agent: str, reason: str, now: float) -> None:
+        """Tell ``agent`` why its messages are refused (protocol: NOTICE), once per reason per interval."""
+        memo = (agent, reason)
+        if now - self._notices_sent.get(memo, -NOTICE_INTERVAL_S) < NOTICE_INTERVAL_S:
+            return
+        if len(self._notices_sent) >= 10_000:
+            self._notices_sent.clear()
+        self._notices_sent[memo] = now
+        agents = self._agents
+        if agents is None:
+            return
+        topic = proto.notice_topic(agent, reason)
+        agents.setsockopt(zmq.SUBSCRIBE, topic)
+        agents.setsockopt(zmq.UNSUBSCRIBE, topic)
 
     def _publish(self, subscribers: zmq.Socket[bytes], frames: list[tuple[bytes, bytes]]) -> None:
         # This loop runs once per published update: _send inlined, and the
@@ -545,7 +734,7 @@ class HubServer:
                     self._reply(query, identity, self._error(request, "not allowed for this key"))
                     continue
             try:
-                self._answer(query, identity, request)
+                self._answer(query, identity, request, sender_key(data) if auth is not None else None)
             except Exception as error:
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
 
@@ -562,7 +751,16 @@ class HubServer:
         self._seq_out += 1
         return {"sender": "hub", "epoch": self.epoch, "seq": self._seq_out, "sent_ns": time.time_ns()}
 
-    def _answer(self, query: zmq.Socket[bytes], identity: bytes, request: proto.Message) -> None:
+    def _heartbeat_topic_for(self, key: str | None) -> bytes:
+        """The heartbeat topic of the read scope of ``key`` (protocol: INFO heartbeat_topic)."""
+        if self.auth is None:
+            return proto.HUB_HEARTBEAT_TOPIC
+        grant = self.auth.allow_list.subscriber_for_key(key)
+        return proto.HUB_HEARTBEAT_TOPIC if grant is None else _heartbeat_topic_of(grant)
+
+    def _answer(
+        self, query: zmq.Socket[bytes], identity: bytes, request: proto.Message, key: str | None = None
+    ) -> None:
         if isinstance(request, proto.Hello):
             endpoints = self.endpoints
             assert endpoints is not None
@@ -579,6 +777,7 @@ class HubServer:
                     },
                     heartbeat_s=self.settings.heartbeat_interval_s,
                     version=__version__,
+                    heartbeat_topic=self._heartbeat_topic_for(key),
                 ),
             )
         elif isinstance(request, proto.SnapshotRequest):
@@ -638,17 +837,40 @@ def ready_line(endpoints: HubEndpoints, warnings: list[str]) -> str:
     return line
 
 
-def _identity(frame: zmq.Frame) -> str | None:
-    """Who sent a frame: its CURVE key, else its IP address (None: libzmq itself,
-    e.g. the unsubscriptions of a closed connection)."""
+def _sender(frame: zmq.Frame) -> tuple[str | None, bool]:
+    """Who sent a frame -- its CURVE key, else its IP address -- and whether it has metadata at all
+    (libzmq's own unsubscriptions of a closed connection have none)."""
     key = sender_key(frame)
     if key is not None:
-        return key
+        return key, True
     try:
         address = frame.get("Peer-Address")
     except zmq.ZMQError:
-        return None
-    return address if isinstance(address, str) and address else None
+        return None, False
+    return (address if isinstance(address, str) and address else None), True
+
+
+def _heartbeat_topic_of(grant: SubscriberGrant) -> bytes:
+    return proto.HUB_HEARTBEAT_TOPIC if grant.prefixes is None else proto.scope_heartbeat_topic(grant.name)
+
+
+def _scopes_of(allow: AllowList) -> dict[bytes, SubscriberGrant]:
+    """Heartbeat topic -> grant, for every prefix-limited subscriber grant."""
+    return {
+        proto.scope_heartbeat_topic(grant.name): grant
+        for grant in allow.subscribers.values()
+        if grant.prefixes is not None
+    }
+
+
+def _close_listener(listener: socket.socket) -> None:
+    """Close the hub's own listening socket (and remove an ipc socket file, which libzmq leaves to us)."""
+    with contextlib.suppress(OSError):
+        if listener.family == socket.AF_UNIX:
+            name = listener.getsockname()
+            if isinstance(name, str) and name and not name.startswith("\0"):
+                os.unlink(name)
+    listener.close()
 
 
 def _subscriber_grants_narrowed(before: AllowList, after: AllowList) -> bool:

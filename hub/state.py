@@ -38,19 +38,18 @@ Rules (see DESIGN.md):
 
 from __future__ import annotations
 
-import codecs
 import heapq
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any, Final
 
 from gsmon.common import names as naming
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE, GreenAlert, OrangeAlert, alertstr_for
 from gsmon.common.tree import RollupTree, TreeNode
+from gsmon.hub.subscriptions import SubscriptionLedger
 
 __all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats"]
 
@@ -94,21 +93,6 @@ class HubStats:
     seq_gaps: int = 0
     resyncs_requested: int = 0
     subscribers: int = 0
-
-
-def _followed_prefix(topic: bytes) -> str | None:
-    """The path prefix a subscription ``topic`` follows, or None if it matches no path.
-
-    XPUB matches bytes, so a topic cut inside a multi-byte character (a raw
-    ZeroMQ subscriber may send one) still matches paths: it is followed as
-    its longest whole-character prefix, a superset, so nothing it would
-    receive goes unpublished. Invalid bytes before the end match nothing.
-    """
-    try:
-        # Not final: an incomplete character at the end is held back, not an error.
-        return codecs.getincrementaldecoder("utf-8")().decode(topic, final=False)
-    except UnicodeDecodeError:
-        return None
 
 
 class _Leaf:
@@ -193,7 +177,9 @@ class _Agent:
 class HubState:
     """The global tree and everything the hub knows about agents."""
 
-    def __init__(self, settings: HubSettings, epoch: int, now: float) -> None:
+    def __init__(
+        self, settings: HubSettings, epoch: int, now: float, subscriptions: SubscriptionLedger | None = None
+    ) -> None:
         self.settings = settings
         self.epoch = epoch
         self.seq = 0
@@ -210,10 +196,11 @@ class HubState:
         self._deadlines: list[float] = []
         self._due: dict[float, list[str]] = {}
         self._resync: list[str] = []
-        # Publish counters per subscribed prefix (see protocol: gap detection).
-        self._prefix_refs: dict[str, int] = {}
-        self._published: dict[str, int] = {}
-        self._publish_all = False  # a followed prefix is not tracked: publish everything
+        # (agent name, reason) of refused messages, for the server's NOTICE back-channel.
+        self._notices: list[tuple[str, str]] = []
+        # Who follows what, and the publish counters per followed prefix (protocol: gap
+        # detection): owned by the subscriptions ledger, which the server feeds.
+        self.subscriptions = subscriptions or SubscriptionLedger(max_published_prefixes=settings.max_published_prefixes)
         self._own = _Agent(HUB_AGENT, epoch=epoch, mount=HUB_ROOT, silent=False)
         self._encoder = proto.NodeEncoder(epoch)
         # Values the server adds to the hub's own points (name -> (value, alert code)).
@@ -242,6 +229,7 @@ class HubState:
             except naming.InvalidNameError as error:
                 self.stats.messages_rejected += 1
                 log.debug("agent %s: %s", name, error)
+                self._notice(name, f"mount refused: {error}")
                 return
         agent = self.agents.get(name)
         if agent is None:
@@ -249,6 +237,8 @@ class HubState:
                 return  # goodbye from an agent we never knew: nothing to record
             if not _valid_agent_name(name) or len(self.agents) >= self.settings.max_agents:
                 self.stats.messages_rejected += 1
+                why = "the hub has max_agents agents" if _valid_agent_name(name) else "invalid or reserved name"
+                self._notice(name, f"agent name {name!r} refused: {why}")
                 return
             agent = self.agents[name] = _Agent(name)
 
@@ -352,6 +342,7 @@ class HubState:
             agent.conflicts += 1
             self.stats.conflicts += 1
             log.debug("agent %s: parent %s refused: %s", agent.name, path, error)
+            self._notice(agent.name, f"parent {path} refused: {error}")
             return
         assert isinstance(node.data, _Parent)
         node.data.declared.add(agent.name)
@@ -451,6 +442,16 @@ class HubState:
         agent.conflicts += 1
         self.stats.conflicts += 1
         log.debug("agent %s may not publish %s: %s", agent.name, path, why)
+        self._notice(agent.name, f"point {path} refused (a conflict): {why}")
+
+    def _notice(self, agent: str, reason: str) -> None:
+        if len(self._notices) < 1000:  # the server sends them once per turn, rate-limited
+            self._notices.append((agent, reason))
+
+    def take_notices(self) -> list[tuple[str, str]]:
+        """Reasons for refused agent messages since the last call (the server tells the agents)."""
+        notices, self._notices = self._notices, []
+        return notices
 
     def _ensure_parents(self, path: str, include_self: bool) -> TreeNode:
         """Create the parents along ``path`` (it too when ``include_self``) and
@@ -681,9 +682,8 @@ class HubState:
         if encoder.epoch != self.epoch:
             encoder = self._encoder = proto.NodeEncoder(self.epoch)
         # str.startswith takes a tuple: one C call tells whether anyone follows a path.
-        followed: tuple[str, ...] | None = None if self._publish_all else tuple(self._prefix_refs)
-        if followed is not None and "" in followed:
-            followed = None  # someone follows the whole tree
+        subscriptions = self.subscriptions
+        followed = subscriptions.followed()
         seq = self.seq
         paths = self._removed
         for path in paths:
@@ -702,17 +702,9 @@ class HubState:
                 published_dirty.append(path)
             else:
                 data.payload = b""
-        if self._published:
-            counts = self._published
+        if subscriptions.counting():
             published_removed = paths if followed is None else [path for path in paths if path.startswith(followed)]
-            for prefix in counts:
-                if prefix:
-                    # map() over str.startswith: no Python-level loop per update and prefix.
-                    counts[prefix] += sum(map(str.startswith, published_removed, repeat(prefix))) + sum(
-                        map(str.startswith, published_dirty, repeat(prefix))
-                    )
-                else:  # the whole tree: every update counts
-                    counts[prefix] += len(frames)
+            subscriptions.count_published(published_removed, published_dirty, len(frames))
         self._dirty = {}
         self.seq = seq
         self.stats.messages_out += len(frames)
@@ -738,40 +730,27 @@ class HubState:
         assert isinstance(data, _Parent)
         return encoder.parent(data.seq, code, alertstr_for(code, self._alertstrs), code == STALE_ALERTCODE)
 
-    def subscription(self, topic: bytes, subscribed: bool) -> None:
-        """A subscriber (un)subscribed ``topic``: keep per-prefix publish counters."""
-        if topic.startswith(b"\x00"):
-            return  # control topics (the hub heartbeat) are not counted
-        prefix = _followed_prefix(topic)
-        if prefix is None:
-            return  # no path can start with these bytes
-        refs = self._prefix_refs.get(prefix, 0) + (1 if subscribed else -1)
-        if refs > 0:
-            if prefix not in self._prefix_refs and len(self._prefix_refs) >= self.settings.max_published_prefixes:
-                # Followed but not tracked: from now on publish every change,
-                # since we no longer know everything someone follows.
-                self._publish_all = True
-                return
-            self._prefix_refs[prefix] = refs
-            self._published.setdefault(prefix, 0)
-        else:
-            self._prefix_refs.pop(prefix, None)
-            self._published.pop(prefix, None)
-
-    def reset_subscriptions(self) -> None:
-        """Forget every subscription (the subscriber socket was rebuilt)."""
-        self._prefix_refs.clear()
-        self._published.clear()
-        self._publish_all = False
-
     def published(self, prefix: str) -> int:
         """How many NODEs were published under ``prefix`` (0 if nobody follows it)."""
-        return self._published.get(prefix, 0)
+        return self.subscriptions.published(prefix)
 
-    def heartbeat(self, wall: float) -> tuple[bytes, bytes]:
-        return proto.encode_hub_heartbeat(
-            proto.HubHeartbeat(self.epoch, self.seq, self.settings.heartbeat_interval_s, wall, dict(self._published))
+    def heartbeat(
+        self,
+        wall: float,
+        topic: bytes = proto.HUB_HEARTBEAT_TOPIC,
+        readable: Callable[[str], bool] | None = None,
+    ) -> tuple[bytes, bytes]:
+        """A heartbeat on ``topic`` whose ``published`` holds the counters ``readable`` allows (all if None)."""
+        subscriptions = self.subscriptions
+        beat = proto.HubHeartbeat(
+            self.epoch,
+            self.seq,
+            self.settings.heartbeat_interval_s,
+            wall,
+            subscriptions.published_for(readable),
+            complete=subscriptions.complete,
         )
+        return proto.encode_hub_heartbeat(beat, topic)
 
     def snapshot(self, prefix: str) -> tuple[list[bytes], int, int]:
         """Every node under ``prefix`` as packed ``[path, payload]`` items, with

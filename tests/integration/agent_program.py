@@ -16,6 +16,7 @@ The spec::
 ``clock`` points return the wall-clock time of the poll (latency probes);
 ``pad`` turns a counter's value into the text ``"<n>:"`` followed by that many
 bytes (bulk traffic). ``--key``/``--hub-key`` make the agent a CURVE client.
+Log lines (INFO and above, as ``gsmon agent`` writes them) go to stderr.
 The program prints ``READY`` once the Monitor runs and exits 0 on
 SIGTERM/SIGINT.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import signal
 import sys
 import threading
@@ -77,6 +79,8 @@ def main() -> int:
     parser.add_argument("--key", help="this agent's secret key file (CURVE, with --hub-key)")
     parser.add_argument("--hub-key", help="the hub's public key file")
     args = parser.parse_args()
+    # As `gsmon agent` does: INFO and above on stderr (tests read the link's messages there).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = json.loads(args.spec)
     curve = ClientKeys.load(args.key, args.hub_key) if args.key else None
     mon = Monitor(

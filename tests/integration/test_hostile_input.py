@@ -561,11 +561,6 @@ def test_garbage_subscriptions_are_capped_refused_and_released(procs: Processes)
         assert hub.process.popen.poll() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: libzmq holds a subscription once per connection and topic, but the hub's "
-    "ledger counts messages, so repeats are never released and the identity stays at its cap",
-)
 def test_a_subscriber_repeating_one_subscription_does_not_lock_out_its_identity(procs: Processes) -> None:
     """A peer that sends the same subscription 200 times and leaves releases everything it held, so that
     later subscribers from its address (one IP is one subscriber without keys) are not refused."""

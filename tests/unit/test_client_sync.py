@@ -239,10 +239,29 @@ def test_a_heartbeat_sent_before_the_snapshot_is_not_a_gap(synced: Subscriber) -
     assert not synced._needs_resync
 
 
-def test_a_heartbeat_without_our_prefix_says_nothing(synced: Subscriber) -> None:
-    """When the hub does not (yet) count our prefix no gap can be inferred."""
-    feed(synced, node("GS1/a", 11), beat(20, {"GS2/": 40}))
+def test_a_heartbeat_without_our_prefix_makes_the_client_subscribe_again_then_resnapshot(
+    synced: Subscriber,
+) -> None:
+    """Issue 11.9: a heartbeat newer than the snapshot that does not list our prefix means the hub neither
+    counts nor publishes it (an accounting fault there must not freeze us): the client subscribes again
+    and, once a heartbeat lists the prefix, takes a new snapshot. An older heartbeat, or one from a hub
+    that says its counters are incomplete, proves nothing."""
+    feed(synced, beat(5, {"GS2/": 40}))  # older than the snapshot (seq 10)
+    feed(synced, _incomplete_beat(20))
+    assert synced._confirmed
     assert not synced._needs_resync
+    feed(synced, node("GS1/a", 11), beat(20, {"GS2/": 40}))
+    assert not synced._confirmed  # subscribed again, awaiting confirmation
+    assert not synced._needs_resync
+    feed(synced, beat(21, {"GS2/": 40}))  # still not listed: keep waiting (re-sent every second)
+    assert not synced._confirmed
+    feed(synced, beat(22, {PREFIX: 0, "GS2/": 41}))
+    assert synced._confirmed
+    assert synced._needs_resync
+
+
+def _incomplete_beat(seq: int) -> Frames:
+    return proto.encode_hub_heartbeat(proto.HubHeartbeat(HUB_EPOCH, seq, 1.0, time.time(), {}, complete=False))
 
 
 @pytest.mark.parametrize("frames", ["heartbeat", "node"])

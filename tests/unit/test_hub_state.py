@@ -41,7 +41,7 @@ def make_hub(follow_all: bool = True, **changes: Any) -> HubState:
     """A hub core; ``follow_all``: with a subscriber of the whole tree, so every change is published."""
     hub = HubState(dataclasses.replace(SETTINGS, **changes), HUB_EPOCH, now=0.0)
     if follow_all:
-        hub.subscription(b"", subscribed=True)
+        hub.subscriptions.follow(b"", subscribed=True)
     return hub
 
 
@@ -728,7 +728,7 @@ def test_snapshot_returns_exactly_the_nodes_under_the_prefix_with_the_current_se
     send(hub, Agent("a", "GS1/Ant").state(pt("x", RED), pt("y/z", GREEN)))
     send(hub, Agent("b", "GS10").state(pt("w")))
     send(hub, Agent("c", "GS2").state(pt("v")))
-    hub.subscription(b"GS1/", subscribed=True)
+    hub.subscriptions.follow(b"GS1/", subscribed=True)
     published = latest(drain(hub))
     send(hub, Agent("d", "GS1").state(pt("late", ORANGE)), now=1.0)
     published.update(latest(drain(hub, 1.0)))
@@ -756,18 +756,18 @@ def test_snapshot_items_are_plain_msgpack_pairs(size: int) -> None:
 def test_publish_counters_follow_subscription_refcounts_and_count_only_matching_paths() -> None:
     """published[prefix] counts NODEs under prefix while at least one subscriber follows it."""
     hub = make_hub()
-    hub.subscription(b"GS1/", subscribed=True)
-    hub.subscription(b"GS1/", subscribed=True)
-    hub.subscription(b"", subscribed=True)
-    hub.subscription(proto.HUB_HEARTBEAT_TOPIC, subscribed=True)  # control topic: not counted
-    hub.subscription(b"\xff\xfe", subscribed=True)  # not UTF-8: matches no path, ignored
+    hub.subscriptions.follow(b"GS1/", subscribed=True)
+    hub.subscriptions.follow(b"GS1/", subscribed=True)
+    hub.subscriptions.follow(b"", subscribed=True)
+    hub.subscriptions.follow(proto.HUB_HEARTBEAT_TOPIC, subscribed=True)  # control topic: not counted
+    hub.subscriptions.follow(b"\xff\xfe", subscribed=True)  # not UTF-8: matches no path, ignored
     a = Agent("a", "GS1")
     send(hub, a.state(pt("x"), pt("y")))
     send(hub, Agent("b", "GS2").state(pt("z")))
     updates = drain(hub)
     assert hub.published("GS1/") == 2
     assert hub.published("") == len(updates) == 5
-    hub.subscription(b"GS1/", subscribed=False)
+    hub.subscriptions.follow(b"GS1/", subscribed=False)
     send(hub, a.delta(pt("x", RED)))
     drain(hub)  # GS1/x and GS1
     assert hub.published("GS1/") == 3
@@ -775,10 +775,10 @@ def test_publish_counters_follow_subscription_refcounts_and_count_only_matching_
     assert isinstance(beat, proto.HubHeartbeat)
     assert beat.published == {"GS1/": 3, "": 7}
     assert (beat.epoch, beat.seq, beat.interval_s, beat.sent_at_s) == (HUB_EPOCH, hub.seq, 1.0, WALL0)
-    hub.subscription(b"GS1/", subscribed=False)
+    hub.subscriptions.follow(b"GS1/", subscribed=False)
     assert hub.published("GS1/") == 0
     assert "GS1/" not in proto.decode_hub_message(*hub.heartbeat(WALL0)).published  # type: ignore[union-attr]
-    hub.subscription(b"GS1/", subscribed=True)  # a fresh counter
+    hub.subscriptions.follow(b"GS1/", subscribed=True)  # a fresh counter
     send(hub, a.delta(pt("y", RED)))
     drain(hub)
     assert hub.published("GS1/") == 1
@@ -787,9 +787,9 @@ def test_publish_counters_follow_subscription_refcounts_and_count_only_matching_
 def test_unsubscribing_an_unknown_prefix_is_harmless_and_prefixes_are_capped() -> None:
     """An unmatched unsubscribe changes nothing; prefixes beyond max_published_prefixes are not counted."""
     hub = make_hub(follow_all=False, max_published_prefixes=2)
-    hub.subscription(b"never/", subscribed=False)
+    hub.subscriptions.follow(b"never/", subscribed=False)
     for prefix in (b"a", b"b", b"c"):
-        hub.subscription(prefix, subscribed=True)
+        hub.subscriptions.follow(prefix, subscribed=True)
     send(hub, Agent("c", "c").state(pt("x")))
     send(hub, Agent("a", "a").state(pt("x")))
     drain(hub)
@@ -841,7 +841,7 @@ class HubMachine(RuleBasedStateMachine):
         self.hub = HubState(
             dataclasses.replace(SETTINGS, agent_retention_s=60.0, removal_grace_s=5.0), HUB_EPOCH, now=0.0
         )
-        self.hub.subscription(b"", subscribed=True)  # the model's view follows the whole tree
+        self.hub.subscriptions.follow(b"", subscribed=True)  # the model's view follows the whole tree
         self.now = 0.0
         self.agents = {
             name: Agent(name, MOUNTS[0], epoch=1, heartbeat_s=1.0 + index) for index, name in enumerate(NAMES)
@@ -988,7 +988,7 @@ def test_changes_nobody_follows_are_not_published_but_snapshots_hold_them_byte_f
     """Without a subscriber for a path its changes are not packed or sent; a snapshot packs them on demand,
     with the same bytes and seqs a hub followed by everyone would have published."""
     quiet, followed = make_hub(follow_all=False), make_hub()
-    quiet.subscription(b"GS2/", subscribed=True)
+    quiet.subscriptions.follow(b"GS2/", subscribed=True)
     for hub in (quiet, followed):
         send(hub, Agent("a", "GS1/Ant").state(pt("x", RED), pt("y/z", GREEN)))
         send(hub, Agent("b", "GS2").state(pt("w", ORANGE)))
@@ -1010,13 +1010,13 @@ def test_every_change_is_published_once_a_followed_prefix_cannot_be_tracked() ->
     def published_paths() -> set[str]:
         return {topic.decode() for topic, _ in hub.drain(WALL0)}
 
-    hub.subscription(b"a/", subscribed=True)
+    hub.subscriptions.follow(b"a/", subscribed=True)
     send(hub, Agent("c", "c").state(pt("x")))
     assert published_paths() == set()
-    hub.subscription(b"b/", subscribed=True)  # not tracked
+    hub.subscriptions.follow(b"b/", subscribed=True)  # not tracked
     send(hub, Agent("c2", "c2").state(pt("x")))
     assert published_paths() == {"c2", "c2/x"}
-    hub.reset_subscriptions()
+    hub.subscriptions.reset()
     send(hub, Agent("c3", "c3").state(pt("x")))
     assert published_paths() == set()
 
@@ -1026,13 +1026,13 @@ def test_a_topic_cut_inside_a_character_is_followed_as_its_whole_character_prefi
     character still receives the paths it matches, so they must be published."""
     hub = make_hub(follow_all=False)
     cut = "GS1/Ant\u00e9".encode()[:-1]  # b"GS1/Ant\xc3"
-    hub.subscription(cut, subscribed=True)
-    hub.subscription(b"\xffGS1", subscribed=True)  # invalid bytes first: matches nothing, follows nothing
+    hub.subscriptions.follow(cut, subscribed=True)
+    hub.subscriptions.follow(b"\xffGS1", subscribed=True)  # invalid bytes first: matches nothing, follows nothing
     send(hub, Agent("a", "GS1/Ant\u00e9").state(pt("x")))
     send(hub, Agent("b", "GS2").state(pt("y")))
     published = {topic for topic, _ in hub.drain(WALL0)}
     assert published == {"GS1/Ant\u00e9".encode(), "GS1/Ant\u00e9/x".encode()}
     assert all(topic.startswith(cut) for topic in published)
-    hub.subscription(cut, subscribed=False)
+    hub.subscriptions.follow(cut, subscribed=False)
     send(hub, Agent("a", "GS1/Ant\u00e9").delta(pt("x", RED)))
     assert hub.drain(WALL0) == []
