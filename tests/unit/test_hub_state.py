@@ -299,7 +299,11 @@ def test_a_hub_behind_its_queue_judges_silence_only_up_to_what_it_has_heard() ->
     drain(hub, 1.0)
     hub.tick(20.0, WALL0 + 20.0, heard_all_until=3.9)  # 2.9 s of silence heard: within 3 x 1 s
     nodes = latest(drain(hub, 20.0))
-    assert "GS1/Ant/x" not in nodes  # neither silent nor overdue (deadline 1 + 3 x 1 + 1 = 5 s)
+    # Neither silent nor overdue (deadline 1 + 3 x 1 + 1 = 5 s); but the hub cannot vouch for it, and says so.
+    assert (nodes["GS1/Ant/x"].stale, nodes["GS1/Ant/x"].alertcode) == (False, GREEN)
+    assert nodes["GS1/Ant/x"].liveness_unknown
+    assert nodes["GS1/Ant"].liveness_unknown
+    assert nodes["GS1"].liveness_unknown
     assert (nodes["_hub/agents/ant"].value, nodes["_hub/agents_backlog_s"].value) == ("live", 16.1)
     assert nodes["_hub/agents_backlog_s"].alertcode == ORANGE
     hub.tick(20.5, WALL0 + 20.5, heard_all_until=20.5)  # caught up: now the silence is real
@@ -317,7 +321,8 @@ def test_a_point_goes_overdue_only_by_the_time_the_hub_has_heard_all() -> None:
     send(hub, agent.state(pt("fast", GREEN, dt=1.0)), now=0.0)  # overdue after 3 x 1 s + 1 s = 4 s
     drain(hub, 0.0)
     hub.tick(8.0, WALL0 + 8.0, heard_all_until=3.9)
-    assert "M/fast" not in latest(drain(hub, 8.0))
+    held = latest(drain(hub, 8.0))["M/fast"]  # not overdue; but it says the hub cannot vouch for it
+    assert (held.stale, held.liveness_unknown) == (False, True)
     hub.tick(8.5, WALL0 + 8.5, heard_all_until=4.1)
     assert latest(drain(hub, 8.5))["M/fast"].stale
 
@@ -677,6 +682,7 @@ def test_drain_publishes_points_parents_and_removals_with_their_fields() -> None
         WALL0 + 3.0,
         WALL0 + 4.0,
         2.5,
+        reported_alert=ORANGE,
     )
     parent = nodes["M/G"]
     assert (parent.kind, parent.alertcode, parent.alertstr, parent.stale) == ("parent", ORANGE, "ORANGE", False)
@@ -739,7 +745,9 @@ def test_snapshot_returns_exactly_the_nodes_under_the_prefix_with_the_current_se
     assert count == hub.published("GS1/") == 5  # GS1 itself is not under "GS1/"
     for path, payload in snap.items():
         assert proto.decode_node_payload(path, payload) == published[path]
-    assert set(unpack_items(hub.snapshot("GS1")[0])) == {path for path, _ in hub.tree.items() if path.startswith("GS1")}
+    # Whole segments: "GS1" is GS1 and its subtree, never GS10.
+    assert set(unpack_items(hub.snapshot("GS1")[0])) == {"GS1", *snap}
+    assert not any(path.startswith("GS10") for path in unpack_items(hub.snapshot("GS1")[0]))
     assert set(unpack_items(hub.snapshot("")[0])) == {path for path, _ in hub.tree.items()}
     assert hub.snapshot("nothing/")[0] == []
 
