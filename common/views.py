@@ -6,8 +6,9 @@ everything else from the hub itself.
 ``gsmon get PREFIX`` prints the subtree once as the tree table, or with
 ``--json`` as one JSON object mapping each path to its ``value``, ``alert``
 (code), ``alertstr``, ``stale``, ``age`` (seconds since the hub received it),
-``kind`` and ``agent``. JSON has no bytes, datetimes or NaN: bytes become
-base64 text, datetimes ISO 8601 text, tuples arrays, and NaN/+-inf the
+``kind``, ``agent``, ``reported_alert`` (a point's own last code, before
+staleness) and ``liveness_unknown`` (the hub cannot vouch for its freshness).
+JSON has no bytes, datetimes or NaN: bytes become base64 text, datetimes ISO 8601 text, tuples arrays, and NaN/+-inf the
 strings "NaN", "Infinity", "-Infinity".
 
 ``gsmon watch PREFIX`` redraws the subtree in place, with alert colours, until
@@ -117,6 +118,8 @@ def _node_json(subscriber: Subscriber, node: NodeState) -> dict[str, Any]:
         "stale": node.stale,
         "age": None if age is None else round(age, 3),
         "agent": node.agent,
+        "reported_alert": node.reported_alert,
+        "liveness_unknown": node.liveness_unknown,
     }
 
 

@@ -3,9 +3,21 @@
 ::
 
     agents SUB (bind) ----> decode ----> HubState.apply ----+
-    query ROUTER (bind) --> decode ----> snapshot / info    |--> drain --> subscribers XPUB (bind)
-    subscribers XPUB  ----> (un)subscriptions -> counters   |
+    subscribers XPUB  ----> (un)subscriptions -> counters   |--> drain --> subscribers XPUB (bind)
     timer (every tick_s) -> HubState.tick -------------------+
+    query ROUTER (bind) --> decode ----> QueryCore.request / .work (slices) --> query ROUTER
+
+Time: the core gets the loop's *observed* time (:mod:`gsmon.hub.clock`),
+which leaves out the pauses of the loop (SIGSTOP, a VM freeze); after one the
+core waits a grace before it judges silence again. Every turn the server
+tells the core whether it read the agents' queue to its end
+(:meth:`HubState.read_done`): only then has it heard everything.
+
+Budgets keep every turn short, so that no input starves another: at most
+:data:`RECV_BUDGET` agent messages and :data:`RECV_POINTS_BUDGET` points,
+:data:`QUERY_RECV_BUDGET` queries, and the query core's snapshot slices
+(:mod:`gsmon.hub.queries`); while snapshots are pending the loop does not
+sleep in poll.
 
 Sockets are only touched from this thread (ZeroMQ sockets are not
 thread-safe). A frame that fails to decode, or any error while applying it,
@@ -33,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,7 +61,9 @@ from gsmon.common import protocol as proto
 from gsmon.common.alerts import CriticalAlert, GreenAlert
 from gsmon.common.version import __version__
 from gsmon.hub.auth import AllowList, HubAuthenticator, sender_key
-from gsmon.hub.state import HubSettings, HubState
+from gsmon.hub.clock import ObservedClock
+from gsmon.hub.queries import QueryCore, QuerySettings
+from gsmon.hub.state import HubSettings, HubState, nested_mounts
 from gsmon.hub.subscriptions import SubscriptionLedger
 
 __all__ = ["HubEndpoints", "HubServer", "ServerLimits"]
@@ -71,11 +86,13 @@ RECV_BUDGET: Final = 2000
 # 100-point DELTAs, 2000 messages would be 200,000 updates published in one
 # burst, twice the subscribers' high-water mark, and seconds late.
 RECV_POINTS_BUDGET: Final = 2000
+# Queries read per turn: each is small work (a snapshot becomes a job that the
+# query core answers in slices), but 2,000 of them are still milliseconds.
+QUERY_RECV_BUDGET: Final = 500
 _BASE_SEND: Final = zmq.backend.Socket.send
 _BASE_RECV: Final = zmq.backend.Socket.recv
 _BASE_GET: Final = zmq.backend.Socket.get
 _POINT_MESSAGES: Final = (proto.Delta, proto.State)  # a tuple: an inline union is rebuilt per message
-SNAPSHOT_CHUNK_NODES: Final = 2000
 # How long a rebuilt subscribers socket waits for its old port to be released.
 REBIND_WAIT_S: Final = 2.0
 
@@ -162,7 +179,6 @@ class HubServer:
         self._query: zmq.Socket[bytes] | None = None
         self._monitor: zmq.Socket[bytes] | None = None  # the subscribers socket's
         self._agents_monitor: zmq.Socket[bytes] | None = None
-        self._seq_out = 0
         self.keys_dir = keys_dir
         self.auth: HubAuthenticator | None = None
         self.ledger = SubscriptionLedger(
@@ -172,6 +188,11 @@ class HubServer:
         self._poller = zmq.Poller()
         self._next_auth_check = 0.0
         self._auth_dead_logged = False
+        self.clock = ObservedClock()
+        self.query_settings = QuerySettings()
+        self.queries: QueryCore | None = None  # made once the endpoints are known (bind)
+        self._grants_checked: AllowList | None = None
+        self._nested_warned: set[tuple[str, str, str, str]] = set()
 
     # ------------------------------------------------------------------
 
@@ -213,7 +234,16 @@ class HubServer:
         # max_frame_bytes and says only "disconnected": counted, so that it shows.
         self._agents_monitor = agents.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         self._poller.register(self._agents_monitor, zmq.POLLIN)
-        return self.endpoints
+        endpoints = self.endpoints
+        self.queries = QueryCore(
+            self.state,
+            {"agents": endpoints.agents, "subscribers": endpoints.subscribers, "query": endpoints.query},
+            self.settings.heartbeat_interval_s,
+            __version__,
+            self.query_settings,
+        )
+        self._check_grants()
+        return endpoints
 
     def _make_subscribers(self, endpoint: str) -> str:
         """(Re)create the subscribers XPUB and its monitor, bind it, register them."""
@@ -275,9 +305,10 @@ class HubServer:
         """Run until :meth:`stop`; always closes the sockets."""
         if self.endpoints is None:
             self.bind()
-        state = self.state
+        state, queries, clock = self.state, self.queries, self.clock
+        assert queries is not None
         next_tick = time.monotonic()
-        next_heartbeat = heard_all_until = next_tick
+        next_heartbeat = next_tick
         try:
             while not self._stop.is_set():
                 agents, subscribers, query = self._agents, self._subscribers, self._query
@@ -287,13 +318,20 @@ class HubServer:
                 assert query is not None
                 assert monitor is not None
                 assert agents_monitor is not None
-                timeout_ms = max(0.0, min(next_tick, next_heartbeat) - time.monotonic()) * 1000
-                ready = dict(self._poller.poll(int(timeout_ms)))
-                now, wall = time.monotonic(), time.time()
+                before = time.monotonic()
+                # Pending snapshot slices: no sleeping in poll.
+                timeout_ms = 0 if queries.busy else int(max(0.0, min(next_tick, next_heartbeat) - before) * 1000)
+                ready = dict(self._poller.poll(timeout_ms))
+                mono = time.monotonic()
+                # The core's time leaves out the loop's own pauses: it cannot judge a time it did not run.
+                now, paused_s = clock.observe(before, mono, timeout_ms / 1000)
+                wall = time.time()
+                if paused_s:
+                    state.pause(now, paused_s)
                 # Read to the end of the queue (or nothing was waiting): whatever
                 # arrived before `now` has been heard, so silence can be judged.
-                if agents not in ready or self._read_agents(agents, now, wall):
-                    heard_all_until = now
+                emptied = agents not in ready or self._read_agents(agents, now, wall)
+                state.read_done(now, emptied)
                 send_heartbeat = False
                 if subscribers in ready:
                     send_heartbeat = self._read_subscriptions(subscribers)
@@ -301,12 +339,13 @@ class HubServer:
                     self._read_monitor(monitor)
                 if agents_monitor in ready:
                     self._read_agents_monitor(agents_monitor)
-                if now >= next_tick:
-                    self._check_auth(now)
+                if mono >= next_tick:
+                    self._check_auth(mono)
+                    self._check_grants()
                     state.stats.subscribers = self._counters.subscriber_connections
                     self._report_health()
-                    state.tick(now, wall, heard_all_until)
-                    next_tick = now + TICK_S
+                    state.tick(now, wall)
+                    next_tick = mono + TICK_S
                     if on_tick is not None:
                         on_tick(self)
                 subscribers = self._subscribers  # _check_auth may have rebuilt it
@@ -316,13 +355,15 @@ class HubServer:
                     topic = proto.RESYNC_TOPIC_PREFIX + name.encode()
                     agents.setsockopt(zmq.SUBSCRIBE, topic)
                     agents.setsockopt(zmq.UNSUBSCRIBE, topic)
+                # After drain: every cached payload a snapshot serves is current.
                 if query in ready:
-                    # After drain: every cached payload a snapshot serves is current.
-                    self._read_queries(query)
-                if send_heartbeat or now >= next_heartbeat:
+                    self._read_queries(query, now, wall)
+                for identity, frame in queries.work(now, wall):
+                    self._reply(query, identity, frame)
+                if send_heartbeat or mono >= next_heartbeat:
                     topic, payload = state.heartbeat(wall)
                     self._send(subscribers, topic, payload)
-                    next_heartbeat = now + self.settings.heartbeat_interval_s
+                    next_heartbeat = mono + self.settings.heartbeat_interval_s
         finally:
             self.close()
 
@@ -353,6 +394,8 @@ class HubServer:
             "agent_disconnects": (counters.agent_disconnects, 0),
             "subscriptions": (self.ledger.total, 0),
             "subscriptions_refused": (self.ledger.refused, 0),
+            # Snapshot requests answered "busy, retry" (a client over its share, or too many at once).
+            "snapshots_busy": (self.queries.stats.busy if self.queries is not None else 0, 0),
         }
         auth = self.auth
         if auth is not None:
@@ -367,19 +410,23 @@ class HubServer:
         state = self.state
         counters = self._counters
         auth = self.auth
+        # The peers' addresses only while the core waits for them (two processes claim one
+        # name): reading frames costs a microsecond a message more than plain bytes.
+        want_peers = state.peers_wanted
+        plain = auth is None and not want_peers
         points = 0
         for _ in range(RECV_BUDGET):
             if points >= RECV_POINTS_BUDGET:
                 return False
             try:
-                if auth is None:
+                if plain:
                     # pyzmq's recv_multipart is Python; its Cython recv directly
                     # saves a fifth of a small message's cost (0.75 us).
                     frames: list[Any] = [_BASE_RECV(agents, zmq.DONTWAIT)]
                     if _BASE_GET(agents, zmq.RCVMORE):
                         frames += agents.recv_multipart(zmq.DONTWAIT)  # the rest of this message
                 else:
-                    # With keys the frame object is needed for its User-Id.
+                    # With keys the frame object is needed for its User-Id (and for the peer's address).
                     frames = agents.recv_multipart(zmq.DONTWAIT, copy=False)
             except zmq.Again:
                 return True
@@ -395,11 +442,15 @@ class HubServer:
                 self._reject(str(error), decode=True)
                 continue
             if auth is not None and not self._agent_may_send(auth, frame, msg):
+                # Still a read from some connection: counted (by its key) for the fair-queue rule.
+                key = sender_key(frame) if isinstance(frame, zmq.Frame) else None
+                state.note_read(key or "?", now)
                 continue
             if isinstance(msg, _POINT_MESSAGES):
                 points += len(msg.points)
+            peer = _peer_of(frame) if want_peers and isinstance(frame, zmq.Frame) else None
             try:
-                state.apply(msg, now, wall)
+                state.apply(msg, now, wall, peer)
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
         return False  # the message budget ran out first
@@ -516,9 +567,14 @@ class HubServer:
         except zmq.Again:
             pass
 
-    def _read_queries(self, query: zmq.Socket[bytes]) -> None:
+    def _read_queries(self, query: zmq.Socket[bytes], now: float, wall: float) -> None:
+        """Read up to this turn's budget of queries; answer them through the query core."""
+        queries = self.queries
+        assert queries is not None
         auth = self.auth
-        for _ in range(RECV_BUDGET):
+        allow = auth.allow_list if auth is not None else None
+        hub_key = auth.server_public_key.decode("ascii") if auth is not None else None
+        for _ in range(QUERY_RECV_BUDGET):
             try:
                 frames = query.recv_multipart(zmq.DONTWAIT, copy=False)
             except zmq.Again:
@@ -533,82 +589,56 @@ class HubServer:
             except proto.ProtocolError as error:
                 self._reject(str(error), decode=True)
                 continue
-            if auth is not None:
-                key = sender_key(data)
-                allow = auth.allow_list
-                if isinstance(request, proto.SnapshotRequest):
-                    permitted = allow.may_subscribe(key, request.prefix)
-                else:
-                    permitted = allow.subscriber_for_key(key) is not None
-                if not permitted:
-                    self._unauthorised(f"{request.kind.name} from key {key} refused")
-                    self._reply(query, identity, self._error(request, "not allowed for this key"))
-                    continue
             try:
-                self._answer(query, identity, request)
-            except Exception as error:
+                outcome = queries.request(
+                    request,
+                    identity,
+                    now,
+                    wall,
+                    key=sender_key(data) if auth is not None else None,
+                    allow=allow,
+                    hub_key=hub_key,
+                )
+            except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
+                continue
+            if outcome.refused is not None:
+                self._unauthorised(outcome.refused)
+            if outcome.invalid is not None:
+                self._reject(outcome.invalid, decode=True)
+            for to, frame in outcome.replies:
+                self._reply(query, to, frame)
 
-    def _error(self, request: proto.Message, message: str) -> proto.Error:
-        return proto.Error(**self._header(), request_id=getattr(request, "request_id", 0), message=message)
-
-    def _reply(self, query: zmq.Socket[bytes], identity: bytes, msg: proto.Message) -> None:
+    @staticmethod
+    def _reply(query: zmq.Socket[bytes], identity: bytes, frame: bytes) -> None:
         # DONTWAIT: a client that stopped reading times out and asks again;
         # it never stalls the hub.
         with contextlib.suppress(zmq.Again):
-            query.send_multipart([identity, proto.encode(msg)], zmq.DONTWAIT)
+            query.send_multipart([identity, frame], zmq.DONTWAIT)
 
-    def _header(self) -> dict[str, Any]:
-        self._seq_out += 1
-        return {"sender": "hub", "epoch": self.epoch, "seq": self._seq_out, "sent_ns": time.time_ns()}
-
-    def _answer(self, query: zmq.Socket[bytes], identity: bytes, request: proto.Message) -> None:
-        if isinstance(request, proto.Hello):
-            endpoints = self.endpoints
-            assert endpoints is not None
-            self._reply(
-                query,
-                identity,
-                proto.Info(
-                    **self._header(),
-                    request_id=request.request_id,
-                    endpoints={
-                        "agents": endpoints.agents,
-                        "subscribers": endpoints.subscribers,
-                        "query": endpoints.query,
-                    },
-                    heartbeat_s=self.settings.heartbeat_interval_s,
-                    version=__version__,
-                ),
+    def _check_grants(self) -> None:
+        """One WARNING per pair of agent grants whose mounts nest (at start-up, and when the allow-list changes)."""
+        auth = self.auth
+        if auth is None or auth.allow_list is self._grants_checked:
+            return
+        allow = self._grants_checked = auth.allow_list
+        for pair in nested_mounts((grant.name, mount) for grant in allow.agents.values() for mount in grant.mounts):
+            if pair in self._nested_warned:
+                continue
+            self._nested_warned.add(pair)
+            outer, outer_mount, inner, inner_mount = pair
+            log.warning(
+                "%s: agent %s may publish at %s, which holds agent %s's mount %s: nested mounts, so %s can "
+                "publish into %s's subtree and a point both claim stays with whichever sent it first. "
+                "Grant disjoint mounts (or one mount to share its parent)",
+                allow.source,
+                outer,
+                outer_mount,
+                inner,
+                inner_mount,
+                outer,
+                inner,
             )
-        elif isinstance(request, proto.SnapshotRequest):
-            items, seq_at, published = self.state.snapshot(request.prefix)
-            for start in range(0, len(items), SNAPSHOT_CHUNK_NODES):
-                chunk = items[start : start + SNAPSHOT_CHUNK_NODES]
-                self._reply(
-                    query,
-                    identity,
-                    proto.SnapshotChunk(
-                        **self._header(),
-                        request_id=request.request_id,
-                        nodes=[],
-                        packed_nodes=chunk,
-                    ),
-                )
-            self._reply(
-                query,
-                identity,
-                proto.SnapshotEnd(
-                    **self._header(),
-                    request_id=request.request_id,
-                    seq_at=seq_at,
-                    count=len(items),
-                    published=published,
-                ),
-            )
-        else:
-            self._reject(f"{request.kind.name} is not a query", decode=True)
-            self._reply(query, identity, self._error(request, f"{request.kind.name} is not a request I answer"))
 
 
 def _bind_when_free(sock: zmq.Socket[bytes], endpoint: str, wait_s: float) -> str:
@@ -636,6 +666,31 @@ def ready_line(endpoints: HubEndpoints, warnings: list[str]) -> str:
     if warnings:
         line += " WARNING=" + ",".join(warnings)
     return line
+
+
+def _peer_of(frame: zmq.Frame) -> str | None:
+    """The sender's address for a log line: ``ip:port`` of its TCP connection
+    when libzmq names the connection's socket (ZMQ_SRCFD), else its IP
+    (``Peer-Address``), else None. Two processes on one host differ by port."""
+    address = None
+    with contextlib.suppress(zmq.ZMQError):
+        value = frame.get("Peer-Address")
+        address = value if isinstance(value, str) and value else None
+    try:
+        fd: Any = frame.get(zmq.SRCFD)  # an int: typed as a union of every property's type
+        if fd < 0:
+            return address
+        conn = socket.socket(fileno=fd)  # only to ask getpeername(); libzmq keeps the descriptor
+        try:
+            name = conn.getpeername()
+        finally:
+            conn.detach()
+    except (zmq.ZMQError, OSError, ValueError, TypeError):
+        return address
+    if isinstance(name, tuple) and len(name) >= 2:
+        host = str(name[0])
+        return f"[{host}]:{name[1]}" if ":" in host else f"{host}:{name[1]}"
+    return address
 
 
 def _identity(frame: zmq.Frame) -> str | None:
