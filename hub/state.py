@@ -276,6 +276,7 @@ class _Agent:
     held_min: float = _INF
     # Incarnations: first sent_ns seen per epoch; a second live process (conflict).
     epochs_first_ns: dict[int, int] = field(default_factory=dict)
+    past_epochs: list[int] = field(default_factory=list)  # incarnations it was switched away from (recent ones)
     conflict_epoch: int = -1  # the other live incarnation, while two processes claim this name
     conflict_seen: float = 0.0
     conflict_logged: bool = True
@@ -401,6 +402,7 @@ class HubState:
                 return
             if agent.epoch != -1:
                 log.info("agent %s restarted (epoch %x -> %x)", name, agent.epoch, msg.epoch)
+                agent.past_epochs = [*agent.past_epochs[-(_MAX_EPOCHS_REMEMBERED - 1) :], agent.epoch]
             agent.epoch = msg.epoch
             agent.last_seq = msg.seq - 1
             agent.state_parts_seen = 0
@@ -444,27 +446,27 @@ class HubState:
     # ------------------------------------------------------------------
 
     def _other_process(self, agent: _Agent, msg: proto.Message, now: float) -> bool:
-        """Whether ``msg`` (not of the followed epoch) comes from a second live
-        process claiming the agent's name; it is then dropped (True)."""
+        """Whether ``msg`` (not of the followed epoch) is dropped: it comes from an
+        incarnation the hub switched away from -- its last words, or a second live
+        process claiming the agent's name (a conflict, counted once)."""
         if agent.conflict_epoch != -1:
             if msg.epoch != agent.conflict_epoch:
                 return False  # a third incarnation: a restart of one of them, handled as usual
             if agent.silent:
                 # The process we followed is gone: the other one takes over.
                 self._end_conflict(agent, f"epoch {agent.epoch:x} went silent")
+                if msg.epoch in agent.past_epochs:
+                    agent.past_epochs.remove(msg.epoch)
                 return False
             agent.conflict_seen = now
             return True
+        if msg.epoch not in agent.past_epochs:
+            return False  # a new incarnation (a restart), or one whose STATE is still to come
+        # An incarnation the hub switched away from is never switched back to: A, B, A, B...
+        # would be a "restart" per message.
         started_ns = agent.epochs_first_ns.get(agent.epoch)
-        if (
-            agent.epoch == -1
-            or started_ns is None
-            or msg.epoch not in agent.epochs_first_ns
-            or msg.sent_ns <= started_ns + _CONFLICT_MARGIN_NS
-        ):
-            # A new incarnation, or an old one's last words (sent before the new one
-            # started: a restart): not a conflict.
-            return False
+        if started_ns is None or msg.sent_ns <= started_ns + _CONFLICT_MARGIN_NS:
+            return True  # its last words, sent before the current incarnation started: dropped
         # An earlier incarnation still sends after the current one started: two live processes.
         agent.conflict_epoch = msg.epoch
         agent.conflict_seen = now
