@@ -75,7 +75,7 @@ class NodeState:
     received_at_s: float | None
     dt_s: float | None
     seq: int
-    reported_alert: int | None = None  # points: the agent's own last code (a STALE point's "was")
+    reported_alert: int | None = None  # points: the agent's own last code, when not alertcode (a STALE point's "was")
     liveness_unknown: bool = False  # the hub cannot vouch for its freshness now (it is behind, or was paused)
 
     @property

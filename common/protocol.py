@@ -173,14 +173,16 @@ agent             str|nil    owning agent (points)
 polled_at         float|nil  agent's wall-clock time of the poll
 received_at       float|nil  hub's wall-clock time of receipt
 dt                float|nil  poll interval of the point
-reported_alert    int|nil    (1.1) points: the alert code the agent last
-                             reported, before staleness (a STALE point that
-                             was RED has 30 here); nil for parents
-liveness_unknown  bool       (1.1) the hub cannot vouch for this node's
-                             freshness now: it is behind that agent's
-                             messages by more than a heartbeat, or it has
-                             just resumed from a pause (SIGSTOP, a VM
-                             freeze). A parent says so when any child does.
+reported_alert    int        (1.1) points: the alert code the agent last
+                             reported, when the hub shows another (a STALE
+                             point that was RED has 30 here); absent when it
+                             is ``alert`` itself, and for parents
+liveness_unknown  bool       (1.1) present and true while the hub cannot
+                             vouch for this node's freshness: it is behind
+                             that agent's messages by more than a
+                             heartbeat, or it has just resumed from a
+                             pause (SIGSTOP, a VM freeze); absent means
+                             false. A parent says so when any child does.
                              Such a node's GREEN is not known to be current.
 ================  =========  =================================================
 
@@ -761,7 +763,7 @@ class NodeUpdate:
     polled_at_s: float | None = None
     received_at_s: float | None = None
     dt_s: float | None = None
-    reported_alert: int | None = None  # 1.1: the agent's own last code (points)
+    reported_alert: int | None = None  # 1.1: the agent's own last code, when not ``alertcode`` (points)
     liveness_unknown: bool = False  # 1.1: the hub cannot vouch for freshness now
 
 
@@ -806,9 +808,12 @@ def node_payload(
         "polled_at": polled_at_s,
         "received_at": received_at_s,
         "dt": dt_s,
-        "reported_alert": reported_alert,
-        "liveness_unknown": liveness_unknown,
     }
+    # 1.1 keys, only when they say something: most payloads stay as small as 1.0's.
+    if reported_alert is not None:
+        payload["reported_alert"] = reported_alert
+    if liveness_unknown:
+        payload["liveness_unknown"] = True
     if isinstance(value, list | tuple | dict) and not _container_ok(value):
         payload["value"] = _sanitise(value)
     try:
@@ -824,7 +829,7 @@ _PLAIN_TYPES: Final = frozenset({type(None), bool, int, float, str, bytes})
 
 if HAVE_MSGSPEC:
 
-    class _NodeStruct(msgspec.Struct, gc=False):
+    class _NodeStruct(msgspec.Struct, gc=False, omit_defaults=True):
         """A NODE payload for msgspec: fields in wire order, so it packs as the
         same map as node_payload's dict (checked in tests/unit/test_hub_fast_paths.py)."""
 
@@ -840,8 +845,8 @@ if HAVE_MSGSPEC:
         polled_at: float | None
         received_at: float | None
         dt: float | None
-        reported_alert: int | None
-        liveness_unknown: bool
+        reported_alert: int | None = None  # the defaults are left out, as node_payload leaves them out
+        liveness_unknown: bool = False
 
 
 class NodeEncoder:
@@ -901,24 +906,25 @@ class NodeEncoder:
                             liveness_unknown,
                         )
                     )
-                return self._pack(
-                    {
-                        "v": PROTOCOL_MAJOR,
-                        "epoch": self.epoch,
-                        "seq": seq,
-                        "kind": NODE_POINT,
-                        "alert": alertcode,
-                        "alertstr": alertstr,
-                        "stale": stale,
-                        "value": value,
-                        "agent": agent,
-                        "polled_at": polled_at_s,
-                        "received_at": received_at_s,
-                        "dt": dt_s,
-                        "reported_alert": reported_alert,
-                        "liveness_unknown": liveness_unknown,
-                    }
-                )
+                fields = {
+                    "v": PROTOCOL_MAJOR,
+                    "epoch": self.epoch,
+                    "seq": seq,
+                    "kind": NODE_POINT,
+                    "alert": alertcode,
+                    "alertstr": alertstr,
+                    "stale": stale,
+                    "value": value,
+                    "agent": agent,
+                    "polled_at": polled_at_s,
+                    "received_at": received_at_s,
+                    "dt": dt_s,
+                }
+                if reported_alert is not None:
+                    fields["reported_alert"] = reported_alert
+                if liveness_unknown:
+                    fields["liveness_unknown"] = True
+                return self._pack(fields)
             except (TypeError, ValueError, OverflowError):
                 pass  # an int beyond 64 bits, a lone surrogate...: node_payload sanitises it
         return node_payload(
@@ -965,24 +971,23 @@ class NodeEncoder:
                     unknown,
                 )
             )
-        return self._pack(
-            {
-                "v": PROTOCOL_MAJOR,
-                "epoch": self.epoch,
-                "seq": seq,
-                "kind": kind,
-                "alert": alertcode,
-                "alertstr": alertstr,
-                "stale": stale,
-                "value": None,
-                "agent": None,
-                "polled_at": None,
-                "received_at": None,
-                "dt": None,
-                "reported_alert": None,
-                "liveness_unknown": unknown,
-            }
-        )
+        fields = {
+            "v": PROTOCOL_MAJOR,
+            "epoch": self.epoch,
+            "seq": seq,
+            "kind": kind,
+            "alert": alertcode,
+            "alertstr": alertstr,
+            "stale": stale,
+            "value": None,
+            "agent": None,
+            "polled_at": None,
+            "received_at": None,
+            "dt": None,
+        }
+        if unknown:
+            fields["liveness_unknown"] = True
+        return self._pack(fields)
 
 
 def encode_node(update: NodeUpdate) -> tuple[bytes, bytes]:

@@ -118,7 +118,10 @@ def _node_json(subscriber: Subscriber, node: NodeState) -> dict[str, Any]:
         "stale": node.stale,
         "age": None if age is None else round(age, 3),
         "agent": node.agent,
-        "reported_alert": node.reported_alert,
+        # The hub sends it only when it shows another level (STALE): else it is the alert itself.
+        "reported_alert": node.alertcode
+        if node.reported_alert is None and node.kind == "point"
+        else node.reported_alert,
         "liveness_unknown": node.liveness_unknown,
     }
 

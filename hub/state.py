@@ -88,6 +88,7 @@ second, then a count of what was left out).
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import heapq
 import logging
@@ -269,6 +270,7 @@ class _Agent:
     # What the hub has heard of it (module docstring): the number of its last read,
     # the time until which it is proven heard, and the heard time judged at the last tick.
     last_read_n: int = 0
+    last_read_epoch: int = -1  # the epoch of that read: the same one read again is a pair (one connection)
     heard_until: float = -_INF
     judged: float = -_INF
     unknown: bool = False  # liveness unknown: the hub is behind it, or just resumed from a pause
@@ -319,13 +321,20 @@ class HubState:
         self._reads_tracked = False
         self._heard_all = now
         self._read_n = 0
-        self._last_read: dict[tuple[str, int], tuple[int, float]] = {}  # (name, epoch) -> (read number, time)
-        self._proven: tuple[int, float] = (0, -_INF)  # the first read of the latest pair from one incarnation
+        self._proven_n = 0  # the first read of the latest pair of reads from one incarnation
+        # A pair proves something only if its first read is above this: the proven one, and no
+        # read before the end of a pause's grace (set far up during it).
+        self._pair_floor = 0
+        self._refused_reads: dict[int, int] = {}  # reads the server refused, by their key: latest read number
+        # (last read number, time) of each turn's reads, as read_done reports them: a read's time.
+        self._read_turns: list[tuple[int, float]] = []
         self._grace_until = -_INF  # after a pause: nothing is judged before this
         self._paused_at = -_INF
         self._peers_wanted: dict[str, float] = {}  # agents whose conflict warning waits for addresses
         self._nesting_warned: set[tuple[str, str]] = set()
         self._alert_window = -_INF
+        # Transitions are logged from this code up (inf: never).
+        self._alert_threshold = _INF if settings.alert_log_level is None else settings.alert_log_threshold
         self._alert_lines = 0
         self._alert_suppressed = 0
 
@@ -341,21 +350,11 @@ class HubState:
         claim one agent name.
         """
         self.stats.messages_in += 1
-        self._now = now
         if not isinstance(msg, _AGENT_MESSAGES):
             self.stats.messages_rejected += 1
             log.debug("dropped %s from %s on the agents socket", msg.kind.name, msg.sender)
             return
         name = msg.sender
-        # Number the read, for the fair-queue argument (module docstring).
-        read_n = self._read_n = self._read_n + 1
-        if now >= self._grace_until:
-            last_read = self._last_read
-            key = (name, msg.epoch)
-            previous = last_read.get(key)
-            if previous is not None and previous[0] > self._proven[0]:
-                self._proven = previous
-            last_read[key] = (read_n, now)
         if isinstance(msg, _MOUNTING_MESSAGES):
             # Before registering a new agent: a refused message must not leave a phantom
             # (silent, hence STALE) agent behind in the hub's health.
@@ -373,7 +372,13 @@ class HubState:
                 self.stats.messages_rejected += 1
                 return
             agent = self.agents[name] = _Agent(name)
+        # Number the read, for the fair-queue argument (module docstring): the same
+        # incarnation read twice in a row of its reads is a pair.
+        read_n = self._read_n = self._read_n + 1
+        if agent.last_read_epoch == msg.epoch and agent.last_read_n > self._pair_floor:
+            self._proven_n = self._pair_floor = agent.last_read_n
         agent.last_read_n = read_n
+        agent.last_read_epoch = msg.epoch
         if peer is not None:
             agent.peers[msg.epoch] = peer
             if not agent.conflict_logged:
@@ -613,8 +618,7 @@ class HubState:
         deadlines, due = self._deadlines, self._due
         settings = self.settings
         stale_factor, stale_slack_s = settings.stale_factor, settings.stale_slack_s
-        log_alerts = settings.alert_log_level is not None
-        threshold = settings.alert_log_threshold
+        threshold = self._alert_threshold
         silent = agent.silent
         unknown = agent.unknown
         set_code = self.tree.set_code
@@ -628,8 +632,9 @@ class HubState:
             assert node is not None
             code = max(alertcode, STALE_ALERTCODE) if silent else alertcode
             old_code = node.code
-            if code != old_code and log_alerts and (code >= threshold or old_code >= threshold):
+            if code != old_code and (code >= threshold or old_code >= threshold):
                 # Before the leaf changes: the old label is still the leaf's (a new one was never set).
+                self._now = now
                 self._log_alert(
                     leaf, None if leaf.received_at_s is None else old_code, code, alertcode, alertstr, value
                 )
@@ -837,6 +842,9 @@ class HubState:
         found the queue empty (or nothing was readable), so every agent was heard
         until ``now`` -- except just after a pause (:meth:`pause`)."""
         self._reads_tracked = True
+        turns = self._read_turns
+        if not turns or turns[-1][0] != self._read_n:
+            turns.append((self._read_n, now))
         if emptied and now >= self._grace_until:
             self._heard_all = now
 
@@ -844,12 +852,13 @@ class HubState:
         """A message was read but not applied (refused by the server): count the
         read for the fair-queue argument, under the identity of its sender's key."""
         self._read_n += 1
-        if now >= self._grace_until:
-            key = (identity, -1)
-            previous = self._last_read.get(key)
-            if previous is not None and previous[0] > self._proven[0]:
-                self._proven = previous
-            self._last_read[key] = (self._read_n, now)
+        key = hash(identity)
+        previous = self._refused_reads.get(key, 0)
+        if previous > self._pair_floor:
+            self._proven_n = self._pair_floor = previous
+        if len(self._refused_reads) >= 1024:
+            self._refused_reads.clear()  # a memory bound: a lost entry only delays a proof
+        self._refused_reads[key] = self._read_n
 
     def pause(self, now: float, paused_s: float) -> None:
         """The server's loop did not run for ``paused_s`` (SIGSTOP, VM freeze), a
@@ -869,7 +878,8 @@ class HubState:
         )
         self._paused_at = now
         self._grace_until = now + grace
-        self._last_read.clear()  # a pair of reads across the pause proves nothing
+        self._pair_floor = 1 << 62  # a pair of reads during the grace, or across it, proves nothing
+        self._refused_reads.clear()
 
     def tick(self, now: float, wall: float, heard_all_until: float | None = None) -> None:
         """Advance liveness: silent agents, overdue points, removals, health points.
@@ -891,8 +901,17 @@ class HubState:
         in_grace = now < self._grace_until
         if in_grace:
             heard_all = min(heard_all, self._paused_at)
+        elif self._pair_floor > self._read_n:
+            self._pair_floor = self._read_n  # the grace is over: reads from now on make pairs again
         self._backlog_s = now - heard_all
-        proven_n, proven_t = self._proven
+        proven_n, proven_t = self._proven_n, -_INF
+        turns = self._read_turns
+        if turns and turns[-1][0] >= proven_n:
+            # The time of the proven read: that of the first turn whose reads reach its number.
+            first = bisect.bisect_left(turns, (proven_n, -_INF))
+            proven_t = turns[first][1]
+            if first > 1:
+                del turns[: first - 1]
         behind_s = settings.heartbeat_interval_s
         horizon = heard_all
         for agent in list(self.agents.values()):
@@ -922,9 +941,6 @@ class HubState:
                     self._restyle(point)
             if agent.held and heard >= agent.held_min:
                 self._release_held(agent)
-        if len(self._last_read) > 2 * len(self.agents) + 64:
-            # A read older than the proven one can no longer make a newer pair.
-            self._last_read = {key: read for key, read in self._last_read.items() if read[0] >= proven_n}
 
         heap, groups = self._deadlines, self._due
         get = self.tree.get
@@ -1175,23 +1191,28 @@ class HubState:
         self.stats.messages_out += len(frames)
         return frames
 
-    def _pack(self, node: TreeNode, encoder: proto.NodeEncoder) -> bytes:
+    def _pack(self, node: TreeNode, encoder: proto.NodeEncoder, _labels: dict[int, str] = _BUILTIN_LABELS) -> bytes:
         """The NODE payload of ``node``'s current state, with the seq of its last change."""
         data = node.data
         code = node.code
         if type(data) is _Leaf:
             agent = data.agent
+            reported: int | None = data.alertcode
+            if code == reported:
+                label, reported = _labels.get(code, data.alertstr), None  # sent only when it differs
+            else:
+                label = _labels.get(code, "")
             return encoder.point(
                 data.seq,
                 code,
-                _BUILTIN_LABELS.get(code, data.alertstr if code == data.alertcode else ""),
+                label,
                 data.overdue or agent.silent,
                 data.value,
                 agent.name,
                 data.polled_at_s,
                 data.received_at_s,
                 data.dt_s,
-                data.alertcode,
+                reported,
                 data.unknown,
             )
         assert isinstance(data, _Parent)

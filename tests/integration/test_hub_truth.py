@@ -529,6 +529,8 @@ def test_the_hub_logs_what_an_operator_needs_and_no_line_per_get(procs: Processe
         agent.signal(signal.SIGSTOP)
         try:
             wait_until(lambda: polled(sub) and node(sub, "GS1/Ctl/Ticks").stale, what="the stopped agent silent")  # type: ignore[union-attr]
+            stale = json.loads(gsmon_cli("get", "GS1/Ctl/", "--hub", hub.query, "--json").stdout)["GS1/Ctl/Level"]
+            assert (stale["alert"], stale["stale"], stale["reported_alert"]) == (50, True, RedAlert.alertcode)
         finally:
             agent.signal(signal.SIGCONT)
         wait_until(lambda: polled(sub) and not node(sub, "GS1/Ctl/Ticks").stale, what="the agent back")  # type: ignore[union-attr]

@@ -682,7 +682,7 @@ def test_drain_publishes_points_parents_and_removals_with_their_fields() -> None
         WALL0 + 3.0,
         WALL0 + 4.0,
         2.5,
-        reported_alert=ORANGE,
+        reported_alert=None,  # the shown level is the reported one: not repeated
     )
     parent = nodes["M/G"]
     assert (parent.kind, parent.alertcode, parent.alertstr, parent.stale) == ("parent", ORANGE, "ORANGE", False)
