@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -159,11 +159,11 @@ class _Job:
         "client",
         "count",
         "identity",
-        "nodes",
         "prefix",
         "published",
         "request_id",
         "seq_at",
+        "stack",
         "turns",
     )
 
@@ -172,7 +172,7 @@ class _Job:
         self.client = client
         self.request_id = request_id
         self.prefix = prefix
-        self.nodes: Iterator[TreeNode] = state.nodes_under(prefix)
+        self.stack: list[TreeNode] = state.walk_start(prefix)  # the walk in progress
         # The moment it starts: the seq and publish counter its END reports.
         self.seq_at = state.seq
         self.published = state.published(prefix)
@@ -273,20 +273,13 @@ class QueryCore:
         jobs = self._jobs
         settings = self.settings
         budget = settings.turn_nodes
-        node_item = self.state.node_item
+        walk_step = self.state.walk_step
         while jobs and budget > 0:
             job = jobs.popleft()
             job.turns += 1
             chunk = job.chunk
             limit = min(budget, settings.chunk_nodes - len(chunk))
-            visited = 0
-            for node in job.nodes:
-                visited += 1
-                item = node_item(node)
-                if item is not None:
-                    chunk.append(item)
-                if visited >= limit:
-                    break
+            visited = walk_step(job.stack, limit, chunk)
             budget -= visited
             finished = visited < limit
             if len(chunk) >= settings.chunk_nodes or (finished and chunk):

@@ -443,8 +443,10 @@ class HubServer:
                 continue
             if auth is not None and not self._agent_may_send(auth, frame, msg):
                 # Still a read from some connection: counted (by its key) for the fair-queue rule.
+                # (Without a key it could be any connection's: not counted.)
                 key = sender_key(frame) if isinstance(frame, zmq.Frame) else None
-                state.note_read(key or "?", now)
+                if key is not None:
+                    state.note_read(key, now)
                 continue
             if isinstance(msg, _POINT_MESSAGES):
                 points += len(msg.points)

@@ -130,19 +130,19 @@ def test_a_large_snapshot_is_spread_over_turns_within_the_turn_budget_and_in_chu
     fill(hub, "a", "GS1", [f"p{i}" for i in range(1000)])
     core.request(snapshot_request("GS1/"), b"id", 0.0, WALL0)
     visited: list[int] = []
-    original = hub.node_item
+    original = hub.walk_step
 
-    def counting(node: Any) -> bytes | None:
-        visited.append(1)
-        return original(node)
+    def counting(stack: Any, limit: int, out: list[bytes]) -> int:
+        visited.append(original(stack, limit, out))
+        return visited[-1]
 
-    hub.node_item = counting  # type: ignore[method-assign]
+    hub.walk_step = counting  # type: ignore[method-assign]
     turns = 0
     messages: list[proto.Message] = []
     while core.busy:
-        before = len(visited)
+        before = sum(visited)
         messages += [msg for _, msg in decoded(core.work(float(turns), WALL0))]
-        assert len(visited) - before <= 250  # the turn's budget, whatever is pending
+        assert sum(visited) - before <= 250  # the turn's budget, whatever is pending
         turns += 1
     assert turns == 5  # 1000 nodes at 250 a turn (the last turn finds the walk's end)
     chunks = [msg for msg in messages if isinstance(msg, proto.SnapshotChunk)]
@@ -169,14 +169,14 @@ def test_a_snapshot_costs_the_subtree_asked_for_not_the_tree() -> None:
     fill(hub, "small", "GS1/A", ["quiet/x", "quiet/y"])
     assert len(hub.tree) > 35_000
     visited = 0
-    original = hub.node_item
+    original = hub.walk_step
 
-    def counting(node: Any) -> bytes | None:
+    def counting(stack: Any, limit: int, out: list[bytes]) -> int:
         nonlocal visited
-        visited += 1
-        return original(node)
+        visited += original(stack, limit, out)
+        return visited
 
-    hub.node_item = counting  # type: ignore[method-assign]
+    hub.walk_step = counting  # type: ignore[method-assign]
     core.request(snapshot_request("GS1/A/quiet/"), b"id", 0.0, WALL0)
     messages = [msg for _, msg in decoded(core.work(0.0, WALL0))]
     assert not core.busy

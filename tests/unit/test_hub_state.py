@@ -1451,3 +1451,22 @@ def test_a_snapshot_walk_survives_changes_between_its_steps() -> None:
     assert all(key in hub.tree for key in rest)  # removed nodes are skipped
     assert {"GS1/G0", "GS1/G0/p0"} <= set(first) | set(rest)  # what was there and stayed is yielded
     assert len(first) + len(rest) == len(set(first) | set(rest))  # once each
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    points=st.lists(st.sampled_from(["A/x", "A/xy", "A/x/y", "Ab/c", "B/A/x", "A", "Z"]), min_size=1, unique=True),
+    prefix=st.sampled_from(["", "GS1", "GS1/", "GS1/A", "GS1/A/", "GS1/A/x", "GS1/Ab", "/", "GS1/Q"]),
+    step=st.integers(1, 4),
+)
+def test_the_stepwise_walk_gives_the_same_items_as_the_snapshot(points: list[str], prefix: str, step: int) -> None:
+    """walk_start/walk_step (the query core's slices) visit what nodes_under yields, packed alike."""
+    hub = make_hub()
+    agent = Agent("a", "GS1")
+    for path in points:
+        send(hub, agent.delta(pt(path)) if agent.seq >= 0 else agent.state(pt(path)))
+    drain(hub)
+    stack, out = hub.walk_start(prefix), []
+    while hub.walk_step(stack, step, out) == step:
+        pass
+    assert sorted(out) == sorted(hub.snapshot(prefix)[0])
