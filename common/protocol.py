@@ -95,8 +95,8 @@ COMMAND            12   ``request_id`` uint, ``command`` str, ``args`` map,
 INFO               20   ``request_id``, ``endpoints`` {"agents", "subscribers",
                         "query": str}, ``heartbeat_s`` float, ``version`` str
 SNAPSHOT_CHUNK     21   ``request_id``, ``nodes`` [[path, node payload]...]
-SNAPSHOT_END       22   ``request_id``, ``seq`` uint (hub seq the snapshot is
-                        consistent with), ``count`` uint (nodes sent),
+SNAPSHOT_END       22   ``request_id``, ``seq`` uint (the hub's seq when the
+                        snapshot started, see Snapshots), ``count`` uint (nodes sent),
                         ``published`` uint (hub's publish counter for this
                         prefix, see HUB_HEARTBEAT)
 ERROR              23   ``request_id``, ``message`` str
@@ -126,7 +126,11 @@ arguments; the hub answers one COMMAND_RESULT. Each command requires a role
 of the sender's key when the hub uses keys (without keys, anyone who can reach
 the query socket may): ``admin`` is a subscriber grant with ``admin = true``
 or the hub's own key pair. A refused, unknown or failed command has ``ok``
-false and a message saying why; nothing was changed then. Commands:
+false, a message saying why, and ``result`` ``{"reason": ...}``:
+``"forbidden"`` (the key lacks the role), ``"unknown-command"``,
+``"bad-args"``, or the command's own; nothing was changed then. With keys, a
+snapshot is allowed exactly when a subscription to the same prefix would be.
+Commands:
 
 ==========  =======  ==========================================================
 command     role     args -> result
