@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from gsmon.agent import main as agent_main
-from gsmon.common import demo, keys_cli, views
+from gsmon.common import commands, demo, keys_cli, views
 from gsmon.common.version import __version__
 from gsmon.hub import main as hub_main
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     hub_main.add_parser(subparsers)
     agent_main.add_parser(subparsers)
     views.add_parsers(subparsers)
+    commands.add_parser(subparsers)
     return parser
 
 

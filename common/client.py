@@ -20,7 +20,9 @@ How it stays correct (see the protocol module for the wire side):
    :data:`RESUBSCRIBE_S`: the hub may have set one aside (its alignment guard,
    see ``gsmon.hub.subscriptions``).
 3. Ask for a snapshot of the prefix; apply it; from then on apply only
-   updates whose ``seq`` is greater than the snapshot's.
+   updates whose ``seq`` is greater than the snapshot's and than the seq of
+   the node it holds (the hub may send a snapshot over several loop turns,
+   so a node in it can be newer than the snapshot's start).
 4. Each hub heartbeat says how many updates the hub published under the
    prefix. If the client did not receive exactly that many since its
    snapshot (it was too slow and ZeroMQ dropped some), or the hub's epoch
@@ -164,6 +166,8 @@ class NodeState:
     received_at_s: float | None
     dt_s: float | None
     seq: int
+    reported_alert: int | None = None  # points: the agent's own last code, when not alertcode (a STALE point's "was")
+    liveness_unknown: bool = False  # the hub cannot vouch for its freshness now (it is behind, or was paused)
 
     @property
     def name(self) -> str:
@@ -183,6 +187,8 @@ class NodeState:
             update.received_at_s,
             update.dt_s,
             update.seq,
+            update.reported_alert,
+            update.liveness_unknown,
         )
 
 
@@ -592,6 +598,8 @@ class Subscriber:
             return  # already in the snapshot
         self._received += 1
         old = self._nodes.get(message.path)
+        if old is not None and message.seq <= old.seq:
+            return  # the snapshot already held this node at that change or a later one
         if message.kind == proto.NODE_REMOVED:
             if old is None:
                 return

@@ -5,8 +5,10 @@ On the hub's machine::
     gsmon keys init /etc/gsmon/keys                       # hub.key, hub.key_secret, authorized.toml
     gsmon keys agent ant1 --mount GS1/Antenna1 --hub-dir /etc/gsmon/keys --out ./ant1-keys
     gsmon keys subscriber ops --prefix GS1/ --hub-dir /etc/gsmon/keys --out ./ops-keys
+    gsmon keys subscriber admin --admin --hub-dir /etc/gsmon/keys --out ./admin-keys   # may run gsmon forget
     gsmon keys list --hub-dir /etc/gsmon/keys
     gsmon keys revoke ant1 --hub-dir /etc/gsmon/keys
+    gsmon keys revoke ant1 --hub-dir /etc/gsmon/keys --forget [--hub tcp://127.0.0.1:7763]  # and gsmon forget
 
 ``agent`` and ``subscriber`` write ``NAME.key``, ``NAME.key_secret`` and a
 copy of the hub's public key ``hub.key`` into OUTDIR: move that folder to the
@@ -86,6 +88,11 @@ def add_parser(subparsers: Any) -> None:
                 metavar="P",
                 help="a subtree the subscriber may read (repeat for several; none = everything)",
             )
+            action.add_argument(
+                "--admin",
+                action="store_true",
+                help="also allow administrators' commands (gsmon forget) with this key",
+            )
         _add_hub_dir(action)
         target = action.add_mutually_exclusive_group(required=True)
         target.add_argument(
@@ -102,6 +109,18 @@ def add_parser(subparsers: Any) -> None:
     revoke = actions.add_parser("revoke", help="remove an agent or subscriber from the allow-list")
     revoke.add_argument("name", metavar="NAME")
     _add_hub_dir(revoke)
+    revoke.add_argument(
+        "--forget",
+        action="store_true",
+        help="an agent: then also remove it and all its points from the running hub now (gsmon forget), "
+        "as the hub's own key from --hub-dir",
+    )
+    revoke.add_argument(
+        "--hub",
+        metavar="QUERY_ENDPOINT",
+        default="tcp://127.0.0.1:7763",
+        help="with --forget: the hub's query endpoint (default %(default)s)",
+    )
     revoke.set_defaults(handler=_guarded(_revoke))
 
     listing = actions.add_parser("list", help="show the hub's public key and the allow-list")
@@ -252,7 +271,10 @@ def _grant(args: argparse.Namespace) -> int:
             grant = AgentGrant(name, public.decode("ascii"), tuple(args.mounts))
         else:
             grant = SubscriberGrant(
-                name, public.decode("ascii"), None if args.prefixes is None else tuple(args.prefixes)
+                name,
+                public.decode("ascii"),
+                None if args.prefixes is None else tuple(args.prefixes),
+                admin=args.admin,
             )
     except AllowListError as exc:
         raise _BadUsageError(str(exc)) from None
@@ -306,7 +328,8 @@ def _grant(args: argparse.Namespace) -> int:
 
 
 def _prefixes_text(grant: Any) -> str:
-    return "everything" if grant.prefixes is None else f"prefixes {', '.join(grant.prefixes)}"
+    text = "everything" if grant.prefixes is None else f"prefixes {', '.join(grant.prefixes)}"
+    return text + (", administrator" if getattr(grant, "admin", False) else "")
 
 
 def _revoke(args: argparse.Namespace) -> int:
@@ -316,6 +339,8 @@ def _revoke(args: argparse.Namespace) -> int:
     with _locked(hub_dir):
         current = AllowList.load(hub_dir / ALLOW_LIST_FILE)
         role = "agent" if args.name in current.agents else "subscriber"
+        if args.forget and args.name in current.subscribers:
+            raise _BadUsageError(f"--forget removes an agent's points from the hub; {args.name!r} is a subscriber")
         try:
             updated = current.without(args.name)
         except KeyError:
@@ -326,7 +351,34 @@ def _revoke(args: argparse.Namespace) -> int:
         "a running hub refuses new handshakes with that key and drops its messages within a second; "
         "delete its key files on its host"
     )
+    if args.forget:
+        _forget_revoked(args.name, args.hub, hub_dir)
     return 0
+
+
+def _forget_revoked(name: str, hub: str, hub_dir: Path) -> None:
+    """Forget a just-revoked agent on the running hub, as the hub's own key pair."""
+    from gsmon.common.client import HubUnavailableError
+    from gsmon.common.commands import forget_with_hub_keys
+    from gsmon.common.keys import ClientKeys, public_key_path, secret_key_path
+    from gsmon.common.transport import endpoint_problem
+    from gsmon.hub.auth import HUB_KEY_NAME
+
+    problem = endpoint_problem(hub, connect=True)
+    if problem is not None:
+        raise _BadUsageError(f"--hub {hub!r}: {problem}")
+    curve = ClientKeys.load(secret_key_path(hub_dir, HUB_KEY_NAME), public_key_path(hub_dir, HUB_KEY_NAME))
+    later = (
+        f"once the hub is reachable: gsmon forget {name} --hub QUERY_ENDPOINT "
+        f"--key {secret_key_path(hub_dir, HUB_KEY_NAME)} --hub-key {public_key_path(hub_dir, HUB_KEY_NAME)}"
+    )
+    try:
+        done, message = forget_with_hub_keys(name, hub, curve)
+    except HubUnavailableError as error:
+        raise _RefusedError(f"{name!r} is revoked but not forgotten: {error}; {later}") from None
+    if not done:
+        raise _RefusedError(f"{name!r} is revoked but not forgotten: the hub at {hub} refused: {message}")
+    print(f"the hub at {hub}: {message}")
 
 
 def _list(args: argparse.Namespace) -> int:

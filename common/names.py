@@ -9,6 +9,12 @@ and its depth at :data:`MAX_DEPTH` segments.
 
 A root segment starting with ``_`` is reserved for the hub's own points
 (``_hub/...``); agents may not mount there.
+
+A *prefix* (what ``gsmon get``/``watch``, snapshots, grants and the
+Subscriber take) names whole segments: ``GS1/Antenna1`` selects that node and
+its subtree, never its sibling ``GS1/Antenna10``; with a trailing ``/``
+(``GS1/Antenna1/``) only the subtree below it; the empty prefix everything.
+:func:`path_in_prefix` is that rule, the one every process uses.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ __all__ = [
     "check_name",
     "check_path",
     "join",
+    "path_in_prefix",
     "split",
 ]
 
@@ -117,3 +124,18 @@ def check_mount(mount: object) -> str:
             f"invalid mount path {path!r}: root names starting with {RESERVED_ROOT_PREFIX!r} are reserved for the hub"
         )
     return path
+
+
+def path_in_prefix(path: str, prefix: str) -> bool:
+    """Whether the node at ``path`` is selected by ``prefix``, segment by segment.
+
+    ``""`` selects every path; ``"A/B"`` selects ``A/B`` and everything below
+    it (``A/B/c``) but not ``A/B2``; ``"A/B/"`` selects only what lies below
+    ``A/B``. (ZeroMQ subscriptions match raw bytes, so ``A/B`` as a topic also
+    delivers ``A/B2``: a subscriber filters what it receives with this.)
+    """
+    if not path.startswith(prefix):
+        return False
+    # A prefix that is empty or ends at a separator selects everything it starts;
+    # otherwise the path must end there, or go on with a new segment.
+    return not prefix or prefix[-1] == SEPARATOR or len(path) == len(prefix) or path[len(prefix)] == SEPARATOR

@@ -1,4 +1,4 @@
-"""gsmon wire protocol, version 1.0 -- this docstring is the specification.
+"""gsmon wire protocol, version 1.1 -- this docstring is the specification.
 
 Every byte that crosses a gsmon socket is msgpack. This module is the only one
 that packs or unpacks it: one encoder (:func:`encode`, :func:`encode_node`,
@@ -12,8 +12,9 @@ Sockets
 
     agent XPUB --connect--> hub SUB (bind, "agents")      envelopes: STATE, DELTA, HEARTBEAT, BYE
     hub XPUB (bind, "subscribers") --> subscriber SUB     [topic, payload] frames: NODE, HUB_HEARTBEAT
-    client DEALER --connect--> hub ROUTER (bind, "query") envelopes: HELLO, SNAPSHOT_REQUEST
-                                                          replies: INFO, SNAPSHOT_CHUNK, SNAPSHOT_END, ERROR
+    client DEALER --connect--> hub ROUTER (bind, "query") envelopes: HELLO, SNAPSHOT_REQUEST, COMMAND
+                                                          replies: INFO, SNAPSHOT_CHUNK, SNAPSHOT_END, ERROR,
+                                                                   COMMAND_RESULT
 
 Every message on the agent and query sockets is ONE frame holding an envelope.
 Hub-to-subscriber messages are TWO frames: the node's path as a UTF-8 topic
@@ -31,8 +32,10 @@ version before it interprets anything else::
 field      type      meaning
 =========  ========  ==========================================================
 major      uint      1. A different major is refused.
-minor      uint      0. A higher minor is accepted: unknown body keys and
-                     extra trailing array items are ignored.
+minor      uint      1. A higher minor is accepted: unknown body keys and
+                     extra trailing array items are ignored. (1.1 added
+                     COMMAND/COMMAND_RESULT and NODE keys; a 1.0 peer
+                     still reads everything it knows.)
 kind       uint      a :class:`MsgKind`
 sender     str       agent name (agents), client id (clients), "hub" (replies)
 epoch      uint63    random id of the sender's incarnation (changes on restart)
@@ -86,45 +89,115 @@ Client <-> hub (query socket)
 kind               id   body
 =================  ===  ======================================================
 HELLO              10   ``request_id`` uint
-SNAPSHOT_REQUEST   11   ``request_id`` uint, ``prefix`` str
+SNAPSHOT_REQUEST   11   ``request_id`` uint, ``prefix`` str (see Prefixes)
+COMMAND            12   ``request_id`` uint, ``command`` str, ``args`` map,
+                        ``user`` str|nil (who asks, for the hub's log)
 INFO               20   ``request_id``, ``endpoints`` {"agents", "subscribers",
                         "query": str}, ``heartbeat_s`` float, ``version`` str,
                         ``heartbeat_topic`` bin (minor 1; the heartbeat topic of
                         the asking key's read scope, see below; absent:
                         :data:`HUB_HEARTBEAT_TOPIC`)
 SNAPSHOT_CHUNK     21   ``request_id``, ``nodes`` [[path, node payload]...]
-SNAPSHOT_END       22   ``request_id``, ``seq`` uint (hub seq the snapshot is
-                        consistent with), ``count`` uint (nodes sent),
+SNAPSHOT_END       22   ``request_id``, ``seq`` uint (the hub's seq when the
+                        snapshot started, see Snapshots), ``count`` uint (nodes sent),
                         ``published`` uint (hub's publish counter for this
                         prefix, see HUB_HEARTBEAT)
 ERROR              23   ``request_id``, ``message`` str
+COMMAND_RESULT     24   ``request_id``, ``ok`` bool, ``message`` str (one line
+                        for a person), ``result`` any (a value, below)
 =================  ===  ======================================================
 
-Replies carry the hub's epoch in the envelope. A client subscribes first, then
-asks for the snapshot, applies it, and then applies only updates whose ``seq``
-is greater than ``SNAPSHOT_END.seq`` (the ZeroMQ guide's Clone pattern).
+Replies carry the hub's epoch in the envelope.
+
+Snapshots (the ZeroMQ guide's Clone pattern, made safe for a snapshot the hub
+sends over several loop turns): a client subscribes first, then asks for the
+snapshot. ``SNAPSHOT_END.seq`` is the hub's seq when the snapshot *started*;
+every node payload in the chunks carries its own ``seq`` (that of its last
+change), which may be greater when the node changed while the snapshot was
+being sent. The client keeps the seq of every node it holds and applies a
+NODE only if its ``seq`` is greater than both ``SNAPSHOT_END.seq`` and the
+seq it holds for that path (a removal too). Every NODE whose seq is greater
+than ``SNAPSHOT_END.seq`` counts towards the gap check (HUB_HEARTBEAT), applied
+or not. The hub bounds the work it spends on snapshots per loop turn and
+answers them round-robin, so that agents' updates keep flowing; each client
+identity (its CURVE key, else its connection) may have at most a few
+snapshots outstanding: beyond that the request is answered at once with
+ERROR ``busy, retry`` (ask again when the earlier ones have ended).
+
+Commands: a COMMAND names an operation from the hub's table, with its
+arguments; the hub answers one COMMAND_RESULT. Each command requires a role
+of the sender's key when the hub uses keys (without keys, anyone who can reach
+the query socket may): ``admin`` is a subscriber grant with ``admin = true``
+or the hub's own key pair. A refused, unknown or failed command has ``ok``
+false, a message saying why, and ``result`` ``{"reason": ...}``:
+``"forbidden"`` (the key lacks the role), ``"unknown-command"``,
+``"bad-args"``, or the command's own; nothing was changed then. With keys, a
+snapshot is allowed exactly when a subscription to the same prefix would be.
+Commands:
+
+==========  =======  ==========================================================
+command     role     args -> result
+==========  =======  ==========================================================
+forget      admin    ``{"agent": NAME}``: remove a silent agent and all its
+                     points now (NODE removals follow). A live agent is
+                     refused (``result`` ``{"reason": "live"}``), as is an
+                     unknown one (``{"reason": "unknown"}``). An agent whose
+                     key is no longer granted counts as silent: the hub drops
+                     its messages. On success ``{"agent": NAME, "points": n}``.
+==========  =======  ==========================================================
+
+Prefixes (snapshots, ``gsmon get``/``watch``, subscriber grants, the
+Subscriber) name whole path segments: ``GS1/Antenna1`` is that node and its
+subtree, never its sibling ``GS1/Antenna10``, nor ``_hub/agents_live`` for
+``_hub/agents``; a trailing ``/`` (``GS1/Antenna1/``) means only the subtree
+below it; the empty prefix is the whole tree
+(:func:`gsmon.common.names.path_in_prefix`). The hub answers snapshots by this
+rule. A ZeroMQ subscription matches raw bytes, so the topic ``GS1/Antenna1``
+also delivers ``GS1/Antenna10/...``: the subscriber drops what the rule does
+not select (after counting it for the gap check: the hub's ``published``
+counter for a prefix counts by bytes, as ZeroMQ delivers).
 
 Hub -> subscribers
 ------------------
 NODE: topic = the node's path; payload map:
 
-============  =========  =====================================================
-key           type       meaning
-============  =========  =====================================================
-v             uint       protocol major (1)
-epoch         uint63     the hub's incarnation
-seq           uint64     global sequence number of this change (+1 per NODE)
-kind          str        "point", "parent" or "removed"
-alert         int        effective alert code (a stale point shows at least
-                         STALE; a parent shows its worst child)
-alertstr      str        label of ``alert``
-stale         bool       not refreshed in time, or its agent went silent
-value         any        points only (nil otherwise)
-agent         str|nil    owning agent (points)
-polled_at     float|nil  agent's wall-clock time of the poll
-received_at   float|nil  hub's wall-clock time of receipt
-dt            float|nil  poll interval of the point
-============  =========  =====================================================
+================  =========  =================================================
+key               type       meaning
+================  =========  =================================================
+v                 uint       protocol major (1)
+epoch             uint63     the hub's incarnation
+seq               uint64     global sequence number of this change (+1 per
+                             NODE); in a snapshot, that of the node's last
+                             change
+kind              str        "point", "parent" or "removed"
+alert             int        effective alert code (a stale point shows at
+                             least STALE; a parent shows its worst child)
+alertstr          str        label of ``alert`` (below)
+stale             bool       not refreshed in time, its agent went silent, or
+                             its agent's latest full STATE no longer lists it
+value             any        points only (nil otherwise)
+agent             str|nil    owning agent (points)
+polled_at         float|nil  agent's wall-clock time of the poll
+received_at       float|nil  hub's wall-clock time of receipt
+dt                float|nil  poll interval of the point
+reported_alert    int        (1.1) points: the alert code the agent last
+                             reported, when the hub shows another (a STALE
+                             point that was RED has 30 here); absent when it
+                             is ``alert`` itself, and for parents
+liveness_unknown  bool       (1.1) present and true while the hub cannot
+                             vouch for this node's freshness: it is behind
+                             that agent's messages by more than a
+                             heartbeat, or it has just resumed from a
+                             pause (SIGSTOP, a VM freeze); absent means
+                             false. A parent says so when any child does.
+                             Such a node's GREEN is not known to be current.
+================  =========  =================================================
+
+A ``point``'s ``alertstr`` is the label its agent sent with ``alert``, except
+that a built-in code (:mod:`gsmon.common.alerts`: 0, 10, 20, 30, 50, 100)
+always carries its built-in label; a ``parent``'s is the label of the child it
+rolls up from (for a built-in code, the built-in label). So no agent can
+relabel a level outside its own points.
 
 HUB_HEARTBEAT: topic :data:`HUB_HEARTBEAT_TOPIC` (starts with a NUL byte,
 which no path can hold) or a scope's topic (below); payload map ``v``,
@@ -266,6 +339,8 @@ __all__ = [
     "RESYNC_TOPIC_PREFIX",
     "SCOPE_HEARTBEAT_PREFIX",
     "Bye",
+    "Command",
+    "CommandResult",
     "Delta",
     "Error",
     "Heartbeat",
@@ -298,7 +373,7 @@ __all__ = [
 ]
 
 PROTOCOL_MAJOR: Final = 1
-PROTOCOL_MINOR: Final = 0
+PROTOCOL_MINOR: Final = 1
 
 HUB_HEARTBEAT_TOPIC: Final = b"\x00hub/heartbeat"
 # Per-scope heartbeats (a prefix-limited subscriber grant): prefix + grant name + NUL.
@@ -338,10 +413,12 @@ class MsgKind(IntEnum):
     BYE = 4
     HELLO = 10
     SNAPSHOT_REQUEST = 11
+    COMMAND = 12
     INFO = 20
     SNAPSHOT_CHUNK = 21
     SNAPSHOT_END = 22
     ERROR = 23
+    COMMAND_RESULT = 24
 
 
 # The ``kind`` of a NODE payload (plain strings on the wire).
@@ -427,6 +504,17 @@ class SnapshotRequest(_Envelope):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Command(_Envelope):
+    """A client asks the hub to do something (see the commands table)."""
+
+    kind: ClassVar[MsgKind] = MsgKind.COMMAND
+    request_id: int
+    command: str
+    args: dict[str, Any] = field(default_factory=dict)
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Info(_Envelope):
     """The hub's answer to HELLO."""
 
@@ -471,8 +559,30 @@ class Error(_Envelope):
     message: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandResult(_Envelope):
+    """The hub's answer to a COMMAND: done (``ok``) or refused, and why."""
+
+    kind: ClassVar[MsgKind] = MsgKind.COMMAND_RESULT
+    request_id: int
+    ok: bool
+    message: str
+    result: Any = None
+
+
 Message: TypeAlias = (
-    State | Delta | Heartbeat | Bye | Hello | SnapshotRequest | Info | SnapshotChunk | SnapshotEnd | Error
+    State
+    | Delta
+    | Heartbeat
+    | Bye
+    | Hello
+    | SnapshotRequest
+    | Command
+    | Info
+    | SnapshotChunk
+    | SnapshotEnd
+    | Error
+    | CommandResult
 )
 
 
@@ -529,6 +639,16 @@ def _default(obj: Any) -> Any:
 
 def _pack_strict(obj: Any) -> bytes:
     return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True, datetime=False)
+
+
+def _pack_value(value: Any) -> bytes:
+    """Pack any value as a point's value is packed: never raises (see :func:`pack_entry`)."""
+    if isinstance(value, _CONTAINERS) and not _container_ok(value):
+        value = _sanitise(value)
+    try:
+        return _pack_strict(value)
+    except (TypeError, ValueError, OverflowError):
+        return _pack_strict(_sanitise(value))
 
 
 def _sanitise(value: Any, depth: int = 0) -> Any:
@@ -655,6 +775,8 @@ def _body_of(msg: Message) -> dict[str, Any]:
         return {"request_id": msg.request_id}
     if isinstance(msg, SnapshotRequest):
         return {"request_id": msg.request_id, "prefix": msg.prefix}
+    if isinstance(msg, Command):
+        return {"request_id": msg.request_id, "command": msg.command, "args": msg.args, "user": msg.user}
     if isinstance(msg, Info):
         return {
             "request_id": msg.request_id,
@@ -673,6 +795,13 @@ def _body_of(msg: Message) -> dict[str, Any]:
         return {"request_id": msg.request_id, "seq": msg.seq_at, "count": msg.count, "published": msg.published}
     if isinstance(msg, Error):
         return {"request_id": msg.request_id, "message": msg.message}
+    if isinstance(msg, CommandResult):
+        return {
+            "request_id": msg.request_id,
+            "ok": msg.ok,
+            "message": msg.message,
+            "result": _Raw(_pack_value(msg.result)),
+        }
     raise TypeError(f"not a gsmon message: {msg!r}")
 
 
@@ -705,6 +834,8 @@ class NodeUpdate:
     polled_at_s: float | None = None
     received_at_s: float | None = None
     dt_s: float | None = None
+    reported_alert: int | None = None  # 1.1: the agent's own last code, when not ``alertcode`` (points)
+    liveness_unknown: bool = False  # 1.1: the hub cannot vouch for freshness now
 
 
 @dataclass(frozen=True, slots=True)
@@ -734,6 +865,8 @@ def node_payload(
     polled_at_s: float | None = None,
     received_at_s: float | None = None,
     dt_s: float | None = None,
+    reported_alert: int | None = None,
+    liveness_unknown: bool = False,
 ) -> bytes:
     """Pack a NODE payload map."""
     payload = {
@@ -750,6 +883,11 @@ def node_payload(
         "received_at": received_at_s,
         "dt": dt_s,
     }
+    # 1.1 keys, only when they say something: most payloads stay as small as 1.0's.
+    if reported_alert is not None:
+        payload["reported_alert"] = reported_alert
+    if liveness_unknown:
+        payload["liveness_unknown"] = True
     if isinstance(value, list | tuple | dict) and not _container_ok(value):
         payload["value"] = _sanitise(value)
     try:
@@ -765,7 +903,7 @@ _PLAIN_TYPES: Final = frozenset({type(None), bool, int, float, str, bytes})
 
 if HAVE_MSGSPEC:
 
-    class _NodeStruct(msgspec.Struct, gc=False):
+    class _NodeStruct(msgspec.Struct, gc=False, omit_defaults=True):
         """A NODE payload for msgspec: fields in wire order, so it packs as the
         same map as node_payload's dict (checked in tests/unit/test_hub_fast_paths.py)."""
 
@@ -781,6 +919,8 @@ if HAVE_MSGSPEC:
         polled_at: float | None
         received_at: float | None
         dt: float | None
+        reported_alert: int | None = None  # the defaults are left out, as node_payload leaves them out
+        liveness_unknown: bool = False
 
 
 class NodeEncoder:
@@ -815,6 +955,8 @@ class NodeEncoder:
         polled_at_s: float | None,
         received_at_s: float | None,
         dt_s: float | None,
+        reported_alert: int | None = None,
+        liveness_unknown: bool = False,
     ) -> bytes:
         """A ``point`` payload (the arguments of :func:`node_payload`, in its order)."""
         if type(value) in _PLAIN_TYPES:
@@ -834,24 +976,29 @@ class NodeEncoder:
                             polled_at_s,
                             received_at_s,
                             dt_s,
+                            reported_alert,
+                            liveness_unknown,
                         )
                     )
-                return self._pack(
-                    {
-                        "v": PROTOCOL_MAJOR,
-                        "epoch": self.epoch,
-                        "seq": seq,
-                        "kind": NODE_POINT,
-                        "alert": alertcode,
-                        "alertstr": alertstr,
-                        "stale": stale,
-                        "value": value,
-                        "agent": agent,
-                        "polled_at": polled_at_s,
-                        "received_at": received_at_s,
-                        "dt": dt_s,
-                    }
-                )
+                fields = {
+                    "v": PROTOCOL_MAJOR,
+                    "epoch": self.epoch,
+                    "seq": seq,
+                    "kind": NODE_POINT,
+                    "alert": alertcode,
+                    "alertstr": alertstr,
+                    "stale": stale,
+                    "value": value,
+                    "agent": agent,
+                    "polled_at": polled_at_s,
+                    "received_at": received_at_s,
+                    "dt": dt_s,
+                }
+                if reported_alert is not None:
+                    fields["reported_alert"] = reported_alert
+                if liveness_unknown:
+                    fields["liveness_unknown"] = True
+                return self._pack(fields)
             except (TypeError, ValueError, OverflowError):
                 pass  # an int beyond 64 bits, a lone surrogate...: node_payload sanitises it
         return node_payload(
@@ -866,39 +1013,55 @@ class NodeEncoder:
             polled_at_s=polled_at_s,
             received_at_s=received_at_s,
             dt_s=dt_s,
+            reported_alert=reported_alert,
+            liveness_unknown=liveness_unknown,
         )
 
-    def parent(self, seq: int, alertcode: int, alertstr: str, stale: bool) -> bytes:
+    def parent(self, seq: int, alertcode: int, alertstr: str, stale: bool, liveness_unknown: bool = False) -> bytes:
         """A ``parent`` payload."""
-        return self._other(seq, NODE_PARENT, alertcode, alertstr, stale)
+        return self._other(seq, NODE_PARENT, alertcode, alertstr, stale, liveness_unknown)
 
     def removed(self, seq: int) -> bytes:
         """A ``removed`` payload."""
-        return self._other(seq, NODE_REMOVED, 0, "", False)
+        return self._other(seq, NODE_REMOVED, 0, "", False, False)
 
-    def _other(self, seq: int, kind: str, alertcode: int, alertstr: str, stale: bool) -> bytes:
+    def _other(self, seq: int, kind: str, alertcode: int, alertstr: str, stale: bool, unknown: bool) -> bytes:
         if self._encode is not None:
             return self._encode(
                 _NodeStruct(
-                    PROTOCOL_MAJOR, self.epoch, seq, kind, alertcode, alertstr, stale, None, None, None, None, None
+                    PROTOCOL_MAJOR,
+                    self.epoch,
+                    seq,
+                    kind,
+                    alertcode,
+                    alertstr,
+                    stale,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    unknown,
                 )
             )
-        return self._pack(
-            {
-                "v": PROTOCOL_MAJOR,
-                "epoch": self.epoch,
-                "seq": seq,
-                "kind": kind,
-                "alert": alertcode,
-                "alertstr": alertstr,
-                "stale": stale,
-                "value": None,
-                "agent": None,
-                "polled_at": None,
-                "received_at": None,
-                "dt": None,
-            }
-        )
+        fields = {
+            "v": PROTOCOL_MAJOR,
+            "epoch": self.epoch,
+            "seq": seq,
+            "kind": kind,
+            "alert": alertcode,
+            "alertstr": alertstr,
+            "stale": stale,
+            "value": None,
+            "agent": None,
+            "polled_at": None,
+            "received_at": None,
+            "dt": None,
+        }
+        if unknown:
+            fields["liveness_unknown"] = True
+        return self._pack(fields)
 
 
 def encode_node(update: NodeUpdate) -> tuple[bytes, bytes]:
@@ -915,6 +1078,8 @@ def encode_node(update: NodeUpdate) -> tuple[bytes, bytes]:
         polled_at_s=update.polled_at_s,
         received_at_s=update.received_at_s,
         dt_s=update.dt_s,
+        reported_alert=update.reported_alert,
+        liveness_unknown=update.liveness_unknown,
     )
     return update.path.encode(), payload
 
@@ -1144,8 +1309,9 @@ def _point(index: int, item: Any) -> PointEntry:
 
 _KINDS: Final = {kind.value: kind for kind in MsgKind}
 
-# A DELTA from a gsmon agent starts with fixarray(8), major 1, a fixint minor (0 or 1 today), kind 2.
-_DELTA_PREFIX: Final = bytes((0x98, PROTOCOL_MAJOR))  # then a positive fixint minor, then kind 2
+# A DELTA from a gsmon agent starts with fixarray(8), major 1, any minor below 128 (one byte), kind 2.
+_DELTA_HEAD: Final = bytes((0x98, PROTOCOL_MAJOR))
+_DELTA_KIND: Final = int(MsgKind.DELTA)
 
 if HAVE_MSGSPEC:
     _UInt: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
@@ -1202,9 +1368,10 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     if (
         HAVE_MSGSPEC
         and type(data) is bytes
-        and data[:2] == _DELTA_PREFIX
-        and data[3:4] == b"\x02"
+        and data[:2] == _DELTA_HEAD
+        and len(data) > 3
         and data[2] < 0x80
+        and data[3] == _DELTA_KIND
         and len(data) <= limits.max_frame_bytes
         and (delta := _fast_delta(data, limits)) is not None
     ):
@@ -1281,6 +1448,24 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         return Hello(**header, request_id=_uint(body, "request_id"))
     if kind is MsgKind.SNAPSHOT_REQUEST:
         return SnapshotRequest(**header, request_id=_uint(body, "request_id"), prefix=_str(body, "prefix"))
+    if kind is MsgKind.COMMAND:
+        args = body.get("args", {})
+        _need(isinstance(args, dict), "body.args must be a map")
+        user = body.get("user")
+        _need(user is None or isinstance(user, str), "body.user must be a str or nil")
+        return Command(
+            **header, request_id=_uint(body, "request_id"), command=_str(body, "command"), args=args, user=user
+        )
+    if kind is MsgKind.COMMAND_RESULT:
+        ok = body.get("ok")
+        _need(isinstance(ok, bool), "body.ok must be a bool")
+        return CommandResult(
+            **header,
+            request_id=_uint(body, "request_id"),
+            ok=bool(ok),
+            message=_str(body, "message"),
+            result=body.get("result"),
+        )
     if kind is MsgKind.INFO:
         endpoints = body.get("endpoints")
         _need(
@@ -1335,6 +1520,7 @@ def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
             get("received_at"),
             get("dt"),
         )
+        reported, unknown = get("reported_alert"), get("liveness_unknown", False)
         if (
             type(kind) is str
             and kind in _NODE_KINDS
@@ -1346,10 +1532,27 @@ def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
             and (polled is None or type(polled) is float)
             and (received is None or type(received) is float)
             and (period is None or type(period) is float)
+            and (reported is None or type(reported) is int)
+            and type(unknown) is bool
         ):
             agent = get("agent")
             agent = agent if type(agent) is str else None
-            return NodeUpdate(path, epoch, seq, kind, code, label, stale, get("value"), agent, polled, received, period)
+            return NodeUpdate(
+                path,
+                epoch,
+                seq,
+                kind,
+                code,
+                label,
+                stale,
+                get("value"),
+                agent,
+                polled,
+                received,
+                period,
+                reported,
+                unknown,
+            )
     if not isinstance(payload, dict):
         raise ProtocolError(f"node payload for {path!r} must be a map")
     kind = payload.get("kind")
@@ -1368,9 +1571,16 @@ def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
     for value in times:
         if value is not None and not (isinstance(value, _NUMBERS) and not isinstance(value, bool)):
             raise ProtocolError(f"node payload times must be numbers or nil, got {value!r:.40}")
+    # 1.1 keys: absent (a 1.0 hub) means "not known" and "vouched for".
+    reported, unknown = payload.get("reported_alert"), payload.get("liveness_unknown", False)
+    if reported is not None and not (isinstance(reported, int) and not isinstance(reported, bool)):
+        raise ProtocolError(f"node payload reported_alert must be an int or nil, got {reported!r:.40}")
+    if not isinstance(unknown, bool):
+        raise ProtocolError(f"node payload liveness_unknown must be a bool, got {unknown!r:.40}")
     assert isinstance(epoch, int)
     assert isinstance(seq, int)
     assert isinstance(code, int)
+    polled_at, received_at, period = (None if value is None else float(value) for value in times)
     return NodeUpdate(
         path,
         epoch,
@@ -1381,7 +1591,11 @@ def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
         stale,
         payload.get("value"),
         agent if isinstance(agent, str) else None,
-        *(None if value is None else float(value) for value in times),
+        polled_at,
+        received_at,
+        period,
+        reported,
+        unknown,
     )
 
 

@@ -20,7 +20,8 @@ in its single loop thread).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 __all__ = ["RollupTree", "TreeNode"]
@@ -73,6 +74,10 @@ class RollupTree:
 
     def get(self, key: str) -> TreeNode | None:
         return self._nodes.get(key)
+
+    def by_key(self) -> Mapping[str, TreeNode]:
+        """Every node by key, as a read-only view (its ``get`` is a C call: for loops over many nodes)."""
+        return MappingProxyType(self._nodes)
 
     def items(self) -> Iterator[tuple[str, TreeNode]]:
         """Every ``(key, node)``, in no particular order (a flat index: no walk)."""

@@ -8,11 +8,12 @@ They learn everything else from the hub itself.
 ``gsmon get PREFIX`` prints the subtree once as the tree table, or with
 ``--json`` as one JSON object mapping each path to its ``value``, ``alert``
 (code), ``alertstr``, ``stale``, ``age`` (seconds since the hub received it),
-``kind`` and ``agent``. JSON has no bytes, datetimes or NaN: bytes become
-base64 text, datetimes ISO 8601 text, tuples arrays, and NaN/+-inf the
-strings "NaN", "Infinity", "-Infinity". A prefix under which the hub has
-nothing is said so on stderr, with exit status 1 (``--json`` still prints
-``{}``).
+``kind``, ``agent``, ``reported_alert`` (a point's own last code, before
+staleness) and ``liveness_unknown`` (the hub cannot vouch for its freshness).
+JSON has no bytes, datetimes or NaN: bytes become base64 text, datetimes ISO
+8601 text, tuples arrays, and NaN/+-inf the strings "NaN", "Infinity",
+"-Infinity". A prefix under which the hub has nothing is said so on stderr,
+with exit status 1 (``--json`` still prints ``{}``).
 
 ``gsmon get PREFIX --check`` is a monitoring plugin (Nagios, Icinga, a cron
 job): one line on stdout in the monitoring-plugins format, and its status::
@@ -230,6 +231,11 @@ def _node_json(subscriber: Subscriber, node: NodeState) -> dict[str, Any]:
         "stale": node.stale,
         "age": None if age is None else round(age, 3),
         "agent": node.agent,
+        # The hub sends it only when it shows another level (STALE): else it is the alert itself.
+        "reported_alert": node.alertcode
+        if node.reported_alert is None and node.kind == "point"
+        else node.reported_alert,
+        "liveness_unknown": node.liveness_unknown,
     }
 
 

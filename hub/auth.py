@@ -55,6 +55,7 @@ The allow-list file (``authorized.toml`` beside ``hub.key_secret``, written by
     [subscribers.ops]
     public_key = "<40 chars Z85>"
     prefixes = ["GS1/"]            # optional: it may read only these subtrees; absent = everything
+    admin = true                   # optional: it may also run administrators' commands (gsmon forget)
 
 Names follow :func:`gsmon.common.names.check_name`, mounts
 :func:`~gsmon.common.names.check_mount`. A key appears once in the whole
@@ -191,18 +192,22 @@ class SubscriberGrant:
     """A subscriber key's rights: the subtrees it may read, or everything.
 
     ``prefixes`` are subtree paths, each stored ending in ``/``; ``None``
-    grants every path.
+    grants every path. ``admin``: it may also run the commands that need an
+    administrator (:mod:`gsmon.hub.queries`); the hub's own key pair is one too.
     """
 
     name: str
     public_key: str
     prefixes: tuple[str, ...] | None = None
+    admin: bool = False
 
     def __post_init__(self) -> None:
         try:
             names.check_name(self.name, "subscriber name")
         except names.InvalidNameError as exc:
             raise AllowListError(str(exc)) from None
+        if not isinstance(self.admin, bool):
+            raise AllowListError(f"admin must be true or false, not {self.admin!r}")
         object.__setattr__(self, "public_key", _grant_key(self.public_key))
         if self.prefixes is not None:
             object.__setattr__(self, "prefixes", _normalise_prefixes(self.prefixes))
@@ -310,7 +315,10 @@ class AllowList:
                 f"{source}: unknown top-level entries {unknown}; expected [agents.*] and [subscribers.*]"
             )
         result = cls(source=source)
-        for table, fields in (("agents", {"public_key", "mounts"}), ("subscribers", {"public_key", "prefixes"})):
+        for table, fields in (
+            ("agents", {"public_key", "mounts"}),
+            ("subscribers", {"public_key", "prefixes", "admin"}),
+        ):
             entries = document.get(table, {})
             if not isinstance(entries, dict):
                 raise AllowListError(f"{source}: '{table}' must be a table of [{table}.NAME] entries")
@@ -337,7 +345,10 @@ class AllowList:
                         if prefixes is not None and not isinstance(prefixes, list):
                             raise AllowListError("prefixes must be a list of paths")
                         grant = SubscriberGrant(
-                            name, entry["public_key"], None if prefixes is None else tuple(prefixes)
+                            name,
+                            entry["public_key"],
+                            None if prefixes is None else tuple(prefixes),
+                            admin=entry.get("admin", False),
                         )
                 except AllowListError as exc:
                     raise AllowListError(f"{where}: {exc}") from None
@@ -403,6 +414,8 @@ class AllowList:
             out.append(f"public_key = {_toml_string(sub.public_key)}\n")
             if sub.prefixes is not None:
                 out.append(f"prefixes = [{', '.join(_toml_string(p) for p in sub.prefixes)}]\n")
+            if sub.admin:
+                out.append("admin = true\n")
         return "".join(out)
 
     def with_grant(self, grant: Grant) -> AllowList:
@@ -538,6 +551,7 @@ _FILE_HEADER: Final = """\
 #                       NAME is the agent's name; it may publish only at or below its mounts.
 #   [subscribers.NAME]  public_key = "<Z85>"   prefixes = ["GS1/", ...]  (optional)
 #                       without prefixes the subscriber may read everything.
+#                       admin = true (optional): it may also run `gsmon forget`.
 """
 
 _BARE_KEY_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -881,9 +895,15 @@ class HubAuthenticator:
         else:  # pragma: no cover - pyzmq only calls us for the domains we registered
             grant = None
         address = self._auth.current_address if self._auth is not None else ""
+        if grant is None and domain == SUBSCRIBERS_DOMAIN and key == self._server_pair.public:
+            # The hub's own key pair: an administrator on the hub's machine (gsmon keys revoke --forget).
+            self.accepted_handshakes += 1
+            log.debug("accepted the hub's own key on %s from %s", domain, address or "?")
+            return True
         if grant is not None:
             self.accepted_handshakes += 1
-            log.info("accepted %s %r from %s", domain, grant.name, address or "?")
+            # DEBUG: every `gsmon get` makes two handshakes; an INFO line each would flood the log.
+            log.debug("accepted %s %r from %s", domain, grant.name, address or "?")
             return True
         other = allow_list.grant_for_key(key)
         why = f"it belongs to {other.name!r}, not a {domain} client" if other is not None else "unknown key"

@@ -26,6 +26,7 @@ schema, with the defaults::
 
     [retention]
     agent_retention_s = 3600.0            # a silent agent and its (stale) points are forgotten after this
+                                          #   (until then they stay, STALE; `gsmon forget NAME` removes one now)
 
     [limits]
     max_frame_bytes = 16777216            # larger agent messages disconnect the sender (ZMQ_MAXMSGSIZE)
@@ -44,17 +45,22 @@ schema, with the defaults::
     [logging]
     level = "INFO"                        # DEBUG, INFO, WARNING or ERROR
     format = "text"                       # or "json" (one JSON object per line)
+    alerts = "WARNING"                    # level of the merged tree's alert-transition lines, or "OFF"
+    alert_threshold = "RED"               # log a point's transition when its old or new level is at least
+                                          #   this: GREEN, ORANGE, RED (default; STALE counts) or CRITICAL
 
 Relative paths are taken relative to the file's folder.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from gsmon.common.alerts import CriticalAlert, GreenAlert, OrangeAlert, RedAlert
 from gsmon.common.config import ConfigError, Section, load_toml, parse_toml, with_overrides
 from gsmon.common.logs import FORMATS, LEVELS
 from gsmon.hub.server import HubEndpoints, ServerLimits
@@ -98,6 +104,9 @@ _LIVENESS_KEYS = (
     "resync_interval_s",
 )
 _SETTINGS_LIMITS = ("max_nodes", "max_points_per_agent", "max_agents", "max_published_prefixes")
+# [logging] alerts and alert_threshold, as the agent's configuration has them.
+_ALERT_LOG_LEVELS: Final = (*LEVELS, "OFF")
+_ALERT_THRESHOLDS: Final = {cls.alertstr: cls.alertcode for cls in (GreenAlert, OrangeAlert, RedAlert, CriticalAlert)}
 _SERVER_LIMITS = tuple(f.name for f in fields(ServerLimits))
 
 
@@ -150,6 +159,10 @@ def _read(root: Section) -> HubConfig:
     logging_table = root.section("logging")
     level = logging_table.choice("level", LEVELS, "INFO", upper=True)
     fmt = logging_table.choice("format", FORMATS, "text")
+    alerts = logging_table.choice("alerts", _ALERT_LOG_LEVELS, "WARNING", upper=True)
+    changes["alert_log_level"] = None if alerts == "OFF" else logging.getLevelName(alerts)
+    threshold = logging_table.choice("alert_threshold", tuple(_ALERT_THRESHOLDS), "RED", upper=True)
+    changes["alert_log_threshold"] = _ALERT_THRESHOLDS[threshold]
     root.finish()
     return HubConfig(
         endpoints=endpoints,

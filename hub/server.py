@@ -3,9 +3,21 @@
 ::
 
     agents SUB (bind) ----> decode ----> HubState.apply ----+
-    query ROUTER (bind) --> decode ----> snapshot / info    |--> drain --> subscribers XPUB (bind)
-    subscribers XPUB  ----> (un)subscriptions -> counters   |
+    subscribers XPUB  ----> (un)subscriptions -> counters   |--> drain --> subscribers XPUB (bind)
     timer (every tick_s) -> HubState.tick -------------------+
+    query ROUTER (bind) --> decode ----> QueryCore.request / .work (slices) --> query ROUTER
+
+Time: the core gets the loop's *observed* time (:mod:`gsmon.hub.clock`),
+which leaves out the pauses of the loop (SIGSTOP, a VM freeze); after one the
+core waits a grace before it judges silence again. Every turn the server
+tells the core whether it read the agents' queue to its end
+(:meth:`HubState.read_done`): only then has it heard everything.
+
+Budgets keep every turn short, so that no input starves another: at most
+:data:`RECV_BUDGET` agent messages and :data:`RECV_POINTS_BUDGET` points,
+:data:`QUERY_RECV_BUDGET` queries, and the query core's snapshot slices
+(:mod:`gsmon.hub.queries`); while snapshots are pending the loop does not
+sleep in poll.
 
 Sockets are only touched from this thread (ZeroMQ sockets are not
 thread-safe). A frame that fails to decode, or any error while applying it,
@@ -75,7 +87,9 @@ from gsmon.common import protocol as proto
 from gsmon.common.alerts import CriticalAlert, GreenAlert
 from gsmon.common.version import __version__
 from gsmon.hub.auth import AllowList, HubAuthenticator, SubscriberGrant, sender_key
-from gsmon.hub.state import HubSettings, HubState
+from gsmon.hub.clock import ObservedClock
+from gsmon.hub.queries import QueryCore, QuerySettings
+from gsmon.hub.state import HubSettings, HubState, nested_mounts
 from gsmon.hub.subscriptions import Outcome, SubscriptionLedger
 
 __all__ = ["HubEndpoints", "HubServer", "ServerLimits"]
@@ -98,11 +112,13 @@ RECV_BUDGET: Final = 2000
 # 100-point DELTAs, 2000 messages would be 200,000 updates published in one
 # burst, twice the subscribers' high-water mark, and seconds late.
 RECV_POINTS_BUDGET: Final = 2000
+# Queries read per turn: each is small work (a snapshot becomes a job that the
+# query core answers in slices), but 2,000 of them are still milliseconds.
+QUERY_RECV_BUDGET: Final = 500
 _BASE_SEND: Final = zmq.backend.Socket.send
 _BASE_RECV: Final = zmq.backend.Socket.recv
 _BASE_GET: Final = zmq.backend.Socket.get
 _POINT_MESSAGES: Final = (proto.Delta, proto.State)  # a tuple: an inline union is rebuilt per message
-SNAPSHOT_CHUNK_NODES: Final = 2000
 # How long a rebuilt subscribers socket waits for its old port to be released
 # (only where libzmq binds it itself; see the module docstring).
 REBIND_WAIT_S: Final = 2.0
@@ -262,12 +278,16 @@ class HubServer:
         self._rebind_due: float | None = None  # a rebuild failed: try again then
         self._notices_sent: dict[tuple[str, str], float] = {}
         self._scopes: dict[bytes, SubscriberGrant] = {}  # heartbeat topic -> its limited grant
-        self._seq_out = 0
         self.keys_dir = keys_dir
         self.auth: HubAuthenticator | None = None
         self._poller = zmq.Poller()
         self._next_auth_check = 0.0
         self._auth_dead_logged = False
+        self.clock = ObservedClock()
+        self.query_settings = QuerySettings()
+        self.queries: QueryCore | None = None  # made once the endpoints are known (bind)
+        self._grants_checked: AllowList | None = None
+        self._nested_warned: set[tuple[str, str, str, str]] = set()
 
     # ------------------------------------------------------------------
 
@@ -320,7 +340,16 @@ class HubServer:
         if self.auth is not None:
             self._query_monitor = _SocketMonitor(query, "query")
             self._poller.register(self._query_monitor.socket, zmq.POLLIN)
-        return self.endpoints
+        endpoints = self.endpoints
+        self.queries = QueryCore(
+            self.state,
+            {"agents": endpoints.agents, "subscribers": endpoints.subscribers, "query": endpoints.query},
+            self.settings.heartbeat_interval_s,
+            __version__,
+            self.query_settings,
+        )
+        self._check_grants()
+        return endpoints
 
     def _make_subscribers(self, endpoint: str) -> str:
         """(Re)create the subscribers XPUB and its monitor, bind it, register them."""
@@ -415,9 +444,10 @@ class HubServer:
         """Run until :meth:`stop`; always closes the sockets."""
         if self.endpoints is None:
             self.bind()
-        state = self.state
+        state, queries, clock = self.state, self.queries, self.clock
+        assert queries is not None
         next_tick = time.monotonic()
-        next_heartbeat = heard_all_until = next_tick
+        next_heartbeat = next_tick
         try:
             while not self._stop.is_set():
                 agents, subscribers, query = self._agents, self._subscribers, self._query
@@ -425,13 +455,20 @@ class HubServer:
                 assert agents is not None
                 assert query is not None
                 assert agents_monitor is not None
-                timeout_ms = max(0.0, min(next_tick, next_heartbeat) - time.monotonic()) * 1000
-                ready = dict(self._poller.poll(int(timeout_ms)))
-                now, wall = time.monotonic(), time.time()
+                before = time.monotonic()
+                # Pending snapshot slices: no sleeping in poll.
+                timeout_ms = 0 if queries.busy else int(max(0.0, min(next_tick, next_heartbeat) - before) * 1000)
+                ready = dict(self._poller.poll(timeout_ms))
+                mono = time.monotonic()
+                # The core's time leaves out the loop's own pauses: it cannot judge a time it did not run.
+                now, paused_s = clock.observe(before, mono, timeout_ms / 1000)
+                wall = time.time()
+                if paused_s:
+                    state.pause(now, paused_s)
                 # Read to the end of the queue (or nothing was waiting): whatever
                 # arrived before `now` has been heard, so silence can be judged.
-                if agents not in ready or self._read_agents(agents, now, wall):
-                    heard_all_until = now
+                emptied = agents not in ready or self._read_agents(agents, now, wall)
+                state.read_done(now, emptied)
                 beats_wanted: set[bytes] = set()
                 if subscribers is not None and subscribers in ready:
                     beats_wanted = self._read_subscriptions(subscribers)
@@ -444,14 +481,15 @@ class HubServer:
                 if self._query_monitor is not None and self._query_monitor.socket in ready:
                     for _ in self._query_monitor.read(self._handshake_failed):
                         pass
-                if self._rebind_due is not None and now >= self._rebind_due:
+                if self._rebind_due is not None and mono >= self._rebind_due:
                     self._rebuild_subscribers()
-                if now >= next_tick:
-                    self._check_auth(now)
+                if mono >= next_tick:
+                    self._check_auth(mono)
+                    self._check_grants()
                     state.stats.subscribers = self._counters.subscriber_connections
                     self._report_health()
-                    state.tick(now, wall, heard_all_until)
-                    next_tick = now + TICK_S
+                    state.tick(now, wall)
+                    next_tick = mono + TICK_S
                     if on_tick is not None:
                         on_tick(self)
                 subscribers = self._subscribers  # _check_auth may have rebuilt it
@@ -463,13 +501,15 @@ class HubServer:
                     agents.setsockopt(zmq.SUBSCRIBE, topic)
                     agents.setsockopt(zmq.UNSUBSCRIBE, topic)
                 for name, reason in state.take_notices():
-                    self._notify_agent(name, reason, now)
+                    self._notify_agent(name, reason, mono)
+                # After drain: every cached payload a snapshot serves is current.
                 if query in ready:
-                    # After drain: every cached payload a snapshot serves is current.
-                    self._read_queries(query)
-                if subscribers is not None and now >= next_heartbeat:
+                    self._read_queries(query, now, wall)
+                for identity, frame in queries.work(now, wall):
+                    self._reply(query, identity, frame)
+                if subscribers is not None and mono >= next_heartbeat:
                     self._send_heartbeats(subscribers, wall, None)
-                    next_heartbeat = now + self.settings.heartbeat_interval_s
+                    next_heartbeat = mono + self.settings.heartbeat_interval_s
                 elif subscribers is not None and beats_wanted:
                     self._send_heartbeats(subscribers, wall, beats_wanted)
         finally:
@@ -506,6 +546,8 @@ class HubServer:
             "subscriptions_refused": (self.ledger.refused, 0),
             # (Un)subscriptions read after a peer's junk frame, not applied (hub/subscriptions.py).
             "subscriptions_skipped": (self.ledger.skipped, 0),
+            # Snapshot requests answered "busy, retry" (a client over its share, or too many at once).
+            "snapshots_busy": (self.queries.stats.busy if self.queries is not None else 0, 0),
         }
         if self._rebind_due is not None:
             extra["subscribers_bound"] = (False, CriticalAlert.alertcode)
@@ -522,19 +564,23 @@ class HubServer:
         state = self.state
         counters = self._counters
         auth = self.auth
+        # The peers' addresses only while the core waits for them (two processes claim one
+        # name): reading frames costs a microsecond a message more than plain bytes.
+        want_peers = state.peers_wanted
+        plain = auth is None and not want_peers
         points = 0
         for _ in range(RECV_BUDGET):
             if points >= RECV_POINTS_BUDGET:
                 return False
             try:
-                if auth is None:
+                if plain:
                     # pyzmq's recv_multipart is Python; its Cython recv directly
                     # saves a fifth of a small message's cost (0.75 us).
                     frames: list[Any] = [_BASE_RECV(agents, zmq.DONTWAIT)]
                     if _BASE_GET(agents, zmq.RCVMORE):
                         frames += agents.recv_multipart(zmq.DONTWAIT)  # the rest of this message
                 else:
-                    # With keys the frame object is needed for its User-Id.
+                    # With keys the frame object is needed for its User-Id (and for the peer's address).
                     frames = agents.recv_multipart(zmq.DONTWAIT, copy=False)
             except zmq.Again:
                 return True
@@ -550,11 +596,17 @@ class HubServer:
                 self._reject(str(error), decode=True)
                 continue
             if auth is not None and not self._agent_may_send(auth, frame, msg):
+                # Still a read from some connection: counted (by its key) for the fair-queue rule.
+                # (Without a key it could be any connection's: not counted.)
+                key = sender_key(frame) if isinstance(frame, zmq.Frame) else None
+                if key is not None:
+                    state.note_read(key, now)
                 continue
             if isinstance(msg, _POINT_MESSAGES):
                 points += len(msg.points)
+            peer = _peer_of(frame) if want_peers and isinstance(frame, zmq.Frame) else None
             try:
-                state.apply(msg, now, wall)
+                state.apply(msg, now, wall, peer)
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
         return False  # the message budget ran out first
@@ -705,9 +757,14 @@ class HubServer:
         except zmq.Again:
             pass
 
-    def _read_queries(self, query: zmq.Socket[bytes]) -> None:
+    def _read_queries(self, query: zmq.Socket[bytes], now: float, wall: float) -> None:
+        """Read up to this turn's budget of queries; answer them through the query core."""
+        queries = self.queries
+        assert queries is not None
         auth = self.auth
-        for _ in range(RECV_BUDGET):
+        allow = auth.allow_list if auth is not None else None
+        hub_key = auth.server_public_key.decode("ascii") if auth is not None else None
+        for _ in range(QUERY_RECV_BUDGET):
             try:
                 frames = query.recv_multipart(zmq.DONTWAIT, copy=False)
             except zmq.Again:
@@ -722,92 +779,56 @@ class HubServer:
             except proto.ProtocolError as error:
                 self._reject(str(error), decode=True)
                 continue
-            if auth is not None:
-                key = sender_key(data)
-                allow = auth.allow_list
-                if isinstance(request, proto.SnapshotRequest):
-                    permitted = allow.may_subscribe(key, request.prefix)
-                else:
-                    permitted = allow.subscriber_for_key(key) is not None
-                if not permitted:
-                    self._unauthorised(f"{request.kind.name} from key {key} refused")
-                    self._reply(query, identity, self._error(request, "not allowed for this key"))
-                    continue
             try:
-                self._answer(query, identity, request, sender_key(data) if auth is not None else None)
-            except Exception as error:
+                outcome = queries.request(
+                    request,
+                    identity,
+                    now,
+                    wall,
+                    key=sender_key(data) if auth is not None else None,
+                    allow=allow,
+                    hub_key=hub_key,
+                )
+            except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
+                continue
+            if outcome.refused is not None:
+                self._unauthorised(outcome.refused)
+            if outcome.invalid is not None:
+                self._reject(outcome.invalid, decode=True)
+            for to, frame in outcome.replies:
+                self._reply(query, to, frame)
 
-    def _error(self, request: proto.Message, message: str) -> proto.Error:
-        return proto.Error(**self._header(), request_id=getattr(request, "request_id", 0), message=message)
-
-    def _reply(self, query: zmq.Socket[bytes], identity: bytes, msg: proto.Message) -> None:
+    @staticmethod
+    def _reply(query: zmq.Socket[bytes], identity: bytes, frame: bytes) -> None:
         # DONTWAIT: a client that stopped reading times out and asks again;
         # it never stalls the hub.
         with contextlib.suppress(zmq.Again):
-            query.send_multipart([identity, proto.encode(msg)], zmq.DONTWAIT)
+            query.send_multipart([identity, frame], zmq.DONTWAIT)
 
-    def _header(self) -> dict[str, Any]:
-        self._seq_out += 1
-        return {"sender": "hub", "epoch": self.epoch, "seq": self._seq_out, "sent_ns": time.time_ns()}
-
-    def _heartbeat_topic_for(self, key: str | None) -> bytes:
-        """The heartbeat topic of the read scope of ``key`` (protocol: INFO heartbeat_topic)."""
-        if self.auth is None:
-            return proto.HUB_HEARTBEAT_TOPIC
-        grant = self.auth.allow_list.subscriber_for_key(key)
-        return proto.HUB_HEARTBEAT_TOPIC if grant is None else _heartbeat_topic_of(grant)
-
-    def _answer(
-        self, query: zmq.Socket[bytes], identity: bytes, request: proto.Message, key: str | None = None
-    ) -> None:
-        if isinstance(request, proto.Hello):
-            endpoints = self.endpoints
-            assert endpoints is not None
-            self._reply(
-                query,
-                identity,
-                proto.Info(
-                    **self._header(),
-                    request_id=request.request_id,
-                    endpoints={
-                        "agents": endpoints.agents,
-                        "subscribers": endpoints.subscribers,
-                        "query": endpoints.query,
-                    },
-                    heartbeat_s=self.settings.heartbeat_interval_s,
-                    version=__version__,
-                    heartbeat_topic=self._heartbeat_topic_for(key),
-                ),
+    def _check_grants(self) -> None:
+        """One WARNING per pair of agent grants whose mounts nest (at start-up, and when the allow-list changes)."""
+        auth = self.auth
+        if auth is None or auth.allow_list is self._grants_checked:
+            return
+        allow = self._grants_checked = auth.allow_list
+        for pair in nested_mounts((grant.name, mount) for grant in allow.agents.values() for mount in grant.mounts):
+            if pair in self._nested_warned:
+                continue
+            self._nested_warned.add(pair)
+            outer, outer_mount, inner, inner_mount = pair
+            log.warning(
+                "%s: agent %s may publish at %s, which holds agent %s's mount %s: nested mounts, so %s can "
+                "publish into %s's subtree and a point both claim stays with whichever sent it first. "
+                "Grant disjoint mounts (or one mount to share its parent)",
+                allow.source,
+                outer,
+                outer_mount,
+                inner,
+                inner_mount,
+                outer,
+                inner,
             )
-        elif isinstance(request, proto.SnapshotRequest):
-            items, seq_at, published = self.state.snapshot(request.prefix)
-            for start in range(0, len(items), SNAPSHOT_CHUNK_NODES):
-                chunk = items[start : start + SNAPSHOT_CHUNK_NODES]
-                self._reply(
-                    query,
-                    identity,
-                    proto.SnapshotChunk(
-                        **self._header(),
-                        request_id=request.request_id,
-                        nodes=[],
-                        packed_nodes=chunk,
-                    ),
-                )
-            self._reply(
-                query,
-                identity,
-                proto.SnapshotEnd(
-                    **self._header(),
-                    request_id=request.request_id,
-                    seq_at=seq_at,
-                    count=len(items),
-                    published=published,
-                ),
-            )
-        else:
-            self._reject(f"{request.kind.name} is not a query", decode=True)
-            self._reply(query, identity, self._error(request, f"{request.kind.name} is not a request I answer"))
 
 
 def _bind_when_free(sock: zmq.Socket[bytes], endpoint: str, wait_s: float) -> str:
@@ -835,6 +856,31 @@ def ready_line(endpoints: HubEndpoints, warnings: list[str]) -> str:
     if warnings:
         line += " WARNING=" + ",".join(warnings)
     return line
+
+
+def _peer_of(frame: zmq.Frame) -> str | None:
+    """The sender's address for a log line: ``ip:port`` of its TCP connection
+    when libzmq names the connection's socket (ZMQ_SRCFD), else its IP
+    (``Peer-Address``), else None. Two processes on one host differ by port."""
+    address = None
+    with contextlib.suppress(zmq.ZMQError):
+        value = frame.get("Peer-Address")
+        address = value if isinstance(value, str) and value else None
+    try:
+        fd: Any = frame.get(zmq.SRCFD)  # an int: typed as a union of every property's type
+        if fd < 0:
+            return address
+        conn = socket.socket(fileno=fd)  # only to ask getpeername(); libzmq keeps the descriptor
+        try:
+            name = conn.getpeername()
+        finally:
+            conn.detach()
+    except (zmq.ZMQError, OSError, ValueError, TypeError):
+        return address
+    if isinstance(name, tuple) and len(name) >= 2:
+        host = str(name[0])
+        return f"[{host}]:{name[1]}" if ":" in host else f"{host}:{name[1]}"
+    return address
 
 
 def _sender(frame: zmq.Frame) -> tuple[str | None, bool]:

@@ -23,37 +23,98 @@ Rules (see DESIGN.md):
   has. Anything of that agent it did not list, and that is not reported again
   within ``removal_grace_s``, is removed -- this is how a restarted agent (new
   epoch) loses the points its new incarnation no longer has.
+  Until then such a point is STALE too: the agent's new incarnation does not
+  vouch for it, so it never reads live again with its old value.
 * ``seq`` gaps are counted per agent; the hub then asks the agent for a STATE
   (protocol "resync") which heals the gap.
-* Silence is judged only up to the moment the hub last had read everything
-  the agents had sent (``heard_all_until``): a hub that falls behind its own
-  input queue cannot tell silence from its own lag, and must not turn it into
-  false STALE alerts (which cost more work: resyncs, restyles). How far it is
-  behind is its health point ``_hub/agents_backlog_s``.
-* An agent silent for ``agent_retention_s`` is forgotten with its points.
+* An agent silent for ``agent_retention_s`` (default an hour) is forgotten
+  with its points; until then they stay in the tree, STALE, so that a dead
+  host keeps showing. ``gsmon forget NAME`` (:meth:`HubState.forget`, an
+  administrator's command) removes a silent agent at once.
 * Every change (value, alert, stale, removal) is published with the hub's
   epoch and the next global ``seq``; the hub's own health is a subtree
   ``_hub/`` of ordinary points.
+
+Labels. A point carries the label its agent sent with its code, except that a
+built-in code (:mod:`gsmon.common.alerts`) always has its built-in label; a
+parent's label is that of a child it rolls up from (found lazily when the
+parent is packed, and remembered). There is no hub-wide table of labels, so
+no agent can relabel a level outside its own points.
+
+What the hub has heard. Silence and overdue points are judged only up to the
+moment the hub knows it had read everything an agent had sent; a hub that
+falls behind its own input queue cannot tell silence from its own lag, and
+must not turn it into false STALE alerts. It knows this two ways:
+
+* The whole queue: a read that found the agents socket empty (the server
+  calls :meth:`HubState.read_done`) heard every agent until then. How far
+  behind that is, is the health point ``_hub/agents_backlog_s``.
+* Per agent, while one agent floods the queue: libzmq's SUB socket reads its
+  pipes (one per connection) fair-queued, round-robin, one message each (its
+  ``fq`` keeps a cursor over the pipes that have data; a pipe found empty
+  drops out until data arrives). So once the same incarnation (agent name and
+  epoch: one connection) has been read twice, the cursor went round every
+  pipe in between, and every pipe not read in between was found empty: each
+  agent *not* read since the first of those two reads had been heard
+  entirely as of that read. :meth:`HubState.apply` numbers every read; an
+  agent whose last read comes before the first read of the latest such pair
+  is heard until that read's time. One flooding agent therefore delays the
+  judgment of its own points only (they carry ``liveness_unknown``), and a
+  killed agent next to it turns STALE on time. (Without keys a peer can send
+  under another's name and epoch and so fake such a pair; with keys a name is
+  its key's.)
+
+After a pause of the hub's own loop (SIGSTOP, a VM freeze; the server
+detects it and calls :meth:`HubState.pause` with a clock that leaves the pause
+out) nothing is concluded for a grace of at least one heartbeat: ZeroMQ's
+I/O thread, stopped too, first has to move the backlog from the kernel into
+its queues, and "nothing readable yet" must not read as "heard everything".
+While the hub cannot vouch for an agent -- behind it by more than a heartbeat,
+or in that grace -- the agent's points say so (``liveness_unknown`` in their
+NODE payload, rolled up to every parent above them).
+
+Two processes with one agent name (two incarnations alternating: a message
+of an earlier epoch *sent* after the current one started) are one conflict:
+counted once, logged once at WARNING with both peers' addresses, shown on
+``_hub/agents/<name>`` ORANGE. The hub then applies only the incarnation it
+follows until one of them stops. Agents whose mounts nest (one strictly
+inside another's) are warned about once, when both are first seen.
+
+Alert transitions of points (path, old -> new, value, agent) are logged by
+the ``gsmon.hub.alerts`` logger at ``alert_log_level`` when the old or new
+code is at least ``alert_log_threshold`` (at most a few hundred lines a
+second, then a count of what was left out).
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from gsmon.common import names as naming
 from gsmon.common import protocol as proto
-from gsmon.common.alerts import STALE_ALERTCODE, GreenAlert, OrangeAlert, alertstr_for
+from gsmon.common.alerts import (
+    STALE_ALERTCODE,
+    STALE_ALERTSTR,
+    CriticalAlert,
+    GreenAlert,
+    NoAlert,
+    OrangeAlert,
+    RedAlert,
+    alertstr_for,
+)
 from gsmon.common.tree import RollupTree, TreeNode
 from gsmon.hub.subscriptions import SubscriptionLedger
 
-__all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats"]
+__all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats", "nested_mounts"]
 
 log = logging.getLogger("gsmon.hub")
+alert_log = logging.getLogger("gsmon.hub.alerts")
 
 # Tuples rather than inline `A | B` unions, which are rebuilt at every call (per message here).
 _AGENT_MESSAGES: Final = (proto.State, proto.Delta, proto.Heartbeat, proto.Bye)
@@ -62,6 +123,17 @@ _MOUNTING_MESSAGES: Final = (proto.State, proto.Heartbeat)
 HUB_ROOT: Final = "_hub"
 HUB_AGENT: Final = "_hub"  # the owner name of the hub's own points
 _INF: Final = math.inf
+# The built-in ladder's labels: a point or parent with one of these codes shows this label, whatever an agent sent.
+_BUILTIN_LABELS: Final[dict[int, str]] = {
+    **{cls.alertcode: cls.alertstr or "" for cls in (NoAlert, GreenAlert, OrangeAlert, RedAlert, CriticalAlert)},
+    STALE_ALERTCODE: STALE_ALERTSTR,
+}
+# An earlier incarnation's message sent this much after the current one started: two live processes.
+_CONFLICT_MARGIN_NS: Final = 1_000_000_000
+_PEER_WAIT_S: Final = 2.0  # how long a conflict warning waits for both peers' addresses
+_MAX_EPOCHS_REMEMBERED: Final = 4
+_MAX_NESTING_WARNINGS: Final = 10_000
+_ALERT_LOG_MAX_PER_S: Final = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +151,9 @@ class HubSettings:
     max_points_per_agent: int = 100_000
     max_agents: int = 10_000
     max_published_prefixes: int = 1000  # distinct subscription prefixes counted for gap detection
+    pause_grace_s: float = 1.0  # after a pause of the loop, no judgment for this long (at least a heartbeat)
+    alert_log_level: int | None = logging.WARNING  # point alert transitions are logged at this level (None: never)
+    alert_log_threshold: int = RedAlert.alertcode  # ... when the old or the new code is at least this
 
 
 @dataclass(slots=True)
@@ -113,6 +188,7 @@ class _Leaf:
         "queued",
         "received_at_s",
         "seq",
+        "unknown",
         "value",
     )
 
@@ -128,7 +204,8 @@ class _Leaf:
         self.dt_s: float | None = None
         self.deadline = _INF  # hub monotonic time after which the point is overdue
         self.queued = _INF  # deadline of this leaf's live entry in the deadline heap (inf: none)
-        self.overdue = False
+        self.overdue = False  # not refreshed in time, or not listed by the agent's latest complete STATE
+        self.unknown = False  # liveness unknown, as counted in the parents (follows agent.unknown)
         self.gen = 0  # the agent's state generation when last reported
         self.seq = 0  # hub seq of the last change
         # The last change packed as a NODE payload, or b"" when nobody followed
@@ -139,7 +216,7 @@ class _Leaf:
 class _Parent:
     """A parent of the global tree (``TreeNode.data`` of a parent)."""
 
-    __slots__ = ("declared", "payload", "seq")
+    __slots__ = ("declared", "label_from", "payload", "seq", "unknown")
 
     def __init__(self) -> None:
         # Agents whose STATE listed this parent explicitly (it stays while
@@ -147,6 +224,8 @@ class _Parent:
         self.declared: set[str] = set()
         self.seq = 0
         self.payload = b""  # as _Leaf.payload
+        self.unknown = 0  # children whose liveness is unknown (the parent's is, while any is)
+        self.label_from: TreeNode | None = None  # the child whose label a user-defined code was last taken from
 
 
 @dataclass(eq=False, slots=True)
@@ -160,7 +239,7 @@ class _Agent:
     last_seq: int = -1
     last_heard: float = 0.0
     silent: bool = True
-    silent_since: float = 0.0
+    silent_since: float | None = None  # None: never silent since it was first heard
     point_count: int = 0
     leaves: dict[str, _Leaf] = field(default_factory=dict)  # by full path
     by_rel: dict[str, _Leaf] = field(default_factory=dict)  # by path inside the agent (current mount)
@@ -172,6 +251,22 @@ class _Agent:
     resync_at: float = -_INF
     gaps: int = 0
     conflicts: int = 0
+    # What the hub has heard of it (module docstring): the number of its last read,
+    # the time until which it is proven heard, and the heard time judged at the last tick.
+    last_read_n: int = 0
+    last_read_epoch: int = -1  # the epoch of that read: the same one read again is a pair (one connection)
+    heard_until: float = -_INF
+    judged: float = -_INF
+    unknown: bool = False  # liveness unknown: the hub is behind it, or just resumed from a pause
+    held: list[str] = field(default_factory=list)  # points past their deadline while it was behind
+    held_min: float = _INF
+    # Incarnations: first sent_ns seen per epoch; a second live process (conflict).
+    epochs_first_ns: dict[int, int] = field(default_factory=dict)
+    past_epochs: list[int] = field(default_factory=list)  # incarnations it was switched away from (recent ones)
+    conflict_epoch: int = -1  # the other live incarnation, while two processes claim this name
+    conflict_seen: float = 0.0
+    conflict_logged: bool = True
+    peers: dict[int, str] = field(default_factory=dict)  # epoch -> peer address, when the server said
 
 
 class HubState:
@@ -186,7 +281,6 @@ class HubState:
         self.stats = HubStats()
         self.tree = RollupTree()
         self.agents: dict[str, _Agent] = {}
-        self._alertstrs: dict[int, str] = {}
         self._dirty: dict[str, TreeNode] = {}
         self._removed: list[str] = []
         # Deadlines of points, grouped: a heap of distinct deadlines, and the
@@ -201,20 +295,47 @@ class HubState:
         # Who follows what, and the publish counters per followed prefix (protocol: gap
         # detection): owned by the subscriptions ledger, which the server feeds.
         self.subscriptions = subscriptions or SubscriptionLedger(max_published_prefixes=settings.max_published_prefixes)
-        self._own = _Agent(HUB_AGENT, epoch=epoch, mount=HUB_ROOT, silent=False)
+        self._own = _Agent(HUB_AGENT, epoch=epoch, mount=HUB_ROOT, silent=False, judged=_INF)
         self._encoder = proto.NodeEncoder(epoch)
         # Values the server adds to the hub's own points (name -> (value, alert code)).
         self.extra_health: dict[str, tuple[Any, int]] = {}
         self._last_health = -_INF
         self._backlog_s = 0.0  # how far behind its agents' messages the last tick was
         self._started = now
+        self._now = now  # the latest time given (for the alert log's rate limit)
+        # What has been heard (module docstring). Until the server reports reads
+        # (read_done), a core hears everything at once, as the unit tests drive it.
+        self._reads_tracked = False
+        self._heard_all = now
+        self._read_n = 0
+        self._proven_n = 0  # the first read of the latest pair of reads from one incarnation
+        # A pair proves something only if its first read is above this: the proven one, and no
+        # read before the end of a pause's grace (set far up during it).
+        self._pair_floor = 0
+        self._refused_reads: dict[int, int] = {}  # reads the server refused, by their key: latest read number
+        # (last read number, time) of each turn's reads, as read_done reports them: a read's time.
+        self._read_turns: list[tuple[int, float]] = []
+        self._grace_until = -_INF  # after a pause: nothing is judged before this
+        self._paused_at = -_INF
+        self._peers_wanted: dict[str, float] = {}  # agents whose conflict warning waits for addresses
+        self._nesting_warned: set[tuple[str, str]] = set()
+        self._alert_window = -_INF
+        # Transitions are logged from this code up (inf: never).
+        self._alert_threshold = _INF if settings.alert_log_level is None else settings.alert_log_threshold
+        self._alert_lines = 0
+        self._alert_suppressed = 0
 
     # ------------------------------------------------------------------
     # Agent messages
     # ------------------------------------------------------------------
 
-    def apply(self, msg: proto.Message, now: float, wall: float) -> None:
-        """Apply one decoded agent message (STATE, DELTA, HEARTBEAT or BYE)."""
+    def apply(self, msg: proto.Message, now: float, wall: float, peer: str | None = None) -> None:
+        """Apply one decoded agent message (STATE, DELTA, HEARTBEAT or BYE).
+
+        ``peer``: the sender's address, when the server has it (with keys, or
+        while :attr:`peers_wanted`); only used to name two processes that
+        claim one agent name.
+        """
         self.stats.messages_in += 1
         if not isinstance(msg, _AGENT_MESSAGES):
             self.stats.messages_rejected += 1
@@ -241,11 +362,33 @@ class HubState:
                 self._notice(name, f"agent name {name!r} refused: {why}")
                 return
             agent = self.agents[name] = _Agent(name)
+        # Number the read, for the fair-queue argument (module docstring): the same
+        # incarnation read twice in a row of its reads is a pair.
+        read_n = self._read_n = self._read_n + 1
+        if agent.last_read_epoch == msg.epoch and agent.last_read_n > self._pair_floor:
+            self._proven_n = self._pair_floor = agent.last_read_n
+        agent.last_read_n = read_n
+        agent.last_read_epoch = msg.epoch
+        if peer is not None:
+            agent.peers[msg.epoch] = peer
+            if not agent.conflict_logged:
+                self._log_conflict(agent, now)
 
         if msg.epoch != agent.epoch:
             if isinstance(msg, proto.Bye):
-                # Goodbye from an incarnation we never knew: nothing to revive.
+                # Goodbye from an incarnation we never knew (nothing to revive), or
+                # from the other process of a conflict (which ends it).
+                if msg.epoch == agent.conflict_epoch:
+                    self._end_conflict(agent, f"the other process (epoch {msg.epoch:x}) stopped")
                 return
+            if self._other_process(agent, msg, now):
+                self.stats.messages_rejected += 1
+                return
+            agent.epochs_first_ns.setdefault(msg.epoch, msg.sent_ns)
+            if len(agent.epochs_first_ns) > _MAX_EPOCHS_REMEMBERED:
+                oldest = next(epoch for epoch in agent.epochs_first_ns if epoch != agent.epoch)
+                del agent.epochs_first_ns[oldest]
+                agent.peers.pop(oldest, None)
             if not isinstance(msg, proto.State):
                 # We missed this incarnation's STATE (hub restart, dropped
                 # message): ask for it rather than guess its mount.
@@ -254,6 +397,7 @@ class HubState:
                 return
             if agent.epoch != -1:
                 log.info("agent %s restarted (epoch %x -> %x)", name, agent.epoch, msg.epoch)
+                agent.past_epochs = [*agent.past_epochs[-(_MAX_EPOCHS_REMEMBERED - 1) :], agent.epoch]
             agent.epoch = msg.epoch
             agent.last_seq = msg.seq - 1
             agent.state_parts_seen = 0
@@ -278,17 +422,88 @@ class HubState:
             agent.heartbeat_s = msg.heartbeat_s
             agent.point_count = msg.point_count
         else:
-            self._set_silent(agent, now)
+            self._set_silent(agent, now, bye=True)
 
     def _hear(self, agent: _Agent, now: float) -> None:
         agent.last_heard = now
         if agent.silent:
             agent.silent = False
+            if agent.silent_since is not None:
+                log.info("agent %s is back after %.1f s of silence", agent.name, now - agent.silent_since)
             if agent.epoch != -1 and agent.leaves:
                 # Back from silence: a STATE refreshes every point at once.
                 self._request_resync(agent, now)
             for leaf in agent.leaves.values():
                 self._restyle(leaf)
+
+    # ------------------------------------------------------------------
+    # Two processes, one agent name
+    # ------------------------------------------------------------------
+
+    def _other_process(self, agent: _Agent, msg: proto.Message, now: float) -> bool:
+        """Whether ``msg`` (not of the followed epoch) is dropped: it comes from an
+        incarnation the hub switched away from -- its last words, or a second live
+        process claiming the agent's name (a conflict, counted once)."""
+        if agent.conflict_epoch != -1:
+            if msg.epoch != agent.conflict_epoch:
+                return False  # a third incarnation: a restart of one of them, handled as usual
+            if agent.silent:
+                # The process we followed is gone: the other one takes over.
+                self._end_conflict(agent, f"epoch {agent.epoch:x} went silent")
+                if msg.epoch in agent.past_epochs:
+                    agent.past_epochs.remove(msg.epoch)
+                return False
+            agent.conflict_seen = now
+            return True
+        if msg.epoch not in agent.past_epochs:
+            return False  # a new incarnation (a restart), or one whose STATE is still to come
+        # An incarnation the hub switched away from is never switched back to: A, B, A, B...
+        # would be a "restart" per message.
+        started_ns = agent.epochs_first_ns.get(agent.epoch)
+        if started_ns is None or msg.sent_ns <= started_ns + _CONFLICT_MARGIN_NS:
+            return True  # its last words, sent before the current incarnation started: dropped
+        # An earlier incarnation still sends after the current one started: two live processes.
+        agent.conflict_epoch = msg.epoch
+        agent.conflict_seen = now
+        agent.conflict_logged = False
+        agent.conflicts += 1
+        self.stats.conflicts += 1
+        self._peers_wanted[agent.name] = now + _PEER_WAIT_S
+        self._log_conflict(agent, now)
+        return True
+
+    def _log_conflict(self, agent: _Agent, now: float) -> None:
+        """The one WARNING of a conflict, once both addresses are known (or after a short wait)."""
+        epochs = (agent.epoch, agent.conflict_epoch)
+        known = [agent.peers.get(epoch) for epoch in epochs]
+        if agent.conflict_logged or (None in known and now < self._peers_wanted.get(agent.name, -_INF)):
+            return
+        agent.conflict_logged = True
+        self._peers_wanted.pop(agent.name, None)
+        log.warning(
+            "agent %s: two processes claim this name: epoch %x from %s and epoch %x from %s; "
+            "only epoch %x's messages are applied until one of them stops (counted in _hub/conflicts). "
+            "Stop the one that should not run, or give it another agent name",
+            agent.name,
+            epochs[0],
+            known[0] or "an unknown address",
+            epochs[1],
+            known[1] or "an unknown address",
+            epochs[0],
+        )
+
+    def _end_conflict(self, agent: _Agent, why: str) -> None:
+        gone = agent.conflict_epoch
+        agent.conflict_epoch = -1
+        agent.conflict_logged = True
+        self._peers_wanted.pop(agent.name, None)
+        agent.peers.pop(gone, None)
+        log.info("agent %s: one process again (%s)", agent.name, why)
+
+    @property
+    def peers_wanted(self) -> bool:
+        """Whether the core wants the ``peer`` of agent messages (a conflict warning waits for it)."""
+        return bool(self._peers_wanted)
 
     def _request_resync(self, agent: _Agent, now: float) -> None:
         if now - agent.resync_at < self.settings.resync_interval_s:
@@ -311,6 +526,37 @@ class HubState:
         if mount != agent.mount:
             agent.mount = mount
             agent.by_rel = {}  # rel paths now resolve under the new mount
+            self._warn_nesting(agent)
+
+    def _warn_nesting(self, agent: _Agent) -> None:
+        """One WARNING per pair of agents whose mounts nest (equal mounts share a parent by design)."""
+        mount = agent.mount
+        for other in self.agents.values():
+            theirs = other.mount
+            if other is agent or not theirs or theirs == mount:
+                continue
+            if theirs.startswith(mount + naming.SEPARATOR):
+                outer, outer_mount, inner, inner_mount = agent.name, mount, other.name, theirs
+            elif mount.startswith(theirs + naming.SEPARATOR):
+                outer, outer_mount, inner, inner_mount = other.name, theirs, agent.name, mount
+            else:
+                continue
+            pair = (outer, inner)
+            if pair in self._nesting_warned:
+                continue
+            if len(self._nesting_warned) < _MAX_NESTING_WARNINGS:
+                self._nesting_warned.add(pair)
+            log.warning(
+                "agents %s (mount %s) and %s (mount %s) have nested mounts: %s can publish into %s's "
+                "subtree, and a point both claim stays with whichever sent it first (the other is refused "
+                "and counted in _hub/conflicts). Give them disjoint mounts, or one mount to share its parent",
+                outer,
+                outer_mount,
+                inner,
+                inner_mount,
+                outer,
+                inner,
+            )
 
     def _apply_state(self, agent: _Agent, msg: proto.State, now: float, wall: float) -> None:
         self._set_mount(agent, msg.mount)
@@ -327,9 +573,14 @@ class HubState:
             complete = agent.state_parts_seen == msg.parts
             agent.state_parts_seen = 0
             if complete:
-                # Whatever this STATE did not list goes, unless reported again soon.
+                # Whatever this STATE did not list goes, unless reported again soon;
+                # until then it is STALE: this incarnation does not vouch for it.
                 agent.removal_gen = gen
                 agent.removal_due = now + self.settings.removal_grace_s
+                for leaf in agent.leaves.values():
+                    if leaf.gen < gen and not leaf.overdue:
+                        leaf.overdue = True
+                        self._restyle(leaf)
 
     def _declare_parent(self, agent: _Agent, rel: str, gen: int) -> None:
         path = naming.join(agent.mount, rel)
@@ -354,11 +605,13 @@ class HubState:
         # overdue, so only its agent's silence can make it STALE).
         gen = agent.gen
         by_rel = agent.by_rel
-        alertstrs = self._alertstrs
         dirty = self._dirty
         deadlines, due = self._deadlines, self._due
-        stale_factor, stale_slack_s = self.settings.stale_factor, self.settings.stale_slack_s
+        settings = self.settings
+        stale_factor, stale_slack_s = settings.stale_factor, settings.stale_slack_s
+        threshold = self._alert_threshold
         silent = agent.silent
+        unknown = agent.unknown
         set_code = self.tree.set_code
         for path, value, alertcode, alertstr, polled_at_s, dt_s in entries:
             leaf = by_rel.get(path)
@@ -366,15 +619,22 @@ class HubState:
                 leaf = self._claim(agent, path)
                 if leaf is None:
                     continue
+            node = leaf.node
+            assert node is not None
+            code = max(alertcode, STALE_ALERTCODE) if silent else alertcode
+            old_code = node.code
+            if code != old_code and (code >= threshold or old_code >= threshold):
+                # Before the leaf changes: the old label is still the leaf's (a new one was never set).
+                self._now = now
+                self._log_alert(
+                    leaf, None if leaf.received_at_s is None else old_code, code, alertcode, alertstr, value
+                )
             leaf.gen = gen
             leaf.value = value
             leaf.alertstr = alertstr
             leaf.polled_at_s = polled_at_s
             leaf.received_at_s = wall
             leaf.dt_s = dt_s
-            # Learn labels of user-defined levels; STALE's label is the hub's own.
-            if alertcode not in alertstrs and alertstr and alertcode != STALE_ALERTCODE:
-                alertstrs[alertcode] = alertstr
             leaf.alertcode = alertcode
             if dt_s is None or not 0 < dt_s < _INF:  # one-shot, or nonsense (NaN would jam the heap)
                 leaf.deadline = _INF
@@ -391,10 +651,9 @@ class HubState:
                     else:
                         group.append(leaf.path)
             leaf.overdue = False
-            node = leaf.node
-            assert node is not None
-            code = max(alertcode, STALE_ALERTCODE) if silent else alertcode
-            if code != node.code:
+            if unknown is not leaf.unknown:
+                self._count_unknown(leaf, unknown)
+            if code != old_code:
                 for ancestor in set_code(node, code):
                     dirty[ancestor.key] = ancestor
             dirty[leaf.path] = node
@@ -478,22 +737,100 @@ class HubState:
         return node
 
     def _restyle(self, leaf: _Leaf) -> None:
-        """Recompute a leaf's effective code after any change and mark it dirty."""
+        """Recompute a leaf's effective code and liveness after any change and mark it dirty."""
         node = leaf.node
         assert node is not None
+        agent = leaf.agent
         code = leaf.alertcode
-        if leaf.overdue or leaf.agent.silent:
+        if leaf.overdue or agent.silent:
             code = max(code, STALE_ALERTCODE)
-        for ancestor in self.tree.set_code(node, code):
-            self._dirty[ancestor.key] = ancestor
+        old_code = node.code
+        if code != old_code:
+            settings = self.settings
+            threshold = settings.alert_log_threshold
+            if settings.alert_log_level is not None and (code >= threshold or old_code >= threshold):
+                self._log_alert(leaf, old_code, code, leaf.alertcode, leaf.alertstr, leaf.value)
+            for ancestor in self.tree.set_code(node, code):
+                self._dirty[ancestor.key] = ancestor
+        if agent.unknown is not leaf.unknown:
+            self._count_unknown(leaf, agent.unknown)
         self._dirty[leaf.path] = node
 
-    def _set_silent(self, agent: _Agent, now: float) -> None:
+    def _count_unknown(self, leaf: _Leaf, unknown: bool) -> None:
+        """Set the leaf's liveness-unknown flag and roll it up: a parent is unknown while any child is."""
+        leaf.unknown = unknown
+        node = leaf.node
+        assert node is not None
+        delta = 1 if unknown else -1
+        parent = node.parent
+        dirty = self._dirty
+        while parent is not None:
+            data = parent.data
+            was = data.unknown > 0
+            data.unknown += delta
+            if (data.unknown > 0) is was:
+                return
+            dirty[parent.key] = parent
+            parent = parent.parent
+
+    def _log_alert(
+        self, leaf: _Leaf, old_code: int | None, new_code: int, alertcode: int, alertstr: str, value: Any
+    ) -> None:
+        """Log a point's alert transition (``old_code`` None: a new point), at most a few hundred a second."""
+        now = self._now
+        if now - self._alert_window >= 1.0:
+            if self._alert_suppressed:
+                alert_log.warning(
+                    "%d more alert transition(s) in %.0f s not logged (more than %d a second)",
+                    self._alert_suppressed,
+                    now - self._alert_window,
+                    _ALERT_LOG_MAX_PER_S,
+                )
+            self._alert_window, self._alert_lines, self._alert_suppressed = now, 0, 0
+        if self._alert_lines >= _ALERT_LOG_MAX_PER_S:
+            self._alert_suppressed += 1
+            return
+        self._alert_lines += 1
+        if old_code is None:
+            old_label = "unset"
+        else:
+            old_label = _BUILTIN_LABELS.get(old_code, leaf.alertstr if old_code == leaf.alertcode else "") or "NONE"
+        new_label = _BUILTIN_LABELS.get(new_code, alertstr if new_code == alertcode else "") or "NONE"
+        level = self.settings.alert_log_level
+        assert level is not None
+        alert_log.log(
+            level,
+            'alert "%s" %s --> %s (value %s, agent %s)',
+            leaf.path,
+            old_label,
+            new_label,
+            value,
+            leaf.agent.name,
+            extra={
+                "point": leaf.path,
+                "old_alert": old_code,
+                "new_alert": new_code,
+                "old_alertstr": None if old_code is None else old_label,
+                "new_alertstr": new_label,
+                "value": value,
+                "agent": leaf.agent.name,
+            },
+        )
+
+    def _set_silent(self, agent: _Agent, now: float, bye: bool = False) -> None:
         if agent.silent:
             return
         agent.silent = True
         agent.silent_since = now
-        log.info("agent %s is silent", agent.name)
+        if bye:
+            log.info("agent %s stopped (it said goodbye); its points are STALE", agent.name)
+        else:
+            log.warning(
+                "agent %s is silent: nothing heard for %.1f s; its %d point(s) are STALE",
+                agent.name,
+                now - agent.last_heard,
+                len(agent.leaves),
+            )
         for leaf in agent.leaves.values():
             self._restyle(leaf)
 
@@ -501,26 +838,110 @@ class HubState:
     # Time
     # ------------------------------------------------------------------
 
+    def read_done(self, now: float, emptied: bool) -> None:
+        """The server has read from the agents socket this turn; ``emptied``: it
+        found the queue empty (or nothing was readable), so every agent was heard
+        until ``now`` -- except just after a pause (:meth:`pause`)."""
+        self._reads_tracked = True
+        turns = self._read_turns
+        if not turns or turns[-1][0] != self._read_n:
+            turns.append((self._read_n, now))
+        if emptied and now >= self._grace_until:
+            self._heard_all = now
+
+    def note_read(self, identity: str, now: float) -> None:
+        """A message was read but not applied (refused by the server): count the
+        read for the fair-queue argument, under the identity of its sender's key."""
+        self._read_n += 1
+        key = hash(identity)
+        previous = self._refused_reads.get(key, 0)
+        if previous > self._pair_floor:
+            self._proven_n = self._pair_floor = previous
+        if len(self._refused_reads) >= 1024:
+            self._refused_reads.clear()  # a memory bound: a lost entry only delays a proof
+        self._refused_reads[key] = self._read_n
+
+    def pause(self, now: float, paused_s: float) -> None:
+        """The server's loop did not run for ``paused_s`` (SIGSTOP, VM freeze), a
+        time ``now`` -- observed time, pauses left out -- does not count.
+
+        Nothing is judged for a grace of at least one heartbeat: ZeroMQ's I/O
+        thread first moves the backlog of the pause into its queues, and until
+        then an empty queue does not mean that everything was heard. Meanwhile
+        every live agent's points carry ``liveness_unknown``.
+        """
+        grace = max(self.settings.pause_grace_s, self.settings.heartbeat_interval_s)
+        log.warning(
+            "the hub did not run for %.1f s (stopped, or its machine paused): that time is not counted as "
+            "silence, and liveness is judged again after %.1f s",
+            paused_s,
+            grace,
+        )
+        self._paused_at = now
+        self._grace_until = now + grace
+        self._pair_floor = 1 << 62  # a pair of reads during the grace, or across it, proves nothing
+        self._refused_reads.clear()
+
     def tick(self, now: float, wall: float, heard_all_until: float | None = None) -> None:
         """Advance liveness: silent agents, overdue points, removals, health points.
 
-        ``heard_all_until``: when the server last had read every message the
-        agents had sent (``now`` if omitted). Silence and overdue points are
-        judged as of then, not ``now``: what arrived since may still wait in
-        the hub's own queue.
+        Silence and overdue points are judged as of when the hub had heard all
+        of an agent (module docstring), not ``now``: what arrived since may
+        still wait in the hub's own queue. ``heard_all_until`` overrides what
+        :meth:`read_done` reported for the whole queue; without either, the
+        core has heard everything until ``now``.
         """
         settings = self.settings
-        heard = now if heard_all_until is None else min(now, heard_all_until)
-        self._backlog_s = now - heard
+        self._now = now
+        if heard_all_until is not None:
+            heard_all = min(now, heard_all_until)
+        elif self._reads_tracked:
+            heard_all = self._heard_all
+        else:
+            heard_all = now
+        in_grace = now < self._grace_until
+        if in_grace:
+            heard_all = min(heard_all, self._paused_at)
+        elif self._pair_floor > self._read_n:
+            self._pair_floor = self._read_n  # the grace is over: reads from now on make pairs again
+        self._backlog_s = now - heard_all
+        proven_n, proven_t = self._proven_n, -_INF
+        turns = self._read_turns
+        if turns and turns[-1][0] >= proven_n:
+            # The time of the proven read: that of the first turn whose reads reach its number.
+            first = bisect.bisect_left(turns, (proven_n, -_INF))
+            proven_t = turns[first][1]
+            if first > 1:
+                del turns[: first - 1]
+        behind_s = settings.heartbeat_interval_s
+        horizon = heard_all
         for agent in list(self.agents.values()):
+            if agent.last_read_n < proven_n and proven_t > agent.heard_until:
+                agent.heard_until = proven_t  # not read since the first read of a pair: heard then
+            heard = agent.judged = agent.heard_until if agent.heard_until > heard_all else heard_all
+            if heard > horizon:
+                horizon = heard
             if not agent.silent and heard - agent.last_heard > settings.agent_liveness * agent.heartbeat_s:
                 self._set_silent(agent, now)
             if agent.silent and heard - agent.last_heard > settings.agent_retention_s:
                 log.info("forgetting agent %s, silent for %.0f s", agent.name, heard - agent.last_heard)
                 self._forget(agent)
-            elif now >= agent.removal_due:
+                continue
+            if now >= agent.removal_due:
                 agent.removal_due = _INF
                 self._remove_unlisted(agent, agent.removal_gen)
+            if agent.conflict_epoch != -1:
+                if now - agent.conflict_seen > settings.agent_liveness * agent.heartbeat_s:
+                    self._end_conflict(agent, f"the other process (epoch {agent.conflict_epoch:x}) stopped")
+                elif not agent.conflict_logged:
+                    self._log_conflict(agent, now)
+            unknown = not agent.silent and (in_grace or now - heard > behind_s)
+            if unknown is not agent.unknown:
+                agent.unknown = unknown
+                for point in agent.leaves.values():
+                    self._restyle(point)
+            if agent.held and heard >= agent.held_min:
+                self._release_held(agent)
 
         heap, groups = self._deadlines, self._due
         get = self.tree.get
@@ -528,20 +949,28 @@ class HubState:
         # with 100,000 points at dt = 1 s), nearly always refreshed since, and
         # then re-queued with a list append. A group's paths are taken in
         # order, so points go overdue in (deadline, path) order as before.
-        while heap and heap[0] <= heard:
+        while heap and heap[0] <= horizon:
             due = heapq.heappop(heap)
             for path in sorted(groups.pop(due)):
                 node = get(path)
                 leaf = node.data if node is not None else None
                 if not isinstance(leaf, _Leaf) or due != leaf.queued:
                     continue  # the leaf is gone, or this entry was superseded by an earlier one
-                if leaf.deadline > heard:
+                deadline = leaf.deadline
+                if deadline > horizon:
                     # Refreshed since: look again later (never, if it became one-shot).
-                    leaf.queued = leaf.deadline
-                    if leaf.deadline < _INF:
-                        self._queue(leaf.deadline, path)
+                    leaf.queued = deadline
+                    if deadline < _INF:
+                        self._queue(deadline, path)
                     continue
                 leaf.queued = _INF
+                owner = leaf.agent
+                if deadline > owner.judged:
+                    # The hub is behind this agent: its refresh may be waiting in the
+                    # queue. Judged once the agent has been heard that far.
+                    owner.held.append(path)
+                    owner.held_min = min(owner.held_min, deadline)
+                    continue
                 if not leaf.overdue:
                     leaf.overdue = True
                     self._restyle(leaf)
@@ -549,6 +978,18 @@ class HubState:
         if now - self._last_health >= settings.heartbeat_interval_s:
             self._last_health = now
             self._update_health(now, wall)
+
+    def _release_held(self, agent: _Agent) -> None:
+        """Queue again the points held while the hub was behind the agent (tick judges them now)."""
+        get = self.tree.get
+        for path in agent.held:
+            node = get(path)
+            leaf = node.data if node is not None else None
+            if isinstance(leaf, _Leaf) and leaf.queued == _INF and leaf.deadline < _INF:
+                leaf.queued = leaf.deadline
+                self._queue(leaf.deadline, path)
+        agent.held = []
+        agent.held_min = _INF
 
     def _queue(self, deadline: float, path: str) -> None:
         """Queue the point at ``path`` to be looked at when ``deadline`` comes."""
@@ -580,9 +1021,36 @@ class HubState:
             self._remove_leaf(agent, path)
         self._undeclare(agent, list(agent.parents))
         del self.agents[agent.name]
+        self._peers_wanted.pop(agent.name, None)
+
+    def forget(self, name: str, now: float, wall: float, *, granted: bool = True) -> tuple[bool, str, dict[str, Any]]:
+        """Remove a silent agent and all its points now (the ``forget`` command).
+
+        Returns ``(done, message, result)``. A live agent is refused -- unless
+        ``granted`` is False: its key was revoked, so the server drops whatever
+        it sends and it cannot be live any more.
+        """
+        agent = self.agents.get(name)
+        if agent is None:
+            return False, f"the hub knows no agent named {name!r}", {"reason": "unknown"}
+        if not agent.silent and granted:
+            return (
+                False,
+                f"agent {name!r} is live (heard {max(0.0, now - agent.last_heard):.1f} s ago): stop it first, "
+                f"or revoke its key; only a silent agent can be forgotten",
+                {"reason": "live"},
+            )
+        points = len(agent.leaves)
+        self._forget(agent)
+        self._update_health(now, wall)  # its _hub/agents/<name> point goes now too
+        self._last_health = now
+        log.info("forgot agent %s and its %d point(s)", name, points)
+        return True, f"forgot agent {name!r} and its {points} point(s)", {"agent": name, "points": points}
 
     def _remove_leaf(self, agent: _Agent, path: str) -> None:
         leaf = agent.leaves.pop(path)
+        if leaf.unknown:
+            self._count_unknown(leaf, False)
         mount_prefix = agent.mount + "/"
         if path.startswith(mount_prefix):
             rel = path[len(mount_prefix) :]
@@ -644,7 +1112,12 @@ class HubState:
         backlog = proto.PointEntry("agents_backlog_s", backlog_s, backlog_code, alertstr_for(backlog_code), wall, None)
         entries.append(backlog)
         for agent in self.agents.values():
-            state, code = ("silent", STALE_ALERTCODE) if agent.silent else ("live", GreenAlert.alertcode)
+            if agent.silent:
+                state, code = "silent", STALE_ALERTCODE
+            elif agent.conflict_epoch != -1:
+                state, code = "conflict: two processes", OrangeAlert.alertcode
+            else:
+                state, code = "live", GreenAlert.alertcode
             entries.append(proto.PointEntry(f"agents/{agent.name}", state, code, alertstr_for(code), wall, None))
         own = self._own
         own.last_heard = now
@@ -710,25 +1183,51 @@ class HubState:
         self.stats.messages_out += len(frames)
         return frames
 
-    def _pack(self, node: TreeNode, encoder: proto.NodeEncoder) -> bytes:
+    def _pack(self, node: TreeNode, encoder: proto.NodeEncoder, _labels: dict[int, str] = _BUILTIN_LABELS) -> bytes:
         """The NODE payload of ``node``'s current state, with the seq of its last change."""
         data = node.data
         code = node.code
         if type(data) is _Leaf:
             agent = data.agent
+            reported: int | None = data.alertcode
+            if code == reported:
+                label, reported = _labels.get(code, data.alertstr), None  # sent only when it differs
+            else:
+                label = _labels.get(code, "")
             return encoder.point(
                 data.seq,
                 code,
-                data.alertstr if code == data.alertcode else alertstr_for(code, self._alertstrs),
+                label,
                 data.overdue or agent.silent,
                 data.value,
                 agent.name,
                 data.polled_at_s,
                 data.received_at_s,
                 data.dt_s,
+                reported,
+                data.unknown,
             )
         assert isinstance(data, _Parent)
-        return encoder.parent(data.seq, code, alertstr_for(code, self._alertstrs), code == STALE_ALERTCODE)
+        return encoder.parent(data.seq, code, self._label(node), code == STALE_ALERTCODE, data.unknown > 0)
+
+    @staticmethod
+    def _label(node: TreeNode) -> str:
+        """A node's label: built-in for a built-in code, else that of a child it rolls up from (down to a point)."""
+        code = node.code
+        label = _BUILTIN_LABELS.get(code)
+        if label is not None:
+            return label
+        while not node.is_leaf:
+            data = node.data
+            source = data.label_from
+            if source is None or source.parent is not node or source.code != code:
+                # Remembered, so that a parent with many children is scanned once per change of its code.
+                source = data.label_from = next((kid for kid in node.children.values() if kid.code == code), None)
+                if source is None:
+                    return ""  # no child has the code (a parent of negative codes reads 0)
+            node = source
+        leaf = node.data
+        return leaf.alertstr if leaf.alertcode == code else ""
 
     def published(self, prefix: str) -> int:
         """How many NODEs were published under ``prefix`` (0 if nobody follows it)."""
@@ -753,24 +1252,118 @@ class HubState:
         return proto.encode_hub_heartbeat(beat, topic)
 
     def snapshot(self, prefix: str) -> tuple[list[bytes], int, int]:
-        """Every node under ``prefix`` as packed ``[path, payload]`` items, with
-        the ``seq`` and the prefix's publish counter they are consistent with.
+        """Every node ``prefix`` selects as packed ``[path, payload]`` items, at
+        once, with the ``seq`` and the prefix's publish counter of this moment
+        (the query core, :mod:`gsmon.hub.queries`, spreads large ones over
+        loop turns with :meth:`nodes_under` and :meth:`node_item`).
 
         Call after :meth:`drain`, so that every cached payload is current.
         """
-        items = []
+        items = [item for node in self.nodes_under(prefix) if (item := self.node_item(node)) is not None]
+        return items, self.seq, self.published(prefix)
+
+    def nodes_under(self, prefix: str) -> Iterator[TreeNode]:
+        """The nodes ``prefix`` selects (:func:`gsmon.common.names.path_in_prefix`),
+        walking only that subtree of the tree: the cost is the subtree's size.
+
+        It may be resumed across loop turns while the tree changes: a node
+        removed meanwhile is skipped, and one added under a parent already
+        visited is missed -- its creation is published with a seq above the
+        snapshot's, so a client gets it anyway (protocol: Snapshots).
+        """
+        tree = self.tree
+        if not prefix:
+            stack = tree.roots()
+        else:
+            base = prefix[:-1] if prefix.endswith(naming.SEPARATOR) else prefix
+            start = tree.get(base)
+            if start is None:
+                return
+            if base == prefix:
+                yield start  # "A/B" is that node and its subtree; "A/B/" only the subtree
+            stack = list(start.children.values())
+        get, pop, extend = tree.get, stack.pop, stack.extend
+        # Depth first, children in no particular order (a snapshot is a set): a list of
+        # nodes to visit, each node's children copied when it is visited.
+        while stack:
+            node = pop()
+            if get(node.key) is node:  # still in the tree (it may have gone between two turns)
+                yield node
+                if node.children:
+                    extend(node.children.values())
+
+    def walk_start(self, prefix: str) -> list[TreeNode]:
+        """The first nodes of a snapshot walk of ``prefix`` (for :meth:`walk_step`): the
+        prefix's node for ``A/B``, its children for ``A/B/``, the roots for ``""``."""
+        if not prefix:
+            return self.tree.roots()[::-1]
+        base = prefix[:-1] if prefix.endswith(naming.SEPARATOR) else prefix
+        start = self.tree.get(base)
+        if start is None:
+            return []
+        return [start] if base == prefix else list(reversed(start.children.values()))
+
+    def walk_step(self, stack: list[TreeNode], limit: int, out: list[bytes]) -> int:
+        """Visit up to ``limit`` nodes of a walk (:meth:`walk_start`), appending each one's
+        packed ``[path, payload]`` item to ``out``; return how many were visited (fewer than
+        ``limit``: the walk is over). The walk of :meth:`nodes_under`, in one tight loop: the
+        query core's snapshots."""
+        get = self.tree.by_key().get
+        pop, extend, append = stack.pop, stack.extend, out.append
         encoder = self._encoder
-        for path, node in self._nodes_under(prefix):
+        if encoder.epoch != self.epoch:
+            encoder = self._encoder = proto.NodeEncoder(self.epoch)
+        pack = self._pack
+        visited = 0
+        while stack and visited < limit:
+            node = pop()
+            visited += 1
+            key = node.key
+            if get(key) is not node:
+                continue  # gone since the walk began
+            if node.children:
+                # Reversed onto the stack: children come off it in the order they were made,
+                # which is about the order they lie in memory (half the time of the other way).
+                extend(reversed(node.children.values()))
             data = node.data
             if not data.seq:
                 continue  # created, not drained yet: it comes with its first update
-            if not data.payload:
-                data.payload = self._pack(node, encoder)
-            items.append(_pack_item(path, data.payload))
-        return items, self.seq, self.published(prefix)
+            payload = data.payload
+            if not payload:
+                payload = data.payload = pack(node, encoder)
+            append(_pack_item(key, payload))
+        return visited
 
-    def _nodes_under(self, prefix: str) -> Iterable[tuple[str, TreeNode]]:
-        return ((path, node) for path, node in self.tree.items() if path.startswith(prefix))
+    def node_item(self, node: TreeNode) -> bytes | None:
+        """The packed ``[path, payload]`` item of a node as last published (None:
+        created but not drained yet; it comes with its first update)."""
+        data = node.data
+        if not data.seq:
+            return None
+        if not data.payload:
+            encoder = self._encoder
+            if encoder.epoch != self.epoch:
+                encoder = self._encoder = proto.NodeEncoder(self.epoch)
+            data.payload = self._pack(node, encoder)
+        return _pack_item(node.key, data.payload)
+
+
+def nested_mounts(mounts: Iterable[tuple[str, str]]) -> list[tuple[str, str, str, str]]:
+    """The pairs of ``(agent name, mount)`` whose mounts nest, as ``(outer name,
+    outer mount, inner name, inner mount)``: the inner mount lies strictly below
+    the outer one. Equal mounts are not listed (two agents sharing a parent is
+    the documented pattern), nor an agent's own mounts among themselves."""
+    by_mount: dict[str, list[str]] = {}
+    for name, mount in mounts:
+        by_mount.setdefault(mount, []).append(name)
+    pairs: list[tuple[str, str, str, str]] = []
+    for mount in sorted(by_mount):
+        segments = naming.split(mount)
+        for depth in range(1, len(segments)):
+            outer_mount = naming.SEPARATOR.join(segments[:depth])
+            for outer in by_mount.get(outer_mount, ()):
+                pairs.extend((outer, outer_mount, inner, mount) for inner in by_mount[mount] if inner != outer)
+    return pairs
 
 
 def _valid_agent_name(name: str) -> bool:

@@ -64,6 +64,8 @@ times = st.none() | st.floats(allow_nan=False, min_value=0, max_value=2e9)
     polled=times,
     received=times,
     period=times,
+    reported=st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    unknown=st.booleans(),
 )
 def test_node_encoder_packs_the_bytes_of_node_payload(
     use_msgspec: bool,
@@ -76,11 +78,14 @@ def test_node_encoder_packs_the_bytes_of_node_payload(
     polled: float | None,
     received: float | None,
     period: float | None,
+    reported: int | None,
+    unknown: bool,
 ) -> None:
     """Every kind of payload, every kind of value: the same bytes."""
     encoder = proto.NodeEncoder(epoch=2**62 + 5, use_msgspec=use_msgspec)
     common = {"epoch": 2**62 + 5, "seq": seq}
-    assert encoder.point(seq, alertcode, alertstr, stale, value, agent, polled, received, period) == proto.node_payload(
+    packed = encoder.point(seq, alertcode, alertstr, stale, value, agent, polled, received, period, reported, unknown)
+    assert packed == proto.node_payload(
         **common,
         kind=proto.NODE_POINT,
         alertcode=alertcode,
@@ -91,9 +96,11 @@ def test_node_encoder_packs_the_bytes_of_node_payload(
         polled_at_s=polled,
         received_at_s=received,
         dt_s=period,
+        reported_alert=reported,
+        liveness_unknown=unknown,
     )
-    assert encoder.parent(seq, alertcode, alertstr, stale) == proto.node_payload(
-        **common, kind=proto.NODE_PARENT, alertcode=alertcode, alertstr=alertstr, stale=stale
+    assert encoder.parent(seq, alertcode, alertstr, stale, unknown) == proto.node_payload(
+        **common, kind=proto.NODE_PARENT, alertcode=alertcode, alertstr=alertstr, stale=stale, liveness_unknown=unknown
     )
     assert encoder.removed(seq) == proto.node_payload(
         **common, kind=proto.NODE_REMOVED, alertcode=0, alertstr="", stale=False
@@ -170,7 +177,7 @@ def _outcome(decode: Any, data: bytes, limits: proto.Limits = proto.DEFAULT_LIMI
 header_items = st.one_of(st.integers(-3, 2**64 - 1), st.booleans(), st.text(max_size=3), st.none(), st.floats())
 delta_envelopes = st.tuples(
     st.sampled_from([1, 1, 1, True, 2]),  # major
-    st.sampled_from([0, 0, 0, 1, -1, False]),  # minor
+    st.sampled_from([0, 0, 1, 1, 7, 127, 128, -1, False]),  # minor (1.0 and 1.1 agents, later minors)
     st.sampled_from([2, 2, 2, 1, 2.0]),  # kind
     st.text(min_size=0, max_size=3) | st.integers(0, 3),  # sender
     st.integers(-1, 2**63) | header_items,  # epoch
@@ -225,6 +232,21 @@ def test_a_plain_delta_takes_the_msgspec_path_and_a_container_does_not() -> None
     assert proto._fast_delta(boxed, proto.DEFAULT_LIMITS) is None
 
 
+@pytest.mark.skipif(not proto.HAVE_MSGSPEC, reason="msgspec is not installed")
+@pytest.mark.parametrize("minor", [0, 1, 5])
+def test_a_delta_of_any_minor_takes_the_fast_path(minor: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent of protocol 1.0 (minor 0) is decoded as fast as one of this version."""
+    delta = proto.Delta(
+        sender="ant", epoch=1, seq=2, sent_ns=3, minor=minor, points=[proto.PointEntry("p", 1.5, 10, "G", 1.0, None)]
+    )
+    data = proto.encode(delta)
+    taken: list[bytes] = []
+    fast = proto._fast_delta
+    monkeypatch.setattr(proto, "_fast_delta", lambda frame, limits: taken.append(frame) or fast(frame, limits))
+    assert proto.decode(data) == delta
+    assert taken == [data]
+
+
 class _Payload(dict[str, Any]):
     """A dict subclass: decode_node_payload's fast path only takes exact dicts."""
 
@@ -238,7 +260,7 @@ field_values = st.one_of(
     st.lists(st.integers(), max_size=1),
 )
 NODE_KEYS = ("v", "epoch", "seq", "kind", "alert", "alertstr", "stale", "value", "agent")
-NODE_KEYS += ("polled_at", "received_at", "dt")
+NODE_KEYS += ("polled_at", "received_at", "dt", "reported_alert", "liveness_unknown")
 node_payloads = st.fixed_dictionaries({}, optional=dict.fromkeys(NODE_KEYS, field_values))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -299,7 +299,11 @@ def test_a_hub_behind_its_queue_judges_silence_only_up_to_what_it_has_heard() ->
     drain(hub, 1.0)
     hub.tick(20.0, WALL0 + 20.0, heard_all_until=3.9)  # 2.9 s of silence heard: within 3 x 1 s
     nodes = latest(drain(hub, 20.0))
-    assert "GS1/Ant/x" not in nodes  # neither silent nor overdue (deadline 1 + 3 x 1 + 1 = 5 s)
+    # Neither silent nor overdue (deadline 1 + 3 x 1 + 1 = 5 s); but the hub cannot vouch for it, and says so.
+    assert (nodes["GS1/Ant/x"].stale, nodes["GS1/Ant/x"].alertcode) == (False, GREEN)
+    assert nodes["GS1/Ant/x"].liveness_unknown
+    assert nodes["GS1/Ant"].liveness_unknown
+    assert nodes["GS1"].liveness_unknown
     assert (nodes["_hub/agents/ant"].value, nodes["_hub/agents_backlog_s"].value) == ("live", 16.1)
     assert nodes["_hub/agents_backlog_s"].alertcode == ORANGE
     hub.tick(20.5, WALL0 + 20.5, heard_all_until=20.5)  # caught up: now the silence is real
@@ -317,7 +321,8 @@ def test_a_point_goes_overdue_only_by_the_time_the_hub_has_heard_all() -> None:
     send(hub, agent.state(pt("fast", GREEN, dt=1.0)), now=0.0)  # overdue after 3 x 1 s + 1 s = 4 s
     drain(hub, 0.0)
     hub.tick(8.0, WALL0 + 8.0, heard_all_until=3.9)
-    assert "M/fast" not in latest(drain(hub, 8.0))
+    held = latest(drain(hub, 8.0))["M/fast"]  # not overdue; but it says the hub cannot vouch for it
+    assert (held.stale, held.liveness_unknown) == (False, True)
     hub.tick(8.5, WALL0 + 8.5, heard_all_until=4.1)
     assert latest(drain(hub, 8.5))["M/fast"].stale
 
@@ -677,6 +682,7 @@ def test_drain_publishes_points_parents_and_removals_with_their_fields() -> None
         WALL0 + 3.0,
         WALL0 + 4.0,
         2.5,
+        reported_alert=None,  # the shown level is the reported one: not repeated
     )
     parent = nodes["M/G"]
     assert (parent.kind, parent.alertcode, parent.alertstr, parent.stale) == ("parent", ORANGE, "ORANGE", False)
@@ -739,7 +745,9 @@ def test_snapshot_returns_exactly_the_nodes_under_the_prefix_with_the_current_se
     assert count == hub.published("GS1/") == 5  # GS1 itself is not under "GS1/"
     for path, payload in snap.items():
         assert proto.decode_node_payload(path, payload) == published[path]
-    assert set(unpack_items(hub.snapshot("GS1")[0])) == {path for path, _ in hub.tree.items() if path.startswith("GS1")}
+    # Whole segments: "GS1" is GS1 and its subtree, never GS10.
+    assert set(unpack_items(hub.snapshot("GS1")[0])) == {"GS1", *snap}
+    assert not any(path.startswith("GS10") for path in unpack_items(hub.snapshot("GS1")[0]))
     assert set(unpack_items(hub.snapshot("")[0])) == {path for path, _ in hub.tree.items()}
     assert hub.snapshot("nothing/")[0] == []
 
@@ -1036,3 +1044,429 @@ def test_a_topic_cut_inside_a_character_is_followed_as_its_whole_character_prefi
     hub.subscriptions.follow(cut, subscribed=False)
     send(hub, Agent("a", "GS1/Ant\u00e9").delta(pt("x", RED)))
     assert hub.drain(WALL0) == []
+
+
+# -- labels ---------------------------------------------------------------------------------------
+
+
+def test_a_built_in_code_keeps_its_built_in_label_whatever_an_agent_sends() -> None:
+    """Agent A sends code 100 labelled "GREEN": its point, B's CRITICAL parent and the root all read CRITICAL."""
+    hub = make_hub()
+    send(hub, Agent("a", "GS1/A").state(PointEntry("x", 1, CRITICAL, "GREEN", WALL0, None)))
+    send(hub, Agent("b", "GS1/B").state(pt("y", CRITICAL)))
+    nodes = latest(drain(hub))
+    for path in ("GS1/A/x", "GS1/A", "GS1/B", "GS1"):
+        assert (nodes[path].alertcode, nodes[path].alertstr) == (CRITICAL, "CRITICAL"), path
+    other = Agent("c", "GS2")
+    send(hub, other.state(PointEntry("z", 1, GREEN, "FINE", WALL0, None), pt("w", ORANGE)))
+    assert latest(drain(hub))["GS2/z"].alertstr == "GREEN"
+    send(hub, other.delta(PointEntry("z", 1, STALE_ALERTCODE, "OK", WALL0, None)), now=0.1)
+    assert latest(drain(hub))["GS2/z"].alertstr == "STALE"  # even the hub's own level
+
+
+def test_a_user_label_belongs_to_its_point_and_parents_take_the_label_they_roll_up_from() -> None:
+    """Two agents use code 15 with different labels: each point keeps its own; a parent shows its child's;
+    no agent's label reaches a parent that does not roll up from it."""
+    hub = make_hub()
+    a, b = Agent("a", "GS1/A"), Agent("b", "GS1/B")
+    send(hub, a.state(PointEntry("Deep/x", 1, 15, "MAINT", WALL0, None)))
+    send(hub, b.state(PointEntry("y", 1, 15, "FOO", WALL0, None)))
+    nodes = latest(drain(hub))
+    assert [nodes[p].alertstr for p in ("GS1/A/Deep/x", "GS1/A/Deep", "GS1/A")] == ["MAINT"] * 3
+    assert [nodes[p].alertstr for p in ("GS1/B/y", "GS1/B")] == ["FOO", "FOO"]
+    assert nodes["GS1"].alertstr in {"MAINT", "FOO"}  # either child it rolls up from
+    send(hub, b.delta(PointEntry("y", 1, 16, "BAR", WALL0, None)), now=1.0)
+    nodes = latest(drain(hub, 1.0))
+    assert (nodes["GS1"].alertcode, nodes["GS1"].alertstr) == (16, "BAR")
+    send(hub, b.delta(pt("y", GREEN)), now=2.0)
+    nodes = latest(drain(hub, 2.0))
+    assert (nodes["GS1"].alertcode, nodes["GS1"].alertstr) == (15, "MAINT")  # back to A's, its only source
+    assert nodes["GS1/B"].alertstr == "GREEN"
+
+
+# -- reported_alert and liveness_unknown -----------------------------------------------------------------
+
+
+def test_a_stale_point_keeps_its_reported_alert() -> None:
+    """A RED point of a silent agent reads STALE with reported_alert RED; parents carry none."""
+    hub = make_hub()
+    send(hub, Agent("ant", "M", heartbeat_s=1.0).state(pt("x", RED), pt("y", GREEN)))
+    hub.tick(10.0, WALL0 + 10.0)
+    nodes = latest(drain(hub, 10.0))
+    assert (nodes["M/y"].alertcode, nodes["M/y"].stale, nodes["M/y"].reported_alert) == (STALE_ALERTCODE, True, GREEN)
+    assert (nodes["M/x"].alertcode, nodes["M/x"].reported_alert) == (STALE_ALERTCODE, RED)
+    assert nodes["M"].reported_alert is None
+
+
+class Reads:
+    """Drives a hub as the server does: messages applied as read, then read_done and tick."""
+
+    def __init__(self, hub: HubState) -> None:
+        self.hub = hub
+
+    def turn(self, now: float, *messages: proto.Message, emptied: bool) -> dict[str, proto.NodeUpdate]:
+        for msg in messages:
+            self.hub.apply(msg, now, WALL0 + now)
+        self.hub.read_done(now, emptied)
+        self.hub.tick(now, WALL0 + now)
+        return latest(drain(self.hub, now))
+
+
+def test_one_agents_flood_does_not_blind_the_hub_to_the_others() -> None:
+    """While a flooder keeps the queue from emptying, the fair-queue rule proves the other agents heard:
+    a killed agent turns silent on time, a live one stays live, and only the flooder's points carry
+    liveness_unknown (rolled up to its parents), its overdue judgments held until it is caught up."""
+    hub = make_hub()
+    reads = Reads(hub)
+    flood = Agent("flood", "GS1/F", heartbeat_s=1.0)
+    victim = Agent("victim", "GS1/V", heartbeat_s=0.2)
+    quiet = Agent("quiet", "GS1/Q", heartbeat_s=1.0)
+    seen = reads.turn(0.0, flood.state(pt("p", dt=0.05)), victim.state(pt("v")), quiet.state(pt("q")), emptied=True)
+    now = 0.0
+    while now < 3.0:  # the victim is dead; the queue never empties, the flooder is read many times per turn
+        now = round(now + 0.05, 2)
+        batch = [flood.delta(pt("p", GREEN, dt=0.05)) for _ in range(5)]
+        if int(now * 20) % 10 == 0:
+            batch.insert(2, quiet.heartbeat(1))
+        seen.update(reads.turn(now, *batch, emptied=False))
+    assert seen["GS1/V/v"].stale  # 0.6 s of silence, judged while the flood goes on
+    assert "GS1/Q/q" not in seen or not seen["GS1/Q/q"].stale
+    assert not hub.agents["quiet"].silent
+    assert not hub.agents["flood"].silent
+    flooded = latest(drain(hub, now)) | seen
+    assert flooded["GS1/F/p"].liveness_unknown
+    assert flooded["GS1/F"].liveness_unknown
+    assert flooded["GS1"].liveness_unknown  # a parent is unknown while any child is
+    assert not flooded["GS1/F/p"].stale  # its refresh may wait in the queue: not judged
+    assert "GS1/Q/q" not in seen or not seen["GS1/Q/q"].liveness_unknown
+    # The flood stops: the queue empties, the flooder is heard again, its flags clear.
+    nodes = reads.turn(now + 0.05, flood.delta(pt("p", GREEN, dt=0.05)), emptied=True)
+    assert (nodes["GS1/F/p"].liveness_unknown, nodes["GS1/F"].liveness_unknown) == (False, False)
+    assert not nodes["GS1/F/p"].stale
+    assert nodes["GS1"].liveness_unknown is False
+
+
+def test_held_points_are_judged_once_their_agent_is_heard() -> None:
+    """A point that went past its deadline while the hub was behind its agent goes STALE once the
+    hub has heard that agent up to the deadline (if nothing refreshed it)."""
+    hub = make_hub()
+    reads = Reads(hub)
+    flood, other = Agent("flood", "F", heartbeat_s=100.0), Agent("other", "O", heartbeat_s=100.0)
+    reads.turn(0.0, flood.state(pt("fast", GREEN, dt=0.1), pt("p")), other.state(pt("o")), emptied=True)
+    for step in range(1, 21):  # 2 s of flood that never refreshes "fast"
+        seen = reads.turn(step / 10, flood.delta(pt("p")), flood.delta(pt("p")), emptied=False)
+        assert "F/fast" not in seen or not seen["F/fast"].stale
+    nodes = reads.turn(2.1, emptied=True)
+    assert nodes["F/fast"].stale
+
+
+def test_after_a_pause_nothing_is_judged_until_the_grace_has_passed() -> None:
+    """The hub resumes from a pause (observed time left it out): an empty queue right after it does not
+    count as "heard everything", so live agents whose backlog is still on its way stay live; their
+    points carry liveness_unknown until the grace ends; an agent that really died is judged after it."""
+    hub = make_hub(heartbeat_interval_s=0.2, pause_grace_s=1.0)
+    reads = Reads(hub)
+    live, dead = Agent("live", "L", heartbeat_s=0.2), Agent("dead", "D", heartbeat_s=0.2)
+    reads.turn(1.0, live.state(pt("x", GREEN)), dead.state(pt("y", GREEN)), emptied=True)
+    hub.pause(1.05, 10.0)
+    nodes = reads.turn(1.1, emptied=True)  # nothing readable yet: ZeroMQ is still moving the backlog
+    assert nodes["L/x"].liveness_unknown
+    assert not nodes["L/x"].stale
+    for now in (1.5, 1.9):  # the live agent's backlog and new messages arrive; the dead one's never do
+        nodes = reads.turn(now, live.heartbeat(1), emptied=True)
+        assert "D/y" not in nodes or not nodes["D/y"].stale  # still within the grace: not judged
+    assert not hub.agents["dead"].silent
+    nodes = reads.turn(2.1, live.heartbeat(1), emptied=True)  # the grace is over
+    assert nodes["D/y"].stale
+    assert not nodes["L/x"].liveness_unknown
+    assert "L/x" not in nodes or not nodes["L/x"].stale
+    assert not hub.agents["live"].silent
+
+
+def test_a_pause_left_out_of_the_clock_does_not_make_live_agents_silent() -> None:
+    """Through a pause the observed clock barely moves, so a 10 s pause is not 10 s of silence."""
+    hub = make_hub()
+    reads = Reads(hub)
+    agent = Agent("ant", "M", heartbeat_s=0.2)
+    reads.turn(0.0, agent.state(pt("x", GREEN)), emptied=True)
+    hub.pause(0.1, 10.0)
+    seen = reads.turn(0.15, emptied=True)
+    for step in range(3, 30):
+        seen |= reads.turn(step / 10, agent.heartbeat(1), emptied=True)
+    assert not seen["M/x"].stale
+    assert not hub.agents["ant"].silent
+
+
+# -- points a new incarnation does not list ----------------------------------------------------------------
+
+
+def test_a_point_the_new_incarnations_state_does_not_list_stays_stale_until_removed() -> None:
+    """An agent restarts with a changed point set: its old one-shot point never reads live again."""
+    hub = make_hub()
+    agent = Agent("ant", "M", heartbeat_s=0.2)
+    send(hub, agent.state(pt("once", RED, value="old"), pt("keep", GREEN, dt=1.0)))
+    hub.tick(1.0, WALL0 + 1.0)  # the old process died: silent, everything STALE
+    assert latest(drain(hub, 1.0))["M/once"].stale
+    agent.restart(epoch=2)
+    send(hub, agent.state(pt("keep", GREEN, dt=1.0), pt("new", GREEN)), now=1.5)
+    nodes = latest(drain(hub, 1.5))
+    assert not nodes["M/keep"].stale
+    assert nodes["M/once"].stale
+    assert (nodes["M/once"].alertcode, nodes["M/once"].reported_alert) == (STALE_ALERTCODE, RED)
+    for now in (2.0, 5.0, 11.0):
+        send(hub, agent.heartbeat(2), now=now)
+        hub.tick(now, WALL0 + now)
+        assert code(hub, "M/once") >= STALE_ALERTCODE
+        assert all(u.stale for u in drain(hub, now) if u.path == "M/once")
+    hub.tick(11.5, WALL0 + 11.5)
+    assert "M/once" not in hub.tree
+
+
+# -- two processes, one name ----------------------------------------------------------------------------------
+
+
+def timed(agent: Agent, msg: proto.Message, sent_s: float) -> proto.Message:
+    return dataclasses.replace(msg, sent_ns=int(sent_s * 1e9))
+
+
+def test_two_processes_with_one_name_are_one_conflict_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Epochs A, B, A, B...: one conflict counted, one WARNING naming both peers, _hub/agents/<name>
+    ORANGE; only the followed incarnation is applied; no "restarted" line per alternation."""
+    caplog.set_level("INFO", logger="gsmon.hub")
+    hub = make_hub()
+    first, second = Agent("rack", "R", epoch=0xA, heartbeat_s=1.0), Agent("rack", "R", epoch=0xB, heartbeat_s=1.0)
+    hub.apply(timed(first, first.state(pt("x", GREEN, value="a")), 100.0), 0.0, WALL0, "10.0.0.1:4001")
+    hub.apply(timed(second, second.state(pt("x", GREEN, value="b")), 105.0), 0.5, WALL0, "10.0.0.2:4002")
+    for step in range(1, 11):  # both keep sending, each after the other started
+        sender = first if step % 2 else second
+        peer = "10.0.0.1:4001" if sender is first else "10.0.0.2:4002"
+        point = pt("x", GREEN, value=sender.epoch)
+        msg = sender.state(point) if step % 3 == 0 else sender.delta(point)
+        hub.apply(timed(sender, msg, 105.0 + step), 0.5 + step / 10, WALL0, peer)
+    hub.tick(1.6, WALL0 + 1.6)
+    nodes = latest(drain(hub, 1.6))
+    assert hub.stats.conflicts == 1
+    assert hub.agents["rack"].epoch == 0xB
+    assert nodes["R/x"].value == 0xB  # only the followed incarnation's messages apply
+    assert (nodes["_hub/agents/rack"].value, nodes["_hub/agents/rack"].alertcode) == (
+        "conflict: two processes",
+        ORANGE,
+    )
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "two processes" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "10.0.0.1:4001" in warnings[0].getMessage()
+    assert "10.0.0.2:4002" in warnings[0].getMessage()
+    assert sum("restarted" in r.getMessage() for r in caplog.records) == 1  # the one switch before it showed
+    # The other process stops: the conflict is over.
+    for now in (2.0, 3.0, 4.0, 5.0):
+        hub.apply(timed(second, second.heartbeat(), 110.0 + now), now, WALL0 + now)
+        hub.tick(now, WALL0 + now)
+    assert latest(drain(hub, 5.0))["_hub/agents/rack"].value == "live"
+    assert hub.stats.conflicts == 1
+
+
+def test_a_real_restart_is_one_info_line_and_no_conflict(caplog: pytest.LogCaptureFixture) -> None:
+    """The old incarnation's last words (sent before the new one started) arriving late are no conflict."""
+    caplog.set_level("INFO", logger="gsmon.hub")
+    hub = make_hub()
+    old, new = Agent("rack", "R", epoch=0xA), Agent("rack", "R", epoch=0xB)
+    send(hub, timed(old, old.state(pt("x")), 100.0))
+    last_words = timed(old, old.delta(pt("x", RED)), 101.0)
+    send(hub, timed(new, new.state(pt("x")), 103.0), now=1.0)
+    send(hub, last_words, now=1.1)  # read after the new STATE (another connection), sent before it
+    send(hub, timed(new, new.delta(pt("x")), 104.0), now=1.2)
+    hub.tick(2.0, WALL0 + 2.0)
+    assert hub.stats.conflicts == 0
+    assert latest(drain(hub, 2.0))["_hub/agents/rack"].value == "live"
+    assert [r.getMessage() for r in caplog.records if "restarted" in r.getMessage()] == [
+        "agent rack restarted (epoch a -> b)"
+    ]
+    assert not [r for r in caplog.records if r.levelno >= 30 and "rack" in r.getMessage()]
+
+
+def test_a_conflict_warning_waits_briefly_for_the_peers_addresses(caplog: pytest.LogCaptureFixture) -> None:
+    """Detected from plain reads (no addresses), the core asks for peers, logs once both are known."""
+    hub = make_hub()
+    first, second = Agent("rack", "R", epoch=1), Agent("rack", "R", epoch=2)
+    hub.apply(timed(first, first.state(pt("x")), 100.0), 0.0, WALL0)
+    hub.apply(timed(second, second.state(pt("x")), 105.0), 0.1, WALL0)
+    hub.apply(timed(first, first.delta(pt("x")), 107.0), 0.2, WALL0)
+    assert hub.stats.conflicts == 1
+    assert hub.peers_wanted
+    assert not [r for r in caplog.records if "two processes" in r.getMessage()]
+    hub.apply(timed(first, first.delta(pt("x")), 107.1), 0.3, WALL0, "127.0.0.1:5001")
+    hub.apply(timed(second, second.delta(pt("x")), 107.2), 0.4, WALL0, "127.0.0.1:5002")
+    assert not hub.peers_wanted
+    (warning,) = [r.getMessage() for r in caplog.records if "two processes" in r.getMessage()]
+    assert "127.0.0.1:5001" in warning
+    assert "127.0.0.1:5002" in warning
+
+
+# -- nested mounts --------------------------------------------------------------------------------------------
+
+
+def test_nested_mounts_are_warned_about_once_equal_ones_not_at_all(caplog: pytest.LogCaptureFixture) -> None:
+    """GS1 and GS1/Ant nest (one can publish into the other's subtree); two agents at GS1/Ant share."""
+    hub = make_hub()
+    send(hub, Agent("ctl", "GS1/Ant").state(pt("a")))
+    send(hub, Agent("rack", "GS1/Ant").state(pt("b")))
+    assert not [r for r in caplog.records if "nested" in r.getMessage()]
+    site = Agent("site", "GS1")
+    send(hub, site.state(pt("c")))
+    send(hub, site.state(pt("c")), now=1.0)
+    nested = [r.getMessage() for r in caplog.records if "nested" in r.getMessage()]
+    assert len(nested) == 2
+    assert all("site (mount GS1)" in line for line in nested)
+    assert {"ctl", "rack"} == {line.split(" and ")[1].split(" ")[0] for line in nested}
+
+
+def test_nested_mounts_lists_strictly_nested_pairs_of_different_agents() -> None:
+    """The pure rule the server applies to the allow-list's grants."""
+    grants = [("a", "GS1"), ("b", "GS1/Ant"), ("c", "GS1/Ant"), ("d", "GS10"), ("a", "GS1/Own"), ("e", "GS1/Ant/x")]
+    assert sorted(hub_state.nested_mounts(grants)) == [
+        ("a", "GS1", "b", "GS1/Ant"),
+        ("a", "GS1", "c", "GS1/Ant"),
+        ("a", "GS1", "e", "GS1/Ant/x"),
+        ("b", "GS1/Ant", "e", "GS1/Ant/x"),
+        ("c", "GS1/Ant", "e", "GS1/Ant/x"),
+    ]
+
+
+# -- forget ----------------------------------------------------------------------------------------------------
+
+
+def test_forget_removes_a_silent_agent_and_refuses_a_live_one() -> None:
+    """A silent agent and all its points go at once (removals published); a live one is refused, unless its
+    key was revoked; an unknown name is refused."""
+    hub = make_hub()
+    send(hub, Agent("dead", "GS1/Dead", heartbeat_s=0.2).state(pt("x"), pt("y/z"), parents=["P"]))
+    send(hub, Agent("live", "GS1/Live", heartbeat_s=100.0).state(pt("x")))
+    hub.tick(1.0, WALL0 + 1.0)
+    drain(hub, 1.0)
+    done, message, result = hub.forget("live", 1.0, WALL0 + 1.0)
+    assert (done, result) == (False, {"reason": "live"})
+    assert "live" in message
+    assert hub.forget("nobody", 1.0, WALL0 + 1.0)[2] == {"reason": "unknown"}
+    done, message, result = hub.forget("dead", 1.0, WALL0 + 1.0)
+    assert (done, result) == (True, {"agent": "dead", "points": 2})
+    removed = {u.path for u in drain(hub, 1.0) if u.kind == proto.NODE_REMOVED}
+    assert removed == {"GS1/Dead", "GS1/Dead/x", "GS1/Dead/y", "GS1/Dead/y/z", "GS1/Dead/P", "_hub/agents/dead"}
+    assert "dead" not in hub.agents
+    done, _, _ = hub.forget("live", 1.0, WALL0 + 1.0, granted=False)
+    assert done
+    assert agent_paths(hub) == set()
+
+
+# -- logs ------------------------------------------------------------------------------------------------------
+
+
+def test_silent_is_a_warning_and_back_an_info_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="gsmon.hub")
+    hub = make_hub()
+    agent = Agent("ant", "M", heartbeat_s=1.0)
+    send(hub, agent.state(pt("x")))
+    hub.tick(5.0, WALL0 + 5.0)
+    send(hub, agent.heartbeat(), now=7.0)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "gsmon.hub"]
+    assert ("WARNING", "agent ant is silent: nothing heard for 5.0 s; its 1 point(s) are STALE") in lines
+    assert ("INFO", "agent ant is back after 2.0 s of silence") in lines
+
+
+def test_alert_transitions_of_points_are_logged_centrally_above_the_threshold(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Path, old -> new, value and agent, with structured fields; below the threshold nothing; OFF nothing."""
+    caplog.set_level("DEBUG", logger="gsmon.hub.alerts")
+    hub = make_hub(alert_log_threshold=RED)
+    agent = Agent("ant", "M", heartbeat_s=1.0)
+    send(hub, agent.state(pt("x", GREEN, value=1), pt("y", ORANGE)))
+    send(hub, agent.delta(pt("x", RED, value=42)), now=1.0)
+    send(hub, agent.delta(pt("y", GREEN)), now=1.0)  # below the threshold both ways
+    hub.tick(10.0, WALL0 + 10.0)  # silent: RED -> (still RED, >= STALE? no: RED < STALE) STALE
+    records = [r for r in caplog.records if r.name == "gsmon.hub.alerts"]
+    messages = [r.getMessage() for r in records]
+    assert messages[0] == 'alert "M/x" GREEN --> RED (value 42, agent ant)'
+    assert records[0].levelname == "WARNING"
+    assert {k: getattr(records[0], k) for k in ("point", "old_alert", "new_alert", "value", "agent")} == {
+        "point": "M/x",
+        "old_alert": GREEN,
+        "new_alert": RED,
+        "value": 42,
+        "agent": "ant",
+    }
+    assert 'alert "M/x" RED --> STALE (value 42, agent ant)' in messages
+    assert 'alert "M/y" GREEN --> STALE (value 1.0, agent ant)' in messages
+    assert not any("ORANGE" in m for m in messages)
+    quiet = make_hub(alert_log_level=None)
+    caplog.clear()
+    send(quiet, Agent("ant", "M").state(pt("x", CRITICAL)))
+    assert not [r for r in caplog.records if r.name == "gsmon.hub.alerts"]
+
+
+def test_the_alert_log_is_rate_limited_with_a_count_of_what_it_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="gsmon.hub.alerts")
+    hub = make_hub()
+    send(hub, Agent("ant", "M").state(*(pt(f"p{i}", RED) for i in range(250))))
+    send(hub, Agent("ant2", "N").state(pt("q", RED)), now=1.5)
+    messages = [r.getMessage() for r in caplog.records if r.name == "gsmon.hub.alerts"]
+    assert len([m for m in messages if m.startswith("alert ")]) == hub_state._ALERT_LOG_MAX_PER_S + 1
+    assert "50 more alert transition(s) in 2 s not logged (more than 200 a second)" in messages
+
+
+# -- snapshots walk only the subtree -----------------------------------------------------------------------------
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    points=st.lists(st.sampled_from(["A/x", "A/xy", "A/x/y", "Ab/c", "B/A/x", "A", "Z"]), min_size=1, unique=True),
+    prefix=st.sampled_from(["", "GS1", "GS1/", "GS1/A", "GS1/A/", "GS1/A/x", "GS1/Ab", "GS1/A/x/", "GS", "/", "GS1/Q"]),
+)
+def test_a_snapshot_selects_exactly_the_prefix_segments(points: list[str], prefix: str) -> None:
+    """nodes_under(prefix) is the tree filtered by names.path_in_prefix, found by a walk from the prefix's node."""
+    from gsmon.common.names import path_in_prefix
+
+    hub = make_hub()
+    agent = Agent("a", "GS1")
+    for path in points:  # one per message: a later path may be refused (a point cannot be a parent)
+        send(hub, agent.delta(pt(path)) if agent.seq >= 0 else agent.state(pt(path)))
+    drain(hub)
+    expected = {path for path, _ in hub.tree.items() if path_in_prefix(path, prefix)}
+    assert {node.key for node in hub.nodes_under(prefix)} == expected
+    assert set(unpack_items(hub.snapshot(prefix)[0])) == expected
+
+
+def test_a_snapshot_walk_survives_changes_between_its_steps() -> None:
+    """Resumed across turns while nodes are removed and added: removed ones are skipped, never an error."""
+    hub = make_hub()
+    agent = Agent("a", "GS1")
+    send(hub, agent.state(*(pt(f"G{g}/p{i}") for g in range(5) for i in range(5))))
+    drain(hub)
+    walk = hub.nodes_under("GS1/")
+    first = [next(walk).key for _ in range(3)]
+    agent.restart(epoch=2)
+    send(hub, agent.state(pt("G0/p0"), pt("New/x")), now=1.0)
+    hub.tick(11.0, WALL0 + 11.0)  # the grace has passed: everything else removed
+    drain(hub, 11.0)
+    rest = [node.key for node in walk]
+    assert all(key in hub.tree for key in rest)  # removed nodes are skipped
+    assert {"GS1/G0", "GS1/G0/p0"} <= set(first) | set(rest)  # what was there and stayed is yielded
+    assert len(first) + len(rest) == len(set(first) | set(rest))  # once each
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    points=st.lists(st.sampled_from(["A/x", "A/xy", "A/x/y", "Ab/c", "B/A/x", "A", "Z"]), min_size=1, unique=True),
+    prefix=st.sampled_from(["", "GS1", "GS1/", "GS1/A", "GS1/A/", "GS1/A/x", "GS1/Ab", "/", "GS1/Q"]),
+    step=st.integers(1, 4),
+)
+def test_the_stepwise_walk_gives_the_same_items_as_the_snapshot(points: list[str], prefix: str, step: int) -> None:
+    """walk_start/walk_step (the query core's slices) visit what nodes_under yields, packed alike."""
+    hub = make_hub()
+    agent = Agent("a", "GS1")
+    for path in points:
+        send(hub, agent.delta(pt(path)) if agent.seq >= 0 else agent.state(pt(path)))
+    drain(hub)
+    stack, out = hub.walk_start(prefix), []
+    while hub.walk_step(stack, step, out) == step:
+        pass
+    assert sorted(out) == sorted(hub.snapshot(prefix)[0])

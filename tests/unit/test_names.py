@@ -16,6 +16,7 @@ from gsmon.common.names import (
     check_name,
     check_path,
     join,
+    path_in_prefix,
     split,
 )
 
@@ -143,3 +144,37 @@ def test_check_mount_applies_path_rules() -> None:
     """A mount path follows every path rule too."""
     with pytest.raises(InvalidNameError, match="mount path"):
         check_mount("GS1//x")
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix", "selected"),
+    [
+        ("GS1/Antenna1", "GS1/Antenna1", True),
+        ("GS1/Antenna1/Az", "GS1/Antenna1", True),
+        ("GS1/Antenna10", "GS1/Antenna1", False),
+        ("GS1/Antenna10/Az", "GS1/Antenna1", False),
+        ("GS1/Antenna1", "GS1/Antenna1/", False),  # a trailing / is the subtree only
+        ("GS1/Antenna1/Az", "GS1/Antenna1/", True),
+        ("_hub/agents_live", "_hub/agents", False),
+        ("_hub/agents/ant", "_hub/agents", True),
+        ("_hub/agents", "_hub/agents", True),
+        ("GS1", "", True),
+        ("GS1", "GS", False),
+        ("GS2/x", "GS1", False),
+        ("GS1", "GS1/Antenna1", False),
+    ],
+)
+def test_a_prefix_selects_whole_segments(path: str, prefix: str, selected: bool) -> None:
+    """``A/B`` is that node and its subtree, never ``A/B2``; ``A/B/`` the subtree below it."""
+    assert path_in_prefix(path, prefix) is selected
+
+
+@given(st.lists(st.sampled_from(["a", "b", "ab", "é"]), min_size=1, max_size=4), st.integers(0, 4))
+def test_a_prefix_selects_exactly_the_node_and_its_descendants(segments: list[str], cut: int) -> None:
+    """For a prefix made of whole segments, selection is "equal, or a descendant" (with /: descendant only)."""
+    path = SEPARATOR.join(segments)
+    prefix_segments = segments[:cut] if cut else ["a"]
+    prefix = SEPARATOR.join(prefix_segments)
+    is_descendant = segments[: len(prefix_segments)] == prefix_segments and len(segments) > len(prefix_segments)
+    assert path_in_prefix(path, prefix) is (is_descendant or path == prefix)
+    assert path_in_prefix(path, prefix + SEPARATOR) is is_descendant

@@ -1,0 +1,170 @@
+"""Commands to a running hub: ``gsmon forget NAME``, and the client side of the COMMAND message.
+
+::
+
+    gsmon forget rack7 --hub tcp://gs1-hub:7763 --key admin.key_secret --hub-key hub.key
+
+:func:`send_command` sends one COMMAND on the hub's query socket (a DEALER,
+like ``gsmon get``) and returns the hub's COMMAND_RESULT; the protocol module
+lists the commands and the role each needs. ``forget`` removes a silent agent
+and all its points from the hub at once, so that a retired host no longer
+shows STALE for ``agent_retention_s``; the hub refuses a live agent, and, when
+it uses keys, anyone but an administrator (a subscriber key granted with
+``gsmon keys subscriber NAME --admin``, or the hub's own key pair).
+
+Exit status of ``gsmon forget``: 0 forgotten, 1 refused by the hub or no
+answer from it (the message says which, and why), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import itertools
+import secrets
+import sys
+import time
+from typing import Any, Final
+
+import zmq
+
+from gsmon.common import protocol as proto
+from gsmon.common import transport
+from gsmon.common.client import DEFAULT_QUERY_ENDPOINT, HubUnavailableError
+from gsmon.common.keys import ClientKeys, KeyFileError
+
+__all__ = ["add_parser", "forget_with_hub_keys", "send_command"]
+
+_requests = itertools.count(1)
+RETRY_S: Final = 0.3
+
+
+def send_command(
+    hub: str,
+    command: str,
+    args: dict[str, Any],
+    *,
+    curve: ClientKeys | None = None,
+    timeout_s: float = 5.0,
+    user: str | None = None,
+) -> proto.CommandResult:
+    """Send one COMMAND to the hub's query endpoint ``hub`` and return its result.
+
+    Raises :class:`HubUnavailableError` when no answer comes within
+    ``timeout_s`` or the hub answers with an ERROR (it refused the key).
+    """
+    transport.parse_endpoint(hub, connect=True)
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        dealer = transport.make_socket(context, zmq.DEALER, transport.SocketOptions())
+        if curve is not None:
+            curve.apply(dealer)
+        dealer.connect(hub)
+        request_id = next(_requests)
+        dealer.send(
+            proto.encode(
+                proto.Command(
+                    sender=f"client-{secrets.token_hex(4)}",
+                    epoch=0,
+                    seq=request_id,
+                    sent_ns=time.time_ns(),
+                    request_id=request_id,
+                    command=command,
+                    args=args,
+                    user=user,
+                )
+            ),
+            zmq.DONTWAIT,
+        )
+        deadline = time.monotonic() + timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not dealer.poll(int(remaining * 1000) + 1):
+                break
+            try:
+                reply = proto.decode(dealer.recv())
+            except proto.ProtocolError:
+                continue
+            if getattr(reply, "request_id", None) != request_id:
+                continue
+            if isinstance(reply, proto.Error):
+                raise HubUnavailableError(f"the hub at {hub} refused: {reply.message}")
+            if isinstance(reply, proto.CommandResult):
+                return reply
+        raise HubUnavailableError(f"no answer from the hub at {hub} within {timeout_s:g} s")
+    finally:
+        context.destroy(linger=0)
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return None
+
+
+def forget_with_hub_keys(name: str, hub: str, curve: ClientKeys | None, *, wait_s: float = 10.0) -> tuple[bool, str]:
+    """Forget agent ``name`` with ``curve`` (the hub's own key pair; None: a hub without keys).
+
+    Used right after revoking the agent's key: until the hub has re-read its
+    allow-list (within about a second) the agent may still count as live, so
+    a "live" refusal is retried for up to ``wait_s``. Returns (done, message).
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        result = send_command(hub, "forget", {"agent": name}, curve=curve, user=_user())
+        live = isinstance(result.result, dict) and result.result.get("reason") == "live"
+        if result.ok or not live or time.monotonic() >= deadline:
+            return result.ok, result.message
+        time.sleep(RETRY_S)
+
+
+# -- gsmon forget ---------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``gsmon forget`` on the ``gsmon`` command's subparsers."""
+    summary = "remove a silent agent and all its points from the hub now (an administrator's command)"
+    parser = subparsers.add_parser("forget", help=summary, description=summary + ". A live agent is refused.")
+    parser.add_argument("name", metavar="NAME", help="the agent's name")
+    parser.add_argument(
+        "--hub",
+        default=DEFAULT_QUERY_ENDPOINT,
+        metavar="QUERY_ENDPOINT",
+        help="the hub's query endpoint (default %(default)s)",
+    )
+    parser.add_argument("--timeout-s", type=float, default=5.0, help="how long to wait for the hub (default 5)")
+    parser.add_argument(
+        "--key", metavar="FILE", help="an administrator's secret key file, or the hub's own (with --hub-key)"
+    )
+    parser.add_argument("--hub-key", metavar="FILE", help="the hub's public key file (CURVE; with --key)")
+    parser.set_defaults(handler=run_forget)
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    prog = "gsmon forget"
+    if (args.key is None) != (args.hub_key is None):
+        print(f"{prog}: --key and --hub-key go together (your secret key and the hub's public key)", file=sys.stderr)
+        return 2
+    if not args.timeout_s > 0:
+        print(f"{prog}: --timeout-s must be positive, got {args.timeout_s}", file=sys.stderr)
+        return 2
+    try:
+        transport.parse_endpoint(args.hub, connect=True)
+        curve = ClientKeys.load(args.key, args.hub_key) if args.key is not None else None
+    except (ValueError, KeyFileError) as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2
+    try:
+        result = send_command(
+            args.hub, "forget", {"agent": args.name}, curve=curve, timeout_s=args.timeout_s, user=_user()
+        )
+    except HubUnavailableError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if not result.ok:
+        print(f"{prog}: the hub refused: {result.message}", file=sys.stderr)
+        return 1
+    print(result.message)
+    return 0

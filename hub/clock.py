@@ -1,0 +1,64 @@
+"""The hub loop's observed time: its monotonic clock with the loop's own pauses left out. No I/O.
+
+A hub that was not running cannot judge the time it was not running. When
+its process is stopped (SIGSTOP), its virtual machine frozen or its CPU
+starved, agents keep sending; the hub, resumed, would otherwise count those
+seconds as their silence and turn live agents STALE. So the loop measures
+each turn and leaves out of its clock what it could not have observed:
+
+* a poll that returned much later than its timeout allowed (the usual place
+  for a pause to land: the hub mostly waits in poll), and
+* a turn's work that took far longer than any turn should (the budgets in
+  :mod:`gsmon.hub.server` keep a turn to milliseconds).
+
+:class:`ObservedClock` gives the loop that time for its core; when it
+detects a pause, the server tells the core (:meth:`gsmon.hub.state.HubState.pause`),
+which then waits a grace before it judges anything again. Observed time
+never goes backwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["MAX_TURN_S", "MIN_PAUSE_S", "ObservedClock"]
+
+# A poll later than its timeout by more than this was a pause. Scheduling
+# jitter on a busy machine is tens of milliseconds; a pause shorter than this
+# is absorbed by the liveness factor (3 heartbeats) and the stale slack.
+MIN_PAUSE_S: Final = 0.5
+# A turn's work longer than this held a pause (or was itself a blind spot).
+MAX_TURN_S: Final = 1.0
+
+
+@dataclass(slots=True)
+class ObservedClock:
+    """Monotonic time minus the pauses detected so far."""
+
+    min_pause_s: float = MIN_PAUSE_S
+    max_turn_s: float = MAX_TURN_S
+    paused_total_s: float = 0.0
+    pauses: int = 0
+    _last_return: float | None = None
+
+    def observe(self, before_poll: float, after_poll: float, timeout_s: float) -> tuple[float, float]:
+        """The observed time once a poll with ``timeout_s`` returned, and the pause found in this turn (0.0: none).
+
+        ``before_poll`` and ``after_poll`` are monotonic readings taken just
+        before and just after the poll; the turn's work is the time from the
+        previous poll's return to this poll's start.
+        """
+        pause = 0.0
+        late = after_poll - before_poll - max(0.0, timeout_s)
+        if late > self.min_pause_s:
+            pause += late
+        if self._last_return is not None:
+            work = before_poll - self._last_return
+            if work > self.max_turn_s:
+                pause += work
+        self._last_return = after_poll
+        if pause:
+            self.paused_total_s += pause
+            self.pauses += 1
+        return after_poll - self.paused_total_s, pause
