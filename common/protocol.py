@@ -867,8 +867,9 @@ def node_payload(
     dt_s: float | None = None,
     reported_alert: int | None = None,
     liveness_unknown: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> bytes:
-    """Pack a NODE payload map."""
+    """Pack a NODE payload map (``extra``: the 1.2 operator keys, see NODE payload)."""
     payload = {
         "v": PROTOCOL_MAJOR,
         "epoch": epoch,
@@ -888,6 +889,8 @@ def node_payload(
         payload["reported_alert"] = reported_alert
     if liveness_unknown:
         payload["liveness_unknown"] = True
+    if extra:
+        payload.update(extra)
     if isinstance(value, list | tuple | dict) and not _container_ok(value):
         payload["value"] = _sanitise(value)
     try:
@@ -896,6 +899,19 @@ def node_payload(
         payload["value"] = _sanitise(value)
         return _pack_strict(payload)
 
+
+#: NODE keys of minor 2 (the operator layer), in wire order; each is left out at its default (0 or nil).
+NODE_EXTRA_KEYS: Final = (
+    "since",
+    "attention",
+    "alarm",
+    "shelf_id",
+    "shelved_below",
+    "unacked_below",
+    "raw_alert",
+    "pending",
+    "flapping",
+)
 
 # Value types that pack as they are (never sanitised), and that msgpack and
 # msgspec pack to the same bytes: the fast paths' values.
@@ -957,11 +973,14 @@ class NodeEncoder:
         dt_s: float | None,
         reported_alert: int | None = None,
         liveness_unknown: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> bytes:
         """A ``point`` payload (the arguments of :func:`node_payload`, in its order)."""
         if type(value) in _PLAIN_TYPES:
             try:
-                if self._encode is not None:
+                if self._encode is not None and not extra:
+                    # (msgspec sizes a struct's map header by its field count: the operator keys
+                    # would change the bytes of every payload, so they take the dict below.)
                     return self._encode(
                         _NodeStruct(
                             PROTOCOL_MAJOR,
@@ -998,6 +1017,8 @@ class NodeEncoder:
                     fields["reported_alert"] = reported_alert
                 if liveness_unknown:
                     fields["liveness_unknown"] = True
+                if extra:
+                    fields.update(extra)
                 return self._pack(fields)
             except (TypeError, ValueError, OverflowError):
                 pass  # an int beyond 64 bits, a lone surrogate...: node_payload sanitises it
@@ -1015,18 +1036,36 @@ class NodeEncoder:
             dt_s=dt_s,
             reported_alert=reported_alert,
             liveness_unknown=liveness_unknown,
+            extra=extra,
         )
 
-    def parent(self, seq: int, alertcode: int, alertstr: str, stale: bool, liveness_unknown: bool = False) -> bytes:
+    def parent(
+        self,
+        seq: int,
+        alertcode: int,
+        alertstr: str,
+        stale: bool,
+        liveness_unknown: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> bytes:
         """A ``parent`` payload."""
-        return self._other(seq, NODE_PARENT, alertcode, alertstr, stale, liveness_unknown)
+        return self._other(seq, NODE_PARENT, alertcode, alertstr, stale, liveness_unknown, extra)
 
     def removed(self, seq: int) -> bytes:
         """A ``removed`` payload."""
         return self._other(seq, NODE_REMOVED, 0, "", False, False)
 
-    def _other(self, seq: int, kind: str, alertcode: int, alertstr: str, stale: bool, unknown: bool) -> bytes:
-        if self._encode is not None:
+    def _other(
+        self,
+        seq: int,
+        kind: str,
+        alertcode: int,
+        alertstr: str,
+        stale: bool,
+        unknown: bool,
+        extra: dict[str, Any] | None = None,
+    ) -> bytes:
+        if self._encode is not None and not extra:
             return self._encode(
                 _NodeStruct(
                     PROTOCOL_MAJOR,
@@ -1061,6 +1100,8 @@ class NodeEncoder:
         }
         if unknown:
             fields["liveness_unknown"] = True
+        if extra:
+            fields.update(extra)
         return self._pack(fields)
 
 
