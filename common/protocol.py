@@ -313,13 +313,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal, NamedTuple, TypeAli
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgpack
-
-try:
-    import msgspec
-except ImportError:  # pragma: no cover - a dependency; only its speed is missed without it
-    HAVE_MSGSPEC = False
-else:
-    HAVE_MSGSPEC = True
+import msgspec
 
 __all__ = [
     "EXT_DATETIME",
@@ -364,12 +358,15 @@ __all__ = [
     "encode",
     "encode_hub_heartbeat",
     "encode_node",
+    "encode_snapshot_chunk",
     "is_heartbeat_topic",
     "node_payload",
     "notice_prefix",
     "notice_topic",
     "parse_notice",
+    "salvage_request_id",
     "scope_heartbeat_topic",
+    "snapshot_item",
 ]
 
 PROTOCOL_MAJOR: Final = 1
@@ -534,9 +531,6 @@ class SnapshotChunk(_Envelope):
     kind: ClassVar[MsgKind] = MsgKind.SNAPSHOT_CHUNK
     request_id: int
     nodes: list[tuple[str, dict[str, Any]]]
-    # Already-packed ``[path, payload]`` items; used by the hub instead of
-    # ``nodes`` so that cached payload bytes are not unpacked and repacked.
-    packed_nodes: list[bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -786,11 +780,8 @@ def _body_of(msg: Message) -> dict[str, Any]:
             **({} if msg.heartbeat_topic is None else {"heartbeat_topic": msg.heartbeat_topic}),
         }
     if isinstance(msg, SnapshotChunk):
-        if msg.packed_nodes is not None:
-            nodes = _Raw(_array(msg.packed_nodes))
-        else:
-            nodes = _Raw(_array([_pack_strict([path, payload]) for path, payload in msg.nodes]))
-        return {"request_id": msg.request_id, "nodes": nodes}
+        items = [snapshot_item(path, _pack_strict(payload)) for path, payload in msg.nodes]
+        return {"request_id": msg.request_id, "nodes": _Raw(_array(items))}
     if isinstance(msg, SnapshotEnd):
         return {"request_id": msg.request_id, "seq": msg.seq_at, "count": msg.count, "published": msg.published}
     if isinstance(msg, Error):
@@ -805,12 +796,38 @@ def _body_of(msg: Message) -> dict[str, Any]:
     raise TypeError(f"not a gsmon message: {msg!r}")
 
 
-def encode(msg: Message) -> bytes:
-    """Pack a message into one envelope frame."""
-    head = _pack_strict([PROTOCOL_MAJOR, msg.minor, int(msg.kind), msg.sender, msg.epoch, msg.seq, msg.sent_ns])
+def _envelope(minor: int, kind: MsgKind, sender: str, epoch: int, seq: int, sent_ns: int, body: bytes) -> bytes:
+    head = _pack_strict([PROTOCOL_MAJOR, minor, int(kind), sender, epoch, seq, sent_ns])
     # The envelope is an 8-item array: reuse the 7-item header's bytes and
     # change its array marker (fixarray 0x97 -> 0x98), then append the body.
-    return b"\x98" + head[1:] + _pack_body(_body_of(msg))
+    return b"\x98" + head[1:] + body
+
+
+def encode(msg: Message) -> bytes:
+    """Pack a message into one envelope frame."""
+    return _envelope(msg.minor, msg.kind, msg.sender, msg.epoch, msg.seq, msg.sent_ns, _pack_body(_body_of(msg)))
+
+
+def snapshot_item(path: str, payload: bytes) -> bytes:
+    """One ``[path, payload]`` item of SNAPSHOT_CHUNK ``nodes``, from a NODE payload already packed
+    (the hub keeps each node's payload bytes; they are spliced in, never unpacked and repacked)."""
+    encoded = path.encode()
+    size = len(encoded)
+    if size < 32:
+        head = bytes((0xA0 | size,))
+    elif size < 256:
+        head = b"\xd9" + bytes((size,))
+    else:
+        head = b"\xda" + size.to_bytes(2, "big")
+    return b"\x92" + head + encoded + payload
+
+
+def encode_snapshot_chunk(
+    *, sender: str, epoch: int, seq: int, sent_ns: int, request_id: int, items: list[bytes], minor: int = PROTOCOL_MINOR
+) -> bytes:
+    """A SNAPSHOT_CHUNK from :func:`snapshot_item` items: the same bytes :func:`encode` gives for those nodes."""
+    body = _pack_body({"request_id": request_id, "nodes": _Raw(_array(items))})
+    return _envelope(minor, MsgKind.SNAPSHOT_CHUNK, sender, epoch, seq, sent_ns, body)
 
 
 # ----------------------------------------------------------------------------
@@ -901,26 +918,25 @@ def node_payload(
 # msgspec pack to the same bytes: the fast paths' values.
 _PLAIN_TYPES: Final = frozenset({type(None), bool, int, float, str, bytes})
 
-if HAVE_MSGSPEC:
 
-    class _NodeStruct(msgspec.Struct, gc=False, omit_defaults=True):
-        """A NODE payload for msgspec: fields in wire order, so it packs as the
-        same map as node_payload's dict (checked in tests/unit/test_hub_fast_paths.py)."""
+class _NodeStruct(msgspec.Struct, gc=False, omit_defaults=True):
+    """A NODE payload for msgspec: fields in wire order, so it packs as the
+    same map as node_payload's dict (checked in tests/unit/test_hub_fast_paths.py)."""
 
-        v: int
-        epoch: int
-        seq: int
-        kind: str
-        alert: int
-        alertstr: str
-        stale: bool
-        value: Any
-        agent: str | None
-        polled_at: float | None
-        received_at: float | None
-        dt: float | None
-        reported_alert: int | None = None  # the defaults are left out, as node_payload leaves them out
-        liveness_unknown: bool = False
+    v: int
+    epoch: int
+    seq: int
+    kind: str
+    alert: int
+    alertstr: str
+    stale: bool
+    value: Any
+    agent: str | None
+    polled_at: float | None
+    received_at: float | None
+    dt: float | None
+    reported_alert: int | None = None  # the defaults are left out, as node_payload leaves them out
+    liveness_unknown: bool = False
 
 
 class NodeEncoder:
@@ -928,21 +944,18 @@ class NodeEncoder:
 
     The hub packs one payload per published update, so this skips what
     :func:`node_payload` spends on generality: keyword arguments, a new
-    msgpack packer per call, the container checks for plain values; and with
-    msgspec installed it packs with msgspec (a struct instead of a dict: 0.65
-    against 1.5 us). Anything but a plain value (containers, datetimes,
-    subclasses, values that fail to pack) goes through :func:`node_payload`
-    itself. Not thread-safe: one per hub loop.
+    msgpack packer per call, the container checks for plain values; and it
+    packs with msgspec (a struct instead of a dict: 0.65 against 1.5 us).
+    Anything but a plain value (containers, datetimes, subclasses, values
+    that fail to pack) goes through :func:`node_payload` itself. Not
+    thread-safe: one per hub loop.
     """
 
-    __slots__ = ("_encode", "_pack", "epoch")
+    __slots__ = ("_encode", "epoch")
 
-    def __init__(self, epoch: int, *, use_msgspec: bool = HAVE_MSGSPEC) -> None:
+    def __init__(self, epoch: int) -> None:
         self.epoch = epoch  # the hub's, in every payload
-        # Reusing one Packer is safe: it resets itself when a pack fails, and
-        # _default never re-enters it (nested ext payloads use _pack_strict).
-        self._pack = msgpack.Packer(default=_default, strict_types=True, use_bin_type=True, datetime=False).pack
-        self._encode = msgspec.msgpack.Encoder().encode if use_msgspec else None
+        self._encode = msgspec.msgpack.Encoder().encode
 
     def point(
         self,
@@ -961,44 +974,24 @@ class NodeEncoder:
         """A ``point`` payload (the arguments of :func:`node_payload`, in its order)."""
         if type(value) in _PLAIN_TYPES:
             try:
-                if self._encode is not None:
-                    return self._encode(
-                        _NodeStruct(
-                            PROTOCOL_MAJOR,
-                            self.epoch,
-                            seq,
-                            NODE_POINT,
-                            alertcode,
-                            alertstr,
-                            stale,
-                            value,
-                            agent,
-                            polled_at_s,
-                            received_at_s,
-                            dt_s,
-                            reported_alert,
-                            liveness_unknown,
-                        )
+                return self._encode(
+                    _NodeStruct(
+                        PROTOCOL_MAJOR,
+                        self.epoch,
+                        seq,
+                        NODE_POINT,
+                        alertcode,
+                        alertstr,
+                        stale,
+                        value,
+                        agent,
+                        polled_at_s,
+                        received_at_s,
+                        dt_s,
+                        reported_alert,
+                        liveness_unknown,
                     )
-                fields = {
-                    "v": PROTOCOL_MAJOR,
-                    "epoch": self.epoch,
-                    "seq": seq,
-                    "kind": NODE_POINT,
-                    "alert": alertcode,
-                    "alertstr": alertstr,
-                    "stale": stale,
-                    "value": value,
-                    "agent": agent,
-                    "polled_at": polled_at_s,
-                    "received_at": received_at_s,
-                    "dt": dt_s,
-                }
-                if reported_alert is not None:
-                    fields["reported_alert"] = reported_alert
-                if liveness_unknown:
-                    fields["liveness_unknown"] = True
-                return self._pack(fields)
+                )
             except (TypeError, ValueError, OverflowError):
                 pass  # an int beyond 64 bits, a lone surrogate...: node_payload sanitises it
         return node_payload(
@@ -1026,42 +1019,24 @@ class NodeEncoder:
         return self._other(seq, NODE_REMOVED, 0, "", False, False)
 
     def _other(self, seq: int, kind: str, alertcode: int, alertstr: str, stale: bool, unknown: bool) -> bytes:
-        if self._encode is not None:
-            return self._encode(
-                _NodeStruct(
-                    PROTOCOL_MAJOR,
-                    self.epoch,
-                    seq,
-                    kind,
-                    alertcode,
-                    alertstr,
-                    stale,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    unknown,
-                )
+        return self._encode(
+            _NodeStruct(
+                PROTOCOL_MAJOR,
+                self.epoch,
+                seq,
+                kind,
+                alertcode,
+                alertstr,
+                stale,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                unknown,
             )
-        fields = {
-            "v": PROTOCOL_MAJOR,
-            "epoch": self.epoch,
-            "seq": seq,
-            "kind": kind,
-            "alert": alertcode,
-            "alertstr": alertstr,
-            "stale": stale,
-            "value": None,
-            "agent": None,
-            "polled_at": None,
-            "received_at": None,
-            "dt": None,
-        }
-        if unknown:
-            fields["liveness_unknown"] = True
-        return self._pack(fields)
+        )
 
 
 def encode_node(update: NodeUpdate) -> tuple[bytes, bytes]:
@@ -1313,23 +1288,25 @@ _KINDS: Final = {kind.value: kind for kind in MsgKind}
 _DELTA_HEAD: Final = bytes((0x98, PROTOCOL_MAJOR))
 _DELTA_KIND: Final = int(MsgKind.DELTA)
 
-if HAVE_MSGSPEC:
-    _UInt: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
+_UInt: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
 
-    class _DeltaBody(msgspec.Struct, gc=False):
-        points: list[PointEntry]  # decoded straight into PointEntry, by its annotations
 
-    class _DeltaEnvelope(msgspec.Struct, array_like=True, gc=False):
-        major: Literal[1]
-        minor: _UInt
-        kind: Literal[2]
-        sender: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-        epoch: _UInt
-        seq: _UInt
-        sent_ns: int
-        body: _DeltaBody
+class _DeltaBody(msgspec.Struct, gc=False):
+    points: list[PointEntry]  # decoded straight into PointEntry, by its annotations
 
-    _decode_delta_envelope = msgspec.msgpack.Decoder(_DeltaEnvelope).decode
+
+class _DeltaEnvelope(msgspec.Struct, array_like=True, gc=False):
+    major: Literal[1]
+    minor: _UInt
+    kind: Literal[2]
+    sender: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    epoch: _UInt
+    seq: _UInt
+    sent_ns: int
+    body: _DeltaBody
+
+
+_decode_delta_envelope = msgspec.msgpack.Decoder(_DeltaEnvelope).decode
 
 
 def _fast_delta(data: bytes, limits: Limits) -> Delta | None:
@@ -1366,8 +1343,7 @@ def _fast_delta(data: bytes, limits: Limits) -> Delta | None:
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Decode one envelope frame; raise :class:`ProtocolError` on anything wrong."""
     if (
-        HAVE_MSGSPEC
-        and type(data) is bytes
+        type(data) is bytes
         and data[:2] == _DELTA_HEAD
         and len(data) > 3
         and data[2] < 0x80
@@ -1503,6 +1479,22 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         )
     assert kind is MsgKind.ERROR
     return Error(**header, request_id=_uint(body, "request_id"), message=_str(body, "message"))
+
+
+def salvage_request_id(data: bytes, max_bytes: int = MAX_FRAME_BYTES) -> int | None:
+    """The ``request_id`` to answer a request that failed :func:`decode` with (protocol: When ERROR
+    is sent): the body's when it is a uint, 0 when the frame is an envelope-shaped array (8 or more
+    items, a map last of the eight) without a usable one, None when it is not even that (no reply)."""
+    try:
+        envelope = _unpack(data, max_bytes)
+    except ProtocolError:
+        return None
+    if not isinstance(envelope, list) or len(envelope) < 8 or not isinstance(envelope[7], dict):
+        return None
+    request_id = envelope[7].get("request_id")
+    if type(request_id) is int and 0 <= request_id < 1 << 64:
+        return request_id
+    return 0
 
 
 def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
