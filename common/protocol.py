@@ -44,6 +44,20 @@ sent_ns    int       sender's wall clock, ns since the Unix epoch
 body       map       kind-specific, below; unknown keys ignored
 =========  ========  ==========================================================
 
+Sequence numbers: an agent's first message on each hub connection has seq 1 (+1
+per message); a client's first request should carry seq 1 and a random
+non-zero epoch (the hub does not check a client's seq, so any start is
+accepted); the hub's replies on one query connection (one ROUTER identity)
+count 1, 2, 3... of their own, separately for every connection. (The hub
+remembers the counters of its 65,536 most recently answered connections; a
+connection idle past that starts at 1 again.)
+
+Integers for foreign clients: ``sent_ns`` must be packed as a msgpack
+*integer*: JavaScript's ``Date.now() * 1e6`` is a double and is refused (use
+``BigInt(Date.now()) * 1000000n``). Epochs and seqs go beyond 2^53, where a
+JavaScript number loses digits: read them as BigInt (e.g. msgpack-javascript's
+``useBigInt64``) and compare them exactly.
+
 Point entry (in STATE and DELTA)
 --------------------------------
 An array ``[path, value, alertcode, alertstr, polled_at_s, dt_s]``:
@@ -108,6 +122,32 @@ COMMAND_RESULT     24   ``request_id``, ``ok`` bool, ``message`` str (one line
 =================  ===  ======================================================
 
 Replies carry the hub's epoch in the envelope.
+
+When ERROR is sent: the hub answers ERROR (with the request's
+``request_id``) when it refuses a request for the sender's key (``not allowed
+for this key``), when it has too many snapshots outstanding (``busy,
+retry``), when a well-formed message is not a request (``STATE is not a
+request I answer``), and when a request does not decode: a foreign major
+version, an unknown kind, a missing or mistyped field (a missing ``prefix``,
+a float ``sent_ns``...). The ``message`` of the last starts with
+``malformed request:`` and says what is wrong. Its ``request_id`` is the
+request's when that is a uint, 0 when the frame is an envelope (an array of
+8 or more items whose 8th is a map) without a usable one (negative, missing,
+not an int). A request sent with a leading empty frame (a REQ socket's
+delimiter) gets that ERROR in the same framing: use a DEALER and send the
+envelope as the only frame. A frame that is not even an envelope (not
+msgpack, not an array...) gets no reply: a client that hears nothing within
+its timeout should check what it sends. COMMANDs are answered with
+COMMAND_RESULT, never ERROR, once they decode.
+
+Snapshot framing: the hub sends the nodes in SNAPSHOT_CHUNKs of at most
+2,000 nodes each (the hub's ``chunk_nodes``; a client must accept any
+number, and chunks may be smaller), then one SNAPSHOT_END whose ``count`` is
+the number of nodes sent in all the chunks. An empty snapshot (nothing
+under the prefix) is a SNAPSHOT_END with ``count`` 0 and no chunk. The
+client must check ``count`` against the nodes it received: the hub drops a
+reply when that client's queue is full (it never blocks on a slow client),
+so a lower number means a chunk was lost and the client asks again.
 
 Snapshots (the ZeroMQ guide's Clone pattern, made safe for a snapshot the hub
 sends over several loop turns): a client subscribes first, then asks for the
@@ -199,8 +239,15 @@ always carries its built-in label; a ``parent``'s is the label of the child it
 rolls up from (for a built-in code, the built-in label). So no agent can
 relabel a level outside its own points.
 
-HUB_HEARTBEAT: topic :data:`HUB_HEARTBEAT_TOPIC` (starts with a NUL byte,
-which no path can hold) or a scope's topic (below); payload map ``v``,
+A ``removed`` payload says the node is gone (a removal is sent for each
+node of a removed subtree): ``kind`` "removed", ``alert`` 0, ``alertstr``
+"", ``stale`` false, ``value``, ``agent``, ``polled_at``, ``received_at``
+and ``dt`` nil, no ``reported_alert`` or ``liveness_unknown``; only
+``epoch`` and ``seq`` carry meaning.
+
+HUB_HEARTBEAT: topic :data:`HUB_HEARTBEAT_TOPIC`, the 14 bytes
+``00 68 75 62 2f 68 65 61 72 74 62 65 61 74`` (a NUL byte, which no path can
+hold, then ASCII ``hub/heartbeat``), or a scope's topic (below); payload map ``v``,
 ``epoch``, ``seq`` (last NODE seq), ``interval_s``, ``sent_at`` (float),
 ``published`` {prefix: uint}, and ``complete`` bool (minor 1; sent only when
 false: the hub counts at most ``max_published_prefixes`` prefixes, and
@@ -214,8 +261,19 @@ published under it (``published``). Frames on one connection arrive in order,
 so when a heartbeat arrives the subscriber must have received exactly
 ``published[P] - SNAPSHOT_END.published`` NODEs since its snapshot; any other
 number means messages were dropped (slow subscriber, high-water mark) or the
-hub's counter restarted, and the subscriber re-snapshots. A new ``epoch`` also
-means a re-snapshot. The hub sends a heartbeat immediately when it sees a new
+hub's counter restarted, and the subscriber re-snapshots. Count only NODEs
+whose ``seq`` is greater than ``SNAPSHOT_END.seq`` (applied or not), and
+ignore a heartbeat whose ``seq`` is below ``SNAPSHOT_END.seq``: it was sent
+before the snapshot started and can arrive after SNAPSHOT_END, since the two
+travel on different connections. A new ``epoch`` also means a re-snapshot.
+A prefix missing from ``published`` (in a heartbeat not older than the
+snapshot, without ``complete`` false) means the hub no longer counts, nor
+publishes, it for this client: the client re-subscribes and re-snapshots
+(Subscribing, step 4). When heartbeats stop (none for 3 x ``interval_s``,
+the project's client's bound), the client treats the hub as unreachable: it
+shows its data as of unknown freshness, keeps its subscriptions (ZeroMQ
+reconnects by itself) and, when heartbeats come back, re-snapshots if the
+``epoch`` is new or the count does not match. The hub sends a heartbeat immediately when it sees a new
 subscription to the heartbeat topic, which a client uses to know its prefix
 subscription is active before it asks for a snapshot.
 
@@ -271,8 +329,18 @@ and two extension types::
 
     ext 1  datetime  UTF-8 ISO 8601 text, with its UTC offset when aware and
                      the IANA zone in brackets when it has one (RFC 9557):
-                     "2026-11-28T12:00:00.5+01:00[Europe/Oslo]"
+                     "2026-11-28T12:00:00.500000+01:00[Europe/Oslo]"
     ext 2  tuple     a msgpack array, packed the same way
+
+The datetime text is Python's ``isoformat()``: ``YYYY-MM-DDTHH:MM:SS``, then
+a fraction only when there are microseconds (this side writes six digits,
+``.500000``; a reader must accept 0 to 6), then ``+HH:MM`` (or ``-``) when
+aware, then ``[Zone/Name]`` when the zone is an IANA one. A naive datetime
+has no offset. A reader that does not know the zone keeps the offset.
+
+``gsmon get --json`` (JSON has none of these types) maps bytes to base64
+text, datetimes to the text above (zone brackets included), tuples to
+arrays, NaN and +-inf to the strings "NaN", "Infinity", "-Infinity".
 
 A msgpack timestamp (ext -1) from a foreign sender decodes as an aware UTC
 datetime. Anything else (objects, sets, ints beyond 64 bits, dicts with
@@ -294,6 +362,11 @@ callers count it and drop the frame. (A DELTA whose values are all plain
 scalars is first offered to msgspec's typed one-shot decoder, which accepts
 exactly such frames and yields the same message; whatever it does not accept
 takes the path above. Encoding is unaffected: the same bytes either way.)
+
+Libraries: msgpack (the reference implementation) for the general decoder
+and the values' ext types; msgspec (a hard dependency) for the hot paths:
+typed DELTA decoding and NODE payload encoding, 2-3 times faster than
+msgpack with dicts (bench/RESULTS.md).
 
 Why not a DEALER/ROUTER link from agent to hub (as some projects do): with the
 agent's XPUB connecting to the hub's SUB, the hub's subscription itself tells
