@@ -770,6 +770,18 @@ class HubServer:
             except zmq.Again:
                 return
             self._counters.queries += 1
+            if len(frames) == 3 and not frames[1].bytes:  # a REQ socket's delimiter: answered, in its framing
+                bad = queries.malformed(
+                    frames[0].bytes,
+                    proto.salvage_request_id(frames[2].bytes, self._query_limits.max_frame_bytes),
+                    "a leading empty frame (a REQ socket?): send the envelope as the only frame, from a DEALER",
+                    wall,
+                )
+                self._reject(bad.invalid or "", decode=True)
+                for to, frame in bad.replies:
+                    with contextlib.suppress(zmq.Again):
+                        query.send_multipart([to, b"", frame], zmq.DONTWAIT)
+                continue
             if len(frames) != 2:
                 self._reject(f"{len(frames)} frames in one query (expected identity + 1)", decode=True)
                 continue
@@ -777,7 +789,12 @@ class HubServer:
             try:
                 request = proto.decode(data.bytes, self._query_limits)
             except proto.ProtocolError as error:
+                bad = queries.malformed(
+                    identity, proto.salvage_request_id(data.bytes, self._query_limits.max_frame_bytes), str(error), wall
+                )
                 self._reject(str(error), decode=True)
+                for to, frame in bad.replies:
+                    self._reply(query, to, frame)
                 continue
             try:
                 outcome = queries.request(

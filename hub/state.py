@@ -1331,7 +1331,7 @@ class HubState:
             payload = data.payload
             if not payload:
                 payload = data.payload = pack(node, encoder)
-            append(_pack_item(key, payload))
+            append(proto.snapshot_item(key, payload))
         return visited
 
     def node_item(self, node: TreeNode) -> bytes | None:
@@ -1345,7 +1345,7 @@ class HubState:
             if encoder.epoch != self.epoch:
                 encoder = self._encoder = proto.NodeEncoder(self.epoch)
             data.payload = self._pack(node, encoder)
-        return _pack_item(node.key, data.payload)
+        return proto.snapshot_item(node.key, data.payload)
 
 
 def nested_mounts(mounts: Iterable[tuple[str, str]]) -> list[tuple[str, str, str, str]]:
@@ -1372,16 +1372,3 @@ def _valid_agent_name(name: str) -> bool:
     except naming.InvalidNameError:
         return False
     return not name.startswith(naming.RESERVED_ROOT_PREFIX)
-
-
-def _pack_item(path: str, payload: bytes) -> bytes:
-    """A packed 2-array ``[path, payload-map]`` without unpacking the payload."""
-    encoded = path.encode()
-    size = len(encoded)
-    if size < 32:
-        head = bytes((0xA0 | size,))
-    elif size < 256:
-        head = b"\xd9" + bytes((size,))
-    else:
-        head = b"\xda" + size.to_bytes(2, "big")
-    return b"\x92" + head + encoded + payload

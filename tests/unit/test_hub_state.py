@@ -757,7 +757,7 @@ def test_snapshot_items_are_plain_msgpack_pairs(size: int) -> None:
     """The packed [path, payload] items equal what msgpack packs, for every str header size."""
     path = "é" * (size // 2) + "x" * (size % 2)
     payload = proto.node_payload(epoch=1, seq=2, kind="parent", alertcode=0, alertstr="", stale=False)
-    item = hub_state._pack_item(path, payload)
+    item = proto.snapshot_item(path, payload)
     assert item == msgpack.packb([path, msgpack.unpackb(payload)])
 
 
