@@ -92,7 +92,7 @@ import bisect
 import heapq
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -297,8 +297,8 @@ class HubState:
         self.subscriptions = subscriptions or SubscriptionLedger(max_published_prefixes=settings.max_published_prefixes)
         self._own = _Agent(HUB_AGENT, epoch=epoch, mount=HUB_ROOT, silent=False, judged=_INF)
         self._encoder = proto.NodeEncoder(epoch)
-        # Values the server adds to the hub's own points (name -> (value, alert code)).
-        self.extra_health: dict[str, tuple[Any, int]] = {}
+        # Values the server adds to the hub's own points (name -> (value, alert code)): set_server_health.
+        self._server_health: dict[str, tuple[Any, int]] = {}
         self._last_health = -_INF
         self._backlog_s = 0.0  # how far behind its agents' messages the last tick was
         self._started = now
@@ -1084,6 +1084,22 @@ class HubState:
     # The hub's own points
     # ------------------------------------------------------------------
 
+    def count_rejected(self, count: int = 1) -> None:
+        """``count`` messages the server dropped before they reached the core (undecodable,
+        unauthorised, a failure to apply): they count in ``_hub/messages_rejected``."""
+        self.stats.messages_rejected += count
+
+    def set_subscribers(self, connections: int) -> None:
+        """How many subscriber connections are open (``_hub/subscribers``), as the server's monitor counts them."""
+        self.stats.subscribers = connections
+
+    def set_server_health(self, values: Mapping[str, tuple[Any, int]]) -> None:
+        """The server's own health figures, shown as points ``_hub/<name>``: ``name -> (value, alert code)``.
+
+        They replace the previous call's: a name left out is removed at the next refresh.
+        """
+        self._server_health = dict(values)
+
     def _update_health(self, now: float, wall: float) -> None:
         live = sum(1 for agent in self.agents.values() if not agent.silent)
         stats = self.stats
@@ -1104,7 +1120,7 @@ class HubState:
         entries = [proto.PointEntry(key, value, 0, "", wall, None) for key, value in values.items()]
         entries += [
             proto.PointEntry(key, value, code, alertstr_for(code), wall, None)
-            for key, (value, code) in self.extra_health.items()
+            for key, (value, code) in self._server_health.items()
         ]
         # Behind by more than a heartbeat: liveness judgments are on hold (see tick).
         backlog_s = round(self._backlog_s, 1)

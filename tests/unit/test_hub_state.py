@@ -804,6 +804,29 @@ def test_unsubscribing_an_unknown_prefix_is_harmless_and_prefixes_are_capped() -
     assert (hub.published("a"), hub.published("c"), hub.published("never/")) == (2, 0, 0)
 
 
+def test_the_server_reports_through_calls_not_by_writing_the_counters() -> None:
+    """count_rejected, set_subscribers and set_server_health show as _hub/ points at the next health
+    refresh; a server figure left out of the next set_server_health is removed."""
+    hub = make_hub()
+    hub.count_rejected()
+    hub.count_rejected(2)
+    hub.set_subscribers(4)
+    hub.set_server_health({"decode_errors": (3, 0), "auth_alive": (False, CRITICAL)})
+    hub.tick(0.0, WALL0)
+    nodes = latest(drain(hub))
+    assert nodes["_hub/messages_rejected"].value == 3
+    assert nodes["_hub/subscribers"].value == 4
+    assert nodes["_hub/decode_errors"].value == 3
+    assert (nodes["_hub/auth_alive"].value, nodes["_hub/auth_alive"].alertcode) == (False, CRITICAL)
+    assert nodes["_hub"].alertcode == CRITICAL
+    hub.set_server_health({"decode_errors": (5, 0)})
+    hub.tick(1.0, WALL0 + 1.0)
+    nodes = latest(drain(hub, 1.0))
+    assert nodes["_hub/decode_errors"].value == 5
+    assert nodes["_hub/auth_alive"].kind == proto.NODE_REMOVED
+    assert "_hub/auth_alive" not in hub.tree
+
+
 def test_hub_health_points_appear_and_update() -> None:
     """tick publishes _hub/ points: counters, and agents/<name> live (Green) or silent (STALE)."""
     hub = make_hub()
