@@ -543,7 +543,7 @@ def test_the_hub_logs_what_an_operator_needs_and_no_line_per_get(procs: Processe
         wait_until(lambda: polled(sub) and not node(sub, "GS1/Ctl/Ticks").stale, what="the agent back")  # type: ignore[union-attr]
         watch(sub, 0.5)
     lines = [json.loads(line) for line in hub.process.stderr().splitlines() if line.startswith("{")]
-    mine = [entry for entry in lines if entry.get("logger") in ("gsmon.hub", "gsmon.hub.alerts")]
+    mine = [entry for entry in lines if entry.get("logger") in ("gsmon.hub.state", "gsmon.hub.alerts")]
     silent = [e for e in mine if e["message"].startswith("agent ctl is silent")]
     back = [e for e in mine if e["message"].startswith("agent ctl is back")]
     assert [e["level"] for e in silent] == ["WARNING"]
