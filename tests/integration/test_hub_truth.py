@@ -315,7 +315,7 @@ def test_a_real_restart_is_one_info_line_and_no_conflict(procs: Processes) -> No
         assert value(sub, "_hub/agents/rack") == "live"
         assert value(sub, "_hub/conflicts") == 0
     log = hub.process.stderr()
-    assert len(re.findall(r"INFO gsmon.hub: agent rack restarted", log)) == 1, log
+    assert len(re.findall(r"INFO gsmon.hub.state: agent rack restarted", log)) == 1, log
     assert "two processes" not in log
 
 

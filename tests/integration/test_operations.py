@@ -338,9 +338,9 @@ def test_default_text_log_shows_a_red_transition_at_info(procs: Processes, tmp_p
     hub = procs.hub()
     agent, control = tank_agent(procs, hub, tmp_path)
     write_value(control, 95.0)
-    line = 'WARNING gsmon.agent: alert "Tank/level_percent" GREEN --> RED (value 95.0)'
+    line = 'WARNING gsmon.agent.monitor: alert "Tank/level_percent" GREEN --> RED (value 95.0)'
     wait_until(lambda: line in agent.stderr(), what="the transition in the text log")
-    assert "INFO gsmon.agent: agent tank1 publishing" in agent.stderr()
+    assert "INFO gsmon.agent.main: agent tank1 publishing" in agent.stderr()
 
 
 NOBODY = 65534
