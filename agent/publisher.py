@@ -56,7 +56,7 @@ from gsmon.common.keys import ClientKeys
 
 __all__ = ["PointSource", "Publisher", "PublisherSettings"]  # the last two from send_policy, where they live
 
-log = logging.getLogger("gsmon.agent")
+log = logging.getLogger(__name__)
 
 _BYE_LINGER_MS: Final = 200
 NO_HUB_FIRST_WARNING_S: Final = 5.0  # then 10, 20, 40 ... up to NO_HUB_MAX_WARNING_S apart

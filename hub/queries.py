@@ -45,13 +45,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from gsmon.common import protocol as proto
+from gsmon.common.allowlist import AllowList, SubscriberGrant
 from gsmon.common.tree import TreeNode
-from gsmon.hub.auth import AllowList, SubscriberGrant
 from gsmon.hub.state import HubState
 
 __all__ = ["BUSY_MESSAGE", "COMMANDS", "CommandSpec", "Outcome", "QueryCore", "QuerySettings", "may_snapshot"]
 
-log = logging.getLogger("gsmon.hub")
+log = logging.getLogger(__name__)
 
 BUSY_MESSAGE: Final = "busy, retry"
 # Connections whose reply seq is remembered; past that the least recently answered is forgotten.

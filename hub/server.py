@@ -27,7 +27,7 @@ at once when a new subscriber subscribes to it.
 
 The subscribers' XPUB runs in manual mode: the hub sees every subscription
 and applies only those within the subscriber's caps and, with keys, its
-granted prefixes (:mod:`gsmon.hub.auth`). Which connection a manual
+granted prefixes (:mod:`gsmon.common.allowlist`). Which connection a manual
 ``setsockopt`` lands on is libzmq's guess, which a peer's junk upstream
 message skews: :mod:`gsmon.hub.subscriptions` explains the trap and owns the
 alignment guard and the ledger; this loop only feeds it frames, applies what
@@ -85,17 +85,20 @@ from zmq.utils.monitor import recv_monitor_message
 from gsmon.common import names, transport
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import CriticalAlert, GreenAlert
+from gsmon.common.allowlist import AllowList, SubscriberGrant
+from gsmon.common.errors import BindError
 from gsmon.common.transport import fast_get, fast_recv, fast_send
 from gsmon.common.version import __version__
-from gsmon.hub.auth import AllowList, HubAuthenticator, SubscriberGrant, sender_key
+from gsmon.hub.auth import HubAuthenticator, sender_key
 from gsmon.hub.clock import ObservedClock
+from gsmon.hub.config import HubEndpoints, ServerLimits
 from gsmon.hub.queries import QueryCore, QuerySettings
 from gsmon.hub.state import HubSettings, HubState, nested_mounts
 from gsmon.hub.subscriptions import Outcome, SubscriptionLedger
 
 __all__ = ["HubEndpoints", "HubServer", "ServerLimits"]
 
-log = logging.getLogger("gsmon.hub")
+log = logging.getLogger(__name__)
 
 TICK_S: Final = 0.1
 # How often the allow-list file is checked and the authenticator's health.
@@ -129,29 +132,6 @@ _MONITORED: Final = (
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 )
-
-
-@dataclass(frozen=True, slots=True)
-class HubEndpoints:
-    """Where the hub binds (port 0 picks a free port)."""
-
-    agents: str = transport.default_endpoint(transport.DEFAULT_AGENTS_PORT)
-    subscribers: str = transport.default_endpoint(transport.DEFAULT_SUBSCRIBERS_PORT)
-    query: str = transport.default_endpoint(transport.DEFAULT_QUERY_PORT)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerLimits:
-    """Socket-level limits (the core has its own in HubSettings)."""
-
-    max_frame_bytes: int = proto.MAX_FRAME_BYTES
-    max_points_per_message: int = proto.MAX_POINTS_PER_MESSAGE
-    max_query_frame_bytes: int = 64 * 1024
-    agents_rcvhwm: int = 100_000
-    subscribers_sndhwm: int = 100_000
-    query_sndhwm: int = 10_000
-    max_subscriptions_per_subscriber: int = 100
-    max_subscriptions: int = 100_000
 
 
 @dataclass(slots=True)
@@ -312,20 +292,14 @@ class HubServer:
                 self._scopes = _scopes_of(self.auth.allow_list)
             agents.setsockopt(zmq.SUBSCRIBE, b"")
             requested = self._requested_endpoints
-            bound_agents = transport.bind(agents, requested.agents)
-            try:
+            with _binding("agents", requested.agents):
+                bound_agents = transport.bind(agents, requested.agents)
+            with _binding("subscribers", requested.subscribers):
                 self._subscribers_listener = transport.listen(requested.subscribers)
-            except OSError as error:
-                # Said the way libzmq says it, so that the caller names the setting at fault.
-                code = error.errno or errno.EADDRINUSE
-                form = requested.subscribers.replace(":0", ":*") if requested.subscribers.endswith(":0") else None
-                raise zmq.ZMQError(code, f"{os.strerror(code)} (addr='{form or requested.subscribers}')") from error
-            bound_subscribers = self._make_subscribers(requested.subscribers)
-            self.endpoints = HubEndpoints(
-                agents=bound_agents,
-                subscribers=bound_subscribers,
-                query=transport.bind(query, requested.query),
-            )
+                bound_subscribers = self._make_subscribers(requested.subscribers)
+            with _binding("query", requested.query):
+                bound_query = transport.bind(query, requested.query)
+            self.endpoints = HubEndpoints(agents=bound_agents, subscribers=bound_subscribers, query=bound_query)
         except BaseException:
             self.close()
             raise
@@ -845,6 +819,19 @@ class HubServer:
             )
 
 
+@contextlib.contextmanager
+def _binding(role: str, endpoint: str) -> Iterator[None]:
+    """Turn a failure to listen at ``endpoint`` into a :class:`BindError` naming ``role`` and the endpoint."""
+    try:
+        yield
+    except zmq.ZMQError as error:  # pyzmq's text ends "(addr='tcp://...:*')": the endpoint as libzmq took it
+        raise BindError(role, endpoint, str(error), errno_value=error.errno) from error
+    except OSError as error:  # our own listener (transport.listen): said the way libzmq says it
+        code = error.errno or errno.EADDRINUSE
+        form = endpoint[: -len(":0")] + ":*" if endpoint.startswith("tcp://") and endpoint.endswith(":0") else endpoint
+        raise BindError(role, endpoint, f"{os.strerror(code)} (addr='{form}')", errno_value=code) from error
+
+
 def _bind_when_free(sock: zmq.Socket[bytes], endpoint: str, wait_s: float) -> str:
     """Bind, retrying for up to ``wait_s`` while the port is still taken.
 
@@ -862,14 +849,6 @@ def _bind_when_free(sock: zmq.Socket[bytes], endpoint: str, wait_s: float) -> st
                 sock.close(linger=0)
                 raise
         time.sleep(0.01)
-
-
-def ready_line(endpoints: HubEndpoints, warnings: list[str]) -> str:
-    """The single line a hub prints once it is bound (tests and scripts parse it)."""
-    line = f"READY agents={endpoints.agents} subscribers={endpoints.subscribers} query={endpoints.query}"
-    if warnings:
-        line += " WARNING=" + ",".join(warnings)
-    return line
 
 
 def _peer_of(frame: zmq.Frame) -> str | None:

@@ -113,7 +113,9 @@ from gsmon.hub.subscriptions import SubscriptionLedger
 
 __all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats", "nested_mounts"]
 
-log = logging.getLogger("gsmon.hub")
+log = logging.getLogger(__name__)
+# Not a module logger but a documented channel (see the module docstring): operators route or filter
+# the merged tree's alert transitions by this name, whichever module writes them.
 alert_log = logging.getLogger("gsmon.hub.alerts")
 
 # Tuples rather than inline `A | B` unions, which are rebuilt at every call (per message here).
@@ -356,9 +358,9 @@ class HubState:
         if agent is None:
             if isinstance(msg, proto.Bye):
                 return  # goodbye from an agent we never knew: nothing to record
-            if not _valid_agent_name(name) or len(self.agents) >= self.settings.max_agents:
+            if not naming.is_agent_name(name) or len(self.agents) >= self.settings.max_agents:
                 self.stats.messages_rejected += 1
-                why = "the hub has max_agents agents" if _valid_agent_name(name) else "invalid or reserved name"
+                why = "the hub has max_agents agents" if naming.is_agent_name(name) else "invalid or reserved name"
                 self._notice(name, f"agent name {name!r} refused: {why}")
                 return
             agent = self.agents[name] = _Agent(name)
@@ -1380,11 +1382,3 @@ def nested_mounts(mounts: Iterable[tuple[str, str]]) -> list[tuple[str, str, str
             for outer in by_mount.get(outer_mount, ()):
                 pairs.extend((outer, outer_mount, inner, mount) for inner in by_mount[mount] if inner != outer)
     return pairs
-
-
-def _valid_agent_name(name: str) -> bool:
-    try:
-        naming.check_name(name, "agent name")
-    except naming.InvalidNameError:
-        return False
-    return not name.startswith(naming.RESERVED_ROOT_PREFIX)

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import alertstr_for
+from gsmon.common.allowlist import AgentGrant, AllowList, SubscriberGrant
 from gsmon.common.client import Subscriber
 from gsmon.common.keys import generate_key_pair
 from gsmon.common.names import path_in_prefix
-from gsmon.hub.auth import AgentGrant, AllowList, SubscriberGrant
 from gsmon.hub.queries import BUSY_MESSAGE, QueryCore, QuerySettings
 from gsmon.hub.state import HubSettings, HubState
 

@@ -1390,7 +1390,7 @@ def test_silent_is_a_warning_and_back_an_info_line(caplog: pytest.LogCaptureFixt
     send(hub, agent.state(pt("x")))
     hub.tick(5.0, WALL0 + 5.0)
     send(hub, agent.heartbeat(), now=7.0)
-    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "gsmon.hub"]
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "gsmon.hub.state"]
     assert ("WARNING", "agent ant is silent: nothing heard for 5.0 s; its 1 point(s) are STALE") in lines
     assert ("INFO", "agent ant is back after 2.0 s of silence") in lines
 
