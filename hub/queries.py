@@ -57,17 +57,19 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from gsmon.common import protocol as proto
+from gsmon.common.allowlist import AllowList, SubscriberGrant
 from gsmon.common.tree import TreeNode
-from gsmon.hub.auth import AllowList, SubscriberGrant
 from gsmon.hub.journal import StateStore
 from gsmon.hub.operator import OPERATOR_COMMANDS
 from gsmon.hub.state import HubState
 
 __all__ = ["BUSY_MESSAGE", "COMMANDS", "CommandSpec", "Outcome", "QueryCore", "QuerySettings", "may_snapshot"]
 
-log = logging.getLogger("gsmon.hub")
+log = logging.getLogger(__name__)
 
 BUSY_MESSAGE: Final = "busy, retry"
+# Connections whose reply seq is remembered; past that the least recently answered is forgotten.
+_MAX_TRACKED_CONNECTIONS: Final = 65536
 Role = Literal["viewer", "operator", "admin"]
 ROLE_ORDER: Final = ("viewer", "operator", "admin")
 _ROLE_WORDS: Final = {"viewer": "a viewer's", "operator": "an operator's", "admin": "an administrator's"}
@@ -265,7 +267,7 @@ class QueryCore:
         self._version = version
         self._jobs: deque[_Job] = deque()
         self._per_client: dict[str | bytes, int] = {}
-        self._seq_out = 0
+        self._seq_out: dict[bytes, int] = {}  # reply seq per connection (ROUTER identity), least recent first
         # The operator layer: the state store (journal reads, contexts), and the active contexts
         # ("<kind>/<prefix>" -> record), which the server publishes as _hub/contexts/... points.
         self.store: StateStore | None = None
@@ -309,7 +311,7 @@ class QueryCore:
             self.stats.hellos += 1
             log.debug("HELLO from %s", caller.name)
             info = proto.Info(
-                **self._header(wall),
+                **self._header(identity, wall),
                 request_id=msg.request_id,
                 endpoints=dict(self._endpoints),
                 heartbeat_s=self._heartbeat_s,
@@ -373,9 +375,7 @@ class QueryCore:
         items, job.chunk = job.chunk, []
         job.count += len(items)
         self.stats.snapshot_nodes += len(items)
-        return proto.encode(
-            proto.SnapshotChunk(**self._header(wall), request_id=job.request_id, nodes=[], packed_nodes=items)
-        )
+        return proto.encode_snapshot_chunk(**self._header(job.identity, wall), request_id=job.request_id, items=items)
 
     def _end(self, job: _Job, wall: float) -> bytes:
         remaining = self._per_client[job.client] - 1
@@ -386,7 +386,7 @@ class QueryCore:
         log.debug("snapshot of %r: %d node(s) in %d turn(s)", job.prefix, job.count, job.turns)
         return proto.encode(
             proto.SnapshotEnd(
-                **self._header(wall),
+                **self._header(job.identity, wall),
                 request_id=job.request_id,
                 seq_at=job.seq_at,
                 count=job.count,
@@ -429,14 +429,16 @@ class QueryCore:
         by = caller.name + (f" (user {msg.user!r})" if msg.user else "")
         log.log(logging.INFO if ok else logging.WARNING, "command %s %s by %s: %s", msg.command, msg.args, by, message)
         reply = proto.CommandResult(
-            **self._header(wall), request_id=msg.request_id, ok=ok, message=message, result=result
+            **self._header(caller.identity, wall), request_id=msg.request_id, ok=ok, message=message, result=result
         )
         return Outcome([(caller.identity, proto.encode(reply))], refused=refused)
 
     # -- services -------------------------------------------------------------
 
-    def _result(self, caller: _Caller, request_id: int, wall: float, ok: bool, message: str, result: Any) -> bytes:
-        reply = proto.CommandResult(**self._header(wall), request_id=request_id, ok=ok, message=message, result=result)
+    def _result(self, to: bytes, request_id: int, wall: float, ok: bool, message: str, result: Any) -> bytes:
+        reply = proto.CommandResult(
+            **self._header(to, wall), request_id=request_id, ok=ok, message=message, result=result
+        )
         return proto.encode(reply)
 
     def _register(self, caller: _Caller, msg: proto.Command, wall: float) -> Outcome:
@@ -445,7 +447,12 @@ class QueryCore:
         if service not in SERVICES:
             why = f"register_service needs a service: one of {', '.join(SERVICES)}"
             return Outcome(
-                [(caller.identity, self._result(caller, msg.request_id, wall, False, why, {"reason": "bad-args"}))]
+                [
+                    (
+                        caller.identity,
+                        self._result(caller.identity, msg.request_id, wall, False, why, {"reason": "bad-args"}),
+                    )
+                ]
             )
         allowed = not caller.keyed or caller.hub_key or (caller.grant is not None and service in caller.grant.services)
         if not allowed:
@@ -454,13 +461,13 @@ class QueryCore:
                 f"{caller.name} may not serve {service}: grant the key the service "
                 f"('gsmon keys subscriber NAME --service {service}')"
             )
-            reply = self._result(caller, msg.request_id, wall, False, why, {"reason": "forbidden"})
+            reply = self._result(caller.identity, msg.request_id, wall, False, why, {"reason": "forbidden"})
             return Outcome([(caller.identity, reply)], refused=f"register_service {service} from {caller.name} refused")
         previous = self.services.get(str(service))
         self.services[str(service)] = caller.identity
         log.info("%s registered as the %s service%s", caller.name, service, " (replacing another)" if previous else "")
         reply = self._result(
-            caller, msg.request_id, wall, True, f"registered as the {service} service", {"service": service}
+            caller.identity, msg.request_id, wall, True, f"registered as the {service} service", {"service": service}
         )
         return Outcome([(caller.identity, reply)])
 
@@ -470,7 +477,7 @@ class QueryCore:
         target = self.services.get(service)
         if target is None:
             reply = self._result(
-                caller,
+                caller.identity,
                 msg.request_id,
                 wall,
                 False,
@@ -479,7 +486,7 @@ class QueryCore:
             )
             return Outcome([(caller.identity, reply)])
         if len(self._forwarded) >= self.settings.max_forwarded:
-            reply = self._result(caller, msg.request_id, wall, False, BUSY_MESSAGE, {"reason": "busy"})
+            reply = self._result(caller.identity, msg.request_id, wall, False, BUSY_MESSAGE, {"reason": "busy"})
             return Outcome([(caller.identity, reply)])
         self._forward_id += 1
         forward_id = self._forward_id
@@ -487,7 +494,7 @@ class QueryCore:
         args = dict(msg.args)
         args["by"] = caller.by  # who asked, for the service's own log
         forwarded = proto.Command(
-            **self._header(wall), request_id=forward_id, command=msg.command, args=args, user=msg.user
+            **self._header(target, wall), request_id=forward_id, command=msg.command, args=args, user=msg.user
         )
         return Outcome([(target, proto.encode(forwarded))])
 
@@ -498,7 +505,7 @@ class QueryCore:
             return Outcome(invalid=f"COMMAND_RESULT {msg.request_id} from {caller.name} answers nothing forwarded")
         del self._forwarded[msg.request_id]
         identity, request_id, _, _ = pending
-        return Outcome([(identity, self._result(caller, request_id, wall, msg.ok, msg.message, msg.result))])
+        return Outcome([(identity, self._result(identity, request_id, wall, msg.ok, msg.message, msg.result))])
 
     def expire_forwarded(self, now: float, wall: float) -> list[tuple[bytes, bytes]]:
         """Answer forwarded requests their service did not answer in time (ok=false)."""
@@ -508,19 +515,39 @@ class QueryCore:
             identity, request_id, service, _ = self._forwarded.pop(forward_id)
             message = f"the {service} service did not answer within {self.settings.forward_timeout_s:g} s"
             reply = proto.CommandResult(
-                **self._header(wall), request_id=request_id, ok=False, message=message, result={"reason": "timeout"}
+                **self._header(identity, wall),
+                request_id=request_id,
+                ok=False,
+                message=message,
+                result={"reason": "timeout"},
             )
             replies.append((identity, proto.encode(reply)))
         return replies
 
     # -- replies --------------------------------------------------------------
 
-    def _header(self, wall: float) -> dict[str, Any]:
-        self._seq_out += 1
-        return {"sender": "hub", "epoch": self.state.epoch, "seq": self._seq_out, "sent_ns": int(wall * 1e9)}
+    def malformed(self, identity: bytes, request_id: int | None, reason: str, wall: float) -> Outcome:
+        """A request that did not decode (protocol: When ERROR is sent): an ERROR with the reason when
+        it carries a usable ``request_id`` (:func:`proto.salvage_request_id`), else nothing to send."""
+        why = reason[:300]
+        if request_id is None:
+            return Outcome(invalid=why)
+        error = proto.Error(**self._header(identity, wall), request_id=request_id, message=f"malformed request: {why}")
+        return Outcome([(identity, proto.encode(error))], invalid=why)
+
+    def _header(self, identity: bytes, wall: float) -> dict[str, Any]:
+        # Reply seq is per connection (protocol: Envelope): a ROUTER identity is one connection.
+        seqs = self._seq_out
+        seq = seqs.pop(identity, 0) + 1
+        if len(seqs) >= _MAX_TRACKED_CONNECTIONS:
+            del seqs[next(iter(seqs))]  # the longest idle connection; it may restart at 1 (documented)
+        seqs[identity] = seq
+        return {"sender": "hub", "epoch": self.state.epoch, "seq": seq, "sent_ns": int(wall * 1e9)}
 
     def _error(self, caller: _Caller, msg: proto.Message, wall: float, message: str) -> tuple[bytes, bytes]:
-        error = proto.Error(**self._header(wall), request_id=getattr(msg, "request_id", 0), message=message)
+        error = proto.Error(
+            **self._header(caller.identity, wall), request_id=getattr(msg, "request_id", 0), message=message
+        )
         return caller.identity, proto.encode(error)
 
 
