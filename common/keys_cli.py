@@ -334,9 +334,11 @@ def _grant(args: argparse.Namespace) -> int:
 def _prefixes_text(grant: Any) -> str:
     text = "everything" if grant.prefixes is None else f"prefixes {', '.join(grant.prefixes)}"
     role = getattr(grant, "effective_role", None)
+    if role == "admin":
+        return text + ", administrator"  # the admin role and the older `admin = true` read the same
     if role is not None and role != "viewer":
         text += f", role {role}"
-    return text + (", administrator" if getattr(grant, "admin", False) else "")
+    return text
 
 
 def _revoke(args: argparse.Namespace) -> int:
