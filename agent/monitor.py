@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+from gsmon.agent.debounce import DebounceSettings
 from gsmon.agent.points import AlertRule, PointTable
 from gsmon.agent.scheduler import Event, Job, Schedule
 from gsmon.common import names as naming
@@ -291,6 +292,13 @@ class Monitor:
         dependents: tuple[str, ...] = (),
         alert_exc: type[Alert] = NoAlert,
         timeout: float | None = None,
+        *,
+        for_s: float | None = None,
+        clear_for_s: float | None = None,
+        m_of_n: tuple[int, int] | None = None,
+        flap_window_s: float | None = None,
+        flap_start: int | None = None,
+        flap_stop: int | None = None,
     ) -> None:
         """Register one monitor point (low level; prefer :meth:`monitor`).
 
@@ -314,6 +322,15 @@ class Monitor:
                 raises or times out.
             timeout: Seconds after which a running function is reported as an
                 error (default: the monitor's ``default_timeout``).
+            for_s, clear_for_s, m_of_n, flap_window_s, flap_start, flap_stop:
+                Debounce and flap guard of the point(s), all off by default
+                (see :mod:`gsmon.agent.debounce`): ``for_s`` seconds a higher
+                level must hold before the point shows it, ``clear_for_s`` a
+                lower one, ``m_of_n=(M, N)`` M bad polls of the last N, a flap
+                guard over ``flap_window_s`` seconds (starts above ``flap_start``
+                changes, stops at ``flap_stop`` or fewer). Unset: the settings
+                :meth:`set_debounce_rule` gives for the point's path, if any.
+                A bad value raises ``ValueError`` with one line per problem.
         """
         self._register(
             (name, *dependents),
@@ -326,6 +343,12 @@ class Monitor:
             alert_exc=alert_exc,
             timeout=timeout,
             register_dependents=False,
+            for_s=for_s,
+            clear_for_s=clear_for_s,
+            m_of_n=m_of_n,
+            flap_window_s=flap_window_s,
+            flap_start=flap_start,
+            flap_stop=flap_stop,
         )
 
     def monitor(self, point: str | tuple[str, ...] | None = None, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
@@ -334,7 +357,8 @@ class Monitor:
         ``point`` is the point's name (default: the function's name) or a
         tuple of names, in which case the function returns a tuple with one
         value per name. Every other argument is passed to
-        :meth:`register_monitor` (``dt``, ``parent``, ``timeout``...).
+        :meth:`register_monitor` (``dt``, ``parent``, ``timeout``, the debounce
+        settings ``for_s``, ``clear_for_s``, ``m_of_n``, ``flap_window_s``...).
         The function itself is returned unchanged and stays callable::
 
             @mon.monitor(point=("Point 1", "Point 2", "Point 3"), dt=10, parent="Test")
@@ -389,6 +413,17 @@ class Monitor:
         """
         self._table.alert_rule = rule
 
+    def set_debounce_rule(self, rule: Callable[[str], DebounceSettings | None] | None) -> None:
+        """Debounce settings by path for points registered without their own (``rule(path) -> settings``).
+
+        ``path`` is the point's path inside this monitor. Applied at once to
+        the points there are (a point that already debounces keeps its
+        settings and timers) and to points registered later. See
+        :class:`gsmon.agent.config.DebounceRule` for the agent's TOML tables.
+        """
+        with self._lock:
+            self._table.set_debounce_rule(rule)
+
     def callback(self) -> Callable[[Callback], Callback]:
         """Decorator form of :meth:`add_callback`."""
 
@@ -411,8 +446,25 @@ class Monitor:
         timeout: float | None = None,
         *,
         register_dependents: bool,
+        for_s: float | None = None,
+        clear_for_s: float | None = None,
+        m_of_n: tuple[int, int] | None = None,
+        flap_window_s: float | None = None,
+        flap_start: int | None = None,
+        flap_stop: int | None = None,
     ) -> None:
         """Validate everything first, then register all of ``point_names`` at once."""
+        debounce_given = {
+            "for_s": for_s,
+            "clear_for_s": clear_for_s,
+            "m_of_n": m_of_n,
+            "flap_window_s": flap_window_s,
+            "flap_start": flap_start,
+            "flap_stop": flap_stop,
+        }
+        debounce = {key: value for key, value in debounce_given.items() if value is not None}
+        # One line per bad setting (DebounceSettingsError is a ValueError).
+        debounce_settings = DebounceSettings.from_mapping(debounce) if debounce else None
         for point_name in point_names:
             naming.check_name(point_name, "point name")
         if len(set(point_names)) != len(point_names):
@@ -465,6 +517,7 @@ class Monitor:
                     logthr_alerts=alerts_threshold,
                     alert_exc=alert_exc,
                     job=job if job is not None else fed_by,
+                    debounce=debounce_settings,
                 )
                 self._pending_dependents.pop(point_name, None)
             if job is not None and not register_dependents:

@@ -10,15 +10,20 @@ it holds the lock, runs the jobs and performs the returned actions.
 Pipeline of one poll (:meth:`PointTable.apply`)::
 
     result/exception --> Alert per point --> alert rule (NoAlert only)
-        --> effective_alert()  <-- seam: per-point debounce goes here
+        --> effective_alert() (debounced points only: raw -> effective level)
         --> store value/code --> RollupTree (parents = worst child)
         --> changed set (publisher) --> Notes (logging, callbacks)
 
-Debounce seam: :meth:`PointTable.effective_alert` is the one place where the
-point's stored/published level is decided from the judged alert. A per-point
-``gsmon.agent.debounce.Debouncer`` (kept on :class:`Point`) is fed there with
-``observe(code, alertstr, polled_at_s)``; its ``effective_code``/``effective_str``
-replace the alert's, and ``verdict.events`` become further notes.
+Debounce: :meth:`PointTable.effective_alert` is the one place where a
+point's stored/published level is decided from the judged alert. A point with
+debounce or a flap guard configured (``add_point(debounce=...)``, or
+:meth:`PointTable.set_debounce_rule` for the agent's TOML by path pattern)
+keeps a :class:`gsmon.agent.debounce.Debouncer`, fed there with the judged
+code and the poll's wall-clock time; the verdict's effective level is what is
+stored, rolled up, published and logged, its events become log lines, and the
+point's entry carries the optional 7th item (raw level, pending, flapping;
+:func:`gsmon.common.protocol.point_debounce_map`). Points without one are
+untouched: their entries keep their exact bytes.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from gsmon.agent.debounce import DebounceEvent, Debouncer, DebounceSettings, Verdict
 from gsmon.agent.scheduler import Job
 from gsmon.common import names as naming
 from gsmon.common import protocol as proto
@@ -46,6 +52,7 @@ class Point:
         "alert_exc",
         "alertcode",
         "alertstr",
+        "debouncer",
         "dt_s",
         "job",
         "loglvl_alerts",
@@ -55,7 +62,10 @@ class Point:
         "node",
         "polled_mono",
         "polled_wall",
+        "raw_code",
+        "raw_str",
         "value",
+        "verdict",
     )
 
     def __init__(
@@ -81,16 +91,26 @@ class Point:
         self.alertstr = ""
         self.polled_wall: float | None = None
         self.polled_mono: float | None = None
+        # Debounce (None: not configured, the point shows its judged level as is).
+        self.debouncer: Debouncer | None = None
+        self.verdict: Verdict | None = None  # of the last poll, while a debouncer is set
+        self.raw_code = 0  # the judged level of the last poll, before debounce
+        self.raw_str = ""
 
 
 class Note(NamedTuple):
-    """One poll of one point that logging or a callback may act on."""
+    """One poll of one point that logging or a callback may act on.
+
+    ``alert`` is the effective alert (after debounce); ``events`` the debounce
+    events of this poll (pending, discarded, flapping_start, flapping_stop).
+    """
 
     point: Point
     path: str
     old_value: Any
     old_code: int | None
     alert: Alert
+    events: tuple[DebounceEvent, ...] = ()
 
 
 class LogLine(NamedTuple):
@@ -120,6 +140,10 @@ class PointTable:
         self.alert_rule: AlertRule | None = None
         # Errors of the alert rule: (path, error), for the facade to log.
         self.rule_errors: list[tuple[str, BaseException]] = []
+        # Per path pattern debounce settings (the agent's TOML), for points registered without their own.
+        self.debounce_rule: Callable[[str], DebounceSettings | None] | None = None
+        # The Alert class seen for each code: a debounced point shows one of the levels it had.
+        self.alert_classes: dict[int, type[Alert]] = {NoAlert.alertcode: NoAlert}
 
     # ------------------------------------------------------------------
     # Tree
@@ -148,15 +172,38 @@ class PointTable:
         logthr_alerts: int = 0,
         alert_exc: type[Alert] = NoAlert,
         job: Job | None = None,
+        debounce: DebounceSettings | None = None,
     ) -> Point:
-        """A new point under ``parent`` (which must exist, or be None); names are checked by the caller."""
+        """A new point under ``parent`` (which must exist, or be None); names are checked by the caller.
+
+        ``debounce``: the point's own settings (decorator keywords); None: those
+        of :attr:`debounce_rule` for its path, if any.
+        """
         node = self.tree.add(name, parent, is_leaf=True)
         point = Point(name, node, dt_s, loglvl_values, loglvl_alerts, logthr_alerts, alert_exc)
         point.job = job
         node.data = point
         self.points[name] = point
         self.paths[name] = self.path_of(name)
+        if debounce is None and self.debounce_rule is not None:
+            debounce = self.debounce_rule(self.paths[name])
+        if debounce is not None and debounce.enabled:
+            point.debouncer = Debouncer(debounce)
         return point
+
+    def set_debounce_rule(self, rule: Callable[[str], DebounceSettings | None] | None) -> None:
+        """Per path settings for points without their own; applied to the points there are and to later ones.
+
+        A point that has a debouncer keeps it (and its timers).
+        """
+        self.debounce_rule = rule
+        if rule is None:
+            return
+        for name, point in self.points.items():
+            if point.debouncer is None:
+                settings = rule(self.paths[name])
+                if settings is not None and settings.enabled:
+                    point.debouncer = Debouncer(settings)
 
     def depth_chain(self, parent: str | None) -> list[str]:
         """``parent`` and its ancestors, nearest first (an unknown parent counts as top level)."""
@@ -220,7 +267,8 @@ class PointTable:
                 alert = results[index]
                 if self.alert_rule is not None and type(alert) is NoAlert:
                     alert = self._judge(self.paths[point_name], alert)
-            alert = self.effective_alert(point, alert, tstamp)
+            if point.debouncer is not None:
+                alert = self.effective_alert(point, alert, tstamp)
             code = alert.alertcode
             if code not in self.alertstrs:
                 self.alertstrs[code] = alert.alertstr or ""
@@ -236,22 +284,40 @@ class PointTable:
                 self.changed[point_name] = point
             # Note the poll only when a callback or logging could act on it
             # (most polls of a steady point would be noted for nothing).
-            if notify_all or point.loglvl_values is not None or (point.loglvl_alerts is not None and old_code != code):
+            events = point.verdict.events if point.verdict is not None else ()
+            if (
+                notify_all
+                or point.loglvl_values is not None
+                or (point.loglvl_alerts is not None and (old_code != code or events))
+            ):
                 if notes is None:
                     notes = []
-                notes.append(Note(point, self.paths[point_name], old_value, old_code, alert))
+                notes.append(Note(point, self.paths[point_name], old_value, old_code, alert, events))
         return notes
 
     def effective_alert(self, point: Point, alert: Alert, polled_at_s: float) -> Alert:
-        """The alert the point takes (stores, rolls up, publishes, logs) for a judged poll.
+        """The alert a debounced point takes (stores, rolls up, publishes, logs) for a judged poll.
 
-        Today the judged alert itself. Per-point debounce plugs in here: feed
-        the point's ``Debouncer.observe(alert.alertcode, alert.alertstr,
-        polled_at_s)`` and return an alert carrying the verdict's effective
-        code/label (and keep the verdict for the wire map and journal events).
+        The judged level goes to the point's :class:`~gsmon.agent.debounce.Debouncer`
+        on the poll's time; the verdict (kept on the point for the wire map and
+        the notes) says the effective level, shown with the same value. A
+        point without a debouncer is not passed here: it takes the judged alert.
         """
-        del point, polled_at_s  # used by the debounce step
-        return alert
+        debouncer = point.debouncer
+        if debouncer is None:
+            return alert
+        code = alert.alertcode
+        label = alert.alertstr or ""
+        classes = self.alert_classes
+        if code not in classes:
+            classes[code] = type(alert)
+        verdict = debouncer.observe(code, label, polled_at_s)
+        point.verdict = verdict
+        point.raw_code, point.raw_str = code, label
+        if verdict.effective_code == code:
+            return alert
+        # One of the levels this point (or another) had: its class gives the label.
+        return classes.get(verdict.effective_code, NoAlert)(alert.val)
 
     def _judge(self, path: str, alert: Alert) -> Alert:
         rule = self.alert_rule
@@ -272,7 +338,7 @@ class PointTable:
 
     def log_lines(self, note: Note) -> list[LogLine]:
         """What to log for one note: value changes and alert changes past the threshold."""
-        point, path, old_value, old_code, alert = note
+        point, path, old_value, old_code, alert, _ = note
         lines: list[LogLine] = []
         if point.loglvl_values is not None:
             try:
@@ -281,6 +347,8 @@ class PointTable:
                 changed = old_value is not alert.val
             if changed:
                 lines.append(LogLine(point.loglvl_values, 'value "%s" --> %s', (path, alert.val), None))
+        if point.loglvl_alerts is not None:
+            lines += [self._event_line(point.loglvl_alerts, path, event) for event in note.events]
         new_code = alert.alertcode
         if point.loglvl_alerts is None or old_code == new_code:
             return lines
@@ -305,6 +373,30 @@ class PointTable:
                 )
             )
         return lines
+
+    def _event_line(self, level: int, path: str, event: DebounceEvent) -> LogLine:
+        """A debounce event as a log line (the raw level was held back, or the flap guard acted)."""
+        old_label = alertstr_for(event.old, self.alertstrs) or "NONE"
+        new_label = alertstr_for(event.new, self.alertstrs) or "NONE"
+        extra: dict[str, Any] = {
+            "point": path,
+            "debounce": event.kind,
+            "old_alert": event.old,
+            "new_alert": event.new,
+            "polled_at": event.polled_at_s,
+        }
+        if event.kind == "pending":
+            return LogLine(
+                level, 'alert "%s" %s, pending %s (held back by debounce)', (path, old_label, new_label), extra
+            )
+        if event.kind == "discarded":
+            return LogLine(level, 'alert "%s" pending %s discarded (did not hold)', (path, new_label), extra)
+        if event.kind == "flapping_start":
+            extra["changes"] = event.changes
+            return LogLine(
+                level, 'alert "%s" flapping (%s changes), held at %s', (path, event.changes, new_label), extra
+            )
+        return LogLine(level, 'alert "%s" stopped flapping: %s --> %s', (path, old_label, new_label), extra)
 
     # ------------------------------------------------------------------
     # Reading
@@ -348,7 +440,20 @@ class PointTable:
         code = point.alertcode
         assert polled_at is not None
         assert code is not None
-        return proto.PointEntry(self.paths[point.name], point.value, code, point.alertstr, polled_at, point.dt_s)
+        path = self.paths[point.name]
+        verdict = point.verdict
+        if verdict is None:  # plain points keep their exact bytes
+            return proto.PointEntry(path, point.value, code, point.alertstr, polled_at, point.dt_s)
+        pending, flapping = verdict.pending, verdict.flapping
+        return proto.debounced_entry(
+            proto.PointEntry(path, point.value, code, point.alertstr, polled_at, point.dt_s),
+            proto.point_debounce_map(
+                point.raw_code,
+                point.raw_str,
+                None if pending is None else (pending.level, pending.since_s),
+                None if flapping is None else (flapping.since_s, flapping.changes),
+            ),
+        )
 
     def take_changes(self) -> list[proto.PointEntry]:
         changed = self.changed

@@ -216,7 +216,7 @@ class TestErrors:
         ("text", "expected"),
         [
             # unknown keys, at every level
-            ("nmae = 1", "nmae: unknown key; allowed keys here: agent, logging, modules, probes, thresholds"),
+            ("nmae = 1", "nmae: unknown key; allowed keys here: agent, debounce, logging, modules, probes, thresholds"),
             (
                 "[agent]\nworker = 3",
                 "agent.worker: unknown key; allowed keys here: default_dt_s, default_timeout_s, flush_interval_s, "
