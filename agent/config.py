@@ -583,13 +583,16 @@ def _threshold(table: Section) -> Threshold:
         raise table.error(None, str(error)) from error
 
 
+_DEBOUNCE_SECONDS: Final = "a number of seconds >= 0 (0 = off)"
+
+
 def _debounce(table: Section) -> PointDebounce:
     point = table.point_path("point", what="point path or pattern")
     read: dict[str, object] = {
-        "for_s": table.number("for_s", None, minimum=0.0),
-        "clear_for_s": table.number("clear_for_s", None, minimum=0.0),
+        "for_s": table.number("for_s", None, minimum=0.0, what=_DEBOUNCE_SECONDS),
+        "clear_for_s": table.number("clear_for_s", None, minimum=0.0, what=_DEBOUNCE_SECONDS),
         "m_of_n": table.integers("m_of_n", None, length=2, what="[M, N]: two whole numbers, M <= N"),
-        "flap_window_s": table.number("flap_window_s", None, minimum=0.0),
+        "flap_window_s": table.number("flap_window_s", None, minimum=0.0, what=_DEBOUNCE_SECONDS),
         "flap_start": table.integer("flap_start", None, minimum=1),
         "flap_stop": table.integer("flap_stop", None, minimum=0),
     }

@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from gsmon.agent import Alert, CriticalAlert, GreenAlert, Monitor, MonitorItem, NoAlert, OrangeAlert, RedAlert
+from gsmon.agent.debounce import DebounceSettings, DebounceSettingsError
 from gsmon.common.names import MAX_DEPTH, MAX_NAME_CHARS, InvalidNameError
 
 MakeMonitor = Callable[..., Monitor]
@@ -1102,3 +1103,58 @@ def test_point_whose_path_would_exceed_the_byte_cap_is_refused() -> None:
     with pytest.raises(InvalidNameError, match="longer than 1024 bytes"):
         mon.monitor(point="x" * 100, parent=parent)(lambda: 1)
     assert "x" * 100 not in mon
+
+
+def test_debounce_keywords_give_the_point_a_debouncer_plain_points_none() -> None:
+    """@mon.monitor(for_s=..., clear_for_s=..., m_of_n=..., flap_...) configures the point's debounce;
+    register_monitor takes the same; points without them keep none (the seed's behaviour)."""
+    mon = Monitor()
+    mon.monitor(point="temp", dt=2, for_s=10, clear_for_s=30, m_of_n=(3, 5))(lambda: 1)
+    mon.register_monitor(
+        "link", mon.to_gen_in_executor(lambda: 1, ("link",)), flap_window_s=60, flap_start=4, flap_stop=1
+    )
+    mon.monitor(point="plain")(lambda: 1)
+    points = mon.point_table.points
+    assert points["temp"].debouncer is not None
+    assert points["temp"].debouncer.settings == DebounceSettings(for_s=10.0, clear_for_s=30.0, m_of_n=(3, 5))
+    assert points["link"].debouncer is not None
+    assert points["link"].debouncer.settings == DebounceSettings(flap_window_s=60.0, flap_start=4, flap_stop=1)
+    assert points["plain"].debouncer is None
+
+
+def test_bad_debounce_keywords_raise_one_line_per_problem_and_register_nothing() -> None:
+    mon = Monitor()
+    with pytest.raises(DebounceSettingsError) as raised:  # a ValueError
+        mon.monitor(point="temp", for_s="fast", m_of_n=(5, 3), flap_stop=1)(lambda: 1)
+    assert str(raised.value).splitlines() == [
+        "for_s: expected a number of seconds >= 0 (0 = off), got 'fast'",
+        "m_of_n: expected [M, N] with 1 <= M <= N <= 10000, got [5, 3]",
+        "flap_stop: needs flap_window_s > 0 (without a window there is no flap guard)",
+    ]
+    assert isinstance(raised.value, ValueError)
+    assert "temp" not in mon
+    with pytest.raises(TypeError):
+        mon.monitor(point="temp", for_seconds=3)(lambda: 1)  # a typo is still a TypeError
+
+
+def test_debounced_point_shows_and_calls_back_with_the_effective_level(
+    make_monitor: MakeMonitor, wait_until: WaitUntil
+) -> None:
+    """A point RED on every poll with for_s=3600 stays at its effective level (NoAlert: never normal yet,
+    RED pending) in mon[...], the rollup and the callbacks; the publisher entry says raw RED, pending."""
+    seen: list[int] = []
+    mon = make_monitor(tick=0.01)
+    mon.add_callback(lambda name, t, exc, ret: seen.append(ret.alertcode))
+    mon.monitor(point="temp", dt=0.01, parent="Rack", for_s=3600)(lambda: RedAlert(99))
+    mon.start()
+    wait_until(lambda: len(seen) >= 3)
+    mon.stop()
+    assert set(seen) == {NoAlert.alertcode}
+    assert mon["temp"].alert == NoAlert.alertcode
+    assert mon["temp"].value == 99
+    assert mon["Rack"].alert == NoAlert.alertcode
+    entries, _ = mon.point_table.full_state()
+    (entry,) = entries
+    assert entry.alertcode == NoAlert.alertcode
+    assert entry.debounce["raw"] == RedAlert.alertcode  # type: ignore[attr-defined]
+    assert entry.debounce["pending"]["level"] == RedAlert.alertcode  # type: ignore[attr-defined]

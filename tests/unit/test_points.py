@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 
+import msgpack
 import pytest
 
+from gsmon.agent.debounce import DebounceSettings
 from gsmon.agent.points import LogLine, PointTable
+from gsmon.common import protocol as proto
 from gsmon.common.alerts import Alert, GreenAlert, NoAlert, OrangeAlert, RedAlert
 
 WALL = 1_800_000_000.0  # the poll's wall-clock stamp
@@ -166,3 +169,110 @@ def test_rows_and_iter_points_give_ages_from_now() -> None:
         (2, "a", 7, OrangeAlert.alertcode, "ORANGE", 1.0),
         (2, "b", None, None, "", None),
     ]
+
+
+# --- Debounce (issue 13 §3): the effective level is what is stored, rolled up, published, logged ---
+
+
+def test_a_one_poll_glitch_under_for_s_stays_green_and_the_raw_level_is_sent() -> None:
+    """for_s=10: a RED poll between GREEN ones never becomes the point's level; the entry carries raw and pending."""
+    table = table_with("temp", track_changes=True, debounce=DebounceSettings(for_s=10.0))
+    table.apply(("temp",), WALL, NOW, None, (GreenAlert(20.0),), notify_all=False)
+    table.apply(("temp",), WALL + 2, NOW + 2, None, (RedAlert(95.0),), notify_all=False)
+    assert table.item("temp", NOW + 2)[1:3] == (95.0, GreenAlert.alertcode)  # the value, at the effective level
+    assert table.item("Site", NOW)[2] == GreenAlert.alertcode  # rolled up: effective
+    (entry,) = table.take_changes()
+    assert (entry.alertcode, entry.alertstr) == (GreenAlert.alertcode, "GREEN")
+    assert isinstance(entry, proto.DebouncedEntry)
+    assert entry.debounce == {
+        "raw": RedAlert.alertcode,
+        "raw_str": "RED",
+        "pending": {"level": RedAlert.alertcode, "since": WALL + 2},
+        "flapping": None,
+    }
+    table.apply(("temp",), WALL + 4, NOW + 4, None, (GreenAlert(21.0),), notify_all=False)
+    (entry,) = table.take_changes()
+    assert entry.alertcode == GreenAlert.alertcode
+    assert entry.debounce == {"raw": GreenAlert.alertcode, "raw_str": "GREEN", "pending": None, "flapping": None}
+
+
+def test_a_level_that_holds_for_s_is_raised_at_for_s_on_poll_times() -> None:
+    """Poll times decide (not ``now``): RED from WALL+2 shows from the first poll at WALL+12."""
+    table = table_with("temp", debounce=DebounceSettings(for_s=10.0))
+    for k in range(0, 16, 2):
+        alert: Alert = GreenAlert(k) if k == 0 else RedAlert(k)
+        table.apply(("temp",), WALL + k, NOW, None, (alert,), notify_all=False)
+        expected = RedAlert.alertcode if k >= 12 else GreenAlert.alertcode
+        assert table.points["temp"].alertcode == expected, k
+    assert table.worst_code == RedAlert.alertcode
+    assert table.points["temp"].alertstr == "RED"
+
+
+def test_debounce_events_are_logged_and_the_effective_change_too() -> None:
+    """Pending and discarded become log lines at the alert level; alert lines show the effective levels."""
+    table = table_with(
+        "temp", debounce=DebounceSettings(for_s=10.0), loglvl_alerts=logging.WARNING, logthr_alerts=RedAlert.alertcode
+    )
+    lines: list[str] = []
+    for k, alert in ((0, GreenAlert(1)), (2, RedAlert(2)), (4, GreenAlert(3)), (6, RedAlert(4)), (16, RedAlert(5))):
+        for note in table.apply(("temp",), WALL + k, NOW, None, (alert,), notify_all=False) or []:
+            lines += [line.message % line.args for line in table.log_lines(note)]
+    assert lines == [
+        'alert "Site/Rack/temp" GREEN, pending RED (held back by debounce)',
+        'alert "Site/Rack/temp" pending RED discarded (did not hold)',
+        'alert "Site/Rack/temp" GREEN, pending RED (held back by debounce)',
+        'alert "Site/Rack/temp" GREEN --> RED (value 5)',
+    ]
+
+
+def test_flap_guard_holds_the_worst_level_and_says_so_on_the_wire() -> None:
+    table = table_with(
+        "link", track_changes=True, debounce=DebounceSettings(flap_window_s=60.0, flap_start=2, flap_stop=0)
+    )
+    for k in range(7):  # GREEN, RED, GREEN ... GREEN: six changes in six seconds
+        alert: Alert = RedAlert(k) if k % 2 else GreenAlert(k)
+        table.apply(("link",), WALL + k, NOW, None, (alert,), notify_all=False)
+    assert table.points["link"].alertcode == RedAlert.alertcode  # raw GREEN now, held at the window's worst
+    (entry,) = table.take_changes()
+    assert isinstance(entry, proto.DebouncedEntry)
+    assert entry.debounce["raw"] == GreenAlert.alertcode
+    assert entry.debounce["flapping"] is not None
+    assert entry.debounce["flapping"]["changes"] > 2
+
+
+def test_plain_points_keep_their_exact_six_item_bytes() -> None:
+    """A point without debounce sends a plain PointEntry; a debounced one the same 6 items plus the map."""
+    table = table_with("plain", track_changes=True)
+    table.add_point("slow", "Rack", 2.0, debounce=DebounceSettings(for_s=5.0))
+    table.add_point("off", "Rack", 2.0, debounce=DebounceSettings())  # all off: no debouncer at all
+    table.apply(("plain", "slow", "off"), WALL, NOW, None, (RedAlert(1), RedAlert(1), RedAlert(1)), notify_all=False)
+    entries = {e.path.rsplit("/", 1)[1]: e for e in table.take_changes()}
+    assert type(entries["plain"]) is proto.PointEntry
+    assert type(entries["off"]) is proto.PointEntry
+    assert entries["off"].alertcode == RedAlert.alertcode
+    plain_bytes = proto.pack_entry(entries["plain"])
+    assert msgpack.unpackb(plain_bytes) == ["Site/Rack/plain", 1, RedAlert.alertcode, "RED", WALL, 2.0]
+    slow = msgpack.unpackb(proto.pack_entry(entries["slow"]))
+    assert slow[:6] == ["Site/Rack/slow", 1, NoAlert.alertcode, "", WALL, 2.0]  # RED pending from the first poll
+    assert slow[6] == {"raw": 30, "raw_str": "RED", "pending": {"level": 30, "since": WALL}, "flapping": None}
+
+
+def test_debounce_rule_by_path_applies_to_existing_and_later_points_own_settings_win() -> None:
+    table = table_with("cpu", "temp_c")
+    table.add_point("own", "Rack", 2.0, debounce=DebounceSettings(for_s=99.0))
+
+    def rule(path: str) -> DebounceSettings | None:
+        return DebounceSettings(for_s=5.0) if path.startswith("Site/Rack/") else None
+
+    table.set_debounce_rule(rule)
+    table.add_point("later", "Rack", 2.0)
+    table.add_parent("Elsewhere", None)
+    table.add_point("outside", "Elsewhere", 2.0)
+    debouncers = {name: point.debouncer for name, point in table.points.items()}
+    assert debouncers["outside"] is None
+    assert {name: d.settings.for_s for name, d in debouncers.items() if d is not None} == {
+        "cpu": 5.0,
+        "temp_c": 5.0,
+        "own": 99.0,
+        "later": 5.0,
+    }
