@@ -6,8 +6,9 @@ Pipeline of one agent process (or of a Monitor inside any application)::
         --(changed points, every flush)--> publisher --(XPUB, msgpack)--> hub(s)
 
 * :mod:`~gsmon.agent.monitor` -- the libgs-compatible ``Monitor`` and its decorator API
+* :mod:`~gsmon.agent.points` -- the Monitor's point table: results, rollup, log/callback notes (pure, takes ``now``)
 * :mod:`~gsmon.agent.scheduler` -- due times on a heap (pure, takes ``now``)
-* :mod:`~gsmon.agent.debounce` -- per-point debounce and flap guard (pure, takes poll times; not wired yet)
+* :mod:`~gsmon.agent.debounce` -- per-point debounce and flap guard (pure, takes poll times; the point table applies it)
 
 Everything a monitor author needs is importable from here::
 

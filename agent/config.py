@@ -99,6 +99,18 @@ Complete schema, with the defaults::
     hysteresis = 2.0                      # default 0.0; units of the point: how far back past a threshold
                                           #   the value must come before its level drops
 
+    # Debounce and flap guard (gsmon.agent.debounce), all off by default: the
+    # level a point shows (and the hub alarms on) waits until the raw level has
+    # held. First matching table wins; a module point's own decorator settings win.
+    [[debounce]]
+    point = "Sensors/*_temp_c"            # a path inside this agent (fnmatch globs allowed) or a bare point name
+    for_s = 30.0                          # a higher level must hold this long before it shows (0 = off)
+    clear_for_s = 60.0                    # a lower level must hold this long before it shows (0 = off)
+    m_of_n = [3, 5]                       # a level counts when 3 of the last 5 polls reach it (default off)
+    flap_window_s = 600.0                 # flap guard over this window (0 = off); while flapping the level
+    flap_start = 6                        #   is held at the window's worst: starts above 6 changes,
+    flap_stop = 2                         #   stops at 2 or fewer (must be below flap_start)
+
 Units are in the key names (``_s`` seconds). Unknown keys are errors, so a typo
 never silently falls back to a default.
 
@@ -116,9 +128,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Final, Literal
 
+from gsmon.agent.debounce import DebounceSettings, DebounceSettingsError
 from gsmon.agent.thresholds import Direction, Threshold
 from gsmon.common import client_settings
 from gsmon.common import names as naming
@@ -131,12 +145,14 @@ __all__ = [
     "AgentSettings",
     "ConfigError",
     "CpuProbe",
+    "DebounceRule",
     "DiskIOProbe",
     "DiskProbe",
     "LoadProbe",
     "LoggingConfig",
     "MemoryProbe",
     "NetworkProbe",
+    "PointDebounce",
     "ProbesConfig",
     "ProcessCheck",
     "SecurityConfig",
@@ -312,6 +328,36 @@ class ProbesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PointDebounce:
+    """One ``[[debounce]]`` table: the settings of the points ``point`` matches.
+
+    ``point`` is matched as a threshold's is: a path inside the agent (with
+    :mod:`fnmatch` wildcards) when it holds a ``/``, else the point's name.
+    """
+
+    point: str
+    settings: DebounceSettings
+
+    def matches(self, path: str) -> bool:
+        if naming.SEPARATOR in self.point:
+            return fnmatchcase(path, self.point)
+        return fnmatchcase(naming.split(path)[-1], self.point)
+
+
+class DebounceRule:
+    """``rule(path) -> settings``: the first ``[[debounce]]`` table that matches (for
+    :meth:`gsmon.agent.monitor.Monitor.set_debounce_rule`)."""
+
+    __slots__ = ("tables",)
+
+    def __init__(self, tables: tuple[PointDebounce, ...]) -> None:
+        self.tables = tables
+
+    def __call__(self, path: str) -> DebounceSettings | None:
+        return next((table.settings for table in self.tables if table.matches(path)), None)
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     """A whole agent configuration file.
 
@@ -323,6 +369,7 @@ class AgentConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
     thresholds: tuple[Threshold, ...] = ()
+    debounce: tuple[PointDebounce, ...] = ()
     modules: tuple[str, ...] = ()
     source: str = "<defaults>"
     # Dotted keys set by flags or variables, with the flag/variable (see read_agent_config).
@@ -398,6 +445,7 @@ def _read(root: Section) -> AgentConfig:
         logging=_logging(root.section("logging")),
         probes=_probes(root.section("probes")),
         thresholds=tuple(_threshold(table) for table in root.sections("thresholds")),
+        debounce=tuple(_debounce(table) for table in root.sections("debounce")),
         modules=_modules(root),
         source=root.file,
         origins=dict(root.origins),
@@ -533,6 +581,29 @@ def _threshold(table: Section) -> Threshold:
     except ValueError as error:
         # The values are each fine but do not fit together (e.g. orange above red).
         raise table.error(None, str(error)) from error
+
+
+_DEBOUNCE_SECONDS: Final = "a number of seconds >= 0 (0 = off)"
+
+
+def _debounce(table: Section) -> PointDebounce:
+    point = table.point_path("point", what="point path or pattern")
+    read: dict[str, object] = {
+        "for_s": table.number("for_s", None, minimum=0.0, what=_DEBOUNCE_SECONDS),
+        "clear_for_s": table.number("clear_for_s", None, minimum=0.0, what=_DEBOUNCE_SECONDS),
+        "m_of_n": table.integers("m_of_n", None, length=2, what="[M, N]: two whole numbers, M <= N"),
+        "flap_window_s": table.number("flap_window_s", None, minimum=0.0, what=_DEBOUNCE_SECONDS),
+        "flap_start": table.integer("flap_start", None, minimum=1),
+        "flap_stop": table.integer("flap_stop", None, minimum=0),
+    }
+    try:
+        settings = DebounceSettings.from_mapping({key: value for key, value in read.items() if value is not None})
+    except DebounceSettingsError as error:
+        # Values each fine but not together (M > N, flap_stop >= flap_start, counts without a window):
+        # the first problem, named by its key, as every other config error.
+        key, _, detail = error.problems[0].partition(": ")
+        raise table.error(key, detail) from error
+    return PointDebounce(point, settings)
 
 
 def _modules(root: Section) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """Per-point debounce and flap guard: raw level per poll -> effective level. No I/O, no clock.
 
-The Monitor (integration: a later step) keeps one :class:`Debouncer` per point
+The Monitor's point table (:mod:`gsmon.agent.points`) keeps one :class:`Debouncer` per point
 that has debounce or a flap guard configured, and feeds it every poll after the
 alert rule has judged the value::
 
@@ -109,6 +109,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Final, NamedTuple
 
+from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE, GreenAlert
 
 __all__ = [
@@ -319,16 +320,13 @@ class Verdict:
     events: tuple[DebounceEvent, ...]
 
     def wire_map(self, raw_code: int, raw_str: str) -> dict[str, Any]:
-        """The optional 7th item of a point entry (design note ALARMS.md; the
-        protocol owner adds it to common/protocol.py at integration)."""
-        return {
-            "raw": raw_code,
-            "raw_str": raw_str,
-            "pending": None if self.pending is None else {"level": self.pending.level, "since": self.pending.since_s},
-            "flapping": (
-                None if self.flapping is None else {"since": self.flapping.since_s, "changes": self.flapping.changes}
-            ),
-        }
+        """The optional 7th item of a point entry (:func:`gsmon.common.protocol.point_debounce_map`)."""
+        return proto.point_debounce_map(
+            raw_code,
+            raw_str,
+            None if self.pending is None else (self.pending.level, self.pending.since_s),
+            None if self.flapping is None else (self.flapping.since_s, self.flapping.changes),
+        )
 
 
 class _Runs:

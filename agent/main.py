@@ -170,7 +170,7 @@ def warn_unmatched_thresholds(config: AgentConfig, paths: list[str]) -> int:
 def run(args: argparse.Namespace) -> int:
     """``gsmon agent``; its errors (status 2, each naming its flag, variable or file key) end the command in
     :func:`gsmon.common.cli.main`."""
-    from gsmon.agent.config import read_agent_config
+    from gsmon.agent.config import DebounceRule, read_agent_config
     from gsmon.agent.modules import load_modules
     from gsmon.agent.monitor import Monitor
     from gsmon.agent.probes import register_probes
@@ -220,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as error:  # names the flags and the file already checked; a last line of defence
         raise UsageError(str(error)) from error
+    if config.debounce:  # before any point is registered: each takes its [[debounce]] table at once
+        mon.set_debounce_rule(DebounceRule(config.debounce))
     probes = register_probes(mon, config.probes, source=config.source)
     mon.set_alert_rule(ThresholdRule([*config.thresholds, *probes.default_thresholds]))
     load_modules(mon, config.modules, source=config.source)

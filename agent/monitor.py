@@ -20,7 +20,10 @@ How it runs::
     worker threads (``workers`` of them) --- call the monitor function
           | results, under the Monitor's lock
           v
-    points + RollupTree (parents = worst child) --- logging, callbacks, publisher
+    PointTable (agent/points.py, the pure core: values, RollupTree, change set;
+          |      returns the notes to act on)
+          v
+    this facade performs them: log lines, callbacks; the publisher reads the change set
 
 Differences from the original that fix its defects: duplicate names raise
 ``ValueError``; parents really carry their worst child's alert; due times
@@ -40,12 +43,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+from gsmon.agent.debounce import DebounceSettings
+from gsmon.agent.points import AlertRule, PointTable
 from gsmon.agent.scheduler import Event, Job, Schedule
 from gsmon.common import names as naming
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import Alert, NoAlert, RedAlert, alertstr_for, as_alert
 from gsmon.common.render import Row, render_table
-from gsmon.common.tree import RollupTree, TreeNode
 
 if TYPE_CHECKING:
     # Only a Monitor given a hub publishes: the publisher (and ZeroMQ with it) and the
@@ -75,8 +79,6 @@ class _Inherit(enum.Enum):
 _FROM_MONITOR: Final = _Inherit.FROM_MONITOR
 
 Callback = Callable[[str, float, BaseException | None, Alert], Any]
-# (path inside this monitor, alert of a plain returned value) -> the alert to store.
-AlertRule = Callable[[str, Alert], Alert]
 
 
 class MonitorItem(NamedTuple):
@@ -105,50 +107,6 @@ class MonitorItem(NamedTuple):
 
     def items(self) -> Iterator[tuple[str, Any]]:
         return iter(zip(MonitorItem._fields, self, strict=True))
-
-
-class _Point:
-    """Mutable per-point state; only touched under the Monitor's lock."""
-
-    __slots__ = (
-        "alert_exc",
-        "alertcode",
-        "alertstr",
-        "dt_s",
-        "job",
-        "loglvl_alerts",
-        "loglvl_values",
-        "logthr_alerts",
-        "name",
-        "node",
-        "polled_mono",
-        "polled_wall",
-        "value",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        node: TreeNode,
-        dt_s: float | None,
-        loglvl_values: int | None,
-        loglvl_alerts: int | None,
-        logthr_alerts: int,
-        alert_exc: type[Alert],
-    ) -> None:
-        self.name = name
-        self.node = node
-        self.dt_s = dt_s
-        self.loglvl_values = loglvl_values
-        self.loglvl_alerts = loglvl_alerts
-        self.logthr_alerts = logthr_alerts
-        self.alert_exc = alert_exc
-        self.job: Job | None = None
-        self.value: Any = None
-        self.alertcode: int | None = None
-        self.alertstr = ""
-        self.polled_wall: float | None = None
-        self.polled_mono: float | None = None
 
 
 class _ExecutorGenerator:
@@ -255,18 +213,12 @@ class Monitor:
         self._tick = tick
         self._callbacks: list[Callback] = []
 
-        # All point/parent state, guarded by _lock.
+        # All point/parent state: the pure core, guarded by _lock. Its change
+        # set is kept only when a publisher reads it (hub= below).
         self._lock = threading.RLock()
-        self._tree = RollupTree()
-        self._points: dict[str, _Point] = {}
-        self._parents: dict[str, str | None] = {}
-        self._alertstrs: dict[int, str] = {}
-        self._paths: dict[str, str] = {}
+        self._table = PointTable()
         # Names fed by a job registered with `dependents=`, not yet registered themselves.
         self._pending_dependents: dict[str, Job] = {}
-        # Points polled since a publisher last took them (None: nobody publishes).
-        self._changed: dict[str, _Point] | None = None
-        self._alert_rule: AlertRule | None = None
 
         # Scheduling, guarded by _sched_lock.
         self._sched_lock = threading.Lock()
@@ -289,7 +241,7 @@ class Monitor:
             hubs = [hub] if isinstance(hub, str) else list(hub)
             agent_name = naming.check_agent_name(agent if agent is not None else naming.default_agent_name())
             mount_path = naming.check_mount(mount if mount is not None else agent_name)
-            self._changed = {}
+            self._table.changed = {}
             self._publisher = Publisher(hubs, agent_name, mount_path, _MonitorSource(self), publisher, curve)
 
     # ------------------------------------------------------------------
@@ -308,27 +260,25 @@ class Monitor:
         if parent == name:
             raise ValueError(f"{name!r} cannot be its own parent (that would make a cycle)")
         with self._lock:
-            if name in self._points or name in self._pending_dependents:
+            if name in self._table.points or name in self._pending_dependents:
                 raise ValueError(f"{name!r} is already a monitor point; names must be unique")
-            if parent is not None and parent in self._points:
+            if parent is not None and parent in self._table.points:
                 raise ValueError(f"{parent!r} is a monitor point and cannot be a parent")
-            moving = name in self._parents and self._parents[name] != parent
+            moving = name in self._table.parents and self._table.parents[name] != parent
             if moving:  # the whole subtree moves: its deepest node must stay within the cap
-                below = max((depth + 1 for depth, _ in self._tree.walk(self._tree[name], sort=False)), default=0)
+                below = max(
+                    (depth + 1 for depth, _ in self._table.tree.walk(self._table.tree[name], sort=False)), default=0
+                )
                 self._check_depth(name, parent, "parent name", below)
-            elif name not in self._parents:
+            elif name not in self._table.parents:
                 self._check_depth(name, parent, "parent name")
-            if parent is not None and parent not in self._parents:
+            if parent is not None and parent not in self._table.parents:
                 self.register_parent(parent)
-            if name in self._parents:
+            if name in self._table.parents:
                 if moving:
-                    self._tree.reparent(name, parent)
-                    self._parents[name] = parent
-                    self._refresh_paths()
+                    self._table.move_parent(name, parent)
                 return
-            self._tree.add(name, parent, is_leaf=False)
-            self._parents[name] = parent
-            self._paths[name] = self._path_of(name)
+            self._table.add_parent(name, parent)
 
     def register_monitor(
         self,
@@ -342,6 +292,13 @@ class Monitor:
         dependents: tuple[str, ...] = (),
         alert_exc: type[Alert] = NoAlert,
         timeout: float | None = None,
+        *,
+        for_s: float | None = None,
+        clear_for_s: float | None = None,
+        m_of_n: tuple[int, int] | None = None,
+        flap_window_s: float | None = None,
+        flap_start: int | None = None,
+        flap_stop: int | None = None,
     ) -> None:
         """Register one monitor point (low level; prefer :meth:`monitor`).
 
@@ -365,6 +322,15 @@ class Monitor:
                 raises or times out.
             timeout: Seconds after which a running function is reported as an
                 error (default: the monitor's ``default_timeout``).
+            for_s, clear_for_s, m_of_n, flap_window_s, flap_start, flap_stop:
+                Debounce and flap guard of the point(s), all off by default
+                (see :mod:`gsmon.agent.debounce`): ``for_s`` seconds a higher
+                level must hold before the point shows it, ``clear_for_s`` a
+                lower one, ``m_of_n=(M, N)`` M bad polls of the last N, a flap
+                guard over ``flap_window_s`` seconds (starts above ``flap_start``
+                changes, stops at ``flap_stop`` or fewer). Unset: the settings
+                :meth:`set_debounce_rule` gives for the point's path, if any.
+                A bad value raises ``ValueError`` with one line per problem.
         """
         self._register(
             (name, *dependents),
@@ -377,6 +343,12 @@ class Monitor:
             alert_exc=alert_exc,
             timeout=timeout,
             register_dependents=False,
+            for_s=for_s,
+            clear_for_s=clear_for_s,
+            m_of_n=m_of_n,
+            flap_window_s=flap_window_s,
+            flap_start=flap_start,
+            flap_stop=flap_stop,
         )
 
     def monitor(self, point: str | tuple[str, ...] | None = None, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
@@ -385,7 +357,8 @@ class Monitor:
         ``point`` is the point's name (default: the function's name) or a
         tuple of names, in which case the function returns a tuple with one
         value per name. Every other argument is passed to
-        :meth:`register_monitor` (``dt``, ``parent``, ``timeout``...).
+        :meth:`register_monitor` (``dt``, ``parent``, ``timeout``, the debounce
+        settings ``for_s``, ``clear_for_s``, ``m_of_n``, ``flap_window_s``...).
         The function itself is returned unchanged and stays callable::
 
             @mon.monitor(point=("Point 1", "Point 2", "Point 3"), dt=10, parent="Test")
@@ -438,7 +411,18 @@ class Monitor:
         is stored unjudged. ``None`` removes the rule. See
         :class:`gsmon.agent.thresholds.ThresholdRule`.
         """
-        self._alert_rule = rule
+        self._table.alert_rule = rule
+
+    def set_debounce_rule(self, rule: Callable[[str], DebounceSettings | None] | None) -> None:
+        """Debounce settings by path for points registered without their own (``rule(path) -> settings``).
+
+        ``path`` is the point's path inside this monitor. Applied at once to
+        the points there are (a point that already debounces keeps its
+        settings and timers) and to points registered later. See
+        :class:`gsmon.agent.config.DebounceRule` for the agent's TOML tables.
+        """
+        with self._lock:
+            self._table.set_debounce_rule(rule)
 
     def callback(self) -> Callable[[Callback], Callback]:
         """Decorator form of :meth:`add_callback`."""
@@ -462,8 +446,25 @@ class Monitor:
         timeout: float | None = None,
         *,
         register_dependents: bool,
+        for_s: float | None = None,
+        clear_for_s: float | None = None,
+        m_of_n: tuple[int, int] | None = None,
+        flap_window_s: float | None = None,
+        flap_start: int | None = None,
+        flap_stop: int | None = None,
     ) -> None:
         """Validate everything first, then register all of ``point_names`` at once."""
+        debounce_given = {
+            "for_s": for_s,
+            "clear_for_s": clear_for_s,
+            "m_of_n": m_of_n,
+            "flap_window_s": flap_window_s,
+            "flap_start": flap_start,
+            "flap_stop": flap_stop,
+        }
+        debounce = {key: value for key, value in debounce_given.items() if value is not None}
+        # One line per bad setting (DebounceSettingsError is a ValueError).
+        debounce_settings = DebounceSettings.from_mapping(debounce) if debounce else None
         for point_name in point_names:
             naming.check_name(point_name, "point name")
         if len(set(point_names)) != len(point_names):
@@ -485,31 +486,39 @@ class Monitor:
             first, *dependents = point_names
             fed_by = self._pending_dependents.get(first) if gen is None else None
             for point_name in point_names if register_dependents else (first,):
-                if point_name in self._points or point_name in self._parents:
+                if point_name in self._table.points or point_name in self._table.parents:
                     raise ValueError(f"{point_name!r} already exists; names must be unique")
                 if point_name in self._pending_dependents and fed_by is None:
                     raise ValueError(f"{point_name!r} is already fed by another function; names must be unique")
             for point_name in dependents:
-                if point_name in self._points or point_name in self._parents or point_name in self._pending_dependents:
+                if (
+                    point_name in self._table.points
+                    or point_name in self._table.parents
+                    or point_name in self._pending_dependents
+                ):
                     raise ValueError(f"{point_name!r} already exists; names must be unique")
-            if parent is not None and parent in self._points:
+            if parent is not None and parent in self._table.points:
                 raise ValueError(f"{parent!r} is a monitor point and cannot be a parent")
             self._check_depth(first, parent, "point name")
             job = None
             if gen is not None:
                 job = self._make_job(point_names, gen, period_s, timeout_s)
             # Only now that nothing can fail: create the parent if it is new.
-            if parent is not None and parent not in self._parents:
+            if parent is not None and parent not in self._table.parents:
                 self.register_parent(parent)
             to_register = point_names if register_dependents else (first,)
             for point_name in to_register:
-                node = self._tree.add(point_name, parent, is_leaf=True)
-                point_dt = fed_by.period_s if fed_by is not None else dt_s  # a dependent polls at its feeder's rate
-                point = _Point(point_name, node, point_dt, loglvl_values, alerts_level, alerts_threshold, alert_exc)
-                point.job = job if job is not None else fed_by
-                node.data = point
-                self._points[point_name] = point
-                self._paths[point_name] = self._path_of(point_name)
+                self._table.add_point(
+                    point_name,
+                    parent,
+                    fed_by.period_s if fed_by is not None else dt_s,  # a dependent polls at its feeder's rate
+                    loglvl_values=loglvl_values,
+                    loglvl_alerts=alerts_level,
+                    logthr_alerts=alerts_threshold,
+                    alert_exc=alert_exc,
+                    job=job if job is not None else fed_by,
+                    debounce=debounce_settings,
+                )
                 self._pending_dependents.pop(point_name, None)
             if job is not None and not register_dependents:
                 for point_name in dependents:
@@ -550,13 +559,9 @@ class Monitor:
     def _check_depth(self, name: str, parent: str | None, what: str, below: int = 0) -> None:
         """Refuse to put ``name`` (with ``below`` levels under it) under ``parent``
         (an unknown parent counts as top level) deeper than the cap."""
-        depth = 1 + below
-        segments = [name]
-        ancestor = parent
-        while ancestor is not None:
-            depth += 1
-            segments.append(ancestor)
-            ancestor = self._parents.get(ancestor)
+        ancestors = self._table.depth_chain(parent)
+        depth = 1 + below + len(ancestors)
+        segments = [name, *ancestors]
         if self._publisher is not None:
             segments.append(self._publisher.mount)  # the hub prefixes it
         if depth > naming.MAX_DEPTH:
@@ -570,21 +575,6 @@ class Monitor:
                 f"invalid {what} {name!r} under {parent!r}: its path {path[:60]!r}... would be longer than "
                 f"{naming.MAX_PATH_BYTES} bytes of UTF-8"
             )
-
-    def _path_of(self, name: str) -> str:
-        parts = []
-        node: TreeNode | None = self._tree[name]
-        while node is not None:
-            parts.append(node.key)
-            node = node.parent
-        return naming.join(*reversed(parts))
-
-    def _refresh_paths(self) -> None:
-        for name in self._paths:
-            self._paths[name] = self._path_of(name)
-        if self._changed is not None:
-            # Every path below a moved parent changed: let the publisher resend all.
-            self._changed.update(self._points)
 
     # ------------------------------------------------------------------
     # Running
@@ -739,16 +729,15 @@ class Monitor:
         finished: bool = False,
         overrun_run: int | None = None,
     ) -> None:
-        """Store one poll's outcome for every point of ``job``; then log and call back.
+        """Store one poll's outcome for every point of ``job`` (in the core); then log and call back.
 
         ``finished``: the run ended (the job may be started again). ``overrun_run``:
         this is the timeout error of that run, to be dropped if the run has
         ended meanwhile -- checked under the same lock that records a finished
         run, so a late timeout can never overwrite the real result.
         """
-        mono = time.monotonic()
-        notes: list[tuple[_Point, str, Any, int | None, Alert]] | None = None
         callbacks = self._callbacks
+        table = self._table
         with self._lock:
             if overrun_run is not None and not (job.running and job.run_id == overrun_run):
                 return
@@ -756,91 +745,21 @@ class Monitor:
                 # Under the point lock (see overrun_run); the scheduler only
                 # reads this flag, and a stale True merely skips one slot.
                 self._schedule.finished(job)
-            for index, point_name in enumerate(job.names):
-                point = self._points.get(point_name)
-                if point is None:  # a dependent not registered (yet)
-                    continue
-                if results is None:
-                    assert exc is not None
-                    alert = point.alert_exc(f"ERROR {type(exc).__name__}: {exc}")
-                else:
-                    alert = results[index]
-                    if self._alert_rule is not None and type(alert) is NoAlert:
-                        alert = self._judge(self._alert_rule, self._paths[point_name], alert)
-                code = alert.alertcode
-                if code not in self._alertstrs:
-                    self._alertstrs[code] = alert.alertstr or ""
-                old_value, old_code = point.value, point.alertcode
-                point.value = alert.val
-                point.alertcode = code
-                point.alertstr = alert.alertstr or ""
-                point.polled_wall = tstamp
-                point.polled_mono = mono
-                if point.node.code != code:  # roll up only when the alert moved
-                    self._tree.set_code(point.node, code)
-                if self._changed is not None:
-                    self._changed[point_name] = point
-                # Logging and callbacks run after the lock is released; note the
-                # poll only when one of them could act on it (most polls of a
-                # steady point would be noted for nothing).
-                if (
-                    callbacks
-                    or point.loglvl_values is not None
-                    or (point.loglvl_alerts is not None and old_code != code)
-                ):
-                    if notes is None:
-                        notes = []
-                    notes.append((point, self._paths[point_name], old_value, old_code, alert))
-        if notes is None:
-            return
-        for point, path, old_value, old_code, alert in notes:
-            self._log_change(point, path, old_value, old_code, alert)
-            for callback in self._callbacks:
+            notes = table.apply(job.names, tstamp, time.monotonic(), exc, results, notify_all=bool(callbacks))
+            rule_errors = table.take_rule_errors()
+            # Log lines are decided under the lock (they read the label table), made after it.
+            actions = [(note, table.log_lines(note)) for note in notes] if notes else ()
+        for path, error in rule_errors:
+            log.error("alert rule failed for %s: %s: %s", path, type(error).__name__, error)
+        for note, lines in actions:
+            for line in lines:
+                log.log(line.level, line.message, *line.args, extra=line.extra)
+            for callback in callbacks:
                 try:
-                    callback(point.name, tstamp, exc, alert)
+                    callback(note.point.name, tstamp, exc, note.alert)
                 except Exception as error:
                     name = getattr(callback, "__name__", repr(callback))
                     log.error("monitor callback %s failed: %s: %s", name, type(error).__name__, error)
-
-    @staticmethod
-    def _judge(rule: AlertRule, path: str, alert: Alert) -> Alert:
-        try:
-            return rule(path, alert)
-        except Exception as error:
-            log.error("alert rule failed for %s: %s: %s", path, type(error).__name__, error)
-            return alert
-
-    def _log_change(self, point: _Point, path: str, old_value: Any, old_code: int | None, alert: Alert) -> None:
-        if point.loglvl_values is not None:
-            try:
-                changed = bool(old_value != alert.val)
-            except Exception:  # values whose comparison is ambiguous (arrays...)
-                changed = old_value is not alert.val
-            if changed:
-                log.log(point.loglvl_values, 'value "%s" --> %s', path, alert.val)
-        new_code = alert.alertcode
-        if point.loglvl_alerts is None or old_code == new_code:
-            return
-        threshold = point.logthr_alerts
-        if new_code >= threshold or (old_code is not None and old_code >= threshold):
-            old_label = "unset" if old_code is None else (alertstr_for(old_code, self._alertstrs) or "NONE")
-            new_label = alert.alertstr or "NONE"
-            log.log(
-                point.loglvl_alerts,
-                'alert "%s" %s --> %s (value %s)',
-                path,
-                old_label,
-                new_label,
-                alert.val,
-                extra={
-                    "point": path,
-                    "old_alert": old_code,
-                    "new_alert": new_code,
-                    "old_alertstr": None if old_code is None else old_label,
-                    "new_alertstr": new_label,
-                    "value": alert.val,
-                },
-            )
 
     # ------------------------------------------------------------------
     # Reading
@@ -850,39 +769,25 @@ class Monitor:
     def alertcode(self) -> int:
         """The worst alert code over all points (0 when there are none)."""
         with self._lock:
-            return self._tree.worst_code()
+            return self._table.worst_code
 
     def __getitem__(self, name: str) -> MonitorItem:
         """A copy of a point or parent; ``KeyError`` when there is no such name."""
         with self._lock:
-            return self._item(name, time.monotonic())
-
-    def _item(self, name: str, now: float) -> MonitorItem:
-        point = self._points.get(name)
-        if point is not None:
-            parent = point.node.parent
-            age = None if point.polled_mono is None else now - point.polled_mono
-            return MonitorItem(name, point.value, point.alertcode, parent.key if parent else None, age)
-        if name in self._parents:
-            return MonitorItem(name, None, self._tree[name].code, self._parents[name], None)
-        raise KeyError(f"no monitor point or parent named {name!r}")
+            return MonitorItem(*self._table.item(name, time.monotonic()))
 
     def __contains__(self, name: object) -> bool:
         with self._lock:
-            return name in self._points or name in self._parents
+            return name in self._table.points or name in self._table.parents
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._points)
+            return len(self._table.points)
 
     def __iter__(self) -> Iterator[tuple[str, Any, int | None, float | None]]:
         """``(name, value, alert, age)`` for every point, in registration order."""
         with self._lock:
-            now = time.monotonic()
-            rows = [
-                (p.name, p.value, p.alertcode, None if p.polled_mono is None else now - p.polled_mono)
-                for p in self._points.values()
-            ]
+            rows = list(self._table.iter_points(time.monotonic()))
         return iter(rows)
 
     def itertree(self, parent: str | None = None) -> Iterator[MonitorItem]:
@@ -892,17 +797,17 @@ class Monitor:
             now = time.monotonic()
             if parent is None:
                 start = None
-            elif parent in self._parents:
-                start = self._tree[parent]
+            elif parent in self._table.parents:
+                start = self._table.tree[parent]
             else:
                 raise KeyError(f"no parent named {parent!r}")
-            items = [self._item(node.key, now) for _, node in self._tree.walk(start)]
+            items = [MonitorItem(*self._table.item(node.key, now)) for _, node in self._table.tree.walk(start)]
         return iter(items)
 
     def keys(self) -> list[str]:
         """The names of all monitor points (not parents), in registration order."""
         with self._lock:
-            return list(self._points)
+            return list(self._table.points)
 
     def names(self) -> list[str]:
         """Same as :meth:`keys`."""
@@ -913,24 +818,12 @@ class Monitor:
         if alertcode is None:
             return ""
         with self._lock:
-            return alertstr_for(alertcode, self._alertstrs)
+            return alertstr_for(alertcode, self._table.alertstrs)
 
     def rows(self) -> list[Row]:
         """The tree as table rows (what ``print(mon)`` shows)."""
         with self._lock:
-            now = time.monotonic()
-            rows = []
-            for depth, node in self._tree.walk():
-                point = self._points.get(node.key)
-                if point is None:
-                    code: int | None = node.code
-                    value, age = None, None
-                else:
-                    code, value = point.alertcode, point.value
-                    age = None if point.polled_mono is None else now - point.polled_mono
-                label = "" if code is None else alertstr_for(code, self._alertstrs)
-                rows.append(Row(depth, node.key, value, code, label, age))
-            return rows
+            return self._table.rows(time.monotonic())
 
     def __str__(self) -> str:
         worst = self.alertcode
@@ -951,29 +844,26 @@ class Monitor:
         """The link to the hub(s), when the Monitor was given ``hub=``."""
         return self._publisher
 
-    def _entry(self, point: _Point) -> proto.PointEntry:
-        polled_at = point.polled_wall
-        code = point.alertcode
-        assert polled_at is not None
-        assert code is not None
-        return proto.PointEntry(self._paths[point.name], point.value, code, point.alertstr, polled_at, point.dt_s)
+    @property
+    def point_table(self) -> PointTable:
+        """The pure core that holds every point (:class:`gsmon.agent.points.PointTable`).
+
+        Read it only while the Monitor is stopped, or under :meth:`locked`:
+        the worker threads change it while polling.
+        """
+        return self._table
+
+    def locked(self) -> threading.RLock:
+        """The lock that guards :attr:`point_table` (``with mon.locked(): ...``)."""
+        return self._lock
 
     def _take_changes(self) -> list[proto.PointEntry]:
         with self._lock:
-            changed = self._changed
-            if not changed:
-                return []
-            entries = [self._entry(point) for point in changed.values()]
-            changed.clear()
-            return entries
+            return self._table.take_changes()
 
     def _full_state(self) -> tuple[list[proto.PointEntry], list[str]]:
         with self._lock:
-            entries = [self._entry(point) for point in self._points.values() if point.polled_wall is not None]
-            # `_changed` is left alone: a STATE may go to one hub only, and
-            # the others still need those points in their next DELTA.
-            parents = [self._paths[name] for name in self._parents]
-            return entries, parents
+            return self._table.full_state()
 
 
 def _hub_from_environment(curve: ClientKeys | None) -> tuple[str | None, ClientKeys | None]:

@@ -369,6 +369,23 @@ class Section:
             seen.add(item)
         return list(value)
 
+    def integers(
+        self, key: str, default: _T | _Req = REQUIRED, *, length: int | None = None, what: str | None = None
+    ) -> list[int] | _T:
+        """An array of integers (exactly ``length`` of them when given); ``what`` names it in errors."""
+        if what is None:
+            what = "an array of integers" if length is None else f"an array of {length} integers"
+        if not self._has(key):
+            return self._absent(key, default, what)
+        value = self._data[key]
+        if (
+            not isinstance(value, list)
+            or (length is not None and len(value) != length)
+            or not all(isinstance(item, int) and not isinstance(item, bool) for item in value)
+        ):
+            raise self.expected(key, what, value)
+        return list(value)
+
     # -- validated strings --------------------------------------------------
 
     def endpoint(self, key: str, default: _T | _Req = REQUIRED, *, connect: bool = False) -> str | _T:

@@ -66,7 +66,23 @@ An array ``[path, value, alertcode, alertstr, polled_at_s, dt_s]``:
 below; ``alertcode`` (int) and ``alertstr`` (str) the level the monitor
 function returned; ``polled_at_s`` (float) the agent's wall-clock time of the
 poll; ``dt_s`` (float or nil) the poll interval, nil for one-shot points.
-Trailing extra items are ignored.
+
+An optional 7th item, a map, is sent only for a point with debounce or a
+flap guard configured (so plain points keep their exact 6-item bytes); then
+``alertcode``/``alertstr`` are the *effective* level (after debounce):
+
+============  =====================  =========================================================
+key           type                   meaning
+============  =====================  =========================================================
+``raw``       int                    the level the monitor function (and threshold) gave this poll
+``raw_str``   str                    its label
+``pending``   map or nil             a move debounce holds back: ``{"level": int, "since": float}``
+                                     (``since``: agent wall-clock seconds of the first poll at it)
+``flapping``  map or nil             the flap guard holds the level: ``{"since": float, "changes": int}``
+                                     (level changes within the flap window now)
+============  =====================  =========================================================
+
+Unknown keys in this map are ignored; any trailing items after it too.
 
 Agent -> hub
 ------------
@@ -520,6 +536,7 @@ __all__ = [
     "Bye",
     "Command",
     "CommandResult",
+    "DebouncedEntry",
     "Delta",
     "Error",
     "Heartbeat",
@@ -537,6 +554,7 @@ __all__ = [
     "SnapshotEnd",
     "SnapshotRequest",
     "State",
+    "debounced_entry",
     "decode",
     "decode_hub_message",
     "decode_node_payload",
@@ -549,6 +567,7 @@ __all__ = [
     "notice_prefix",
     "notice_topic",
     "parse_notice",
+    "point_debounce_map",
     "salvage_request_id",
     "scope_heartbeat_topic",
     "snapshot_item",
@@ -879,6 +898,37 @@ def _container_ok(value: Any) -> bool:
     return True
 
 
+class DebouncedEntry(PointEntry):
+    """A :class:`PointEntry` sent with its optional 7th item (the spec's debounce map).
+
+    The tuple keeps its 6 items (so it compares, and the hub decodes, as a
+    PointEntry); ``debounce`` rides beside it and :func:`pack_entry` appends it.
+    Made by :func:`debounced_entry`.
+    """
+
+    debounce: dict[str, Any]
+
+
+def point_debounce_map(
+    raw: int, raw_str: str, pending: tuple[int, float] | None, flapping: tuple[float, int] | None
+) -> dict[str, Any]:
+    """The optional 7th item of a point entry (spec: "Point entry"): raw level, pending ``(level,
+    since)``, flapping ``(since, changes)``."""
+    return {
+        "raw": raw,
+        "raw_str": raw_str,
+        "pending": None if pending is None else {"level": pending[0], "since": pending[1]},
+        "flapping": None if flapping is None else {"since": flapping[0], "changes": flapping[1]},
+    }
+
+
+def debounced_entry(entry: PointEntry, debounce: dict[str, Any]) -> DebouncedEntry:
+    """``entry`` with the debounce map (:func:`point_debounce_map`) as its 7th item on the wire."""
+    made = DebouncedEntry(*entry)
+    made.debounce = debounce
+    return made
+
+
 def pack_entry(entry: PointEntry) -> bytes:
     """Pack one point entry; never raises for any value.
 
@@ -890,6 +940,8 @@ def pack_entry(entry: PointEntry) -> bytes:
     if isinstance(value, _CONTAINERS) and not _container_ok(value):
         value = _sanitise(value)
     items = [entry.path, value, entry.alertcode, entry.alertstr, entry.polled_at_s, entry.dt_s]
+    if type(entry) is DebouncedEntry:
+        items.append(entry.debounce)
     try:
         packed = _pack_strict(items)
     except (TypeError, ValueError, OverflowError):

@@ -15,7 +15,9 @@ The spec::
 ``[value, "ALERT"]`` read from the file at each poll (tests change it);
 ``clock`` points return the wall-clock time of the poll (latency probes);
 ``pad`` turns a counter's value into the text ``"<n>:"`` followed by that many
-bytes (bulk traffic). ``--key``/``--hub-key`` make the agent a CURVE client.
+bytes (bulk traffic). A point may carry the decorator's debounce settings
+(``"for_s": 10``, ``"m_of_n": [3, 5]``...) and ``"log_alerts": true`` (its alert
+and debounce lines at WARNING). ``--key``/``--hub-key`` make the agent a CURVE client.
 Log lines (INFO and above, as ``gsmon agent`` writes them) go to stderr.
 The program prints ``READY`` once the Monitor runs and exits 0 on
 SIGTERM/SIGINT.
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from gsmon.agent import Alert, CriticalAlert, GreenAlert, Monitor, NoAlert, OrangeAlert, RedAlert
+from gsmon.agent.debounce import DEBOUNCE_KEYS
 from gsmon.agent.publisher import PublisherSettings
 from gsmon.common.keys import ClientKeys
 
@@ -93,7 +96,13 @@ def main() -> int:
     for name, parent in spec.get("parents", {}).items():
         mon.register_parent(name, parent)
     for point in spec.get("points", []):
-        mon.monitor(point=point["name"], dt=point.get("dt", 0.2), parent=point.get("parent"))(_source(point))
+        # Debounce settings as the decorator takes them; "log_alerts": alert and debounce lines at WARNING.
+        extra: dict[str, Any] = {key: point[key] for key in DEBOUNCE_KEYS if key in point}
+        if "m_of_n" in extra:
+            extra["m_of_n"] = tuple(extra["m_of_n"])
+        if point.get("log_alerts"):
+            extra.update(loglvl_alerts=logging.WARNING, logthr_alerts=0)
+        mon.monitor(point=point["name"], dt=point.get("dt", 0.2), parent=point.get("parent"), **extra)(_source(point))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import zmq
 from harness import Hub, Processes, polled, wait_until
@@ -262,3 +263,30 @@ def test_hub_rejects_garbage_and_keeps_serving(procs: Processes) -> None:
     finally:
         rogue.close()
         context.term()
+
+
+def test_for_s_holds_back_a_one_poll_glitch_the_hub_stays_green(procs: Processes, tmp_path: Path) -> None:
+    """Issue 13 §3: a real agent whose point turns RED for a poll under for_s=30 keeps it GREEN at the hub
+    (every NODE the hub publishes for it is GREEN), while the agent saw the raw RED (pending, then discarded)."""
+    control = tmp_path / "temp.json"
+    control.write_text(json.dumps([40.0, "GREEN"]))
+    hub = procs.hub()
+    spec = {"points": [{"name": "Temp", "file": str(control), "dt": 0.1, "for_s": 30, "log_alerts": True}]}
+    agent = procs.agent(hub, "sensor1", spec, mount="GS1/Sensor")
+    seen: list[int] = []
+    with Subscriber(hub.query, "GS1/") as sub:
+
+        def record(change: Any) -> None:
+            if change.path == "GS1/Sensor/Temp" and change.new is not None:
+                seen.append(change.new.alertcode)
+
+        sub.add_callback(record)
+        wait_until(lambda: polled(sub, 0.05) and GreenAlert.alertcode in seen, what="Temp GREEN at the hub")
+        control.write_text(json.dumps([95.0, "RED"]))
+        wait_until(lambda: polled(sub, 0.05) and "pending RED" in agent.stderr(), what="the agent polled RED")
+        control.write_text(json.dumps([41.0, "GREEN"]))
+        wait_until(lambda: polled(sub, 0.05) and "pending RED discarded" in agent.stderr(), what="glitch discarded")
+        # The RED poll's DELTA and the GREEN one after it are through once the value 41.0 is at the hub.
+        wait_until(lambda: polled(sub, 0.05) and sub.tree["GS1/Sensor/Temp"].value == 41.0, what="value 41.0")
+        assert set(seen) == {GreenAlert.alertcode}
+        assert sub.tree["GS1/Sensor"].alertcode == GreenAlert.alertcode

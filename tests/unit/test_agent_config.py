@@ -11,6 +11,7 @@ from gsmon.agent.config import (
     DEFAULT_HUB_ENDPOINT,
     AgentConfig,
     ConfigError,
+    DebounceRule,
     ProcessCheck,
     SecurityConfig,
     default_agent_config,
@@ -19,6 +20,7 @@ from gsmon.agent.config import (
     load_agent_config,
     parse_agent_config,
 )
+from gsmon.agent.debounce import DebounceSettings
 from gsmon.agent.thresholds import Threshold
 from gsmon.common import names as naming
 
@@ -216,7 +218,7 @@ class TestErrors:
         ("text", "expected"),
         [
             # unknown keys, at every level
-            ("nmae = 1", "nmae: unknown key; allowed keys here: agent, logging, modules, probes, thresholds"),
+            ("nmae = 1", "nmae: unknown key; allowed keys here: agent, debounce, logging, modules, probes, thresholds"),
             (
                 "[agent]\nworker = 3",
                 "agent.worker: unknown key; allowed keys here: default_dt_s, default_timeout_s, flush_interval_s, "
@@ -383,3 +385,59 @@ class TestModuleEntries:
     def test_file_or_module(self, entry: str, is_file: bool) -> None:
         """Entries ending in .py or holding a slash are files; the rest are module names."""
         assert is_module_file(entry) is is_file
+
+
+class TestDebounce:
+    """[[debounce]] tables: settings by path pattern; each bad input is one clear line naming its key."""
+
+    def test_tables_give_settings_by_pattern_first_match_wins(self) -> None:
+        config = parse(
+            """
+            [[debounce]]
+            point = "Sensors/*_temp_c"
+            for_s = 30
+            clear_for_s = 60.0
+            m_of_n = [3, 5]
+            [[debounce]]
+            point = "*_percent"
+            flap_window_s = 600
+            flap_start = 6
+            flap_stop = 2
+            """
+        )
+        rule = DebounceRule(config.debounce)
+        temp = rule("Sensors/cpu_temp_c")
+        assert temp == DebounceSettings(for_s=30.0, clear_for_s=60.0, m_of_n=(3, 5))
+        assert rule("CPU/cpu_total_percent") == DebounceSettings(flap_window_s=600.0, flap_start=6, flap_stop=2)
+        assert rule("CPU/load_1min") is None
+        assert config.debounce[0].point == "Sensors/*_temp_c"
+
+    def test_no_tables_no_debounce(self) -> None:
+        assert parse("").debounce == ()
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("for_s = 'fast'", "debounce[0].for_s: expected a number of seconds >= 0 (0 = off), got 'fast'"),
+            ("clear_for_s = -1", "debounce[0].clear_for_s: expected a number of seconds >= 0 (0 = off), got -1"),
+            ("m_of_n = [3]", "debounce[0].m_of_n: expected [M, N]: two whole numbers, M <= N, got an array"),
+            ("m_of_n = [5, 3]", "debounce[0].m_of_n: expected [M, N] with 1 <= M <= N <= 10000, got [5, 3]"),
+            (
+                "flap_start = 4",
+                "debounce[0].flap_start: needs flap_window_s > 0 (without a window there is no flap guard)",
+            ),
+            (
+                "flap_window_s = 60\nflap_start = 3\nflap_stop = 3",
+                "debounce[0].flap_stop: must be below flap_start (3) so that flapping has hysteresis, got 3",
+            ),
+            (
+                "for_s = 1\nfor = 2",
+                "debounce[0].for: unknown key; allowed keys here: clear_for_s, flap_start, "
+                "flap_stop, flap_window_s, for_s, m_of_n, point",
+            ),
+        ],
+    )
+    def test_bad_input_is_one_line_naming_the_key(self, text: str, expected: str) -> None:
+        message = error(f'[[debounce]]\npoint = "CPU/*"\n{text}\n')
+        assert message == f"{FILE}: {expected}"
+        assert "\n" not in message

@@ -1164,3 +1164,31 @@ def test_node_payload_with_an_unhashable_or_foreign_kind_is_a_protocol_error(kin
     payload["kind"] = kind
     with pytest.raises(proto.ProtocolError, match="kind"):
         proto.decode_node_payload("a/b", payload)
+
+
+def test_debounced_entry_adds_the_seventh_item_and_a_hub_reads_the_first_six() -> None:
+    """Spec "Point entry": the optional 7th item (raw, raw_str, pending, flapping) only for debounced points;
+    the plain entry's bytes are unchanged and a decoder that ignores trailing items reads the same entry."""
+    plain = PointEntry("Rack/Temp", 41.0, 10, "GREEN", 1_700_000_001.0, 2.0)
+    debounce = proto.point_debounce_map(30, "RED", (30, 1_700_000_001.0), None)
+    assert debounce == {
+        "raw": 30,
+        "raw_str": "RED",
+        "pending": {"level": 30, "since": 1_700_000_001.0},
+        "flapping": None,
+    }
+    assert proto.point_debounce_map(10, "GREEN", None, (1_699_999_990.0, 7))["flapping"] == {
+        "since": 1_699_999_990.0,
+        "changes": 7,
+    }
+    debounced = proto.debounced_entry(plain, debounce)
+    assert debounced == plain  # the same six items
+    packed = proto.pack_entry(debounced)
+    assert packed == proto.pack_entry(plain)[:1].replace(b"\x96", b"\x97") + proto.pack_entry(plain)[
+        1:
+    ] + msgpack.packb(debounce)
+    assert msgpack.unpackb(packed)[6] == debounce
+    frame = proto.encode(proto.Delta(**HEADER, points=[debounced]))
+    decoded = proto.decode(frame)
+    assert isinstance(decoded, proto.Delta)
+    assert decoded.points == [plain]

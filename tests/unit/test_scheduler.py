@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import statistics
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -240,3 +243,82 @@ def test_every_slot_is_run_or_skipped_exactly_once(period: float, steps: list[tu
     next_slot = sched.next_wakeup()
     assert next_slot is not None
     assert runs + j.skipped_slots == round((next_slot - T0) / period)
+
+
+# --- Timing rules, moved here from test_monitor.py (issue 12 §6): the same assertions on a fake clock ---
+
+
+def test_no_drift_poll_times_stay_phase_locked() -> None:
+    """A period-0.1 job whose runs take a variable 45-50 ms still starts on a 0.1 s grid
+    (moved from test_monitor.py: there it ran on real threads and the wall clock).
+
+    The fake clock wakes the way the Monitor's scheduler thread does: at
+    ``next_wakeup()``, up to 3 ms late, and each run ends (``finished``) after
+    its duration.
+    """
+    sched = Schedule()
+    j = job(period_s=0.1, timeout_s=10.0)
+    durations = [0.045, 0.05]
+    lateness = [0.0, 0.001, 0.003, 0.002]
+    sched.add(j, T0)
+    starts: list[float] = []
+    ends_at: float | None = None
+    now = T0
+    while len(starts) < 12:
+        wake = sched.next_wakeup()
+        assert wake is not None
+        wake += lateness[len(starts) % len(lateness)]
+        if ends_at is not None and ends_at <= wake:
+            now, ends_at = ends_at, None
+            sched.finished(j)
+            continue
+        now = max(now, wake)
+        for event, due in sched.pop_due(now):
+            if event is Event.DUE:
+                starts.append(now)
+                ends_at = now + durations[len(starts) % 2]
+                assert due is j
+    starts = starts[1:12]
+
+    def phase_error(t: float, anchor: float) -> float:
+        offset = (t - anchor) % 0.1
+        return min(offset, 0.1 - offset)
+
+    # With drift every start would slip by the run time (45-50 ms): about half would be off-grid.
+    best = max(sum(phase_error(t, anchor) < 0.02 for t in starts) for anchor in starts)
+    assert best >= len(starts) - 2, [round(t - starts[0], 3) for t in starts]
+    intervals = [b - a for a, b in itertools.pairwise(starts)]
+    assert statistics.median(intervals) == pytest.approx(0.1, abs=0.02)
+    assert j.skipped_slots == 0
+
+
+def test_a_hanging_job_times_out_once_while_others_keep_their_cadence() -> None:
+    """A period-0.02 job that hangs (timeout 0.1 s) is started once and reported once, and a
+    period-0.01 job beside it keeps its 10 ms cadence (moved from test_monitor.py's timeout test)."""
+    sched = Schedule()
+    hang = job(period_s=0.02, timeout_s=0.1, name="hang")
+    ticker = job(period_s=0.01, timeout_s=10.0, name="ticker")
+    sched.add(hang, T0)
+    sched.add(ticker, T0)
+    hang_starts: list[float] = []
+    ticker_starts: list[float] = []
+    reported: list[float] = []
+    now = T0
+    while len(ticker_starts) < 60:  # 0.6 s: six timeouts' worth
+        wake = sched.next_wakeup()
+        assert wake is not None
+        now = max(now, wake + 0.001)  # the thread wakes 1 ms late
+        for event, due in sched.pop_due(now):
+            if event is Event.TIMEOUT:
+                reported.append(now)
+            elif due is hang:
+                hang_starts.append(now)  # never returns
+            else:
+                ticker_starts.append(now)
+                sched.finished(due)  # returns at once
+    assert len(hang_starts) == 1  # never started again while it hangs
+    assert len(reported) == 1  # reported once for this run
+    assert reported[0] == pytest.approx(T0 + 0.1, abs=0.005)
+    gaps = [b - a for a, b in itertools.pairwise(ticker_starts)]
+    assert statistics.median(gaps) < 0.03  # the other point kept its 10 ms cadence
+    assert hang.skipped_slots >= 25
