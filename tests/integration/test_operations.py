@@ -542,7 +542,8 @@ BAD_CASES = {
     "hub-unknown-key": BadCase(
         {"h.toml": '[hub]\nagnets = "tcp://0.0.0.0:7761"\n'},
         ("hub", "--config", "{d}/h.toml"),
-        "gsmon hub: {d}/h.toml: hub.agnets: unknown key; allowed keys here: agents, alarm_min_level, max_shelve_s, query, state_dir, subscribers",
+        "gsmon hub: {d}/h.toml: hub.agnets: unknown key; allowed keys here: "
+        "agents, alarm_min_level, max_shelve_s, query, state_dir, subscribers",
     ),
     "hub-wrong-type": BadCase(
         {"h.toml": '[liveness]\nstale_factor = "3"\n'},
