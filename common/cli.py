@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from gsmon.agent import main as agent_main
-from gsmon.common import commands, demo, keys_cli, views
+from gsmon.common import alarms_cli, commands, demo, keys_cli, views
 from gsmon.common.version import __version__
 from gsmon.hub import main as hub_main
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     agent_main.add_parser(subparsers)
     views.add_parsers(subparsers)
     commands.add_parser(subparsers)
+    alarms_cli.add_parsers(subparsers)
     return parser
 
 

@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import getpass
 import json
 import math
 import os
@@ -264,6 +265,14 @@ def open_subscriber(args: argparse.Namespace) -> Subscriber:
     return Subscriber(settings.hub, args.prefix, timeout_s=args.timeout_s, curve=curve).connect()
 
 
+def _login_name() -> str | None:
+    """The user name sent with commands (the hub records it beside the key's name)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return None
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -413,8 +422,11 @@ def run_watch(
         print(f"gsmon watch: {_one_line(str(error))}", file=sys.stderr)
         return 2
     if terminal and not plain and sys.stdin.isatty():
+        from gsmon.common.alarm_commands import OperatorClient, hub_sender
         from gsmon.common.watch import run_app
+        from gsmon.common.watch.commands import HubCommands
 
+        send = hub_sender(settings.hub, curve, timeout_s=args.timeout_s, user=_login_name())
         try:
             return run_app(
                 settings.hub,
@@ -424,6 +436,7 @@ def run_watch(
                 colour=not args.no_colour,
                 duration_s=args.duration_s,
                 check=check_children,
+                commands=HubCommands(OperatorClient(send), keyed=curve is not None),
             )
         except KeyboardInterrupt:
             return 0
