@@ -58,6 +58,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import alertstr_for
+from gsmon.common.errors import UnavailableError
 
 __all__ = [
     "ALARM_STATES",
@@ -92,16 +93,20 @@ MAX_COMMENT_CHARS: Final = 500
 JOURNAL_PAGE: Final = 500
 
 
-class CommandRefusedError(Exception):
-    """The hub said no (``ok`` false): ``message`` is its line, ``reason`` its machine word."""
+class CommandRefusedError(UnavailableError):
+    """The hub said no (``ok`` false): ``hub_message`` is its line, ``reason`` its machine word.
+
+    The message reads ``the hub refused: <its line>`` (``gsmon`` exits 1).
+    """
 
     def __init__(self, command: str, message: str, reason: str | None) -> None:
-        super().__init__(message)
+        super().__init__(f"the hub refused: {message}")
         self.command = command
+        self.hub_message = message
         self.reason = reason
 
 
-class BadAnswerError(Exception):
+class BadAnswerError(UnavailableError):
     """The hub's answer does not have the contract's shape (a hub of another version, or a bug)."""
 
 

@@ -54,7 +54,8 @@ across a hub restart (the ids are persistent), until Ctrl-C or SIGTERM. A
 hub that stops answering is said once on stderr and asked again every
 second.
 
-Exit statuses:
+Exit statuses (errors end the command in :func:`gsmon.common.cli.main`, one
+line on stderr, by the error base :mod:`gsmon.common.errors`):
 
 ====  =====================================================================
 0     done; also: nothing to acknowledge, an empty list, ``log --follow``
@@ -88,8 +89,6 @@ from gsmon.common.alarm_commands import (
     UNACKED_STATES,
     AckOutcome,
     AlarmRecord,
-    BadAnswerError,
-    CommandRefusedError,
     JournalRecord,
     OperatorClient,
     ShelfRecord,
@@ -100,8 +99,7 @@ from gsmon.common.alarm_commands import (
 )
 from gsmon.common.alerts import alertstr_for
 from gsmon.common.client import HubUnavailableError
-from gsmon.common.config import ConfigError
-from gsmon.common.keys import KeyFileError
+from gsmon.common.errors import UsageError
 from gsmon.common.units import format_duration, format_point, one_line
 
 __all__ = [
@@ -120,7 +118,6 @@ __all__ = [
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1
 EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
 DEFAULT_LOG_SINCE_S: Final = 86_400.0
 FOLLOW_POLL_S: Final = 0.5
 RETRY_S: Final = 1.0
@@ -134,10 +131,6 @@ COMMAND_SUMMARIES: Final = {
     "unshelve": "end a shelf now",
     "log": "the hub's journal: every level change, alarm and operator action, or follow it live",
 }
-
-
-class UsageProblemError(Exception):
-    """A bad flag or value: one line, exit status 2."""
 
 
 # -- text formatting (pure) -----------------------------------------------------------------------
@@ -289,7 +282,7 @@ def _prefix(text: str) -> str:
     try:
         names.check_path(text[:-1] if text.endswith("/") else text, "prefix")
     except ValueError as error:
-        raise UsageProblemError(f"{error} (a prefix names whole path segments, e.g. GS1/Antenna2)") from None
+        raise UsageError(f"{error} (a prefix names whole path segments, e.g. GS1/Antenna2)") from None
     return text
 
 
@@ -297,35 +290,35 @@ def _moment(text: str, now: float, direction: str, flag: str) -> float:
     try:
         return parse_moment(text, now, direction="past" if direction == "past" else "future")
     except ValueError as error:
-        raise UsageProblemError(f"{flag}: {error}") from None
+        raise UsageError(f"{flag}: {error}") from None
 
 
 def shelve_request(args: argparse.Namespace, now: float) -> dict[str, Any]:
-    """The shelve command's arguments from the flags (pure but for ``now``); raises :class:`UsageProblemError`."""
+    """The shelve command's arguments from the flags (pure but for ``now``); raises :class:`UsageError`."""
     duration_s = None
     if args.for_ is not None:
         try:
             duration_s = parse_duration(args.for_)
         except ValueError as error:
-            raise UsageProblemError(f"--for: {error}") from None
+            raise UsageError(f"--for: {error}") from None
     until = None if args.until is None else _moment(args.until, now, "future", "--until")
     if args.from_ is not None or args.to is not None:
         if args.until_normal or args.until is not None:
-            raise UsageProblemError("--from/--to is a scheduled window: not with --until or --until-normal")
+            raise UsageError("--from/--to is a scheduled window: not with --until or --until-normal")
         if args.from_ is None:
-            raise UsageProblemError("--to needs --from (a window: --from 18:00 --to 20:00, or --from T --for 2h)")
+            raise UsageError("--to needs --from (a window: --from 18:00 --to 20:00, or --from T --for 2h)")
         starts_at = _moment(args.from_, now, "future", "--from")
         if (args.to is None) == (duration_s is None):
-            raise UsageProblemError("--from needs one end: --to T or --for DURATION")
+            raise UsageError("--from needs one end: --to T or --for DURATION")
         ends_at = starts_at + duration_s if duration_s is not None else _moment(args.to, now, "future", "--to")
         if args.to is not None and ends_at <= starts_at and ":" in args.to and "T" not in args.to:
             ends_at = _moment(args.to, starts_at, "future", "--to")  # 22:00 to 02:00: the next 02:00 after the start
         if ends_at <= starts_at:
-            raise UsageProblemError("--to must be after --from")
+            raise UsageError("--to must be after --from")
         return {"mode": "scheduled", "starts_at": starts_at, "ends_at": ends_at}
     if args.until_normal:
         if duration_s is not None and until is not None:
-            raise UsageProblemError("--until-normal takes one cap: --for or --until, not both")
+            raise UsageError("--until-normal takes one cap: --for or --until, not both")
         request: dict[str, Any] = {"mode": "until_normal"}
         if duration_s is not None:
             request["duration_s"] = duration_s
@@ -333,12 +326,12 @@ def shelve_request(args: argparse.Namespace, now: float) -> dict[str, Any]:
             request["ends_at"] = until
         return request
     if duration_s is not None and until is not None:
-        raise UsageProblemError("give --for or --until, not both")
+        raise UsageError("give --for or --until, not both")
     if duration_s is not None:
         return {"mode": "timed", "duration_s": duration_s}
     if until is not None:
         return {"mode": "timed", "ends_at": until}
-    raise UsageProblemError("say how long: --for 2h, --until 18:00, --until-normal, or --from T --to T")
+    raise UsageError("say how long: --for 2h, --until 18:00, --until-normal, or --from T --to T")
 
 
 def log_since(text: str | None, now: float) -> float | None:
@@ -474,36 +467,13 @@ def _client(args: argparse.Namespace) -> OperatorClient:
     from gsmon.common.views import client_settings
 
     if not args.timeout_s > 0:
-        raise UsageProblemError(f"--timeout-s must be positive, got {args.timeout_s}")
+        raise UsageError(f"--timeout-s must be positive, got {args.timeout_s}")
     settings, curve = client_settings(args)
     return OperatorClient(hub_sender(settings.hub, curve, timeout_s=args.timeout_s, user=_user()))
 
 
 def _err(prog: str, message: str) -> None:
     print(f"{prog}: {one_line(message)}", file=sys.stderr)
-
-
-def _run(prog: str, body: Callable[[], int]) -> int:
-    """Run ``body``, mapping every expected failure to one line on stderr and its exit status."""
-    try:
-        return body()
-    except UsageProblemError as problem:
-        _err(prog, str(problem))
-        return EXIT_USAGE
-    except (ConfigError, KeyFileError) as error:
-        _err(prog, str(error))
-        return EXIT_USAGE
-    except CommandRefusedError as refusal:
-        _err(prog, f"the hub refused: {refusal}")
-        return EXIT_REFUSED
-    except (HubUnavailableError, BadAnswerError) as error:
-        _err(prog, str(error))
-        return EXIT_REFUSED
-    except ValueError as error:  # an endpoint the transport refuses
-        _err(prog, str(error))
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
 
 
 def _dump(value: Any) -> None:
@@ -516,26 +486,21 @@ def _where(prefix: str) -> str:
 
 
 def run_alarms(args: argparse.Namespace) -> int:
-    def body() -> int:
-        prefix = _prefix(args.prefix)
-        client = _client(args)
-        states = UNACKED_STATES if args.unacked else ALARM_STATES if args.all else OPEN_STATES
-        alarms = client.alarms(prefix, states)
-        if args.json:
-            _dump([alarm.to_json() for alarm in alarms])
-        elif alarms:
-            print("\n".join(alarm_lines(alarms, time.time())))
-        else:
-            which = "unacked alarms" if args.unacked else "alarms" if args.all else "open alarms"
-            print(f"no {which} {_where(prefix)}")
-        return EXIT_OK
-
-    return _run("gsmon alarms", body)
+    prefix = _prefix(args.prefix)
+    client = _client(args)
+    states = UNACKED_STATES if args.unacked else ALARM_STATES if args.all else OPEN_STATES
+    alarms = client.alarms(prefix, states)
+    if args.json:
+        _dump([alarm.to_json() for alarm in alarms])
+    elif alarms:
+        print("\n".join(alarm_lines(alarms, time.time())))
+    else:
+        which = "unacked alarms" if args.unacked else "alarms" if args.all else "open alarms"
+        print(f"no {which} {_where(prefix)}")
+    return EXIT_OK
 
 
-def _ack_report(
-    prog: str, verb: str, outcome: AckOutcome, sent: Sequence[int], listed: Sequence[int], as_json: bool
-) -> int:
+def _ack_report(verb: str, outcome: AckOutcome, sent: Sequence[int], listed: Sequence[int], as_json: bool) -> int:
     if as_json:
         _dump(
             {
@@ -554,104 +519,83 @@ def _ack_report(
 
 
 def run_ack(args: argparse.Namespace) -> int:
-    prog = "gsmon ack"
-
-    def body() -> int:
-        if (args.prefix is None) == (args.ids is None):
-            raise UsageProblemError("say what to acknowledge: a PREFIX (its unacked alarms) or --id N ..., not both")
-        try:
-            comment = check_comment(args.comment or "", required=False) or None
-        except ValueError as error:
-            raise UsageProblemError(f"-m: {error}") from None
-        client = _client(args)
-        listed: list[int] = []
-        seen: dict[int, int] | None = None
-        if args.ids is not None:
-            ids = list(dict.fromkeys(args.ids))
-        else:
-            prefix = _prefix(args.prefix)
-            alarms = [alarm for alarm in client.alarms(prefix, UNACKED_STATES) if alarm.unacked]
-            if not alarms:
-                if args.json:
-                    _dump({"acked": [], "skipped": [], "listed": []})
-                else:
-                    print(f"nothing to acknowledge: no unacked alarms {_where(prefix)}")
-                return EXIT_OK
-            if not args.json:
-                print(f"acknowledging {len(alarms)} unacked alarm{'s' if len(alarms) != 1 else ''} {_where(prefix)}:")
-                print("\n".join("  " + line for line in alarm_lines(alarms, time.time())))
-            ids = listed = [alarm.id for alarm in alarms]
-            seen = {alarm.id: alarm.max_level if alarm.max_level is not None else alarm.level for alarm in alarms}
-        outcome = client.ack(ids, comment, seen)
-        return _ack_report(prog, "acknowledged", outcome, ids, listed, args.json)
-
-    return _run(prog, body)
+    if (args.prefix is None) == (args.ids is None):
+        raise UsageError("say what to acknowledge: a PREFIX (its unacked alarms) or --id N ..., not both")
+    try:
+        comment = check_comment(args.comment or "", required=False) or None
+    except ValueError as error:
+        raise UsageError(f"-m: {error}") from None
+    client = _client(args)
+    listed: list[int] = []
+    seen: dict[int, int] | None = None
+    if args.ids is not None:
+        ids = list(dict.fromkeys(args.ids))
+    else:
+        prefix = _prefix(args.prefix)
+        alarms = [alarm for alarm in client.alarms(prefix, UNACKED_STATES) if alarm.unacked]
+        if not alarms:
+            if args.json:
+                _dump({"acked": [], "skipped": [], "listed": []})
+            else:
+                print(f"nothing to acknowledge: no unacked alarms {_where(prefix)}")
+            return EXIT_OK
+        if not args.json:
+            print(f"acknowledging {len(alarms)} unacked alarm{'s' if len(alarms) != 1 else ''} {_where(prefix)}:")
+            print("\n".join("  " + line for line in alarm_lines(alarms, time.time())))
+        ids = listed = [alarm.id for alarm in alarms]
+        seen = {alarm.id: alarm.max_level if alarm.max_level is not None else alarm.level for alarm in alarms}
+    outcome = client.ack(ids, comment, seen)
+    return _ack_report("acknowledged", outcome, ids, listed, args.json)
 
 
 def run_unack(args: argparse.Namespace) -> int:
-    prog = "gsmon unack"
-
-    def body() -> int:
-        try:
-            comment = check_comment(args.comment or "", required=False) or None
-        except ValueError as error:
-            raise UsageProblemError(f"-m: {error}") from None
-        ids = list(dict.fromkeys(args.ids))
-        outcome = _client(args).unack(ids, comment)
-        return _ack_report(prog, "unacknowledged", outcome, ids, [], args.json)
-
-    return _run(prog, body)
+    try:
+        comment = check_comment(args.comment or "", required=False) or None
+    except ValueError as error:
+        raise UsageError(f"-m: {error}") from None
+    ids = list(dict.fromkeys(args.ids))
+    outcome = _client(args).unack(ids, comment)
+    return _ack_report("unacknowledged", outcome, ids, [], args.json)
 
 
 def run_shelve(args: argparse.Namespace) -> int:
-    prog = "gsmon shelve"
-
-    def body() -> int:
-        prefix = _prefix(args.prefix)
-        if not prefix:
-            raise UsageProblemError("shelve a subtree, e.g. GS1/Antenna2 (not the whole tree)")
-        try:
-            comment = check_comment(args.comment or "")
-        except ValueError as error:
-            raise UsageProblemError(f"-m: {error}") from None
-        request = shelve_request(args, time.time())
-        client = _client(args)
-        mode = request.pop("mode")
-        shelf = client.shelve(prefix.rstrip("/"), mode, comment, **request)
-        if args.json:
-            _dump(shelf.to_json())
-        else:
-            print(shelf_summary(shelf, time.time()))
-        return EXIT_OK
-
-    return _run(prog, body)
+    prefix = _prefix(args.prefix)
+    if not prefix:
+        raise UsageError("shelve a subtree, e.g. GS1/Antenna2 (not the whole tree)")
+    try:
+        comment = check_comment(args.comment or "")
+    except ValueError as error:
+        raise UsageError(f"-m: {error}") from None
+    request = shelve_request(args, time.time())
+    client = _client(args)
+    mode = request.pop("mode")
+    shelf = client.shelve(prefix.rstrip("/"), mode, comment, **request)
+    if args.json:
+        _dump(shelf.to_json())
+    else:
+        print(shelf_summary(shelf, time.time()))
+    return EXIT_OK
 
 
 def run_shelves(args: argparse.Namespace) -> int:
-    def body() -> int:
-        prefix = _prefix(args.prefix)
-        shelves = _client(args).shelves(prefix)
-        if args.json:
-            _dump([shelf.to_json() for shelf in shelves])
-        elif shelves:
-            print("\n".join(shelf_lines(shelves, time.time())))
-        else:
-            print(f"no shelves {_where(prefix)}")
-        return EXIT_OK
-
-    return _run("gsmon shelves", body)
+    prefix = _prefix(args.prefix)
+    shelves = _client(args).shelves(prefix)
+    if args.json:
+        _dump([shelf.to_json() for shelf in shelves])
+    elif shelves:
+        print("\n".join(shelf_lines(shelves, time.time())))
+    else:
+        print(f"no shelves {_where(prefix)}")
+    return EXIT_OK
 
 
 def run_unshelve(args: argparse.Namespace) -> int:
-    def body() -> int:
-        try:
-            comment = check_comment(args.comment or "", required=False) or None
-        except ValueError as error:
-            raise UsageProblemError(f"-m: {error}") from None
-        print(_client(args).unshelve(args.id, comment))
-        return EXIT_OK
-
-    return _run("gsmon unshelve", body)
+    try:
+        comment = check_comment(args.comment or "", required=False) or None
+    except ValueError as error:
+        raise UsageError(f"-m: {error}") from None
+    print(_client(args).unshelve(args.id, comment))
+    return EXIT_OK
 
 
 def _hub_time(entry: JournalRecord) -> float:
@@ -675,33 +619,28 @@ def _stop_on_sigterm() -> None:
 def run_log(args: argparse.Namespace) -> int:
     prog = "gsmon log"
 
-    def body() -> int:
-        prefix = _prefix(args.prefix)
-        if args.limit is not None and (args.limit <= 0 or args.follow):
-            raise UsageProblemError("--limit takes a positive count, and not with --follow")
-        since = log_since(args.since, time.time())
-        client = _client(args)
-        if args.follow:
-            _stop_on_sigterm()
-            try:
-                follow(client, prefix, since, args.json, prog)
-            except KeyboardInterrupt:
-                return EXIT_OK
-            return EXIT_OK  # pragma: no cover - follow returns only by an exception
-        cursor = 0 if since is None else client.first_cursor_since(since)
-        count = 0
-        for entry in client.read_journal(cursor, prefix, args.limit):
-            if since is not None and _hub_time(entry) < since:
-                continue
-            _print_entry(entry, args.json)
-            count += 1
-        if not count and not args.json:
-            print(
-                f"nothing in the journal {_where(prefix)}" + ("" if since is None else " since then"), file=sys.stderr
-            )
-        return EXIT_OK
-
-    return _run(prog, body)
+    prefix = _prefix(args.prefix)
+    if args.limit is not None and (args.limit <= 0 or args.follow):
+        raise UsageError("--limit takes a positive count, and not with --follow")
+    since = log_since(args.since, time.time())
+    client = _client(args)
+    if args.follow:
+        _stop_on_sigterm()
+        try:
+            follow(client, prefix, since, args.json, prog)
+        except KeyboardInterrupt:
+            return EXIT_OK
+        return EXIT_OK  # pragma: no cover - follow returns only by an exception
+    cursor = 0 if since is None else client.first_cursor_since(since)
+    count = 0
+    for entry in client.read_journal(cursor, prefix, args.limit):
+        if since is not None and _hub_time(entry) < since:
+            continue
+        _print_entry(entry, args.json)
+        count += 1
+    if not count and not args.json:
+        print(f"nothing in the journal {_where(prefix)}" + ("" if since is None else " since then"), file=sys.stderr)
+    return EXIT_OK
 
 
 def follow(

@@ -215,7 +215,7 @@ class HubCommands:
         try:
             return call()
         except CommandRefusedError as refusal:
-            raise CommandError(f"the hub refused to {what}: {refusal}") from None
+            raise CommandError(f"the hub refused to {what}: {refusal.hub_message}") from None
         except (HubUnavailableError, BadAnswerError) as error:
             raise CommandError(" ".join(str(error).split())) from None
 
