@@ -224,21 +224,18 @@ def parse_moment(
         return _wall(moment)
     # An ISO 8601 date and time, the zone maybe an IANA name after a space.
     iso, _, zone_name = value.partition(" ")
-    named: dt.tzinfo | None = None
-    if zone_name and not re.fullmatch(r"\d.*", zone_name):
-        named = _zone_of(zone_name)
-    else:
-        iso = value
+    if not zone_name or re.fullmatch(r"[\d+-].*", zone_name):
+        iso, zone_name = value, ""  # "2026-12-02 18:00+01:00": the space is the date/time separator
     try:
         moment = dt.datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", iso))
     except ValueError:
         raise ValueError(
             f"expected a time such as 18:00, 18:00Z, '18:00 Europe/Oslo' or 2026-12-02T18:00+01:00, got {value!r}"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=named if named is not None else local_zone)
-    elif named is not None:
+    if zone_name and moment.tzinfo is not None:
         raise ValueError(f"two zones in {value!r}: give an offset or a zone name, not both")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_zone_of(zone_name) if zone_name else local_zone)
     return _wall(moment)
 
 
