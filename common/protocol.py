@@ -951,7 +951,7 @@ _PLAIN_NODE_KEYS: Final = 12
 def _operator_keys(payload: dict[str, Any]) -> dict[str, Any] | None:
     if len(payload) <= _PLAIN_NODE_KEYS:
         return None
-    found = {key: payload[key] for key in NODE_OPERATOR_KEYS if key in payload}
+    found: dict[str, Any] = {key: payload[key] for key in NODE_OPERATOR_KEYS if key in payload}
     return found or None
 
 
