@@ -618,14 +618,14 @@ def _stop_on_sigterm() -> None:
 
 def run_log(args: argparse.Namespace) -> int:
     prog = "gsmon log"
-
+    if args.follow:
+        _stop_on_sigterm()  # at once: SIGTERM is how a service manager (or a test) ends --follow
     prefix = _prefix(args.prefix)
     if args.limit is not None and (args.limit <= 0 or args.follow):
         raise UsageError("--limit takes a positive count, and not with --follow")
     since = log_since(args.since, time.time())
     client = _client(args)
     if args.follow:
-        _stop_on_sigterm()
         try:
             follow(client, prefix, since, args.json, prog)
         except KeyboardInterrupt:

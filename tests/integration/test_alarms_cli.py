@@ -178,7 +178,9 @@ def test_log_since_a_time_and_text_lines(station: Station) -> None:
 
 
 def test_sigterm_during_follow_exits_zero(procs: Processes, station: Station) -> None:
-    follower = procs.gsmon("log-follow", "log", "--follow", "--hub", station.hub.query)
     wait_until(lambda: CPU in station.alarms(), what="the RED point's alarm")
+    follower = procs.gsmon("log-follow", "log", "--follow", "--hub", station.hub.query)
+    line = follower.wait_for_line("20")  # a text line: the local time first (the last day's entries)
+    assert "alarm_raised" in line or "level" in line
     follower.signal(signal.SIGTERM)
     assert follower.stop() == 0
