@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -182,5 +181,4 @@ def test_sigterm_during_follow_exits_zero(procs: Processes, station: Station) ->
     follower = procs.gsmon("log-follow", "log", "--follow", "--hub", station.hub.query)
     line = follower.wait_for_line("20")  # a text line: the local time first (the last day's entries)
     assert "alarm_raised" in line or "level" in line
-    follower.signal(signal.SIGTERM)
-    assert follower.stop() == 0
+    assert follower.stop() == 0  # one SIGTERM (a second during its exit would meet Python's default handler)

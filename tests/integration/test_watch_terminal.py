@@ -281,6 +281,7 @@ def test_watch_in_tmux_a_acknowledges_the_selected_subtree_by_id(procs: Processe
     _save("ack-done", done)
     acked = wait_until(lambda: (listed := alarms()) and listed[0]["state"] == "active_acked" and listed[0])
     assert (acked["id"], acked["ack_comment"]) == (alarm["id"], "disk swap booked")
+    tmux.keys("Down")  # the answer stays on the status line until the selection moves
     wait_until(lambda: "0 unacked" in tmux.capture(), what="the status bar to follow the ack")
     tmux.keys("q")
     status = wait_until(lambda: tmux.status_file.exists() and tmux.status_file.read_text().strip(), what="watch exit")
