@@ -29,11 +29,13 @@ from gsmon.common.alarm_commands import (
     parse_duration,
     parse_moment,
 )
-from gsmon.common.client import HubUnavailableError
+from gsmon.common.client import HubUnavailableError, NodeState
 from gsmon.common.errors import UsageError
+from gsmon.common.watch.adapter import read_extras
 from gsmon.common.watch.commands import CommandError, HubCommands, ShelveRequest
 
 OSLO = ZoneInfo("Europe/Oslo")
+CPU_PATH = "GS1/Rack1/cpu_percent"
 # 2026-12-02 12:00:00 UTC (13:00 in Oslo).
 NOON_UTC = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC).timestamp()
 
@@ -628,3 +630,41 @@ def test_hub_commands_turn_every_failure_into_one_line() -> None:
     hub.down = False
     assert commands.learn_role()
     assert commands.role == "viewer"
+
+
+# -- the NODE keys of the operator layer reach the subscriber's nodes -----------------------------
+
+
+def _payload(**extra: Any) -> dict[str, Any]:
+    plain = {
+        "v": 1, "epoch": 5, "seq": 9, "kind": "point", "alert": 30, "alertstr": "RED", "stale": False,
+        "value": 97.5, "agent": "rack1", "polled_at": NOON_UTC, "received_at": NOON_UTC + 0.1, "dt": 1.0,
+    }  # fmt: skip
+    return {**plain, **extra}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_operator_keys_reach_node_state(fast: bool) -> None:
+    alarm = {"id": 7, "state": "active_acked", "level": 30, "max_level": 30, "acked_by": "ops"}
+    payload = _payload(since=NOON_UTC - 60, alarm=alarm, shelf_id=None, raw_alert=20)
+    if not fast:
+        payload["dt"] = 1  # an int where the fast path wants a float: the checked path
+    update = proto.decode_node_payload(CPU_PATH, payload)
+    assert update.operator == {"since": NOON_UTC - 60, "alarm": alarm, "shelf_id": None, "raw_alert": 20}
+    state = NodeState.from_update(update)
+    assert (state.since, state.alarm, state.raw_alert, state.shelf_id) == (NOON_UTC - 60, alarm, 20, None)
+    # The hub leaves the counts out at 0: a node with any operator key reads them as 0, not "not sent".
+    assert (state.attention, state.unacked_below, state.shelved_below) == (0, 0, 0)
+    extras = read_extras(state)
+    assert extras.alarm is not None
+    assert (extras.alarm.id, extras.alarm.state, extras.attention) == (7, "active_acked", 0)
+
+
+def test_a_plain_node_has_no_operator_fields() -> None:
+    update = proto.decode_node_payload(CPU_PATH, _payload())
+    assert update.operator is None
+    state = NodeState.from_update(update)
+    assert (state.attention, state.alarm, state.since) == (None, None, None)
+    assert not read_extras(state).known
+    legacy = proto.decode_node_payload(CPU_PATH, _payload(reported_alert=30, liveness_unknown=True))
+    assert legacy.operator is None
