@@ -82,6 +82,13 @@ def test_alarms_lists_the_red_point_and_ack_acks_only_what_was_listed(station: S
     assert "RED" in text.stdout
     assert "97.5%" in text.stdout
 
+    # gsmon get --json shows the alarm on the point, and the attention it raises.
+    tree = wait_until(lambda: (got := station.cli("get", PREFIX)) and got[CPU].get("alarm_id") and got)
+    assert (tree[CPU]["alarm_id"], tree[CPU]["attention"], tree[PREFIX]["attention"]) == (cpu["id"], 30, 30)
+    assert ISO_UTC.match(tree[CPU]["since"])
+    assert tree[CPU]["alarm"]["state"] == "active_unacked"
+    assert ISO_UTC.match(tree[CPU]["alarm"]["raised_at"])
+
     # The operator looked (the listing above); then the temperature turns RED too.
     listed_ids = [cpu["id"]]
     station.set(TEMP, 71.0, "RED")
