@@ -742,6 +742,7 @@ class WatchApp(App[int]):
         self._ages_drawn = 0.0
         self.message = ""
         self.ticks = 0
+        self._role_shown: str | None = None
         self.received = 0  # changes the feed received (the benchmark reads it)
         # The main screen's widgets, kept: the timer reaches them while another screen is on top.
         self._title = TextLine(id="title")
@@ -816,6 +817,11 @@ class WatchApp(App[int]):
 
     def tick(self) -> None:
         self.ticks += 1
+        role = self.commands.role
+        if role != self._role_shown:
+            # HubCommands learns the role from the hub in the background: offer a, u and s once it allows them.
+            self._role_shown = role
+            self.refresh_bindings()
         if self.check is not None:
             try:
                 self.check()

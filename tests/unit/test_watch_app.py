@@ -554,3 +554,18 @@ def test_fits_any_size(size: tuple[int, int]) -> None:
         assert all(len(line) <= size[0] for line in lines)
 
     run(scenario, size=size)
+
+
+def test_a_role_learnt_later_offers_ack_once_known() -> None:
+    commands = FakeCommands(role="viewer")
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        await pilot.press("a")
+        assert not isinstance(app.screen, AckPrompt)
+        commands.role = "operator"  # the hub has answered whoami
+        app.tick()
+        await pilot.pause()
+        await pilot.press("a")
+        assert isinstance(app.screen, AckPrompt)
+
+    run(scenario, feed=FakeFeed(station(extra=True)), commands=commands)
