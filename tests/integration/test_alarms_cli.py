@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Hub, Processes, gsmon_cli, wait_until
+from harness import Hub, Processes, gsmon_cli, make_keys, wait_until
 
 PREFIX = "GS1/Rack1"
 CPU = f"{PREFIX}/CPU/cpu_percent"
@@ -189,3 +189,49 @@ def test_sigterm_during_follow_exits_zero(procs: Processes, station: Station) ->
     line = follower.wait_for_line("20")  # a text line: the local time first (the last day's entries)
     assert "alarm_raised" in line or "level" in line
     assert follower.stop() == 0  # one SIGTERM (a second during its exit would meet Python's default handler)
+
+
+def test_roles_a_viewer_reads_an_operator_acks_within_limits(procs: Processes, tmp_path: Path) -> None:
+    keys = make_keys(tmp_path / "keys", {"rack1": [PREFIX]}, {"viewer1": None})
+    granted = gsmon_cli(
+        "keys",
+        "subscriber",
+        "op1",
+        "--role",
+        "operator",
+        "--hub-dir",
+        str(keys.hub_dir),
+        "--out",
+        str(keys.root / "op1"),
+    )
+    assert granted.returncode == 0, granted.stderr
+    hub = procs.hub("--keys-dir", str(keys.hub_dir), "--state-dir", str(tmp_path / "state"))
+    spec = {
+        "parents": {"CPU": None},
+        "points": [{"name": "cpu_percent", "parent": "CPU", "value": 99.0, "alert": "RED", "dt": 0.2}],
+    }
+    procs.agent(hub, "rack1", spec, mount=PREFIX, key=keys.secret("rack1"), hub_key=keys.hub_public)
+
+    def as_(name: str, *args: str) -> Any:
+        return gsmon_cli(*args, "--hub", hub.query, "--key", str(keys.secret(name)), "--hub-key", str(keys.hub_public))
+
+    def listed() -> list[dict[str, Any]]:
+        done = as_("viewer1", "alarms", "--json")
+        assert done.returncode == 0, done.stderr
+        alarms: list[dict[str, Any]] = json.loads(done.stdout)
+        return alarms
+
+    alarm = wait_until(lambda: next(iter(listed()), None), what="the alarm, listed by a viewer")
+    refused = as_("viewer1", "ack", "--id", str(alarm["id"]), "-m", "mine")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("gsmon ack: the hub refused: ")
+    assert "operator" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert listed()[0]["state"] == "active_unacked"
+    acked = as_("op1", "ack", PREFIX, "-m", "on it", "--json")
+    assert acked.returncode == 0, acked.stderr
+    assert json.loads(acked.stdout)["acked"] == [alarm["id"]]
+    assert listed()[0]["acked_by"] == "op1"
+    too_long = as_("op1", "shelve", PREFIX, "--for", "2d", "-m", "long job")
+    assert too_long.returncode == 1
+    assert "the hub refused: " in too_long.stderr
