@@ -620,8 +620,10 @@ class OperatorClient:
         reply = self.request("unshelve", args)
         return " ".join(reply.message.split()) or f"shelf {shelf_id} ended"
 
-    def shelves(self, prefix: str = "") -> list[ShelfRecord]:
+    def shelves(self, prefix: str = "", *, include_ended: bool = False) -> list[ShelfRecord]:
         args: dict[str, Any] = {"prefix": prefix} if prefix else {}
+        if include_ended:
+            args["all"] = True
         items = self._list(self.call("shelves", args), "shelves", "shelves")
         return sorted((ShelfRecord.from_wire(item) for item in items), key=lambda shelf: shelf.id)
 

@@ -8,7 +8,7 @@
     gsmon unack ID [ID ...] [-m TEXT] [--json]               take acknowledgements back
     gsmon shelve PREFIX (--for 2h | --until 18:00 | --until-normal [--for 4h] | --from T (--to T | --for D))
                  -m TEXT [--json]                            maintenance: shown, but no attention, no notifications
-    gsmon shelves [PREFIX] [--json]                          the shelves in force or scheduled
+    gsmon shelves [PREFIX] [--all] [--json]                  the shelves in force or scheduled (--all: ended too)
     gsmon unshelve ID [-m TEXT]                              end a shelf now
     gsmon log [PREFIX] [--since 1h | 18:00 | 2026-12-02T08:00Z | all] [--follow] [--limit N] [--json]
 
@@ -421,6 +421,7 @@ def add_parser(subparsers: Any, name: str, summary: str | None = None) -> None:
         parser.set_defaults(handler=run_shelve)
     elif name == "shelves":
         parser.add_argument("prefix", nargs="?", default="", help="only the shelves under this prefix")
+        parser.add_argument("--all", action="store_true", help="ended shelves too (the ones the hub keeps)")
         _json_flag(parser, "the shelves")
         parser.set_defaults(handler=run_shelves)
     elif name == "unshelve":
@@ -579,7 +580,7 @@ def run_shelve(args: argparse.Namespace) -> int:
 
 def run_shelves(args: argparse.Namespace) -> int:
     prefix = _prefix(args.prefix)
-    shelves = _client(args).shelves(prefix)
+    shelves = _client(args).shelves(prefix, include_ended=args.all)
     if args.json:
         _dump([shelf.to_json() for shelf in shelves])
     elif shelves:

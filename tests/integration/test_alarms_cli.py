@@ -132,6 +132,9 @@ def test_shelve_shelves_unshelve(station: Station) -> None:
     done = gsmon_cli("unshelve", str(shelf["id"]), "--hub", station.hub.query)
     assert done.returncode == 0, done.stderr
     assert station.cli("shelves") == []
+    ended = station.cli("shelves", "--all")
+    assert [(item["id"], item["end_reason"]) for item in ended] == [(shelf["id"], "unshelved")]
+    assert ISO_UTC.match(ended[0]["ended_at"])
     assert not station.alarms()[CPU]["shelved"]
     again = gsmon_cli("unshelve", str(shelf["id"]), "--hub", station.hub.query)
     assert again.returncode == 1
