@@ -81,6 +81,25 @@ COMMANDS: Final[Mapping[str, CommandInfo]] = {
         "gsmon.common.commands",
         "remove a silent agent and all its points from the hub now (an administrator's command)",
     ),
+    # The operator layer (issue 13): one module, gsmon.common.alarms_cli, for all of them.
+    "alarms": CommandInfo(
+        "gsmon.common.alarms_cli", "list the alarms that are not cleared (shelved ones too), or all of them"
+    ),
+    "ack": CommandInfo(
+        "gsmon.common.alarms_cli",
+        "acknowledge the unacked alarms under a prefix (exactly those listed), or given ids",
+    ),
+    "unack": CommandInfo("gsmon.common.alarms_cli", "take acknowledgements back: the alarms need attention again"),
+    "shelve": CommandInfo(
+        "gsmon.common.alarms_cli",
+        "shelve a subtree for maintenance: still shown, but no attention and no notifications",
+    ),
+    "shelves": CommandInfo("gsmon.common.alarms_cli", "list the shelves in force or scheduled"),
+    "unshelve": CommandInfo("gsmon.common.alarms_cli", "end a shelf now"),
+    "log": CommandInfo(
+        "gsmon.common.alarms_cli",
+        "the hub's journal: every level change, alarm and operator action, or follow it live",
+    ),
 }
 
 

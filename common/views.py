@@ -9,7 +9,11 @@ They learn everything else from the hub itself.
 ``--json`` as one JSON object mapping each path to its ``value``, ``alert``
 (code), ``alertstr``, ``stale``, ``age`` (seconds since the hub received it),
 ``kind``, ``agent``, ``reported_alert`` (a point's own last code, before
-staleness) and ``liveness_unknown`` (the hub cannot vouch for its freshness).
+staleness) and ``liveness_unknown`` (the hub cannot vouch for its freshness);
+from a hub with the alarm layer also ``attention``, ``since`` (ISO 8601
+UTC), ``alarm_id`` and ``alarm`` (the open alarm's summary, times ISO 8601
+UTC), ``shelf_id``, ``shelved_below``, ``unacked_below``, and the
+debounce's ``raw_alert``, ``pending`` and ``flapping``.
 JSON has no bytes, datetimes or NaN: bytes become base64 text, datetimes ISO
 8601 text, tuples arrays, and NaN/+-inf the strings "NaN", "Infinity",
 "-Infinity". A prefix under which the hub has nothing is said so on stderr,
@@ -56,6 +60,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import getpass
 import json
 import math
 import os
@@ -66,6 +71,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from gsmon.common.alarm_commands import iso_utc
 from gsmon.common.alerts import STALE_ALERTCODE, CriticalAlert, OrangeAlert, RedAlert, alertstr_for
 from gsmon.common.client import HubUnavailableError, NodeState, Subscriber
 from gsmon.common.client_settings import ClientSettings, resolve_client_settings
@@ -234,6 +240,35 @@ def _node_json(subscriber: Subscriber, node: NodeState) -> dict[str, Any]:
         if node.reported_alert is None and node.kind == "point"
         else node.reported_alert,
         "liveness_unknown": node.liveness_unknown,
+        **_operator_json(node),
+    }
+
+
+def _iso_times(value: Any, keys: tuple[str, ...]) -> Any:
+    if not isinstance(value, dict):
+        return _jsonable(value)
+    return {
+        str(key): iso_utc(item) if key in keys and isinstance(item, int | float) else _jsonable(item)
+        for key, item in value.items()
+    }
+
+
+def _operator_json(node: NodeState) -> dict[str, Any]:
+    """The alarm layer's keys of a node, when the hub sent any (``attention`` is then at least 0)."""
+    if node.attention is None:
+        return {}
+    alarm = node.alarm if isinstance(node.alarm, dict) else None
+    return {
+        "attention": node.attention,
+        "since": iso_utc(node.since) if isinstance(node.since, int | float) else None,
+        "alarm_id": alarm.get("id") if alarm is not None else None,
+        "alarm": _iso_times(alarm, ("raised_at", "rtn_at", "acked_at")) if alarm is not None else None,
+        "shelf_id": node.shelf_id,
+        "shelved_below": node.shelved_below,
+        "unacked_below": node.unacked_below,
+        "raw_alert": node.raw_alert,
+        "pending": _iso_times(node.pending, ("since",)),
+        "flapping": _iso_times(node.flapping, ("since",)),
     }
 
 
@@ -260,6 +295,14 @@ def open_subscriber(args: argparse.Namespace) -> Subscriber:
     """
     settings, curve = client_settings(args)
     return Subscriber(settings.hub, args.prefix, timeout_s=args.timeout_s, curve=curve).connect()
+
+
+def _login_name() -> str | None:
+    """The user name sent with commands (the hub records it beside the key's name)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return None
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -398,8 +441,11 @@ def run_watch(
     _stop_on_sigterm()
     settings, curve = client_settings(args) if given is None else given
     if terminal and not plain and sys.stdin.isatty():
+        from gsmon.common.alarm_commands import OperatorClient, hub_sender
         from gsmon.common.watch import run_app
+        from gsmon.common.watch.commands import HubCommands
 
+        send = hub_sender(settings.hub, curve, timeout_s=args.timeout_s, user=_login_name())
         return run_app(
             settings.hub,
             args.prefix,
@@ -408,6 +454,7 @@ def run_watch(
             colour=not args.no_colour,
             duration_s=args.duration_s,
             check=check_children,
+            commands=HubCommands(OperatorClient(send), keyed=curve is not None),
         )
     # Ctrl-C (and SIGTERM, made one) is watch's normal stop: gsmon.common.cli.main exits 0 for it.
     screen = _Screen(terminal and not plain)

@@ -16,8 +16,9 @@
                                           adapter.py (the one place the alarm fields of
                                           a node are read: attention, alarm, since, ...)
                                                         |
-                                          commands.py (ack, shelve, alarms, journal:
-                                          the Commands interface; NullCommands today)
+                                          commands.py (ack, unack, shelve, alarms, journal:
+                                          the Commands interface; HubCommands asks the hub
+                                          through alarm_commands.OperatorClient)
 
 Why Textual: it is the well-kept Python terminal-UI framework (built on Rich,
 which gsmon's cells already measure text with), it redraws in place on the
@@ -37,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gsmon.common.keys import ClientKeys
-from gsmon.common.watch.commands import Commands
+from gsmon.common.watch.commands import Commands, HubCommands
 
 __all__ = ["run_app"]
 
@@ -64,6 +65,8 @@ def run_app(
     from gsmon.common.watch.feed import HubFeed
 
     feed = HubFeed(hub, prefix, timeout_s=timeout_s, curve=curve).start()
+    if isinstance(commands, HubCommands):
+        commands.start()  # learns the role in the background
 
     def check_all() -> None:
         if feed.failure is not None:
@@ -85,6 +88,8 @@ def run_app(
         status = app.run()
     finally:
         feed.stop()
+        if isinstance(commands, HubCommands):
+            commands.stop()
     if app.failure is not None:
         raise app.failure
     return 0 if status is None else status

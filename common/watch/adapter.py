@@ -1,8 +1,9 @@
 """The one place the view reads the operator layer's node fields (issue 13, ``ALARMS.md``).
 
-The hub's alarm core adds these keys to NODE payloads; a client that knows
-them carries them on its nodes (attributes of the same name on
-:class:`~gsmon.common.client.NodeState`, or keys of a mapping node)::
+The hub's alarm core adds these keys to NODE payloads (minor 2; the decoder
+hands them over as ``NodeUpdate.operator``); the client carries them on its
+nodes (attributes of the same name on :class:`~gsmon.common.client.NodeState`,
+or keys of a mapping node)::
 
     attention      int        worst unacked, unshelved alarm level at or below the node (0: none)
     alarm          map|nil    the alarm summary: id, state, level, max_level, latch, reason,
@@ -189,8 +190,9 @@ def _flapping(value: object) -> Flapping | None:
     return Flapping(_time(value.get("since")), _int(value.get("changes")))
 
 
-# Node types known to carry none of the fields (today's NodeState: a slotted class without them),
-# so that 1,000 updates a second do not each ask nine times for attributes that cannot exist.
+# Node types known to carry none of the fields (a slotted class without them; NodeState has them since
+# the hub sends them), so that 1,000 updates a second do not each ask nine times for attributes that
+# cannot exist.
 _WITHOUT_FIELDS: dict[type, bool] = {}
 
 

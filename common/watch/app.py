@@ -36,6 +36,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static
 
 from gsmon.common.watch.commands import (
+    MAX_COMMENT_CHARS,
     ROLES_THAT_ACT,
     CommandError,
     Commands,
@@ -78,6 +79,7 @@ KEYS: Final[tuple[tuple[str, str], ...]] = (
     ("/", "filter: a point's name or a full path (GS1/Rack1); Enter applies, Esc clears"),
     ("d", "show or hide the detail pane"),
     ("a", "acknowledge the unacked alarms of the selected subtree (operator keys; asks for a comment)"),
+    ("u", "unacknowledge the acked alarms of the selected subtree (operator keys; a comment may say why)"),
     ("s", "shelve the selected subtree (operator keys; asks how long and a comment)"),
     ("A", "the alarm list (gsmon alarms) of the selected subtree, live"),
     ("L", "the journal (gsmon log) of the selected subtree"),
@@ -486,6 +488,28 @@ class AckPrompt(PromptScreen):
         app.send_ack(self.prefix, self.ids, comment, self)
 
 
+class UnackPrompt(PromptScreen):
+    def __init__(self, prefix: str, ids: Sequence[int]) -> None:
+        shown = ", ".join(str(alarm_id) for alarm_id in ids[:12]) + (" …" if len(ids) > 12 else "")
+        noun = "alarm" if len(ids) == 1 else "alarms"
+        super().__init__(
+            f"Unacknowledge {len(ids)} acked {noun} under {prefix or 'the whole tree'} (ids {shown})?\n"
+            "They need attention again.",
+            [("unack-comment", "comment (optional: why)", "")],
+        )
+        self.prefix = prefix
+        self.ids = tuple(ids)
+
+    def submit(self) -> None:
+        comment = self.value("unack-comment").strip()
+        if len(comment) > MAX_COMMENT_CHARS:
+            self.fail(f"a comment is at most {MAX_COMMENT_CHARS} characters, this one has {len(comment)}")
+            return
+        app = self.app
+        assert isinstance(app, WatchApp)
+        app.send_unack(self.prefix, self.ids, comment, self)
+
+
 class ShelvePrompt(PromptScreen):
     def __init__(self, prefix: str) -> None:
         super().__init__(
@@ -676,6 +700,7 @@ class WatchApp(App[int]):
         Binding("d", "detail", "detail"),
         Binding("a", "ack", "ack"),
         Binding("s", "shelve", "shelve"),
+        Binding("u", "unack", "unack"),
         Binding("A", "alarms", "alarms"),
         Binding("L", "journal", "log"),
         Binding("escape", "clear", "clear filter", show=False),
@@ -717,6 +742,7 @@ class WatchApp(App[int]):
         self._ages_drawn = 0.0
         self.message = ""
         self.ticks = 0
+        self._role_shown: str | None = None
         self.received = 0  # changes the feed received (the benchmark reads it)
         # The main screen's widgets, kept: the timer reaches them while another screen is on top.
         self._title = TextLine(id="title")
@@ -791,6 +817,11 @@ class WatchApp(App[int]):
 
     def tick(self) -> None:
         self.ticks += 1
+        role = self.commands.role
+        if role != self._role_shown:
+            # HubCommands learns the role from the hub in the background: offer a, u and s once it allows them.
+            self._role_shown = role
+            self.refresh_bindings()
         if self.check is not None:
             try:
                 self.check()
@@ -868,7 +899,7 @@ class WatchApp(App[int]):
     # --- actions
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("ack", "shelve"):
+        if action in ("ack", "shelve", "unack"):
             return self.commands.role in ROLES_THAT_ACT
         if action == "filter":
             # "/" is typed as itself into any input (paths have slashes), and
@@ -949,6 +980,17 @@ class WatchApp(App[int]):
             return
         self.push_screen(AckPrompt(prefix, ids))
 
+    def action_unack(self) -> None:
+        if self.commands.role not in ROLES_THAT_ACT:
+            self.notify_line(f"unacknowledging needs an operator key (this client is a {self.commands.role})")
+            return
+        prefix = self._selected_prefix()
+        ids = self.model.acked_ids(prefix)
+        if not ids:
+            self.notify_line(f"nothing acknowledged to take back under {prefix or 'the whole tree'}")
+            return
+        self.push_screen(UnackPrompt(prefix, ids))
+
     def action_shelve(self) -> None:
         if self.commands.role not in ROLES_THAT_ACT:
             self.notify_line(f"shelving needs an operator key (this client is a {self.commands.role})")
@@ -977,6 +1019,16 @@ class WatchApp(App[int]):
         self.call_from_thread(self._done, prompt, f"acknowledged {acked} of {len(ids)} alarms under {prefix or '/'}")
 
     @work(thread=True)
+    def send_unack(self, prefix: str, ids: tuple[int, ...], comment: str, prompt: PromptScreen) -> None:
+        try:
+            result = self.commands.unack(ids, comment)
+        except CommandError as error:
+            self.call_from_thread(prompt.fail, str(error))
+            return
+        done = len(result.acked_ids)
+        self.call_from_thread(self._done, prompt, f"unacknowledged {done} of {len(ids)} alarms under {prefix or '/'}")
+
+    @work(thread=True)
     def send_shelve(self, request: ShelveRequest, prompt: PromptScreen) -> None:
         try:
             shelf = self.commands.shelve(request)
@@ -1003,4 +1055,4 @@ class WatchApp(App[int]):
             screen.action_reload()
 
 
-__all__ += ["AckPrompt", "AlarmsScreen", "DetailPane", "HelpScreen", "JournalScreen", "ShelvePrompt"]
+__all__ += ["AckPrompt", "AlarmsScreen", "DetailPane", "HelpScreen", "JournalScreen", "ShelvePrompt", "UnackPrompt"]

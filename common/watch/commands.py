@@ -8,6 +8,7 @@ whether the hub can be asked at all::
     class Commands(Protocol):
         role: Role                                  # what this client's key may do
         def ack(ids, comment) -> AckResult
+        def unack(ids, comment) -> AckResult
         def shelve(ShelveRequest) -> ShelfRecord
         def alarms(prefix) -> list[AlarmRecord]     # gsmon alarms PREFIX
         def journal(prefix, since) -> list[JournalRecord]   # gsmon log PREFIX --since
@@ -17,20 +18,46 @@ worker thread, never from its event loop. Each raises :class:`CommandError`
 with one line for a person (the hub's refusal, a timeout, "not available on
 this hub") and never anything else for an expected failure.
 
-:class:`NullCommands` is what the view uses until the hub speaks commands:
-role ``viewer`` (so ``a`` and ``s`` are not offered) and every method says
-"not available on this hub". The rest of this module is pure: parsing the
-shelve prompt's "how long" text, and the comment rule (required, at most
-:data:`MAX_COMMENT_CHARS` characters).
+:class:`HubCommands` is the real one: the hub's operator COMMANDs through
+:class:`~gsmon.common.alarm_commands.OperatorClient` (the same client as
+``gsmon alarms``/``ack``/``shelve``/``log``, so the view and the CLI send the
+same requests). Its role is learnt from the hub in the background
+(:meth:`HubCommands.start`: ``viewer`` until the hub has said, so ``a`` and
+``s`` appear once it has; without keys the hub lets anyone act: ``admin``).
+The journal of a time span is read by cursor from the first entry at or after
+its start, the newest :data:`MAX_JOURNAL_ROWS` kept.
+
+:class:`NullCommands` is a hub that does not speak commands: role ``viewer``
+(so ``a`` and ``s`` are not offered) and every method says "not available on
+this hub". The rest of this module is pure: parsing the shelve prompt's "how
+long" text, and the comment rule (required, at most
+:data:`MAX_COMMENT_CHARS` characters). The records are those of
+:mod:`gsmon.common.alarm_commands`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol
+from typing import Final, Literal, Protocol, TypeVar
+
+from gsmon.common.alarm_commands import (
+    MAX_COMMENT_CHARS,
+    OPEN_STATES,
+    AlarmRecord,
+    BadAnswerError,
+    CommandRefusedError,
+    JournalRecord,
+    OperatorClient,
+    ShelfRecord,
+    parse_duration,
+)
+from gsmon.common.alarm_commands import check_comment as _check_comment
+from gsmon.common.client import HubUnavailableError
 
 __all__ = [
     "MAX_COMMENT_CHARS",
@@ -40,6 +67,7 @@ __all__ = [
     "AlarmRecord",
     "CommandError",
     "Commands",
+    "HubCommands",
     "JournalRecord",
     "NullCommands",
     "Role",
@@ -52,9 +80,9 @@ __all__ = [
 ]
 
 Role = Literal["viewer", "operator", "admin"]
+T = TypeVar("T")
 ShelveMode = Literal["timed", "until_normal", "scheduled"]
 ROLES_THAT_ACT: Final[frozenset[str]] = frozenset({"operator", "admin"})
-MAX_COMMENT_CHARS: Final = 500
 NOT_AVAILABLE: Final = "not available on this hub"
 
 
@@ -64,9 +92,10 @@ class CommandError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class AckResult:
-    """The ids the hub acknowledged (it acks only ids it was sent, and only unacked ones)."""
+    """The ids the hub acknowledged (it acks only ids it was sent, and only unacked ones), and those it skipped."""
 
     acked_ids: tuple[int, ...]
+    skipped: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,57 +110,6 @@ class ShelveRequest:
     ends_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ShelfRecord:
-    """A shelf as ``gsmon shelves --json`` lists it (times: wall seconds)."""
-
-    id: int
-    prefix: str
-    mode: str
-    comment: str
-    by: str | None = None
-    created_at: float | None = None
-    ends_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmRecord:
-    """An alarm as ``gsmon alarms --json`` lists it (times: wall seconds)."""
-
-    id: int
-    path: str
-    state: str
-    level: int
-    max_level: int | None = None
-    agent: str | None = None
-    reason: str | None = None
-    latch: bool | None = None
-    raised_at: float | None = None
-    rtn_at: float | None = None
-    acked: bool = False
-    acked_by: str | None = None
-    acked_at: float | None = None
-    ack_comment: str | None = None
-    shelved: bool = False
-    shelf_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JournalRecord:
-    """A journal entry as ``gsmon log --json`` lists it (``time``: wall seconds, source time)."""
-
-    time: float
-    path: str
-    kind: str
-    old: int | None = None
-    new: int | None = None
-    value: Any = None
-    agent: str | None = None
-    user: str | None = None
-    comment: str | None = None
-    alarm_id: int | None = None
-
-
 class Commands(Protocol):
     """The hub's operator commands, as the view uses them (see the module docstring)."""
 
@@ -141,6 +119,8 @@ class Commands(Protocol):
         ...
 
     def ack(self, ids: Sequence[int], comment: str) -> AckResult: ...
+
+    def unack(self, ids: Sequence[int], comment: str) -> AckResult: ...
 
     def shelve(self, request: ShelveRequest) -> ShelfRecord: ...
 
@@ -159,6 +139,9 @@ class NullCommands:
     def ack(self, ids: Sequence[int], comment: str) -> AckResult:
         raise CommandError(f"acknowledging is {NOT_AVAILABLE}")
 
+    def unack(self, ids: Sequence[int], comment: str) -> AckResult:
+        raise CommandError(f"unacknowledging is {NOT_AVAILABLE}")
+
     def shelve(self, request: ShelveRequest) -> ShelfRecord:
         raise CommandError(f"shelving is {NOT_AVAILABLE}")
 
@@ -171,36 +154,105 @@ class NullCommands:
 
 def check_comment(text: str) -> str:
     """The comment, stripped; raises :class:`ValueError` (one line) when empty or too long."""
-    comment = text.strip()
-    if not comment:
-        raise ValueError("a comment is required: say why (it goes into the journal with your name)")
-    if len(comment) > MAX_COMMENT_CHARS:
-        raise ValueError(f"a comment is at most {MAX_COMMENT_CHARS} characters, this one has {len(comment)}")
-    return comment
+    return _check_comment(text, required=True)
 
 
-_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])", re.IGNORECASE)
-_UNIT_S: Final = {"d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0}
+#: The journal view keeps at most this many entries of its span (the newest).
+MAX_JOURNAL_ROWS: Final = 5000
+#: Seconds between attempts to learn the role while the hub does not answer.
+ROLE_RETRY_S: Final = 2.0
 
 
-def parse_duration(text: str) -> float:
-    """``2h``, ``90m``, ``1h30m``, ``1d``, ``45s`` or plain seconds (``3600``) -> seconds.
+class HubCommands:
+    """The hub's operator commands for the view, over ``client`` (see the module docstring).
 
-    Raises :class:`ValueError` (one line) for anything else or a span that is not positive.
+    ``keyed``: this client uses CURVE keys (so the hub checks a role); without
+    keys the hub lets anyone act and the role is ``admin`` from the start.
     """
-    cleaned = text.strip().lower().replace(" ", "")
-    if not cleaned:
-        raise ValueError("expected a duration such as 2h, 30m or 1h30m, got nothing")
-    try:
-        seconds = float(cleaned)
-    except ValueError:
-        parts = _DURATION_PART.findall(cleaned)
-        if not parts or "".join(f"{number}{unit}" for number, unit in parts) != cleaned:
-            raise ValueError(f"expected a duration such as 2h, 30m or 1h30m, got {text.strip()!r}") from None
-        seconds = sum(float(number) * _UNIT_S[unit.lower()] for number, unit in parts)
-    if not seconds > 0:
-        raise ValueError(f"expected a duration longer than zero, got {text.strip()!r}")
-    return seconds
+
+    def __init__(self, client: OperatorClient, *, keyed: bool) -> None:
+        self.client = client
+        self._role: Role = "viewer" if keyed else "admin"
+        self._known = not keyed
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def role(self) -> Role:
+        return self._role
+
+    @property
+    def role_known(self) -> bool:
+        return self._known
+
+    def learn_role(self) -> bool:
+        """Ask the hub once; True when it answered (the role is then known)."""
+        try:
+            self._role = self.client.role()
+        except (HubUnavailableError, CommandRefusedError, BadAnswerError):
+            return False
+        self._known = True
+        return True
+
+    def start(self) -> HubCommands:
+        """Learn the role in a background thread (asking again while the hub does not answer)."""
+        if self._known or self._thread is not None:
+            return self
+
+        def run() -> None:
+            while not self._stop.is_set() and not self.learn_role():
+                self._stop.wait(ROLE_RETRY_S)
+
+        self._thread = threading.Thread(target=run, name="gsmon-watch-role", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @staticmethod
+    def _do(what: str, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except CommandRefusedError as refusal:
+            raise CommandError(f"the hub refused to {what}: {refusal.hub_message}") from None
+        except (HubUnavailableError, BadAnswerError) as error:
+            raise CommandError(" ".join(str(error).split())) from None
+
+    def ack(self, ids: Sequence[int], comment: str) -> AckResult:
+        outcome = self._do("acknowledge", lambda: self.client.ack(list(ids), comment or None))
+        return AckResult(outcome.done, outcome.skipped)
+
+    def unack(self, ids: Sequence[int], comment: str) -> AckResult:
+        outcome = self._do("unacknowledge", lambda: self.client.unack(list(ids), comment or None))
+        return AckResult(outcome.done, outcome.skipped)
+
+    def shelve(self, request: ShelveRequest) -> ShelfRecord:
+        return self._do(
+            "shelve",
+            lambda: self.client.shelve(
+                request.prefix.rstrip("/"),
+                request.mode,
+                request.comment,
+                duration_s=request.duration_s,
+                starts_at=request.starts_at,
+                ends_at=request.ends_at,
+            ),
+        )
+
+    def alarms(self, prefix: str) -> list[AlarmRecord]:
+        return self._do("list the alarms", lambda: self.client.alarms(prefix, OPEN_STATES))
+
+    def journal(self, prefix: str, since: float) -> list[JournalRecord]:
+        def read() -> list[JournalRecord]:
+            cursor = self.client.first_cursor_since(since)
+            newest: deque[JournalRecord] = deque(maxlen=MAX_JOURNAL_ROWS)
+            for entry in self.client.read_journal(cursor, prefix):
+                if (entry.hub_time if entry.hub_time is not None else entry.time) >= since:
+                    newest.append(entry)
+            return list(newest)
+
+        return self._do("read the journal", read)
 
 
 def _clock_time(text: str, now: dt.datetime) -> dt.datetime:

@@ -328,6 +328,18 @@ class ViewModel:
         """The ids of the unacked alarms at or below ``prefix`` (what an ack of that subtree sends)."""
         return sorted({alarm_id for path, alarm_id in self._unacked.items() if covers(prefix, path)})
 
+    def acked_ids(self, prefix: str) -> list[int]:
+        """The ids of the acknowledged, still active alarms at or below ``prefix`` (what an unack sends)."""
+        return sorted(
+            {
+                entry.extras.alarm.id
+                for path, entry in self._entries.items()
+                if entry.extras.alarm is not None
+                and entry.extras.alarm.state == "active_acked"
+                and covers(prefix, path)
+            }
+        )
+
     def points_under(self, prefix: str) -> int:
         if prefix in self._entries and self._entries[prefix].is_point:
             return 1

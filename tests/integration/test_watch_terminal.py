@@ -10,6 +10,7 @@ by git) for people to look at; the test prints where.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -229,6 +230,59 @@ def test_watch_in_tmux_follows_a_resize_live(station: Hub, tmux: Tmux) -> None:
         _save(f"resized-{width}x{height}", screen)
         assert all(len(line) <= width for line in screen.splitlines())
         assert tmux.history_size() == 0
+    tmux.keys("q")
+    status = wait_until(lambda: tmux.status_file.exists() and tmux.status_file.read_text().strip(), what="watch exit")
+    assert status == "0"
+
+
+def test_watch_in_tmux_a_acknowledges_the_selected_subtree_by_id(procs: Processes, tmux: Tmux, tmp_path: Path) -> None:
+    """``a`` on the top node, a comment typed with real keys, Enter: the hub has that alarm acked with it."""
+    hub = procs.hub("--state-dir", str(tmp_path / "state"))
+    procs.agent(
+        hub,
+        "rack1",
+        _agent_spec(
+            30,
+            {"Storage": None, "Bay3": "Storage"},
+            [{"name": "smart_errors", "parent": "Bay3", "value": 412, "alert": "RED", "dt": 0.5}],
+            "r1",
+        ),
+        mount="GS1/Rack1",
+    )
+
+    def alarms() -> list[dict[str, Any]]:
+        done = subprocess.run(
+            [sys.executable, "-m", "gsmon.common.cli", "alarms", "--json", "--hub", hub.query],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=tmux.env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        listed: list[dict[str, Any]] = json.loads(done.stdout)
+        return listed
+
+    alarm = wait_until(lambda: next(iter(alarms()), None), what="the RED point's alarm")
+    tmux.start([sys.executable, "-m", "gsmon.common.cli", "watch", "--hub", hub.query], 100, 30)
+    wait_until(lambda: "1 unacked" in tmux.capture() and "smart_errors" in tmux.capture(), what="the unacked alarm")
+    tmux.keys("Home")
+    tmux.keys("a")
+    prompt = wait_until(
+        lambda: (shown := tmux.capture()) and "Acknowledge 1 unacked alarm" in shown and shown, what="the ack prompt"
+    )
+    _save("ack-prompt", prompt)
+    assert f"ids {alarm['id']}" in prompt
+    tmux.keys("-l", "disk swap booked")
+    tmux.keys("Enter")
+    done = wait_until(
+        lambda: (shown := tmux.capture()) and "acknowledged 1 of 1" in shown and shown, what="the ack's answer"
+    )
+    _save("ack-done", done)
+    acked = wait_until(lambda: (listed := alarms()) and listed[0]["state"] == "active_acked" and listed[0])
+    assert (acked["id"], acked["ack_comment"]) == (alarm["id"], "disk swap booked")
+    tmux.keys("Down")  # the answer stays on the status line until the selection moves
+    wait_until(lambda: "0 unacked" in tmux.capture(), what="the status bar to follow the ack")
     tmux.keys("q")
     status = wait_until(lambda: tmux.status_file.exists() and tmux.status_file.read_text().strip(), what="watch exit")
     assert status == "0"

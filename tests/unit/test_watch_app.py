@@ -18,7 +18,16 @@ import pytest
 from textual.pilot import Pilot
 
 from gsmon.common.client import NodeState
-from gsmon.common.watch.app import KEYS, AckPrompt, AlarmsScreen, HelpScreen, JournalScreen, ShelvePrompt, WatchApp
+from gsmon.common.watch.app import (
+    KEYS,
+    AckPrompt,
+    AlarmsScreen,
+    HelpScreen,
+    JournalScreen,
+    ShelvePrompt,
+    UnackPrompt,
+    WatchApp,
+)
 from gsmon.common.watch.commands import (
     AckResult,
     AlarmRecord,
@@ -115,12 +124,17 @@ class FakeCommands:
     role: Role = "operator"
     acks: list[tuple[tuple[int, ...], str]] = field(default_factory=list)
     shelves: list[ShelveRequest] = field(default_factory=list)
+    unacks: list[tuple[tuple[int, ...], str]] = field(default_factory=list)
     refuse: str | None = None
 
     def ack(self, ids: Sequence[int], comment: str) -> AckResult:
         if self.refuse:
             raise CommandError(self.refuse)
         self.acks.append((tuple(ids), comment))
+        return AckResult(tuple(ids))
+
+    def unack(self, ids: Sequence[int], comment: str) -> AckResult:
+        self.unacks.append((tuple(ids), comment))
         return AckResult(tuple(ids))
 
     def shelve(self, request: ShelveRequest) -> ShelfRecord:
@@ -288,6 +302,32 @@ def test_ack_prompt_sends_the_listed_ids_with_the_comment() -> None:
         assert "acknowledged 2 of 2" in text(app._status)
 
     run(scenario, feed=FakeFeed(station(extra=True)), commands=commands)
+
+
+def test_u_unacks_the_acked_alarms_of_the_selected_subtree() -> None:
+    commands = FakeCommands()
+    tree = station(extra=True)
+    lock = tree["GS1/Antenna1/RF/lock"]
+    tree["GS1/Antenna1/RF/lock"] = node(
+        lock.path, 30, lock.value, "point", attention=0, alarm={"id": 9, "state": "active_acked", "level": 30}
+    )
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        app.model.select("GS1/Rack1")
+        await pilot.press("u")
+        assert not isinstance(app.screen, UnackPrompt)
+        assert "nothing acknowledged to take back under GS1/Rack1" in text(app._status)
+        app.model.select("GS1/Antenna1")
+        await pilot.press("u")
+        assert isinstance(app.screen, UnackPrompt)
+        assert app.screen.ids == (9,)
+        await pilot.press(*"not fixed", "enter")  # a comment is optional; this one is sent
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert commands.unacks == [((9,), "not fixed")]
+        assert "unacknowledged 1 of 1 alarms under GS1/Antenna1" in text(app._status)
+
+    run(scenario, feed=FakeFeed(tree), commands=commands)
 
 
 def test_ack_refused_by_the_hub_says_why_in_the_prompt() -> None:
@@ -514,3 +554,18 @@ def test_fits_any_size(size: tuple[int, int]) -> None:
         assert all(len(line) <= size[0] for line in lines)
 
     run(scenario, size=size)
+
+
+def test_a_role_learnt_later_offers_ack_once_known() -> None:
+    commands = FakeCommands(role="viewer")
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        await pilot.press("a")
+        assert not isinstance(app.screen, AckPrompt)
+        commands.role = "operator"  # the hub has answered whoami
+        app.tick()
+        await pilot.pause()
+        await pilot.press("a")
+        assert isinstance(app.screen, AckPrompt)
+
+    run(scenario, feed=FakeFeed(station(extra=True)), commands=commands)
