@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from gsmon.agent import main as agent_main
 from gsmon.common import commands, demo, keys_cli, views
+from gsmon.common.recorder import commands as history_commands
+from gsmon.common.recorder import main as recorder_main
 from gsmon.common.version import __version__
 from gsmon.hub import main as hub_main
 
@@ -33,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent_main.add_parser(subparsers)
     views.add_parsers(subparsers)
     commands.add_parser(subparsers)
+    recorder_main.add_parser(subparsers)
+    history_commands.add_parsers(subparsers)
     return parser
 
 

@@ -223,7 +223,7 @@ def _moved(old: Any, new: Any, deadband_abs: float | None, deadband_rel: float |
         return True
     if kind is float or kind is int:
         if new != new or old != old:  # NaN: a change only into or out of it
-            return (new != new) != (old != old)
+            return bool((new != new) != (old != old))
         if deadband_abs is None and deadband_rel is None:
             return bool(new != old)
         difference = abs(new - old)
@@ -268,6 +268,10 @@ class RecorderCore:
     def contexts(self) -> dict[tuple[str, str], str]:
         """Active contexts: ``{(kind, prefix): id}`` (a copy)."""
         return dict(self._contexts)
+
+    def record(self, row: Row) -> None:
+        """A row decided outside the core (the recorder's own health figures), stored with the next batch."""
+        self._rows.append(row)
 
     # -- input -------------------------------------------------------------
 

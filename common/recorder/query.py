@@ -540,7 +540,12 @@ def _buckets(
 
 
 def _tree_at(conn: Connection, prefix: str, at_us: int) -> dict[str, Any]:
-    inner = sa.select(sa.func.max(samples.c.t_us)).where(samples.c.path_id == paths.c.id, samples.c.t_us <= at_us)
+    latest = samples.alias("latest")
+    inner = (
+        sa.select(sa.func.max(latest.c.t_us))
+        .where(latest.c.path_id == paths.c.id, latest.c.t_us <= at_us)
+        .correlate(paths)
+    )
     query = (
         sa.select(
             paths.c.path,
@@ -552,6 +557,7 @@ def _tree_at(conn: Connection, prefix: str, at_us: int) -> dict[str, Any]:
             samples.c.context,
             samples.c.why,
         )
+        .select_from(paths)
         .join(samples, sa.and_(samples.c.path_id == paths.c.id, samples.c.t_us == inner.scalar_subquery()))
         .where(_prefix_of(prefix))
         .order_by(paths.c.path)

@@ -393,7 +393,9 @@ class Store:
         missing = sorted({name for name in names if name not in known})
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]
-            found = dict(conn.execute(sa.select(column, table.c.id).where(column.in_(chunk))).tuples().all())
+            found: dict[str, int] = dict(
+                conn.execute(sa.select(column, table.c.id).where(column.in_(chunk))).tuples().all()
+            )
             new = [name for name in chunk if name not in found]
             if new:
                 conn.execute(self._insert_ignore(table), [{column.name: name} for name in new])
