@@ -244,6 +244,7 @@ def _history(store: Store, conn: Connection, args: Mapping[str, Any], now: float
         if not isinstance(context, str) or not context:
             raise AnswerError("bad-args", f"context must be a context id such as P123, got {context!r}")
         start_us, end_us = _context_range(conn, path, context, now)
+        end_us = max(start_us + 1, end_us - 1)  # the row written when the context ended is not in it
     else:
         start_us, end_us = _range(args, now)
     path_id = store.path_id(conn, path)

@@ -393,13 +393,14 @@ class Store:
         missing = sorted({name for name in names if name not in known})
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]
-            found: dict[str, int] = dict(
-                conn.execute(sa.select(column, table.c.id).where(column.in_(chunk))).tuples().all()
-            )
+            found: dict[str, int] = dict(conn.execute(sa.select(column, table.c.id).where(column.in_(chunk))).all())
             new = [name for name in chunk if name not in found]
             if new:
                 conn.execute(self._insert_ignore(table), [{column.name: name} for name in new])
-                found.update(conn.execute(sa.select(column, table.c.id).where(column.in_(new))).tuples().all())
+                found.update(
+                    (str(name), int(ident))
+                    for name, ident in conn.execute(sa.select(column, table.c.id).where(column.in_(new)))
+                )
             known.update(found)
         with self._lock:
             cache.update((name, known[name]) for name in missing)
@@ -506,7 +507,11 @@ class Store:
             "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = :table"
         )
         for name, bound in conn.execute(query, {"table": table}):
-            numbers = [int(part) for part in str(bound).replace("(", " ").replace(")", " ").split() if _is_int(part)]
+            numbers = [
+                int(part)
+                for part in str(bound).replace("(", " ").replace(")", " ").replace("'", " ").split()
+                if _is_int(part)
+            ]
             if len(numbers) == 2:
                 found.append((str(name), numbers[0], numbers[1]))
         return sorted(found, key=lambda item: item[1])

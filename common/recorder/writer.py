@@ -210,7 +210,7 @@ class Writer:
             if pending:
                 try:
                     self._commit(pending)
-                except sa.exc.SQLAlchemyError as error:
+                except Exception as error:  # the database, or a row it refuses: logged, retried, never a dead thread
                     self.store.forget_names()
                     text = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
                     self.stats.errors += 1
