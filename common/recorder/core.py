@@ -361,6 +361,14 @@ class RecorderCore:
                 point.fresh = True
                 point.pending = False
 
+    def suspend(self, prefix: str) -> None:
+        """The view under ``prefix`` can no longer be trusted (the hub is lost): no heartbeat repeats an old
+        value for it (that would draw a flat line over an outage); the gap is recorded when it is back."""
+        for point in self._points.values():
+            if naming.path_in_prefix(point.path, prefix):
+                point.fresh = True
+                point.pending = False
+
     def tick(self, now: float) -> None:
         """Write the heartbeats and throttled changes that are due at ``now``."""
         heap = self._heap

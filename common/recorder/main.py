@@ -89,6 +89,8 @@ class _Followed:
     resyncs: int = 0
     complete_at: float = 0.0  # hub time of the last turn when this view was known complete
     snapshot_at: float = 0.0
+    suspended: bool = False
+    epoch: int | None = None
 
 
 class Recorder:
@@ -136,6 +138,7 @@ class Recorder:
         received = time.monotonic()
         for followed in self._followed:
             followed.resyncs = followed.subscriber.resyncs
+            followed.epoch = followed.subscriber.epoch
             followed.complete_at = followed.snapshot_at = now
         # Contexts first, so the first rows carry them.
         for followed in self._followed:
@@ -188,10 +191,18 @@ class Recorder:
                     self._apply_contexts(followed, now)
                 else:
                     start = max(followed.snapshot_at, followed.complete_at - self.config.resync_gap_margin_s)
-                    core.gap(followed.prefix, start, now, "resync")
+                    if followed.suspended or sub.epoch != followed.epoch:
+                        reason = "hub restarted" if sub.epoch != followed.epoch else "hub lost"
+                    else:
+                        reason = "resync"  # missed updates (this recorder was too slow, or the network)
+                    core.gap(followed.prefix, start, now, reason)
+                    for change in changes:  # the snapshot's differences: removals are recorded too
+                        core.observe(change.path, change.new, now, received)
                     core.observe_all(sub.tree.items(), now, received)
+                followed.epoch = sub.epoch
                 followed.snapshot_at = now
                 followed.complete_at = now
+                followed.suspended = False
                 continue
             if followed.is_contexts:
                 for change in changes:
@@ -201,6 +212,10 @@ class Recorder:
                     core.observe(change.path, change.new, now, received)
             if not sub.hub_lost:
                 followed.complete_at = now
+            elif not followed.suspended and not followed.is_contexts:
+                followed.suspended = True
+                core.suspend(followed.prefix)
+                log.warning("the hub is lost: recording of %r paused (a gap follows)", followed.prefix or "")
         now = self._followed[0].subscriber.hub_time()
         core.tick(now)
         self._health(now)
