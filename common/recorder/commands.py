@@ -39,7 +39,7 @@ from gsmon.common.client import DEFAULT_QUERY_ENDPOINT, HubUnavailableError
 from gsmon.common.keys import ClientKeys, KeyFileError
 from gsmon.common.recorder.times import parse_duration, parse_moment
 
-__all__ = ["add_parsers", "run_context", "run_history"]
+__all__ = ["add_parser", "run_context", "run_history"]
 
 
 def _where_flags(parser: argparse.ArgumentParser) -> None:
@@ -54,8 +54,11 @@ def _where_flags(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--timeout-s", type=float, default=10.0, help="how long to wait for the hub (default 10)")
 
 
-def add_parsers(subparsers: Any) -> None:
-    summary = "values a point had: raw samples, buckets, the tree at a moment; export/import"
+def add_parser(subparsers: Any, name: str, summary: str) -> None:
+    """Register ``gsmon history`` or ``gsmon context`` (``name``) on the ``gsmon`` command's subparsers."""
+    if name == "context":
+        _add_context(subparsers, summary)
+        return
     parser = subparsers.add_parser(
         "history", help=summary, description=summary + ".", epilog="Times: ISO 8601 UTC, 'now', or 6h/2d ago."
     )
@@ -79,7 +82,8 @@ def add_parsers(subparsers: Any) -> None:
     _where_flags(parser)
     parser.set_defaults(handler=run_history)
 
-    summary = "start or stop a context (a pass) for a prefix: every row recorded under it carries its id"
+
+def _add_context(subparsers: Any, summary: str) -> None:
     context = subparsers.add_parser("context", help=summary, description=summary + ".")
     context.add_argument("action", choices=("start", "stop"))
     context.add_argument("kind", metavar="KIND", help="the kind of context, e.g. pass")

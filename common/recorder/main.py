@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HEALTH_S", "Recorder", "add_parser", "run", "store_url"]
 
-log = logging.getLogger("gsmon.recorder")
+log = logging.getLogger(__name__)
 
 HEALTH_S: Final = 5.0
 _LOG_HEALTH_S: Final = 60.0
@@ -326,9 +326,9 @@ class Recorder:
 # -- the command line ---------------------------------------------------------------------------
 
 
-def add_parser(subparsers: Any) -> None:
-    summary = "record the values of the hub's tree into a history store (SQLite or PostgreSQL)"
-    parser = subparsers.add_parser("recorder", help=summary, description=summary + ".")
+def add_parser(subparsers: Any, name: str, summary: str) -> None:
+    """Register ``gsmon recorder`` on the ``gsmon`` command's subparsers."""
+    parser = subparsers.add_parser(name, help=summary, description=summary + ".")
     parser.add_argument("prefixes", nargs="*", metavar="PREFIX", help="prefixes to record (default: the whole tree)")
     parser.add_argument("--config", metavar="FILE", help="the recorder's TOML file ([recorder], [[policy]], ...)")
     add_key_flag(parser, "--hub", key="recorder.hub", metavar="QUERY_ENDPOINT", help="the hub's query endpoint")

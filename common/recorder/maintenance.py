@@ -38,7 +38,7 @@ from gsmon.common.recorder.writer import RollupWatermark
 
 __all__ = ["PRUNE_BATCH", "ROLLUP_CHUNK_S", "Maintenance", "rollup_range"]
 
-log = logging.getLogger("gsmon.recorder.maintenance")
+log = logging.getLogger(__name__)
 
 PRUNE_BATCH: Final = 5000
 ROLLUP_CHUNK_S: Final = 600

@@ -46,7 +46,7 @@ from gsmon.common.recorder.store import Store
 
 __all__ = ["REREGISTER_S", "SERVICE_NAME", "HistoryService", "answer_forwarded"]
 
-log = logging.getLogger("gsmon.recorder.service")
+log = logging.getLogger(__name__)
 
 SERVICE_NAME: Final = "history"
 REREGISTER_S: Final = 30.0

@@ -70,6 +70,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from gsmon.common.errors import UnavailableError
 from gsmon.common.recorder.core import Why
 
 __all__ = [
@@ -84,7 +85,7 @@ __all__ = [
     "sqlite_url",
 ]
 
-log = logging.getLogger("gsmon.recorder.store")
+log = logging.getLogger(__name__)
 
 HISTORY_FILE: Final = "history.db"
 SCHEMA_VERSION: Final = 1
@@ -190,8 +191,8 @@ _SAMPLE_COLUMNS: Final = ("path_id", "t_us", "level", "raw_level", "stale", "num
 _ROLLUP_COLUMNS: Final = tuple(column.name for column in rollups.columns)
 
 
-class StoreError(Exception):
-    """The store cannot be used (the message is one line saying what to do)."""
+class StoreError(UnavailableError):
+    """The store cannot be used (the message is one line saying what to do; ``gsmon`` exits 1)."""
 
 
 def default_state_dir(env: Mapping[str, str] | None = None) -> Path:

@@ -43,7 +43,7 @@ from gsmon.common.recorder.store import Store
 
 __all__ = ["RollupWatermark", "Writer", "WriterStats"]
 
-log = logging.getLogger("gsmon.recorder.writer")
+log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S: Final = 10.0
 
