@@ -127,6 +127,12 @@ class Recorder:
         hub = self.config.hub or DEFAULT_QUERY_ENDPOINT
         with self.store.read() as conn:
             coverage = self.store.coverage(conn)
+            # A gap starts after the newest row committed under the prefix: coverage is the hub's time as
+            # this recorder estimated it (heartbeat offsets), which may trail a poll time by the latency.
+            for prefix, (start_us, until_us) in list(coverage.items()):
+                newest = self.store.newest_under(conn, prefix)
+                if newest is not None and newest >= until_us:
+                    coverage[prefix] = (start_us, newest + 1)
         for prefix in self.config.prefixes:
             sub = Subscriber(hub, prefix, curve=self.curve, timeout_s=10.0).connect()
             self._followed.append(_Followed(prefix, sub, False))

@@ -614,6 +614,17 @@ class Store:
         value = conn.execute(sa.select(sa.func.min(samples.c.t_us))).scalar()
         return None if value is None else int(value)
 
+    def newest_under(self, conn: Connection, prefix: str) -> int | None:
+        """The time of the newest row under ``prefix`` (newest first on the time index: one step per row)."""
+        value = conn.execute(
+            sa.select(samples.c.t_us)
+            .join(paths, paths.c.id == samples.c.path_id)
+            .where(prefix_condition(paths.c.path, prefix))
+            .order_by(samples.c.t_us.desc())
+            .limit(1)
+        ).scalar()
+        return None if value is None else int(value)
+
     def newest_sample_us(self, conn: Connection) -> int | None:
         value = conn.execute(sa.select(sa.func.max(samples.c.t_us))).scalar()
         return None if value is None else int(value)
