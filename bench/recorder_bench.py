@@ -57,7 +57,8 @@ class Node:
 
 def _pg_cluster() -> Any:
     spec = importlib.util.spec_from_file_location("gsmon_pgcluster", REPO / "tests" / "integration" / "pgcluster.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     why = module.unavailable()
@@ -100,10 +101,14 @@ def bench_writes(url: str, rows: int, baseline_url: str | None) -> dict[str, flo
     committed = writer.stats.rows_committed
     store.close()
     # Baseline: the bare driver, same tuples, same key.
-    tuples = [(i % 1000, round((T0 + (i // 1000) * 0.001) * 1e6), 0, None, False, float(i), None, 1, None, 3)
-              for i in range(rows)]
-    ddl = ("CREATE TABLE s (path_id INTEGER, t_us BIGINT, level SMALLINT, raw_level SMALLINT, stale BOOLEAN, "
-           "num DOUBLE PRECISION, val BYTEA, agent_id INTEGER, context TEXT, why SMALLINT, PRIMARY KEY (path_id, t_us))")
+    tuples = [
+        (i % 1000, round((T0 + (i // 1000) * 0.001) * 1e6), 0, None, False, float(i), None, 1, None, 3)
+        for i in range(rows)
+    ]
+    ddl = (
+        "CREATE TABLE s (path_id INTEGER, t_us BIGINT, level SMALLINT, raw_level SMALLINT, stale BOOLEAN, "
+        "num DOUBLE PRECISION, val BYTEA, agent_id INTEGER, context TEXT, why SMALLINT, PRIMARY KEY (path_id, t_us))"
+    )
     if baseline_url is None:
         folder = Path(tempfile.mkdtemp(prefix="gsmon-bench-"))
         conn = sqlite3.connect(folder / "baseline.db", isolation_level=None)
@@ -204,7 +209,8 @@ def bench_query(url: str) -> dict[str, float]:
         begun = time.perf_counter()
         result = answer(store, "history", query)
         timings.append(time.perf_counter() - begun)
-        assert result["source"] == "rollups" and len(result["buckets"]) == 500
+        assert result["source"] == "rollups"
+        assert len(result["buckets"]) == 500
     # Baseline: the same buckets from raw rows (no roll-ups known to the planner).
     from gsmon.common.recorder import query as query_module
 

@@ -446,7 +446,7 @@ class Store:
         # which halves the rate (bench/RESULTS.md).
         columns = ", ".join(_SAMPLE_COLUMNS)
         marks = ", ".join(["%s"] * len(_SAMPLE_COLUMNS))
-        return f"INSERT INTO samples ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+        return f"INSERT INTO samples ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608 -- constants
 
     def insert_samples(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert sample tuples in :data:`_SAMPLE_COLUMNS` order; a row already there is left as it is.

@@ -35,8 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-import sqlalchemy as sa
-
 from gsmon.common.recorder import values
 from gsmon.common.recorder.core import ContextEnded, ContextStarted, Event, GapEvent, Row
 from gsmon.common.recorder.store import Store

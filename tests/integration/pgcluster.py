@@ -20,6 +20,7 @@ skipping it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pwd
@@ -126,10 +127,8 @@ class PgCluster:
 
     def stop(self) -> None:
         if self.data.exists():
-            try:
+            with contextlib.suppress(RuntimeError):  # already stopped: removing the folder is what is left
                 self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
-            except RuntimeError:
-                pass
         self.remove()
 
     def remove(self) -> None:

@@ -55,24 +55,30 @@ def test_records_the_live_tree_and_answers_in_json_csv_and_table(procs: Processe
     recorder(procs, hub, history_url, "GS1/")
     wait_until(lambda: len(counts(history_url)[0]) >= 20, timeout_s=30, what="20 recorded counter values")
     values, gaps = counts(history_url)
-    assert values == sorted(values) and len(set(values)) == len(values)  # every value once, in order
+    assert values == sorted(values)
+    assert len(set(values)) == len(values)  # every value once, in order
     assert values == list(range(values[0], values[-1] + 1))  # every change: none skipped
     assert gaps == []
     answer = history(history_url, COUNT, "--since", "10m")
     sample = answer["samples"][0]
-    assert ISO.match(sample["t"]) and ISO.match(answer["from"])
+    assert ISO.match(sample["t"])
+    assert ISO.match(answer["from"])
     assert set(sample) >= {"t", "value", "level", "level_str", "context"}
     tree = history(history_url, "GS1/", "--at", "now")
     assert tree["points"]["GS1/Ant1/Drive/mode"]["value"] == "TRACK"
     assert "GS1/Ant1/Drive" not in tree["points"]  # parents are derived, not stored
     buckets = history(history_url, COUNT, "--since", "2m", "--buckets", "4")["buckets"]
-    assert len(buckets) == 4 and sum(bucket["count"] for bucket in buckets) >= 20
+    assert len(buckets) == 4
+    assert sum(bucket["count"] for bucket in buckets) >= 20
     csv = gsmon_cli("history", COUNT, "--since", "10m", "--db", history_url, "--format", "csv")
-    assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("kind,t,")
+    assert csv.returncode == 0
+    assert csv.stdout.splitlines()[0].startswith("kind,t,")
     table = gsmon_cli("history", COUNT, "--since", "10m", "--db", history_url)
-    assert table.returncode == 0 and COUNT in table.stdout.splitlines()[0]
+    assert table.returncode == 0
+    assert COUNT in table.stdout.splitlines()[0]
     missing = gsmon_cli("history", "GS1/Ant1/Drive/nope", "--db", history_url)
-    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+    assert missing.returncode == 1
+    assert len(missing.stderr.strip().splitlines()) == 1
 
 
 def test_a_killed_recorder_restarts_with_an_honest_gap_and_no_duplicates(procs: Processes, history_url: str) -> None:
@@ -85,11 +91,10 @@ def test_a_killed_recorder_restarts_with_an_honest_gap_and_no_duplicates(procs: 
         at_kill = wait_until(lambda: polled(sub) and hub_count(sub), what="the counter")
         wait_until(lambda: polled(sub) and hub_count(sub) >= at_kill + 15, what="15 polls while it is down")
     recorder(procs, hub, history_url, "GS1/", name="recorder-again")
-    wait_until(
-        lambda: counts(history_url)[0][-1] >= at_kill + 25, timeout_s=30, what="rows after the restart"
-    )
+    wait_until(lambda: counts(history_url)[0][-1] >= at_kill + 25, timeout_s=30, what="rows after the restart")
     values, gaps = counts(history_url)
-    assert len(set(values)) == len(values) and values == sorted(values)  # nothing written twice
+    assert len(set(values)) == len(values)
+    assert values == sorted(values)  # nothing written twice
     down = [gap for gap in gaps if gap["reason"] == "recorder down"]
     assert len(down) == 1
     missing = sorted(set(range(values[0], values[-1] + 1)) - set(values))
@@ -98,7 +103,8 @@ def test_a_killed_recorder_restarts_with_an_honest_gap_and_no_duplicates(procs: 
     samples = history(history_url, COUNT, "--since", "10m")["samples"]
     last_before = max(s["t"] for s in samples if s["value"] < missing[0])
     first_after = min(s["t"] for s in samples if s["value"] > missing[-1])
-    assert down[0]["from"] <= first_after and down[0]["to"] >= last_before
+    assert down[0]["from"] <= first_after
+    assert down[0]["to"] >= last_before
     assert down[0]["from"] >= last_before  # and claims nothing the recorder did write
 
 
@@ -113,13 +119,12 @@ def test_a_restarted_hub_leaves_a_gap_and_recording_resumes(procs: Processes, hi
         now_count = wait_until(lambda: polled(sub) and hub_count(sub), timeout_s=15, what="the refilled hub")
     wait_until(lambda: counts(history_url)[0][-1] >= now_count + 10, timeout_s=30, what="rows after the restart")
     values, gaps = counts(history_url)
-    assert len(set(values)) == len(values) and values == sorted(values)
+    assert len(set(values)) == len(values)
+    assert values == sorted(values)
     assert [gap["reason"] for gap in gaps] in (["hub restarted"], ["hub lost"])
 
 
-def test_export_import_moves_the_history_between_backends(
-    procs: Processes, history_url: str, tmp_path: Path
-) -> None:
+def test_export_import_moves_the_history_between_backends(procs: Processes, history_url: str, tmp_path: Path) -> None:
     hub = procs.hub()
     procs.agent(hub, "ant1", SPEC, mount="GS1/Ant1")
     process = recorder(procs, hub, history_url, "GS1/")
@@ -134,8 +139,10 @@ def test_export_import_moves_the_history_between_backends(
     for path in (COUNT, "GS1/Ant1/Drive/mode"):
         window = ("--from", "1h", "--to", "now")
         copied, original = history(copy, path, *window), history(history_url, path, *window)
-        assert copied["samples"] == original["samples"] and copied["gaps"] == original["gaps"]
+        assert copied["samples"] == original["samples"]
+        assert copied["gaps"] == original["gaps"]
     broken = tmp_path / "broken.jsonl"
     broken.write_text("not json\n")
     refused = gsmon_cli("history", "import", str(broken), "--db", copy)
-    assert refused.returncode == 1 and "line 1" in refused.stderr
+    assert refused.returncode == 1
+    assert "line 1" in refused.stderr

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from harness import wait_until
 
 from gsmon.common.recorder.core import RecorderCore
-from gsmon.common.recorder.maintenance import Maintenance, rollup_range
+from gsmon.common.recorder.maintenance import Maintenance
 from gsmon.common.recorder.policy import Retention, RetentionRule
 from gsmon.common.recorder.query import AnswerError, answer
 from gsmon.common.recorder.store import SCHEMA_VERSION, Store, StoreError, samples
@@ -69,7 +69,8 @@ def test_raw_samples_gaps_and_typed_values(history_url: str) -> None:
     assert result["samples"][-1]["level"] == 30
     assert result["gaps"] == [{"from": pytest.approx(t0 + 20), "to": pytest.approx(t0 + 30), "reason": "resync"}]
     blob = answer(store, "history", {"path": "GS1/Ant1/blob", "from": t0 - 1, "to": t0 + 1})["samples"][0]["value"]
-    assert blob == (1, b"\x00", {"k": [math.inf]}) and type(blob) is tuple
+    assert blob == (1, b"\x00", {"k": [math.inf]})
+    assert type(blob) is tuple
     with pytest.raises(AnswerError) as error:
         answer(store, "history", {"path": "GS1/Ant1/nothing", "from": t0, "to": t0 + 1})
     assert error.value.reason == "unknown-path"
@@ -101,8 +102,11 @@ def test_buckets_hold_min_max_avg_count_and_show_gaps_as_gaps(history_url: str) 
     first, held, gap, after = result["buckets"]
     assert (first["min"], first["max"], first["avg"], first["count"]) == (0.0, 59.0, 29.5, 60)
     assert (first["first"], first["last"]) == (0.0, 59.0)
-    assert held["count"] == 0 and held["last"] == 59.0  # nothing changed: the value held
-    assert gap["count"] == 0 and gap["last"] is None and gap["avg"] is None  # a gap is never a flat line
+    assert held["count"] == 0
+    assert held["last"] == 59.0  # nothing changed: the value held
+    assert gap["count"] == 0
+    assert gap["last"] is None
+    assert gap["avg"] is None  # a gap is never a flat line
     assert after["last"] is None  # after a gap nothing is known until the next row
     assert result["gaps"][0]["reason"] == "recorder down"
     store.close()
@@ -121,7 +125,8 @@ def test_thirty_days_in_500_buckets_from_rollups(history_url: str) -> None:
     begun = time.monotonic()
     result = answer(store, "history", {"path": "GS1/a/temp_celsius", "from": start, "to": now, "buckets": 500})
     elapsed = time.monotonic() - begun
-    assert result["source"] == "rollups" and len(result["buckets"]) == 500
+    assert result["source"] == "rollups"
+    assert len(result["buckets"]) == 500
     assert sum(b["count"] for b in result["buckets"]) == 30 * 24
     assert elapsed < 5  # the 200 ms target is measured in bench/recorder_bench.py, not here
     store.close()
@@ -139,7 +144,8 @@ def test_retention_prunes_raw_rows_per_prefix_and_keeps_rollups(history_url: str
     Maintenance(store, retention).step(now)
     rack = answer(store, "history", {"path": "GS1/Rack1/t", "from": old - 60, "to": old + 600})
     ant = answer(store, "history", {"path": "GS1/Ant1/t", "from": old - 60, "to": old + 600})
-    assert rack["samples"] == [] and len(ant["samples"]) == 5
+    assert rack["samples"] == []
+    assert len(ant["samples"]) == 5
     buckets = answer(store, "history", {"path": "GS1/Rack1/t", "from": old - 60, "to": old + 600, "buckets": 2})
     assert sum(b["count"] for b in buckets["buckets"]) == 5  # the roll-ups outlive the raw rows
     store.close()
@@ -161,7 +167,8 @@ def test_tree_at_a_moment_and_contexts(history_url: str) -> None:
     assert at["points"]["GS1/a/y"]["context"] == "P123"
     assert set(answer(store, "history", {"path": "GS1/", "at": t0 + 60})["points"]) == {"GS1/a/x"}  # removed
     during = answer(store, "history", {"path": "GS1/a/x", "context": "P123"})
-    assert during["from"] == pytest.approx(t0 + 15) and during["to"] == pytest.approx(t0 + 40, abs=1e-5)
+    assert during["from"] == pytest.approx(t0 + 15)
+    assert during["to"] == pytest.approx(t0 + 40, abs=1e-5)
     # The context's first row (written when it started), the change at t0+20; the end's row is after it.
     assert [(s["value"], s["context"]) for s in during["samples"]] == [(0.0, "P123"), (5.0, "P123")]
     listed = answer(store, "contexts", {"from": t0, "to": t0 + 100})["contexts"]
@@ -207,7 +214,8 @@ def test_postgresql_partitions_by_month(pg_cluster: Any) -> None:
     write(store, core)
     with store.read() as conn:
         names = [name for name, _, _ in store.partitions(conn, "samples")]
-    assert len(names) >= 4 and all(name.startswith("samples_p") for name in names)
+    assert len(names) >= 4
+    assert all(name.startswith("samples_p") for name in names)
     store.close()
 
 
