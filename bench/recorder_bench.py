@@ -41,6 +41,15 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# The seed's policy (libgs MonitorDb): each point at most every 900 s, every 5 s in a pass; level changes at once.
+SEED_POLICY = """
+[[policy]]
+path = "**"
+min_interval_s = 900
+save_dt_s = 900
+context_min_interval_s = 5
+context_save_dt_s = 5
+"""
 T0 = 1_800_000_000.0
 
 
@@ -228,6 +237,74 @@ def bench_query(url: str) -> dict[str, float]:
     return {"query_ms": statistics.median(timings) * 1000, "baseline_raw_ms": statistics.median(raw_timings) * 1000}
 
 
+def bench_end_to_end(agents: int, points: int, window_s: float, url: str) -> dict[str, float]:
+    """A real hub, simulated agents at 1 Hz (bench.peers fleet) and ``gsmon recorder`` with its default
+    policy (:data:`SEED_POLICY`): updates offered, rows written, gaps recorded, the recorder's lag."""
+    sys.path.insert(0, str(REPO))
+    import sqlalchemy as sa
+
+    from bench._support import Children
+    from bench.hub_bench import _fleet
+    from gsmon.common.recorder.store import Store, gaps, samples
+
+    seed_config = Path(tempfile.mkdtemp(prefix="gsmon-recbench-")) / "seed.toml"
+    seed_config.write_text(SEED_POLICY, encoding="utf-8")
+    with Children() as children:
+        _, endpoints = children.hub()
+        fleets = _fleet(children, endpoints["agents"], agents, 2, points, 10, 1.0, 2.0)
+        recorder = children.start(
+            "recorder",
+            [
+                *(sys.executable, "-m", "gsmon.common.cli", "recorder", "--hub", endpoints["query"], "--db", url),
+                *("--config", str(seed_config), "sim/"),
+            ],
+        )
+        recorder.wait_for_line("READY recorder", 120)
+        for fleet in fleets:
+            fleet.command("MARK")
+        started = time.monotonic()
+        cpu = recorder.cpu_s()
+        time.sleep(window_s)  # the load runs for the window; the figures are read afterwards
+        cores = (recorder.cpu_s() - cpu) / (time.monotonic() - started)
+        for fleet in fleets:
+            fleet.command("END")
+        offered = sum(fleet.result()["window"]["points"] for fleet in fleets)
+        recorder.stop()
+    store = Store.open(url)
+    with store.read() as conn:
+        rows = int(conn.execute(sa.select(sa.func.count()).select_from(samples)).scalar() or 0)
+        gap_rows = [
+            (str(r), (b - a) / 1e6)
+            for r, a, b in conn.execute(sa.select(gaps.c.reason, gaps.c.start_us, gaps.c.end_us))
+        ]
+    from gsmon.common.recorder.query import AnswerError, answer
+
+    try:
+        health = answer(
+            store,
+            "history",
+            {"path": f"Recorder/{_host()}/lag_max_s", "from": time.time() - window_s - 120, "to": time.time()},
+        )
+        lag = [float(sample["value"]) for sample in health["samples"]]
+    except AnswerError:  # no health row committed: the recorder never got that far
+        lag = []
+    store.close()
+    return {
+        "offered_per_s": offered / window_s,
+        "rows": rows,
+        "gaps": len(gap_rows),
+        "gap_reasons": ", ".join(sorted({r for r, _ in gap_rows})) or "none",
+        "lag_max_s": max(lag) if lag else float("nan"),
+        "cores": cores,
+    }
+
+
+def _host() -> str:
+    from gsmon.common.recorder.policy import default_host_name
+
+    return default_host_name()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=300_000)
@@ -235,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--postgres", action="store_true", help="against a throwaway PostgreSQL 15 cluster")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
+    parser.add_argument(
+        "--e2e", type=int, metavar="AGENTS", help="also: AGENTS x 100 points at 1 Hz through a real hub and recorder"
+    )
+    parser.add_argument("--window-s", type=float, default=20.0, help="--e2e: the measured window")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.points, args.seconds = 5000, 2000, 2
@@ -261,6 +342,15 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"query ({backend}): 30 days of one point in 500 buckets: {query['query_ms']:.1f} ms from roll-ups "
                 f"(baseline from raw rows {query['baseline_raw_ms']:.1f} ms)"
+            )
+        if args.e2e:
+            e2e = bench_end_to_end(
+                args.e2e, 100, args.window_s, cluster.new_database() if cluster else f"sqlite:///{folder / 'e2e.db'}"
+            )
+            print(
+                f"end to end ({args.e2e:,} agents x 100 points at 1 Hz, seed policy, {backend}): "
+                f"{e2e['offered_per_s']:,.0f} updates/s offered, {e2e['rows']:,} rows, {e2e['gaps']} gaps "
+                f"({e2e['gap_reasons']}), recorder lag max {e2e['lag_max_s']:.3f} s, {e2e['cores']:.2f} cores"
             )
     finally:
         if cluster is not None:
