@@ -19,6 +19,17 @@ or throttle: they are what an operator looks for afterwards. Without any
 matching ``[[policy]]`` a point gets :data:`DEFAULT_POLICY`: every value
 change, every level change, a heartbeat every 900 s, every 5 s in a context.
 
+The seed's own policy (libgs ``MonitorDb``: each point saved at most every
+5 s during a pass and every 900 s otherwise), as a configuration; level and
+staleness changes are still saved at once, which the seed did not do::
+
+    [[policy]]
+    path = "**"
+    min_interval_s = 900
+    save_dt_s = 900
+    context_min_interval_s = 5
+    context_save_dt_s = 5
+
 Path patterns match segment by segment: ``**`` any number of segments (none
 included), ``*`` any run of characters inside one segment, ``?`` one
 character (``GS1/*/Power/**`` matches ``GS1/Ant1/Power/Volts``, not
