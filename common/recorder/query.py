@@ -59,7 +59,7 @@ from gsmon.common import names as naming
 from gsmon.common.recorder import values
 from gsmon.common.recorder.core import Why
 from gsmon.common.recorder.maintenance import ROLLED_UNTIL_KEY
-from gsmon.common.recorder.store import Store, contexts, gaps, paths, samples
+from gsmon.common.recorder.store import Store, contexts, coverage, gaps, paths, samples
 
 __all__ = ["DEFAULT_LIMIT", "MAX_BUCKETS", "AnswerError", "answer"]
 
@@ -153,8 +153,23 @@ def _merged(intervals: Sequence[tuple[int, int, str]], start_us: int, end_us: in
     return merged
 
 
+#: A path's coverage ending more than this before the end of a query is shown as a gap (the recorder is
+#: not running, or far behind): a normal one trails by about a commit interval.
+COVERAGE_SLACK_US: Final = 10 * _US
+
+
 def _gaps_for_path(conn: Connection, path: str, start_us: int, end_us: int) -> list[tuple[int, int, str]]:
     found = [(a, b, r) for p, a, b, r in _gap_rows(conn, start_us, end_us) if naming.path_in_prefix(path, p)]
+    # After the last commit of the recorder(s) following the path nothing is known yet: no flat line to now.
+    covering = [
+        (int(start), int(until))
+        for prefix, start, until in conn.execute(sa.select(coverage.c.prefix, coverage.c.start_us, coverage.c.until_us))
+        if naming.path_in_prefix(path, str(prefix)) or not prefix
+    ]
+    if covering:
+        until = max(until for _, until in covering)
+        if end_us - until > COVERAGE_SLACK_US:
+            found.append((until, end_us, "not recorded (the recorder is not running, or behind)"))
     return _merged(found, start_us, end_us)
 
 

@@ -140,7 +140,9 @@ def test_export_import_moves_the_history_between_backends(procs: Processes, hist
         window = ("--from", "1h", "--to", "now")
         copied, original = history(copy, path, *window), history(history_url, path, *window)
         assert copied["samples"] == original["samples"]
-        assert copied["gaps"] == original["gaps"]
+        # The copy has the gaps; not the original's coverage (its recorder's own state), so not its tail.
+        tail = "not recorded (the recorder is not running, or behind)"
+        assert copied["gaps"] == [gap for gap in original["gaps"] if gap["reason"] != tail]
     broken = tmp_path / "broken.jsonl"
     broken.write_text("not json\n")
     refused = gsmon_cli("history", "import", str(broken), "--db", copy)

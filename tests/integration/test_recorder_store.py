@@ -112,6 +112,19 @@ def test_buckets_hold_min_max_avg_count_and_show_gaps_as_gaps(history_url: str) 
     store.close()
 
 
+def test_after_the_last_commit_of_a_stopped_recorder_nothing_is_claimed(history_url: str) -> None:
+    store = Store.open(history_url)
+    core = RecorderCore()
+    now = time.time()
+    series(core, "GS1/a/x", now - 120, 10, 1.0)
+    write(store, core, until=now - 100)  # the recorder stopped 100 s ago
+    result = answer(store, "history", {"path": "GS1/a/x", "from": now - 130, "to": now, "every": 30})
+    assert result["gaps"][-1]["from"] == pytest.approx(now - 100)
+    assert result["gaps"][-1]["reason"].startswith("not recorded")
+    assert result["buckets"][-1]["last"] is None  # no flat line to now
+    store.close()
+
+
 def test_thirty_days_in_500_buckets_from_rollups(history_url: str) -> None:
     store = Store.open(history_url)
     core = RecorderCore()
