@@ -100,6 +100,19 @@ COMMANDS: Final[Mapping[str, CommandInfo]] = {
         "gsmon.common.alarms_cli",
         "the hub's journal: every level change, alarm and operator action, or follow it live",
     ),
+    "recorder": CommandInfo(
+        "gsmon.common.recorder.main",
+        "record the values of the hub's tree into a history store (SQLite or PostgreSQL)",
+        ctrl_c_stops=True,
+    ),
+    "history": CommandInfo(
+        "gsmon.common.recorder.commands",
+        "values a point had: raw samples, buckets, the tree at a moment; export/import",
+    ),
+    "context": CommandInfo(
+        "gsmon.common.recorder.commands",
+        "start or stop a context (a pass) for a prefix: every row recorded under it carries its id",
+    ),
 }
 
 

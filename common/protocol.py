@@ -289,6 +289,43 @@ before the NODEs they change are published. Any other ``result`` reason:
 ``"unknown"`` (no such alarm, shelf or context), ``"no-state"`` (the hub
 runs without a state store).
 
+History service (issue 15; the hub side is the hub's ``register_service`` and
+forwarding, see COORD/ALARMS notes): ``gsmon recorder`` connects a DEALER to
+the query socket and sends COMMAND ``register_service`` ``{"service":
+"history"}`` (allowed without keys, or for a key whose grant lists the
+service); it repeats it when the hub's epoch changes and every 30 s (a
+DEALER that reconnected has a new identity at the hub's ROUTER, so it must
+register again). The hub forwards each COMMAND ``history`` to it with the
+hub's own request id (the recorder answers with the id it received) and
+``args.by`` added, and relays the COMMAND_RESULT as the table above says. Args
+of ``history`` (times: float seconds since the Unix epoch, UTC):
+
+* ``{"query": "history", "path", "from"?, "to"?, "limit"?}`` (``query``
+  defaults to ``"history"``; ``to`` defaults to now, ``from`` to one hour
+  before ``to``) -> ``{"path", "from", "to", "samples": [{"t", "value",
+  "level", "context", "stale"}...], "gaps": [{"from", "to", "reason"}...],
+  "truncated": bool}``; ``value`` is the point's own typed value (see Values).
+* the same with ``"buckets": N`` or ``"every": seconds`` -> ``{"path",
+  "from", "to", "buckets": [{"from", "to", "min", "max", "avg", "count",
+  "first", "last"}...], "gaps": [...], "source": "raw"|"rollups"}``: ``count``
+  0 with nulls is no data (a gap is never a flat line); ``count`` 0 with a
+  value is that value held from before.
+* ``{"path", "context": ID}``: ``from``/``to`` of context interval ID.
+* ``{"path": PREFIX, "at": t}`` -> ``{"prefix", "at", "points": {path:
+  {"t", "value", "level", "context", "stale"}}, "gaps": [...]}``.
+* ``{"query": "contexts", "prefix"?, "from"?, "to"?}`` -> ``{"contexts":
+  [{"kind", "prefix", "context", "from", "to" (null: active), "source":
+  "tree"|"offline"}...]}``.
+* ``{"query": "status"}`` -> the recorder's figures: ``lag_s``,
+  ``lag_max_s``, ``rows_per_s``, ``queued_rows``, ``rows_committed``,
+  ``gaps``, ``errors``, ``points``, ``contexts``.
+
+Refusals from the recorder: ``{"reason": "bad-args"|"unknown-path"|
+"unknown-context"|"unknown-command"|"store-error"}`` with a one-line message.
+Contexts live in the tree as points ``_hub/contexts/<kind>/<prefix path>``
+whose value is the context id; the recorder follows them and every row it
+writes under the prefix carries the id.
+
 Prefixes (snapshots, ``gsmon get``/``watch``, subscriber grants, the
 Subscriber) name whole path segments: ``GS1/Antenna1`` is that node and its
 subtree, never its sibling ``GS1/Antenna10``, nor ``_hub/agents_live`` for

@@ -1,0 +1,362 @@
+"""The recorder's write rate, its core under the scale scenario, and a 30-day query, against baselines.
+
+::
+
+    python bench/recorder_bench.py                    # ~1 min on 2 cores (SQLite)
+    python bench/recorder_bench.py --postgres         # the same against a throwaway PostgreSQL 15 cluster
+    python bench/recorder_bench.py --quick            # seconds (the smoke test)
+
+Scenarios, each with a baseline measured in the same run:
+
+writes (``--rows``, default 300,000; every change saved)
+    Point updates (1,000 paths, a new float each) go through
+    :class:`~gsmon.common.recorder.core.RecorderCore` and the real
+    :class:`~gsmon.common.recorder.writer.Writer` thread into a fresh store, end to end
+    (core decisions, value encoding, name interning, idempotent inserts, commits every 0.5 s).
+    Baseline: the same tuples inserted with the bare driver (``sqlite3`` / psycopg
+    ``executemany``) into a table of the same shape and key, in batches of 50,000, with
+    no core and no encoding: the floor the recorder is compared with.
+scale (``--points``, default 100,000 = 1,000 agents x 100 points, at 1 Hz for ``--seconds`` s)
+    The seed's policy (a heartbeat every 900 s, every 5 s in a pass; every level change)
+    over points whose values change every second inside a 0.5 deadband: how many updates per
+    second the core decides (it must take 100,000/s), and how many rows it writes.
+    Baseline: a dict update per update (the cheapest loop that touches each update).
+query
+    30 days of one point saved once a minute (43,200 rows), rolled up, then ``answer`` for 500
+    buckets (median of 5 runs). Baseline: the same 500 buckets computed from the raw rows
+    (``source`` "raw"), the path a store without roll-ups must take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+# The seed's policy (libgs MonitorDb): each point at most every 900 s, every 5 s in a pass; level changes at once.
+SEED_POLICY = """
+[[policy]]
+path = "**"
+min_interval_s = 900
+save_dt_s = 900
+context_min_interval_s = 5
+context_save_dt_s = 5
+"""
+T0 = 1_800_000_000.0
+
+
+@dataclass
+class Node:
+    value: Any
+    alertcode: int = 0
+    stale: bool = False
+    kind: str = "point"
+    agent: str | None = "agent1"
+    polled_at_s: float | None = None
+    reported_alert: int | None = None
+
+
+def _pg_cluster() -> Any:
+    spec = importlib.util.spec_from_file_location("gsmon_pgcluster", REPO / "tests" / "integration" / "pgcluster.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    why = module.unavailable()
+    if why is not None:
+        raise SystemExit(f"recorder_bench: no PostgreSQL: {why}")
+    return module.PgCluster.start()
+
+
+def bench_writes(url: str, rows: int, baseline_url: str | None) -> dict[str, float]:
+    from gsmon.common.recorder.core import RecorderCore
+    from gsmon.common.recorder.store import Store
+    from gsmon.common.recorder.writer import Writer
+
+    store = Store.open(url)
+    core = RecorderCore()
+    writer = Writer(store, commit_interval_s=0.5, max_queue_rows=200_000)
+    writer.start()
+    paths = [f"GS{n % 10}/Agent{n // 10}/point_{n}" for n in range(1000)]
+    nodes = [Node(0.0) for _ in paths]
+    begun = time.perf_counter()
+    done = 0
+    step = 0
+    while done < rows:
+        now = T0 + step * 0.001
+        for index, path in enumerate(paths):
+            node = nodes[index]
+            node.value = float(step) + index * 1e-3
+            node.polled_at_s = now
+            core.observe(path, node, now, 0.0)  # type: ignore[arg-type]
+        done += len(paths)
+        step += 1
+        if step % 20 == 0:
+            batch, events = core.take()
+            writer.submit(batch, events)
+    batch, events = core.take()
+    writer.submit(batch, events)
+    writer.flush(300)
+    elapsed = time.perf_counter() - begun
+    writer.stop()
+    committed = writer.stats.rows_committed
+    store.close()
+    # Baseline: the bare driver, same tuples, same key.
+    tuples = [
+        (i % 1000, round((T0 + (i // 1000) * 0.001) * 1e6), 0, None, False, float(i), None, 1, None, 3)
+        for i in range(rows)
+    ]
+    ddl = (
+        "CREATE TABLE s (path_id INTEGER, t_us BIGINT, level SMALLINT, raw_level SMALLINT, stale BOOLEAN, "
+        "num DOUBLE PRECISION, val BYTEA, agent_id INTEGER, context TEXT, why SMALLINT, PRIMARY KEY (path_id, t_us))"
+    )
+    if baseline_url is None:
+        folder = Path(tempfile.mkdtemp(prefix="gsmon-bench-"))
+        conn = sqlite3.connect(folder / "baseline.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(ddl.replace("BYTEA", "BLOB").replace("DOUBLE PRECISION", "REAL"))
+        begun = time.perf_counter()
+        for start in range(0, rows, 50_000):
+            conn.execute("BEGIN")
+            conn.executemany("INSERT OR IGNORE INTO s VALUES (?,?,?,?,?,?,?,?,?,?)", tuples[start : start + 50_000])
+            conn.execute("COMMIT")
+        base_elapsed = time.perf_counter() - begun
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(baseline_url.replace("postgresql+psycopg", "postgresql")) as conn:
+            conn.execute(ddl)
+            conn.commit()
+            begun = time.perf_counter()
+            with conn.cursor() as cursor:
+                for start in range(0, rows, 50_000):
+                    cursor.executemany(
+                        "INSERT INTO s VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
+                        tuples[start : start + 50_000],
+                    )
+                    conn.commit()
+            base_elapsed = time.perf_counter() - begun
+    return {
+        "rows": committed,
+        "rows_per_s": committed / elapsed,
+        "baseline_rows_per_s": rows / base_elapsed,
+    }
+
+
+def bench_scale(points: int, seconds: int) -> dict[str, float]:
+    from gsmon.common.recorder.core import RecorderCore
+    from gsmon.common.recorder.policy import PathPattern, Policy, PolicyTable
+
+    seed = PolicyTable([(PathPattern("**"), Policy(deadband_abs=0.5, save_dt_s=900, context_save_dt_s=5))])
+    core = RecorderCore(seed)
+    paths = [f"GS{n // 100_000}/Agent{n // 100}/point_{n % 100}" for n in range(points)]
+    nodes = [Node(20.0) for _ in paths]
+    rows = 0
+    begun = time.perf_counter()
+    for second in range(seconds):
+        now = T0 + second
+        wobble = 0.1 * (second % 3)
+        for index, path in enumerate(paths):
+            node = nodes[index]
+            node.value = 20.0 + wobble
+            node.polled_at_s = now
+            core.observe(path, node, now, 0.0)  # type: ignore[arg-type]
+        core.tick(now)
+        rows += len(core.take()[0])
+    elapsed = time.perf_counter() - begun
+    updates = points * seconds
+    table: dict[int, float] = {}
+    begun = time.perf_counter()
+    for second in range(seconds):
+        for index in range(points):
+            table[index] = second + 0.1
+    base_elapsed = time.perf_counter() - begun
+    return {
+        "updates": updates,
+        "updates_per_s": updates / elapsed,
+        "rows": rows,
+        "baseline_updates_per_s": updates / base_elapsed,
+    }
+
+
+def bench_query(url: str) -> dict[str, float]:
+    from gsmon.common.recorder.core import RecorderCore
+    from gsmon.common.recorder.maintenance import Maintenance
+    from gsmon.common.recorder.policy import Retention
+    from gsmon.common.recorder.query import answer
+    from gsmon.common.recorder.store import Store
+    from gsmon.common.recorder.writer import Writer
+
+    store = Store.open(url)
+    now = time.time()
+    start = now - 30 * 86_400
+    core = RecorderCore()
+    writer = Writer(store, commit_interval_s=0.2)
+    writer.start()
+    for minute in range(30 * 24 * 60):
+        t = start + minute * 60
+        core.observe("GS1/Ant1/LNA/temp_celsius", Node(20.0 + (minute % 17) * 0.1, polled_at_s=t), t, 0.0)  # type: ignore[arg-type]
+        if minute % 5000 == 0:
+            writer.submit(*core.take())
+    writer.submit(*core.take())
+    writer.flush(300)
+    writer.stop()
+    Maintenance(store, Retention()).step(now)
+    query = {"path": "GS1/Ant1/LNA/temp_celsius", "from": start, "to": now, "buckets": 500}
+    timings, raw_timings = [], []
+    for _ in range(5):
+        begun = time.perf_counter()
+        result = answer(store, "history", query)
+        timings.append(time.perf_counter() - begun)
+        assert result["source"] == "rollups"
+        assert len(result["buckets"]) == 500
+    # Baseline: the same buckets from raw rows (no roll-ups known to the planner).
+    from gsmon.common.recorder import query as query_module
+
+    original = query_module.ROLLED_UNTIL_KEY
+    query_module.ROLLED_UNTIL_KEY = "no-such-key"  # type: ignore[misc]
+    try:
+        for _ in range(5):
+            begun = time.perf_counter()
+            result = answer(store, "history", query)
+            raw_timings.append(time.perf_counter() - begun)
+            assert result["source"] == "raw"
+    finally:
+        query_module.ROLLED_UNTIL_KEY = original  # type: ignore[misc]
+    store.close()
+    return {"query_ms": statistics.median(timings) * 1000, "baseline_raw_ms": statistics.median(raw_timings) * 1000}
+
+
+def bench_end_to_end(agents: int, points: int, window_s: float, url: str) -> dict[str, float]:
+    """A real hub, simulated agents at 1 Hz (bench.peers fleet) and ``gsmon recorder`` with its default
+    policy (:data:`SEED_POLICY`): updates offered, rows written, gaps recorded, the recorder's lag."""
+    sys.path.insert(0, str(REPO))
+    import sqlalchemy as sa
+
+    from bench._support import Children
+    from bench.hub_bench import _fleet
+    from gsmon.common.recorder.store import Store, gaps, samples
+
+    seed_config = Path(tempfile.mkdtemp(prefix="gsmon-recbench-")) / "seed.toml"
+    seed_config.write_text(SEED_POLICY, encoding="utf-8")
+    with Children() as children:
+        _, endpoints = children.hub()
+        fleets = _fleet(children, endpoints["agents"], agents, 2, points, 10, 1.0, 2.0)
+        recorder = children.start(
+            "recorder",
+            [
+                *(sys.executable, "-m", "gsmon.common.cli", "recorder", "--hub", endpoints["query"], "--db", url),
+                *("--config", str(seed_config), "sim/"),
+            ],
+        )
+        recorder.wait_for_line("READY recorder", 120)
+        for fleet in fleets:
+            fleet.command("MARK")
+        started = time.monotonic()
+        cpu = recorder.cpu_s()
+        time.sleep(window_s)  # the load runs for the window; the figures are read afterwards
+        cores = (recorder.cpu_s() - cpu) / (time.monotonic() - started)
+        for fleet in fleets:
+            fleet.command("END")
+        offered = sum(fleet.result()["window"]["points"] for fleet in fleets)
+        recorder.stop()
+    store = Store.open(url)
+    with store.read() as conn:
+        rows = int(conn.execute(sa.select(sa.func.count()).select_from(samples)).scalar() or 0)
+        gap_rows = [
+            (str(r), (b - a) / 1e6)
+            for r, a, b in conn.execute(sa.select(gaps.c.reason, gaps.c.start_us, gaps.c.end_us))
+        ]
+    from gsmon.common.recorder.query import AnswerError, answer
+
+    try:
+        health = answer(
+            store,
+            "history",
+            {"path": f"Recorder/{_host()}/lag_max_s", "from": time.time() - window_s - 120, "to": time.time()},
+        )
+        lag = [float(sample["value"]) for sample in health["samples"]]
+    except AnswerError:  # no health row committed: the recorder never got that far
+        lag = []
+    store.close()
+    return {
+        "offered_per_s": offered / window_s,
+        "rows": rows,
+        "gaps": len(gap_rows),
+        "gap_reasons": ", ".join(sorted({r for r, _ in gap_rows})) or "none",
+        "lag_max_s": max(lag) if lag else float("nan"),
+        "cores": cores,
+    }
+
+
+def _host() -> str:
+    from gsmon.common.recorder.policy import default_host_name
+
+    return default_host_name()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--points", type=int, default=100_000)
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--postgres", action="store_true", help="against a throwaway PostgreSQL 15 cluster")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
+    parser.add_argument(
+        "--e2e", type=int, metavar="AGENTS", help="also: AGENTS x 100 points at 1 Hz through a real hub and recorder"
+    )
+    parser.add_argument("--window-s", type=float, default=20.0, help="--e2e: the measured window")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.points, args.seconds = 5000, 2000, 2
+    cluster = _pg_cluster() if args.postgres else None
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="gsmon-recbench-"))
+        url = cluster.new_database() if cluster else f"sqlite:///{folder / 'writes.db'}"
+        base = cluster.new_database() if cluster else None
+        writes = bench_writes(url, args.rows, base)
+        backend = "PostgreSQL 15" if cluster else "SQLite"
+        print(
+            f"writes ({backend}, every change): {writes['rows_per_s']:,.0f} rows/s "
+            f"(bare driver baseline {writes['baseline_rows_per_s']:,.0f} rows/s, "
+            f"ratio {writes['rows_per_s'] / writes['baseline_rows_per_s']:.2f}); {writes['rows']:,} rows"
+        )
+        scale = bench_scale(args.points, args.seconds)
+        print(
+            f"scale core ({args.points:,} points at 1 Hz, seed policy): {scale['updates_per_s']:,.0f} updates/s "
+            f"(needs {args.points:,}/s; dict-update baseline {scale['baseline_updates_per_s']:,.0f}/s); "
+            f"{scale['rows']:,} rows in {args.seconds} s"
+        )
+        if not args.quick:
+            query = bench_query(cluster.new_database() if cluster else f"sqlite:///{folder / 'query.db'}")
+            print(
+                f"query ({backend}): 30 days of one point in 500 buckets: {query['query_ms']:.1f} ms from roll-ups "
+                f"(baseline from raw rows {query['baseline_raw_ms']:.1f} ms)"
+            )
+        if args.e2e:
+            e2e = bench_end_to_end(
+                args.e2e, 100, args.window_s, cluster.new_database() if cluster else f"sqlite:///{folder / 'e2e.db'}"
+            )
+            print(
+                f"end to end ({args.e2e:,} agents x 100 points at 1 Hz, seed policy, {backend}): "
+                f"{e2e['offered_per_s']:,.0f} updates/s offered, {e2e['rows']:,} rows, {e2e['gaps']} gaps "
+                f"({e2e['gap_reasons']}), recorder lag max {e2e['lag_max_s']:.3f} s, {e2e['cores']:.2f} cores"
+            )
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

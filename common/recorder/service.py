@@ -1,0 +1,183 @@
+"""The history service: the recorder answers history questions that the hub forwards to it.
+
+::
+
+    gsmon history --hub Q --COMMAND "history" {query, ...}--> hub query ROUTER --forwards--> recorder DEALER
+                  <-----------COMMAND_RESULT (relayed)------            <---COMMAND_RESULT (same request_id)--
+
+Remote operators never hold database credentials and need no second
+endpoint: the hub is the one place for keys and roles (see the protocol
+docstring, command ``history``, and ``register_service``). The recorder
+connects a DEALER to the hub's query socket (with its CURVE keys when the hub
+uses them), sends COMMAND ``register_service`` ``{"service": "history"}``,
+and from then on receives COMMAND ``history`` messages on that socket. It
+answers each with a COMMAND_RESULT carrying the forwarded ``request_id``;
+the result is :func:`~gsmon.common.recorder.query.answer` of the store
+(``args["query"]``: ``"history"``, the default, or ``"contexts"``, or
+``"status"``: the recorder's own figures).
+
+Registration is repeated when the hub's epoch changes (it restarted and
+forgot) and every :data:`REREGISTER_S` seconds (a registration lost any
+other way comes back by itself); the hub keeps one registration per service
+and replaces it, so repeating is harmless.
+
+It runs in a thread of its own, so that a slow query never holds up
+recording.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import zmq
+
+from gsmon.common import protocol as proto
+from gsmon.common import transport
+from gsmon.common.keys import ClientKeys
+from gsmon.common.recorder.query import AnswerError, answer
+from gsmon.common.recorder.store import Store
+
+__all__ = ["REREGISTER_S", "SERVICE_NAME", "HistoryService", "answer_forwarded"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME: Final = "history"
+REREGISTER_S: Final = 30.0
+
+
+def answer_forwarded(
+    store: Store, command: str, args: Any, *, status: Callable[[], dict[str, Any]] | None = None, rollup_s: int = 60
+) -> tuple[bool, str, Any]:
+    """``(ok, message, result)`` for one forwarded COMMAND (pure apart from reading the store)."""
+    if command != SERVICE_NAME:
+        return (
+            False,
+            f"the history service answers only {SERVICE_NAME!r}, not {command!r}",
+            {"reason": "unknown-command"},
+        )
+    if not isinstance(args, dict):
+        return False, "history: args must be a map", {"reason": "bad-args"}
+    query = args.get("query", "history")
+    if query == "status":
+        return True, "recorder status", status() if status is not None else {}
+    try:
+        result = answer(store, str(query), args, rollup_s=rollup_s)
+    except AnswerError as error:
+        return False, str(error), {"reason": error.reason}
+    except Exception as error:  # a database failure must not end the service: one line back, logged here
+        log.warning("history query failed: %s: %s", type(error).__name__, error)
+        return False, f"the history store failed: {type(error).__name__}: {error}", {"reason": "store-error"}
+    return True, "ok", result
+
+
+class HistoryService:
+    """The service thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        hub: str,
+        store: Store,
+        *,
+        curve: ClientKeys | None = None,
+        status: Callable[[], dict[str, Any]] | None = None,
+        rollup_s: int = 60,
+    ) -> None:
+        self.hub = hub
+        self.store = store
+        self.curve = curve
+        self.status = status
+        self.rollup_s = rollup_s
+        self.answered = 0
+        self.registered = False
+        self.last_refusal = ""
+        self.hub_epoch: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sender = f"recorder-{secrets.token_hex(4)}"
+        self._seq = itertools.count(1)
+        self._register_id = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="gsmon-recorder-service", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10.0)
+            self._thread = None
+
+    def _envelope(self) -> dict[str, Any]:
+        return {"sender": self._sender, "epoch": 0, "seq": next(self._seq), "sent_ns": time.time_ns()}
+
+    def _register(self, dealer: zmq.Socket[bytes]) -> None:
+        self._register_id = next(self._seq)
+        message = proto.Command(
+            **self._envelope(),
+            request_id=self._register_id,
+            command="register_service",
+            args={"service": SERVICE_NAME},
+            user=None,
+        )
+        with contextlib.suppress(zmq.Again):  # not connected yet: the next attempt follows
+            dealer.send(proto.encode(message), zmq.DONTWAIT)
+
+    def _run(self) -> None:
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        try:
+            dealer = transport.make_socket(context, zmq.DEALER, transport.SocketOptions())
+            if self.curve is not None:
+                self.curve.apply(dealer)
+            dealer.connect(self.hub)
+            next_register = 0.0
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_register:
+                    self._register(dealer)
+                    # Until the hub confirms, ask again soon; then every REREGISTER_S.
+                    next_register = now + (REREGISTER_S if self.registered else 1.0)
+                if not dealer.poll(200):
+                    continue
+                try:
+                    message = proto.decode(dealer.recv())
+                except proto.ProtocolError as error:
+                    log.debug("dropped a message from the hub: %s", error)
+                    continue
+                if self.hub_epoch is not None and message.epoch != self.hub_epoch and message.epoch:
+                    self.registered = False  # the hub restarted: register again now
+                    next_register = 0.0
+                if message.epoch:
+                    self.hub_epoch = message.epoch
+                if isinstance(message, proto.CommandResult) and message.request_id == self._register_id:
+                    if message.ok:
+                        if not self.registered:
+                            log.info("registered as the hub's %r service", SERVICE_NAME)
+                        self.registered = True
+                        next_register = time.monotonic() + REREGISTER_S
+                    elif message.message != self.last_refusal:
+                        self.last_refusal = message.message
+                        log.warning("the hub refused the history service registration: %s", message.message)
+                elif isinstance(message, proto.Error):
+                    log.warning("the hub answered the history service with an error: %s", message.message)
+                elif isinstance(message, proto.Command):
+                    ok, text, result = answer_forwarded(
+                        self.store, message.command, message.args, status=self.status, rollup_s=self.rollup_s
+                    )
+                    reply = proto.CommandResult(
+                        **self._envelope(), request_id=message.request_id, ok=ok, message=text, result=result
+                    )
+                    try:
+                        dealer.send(proto.encode(reply), zmq.DONTWAIT)
+                    except zmq.Again:
+                        log.warning("could not send a history answer to the hub (not connected)")
+                    self.answered += 1
+        finally:
+            context.destroy(linger=0)
