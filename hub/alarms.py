@@ -1679,19 +1679,14 @@ class AlarmBook:
     ) -> None:
         if alarm_id is None:
             alarm_id = self._point_alarm.get(path)
-        self._log(
-            kind,
-            path,
-            at,
-            wall,
-            old=old,
-            new=new,
-            value=point.value,
-            agent=point.agent,
-            comment=comment,
-            alarm_id=alarm_id,
-            shelf_id=point.shelf_id,
+        # Positional, without _log's keyword dict: a storm logs one of these per point (100,000 in one turn).
+        shelf_id = point.shelf_id
+        entry = JournalEntry(
+            at, wall, path, kind, old, new, point.value, point.agent, None, None, None, comment, alarm_id, shelf_id
         )
+        self._journal.append(entry)
+        if shelf_id is None and kind in EVENT_KINDS:
+            self._events.append(entry)
 
     def _log_alarm(
         self,
