@@ -109,6 +109,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -615,6 +616,7 @@ class Outcome:
 # -- internal state -----------------------------------------------------------------------------
 
 _ALARM_FIELDS: Final = tuple(item.name for item in fields(Alarm))
+_alarm_values: Final = operator.attrgetter(*_ALARM_FIELDS)  # Alarm's fields in order, in one C call
 _SHELF_FIELDS: Final = tuple(item.name for item in fields(Shelf))
 
 
@@ -652,13 +654,13 @@ class _AlarmState:
     cleared_reason: str | None
 
     def __init__(self, record: Alarm) -> None:
-        for name in _ALARM_FIELDS:
-            setattr(self, name, getattr(record, name))
+        for name, value in zip(_ALARM_FIELDS, _alarm_values(record), strict=True):
+            setattr(self, name, value)
         self.frozen: Alarm | None = record
 
     def freeze(self) -> Alarm:
         if self.frozen is None:
-            self.frozen = Alarm(**{name: getattr(self, name) for name in _ALARM_FIELDS})
+            self.frozen = Alarm(*_alarm_values(self))  # a storm freezes one per alarm and turn
         return self.frozen
 
     def clear_ack(self) -> None:
