@@ -1267,7 +1267,7 @@ class HubState:
             extra["since"] = data.since
         if book is None:
             return extra or None
-        view = book.view_of(path)
+        view = book.current_view(path)
         if type(data) is _Leaf and view.since is not None:
             extra["since"] = view.since
         if view.attention:
