@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from gsmon.agent import main as agent_main
 from gsmon.common import commands, demo, keys_cli, views
+from gsmon.common.notify import main as notify_main
 from gsmon.common.version import __version__
 from gsmon.hub import main as hub_main
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     agent_main.add_parser(subparsers)
     views.add_parsers(subparsers)
     commands.add_parser(subparsers)
+    notify_main.add_parser(subparsers)
     return parser
 
 
