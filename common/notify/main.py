@@ -18,12 +18,12 @@ the source of truth, and polling it every ``poll_s`` (1 s) keeps a raise and
 its resolution within the issue's 15 s.
 
 Ready line on stdout, once the state file is open and the first journal page
-was asked for: ``READY notify state=<path> cursor=<id>``. Health lines on
+was asked for: ``READY notify=<state file> hub=<endpoint> cursor=<id>``. Health lines on
 stdout: ``HEALTH <json>`` ({receiver: {sent, failures, consecutive_failures,
 dropped, suppressed, queued, last_error}}), also logged.
 
-Exit status: 0 after SIGTERM/SIGINT, 1 when ``--test`` failed, 2 for bad
-configuration or usage (one line on stderr).
+Exit status (gsmon.common.errors): 0 after SIGTERM/SIGINT, 1 when ``--test``
+failed, 2 for bad configuration or usage (one line on stderr).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import json
 import logging
 import secrets
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,11 +44,13 @@ import zmq
 
 from gsmon.common import logs, transport
 from gsmon.common import protocol as proto
-from gsmon.common.config import ConfigError, add_key_flag, flag_overrides
-from gsmon.common.keys import ClientKeys, KeyFileError
+from gsmon.common.config import add_key_flag, flag_overrides
+from gsmon.common.errors import EXIT_OK, UnavailableError, UsageError
+from gsmon.common.keys import ClientKeys
 from gsmon.common.notify.config import NotifyConfig, read_notify_config
 from gsmon.common.notify.core import Entry, EntryError, NotifyCore, iso_utc
-from gsmon.common.notify.store import STATE_FILE, NotifyStore, StoreError
+from gsmon.common.notify.store import STATE_FILE, NotifyStore
+from gsmon.common.ready import ready_line
 
 __all__ = ["JournalClient", "JournalError", "add_parser", "run"]
 
@@ -281,9 +282,9 @@ class Notifier:
 # -- command line ---------------------------------------------------------------------------------
 
 
-def add_parser(subparsers: Any) -> None:
-    summary = "tell people when something goes wrong and when it is fixed (email, webhooks, chat, a command)"
-    parser = subparsers.add_parser("notify", help=summary, description=summary + ".")
+def add_parser(subparsers: Any, name: str, summary: str) -> None:
+    """Register ``gsmon notify`` on the ``gsmon`` command's subparsers."""
+    parser = subparsers.add_parser(name, help=summary, description=summary + ".")
     parser.add_argument("--config", metavar="FILE", help="notify.toml (receivers, routes, guidance, timings)")
     add_key_flag(parser, "--hub", key="notify.hub", metavar="QUERY_ENDPOINT", help="the hub's query endpoint")
     add_key_flag(parser, "--state-dir", key="notify.state_dir", metavar="DIR", help="where notify.db is kept")
@@ -344,20 +345,19 @@ def _user() -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    prog = "gsmon notify"
+    """``gsmon notify``; errors are :class:`~gsmon.common.errors.GsmonError` (one line, shown by the CLI)."""
     from gsmon.common.notify.deliver import deliver, url_problem
 
     try:
         logs.configure(args.log_level)
-        config = read_notify_config(args.config, flag_overrides(args), args.route, check_url=url_problem)
-        if (args.key is None) != (args.hub_key is None):
-            raise ValueError("--key and --hub-key go together (your secret key and the hub's public key)")
-        curve = ClientKeys.load(args.key, args.hub_key) if args.key is not None else None
         since_s = _duration_s(args.since)
-        store = NotifyStore(Path(config.state_dir) / STATE_FILE)
-    except (ConfigError, ValueError, KeyFileError, StoreError) as error:
-        print(f"{prog}: {error}", file=sys.stderr)
-        return 2
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if (args.key is None) != (args.hub_key is None):
+        raise UsageError("--key and --hub-key go together (your secret key and the hub's public key)")
+    config = read_notify_config(args.config, flag_overrides(args), args.route, check_url=url_problem)
+    curve = ClientKeys.load(args.key, args.hub_key) if args.key is not None else None
+    store = NotifyStore(Path(config.state_dir) / STATE_FILE)
     try:
         if args.log:
             for row in store.sent(since=time.time() - since_s):
@@ -365,31 +365,28 @@ def run(args: argparse.Namespace) -> int:
                     print(json.dumps(row.to_json(), ensure_ascii=False))
                 else:
                     print(f"{iso_utc(row.at)}  {row.status:6}  {row.receiver:12}  {row.title}")
-            return 0
+            return EXIT_OK
         if args.test is not None:
-            return _test(prog, config, store, args.test, deliver)
+            return _test(config, store, args.test, deliver)
         return _serve(config, store, curve, deliver)
     finally:
         store.close()
 
 
-def _test(prog: str, config: NotifyConfig, store: NotifyStore, name: str, deliver: Any) -> int:
+def _test(config: NotifyConfig, store: NotifyStore, name: str, deliver: Any) -> int:
     receiver = config.settings.receivers.get(name)
     if receiver is None:
         known = ", ".join(config.settings.receivers) or "none configured"
-        print(f"{prog}: no receiver {name!r} (known: {known})", file=sys.stderr)
-        return 2
+        raise UsageError(f"no receiver {name!r} (known: {known}); receivers are [[receiver]] tables or --route flags")
     now = time.time()
-    core = NotifyCore(config.settings, None, now)
-    message = core.test_message(name, now)
+    message = NotifyCore(config.settings, None, now).test_message(name, now)
     ok, error = deliver(receiver, message)
     message.attempts, message.last_error = 1, error
     store.record(message, "test" if ok else "failed", time.time(), None)
     if not ok:
-        print(f"{prog}: the test message to {name!r} failed: {error}", file=sys.stderr)
-        return 1
+        raise UnavailableError(f"the test message to {name!r} failed: {error}")
     print(f"sent a test message to {name!r}")
-    return 0
+    return EXIT_OK
 
 
 def _serve(config: NotifyConfig, store: NotifyStore, curve: ClientKeys | None, deliver: Any) -> int:
@@ -405,7 +402,7 @@ def _serve(config: NotifyConfig, store: NotifyStore, curve: ClientKeys | None, d
         log.warning("no routes configured: nothing will be notified (add [[route]] tables or --route)")
     try:
         notifier.read_journal()
-        print(f"READY notify state={store.path} cursor={notifier.cursor}", flush=True)
+        print(ready_line(notify=str(store.path), hub=config.hub, cursor=str(notifier.cursor)), flush=True)
         while not notifier.stopping:
             sleep_s = notifier.turn()
             deadline = time.monotonic() + sleep_s
@@ -414,4 +411,4 @@ def _serve(config: NotifyConfig, store: NotifyStore, curve: ClientKeys | None, d
     finally:
         store.save(notifier.cursor, notifier.core.state())
         journal.close()
-    return 0
+    return EXIT_OK

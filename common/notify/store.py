@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from gsmon.common.errors import UsageError
 from gsmon.common.notify.core import Message, iso_utc
 
 __all__ = ["STATE_FILE", "NotifyStore", "SentRow", "StoreError"]
@@ -35,8 +36,8 @@ STATE_FILE: Final = "notify.db"
 SCHEMA_VERSION: Final = 1
 
 
-class StoreError(Exception):
-    """The state file cannot be used (one line for the operator)."""
+class StoreError(UsageError):
+    """The state file cannot be used (one line for the operator: fix --state-dir or the file)."""
 
 
 @dataclass(frozen=True, slots=True)
