@@ -371,8 +371,8 @@ class NotifyCore:
                 self._track_shelf(entry)
             if entry.kind not in EVENT_KINDS or entry.replayed:
                 continue
-            if self.in_grace(now) and entry.kind in _OPENING:
-                self._held.append(entry)
+            if self.in_grace(now) or self._held:
+                self._held.append(entry)  # in order; sorted out when the grace ends
                 continue
             self._take(entry, now)
 
@@ -482,8 +482,13 @@ class NotifyCore:
         group = self._groups.setdefault((receiver, name), _Group(receiver, name))
         group.items.append(item)
         if group.flush_at is None:
-            if group.last_flush_at is None:
+            problem = self._problems.get(item.key)
+            if group.last_flush_at is None and (problem is None or not problem.last_sent_at):
+                # A new group of new problems waits for the rest of its burst; news of a problem
+                # people were told of already (a resolution, a repeat) waits only for group_interval_s.
                 group.flush_at = now + self.settings.group_wait_s
+            elif group.last_flush_at is None:
+                group.flush_at = now
             else:
                 group.flush_at = max(now, group.last_flush_at + self.settings.group_interval_s)
 
@@ -528,11 +533,16 @@ class NotifyCore:
                 self._emit(receiver, _summary_title(items), _summary_body(items), items, now, summary=True)
 
     def _release_held(self, held: list[Entry], now: float) -> None:
-        """End of the grace: announce only what is still open (an opening not resolved later in ``held``)."""
-        resolved = {self._key(e) for e in held if e.kind in _RESOLVING}
-        for entry in held:
-            if self._key(entry) not in resolved:
-                self._take(entry, now)
+        """End of the grace: take the held entries in order, except openings resolved later in the grace."""
+        for index, entry in enumerate(held):
+            key = self._key(entry)
+            if entry.kind in _OPENING and any(
+                later.kind in _RESOLVING and self._key(later) == key for later in held[index + 1 :]
+            ):
+                continue
+            if entry.kind in _RESOLVING and key not in self._problems:
+                continue
+            self._take(entry, now)
 
     def _flush(self, group: _Group, now: float) -> None:
         group.flush_at = None
