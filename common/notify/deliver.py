@@ -52,11 +52,16 @@ def deliver(receiver: Receiver, message: Message) -> tuple[bool, str | None]:
             sender.add(url)
         capture = _Capture()
         log = logging.getLogger("apprise")
+        # apprise's own lines go into the one error line the caller logs, not onto stderr as well.
+        propagate, level = log.propagate, log.level
         log.addHandler(capture)
+        log.propagate = False
+        log.setLevel(logging.WARNING)
         try:
-            ok = sender.notify(title=message.title, body=message.body)
+            ok = bool(sender.notify(title=message.title, body=message.body))
         finally:
             log.removeHandler(capture)
+            log.propagate, log.level = propagate, level
         if not ok:
             errors.append("; ".join(capture.lines[-3:]) or "apprise could not deliver")
     if receiver.command:
