@@ -275,7 +275,7 @@ class Message:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Message:
-        return cls(**{key: data[key] for key in cls.__slots__})  # type: ignore[attr-defined]
+        return cls(**{key: data[key] for key in cls.__slots__})
 
 
 @dataclass(slots=True)
@@ -313,7 +313,7 @@ class _Item:
 
 
 def _item_json(item: _Item) -> dict[str, Any]:
-    return {slot: getattr(item, slot) for slot in _Item.__slots__}  # type: ignore[attr-defined]
+    return {slot: getattr(item, slot) for slot in _Item.__slots__}
 
 
 @dataclass(slots=True)
@@ -696,10 +696,7 @@ class NotifyCore:
         return {
             "version": 1,
             "next_id": self._next_id,
-            "problems": [
-                {slot: getattr(p, slot) for slot in _Problem.__slots__}  # type: ignore[attr-defined]
-                for p in self._problems.values()
-            ],
+            "problems": [{slot: getattr(p, slot) for slot in _Problem.__slots__} for p in self._problems.values()],
             "groups": [
                 {
                     "receiver": g.receiver,
@@ -715,8 +712,7 @@ class NotifyCore:
             "folded": {r: [_item_json(i) for i in items] for r, items in self._folded.items()},
             "held": [_entry_json(e) for e in self._held],
             "health": {
-                r: {slot: getattr(h, slot) for slot in ReceiverHealth.__slots__}  # type: ignore[attr-defined]
-                for r, h in self._health.items()
+                r: {slot: getattr(h, slot) for slot in ReceiverHealth.__slots__} for r, h in self._health.items()
             },
         }
 

@@ -224,6 +224,7 @@ class Notifier:
         self.core.tick(now)
         for message in self.core.due(now):
             receiver = self.config.settings.receivers.get(message.receiver)
+            error: str | None
             if receiver is None:
                 ok, error = False, f"receiver {message.receiver!r} is no longer configured"
             else:
@@ -249,6 +250,11 @@ class Notifier:
         self.store.save(self.cursor, self.core.state())
         self.report_health(now)
         return max(0.0, min(self.core.next_wakeup(now), now + self.config.poll_s) - self.clock())
+
+    def sleep_until(self, deadline: float) -> None:
+        """Sleep until ``deadline`` (monotonic), in short steps so that SIGTERM is seen quickly."""
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
 
     def health(self) -> dict[str, Any]:
         receivers = {}
@@ -406,8 +412,7 @@ def _serve(config: NotifyConfig, store: NotifyStore, curve: ClientKeys | None, d
         while not notifier.stopping:
             sleep_s = notifier.turn()
             deadline = time.monotonic() + sleep_s
-            while not notifier.stopping and (left := deadline - time.monotonic()) > 0:
-                time.sleep(min(left, 0.1))
+            notifier.sleep_until(deadline)
     finally:
         store.save(notifier.cursor, notifier.core.state())
         journal.close()
