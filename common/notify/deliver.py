@@ -12,8 +12,12 @@ its argv; a non-zero exit is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
+import warnings
+from collections.abc import Iterator
+from types import ModuleType
 from typing import Final
 
 from gsmon.common.notify.core import Message, Receiver
@@ -32,11 +36,28 @@ class _Capture(logging.Handler):
         self.lines.append(record.getMessage())
 
 
+def _apprise() -> ModuleType:
+    """apprise, imported on first use (``gsmon --version`` stays instant)."""
+    with _quiet():
+        import apprise
+    return apprise
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    # apprise loads its plugins lazily, and one imports the stdlib's deprecated ``imghdr``, which
+    # warns on Python 3.11-3.12: apprise's business, not the operator's.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*imghdr")
+        yield
+
+
 def url_problem(url: str) -> str | None:
     """None when apprise understands ``url``, else what is wrong with it."""
-    import apprise
-
-    if apprise.Apprise.instantiate(url) is None:
+    apprise = _apprise()
+    with _quiet():
+        plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
         return f"apprise does not understand the URL {url!r} (see https://github.com/caronc/apprise/wiki)"
     return None
 
@@ -45,11 +66,11 @@ def deliver(receiver: Receiver, message: Message) -> tuple[bool, str | None]:
     """Send ``message`` to every URL and the command of ``receiver``; (ok, error line)."""
     errors: list[str] = []
     if receiver.urls:
-        import apprise
-
+        apprise = _apprise()
         sender = apprise.Apprise()
-        for url in receiver.urls:
-            sender.add(url)
+        with _quiet():
+            for url in receiver.urls:
+                sender.add(url)
         capture = _Capture()
         log = logging.getLogger("apprise")
         # apprise's own lines go into the one error line the caller logs, not onto stderr as well.
@@ -58,7 +79,8 @@ def deliver(receiver: Receiver, message: Message) -> tuple[bool, str | None]:
         log.propagate = False
         log.setLevel(logging.WARNING)
         try:
-            ok = bool(sender.notify(title=message.title, body=message.body))
+            with _quiet():
+                ok = bool(sender.notify(title=message.title, body=message.body))
         finally:
             log.removeHandler(capture)
             log.propagate, log.level = propagate, level
