@@ -6,6 +6,7 @@
                  [--route PREFIX:LEVEL:URL ...] [--group-wait-s S] [--group-interval-s S] [--repeat-s S]
     gsmon notify --test RECEIVER [--config ...]     # send one test message, exit 0 if it was delivered
     gsmon notify --log [--since 1d] [--json]         # what was sent (from the state file)
+    gsmon notify --status                            # each receiver's saved health (JSON)
 
 One loop turn: ask the hub's journal for entries after the cursor (COMMAND
 ``journal``; a full page is followed at once by the next), feed them to the
@@ -257,25 +258,25 @@ class Notifier:
             time.sleep(min(left, 0.1))
 
     def health(self) -> dict[str, Any]:
+        return {"hub_up": self.hub_up, "cursor": self.cursor, "bad_entries": self.bad_entries,
+                **self.health_of(self.core)}  # fmt: skip
+
+    @staticmethod
+    def health_of(core: NotifyCore) -> dict[str, Any]:
+        """Open problems and, per receiver, sent/failures/dropped/suppressed/queued and the last error."""
         receivers = {}
-        for name, health in self.core.health().items():
+        for name, health in core.health().items():
             receivers[name] = {
                 "sent": health.sent,
                 "failures": health.failures,
                 "consecutive_failures": health.consecutive_failures,
                 "dropped": health.dropped,
                 "suppressed": health.suppressed,
-                "queued": self.core.queued(name),
+                "queued": core.queued(name),
                 "last_error": health.last_error,
                 "last_sent_at": iso_utc(health.last_sent_at) if health.last_sent_at else None,
             }
-        return {
-            "hub_up": self.hub_up,
-            "cursor": self.cursor,
-            "bad_entries": self.bad_entries,
-            "open_problems": self.core.open_problems(),
-            "receivers": receivers,
-        }
+        return {"open_problems": core.open_problems(), "receivers": receivers}
 
     def report_health(self, now: float) -> None:
         text = json.dumps(self.health(), sort_keys=True)
@@ -321,6 +322,9 @@ def add_parser(subparsers: Any, name: str, summary: str) -> None:
     )
     parser.add_argument("--test", metavar="RECEIVER", help="send one test message to RECEIVER and exit")
     parser.add_argument("--log", action="store_true", help="print what was sent (the sent-log) and exit")
+    parser.add_argument(
+        "--status", action="store_true", help="print the saved health of every receiver (JSON) and exit"
+    )
     parser.add_argument("--since", metavar="DURATION", default="1d", help="with --log: how far back (e.g. 1h, 2d)")
     parser.add_argument("--json", action="store_true", help="with --log: JSON lines")
     parser.add_argument("--key", metavar="FILE", help="this notifier's secret key file (CURVE; with --hub-key)")
@@ -371,6 +375,11 @@ def run(args: argparse.Namespace) -> int:
                     print(json.dumps(row.to_json(), ensure_ascii=False))
                 else:
                     print(f"{iso_utc(row.at)}  {row.status:6}  {row.receiver:12}  {row.title}")
+            return EXIT_OK
+        if args.status:
+            cursor, state = store.load()
+            saved = Notifier.health_of(NotifyCore(config.settings, state, time.time()))
+            print(json.dumps({"cursor": cursor, **saved}, indent=2, sort_keys=True))
             return EXIT_OK
         if args.test is not None:
             return _test(config, store, args.test, deliver)

@@ -199,6 +199,13 @@ def test_failed_webhook_is_retried_and_its_failures_are_visible(procs: Processes
     assert health["failures"] == 2
     assert health["consecutive_failures"] == 0
     assert health["queued"] == 0
+    assert notify.stop() == 0
+    status = gsmon_cli("notify", "--status", "--state-dir", str(tmp_path / "state"),
+                       "--config", str(tmp_path / "notify.toml"))  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    saved = json.loads(status.stdout)["receivers"]["hook"]
+    assert (saved["sent"], saved["failures"], saved["queued"]) == (1, 2, 0)
+    assert "500" in saved["last_error"]
 
 
 def test_a_hub_that_refuses_the_journal_is_said_once_and_nothing_is_sent(procs: Processes, tmp_path: Path) -> None:
