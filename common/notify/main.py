@@ -167,6 +167,7 @@ class Notifier:
         self._last_health: str | None = None
         self._health_at = 0.0
         self.stopping = False
+        self._saved: str | None = None
 
     def read_journal(self) -> None:
         """Take in every page the hub has after the cursor."""
@@ -214,7 +215,7 @@ class Notifier:
                 newest = max(newest, last_id)
             self.core.take_entries(entries, now)
             self.cursor = newest
-            self.store.save(self.cursor, self.core.state())
+            self._save()
             if len(raw) < PAGE_LIMIT:
                 return
 
@@ -248,9 +249,17 @@ class Notifier:
                 log.warning(
                     "delivery to %s failed (attempt %d, will retry): %s", message.receiver, message.attempts, error
                 )
-        self.store.save(self.cursor, self.core.state())
+        self._save()
         self.report_health(now)
         return max(0.0, min(self.core.next_wakeup(now), now + self.config.poll_s) - self.clock())
+
+    def _save(self) -> None:
+        """Commit cursor + core state when either changed (an idle notifier does not write every second)."""
+        state = self.core.state()
+        text = json.dumps([self.cursor, state], sort_keys=True)
+        if text != self._saved:
+            self.store.save(self.cursor, state)
+            self._saved = text
 
     def sleep_until(self, deadline: float) -> None:
         """Sleep until ``deadline`` (monotonic), in short steps so that SIGTERM is seen quickly."""

@@ -92,3 +92,9 @@ def test_bad_route_flags(flag: str, expected: str) -> None:
 
 def test_route_flag_keeps_colons_of_the_url() -> None:
     assert parse_route_flag(":STALE:mailto://u:p@h:25") == ("", 50, "mailto://u:p@h:25")
+
+
+def test_the_deploy_example_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "notify.toml"
+    config = read_notify_config(str(example), {}, [], check_url=url_problem)
+    assert [r.receivers for r in config.settings.routes] == [("pager", "ops"), ("ops",)]
