@@ -15,8 +15,10 @@ deliver what is due (apprise or a command), recording each finished message
 in the sent-log with the state that no longer holds it; log the health of
 every receiver once a minute and whenever it changes; sleep until the core's
 next timer or ``poll_s``. The hub's NODE stream is not needed: the journal is
-the source of truth, and polling it every ``poll_s`` (1 s) keeps a raise and
-its resolution within the issue's 15 s.
+the source of truth, read every ``poll_s`` (1 s); a live subscription to the
+hub's NODEs (``Subscriber``, nodes at ORANGE and above) only ends a sleep early,
+so a change is read at once. Without it (the hub refused, or it failed) the
+notifier polls, and loses nothing.
 
 Ready line on stdout, once the state file is open and the first journal page
 was asked for: ``READY notify=<state file> hub=<endpoint> cursor=<id>``. Health lines on
@@ -45,6 +47,8 @@ import zmq
 
 from gsmon.common import logs, transport
 from gsmon.common import protocol as proto
+from gsmon.common.alerts import OrangeAlert
+from gsmon.common.client import HubUnavailableError, Subscriber
 from gsmon.common.config import add_key_flag, flag_overrides
 from gsmon.common.errors import EXIT_OK, UnavailableError, UsageError
 from gsmon.common.keys import ClientKeys
@@ -55,7 +59,8 @@ from gsmon.common.ready import ready_line
 
 __all__ = ["JournalClient", "JournalError", "add_parser", "run"]
 
-log = logging.getLogger("gsmon.notify")
+log = logging.getLogger(__name__)
+ORANGE_ALERTCODE: Final = OrangeAlert.alertcode
 PAGE_LIMIT: Final = 500
 REQUEST_TIMEOUT_S: Final = 3.0
 HEALTH_EVERY_S: Final = 60.0
@@ -168,6 +173,7 @@ class Notifier:
         self._health_at = 0.0
         self.stopping = False
         self._saved: str | None = None
+        self.wake: Subscriber | None = None  # NODE changes end a sleep early; never a source of truth
 
     def read_journal(self) -> None:
         """Take in every page the hub has after the cursor."""
@@ -262,13 +268,33 @@ class Notifier:
             self._saved = text
 
     def sleep_until(self, deadline: float) -> None:
-        """Sleep until ``deadline`` (monotonic), in short steps so that SIGTERM is seen quickly."""
+        """Sleep until ``deadline`` (monotonic), in short steps so that SIGTERM is seen quickly; a NODE
+        change from the hub (the wake-up subscription, when there is one) ends the sleep at once."""
         while not self.stopping and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
+            if self.wake is None:
+                time.sleep(min(left, 0.1))
+                continue
+            try:
+                if self.wake.poll(min(left, 0.1)):
+                    return  # the hub published a change: its journal entry is committed already
+            except Exception as error:  # an optimisation must never stop the loop
+                log.info(
+                    "the wake-up subscription failed (%s); polling the journal every %g s", error, self.config.poll_s
+                )
+                self.close_wake()
+
+    def close_wake(self) -> None:
+        if self.wake is not None:
+            self.wake.close()
+            self.wake = None
 
     def health(self) -> dict[str, Any]:
-        return {"hub_up": self.hub_up, "cursor": self.cursor, "bad_entries": self.bad_entries,
-                **self.health_of(self.core)}  # fmt: skip
+        return {
+            "hub_up": self.hub_up,
+            "cursor": self.cursor,
+            "bad_entries": self.bad_entries,
+            **self.health_of(self.core),
+        }
 
     @staticmethod
     def health_of(core: NotifyCore) -> dict[str, Any]:
@@ -425,6 +451,16 @@ def _serve(config: NotifyConfig, store: NotifyStore, curve: ClientKeys | None, d
     if not config.settings.routes:
         log.warning("no routes configured: nothing will be notified (add [[route]] tables or --route)")
     try:
+        # The hub journals a change before it publishes the NODE, so a NODE is a cue to read the journal
+        # now instead of at the next poll_s. Only problems matter: nodes at ORANGE and above (and their
+        # return below it, which the subscriber reports as a removal).
+        wake = Subscriber(config.hub, config.prefix, min_alert=ORANGE_ALERTCODE, timeout_s=3.0, curve=curve)
+        notifier.wake = wake
+        wake.connect()
+    except (HubUnavailableError, OSError, zmq.ZMQError) as error:
+        notifier.close_wake()
+        log.info("no wake-up subscription (%s): polling the journal every %g s", error, config.poll_s)
+    try:
         notifier.read_journal()
         print(ready_line(notify=str(store.path), hub=config.hub, cursor=str(notifier.cursor)), flush=True)
         while not notifier.stopping:
@@ -433,5 +469,6 @@ def _serve(config: NotifyConfig, store: NotifyStore, curve: ClientKeys | None, d
             notifier.sleep_until(deadline)
     finally:
         store.save(notifier.cursor, notifier.core.state())
+        notifier.close_wake()
         journal.close()
     return EXIT_OK
