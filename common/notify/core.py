@@ -16,7 +16,8 @@ agent's debounce), ``alarm_escalated``, ``alarm_rtn`` (resolved),
 clear), ``ack``/``unack`` (only on routes with ``notify_ack``),
 ``agent_silent``/``agent_back`` (one message per agent: its points' STALE is
 never notified), ``shelf_ended_still_active`` (announced once),
-``flapping_start``/``flapping_stop``. Everything else is ignored.
+``flapping_start``/``flapping_stop``, and ``forget`` (the forgotten agent's
+open problems end, told as such, so they never repeat). Everything else is ignored.
 
 Rules:
 
@@ -111,6 +112,7 @@ _LABELS: Final = {
     "flapping_start": "FLAPPING",
     "flapping_stop": "FLAPPING STOPPED",
     "repeat": "STILL ACTIVE",
+    "forget": "ENDED (agent forgotten)",
 }
 
 
@@ -369,6 +371,9 @@ class NotifyCore:
         for entry in entries:
             if entry.kind in ("shelf_created", "shelf_ended", "shelf_ended_still_active") and entry.shelf_id:
                 self._track_shelf(entry)
+            if entry.kind == "forget" and not entry.replayed:
+                self._forget(entry, now)
+                continue
             if entry.kind not in EVENT_KINDS or entry.replayed:
                 continue
             if self.in_grace(now) or self._held:
@@ -384,6 +389,30 @@ class NotifyCore:
                     problem.shelves.append(entry.shelf_id)
             elif entry.shelf_id in problem.shelves:
                 problem.shelves.remove(entry.shelf_id)
+
+    def _forget(self, entry: Entry, now: float) -> None:
+        """An administrator removed an agent: its open problems end (told as such), so they never repeat."""
+        for key, problem in list(self._problems.items()):
+            if path_in_prefix(problem.path, entry.path) or (entry.agent and problem.agent == entry.agent):
+                for name in problem.receivers:
+                    if not self._unsent_raise_dropped(name, key):
+                        self._buffer(
+                            name,
+                            _Item(
+                                "forget",
+                                key,
+                                problem.path,
+                                problem.level,
+                                None,
+                                entry.time,
+                                problem.agent,
+                                _alarm_id(key),
+                                entry.comment,
+                                entry.user or entry.by,
+                            ),
+                            now,
+                        )
+                del self._problems[key]
 
     def _key(self, entry: Entry) -> str:
         if entry.alarm_id is not None:

@@ -265,3 +265,12 @@ def test_an_entry_with_unknown_keys_is_read() -> None:
     assert read.id == 3
     assert read.new == 30
     assert read.time == 1.0
+
+
+def test_a_forgotten_agent_ends_its_problems_and_they_never_repeat() -> None:
+    core = NotifyCore(settings(), None, T0)
+    core.take_entries([entry("agent_silent", "GS1/rack7", 3, new=STALE, agent="rack7")], T0)
+    run(core, T0 + 5)
+    core.take_entries([entry("forget", "GS1/rack7", agent="rack7", by="admin")], T0 + 100)
+    assert [m.title for m in run(core, T0 + 100)] == ["[gsmon] ENDED (agent forgotten) STALE GS1/rack7"]
+    assert run(core, T0 + 10 * 3600) == []
