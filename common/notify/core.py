@@ -352,6 +352,7 @@ class NotifyCore:
         self._next_id = 1
         self._grace_until = now + settings.startup_grace_s
         self._held: list[Entry] = []
+        self._aliases: dict[str, str] = {}  # a key folded into another problem's (same incident)
         self.dropped_entries = 0
         if state is not None:
             self._restore(state)
@@ -412,7 +413,7 @@ class NotifyCore:
                             ),
                             now,
                         )
-                del self._problems[key]
+                self._drop(key)
 
     def _key(self, entry: Entry) -> str:
         if entry.alarm_id is not None:
@@ -421,8 +422,11 @@ class NotifyCore:
 
     def _take(self, entry: Entry, now: float) -> None:
         key = self._key(entry)
+        key = self._aliases.get(key, key)
         problem = self._problems.get(key)
         kind = entry.kind
+        if kind in _OPENING and problem is None and self._same_incident(key, entry):
+            return
         if kind in _OPENING:
             if entry.shelf_id is not None and kind != "shelf_ended_still_active":
                 return  # shelved: not announced (its resolution will be, if it had been)
@@ -457,7 +461,7 @@ class NotifyCore:
                     continue  # raised and resolved inside one buffer: never tell
                 if name not in problem.no_resolved:
                     self._buffer(name, self._item(kind, key, entry), now)
-            del self._problems[key]
+            self._drop(key)
         elif kind in ("ack", "unack"):
             problem.acked = kind == "ack"
             for name in problem.notify_ack:
@@ -465,6 +469,16 @@ class NotifyCore:
         elif entry.shelf_id is None:  # flapping of an announced problem
             for name in problem.receivers:
                 self._buffer(name, self._item(kind, key, entry), now)
+
+    def _same_incident(self, key: str, entry: Entry) -> bool:
+        """A silent agent is one incident: the hub journals ``agent_silent`` and the mount's own alarm
+        (``alarm_raised`` at the same path). The second is folded into the first (an alias), so it is
+        neither told twice nor left without its resolution."""
+        for other in self._problems.values():
+            if other.path == entry.path and (other.key.startswith("agent:") or entry.kind == "agent_silent"):
+                self._aliases[key] = other.key
+                return True
+        return False
 
     def _unsent_raise_dropped(self, receiver: str, key: str) -> bool:
         """A problem never sent to anyone, still waiting in ``receiver``'s buffer: drop it there."""
@@ -476,6 +490,11 @@ class NotifyCore:
             return False
         group.items = [item for item in group.items if item.key != key]
         return True
+
+    def _drop(self, key: str) -> None:
+        del self._problems[key]
+        for alias in [a for a, target in self._aliases.items() if target == key]:
+            del self._aliases[alias]
 
     def _item(self, kind: str, key: str, entry: Entry) -> _Item:
         level = entry.old if kind in _RESOLVING else entry.new
@@ -740,6 +759,7 @@ class NotifyCore:
             "sent_times": self._sent_times,
             "folded": {r: [_item_json(i) for i in items] for r, items in self._folded.items()},
             "held": [_entry_json(e) for e in self._held],
+            "aliases": self._aliases,
             "health": {
                 r: {slot: getattr(h, slot) for slot in ReceiverHealth.__slots__} for r, h in self._health.items()
             },
@@ -761,6 +781,7 @@ class NotifyCore:
         self._sent_times = {r: list(ts) for r, ts in state["sent_times"].items()}
         self._folded = {r: [_Item(**i) for i in items] for r, items in state["folded"].items()}
         self._held = [Entry(**e) for e in state["held"]]
+        self._aliases = dict(state.get("aliases", {}))
         for r, h in state["health"].items():
             self._health[r] = ReceiverHealth(**h)
 

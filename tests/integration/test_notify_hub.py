@@ -83,3 +83,34 @@ def test_point_red_and_back_through_notifier_and_hub_sigkills(procs: Processes, 
     assert titles(http) == [f"[gsmon] RAISED RED {POWER}", f"[gsmon] RESOLVED RED {POWER}"]
     assert [m["subject"] for m in received(smtp, "MAIL")] == titles(http)
     assert notify.stop() == 0
+
+
+def test_shelved_raise_is_silent_its_shelf_end_is_announced_and_a_silent_agent_is_one_message(
+    procs: Processes, tmp_path: Path
+) -> None:
+    _smtp, smtp_at, http, http_at = start_sinks(procs)
+    lna = tmp_path / "lna.json"
+    _set(lna, 20.0, "GREEN")
+    hub = procs.hub()
+    procs.agent(hub, "ant1", {"points": [{"name": "Lna", "file": str(lna), "dt": 0.1}]}, mount=MOUNT)
+    rack_spec = {"points": [{"name": "Cpu", "counter": True, "dt": 0.1}, {"name": "Disk", "counter": True, "dt": 0.1}]}
+    rack = procs.agent(hub, "rack", rack_spec, mount="GS1/Rack")
+    notify = notifier(procs, hub.query, write_config(tmp_path, smtp_at, http_at), tmp_path / "state")
+    shelf = send_command(hub.query, "shelve", {"prefix": f"{MOUNT}/Lna", "mode": "timed", "duration_s": 3,
+                                              "comment": "LNA swap"}, user="tester")  # fmt: skip
+    assert shelf.ok, shelf.message
+    _set(lna, 80.0, "RED")  # raised under the shelf: not told
+    wait_until(lambda: titles(http), timeout_s=20, what="the shelf end with the LNA still RED")
+    assert titles(http) == [f"[gsmon] SHELF ENDED, STILL ACTIVE RED {MOUNT}/Lna"]
+
+    rack.kill()  # one message for the agent, none for its STALE points
+    wait_until(lambda: len(titles(http)) == 2, timeout_s=20, what="the silent agent")
+    last = _last_id(hub)
+    wait_until(lambda: _cursor(notify) >= last, what="the notifier to take in the whole journal")
+    assert titles(http) == [
+        f"[gsmon] SHELF ENDED, STILL ACTIVE RED {MOUNT}/Lna",
+        "[gsmon] AGENT SILENT STALE GS1/Rack",
+    ]
+    procs.agent(hub, "rack", rack_spec, mount="GS1/Rack")
+    wait_until(lambda: len(titles(http)) >= 3, timeout_s=20, what="the agent back")
+    assert titles(http)[2] == "[gsmon] AGENT BACK STALE GS1/Rack"

@@ -274,3 +274,17 @@ def test_a_forgotten_agent_ends_its_problems_and_they_never_repeat() -> None:
     core.take_entries([entry("forget", "GS1/rack7", agent="rack7", by="admin")], T0 + 100)
     assert [m.title for m in run(core, T0 + 100)] == ["[gsmon] ENDED (agent forgotten) STALE GS1/rack7"]
     assert run(core, T0 + 10 * 3600) == []
+
+
+def test_the_mounts_own_alarm_for_a_silent_agent_is_the_same_incident() -> None:
+    """What the hub journals for a dead agent: agent_silent, then alarm_raised on the mount (its alarm id);
+    agent_back with that id, then alarm_rtn. One message each way."""
+    core = NotifyCore(settings(), None, T0)
+    core.take_entries([entry("agent_silent", "GS1/rack7", new=STALE, agent="rack7")], T0)
+    core.take_entries([entry("alarm_raised", "GS1/rack7", 3, new=STALE, agent="rack7")], T0)
+    assert [m.title for m in run(core, T0 + 5)] == ["[gsmon] AGENT SILENT STALE GS1/rack7"]
+    core.take_entries([entry("agent_back", "GS1/rack7", 3, old=STALE, agent="rack7")], T0 + 30)
+    core.take_entries([entry("alarm_rtn", "GS1/rack7", 3, old=STALE, new=0, agent="rack7")], T0 + 30)
+    assert [m.title for m in run(core, T0 + 30)] == ["[gsmon] AGENT BACK STALE GS1/rack7"]
+    assert core.open_problems() == 0
+    assert core.state()["aliases"] == {}
