@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import Hub, Processes, wait_until
+from harness import Hub, Processes, gsmon_cli, wait_until
 from test_notify import notifier, received, sent_counts, start_sinks, titles, write_config
 
 from gsmon.common.commands import send_command
 
-MOUNT = "GS1/Ant1"
+MOUNT = "GS1/ups"
 POWER = f"{MOUNT}/Power"
 
 
@@ -54,8 +54,14 @@ def test_point_red_and_back_through_notifier_and_hub_sigkills(procs: Processes, 
     assert titles(http) == [f"[gsmon] RAISED RED {POWER}"]
     [mail] = received(smtp, "MAIL")
     assert mail["subject"] == f"[gsmon] RAISED RED {POWER}"
-    assert "value: 0.0" in mail["body"]
-    assert "agent: ant1" in mail["body"]
+    for text in (
+        "value: 0.0",
+        "agent: ant1",
+        "guidance: Check the UPS input breaker first.",
+        f"gsmon ack {POWER} --hub {hub.query} -m",
+        f"gsmon shelve {POWER} --hub {hub.query} --for 2h",
+    ):
+        assert text in mail["body"]
     wait_until(lambda: sent_counts(notify) == {"mail": 1, "hook": 1}, what="both deliveries recorded")
 
     # SIGKILL the notifier and restart it on the same hub: nothing again.
@@ -83,6 +89,15 @@ def test_point_red_and_back_through_notifier_and_hub_sigkills(procs: Processes, 
     assert titles(http) == [f"[gsmon] RAISED RED {POWER}", f"[gsmon] RESOLVED RED {POWER}"]
     assert [m["subject"] for m in received(smtp, "MAIL")] == titles(http)
     assert notify.stop() == 0
+    log = gsmon_cli("notify", "--log", "--json", "--state-dir", str(notify_state), "--config", str(config))
+    assert log.returncode == 0, log.stderr
+    rows = [json.loads(line) for line in log.stdout.splitlines()]
+    assert [(r["receiver"], r["status"], r["title"]) for r in rows] == [
+        ("mail", "sent", f"[gsmon] RAISED RED {POWER}"),
+        ("hook", "sent", f"[gsmon] RAISED RED {POWER}"),
+        ("mail", "sent", f"[gsmon] RESOLVED RED {POWER}"),
+        ("hook", "sent", f"[gsmon] RESOLVED RED {POWER}"),
+    ]
 
 
 def test_shelved_raise_is_silent_its_shelf_end_is_announced_and_a_silent_agent_is_one_message(
