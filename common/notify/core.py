@@ -588,7 +588,7 @@ class NotifyCore:
                 later.kind in _RESOLVING and self._key(later) == key for later in held[index + 1 :]
             ):
                 continue
-            if entry.kind in _RESOLVING and key not in self._problems:
+            if entry.kind in _RESOLVING and self._aliases.get(key, key) not in self._problems:
                 continue
             self._take(entry, now)
 

@@ -288,3 +288,15 @@ def test_the_mounts_own_alarm_for_a_silent_agent_is_the_same_incident() -> None:
     assert [m.title for m in run(core, T0 + 30)] == ["[gsmon] AGENT BACK STALE GS1/rack7"]
     assert core.open_problems() == 0
     assert core.state()["aliases"] == {}
+
+
+def test_a_resolution_held_by_the_grace_still_reaches_an_aliased_incident() -> None:
+    core = NotifyCore(settings(startup_grace_s=10.0), None, T0 - 100)
+    core.tick(T0)
+    core.take_entries([entry("agent_silent", "GS1/rack7", new=STALE, agent="rack7")], T0)
+    core.take_entries([entry("alarm_raised", "GS1/rack7", 3, new=STALE, agent="rack7")], T0)
+    assert len(run(core, T0 + 5)) == 1
+    core.hub_started(T0 + 50)
+    core.take_entries([entry("agent_back", "GS1/rack7", 3, old=STALE, agent="rack7")], T0 + 51)
+    assert run(core, T0 + 55) == []  # held by the grace
+    assert [m.title for m in run(core, T0 + 61)] == ["[gsmon] AGENT BACK STALE GS1/rack7"]
