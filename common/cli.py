@@ -77,6 +77,11 @@ COMMANDS: Final[Mapping[str, CommandInfo]] = {
     "watch": CommandInfo(
         "gsmon.common.views", "show a subtree live, redrawn in place, until Ctrl-C", ctrl_c_stops=True
     ),
+    "notify": CommandInfo(
+        "gsmon.common.notify.main",
+        "tell people when something goes wrong and when it is fixed (email, webhooks, chat, a command)",
+        ctrl_c_stops=True,
+    ),
     "forget": CommandInfo(
         "gsmon.common.commands",
         "remove a silent agent and all its points from the hub now (an administrator's command)",
