@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from gsmon.agent import main as agent_main
 from gsmon.common import commands, demo, keys_cli, views
 from gsmon.common.version import __version__
+from gsmon.common.web import main as web_main
 from gsmon.hub import main as hub_main
 
 __all__ = ["build_parser", "main"]
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     agent_main.add_parser(subparsers)
     views.add_parsers(subparsers)
     commands.add_parser(subparsers)
+    web_main.add_parser(subparsers)
     return parser
 
 

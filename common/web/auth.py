@@ -128,7 +128,7 @@ def _parse(path: Path) -> dict[str, User]:
     root = load_toml(str(path))
     users: dict[str, User] = {}
     table = root.section("users")
-    for name in table.keys():
+    for name in table.keys():  # noqa: SIM118 (a config Section, not a dict: keys() is its API)
         try:
             naming.check_name(name, "user name")
         except naming.InvalidNameError as error:

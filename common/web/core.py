@@ -53,8 +53,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from gsmon.common.alerts import CriticalAlert, GreenAlert, OrangeAlert, RedAlert
 from gsmon.common.alerts import STALE_ALERTCODE as STALE
+from gsmon.common.alerts import CriticalAlert, GreenAlert, OrangeAlert, RedAlert
 from gsmon.common.names import path_in_prefix
 from gsmon.common.watch.adapter import UNACKED_STATES, NodeExtras, display_level, read_extras
 from gsmon.common.web.nodes import WebNodeSource, effective_attention, iso_utc, node_json
@@ -333,7 +333,7 @@ class BridgeCore:
             by_view: dict[tuple[str, int | None], list[Subscription]] = {}
             for sub in self._subs.values():
                 by_view.setdefault((sub.prefix, sub.min_level), []).append(sub)
-            for (prefix, min_level), subs in by_view.items():
+            for subs in by_view.values():
                 body = _delta_body(changed, subs[0])
                 if body is None:
                     continue

@@ -20,6 +20,7 @@ the key outright) raises :class:`HubRefusedError`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
@@ -114,10 +115,8 @@ class HubCommandClient:
         reader = self._reader
         self._drop_socket()
         if reader is not None:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await reader
-            except asyncio.CancelledError:
-                pass
         for future in self._waiting.values():
             if not future.done():
                 future.cancel()
@@ -159,10 +158,8 @@ class HubCommandClient:
             user=user,
         )
         try:
-            try:
+            with contextlib.suppress(zmq.Again):  # not connected yet: nothing queued, and the wait below says so
                 await sock.send(proto.encode(message), zmq.DONTWAIT)
-            except zmq.Again:
-                pass  # not connected yet: nothing was queued, and the wait below says so
             self.sent += 1
             try:
                 reply = await asyncio.wait_for(future, self.timeout_s)
