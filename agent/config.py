@@ -114,7 +114,6 @@ that passes its own keeps them.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +123,7 @@ from gsmon.agent.thresholds import Direction, Threshold
 from gsmon.common import client_settings
 from gsmon.common import names as naming
 from gsmon.common.config import ConfigError, Section, load_toml, parse_toml, with_overrides
+from gsmon.common.names import default_agent_name
 
 __all__ = [
     "DEFAULT_HUB_ENDPOINT",
@@ -338,19 +338,6 @@ class AgentConfig:
 # ----------------------------------------------------------------------
 
 
-def default_agent_name() -> str:
-    """The host name, made a valid tree name ("agent" if nothing is left of it)."""
-    return _valid_name(socket.gethostname())
-
-
-def _valid_name(text: str) -> str:
-    # A host name cannot normally hold "/" or control characters, but the
-    # OS does not guarantee it; replace rather than refuse to start.
-    cleaned = "".join("_" if char == naming.SEPARATOR or not char.isprintable() else char for char in text)
-    cleaned = cleaned.strip().lstrip("_")[: naming.MAX_NAME_CHARS]
-    return cleaned or "agent"
-
-
 def load_agent_config(path: str | Path) -> AgentConfig:
     """Read the agent configuration file at ``path``.
 
@@ -420,11 +407,9 @@ def _read(root: Section) -> AgentConfig:
 
 
 def _agent_settings(table: Section) -> AgentSettings:
-    name = table.name("name", None, what="agent name")
+    name = table.agent_name("name", None)
     if name is None:
         name = default_agent_name()
-    elif name.startswith(naming.RESERVED_ROOT_PREFIX):
-        raise table.expected("name", "a valid agent name", name, "a leading '_' is reserved for the hub")
     mount = table.mount("mount", name)
     return AgentSettings(
         name=name,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "run"]
 
-log = logging.getLogger("gsmon.agent")
+log = logging.getLogger(__name__)
 
 
 EXAMPLE_CONFIG = "example-agent.toml"
@@ -93,10 +93,10 @@ _KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | type[int] | None, st
 )
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, name: str, summary: str) -> None:
     parser = subparsers.add_parser(
-        "agent",
-        help="run a standalone agent: built-in probes and user modules, published to the hub",
+        name,
+        help=summary,
         description="Run a standalone agent. Every flag sets the configuration key of the same name and "
         "overrides --config; without --hub or a hubs key, GSMON_AGENT_HUB names the hub (and GSMON_KEY, "
         "GSMON_HUB_KEY its keys).",
@@ -128,11 +128,6 @@ def add_parser(subparsers: Any) -> None:
     for names, key, value_type, metavar, text in _KEY_FLAGS:
         add_key_flag(parser, *names, key=key, type=value_type, metavar=metavar, help=text)
     parser.set_defaults(handler=run)
-
-
-def _fail(message: str) -> int:
-    print(f"gsmon agent: {message}", file=sys.stderr)
-    return 2
 
 
 def example_config() -> str:
@@ -173,21 +168,22 @@ def warn_unmatched_thresholds(config: AgentConfig, paths: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gsmon.agent.config import ConfigError, read_agent_config
+    """``gsmon agent``; its errors (status 2, each naming its flag, variable or file key) end the command in
+    :func:`gsmon.common.cli.main`."""
+    from gsmon.agent.config import read_agent_config
     from gsmon.agent.modules import load_modules
     from gsmon.agent.monitor import Monitor
     from gsmon.agent.probes import register_probes
     from gsmon.agent.publisher import PublisherSettings
     from gsmon.agent.thresholds import ThresholdRule
+    from gsmon.common.errors import UsageError
     from gsmon.common.keys import ClientKeys, KeyFileError, load_key_pair, load_public_key
+    from gsmon.common.ready import ready_line
 
     if args.print_example_config:
         sys.stdout.write(example_config())
         return 0
-    try:
-        config = read_agent_config(args.config, flag_overrides(args))
-    except ConfigError as error:
-        return _fail(str(error))
+    config = read_agent_config(args.config, flag_overrides(args))
     settings = config.agent
     curve = None
     if settings.security is not None:
@@ -195,12 +191,12 @@ def run(args: argparse.Namespace) -> int:
         public_where = config.where("agent.security.hub_public_key_file")
         try:
             pair = load_key_pair(settings.security.secret_key_file)
-        except (KeyFileError, ValueError) as error:
-            return _fail(f"{secret_where}: {error}")
+        except KeyFileError as error:
+            raise error.at(secret_where) from error
         try:
             curve = ClientKeys(pair, load_public_key(settings.security.hub_public_key_file))
-        except (KeyFileError, ValueError) as error:
-            return _fail(f"{public_where}: {error}")
+        except KeyFileError as error:
+            raise error.at(public_where) from error
     logs.configure(config.logging.level, config.logging.format)
     alerts_level = None if config.logging.alerts == "OFF" else logging.getLevelName(config.logging.alerts)
 
@@ -223,13 +219,10 @@ def run(args: argparse.Namespace) -> int:
             logthr_alerts=config.logging.alert_threshold,
         )
     except ValueError as error:  # names the flags and the file already checked; a last line of defence
-        return _fail(str(error))
-    try:
-        probes = register_probes(mon, config.probes, source=config.source)
-        mon.set_alert_rule(ThresholdRule([*config.thresholds, *probes.default_thresholds]))
-        load_modules(mon, config.modules, source=config.source)
-    except ConfigError as error:
-        return _fail(str(error))
+        raise UsageError(str(error)) from error
+    probes = register_probes(mon, config.probes, source=config.source)
+    mon.set_alert_rule(ThresholdRule([*config.thresholds, *probes.default_thresholds]))
+    load_modules(mon, config.modules, source=config.source)
     # The points are known now (probes and modules declared theirs): a threshold that names none is a typo.
     unmatched = warn_unmatched_thresholds(config, point_paths(mon))
     if args.check_config:
@@ -247,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     probes.wait_for_first_rates()  # the first poll then gives every rate a value
     mon.start()
-    print(f"READY agent={settings.name} mount={settings.mount} hubs={','.join(settings.hubs)}", flush=True)
+    print(ready_line(agent=settings.name, mount=settings.mount, hubs=",".join(settings.hubs)), flush=True)
     log.info("agent %s publishing %d points under %s", settings.name, len(mon), settings.mount)
     stop.wait()
     mon.stop()

@@ -90,7 +90,7 @@ from gsmon.common.config import ConfigError
 
 __all__ = ["load_module", "load_modules"]
 
-log = logging.getLogger("gsmon.agent")
+log = logging.getLogger(__name__)
 
 _UNSAFE_IN_MODULE_NAME = re.compile(r"\W")
 

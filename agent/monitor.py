@@ -38,21 +38,24 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from gsmon.agent.config import default_agent_name
-from gsmon.agent.publisher import Publisher, PublisherSettings
 from gsmon.agent.scheduler import Event, Job, Schedule
 from gsmon.common import names as naming
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import Alert, NoAlert, RedAlert, alertstr_for, as_alert
-from gsmon.common.keys import ClientKeys
 from gsmon.common.render import Row, render_table
 from gsmon.common.tree import RollupTree, TreeNode
 
+if TYPE_CHECKING:
+    # Only a Monitor given a hub publishes: the publisher (and ZeroMQ with it) and the
+    # key files are imported where they are used, so the in-process API needs neither.
+    from gsmon.agent.publisher import Publisher, PublisherSettings
+    from gsmon.common.keys import ClientKeys
+
 __all__ = ["DEFAULT_TIMEOUT_S", "Monitor", "MonitorItem"]
 
-log = logging.getLogger("gsmon.agent")
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S: Final = 10.0
 # dt=None means "poll once"; the original stored 1e11 s for it.
@@ -281,10 +284,10 @@ class Monitor:
             # GSMON_AGENT_HUB (and GSMON_KEY/GSMON_HUB_KEY), see gsmon.common.client_settings.
             hub, curve = _hub_from_environment(curve)
         if hub is not None:
+            from gsmon.agent.publisher import Publisher
+
             hubs = [hub] if isinstance(hub, str) else list(hub)
-            agent_name = naming.check_name(agent if agent is not None else default_agent_name(), "agent name")
-            if agent_name.startswith(naming.RESERVED_ROOT_PREFIX):
-                raise naming.InvalidNameError(f"invalid agent name {agent_name!r}: a leading '_' is reserved")
+            agent_name = naming.check_agent_name(agent if agent is not None else naming.default_agent_name())
             mount_path = naming.check_mount(mount if mount is not None else agent_name)
             self._changed = {}
             self._publisher = Publisher(hubs, agent_name, mount_path, _MonitorSource(self), publisher, curve)
@@ -981,7 +984,6 @@ def _hub_from_environment(curve: ClientKeys | None) -> tuple[str | None, ClientK
     """
     from gsmon.common.client_settings import AGENT_HUB_VARIABLE, KEY_VARIABLE, agent_environment
     from gsmon.common.config import ConfigError
-    from gsmon.common.keys import KeyFileError
 
     try:
         env = agent_environment()
@@ -990,6 +992,8 @@ def _hub_from_environment(curve: ClientKeys | None) -> tuple[str | None, ClientK
     if env.hub is None:
         return None, curve
     if curve is None and env.key is not None and env.hub_key is not None:
+        from gsmon.common.keys import ClientKeys, KeyFileError
+
         try:
             curve = ClientKeys.load(env.key, env.hub_key)
         except KeyFileError as error:

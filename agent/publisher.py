@@ -10,6 +10,10 @@
                      --STATE--> that hub only
                      --HEARTBEAT--> when nothing else was sent for heartbeat_interval_s
 
+What to send to which hub, and when (STATE, DELTA, HEARTBEAT, BYE, their
+sequence numbers and splitting) is the pure :class:`~gsmon.agent.send_policy.SendPolicy`;
+this module is its shell: the thread, the sockets, their monitors and backoff.
+
 A hub that is down or slow costs the Monitor nothing: workers only put the
 latest poll of each point in a dict, so changes made while the publisher is
 busy collapse to the latest value per point; XPUB drops at its high-water
@@ -36,53 +40,43 @@ WARNING with the hub's words.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from gsmon.agent.send_policy import PointSource, PublisherSettings, SendPolicy
 from gsmon.common import protocol as proto
 from gsmon.common import transport
 from gsmon.common.keys import ClientKeys
 
-__all__ = ["PointSource", "Publisher", "PublisherSettings"]
+__all__ = ["PointSource", "Publisher", "PublisherSettings"]  # the last two from send_policy, where they live
 
-log = logging.getLogger("gsmon.agent")
+log = logging.getLogger(__name__)
 
 _BYE_LINGER_MS: Final = 200
 NO_HUB_FIRST_WARNING_S: Final = 5.0  # then 10, 20, 40 ... up to NO_HUB_MAX_WARNING_S apart
 NO_HUB_MAX_WARNING_S: Final = 600.0
-
-
-@dataclass(frozen=True, slots=True)
-class PublisherSettings:
-    """Timings of the agent's link (seconds)."""
-
-    flush_interval_s: float = 0.05
-    heartbeat_interval_s: float = 1.0
-    state_interval_s: float = 30.0
-    sndhwm: int = 10_000
+# The longest the loop sleeps in poll with nothing due (stop() is seen within this).
+_MAX_WAIT_S: Final = 0.5
 
 
 class _Link:
-    """One hub: its socket, its monitor, and its sequence counter (which outlives a replaced socket)."""
+    """One hub: its socket and its monitor (its sequence numbers are the send policy's, and outlive a socket)."""
 
     __slots__ = (
         "backoff",
         "down_since",
         "endpoint",
-        "last_sent",
         "monitor",
-        "needs_state",
         "next_no_hub_warning",
         "no_hub_interval_s",
         "reported",
         "retry_at",
-        "seq",
         "socket",
         "watch",
     )
@@ -91,9 +85,6 @@ class _Link:
         self.endpoint = endpoint
         self.socket = sock
         self.monitor: zmq.Socket[bytes] | None = None
-        self.seq = 0
-        self.last_sent = -float("inf")
-        self.needs_state = False
         self.watch = transport.LinkWatch(uses_keys)
         self.backoff = transport.Backoff()
         self.retry_at: float | None = None
@@ -101,22 +92,6 @@ class _Link:
         self.no_hub_interval_s = NO_HUB_FIRST_WARNING_S
         self.next_no_hub_warning = now + NO_HUB_FIRST_WARNING_S
         self.reported: transport.LinkProblem | None = None  # the problem last logged
-
-
-class PointSource(Protocol):
-    """What the publisher needs from a Monitor (a fake will do in tests)."""
-
-    def take_changes(self) -> list[proto.PointEntry]:
-        """Points polled since the last call, latest poll per point."""
-        ...
-
-    def full_state(self) -> tuple[list[proto.PointEntry], list[str]]:
-        """Every polled point, and every parent's path."""
-        ...
-
-    def point_count(self) -> int:
-        """How many points there are."""
-        ...
 
 
 class Publisher:
@@ -142,13 +117,19 @@ class Publisher:
         self.epoch = secrets.randbits(63)
         self._source = source
         self._curve = curve
-        self._resync_topic = proto.RESYNC_TOPIC_PREFIX + agent.encode()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._policy: SendPolicy | None = None
         self.messages_sent = 0
         self.messages_dropped = 0
-        self.points_sent = 0
+        self._points_sent_before = 0  # by the policies of earlier runs (start after stop)
+
+    @property
+    def points_sent(self) -> int:
+        """Point entries sent so far (in STATEs, per hub, and DELTAs)."""
+        policy = self._policy
+        return self._points_sent_before + (policy.points_sent if policy is not None else 0)
 
     def start(self) -> None:
         with self._lock:
@@ -173,13 +154,18 @@ class Publisher:
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._context = context
         links: list[_Link] = []
+        now = time.monotonic()
+        if self._policy is not None:
+            self._points_sent_before += self._policy.points_sent
+        # A new policy per run, on the same epoch: its seqs start at 1 again, and the hub,
+        # which checks seqs per agent and epoch, resyncs (as after any lost message).
+        policy = self._policy = SendPolicy(self.agent, self.epoch, self.mount, len(self.hubs), self.settings, now)
         try:
-            now = time.monotonic()
             for endpoint in self.hubs:
                 link = _Link(endpoint, self._new_socket(endpoint), self._curve is not None, now)
                 self._watch(link)
                 links.append(link)
-            self._loop(links)
+            self._loop(links, policy)
         except Exception:
             log.exception("the publisher failed; points are no longer published")
         finally:
@@ -202,71 +188,43 @@ class Publisher:
         link.monitor = transport.monitor_socket(link.socket, transport.MONITOR_EVENTS)
         link.socket.connect(link.endpoint)
 
-    def _loop(self, links: list[_Link]) -> None:
-        settings = self.settings
-        now = time.monotonic()
-        next_flush = now + settings.flush_interval_s
-        next_state = now + settings.state_interval_s
+    def _loop(self, links: list[_Link], policy: SendPolicy) -> None:
+        source = self._source
         while not self._stop.is_set():
             poller = zmq.Poller()  # rebuilt each turn: a link's socket may have been replaced
-            by_socket: dict[zmq.Socket[bytes], tuple[_Link, bool]] = {}
-            for link in links:
+            by_socket: dict[zmq.Socket[bytes], tuple[int, bool]] = {}
+            for index, link in enumerate(links):
                 poller.register(link.socket, zmq.POLLIN)
-                by_socket[link.socket] = (link, False)
+                by_socket[link.socket] = (index, False)
                 if link.monitor is not None:
                     poller.register(link.monitor, zmq.POLLIN)
-                    by_socket[link.monitor] = (link, True)
-            timeout_s = max(0.0, min(next_flush, next_state, 0.5) - time.monotonic())
-            for sock, _ in poller.poll(int(timeout_s * 1000)):
-                link, is_monitor = by_socket[sock]
+                    by_socket[link.monitor] = (index, True)
+            now = time.monotonic()
+            # Until the policy's next flush or STATE (an absolute time), at most _MAX_WAIT_S.
+            timeout_s = max(0.0, min(policy.next_due(), now + _MAX_WAIT_S) - now)
+            for sock, _ in poller.poll(math.ceil(timeout_s * 1000)):
+                index, is_monitor = by_socket[sock]
                 if is_monitor:
-                    self._read_monitor(link)
+                    self._read_monitor(links[index])
                 else:
-                    self._read_subscriptions(link)
+                    self._read_upstream(index, links[index], policy)
             now = time.monotonic()
             for link in links:
                 self._look_after(link, now)
-            if now >= next_state:
-                next_state = now + settings.state_interval_s
-                for link in links:
-                    link.needs_state = True
-            if any(link.needs_state for link in links):
-                entries, parents = self._source.full_state()
-                for link in links:
-                    if link.needs_state:
-                        link.needs_state = False
-                        self._send_state(link, entries, parents)
-            if now >= next_flush:
-                next_flush = now + settings.flush_interval_s
-                changes = self._source.take_changes()
-                if changes:
-                    self._send_delta(links, changes)
-                for link in links:
-                    if now - link.last_sent >= settings.heartbeat_interval_s:
-                        self._send(
-                            link,
-                            proto.Heartbeat(
-                                **self._header(link),
-                                mount=self.mount,
-                                heartbeat_s=settings.heartbeat_interval_s,
-                                point_count=self._source.point_count(),
-                            ),
-                        )
-        for link in links:
-            self._send(link, proto.Bye(**self._header(link)))
+            for index, message in policy.tick(now, time.time(), source):
+                self._send(links[index], message)
+        for index, message in policy.bye(time.monotonic(), time.time()):
+            self._send(links[index], message)
 
-    def _read_subscriptions(self, link: _Link) -> None:
+    def _read_upstream(self, index: int, link: _Link, policy: SendPolicy) -> None:
+        """Hand the link's upstream frames (the hub's subscriptions, NOTICEs) to the policy."""
         while True:
             try:
                 frame = link.socket.recv(zmq.DONTWAIT)
             except zmq.Again:
                 return
-            # A subscription is b"\x01" + topic. The hub subscribes to
-            # everything when it (re)connects, and to our resync topic when
-            # it saw a gap: either way it wants our whole state.
-            if frame[:1] == b"\x01" and frame[1:] in (b"", self._resync_topic):
-                link.needs_state = True
-            elif (reason := proto.parse_notice(self.agent, frame)) is not None:
+            reason = policy.upstream(index, frame)
+            if reason is not None:
                 log.warning("the hub at %s refuses this agent's messages: %s", link.endpoint, reason)
 
     def _read_monitor(self, link: _Link) -> None:
@@ -316,46 +274,13 @@ class Publisher:
 
     _context: zmq.Context[zmq.Socket[bytes]]
 
-    def _header(self, link: _Link) -> dict[str, Any]:
-        link.seq += 1
-        return {"sender": self.agent, "epoch": self.epoch, "seq": link.seq, "sent_ns": time.time_ns()}
-
     def _send(self, link: _Link, msg: proto.Message) -> None:
-        self._send_bytes(link, proto.encode(msg))
-
-    def _send_bytes(self, link: _Link, data: bytes) -> None:
+        # XPUB drops at its high-water mark; DONTWAIT makes sure it never blocks.
         try:
-            link.socket.send(data, zmq.DONTWAIT)
+            link.socket.send(proto.encode(msg), zmq.DONTWAIT)
             self.messages_sent += 1
         except zmq.Again:
             self.messages_dropped += 1
-        link.last_sent = time.monotonic()
-
-    def _send_state(self, link: _Link, entries: list[proto.PointEntry], parents: list[str]) -> None:
-        size = proto.MAX_POINTS_PER_MESSAGE
-        parts = max(1, -(-len(entries) // size), -(-len(parents) // size))
-        for part in range(parts):
-            self._send(
-                link,
-                proto.State(
-                    **self._header(link),
-                    mount=self.mount,
-                    heartbeat_s=self.settings.heartbeat_interval_s,
-                    points=entries[part * size : (part + 1) * size],
-                    parents=parents[part * size : (part + 1) * size],
-                    part=part,
-                    parts=parts,
-                ),
-            )
-        self.points_sent += len(entries)
-
-    def _send_delta(self, links: list[_Link], changes: list[proto.PointEntry]) -> None:
-        size = proto.MAX_POINTS_PER_MESSAGE
-        for start in range(0, len(changes), size):
-            batch = changes[start : start + size]
-            for link in links:
-                self._send(link, proto.Delta(**self._header(link), points=batch))
-        self.points_sent += len(changes)
 
 
 def _agent_words(problem: transport.LinkProblem, endpoint: str) -> str:

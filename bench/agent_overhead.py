@@ -64,7 +64,7 @@ __all__ = [
     "run_scenario",
 ]
 
-log = logging.getLogger("gsmon.bench")
+log = logging.getLogger(__name__)
 
 IMPLEMENTATIONS: Final = ("baseline", "gsmon")
 DEFAULT_SIZES: Final = (100, 1_000, 10_000)

@@ -61,6 +61,7 @@ from zmq.utils.monitor import recv_monitor_message
 from gsmon.common import protocol as proto
 from gsmon.common import transport
 from gsmon.common.alerts import Alert
+from gsmon.common.errors import UnavailableError
 from gsmon.common.keys import ClientKeys
 
 __all__ = [
@@ -76,7 +77,7 @@ __all__ = [
     "Subscriber",
 ]
 
-log = logging.getLogger("gsmon.client")
+log = logging.getLogger(__name__)
 
 DEFAULT_QUERY_ENDPOINT: Final = transport.default_endpoint(transport.DEFAULT_QUERY_PORT)
 # Heartbeats missed before the hub is reported lost.
@@ -85,7 +86,7 @@ HUB_LIVENESS: Final = 3.0
 RESUBSCRIBE_S: Final = 1.0
 
 
-class HubUnavailableError(ConnectionError):
+class HubUnavailableError(UnavailableError, ConnectionError):
     """The hub did not answer (the subclass says why: its message is one line saying what to do)."""
 
 

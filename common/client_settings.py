@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from gsmon.common import transport
+from gsmon.common import endpoints
 from gsmon.common.config import ConfigError, load_toml
 
 __all__ = [
@@ -60,7 +60,7 @@ KEY_VARIABLE: Final = "GSMON_KEY"
 HUB_KEY_VARIABLE: Final = "GSMON_HUB_KEY"
 AGENT_HUB_VARIABLE: Final = "GSMON_AGENT_HUB"
 SYSTEM_CLIENT_FILE: Final = Path("/etc/gsmon/client.toml")
-DEFAULT_QUERY_ENDPOINT: Final = transport.default_endpoint(transport.DEFAULT_QUERY_PORT)
+DEFAULT_QUERY_ENDPOINT: Final = endpoints.default_endpoint(endpoints.DEFAULT_QUERY_PORT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ def _variable(environ: Mapping[str, str], name: str) -> str | None:
 
 
 def _check_hub(value: str, where: str) -> str:
-    problem = transport.endpoint_problem(value, connect=True)
+    problem = endpoints.endpoint_problem(value, connect=True)
     if problem is not None:
         raise ConfigError(
             f"expected the hub's query endpoint (tcp://host:port, ipc://path or inproc://name), "
@@ -192,7 +192,7 @@ def agent_environment(environ: Mapping[str, str] | None = None) -> AgentEnvironm
     env = os.environ if environ is None else environ
     hub = _variable(env, AGENT_HUB_VARIABLE)
     if hub is not None:
-        problem = transport.endpoint_problem(hub, connect=True)
+        problem = endpoints.endpoint_problem(hub, connect=True)
         if problem is not None:
             raise ConfigError(
                 f"expected the hub's agents endpoint (tcp://host:port, ipc://path or inproc://name), "

@@ -22,16 +22,16 @@ import argparse
 import getpass
 import itertools
 import secrets
-import sys
 import time
 from typing import Any, Final
 
 import zmq
 
+from gsmon.common import endpoints, transport
 from gsmon.common import protocol as proto
-from gsmon.common import transport
 from gsmon.common.client import DEFAULT_QUERY_ENDPOINT, HubUnavailableError
-from gsmon.common.keys import ClientKeys, KeyFileError
+from gsmon.common.errors import UnavailableError, UsageError
+from gsmon.common.keys import ClientKeys
 
 __all__ = ["add_parser", "forget_with_hub_keys", "send_command"]
 
@@ -121,10 +121,9 @@ def forget_with_hub_keys(name: str, hub: str, curve: ClientKeys | None, *, wait_
 # -- gsmon forget ---------------------------------------------------------------------------------
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, name: str, summary: str) -> None:
     """Register ``gsmon forget`` on the ``gsmon`` command's subparsers."""
-    summary = "remove a silent agent and all its points from the hub now (an administrator's command)"
-    parser = subparsers.add_parser("forget", help=summary, description=summary + ". A live agent is refused.")
+    parser = subparsers.add_parser(name, help=summary, description=summary + ". A live agent is refused.")
     parser.add_argument("name", metavar="NAME", help="the agent's name")
     parser.add_argument(
         "--hub",
@@ -141,30 +140,17 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_forget(args: argparse.Namespace) -> int:
-    prog = "gsmon forget"
+    """``gsmon forget``; its errors (bad flags 2, no answer 1) end the command in :func:`gsmon.common.cli.main`."""
     if (args.key is None) != (args.hub_key is None):
-        print(f"{prog}: --key and --hub-key go together (your secret key and the hub's public key)", file=sys.stderr)
-        return 2
+        raise UsageError("--key and --hub-key go together (your secret key and the hub's public key)")
     if not args.timeout_s > 0:
-        print(f"{prog}: --timeout-s must be positive, got {args.timeout_s}", file=sys.stderr)
-        return 2
-    try:
-        transport.parse_endpoint(args.hub, connect=True)
-        curve = ClientKeys.load(args.key, args.hub_key) if args.key is not None else None
-    except (ValueError, KeyFileError) as error:
-        print(f"{prog}: {error}", file=sys.stderr)
-        return 2
-    try:
-        result = send_command(
-            args.hub, "forget", {"agent": args.name}, curve=curve, timeout_s=args.timeout_s, user=_user()
-        )
-    except HubUnavailableError as error:
-        print(f"{prog}: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+        raise UsageError(f"--timeout-s must be positive, got {args.timeout_s}")
+    problem = endpoints.endpoint_problem(args.hub, connect=True)
+    if problem is not None:
+        raise UsageError(f"bad endpoint {args.hub!r}: {problem}")
+    curve = ClientKeys.load(args.key, args.hub_key) if args.key is not None else None
+    result = send_command(args.hub, "forget", {"agent": args.name}, curve=curve, timeout_s=args.timeout_s, user=_user())
     if not result.ok:
-        print(f"{prog}: the hub refused: {result.message}", file=sys.stderr)
-        return 1
+        raise UnavailableError(f"the hub refused: {result.message}")
     print(result.message)
     return 0

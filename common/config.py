@@ -10,7 +10,7 @@ Every gsmon process reads a TOML file the same way::
 
 A :class:`Section` is one TOML table. Its readers (``string``, ``boolean``,
 ``integer``, ``number``, ``seconds``, ``choice``, ``strings``, ``endpoint``,
-``endpoints``, ``name``, ``mount``, ``point_path``, ``file_path``) return the
+``endpoints``, ``name``, ``agent_name``, ``mount``, ``point_path``, ``file_path``) return the
 value with the right Python type, the default when the key is absent, or raise
 :class:`ConfigError`. A reader called without a default makes the key
 required. Each reader records its key as *known*, so :meth:`Section.finish`
@@ -50,7 +50,8 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from gsmon.common import names as naming
-from gsmon.common import transport
+from gsmon.common.endpoints import endpoint_problem
+from gsmon.common.errors import UsageError
 
 __all__ = [
     "REQUIRED",
@@ -81,7 +82,7 @@ _Req = Literal[_Required.REQUIRED]
 _TOML_POSITION: Final = re.compile(r"\s*\(at (line \d+, column \d+|end of document)\)$")
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """A configuration file cannot be used as it is.
 
     The message says which file, which key and what was expected; show it to
@@ -119,8 +120,8 @@ def _is_number(value: object) -> bool:
 def check_endpoint(endpoint: object, *, connect: bool = False) -> str:
     """Return ``endpoint`` if it is a ZeroMQ endpoint gsmon can use, else raise
     :class:`ValueError` saying what is wrong with it (the rules are
-    :func:`gsmon.common.transport.endpoint_problem`'s)."""
-    problem = transport.endpoint_problem(endpoint, connect=connect)
+    :func:`gsmon.common.endpoints.endpoint_problem`'s)."""
+    problem = endpoint_problem(endpoint, connect=connect)
     if problem is not None:
         raise ValueError(problem)
     assert isinstance(endpoint, str)
@@ -342,10 +343,17 @@ class Section:
         return normalised
 
     def strings(
-        self, key: str, default: _T | _Req = REQUIRED, *, non_empty: bool = False, unique: bool = True
+        self,
+        key: str,
+        default: _T | _Req = REQUIRED,
+        *,
+        non_empty: bool = False,
+        unique: bool = True,
+        allow_empty: bool = False,
     ) -> list[str] | _T:
         """An array of non-empty strings (at least one when ``non_empty``;
-        without repeats when ``unique``)."""
+        without repeats when ``unique``; ``allow_empty``: an item may be
+        empty or blank, for the caller to judge)."""
         what = "a non-empty array of strings" if non_empty else "an array of strings"
         if not self._has(key):
             return self._absent(key, default, what)
@@ -354,8 +362,8 @@ class Section:
             raise self.expected(key, what, value)
         seen: set[str] = set()
         for index, item in enumerate(value):
-            if not isinstance(item, str) or not item.strip():
-                raise self.expected(f"{key}[{index}]", "a non-empty string", item)
+            if not isinstance(item, str) or (not allow_empty and not item.strip()):
+                raise self.expected(f"{key}[{index}]", "a string" if allow_empty else "a non-empty string", item)
             if unique and item in seen:
                 raise self.expected(f"{key}[{index}]", "no repeated entries", item, "it is listed twice")
             seen.add(item)
@@ -399,6 +407,17 @@ class Section:
         value = self._data[key]
         try:
             return naming.check_name(value, what)
+        except naming.InvalidNameError as error:
+            raise self.expected(key, f"a valid {what}", value, _reason(error, what, value)) from error
+
+    def agent_name(self, key: str, default: _T | _Req = REQUIRED) -> str | _T:
+        """An agent's name (:func:`gsmon.common.names.check_agent_name`): a name not starting with ``_``."""
+        what = "agent name"
+        if not self._has(key):
+            return self._absent(key, default, f"a valid {what}")
+        value = self._data[key]
+        try:
+            return naming.check_agent_name(value)
         except naming.InvalidNameError as error:
             raise self.expected(key, f"a valid {what}", value, _reason(error, what, value)) from error
 

@@ -28,6 +28,8 @@ import threading
 import time
 from typing import IO, Any, Final
 
+from gsmon.common.errors import UnavailableError
+from gsmon.common.ready import is_ready_line, parse_ready_line
 from gsmon.common.views import add_view_flags
 
 __all__ = ["STDERR_TAIL_LINES", "ChildFailedError", "add_parser", "run"]
@@ -35,14 +37,12 @@ __all__ = ["STDERR_TAIL_LINES", "ChildFailedError", "add_parser", "run"]
 STDERR_TAIL_LINES: Final = 20
 
 
-class ChildFailedError(RuntimeError):
-    """A child process of the demo did not start or exited; the message holds its last stderr lines."""
+class ChildFailedError(UnavailableError):
+    """A child process of the demo did not start or exited; the message holds its last stderr lines (exit status 1)."""
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="run a hub, a local agent and a live view on this machine (no setup needed)"
-    )
+def add_parser(subparsers: Any, name: str, summary: str) -> None:
+    parser = subparsers.add_parser(name, help=summary, description=summary)
     parser.add_argument("--refresh-s", type=float, default=0.5, help="seconds between redraws (default 0.5)")
     parser.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds")
     add_view_flags(parser)
@@ -81,7 +81,7 @@ class _Child:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             line = stream.readline()
-            if line.startswith("READY"):
+            if is_ready_line(line):
                 return line.strip()
             if not line and self.popen.poll() is not None:
                 break
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             ],
         )
         children.append(hub)
-        endpoints = dict(part.split("=", 1) for part in hub.ready_line().split()[1:])
+        endpoints = parse_ready_line(hub.ready_line())
         agent = _Child("agent", ["agent", "--hub", endpoints["agents"], "--log-level", "WARNING"])
         children.append(agent)
         agent.ready_line()
@@ -155,17 +155,13 @@ def run(args: argparse.Namespace) -> int:
             no_colour=args.no_colour,
             plain=args.plain,
         )
-        status = views.run_watch(
+        # A child that fails ends the view with ChildFailedError, Ctrl-C with KeyboardInterrupt: both are
+        # gsmon.common.cli.main's to report (status 1 with the child's last lines; 0), once the children stop.
+        return views.run_watch(
             watch_args,
             given=(ClientSettings(endpoints["query"], None, None, "gsmon demo"), None),
             check_children=check_children,
         )
-        return status
-    except ChildFailedError as error:
-        print(f"gsmon demo: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
     finally:
         for child in reversed(children):
             child.stop()

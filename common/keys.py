@@ -38,6 +38,10 @@ connects (libzmq applies security options only to later binds and connects;
 an endpoint bound earlier would stay unencrypted), and both check
 ``zmq.has("curve")``. A CURVE server authenticates clients only when a ZAP
 handler runs in the same context -- see :mod:`gsmon.hub.auth`.
+
+:func:`read_protected_file` is the one secure way files are read here (the
+secret keys, and the hub's allow-list in :mod:`gsmon.common.allowlist`):
+the checks happen on the opened descriptor.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ from typing import Any, Final
 import zmq
 from zmq.utils import z85
 
+from gsmon.common.errors import UsageError
+
 __all__ = [
     "PUBLIC_SUFFIX",
     "SECRET_SUFFIX",
@@ -67,7 +73,6 @@ __all__ = [
     "KeyPair",
     "apply_curve_client",
     "apply_curve_server",
-    "check_private_folder",
     "check_z85_key",
     "create_key_pair",
     "ensure_private_dir",
@@ -75,6 +80,7 @@ __all__ = [
     "load_key_pair",
     "load_public_key",
     "public_key_path",
+    "read_protected_file",
     "replace_private_file",
     "require_curve",
     "secret_key_path",
@@ -110,14 +116,14 @@ _PUBLIC_BANNER: Final = """\
 """
 
 
-class KeyFileError(Exception):
+class KeyFileError(UsageError):
     """A key file or key folder cannot be used: missing, malformed, too open, or in the way.
 
     The message names the file and, for permissions, the command that fixes it.
     """
 
 
-class CurveUnavailableError(RuntimeError):
+class CurveUnavailableError(UsageError, RuntimeError):
     """This libzmq was built without CURVE, so keys cannot be used at all."""
 
 
@@ -428,11 +434,11 @@ def create_key_pair(
     return pair, public_path, secret_path
 
 
-def _read_limited(fd: int, path: Path) -> bytes:
+def _read_limited(fd: int, path: Path, what: str, max_bytes: int) -> bytes:
     with os.fdopen(fd, "rb") as src:
-        data = src.read(_MAX_KEY_FILE_BYTES + 1)
-    if len(data) > _MAX_KEY_FILE_BYTES:
-        raise KeyFileError(f"{path} is larger than {_MAX_KEY_FILE_BYTES} bytes; not a key file")
+        data = src.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise KeyFileError(f"{path} is larger than {max_bytes} bytes; not a {what}")
     return data
 
 
@@ -451,19 +457,43 @@ def _open_regular(path: Path, what: str) -> tuple[int, os.stat_result]:
     return fd, st
 
 
-def check_private_folder(path: Path, what: str) -> None:
-    """Raise :class:`KeyFileError` if the folder holding ``path`` (or its symlink target) is looser than 0700."""
-    folders = {path.absolute().parent, Path(os.path.realpath(path)).parent}
-    for folder in sorted(folders):
-        try:
-            st = folder.stat()
-        except OSError as exc:
-            raise KeyFileError(f"cannot check the folder of {what} {path}: {exc.strerror or exc}") from exc
-        if st.st_mode & 0o077:
+def read_protected_file(
+    path: str | os.PathLike[str], what: str, *, secret: bool, max_bytes: int = _MAX_KEY_FILE_BYTES
+) -> bytes:
+    """Read ``path`` once it is known that nobody but its owner could have changed it (nor, when
+    ``secret``, read it); raise :class:`KeyFileError` naming the file, its mode and the ``chmod`` that fixes it.
+
+    The file must be a regular file that group and others may not write
+    (``secret``: not access at all), in a folder -- and, through a symlink, a
+    target folder -- just as closed (``chmod 700``). The file's mode is
+    checked on the opened descriptor, so a file swapped after the check is not
+    the one read. A secret key others could have read is a key others may
+    hold; an allow-list others could have written may let any key in. ``what``
+    names the file in messages (``"secret key file"``, ``"allow-list"``).
+    """
+    file = Path(path)
+    loose_bits, how = (0o077, "accessible") if secret else (0o022, "writable")
+    fd, st = _open_regular(file, what)
+    try:
+        if st.st_mode & loose_bits:
             raise KeyFileError(
-                f"folder {folder} holding {what} {path.name} is accessible by group/others (mode {_mode(st)}); "
-                f"fix with: chmod 700 {shlex.quote(str(folder))}"
+                f"{what} {file} is {how} by group/others (mode {_mode(st)}); "
+                f"fix with: chmod 600 {shlex.quote(str(file))}"
             )
+        for folder in sorted({file.absolute().parent, Path(os.path.realpath(file)).parent}):
+            try:
+                folder_st = folder.stat()
+            except OSError as exc:
+                raise KeyFileError(f"cannot check the folder of {what} {file}: {exc.strerror or exc}") from exc
+            if folder_st.st_mode & loose_bits:
+                raise KeyFileError(
+                    f"folder {folder} holding {what} {file.name} is {how} by group/others "
+                    f"(mode {_mode(folder_st)}); fix with: chmod 700 {shlex.quote(str(folder))}"
+                )
+    except BaseException:
+        os.close(fd)
+        raise
+    return _read_limited(fd, file, what, max_bytes)
 
 
 def _parse_zcert(data: bytes, path: Path) -> tuple[bytes, bytes | None, dict[str, str]]:
@@ -511,7 +541,7 @@ def load_public_key(path: str | os.PathLike[str]) -> bytes:
     """
     key_path = Path(path)
     fd, _ = _open_regular(key_path, "public key file")
-    public, _, _ = _parse_zcert(_read_limited(fd, key_path), key_path)
+    public, _, _ = _parse_zcert(_read_limited(fd, key_path, "key file", _MAX_KEY_FILE_BYTES), key_path)
     return public
 
 
@@ -523,20 +553,8 @@ def load_key_pair(path: str | os.PathLike[str]) -> KeyPair:
     secret key or the two keys do not belong together.
     """
     key_path = Path(path)
-    fd, st = _open_regular(key_path, "secret key file")
-    try:
-        # Checked on the opened descriptor, so a file swapped after the check
-        # is not the one read.
-        if st.st_mode & 0o077:
-            raise KeyFileError(
-                f"secret key file {key_path} is accessible by group/others (mode {_mode(st)}); "
-                f"fix with: chmod 600 {shlex.quote(str(key_path))}"
-            )
-        check_private_folder(key_path, "secret key file")
-    except BaseException:
-        os.close(fd)
-        raise
-    public, secret, metadata = _parse_zcert(_read_limited(fd, key_path), key_path)
+    data = read_protected_file(key_path, "secret key file", secret=True)
+    public, secret, metadata = _parse_zcert(data, key_path)
     if secret is None:
         raise KeyFileError(f"{key_path} holds only a public key; the secret key is in the matching .key_secret file")
     try:

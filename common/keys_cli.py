@@ -29,33 +29,52 @@ import argparse
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any
 
-if TYPE_CHECKING:
-    from gsmon.hub.auth import AllowList
+from gsmon.common.allowlist import (
+    ALLOW_LIST_FILE,
+    HUB_KEY_NAME,
+    AgentGrant,
+    AllowList,
+    AllowListError,
+    SubscriberGrant,
+)
+from gsmon.common.errors import UnavailableError, UsageError
+from gsmon.common.keys import (
+    ClientKeys,
+    CurveUnavailableError,
+    KeyFileError,
+    KeyPair,
+    create_key_pair,
+    ensure_private_dir,
+    generate_key_pair,
+    load_public_key,
+    public_key_path,
+    replace_private_file,
+    secret_key_path,
+    write_key_pair,
+    write_private_file,
+    write_public_key,
+)
+from gsmon.common.names import check_name
 
 __all__ = ["add_parser"]
 
-_PROG: Final = "gsmon keys"
 
-
-class _RefusedError(Exception):
+class _RefusedError(UnavailableError):
     """An operation the operator asked for but that cannot be done as things are: exit status 1."""
 
 
-class _BadUsageError(Exception):
-    """An argument that argparse accepted but that is not valid: exit status 2."""
-
-
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, name: str, summary: str) -> None:
     """Register ``gsmon keys`` and its actions on the ``gsmon`` command's subparsers."""
     parser = subparsers.add_parser(
-        "keys",
-        help="create CURVE keys and manage the hub's allow-list",
+        name,
+        help=summary,
         description="Create CURVE key pairs with safe permissions and manage the hub's allow-list (authorized.toml).",
     )
     parser.set_defaults(handler=lambda _args: _missing_action(parser))
@@ -141,31 +160,26 @@ def _add_hub_dir(parser: argparse.ArgumentParser) -> None:
 
 def _missing_action(parser: argparse.ArgumentParser) -> int:
     parser.print_usage(sys.stderr)
-    print(f"{_PROG}: error: an action is required (init, agent, subscriber, revoke, list, pair)", file=sys.stderr)
+    print(f"{parser.prog}: error: an action is required (init, agent, subscriber, revoke, list, pair)", file=sys.stderr)
     return 2
 
 
 def _guarded(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Run ``action``, turning operator errors into a one-line message and an exit status, never a traceback."""
+    """``action``, with the key files and the allow-list it works on as refusals.
 
+    ``gsmon keys`` works *on* key files and the allow-list: one that is
+    missing, unsafe or malformed is a reason to refuse (exit status 1, as for
+    a file it will not overwrite), not a usage error as it is for the
+    commands those files configure (status 2). Printing and exiting are
+    :func:`gsmon.common.cli.main`'s.
+    """
+
+    @functools.wraps(action)
     def run(args: argparse.Namespace) -> int:
-        # Imported here, not at parser build time, so that 'gsmon --version' stays instant.
-        from gsmon.common.keys import CurveUnavailableError, KeyFileError
-        from gsmon.common.names import InvalidNameError
-        from gsmon.hub.auth import AllowListError
-
         try:
             return action(args)
-        except (_BadUsageError, InvalidNameError) as exc:
-            print(f"{_PROG}: error: {exc}", file=sys.stderr)
-            return 2
-        except (_RefusedError, KeyFileError, AllowListError, CurveUnavailableError) as exc:
-            print(f"{_PROG}: error: {exc}", file=sys.stderr)
-            return 1
-        except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            print(f"{_PROG}: error: {exc.strerror or exc}{where}", file=sys.stderr)
-            return 1
+        except (KeyFileError, AllowListError, CurveUnavailableError) as error:
+            raise _RefusedError(str(error)) from error
 
     return run
 
@@ -176,24 +190,16 @@ def _now() -> str:
 
 def _client_name(name: str) -> str:
     """Check a client's name: a valid node name that can also name its key files and is not the hub's."""
-    from gsmon.common.names import check_name
-    from gsmon.hub.auth import HUB_KEY_NAME
-
     check_name(name, "name")
     if name.startswith(".") or not name.isprintable():
-        raise _BadUsageError(
-            f"invalid name {name!r}: it names key files, so it must be printable and not start with '.'"
-        )
+        raise UsageError(f"invalid name {name!r}: it names key files, so it must be printable and not start with '.'")
     if name == HUB_KEY_NAME:
-        raise _BadUsageError(f"the name {HUB_KEY_NAME!r} is the hub's own; choose another")
+        raise UsageError(f"the name {HUB_KEY_NAME!r} is the hub's own; choose another")
     return name
 
 
 def _hub_dir(path: Path) -> Path:
     """Check that ``path`` is an initialised, private hub keys folder."""
-    from gsmon.common.keys import ensure_private_dir
-    from gsmon.hub.auth import ALLOW_LIST_FILE
-
     if not path.is_dir():
         raise _RefusedError(f"{path} is not a hub keys folder (create one with: gsmon keys init {path})")
     ensure_private_dir(path)  # exists, so this only checks it is 0700
@@ -214,9 +220,6 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def _save(allow_list: AllowList, hub_dir: Path) -> Path:
-    from gsmon.common.keys import replace_private_file
-    from gsmon.hub.auth import ALLOW_LIST_FILE
-
     return replace_private_file(hub_dir / ALLOW_LIST_FILE, allow_list.dumps().encode("utf-8"))
 
 
@@ -224,9 +227,6 @@ def _save(allow_list: AllowList, hub_dir: Path) -> Path:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from gsmon.common.keys import ensure_private_dir, generate_key_pair, write_key_pair, write_private_file
-    from gsmon.hub.auth import ALLOW_LIST_FILE, HUB_KEY_NAME, AllowList
-
     folder = ensure_private_dir(args.dir)
     taken = [p for p in (f"{HUB_KEY_NAME}.key", f"{HUB_KEY_NAME}.key_secret", ALLOW_LIST_FILE) if (folder / p).exists()]
     if taken:
@@ -242,18 +242,6 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _grant(args: argparse.Namespace) -> int:
-    from gsmon.common.keys import (
-        KeyPair,
-        ensure_private_dir,
-        generate_key_pair,
-        load_public_key,
-        public_key_path,
-        secret_key_path,
-        write_key_pair,
-        write_public_key,
-    )
-    from gsmon.hub.auth import ALLOW_LIST_FILE, HUB_KEY_NAME, AgentGrant, AllowList, AllowListError, SubscriberGrant
-
     name = _client_name(args.name)
     role: str = args.role
     hub_dir = _hub_dir(args.hub_dir)
@@ -277,7 +265,7 @@ def _grant(args: argparse.Namespace) -> int:
                 admin=args.admin,
             )
     except AllowListError as exc:
-        raise _BadUsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
     out_files: list[Path] = []
     out_dir: Path | None = None if pair is None else Path(args.out)
@@ -333,14 +321,12 @@ def _prefixes_text(grant: Any) -> str:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from gsmon.hub.auth import ALLOW_LIST_FILE, AllowList
-
     hub_dir = _hub_dir(args.hub_dir)
     with _locked(hub_dir):
         current = AllowList.load(hub_dir / ALLOW_LIST_FILE)
         role = "agent" if args.name in current.agents else "subscriber"
         if args.forget and args.name in current.subscribers:
-            raise _BadUsageError(f"--forget removes an agent's points from the hub; {args.name!r} is a subscriber")
+            raise UsageError(f"--forget removes an agent's points from the hub; {args.name!r} is a subscriber")
         try:
             updated = current.without(args.name)
         except KeyError:
@@ -360,13 +346,11 @@ def _forget_revoked(name: str, hub: str, hub_dir: Path) -> None:
     """Forget a just-revoked agent on the running hub, as the hub's own key pair."""
     from gsmon.common.client import HubUnavailableError
     from gsmon.common.commands import forget_with_hub_keys
-    from gsmon.common.keys import ClientKeys, public_key_path, secret_key_path
-    from gsmon.common.transport import endpoint_problem
-    from gsmon.hub.auth import HUB_KEY_NAME
+    from gsmon.common.endpoints import endpoint_problem
 
     problem = endpoint_problem(hub, connect=True)
     if problem is not None:
-        raise _BadUsageError(f"--hub {hub!r}: {problem}")
+        raise UsageError(f"--hub {hub!r}: {problem}")
     curve = ClientKeys.load(secret_key_path(hub_dir, HUB_KEY_NAME), public_key_path(hub_dir, HUB_KEY_NAME))
     later = (
         f"once the hub is reachable: gsmon forget {name} --hub QUERY_ENDPOINT "
@@ -382,9 +366,6 @@ def _forget_revoked(name: str, hub: str, hub_dir: Path) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from gsmon.common.keys import KeyFileError, load_public_key, public_key_path
-    from gsmon.hub.auth import ALLOW_LIST_FILE, HUB_KEY_NAME, AllowList
-
     hub_dir = _hub_dir(args.hub_dir)
     try:
         hub_public = load_public_key(public_key_path(hub_dir, HUB_KEY_NAME)).decode("ascii")
@@ -402,8 +383,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _pair(args: argparse.Namespace) -> int:
-    from gsmon.common.keys import create_key_pair
-
     name = _client_name(args.name)
     pair, public_path, secret_path = create_key_pair(args.out, name, {"name": name, "created": _now()})
     print(f"wrote {secret_path} (stays on this host)")

@@ -10,6 +10,12 @@ and its depth at :data:`MAX_DEPTH` segments.
 A root segment starting with ``_`` is reserved for the hub's own points
 (``_hub/...``); agents may not mount there.
 
+An *agent name* (what an agent sends in every envelope, and what the
+allow-list grants) is a name that does not start with ``_`` either:
+:func:`check_agent_name` is that rule, for the agent's configuration, the
+Monitor, the allow-list and the hub alike; :func:`default_agent_name` is the
+host name made into one.
+
 A *prefix* (what ``gsmon get``/``watch``, snapshots, grants and the
 Subscriber take) names whole segments: ``GS1/Antenna1`` selects that node and
 its subtree, never its sibling ``GS1/Antenna10``; with a trailing ``/``
@@ -20,17 +26,24 @@ its subtree, never its sibling ``GS1/Antenna10``; with a trailing ``/``
 from __future__ import annotations
 
 import re
+import socket
 from typing import Final
+
+from gsmon.common.errors import UsageError
 
 __all__ = [
     "MAX_DEPTH",
     "MAX_NAME_CHARS",
     "MAX_PATH_BYTES",
+    "RESERVED_ROOT_PREFIX",
     "SEPARATOR",
     "InvalidNameError",
+    "check_agent_name",
     "check_mount",
     "check_name",
     "check_path",
+    "default_agent_name",
+    "is_agent_name",
     "join",
     "path_in_prefix",
     "split",
@@ -47,7 +60,7 @@ RESERVED_ROOT_PREFIX: Final = "_"
 _FORBIDDEN_CHAR: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-class InvalidNameError(ValueError):
+class InvalidNameError(UsageError, ValueError):
     """A point, parent, agent or mount name breaks the naming rules.
 
     Raised at registration, before anything is stored; the message names the
@@ -85,6 +98,35 @@ def check_name(name: object, what: str = "name") -> str:
         raise InvalidNameError(f"invalid {what} {name!r}: {reason}")
     assert isinstance(name, str)
     return name
+
+
+def check_agent_name(name: object) -> str:
+    """Return ``name`` if it can name an agent -- a valid name whose first character is not the
+    reserved ``_`` -- else raise :class:`InvalidNameError` saying which rule it breaks."""
+    checked = check_name(name, "agent name")
+    if checked.startswith(RESERVED_ROOT_PREFIX):
+        raise InvalidNameError(
+            f"invalid agent name {checked!r}: a leading {RESERVED_ROOT_PREFIX!r} is reserved for the hub"
+        )
+    return checked
+
+
+def is_agent_name(name: object) -> bool:
+    """Whether :func:`check_agent_name` accepts ``name`` (for the hub, which counts and drops the others)."""
+    return _why_bad(name) is None and not str(name).startswith(RESERVED_ROOT_PREFIX)
+
+
+def default_agent_name() -> str:
+    """The host name, made a valid agent name ("agent" if nothing is left of it).
+
+    A host name cannot normally hold ``/`` or control characters, but the OS
+    does not guarantee it: they are replaced rather than refused, and leading
+    ``_`` (reserved) are dropped, so that an agent always starts.
+    """
+    text = socket.gethostname()
+    cleaned = "".join("_" if char == SEPARATOR or not char.isprintable() else char for char in text)
+    cleaned = cleaned.strip().lstrip("_")[:MAX_NAME_CHARS]
+    return cleaned or "agent"
 
 
 def split(path: str) -> list[str]:

@@ -44,6 +44,20 @@ sent_ns    int       sender's wall clock, ns since the Unix epoch
 body       map       kind-specific, below; unknown keys ignored
 =========  ========  ==========================================================
 
+Sequence numbers: an agent's first message on each hub connection has seq 1 (+1
+per message); a client's first request should carry seq 1 and a random
+non-zero epoch (the hub does not check a client's seq, so any start is
+accepted); the hub's replies on one query connection (one ROUTER identity)
+count 1, 2, 3... of their own, separately for every connection. (The hub
+remembers the counters of its 65,536 most recently answered connections; a
+connection idle past that starts at 1 again.)
+
+Integers for foreign clients: ``sent_ns`` must be packed as a msgpack
+*integer*: JavaScript's ``Date.now() * 1e6`` is a double and is refused (use
+``BigInt(Date.now()) * 1000000n``). Epochs and seqs go beyond 2^53, where a
+JavaScript number loses digits: read them as BigInt (e.g. msgpack-javascript's
+``useBigInt64``) and compare them exactly.
+
 Point entry (in STATE and DELTA)
 --------------------------------
 An array ``[path, value, alertcode, alertstr, polled_at_s, dt_s]``:
@@ -108,6 +122,32 @@ COMMAND_RESULT     24   ``request_id``, ``ok`` bool, ``message`` str (one line
 =================  ===  ======================================================
 
 Replies carry the hub's epoch in the envelope.
+
+When ERROR is sent: the hub answers ERROR (with the request's
+``request_id``) when it refuses a request for the sender's key (``not allowed
+for this key``), when it has too many snapshots outstanding (``busy,
+retry``), when a well-formed message is not a request (``STATE is not a
+request I answer``), and when a request does not decode: a foreign major
+version, an unknown kind, a missing or mistyped field (a missing ``prefix``,
+a float ``sent_ns``...). The ``message`` of the last starts with
+``malformed request:`` and says what is wrong. Its ``request_id`` is the
+request's when that is a uint, 0 when the frame is an envelope (an array of
+8 or more items whose 8th is a map) without a usable one (negative, missing,
+not an int). A request sent with a leading empty frame (a REQ socket's
+delimiter) gets that ERROR in the same framing: use a DEALER and send the
+envelope as the only frame. A frame that is not even an envelope (not
+msgpack, not an array...) gets no reply: a client that hears nothing within
+its timeout should check what it sends. COMMANDs are answered with
+COMMAND_RESULT, never ERROR, once they decode.
+
+Snapshot framing: the hub sends the nodes in SNAPSHOT_CHUNKs of at most
+2,000 nodes each (the hub's ``chunk_nodes``; a client must accept any
+number, and chunks may be smaller), then one SNAPSHOT_END whose ``count`` is
+the number of nodes sent in all the chunks. An empty snapshot (nothing
+under the prefix) is a SNAPSHOT_END with ``count`` 0 and no chunk. The
+client must check ``count`` against the nodes it received: the hub drops a
+reply when that client's queue is full (it never blocks on a slow client),
+so a lower number means a chunk was lost and the client asks again.
 
 Snapshots (the ZeroMQ guide's Clone pattern, made safe for a snapshot the hub
 sends over several loop turns): a client subscribes first, then asks for the
@@ -199,8 +239,15 @@ always carries its built-in label; a ``parent``'s is the label of the child it
 rolls up from (for a built-in code, the built-in label). So no agent can
 relabel a level outside its own points.
 
-HUB_HEARTBEAT: topic :data:`HUB_HEARTBEAT_TOPIC` (starts with a NUL byte,
-which no path can hold) or a scope's topic (below); payload map ``v``,
+A ``removed`` payload says the node is gone (a removal is sent for each
+node of a removed subtree): ``kind`` "removed", ``alert`` 0, ``alertstr``
+"", ``stale`` false, ``value``, ``agent``, ``polled_at``, ``received_at``
+and ``dt`` nil, no ``reported_alert`` or ``liveness_unknown``; only
+``epoch`` and ``seq`` carry meaning.
+
+HUB_HEARTBEAT: topic :data:`HUB_HEARTBEAT_TOPIC`, the 14 bytes
+``00 68 75 62 2f 68 65 61 72 74 62 65 61 74`` (a NUL byte, which no path can
+hold, then ASCII ``hub/heartbeat``), or a scope's topic (below); payload map ``v``,
 ``epoch``, ``seq`` (last NODE seq), ``interval_s``, ``sent_at`` (float),
 ``published`` {prefix: uint}, and ``complete`` bool (minor 1; sent only when
 false: the hub counts at most ``max_published_prefixes`` prefixes, and
@@ -214,8 +261,19 @@ published under it (``published``). Frames on one connection arrive in order,
 so when a heartbeat arrives the subscriber must have received exactly
 ``published[P] - SNAPSHOT_END.published`` NODEs since its snapshot; any other
 number means messages were dropped (slow subscriber, high-water mark) or the
-hub's counter restarted, and the subscriber re-snapshots. A new ``epoch`` also
-means a re-snapshot. The hub sends a heartbeat immediately when it sees a new
+hub's counter restarted, and the subscriber re-snapshots. Count only NODEs
+whose ``seq`` is greater than ``SNAPSHOT_END.seq`` (applied or not), and
+ignore a heartbeat whose ``seq`` is below ``SNAPSHOT_END.seq``: it was sent
+before the snapshot started and can arrive after SNAPSHOT_END, since the two
+travel on different connections. A new ``epoch`` also means a re-snapshot.
+A prefix missing from ``published`` (in a heartbeat not older than the
+snapshot, without ``complete`` false) means the hub no longer counts, nor
+publishes, it for this client: the client re-subscribes and re-snapshots
+(Subscribing, step 4). When heartbeats stop (none for 3 x ``interval_s``,
+the project's client's bound), the client treats the hub as unreachable: it
+shows its data as of unknown freshness, keeps its subscriptions (ZeroMQ
+reconnects by itself) and, when heartbeats come back, re-snapshots if the
+``epoch`` is new or the count does not match. The hub sends a heartbeat immediately when it sees a new
 subscription to the heartbeat topic, which a client uses to know its prefix
 subscription is active before it asks for a snapshot.
 
@@ -271,8 +329,18 @@ and two extension types::
 
     ext 1  datetime  UTF-8 ISO 8601 text, with its UTC offset when aware and
                      the IANA zone in brackets when it has one (RFC 9557):
-                     "2026-11-28T12:00:00.5+01:00[Europe/Oslo]"
+                     "2026-11-28T12:00:00.500000+01:00[Europe/Oslo]"
     ext 2  tuple     a msgpack array, packed the same way
+
+The datetime text is Python's ``isoformat()``: ``YYYY-MM-DDTHH:MM:SS``, then
+a fraction only when there are microseconds (this side writes six digits,
+``.500000``; a reader must accept 0 to 6), then ``+HH:MM`` (or ``-``) when
+aware, then ``[Zone/Name]`` when the zone is an IANA one. A naive datetime
+has no offset. A reader that does not know the zone keeps the offset.
+
+``gsmon get --json`` (JSON has none of these types) maps bytes to base64
+text, datetimes to the text above (zone brackets included), tuples to
+arrays, NaN and +-inf to the strings "NaN", "Infinity", "-Infinity".
 
 A msgpack timestamp (ext -1) from a foreign sender decodes as an aware UTC
 datetime. Anything else (objects, sets, ints beyond 64 bits, dicts with
@@ -295,6 +363,11 @@ scalars is first offered to msgspec's typed one-shot decoder, which accepts
 exactly such frames and yields the same message; whatever it does not accept
 takes the path above. Encoding is unaffected: the same bytes either way.)
 
+Libraries: msgpack (the reference implementation) for the general decoder
+and the values' ext types; msgspec (a hard dependency) for the hot paths:
+typed DELTA decoding and NODE payload encoding, 2-3 times faster than
+msgpack with dicts (bench/RESULTS.md).
+
 Why not a DEALER/ROUTER link from agent to hub (as some projects do): with the
 agent's XPUB connecting to the hub's SUB, the hub's subscription itself tells
 every agent "a hub is (back) here", which is exactly when it must send its
@@ -313,13 +386,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal, NamedTuple, TypeAli
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgpack
-
-try:
-    import msgspec
-except ImportError:  # pragma: no cover - a dependency; only its speed is missed without it
-    HAVE_MSGSPEC = False
-else:
-    HAVE_MSGSPEC = True
+import msgspec
 
 __all__ = [
     "EXT_DATETIME",
@@ -364,12 +431,15 @@ __all__ = [
     "encode",
     "encode_hub_heartbeat",
     "encode_node",
+    "encode_snapshot_chunk",
     "is_heartbeat_topic",
     "node_payload",
     "notice_prefix",
     "notice_topic",
     "parse_notice",
+    "salvage_request_id",
     "scope_heartbeat_topic",
+    "snapshot_item",
 ]
 
 PROTOCOL_MAJOR: Final = 1
@@ -534,9 +604,6 @@ class SnapshotChunk(_Envelope):
     kind: ClassVar[MsgKind] = MsgKind.SNAPSHOT_CHUNK
     request_id: int
     nodes: list[tuple[str, dict[str, Any]]]
-    # Already-packed ``[path, payload]`` items; used by the hub instead of
-    # ``nodes`` so that cached payload bytes are not unpacked and repacked.
-    packed_nodes: list[bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -786,11 +853,8 @@ def _body_of(msg: Message) -> dict[str, Any]:
             **({} if msg.heartbeat_topic is None else {"heartbeat_topic": msg.heartbeat_topic}),
         }
     if isinstance(msg, SnapshotChunk):
-        if msg.packed_nodes is not None:
-            nodes = _Raw(_array(msg.packed_nodes))
-        else:
-            nodes = _Raw(_array([_pack_strict([path, payload]) for path, payload in msg.nodes]))
-        return {"request_id": msg.request_id, "nodes": nodes}
+        items = [snapshot_item(path, _pack_strict(payload)) for path, payload in msg.nodes]
+        return {"request_id": msg.request_id, "nodes": _Raw(_array(items))}
     if isinstance(msg, SnapshotEnd):
         return {"request_id": msg.request_id, "seq": msg.seq_at, "count": msg.count, "published": msg.published}
     if isinstance(msg, Error):
@@ -805,12 +869,38 @@ def _body_of(msg: Message) -> dict[str, Any]:
     raise TypeError(f"not a gsmon message: {msg!r}")
 
 
-def encode(msg: Message) -> bytes:
-    """Pack a message into one envelope frame."""
-    head = _pack_strict([PROTOCOL_MAJOR, msg.minor, int(msg.kind), msg.sender, msg.epoch, msg.seq, msg.sent_ns])
+def _envelope(minor: int, kind: MsgKind, sender: str, epoch: int, seq: int, sent_ns: int, body: bytes) -> bytes:
+    head = _pack_strict([PROTOCOL_MAJOR, minor, int(kind), sender, epoch, seq, sent_ns])
     # The envelope is an 8-item array: reuse the 7-item header's bytes and
     # change its array marker (fixarray 0x97 -> 0x98), then append the body.
-    return b"\x98" + head[1:] + _pack_body(_body_of(msg))
+    return b"\x98" + head[1:] + body
+
+
+def encode(msg: Message) -> bytes:
+    """Pack a message into one envelope frame."""
+    return _envelope(msg.minor, msg.kind, msg.sender, msg.epoch, msg.seq, msg.sent_ns, _pack_body(_body_of(msg)))
+
+
+def snapshot_item(path: str, payload: bytes) -> bytes:
+    """One ``[path, payload]`` item of SNAPSHOT_CHUNK ``nodes``, from a NODE payload already packed
+    (the hub keeps each node's payload bytes; they are spliced in, never unpacked and repacked)."""
+    encoded = path.encode()
+    size = len(encoded)
+    if size < 32:
+        head = bytes((0xA0 | size,))
+    elif size < 256:
+        head = b"\xd9" + bytes((size,))
+    else:
+        head = b"\xda" + size.to_bytes(2, "big")
+    return b"\x92" + head + encoded + payload
+
+
+def encode_snapshot_chunk(
+    *, sender: str, epoch: int, seq: int, sent_ns: int, request_id: int, items: list[bytes], minor: int = PROTOCOL_MINOR
+) -> bytes:
+    """A SNAPSHOT_CHUNK from :func:`snapshot_item` items: the same bytes :func:`encode` gives for those nodes."""
+    body = _pack_body({"request_id": request_id, "nodes": _Raw(_array(items))})
+    return _envelope(minor, MsgKind.SNAPSHOT_CHUNK, sender, epoch, seq, sent_ns, body)
 
 
 # ----------------------------------------------------------------------------
@@ -901,26 +991,25 @@ def node_payload(
 # msgspec pack to the same bytes: the fast paths' values.
 _PLAIN_TYPES: Final = frozenset({type(None), bool, int, float, str, bytes})
 
-if HAVE_MSGSPEC:
 
-    class _NodeStruct(msgspec.Struct, gc=False, omit_defaults=True):
-        """A NODE payload for msgspec: fields in wire order, so it packs as the
-        same map as node_payload's dict (checked in tests/unit/test_hub_fast_paths.py)."""
+class _NodeStruct(msgspec.Struct, gc=False, omit_defaults=True):
+    """A NODE payload for msgspec: fields in wire order, so it packs as the
+    same map as node_payload's dict (checked in tests/unit/test_hub_fast_paths.py)."""
 
-        v: int
-        epoch: int
-        seq: int
-        kind: str
-        alert: int
-        alertstr: str
-        stale: bool
-        value: Any
-        agent: str | None
-        polled_at: float | None
-        received_at: float | None
-        dt: float | None
-        reported_alert: int | None = None  # the defaults are left out, as node_payload leaves them out
-        liveness_unknown: bool = False
+    v: int
+    epoch: int
+    seq: int
+    kind: str
+    alert: int
+    alertstr: str
+    stale: bool
+    value: Any
+    agent: str | None
+    polled_at: float | None
+    received_at: float | None
+    dt: float | None
+    reported_alert: int | None = None  # the defaults are left out, as node_payload leaves them out
+    liveness_unknown: bool = False
 
 
 class NodeEncoder:
@@ -928,21 +1017,18 @@ class NodeEncoder:
 
     The hub packs one payload per published update, so this skips what
     :func:`node_payload` spends on generality: keyword arguments, a new
-    msgpack packer per call, the container checks for plain values; and with
-    msgspec installed it packs with msgspec (a struct instead of a dict: 0.65
-    against 1.5 us). Anything but a plain value (containers, datetimes,
-    subclasses, values that fail to pack) goes through :func:`node_payload`
-    itself. Not thread-safe: one per hub loop.
+    msgpack packer per call, the container checks for plain values; and it
+    packs with msgspec (a struct instead of a dict: 0.65 against 1.5 us).
+    Anything but a plain value (containers, datetimes, subclasses, values
+    that fail to pack) goes through :func:`node_payload` itself. Not
+    thread-safe: one per hub loop.
     """
 
-    __slots__ = ("_encode", "_pack", "epoch")
+    __slots__ = ("_encode", "epoch")
 
-    def __init__(self, epoch: int, *, use_msgspec: bool = HAVE_MSGSPEC) -> None:
+    def __init__(self, epoch: int) -> None:
         self.epoch = epoch  # the hub's, in every payload
-        # Reusing one Packer is safe: it resets itself when a pack fails, and
-        # _default never re-enters it (nested ext payloads use _pack_strict).
-        self._pack = msgpack.Packer(default=_default, strict_types=True, use_bin_type=True, datetime=False).pack
-        self._encode = msgspec.msgpack.Encoder().encode if use_msgspec else None
+        self._encode = msgspec.msgpack.Encoder().encode
 
     def point(
         self,
@@ -961,44 +1047,24 @@ class NodeEncoder:
         """A ``point`` payload (the arguments of :func:`node_payload`, in its order)."""
         if type(value) in _PLAIN_TYPES:
             try:
-                if self._encode is not None:
-                    return self._encode(
-                        _NodeStruct(
-                            PROTOCOL_MAJOR,
-                            self.epoch,
-                            seq,
-                            NODE_POINT,
-                            alertcode,
-                            alertstr,
-                            stale,
-                            value,
-                            agent,
-                            polled_at_s,
-                            received_at_s,
-                            dt_s,
-                            reported_alert,
-                            liveness_unknown,
-                        )
+                return self._encode(
+                    _NodeStruct(
+                        PROTOCOL_MAJOR,
+                        self.epoch,
+                        seq,
+                        NODE_POINT,
+                        alertcode,
+                        alertstr,
+                        stale,
+                        value,
+                        agent,
+                        polled_at_s,
+                        received_at_s,
+                        dt_s,
+                        reported_alert,
+                        liveness_unknown,
                     )
-                fields = {
-                    "v": PROTOCOL_MAJOR,
-                    "epoch": self.epoch,
-                    "seq": seq,
-                    "kind": NODE_POINT,
-                    "alert": alertcode,
-                    "alertstr": alertstr,
-                    "stale": stale,
-                    "value": value,
-                    "agent": agent,
-                    "polled_at": polled_at_s,
-                    "received_at": received_at_s,
-                    "dt": dt_s,
-                }
-                if reported_alert is not None:
-                    fields["reported_alert"] = reported_alert
-                if liveness_unknown:
-                    fields["liveness_unknown"] = True
-                return self._pack(fields)
+                )
             except (TypeError, ValueError, OverflowError):
                 pass  # an int beyond 64 bits, a lone surrogate...: node_payload sanitises it
         return node_payload(
@@ -1026,42 +1092,24 @@ class NodeEncoder:
         return self._other(seq, NODE_REMOVED, 0, "", False, False)
 
     def _other(self, seq: int, kind: str, alertcode: int, alertstr: str, stale: bool, unknown: bool) -> bytes:
-        if self._encode is not None:
-            return self._encode(
-                _NodeStruct(
-                    PROTOCOL_MAJOR,
-                    self.epoch,
-                    seq,
-                    kind,
-                    alertcode,
-                    alertstr,
-                    stale,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    unknown,
-                )
+        return self._encode(
+            _NodeStruct(
+                PROTOCOL_MAJOR,
+                self.epoch,
+                seq,
+                kind,
+                alertcode,
+                alertstr,
+                stale,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                unknown,
             )
-        fields = {
-            "v": PROTOCOL_MAJOR,
-            "epoch": self.epoch,
-            "seq": seq,
-            "kind": kind,
-            "alert": alertcode,
-            "alertstr": alertstr,
-            "stale": stale,
-            "value": None,
-            "agent": None,
-            "polled_at": None,
-            "received_at": None,
-            "dt": None,
-        }
-        if unknown:
-            fields["liveness_unknown"] = True
-        return self._pack(fields)
+        )
 
 
 def encode_node(update: NodeUpdate) -> tuple[bytes, bytes]:
@@ -1313,23 +1361,25 @@ _KINDS: Final = {kind.value: kind for kind in MsgKind}
 _DELTA_HEAD: Final = bytes((0x98, PROTOCOL_MAJOR))
 _DELTA_KIND: Final = int(MsgKind.DELTA)
 
-if HAVE_MSGSPEC:
-    _UInt: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
+_UInt: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
 
-    class _DeltaBody(msgspec.Struct, gc=False):
-        points: list[PointEntry]  # decoded straight into PointEntry, by its annotations
 
-    class _DeltaEnvelope(msgspec.Struct, array_like=True, gc=False):
-        major: Literal[1]
-        minor: _UInt
-        kind: Literal[2]
-        sender: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-        epoch: _UInt
-        seq: _UInt
-        sent_ns: int
-        body: _DeltaBody
+class _DeltaBody(msgspec.Struct, gc=False):
+    points: list[PointEntry]  # decoded straight into PointEntry, by its annotations
 
-    _decode_delta_envelope = msgspec.msgpack.Decoder(_DeltaEnvelope).decode
+
+class _DeltaEnvelope(msgspec.Struct, array_like=True, gc=False):
+    major: Literal[1]
+    minor: _UInt
+    kind: Literal[2]
+    sender: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    epoch: _UInt
+    seq: _UInt
+    sent_ns: int
+    body: _DeltaBody
+
+
+_decode_delta_envelope = msgspec.msgpack.Decoder(_DeltaEnvelope).decode
 
 
 def _fast_delta(data: bytes, limits: Limits) -> Delta | None:
@@ -1366,8 +1416,7 @@ def _fast_delta(data: bytes, limits: Limits) -> Delta | None:
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Decode one envelope frame; raise :class:`ProtocolError` on anything wrong."""
     if (
-        HAVE_MSGSPEC
-        and type(data) is bytes
+        type(data) is bytes
         and data[:2] == _DELTA_HEAD
         and len(data) > 3
         and data[2] < 0x80
@@ -1503,6 +1552,22 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         )
     assert kind is MsgKind.ERROR
     return Error(**header, request_id=_uint(body, "request_id"), message=_str(body, "message"))
+
+
+def salvage_request_id(data: bytes, max_bytes: int = MAX_FRAME_BYTES) -> int | None:
+    """The ``request_id`` to answer a request that failed :func:`decode` with (protocol: When ERROR
+    is sent): the body's when it is a uint, 0 when the frame is an envelope-shaped array (8 or more
+    items, a map last of the eight) without a usable one, None when it is not even that (no reply)."""
+    try:
+        envelope = _unpack(data, max_bytes)
+    except ProtocolError:
+        return None
+    if not isinstance(envelope, list) or len(envelope) < 8 or not isinstance(envelope[7], dict):
+        return None
+    request_id = envelope[7].get("request_id")
+    if type(request_id) is int and 0 <= request_id < 1 << 64:
+        return request_id
+    return 0
 
 
 def decode_node_payload(path: str, payload: Any) -> NodeUpdate:

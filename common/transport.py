@@ -40,35 +40,63 @@ agents or subscribers port)            (a keyed hub hanging up on a keyless clie
 
 Where libzmq does not retry, the owner of the socket must close it and make a
 new one (:attr:`LinkWatch.needs_new_socket`), with :class:`Backoff`.
+
+Hot paths (the hub's publish loop and its agents' reads) send and receive
+through :func:`fast_send`, :func:`fast_recv` and :func:`fast_get`: see
+:func:`choose_fast_path` for what they are and why they are version-bound.
+
+The rules for endpoint text (:func:`endpoint_problem`, :func:`parse_endpoint`,
+the default ports...) live in :mod:`gsmon.common.endpoints`, which needs no
+ZeroMQ (configuration checks and the CLI use them without loading libzmq);
+they are re-exported here for the socket code.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import ipaddress
 import itertools
+import logging
 import os
 import socket
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import zmq
+
+from gsmon.common.endpoints import (
+    DEFAULT_AGENTS_PORT,
+    DEFAULT_QUERY_PORT,
+    DEFAULT_SUBSCRIBERS_PORT,
+    default_endpoint,
+    endpoint_problem,
+    host_of,
+    is_loopback,
+    parse_endpoint,
+    with_host,
+)
 
 __all__ = [
     "DEFAULT_AGENTS_PORT",
     "DEFAULT_QUERY_PORT",
     "DEFAULT_SUBSCRIBERS_PORT",
+    "FAST_PATH",
     "MONITOR_EVENTS",
+    "PYZMQ_CHECKED_MAJOR",
     "Backoff",
     "LinkProblem",
     "LinkWatch",
     "SocketOptions",
     "bind",
+    "choose_fast_path",
     "default_endpoint",
     "describe_problem",
     "endpoint_problem",
+    "fast_get",
+    "fast_recv",
+    "fast_send",
     "host_of",
     "is_loopback",
     "listen",
@@ -78,18 +106,13 @@ __all__ = [
     "with_host",
 ]
 
-DEFAULT_AGENTS_PORT: Final = 7761
-DEFAULT_SUBSCRIBERS_PORT: Final = 7762
-DEFAULT_QUERY_PORT: Final = 7763
+log = logging.getLogger(__name__)
 
 RECONNECT_IVL_MS: Final = 100
 RECONNECT_IVL_MAX_MS: Final = 5000
 ZMTP_HEARTBEAT_IVL_MS: Final = 2000
 ZMTP_HEARTBEAT_TIMEOUT_MS: Final = 6000
 HANDSHAKE_IVL_MS: Final = 5000
-
-_TRANSPORTS: Final = ("tcp", "ipc", "inproc")
-_MAX_PORT: Final = 65535
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,68 +148,6 @@ def make_socket(context: zmq.Context[zmq.Socket[bytes]], socket_type: int, optio
     return sock
 
 
-def endpoint_problem(endpoint: object, *, connect: bool = False) -> str | None:
-    """Why ``endpoint`` is not a ZeroMQ endpoint gsmon can use, or ``None`` when it is.
-
-    Accepted: ``tcp://host:port`` (port 0-65535 or ``*``; an IPv6 host in
-    brackets, ``tcp://[::1]:7761``), ``ipc://path`` and ``inproc://name``.
-    With ``connect=True`` (an address to connect to rather than bind), the
-    host may not be ``*`` and the port must be 1-65535.
-    """
-    if not isinstance(endpoint, str):
-        return f"an endpoint is a string, not {type(endpoint).__name__}"
-    scheme, sep, address = endpoint.partition("://")
-    if not sep:
-        return "no transport (it must start with tcp://, ipc:// or inproc://)"
-    if scheme not in _TRANSPORTS:
-        return f"unknown transport {scheme!r} (use tcp, ipc or inproc)"
-    if not address:
-        return f"nothing after {scheme}://"
-    if any(char.isspace() or not char.isprintable() for char in address):
-        return "it contains spaces or control characters"
-    if scheme != "tcp":
-        return None
-    host, colon, port = address.rpartition(":")
-    if not colon:
-        return "no port (tcp://host:port)"
-    if not host:
-        return "no host (tcp://host:port)"
-    if "/" in host:
-        return f"host {host!r} contains '/'"
-    if host.startswith("[") != host.endswith("]"):
-        return f"unbalanced brackets in host {host!r}"
-    if connect and host == "*":
-        return "host '*' can only be bound, not connected to"
-    if port == "*":
-        return "port '*' can only be bound, not connected to" if connect else None
-    if not port.isdigit() or not port.isascii():
-        return f"port {port!r} is not a number or '*'"
-    lowest = 1 if connect else 0
-    if not lowest <= int(port) <= _MAX_PORT:
-        return f"port {int(port)} is out of range {lowest}-{_MAX_PORT}"
-    return None
-
-
-def parse_endpoint(endpoint: object, *, connect: bool = False) -> tuple[str, str, str]:
-    """Split ``tcp://host:port`` (or ``ipc://path``, ``inproc://name``) into
-    (transport, host, port); host and port are "" for ipc/inproc. Raises
-    ``ValueError("bad endpoint ...: <why>")`` for anything else (see
-    :func:`endpoint_problem`)."""
-    problem = endpoint_problem(endpoint, connect=connect)
-    if problem is not None:
-        raise ValueError(f"bad endpoint {endpoint!r}: {problem}")
-    assert isinstance(endpoint, str)
-    scheme, _, address = endpoint.partition("://")
-    if scheme != "tcp":
-        return scheme, "", ""
-    host, _, port = address.rpartition(":")
-    return scheme, host, port
-
-
-def default_endpoint(port: int, host: str = "127.0.0.1") -> str:
-    return f"tcp://{host}:{port}"
-
-
 def bind(sock: zmq.Socket[bytes], endpoint: str, listener: socket.socket | None = None) -> str:
     """Bind ``endpoint`` (port 0 or * = any free port) and return the real endpoint.
 
@@ -203,34 +164,6 @@ def bind(sock: zmq.Socket[bytes], endpoint: str, listener: socket.socket | None 
     real = sock.getsockopt(zmq.LAST_ENDPOINT)
     assert isinstance(real, bytes)
     return real.decode()
-
-
-def host_of(endpoint: str) -> str:
-    """The host part of a tcp endpoint ("" for ipc/inproc)."""
-    return parse_endpoint(endpoint)[1]
-
-
-def with_host(endpoint: str, host: str) -> str:
-    """Replace a wildcard bind address (``*``, ``0.0.0.0``, ``[::]``) in a tcp
-    endpoint the hub reported by ``host`` (the address the client reached the
-    hub at); other endpoints are returned unchanged."""
-    transport, bound_host, port = parse_endpoint(endpoint)
-    if transport != "tcp" or bound_host not in ("*", "0.0.0.0", "[::]", "::"):
-        return endpoint
-    return f"tcp://{host}:{port}"
-
-
-def is_loopback(endpoint: str) -> bool:
-    """Whether an endpoint can only be reached from this machine."""
-    transport, host, _ = parse_endpoint(endpoint)
-    if transport in ("ipc", "inproc"):
-        return True
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name or interface name: assume reachable from outside
 
 
 def listen(endpoint: str, backlog: int = 1024) -> socket.socket | None:
@@ -434,3 +367,58 @@ class Backoff:
 
     def reset(self) -> None:
         self._next_s = 0.0
+
+
+# ----------------------------------------------------------------------------
+# The hot-path shortcut into pyzmq's Cython socket
+# ----------------------------------------------------------------------------
+
+#: The newest pyzmq major version the shortcut was checked against (27.3.0, libzmq 4.3.5):
+#: tests/unit/test_transport_fast_path.py proves it equivalent to the public API there.
+PYZMQ_CHECKED_MAJOR: Final = 27
+
+SendFunction = Callable[..., Any]  # (sock, data, flags) -> None (typed loosely: pyzmq's own stubs overload it)
+RecvFunction = Callable[..., bytes]  # (sock, flags) -> bytes
+GetFunction = Callable[..., Any]  # (sock, option) -> int for RCVMORE
+
+
+def choose_fast_path(pyzmq_major: int) -> tuple[SendFunction, RecvFunction, GetFunction, bool]:
+    """The ``(send, recv, get)`` functions for hot paths under this pyzmq major, and whether they are the shortcut.
+
+    ``zmq.Socket`` (pyzmq's "sugar" class, written in Python) subclasses the
+    Cython ``zmq.backend.Socket``; its ``send`` only adds the DRAFT
+    ``routing_id``/``group`` arguments before calling the Cython one, and
+    ``recv_multipart`` is a Python loop around the Cython ``recv``. Called
+    unbound on a socket, the Cython methods skip that Python frame: the hub's
+    publish loop goes from 2.5 to 1.0 us an update, and a small agent
+    message's read is a fifth cheaper (0.75 us). They are the same functions
+    the public API ends in, with the same arguments, frames, flags and errors
+    (tests/unit/test_transport_fast_path.py checks that on an inproc pair).
+
+    But ``zmq.backend.Socket`` is pyzmq's internal layer, not its API: a new
+    major version may rename it or change what the sugar adds on top (a new
+    major version is where pyzmq allows itself such changes). So the
+    shortcut is used only up to :data:`PYZMQ_CHECKED_MAJOR`; above it (or if
+    the backend lacks the methods) the public methods are used, called the
+    same way, and a DEBUG line says so once: correct everywhere, and only
+    as fast as the public API until someone checks the new version and
+    raises the bound.
+    """
+    backend = getattr(getattr(zmq, "backend", None), "Socket", None)
+    usable = backend is not None and all(callable(getattr(backend, name, None)) for name in ("send", "recv", "get"))
+    if pyzmq_major <= PYZMQ_CHECKED_MAJOR and usable:
+        assert backend is not None
+        return backend.send, backend.recv, backend.get, True
+    log.debug(
+        "pyzmq %s is newer than the %d.x the hot-path shortcut was checked against (or lacks zmq.backend.Socket): "
+        "using pyzmq's public Socket.send/recv",
+        zmq.pyzmq_version(),
+        PYZMQ_CHECKED_MAJOR,
+    )
+    return zmq.Socket.send, zmq.Socket.recv, zmq.Socket.get, False
+
+
+#: ``fast_send(sock, data, flags)``: ``sock.send(data, flags)`` for one bytes frame, without pyzmq's
+#: Python layer (:func:`choose_fast_path`). Module-level names bound once, so a hot loop pays no extra call.
+#: ``fast_recv(sock, flags) -> bytes``: ``sock.recv(flags)``; ``fast_get(sock, option)``: ``sock.get(option)``.
+fast_send, fast_recv, fast_get, FAST_PATH = choose_fast_path(zmq.pyzmq_version_info()[0])

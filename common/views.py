@@ -69,7 +69,7 @@ from typing import Any, Final
 from gsmon.common.alerts import STALE_ALERTCODE, CriticalAlert, OrangeAlert, RedAlert, alertstr_for
 from gsmon.common.client import HubUnavailableError, NodeState, Subscriber
 from gsmon.common.client_settings import ClientSettings, resolve_client_settings
-from gsmon.common.config import ConfigError
+from gsmon.common.errors import GsmonError
 from gsmon.common.keys import ClientKeys, KeyFileError
 from gsmon.common.render import Row, render_view
 
@@ -79,7 +79,7 @@ __all__ = [
     "CHECK_UNKNOWN",
     "CHECK_WARNING",
     "add_client_flags",
-    "add_parsers",
+    "add_parser",
     "add_view_flags",
     "check_result",
     "client_settings",
@@ -119,35 +119,33 @@ def add_client_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_parsers(subparsers: Any) -> None:
-    for name, handler, summary in (
-        ("get", run_get, "print a subtree of the hub's tree once (or check it, for a monitoring system)"),
-        ("watch", run_watch, "show a subtree live, redrawn in place, until Ctrl-C"),
-    ):
-        parser = subparsers.add_parser(
-            name,
-            help=summary,
-            description=summary,
-            epilog="Client settings: --hub, --key and --hub-key win over GSMON_HUB, GSMON_KEY and GSMON_HUB_KEY, "
-            "which win over $XDG_CONFIG_HOME/gsmon/client.toml (default ~/.config/gsmon/client.toml), then "
-            "/etc/gsmon/client.toml (keys hub, key, hub_key; paths relative to the file).",
+def add_parser(subparsers: Any, name: str, summary: str) -> None:
+    """Register ``gsmon get`` or ``gsmon watch`` (``name``) on the ``gsmon`` command's subparsers."""
+    parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog="Client settings: --hub, --key and --hub-key win over GSMON_HUB, GSMON_KEY and GSMON_HUB_KEY, "
+        "which win over $XDG_CONFIG_HOME/gsmon/client.toml (default ~/.config/gsmon/client.toml), then "
+        "/etc/gsmon/client.toml (keys hub, key, hub_key; paths relative to the file).",
+    )
+    parser.add_argument("prefix", nargs="?", default="", help="path prefix, e.g. GS1/ (default: the whole tree)")
+    add_client_flags(parser)
+    if name == "get":
+        output = parser.add_mutually_exclusive_group()
+        output.add_argument("--json", action="store_true", help="print JSON instead of the table")
+        output.add_argument(
+            "--check",
+            action="store_true",
+            help="print one monitoring-plugins line and exit 0 OK, 1 WARNING (ORANGE), "
+            "2 CRITICAL (RED, STALE, CRITICAL) or 3 UNKNOWN (no hub, nothing under the prefix)",
         )
-        parser.add_argument("prefix", nargs="?", default="", help="path prefix, e.g. GS1/ (default: the whole tree)")
-        add_client_flags(parser)
-        if name == "get":
-            output = parser.add_mutually_exclusive_group()
-            output.add_argument("--json", action="store_true", help="print JSON instead of the table")
-            output.add_argument(
-                "--check",
-                action="store_true",
-                help="print one monitoring-plugins line and exit 0 OK, 1 WARNING (ORANGE), "
-                "2 CRITICAL (RED, STALE, CRITICAL) or 3 UNKNOWN (no hub, nothing under the prefix)",
-            )
-        else:
-            parser.add_argument("--refresh-s", type=float, default=0.5, help="seconds between redraws (default 0.5)")
-            parser.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds")
-            add_view_flags(parser)
-        parser.set_defaults(handler=handler)
+        parser.set_defaults(handler=run_get)
+    else:
+        parser.add_argument("--refresh-s", type=float, default=0.5, help="seconds between redraws (default 0.5)")
+        parser.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds")
+        add_view_flags(parser)
+        parser.set_defaults(handler=run_watch)
 
 
 def add_view_flags(parser: argparse.ArgumentParser) -> None:
@@ -356,21 +354,12 @@ def run_get(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
-    except HubUnavailableError as error:
-        if check:
-            print(f"GSMON UNKNOWN - {_one_line(str(error))}")
-            return CHECK_UNKNOWN
-        print(f"gsmon get: {_one_line(str(error))}", file=sys.stderr)
-        return 1
-    except (ValueError, ConfigError, KeyFileError) as error:
-        if check:
-            print(f"GSMON UNKNOWN - {_one_line(str(error))}")
-            return CHECK_UNKNOWN
-        print(f"gsmon get: {_one_line(str(error))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        # No traceback; but a one-shot answer cut short is not a success (128 + SIGINT, as shells report).
-        return 130
+    except GsmonError as error:
+        if not check:
+            raise  # the one error path: gsmon.common.cli.main
+        # A monitoring plugin answers on stdout, whatever went wrong: UNKNOWN, status 3.
+        print(f"GSMON UNKNOWN - {_one_line(str(error))}")
+        return CHECK_UNKNOWN
     return 0
 
 
@@ -407,53 +396,42 @@ def run_watch(
         return float("inf") if deadline is None else deadline - time.monotonic()
 
     _stop_on_sigterm()
-    try:
-        settings, curve = client_settings(args) if given is None else given
-    except (ValueError, ConfigError, KeyFileError) as error:
-        print(f"gsmon watch: {_one_line(str(error))}", file=sys.stderr)
-        return 2
+    settings, curve = client_settings(args) if given is None else given
     if terminal and not plain and sys.stdin.isatty():
         from gsmon.common.watch import run_app
 
-        try:
-            return run_app(
-                settings.hub,
-                args.prefix,
-                timeout_s=args.timeout_s,
-                curve=curve,
-                colour=not args.no_colour,
-                duration_s=args.duration_s,
-                check=check_children,
-            )
-        except KeyboardInterrupt:
-            return 0
+        return run_app(
+            settings.hub,
+            args.prefix,
+            timeout_s=args.timeout_s,
+            curve=curve,
+            colour=not args.no_colour,
+            duration_s=args.duration_s,
+            check=check_children,
+        )
+    # Ctrl-C (and SIGTERM, made one) is watch's normal stop: gsmon.common.cli.main exits 0 for it.
     screen = _Screen(terminal and not plain)
-    try:
-        while remaining_s() > 0:
-            if check_children is not None:
-                check_children()
-            try:
-                attempt_s = args.timeout_s if remaining_s() >= args.timeout_s else max(0.1, round(remaining_s(), 1))
-                subscriber = Subscriber(settings.hub, args.prefix, timeout_s=attempt_s, curve=curve).connect()
-            except HubUnavailableError as error:
-                screen.show(
-                    f" waiting for the hub at {settings.hub}: {_one_line(str(error))} (retrying; Ctrl-C stops)\n"
+    while remaining_s() > 0:
+        if check_children is not None:
+            check_children()
+        try:
+            attempt_s = args.timeout_s if remaining_s() >= args.timeout_s else max(0.1, round(remaining_s(), 1))
+            subscriber = Subscriber(settings.hub, args.prefix, timeout_s=attempt_s, curve=curve).connect()
+        except HubUnavailableError as error:
+            screen.show(f" waiting for the hub at {settings.hub}: {_one_line(str(error))} (retrying; Ctrl-C stops)\n")
+            time.sleep(max(0.0, min(RETRY_PAUSE_S, remaining_s())))
+            continue
+        with subscriber:
+            while remaining_s() > 0:
+                if check_children is not None:
+                    check_children()
+                lost = subscriber.hub_lost
+                frame = render_view(
+                    _title(subscriber), rows_for(subscriber, unknown=lost), width=table_width(), colour=colour
                 )
-                time.sleep(max(0.0, min(RETRY_PAUSE_S, remaining_s())))
-                continue
-            with subscriber:
-                while remaining_s() > 0:
-                    if check_children is not None:
-                        check_children()
-                    lost = subscriber.hub_lost
-                    frame = render_view(
-                        _title(subscriber), rows_for(subscriber, unknown=lost), width=table_width(), colour=colour
-                    )
-                    screen.show(frame)
-                    next_draw = time.monotonic() + min(args.refresh_s, max(0.0, remaining_s()))
-                    while (wait_s := next_draw - time.monotonic()) > 0:
-                        subscriber.poll(wait_s)
-            break
-    except KeyboardInterrupt:
-        pass
+                screen.show(frame)
+                next_draw = time.monotonic() + min(args.refresh_s, max(0.0, remaining_s()))
+                while (wait_s := next_draw - time.monotonic()) > 0:
+                    subscriber.poll(wait_s)
+        break
     return 0

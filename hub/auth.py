@@ -1,28 +1,32 @@
-"""Who may connect to the hub, and what each key may do: the allow-list and the ZAP authenticator.
+"""Who may connect to the hub: the ZAP authenticator, and the sender key behind every message.
 
 With keys configured the hub is the CURVE server on its three bound sockets
-(SUB for agents; XPUB and ROUTER for subscribers). Authorisation has two
+(SUB for agents; XPUB and ROUTER for subscribers). What each key may do is
+the allow-list, :class:`gsmon.common.allowlist.AllowList` (the file
+``authorized.toml``, its grants and rules); this module enforces it. Two
 layers, because ZAP (ZeroMQ's authentication protocol, RFC 27) looks at a
 connection only once, during its handshake:
 
 1. **Handshake** -- :class:`HubAuthenticator` runs pyzmq's ``ThreadAuthenticator``
    in the hub's context. Every CURVE handshake on a hub socket asks it, and it
-   answers from the *current* :class:`AllowList`: agent keys only on the agent
-   socket (ZAP domain :data:`AGENTS_DOMAIN`), subscriber keys only on the
-   subscriber sockets (:data:`SUBSCRIBERS_DOMAIN`). A revoked key cannot
-   handshake again once :meth:`HubAuthenticator.reload_if_changed` has seen
-   the new file.
+   answers from the *current* allow-list: agent keys only on the agent
+   socket (ZAP domain :data:`AGENTS_DOMAIN`), subscriber keys (and the hub's
+   own key pair, an administrator's) only on the subscriber sockets
+   (:data:`SUBSCRIBERS_DOMAIN`). A revoked key cannot handshake again once
+   :meth:`HubAuthenticator.reload_if_changed` has seen the new file.
 2. **Every message** -- an already-open connection survives revocation, and if
    the ZAP thread ever died libzmq would admit any client that knows the hub's
    public key (the fail-open trap: no ZAP handler means no authentication, and
    the option that would forbid that, ``ZMQ_ZAP_ENFORCE_DOMAIN``, is draft-only).
-   So the hub also reads the sender key of every received message,
-   :func:`sender_key` (libzmq's ``User-Id`` property, the Z85 public key set by
-   a successful ZAP reply), and checks it against the current allow-list:
-   :meth:`AllowList.may_publish` for each path an agent sends,
-   :meth:`AllowList.may_subscribe` for each subscription and snapshot prefix,
-   :meth:`AllowList.may_read` for each node a snapshot returns. A message
-   without a ``User-Id`` (no ZAP ran) is never allowed.
+   So the hub (:mod:`gsmon.hub.server`) also reads the sender key of every
+   received message, :func:`sender_key` (libzmq's ``User-Id`` property, the
+   Z85 public key set by a successful ZAP reply), and checks it against the
+   current allow-list: :meth:`~gsmon.common.allowlist.AllowList.agent_for_key`
+   and :meth:`~gsmon.common.allowlist.AgentGrant.covers` for each agent
+   message (its sender name and mount), :meth:`~gsmon.common.allowlist.AllowList.may_subscribe`
+   for each subscription, :meth:`~gsmon.common.allowlist.SubscriberGrant.allows_prefix`
+   for each snapshot prefix (:mod:`gsmon.hub.queries`). A message without a
+   ``User-Id`` (no ZAP ran) is never allowed.
 
 Hub usage, in this order::
 
@@ -36,34 +40,15 @@ Hub usage, in this order::
     ...
     while running:                      # the hub loop
         auth.reload_if_changed()        # every ~0.5 s
-        if not auth.is_alive(): stop the hub (never keep serving unguarded)
+        auth.is_alive()                 # False: the hub keeps serving but fails closed (no User-Id,
+                                        #   every message refused) and _hub/auth_alive turns Critical
         frame = sub.recv(copy=False)    # copy=False keeps the metadata
-        allowed = auth.allow_list.may_publish(sender_key(frame), envelope.sender, path)
+        grant = auth.allow_list.agent_for_key(sender_key(frame))   # None: refused
     # shutdown: close the sockets, auth.stop(), then ctx.term()
 
 Keep the :class:`HubAuthenticator` referenced for the hub's lifetime: pyzmq's
 authenticator stops itself when garbage-collected (pyzmq #1520), and from then
 on the handshakes are not checked.
-
-The allow-list file (``authorized.toml`` beside ``hub.key_secret``, written by
-``gsmon keys``)::
-
-    [agents.ant1]                  # the agent's name, as it sends it in every envelope
-    public_key = "<40 chars Z85>"
-    mounts = ["GS1/Antenna1"]      # it may publish at or below these paths
-
-    [subscribers.ops]
-    public_key = "<40 chars Z85>"
-    prefixes = ["GS1/"]            # optional: it may read only these subtrees; absent = everything
-    admin = true                   # optional: it may also run administrators' commands (gsmon forget)
-
-Names follow :func:`gsmon.common.names.check_name`, mounts
-:func:`~gsmon.common.names.check_mount`. A key appears once in the whole
-file, and a name once across both tables. Unknown tables or fields are
-errors, not ignored: a misspelt ``prefix =`` must not silently grant
-everything. A subscriber prefix names a subtree and is stored with a trailing
-``/`` (``"GS1/Antenna1"`` means ``GS1/Antenna1/...``), so that it never
-also covers ``GS1/Antenna10``.
 """
 
 from __future__ import annotations
@@ -71,51 +56,30 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
-import stat
 import threading
 import time
-import tomllib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from gsmon.common import names
-from gsmon.common.keys import (
-    KeyPair,
-    apply_curve_server,
-    check_z85_key,
-    load_key_pair,
-    require_curve,
-    secret_key_path,
-)
+from gsmon.common.allowlist import ALLOW_LIST_FILE, HUB_KEY_NAME, AllowList, AllowListError, Grant
+from gsmon.common.keys import KeyPair, apply_curve_server, load_key_pair, require_curve, secret_key_path
 
 __all__ = [
     "AGENTS_DOMAIN",
-    "ALLOW_LIST_FILE",
     "DEFAULT_SETTLE_S",
-    "HUB_KEY_NAME",
     "SUBSCRIBERS_DOMAIN",
-    "AgentGrant",
-    "AllowList",
-    "AllowListError",
     "DenialLog",
-    "Grant",
     "HubAuthenticator",
     "Role",
-    "SubscriberGrant",
-    "peer_address",
     "sender_key",
 ]
 
-log = logging.getLogger("gsmon.hub.auth")
+log = logging.getLogger(__name__)
 
-HUB_KEY_NAME: Final = "hub"
-ALLOW_LIST_FILE: Final = "authorized.toml"
 # One ZAP domain per kind of client: an agent key cannot even handshake on a
 # subscriber socket and the reverse. A server socket left without a domain is
 # asked about as "*", which nothing here answers to, so it denies everyone.
@@ -124,7 +88,6 @@ SUBSCRIBERS_DOMAIN: Final = "gsmon-subscribers"
 Role = Literal["agents", "subscribers"]
 _DOMAINS: Final[Mapping[str, str]] = {"agents": AGENTS_DOMAIN, "subscribers": SUBSCRIBERS_DOMAIN}
 
-_MAX_ALLOW_LIST_BYTES: Final = 8 * 1024 * 1024
 # A hostile client can make a handshake fail as often as it likes, with as many
 # fresh keys as it likes: the log says so a few times a minute in total, then
 # sums up what it left out (DenialLog).
@@ -133,448 +96,6 @@ _DENIAL_LOG_BURST: Final = 3
 _DENIAL_SUMMARY_S: Final = 10.0
 _DENIAL_LOG_MEMORY: Final = 1024
 DEFAULT_SETTLE_S: Final = 0.25
-
-
-class AllowListError(ValueError):
-    """The allow-list is malformed or unsafe; the message names the file and the entry."""
-
-
-def _key_text(key: str | bytes | None) -> str | None:
-    """Return a Z85 key as ``str``, or ``None`` for anything that cannot be one (the caller then denies)."""
-    if isinstance(key, bytes):
-        try:
-            return key.decode("ascii")
-        except UnicodeDecodeError:
-            return None
-    return key if isinstance(key, str) else None
-
-
-def _grant_key(key: object) -> str:
-    try:
-        return check_z85_key(key, "public_key").decode("ascii")
-    except ValueError as exc:
-        raise AllowListError(str(exc)) from None
-
-
-@dataclass(frozen=True)
-class AgentGrant:
-    """An agent key's rights: its agent name, and the mounts it may publish at or below."""
-
-    name: str
-    public_key: str
-    mounts: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        try:
-            names.check_name(self.name, "agent name")
-            given: object = self.mounts
-            if isinstance(given, str) or not isinstance(given, Iterable):
-                raise AllowListError("mounts must be a non-empty list of paths")
-            mounts = tuple(given)
-            if not mounts:
-                raise AllowListError("mounts must be a non-empty list of paths")
-            for mount in mounts:
-                names.check_mount(mount)
-            if len(set(mounts)) != len(mounts):
-                raise AllowListError("mounts lists a path twice")
-        except names.InvalidNameError as exc:
-            raise AllowListError(str(exc)) from None
-        object.__setattr__(self, "public_key", _grant_key(self.public_key))
-        object.__setattr__(self, "mounts", mounts)
-
-    def covers(self, path: str) -> bool:
-        """True if ``path`` is one of the mounts or lies below one (whole segments: ``A/B`` never covers ``A/B2``)."""
-        return any(path == mount or path.startswith(mount + names.SEPARATOR) for mount in self.mounts)
-
-
-@dataclass(frozen=True)
-class SubscriberGrant:
-    """A subscriber key's rights: the subtrees it may read, or everything.
-
-    ``prefixes`` are subtree paths, each stored ending in ``/``; ``None``
-    grants every path. ``admin``: it may also run the commands that need an
-    administrator (:mod:`gsmon.hub.queries`); the hub's own key pair is one too.
-    """
-
-    name: str
-    public_key: str
-    prefixes: tuple[str, ...] | None = None
-    admin: bool = False
-
-    def __post_init__(self) -> None:
-        try:
-            names.check_name(self.name, "subscriber name")
-        except names.InvalidNameError as exc:
-            raise AllowListError(str(exc)) from None
-        if not isinstance(self.admin, bool):
-            raise AllowListError(f"admin must be true or false, not {self.admin!r}")
-        object.__setattr__(self, "public_key", _grant_key(self.public_key))
-        if self.prefixes is not None:
-            object.__setattr__(self, "prefixes", _normalise_prefixes(self.prefixes))
-
-    def allows_prefix(self, prefix: str) -> bool:
-        """True if every topic a subscription to ``prefix`` could match lies inside a granted subtree.
-
-        ZeroMQ matches subscriptions as raw byte prefixes, so the requested
-        prefix must *start with* a grant: ``GS1/Antenna1/`` or ``GS1/Ant`` under
-        a ``GS1/`` grant. A shorter prefix is refused -- ``GS1`` would also match
-        ``GS10/...`` and the empty prefix matches everything.
-        """
-        if self.prefixes is None:
-            return True
-        return any(prefix.startswith(granted) for granted in self.prefixes)
-
-    def allows_path(self, path: str) -> bool:
-        """True if the node at ``path`` is a granted subtree's root or lies inside one."""
-        if self.prefixes is None:
-            return True
-        return any(path.startswith(granted) or path == granted[:-1] for granted in self.prefixes)
-
-
-def _normalise_prefixes(prefixes: Iterable[str]) -> tuple[str, ...]:
-    """Validate subscriber prefixes as subtree paths and return them each ending in ``/``."""
-    if isinstance(prefixes, str):
-        raise AllowListError("prefixes must be a list of paths, not a single string")
-    normalised: list[str] = []
-    for prefix in prefixes:
-        if not isinstance(prefix, str):
-            raise AllowListError(f"prefixes must hold strings, not {type(prefix).__name__}")
-        if prefix in ("", names.SEPARATOR):
-            raise AllowListError("an empty prefix would grant everything: leave 'prefixes' out for that")
-        path = prefix.removesuffix(names.SEPARATOR)
-        try:
-            names.check_path(path, "prefix")
-        except names.InvalidNameError as exc:
-            raise AllowListError(str(exc)) from None
-        subtree = path + names.SEPARATOR
-        if subtree in normalised:
-            raise AllowListError(f"prefixes lists {prefix!r} twice")
-        normalised.append(subtree)
-    if not normalised:
-        raise AllowListError("prefixes is empty, which would allow nothing: leave it out to allow everything")
-    return tuple(normalised)
-
-
-Grant = AgentGrant | SubscriberGrant
-
-
-class AllowList:
-    """The keys the hub accepts and what each may do; immutable and pure (no I/O except :meth:`load`).
-
-    Build one with :meth:`load` (the file, with permission checks),
-    :meth:`parse` (TOML text) or the constructor; change one with
-    :meth:`with_grant` and :meth:`without`, which return a new list.
-    """
-
-    __slots__ = ("_agents", "_by_key", "_subscribers", "source")
-
-    def __init__(
-        self,
-        agents: Iterable[AgentGrant] = (),
-        subscribers: Iterable[SubscriberGrant] = (),
-        *,
-        source: str = "allow-list",
-    ) -> None:
-        self.source = source
-        self._agents: dict[str, AgentGrant] = {}
-        self._subscribers: dict[str, SubscriberGrant] = {}
-        self._by_key: dict[str, Grant] = {}
-        for agent in agents:
-            self._add(agent)
-        for subscriber in subscribers:
-            self._add(subscriber)
-
-    def _add(self, grant: Grant) -> None:
-        table = "agents" if isinstance(grant, AgentGrant) else "subscribers"
-        where = f"{self.source}: [{table}.{_toml_key(grant.name)}]"
-        if grant.name in self._agents or grant.name in self._subscribers:
-            raise AllowListError(f"{where}: the name {grant.name!r} is already used; names must be unique")
-        other = self._by_key.get(grant.public_key)
-        if other is not None:
-            raise AllowListError(
-                f"{where}: public_key {grant.public_key} is already granted to {other.name!r}; one key, one identity"
-            )
-        if isinstance(grant, AgentGrant):
-            self._agents[grant.name] = grant
-        else:
-            self._subscribers[grant.name] = grant
-        self._by_key[grant.public_key] = grant
-
-    # -- reading ------------------------------------------------------------
-
-    @classmethod
-    def parse(cls, text: str, source: str = "<string>") -> AllowList:
-        """Parse allow-list TOML; raise :class:`AllowListError` naming ``source`` and the entry at fault."""
-        try:
-            document = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise AllowListError(f"{source}: not valid TOML: {exc}") from None
-        unknown = sorted(set(document) - {"agents", "subscribers"})
-        if unknown:
-            raise AllowListError(
-                f"{source}: unknown top-level entries {unknown}; expected [agents.*] and [subscribers.*]"
-            )
-        result = cls(source=source)
-        for table, fields in (
-            ("agents", {"public_key", "mounts"}),
-            ("subscribers", {"public_key", "prefixes", "admin"}),
-        ):
-            entries = document.get(table, {})
-            if not isinstance(entries, dict):
-                raise AllowListError(f"{source}: '{table}' must be a table of [{table}.NAME] entries")
-            for name, entry in entries.items():
-                where = f"{source}: [{table}.{_toml_key(name)}]"
-                if not isinstance(entry, dict):
-                    raise AllowListError(f"{where}: must be a table with public_key = ...")
-                extra = sorted(set(entry) - fields)
-                if extra:
-                    raise AllowListError(f"{where}: unknown fields {extra}; allowed: {sorted(fields)}")
-                required = {"public_key", "mounts"} if table == "agents" else {"public_key"}
-                missing = sorted(required - set(entry))
-                if missing:
-                    raise AllowListError(f"{where}: missing {', '.join(missing)}")
-                grant: Grant
-                try:
-                    if table == "agents":
-                        mounts = entry["mounts"]
-                        if not isinstance(mounts, list):
-                            raise AllowListError("mounts must be a list of paths")
-                        grant = AgentGrant(name, entry["public_key"], tuple(mounts))
-                    else:
-                        prefixes = entry.get("prefixes")
-                        if prefixes is not None and not isinstance(prefixes, list):
-                            raise AllowListError("prefixes must be a list of paths")
-                        grant = SubscriberGrant(
-                            name,
-                            entry["public_key"],
-                            None if prefixes is None else tuple(prefixes),
-                            admin=entry.get("admin", False),
-                        )
-                except AllowListError as exc:
-                    raise AllowListError(f"{where}: {exc}") from None
-                result._add(grant)
-        return result
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> AllowList:
-        """Read and parse the allow-list file, refusing one that group or others may write.
-
-        Whoever can write this file can let any key in, so a group/other
-        writable file or folder is an error (with the ``chmod`` that fixes it),
-        as is a missing file.
-        """
-        file = Path(path)
-        try:
-            fd = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
-        except FileNotFoundError:
-            raise AllowListError(f"{file}: allow-list not found (create it with: gsmon keys init DIR)") from None
-        except OSError as exc:
-            raise AllowListError(f"{file}: cannot read the allow-list: {exc.strerror or exc}") from None
-        try:
-            # Checked on the opened descriptor: the file read is the file checked.
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise AllowListError(f"{file}: the allow-list is not a regular file")
-            if st.st_mode & 0o022:
-                raise AllowListError(
-                    f"{file}: the allow-list is writable by group/others (mode {stat.S_IMODE(st.st_mode):04o}); "
-                    f"fix with: chmod 600 {shlex.quote(str(file))}"
-                )
-        except BaseException:
-            os.close(fd)
-            raise
-        with os.fdopen(fd, "rb") as src:
-            data = src.read(_MAX_ALLOW_LIST_BYTES + 1)
-        for folder in sorted({file.absolute().parent, Path(os.path.realpath(file)).parent}):
-            folder_mode = folder.stat().st_mode
-            if folder_mode & 0o022:
-                raise AllowListError(
-                    f"{file}: its folder {folder} is writable by group/others (mode {stat.S_IMODE(folder_mode):04o}); "
-                    f"fix with: chmod 700 {shlex.quote(str(folder))}"
-                )
-        if len(data) > _MAX_ALLOW_LIST_BYTES:
-            raise AllowListError(f"{file}: larger than {_MAX_ALLOW_LIST_BYTES} bytes; not an allow-list")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise AllowListError(f"{file}: not UTF-8 text ({exc})") from None
-        return cls.parse(text, str(file))
-
-    # -- writing ------------------------------------------------------------
-
-    def dumps(self) -> str:
-        """Return this allow-list as TOML that :meth:`parse` reads back to an equal list."""
-        out = [_FILE_HEADER]
-        for grant in self._agents.values():
-            out.append(f"\n[agents.{_toml_key(grant.name)}]\n")
-            out.append(f"public_key = {_toml_string(grant.public_key)}\n")
-            out.append(f"mounts = [{', '.join(_toml_string(m) for m in grant.mounts)}]\n")
-        for sub in self._subscribers.values():
-            out.append(f"\n[subscribers.{_toml_key(sub.name)}]\n")
-            out.append(f"public_key = {_toml_string(sub.public_key)}\n")
-            if sub.prefixes is not None:
-                out.append(f"prefixes = [{', '.join(_toml_string(p) for p in sub.prefixes)}]\n")
-            if sub.admin:
-                out.append("admin = true\n")
-        return "".join(out)
-
-    def with_grant(self, grant: Grant) -> AllowList:
-        """Return a copy with ``grant`` added; :class:`AllowListError` if its name or key is taken."""
-        agents = list(self._agents.values())
-        subscribers = list(self._subscribers.values())
-        if isinstance(grant, AgentGrant):
-            agents.append(grant)
-        else:
-            subscribers.append(grant)
-        return AllowList(agents, subscribers, source=self.source)
-
-    def without(self, name: str) -> AllowList:
-        """Return a copy without the agent or subscriber ``name``; ``KeyError`` if there is none."""
-        if name not in self._agents and name not in self._subscribers:
-            raise KeyError(name)
-        return AllowList(
-            (g for g in self._agents.values() if g.name != name),
-            (g for g in self._subscribers.values() if g.name != name),
-            source=self.source,
-        )
-
-    # -- questions ----------------------------------------------------------
-
-    @property
-    def agents(self) -> Mapping[str, AgentGrant]:
-        """Agent grants by name (a read-only view)."""
-        return _ReadOnly(self._agents)
-
-    @property
-    def subscribers(self) -> Mapping[str, SubscriberGrant]:
-        """Subscriber grants by name (a read-only view)."""
-        return _ReadOnly(self._subscribers)
-
-    @property
-    def is_empty(self) -> bool:
-        """True if no key at all is granted (the hub would accept nobody)."""
-        return not self._by_key
-
-    def __len__(self) -> int:
-        return len(self._by_key)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AllowList):
-            return NotImplemented
-        return self._agents == other._agents and self._subscribers == other._subscribers
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"AllowList({self.source!r}, agents={sorted(self._agents)}, subscribers={sorted(self._subscribers)})"
-
-    def grant_for_key(self, key: str | bytes | None) -> Grant | None:
-        """The grant of a Z85 public key (``User-Id``), or ``None`` if it has none."""
-        text = _key_text(key)
-        return None if text is None else self._by_key.get(text)
-
-    def agent_for_key(self, key: str | bytes | None) -> AgentGrant | None:
-        """The agent grant of a Z85 public key, or ``None`` (unknown, or a subscriber's key)."""
-        grant = self.grant_for_key(key)
-        return grant if isinstance(grant, AgentGrant) else None
-
-    def subscriber_for_key(self, key: str | bytes | None) -> SubscriberGrant | None:
-        """The subscriber grant of a Z85 public key, or ``None`` (unknown, or an agent's key)."""
-        grant = self.grant_for_key(key)
-        return grant if isinstance(grant, SubscriberGrant) else None
-
-    def may_publish(self, key: str | bytes | None, agent_name: str, path: str) -> bool:
-        """True if the agent holding ``key`` may publish ``path`` under the name ``agent_name``.
-
-        The key must be an agent's, the envelope's sender name must be that
-        agent's name (no speaking for another agent), ``path`` must be a valid
-        path and equal a granted mount or lie below one.
-        """
-        grant = self.agent_for_key(key)
-        if grant is None or grant.name != agent_name:
-            return False
-        try:
-            names.check_path(path)
-        except names.InvalidNameError:
-            return False
-        return grant.covers(path)
-
-    def may_subscribe(self, key: str | bytes | None, prefix: str | bytes) -> bool:
-        """True if the subscriber holding ``key`` may subscribe to (or snapshot) the topic prefix ``prefix``.
-
-        Bytes are decoded as UTF-8 (the raw XPUB subscription without its
-        leading 0x01 byte); undecodable bytes are refused. See
-        :meth:`SubscriberGrant.allows_prefix` for why a prefix shorter than the
-        grant is refused.
-        """
-        grant = self.subscriber_for_key(key)
-        if grant is None:
-            return False
-        if isinstance(prefix, bytes):
-            try:
-                prefix = prefix.decode("utf-8")
-            except UnicodeDecodeError:
-                return False
-        return grant.allows_prefix(prefix)
-
-    def may_read(self, key: str | bytes | None, path: str) -> bool:
-        """True if the subscriber holding ``key`` may see the node at ``path`` (to filter snapshot replies)."""
-        grant = self.subscriber_for_key(key)
-        return grant is not None and grant.allows_path(path)
-
-
-class _ReadOnly(Mapping[str, Any]):
-    """A read-only view of a dict, so callers cannot change an AllowList behind the ZAP thread's back."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Any:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
-_FILE_HEADER: Final = """\
-# gsmon hub allow-list: the CURVE client keys the hub accepts, and what each may do.
-# Managed by `gsmon keys` (init, agent, subscriber, revoke, list), which rewrites this
-# file atomically and does not keep comments. The hub re-reads it within a second of
-# a change; an invalid file is logged and the previous list stays in force.
-#
-#   [agents.NAME]       public_key = "<Z85>"   mounts = ["GS1/Antenna1", ...]
-#                       NAME is the agent's name; it may publish only at or below its mounts.
-#   [subscribers.NAME]  public_key = "<Z85>"   prefixes = ["GS1/", ...]  (optional)
-#                       without prefixes the subscriber may read everything.
-#                       admin = true (optional): it may also run `gsmon forget`.
-"""
-
-_BARE_KEY_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_TOML_ESCAPES: Final = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def _toml_string(text: str) -> str:
-    """Quote ``text`` as a TOML basic string (every character TOML requires escaped, escaped)."""
-    out = ['"']
-    for char in text:
-        if char in _TOML_ESCAPES:
-            out.append(_TOML_ESCAPES[char])
-        elif char < " " or char == "\x7f":
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
-
-
-def _toml_key(name: str) -> str:
-    """Write ``name`` as a bare TOML key when it can be one, else quoted."""
-    return name if name and set(name) <= _BARE_KEY_CHARS else _toml_string(name)
 
 
 # -- per-message checks -------------------------------------------------------
@@ -594,15 +115,6 @@ def sender_key(frame: zmq.Frame) -> str | None:
     if not isinstance(user_id, str) or not user_id:
         return None
     return user_id
-
-
-def peer_address(frame: zmq.Frame) -> str | None:
-    """Return the peer's IP address for a received frame (for log lines), or ``None``."""
-    try:
-        address = frame.get("Peer-Address")
-    except zmq.ZMQError:
-        return None
-    return address if isinstance(address, str) else None
 
 
 # -- the authenticator --------------------------------------------------------
@@ -699,7 +211,6 @@ class HubAuthenticator:
         self._pending_signature: tuple[int, ...] | None = None
         self._pending_since = 0.0
         self._failed_signature: tuple[int, ...] | None = None
-        self._last_error: str | None = None
         self.denials = DenialLog(log)
         self.accepted_handshakes = 0
 
@@ -754,7 +265,7 @@ class HubAuthenticator:
             )
         self._allow_list = allow_list
         self._applied_signature = signature
-        auth = _GuardedThreadAuthenticator(self._context, log=logging.getLogger("gsmon.hub.auth.zap"))
+        auth = _GuardedThreadAuthenticator(self._context, log=logging.getLogger(f"{__name__}.zap"))
         # Providers first, thread second: there is no moment at which the
         # thread answers without them.
         for domain in _DOMAINS.values():
@@ -783,13 +294,6 @@ class HubAuthenticator:
         if auth is not None:
             auth.stop()
             log.info("authenticator stopped")
-
-    def __enter__(self) -> HubAuthenticator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def is_alive(self) -> bool:
         """True while the ZAP thread runs. When it turns False the hub keeps running but
@@ -833,11 +337,6 @@ class HubAuthenticator:
         """The allow-list in force now (immutable: hold it for one message, ask again for the next)."""
         return self._allow_list
 
-    @property
-    def last_error(self) -> str | None:
-        """Why the current file version was rejected (the previous list then stays in force), or ``None``."""
-        return self._last_error
-
     def _signature(self) -> tuple[int, ...] | None:
         try:
             st = self._path.stat()
@@ -851,7 +350,7 @@ class HubAuthenticator:
         Call it from the hub loop every ~0.5 s. A changed file is applied once
         it has been stable for ``settle_s``. A file that fails to load keeps
         the previous list in force (never fail open, never drop everyone for a
-        typo), logs the error once, and exposes it as :attr:`last_error`. An
+        typo) and logs the error once. An
         empty but valid file *is* applied: revoking the last key must work.
         """
         now = time.monotonic() if now is None else now
@@ -869,11 +368,10 @@ class HubAuthenticator:
             new = AllowList.load(self._path)
         except (AllowListError, OSError) as exc:
             self._failed_signature = signature
-            self._last_error = str(exc)
             log.error("allow-list not reloaded, the previous one stays in force: %s", exc)
             return False
         old, self._allow_list = self._allow_list, new
-        self._applied_signature, self._failed_signature, self._last_error = signature, None, None
+        self._applied_signature, self._failed_signature = signature, None
         self._pending_signature = None
         added = sorted(set(_grant_names(new)) - set(_grant_names(old)))
         removed = sorted(set(_grant_names(old)) - set(_grant_names(new)))

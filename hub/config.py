@@ -50,6 +50,11 @@ schema, with the defaults::
                                           #   this: GREEN, ORANGE, RED (default; STALE counts) or CRITICAL
 
 Relative paths are taken relative to the file's folder.
+
+This module owns the settings' types (:class:`HubEndpoints`,
+:class:`ServerLimits`, with :class:`~gsmon.hub.state.HubSettings` from the
+pure core) and imports neither the server nor ZeroMQ: checking a
+configuration needs no sockets. The server imports its settings from here.
 """
 
 from __future__ import annotations
@@ -60,13 +65,46 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
+from gsmon.common import endpoints
+from gsmon.common import protocol as proto
 from gsmon.common.alerts import CriticalAlert, GreenAlert, OrangeAlert, RedAlert
 from gsmon.common.config import ConfigError, Section, load_toml, parse_toml, with_overrides
 from gsmon.common.logs import FORMATS, LEVELS
-from gsmon.hub.server import HubEndpoints, ServerLimits
 from gsmon.hub.state import HubSettings
 
-__all__ = ["ConfigError", "HubConfig", "LoggingSettings", "load_hub_config", "parse_hub_config", "read_hub_config"]
+__all__ = [
+    "ConfigError",
+    "HubConfig",
+    "HubEndpoints",
+    "LoggingSettings",
+    "ServerLimits",
+    "load_hub_config",
+    "parse_hub_config",
+    "read_hub_config",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class HubEndpoints:
+    """Where the hub binds (port 0 picks a free port)."""
+
+    agents: str = endpoints.default_endpoint(endpoints.DEFAULT_AGENTS_PORT)
+    subscribers: str = endpoints.default_endpoint(endpoints.DEFAULT_SUBSCRIBERS_PORT)
+    query: str = endpoints.default_endpoint(endpoints.DEFAULT_QUERY_PORT)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """Socket-level limits (the core has its own in HubSettings)."""
+
+    max_frame_bytes: int = proto.MAX_FRAME_BYTES
+    max_points_per_message: int = proto.MAX_POINTS_PER_MESSAGE
+    max_query_frame_bytes: int = 64 * 1024
+    agents_rcvhwm: int = 100_000
+    subscribers_sndhwm: int = 100_000
+    query_sndhwm: int = 10_000
+    max_subscriptions_per_subscriber: int = 100
+    max_subscriptions: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,7 @@ __all__ = [
     "default_state_dir",
 ]
 
-log = logging.getLogger("gsmon.hub.journal")
+log = logging.getLogger(__name__)
 
 STATE_FILE: Final = "state.db"
 

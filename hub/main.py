@@ -21,7 +21,6 @@ A hub listening beyond loopback without keys says so in a warning and appends
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import signal
 import sys
@@ -29,23 +28,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gsmon.common import logs, transport
+from gsmon.common import endpoints, logs
 from gsmon.common.config import add_key_flag, flag_overrides
 
 __all__ = ["add_parser", "run"]
 
-log = logging.getLogger("gsmon.hub")
+log = logging.getLogger(__name__)
 
 EXAMPLE_CONFIG = "example-hub.toml"
 
 # (flag names: the first matches the key, the others are older spellings), dotted key, type, help.
 _KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | None, str], ...] = (
     *(
-        ((f"--{name}",), f"hub.{name}", None, f"{what} (default {transport.default_endpoint(port)})")
+        ((f"--{name}",), f"hub.{name}", None, f"{what} (default {endpoints.default_endpoint(port)})")
         for name, port, what in (
-            ("agents", transport.DEFAULT_AGENTS_PORT, "where agents connect"),
-            ("subscribers", transport.DEFAULT_SUBSCRIBERS_PORT, "where subscribers connect"),
-            ("query", transport.DEFAULT_QUERY_PORT, "snapshots and hub info"),
+            ("agents", endpoints.DEFAULT_AGENTS_PORT, "where agents connect"),
+            ("subscribers", endpoints.DEFAULT_SUBSCRIBERS_PORT, "where subscribers connect"),
+            ("query", endpoints.DEFAULT_QUERY_PORT, "snapshots and hub info"),
         )
     ),
     (
@@ -91,10 +90,10 @@ _KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | None, str], ...] = (
 )
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, name: str, summary: str) -> None:
     parser = subparsers.add_parser(
-        "hub",
-        help="run the hub: merge agents into one tree, serve subscribers",
+        name,
+        help=summary,
         description="Run the hub. Every flag sets the configuration key of the same name and overrides "
         "--config. Port 0 in an endpoint picks a free port; the real endpoints are printed on one line: "
         "READY agents=... subscribers=... query=...",
@@ -127,16 +126,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _fail(message: str) -> int:
-    print(f"gsmon hub: {message}", file=sys.stderr)
-    return 2
-
-
-def _bind_form(endpoint: str) -> str:
-    """The endpoint as it is handed to ZeroMQ's bind (port 0 becomes ``*``), and so named in its errors."""
-    return endpoint[: -len(":0")] + ":*" if endpoint.startswith("tcp://") and endpoint.endswith(":0") else endpoint
-
-
 def example_config() -> str:
     """The example configuration shipped with the package (deploy/examples/hub.toml in the sources)."""
     return resources.files("gsmon.hub").joinpath(EXAMPLE_CONFIG).read_text(encoding="utf-8")
@@ -144,8 +133,8 @@ def example_config() -> str:
 
 def _check_keys(keys_dir: Path) -> str:
     """Load what the hub would load from its keys folder; a summary, or KeyFileError/AllowListError/..."""
+    from gsmon.common.allowlist import ALLOW_LIST_FILE, HUB_KEY_NAME, AllowList, AllowListError
     from gsmon.common.keys import load_key_pair, require_curve, secret_key_path
-    from gsmon.hub.auth import ALLOW_LIST_FILE, HUB_KEY_NAME, AllowList, AllowListError
 
     require_curve()
     load_key_pair(secret_key_path(keys_dir, HUB_KEY_NAME))
@@ -159,59 +148,41 @@ def _check_keys(keys_dir: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import zmq
-
-    from gsmon.common.keys import CurveUnavailableError, KeyFileError
-    from gsmon.hub.auth import AllowListError
-    from gsmon.hub.config import ConfigError, read_hub_config
-    from gsmon.hub.server import HubServer, ready_line
+    """``gsmon hub``; its errors end the command in :func:`gsmon.common.cli.main` (status 2, or 1 when a port is
+    taken), each named after the flag or file key that led to it."""
+    from gsmon.common.errors import BindError, GsmonError
+    from gsmon.common.ready import ready_line
+    from gsmon.hub.config import read_hub_config
+    from gsmon.hub.server import HubServer
 
     if args.print_example_config:
         sys.stdout.write(example_config())
         return 0
-    try:
-        config = read_hub_config(args.config, flag_overrides(args))
-    except ConfigError as error:
-        return _fail(str(error))
-    endpoints = config.endpoints
-    settings = config.settings
+    config = read_hub_config(args.config, flag_overrides(args))
+    bind_to = config.endpoints
     keys_dir = config.keys_dir
     keys_origin = config.where("security.keys_dir")
     if args.check_config:
         try:
             keys = _check_keys(keys_dir) if keys_dir is not None else "no keys (CURVE off)"
-        except (KeyFileError, AllowListError, CurveUnavailableError) as error:
-            return _fail(f"{keys_origin}: {error}")
+        except GsmonError as error:
+            raise error.at(keys_origin) from error
         print(
-            f"config OK: {config.source}: agents={endpoints.agents} subscribers={endpoints.subscribers} "
-            f"query={endpoints.query}; {keys}"
+            f"config OK: {config.source}: agents={bind_to.agents} subscribers={bind_to.subscribers} "
+            f"query={bind_to.query}; {keys}"
         )
         return 0
-    # Where each endpoint came from, for bind errors: a flag, or the file's key.
-    origin = {name: config.where(f"hub.{name}") for name in ("agents", "subscribers", "query")}
     logs.configure(config.logging.level, config.logging.format)
 
-    server = HubServer(endpoints, settings, config.limits, keys_dir=keys_dir)
+    server = HubServer(bind_to, config.settings, config.limits, keys_dir=keys_dir)
     try:
         bound = server.bind()
-    except (KeyFileError, AllowListError, CurveUnavailableError) as error:
-        return _fail(f"{keys_origin}: {error}")
-    except zmq.ZMQError as error:
-        # pyzmq appends "(addr='tcp://...')" to a bind error: name the setting that asked for it.
-        where = next(
-            (origin[name] for name in origin if _bind_form(getattr(endpoints, name)) in str(error)),
-            "cannot start",
-        )
-        if error.errno == errno.EADDRINUSE:
-            # Most likely another hub (or the previous one, still closing): worth a retry, so not status 2.
-            print(f"gsmon hub: {where}: {error}; is another hub running?", file=sys.stderr)
-            return 1
-        return _fail(f"{where}: cannot listen there: {error}")
-    except Exception as error:
-        print(f"gsmon hub: cannot start: {error}", file=sys.stderr)
-        return 1
+    except BindError as error:  # name the flag or key that asked for that endpoint
+        raise error.at(config.where(f"hub.{error.role}")) from error
+    except GsmonError as error:  # the keys: the hub's pair, the allow-list, CURVE
+        raise error.at(keys_origin) from error
     warnings = []
-    exposed = [ep for ep in (bound.agents, bound.subscribers, bound.query) if not transport.is_loopback(ep)]
+    exposed = [ep for ep in (bound.agents, bound.subscribers, bound.query) if not endpoints.is_loopback(ep)]
     if exposed and keys_dir is None:
         warnings.append("unauthenticated-non-loopback")
         log.warning(
@@ -225,7 +196,10 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(ready_line(bound, warnings), flush=True)
+    line = ready_line(
+        agents=bound.agents, subscribers=bound.subscribers, query=bound.query, WARNING=",".join(warnings) or None
+    )
+    print(line, flush=True)
     log.info("hub epoch %x serving", server.epoch)
     server.run()
     log.info("hub stopped")

@@ -45,15 +45,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from gsmon.common import protocol as proto
+from gsmon.common.allowlist import AllowList, SubscriberGrant
 from gsmon.common.tree import TreeNode
-from gsmon.hub.auth import AllowList, SubscriberGrant
 from gsmon.hub.state import HubState
 
 __all__ = ["BUSY_MESSAGE", "COMMANDS", "CommandSpec", "Outcome", "QueryCore", "QuerySettings", "may_snapshot"]
 
-log = logging.getLogger("gsmon.hub")
+log = logging.getLogger(__name__)
 
 BUSY_MESSAGE: Final = "busy, retry"
+# Connections whose reply seq is remembered; past that the least recently answered is forgotten.
+_MAX_TRACKED_CONNECTIONS: Final = 65536
 Role = Literal["admin"]
 
 
@@ -200,7 +202,7 @@ class QueryCore:
         self._version = version
         self._jobs: deque[_Job] = deque()
         self._per_client: dict[str | bytes, int] = {}
-        self._seq_out = 0
+        self._seq_out: dict[bytes, int] = {}  # reply seq per connection (ROUTER identity), least recent first
 
     @property
     def busy(self) -> bool:
@@ -233,7 +235,7 @@ class QueryCore:
             self.stats.hellos += 1
             log.debug("HELLO from %s", caller.name)
             info = proto.Info(
-                **self._header(wall),
+                **self._header(identity, wall),
                 request_id=msg.request_id,
                 endpoints=dict(self._endpoints),
                 heartbeat_s=self._heartbeat_s,
@@ -295,9 +297,7 @@ class QueryCore:
         items, job.chunk = job.chunk, []
         job.count += len(items)
         self.stats.snapshot_nodes += len(items)
-        return proto.encode(
-            proto.SnapshotChunk(**self._header(wall), request_id=job.request_id, nodes=[], packed_nodes=items)
-        )
+        return proto.encode_snapshot_chunk(**self._header(job.identity, wall), request_id=job.request_id, items=items)
 
     def _end(self, job: _Job, wall: float) -> bytes:
         remaining = self._per_client[job.client] - 1
@@ -308,7 +308,7 @@ class QueryCore:
         log.debug("snapshot of %r: %d node(s) in %d turn(s)", job.prefix, job.count, job.turns)
         return proto.encode(
             proto.SnapshotEnd(
-                **self._header(wall),
+                **self._header(job.identity, wall),
                 request_id=job.request_id,
                 seq_at=job.seq_at,
                 count=job.count,
@@ -344,18 +344,34 @@ class QueryCore:
         by = caller.name + (f" (user {msg.user!r})" if msg.user else "")
         log.log(logging.INFO if ok else logging.WARNING, "command %s %s by %s: %s", msg.command, msg.args, by, message)
         reply = proto.CommandResult(
-            **self._header(wall), request_id=msg.request_id, ok=ok, message=message, result=result
+            **self._header(caller.identity, wall), request_id=msg.request_id, ok=ok, message=message, result=result
         )
         return Outcome([(caller.identity, proto.encode(reply))], refused=refused)
 
     # -- replies --------------------------------------------------------------
 
-    def _header(self, wall: float) -> dict[str, Any]:
-        self._seq_out += 1
-        return {"sender": "hub", "epoch": self.state.epoch, "seq": self._seq_out, "sent_ns": int(wall * 1e9)}
+    def malformed(self, identity: bytes, request_id: int | None, reason: str, wall: float) -> Outcome:
+        """A request that did not decode (protocol: When ERROR is sent): an ERROR with the reason when
+        it carries a usable ``request_id`` (:func:`proto.salvage_request_id`), else nothing to send."""
+        why = reason[:300]
+        if request_id is None:
+            return Outcome(invalid=why)
+        error = proto.Error(**self._header(identity, wall), request_id=request_id, message=f"malformed request: {why}")
+        return Outcome([(identity, proto.encode(error))], invalid=why)
+
+    def _header(self, identity: bytes, wall: float) -> dict[str, Any]:
+        # Reply seq is per connection (protocol: Envelope): a ROUTER identity is one connection.
+        seqs = self._seq_out
+        seq = seqs.pop(identity, 0) + 1
+        if len(seqs) >= _MAX_TRACKED_CONNECTIONS:
+            del seqs[next(iter(seqs))]  # the longest idle connection; it may restart at 1 (documented)
+        seqs[identity] = seq
+        return {"sender": "hub", "epoch": self.state.epoch, "seq": seq, "sent_ns": int(wall * 1e9)}
 
     def _error(self, caller: _Caller, msg: proto.Message, wall: float, message: str) -> tuple[bytes, bytes]:
-        error = proto.Error(**self._header(wall), request_id=getattr(msg, "request_id", 0), message=message)
+        error = proto.Error(
+            **self._header(caller.identity, wall), request_id=getattr(msg, "request_id", 0), message=message
+        )
         return caller.identity, proto.encode(error)
 
 

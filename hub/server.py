@@ -27,7 +27,7 @@ at once when a new subscriber subscribes to it.
 
 The subscribers' XPUB runs in manual mode: the hub sees every subscription
 and applies only those within the subscriber's caps and, with keys, its
-granted prefixes (:mod:`gsmon.hub.auth`). Which connection a manual
+granted prefixes (:mod:`gsmon.common.allowlist`). Which connection a manual
 ``setsockopt`` lands on is libzmq's guess, which a peer's junk upstream
 message skews: :mod:`gsmon.hub.subscriptions` explains the trap and owns the
 alignment guard and the ledger; this loop only feeds it frames, applies what
@@ -85,16 +85,20 @@ from zmq.utils.monitor import recv_monitor_message
 from gsmon.common import names, transport
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import CriticalAlert, GreenAlert
+from gsmon.common.allowlist import AllowList, SubscriberGrant
+from gsmon.common.errors import BindError
+from gsmon.common.transport import fast_get, fast_recv, fast_send
 from gsmon.common.version import __version__
-from gsmon.hub.auth import AllowList, HubAuthenticator, SubscriberGrant, sender_key
+from gsmon.hub.auth import HubAuthenticator, sender_key
 from gsmon.hub.clock import ObservedClock
+from gsmon.hub.config import HubEndpoints, ServerLimits
 from gsmon.hub.queries import QueryCore, QuerySettings
 from gsmon.hub.state import HubSettings, HubState, nested_mounts
 from gsmon.hub.subscriptions import Outcome, SubscriptionLedger
 
 __all__ = ["HubEndpoints", "HubServer", "ServerLimits"]
 
-log = logging.getLogger("gsmon.hub")
+log = logging.getLogger(__name__)
 
 TICK_S: Final = 0.1
 # How often the allow-list file is checked and the authenticator's health.
@@ -115,9 +119,6 @@ RECV_POINTS_BUDGET: Final = 2000
 # Queries read per turn: each is small work (a snapshot becomes a job that the
 # query core answers in slices), but 2,000 of them are still milliseconds.
 QUERY_RECV_BUDGET: Final = 500
-_BASE_SEND: Final = zmq.backend.Socket.send
-_BASE_RECV: Final = zmq.backend.Socket.recv
-_BASE_GET: Final = zmq.backend.Socket.get
 _POINT_MESSAGES: Final = (proto.Delta, proto.State)  # a tuple: an inline union is rebuilt per message
 # How long a rebuilt subscribers socket waits for its old port to be released
 # (only where libzmq binds it itself; see the module docstring).
@@ -131,29 +132,6 @@ _MONITORED: Final = (
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 )
-
-
-@dataclass(frozen=True, slots=True)
-class HubEndpoints:
-    """Where the hub binds (port 0 picks a free port)."""
-
-    agents: str = transport.default_endpoint(transport.DEFAULT_AGENTS_PORT)
-    subscribers: str = transport.default_endpoint(transport.DEFAULT_SUBSCRIBERS_PORT)
-    query: str = transport.default_endpoint(transport.DEFAULT_QUERY_PORT)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerLimits:
-    """Socket-level limits (the core has its own in HubSettings)."""
-
-    max_frame_bytes: int = proto.MAX_FRAME_BYTES
-    max_points_per_message: int = proto.MAX_POINTS_PER_MESSAGE
-    max_query_frame_bytes: int = 64 * 1024
-    agents_rcvhwm: int = 100_000
-    subscribers_sndhwm: int = 100_000
-    query_sndhwm: int = 10_000
-    max_subscriptions_per_subscriber: int = 100
-    max_subscriptions: int = 100_000
 
 
 @dataclass(slots=True)
@@ -314,20 +292,14 @@ class HubServer:
                 self._scopes = _scopes_of(self.auth.allow_list)
             agents.setsockopt(zmq.SUBSCRIBE, b"")
             requested = self._requested_endpoints
-            bound_agents = transport.bind(agents, requested.agents)
-            try:
+            with _binding("agents", requested.agents):
+                bound_agents = transport.bind(agents, requested.agents)
+            with _binding("subscribers", requested.subscribers):
                 self._subscribers_listener = transport.listen(requested.subscribers)
-            except OSError as error:
-                # Said the way libzmq says it, so that the caller names the setting at fault.
-                code = error.errno or errno.EADDRINUSE
-                form = requested.subscribers.replace(":0", ":*") if requested.subscribers.endswith(":0") else None
-                raise zmq.ZMQError(code, f"{os.strerror(code)} (addr='{form or requested.subscribers}')") from error
-            bound_subscribers = self._make_subscribers(requested.subscribers)
-            self.endpoints = HubEndpoints(
-                agents=bound_agents,
-                subscribers=bound_subscribers,
-                query=transport.bind(query, requested.query),
-            )
+                bound_subscribers = self._make_subscribers(requested.subscribers)
+            with _binding("query", requested.query):
+                bound_query = transport.bind(query, requested.query)
+            self.endpoints = HubEndpoints(agents=bound_agents, subscribers=bound_subscribers, query=bound_query)
         except BaseException:
             self.close()
             raise
@@ -486,7 +458,7 @@ class HubServer:
                 if mono >= next_tick:
                     self._check_auth(mono)
                     self._check_grants()
-                    state.stats.subscribers = self._counters.subscriber_connections
+                    state.set_subscribers(self._counters.subscriber_connections)
                     self._report_health()
                     state.tick(now, wall)
                     next_tick = mono + TICK_S
@@ -557,7 +529,7 @@ class HubServer:
             extra["auth_alive"] = (alive, GreenAlert.alertcode if alive else CriticalAlert.alertcode)
             extra["auth_unauthorised_messages"] = (counters.unauthorised, 0)
             extra["auth_denied_handshakes"] = (auth.denied_handshakes, 0)
-        self.state.extra_health = extra
+        self.state.set_server_health(extra)
 
     def _read_agents(self, agents: zmq.Socket[bytes], now: float, wall: float) -> bool:
         """Read and apply agent messages up to this turn's budget; True if the queue was emptied."""
@@ -575,9 +547,9 @@ class HubServer:
             try:
                 if plain:
                     # pyzmq's recv_multipart is Python; its Cython recv directly
-                    # saves a fifth of a small message's cost (0.75 us).
-                    frames: list[Any] = [_BASE_RECV(agents, zmq.DONTWAIT)]
-                    if _BASE_GET(agents, zmq.RCVMORE):
+                    # saves a fifth of a small message's cost (transport.fast_recv).
+                    frames: list[Any] = [fast_recv(agents, zmq.DONTWAIT)]
+                    if fast_get(agents, zmq.RCVMORE):
                         frames += agents.recv_multipart(zmq.DONTWAIT)  # the rest of this message
                 else:
                     # With keys the frame object is needed for its User-Id (and for the peer's address).
@@ -639,7 +611,7 @@ class HubServer:
 
     def _reject(self, why: str, decode: bool) -> None:
         counters = self._counters
-        self.state.stats.messages_rejected += 1
+        self.state.count_rejected()
         if decode:
             counters.decode_errors += 1
         else:
@@ -737,9 +709,8 @@ class HubServer:
 
     def _publish(self, subscribers: zmq.Socket[bytes], frames: list[tuple[bytes, bytes]]) -> None:
         # This loop runs once per published update: _send inlined, and the
-        # Cython send called directly (pyzmq's Python-level Socket.send only
-        # adds the DRAFT routing_id/group arguments): 2.5 -> 1.0 µs an update.
-        send, more, last = _BASE_SEND, zmq.SNDMORE | zmq.DONTWAIT, zmq.DONTWAIT
+        # Cython send called directly (transport.fast_send): 2.5 -> 1.0 µs an update.
+        send, more, last = fast_send, zmq.SNDMORE | zmq.DONTWAIT, zmq.DONTWAIT
         for topic, payload in frames:
             try:
                 send(subscribers, topic, more)
@@ -770,6 +741,18 @@ class HubServer:
             except zmq.Again:
                 return
             self._counters.queries += 1
+            if len(frames) == 3 and not frames[1].bytes:  # a REQ socket's delimiter: answered, in its framing
+                bad = queries.malformed(
+                    frames[0].bytes,
+                    proto.salvage_request_id(frames[2].bytes, self._query_limits.max_frame_bytes),
+                    "a leading empty frame (a REQ socket?): send the envelope as the only frame, from a DEALER",
+                    wall,
+                )
+                self._reject(bad.invalid or "", decode=True)
+                for to, frame in bad.replies:
+                    with contextlib.suppress(zmq.Again):
+                        query.send_multipart([to, b"", frame], zmq.DONTWAIT)
+                continue
             if len(frames) != 2:
                 self._reject(f"{len(frames)} frames in one query (expected identity + 1)", decode=True)
                 continue
@@ -777,7 +760,12 @@ class HubServer:
             try:
                 request = proto.decode(data.bytes, self._query_limits)
             except proto.ProtocolError as error:
+                bad = queries.malformed(
+                    identity, proto.salvage_request_id(data.bytes, self._query_limits.max_frame_bytes), str(error), wall
+                )
                 self._reject(str(error), decode=True)
+                for to, frame in bad.replies:
+                    self._reply(query, to, frame)
                 continue
             try:
                 outcome = queries.request(
@@ -831,6 +819,19 @@ class HubServer:
             )
 
 
+@contextlib.contextmanager
+def _binding(role: str, endpoint: str) -> Iterator[None]:
+    """Turn a failure to listen at ``endpoint`` into a :class:`BindError` naming ``role`` and the endpoint."""
+    try:
+        yield
+    except zmq.ZMQError as error:  # pyzmq's text ends "(addr='tcp://...:*')": the endpoint as libzmq took it
+        raise BindError(role, endpoint, str(error), errno_value=error.errno) from error
+    except OSError as error:  # our own listener (transport.listen): said the way libzmq says it
+        code = error.errno or errno.EADDRINUSE
+        form = endpoint[: -len(":0")] + ":*" if endpoint.startswith("tcp://") and endpoint.endswith(":0") else endpoint
+        raise BindError(role, endpoint, f"{os.strerror(code)} (addr='{form}')", errno_value=code) from error
+
+
 def _bind_when_free(sock: zmq.Socket[bytes], endpoint: str, wait_s: float) -> str:
     """Bind, retrying for up to ``wait_s`` while the port is still taken.
 
@@ -848,14 +849,6 @@ def _bind_when_free(sock: zmq.Socket[bytes], endpoint: str, wait_s: float) -> st
                 sock.close(linger=0)
                 raise
         time.sleep(0.01)
-
-
-def ready_line(endpoints: HubEndpoints, warnings: list[str]) -> str:
-    """The single line a hub prints once it is bound (tests and scripts parse it)."""
-    line = f"READY agents={endpoints.agents} subscribers={endpoints.subscribers} query={endpoints.query}"
-    if warnings:
-        line += " WARNING=" + ",".join(warnings)
-    return line
 
 
 def _peer_of(frame: zmq.Frame) -> str | None:

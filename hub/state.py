@@ -92,7 +92,7 @@ import bisect
 import heapq
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -113,7 +113,9 @@ from gsmon.hub.subscriptions import SubscriptionLedger
 
 __all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats", "nested_mounts"]
 
-log = logging.getLogger("gsmon.hub")
+log = logging.getLogger(__name__)
+# Not a module logger but a documented channel (see the module docstring): operators route or filter
+# the merged tree's alert transitions by this name, whichever module writes them.
 alert_log = logging.getLogger("gsmon.hub.alerts")
 
 # Tuples rather than inline `A | B` unions, which are rebuilt at every call (per message here).
@@ -297,8 +299,8 @@ class HubState:
         self.subscriptions = subscriptions or SubscriptionLedger(max_published_prefixes=settings.max_published_prefixes)
         self._own = _Agent(HUB_AGENT, epoch=epoch, mount=HUB_ROOT, silent=False, judged=_INF)
         self._encoder = proto.NodeEncoder(epoch)
-        # Values the server adds to the hub's own points (name -> (value, alert code)).
-        self.extra_health: dict[str, tuple[Any, int]] = {}
+        # Values the server adds to the hub's own points (name -> (value, alert code)): set_server_health.
+        self._server_health: dict[str, tuple[Any, int]] = {}
         self._last_health = -_INF
         self._backlog_s = 0.0  # how far behind its agents' messages the last tick was
         self._started = now
@@ -356,9 +358,9 @@ class HubState:
         if agent is None:
             if isinstance(msg, proto.Bye):
                 return  # goodbye from an agent we never knew: nothing to record
-            if not _valid_agent_name(name) or len(self.agents) >= self.settings.max_agents:
+            if not naming.is_agent_name(name) or len(self.agents) >= self.settings.max_agents:
                 self.stats.messages_rejected += 1
-                why = "the hub has max_agents agents" if _valid_agent_name(name) else "invalid or reserved name"
+                why = "the hub has max_agents agents" if naming.is_agent_name(name) else "invalid or reserved name"
                 self._notice(name, f"agent name {name!r} refused: {why}")
                 return
             agent = self.agents[name] = _Agent(name)
@@ -1084,6 +1086,22 @@ class HubState:
     # The hub's own points
     # ------------------------------------------------------------------
 
+    def count_rejected(self, count: int = 1) -> None:
+        """``count`` messages the server dropped before they reached the core (undecodable,
+        unauthorised, a failure to apply): they count in ``_hub/messages_rejected``."""
+        self.stats.messages_rejected += count
+
+    def set_subscribers(self, connections: int) -> None:
+        """How many subscriber connections are open (``_hub/subscribers``), as the server's monitor counts them."""
+        self.stats.subscribers = connections
+
+    def set_server_health(self, values: Mapping[str, tuple[Any, int]]) -> None:
+        """The server's own health figures, shown as points ``_hub/<name>``: ``name -> (value, alert code)``.
+
+        They replace the previous call's: a name left out is removed at the next refresh.
+        """
+        self._server_health = dict(values)
+
     def _update_health(self, now: float, wall: float) -> None:
         live = sum(1 for agent in self.agents.values() if not agent.silent)
         stats = self.stats
@@ -1104,7 +1122,7 @@ class HubState:
         entries = [proto.PointEntry(key, value, 0, "", wall, None) for key, value in values.items()]
         entries += [
             proto.PointEntry(key, value, code, alertstr_for(code), wall, None)
-            for key, (value, code) in self.extra_health.items()
+            for key, (value, code) in self._server_health.items()
         ]
         # Behind by more than a heartbeat: liveness judgments are on hold (see tick).
         backlog_s = round(self._backlog_s, 1)
@@ -1331,7 +1349,7 @@ class HubState:
             payload = data.payload
             if not payload:
                 payload = data.payload = pack(node, encoder)
-            append(_pack_item(key, payload))
+            append(proto.snapshot_item(key, payload))
         return visited
 
     def node_item(self, node: TreeNode) -> bytes | None:
@@ -1345,7 +1363,7 @@ class HubState:
             if encoder.epoch != self.epoch:
                 encoder = self._encoder = proto.NodeEncoder(self.epoch)
             data.payload = self._pack(node, encoder)
-        return _pack_item(node.key, data.payload)
+        return proto.snapshot_item(node.key, data.payload)
 
 
 def nested_mounts(mounts: Iterable[tuple[str, str]]) -> list[tuple[str, str, str, str]]:
@@ -1364,24 +1382,3 @@ def nested_mounts(mounts: Iterable[tuple[str, str]]) -> list[tuple[str, str, str
             for outer in by_mount.get(outer_mount, ()):
                 pairs.extend((outer, outer_mount, inner, mount) for inner in by_mount[mount] if inner != outer)
     return pairs
-
-
-def _valid_agent_name(name: str) -> bool:
-    try:
-        naming.check_name(name, "agent name")
-    except naming.InvalidNameError:
-        return False
-    return not name.startswith(naming.RESERVED_ROOT_PREFIX)
-
-
-def _pack_item(path: str, payload: bytes) -> bytes:
-    """A packed 2-array ``[path, payload-map]`` without unpacking the payload."""
-    encoded = path.encode()
-    size = len(encoded)
-    if size < 32:
-        head = bytes((0xA0 | size,))
-    elif size < 256:
-        head = b"\xd9" + bytes((size,))
-    else:
-        head = b"\xda" + size.to_bytes(2, "big")
-    return b"\x92" + head + encoded + payload

@@ -14,7 +14,7 @@ from gsmon.common import names as naming
 
 __all__ = ["PollFunction", "RegisteredProbes", "log"]
 
-log = logging.getLogger("gsmon.agent.probes")
+log = logging.getLogger(__name__)
 
 PollFunction = Callable[[], Any]
 

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from gsmon.common import logs
+from gsmon.common.ready import ready_line
 
 __all__ = ["add_parser", "parse_listen", "run_passwd", "run_web"]
 
@@ -77,12 +78,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, name: str = "web", summary: str = "serve the live tree to browsers") -> None:
     """Register ``gsmon web`` (and ``gsmon web passwd``) on the ``gsmon`` command's subparsers."""
     from gsmon.common.views import add_client_flags
 
-    summary = "serve the live tree to browsers (page, JSON API, WebSocket) and to Prometheus (/metrics)"
-    parser = subparsers.add_parser("web", help=summary, description=summary + ".")
+    parser = subparsers.add_parser(name, help=summary, description=summary + ".")
     add_client_flags(parser)
     parser.add_argument(
         "--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help="where to serve HTTP (default %(default)s)"
@@ -129,45 +129,40 @@ def _read_password(name: str) -> str:
 
 
 def run_passwd(args: argparse.Namespace) -> int:
-    from gsmon.common.config import ConfigError
-    from gsmon.common.names import InvalidNameError
+    from gsmon.common.errors import GsmonError, UsageError
     from gsmon.common.web.auth import set_user
 
-    prog = "gsmon web passwd"
     try:
         password = _read_password(args.name)
         user, new = set_user(args.users, args.name, password, args.role)
-    except (ValueError, ConfigError, InvalidNameError, OSError) as error:
-        print(f"{prog}: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    except GsmonError:
+        raise  # a bad name or users file: cli.main prints it (one line) with its exit status
+    except ValueError as error:
+        raise UsageError(f"passwd: {' '.join(str(error).split())}") from error
     print(f"{'created' if new else 'changed'} {user.name} ({user.role}) in {args.users}")
     return 0
 
 
 def run_web(args: argparse.Namespace) -> int:
-    from gsmon.common.config import ConfigError
-    from gsmon.common.keys import KeyFileError
+    """``gsmon web``: errors that end it are GsmonErrors, printed by cli.main (one line, their exit status)."""
+    from gsmon.common.errors import UsageError
     from gsmon.common.views import client_settings
     from gsmon.common.web.app import WebBridge, WebSettings
     from gsmon.common.web.auth import Users
 
-    prog = "gsmon web"
-    try:
-        logs.configure(args.log_level.upper())
-    except (ValueError, ConfigError) as error:
-        print(f"{prog}: --log-level: {error}", file=sys.stderr)
-        return 2
+    if args.log_level.upper() not in logs.LEVELS:
+        raise UsageError(f"--log-level must be one of {', '.join(logs.LEVELS)}, got {args.log_level!r}")
+    logs.configure(args.log_level.upper())
     try:
         host, port = parse_listen(args.listen)
-        if args.max_series < 1:
-            raise ValueError(f"--max-series must be at least 1, got {args.max_series}")
-        if not args.timeout_s > 0:
-            raise ValueError(f"--timeout-s must be positive, got {args.timeout_s}")
-        settings, curve = client_settings(args)
-        users = Users(args.users) if args.users else None
-    except (ValueError, ConfigError, KeyFileError) as error:
-        print(f"{prog}: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    if args.max_series < 1:
+        raise UsageError(f"--max-series must be at least 1, got {args.max_series}")
+    if not args.timeout_s > 0:
+        raise UsageError(f"--timeout-s must be positive, got {args.timeout_s}")
+    settings, curve = client_settings(args)  # ConfigError / KeyFileError: UsageErrors
+    users = Users(args.users) if args.users else None
     private = args.private_reads or (not _is_loopback(host) and not args.public_reads)
     if not _is_loopback(host) and not private:
         log.warning("serving reads without a login beyond loopback (--public-reads) at %s", args.listen)
@@ -188,10 +183,9 @@ def run_web(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_serve(bridge))
     except OSError as error:
-        print(f"{prog}: cannot listen on {args.listen}: {error.strerror or error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
+        from gsmon.common.errors import BindError
+
+        raise BindError("web", args.listen, error.strerror or str(error), errno_value=error.errno) from error
 
 
 async def _serve(bridge: Any) -> int:
@@ -211,7 +205,7 @@ async def _serve(bridge: Any) -> int:
         sockets = [] if server is None else list(getattr(server, "sockets", []) or [])
         bound = sockets[0].getsockname() if sockets else (settings.host, settings.port)
         shown = f"[{bound[0]}]" if sockets and sockets[0].family == socket.AF_INET6 else bound[0]
-        print(f"READY url=http://{shown}:{bound[1]}/ hub={settings.hub}", flush=True)
+        print(ready_line(url=f"http://{shown}:{bound[1]}/", hub=settings.hub), flush=True)
         log.info("serving http://%s:%s/ for the hub at %s", shown, bound[1], settings.hub)
         done = loop.create_task(bridge.done.wait())
         stopping = loop.create_task(stop.wait())

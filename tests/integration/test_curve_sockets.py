@@ -23,10 +23,11 @@ import zmq
 from zmq.auth.thread import AuthenticationThread
 from zmq.utils.monitor import recv_monitor_message
 
-from gsmon.common import keys
+from gsmon.common import allowlist, keys
+from gsmon.common.allowlist import AgentGrant, AllowList, SubscriberGrant
 from gsmon.common.keys import KeyPair
 from gsmon.hub import auth
-from gsmon.hub.auth import AgentGrant, AllowList, HubAuthenticator, SubscriberGrant, sender_key
+from gsmon.hub.auth import HubAuthenticator, sender_key
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,7 @@ class Keys:
 
     @property
     def allow_list_path(self) -> Path:
-        return self.dir / auth.ALLOW_LIST_FILE
+        return self.dir / allowlist.ALLOW_LIST_FILE
 
     def write(self, allow_list: AllowList) -> None:
         keys.replace_private_file(self.allow_list_path, allow_list.dumps().encode())
@@ -68,7 +69,7 @@ class Keys:
 @pytest.fixture
 def hub_keys(tmp_path: Path) -> Keys:
     folder = tmp_path / "hub"
-    hub, _, _ = keys.create_key_pair(folder, auth.HUB_KEY_NAME)
+    hub, _, _ = keys.create_key_pair(folder, allowlist.HUB_KEY_NAME)
     made = Keys(folder, hub, keys.generate_key_pair(), keys.generate_key_pair(), keys.generate_key_pair())
     made.write(made.full_list())
     return made
@@ -194,11 +195,12 @@ def test_a_listed_agent_gets_in_and_carries_its_key(
     assert frame.bytes == b"GS1/Antenna1/Azimuth"
     key = sender_key(frame)
     assert key == hub_keys.ant1.public_text
-    assert auth.peer_address(frame) == "127.0.0.1"
-    # The per-message check the hub makes on every message:
-    assert hub_auth.allow_list.may_publish(key, "ant1", "GS1/Antenna1/Azimuth")
-    assert not hub_auth.allow_list.may_publish(key, "ant2", "GS1/Antenna2/Azimuth")  # cannot speak for ant2
-    assert not hub_auth.allow_list.may_publish(key, "ant1", "GS1/Antenna2/Azimuth")  # nor write its subtree
+    # The per-message check the hub makes on every message (hub/server.py): the key's grant, its name, its mounts.
+    grant = hub_auth.allow_list.agent_for_key(key)
+    assert grant is not None
+    assert grant.name == "ant1"  # so it cannot speak for ant2
+    assert grant.covers("GS1/Antenna1/Azimuth")
+    assert not grant.covers("GS1/Antenna2/Azimuth")  # nor write its subtree
     assert hub_auth.accepted_handshakes >= 1
 
 
@@ -324,7 +326,7 @@ def test_a_revoked_key_cannot_connect_again_and_its_open_connection_is_caught_pe
     # looks at handshakes. The hub's per-message check is what stops it.
     frame = pump(before, sub, b"after", DEADLINE_S)
     assert frame is not None
-    assert not hub_auth.allow_list.may_publish(sender_key(frame), "ant1", "GS1/Antenna1/x")
+    assert hub_auth.allow_list.agent_for_key(sender_key(frame)) is None  # revoked: every message refused
     while sub.poll(0):
         sub.recv()  # drain what `before` queued
     before.close(linger=0)
@@ -403,7 +405,7 @@ def test_without_an_authenticator_curve_admits_anyone_but_no_user_id(
     frame = pump(stranger, sub, b"GS1/Antenna1/x", DEADLINE_S)
     assert frame is not None  # got in, unauthenticated
     assert sender_key(frame) is None
-    assert not hub_keys.full_list().may_publish(sender_key(frame), "ant1", "GS1/Antenna1/x")
+    assert hub_keys.full_list().agent_for_key(sender_key(frame)) is None
 
 
 def test_server_options_refuse_to_leave_a_socket_unguarded(

@@ -725,3 +725,30 @@ def test_watch_exits_within_2s(procs: Processes, signum: int, hub_alive: bool) -
         hub.process.kill()
         wait_until(lambda: watch.latest(" HUB LOST") is not None, what="watch to show the hub lost")
     _exit_time(watch, signum)
+
+
+def test_a_malformed_request_gets_an_error_naming_what_is_wrong_even_from_a_req_socket(procs: Processes) -> None:
+    """Issue 12 §2: a request that does not decode but carries a request_id is answered with ERROR."""
+    hub, _ = _start(procs)
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        dealer = context.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.RCVTIMEO, 10_000)
+        dealer.connect(hub.query)
+        dealer.send(_envelope(11, {"request_id": 77, "prefix": ""}, major=2))
+        reply = proto.decode(dealer.recv())
+        assert isinstance(reply, proto.Error)
+        assert reply.request_id == 77
+        assert "malformed request: protocol major version 2" in reply.message
+        req = context.socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.setsockopt(zmq.RCVTIMEO, 10_000)
+        req.connect(hub.query)
+        req.send(proto.encode(proto.Hello(sender="req", epoch=1, seq=1, sent_ns=0, request_id=5)))
+        answer = proto.decode(req.recv())
+        assert isinstance(answer, proto.Error)
+        assert answer.request_id == 5
+        assert "leading empty frame" in answer.message
+    finally:
+        context.destroy(linger=0)

@@ -315,7 +315,7 @@ def test_a_real_restart_is_one_info_line_and_no_conflict(procs: Processes) -> No
         assert value(sub, "_hub/agents/rack") == "live"
         assert value(sub, "_hub/conflicts") == 0
     log = hub.process.stderr()
-    assert len(re.findall(r"INFO gsmon.hub: agent rack restarted", log)) == 1, log
+    assert len(re.findall(r"INFO gsmon.hub.state: agent rack restarted", log)) == 1, log
     assert "two processes" not in log
 
 
@@ -543,7 +543,7 @@ def test_the_hub_logs_what_an_operator_needs_and_no_line_per_get(procs: Processe
         wait_until(lambda: polled(sub) and not node(sub, "GS1/Ctl/Ticks").stale, what="the agent back")  # type: ignore[union-attr]
         watch(sub, 0.5)
     lines = [json.loads(line) for line in hub.process.stderr().splitlines() if line.startswith("{")]
-    mine = [entry for entry in lines if entry.get("logger") in ("gsmon.hub", "gsmon.hub.alerts")]
+    mine = [entry for entry in lines if entry.get("logger") in ("gsmon.hub.state", "gsmon.hub.alerts")]
     silent = [e for e in mine if e["message"].startswith("agent ctl is silent")]
     back = [e for e in mine if e["message"].startswith("agent ctl is back")]
     assert [e["level"] for e in silent] == ["WARNING"]

@@ -253,7 +253,9 @@ def test_rack_example_probes_and_process_checks_with_json_logs(procs: Processes,
         assert sub.tree["GS1/Rack1/Memory/memory_used_percent"].alertcode >= GreenAlert.alertcode
     records = json_records(agent)
     assert any(record["message"].startswith("agent rack1 publishing") for record in records)
-    assert {record["logger"] for record in records} <= {"gsmon.agent", "gsmon.agent.probes"}
+    # Logger names are the modules' (__name__): the agent's own modules and its probes.
+    agent_loggers = {f"gsmon.agent.{name}" for name in ("main", "monitor", "publisher", "modules", "probes.base")}
+    assert {record["logger"] for record in records} <= agent_loggers
 
 
 TANK_MODULE = '''"""Test module: one plain number read from a file, judged by the agent's [[thresholds]]."""
@@ -320,7 +322,7 @@ def test_threshold_with_hysteresis_end_to_end_and_transitions_logged_as_json(pro
     wait_until(lambda: len(transitions()) >= 2, what="two logged transitions")
     into_red, out_of_red = transitions()
     assert into_red["level"] == "WARNING"
-    assert into_red["logger"] == "gsmon.agent"
+    assert into_red["logger"] == "gsmon.agent.monitor"
     assert (into_red["old_alert"], into_red["new_alert"], into_red["value"]) == (10, 30, 85.0)
     assert (into_red["old_alertstr"], into_red["new_alertstr"]) == ("GREEN", "RED")
     assert into_red["message"] == 'alert "Tank/level_percent" GREEN --> RED (value 85.0)'
@@ -336,9 +338,9 @@ def test_default_text_log_shows_a_red_transition_at_info(procs: Processes, tmp_p
     hub = procs.hub()
     agent, control = tank_agent(procs, hub, tmp_path)
     write_value(control, 95.0)
-    line = 'WARNING gsmon.agent: alert "Tank/level_percent" GREEN --> RED (value 95.0)'
+    line = 'WARNING gsmon.agent.monitor: alert "Tank/level_percent" GREEN --> RED (value 95.0)'
     wait_until(lambda: line in agent.stderr(), what="the transition in the text log")
-    assert "INFO gsmon.agent: agent tank1 publishing" in agent.stderr()
+    assert "INFO gsmon.agent.main: agent tank1 publishing" in agent.stderr()
 
 
 NOBODY = 65534

@@ -10,8 +10,9 @@ import pytest
 import zmq
 
 from gsmon.common import keys
+from gsmon.common.allowlist import AllowList, AllowListError, SubscriberGrant
 from gsmon.hub import auth
-from gsmon.hub.auth import AllowList, AllowListError, HubAuthenticator, SubscriberGrant
+from gsmon.hub.auth import HubAuthenticator
 
 KEY_ROOT = keys.generate_key_pair().public_text
 KEY_OPS = keys.generate_key_pair().public_text

@@ -556,3 +556,19 @@ def test_help_points_at_documentation_the_installed_package_has() -> None:
         assert "examples/" not in output, (command, output)
     assert "--print-example-config" in parse_gsmon(["hub", "--help"])[1]
     assert "--print-example-config" in parse_gsmon(["agent", "--help"])[1]
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_second() -> None:
+    """The README's first command blocks are the demo and the test command, and .ci/run runs exactly
+    that test command (tests/run, which installs what the suite needs and runs pytest)."""
+    blocks = re.findall(r"^    (\S.*)$", (REPO / "README.md").read_text().split("\n---\n", 1)[0], flags=re.MULTILINE)
+    assert len(blocks) == 2, blocks
+    demo, test = blocks
+    assert demo.startswith("python3 -m venv .venv && .venv/bin/pip install -q . && ")
+    assert demo.endswith("gsmon demo")
+    assert test == "sh tests/run"
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert ci[-1] == test, "the last line of .ci/run must be the README's test command"
+    runner = (REPO / "tests" / "run").read_text()
+    assert "apt-get update" in runner
+    assert "exec .venv/bin/python -m pytest" in runner

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gsmon.common import cli
-from gsmon.hub.auth import AllowList
+from gsmon.common.allowlist import AllowList
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """The hub's fast paths give exactly what the general paths give.
 
-The hub packs NODE payloads with :class:`protocol.NodeEncoder` (msgspec or a
-reused msgpack packer) and decodes DELTAs through fast paths in
+The hub packs NODE payloads with :class:`protocol.NodeEncoder` (msgspec) and decodes DELTAs through fast paths in
 :func:`protocol.decode` (msgspec's typed decoder, and an exact-type check per
 point entry); all exist only for speed (see bench/RESULTS.md), so the wire
 bytes, the decoded values and the errors must be those of
@@ -21,8 +20,6 @@ from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from gsmon.common import protocol as proto
-
-ENCODERS = [False, True] if proto.HAVE_MSGSPEC else [False]
 
 
 class _Level(IntEnum):
@@ -52,7 +49,6 @@ values = st.recursive(
 times = st.none() | st.floats(allow_nan=False, min_value=0, max_value=2e9)
 
 
-@pytest.mark.parametrize("use_msgspec", ENCODERS, ids=lambda on: "msgspec" if on else "msgpack")
 @settings(max_examples=300, deadline=None)
 @given(
     seq=st.integers(min_value=0, max_value=2**64 - 1),
@@ -68,7 +64,6 @@ times = st.none() | st.floats(allow_nan=False, min_value=0, max_value=2e9)
     unknown=st.booleans(),
 )
 def test_node_encoder_packs_the_bytes_of_node_payload(
-    use_msgspec: bool,
     seq: int,
     alertcode: int,
     alertstr: str,
@@ -82,7 +77,7 @@ def test_node_encoder_packs_the_bytes_of_node_payload(
     unknown: bool,
 ) -> None:
     """Every kind of payload, every kind of value: the same bytes."""
-    encoder = proto.NodeEncoder(epoch=2**62 + 5, use_msgspec=use_msgspec)
+    encoder = proto.NodeEncoder(epoch=2**62 + 5)
     common = {"epoch": 2**62 + 5, "seq": seq}
     packed = encoder.point(seq, alertcode, alertstr, stale, value, agent, polled, received, period, reported, unknown)
     assert packed == proto.node_payload(
@@ -107,15 +102,14 @@ def test_node_encoder_packs_the_bytes_of_node_payload(
     )
 
 
-@pytest.mark.parametrize("use_msgspec", ENCODERS, ids=lambda on: "msgspec" if on else "msgpack")
 @pytest.mark.parametrize(
     "value",
     [_Level.HIGH, _Text("subclass"), bytearray(b"ab"), 2**64, "lone \udc80", math.nan, object()],
     ids=repr,
 )
-def test_node_encoder_sends_awkward_values_the_general_way(use_msgspec: bool, value: Any) -> None:
+def test_node_encoder_sends_awkward_values_the_general_way(value: Any) -> None:
     """Subclasses, out-of-range ints, broken text, arbitrary objects: node_payload's bytes."""
-    encoder = proto.NodeEncoder(epoch=7, use_msgspec=use_msgspec)
+    encoder = proto.NodeEncoder(epoch=7)
     expected = proto.node_payload(
         epoch=7, seq=1, kind=proto.NODE_POINT, alertcode=10, alertstr="GREEN", stale=False, value=value
     )
@@ -159,12 +153,12 @@ def test_decoding_point_entries_fast_gives_what_the_general_path_gives(items: li
 
 def general_decode(data: bytes, limits: proto.Limits = proto.DEFAULT_LIMITS) -> Any:
     """protocol.decode with its msgspec fast path switched off, for comparison."""
-    saved = proto.HAVE_MSGSPEC
-    proto.HAVE_MSGSPEC = False
+    saved = proto._fast_delta
+    proto._fast_delta = lambda frame, limits: None
     try:
         return proto.decode(data, limits)
     finally:
-        proto.HAVE_MSGSPEC = saved
+        proto._fast_delta = saved
 
 
 def _outcome(decode: Any, data: bytes, limits: proto.Limits = proto.DEFAULT_LIMITS) -> str:
@@ -218,7 +212,6 @@ def test_real_deltas_and_corrupted_copies_decode_alike(
     assert _outcome(proto.decode, bytes(data), limits) == _outcome(general_decode, bytes(data), limits)
 
 
-@pytest.mark.skipif(not proto.HAVE_MSGSPEC, reason="msgspec is not installed")
 def test_a_plain_delta_takes_the_msgspec_path_and_a_container_does_not() -> None:
     """The comparisons above do exercise the fast path."""
     plain = proto.Delta(
@@ -232,7 +225,6 @@ def test_a_plain_delta_takes_the_msgspec_path_and_a_container_does_not() -> None
     assert proto._fast_delta(boxed, proto.DEFAULT_LIMITS) is None
 
 
-@pytest.mark.skipif(not proto.HAVE_MSGSPEC, reason="msgspec is not installed")
 @pytest.mark.parametrize("minor", [0, 1, 5])
 def test_a_delta_of_any_minor_takes_the_fast_path(minor: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """An agent of protocol 1.0 (minor 0) is decoded as fast as one of this version."""

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import alertstr_for
+from gsmon.common.allowlist import AgentGrant, AllowList, SubscriberGrant
 from gsmon.common.client import Subscriber
 from gsmon.common.keys import generate_key_pair
 from gsmon.common.names import path_in_prefix
-from gsmon.hub.auth import AgentGrant, AllowList, SubscriberGrant
 from gsmon.hub.queries import BUSY_MESSAGE, QueryCore, QuerySettings
 from gsmon.hub.state import HubSettings, HubState
 
@@ -467,3 +467,59 @@ def test_snapshot_items_are_the_published_payloads(keyed: Any) -> None:
     core.request(snapshot_request("GS1/Live/"), b"id", 5.0, WALL0)
     item = msgpack.packb(nodes_of(run_to_end(core)[0])["GS1/Live/z"])
     assert item == hub.tree["GS1/Live/z"].data.payload
+
+
+# -- malformed requests and reply seq (issue 12 §2) -----------------------------
+
+
+def _frame(major: Any = 1, kind: Any = 11, sent_ns: Any = 0, body: Any = None) -> bytes:
+    body = {"request_id": 42, "prefix": ""} if body is None else body
+    return msgpack.packb([major, 1, kind, "c", 5, 1, sent_ns, body])
+
+
+@pytest.mark.parametrize(
+    ("frame", "request_id", "says"),
+    [
+        (_frame(major=2), 42, "major version 2"),
+        (_frame(kind=99), 42, "unknown message kind 99"),
+        (_frame(body={"request_id": 42}), 42, "prefix"),
+        (_frame(body={"request_id": -3, "prefix": ""}), 0, "request_id"),
+        (_frame(sent_ns=1.7e18), 42, "sent_ns must be an int"),
+    ],
+    ids=["major-2", "unknown-kind", "missing-prefix", "negative-request-id", "float-sent-ns"],
+)
+def test_a_malformed_request_with_an_envelope_gets_an_error_saying_what_is_wrong(
+    frame: bytes, request_id: int, says: str
+) -> None:
+    """The server's path for a frame decode refused: salvage the request id, answer ERROR with the reason."""
+    _, core = make()
+    with pytest.raises(proto.ProtocolError) as refused:
+        proto.decode(frame)
+    outcome = core.malformed(b"conn", proto.salvage_request_id(frame), str(refused.value), WALL0)
+    [(to, reply)] = decoded(outcome.replies)
+    assert to == b"conn"
+    assert isinstance(reply, proto.Error)
+    assert reply.request_id == request_id
+    assert says in reply.message
+    assert reply.message.startswith("malformed request: ")
+    assert outcome.invalid is not None  # still counted as rejected by the server
+
+
+@pytest.mark.parametrize("frame", [b"\xc1", msgpack.packb({"request_id": 1}), msgpack.packb([1, 1, 11])])
+def test_a_frame_that_is_no_envelope_gets_no_reply(frame: bytes) -> None:
+    _, core = make()
+    assert proto.salvage_request_id(frame) is None
+    outcome = core.malformed(b"conn", None, "bad", WALL0)
+    assert outcome.replies == []
+    assert outcome.invalid == "bad"
+
+
+def test_reply_seq_counts_per_connection() -> None:
+    """Protocol, Envelope: seq is per sender, epoch and connection, +1 per message."""
+    _, core = make()
+    hello = proto.Hello(sender="c", epoch=1, seq=1, sent_ns=0, request_id=1)
+    seqs: dict[bytes, list[int]] = {b"a": [], b"b": []}
+    for identity in (b"a", b"b", b"a", b"a", b"b"):
+        [(to, reply)] = decoded(core.request(hello, identity, 0.0, WALL0).replies)
+        seqs[to].append(reply.seq)
+    assert seqs == {b"a": [1, 2, 3], b"b": [1, 2]}

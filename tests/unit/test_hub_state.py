@@ -757,7 +757,7 @@ def test_snapshot_items_are_plain_msgpack_pairs(size: int) -> None:
     """The packed [path, payload] items equal what msgpack packs, for every str header size."""
     path = "é" * (size // 2) + "x" * (size % 2)
     payload = proto.node_payload(epoch=1, seq=2, kind="parent", alertcode=0, alertstr="", stale=False)
-    item = hub_state._pack_item(path, payload)
+    item = proto.snapshot_item(path, payload)
     assert item == msgpack.packb([path, msgpack.unpackb(payload)])
 
 
@@ -802,6 +802,29 @@ def test_unsubscribing_an_unknown_prefix_is_harmless_and_prefixes_are_capped() -
     send(hub, Agent("a", "a").state(pt("x")))
     drain(hub)
     assert (hub.published("a"), hub.published("c"), hub.published("never/")) == (2, 0, 0)
+
+
+def test_the_server_reports_through_calls_not_by_writing_the_counters() -> None:
+    """count_rejected, set_subscribers and set_server_health show as _hub/ points at the next health
+    refresh; a server figure left out of the next set_server_health is removed."""
+    hub = make_hub()
+    hub.count_rejected()
+    hub.count_rejected(2)
+    hub.set_subscribers(4)
+    hub.set_server_health({"decode_errors": (3, 0), "auth_alive": (False, CRITICAL)})
+    hub.tick(0.0, WALL0)
+    nodes = latest(drain(hub))
+    assert nodes["_hub/messages_rejected"].value == 3
+    assert nodes["_hub/subscribers"].value == 4
+    assert nodes["_hub/decode_errors"].value == 3
+    assert (nodes["_hub/auth_alive"].value, nodes["_hub/auth_alive"].alertcode) == (False, CRITICAL)
+    assert nodes["_hub"].alertcode == CRITICAL
+    hub.set_server_health({"decode_errors": (5, 0)})
+    hub.tick(1.0, WALL0 + 1.0)
+    nodes = latest(drain(hub, 1.0))
+    assert nodes["_hub/decode_errors"].value == 5
+    assert nodes["_hub/auth_alive"].kind == proto.NODE_REMOVED
+    assert "_hub/auth_alive" not in hub.tree
 
 
 def test_hub_health_points_appear_and_update() -> None:
@@ -1367,7 +1390,7 @@ def test_silent_is_a_warning_and_back_an_info_line(caplog: pytest.LogCaptureFixt
     send(hub, agent.state(pt("x")))
     hub.tick(5.0, WALL0 + 5.0)
     send(hub, agent.heartbeat(), now=7.0)
-    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "gsmon.hub"]
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "gsmon.hub.state"]
     assert ("WARNING", "agent ant is silent: nothing heard for 5.0 s; its 1 point(s) are STALE") in lines
     assert ("INFO", "agent ant is back after 2.0 s of silence") in lines
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from zmq.utils import z85
 
 from gsmon.common import keys
+from gsmon.common.allowlist import AllowList
 from gsmon.common.cli import main
 from gsmon.common.keys import KeyFileError, KeyPair
-from gsmon.hub.auth import AllowList
 
 
 def mode(path: Path) -> int:

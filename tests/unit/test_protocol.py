@@ -350,8 +350,9 @@ def test_packed_nodes_encode_like_nodes() -> None:
     """A chunk of already-packed [path, payload] items is byte-identical to one built from nodes."""
     payload = msgpack.packb(PARENT_PAYLOAD)
     item = msgpack.packb(["GS1/Antenna2", PARENT_PAYLOAD])
-    chunk = proto.SnapshotChunk(**HEADER, request_id=2, nodes=[], packed_nodes=[item])
-    assert proto.encode(chunk).hex() == GOLDEN["SNAPSHOT_CHUNK"][1]
+    assert proto.snapshot_item("GS1/Antenna2", payload) == item
+    chunk = proto.encode_snapshot_chunk(**HEADER, request_id=2, items=[item])
+    assert chunk.hex() == GOLDEN["SNAPSHOT_CHUNK"][1]
     assert payload in item
 
 

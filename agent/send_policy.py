@@ -1,0 +1,199 @@
+"""What the agent sends to which hub, and when: the publisher's send policy. No clock, no sockets.
+
+::
+
+    publisher thread:  a frame read from link i's XPUB --> SendPolicy.upstream(i, frame) --> a hub wants a STATE
+                       every loop turn ------------------> SendPolicy.tick(now, wall, source) --> [(i, message)]
+                       sleep until ---------------------> SendPolicy.next_due()
+                       on stop -------------------------> SendPolicy.bye(wall) --> [(i, BYE)]
+
+Shaped like :class:`~gsmon.hub.state.HubState`: every time is an argument
+(``now`` is ``time.monotonic()``, ``wall`` is ``time.time()``), and it returns
+the messages to send as ``(link index, message)`` pairs in order; the
+publisher (:mod:`gsmon.agent.publisher`) encodes and sends them, watches the
+sockets and replaces refused ones. The points come from a
+:class:`PointSource` (the Monitor; a fake in tests).
+
+Rules (protocol: "When to send"):
+
+* A link's hub gets a STATE when it subscribed to everything (the hub
+  (re)connected: ``0x01`` + empty topic) or to this agent's resync topic
+  (it saw a gap), and every link gets one every ``state_interval_s``. A
+  STATE has at least one part (an agent without points still says its
+  mount) and at most :data:`~gsmon.common.protocol.MAX_POINTS_PER_MESSAGE`
+  points and as many parents per part; parts are numbered ``0 .. parts-1``.
+  It is sent only to the links that asked: to another hub it would look like
+  a gap.
+* Every ``flush_interval_s`` the points polled since the last flush (latest
+  poll per point) go to every link as DELTAs of at most
+  ``MAX_POINTS_PER_MESSAGE`` points; then a HEARTBEAT goes to each link that
+  was sent nothing for ``heartbeat_interval_s``.
+* On stop, a BYE to every link.
+* Each link numbers its messages itself: ``seq`` 1, 2, 3 ... (protocol: per
+  sender, epoch and connection). The count goes on when the publisher gives a
+  refused link a new socket, so the hub sees no false gap.
+* Upstream frames that are neither: a NOTICE (protocol) naming this agent
+  gives the hub's reason for refusing its messages, for the publisher to log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from gsmon.common import protocol as proto
+
+__all__ = ["Outgoing", "PointSource", "PublisherSettings", "SendPolicy"]
+
+_SUBSCRIBE: Final = b"\x01"
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherSettings:
+    """Timings of the agent's link (seconds)."""
+
+    flush_interval_s: float = 0.05
+    heartbeat_interval_s: float = 1.0
+    state_interval_s: float = 30.0
+    sndhwm: int = 10_000
+
+
+class PointSource(Protocol):
+    """What the publisher needs from a Monitor (a fake will do in tests)."""
+
+    def take_changes(self) -> list[proto.PointEntry]:
+        """Points polled since the last call, latest poll per point."""
+        ...
+
+    def full_state(self) -> tuple[list[proto.PointEntry], list[str]]:
+        """Every polled point, and every parent's path."""
+        ...
+
+    def point_count(self) -> int:
+        """How many points there are."""
+        ...
+
+
+Outgoing = tuple[int, proto.Message]  # (link index, message)
+
+
+class _LinkState:
+    """What the policy keeps per link: its seq, when it was last sent something, whether its hub wants a STATE."""
+
+    __slots__ = ("last_sent", "needs_state", "seq")
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.last_sent = -float("inf")
+        self.needs_state = False
+
+
+class SendPolicy:
+    """The send policy of one agent's links (module docstring)."""
+
+    def __init__(self, agent: str, epoch: int, mount: str, links: int, settings: PublisherSettings, now: float) -> None:
+        if links < 1:
+            raise ValueError("at least one link is needed")
+        self.agent = agent
+        self.epoch = epoch
+        self.mount = mount
+        self.settings = settings
+        self.points_sent = 0  # point entries put in STATEs (per link) and DELTAs (once for all links)
+        self._links = [_LinkState() for _ in range(links)]
+        self._resync_topic = proto.RESYNC_TOPIC_PREFIX + agent.encode()
+        self._next_flush = now + settings.flush_interval_s
+        self._next_state = now + settings.state_interval_s
+
+    # ------------------------------------------------------------------
+
+    def upstream(self, link: int, frame: bytes) -> str | None:
+        """One frame read from ``link``'s XPUB. A subscription to everything or to this agent's
+        resync topic books a STATE for that link; a NOTICE for this agent returns the hub's reason
+        (to log); anything else returns None."""
+        if frame[:1] == _SUBSCRIBE and frame[1:] in (b"", self._resync_topic):
+            self._links[link].needs_state = True
+            return None
+        return proto.parse_notice(self.agent, frame)
+
+    def wants_state(self, link: int) -> bool:
+        """Whether ``link``'s hub is owed a STATE (sent at the next :meth:`tick`)."""
+        return self._links[link].needs_state
+
+    def next_due(self) -> float:
+        """The earliest time :meth:`tick` has something to do without news from upstream."""
+        return min(self._next_flush, self._next_state)
+
+    def tick(self, now: float, wall: float, source: PointSource) -> list[Outgoing]:
+        """What to send now, in order: STATEs owed, then the flush's DELTAs and HEARTBEATs when it is due."""
+        out: list[Outgoing] = []
+        settings = self.settings
+        links = self._links
+        if now >= self._next_state:
+            self._next_state = now + settings.state_interval_s
+            for link in links:
+                link.needs_state = True
+        if any(link.needs_state for link in links):
+            entries, parents = source.full_state()
+            for index, link in enumerate(links):
+                if link.needs_state:
+                    link.needs_state = False
+                    self._state(index, entries, parents, now, wall, out)
+        if now >= self._next_flush:
+            self._next_flush = now + settings.flush_interval_s
+            changes = source.take_changes()
+            if changes:
+                self._delta(changes, now, wall, out)
+            for index, link in enumerate(links):
+                if now - link.last_sent >= settings.heartbeat_interval_s:
+                    beat = proto.Heartbeat(
+                        **self._header(link, now, wall),
+                        mount=self.mount,
+                        heartbeat_s=settings.heartbeat_interval_s,
+                        point_count=source.point_count(),
+                    )
+                    out.append((index, beat))
+        return out
+
+    def bye(self, now: float, wall: float) -> list[Outgoing]:
+        """A BYE for every link (the agent stops)."""
+        return [(index, proto.Bye(**self._header(link, now, wall))) for index, link in enumerate(self._links)]
+
+    # ------------------------------------------------------------------
+
+    def _header(self, link: _LinkState, now: float, wall: float) -> dict[str, Any]:
+        link.seq += 1
+        link.last_sent = now
+        return {"sender": self.agent, "epoch": self.epoch, "seq": link.seq, "sent_ns": int(wall * 1e9)}
+
+    def _state(
+        self,
+        index: int,
+        entries: list[proto.PointEntry],
+        parents: list[str],
+        now: float,
+        wall: float,
+        out: list[Outgoing],
+    ) -> None:
+        size = proto.MAX_POINTS_PER_MESSAGE
+        parts = max(1, -(-len(entries) // size), -(-len(parents) // size))
+        link = self._links[index]
+        for part in range(parts):
+            state = proto.State(
+                **self._header(link, now, wall),
+                mount=self.mount,
+                heartbeat_s=self.settings.heartbeat_interval_s,
+                points=entries[part * size : (part + 1) * size],
+                parents=parents[part * size : (part + 1) * size],
+                part=part,
+                parts=parts,
+            )
+            out.append((index, state))
+        self.points_sent += len(entries)
+
+    def _delta(self, changes: list[proto.PointEntry], now: float, wall: float, out: list[Outgoing]) -> None:
+        size = proto.MAX_POINTS_PER_MESSAGE
+        for start in range(0, len(changes), size):
+            batch = changes[start : start + size]
+            for index, link in enumerate(self._links):
+                out.append((index, proto.Delta(**self._header(link, now, wall), points=batch)))
+        self.points_sent += len(changes)
