@@ -26,7 +26,7 @@ def test_the_page_loads_nothing_from_another_host() -> None:
         if path.suffix in (".html", ".css", ".js") and "vendor" not in path.parts:
             text = path.read_text()
             assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text), path
-            assert "cdn" not in text.lower(), path
+            assert not re.search(r"https?://", text), f"{path} names another host"
     page = (STATIC / "index.html").read_text()
     for local in ("/static/app.js", "/static/app.css", "/static/vendor/uplot/uPlot.iife.min.js"):
         assert local in page
