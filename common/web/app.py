@@ -219,6 +219,7 @@ class WebBridge:
         app.router.add_post("/api/v1/unshelve", partial(self._write, "unshelve", _unshelve_args))
         app.router.add_get("/metrics", self.metrics)
         app.on_startup.append(self._start)
+        app.on_shutdown.append(self._close_clients)  # before aiohttp waits for open handlers to end
         app.on_cleanup.append(self._stop)
         return app
 
@@ -241,12 +242,14 @@ class WebBridge:
         self.feed.start()
         self._pump_task = asyncio.get_running_loop().create_task(self.pump())
 
+    async def _close_clients(self, app: web.Application) -> None:
+        for client in list(self._clients.values()):
+            await client.socket.close(code=1001, message=b"the bridge is stopping")
+
     async def _stop(self, app: web.Application) -> None:
         self._pump_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._pump_task
-        for client in list(self._clients.values()):
-            await client.socket.close()
         await self.commands.close()
         await asyncio.get_running_loop().run_in_executor(None, self.feed.stop)
 

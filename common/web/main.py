@@ -192,7 +192,7 @@ async def _serve(bridge: Any) -> int:
     from aiohttp import web
 
     settings = bridge.settings
-    runner = web.AppRunner(bridge.app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(bridge.app, access_log=None, handle_signals=False, shutdown_timeout=3.0)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
