@@ -42,11 +42,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gsmon.common.client import NodeState  # noqa: E402
-from gsmon.common.watch.feed import FeedBatch  # noqa: E402
-from gsmon.common.web.core import BridgeCore  # noqa: E402
-from gsmon.common.web.metrics import BridgeFacts, render_metrics  # noqa: E402
-from gsmon.common.web.nodes import node_json  # noqa: E402
+from gsmon.common.client import NodeState
+from gsmon.common.watch.feed import FeedBatch
+from gsmon.common.web.core import BridgeCore
+from gsmon.common.web.metrics import BridgeFacts, render_metrics
+from gsmon.common.web.nodes import node_json
 
 LEVELS = ((10, "GREEN"), (20, "ORANGE"), (30, "RED"))
 
@@ -142,7 +142,9 @@ def bench_metrics(series_nodes: int) -> dict[str, Any]:
     lines = []
     for entry in entries:
         node = entry.node
-        lines.append(f'gsmon_alert_level{{path="{node.path}",kind="{node.kind}",agent="{node.agent}"}} {node.alertcode}')
+        lines.append(
+            f'gsmon_alert_level{{path="{node.path}",kind="{node.kind}",agent="{node.agent}"}} {node.alertcode}'
+        )
         lines.append(f'gsmon_attention_level{{path="{node.path}"}} {entry.attention}')
         lines.append(f'gsmon_stale{{path="{node.path}"}} {int(node.stale)}')
         if entry.is_point:
@@ -150,7 +152,13 @@ def bench_metrics(series_nodes: int) -> dict[str, Any]:
             lines.append(f'gsmon_age_seconds{{path="{node.path}"}} 0.5')
     "\n".join(lines).encode()
     base_s = time.perf_counter() - start
-    return {"series": series, "bytes": len(text), "scrape_s": scrape_s, "baseline_s": base_s, "ratio": scrape_s / base_s}
+    return {
+        "series": series,
+        "bytes": len(text),
+        "scrape_s": scrape_s,
+        "baseline_s": base_s,
+        "ratio": scrape_s / base_s,
+    }
 
 
 @dataclass
@@ -212,7 +220,7 @@ def bench_page(points: int, delta_rate: int, window_s: float) -> dict[str, Any]:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         server = site._server
-        port = list(getattr(server, "sockets", []))[0].getsockname()[1]
+        port = next(iter(getattr(server, "sockets", []))).getsockname()[1]
         url["url"] = f"http://127.0.0.1:{port}/"
         loop_box["loop"] = asyncio.get_running_loop()
         ready.set()

@@ -143,7 +143,8 @@ def test_page_loads_the_tree_and_a_point_turning_red_shows_within_2_s(station: S
     point = ROW.format("GS1/Rack1/Power/temp_c")
     page.wait_for_selector(f'{point}[data-level="10"]', timeout=15_000)
     row = page.locator(point)
-    assert "GREEN" in row.inner_text() and "41.5" in row.inner_text()
+    assert "GREEN" in row.inner_text()
+    assert "41.5" in row.inner_text()
     # Problems first: the ORANGE subtree (Drive) sorts above the GREEN one (Power), and el_deg is in the list.
     paths = page.eval_on_selector_all(".row", "rows => rows.map(r => r.dataset.path)")
     assert paths.index("GS1/Rack1/Drive") < paths.index("GS1/Rack1/Power")
@@ -163,7 +164,8 @@ def test_page_loads_the_tree_and_a_point_turning_red_shows_within_2_s(station: S
     page.click(point)
     page.wait_for_selector("#detail:not([hidden])")
     detail = page.inner_text("#detailfields")
-    assert "97" in detail and "rack1" in detail
+    assert "97" in detail
+    assert "rack1" in detail
     save(page, "web-desktop-red.png")
 
     phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
@@ -193,7 +195,7 @@ def test_hub_lost_shows_the_banner(station: Station, browser: Any) -> None:
 
 
 def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 (a loopback http URL the test made)
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", **headers}, method="POST"
     )
     try:
@@ -232,7 +234,8 @@ def test_a_viewer_sees_no_ack_button_and_forged_posts_are_refused(station: Stati
         assert status == 403, (headers, body)
     # Everything right but the role: a viewer may not act.
     status, body = _post(ack, {"ids": [1]}, {"Cookie": cookie, "Origin": origin, "X-Gsmon-CSRF": csrf})
-    assert status == 403 and "viewer" in body["error"], body
+    assert status == 403, body
+    assert "viewer" in body["error"], body
     # The page's own fetch with the viewer's session and token is refused the same way.
     answer = page.evaluate(
         """async () => { const r = await fetch('/api/v1/shelve', {method: 'POST', headers: {'Content-Type':

@@ -116,7 +116,8 @@ def test_prometheus_scrapes_the_tree_and_sees_the_agent_go_stale(procs: Processe
         return _query(api, f'gsmon_alert_level{{path="{POINT}"}}')
 
     (series,) = wait_until(alert_level, timeout_s=30, interval_s=0.3, what="a scrape holding the point")
-    assert series["metric"]["agent"] == "rack1" and series["metric"]["kind"] == "point"
+    assert series["metric"]["agent"] == "rack1"
+    assert series["metric"]["kind"] == "point"
     assert float(series["value"][1]) == 30.0  # RED
     assert float(_query(api, f'gsmon_value{{path="{POINT}"}}')[0]["value"][1]) == 181.25
     quoted = _query(api, 'gsmon_value{path="GS1/Rack1/Drive/label \\"quoted\\" name"}')

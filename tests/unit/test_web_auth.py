@@ -17,17 +17,24 @@ NOW = 1_764_700_000.0
 def test_set_user_writes_argon2_hashes_0600_and_keeps_roles(tmp_path: Path) -> None:
     users_file = tmp_path / "users.toml"
     user, new = set_user(users_file, "alice", "s3cret", "operator")
-    assert new and user.role == "operator"
+    assert new
+    assert user.role == "operator"
     text = users_file.read_text()
-    assert "$argon2id$" in text and "s3cret" not in text
+    assert "$argon2id$" in text
+    assert "s3cret" not in text
     assert stat.S_IMODE(os.stat(users_file).st_mode) == 0o600
     again, new = set_user(users_file, "alice", "other", None)  # a new password keeps the role
-    assert not new and again.role == "operator"
+    assert not new
+    assert again.role == "operator"
     set_user(users_file, "bob", "pw", None)
     users = Users(users_file)
     bob, alice = users.get("bob"), users.get("alice")
-    assert bob is not None and bob.role == "viewer"
-    assert alice is not None and alice.verify("other") and not alice.verify("s3cret") and not alice.verify("")
+    assert bob is not None
+    assert bob.role == "viewer"
+    assert alice is not None
+    assert alice.verify("other")
+    assert not alice.verify("s3cret")
+    assert not alice.verify("")
 
 
 def test_a_plain_text_password_in_the_file_is_refused(tmp_path: Path) -> None:
@@ -44,7 +51,10 @@ def test_session_cookie_round_trip_forgery_expiry_and_password_change(tmp_path: 
     signer = SessionSigner()
     cookie, session = signer.issue(user, NOW)
     checked = signer.check(cookie, users, NOW + 10)
-    assert checked is not None and checked.user == "alice" and checked.csrf == session.csrf and checked.may_act
+    assert checked is not None
+    assert checked.user == "alice"
+    assert checked.csrf == session.csrf
+    assert checked.may_act
     body, signature = cookie.split(".")
     assert signer.check(f"{body}x.{signature}", users, NOW) is None  # tampered
     assert SessionSigner().check(cookie, users, NOW) is None  # another bridge's key
@@ -63,7 +73,9 @@ def test_role_change_applies_to_a_live_session(tmp_path: Path) -> None:
     text = users_file.read_text().replace('role = "operator"', 'role = "viewer"')
     users_file.write_text(text + "\n")
     session = signer.check(cookie, users, NOW)
-    assert session is not None and session.role == "viewer" and not session.may_act
+    assert session is not None
+    assert session.role == "viewer"
+    assert not session.may_act
 
 
 def test_origin_rules() -> None:
