@@ -269,3 +269,74 @@ def test_private_reads_need_a_session_but_metrics_never(procs: Processes, tmp_pa
     )
     assert "gsmon_web_hub_connected" in metrics
     assert bridge.process.stop() == 0, bridge.process.stderr()
+
+
+def test_an_operator_acks_in_the_page_and_the_hub_records_the_user_and_the_bridge_key(
+    procs: Processes, tmp_path: Path, browser: Any
+) -> None:
+    """CURVE keys: the bridge runs under its own operator key "web"; the browser user "otto" acks an alarm with a
+    comment; the real hub's alarm is acked, and its journal records by = "web", user = "otto", via the page."""
+    from gsmon.common.commands import send_command
+    from gsmon.common.keys import ClientKeys
+    from harness import KeySet, gsmon_cli
+
+    root = tmp_path / "keys"
+    hub_dir = root / "hub"
+    for command in (
+        ["keys", "init", str(hub_dir)],
+        ["keys", "agent", "rack1", "--mount", "GS1/Rack1", "--hub-dir", str(hub_dir), "--out", str(root / "rack1")],
+        ["keys", "subscriber", "web", "--role", "operator", "--hub-dir", str(hub_dir), "--out", str(root / "web")],
+        ["keys", "subscriber", "view", "--hub-dir", str(hub_dir), "--out", str(root / "view")],
+    ):
+        result = gsmon_cli(*command)
+        assert result.returncode == 0, result.stderr
+    keys = KeySet(root)
+    hub = procs.hub("--keys", str(hub_dir))
+    control = tmp_path / "ctl.json"
+    set_point(control, 97.0, "RED")
+    spec = {
+        "parents": {"Power": None},
+        "points": [{"name": "temp_c", "parent": "Power", "file": str(control), "dt": 0.1}],
+    }
+    procs.agent(hub, "rack1", spec, mount="GS1/Rack1", key=keys.secret("rack1"), hub_key=keys.hub_public)
+    users_file = tmp_path / "users.toml"
+    make_user(users_file, "otto", "operator-pw", "operator")
+    bridge = start_bridge(
+        procs, hub, "--users", str(users_file), "--key", str(keys.secret("web")), "--hub-key", str(keys.hub_public)
+    )
+    viewer = ClientKeys.load(keys.secret("view"), keys.hub_public)
+    path = "GS1/Rack1/Power/temp_c"
+
+    def alarm() -> dict[str, Any] | None:
+        reply = send_command(hub.query, "alarms", {"prefix": path}, curve=viewer, timeout_s=10.0)
+        assert reply.ok, reply.message
+        return next((item for item in reply.result["alarms"] if item["path"] == path), None)
+
+    raised = wait_until(lambda: (found := alarm()) is not None and found, timeout_s=20, what="the alarm at the hub")
+    assert raised["state"] == "active_unacked"
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(bridge.url)
+    log_in(page, "otto", "operator-pw")
+    button = f'#alarmrows tr[data-path="{path}"] button.ack'
+    page.wait_for_selector(button, timeout=15_000)
+    save(page, "web-operator-before-ack.png")
+    page.click(button)
+    page.wait_for_selector("#commentdialog[open]")
+    page.fill("#comment", "on it: fan replaced at 04:50")
+    page.click("#dialogok")
+    row = f'#alarmrows tr[data-path="{path}"][data-state="active_acked"]'
+    page.wait_for_selector(row, timeout=10_000)
+    assert "otto" in page.inner_text(row)
+    assert page.locator(button).count() == 0
+    save(page, "web-operator-acked.png")
+
+    acked = wait_until(lambda: (found := alarm()) is not None and found["state"] == "active_acked" and found)
+    assert "otto" in str(acked.get("acked_user") or acked["acked_by"])
+    assert "web" in acked["acked_by"]
+    assert acked["ack_comment"] == "on it: fan replaced at 04:50"
+    journal = send_command(hub.query, "journal", {"after_id": 0, "prefix": path}, curve=viewer, timeout_s=10.0)
+    assert journal.ok, journal.message
+    (entry,) = [item for item in journal.result["entries"] if item["kind"] == "ack"]
+    assert (entry["by"], entry["user"], entry["comment"]) == ("web", "otto", "on it: fan replaced at 04:50")
+    assert bridge.process.stop() == 0, bridge.process.stderr()
