@@ -276,9 +276,10 @@ def test_an_operator_acks_in_the_page_and_the_hub_records_the_user_and_the_bridg
 ) -> None:
     """CURVE keys: the bridge runs under its own operator key "web"; the browser user "otto" acks an alarm with a
     comment; the real hub's alarm is acked, and its journal records by = "web", user = "otto", via the page."""
+    from harness import KeySet, gsmon_cli
+
     from gsmon.common.commands import send_command
     from gsmon.common.keys import ClientKeys
-    from harness import KeySet, gsmon_cli
 
     root = tmp_path / "keys"
     hub_dir = root / "hub"
