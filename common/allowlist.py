@@ -12,6 +12,8 @@ and read by the hub (:mod:`gsmon.hub.auth`, which polls it for changes)::
     public_key = "<40 chars Z85>"
     prefixes = ["GS1/"]            # optional: it may read only these subtrees; absent = everything
     admin = true                   # optional: it may also run administrators' commands (gsmon forget)
+    role = "operator"              # optional: viewer (default) | operator | admin (issue 13; admin = true: admin)
+    services = ["history"]         # optional: it may register as these services (register_service)
 
 Agent names follow :func:`gsmon.common.names.check_agent_name`, subscriber
 names :func:`~gsmon.common.names.check_name`, mounts
@@ -115,6 +117,15 @@ class AgentGrant:
         return any(path == mount or path.startswith(mount + names.SEPARATOR) for mount in self.mounts)
 
 
+SUBSCRIBER_ROLES: Final = ("viewer", "operator", "admin")
+
+
+def _services(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise AllowListError(f"services must be a list of service names, not {value!r}")
+    return tuple(value)  # items checked by SubscriberGrant
+
+
 @dataclass(frozen=True)
 class SubscriberGrant:
     """A subscriber key's rights: the subtrees it may read, or everything.
@@ -128,6 +139,11 @@ class SubscriberGrant:
     public_key: str
     prefixes: tuple[str, ...] | None = None
     admin: bool = False
+    # Operator role (issue 13): "viewer" (read), "operator" (ack, unack, shelve <= max_shelve_s,
+    # unshelve, contexts), "admin" (everything). None: viewer, unless admin = true (then admin).
+    role: str | None = None
+    # Services the key may register as on the query socket (register_service): e.g. ("history",).
+    services: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -136,9 +152,21 @@ class SubscriberGrant:
             raise AllowListError(str(exc)) from None
         if not isinstance(self.admin, bool):
             raise AllowListError(f"admin must be true or false, not {self.admin!r}")
+        if self.role is not None and self.role not in SUBSCRIBER_ROLES:
+            raise AllowListError(f"role must be one of {', '.join(SUBSCRIBER_ROLES)}, not {self.role!r}")
+        services: object = self.services
+        if not isinstance(services, tuple) or not all(isinstance(item, str) and item for item in services):
+            raise AllowListError(f"services must be a list of service names, not {services!r}")
         object.__setattr__(self, "public_key", _grant_key(self.public_key))
         if self.prefixes is not None:
             object.__setattr__(self, "prefixes", _normalise_prefixes(self.prefixes))
+
+    @property
+    def effective_role(self) -> str:
+        """The key's role: its ``role``, else admin for ``admin = true``, else viewer."""
+        if self.role is not None:
+            return self.role
+        return "admin" if self.admin else "viewer"
 
     def allows_prefix(self, prefix: str) -> bool:
         """True if every topic a subscription to ``prefix`` could match lies inside a granted subtree.
@@ -239,7 +267,7 @@ class AllowList:
         result = cls(source=source)
         for table, fields in (
             ("agents", {"public_key", "mounts"}),
-            ("subscribers", {"public_key", "prefixes", "admin"}),
+            ("subscribers", {"public_key", "prefixes", "admin", "role", "services"}),
         ):
             entries = document.get(table, {})
             if not isinstance(entries, dict):
@@ -271,6 +299,8 @@ class AllowList:
                             entry["public_key"],
                             None if prefixes is None else tuple(prefixes),
                             admin=entry.get("admin", False),
+                            role=entry.get("role"),
+                            services=_services(entry.get("services", [])),
                         )
                 except AllowListError as exc:
                     raise AllowListError(f"{where}: {exc}") from None
@@ -316,6 +346,10 @@ class AllowList:
                 out.append(f"prefixes = [{', '.join(_toml_string(p) for p in sub.prefixes)}]\n")
             if sub.admin:
                 out.append("admin = true\n")
+            if sub.role is not None:
+                out.append(f"role = {_toml_string(sub.role)}\n")
+            if sub.services:
+                out.append(f"services = [{', '.join(_toml_string(s) for s in sub.services)}]\n")
         return "".join(out)
 
     def with_grant(self, grant: Grant) -> AllowList:

@@ -112,6 +112,20 @@ def add_parser(subparsers: Any, name: str, summary: str) -> None:
                 action="store_true",
                 help="also allow administrators' commands (gsmon forget) with this key",
             )
+            action.add_argument(
+                "--role",
+                dest="key_role",
+                choices=("viewer", "operator", "admin"),
+                default=None,
+                help="what the key may do: viewer reads (default), operator acks/shelves, admin everything",
+            )
+            action.add_argument(
+                "--service",
+                dest="services",
+                action="append",
+                metavar="NAME",
+                help="a service the key may register as on the hub (e.g. history, for gsmon recorder)",
+            )
         _add_hub_dir(action)
         target = action.add_mutually_exclusive_group(required=True)
         target.add_argument(
@@ -263,6 +277,8 @@ def _grant(args: argparse.Namespace) -> int:
                 public.decode("ascii"),
                 None if args.prefixes is None else tuple(args.prefixes),
                 admin=args.admin,
+                role=args.key_role,
+                services=tuple(args.services or ()),
             )
     except AllowListError as exc:
         raise UsageError(str(exc)) from None
@@ -317,7 +333,12 @@ def _grant(args: argparse.Namespace) -> int:
 
 def _prefixes_text(grant: Any) -> str:
     text = "everything" if grant.prefixes is None else f"prefixes {', '.join(grant.prefixes)}"
-    return text + (", administrator" if getattr(grant, "admin", False) else "")
+    role = getattr(grant, "effective_role", None)
+    if role == "admin":
+        return text + ", administrator"  # the admin role and the older `admin = true` read the same
+    if role is not None and role != "viewer":
+        text += f", role {role}"
+    return text
 
 
 def _revoke(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""gsmon wire protocol, version 1.1 -- this docstring is the specification.
+"""gsmon wire protocol, version 1.2 -- this docstring is the specification.
 
 Every byte that crosses a gsmon socket is msgpack. This module is the only one
 that packs or unpacks it: one encoder (:func:`encode`, :func:`encode_node`,
@@ -184,7 +184,94 @@ forget      admin    ``{"agent": NAME}``: remove a silent agent and all its
                      unknown one (``{"reason": "unknown"}``). An agent whose
                      key is no longer granted counts as silent: the hub drops
                      its messages. On success ``{"agent": NAME, "points": n}``.
+                     Journaled (kind ``forget``).
+whoami      viewer   ``{}`` -> ``{"role": "viewer"|"operator"|"admin", "by":
+                     key name | "anonymous@<ip>"}`` (1.2)
+alarms      viewer   ``{prefix?, states?: [state...], limit?}`` ->
+                     ``{"alarms": [alarm...]}`` every alarm under the prefix
+                     that is not cleared (shelved ones too), by id;
+                     ``states`` filters (naming ``cleared`` adds the cleared
+                     ones the hub keeps). alarm = every field of an alarm:
+                     ``id`` (uint, never reused), ``path``, ``agent``,
+                     ``reason`` ("level", "overdue", "agent silent"),
+                     ``state`` (active_unacked, active_acked, rtn_unacked,
+                     cleared), ``level``, ``level_str``, ``max_level``,
+                     ``max_level_str``, ``latch``, ``raised_at``,
+                     ``raise_level``, ``raise_value``, ``value``,
+                     ``level_since``, ``rtn_at``, ``acked_by`` (key name),
+                     ``acked_user``, ``acked_via``, ``acked_at``,
+                     ``ack_comment``, ``shelf_id``, ``cleared_at``,
+                     ``cleared_by``, ``cleared_user``, ``cleared_reason``,
+                     ``acked`` bool, ``shelved`` bool. (1.2)
+shelves     viewer   ``{prefix?, all?: bool}`` -> ``{"shelves": [shelf...]}``
+                     in force or scheduled (``all``: the ended ones kept too);
+                     shelf = ``id``, ``prefix``, ``mode`` (timed,
+                     until_normal, scheduled), ``starts_at``, ``ends_at``,
+                     ``comment``, ``by``, ``user``, ``via``, ``created_at``,
+                     ``ended_at``, ``end_reason`` (expired, normal,
+                     unshelved, expired_during_downtime), ``ended_by``,
+                     ``ended_user``. (1.2)
+journal     viewer   ``{after_id: uint, prefix?, limit? (<= 10000), since?:
+                     wall seconds}`` -> ``{"entries": [entry...], "last_id":
+                     uint}``: entries with id > after_id, oldest first; read
+                     again from ``last_id`` to get each entry exactly once
+                     (ids are persistent and increasing, across restarts).
+                     entry = ``id``, ``time`` (source time: the poll's for
+                     level changes), ``hub_time``, ``path``, ``kind``,
+                     ``old``, ``new`` (level codes), ``value``, ``agent``,
+                     ``user``, ``by``, ``via``, ``comment``, ``alarm_id``,
+                     ``shelf_id`` (the shelf covering it then), ``replayed``.
+                     Kinds: level, stale, fresh, removed, agent_silent,
+                     agent_back, alarm_raised, alarm_escalated, alarm_rtn,
+                     alarm_cleared, ack, unack, shelf_created, shelf_ended,
+                     shelf_ended_still_active, forget, context_start,
+                     context_stop, flapping_start, flapping_stop, pending,
+                     discarded. (1.2)
+ack         operator ``{ids: [uint], comment?, via?, seen?: {id: max_level}}``
+                     -> ``{"acked": [id...], "skipped": [{id, reason}...]}``:
+                     acknowledges exactly those ids (never "everything under
+                     a prefix": an alarm raised after the operator looked is
+                     never acked); an id whose max_level rose above its
+                     ``seen`` level is skipped ("escalated since it was
+                     listed"), as are unknown, cleared and already acked ones.
+                     ``ack {ids: []}`` checks the role and changes nothing.
+unack       operator ``{ids: [uint], comment?}`` -> same shape as ack (1.2)
+shelve      operator ``{prefix, mode, duration_s? | ends_at?, starts_at?,
+                     comment (required, <= 500 chars)}`` -> ``{"shelf":
+                     shelf}``. Operators: at most the hub's max_shelve_s (24 h)
+                     from the start, until_normal capped at it; admins: no
+                     limit. Refused over the limit with reason "forbidden".
+unshelve    operator ``{id, comment?}`` -> ``{"shelf": shelf}`` (ended now)
+context_    operator ``{kind, prefix, id: str|int}`` -> ``{"context": {kind,
+start                prefix, id, by, user, at}}``: stored, journaled, and
+                     published as the point ``_hub/contexts/<kind>/<prefix>``
+                     whose value is the id (within a heartbeat). (1.2)
+context_    operator ``{kind, prefix}`` -> ``{"context": ...}``: the point is
+stop                 removed; reason "unknown" when none is active.
+clear       admin    ``{ids: [uint], comment?}`` -> ``{"cleared": [id...],
+                     "skipped": [{id, reason}...]}`` (1.2)
+register_   service  ``{service: "history"}`` -> ``{"service": ...}``: this
+service              connection answers that service's commands from now on
+                     (without keys anyone; with keys a grant listing the
+                     service, ``services = ["history"]``). (1.2)
+history     viewer   anything: forwarded to the registered history service
+                     with the hub's own request id and ``args.by`` set to the
+                     asker; its COMMAND_RESULT is relayed back under the
+                     asker's request id. None registered: ok false, reason
+                     "no history service"; no answer in 30 s: reason
+                     "timeout". (1.2)
 ==========  =======  ==========================================================
+
+Every command records who did it: ``by`` (the key's name; without keys
+``anonymous@<peer ip>``), ``user`` (the COMMAND's ``user``: the end user a
+client forwards), ``via`` (``args.via``, e.g. "web"), the hub's time, and the
+comment. Roles (1.2): a subscriber grant's ``role`` (viewer, operator,
+admin; absent: viewer, or admin with ``admin = true``); the hub's own key
+pair and every caller of a hub without keys are admins. A command's effects
+are stored (the hub's state store) before its COMMAND_RESULT is sent, and
+before the NODEs they change are published. Any other ``result`` reason:
+``"unknown"`` (no such alarm, shelf or context), ``"no-state"`` (the hub
+runs without a state store).
 
 Prefixes (snapshots, ``gsmon get``/``watch``, subscriber grants, the
 Subscriber) name whole path segments: ``GS1/Antenna1`` is that node and its
@@ -231,7 +318,32 @@ liveness_unknown  bool       (1.1) present and true while the hub cannot
                              pause (SIGSTOP, a VM freeze); absent means
                              false. A parent says so when any child does.
                              Such a node's GREEN is not known to be current.
+since             float      (1.2) wall seconds: when the node's current
+                             level began (points: the poll that set it, or
+                             the hub's judgement for STALE; parents: when
+                             their current worst level began)
+attention         int        (1.2) the worst level among unacknowledged,
+                             unshelved alarms at or below the node (an
+                             rtn_unacked alarm counts at its max_level);
+                             absent: 0. Views colour and sort by it.
+alarm             map        (1.2) points with an open alarm, and mounts with
+                             an agent-silent alarm: ``id``, ``state``,
+                             ``level``, ``max_level``, ``latch``, ``reason``,
+                             ``raised_at``, ``rtn_at``, ``acked_by``,
+                             ``acked_at``, ``ack_comment``, ``shelf_id``;
+                             absent: none
+shelf_id          int        (1.2) points under a shelf in force: its id
+shelved_below     int        (1.2) parents: shelved points at or below
+unacked_below     int        (1.2) unacknowledged unshelved alarms at or below
+raw_alert         int        (1.2, reserved) points with debounce: the raw
+pending           map        level and ``{"level", "since"}`` /
+flapping          map        ``{"since", "changes"}`` from the agent's
+                             optional 7th point-entry item (not yet sent by
+                             agents; the hub does not relay them yet)
 ================  =========  =================================================
+
+Every 1.2 key is left out at its default (absent = 0 or nil), so old clients
+see the same payloads and ignore the keys they do not know.
 
 A ``point``'s ``alertstr`` is the label its agent sent with ``alert``, except
 that a built-in code (:mod:`gsmon.common.alerts`: 0, 10, 20, 30, 50, 100)
@@ -443,7 +555,7 @@ __all__ = [
 ]
 
 PROTOCOL_MAJOR: Final = 1
-PROTOCOL_MINOR: Final = 1
+PROTOCOL_MINOR: Final = 2  # 1.2: the operator layer (NODE keys, operator commands; issue 13)
 
 HUB_HEARTBEAT_TOPIC: Final = b"\x00hub/heartbeat"
 # Per-scope heartbeats (a prefix-limited subscriber grant): prefix + grant name + NUL.
@@ -957,8 +1069,9 @@ def node_payload(
     dt_s: float | None = None,
     reported_alert: int | None = None,
     liveness_unknown: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> bytes:
-    """Pack a NODE payload map."""
+    """Pack a NODE payload map (``extra``: the 1.2 operator keys, see NODE payload)."""
     payload = {
         "v": PROTOCOL_MAJOR,
         "epoch": epoch,
@@ -978,6 +1091,8 @@ def node_payload(
         payload["reported_alert"] = reported_alert
     if liveness_unknown:
         payload["liveness_unknown"] = True
+    if extra:
+        payload.update(extra)
     if isinstance(value, list | tuple | dict) and not _container_ok(value):
         payload["value"] = _sanitise(value)
     try:
@@ -986,6 +1101,19 @@ def node_payload(
         payload["value"] = _sanitise(value)
         return _pack_strict(payload)
 
+
+#: NODE keys of minor 2 (the operator layer), in wire order; each is left out at its default (0 or nil).
+NODE_EXTRA_KEYS: Final = (
+    "since",
+    "attention",
+    "alarm",
+    "shelf_id",
+    "shelved_below",
+    "unacked_below",
+    "raw_alert",
+    "pending",
+    "flapping",
+)
 
 # Value types that pack as they are (never sanitised), and that msgpack and
 # msgspec pack to the same bytes: the fast paths' values.
@@ -1043,28 +1171,30 @@ class NodeEncoder:
         dt_s: float | None,
         reported_alert: int | None = None,
         liveness_unknown: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> bytes:
         """A ``point`` payload (the arguments of :func:`node_payload`, in its order)."""
         if type(value) in _PLAIN_TYPES:
             try:
-                return self._encode(
-                    _NodeStruct(
-                        PROTOCOL_MAJOR,
-                        self.epoch,
-                        seq,
-                        NODE_POINT,
-                        alertcode,
-                        alertstr,
-                        stale,
-                        value,
-                        agent,
-                        polled_at_s,
-                        received_at_s,
-                        dt_s,
-                        reported_alert,
-                        liveness_unknown,
+                if not extra:  # the operator keys take node_payload's dict (below)
+                    return self._encode(
+                        _NodeStruct(
+                            PROTOCOL_MAJOR,
+                            self.epoch,
+                            seq,
+                            NODE_POINT,
+                            alertcode,
+                            alertstr,
+                            stale,
+                            value,
+                            agent,
+                            polled_at_s,
+                            received_at_s,
+                            dt_s,
+                            reported_alert,
+                            liveness_unknown,
+                        )
                     )
-                )
             except (TypeError, ValueError, OverflowError):
                 pass  # an int beyond 64 bits, a lone surrogate...: node_payload sanitises it
         return node_payload(
@@ -1081,17 +1211,46 @@ class NodeEncoder:
             dt_s=dt_s,
             reported_alert=reported_alert,
             liveness_unknown=liveness_unknown,
+            extra=extra,
         )
 
-    def parent(self, seq: int, alertcode: int, alertstr: str, stale: bool, liveness_unknown: bool = False) -> bytes:
+    def parent(
+        self,
+        seq: int,
+        alertcode: int,
+        alertstr: str,
+        stale: bool,
+        liveness_unknown: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> bytes:
         """A ``parent`` payload."""
-        return self._other(seq, NODE_PARENT, alertcode, alertstr, stale, liveness_unknown)
+        return self._other(seq, NODE_PARENT, alertcode, alertstr, stale, liveness_unknown, extra)
 
     def removed(self, seq: int) -> bytes:
         """A ``removed`` payload."""
         return self._other(seq, NODE_REMOVED, 0, "", False, False)
 
-    def _other(self, seq: int, kind: str, alertcode: int, alertstr: str, stale: bool, unknown: bool) -> bytes:
+    def _other(
+        self,
+        seq: int,
+        kind: str,
+        alertcode: int,
+        alertstr: str,
+        stale: bool,
+        unknown: bool,
+        extra: dict[str, Any] | None = None,
+    ) -> bytes:
+        if extra:
+            return node_payload(
+                epoch=self.epoch,
+                seq=seq,
+                kind=kind,
+                alertcode=alertcode,
+                alertstr=alertstr,
+                stale=stale,
+                liveness_unknown=unknown,
+                extra=extra,
+            )
         return self._encode(
             _NodeStruct(
                 PROTOCOL_MAJOR,

@@ -118,6 +118,7 @@ from typing import Any, Final
 
 from gsmon.common import names as naming
 from gsmon.common.alerts import STALE_ALERTCODE, OrangeAlert, RedAlert, alertstr_for
+from gsmon.common.names import path_in_prefix
 
 __all__ = [
     "ACTIVE_ACKED",
@@ -197,6 +198,8 @@ JOURNAL_KINDS: Final = (
     "shelf_ended",
     "shelf_ended_still_active",
     "forget",
+    "context_start",
+    "context_stop",
     "flapping_start",
     "flapping_stop",
     "pending",
@@ -223,19 +226,6 @@ _SEP: Final = naming.SEPARATOR
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def path_in_prefix(path: str, prefix: str) -> bool:
-    """Whether ``prefix`` selects the node at ``path``, segment by segment.
-
-    ``""`` selects every path; ``"A/B"`` selects ``A/B`` and everything below it
-    but not ``A/B2``; ``"A/B/"`` selects only what lies below ``A/B``. The same
-    rule as ``gsmon.common.names.path_in_prefix``, which another branch adds;
-    this private copy goes once both are merged.
-    """
-    if not path.startswith(prefix):
-        return False
-    return not prefix or prefix[-1] == _SEP or len(path) == len(prefix) or path[len(prefix)] == _SEP
 
 
 def iso_utc(wall: float | None) -> str | None:
@@ -970,6 +960,10 @@ class AlarmBook:
         if point is not None:
             self._remove_point(path)
         self._settle(wall)
+
+    def record(self, kind: str, path: str, wall: float, **fields: Any) -> None:
+        """Journal something the hub did outside the book (``context_start``/``context_stop``)."""
+        self._log(kind, path, wall, wall, **fields)
 
     def record_forget(
         self, prefix: str, by: str, user: str | None, comment: str | None, via: str | None, now: float, wall: float

@@ -13,7 +13,18 @@ schema, with the defaults::
     [hub]
     agents = "tcp://127.0.0.1:7761"       # where agents connect (port 0: any free port)
     subscribers = "tcp://127.0.0.1:7762"  # where subscribers (watch, get, programs) connect
-    query = "tcp://127.0.0.1:7763"        # snapshots and hub info
+    query = "tcp://127.0.0.1:7763"        # snapshots, hub info and commands
+    state_dir = "/var/lib/gsmon"          # alarms, shelves, journal, contexts (SQLite, WAL); default: "state"
+                                          #   beside keys_dir, else /var/lib/gsmon if writable, else
+                                          #   $XDG_STATE_HOME/gsmon. state_dir = "" runs without a state store
+                                          #   (no alarms, shelves or journal: only for benchmarks/tests)
+    alarm_min_level = "ORANGE"            # an alarm opens at this effective level: ORANGE, RED or CRITICAL
+    max_shelve_s = 86400.0                # operators may shelve for at most this long (admins: no limit)
+
+    [[alarms]]                            # optional, repeatable, first match wins: per path pattern
+    path = "GS1/*/Power/**"               #   * one segment, ** any number of segments
+    latch = true                          #   latch (default: RED and above and STALE latch, ORANGE not)
+    min_level = "RED"                     #   this path's own alarm_min_level (optional)
     # Listening on a station network: "tcp://0.0.0.0:7761" etc. -- with [security].
 
     [liveness]
@@ -27,6 +38,8 @@ schema, with the defaults::
     [retention]
     agent_retention_s = 3600.0            # a silent agent and its (stale) points are forgotten after this
                                           #   (until then they stay, STALE; `gsmon forget NAME` removes one now)
+    journal_days = 90.0                   # journal rows (and cleared alarms, ended shelves) older are pruned
+    journal_max_bytes = 1073741824        # then the oldest rows while the state store is larger than this
 
     [limits]
     max_frame_bytes = 16777216            # larger agent messages disconnect the sender (ZMQ_MAXMSGSIZE)
@@ -70,6 +83,8 @@ from gsmon.common import protocol as proto
 from gsmon.common.alerts import CriticalAlert, GreenAlert, OrangeAlert, RedAlert
 from gsmon.common.config import ConfigError, Section, load_toml, parse_toml, with_overrides
 from gsmon.common.logs import FORMATS, LEVELS
+from gsmon.hub.alarms import AlarmRule, AlarmSettings, AlarmSettingsError
+from gsmon.hub.journal import Retention, default_state_dir
 from gsmon.hub.state import HubSettings
 
 __all__ = [
@@ -121,6 +136,10 @@ class HubConfig:
     settings: HubSettings = field(default_factory=HubSettings)
     limits: ServerLimits = field(default_factory=ServerLimits)
     keys_dir: Path | None = None
+    # None: no state store (state_dir = ""); the default is resolved from keys_dir (default_state_dir).
+    state_dir: Path | None = None
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
+    journal_retention: Retention = field(default_factory=Retention)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: str = "<defaults>"
     # Dotted keys set by flags, with the flag as typed (see read_hub_config).
@@ -194,6 +213,30 @@ def _read(root: Section) -> HubConfig:
     security = root.section("security")
     keys_dir = security.file_path("keys_dir", None)
 
+    if "state_dir" in hub and hub.string("state_dir", allow_empty=True) == "":
+        state_dir: Path | None = None
+    else:
+        state_dir = hub.file_path("state_dir", None) or default_state_dir(keys_dir)
+    levels = {cls.alertstr: cls.alertcode for cls in (OrangeAlert, RedAlert, CriticalAlert)}
+    min_name = hub.choice("alarm_min_level", tuple(levels), "ORANGE", upper=True)
+    max_shelve_s = hub.seconds("max_shelve_s", 24 * 3600.0)
+    rules = []
+    for rule in root.sections("alarms"):
+        rule_min = rule.choice("min_level", tuple(levels), None, upper=True) if "min_level" in rule else None
+        rules.append(
+            AlarmRule(
+                path=rule.string("path"),
+                latch=rule.boolean("latch", None),
+                min_level=None if rule_min is None else levels[rule_min],
+            )
+        )
+    try:
+        alarm_settings = AlarmSettings(alarm_min_level=levels[min_name], max_shelve_s=max_shelve_s, rules=tuple(rules))
+    except AlarmSettingsError as error:
+        raise root.error("alarms", str(error)) from None
+    journal_days = retention.number("journal_days", 90.0, minimum=0.001, maximum=1e6)
+    journal_bytes = retention.integer("journal_max_bytes", 1 << 30, minimum=1 << 20)
+
     logging_table = root.section("logging")
     level = logging_table.choice("level", LEVELS, "INFO", upper=True)
     fmt = logging_table.choice("format", FORMATS, "text")
@@ -207,6 +250,9 @@ def _read(root: Section) -> HubConfig:
         settings=HubSettings(**changes),
         limits=ServerLimits(**limit_changes),
         keys_dir=keys_dir,
+        state_dir=state_dir,
+        alarms=alarm_settings,
+        journal_retention=Retention(max_age_days=journal_days, max_size_bytes=journal_bytes),
         logging=LoggingSettings(level, fmt),
         source=root.file,
         origins=dict(root.origins),

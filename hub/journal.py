@@ -72,7 +72,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -310,6 +310,7 @@ class StateStore:
         *,
         migrations: Sequence[Migration] = MIGRATIONS,
         busy_timeout_s: float = 5.0,
+        check_same_thread: bool = True,
     ) -> None:
         self.path = Path(path)
         self._migrations = tuple(migrations)
@@ -317,7 +318,11 @@ class StateStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # isolation_level=None: no implicit transactions; every write below says BEGIN and COMMIT itself.
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout_s)
+            # check_same_thread=False: the hub opens it while binding and uses it from its loop's thread
+            # (one thread at a time, never two at once).
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=check_same_thread
+            )
         except (OSError, sqlite3.Error) as error:
             raise StoreError(
                 f"cannot open the state store {self.path}: {error}: give --state-dir a writable folder"
@@ -446,6 +451,25 @@ class StateStore:
             raise StoreError(f"cannot write the state store {self.path}: {error}") from error
         self._next_id_stored = next_alarm_id
         return range(first, first + len(journal_entries))
+
+    def load_contexts(self) -> dict[str, dict[str, Any]]:
+        """The active contexts (``"<kind>/<prefix>"`` -> record), as :meth:`save_contexts` stored them."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'contexts'").fetchone()
+        loaded = _loads(row[0]) if row is not None else None
+        return dict(loaded) if isinstance(loaded, dict) else {}
+
+    def save_contexts(self, contexts: Mapping[str, Mapping[str, Any]]) -> None:
+        """Store the active contexts (one durable transaction: a context command is an operator action)."""
+        try:
+            self._set_sync("FULL")
+            with self._transaction():
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('contexts', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (_encode_json(dict(contexts)).decode(),),
+                )
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot write the state store {self.path}: {error}") from error
 
     def _meta_int(self, key: str, default: int) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -80,6 +80,13 @@ _KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | None, str], ...] = (
         "a silent agent and its (stale) points are forgotten after this many seconds (default 3600)",
     ),
     (
+        ("--state-dir",),
+        "hub.state_dir",
+        None,
+        "alarms, shelves and the journal live here (default: 'state' beside the keys folder, else "
+        "/var/lib/gsmon if writable, else $XDG_STATE_HOME/gsmon; '' runs without a state store)",
+    ),
+    (
         ("--keys-dir", "--keys"),
         "security.keys_dir",
         None,
@@ -114,7 +121,9 @@ def add_parser(subparsers: Any, name: str, summary: str) -> None:
         help="print a commented example configuration (every section, station-ready) and exit",
     )
     for names, key, value_type, text in _KEY_FLAGS:
-        if key.startswith("hub."):
+        if key == "hub.state_dir":
+            metavar = "DIR"
+        elif key.startswith("hub."):
             metavar = "ENDPOINT"
         elif key == "security.keys_dir":
             metavar = "DIR"
@@ -174,7 +183,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     logs.configure(config.logging.level, config.logging.format)
 
-    server = HubServer(bind_to, config.settings, config.limits, keys_dir=keys_dir)
+    server = HubServer(
+        bind_to,
+        config.settings,
+        config.limits,
+        keys_dir=keys_dir,
+        state_dir=config.state_dir,
+        alarm_settings=config.alarms,
+        journal_retention=config.journal_retention,
+    )
     try:
         bound = server.bind()
     except BindError as error:  # name the flag or key that asked for that endpoint

@@ -31,9 +31,21 @@ counter of the moment it *started*, and every node payload its own seq.
 
 Access, with keys: HELLO needs a subscriber key; a snapshot a grant covering
 every node its prefix selects (:func:`may_snapshot`); a command the role its
-entry in :data:`COMMANDS` names. The hub's own key pair is an administrator
-that may read everything. Without keys the query socket is open to whoever
-reaches it, as the rest of the hub is.
+entry in :data:`COMMANDS` names (viewer < operator < admin: the grant's
+``role``, ``admin = true`` meaning admin, default viewer). The hub's own key
+pair is an administrator that may read everything. Without keys the query
+socket is open to whoever reaches it, as the rest of the hub is, and every
+caller is an admin. Every command knows who asked: ``by`` is the key's name
+(without keys ``anonymous@<peer ip>``), ``user`` the end user the client
+forwards, ``via`` the args' ``via``. The operator commands themselves live in
+:mod:`gsmon.hub.operator`.
+
+Services (``register_service``): a client (the recorder) registers its
+connection as the hub's "history" service; a COMMAND ``history`` from any
+client is then forwarded to it with a request id of the hub's, and its
+COMMAND_RESULT relayed back under the asker's request id
+(:meth:`QueryCore.relay`). A forwarded request not answered within
+:attr:`QuerySettings.forward_timeout_s` is answered ok=false.
 """
 
 from __future__ import annotations
@@ -47,6 +59,8 @@ from typing import Any, Final, Literal
 from gsmon.common import protocol as proto
 from gsmon.common.allowlist import AllowList, SubscriberGrant
 from gsmon.common.tree import TreeNode
+from gsmon.hub.journal import StateStore
+from gsmon.hub.operator import OPERATOR_COMMANDS
 from gsmon.hub.state import HubState
 
 __all__ = ["BUSY_MESSAGE", "COMMANDS", "CommandSpec", "Outcome", "QueryCore", "QuerySettings", "may_snapshot"]
@@ -56,7 +70,9 @@ log = logging.getLogger(__name__)
 BUSY_MESSAGE: Final = "busy, retry"
 # Connections whose reply seq is remembered; past that the least recently answered is forgotten.
 _MAX_TRACKED_CONNECTIONS: Final = 65536
-Role = Literal["admin"]
+Role = Literal["viewer", "operator", "admin"]
+ROLE_ORDER: Final = ("viewer", "operator", "admin")
+_ROLE_WORDS: Final = {"viewer": "a viewer's", "operator": "an operator's", "admin": "an administrator's"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +83,8 @@ class QuerySettings:
     turn_nodes: int = 4000  # nodes visited per loop turn, over all snapshots
     max_jobs_per_client: int = 4  # snapshots outstanding per client identity
     max_jobs: int = 256  # snapshots outstanding in all
+    forward_timeout_s: float = 30.0  # a forwarded (service) request unanswered this long is answered ok=false
+    max_forwarded: int = 1000  # forwarded requests outstanding in all
 
 
 @dataclass(slots=True)
@@ -99,6 +117,23 @@ class _Caller:
     keyed: bool  # the hub uses keys
     hub_key: bool  # the hub's own key pair: an administrator that reads everything
     grant: SubscriberGrant | None
+    peer: str | None = None  # the connection's IP address, when the server knows it
+
+    @property
+    def role(self) -> str:
+        """viewer, operator or admin (without keys, and for the hub's own key: admin)."""
+        if not self.keyed or self.hub_key:
+            return "admin"
+        return self.grant.effective_role if self.grant is not None else "viewer"
+
+    @property
+    def by(self) -> str:
+        """Who acts, for the journal: the key's name, else ``anonymous@<peer ip>``."""
+        if self.hub_key:
+            return "hub"
+        if self.grant is not None:
+            return self.grant.name
+        return f"anonymous@{self.peer or 'unknown'}"
 
     @property
     def client(self) -> str | bytes:
@@ -114,10 +149,33 @@ class _Caller:
         return f"client {self.identity.hex()}" if not self.keyed else f"key {self.key}"
 
     def has_role(self, role: Role) -> bool:
-        if not self.keyed:
-            return True
-        assert role == "admin"
-        return self.hub_key or (self.grant is not None and self.grant.admin)
+        return ROLE_ORDER.index(self.role) >= ROLE_ORDER.index(role)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One COMMAND as a command function sees it: its args and who asked, when."""
+
+    command: str
+    args: dict[str, Any]
+    caller: _Caller
+    user: str | None
+    now: float
+    wall: float
+    allow: AllowList | None
+
+    @property
+    def role(self) -> str:
+        return self.caller.role
+
+    @property
+    def by(self) -> str:
+        return self.caller.by
+
+    @property
+    def via(self) -> str | None:
+        via = self.args.get("via")
+        return via[:40] if isinstance(via, str) and via else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,23 +184,30 @@ class CommandSpec:
 
     role: Role
     summary: str
-    run: Callable[[QueryCore, dict[str, Any], float, float, AllowList | None], tuple[bool, str, Any]]
+    run: Callable[[QueryCore, Call], tuple[bool, str, Any]]
 
 
-def _forget(
-    core: QueryCore, args: dict[str, Any], now: float, wall: float, allow: AllowList | None
-) -> tuple[bool, str, Any]:
-    name = args.get("agent")
+def _forget(core: QueryCore, call: Call) -> tuple[bool, str, Any]:
+    name = call.args.get("agent")
     if not isinstance(name, str) or not name:
         return False, "forget needs the agent's name: {agent: NAME}", {"reason": "bad-args"}
     # A revoked agent cannot be live: the server drops whatever its key sends.
+    allow = call.allow
     granted = allow is None or name in allow.agents
-    return core.state.forget(name, now, wall, granted=granted)
+    book = core.state.alarms
+    done = core.state.forget(name, call.now, call.wall, granted=granted)
+    if done[0] and book is not None:
+        book.record_forget(name, call.by, call.user, call.args.get("comment"), call.via, call.now, call.wall)
+    return done
 
 
 COMMANDS: Final[dict[str, CommandSpec]] = {
     "forget": CommandSpec("admin", "remove a silent agent and all its points now", _forget),
+    **{name: CommandSpec(role, summary, run) for name, (role, summary, run) in OPERATOR_COMMANDS.items()},  # type: ignore[arg-type]
 }
+#: Services a client may register as (register_service), and the commands forwarded to each.
+SERVICES: Final = {"history": ("history",)}
+_FORWARDED: Final = {command: service for service, commands in SERVICES.items() for command in commands}
 
 
 def may_snapshot(grant: SubscriberGrant, prefix: str) -> bool:
@@ -203,6 +268,15 @@ class QueryCore:
         self._jobs: deque[_Job] = deque()
         self._per_client: dict[str | bytes, int] = {}
         self._seq_out: dict[bytes, int] = {}  # reply seq per connection (ROUTER identity), least recent first
+        # The operator layer: the state store (journal reads, contexts), and the active contexts
+        # ("<kind>/<prefix>" -> record), which the server publishes as _hub/contexts/... points.
+        self.store: StateStore | None = None
+        self.contexts: dict[str, dict[str, Any]] = {}
+        # Registered services: name -> routing identity; forwarded requests: hub request id ->
+        # (asker's identity, asker's request id, service, deadline).
+        self.services: dict[str, bytes] = {}
+        self._forwarded: dict[int, tuple[bytes, int, str, float]] = {}
+        self._forward_id = 0
 
     @property
     def busy(self) -> bool:
@@ -219,12 +293,14 @@ class QueryCore:
         key: str | None = None,
         allow: AllowList | None = None,
         hub_key: str | None = None,
+        peer: str | None = None,
     ) -> Outcome:
-        """Answer one decoded request from ``identity`` (with keys: ``key``, checked against ``allow``)."""
+        """Answer one decoded request from ``identity`` (with keys: ``key``, checked against ``allow``;
+        ``peer``: the connection's IP address, which names an anonymous caller)."""
         keyed = allow is not None
         own = keyed and key is not None and key == hub_key
         grant = allow.subscriber_for_key(key) if allow is not None and not own else None
-        caller = _Caller(identity, key, keyed, own, grant)
+        caller = _Caller(identity, key, keyed, own, grant, peer)
         if keyed and not own and grant is None:
             self.stats.refused += 1
             return Outcome(
@@ -247,6 +323,8 @@ class QueryCore:
             return self._snapshot(caller, msg, wall)
         if isinstance(msg, proto.Command):
             return self._command(caller, msg, now, wall, allow)
+        if isinstance(msg, proto.CommandResult):
+            return self.relay(caller, msg, wall)
         why = f"{msg.kind.name} is not a query"
         return Outcome([self._error(caller, msg, wall, f"{msg.kind.name} is not a request I answer")], invalid=why)
 
@@ -322,6 +400,10 @@ class QueryCore:
         self, caller: _Caller, msg: proto.Command, now: float, wall: float, allow: AllowList | None
     ) -> Outcome:
         self.stats.commands += 1
+        if msg.command == "register_service":
+            return self._register(caller, msg, wall)
+        if msg.command in _FORWARDED:
+            return self._forward(caller, msg, now, wall)
         spec = COMMANDS.get(msg.command)
         refused = None
         if spec is None:
@@ -334,19 +416,113 @@ class QueryCore:
             self.stats.refused += 1
             ok, message, result = (
                 False,
-                f"{msg.command} needs an administrator's key: a subscriber granted with admin = true "
-                f"('gsmon keys subscriber NAME --admin'), or the hub's own key pair; {caller.name} is not one",
+                f"{msg.command} needs {_ROLE_WORDS[spec.role]} key: a subscriber granted with role = "
+                f"{spec.role!r} ('gsmon keys subscriber NAME --role {spec.role}'"
+                + (", or admin = true" if spec.role == "admin" else "")
+                + f"), or the hub's own key pair; {caller.name} is a {caller.role}",
                 {"reason": "forbidden"},
             )
-            refused = f"command {msg.command} from {caller.name} refused: not an administrator"
+            refused = f"command {msg.command} from {caller.name} refused: not an {spec.role}"
         else:
-            ok, message, result = spec.run(self, msg.args, now, wall, allow)
+            call = Call(msg.command, msg.args, caller, msg.user, now, wall, allow)
+            ok, message, result = spec.run(self, call)
         by = caller.name + (f" (user {msg.user!r})" if msg.user else "")
         log.log(logging.INFO if ok else logging.WARNING, "command %s %s by %s: %s", msg.command, msg.args, by, message)
         reply = proto.CommandResult(
             **self._header(caller.identity, wall), request_id=msg.request_id, ok=ok, message=message, result=result
         )
         return Outcome([(caller.identity, proto.encode(reply))], refused=refused)
+
+    # -- services -------------------------------------------------------------
+
+    def _result(self, to: bytes, request_id: int, wall: float, ok: bool, message: str, result: Any) -> bytes:
+        reply = proto.CommandResult(
+            **self._header(to, wall), request_id=request_id, ok=ok, message=message, result=result
+        )
+        return proto.encode(reply)
+
+    def _register(self, caller: _Caller, msg: proto.Command, wall: float) -> Outcome:
+        """``register_service`` {service}: this connection answers that service's commands from now on."""
+        service = msg.args.get("service")
+        if service not in SERVICES:
+            why = f"register_service needs a service: one of {', '.join(SERVICES)}"
+            return Outcome(
+                [
+                    (
+                        caller.identity,
+                        self._result(caller.identity, msg.request_id, wall, False, why, {"reason": "bad-args"}),
+                    )
+                ]
+            )
+        allowed = not caller.keyed or caller.hub_key or (caller.grant is not None and service in caller.grant.services)
+        if not allowed:
+            self.stats.refused += 1
+            why = (
+                f"{caller.name} may not serve {service}: grant the key the service "
+                f"('gsmon keys subscriber NAME --service {service}')"
+            )
+            reply = self._result(caller.identity, msg.request_id, wall, False, why, {"reason": "forbidden"})
+            return Outcome([(caller.identity, reply)], refused=f"register_service {service} from {caller.name} refused")
+        previous = self.services.get(str(service))
+        self.services[str(service)] = caller.identity
+        log.info("%s registered as the %s service%s", caller.name, service, " (replacing another)" if previous else "")
+        reply = self._result(
+            caller.identity, msg.request_id, wall, True, f"registered as the {service} service", {"service": service}
+        )
+        return Outcome([(caller.identity, reply)])
+
+    def _forward(self, caller: _Caller, msg: proto.Command, now: float, wall: float) -> Outcome:
+        """Send a service's command on to the registered connection, under a request id of the hub's."""
+        service = _FORWARDED[msg.command]
+        target = self.services.get(service)
+        if target is None:
+            reply = self._result(
+                caller.identity,
+                msg.request_id,
+                wall,
+                False,
+                f"no {service} service: start gsmon recorder connected to this hub",
+                {"reason": f"no {service} service"},
+            )
+            return Outcome([(caller.identity, reply)])
+        if len(self._forwarded) >= self.settings.max_forwarded:
+            reply = self._result(caller.identity, msg.request_id, wall, False, BUSY_MESSAGE, {"reason": "busy"})
+            return Outcome([(caller.identity, reply)])
+        self._forward_id += 1
+        forward_id = self._forward_id
+        self._forwarded[forward_id] = (caller.identity, msg.request_id, service, now + self.settings.forward_timeout_s)
+        args = dict(msg.args)
+        args["by"] = caller.by  # who asked, for the service's own log
+        forwarded = proto.Command(
+            **self._header(target, wall), request_id=forward_id, command=msg.command, args=args, user=msg.user
+        )
+        return Outcome([(target, proto.encode(forwarded))])
+
+    def relay(self, caller: _Caller, msg: proto.CommandResult, wall: float) -> Outcome:
+        """A service's COMMAND_RESULT: back to whoever asked, under the asker's request id."""
+        pending = self._forwarded.get(msg.request_id)
+        if pending is None or self.services.get(pending[2]) != caller.identity:
+            return Outcome(invalid=f"COMMAND_RESULT {msg.request_id} from {caller.name} answers nothing forwarded")
+        del self._forwarded[msg.request_id]
+        identity, request_id, _, _ = pending
+        return Outcome([(identity, self._result(identity, request_id, wall, msg.ok, msg.message, msg.result))])
+
+    def expire_forwarded(self, now: float, wall: float) -> list[tuple[bytes, bytes]]:
+        """Answer forwarded requests their service did not answer in time (ok=false)."""
+        late = [fid for fid, (_, _, _, deadline) in self._forwarded.items() if deadline <= now]
+        replies = []
+        for forward_id in late:
+            identity, request_id, service, _ = self._forwarded.pop(forward_id)
+            message = f"the {service} service did not answer within {self.settings.forward_timeout_s:g} s"
+            reply = proto.CommandResult(
+                **self._header(identity, wall),
+                request_id=request_id,
+                ok=False,
+                message=message,
+                result={"reason": "timeout"},
+            )
+            replies.append((identity, proto.encode(reply)))
+        return replies
 
     # -- replies --------------------------------------------------------------
 

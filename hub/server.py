@@ -69,6 +69,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import secrets
 import socket
@@ -89,9 +90,11 @@ from gsmon.common.allowlist import AllowList, SubscriberGrant
 from gsmon.common.errors import BindError
 from gsmon.common.transport import fast_get, fast_recv, fast_send
 from gsmon.common.version import __version__
+from gsmon.hub.alarms import Alarm, AlarmBook, AlarmSettings, JournalEntry, Shelf
 from gsmon.hub.auth import HubAuthenticator, sender_key
 from gsmon.hub.clock import ObservedClock
 from gsmon.hub.config import HubEndpoints, ServerLimits
+from gsmon.hub.journal import STATE_FILE, Pruner, Retention, StateStore, StoreError
 from gsmon.hub.queries import QueryCore, QuerySettings
 from gsmon.hub.state import HubSettings, HubState, nested_mounts
 from gsmon.hub.subscriptions import Outcome, SubscriptionLedger
@@ -223,8 +226,25 @@ class HubServer:
         limits: ServerLimits | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         keys_dir: Path | None = None,
+        state_dir: Path | None = None,
+        alarm_settings: AlarmSettings | None = None,
+        journal_retention: Retention | None = None,
     ) -> None:
         self.settings = settings or HubSettings()
+        # The operator layer (issue 13): None runs without a state store, hence without alarms.
+        self.state_dir = state_dir
+        self.alarm_settings = alarm_settings or AlarmSettings()
+        self.journal_retention = journal_retention or Retention()
+        self.store: StateStore | None = None
+        self.pruner: Pruner | None = None
+        # What the book gave and the store has not taken yet (a failed write is retried next turn).
+        self._unsaved_journal: list[JournalEntry] = []
+        self._unsaved_alarms: dict[int, Alarm] = {}
+        self._unsaved_shelves: dict[int, Shelf] = {}
+        self._unsaved_next_id = 0
+        self._store_errors = 0
+        self._store_error_logged = -math.inf
+        self.journal_written = 0  # journal entries committed (a health point, and for the bench)
         self.limits = limits or ServerLimits()
         self.epoch = secrets.randbits(63)
         self.ledger = SubscriptionLedger(
@@ -321,7 +341,72 @@ class HubServer:
             self.query_settings,
         )
         self._check_grants()
+        self._open_state()
         return endpoints
+
+    def _open_state(self) -> None:
+        """Open the state store and restore the alarm book from it (StoreError: one line, the hub stops)."""
+        if self.state_dir is None or self.store is not None:
+            return
+        store = self.store = StateStore(self.state_dir / STATE_FILE, check_same_thread=False)
+        stored = store.load(self.alarm_settings.kept_cleared, self.alarm_settings.kept_ended_shelves)
+        book = AlarmBook.restore(
+            self.alarm_settings, stored.alarms, stored.shelves, stored.next_id, time.monotonic(), time.time()
+        )
+        self.state.alarms = book
+        queries = self.queries
+        assert queries is not None
+        queries.store = store
+        queries.contexts = store.load_contexts()
+        open_alarms = sum(1 for alarm in stored.alarms if alarm.state != "cleared")
+        log.info(
+            "state store %s: %d open alarm(s), %d shelf/shelves, next id %d, journal at %d",
+            store.path,
+            open_alarms,
+            sum(1 for shelf in stored.shelves if shelf.ended_at is None),
+            book.next_id,
+            stored.last_journal_id,
+        )
+        if not self._persist():  # what the restore itself journaled (shelves expired during downtime)
+            raise StoreError(f"cannot write the state store {store.path}: see the log")
+        self.pruner = Pruner(store.path, self.journal_retention)
+        self.pruner.start()
+
+    def _persist(self) -> bool:
+        """Store what the alarm book changed, in ONE transaction; True when nothing is left unsaved.
+
+        Called before a turn's NODEs are published and before command replies are sent: nothing is
+        said that the store does not hold. A failed write keeps the batch for the next turn.
+        """
+        book, store = self.state.alarms, self.store
+        if book is None or store is None:
+            return True
+        self._unsaved_journal += book.take_journal()
+        alarms, shelves, next_id = book.take_records()
+        for alarm in alarms:
+            self._unsaved_alarms[alarm.id] = alarm
+        for shelf in shelves:
+            self._unsaved_shelves[shelf.id] = shelf
+        self._unsaved_next_id = next_id
+        try:  # (a turn with nothing to store costs no transaction: write_turn returns at once)
+            store.write_turn(
+                self._unsaved_journal,
+                list(self._unsaved_alarms.values()),
+                list(self._unsaved_shelves.values()),
+                self._unsaved_next_id,
+            )
+        except StoreError as error:
+            self._store_errors += 1
+            now = time.monotonic()
+            if now - self._store_error_logged >= 5.0:
+                self._store_error_logged = now
+                log.critical("%s: holding %d journal entries and this turn's NODEs", error, len(self._unsaved_journal))
+            return False
+        self.journal_written += len(self._unsaved_journal)
+        self._unsaved_journal = []
+        self._unsaved_alarms.clear()
+        self._unsaved_shelves.clear()
+        return True
 
     def _make_subscribers(self, endpoint: str) -> str:
         """(Re)create the subscribers XPUB and its monitor, bind it, register them."""
@@ -407,6 +492,14 @@ class HubServer:
             self._subscribers_listener = None
         if self.auth is not None:
             self.auth.stop()
+        if self.pruner is not None:
+            self.pruner.stop()
+            self.pruner = None
+        if self.store is not None:
+            with contextlib.suppress(StoreError):
+                self._persist()
+            self.store.close()
+            self.store = None
         if self._own_context:
             self.context.term()
 
@@ -461,11 +554,16 @@ class HubServer:
                     state.set_subscribers(self._counters.subscriber_connections)
                     self._report_health()
                     state.tick(now, wall)
+                    if state.alarms is not None:
+                        state.alarms.tick(now, wall)
+                    for identity, frame in queries.expire_forwarded(now, wall):
+                        self._reply(query, identity, frame)
                     next_tick = mono + TICK_S
                     if on_tick is not None:
                         on_tick(self)
                 subscribers = self._subscribers  # _check_auth may have rebuilt it
-                frames = state.drain(wall)
+                # Stored before published (issue 13): a turn the store could not take is held back.
+                frames = state.drain(wall) if self._persist() else []
                 if subscribers is not None:
                     self._publish(subscribers, frames)
                 for name in state.take_resync_requests():
@@ -523,6 +621,14 @@ class HubServer:
         }
         if self._rebind_due is not None:
             extra["subscribers_bound"] = (False, CriticalAlert.alertcode)
+        if self.store is not None:
+            ok = self._store_errors == 0 or not self._unsaved_journal
+            extra["state_store_write_errors"] = (self._store_errors, 0 if ok else CriticalAlert.alertcode)
+            extra["journal_written"] = (self.journal_written, 0)
+        if self.queries is not None:
+            # Active contexts (a pass) as points: _hub/contexts/<kind>/<prefix path> = the context id.
+            for key, record in self.queries.contexts.items():
+                extra[f"contexts/{key}"] = (record.get("id"), 0)
         auth = self.auth
         if auth is not None:
             alive = auth.is_alive()
@@ -735,6 +841,27 @@ class HubServer:
         auth = self.auth
         allow = auth.allow_list if auth is not None else None
         hub_key = auth.server_public_key.decode("ascii") if auth is not None else None
+        replies: list[tuple[bytes, bytes]] = []
+        try:
+            self._read_query_frames(query, now, wall, allow, hub_key, replies)
+        finally:
+            # Operator commands changed the book: stored before any reply says "done".
+            self._persist()
+            for to, frame in replies:
+                self._reply(query, to, frame)
+
+    def _read_query_frames(
+        self,
+        query: zmq.Socket[bytes],
+        now: float,
+        wall: float,
+        allow: AllowList | None,
+        hub_key: str | None,
+        replies: list[tuple[bytes, bytes]],
+    ) -> None:
+        queries = self.queries
+        assert queries is not None
+        auth = self.auth
         for _ in range(QUERY_RECV_BUDGET):
             try:
                 frames = query.recv_multipart(zmq.DONTWAIT, copy=False)
@@ -776,6 +903,7 @@ class HubServer:
                     key=sender_key(data) if auth is not None else None,
                     allow=allow,
                     hub_key=hub_key,
+                    peer=_address_of(data) if isinstance(request, proto.Command) else None,
                 )
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
@@ -784,8 +912,7 @@ class HubServer:
                 self._unauthorised(outcome.refused)
             if outcome.invalid is not None:
                 self._reject(outcome.invalid, decode=True)
-            for to, frame in outcome.replies:
-                self._reply(query, to, frame)
+            replies.extend(outcome.replies)
 
     @staticmethod
     def _reply(query: zmq.Socket[bytes], identity: bytes, frame: bytes) -> None:
@@ -874,6 +1001,15 @@ def _peer_of(frame: zmq.Frame) -> str | None:
         host = str(name[0])
         return f"[{host}]:{name[1]}" if ":" in host else f"{host}:{name[1]}"
     return address
+
+
+def _address_of(frame: zmq.Frame) -> str | None:
+    """The sender's IP address (``Peer-Address``), for naming an anonymous caller."""
+    try:
+        value = frame.get("Peer-Address")
+    except zmq.ZMQError:
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def _sender(frame: zmq.Frame) -> tuple[str | None, bool]:

@@ -109,6 +109,7 @@ from gsmon.common.alerts import (
     alertstr_for,
 )
 from gsmon.common.tree import RollupTree, TreeNode
+from gsmon.hub.alarms import AGENT_SILENT, OVERDUE, AlarmBook
 from gsmon.hub.subscriptions import SubscriptionLedger
 
 __all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats", "nested_mounts"]
@@ -190,6 +191,7 @@ class _Leaf:
         "queued",
         "received_at_s",
         "seq",
+        "stale_reason",
         "unknown",
         "value",
     )
@@ -210,6 +212,7 @@ class _Leaf:
         self.unknown = False  # liveness unknown, as counted in the parents (follows agent.unknown)
         self.gen = 0  # the agent's state generation when last reported
         self.seq = 0  # hub seq of the last change
+        self.stale_reason: str | None = None  # as the alarm book was last told: None, "overdue", "agent silent"
         # The last change packed as a NODE payload, or b"" when nobody followed
         # the path then: a snapshot packs it on demand (same bytes, same seq).
         self.payload = b""
@@ -218,7 +221,7 @@ class _Leaf:
 class _Parent:
     """A parent of the global tree (``TreeNode.data`` of a parent)."""
 
-    __slots__ = ("declared", "label_from", "payload", "seq", "unknown")
+    __slots__ = ("declared", "label_from", "payload", "seq", "since", "since_code", "unknown")
 
     def __init__(self) -> None:
         # Agents whose STATE listed this parent explicitly (it stays while
@@ -228,6 +231,8 @@ class _Parent:
         self.payload = b""  # as _Leaf.payload
         self.unknown = 0  # children whose liveness is unknown (the parent's is, while any is)
         self.label_from: TreeNode | None = None  # the child whose label a user-defined code was last taken from
+        self.since: float | None = None  # wall time its current worst level began (NODE ``since``)
+        self.since_code: int | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -275,9 +280,21 @@ class HubState:
     """The global tree and everything the hub knows about agents."""
 
     def __init__(
-        self, settings: HubSettings, epoch: int, now: float, subscriptions: SubscriptionLedger | None = None
+        self,
+        settings: HubSettings,
+        epoch: int,
+        now: float,
+        subscriptions: SubscriptionLedger | None = None,
+        alarms: AlarmBook | None = None,
     ) -> None:
         self.settings = settings
+        # The operator layer (issue 13): told every effective-level change, staleness, silence and
+        # removal; its per-node view (attention, alarm, shelf) goes into the NODE payloads.
+        self.alarms = alarms
+        self._wall = 0.0  # the latest wall time given (for the alarm book's calls from deep inside)
+        # Agents whose first complete STATE since the hub started has been checked against the
+        # points the restored alarm book knows (those it no longer lists are removed there too).
+        self._book_checked: set[str] = set()
         self.epoch = epoch
         self.seq = 0
         self.stats = HubStats()
@@ -339,6 +356,7 @@ class HubState:
         claim one agent name.
         """
         self.stats.messages_in += 1
+        self._wall = wall
         if not isinstance(msg, _AGENT_MESSAGES):
             self.stats.messages_rejected += 1
             log.debug("dropped %s from %s on the agents socket", msg.kind.name, msg.sender)
@@ -430,6 +448,8 @@ class HubState:
         agent.last_heard = now
         if agent.silent:
             agent.silent = False
+            if self.alarms is not None:
+                self.alarms.agent_back(agent.name, agent.mount, now, self._wall)
             if agent.silent_since is not None:
                 log.info("agent %s is back after %.1f s of silence", agent.name, now - agent.silent_since)
             if agent.epoch != -1 and agent.leaves:
@@ -574,6 +594,13 @@ class HubState:
         if msg.part == msg.parts - 1:
             complete = agent.state_parts_seen == msg.parts
             agent.state_parts_seen = 0
+            if complete and self.alarms is not None and agent.name not in self._book_checked:
+                # The first full STATE since the hub started: points the restored alarm book
+                # knows for this agent that it no longer has are gone (HubState never knew them).
+                self._book_checked.add(agent.name)
+                for path in self.alarms.point_paths_of(agent.name):
+                    if path not in agent.leaves:
+                        self.alarms.point_removed(path, now, wall)
             if complete:
                 # Whatever this STATE did not list goes, unless reported again soon;
                 # until then it is STALE: this incarnation does not vouch for it.
@@ -615,6 +642,9 @@ class HubState:
         silent = agent.silent
         unknown = agent.unknown
         set_code = self.tree.set_code
+        # The hub's own points open no alarms: its health is in the tree, an agent's silence is its own alarm.
+        book = self.alarms if agent is not self._own else None
+        stale_reason = AGENT_SILENT if silent else None
         for path, value, alertcode, alertstr, polled_at_s, dt_s in entries:
             leaf = by_rel.get(path)
             if leaf is None:
@@ -655,6 +685,10 @@ class HubState:
             leaf.overdue = False
             if unknown is not leaf.unknown:
                 self._count_unknown(leaf, unknown)
+            if book is not None and (code != old_code or leaf.stale_reason != stale_reason or leaf.seq == 0):
+                leaf.stale_reason = stale_reason
+                label = _BUILTIN_LABELS.get(code, alertstr)
+                book.point_level(leaf.path, agent.name, code, label, value, polled_at_s, stale_reason, now, wall)
             if code != old_code:
                 for ancestor in set_code(node, code):
                     dirty[ancestor.key] = ancestor
@@ -747,6 +781,15 @@ class HubState:
         if leaf.overdue or agent.silent:
             code = max(code, STALE_ALERTCODE)
         old_code = node.code
+        book = self.alarms
+        if book is not None and agent is not self._own:
+            reason = AGENT_SILENT if agent.silent else OVERDUE if leaf.overdue else None
+            if code != old_code or reason != leaf.stale_reason:
+                leaf.stale_reason = reason
+                label = _BUILTIN_LABELS.get(code, leaf.alertstr if code == leaf.alertcode else "")
+                # The hub's judgement (overdue, silent) happens now; a refresh keeps the poll's time.
+                at = self._wall if reason is not None else leaf.polled_at_s
+                book.point_level(leaf.path, agent.name, code, label, leaf.value, at, reason, self._now, self._wall)
         if code != old_code:
             settings = self.settings
             threshold = settings.alert_log_threshold
@@ -824,6 +867,8 @@ class HubState:
             return
         agent.silent = True
         agent.silent_since = now
+        if self.alarms is not None and agent.mount:
+            self.alarms.agent_silent(agent.name, agent.mount, now, self._wall)
         if bye:
             log.info("agent %s stopped (it said goodbye); its points are STALE", agent.name)
         else:
@@ -895,6 +940,7 @@ class HubState:
         """
         settings = self.settings
         self._now = now
+        self._wall = wall
         if heard_all_until is not None:
             heard_all = min(now, heard_all_until)
         elif self._reads_tracked:
@@ -1051,6 +1097,8 @@ class HubState:
 
     def _remove_leaf(self, agent: _Agent, path: str) -> None:
         leaf = agent.leaves.pop(path)
+        if self.alarms is not None and agent is not self._own:
+            self.alarms.point_removed(path, self._now, self._wall)
         if leaf.unknown:
             self._count_unknown(leaf, False)
         mount_prefix = agent.mount + "/"
@@ -1165,6 +1213,14 @@ class HubState:
         keeps its seq; a snapshot packs it on demand, byte for byte as it
         would have been published.
         """
+        book = self.alarms
+        if book is not None:
+            # Nodes whose attention, alarm or shelf changed are republished (the caller has stored them).
+            get = self.tree.get
+            for path in book.take_node_changes():
+                node = get(path)
+                if node is not None:
+                    self._dirty[path] = node
         if not self._dirty and not self._removed:
             return []
         frames: list[tuple[bytes, bytes]] = []
@@ -1187,6 +1243,8 @@ class HubState:
             seq += 1
             data = node.data
             data.seq = seq
+            if type(data) is _Parent and data.since_code != node.code:
+                data.since_code, data.since = node.code, wall
             if followed is None or path.startswith(followed):
                 data.payload = self._pack(node, encoder)
                 append((path.encode(), data.payload))
@@ -1201,10 +1259,35 @@ class HubState:
         self.stats.messages_out += len(frames)
         return frames
 
+    def _extra(self, path: str, data: _Leaf | _Parent) -> dict[str, Any] | None:
+        """The NODE keys of the operator layer (protocol NODE_EXTRA_KEYS, in order; defaults left out)."""
+        book = self.alarms
+        extra: dict[str, Any] = {}
+        if type(data) is _Parent and data.since is not None:
+            extra["since"] = data.since
+        if book is None:
+            return extra or None
+        view = book.view_of(path)
+        if type(data) is _Leaf and view.since is not None:
+            extra["since"] = view.since
+        if view.attention:
+            extra["attention"] = view.attention
+        if view.alarm is not None:
+            extra["alarm"] = view.alarm.to_wire()
+        if view.shelf_id is not None:
+            extra["shelf_id"] = view.shelf_id
+        if type(data) is _Parent:
+            if view.shelved_below:
+                extra["shelved_below"] = view.shelved_below
+            if view.unacked_below:
+                extra["unacked_below"] = view.unacked_below
+        return extra or None
+
     def _pack(self, node: TreeNode, encoder: proto.NodeEncoder, _labels: dict[int, str] = _BUILTIN_LABELS) -> bytes:
         """The NODE payload of ``node``'s current state, with the seq of its last change."""
         data = node.data
         code = node.code
+        extra = self._extra(node.key, data)
         if type(data) is _Leaf:
             agent = data.agent
             reported: int | None = data.alertcode
@@ -1224,9 +1307,10 @@ class HubState:
                 data.dt_s,
                 reported,
                 data.unknown,
+                extra,
             )
         assert isinstance(data, _Parent)
-        return encoder.parent(data.seq, code, self._label(node), code == STALE_ALERTCODE, data.unknown > 0)
+        return encoder.parent(data.seq, code, self._label(node), code == STALE_ALERTCODE, data.unknown > 0, extra)
 
     @staticmethod
     def _label(node: TreeNode) -> str:

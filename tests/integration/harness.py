@@ -283,6 +283,9 @@ class Processes:
     ) -> Hub:
         args = ["hub", "--agents", agents, "--subscribers", subscribers, "--query", query]
         args += FAST_HUB_ARGS if fast else []
+        if not any(arg == "--state-dir" or arg.startswith("--state-dir=") for arg in extra):
+            # Each hub its own state store (never the user's default one), kept with the test's logs.
+            args += ["--state-dir", str(self.log_dir / f"state-{name}-{len(self.children)}")]
         process = self.gsmon(name, *args, *extra)
         line = process.wait_for_line("READY ")
         fields = dict(part.split("=", 1) for part in line.split()[1:])

@@ -417,7 +417,7 @@ def test_without_keys_anyone_who_reaches_the_query_socket_may_forget(keyed: Any)
 @pytest.mark.parametrize(
     ("msg", "reason"),
     [
-        (command("shelve", agent="dead"), "unknown-command"),
+        (command("no_such_command", agent="dead"), "unknown-command"),
         (command("forget"), "bad-args"),
         (command("forget", agent=3), "bad-args"),
         (command("forget", agent="nobody"), "unknown"),

@@ -1,0 +1,298 @@
+"""The hub's operator layer end to end (issue 13): real hub, agent and client processes on loopback.
+
+Alarms are driven by ``file`` points (the agent reads ``[value, "ALERT"]`` at every poll); commands go
+over the real query socket (:func:`gsmon.common.commands.send_command`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+from harness import Hub, KeySet, Processes, gsmon_cli, polled, wait_until
+
+from gsmon.common import protocol as proto
+from gsmon.common.client import Subscriber
+from gsmon.common.commands import send_command
+from gsmon.common.keys import ClientKeys
+
+MOUNT = "GS1/Ant1"
+
+
+def _set(file: Path, value: Any, alert: str) -> None:
+    tmp = file.with_suffix(".tmp")
+    tmp.write_text(json.dumps([value, alert]))
+    tmp.replace(file)
+
+
+def _spec(*files: tuple[str, Path]) -> dict[str, Any]:
+    return {"points": [{"name": name, "file": str(path), "dt": 0.1} for name, path in files]}
+
+
+def _cmd(hub: Hub, command: str, curve: ClientKeys | None = None, **args: Any) -> proto.CommandResult:
+    return send_command(hub.query, command, args, curve=curve, user="tester", timeout_s=10.0)
+
+
+def _alarm(hub: Hub, path: str, curve: ClientKeys | None = None) -> dict[str, Any] | None:
+    reply = _cmd(hub, "alarms", curve, prefix=path)
+    assert reply.ok, reply.message
+    return next((alarm for alarm in reply.result["alarms"] if alarm["path"] == path), None)
+
+
+def _wait_state(hub: Hub, path: str, state: str, curve: ClientKeys | None = None) -> dict[str, Any]:
+    return wait_until(
+        lambda: (alarm := _alarm(hub, path, curve)) is not None and alarm["state"] == state and alarm,
+        timeout_s=15,
+        what=f"alarm on {path} to be {state}",
+    )
+
+
+def _journal(hub: Hub, after_id: int = 0, prefix: str = "") -> dict[str, Any]:
+    reply = _cmd(hub, "journal", after_id=after_id, prefix=prefix, limit=10_000)
+    assert reply.ok, reply.message
+    return reply.result
+
+
+def test_raise_ack_return_to_normal_clears_and_the_journal_has_every_step(procs: Processes, tmp_path: Path) -> None:
+    power = tmp_path / "power.json"
+    _set(power, 1, "RED")
+    hub = procs.hub()
+    procs.agent(hub, "ant1", _spec(("Power", power)), mount=MOUNT)
+    path = f"{MOUNT}/Power"
+    alarm = _wait_state(hub, path, "active_unacked")
+    assert (alarm["level"], alarm["latch"], alarm["reason"]) == (30, True, "level")
+
+    # The NODEs carry attention and the alarm summary (views never poll for them): read raw.
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sub = context.socket(zmq.SUB)
+    try:
+        sub.connect(hub.subscribers)
+        sub.setsockopt(zmq.SUBSCRIBE, b"GS1")
+        wait_until(lambda: _cmd(hub, "whoami").ok, what="the hub to answer")  # the subscription travels
+        reply = _cmd(hub, "ack", ids=[alarm["id"]], comment="on it", via="cli")
+        assert reply.ok, reply.message
+        assert reply.result == {"acked": [alarm["id"]], "skipped": []}
+        payloads: dict[str, dict[str, Any]] = {}
+
+        def _node_after_ack() -> bool:
+            while sub.poll(50):
+                topic, payload = sub.recv_multipart()
+                payloads[topic.decode()] = msgpack.unpackb(payload)
+            point = payloads.get(path, {})
+            return (point.get("alarm") or {}).get("state") == "active_acked"
+
+        wait_until(_node_after_ack, timeout_s=15, what="the point's NODE to say the alarm is acknowledged")
+        point = payloads[path]
+        assert point["alarm"]["id"] == alarm["id"]
+        assert point["alarm"]["ack_comment"] == "on it"
+        assert "attention" not in point  # acknowledged: nothing needs attention (0 is left out)
+        assert isinstance(point["since"], float)
+    finally:
+        sub.close(linger=0)
+        context.term()
+    _set(power, 2, "GREEN")
+    cleared = wait_until(
+        lambda: _cmd(hub, "alarms", prefix=path, states=["cleared"]).result["alarms"],
+        timeout_s=15,
+        what="the acked alarm to clear at return to normal",
+    )
+    assert cleared[0]["id"] == alarm["id"]
+    kinds = [entry["kind"] for entry in _journal(hub, prefix=path)["entries"]]
+    for kind in ("alarm_raised", "ack", "level", "alarm_rtn", "alarm_cleared"):
+        assert kind in kinds, (kind, kinds)
+    assert kinds.index("alarm_raised") < kinds.index("ack") < kinds.index("alarm_cleared")
+
+
+def test_alarm_ack_shelf_journal_and_ids_survive_a_hub_sigkill(procs: Processes, tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    power, fan = tmp_path / "power.json", tmp_path / "fan.json"
+    _set(power, 1, "RED")
+    _set(fan, 0, "GREEN")
+    hub = procs.hub("--state-dir", str(state_dir))
+    agent = procs.agent(hub, "ant1", _spec(("Power", power), ("Fan", fan)), mount=MOUNT)
+    path = f"{MOUNT}/Power"
+    alarm = _wait_state(hub, path, "active_unacked")
+    assert _cmd(hub, "ack", ids=[alarm["id"]], comment="seen").ok
+    shelf = _cmd(hub, "shelve", prefix=f"{MOUNT}/Fan", mode="timed", duration_s=3600, comment="maintenance")
+    assert shelf.ok, shelf.message
+    before = _journal(hub)
+    assert before["entries"]
+
+    hub.process.kill()
+    agent.stop()
+    hub2 = procs.hub("--state-dir", str(state_dir), name="hub2")
+    procs.agent(hub2, "ant1", _spec(("Power", power), ("Fan", fan)), mount=MOUNT)
+    again = _alarm(hub2, path)
+    assert again is not None
+    assert (again["id"], again["state"], again["ack_comment"]) == (alarm["id"], "active_acked", "seen")
+    shelves = _cmd(hub2, "shelves").result["shelves"]
+    assert [(s["id"], s["prefix"], s["comment"]) for s in shelves] == [
+        (shelf.result["shelf"]["id"], f"{MOUNT}/Fan", "maintenance")
+    ]
+    # The point comes back RED: the same alarm, not a new one.
+    wait_until(
+        lambda: (
+            any(e["kind"] == "agent_back" or e["kind"] == "level" for e in _journal(hub2, before["last_id"])["entries"])
+            or _alarm(hub2, path) is not None
+        ),
+        what="the agent to report again",
+    )
+    assert [a["id"] for a in _cmd(hub2, "alarms", prefix=path).result["alarms"]] == [alarm["id"]]
+    # The journal continues: nothing before the cursor comes again, and its ids keep growing.
+    after = _journal(hub2, before["last_id"])
+    assert all(entry["id"] > before["last_id"] for entry in after["entries"])
+    assert _journal(hub2)["entries"][: len(before["entries"])] == before["entries"]
+    # Ids are never reused: a new shelf gets an id above every earlier one.
+    new = _cmd(hub2, "shelve", prefix=f"{MOUNT}/Fan", mode="timed", duration_s=60, comment="again")
+    assert new.ok
+    assert new.result["shelf"]["id"] > max(alarm["id"], shelf.result["shelf"]["id"])
+
+
+def test_a_shelf_that_ends_with_the_alarm_still_active_announces_it_again(procs: Processes, tmp_path: Path) -> None:
+    power = tmp_path / "power.json"
+    _set(power, 1, "RED")
+    hub = procs.hub()
+    procs.agent(hub, "ant1", _spec(("Power", power)), mount=MOUNT)
+    path = f"{MOUNT}/Power"
+    alarm = _wait_state(hub, path, "active_unacked")
+    assert _cmd(hub, "ack", ids=[alarm["id"]]).ok
+    shelved = _cmd(hub, "shelve", prefix=MOUNT, mode="timed", duration_s=1.0, comment="short works")
+    assert shelved.ok, shelved.message
+    assert _alarm(hub, path)["shelf_id"] == shelved.result["shelf"]["id"]
+    entries = wait_until(
+        lambda: [e for e in _journal(hub, prefix=MOUNT)["entries"] if e["kind"] == "shelf_ended_still_active"],
+        timeout_s=15,
+        what="the shelf to end with the alarm still active",
+    )
+    assert entries[0]["alarm_id"] == alarm["id"]
+    back = _wait_state(hub, path, "active_unacked")
+    assert back["shelf_id"] is None
+
+
+def test_journal_cursor_returns_each_entry_once_across_a_restart(procs: Processes, tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    power = tmp_path / "power.json"
+    _set(power, 1, "RED")
+    hub = procs.hub("--state-dir", str(state_dir))
+    agent = procs.agent(hub, "ant1", _spec(("Power", power)), mount=MOUNT)
+    _wait_state(hub, f"{MOUNT}/Power", "active_unacked")
+    seen: list[int] = []
+    cursor = 0
+    first = _journal(hub, cursor)
+    seen += [e["id"] for e in first["entries"]]
+    cursor = first["last_id"]
+    hub.process.stop()
+    agent.stop()
+    hub2 = procs.hub("--state-dir", str(state_dir), name="hub2")
+    procs.agent(hub2, "ant1", _spec(("Power", power)), mount=MOUNT)
+    _set(power, 2, "ORANGE")
+    wait_until(
+        lambda: any(e["kind"] == "level" for e in _journal(hub2, cursor)["entries"]),
+        timeout_s=15,
+        what="a new level entry after the restart",
+    )
+    rest = _journal(hub2, cursor)
+    seen += [e["id"] for e in rest["entries"]]
+    assert len(seen) == len(set(seen))
+    assert seen == sorted(seen)
+    assert [e["id"] for e in _journal(hub2)["entries"]] == seen[: len(_journal(hub2)["entries"])]
+
+
+def test_contexts_are_published_as_points_and_journaled(procs: Processes) -> None:
+    hub = procs.hub()
+    started = _cmd(hub, "context_start", kind="pass", prefix="GS1/Ant1", id="P123")
+    assert started.ok, started.message
+    with Subscriber(hub.query, "_hub/contexts") as sub:
+        node = wait_until(
+            lambda: polled(sub) and (n := sub.tree.get("_hub/contexts/pass/GS1/Ant1")) is not None and n,
+            what="the context point",
+        )
+        assert node.value == "P123"
+        assert _cmd(hub, "context_stop", kind="pass", prefix="GS1/Ant1").ok
+        wait_until(
+            lambda: polled(sub) and "_hub/contexts/pass/GS1/Ant1" not in sub.tree,
+            what="the context point to go when stopped",
+        )
+    kinds = [e["kind"] for e in _journal(hub, prefix="GS1/Ant1")["entries"]]
+    assert kinds == ["context_start", "context_stop"]
+
+
+RECORDER = textwrap.dedent(
+    """
+    import sys, zmq
+    from gsmon.common import protocol as proto
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.connect(sys.argv[1])
+    def send(msg):
+        sock.send(proto.encode(msg))
+    send(proto.Command(sender="rec", epoch=1, seq=1, sent_ns=0, request_id=1, command="register_service",
+                       args={"service": "history"}, user=None))
+    reply = proto.decode(sock.recv())
+    assert reply.ok, reply.message
+    print("READY", flush=True)
+    seq = 2
+    while True:
+        msg = proto.decode(sock.recv())
+        if isinstance(msg, proto.Command) and msg.command == "history":
+            send(proto.CommandResult(sender="rec", epoch=1, seq=seq, sent_ns=0, request_id=msg.request_id,
+                                     ok=True, message="1 bucket", result={"path": msg.args.get("path"),
+                                     "buckets": [[1.0, 2.0, 3.0, 4]], "by": msg.args.get("by")}))
+            seq += 1
+    """
+)
+
+
+def test_history_is_forwarded_to_a_registered_recorder_process(procs: Processes, tmp_path: Path) -> None:
+    hub = procs.hub()
+    none = _cmd(hub, "history", path="GS1/Ant1/Power")
+    assert (none.ok, none.result) == (False, {"reason": "no history service"})
+    script = tmp_path / "recorder.py"
+    script.write_text(RECORDER)
+    recorder = procs.start("recorder", [sys.executable, str(script), hub.query])
+    recorder.wait_for_line("READY")
+    reply = _cmd(hub, "history", path="GS1/Ant1/Power", since=0)
+    assert reply.ok, reply.message
+    assert reply.result["path"] == "GS1/Ant1/Power"
+    assert reply.result["buckets"] == [[1.0, 2.0, 3.0, 4]]
+    assert reply.result["by"].startswith("anonymous@")
+
+
+def test_roles_viewer_cannot_ack_operator_can_but_not_clear(procs: Processes, tmp_path: Path) -> None:
+    root = tmp_path / "keys"
+    hub_dir = root / "hub"
+    commands = [
+        ["keys", "init", str(hub_dir)],
+        ["keys", "agent", "ant1", "--mount", MOUNT, "--hub-dir", str(hub_dir), "--out", str(root / "ant1")],
+        ["keys", "subscriber", "view", "--hub-dir", str(hub_dir), "--out", str(root / "view")],
+        ["keys", "subscriber", "op", "--role", "operator", "--hub-dir", str(hub_dir), "--out", str(root / "op")],
+    ]
+    for command in commands:
+        result = gsmon_cli(*command)
+        assert result.returncode == 0, result.stderr
+    keys = KeySet(root)
+    power = tmp_path / "power.json"
+    _set(power, 1, "RED")
+    hub = procs.hub("--keys", str(hub_dir))
+    procs.agent(hub, "ant1", _spec(("Power", power)), mount=MOUNT, key=keys.secret("ant1"), hub_key=keys.hub_public)
+    viewer = ClientKeys.load(keys.secret("view"), keys.hub_public)
+    operator = ClientKeys.load(keys.secret("op"), keys.hub_public)
+    path = f"{MOUNT}/Power"
+    alarm = _wait_state(hub, path, "active_unacked", viewer)
+    assert _cmd(hub, "whoami", viewer).result == {"role": "viewer", "by": "view"}
+    refused = _cmd(hub, "ack", viewer, ids=[alarm["id"]])
+    assert (refused.ok, refused.result) == (False, {"reason": "forbidden"})
+    assert "operator" in refused.message
+    assert _alarm(hub, path, viewer)["state"] == "active_unacked"
+    too_long = _cmd(hub, "shelve", operator, prefix=MOUNT, mode="timed", duration_s=2 * 86400, comment="x")
+    assert (too_long.ok, too_long.result) == (False, {"reason": "forbidden"})
+    no_clear = _cmd(hub, "clear", operator, ids=[alarm["id"]])
+    assert (no_clear.ok, no_clear.result) == (False, {"reason": "forbidden"})
+    acked = _cmd(hub, "ack", operator, ids=[alarm["id"]], comment="mine")
+    assert acked.ok, acked.message
+    assert _wait_state(hub, path, "active_acked", viewer)["acked_by"] == "op"
