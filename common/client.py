@@ -152,6 +152,27 @@ class _Watched:
         self.socket.close(linger=0)
 
 
+def _operator_fields(keys: dict[str, Any] | None) -> tuple[Any, ...]:
+    """NodeState's operator fields from a NODE's operator keys. A hub that sends any of them leaves out
+    the counts at 0 (attention, shelved_below, unacked_below), so those read 0, not "not sent"."""
+    if not keys:
+        return _NO_OPERATOR_FIELDS
+    return (
+        keys.get("since"),
+        keys.get("attention", 0),
+        keys.get("alarm"),
+        keys.get("shelf_id"),
+        keys.get("shelved_below", 0),
+        keys.get("unacked_below", 0),
+        keys.get("raw_alert"),
+        keys.get("pending"),
+        keys.get("flapping"),
+    )
+
+
+_NO_OPERATOR_FIELDS: Final[tuple[Any, ...]] = (None,) * 9
+
+
 @dataclass(frozen=True, slots=True)
 class NodeState:
     """One node of the followed subtree, as the hub last published it."""
@@ -169,6 +190,16 @@ class NodeState:
     seq: int
     reported_alert: int | None = None  # points: the agent's own last code, when not alertcode (a STALE point's "was")
     liveness_unknown: bool = False  # the hub cannot vouch for its freshness now (it is behind, or was paused)
+    # The operator layer (NODE keys of minor 2; None: not sent): read by gsmon.common.watch.adapter.
+    since: float | None = None
+    attention: int | None = None
+    alarm: Any = None
+    shelf_id: int | None = None
+    shelved_below: int | None = None
+    unacked_below: int | None = None
+    raw_alert: int | None = None
+    pending: Any = None
+    flapping: Any = None
 
     @property
     def name(self) -> str:
@@ -190,6 +221,7 @@ class NodeState:
             update.seq,
             update.reported_alert,
             update.liveness_unknown,
+            *_operator_fields(update.operator),
         )
 
 

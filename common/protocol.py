@@ -1038,6 +1038,33 @@ class NodeUpdate:
     dt_s: float | None = None
     reported_alert: int | None = None  # 1.1: the agent's own last code, when not ``alertcode`` (points)
     liveness_unknown: bool = False  # 1.1: the hub cannot vouch for freshness now
+    # 1.2: the operator layer's keys the payload holds (NODE_OPERATOR_KEYS), as sent; None: none of them.
+    operator: dict[str, Any] | None = None
+
+
+#: The NODE keys of the operator layer (alarms, attention, shelves, debounce; design note ALARMS.md),
+#: handed to subscribers as they come (NodeUpdate.operator): their readers check each one.
+NODE_OPERATOR_KEYS: Final = (
+    "since",
+    "attention",
+    "alarm",
+    "shelf_id",
+    "shelved_below",
+    "unacked_below",
+    "raw_alert",
+    "pending",
+    "flapping",
+)
+# A payload without any 1.1/1.2 key has this many keys (v, epoch, seq, kind, alert, alertstr, stale, value,
+# agent, polled_at, received_at, dt): only a longer one is searched for operator keys.
+_PLAIN_NODE_KEYS: Final = 12
+
+
+def _operator_keys(payload: dict[str, Any]) -> dict[str, Any] | None:
+    if len(payload) <= _PLAIN_NODE_KEYS:
+        return None
+    found: dict[str, Any] = {key: payload[key] for key in NODE_OPERATOR_KEYS if key in payload}
+    return found or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1776,6 +1803,7 @@ def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
                 period,
                 reported,
                 unknown,
+                _operator_keys(payload),
             )
     if not isinstance(payload, dict):
         raise ProtocolError(f"node payload for {path!r} must be a map")
@@ -1820,6 +1848,7 @@ def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
         period,
         reported,
         unknown,
+        _operator_keys(payload),
     )
 
 
