@@ -202,7 +202,8 @@ def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int,
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (a loopback http URL we made)
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        with error:
+            return error.code, json.loads(error.read())
 
 
 def test_a_viewer_sees_no_ack_button_and_forged_posts_are_refused(station: Station, browser: Any) -> None:
@@ -262,11 +263,15 @@ def test_private_reads_need_a_session_but_metrics_never(procs: Processes, tmp_pa
     for path in ("", "api/v1/tree", "api/v1/status"):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(bridge.url + path, timeout=10)  # noqa: S310
+        refused.value.close()
         assert refused.value.code == 401, path
-    metrics = wait_until(
-        lambda: urllib.request.urlopen(bridge.url + "metrics", timeout=10).read().decode(),  # noqa: S310
-        what="/metrics without a login",
-    )
+
+    def metrics_text() -> str:
+        with urllib.request.urlopen(bridge.url + "metrics", timeout=10) as response:  # noqa: S310
+            text: str = response.read().decode()
+            return text
+
+    metrics = wait_until(metrics_text, what="/metrics without a login")
     assert "gsmon_web_hub_connected" in metrics
     assert bridge.process.stop() == 0, bridge.process.stderr()
 

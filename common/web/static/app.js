@@ -237,7 +237,9 @@
     const node = state.nodes.get(path);
     const level = node ? node.level : summary.rank;
     const att = node ? attention(node) : summary.rank;
-    const t = tier(Math.max(level, att));
+    // The row (its border) is coloured by attention -- an acknowledged RED no longer calls for anyone --,
+    // its word by its own level: "RED" stays red, and says so in words.
+    const t = tier(node && node.attention != null ? node.attention : Math.max(level, att));
     const word = node ? node.word : "";
     const markers = [];
     if (node) {
@@ -256,7 +258,7 @@
     const since = node && node.since ? sinceText(node.since) : "";
     const cls = `row${path === state.selected ? " selected" : ""}${node && node.shelf_id != null ? " shelvedrow" : ""}`;
     return `<div class="${cls}" role="treeitem" aria-level="${depth + 1}"${hasKids ? ` aria-expanded="${open}"` : ""} data-path="${esc(path)}" data-level="${level}" data-attention="${att}" data-tier="${t}" style="padding-left:${0.3 + depth * 1.1}rem">` +
-      `<span class="twisty">${hasKids ? (open ? "▾" : "▸") : ""}</span><span class="word">${esc(word || (hasKids ? "" : "—"))}</span>` +
+      `<span class="twisty">${hasKids ? (open ? "▾" : "▸") : ""}</span><span class="word" data-tier="${tier(level)}">${esc(word || (hasKids ? "" : "—"))}</span>` +
       `<span class="name">${esc(nameOf(path))}</span>${node && node.kind === "point" ? `<span class="text">${esc(node.text)}</span>` : ""}` +
       `${markers.join("")}${count}<span class="since">${esc(since)}</span></div>`;
   }
