@@ -19,6 +19,8 @@ from __future__ import annotations
 from setuptools import find_packages, setup
 
 SOURCE_FOLDERS = ("agent", "hub", "common")
+# The web page's files (no build step: shipped as they are, vendored libraries with their licences).
+WEB_STATIC = ["static/*.html", "static/*.js", "static/*.css", "static/*.svg", "static/vendor/*/*"]
 
 packages = [
     f"gsmon.{package}"
@@ -30,6 +32,11 @@ setup(
     packages=packages,
     package_dir={"gsmon": "."},
     # py.typed marks every package as typed (PEP 561); the example
-    # configurations are printed by `gsmon hub|agent --print-example-config`.
-    package_data={package: ["py.typed", "*.toml"] for package in packages},
+    # configurations are printed by `gsmon hub|agent --print-example-config`;
+    # the web page (HTML, JS, CSS and the vendored uPlot with its licence) is
+    # served by `gsmon web` from the installed package.
+    package_data={
+        **{package: ["py.typed", "*.toml"] for package in packages},
+        "gsmon.common.web": ["py.typed", "*.toml", *WEB_STATIC],
+    },
 )

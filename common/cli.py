@@ -118,6 +118,11 @@ COMMANDS: Final[Mapping[str, CommandInfo]] = {
         "gsmon.common.recorder.commands",
         "start or stop a context (a pass) for a prefix: every row recorded under it carries its id",
     ),
+    "web": CommandInfo(
+        "gsmon.common.web.main",
+        "serve the live tree to browsers (page, JSON API, WebSocket) and to Prometheus (/metrics)",
+        ctrl_c_stops=True,
+    ),
 }
 
 

@@ -151,6 +151,11 @@ def test_wheel_holds_every_package_and_nothing_else(install: Install) -> None:
         assert top == "gsmon" or top.endswith(".dist-info"), f"{name} does not belong in the wheel"
     assert not any(part in NEVER_SHIPPED for name in names for part in name.split("/")[:2])
     assert "gsmon/__init__.py" not in names, "gsmon is a namespace package"
+    # gsmon web serves its page from the installed package: every static file, the vendored licence too.
+    static = REPO / "common" / "web" / "static"
+    for path in static.rglob("*"):
+        if path.is_file():
+            assert f"gsmon/{path.relative_to(REPO).as_posix()}" in names, f"the wheel misses {path.relative_to(REPO)}"
 
 
 def test_sdist_holds_the_sources_and_the_build_files(install: Install) -> None:

@@ -1,0 +1,31 @@
+"""``gsmon web``: the station in a browser, and in Prometheus (a subscriber of the hub; the hub stays HTTP-free).
+
+::
+
+    hub SUB/query --> HubFeed (thread: Subscriber, coalesced) --> BridgeCore (pure: tree, views, deltas)
+                                                                    |            |             |
+                               browser <-- WebSocket snapshot/deltas+            |             |
+                               browser <-- JSON API (tree, node, status) --------+             |
+                               Prometheus <-- /metrics (TreeCollector at scrape time) ---------+
+    browser --POST (session + CSRF + role)--> HubCommandClient --COMMAND--> hub --COMMAND_RESULT--> browser
+                                              (ack, unack, shelve, unshelve, alarms, shelves, journal, history)
+
+Modules, one concern each:
+
+* :mod:`~gsmon.common.web.core` -- :class:`BridgeCore`, the pure core: the
+  live tree, per-client subscriptions, deltas with epoch and seq, the status.
+* :mod:`~gsmon.common.web.nodes` -- a node as JSON (exact values, ISO 8601 UTC).
+* :mod:`~gsmon.common.web.auth` -- the users file (Argon2id), signed session
+  cookies, CSRF and origin checks, roles.
+* :mod:`~gsmon.common.web.hub_commands` -- COMMANDs to the hub on an asyncio DEALER.
+* :mod:`~gsmon.common.web.metrics` -- the ``prometheus_client`` custom collector.
+* :mod:`~gsmon.common.web.app` -- the aiohttp routes and the loop around the core.
+* :mod:`~gsmon.common.web.main` -- ``gsmon web`` and ``gsmon web passwd``.
+* ``static/`` -- the page (no build step): index.html, app.js, app.css, and
+  vendor/uplot (uPlot 1.6.32, MIT, with its licence) for the history chart.
+
+Libraries: aiohttp (HTTP, WebSocket and static files in one maintained
+asyncio package; the ZeroMQ asyncio socket shares its loop), argon2-cffi
+(password hashes), prometheus_client (the exposition format, escaping
+included). The hub feed is the terminal view's :class:`~gsmon.common.watch.feed.HubFeed`.
+"""

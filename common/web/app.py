@@ -1,0 +1,658 @@
+"""The bridge's aiohttp layer: routes, the WebSocket stream, sessions and the loop that feeds the core.
+
+aiohttp (HTTP server, WebSocket and static files in one well-kept package on
+asyncio; the pyzmq asyncio socket of the COMMAND client runs on the same loop)
+moves bytes; everything decided about the tree is in
+:class:`~gsmon.common.web.core.BridgeCore`, everything about who may do what
+in :mod:`gsmon.common.web.auth`. One loop (:meth:`WebBridge.pump`) every
+:data:`FLUSH_S`: take what the hub feed brought, give it to the core, send
+each WebSocket client what the core returns for it.
+
+Routes (JSON unless said; times ISO 8601 UTC; errors ``{"error": "one line"}``)::
+
+    GET  /                          the page (static/index.html); ?prefix=P ?kiosk=1
+    GET  /static/...                its scripts, styles and vendored libraries
+    GET  /api/v1/status             the status bar's facts
+    GET  /api/v1/tree               ?prefix=P&min_level=L: {"prefix", "min_level", "status", "nodes": [node...]}
+    GET  /api/v1/node               ?path=P: one node (404 when not in the tree)
+    GET  /api/v1/ws                 WebSocket: send {"subscribe": P, "min_level": L}; receive a snapshot,
+                                    then deltas and status messages (see gsmon.common.web.core)
+    GET  /api/v1/alarms             ?prefix&states=a,b&limit  -> the hub's "alarms"
+    GET  /api/v1/shelves            ?prefix                   -> the hub's "shelves"
+    GET  /api/v1/journal            ?after_id&prefix&limit    -> the hub's "journal"
+    GET  /api/v1/history            ?path&from&to&buckets     -> "history" (the recorder, through the hub)
+    GET  /api/v1/session            {"user", "role", "csrf", "users_file"} (user null: not logged in)
+    POST /api/v1/login              {"user", "password"} -> sets the session cookie
+    POST /api/v1/logout
+    POST /api/v1/ack                {"ids": [int], "comment"?}
+    POST /api/v1/unack              {"ids": [int], "comment"?}
+    POST /api/v1/shelve             {"prefix", "mode", "duration_s"? | "ends_at"?, "starts_at"?, "comment"}
+    POST /api/v1/unshelve           {"id"}
+    GET  /metrics                   Prometheus text format (gsmon.common.web.metrics); ?prefix&min_level
+
+Forwarded commands go to the hub as COMMANDs with ``args.via = "web"`` and
+``user`` = the logged-in user (reads: the user when there is one); the
+hub's COMMAND_RESULT comes back as ``{"ok", "message", "result"}`` with its
+epoch-second times rendered ISO 8601 UTC. A refusal keeps the hub's words:
+403 ``forbidden``, 400 ``bad-args``, 404 ``not-found``/``unknown-*``, 409
+otherwise; 504 when the hub does not answer, 502 when it refuses the
+bridge's key.
+
+Writes: no session -> 401; no or wrong ``X-Gsmon-CSRF`` token, another
+``Origin``, or a viewer -> 403; never a redirect (see auth.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Final
+
+from aiohttp import WSMsgType, web
+
+from gsmon.common.keys import ClientKeys
+from gsmon.common.watch.feed import HubFeed
+from gsmon.common.web.auth import (
+    COOKIE_NAME,
+    CSRF_HEADER,
+    Session,
+    SessionSigner,
+    Users,
+    origin_allowed,
+)
+from gsmon.common.web.core import BridgeCore
+from gsmon.common.web.hub_commands import VIA, HubCommandClient, HubCommandError, HubNoAnswerError
+from gsmon.common.web.metrics import CONTENT_TYPE, DEFAULT_MAX_SERIES, BridgeFacts, render_metrics
+from gsmon.common.web.nodes import iso_utc, parse_level, wall_of_iso
+
+__all__ = ["FLUSH_S", "MAX_QUEUED", "STATIC_DIR", "TIME_KEYS", "WebBridge", "WebSettings", "iso_times"]
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
+#: How often the loop takes the feed's news and sends deltas (the page's latency floor).
+FLUSH_S: Final = 0.05
+#: Messages waiting for one slow WebSocket client; beyond, they are dropped and the client re-snapshots.
+MAX_QUEUED: Final = 64
+MAX_BODY_BYTES: Final = 64 * 1024
+MAX_COMMENT_CHARS: Final = 500
+#: Failed logins per user name before it must wait (argon2 is slow already; this bounds guessing).
+MAX_FAILED_LOGINS: Final = 5
+FAILED_LOGIN_WINDOW_S: Final = 60.0
+#: Keys of the hub's and the recorder's results that hold epoch seconds (rendered ISO 8601 UTC here).
+TIME_KEYS: Final = frozenset(
+    {
+        "t",
+        "at",
+        "from",
+        "to",
+        "time",
+        "hub_time",
+        "since",
+        "raised_at",
+        "rtn_at",
+        "acked_at",
+        "cleared_at",
+        "starts_at",
+        "ends_at",
+        "created_at",
+        "ended_at",
+    }
+)
+_REASON_STATUS: Final = {"forbidden": 403, "bad-args": 400, "not-found": 404}
+_dumps = partial(json.dumps, ensure_ascii=False, allow_nan=False)
+_SECURITY_HEADERS: Final = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def iso_times(value: Any, key: str | None = None) -> Any:
+    """``value`` with every number under a :data:`TIME_KEYS` key as ISO 8601 UTC text (recursively);
+    other values made JSON-safe (NaN and the infinities as text, bytes as base64)."""
+    from gsmon.common.web.nodes import jsonable
+
+    if isinstance(value, dict):
+        return {str(name): iso_times(item, str(name)) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [iso_times(item, key) for item in value]
+    if key in TIME_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
+        return iso_utc(float(value))
+    return jsonable(value)
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    """How ``gsmon web`` runs (see main.py for the flags)."""
+
+    hub: str
+    host: str = "127.0.0.1"
+    port: int = 7764
+    users_file: Path | None = None
+    private_reads: bool = False
+    behind_proxy: bool = False
+    max_series: int = DEFAULT_MAX_SERIES
+    curve: ClientKeys | None = None
+    timeout_s: float = 5.0
+    flush_s: float = FLUSH_S
+
+
+class BadRequestError(ValueError):
+    """A request the bridge refuses as malformed (400, the message says why)."""
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status, dumps=_dumps)
+
+
+@dataclass(eq=False)
+class _Client:
+    """One WebSocket connection: its queue of messages, drained by its own writer task."""
+
+    client_id: int
+    socket: web.WebSocketResponse
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(MAX_QUEUED))
+    dropped: int = 0
+
+
+class WebBridge:
+    """The ``gsmon web`` process: the hub feed, the core, the COMMAND client and the aiohttp app."""
+
+    def __init__(
+        self,
+        settings: WebSettings,
+        *,
+        feed: HubFeed | None = None,
+        commands: HubCommandClient | None = None,
+        users: Users | None = None,
+    ) -> None:
+        self.settings = settings
+        self.core = BridgeCore(settings.hub)
+        self.feed = feed or HubFeed(settings.hub, "", timeout_s=settings.timeout_s, curve=settings.curve)
+        self.commands = commands or HubCommandClient(settings.hub, curve=settings.curve, timeout_s=settings.timeout_s)
+        self.users = users if users is not None else (Users(settings.users_file) if settings.users_file else None)
+        self.signer = SessionSigner()
+        self._clients: dict[int, _Client] = {}
+        self._client_ids = itertools.count(1)
+        self._failed_logins: dict[str, list[float]] = {}
+        self.failure: BaseException | None = None
+        #: Set when the bridge must end (the hub feed's thread failed): the process exits with status 1.
+        self.done = asyncio.Event()
+        self.app = self._make_app()
+
+    # ------------------------------------------------------------------
+    # The app
+
+    def _make_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._headers])
+        app.router.add_get("/", self.page)
+        app.router.add_get("/index.html", self.page)
+        app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False, append_version=False)
+        app.router.add_get("/api/v1/status", self.status)
+        app.router.add_get("/api/v1/tree", self.tree)
+        app.router.add_get("/api/v1/node", self.node)
+        app.router.add_get("/api/v1/ws", self.stream)
+        app.router.add_get("/api/v1/alarms", self.alarms)
+        app.router.add_get("/api/v1/shelves", self.shelves)
+        app.router.add_get("/api/v1/journal", self.journal)
+        app.router.add_get("/api/v1/history", self.history)
+        app.router.add_get("/api/v1/session", self.session_info)
+        app.router.add_post("/api/v1/login", self.login)
+        app.router.add_post("/api/v1/logout", self.logout)
+        app.router.add_post("/api/v1/ack", partial(self._write, "ack", _ack_args))
+        app.router.add_post("/api/v1/unack", partial(self._write, "unack", _ack_args))
+        app.router.add_post("/api/v1/shelve", partial(self._write, "shelve", _shelve_args))
+        app.router.add_post("/api/v1/unshelve", partial(self._write, "unshelve", _unshelve_args))
+        app.router.add_get("/metrics", self.metrics)
+        app.on_startup.append(self._start)
+        app.on_shutdown.append(self._close_clients)  # before aiohttp waits for open handlers to end
+        app.on_cleanup.append(self._stop)
+        return app
+
+    @web.middleware
+    async def _headers(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except BadRequestError as error:
+            response = _error(400, str(error))
+        if not response.prepared:
+            for name, value in _SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            if request.path.startswith("/api/") or request.path == "/" or request.path.endswith(".html"):
+                response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    async def _start(self, app: web.Application) -> None:
+        self.feed.start()
+        self._pump_task = asyncio.get_running_loop().create_task(self.pump())
+
+    async def _close_clients(self, app: web.Application) -> None:
+        for client in list(self._clients.values()):
+            await client.socket.close(code=1001, message=b"the bridge is stopping")
+
+    async def _stop(self, app: web.Application) -> None:
+        self._pump_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._pump_task
+        await self.commands.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.feed.stop)
+
+    # ------------------------------------------------------------------
+    # The loop around the core
+
+    def turn(self, now: float) -> None:
+        """One turn: the feed's news into the core, the core's messages to the clients."""
+        batch = self.feed.take()
+        if batch.updates or batch.reset:
+            self.core.apply(batch.updates, reset=batch.reset)
+        self.core.set_hub(batch.state, batch.reason, clock_offset_s=batch.clock_offset_s, last_update=batch.last_update)
+        for client_id, messages in self.core.flush(now).items():
+            client = self._clients.get(client_id)
+            if client is None:
+                continue
+            for message in messages:
+                try:
+                    client.queue.put_nowait(message)
+                except asyncio.QueueFull:
+                    # Too slow a reader: forget what waits, skip a seq; its next message shows the gap
+                    # and the page asks for a fresh snapshot (memory per client stays bounded).
+                    while not client.queue.empty():
+                        client.queue.get_nowait()
+                    client.dropped += 1
+                    self.core.gap(client_id)
+                    break
+
+    async def pump(self) -> None:
+        while True:
+            if self.feed.failure is not None:
+                self.failure = self.feed.failure
+                log.error("the hub feed stopped: %s", self.failure)
+                self.done.set()
+                return
+            self.turn(time.time())
+            await asyncio.sleep(self.settings.flush_s)
+
+    # ------------------------------------------------------------------
+    # Who is asking
+
+    def _session(self, request: web.Request) -> Session | None:
+        if self.users is None:
+            return None
+        return self.signer.check(request.cookies.get(COOKIE_NAME), self.users, time.time())
+
+    def _reader(self, request: web.Request) -> Session | None:
+        """The session of a read; raises 401 when reads are private and there is none."""
+        session = self._session(request)
+        if self.settings.private_reads and session is None:
+            raise web.HTTPUnauthorized(
+                text=_dumps({"error": "log in first: this bridge serves reads to logged-in users only"}),
+                content_type="application/json",
+            )
+        return session
+
+    def _own_origin(self, request: web.Request) -> str:
+        scheme, host = request.scheme, request.host
+        if self.settings.behind_proxy:
+            scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip() or scheme
+            host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip() or host
+        return f"{scheme}://{host}"
+
+    def _secure(self, request: web.Request) -> bool:
+        return self._own_origin(request).startswith("https://")
+
+    # ------------------------------------------------------------------
+    # Reads
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        status = 200
+        if self.settings.private_reads and self._session(request) is None:
+            status = 401  # the same page: it shows the login form, and no data comes without a session
+        response = web.FileResponse(STATIC_DIR / "index.html", status=status)
+        response.content_type = "text/html"
+        return response
+
+    async def status(self, request: web.Request) -> web.Response:
+        self._reader(request)
+        return web.json_response(self._status(), dumps=_dumps)
+
+    def _status(self) -> dict[str, Any]:
+        body = self.core.status(time.time())
+        body["clients"] = self.core.clients
+        return body
+
+    async def tree(self, request: web.Request) -> web.Response:
+        self._reader(request)
+        prefix = request.query.get("prefix", "")
+        min_level = _level(request.query.get("min_level"))
+        nodes = self.core.tree(prefix, min_level)
+        head = _dumps({"prefix": prefix, "min_level": min_level, "status": self._status()})
+        return web.Response(text=f'{head[:-1]},"nodes":[{",".join(nodes)}]}}', content_type="application/json")
+
+    async def node(self, request: web.Request) -> web.Response:
+        self._reader(request)
+        path = request.query.get("path", "")
+        text = self.core.node(path)
+        if text is None:
+            return _error(404, f"no node {path!r} in the tree (is the path right, and the hub followed?)")
+        return web.Response(text=text, content_type="application/json")
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        self._reader(request)
+        socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_BODY_BYTES)
+        await socket.prepare(request)
+        client = _Client(next(self._client_ids), socket)
+        self._clients[client.client_id] = client
+        writer = asyncio.get_running_loop().create_task(self._write_to(client))
+        try:
+            async for message in socket:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    wanted = json.loads(message.data)
+                    if not isinstance(wanted, dict) or not isinstance(wanted.get("subscribe", ""), str):
+                        raise BadRequestError('send {"subscribe": "PREFIX", "min_level": LEVEL}')
+                    prefix = wanted.get("subscribe", "")
+                    min_level = _level(wanted.get("min_level"))
+                except (ValueError, BadRequestError) as error:
+                    await client.queue.put(_dumps({"type": "error", "message": str(error)}))
+                    continue
+                # A (re)subscription: what waits is of the old epoch, the snapshot starts the new one.
+                while not client.queue.empty():
+                    client.queue.get_nowait()
+                await client.queue.put(self.core.subscribe(client.client_id, prefix, min_level, time.time()))
+        finally:
+            self.core.unsubscribe(client.client_id)
+            self._clients.pop(client.client_id, None)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        return socket
+
+    async def _write_to(self, client: _Client) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            while not client.socket.closed:
+                await client.socket.send_str(await client.queue.get())
+
+    async def alarms(self, request: web.Request) -> web.Response:
+        session = self._reader(request)
+        args: dict[str, Any] = {"prefix": request.query.get("prefix", "")}
+        if states := request.query.get("states"):
+            args["states"] = [state.strip() for state in states.split(",") if state.strip()]
+        if "limit" in request.query:
+            args["limit"] = _int(request.query["limit"], "limit")
+        return await self._forward("alarms", args, session)
+
+    async def shelves(self, request: web.Request) -> web.Response:
+        session = self._reader(request)
+        args: dict[str, Any] = {}
+        if "prefix" in request.query:
+            args["prefix"] = request.query["prefix"]
+        return await self._forward("shelves", args, session)
+
+    async def journal(self, request: web.Request) -> web.Response:
+        session = self._reader(request)
+        args: dict[str, Any] = {"after_id": _int(request.query.get("after_id", "0"), "after_id")}
+        if "prefix" in request.query:
+            args["prefix"] = request.query["prefix"]
+        if "limit" in request.query:
+            args["limit"] = _int(request.query["limit"], "limit")
+        return await self._forward("journal", args, session)
+
+    async def history(self, request: web.Request) -> web.Response:
+        session = self._reader(request)
+        query = request.query
+        path = query.get("path", "")
+        if not path:
+            raise BadRequestError("history needs ?path=A/POINT (and from, to: ISO 8601 times or epoch seconds)")
+        args: dict[str, Any] = {"path": path}
+        for name in ("from", "to"):
+            if name in query:
+                args[name] = _time(query[name], name)
+        if "buckets" in query:
+            args["buckets"] = _int(query["buckets"], "buckets")
+        if "limit" in query:
+            args["limit"] = _int(query["limit"], "limit")
+        return await self._forward("history", args, session)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        # Never behind a login: Prometheus scrapes without one (put the bridge behind a proxy to restrict it).
+        prefix = request.query.get("prefix", "")
+        min_level = _level(request.query.get("min_level"))
+        entries = self.core.entries(prefix, min_level)
+        facts = BridgeFacts(
+            hub_time_s=self.core.hub_time(time.time()),
+            hub_connected=self.core.hub_state == "connected",
+            clients=self.core.clients,
+            updates_total=self.core.updates_applied,
+        )
+        # Off the loop: 100,000 series take a good part of a second to format.
+        body = await asyncio.get_running_loop().run_in_executor(
+            None, partial(render_metrics, entries, facts, max_series=self.settings.max_series)
+        )
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+    # ------------------------------------------------------------------
+    # Sessions
+
+    async def session_info(self, request: web.Request) -> web.Response:
+        session = self._session(request)
+        return web.json_response(
+            {
+                "user": None if session is None else session.user,
+                "role": None if session is None else session.role,
+                "csrf": None if session is None else session.csrf,
+                "users_file": self.users is not None,
+                "private_reads": self.settings.private_reads,
+            },
+            dumps=_dumps,
+        )
+
+    async def login(self, request: web.Request) -> web.Response:
+        if not origin_allowed(request.headers, self._own_origin(request)):
+            return _error(403, "a login from another site's page is refused")
+        if self.users is None:
+            return _error(401, "this bridge has no users: start it with --users FILE (gsmon web passwd makes one)")
+        body = await _json_body(request)
+        name, password = body.get("user"), body.get("password")
+        if not isinstance(name, str) or not isinstance(password, str):
+            raise BadRequestError('send {"user": NAME, "password": PASSWORD}')
+        now = time.monotonic()
+        failures = [at for at in self._failed_logins.get(name, []) if now - at < FAILED_LOGIN_WINDOW_S]
+        if len(failures) >= MAX_FAILED_LOGINS:
+            return _error(429, f"too many failed logins for {name!r}: wait a minute and try again")
+        user = self.users.get(name)
+        verified = user is not None and await asyncio.get_running_loop().run_in_executor(None, user.verify, password)
+        if user is None or not verified:
+            self._failed_logins[name] = [*failures, now]
+            log.info("failed login for %r from %s", name, request.remote)
+            return _error(401, "wrong user name or password")
+        self._failed_logins.pop(name, None)
+        cookie, session = self.signer.issue(user, time.time())
+        log.info("%s logged in (%s) from %s", user.name, user.role, request.remote)
+        response = web.json_response({"user": session.user, "role": session.role, "csrf": session.csrf}, dumps=_dumps)
+        response.set_cookie(
+            COOKIE_NAME,
+            cookie,
+            max_age=int(self.signer.lifetime_s),
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=self._secure(request),
+        )
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        response = web.json_response({"user": None}, dumps=_dumps)
+        response.del_cookie(COOKIE_NAME, path="/")
+        return response
+
+    # ------------------------------------------------------------------
+    # Writes and the hub
+
+    async def _write(
+        self, command: str, build: Callable[[dict[str, Any]], dict[str, Any]], request: web.Request
+    ) -> web.Response:
+        session = self._session(request)
+        if session is None:
+            return _error(401, "log in first: writes need a session")
+        token = request.headers.get(CSRF_HEADER)
+        if token is None or not _same_token(token, session.csrf):
+            return _error(403, f"the {CSRF_HEADER} header is missing or wrong (reload the page)")
+        if not origin_allowed(request.headers, self._own_origin(request)):
+            return _error(403, "a write from another site's page is refused")
+        if not session.may_act:
+            return _error(403, f"{session.user} is a {session.role}: only an operator or an admin may {command}")
+        args = build(await _json_body(request))
+        log.info("%s (%s) asks the hub to %s %s", session.user, session.role, command, _dumps(args))
+        return await self._forward(command, args, session)
+
+    async def _forward(self, command: str, args: dict[str, Any], session: Session | None) -> web.Response:
+        args["via"] = VIA
+        try:
+            outcome = await self.commands.call(command, args, user=None if session is None else session.user)
+        except HubNoAnswerError as error:
+            return _error(504, str(error))
+        except HubCommandError as error:
+            return _error(502, str(error))
+        body = {"ok": outcome.ok, "message": outcome.message, "result": iso_times(outcome.result)}
+        status = 200
+        if not outcome.ok:
+            reason = outcome.reason or ""
+            status = _REASON_STATUS.get(reason, 404 if reason.startswith("unknown") else 409)
+            body["error"] = outcome.message
+        return web.json_response(body, status=status, dumps=_dumps)
+
+
+# ----------------------------------------------------------------------
+# Request parsing (one line for every mistake)
+
+
+def _same_token(given: str, expected: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequestError("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequestError("the body must be a JSON object")
+    return body
+
+
+def _level(text: object) -> int | None:
+    try:
+        return parse_level(text if isinstance(text, str | int) or text is None else str(text))
+    except ValueError as error:
+        raise BadRequestError(str(error)) from None
+
+
+def _int(text: object, name: str) -> int:
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    try:
+        return int(str(text))
+    except ValueError:
+        raise BadRequestError(f"{name} must be a whole number, got {str(text)!r:.40}") from None
+
+
+def _time(text: object, name: str) -> float:
+    """An ISO 8601 time or epoch seconds -> epoch seconds."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        number = float(text)
+    else:
+        try:
+            number = float(str(text))
+        except ValueError:
+            try:
+                number = wall_of_iso(str(text))
+            except ValueError as error:
+                raise BadRequestError(f"{name}: {error}") from None
+    if not math.isfinite(number):
+        raise BadRequestError(f"{name} must be a finite time")
+    return number
+
+
+def _comment(body: dict[str, Any], *, required: bool) -> str | None:
+    comment = body.get("comment")
+    if comment is None or comment == "":
+        if required:
+            raise BadRequestError("a comment is required (why, for the next shift)")
+        return None
+    if not isinstance(comment, str):
+        raise BadRequestError("comment must be text")
+    comment = comment.strip()
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise BadRequestError(f"a comment is at most {MAX_COMMENT_CHARS} characters, this one has {len(comment)}")
+    if required and not comment:
+        raise BadRequestError("a comment is required (why, for the next shift)")
+    return comment
+
+
+def _ack_args(body: dict[str, Any]) -> dict[str, Any]:
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise BadRequestError('send {"ids": [alarm id, ...], "comment": "..."}: the ids of the alarms you saw')
+    args: dict[str, Any] = {"ids": ids}
+    comment = _comment(body, required=False)
+    if comment is not None:
+        args["comment"] = comment
+    return args
+
+
+SHELVE_MODES: Final = ("timed", "until_normal", "scheduled")
+
+
+def _shelve_args(body: dict[str, Any]) -> dict[str, Any]:
+    prefix = body.get("prefix")
+    if not isinstance(prefix, str) or not prefix:
+        raise BadRequestError("shelve needs a prefix (a path, or a subtree such as GS1/Rack1/)")
+    mode = body.get("mode", "timed")
+    if mode not in SHELVE_MODES:
+        raise BadRequestError(f"mode must be one of {', '.join(SHELVE_MODES)}, got {str(mode)!r:.40}")
+    args: dict[str, Any] = {"prefix": prefix, "mode": mode, "comment": _comment(body, required=True)}
+    if "duration_s" in body:
+        duration = body["duration_s"]
+        if isinstance(duration, bool) or not isinstance(duration, int | float) or not duration > 0:
+            raise BadRequestError("duration_s must be a positive number of seconds")
+        args["duration_s"] = float(duration)
+    for name in ("ends_at", "starts_at"):
+        if body.get(name) is not None:
+            args[name] = _time(body[name], name)
+    if mode == "timed" and "duration_s" not in args and "ends_at" not in args:
+        raise BadRequestError("a timed shelf needs duration_s or ends_at")
+    if mode == "scheduled" and ("starts_at" not in args or "ends_at" not in args):
+        raise BadRequestError("a scheduled shelf needs starts_at and ends_at")
+    return args
+
+
+def _unshelve_args(body: dict[str, Any]) -> dict[str, Any]:
+    shelf_id = body.get("id")
+    if not isinstance(shelf_id, int) or isinstance(shelf_id, bool):
+        raise BadRequestError('send {"id": SHELF_ID}')
+    args: dict[str, Any] = {"id": shelf_id}
+    comment = _comment(body, required=False)
+    if comment is not None:
+        args["comment"] = comment
+    return args

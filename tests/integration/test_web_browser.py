@@ -1,0 +1,348 @@
+"""`gsmon web` in a real browser: Debian's chromium driven by Playwright, against a real hub and agent.
+
+The page loads the tree from a real hub through a real bridge; a point turned
+RED at the agent shows RED on the page within 2 s; a hub that dies shows the
+"hub lost" banner; a viewer sees no ack or shelve button and a forged POST is
+refused (no session 401; no CSRF token, another Origin, or a viewer's role
+403). Screenshots at desktop and phone sizes are saved under
+``tests/artifacts/`` (ignored by git) for people to look at. Playwright
+cannot download its own browsers here: it is pointed at /usr/bin/chromium.
+Under ``CI=true`` a missing chromium or Playwright fails these tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import Hub, Process, Processes, wait_until
+
+from gsmon.common.ready import parse_ready_line
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ROW = '.row[data-path="{}"]'
+
+
+def _require_browser() -> Any:
+    problem = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem = "Playwright's Python package is missing (pip install -e '.[test]')"
+    if problem is None and not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        problem = "chromium is not installed (apt-get install chromium)"
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return sync_playwright
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    sync_playwright = _require_browser()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@dataclass
+class Bridge:
+    process: Process
+    url: str
+
+
+def make_user(users_file: Path, name: str, password: str, role: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gsmon.common.cli", "web", "passwd", name, "--users", str(users_file), "--role", role],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def start_bridge(procs: Processes, hub: Hub, *extra: str, name: str = "web") -> Bridge:
+    process = procs.gsmon(name, "web", "--hub", hub.query, "--listen", "127.0.0.1:0", "--timeout-s", "3", *extra)
+    fields = parse_ready_line(process.wait_for_line("READY "))
+    return Bridge(process, fields["url"])
+
+
+@dataclass
+class Station:
+    hub: Hub
+    control: Path
+    bridge: Bridge
+    users_file: Path
+
+
+def set_point(control: Path, value: object, level: str) -> None:
+    staged = control.with_suffix(".tmp")
+    staged.write_text(json.dumps([value, level]))
+    staged.replace(control)  # atomic: the agent never reads half a file
+
+
+@pytest.fixture
+def station(procs: Processes, tmp_path: Path) -> Station:
+    hub = procs.hub()
+    control = tmp_path / "ctl.json"
+    set_point(control, 41.5, "GREEN")
+    spec = {
+        "parents": {"Drive": None, "Power": None},
+        "points": [
+            {"name": "temp_c", "parent": "Power", "file": str(control), "dt": 0.1},
+            {"name": "az_deg", "parent": "Drive", "value": 181.25, "alert": "GREEN", "dt": 0.2},
+            {"name": "el_deg", "parent": "Drive", "value": 12.5, "alert": "ORANGE", "dt": 0.2},
+        ],
+    }
+    procs.agent(hub, "rack1", spec, mount="GS1/Rack1")
+    users_file = tmp_path / "users.toml"
+    make_user(users_file, "vera", "viewer-pw", "viewer")
+    make_user(users_file, "otto", "operator-pw", "operator")
+    bridge = start_bridge(procs, hub, "--users", str(users_file))
+    return Station(hub, control, bridge, users_file)
+
+
+def log_in(page: Any, name: str, password: str) -> None:
+    page.fill("#loginuser", name)
+    page.fill("#loginpass", password)
+    page.click("#loginbutton")
+    page.wait_for_selector("#whoami:not([hidden])", timeout=10_000)
+
+
+def save(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_page_loads_the_tree_and_a_point_turning_red_shows_within_2_s(station: Station, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(station.bridge.url + "?prefix=GS1/Rack1/Power")
+    point = ROW.format("GS1/Rack1/Power/temp_c")
+    page.wait_for_selector(f'{point}[data-level="10"]', timeout=15_000)
+    row = page.locator(point)
+    assert "GREEN" in row.inner_text()
+    assert "41.5" in row.inner_text()
+    # Problems first: the ORANGE subtree (Drive) sorts above the GREEN one (Power), and el_deg is in the list.
+    paths = page.eval_on_selector_all(".row", "rows => rows.map(r => r.dataset.path)")
+    assert paths.index("GS1/Rack1/Drive") < paths.index("GS1/Rack1/Power")
+    assert page.locator('#alarmrows tr[data-path="GS1/Rack1/Drive/el_deg"]').count() == 1
+    assert page.locator("#banner").is_hidden()
+    save(page, "web-desktop.png")
+
+    turned = time.monotonic()
+    set_point(station.control, 97.0, "RED")
+    page.wait_for_selector(f'{point}[data-level="30"]', timeout=2_000)
+    took_s = time.monotonic() - turned
+    assert "RED" in page.locator(point).inner_text()
+    print(f"RED at the agent -> RED on the page in {took_s:.2f} s")
+    # Problems first: the RED subtree now sorts first, and the attention list leads with it.
+    assert page.eval_on_selector("#alarmrows tr", "row => row.dataset.path") == "GS1/Rack1/Power/temp_c"
+    # The detail panel: full value, agent, and the history/journal asks answered in words.
+    page.click(point)
+    page.wait_for_selector("#detail:not([hidden])")
+    detail = page.inner_text("#detailfields")
+    assert "97" in detail
+    assert "rack1" in detail
+    save(page, "web-desktop-red.png")
+
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone.goto(station.bridge.url)
+    phone.wait_for_selector(f'{point}[data-level="30"]', timeout=10_000)
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390 + 2, f"the page scrolls sideways on a phone ({width} px)"
+    save(phone, "web-phone.png")
+    kiosk = browser.new_page(viewport={"width": 1920, "height": 1080})
+    kiosk.goto(station.bridge.url + "?kiosk=1")
+    kiosk.wait_for_selector('.tile[data-path="GS1"][data-level="30"]', timeout=10_000)
+    save(kiosk, "web-kiosk.png")
+    assert errors == []
+
+
+def test_hub_lost_shows_the_banner(station: Station, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(station.bridge.url + "?prefix=GS1/Rack1/Power")  # opens that (healthy, so collapsed) subtree
+    page.wait_for_selector(ROW.format("GS1/Rack1/Power/temp_c"), timeout=15_000)
+    station.hub.process.kill()
+    page.wait_for_selector("#banner:not([hidden])", timeout=10_000)
+    assert "hub lost" in page.inner_text("#banner")
+    assert page.get_attribute("body", "data-hub") == "hub lost"
+    assert "unknown" in page.locator(ROW.format("GS1/Rack1/Power/temp_c")).inner_text()
+    save(page, "web-hub-lost.png")
+    assert station.bridge.process.stop() == 0, station.bridge.process.stderr()
+
+
+def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(  # noqa: S310 (a loopback http URL the test made)
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", **headers}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (a loopback http URL we made)
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read())
+
+
+def test_a_viewer_sees_no_ack_button_and_forged_posts_are_refused(station: Station, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(station.bridge.url)
+    page.wait_for_selector('#alarmrows tr[data-path="GS1/Rack1/Drive/el_deg"]', timeout=15_000)
+    log_in(page, "vera", "viewer-pw")
+    assert "vera (viewer)" in page.inner_text("#whoami")
+    page.click(ROW.format("GS1/Rack1/Drive/el_deg"))
+    page.wait_for_selector("#detail:not([hidden])")
+    assert page.locator("button.ack").count() == 0
+    assert page.locator(".actbutton").count() == 0  # no shelve either
+    save(page, "web-viewer.png")
+    ack = station.bridge.url + "api/v1/ack"
+    origin = station.bridge.url.rstrip("/")
+    # No session at all: 401, and never a redirect.
+    status, body = _post(ack, {"ids": [1]}, {"Origin": origin})
+    assert status == 401, body
+    cookies = {cookie["name"]: cookie["value"] for cookie in page.context.cookies()}
+    cookie = f"gsmon_session={cookies['gsmon_session']}"
+    csrf = page.evaluate("window.gsmonState.session.csrf")
+    # The viewer's own session without the CSRF token, with a wrong one, from another Origin: 403.
+    for headers in (
+        {"Cookie": cookie, "Origin": origin},
+        {"Cookie": cookie, "Origin": origin, "X-Gsmon-CSRF": "forged"},
+        {"Cookie": cookie, "Origin": "http://evil.example", "X-Gsmon-CSRF": csrf},
+    ):
+        status, body = _post(ack, {"ids": [1]}, headers)
+        assert status == 403, (headers, body)
+    # Everything right but the role: a viewer may not act.
+    status, body = _post(ack, {"ids": [1]}, {"Cookie": cookie, "Origin": origin, "X-Gsmon-CSRF": csrf})
+    assert status == 403, body
+    assert "viewer" in body["error"], body
+    # The page's own fetch with the viewer's session and token is refused the same way.
+    answer = page.evaluate(
+        """async () => { const r = await fetch('/api/v1/shelve', {method: 'POST', headers: {'Content-Type':
+        'application/json', 'X-Gsmon-CSRF': window.gsmonState.session.csrf}, body: JSON.stringify({prefix:
+        'GS1/', mode: 'timed', duration_s: 60, comment: 'x'})}); return [r.status, await r.json()]; }"""
+    )
+    assert answer[0] == 403, answer
+    # The operator does get the buttons.
+    other = browser.new_page(viewport={"width": 1280, "height": 800})
+    other.goto(station.bridge.url)
+    other.wait_for_selector('#alarmrows tr[data-path="GS1/Rack1/Drive/el_deg"]', timeout=15_000)
+    log_in(other, "otto", "operator-pw")
+    other.wait_for_selector('#alarmrows tr[data-path="GS1/Rack1/Drive/el_deg"] button.shelve', timeout=5_000)
+    wrong = _post(station.bridge.url + "api/v1/login", {"user": "otto", "password": "nope"}, {"Origin": origin})
+    assert wrong[0] == 401
+    assert station.bridge.process.stop() == 0, station.bridge.process.stderr()
+
+
+def test_private_reads_need_a_session_but_metrics_never(procs: Processes, tmp_path: Path) -> None:
+    hub = procs.hub()
+    users_file = tmp_path / "users.toml"
+    make_user(users_file, "vera", "viewer-pw", "viewer")
+    bridge = start_bridge(procs, hub, "--users", str(users_file), "--private-reads")
+    for path in ("", "api/v1/tree", "api/v1/status"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bridge.url + path, timeout=10)  # noqa: S310
+        refused.value.close()
+        assert refused.value.code == 401, path
+
+    def metrics_text() -> str:
+        with urllib.request.urlopen(bridge.url + "metrics", timeout=10) as response:  # noqa: S310
+            text: str = response.read().decode()
+            return text
+
+    metrics = wait_until(metrics_text, what="/metrics without a login")
+    assert "gsmon_web_hub_connected" in metrics
+    assert bridge.process.stop() == 0, bridge.process.stderr()
+
+
+def test_an_operator_acks_in_the_page_and_the_hub_records_the_user_and_the_bridge_key(
+    procs: Processes, tmp_path: Path, browser: Any
+) -> None:
+    """CURVE keys: the bridge runs under its own operator key "web"; the browser user "otto" acks an alarm with a
+    comment; the real hub's alarm is acked, and its journal records by = "web", user = "otto", via the page."""
+    from harness import KeySet, gsmon_cli
+
+    from gsmon.common.commands import send_command
+    from gsmon.common.keys import ClientKeys
+
+    root = tmp_path / "keys"
+    hub_dir = root / "hub"
+    for command in (
+        ["keys", "init", str(hub_dir)],
+        ["keys", "agent", "rack1", "--mount", "GS1/Rack1", "--hub-dir", str(hub_dir), "--out", str(root / "rack1")],
+        ["keys", "subscriber", "web", "--role", "operator", "--hub-dir", str(hub_dir), "--out", str(root / "web")],
+        ["keys", "subscriber", "view", "--hub-dir", str(hub_dir), "--out", str(root / "view")],
+    ):
+        result = gsmon_cli(*command)
+        assert result.returncode == 0, result.stderr
+    keys = KeySet(root)
+    hub = procs.hub("--keys", str(hub_dir))
+    control = tmp_path / "ctl.json"
+    set_point(control, 97.0, "RED")
+    spec = {
+        "parents": {"Power": None},
+        "points": [{"name": "temp_c", "parent": "Power", "file": str(control), "dt": 0.1}],
+    }
+    procs.agent(hub, "rack1", spec, mount="GS1/Rack1", key=keys.secret("rack1"), hub_key=keys.hub_public)
+    users_file = tmp_path / "users.toml"
+    make_user(users_file, "otto", "operator-pw", "operator")
+    bridge = start_bridge(
+        procs, hub, "--users", str(users_file), "--key", str(keys.secret("web")), "--hub-key", str(keys.hub_public)
+    )
+    viewer = ClientKeys.load(keys.secret("view"), keys.hub_public)
+    path = "GS1/Rack1/Power/temp_c"
+
+    def alarm() -> dict[str, Any] | None:
+        reply = send_command(hub.query, "alarms", {"prefix": path}, curve=viewer, timeout_s=10.0)
+        assert reply.ok, reply.message
+        return next((item for item in reply.result["alarms"] if item["path"] == path), None)
+
+    raised = wait_until(lambda: (found := alarm()) is not None and found, timeout_s=20, what="the alarm at the hub")
+    assert raised["state"] == "active_unacked"
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(bridge.url)
+    log_in(page, "otto", "operator-pw")
+    button = f'#alarmrows tr[data-path="{path}"] button.ack'
+    page.wait_for_selector(button, timeout=15_000)
+    save(page, "web-operator-before-ack.png")
+    page.click(button)
+    page.wait_for_selector("#commentdialog[open]")
+    page.fill("#comment", "on it: fan replaced at 04:50")
+    page.click("#dialogok")
+    row = f'#alarmrows tr[data-path="{path}"][data-state="active_acked"]'
+    page.wait_for_selector(row, timeout=10_000)
+    assert "otto" in page.inner_text(row)
+    assert page.locator(button).count() == 0
+    save(page, "web-operator-acked.png")
+
+    acked = wait_until(lambda: (found := alarm()) is not None and found["state"] == "active_acked" and found)
+    assert "otto" in str(acked.get("acked_user") or acked["acked_by"])
+    assert "web" in acked["acked_by"]
+    assert acked["ack_comment"] == "on it: fan replaced at 04:50"
+    journal = send_command(hub.query, "journal", {"after_id": 0, "prefix": path}, curve=viewer, timeout_s=10.0)
+    assert journal.ok, journal.message
+    (entry,) = [item for item in journal.result["entries"] if item["kind"] == "ack"]
+    assert (entry["by"], entry["user"], entry["comment"]) == ("web", "otto", "on it: fan replaced at 04:50")
+    assert bridge.process.stop() == 0, bridge.process.stderr()
