@@ -29,11 +29,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import math
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from gsmon.common.alerts import STALE_ALERTCODE, STALE_ALERTSTR, alertstr_for
 from gsmon.common.units import format_point
 from gsmon.common.watch.adapter import AlarmSummary, NodeExtras, display_level, read_extras
+from gsmon.common.watch.model import Node
 
 __all__ = [
     "LEVEL_NAMES",
@@ -58,29 +59,9 @@ LEVEL_NAMES: Final[dict[str, int]] = {
 }
 
 
-class WebNodeSource(Protocol):
-    """What a node must have (the Subscriber's :class:`~gsmon.common.client.NodeState` has it)."""
-
-    @property
-    def path(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def alertcode(self) -> int: ...
-    @property
-    def alertstr(self) -> str: ...
-    @property
-    def stale(self) -> bool: ...
-    @property
-    def value(self) -> Any: ...
-    @property
-    def agent(self) -> str | None: ...
-    @property
-    def polled_at_s(self) -> float | None: ...
-    @property
-    def received_at_s(self) -> float | None: ...
-    @property
-    def dt_s(self) -> float | None: ...
+# What a node must have: the terminal view's protocol (the Subscriber's NodeState is one); one
+# definition, so the page and the terminal read the same fields.
+WebNodeSource = Node
 
 
 def parse_level(text: str | int | None) -> int | None:
