@@ -23,6 +23,14 @@ Measured (each against a baseline measured in the same run, on the same data):
   updates the page applied per second, renders per second, and re-snapshots
   (a page that fell behind would lose seq and re-snapshot). Baseline: the
   render of the collapsed (problems-first) tree of the same nodes.
+* **the whole stack with real WebSocket clients**: the aiohttp bridge (in this
+  process, on the synthetic feed) with 50 WebSocket connections from a
+  separate client process, every one following the whole tree at 1,000
+  updates/s. Measured: this process's CPU (bridge loop, aiohttp writes, and
+  the synthetic feed), node updates each client received per second against
+  those produced, and seq gaps / re-snapshots (a bridge that fell behind drops
+  a slow client's queue and makes a gap). Baseline: the bridge core alone on
+  the same load (the first measurement), so the ratio is what the sockets add.
 
 Short runs only (2 shared cores): each window is a few seconds.
 """
@@ -38,7 +46,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -201,41 +209,17 @@ class SyntheticFeed:
 
 
 def bench_page(points: int, delta_rate: int, window_s: float) -> dict[str, Any]:
-    from aiohttp import web
     from playwright.sync_api import sync_playwright
-
-    from gsmon.common.web.app import WebBridge, WebSettings
 
     tree = make_tree(points)
     feed = SyntheticFeed(tree)
-    bridge = WebBridge(WebSettings(hub="tcp://127.0.0.1:1"), feed=feed)  # type: ignore[arg-type]
-    ready = threading.Event()
-    url: dict[str, str] = {}
-    stop = asyncio.Event()
-    loop_box: dict[str, asyncio.AbstractEventLoop] = {}
-
-    async def serve() -> None:
-        runner = web.AppRunner(bridge.app, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        port = next(iter(getattr(server, "sockets", []))).getsockname()[1]
-        url["url"] = f"http://127.0.0.1:{port}/"
-        loop_box["loop"] = asyncio.get_running_loop()
-        ready.set()
-        await stop.wait()
-        await runner.cleanup()
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    ready.wait(30)
+    url, stop_server = _serve_bridge(feed)
     result: dict[str, Any] = {"nodes": len(tree)}
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-            page.goto(url["url"])
+            page.goto(url)
             page.wait_for_function(f"window.gsmonState && window.gsmonState.nodes.size >= {len(tree)}", timeout=60_000)
             page.wait_for_function("window.gsmonState.renders > 0")
             collapsed_ms = page.evaluate(
@@ -269,9 +253,143 @@ def bench_page(points: int, delta_rate: int, window_s: float) -> dict[str, Any]:
             )
             browser.close()
     finally:
+        stop_server()
+    return result
+
+
+#: The WebSocket clients of :func:`bench_sockets`, run in their own process so that
+#: their JSON parsing is not counted as the bridge's CPU. Prints one JSON line.
+_CLIENTS_SCRIPT: Final = r"""
+import asyncio, json, sys, time
+import aiohttp
+
+url, clients, window_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+stats = [{"nodes": 0, "messages": 0, "gaps": 0, "snapshots": 0} for _ in range(clients)]
+window = {"start": None, "stop": float("inf")}
+
+async def follow(index, session):
+    mine = stats[index]
+    async with session.ws_connect(url, max_msg_size=0) as ws:
+        await ws.send_str(json.dumps({"subscribe": ""}))
+        epoch, seq = None, None
+        async for msg in ws:
+            body = json.loads(msg.data)
+            if body["type"] == "snapshot":
+                mine["snapshots"] += 1
+                epoch, seq = body["epoch"], 0
+                continue
+            if body["epoch"] != epoch or body["seq"] != seq + 1:
+                mine["gaps"] += 1
+            seq = body["seq"]
+            if window["start"] is not None:
+                mine["messages"] += 1
+                mine["nodes"] += sum(1 for node in body.get("nodes", ()) if node.get("kind") == "point")
+            if time.monotonic() >= window["stop"]:
+                break
+
+async def main():
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession() as session:
+        tasks = [asyncio.create_task(follow(i, session)) for i in range(clients)]
+        print(json.dumps({"connecting": clients}), flush=True)
+        await loop.run_in_executor(None, sys.stdin.readline)  # "start": the window opens
+        window["start"] = time.monotonic()
+        window["stop"] = window["start"] + window_s
+        await asyncio.wait(tasks, timeout=window_s + 30)
+    print(json.dumps({"clients": stats}), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def bench_sockets(points: int, rate: int, clients: int, window_s: float, core_cores: float) -> dict[str, Any]:
+    """The bridge with ``clients`` real WebSocket connections following the whole tree."""
+    import os
+    import subprocess
+
+    feed = SyntheticFeed(make_tree(points))
+    url, stop_server = _serve_bridge(feed)
+    ws_url = url.replace("http://", "ws://") + "api/v1/ws"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CLIENTS_SCRIPT, ws_url, str(clients), str(window_s)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdin is not None
+        assert child.stdout is not None
+        json.loads(child.stdout.readline())  # the clients are connecting
+        time.sleep(3.0)  # settle: every client has its snapshot before the window opens
+        produced = feed.produced
+        feed.rate = rate
+        child.stdin.write("start\n")
+        child.stdin.flush()
+        start_cpu = os.times()
+        start = time.monotonic()
+        report = json.loads(child.stdout.readline())
+        elapsed = time.monotonic() - start
+        end_cpu = os.times()
+        feed.rate = 0
+        sent = feed.produced - produced
+    finally:
+        child.kill()
+        child.wait()
+        stop_server()
+    bridge_s = (end_cpu.user - start_cpu.user) + (end_cpu.system - start_cpu.system)
+    per_client = [entry["nodes"] / window_s for entry in report["clients"]]
+    cores = bridge_s / elapsed
+    return {
+        "nodes": len(feed.tree),
+        "rate": rate,
+        "clients": clients,
+        "window_s": window_s,
+        "produced_per_s": sent / elapsed,
+        "client_nodes_per_s_min": min(per_client),
+        "client_nodes_per_s_median": sorted(per_client)[len(per_client) // 2],
+        "gaps": sum(entry["gaps"] for entry in report["clients"]),
+        "resnapshots": sum(entry["snapshots"] - 1 for entry in report["clients"]),
+        "bridge_process_cores": cores,
+        "core_only_cores": core_cores,
+        "ratio": cores / core_cores if core_cores else float("nan"),
+    }
+
+
+def _serve_bridge(feed: SyntheticFeed) -> tuple[str, Any]:
+    """Serve a bridge on ``feed`` from a thread; return its URL and a function that stops it."""
+    from aiohttp import web
+
+    from gsmon.common.web.app import WebBridge, WebSettings
+
+    bridge = WebBridge(WebSettings(hub="tcp://127.0.0.1:1"), feed=feed)  # type: ignore[arg-type]
+    ready = threading.Event()
+    url: dict[str, str] = {}
+    stop = asyncio.Event()
+    loop_box: dict[str, asyncio.AbstractEventLoop] = {}
+
+    async def serve() -> None:
+        runner = web.AppRunner(bridge.app, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        port = next(iter(getattr(server, "sockets", []))).getsockname()[1]
+        url["url"] = f"http://127.0.0.1:{port}/"
+        loop_box["loop"] = asyncio.get_running_loop()
+        ready.set()
+        await stop.wait()
+        await runner.cleanup()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    if not ready.wait(30):
+        raise RuntimeError("the bridge did not start within 30 s")
+
+    def stop_server() -> None:
         loop_box["loop"].call_soon_threadsafe(stop.set)
         thread.join(10)
-    return result
+
+    return url["url"], stop_server
 
 
 def main() -> int:
@@ -282,6 +400,8 @@ def main() -> int:
     points, window = (1_000, 1.0) if args.quick else (10_000, 5.0)
     report: dict[str, Any] = {"core": bench_core(points, 1_000, 50, window)}
     print(json.dumps({"core": report["core"]}), flush=True)
+    report["sockets"] = bench_sockets(points, 1_000, 50, window, report["core"]["core_cores"])
+    print(json.dumps({"sockets": report["sockets"]}), flush=True)
     report["metrics"] = bench_metrics(2_000 if args.quick else 20_000)
     print(json.dumps({"metrics": report["metrics"]}), flush=True)
     if not args.no_browser:

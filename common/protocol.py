@@ -228,10 +228,13 @@ shelves     viewer   ``{prefix?, all?: bool}`` -> ``{"shelves": [shelf...]}``
                      unshelved, expired_during_downtime), ``ended_by``,
                      ``ended_user``. (1.2)
 journal     viewer   ``{after_id: uint, prefix?, limit? (<= 10000), since?:
-                     wall seconds}`` -> ``{"entries": [entry...], "last_id":
-                     uint}``: entries with id > after_id, oldest first; read
-                     again from ``last_id`` to get each entry exactly once
-                     (ids are persistent and increasing, across restarts).
+                     wall seconds, newest?: bool}`` -> ``{"entries":
+                     [entry...], "last_id": uint}``: entries with id >
+                     after_id, oldest first; read again from ``last_id`` to
+                     get each entry exactly once (ids are persistent and
+                     increasing, across restarts). ``newest: true`` returns
+                     the newest ``limit`` matching entries instead of the
+                     oldest (still oldest first): a view's latest entries.
                      entry = ``id``, ``time`` (source time: the poll's for
                      level changes), ``hub_time``, ``path``, ``kind``,
                      ``old``, ``new`` (level codes), ``value``, ``agent``,

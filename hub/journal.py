@@ -502,18 +502,22 @@ class StateStore:
         since: float | None = None,
         after_id: int = 0,
         limit: int = 1000,
+        newest: bool = False,
     ) -> list[JournalEntry]:
         """Journal entries under ``prefix`` (segment-aware) with ``id > after_id`` and, when given,
-        ``hub_time >= since`` (wall seconds), oldest first, at most ``limit`` of them."""
+        ``hub_time >= since`` (wall seconds), oldest first, at most ``limit`` of them: the oldest
+        ``limit`` that match, or with ``newest`` the newest ``limit`` (a view's "latest entries")."""
         clause, args = _prefix_clause(prefix)
         if since is not None:
             clause += " AND hub_time >= ?"
             args.append(since)
+        order = "DESC" if newest else "ASC"
         rows = self._db.execute(
-            f"{_SELECT_JOURNAL} WHERE id > ? AND {clause} ORDER BY id LIMIT ?",  # clause: fixed SQL, values bound
+            f"{_SELECT_JOURNAL} WHERE id > ? AND {clause} ORDER BY id {order} LIMIT ?",  # fixed SQL, values bound
             [after_id, *args, max(0, limit)],
         ).fetchall()
-        return [_journal_from(row) for row in rows]
+        entries = [_journal_from(row) for row in rows]
+        return entries[::-1] if newest else entries
 
     def export_jsonl(self, out: TextIO, prefix: str = "", since: float | None = None, batch_rows: int = 5000) -> int:
         """Write the journal as JSON lines (``JournalEntry.to_json``), oldest first; return the count."""

@@ -184,7 +184,10 @@ def _journal(core: QueryCore, call: Call) -> Result:
     since = args.get("since")
     if since is not None and _time(since) is None:
         return _bad("journal: since must be wall-clock seconds")
-    entries = store.query_journal(prefix, _time(since), after_id, min(limit, MAX_JOURNAL_LIMIT))
+    newest = args.get("newest", False)
+    if type(newest) is not bool:
+        return _bad("journal: newest must be true or false")
+    entries = store.query_journal(prefix, _time(since), after_id, min(limit, MAX_JOURNAL_LIMIT), newest)
     last_id = entries[-1].id if entries else after_id
     return True, f"{len(entries)} journal entries", {"entries": [entry_wire(e) for e in entries], "last_id": last_id}
 

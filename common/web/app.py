@@ -19,7 +19,7 @@ Routes (JSON unless said; times ISO 8601 UTC; errors ``{"error": "one line"}``):
                                     then deltas and status messages (see gsmon.common.web.core)
     GET  /api/v1/alarms             ?prefix&states=a,b&limit  -> the hub's "alarms"
     GET  /api/v1/shelves            ?prefix                   -> the hub's "shelves"
-    GET  /api/v1/journal            ?after_id&prefix&limit    -> the hub's "journal"
+    GET  /api/v1/journal            ?after_id&prefix&limit&newest=1 -> the hub's "journal"
     GET  /api/v1/history            ?path&from&to&buckets     -> "history" (the recorder, through the hub)
     GET  /api/v1/session            {"user", "role", "csrf", "users_file"} (user null: not logged in)
     POST /api/v1/login              {"user", "password"} -> sets the session cookie
@@ -412,6 +412,8 @@ class WebBridge:
             args["prefix"] = request.query["prefix"]
         if "limit" in request.query:
             args["limit"] = _int(request.query["limit"], "limit")
+        if request.query.get("newest") in ("1", "true"):
+            args["newest"] = True  # the latest entries, as the page's journal panel shows them
         return await self._forward("journal", args, session)
 
     async def history(self, request: web.Request) -> web.Response:

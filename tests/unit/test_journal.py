@@ -169,6 +169,14 @@ def test_query_by_time_cursor_and_limit(db_path: Path) -> None:
         assert store.query_journal(limit=0) == []
 
 
+def test_newest_gives_the_latest_entries_still_oldest_first(db_path: Path) -> None:
+    with StateStore(db_path) as store:
+        store.write_turn([entry(f"GS1/{n}", at=WALL0 + n) for n in range(10)], [], [], 1)
+        assert [e.id for e in store.query_journal(limit=3, newest=True)] == [8, 9, 10]
+        assert [e.id for e in store.query_journal("GS1", after_id=8, limit=5, newest=True)] == [9, 10]
+        assert [e.path for e in store.query_journal(since=WALL0 + 5, limit=2, newest=True)] == ["GS1/8", "GS1/9"]
+
+
 def test_export_writes_json_lines_of_every_entry(db_path: Path) -> None:
     with StateStore(db_path) as store:
         store.write_turn([entry(f"GS1/{n}", value=n * 1.5, comment="é") for n in range(12)], [], [], 1)

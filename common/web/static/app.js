@@ -416,9 +416,10 @@
     $("journalscope").textContent = `of ${path}`;
     list.innerHTML = "<li>loading…</li>";
     try {
-      const body = await getJson(`/api/v1/journal?after_id=0&prefix=${encodeURIComponent(path)}&limit=1000`);
+      // The newest 50 under the selection (the hub picks them: a long journal is never read from its start).
+      const body = await getJson(`/api/v1/journal?after_id=0&prefix=${encodeURIComponent(path)}&limit=50&newest=1`);
       if (state.selected !== path) return;
-      const entries = ((body.result && body.result.entries) || []).slice(-50).reverse();
+      const entries = ((body.result && body.result.entries) || []).slice().reverse();
       list.innerHTML = entries.length ? entries.map((e) =>
         `<li data-kind="${esc(e.kind)}"><b>${esc(clockOf(e.time || e.hub_time))}</b> ${esc(e.kind)} ${esc(e.path || "")}` +
         `${e.new != null ? ` → ${esc(e.new)}` : ""}${e.user ? ` by ${esc(e.user)}` : ""}${e.by ? ` (${esc(e.by)})` : ""}${e.comment ? `: ${esc(e.comment)}` : ""}</li>`).join("")
