@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 
 HEALTH_S: Final = 5.0
 _LOG_HEALTH_S: Final = 60.0
+#: How often a recorder started before its hub tries again (the Subscriber itself waits ~10 s per try).
+HUB_RETRY_S: Final = 2.0
 
 
 def store_url(db: str | None, state_dir: Path | None) -> str:
@@ -121,6 +123,27 @@ class Recorder:
         self._stop.set()
 
     # -- start ---------------------------------------------------------------------------------
+
+    def wait_for_hub(self, retry_s: float = HUB_RETRY_S) -> str | None:
+        """:meth:`connect`, retried every ``retry_s`` while the hub does not answer; the ready line,
+        or ``None`` when the recorder was stopped first.
+
+        A recorder started before its hub (a boot order, a hub being upgraded) waits for it like the
+        notifier does, instead of exiting: the time until the hub answers becomes a gap at connect.
+        """
+        warned = False
+        while True:
+            try:
+                return self.connect()
+            except HubUnavailableError as error:
+                for followed in self._followed:  # the prefixes that did connect start again next time
+                    followed.subscriber.close()
+                self._followed = []
+                if not warned:
+                    log.warning("%s: waiting for the hub (trying again every %g s)", error, retry_s)
+                    warned = True
+            if self._stop.wait(retry_s):
+                return None
 
     def connect(self) -> str:
         """Follow the prefixes and the contexts, record the downtime gaps; the ready line."""
@@ -401,13 +424,11 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    try:
-        ready = recorder.connect()
-    except HubUnavailableError as error:
-        print(f"{prog}: {error}", file=sys.stderr)
+    ready = recorder.wait_for_hub()
+    if ready is None:  # stopped while waiting for the hub
         recorder.close()
         store.close()
-        return 1
+        return 0
     print(ready, flush=True)
     try:
         recorder.run()

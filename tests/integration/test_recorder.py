@@ -136,6 +136,18 @@ def test_a_restarted_hub_leaves_a_gap_and_recording_resumes(procs: Processes, hi
     assert [gap["reason"] for gap in gaps] in (["hub restarted"], ["hub lost"])
 
 
+def test_a_recorder_started_before_its_hub_waits_for_it(procs: Processes, history_url: str) -> None:
+    first = procs.hub()
+    first.process.kill()  # the endpoints are known and nothing answers on them: a hub not yet up
+    early = procs.gsmon("recorder", "recorder", "--hub", first.query, "--db", history_url, "GS1/")
+    wait_until(lambda: "waiting for the hub" in early.stderr(), timeout_s=30, what="the recorder's waiting line")
+    assert early.popen.poll() is None  # it waits; it does not exit
+    hub = procs.hub(agents=first.agents, subscribers=first.subscribers, query=first.query, name="hub-up")
+    procs.agent(hub, "ant1", SPEC, mount="GS1/Ant1")
+    early.wait_for_line("READY recorder", timeout_s=30)
+    wait_until(lambda: len(counts(history_url)[0]) >= 5, timeout_s=30, what="rows once the hub is up")
+
+
 def test_export_import_moves_the_history_between_backends(procs: Processes, history_url: str, tmp_path: Path) -> None:
     hub = procs.hub()
     procs.agent(hub, "ant1", SPEC, mount="GS1/Ant1")
