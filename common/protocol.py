@@ -279,6 +279,22 @@ history     viewer   anything: forwarded to the registered history service
                      asker's request id. None registered: ok false, reason
                      "no history service"; no answer in 30 s: reason
                      "timeout". (1.2)
+report_     viewer   ``{points: {name: [value, level]}, ttl_s, client?,
+health               final?}`` -> ``{"prefix": "_hub/clients/<name>"}``: a
+                     client's own health (the recorder's lag, the notifier's
+                     failed deliveries) shown as hub points
+                     ``_hub/clients/<name>/<point>``, plus ``reporting``
+                     (true, GREEN). ``name`` is the caller's key name with
+                     keys (never another's), else ``client`` (a valid name).
+                     1 to 64 points; a name is 1 to 3 path segments (the
+                     first not ``reporting``); value: int, bool, finite float or text
+                     <= 200 characters; level: 0, 10, 20, 30 or 100. A
+                     report lasts ``ttl_s`` (0 < ttl_s <= 3600): without a
+                     new one, the figures go and ``reporting`` turns false
+                     at RED (an alarm, like a silent agent). ``final: true``
+                     removes the subtree (a clean stop). Reports are not
+                     stored: a restarted hub shows them at the next
+                     report. (1.3)
 ==========  =======  ==========================================================
 
 Every command records who did it: ``by`` (the key's name; without keys
@@ -292,8 +308,8 @@ before the NODEs they change are published. Any other ``result`` reason:
 ``"unknown"`` (no such alarm, shelf or context), ``"no-state"`` (the hub
 runs without a state store).
 
-History service (issue 15; the hub side is the hub's ``register_service`` and
-forwarding, see COORD/ALARMS notes): ``gsmon recorder`` connects a DEALER to
+History service (the hub side is its ``register_service`` and forwarding,
+:mod:`gsmon.hub.queries`): ``gsmon recorder`` connects a DEALER to
 the query socket and sends COMMAND ``register_service`` ``{"service":
 "history"}`` (allowed without keys, or for a key whose grant lists the
 service); it repeats it when the hub's epoch changes and every 30 s (a

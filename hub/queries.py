@@ -59,6 +59,7 @@ from typing import Any, Final, Literal
 from gsmon.common import protocol as proto
 from gsmon.common.allowlist import AllowList, SubscriberGrant
 from gsmon.common.tree import TreeNode
+from gsmon.hub.client_health import ClientHealth
 from gsmon.hub.journal import StateStore
 from gsmon.hub.operator import OPERATOR_COMMANDS
 from gsmon.hub.state import HubState
@@ -277,6 +278,8 @@ class QueryCore:
         self.services: dict[str, bytes] = {}
         self._forwarded: dict[int, tuple[bytes, int, str, float]] = {}
         self._forward_id = 0
+        # What clients report of their own health (report_health), shown as _hub/clients/... points.
+        self.client_health = ClientHealth()
 
     @property
     def busy(self) -> bool:
@@ -402,6 +405,8 @@ class QueryCore:
         self.stats.commands += 1
         if msg.command == "register_service":
             return self._register(caller, msg, wall)
+        if msg.command == "report_health":
+            return self._report_health(caller, msg, now, wall)
         if msg.command in _FORWARDED:
             return self._forward(caller, msg, now, wall)
         spec = COMMANDS.get(msg.command)
@@ -470,6 +475,43 @@ class QueryCore:
             caller.identity, msg.request_id, wall, True, f"registered as the {service} service", {"service": service}
         )
         return Outcome([(caller.identity, reply)])
+
+    def _report_health(self, caller: _Caller, msg: proto.Command, now: float, wall: float) -> Outcome:
+        """``report_health`` {client?, points, ttl_s, final?}: the caller's own health points.
+
+        Any caller may report (a viewer key too), but only under its own name: with keys the key's,
+        so that no client can speak for another."""
+        args = msg.args
+        if caller.grant is not None:
+            name: object = caller.grant.name
+        elif caller.hub_key:
+            name = "hub"
+        elif caller.keyed:
+            name = None  # a key without a grant speaks for nobody
+        else:
+            name = args.get("client")
+        why = self.client_health.report(
+            name,
+            args.get("points"),
+            args.get("ttl_s"),
+            args.get("final") is True,
+            now,
+        )
+        if why is not None:
+            log.debug("report_health from %s refused: %s", caller.name, why)
+            reply = self._result(
+                caller.identity, msg.request_id, wall, False, f"report_health: {why}", {"reason": "bad-args"}
+            )
+            return Outcome([(caller.identity, reply)])
+        prefix = f"_hub/clients/{name}"
+        return Outcome(
+            [
+                (
+                    caller.identity,
+                    self._result(caller.identity, msg.request_id, wall, True, "reported", {"prefix": prefix}),
+                )
+            ]
+        )
 
     def _forward(self, caller: _Caller, msg: proto.Command, now: float, wall: float) -> Outcome:
         """Send a service's command on to the registered connection, under a request id of the hub's."""

@@ -552,7 +552,7 @@ class HubServer:
                     self._check_auth(mono)
                     self._check_grants()
                     state.set_subscribers(self._counters.subscriber_connections)
-                    self._report_health()
+                    self._report_health(now)
                     state.tick(now, wall)
                     if state.alarms is not None:
                         state.alarms.tick(now, wall)
@@ -604,7 +604,7 @@ class HubServer:
             if _subscriber_grants_narrowed(before, auth.allow_list):
                 self._rebuild_subscribers()
 
-    def _report_health(self) -> None:
+    def _report_health(self, now: float) -> None:
         counters = self._counters
         extra: dict[str, tuple[Any, int]] = {
             "decode_errors": (counters.decode_errors, 0),
@@ -629,6 +629,8 @@ class HubServer:
             # Active contexts (a pass) as points: _hub/contexts/<kind>/<prefix path> = the context id.
             for key, record in self.queries.contexts.items():
                 extra[f"contexts/{key}"] = (record.get("id"), 0)
+            # The clients' own health (the recorder's lag, the notifier's deliveries): _hub/clients/...
+            extra.update(self.queries.client_health.points(now))
         auth = self.auth
         if auth is not None:
             alive = auth.is_alive()

@@ -23,7 +23,14 @@ notifier polls, and loses nothing.
 Ready line on stdout, once the state file is open and the first journal page
 was asked for: ``READY notify=<state file> hub=<endpoint> cursor=<id>``. Health lines on
 stdout: ``HEALTH <json>`` ({receiver: {sent, failures, consecutive_failures,
-dropped, suppressed, queued, last_error}}), also logged.
+dropped, suppressed, queued, last_error}}), also logged, and every
+:data:`HEALTH_REPORT_S` sent to the hub (COMMAND ``report_health``), which
+shows it in its live tree as ``_hub/clients/notify/`` (with keys: the key's
+name): ``hub_up``, ``open_problems``, and per receiver
+``receivers/<name>/consecutive_failures`` (ORANGE from one failed attempt in
+a row, RED from five: an alarm, so that a notifier that cannot reach people
+is itself noticed), ``failures``, ``dropped``, ``queued``, ``sent``. A clean
+stop removes them; a notifier that dies leaves ``reporting`` RED.
 
 Exit status (gsmon.common.errors): 0 after SIGTERM/SIGINT, 1 when ``--test``
 failed, 2 for bad configuration or usage (one line on stderr).
@@ -32,6 +39,7 @@ failed, 2 for bad configuration or usage (one line on stderr).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import itertools
 import json
@@ -47,7 +55,7 @@ import zmq
 
 from gsmon.common import logs, transport
 from gsmon.common import protocol as proto
-from gsmon.common.alerts import OrangeAlert
+from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert, RedAlert
 from gsmon.common.client import HubUnavailableError, Subscriber
 from gsmon.common.config import add_key_flag, flag_overrides
 from gsmon.common.errors import EXIT_OK, UnavailableError, UsageError
@@ -64,6 +72,13 @@ ORANGE_ALERTCODE: Final = OrangeAlert.alertcode
 PAGE_LIMIT: Final = 500
 REQUEST_TIMEOUT_S: Final = 3.0
 HEALTH_EVERY_S: Final = 60.0
+#: How often the notifier's health goes to the hub's tree (report_health); each report lasts 3x as long.
+HEALTH_REPORT_S: Final = 5.0
+#: The name the health is shown under, ``_hub/clients/notify/...``, without keys (with keys: the key's name).
+CLIENT_NAME: Final = "notify"
+#: Consecutive failed attempts to one receiver that make its point ORANGE, and RED.
+FAILURES_ORANGE: Final = 1
+FAILURES_RED: Final = 5
 
 
 class JournalError(ConnectionError):
@@ -79,7 +94,11 @@ class JournalClient:
         self._user = user
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._sender = f"notify-{secrets.token_hex(4)}"
+        # The spec's client envelope: a random non-zero epoch per run, seq +1 per message on a
+        # connection (from 1 again on a new one), request ids from a counter of their own.
+        self._epoch = secrets.randbits(63) or 1
         self._requests = itertools.count(1)
+        self._seq = itertools.count(1)
         self._dealer: zmq.Socket[bytes] | None = None
 
     def _socket(self) -> zmq.Socket[bytes]:
@@ -89,7 +108,28 @@ class JournalClient:
                 self._curve.apply(dealer)
             dealer.connect(self.hub)
             self._dealer = dealer
+            self._seq = itertools.count(1)
         return self._dealer
+
+    def _command(self, request_id: int, command: str, args: dict[str, Any]) -> bytes:
+        return proto.encode(
+            proto.Command(
+                sender=self._sender,
+                epoch=self._epoch,
+                seq=next(self._seq),
+                sent_ns=time.time_ns(),
+                request_id=request_id,
+                command=command,
+                args=args,
+                user=self._user,
+            )
+        )
+
+    def report_health(self, args: dict[str, Any]) -> None:
+        """Send COMMAND ``report_health`` without waiting: its answer is skipped by :meth:`page`, and a
+        lost report only lets the hub's ``reporting`` point turn RED, which is what it is for."""
+        with contextlib.suppress(zmq.Again):  # not connected: the next report follows
+            self._socket().send(self._command(next(self._requests), "report_health", args), zmq.DONTWAIT)
 
     def _reset(self) -> None:
         # A request queued for a hub that is down would be answered late, in a burst: start afresh.
@@ -103,18 +143,9 @@ class JournalClient:
         """(raw entries, last_id) after ``after_id``; :class:`JournalError` when no usable answer came."""
         dealer = self._socket()
         request_id = next(self._requests)
-        command = proto.Command(
-            sender=self._sender,
-            epoch=0,
-            seq=request_id,
-            sent_ns=time.time_ns(),
-            request_id=request_id,
-            command="journal",
-            args={"after_id": after_id, "prefix": prefix, "limit": limit},
-            user=self._user,
-        )
+        command = self._command(request_id, "journal", {"after_id": after_id, "prefix": prefix, "limit": limit})
         try:
-            dealer.send(proto.encode(command), zmq.DONTWAIT)
+            dealer.send(command, zmq.DONTWAIT)
         except zmq.Again:
             self._reset()
             raise JournalError(f"the hub at {self.hub} is not reachable") from None
@@ -145,7 +176,9 @@ class JournalClient:
         raise JournalError(f"no answer from the hub at {self.hub} within {timeout_s:g} s")
 
     def close(self) -> None:
-        self._reset()
+        if self._dealer is not None:
+            self._dealer.close(linger=500)  # the final health report may still be on its way
+            self._dealer = None
         self._context.term()
 
 
@@ -171,6 +204,7 @@ class Notifier:
         self.bad_entries = 0
         self._last_health: str | None = None
         self._health_at = 0.0
+        self._reported_at = -HEALTH_REPORT_S  # the hub's copy (report_health): the first turn sends it
         self.stopping = False
         self._saved: str | None = None
         self.wake: Subscriber | None = None  # NODE changes end a sleep early; never a source of truth
@@ -314,11 +348,42 @@ class Notifier:
         return {"open_problems": core.open_problems(), "receivers": receivers}
 
     def report_health(self, now: float) -> None:
-        text = json.dumps(self.health(), sort_keys=True)
+        health = self.health()
+        text = json.dumps(health, sort_keys=True)
         if text != self._last_health or now - self._health_at >= HEALTH_EVERY_S:
             self._last_health, self._health_at = text, now
             print(f"HEALTH {text}", flush=True)
             log.debug("health %s", text)
+        if now - self._reported_at >= HEALTH_REPORT_S or now < self._reported_at:
+            self._reported_at = now
+            self.journal.report_health(self.health_report(health))
+
+    @staticmethod
+    def health_report(health: dict[str, Any]) -> dict[str, Any]:
+        """``report_health`` args: ``hub_up``, ``open_problems``, and per receiver
+        ``receivers/<name>/{failures, consecutive_failures, dropped, queued, sent}``; a receiver that
+        keeps failing is ORANGE from one failed attempt in a row and RED from five (an alarm: the
+        people it should reach are not being told)."""
+        points: dict[str, list[Any]] = {
+            "hub_up": [bool(health["hub_up"]), GreenAlert.alertcode if health["hub_up"] else NoAlert.alertcode],
+            "open_problems": [int(health["open_problems"]), NoAlert.alertcode],
+        }
+        for name, receiver in sorted(health["receivers"].items()):
+            if len(points) + 5 > 64:  # report_health takes 64 points: the first receivers, by name
+                break
+            base = f"receivers/{name}"
+            streak = receiver["consecutive_failures"]
+            level = (
+                RedAlert.alertcode
+                if streak >= FAILURES_RED
+                else OrangeAlert.alertcode
+                if streak >= FAILURES_ORANGE
+                else GreenAlert.alertcode
+            )
+            points[f"{base}/consecutive_failures"] = [streak, level]
+            for figure in ("failures", "dropped", "queued", "sent"):
+                points[f"{base}/{figure}"] = [receiver[figure], NoAlert.alertcode]
+        return {"client": CLIENT_NAME, "points": points, "ttl_s": 3 * HEALTH_REPORT_S}
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -470,5 +535,6 @@ def _serve(config: NotifyConfig, store: NotifyStore, curve: ClientKeys | None, d
     finally:
         store.save(notifier.cursor, notifier.core.state())
         notifier.close_wake()
+        journal.report_health({"client": CLIENT_NAME, "final": True})  # a clean stop: the figures go
         journal.close()
     return EXIT_OK

@@ -26,17 +26,19 @@ Health: every ``HEALTH_S`` the recorder saves its own figures as rows of its
 history under ``<health mount>/`` (``lag_s``, ``lag_max_s``,
 ``rows_per_s``, ``queued_rows``, ``gaps``, ``errors``) and answers
 ``gsmon history --hub Q --status`` with them (the ``status`` query of the
-history service); they are also logged once a minute. (They are not
-published into the hub's live tree: that needs an agent-side publisher, and
-common/ never imports a process.)
+history service); they are also logged once a minute, and reported to the
+hub (COMMAND ``report_health``, :mod:`gsmon.common.recorder.service`), which
+shows them in its live tree as ``_hub/clients/recorder/...`` (with keys: the
+recorder key's name): ``lag_s`` ORANGE from 10 s behind, RED from 60 s, and
+``reporting`` RED when the reports stop.
 
 Ready line (stdout), once every Subscriber has its first snapshot::
 
     READY recorder store=<url without password> prefixes=<p1,p2> contexts=<prefix> service=history|off
 
 Exit status: 0 on SIGTERM/SIGINT (after committing what is queued), 1 when
-the hub or the store is not available at start, 2 bad usage or
-configuration.
+the store is not available at start (a hub that is not is waited for), 2
+bad usage or configuration.
 """
 
 from __future__ import annotations
@@ -183,17 +185,22 @@ class Recorder:
         self._submit(now)
         self.writer.start()
         self.maintenance.start()
-        if self.config.serve_history:
-            from gsmon.common.recorder.service import HistoryService
+        from gsmon.common.recorder.service import HistoryService
 
-            self.service = HistoryService(
-                hub, self.store, curve=self.curve, status=self.status, rollup_s=self.config.retention.rollup_s
-            )
-            self.service.start()
+        # The hub link: the history service (unless --no-serve-history) and the health reports.
+        self.service = HistoryService(
+            hub,
+            self.store,
+            curve=self.curve,
+            status=self.status,
+            rollup_s=self.config.retention.rollup_s,
+            serve=self.config.serve_history,
+        )
+        self.service.start()
         prefixes = ",".join(prefix or '""' for prefix in self.config.prefixes)
         return (
             f"READY recorder store={self.store.describe()} prefixes={prefixes} "
-            f"contexts={contexts_from or 'off'} service={'history' if self.service is not None else 'off'}"
+            f"contexts={contexts_from or 'off'} service={'history' if self.config.serve_history else 'off'}"
         )
 
     # -- the loop --------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The history service: the recorder answers history questions that the hub forwards to it.
+"""The recorder's link to the hub's query socket: the history service, and the recorder's health.
 
 ::
 
@@ -21,6 +21,17 @@ forgot) and every :data:`REREGISTER_S` seconds (a registration lost any
 other way comes back by itself); the hub keeps one registration per service
 and replaces it, so repeating is harmless.
 
+Health: every :data:`HEALTH_REPORT_S` the link sends COMMAND
+``report_health`` with the recorder's figures (``lag_s``, ``lag_max_s``,
+``rows_per_s``, ``queued_rows``, ``gaps``, ``errors``), so that they are in
+the hub's live tree as ``_hub/clients/<name>/...`` (``name``: the key's name
+with keys, else :data:`CLIENT_NAME`) and a recorder that falls behind, or
+stops, raises an alarm like anything else; a clean stop sends ``final``. It
+reports even when it does not serve history (``--no-serve-history``).
+
+Envelopes follow the spec for a client: a random non-zero epoch per run,
+seq 1, 2, 3... per message, request ids from their own counter.
+
 It runs in a thread of its own, so that a slow query never holds up
 recording.
 """
@@ -40,16 +51,24 @@ import zmq
 
 from gsmon.common import protocol as proto
 from gsmon.common import transport
+from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert, RedAlert
 from gsmon.common.keys import ClientKeys
 from gsmon.common.recorder.query import AnswerError, answer
 from gsmon.common.recorder.store import Store
 
-__all__ = ["REREGISTER_S", "SERVICE_NAME", "HistoryService", "answer_forwarded"]
+__all__ = ["CLIENT_NAME", "HEALTH_REPORT_S", "REREGISTER_S", "SERVICE_NAME", "HistoryService", "answer_forwarded"]
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME: Final = "history"
 REREGISTER_S: Final = 30.0
+#: How often the recorder's health goes to the hub; each report lasts three times as long.
+HEALTH_REPORT_S: Final = 5.0
+#: The name the health is shown under without keys (with keys: the key's name).
+CLIENT_NAME: Final = "recorder"
+#: Lag levels: a recorder this far behind the hub's tree is degraded (ORANGE), broken (RED).
+LAG_ORANGE_S: Final = 10.0
+LAG_RED_S: Final = 60.0
 
 
 def answer_forwarded(
@@ -88,21 +107,27 @@ class HistoryService:
         curve: ClientKeys | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
         rollup_s: int = 60,
+        serve: bool = True,
     ) -> None:
         self.hub = hub
         self.store = store
         self.curve = curve
         self.status = status
         self.rollup_s = rollup_s
+        self.serve = serve
         self.answered = 0
         self.registered = False
         self.last_refusal = ""
+        self.health_reports = 0  # accepted by the hub
         self.hub_epoch: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sender = f"recorder-{secrets.token_hex(4)}"
-        self._seq = itertools.count(1)
+        self._epoch = secrets.randbits(63) or 1  # this run's (the spec: random, non-zero)
+        self._seq = itertools.count(1)  # header seq: +1 per message on this connection
+        self._request_ids = itertools.count(1)
         self._register_id = 0
+        self._health_id = 0
 
     def start(self) -> None:
         if self._thread is None:
@@ -116,10 +141,45 @@ class HistoryService:
             self._thread = None
 
     def _envelope(self) -> dict[str, Any]:
-        return {"sender": self._sender, "epoch": 0, "seq": next(self._seq), "sent_ns": time.time_ns()}
+        return {"sender": self._sender, "epoch": self._epoch, "seq": next(self._seq), "sent_ns": time.time_ns()}
+
+    def health_args(self, final: bool = False) -> dict[str, Any] | None:
+        """The ``report_health`` args of the recorder's figures now (``None``: nothing to report yet)."""
+        if final:
+            return {"client": CLIENT_NAME, "final": True}
+        figures = self.status() if self.status is not None else {}
+        if "lag_s" not in figures:
+            return None
+        lag_max = float(figures.get("lag_max_s", 0.0))
+        lag_level = (
+            RedAlert.alertcode
+            if lag_max >= LAG_RED_S
+            else OrangeAlert.alertcode
+            if lag_max >= LAG_ORANGE_S
+            else GreenAlert.alertcode
+        )
+        points: dict[str, list[Any]] = {
+            "lag_s": [float(figures["lag_s"]), lag_level],
+            "lag_max_s": [lag_max, lag_level],
+        }
+        for name in ("rows_per_s", "queued_rows", "gaps", "errors"):
+            if name in figures:
+                points[name] = [figures[name], NoAlert.alertcode]
+        return {"client": CLIENT_NAME, "points": points, "ttl_s": 3 * HEALTH_REPORT_S}
+
+    def _report_health(self, dealer: zmq.Socket[bytes], final: bool = False) -> None:
+        args = self.health_args(final)
+        if args is None:
+            return
+        self._health_id = next(self._request_ids)
+        message = proto.Command(
+            **self._envelope(), request_id=self._health_id, command="report_health", args=args, user=None
+        )
+        with contextlib.suppress(zmq.Again):  # not connected: the next report follows
+            dealer.send(proto.encode(message), zmq.DONTWAIT)
 
     def _register(self, dealer: zmq.Socket[bytes]) -> None:
-        self._register_id = next(self._seq)
+        self._register_id = next(self._request_ids)
         message = proto.Command(
             **self._envelope(),
             request_id=self._register_id,
@@ -137,13 +197,17 @@ class HistoryService:
             if self.curve is not None:
                 self.curve.apply(dealer)
             dealer.connect(self.hub)
-            next_register = 0.0
+            next_register = 0.0 if self.serve else float("inf")
+            next_health = time.monotonic() + 1.0  # the recorder's first figures come within a turn or two
             while not self._stop.is_set():
                 now = time.monotonic()
                 if now >= next_register:
                     self._register(dealer)
                     # Until the hub confirms, ask again soon; then every REREGISTER_S.
                     next_register = now + (REREGISTER_S if self.registered else 1.0)
+                if now >= next_health:
+                    self._report_health(dealer)
+                    next_health = now + HEALTH_REPORT_S
                 if not dealer.poll(200):
                     continue
                 try:
@@ -152,8 +216,9 @@ class HistoryService:
                     log.debug("dropped a message from the hub: %s", error)
                     continue
                 if self.hub_epoch is not None and message.epoch != self.hub_epoch and message.epoch:
-                    self.registered = False  # the hub restarted: register again now
-                    next_register = 0.0
+                    self.registered = False  # the hub restarted: register again now, report at once
+                    next_register = 0.0 if self.serve else float("inf")
+                    next_health = 0.0
                 if message.epoch:
                     self.hub_epoch = message.epoch
                 if isinstance(message, proto.CommandResult) and message.request_id == self._register_id:
@@ -165,6 +230,11 @@ class HistoryService:
                     elif message.message != self.last_refusal:
                         self.last_refusal = message.message
                         log.warning("the hub refused the history service registration: %s", message.message)
+                elif isinstance(message, proto.CommandResult) and message.request_id == self._health_id:
+                    if message.ok:
+                        self.health_reports += 1
+                    else:
+                        log.warning("the hub refused the recorder's health report: %s", message.message)
                 elif isinstance(message, proto.Error):
                     log.warning("the hub answered the history service with an error: %s", message.message)
                 elif isinstance(message, proto.Command):
@@ -179,5 +249,7 @@ class HistoryService:
                     except zmq.Again:
                         log.warning("could not send a history answer to the hub (not connected)")
                     self.answered += 1
+            self._report_health(dealer, final=True)  # a clean stop: the hub removes the figures
+            dealer.close(linger=500)
         finally:
             context.destroy(linger=0)

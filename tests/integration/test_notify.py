@@ -143,7 +143,8 @@ def test_a_hub_that_refuses_the_journal_is_said_once_and_nothing_is_sent(procs: 
     journal.add("alarm_raised", "GS1/a/b", new=RED, alarm_id=1)
     hub, hub_at = start_journal(procs, journal, "--refuse")
     notify = notifier(procs, hub_at, write_config(tmp_path, smtp_at, http_at), tmp_path / "state")
-    wait_until(lambda: len(received(hub, "REQUEST")) >= 3, what="repeated journal requests")
+    journal_requests = lambda: [r for r in received(hub, "REQUEST") if r["command"] == "journal"]  # noqa: E731
+    wait_until(lambda: len(journal_requests()) >= 3, what="repeated journal requests")
     assert titles(http) == []
     assert notify.stop() == 0
     refusals = [line for line in notify.stderr().splitlines() if "refused the journal command" in line]

@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import Hub, Processes, gsmon_cli, wait_until
+from harness import Hub, Processes, gsmon_cli, polled, wait_until
 from test_notify import notifier, received, sent_counts, start_sinks, titles, write_config
 
+from gsmon.common.client import Subscriber
 from gsmon.common.commands import send_command
 
 MOUNT = "GS1/ups"
@@ -129,3 +130,33 @@ def test_shelved_raise_is_silent_its_shelf_end_is_announced_and_a_silent_agent_i
     procs.agent(hub, "rack", rack_spec, mount="GS1/Rack")
     wait_until(lambda: len(titles(http)) >= 3, timeout_s=20, what="the agent back")
     assert titles(http)[2] == "[gsmon] AGENT BACK STALE GS1/Rack"
+
+
+def test_a_receiver_that_keeps_failing_is_an_alarm_in_the_hubs_tree(procs: Processes, tmp_path: Path) -> None:
+    """The notifier's own health is in the live tree (report_health): a webhook that answers 500 every
+    time turns ``_hub/clients/notify/receivers/hook/consecutive_failures`` ORANGE, then RED."""
+    _smtp, smtp_at, _http, http_at = start_sinks(procs, fail_first=1_000_000)
+    config = write_config(tmp_path, smtp_at, http_at)
+    power = tmp_path / "power.json"
+    _set(power, 0.0, "RED")
+    hub = procs.hub("--state-dir", str(tmp_path / "hub-state"))
+    procs.agent(hub, "ant1", {"points": [{"name": "Power", "file": str(power), "dt": 0.1}]}, mount=MOUNT)
+    notify = notifier(procs, hub.query, config, tmp_path / "notify-state", "--retry-initial-s", "0.2")
+    streak = "_hub/clients/notify/receivers/hook/consecutive_failures"
+    with Subscriber(hub.query, "_hub/clients/") as sub:
+        wait_until(
+            lambda: polled(sub) and getattr(sub.tree.get(streak), "alertstr", None) == "RED",
+            timeout_s=45,
+            what="the failing receiver RED in the hub's tree",
+        )
+        assert sub.tree[streak].value >= 5
+        assert sub.tree["_hub/clients/notify/reporting"].value is True
+        assert sub.tree["_hub/clients/notify/hub_up"].value is True
+        mail = "_hub/clients/notify/receivers/mail/consecutive_failures"
+        assert (sub.tree[mail].value, sub.tree[mail].alertstr) == (0, "GREEN")
+        assert notify.stop() == 0
+        wait_until(
+            lambda: polled(sub) and not any(path.startswith("_hub/clients/notify") for path in sub.tree),
+            timeout_s=15,
+            what="the stopped notifier's figures to go",
+        )

@@ -116,3 +116,30 @@ def test_an_offline_context_tags_what_was_recorded_in_its_interval(procs: Proces
     again = gsmon_cli("context", "stop", "pass", "GS1/Ant1", "--db", url)
     assert again.returncode == 1
     assert "no open pass context" in again.stderr
+
+
+def test_the_recorders_lag_is_a_live_point_of_the_hubs_tree_until_it_stops(procs: Processes, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    hub = procs.hub()
+    procs.agent(hub, "ant1", SPEC, mount="GS1/Ant1")
+    process = recorder(procs, hub, url, "--no-serve-history", "GS1/")  # it reports even when not serving
+    with Subscriber(hub.query, "_hub/clients/") as sub:
+        wait_until(
+            lambda: polled(sub) and "_hub/clients/recorder/lag_s" in sub.tree,
+            timeout_s=30,
+            what="the recorder's lag in the hub's tree",
+        )
+        lag = sub.tree["_hub/clients/recorder/lag_s"]
+        assert isinstance(lag.value, float)
+        assert lag.alertstr == "GREEN"
+        assert sub.tree["_hub/clients/recorder/reporting"].value is True
+        assert {"lag_max_s", "rows_per_s", "queued_rows", "gaps", "errors"} <= {
+            path.rsplit("/", 1)[1] for path in sub.tree if path.startswith("_hub/clients/recorder/")
+        }
+        assert process.stop() == 0
+        # A clean stop says so: its figures leave the tree instead of going stale.
+        wait_until(
+            lambda: polled(sub) and not any(path.startswith("_hub/clients/recorder") for path in sub.tree),
+            timeout_s=15,
+            what="the stopped recorder's figures to go",
+        )
