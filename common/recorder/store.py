@@ -187,6 +187,10 @@ _ROLLUPS_T = sa.Index("rollups_t", rollups.c.t_us, postgresql_using="brin")
 
 PARTITIONED: Final = ("samples", "rollups")
 
+#: PostgreSQL batches above this many sample rows go through COPY (see Store.insert_samples).
+_COPY_FROM_ROWS: Final = 200
+#: The samples columns' PostgreSQL types, in _SAMPLE_COLUMNS order (binary COPY needs them).
+_SAMPLE_PG_TYPES: Final = ("int4", "int8", "int2", "int2", "bool", "float8", "bytea", "int4", "text", "int2")
 _SAMPLE_COLUMNS: Final = ("path_id", "t_us", "level", "raw_level", "stale", "num", "val", "agent_id", "context", "why")
 _ROLLUP_COLUMNS: Final = tuple(column.name for column in rollups.columns)
 
@@ -452,14 +456,38 @@ class Store:
         """Insert sample tuples in :data:`_SAMPLE_COLUMNS` order; a row already there is left as it is.
 
         SQLite takes the statement compiled once, with positional parameters (the driver's
-        ``executemany``: no per-row work in Python); PostgreSQL takes SQLAlchemy's batched
-        multi-row ``INSERT ... VALUES`` (its "insertmanyvalues" mode).
+        ``executemany``: no per-row work in Python). PostgreSQL takes a batch of more than
+        :data:`_COPY_FROM_ROWS` through ``COPY`` into a temporary table (dropped at commit) and
+        one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` from it: COPY streams rows without a
+        statement per row, which psycopg's pipelined ``executemany`` cannot avoid (it stayed
+        under the 50,000 rows/s target; bench/RESULTS.md). Smaller batches use the statement.
         """
         if not rows:
             return
         if self.dialect == "postgresql":
             self.ensure_months([row[1] for row in rows], conn)
+            if len(rows) > _COPY_FROM_ROWS:
+                self._copy_samples(conn, rows)
+                return
         conn.exec_driver_sql(self._insert_sql, list(rows))
+
+    def _copy_samples(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        columns = ", ".join(_SAMPLE_COLUMNS)
+        raw = conn.connection.driver_connection  # psycopg's, in the same transaction as ``conn``
+        assert raw is not None
+        with raw.cursor() as cursor:  # type: ignore[attr-defined]
+            # Column names and types from the samples table itself (LIKE), so the two never differ.
+            cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS samples_incoming (LIKE samples) ON COMMIT DELETE ROWS")
+            # Binary COPY: no text formatting and parsing of every number on either side.
+            with cursor.copy(f"COPY samples_incoming ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(_SAMPLE_PG_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO samples ({columns}) SELECT {columns} FROM samples_incoming "  # noqa: S608 -- constants
+                "ON CONFLICT DO NOTHING"
+            )
+            cursor.execute("TRUNCATE samples_incoming")  # a second batch in the same transaction starts empty
 
     def insert_rollups(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:

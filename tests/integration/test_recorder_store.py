@@ -91,6 +91,30 @@ def test_a_row_written_twice_is_stored_once(history_url: str) -> None:
     store.close()
 
 
+def test_a_large_batch_of_every_type_is_stored_once_and_read_back_exactly(history_url: str) -> None:
+    """Batches of more than a few hundred rows take PostgreSQL's COPY path: typed values, levels, stale rows
+    and a second copy of the same rows (a restarted recorder) must come out as the statement path's do."""
+    store = Store.open(history_url)
+    t0 = time.time() - 3600
+    values: list[Any] = [1.5, 7, True, "text", b"\x00\xff", (1, "a"), {"k": [None]}, None, -(2**62), math.nan]
+    for _ in range(2):
+        core = RecorderCore()
+        for i in range(1_000):
+            value = values[i % len(values)]
+            node = Node(value=value, alertcode=(10, 20, 30)[i % 3], stale=i % 7 == 0, polled_at_s=t0 + i)
+            core.observe(f"GS1/big/p{i % 10}", node, t0 + i, 0.0)
+        write(store, core)
+    with store.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(samples)).scalar() == 1_000
+    got = answer(store, "history", {"path": "GS1/big/p3", "from": t0 - 1, "to": t0 + 1_000})["samples"]
+    assert len(got) == 100
+    assert all(sample["value"] == values[3] for sample in got)
+    floats = answer(store, "history", {"path": "GS1/big/p0", "from": t0 - 1, "to": t0 + 1_000})["samples"]
+    assert [sample["value"] for sample in floats][:2] == [1.5, 1.5]
+    assert {sample["level"] for sample in floats} == {10, 20, 30}
+    store.close()
+
+
 def test_buckets_hold_min_max_avg_count_and_show_gaps_as_gaps(history_url: str) -> None:
     store = Store.open(history_url)
     core = RecorderCore()
