@@ -475,7 +475,7 @@ class Store:
         columns = ", ".join(_SAMPLE_COLUMNS)
         raw = conn.connection.driver_connection  # psycopg's, in the same transaction as ``conn``
         assert raw is not None
-        with raw.cursor() as cursor:  # type: ignore[attr-defined]
+        with raw.cursor() as cursor:
             # Column names and types from the samples table itself (LIKE), so the two never differ.
             cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS samples_incoming (LIKE samples) ON COMMIT DELETE ROWS")
             # Binary COPY: no text formatting and parsing of every number on either side.
