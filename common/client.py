@@ -232,6 +232,11 @@ class Subscriber:
         return self._core.tree
 
     @property
+    def heartbeat_topic(self) -> bytes:
+        """The heartbeat topic this client follows: its key's read scope's, as INFO said."""
+        return self._core.heartbeat_topic
+
+    @property
     def epoch(self) -> int | None:
         """The hub's epoch as of the snapshot held (None before the first)."""
         return self._core.epoch
