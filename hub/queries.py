@@ -278,6 +278,11 @@ class QueryCore:
         self._forwarded: dict[int, tuple[bytes, int, str, float]] = {}
         self._forward_id = 0
 
+    def use_store(self, store: StateStore, contexts: dict[str, dict[str, Any]]) -> None:
+        """Answer the operator layer's commands from ``store``, starting from the ``contexts`` it holds."""
+        self.store = store
+        self.contexts = contexts
+
     @property
     def busy(self) -> bool:
         """Whether snapshots are still being sent (the loop should not sleep)."""

@@ -361,8 +361,7 @@ class HubServer:
         self.state.alarms = book
         queries = self.queries
         assert queries is not None
-        queries.store = store
-        queries.contexts = store.load_contexts()
+        queries.use_store(store, store.load_contexts())
         open_alarms = sum(1 for alarm in stored.alarms if alarm.state != "cleared")
         log.info(
             "state store %s: %d open alarm(s), %d shelf/shelves, next id %d, journal at %d",
