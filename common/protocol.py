@@ -45,12 +45,17 @@ body       map       kind-specific, below; unknown keys ignored
 =========  ========  ==========================================================
 
 Sequence numbers: an agent's first message on each hub connection has seq 1 (+1
-per message); a client's first request should carry seq 1 and a random
-non-zero epoch (the hub does not check a client's seq, so any start is
-accepted); the hub's replies on one query connection (one ROUTER identity)
-count 1, 2, 3... of their own, separately for every connection. (The hub
-remembers the counters of its 65,536 most recently answered connections; a
-connection idle past that starts at 1 again.)
+per message); a client's first request on each query connection carries
+seq 1 (+1 per request) and the client's random non-zero epoch, drawn once
+per incarnation (the hub does not check a client's seq, so any start is
+accepted). ``request_id`` is apart from seq: the client's own number for a
+request, echoed in every reply to it, by which it tells a late reply to an
+earlier request from the current one (the project's client counts 1, 2,
+3 ... over its lifetime, across connections). The hub's replies on one
+query connection (one ROUTER identity) count 1, 2, 3... of their own,
+separately for every connection. (The hub remembers the counters of its
+65,536 most recently answered connections; a connection idle past that
+starts at 1 again.)
 
 Integers for foreign clients: ``sent_ns`` must be packed as a msgpack
 *integer*: JavaScript's ``Date.now() * 1e6`` is a double and is refused (use
@@ -161,9 +166,11 @@ Snapshot framing: the hub sends the nodes in SNAPSHOT_CHUNKs of at most
 number, and chunks may be smaller), then one SNAPSHOT_END whose ``count`` is
 the number of nodes sent in all the chunks. An empty snapshot (nothing
 under the prefix) is a SNAPSHOT_END with ``count`` 0 and no chunk. The
-client must check ``count`` against the nodes it received: the hub drops a
+client must check ``count`` against the nodes it received (every item of
+every chunk, removals and items it cannot decode too): the hub drops a
 reply when that client's queue is full (it never blocks on a slow client),
-so a lower number means a chunk was lost and the client asks again.
+so a lower number means a chunk was lost, and the client throws the
+snapshot away and asks again.
 
 Snapshots (the ZeroMQ guide's Clone pattern, made safe for a snapshot the hub
 sends over several loop turns): a client subscribes first, then asks for the

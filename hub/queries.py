@@ -281,6 +281,11 @@ class QueryCore:
         # What clients report of their own health (report_health), shown as _hub/clients/... points.
         self.client_health = ClientHealth()
 
+    def use_store(self, store: StateStore, contexts: dict[str, dict[str, Any]]) -> None:
+        """Answer the operator layer's commands from ``store``, starting from the ``contexts`` it holds."""
+        self.store = store
+        self.contexts = contexts
+
     @property
     def busy(self) -> bool:
         """Whether snapshots are still being sent (the loop should not sleep)."""

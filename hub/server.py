@@ -247,12 +247,17 @@ class HubServer:
         self.journal_written = 0  # journal entries committed (a health point, and for the bench)
         self.limits = limits or ServerLimits()
         self.epoch = secrets.randbits(63)
-        self.ledger = SubscriptionLedger(
-            max_per_subscriber=self.limits.max_subscriptions_per_subscriber,
-            max_total=self.limits.max_subscriptions,
-            max_published_prefixes=self.settings.max_published_prefixes,
+        # The core owns the subscriptions and the publish counters (one ledger); the loop feeds it frames.
+        self.state = HubState(
+            self.settings,
+            self.epoch,
+            time.monotonic(),
+            subscriptions=SubscriptionLedger(
+                max_per_subscriber=self.limits.max_subscriptions_per_subscriber,
+                max_total=self.limits.max_subscriptions,
+                max_published_prefixes=self.settings.max_published_prefixes,
+            ),
         )
-        self.state = HubState(self.settings, self.epoch, time.monotonic(), subscriptions=self.ledger)
         self._decode_limits = proto.Limits(
             max_frame_bytes=self.limits.max_frame_bytes,
             max_points_per_message=self.limits.max_points_per_message,
@@ -356,8 +361,7 @@ class HubServer:
         self.state.alarms = book
         queries = self.queries
         assert queries is not None
-        queries.store = store
-        queries.contexts = store.load_contexts()
+        queries.use_store(store, store.load_contexts())
         open_alarms = sum(1 for alarm in stored.alarms if alarm.state != "cleared")
         log.info(
             "state store %s: %d open alarm(s), %d shelf/shelves, next id %d, journal at %d",
@@ -454,7 +458,7 @@ class HubServer:
             self._subscribers.close(linger=0)
             self._subscribers = None
         # A new socket holds no subscription: the ledger starts over exactly (the only reset).
-        self.ledger.reset()
+        self.state.subscriptions.reset()
         self._counters.subscriber_connections = 0
         try:
             self._make_subscribers(self.endpoints.subscribers)
@@ -606,16 +610,17 @@ class HubServer:
 
     def _report_health(self, now: float) -> None:
         counters = self._counters
+        ledger = self.state.subscriptions
         extra: dict[str, tuple[Any, int]] = {
             "decode_errors": (counters.decode_errors, 0),
             "agent_connections": (counters.agent_connections, 0),
             # Every closed agent connection: restarts, lost links, refused CURVE
             # handshakes, and senders of a frame over max_frame_bytes.
             "agent_disconnects": (counters.agent_disconnects, 0),
-            "subscriptions": (self.ledger.total, 0),
-            "subscriptions_refused": (self.ledger.refused, 0),
+            "subscriptions": (ledger.total, 0),
+            "subscriptions_refused": (ledger.refused, 0),
             # (Un)subscriptions read after a peer's junk frame, not applied (hub/subscriptions.py).
-            "subscriptions_skipped": (self.ledger.skipped, 0),
+            "subscriptions_skipped": (ledger.skipped, 0),
             # Snapshot requests answered "busy, retry" (a client over its share, or too many at once).
             "snapshots_busy": (self.queries.stats.busy if self.queries is not None else 0, 0),
         }
@@ -736,7 +741,7 @@ class HubServer:
     def _read_subscriptions(self, subscribers: zmq.Socket[bytes]) -> set[bytes]:
         """Feed (un)subscriptions to the ledger and apply what it answers; return the heartbeat topics to send now."""
         heartbeats: set[bytes] = set()
-        ledger = self.ledger
+        ledger = self.state.subscriptions
         may_subscribe = self._may_subscribe
         for _ in range(RECV_BUDGET):
             try:
@@ -772,7 +777,7 @@ class HubServer:
     def _send_heartbeats(self, subscribers: zmq.Socket[bytes], wall: float, topics: set[bytes] | None) -> None:
         """The full heartbeat and each followed scope's (or only ``topics``), each with its scope's counters."""
         if topics is None:
-            topics = {proto.HUB_HEARTBEAT_TOPIC, *self.ledger.held_topics(proto.SCOPE_HEARTBEAT_PREFIX)}
+            topics = {proto.HUB_HEARTBEAT_TOPIC, *self.state.subscriptions.held_topics(proto.SCOPE_HEARTBEAT_PREFIX)}
         for topic in topics:
             if topic == proto.HUB_HEARTBEAT_TOPIC:
                 readable = None

@@ -261,8 +261,8 @@ def test_a_limited_key_hears_only_its_own_scope_in_heartbeats(
     ops = ClientKeys.load(keys.secret("ops"), keys.hub_public)
     lim = ClientKeys.load(keys.secret("lim"), keys.hub_public)
     with Subscriber(hub.query, "GS1/G/", curve=ops) as full, Subscriber(hub.query, "GS1/A/", curve=lim) as own:
-        assert own._heartbeat_topic == proto.scope_heartbeat_topic("lim")
-        assert full._heartbeat_topic == proto.HUB_HEARTBEAT_TOPIC
+        assert own.heartbeat_topic == proto.scope_heartbeat_topic("lim")
+        assert full.heartbeat_topic == proto.HUB_HEARTBEAT_TOPIC
         spy = _raw(context, zmq.SUB, hub.subscribers, keys, "lim")
         for topic in (proto.scope_heartbeat_topic("lim"), proto.HUB_HEARTBEAT_TOPIC, b"\x00hub/", b"\x00"):
             spy.setsockopt(zmq.SUBSCRIBE, topic)

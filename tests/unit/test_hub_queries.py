@@ -1,13 +1,12 @@
 """The query socket's core: INFO, snapshots in bounded slices, commands, access. No sockets, no sleeps.
 
 A :class:`QueryCore` answers decoded requests from a real :class:`HubState`; its replies are
-decoded as a client would. The consistency tests drive the real :class:`Subscriber` apply rule
-(``_resync`` fed with the core's replies, ``_handle`` with the hub's published frames).
+decoded as a client would. The consistency tests drive the real subscriber's apply rule, its
+:class:`~gsmon.common.clone.CloneCore` (fed the query core's replies, then the hub's published frames).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import alertstr_for
 from gsmon.common.allowlist import AgentGrant, AllowList, SubscriberGrant
-from gsmon.common.client import Subscriber
+from gsmon.common.clone import CloneCore
 from gsmon.common.keys import generate_key_pair
 from gsmon.common.names import path_in_prefix
 from gsmon.hub.queries import BUSY_MESSAGE, QueryCore, QuerySettings
@@ -217,26 +216,24 @@ def test_with_keys_the_share_is_per_key_not_per_connection() -> None:
 
 def subscriber_after(
     core: QueryCore, hub: HubState, prefix: str, changes: Iterator[None]
-) -> tuple[Subscriber, list[tuple[bytes, bytes]]]:
-    """A Subscriber whose snapshot is taken by ``core`` while ``changes`` run between its turns; returns it
-    and the frames the hub published meanwhile (which it then receives, as its SUB socket queued them)."""
+) -> tuple[CloneCore, list[tuple[bytes, bytes]]]:
+    """A client's clone core whose snapshot is taken by ``core`` while ``changes`` run between its turns;
+    returns it and the frames the hub published meanwhile (which it then receives, as its SUB socket
+    queued them)."""
     published: list[tuple[bytes, bytes]] = []
-
-    def request(msg: Any) -> Iterator[proto.Message]:
-        core.request(dataclasses.replace(snapshot_request(prefix), request_id=msg.request_id), b"sub", 0.0, WALL0)
-        while True:
-            for _, frame in core.work(0.0, WALL0):
-                yield proto.decode(frame)
-            if not core.busy:
-                return
-            next(changes, None)  # the hub applies agents' messages between turns
-            published.extend(hub.drain(WALL0))
-
-    sub = Subscriber("tcp://127.0.0.1:9", prefix)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sub, "_request", request)
-        sub._resync()
-    return sub, published
+    clone = CloneCore(prefix, "sub", 7)
+    request = clone.snapshot_request(WALL0)
+    core.request(request, b"sub", 0.0, WALL0)
+    while clone.snapshot_outstanding:
+        for _, frame in core.work(0.0, WALL0):
+            clone.snapshot_reply(proto.decode(frame))
+        if not core.busy:
+            break
+        next(changes, None)  # the hub applies agents' messages between turns
+        published.extend(hub.drain(WALL0))
+    assert not clone.snapshot_outstanding
+    assert not clone.wants_snapshot  # SNAPSHOT_END's count matched the nodes received
+    return clone, published
 
 
 def tree_view(hub: HubState, prefix: str) -> dict[str, tuple[str, int, Any]]:
@@ -310,7 +307,7 @@ def test_a_snapshot_over_several_turns_plus_the_updates_gives_the_hubs_tree(
     changes_seen: list[Any] = []
     for topic, payload in published:
         if topic.startswith(b"GS1/"):  # what its SUB socket's subscription delivers
-            sub._handle(topic, payload, changes_seen)
+            changes_seen += sub.receive(topic, payload, 0.0, WALL0)
     got = {path: (node.kind, node.alertcode, node.value) for path, node in sub.tree.items()}
     assert got == tree_view(hub, "GS1/")
     # And never backwards on the way: an update older than what the snapshot held is not applied.

@@ -1,0 +1,460 @@
+"""The subscriber's clone logic: a pure core. No sockets, no clock.
+
+:class:`CloneCore` keeps a copy of the hub's subtree under a prefix correct
+(protocol: Snapshots, HUB_HEARTBEAT, Subscribing), shaped like
+:class:`~gsmon.hub.state.HubState`: every time is an argument (``now`` is
+``time.monotonic()``, ``wall`` is ``time.time()``), and each call returns
+what to do -- requests to send, subscriptions to (re)send, changes to
+deliver. :class:`~gsmon.common.client.Subscriber` is the sockets around it::
+
+    Subscriber.connect:  CloneCore.hello(wall) --> HELLO;   INFO --> CloneCore.info(info)
+                         CloneCore.subscribe(now) --> Subscriptions (prefix, then heartbeat topic)
+    SUB socket frames -------> CloneCore.receive(topic, payload, now, wall) --> [Change]
+    every poll --------------> CloneCore.tick(now, wall) --> Todo(subscriptions, snapshot request)
+    snapshot replies --------> CloneCore.snapshot_reply(reply) --> [Change] (when it ends complete)
+    a request that failed ---> CloneCore.snapshot_failed() (asked again at the next tick)
+
+The rules (the protocol docstring is the specification):
+
+1. Subscribe the prefix, then the heartbeat topic (INFO's ``heartbeat_topic``).
+   Until a heartbeat on that topic lists the prefix in ``published`` (or
+   says ``complete`` false), send both again, each cancelled first, every
+   :data:`RESUBSCRIBE_S`.
+2. Then ask for a snapshot. Its chunks are collected; SNAPSHOT_END gives its
+   ``seq`` (the hub's when the snapshot started), the hub's publish counter
+   for the prefix, and ``count``: the nodes the hub sent. A different number
+   received means a chunk was dropped (the hub never blocks on a slow
+   client): the snapshot is thrown away and asked for again. Removals and
+   payloads that do not decode are left out of the view (but counted as
+   received: the hub sent them).
+3. A NODE is applied only if its ``seq`` is greater than SNAPSHOT_END's and
+   than that of the node held for its path; every NODE with a seq greater than
+   SNAPSHOT_END's counts towards the gap check, applied or not, and so does
+   one the prefix rule (:func:`~gsmon.common.names.path_in_prefix`) leaves
+   out: ZeroMQ matches bytes, ``GS1/Antenna1`` also delivers ``GS1/Antenna10/...``,
+   and the hub counts what it delivers.
+4. A heartbeat whose ``seq`` is below SNAPSHOT_END's was sent before the
+   snapshot started (it can arrive later, on the other connection): ignored.
+   Otherwise the NODEs counted since the snapshot must equal
+   ``published[prefix] - SNAPSHOT_END.published``; any other number, or a new
+   hub ``epoch`` (in a heartbeat or a NODE), means a new snapshot. A heartbeat
+   (not older than the snapshot, not ``complete`` false) that does not list the
+   prefix means the hub neither counts nor publishes it for us: subscribe again
+   as in 1, then take a new snapshot.
+5. No heartbeat for :data:`HUB_LIVENESS` x the hub's interval: the hub is
+   lost (``hub_lost``); no snapshot is asked for meanwhile, the subscriptions
+   stay (ZeroMQ reconnects by itself), and when heartbeats come back rule 4
+   decides whether a new snapshot is needed.
+
+Requests (protocol: Envelope): the client's own random non-zero ``epoch``
+(:func:`new_client_epoch`), a header ``seq`` of 1, 2, 3 ... per query
+connection (:meth:`CloneCore.new_query_socket` starts it again), and
+``request_id`` from a counter of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any, Final
+
+from gsmon.common import protocol as proto
+from gsmon.common.alerts import Alert
+from gsmon.common.names import path_in_prefix
+
+__all__ = [
+    "HUB_LIVENESS",
+    "RESUBSCRIBE_S",
+    "Change",
+    "CloneCore",
+    "NodeState",
+    "Subscriptions",
+    "Todo",
+    "new_client_epoch",
+]
+
+log = logging.getLogger(__name__)
+
+# Heartbeats missed before the hub is reported lost.
+HUB_LIVENESS: Final = 3.0
+# How often subscriptions are sent again until a heartbeat confirms them.
+RESUBSCRIBE_S: Final = 1.0
+
+
+def new_client_epoch() -> int:
+    """A random non-zero epoch for a client's incarnation (uint63, as the protocol's envelope says)."""
+    return secrets.randbits(63) or 1
+
+
+def _operator_fields(keys: dict[str, Any] | None) -> tuple[Any, ...]:
+    """NodeState's operator fields from a NODE's operator keys. A hub that sends any of them leaves out
+    the counts at 0 (attention, shelved_below, unacked_below), so those read 0, not "not sent"."""
+    if not keys:
+        return _NO_OPERATOR_FIELDS
+    return (
+        keys.get("since"),
+        keys.get("attention", 0),
+        keys.get("alarm"),
+        keys.get("shelf_id"),
+        keys.get("shelved_below", 0),
+        keys.get("unacked_below", 0),
+        keys.get("raw_alert"),
+        keys.get("pending"),
+        keys.get("flapping"),
+    )
+
+
+_NO_OPERATOR_FIELDS: Final[tuple[Any, ...]] = (None,) * 9
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """One node of the followed subtree, as the hub last published it."""
+
+    path: str
+    kind: str  # "point" or "parent"
+    alertcode: int
+    alertstr: str
+    stale: bool
+    value: Any
+    agent: str | None
+    polled_at_s: float | None
+    received_at_s: float | None
+    dt_s: float | None
+    seq: int
+    reported_alert: int | None = None  # points: the agent's own last code, when not alertcode (a STALE point's "was")
+    liveness_unknown: bool = False  # the hub cannot vouch for its freshness now (it is behind, or was paused)
+    # The operator layer (NODE keys of minor 2; None: not sent): read by gsmon.common.watch.adapter.
+    since: float | None = None
+    attention: int | None = None
+    alarm: Any = None
+    shelf_id: int | None = None
+    shelved_below: int | None = None
+    unacked_below: int | None = None
+    raw_alert: int | None = None
+    pending: Any = None
+    flapping: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rpartition("/")[2]
+
+    @classmethod
+    def from_update(cls, update: proto.NodeUpdate) -> NodeState:
+        return cls(
+            update.path,
+            update.kind,
+            update.alertcode,
+            update.alertstr,
+            update.stale,
+            update.value,
+            update.agent,
+            update.polled_at_s,
+            update.received_at_s,
+            update.dt_s,
+            update.seq,
+            update.reported_alert,
+            update.liveness_unknown,
+            *_operator_fields(update.operator),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A node appeared (``old`` is None), changed, or went away (``new`` is None)."""
+
+    path: str
+    old: NodeState | None
+    new: NodeState | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriptions:
+    """ZeroMQ subscriptions to send, in this order; ``again``: cancel each one just before it."""
+
+    topics: tuple[bytes, ...]
+    again: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Todo:
+    """What :meth:`CloneCore.tick` asks the sockets to do now."""
+
+    subscriptions: Subscriptions | None = None
+    snapshot: proto.SnapshotRequest | None = None  # send it, then feed its replies to snapshot_reply
+
+
+class _Assembly:
+    """A snapshot being received: the request it answers and the nodes so far."""
+
+    __slots__ = ("epoch", "nodes", "received", "request_id")
+
+    def __init__(self, request_id: int) -> None:
+        self.request_id = request_id
+        self.nodes: dict[str, NodeState] = {}
+        self.received = 0  # items in the chunks, kept or not (SNAPSHOT_END.count counts them all)
+        self.epoch: int | None = None
+
+
+class CloneCore:
+    """The clone of the subtree under ``prefix`` and the rules that keep it right (module docstring).
+
+    Args:
+        prefix: The followed prefix (protocol: Prefixes).
+        client_id: The envelope's ``sender``.
+        client_epoch: The envelope's ``epoch`` (:func:`new_client_epoch`).
+        min_alert: Only nodes whose alert code is at least this (an int or an Alert class) are in
+            :attr:`tree` and the changes.
+    """
+
+    def __init__(
+        self, prefix: str, client_id: str, client_epoch: int, min_alert: int | type[Alert] | None = None
+    ) -> None:
+        self.prefix = prefix
+        self.client_id = client_id
+        self.client_epoch = client_epoch
+        self.min_alert: int | None = (
+            min_alert.alertcode if isinstance(min_alert, type) and issubclass(min_alert, Alert) else min_alert
+        )
+        self._prefix_topic = prefix.encode()
+        self.heartbeat_topic = proto.HUB_HEARTBEAT_TOPIC
+        self.heartbeat_s = 1.0
+        # Requests: header seq per query connection, request ids of their own.
+        self._seq = 0
+        self._request_ids = itertools.count(1)
+        # Subscriptions not yet confirmed by a heartbeat listing the prefix: sent again at this time.
+        self._confirm_at: float | None = None
+        self.confirmed = True  # until subscribe(): nothing awaits confirmation
+        self._nodes: dict[str, NodeState] = {}
+        # Sync state.
+        self.epoch: int | None = None  # the hub's, as of the snapshot held
+        self._snapshot_seq = 0
+        self._base_published = 0
+        self._received = 0  # NODEs with seq > the snapshot's since it
+        self.wants_snapshot = True
+        self._assembly: _Assembly | None = None
+        self.last_heartbeat: float | None = None  # monotonic time of the latest heartbeat on our topic
+        self.hub_clock_offset_s = 0.0
+        self.hub_lost = False
+        self.resyncs = 0
+
+    # ------------------------------------------------------------------
+    # The view
+    # ------------------------------------------------------------------
+
+    @property
+    def tree(self) -> dict[str, NodeState]:
+        """The current subtree: path -> NodeState (a copy, filtered by ``min_alert``)."""
+        return {path: node for path, node in self._nodes.items() if self._visible(node)}
+
+    def hub_time(self, wall: float) -> float:
+        """The hub's wall clock at local wall time ``wall``, as its heartbeats tell it."""
+        return wall + self.hub_clock_offset_s
+
+    def age_s(self, node: NodeState, wall: float) -> float | None:
+        """Seconds since the hub received the node's latest value (by the hub's clock)."""
+        return None if node.received_at_s is None else max(0.0, self.hub_time(wall) - node.received_at_s)
+
+    # ------------------------------------------------------------------
+    # Requests
+    # ------------------------------------------------------------------
+
+    def new_query_socket(self) -> None:
+        """The query socket was replaced: a new connection, whose header seq starts at 1 again."""
+        self._seq = 0
+
+    def _header(self, wall: float) -> dict[str, Any]:
+        self._seq += 1
+        return {"sender": self.client_id, "epoch": self.client_epoch, "seq": self._seq, "sent_ns": int(wall * 1e9)}
+
+    def hello(self, wall: float) -> proto.Hello:
+        """The HELLO to send first (its INFO goes to :meth:`info`)."""
+        return proto.Hello(**self._header(wall), request_id=next(self._request_ids))
+
+    def info(self, info: proto.Info) -> None:
+        """Learn the hub's heartbeat interval and this key's heartbeat topic from its INFO."""
+        self.heartbeat_s = info.heartbeat_s
+        self.heartbeat_topic = info.heartbeat_topic or proto.HUB_HEARTBEAT_TOPIC
+
+    def subscribe(self, now: float, again: bool = False) -> Subscriptions:
+        """Subscriptions to send now (a new SUB socket: ``again`` False); they await a confirming heartbeat."""
+        self.confirmed = False
+        self._confirm_at = now + RESUBSCRIBE_S
+        # Order matters: the heartbeat answering the second proves the first is in place at the hub.
+        return Subscriptions((self._prefix_topic, self.heartbeat_topic), again)
+
+    def next_due(self) -> float | None:
+        """When the subscriptions are due to be sent again (None: confirmed, nothing due)."""
+        return self._confirm_at
+
+    def resubscriptions(self, now: float) -> Subscriptions | None:
+        """The subscriptions to send again now, cancelled first (rule 1), if they are due."""
+        if self._confirm_at is not None and now >= self._confirm_at:
+            return self.subscribe(now, again=True)
+        return None
+
+    def snapshot_request(self, wall: float) -> proto.SnapshotRequest:
+        """A SNAPSHOT_REQUEST for the prefix; the replies to any earlier one are ignored from now on."""
+        request = proto.SnapshotRequest(**self._header(wall), request_id=next(self._request_ids), prefix=self.prefix)
+        self._assembly = _Assembly(request.request_id)
+        return request
+
+    @property
+    def snapshot_outstanding(self) -> bool:
+        """Whether a snapshot was asked for and has not ended (nor failed)."""
+        return self._assembly is not None
+
+    def snapshot_failed(self) -> None:
+        """The snapshot request went unanswered or could not be sent: ask again at the next tick."""
+        self._assembly = None
+
+    def snapshot_reply(self, reply: proto.Message) -> list[Change]:
+        """Take one reply on the query socket; when it completes the snapshot, the changes to the view.
+
+        Replies to other requests are ignored. An ERROR ends the attempt (the caller reports it; the
+        next tick asks again), as does a SNAPSHOT_END whose ``count`` differs from the nodes received.
+        """
+        assembly = self._assembly
+        if assembly is None or getattr(reply, "request_id", None) != assembly.request_id:
+            return []
+        assembly.epoch = reply.epoch
+        if isinstance(reply, proto.SnapshotChunk):
+            for path, payload in reply.nodes:
+                assembly.received += 1
+                try:
+                    update = proto.decode_node_payload(path, payload)
+                except proto.ProtocolError as error:
+                    log.debug("dropped a snapshot node: %s", error)
+                    continue
+                if update.kind != proto.NODE_REMOVED:
+                    assembly.nodes[path] = NodeState.from_update(update)
+            return []
+        self._assembly = None
+        if isinstance(reply, proto.Error):
+            return []
+        if not isinstance(reply, proto.SnapshotEnd):
+            return []  # not a snapshot reply at all: the attempt is over, asked again at the next tick
+        if reply.count != assembly.received:
+            log.info(
+                "snapshot of %r incomplete (%d of %d nodes arrived): asking again",
+                self.prefix,
+                assembly.received,
+                reply.count,
+            )
+            return []
+        return self._load(assembly, reply)
+
+    def _load(self, assembly: _Assembly, end: proto.SnapshotEnd) -> list[Change]:
+        self.epoch = assembly.epoch
+        self._snapshot_seq = end.seq_at
+        self._base_published = end.published
+        self._received = 0
+        self.wants_snapshot = False
+        self.resyncs += 1
+        fresh = assembly.nodes
+        old, self._nodes = self._nodes, fresh
+        changes = [Change(path, node, fresh.get(path)) for path, node in old.items() if fresh.get(path) != node]
+        changes += [Change(path, None, node) for path, node in fresh.items() if path not in old]
+        return [seen for change in changes if (seen := self._as_seen(change)) is not None]
+
+    # ------------------------------------------------------------------
+    # Time
+    # ------------------------------------------------------------------
+
+    def tick(self, now: float, wall: float) -> Todo:
+        """What to do now: subscriptions to send again, a snapshot to ask for (rules 1, 2, 5)."""
+        heard = self.last_heartbeat
+        lost = heard is None or now - heard > HUB_LIVENESS * self.heartbeat_s
+        if lost and not self.hub_lost and heard is not None:  # (never heard: connecting says so itself)
+            log.warning("no heartbeat from the hub for %.1f s", now - heard)
+        self.hub_lost = lost
+        subscriptions = self.resubscriptions(now)
+        snapshot = None
+        if self.wants_snapshot and not lost and self.confirmed and self._assembly is None:
+            snapshot = self.snapshot_request(wall)
+        return Todo(subscriptions, snapshot)
+
+    # ------------------------------------------------------------------
+    # The hub's publications
+    # ------------------------------------------------------------------
+
+    def receive(self, topic: bytes, payload: bytes, now: float, wall: float) -> list[Change]:
+        """Take one ``[topic, payload]`` message from the SUB socket; return the changes it makes."""
+        try:
+            message = proto.decode_hub_message(topic, payload)
+        except proto.ProtocolError as error:
+            log.debug("dropped a message from the hub: %s", error)
+            return []
+        if isinstance(message, proto.HubHeartbeat):
+            if topic == self.heartbeat_topic:  # not another scope's (a subscription to "" receives them all)
+                self._heartbeat(message, now, wall)
+            return []
+        return self._node(message)
+
+    def _heartbeat(self, beat: proto.HubHeartbeat, now: float, wall: float) -> None:
+        self.last_heartbeat = now
+        self.heartbeat_s = beat.interval_s
+        self.hub_clock_offset_s = beat.sent_at_s - wall
+        if not self.confirmed:
+            if self.prefix in beat.published or not beat.complete:
+                self.confirmed = True
+                self._confirm_at = None
+                self.wants_snapshot = True  # subscribed (again): a fresh snapshot
+            return
+        if beat.epoch != self.epoch:
+            self.wants_snapshot = True
+            return
+        if beat.seq < self._snapshot_seq:
+            return  # sent before the snapshot started: it counts NODEs the snapshot already holds
+        published = beat.published.get(self.prefix)
+        if published is None:
+            if beat.complete:
+                # The hub does not count (nor publish) our prefix: subscribe again, then re-snapshot.
+                log.info("the hub no longer lists %r as followed; subscribing again", self.prefix)
+                self.confirmed = False
+                self._confirm_at = now  # the next tick sends them
+            return
+        if published - self._base_published != self._received:
+            log.info(
+                "missed %d update(s) from the hub; taking a new snapshot",
+                published - self._base_published - self._received,
+            )
+            self.wants_snapshot = True
+
+    def _node(self, message: proto.NodeUpdate) -> list[Change]:
+        if message.epoch != self.epoch:
+            self.wants_snapshot = True
+            return []
+        if message.seq <= self._snapshot_seq:
+            return []  # already in the snapshot
+        self._received += 1
+        path = message.path
+        if not path_in_prefix(path, self.prefix):
+            return []  # the topic matched bytes, the prefix rule does not select it (counted all the same)
+        old = self._nodes.get(path)
+        if old is not None and message.seq <= old.seq:
+            return []  # the snapshot already held this node at that change or a later one
+        if message.kind == proto.NODE_REMOVED:
+            if old is None:
+                return []
+            del self._nodes[path]
+            new = None
+        else:
+            new = self._nodes[path] = NodeState.from_update(message)
+        seen = self._as_seen(Change(path, old, new))
+        return [] if seen is None else [seen]
+
+    # ------------------------------------------------------------------
+
+    def _visible(self, node: NodeState | None) -> bool:
+        return node is not None and (self.min_alert is None or node.alertcode >= self.min_alert)
+
+    def _as_seen(self, change: Change) -> Change | None:
+        """The change as the ``min_alert`` view sees it: a node rising to the
+        threshold appears (``old`` None), one dropping below it goes away (``new``
+        None); None when it stays out of view."""
+        old = change.old if self._visible(change.old) else None
+        new = change.new if self._visible(change.new) else None
+        return None if old is None and new is None else Change(change.path, old, new)
