@@ -38,7 +38,8 @@ The subscriber side (everything that reads the hub's tree):
 * :mod:`~gsmon.common.notify` -- ``gsmon notify``: email, webhooks and chat from the hub's journal
 * :mod:`~gsmon.common.commands` -- ``gsmon forget`` and the client side of the COMMAND message
 * :mod:`~gsmon.common.alarm_commands` -- the client side of the operator commands (alarms, ack, shelve...)
-* :mod:`~gsmon.common.alarms_cli` -- ``gsmon alarms``, ``ack``, ``unack``, ``shelve``, ``shelves``, ``unshelve``, ``log``
+* :mod:`~gsmon.common.alarms_cli` -- ``gsmon alarms``, ``ack``, ``unack``, ``shelve``, ``shelves``, ``unshelve``,
+  ``log``
 
 The command line:
 
