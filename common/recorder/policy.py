@@ -330,7 +330,7 @@ def read_recorder_config(
         retention=_retention(root.section("retention")),
         health=(health := root.section("health")).boolean("enabled", True),
         health_mount=health.mount("mount", f"Recorder/{default_host_name()}"),
-        health_agent=health.name("agent", f"recorder-{default_host_name()}", what="agent name"),
+        health_agent=health.agent_name("agent", f"recorder-{default_host_name()}"),
         health_key=health.file_path("key", None),
         log_level=(logging := root.section("logging")).choice(
             "level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
@@ -338,8 +338,6 @@ def read_recorder_config(
         log_format=logging.choice("format", ("text", "json"), "text"),
         overrides={key: origin for key, (value, origin) in flags.items() if value is not None},
     )
-    if settings.health_agent.startswith(naming.RESERVED_ROOT_PREFIX):
-        raise health.expected("agent", "an agent name not starting with '_'", settings.health_agent)
     root.finish()
     return settings
 
