@@ -30,7 +30,9 @@ caught before:
   :class:`~gsmon.common.names.InvalidNameError`;
 * :class:`UnavailableError` (1): :class:`~gsmon.common.client.HubUnavailableError`
   and its subclasses, ``gsmon demo``'s
-  :class:`~gsmon.common.demo.ChildFailedError`;
+  :class:`~gsmon.common.demo.ChildFailedError`, the stores that cannot be
+  opened (the hub's :class:`~gsmon.hub.journal.StoreError`, the recorder's
+  :class:`~gsmon.common.recorder.store.StoreError`);
 * :class:`BindError` (1 when the address is taken, else 2): a socket of the
   hub or of ``gsmon web`` cannot listen at its endpoint, raised where the
   socket is bound, from the errno (naming the socket and the endpoint).

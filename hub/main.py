@@ -176,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
     from gsmon.common.errors import BindError, GsmonError
     from gsmon.common.ready import ready_line
     from gsmon.hub.config import read_hub_config
+    from gsmon.hub.journal import StoreError
     from gsmon.hub.server import HubServer
 
     if args.print_example_config:
@@ -210,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
         bound = server.bind()
     except BindError as error:  # name the flag or key that asked for that endpoint
         raise error.naming(_setting_of(config, f"hub.{error.role}")) from error
+    except StoreError:  # the state store: its message names the folder and what to do
+        raise
     except GsmonError as error:  # the keys: the hub's pair, the allow-list, CURVE
         raise error.at(keys_origin) from error
     warnings = []

@@ -1,6 +1,7 @@
-"""A port that is taken: the process says which socket, which endpoint and what to do, in one line.
+"""A process that cannot start says why in one line on stderr, with the exit status of its kind of error.
 
-Each test takes a port with a plain listening socket first (as another
+A port that is taken (status 1): the line names the socket, the endpoint and
+the setting to change. Each of those tests takes a port with a plain listening socket first (as another
 program would), then starts the real command on it and reads its exit status
 and its whole stderr. The error is built from the errno where the socket is
 bound (:class:`gsmon.common.errors.BindError`), never from a library's text.
@@ -70,3 +71,14 @@ def test_web_on_a_taken_port_exits_1_with_one_line_naming_listen(taken_port: int
         f"gsmon web: cannot bind the HTTP socket to {listen}: address already in use; "
         "stop the other gsmon web or choose another endpoint with --listen\n"
     )
+
+
+def test_hub_whose_state_store_cannot_be_opened_exits_1_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    state_dir = tmp_path / "a-file" / "state"
+    result = gsmon_cli("hub", "--agents", FREE, "--subscribers", FREE, "--query", FREE, "--state-dir", str(state_dir))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"gsmon hub: cannot open the state store {state_dir}/state.db: ")
+    assert line.endswith(": give --state-dir a writable folder")
