@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from gsmon.common import logs
-from gsmon.common.errors import BindError
+from gsmon.common.errors import BindError, UnavailableError
 from gsmon.common.ready import ready_line
 
 __all__ = ["add_parser", "parse_listen", "run_passwd", "run_web"]
@@ -224,7 +224,6 @@ async def _serve(bridge: Any, listen: str) -> int:
                 await task
     finally:
         await runner.cleanup()
-    if bridge.failure is not None:
-        print(f"gsmon web: the hub feed failed: {bridge.failure}", file=sys.stderr)
-        return 1
+    if bridge.failure is not None:  # printed by cli.main as "gsmon web: the hub feed failed: ...", status 1
+        raise UnavailableError(f"the hub feed failed: {bridge.failure}") from bridge.failure
     return 0
