@@ -12,7 +12,8 @@
 
 (``--listen HOST:0`` picks a free port; the line has the real one), then
 serves until SIGTERM or SIGINT (exit 0). It exits 1 when the hub feed fails
-for good, 2 on bad usage (one line saying what is wrong). ``--hub``, ``--key``
+for good or the port is taken, 2 on bad usage or an address it cannot bind
+(one line saying what is wrong, printed by :func:`gsmon.common.cli.main`). ``--hub``, ``--key``
 and ``--hub-key`` are read like every client's (flags, then GSMON_HUB /
 GSMON_KEY / GSMON_HUB_KEY, then the client files). The bridge's key should be
 a subscriber key with ``role = "operator"`` (``gsmon keys subscriber web
