@@ -23,7 +23,7 @@ process left out), passed to every core as ``now``.
 
 * :mod:`~gsmon.hub.main` -- ``gsmon hub``: configuration, bind, the ready line, signals
 * :mod:`~gsmon.hub.config` -- hub.toml: schema, defaults and loader (no sockets: ``--check-config`` needs none)
-* :mod:`~gsmon.hub.server` -- the event loop and its sockets (the only module here that does I/O on them)
+* :mod:`~gsmon.hub.server` -- the event loop and its sockets
 * :mod:`~gsmon.hub.state` -- the tree, liveness and staleness (pure, takes ``now``)
 * :mod:`~gsmon.hub.alarms` -- alarm instances, shelves, attention (pure)
 * :mod:`~gsmon.hub.journal` -- the state store: alarms, shelves and the journal in SQLite
