@@ -52,7 +52,6 @@ and what was expected; command-line flags are laid over it first
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,10 +194,7 @@ class Retention:
 
 def default_host_name() -> str:
     """This host's short name as a valid tree name (for the health mount ``Recorder/<host>``)."""
-    text = socket.gethostname().split(".")[0]
-    cleaned = "".join("_" if char == _SEP or not char.isprintable() else char for char in text)
-    cleaned = cleaned.strip().lstrip("_")[: naming.MAX_NAME_CHARS]
-    return cleaned or "recorder"
+    return naming.host_name_as_name(short=True, fallback="recorder")
 
 
 @dataclass(frozen=True, slots=True)
