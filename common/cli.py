@@ -13,7 +13,8 @@ one module. Each command module has::
 
 Errors end a command in one place, :func:`main`: a
 :class:`~gsmon.common.errors.GsmonError` (every configuration, key, name,
-allow-list, bind and hub-unavailable error is one) prints ``gsmon NAME:
+allow-list, bind, store and hub-unavailable error is one; commands raise
+them, none prints its own) prints ``gsmon NAME:
 <message>`` on stderr, one line, and exits with its ``exit_status`` (2 usage
 or configuration, 1 unavailable or refused); an ``OSError`` the same way
 with status 1. Ctrl-C (``KeyboardInterrupt``) exits 130, except for the

@@ -30,9 +30,12 @@ caught before:
   :class:`~gsmon.common.names.InvalidNameError`;
 * :class:`UnavailableError` (1): :class:`~gsmon.common.client.HubUnavailableError`
   and its subclasses, ``gsmon demo``'s
-  :class:`~gsmon.common.demo.ChildFailedError`;
-* :class:`BindError` (1 when the address is taken, else 2): a hub socket cannot
-  listen at its endpoint, raised where the socket is bound.
+  :class:`~gsmon.common.demo.ChildFailedError`, the stores that cannot be
+  opened (the hub's :class:`~gsmon.hub.journal.StoreError`, the recorder's
+  :class:`~gsmon.common.recorder.store.StoreError`);
+* :class:`BindError` (1 when the address is taken, else 2): a socket of the
+  hub or of ``gsmon web`` cannot listen at its endpoint, raised where the
+  socket is bound, from the errno (naming the socket and the endpoint).
 
 This module imports nothing but the standard library, so every layer may use it.
 """
@@ -40,6 +43,7 @@ This module imports nothing but the standard library, so every layer may use it.
 from __future__ import annotations
 
 import errno
+import os
 from typing import Final
 
 __all__ = [
@@ -90,22 +94,61 @@ class UnavailableError(GsmonError):
 
 
 class BindError(GsmonError):
-    """A socket cannot listen at its endpoint.
+    """A socket cannot listen at its endpoint: the message names the socket, the endpoint and what to do.
 
-    ``role`` names the socket (``"agents"``, ``"subscribers"``, ``"query"``)
-    so that a caller can name the setting that asked for it; ``endpoint`` is
-    the endpoint as requested. An address already in use (another hub, or
-    the previous one still closing) is worth a retry: exit status 1; any
-    other reason (an address not on this machine, a bad interface) is the
-    configuration's: 2.
+    ``role`` names the socket (the hub's ``"agents"``, ``"subscribers"``,
+    ``"query"``; ``gsmon web``'s ``"HTTP"``), ``endpoint`` is the endpoint as
+    requested, ``process`` what normally holds such a port (``"hub"``), and
+    ``setting`` the flag or file key that asked for the endpoint, named in the
+    advice (:meth:`naming` adds it where it is known). The reason is the
+    system's, from ``errno_value`` (``reason`` when there is none)::
+
+        cannot bind the query socket to tcp://127.0.0.1:7763: address already in use;
+        stop the other hub or choose another endpoint with --query
+
+    An address already in use (another hub, or the previous one still
+    closing) is worth a retry: exit status 1; any other reason (an address
+    not on this machine, a bad interface) is the configuration's: 2. The
+    error is built from the errno where the socket is bound, never by
+    matching a library's message text.
     """
 
-    def __init__(self, role: str, endpoint: str, reason: str, *, errno_value: int | None = None) -> None:
+    def __init__(
+        self,
+        role: str,
+        endpoint: str,
+        *,
+        errno_value: int | None = None,
+        reason: str | None = None,
+        process: str = "hub",
+        setting: str | None = None,
+    ) -> None:
         self.role = role
         self.endpoint = endpoint
-        self.reason = reason
         self.errno = errno_value
+        self.process = process
+        self.setting = setting
+        if reason is None:
+            reason = os.strerror(errno_value) if errno_value is not None else "unknown error"
+        self.reason = reason[:1].lower() + reason[1:]  # "Address already in use" -> in the middle of a line
         self.in_use = errno_value == errno.EADDRINUSE
         self.exit_status = EXIT_UNAVAILABLE if self.in_use else EXIT_USAGE
-        hint = "; is another hub running?" if self.in_use else ""
-        super().__init__(f"cannot listen there: {reason}{hint}")
+        super().__init__(f"cannot bind the {role} socket to {endpoint}: {self.reason}{self._advice()}")
+
+    def _advice(self) -> str:
+        if self.in_use and self.setting is not None:
+            return f"; stop the other {self.process} or choose another endpoint with {self.setting}"
+        if self.in_use:
+            return f"; is another {self.process} running?"
+        return f"; fix {self.setting}" if self.setting is not None else ""
+
+    def naming(self, setting: str) -> BindError:
+        """This error with the flag or file key that asked for the endpoint named in its advice."""
+        return BindError(
+            self.role,
+            self.endpoint,
+            errno_value=self.errno,
+            reason=self.reason,
+            process=self.process,
+            setting=setting,
+        )

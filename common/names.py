@@ -13,8 +13,9 @@ A root segment starting with ``_`` is reserved for the hub's own points
 An *agent name* (what an agent sends in every envelope, and what the
 allow-list grants) is a name that does not start with ``_`` either:
 :func:`check_agent_name` is that rule, for the agent's configuration, the
-Monitor, the allow-list and the hub alike; :func:`default_agent_name` is the
-host name made into one.
+Monitor, the allow-list, the recorder and the hub alike;
+:func:`default_agent_name` is the host name made into one
+(:func:`host_name_as_name`, which the recorder's defaults use too).
 
 A *prefix* (what ``gsmon get``/``watch``, snapshots, grants and the
 Subscriber take) names whole segments: ``GS1/Antenna1`` selects that node and
@@ -43,6 +44,7 @@ __all__ = [
     "check_name",
     "check_path",
     "default_agent_name",
+    "host_name_as_name",
     "is_agent_name",
     "join",
     "path_in_prefix",
@@ -117,16 +119,24 @@ def is_agent_name(name: object) -> bool:
 
 
 def default_agent_name() -> str:
-    """The host name, made a valid agent name ("agent" if nothing is left of it).
+    """The host name, made a valid agent name ("agent" if nothing is left of it)."""
+    return host_name_as_name()
+
+
+def host_name_as_name(*, short: bool = False, fallback: str = "agent") -> str:
+    """This host's name (its first label when ``short``) made a valid name not starting with ``_``.
 
     A host name cannot normally hold ``/`` or control characters, but the OS
     does not guarantee it: they are replaced rather than refused, and leading
-    ``_`` (reserved) are dropped, so that an agent always starts.
+    ``_`` (reserved) are dropped, so that an agent always starts; ``fallback``
+    when nothing is left.
     """
     text = socket.gethostname()
+    if short:
+        text = text.split(".")[0]
     cleaned = "".join("_" if char == SEPARATOR or not char.isprintable() else char for char in text)
     cleaned = cleaned.strip().lstrip("_")[:MAX_NAME_CHARS]
-    return cleaned or "agent"
+    return cleaned or fallback
 
 
 def split(path: str) -> list[str]:

@@ -75,7 +75,7 @@ from gsmon.common.alarm_commands import iso_utc
 from gsmon.common.alerts import STALE_ALERTCODE, CriticalAlert, OrangeAlert, RedAlert, alertstr_for
 from gsmon.common.client import HubUnavailableError, NodeState, Subscriber
 from gsmon.common.client_settings import ClientSettings, resolve_client_settings
-from gsmon.common.errors import GsmonError
+from gsmon.common.errors import GsmonError, UnavailableError
 from gsmon.common.keys import ClientKeys, KeyFileError
 from gsmon.common.render import Row, render_view
 
@@ -390,13 +390,11 @@ def run_get(args: argparse.Namespace) -> int:
                 sys.stdout.write("\n")
             elif tree:
                 sys.stdout.write(render_view(_title(subscriber), rows_for(subscriber), width=table_width()))
-            if not tree:
-                print(
-                    f"gsmon get: nothing {_where(args.prefix)} at the hub {subscriber.hub} "
-                    "(a prefix names whole path segments: GS1/Rack1 is that node and its subtree)",
-                    file=sys.stderr,
+            if not tree:  # status 1, like a hub that does not answer: there may be something later
+                raise UnavailableError(
+                    f"nothing {_where(args.prefix)} at the hub {subscriber.hub} "
+                    "(a prefix names whole path segments: GS1/Rack1 is that node and its subtree)"
                 )
-                return 1
     except GsmonError as error:
         if not check:
             raise  # the one error path: gsmon.common.cli.main

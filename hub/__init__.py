@@ -1,16 +1,41 @@
 """gsmon hub: merges every agent's points into one live tree and serves it.
 
-Pipeline of the hub process (one loop thread around pure cores)::
+Pipeline of the hub process (one loop thread, :mod:`~gsmon.hub.server`, around pure cores)::
 
-    agents --(SUB)--> server: decode --> HubState (tree, liveness, STALE) --> drain --> subscribers (XPUB)
-                                              |
-                                              +--> AlarmBook (alarms, shelves, attention)   [not wired yet]
-                                                      --> StateStore.write_turn (SQLite, once per turn,
-                                                          before the turn is published)    [not wired yet]
+    agents --(SUB, auth: sender key)--> decode --> HubState.apply: tree, liveness, STALE  (state.py)
+                                                      |   level changes
+                                                      v
+                                                  AlarmBook: alarms, shelves, attention  (alarms.py)
+                                                      |   records + journal of the turn
+                                                      v
+                     StateStore.write_turn: one SQLite transaction, BEFORE the turn is published  (journal.py)
+                                                      |
+                                                      v
+                     HubState.drain --> NODEs, heartbeats --(XPUB)--> subscribers
+                                             ^
+    subscribers --(XPUB subscriptions)--> SubscriptionLedger: grants, caps, counters  (subscriptions.py)
+    clients --(ROUTER query)--> QueryCore: INFO, snapshots in slices, COMMANDs  (queries.py)
+                                     `--> operator commands: ack, shelve, journal...  (operator.py)
+                                              --> AlarmBook, then stored before the reply
+                                     `--> report_health: clients' own figures  (client_health.py)
+                                              --> shown as _hub/clients/<name>/... points
 
+Time is the loop's observed clock (:mod:`~gsmon.hub.clock`: pauses of the
+process left out), passed to every core as ``now``.
+
+* :mod:`~gsmon.hub.main` -- ``gsmon hub``: configuration, bind, the ready line, signals
+* :mod:`~gsmon.hub.config` -- hub.toml: schema, defaults and loader (no sockets: ``--check-config`` needs none)
 * :mod:`~gsmon.hub.server` -- the event loop and its sockets
 * :mod:`~gsmon.hub.state` -- the tree, liveness and staleness (pure, takes ``now``)
-* :mod:`~gsmon.hub.alarms` -- alarm instances, shelves, attention, operator commands (pure)
+* :mod:`~gsmon.hub.alarms` -- alarm instances, shelves, attention (pure)
 * :mod:`~gsmon.hub.journal` -- the state store: alarms, shelves and the journal in SQLite
-* :mod:`~gsmon.hub.auth`, :mod:`~gsmon.hub.subscriptions`, :mod:`~gsmon.hub.config` -- keys, grants, settings
+* :mod:`~gsmon.hub.queries` -- answers on the query socket: INFO, snapshot slices, commands (pure)
+* :mod:`~gsmon.hub.operator` -- the operator commands behind the query socket (pure)
+* :mod:`~gsmon.hub.client_health` -- health points the clients report (recorder lag, notifier deliveries) (pure)
+* :mod:`~gsmon.hub.subscriptions` -- who follows what: the alignment guard, the ledger, publish counters (pure)
+* :mod:`~gsmon.hub.auth` -- the ZAP authenticator and the per-message sender-key check (the rules are
+  :mod:`gsmon.common.allowlist`)
+* :mod:`~gsmon.hub.clock` -- the loop's observed time (pure)
+
+The hub never imports the agent: they meet only on the wire, :mod:`gsmon.common.protocol`.
 """

@@ -79,6 +79,7 @@ from typing import Any, Final, TextIO
 
 import msgspec
 
+from gsmon.common.errors import UnavailableError
 from gsmon.hub.alarms import Alarm, JournalEntry, Shelf, jsonable
 
 __all__ = [
@@ -218,8 +219,11 @@ _SELECT_SHELVES: Final = f"SELECT {', '.join(_SHELF_COLUMNS)} FROM shelves"  # n
 _SELECT_JOURNAL: Final = f"SELECT {', '.join(_JOURNAL_COLUMNS)} FROM journal"  # noqa: S608
 
 
-class StoreError(Exception):
-    """The state store cannot be used or written; the message is one line saying what to do."""
+class StoreError(UnavailableError):
+    """The state store cannot be used or written; the message is one line saying what to do.
+
+    An :class:`~gsmon.common.errors.UnavailableError`: a hub that cannot open its store at start ends
+    with that line and status 1 (through :func:`gsmon.common.cli.main`, no traceback)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,13 @@ import signal
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gsmon.common import endpoints, logs
 from gsmon.common.config import add_key_flag, flag_overrides
+
+if TYPE_CHECKING:
+    from gsmon.hub.config import HubConfig
 
 __all__ = ["add_parser", "run"]
 
@@ -156,12 +159,24 @@ def _check_keys(keys_dir: Path) -> str:
     return f"keys {keys_dir} ({len(allow_list.agents)} agents, {len(allow_list.subscribers)} subscribers)"
 
 
+def _setting_of(config: HubConfig, key: str) -> str:
+    """The setting an operator changes for the dotted ``key``: its flag as typed, the key in the file, or the
+    flag of the same name when the value is the default."""
+    if key in config.origins:
+        return config.origins[key]
+    if config.source != "<defaults>":  # read_hub_config without a file
+        return f"{key} in {config.source}"
+    return f"--{key.partition('.')[2]}"
+
+
 def run(args: argparse.Namespace) -> int:
     """``gsmon hub``; its errors end the command in :func:`gsmon.common.cli.main` (status 2, or 1 when a port is
-    taken), each named after the flag or file key that led to it."""
+    taken), each naming the flag or file key that led to it (a bind error: the socket, the endpoint, and the
+    setting to change)."""
     from gsmon.common.errors import BindError, GsmonError
     from gsmon.common.ready import ready_line
     from gsmon.hub.config import read_hub_config
+    from gsmon.hub.journal import StoreError
     from gsmon.hub.server import HubServer
 
     if args.print_example_config:
@@ -195,7 +210,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         bound = server.bind()
     except BindError as error:  # name the flag or key that asked for that endpoint
-        raise error.at(config.where(f"hub.{error.role}")) from error
+        raise error.naming(_setting_of(config, f"hub.{error.role}")) from error
+    except StoreError:  # the state store: its message names the folder and what to do
+        raise
     except GsmonError as error:  # the keys: the hub's pair, the allow-list, CURVE
         raise error.at(keys_origin) from error
     warnings = []

@@ -958,12 +958,12 @@ def _binding(role: str, endpoint: str) -> Iterator[None]:
     """Turn a failure to listen at ``endpoint`` into a :class:`BindError` naming ``role`` and the endpoint."""
     try:
         yield
-    except zmq.ZMQError as error:  # pyzmq's text ends "(addr='tcp://...:*')": the endpoint as libzmq took it
-        raise BindError(role, endpoint, str(error), errno_value=error.errno) from error
-    except OSError as error:  # our own listener (transport.listen): said the way libzmq says it
-        code = error.errno or errno.EADDRINUSE
-        form = endpoint[: -len(":0")] + ":*" if endpoint.startswith("tcp://") and endpoint.endswith(":0") else endpoint
-        raise BindError(role, endpoint, f"{os.strerror(code)} (addr='{form}')", errno_value=code) from error
+    except zmq.ZMQError as error:  # from the errno: pyzmq's text also carries "(addr=...)"
+        code = error.errno
+        reason = zmq.strerror(code) if code is not None else None
+        raise BindError(role, endpoint, errno_value=code, reason=reason) from error
+    except OSError as error:  # our own listener (transport.listen)
+        raise BindError(role, endpoint, errno_value=error.errno or errno.EADDRINUSE) from error
 
 
 def _bind_when_free(sock: zmq.Socket[bytes], endpoint: str, wait_s: float) -> str:

@@ -26,6 +26,17 @@ System        uptime            uptime_s
 Processes     process           <name>, <name>_cpu_percent, <name>_rss_bytes
 ============  ================  =================================================================
 
+Modules: :mod:`~gsmon.agent.probes.base` (what every family uses to declare
+its points), one per family -- :mod:`~gsmon.agent.probes.cpu` (cpu, load),
+:mod:`~gsmon.agent.probes.memory` (memory, swap),
+:mod:`~gsmon.agent.probes.disk`, :mod:`~gsmon.agent.probes.diskio`,
+:mod:`~gsmon.agent.probes.network`, :mod:`~gsmon.agent.probes.sensors`,
+:mod:`~gsmon.agent.probes.system` (uptime),
+:mod:`~gsmon.agent.probes.processes` -- and two helpers they share:
+:mod:`~gsmon.agent.probes.rates` (counters to per-second rates) and
+:mod:`~gsmon.agent.probes.labels` (point names made from what the OS calls
+things).
+
 Each family can be switched off and has its own poll interval (``enabled``,
 ``dt_s`` in ``[probes.<family>]``). Probe functions never block: rates come from
 counter differences between polls (:mod:`~gsmon.agent.probes.rates`), primed

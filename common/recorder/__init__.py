@@ -19,11 +19,19 @@
     gsmon context start/stop --hub        -> COMMAND context_start/context_stop (the hub owns live contexts)
     gsmon context start/stop --db         -> an offline context interval in the store
 
-Modules: core (which updates become rows), policy (save policies, retention,
-the TOML file), store (schema, migrations, partitions), writer (batched
-commits), maintenance (roll-ups, pruning), query (``answer``), values (typed
-values as a number column plus exact msgpack), times (durations, moments,
-ISO 8601), transfer (export/import), output (table/CSV/JSON views), service
-(the history service on the hub's query socket), main (the process loop and
-the command lines).
+Modules:
+
+* :mod:`~gsmon.common.recorder.core` -- which updates become rows (pure, takes ``now``)
+* :mod:`~gsmon.common.recorder.policy` -- save policies, retention, the TOML file
+* :mod:`~gsmon.common.recorder.store` -- schema, migrations, partitions
+* :mod:`~gsmon.common.recorder.writer` -- batched commits, one transaction per interval
+* :mod:`~gsmon.common.recorder.maintenance` -- roll-ups, pruning
+* :mod:`~gsmon.common.recorder.query` -- ``answer``, the one query code path
+* :mod:`~gsmon.common.recorder.values` -- typed values as a number column plus exact msgpack
+* :mod:`~gsmon.common.recorder.times` -- durations, moments, ISO 8601
+* :mod:`~gsmon.common.recorder.transfer` -- export/import (JSON lines)
+* :mod:`~gsmon.common.recorder.output` -- table, CSV and JSON views of an answer
+* :mod:`~gsmon.common.recorder.service` -- the history service on the hub's query socket
+* :mod:`~gsmon.common.recorder.main` -- ``gsmon recorder``: the process loop
+* :mod:`~gsmon.common.recorder.commands` -- ``gsmon history`` and ``gsmon context``
 """

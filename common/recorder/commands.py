@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from gsmon.common.client import DEFAULT_QUERY_ENDPOINT, HubUnavailableError
+from gsmon.common.errors import EXIT_USAGE, GsmonError, UnavailableError, UsageError
 from gsmon.common.keys import ClientKeys, KeyFileError
 from gsmon.common.recorder.times import parse_duration, parse_moment
 
@@ -94,9 +95,12 @@ def _add_context(subparsers: Any, summary: str) -> None:
     context.set_defaults(handler=run_context)
 
 
-def _fail(prog: str, message: str, status: int = 2) -> int:
-    print(f"{prog}: {message}", file=sys.stderr)
-    return status
+def _failure(prog: str, message: str, status: int = EXIT_USAGE) -> GsmonError:
+    """The error that ends the command: :func:`gsmon.common.cli.main` prints it as one line
+    (``gsmon history: export: <message>`` for ``prog`` "gsmon history export") and exits with ``status``."""
+    action = prog.split(" ", 2)[2:]
+    text = f"{action[0]}: {message}" if action and not message.startswith(action[0]) else message
+    return UsageError(text) if status == EXIT_USAGE else UnavailableError(text)
 
 
 def _local(args: argparse.Namespace) -> bool:
@@ -178,44 +182,44 @@ def run_history(args: argparse.Namespace) -> int:
     if args.path == "import":
         return _import(args)
     if args.file is not None:
-        return _fail(prog, f"unexpected argument {args.file!r} (only export/import take a FILE)")
+        raise _failure(prog, f"unexpected argument {args.file!r} (only export/import take a FILE)")
     if args.path is None and not (args.contexts or args.status):
-        return _fail(prog, "which point? give its path (gsmon history PREFIX/ --at now lists what is recorded)")
+        raise _failure(prog, "which point? give its path (gsmon history PREFIX/ --at now lists what is recorded)")
     if _local(args) and args.hub is not None:
-        return _fail(prog, "give --db/--state-dir (a local store) or --hub, not both")
+        raise _failure(prog, "give --db/--state-dir (a local store) or --hub, not both")
     if args.db is not None and args.state_dir is not None:
-        return _fail(prog, "give --db or --state-dir, not both")
+        raise _failure(prog, "give --db or --state-dir, not both")
     fmt = "json" if args.json else args.format
     now = time.time()
     try:
         query = _query_args(args, now)
     except ValueError as error:
-        return _fail(prog, str(error))
+        raise _failure(prog, str(error)) from error
     if _local(args):
         from gsmon.common.recorder.query import AnswerError, answer
         from gsmon.common.recorder.store import StoreError
 
         if args.status:
-            return _fail(prog, "--status asks the running recorder: use --hub")
+            raise _failure(prog, "--status asks the running recorder: use --hub")
         try:
             store = _open_store(args)
         except StoreError as error:
-            return _fail(prog, str(error), 1)
+            raise _failure(prog, str(error), 1) from error
         try:
             result = answer(store, query.pop("query"), query, now=now)
         except AnswerError as error:
-            return _fail(prog, str(error), 1)
+            raise _failure(prog, str(error), 1) from error
         finally:
             store.close()
     else:
         try:
             ok, message, result = _remote(args, "history", query)
         except (ValueError, KeyFileError) as error:
-            return _fail(prog, str(error))
+            raise _failure(prog, str(error)) from error
         except HubUnavailableError as error:
-            return _fail(prog, str(error), 1)
+            raise _failure(prog, str(error), 1) from error
         if not ok:
-            return _fail(prog, f"refused: {message}", 1)
+            raise _failure(prog, f"refused: {message}", 1)
     if args.status:
         import json
 
@@ -233,7 +237,7 @@ def _export(args: argparse.Namespace) -> int:
     from gsmon.common.recorder.transfer import export_lines
 
     if not _local(args):
-        return _fail(prog, "export reads a store directly: give --db URL or --state-dir DIR")
+        raise _failure(prog, "export reads a store directly: give --db URL or --state-dir DIR")
     now = time.time()
     try:
         start = (
@@ -241,12 +245,12 @@ def _export(args: argparse.Namespace) -> int:
         )
         end = parse_moment(args.to, now) if args.to else None
     except ValueError as error:
-        return _fail(prog, str(error))
+        raise _failure(prog, str(error)) from error
     prefix = args.file or ""
     try:
         store = _open_store(args)
     except StoreError as error:
-        return _fail(prog, str(error), 1)
+        raise _failure(prog, str(error), 1) from error
     count = 0
     try:
         out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
@@ -260,7 +264,7 @@ def _export(args: argparse.Namespace) -> int:
             if out is not sys.stdout:
                 out.close()
     except OSError as error:
-        return _fail(prog, f"cannot write {args.output}: {error.strerror or error}", 1)
+        raise _failure(prog, f"cannot write {args.output}: {error.strerror or error}", 1) from error
     finally:
         store.close()
     print(f"exported {count - 1} records", file=sys.stderr)
@@ -273,22 +277,22 @@ def _import(args: argparse.Namespace) -> int:
     from gsmon.common.recorder.transfer import BadExportError, import_lines
 
     if not _local(args):
-        return _fail(prog, "import writes a store directly: give --db URL or --state-dir DIR")
+        raise _failure(prog, "import writes a store directly: give --db URL or --state-dir DIR")
     if args.file is None:
-        return _fail(prog, "which file? gsmon history import FILE.jsonl --db URL (- for stdin)")
+        raise _failure(prog, "which file? gsmon history import FILE.jsonl --db URL (- for stdin)")
     try:
         store = _open_store(args)
     except StoreError as error:
-        return _fail(prog, str(error), 1)
+        raise _failure(prog, str(error), 1) from error
     try:
         source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
     except OSError as error:
         store.close()
-        return _fail(prog, f"cannot read {args.file}: {error.strerror or error}", 1)
+        raise _failure(prog, f"cannot read {args.file}: {error.strerror or error}", 1) from error
     try:
         counts = import_lines(store, source)
     except BadExportError as error:
-        return _fail(prog, f"{args.file}: {error} (nothing after that line was imported)", 1)
+        raise _failure(prog, f"{args.file}: {error} (nothing after that line was imported)", 1) from error
     finally:
         if source is not sys.stdin:
             source.close()
@@ -302,24 +306,24 @@ def run_context(args: argparse.Namespace) -> int:
     from gsmon.common import names as naming
 
     if args.action == "start" and not args.ident:
-        return _fail(prog, "give the context's id: --id P123")
+        raise _failure(prog, "give the context's id: --id P123")
     body = args.prefix[:-1] if args.prefix.endswith("/") else args.prefix
     try:
         naming.check_name(args.kind, "context kind")
         naming.check_path(body, "prefix")
     except naming.InvalidNameError as error:
-        return _fail(prog, str(error))
+        raise _failure(prog, str(error)) from error
     if _local(args):
         from gsmon.common.recorder.store import StoreError
 
         try:
             when = parse_moment(args.at, time.time()) if args.at else time.time()
         except ValueError as error:
-            return _fail(prog, str(error))
+            raise _failure(prog, str(error)) from error
         try:
             store = _open_store(args)
         except StoreError as error:
-            return _fail(prog, str(error), 1)
+            raise _failure(prog, str(error), 1) from error
         try:
             with store.begin(immediate=True) as conn:
                 if args.action == "start":
@@ -328,24 +332,24 @@ def run_context(args: argparse.Namespace) -> int:
                 else:
                     ended = store.end_context(conn, args.kind, args.prefix, round(when * 1e6))
                     if not ended:
-                        return _fail(prog, f"no open {args.kind} context for {args.prefix} in this store", 1)
+                        raise _failure(prog, f"no open {args.kind} context for {args.prefix} in this store", 1)
                     print(f"context {args.kind} {args.prefix} ended at {_iso(when)}")
         finally:
             store.close()
         return 0
     if args.at is not None:
-        return _fail(prog, "--at is for offline tagging (--db/--state-dir); the hub starts contexts now")
+        raise _failure(prog, "--at is for offline tagging (--db/--state-dir); the hub starts contexts now")
     command_args: dict[str, Any] = {"kind": args.kind, "prefix": args.prefix}
     if args.action == "start":
         command_args["id"] = args.ident
     try:
         ok, message, _ = _remote(args, f"context_{args.action}", command_args)
     except (ValueError, KeyFileError) as error:
-        return _fail(prog, str(error))
+        raise _failure(prog, str(error)) from error
     except HubUnavailableError as error:
-        return _fail(prog, str(error), 1)
+        raise _failure(prog, str(error), 1) from error
     if not ok:
-        return _fail(prog, f"the hub refused: {message}", 1)
+        raise _failure(prog, f"the hub refused: {message}", 1)
     print(message)
     return 0
 

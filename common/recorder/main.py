@@ -34,7 +34,9 @@ recorder key's name): ``lag_s`` ORANGE from 10 s behind, RED from 60 s, and
 
 Ready line (stdout), once every Subscriber has its first snapshot::
 
-    READY recorder store=<url without password> prefixes=<p1,p2> contexts=<prefix> service=history|off
+    READY recorder=<store url without password> prefixes=<p1,p2> contexts=<prefix> service=history|off
+
+(built by :func:`gsmon.common.ready.ready_line`, like every process's).
 
 Exit status: 0 on SIGTERM/SIGINT (after committing what is queued), 1 when
 the store is not available at start (a hub that is not is waited for), 2
@@ -46,7 +48,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -56,7 +57,9 @@ from typing import TYPE_CHECKING, Any, Final
 from gsmon.common import logs
 from gsmon.common.client import DEFAULT_QUERY_ENDPOINT, HubUnavailableError, Subscriber
 from gsmon.common.config import ConfigError, add_key_flag, flag_overrides
+from gsmon.common.errors import UnavailableError, UsageError
 from gsmon.common.keys import ClientKeys, KeyFileError
+from gsmon.common.ready import ready_line
 from gsmon.common.recorder.core import RecorderCore, Row, Why, context_id, parse_context_path, to_us
 from gsmon.common.recorder.policy import RecorderConfig, read_recorder_config
 
@@ -198,9 +201,11 @@ class Recorder:
         )
         self.service.start()
         prefixes = ",".join(prefix or '""' for prefix in self.config.prefixes)
-        return (
-            f"READY recorder store={self.store.describe()} prefixes={prefixes} "
-            f"contexts={contexts_from or 'off'} service={'history' if self.config.serve_history else 'off'}"
+        return ready_line(
+            recorder=self.store.describe(),
+            prefixes=prefixes,
+            contexts=contexts_from or "off",
+            service="history" if self.config.serve_history else "off",
         )
 
     # -- the loop --------------------------------------------------------------------------------
@@ -399,31 +404,28 @@ def add_parser(subparsers: Any, name: str, summary: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    prog = "gsmon recorder"
+    """``gsmon recorder``; the errors that end it are GsmonErrors, printed by :func:`gsmon.common.cli.main`
+    (one line; 2 usage or configuration, 1 the store or the hub not available)."""
     overrides = flag_overrides(args)
     if args.prefixes:
         overrides["recorder.prefixes"] = (list(args.prefixes), "PREFIX")
     overrides["recorder.serve_history"] = (not args.no_serve_history, "--no-serve-history")
     if (args.key is None) != (args.hub_key is None):
-        print(f"{prog}: --key and --hub-key go together (your secret key and the hub's public key)", file=sys.stderr)
-        return 2
+        raise UsageError("--key and --hub-key go together (your secret key and the hub's public key)")
     try:
         config = read_recorder_config(args.config, overrides)
         curve = ClientKeys.load(args.key, args.hub_key) if args.key is not None else None
     except (ConfigError, KeyFileError, ValueError) as error:
-        print(f"{prog}: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from error
     if config.db and config.state_dir is not None:
-        print(f"{prog}: give --db or --state-dir, not both", file=sys.stderr)
-        return 2
+        raise UsageError("give --db or --state-dir, not both")
     logs.configure(config.log_level, config.log_format)
     from gsmon.common.recorder.store import Store, StoreError
 
     try:
         store = Store.open(store_url(config.db, config.state_dir))
     except StoreError as error:
-        print(f"{prog}: {error}", file=sys.stderr)
-        return 1
+        raise UnavailableError(str(error)) from error
     recorder = Recorder(config, store, curve=curve)
 
     def on_signal(signum: int, frame: object) -> None:

@@ -52,7 +52,6 @@ and what was expected; command-line flags are laid over it first
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,10 +194,7 @@ class Retention:
 
 def default_host_name() -> str:
     """This host's short name as a valid tree name (for the health mount ``Recorder/<host>``)."""
-    text = socket.gethostname().split(".")[0]
-    cleaned = "".join("_" if char == _SEP or not char.isprintable() else char for char in text)
-    cleaned = cleaned.strip().lstrip("_")[: naming.MAX_NAME_CHARS]
-    return cleaned or "recorder"
+    return naming.host_name_as_name(short=True, fallback="recorder")
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +326,7 @@ def read_recorder_config(
         retention=_retention(root.section("retention")),
         health=(health := root.section("health")).boolean("enabled", True),
         health_mount=health.mount("mount", f"Recorder/{default_host_name()}"),
-        health_agent=health.name("agent", f"recorder-{default_host_name()}", what="agent name"),
+        health_agent=health.agent_name("agent", f"recorder-{default_host_name()}"),
         health_key=health.file_path("key", None),
         log_level=(logging := root.section("logging")).choice(
             "level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
@@ -338,8 +334,6 @@ def read_recorder_config(
         log_format=logging.choice("format", ("text", "json"), "text"),
         overrides={key: origin for key, (value, origin) in flags.items() if value is not None},
     )
-    if settings.health_agent.startswith(naming.RESERVED_ROOT_PREFIX):
-        raise health.expected("agent", "an agent name not starting with '_'", settings.health_agent)
     root.finish()
     return settings
 

@@ -37,7 +37,7 @@ from gsmon.common.keys import ClientKeys
 
 __all__ = ["VIA", "CommandOutcome", "HubCommandClient", "HubCommandError", "HubNoAnswerError", "HubRefusedError"]
 
-log = logging.getLogger("gsmon.web.commands")
+log = logging.getLogger(__name__)
 
 VIA: Final = "web"
 

@@ -12,7 +12,8 @@
 
 (``--listen HOST:0`` picks a free port; the line has the real one), then
 serves until SIGTERM or SIGINT (exit 0). It exits 1 when the hub feed fails
-for good, 2 on bad usage (one line saying what is wrong). ``--hub``, ``--key``
+for good or the port is taken, 2 on bad usage or an address it cannot bind
+(one line saying what is wrong, printed by :func:`gsmon.common.cli.main`). ``--hub``, ``--key``
 and ``--hub-key`` are read like every client's (flags, then GSMON_HUB /
 GSMON_KEY / GSMON_HUB_KEY, then the client files). The bridge's key should be
 a subscriber key with ``role = "operator"`` (``gsmon keys subscriber web
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from gsmon.common import logs
+from gsmon.common.errors import BindError, UnavailableError
 from gsmon.common.ready import ready_line
 
 __all__ = ["add_parser", "parse_listen", "run_passwd", "run_web"]
@@ -180,15 +182,12 @@ def run_web(args: argparse.Namespace) -> int:
         timeout_s=args.timeout_s,
     )
     bridge = WebBridge(web_settings, users=users)
-    try:
-        return asyncio.run(_serve(bridge))
-    except OSError as error:
-        from gsmon.common.errors import BindError
-
-        raise BindError("web", args.listen, error.strerror or str(error), errno_value=error.errno) from error
+    return asyncio.run(_serve(bridge, args.listen))
 
 
-async def _serve(bridge: Any) -> int:
+async def _serve(bridge: Any, listen: str) -> int:
+    """Serve until SIGTERM/SIGINT or the hub feed's end; a port that cannot be bound is a BindError
+    (naming ``listen``, as typed), raised before anything is served."""
     from aiohttp import web
 
     settings = bridge.settings
@@ -200,7 +199,17 @@ async def _serve(bridge: Any) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:  # only the bind: an OSError while serving is not one
+            raise BindError(
+                "HTTP",
+                listen,
+                errno_value=error.errno,
+                reason=None if error.errno else str(error),  # asyncio's strerror repeats the address
+                process="gsmon web",
+                setting="--listen",
+            ) from error
         server = site._server  # the bound sockets: the only way to learn the port of "HOST:0"
         sockets = [] if server is None else list(getattr(server, "sockets", []) or [])
         bound = sockets[0].getsockname() if sockets else (settings.host, settings.port)
@@ -216,7 +225,6 @@ async def _serve(bridge: Any) -> int:
                 await task
     finally:
         await runner.cleanup()
-    if bridge.failure is not None:
-        print(f"gsmon web: the hub feed failed: {bridge.failure}", file=sys.stderr)
-        return 1
+    if bridge.failure is not None:  # printed by cli.main as "gsmon web: the hub feed failed: ...", status 1
+        raise UnavailableError(f"the hub feed failed: {bridge.failure}") from bridge.failure
     return 0

@@ -167,7 +167,9 @@ def test_every_error_names_the_file_and_the_entry(text: str, expected: str) -> N
         (KEY_A, "ant1", "GS1/Antenna1/", False),
     ],
 )
-def test_may_publish(example: AllowList, key: str | None, agent_name: str, path: str, allowed: bool) -> None:
+def test_an_agent_key_publishes_only_under_its_own_name_and_mounts(
+    example: AllowList, key: str | None, agent_name: str, path: str, allowed: bool
+) -> None:
     """The hub's per-message rule: the key's agent grant, under its own name, at or below one of its mounts.
 
     Invalid paths never reach it (the decoder refuses them, :func:`names.check_path`)."""

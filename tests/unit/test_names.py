@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gsmon.common import names
 from gsmon.common.names import (
     MAX_DEPTH,
     MAX_NAME_CHARS,
@@ -178,3 +179,25 @@ def test_a_prefix_selects_exactly_the_node_and_its_descendants(segments: list[st
     is_descendant = segments[: len(prefix_segments)] == prefix_segments and len(segments) > len(prefix_segments)
     assert path_in_prefix(path, prefix) is (is_descendant or path == prefix)
     assert path_in_prefix(path, prefix + SEPARATOR) is is_descendant
+
+
+@pytest.mark.parametrize(
+    ("host", "short", "fallback", "expected"),
+    [
+        ("gs1-hub.example.org", False, "agent", "gs1-hub.example.org"),
+        ("gs1-hub.example.org", True, "recorder", "gs1-hub"),
+        ("__odd/host\tname", False, "agent", "odd_host_name"),  # reserved "_" dropped, "/" and controls replaced
+        ("___", False, "agent", "agent"),  # nothing left: the fallback
+        ("_.example.org", True, "recorder", "recorder"),
+    ],
+)
+def test_the_host_name_made_a_valid_name(
+    monkeypatch: pytest.MonkeyPatch, host: str, short: bool, fallback: str, expected: str
+) -> None:
+    """One rule for the agent's default name and the recorder's defaults: always a valid agent name."""
+    monkeypatch.setattr(names.socket, "gethostname", lambda: host)
+    made = names.host_name_as_name(short=short, fallback=fallback)
+    assert made == expected
+    assert names.check_agent_name(made) == made
+    if not short and fallback == "agent":
+        assert names.default_agent_name() == expected
