@@ -30,7 +30,7 @@ caught before:
   :class:`~gsmon.common.names.InvalidNameError`;
 * :class:`UnavailableError` (1): :class:`~gsmon.common.client.HubUnavailableError`
   and its subclasses, ``gsmon demo``'s
-  :class:`~gsmon.common.demo.ChildFailedError`;
+  :class:`~gsmon.common.children.ChildFailedError`;
 * :class:`BindError` (1 when the address is taken, else 2): a hub socket cannot
   listen at its endpoint, raised where the socket is bound.
 

@@ -26,6 +26,7 @@ import zmq
 
 from gsmon.common import protocol as proto
 from gsmon.common.keys import ClientKeys
+from gsmon.common.ready import ready_line
 
 
 def main() -> int:
@@ -103,7 +104,7 @@ def main() -> int:
     while not sock.poll(100) and not stop.is_set():
         pass  # the hub's subscription: it is there
     answer_subscriptions()
-    print("READY", flush=True)
+    print(ready_line(), flush=True)
     # Flood DELTAs are packed once and sent with a fresh header, as fast as ZeroMQ takes them
     # (packing each anew would make this process slower than the hub it is meant to outrun).
     bodies = []
