@@ -121,8 +121,8 @@ def main() -> int:
         if args.flood:
             for body in bodies:
                 seq += 1
-                head = msgpack.packb([1, proto.PROTOCOL_MINOR, 2, args.name, epoch, seq, time.time_ns()])
-                data = b"\x98" + head[1:] + body
+                header = msgpack.packb([1, proto.PROTOCOL_MINOR, 2, args.name, epoch, seq, time.time_ns()])
+                data = b"\x98" + header[1:] + body
                 while not stop.is_set():
                     try:
                         sock.send(data, zmq.DONTWAIT)

@@ -530,6 +530,7 @@ def test_demo_ends_with_the_reason_when_its_agent_dies(procs: Processes, tmp_pat
     wait_until(lambda: any("cpu_total_percent" in line for line in drained(demo)), timeout_s=30, what="the demo view")
     children = psutil.Process(demo.pid).children()
     (agent,) = [child for child in children if "agent" in child.cmdline()]
+    demo.expect_exit(1)
     agent.kill()
     assert demo.popen.wait(timeout=10) == 1
     stderr = demo.stderr()
