@@ -2,7 +2,8 @@
 
 Every benchmark process is started through a :class:`Children` registry used
 as a context manager, so each child is terminated (SIGTERM, then SIGKILL) and
-reaped whatever happens. Children bind port 0 and print their real endpoints
+reaped whatever happens (both are thin users of :mod:`gsmon.common.children`,
+as the integration tests' harness is). Children bind port 0 and print their real endpoints
 on a ``READY agents=... subscribers=... query=...`` line, exactly like
 ``gsmon hub``; the benchmarks read the endpoints from there and never choose
 ports. Children are driven through their stdin (one command per line, see
@@ -15,15 +16,12 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import queue
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,8 @@ from typing import Any, Final
 
 import psutil
 import zmq
+
+from gsmon.common import children as child_processes
 
 __all__ = [
     "LOOPBACK",
@@ -50,66 +50,27 @@ LOOPBACK: Final = "tcp://127.0.0.1:0"
 _READY_TIMEOUT_S: Final = 30.0
 
 
-class Child:
-    """A child process whose stdout lines are collected by a reader thread."""
+class Child(child_processes.Child):
+    """A benchmark process (:class:`gsmon.common.children.Child`, stderr in the scenario's log folder),
+    driven through its stdin, with its CPU time and memory read through psutil."""
 
     def __init__(self, name: str, argv: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.argv = list(argv)
-        self.stderr_path = log_dir / f"{name}-{time.monotonic_ns()}.stderr"
-        self._stderr = self.stderr_path.open("wb")
         child_env = dict(os.environ, PYTHONUNBUFFERED="1")
         # bench/ is not installed: the children import it from the repository.
         child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), child_env.get("PYTHONPATH", "")) if p)
         if env:
             child_env.update(env)
-        self.popen = subprocess.Popen(
-            self.argv,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            stdin=subprocess.PIPE,
-            env=child_env,
-            cwd=REPO,
-            text=True,
-        )
-        self.process = psutil.Process(self.popen.pid)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True, name=f"read-{name}")
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.put(line.rstrip("\n"))
+        stderr_path = log_dir / f"{name}-{time.monotonic_ns()}.stderr"
+        super().__init__(name, argv, env=child_env, cwd=REPO, stderr_path=stderr_path, stdin=True)
+        self.process = psutil.Process(self.pid)
 
     def wait_for_line(self, prefix: str, timeout_s: float = _READY_TIMEOUT_S) -> str:
-        """The first stdout line starting with ``prefix``; ``RuntimeError`` on timeout or exit."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RuntimeError(f"{self.name}: no {prefix!r} line within {timeout_s:g} s\n{self.stderr()}")
-            try:
-                line = self.lines.get(timeout=min(remaining, 0.1))
-            except queue.Empty:
-                if self.popen.poll() is not None and self.lines.empty():
-                    raise RuntimeError(
-                        f"{self.name} exited with {self.popen.returncode} before {prefix!r}\n{self.stderr()}"
-                    ) from None
-                continue
-            if line.startswith(prefix):
-                return line
+        """The next stdout line starting with ``prefix``; ``ChildFailedError`` on timeout or exit."""
+        return super().wait_for_line(prefix, timeout_s)
 
-    def ready(self) -> dict[str, str]:
-        """Wait for the ``READY key=value ...`` line and return its fields."""
-        line = self.wait_for_line("READY")
-        return dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
-
-    def command(self, line: str) -> None:
-        """Send one command line to the child's stdin."""
-        assert self.popen.stdin is not None
-        self.popen.stdin.write(line + "\n")
-        self.popen.stdin.flush()
+    def ready(self, timeout_s: float = _READY_TIMEOUT_S) -> dict[str, str]:
+        """Wait for the ``READY key=value ...`` line (:mod:`gsmon.common.ready`) and return its fields."""
+        return super().ready(timeout_s)
 
     def result(self, timeout_s: float = _READY_TIMEOUT_S) -> dict[str, Any]:
         """Wait for the child's ``RESULT {json}`` line and return the JSON."""
@@ -127,36 +88,26 @@ class Child:
         return int(self.process.memory_info().rss)
 
     def stderr(self) -> str:
-        if not self._stderr.closed:
-            self._stderr.flush()
-        return self.stderr_path.read_text(errors="replace")[-4000:]
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """SIGTERM, wait, then SIGKILL; always reaps."""
-        if self.popen.poll() is None:
-            with contextlib.suppress(OSError):
-                self.popen.stdin.close()  # type: ignore[union-attr]
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self._reader.join(timeout=5)
-        for stream in (self.popen.stdout, self.popen.stdin):
-            with contextlib.suppress(OSError):
-                if stream is not None:
-                    stream.close()
-        self._stderr.close()
+        return super().stderr()[-4000:]
 
 
 @dataclass
 class Children:
-    """Starts the processes of one scenario and reaps every one of them on exit."""
+    """Starts the processes of one scenario and reaps every one of them on exit
+    (a :class:`gsmon.common.children.Children` registry of :class:`Child`).
+
+    Exit statuses are not judged here: a peer ends on the EOF of its stdin or on
+    SIGTERM, whichever comes first, and a scenario's figures come from its
+    ``RESULT`` lines, which a failed child never prints.
+    """
 
     hub_pythonpath: str | None = None  # a tree of another revision's gsmon (see before_tree)
-    children: list[Child] = field(default_factory=list)
+    registry: child_processes.Children = field(default_factory=child_processes.Children)
     _log_dir: tempfile.TemporaryDirectory[str] = field(default_factory=lambda: tempfile.TemporaryDirectory("-bench"))
+
+    @property
+    def children(self) -> list[child_processes.Child]:
+        return self.registry.children
 
     def __enter__(self) -> Children:
         return self
@@ -166,7 +117,7 @@ class Children:
 
     def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Child:
         child = Child(name, argv, Path(self._log_dir.name), env)
-        self.children.append(child)
+        self.registry.add(child)
         return child
 
     def hub(self, config: str = "") -> tuple[Child, dict[str, str]]:
@@ -175,8 +126,8 @@ class Children:
         env = None
         if self.hub_pythonpath is not None:
             env = {"PYTHONPATH": os.pathsep.join((self.hub_pythonpath, str(REPO)))}
-        argv = [sys.executable, "-m", "gsmon.common.cli", "hub", "--agents", LOOPBACK]
-        argv += ["--subscribers", LOOPBACK, "--query", LOOPBACK, "--log-level", "WARNING"]
+        argv = child_processes.gsmon_argv("hub", "--agents", LOOPBACK, "--subscribers", LOOPBACK, "--query", LOOPBACK)
+        argv += ["--log-level", "WARNING"]
         if config:
             path = Path(self._log_dir.name) / f"hub-{time.monotonic_ns()}.toml"
             path.write_text(config, encoding="utf-8")
@@ -189,14 +140,8 @@ class Children:
         return self.start(role, [sys.executable, "-m", "bench.peers", role, *args])
 
     def reap(self) -> None:
-        for child in reversed(self.children):
-            try:
-                child.stop()
-            except Exception:  # keep reaping the others whatever happens
-                with contextlib.suppress(Exception):
-                    child.popen.kill()
-                    child.popen.wait()
-        self.children.clear()
+        self.registry.reap()
+        self.registry.children.clear()
         self._log_dir.cleanup()
 
 

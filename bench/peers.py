@@ -59,6 +59,7 @@ import zmq
 from bench._support import LOOPBACK, dumps, percentile
 from gsmon.common import protocol as proto
 from gsmon.common import transport
+from gsmon.common.ready import ready_line
 
 # A poll time no real clock shows: packed once into the templates, replaced by
 # the real send time in every message (the send time is what latency counts from).
@@ -97,7 +98,7 @@ class _Commands:
 
 
 def _ready(**endpoints: str) -> None:
-    print("READY " + " ".join(f"{key}={value}" for key, value in endpoints.items()), flush=True)
+    print(ready_line(**endpoints), flush=True)
 
 
 def _result(value: dict[str, Any]) -> None:

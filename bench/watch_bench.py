@@ -51,6 +51,7 @@ import zmq
 
 from bench._support import Children, machine_details, percentile
 from gsmon.common import protocol as proto
+from gsmon.common.ready import ready_line
 
 __all__ = ["WatchResult", "baseline", "format_table", "main", "measure", "run_load"]
 
@@ -103,7 +104,7 @@ def run_load(args: argparse.Namespace) -> None:
         for chunk in chunks
     ]
     flush_s = args.agents * args.batch / args.rate
-    print(f"READY agents={len(agents)} flush_s={flush_s:.3f}", flush=True)
+    print(ready_line(agents=str(len(agents)), flush_s=f"{flush_s:.3f}"), flush=True)
     commands = peers._Commands()
     start = time.monotonic()
     due = [start + flush_s * index / len(agents) for index in range(len(agents))]

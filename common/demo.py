@@ -14,31 +14,23 @@ keys, whatever the operator's client settings say.
 A child that fails -- before its ready line or later, while the view runs --
 ends the demo with exit status 1 and the last lines the child wrote to stderr
 (the reason: a traceback, a configuration error), which a reader thread keeps
-for each child, bounded to the last :data:`STDERR_TAIL_LINES` lines.
+for each child, bounded to the last :data:`STDERR_TAIL_LINES` lines. The
+children are :mod:`gsmon.common.children`'s, stopped (SIGTERM, then SIGKILL)
+and reaped however the demo ends.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import os
-import subprocess
-import sys
-import threading
-import time
-from typing import IO, Any, Final
+from typing import Any, Final
 
-from gsmon.common.errors import UnavailableError
-from gsmon.common.ready import is_ready_line, parse_ready_line
+from gsmon.common.children import Child, ChildFailedError, Children, gsmon_argv
 from gsmon.common.views import add_view_flags
 
 __all__ = ["STDERR_TAIL_LINES", "ChildFailedError", "add_parser", "run"]
 
 STDERR_TAIL_LINES: Final = 20
-
-
-class ChildFailedError(UnavailableError):
-    """A child process of the demo did not start or exited; the message holds its last stderr lines (exit status 1)."""
 
 
 def add_parser(subparsers: Any, name: str, summary: str) -> None:
@@ -49,104 +41,32 @@ def add_parser(subparsers: Any, name: str, summary: str) -> None:
     parser.set_defaults(handler=run)
 
 
-class _Child:
-    """One child process: stdout read for its ready line, stderr's last lines kept by a reader thread."""
-
-    def __init__(self, what: str, argv: list[str]) -> None:
-        self.what = what
-        self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-        env = {name: value for name, value in os.environ.items() if not name.startswith("GSMON_")}
-        # Our own interpreter running our own CLI: no untrusted input reaches argv.
-        self.popen = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "gsmon.common.cli", *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            text=True,
-            errors="replace",
-        )
-        self._reader = threading.Thread(target=self._read_stderr, name=f"gsmon-demo-{what}", daemon=True)
-        self._reader.start()
-
-    def _read_stderr(self) -> None:
-        stream = self.popen.stderr
-        assert stream is not None
-        for line in stream:
-            self.tail.append(line.rstrip("\n"))
-
-    def ready_line(self, timeout_s: float = 20.0) -> str:
-        stream: IO[str] | None = self.popen.stdout
-        assert stream is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            line = stream.readline()
-            if is_ready_line(line):
-                return line.strip()
-            if not line and self.popen.poll() is not None:
-                break
-        raise self.failure("did not start")
-
-    def check(self) -> None:
-        """Raise :class:`ChildFailedError` if the child has exited."""
-        if self.popen.poll() is not None:
-            raise self.failure("stopped")
-
-    def failure(self, what_happened: str) -> ChildFailedError:
-        status = self.popen.poll()
-        if status is not None:
-            self._reader.join(timeout=2.0)  # the last lines are the reason: read them to the end
-        state = "still running" if status is None else f"exit status {status}"
-        lines = list(self.tail)
-        if not lines:
-            return ChildFailedError(f"the {self.what} {what_happened} ({state}) and wrote nothing to stderr")
-        shown = "\n".join(f"  {self.what}: {line}" for line in lines)
-        return ChildFailedError(f"the {self.what} {what_happened} ({state}); its last lines on stderr:\n{shown}")
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(5)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self._reader.join(timeout=2.0)
-        for stream in (self.popen.stdout, self.popen.stderr):
-            if stream is not None:
-                stream.close()
+def _start(children: Children, what: str, *args: str) -> Child:
+    """``gsmon ARGS`` as a child named ``what``, without the operator's ``GSMON_*`` variables."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("GSMON_")}
+    return children.start(what, gsmon_argv(*args), env=env, tail_lines=STDERR_TAIL_LINES)
 
 
 def run(args: argparse.Namespace) -> int:
     from gsmon.common import views
     from gsmon.common.client_settings import ClientSettings
 
-    children: list[_Child] = []
-
-    def check_children() -> None:
-        for child in children:
-            child.check()
-
-    try:
-        hub = _Child(
+    with Children() as children:
+        hub = _start(
+            children,
             "hub",
-            [
-                "hub",
-                "--agents",
-                "tcp://127.0.0.1:0",
-                "--subscribers",
-                "tcp://127.0.0.1:0",
-                "--query",
-                "tcp://127.0.0.1:0",
-                "--log-level",
-                "WARNING",
-            ],
+            "hub",
+            "--agents",
+            "tcp://127.0.0.1:0",
+            "--subscribers",
+            "tcp://127.0.0.1:0",
+            "--query",
+            "tcp://127.0.0.1:0",
+            "--log-level",
+            "WARNING",
         )
-        children.append(hub)
-        endpoints = parse_ready_line(hub.ready_line())
-        agent = _Child("agent", ["agent", "--hub", endpoints["agents"], "--log-level", "WARNING"])
-        children.append(agent)
-        agent.ready_line()
+        endpoints = _ready(hub)
+        _ready(_start(children, "agent", "agent", "--hub", endpoints["agents"], "--log-level", "WARNING"))
         watch_args = argparse.Namespace(
             prefix="",
             timeout_s=5.0,
@@ -160,8 +80,13 @@ def run(args: argparse.Namespace) -> int:
         return views.run_watch(
             watch_args,
             given=(ClientSettings(endpoints["query"], None, None, "gsmon demo"), None),
-            check_children=check_children,
+            check_children=children.check,
         )
-    finally:
-        for child in reversed(children):
-            child.stop()
+
+
+def _ready(child: Child, timeout_s: float = 20.0) -> dict[str, str]:
+    """The child's ready-line fields; :class:`ChildFailedError` ("the hub did not start") without one."""
+    try:
+        return child.ready(timeout_s)
+    except ChildFailedError:
+        raise child.failure("did not start") from None

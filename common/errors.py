@@ -30,7 +30,7 @@ caught before:
   :class:`~gsmon.common.names.InvalidNameError`;
 * :class:`UnavailableError` (1): :class:`~gsmon.common.client.HubUnavailableError`
   and its subclasses, ``gsmon demo``'s
-  :class:`~gsmon.common.demo.ChildFailedError`, the stores that cannot be
+  :class:`~gsmon.common.children.ChildFailedError`, the stores that cannot be
   opened (the hub's :class:`~gsmon.hub.journal.StoreError`, the recorder's
   :class:`~gsmon.common.recorder.store.StoreError`);
 * :class:`BindError` (1 when the address is taken, else 2): a socket of the

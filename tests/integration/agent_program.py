@@ -40,6 +40,7 @@ from gsmon.agent import Alert, CriticalAlert, GreenAlert, Monitor, NoAlert, Oran
 from gsmon.agent.debounce import DEBOUNCE_KEYS
 from gsmon.agent.publisher import PublisherSettings
 from gsmon.common.keys import ClientKeys
+from gsmon.common.ready import ready_line
 
 ALERTS: dict[str, type[Alert]] = {
     "NONE": NoAlert,
@@ -107,7 +108,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     mon.start()
-    print("READY", flush=True)
+    print(ready_line(), flush=True)
     stop.wait()
     mon.stop()
     return 0

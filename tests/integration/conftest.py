@@ -11,14 +11,21 @@ from harness import Processes
 
 @pytest.fixture
 def procs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Processes]:
-    """A registry of child processes, all reaped after the test (pass or fail)."""
+    """A registry of child processes, all reaped after the test (pass or fail); a child that ended otherwise
+    than the test declared fails it (after a test that failed already, that is only reported)."""
     registry = Processes(tmp_path)
     try:
         yield registry
     finally:
-        registry.reap()
         report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
+        failed = report is not None and report.failed
+        try:
+            registry.reap()
+        except AssertionError as unclean:
+            if not failed:
+                raise
+            print(unclean)
+        if failed:
             print(registry.stderr_report())
 
 

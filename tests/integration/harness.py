@@ -2,9 +2,13 @@
 
 Every child is started through a :class:`Processes` registry owned by a
 fixture, so it is terminated (SIGTERM, then SIGKILL) and reaped even when the
-test fails. Children bind port 0 and print their real endpoints on a ready
-line; tests read them from there and never choose ports themselves. Waiting
-is always "poll a condition until a deadline", never a bare sleep.
+test fails, and the test fails when a child ends otherwise than it said
+(:meth:`Processes.reap`). The child type and the registry are
+:mod:`gsmon.common.children`, which ``gsmon demo`` and the benchmarks use
+too. Children bind port 0 and print their real endpoints on a ready line
+(:mod:`gsmon.common.ready`); tests read them from there and never choose
+ports themselves. Waiting is always "poll a condition until a deadline",
+never a bare sleep.
 """
 
 from __future__ import annotations
@@ -12,17 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
+
+from gsmon.common.children import Child, Children
 
 HERE = Path(__file__).resolve().parent
 AGENT_PROGRAM = HERE / "agent_program.py"
@@ -42,6 +45,8 @@ FAST_HUB_ARGS = [
     "--removal-grace-s",
     "1.0",
 ]
+
+STDERR_TAIL_LINES: Final = 40  # of a child's stderr, in a failure's message
 
 T = TypeVar("T")
 
@@ -148,104 +153,24 @@ def make_keys(
     return keys
 
 
-class Process:
-    """A child process whose stdout lines are collected by a reader thread."""
+class Process(Child):
+    """A child of a test (:class:`gsmon.common.children.Child`): stdout lines collected by a reader thread,
+    stderr in a file of the test's log folder, started through die_with_parent.py."""
 
     def __init__(self, name: str, argv: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.argv = list(argv)
-        self.stderr_path = log_dir / f"{name}-{time.monotonic_ns()}.stderr"
-        self._stderr = self.stderr_path.open("wb")
         child_env = dict(os.environ, PYTHONUNBUFFERED="1")
         if env:
             child_env.update(env)
-        self.popen = subprocess.Popen(
+        super().__init__(
+            name,
             # Through die_with_parent.py: even a test run killed outright (no
             # fixture teardown) leaves no orphan hub or agent behind.
-            [sys.executable, str(DIE_WITH_PARENT), str(os.getpid()), *self.argv],
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            stdin=subprocess.DEVNULL,
+            [sys.executable, str(DIE_WITH_PARENT), str(os.getpid()), *argv],
             env=child_env,
-            text=True,
+            stderr_path=log_dir / f"{name}-{time.monotonic_ns()}.stderr",
+            tail_lines=STDERR_TAIL_LINES,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def wait_for_line(self, prefix: str, timeout_s: float = 20.0) -> str:
-        """The first stdout line starting with ``prefix`` (fails on timeout or exit)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"{self.name}: no line starting with {prefix!r} in {timeout_s:g} s\n{self.stderr()}"
-                )
-            try:
-                line = self.lines.get(timeout=min(remaining, 0.1))
-            except queue.Empty:
-                if self.popen.poll() is not None and self.lines.empty():
-                    raise AssertionError(
-                        f"{self.name} exited with {self.popen.returncode} before printing {prefix!r}\n{self.stderr()}"
-                    ) from None
-                continue
-            self.seen.append(line)
-            if line.startswith(prefix):
-                return line
-
-    def latest(self, prefix: str) -> str | None:
-        """The newest stdout line so far starting with ``prefix`` (None if none yet)."""
-        while True:
-            try:
-                self.seen.append(self.lines.get_nowait())
-            except queue.Empty:
-                break
-        return next((line for line in reversed(self.seen) if line.startswith(prefix)), None)
-
-    def stderr(self) -> str:
-        if not self._stderr.closed:
-            self._stderr.flush()
-        return self.stderr_path.read_text(errors="replace")
-
-    def signal(self, signum: int) -> None:
-        if self.popen.poll() is None:
-            os.kill(self.popen.pid, signum)
-
-    def stop(self, timeout_s: float = 5.0) -> int:
-        """SIGTERM, wait, then SIGKILL; always reaps. Returns the exit status."""
-        if self.popen.poll() is None:
-            self.signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
-            self.signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self._close_pipes()
-        return self.popen.returncode
-
-    def kill(self) -> None:
-        """SIGKILL now (a crash, as far as its peers can tell)."""
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait()
-
-    def _close_pipes(self) -> None:
-        self._reader.join(timeout=5)
-        if self.popen.stdout is not None:
-            self.popen.stdout.close()
-        self._stderr.close()
+        self.argv = list(argv)  # the test's command line, without the wrapper
 
 
 @dataclass
@@ -259,14 +184,26 @@ class Hub:
 
 @dataclass
 class Processes:
-    """Starts children for one test and reaps all of them at the end."""
+    """Starts children for one test and reaps all of them at the end (a
+    :class:`gsmon.common.children.Children` registry of :class:`Process`).
+
+    :meth:`reap` fails the test when a child did not end with status 0 (what
+    every gsmon program and test helper gives on SIGTERM) or printed a Python
+    traceback, unless the test said otherwise for it: ``child.expect_exit(1)``,
+    ``child.expect_exit(signal.SIGKILL)``; ``child.kill()`` declares the
+    SIGKILL it sends.
+    """
 
     log_dir: Path
-    children: list[Process] = field(default_factory=list)
+    registry: Children = field(default_factory=Children)
+
+    @property
+    def children(self) -> list[Child]:
+        return self.registry.children
 
     def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
         process = Process(name, argv, self.log_dir, env)
-        self.children.append(process)
+        self.registry.add(process)
         return process
 
     def gsmon(self, name: str, *args: str, env: dict[str, str] | None = None) -> Process:
@@ -287,9 +224,8 @@ class Processes:
             # Each hub its own state store (never the user's default one), kept with the test's logs.
             args += ["--state-dir", str(self.log_dir / f"state-{name}-{len(self.children)}")]
         process = self.gsmon(name, *args, *extra)
-        line = process.wait_for_line("READY ")
-        fields = dict(part.split("=", 1) for part in line.split()[1:])
-        return Hub(process, fields["agents"], fields["subscribers"], fields["query"], line)
+        fields = process.ready()
+        return Hub(process, fields["agents"], fields["subscribers"], fields["query"], process.wait_for_ready())
 
     def agent(
         self,
@@ -311,7 +247,7 @@ class Processes:
         if key is not None and hub_key is not None:
             argv += ["--key", str(key), "--hub-key", str(hub_key)]
         process = self.start(f"agent-{name}", argv)
-        process.wait_for_line("READY")
+        process.wait_for_ready()
         return process
 
     def subscriber(
@@ -334,15 +270,15 @@ class Processes:
         if key is not None and hub_key is not None:
             argv += ["--key", str(key), "--hub-key", str(hub_key)]
         process = self.start(name, argv)
-        process.wait_for_line("READY")
+        process.wait_for_ready()
         return process
 
     def reap(self) -> None:
-        for child in reversed(self.children):
-            try:
-                child.stop()
-            except Exception:  # keep reaping the others whatever happens
-                child.kill()
+        """Stop every child (newest first, whatever happens to the others), then fail with one paragraph per
+        child that did not end as expected: its name, its status and the tail of its stderr."""
+        problems = self.registry.reap()
+        if problems:
+            raise AssertionError("\n\n".join(problems))
 
     def stderr_report(self) -> str:
         return "\n".join(

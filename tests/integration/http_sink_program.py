@@ -17,6 +17,8 @@ import signal
 
 from aiohttp import web
 
+from gsmon.common.ready import ready_line
+
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
@@ -51,7 +53,7 @@ async def main() -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    print(f"READY http=http://127.0.0.1:{port}", flush=True)
+    print(ready_line(http=f"http://127.0.0.1:{port}"), flush=True)
     await stop.wait()
     await runner.cleanup()
 

@@ -26,6 +26,7 @@ from typing import Any
 import zmq
 
 from gsmon.common import protocol as proto
+from gsmon.common.ready import ready_line
 
 
 def in_prefix(path: str, prefix: str) -> bool:
@@ -46,7 +47,7 @@ def main() -> int:
     router.setsockopt(zmq.LINGER, 0)
     router.bind("tcp://127.0.0.1:0")
     endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
-    print(f"READY query={endpoint}", flush=True)
+    print(ready_line(query=endpoint), flush=True)
     seq = 0
     while running["on"]:
         if not router.poll(100):

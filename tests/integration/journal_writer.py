@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gsmon.common.ready import ready_line
 from gsmon.hub.alarms import ACTIVE_UNACKED, Alarm, JournalEntry
 from gsmon.hub.journal import StateStore
 
@@ -28,7 +29,7 @@ def main() -> int:
     args = parser.parse_args()
     store = StateStore(args.db)
     first = store.load().next_id - 1
-    print("READY", first, flush=True)
+    print(ready_line(first=str(first)), flush=True)
     for turn in range(first, first + args.turns):
         at = WALL0 + turn
         entries = [

@@ -26,6 +26,7 @@ import zmq
 
 from gsmon.common import protocol as proto
 from gsmon.common.keys import ClientKeys
+from gsmon.common.ready import ready_line
 
 
 def main() -> int:
@@ -103,7 +104,7 @@ def main() -> int:
     while not sock.poll(100) and not stop.is_set():
         pass  # the hub's subscription: it is there
     answer_subscriptions()
-    print("READY", flush=True)
+    print(ready_line(), flush=True)
     # Flood DELTAs are packed once and sent with a fresh header, as fast as ZeroMQ takes them
     # (packing each anew would make this process slower than the hub it is meant to outrun).
     bodies = []
@@ -120,8 +121,8 @@ def main() -> int:
         if args.flood:
             for body in bodies:
                 seq += 1
-                head = msgpack.packb([1, proto.PROTOCOL_MINOR, 2, args.name, epoch, seq, time.time_ns()])
-                data = b"\x98" + head[1:] + body
+                header = msgpack.packb([1, proto.PROTOCOL_MINOR, 2, args.name, epoch, seq, time.time_ns()])
+                data = b"\x98" + header[1:] + body
                 while not stop.is_set():
                     try:
                         sock.send(data, zmq.DONTWAIT)

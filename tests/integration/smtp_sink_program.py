@@ -18,6 +18,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from gsmon.common.ready import ready_line
+
 
 class Printer:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -37,7 +39,7 @@ async def main() -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    print(f"READY smtp=127.0.0.1:{port}", flush=True)
+    print(ready_line(smtp=f"127.0.0.1:{port}"), flush=True)
     await stop.wait()
     server.close()
     await server.wait_closed()

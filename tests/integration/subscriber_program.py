@@ -24,6 +24,7 @@ from harness import tree_digest
 
 from gsmon.common.client import HubUnavailableError, Subscriber
 from gsmon.common.keys import ClientKeys
+from gsmon.common.ready import ready_line
 
 STATUS_EVERY_S = 0.1
 
@@ -47,7 +48,7 @@ def main() -> int:
     except HubUnavailableError as error:
         print(f"FAILED {error}", flush=True)
         return 1
-    print("READY", flush=True)
+    print(ready_line(), flush=True)
     value: object = None
     changed_at = 0.0
     next_status = 0.0

@@ -508,18 +508,19 @@ def test_keys_as_root_keep_the_folders_owner(nobody_folder: Path, tmp_path: Path
 
 def test_demo_child_that_does_not_start_reports_its_stderr() -> None:
     """The demo's child runner keeps a bounded tail of stderr and puts it in the failure it reports."""
-    from gsmon.common.demo import STDERR_TAIL_LINES, ChildFailedError, _Child
+    from gsmon.common.children import Children
+    from gsmon.common.demo import STDERR_TAIL_LINES, ChildFailedError, _ready, _start
 
-    child = _Child("agent", ["agent", "--config", "/nonexistent/agent.toml"])
-    try:
+    with Children() as children:
+        child = _start(children, "agent", "agent", "--config", "/nonexistent/agent.toml")
+        child.expect_exit(2)
         with pytest.raises(ChildFailedError) as failure:
-            child.ready_line(timeout_s=30)
-    finally:
-        child.stop()
+            _ready(child, timeout_s=30)
     message = str(failure.value)
     assert message.startswith("the agent did not start (exit status 2); its last lines on stderr:\n")
     assert "  agent: gsmon agent: /nonexistent/agent.toml: cannot read the configuration: no such file" in message
-    assert len(child.tail) <= STDERR_TAIL_LINES
+    assert len(child.stderr().splitlines()) <= STDERR_TAIL_LINES
+    assert children.reap() == []  # it ended as declared
 
 
 def test_demo_ends_with_the_reason_when_its_agent_dies(procs: Processes, tmp_path: Path) -> None:
@@ -529,6 +530,7 @@ def test_demo_ends_with_the_reason_when_its_agent_dies(procs: Processes, tmp_pat
     wait_until(lambda: any("cpu_total_percent" in line for line in drained(demo)), timeout_s=30, what="the demo view")
     children = psutil.Process(demo.pid).children()
     (agent,) = [child for child in children if "agent" in child.cmdline()]
+    demo.expect_exit(1)
     agent.kill()
     assert demo.popen.wait(timeout=10) == 1
     stderr = demo.stderr()

@@ -224,10 +224,13 @@ def test_contexts_are_published_as_points_and_journaled(procs: Processes) -> Non
 
 RECORDER = textwrap.dedent(
     """
-    import sys, zmq
+    import signal, sys, zmq
     from gsmon.common import protocol as proto
+    from gsmon.common.ready import ready_line
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a clean end on SIGTERM, as a gsmon program's
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)  # nothing to deliver on the way out
     sock.connect(sys.argv[1])
     def send(msg):
         sock.send(proto.encode(msg))
@@ -235,7 +238,7 @@ RECORDER = textwrap.dedent(
                        args={"service": "history"}, user=None))
     reply = proto.decode(sock.recv())
     assert reply.ok, reply.message
-    print("READY", flush=True)
+    print(ready_line(), flush=True)
     seq = 2
     while True:
         msg = proto.decode(sock.recv())
@@ -255,7 +258,7 @@ def test_history_is_forwarded_to_a_registered_recorder_process(procs: Processes,
     script = tmp_path / "recorder.py"
     script.write_text(RECORDER)
     recorder = procs.start("recorder", [sys.executable, str(script), hub.query])
-    recorder.wait_for_line("READY")
+    recorder.wait_for_ready()
     reply = _cmd(hub, "history", path="GS1/Ant1/Power", since=0)
     assert reply.ok, reply.message
     assert reply.result["path"] == "GS1/Ant1/Power"

@@ -222,7 +222,7 @@ def test_installed_hub_and_agent_with_probes(install: Install, procs: Processes)
             "hub", "--agents", "tcp://127.0.0.1:0", "--subscribers", "tcp://127.0.0.1:0", "--query", "tcp://127.0.0.1:0"
         ),
     )
-    fields = dict(part.split("=", 1) for part in hub.wait_for_line("READY ").split()[1:])
+    fields = hub.ready()
     agent = procs.start(
         "wheel-agent",
         install.argv(

@@ -39,7 +39,7 @@ def test_a_writer_killed_mid_turn_leaves_whole_turns_only(procs: Processes, tmp_
         writer = procs.start(
             f"writer-{round_number}", [sys.executable, str(WRITER), str(db), "--entries", str(ENTRIES)]
         )
-        first = int(writer.wait_for_line("READY").split()[1])
+        first = int(writer.ready()["first"])
         target = first + 1 + round_number % 2  # a committed turn or two first, then die inside the next one
         writer.wait_for_line(f"writing {target}", timeout_s=60)
         writer.kill()

@@ -209,9 +209,8 @@ def test_agents_on_other_hosts_go_stale_when_their_link_is_down_and_recover(
         str(hub_dir),
         *FAST_HUB_ARGS,
     )
-    line = hub_process.wait_for_line("READY ")
-    fields = dict(part.split("=", 1) for part in line.split()[1:])
-    hub = Hub(hub_process, fields["agents"], fields["subscribers"], fields["query"], line)
+    fields = hub_process.ready()
+    hub = Hub(hub_process, fields["agents"], fields["subscribers"], fields["query"], hub_process.wait_for_ready())
     assert hub.agents.startswith(f"tcp://{HUB_ADDRESS}:")
     assert "WARNING" not in fields, "keys are configured: no unauthenticated warning"
     port = hub.agents.rsplit(":", 1)[1]

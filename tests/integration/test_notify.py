@@ -43,10 +43,10 @@ class Journal:
 
 def start_sinks(procs: Processes, fail_first: int = 0) -> tuple[Process, str, Process, str]:
     smtp = procs.start("smtp", [sys.executable, str(HERE / "smtp_sink_program.py")])
-    smtp_at = smtp.wait_for_line("READY ").split("smtp=", 1)[1]
+    smtp_at = smtp.ready()["smtp"]
     argv = [sys.executable, str(HERE / "http_sink_program.py"), "--fail-first", str(fail_first)]
     http = procs.start("http", argv)
-    http_at = http.wait_for_line("READY ").split("http=", 1)[1]
+    http_at = http.ready()["http"]
     return smtp, smtp_at, http, http_at
 
 
@@ -54,7 +54,7 @@ def start_journal(procs: Processes, journal: Journal, *extra: str) -> tuple[Proc
     server = procs.start(
         "fake-hub", [sys.executable, str(HERE / "journal_server_program.py"), str(journal.path), *extra]
     )
-    return server, server.wait_for_line("READY ").split("query=", 1)[1]
+    return server, server.ready()["query"]
 
 
 def write_config(tmp_path: Path, smtp_at: str, http_at: str) -> Path:

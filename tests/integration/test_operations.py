@@ -221,7 +221,8 @@ def test_antenna_controller_module_loaded_by_a_real_agent_appears_at_the_hub(
 def test_rack_example_probes_and_process_checks_with_json_logs(procs: Processes, station_keys: StationKeys) -> None:
     """agent-rack.toml as shipped: probes with units in every name, a running process Green, JSON-lines logs."""
     # A stand-in for the SDR server: its command line contains "sdr_server.py", which the rack config matches.
-    procs.start("sdr-server", [sys.executable, "-c", "import time; time.sleep(120)", "sdr_server.py"])
+    stand_in = procs.start("sdr-server", [sys.executable, "-c", "import time; time.sleep(120)", "sdr_server.py"])
+    stand_in.expect_exit(signal.SIGTERM)  # a bare sleep: the reap's SIGTERM ends it
     hub = example_hub(procs, station_keys)
     agent = example_agent(procs, hub, station_keys, "agent-rack.toml", "rack1")
     with Subscriber(hub.query, "GS1/Rack1/", curve=station_keys.curve("ops")) as sub:
