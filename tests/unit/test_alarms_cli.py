@@ -78,7 +78,7 @@ class FakeHub:
     shelves: list[dict[str, Any]] = field(default_factory=list)
     refuse: dict[str, tuple[str, str]] = field(default_factory=dict)
     known: set[str] = field(
-        default_factory=lambda: {"alarms", "ack", "unack", "shelve", "shelves", "unshelve", "journal"}
+        default_factory=lambda: {"alarms", "ack", "unack", "clear", "shelve", "shelves", "unshelve", "journal"}
     )
     strict_args: bool = False  # refuse unknown args as bad-args (a hub without `seen`)
     down: bool = False
@@ -122,6 +122,11 @@ class FakeHub:
 
     def _unack(self, args: dict[str, Any]) -> proto.CommandResult:
         return self._ack(args, "active_unacked")
+
+    def _clear(self, args: dict[str, Any]) -> proto.CommandResult:
+        reply = self._ack(args, "cleared")
+        result = reply.result
+        return _result(True, reply.message, {"cleared": result["acked"], "skipped": result["skipped"]})
 
     def _shelve(self, args: dict[str, Any]) -> proto.CommandResult:
         ends = args.get("ends_at") or (NOON_UTC + args["duration_s"] if "duration_s" in args else None)
@@ -522,6 +527,34 @@ def test_refusals_exit_1_with_the_hub_s_reason(fake_hub: FakeHub, capsys: pytest
     assert capsys.readouterr().err.startswith("gsmon alarms: no answer from the hub")
 
 
+def test_gsmon_clear_by_ids_json_and_exit_1_when_refused_or_not_all_cleared(
+    fake_hub: FakeHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_hub.alarms = [_alarm(1, "A/x"), _alarm(2, "A/y", "rtn_unacked"), _alarm(3, "A/z", "cleared")]
+    assert cli.main(["clear", "1", "2", "-m", "sensor replaced"]) == 0
+    assert fake_hub.sent[-1] == ("clear", {"ids": [1, 2], "comment": "sensor replaced"})
+    assert capsys.readouterr().out == "cleared 2 of 2 alarms: 1, 2\n"
+    # An id that is not cleared (already cleared, unknown) is said on stderr, and the status is 1.
+    assert cli.main(["clear", "3", "9", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {
+        "cleared": [],
+        "skipped": [{"id": 3, "reason": "already cleared"}, {"id": 9, "reason": "unknown"}],
+    }
+    assert captured.err.splitlines() == [
+        "gsmon clear: alarm 3 not cleared: already cleared",
+        "gsmon clear: alarm 9 not cleared: unknown",
+    ]
+    # Not an admin: the hub refuses, one line, exit 1, nothing on stdout (with --json too).
+    fake_hub.refuse["clear"] = ("clear alarms needs the admin role; this key is an operator", "forbidden")
+    assert cli.main(["clear", "1", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "gsmon clear: the hub refused: clear alarms needs the admin role; this key is an operator\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [
@@ -530,6 +563,7 @@ def test_refusals_exit_1_with_the_hub_s_reason(fake_hub: FakeHub, capsys: pytest
         (["shelve", "", "--for", "2h", "-m", "x"], "not the whole tree"),
         (["shelve", "GS1//Ant2", "--for", "2h", "-m", "x"], "invalid prefix"),
         (["ack"], "say what to acknowledge"),
+        (["clear", "1", "-m", "x" * 501], "at most 500 characters"),
         (["log", "--limit", "0"], "--limit"),
         (["log", "--since", "last tuesday"], "--since"),
         (["alarms", "--timeout-s", "0"], "--timeout-s"),
