@@ -380,7 +380,8 @@ since             float      (1.2) wall seconds: when the node's current
 attention         int        (1.2) the worst level among unacknowledged,
                              unshelved alarms at or below the node (an
                              rtn_unacked alarm counts at its max_level);
-                             absent: 0. Views colour and sort by it.
+                             absent: 0 when the payload has ``since``, else
+                             not judged (below). Views colour and sort by it.
 alarm             map        (1.2) points with an open alarm, and mounts with
                              an agent-silent alarm: ``id``, ``state``,
                              ``level``, ``max_level``, ``latch``, ``reason``,
@@ -407,7 +408,14 @@ keys above; absent: no debounce, nothing pending, not flapping), with or
 without its alarm layer; a later entry without the 7th item removes them.
 
 Every 1.2 key is left out at its default (absent = 0 or nil), so old clients
-see the same payloads and ignore the keys they do not know.
+see the same payloads and ignore the keys they do not know. How a client
+tells 0 from "not judged": a hub with the alarm layer (it has a state store)
+sends ``since`` on every parent and on every point of an agent, so there an
+absent ``attention``, ``shelved_below`` or ``unacked_below`` is 0; a payload
+without ``since`` comes from a hub without the layer (or from a 1.1 hub), or
+is one of the hub's own ``_hub/...`` points (they open no alarms): its
+attention is not judged and views fall back to the node's level. (A hub
+without the layer still relays ``raw_alert``, ``pending`` and ``flapping``.)
 
 A ``point``'s ``alertstr`` is the label its agent sent with ``alert``, except
 that a built-in code (:mod:`gsmon.common.alerts`: 0, 10, 20, 30, 50, 100)

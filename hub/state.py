@@ -1317,12 +1317,14 @@ class HubState:
         """The NODE keys of the operator layer (protocol NODE_EXTRA_KEYS, in order; defaults left out)."""
         book = self.alarms
         extra: dict[str, Any] = {}
-        if type(data) is _Parent and data.since is not None:
-            extra["since"] = data.since
         if book is None:
+            # No alarm layer (no state store): no since and no attention on any node, so that a client
+            # reads an absent attention as "not judged" (protocol: NODE attention), never as 0.
             if type(data) is _Leaf and data.debounce is not None:
                 self._debounce_keys(data.debounce, extra)
             return extra or None
+        if type(data) is _Parent and data.since is not None:
+            extra["since"] = data.since
         view = book.current_view(path)
         if type(data) is _Leaf and view.since is not None:
             extra["since"] = view.since

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gsmon.common import alarms_cli, cli
+from gsmon.common import alarms_cli, cli, views
 from gsmon.common import protocol as proto
 from gsmon.common.alarm_commands import (
     AlarmRecord,
@@ -687,11 +687,21 @@ def test_operator_keys_reach_node_state(fast: bool) -> None:
     assert update.operator == {"since": NOON_UTC - 60, "alarm": alarm, "shelf_id": None, "raw_alert": 20}
     state = NodeState.from_update(update)
     assert (state.since, state.alarm, state.raw_alert, state.shelf_id) == (NOON_UTC - 60, alarm, 20, None)
-    # The hub leaves the counts out at 0: a node with any operator key reads them as 0, not "not sent".
+    # The hub leaves the counts out at 0: a node with since (the alarm layer's) reads them as 0, not "not sent".
     assert (state.attention, state.unacked_below, state.shelved_below) == (0, 0, 0)
     extras = read_extras(state)
     assert extras.alarm is not None
     assert (extras.alarm.id, extras.alarm.state, extras.attention) == (7, "active_acked", 0)
+
+
+def test_debounce_keys_alone_leave_attention_unjudged() -> None:
+    """Protocol, NODE attention: without ``since`` (a hub without the alarm layer relaying the debounce keys)
+    an absent attention is not 0 but not judged, and views fall back to the node's level."""
+    state = NodeState.from_update(proto.decode_node_payload(CPU_PATH, _payload(raw_alert=30, pending=None)))
+    assert (state.raw_alert, state.attention, state.unacked_below, state.shelved_below) == (30, None, None, None)
+    assert read_extras(state).attention is None
+    # gsmon get --json shows the debounce keys, and no alarm-layer keys the hub did not judge.
+    assert views._operator_json(state) == {"raw_alert": 30, "pending": None, "flapping": None}
 
 
 def test_a_plain_node_has_no_operator_fields() -> None:

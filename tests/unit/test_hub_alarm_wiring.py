@@ -9,6 +9,7 @@ from test_hub_state import SETTINGS, WALL0, Agent, pt, send
 
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE
+from gsmon.common.client import NodeState
 from gsmon.common.notify.core import Entry as NotifyEntry
 from gsmon.common.notify.core import NotifyCore, Receiver, Route
 from gsmon.common.notify.core import Settings as NotifySettings
@@ -150,11 +151,14 @@ def test_a_hub_without_an_alarm_book_relays_the_debounce_keys_too() -> None:
     hub = HubState(SETTINGS, 0x5EED, now=0.0)
     hub.subscriptions.follow(b"", subscribed=True)
     send(hub, Agent("ant1", "GS1/Ant1").state(debounced("Power", GREEN, RED, (RED, WALL0 + 5.0))))
-    out = payloads(hub, 0.0)["GS1/Ant1/Power"]
+    published = payloads(hub, 0.0)
+    out = published["GS1/Ant1/Power"]
     assert (out["alert"], out["raw_alert"], out["pending"]["level"]) == (GREEN, RED, RED)
-    update = proto.decode_node_payload("GS1/Ant1/Power", out)
-    assert update.operator is not None
-    assert update.operator["raw_alert"] == RED
+    # Without the alarm layer no node carries since or attention (an absent attention is then "not judged").
+    for path in ("GS1", "GS1/Ant1", "GS1/Ant1/Power"):
+        assert not {"since", "attention"} & set(published[path]), published[path]
+    state = NodeState.from_update(proto.decode_node_payload("GS1/Ant1/Power", out))
+    assert (state.raw_alert, state.attention) == (RED, None)
 
 
 def test_a_silent_agent_coming_back_raises_and_escalates_nothing_for_its_points() -> None:
