@@ -7,8 +7,10 @@ over the real query socket (:func:`gsmon.common.commands.send_command`).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -371,3 +373,41 @@ def test_an_until_normal_shelf_ends_when_the_point_recovers(procs: Processes, tm
     _set(power, 3, "RED")
     again = _wait_state(hub, path, "active_unacked")
     assert again["shelf_id"] is None
+
+
+def test_an_agent_back_from_silence_journals_no_alarm_per_point(procs: Processes, tmp_path: Path) -> None:
+    """Issue 13 §1/§5: a silent agent is ONE alarm on its mount. When it comes back (SIGSTOP, then SIGCONT,
+    after its points' stale deadlines have passed too), its points are not raised as overdue one by one,
+    the RED one does not escalate to STALE, and no level 50 -> 50 is journaled: the RED point keeps its alarm."""
+    power, fan = tmp_path / "power.json", tmp_path / "fan.json"
+    _set(power, 1, "RED")
+    _set(fan, 2, "GREEN")
+    hub = procs.hub()
+    agent = procs.agent(hub, "ant1", _spec(("Power", power), ("Fan", fan)), mount=MOUNT)
+    red = _wait_state(hub, f"{MOUNT}/Power", "active_unacked")
+    agent.signal(signal.SIGSTOP)
+    try:
+        silent = wait_until(
+            lambda: [e for e in _journal(hub, prefix=MOUNT)["entries"] if e["kind"] == "agent_silent"],
+            what="the agent to be judged silent",
+        )[0]
+        # Let the points' own deadlines (3 x dt + 0.5 s) pass while the agent is silent: that is the case.
+        lapse = time.monotonic() + 1.5
+        wait_until(lambda: time.monotonic() >= lapse, timeout_s=5, what="the points' deadlines to pass")
+    finally:
+        agent.signal(signal.SIGCONT)
+    wait_until(
+        lambda: any(
+            e["kind"] == "fresh" and e["path"] == f"{MOUNT}/Power" for e in _journal(hub, silent["id"])["entries"]
+        ),
+        timeout_s=15,
+        what="the RED point refreshed after the return",
+    )
+    after = _journal(hub, silent["id"])["entries"]
+    kinds = [(e["kind"], e["path"], e["old"], e["new"]) for e in after]
+    assert ("agent_back", MOUNT, 50, None) in kinds, kinds
+    assert not [k for k in kinds if k[0] in ("alarm_raised", "alarm_escalated") and k[1] != MOUNT], kinds
+    assert not [k for k in kinds if k[0] == "level" and k[2] == k[3] == 50], kinds
+    alarms = {a["path"]: a for a in _cmd(hub, "alarms", prefix=MOUNT).result["alarms"]}
+    assert (alarms[f"{MOUNT}/Power"]["id"], alarms[f"{MOUNT}/Power"]["max_level"]) == (red["id"], 30)
+    assert f"{MOUNT}/Fan" not in alarms
