@@ -18,7 +18,10 @@ Rules (see DESIGN.md):
   that is overdue or whose agent is silent is STALE: its alert is at least
   STALE, which rolls up like any alert. Any message from a silent agent makes
   it live again, and the hub asks it for a full STATE, which refreshes every
-  point at once.
+  point at once. A point whose deadline passed during the silence stays STALE
+  *as part of the silence* (``silence_hold``: the alarm book sees no overdue
+  point, so no alarm per point, issue 13 §1) until it is refreshed, or until it
+  misses a deadline counted from the agent's return: then it is overdue.
 * A complete STATE (all its parts) says which points and parents an agent
   has. Anything of that agent it did not list, and that is not reported again
   within ``removal_grace_s``, is removed -- this is how a restarted agent (new
