@@ -667,6 +667,7 @@ class HubState:
         # The hub's own points open no alarms: its health is in the tree, an agent's silence is its own alarm.
         book = self.alarms if agent is not self._own else None
         stale_reason = AGENT_SILENT if silent else None
+        debounced_entry = proto.DebouncedEntry
         for entry in entries:
             path, value, alertcode, alertstr, polled_at_s, dt_s = entry
             leaf = by_rel.get(path)
@@ -705,7 +706,9 @@ class HubState:
                         heapq.heappush(deadlines, deadline)
                     else:
                         group.append(leaf.path)
-            leaf.overdue = leaf.silence_hold = False
+            leaf.overdue = False
+            if leaf.silence_hold:
+                leaf.silence_hold = False
             if unknown is not leaf.unknown:
                 self._count_unknown(leaf, unknown)
             if book is not None and (code != old_code or leaf.stale_reason != stale_reason or leaf.seq == 0):
@@ -713,9 +716,10 @@ class HubState:
                 label = _BUILTIN_LABELS.get(code, alertstr)
                 book.point_level(leaf.path, agent.name, code, label, value, polled_at_s, stale_reason, now, wall)
             # A debounced point's entry carries its raw level, pending move and flap state (DebouncedEntry).
-            debounce = entry.debounce if type(entry) is proto.DebouncedEntry else None
-            if debounce is not None or leaf.debounce is not None:
-                self._set_debounce(leaf, debounce, book, polled_at_s, now, wall)
+            if type(entry) is debounced_entry:
+                self._set_debounce(leaf, entry.debounce, book, polled_at_s, now, wall)
+            elif leaf.debounce is not None:
+                self._set_debounce(leaf, None, book, polled_at_s, now, wall)  # its debounce was switched off
             if code != old_code:
                 for ancestor in set_code(node, code):
                     dirty[ancestor.key] = ancestor
