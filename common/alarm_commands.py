@@ -1,8 +1,8 @@
-"""The client side of the hub's operator commands: alarms, ack, unack, shelve, shelves, unshelve, journal.
+"""The client side of the hub's operator commands: alarms, ack, unack, clear, shelve, shelves, unshelve, journal.
 
 ::
 
-    gsmon alarms / ack / unack / shelve / shelves / unshelve / log   (alarms_cli.py)
+    gsmon alarms / ack / unack / clear / shelve / shelves / unshelve / log   (alarms_cli.py)
     gsmon watch: a, s, u, A, L   (watch/commands.py HubCommands)
                      |
                      v
@@ -13,7 +13,8 @@
 
 The hub's command contract (protocol module, and the session's COORD.md):
 ``alarms`` {prefix, states, limit} -> {"alarms": [alarm]}; ``ack``/``unack``
-{ids, comment} -> {"acked": [id], "skipped": [{id, reason}]}; ``shelve``
+{ids, comment} -> {"acked": [id], "skipped": [{id, reason}]}; ``clear`` (admins)
+{ids, comment} -> {"cleared": [id], "skipped": [{id, reason}]}; ``shelve``
 {prefix, mode, duration_s | ends_at, starts_at, comment} -> {"shelf": shelf};
 ``unshelve`` {id}; ``shelves`` {prefix} -> {"shelves": [shelf]}; ``journal``
 {after_id, prefix, limit} -> {"entries": [entry], "last_id": n}. Times on
@@ -571,15 +572,17 @@ class OperatorClient:
         records = [AlarmRecord.from_wire(item) for item in self._list(self.call("alarms", args), "alarms", "alarms")]
         return sorted(records, key=lambda alarm: alarm.id)
 
-    def _ack_like(self, command: str, ids: Sequence[int], comment: str | None, extra: dict[str, Any]) -> AckOutcome:
+    def _ack_like(
+        self, command: str, ids: Sequence[int], comment: str | None, extra: dict[str, Any], key: str = "acked"
+    ) -> AckOutcome:
         args: dict[str, Any] = {"ids": [int(alarm_id) for alarm_id in ids], **extra}
         if comment:
             args["comment"] = comment
         reply = self._request_optional(command, args, tuple(extra))
         reply_result = reply.result
-        done = reply_result.get("acked") if isinstance(reply_result, Mapping) else None
+        done = reply_result.get(key) if isinstance(reply_result, Mapping) else None
         if not isinstance(done, list) or not all(_int(item) is not None for item in done):
-            raise BadAnswerError(f"the hub's answer to {command} has no 'acked' list of ids: {reply_result!r:.80}")
+            raise BadAnswerError(f"the hub's answer to {command} has no {key!r} list of ids: {reply_result!r:.80}")
         skipped = [
             (int(item["id"]), str(item.get("reason") or "skipped"))
             for item in reply_result.get("skipped") or []
@@ -594,6 +597,10 @@ class OperatorClient:
 
     def unack(self, ids: Sequence[int], comment: str | None) -> AckOutcome:
         return self._ack_like("unack", ids, comment, {})
+
+    def clear(self, ids: Sequence[int], comment: str | None) -> AckOutcome:
+        """Clear exactly ``ids`` whatever their state (admins; the hub refuses others as ``forbidden``)."""
+        return self._ack_like("clear", ids, comment, {}, key="cleared")
 
     def shelve(
         self,

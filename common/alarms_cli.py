@@ -1,4 +1,5 @@
-"""The operator's commands: ``gsmon alarms``, ``ack``, ``unack``, ``shelve``, ``shelves``, ``unshelve``, ``log``.
+"""The operator's commands: ``gsmon alarms``, ``ack``, ``unack``, ``clear``, ``shelve``, ``shelves``, ``unshelve``,
+``log``.
 
 ::
 
@@ -6,6 +7,7 @@
     gsmon ack PREFIX [-m TEXT] [--json]                      list the unacked alarms under PREFIX, ack those ids
     gsmon ack --id N [N ...] [-m TEXT] [--json]              ack exactly these alarms
     gsmon unack ID [ID ...] [-m TEXT] [--json]               take acknowledgements back
+    gsmon clear ID [ID ...] [-m TEXT] [--json]               an admin clears alarms whatever their state
     gsmon shelve PREFIX (--for 2h | --until 18:00 | --until-normal [--for 4h] | --from T (--to T | --for D))
                  -m TEXT [--json]                            maintenance: shown, but no attention, no notifications
     gsmon shelves [PREFIX] [--all] [--json]                  the shelves in force or scheduled (--all: ended too)
@@ -43,6 +45,7 @@ of objects with the fields of issue 13 §4 (alarm: ``id``, ``path``,
 ``mode``, ``comment``, ``by``, ``created_at``, ``ends_at``, then
 ``starts_at``, ``user``, ``ended_at``, ``end_reason``); ``ack``/``unack``
 print ``{"acked": [ids], "skipped": [{"id", "reason"}], "listed": [ids]}``;
+``clear`` prints ``{"cleared": [ids], "skipped": [{"id", "reason"}]}``;
 ``shelve`` the new shelf's object; ``log`` one JSON object per line (JSON
 lines, so ``--follow`` streams): ``time``, ``path``, ``kind``, ``old``,
 ``new`` (level codes), ``value``, ``agent``, ``user``, ``comment``,
@@ -61,8 +64,10 @@ line on stderr, by the error base :mod:`gsmon.common.errors`):
 0     done; also: nothing to acknowledge, an empty list, ``log --follow``
       stopped by Ctrl-C or SIGTERM
 1     the hub refused (its reason is shown: a viewer key, an unknown id, a
-      shelf too long for an operator...), did not answer, or answered
-      something this client does not understand
+      shelf too long for an operator, a ``clear`` by a key that is not an
+      admin's...), did not answer, or answered something this client does
+      not understand; ``clear`` also when an id was not cleared (unknown,
+      already cleared: each is said)
 2     bad usage: a flag, a time, a prefix, a missing comment, the client
       settings or key files
 130   a one-shot command interrupted by Ctrl-C
@@ -126,6 +131,7 @@ COMMAND_SUMMARIES: Final = {
     "alarms": "list the alarms that are not cleared (shelved ones too), or all of them",
     "ack": "acknowledge the unacked alarms under a prefix (exactly those listed), or given ids",
     "unack": "take acknowledgements back: the alarms need attention again",
+    "clear": "clear alarms whatever their state, acknowledged or not (an administrator's command)",
     "shelve": "shelve a subtree for maintenance: still shown, but no attention and no notifications",
     "shelves": "list the shelves in force or scheduled",
     "unshelve": "end a shelf now",
@@ -403,6 +409,11 @@ def add_parser(subparsers: Any, name: str, summary: str | None = None) -> None:
         _comment_flag(parser, required=False)
         _json_flag(parser, "the unacked and skipped ids")
         parser.set_defaults(handler=run_unack)
+    elif name == "clear":
+        parser.add_argument("ids", type=int, nargs="+", metavar="ID", help="alarm ids (gsmon alarms lists them)")
+        _comment_flag(parser, required=False)
+        _json_flag(parser, "the cleared and skipped ids")
+        parser.set_defaults(handler=run_clear)
     elif name == "shelve":
         parser.add_argument("prefix", help="the subtree to shelve, e.g. GS1/Antenna2")
         parser.add_argument("--for", dest="for_", metavar="DURATION", help="for this long: 2h, 30m, 1h30m")
@@ -557,6 +568,30 @@ def run_unack(args: argparse.Namespace) -> int:
     ids = list(dict.fromkeys(args.ids))
     outcome = _client(args).unack(ids, comment)
     return _ack_report("unacknowledged", outcome, ids, [], args.json)
+
+
+def run_clear(args: argparse.Namespace) -> int:
+    """Admins clear alarms by id; exit 1 when the hub refuses (not an admin) or an id was not cleared."""
+    try:
+        comment = check_comment(args.comment or "", required=False) or None
+    except ValueError as error:
+        raise UsageError(f"-m: {error}") from None
+    ids = list(dict.fromkeys(args.ids))
+    outcome = _client(args).clear(ids, comment)
+    if args.json:
+        _dump(
+            {
+                "cleared": list(outcome.done),
+                "skipped": [{"id": alarm_id, "reason": reason} for alarm_id, reason in outcome.skipped],
+            }
+        )
+    else:
+        done = ", ".join(map(str, outcome.done))
+        noun = "alarm" if len(ids) == 1 else "alarms"
+        print(f"cleared {len(outcome.done)} of {len(ids)} {noun}" + (f": {done}" if done else ""))
+    for alarm_id, reason in outcome.skipped:
+        _err("gsmon clear", f"alarm {alarm_id} not cleared: {reason}")
+    return EXIT_REFUSED if outcome.skipped or len(outcome.done) < len(ids) else EXIT_OK
 
 
 def run_shelve(args: argparse.Namespace) -> int:

@@ -96,6 +96,10 @@ COMMANDS: Final[Mapping[str, CommandInfo]] = {
         "acknowledge the unacked alarms under a prefix (exactly those listed), or given ids",
     ),
     "unack": CommandInfo("gsmon.common.alarms_cli", "take acknowledgements back: the alarms need attention again"),
+    "clear": CommandInfo(
+        "gsmon.common.alarms_cli",
+        "clear alarms whatever their state, acknowledged or not (an administrator's command)",
+    ),
     "shelve": CommandInfo(
         "gsmon.common.alarms_cli",
         "shelve a subtree for maintenance: still shown, but no attention and no notifications",

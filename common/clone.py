@@ -89,17 +89,19 @@ def new_client_epoch() -> int:
 
 
 def _operator_fields(keys: dict[str, Any] | None) -> tuple[Any, ...]:
-    """NodeState's operator fields from a NODE's operator keys. A hub that sends any of them leaves out
-    the counts at 0 (attention, shelved_below, unacked_below), so those read 0, not "not sent"."""
+    """NodeState's operator fields from a NODE's operator keys. A node with ``since`` comes from a hub with
+    the alarm layer, which leaves out the counts at 0 (attention, shelved_below, unacked_below): those read 0;
+    without ``since`` they are not judged (None), e.g. a hub without a state store relaying debounce keys."""
     if not keys:
         return _NO_OPERATOR_FIELDS
+    judged: int | None = 0 if "since" in keys else None
     return (
         keys.get("since"),
-        keys.get("attention", 0),
+        keys.get("attention", judged),
         keys.get("alarm"),
         keys.get("shelf_id"),
-        keys.get("shelved_below", 0),
-        keys.get("unacked_below", 0),
+        keys.get("shelved_below", judged),
+        keys.get("unacked_below", judged),
         keys.get("raw_alert"),
         keys.get("pending"),
         keys.get("flapping"),

@@ -87,7 +87,9 @@ key           type                   meaning
                                      (level changes within the flap window now)
 ============  =====================  =========================================================
 
-Unknown keys in this map are ignored; any trailing items after it too.
+Unknown keys in this map are ignored; any trailing items after it too (and
+a 7th item that is not a map). A map with a missing or mistyped ``raw``,
+``pending`` or ``flapping`` makes the message invalid (:class:`ProtocolError`).
 
 Agent -> hub
 ------------
@@ -404,7 +406,8 @@ since             float      (1.2) wall seconds: when the node's current
 attention         int        (1.2) the worst level among unacknowledged,
                              unshelved alarms at or below the node (an
                              rtn_unacked alarm counts at its max_level);
-                             absent: 0. Views colour and sort by it.
+                             absent: 0 when the payload has ``since``, else
+                             not judged (below). Views colour and sort by it.
 alarm             map        (1.2) points with an open alarm, and mounts with
                              an agent-silent alarm: ``id``, ``state``,
                              ``level``, ``max_level``, ``latch``, ``reason``,
@@ -414,15 +417,31 @@ alarm             map        (1.2) points with an open alarm, and mounts with
 shelf_id          int        (1.2) points under a shelf in force: its id
 shelved_below     int        (1.2) parents: shelved points at or below
 unacked_below     int        (1.2) unacknowledged unshelved alarms at or below
-raw_alert         int        (1.2, reserved) points with debounce: the raw
-pending           map        level and ``{"level", "since"}`` /
-flapping          map        ``{"since", "changes"}`` from the agent's
-                             optional 7th point-entry item (not yet sent by
-                             agents; the hub does not relay them yet)
+raw_alert         int        (1.2) points whose latest entry had the
+                             optional 7th item (debounce or a flap guard):
+                             its ``raw`` level, the monitor's own before
+                             debounce; ``alert`` is then the effective one
+pending           map        (1.2) points: the entry's ``pending``
+                             ``{"level": int, "since": float}`` (agent wall
+                             seconds), while a move is held back
+flapping          map        (1.2) points: the entry's ``flapping``
+                             ``{"since": float, "changes": int}``, while the
+                             flap guard holds the level
 ================  =========  =================================================
 
+The hub relays these three as the agent's latest entry has them (only the
+keys above; absent: no debounce, nothing pending, not flapping), with or
+without its alarm layer; a later entry without the 7th item removes them.
+
 Every 1.2 key is left out at its default (absent = 0 or nil), so old clients
-see the same payloads and ignore the keys they do not know.
+see the same payloads and ignore the keys they do not know. How a client
+tells 0 from "not judged": a hub with the alarm layer (it has a state store)
+sends ``since`` on every parent and on every point of an agent, so there an
+absent ``attention``, ``shelved_below`` or ``unacked_below`` is 0; a payload
+without ``since`` comes from a hub without the layer (or from a 1.1 hub), or
+is one of the hub's own ``_hub/...`` points (they open no alarms): its
+attention is not judged and views fall back to the node's level. (A hub
+without the layer still relays ``raw_alert``, ``pending`` and ``flapping``.)
 
 A ``point``'s ``alertstr`` is the label its agent sent with ``alert``, except
 that a built-in code (:mod:`gsmon.common.alerts`: 0, 10, 20, 30, 50, 100)
@@ -1653,7 +1672,41 @@ def _point(index: int, item: Any) -> PointEntry:
             f"polled_at_s number, dt_s number|nil], got types "
             f"{[type(part).__name__ for part in item[:6]]}"
         )
-    return PointEntry(path, value, code, label, float(polled_at), None if period is None else float(period))
+    entry = PointEntry(path, value, code, label, float(polled_at), None if period is None else float(period))
+    if len(item) > 6 and type(item[6]) is dict:
+        return debounced_entry(entry, _debounce_map(index, item[6]))
+    return entry
+
+
+def _debounce_map(index: int, raw_map: dict[str, Any]) -> dict[str, Any]:
+    """The 7th item of a point entry, validated and reduced to its known keys (spec: "Point entry")."""
+    raw: Any = raw_map.get("raw")
+    raw_str: Any = raw_map.get("raw_str", "")
+    pending: Any = raw_map.get("pending")
+    flapping: Any = raw_map.get("flapping")
+    held: tuple[int, float] | None = None
+    flaps: tuple[float, int] | None = None
+    ok = _is_int(raw) and isinstance(raw_str, str)
+    if ok and pending is not None:
+        ok = isinstance(pending, dict) and _is_int(pending.get("level")) and _is_number(pending.get("since"))
+        held = (pending["level"], float(pending["since"])) if ok else None
+    if ok and flapping is not None:
+        ok = isinstance(flapping, dict) and _is_number(flapping.get("since")) and _is_int(flapping.get("changes"))
+        flaps = (float(flapping["since"]), flapping["changes"]) if ok else None
+    if not ok:
+        raise ProtocolError(
+            f"body.points[{index}][6] must be a map {{raw: int, raw_str: str, pending: {{level: int, since: number}}"
+            f"|nil, flapping: {{since: number, changes: int}}|nil}}, got {raw_map!r:.200}"
+        )
+    return point_debounce_map(raw, raw_str, held, flaps)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 _KINDS: Final = {kind.value: kind for kind in MsgKind}

@@ -254,9 +254,15 @@ def _iso_times(value: Any, keys: tuple[str, ...]) -> Any:
 
 
 def _operator_json(node: NodeState) -> dict[str, Any]:
-    """The alarm layer's keys of a node, when the hub sent any (``attention`` is then at least 0)."""
+    """The alarm layer's keys of a node, when the hub has that layer (``attention`` is then at least 0), and
+    the debounce keys whenever the hub relays them (a hub without the layer does too)."""
+    debounce = {
+        "raw_alert": node.raw_alert,
+        "pending": _iso_times(node.pending, ("since",)),
+        "flapping": _iso_times(node.flapping, ("since",)),
+    }
     if node.attention is None:
-        return {}
+        return debounce if node.raw_alert is not None else {}
     alarm = node.alarm if isinstance(node.alarm, dict) else None
     return {
         "attention": node.attention,
@@ -266,9 +272,7 @@ def _operator_json(node: NodeState) -> dict[str, Any]:
         "shelf_id": node.shelf_id,
         "shelved_below": node.shelved_below,
         "unacked_below": node.unacked_below,
-        "raw_alert": node.raw_alert,
-        "pending": _iso_times(node.pending, ("since",)),
-        "flapping": _iso_times(node.flapping, ("since",)),
+        **debounce,
     }
 
 

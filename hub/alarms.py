@@ -115,7 +115,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from gsmon.common import names as naming
 from gsmon.common.alerts import STALE_ALERTCODE, OrangeAlert, RedAlert, alertstr_for
@@ -530,10 +530,13 @@ class Shelf:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
+class JournalEntry(NamedTuple):
     """One journal line. ``id`` is given by the store (the cursor); ``time`` is the source
-    time, ``hub_time`` the hub's wall clock; ``old``/``new`` are level codes."""
+    time, ``hub_time`` the hub's wall clock; ``old``/``new`` are level codes.
+
+    A NamedTuple (immutable like the frozen dataclass it was): a storm makes one per transition,
+    100,000 in one turn, and a tuple is made 3-4 times faster; its fields are in the store's column
+    order, so the store's row is the tuple itself with the value encoded (hub/journal.py)."""
 
     time: float
     hub_time: float
@@ -570,14 +573,14 @@ class JournalEntry:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class NodeAlarmView:
+class NodeAlarmView(NamedTuple):
     """What one node's NODE payload must carry from the book (design note ALARMS.md).
 
     ``alarm``: the open alarm of a point, or the agent-silent alarm of a mount.
     ``shelf_id``: points only. ``shelved_below``/``unacked_below``: counts at or
     below the node (meant for parents). ``since``: points only, when their
-    current level began (HubState knows parents' since).
+    current level began (HubState knows parents' since). A NamedTuple: one is made
+    and compared per changed node and turn (a storm: every point), tuples do both in C.
     """
 
     attention: int = 0

@@ -51,7 +51,7 @@ MAX_IDS: Final = 10_000
 MAX_JOURNAL_LIMIT: Final = 10_000
 _ALARM_FIELDS: Final = tuple(item.name for item in fields(Alarm))
 _SHELF_FIELDS: Final = tuple(item.name for item in fields(Shelf))
-_ENTRY_FIELDS: Final = tuple(item.name for item in fields(JournalEntry))
+_ENTRY_FIELDS: Final = JournalEntry._fields
 
 
 def alarm_wire(alarm: Alarm) -> dict[str, Any]:

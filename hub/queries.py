@@ -276,6 +276,9 @@ class QueryCore:
         # Registered services: name -> routing identity; forwarded requests: hub request id ->
         # (asker's identity, asker's request id, service, deadline).
         self.services: dict[str, bytes] = {}
+        # Who registered each service (the key's name, without keys the peer): a registration again by the
+        # same one (every 30 s, or after its DEALER reconnected under a new identity) is routine.
+        self._service_by: dict[str, str] = {}
         self._forwarded: dict[int, tuple[bytes, int, str, float]] = {}
         self._forward_id = 0
         # What clients report of their own health (report_health), shown as _hub/clients/... points.
@@ -474,8 +477,15 @@ class QueryCore:
             reply = self._result(caller.identity, msg.request_id, wall, False, why, {"reason": "forbidden"})
             return Outcome([(caller.identity, reply)], refused=f"register_service {service} from {caller.name} refused")
         previous = self.services.get(str(service))
+        again = previous is not None and self._service_by.get(str(service)) == caller.by
         self.services[str(service)] = caller.identity
-        log.info("%s registered as the %s service%s", caller.name, service, " (replacing another)" if previous else "")
+        self._service_by[str(service)] = caller.by
+        if again:
+            log.debug("%s registered as the %s service again", caller.name, service)
+        else:
+            log.info(
+                "%s registered as the %s service%s", caller.name, service, " (replacing another)" if previous else ""
+            )
         reply = self._result(
             caller.identity, msg.request_id, wall, True, f"registered as the {service} service", {"service": service}
         )

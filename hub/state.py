@@ -18,7 +18,10 @@ Rules (see DESIGN.md):
   that is overdue or whose agent is silent is STALE: its alert is at least
   STALE, which rolls up like any alert. Any message from a silent agent makes
   it live again, and the hub asks it for a full STATE, which refreshes every
-  point at once.
+  point at once. A point whose deadline passed during the silence stays STALE
+  *as part of the silence* (``silence_hold``: the alarm book sees no overdue
+  point, so no alarm per point, issue 13 §1) until it is refreshed, or until it
+  misses a deadline counted from the agent's return: then it is overdue.
 * A complete STATE (all its parts) says which points and parents an agent
   has. Anything of that agent it did not list, and that is not reported again
   within ``removal_grace_s``, is removed -- this is how a restarted agent (new
@@ -181,6 +184,7 @@ class _Leaf:
         "alertcode",
         "alertstr",
         "deadline",
+        "debounce",
         "dt_s",
         "gen",
         "node",
@@ -191,6 +195,7 @@ class _Leaf:
         "queued",
         "received_at_s",
         "seq",
+        "silence_hold",
         "stale_reason",
         "unknown",
         "value",
@@ -209,10 +214,16 @@ class _Leaf:
         self.deadline = _INF  # hub monotonic time after which the point is overdue
         self.queued = _INF  # deadline of this leaf's live entry in the deadline heap (inf: none)
         self.overdue = False  # not refreshed in time, or not listed by the agent's latest complete STATE
+        # Overdue since its agent's silence, and the agent is back: its STALE is still the silence (the
+        # mount's one alarm) until the point is refreshed or misses the deadline counted from the return.
+        self.silence_hold = False
         self.unknown = False  # liveness unknown, as counted in the parents (follows agent.unknown)
         self.gen = 0  # the agent's state generation when last reported
         self.seq = 0  # hub seq of the last change
         self.stale_reason: str | None = None  # as the alarm book was last told: None, "overdue", "agent silent"
+        # The agent's debounce map of the last report (protocol "Point entry", 7th item), or None: a point
+        # without debounce. Relayed in NODEs as raw_alert, pending, flapping.
+        self.debounce: dict[str, Any] | None = None
         # The last change packed as a NODE payload, or b"" when nobody followed
         # the path then: a snapshot packs it on demand (same bytes, same seq).
         self.payload = b""
@@ -455,7 +466,18 @@ class HubState:
             if agent.epoch != -1 and agent.leaves:
                 # Back from silence: a STATE refreshes every point at once.
                 self._request_resync(agent, now)
+            settings = self.settings
             for leaf in agent.leaves.values():
+                if leaf.overdue and leaf.gen >= agent.removal_gen:
+                    # Overdue during the silence: held as the silence's STALE (no alarm of its own) until
+                    # the STATE asked for refreshes it, or it misses a deadline counted from now.
+                    leaf.silence_hold = True
+                    dt_s = leaf.dt_s
+                    if dt_s is not None and 0 < dt_s < _INF:
+                        leaf.deadline = now + settings.stale_factor * dt_s + settings.stale_slack_s
+                        if leaf.deadline < leaf.queued:
+                            leaf.queued = leaf.deadline
+                            self._queue(leaf.deadline, leaf.path)
                 self._restyle(leaf)
 
     # ------------------------------------------------------------------
@@ -607,8 +629,8 @@ class HubState:
                 agent.removal_gen = gen
                 agent.removal_due = now + self.settings.removal_grace_s
                 for leaf in agent.leaves.values():
-                    if leaf.gen < gen and not leaf.overdue:
-                        leaf.overdue = True
+                    if leaf.gen < gen and (not leaf.overdue or leaf.silence_hold):
+                        leaf.overdue, leaf.silence_hold = True, False
                         self._restyle(leaf)
 
     def _declare_parent(self, agent: _Agent, rel: str, gen: int) -> None:
@@ -645,7 +667,9 @@ class HubState:
         # The hub's own points open no alarms: its health is in the tree, an agent's silence is its own alarm.
         book = self.alarms if agent is not self._own else None
         stale_reason = AGENT_SILENT if silent else None
-        for path, value, alertcode, alertstr, polled_at_s, dt_s in entries:
+        debounced_entry = proto.DebouncedEntry
+        for entry in entries:
+            path, value, alertcode, alertstr, polled_at_s, dt_s = entry
             leaf = by_rel.get(path)
             if leaf is None:
                 leaf = self._claim(agent, path)
@@ -683,16 +707,52 @@ class HubState:
                     else:
                         group.append(leaf.path)
             leaf.overdue = False
+            if leaf.silence_hold:
+                leaf.silence_hold = False
             if unknown is not leaf.unknown:
                 self._count_unknown(leaf, unknown)
             if book is not None and (code != old_code or leaf.stale_reason != stale_reason or leaf.seq == 0):
                 leaf.stale_reason = stale_reason
                 label = _BUILTIN_LABELS.get(code, alertstr)
                 book.point_level(leaf.path, agent.name, code, label, value, polled_at_s, stale_reason, now, wall)
+            # A debounced point's entry carries its raw level, pending move and flap state (DebouncedEntry).
+            if type(entry) is debounced_entry:
+                self._set_debounce(leaf, entry.debounce, book, polled_at_s, now, wall)
+            elif leaf.debounce is not None:
+                self._set_debounce(leaf, None, book, polled_at_s, now, wall)  # its debounce was switched off
             if code != old_code:
                 for ancestor in set_code(node, code):
                     dirty[ancestor.key] = ancestor
             dirty[leaf.path] = node
+
+    @staticmethod
+    def _set_debounce(
+        leaf: _Leaf,
+        debounce: dict[str, Any] | None,
+        book: AlarmBook | None,
+        polled_at_s: float,
+        now: float,
+        wall: float,
+    ) -> None:
+        """Keep the debounce map of a point's latest entry; the alarm book journals its pending/flapping changes."""
+        before = leaf.debounce
+        leaf.debounce = debounce
+        if book is None:
+            return
+        pending = flapping = None
+        if debounce is not None:
+            pending, flapping = debounce["pending"], debounce["flapping"]
+        if before is not None and before["pending"] == pending and before["flapping"] == flapping:
+            return
+        book.point_debounce(
+            leaf.path,
+            leaf.agent.name,
+            None if pending is None else (pending["level"], pending["since"]),
+            None if flapping is None else (flapping["since"], flapping["changes"]),
+            polled_at_s,
+            now,
+            wall,
+        )
 
     def _claim(self, agent: _Agent, rel: str) -> _Leaf | None:
         """Find or create the leaf for ``rel`` under the agent's mount, or refuse it."""
@@ -783,7 +843,7 @@ class HubState:
         old_code = node.code
         book = self.alarms
         if book is not None and agent is not self._own:
-            reason = AGENT_SILENT if agent.silent else OVERDUE if leaf.overdue else None
+            reason = AGENT_SILENT if agent.silent or leaf.silence_hold else OVERDUE if leaf.overdue else None
             if code != old_code or reason != leaf.stale_reason:
                 leaf.stale_reason = reason
                 label = _BUILTIN_LABELS.get(code, leaf.alertstr if code == leaf.alertcode else "")
@@ -1019,8 +1079,9 @@ class HubState:
                     owner.held.append(path)
                     owner.held_min = min(owner.held_min, deadline)
                     continue
-                if not leaf.overdue:
-                    leaf.overdue = True
+                if not leaf.overdue or (leaf.silence_hold and not owner.silent):
+                    # (A held point: not refreshed within a period of its agent's return: overdue now.)
+                    leaf.overdue, leaf.silence_hold = True, False
                     self._restyle(leaf)
 
         if now - self._last_health >= settings.heartbeat_interval_s:
@@ -1263,10 +1324,14 @@ class HubState:
         """The NODE keys of the operator layer (protocol NODE_EXTRA_KEYS, in order; defaults left out)."""
         book = self.alarms
         extra: dict[str, Any] = {}
+        if book is None:
+            # No alarm layer (no state store): no since and no attention on any node, so that a client
+            # reads an absent attention as "not judged" (protocol: NODE attention), never as 0.
+            if type(data) is _Leaf and data.debounce is not None:
+                self._debounce_keys(data.debounce, extra)
+            return extra or None
         if type(data) is _Parent and data.since is not None:
             extra["since"] = data.since
-        if book is None:
-            return extra or None
         view = book.current_view(path)
         if type(data) is _Leaf and view.since is not None:
             extra["since"] = view.since
@@ -1281,7 +1346,18 @@ class HubState:
                 extra["shelved_below"] = view.shelved_below
             if view.unacked_below:
                 extra["unacked_below"] = view.unacked_below
+        elif isinstance(data, _Leaf) and data.debounce is not None:
+            self._debounce_keys(data.debounce, extra)
         return extra or None
+
+    @staticmethod
+    def _debounce_keys(debounce: dict[str, Any], extra: dict[str, Any]) -> None:
+        """NODE ``raw_alert`` (every point with debounce), ``pending`` and ``flapping`` (while there is one)."""
+        extra["raw_alert"] = debounce["raw"]
+        if debounce["pending"] is not None:
+            extra["pending"] = debounce["pending"]
+        if debounce["flapping"] is not None:
+            extra["flapping"] = debounce["flapping"]
 
     def _pack(self, node: TreeNode, encoder: proto.NodeEncoder, _labels: dict[int, str] = _BUILTIN_LABELS) -> bytes:
         """The NODE payload of ``node``'s current state, with the seq of its last change."""

@@ -7,8 +7,10 @@ over the real query socket (:func:`gsmon.common.commands.send_command`).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +301,116 @@ def test_roles_viewer_cannot_ack_operator_can_but_not_clear(procs: Processes, tm
     acked = _cmd(hub, "ack", operator, ids=[alarm["id"]], comment="mine")
     assert acked.ok, acked.message
     assert _wait_state(hub, path, "active_acked", viewer)["acked_by"] == "op"
+
+
+def test_for_s_holds_back_a_one_poll_glitch_and_the_subscriber_sees_the_raw_level(
+    procs: Processes, tmp_path: Path
+) -> None:
+    """Issue 13 §3/§6: under ``for_s`` a one-poll RED at a real agent opens no alarm and every NODE stays GREEN,
+    while the subscriber sees the raw level (``raw_alert`` RED, ``pending`` RED) and the journal the glitch."""
+    temp = tmp_path / "temp.json"
+    _set(temp, 40.0, "GREEN")
+    hub = procs.hub()
+    spec = {"points": [{"name": "Temp", "file": str(temp), "dt": 0.1, "for_s": 30}]}
+    procs.agent(hub, "sensor1", spec, mount="GS1/Sensor")
+    path = "GS1/Sensor/Temp"
+    seen: list[tuple[int, int | None, Any]] = []  # (alert, raw_alert, pending) of every NODE of the point
+    with Subscriber(hub.query, "GS1/") as sub:
+
+        def record(change: Any) -> None:
+            if change.path == path and change.new is not None:
+                seen.append((change.new.alertcode, change.new.raw_alert, change.new.pending))
+
+        sub.add_callback(record)
+        wait_until(lambda: polled(sub) and any(raw == 10 for _, raw, _ in seen), what="Temp with raw_alert GREEN")
+        _set(temp, 95.0, "RED")
+        node = wait_until(
+            lambda: polled(sub) and (n := sub.tree.get(path)) is not None and n.raw_alert == 30 and n,
+            what="the raw RED at the subscriber",
+        )
+        assert (node.alertcode, node.pending["level"]) == (10, 30)
+        assert isinstance(node.pending["since"], float)
+        _set(temp, 41.0, "GREEN")
+        wait_until(
+            lambda: polled(sub) and sub.tree[path].value == 41.0 and sub.tree[path].raw_alert == 10,
+            what="the glitch over at the subscriber",
+        )
+        assert sub.tree[path].pending is None
+        assert {alert for alert, _, _ in seen} == {10}  # the effective level never left GREEN
+        assert sub.tree["GS1/Sensor"].alertcode == 10
+        assert not sub.tree["GS1/Sensor"].attention
+    assert _cmd(hub, "alarms", prefix="GS1").result["alarms"] == []
+    entries = _journal(hub, prefix=path)["entries"]
+    assert [(e["kind"], e["old"], e["new"]) for e in entries] == [("pending", 10, 30), ("discarded", 10, 30)]
+    # gsmon get --json shows them under the same names.
+    got = gsmon_cli("get", path, "--json", "--hub", hub.query)
+    assert got.returncode == 0, got.stderr
+    shown = json.loads(got.stdout)[path]
+    assert (shown["alert"], shown["raw_alert"], shown["pending"], shown["flapping"]) == (10, 10, None, None)
+
+
+def test_an_until_normal_shelf_ends_when_the_point_recovers(procs: Processes, tmp_path: Path) -> None:
+    """Issue 13 §2/§6 (alertmanager#1057): a shelf ``--until-normal`` ends by itself, reason ``normal``, once
+    nothing it covers is in alarm; a later alarm under the prefix is not shelved."""
+    power = tmp_path / "power.json"
+    _set(power, 1, "RED")
+    hub = procs.hub()
+    procs.agent(hub, "ant1", _spec(("Power", power)), mount=MOUNT)
+    path = f"{MOUNT}/Power"
+    alarm = _wait_state(hub, path, "active_unacked")
+    shelved = _cmd(hub, "shelve", prefix=MOUNT, mode="until_normal", comment="replacing the PSU")
+    assert shelved.ok, shelved.message
+    shelf_id = shelved.result["shelf"]["id"]
+    assert _alarm(hub, path)["shelf_id"] == shelf_id
+    assert [s["id"] for s in _cmd(hub, "shelves").result["shelves"]] == [shelf_id]
+    _set(power, 2, "GREEN")
+    wait_until(lambda: _cmd(hub, "shelves").result["shelves"] == [], timeout_s=15, what="the shelf to end")
+    [ended] = _cmd(hub, "shelves", all=True).result["shelves"]
+    assert (ended["id"], ended["end_reason"]) == (shelf_id, "normal")
+    entries = _journal(hub, prefix=MOUNT)["entries"]
+    assert [e["shelf_id"] for e in entries if e["kind"] == "shelf_ended"] == [shelf_id]
+    assert "shelf_ended_still_active" not in [e["kind"] for e in entries]
+    # The latched alarm returned to normal unacknowledged, and still wants its ack (no longer shelved).
+    rtn = _wait_state(hub, path, "rtn_unacked")
+    assert (rtn["id"], rtn["shelf_id"]) == (alarm["id"], None)
+    _set(power, 3, "RED")
+    again = _wait_state(hub, path, "active_unacked")
+    assert again["shelf_id"] is None
+
+
+def test_an_agent_back_from_silence_journals_no_alarm_per_point(procs: Processes, tmp_path: Path) -> None:
+    """Issue 13 §1/§5: a silent agent is ONE alarm on its mount. When it comes back (SIGSTOP, then SIGCONT,
+    after its points' stale deadlines have passed too), its points are not raised as overdue one by one,
+    the RED one does not escalate to STALE, and no level 50 -> 50 is journaled: the RED point keeps its alarm."""
+    power, fan = tmp_path / "power.json", tmp_path / "fan.json"
+    _set(power, 1, "RED")
+    _set(fan, 2, "GREEN")
+    hub = procs.hub()
+    agent = procs.agent(hub, "ant1", _spec(("Power", power), ("Fan", fan)), mount=MOUNT)
+    red = _wait_state(hub, f"{MOUNT}/Power", "active_unacked")
+    agent.signal(signal.SIGSTOP)
+    try:
+        silent = wait_until(
+            lambda: [e for e in _journal(hub, prefix=MOUNT)["entries"] if e["kind"] == "agent_silent"],
+            what="the agent to be judged silent",
+        )[0]
+        # Let the points' own deadlines (3 x dt + 0.5 s) pass while the agent is silent: that is the case.
+        lapse = time.monotonic() + 1.5
+        wait_until(lambda: time.monotonic() >= lapse, timeout_s=5, what="the points' deadlines to pass")
+    finally:
+        agent.signal(signal.SIGCONT)
+    wait_until(
+        lambda: any(
+            e["kind"] == "fresh" and e["path"] == f"{MOUNT}/Power" for e in _journal(hub, silent["id"])["entries"]
+        ),
+        timeout_s=15,
+        what="the RED point refreshed after the return",
+    )
+    after = _journal(hub, silent["id"])["entries"]
+    kinds = [(e["kind"], e["path"], e["old"], e["new"]) for e in after]
+    assert ("agent_back", MOUNT, 50, None) in kinds, kinds
+    assert not [k for k in kinds if k[0] in ("alarm_raised", "alarm_escalated") and k[1] != MOUNT], kinds
+    assert not [k for k in kinds if k[0] == "level" and k[2] == k[3] == 50], kinds
+    alarms = {a["path"]: a for a in _cmd(hub, "alarms", prefix=MOUNT).result["alarms"]}
+    assert (alarms[f"{MOUNT}/Power"]["id"], alarms[f"{MOUNT}/Power"]["max_level"]) == (red["id"], 30)
+    assert f"{MOUNT}/Fan" not in alarms

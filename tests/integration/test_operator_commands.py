@@ -238,3 +238,29 @@ def test_roles_a_viewer_reads_an_operator_acks_within_limits(procs: Processes, t
     too_long = as_("op1", "shelve", PREFIX, "--for", "2d", "-m", "long job")
     assert too_long.returncode == 1
     assert "the hub refused: " in too_long.stderr
+    no_clear = as_("op1", "clear", str(alarm["id"]), "-m", "gone", "--json")
+    assert no_clear.returncode == 1
+    assert no_clear.stdout == ""
+    assert no_clear.stderr.startswith("gsmon clear: the hub refused: ")
+    assert "admin" in no_clear.stderr
+    assert no_clear.stderr.count("\n") == 1
+    assert listed()[0]["state"] == "active_acked"
+
+
+def test_an_admin_clears_an_alarm_whatever_its_state(station: Station) -> None:
+    """``gsmon clear`` (a hub without keys takes every caller as an admin): the alarm is cleared and journaled;
+    clearing it again is said, with exit status 1."""
+    cpu = wait_until(lambda: station.alarms().get(CPU), what="the RED point's alarm")
+    answer = station.cli("clear", str(cpu["id"]), "-m", "sensor replaced")
+    assert answer == {"cleared": [cpu["id"]], "skipped": []}
+    assert CPU not in station.alarms()
+    [cleared] = [a for a in station.cli("alarms", PREFIX, "--all") if a["id"] == cpu["id"]]
+    assert cleared["state"] == "cleared"
+    log = station.cli("log", PREFIX, "--since", "all")
+    assert [e["comment"] for e in log if e["kind"] == "alarm_cleared" and e["alarm_id"] == cpu["id"]] == [
+        "sensor replaced"
+    ]
+    again = gsmon_cli("clear", str(cpu["id"]), "--hub", station.hub.query)
+    assert again.returncode == 1
+    assert again.stdout == "cleared 0 of 1 alarm\n"
+    assert again.stderr == f"gsmon clear: alarm {cpu['id']} not cleared: alarm {cpu['id']} is already cleared\n"

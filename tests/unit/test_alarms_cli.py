@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gsmon.common import alarms_cli, cli
+from gsmon.common import alarms_cli, cli, views
 from gsmon.common import protocol as proto
 from gsmon.common.alarm_commands import (
     AlarmRecord,
@@ -78,7 +78,7 @@ class FakeHub:
     shelves: list[dict[str, Any]] = field(default_factory=list)
     refuse: dict[str, tuple[str, str]] = field(default_factory=dict)
     known: set[str] = field(
-        default_factory=lambda: {"alarms", "ack", "unack", "shelve", "shelves", "unshelve", "journal"}
+        default_factory=lambda: {"alarms", "ack", "unack", "clear", "shelve", "shelves", "unshelve", "journal"}
     )
     strict_args: bool = False  # refuse unknown args as bad-args (a hub without `seen`)
     down: bool = False
@@ -122,6 +122,11 @@ class FakeHub:
 
     def _unack(self, args: dict[str, Any]) -> proto.CommandResult:
         return self._ack(args, "active_unacked")
+
+    def _clear(self, args: dict[str, Any]) -> proto.CommandResult:
+        reply = self._ack(args, "cleared")
+        result = reply.result
+        return _result(True, reply.message, {"cleared": result["acked"], "skipped": result["skipped"]})
 
     def _shelve(self, args: dict[str, Any]) -> proto.CommandResult:
         ends = args.get("ends_at") or (NOON_UTC + args["duration_s"] if "duration_s" in args else None)
@@ -522,6 +527,34 @@ def test_refusals_exit_1_with_the_hub_s_reason(fake_hub: FakeHub, capsys: pytest
     assert capsys.readouterr().err.startswith("gsmon alarms: no answer from the hub")
 
 
+def test_gsmon_clear_by_ids_json_and_exit_1_when_refused_or_not_all_cleared(
+    fake_hub: FakeHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_hub.alarms = [_alarm(1, "A/x"), _alarm(2, "A/y", "rtn_unacked"), _alarm(3, "A/z", "cleared")]
+    assert cli.main(["clear", "1", "2", "-m", "sensor replaced"]) == 0
+    assert fake_hub.sent[-1] == ("clear", {"ids": [1, 2], "comment": "sensor replaced"})
+    assert capsys.readouterr().out == "cleared 2 of 2 alarms: 1, 2\n"
+    # An id that is not cleared (already cleared, unknown) is said on stderr, and the status is 1.
+    assert cli.main(["clear", "3", "9", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {
+        "cleared": [],
+        "skipped": [{"id": 3, "reason": "already cleared"}, {"id": 9, "reason": "unknown"}],
+    }
+    assert captured.err.splitlines() == [
+        "gsmon clear: alarm 3 not cleared: already cleared",
+        "gsmon clear: alarm 9 not cleared: unknown",
+    ]
+    # Not an admin: the hub refuses, one line, exit 1, nothing on stdout (with --json too).
+    fake_hub.refuse["clear"] = ("clear alarms needs the admin role; this key is an operator", "forbidden")
+    assert cli.main(["clear", "1", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "gsmon clear: the hub refused: clear alarms needs the admin role; this key is an operator\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [
@@ -530,6 +563,7 @@ def test_refusals_exit_1_with_the_hub_s_reason(fake_hub: FakeHub, capsys: pytest
         (["shelve", "", "--for", "2h", "-m", "x"], "not the whole tree"),
         (["shelve", "GS1//Ant2", "--for", "2h", "-m", "x"], "invalid prefix"),
         (["ack"], "say what to acknowledge"),
+        (["clear", "1", "-m", "x" * 501], "at most 500 characters"),
         (["log", "--limit", "0"], "--limit"),
         (["log", "--since", "last tuesday"], "--since"),
         (["alarms", "--timeout-s", "0"], "--timeout-s"),
@@ -653,11 +687,21 @@ def test_operator_keys_reach_node_state(fast: bool) -> None:
     assert update.operator == {"since": NOON_UTC - 60, "alarm": alarm, "shelf_id": None, "raw_alert": 20}
     state = NodeState.from_update(update)
     assert (state.since, state.alarm, state.raw_alert, state.shelf_id) == (NOON_UTC - 60, alarm, 20, None)
-    # The hub leaves the counts out at 0: a node with any operator key reads them as 0, not "not sent".
+    # The hub leaves the counts out at 0: a node with since (the alarm layer's) reads them as 0, not "not sent".
     assert (state.attention, state.unacked_below, state.shelved_below) == (0, 0, 0)
     extras = read_extras(state)
     assert extras.alarm is not None
     assert (extras.alarm.id, extras.alarm.state, extras.attention) == (7, "active_acked", 0)
+
+
+def test_debounce_keys_alone_leave_attention_unjudged() -> None:
+    """Protocol, NODE attention: without ``since`` (a hub without the alarm layer relaying the debounce keys)
+    an absent attention is not 0 but not judged, and views fall back to the node's level."""
+    state = NodeState.from_update(proto.decode_node_payload(CPU_PATH, _payload(raw_alert=30, pending=None)))
+    assert (state.raw_alert, state.attention, state.unacked_below, state.shelved_below) == (30, None, None, None)
+    assert read_extras(state).attention is None
+    # gsmon get --json shows the debounce keys, and no alarm-layer keys the hub did not judge.
+    assert views._operator_json(state) == {"raw_alert": 30, "pending": None, "flapping": None}
 
 
 def test_a_plain_node_has_no_operator_fields() -> None:

@@ -7,7 +7,12 @@ from typing import Any
 import msgpack
 from test_hub_state import SETTINGS, WALL0, Agent, pt, send
 
+from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE
+from gsmon.common.client import NodeState
+from gsmon.common.notify.core import Entry as NotifyEntry
+from gsmon.common.notify.core import NotifyCore, Receiver, Route
+from gsmon.common.notify.core import Settings as NotifySettings
 from gsmon.hub.alarms import ACTIVE_ACKED, ACTIVE_UNACKED, AGENT_SILENT, CLEARED, OVERDUE, RTN_UNACKED, AlarmBook
 from gsmon.hub.state import HubState
 
@@ -98,3 +103,151 @@ def test_forgetting_a_silent_agent_clears_its_points_unlatched_alarms() -> None:
     done, _, _ = hub.forget("ant1", 11.0, WALL0 + 11.0)
     assert done
     assert book.alarm(alarm.id).state == CLEARED  # type: ignore[union-attr]
+
+
+def debounced(path: str, code: int, raw: int, pending: tuple[int, float] | None = None, **kw: Any) -> proto.PointEntry:
+    """A point entry of a debounced point: effective ``code``, raw level ``raw`` (the agent's 7th item)."""
+    flapping = kw.pop("flapping", None)
+    return proto.debounced_entry(pt(path, code, **kw), proto.point_debounce_map(raw, "", pending, flapping))
+
+
+def test_a_debounced_entry_puts_raw_alert_pending_and_flapping_in_the_nodes_and_the_book_journals_them() -> None:
+    """Issue 13 §3: NODEs carry the raw level beside the effective one, and the pending/flapping state."""
+    hub, book = make()
+    ant = Agent("ant1", "GS1/Ant1")
+    send(hub, ant.state(pt("Power", GREEN)))
+    payloads(hub, 0.0)
+    book.take_journal()
+    # One RED poll that for_s holds back: effective GREEN, raw RED, pending RED since that poll.
+    send(hub, ant.delta(debounced("Power", GREEN, RED, (RED, WALL0 + 6.0), polled=6.0)), 1.0)
+    out = payloads(hub, 1.0)["GS1/Ant1/Power"]
+    assert (out["alert"], out["raw_alert"], out["pending"]) == (GREEN, RED, {"level": RED, "since": WALL0 + 6.0})
+    assert "flapping" not in out
+    assert book.alarms() == []  # the effective level opens alarms, not the raw one
+    assert [(e.kind, e.old, e.new) for e in book.take_journal()] == [("pending", GREEN, RED)]
+    # The glitch ends: raw GREEN again, the pending move is discarded (journaled), raw_alert stays GREEN.
+    send(hub, ant.delta(debounced("Power", GREEN, GREEN, polled=7.0)), 2.0)
+    out = payloads(hub, 2.0)["GS1/Ant1/Power"]
+    assert (out["alert"], out["raw_alert"]) == (GREEN, GREEN)
+    assert "pending" not in out
+    assert [(e.kind, e.new) for e in book.take_journal()] == [("discarded", RED)]
+    # A flap guard holding the level shows as flapping, and its start is journaled once.
+    send(hub, ant.delta(debounced("Power", RED, GREEN, flapping=(WALL0 + 5.0, 6), polled=8.0)), 3.0)
+    out = payloads(hub, 3.0)["GS1/Ant1/Power"]
+    assert (out["alert"], out["raw_alert"], out["flapping"]) == (RED, GREEN, {"since": WALL0 + 5.0, "changes": 6})
+    kinds = [e.kind for e in book.take_journal()]
+    assert "flapping_start" in kinds
+    assert "alarm_raised" in kinds
+    send(hub, ant.delta(debounced("Power", RED, GREEN, flapping=(WALL0 + 5.0, 6), polled=9.0)), 4.0)
+    assert "flapping_start" not in [e.kind for e in book.take_journal()]
+    # Debounce switched off at the agent (a plain entry again): the keys go, flapping stops.
+    send(hub, ant.delta(pt("Power", GREEN, polled=10.0)), 5.0)
+    out = payloads(hub, 5.0)["GS1/Ant1/Power"]
+    assert not {"raw_alert", "pending", "flapping"} & set(out)
+    assert "flapping_stop" in [e.kind for e in book.take_journal()]
+
+
+def test_a_hub_without_an_alarm_book_relays_the_debounce_keys_too() -> None:
+    hub = HubState(SETTINGS, 0x5EED, now=0.0)
+    hub.subscriptions.follow(b"", subscribed=True)
+    send(hub, Agent("ant1", "GS1/Ant1").state(debounced("Power", GREEN, RED, (RED, WALL0 + 5.0))))
+    published = payloads(hub, 0.0)
+    out = published["GS1/Ant1/Power"]
+    assert (out["alert"], out["raw_alert"], out["pending"]["level"]) == (GREEN, RED, RED)
+    # Without the alarm layer no node carries since or attention (an absent attention is then "not judged").
+    for path in ("GS1", "GS1/Ant1", "GS1/Ant1/Power"):
+        assert not {"since", "attention"} & set(published[path]), published[path]
+    state = NodeState.from_update(proto.decode_node_payload("GS1/Ant1/Power", out))
+    assert (state.raw_alert, state.attention) == (RED, None)
+
+
+def test_a_silent_agent_coming_back_raises_and_escalates_nothing_for_its_points() -> None:
+    """Issue 13 §1/§5: an agent's silence is ONE alarm on its mount; when it comes back, its points (overdue
+    by then: their deadlines passed during the silence) are not raised as overdue one by one, nor do the RED
+    ones escalate to STALE, and no level 50 -> 50 is journaled. A point that comes back in the same condition
+    keeps its alarm."""
+    hub, book = make()
+    ant = Agent("ant1", "GS1/Ant1", heartbeat_s=1.0)
+    send(hub, ant.state(pt("Power", RED, dt=1.0), pt("Fan", GREEN, dt=1.0)))
+    [red] = book.alarms()
+    hub.tick(10.0, WALL0 + 10.0)  # silent (3 heartbeats); the points' deadlines (4 s) have passed too
+    hub.tick(20.0, WALL0 + 20.0)
+    [silent] = [a for a in book.alarms() if a.reason == AGENT_SILENT]
+    book.take_journal()
+    book.take_events()
+    send(hub, ant.heartbeat(), 21.0)  # back: the hub asks for a STATE
+    hub.tick(21.0, WALL0 + 21.0)
+    send(hub, ant.state(pt("Power", RED, dt=1.0, polled=21.5), pt("Fan", GREEN, dt=1.0, polled=21.5)), 21.5)
+    hub.tick(22.0, WALL0 + 22.0)
+    journal = [(e.kind, e.path, e.old, e.new) for e in book.take_journal()]
+    assert [k for k, *_ in journal if k.startswith("alarm_") and k != "alarm_rtn"] == [], journal
+    assert ("level", "GS1/Ant1/Power", STALE_ALERTCODE, STALE_ALERTCODE) not in journal
+    assert ("fresh", "GS1/Ant1/Power", STALE_ALERTCODE, RED) in journal
+    # The mount's alarm returns to normal with the agent (one incident: the notifier folds the two).
+    assert [e.kind for e in book.take_events()] == ["agent_back", "alarm_rtn"]
+    assert {a.id for a in book.alarms()} == {red.id, silent.id}
+    assert book.alarm(red.id).level == RED  # type: ignore[union-attr]
+    assert book.alarm(red.id).max_level == RED  # type: ignore[union-attr]
+
+
+def test_a_point_its_agent_does_not_refresh_after_a_silence_is_overdue_one_period_later() -> None:
+    """The silence hold lasts until the point is refreshed or its next deadline, counted from the return."""
+    hub, book = make()
+    ant = Agent("ant1", "GS1/Ant1", heartbeat_s=1.0)
+    send(hub, ant.state(pt("Temp", GREEN, dt=1.0), pt("Fan", GREEN, dt=1.0)))
+    hub.tick(20.0, WALL0 + 20.0)
+    send(hub, ant.delta(pt("Fan", GREEN, dt=1.0, polled=21.0)), 21.0)  # back, but Temp never comes
+    hub.tick(21.0, WALL0 + 21.0)
+    for now in (22.5, 24.0, 24.9):  # heartbeats keep the agent live
+        send(hub, ant.heartbeat(), now)
+        hub.tick(now, WALL0 + now)
+    assert [a.reason for a in book.alarms()] == [AGENT_SILENT]  # Fan refreshed once at 21: overdue at 25
+    send(hub, ant.heartbeat(), 25.5)
+    hub.tick(25.5, WALL0 + 25.5)
+    overdue = sorted(a.path for a in book.alarms() if a.reason == OVERDUE)
+    assert overdue == ["GS1/Ant1/Fan", "GS1/Ant1/Temp"]
+
+
+def test_the_notifier_tells_a_silence_and_its_end_once_and_nothing_about_the_points() -> None:
+    """common/notify reading the journal of a silence and a return: AGENT SILENT, AGENT BACK, nothing else."""
+    hub, book = make()
+    core = NotifyCore(
+        NotifySettings(
+            receivers={"ops": Receiver("ops", ("json://x",))},
+            routes=[Route("", ORANGE, ("ops",))],
+            group_wait_s=0.0,
+            group_interval_s=0.0,
+            startup_grace_s=0.0,
+        ),
+        None,
+        WALL0,
+    )
+    ids = iter(range(1, 1000))
+    sent: list[str] = []
+
+    def notify(now: float) -> None:
+        entries = [
+            NotifyEntry(next(ids), e.time, e.path, e.kind, e.old, e.new, None, e.agent, alarm_id=e.alarm_id)
+            for e in book.take_journal()
+        ]
+        core.take_entries(entries, WALL0 + now)
+        core.tick(WALL0 + now)
+        for message in core.due(WALL0 + now):
+            core.delivered(message.id, True, None, WALL0 + now)
+            sent.append(message.title)
+
+    ant = Agent("ant1", "GS1/Ant1", heartbeat_s=1.0)
+    send(hub, ant.state(pt("Power", RED, dt=1.0), pt("Fan", GREEN, dt=1.0)))
+    notify(0.0)
+    assert sent == ["[gsmon] RAISED RED GS1/Ant1/Power"]
+    for now in (10.0, 20.0):
+        hub.tick(now, WALL0 + now)
+        notify(now)
+    send(hub, ant.heartbeat(), 21.0)
+    hub.tick(21.0, WALL0 + 21.0)
+    notify(21.0)
+    send(hub, ant.state(pt("Power", RED, dt=1.0, polled=21.5), pt("Fan", GREEN, dt=1.0, polled=21.5)), 21.5)
+    for now in (22.0, 23.0):
+        hub.tick(now, WALL0 + now)
+        notify(now)
+    assert sent[1:] == ["[gsmon] AGENT SILENT STALE GS1/Ant1", "[gsmon] AGENT BACK STALE GS1/Ant1"]

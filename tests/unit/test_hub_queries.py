@@ -8,6 +8,7 @@ decoded as a client would. The consistency tests drive the real subscriber's app
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -520,3 +521,31 @@ def test_reply_seq_counts_per_connection() -> None:
         [(to, reply)] = decoded(core.request(hello, identity, 0.0, WALL0).replies)
         seqs[to].append(reply.seq)
     assert seqs == {b"a": [1, 2, 3], b"b": [1, 2]}
+
+
+def test_a_service_registering_again_is_logged_at_debug_and_another_one_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The recorder registers every 30 s (and after a reconnect, under a new identity): routine, DEBUG; a
+    registration from someone else replaces the service, and says so at INFO."""
+    _, core = make()
+    caplog.set_level(logging.DEBUG, logger="gsmon.hub.queries")
+
+    def register(identity: bytes, peer: str) -> list[tuple[int, str]]:
+        caplog.clear()
+        assert result_of(
+            core.request(command("register_service", service="history"), identity, 0.0, WALL0, peer=peer)
+        ).ok
+        return [(r.levelno, r.getMessage()) for r in caplog.records if "registered as" in r.getMessage()]
+
+    [(level, first)] = register(b"rec-1", "10.0.0.5")
+    assert level == logging.INFO
+    assert "replacing" not in first
+    assert register(b"rec-1", "10.0.0.5") == [
+        (logging.DEBUG, "client 7265632d31 registered as the history service again")
+    ]
+    [(level, _)] = register(b"rec-2", "10.0.0.5")  # the same recorder, reconnected
+    assert level == logging.DEBUG
+    assert core.services["history"] == b"rec-2"
+    [(level, message)] = register(b"other", "10.0.0.9")
+    assert (level, message.endswith("(replacing another)")) == (logging.INFO, True)

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gsmon.hub import journal as journal_module
 from gsmon.hub.alarms import (
     ADMIN,
     OPERATOR,
@@ -329,3 +330,13 @@ def test_an_ack_survives_a_restart_through_the_store(db_path: Path) -> None:
         write_book(store, again)
         assert store.load().alarms[0].state == "cleared"
         assert [e.kind for e in store.query_journal()][-2:] == ["ack", "alarm_cleared"]
+
+
+def test_a_journal_entry_s_fields_are_the_journal_columns_in_order() -> None:
+    """write_turn makes each row from the entry tuple's slices: the fields must be the columns after id."""
+    columns = journal_module._JOURNAL_COLUMNS[1:]
+    names = {"user_name": "user", "by_key": "by"}
+    assert JournalEntry._fields[: len(columns)] == tuple(names.get(column, column) for column in columns)
+    entry = JournalEntry(1.0, 2.0, "GS1/p", "level", 10, 30, {"v": 1}, "a", "u", "k", "cli", "c", 7, 8, True)
+    assert journal_module._journal_row(5, entry) == (5, 1.0, 2.0, "GS1/p", "level", 10, 30, '{"v":1}', "a", "u",
+                                                     "k", "cli", "c", 7, 8, True)  # fmt: skip

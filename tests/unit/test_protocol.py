@@ -1192,3 +1192,25 @@ def test_debounced_entry_adds_the_seventh_item_and_a_hub_reads_the_first_six() -
     decoded = proto.decode(frame)
     assert isinstance(decoded, proto.Delta)
     assert decoded.points == [plain]
+    # The hub keeps the 7th item: the decoded entry is a DebouncedEntry carrying the same map.
+    [entry] = decoded.points
+    assert type(entry) is proto.DebouncedEntry
+    assert entry.debounce == debounce
+    assert type(proto.decode(proto.encode(proto.Delta(**HEADER, points=[plain]))).points[0]) is PointEntry
+
+
+def test_a_seventh_item_with_unknown_keys_is_reduced_to_the_known_ones_and_a_bad_one_is_refused() -> None:
+    plain = ["Rack/Temp", 41.0, 10, "GREEN", 1_700_000_001.0, 2.0]
+
+    def delta(*extra: object) -> bytes:
+        body = {"points": [plain + list(extra)]}
+        return msgpack.packb([1, 2, int(proto.MsgKind.DELTA), "a", 1, 1, 0, body])
+
+    known = {"raw": 30, "raw_str": "RED", "pending": {"level": 30, "since": 5, "x": 1}, "flapping": None}
+    [entry] = proto.decode(delta({**known, "later": True}, "trailing")).points  # type: ignore[attr-defined]
+    assert entry.debounce == proto.point_debounce_map(30, "RED", (30, 5.0), None)
+    [entry] = proto.decode(delta("not a map")).points  # type: ignore[attr-defined]
+    assert type(entry) is PointEntry
+    for bad in ({"raw": "RED"}, {**known, "pending": {"level": 30}}, {**known, "flapping": {"since": 1.0}}):
+        with pytest.raises(proto.ProtocolError, match=r"points\[0\]\[6\]"):
+            proto.decode(delta(bad))
