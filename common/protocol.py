@@ -1,10 +1,12 @@
 """gsmon wire protocol, version 1.2 -- this docstring is the specification.
 
 Every byte that crosses a gsmon socket is msgpack. This module is the only one
-that packs or unpacks it: one encoder (:func:`encode`, :func:`encode_node`,
-:func:`encode_hub_heartbeat`) and one decoder per stream (:func:`decode`,
-:func:`decode_hub_message`). The protocol version moves independently of the
-package version.
+that packs or unpacks it: its msgspec structs are the schema below (see
+Decoding untrusted bytes), with one encoder per payload (:func:`encode` for
+envelopes, :class:`NodeEncoder` for NODE payloads, :func:`encode_hub_heartbeat`)
+and one decoder per stream (:func:`decode` for the agent and query sockets,
+:func:`decode_hub_message` for the subscriber socket). The protocol version
+moves independently of the package version.
 
 Sockets
 =======
@@ -516,22 +518,29 @@ start of its text with a truncation mark.
 
 Decoding untrusted bytes
 ========================
-:func:`decode` unpacks each frame in one shot (``msgpack.unpackb``: no
-streaming unpacker is ever reused after an error) with its buffer limited to
-the frame's size, strict str map keys, and an ext hook that knows only ext 1
-and 2 and bounds their nesting. It then validates the schema of the kind
-named in the envelope. Every failure -- oversize frame, bad msgpack, invalid
-UTF-8, deep nesting, wrong types, missing keys, unknown kind, foreign major
-version -- raises :class:`ProtocolError` with a message saying what was wrong;
-callers count it and drop the frame. (A DELTA whose values are all plain
-scalars is first offered to msgspec's typed one-shot decoder, which accepts
-exactly such frames and yields the same message; whatever it does not accept
-takes the path above. Encoding is unaffected: the same bytes either way.)
+The schema above is written once, as msgspec ``Struct`` classes in this
+module (``_Envelope``: an ``array_like`` struct whose ``body`` is kept as raw
+bytes; one ``_...Body`` struct per kind, fields in wire order; ``_NodePayload``;
+``_HubHeartbeatPayload``); the same structs pack the messages and validate
+them. :func:`decode` checks the frame's size, decodes the envelope (header
+types, major version), then the body with its kind's struct, in one shot per
+frame with msgspec's typed decoder (a DELTA framed as gsmon agents frame it
+takes both in one pass). A struct gives exact types (an int is never a bool;
+a float field takes an int), ignores unknown keys and extra trailing items,
+and an ext hook knows only ext 1 and 2 and bounds their nesting; map keys
+must be str everywhere, values included. Every failure -- oversize frame,
+bad msgpack, invalid UTF-8, deep nesting, wrong types, missing keys, unknown
+kind, foreign major version -- raises :class:`ProtocolError` whose message
+names the field (``body.points[3][2]: Expected `int`, got `bool```,
+``body.prefix must be a str, got nothing (missing)``, ``not valid msgpack:
+...``); callers count it and drop the frame. :func:`decode_hub_message` does
+the same for the subscriber stream.
 
-Libraries: msgpack (the reference implementation) for the general decoder
-and the values' ext types; msgspec (a hard dependency) for the hot paths:
-typed DELTA decoding and NODE payload encoding, 2-3 times faster than
-msgpack with dicts (bench/RESULTS.md).
+Libraries: msgspec (typed decoding and validation, and packing the structs)
+and msgpack, the reference implementation, for packing point values (its
+``default`` hook makes datetimes and tuples ext 1 and 2 and sanitises what
+cannot be carried; those bytes are spliced into the structs as
+``msgspec.Raw``). Nothing else in gsmon imports either for the wire.
 
 Why not a DEALER/ROUTER link from agent to hub (as some projects do): with the
 agent's XPUB connecting to the hub's SUB, the hub's subscription itself tells
@@ -1010,10 +1019,10 @@ _UInt: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
 _Seconds: TypeAlias = Annotated[float, msgspec.Meta(gt=0)]  # finite: checked after decoding (msgspec takes inf)
 _Sender: TypeAlias = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
-BodyT = TypeVar("BodyT")
+_BodyT = TypeVar("_BodyT")
 
 
-class _Envelope(msgspec.Struct, Generic[BodyT], array_like=True, gc=False):
+class _Envelope(msgspec.Struct, Generic[_BodyT], array_like=True, gc=False):
     """``[major, minor, kind, sender, epoch, seq, sent_ns, body]``; decoded with the body as ``msgspec.Raw``
     (validated by the kind's body struct next), packed with the body struct itself."""
 
@@ -1024,7 +1033,7 @@ class _Envelope(msgspec.Struct, Generic[BodyT], array_like=True, gc=False):
     epoch: _UInt
     seq: _UInt
     sent_ns: int
-    body: BodyT
+    body: _BodyT
 
 
 class _StateBody(msgspec.Struct, gc=False):
@@ -1868,8 +1877,9 @@ def _points(entries: list[Any], limits: Limits, loose: bool) -> list[PointEntry]
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Decode one envelope frame; raise :class:`ProtocolError` on anything wrong.
 
-    Two msgspec passes: the envelope (header validated, body kept as raw
-    bytes), then the body with its kind's struct.
+    The envelope struct first (header validated, the body kept as raw bytes),
+    then the body with its kind's struct; a DELTA framed as gsmon agents frame
+    it is tried in one pass of the same structs first.
     """
     if (
         type(data) is bytes
