@@ -1359,7 +1359,7 @@ class NodeEncoder:
     ) -> bytes:
         """A ``point`` payload (the arguments of :func:`node_payload`, in its order)."""
         if not extra and type(value) in _PLAIN_TYPES:
-            # The hub's usual payload, packed here without the call to payload() (a tenth of the cost).
+            # The hub's usual payload, packed here: the call to payload() would add about a tenth.
             try:
                 return _encode(
                     _NodeFields(
