@@ -1269,9 +1269,9 @@ def encode_snapshot_chunk(
 # ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class NodeUpdate:
-    """A NODE message as a subscriber sees it."""
+class NodeUpdate(msgspec.Struct, frozen=True):
+    """A NODE message as a subscriber sees it (a frozen Struct: a snapshot builds 100,000 of them, and a
+    Struct is made in a tenth of a frozen dataclass's time)."""
 
     path: str
     epoch: int
@@ -1676,20 +1676,19 @@ def _str_keys(value: Any) -> bool:
     """Whether every map in ``value`` (a list, tuple or dict) has str keys only, as the spec requires
     (msgspec's untyped decoding takes any key; iterative: a hostile value cannot blow the stack)."""
     stack = [value]
-    pop, push, nested = stack.pop, stack.append, _CONTAINER_TYPES
+    pop, extend, nested, str_only = stack.pop, stack.extend, _CONTAINER_TYPES, _STR_ONLY
     while stack:
         item = pop()
         if type(item) is dict:
-            for key, child in item.items():
-                if type(key) is not str:
-                    return False
-                if type(child) in nested:
-                    push(child)
-        else:
-            for child in item:
-                if type(child) in nested:
-                    push(child)
+            if not str_only.issuperset(map(type, item)):  # the type tests run in C, not per key in Python
+                return False
+            item = item.values()
+        if not nested.isdisjoint(map(type, item)):
+            extend(child for child in item if type(child) in nested)
     return True
+
+
+_STR_ONLY: Final = frozenset({str})
 
 
 def _need_str_keys(value: Any, where: str) -> None:
@@ -1989,10 +1988,13 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
             heartbeat_topic=topic,
         )
     if kind is MsgKind.SNAPSHOT_CHUNK:
-        nodes = []
-        for index, item in enumerate(body.nodes):
-            _need_str_keys(item.payload, f"body.nodes[{index}]")
-            nodes.append((item.path, item.payload))
+        nodes = [(item.path, item.payload) for item in body.nodes]
+        nested = _CONTAINER_TYPES
+        for index, (_, payload) in enumerate(nodes):
+            # The payload's own keys are str (its struct says so); a value may hold maps (a snapshot of
+            # 100,000 nodes comes through here: the type tests run in C).
+            if not nested.isdisjoint(map(type, payload.values())) and not _str_keys(payload):
+                raise ProtocolError(f"not valid msgpack: a map key in body.nodes[{index}] is not a str")
         return SnapshotChunk(**header, request_id=body.request_id, nodes=nodes)
     if kind is MsgKind.SNAPSHOT_END:
         return SnapshotEnd(
