@@ -676,7 +676,6 @@ class MsgKind(IntEnum):
 NODE_POINT: Final = "point"
 NODE_PARENT: Final = "parent"
 NODE_REMOVED: Final = "removed"
-_NODE_KINDS: Final = frozenset({NODE_POINT, NODE_PARENT, NODE_REMOVED})
 
 
 class PointEntry(NamedTuple):
