@@ -1149,9 +1149,11 @@ _BODY_TYPES: Final[dict[MsgKind, type[msgspec.Struct]]] = {
 
 
 class _NodeFields(msgspec.Struct, gc=False):
-    """A NODE payload's 1.0 and 1.1 keys, in wire order: the hub packs this struct (its 14 fields make
-    msgpack's fixmap header, as a dict of the same keys does). Every field has a default so that the
-    decoder can tell an absent key (UNSET) from a present one; the required ones are checked after."""
+    """A NODE payload's 1.0 and 1.1 keys, in wire order: the hub packs this struct. (msgspec sizes a
+    struct's map header by its number of fields: up to 15 it writes the fixmap a map of the same keys
+    gets, so the operator keys are not fields here; see NodeEncoder.) Every field has a default so
+    that the decoder tells an absent key (UNSET) from a present one; the required ones are checked
+    after decoding."""
 
     v: Any = PROTOCOL_MAJOR
     epoch: int | UnsetType = UNSET
