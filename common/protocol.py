@@ -1,10 +1,12 @@
 """gsmon wire protocol, version 1.2 -- this docstring is the specification.
 
 Every byte that crosses a gsmon socket is msgpack. This module is the only one
-that packs or unpacks it: one encoder (:func:`encode`, :func:`encode_node`,
-:func:`encode_hub_heartbeat`) and one decoder per stream (:func:`decode`,
-:func:`decode_hub_message`). The protocol version moves independently of the
-package version.
+that packs or unpacks it: its msgspec structs are the schema below (see
+Decoding untrusted bytes), with one encoder per payload (:func:`encode` for
+envelopes, :class:`NodeEncoder` for NODE payloads, :func:`encode_hub_heartbeat`)
+and one decoder per stream (:func:`decode` for the agent and query sockets,
+:func:`decode_hub_message` for the subscriber socket). The protocol version
+moves independently of the package version.
 
 Sockets
 =======
@@ -561,22 +563,29 @@ start of its text with a truncation mark.
 
 Decoding untrusted bytes
 ========================
-:func:`decode` unpacks each frame in one shot (``msgpack.unpackb``: no
-streaming unpacker is ever reused after an error) with its buffer limited to
-the frame's size, strict str map keys, and an ext hook that knows only ext 1
-and 2 and bounds their nesting. It then validates the schema of the kind
-named in the envelope. Every failure -- oversize frame, bad msgpack, invalid
-UTF-8, deep nesting, wrong types, missing keys, unknown kind, foreign major
-version -- raises :class:`ProtocolError` with a message saying what was wrong;
-callers count it and drop the frame. (A DELTA whose values are all plain
-scalars is first offered to msgspec's typed one-shot decoder, which accepts
-exactly such frames and yields the same message; whatever it does not accept
-takes the path above. Encoding is unaffected: the same bytes either way.)
+The schema above is written once, as msgspec ``Struct`` classes in this
+module (``_Envelope``: an ``array_like`` struct whose ``body`` is kept as raw
+bytes; one ``_...Body`` struct per kind, fields in wire order; ``_NodePayload``;
+``_HubHeartbeatPayload``); the same structs pack the messages and validate
+them. :func:`decode` checks the frame's size, decodes the envelope (header
+types, major version), then the body with its kind's struct, in one shot per
+frame with msgspec's typed decoder (a DELTA framed as gsmon agents frame it
+takes both in one pass). A struct gives exact types (an int is never a bool;
+a float field takes an int), ignores unknown keys and extra trailing items,
+and an ext hook knows only ext 1 and 2 and bounds their nesting; map keys
+must be str everywhere, values included. Every failure -- oversize frame,
+bad msgpack, invalid UTF-8, deep nesting, wrong types, missing keys, unknown
+kind, foreign major version -- raises :class:`ProtocolError` whose message
+names the field (``body.points[3][2]: Expected `int`, got `bool```,
+``body.prefix must be a str, got nothing (missing)``, ``not valid msgpack:
+...``); callers count it and drop the frame. :func:`decode_hub_message` does
+the same for the subscriber stream.
 
-Libraries: msgpack (the reference implementation) for the general decoder
-and the values' ext types; msgspec (a hard dependency) for the hot paths:
-typed DELTA decoding and NODE payload encoding, 2-3 times faster than
-msgpack with dicts (bench/RESULTS.md).
+Libraries: msgspec (typed decoding and validation, and packing the structs)
+and msgpack, the reference implementation, for packing point values (its
+``default`` hook makes datetimes and tuples ext 1 and 2 and sanitises what
+cannot be carried; those bytes are spliced into the structs as
+``msgspec.Raw``). Nothing else in gsmon imports either for the wire.
 
 Why not a DEALER/ROUTER link from agent to hub (as some projects do): with the
 agent's XPUB connecting to the hub's SUB, the hub's subscription itself tells
@@ -590,13 +599,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Annotated, Any, ClassVar, Final, Literal, NamedTuple, TypeAlias
+from typing import Annotated, Any, ClassVar, Final, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgpack
 import msgspec
+from msgspec import UNSET, UnsetType
 
 __all__ = [
     "EXT_DATETIME",
@@ -648,11 +659,13 @@ __all__ = [
     "node_payload",
     "notice_prefix",
     "notice_topic",
+    "pack_value",
     "parse_notice",
     "point_debounce_map",
     "salvage_request_id",
     "scope_heartbeat_topic",
     "snapshot_item",
+    "unpack_value",
 ]
 
 PROTOCOL_MAJOR: Final = 1
@@ -708,7 +721,6 @@ class MsgKind(IntEnum):
 NODE_POINT: Final = "point"
 NODE_PARENT: Final = "parent"
 NODE_REMOVED: Final = "removed"
-_NODE_KINDS: Final = frozenset({NODE_POINT, NODE_PARENT, NODE_REMOVED})
 
 
 class PointEntry(NamedTuple):
@@ -723,7 +735,7 @@ class PointEntry(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Envelope:
+class _MessageHeader:
     sender: str
     epoch: int
     seq: int
@@ -732,7 +744,7 @@ class _Envelope:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class State(_Envelope):
+class State(_MessageHeader):
     """An agent's full tree (or one part of it)."""
 
     kind: ClassVar[MsgKind] = MsgKind.STATE
@@ -745,7 +757,7 @@ class State(_Envelope):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Delta(_Envelope):
+class Delta(_MessageHeader):
     """Points polled since the agent's last flush."""
 
     kind: ClassVar[MsgKind] = MsgKind.DELTA
@@ -753,7 +765,7 @@ class Delta(_Envelope):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Heartbeat(_Envelope):
+class Heartbeat(_MessageHeader):
     """The agent is alive and has nothing else to say."""
 
     kind: ClassVar[MsgKind] = MsgKind.HEARTBEAT
@@ -763,14 +775,14 @@ class Heartbeat(_Envelope):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Bye(_Envelope):
+class Bye(_MessageHeader):
     """The agent is stopping cleanly."""
 
     kind: ClassVar[MsgKind] = MsgKind.BYE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Hello(_Envelope):
+class Hello(_MessageHeader):
     """A client asks the hub for its endpoints and settings."""
 
     kind: ClassVar[MsgKind] = MsgKind.HELLO
@@ -778,7 +790,7 @@ class Hello(_Envelope):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SnapshotRequest(_Envelope):
+class SnapshotRequest(_MessageHeader):
     """A client asks for every node whose path starts with ``prefix``."""
 
     kind: ClassVar[MsgKind] = MsgKind.SNAPSHOT_REQUEST
@@ -787,7 +799,7 @@ class SnapshotRequest(_Envelope):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Command(_Envelope):
+class Command(_MessageHeader):
     """A client asks the hub to do something (see the commands table)."""
 
     kind: ClassVar[MsgKind] = MsgKind.COMMAND
@@ -798,7 +810,7 @@ class Command(_Envelope):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Info(_Envelope):
+class Info(_MessageHeader):
     """The hub's answer to HELLO."""
 
     kind: ClassVar[MsgKind] = MsgKind.INFO
@@ -811,7 +823,7 @@ class Info(_Envelope):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SnapshotChunk(_Envelope):
+class SnapshotChunk(_MessageHeader):
     """Part of a snapshot: ``(path, node payload map)`` pairs."""
 
     kind: ClassVar[MsgKind] = MsgKind.SNAPSHOT_CHUNK
@@ -820,7 +832,7 @@ class SnapshotChunk(_Envelope):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SnapshotEnd(_Envelope):
+class SnapshotEnd(_MessageHeader):
     """The last message of a snapshot."""
 
     kind: ClassVar[MsgKind] = MsgKind.SNAPSHOT_END
@@ -831,7 +843,7 @@ class SnapshotEnd(_Envelope):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Error(_Envelope):
+class Error(_MessageHeader):
     """The hub refuses a request."""
 
     kind: ClassVar[MsgKind] = MsgKind.ERROR
@@ -840,7 +852,7 @@ class Error(_Envelope):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CommandResult(_Envelope):
+class CommandResult(_MessageHeader):
     """The hub's answer to a COMMAND: done (``ok``) or refused, and why."""
 
     kind: ClassVar[MsgKind] = MsgKind.COMMAND_RESULT
@@ -1037,116 +1049,268 @@ def pack_entry(entry: PointEntry) -> bytes:
     return packed
 
 
-def _array(packed_items: list[bytes]) -> bytes:
-    """A msgpack array from already-packed items (arrays are header + items)."""
-    count = len(packed_items)
-    if count < 16:
-        header = bytes((0x90 | count,))
-    elif count < 1 << 16:
-        header = b"\xdc" + count.to_bytes(2, "big")
-    else:
-        header = b"\xdd" + count.to_bytes(4, "big")
-    return header + b"".join(packed_items)
+# ----------------------------------------------------------------------------
+# The schema: one msgspec Struct per envelope and body, encoder and decoders
+# ----------------------------------------------------------------------------
+#
+# Each wire map or array below is a Struct whose fields are the spec's keys in
+# wire order: msgspec packs it (unset optional keys left out) and validates it
+# on the way in (exact types: an int is never a bool, a float field takes an
+# int; unknown keys and extra trailing array items ignored). Parts that hold
+# arbitrary values (point values, command args and results) are packed by the
+# value packer above and spliced in as ``msgspec.Raw``, so that datetimes and
+# tuples become ext 1 and 2 and odd values are sanitised.
+
+_UInt: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
+_Seconds: TypeAlias = Annotated[float, msgspec.Meta(gt=0)]  # finite: checked after decoding (msgspec takes inf)
+_Sender: TypeAlias = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+_BodyT = TypeVar("_BodyT")
 
 
-class _Raw:
-    """Bytes that are already msgpack, to splice into a body."""
+class _Envelope(msgspec.Struct, Generic[_BodyT], array_like=True, gc=False):
+    """``[major, minor, kind, sender, epoch, seq, sent_ns, body]``; decoded with the body as ``msgspec.Raw``
+    (validated by the kind's body struct next), packed with the body struct itself."""
 
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-def _pack_body(body: dict[str, Any]) -> bytes:
-    """Pack a body map whose values may be :class:`_Raw` (spliced as they are)."""
-    count = len(body)
-    parts = [bytes((0x80 | count,))] if count < 16 else [b"\xde" + count.to_bytes(2, "big")]
-    for key, value in body.items():
-        parts.append(_pack_strict(key))
-        parts.append(value.data if isinstance(value, _Raw) else _pack_strict(value))
-    return b"".join(parts)
+    major: Literal[1]
+    minor: _UInt
+    kind: int
+    sender: _Sender
+    epoch: _UInt
+    seq: _UInt
+    sent_ns: int
+    body: _BodyT
 
 
-def _body_of(msg: Message) -> dict[str, Any]:
+class _StateBody(msgspec.Struct, gc=False):
+    mount: str
+    heartbeat_s: _Seconds
+    points: list[PointEntry]  # decoded straight into PointEntry tuples, by its annotations
+    parents: list[str] = []
+    part: _UInt = 0
+    parts: _UInt = 1
+
+
+class _DeltaBody(msgspec.Struct, gc=False):
+    points: list[PointEntry]
+
+
+class _LooseEntry(msgspec.Struct, array_like=True, gc=False):
+    """A point entry with its optional 7th item (or more): the same fields, trailing items ignored."""
+
+    path: str
+    value: Any
+    alertcode: int
+    alertstr: str
+    polled_at_s: float
+    dt_s: float | None
+    debounce: Any = None  # the 7th item: a debounce/flap map (validated by _debounce_map), else ignored
+
+
+class _LooseStateBody(_StateBody):
+    points: list[_LooseEntry]  # type: ignore[assignment]
+
+
+class _LooseDeltaBody(_DeltaBody):
+    points: list[_LooseEntry]  # type: ignore[assignment]
+
+
+class _HeartbeatBody(msgspec.Struct, gc=False):
+    mount: str
+    heartbeat_s: _Seconds
+    point_count: _UInt = msgspec.field(name="points")
+
+
+class _ByeBody(msgspec.Struct, gc=False):
+    pass
+
+
+class _HelloBody(msgspec.Struct, gc=False):
+    request_id: _UInt
+
+
+class _SnapshotRequestBody(msgspec.Struct, gc=False):
+    request_id: _UInt
+    prefix: str
+
+
+class _CommandBody(msgspec.Struct, gc=False):
+    request_id: _UInt
+    command: str
+    args: dict[str, Any] = {}
+    user: str | None = None
+
+
+class _InfoBody(msgspec.Struct, gc=False):
+    request_id: _UInt
+    endpoints: dict[str, str]
+    heartbeat_s: _Seconds
+    version: str
+    heartbeat_topic: bytes | UnsetType | None = UNSET  # minor 1
+
+
+class _NodeItem(msgspec.Struct, array_like=True, gc=False):
+    path: str
+    payload: dict[str, Any]
+
+
+class _SnapshotChunkBody(msgspec.Struct, gc=False):
+    request_id: _UInt
+    nodes: list[_NodeItem]
+
+
+class _SnapshotEndBody(msgspec.Struct, gc=False):
+    request_id: _UInt
+    seq_at: _UInt = msgspec.field(name="seq")
+    count: _UInt = msgspec.field(name="count")
+    published: _UInt = msgspec.field(name="published")
+
+
+class _ErrorBody(msgspec.Struct, gc=False):
+    request_id: _UInt
+    message: str
+
+
+class _CommandResultBody(msgspec.Struct, gc=False):
+    request_id: _UInt
+    ok: bool
+    message: str
+    result: Any = None
+
+
+_BODY_TYPES: Final[dict[MsgKind, type[msgspec.Struct]]] = {
+    MsgKind.STATE: _StateBody,
+    MsgKind.DELTA: _DeltaBody,
+    MsgKind.HEARTBEAT: _HeartbeatBody,
+    MsgKind.BYE: _ByeBody,
+    MsgKind.HELLO: _HelloBody,
+    MsgKind.SNAPSHOT_REQUEST: _SnapshotRequestBody,
+    MsgKind.COMMAND: _CommandBody,
+    MsgKind.INFO: _InfoBody,
+    MsgKind.SNAPSHOT_CHUNK: _SnapshotChunkBody,
+    MsgKind.SNAPSHOT_END: _SnapshotEndBody,
+    MsgKind.ERROR: _ErrorBody,
+    MsgKind.COMMAND_RESULT: _CommandResultBody,
+}
+
+
+class _NodeFields(msgspec.Struct, gc=False):
+    """A NODE payload's 1.0 and 1.1 keys, in wire order: the hub packs this struct. (msgspec sizes a
+    struct's map header by its number of fields: up to 15 it writes the fixmap a map of the same keys
+    gets, so the operator keys are not fields here; see NodeEncoder.) Every field has a default so
+    that the decoder tells an absent key (UNSET) from a present one; the required ones are checked
+    after decoding."""
+
+    v: Any = PROTOCOL_MAJOR
+    epoch: int | UnsetType = UNSET
+    seq: int | UnsetType = UNSET
+    kind: Literal["point", "parent", "removed"] | UnsetType = UNSET
+    alert: int | UnsetType = UNSET
+    alertstr: str | UnsetType = UNSET
+    stale: bool | UnsetType = UNSET
+    value: Any = None
+    agent: Any = None  # a str; anything else reads as nil
+    polled_at: float | None = None
+    received_at: float | None = None
+    dt: float | None = None
+    reported_alert: int | UnsetType | None = UNSET  # 1.1: sent only when it differs from alert
+    liveness_unknown: bool | UnsetType = UNSET  # 1.1: sent only when true
+
+
+class _NodePayload(_NodeFields, kw_only=True):
+    """A whole NODE payload: the 1.2 operator keys too (NODE_OPERATOR_KEYS), each taken as sent
+    (its readers check it) and UNSET when absent, so that ``shelf_id: nil`` and no ``shelf_id`` differ."""
+
+    since: Any = UNSET
+    attention: Any = UNSET
+    alarm: Any = UNSET
+    shelf_id: Any = UNSET
+    shelved_below: Any = UNSET
+    unacked_below: Any = UNSET
+    raw_alert: Any = UNSET
+    pending: Any = UNSET
+    flapping: Any = UNSET
+
+
+class _HubHeartbeatPayload(msgspec.Struct, kw_only=True, gc=False):
+    v: Any = PROTOCOL_MAJOR
+    epoch: int
+    seq: int
+    interval_s: _Seconds
+    sent_at: float
+    published: dict[str, int]
+    complete: Any = UNSET  # minor 1: sent (false) only when false; anything but false reads as true
+
+
+_encode: Final = msgspec.msgpack.Encoder().encode
+
+
+def _raw(packed: bytes) -> Any:
+    """Bytes that are already msgpack, as a Struct field of any type (spliced in as they are)."""
+    return msgspec.Raw(packed)
+
+
+def _spliced(packed: Iterable[bytes]) -> Any:
+    """Already packed items as an array's elements (msgspec writes the header and copies the bytes)."""
+    return [msgspec.Raw(item) for item in packed]
+
+
+def _packed(value: Any) -> Any:
+    """A value as a Struct field: plain scalars as they are, anything else packed by the value packer."""
+    return value if type(value) in _PLAIN_TYPES else msgspec.Raw(_pack_value(value))
+
+
+def _body_of(msg: Message) -> msgspec.Struct:
     if isinstance(msg, State):
-        return {
-            "mount": msg.mount,
-            "heartbeat_s": msg.heartbeat_s,
-            "points": _Raw(_array([pack_entry(entry) for entry in msg.points])),
-            "parents": msg.parents,
-            "part": msg.part,
-            "parts": msg.parts,
-        }
+        points = _spliced(pack_entry(entry) for entry in msg.points)
+        return _StateBody(msg.mount, msg.heartbeat_s, points, msg.parents, msg.part, msg.parts)
     if isinstance(msg, Delta):
-        return {"points": _Raw(_array([pack_entry(entry) for entry in msg.points]))}
+        return _DeltaBody(_spliced(pack_entry(entry) for entry in msg.points))
     if isinstance(msg, Heartbeat):
-        return {"mount": msg.mount, "heartbeat_s": msg.heartbeat_s, "points": msg.point_count}
+        return _HeartbeatBody(msg.mount, msg.heartbeat_s, msg.point_count)
     if isinstance(msg, Bye):
-        return {}
+        return _ByeBody()
     if isinstance(msg, Hello):
-        return {"request_id": msg.request_id}
+        return _HelloBody(msg.request_id)
     if isinstance(msg, SnapshotRequest):
-        return {"request_id": msg.request_id, "prefix": msg.prefix}
+        return _SnapshotRequestBody(msg.request_id, msg.prefix)
     if isinstance(msg, Command):
-        return {"request_id": msg.request_id, "command": msg.command, "args": msg.args, "user": msg.user}
+        return _CommandBody(msg.request_id, msg.command, _raw(_pack_strict(msg.args)), msg.user)
     if isinstance(msg, Info):
-        return {
-            "request_id": msg.request_id,
-            "endpoints": msg.endpoints,
-            "heartbeat_s": msg.heartbeat_s,
-            "version": msg.version,
-            **({} if msg.heartbeat_topic is None else {"heartbeat_topic": msg.heartbeat_topic}),
-        }
+        topic = UNSET if msg.heartbeat_topic is None else msg.heartbeat_topic
+        return _InfoBody(msg.request_id, msg.endpoints, msg.heartbeat_s, msg.version, topic)
     if isinstance(msg, SnapshotChunk):
-        items = [snapshot_item(path, _pack_strict(payload)) for path, payload in msg.nodes]
-        return {"request_id": msg.request_id, "nodes": _Raw(_array(items))}
+        nodes = _spliced(snapshot_item(path, _pack_strict(payload)) for path, payload in msg.nodes)
+        return _SnapshotChunkBody(msg.request_id, nodes)
     if isinstance(msg, SnapshotEnd):
-        return {"request_id": msg.request_id, "seq": msg.seq_at, "count": msg.count, "published": msg.published}
+        return _SnapshotEndBody(msg.request_id, msg.seq_at, msg.count, msg.published)
     if isinstance(msg, Error):
-        return {"request_id": msg.request_id, "message": msg.message}
+        return _ErrorBody(msg.request_id, msg.message)
     if isinstance(msg, CommandResult):
-        return {
-            "request_id": msg.request_id,
-            "ok": msg.ok,
-            "message": msg.message,
-            "result": _Raw(_pack_value(msg.result)),
-        }
+        return _CommandResultBody(msg.request_id, msg.ok, msg.message, msgspec.Raw(_pack_value(msg.result)))
     raise TypeError(f"not a gsmon message: {msg!r}")
-
-
-def _envelope(minor: int, kind: MsgKind, sender: str, epoch: int, seq: int, sent_ns: int, body: bytes) -> bytes:
-    head = _pack_strict([PROTOCOL_MAJOR, minor, int(kind), sender, epoch, seq, sent_ns])
-    # The envelope is an 8-item array: reuse the 7-item header's bytes and
-    # change its array marker (fixarray 0x97 -> 0x98), then append the body.
-    return b"\x98" + head[1:] + body
 
 
 def encode(msg: Message) -> bytes:
     """Pack a message into one envelope frame."""
-    return _envelope(msg.minor, msg.kind, msg.sender, msg.epoch, msg.seq, msg.sent_ns, _pack_body(_body_of(msg)))
+    envelope = _Envelope(
+        PROTOCOL_MAJOR, msg.minor, int(msg.kind), msg.sender, msg.epoch, msg.seq, msg.sent_ns, _body_of(msg)
+    )
+    return _encode(envelope)
 
 
 def snapshot_item(path: str, payload: bytes) -> bytes:
     """One ``[path, payload]`` item of SNAPSHOT_CHUNK ``nodes``, from a NODE payload already packed
     (the hub keeps each node's payload bytes; they are spliced in, never unpacked and repacked)."""
-    encoded = path.encode()
-    size = len(encoded)
-    if size < 32:
-        head = bytes((0xA0 | size,))
-    elif size < 256:
-        head = b"\xd9" + bytes((size,))
-    else:
-        head = b"\xda" + size.to_bytes(2, "big")
-    return b"\x92" + head + encoded + payload
+    return _encode((path, msgspec.Raw(payload)))
 
 
 def encode_snapshot_chunk(
     *, sender: str, epoch: int, seq: int, sent_ns: int, request_id: int, items: list[bytes], minor: int = PROTOCOL_MINOR
 ) -> bytes:
     """A SNAPSHOT_CHUNK from :func:`snapshot_item` items: the same bytes :func:`encode` gives for those nodes."""
-    body = _pack_body({"request_id": request_id, "nodes": _Raw(_array(items))})
-    return _envelope(minor, MsgKind.SNAPSHOT_CHUNK, sender, epoch, seq, sent_ns, body)
+    body = _SnapshotChunkBody(request_id, _spliced(items))
+    return _encode(_Envelope(PROTOCOL_MAJOR, minor, int(MsgKind.SNAPSHOT_CHUNK), sender, epoch, seq, sent_ns, body))
 
 
 # ----------------------------------------------------------------------------
@@ -1154,9 +1318,9 @@ def encode_snapshot_chunk(
 # ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class NodeUpdate:
-    """A NODE message as a subscriber sees it."""
+class NodeUpdate(msgspec.Struct, frozen=True):
+    """A NODE message as a subscriber sees it (a frozen Struct: a snapshot builds 100,000 of them, and a
+    Struct is made in a tenth of a frozen dataclass's time)."""
 
     path: str
     epoch: int
@@ -1189,16 +1353,6 @@ NODE_OPERATOR_KEYS: Final = (
     "pending",
     "flapping",
 )
-# A payload without any 1.1/1.2 key has this many keys (v, epoch, seq, kind, alert, alertstr, stale, value,
-# agent, polled_at, received_at, dt): only a longer one is searched for operator keys.
-_PLAIN_NODE_KEYS: Final = 12
-
-
-def _operator_keys(payload: dict[str, Any]) -> dict[str, Any] | None:
-    if len(payload) <= _PLAIN_NODE_KEYS:
-        return None
-    found: dict[str, Any] = {key: payload[key] for key in NODE_OPERATOR_KEYS if key in payload}
-    return found or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1213,6 +1367,163 @@ class HubHeartbeat:
     # False when some followed prefix has no counter (the hub tracks at most
     # max_published_prefixes): a missing prefix then proves nothing.
     complete: bool = True
+
+
+# Value types that pack as they are (never sanitised), and that msgspec and the
+# value packer pack to the same bytes.
+_PLAIN_TYPES: Final = frozenset({type(None), bool, int, float, str, bytes})
+
+_NODE_FIELD_NAMES: Final = _NodeFields.__struct_fields__
+
+
+class NodeEncoder:
+    """The NODE payload encoder (the only one: :func:`node_payload` and :func:`encode_node` use it).
+
+    It fills :class:`_NodeFields` (the 1.0/1.1 keys; a plain value as it is,
+    any other packed by the value packer and spliced in) and packs it with
+    msgspec; a payload with 1.2 operator keys (``extra``, in NODE_EXTRA_KEYS
+    order) is packed as a map of the same fields followed by those keys.
+    Holds the hub's epoch; one per hub loop.
+    """
+
+    __slots__ = ("epoch",)
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch  # the hub's, in every payload
+
+    def point(
+        self,
+        seq: int,
+        alertcode: int,
+        alertstr: str,
+        stale: bool,
+        value: Any,
+        agent: str | None,
+        polled_at_s: float | None,
+        received_at_s: float | None,
+        dt_s: float | None,
+        reported_alert: int | None = None,
+        liveness_unknown: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> bytes:
+        """A ``point`` payload (the arguments of :func:`node_payload`, in its order)."""
+        if not extra and type(value) in _PLAIN_TYPES:
+            # The hub's usual payload, packed here: the call to payload() would add about a tenth.
+            try:
+                return _encode(
+                    _NodeFields(
+                        PROTOCOL_MAJOR,
+                        self.epoch,
+                        seq,
+                        NODE_POINT,
+                        alertcode,
+                        alertstr,
+                        stale,
+                        value,
+                        agent,
+                        polled_at_s,
+                        received_at_s,
+                        dt_s,
+                        UNSET if reported_alert is None else reported_alert,
+                        True if liveness_unknown else UNSET,
+                    )
+                )
+            except (TypeError, ValueError, OverflowError):
+                pass  # an int beyond 64 bits, a lone surrogate...: payload() sanitises the value
+        return self.payload(
+            seq,
+            NODE_POINT,
+            alertcode,
+            alertstr,
+            stale,
+            value,
+            agent,
+            polled_at_s,
+            received_at_s,
+            dt_s,
+            reported_alert,
+            liveness_unknown,
+            extra,
+        )
+
+    def parent(
+        self,
+        seq: int,
+        alertcode: int,
+        alertstr: str,
+        stale: bool,
+        liveness_unknown: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> bytes:
+        """A ``parent`` payload."""
+        if not extra:  # as in point(): the usual payload without the call to payload()
+            unknown = True if liveness_unknown else UNSET
+            fields = _NodeFields(
+                PROTOCOL_MAJOR, self.epoch, seq, NODE_PARENT, alertcode, alertstr, stale, None, None, None, None, None,
+                UNSET, unknown,
+            )  # fmt: skip
+            return _encode(fields)
+        return self.payload(
+            seq, NODE_PARENT, alertcode, alertstr, stale, None, None, None, None, None, None, liveness_unknown, extra
+        )
+
+    def removed(self, seq: int) -> bytes:
+        """A ``removed`` payload."""
+        return self.payload(seq, NODE_REMOVED, 0, "", False, None, None, None, None, None, None, False, None)
+
+    def payload(
+        self,
+        seq: int,
+        kind: str,
+        alertcode: int,
+        alertstr: str,
+        stale: bool,
+        value: Any,
+        agent: str | None,
+        polled_at_s: float | None,
+        received_at_s: float | None,
+        dt_s: float | None,
+        reported_alert: int | None,
+        liveness_unknown: bool,
+        extra: dict[str, Any] | None,
+    ) -> bytes:
+        """Any NODE payload (``reported_alert`` None and ``liveness_unknown`` false are left out)."""
+        fields = _NodeFields(
+            PROTOCOL_MAJOR,
+            self.epoch,
+            seq,
+            kind,  # type: ignore[arg-type]  # one of the NODE_* kinds
+            alertcode,
+            alertstr,
+            stale,
+            value if type(value) in _PLAIN_TYPES else msgspec.Raw(_pack_value(value)),
+            agent,
+            polled_at_s,
+            received_at_s,
+            dt_s,
+            UNSET if reported_alert is None else reported_alert,
+            True if liveness_unknown else UNSET,
+        )
+        try:
+            return _encode(fields) if not extra else _encode(_with_extra(fields, extra))
+        except (TypeError, ValueError, OverflowError):
+            if type(value) not in _PLAIN_TYPES:
+                raise
+            # A plain value msgpack cannot carry (an int beyond 64 bits, a lone surrogate): sanitised.
+            fields.value = msgspec.Raw(_pack_value(value))
+            return _encode(fields) if not extra else _encode(_with_extra(fields, extra))
+
+
+def _with_extra(fields: _NodeFields, extra: dict[str, Any]) -> dict[str, Any]:
+    """The payload map: ``fields`` (unset ones left out), then the operator keys of ``extra``."""
+    payload = {name: getattr(fields, name) for name in _NODE_FIELD_NAMES}
+    if fields.reported_alert is UNSET:
+        del payload["reported_alert"]
+    if fields.liveness_unknown is UNSET:
+        del payload["liveness_unknown"]
+    for key, item in extra.items():
+        payload[key] = _packed(item)
+    return payload
 
 
 def node_payload(
@@ -1232,208 +1543,30 @@ def node_payload(
     liveness_unknown: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> bytes:
-    """Pack a NODE payload map (``extra``: the 1.2 operator keys, see NODE payload)."""
-    payload = {
-        "v": PROTOCOL_MAJOR,
-        "epoch": epoch,
-        "seq": seq,
-        "kind": kind,
-        "alert": alertcode,
-        "alertstr": alertstr,
-        "stale": stale,
-        "value": value,
-        "agent": agent,
-        "polled_at": polled_at_s,
-        "received_at": received_at_s,
-        "dt": dt_s,
-    }
-    # 1.1 keys, only when they say something: most payloads stay as small as 1.0's.
-    if reported_alert is not None:
-        payload["reported_alert"] = reported_alert
-    if liveness_unknown:
-        payload["liveness_unknown"] = True
-    if extra:
-        payload.update(extra)
-    if isinstance(value, list | tuple | dict) and not _container_ok(value):
-        payload["value"] = _sanitise(value)
-    try:
-        return _pack_strict(payload)
-    except (TypeError, ValueError, OverflowError):
-        payload["value"] = _sanitise(value)
-        return _pack_strict(payload)
+    """Pack a NODE payload map (``extra``: the 1.2 operator keys, see NODE payload), by :class:`NodeEncoder`."""
+    return NodeEncoder(epoch).payload(
+        seq,
+        kind,
+        alertcode,
+        alertstr,
+        stale,
+        value,
+        agent,
+        polled_at_s,
+        received_at_s,
+        dt_s,
+        reported_alert,
+        liveness_unknown,
+        extra,
+    )
 
 
 #: NODE keys of minor 2 (the operator layer), in wire order; each is left out at its default (0 or nil).
-NODE_EXTRA_KEYS: Final = (
-    "since",
-    "attention",
-    "alarm",
-    "shelf_id",
-    "shelved_below",
-    "unacked_below",
-    "raw_alert",
-    "pending",
-    "flapping",
-)
-
-# Value types that pack as they are (never sanitised), and that msgpack and
-# msgspec pack to the same bytes: the fast paths' values.
-_PLAIN_TYPES: Final = frozenset({type(None), bool, int, float, str, bytes})
-
-
-class _NodeStruct(msgspec.Struct, gc=False, omit_defaults=True):
-    """A NODE payload for msgspec: fields in wire order, so it packs as the
-    same map as node_payload's dict (checked in tests/unit/test_hub_fast_paths.py)."""
-
-    v: int
-    epoch: int
-    seq: int
-    kind: str
-    alert: int
-    alertstr: str
-    stale: bool
-    value: Any
-    agent: str | None
-    polled_at: float | None
-    received_at: float | None
-    dt: float | None
-    reported_alert: int | None = None  # the defaults are left out, as node_payload leaves them out
-    liveness_unknown: bool = False
-
-
-class NodeEncoder:
-    """NODE payloads of one hub, byte for byte what :func:`node_payload` packs.
-
-    The hub packs one payload per published update, so this skips what
-    :func:`node_payload` spends on generality: keyword arguments, a new
-    msgpack packer per call, the container checks for plain values; and it
-    packs with msgspec (a struct instead of a dict: 0.65 against 1.5 us).
-    Anything but a plain value (containers, datetimes, subclasses, values
-    that fail to pack) goes through :func:`node_payload` itself. Not
-    thread-safe: one per hub loop.
-    """
-
-    __slots__ = ("_encode", "epoch")
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch  # the hub's, in every payload
-        self._encode = msgspec.msgpack.Encoder().encode
-
-    def point(
-        self,
-        seq: int,
-        alertcode: int,
-        alertstr: str,
-        stale: bool,
-        value: Any,
-        agent: str | None,
-        polled_at_s: float | None,
-        received_at_s: float | None,
-        dt_s: float | None,
-        reported_alert: int | None = None,
-        liveness_unknown: bool = False,
-        extra: dict[str, Any] | None = None,
-    ) -> bytes:
-        """A ``point`` payload (the arguments of :func:`node_payload`, in its order)."""
-        if type(value) in _PLAIN_TYPES:
-            try:
-                if not extra:  # the operator keys take node_payload's dict (below)
-                    return self._encode(
-                        _NodeStruct(
-                            PROTOCOL_MAJOR,
-                            self.epoch,
-                            seq,
-                            NODE_POINT,
-                            alertcode,
-                            alertstr,
-                            stale,
-                            value,
-                            agent,
-                            polled_at_s,
-                            received_at_s,
-                            dt_s,
-                            reported_alert,
-                            liveness_unknown,
-                        )
-                    )
-            except (TypeError, ValueError, OverflowError):
-                pass  # an int beyond 64 bits, a lone surrogate...: node_payload sanitises it
-        return node_payload(
-            epoch=self.epoch,
-            seq=seq,
-            kind=NODE_POINT,
-            alertcode=alertcode,
-            alertstr=alertstr,
-            stale=stale,
-            value=value,
-            agent=agent,
-            polled_at_s=polled_at_s,
-            received_at_s=received_at_s,
-            dt_s=dt_s,
-            reported_alert=reported_alert,
-            liveness_unknown=liveness_unknown,
-            extra=extra,
-        )
-
-    def parent(
-        self,
-        seq: int,
-        alertcode: int,
-        alertstr: str,
-        stale: bool,
-        liveness_unknown: bool = False,
-        extra: dict[str, Any] | None = None,
-    ) -> bytes:
-        """A ``parent`` payload."""
-        return self._other(seq, NODE_PARENT, alertcode, alertstr, stale, liveness_unknown, extra)
-
-    def removed(self, seq: int) -> bytes:
-        """A ``removed`` payload."""
-        return self._other(seq, NODE_REMOVED, 0, "", False, False)
-
-    def _other(
-        self,
-        seq: int,
-        kind: str,
-        alertcode: int,
-        alertstr: str,
-        stale: bool,
-        unknown: bool,
-        extra: dict[str, Any] | None = None,
-    ) -> bytes:
-        if extra:
-            return node_payload(
-                epoch=self.epoch,
-                seq=seq,
-                kind=kind,
-                alertcode=alertcode,
-                alertstr=alertstr,
-                stale=stale,
-                liveness_unknown=unknown,
-                extra=extra,
-            )
-        return self._encode(
-            _NodeStruct(
-                PROTOCOL_MAJOR,
-                self.epoch,
-                seq,
-                kind,
-                alertcode,
-                alertstr,
-                stale,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                unknown,
-            )
-        )
+NODE_EXTRA_KEYS: Final = NODE_OPERATOR_KEYS
 
 
 def encode_node(update: NodeUpdate) -> tuple[bytes, bytes]:
-    """The two frames ``[topic, payload]`` of a NODE message."""
+    """The two frames ``[topic, payload]`` of a NODE message (its operator keys as they are)."""
     payload = node_payload(
         epoch=update.epoch,
         seq=update.seq,
@@ -1448,24 +1581,22 @@ def encode_node(update: NodeUpdate) -> tuple[bytes, bytes]:
         dt_s=update.dt_s,
         reported_alert=update.reported_alert,
         liveness_unknown=update.liveness_unknown,
+        extra=update.operator,
     )
     return update.path.encode(), payload
 
 
 def encode_hub_heartbeat(beat: HubHeartbeat, topic: bytes = HUB_HEARTBEAT_TOPIC) -> tuple[bytes, bytes]:
     """The two frames ``[topic, payload]`` of a HUB_HEARTBEAT message (on ``topic``: the full or a scope's)."""
-    payload = _pack_strict(
-        {
-            "v": PROTOCOL_MAJOR,
-            "epoch": beat.epoch,
-            "seq": beat.seq,
-            "interval_s": beat.interval_s,
-            "sent_at": beat.sent_at_s,
-            "published": beat.published,
-            **({} if beat.complete else {"complete": False}),
-        }
+    payload = _HubHeartbeatPayload(
+        epoch=beat.epoch,
+        seq=beat.seq,
+        interval_s=beat.interval_s,
+        sent_at=beat.sent_at_s,
+        published=beat.published,
+        complete=UNSET if beat.complete else False,
     )
-    return topic, payload
+    return topic, _encode(payload)
 
 
 def scope_heartbeat_topic(grant_name: str) -> bytes:
@@ -1521,21 +1652,20 @@ def _parse_datetime(data: bytes) -> dt.datetime:
     return value
 
 
-def _ext_hook_at(depth: int) -> Any:
-    def hook(code: int, data: bytes) -> Any:
+def _ext_hook_at(depth: int) -> Callable[[int, memoryview], Any]:
+    """msgspec's ext hook for values nested ``depth`` tuples deep: ext 1 and 2, nothing else."""
+    inner: list[msgspec.msgpack.Decoder[Any]] = []  # made on first use (each level has its own)
+
+    def hook(code: int, data: memoryview) -> Any:
         if code == EXT_DATETIME:
-            return _parse_datetime(data)
+            return _parse_datetime(bytes(data))
         if code == EXT_TUPLE:
             if depth >= _MAX_EXT_DEPTH:
                 raise ValueError("tuples nested too deep")
-            items = msgpack.unpackb(
-                data,
-                raw=False,
-                strict_map_key=True,
-                timestamp=3,
-                ext_hook=_ext_hook_at(depth + 1),
-            )
-            if not isinstance(items, list):
+            if not inner:
+                inner.append(msgspec.msgpack.Decoder(ext_hook=_ext_hook_at(depth + 1)))
+            items = inner[0].decode(data)
+            if type(items) is not list:
                 raise ValueError("tuple ext does not hold an array")
             return tuple(items)
         raise ValueError(f"unknown msgpack ext type {code}")
@@ -1546,14 +1676,35 @@ def _ext_hook_at(depth: int) -> Any:
 _EXT_HOOK: Final = _ext_hook_at(0)
 
 
+def _decoder(kind: Any) -> Callable[[Any], Any]:
+    return msgspec.msgpack.Decoder(kind, ext_hook=_EXT_HOOK).decode
+
+
+_decode_envelope: Final = _decoder(_Envelope[msgspec.Raw])
+_decode_delta_envelope: Final = _decoder(_Envelope[_DeltaBody])
+# A DELTA from a gsmon agent starts with fixarray(8), major 1, any minor below 128 (one byte), kind 2.
+_DELTA_HEAD: Final = bytes((0x98, PROTOCOL_MAJOR))
+_DELTA_KIND: Final = int(MsgKind.DELTA)
+_decode_any: Final = _decoder(Any)
+_BODY_DECODERS: Final = {kind: _decoder(body) for kind, body in _BODY_TYPES.items()}
+_decode_loose_state: Final = _decoder(_LooseStateBody)
+_decode_loose_delta: Final = _decoder(_LooseDeltaBody)
+_decode_node: Final = _decoder(_NodePayload)
+_decode_hub_heartbeat: Final = _decoder(_HubHeartbeatPayload)
+
 # isinstance() with a tuple: an inline `A | B` builds a union object at every
 # call, which costs more than the test itself on the per-message paths.
 _BUFFERS: Final = (bytes, bytearray, memoryview)
 _CONTAINERS: Final = (list, tuple, dict)
-_NUMBERS: Final = (int, float)
+_CONTAINER_TYPES: Final = frozenset(_CONTAINERS)
+
+# The errors msgspec raises for bytes that are not msgpack: DecodeError, an ext hook's ValueError, RecursionError
+# (nesting deeper than the interpreter allows), and the limit errors of a hostile length header.
+_MALFORMED: Final = (msgspec.DecodeError, ValueError, RecursionError, MemoryError, OverflowError)
+_MALFORMED_OR_INVALID: Final = (msgspec.ValidationError, *_MALFORMED)
 
 
-def _unpack(data: bytes, max_bytes: int) -> Any:
+def _check_frame(data: Any, max_bytes: int) -> None:
     if not isinstance(data, _BUFFERS):
         raise ProtocolError(f"expected bytes, got {type(data).__name__}")
     size = len(data)
@@ -1561,121 +1712,214 @@ def _unpack(data: bytes, max_bytes: int) -> Any:
         raise ProtocolError(f"frame of {size} bytes exceeds the limit of {max_bytes}")
     if size == 0:
         raise ProtocolError("empty frame")
+
+
+def _not_msgpack(error: BaseException) -> ProtocolError:
+    if isinstance(error, RecursionError):
+        return ProtocolError("not valid msgpack: nested too deep")
+    detail = str(error) or "malformed data"
+    return ProtocolError(f"not valid msgpack: {type(error).__name__}: {detail}")
+
+
+def _str_keys(value: Any) -> bool:
+    """Whether every map in ``value`` (a list, tuple or dict) has str keys only, as the spec requires
+    (msgspec's untyped decoding takes any key; iterative: a hostile value cannot blow the stack)."""
+    stack = [value]
+    pop, extend, nested, str_only = stack.pop, stack.extend, _CONTAINER_TYPES, _STR_ONLY
+    while stack:
+        item = pop()
+        if type(item) is dict:
+            if not str_only.issuperset(map(type, item)):  # the type tests run in C, not per key in Python
+                return False
+            item = item.values()
+        if not nested.isdisjoint(map(type, item)):
+            extend(child for child in item if type(child) in nested)
+    return True
+
+
+_STR_ONLY: Final = frozenset({str})
+
+
+def _need_str_keys(value: Any, where: str) -> None:
+    if type(value) in _CONTAINER_TYPES and not _str_keys(value):
+        raise ProtocolError(f"not valid msgpack: a map key in {where} is not a str (map keys must be str)")
+
+
+def _unpack(data: bytes, max_bytes: int = MAX_FRAME_BYTES) -> Any:
+    """Any msgpack frame as plain values (str map keys, the ext types of Values); ProtocolError if it is not."""
+    _check_frame(data, max_bytes)
     try:
-        # One shot (its array/map/str limits derive from the frame size), str
-        # map keys only: see the module docstring and msgpack's advisories
-        # (never reuse an Unpacker after an error).
-        return msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=True,
-            timestamp=3,
-            ext_hook=_EXT_HOOK,
-        )
-    except Exception as error:  # msgpack raises many types, see its docs
-        detail = str(error) or "malformed data"
-        raise ProtocolError(f"not valid msgpack: {type(error).__name__}: {detail}") from error
-
-
-def _heartbeat_topic(body: dict[str, Any]) -> bytes | None:
-    topic = body.get("heartbeat_topic")
-    if topic is None:
-        return None
-    _need(isinstance(topic, bytes) and is_heartbeat_topic(topic), "body.heartbeat_topic must be a heartbeat topic")
-    assert isinstance(topic, bytes)
-    return topic
-
-
-def _need(ok: bool, what: str) -> None:
-    if not ok:
-        raise ProtocolError(what)
-
-
-# The checks below run for every message the hub receives: each error text is
-# only formatted once its check has failed.
-
-
-def _str(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str):
-        raise ProtocolError(f"body.{key} must be a str, got {type(value).__name__}")
+        value = _decode_any(data)
+    except _MALFORMED as error:
+        raise _not_msgpack(error) from error
+    _need_str_keys(value, "the frame")
     return value
 
 
-def _uint(body: dict[str, Any], key: str) -> int:
-    value = body.get(key)
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-        raise ProtocolError(f"body.{key} must be an unsigned int, got {value!r:.40}")
+def pack_value(value: Any) -> bytes:
+    """A point value packed as the protocol packs it (ext 1 and 2, sanitised; never raises)."""
+    return _pack_value(value)
+
+
+def unpack_value(data: bytes) -> Any:
+    """The value :func:`pack_value` packed; :class:`ProtocolError` for bytes that are not a value."""
+    return _unpack(data)
+
+
+# msgspec's error messages end in the path of the bad part: "Expected `int`, got `str` - at `$.points[0][2]`",
+# "Object missing required field `mount`", "Expected `str`, got `int` - at `key` in `$`".
+_ERROR_PATH: Final = re.compile(r"^(?P<detail>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING_FIELD: Final = re.compile(r"^Object missing required field `(?P<field>[^`]*)`$")
+_ENUM_VALUE: Final = re.compile(r"^Invalid enum value (?P<value>.*)$")
+_HEADER_FIELDS: Final = ("major", "minor", "kind", "sender", "epoch", "seq", "sent_ns", "body")
+
+
+def _where(error: msgspec.ValidationError) -> tuple[str, str, bool]:
+    """``(detail, path, is_key)`` of a msgspec validation error; a missing field's name joins the path."""
+    match = _ERROR_PATH.match(str(error))
+    assert match is not None  # the pattern matches any text
+    detail, path = match["detail"], match["path"] or ""
+    missing = _MISSING_FIELD.match(detail)
+    if missing is not None:
+        return "is missing", f"{path}.{missing['field']}", False
+    return detail, path, match["key"] is not None
+
+
+def _malformed_value(detail: str, where: str) -> ProtocolError | None:
+    """The error for a value msgspec decodes by itself and found malformed (a bad msgpack timestamp)."""
+    if "MessagePack" in detail:
+        return ProtocolError(f"not valid msgpack: {detail} (at {where})")
+    return None
+
+
+def _shape_error(data: bytes, what: str) -> ProtocolError:
+    """The error for a frame whose top level is not the expected shape: unless it is not msgpack at all."""
+    try:
+        _unpack(data)
+    except ProtocolError as error:
+        return error
+    return ProtocolError(what)
+
+
+def _envelope_error(error: msgspec.ValidationError, data: bytes) -> ProtocolError:
+    detail, path, is_key = _where(error)
+    if not path or is_key:
+        return _shape_error(data, f"an envelope must be an array of 8 items ({detail})")
+    index = int(path[1 : path.index("]")])
+    field = _HEADER_FIELDS[index]
+    if field == "major":
+        enum = _ENUM_VALUE.match(detail)
+        shown = f"{enum['value']:.20}" if enum is not None else f"({detail})"
+        return ProtocolError(f"protocol major version {shown} is not supported (this side speaks {PROTOCOL_MAJOR})")
+    if field == "kind":
+        return ProtocolError(f"unknown message kind ({detail})")
+    if field == "sent_ns":
+        return ProtocolError(f"envelope sent_ns must be an int: {detail}")
+    if field == "sender":
+        return ProtocolError(f"envelope sender must be a non-empty str of at most 256 characters: {detail}")
+    return ProtocolError(f"envelope {field} must be an unsigned int: {detail}")
+
+
+def _phrase(kind: msgspec.inspect.Type) -> str:
+    """What a field of this schema type must be, in the spec's words."""
+    inspect = msgspec.inspect
+    if isinstance(kind, inspect.UnionType):
+        return " or ".join(_phrase(member) for member in kind.types)
+    if isinstance(kind, inspect.IntType):
+        return "an unsigned int" if kind.ge == 0 else "an int"
+    if isinstance(kind, inspect.FloatType):
+        return "a positive number of seconds" if kind.gt == 0 else "a number"
+    if isinstance(kind, inspect.LiteralType):
+        return "one of " + ", ".join(repr(value) for value in kind.values)
+    simple = {
+        inspect.StrType: "a str",
+        inspect.BoolType: "a bool",
+        inspect.BytesType: "bytes",
+        inspect.NoneType: "nil",
+        inspect.DictType: "a map",
+        inspect.ListType: "an array",
+    }
+    return simple.get(type(kind), "a valid value")
+
+
+def _field_phrases(struct: type[msgspec.Struct]) -> dict[str, str]:
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return {field.encode_name: _phrase(field.type) for field in info.fields}
+
+
+_GOT: Final = re.compile(r", got (?P<got>.*)$")
+
+
+def _must_be(phrases: dict[str, str], where: str, field: str, detail: str) -> ProtocolError:
+    """``where.field must be <its type>, got <what came>`` for a top-level field of a schema struct."""
+    if detail == "is missing":
+        return ProtocolError(f"{where}{field} must be {phrases[field]}, got nothing (missing)")
+    got, enum = _GOT.search(detail), _ENUM_VALUE.match(detail)
+    if got is None and enum is None:  # a bound: "Expected `float` > 0.0"
+        return ProtocolError(f"{where}{field} must be {phrases[field]} ({detail})")
+    found = got["got"] if got is not None else enum["value"]  # type: ignore[index]
+    return ProtocolError(f"{where}{field} must be {phrases[field]}, got {found}")
+
+
+def _body_error(error: msgspec.ValidationError, data: bytes, kind: MsgKind) -> ProtocolError:
+    detail, path, is_key = _where(error)
+    if is_key:
+        return _shape_error(data, f"body{path} has a map key that is not a str ({detail})")
+    if not path:
+        return _shape_error(data, f"envelope body must be a map ({detail})")
+    malformed = _malformed_value(detail, f"body{path}")
+    if malformed is not None:
+        return malformed
+    field = path[1:]
+    phrases = _BODY_PHRASES[kind]
+    if field in phrases:  # a top-level key: say what it must be
+        return _must_be(phrases, "body.", field, detail)
+    return ProtocolError(f"body{path}: {detail}")
+
+
+def _payload_error(error: msgspec.ValidationError, what: str) -> ProtocolError:
+    detail, path, is_key = _where(error)
+    if is_key:
+        return ProtocolError(f"not valid msgpack: a map key of the {what} is not a str ({detail})")
+    if not path:
+        return ProtocolError(f"{what} must be a map ({detail})")
+    field = path.lstrip(".")
+    malformed = _malformed_value(detail, f"{what} {field}")
+    if malformed is not None:
+        return malformed
+    if what == "node payload" and field in ("polled_at", "received_at", "dt"):
+        return ProtocolError(f"node payload times must be numbers or nil: {field} {detail}")
+    phrases = _NODE_PHRASES if what == "node payload" else _HUB_HEARTBEAT_PHRASES
+    if field in phrases:
+        return _must_be(phrases, f"{what} ", field, detail)
+    return ProtocolError(f"{what} {field}: {detail}")
+
+
+def _seconds(value: float, where: str) -> float:
+    if value == math.inf:  # msgspec's bound is gt=0: inf passes it, NaN does not
+        raise ProtocolError(f"{where} must be a positive number of seconds, got inf")
     return value
 
 
-def _seconds(body: dict[str, Any], key: str) -> float:
-    value = body.get(key)
-    if not (isinstance(value, _NUMBERS) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
-        raise ProtocolError(f"body.{key} must be a positive number of seconds, got {value!r:.40}")
-    return float(value)
-
-
-def _list(body: dict[str, Any], key: str, limit: int) -> list[Any]:
-    value = body.get(key)
-    if not isinstance(value, list):
-        raise ProtocolError(f"body.{key} must be an array, got {type(value).__name__}")
-    if len(value) > limit:
-        raise ProtocolError(f"body.{key} has {len(value)} items, more than the limit of {limit}")
-    return value
-
-
-def _points(body: dict[str, Any], limits: Limits) -> list[PointEntry]:
-    entries = _list(body, "points", limits.max_points_per_message)
-    points: list[PointEntry] = []
-    append = points.append
-    for item in entries:
-        # Fast path (the hub decodes every point of every agent here): an
-        # entry as gsmon agents send it, 6 items of the exact types, becomes a
-        # PointEntry without its Python-level __new__. msgpack only produces
-        # exact built-in types (and datetime/tuple from ext), so `type(x) is
-        # int` is the general path's "int but not bool", and so on.
-        if type(item) is list and len(item) == 6:
-            path, _, code, label, polled_at, period = item
-            if (
-                type(path) is str
-                and type(code) is int
-                and type(label) is str
-                and type(polled_at) is float
-                and (period is None or type(period) is float)
-            ):
-                append(_new_tuple(PointEntry, item))
-                continue
-        append(_point(len(points), item))
-    return points
-
-
-_new_tuple: Final = tuple.__new__
-
-
-def _point(index: int, item: Any) -> PointEntry:
-    """Validate one point entry (any valid form: int times, trailing items)."""
-    if not (isinstance(item, list) and len(item) >= 6):
-        raise ProtocolError(f"body.points[{index}] must be an array of 6 items")
-    path, value, code, label, polled_at, period = item[:6]
-    if not (
-        isinstance(path, str)
-        and isinstance(code, int)
-        and not isinstance(code, bool)
-        and isinstance(label, str)
-        and isinstance(polled_at, int | float)
-        and not isinstance(polled_at, bool)
-        and (period is None or (isinstance(period, int | float) and not isinstance(period, bool)))
-    ):
+def _points(entries: list[Any], limits: Limits, loose: bool) -> list[PointEntry]:
+    if len(entries) > limits.max_points_per_message:
         raise ProtocolError(
-            f"body.points[{index}] must be [path str, value, alertcode int, alertstr str, "
-            f"polled_at_s number, dt_s number|nil], got types "
-            f"{[type(part).__name__ for part in item[:6]]}"
+            f"body.points has {len(entries)} items, more than the limit of {limits.max_points_per_message}"
         )
-    entry = PointEntry(path, value, code, label, float(polled_at), None if period is None else float(period))
-    if len(item) > 6 and type(item[6]) is dict:
-        return debounced_entry(entry, _debounce_map(index, item[6]))
-    return entry
+    if loose:  # entries with the optional 7th item, decoded as _LooseEntry: the six the hub reads + the map
+        loose_entries = entries
+        entries = []
+        for index, item in enumerate(loose_entries):
+            entry = PointEntry(item.path, item.value, item.alertcode, item.alertstr, item.polled_at_s, item.dt_s)
+            if type(item.debounce) is dict:  # a 7th item that is not a map is ignored (spec: Point entry)
+                entry = debounced_entry(entry, _debounce_map(index, item.debounce))
+            entries.append(entry)
+    nested = _CONTAINER_TYPES
+    for index, entry in enumerate(entries):
+        if type(entry[1]) in nested and not _str_keys(entry[1]):
+            raise ProtocolError(f"not valid msgpack: a map key in body.points[{index}] is not a str")
+    return entries
 
 
 def _debounce_map(index: int, raw_map: dict[str, Any]) -> dict[str, Any]:
@@ -1709,66 +1953,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-_KINDS: Final = {kind.value: kind for kind in MsgKind}
-
-# A DELTA from a gsmon agent starts with fixarray(8), major 1, any minor below 128 (one byte), kind 2.
-_DELTA_HEAD: Final = bytes((0x98, PROTOCOL_MAJOR))
-_DELTA_KIND: Final = int(MsgKind.DELTA)
-
-_UInt: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
-
-
-class _DeltaBody(msgspec.Struct, gc=False):
-    points: list[PointEntry]  # decoded straight into PointEntry, by its annotations
-
-
-class _DeltaEnvelope(msgspec.Struct, array_like=True, gc=False):
-    major: Literal[1]
-    minor: _UInt
-    kind: Literal[2]
-    sender: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-    epoch: _UInt
-    seq: _UInt
-    sent_ns: int
-    body: _DeltaBody
-
-
-_decode_delta_envelope = msgspec.msgpack.Decoder(_DeltaEnvelope).decode
-
-
-def _fast_delta(data: bytes, limits: Limits) -> Delta | None:
-    """The usual DELTA decoded by msgspec's typed decoder, or None to take the general path.
-
-    Only a DELTA whose every value is a plain scalar is answered here: for
-    those, msgspec's checks (exact types, UTF-8, ints into float fields,
-    extra envelope items and unknown body keys ignored, the last of duplicate
-    keys) give what the general path gives. Anything msgspec refuses, and
-    every container or ext value, goes the general way, which decides and
-    words the error (tests/unit/test_hub_fast_paths.py compares the two).
-    """
-    try:
-        envelope = _decode_delta_envelope(data)
-    except Exception:  # DecodeError, ValidationError, UnicodeDecodeError...: let the general path say what
-        return None
-    points = envelope.body.points
-    if len(points) > limits.max_points_per_message:
-        return None
-    plain = _PLAIN_TYPES
-    for entry in points:
-        if type(entry[1]) not in plain:
-            return None
-    return Delta(
-        sender=envelope.sender,
-        epoch=envelope.epoch,
-        seq=envelope.seq,
-        sent_ns=envelope.sent_ns,
-        minor=envelope.minor,
-        points=points,
-    )
-
-
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
-    """Decode one envelope frame; raise :class:`ProtocolError` on anything wrong."""
+    """Decode one envelope frame; raise :class:`ProtocolError` on anything wrong.
+
+    The envelope struct first (header validated, the body kept as raw bytes),
+    then the body with its kind's struct; a DELTA framed as gsmon agents frame
+    it is tried in one pass of the same structs first.
+    """
     if (
         type(data) is bytes
         and data[:2] == _DELTA_HEAD
@@ -1776,136 +1967,140 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         and data[2] < 0x80
         and data[3] == _DELTA_KIND
         and len(data) <= limits.max_frame_bytes
-        and (delta := _fast_delta(data, limits)) is not None
     ):
-        return delta  # the hub's most frequent message, about half the time (bench/RESULTS.md)
-    envelope = _unpack(data, limits.max_frame_bytes)
-    if not isinstance(envelope, list) or len(envelope) < 8:
-        raise ProtocolError("an envelope must be an array of 8 items")
-    major, minor, kind_code, sender, epoch, seq, sent_ns, body = envelope[:8]
-    if type(major) is not int or major != PROTOCOL_MAJOR:
-        raise ProtocolError(
-            f"protocol major version {major!r:.20} is not supported (this side speaks {PROTOCOL_MAJOR})"
-        )
-    header = {"minor": minor, "sender": sender, "epoch": epoch, "seq": seq, "sent_ns": sent_ns}
-    # One combined test for the usual, valid header (msgpack only makes exact
-    # built-in types, so `type(x) is int` means "int but not bool"); the
-    # detailed checks below run, in their order, only to say what is wrong.
-    if not (
-        type(minor) is int
-        and type(epoch) is int
-        and type(seq) is int
-        and type(sent_ns) is int
-        and minor >= 0
-        and epoch >= 0
-        and seq >= 0
-        and type(sender) is str
-        and 0 < len(sender) <= 256
-        and type(body) is dict
-    ):
-        for key in ("minor", "epoch", "seq"):
-            value = header[key]
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-                raise ProtocolError(f"envelope {key} must be an unsigned int, got {value!r:.40}")
-        if not (isinstance(sent_ns, int) and not isinstance(sent_ns, bool)):
-            raise ProtocolError(f"envelope sent_ns must be an int, got {sent_ns!r:.40}")
-        if not isinstance(sender, str) or not sender or len(sender) > 256:
-            raise ProtocolError(f"envelope sender must be a non-empty str, got {sender!r:.40}")
-        if not isinstance(body, dict):
-            raise ProtocolError(f"envelope body must be a map, got {type(body).__name__}")
-    # A dict lookup rather than MsgKind(...): the same answer, a fraction of
-    # the time. The type test first: MsgKind(True) and MsgKind(1.0) would both be STATE.
-    kind = _KINDS.get(kind_code) if type(kind_code) is int else None
+        # The hub's most frequent message, as gsmon agents frame it (fixarray 8, major 1, a one-byte
+        # minor, kind 2): envelope and body in one pass of the same structs. Whatever that refuses,
+        # and any DELTA with a container value (its map keys need the check in _points), takes the
+        # two passes below, which say what is wrong (and read entries with a 7th item).
+        try:
+            delta = _decode_delta_envelope(data)
+        except _MALFORMED_OR_INVALID:
+            pass
+        else:
+            points = delta.body.points
+            if len(points) <= limits.max_points_per_message:
+                nested = _CONTAINER_TYPES
+                for entry in points:
+                    if type(entry[1]) in nested:
+                        break
+                else:
+                    return Delta(
+                        sender=delta.sender,
+                        epoch=delta.epoch,
+                        seq=delta.seq,
+                        sent_ns=delta.sent_ns,
+                        minor=delta.minor,
+                        points=points,
+                    )
+    _check_frame(data, limits.max_frame_bytes)
+    try:
+        envelope = _decode_envelope(data)
+    except msgspec.ValidationError as error:
+        raise _envelope_error(error, data) from None
+    except _MALFORMED as error:
+        raise _not_msgpack(error) from error
+    kind = _KINDS.get(envelope.kind)
     if kind is None:
-        raise ProtocolError(f"unknown message kind {kind_code!r:.20}")
-
+        raise ProtocolError(f"unknown message kind {envelope.kind!r:.20}")
+    raw = envelope.body
+    loose = False
+    try:
+        try:
+            body = _BODY_DECODERS[kind](raw)
+        except msgspec.ValidationError:
+            if kind not in _ENTRY_KINDS:
+                raise
+            # Perhaps entries with the optional 7th item (PointEntry takes exactly 6): the loose body
+            # reads them, and words the error of anything else wrong.
+            body, loose = (_decode_loose_state if kind is MsgKind.STATE else _decode_loose_delta)(raw), True
+    except msgspec.ValidationError as error:
+        raise _body_error(error, data, kind) from None
+    except _MALFORMED as error:
+        raise _not_msgpack(error) from error
+    header = _header_of(envelope)
+    if kind is MsgKind.DELTA:  # the hub's most frequent message
+        return Delta(**header, points=_points(body.points, limits, loose))
     if kind is MsgKind.STATE:
-        parents = _list(body, "parents", limits.max_parents_per_message) if "parents" in body else []
-        for index, parent in enumerate(parents):
-            if not isinstance(parent, str):
-                raise ProtocolError(f"body.parents[{index}] must be a str")
-        part = _uint(body, "part") if "part" in body else 0
-        parts = _uint(body, "parts") if "parts" in body else 1
-        _need(part < parts, f"body.part {part} must be below body.parts {parts}")
+        parents = body.parents
+        if len(parents) > limits.max_parents_per_message:
+            raise ProtocolError(
+                f"body.parents has {len(parents)} items, more than the limit of {limits.max_parents_per_message}"
+            )
+        if body.part >= body.parts:
+            raise ProtocolError(f"body.part {body.part} must be below body.parts {body.parts}")
         return State(
             **header,
-            mount=_str(body, "mount"),
-            heartbeat_s=_seconds(body, "heartbeat_s"),
-            points=_points(body, limits),
+            mount=body.mount,
+            heartbeat_s=_seconds(body.heartbeat_s, "body.heartbeat_s"),
+            points=_points(body.points, limits, loose),
             parents=parents,
-            part=part,
-            parts=parts,
+            part=body.part,
+            parts=body.parts,
         )
-    if kind is MsgKind.DELTA:
-        return Delta(**header, points=_points(body, limits))
     if kind is MsgKind.HEARTBEAT:
-        return Heartbeat(
-            **header,
-            mount=_str(body, "mount"),
-            heartbeat_s=_seconds(body, "heartbeat_s"),
-            point_count=_uint(body, "points"),
-        )
+        heartbeat_s = _seconds(body.heartbeat_s, "body.heartbeat_s")
+        return Heartbeat(**header, mount=body.mount, heartbeat_s=heartbeat_s, point_count=body.point_count)
     if kind is MsgKind.BYE:
         return Bye(**header)
     if kind is MsgKind.HELLO:
-        return Hello(**header, request_id=_uint(body, "request_id"))
+        return Hello(**header, request_id=body.request_id)
     if kind is MsgKind.SNAPSHOT_REQUEST:
-        return SnapshotRequest(**header, request_id=_uint(body, "request_id"), prefix=_str(body, "prefix"))
+        return SnapshotRequest(**header, request_id=body.request_id, prefix=body.prefix)
     if kind is MsgKind.COMMAND:
-        args = body.get("args", {})
-        _need(isinstance(args, dict), "body.args must be a map")
-        user = body.get("user")
-        _need(user is None or isinstance(user, str), "body.user must be a str or nil")
-        return Command(
-            **header, request_id=_uint(body, "request_id"), command=_str(body, "command"), args=args, user=user
-        )
+        _need_str_keys(body.args, "body.args")
+        return Command(**header, request_id=body.request_id, command=body.command, args=body.args, user=body.user)
     if kind is MsgKind.COMMAND_RESULT:
-        ok = body.get("ok")
-        _need(isinstance(ok, bool), "body.ok must be a bool")
-        return CommandResult(
-            **header,
-            request_id=_uint(body, "request_id"),
-            ok=bool(ok),
-            message=_str(body, "message"),
-            result=body.get("result"),
-        )
+        _need_str_keys(body.result, "body.result")
+        return CommandResult(**header, request_id=body.request_id, ok=body.ok, message=body.message, result=body.result)
     if kind is MsgKind.INFO:
-        endpoints = body.get("endpoints")
-        _need(
-            isinstance(endpoints, dict)
-            and all(isinstance(v, str) for v in endpoints.values())
-            and all(isinstance(endpoints.get(k), str) for k in ("agents", "subscribers", "query")),
-            "body.endpoints must map agents, subscribers and query to endpoint strings",
-        )
-        assert isinstance(endpoints, dict)
+        endpoints = body.endpoints
+        if not all(key in endpoints for key in ("agents", "subscribers", "query")):
+            raise ProtocolError("body.endpoints must map agents, subscribers and query to endpoint strings")
+        topic = body.heartbeat_topic
+        if topic is UNSET or topic is None:
+            topic = None
+        elif not is_heartbeat_topic(topic):
+            raise ProtocolError("body.heartbeat_topic must be a heartbeat topic")
         return Info(
             **header,
-            request_id=_uint(body, "request_id"),
+            request_id=body.request_id,
             endpoints=endpoints,
-            heartbeat_s=_seconds(body, "heartbeat_s"),
-            version=_str(body, "version"),
-            heartbeat_topic=_heartbeat_topic(body),
+            heartbeat_s=_seconds(body.heartbeat_s, "body.heartbeat_s"),
+            version=body.version,
+            heartbeat_topic=topic,
         )
     if kind is MsgKind.SNAPSHOT_CHUNK:
-        raw_nodes = _list(body, "nodes", 1 << 24)
-        nodes = []
-        for index, item in enumerate(raw_nodes):
-            if not (
-                isinstance(item, list) and len(item) >= 2 and isinstance(item[0], str) and isinstance(item[1], dict)
-            ):
-                raise ProtocolError(f"body.nodes[{index}] must be [path str, payload map]")
-            nodes.append((item[0], item[1]))
-        return SnapshotChunk(**header, request_id=_uint(body, "request_id"), nodes=nodes)
+        nodes = [(item.path, item.payload) for item in body.nodes]
+        nested = _CONTAINER_TYPES
+        for index, (_, payload) in enumerate(nodes):
+            # The payload's own keys are str (its struct says so); a value may hold maps (a snapshot of
+            # 100,000 nodes comes through here: the type tests run in C).
+            if not nested.isdisjoint(map(type, payload.values())) and not _str_keys(payload):
+                raise ProtocolError(f"not valid msgpack: a map key in body.nodes[{index}] is not a str")
+        return SnapshotChunk(**header, request_id=body.request_id, nodes=nodes)
     if kind is MsgKind.SNAPSHOT_END:
         return SnapshotEnd(
-            **header,
-            request_id=_uint(body, "request_id"),
-            seq_at=_uint(body, "seq"),
-            count=_uint(body, "count"),
-            published=_uint(body, "published"),
+            **header, request_id=body.request_id, seq_at=body.seq_at, count=body.count, published=body.published
         )
     assert kind is MsgKind.ERROR
-    return Error(**header, request_id=_uint(body, "request_id"), message=_str(body, "message"))
+    return Error(**header, request_id=body.request_id, message=body.message)
+
+
+def _header_of(envelope: _Envelope[msgspec.Raw]) -> dict[str, Any]:
+    return {
+        "minor": envelope.minor,
+        "sender": envelope.sender,
+        "epoch": envelope.epoch,
+        "seq": envelope.seq,
+        "sent_ns": envelope.sent_ns,
+    }
+
+
+_KINDS: Final = {kind.value: kind for kind in MsgKind}
+_BODY_PHRASES: Final = {kind: _field_phrases(body) for kind, body in _BODY_TYPES.items()}
+_NODE_PHRASES: Final = _field_phrases(_NodePayload)
+_HUB_HEARTBEAT_PHRASES: Final = _field_phrases(_HubHeartbeatPayload)
+_ENTRY_KINDS: Final = (MsgKind.STATE, MsgKind.DELTA)
 
 
 def salvage_request_id(data: bytes, max_bytes: int = MAX_FRAME_BYTES) -> int | None:
@@ -1924,131 +2119,82 @@ def salvage_request_id(data: bytes, max_bytes: int = MAX_FRAME_BYTES) -> int | N
     return 0
 
 
-def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
-    """Validate a NODE payload map (already unpacked) for ``path``."""
-    if type(payload) is dict:
-        # Fast path (a snapshot of 100,000 nodes comes through here): a payload
-        # as the hub packs it, every field of the exact type; anything else
-        # gets the checks below, which say what is wrong.
-        get = payload.get
-        kind, epoch, seq, code = get("kind"), get("epoch"), get("seq"), get("alert")
-        label, stale, polled, received, period = (
-            get("alertstr"),
-            get("stale"),
-            get("polled_at"),
-            get("received_at"),
-            get("dt"),
-        )
-        reported, unknown = get("reported_alert"), get("liveness_unknown", False)
-        if (
-            type(kind) is str
-            and kind in _NODE_KINDS
-            and type(epoch) is int
-            and type(seq) is int
-            and type(code) is int
-            and type(label) is str
-            and type(stale) is bool
-            and (polled is None or type(polled) is float)
-            and (received is None or type(received) is float)
-            and (period is None or type(period) is float)
-            and (reported is None or type(reported) is int)
-            and type(unknown) is bool
-        ):
-            agent = get("agent")
-            agent = agent if type(agent) is str else None
-            return NodeUpdate(
-                path,
-                epoch,
-                seq,
-                kind,
-                code,
-                label,
-                stale,
-                get("value"),
-                agent,
-                polled,
-                received,
-                period,
-                reported,
-                unknown,
-                _operator_keys(payload),
-            )
-    if not isinstance(payload, dict):
-        raise ProtocolError(f"node payload for {path!r} must be a map")
-    kind = payload.get("kind")
-    # A str first: `in` on a frozenset would raise TypeError for a list or map.
-    if not isinstance(kind, str) or kind not in _NODE_KINDS:
-        raise ProtocolError(f"node payload kind must be one of {sorted(_NODE_KINDS)}, got {kind!r:.20}")
-    epoch, seq, code = payload.get("epoch"), payload.get("seq"), payload.get("alert")
-    label, stale = payload.get("alertstr"), payload.get("stale")
-    for name, value in (("epoch", epoch), ("seq", seq), ("alert", code)):
-        if not (isinstance(value, int) and not isinstance(value, bool)):
-            raise ProtocolError(f"node payload {name} must be an int, got {value!r:.40}")
-    if not isinstance(label, str) or not isinstance(stale, bool):
-        raise ProtocolError("node payload alertstr must be a str and stale a bool")
-    agent = payload.get("agent")
-    times = [payload.get("polled_at"), payload.get("received_at"), payload.get("dt")]
-    for value in times:
-        if value is not None and not (isinstance(value, _NUMBERS) and not isinstance(value, bool)):
-            raise ProtocolError(f"node payload times must be numbers or nil, got {value!r:.40}")
-    # 1.1 keys: absent (a 1.0 hub) means "not known" and "vouched for".
-    reported, unknown = payload.get("reported_alert"), payload.get("liveness_unknown", False)
-    if reported is not None and not (isinstance(reported, int) and not isinstance(reported, bool)):
-        raise ProtocolError(f"node payload reported_alert must be an int or nil, got {reported!r:.40}")
-    if not isinstance(unknown, bool):
-        raise ProtocolError(f"node payload liveness_unknown must be a bool, got {unknown!r:.40}")
-    assert isinstance(epoch, int)
-    assert isinstance(seq, int)
-    assert isinstance(code, int)
-    polled_at, received_at, period = (None if value is None else float(value) for value in times)
+def _node_update(path: str, node: _NodePayload) -> NodeUpdate:
+    """The subscriber's view of a validated NODE payload (absent 1.1 keys: not known, and vouched for)."""
+    epoch, seq, kind, code, label, stale = node.epoch, node.seq, node.kind, node.alert, node.alertstr, node.stale
+    if epoch is UNSET or seq is UNSET or kind is UNSET or code is UNSET or label is UNSET or stale is UNSET:
+        missing = [name for name in _NODE_REQUIRED if getattr(node, name) is UNSET]
+        raise ProtocolError(f"node payload {missing[0]} is missing")
+    value, agent, reported, unknown = node.value, node.agent, node.reported_alert, node.liveness_unknown
+    if type(value) in _CONTAINER_TYPES and not _str_keys(value):
+        raise ProtocolError(f"not valid msgpack: a map key in the value of {path!r:.80} is not a str")
+    operator: dict[str, Any] | None = None
+    if not (
+        node.since is UNSET
+        and node.attention is UNSET
+        and node.alarm is UNSET
+        and node.shelf_id is UNSET
+        and node.shelved_below is UNSET
+        and node.unacked_below is UNSET
+        and node.raw_alert is UNSET
+        and node.pending is UNSET
+        and node.flapping is UNSET
+    ):
+        operator = {key: item for key in NODE_OPERATOR_KEYS if (item := getattr(node, key)) is not UNSET}
+        for key, item in operator.items():
+            _need_str_keys(item, f"the {key} of {path!r:.80}")
     return NodeUpdate(
         path,
         epoch,
         seq,
-        str(kind),
+        kind,
         code,
         label,
         stale,
-        payload.get("value"),
-        agent if isinstance(agent, str) else None,
-        polled_at,
-        received_at,
-        period,
-        reported,
-        unknown,
-        _operator_keys(payload),
+        value,
+        agent if type(agent) is str else None,
+        node.polled_at,
+        node.received_at,
+        node.dt,
+        None if reported is UNSET else reported,
+        False if unknown is UNSET else unknown,
+        operator,
     )
+
+
+_NODE_REQUIRED: Final = ("kind", "epoch", "seq", "alert", "alertstr", "stale")
+
+
+def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
+    """Validate a NODE payload map (already unpacked, e.g. from a SNAPSHOT_CHUNK) for ``path``."""
+    try:
+        node = msgspec.convert(payload, _NodePayload)
+    except msgspec.ValidationError as error:
+        raise _payload_error(error, "node payload") from None
+    return _node_update(path, node)
 
 
 def decode_hub_message(topic: bytes, payload: bytes, max_bytes: int = MAX_FRAME_BYTES) -> NodeUpdate | HubHeartbeat:
     """Decode a ``[topic, payload]`` message from the hub's subscriber socket."""
-    data = _unpack(payload, max_bytes)
-    if is_heartbeat_topic(topic):
-        if not isinstance(data, dict):
-            raise ProtocolError("hub heartbeat payload must be a map")
-        published = data.get("published")
-        if not (
-            isinstance(published, dict)
-            and all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in published.items())
-        ):
-            raise ProtocolError("hub heartbeat published must map str prefixes to counts")
-        epoch, seq = data.get("epoch"), data.get("seq")
-        interval, sent_at = data.get("interval_s"), data.get("sent_at")
-        if not (type(epoch) is int and type(seq) is int):
-            raise ProtocolError("hub heartbeat epoch and seq must be ints")
+    _check_frame(payload, max_bytes)
+    heartbeat = is_heartbeat_topic(topic)
+    try:
+        if heartbeat:
+            beat = _decode_hub_heartbeat(payload)
+        else:
+            node = _decode_node(payload)
+    except msgspec.ValidationError as error:
+        what = "hub heartbeat" if heartbeat else "node payload"
+        found = _payload_error(error, what)
+        raise _shape_error(payload, str(found)) from None
+    except _MALFORMED as error:
+        raise _not_msgpack(error) from error
+    if heartbeat:
         # interval_s sets the subscriber's liveness deadline: 0 or NaN would make the hub look lost forever.
-        if not (
-            isinstance(interval, int | float)
-            and not isinstance(interval, bool)
-            and 0 < interval < math.inf
-            and isinstance(sent_at, int | float)
-            and not isinstance(sent_at, bool)
-        ):
-            raise ProtocolError("hub heartbeat interval_s must be a positive number and sent_at a number")
-        complete = data.get("complete", True)
-        return HubHeartbeat(epoch, seq, float(interval), float(sent_at), published, complete is not False)
+        interval_s = _seconds(beat.interval_s, "hub heartbeat interval_s")
+        return HubHeartbeat(beat.epoch, beat.seq, interval_s, beat.sent_at, beat.published, beat.complete is not False)
     try:
         path = topic.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ProtocolError(f"topic is not UTF-8: {error}") from error
-    return decode_node_payload(path, data)
+    return _node_update(path, node)

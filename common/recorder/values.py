@@ -38,8 +38,6 @@ import datetime as dt
 import math
 from typing import Any, Final
 
-import msgpack
-
 from gsmon.common import protocol as proto
 
 __all__ = ["is_number", "join", "jsonable", "number_of", "pack", "split", "unpack"]
@@ -49,15 +47,15 @@ _NUMBERS: Final = (int, float)
 
 def pack(value: Any) -> bytes:
     """The exact value as bytes (the protocol's packing of a point value; never raises)."""
-    return proto._pack_value(value)
+    return proto.pack_value(value)
 
 
 def unpack(data: bytes) -> Any:
     """The value :func:`pack` packed (raises ``ValueError`` for bytes it did not make)."""
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True, timestamp=3, ext_hook=proto._EXT_HOOK)
-    except Exception as error:  # msgpack raises many types
-        raise ValueError(f"not a packed value: {type(error).__name__}: {error}") from error
+        return proto.unpack_value(data)
+    except proto.ProtocolError as error:
+        raise ValueError(f"not a packed value: {error}") from error
 
 
 def is_number(value: Any) -> bool:
