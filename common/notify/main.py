@@ -57,6 +57,7 @@ from gsmon.common import logs, transport
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert, RedAlert
 from gsmon.common.client import HubUnavailableError, Subscriber
+from gsmon.common.clone import new_client_epoch
 from gsmon.common.config import add_key_flag, flag_overrides
 from gsmon.common.errors import EXIT_OK, UnavailableError, UsageError
 from gsmon.common.keys import ClientKeys
@@ -96,7 +97,7 @@ class JournalClient:
         self._sender = f"notify-{secrets.token_hex(4)}"
         # The spec's client envelope: a random non-zero epoch per run, seq +1 per message on a
         # connection (from 1 again on a new one), request ids from a counter of their own.
-        self._epoch = secrets.randbits(63) or 1
+        self._epoch = new_client_epoch()
         self._requests = itertools.count(1)
         self._seq = itertools.count(1)
         self._dealer: zmq.Socket[bytes] | None = None

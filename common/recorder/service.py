@@ -52,6 +52,7 @@ import zmq
 from gsmon.common import protocol as proto
 from gsmon.common import transport
 from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert, RedAlert
+from gsmon.common.clone import new_client_epoch
 from gsmon.common.keys import ClientKeys
 from gsmon.common.recorder.query import AnswerError, answer
 from gsmon.common.recorder.store import Store
@@ -123,7 +124,7 @@ class HistoryService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sender = f"recorder-{secrets.token_hex(4)}"
-        self._epoch = secrets.randbits(63) or 1  # this run's (the spec: random, non-zero)
+        self._epoch = new_client_epoch()  # this run's (the spec: random, non-zero)
         self._seq = itertools.count(1)  # header seq: +1 per message on this connection
         self._request_ids = itertools.count(1)
         self._register_id = 0

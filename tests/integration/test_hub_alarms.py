@@ -414,3 +414,30 @@ def test_an_agent_back_from_silence_journals_no_alarm_per_point(procs: Processes
     alarms = {a["path"]: a for a in _cmd(hub, "alarms", prefix=MOUNT).result["alarms"]}
     assert (alarms[f"{MOUNT}/Power"]["id"], alarms[f"{MOUNT}/Power"]["max_level"]) == (red["id"], 30)
     assert f"{MOUNT}/Fan" not in alarms
+
+
+def test_a_second_red_under_an_acknowledged_parent_raises_its_attention(procs: Processes, tmp_path: Path) -> None:
+    """The seed's worst-child rollup hides a second RED under a parent already RED; attention does not:
+    once the first is acknowledged the parent needs nobody, and the second RED makes it need someone again."""
+    power, fan = tmp_path / "power.json", tmp_path / "fan.json"
+    _set(power, 1, "RED")
+    _set(fan, 1, "GREEN")
+    hub = procs.hub()
+    procs.agent(hub, "ant1", _spec(("Power", power), ("Fan", fan)), mount=MOUNT)
+    first = _wait_state(hub, f"{MOUNT}/Power", "active_unacked")
+    with Subscriber(hub.query, "GS1/") as sub:
+
+        def parent_attention() -> int | None:
+            polled(sub)
+            node = sub.tree.get(MOUNT)
+            return None if node is None else node.attention
+
+        wait_until(lambda: parent_attention() == 30, timeout_s=15, what="the parent's attention at RED")
+        assert _cmd(hub, "ack", ids=[first["id"]], comment="known: breaker").ok
+        wait_until(lambda: parent_attention() == 0, timeout_s=15, what="no attention after the ack")
+        assert sub.tree[MOUNT].alertstr == "RED"  # the worst child is still RED: alert keeps its meaning
+        _set(fan, 0, "RED")
+        second = _wait_state(hub, f"{MOUNT}/Fan", "active_unacked")
+        wait_until(lambda: parent_attention() == 30, timeout_s=15, what="the second RED's attention on the parent")
+        assert sub.tree[f"{MOUNT}/Fan"].alarm["id"] == second["id"] != first["id"]
+        assert sub.tree["GS1"].attention == 30

@@ -345,4 +345,42 @@ def test_an_operator_acks_in_the_page_and_the_hub_records_the_user_and_the_bridg
     assert journal.ok, journal.message
     (entry,) = [item for item in journal.result["entries"] if item["kind"] == "ack"]
     assert (entry["by"], entry["user"], entry["comment"]) == ("web", "otto", "on it: fan replaced at 04:50")
+
+    # Unack from the alarm table: the alarm wants someone again.
+    page.click(f'#alarmrows tr[data-path="{path}"] button.unack')
+    page.wait_for_selector("#commentdialog[open]")
+    page.fill("#comment", "not fixed after all")
+    page.click("#dialogok")
+    page.wait_for_selector(f'#alarmrows tr[data-path="{path}"][data-state="active_unacked"]', timeout=10_000)
+    wait_until(lambda: (found := alarm()) is not None and found["state"] == "active_unacked", what="the unack")
+
+    def shelves() -> list[dict[str, Any]]:
+        reply = send_command(hub.query, "shelves", {}, curve=viewer, timeout_s=10.0)
+        assert reply.ok, reply.message
+        return list(reply.result["shelves"])
+
+    # Shelve for 1 h with the comment the dialog insists on; the page marks the row, the hub has the shelf.
+    page.click(f'#alarmrows tr[data-path="{path}"] button.shelve')
+    page.wait_for_selector("#commentdialog[open]")
+    page.check('input[name="duration"][value="3600"]')
+    page.click("#dialogok")  # without a comment: refused in the page, the dialog stays
+    assert page.locator("#commentdialog[open]").count() == 1
+    page.fill("#comment", "fan swap, back by 06:00")
+    page.click("#dialogok")
+    shelf = wait_until(lambda: next(iter(shelves()), None), timeout_s=10, what="the shelf at the hub")
+    assert (shelf["prefix"], shelf["comment"], shelf["user"], shelf["by"]) == (
+        path,
+        "fan swap, back by 06:00",
+        "otto",
+        "web",
+    )
+    assert shelf["ends_at"] - shelf["created_at"] == pytest.approx(3600, abs=1)
+    page.wait_for_selector(f'#alarmrows tr[data-path="{path}"]:has-text("shelved #{shelf["id"]}")', timeout=10_000)
+    save(page, "web-operator-shelved.png")
+
+    # Unshelve from the detail pane of the selected row.
+    page.click(f'#tree .row[data-path="{path}"]')
+    page.click(f'#detailactions button.unshelve[data-id="{shelf["id"]}"]', timeout=10_000)
+    wait_until(lambda: shelves() == [], timeout_s=10, what="the shelf ended at the hub")
+    page.wait_for_selector(f'#alarmrows tr[data-path="{path}"]:not(:has-text("shelved #"))', timeout=10_000)
     assert bridge.process.stop() == 0, bridge.process.stderr()
