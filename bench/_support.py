@@ -128,6 +128,10 @@ class Children:
             env = {"PYTHONPATH": os.pathsep.join((self.hub_pythonpath, str(REPO)))}
         argv = child_processes.gsmon_argv("hub", "--agents", LOOPBACK, "--subscribers", LOOPBACK, "--query", LOOPBACK)
         argv += ["--log-level", "WARNING"]
+        if "state_dir" not in config:
+            # Its own state store (the default configuration: alarm layer on), never the machine's
+            # /var/lib/gsmon, which every bench hub would otherwise share with each other and a real hub.
+            argv += ["--state-dir", str(Path(self._log_dir.name) / f"state-{time.monotonic_ns()}")]
         if config:
             path = Path(self._log_dir.name) / f"hub-{time.monotonic_ns()}.toml"
             path.write_text(config, encoding="utf-8")
