@@ -128,7 +128,7 @@ class Children:
             env = {"PYTHONPATH": os.pathsep.join((self.hub_pythonpath, str(REPO)))}
         argv = child_processes.gsmon_argv("hub", "--agents", LOOPBACK, "--subscribers", LOOPBACK, "--query", LOOPBACK)
         argv += ["--log-level", "WARNING"]
-        if "state_dir" not in config:
+        if "state_dir" not in config and self._has_state_store():
             # Its own state store (the default configuration: alarm layer on), never the machine's
             # /var/lib/gsmon, which every bench hub would otherwise share with each other and a real hub.
             argv += ["--state-dir", str(Path(self._log_dir.name) / f"state-{time.monotonic_ns()}")]
@@ -138,6 +138,11 @@ class Children:
             argv += ["--config", str(path)]
         child = self.start("hub", argv, env)
         return child, child.ready()
+
+    def _has_state_store(self) -> bool:
+        """Whether the hub measured has ``--state-dir`` (a ``--before`` tree may predate it)."""
+        tree = Path(self.hub_pythonpath) / "gsmon" if self.hub_pythonpath is not None else REPO
+        return "--state-dir" in (tree / "hub" / "main.py").read_text(encoding="utf-8")
 
     def peer(self, role: str, *args: str) -> Child:
         """A helper process of :mod:`bench.peers` (forwarder, sender, sink...)."""

@@ -1217,6 +1217,14 @@ class _NodeFields(msgspec.Struct, gc=False):
     liveness_unknown: bool | UnsetType = UNSET  # 1.1: sent only when true
 
 
+class _NodeFieldsSince(_NodeFields):
+    """:class:`_NodeFields` and ``since``: the hub's usual payload when it has its alarm layer (``since``
+    on every node, the other operator keys at their defaults, left out). Fifteen fields: still the
+    fixmap header a map of the same keys gets, so the bytes are those of the general path."""
+
+    since: float | UnsetType = UNSET
+
+
 class _NodePayload(_NodeFields, kw_only=True):
     """A whole NODE payload: the 1.2 operator keys too (NODE_OPERATOR_KEYS), each taken as sent
     (its readers check it) and UNSET when absent, so that ``shelf_id: nil`` and no ``shelf_id`` differ."""
@@ -1407,11 +1415,13 @@ class NodeEncoder:
         extra: dict[str, Any] | None = None,
     ) -> bytes:
         """A ``point`` payload (the arguments of :func:`node_payload`, in its order)."""
-        if not extra and type(value) in _PLAIN_TYPES:
-            # The hub's usual payload, packed here: the call to payload() would add about a tenth.
+        since = _only_since(extra)
+        if since is not None and type(value) in _PLAIN_TYPES:
+            # The hub's usual payload, packed here: the call to payload() would add about a tenth, and a
+            # map of the operator keys five times as much (nearly every node carries ``since`` alone).
             try:
                 return _encode(
-                    _NodeFields(
+                    _NodeFieldsSince(
                         PROTOCOL_MAJOR,
                         self.epoch,
                         seq,
@@ -1426,6 +1436,7 @@ class NodeEncoder:
                         dt_s,
                         UNSET if reported_alert is None else reported_alert,
                         True if liveness_unknown else UNSET,
+                        since,
                     )
                 )
             except (TypeError, ValueError, OverflowError):
@@ -1456,11 +1467,12 @@ class NodeEncoder:
         extra: dict[str, Any] | None = None,
     ) -> bytes:
         """A ``parent`` payload."""
-        if not extra:  # as in point(): the usual payload without the call to payload()
+        since = _only_since(extra)
+        if since is not None:  # as in point(): the usual payload without the call to payload()
             unknown = True if liveness_unknown else UNSET
-            fields = _NodeFields(
+            fields = _NodeFieldsSince(
                 PROTOCOL_MAJOR, self.epoch, seq, NODE_PARENT, alertcode, alertstr, stale, None, None, None, None, None,
-                UNSET, unknown,
+                UNSET, unknown, since,
             )  # fmt: skip
             return _encode(fields)
         return self.payload(
@@ -1512,6 +1524,15 @@ class NodeEncoder:
             # A plain value msgpack cannot carry (an int beyond 64 bits, a lone surrogate): sanitised.
             fields.value = msgspec.Raw(_pack_value(value))
             return _encode(fields) if not extra else _encode(_with_extra(fields, extra))
+
+
+def _only_since(extra: dict[str, Any] | None) -> Any:
+    """``since`` when ``extra`` holds nothing else (UNSET when it is empty), else None: the general path."""
+    if not extra:
+        return UNSET
+    if len(extra) == 1 and type(since := extra.get("since")) is float:
+        return since
+    return None
 
 
 def _with_extra(fields: _NodeFields, extra: dict[str, Any]) -> dict[str, Any]:

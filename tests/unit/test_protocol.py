@@ -1214,3 +1214,21 @@ def test_a_seventh_item_with_unknown_keys_is_reduced_to_the_known_ones_and_a_bad
     for bad in ({"raw": "RED"}, {**known, "pending": {"level": 30}}, {**known, "flapping": {"since": 1.0}}):
         with pytest.raises(proto.ProtocolError, match=r"points\[0\]\[6\]"):
             proto.decode(delta(bad))
+
+
+@pytest.mark.parametrize("extra", [None, {}, {"since": 1_700_000_000.25}])
+@pytest.mark.parametrize("value", [1.5, 7, "x", True, None])
+def test_the_encoders_usual_payloads_are_the_general_paths_bytes(extra: dict[str, Any] | None, value: Any) -> None:
+    """point()/parent() pack the usual payloads (no operator keys, or ``since`` alone) themselves; the bytes
+    must be those of payload(), which packs the map of every key (same fixmap header, same order)."""
+    encoder = proto.NodeEncoder(12345)
+    for reported, unknown in ((None, False), (20, True)):
+        point = encoder.point(9, 30, "RED", False, value, "ag", 1.7e9, 1.7e9 + 1, 1.0, reported, unknown, extra)
+        general = encoder.payload(
+            9, proto.NODE_POINT, 30, "RED", False, value, "ag", 1.7e9, 1.7e9 + 1, 1.0, reported, unknown, extra
+        )
+        assert point == general
+        parent = encoder.parent(9, 30, "RED", False, unknown, extra)
+        assert parent == encoder.payload(
+            9, proto.NODE_PARENT, 30, "RED", False, None, None, None, None, None, None, unknown, extra
+        )
