@@ -145,7 +145,12 @@ def test_a_recorder_started_before_its_hub_waits_for_it(procs: Processes, histor
     hub = procs.hub(agents=first.agents, subscribers=first.subscribers, query=first.query, name="hub-up")
     procs.agent(hub, "ant1", SPEC, mount="GS1/Ant1")
     early.wait_for_line("READY recorder", timeout_s=30)
-    wait_until(lambda: len(counts(history_url)[0]) >= 5, timeout_s=30, what="rows once the hub is up")
+
+    def rows() -> int:  # 0 until the point's first row is committed (history answers "no history of")
+        answer = gsmon_cli("history", COUNT, "--since", "10m", "--db", history_url, "--json")
+        return len(json.loads(answer.stdout)["samples"]) if answer.returncode == 0 else 0
+
+    wait_until(lambda: rows() >= 5, timeout_s=30, what="rows once the hub is up")
 
 
 def test_export_import_moves_the_history_between_backends(procs: Processes, history_url: str, tmp_path: Path) -> None:
