@@ -8,6 +8,7 @@ The hub forwards COMMAND "history" to the recorder registered as the
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,9 @@ def test_a_pass_started_at_the_hub_tags_every_row_and_saves_faster(procs: Proces
     assert [(c["kind"], c["prefix"], c["context"], c["source"]) for c in passes] == [("pass", "GS1", "P123", "tree")]
     count_before = len(history(url, MODE, "--since", "10m")["samples"])
     wait_until(lambda: len(counts(url)[0]) >= len(during["samples"]) + 10, what="rows after the pass")
-    after = history(url, COUNT, "--since", "3s")["samples"]
+    # The rows written after the pass ended (a fixed "last 3 s" could still reach into the pass).
+    ended = datetime.fromisoformat(passes[0]["to"])
+    after = [s for s in history(url, COUNT, "--since", "10m")["samples"] if datetime.fromisoformat(s["t"]) > ended]
     assert after
     assert all(s["context"] is None for s in after)
     assert len(history(url, MODE, "--since", "10m")["samples"]) <= count_before + 1  # back to 900 s
