@@ -669,7 +669,8 @@ __all__ = [
 ]
 
 PROTOCOL_MAJOR: Final = 1
-PROTOCOL_MINOR: Final = 2  # 1.2: the operator layer (NODE keys, operator commands; issue 13)
+PROTOCOL_MINOR: Final = 3  # 1.3: client health reports; federation, hub pairs, agent outbox (issue 17)
+# 1.2: the operator layer (NODE keys, operator commands; issue 13)
 
 HUB_HEARTBEAT_TOPIC: Final = b"\x00hub/heartbeat"
 # Per-scope heartbeats (a prefix-limited subscriber grant): prefix + grant name + NUL.
