@@ -906,6 +906,10 @@ class _MonitorSource:
     def full_state(self) -> tuple[list[proto.PointEntry], list[str]]:
         return self._monitor._full_state()
 
+    def unpolled_paths(self) -> list[str]:
+        with self._monitor._lock:
+            return self._monitor._table.unpolled_paths()
+
     def point_count(self) -> int:
         return len(self._monitor)
 

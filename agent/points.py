@@ -463,6 +463,9 @@ class PointTable:
         changed.clear()
         return entries
 
+    def unpolled_paths(self) -> list[str]:
+        return [self.paths[name] for name, point in self.points.items() if point.polled_wall is None]
+
     def full_state(self) -> tuple[list[proto.PointEntry], list[str]]:
         entries = [self.entry(point) for point in self.points.values() if point.polled_wall is not None]
         # `changed` is left alone: a STATE may go to one hub only, and the

@@ -69,6 +69,10 @@ class PointSource(Protocol):
         """Every polled point, and every parent's path."""
         ...
 
+    def unpolled_paths(self) -> list[str]:
+        """The paths of the points not polled yet (a STATE names them so the hub keeps them)."""
+        ...
+
     def point_count(self) -> int:
         """How many points there are."""
         ...
@@ -134,10 +138,11 @@ class SendPolicy:
                 link.needs_state = True
         if any(link.needs_state for link in links):
             entries, parents = source.full_state()
+            unpolled = source.unpolled_paths()
             for index, link in enumerate(links):
                 if link.needs_state:
                     link.needs_state = False
-                    self._state(index, entries, parents, now, wall, out)
+                    self._state(index, entries, parents, unpolled, now, wall, out)
         if now >= self._next_flush:
             self._next_flush = now + settings.flush_interval_s
             changes = source.take_changes()
@@ -170,12 +175,13 @@ class SendPolicy:
         index: int,
         entries: list[proto.PointEntry],
         parents: list[str],
+        unpolled: list[str],
         now: float,
         wall: float,
         out: list[Outgoing],
     ) -> None:
         size = proto.MAX_POINTS_PER_MESSAGE
-        parts = max(1, -(-len(entries) // size), -(-len(parents) // size))
+        parts = max(1, -(-len(entries) // size), -(-len(parents) // size), -(-len(unpolled) // size))
         link = self._links[index]
         for part in range(parts):
             state = proto.State(
@@ -184,6 +190,7 @@ class SendPolicy:
                 heartbeat_s=self.settings.heartbeat_interval_s,
                 points=entries[part * size : (part + 1) * size],
                 parents=parents[part * size : (part + 1) * size],
+                unpolled=unpolled[part * size : (part + 1) * size],
                 part=part,
                 parts=parts,
             )

@@ -102,7 +102,11 @@ STATE        1   ``mount`` str, ``heartbeat_s`` float, ``points`` [entry...],
                  ``parents`` [path...] (every parent, so childless ones exist),
                  ``part`` uint, ``parts`` uint: a full state may be split in
                  parts (each at most :data:`MAX_POINTS_PER_MESSAGE` points);
-                 the last part has ``part == parts - 1``.
+                 the last part has ``part == parts - 1``. (1.3) ``unpolled``
+                 [path...], left out when empty: points the agent has but
+                 has not polled yet (no entry to send). The hub keeps such a
+                 point as it is (it is not "unlisted", so neither removed
+                 nor its alarm closed); its own deadline still makes it STALE.
 DELTA        2   ``points`` [entry...]: points polled since the last flush,
                  latest poll per point only.
 HEARTBEAT    3   ``mount`` str, ``heartbeat_s`` float, ``points`` uint (how many
@@ -755,6 +759,7 @@ class State(_MessageHeader):
     parents: list[str] = field(default_factory=list)
     part: int = 0
     parts: int = 1
+    unpolled: list[str] = field(default_factory=list)  # 1.3: points the agent has but has not polled yet
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1090,6 +1095,7 @@ class _StateBody(msgspec.Struct, gc=False):
     parents: list[str] = []
     part: _UInt = 0
     parts: _UInt = 1
+    unpolled: list[str] | UnsetType = UNSET  # 1.3; left out when empty (the bytes of older agents)
 
 
 class _DeltaBody(msgspec.Struct, gc=False):
@@ -1272,7 +1278,7 @@ def _packed(value: Any) -> Any:
 def _body_of(msg: Message) -> msgspec.Struct:
     if isinstance(msg, State):
         points = _spliced(pack_entry(entry) for entry in msg.points)
-        return _StateBody(msg.mount, msg.heartbeat_s, points, msg.parents, msg.part, msg.parts)
+        return _StateBody(msg.mount, msg.heartbeat_s, points, msg.parents, msg.part, msg.parts, msg.unpolled or UNSET)
     if isinstance(msg, Delta):
         return _DeltaBody(_spliced(pack_entry(entry) for entry in msg.points))
     if isinstance(msg, Heartbeat):
@@ -2050,6 +2056,11 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
             )
         if body.part >= body.parts:
             raise ProtocolError(f"body.part {body.part} must be below body.parts {body.parts}")
+        unpolled = [] if body.unpolled is UNSET else body.unpolled
+        if len(unpolled) > limits.max_points_per_message:
+            raise ProtocolError(
+                f"body.unpolled has {len(unpolled)} items, more than the limit of {limits.max_points_per_message}"
+            )
         return State(
             **header,
             mount=body.mount,
@@ -2058,6 +2069,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
             parents=parents,
             part=body.part,
             parts=body.parts,
+            unpolled=unpolled,
         )
     if kind is MsgKind.HEARTBEAT:
         heartbeat_s = _seconds(body.heartbeat_s, "body.heartbeat_s")

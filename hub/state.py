@@ -264,6 +264,7 @@ class _Agent:
     parents: dict[str, int] = field(default_factory=dict)  # declared parent path -> state generation
     gen: int = 0  # incremented per complete STATE
     state_parts_seen: int = 0
+    state_unpolled: set[str] = field(default_factory=set)  # full paths a STATE's parts named unpolled so far
     removal_due: float = _INF
     removal_gen: int = 0
     resync_at: float = -_INF
@@ -607,22 +608,38 @@ class HubState:
         agent.heartbeat_s = msg.heartbeat_s
         if msg.part == 0:
             agent.state_parts_seen = 0
+            agent.state_unpolled.clear()
             agent.gen += 1
         agent.state_parts_seen += 1
         gen = agent.gen
         for rel in msg.parents:
             self._declare_parent(agent, rel, gen)
         self._apply_points(agent, msg.points, now, wall)
+        unpolled = agent.state_unpolled
+        for rel in msg.unpolled:
+            # The agent has it but has not polled it yet (a restarted agent's slow point):
+            # listed, so neither removed nor forced STALE; its own deadline still applies.
+            path = naming.join(agent.mount, rel)
+            unpolled.add(path)
+            leaf = agent.leaves.get(path)
+            if leaf is not None:
+                leaf.gen = gen
         if msg.part == msg.parts - 1:
             complete = agent.state_parts_seen == msg.parts
             agent.state_parts_seen = 0
             if complete and self.alarms is not None and agent.name not in self._book_checked:
                 # The first full STATE since the hub started: points the restored alarm book
                 # knows for this agent that it no longer has are gone (HubState never knew them).
-                self._book_checked.add(agent.name)
+                # One not polled yet is judged again at the next full STATE.
+                waiting = False
                 for path in self.alarms.point_paths_of(agent.name):
-                    if path not in agent.leaves:
+                    if path in unpolled:
+                        waiting = True
+                    elif path not in agent.leaves:
                         self.alarms.point_removed(path, now, wall)
+                if not waiting:
+                    self._book_checked.add(agent.name)
+            unpolled.clear()
             if complete:
                 # Whatever this STATE did not list goes, unless reported again soon;
                 # until then it is STALE: this incarnation does not vouch for it.

@@ -251,3 +251,51 @@ def test_the_notifier_tells_a_silence_and_its_end_once_and_nothing_about_the_poi
         hub.tick(now, WALL0 + now)
         notify(now)
     assert sent[1:] == ["[gsmon] AGENT SILENT STALE GS1/Ant1", "[gsmon] AGENT BACK STALE GS1/Ant1"]
+
+
+def _restarted_hub(book: AlarmBook, now: float) -> tuple[HubState, AlarmBook]:
+    """A hub started afresh from what ``book`` would have stored (the store's records)."""
+    restored = AlarmBook.restore(None, book.alarms(include_cleared=True), [], book.next_id, now, WALL0 + now)
+    hub = HubState(SETTINGS, 0x5EED + 1, now=now, alarms=restored)
+    hub.subscriptions.follow(b"", subscribed=True)
+    return hub, restored
+
+
+def test_a_restored_alarm_waits_for_a_point_its_restarted_agent_has_not_polled_yet() -> None:
+    hub, book = make()
+    ant = Agent("ant1", "GS1/Ant1")
+    send(hub, ant.state(pt("Power", RED), pt("Fan", GREEN)))
+    [alarm] = book.alarms()
+    assert book.ack([alarm.id], "ops", "ann", "seen", None, "operator", 1.0, WALL0 + 1).ok
+    hub2, book2 = _restarted_hub(book, 5.0)
+    ant.restart(2)
+    # The new incarnation's first STATE comes before Power's first poll: it names Power as unpolled.
+    send(hub2, ant.state(pt("Fan", GREEN, polled=6.0), unpolled=["Power"]), 6.0)
+    assert book2.alarm(alarm.id).state == ACTIVE_ACKED  # type: ignore[union-attr]
+    send(hub2, ant.delta(pt("Power", RED, polled=7.0)), 7.0)
+    assert [(a.id, a.state, a.ack_comment) for a in book2.alarms()] == [(alarm.id, ACTIVE_ACKED, "seen")]
+
+
+def test_a_restored_alarm_of_a_point_its_agent_no_longer_has_closes() -> None:
+    hub, book = make()
+    ant = Agent("ant1", "GS1/Ant1")
+    send(hub, ant.state(pt("Power", RED), pt("Fan", GREEN)))
+    [alarm] = book.alarms()
+    assert book.ack([alarm.id], "ops", "ann", None, None, "operator", 1.0, WALL0 + 1).ok
+    hub2, book2 = _restarted_hub(book, 5.0)
+    ant.restart(2)
+    send(hub2, ant.state(pt("Fan", GREEN, polled=6.0)), 6.0)  # Power is gone from this incarnation
+    assert book2.alarm(alarm.id).state == CLEARED  # type: ignore[union-attr]
+
+
+def test_an_unpolled_point_of_a_restarted_agent_is_kept_past_the_removal_grace() -> None:
+    hub, book = make()
+    ant = Agent("ant1", "GS1/Ant1")
+    send(hub, ant.state(pt("Power", RED, dt=100.0), pt("Fan", GREEN)))
+    [alarm] = book.alarms()
+    ant.restart(2)
+    send(hub, ant.state(pt("Fan", GREEN, polled=2.0), unpolled=["Power"]), 2.0)
+    hub.tick(2.0 + SETTINGS.removal_grace_s + 1, WALL0 + 2.0 + SETTINGS.removal_grace_s + 1)
+    out = payloads(hub, 2.0 + SETTINGS.removal_grace_s + 1)
+    assert "removed" not in out.get("GS1/Ant1/Power", {})
+    assert book.alarm(alarm.id).state == ACTIVE_UNACKED  # type: ignore[union-attr]

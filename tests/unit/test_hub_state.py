@@ -61,7 +61,14 @@ class Agent:
         self.seq += 1
         return {"sender": self.name, "epoch": self.epoch, "seq": self.seq, "sent_ns": 0}
 
-    def state(self, *points: PointEntry, parents: Iterable[str] = (), part: int = 0, parts: int = 1) -> proto.State:
+    def state(
+        self,
+        *points: PointEntry,
+        parents: Iterable[str] = (),
+        part: int = 0,
+        parts: int = 1,
+        unpolled: Iterable[str] = (),
+    ) -> proto.State:
         return proto.State(
             **self._head(),
             mount=self.mount,
@@ -70,6 +77,7 @@ class Agent:
             parents=list(parents),
             part=part,
             parts=parts,
+            unpolled=list(unpolled),
         )
 
     def delta(self, *points: PointEntry) -> proto.Delta:

@@ -6,6 +6,8 @@ points come from a fake source.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from gsmon.agent.send_policy import Outgoing, PublisherSettings, SendPolicy
@@ -29,6 +31,7 @@ class FakeSource:
         self.parents = [f"P{index}" for index in range(parents)]
         self.changes: list[proto.PointEntry] = []
         self.full_states = 0
+        self.unpolled: list[str] = []
 
     def take_changes(self) -> list[proto.PointEntry]:
         changes, self.changes = self.changes, []
@@ -37,6 +40,9 @@ class FakeSource:
     def full_state(self) -> tuple[list[proto.PointEntry], list[str]]:
         self.full_states += 1
         return list(self.points), list(self.parents)
+
+    def unpolled_paths(self) -> list[str]:
+        return list(self.unpolled)
 
     def point_count(self) -> int:
         return len(self.points)
@@ -177,6 +183,22 @@ def test_an_agent_without_points_still_sends_a_one_part_state() -> None:
     (only,) = tick(p, source, 0.01)
     assert isinstance(only[1], proto.State)
     assert (only[1].part, only[1].parts, only[1].points, only[1].parents) == (0, 1, [], [])
+
+
+def test_a_state_names_the_points_not_polled_yet_and_encodes_them_only_when_there_are_some() -> None:
+    """A restarted agent's slow point has no entry yet: the STATE names it so the hub keeps it."""
+    p, source = policy(links=1), FakeSource(points=1, parents=0)
+    source.unpolled = ["Rack/Slow"]
+    p.upstream(0, b"\x01")
+    ((_, state),) = tick(p, source, 0.01)
+    assert isinstance(state, proto.State)
+    assert state.unpolled == ["Rack/Slow"]
+    decoded = proto.decode(proto.encode(state))
+    assert isinstance(decoded, proto.State)
+    assert decoded.unpolled == ["Rack/Slow"]
+    plain = replace(state, unpolled=[])
+    assert b"unpolled" in proto.encode(state)
+    assert b"unpolled" not in proto.encode(plain)
 
 
 def test_a_big_delta_is_split_and_each_batch_goes_to_every_link() -> None:
