@@ -256,7 +256,12 @@ journal     viewer   ``{after_id: uint, prefix?, limit? (<= 10000), since?:
                      alarm_cleared, ack, unack, shelf_created, shelf_ended,
                      shelf_ended_still_active, forget, context_start,
                      context_stop, flapping_start, flapping_stop, pending,
-                     discarded. (1.2)
+                     discarded. (1.2) A ``stale`` entry with comment
+                     ``unlisted`` (1.3): the point's agent (restarted) no
+                     longer lists it; it is removed after the hub's removal
+                     grace and opens no alarm (not overdue); its ``removed``
+                     entry follows, and an open alarm on it is then cleared
+                     (reason ``removed``) unless it latched unacknowledged.
 ack         operator ``{ids: [uint], comment?, via?, seen?: {id: max_level}}``
                      -> ``{"acked": [id...], "skipped": [{id, reason}...]}``:
                      acknowledges exactly those ids (never "everything under

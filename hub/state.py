@@ -27,7 +27,10 @@ Rules (see DESIGN.md):
   within ``removal_grace_s``, is removed -- this is how a restarted agent (new
   epoch) loses the points its new incarnation no longer has.
   Until then such a point is STALE too: the agent's new incarnation does not
-  vouch for it, so it never reads live again with its old value.
+  vouch for it, so it never reads live again with its old value. It is not
+  overdue, though (the alarm book is told ``unlisted``: no alarm of its own,
+  none escalated; its removal closes or keeps an alarm it had, by the book's
+  removal rule).
 * ``seq`` gaps are counted per agent; the hub then asks the agent for a STATE
   (protocol "resync") which heals the gap.
 * An agent silent for ``agent_retention_s`` (default an hour) is forgotten
@@ -112,7 +115,7 @@ from gsmon.common.alerts import (
     alertstr_for,
 )
 from gsmon.common.tree import RollupTree, TreeNode
-from gsmon.hub.alarms import AGENT_SILENT, OVERDUE, AlarmBook
+from gsmon.hub.alarms import AGENT_SILENT, OVERDUE, UNLISTED, AlarmBook
 from gsmon.hub.subscriptions import SubscriptionLedger
 
 __all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats", "nested_mounts"]
@@ -220,7 +223,8 @@ class _Leaf:
         self.unknown = False  # liveness unknown, as counted in the parents (follows agent.unknown)
         self.gen = 0  # the agent's state generation when last reported
         self.seq = 0  # hub seq of the last change
-        self.stale_reason: str | None = None  # as the alarm book was last told: None, "overdue", "agent silent"
+        # As the alarm book was last told: None, "overdue", "agent silent", "unlisted".
+        self.stale_reason: str | None = None
         # The agent's debounce map of the last report (protocol "Point entry", 7th item), or None: a point
         # without debounce. Relayed in NODEs as raw_alert, pending, flapping.
         self.debounce: dict[str, Any] | None = None
@@ -843,7 +847,13 @@ class HubState:
         old_code = node.code
         book = self.alarms
         if book is not None and agent is not self._own:
-            reason = AGENT_SILENT if agent.silent or leaf.silence_hold else OVERDUE if leaf.overdue else None
+            if agent.silent or leaf.silence_hold:
+                reason: str | None = AGENT_SILENT
+            elif not leaf.overdue:
+                reason = None
+            else:
+                # Not reported since the STATE that did not list it: the agent dropped it (no alarm).
+                reason = UNLISTED if leaf.gen < agent.removal_gen else OVERDUE
             if code != old_code or reason != leaf.stale_reason:
                 leaf.stale_reason = reason
                 label = _BUILTIN_LABELS.get(code, leaf.alertstr if code == leaf.alertcode else "")

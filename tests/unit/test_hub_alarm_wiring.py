@@ -251,3 +251,59 @@ def test_the_notifier_tells_a_silence_and_its_end_once_and_nothing_about_the_poi
         hub.tick(now, WALL0 + now)
         notify(now)
     assert sent[1:] == ["[gsmon] AGENT SILENT STALE GS1/Ant1", "[gsmon] AGENT BACK STALE GS1/Ant1"]
+
+
+def test_a_point_the_restarted_agent_no_longer_lists_opens_no_alarm_and_leaves_no_attention() -> None:
+    """Issue 13 §1: a point a new incarnation does not list is STALE until removal_grace_s removes it, but
+    it is not overdue (the agent says it has no such point): no alarm needing an ack, and once it is gone
+    nothing of it keeps its parents' attention up."""
+    hub, book = make()
+    ant = Agent("ant1", "GS1/Ant1")
+    send(hub, ant.state(pt("Old/a", GREEN), pt("Old/b", GREEN), pt("Keep", GREEN)))
+    payloads(hub, 0.0)
+    ant.restart(2)
+    send(hub, ant.state(pt("Keep", GREEN)), 1.0)
+    hub.tick(1.0, WALL0 + 1.0)
+    out = payloads(hub, 1.0)
+    assert out["GS1/Ant1/Old/a"]["stale"] is True  # this incarnation does not vouch for it
+    assert book.alarms() == []
+    assert "attention" not in out["GS1/Ant1/Old"]
+    journal = [(e.kind, e.path, e.comment) for e in book.take_journal()]
+    assert ("stale", "GS1/Ant1/Old/a", "unlisted") in journal
+    hub.tick(11.5, WALL0 + 11.5)  # past removal_grace_s: removed
+    out = payloads(hub, 11.5)
+    assert "GS1/Ant1/Old" not in hub.tree
+    assert "attention" not in out["GS1/Ant1"]
+    assert "unacked_below" not in out["GS1/Ant1"]
+    assert out["GS1/Ant1"]["alert"] == GREEN
+    assert book.attention_of("GS1") == 0
+    assert book.unacked_below("GS1") == 0
+    assert [(e.kind, e.path, e.comment) for e in book.take_journal()] == [
+        ("removed", "GS1/Ant1/Old/a", "removed"),
+        ("removed", "GS1/Ant1/Old/b", "removed"),
+    ]
+
+
+def test_an_alarm_open_before_the_restart_on_a_dropped_point_follows_the_removal_rules() -> None:
+    """An unlatched alarm of a point the new incarnation drops closes (``removed``) when the point goes; a
+    latched unacked one stays ``rtn_unacked`` (a latched alarm never disappears unacknowledged) and is
+    not raised again, nor escalated to STALE, by the drop."""
+    hub, book = make()
+    ant = Agent("ant1", "GS1/Ant1")
+    send(hub, ant.state(pt("Red", RED), pt("Orange", ORANGE), pt("Keep", GREEN)))
+    red, orange = sorted(book.alarms(), key=lambda a: a.path, reverse=True)
+    ant.restart(2)
+    send(hub, ant.state(pt("Keep", GREEN)), 1.0)
+    hub.tick(1.0, WALL0 + 1.0)
+    assert {(a.id, a.max_level, a.reason) for a in book.alarms()} == {
+        (red.id, RED, "level"),
+        (orange.id, ORANGE, "level"),
+    }
+    book.take_journal()
+    hub.tick(11.5, WALL0 + 11.5)
+    assert book.alarm(orange.id).state == CLEARED  # type: ignore[union-attr]
+    assert book.alarm(orange.id).cleared_reason == "removed"  # type: ignore[union-attr]
+    assert book.alarm(red.id).state == RTN_UNACKED  # type: ignore[union-attr]
+    assert book.attention_of("GS1") == RED
+    kinds = [(e.kind, e.path) for e in book.take_journal()]
+    assert ("alarm_cleared", "GS1/Ant1/Orange") in kinds
