@@ -333,6 +333,9 @@ class HubState:
         self._encoder = proto.NodeEncoder(epoch)
         # Values the server adds to the hub's own points (name -> (value, alert code)): set_server_health.
         self._server_health: dict[str, tuple[Any, int]] = {}
+        # The hub's own points (path -> wall time their current level began: NODE ``since``). They
+        # are not in the alarm book, which keeps every other point's since.
+        self._own_since: dict[str, float] = {}
         self._last_health = -_INF
         self._backlog_s = 0.0  # how far behind its agents' messages the last tick was
         self._started = now
@@ -1168,7 +1171,9 @@ class HubState:
 
     def _remove_leaf(self, agent: _Agent, path: str) -> None:
         leaf = agent.leaves.pop(path)
-        if self.alarms is not None and agent is not self._own:
+        if agent is self._own:
+            self._own_since.pop(path, None)
+        elif self.alarms is not None:
             self.alarms.point_removed(path, self._now, self._wall)
         if leaf.unknown:
             self._count_unknown(leaf, False)
@@ -1268,7 +1273,15 @@ class HubState:
             or leaf.value != entry.value
             or leaf.alertcode != entry.alertcode
         ]
+        moved = [
+            entry.path
+            for entry in changed
+            if (leaf := own.by_rel.get(entry.path)) is None or leaf.alertcode != entry.alertcode
+        ]
         self._apply_points(own, changed, now, wall)
+        for rel in moved:
+            if (leaf := own.by_rel.get(rel)) is not None:  # (not refused: max_nodes)
+                self._own_since[leaf.path] = wall
 
     # ------------------------------------------------------------------
     # Publishing
@@ -1342,6 +1355,15 @@ class HubState:
             return extra or None
         if type(data) is _Parent and data.since is not None:
             extra["since"] = data.since
+        elif type(data) is _Leaf and data.agent is self._own:
+            # The hub's own points open no alarms and cannot be acked: their attention is their level
+            # (protocol: NODE since), so that views colour them by it, as they did before they had since.
+            since = self._own_since.get(path)
+            if since is not None:
+                extra["since"] = since
+            if data.alertcode:
+                extra["attention"] = data.alertcode
+            return extra or None
         view = book.current_view(path)
         if type(data) is _Leaf and view.since is not None:
             extra["since"] = view.since

@@ -307,3 +307,32 @@ def test_an_alarm_open_before_the_restart_on_a_dropped_point_follows_the_removal
     assert book.attention_of("GS1") == RED
     kinds = [(e.kind, e.path) for e in book.take_journal()]
     assert ("alarm_cleared", "GS1/Ant1/Orange") in kinds
+
+
+def test_the_hubs_own_points_carry_since_and_their_level_as_attention() -> None:
+    """Every point has ``since`` (issue 13 §1), the hub's ``_hub/...`` ones too (1.3): when their current
+    level began, kept while only the value moves. They open no alarms, so their attention is their level."""
+    hub, book = make()
+    ant = Agent("ant1", "GS1/Ant1", heartbeat_s=1.0)
+    send(hub, ant.state(pt("Fan", GREEN)))
+    hub.tick(0.0, WALL0)
+    out = payloads(hub, 0.0)
+    live = out["_hub/agents/ant1"]
+    assert (live["alert"], live["since"], live["attention"]) == (GREEN, WALL0, GREEN)
+    assert out["_hub/uptime_s"]["since"] == WALL0
+    assert "attention" not in out["_hub/uptime_s"]  # level 0
+    assert "alarm" not in live
+    hub.tick(1.5, WALL0 + 1.5)  # a new uptime value, same level: same since
+    out = payloads(hub, 1.5)
+    assert out["_hub/uptime_s"]["since"] == WALL0
+    assert "_hub/agents/ant1" not in out
+    hub.tick(5.0, WALL0 + 5.0)  # silent: its _hub point turns STALE now
+    out = payloads(hub, 5.0)
+    silent = out["_hub/agents/ant1"]
+    assert (silent["alert"], silent["since"], silent["attention"]) == (STALE_ALERTCODE, WALL0 + 5.0, STALE_ALERTCODE)
+    state = NodeState.from_update(proto.decode_node_payload("_hub/agents/ant1", silent))
+    assert (state.since, state.attention, state.alarm) == (WALL0 + 5.0, STALE_ALERTCODE, None)
+    assert [a.path for a in book.alarms()] == ["GS1/Ant1"]  # the agent's own alarm, none on _hub
+    done, _, _ = hub.forget("ant1", 6.0, WALL0 + 6.0)
+    assert done
+    assert "_hub/agents/ant1" not in hub._own_since  # forgotten with its point
