@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import itertools
 import secrets
 import time
 from typing import Any, Final
@@ -30,12 +29,12 @@ import zmq
 from gsmon.common import endpoints, transport
 from gsmon.common import protocol as proto
 from gsmon.common.client import DEFAULT_QUERY_ENDPOINT, HubUnavailableError
+from gsmon.common.clone import ClientEnvelope
 from gsmon.common.errors import UnavailableError, UsageError
 from gsmon.common.keys import ClientKeys
 
 __all__ = ["add_parser", "forget_with_hub_keys", "send_command"]
 
-_requests = itertools.count(1)
 RETRY_S: Final = 0.3
 
 
@@ -60,22 +59,10 @@ def send_command(
         if curve is not None:
             curve.apply(dealer)
         dealer.connect(hub)
-        request_id = next(_requests)
-        dealer.send(
-            proto.encode(
-                proto.Command(
-                    sender=f"client-{secrets.token_hex(4)}",
-                    epoch=0,
-                    seq=request_id,
-                    sent_ns=time.time_ns(),
-                    request_id=request_id,
-                    command=command,
-                    args=args,
-                    user=user,
-                )
-            ),
-            zmq.DONTWAIT,
-        )
+        # One envelope per call: a new connection each time (seq 1), and a fresh incarnation.
+        message = ClientEnvelope(f"client-{secrets.token_hex(4)}").command(command, args, user)
+        request_id = message.request_id
+        dealer.send(proto.encode(message), zmq.DONTWAIT)
         deadline = time.monotonic() + timeout_s
         while (remaining := deadline - time.monotonic()) > 0:
             if not dealer.poll(int(remaining * 1000) + 1):

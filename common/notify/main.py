@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
-import itertools
 import json
 import logging
 import secrets
@@ -57,7 +56,7 @@ from gsmon.common import logs, transport
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert, RedAlert
 from gsmon.common.client import HubUnavailableError, Subscriber
-from gsmon.common.clone import new_client_epoch
+from gsmon.common.clone import ClientEnvelope
 from gsmon.common.config import add_key_flag, flag_overrides
 from gsmon.common.errors import EXIT_OK, UnavailableError, UsageError
 from gsmon.common.keys import ClientKeys
@@ -94,12 +93,7 @@ class JournalClient:
         self._curve = curve
         self._user = user
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._sender = f"notify-{secrets.token_hex(4)}"
-        # The spec's client envelope: a random non-zero epoch per run, seq +1 per message on a
-        # connection (from 1 again on a new one), request ids from a counter of their own.
-        self._epoch = new_client_epoch()
-        self._requests = itertools.count(1)
-        self._seq = itertools.count(1)
+        self._envelope = ClientEnvelope(f"notify-{secrets.token_hex(4)}")
         self._dealer: zmq.Socket[bytes] | None = None
 
     def _socket(self) -> zmq.Socket[bytes]:
@@ -109,28 +103,15 @@ class JournalClient:
                 self._curve.apply(dealer)
             dealer.connect(self.hub)
             self._dealer = dealer
-            self._seq = itertools.count(1)
+            self._envelope.new_connection()
         return self._dealer
-
-    def _command(self, request_id: int, command: str, args: dict[str, Any]) -> bytes:
-        return proto.encode(
-            proto.Command(
-                sender=self._sender,
-                epoch=self._epoch,
-                seq=next(self._seq),
-                sent_ns=time.time_ns(),
-                request_id=request_id,
-                command=command,
-                args=args,
-                user=self._user,
-            )
-        )
 
     def report_health(self, args: dict[str, Any]) -> None:
         """Send COMMAND ``report_health`` without waiting: its answer is skipped by :meth:`page`, and a
         lost report only lets the hub's ``reporting`` point turn RED, which is what it is for."""
         with contextlib.suppress(zmq.Again):  # not connected: the next report follows
-            self._socket().send(self._command(next(self._requests), "report_health", args), zmq.DONTWAIT)
+            dealer = self._socket()  # first: a new connection starts the header seq again
+            dealer.send(proto.encode(self._envelope.command("report_health", args, self._user)), zmq.DONTWAIT)
 
     def _reset(self) -> None:
         # A request queued for a hub that is down would be answered late, in a burst: start afresh.
@@ -143,10 +124,12 @@ class JournalClient:
     ) -> tuple[list[Any], int]:
         """(raw entries, last_id) after ``after_id``; :class:`JournalError` when no usable answer came."""
         dealer = self._socket()
-        request_id = next(self._requests)
-        command = self._command(request_id, "journal", {"after_id": after_id, "prefix": prefix, "limit": limit})
+        message = self._envelope.command(
+            "journal", {"after_id": after_id, "prefix": prefix, "limit": limit}, self._user
+        )
+        request_id = message.request_id
         try:
-            dealer.send(command, zmq.DONTWAIT)
+            dealer.send(proto.encode(message), zmq.DONTWAIT)
         except zmq.Again:
             self._reset()
             raise JournalError(f"the hub at {self.hub} is not reachable") from None

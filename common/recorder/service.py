@@ -39,7 +39,6 @@ recording.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import secrets
 import threading
@@ -52,7 +51,7 @@ import zmq
 from gsmon.common import protocol as proto
 from gsmon.common import transport
 from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert, RedAlert
-from gsmon.common.clone import new_client_epoch
+from gsmon.common.clone import ClientEnvelope
 from gsmon.common.keys import ClientKeys
 from gsmon.common.recorder.query import AnswerError, answer
 from gsmon.common.recorder.store import Store
@@ -123,10 +122,8 @@ class HistoryService:
         self.hub_epoch: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._sender = f"recorder-{secrets.token_hex(4)}"
-        self._epoch = new_client_epoch()  # this run's (the spec: random, non-zero)
-        self._seq = itertools.count(1)  # header seq: +1 per message on this connection
-        self._request_ids = itertools.count(1)
+        # This run's envelope: one DEALER (one connection) for the thread's life.
+        self._envelope = ClientEnvelope(f"recorder-{secrets.token_hex(4)}")
         self._register_id = 0
         self._health_id = 0
 
@@ -140,9 +137,6 @@ class HistoryService:
         if self._thread is not None:
             self._thread.join(10.0)
             self._thread = None
-
-    def _envelope(self) -> dict[str, Any]:
-        return {"sender": self._sender, "epoch": self._epoch, "seq": next(self._seq), "sent_ns": time.time_ns()}
 
     def health_args(self, final: bool = False) -> dict[str, Any] | None:
         """The ``report_health`` args of the recorder's figures now (``None``: nothing to report yet)."""
@@ -172,22 +166,14 @@ class HistoryService:
         args = self.health_args(final)
         if args is None:
             return
-        self._health_id = next(self._request_ids)
-        message = proto.Command(
-            **self._envelope(), request_id=self._health_id, command="report_health", args=args, user=None
-        )
+        message = self._envelope.command("report_health", args)
+        self._health_id = message.request_id
         with contextlib.suppress(zmq.Again):  # not connected: the next report follows
             dealer.send(proto.encode(message), zmq.DONTWAIT)
 
     def _register(self, dealer: zmq.Socket[bytes]) -> None:
-        self._register_id = next(self._request_ids)
-        message = proto.Command(
-            **self._envelope(),
-            request_id=self._register_id,
-            command="register_service",
-            args={"service": SERVICE_NAME},
-            user=None,
-        )
+        message = self._envelope.command("register_service", {"service": SERVICE_NAME})
+        self._register_id = message.request_id
         with contextlib.suppress(zmq.Again):  # not connected yet: the next attempt follows
             dealer.send(proto.encode(message), zmq.DONTWAIT)
 
@@ -243,7 +229,7 @@ class HistoryService:
                         self.store, message.command, message.args, status=self.status, rollup_s=self.rollup_s
                     )
                     reply = proto.CommandResult(
-                        **self._envelope(), request_id=message.request_id, ok=ok, message=text, result=result
+                        **self._envelope.header(), request_id=message.request_id, ok=ok, message=text, result=result
                     )
                     try:
                         dealer.send(proto.encode(reply), zmq.DONTWAIT)
