@@ -54,11 +54,12 @@ import zmq
 
 from gsmon.common import logs, transport
 from gsmon.common import protocol as proto
-from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert, RedAlert
+from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert
 from gsmon.common.client import HubUnavailableError, Subscriber
 from gsmon.common.clone import ClientEnvelope
 from gsmon.common.config import add_key_flag, flag_overrides
 from gsmon.common.errors import EXIT_OK, UnavailableError, UsageError
+from gsmon.common.health_report import final_args, report_args, rising_level
 from gsmon.common.keys import ClientKeys
 from gsmon.common.notify.config import NotifyConfig, read_notify_config
 from gsmon.common.notify.core import Entry, EntryError, NotifyCore, iso_utc
@@ -357,17 +358,11 @@ class Notifier:
                 break
             base = f"receivers/{name}"
             streak = receiver["consecutive_failures"]
-            level = (
-                RedAlert.alertcode
-                if streak >= FAILURES_RED
-                else OrangeAlert.alertcode
-                if streak >= FAILURES_ORANGE
-                else GreenAlert.alertcode
-            )
+            level = rising_level(streak, FAILURES_ORANGE, FAILURES_RED)
             points[f"{base}/consecutive_failures"] = [streak, level]
             for figure in ("failures", "dropped", "queued", "sent"):
                 points[f"{base}/{figure}"] = [receiver[figure], NoAlert.alertcode]
-        return {"client": CLIENT_NAME, "points": points, "ttl_s": 3 * HEALTH_REPORT_S}
+        return report_args(CLIENT_NAME, points, HEALTH_REPORT_S)
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -519,6 +514,6 @@ def _serve(config: NotifyConfig, store: NotifyStore, curve: ClientKeys | None, d
     finally:
         store.save(notifier.cursor, notifier.core.state())
         notifier.close_wake()
-        journal.report_health({"client": CLIENT_NAME, "final": True})  # a clean stop: the figures go
+        journal.report_health(final_args(CLIENT_NAME))  # a clean stop: the figures go
         journal.close()
     return EXIT_OK

@@ -50,8 +50,9 @@ import zmq
 
 from gsmon.common import protocol as proto
 from gsmon.common import transport
-from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert, RedAlert
+from gsmon.common.alerts import NoAlert
 from gsmon.common.clone import ClientEnvelope
+from gsmon.common.health_report import final_args, report_args, rising_level
 from gsmon.common.keys import ClientKeys
 from gsmon.common.recorder.query import AnswerError, answer
 from gsmon.common.recorder.store import Store
@@ -141,18 +142,12 @@ class HistoryService:
     def health_args(self, final: bool = False) -> dict[str, Any] | None:
         """The ``report_health`` args of the recorder's figures now (``None``: nothing to report yet)."""
         if final:
-            return {"client": CLIENT_NAME, "final": True}
+            return final_args(CLIENT_NAME)
         figures = self.status() if self.status is not None else {}
         if "lag_s" not in figures:
             return None
         lag_max = float(figures.get("lag_max_s", 0.0))
-        lag_level = (
-            RedAlert.alertcode
-            if lag_max >= LAG_RED_S
-            else OrangeAlert.alertcode
-            if lag_max >= LAG_ORANGE_S
-            else GreenAlert.alertcode
-        )
+        lag_level = rising_level(lag_max, LAG_ORANGE_S, LAG_RED_S)
         points: dict[str, list[Any]] = {
             "lag_s": [float(figures["lag_s"]), lag_level],
             "lag_max_s": [lag_max, lag_level],
@@ -160,7 +155,7 @@ class HistoryService:
         for name in ("rows_per_s", "queued_rows", "gaps", "errors"):
             if name in figures:
                 points[name] = [figures[name], NoAlert.alertcode]
-        return {"client": CLIENT_NAME, "points": points, "ttl_s": 3 * HEALTH_REPORT_S}
+        return report_args(CLIENT_NAME, points, HEALTH_REPORT_S)
 
     def _report_health(self, dealer: zmq.Socket[bytes], final: bool = False) -> None:
         args = self.health_args(final)
