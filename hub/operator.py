@@ -26,6 +26,7 @@ shelf), ``no-state`` (the hub runs without a state store).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Final
 
@@ -37,6 +38,7 @@ from gsmon.hub.alarms import (
     Alarm,
     AlarmBook,
     JournalEntry,
+    Outcome,
     Shelf,
 )
 
@@ -149,6 +151,22 @@ def _acting(call: Call, comment: str | None) -> _Acting:
     """Who acts, why, how and when: the book's arguments after the id(s) (by, user, comment, via,
     role, now, wall) for ack, unack, clear and unshelve."""
     return call.by, call.user, comment, call.via, call.role, call.now, call.wall
+
+
+def _each(ids: list[int], act: Callable[[int], Outcome]) -> tuple[Result | None, list[int], list[dict[str, Any]]]:
+    """``act`` on each id: (the refusal when the role may not, the ids done, the ones skipped with the
+    book's reason). No ids still checks the role: the answer a probe expects."""
+    done: list[int] = []
+    skipped: list[dict[str, Any]] = []
+    for alarm_id in ids or [-1]:  # (-1: no alarm has it, only the role is checked)
+        outcome = act(alarm_id)
+        if outcome.ok:
+            done.append(alarm_id)
+        elif " may not " in outcome.message:
+            return (False, outcome.message, _refused(outcome.message)), done, skipped
+        elif ids:
+            skipped.append({"id": alarm_id, "reason": outcome.message})
+    return None, done, skipped
 
 
 def _time(value: object) -> float | None:
@@ -278,21 +296,9 @@ def _unack(core: QueryCore, call: Call) -> Result:
     if not isinstance(parsed, _ByIds):
         return parsed
     acting = _acting(call, parsed.comment)
-    done: list[int] = []
-    skipped: list[dict[str, Any]] = []
-    for alarm_id in parsed.ids:
-        outcome = parsed.book.unack(alarm_id, *acting)
-        if outcome.ok:
-            done.append(alarm_id)
-        elif " may not " in outcome.message:
-            return False, outcome.message, _refused(outcome.message)
-        else:
-            skipped.append({"id": alarm_id, "reason": outcome.message})
-    if not parsed.ids:
-        # Nothing to do, but the role was checked: the same answer a probe expects.
-        outcome = parsed.book.unack(-1, *acting)
-        if " may not " in outcome.message:
-            return False, outcome.message, _refused(outcome.message)
+    refusal, done, skipped = _each(parsed.ids, lambda alarm_id: parsed.book.unack(alarm_id, *acting))
+    if refusal is not None:
+        return refusal
     message = f"unacknowledged {len(done)} alarm{'s' if len(done) != 1 else ''}"
     if skipped:
         message += "; " + "; ".join(s["reason"] for s in skipped[:5])
@@ -304,14 +310,9 @@ def _clear(core: QueryCore, call: Call) -> Result:
     if not isinstance(parsed, _ByIds):
         return parsed
     acting = _acting(call, parsed.comment)
-    done: list[int] = []
-    skipped: list[dict[str, Any]] = []
-    for alarm_id in parsed.ids:
-        outcome = parsed.book.clear(alarm_id, *acting)
-        if outcome.ok:
-            done.append(alarm_id)
-        else:
-            skipped.append({"id": alarm_id, "reason": outcome.message})
+    refusal, done, skipped = _each(parsed.ids, lambda alarm_id: parsed.book.clear(alarm_id, *acting))
+    if refusal is not None:
+        return refusal
     return True, f"cleared {len(done)} alarm{'s' if len(done) != 1 else ''}", {"cleared": done, "skipped": skipped}
 
 
