@@ -33,7 +33,7 @@ from gsmon.common.clone import ClientEnvelope
 from gsmon.common.errors import UnavailableError, UsageError
 from gsmon.common.keys import ClientKeys
 
-__all__ = ["add_parser", "forget_with_hub_keys", "send_command"]
+__all__ = ["add_parser", "forget_with_hub_keys", "send_command", "wait_reply"]
 
 RETRY_S: Final = 0.3
 
@@ -61,25 +61,33 @@ def send_command(
         dealer.connect(hub)
         # One envelope per call: a new connection each time (seq 1), and a fresh incarnation.
         message = ClientEnvelope(f"client-{secrets.token_hex(4)}").command(command, args, user)
-        request_id = message.request_id
         dealer.send(proto.encode(message), zmq.DONTWAIT)
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            if not dealer.poll(int(remaining * 1000) + 1):
-                break
-            try:
-                reply = proto.decode(dealer.recv())
-            except proto.ProtocolError:
-                continue
-            if getattr(reply, "request_id", None) != request_id:
-                continue
-            if isinstance(reply, proto.Error):
-                raise HubUnavailableError(f"the hub at {hub} refused: {reply.message}")
-            if isinstance(reply, proto.CommandResult):
-                return reply
-        raise HubUnavailableError(f"no answer from the hub at {hub} within {timeout_s:g} s")
+        reply = wait_reply(dealer, message.request_id, timeout_s)
+        if isinstance(reply, proto.Error):
+            raise HubUnavailableError(f"the hub at {hub} refused: {reply.message}")
+        if reply is None:
+            raise HubUnavailableError(f"no answer from the hub at {hub} within {timeout_s:g} s")
+        return reply
     finally:
         context.destroy(linger=0)
+
+
+def wait_reply(
+    dealer: zmq.Socket[bytes], request_id: int, timeout_s: float
+) -> proto.CommandResult | proto.Error | None:
+    """The hub's COMMAND_RESULT or ERROR to ``request_id`` on ``dealer``, or None when none came within
+    ``timeout_s``. Late replies to earlier requests and undecodable messages are dropped."""
+    deadline = time.monotonic() + timeout_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        if not dealer.poll(int(remaining * 1000) + 1):
+            break
+        try:
+            reply = proto.decode(dealer.recv())
+        except proto.ProtocolError:
+            continue  # a bad message from the network is dropped; the wait goes on
+        if getattr(reply, "request_id", None) == request_id and isinstance(reply, proto.CommandResult | proto.Error):
+            return reply
+    return None
 
 
 def _user() -> str | None:

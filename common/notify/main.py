@@ -57,6 +57,7 @@ from gsmon.common import protocol as proto
 from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert
 from gsmon.common.client import HubUnavailableError, Subscriber
 from gsmon.common.clone import ClientEnvelope
+from gsmon.common.commands import wait_reply
 from gsmon.common.config import add_key_flag, flag_overrides
 from gsmon.common.errors import EXIT_OK, UnavailableError, UsageError
 from gsmon.common.health_report import final_args, report_args, rising_level
@@ -128,37 +129,26 @@ class JournalClient:
         message = self._envelope.command(
             "journal", {"after_id": after_id, "prefix": prefix, "limit": limit}, self._user
         )
-        request_id = message.request_id
         try:
             dealer.send(proto.encode(message), zmq.DONTWAIT)
         except zmq.Again:
             self._reset()
             raise JournalError(f"the hub at {self.hub} is not reachable") from None
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            if not dealer.poll(int(remaining * 1000) + 1):
-                break
-            try:
-                reply = proto.decode(dealer.recv())
-            except proto.ProtocolError:
-                continue  # a bad message from the network is dropped; the loop goes on
-            if getattr(reply, "request_id", None) != request_id:
-                continue
-            if isinstance(reply, proto.Error):
-                raise JournalError(f"the hub at {self.hub} refused the journal request: {reply.message}")
-            if not isinstance(reply, proto.CommandResult):
-                continue
-            if not reply.ok:
-                raise JournalError(f"the hub at {self.hub} refused the journal command: {reply.message}")
-            result = reply.result
-            if not isinstance(result, dict) or not isinstance(result.get("entries"), list):
-                raise JournalError(f"the hub at {self.hub} answered the journal command without an entries list")
-            last_id = result.get("last_id")
-            if not isinstance(last_id, int) or isinstance(last_id, bool):
-                last_id = after_id
-            return result["entries"], last_id
-        self._reset()
-        raise JournalError(f"no answer from the hub at {self.hub} within {timeout_s:g} s")
+        reply = wait_reply(dealer, message.request_id, timeout_s)
+        if isinstance(reply, proto.Error):
+            raise JournalError(f"the hub at {self.hub} refused the journal request: {reply.message}")
+        if reply is None:
+            self._reset()
+            raise JournalError(f"no answer from the hub at {self.hub} within {timeout_s:g} s")
+        if not reply.ok:
+            raise JournalError(f"the hub at {self.hub} refused the journal command: {reply.message}")
+        result = reply.result
+        if not isinstance(result, dict) or not isinstance(result.get("entries"), list):
+            raise JournalError(f"the hub at {self.hub} answered the journal command without an entries list")
+        last_id = result.get("last_id")
+        if not isinstance(last_id, int) or isinstance(last_id, bool):
+            last_id = after_id
+        return result["entries"], last_id
 
     def close(self) -> None:
         if self._dealer is not None:
