@@ -31,7 +31,9 @@ The subscriber side (everything that reads the hub's tree):
 * :mod:`~gsmon.common.client` -- ``Subscriber``: follows a subtree over its sockets -- the start for
   any new client
 * :mod:`~gsmon.common.clone` -- ``CloneCore``: the subscriber's sync rules, pure (snapshot chunks and
-  their count, seq, epoch, gap repair, heartbeats, hub lost), shaped like ``HubState``
+  their count, seq, epoch, gap repair, heartbeats, hub lost), shaped like ``HubState``; ``ClientEnvelope``:
+  every client request's header (epoch, seq, request id)
+* :mod:`~gsmon.common.health_report` -- a client's own health as ``report_health`` carries it (levels, ttl)
 * :mod:`~gsmon.common.client_settings` -- where a client finds its hub and keys (flags, variables, files)
 * :mod:`~gsmon.common.views` -- ``gsmon get`` and the plain ``gsmon watch`` frames
 * :mod:`~gsmon.common.render` -- the tree table of ``print(mon)``, ``gsmon get`` and ``gsmon watch``

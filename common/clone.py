@@ -57,6 +57,7 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -68,6 +69,7 @@ __all__ = [
     "HUB_LIVENESS",
     "RESUBSCRIBE_S",
     "Change",
+    "ClientEnvelope",
     "CloneCore",
     "NodeState",
     "Subscriptions",
@@ -86,6 +88,43 @@ RESUBSCRIBE_S: Final = 1.0
 def new_client_epoch() -> int:
     """A random non-zero epoch for a client's incarnation (uint63, as the protocol's envelope says)."""
     return secrets.randbits(63) or 1
+
+
+class ClientEnvelope:
+    """A client's request envelope (protocol: Envelope), one per sending loop: its ``sender`` id, a
+    random non-zero ``epoch`` drawn once per incarnation, a header ``seq`` of 1, 2, 3 ... per query
+    connection (:meth:`new_connection` starts it again), and ``request_id`` from a counter of its
+    own that goes on across connections (a late reply to an earlier request is told by it)."""
+
+    __slots__ = ("_request_ids", "epoch", "sender", "seq")
+
+    def __init__(self, sender: str, epoch: int | None = None) -> None:
+        self.sender = sender
+        self.epoch = new_client_epoch() if epoch is None else epoch
+        self.seq = 0  # the header seq of the latest message on this connection
+        self._request_ids = itertools.count(1)
+
+    def new_connection(self) -> None:
+        """The query socket was replaced: the next header has seq 1 again."""
+        self.seq = 0
+
+    def next_request_id(self) -> int:
+        return next(self._request_ids)
+
+    def header(self, sent_ns: int | None = None) -> dict[str, Any]:
+        """The envelope fields of the next message (``sent_ns`` None: the wall clock now)."""
+        self.seq += 1
+        return {
+            "sender": self.sender,
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "sent_ns": time.time_ns() if sent_ns is None else sent_ns,
+        }
+
+    def command(self, command: str, args: dict[str, Any], user: str | None = None) -> proto.Command:
+        """A COMMAND with the next header and the next ``request_id`` (the caller reads it back from
+        the message to match the reply)."""
+        return proto.Command(**self.header(), request_id=next(self._request_ids), command=command, args=args, user=user)
 
 
 def _operator_fields(keys: dict[str, Any] | None) -> tuple[Any, ...]:
@@ -224,8 +263,7 @@ class CloneCore:
         self.heartbeat_topic = proto.HUB_HEARTBEAT_TOPIC
         self.heartbeat_s = 1.0
         # Requests: header seq per query connection, request ids of their own.
-        self._seq = 0
-        self._request_ids = itertools.count(1)
+        self._envelope = ClientEnvelope(client_id, client_epoch)
         # Subscriptions not yet confirmed by a heartbeat listing the prefix: sent again at this time.
         self._confirm_at: float | None = None
         self.confirmed = True  # until subscribe(): nothing awaits confirmation
@@ -265,15 +303,14 @@ class CloneCore:
 
     def new_query_socket(self) -> None:
         """The query socket was replaced: a new connection, whose header seq starts at 1 again."""
-        self._seq = 0
+        self._envelope.new_connection()
 
     def _header(self, wall: float) -> dict[str, Any]:
-        self._seq += 1
-        return {"sender": self.client_id, "epoch": self.client_epoch, "seq": self._seq, "sent_ns": int(wall * 1e9)}
+        return self._envelope.header(int(wall * 1e9))
 
     def hello(self, wall: float) -> proto.Hello:
         """The HELLO to send first (its INFO goes to :meth:`info`)."""
-        return proto.Hello(**self._header(wall), request_id=next(self._request_ids))
+        return proto.Hello(**self._header(wall), request_id=self._envelope.next_request_id())
 
     def info(self, info: proto.Info) -> None:
         """Learn the hub's heartbeat interval and this key's heartbeat topic from its INFO."""
@@ -299,7 +336,9 @@ class CloneCore:
 
     def snapshot_request(self, wall: float) -> proto.SnapshotRequest:
         """A SNAPSHOT_REQUEST for the prefix; the replies to any earlier one are ignored from now on."""
-        request = proto.SnapshotRequest(**self._header(wall), request_id=next(self._request_ids), prefix=self.prefix)
+        request = proto.SnapshotRequest(
+            **self._header(wall), request_id=self._envelope.next_request_id(), prefix=self.prefix
+        )
         self._assembly = _Assembly(request.request_id)
         return request
 

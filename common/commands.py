@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import itertools
 import secrets
 import time
 from typing import Any, Final
@@ -30,12 +29,12 @@ import zmq
 from gsmon.common import endpoints, transport
 from gsmon.common import protocol as proto
 from gsmon.common.client import DEFAULT_QUERY_ENDPOINT, HubUnavailableError
+from gsmon.common.clone import ClientEnvelope
 from gsmon.common.errors import UnavailableError, UsageError
 from gsmon.common.keys import ClientKeys
 
-__all__ = ["add_parser", "forget_with_hub_keys", "send_command"]
+__all__ = ["add_parser", "forget_with_hub_keys", "send_command", "wait_reply"]
 
-_requests = itertools.count(1)
 RETRY_S: Final = 0.3
 
 
@@ -60,39 +59,35 @@ def send_command(
         if curve is not None:
             curve.apply(dealer)
         dealer.connect(hub)
-        request_id = next(_requests)
-        dealer.send(
-            proto.encode(
-                proto.Command(
-                    sender=f"client-{secrets.token_hex(4)}",
-                    epoch=0,
-                    seq=request_id,
-                    sent_ns=time.time_ns(),
-                    request_id=request_id,
-                    command=command,
-                    args=args,
-                    user=user,
-                )
-            ),
-            zmq.DONTWAIT,
-        )
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            if not dealer.poll(int(remaining * 1000) + 1):
-                break
-            try:
-                reply = proto.decode(dealer.recv())
-            except proto.ProtocolError:
-                continue
-            if getattr(reply, "request_id", None) != request_id:
-                continue
-            if isinstance(reply, proto.Error):
-                raise HubUnavailableError(f"the hub at {hub} refused: {reply.message}")
-            if isinstance(reply, proto.CommandResult):
-                return reply
-        raise HubUnavailableError(f"no answer from the hub at {hub} within {timeout_s:g} s")
+        # One envelope per call: a new connection each time (seq 1), and a fresh incarnation.
+        message = ClientEnvelope(f"client-{secrets.token_hex(4)}").command(command, args, user)
+        dealer.send(proto.encode(message), zmq.DONTWAIT)
+        reply = wait_reply(dealer, message.request_id, timeout_s)
+        if isinstance(reply, proto.Error):
+            raise HubUnavailableError(f"the hub at {hub} refused: {reply.message}")
+        if reply is None:
+            raise HubUnavailableError(f"no answer from the hub at {hub} within {timeout_s:g} s")
+        return reply
     finally:
         context.destroy(linger=0)
+
+
+def wait_reply(
+    dealer: zmq.Socket[bytes], request_id: int, timeout_s: float
+) -> proto.CommandResult | proto.Error | None:
+    """The hub's COMMAND_RESULT or ERROR to ``request_id`` on ``dealer``, or None when none came within
+    ``timeout_s``. Late replies to earlier requests and undecodable messages are dropped."""
+    deadline = time.monotonic() + timeout_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        if not dealer.poll(int(remaining * 1000) + 1):
+            break
+        try:
+            reply = proto.decode(dealer.recv())
+        except proto.ProtocolError:
+            continue  # a bad message from the network is dropped; the wait goes on
+        if getattr(reply, "request_id", None) == request_id and isinstance(reply, proto.CommandResult | proto.Error):
+            return reply
+    return None
 
 
 def _user() -> str | None:

@@ -260,7 +260,12 @@ journal     viewer   ``{after_id: uint, prefix?, limit? (<= 10000), since?:
                      alarm_cleared, ack, unack, shelf_created, shelf_ended,
                      shelf_ended_still_active, forget, context_start,
                      context_stop, flapping_start, flapping_stop, pending,
-                     discarded. (1.2)
+                     discarded. (1.2) A ``stale`` entry with comment
+                     ``unlisted`` (1.3): the point's agent (restarted) no
+                     longer lists it; it is removed after the hub's removal
+                     grace and opens no alarm (not overdue); its ``removed``
+                     entry follows, and an open alarm on it is then cleared
+                     (reason ``removed``) unless it latched unacknowledged.
 ack         operator ``{ids: [uint], comment?, via?, seen?: {id: max_level}}``
                      -> ``{"acked": [id...], "skipped": [{id, reason}...]}``:
                      acknowledges exactly those ids (never "everything under
@@ -408,7 +413,8 @@ liveness_unknown  bool       (1.1) present and true while the hub cannot
 since             float      (1.2) wall seconds: when the node's current
                              level began (points: the poll that set it, or
                              the hub's judgement for STALE; parents: when
-                             their current worst level began)
+                             their current worst level began; the hub's own
+                             ``_hub/...`` points too, from 1.3)
 attention         int        (1.2) the worst level among unacknowledged,
                              unshelved alarms at or below the node (an
                              rtn_unacked alarm counts at its max_level);
@@ -444,10 +450,14 @@ see the same payloads and ignore the keys they do not know. How a client
 tells 0 from "not judged": a hub with the alarm layer (it has a state store)
 sends ``since`` on every parent and on every point of an agent, so there an
 absent ``attention``, ``shelved_below`` or ``unacked_below`` is 0; a payload
-without ``since`` comes from a hub without the layer (or from a 1.1 hub), or
-is one of the hub's own ``_hub/...`` points (they open no alarms): its
+without ``since`` comes from a hub without the layer (or from a 1.1 hub): its
 attention is not judged and views fall back to the node's level. (A hub
 without the layer still relays ``raw_alert``, ``pending`` and ``flapping``.)
+The hub's own ``_hub/...`` points open no alarms and cannot be acknowledged
+or shelved; a 1.2 hub sent them without ``since`` (not judged, as above).
+From 1.3 they carry ``since`` like every point, and ``attention`` equal to
+their ``alert`` (absent when 0), so a view colours and sorts them by their
+level, old clients included; they carry no ``alarm``.
 
 A ``point``'s ``alertstr`` is the label its agent sent with ``alert``, except
 that a built-in code (:mod:`gsmon.common.alerts`: 0, 10, 20, 30, 50, 100)

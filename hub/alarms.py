@@ -36,7 +36,11 @@ Alarm rules (issue 13 and the design note ALARMS.md):
   goes silent, ONE alarm opens on its mount (reason ``agent silent``); its
   points turn STALE (``stale_reason="agent silent"``), which is journaled but
   opens, escalates or resolves nothing: a point alarm open before the silence
-  stays as it was until the agent is back and reports again.
+  stays as it was until the agent is back and reports again. Likewise a point
+  its agent's latest complete STATE did not list (``stale_reason="unlisted"``:
+  a restarted agent no longer has it) is STALE until the hub removes it; that
+  is journaled (``stale``, comment ``unlisted``) and opens, escalates or
+  resolves nothing, and its removal then follows the rule below.
 * One open alarm per point (and per silent agent). A point that comes back in
   the same condition after a hub restart continues the same open alarm.
 * States: ``active_unacked`` -> ack -> ``active_acked``. Return to normal from
@@ -137,6 +141,7 @@ __all__ = [
     "SCHEDULED",
     "STATES",
     "TIMED",
+    "UNLISTED",
     "UNTIL_NORMAL",
     "VIEWER",
     "Alarm",
@@ -178,7 +183,12 @@ ROLES: Final = (VIEWER, OPERATOR, ADMIN)
 #: ``stale_reason`` values of :meth:`AlarmBook.point_level`.
 OVERDUE: Final = "overdue"
 AGENT_SILENT: Final = "agent silent"
-_STALE_REASONS: Final = (OVERDUE, AGENT_SILENT)
+# Not listed by its agent's latest complete STATE (a new incarnation no longer has it): STALE until
+# removal_grace_s removes it, but not overdue -- the agent says it has no such point, nobody need ack that.
+UNLISTED: Final = "unlisted"
+_STALE_REASONS: Final = (OVERDUE, AGENT_SILENT, UNLISTED)
+# Stale reasons that open, escalate and resolve nothing (an alarm the point had stays as it was).
+_QUIET_STALE: Final = frozenset((AGENT_SILENT, UNLISTED))
 
 REASON_LEVEL: Final = "level"
 
@@ -821,12 +831,12 @@ class AlarmBook:
         """A point's effective level (or its staleness) changed; also its first level.
 
         ``level`` is the level the hub shows (at least STALE while stale);
-        ``stale_reason`` is None, ``"overdue"`` or ``"agent silent"``;
+        ``stale_reason`` is None, ``"overdue"``, ``"agent silent"`` or ``"unlisted"``;
         ``source_time`` the agent's ``polled_at`` of the change (None: ``wall``;
         pass ``wall`` for the hub's own stale judgements).
         """
         if stale_reason is not None and stale_reason not in _STALE_REASONS:
-            raise ValueError(f"stale_reason must be None, {OVERDUE!r} or {AGENT_SILENT!r}, not {stale_reason!r}")
+            raise ValueError(f"stale_reason must be None or one of {_STALE_REASONS!r}, not {stale_reason!r}")
         at = wall if source_time is None else source_time
         point = self._points.get(path)
         if point is None:
@@ -841,10 +851,13 @@ class AlarmBook:
             point.since = at
             self._dirty_nodes.add(path)
         point.level, point.level_str, point.stale = level, level_str, stale_reason
-        if stale_reason == AGENT_SILENT:
-            # The mount's alarm stands for these points; an alarm they had stays as it was.
+        if stale_reason in _QUIET_STALE:
+            # Silent: the mount's alarm stands for these points. Unlisted: the agent has no such point any
+            # more, and its removal follows. Either way an alarm they had stays as it was.
             if changed and old_level is not None:
-                self._log_point("stale" if old_stale is None else "level", path, point, at, wall, old_level, level)
+                kind = "stale" if old_stale is None else "level"
+                comment = UNLISTED if stale_reason == UNLISTED else None
+                self._log_point(kind, path, point, at, wall, old_level, level, comment=comment)
             return
         min_level, _ = self._rule(path)
         alarming = level >= min_level  # overdue points are at least STALE

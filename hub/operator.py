@@ -26,7 +26,8 @@ shelf), ``no-state`` (the hub runs without a state store).
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Final
 
 from gsmon.common import names
@@ -37,6 +38,7 @@ from gsmon.hub.alarms import (
     Alarm,
     AlarmBook,
     JournalEntry,
+    Outcome,
     Shelf,
 )
 
@@ -116,6 +118,55 @@ def _comment(args: dict[str, Any]) -> tuple[bool, str | None]:
     if comment is None or isinstance(comment, str):
         return True, comment
     return False, None
+
+
+@dataclass(frozen=True, slots=True)
+class _ByIds:
+    """What ack, unack and clear read alike: the book, the ids (each once, in order) and the comment."""
+
+    book: AlarmBook
+    ids: list[int]
+    comment: str | None
+
+
+def _by_ids(core: QueryCore, call: Call, needs_ids: str) -> _ByIds | Result:
+    """The args of a command on alarm ids, or its refusal (``needs_ids``: what to send instead)."""
+    book = _book(core)
+    if book is None:
+        return _NO_STATE
+    ids = _ids(call.args)
+    if ids is None:
+        return _bad(needs_ids)
+    ok, comment = _comment(call.args)
+    if not ok:
+        return _bad("a comment must be text")
+    return _ByIds(book, list(dict.fromkeys(ids)), comment)
+
+
+# (by, user, comment, via, role, now, wall)
+_Acting = tuple[str, str | None, str | None, str | None, str, float, float]
+
+
+def _acting(call: Call, comment: str | None) -> _Acting:
+    """Who acts, why, how and when: the book's arguments after the id(s) (by, user, comment, via,
+    role, now, wall) for ack, unack, clear and unshelve."""
+    return call.by, call.user, comment, call.via, call.role, call.now, call.wall
+
+
+def _each(ids: list[int], act: Callable[[int], Outcome]) -> tuple[Result | None, list[int], list[dict[str, Any]]]:
+    """``act`` on each id: (the refusal when the role may not, the ids done, the ones skipped with the
+    book's reason). No ids still checks the role: the answer a probe expects."""
+    done: list[int] = []
+    skipped: list[dict[str, Any]] = []
+    for alarm_id in ids or [-1]:  # (-1: no alarm has it, only the role is checked)
+        outcome = act(alarm_id)
+        if outcome.ok:
+            done.append(alarm_id)
+        elif " may not " in outcome.message:
+            return (False, outcome.message, _refused(outcome.message)), done, skipped
+        elif ids:
+            skipped.append({"id": alarm_id, "reason": outcome.message})
+    return None, done, skipped
 
 
 def _time(value: object) -> float | None:
@@ -200,15 +251,10 @@ def _whoami(core: QueryCore, call: Call) -> Result:
 
 
 def _ack(core: QueryCore, call: Call) -> Result:
-    book = _book(core)
-    if book is None:
-        return _NO_STATE
-    ids = _ids(call.args)
-    if ids is None:
-        return _bad("ack needs ids: a list of alarm ids (gsmon ack PREFIX sends the ones it listed)")
-    ok, comment = _comment(call.args)
-    if not ok:
-        return _bad("a comment must be text")
+    parsed = _by_ids(core, call, "ack needs ids: a list of alarm ids (gsmon ack PREFIX sends the ones it listed)")
+    if not isinstance(parsed, _ByIds):
+        return parsed
+    book = parsed.book
     seen_arg = call.args.get("seen")
     seen: dict[int, int] | None = None
     if seen_arg is not None:
@@ -220,7 +266,7 @@ def _ack(core: QueryCore, call: Call) -> Result:
             return _bad("ack: seen must map alarm ids to the max_level they had when listed")
     skipped: list[dict[str, Any]] = []
     ackable: list[int] = []
-    for alarm_id in dict.fromkeys(ids):
+    for alarm_id in parsed.ids:
         alarm = book.alarm(alarm_id)
         if alarm is None:
             skipped.append({"id": alarm_id, "reason": "unknown"})
@@ -232,7 +278,7 @@ def _ack(core: QueryCore, call: Call) -> Result:
             skipped.append({"id": alarm_id, "reason": "escalated since it was listed"})
         else:
             ackable.append(alarm_id)
-    outcome = book.ack(ackable, call.by, call.user, comment, call.via, call.role, call.now, call.wall, seen)
+    outcome = book.ack(ackable, *_acting(call, parsed.comment), seen)
     if not outcome.ok and not outcome.ids and " may not " in outcome.message:
         return False, outcome.message, _refused(outcome.message)
     if not outcome.ok and not outcome.ids and ackable:
@@ -246,30 +292,13 @@ def _ack(core: QueryCore, call: Call) -> Result:
 
 
 def _unack(core: QueryCore, call: Call) -> Result:
-    book = _book(core)
-    if book is None:
-        return _NO_STATE
-    ids = _ids(call.args)
-    if ids is None:
-        return _bad("unack needs ids: a list of alarm ids")
-    ok, comment = _comment(call.args)
-    if not ok:
-        return _bad("a comment must be text")
-    done: list[int] = []
-    skipped: list[dict[str, Any]] = []
-    for alarm_id in dict.fromkeys(ids):
-        outcome = book.unack(alarm_id, call.by, call.user, comment, call.via, call.role, call.now, call.wall)
-        if outcome.ok:
-            done.append(alarm_id)
-        elif " may not " in outcome.message:
-            return False, outcome.message, _refused(outcome.message)
-        else:
-            skipped.append({"id": alarm_id, "reason": outcome.message})
-    if not ids:
-        # Nothing to do, but the role was checked: the same answer a probe expects.
-        outcome = book.unack(-1, call.by, call.user, comment, call.via, call.role, call.now, call.wall)
-        if " may not " in outcome.message:
-            return False, outcome.message, _refused(outcome.message)
+    parsed = _by_ids(core, call, "unack needs ids: a list of alarm ids")
+    if not isinstance(parsed, _ByIds):
+        return parsed
+    acting = _acting(call, parsed.comment)
+    refusal, done, skipped = _each(parsed.ids, lambda alarm_id: parsed.book.unack(alarm_id, *acting))
+    if refusal is not None:
+        return refusal
     message = f"unacknowledged {len(done)} alarm{'s' if len(done) != 1 else ''}"
     if skipped:
         message += "; " + "; ".join(s["reason"] for s in skipped[:5])
@@ -277,23 +306,13 @@ def _unack(core: QueryCore, call: Call) -> Result:
 
 
 def _clear(core: QueryCore, call: Call) -> Result:
-    book = _book(core)
-    if book is None:
-        return _NO_STATE
-    ids = _ids(call.args)
-    if ids is None:
-        return _bad("clear needs ids: a list of alarm ids")
-    ok, comment = _comment(call.args)
-    if not ok:
-        return _bad("a comment must be text")
-    done: list[int] = []
-    skipped: list[dict[str, Any]] = []
-    for alarm_id in dict.fromkeys(ids):
-        outcome = book.clear(alarm_id, call.by, call.user, comment, call.via, call.role, call.now, call.wall)
-        if outcome.ok:
-            done.append(alarm_id)
-        else:
-            skipped.append({"id": alarm_id, "reason": outcome.message})
+    parsed = _by_ids(core, call, "clear needs ids: a list of alarm ids")
+    if not isinstance(parsed, _ByIds):
+        return parsed
+    acting = _acting(call, parsed.comment)
+    refusal, done, skipped = _each(parsed.ids, lambda alarm_id: parsed.book.clear(alarm_id, *acting))
+    if refusal is not None:
+        return refusal
     return True, f"cleared {len(done)} alarm{'s' if len(done) != 1 else ''}", {"cleared": done, "skipped": skipped}
 
 
@@ -344,7 +363,7 @@ def _unshelve(core: QueryCore, call: Call) -> Result:
     ok, comment = _comment(call.args)
     if not ok:
         return _bad("a comment must be text")
-    outcome = book.unshelve(shelf_id, call.by, call.user, comment, call.via, call.role, call.now, call.wall)
+    outcome = book.unshelve(shelf_id, *_acting(call, comment))
     if not outcome.ok:
         return False, outcome.message, _refused(outcome.message)
     shelf = book.shelf(shelf_id)

@@ -27,7 +27,10 @@ Rules (see DESIGN.md):
   within ``removal_grace_s``, is removed -- this is how a restarted agent (new
   epoch) loses the points its new incarnation no longer has.
   Until then such a point is STALE too: the agent's new incarnation does not
-  vouch for it, so it never reads live again with its old value.
+  vouch for it, so it never reads live again with its old value. It is not
+  overdue, though (the alarm book is told ``unlisted``: no alarm of its own,
+  none escalated; its removal closes or keeps an alarm it had, by the book's
+  removal rule).
 * ``seq`` gaps are counted per agent; the hub then asks the agent for a STATE
   (protocol "resync") which heals the gap.
 * An agent silent for ``agent_retention_s`` (default an hour) is forgotten
@@ -112,7 +115,7 @@ from gsmon.common.alerts import (
     alertstr_for,
 )
 from gsmon.common.tree import RollupTree, TreeNode
-from gsmon.hub.alarms import AGENT_SILENT, OVERDUE, AlarmBook
+from gsmon.hub.alarms import AGENT_SILENT, OVERDUE, UNLISTED, AlarmBook
 from gsmon.hub.subscriptions import SubscriptionLedger
 
 __all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats", "nested_mounts"]
@@ -220,7 +223,8 @@ class _Leaf:
         self.unknown = False  # liveness unknown, as counted in the parents (follows agent.unknown)
         self.gen = 0  # the agent's state generation when last reported
         self.seq = 0  # hub seq of the last change
-        self.stale_reason: str | None = None  # as the alarm book was last told: None, "overdue", "agent silent"
+        # As the alarm book was last told: None, "overdue", "agent silent", "unlisted".
+        self.stale_reason: str | None = None
         # The agent's debounce map of the last report (protocol "Point entry", 7th item), or None: a point
         # without debounce. Relayed in NODEs as raw_alert, pending, flapping.
         self.debounce: dict[str, Any] | None = None
@@ -330,6 +334,9 @@ class HubState:
         self._encoder = proto.NodeEncoder(epoch)
         # Values the server adds to the hub's own points (name -> (value, alert code)): set_server_health.
         self._server_health: dict[str, tuple[Any, int]] = {}
+        # The hub's own points (path -> wall time their current level began: NODE ``since``). They
+        # are not in the alarm book, which keeps every other point's since.
+        self._own_since: dict[str, float] = {}
         self._last_health = -_INF
         self._backlog_s = 0.0  # how far behind its agents' messages the last tick was
         self._started = now
@@ -860,7 +867,13 @@ class HubState:
         old_code = node.code
         book = self.alarms
         if book is not None and agent is not self._own:
-            reason = AGENT_SILENT if agent.silent or leaf.silence_hold else OVERDUE if leaf.overdue else None
+            if agent.silent or leaf.silence_hold:
+                reason: str | None = AGENT_SILENT
+            elif not leaf.overdue:
+                reason = None
+            else:
+                # Not reported since the STATE that did not list it: the agent dropped it (no alarm).
+                reason = UNLISTED if leaf.gen < agent.removal_gen else OVERDUE
             if code != old_code or reason != leaf.stale_reason:
                 leaf.stale_reason = reason
                 label = _BUILTIN_LABELS.get(code, leaf.alertstr if code == leaf.alertcode else "")
@@ -1175,7 +1188,9 @@ class HubState:
 
     def _remove_leaf(self, agent: _Agent, path: str) -> None:
         leaf = agent.leaves.pop(path)
-        if self.alarms is not None and agent is not self._own:
+        if agent is self._own:
+            self._own_since.pop(path, None)
+        elif self.alarms is not None:
             self.alarms.point_removed(path, self._now, self._wall)
         if leaf.unknown:
             self._count_unknown(leaf, False)
@@ -1275,7 +1290,15 @@ class HubState:
             or leaf.value != entry.value
             or leaf.alertcode != entry.alertcode
         ]
+        moved = [
+            entry.path
+            for entry in changed
+            if (leaf := own.by_rel.get(entry.path)) is None or leaf.alertcode != entry.alertcode
+        ]
         self._apply_points(own, changed, now, wall)
+        for rel in moved:
+            if (leaf := own.by_rel.get(rel)) is not None:  # (not refused: max_nodes)
+                self._own_since[leaf.path] = wall
 
     # ------------------------------------------------------------------
     # Publishing
@@ -1349,6 +1372,15 @@ class HubState:
             return extra or None
         if type(data) is _Parent and data.since is not None:
             extra["since"] = data.since
+        elif type(data) is _Leaf and data.agent is self._own:
+            # The hub's own points open no alarms and cannot be acked: their attention is their level
+            # (protocol: NODE since), so that views colour them by it, as they did before they had since.
+            since = self._own_since.get(path)
+            if since is not None:
+                extra["since"] = since
+            if data.alertcode:
+                extra["attention"] = data.alertcode
+            return extra or None
         view = book.current_view(path)
         if type(data) is _Leaf and view.since is not None:
             extra["since"] = view.since

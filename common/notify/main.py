@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
-import itertools
 import json
 import logging
 import secrets
@@ -55,11 +54,13 @@ import zmq
 
 from gsmon.common import logs, transport
 from gsmon.common import protocol as proto
-from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert, RedAlert
+from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert
 from gsmon.common.client import HubUnavailableError, Subscriber
-from gsmon.common.clone import new_client_epoch
+from gsmon.common.clone import ClientEnvelope
+from gsmon.common.commands import wait_reply
 from gsmon.common.config import add_key_flag, flag_overrides
 from gsmon.common.errors import EXIT_OK, UnavailableError, UsageError
+from gsmon.common.health_report import final_args, report_args, rising_level
 from gsmon.common.keys import ClientKeys
 from gsmon.common.notify.config import NotifyConfig, read_notify_config
 from gsmon.common.notify.core import Entry, EntryError, NotifyCore, iso_utc
@@ -94,12 +95,7 @@ class JournalClient:
         self._curve = curve
         self._user = user
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._sender = f"notify-{secrets.token_hex(4)}"
-        # The spec's client envelope: a random non-zero epoch per run, seq +1 per message on a
-        # connection (from 1 again on a new one), request ids from a counter of their own.
-        self._epoch = new_client_epoch()
-        self._requests = itertools.count(1)
-        self._seq = itertools.count(1)
+        self._envelope = ClientEnvelope(f"notify-{secrets.token_hex(4)}")
         self._dealer: zmq.Socket[bytes] | None = None
 
     def _socket(self) -> zmq.Socket[bytes]:
@@ -109,28 +105,15 @@ class JournalClient:
                 self._curve.apply(dealer)
             dealer.connect(self.hub)
             self._dealer = dealer
-            self._seq = itertools.count(1)
+            self._envelope.new_connection()
         return self._dealer
-
-    def _command(self, request_id: int, command: str, args: dict[str, Any]) -> bytes:
-        return proto.encode(
-            proto.Command(
-                sender=self._sender,
-                epoch=self._epoch,
-                seq=next(self._seq),
-                sent_ns=time.time_ns(),
-                request_id=request_id,
-                command=command,
-                args=args,
-                user=self._user,
-            )
-        )
 
     def report_health(self, args: dict[str, Any]) -> None:
         """Send COMMAND ``report_health`` without waiting: its answer is skipped by :meth:`page`, and a
         lost report only lets the hub's ``reporting`` point turn RED, which is what it is for."""
         with contextlib.suppress(zmq.Again):  # not connected: the next report follows
-            self._socket().send(self._command(next(self._requests), "report_health", args), zmq.DONTWAIT)
+            dealer = self._socket()  # first: a new connection starts the header seq again
+            dealer.send(proto.encode(self._envelope.command("report_health", args, self._user)), zmq.DONTWAIT)
 
     def _reset(self) -> None:
         # A request queued for a hub that is down would be answered late, in a burst: start afresh.
@@ -143,38 +126,29 @@ class JournalClient:
     ) -> tuple[list[Any], int]:
         """(raw entries, last_id) after ``after_id``; :class:`JournalError` when no usable answer came."""
         dealer = self._socket()
-        request_id = next(self._requests)
-        command = self._command(request_id, "journal", {"after_id": after_id, "prefix": prefix, "limit": limit})
+        message = self._envelope.command(
+            "journal", {"after_id": after_id, "prefix": prefix, "limit": limit}, self._user
+        )
         try:
-            dealer.send(command, zmq.DONTWAIT)
+            dealer.send(proto.encode(message), zmq.DONTWAIT)
         except zmq.Again:
             self._reset()
             raise JournalError(f"the hub at {self.hub} is not reachable") from None
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            if not dealer.poll(int(remaining * 1000) + 1):
-                break
-            try:
-                reply = proto.decode(dealer.recv())
-            except proto.ProtocolError:
-                continue  # a bad message from the network is dropped; the loop goes on
-            if getattr(reply, "request_id", None) != request_id:
-                continue
-            if isinstance(reply, proto.Error):
-                raise JournalError(f"the hub at {self.hub} refused the journal request: {reply.message}")
-            if not isinstance(reply, proto.CommandResult):
-                continue
-            if not reply.ok:
-                raise JournalError(f"the hub at {self.hub} refused the journal command: {reply.message}")
-            result = reply.result
-            if not isinstance(result, dict) or not isinstance(result.get("entries"), list):
-                raise JournalError(f"the hub at {self.hub} answered the journal command without an entries list")
-            last_id = result.get("last_id")
-            if not isinstance(last_id, int) or isinstance(last_id, bool):
-                last_id = after_id
-            return result["entries"], last_id
-        self._reset()
-        raise JournalError(f"no answer from the hub at {self.hub} within {timeout_s:g} s")
+        reply = wait_reply(dealer, message.request_id, timeout_s)
+        if isinstance(reply, proto.Error):
+            raise JournalError(f"the hub at {self.hub} refused the journal request: {reply.message}")
+        if reply is None:
+            self._reset()
+            raise JournalError(f"no answer from the hub at {self.hub} within {timeout_s:g} s")
+        if not reply.ok:
+            raise JournalError(f"the hub at {self.hub} refused the journal command: {reply.message}")
+        result = reply.result
+        if not isinstance(result, dict) or not isinstance(result.get("entries"), list):
+            raise JournalError(f"the hub at {self.hub} answered the journal command without an entries list")
+        last_id = result.get("last_id")
+        if not isinstance(last_id, int) or isinstance(last_id, bool):
+            last_id = after_id
+        return result["entries"], last_id
 
     def close(self) -> None:
         if self._dealer is not None:
@@ -374,17 +348,11 @@ class Notifier:
                 break
             base = f"receivers/{name}"
             streak = receiver["consecutive_failures"]
-            level = (
-                RedAlert.alertcode
-                if streak >= FAILURES_RED
-                else OrangeAlert.alertcode
-                if streak >= FAILURES_ORANGE
-                else GreenAlert.alertcode
-            )
+            level = rising_level(streak, FAILURES_ORANGE, FAILURES_RED)
             points[f"{base}/consecutive_failures"] = [streak, level]
             for figure in ("failures", "dropped", "queued", "sent"):
                 points[f"{base}/{figure}"] = [receiver[figure], NoAlert.alertcode]
-        return {"client": CLIENT_NAME, "points": points, "ttl_s": 3 * HEALTH_REPORT_S}
+        return report_args(CLIENT_NAME, points, HEALTH_REPORT_S)
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -536,6 +504,6 @@ def _serve(config: NotifyConfig, store: NotifyStore, curve: ClientKeys | None, d
     finally:
         store.save(notifier.cursor, notifier.core.state())
         notifier.close_wake()
-        journal.report_health({"client": CLIENT_NAME, "final": True})  # a clean stop: the figures go
+        journal.report_health(final_args(CLIENT_NAME))  # a clean stop: the figures go
         journal.close()
     return EXIT_OK

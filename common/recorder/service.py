@@ -39,7 +39,6 @@ recording.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import secrets
 import threading
@@ -51,8 +50,9 @@ import zmq
 
 from gsmon.common import protocol as proto
 from gsmon.common import transport
-from gsmon.common.alerts import GreenAlert, NoAlert, OrangeAlert, RedAlert
-from gsmon.common.clone import new_client_epoch
+from gsmon.common.alerts import NoAlert
+from gsmon.common.clone import ClientEnvelope
+from gsmon.common.health_report import final_args, report_args, rising_level
 from gsmon.common.keys import ClientKeys
 from gsmon.common.recorder.query import AnswerError, answer
 from gsmon.common.recorder.store import Store
@@ -123,10 +123,8 @@ class HistoryService:
         self.hub_epoch: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._sender = f"recorder-{secrets.token_hex(4)}"
-        self._epoch = new_client_epoch()  # this run's (the spec: random, non-zero)
-        self._seq = itertools.count(1)  # header seq: +1 per message on this connection
-        self._request_ids = itertools.count(1)
+        # This run's envelope: one DEALER (one connection) for the thread's life.
+        self._envelope = ClientEnvelope(f"recorder-{secrets.token_hex(4)}")
         self._register_id = 0
         self._health_id = 0
 
@@ -141,24 +139,15 @@ class HistoryService:
             self._thread.join(10.0)
             self._thread = None
 
-    def _envelope(self) -> dict[str, Any]:
-        return {"sender": self._sender, "epoch": self._epoch, "seq": next(self._seq), "sent_ns": time.time_ns()}
-
     def health_args(self, final: bool = False) -> dict[str, Any] | None:
         """The ``report_health`` args of the recorder's figures now (``None``: nothing to report yet)."""
         if final:
-            return {"client": CLIENT_NAME, "final": True}
+            return final_args(CLIENT_NAME)
         figures = self.status() if self.status is not None else {}
         if "lag_s" not in figures:
             return None
         lag_max = float(figures.get("lag_max_s", 0.0))
-        lag_level = (
-            RedAlert.alertcode
-            if lag_max >= LAG_RED_S
-            else OrangeAlert.alertcode
-            if lag_max >= LAG_ORANGE_S
-            else GreenAlert.alertcode
-        )
+        lag_level = rising_level(lag_max, LAG_ORANGE_S, LAG_RED_S)
         points: dict[str, list[Any]] = {
             "lag_s": [float(figures["lag_s"]), lag_level],
             "lag_max_s": [lag_max, lag_level],
@@ -166,28 +155,20 @@ class HistoryService:
         for name in ("rows_per_s", "queued_rows", "gaps", "errors"):
             if name in figures:
                 points[name] = [figures[name], NoAlert.alertcode]
-        return {"client": CLIENT_NAME, "points": points, "ttl_s": 3 * HEALTH_REPORT_S}
+        return report_args(CLIENT_NAME, points, HEALTH_REPORT_S)
 
     def _report_health(self, dealer: zmq.Socket[bytes], final: bool = False) -> None:
         args = self.health_args(final)
         if args is None:
             return
-        self._health_id = next(self._request_ids)
-        message = proto.Command(
-            **self._envelope(), request_id=self._health_id, command="report_health", args=args, user=None
-        )
+        message = self._envelope.command("report_health", args)
+        self._health_id = message.request_id
         with contextlib.suppress(zmq.Again):  # not connected: the next report follows
             dealer.send(proto.encode(message), zmq.DONTWAIT)
 
     def _register(self, dealer: zmq.Socket[bytes]) -> None:
-        self._register_id = next(self._request_ids)
-        message = proto.Command(
-            **self._envelope(),
-            request_id=self._register_id,
-            command="register_service",
-            args={"service": SERVICE_NAME},
-            user=None,
-        )
+        message = self._envelope.command("register_service", {"service": SERVICE_NAME})
+        self._register_id = message.request_id
         with contextlib.suppress(zmq.Again):  # not connected yet: the next attempt follows
             dealer.send(proto.encode(message), zmq.DONTWAIT)
 
@@ -243,7 +224,7 @@ class HistoryService:
                         self.store, message.command, message.args, status=self.status, rollup_s=self.rollup_s
                     )
                     reply = proto.CommandResult(
-                        **self._envelope(), request_id=message.request_id, ok=ok, message=text, result=result
+                        **self._envelope.header(), request_id=message.request_id, ok=ok, message=text, result=result
                     )
                     try:
                         dealer.send(proto.encode(reply), zmq.DONTWAIT)

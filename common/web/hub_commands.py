@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -33,6 +31,7 @@ import zmq.asyncio
 
 from gsmon.common import protocol as proto
 from gsmon.common import transport
+from gsmon.common.clone import ClientEnvelope
 from gsmon.common.keys import ClientKeys
 
 __all__ = ["VIA", "CommandOutcome", "HubCommandClient", "HubCommandError", "HubNoAnswerError", "HubRefusedError"]
@@ -82,8 +81,7 @@ class HubCommandClient:
         self._socket: zmq.asyncio.Socket | None = None
         self._reader: asyncio.Task[None] | None = None
         self._waiting: dict[int, asyncio.Future[proto.Message]] = {}
-        self._ids = itertools.count(1)
-        self._sender = f"web-{secrets.token_hex(4)}"
+        self._envelope = ClientEnvelope(f"web-{secrets.token_hex(4)}")
         #: Requests sent and answered, for the bridge's own metrics.
         self.sent = 0
         self.answered = 0
@@ -100,6 +98,7 @@ class HubCommandClient:
             self._curve.apply(sock)
         sock.connect(self.hub)
         self._socket = sock
+        self._envelope.new_connection()
         self._reader = asyncio.get_running_loop().create_task(self._read(sock))
         return sock
 
@@ -144,19 +143,10 @@ class HubCommandClient:
         Raises :class:`HubNoAnswerError` or :class:`HubRefusedError`.
         """
         sock = self._socket or self._open()
-        request_id = next(self._ids)
+        message = self._envelope.command(command, args, user)
+        request_id = message.request_id
         future: asyncio.Future[proto.Message] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
-        message = proto.Command(
-            sender=self._sender,
-            epoch=0,
-            seq=request_id,
-            sent_ns=time.time_ns(),
-            request_id=request_id,
-            command=command,
-            args=args,
-            user=user,
-        )
         try:
             with contextlib.suppress(zmq.Again):  # not connected yet: nothing queued, and the wait below says so
                 await sock.send(proto.encode(message), zmq.DONTWAIT)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from gsmon.common.children import Child, Children
+from gsmon.common.names import path_in_prefix
 
 HERE = Path(__file__).resolve().parent
 AGENT_PROGRAM = HERE / "agent_program.py"
@@ -70,6 +71,16 @@ def polled(subscriber: Any, timeout_s: float = 0.05) -> bool:
     on fresh data every turn."""
     subscriber.poll(timeout_s)
     return True
+
+
+def wait_until_gone(subscriber: Any, prefix: str, timeout_s: float = 10.0, what: str = "") -> None:
+    """Poll ``subscriber`` until no node at or below ``prefix`` (segment by segment: ``A/B`` is not
+    ``A/B2``) is left in its tree, e.g. a stopped client's ``_hub/clients/<name>`` figures."""
+    wait_until(
+        lambda: polled(subscriber) and not any(path_in_prefix(path, prefix) for path in subscriber.tree),
+        timeout_s=timeout_s,
+        what=what or f"every node under {prefix} to leave the tree",
+    )
 
 
 def tree_digest(tree: Mapping[str, Any]) -> str:

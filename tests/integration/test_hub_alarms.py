@@ -16,7 +16,7 @@ from typing import Any
 
 import msgpack
 import zmq
-from harness import Hub, KeySet, Processes, gsmon_cli, polled, wait_until
+from harness import Hub, KeySet, Processes, gsmon_cli, polled, wait_until, wait_until_gone
 
 from gsmon.common import protocol as proto
 from gsmon.common.client import Subscriber
@@ -216,10 +216,7 @@ def test_contexts_are_published_as_points_and_journaled(procs: Processes) -> Non
         )
         assert node.value == "P123"
         assert _cmd(hub, "context_stop", kind="pass", prefix="GS1/Ant1").ok
-        wait_until(
-            lambda: polled(sub) and "_hub/contexts/pass/GS1/Ant1" not in sub.tree,
-            what="the context point to go when stopped",
-        )
+        wait_until_gone(sub, "_hub/contexts/pass/GS1/Ant1", what="the context point to go when stopped")
     kinds = [e["kind"] for e in _journal(hub, prefix="GS1/Ant1")["entries"]]
     assert kinds == ["context_start", "context_stop"]
 

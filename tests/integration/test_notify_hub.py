@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import Hub, Processes, gsmon_cli, polled, wait_until
+from harness import Hub, Processes, gsmon_cli, polled, wait_until, wait_until_gone
 from test_notify import notifier, received, sent_counts, start_sinks, titles, write_config
 
 from gsmon.common.client import Subscriber
@@ -155,8 +155,4 @@ def test_a_receiver_that_keeps_failing_is_an_alarm_in_the_hubs_tree(procs: Proce
         mail = "_hub/clients/notify/receivers/mail/consecutive_failures"
         assert (sub.tree[mail].value, sub.tree[mail].alertstr) == (0, "GREEN")
         assert notify.stop() == 0
-        wait_until(
-            lambda: polled(sub) and not any(path.startswith("_hub/clients/notify") for path in sub.tree),
-            timeout_s=15,
-            what="the stopped notifier's figures to go",
-        )
+        wait_until_gone(sub, "_hub/clients/notify", timeout_s=15, what="the stopped notifier's figures to go")

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness import Processes, gsmon_cli, polled, wait_until
+from harness import Processes, gsmon_cli, polled, wait_until, wait_until_gone
 from test_recorder import COUNT, SPEC, counts, history, recorder
 
 from gsmon.common.client import Subscriber
@@ -141,8 +141,4 @@ def test_the_recorders_lag_is_a_live_point_of_the_hubs_tree_until_it_stops(procs
         }
         assert process.stop() == 0
         # A clean stop says so: its figures leave the tree instead of going stale.
-        wait_until(
-            lambda: polled(sub) and not any(path.startswith("_hub/clients/recorder") for path in sub.tree),
-            timeout_s=15,
-            what="the stopped recorder's figures to go",
-        )
+        wait_until_gone(sub, "_hub/clients/recorder", timeout_s=15, what="the stopped recorder's figures to go")

@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE, RedAlert, alertstr_for
 from gsmon.common.client import Subscriber
-from gsmon.common.clone import HUB_LIVENESS, RESUBSCRIBE_S, Change, CloneCore, NodeState, new_client_epoch
+from gsmon.common.clone import (
+    HUB_LIVENESS,
+    RESUBSCRIBE_S,
+    Change,
+    ClientEnvelope,
+    CloneCore,
+    NodeState,
+    new_client_epoch,
+)
 
 HUB_EPOCH = 0xC10E
 CLIENT_EPOCH = 0x5EED
@@ -528,3 +536,25 @@ def test_min_alert_applies_to_resync_changes() -> None:
     assert by_path["GS1/up"].new is not None
     assert by_path["GS1/down"].old is not None
     assert by_path["GS1/down"].new is None
+
+
+def test_the_client_envelope_counts_seq_per_connection_and_request_ids_across_connections() -> None:
+    """protocol: Envelope -- one random non-zero epoch per incarnation, header seq 1, 2, 3 ... per query
+    connection, request ids of their own that go on across connections; the encoded COMMAND decodes."""
+    envelope = ClientEnvelope("client-x")
+    assert 0 < envelope.epoch < 2**63
+    first = envelope.command("alarms", {"prefix": "GS1"}, "ann")
+    assert (first.sender, first.seq, first.request_id, first.user) == ("client-x", 1, 1, "ann")
+    assert envelope.header(123)["seq"] == 2
+    envelope.new_connection()
+    second = proto.decode(proto.encode(envelope.command("journal", {"after_id": 0})))
+    assert isinstance(second, proto.Command)
+    assert (second.epoch, second.seq, second.request_id, second.command) == (envelope.epoch, 1, 2, "journal")
+    assert second.args == {"after_id": 0}
+    assert envelope.next_request_id() == 3
+    assert ClientEnvelope("c", epoch=CLIENT_EPOCH).header(5) == {
+        "sender": "c",
+        "epoch": CLIENT_EPOCH,
+        "seq": 1,
+        "sent_ns": 5,
+    }

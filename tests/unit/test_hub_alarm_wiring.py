@@ -299,3 +299,86 @@ def test_an_unpolled_point_of_a_restarted_agent_is_kept_past_the_removal_grace()
     out = payloads(hub, 2.0 + SETTINGS.removal_grace_s + 1)
     assert "removed" not in out.get("GS1/Ant1/Power", {})
     assert book.alarm(alarm.id).state == ACTIVE_UNACKED  # type: ignore[union-attr]
+def test_a_point_the_restarted_agent_no_longer_lists_opens_no_alarm_and_leaves_no_attention() -> None:
+    """Issue 13 §1: a point a new incarnation does not list is STALE until removal_grace_s removes it, but
+    it is not overdue (the agent says it has no such point): no alarm needing an ack, and once it is gone
+    nothing of it keeps its parents' attention up."""
+    hub, book = make()
+    ant = Agent("ant1", "GS1/Ant1")
+    send(hub, ant.state(pt("Old/a", GREEN), pt("Old/b", GREEN), pt("Keep", GREEN)))
+    payloads(hub, 0.0)
+    ant.restart(2)
+    send(hub, ant.state(pt("Keep", GREEN)), 1.0)
+    hub.tick(1.0, WALL0 + 1.0)
+    out = payloads(hub, 1.0)
+    assert out["GS1/Ant1/Old/a"]["stale"] is True  # this incarnation does not vouch for it
+    assert book.alarms() == []
+    assert "attention" not in out["GS1/Ant1/Old"]
+    journal = [(e.kind, e.path, e.comment) for e in book.take_journal()]
+    assert ("stale", "GS1/Ant1/Old/a", "unlisted") in journal
+    hub.tick(11.5, WALL0 + 11.5)  # past removal_grace_s: removed
+    out = payloads(hub, 11.5)
+    assert "GS1/Ant1/Old" not in hub.tree
+    assert "attention" not in out["GS1/Ant1"]
+    assert "unacked_below" not in out["GS1/Ant1"]
+    assert out["GS1/Ant1"]["alert"] == GREEN
+    assert book.attention_of("GS1") == 0
+    assert book.unacked_below("GS1") == 0
+    assert [(e.kind, e.path, e.comment) for e in book.take_journal()] == [
+        ("removed", "GS1/Ant1/Old/a", "removed"),
+        ("removed", "GS1/Ant1/Old/b", "removed"),
+    ]
+
+
+def test_an_alarm_open_before_the_restart_on_a_dropped_point_follows_the_removal_rules() -> None:
+    """An unlatched alarm of a point the new incarnation drops closes (``removed``) when the point goes; a
+    latched unacked one stays ``rtn_unacked`` (a latched alarm never disappears unacknowledged) and is
+    not raised again, nor escalated to STALE, by the drop."""
+    hub, book = make()
+    ant = Agent("ant1", "GS1/Ant1")
+    send(hub, ant.state(pt("Red", RED), pt("Orange", ORANGE), pt("Keep", GREEN)))
+    red, orange = sorted(book.alarms(), key=lambda a: a.path, reverse=True)
+    ant.restart(2)
+    send(hub, ant.state(pt("Keep", GREEN)), 1.0)
+    hub.tick(1.0, WALL0 + 1.0)
+    assert {(a.id, a.max_level, a.reason) for a in book.alarms()} == {
+        (red.id, RED, "level"),
+        (orange.id, ORANGE, "level"),
+    }
+    book.take_journal()
+    hub.tick(11.5, WALL0 + 11.5)
+    assert book.alarm(orange.id).state == CLEARED  # type: ignore[union-attr]
+    assert book.alarm(orange.id).cleared_reason == "removed"  # type: ignore[union-attr]
+    assert book.alarm(red.id).state == RTN_UNACKED  # type: ignore[union-attr]
+    assert book.attention_of("GS1") == RED
+    kinds = [(e.kind, e.path) for e in book.take_journal()]
+    assert ("alarm_cleared", "GS1/Ant1/Orange") in kinds
+
+
+def test_the_hubs_own_points_carry_since_and_their_level_as_attention() -> None:
+    """Every point has ``since`` (issue 13 §1), the hub's ``_hub/...`` ones too (1.3): when their current
+    level began, kept while only the value moves. They open no alarms, so their attention is their level."""
+    hub, book = make()
+    ant = Agent("ant1", "GS1/Ant1", heartbeat_s=1.0)
+    send(hub, ant.state(pt("Fan", GREEN)))
+    hub.tick(0.0, WALL0)
+    out = payloads(hub, 0.0)
+    live = out["_hub/agents/ant1"]
+    assert (live["alert"], live["since"], live["attention"]) == (GREEN, WALL0, GREEN)
+    assert out["_hub/uptime_s"]["since"] == WALL0
+    assert "attention" not in out["_hub/uptime_s"]  # level 0
+    assert "alarm" not in live
+    hub.tick(1.5, WALL0 + 1.5)  # a new uptime value, same level: same since
+    out = payloads(hub, 1.5)
+    assert out["_hub/uptime_s"]["since"] == WALL0
+    assert "_hub/agents/ant1" not in out
+    hub.tick(5.0, WALL0 + 5.0)  # silent: its _hub point turns STALE now
+    out = payloads(hub, 5.0)
+    silent = out["_hub/agents/ant1"]
+    assert (silent["alert"], silent["since"], silent["attention"]) == (STALE_ALERTCODE, WALL0 + 5.0, STALE_ALERTCODE)
+    state = NodeState.from_update(proto.decode_node_payload("_hub/agents/ant1", silent))
+    assert (state.since, state.attention, state.alarm) == (WALL0 + 5.0, STALE_ALERTCODE, None)
+    assert [a.path for a in book.alarms()] == ["GS1/Ant1"]  # the agent's own alarm, none on _hub
+    done, _, _ = hub.forget("ant1", 6.0, WALL0 + 6.0)
+    assert done
+    assert "_hub/agents/ant1" not in hub._own_since  # forgotten with its point

@@ -23,6 +23,7 @@ from gsmon.common.allowlist import AgentGrant, AllowList, SubscriberGrant
 from gsmon.common.clone import CloneCore
 from gsmon.common.keys import generate_key_pair
 from gsmon.common.names import path_in_prefix
+from gsmon.hub.alarms import AlarmBook
 from gsmon.hub.queries import BUSY_MESSAGE, QueryCore, QuerySettings
 from gsmon.hub.state import HubSettings, HubState
 
@@ -549,3 +550,43 @@ def test_a_service_registering_again_is_logged_at_debug_and_another_one_at_info(
     assert core.services["history"] == b"rec-2"
     [(level, message)] = register(b"other", "10.0.0.9")
     assert (level, message.endswith("(replacing another)")) == (logging.INFO, True)
+
+
+def test_ack_unack_and_clear_read_ids_and_comment_alike_and_act_on_each_id_once() -> None:
+    """hub/operator.py: the commands on alarm ids share their reading of ids, comment and who acts."""
+    book = AlarmBook()
+    hub = HubState(HubSettings(), EPOCH, now=0.0, alarms=book)
+    core = QueryCore(hub, ENDPOINTS, 1.0, "9.9")
+    hub.apply(
+        proto.State(
+            sender="ant",
+            epoch=1,
+            seq=0,
+            sent_ns=0,
+            mount="GS1",
+            heartbeat_s=100.0,
+            points=[proto.PointEntry("p", 1, RED, "RED", WALL0, None)],
+            part=0,
+            parts=1,
+        ),
+        0.0,
+        WALL0,
+    )
+    [alarm] = book.alarms()
+    for name in ("ack", "unack", "clear"):
+        for args, needs in (({}, f"{name} needs ids"), ({"ids": [alarm.id], "comment": 5}, "a comment must be text")):
+            reply = result_of(core.request(command(name, **args), b"id", 1.0, WALL0 + 1))
+            assert (reply.ok, reply.result["reason"]) == (False, "bad-args")
+            assert reply.message.startswith(needs)
+    reply = result_of(core.request(command("ack", ids=[alarm.id, alarm.id], comment="on it"), b"id", 1.0, WALL0 + 1))
+    assert (reply.ok, reply.result) == (True, {"acked": [alarm.id], "skipped": []})
+    acked = book.alarm(alarm.id)
+    assert acked is not None
+    assert (acked.ack_comment, acked.acked_at) == ("on it", WALL0 + 1)
+    reply = result_of(core.request(command("unack", ids=[alarm.id, alarm.id]), b"id", 2.0, WALL0 + 2))
+    assert (reply.ok, reply.result) == (True, {"acked": [alarm.id], "skipped": []})
+    reply = result_of(core.request(command("clear", ids=[alarm.id, alarm.id], comment="done"), b"id", 3.0, WALL0 + 3))
+    assert (reply.ok, reply.result) == (True, {"cleared": [alarm.id], "skipped": []})
+    cleared = book.alarm(alarm.id)
+    assert cleared is not None
+    assert (cleared.state, cleared.cleared_at) == ("cleared", WALL0 + 3)
