@@ -253,3 +253,20 @@ def test_reading_a_hub_configuration_imports_no_zmq() -> None:
     assert "gsmon.hub.config" in loaded
     assert "zmq" not in loaded
     assert "gsmon.hub.server" not in loaded
+
+
+def test_gsmon_hub_check_config_loads_neither_the_server_nor_zmq(tmp_path: Path) -> None:
+    """`gsmon hub --check-config` (without keys) stops before the server is imported: no ZeroMQ."""
+    config = tmp_path / "hub.toml"
+    config.write_text('[hub]\nstate_dir = ""\n')
+    loaded = _modules_after(
+        "import contextlib, io\n"
+        "from gsmon.common.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        f"    main(['hub', '--config', {str(config)!r}, '--check-config'])\n"
+        "assert out.getvalue().startswith('config OK'), out.getvalue()\n"
+    )
+    assert "gsmon.hub.config" in loaded
+    assert "zmq" not in loaded
+    assert "gsmon.hub.server" not in loaded
