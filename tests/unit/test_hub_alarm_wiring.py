@@ -299,6 +299,8 @@ def test_an_unpolled_point_of_a_restarted_agent_is_kept_past_the_removal_grace()
     out = payloads(hub, 2.0 + SETTINGS.removal_grace_s + 1)
     assert "removed" not in out.get("GS1/Ant1/Power", {})
     assert book.alarm(alarm.id).state == ACTIVE_UNACKED  # type: ignore[union-attr]
+
+
 def test_a_point_the_restarted_agent_no_longer_lists_opens_no_alarm_and_leaves_no_attention() -> None:
     """Issue 13 §1: a point a new incarnation does not list is STALE until removal_grace_s removes it, but
     it is not overdue (the agent says it has no such point): no alarm needing an ack, and once it is gone
