@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     setting to change)."""
     from gsmon.common.errors import BindError, GsmonError
     from gsmon.common.ready import ready_line
+
     if args.print_example_config:
         sys.stdout.write(example_config())
         return 0
