@@ -624,6 +624,7 @@ __all__ = [
     "NOTICE_TOPIC_PREFIX",
     "PROTOCOL_MAJOR",
     "PROTOCOL_MINOR",
+    "REPLAY_TOPIC_PREFIX",
     "RESYNC_TOPIC_PREFIX",
     "SCOPE_HEARTBEAT_PREFIX",
     "Bye",
@@ -641,12 +642,15 @@ __all__ = [
     "MsgKind",
     "NodeEncoder",
     "NodeUpdate",
+    "OutboxMark",
     "PointEntry",
     "ProtocolError",
     "SnapshotChunk",
     "SnapshotEnd",
     "SnapshotRequest",
     "State",
+    "TransitionItem",
+    "Transitions",
     "debounced_entry",
     "decode",
     "decode_hub_message",
@@ -661,7 +665,9 @@ __all__ = [
     "notice_topic",
     "pack_value",
     "parse_notice",
+    "parse_replay",
     "point_debounce_map",
+    "replay_topic",
     "salvage_request_id",
     "scope_heartbeat_topic",
     "snapshot_item",
@@ -679,6 +685,10 @@ SCOPE_HEARTBEAT_PREFIX: Final = b"\x00hub/beat/"
 NOTICE_TOPIC_PREFIX: Final = b"\x00notice/"
 MAX_NOTICE_REASON_BYTES: Final = 200
 RESYNC_TOPIC_PREFIX: Final = b"\x00resync/"
+# 1.3: the hub asks an agent for its outbox entries first..last: prefix + agent name + NUL + "first-last".
+REPLAY_TOPIC_PREFIX: Final = b"\x00replay/"
+MAX_TRANSITIONS_PER_MESSAGE: Final = 1000
+MAX_TRANSITIONS_BYTES: Final = 1 << 20
 
 EXT_DATETIME: Final = 1
 EXT_TUPLE: Final = 2
@@ -708,6 +718,7 @@ class MsgKind(IntEnum):
     DELTA = 2
     HEARTBEAT = 3
     BYE = 4
+    TRANSITIONS = 5  # 1.3: the agent's outbox, replayed (kinds 6-9 are reserved)
     HELLO = 10
     SNAPSHOT_REQUEST = 11
     COMMAND = 12
@@ -744,6 +755,28 @@ class _MessageHeader:
     minor: int = PROTOCOL_MINOR
 
 
+class OutboxMark(NamedTuple):
+    """What an agent's outbox holds (1.3; STATE, DELTA and HEARTBEAT carry it): its id, the oldest tseq
+    it still holds (``head + 1`` when empty) and the last tseq it gave."""
+
+    outbox_id: int
+    tail: int
+    head: int
+
+
+class TransitionItem(NamedTuple):
+    """One outbox entry in a TRANSITIONS message (1.3)."""
+
+    tseq: int
+    kind: str  # "level", "pending" or "discarded"
+    path: str  # inside the agent
+    time: float  # the poll's wall time
+    old: int | None
+    new: int
+    value: Any
+    alertstr: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class State(_MessageHeader):
     """An agent's full tree (or one part of it)."""
@@ -755,6 +788,7 @@ class State(_MessageHeader):
     parents: list[str] = field(default_factory=list)
     part: int = 0
     parts: int = 1
+    outbox: OutboxMark | None = None  # 1.3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -763,6 +797,7 @@ class Delta(_MessageHeader):
 
     kind: ClassVar[MsgKind] = MsgKind.DELTA
     points: list[PointEntry]
+    outbox: OutboxMark | None = None  # 1.3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -773,6 +808,20 @@ class Heartbeat(_MessageHeader):
     mount: str
     heartbeat_s: float
     point_count: int
+    outbox: OutboxMark | None = None  # 1.3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transitions(_MessageHeader):
+    """Outbox entries ``first..last`` an agent replays to a hub that asked for them (1.3)."""
+
+    kind: ClassVar[MsgKind] = MsgKind.TRANSITIONS
+    outbox_id: int
+    first: int
+    last: int
+    done: bool
+    transitions: list[TransitionItem]
+    lost: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -868,6 +917,7 @@ Message: TypeAlias = (
     | Delta
     | Heartbeat
     | Bye
+    | Transitions
     | Hello
     | SnapshotRequest
     | Command
@@ -1090,10 +1140,17 @@ class _StateBody(msgspec.Struct, gc=False):
     parents: list[str] = []
     part: _UInt = 0
     parts: _UInt = 1
+    # 1.3, the agent's outbox (all three or none; absent: an agent without one, never replayed)
+    outbox_id: _UInt | UnsetType = UNSET
+    tseq_tail: _UInt | UnsetType = UNSET
+    tseq_head: _UInt | UnsetType = UNSET
 
 
 class _DeltaBody(msgspec.Struct, gc=False):
     points: list[PointEntry]
+    outbox_id: _UInt | UnsetType = UNSET  # 1.3, as in _StateBody
+    tseq_tail: _UInt | UnsetType = UNSET
+    tseq_head: _UInt | UnsetType = UNSET
 
 
 class _LooseEntry(msgspec.Struct, array_like=True, gc=False):
@@ -1120,6 +1177,31 @@ class _HeartbeatBody(msgspec.Struct, gc=False):
     mount: str
     heartbeat_s: _Seconds
     point_count: _UInt = msgspec.field(name="points")
+    outbox_id: _UInt | UnsetType = UNSET  # 1.3, as in _StateBody
+    tseq_tail: _UInt | UnsetType = UNSET
+    tseq_head: _UInt | UnsetType = UNSET
+
+
+class _TransitionItem(msgspec.Struct, array_like=True, gc=False):
+    """``[tseq, kind, path, time, old, new, value, alertstr]`` (1.3); trailing items ignored."""
+
+    tseq: _UInt
+    kind: Literal["level", "pending", "discarded"]
+    path: str
+    time: float
+    old: int | None
+    new: int
+    value: Any
+    alertstr: str
+
+
+class _TransitionsBody(msgspec.Struct, gc=False):
+    outbox_id: _UInt
+    first: _UInt
+    last: _UInt
+    done: bool
+    transitions: list[_TransitionItem]
+    lost: tuple[_UInt, _UInt] | None = None
 
 
 class _ByeBody(msgspec.Struct, gc=False):
@@ -1184,6 +1266,7 @@ _BODY_TYPES: Final[dict[MsgKind, type[msgspec.Struct]]] = {
     MsgKind.DELTA: _DeltaBody,
     MsgKind.HEARTBEAT: _HeartbeatBody,
     MsgKind.BYE: _ByeBody,
+    MsgKind.TRANSITIONS: _TransitionsBody,
     MsgKind.HELLO: _HelloBody,
     MsgKind.SNAPSHOT_REQUEST: _SnapshotRequestBody,
     MsgKind.COMMAND: _CommandBody,
@@ -1269,16 +1352,28 @@ def _packed(value: Any) -> Any:
     return value if type(value) in _PLAIN_TYPES else msgspec.Raw(_pack_value(value))
 
 
+def _mark(mark: OutboxMark | None) -> tuple[Any, Any, Any]:
+    return (UNSET, UNSET, UNSET) if mark is None else (mark.outbox_id, mark.tail, mark.head)
+
+
 def _body_of(msg: Message) -> msgspec.Struct:
     if isinstance(msg, State):
         points = _spliced(pack_entry(entry) for entry in msg.points)
-        return _StateBody(msg.mount, msg.heartbeat_s, points, msg.parents, msg.part, msg.parts)
+        return _StateBody(msg.mount, msg.heartbeat_s, points, msg.parents, msg.part, msg.parts, *_mark(msg.outbox))
     if isinstance(msg, Delta):
-        return _DeltaBody(_spliced(pack_entry(entry) for entry in msg.points))
+        return _DeltaBody(_spliced(pack_entry(entry) for entry in msg.points), *_mark(msg.outbox))
     if isinstance(msg, Heartbeat):
-        return _HeartbeatBody(msg.mount, msg.heartbeat_s, msg.point_count)
+        return _HeartbeatBody(msg.mount, msg.heartbeat_s, msg.point_count, *_mark(msg.outbox))
     if isinstance(msg, Bye):
         return _ByeBody()
+    if isinstance(msg, Transitions):
+        items = [
+            _TransitionItem(
+                t.tseq, t.kind, t.path, t.time, t.old, t.new, _packed(t.value), t.alertstr  # type: ignore[arg-type]
+            )
+            for t in msg.transitions
+        ]
+        return _TransitionsBody(msg.outbox_id, msg.first, msg.last, msg.done, items, msg.lost)
     if isinstance(msg, Hello):
         return _HelloBody(msg.request_id)
     if isinstance(msg, SnapshotRequest):
@@ -2006,6 +2101,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
                     if type(entry[1]) in nested:
                         break
                 else:
+                    body = delta.body
                     return Delta(
                         sender=delta.sender,
                         epoch=delta.epoch,
@@ -2013,6 +2109,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
                         sent_ns=delta.sent_ns,
                         minor=delta.minor,
                         points=points,
+                        outbox=None if body.tseq_head is UNSET else _outbox_mark(body),
                     )
     _check_frame(data, limits.max_frame_bytes)
     try:
@@ -2041,7 +2138,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         raise _not_msgpack(error) from error
     header = _header_of(envelope)
     if kind is MsgKind.DELTA:  # the hub's most frequent message
-        return Delta(**header, points=_points(body.points, limits, loose))
+        return Delta(**header, points=_points(body.points, limits, loose), outbox=_outbox_mark(body))
     if kind is MsgKind.STATE:
         parents = body.parents
         if len(parents) > limits.max_parents_per_message:
@@ -2058,12 +2155,17 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
             parents=parents,
             part=body.part,
             parts=body.parts,
+            outbox=_outbox_mark(body),
         )
     if kind is MsgKind.HEARTBEAT:
         heartbeat_s = _seconds(body.heartbeat_s, "body.heartbeat_s")
-        return Heartbeat(**header, mount=body.mount, heartbeat_s=heartbeat_s, point_count=body.point_count)
+        return Heartbeat(
+            **header, mount=body.mount, heartbeat_s=heartbeat_s, point_count=body.point_count, outbox=_outbox_mark(body)
+        )
     if kind is MsgKind.BYE:
         return Bye(**header)
+    if kind is MsgKind.TRANSITIONS:
+        return _transitions(header, body)
     if kind is MsgKind.HELLO:
         return Hello(**header, request_id=body.request_id)
     if kind is MsgKind.SNAPSHOT_REQUEST:
@@ -2106,6 +2208,72 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         )
     assert kind is MsgKind.ERROR
     return Error(**header, request_id=body.request_id, message=body.message)
+
+
+def _outbox_mark(body: Any) -> OutboxMark | None:
+    """The outbox fields of a STATE, DELTA or HEARTBEAT body (all three or none: ProtocolError)."""
+    outbox_id, tail, head = body.outbox_id, body.tseq_tail, body.tseq_head
+    if outbox_id is UNSET and tail is UNSET and head is UNSET:
+        return None
+    if outbox_id is UNSET or tail is UNSET or head is UNSET:
+        raise ProtocolError("body.outbox_id, body.tseq_tail and body.tseq_head go together (all three or none)")
+    if tail > head + 1:
+        raise ProtocolError(f"body.tseq_tail {tail} must be at most body.tseq_head + 1 ({head + 1})")
+    return OutboxMark(outbox_id, tail, head)
+
+
+def _transitions(header: dict[str, Any], body: _TransitionsBody) -> Transitions:
+    if body.first > body.last + 1:
+        raise ProtocolError(f"body.first {body.first} must be at most body.last + 1 ({body.last + 1})")
+    if len(body.transitions) > MAX_TRANSITIONS_PER_MESSAGE:
+        raise ProtocolError(
+            f"body.transitions has {len(body.transitions)} items, more than the limit of {MAX_TRANSITIONS_PER_MESSAGE}"
+        )
+    items: list[TransitionItem] = []
+    previous = body.first - 1
+    for index, item in enumerate(body.transitions):
+        if not body.first <= item.tseq <= body.last or item.tseq <= previous:
+            raise ProtocolError(
+                f"body.transitions[{index}].tseq {item.tseq} must increase within body.first..body.last"
+                f" ({body.first}..{body.last})"
+            )
+        if not math.isfinite(item.time):
+            raise ProtocolError(f"body.transitions[{index}].time must be a finite number of wall seconds")
+        _need_str_keys(item.value, f"body.transitions[{index}]")
+        previous = item.tseq
+        items.append(TransitionItem(*(getattr(item, name) for name in TransitionItem._fields)))
+    lost = body.lost
+    if lost is not None and lost[0] > lost[1]:
+        raise ProtocolError(f"body.lost {list(lost)} must be [from, to] with from <= to")
+    return Transitions(
+        **header, outbox_id=body.outbox_id, first=body.first, last=body.last, done=body.done, transitions=items, lost=lost
+    )
+
+
+def replay_prefix(agent: str) -> bytes:
+    """The start of every REPLAY topic for ``agent`` (1.3)."""
+    return REPLAY_TOPIC_PREFIX + agent.encode() + b"\x00"
+
+
+def replay_topic(agent: str, first: int, last: int) -> bytes:
+    """The topic by which the hub asks ``agent`` for its outbox entries ``first..last`` (and confirms every
+    entry before ``first``); ``last < first`` only confirms (1.3)."""
+    return replay_prefix(agent) + f"{first}-{last}".encode()
+
+
+_REPLAY_RANGE: Final = re.compile(rb"^([0-9]{1,20})-([0-9]{1,20})$")
+
+
+def parse_replay(agent: str, subscription: bytes) -> tuple[int, int] | None:
+    """``(first, last)`` if ``subscription`` (an XPUB frame: 0x01 + topic) is a REPLAY request for ``agent``."""
+    start = b"\x01" + replay_prefix(agent)
+    if not subscription.startswith(start):
+        return None
+    match = _REPLAY_RANGE.match(subscription[len(start) :])
+    if match is None:
+        return None
+    first, last = int(match[1]), int(match[2])
+    return (first, last) if first >= 1 and last < 1 << 63 else None
 
 
 def _header_of(envelope: _Envelope[msgspec.Raw]) -> dict[str, Any]:
