@@ -36,6 +36,7 @@ passed in: no clock of its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -117,7 +118,11 @@ class Outbox:
     """
 
     def __init__(
-        self, path: Path | None, hubs: Sequence[str], settings: OutboxSettings | None = None, busy_timeout_s: float = 0.5
+        self,
+        path: Path | None,
+        hubs: Sequence[str],
+        settings: OutboxSettings | None = None,
+        busy_timeout_s: float = 0.5,
     ) -> None:
         self.path = path
         self.settings = settings or OutboxSettings()
@@ -138,7 +143,9 @@ class Outbox:
                 self._db.execute("PRAGMA locking_mode = EXCLUSIVE")
                 mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
-                    raise OutboxError(f"the outbox {where} cannot use WAL (got {mode}): put --state-dir on a local disk")
+                    raise OutboxError(
+                        f"the outbox {where} cannot use WAL (got {mode}): put --state-dir on a local disk"
+                    )
                 self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("BEGIN IMMEDIATE")  # takes (and, exclusive, keeps) the write lock
             for statement in _SCHEMA:
@@ -302,10 +309,8 @@ class Outbox:
         return True
 
     def _rollback(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):  # nothing was open
             self._db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # nothing was open
 
     # -- reading --------------------------------------------------------------------------------
 

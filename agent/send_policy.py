@@ -213,7 +213,8 @@ class SendPolicy:
     def _replay(self, index: int, link: _LinkState, now: float, wall: float, out: list[Outgoing]) -> None:
         """The next TRANSITIONS of ``link``'s replay (one per call, paced)."""
         outbox = self.outbox
-        assert outbox is not None and link.replay is not None
+        assert outbox is not None
+        assert link.replay is not None
         first, last = link.replay
         lost: tuple[int, int] | None = None
         tail = outbox.tail

@@ -1369,7 +1369,14 @@ def _body_of(msg: Message) -> msgspec.Struct:
     if isinstance(msg, Transitions):
         items = [
             _TransitionItem(
-                t.tseq, t.kind, t.path, t.time, t.old, t.new, _packed(t.value), t.alertstr  # type: ignore[arg-type]
+                t.tseq,
+                t.kind,
+                t.path,
+                t.time,
+                t.old,
+                t.new,
+                _packed(t.value),
+                t.alertstr,  # type: ignore[arg-type]
             )
             for t in msg.transitions
         ]
@@ -2246,7 +2253,13 @@ def _transitions(header: dict[str, Any], body: _TransitionsBody) -> Transitions:
     if lost is not None and lost[0] > lost[1]:
         raise ProtocolError(f"body.lost {list(lost)} must be [from, to] with from <= to")
     return Transitions(
-        **header, outbox_id=body.outbox_id, first=body.first, last=body.last, done=body.done, transitions=items, lost=lost
+        **header,
+        outbox_id=body.outbox_id,
+        first=body.first,
+        last=body.last,
+        done=body.done,
+        transitions=items,
+        lost=lost,
     )
 
 

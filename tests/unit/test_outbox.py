@@ -113,4 +113,5 @@ def test_bad_settings_say_what_is_wrong() -> None:
 def test_outbox_file_names_are_plain_file_names(tmp_path: Path) -> None:
     assert outbox_file(tmp_path, "rack1").name == "outbox-rack1.db"
     odd = outbox_file(tmp_path, "Antenne été 2").name
-    assert odd.startswith("outbox-Antenne__t__2-") and odd.endswith(".db")
+    assert odd.startswith("outbox-Antenne__t__2-")
+    assert odd.endswith(".db")
