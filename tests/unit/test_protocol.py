@@ -154,7 +154,7 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
                 "tseq_tail": 3,
                 "tseq_head": 9,
             },
-        ],  # fmt: skip
+        ],
     ),
     "TRANSITIONS": (
         proto.Transitions(
@@ -185,7 +185,7 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
                 "transitions": [[4, "level", "Drive/Temp", POLLED, 10, 30, 91.5, "RED"]],
                 "lost": [3, 3],
             },
-        ],  # fmt: skip
+        ],
     ),
     "BYE": (
         proto.Bye(**HEADER),
