@@ -75,6 +75,14 @@ _KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | type[int] | None, st
     ),
     (("--workers",), "agent.workers", int, "N", "threads running monitor functions (default 10)"),
     (
+        ("--state-dir",),
+        "agent.state_dir",
+        None,
+        "DIR",
+        "where the outbox of transitions is kept (default /var/lib/gsmon if writable, else "
+        "$XDG_STATE_HOME/gsmon; '' keeps it in memory only)",
+    ),
+    (
         ("--default-dt-s",),
         "agent.default_dt_s",
         float,
@@ -173,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
     from gsmon.agent.config import DebounceRule, read_agent_config
     from gsmon.agent.modules import load_modules
     from gsmon.agent.monitor import Monitor
+    from gsmon.agent.outbox import OutboxSettings
     from gsmon.agent.probes import register_probes
     from gsmon.agent.publisher import PublisherSettings
     from gsmon.agent.thresholds import ThresholdRule
@@ -217,6 +226,11 @@ def run(args: argparse.Namespace) -> int:
             # Alert transitions visible at the agent's usual log level (see [logging] alerts).
             loglvl_alerts=alerts_level,
             logthr_alerts=config.logging.alert_threshold,
+            # The outbox (protocol 1.3): a hub that was down asks for the transitions it missed.
+            state_dir=settings.state_dir,
+            outbox=OutboxSettings(config.outbox.max_age_days, config.outbox.max_entries)
+            if config.outbox.enabled
+            else False,
         )
     except ValueError as error:  # names the flags and the file already checked; a last line of defence
         raise UsageError(str(error)) from error
@@ -229,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
     unmatched = warn_unmatched_thresholds(config, point_paths(mon))
     if args.check_config:
         keys = "keys " + str(settings.security.secret_key_file) if settings.security is not None else "no keys"
+        outbox = mon.outbox
+        if outbox is not None:
+            keys += f"; outbox {outbox.path or '(memory)'} at tseq {outbox.head}"
         warned = f"; {unmatched} threshold(s) match no point (see the warnings above)" if unmatched else ""
         print(
             f"config OK: {config.source}: agent={settings.name} mount={settings.mount} "

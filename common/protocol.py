@@ -1368,16 +1368,7 @@ def _body_of(msg: Message) -> msgspec.Struct:
         return _ByeBody()
     if isinstance(msg, Transitions):
         items = [
-            _TransitionItem(
-                t.tseq,
-                t.kind,
-                t.path,
-                t.time,
-                t.old,
-                t.new,
-                _packed(t.value),
-                t.alertstr,  # type: ignore[arg-type]
-            )
+            _TransitionItem(t.tseq, t.kind, t.path, t.time, t.old, t.new, _packed(t.value), t.alertstr)  # type: ignore[arg-type]
             for t in msg.transitions
         ]
         return _TransitionsBody(msg.outbox_id, msg.first, msg.last, msg.done, items, msg.lost)

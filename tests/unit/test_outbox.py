@@ -115,3 +115,32 @@ def test_outbox_file_names_are_plain_file_names(tmp_path: Path) -> None:
     odd = outbox_file(tmp_path, "Antenne été 2").name
     assert odd.startswith("outbox-Antenne__t__2-")
     assert odd.endswith(".db")
+
+
+def test_the_agent_config_sets_the_state_dir_and_the_bounds(tmp_path: Path) -> None:
+    from gsmon.agent.config import parse_agent_config
+    from gsmon.common.config import ConfigError
+
+    config = parse_agent_config(
+        f'[agent]\nname = "rack1"\nstate_dir = "{tmp_path}"\n[outbox]\nmax_age_days = 2\nmax_entries = 50\n'
+    )
+    assert config.agent.state_dir == tmp_path
+    assert (config.outbox.enabled, config.outbox.max_age_days, config.outbox.max_entries) == (True, 2.0, 50)
+    assert parse_agent_config('[agent]\nstate_dir = ""').agent.state_dir is None  # in memory
+    assert parse_agent_config("").agent.state_dir is not None  # gsmon agent persists it by default
+    with pytest.raises(ConfigError, match="max_entries"):
+        parse_agent_config("[outbox]\nmax_entries = 0")
+
+
+def test_only_a_publishing_monitor_has_an_outbox(tmp_path: Path) -> None:
+    from gsmon.agent.monitor import Monitor
+
+    mon = Monitor(hub="tcp://127.0.0.1:1", agent="rack1", mount="GS1/Rack1", state_dir=tmp_path)
+    assert mon.outbox is not None
+    assert mon.outbox.path == outbox_file(tmp_path, "rack1")
+    assert Monitor(hub="tcp://127.0.0.1:1", agent="rack2").outbox is not None  # in memory
+    assert Monitor(hub="tcp://127.0.0.1:1", agent="rack3", outbox=False).outbox is None
+    assert Monitor().outbox is None
+    with pytest.raises(ValueError, match="in use by another process"):
+        Monitor(hub="tcp://127.0.0.1:1", agent="rack1", state_dir=tmp_path)
+    mon.outbox.close()
