@@ -12,7 +12,7 @@ Sockets
 =======
 ::
 
-    agent XPUB --connect--> hub SUB (bind, "agents")      envelopes: STATE, DELTA, HEARTBEAT, BYE
+    agent XPUB --connect--> hub SUB (bind, "agents")      envelopes: STATE, DELTA, HEARTBEAT, BYE, TRANSITIONS
     hub XPUB (bind, "subscribers") --> subscriber SUB     [topic, payload] frames: NODE, HUB_HEARTBEAT
     client DEALER --connect--> hub ROUTER (bind, "query") envelopes: HELLO, SNAPSHOT_REQUEST, COMMAND
                                                           replies: INFO, SNAPSHOT_CHUNK, SNAPSHOT_END, ERROR,
@@ -108,7 +108,75 @@ DELTA        2   ``points`` [entry...]: points polled since the last flush,
 HEARTBEAT    3   ``mount`` str, ``heartbeat_s`` float, ``points`` uint (how many
                  points the agent has).
 BYE          4   (empty) the agent stops cleanly: the hub marks it silent now.
+TRANSITIONS  5   (1.3) outbox entries the hub asked for (see Outbox and replay):
+                 ``outbox_id`` uint, ``first`` uint, ``last`` uint (the tseqs
+                 this message covers), ``done`` bool (the last message of the
+                 answer), ``transitions`` [item...], ``lost`` [from, to] | nil.
 ==========  ===  ================================================================
+
+Kinds 6 to 9 are reserved (agent -> hub, issue 17). STATE, DELTA and HEARTBEAT
+may carry three more keys (1.3), all three or none (one without the others,
+or ``tseq_tail > tseq_head + 1``, makes the message invalid): ``outbox_id``
+uint (random, non-zero, made once per outbox: it changes only when the
+agent's outbox is started afresh), ``tseq_tail`` uint (the oldest tseq the
+outbox still holds; ``tseq_head + 1`` when empty), ``tseq_head`` uint (the
+last tseq it gave, 0 before the first). An agent without an outbox (1.2, or
+``[outbox] enabled = false``) sends none of them and is never replayed. The
+agent reads the mark *before* it takes the points of the message: every
+transition up to ``tseq_head`` is reflected in this message or an earlier one.
+
+Outbox and replay (1.3)
+-----------------------
+An agent numbers every effective-level transition of its points (the level
+it publishes, after debounce: a TRANSITIONS item of kind ``level``) and every
+debounce ``pending``/``discarded`` event with ``tseq`` 1, 2, 3 ... per outbox
+(never reused; it survives agent restarts when the outbox is on disk), and
+keeps them for a bounded time and number (the agent's ``[outbox]``: 7 days,
+100,000 entries by default). A point's first level ever is not a transition;
+its first level after an agent restart is one when it differs from the level
+the outbox last knew.
+
+TRANSITIONS item: an array ``[tseq, kind, path, time, old, new, value,
+alertstr]``: ``tseq`` uint, ``kind`` "level" | "pending" | "discarded",
+``path`` str (inside the agent, as in point entries), ``time`` float (the
+poll's wall time, finite), ``old`` int | nil (the level before), ``new`` int
+(the level after; for ``pending`` the level held back, for ``discarded`` the
+one given up), ``value`` any (the point's value then; nil for events),
+``alertstr`` str (the label of ``new``). Items are in increasing tseq order
+within ``first..last``; at most :data:`MAX_TRANSITIONS_PER_MESSAGE` (1,000)
+items and about :data:`MAX_TRANSITIONS_BYTES` (1 MiB) per message; a
+receiver refuses a message with more, with items out of order or out of the
+range, or ``first > last + 1`` (ProtocolError: counted and dropped).
+
+Replay back-channel (hub -> agent, like RESYNC): the hub subscribes, then
+unsubscribes, on its agents socket the topic ``REPLAY_TOPIC_PREFIX + agent
+name + NUL + "<first>-<last>"`` (decimal ASCII, e.g.
+``\x00replay/rack1\x0015-42``). It means: this hub has every entry before
+``first`` (the agent may drop them once every configured hub said so), and
+asks for ``first..last``; ``last < first`` only confirms. The agent answers
+on the link it came from with TRANSITIONS covering ``first..min(last,
+tseq_head)``, in order, paced to at most 5,000 entries a second, the last
+one ``done``; entries it no longer holds (below its ``tseq_tail``) are
+reported in the first message's ``lost``. A new request replaces one in
+progress. TRANSITIONS take the link's next ``seq`` like every message.
+
+Hub rules (:mod:`gsmon.hub.replay`; only a hub with a state store replays):
+the hub keeps per agent the last tseq it has (``have``; stored with the
+journal rows it accounts for, so a restarted hub knows it) and follows
+``tseq_head`` while it hears the agent seq after seq. After a break (a seq
+gap, a new agent epoch, its own restart) the resync STATE's head ``H``
+closes it: when ``have < H`` it asks for ``have+1 .. H`` (again after 5 s
+without progress). Replayed entries are journaled with their original
+``time`` and ``replayed`` true and feed the alarm book as they would have
+live (a latched RED that came and went is an ``rtn_unacked`` alarm); an
+entry at or below ``have`` is never applied twice. Entries below
+``tseq_tail`` that it did not have are journaled once as
+``lost_transitions`` (on the mount, ``value`` [from, to]). A completed replay
+adds one ``replayed`` entry on the mount (``new``: the mount's level now),
+on which notifiers send one summary per agent. An agent or outbox id the hub
+has no record of is followed from its head (not replayed). The hub confirms
+what it has at most once a minute per agent, and with every request (each
+such subscription reaches every connected agent).
 
 When to send: STATE when the agent's XPUB sees a hub's subscription (so a hub
 that (re)starts is refilled at once), when a hub asks for it (below), and
@@ -256,7 +324,9 @@ journal     viewer   ``{after_id: uint, prefix?, limit? (<= 10000), since?:
                      alarm_cleared, ack, unack, shelf_created, shelf_ended,
                      shelf_ended_still_active, forget, context_start,
                      context_stop, flapping_start, flapping_stop, pending,
-                     discarded. (1.2)
+                     discarded; (1.3) lost_transitions, replayed (see
+                     Outbox and replay; replayed entries have ``replayed``
+                     true). (1.2)
 ack         operator ``{ids: [uint], comment?, via?, seen?: {id: max_level}}``
                      -> ``{"acked": [id...], "skipped": [{id, reason}...]}``:
                      acknowledges exactly those ids (never "everything under

@@ -645,6 +645,11 @@ class HubServer:
             ok = self._store_errors == 0 or not self._unsaved_journal
             extra["state_store_write_errors"] = (self._store_errors, 0 if ok else CriticalAlert.alertcode)
             extra["journal_written"] = (self.journal_written, 0)
+        if self.replay is not None:  # the agents' outboxes (1.3): entries replayed, lost, and stray answers
+            stats = self.replay.stats
+            extra["outbox_replayed"] = (stats.replayed, 0)
+            extra["outbox_lost"] = (stats.lost, 0)
+            extra["outbox_unsolicited"] = (stats.unsolicited, 0)
         if self.queries is not None:
             # Active contexts (a pass) as points: _hub/contexts/<kind>/<prefix path> = the context id.
             for key, record in self.queries.contexts.items():
