@@ -219,6 +219,7 @@ class AgentSettings:
     security: SecurityConfig | None = None
     # Where the outbox file is kept (None: in memory, state_dir = ""); see agent/outbox.py.
     state_dir: Path | None = None
+    state_dir_given: bool = False  # set by the file or a flag (else the default, which may be unwritable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,6 +494,7 @@ def _agent_settings(table: Section) -> AgentSettings:
         default_timeout_s=table.seconds("default_timeout_s", 10.0),
         security=_security(table.section("security")),
         state_dir=_state_dir(table),
+        state_dir_given="state_dir" in table,
     )
 
 
@@ -501,6 +503,14 @@ def _state_dir(table: Section) -> Path | None:
         return None
     found = table.file_path("state_dir", None)
     return found if found is not None else default_state_dir()
+
+
+def writable_folder(path: Path) -> Path | None:
+    """The first existing folder at or above ``path`` when it is not writable (None: ``path`` can be made)."""
+    folder = path
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return None if os.access(folder, os.W_OK) else folder
 
 
 def default_state_dir() -> Path:
