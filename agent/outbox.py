@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import re
 import secrets
 import sqlite3
@@ -257,8 +258,9 @@ class Outbox:
         self._bound(wall)
         return tseq
 
-    def confirm(self, link: int, upto: int, wall: float) -> None:
-        """The hub of ``link`` has every entry up to ``upto``; entries all hubs have are dropped."""
+    def confirm(self, link: int, upto: int, wall: float | None = None) -> None:
+        """The hub of ``link`` has every entry up to ``upto``; entries all hubs have are dropped (and, given
+        ``wall``, those past the age bound: otherwise that is checked at the next :meth:`record`)."""
         with self._lock:
             hub = self.hubs[link]
             upto = min(upto, self._head)
@@ -268,7 +270,7 @@ class Outbox:
             self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"confirmed:{hub}", str(upto)))
             self._bound(wall)
 
-    def _bound(self, wall: float) -> None:
+    def _bound(self, wall: float | None) -> None:
         """Drop what every hub has, then what the bounds no longer allow (under the lock)."""
         everyone = min(self._confirmed.values(), default=self._head)
         cut = everyone + 1  # the new tail, at least
@@ -276,7 +278,7 @@ class Outbox:
         if self._head - max(cut, self._tail) + 1 > settings.max_entries:
             cut = max(cut, self._head - settings.max_entries + 1)
         oldest = self._db.execute("SELECT time FROM entries WHERE tseq = ?", (max(cut, self._tail),)).fetchone()
-        horizon = wall - settings.max_age_days * 86400.0
+        horizon = -math.inf if wall is None else wall - settings.max_age_days * 86400.0
         if oldest is not None and oldest[0] < horizon:
             row = self._db.execute(
                 "SELECT MIN(tseq) FROM entries WHERE tseq >= ? AND time >= ?", (max(cut, self._tail), horizon)

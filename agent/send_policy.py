@@ -146,15 +146,13 @@ class SendPolicy:
             return None
         return proto.parse_notice(self.agent, frame)
 
-    def replay_asked(self, link: int, first: int, last: int, wall: float | None = None) -> None:
+    def replay_asked(self, link: int, first: int, last: int) -> None:
         """``link``'s hub has every outbox entry before ``first`` and asks for ``first..last`` (none if
         ``last < first``)."""
         outbox = self.outbox
         if outbox is None:
             return
-        import time  # the outbox's age bound needs the wall clock; the policy has none of its own
-
-        outbox.confirm(link, first - 1, time.time() if wall is None else wall)
+        outbox.confirm(link, first - 1)
         state = self._links[link]
         state.replay = [first, min(last, outbox.head)] if last >= first else None
 
