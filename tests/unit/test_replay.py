@@ -193,3 +193,25 @@ def test_transitions_of_a_point_the_book_does_not_know_are_journaled_only() -> N
     entries: list[JournalEntry] = book.take_journal()
     assert [e.kind for e in entries] == ["level", "replayed"]
     assert book.alarms() == []
+
+
+def test_transitions_take_their_place_in_the_agents_seq_at_the_hub_core() -> None:
+    """HubState counts TRANSITIONS for seq and liveness (no false gap, no resync loop) and applies nothing of them."""
+    import dataclasses
+
+    from gsmon.hub.state import HubSettings, HubState
+
+    hub = HubState(dataclasses.replace(HubSettings()), 0x42, now=0.0)
+    head = {"sender": AGENT, "epoch": 7, "sent_ns": 0}
+    state = proto.State(**head, seq=1, mount=MOUNT, heartbeat_s=1.0, points=[], outbox=mark(0))
+    hub.apply(state, 0.0, T0)
+    replayed = dataclasses.replace(transitions(1, 0, []), seq=2, epoch=7)
+    hub.apply(replayed, 0.1, T0)
+    assert hub.applied(replayed)
+    beat = proto.Heartbeat(**head, seq=3, mount=MOUNT, heartbeat_s=1.0, point_count=0, outbox=mark(0))
+    hub.apply(beat, 0.2, T0)
+    assert hub.stats.seq_gaps == 0
+    assert hub.take_resync_requests() == []
+    stranger = dataclasses.replace(replayed, sender="nobody")
+    hub.apply(stranger, 0.3, T0)  # a replay from an agent the hub never heard of: nothing recorded
+    assert "nobody" not in hub.agents
