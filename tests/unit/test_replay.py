@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from gsmon.common import protocol as proto
 from gsmon.hub.alarms import CLEARED, RTN_UNACKED, AlarmBook, JournalEntry
@@ -215,3 +216,24 @@ def test_transitions_take_their_place_in_the_agents_seq_at_the_hub_core() -> Non
     stranger = dataclasses.replace(replayed, sender="nobody")
     hub.apply(stranger, 0.3, T0)  # a replay from an agent the hub never heard of: nothing recorded
     assert "nobody" not in hub.agents
+
+
+def test_the_marks_are_stored_with_the_journal_and_read_back_by_a_restarted_hub(tmp_path: Path) -> None:
+    from gsmon.hub.journal import StateStore
+
+    core = ReplayCore()
+    core.observe(AGENT, 7, 1, mark(12), True, 0.0)
+    with StateStore(tmp_path / "state.db") as store:
+        store.write_turn([], [], [], 1, meta=core.take_marks())
+        assert core.take_marks() == {}  # nothing changed since
+    with StateStore(tmp_path / "state.db") as store:
+        again = ReplayCore(store.load_meta(META_PREFIX))
+    assert again.have(AGENT) == 12
+    again.observe(AGENT, 9, 1, mark(15), True, 0.0)  # the restarted hub: a break, closed by this STATE
+    assert again.take_requests(0.0) == [(AGENT, 13, 15)]
+
+
+def test_an_unreadable_stored_mark_is_ignored() -> None:
+    core = ReplayCore({META_PREFIX + AGENT: "not json", META_PREFIX + "b": json.dumps([1, 2])})
+    assert core.have(AGENT) is None
+    assert core.have("b") == 2
