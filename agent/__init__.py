@@ -18,6 +18,7 @@ decorator API alone never imports ZeroMQ):
 
 * :mod:`~gsmon.agent.publisher` -- one thread, one XPUB socket per hub
 * :mod:`~gsmon.agent.send_policy` -- what to send to which hub and when (pure, takes ``now``)
+* :mod:`~gsmon.agent.outbox` -- every level transition in a small SQLite file, replayed to a hub that missed it
 
 The standalone agent process (``gsmon agent``):
 

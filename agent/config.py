@@ -30,6 +30,14 @@ Complete schema, with the defaults::
     workers = 10                          # threads running monitor functions (1-1000)
     default_dt_s = 10.0                   # poll interval of module points declared without dt
     default_timeout_s = 10.0              # a function still running after this long is reported as an error
+    state_dir = "/var/lib/gsmon"          # the outbox lives here (outbox-<name>.db); default /var/lib/gsmon if
+                                          #   writable, else $XDG_STATE_HOME/gsmon; "" keeps it in memory only
+
+    [outbox]                              # every effective-level transition, numbered (tseq), kept for the hubs:
+    enabled = true                        #   a hub that was down asks for what it missed (protocol 1.3)
+    max_age_days = 7.0                    # entries older than this are dropped ...
+    max_entries = 100000                  # ... and beyond this many the oldest (a hub that had not confirmed
+                                          #   them journals the range as lost_transitions)
 
     [agent.security]                      # optional: CURVE encryption and authentication; both keys or neither
     hub_public_key_file = "hub.key"       # the hub's public key
@@ -126,6 +134,7 @@ that passes its own keeps them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -208,6 +217,18 @@ class AgentSettings:
     default_dt_s: float = 10.0
     default_timeout_s: float = 10.0
     security: SecurityConfig | None = None
+    # Where the outbox file is kept (None: in memory, state_dir = ""); see agent/outbox.py.
+    state_dir: Path | None = None
+    state_dir_given: bool = False  # set by the file or a flag (else the default, which may be unwritable)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxConfig:
+    """``[outbox]``: the transitions a hub that was down asks back (agent/outbox.py)."""
+
+    enabled: bool = True
+    max_age_days: float = 7.0
+    max_entries: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +392,7 @@ class AgentConfig:
     thresholds: tuple[Threshold, ...] = ()
     debounce: tuple[PointDebounce, ...] = ()
     modules: tuple[str, ...] = ()
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
     source: str = "<defaults>"
     # Dotted keys set by flags or variables, with the flag/variable (see read_agent_config).
     origins: Mapping[str, str] = field(default_factory=dict)
@@ -447,6 +469,7 @@ def _read(root: Section) -> AgentConfig:
         thresholds=tuple(_threshold(table) for table in root.sections("thresholds")),
         debounce=tuple(_debounce(table) for table in root.sections("debounce")),
         modules=_modules(root),
+        outbox=_outbox(root.section("outbox")),
         source=root.file,
         origins=dict(root.origins),
     )
@@ -470,6 +493,39 @@ def _agent_settings(table: Section) -> AgentSettings:
         default_dt_s=table.seconds("default_dt_s", 10.0),
         default_timeout_s=table.seconds("default_timeout_s", 10.0),
         security=_security(table.section("security")),
+        state_dir=_state_dir(table),
+        state_dir_given="state_dir" in table,
+    )
+
+
+def _state_dir(table: Section) -> Path | None:
+    if "state_dir" in table and table.string("state_dir", allow_empty=True) == "":
+        return None
+    found = table.file_path("state_dir", None)
+    return found if found is not None else default_state_dir()
+
+
+def writable_folder(path: Path) -> Path | None:
+    """The first existing folder at or above ``path`` when it is not writable (None: ``path`` can be made)."""
+    folder = path
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return None if os.access(folder, os.W_OK) else folder
+
+
+def default_state_dir() -> Path:
+    """``/var/lib/gsmon`` when it is a writable folder, else ``$XDG_STATE_HOME/gsmon`` (``~/.local/state/gsmon``)."""
+    system = Path("/var/lib/gsmon")
+    if system.is_dir() and os.access(system, os.W_OK):
+        return system
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "gsmon"
+
+
+def _outbox(table: Section) -> OutboxConfig:
+    return OutboxConfig(
+        enabled=table.boolean("enabled", True),
+        max_age_days=table.number("max_age_days", 7.0, positive=True, what="a positive number of days"),
+        max_entries=table.integer("max_entries", 100_000, minimum=1),
     )
 
 

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gsmon.common import logs
@@ -74,6 +75,14 @@ _KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | type[int] | None, st
         "period of the full-state message (default 30)",
     ),
     (("--workers",), "agent.workers", int, "N", "threads running monitor functions (default 10)"),
+    (
+        ("--state-dir",),
+        "agent.state_dir",
+        None,
+        "DIR",
+        "where the outbox of transitions is kept (default /var/lib/gsmon if writable, else "
+        "$XDG_STATE_HOME/gsmon; '' keeps it in memory only)",
+    ),
     (
         ("--default-dt-s",),
         "agent.default_dt_s",
@@ -167,12 +176,50 @@ def warn_unmatched_thresholds(config: AgentConfig, paths: list[str]) -> int:
     return len(unmatched)
 
 
+def _outbox_words(config: AgentConfig) -> str:
+    """How ``--check-config`` describes the outbox; UsageError when its folder cannot be written."""
+    from gsmon.agent.outbox import outbox_file
+
+    if not config.outbox.enabled:
+        return "no outbox"
+    state_dir = _outbox_dir(config)
+    if state_dir is None:
+        return "outbox in memory"
+    return f"outbox {outbox_file(state_dir, config.agent.name)}"
+
+
+def _outbox_dir(config: AgentConfig) -> Path | None:
+    """Where the outbox goes: the state directory; a default one that cannot be written gives a WARNING and
+    None (in memory: the agent runs anyway), one that was asked for a UsageError."""
+    from gsmon.agent.config import writable_folder
+    from gsmon.common.errors import UsageError
+
+    state_dir = config.agent.state_dir
+    if state_dir is None:
+        return None
+    folder = writable_folder(state_dir)
+    if folder is None:
+        return state_dir
+    if config.agent.state_dir_given:
+        raise UsageError(
+            f"{config.where('agent.state_dir')}: {folder} is not writable, so the outbox cannot be kept in "
+            f"{state_dir}: give --state-dir a writable folder (or state_dir = '' to keep it in memory)"
+        )
+    log.warning(
+        "no writable state directory (%s is not writable): the outbox of transitions is kept in memory only, "
+        "and a restart of this agent forgets what a hub that is down has not had yet; give --state-dir",
+        folder,
+    )
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """``gsmon agent``; its errors (status 2, each naming its flag, variable or file key) end the command in
     :func:`gsmon.common.cli.main`."""
     from gsmon.agent.config import DebounceRule, read_agent_config
     from gsmon.agent.modules import load_modules
     from gsmon.agent.monitor import Monitor
+    from gsmon.agent.outbox import OutboxSettings
     from gsmon.agent.probes import register_probes
     from gsmon.agent.publisher import PublisherSettings
     from gsmon.agent.thresholds import ThresholdRule
@@ -217,6 +264,12 @@ def run(args: argparse.Namespace) -> int:
             # Alert transitions visible at the agent's usual log level (see [logging] alerts).
             loglvl_alerts=alerts_level,
             logthr_alerts=config.logging.alert_threshold,
+            # The outbox (protocol 1.3): a hub that was down asks for the transitions it missed.
+            state_dir=_outbox_dir(config) if config.outbox.enabled and not args.check_config else None,
+            # (--check-config never opens it: a running agent holds it, see agent/outbox.py.)
+            outbox=OutboxSettings(config.outbox.max_age_days, config.outbox.max_entries)
+            if config.outbox.enabled and not args.check_config
+            else False,
         )
     except ValueError as error:  # names the flags and the file already checked; a last line of defence
         raise UsageError(str(error)) from error
@@ -229,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
     unmatched = warn_unmatched_thresholds(config, point_paths(mon))
     if args.check_config:
         keys = "keys " + str(settings.security.secret_key_file) if settings.security is not None else "no keys"
+        keys += "; " + _outbox_words(config)
         warned = f"; {unmatched} threshold(s) match no point (see the warnings above)" if unmatched else ""
         print(
             f"config OK: {config.source}: agent={settings.name} mount={settings.mount} "

@@ -54,6 +54,9 @@ from gsmon.common.render import Row, render_table
 if TYPE_CHECKING:
     # Only a Monitor given a hub publishes: the publisher (and ZeroMQ with it) and the
     # key files are imported where they are used, so the in-process API needs neither.
+    from pathlib import Path
+
+    from gsmon.agent.outbox import Outbox, OutboxSettings
     from gsmon.agent.publisher import Publisher, PublisherSettings
     from gsmon.common.keys import ClientKeys
 
@@ -178,6 +181,14 @@ class Monitor:
             from its ``[logging] alerts`` setting.
         logthr_alerts: ...when the old or the new alert code is at least this
             (for points registered without their own ``logthr_alerts``).
+        state_dir: Where a publishing Monitor keeps its outbox (protocol 1.3,
+            :mod:`gsmon.agent.outbox`: every effective-level transition, numbered,
+            so a hub that was down can ask for what it missed), as
+            ``outbox-<agent>.db``. None: the outbox is kept in memory (it covers
+            hub outages while this process runs; ``gsmon agent`` always gives one).
+        outbox: The outbox's bounds (:class:`~gsmon.agent.outbox.OutboxSettings`),
+            or False for none at all (the agent then sends no ``tseq`` and is never
+            replayed). Only a Monitor given a hub has an outbox.
     """
 
     def __init__(
@@ -195,6 +206,8 @@ class Monitor:
         curve: ClientKeys | None = None,
         loglvl_alerts: int | None = logging.DEBUG,
         logthr_alerts: int = RedAlert.alertcode,
+        state_dir: str | Path | None = None,
+        outbox: OutboxSettings | bool = True,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -229,8 +242,9 @@ class Monitor:
         self._worker_threads: list[threading.Thread] = []
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
 
-        # Publishing to hubs (optional).
+        # Publishing to hubs (optional), with the outbox of transitions (protocol 1.3).
         self._publisher: Publisher | None = None
+        self._outbox: Outbox | None = None
         if hub is None:
             # Monitor() in an application the operator points at a hub from outside:
             # GSMON_AGENT_HUB (and GSMON_KEY/GSMON_HUB_KEY), see gsmon.common.client_settings.
@@ -242,7 +256,20 @@ class Monitor:
             agent_name = naming.check_agent_name(agent if agent is not None else naming.default_agent_name())
             mount_path = naming.check_mount(mount if mount is not None else agent_name)
             self._table.changed = {}
-            self._publisher = Publisher(hubs, agent_name, mount_path, _MonitorSource(self), publisher, curve)
+            if outbox is not False:
+                from pathlib import Path
+
+                from gsmon.agent.outbox import Outbox, OutboxError, OutboxSettings, outbox_file
+
+                where = None if state_dir is None else outbox_file(Path(state_dir), agent_name)
+                try:
+                    self._outbox = Outbox(where, hubs, outbox if isinstance(outbox, OutboxSettings) else None)
+                except OutboxError as error:
+                    raise ValueError(str(error)) from error
+                self._table.transitions = []
+            self._publisher = Publisher(
+                hubs, agent_name, mount_path, _MonitorSource(self), publisher, curve, outbox=self._outbox
+            )
 
     # ------------------------------------------------------------------
     # Registration
@@ -746,6 +773,16 @@ class Monitor:
                 # reads this flag, and a stale True merely skips one slot.
                 self._schedule.finished(job)
             notes = table.apply(job.names, tstamp, time.monotonic(), exc, results, notify_all=bool(callbacks))
+            outbox = self._outbox
+            if outbox is not None and table.transitions:
+                # Under the lock: an entry is in the outbox exactly when its point is in the change set, so
+                # the tseq_head the publisher reads before taking the changes is covered by what it sends.
+                wall = time.time()
+                for kind, path, old, new, label, value, polled_at in table.take_transitions():
+                    if kind == "level":
+                        outbox.record(path, old, new, label, value, polled_at, wall)
+                    elif old is not None:
+                        outbox.record_event(kind, path, old, new, polled_at, wall)
             rule_errors = table.take_rule_errors()
             # Log lines are decided under the lock (they read the label table), made after it.
             actions = [(note, table.log_lines(note)) for note in notes] if notes else ()
@@ -838,6 +875,11 @@ class Monitor:
     # ------------------------------------------------------------------
     # For publishers
     # ------------------------------------------------------------------
+
+    @property
+    def outbox(self) -> Outbox | None:
+        """The outbox of transitions (protocol 1.3), when the Monitor publishes and keeps one."""
+        return self._outbox
 
     @property
     def publisher(self) -> Publisher | None:

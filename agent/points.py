@@ -144,6 +144,10 @@ class PointTable:
         self.debounce_rule: Callable[[str], DebounceSettings | None] | None = None
         # The Alert class seen for each code: a debounced point shows one of the levels it had.
         self.alert_classes: dict[int, type[Alert]] = {NoAlert.alertcode: NoAlert}
+        # The agent's outbox (agent/outbox.py) reads these: None, nobody does. Each poll that moved a
+        # point's effective level (its first too), and each pending/discarded debounce event, as
+        # (kind, path, old, new, alertstr, value, polled_at); taken with take_transitions().
+        self.transitions: list[tuple[str, str, int | None, int, str, Any, float]] | None = None
 
     # ------------------------------------------------------------------
     # Tree
@@ -282,6 +286,17 @@ class PointTable:
                 self.tree.set_code(point.node, code)
             if self.changed is not None:
                 self.changed[point_name] = point
+            transitions = self.transitions
+            if transitions is not None:
+                if old_code != code:
+                    path = self.paths[point_name]
+                    transitions.append(("level", path, old_code, code, point.alertstr, point.value, tstamp))
+                if point.verdict is not None:
+                    for event in point.verdict.events:
+                        if event.kind in ("pending", "discarded"):
+                            transitions.append(
+                                (event.kind, self.paths[point_name], event.old, event.new, "", None, event.polled_at_s)
+                            )
             # Note the poll only when a callback or logging could act on it
             # (most polls of a steady point would be noted for nothing).
             events = point.verdict.events if point.verdict is not None else ()
@@ -328,6 +343,14 @@ class PointTable:
         except Exception as error:
             self.rule_errors.append((path, error))
             return alert
+
+    def take_transitions(self) -> list[tuple[str, str, int | None, int, str, Any, float]]:
+        """What :attr:`transitions` gathered since the last call (empty when nobody reads them)."""
+        found = self.transitions
+        if not found:
+            return []
+        self.transitions = []
+        return found
 
     def take_rule_errors(self) -> list[tuple[str, BaseException]]:
         """The alert rule's errors since the last call, ``(path, error)``: for the caller to log."""

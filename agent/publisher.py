@@ -49,6 +49,7 @@ from typing import Final
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from gsmon.agent.outbox import Outbox
 from gsmon.agent.send_policy import PointSource, PublisherSettings, SendPolicy
 from gsmon.common import protocol as proto
 from gsmon.common import transport
@@ -105,6 +106,7 @@ class Publisher:
         source: PointSource,
         settings: PublisherSettings | None = None,
         curve: ClientKeys | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         if not hubs:
             raise ValueError("at least one hub endpoint is needed")
@@ -117,6 +119,7 @@ class Publisher:
         self.epoch = secrets.randbits(63)
         self._source = source
         self._curve = curve
+        self.outbox = outbox
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -159,7 +162,9 @@ class Publisher:
             self._points_sent_before += self._policy.points_sent
         # A new policy per run, on the same epoch: its seqs start at 1 again, and the hub,
         # which checks seqs per agent and epoch, resyncs (as after any lost message).
-        policy = self._policy = SendPolicy(self.agent, self.epoch, self.mount, len(self.hubs), self.settings, now)
+        policy = self._policy = SendPolicy(
+            self.agent, self.epoch, self.mount, len(self.hubs), self.settings, now, outbox=self.outbox
+        )
         try:
             for endpoint in self.hubs:
                 link = _Link(endpoint, self._new_socket(endpoint), self._curve is not None, now)

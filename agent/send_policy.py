@@ -34,18 +34,33 @@ Rules (protocol: "When to send"):
   refused link a new socket, so the hub sees no false gap.
 * Upstream frames that are neither: a NOTICE (protocol) naming this agent
   gives the hub's reason for refusing its messages, for the publisher to log.
+* The outbox (1.3, :mod:`gsmon.agent.outbox`): every STATE, DELTA and
+  HEARTBEAT carries its mark (id, tail, head), read *before* the points it
+  goes with are taken, so that every transition up to the head is reflected in
+  that message or an earlier one. A REPLAY request from a link's hub
+  (``first-last``) confirms every entry before ``first`` for that link and,
+  when ``last >= first``, books a replay: TRANSITIONS messages of at most
+  :data:`~gsmon.common.protocol.MAX_TRANSITIONS_PER_MESSAGE` entries and about
+  :data:`~gsmon.common.protocol.MAX_TRANSITIONS_BYTES`, paced to at most
+  :data:`REPLAY_RATE_PER_S` entries a second per link, the last one ``done``.
+  A later request replaces the one in progress.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from gsmon.common import protocol as proto
+
+if TYPE_CHECKING:
+    from gsmon.agent.outbox import Outbox
 
 __all__ = ["Outgoing", "PointSource", "PublisherSettings", "SendPolicy"]
 
 _SUBSCRIBE: Final = b"\x01"
+#: Replayed outbox entries a link is sent per second at most (a hub catching up must not flood its queue).
+REPLAY_RATE_PER_S: Final = 5000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +99,29 @@ Outgoing = tuple[int, proto.Message]  # (link index, message)
 class _LinkState:
     """What the policy keeps per link: its seq, when it was last sent something, whether its hub wants a STATE."""
 
-    __slots__ = ("last_sent", "needs_state", "seq")
+    __slots__ = ("last_sent", "needs_state", "replay", "replay_at", "seq")
 
     def __init__(self) -> None:
         self.seq = 0
         self.last_sent = -float("inf")
         self.needs_state = False
+        self.replay: list[int] | None = None  # [next tseq to send, last asked for], while a replay is due
+        self.replay_at = -float("inf")  # the next TRANSITIONS may go then (pacing)
 
 
 class SendPolicy:
     """The send policy of one agent's links (module docstring)."""
 
-    def __init__(self, agent: str, epoch: int, mount: str, links: int, settings: PublisherSettings, now: float) -> None:
+    def __init__(
+        self,
+        agent: str,
+        epoch: int,
+        mount: str,
+        links: int,
+        settings: PublisherSettings,
+        now: float,
+        outbox: Outbox | None = None,
+    ) -> None:
         if links < 1:
             raise ValueError("at least one link is needed")
         self.agent = agent
@@ -104,6 +130,8 @@ class SendPolicy:
         self.settings = settings
         self.points_sent = 0  # point entries put in STATEs (per link) and DELTAs (once for all links)
         self._links = [_LinkState() for _ in range(links)]
+        self.outbox = outbox
+        self.transitions_sent = 0
         self._resync_topic = proto.RESYNC_TOPIC_PREFIX + agent.encode()
         self._next_flush = now + settings.flush_interval_s
         self._next_state = now + settings.state_interval_s
@@ -117,7 +145,20 @@ class SendPolicy:
         if frame[:1] == _SUBSCRIBE and frame[1:] in (b"", self._resync_topic):
             self._links[link].needs_state = True
             return None
+        if self.outbox is not None and (asked := proto.parse_replay(self.agent, frame)) is not None:
+            self.replay_asked(link, *asked)
+            return None
         return proto.parse_notice(self.agent, frame)
+
+    def replay_asked(self, link: int, first: int, last: int) -> None:
+        """``link``'s hub has every outbox entry before ``first`` and asks for ``first..last`` (none if
+        ``last < first``)."""
+        outbox = self.outbox
+        if outbox is None:
+            return
+        outbox.confirm(link, first - 1)
+        state = self._links[link]
+        state.replay = [first, min(last, outbox.head)] if last >= first else None
 
     def wants_state(self, link: int) -> bool:
         """Whether ``link``'s hub is owed a STATE (sent at the next :meth:`tick`)."""
@@ -137,6 +178,7 @@ class SendPolicy:
             for link in links:
                 link.needs_state = True
         if any(link.needs_state for link in links):
+            self._outbox_mark = self._mark()  # before the points: see the module docstring
             entries, parents = source.full_state()
             unpolled = source.unpolled_paths()
             for index, link in enumerate(links):
@@ -145,6 +187,7 @@ class SendPolicy:
                     self._state(index, entries, parents, unpolled, now, wall, out)
         if now >= self._next_flush:
             self._next_flush = now + settings.flush_interval_s
+            self._outbox_mark = self._mark()
             changes = source.take_changes()
             if changes:
                 self._delta(changes, now, wall, out)
@@ -155,9 +198,49 @@ class SendPolicy:
                         mount=self.mount,
                         heartbeat_s=settings.heartbeat_interval_s,
                         point_count=source.point_count(),
+                        outbox=self._outbox_mark,
                     )
                     out.append((index, beat))
+        if self.outbox is not None:
+            for index, link in enumerate(links):
+                if link.replay is not None and now >= link.replay_at:
+                    self._replay(index, link, now, wall, out)
         return out
+
+    _outbox_mark: proto.OutboxMark | None = None
+
+    def _mark(self) -> proto.OutboxMark | None:
+        outbox = self.outbox
+        return None if outbox is None else proto.OutboxMark(outbox.outbox_id, outbox.tail, outbox.head)
+
+    def _replay(self, index: int, link: _LinkState, now: float, wall: float, out: list[Outgoing]) -> None:
+        """The next TRANSITIONS of ``link``'s replay (one per call, paced)."""
+        outbox = self.outbox
+        assert outbox is not None
+        assert link.replay is not None
+        first, last = link.replay
+        lost: tuple[int, int] | None = None
+        tail = outbox.tail
+        if first < tail:
+            lost = (first, min(last, tail - 1))  # the bounds dropped these before this hub confirmed them
+        entries = outbox.read(max(first, tail), last, proto.MAX_TRANSITIONS_PER_MESSAGE, proto.MAX_TRANSITIONS_BYTES)
+        # The outbox holds tail..head without holes: a message cut by count or size covers up to its last entry.
+        covered = entries[-1].tseq if entries else last
+        done = covered >= last
+        items = [proto.TransitionItem(*entry) for entry in entries]
+        message = proto.Transitions(
+            **self._header(link, now, wall),
+            outbox_id=outbox.outbox_id,
+            first=first,
+            last=covered,
+            done=done,
+            transitions=items,
+            lost=lost,
+        )
+        out.append((index, message))
+        self.transitions_sent += len(items)
+        link.replay = None if done else [covered + 1, last]
+        link.replay_at = now + max(1, len(items)) / REPLAY_RATE_PER_S
 
     def bye(self, now: float, wall: float) -> list[Outgoing]:
         """A BYE for every link (the agent stops)."""
@@ -193,6 +276,7 @@ class SendPolicy:
                 unpolled=unpolled[part * size : (part + 1) * size],
                 part=part,
                 parts=parts,
+                outbox=self._outbox_mark,
             )
             out.append((index, state))
         self.points_sent += len(entries)
@@ -202,5 +286,7 @@ class SendPolicy:
         for start in range(0, len(changes), size):
             batch = changes[start : start + size]
             for index, link in enumerate(self._links):
-                out.append((index, proto.Delta(**self._header(link, now, wall), points=batch)))
+                out.append(
+                    (index, proto.Delta(**self._header(link, now, wall), points=batch, outbox=self._outbox_mark))
+                )
         self.points_sent += len(changes)

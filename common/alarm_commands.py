@@ -509,6 +509,7 @@ class JournalRecord:
             "id": self.id,
             "hub_time": iso_utc(self.hub_time),
             "by": self.by,
+            "replayed": self.replayed,  # 1.3: from an agent's outbox, after the hub missed it
         }
 
 

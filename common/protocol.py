@@ -12,7 +12,7 @@ Sockets
 =======
 ::
 
-    agent XPUB --connect--> hub SUB (bind, "agents")      envelopes: STATE, DELTA, HEARTBEAT, BYE
+    agent XPUB --connect--> hub SUB (bind, "agents")      envelopes: STATE, DELTA, HEARTBEAT, BYE, TRANSITIONS
     hub XPUB (bind, "subscribers") --> subscriber SUB     [topic, payload] frames: NODE, HUB_HEARTBEAT
     client DEALER --connect--> hub ROUTER (bind, "query") envelopes: HELLO, SNAPSHOT_REQUEST, COMMAND
                                                           replies: INFO, SNAPSHOT_CHUNK, SNAPSHOT_END, ERROR,
@@ -112,7 +112,75 @@ DELTA        2   ``points`` [entry...]: points polled since the last flush,
 HEARTBEAT    3   ``mount`` str, ``heartbeat_s`` float, ``points`` uint (how many
                  points the agent has).
 BYE          4   (empty) the agent stops cleanly: the hub marks it silent now.
+TRANSITIONS  5   (1.3) outbox entries the hub asked for (see Outbox and replay):
+                 ``outbox_id`` uint, ``first`` uint, ``last`` uint (the tseqs
+                 this message covers), ``done`` bool (the last message of the
+                 answer), ``transitions`` [item...], ``lost`` [from, to] | nil.
 ==========  ===  ================================================================
+
+Kinds 6 to 9 are reserved (agent -> hub, issue 17). STATE, DELTA and HEARTBEAT
+may carry three more keys (1.3), all three or none (one without the others,
+or ``tseq_tail > tseq_head + 1``, makes the message invalid): ``outbox_id``
+uint (random, non-zero, made once per outbox: it changes only when the
+agent's outbox is started afresh), ``tseq_tail`` uint (the oldest tseq the
+outbox still holds; ``tseq_head + 1`` when empty), ``tseq_head`` uint (the
+last tseq it gave, 0 before the first). An agent without an outbox (1.2, or
+``[outbox] enabled = false``) sends none of them and is never replayed. The
+agent reads the mark *before* it takes the points of the message: every
+transition up to ``tseq_head`` is reflected in this message or an earlier one.
+
+Outbox and replay (1.3)
+-----------------------
+An agent numbers every effective-level transition of its points (the level
+it publishes, after debounce: a TRANSITIONS item of kind ``level``) and every
+debounce ``pending``/``discarded`` event with ``tseq`` 1, 2, 3 ... per outbox
+(never reused; it survives agent restarts when the outbox is on disk), and
+keeps them for a bounded time and number (the agent's ``[outbox]``: 7 days,
+100,000 entries by default). A point's first level ever is not a transition;
+its first level after an agent restart is one when it differs from the level
+the outbox last knew.
+
+TRANSITIONS item: an array ``[tseq, kind, path, time, old, new, value,
+alertstr]``: ``tseq`` uint, ``kind`` "level" | "pending" | "discarded",
+``path`` str (inside the agent, as in point entries), ``time`` float (the
+poll's wall time, finite), ``old`` int | nil (the level before), ``new`` int
+(the level after; for ``pending`` the level held back, for ``discarded`` the
+one given up), ``value`` any (the point's value then; nil for events),
+``alertstr`` str (the label of ``new``). Items are in increasing tseq order
+within ``first..last``; at most :data:`MAX_TRANSITIONS_PER_MESSAGE` (1,000)
+items and about :data:`MAX_TRANSITIONS_BYTES` (1 MiB) per message; a
+receiver refuses a message with more, with items out of order or out of the
+range, or ``first > last + 1`` (ProtocolError: counted and dropped).
+
+Replay back-channel (hub -> agent, like RESYNC): the hub subscribes, then
+unsubscribes, on its agents socket the topic ``REPLAY_TOPIC_PREFIX + agent
+name + NUL + "<first>-<last>"`` (decimal ASCII, e.g.
+``\x00replay/rack1\x0015-42``). It means: this hub has every entry before
+``first`` (the agent may drop them once every configured hub said so), and
+asks for ``first..last``; ``last < first`` only confirms. The agent answers
+on the link it came from with TRANSITIONS covering ``first..min(last,
+tseq_head)``, in order, paced to at most 5,000 entries a second, the last
+one ``done``; entries it no longer holds (below its ``tseq_tail``) are
+reported in the first message's ``lost``. A new request replaces one in
+progress. TRANSITIONS take the link's next ``seq`` like every message.
+
+Hub rules (:mod:`gsmon.hub.replay`; only a hub with a state store replays):
+the hub keeps per agent the last tseq it has (``have``; stored with the
+journal rows it accounts for, so a restarted hub knows it) and follows
+``tseq_head`` while it hears the agent seq after seq. After a break (a seq
+gap, a new agent epoch, its own restart) the resync STATE's head ``H``
+closes it: when ``have < H`` it asks for ``have+1 .. H`` (again after 5 s
+without progress). Replayed entries are journaled with their original
+``time`` and ``replayed`` true and feed the alarm book as they would have
+live (a latched RED that came and went is an ``rtn_unacked`` alarm); an
+entry at or below ``have`` is never applied twice. Entries below
+``tseq_tail`` that it did not have are journaled once as
+``lost_transitions`` (on the mount, ``value`` [from, to]). A completed replay
+adds one ``replayed`` entry on the mount (``new``: the mount's level now),
+on which notifiers send one summary per agent. An agent or outbox id the hub
+has no record of is followed from its head (not replayed). The hub confirms
+what it has at most once a minute per agent, and with every request (each
+such subscription reaches every connected agent).
 
 When to send: STATE when the agent's XPUB sees a hub's subscription (so a hub
 that (re)starts is refilled at once), when a hub asks for it (below), and
@@ -260,7 +328,9 @@ journal     viewer   ``{after_id: uint, prefix?, limit? (<= 10000), since?:
                      alarm_cleared, ack, unack, shelf_created, shelf_ended,
                      shelf_ended_still_active, forget, context_start,
                      context_stop, flapping_start, flapping_stop, pending,
-                     discarded. (1.2) A ``stale`` entry with comment
+                     discarded; (1.3) lost_transitions, replayed (see
+                     Outbox and replay; replayed entries have ``replayed``
+                     true). (1.2) A ``stale`` entry with comment
                      ``unlisted`` (1.3): the point's agent (restarted) no
                      longer lists it; it is removed after the hub's removal
                      grace and opens no alarm (not overdue); its ``removed``
@@ -638,6 +708,7 @@ __all__ = [
     "NOTICE_TOPIC_PREFIX",
     "PROTOCOL_MAJOR",
     "PROTOCOL_MINOR",
+    "REPLAY_TOPIC_PREFIX",
     "RESYNC_TOPIC_PREFIX",
     "SCOPE_HEARTBEAT_PREFIX",
     "Bye",
@@ -655,12 +726,15 @@ __all__ = [
     "MsgKind",
     "NodeEncoder",
     "NodeUpdate",
+    "OutboxMark",
     "PointEntry",
     "ProtocolError",
     "SnapshotChunk",
     "SnapshotEnd",
     "SnapshotRequest",
     "State",
+    "TransitionItem",
+    "Transitions",
     "debounced_entry",
     "decode",
     "decode_hub_message",
@@ -675,7 +749,9 @@ __all__ = [
     "notice_topic",
     "pack_value",
     "parse_notice",
+    "parse_replay",
     "point_debounce_map",
+    "replay_topic",
     "salvage_request_id",
     "scope_heartbeat_topic",
     "snapshot_item",
@@ -693,6 +769,10 @@ SCOPE_HEARTBEAT_PREFIX: Final = b"\x00hub/beat/"
 NOTICE_TOPIC_PREFIX: Final = b"\x00notice/"
 MAX_NOTICE_REASON_BYTES: Final = 200
 RESYNC_TOPIC_PREFIX: Final = b"\x00resync/"
+# 1.3: the hub asks an agent for its outbox entries first..last: prefix + agent name + NUL + "first-last".
+REPLAY_TOPIC_PREFIX: Final = b"\x00replay/"
+MAX_TRANSITIONS_PER_MESSAGE: Final = 1000
+MAX_TRANSITIONS_BYTES: Final = 1 << 20
 
 EXT_DATETIME: Final = 1
 EXT_TUPLE: Final = 2
@@ -722,6 +802,7 @@ class MsgKind(IntEnum):
     DELTA = 2
     HEARTBEAT = 3
     BYE = 4
+    TRANSITIONS = 5  # 1.3: the agent's outbox, replayed (kinds 6-9 are reserved)
     HELLO = 10
     SNAPSHOT_REQUEST = 11
     COMMAND = 12
@@ -758,6 +839,28 @@ class _MessageHeader:
     minor: int = PROTOCOL_MINOR
 
 
+class OutboxMark(NamedTuple):
+    """What an agent's outbox holds (1.3; STATE, DELTA and HEARTBEAT carry it): its id, the oldest tseq
+    it still holds (``head + 1`` when empty) and the last tseq it gave."""
+
+    outbox_id: int
+    tail: int
+    head: int
+
+
+class TransitionItem(NamedTuple):
+    """One outbox entry in a TRANSITIONS message (1.3)."""
+
+    tseq: int
+    kind: str  # "level", "pending" or "discarded"
+    path: str  # inside the agent
+    time: float  # the poll's wall time
+    old: int | None
+    new: int
+    value: Any
+    alertstr: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class State(_MessageHeader):
     """An agent's full tree (or one part of it)."""
@@ -769,6 +872,7 @@ class State(_MessageHeader):
     parents: list[str] = field(default_factory=list)
     part: int = 0
     parts: int = 1
+    outbox: OutboxMark | None = None  # 1.3
     unpolled: list[str] = field(default_factory=list)  # 1.3: points the agent has but has not polled yet
 
 
@@ -778,6 +882,7 @@ class Delta(_MessageHeader):
 
     kind: ClassVar[MsgKind] = MsgKind.DELTA
     points: list[PointEntry]
+    outbox: OutboxMark | None = None  # 1.3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -788,6 +893,20 @@ class Heartbeat(_MessageHeader):
     mount: str
     heartbeat_s: float
     point_count: int
+    outbox: OutboxMark | None = None  # 1.3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transitions(_MessageHeader):
+    """Outbox entries ``first..last`` an agent replays to a hub that asked for them (1.3)."""
+
+    kind: ClassVar[MsgKind] = MsgKind.TRANSITIONS
+    outbox_id: int
+    first: int
+    last: int
+    done: bool
+    transitions: list[TransitionItem]
+    lost: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -883,6 +1002,7 @@ Message: TypeAlias = (
     | Delta
     | Heartbeat
     | Bye
+    | Transitions
     | Hello
     | SnapshotRequest
     | Command
@@ -1105,11 +1225,18 @@ class _StateBody(msgspec.Struct, gc=False):
     parents: list[str] = []
     part: _UInt = 0
     parts: _UInt = 1
+    # 1.3, the agent's outbox (all three or none; absent: an agent without one, never replayed)
+    outbox_id: _UInt | UnsetType = UNSET
+    tseq_tail: _UInt | UnsetType = UNSET
+    tseq_head: _UInt | UnsetType = UNSET
     unpolled: list[str] | UnsetType = UNSET  # 1.3; left out when empty (the bytes of older agents)
 
 
 class _DeltaBody(msgspec.Struct, gc=False):
     points: list[PointEntry]
+    outbox_id: _UInt | UnsetType = UNSET  # 1.3, as in _StateBody
+    tseq_tail: _UInt | UnsetType = UNSET
+    tseq_head: _UInt | UnsetType = UNSET
 
 
 class _LooseEntry(msgspec.Struct, array_like=True, gc=False):
@@ -1136,6 +1263,31 @@ class _HeartbeatBody(msgspec.Struct, gc=False):
     mount: str
     heartbeat_s: _Seconds
     point_count: _UInt = msgspec.field(name="points")
+    outbox_id: _UInt | UnsetType = UNSET  # 1.3, as in _StateBody
+    tseq_tail: _UInt | UnsetType = UNSET
+    tseq_head: _UInt | UnsetType = UNSET
+
+
+class _TransitionItem(msgspec.Struct, array_like=True, gc=False):
+    """``[tseq, kind, path, time, old, new, value, alertstr]`` (1.3); trailing items ignored."""
+
+    tseq: _UInt
+    kind: Literal["level", "pending", "discarded"]
+    path: str
+    time: float
+    old: int | None
+    new: int
+    value: Any
+    alertstr: str
+
+
+class _TransitionsBody(msgspec.Struct, gc=False):
+    outbox_id: _UInt
+    first: _UInt
+    last: _UInt
+    done: bool
+    transitions: list[_TransitionItem]
+    lost: tuple[_UInt, _UInt] | None = None
 
 
 class _ByeBody(msgspec.Struct, gc=False):
@@ -1200,6 +1352,7 @@ _BODY_TYPES: Final[dict[MsgKind, type[msgspec.Struct]]] = {
     MsgKind.DELTA: _DeltaBody,
     MsgKind.HEARTBEAT: _HeartbeatBody,
     MsgKind.BYE: _ByeBody,
+    MsgKind.TRANSITIONS: _TransitionsBody,
     MsgKind.HELLO: _HelloBody,
     MsgKind.SNAPSHOT_REQUEST: _SnapshotRequestBody,
     MsgKind.COMMAND: _CommandBody,
@@ -1285,16 +1438,35 @@ def _packed(value: Any) -> Any:
     return value if type(value) in _PLAIN_TYPES else msgspec.Raw(_pack_value(value))
 
 
+def _mark(mark: OutboxMark | None) -> tuple[Any, Any, Any]:
+    return (UNSET, UNSET, UNSET) if mark is None else (mark.outbox_id, mark.tail, mark.head)
+
+
 def _body_of(msg: Message) -> msgspec.Struct:
     if isinstance(msg, State):
         points = _spliced(pack_entry(entry) for entry in msg.points)
-        return _StateBody(msg.mount, msg.heartbeat_s, points, msg.parents, msg.part, msg.parts, msg.unpolled or UNSET)
+        return _StateBody(
+            msg.mount,
+            msg.heartbeat_s,
+            points,
+            msg.parents,
+            msg.part,
+            msg.parts,
+            *_mark(msg.outbox),
+            unpolled=msg.unpolled or UNSET,
+        )
     if isinstance(msg, Delta):
-        return _DeltaBody(_spliced(pack_entry(entry) for entry in msg.points))
+        return _DeltaBody(_spliced(pack_entry(entry) for entry in msg.points), *_mark(msg.outbox))
     if isinstance(msg, Heartbeat):
-        return _HeartbeatBody(msg.mount, msg.heartbeat_s, msg.point_count)
+        return _HeartbeatBody(msg.mount, msg.heartbeat_s, msg.point_count, *_mark(msg.outbox))
     if isinstance(msg, Bye):
         return _ByeBody()
+    if isinstance(msg, Transitions):
+        items = [
+            _TransitionItem(t.tseq, t.kind, t.path, t.time, t.old, t.new, _packed(t.value), t.alertstr)  # type: ignore[arg-type]
+            for t in msg.transitions
+        ]
+        return _TransitionsBody(msg.outbox_id, msg.first, msg.last, msg.done, items, msg.lost)
     if isinstance(msg, Hello):
         return _HelloBody(msg.request_id)
     if isinstance(msg, SnapshotRequest):
@@ -2022,6 +2194,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
                     if type(entry[1]) in nested:
                         break
                 else:
+                    body = delta.body
                     return Delta(
                         sender=delta.sender,
                         epoch=delta.epoch,
@@ -2029,6 +2202,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
                         sent_ns=delta.sent_ns,
                         minor=delta.minor,
                         points=points,
+                        outbox=None if body.tseq_head is UNSET else _outbox_mark(body),
                     )
     _check_frame(data, limits.max_frame_bytes)
     try:
@@ -2057,7 +2231,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         raise _not_msgpack(error) from error
     header = _header_of(envelope)
     if kind is MsgKind.DELTA:  # the hub's most frequent message
-        return Delta(**header, points=_points(body.points, limits, loose))
+        return Delta(**header, points=_points(body.points, limits, loose), outbox=_outbox_mark(body))
     if kind is MsgKind.STATE:
         parents = body.parents
         if len(parents) > limits.max_parents_per_message:
@@ -2080,12 +2254,17 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
             part=body.part,
             parts=body.parts,
             unpolled=unpolled,
+            outbox=_outbox_mark(body),
         )
     if kind is MsgKind.HEARTBEAT:
         heartbeat_s = _seconds(body.heartbeat_s, "body.heartbeat_s")
-        return Heartbeat(**header, mount=body.mount, heartbeat_s=heartbeat_s, point_count=body.point_count)
+        return Heartbeat(
+            **header, mount=body.mount, heartbeat_s=heartbeat_s, point_count=body.point_count, outbox=_outbox_mark(body)
+        )
     if kind is MsgKind.BYE:
         return Bye(**header)
+    if kind is MsgKind.TRANSITIONS:
+        return _transitions(header, body)
     if kind is MsgKind.HELLO:
         return Hello(**header, request_id=body.request_id)
     if kind is MsgKind.SNAPSHOT_REQUEST:
@@ -2128,6 +2307,78 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         )
     assert kind is MsgKind.ERROR
     return Error(**header, request_id=body.request_id, message=body.message)
+
+
+def _outbox_mark(body: Any) -> OutboxMark | None:
+    """The outbox fields of a STATE, DELTA or HEARTBEAT body (all three or none: ProtocolError)."""
+    outbox_id, tail, head = body.outbox_id, body.tseq_tail, body.tseq_head
+    if outbox_id is UNSET and tail is UNSET and head is UNSET:
+        return None
+    if outbox_id is UNSET or tail is UNSET or head is UNSET:
+        raise ProtocolError("body.outbox_id, body.tseq_tail and body.tseq_head go together (all three or none)")
+    if tail > head + 1:
+        raise ProtocolError(f"body.tseq_tail {tail} must be at most body.tseq_head + 1 ({head + 1})")
+    return OutboxMark(outbox_id, tail, head)
+
+
+def _transitions(header: dict[str, Any], body: _TransitionsBody) -> Transitions:
+    if body.first > body.last + 1:
+        raise ProtocolError(f"body.first {body.first} must be at most body.last + 1 ({body.last + 1})")
+    if len(body.transitions) > MAX_TRANSITIONS_PER_MESSAGE:
+        raise ProtocolError(
+            f"body.transitions has {len(body.transitions)} items, more than the limit of {MAX_TRANSITIONS_PER_MESSAGE}"
+        )
+    items: list[TransitionItem] = []
+    previous = body.first - 1
+    for index, item in enumerate(body.transitions):
+        if not body.first <= item.tseq <= body.last or item.tseq <= previous:
+            raise ProtocolError(
+                f"body.transitions[{index}].tseq {item.tseq} must increase within body.first..body.last"
+                f" ({body.first}..{body.last})"
+            )
+        if not math.isfinite(item.time):
+            raise ProtocolError(f"body.transitions[{index}].time must be a finite number of wall seconds")
+        _need_str_keys(item.value, f"body.transitions[{index}]")
+        previous = item.tseq
+        items.append(TransitionItem(*(getattr(item, name) for name in TransitionItem._fields)))
+    lost = body.lost
+    if lost is not None and lost[0] > lost[1]:
+        raise ProtocolError(f"body.lost {list(lost)} must be [from, to] with from <= to")
+    return Transitions(
+        **header,
+        outbox_id=body.outbox_id,
+        first=body.first,
+        last=body.last,
+        done=body.done,
+        transitions=items,
+        lost=lost,
+    )
+
+
+def replay_prefix(agent: str) -> bytes:
+    """The start of every REPLAY topic for ``agent`` (1.3)."""
+    return REPLAY_TOPIC_PREFIX + agent.encode() + b"\x00"
+
+
+def replay_topic(agent: str, first: int, last: int) -> bytes:
+    """The topic by which the hub asks ``agent`` for its outbox entries ``first..last`` (and confirms every
+    entry before ``first``); ``last < first`` only confirms (1.3)."""
+    return replay_prefix(agent) + f"{first}-{last}".encode()
+
+
+_REPLAY_RANGE: Final = re.compile(rb"^([0-9]{1,20})-([0-9]{1,20})$")
+
+
+def parse_replay(agent: str, subscription: bytes) -> tuple[int, int] | None:
+    """``(first, last)`` if ``subscription`` (an XPUB frame: 0x01 + topic) is a REPLAY request for ``agent``."""
+    start = b"\x01" + replay_prefix(agent)
+    if not subscription.startswith(start):
+        return None
+    match = _REPLAY_RANGE.match(subscription[len(start) :])
+    if match is None:
+        return None
+    first, last = int(match[1]), int(match[2])
+    return (first, last) if first >= 1 and last < 1 << 63 else None
 
 
 def _header_of(envelope: _Envelope[msgspec.Raw]) -> dict[str, Any]:

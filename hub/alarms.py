@@ -215,6 +215,8 @@ JOURNAL_KINDS: Final = (
     "flapping_stop",
     "pending",
     "discarded",
+    "lost_transitions",  # 1.3: outbox entries an agent dropped before the hub had them (hub/replay.py)
+    "replayed",  # 1.3: a replay from an agent's outbox is complete (one per replay, on the mount)
 )
 #: Journal kinds a notifier acts on (when not shelved): raised, escalated, resolved, acked, unacked, ...
 EVENT_KINDS: Final = frozenset(
@@ -740,6 +742,7 @@ class AlarmBook:
         self._dirty_shelves: set[int] = set()
         self._published: dict[str, NodeAlarmView] = {}
         self._normal_due: list[str] = []  # prefixes whose active count fell to 0 (until_normal shelves)
+        self._replaying = False  # journal entries made now are marked replayed (replayed_level)
 
     # ------------------------------------------------------------------
     # Restore
@@ -979,9 +982,66 @@ class AlarmBook:
             self._remove_point(path)
         self._settle(wall)
 
-    def record(self, kind: str, path: str, wall: float, **fields: Any) -> None:
-        """Journal something the hub did outside the book (``context_start``/``context_stop``)."""
-        self._log(kind, path, wall, wall, **fields)
+    def record(self, kind: str, path: str, wall: float, at: float | None = None, **fields: Any) -> None:
+        """Journal something the hub did outside the book (``context_start``/``context_stop``, replay
+        entries); ``at``: its source time (default ``wall``)."""
+        self._log(kind, path, wall if at is None else at, wall, **fields)
+
+    def replayed_level(
+        self,
+        path: str,
+        agent: str,
+        old: int | None,
+        new: int,
+        level_str: str,
+        value: Any,
+        at: float,
+        wall: float,
+    ) -> None:
+        """A transition of a point's effective level at ``at`` that the hub missed, replayed from its agent's
+        outbox (protocol 1.3, hub/replay.py): journaled ``replayed`` with its original time, and fed to the
+        point's alarm as it would have been live (raised, escalated, returned to normal: a latched RED that
+        came and went is ``rtn_unacked``). The point's own level stays the live one; :meth:`replay_done`
+        brings its alarm back in line with it. A point the book does not know is journaled only."""
+        self._replaying = True
+        try:
+            point = self._points.get(path)
+            alarm_id = self._point_alarm.get(path)
+            min_level, _ = self._rule(path)
+            alarming = new >= min_level
+            raising = point is not None and alarm_id is None and alarming
+            self._log(
+                "level", path, at, wall, old=old, new=new, value=value, agent=agent,
+                alarm_id=self.next_id if raising else alarm_id, shelf_id=self._covering(path),
+            )  # fmt: skip
+            if point is None:
+                return
+            if alarm_id is None:
+                if alarming:
+                    self._raise(path, agent, REASON_LEVEL, new, level_str, value, at, wall)
+            else:
+                self._follow(self._alarms[alarm_id], alarming, new, level_str, value, at, wall)
+            self._settle(wall)
+        finally:
+            self._replaying = False
+
+    def replay_done(self, path: str, wall: float) -> None:
+        """After :meth:`replayed_level` calls for ``path``: its open alarm follows the point's live level again."""
+        point = self._points.get(path)
+        alarm_id = self._point_alarm.get(path)
+        if point is None or point.level is None or point.stale is not None or alarm_id is None:
+            return
+        alarm = self._alarms[alarm_id]
+        if alarm.level == point.level:
+            return
+        min_level, _ = self._rule(path)
+        at = max(point.since if point.since is not None else wall, alarm.level_since)
+        self._replaying = True
+        try:
+            self._follow(alarm, point.level >= min_level, point.level, point.level_str, point.value, at, wall)
+            self._settle(wall)
+        finally:
+            self._replaying = False
 
     def record_forget(
         self, prefix: str, by: str, user: str | None, comment: str | None, via: str | None, now: float, wall: float
@@ -1678,6 +1738,8 @@ class AlarmBook:
         return taken
 
     def _log(self, kind: str, path: str, at: float, wall: float, **fields: Any) -> None:
+        if self._replaying:
+            fields["replayed"] = True
         entry = JournalEntry(at, wall, path, kind, **fields)
         self._journal.append(entry)
         if kind in EVENT_KINDS and entry.shelf_id is None:

@@ -424,8 +424,12 @@ class StateStore:
         alarm_upserts: Iterable[Alarm],
         shelf_upserts: Iterable[Shelf],
         next_alarm_id: int,
+        meta: Mapping[str, str] | None = None,
     ) -> range:
         """Persist one loop turn in ONE transaction; return the journal ids given to the entries, in order.
+
+        ``meta``: rows of the ``meta`` table to upsert with it (the agents' outbox marks, hub/replay.py:
+        stored with the journal rows they account for).
 
         All or nothing: on any error the turn is rolled back and :class:`StoreError` raised (the hub must
         not publish what it could not store).
@@ -434,7 +438,7 @@ class StateStore:
         shelves = [_shelf_row(shelf) for shelf in shelf_upserts]
         bulk = not alarms and not shelves and all(entry.kind in BULK_KINDS for entry in journal_entries)
         same_id = next_alarm_id == self._next_id_stored
-        if bulk and same_id and not journal_entries:
+        if bulk and same_id and not journal_entries and not meta:
             return range(0)
         try:
             self._set_sync("NORMAL" if bulk and same_id else "FULL")
@@ -448,6 +452,12 @@ class StateStore:
                     self._db.executemany(_UPSERT_ALARM, alarms)
                 if shelves:
                     self._db.executemany(_UPSERT_SHELF, shelves)
+                if meta:
+                    self._db.executemany(
+                        "INSERT INTO meta (key, value) VALUES (?, ?)"
+                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        list(meta.items()),
+                    )
                 if not same_id:
                     self._db.execute(
                         "INSERT INTO meta (key, value) VALUES ('next_alarm_id', ?)"
@@ -458,6 +468,11 @@ class StateStore:
             raise StoreError(f"cannot write the state store {self.path}: {error}") from error
         self._next_id_stored = next_alarm_id
         return range(first, first + len(journal_entries))
+
+    def load_meta(self, prefix: str) -> dict[str, str]:
+        """The ``meta`` rows whose key starts with ``prefix`` (the agents' outbox marks: ``outbox:``)."""
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\uffff"))
+        return dict(rows.fetchall())
 
     def load_contexts(self) -> dict[str, dict[str, Any]]:
         """The active contexts (``"<kind>/<prefix>"`` -> record), as :meth:`save_contexts` stored them."""

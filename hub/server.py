@@ -96,6 +96,7 @@ from gsmon.hub.clock import ObservedClock
 from gsmon.hub.config import HubEndpoints, ServerLimits
 from gsmon.hub.journal import STATE_FILE, Pruner, Retention, StateStore, StoreError
 from gsmon.hub.queries import QueryCore, QuerySettings
+from gsmon.hub.replay import META_PREFIX, ReplayCore
 from gsmon.hub.state import HubSettings, HubState, nested_mounts
 from gsmon.hub.subscriptions import Outcome, SubscriptionLedger
 
@@ -123,6 +124,7 @@ RECV_POINTS_BUDGET: Final = 2000
 # query core answers in slices), but 2,000 of them are still milliseconds.
 QUERY_RECV_BUDGET: Final = 500
 _POINT_MESSAGES: Final = (proto.Delta, proto.State)  # a tuple: an inline union is rebuilt per message
+_MARKED: Final = (proto.Delta, proto.State, proto.Heartbeat)  # carry an outbox mark (1.3)
 # How long a rebuilt subscribers socket waits for its old port to be released
 # (only where libzmq binds it itself; see the module docstring).
 REBIND_WAIT_S: Final = 2.0
@@ -242,6 +244,9 @@ class HubServer:
         self._unsaved_alarms: dict[int, Alarm] = {}
         self._unsaved_shelves: dict[int, Shelf] = {}
         self._unsaved_next_id = 0
+        self._unsaved_meta: dict[str, str] = {}
+        # The agents' outboxes (protocol 1.3): only with a state store (it keeps what the hub has of each).
+        self.replay: ReplayCore | None = None
         self._store_errors = 0
         self._store_error_logged = -math.inf
         self.journal_written = 0  # journal entries committed (a health point, and for the bench)
@@ -359,6 +364,7 @@ class HubServer:
             self.alarm_settings, stored.alarms, stored.shelves, stored.next_id, time.monotonic(), time.time()
         )
         self.state.alarms = book
+        self.replay = ReplayCore(store.load_meta(META_PREFIX))
         queries = self.queries
         assert queries is not None
         queries.use_store(store, store.load_contexts())
@@ -392,12 +398,15 @@ class HubServer:
         for shelf in shelves:
             self._unsaved_shelves[shelf.id] = shelf
         self._unsaved_next_id = next_id
+        if self.replay is not None:
+            self._unsaved_meta.update(self.replay.take_marks())
         try:  # (a turn with nothing to store costs no transaction: write_turn returns at once)
             store.write_turn(
                 self._unsaved_journal,
                 list(self._unsaved_alarms.values()),
                 list(self._unsaved_shelves.values()),
                 self._unsaved_next_id,
+                meta=self._unsaved_meta,
             )
         except StoreError as error:
             self._store_errors += 1
@@ -410,6 +419,7 @@ class HubServer:
         self._unsaved_journal = []
         self._unsaved_alarms.clear()
         self._unsaved_shelves.clear()
+        self._unsaved_meta.clear()
         return True
 
     def _make_subscribers(self, endpoint: str) -> str:
@@ -574,6 +584,11 @@ class HubServer:
                     topic = proto.RESYNC_TOPIC_PREFIX + name.encode()
                     agents.setsockopt(zmq.SUBSCRIBE, topic)
                     agents.setsockopt(zmq.UNSUBSCRIBE, topic)
+                if self.replay is not None:
+                    for name, first, last in self.replay.take_requests(now):
+                        topic = proto.replay_topic(name, first, last)
+                        agents.setsockopt(zmq.SUBSCRIBE, topic)
+                        agents.setsockopt(zmq.UNSUBSCRIBE, topic)
                 for name, reason in state.take_notices():
                     self._notify_agent(name, reason, mono)
                 # After drain: every cached payload a snapshot serves is current.
@@ -630,6 +645,11 @@ class HubServer:
             ok = self._store_errors == 0 or not self._unsaved_journal
             extra["state_store_write_errors"] = (self._store_errors, 0 if ok else CriticalAlert.alertcode)
             extra["journal_written"] = (self.journal_written, 0)
+        if self.replay is not None:  # the agents' outboxes (1.3): entries replayed, lost, and stray answers
+            stats = self.replay.stats
+            extra["outbox_replayed"] = (stats.replayed, 0)
+            extra["outbox_lost"] = (stats.lost, 0)
+            extra["outbox_unsolicited"] = (stats.unsolicited, 0)
         if self.queries is not None:
             # Active contexts (a pass) as points: _hub/contexts/<kind>/<prefix path> = the context id.
             for key, record in self.queries.contexts.items():
@@ -692,9 +712,25 @@ class HubServer:
             peer = _peer_of(frame) if want_peers and isinstance(frame, zmq.Frame) else None
             try:
                 state.apply(msg, now, wall, peer)
+                if self.replay is not None and state.applied(msg):
+                    self._outbox(msg, now, wall)
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
         return False  # the message budget ran out first
+
+    def _outbox(self, msg: proto.Message, now: float, wall: float) -> None:
+        """Hand an applied agent message's outbox mark, or a TRANSITIONS, to the replay core (hub/replay.py)."""
+        replay, state = self.replay, self.state
+        assert replay is not None
+        if isinstance(msg, proto.Transitions):
+            mount = state.mount_of(msg.sender)
+            node = state.tree.get(mount) if mount is not None else None
+            replay.apply(msg, mount, None if node is None else node.code, state.alarms, now, wall)
+        elif isinstance(msg, _MARKED) and msg.outbox is not None:
+            state_end = isinstance(msg, proto.State) and msg.part == msg.parts - 1
+            lost = replay.observe(msg.sender, msg.epoch, msg.seq, msg.outbox, state_end, now)
+            if lost:
+                replay.journal_lost(msg.sender, state.mount_of(msg.sender), lost, state.alarms, wall)
 
     def _agent_may_send(self, auth: HubAuthenticator, frame: zmq.Frame | bytes, msg: proto.Message) -> bool:
         """Whether the key this message came with may speak for ``msg.sender`` at its mount."""

@@ -126,7 +126,8 @@ log = logging.getLogger(__name__)
 alert_log = logging.getLogger("gsmon.hub.alerts")
 
 # Tuples rather than inline `A | B` unions, which are rebuilt at every call (per message here).
-_AGENT_MESSAGES: Final = (proto.State, proto.Delta, proto.Heartbeat, proto.Bye)
+# TRANSITIONS (1.3) count for seq and liveness here; the server hands them to hub/replay.py.
+_AGENT_MESSAGES: Final = (proto.State, proto.Delta, proto.Heartbeat, proto.Bye, proto.Transitions)
 _MOUNTING_MESSAGES: Final = (proto.State, proto.Heartbeat)
 
 HUB_ROOT: Final = "_hub"
@@ -393,8 +394,8 @@ class HubState:
                 return
         agent = self.agents.get(name)
         if agent is None:
-            if isinstance(msg, proto.Bye):
-                return  # goodbye from an agent we never knew: nothing to record
+            if isinstance(msg, proto.Bye | proto.Transitions):
+                return  # goodbye (or a replay) from an agent we never knew: nothing to record
             if not naming.is_agent_name(name) or len(self.agents) >= self.settings.max_agents:
                 self.stats.messages_rejected += 1
                 why = "the hub has max_agents agents" if naming.is_agent_name(name) else "invalid or reserved name"
@@ -460,7 +461,7 @@ class HubState:
             self._set_mount(agent, msg.mount)
             agent.heartbeat_s = msg.heartbeat_s
             agent.point_count = msg.point_count
-        else:
+        elif isinstance(msg, proto.Bye):
             self._set_silent(agent, now, bye=True)
 
     def _hear(self, agent: _Agent, now: float) -> None:
@@ -563,6 +564,11 @@ class HubState:
         agent.resync_at = now
         self.stats.resyncs_requested += 1
         self._resync.append(agent.name)
+
+    def applied(self, msg: proto.Message) -> bool:
+        """Whether :meth:`apply` just applied ``msg`` (its agent's epoch and latest seq are the message's)."""
+        agent = self.agents.get(msg.sender)
+        return agent is not None and agent.epoch == msg.epoch and agent.last_seq == msg.seq
 
     def mount_of(self, agent_name: str) -> str | None:
         """The mount an agent publishes under (None while unknown)."""

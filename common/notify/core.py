@@ -39,8 +39,21 @@ Rules:
   announced again every ``repeat_s``.
 * Start-up grace: for ``startup_grace_s`` after the notifier started or the
   hub came back (:meth:`NotifyCore.hub_started`), new problems are held; at
-  the end of the grace only those still open are sent. Entries marked
-  ``replayed`` are never announced.
+  the end of the grace only those still open are sent.
+* Replays (protocol 1.3): entries marked ``replayed`` (what a hub journaled
+  from an agent's outbox after an outage) are never announced one by one,
+  however old or recent: each is something that happened while nobody was
+  told, and the hub journals them in a burst. The alarms among them
+  (``alarm_raised``, ``alarm_escalated``) are gathered per agent, and the
+  hub's ``replayed`` entry (one per completed replay, on the agent's mount)
+  sends ONE summary to the receivers of the mount's route at the worst level
+  gathered: "[gsmon] rack1: 3 alarms between 14:02:10 and 14:20:45 UTC, now
+  GREEN" (the body lists each alarm and the ``gsmon alarms`` line to look at
+  them; the latched ones wait there as rtn_unacked). A replay without alarms
+  sends nothing. Gathered alarms whose ``replayed`` entry never comes (the hub
+  stopped mid-replay) are summarised :data:`REPLAY_FLUSH_S` after the last
+  one. Summaries are not held by the start-up grace; they count against the
+  rate limit.
 * Rate limit: at most ``max_per_minute`` messages per receiver in any 60 s;
   what is over the limit is folded into one summary ("and 37 more under
   GS1/") sent when the window allows. The folded problems count as notified,
@@ -81,6 +94,7 @@ __all__ = [
 
 SEPARATOR: Final = "/"
 WINDOW_S: Final = 60.0
+REPLAY_FLUSH_S: Final = 120.0  # replayed alarms without the hub's "replayed" entry are summarised after this
 #: Journal kinds the notifier may announce.
 EVENT_KINDS: Final = frozenset(
     (
@@ -112,6 +126,7 @@ _LABELS: Final = {
     "flapping_start": "FLAPPING",
     "flapping_stop": "FLAPPING STOPPED",
     "repeat": "STILL ACTIVE",
+    "replayed": "REPLAYED",
     "forget": "ENDED (agent forgotten)",
 }
 
@@ -353,6 +368,8 @@ class NotifyCore:
         self._grace_until = now + settings.startup_grace_s
         self._held: list[Entry] = []
         self._aliases: dict[str, str] = {}  # a key folded into another problem's (same incident)
+        # Replayed alarms gathered per agent until the hub's "replayed" entry (module docstring).
+        self._replays: dict[str, dict[str, Any]] = {}
         self.dropped_entries = 0
         if state is not None:
             self._restore(state)
@@ -375,12 +392,56 @@ class NotifyCore:
             if entry.kind == "forget" and not entry.replayed:
                 self._forget(entry, now)
                 continue
+            if entry.replayed:
+                self._gather_replay(entry, now)
+                continue
             if entry.kind not in EVENT_KINDS or entry.replayed:
                 continue
             if self.in_grace(now) or self._held:
                 self._held.append(entry)  # in order; sorted out when the grace ends
                 continue
             self._take(entry, now)
+
+    def _gather_replay(self, entry: Entry, now: float) -> None:
+        """A replayed entry: its alarms are gathered per agent; the hub's ``replayed`` entry sends the summary."""
+        agent = entry.agent or entry.path
+        if entry.kind in ("alarm_raised", "alarm_escalated") and entry.shelf_id is None:
+            gathered = self._replays.setdefault(agent, {"mount": None, "alarms": [], "last_at": now})
+            gathered["alarms"].append([entry.alarm_id, entry.path, entry.new, entry.time, entry.kind])
+            gathered["last_at"] = now
+        elif entry.kind == "replayed":
+            gathered = self._replays.pop(agent, {"alarms": []})
+            if gathered["alarms"]:
+                self._summarise_replay(agent, entry.path, gathered["alarms"], entry.new, now)
+
+    def _summarise_replay(
+        self, agent: str, mount: str | None, alarms: list[list[Any]], level_now: int | None, now: float
+    ) -> None:
+        ids = sorted({alarm_id for alarm_id, *_ in alarms if alarm_id is not None})
+        count = len(ids) or len(alarms)
+        worst = max((level or 0) for _, _, level, _, _ in alarms)
+        start, end = min(at for *_, at, _ in alarms), max(at for *_, at, _ in alarms)
+        paths = sorted({path for _, path, *_ in alarms})
+        where = mount or _common_prefix(paths).rstrip(SEPARATOR)
+        now_text = f", now {level_label(level_now)}" if level_now is not None else ""
+        title = (
+            f"[gsmon] {agent}: {count} alarm{'s' if count != 1 else ''} between {_clock(start)} and {_clock(end)}"
+            f" UTC{now_text}"
+        )
+        hub = f" --hub {shlex.quote(self.settings.hub)}" if self.settings.hub else ""
+        lines = [f"While the hub did not hear it, agent {agent} had {count} alarm(s) (replayed from its outbox):"]
+        for alarm_id, path, level, at, kind in alarms[:50]:
+            lines.append(f"  {iso_utc(at)} {_LABELS.get(kind, kind)} {level_label(level)} {path} (alarm {alarm_id})")
+        if len(alarms) > 50:
+            lines.append(f"  ... and {len(alarms) - 50} more")
+        lines.append(f"  look:   gsmon alarms {shlex.quote(where)}{hub}")
+        body = "\n".join(lines) + "\n"
+        items = [
+            _Item("replayed", f"alarm:{alarm_id}", path, level, None, at, agent, alarm_id)
+            for alarm_id, path, level, at, _ in alarms
+        ]
+        for name, _route in self._route(where, worst):
+            self._emit(name, title, body, items, now, summary=True)
 
     def _track_shelf(self, entry: Entry) -> None:
         assert entry.shelf_id is not None
@@ -543,6 +604,11 @@ class NotifyCore:
     # -- timers ---------------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
+        for agent, gathered in list(self._replays.items()):
+            if now - gathered["last_at"] >= REPLAY_FLUSH_S:
+                del self._replays[agent]  # the hub never said the replay was complete: summarised anyway
+                if gathered["alarms"]:
+                    self._summarise_replay(agent, gathered["mount"], gathered["alarms"], None, now)
         if self._held and not self.in_grace(now):
             held, self._held = self._held, []
             self._release_held(held, now)
@@ -667,6 +733,7 @@ class NotifyCore:
             times.append(self._grace_until)
         if any(self._folded.values()):
             times += [min(ts) + WINDOW_S for ts in self._sent_times.values() if ts]
+        times += [gathered["last_at"] + REPLAY_FLUSH_S for gathered in self._replays.values()]
         times += [p.last_sent_at + self.settings.repeat_s for p in self._problems.values() if p.last_sent_at]
         return min(times, default=now + 3600.0)
 
@@ -760,6 +827,7 @@ class NotifyCore:
             "folded": {r: [_item_json(i) for i in items] for r, items in self._folded.items()},
             "held": [_entry_json(e) for e in self._held],
             "aliases": self._aliases,
+            "replays": self._replays,
             "health": {
                 r: {slot: getattr(h, slot) for slot in ReceiverHealth.__slots__} for r, h in self._health.items()
             },
@@ -782,8 +850,16 @@ class NotifyCore:
         self._folded = {r: [_Item(**i) for i in items] for r, items in state["folded"].items()}
         self._held = [Entry(**e) for e in state["held"]]
         self._aliases = dict(state.get("aliases", {}))
+        self._replays = {agent: dict(gathered) for agent, gathered in state.get("replays", {}).items()}
         for r, h in state["health"].items():
             self._health[r] = ReceiverHealth(**h)
+
+
+def _clock(t: float) -> str:
+    """Wall seconds as ``14:02:10`` (UTC): the summary's title names a span of one outage."""
+    if not math.isfinite(t):
+        return "-"
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S")
 
 
 def _alarm_id(key: str) -> int | None:

@@ -218,6 +218,9 @@ class Processes:
         return process
 
     def gsmon(self, name: str, *args: str, env: dict[str, str] | None = None) -> Process:
+        if args[:1] == ("agent",) and not any(arg == "--state-dir" or arg.startswith("--state-dir=") for arg in args):
+            # Each agent its own outbox (never the user's default state directory), kept with the test's logs.
+            args = (*args, "--state-dir", str(self.log_dir / f"agent-state-{name}-{len(self.children)}"))
         return self.start(name, [sys.executable, "-m", "gsmon.common.cli", *args], env)
 
     def hub(

@@ -218,11 +218,14 @@ class TestErrors:
         ("text", "expected"),
         [
             # unknown keys, at every level
-            ("nmae = 1", "nmae: unknown key; allowed keys here: agent, debounce, logging, modules, probes, thresholds"),
+            (
+                "nmae = 1",
+                "nmae: unknown key; allowed keys here: agent, debounce, logging, modules, outbox, probes, thresholds",
+            ),
             (
                 "[agent]\nworker = 3",
                 "agent.worker: unknown key; allowed keys here: default_dt_s, default_timeout_s, flush_interval_s, "
-                "heartbeat_interval_s, hubs, mount, name, security, state_interval_s, workers",
+                "heartbeat_interval_s, hubs, mount, name, security, state_dir, state_interval_s, workers",
             ),
             (
                 "[agent.security]\npublic_key = 'x'",

@@ -131,6 +131,62 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
         "ab6865617274626561745f73cb3ff8000000000000a6706f696e747303",
         [1, 3, 3, "agent-1", EPOCH, 7, SENT_NS, {"mount": "GS1/Antenna2", "heartbeat_s": 1.5, "points": 3}],
     ),
+    "HEARTBEAT_OUTBOX": (
+        proto.Heartbeat(
+            **HEADER, mount="GS1/Antenna2", heartbeat_s=1.5, point_count=3, outbox=proto.OutboxMark(0x5EED, 3, 9)
+        ),
+        "98010303a76167656e742d31cf0000123456789abc07cf17979cfe362a000086a56d6f756e74ac4753312f416e74656e6e6132ab"
+        "6865617274626561745f73cb3ff8000000000000a6706f696e747303a96f7574626f785f6964cd5eeda9747365715f7461696c03"
+        "a9747365715f6865616409",
+        [
+            1,
+            3,
+            3,
+            "agent-1",
+            EPOCH,
+            7,
+            SENT_NS,
+            {
+                "mount": "GS1/Antenna2",
+                "heartbeat_s": 1.5,
+                "points": 3,
+                "outbox_id": 0x5EED,
+                "tseq_tail": 3,
+                "tseq_head": 9,
+            },
+        ],
+    ),
+    "TRANSITIONS": (
+        proto.Transitions(
+            **HEADER,
+            outbox_id=0x5EED,
+            first=3,
+            last=4,
+            done=True,
+            transitions=[proto.TransitionItem(4, "level", "Drive/Temp", POLLED, 10, 30, 91.5, "RED")],
+            lost=(3, 3),
+        ),
+        "98010305a76167656e742d31cf0000123456789abc07cf17979cfe362a000086a96f7574626f785f6964cd5eeda5666972737403"
+        "a46c61737404a4646f6e65c3ab7472616e736974696f6e73919804a56c6576656caa44726976652f54656d70cb41d954fc401000"
+        "000a1ecb4056e00000000000a3524544a46c6f7374920303",
+        [
+            1,
+            3,
+            5,
+            "agent-1",
+            EPOCH,
+            7,
+            SENT_NS,
+            {
+                "outbox_id": 0x5EED,
+                "first": 3,
+                "last": 4,
+                "done": True,
+                "transitions": [[4, "level", "Drive/Temp", POLLED, 10, 30, 91.5, "RED"]],
+                "lost": [3, 3],
+            },
+        ],
+    ),
     "BYE": (
         proto.Bye(**HEADER),
         "98010304a76167656e742d31cf0000123456789abc07cf17979cfe362a000080",
@@ -316,6 +372,7 @@ def test_golden_kind_numbers_are_the_documented_ones() -> None:
         "DELTA": 2,
         "HEARTBEAT": 3,
         "BYE": 4,
+        "TRANSITIONS": 5,
         "HELLO": 10,
         "SNAPSHOT_REQUEST": 11,
         "COMMAND": 12,
@@ -780,7 +837,7 @@ MALFORMED: dict[str, tuple[bytes, str]] = {
     "major '1'": (envelope(4, {}, major="1"), "major version"),
     "kind 99": (envelope(99, {}), "unknown message kind"),
     "kind 0": (envelope(0, {}), "unknown message kind"),
-    "kind 5": (envelope(5, {}), "unknown message kind"),
+    "kind 6": (envelope(6, {}), "unknown message kind"),  # 5 is TRANSITIONS (1.3); 6-9 are reserved
     "kind True": (envelope(True, GOOD_STATE_BODY), "unknown message kind"),
     "kind 1.0": (envelope(1.0, GOOD_STATE_BODY), "unknown message kind"),  # type: ignore[arg-type]
     "kind '1'": (envelope("1", GOOD_STATE_BODY), "unknown message kind"),  # type: ignore[arg-type]

@@ -1,0 +1,327 @@
+"""What the hub missed of an agent, asked back from its outbox and replayed into the alarm book. No I/O.
+
+A pure core beside :class:`~gsmon.hub.state.HubState` (protocol 1.3, "Outbox
+and replay"; the agent side is :mod:`gsmon.agent.outbox`). Every time is an
+argument (``now`` monotonic, ``wall`` wall-clock seconds)::
+
+    server, per agent message HubState applied, with an outbox mark:
+        core.observe(agent, epoch, seq, mark, state_end, now)
+    server, per TRANSITIONS HubState applied (in its seq order):
+        core.apply(msg, mount, mount_level, book, now, wall)
+    server, every turn:
+        for agent, first, last in core.take_requests(now): subscribe + unsubscribe replay_topic(...)
+        store.write_turn(..., meta=core.take_marks())        # with the journal, in ONE transaction
+
+Rules:
+
+* Per agent the hub keeps ``have``: every outbox entry up to it is in its
+  journal (applied live or replayed, or journaled as lost). It is stored in
+  the state store (meta ``outbox:<agent>`` = ``[outbox_id, have]``) in the same
+  transaction as the journal rows it accounts for, so a restarted hub knows it.
+* ``have`` follows the agent's ``tseq_head`` while the hub hears the agent's
+  messages without a break: the same epoch, seq after seq (a head is read by
+  the agent before the points of its message, so every transition up to it is
+  in that message or an earlier one).
+* A break (a seq gap, a new agent epoch, the hub's own restart) stops that;
+  the hub's resync brings a STATE whose head ``H`` closes it: entries
+  ``have+1 .. H`` are asked for (REPLAY topic ``have+1-H``) and, as they come,
+  journaled and fed to the alarm book as replayed. Transitions after ``H``
+  arrive live. An unanswered request is repeated after :data:`RETRY_S`
+  without progress.
+* An agent (or an outbox id) the hub has no record of is followed from its
+  head: its earlier history predates this hub's journal and is not replayed.
+  A head below ``have`` (the agent's outbox went back) is followed from there.
+* Idempotent: an entry at or below ``have`` is never applied twice (a repeated
+  or late TRANSITIONS, a batch asked twice).
+* Lost: entries below the agent's ``tseq_tail`` (or a TRANSITIONS ``lost``
+  range) that the hub did not have were dropped by the agent's bounds; the
+  hub journals one ``lost_transitions`` entry on the agent's mount (``value``
+  ``[from, to]``) and moves ``have`` past them.
+* Confirmations: the hub tells each agent what it has by a REPLAY request
+  with an empty range (``have+1-have``) at most every
+  :data:`CONFIRM_INTERVAL_S`, and with every replay request; the agent then
+  drops what every hub confirmed. (A REPLAY subscription reaches every
+  connected agent, so confirmations are rare by design.)
+* A completed replay is journaled as one ``replayed`` entry on the mount
+  (``comment`` "N transitions from T1 to T2", ``new`` the mount's level now):
+  the notifier sends one summary per agent on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from gsmon.common import names as naming
+from gsmon.common import protocol as proto
+from gsmon.hub.alarms import AlarmBook
+
+__all__ = ["CONFIRM_INTERVAL_S", "META_PREFIX", "RETRY_S", "ReplayCore", "ReplayStats"]
+
+log = logging.getLogger(__name__)
+
+META_PREFIX: Final = "outbox:"
+RETRY_S: Final = 5.0
+CONFIRM_INTERVAL_S: Final = 60.0
+_INF: Final = math.inf
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    """Counters for the hub's health points."""
+
+    replayed: int = 0  # outbox entries journaled as replayed
+    duplicates: int = 0  # entries at or below `have` (asked twice, late answers): ignored
+    unsolicited: int = 0  # TRANSITIONS nobody asked for (or from another outbox): dropped
+    lost: int = 0  # entries journaled as lost_transitions
+    requests: int = 0
+
+
+@dataclass(slots=True)
+class _Follow:
+    """One agent's outbox as the hub follows it."""
+
+    outbox_id: int
+    have: int
+    epoch: int = -1
+    last_seq: int = -1
+    contiguous: bool = False  # heard seq after seq since `have` last followed the head
+    want: list[int] | None = None  # [next tseq expected, last asked for], while replaying
+    asked_at: float = -_INF  # the request was (re)sent then, or progress was made
+    live_head: int = 0  # heads heard in order while the replay runs
+    confirmed: int = 0  # `have` as last told to the agent
+    confirm_at: float = -_INF
+    first_time: float = _INF  # the replayed entries' times (for the summary)
+    last_time: float = -_INF
+    count: int = 0
+    points: set[str] = field(default_factory=set)
+
+
+class ReplayCore:
+    """The hub's view of every agent's outbox (module docstring). ``stored``: :meth:`take_marks` as stored."""
+
+    def __init__(self, stored: Mapping[str, str] | None = None) -> None:
+        self._agents: dict[str, _Follow] = {}
+        self._dirty: set[str] = set()
+        self.stats = ReplayStats()
+        for key, text in (stored or {}).items():
+            try:
+                outbox_id, have = json.loads(text)
+            except (ValueError, TypeError):
+                log.warning("state store: ignored an unreadable outbox mark %s = %r", key, text[:80])
+                continue
+            if isinstance(outbox_id, int) and isinstance(have, int) and key.startswith(META_PREFIX):
+                self._agents[key[len(META_PREFIX) :]] = _Follow(outbox_id, have, confirmed=have)
+
+    def have(self, agent: str) -> int | None:
+        """Every outbox entry of ``agent`` up to this is in the journal (None: not followed)."""
+        follow = self._agents.get(agent)
+        return None if follow is None else follow.have
+
+    def replaying(self, agent: str) -> bool:
+        follow = self._agents.get(agent)
+        return follow is not None and follow.want is not None
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def observe(
+        self, agent: str, epoch: int, seq: int, mark: proto.OutboxMark, state_end: bool, now: float
+    ) -> list[tuple[int, int]]:
+        """A STATE, DELTA or HEARTBEAT of ``agent`` that HubState applied, with its outbox ``mark``;
+        ``state_end``: the last part of a STATE. Returns the ranges found lost (journal them with
+        :meth:`journal_lost`)."""
+        follow = self._agents.get(agent)
+        if follow is None or follow.outbox_id != mark.outbox_id:
+            if follow is not None:
+                log.info(
+                    "agent %s has a new outbox (%x, was %x): followed from tseq %d, earlier entries not replayed",
+                    agent,
+                    mark.outbox_id,
+                    follow.outbox_id,
+                    mark.head,
+                )
+            follow = self._agents[agent] = _Follow(mark.outbox_id, mark.head, epoch, seq, contiguous=True)
+            self._dirty.add(agent)
+            return []
+        in_order = epoch == follow.epoch and seq == follow.last_seq + 1
+        follow.epoch, follow.last_seq = epoch, seq
+        if not in_order:
+            follow.contiguous = False
+        if mark.head < follow.have:
+            log.info(
+                "agent %s: its outbox is back at tseq %d (the hub had %d): followed from there",
+                agent,
+                mark.head,
+                follow.have,
+            )
+            follow.have = follow.confirmed = mark.head
+            follow.want = None
+            follow.contiguous = in_order or state_end
+            self._dirty.add(agent)
+            return []
+        if follow.contiguous:
+            if follow.want is None:
+                self._advance(agent, follow, mark.head)
+            else:
+                follow.live_head = max(follow.live_head, mark.head)
+            return []
+        if not state_end:
+            return []  # after a break: the resync STATE closes it
+        follow.contiguous = True
+        lost: list[tuple[int, int]] = []
+        if follow.have + 1 < mark.tail:
+            lost.append((follow.have + 1, mark.tail - 1))
+            follow.have = mark.tail - 1
+            self._dirty.add(agent)
+        if mark.head > follow.have:
+            start = follow.want[0] if follow.want is not None else follow.have + 1
+            follow.want = [max(start, follow.have + 1), mark.head]
+            follow.asked_at = -_INF  # ask at once
+            follow.live_head = mark.head
+        return lost
+
+    def _advance(self, agent: str, follow: _Follow, head: int) -> None:
+        if head > follow.have:
+            follow.have = head
+            self._dirty.add(agent)
+
+    def apply(
+        self,
+        msg: proto.Transitions,
+        mount: str | None,
+        mount_level: int | None,
+        book: AlarmBook | None,
+        now: float,
+        wall: float,
+    ) -> None:
+        """A TRANSITIONS message HubState applied (in order): journal and latch what the hub did not have."""
+        agent = msg.sender
+        follow = self._agents.get(agent)
+        if follow is None or follow.outbox_id != msg.outbox_id or follow.want is None or mount is None:
+            self.stats.unsolicited += 1
+            return
+        first, last = follow.want
+        if msg.first > first:
+            return  # an answer to an earlier request, past a lost message: the retry asks again
+        if msg.lost is not None:
+            lost_from, lost_to = max(msg.lost[0], follow.have + 1), min(msg.lost[1], last)
+            if lost_from <= lost_to:
+                self.journal_lost(agent, mount, [(lost_from, lost_to)], book, wall)
+                follow.have = max(follow.have, lost_to)
+        touched: list[str] = []
+        for item in msg.transitions:
+            if item.tseq <= follow.have or item.tseq > last:
+                self.stats.duplicates += 1
+                continue
+            follow.have = item.tseq
+            try:
+                naming.check_path(item.path, "point path")
+                path = naming.join(mount, item.path)
+            except naming.InvalidNameError:
+                continue  # never a point of this agent: nothing to journal under
+            self.stats.replayed += 1
+            follow.count += 1
+            follow.first_time = min(follow.first_time, item.time)
+            follow.last_time = max(follow.last_time, item.time)
+            if book is None:
+                continue
+            if item.kind == "level":
+                book.replayed_level(path, agent, item.old, item.new, item.alertstr, item.value, item.time, wall)
+                if path not in follow.points:
+                    follow.points.add(path)
+                    touched.append(path)
+            else:
+                book.record(item.kind, path, wall, at=item.time, old=item.old, new=item.new, agent=agent, replayed=True)
+        follow.have = max(follow.have, min(msg.last, last))
+        follow.want = None if follow.have >= last else [follow.have + 1, last]
+        follow.asked_at = now
+        self._dirty.add(agent)
+        if follow.want is not None:
+            return
+        # Done: the alarms of the replayed points follow their live levels again; one summary entry.
+        if follow.contiguous:
+            follow.have = max(follow.have, follow.live_head)
+        if book is not None:
+            for path in sorted(follow.points):
+                book.replay_done(path, wall)
+            if follow.count:
+                book.record(
+                    "replayed",
+                    mount,
+                    wall,
+                    at=follow.last_time,
+                    new=mount_level,
+                    agent=agent,
+                    comment=f"{follow.count} transitions from {_iso(follow.first_time)} to {_iso(follow.last_time)}"
+                    " replayed from the agent's outbox",
+                    value=[follow.first_time, follow.last_time],
+                    replayed=True,
+                )
+        log.info("agent %s: replayed %d outbox entries (now at tseq %d)", agent, follow.count, follow.have)
+        follow.count = 0
+        follow.first_time, follow.last_time = _INF, -_INF
+        follow.points = set()
+        follow.confirm_at = -_INF  # confirm at once: the agent may drop them
+
+    def journal_lost(
+        self, agent: str, mount: str | None, ranges: Iterable[tuple[int, int]], book: AlarmBook | None, wall: float
+    ) -> None:
+        """Journal ``lost_transitions`` on the agent's mount for each tseq range the agent no longer has."""
+        for lost_from, lost_to in ranges:
+            self.stats.lost += lost_to - lost_from + 1
+            log.warning(
+                "agent %s: transitions %d..%d were dropped from its outbox before this hub had them "
+                "(its outbox bound); journaled as lost_transitions",
+                agent,
+                lost_from,
+                lost_to,
+            )
+            if book is not None and mount is not None:
+                book.record(
+                    "lost_transitions",
+                    mount,
+                    wall,
+                    agent=agent,
+                    value=[lost_from, lost_to],
+                    comment=f"outbox entries {lost_from}..{lost_to} of agent {agent} were lost",
+                    replayed=True,
+                )
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def take_requests(self, now: float) -> list[tuple[str, int, int]]:
+        """REPLAY requests to send now: ``(agent, first, last)``; ``last < first`` only confirms."""
+        out: list[tuple[str, int, int]] = []
+        for agent, follow in self._agents.items():
+            if follow.want is not None:
+                if now - follow.asked_at >= RETRY_S:
+                    follow.asked_at = now
+                    follow.confirmed = follow.want[0] - 1
+                    follow.confirm_at = now
+                    self.stats.requests += 1
+                    out.append((agent, follow.want[0], follow.want[1]))
+            elif follow.have > follow.confirmed and now - follow.confirm_at >= CONFIRM_INTERVAL_S:
+                follow.confirmed = follow.have
+                follow.confirm_at = now
+                out.append((agent, follow.have + 1, follow.have))
+        return out
+
+    def take_marks(self) -> dict[str, str]:
+        """Meta rows to store (``outbox:<agent>`` -> ``[outbox_id, have]``) for what changed since the last call."""
+        marks = {}
+        for agent in self._dirty:
+            follow = self._agents.get(agent)
+            if follow is not None:
+                marks[META_PREFIX + agent] = json.dumps([follow.outbox_id, follow.have])
+        self._dirty.clear()
+        return marks
+
+
+def _iso(wall: float) -> str:
+    from gsmon.hub.alarms import iso_utc
+
+    return iso_utc(wall) or "-"
