@@ -181,9 +181,11 @@ class Router:
         agent = self.state.agents[name]
         if agent.silent:
             self.unreachable += 1
-            heard = f"for {now - agent.last_heard:.0f} s" if agent.last_heard else "yet"
             return RoutedReply(
-                to, False, f"{mount} unreachable: nothing heard from site hub {name} {heard}", {"reason": "unreachable"}
+                to,
+                False,
+                f"{mount} unreachable: nothing heard from site hub {name} for {now - agent.last_heard:.0f} s",
+                {"reason": "unreachable"},
             )
         if len(self._pending) >= _MAX_PENDING:
             return RoutedReply(to, False, "busy, retry: too many commands routed to sites", {"reason": "busy"})

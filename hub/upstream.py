@@ -251,6 +251,9 @@ class UpstreamCore:
         entries: list[proto.PointEntry] = []
         sent_key = self._sent_key
         sent_key.clear()
+        # The STATE carries every point as it is now: changes waiting to be sent are in it.
+        self._changed.clear()
+        self._held.clear()
         for agent in self.state.agents.values():
             for path, leaf in agent.leaves.items():
                 if not self._selected(path):
