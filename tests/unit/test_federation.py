@@ -17,7 +17,7 @@ from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE
 from gsmon.hub.alarms import ACTIVE_ACKED, ACTIVE_UNACKED, AGENT_SILENT, AlarmBook
 from gsmon.hub.queries import QueryCore
-from gsmon.hub.relay import RelayGuard, Router, RoutedReply, run_routed
+from gsmon.hub.relay import RelayGuard, RoutedReply, Router, run_routed
 from gsmon.hub.state import HubState
 from gsmon.hub.upstream import UpstreamCore, UpstreamSettings
 
@@ -129,7 +129,8 @@ def test_the_central_hub_mounts_the_site_tree_with_owner_dt_alarm_and_recomputes
     )
     assert disk["alarm"] == {"id": site_alarm.id, "state": ACTIVE_UNACKED, "max_level": RED}
     assert disk["via"] == ["site1"]
-    assert central.out["GS1/rack1"]["alert"] == RED and central.out["GS1"]["alert"] == RED
+    assert central.out["GS1/rack1"]["alert"] == RED
+    assert central.out["GS1"]["alert"] == RED
     assert central.out["GS1/rack1/cpu"]["alert"] == GREEN
     assert central.book.alarms() == []  # alarm state stays with the site: no second alarm at the top
 
@@ -167,9 +168,11 @@ def test_losing_the_site_is_one_alarm_at_the_centre_and_it_heals_with_a_full_sta
     site.upstream.upstream(SUBSCRIBE + proto.RESYNC_TOPIC_PREFIX + b"GS1")
     sent = pump(site, central, 11.2)
     assert [type(msg) for msg in sent][:1] == [proto.State]
-    assert central.out["GS1/rack1/cpu"]["alert"] == ORANGE and not central.out["GS1/rack1/cpu"]["stale"]
+    assert central.out["GS1/rack1/cpu"]["alert"] == ORANGE
+    assert not central.out["GS1/rack1/cpu"]["stale"]
     assert not central.out["GS1/rack1/disk"]["stale"]
-    assert [a.path for a in central.book.alarms()] == ["GS1"] and central.book.alarms()[0].rtn_at is not None
+    assert [a.path for a in central.book.alarms()] == ["GS1"]
+    assert central.book.alarms()[0].rtn_at is not None
 
 
 def test_coalescing_sends_at_most_one_entry_per_point_per_interval_and_the_latest_wins() -> None:
@@ -212,7 +215,8 @@ def test_prefixes_limit_what_goes_upstream() -> None:
     site.take(Agent("ant", "ant").state(pt("az")), 0.0)
     site.link("GS1", prefixes=("ant",)).upstream(SUBSCRIBE)
     pump(site, central, 0.0)
-    assert "GS1/ant/az" in central.out and not any(path.startswith("GS1/rack1") for path in central.out)
+    assert "GS1/ant/az" in central.out
+    assert not any(path.startswith("GS1/rack1") for path in central.out)
     assert not any(path.startswith("GS1/_hub") for path in central.out)  # the site's own points never go
 
 
@@ -258,9 +262,12 @@ def test_a_configured_loop_stops_at_the_hub_that_sees_its_own_id() -> None:
         pump(a, b, now)
         pump(b, a, now)
     # Each hub has the other's own points once; its own, come back round, it dropped (counted).
-    assert "X/rack1/cpu" in b.out and not any(path.startswith("X/Y") for path in b.out)
-    assert "Y/ant/az" in a.out and not any(path.startswith("Y/X") for path in a.out)
-    assert a.guard.loops_dropped > 0 and b.guard.loops_dropped > 0
+    assert "X/rack1/cpu" in b.out
+    assert not any(path.startswith("X/Y") for path in b.out)
+    assert "Y/ant/az" in a.out
+    assert not any(path.startswith("Y/X") for path in a.out)
+    assert a.guard.loops_dropped > 0
+    assert b.guard.loops_dropped > 0
 
 
 def test_a_chain_of_three_hubs_names_the_owner_and_lists_the_hubs_passed() -> None:
@@ -275,7 +282,8 @@ def test_a_chain_of_three_hubs_names_the_owner_and_lists_the_hubs_passed() -> No
     assert (cpu["agent"], cpu["via"], cpu["alert"], cpu["dt"]) == ("M:GS1:rack1", ["site1", "mid"], RED, 2.0)
     assert cpu["alarm"]["id"] == site.book.alarms()[0].id
     assert top.out["M"]["alert"] == RED
-    assert mid.book.alarms() == [] and top.book.alarms() == []
+    assert mid.book.alarms() == []
+    assert top.book.alarms() == []
 
 
 # -- routed commands ----------------------------------------------------------------------------
@@ -286,9 +294,12 @@ def test_an_ack_at_the_centre_is_applied_at_the_site_and_shows_at_the_centre() -
     [alarm] = site.book.alarms()
     assert central.ask("ack", {"ids": [alarm.id], "path": "GS1/rack1/disk"}, 1.0) is None  # routed down
     [reply] = routed_answers(site, central, 1.1)
-    assert reply.ok and reply.result["acked"] == [alarm.id]
+    assert reply.ok
+    assert reply.result["acked"] == [alarm.id]
     stored = site.book.alarm(alarm.id)
-    assert stored is not None and stored.state == ACTIVE_ACKED and stored.acked_by == "anonymous@unknown@central"
+    assert stored is not None
+    assert stored.state == ACTIVE_ACKED
+    assert stored.acked_by == "anonymous@unknown@central"
     pump(site, central, 1.2)
     assert central.out["GS1/rack1/disk"]["alarm"]["state"] == ACTIVE_ACKED
     assert central.book.alarms() == []
@@ -305,7 +316,8 @@ def test_a_command_for_a_silent_site_fails_at_once_with_the_reason() -> None:
     site, central, _ = federation()
     central.state.tick(10.0, WALL0 + 10.0)
     reply = central.ask("ack", {"ids": [1], "path": "GS1/rack1/disk"}, 10.0)
-    assert reply is not None and not reply.ok
+    assert reply is not None
+    assert not reply.ok
     assert reply.message.startswith("GS1 unreachable: nothing heard from site hub GS1 for ")
     assert reply.result == {"reason": "unreachable"}
     assert central.router.take_topics() == []  # nothing went down, nothing applied anywhere
@@ -319,7 +331,8 @@ def test_an_unanswered_routed_command_fails_after_the_timeout_and_is_never_appli
     [topic] = central.router.take_topics()  # lost on the way (the link went down)
     assert central.router.expire(5.9) == []
     [late] = central.router.expire(6.0)
-    assert not late.ok and late.message == "GS1 unreachable: no answer from site hub GS1 within 5 s"
+    assert not late.ok
+    assert late.message == "GS1 unreachable: no answer from site hub GS1 within 5 s"
     assert site.upstream is not None
     command, _ = site.upstream.upstream(SUBSCRIBE + topic)  # it arrives after all, too late
     assert command is not None
@@ -330,7 +343,9 @@ def test_an_unanswered_routed_command_fails_after_the_timeout_and_is_never_appli
 def test_commands_for_paths_outside_any_site_run_at_the_hub_itself() -> None:
     _, central, _ = federation()
     reply = central.ask("alarms", {"prefix": "elsewhere"}, 1.0)
-    assert reply is not None and reply.ok and reply.result == {"alarms": []}
+    assert reply is not None
+    assert reply.ok
+    assert reply.result == {"alarms": []}
     assert central.router.take_topics() == []
 
 
@@ -339,7 +354,9 @@ def test_a_routed_command_is_checked_against_the_role_the_centre_saw() -> None:
     routed = {"route_id": 3, "command": "ack", "args": {"ids": [1]}, "by": "v", "hub": "c", "role": "viewer",
               "deadline": WALL0 + 100}  # fmt: skip
     answer = run_routed(site.queries, site.router, routed, 1.0, WALL0 + 1.0)
-    assert answer is not None and not answer.ok and answer.result == {"reason": "forbidden"}
+    assert answer is not None
+    assert not answer.ok
+    assert answer.result == {"reason": "forbidden"}
 
 
 # -- the wire -----------------------------------------------------------------------------------
