@@ -164,7 +164,10 @@ key           type                meaning
                                   hub's alarm id), ``state``, ``max_level``; nil: none
 ============  ==================  ==========================================================
 
-A map with ``via`` must have all of them right, or the message is invalid.
+A sender leaves out every key at its default: ``raw_str`` "", ``pending``
+and ``flapping`` nil, ``stale`` false, ``dt`` nil, ``reported`` = ``raw``,
+``alarm`` nil (``raw``, ``agent`` and ``via`` are always there). A map with
+``via`` must have the others right where present, or the message is invalid.
 The central hub (rules):
 
 * it drops every relayed entry whose ``via`` holds its own hub id (a loop)
@@ -2124,9 +2127,25 @@ def relay_map(
     alarm: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """(1.3) The 7th item of a relayed point entry (spec: "Relayed entries"): ``debounce``
-    (:func:`point_debounce_map`) with the relay keys added."""
-    made = dict(debounce)
-    made.update({"agent": agent, "via": via, "stale": stale, "dt": dt_s, "reported": reported, "alarm": alarm})
+    (:func:`point_debounce_map`) with the relay keys added, every key at its default left out
+    (a WAN link carries thousands of these a second)."""
+    made: dict[str, Any] = {"raw": debounce["raw"]}
+    if debounce.get("raw_str"):
+        made["raw_str"] = debounce["raw_str"]
+    if debounce.get("pending") is not None:
+        made["pending"] = debounce["pending"]
+    if debounce.get("flapping") is not None:
+        made["flapping"] = debounce["flapping"]
+    made["agent"] = agent
+    made["via"] = via
+    if stale:
+        made["stale"] = True
+    if dt_s is not None:
+        made["dt"] = dt_s
+    if reported != debounce["raw"]:
+        made["reported"] = reported
+    if alarm is not None:
+        made["alarm"] = alarm
     return made
 
 

@@ -168,7 +168,10 @@ class UpstreamCore:
         self.policy = _LinkPolicy(settings, epoch, now)
         self._changed: dict[str, None] = {}
         state.changes_out = self._changed  # drain adds every changed path
-        self._held: dict[str, None] = {}  # changed, not sent yet (coalescing), in order of change
+        # Changed, not sent yet (coalescing): path -> the flush time it waits on (-inf: due now).
+        self._held_at: dict[str, float] = {}
+        self._due_now: dict[str, None] = {}
+        self._waiting: dict[float, dict[str, None]] = {}  # last-sent flush time -> paths, oldest first
         self._sent_at: dict[str, float] = {}  # when each point's last DELTA entry was made
         self._sent_key: dict[str, tuple[Any, ...]] = {}  # its level, staleness and alarm then
         self._now = now
@@ -204,27 +207,47 @@ class UpstreamCore:
     # -- PointSource (the send policy's view of the site's tree) ---------------------------------
 
     def take_changes(self) -> list[proto.PointEntry]:
-        """The points due in this flush: changed, their coalescing interval over, selected."""
+        """The points due in this flush: changed, their coalescing interval over, selected.
+
+        O(changes), not O(points held): a change is filed at once as due now (nothing sent for
+        it within the interval) or under the flush that last sent it, and whole flushes come due
+        in order (flush times only grow)."""
         now = self._now
-        held = self._held
+        interval = self.settings.coalesce_s
+        sent_at = self._sent_at
+        held_at, due_now, waiting = self._held_at, self._due_now, self._waiting
         if self._changed:
             for path in self._changed:
-                if path in held:
-                    self.entries_coalesced += 1
-                held[path] = None
+                if path in held_at:
+                    self.entries_coalesced += 1  # folded into the entry it already waits for
+                    continue
+                last = sent_at.get(path)
+                if last is None or now >= last + interval:
+                    due_now[path] = None
+                    held_at[path] = -math.inf
+                else:
+                    bucket = waiting.get(last)
+                    if bucket is None:
+                        bucket = waiting[last] = {}
+                    bucket[path] = None
+                    held_at[path] = last
             self._changed.clear()
-        if not held:
+        ready = list(due_now)
+        due_now.clear()
+        while waiting:
+            first = next(iter(waiting))
+            if now < first + interval:
+                break
+            ready += waiting.pop(first)
+        if not ready:
             return []
-        interval = self.settings.coalesce_s
         min_level = self.settings.min_level
-        sent_at, sent_key = self._sent_at, self._sent_key
+        sent_key = self._sent_key
         get = self.state.tree.get
         out: list[proto.PointEntry] = []
         removed = False
-        for path in list(held):
-            if now < sent_at.get(path, -math.inf) + interval:
-                continue
-            del held[path]
+        for path in ready:
+            del held_at[path]
             node = get(path)
             if node is None or not node.is_leaf:
                 if path in sent_key:  # a point the central hub has: gone here, so it goes there with a STATE
@@ -234,11 +257,11 @@ class UpstreamCore:
                 continue
             if not self._selected(path):
                 continue
-            entry = self._entry(node.data)
-            key = _key_of(entry)
-            if entry.alertcode < min_level and sent_key.get(path) == key:
-                continue  # below the minimum level, only its value changed: not relayed
-            out.append(entry)
+            leaf = node.data
+            key = self._key(leaf)
+            if key[0] < min_level and sent_key.get(path) == key:
+                continue  # below the minimum level and only its value changed: not relayed
+            out.append(self._entry(leaf))
             sent_at[path] = now
             sent_key[path] = key
         if removed:
@@ -253,14 +276,15 @@ class UpstreamCore:
         sent_key.clear()
         # The STATE carries every point as it is now: changes waiting to be sent are in it.
         self._changed.clear()
-        self._held.clear()
+        self._held_at.clear()
+        self._due_now.clear()
+        self._waiting.clear()
         for agent in self.state.agents.values():
             for path, leaf in agent.leaves.items():
                 if not self._selected(path):
                     continue
-                entry = self._entry(leaf)
-                entries.append(entry)
-                sent_key[path] = _key_of(entry)
+                entries.append(self._entry(leaf))
+                sent_key[path] = self._key(leaf)
         self.entries_sent += len(entries)
         return entries, []
 
@@ -274,6 +298,24 @@ class UpstreamCore:
             return False
         prefixes = self.settings.prefixes
         return not prefixes or any(names.path_in_prefix(path, prefix) for prefix in prefixes)
+
+    def _key(self, leaf: Any) -> tuple[int, bool, Any]:
+        """What a point's entry says besides its value -- level (STALE included), staleness, alarm: a
+        change of it is relayed whatever the minimum level."""
+        debounce = leaf.debounce
+        stale = bool(leaf.overdue or leaf.agent.silent)
+        alarm: Any = None
+        if leaf.agent.relay and debounce is not None and "via" in debounce:
+            stale = stale or debounce["stale"]
+            alarm = debounce["alarm"]
+            if alarm is not None:
+                alarm = (alarm["id"], alarm["state"], alarm["max_level"])
+        elif self.state.alarms is not None:
+            found = self.state.alarms.current_view(leaf.path).alarm
+            if found is not None:
+                alarm = (found.id, found.state, found.max_level)
+        code: int = leaf.node.code
+        return (max(code, STALE_ALERTCODE) if stale else code, stale, alarm)
 
     def _entry(self, leaf: Any) -> proto.PointEntry:
         """A leaf of the site's tree as a relayed entry (protocol: "Relayed entries")."""
@@ -311,13 +353,6 @@ class UpstreamCore:
         label = alertstr_for(code) if code != leaf.alertcode else leaf.alertstr
         entry = proto.PointEntry(leaf.path, leaf.value, code, label or "", leaf.polled_at_s or 0.0, None)
         return proto.debounced_entry(entry, proto.relay_map(base, owner, via, stale, dt_s, reported, alarm))
-
-
-def _key_of(entry: proto.PointEntry) -> tuple[Any, ...]:
-    """What a relayed entry says besides its value: a change of it is relayed whatever the minimum level."""
-    relay = entry.debounce if type(entry) is proto.DebouncedEntry else {}
-    alarm = relay.get("alarm")
-    return (entry.alertcode, relay.get("stale"), None if alarm is None else tuple(alarm.values()))
 
 
 class UpstreamLink:
