@@ -313,7 +313,10 @@ def _upstream(hub: Section) -> UpstreamConfig | None:
         return None
     endpoint = hub.endpoint("upstream", connect=True)
     if "upstream_mount" not in hub:
-        raise hub.error("upstream_mount", "is required with upstream: where this hub's tree hangs at the central hub")
+        raise hub.error(
+            "upstream_mount",
+            "is required with upstream: where this hub's tree hangs at the central hub (--upstream-mount GS1)",
+        )
     mount = hub.string("upstream_mount")
     try:
         names.check_mount(mount)

@@ -251,6 +251,10 @@ def run(args: argparse.Namespace) -> int:
             keys = _check_keys(keys_dir) if keys_dir is not None else "no keys (CURVE off)"
         except GsmonError as error:
             raise error.at(keys_origin) from error
+        upstream = config.upstream
+        if upstream is not None:
+            _upstream_settings(config)  # the upstream key files load too
+            keys += f"; upstream {upstream.endpoint} under {upstream.mount}"
         print(
             f"config OK: {config.source}: agents={bind_to.agents} subscribers={bind_to.subscribers} "
             f"query={bind_to.query}; {keys}"

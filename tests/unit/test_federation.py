@@ -6,6 +6,7 @@ No sockets, no sleeps: site and central hub cores are wired through the real cod
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +16,9 @@ from test_hub_state import SETTINGS, WALL0, Agent, pt
 
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE
+from gsmon.common.config import ConfigError
 from gsmon.hub.alarms import ACTIVE_ACKED, ACTIVE_UNACKED, AGENT_SILENT, AlarmBook
+from gsmon.hub.config import UpstreamConfig, parse_hub_config, read_hub_config
 from gsmon.hub.queries import QueryCore
 from gsmon.hub.relay import RelayGuard, RoutedReply, Router, run_routed
 from gsmon.hub.state import HubState
@@ -390,3 +393,46 @@ def test_relay_keys_with_a_wrong_type_make_the_message_invalid(bad: dict[str, An
     frame = msgpack.packb([1, 3, 2, "GS1", 1, 1, 0, {"points": [["p", 1, 10, "GREEN", 1.0, None, relay]]}])
     with pytest.raises(proto.ProtocolError, match=r"relay keys"):
         proto.decode(frame)
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def test_the_upstream_keys_of_the_hub_config() -> None:
+    config = parse_hub_config(
+        '[hub]\nhub_id = "site1"\nupstream = "tcp://central:7761"\nupstream_mount = "Sites/GS1"\n'
+        'upstream_prefixes = ["rack1", "ant/"]\nupstream_min_level = "orange"\nupstream_coalesce_ms = 250\n'
+    )
+    assert config.hub_id == "site1"
+    assert config.upstream == UpstreamConfig(
+        endpoint="tcp://central:7761", mount="Sites/GS1", prefixes=("rack1", "ant/"), min_level=ORANGE, coalesce_ms=250
+    )
+    assert UpstreamSettings(endpoint="e", mount="Sites/GS1").sender == "GS1"
+    assert parse_hub_config("").upstream is None
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('upstream = "tcp://c:1"', "upstream_mount: is required with upstream"),
+        ('upstream_mount = "GS1"', "upstream_mount: needs upstream"),
+        ('upstream = "tcp://c:1"\nupstream_mount = "_hub/x"', "reserved"),
+        ('upstream = "tcp://c:1"\nupstream_mount = "GS1"\nupstream_key = "k"', "upstream_hub_key: is missing"),
+        ('upstream = "tcp://c:1"\nupstream_mount = "GS1"\nupstream_min_level = "PINK"', "upstream_min_level"),
+    ],
+)
+def test_bad_upstream_keys_are_refused_in_one_line_naming_the_key(text: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        parse_hub_config(f"[hub]\n{text}\n")
+
+
+def test_the_upstream_flags_set_the_keys() -> None:
+    overrides = {
+        "hub.upstream": ("tcp://central:7761", "--upstream"),
+        "hub.upstream_mount": ("GS1", "--upstream-mount"),
+        "hub.upstream_prefixes": (["rack1"], "--upstream-prefix"),
+        "hub.upstream_coalesce_ms": (0, "--upstream-coalesce-ms"),
+    }
+    upstream = read_hub_config(None, overrides).upstream
+    assert upstream is not None
+    assert (upstream.mount, upstream.prefixes, upstream.coalesce_ms) == ("GS1", ("rack1",), 0)
