@@ -178,7 +178,7 @@ The central hub (rules):
 * it shows a relayed point with ``stale`` as the entry says (its NODE
   ``stale``), ``agent`` as ``<sender>:<agent>`` (``GS1:rack1``), ``dt``
   from the map, ``reported_alert`` from ``reported``, the ``alarm`` map as
-  relayed (its ids are the site's), and the NODE key ``via`` (1.3, the
+  relayed (its ``id`` the hub's proxy, below), and the NODE key ``via`` (1.3, the
   entry's list); it opens no alarm of its own for a relayed point (alarm
   state stays with the hub nearest the agent) and recomputes its parents;
 * the site hub as a whole is an agent: when its link is lost (nothing heard
@@ -197,22 +197,38 @@ and at most one DELTA entry per point per ``upstream_coalesce_ms`` (default
 the point's latest state goes then. A point the site no longer has leaves
 the central hub with the next STATE (sent at once after a removal).
 
-Routed commands. Alarm state stays with the hub nearest the agent: a
-COMMAND ``ack``, ``unack``, ``shelve``, ``unshelve``, ``alarms`` or
-``shelves`` at a hub whose ``path`` arg (ack, unack, unshelve, alarms,
-shelves; a path at or under the alarm's or shelf's point) or ``prefix``
-arg (shelve, alarms, shelves) lies under a site's mount is routed down to
-that site hub (ids in ``ids``/``id`` are then the site's, as the relayed
-``alarm`` maps show them) and applied there, with the mount stripped from
-``path``/``prefix``; the reply comes back as the site's COMMAND_RESULT (paths
-and prefixes in its ``result`` with the mount put back). The role is checked
-at the hub that was asked; the site hub journals the command with ``by``
-= the asker's ``by`` + ``@`` + the asking hub's id (``ops@central:7761``),
-``user`` and ``via`` as given. When the site is silent at that hub the command
-fails at once: ``ok`` false, message ``GS1 unreachable: nothing heard from
-site hub GS1 for N s``, reason ``"unreachable"``; when no answer arrives
-within 5 s, the same reason (``GS1 unreachable: no answer within 5 s``). It is
-never applied at the asking hub.
+Routed commands. Alarm state stays with the hub nearest the agent; a hub
+routes these COMMANDs down to the site hub they concern, which applies them
+(the asking hub never does):
+
+* ``ack`` and ``unack`` by their ``ids``. A relayed alarm shows at a hub (in
+  its NODE ``alarm`` map, and in a routed ``alarms`` listing) under a *proxy
+  id* of that hub's own, at least :data:`PROXY_BASE` (2^48, which no alarm
+  book reaches), so an id names one alarm of one site, never one of the
+  hub's own that has the same number at the site; the hub keeps its proxies
+  while it runs (after a restart, list again: an unknown proxy id is refused,
+  reason ``"unknown"``). All ids of one command must be one site's (else
+  ``"bad-args"``); ids below PROXY_BASE are the hub's own alarms (a site's
+  silence among them) and are acked there as before. ``seen`` keys are
+  proxies too; the result's ``acked`` and ``skipped`` ids are the proxies.
+* ``shelve`` by its ``prefix``, ``unshelve`` by a ``path`` arg (1.3, any path
+  below the shelf's prefix; shelf ids are the site's, as a routed ``shelves``
+  lists them), when the prefix or path lies strictly below a site's mount (the
+  mount itself is the asking hub's: a shelf of ``GS1`` covers its own alarm
+  for the site's silence).
+* ``alarms`` and ``shelves`` by their ``prefix`` (or ``path``) at or below a
+  site's mount: the site's list (alarm ids as proxies).
+
+The mount is stripped from ``path``/``prefix`` on the way down, and put back
+in front of every ``path`` and ``prefix`` in the ``result``; the answer is the
+site's COMMAND_RESULT (``ok``, ``message``, ``result``). The role is checked at
+the hub that was asked; the site hub journals the command with ``by`` = the
+asker's ``by`` + ``@`` + the asking hub's id (``ops@central``), ``user`` and
+``via`` as given. In a chain each hub routes on by the same rules. When the
+site is silent at the asking hub the command fails at once: ``ok`` false,
+message ``GS1 unreachable: nothing heard from site hub GS1 for N s``, reason
+``"unreachable"``; when no answer arrives within 5 s, the same reason
+(``GS1 unreachable: no answer from site hub GS1 within 5 s``).
 
 How: the central hub subscribes, then unsubscribes, on its agents socket the
 topic ``ROUTE_TOPIC_PREFIX + sender + NUL + map`` (msgpack map, at most
@@ -739,6 +755,7 @@ __all__ = [
     "NOTICE_TOPIC_PREFIX",
     "PROTOCOL_MAJOR",
     "PROTOCOL_MINOR",
+    "PROXY_BASE",
     "RESYNC_TOPIC_PREFIX",
     "ROUTE_TOPIC_PREFIX",
     "SCOPE_HEARTBEAT_PREFIX",
@@ -802,6 +819,7 @@ RESYNC_TOPIC_PREFIX: Final = b"\x00resync/"
 ROUTE_TOPIC_PREFIX: Final = b"\x00route/"  # (1.3) routed commands, central hub -> site hub
 MAX_ROUTE_BYTES: Final = 8192  # (1.3) a routed command's packed map at most
 MAX_RELAY_VIA: Final = 16  # (1.3) hub ids a relayed entry may list (hubs drop those beyond MAX_RELAY_DEPTH)
+PROXY_BASE: Final = 1 << 48  # (1.3) relayed alarms' ids at a hub start here (an alarm book counts from 1)
 MAX_RELAY_DEPTH: Final = 4  # (1.3) hubs an entry may have passed; deeper ones are dropped (counted)
 
 EXT_DATETIME: Final = 1

@@ -35,21 +35,35 @@ if TYPE_CHECKING:
     from gsmon.hub.queries import QueryCore
     from gsmon.hub.state import HubState
 
-__all__ = ["ROUTED_COMMANDS", "ROUTE_TIMEOUT_S", "RelayGuard", "ReplyTo", "RoutedReply", "Router", "run_routed"]
+__all__ = [
+    "PROXY_BASE",
+    "ROUTED_COMMANDS",
+    "ROUTE_TIMEOUT_S",
+    "RelayGuard",
+    "ReplyTo",
+    "RoutedReply",
+    "Router",
+    "run_routed",
+]
 
 log = logging.getLogger(__name__)
 
 ROUTE_TIMEOUT_S: Final = 5.0  # a routed command not answered within this fails "unreachable"
+#: Commands routed by the alarm ids they name (this hub's proxies of a site's alarms, Router).
+_BY_ALARM_ID: Final = ("ack", "unack")
 #: Commands routed by their path (args ``path``) or prefix (args ``prefix``), in the order looked at.
 ROUTED_COMMANDS: Final[dict[str, tuple[str, ...]]] = {
-    "ack": ("path",),
-    "unack": ("path",),
+    "ack": (),
+    "unack": (),
     "unshelve": ("path",),
     "shelve": ("prefix",),
     "alarms": ("prefix", "path"),
     "shelves": ("prefix", "path"),
 }
+_LISTINGS: Final = ("alarms", "shelves")  # read-only: a prefix at a site's mount lists the site's
 _MAX_PENDING: Final = 10_000
+_MAX_PROXIES: Final = 1_000_000
+PROXY_BASE: Final = proto.PROXY_BASE  # relayed alarms' ids at a hub start here (spec: "Routed commands")
 _ROLES: Final = ("viewer", "operator", "admin")
 
 # Who gets the answer: ("query", identity, request_id) or ("upstream", route_id).
@@ -119,17 +133,24 @@ class RelayGuard:
 
 
 class _Pending:
-    __slots__ = ("deadline", "mount", "site", "to")
+    __slots__ = ("command", "deadline", "mount", "site", "to")
 
-    def __init__(self, to: ReplyTo, site: str, mount: str, deadline: float) -> None:
+    def __init__(self, to: ReplyTo, site: str, mount: str, deadline: float, command: str) -> None:
         self.to = to
         self.site = site
         self.mount = mount
         self.deadline = deadline
+        self.command = command
 
 
 class Router:
-    """Routes commands for paths under a site's mount down to that site hub (module docstring)."""
+    """Routes commands for a site's alarms or subtree down to that site hub (module docstring).
+
+    Alarm ids: a relayed alarm shows here under a *proxy id* of this hub's (at least
+    :data:`PROXY_BASE`, which no alarm book reaches), so that an ack by id -- as ``gsmon ack``,
+    the web page and the watch view send it -- names one alarm of one site, never an alarm of
+    this hub's own that has the same number at the site.
+    """
 
     def __init__(self, state: HubState, hub_id: str, timeout_s: float = ROUTE_TIMEOUT_S) -> None:
         self.state = state
@@ -140,17 +161,86 @@ class Router:
         self._next_id = 0
         self._pending: dict[int, _Pending] = {}
         self._topics: list[bytes] = []
+        self._proxies: dict[int, tuple[str, int]] = {}  # proxy id -> (site agent name, the site's id)
+        self._proxy_of: dict[tuple[str, int], int] = {}
+        self._next_proxy = PROXY_BASE
+        state.relay_alarm_id = self.proxy
 
-    def site_for(self, path: str) -> tuple[str, str] | None:
-        """The site (agent name, mount) whose mount holds ``path`` (the deepest), or None."""
+    def proxy(self, site: str, site_id: int) -> int:
+        """This hub's id for alarm ``site_id`` of ``site`` (the same one as long as this hub runs)."""
+        key = (site, site_id)
+        found = self._proxy_of.get(key)
+        if found is not None:
+            return found
+        if len(self._proxies) >= _MAX_PROXIES:  # a memory bound: the oldest ids are forgotten
+            oldest = next(iter(self._proxies))
+            del self._proxy_of[self._proxies.pop(oldest)]
+        proxy = self._next_proxy
+        self._next_proxy += 1
+        self._proxies[proxy] = key
+        self._proxy_of[key] = proxy
+        return proxy
+
+    def site_for(self, path: str, at_mount: bool = False) -> tuple[str, str] | None:
+        """The site (agent name, mount) whose mount holds ``path`` strictly below it (the deepest), or
+        None: the mount itself is this hub's (its site-silent alarm lives here) -- except for a listing
+        (``at_mount``), where the mount itself names the site's whole tree."""
         best: tuple[str, str] | None = None
         for name, agent in self.state.agents.items():
             mount = agent.mount
             if not agent.relay or not mount:
                 continue
-            if (path == mount or path.startswith(mount + "/")) and (best is None or len(mount) > len(best[1])):
+            below = path.startswith(mount + "/") or (at_mount and path == mount)
+            if below and (best is None or len(mount) > len(best[1])):
                 best = (name, mount)
         return best
+
+    def _target(self, command: str, args: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | RoutedReply | None:
+        """(site, mount, args for the site), a refusal, or None (the command is this hub's)."""
+        if command in _BY_ALARM_ID:
+            ids = args.get("ids")
+            if not isinstance(ids, list) or not any(type(item) is int and item >= PROXY_BASE for item in ids):
+                return None
+            unknown = [item for item in ids if type(item) is int and item >= PROXY_BASE and item not in self._proxies]
+            if unknown:
+                why = f"unknown alarm id {unknown[0]} (this hub restarted since it was listed? list the alarms again)"
+                return RoutedReply(("",), False, f"{command}: {why}", {"reason": "unknown"})
+            sites = {self._proxies[item][0] for item in ids if type(item) is int and item >= PROXY_BASE}
+            if len(sites) > 1 or any(type(item) is not int or item < PROXY_BASE for item in ids):
+                why = "ids must be the alarms of one site (as this hub lists them), not mixed with others"
+                return RoutedReply(("",), False, f"{command}: {why}", {"reason": "bad-args"})
+            [site] = sites
+            agent = self.state.agents.get(site)
+            if agent is None or not agent.relay:
+                return RoutedReply(("",), False, f"{command}: site hub {site} is gone", {"reason": "unknown"})
+            down = dict(args)
+            down["ids"] = [self._proxies[item][1] for item in ids]
+            seen = args.get("seen")
+            if isinstance(seen, dict):
+                down["seen"] = {
+                    str(self._proxies[int(key)][1]) if str(key).isdigit() and int(key) in self._proxies else key: level
+                    for key, level in seen.items()
+                }
+            return site, agent.mount, down
+        keys = ROUTED_COMMANDS.get(command)
+        if keys is None:
+            return None
+        for key in keys:
+            target = args.get(key)
+            if isinstance(target, str) and target:
+                break
+        else:
+            return None
+        found = self.site_for(target, at_mount=command in _LISTINGS)
+        if found is None:
+            return None
+        site, mount = found
+        down = dict(args)
+        for key in ("path", "prefix"):
+            value = down.get(key)
+            if isinstance(value, str) and (value == mount or value.startswith(mount + "/")):
+                down[key] = value[len(mount) + 1 :]
+        return site, mount, down
 
     def route(
         self,
@@ -164,20 +254,13 @@ class Router:
         wall: float,
     ) -> RoutedReply | bool:
         """False: not for a site (run it here). True: sent down, the answer comes later (:meth:`answer`,
-        :meth:`expire`). A :class:`RoutedReply`: it failed at once (the site is unreachable)."""
-        keys = ROUTED_COMMANDS.get(command)
-        if keys is None:
+        :meth:`expire`). A :class:`RoutedReply`: it failed at once (the site is unreachable...)."""
+        target = self._target(command, args)
+        if target is None:
             return False
-        for key in keys:
-            target = args.get(key)
-            if isinstance(target, str) and target:
-                break
-        else:
-            return False
-        site = self.site_for(target.rstrip("/") if target.endswith("/") and target != "/" else target)
-        if site is None:
-            return False
-        name, mount = site
+        if isinstance(target, RoutedReply):
+            return RoutedReply(to, target.ok, target.message, target.result)
+        name, mount, down = target
         agent = self.state.agents[name]
         if agent.silent:
             self.unreachable += 1
@@ -189,14 +272,9 @@ class Router:
             )
         if len(self._pending) >= _MAX_PENDING:
             return RoutedReply(to, False, "busy, retry: too many commands routed to sites", {"reason": "busy"})
-        down = dict(args)
-        for key in ("path", "prefix"):
-            value = down.get(key)
-            if isinstance(value, str) and (value == mount or value.startswith(mount + "/")):
-                down[key] = value[len(mount) + 1 :]
         self._next_id += 1
         route_id = self._next_id
-        self._pending[route_id] = _Pending(to, name, mount, now + self.timeout_s)
+        self._pending[route_id] = _Pending(to, name, mount, now + self.timeout_s, command)
         self.routed += 1
         routed = {
             "route_id": route_id,
@@ -209,7 +287,7 @@ class Router:
             "deadline": wall + self.timeout_s,
         }
         self._topics.append(proto.route_topic(name, routed))
-        log.info("command %s for %s routed down to site hub %s (route %d)", command, target, name, route_id)
+        log.info("command %s routed down to site hub %s (route %d)", command, name, route_id)
         return True
 
     def take_topics(self) -> list[bytes]:
@@ -218,13 +296,36 @@ class Router:
         return topics
 
     def answer(self, site: str, msg: proto.UpstreamResult) -> RoutedReply | None:
-        """A site's UPSTREAM_RESULT: the reply for whoever asked (paths with the mount put back), or None
-        when it answers nothing pending from that site (late, or not ours)."""
+        """A site's UPSTREAM_RESULT: the reply for whoever asked (paths with the mount put back, alarm ids
+        as this hub shows them), or None when it answers nothing pending from that site (late, or not ours)."""
         pending = self._pending.get(msg.route_id)
         if pending is None or pending.site != site:
             return None
         del self._pending[msg.route_id]
-        return RoutedReply(pending.to, msg.ok, msg.message, _mounted(msg.result, pending.mount))
+        result = _mounted(msg.result, pending.mount)
+        if isinstance(result, dict):
+            result = self._proxied(pending.command, site, result)
+        return RoutedReply(pending.to, msg.ok, msg.message, result)
+
+    def _proxied(self, command: str, site: str, result: dict[str, Any]) -> dict[str, Any]:
+        """A site's result with its alarm ids as this hub's proxies."""
+
+        def proxy(value: Any) -> Any:
+            return self.proxy(site, value) if type(value) is int else value
+
+        out = dict(result)
+        if command in _BY_ALARM_ID:
+            if isinstance(out.get("acked"), list):
+                out["acked"] = [proxy(item) for item in out["acked"]]
+            if isinstance(out.get("skipped"), list):
+                out["skipped"] = [
+                    {**item, "id": proxy(item.get("id"))} if isinstance(item, dict) else item for item in out["skipped"]
+                ]
+        elif command == "alarms" and isinstance(out.get("alarms"), list):
+            out["alarms"] = [
+                {**item, "id": proxy(item.get("id"))} if isinstance(item, dict) else item for item in out["alarms"]
+            ]
+        return out
 
     def expire(self, now: float) -> list[RoutedReply]:
         """Routed commands not answered in time: failed, unreachable."""

@@ -359,6 +359,8 @@ class HubState:
         self._alert_suppressed = 0
         # (1.3) When set, drain adds the path of every changed or removed node (the upstream link reads it).
         self.changes_out: dict[str, None] | None = None
+        # (1.3) This hub's id for a site's alarm (site agent name, the site's id): the router's proxies.
+        self.relay_alarm_id: Callable[[str, int], int] | None = None
         # (1.3) UPSTREAM_RESULTs of site hubs, (sender, message), for the server's router.
         self._upstream_results: list[tuple[str, proto.UpstreamResult]] = []
 
@@ -1370,12 +1372,14 @@ class HubState:
             self._debounce_keys(data.debounce, extra)
         return extra or None
 
-    @staticmethod
-    def _relay_keys(debounce: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
-        """(1.3) A relayed point's NODE keys: the site's alarm summary and the hubs it passed."""
+    def _relay_keys(self, site: str, debounce: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+        """(1.3) A relayed point's NODE keys: the site's alarm summary (under this hub's proxy id) and the
+        hubs it passed."""
         out = dict(extra) if extra else {}
-        if debounce["alarm"] is not None:
-            out["alarm"] = debounce["alarm"]
+        alarm = debounce["alarm"]
+        if alarm is not None:
+            proxy = self.relay_alarm_id
+            out["alarm"] = alarm if proxy is None else {**alarm, "id": proxy(site, alarm["id"])}
         out["via"] = debounce["via"]
         return out
 
@@ -1404,7 +1408,7 @@ class HubState:
                 stale = stale or debounce["stale"]
                 dt_s = debounce["dt"]
                 reported = debounce["reported"]
-                extra = self._relay_keys(debounce, extra)
+                extra = self._relay_keys(agent.name, debounce, extra)
             if code == reported:
                 label, reported = _labels.get(code, data.alertstr), None  # sent only when it differs
             else:

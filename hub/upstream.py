@@ -309,7 +309,7 @@ class UpstreamCore:
             stale = stale or debounce["stale"]
             alarm = debounce["alarm"]
             if alarm is not None:
-                alarm = (alarm["id"], alarm["state"], alarm["max_level"])
+                alarm = (alarm["id"], alarm["state"], alarm["max_level"])  # its id here or below: a change all the same
         elif self.state.alarms is not None:
             found = self.state.alarms.current_view(leaf.path).alarm
             if found is not None:
@@ -332,6 +332,9 @@ class UpstreamCore:
             dt_s = debounce["dt"]
             reported = debounce["reported"]
             alarm = debounce["alarm"]
+            proxy = self.state.relay_alarm_id
+            if alarm is not None and proxy is not None:  # relayed on under this hub's id for it (Router)
+                alarm = {**alarm, "id": proxy(agent.name, alarm["id"])}
         else:
             owner = agent.name
             via = [self.hub_id]

@@ -98,13 +98,15 @@ def test_a_chain_of_three_hubs_shows_the_site_at_the_top_and_routes_an_ack_two_l
         wait_until(lambda: polled(sub) and sub.tree["M"].alertcode == RED, what="the top recomputes its parents")
         wait_until(lambda: _alarm_of(sub, "M/GS1/rack1/disk"), what="the alarm summary at the top")
         # The alarm lives at the site only; the top lists it through the chain, paths as the top has them.
-        [site_alarm] = wait_until(lambda: _open_alarms(site.query), what="the site's alarm")
+        [_site_alarm] = wait_until(lambda: _open_alarms(site.query), what="the site's alarm")
         assert _open_alarms(mid.query) == []  # the mid hub's own book has nothing of the site
-        listed = _open_alarms(top.query, "M/GS1")
-        assert [(item["id"], item["path"]) for item in listed] == [(site_alarm["id"], "M/GS1/rack1/disk")]
-        reply = _command(top.query, "ack", {"ids": [site_alarm["id"]], "path": "M/GS1/rack1/disk", "comment": "seen"})
+        [listed] = _open_alarms(top.query, "M/GS1")
+        shown = sub.tree["M/GS1/rack1/disk"].alarm["id"]  # the top's own id for the site's alarm
+        assert (listed["id"], listed["path"], listed["max_level"]) == (shown, "M/GS1/rack1/disk", RED)
+        # As gsmon ack, the web page or the watch view send it: the ids they were shown.
+        reply = _command(top.query, "ack", {"ids": [shown], "comment": "seen"})
         assert reply.ok, reply.message
-        assert reply.result["acked"] == [site_alarm["id"]]
+        assert reply.result["acked"] == [shown]
         [acked] = _open_alarms(site.query)
         assert acked["state"] == "active_acked"
         assert acked["acked_by"].endswith("@mid")  # the mid hub routed it on: the asker, at the hub that asked
@@ -305,13 +307,13 @@ def test_a_lost_site_is_one_stale_subtree_and_one_alarm_and_acks_go_down_only_wh
         disk = sub.tree["GS1/rack1/disk"]
         assert disk.agent == "GS1:rack1"
         assert disk.alertcode == RED
-        [site_alarm] = wait_until(lambda: _open_alarms(sites["GS1"].query), what="the alarm at site GS1")
+        [_site_alarm] = wait_until(lambda: _open_alarms(sites["GS1"].query), what="the alarm at site GS1")
         wait_until(lambda: polled(sub) and sub.tree["GS1/rack1/disk"].alarm, what="the alarm summary at the centre")
-        assert sub.tree["GS1/rack1/disk"].alarm["id"] == site_alarm["id"]
-        assert _open_alarms(central.query, "_hub", ops) == []
+        shown = sub.tree["GS1/rack1/disk"].alarm["id"]  # the centre's id for the site's alarm
+        assert _open_alarms(central.query, "", ops) == []  # the centre's own book: nothing of the site
 
         # Ack at the centre while the site is up: applied at the site, shown at the centre.
-        reply = _command(central.query, "ack", {"ids": [site_alarm["id"]], "path": "GS1/rack1/disk"}, ops)
+        reply = _command(central.query, "ack", {"ids": [shown]}, ops)
         assert reply.ok, reply.message
         [acked] = _open_alarms(sites["GS1"].query)
         assert (acked["state"], acked["acked_by"]) == ("active_acked", "ops@central")
@@ -327,7 +329,7 @@ def test_a_lost_site_is_one_stale_subtree_and_one_alarm_and_acks_go_down_only_wh
         assert [(item["path"], item["reason"]) for item in central_alarms] == [("GS1", "agent silent")]
         assert _all_live(sub, "GS2/")
         # An ack (here an unack) at the centre for the unreachable site is refused with the reason.
-        refused = _command(central.query, "unack", {"ids": [site_alarm["id"]], "path": "GS1/rack1/disk"}, ops)
+        refused = _command(central.query, "unack", {"ids": [shown]}, ops)
         assert not refused.ok
         assert refused.message.startswith("GS1 unreachable: ")
         assert refused.result == {"reason": "unreachable"}

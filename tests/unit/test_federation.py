@@ -23,7 +23,7 @@ from gsmon.common.notify.core import Settings as NotifySettings
 from gsmon.hub.alarms import ACTIVE_ACKED, ACTIVE_UNACKED, AGENT_SILENT, AlarmBook
 from gsmon.hub.config import UpstreamConfig, parse_hub_config, read_hub_config
 from gsmon.hub.queries import QueryCore
-from gsmon.hub.relay import RelayGuard, RoutedReply, Router, run_routed
+from gsmon.hub.relay import PROXY_BASE, RelayGuard, RoutedReply, Router, run_routed
 from gsmon.hub.state import HubState
 from gsmon.hub.upstream import UpstreamCore, UpstreamSettings
 
@@ -133,7 +133,13 @@ def test_the_central_hub_mounts_the_site_tree_with_owner_dt_alarm_and_recomputes
         1.0,
         False,
     )
-    assert disk["alarm"] == {"id": site_alarm.id, "state": ACTIVE_UNACKED, "max_level": RED}
+    # The site's alarm, under the centre's own id for it (never one of the centre's alarm book's).
+    assert disk["alarm"] == {
+        "id": central.router.proxy("GS1", site_alarm.id),
+        "state": ACTIVE_UNACKED,
+        "max_level": RED,
+    }
+    assert disk["alarm"]["id"] >= PROXY_BASE
     assert disk["via"] == ["site1"]
     assert central.out["GS1/rack1"]["alert"] == RED
     assert central.out["GS1"]["alert"] == RED
@@ -286,7 +292,7 @@ def test_a_chain_of_three_hubs_names_the_owner_and_lists_the_hubs_passed() -> No
         pump(mid, top, now)
     cpu = top.out["M/GS1/rack1/cpu"]
     assert (cpu["agent"], cpu["via"], cpu["alert"], cpu["dt"]) == ("M:GS1:rack1", ["site1", "mid"], RED, 2.0)
-    assert cpu["alarm"]["id"] == site.book.alarms()[0].id
+    assert cpu["alarm"]["id"] == top.router.proxy("M", mid.router.proxy("GS1", site.book.alarms()[0].id))
     assert top.out["M"]["alert"] == RED
     assert mid.book.alarms() == []
     assert top.book.alarms() == []
@@ -298,10 +304,11 @@ def test_a_chain_of_three_hubs_names_the_owner_and_lists_the_hubs_passed() -> No
 def test_an_ack_at_the_centre_is_applied_at_the_site_and_shows_at_the_centre() -> None:
     site, central, _ = federation()
     [alarm] = site.book.alarms()
-    assert central.ask("ack", {"ids": [alarm.id], "path": "GS1/rack1/disk"}, 1.0) is None  # routed down
+    shown = central.out["GS1/rack1/disk"]["alarm"]["id"]
+    assert central.ask("ack", {"ids": [shown], "seen": {str(shown): RED}}, 1.0) is None  # routed down
     [reply] = routed_answers(site, central, 1.1)
     assert reply.ok
-    assert reply.result["acked"] == [alarm.id]
+    assert reply.result["acked"] == [shown]  # the ids as the centre shows them
     stored = site.book.alarm(alarm.id)
     assert stored is not None
     assert stored.state == ACTIVE_ACKED
@@ -315,13 +322,15 @@ def test_alarms_at_the_centre_under_a_mount_are_the_sites_with_the_mount_put_bac
     site, central, _ = federation()
     assert central.ask("alarms", {"prefix": "GS1/rack1"}, 1.0) is None
     [reply] = routed_answers(site, central, 1.1)
-    assert [item["path"] for item in reply.result["alarms"]] == ["GS1/rack1/disk"]
+    [listed] = reply.result["alarms"]
+    assert (listed["path"], listed["id"]) == ("GS1/rack1/disk", central.out["GS1/rack1/disk"]["alarm"]["id"])
 
 
 def test_a_command_for_a_silent_site_fails_at_once_with_the_reason() -> None:
     site, central, _ = federation()
+    shown = central.out["GS1/rack1/disk"]["alarm"]["id"]
     central.state.tick(10.0, WALL0 + 10.0)
-    reply = central.ask("ack", {"ids": [1], "path": "GS1/rack1/disk"}, 10.0)
+    reply = central.ask("ack", {"ids": [shown]}, 10.0)
     assert reply is not None
     assert not reply.ok
     assert reply.message.startswith("GS1 unreachable: nothing heard from site hub GS1 for ")
@@ -333,7 +342,7 @@ def test_a_command_for_a_silent_site_fails_at_once_with_the_reason() -> None:
 def test_an_unanswered_routed_command_fails_after_the_timeout_and_is_never_applied_late() -> None:
     site, central, _ = federation()
     [alarm] = site.book.alarms()
-    assert central.ask("ack", {"ids": [alarm.id], "path": "GS1/rack1/disk"}, 1.0) is None
+    assert central.ask("ack", {"ids": [central.out["GS1/rack1/disk"]["alarm"]["id"]]}, 1.0) is None
     [topic] = central.router.take_topics()  # lost on the way (the link went down)
     assert central.router.expire(5.9) == []
     [late] = central.router.expire(6.0)
@@ -344,6 +353,26 @@ def test_an_unanswered_routed_command_fails_after_the_timeout_and_is_never_appli
     assert command is not None
     assert run_routed(site.queries, site.router, command, 7.0, WALL0 + 7.0) is None
     assert site.book.alarm(alarm.id).state == ACTIVE_UNACKED  # type: ignore[union-attr]
+
+
+def test_an_ack_of_the_hubs_own_alarm_stays_here_and_mixed_or_unknown_ids_are_refused() -> None:
+    _site, central, _ = federation()
+    central.state.tick(10.0, WALL0 + 10.0)  # the site is silent: the centre's own alarm on GS1
+    [own] = central.book.alarms()
+    assert own.id < PROXY_BASE
+    reply = central.ask("ack", {"ids": [own.id]}, 10.0)
+    assert reply is not None
+    assert reply.ok
+    assert reply.result["acked"] == [own.id]
+    shown = central.out["GS1/rack1/disk"]["alarm"]["id"]
+    mixed = central.ask("ack", {"ids": [shown, own.id]}, 10.0)
+    assert mixed is not None
+    assert mixed.result == {"reason": "bad-args"}
+    assert "one site" in mixed.message
+    unknown = central.ask("unack", {"ids": [PROXY_BASE + 999]}, 10.0)
+    assert unknown is not None
+    assert unknown.result == {"reason": "unknown"}
+    assert central.router.take_topics() == []
 
 
 def test_commands_for_paths_outside_any_site_run_at_the_hub_itself() -> None:
