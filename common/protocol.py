@@ -557,6 +557,11 @@ pending           map        (1.2) points: the entry's ``pending``
 flapping          map        (1.2) points: the entry's ``flapping``
                              ``{"since": float, "changes": int}``, while the
                              flap guard holds the level
+via               [str]      (1.3) points relayed by a site hub: the hub ids
+                             the entry passed (see Hub-of-hubs); their
+                             ``alarm`` map is then the site's summary,
+                             ``id``, ``state``, ``max_level``, its ``id`` a
+                             proxy id of this hub's (< 2^53, safe in JSON)
 ================  =========  =================================================
 
 The hub relays these three as the agent's latest entry has them (only the
