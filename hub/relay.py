@@ -62,6 +62,7 @@ ROUTED_COMMANDS: Final[dict[str, tuple[str, ...]]] = {
 }
 _LISTINGS: Final = ("alarms", "shelves")  # read-only: a prefix at a site's mount lists the site's
 _MAX_PENDING: Final = 10_000
+_DEBOUNCED: Final = proto.DebouncedEntry
 _MAX_PROXIES: Final = 1_000_000
 PROXY_BASE: Final = proto.PROXY_BASE  # relayed alarms' ids at a hub start here (spec: "Routed commands")
 _ROLES: Final = ("viewer", "operator", "admin")
@@ -94,6 +95,8 @@ class RelayGuard:
         if not isinstance(msg, proto.State | proto.Delta):
             return msg
         points = msg.points
+        if _DEBOUNCED not in map(type, points):
+            return msg  # no 7th item, so nothing relayed: an agent's usual DELTA costs a C-speed scan
         keep: list[proto.PointEntry] | None = None
         for index, entry in enumerate(points):
             if type(entry) is not proto.DebouncedEntry or "via" not in entry.debounce:

@@ -777,10 +777,8 @@ class HubServer:
                 points += len(msg.points)
             peer = _peer_of(frame) if want_peers and isinstance(frame, zmq.Frame) else None
             try:
-                if guard is not None and (type(msg) is proto.State or _is_relay(state, msg.sender)):
-                    # Relayed entries that looped or went too deep (1.3). Only a site's DELTAs can hold
-                    # them (a site is known by its first STATE): an agent's DELTA costs no look at its points.
-                    msg = guard.filter(msg)
+                if guard is not None:
+                    msg = guard.filter(msg)  # relayed entries that looped or went too deep (1.3)
                 state.apply(msg, now, wall, peer)
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
@@ -1041,11 +1039,6 @@ class HubServer:
                 outer,
                 inner,
             )
-
-
-def _is_relay(state: HubState, sender: str) -> bool:
-    agent = state.agents.get(sender)
-    return agent is not None and agent.relay
 
 
 @contextlib.contextmanager
