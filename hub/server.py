@@ -636,6 +636,8 @@ class HubServer:
             routed = router.answer(site, result)
             if routed is not None:
                 self._deliver(query, routed, now, wall)
+            else:  # late (already failed "unreachable"), or from an agent that was asked nothing
+                self.state.count_rejected()
         upstream = self.upstream
         if upstream is not None and self.queries is not None:
             for command in upstream.read():
