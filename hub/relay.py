@@ -25,7 +25,7 @@ level further down (a chain).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from gsmon.common import names
@@ -116,23 +116,8 @@ class RelayGuard:
                 keep.append(entry)
         if keep is None:
             return msg
-        if isinstance(msg, proto.State):
-            return proto.State(
-                sender=msg.sender,
-                epoch=msg.epoch,
-                seq=msg.seq,
-                sent_ns=msg.sent_ns,
-                minor=msg.minor,
-                mount=msg.mount,
-                heartbeat_s=msg.heartbeat_s,
-                points=keep,
-                parents=msg.parents,
-                part=msg.part,
-                parts=msg.parts,
-            )
-        return proto.Delta(
-            sender=msg.sender, epoch=msg.epoch, seq=msg.seq, sent_ns=msg.sent_ns, minor=msg.minor, points=keep
-        )
+        # replace(): every other field as it came (a STATE's parts, parents and whatever later minors add).
+        return replace(msg, points=keep)
 
 
 class _Pending:
