@@ -127,7 +127,7 @@ alert_log = logging.getLogger("gsmon.hub.alerts")
 
 # Tuples rather than inline `A | B` unions, which are rebuilt at every call (per message here).
 # TRANSITIONS (1.3) count for seq and liveness here; the server hands them to hub/replay.py.
-_AGENT_MESSAGES: Final = (proto.State, proto.Delta, proto.Heartbeat, proto.Bye, proto.Transitions)
+_AGENT_MESSAGES: Final = (proto.State, proto.Delta, proto.Heartbeat, proto.Bye, proto.Transitions, proto.UpstreamResult)
 _MOUNTING_MESSAGES: Final = (proto.State, proto.Heartbeat)
 
 HUB_ROOT: Final = "_hub"
@@ -291,6 +291,9 @@ class _Agent:
     conflict_seen: float = 0.0
     conflict_logged: bool = True
     peers: dict[int, str] = field(default_factory=dict)  # epoch -> peer address, when the server said
+    # (1.3) A site hub relaying its tree (its entries carry the relay keys, gsmon.hub.relay): its points
+    # open no alarms here (alarm state stays with the site), their staleness and owner are as relayed.
+    relay: bool = False
 
 
 class HubState:
@@ -363,6 +366,12 @@ class HubState:
         self._alert_threshold = _INF if settings.alert_log_level is None else settings.alert_log_threshold
         self._alert_lines = 0
         self._alert_suppressed = 0
+        # (1.3) When set, drain adds the path of every changed or removed node (the upstream link reads it).
+        self.changes_out: dict[str, None] | None = None
+        # (1.3) This hub's id for a site's alarm (site agent name, the site's id): the router's proxies.
+        self.relay_alarm_id: Callable[[str, int], int] | None = None
+        # (1.3) UPSTREAM_RESULTs of site hubs, (sender, message), for the server's router.
+        self._upstream_results: list[tuple[str, proto.UpstreamResult]] = []
 
     # ------------------------------------------------------------------
     # Agent messages
@@ -461,8 +470,16 @@ class HubState:
             self._set_mount(agent, msg.mount)
             agent.heartbeat_s = msg.heartbeat_s
             agent.point_count = msg.point_count
+        elif isinstance(msg, proto.UpstreamResult):
+            if len(self._upstream_results) < 10_000:
+                self._upstream_results.append((name, msg))
         elif isinstance(msg, proto.Bye):
             self._set_silent(agent, now, bye=True)
+
+    def take_upstream_results(self) -> list[tuple[str, proto.UpstreamResult]]:
+        """(1.3) Site hubs' answers to routed commands since the last call: (agent name, message)."""
+        results, self._upstream_results = self._upstream_results, []
+        return results
 
     def _hear(self, agent: _Agent, now: float) -> None:
         agent.last_heard = now
@@ -694,10 +711,12 @@ class HubState:
         silent = agent.silent
         unknown = agent.unknown
         set_code = self.tree.set_code
-        # The hub's own points open no alarms: its health is in the tree, an agent's silence is its own alarm.
-        book = self.alarms if agent is not self._own else None
-        stale_reason = AGENT_SILENT if silent else None
         debounced_entry = proto.DebouncedEntry
+        if not agent.relay and entries and type(entries[0]) is debounced_entry and "via" in entries[0].debounce:
+            agent.relay = True  # a site hub (1.3): alarm state stays with it
+        # The hub's own points open no alarms: its health is in the tree, an agent's silence is its own alarm.
+        book = self.alarms if agent is not self._own and not agent.relay else None
+        stale_reason = AGENT_SILENT if silent else None
         for entry in entries:
             path, value, alertcode, alertstr, polled_at_s, dt_s = entry
             leaf = by_rel.get(path)
@@ -872,7 +891,7 @@ class HubState:
             code = max(code, STALE_ALERTCODE)
         old_code = node.code
         book = self.alarms
-        if book is not None and agent is not self._own:
+        if book is not None and agent is not self._own and not agent.relay:
             if agent.silent or leaf.silence_hold:
                 reason: str | None = AGENT_SILENT
             elif not leaf.overdue:
@@ -1330,6 +1349,9 @@ class HubState:
                     self._dirty[path] = node
         if not self._dirty and not self._removed:
             return []
+        if self.changes_out is not None:
+            self.changes_out.update(dict.fromkeys(self._removed))
+            self.changes_out.update(dict.fromkeys(self._dirty))
         frames: list[tuple[bytes, bytes]] = []
         append = frames.append
         encoder = self._encoder
@@ -1405,6 +1427,17 @@ class HubState:
             self._debounce_keys(data.debounce, extra)
         return extra or None
 
+    def _relay_keys(self, site: str, debounce: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+        """(1.3) A relayed point's NODE keys: the site's alarm summary (under this hub's proxy id) and the
+        hubs it passed."""
+        out = dict(extra) if extra else {}
+        alarm = debounce["alarm"]
+        if alarm is not None:
+            proxy = self.relay_alarm_id
+            out["alarm"] = alarm if proxy is None else {**alarm, "id": proxy(site, alarm["id"])}
+        out["via"] = debounce["via"]
+        return out
+
     @staticmethod
     def _debounce_keys(debounce: dict[str, Any], extra: dict[str, Any]) -> None:
         """NODE ``raw_alert`` (every point with debounce), ``pending`` and ``flapping`` (while there is one)."""
@@ -1422,6 +1455,15 @@ class HubState:
         if type(data) is _Leaf:
             agent = data.agent
             reported: int | None = data.alertcode
+            owner, stale, dt_s = agent.name, data.overdue or agent.silent, data.dt_s
+            debounce = data.debounce
+            if agent.relay and debounce is not None and "via" in debounce:
+                # (1.3) A site's point: owner, staleness, dt and alarm as the site hub relayed them.
+                owner = f"{agent.name}:{debounce['agent']}"
+                stale = stale or debounce["stale"]
+                dt_s = debounce["dt"]
+                reported = debounce["reported"]
+                extra = self._relay_keys(agent.name, debounce, extra)
             if code == reported:
                 label, reported = _labels.get(code, data.alertstr), None  # sent only when it differs
             else:
@@ -1430,12 +1472,12 @@ class HubState:
                 data.seq,
                 code,
                 label,
-                data.overdue or agent.silent,
+                stale,
                 data.value,
-                agent.name,
+                owner,
                 data.polled_at_s,
                 data.received_at_s,
-                data.dt_s,
+                dt_s,
                 reported,
                 data.unknown,
                 extra,

@@ -373,6 +373,7 @@ def test_golden_kind_numbers_are_the_documented_ones() -> None:
         "HEARTBEAT": 3,
         "BYE": 4,
         "TRANSITIONS": 5,
+        "UPSTREAM_RESULT": 7,
         "HELLO": 10,
         "SNAPSHOT_REQUEST": 11,
         "COMMAND": 12,
