@@ -242,6 +242,16 @@ class CloneCore:
         self.hub_lost = False
         self.resyncs = 0
 
+    def fork(self) -> CloneCore:
+        """A core for another hub of a pair (1.3): the same prefix, ids and view, but nothing of this hub's
+        sync state (epoch, seqs, counters, subscriptions), so no NODE of the other hub is applied before its
+        own snapshot, and loading that snapshot reports only what differs from the view held now."""
+        other = CloneCore(self.prefix, self.client_id, self.client_epoch, self.min_alert)
+        other._request_ids = self._request_ids  # request ids count over the client's lifetime
+        other._nodes = dict(self._nodes)
+        other.resyncs = self.resyncs
+        return other
+
     # ------------------------------------------------------------------
     # The view
     # ------------------------------------------------------------------
