@@ -151,7 +151,8 @@ class Subscriber:
 
     Args:
         hub: The hub's *query* endpoint (it tells the client the rest); for a hub pair both, as a
-            sequence or one string joined by ``,`` (``"tcp://a:7763,tcp://b:7763"``).
+            sequence or one string joined by ``,`` (``"tcp://a:7763,tcp://b:7763"``), or a
+            :class:`~gsmon.common.failover.HubChoice` shared with the caller's command sender.
         prefix: Path prefix to follow; ``"GS1/"`` is everything under GS1,
             ``""`` the whole tree.
         min_alert: Only report nodes whose alert code is at least this (an
@@ -164,7 +165,7 @@ class Subscriber:
 
     def __init__(
         self,
-        hub: str | Sequence[str] = DEFAULT_QUERY_ENDPOINT,
+        hub: str | Sequence[str] | HubChoice = DEFAULT_QUERY_ENDPOINT,
         prefix: str = "",
         min_alert: int | type[Alert] | None = None,
         *,
@@ -172,7 +173,8 @@ class Subscriber:
         curve: ClientKeys | None = None,
         rcvhwm: int = 1_000_000,
     ) -> None:
-        self._choice = HubChoice(hub)
+        # A HubChoice given is shared (a view's feed and its command sender: commands go where it reads).
+        self._choice = hub if isinstance(hub, HubChoice) else HubChoice(hub)
         for endpoint in self._choice.endpoints:
             transport.parse_endpoint(endpoint, connect=True)
         if not isinstance(prefix, str):

@@ -32,6 +32,15 @@ a row, RED from five: an alarm, so that a notifier that cannot reach people
 is itself noticed), ``failures``, ``dropped``, ``queued``, ``sent``. A clean
 stop removes them; a notifier that dies leaves ``reporting`` RED.
 
+A hub pair (1.3, ``--hub A,B``): the journal client asks the hub it uses;
+when that one misses a request's deadline it goes to the other at once
+(:class:`~gsmon.common.failover.HubChoice`). Journal ids are each hub's own,
+so the cursor is kept per hub: on a hub it has not read yet the notifier
+starts from the entries whose source time is at or after the newest entry
+it took from the other (less :data:`SWITCH_OVERLAP_S`), skips those it took
+already (same kind, path, source time and level), and holds new problems for
+the start-up grace, as when a hub comes back.
+
 Exit status (gsmon.common.errors): 0 after SIGTERM/SIGINT, 1 when ``--test``
 failed, 2 for bad configuration or usage (one line on stderr).
 """
@@ -60,6 +69,7 @@ from gsmon.common.client import HubUnavailableError, Subscriber
 from gsmon.common.clone import new_client_epoch
 from gsmon.common.config import add_key_flag, flag_overrides
 from gsmon.common.errors import EXIT_OK, UnavailableError, UsageError
+from gsmon.common.failover import HubChoice
 from gsmon.common.keys import ClientKeys
 from gsmon.common.notify.config import NotifyConfig, read_notify_config
 from gsmon.common.notify.core import Entry, EntryError, NotifyCore, iso_utc
@@ -80,6 +90,10 @@ CLIENT_NAME: Final = "notify"
 #: Consecutive failed attempts to one receiver that make its point ORANGE, and RED.
 FAILURES_ORANGE: Final = 1
 FAILURES_RED: Final = 5
+#: On a hub of the pair not read yet: entries from this long before the newest one taken from the other.
+SWITCH_OVERLAP_S: Final = 5.0
+#: Entries remembered (kind, path, time, level) to skip those both hubs journaled.
+RECENT_KEYS: Final = 2000
 
 
 class JournalError(ConnectionError):
@@ -90,7 +104,7 @@ class JournalClient:
     """A DEALER to the hub's query socket that asks COMMAND ``journal`` pages."""
 
     def __init__(self, hub: str, curve: ClientKeys | None, user: str | None) -> None:
-        self.hub = hub
+        self.choice = HubChoice(hub)  # one endpoint, or a pair "A,B" (1.3)
         self._curve = curve
         self._user = user
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -101,6 +115,11 @@ class JournalClient:
         self._requests = itertools.count(1)
         self._seq = itertools.count(1)
         self._dealer: zmq.Socket[bytes] | None = None
+
+    @property
+    def hub(self) -> str:
+        """The hub asked now (of a pair: the one that answered last)."""
+        return self.choice.current
 
     def _socket(self) -> zmq.Socket[bytes]:
         if self._dealer is None:
@@ -138,13 +157,32 @@ class JournalClient:
             self._dealer.close(linger=0)
             self._dealer = None
 
+    def fail_over(self) -> str | None:
+        """The hub asked missed its deadline: move to the next of the pair (None: there is none)."""
+        now = time.monotonic()
+        self.choice.query_failed(now)
+        candidate = self.choice.due(now)
+        if candidate is None:
+            return None
+        self._reset()
+        self.choice.connected(candidate, now)  # judged by the next request's answer in its turn
+        return candidate
+
     def page(
-        self, after_id: int, prefix: str, limit: int, timeout_s: float = REQUEST_TIMEOUT_S
+        self,
+        after_id: int,
+        prefix: str,
+        limit: int,
+        timeout_s: float = REQUEST_TIMEOUT_S,
+        since: float | None = None,
     ) -> tuple[list[Any], int]:
         """(raw entries, last_id) after ``after_id``; :class:`JournalError` when no usable answer came."""
         dealer = self._socket()
         request_id = next(self._requests)
-        command = self._command(request_id, "journal", {"after_id": after_id, "prefix": prefix, "limit": limit})
+        args: dict[str, Any] = {"after_id": after_id, "prefix": prefix, "limit": limit}
+        if since is not None:
+            args["since"] = since
+        command = self._command(request_id, "journal", args)
         try:
             dealer.send(command, zmq.DONTWAIT)
         except zmq.Again:
@@ -209,14 +247,25 @@ class Notifier:
         self.stopping = False
         self._saved: str | None = None
         self.wake: Subscriber | None = None  # NODE changes end a sleep early; never a source of truth
+        # A hub pair (1.3): each hub's own cursor; the stored one is the hub's read at start.
+        self.cursors: dict[str, int] = {journal.hub: self.cursor}
+        self._since: float | None = None  # on a hub not read yet: entries from this source time
+        self._recent: dict[tuple[Any, ...], None] = {}  # (kind, path, time, new) of entries taken, oldest first
+        self._newest_time: float | None = None
 
     def read_journal(self) -> None:
         """Take in every page the hub has after the cursor."""
         while not self.stopping:
             now = self.clock()
             try:
-                raw, last_id = self.journal.page(self.cursor, self.config.prefix, PAGE_LIMIT)
+                raw, last_id = self.journal.page(self.cursor, self.config.prefix, PAGE_LIMIT, since=self._since)
             except JournalError as error:
+                self.cursors[self.journal.hub] = self.cursor
+                moved_to = self.journal.fail_over()
+                if moved_to is not None:
+                    log.warning("%s; asking the other hub of the pair, %s", error, moved_to)
+                    self._switched(moved_to, now)
+                    continue
                 if self.hub_up is not False:
                     log.warning(
                         "%s; retrying every %g s (no notification is lost: the cursor is kept)",
@@ -241,8 +290,10 @@ class Notifier:
                     self.bad_entries += 1
                     log.warning("dropped a journal entry from the hub (%d so far): %s", self.bad_entries, error)
                     continue
-                if entry.id > self.cursor:
+                key = (entry.kind, entry.path, entry.time, entry.new)
+                if entry.id > self.cursor and key not in self._recent:
                     entries.append(entry)
+                    self._remember(key, entry.time)
             newest = max([self.cursor, *(e.id for e in entries)])
             if last_id < self.cursor:
                 log.warning(
@@ -255,10 +306,28 @@ class Notifier:
             else:
                 newest = max(newest, last_id)
             self.core.take_entries(entries, now)
+            self._since = None
             self.cursor = newest
+            self.cursors[self.journal.hub] = newest
             self._save()
             if len(raw) < PAGE_LIMIT:
                 return
+
+    def _remember(self, key: tuple[Any, ...], when: float) -> None:
+        self._recent[key] = None
+        if len(self._recent) > RECENT_KEYS:
+            del self._recent[next(iter(self._recent))]
+        self._newest_time = when if self._newest_time is None else max(self._newest_time, when)
+
+    def _switched(self, hub: str, now: float) -> None:
+        """Now reading ``hub``'s journal: its own cursor, or (never read) from the newest source time taken."""
+        known = self.cursors.get(hub)
+        if known is not None:
+            self.cursor, self._since = known, None
+        else:
+            self.cursor = 0
+            self._since = None if self._newest_time is None else self._newest_time - SWITCH_OVERLAP_S
+        self.core.hub_started(now)  # as when a hub comes back: new problems held while it is read
 
     def turn(self) -> float:
         """One loop turn; returns how long to sleep."""

@@ -30,7 +30,8 @@ def test_a_pair_is_written_with_a_comma_and_a_single_endpoint_still_works() -> N
 )
 def test_a_bad_hub_setting_says_what_is_wrong(text: str, says: str) -> None:
     problem = hub_list_problem(text)
-    assert problem is not None and says in problem
+    assert problem is not None
+    assert says in problem
     with pytest.raises(ValueError, match="bad hub endpoint"):
         split_hubs(text)
 
@@ -39,7 +40,8 @@ def test_connecting_tries_the_current_hub_first_then_the_others() -> None:
     choice = HubChoice((A, B))
     assert choice.order() == (A, B)
     choice.connected(B, now=0.0)  # A did not answer, B did: the hub that answers is used
-    assert choice.current == B and choice.order() == (B, A)
+    assert choice.current == B
+    assert choice.order() == (B, A)
     assert choice.switches == 0  # the first connection is not a move
     assert choice.describe() == f"{B} (pair: {A})"
 
@@ -48,15 +50,19 @@ def test_three_missed_heartbeats_make_the_other_hub_due() -> None:
     choice = HubChoice((A, B))
     choice.connected(A, now=0.0)
     choice.tick(now=3.0, last_heartbeat=0.5, interval_s=1.0)  # 2.5 s: not yet lost
-    assert not choice.lost and choice.due(3.0) is None
+    assert not choice.lost
+    assert choice.due(3.0) is None
     choice.tick(now=3.6, last_heartbeat=0.5, interval_s=1.0)  # 3.1 s without one
-    assert choice.lost and choice.lost_at == pytest.approx(3.5)
+    assert choice.lost
+    assert choice.lost_at == pytest.approx(3.5)
     assert not choice.all_lost  # B has not been tried: the views do not say "hub lost" yet
     assert choice.due(3.6) == B
     choice.connected(B, now=3.7)
-    assert choice.current == B and choice.switches == 1
+    assert choice.current == B
+    assert choice.switches == 1
     assert choice.last_failover_s == pytest.approx(0.2)
-    assert not choice.lost and choice.due(3.7) is None
+    assert not choice.lost
+    assert choice.due(3.7) is None
 
 
 def test_the_interval_comes_from_the_hub() -> None:
@@ -85,7 +91,8 @@ def test_no_flapping_the_preferred_hub_coming_back_changes_nothing() -> None:
     for now in (5.0, 10.0, 100.0):
         choice.tick(now=now, last_heartbeat=now - 0.5, interval_s=1.0)
         assert choice.due(now) is None
-    assert choice.current == B and choice.switches == 1
+    assert choice.current == B
+    assert choice.switches == 1
     # B dies: back to A, by the same rule.
     choice.tick(now=104.0, last_heartbeat=100.0, interval_s=1.0)
     assert choice.due(104.0) == A
@@ -103,8 +110,11 @@ def test_both_gone_is_hub_lost_and_attempts_are_spaced() -> None:
     assert choice.due(5.5) == B
     # A comes back first (its heartbeats resume on the old sockets): the client stays with A.
     choice.tick(now=6.0, last_heartbeat=5.9, interval_s=1.0)
-    assert not choice.lost and not choice.all_lost and choice.due(6.0) is None
-    assert choice.current == A and choice.switches == 0
+    assert not choice.lost
+    assert not choice.all_lost
+    assert choice.due(6.0) is None
+    assert choice.current == A
+    assert choice.switches == 0
 
 
 def test_three_hubs_are_tried_round_robin() -> None:
@@ -125,7 +135,9 @@ def test_a_single_hub_never_fails_over() -> None:
     choice = HubChoice(A)
     choice.connected(A, now=0.0)
     choice.tick(now=100.0, last_heartbeat=0.0, interval_s=1.0)
-    assert choice.lost and choice.due(100.0) is None and choice.next_due() is None
+    assert choice.lost
+    assert choice.due(100.0) is None
+    assert choice.next_due() is None
     assert choice.all_lost  # nothing else to try: the one hub gone is every hub gone
 
 
@@ -142,7 +154,10 @@ def test_a_forked_clone_applies_nothing_of_the_other_hub_before_its_snapshot() -
     core = CloneCore("GS1/", "client-1", 7)
     core.epoch = 111
     fork = core.fork()
-    assert fork.epoch is None and fork.wants_snapshot and fork.tree == core.tree
-    assert fork.prefix == core.prefix and fork.client_epoch == core.client_epoch
+    assert fork.epoch is None
+    assert fork.wants_snapshot
+    assert fork.tree == core.tree
+    assert fork.prefix == core.prefix
+    assert fork.client_epoch == core.client_epoch
     first = core.hello(0.0).request_id
     assert fork.hello(0.0).request_id == first + 1  # request ids go on counting over the client's life
