@@ -110,7 +110,9 @@ def add_client_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hub",
         metavar="QUERY_ENDPOINT",
-        help="the hub's query endpoint (default: $GSMON_HUB, else the client file's hub, else tcp://127.0.0.1:7763)",
+        help="the hub's query endpoint; a hub pair: both joined by a comma, tcp://a:7763,tcp://b:7763 (the first "
+        "that answers is used, the other taken over within seconds when it is lost) "
+        "(default: $GSMON_HUB, else the client file's hub, else tcp://127.0.0.1:7763)",
     )
     parser.add_argument("--timeout-s", type=float, default=5.0, help="how long to wait for the hub (default 5)")
     parser.add_argument(
@@ -447,9 +449,13 @@ def run_watch(
         from gsmon.common.watch import run_app
         from gsmon.common.watch.commands import HubCommands
 
-        send = hub_sender(settings.hub, curve, timeout_s=args.timeout_s, user=_login_name())
+        from gsmon.common.failover import HubChoice
+
+        # One choice for the view and its commands: ack and shelve go to the hub the view reads (1.3).
+        choice = HubChoice(settings.hub)
+        send = hub_sender(choice, curve, timeout_s=args.timeout_s, user=_login_name())
         return run_app(
-            settings.hub,
+            choice,
             args.prefix,
             timeout_s=args.timeout_s,
             curve=curve,
