@@ -446,10 +446,9 @@ def run_watch(
     settings, curve = client_settings(args) if given is None else given
     if terminal and not plain and sys.stdin.isatty():
         from gsmon.common.alarm_commands import OperatorClient, hub_sender
+        from gsmon.common.failover import HubChoice
         from gsmon.common.watch import run_app
         from gsmon.common.watch.commands import HubCommands
-
-        from gsmon.common.failover import HubChoice
 
         # One choice for the view and its commands: ack and shelve go to the hub the view reads (1.3).
         choice = HubChoice(settings.hub)

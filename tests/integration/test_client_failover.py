@@ -60,9 +60,7 @@ def test_the_subscriber_fails_over_to_the_other_hub_with_a_fresh_snapshot(procs:
 
 def test_get_takes_the_hub_of_the_pair_that_answers(procs: Processes, tmp_path: Path) -> None:
     a, b = start_pair(procs)
-    wait_until(
-        lambda: _get(f"{a.query},{b.query}").returncode == 0, timeout_s=15, what="the point at both hubs"
-    )
+    wait_until(lambda: _get(f"{a.query},{b.query}").returncode == 0, timeout_s=15, what="the point at both hubs")
     a.process.kill()
     started = time.monotonic()
     result = _get(f"{a.query},{b.query}")
