@@ -395,6 +395,7 @@ class Notifier:
     def health(self) -> dict[str, Any]:
         return {
             "hub_up": self.hub_up,
+            "hub": self.journal.hub,  # the hub read now (of a pair, 1.3)
             "cursor": self.cursor,
             "bad_entries": self.bad_entries,
             **self.health_of(self.core),

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from harness import Hub, Process, Processes, wait_until
+from test_notify import notifier, start_sinks, titles, write_config
 
 from gsmon.common.client import Subscriber
 from gsmon.common.ready import parse_ready_line
@@ -195,3 +196,41 @@ def _samples(url: str) -> list[dict[str, Any]]:
     assert result.returncode == 0, result.stderr
     samples: list[dict[str, Any]] = json.loads(result.stdout)["samples"]
     return samples
+
+
+def test_the_notifier_reads_the_other_hubs_journal_and_repeats_nothing(procs: Processes, tmp_path: Path) -> None:
+    _smtp, smtp_at, http, http_at = start_sinks(procs)
+    config = write_config(tmp_path, smtp_at, http_at)
+    a = procs.hub("--heartbeat-s", HEARTBEAT_S, name="hub-a")
+    b = procs.hub("--heartbeat-s", HEARTBEAT_S, name="hub-b")
+    power = tmp_path / "power.json"
+    _set(power, 230.0, "GREEN")
+    procs.agent([a, b], "ant1", {"points": [{"name": "Power", "file": str(power), "dt": 0.1}]}, mount="GS1/ups")
+    notify = notifier(procs, f"{a.query},{b.query}", config, tmp_path / "notify-state")
+    _set(power, 0.0, "RED")
+    wait_until(lambda: titles(http), timeout_s=15, what="the raise, read from hub A")
+    assert titles(http) == ["[gsmon] RAISED RED GS1/ups/Power"]
+    wait_until(lambda: _health(notify).get("hub") == a.query, what="the notifier on A")
+    a.process.kill()
+    killed = time.monotonic()
+    wait_until(
+        lambda: _health(notify).get("hub") == b.query and _health(notify).get("hub_up") is True,
+        timeout_s=10,
+        what="the notifier reading hub B",
+    )
+    elapsed_s = time.monotonic() - killed
+    assert elapsed_s <= FAILOVER_BOUND_S, f"the notifier took {elapsed_s:.2f} s"
+    _set(power, 231.0, "GREEN")
+    wait_until(lambda: len(titles(http)) >= 2, timeout_s=15, what="the resolution, read from hub B")
+    assert titles(http) == ["[gsmon] RAISED RED GS1/ups/Power", "[gsmon] RESOLVED RED GS1/ups/Power"]
+
+
+def _set(file: Path, value: Any, alert: str) -> None:
+    tmp = file.with_suffix(".tmp")
+    tmp.write_text(json.dumps([value, alert]))
+    tmp.replace(file)
+
+
+def _health(process: Process) -> dict[str, Any]:
+    line = process.latest("HEALTH ")
+    return {} if line is None else dict(json.loads(line.split(" ", 1)[1]))
