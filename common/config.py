@@ -419,6 +419,8 @@ class Section:
         value = self._data[key]
         if isinstance(value, list):
             return ",".join(self.endpoints(key, connect=True))
+        if not isinstance(value, str) or "," not in value:
+            return self._check_endpoint(key, value, True)  # one endpoint: the usual words
         problem = hub_list_problem(value)
         if problem is not None:
             raise self.expected(key, "a hub's query endpoint, or a pair joined by a comma", value, problem)
