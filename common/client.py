@@ -255,7 +255,8 @@ class Subscriber:
         choice = self._choice
         saved = (self._core, self._sub, self._dealer, self._endpoint, self.endpoints)
         self._core, self._sub, self._dealer = saved[0].fork(), None, None
-        log.warning("no answer from the hub at %s; trying %s", saved[3], endpoint)
+        if not choice.all_lost:  # once per loss, not every second while both are gone
+            log.warning("no answer from the hub at %s; trying %s", saved[3], endpoint)
         try:
             changes = self._attach(endpoint, self._attempt_s())
         except HubUnavailableError as error:

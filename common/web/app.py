@@ -185,7 +185,9 @@ class WebBridge:
         self.feed = feed or HubFeed(settings.hub, "", timeout_s=settings.timeout_s, curve=settings.curve)
         # One HubChoice for the feed and the commands: writes go to the hub the tree comes from (1.3).
         self.commands = commands or HubCommandClient(
-            self.feed.choice, curve=settings.curve, timeout_s=settings.timeout_s
+            self.feed.choice if isinstance(self.feed, HubFeed) else settings.hub,
+            curve=settings.curve,
+            timeout_s=settings.timeout_s,
         )
         self.users = users if users is not None else (Users(settings.users_file) if settings.users_file else None)
         self.signer = SessionSigner()
