@@ -37,9 +37,10 @@ when that one misses a request's deadline it goes to the other at once
 (:class:`~gsmon.common.failover.HubChoice`). Journal ids are each hub's own,
 so the cursor is kept per hub: on a hub it has not read yet the notifier
 starts from the entries whose source time is at or after the newest entry
-it took from the other (less :data:`SWITCH_OVERLAP_S`), skips those it took
+it took from the other (less a few seconds), skips those it took
 already (same kind, path, source time and level), and holds new problems for
-the start-up grace, as when a hub comes back.
+the start-up grace, as when a hub comes back: the rule is the pure
+:class:`~gsmon.common.notify.cursors.JournalCursors`.
 
 Exit status (gsmon.common.errors): 0 after SIGTERM/SIGINT, 1 when ``--test``
 failed, 2 for bad configuration or usage (one line on stderr).
@@ -73,6 +74,7 @@ from gsmon.common.failover import HubChoice
 from gsmon.common.keys import ClientKeys
 from gsmon.common.notify.config import NotifyConfig, read_notify_config
 from gsmon.common.notify.core import Entry, EntryError, NotifyCore, iso_utc
+from gsmon.common.notify.cursors import JournalCursors
 from gsmon.common.notify.store import STATE_FILE, NotifyStore
 from gsmon.common.ready import ready_line
 
@@ -90,10 +92,6 @@ CLIENT_NAME: Final = "notify"
 #: Consecutive failed attempts to one receiver that make its point ORANGE, and RED.
 FAILURES_ORANGE: Final = 1
 FAILURES_RED: Final = 5
-#: On a hub of the pair not read yet: entries from this long before the newest one taken from the other.
-SWITCH_OVERLAP_S: Final = 5.0
-#: Entries remembered (kind, path, time, level) to skip those both hubs journaled.
-RECENT_KEYS: Final = 2000
 
 
 class JournalError(ConnectionError):
@@ -248,23 +246,24 @@ class Notifier:
         self._saved: str | None = None
         self.wake: Subscriber | None = None  # NODE changes end a sleep early; never a source of truth
         # A hub pair (1.3): each hub's own cursor; the stored one is the hub's read at start.
-        self.cursors: dict[str, int] = {journal.hub: self.cursor}
-        self._since: float | None = None  # on a hub not read yet: entries from this source time
-        self._recent: dict[tuple[Any, ...], None] = {}  # (kind, path, time, new) of entries taken, oldest first
-        self._newest_time: float | None = None
+        self.cursors = JournalCursors(journal.hub, self.cursor)
 
     def read_journal(self) -> None:
         """Take in every page the hub has after the cursor."""
+        moved = False
         while not self.stopping:
             now = self.clock()
             try:
-                raw, last_id = self.journal.page(self.cursor, self.config.prefix, PAGE_LIMIT, since=self._since)
+                raw, last_id = self.journal.page(self.cursor, self.config.prefix, PAGE_LIMIT, since=self.cursors.since)
             except JournalError as error:
-                self.cursors[self.journal.hub] = self.cursor
-                moved_to = self.journal.fail_over()
+                # At most one move per turn: with both hubs gone, the turn ends (deliveries, health go on).
+                moved_to = None if moved else self.journal.fail_over()
                 if moved_to is not None:
+                    moved = True
                     log.warning("%s; asking the other hub of the pair, %s", error, moved_to)
-                    self._switched(moved_to, now)
+                    self.cursors.switch(moved_to)
+                    self.cursor = self.cursors.cursor
+                    self.core.hub_started(now)  # as when a hub comes back: new problems held while it is read
                     continue
                 if self.hub_up is not False:
                     log.warning(
@@ -282,7 +281,7 @@ class Notifier:
                 )
                 self.core.hub_started(now)
             self.hub_up = True
-            entries = []
+            decoded = []
             for item in raw:
                 try:
                     entry = Entry.from_wire(item)
@@ -290,10 +289,8 @@ class Notifier:
                     self.bad_entries += 1
                     log.warning("dropped a journal entry from the hub (%d so far): %s", self.bad_entries, error)
                     continue
-                key = (entry.kind, entry.path, entry.time, entry.new)
-                if entry.id > self.cursor and key not in self._recent:
-                    entries.append(entry)
-                    self._remember(key, entry.time)
+                decoded.append(entry)
+            entries = self.cursors.take(decoded)  # after the cursor, and not taken from the other hub already
             newest = max([self.cursor, *(e.id for e in entries)])
             if last_id < self.cursor:
                 log.warning(
@@ -306,28 +303,11 @@ class Notifier:
             else:
                 newest = max(newest, last_id)
             self.core.take_entries(entries, now)
-            self._since = None
             self.cursor = newest
-            self.cursors[self.journal.hub] = newest
+            self.cursors.advance(newest)
             self._save()
             if len(raw) < PAGE_LIMIT:
                 return
-
-    def _remember(self, key: tuple[Any, ...], when: float) -> None:
-        self._recent[key] = None
-        if len(self._recent) > RECENT_KEYS:
-            del self._recent[next(iter(self._recent))]
-        self._newest_time = when if self._newest_time is None else max(self._newest_time, when)
-
-    def _switched(self, hub: str, now: float) -> None:
-        """Now reading ``hub``'s journal: its own cursor, or (never read) from the newest source time taken."""
-        known = self.cursors.get(hub)
-        if known is not None:
-            self.cursor, self._since = known, None
-        else:
-            self.cursor = 0
-            self._since = None if self._newest_time is None else self._newest_time - SWITCH_OVERLAP_S
-        self.core.hub_started(now)  # as when a hub comes back: new problems held while it is read
 
     def turn(self) -> float:
         """One loop turn; returns how long to sleep."""
