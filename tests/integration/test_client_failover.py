@@ -21,7 +21,7 @@ import pytest
 from harness import Hub, Process, Processes, wait_until
 from test_notify import notifier, start_sinks, titles, write_config
 
-from gsmon.common.client import Subscriber
+from gsmon.common.client import HubUnavailableError, Subscriber
 from gsmon.common.ready import parse_ready_line
 
 pytestmark = pytest.mark.integration
@@ -234,3 +234,56 @@ def _set(file: Path, value: Any, alert: str) -> None:
 def _health(process: Process) -> dict[str, Any]:
     line = process.latest("HEALTH ")
     return {} if line is None else dict(json.loads(line.split(" ", 1)[1]))
+
+
+def test_no_flapping_and_hub_lost_only_when_both_are_gone(procs: Processes, tmp_path: Path) -> None:
+    """ipc endpoints, so that hub A can come back at the same address: the subscriber stays on B (it moves only
+    when the hub it uses is lost), says hub lost only with both gone, and goes back to A when B dies."""
+
+    def hub_at(name: str, letter: str) -> Hub:
+        return procs.hub(
+            "--heartbeat-s",
+            HEARTBEAT_S,
+            name=name,
+            agents=f"ipc://{tmp_path}/{letter}-agents.sock",
+            subscribers=f"ipc://{tmp_path}/{letter}-subscribers.sock",
+            query=f"ipc://{tmp_path}/{letter}-query.sock",
+        )
+
+    a, b = hub_at("hub-a", "a"), hub_at("hub-b", "b")
+    spec = {"points": [{"name": "fine", "value": 1, "alert": "GREEN", "dt": 0.2}]}
+    procs.agent([a, b], "pairagent", spec, mount="Lab/P")
+    with Subscriber(f"{a.query},{b.query}", "Lab/", timeout_s=4.0) as sub:
+        wait_until(lambda: sub.poll(0.05) is not None and "Lab/P/fine" in sub.tree, what="the point at A")
+        a.process.kill()
+        wait_until(lambda: sub.poll(0.05) is not None and sub.hub == b.query and not sub.hub_lost, what="on B")
+        assert not sub.hub_lost  # one hub gone is not "hub lost"
+        hub_at("hub-a2", "a")  # A again, same endpoints (a new epoch), the agent reconnects to it by itself
+        wait_until(lambda: _answers(a.query), what="A answering again")
+        stay_until = time.monotonic() + 4.0  # longer than the 3 s loss bound: a flap would show
+        while time.monotonic() < stay_until:
+            sub.poll(0.05)
+            assert sub.hub == b.query, "moved back to A while B was alive"
+        assert sub.choice.switches == 1
+        b.process.kill()
+        wait_until(lambda: sub.poll(0.05) is not None and sub.hub == a.query and not sub.hub_lost, what="back on A")
+        assert "Lab/P/fine" in sub.tree
+        assert sub.choice.switches == 2
+
+
+def test_a_subscriber_with_both_hubs_gone_says_hub_lost(procs: Processes) -> None:
+    a, b = start_pair(procs)
+    with Subscriber(f"{a.query},{b.query}", "Lab/", timeout_s=2.0) as sub:
+        wait_until(lambda: sub.poll(0.05) is not None and "Lab/P/fine" in sub.tree, what="the point at A")
+        b.process.kill()
+        a.process.kill()
+        wait_until(lambda: sub.poll(0.05) is not None and sub.hub_lost, timeout_s=15, what="hub lost")
+        assert sub.hub == a.query  # it keeps the sockets of the hub it used (ZeroMQ reconnects them)
+
+
+def _answers(query: str) -> bool:
+    try:
+        with Subscriber(query, "Lab/", timeout_s=1.0):
+            return True
+    except HubUnavailableError:
+        return False
