@@ -106,7 +106,7 @@ def split_hubs(text: str) -> tuple[str, ...]:
     Raises ``ValueError("bad hub endpoint(s) ...: <why>")`` (see :func:`hub_list_problem`)."""
     problem = hub_list_problem(text)
     if problem is not None:
-        what = "hub endpoint(s)" if isinstance(text, str) and HUB_SEPARATOR in text else "endpoint"
+        what = "hub endpoint(s)" if HUB_SEPARATOR in text else "endpoint"
         raise ValueError(f"bad {what} {text!r}: {problem}")  # one endpoint: parse_endpoint's words
     return tuple(part.strip() for part in text.split(HUB_SEPARATOR))
 

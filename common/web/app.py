@@ -59,6 +59,7 @@ from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 
+from gsmon.common.failover import HubChoice
 from gsmon.common.keys import ClientKeys
 from gsmon.common.watch.feed import HubFeed
 from gsmon.common.web.auth import (
@@ -184,8 +185,9 @@ class WebBridge:
         self.core = BridgeCore(settings.hub)
         self.feed = feed or HubFeed(settings.hub, "", timeout_s=settings.timeout_s, curve=settings.curve)
         # One HubChoice for the feed and the commands: writes go to the hub the tree comes from (1.3).
+        shared = getattr(self.feed, "choice", None)  # a stand-in feed (bench/web_bench.py) has none
         self.commands = commands or HubCommandClient(
-            self.feed.choice if isinstance(self.feed, HubFeed) else settings.hub,
+            shared if isinstance(shared, HubChoice) else settings.hub,
             curve=settings.curve,
             timeout_s=settings.timeout_s,
         )
