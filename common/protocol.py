@@ -565,7 +565,8 @@ counters, and its own journal ids. A client given both query endpoints
    kind, path, source time and new level).
 
 Measured (bench/failover_bench.py, 1 s heartbeats): a Subscriber resumes on
-the other hub about 3.5 s after a SIGKILL of the one it used.
+the other hub 2 to 3 s after a SIGKILL of the one it used (3 missed 1 s
+heartbeats counted from the last one heard, then a few ms to connect).
 
 NOTICE back-channel (hub -> agent; minor 1)
 -------------------------------------------
