@@ -7,6 +7,7 @@ heartbeats, then the other hub's HELLO, subscription and snapshot).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import subprocess
@@ -17,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from harness import Hub, Process, Processes, wait_until
 from test_notify import notifier, start_sinks, titles, write_config
@@ -73,6 +75,19 @@ def test_get_takes_the_hub_of_the_pair_that_answers(procs: Processes, tmp_path: 
     assert result.returncode == 0, result.stderr
     assert "Lab/P/fine" in json.loads(result.stdout)
     assert elapsed_s <= FAILOVER_BOUND_S, f"gsmon get took {elapsed_s:.2f} s with hub A dead"
+    # A command (a viewer's "alarms", as ack and shelve go) reaches the hub that answers, too.
+    started = time.monotonic()
+    alarms = subprocess.run(
+        [sys.executable, "-m", "gsmon.common.cli", "alarms", "Lab/", "--hub", f"{a.query},{b.query}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    elapsed_s = time.monotonic() - started
+    assert alarms.returncode == 0, alarms.stderr
+    assert elapsed_s <= FAILOVER_BOUND_S, f"gsmon alarms took {elapsed_s:.2f} s with hub A dead"
     both_dead = _get(f"{a.query},tcp://127.0.0.1:9")
     assert both_dead.returncode == 1
     assert "no hub of the pair answered" in both_dead.stderr
@@ -137,6 +152,31 @@ def test_the_web_bridge_status_names_the_hub_used_and_fails_over(procs: Processe
     assert elapsed_s <= FAILOVER_BOUND_S, f"the bridge took {elapsed_s:.2f} s"
     tree = _json_get(url + "api/v1/tree?prefix=Lab/")
     assert any(node.get("path") == "Lab/P/fine" for node in tree["nodes"]), tree
+
+
+def test_a_web_socket_client_sees_the_bridge_move_to_the_other_hub(procs: Processes) -> None:
+    """The page's stream stays open across the failover: its status names hub B within 5 s of A's SIGKILL."""
+    a, b = start_pair(procs)
+    web = procs.gsmon("web", "web", "--hub", f"{a.query},{b.query}", "--listen", "127.0.0.1:0", "--timeout-s", "3")
+    url = parse_ready_line(web.wait_for_line("READY "))["url"]
+    wait_until(lambda: _json_get(url + "api/v1/status").get("hub") == a.query, what="web on A")
+
+    async def scenario() -> float:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url + "api/v1/ws") as ws:
+            await ws.send_json({"subscribe": "Lab/"})
+            first = await ws.receive_json(timeout=10)
+            assert first["type"] == "snapshot", first
+            a.process.kill()
+            killed = time.monotonic()
+            while time.monotonic() - killed < 10:
+                message = await ws.receive_json(timeout=10)
+                status = message.get("status", {}) if message["type"] == "status" else {}
+                if status.get("hub") == b.query and status.get("state") == "connected":
+                    return time.monotonic() - killed
+            raise AssertionError("no status naming hub B on the stream")
+
+    elapsed_s = asyncio.run(scenario())
+    assert elapsed_s <= FAILOVER_BOUND_S, f"the stream saw hub B after {elapsed_s:.2f} s"
 
 
 def test_the_recorder_fails_over_and_its_history_service_follows(procs: Processes, tmp_path: Path) -> None:
