@@ -37,9 +37,9 @@ class FeedBatch:
     state: ConnectionState = "waiting"
     reason: str = ""
     clock_offset_s: float = 0.0  # hub clock minus this machine's
-    endpoint: str = ""  # the hub used now (of a pair: the one that answered; 1.3)
     last_update: float | None = None  # wall time the latest change arrived
     received: int = 0  # changes received (before coalescing)
+    endpoint: str = ""  # the hub used now (of a pair: the one that answered; 1.3)
 
 
 class HubFeed:
