@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gsmon.common.clone import CloneCore
+from gsmon.common.config import ConfigError
 from gsmon.common.endpoints import hub_list_problem, split_hubs
 from gsmon.common.failover import HubChoice
+from gsmon.common.notify.config import read_notify_config
+from gsmon.common.recorder.policy import read_recorder_config
 
 A = "tcp://10.0.0.1:7763"
 B = "tcp://10.0.0.2:7763"
@@ -161,3 +166,16 @@ def test_a_forked_clone_applies_nothing_of_the_other_hub_before_its_snapshot() -
     assert fork.client_epoch == core.client_epoch
     first = core.hello(0.0).request_id
     assert fork.hello(0.0).request_id == first + 1  # request ids go on counting over the client's life
+
+
+def test_the_recorder_and_the_notifier_take_a_pair_in_their_files_and_flags(tmp_path: Path) -> None:
+    pair = f"{A},{B}"
+    recorder = tmp_path / "recorder.toml"
+    recorder.write_text(f'[recorder]\nhub = ["{A}", "{B}"]\n')
+    assert read_recorder_config(recorder).hub == pair
+    assert read_recorder_config(None, {"recorder.hub": (pair, "--hub")}).hub == pair
+    notify = tmp_path / "notify.toml"
+    notify.write_text(f'[notify]\nhub = "{A}, {B}"\n')
+    assert read_notify_config(str(notify), {}, []).hub == pair
+    with pytest.raises(ConfigError, match=r"--hub: .*listed twice"):
+        read_notify_config(None, {"notify.hub": (f"{A},{A}", "--hub")}, [])
