@@ -46,6 +46,11 @@ The rules (the protocol docstring is the specification):
    stay (ZeroMQ reconnects by itself), and when heartbeats come back rule 4
    decides whether a new snapshot is needed.
 
+6. A hub pair (protocol: Clients of a hub pair): the hubs are independent,
+   so moving to the other takes a new core, :meth:`CloneCore.fork` (the view
+   kept, none of the old hub's sync state), loaded by a fresh snapshot; the
+   decision to move is :class:`~gsmon.common.failover.HubChoice`'s.
+
 Requests (protocol: Envelope): the client's own random non-zero ``epoch``
 (:func:`new_client_epoch`), a header ``seq`` of 1, 2, 3 ... per query
 connection (:meth:`CloneCore.new_query_socket` starts it again), and

@@ -3,7 +3,11 @@
 Both take ``--hub QUERY_ENDPOINT`` and, on a keyed station, ``--key`` and
 ``--hub-key``; each may instead come from ``GSMON_HUB``, ``GSMON_KEY``,
 ``GSMON_HUB_KEY`` or a client file (see :mod:`gsmon.common.client_settings`).
-They learn everything else from the hub itself.
+They learn everything else from the hub itself. A hub pair is one
+``--hub`` of two endpoints joined by a comma (``tcp://a:7763,tcp://b:7763``):
+``get`` asks the first that answers, ``watch`` follows it and moves to the
+other by itself when it is lost (protocol: Clients of a hub pair), naming
+the hub it uses in its title and saying HUB LOST only when both are gone.
 
 ``gsmon get PREFIX`` prints the subtree once as the tree table, or with
 ``--json`` as one JSON object mapping each path to its ``value``, ``alert``

@@ -12,6 +12,7 @@ from gsmon.common.endpoints import hub_list_problem, split_hubs
 from gsmon.common.failover import HubChoice
 from gsmon.common.notify.config import read_notify_config
 from gsmon.common.recorder.policy import read_recorder_config
+from gsmon.common.web.hub_commands import HubCommandClient
 
 A = "tcp://10.0.0.1:7763"
 B = "tcp://10.0.0.2:7763"
@@ -179,3 +180,13 @@ def test_the_recorder_and_the_notifier_take_a_pair_in_their_files_and_flags(tmp_
     assert read_notify_config(str(notify), {}, []).hub == pair
     with pytest.raises(ConfigError, match=r"--hub: .*listed twice"):
         read_notify_config(None, {"notify.hub": (f"{A},{A}", "--hub")}, [])
+
+
+def test_commands_go_to_the_hub_the_view_uses() -> None:
+    """The web bridge's command client and a one-shot sender share the view's HubChoice: the current hub first."""
+    choice = HubChoice((A, B))
+    client = HubCommandClient(choice)
+    assert client.hub == A
+    choice.connected(B, now=5.0)  # the feed moved to B
+    assert client.hub == B
+    assert choice.order() == (B, A)  # what send_command tries, in turn
