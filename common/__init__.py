@@ -34,6 +34,8 @@ The subscriber side (everything that reads the hub's tree):
   their count, seq, epoch, gap repair, heartbeats, hub lost), shaped like ``HubState``; ``ClientEnvelope``:
   every client request's header (epoch, seq, request id)
 * :mod:`~gsmon.common.health_report` -- a client's own health as ``report_health`` carries it (levels, ttl)
+* :mod:`~gsmon.common.failover` -- ``HubChoice``: which hub of a pair a client uses and when it moves
+  to the other, pure (takes ``now``)
 * :mod:`~gsmon.common.client_settings` -- where a client finds its hub and keys (flags, variables, files)
 * :mod:`~gsmon.common.views` -- ``gsmon get`` and the plain ``gsmon watch`` frames
 * :mod:`~gsmon.common.render` -- the tree table of ``print(mon)``, ``gsmon get`` and ``gsmon watch``

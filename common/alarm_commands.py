@@ -722,14 +722,17 @@ class OperatorClient:
 
 
 def hub_sender(
-    hub: str,
+    hub: Any,
     curve: Any,
     *,
     timeout_s: float,
     user: str | None,
     via: str | None = None,
 ) -> Send:
-    """A send function over the hub's query socket (:func:`gsmon.common.commands.send_command`)."""
+    """A send function over the hub's query socket (:func:`gsmon.common.commands.send_command`).
+
+    ``hub``: an endpoint, a pair (``"A,B"``), or a view's shared
+    :class:`~gsmon.common.failover.HubChoice`, so commands go to the hub the view reads (1.3)."""
     from gsmon.common.commands import send_command
 
     def send(command: str, args: dict[str, Any]) -> proto.CommandResult:

@@ -26,6 +26,15 @@ side). This module is the sockets around it:
    ``connect`` raises one of the :class:`HubUnavailableError` subclasses,
    whose message says what is wrong and what to do.
 
+A hub pair (1.3): ``Subscriber("tcp://a:7763,tcp://b:7763")`` (or a list)
+connects to the first that answers and, when the one it uses is lost (no
+heartbeat for 3 of its intervals, or a snapshot request that misses its
+deadline), connects to the other and takes a fresh snapshot from it: the
+decision is :class:`~gsmon.common.failover.HubChoice`'s, this module only
+makes the new sockets. The view carries over; the changes reported are what
+differs between the two hubs' trees. :attr:`Subscriber.hub` is the hub used
+now, :attr:`Subscriber.hub_lost` is true only when every hub is gone.
+
 Everything runs in the caller's thread: :meth:`Subscriber.poll` reads what
 arrived and returns the changes, :meth:`Subscriber.changes` is a blocking
 iterator over them, and callbacks added with :meth:`Subscriber.add_callback`
@@ -39,7 +48,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 import zmq
@@ -50,6 +59,7 @@ from gsmon.common import transport
 from gsmon.common.alerts import Alert
 from gsmon.common.clone import Change, CloneCore, NodeState, Subscriptions, new_client_epoch
 from gsmon.common.errors import UnavailableError
+from gsmon.common.failover import HubChoice
 from gsmon.common.keys import ClientKeys
 
 __all__ = [
@@ -140,19 +150,22 @@ class Subscriber:
     """A live, self-healing copy of the subtree under ``prefix``: the sockets around a :class:`CloneCore`.
 
     Args:
-        hub: The hub's *query* endpoint (it tells the client the rest).
+        hub: The hub's *query* endpoint (it tells the client the rest); for a hub pair both, as a
+            sequence or one string joined by ``,`` (``"tcp://a:7763,tcp://b:7763"``), or a
+            :class:`~gsmon.common.failover.HubChoice` shared with the caller's command sender.
         prefix: Path prefix to follow; ``"GS1/"`` is everything under GS1,
             ``""`` the whole tree.
         min_alert: Only report nodes whose alert code is at least this (an
             int or an Alert class); a node dropping below it is reported
             once, as removed from the view.
-        timeout_s: How long to wait for the hub when connecting or resyncing.
+        timeout_s: How long to wait for the hub when connecting or resyncing (with a pair, the whole
+            wait of :meth:`connect`, shared among the hubs; each failover attempt waits its share).
         curve: CURVE keys, when the hub requires them.
     """
 
     def __init__(
         self,
-        hub: str = DEFAULT_QUERY_ENDPOINT,
+        hub: str | Sequence[str] | HubChoice = DEFAULT_QUERY_ENDPOINT,
         prefix: str = "",
         min_alert: int | type[Alert] | None = None,
         *,
@@ -160,11 +173,15 @@ class Subscriber:
         curve: ClientKeys | None = None,
         rcvhwm: int = 1_000_000,
     ) -> None:
-        transport.parse_endpoint(hub, connect=True)
+        # A HubChoice given is shared (a view's feed and its command sender: commands go where it reads).
+        self._choice = hub if isinstance(hub, HubChoice) else HubChoice(hub)
+        for endpoint in self._choice.endpoints:
+            transport.parse_endpoint(endpoint, connect=True)
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
-        self.hub = hub
+        self._endpoint = self._choice.current  # the hub the sockets are connected to (or being tried)
         self.timeout_s = timeout_s
+        self._wait_s = timeout_s  # one wait for an answer: timeout_s, or an attempt's share with a pair
         self._curve = curve
         self._rcvhwm = rcvhwm
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
@@ -177,33 +194,87 @@ class Subscriber:
     # ------------------------------------------------------------------
 
     def connect(self) -> Subscriber:
-        """Find the hub, subscribe, and load the first snapshot.
+        """Find the hub (the first of a pair that answers), subscribe, and load the first snapshot.
 
-        Raises :class:`HubUnavailableError` if the hub does not answer in time.
+        Raises :class:`HubUnavailableError` if no hub answers in time.
         """
         if self._context is not None:
             return self
         self._context = zmq.Context()
+        choice = self._choice
+        errors: list[HubUnavailableError] = []
         try:
-            self._dealer = self._watched(zmq.DEALER, self.hub)
+            for endpoint in choice.order():
+                try:
+                    self._attach(endpoint, self._attempt_s())
+                except HubUnavailableError as error:
+                    errors.append(error)
+                    self._close_sockets()
+                    continue
+                choice.connected(endpoint, time.monotonic())
+                return self
+        except BaseException:
+            self.close()
+            raise
+        self.close()
+        if len(errors) == 1:
+            raise errors[0]
+        raise type(errors[0])("no hub of the pair answered: " + "; ".join(str(error) for error in errors))
+
+    def _attempt_s(self) -> float:
+        """How long one hub may take to answer: all of ``timeout_s`` alone, its share in a pair (>= 1 s)."""
+        return max(1.0, self.timeout_s / len(self._choice.endpoints)) if self._choice.pair else self.timeout_s
+
+    def _attach(self, endpoint: str, wait_s: float) -> list[Change]:
+        """Connect both sockets to the hub at ``endpoint``, subscribe and load a snapshot into the core.
+        Returns the changes the snapshot makes to the view the core held."""
+        self._endpoint, self._wait_s = endpoint, wait_s
+        try:
+            self._dealer = self._watched(zmq.DEALER, endpoint)
             info = self._hello()
             self._core.info(info)
-            host = transport.host_of(self.hub)
+            host = transport.host_of(endpoint)
             self.endpoints = {key: transport.with_host(value, host) for key, value in info.endpoints.items()}
             self._sub = self._watched(zmq.SUB, self.endpoints["subscribers"], rcvhwm=self._rcvhwm)
             self._send_subscriptions(self._core.subscribe(time.monotonic()))
             self._await_heartbeat()
-            self._first_snapshot()
-        except BaseException:
-            self.close()
-            raise
-        return self
+            return self._first_snapshot()
+        finally:
+            self._wait_s = self.timeout_s
 
-    def close(self) -> None:
+    def _close_sockets(self) -> None:
         for watched in (self._sub, self._dealer):
             if watched is not None:
                 watched.close()
         self._sub = self._dealer = None
+
+    def _fail_over(self, endpoint: str) -> list[Change]:
+        """Try the other hub ``endpoint``: on an answer, use it (fresh sockets, a fresh snapshot into a
+        forked core) and return the changes to the view; else keep the current sockets (ZeroMQ goes on
+        reconnecting them) and tell the choice, which says when to try again."""
+        choice = self._choice
+        saved = (self._core, self._sub, self._dealer, self._endpoint, self.endpoints)
+        self._core, self._sub, self._dealer = saved[0].fork(), None, None
+        if not choice.all_lost:  # once per loss, not every second while both are gone
+            log.warning("no answer from the hub at %s; trying %s", saved[3], endpoint)
+        try:
+            changes = self._attach(endpoint, self._attempt_s())
+        except HubUnavailableError as error:
+            self._close_sockets()
+            self._core, self._sub, self._dealer, self._endpoint, self.endpoints = saved
+            choice.attempt_failed(endpoint, time.monotonic())
+            if choice.all_lost:
+                log.warning("no hub of the pair answers (%s): retrying", error)
+            return []
+        for watched in (saved[1], saved[2]):
+            if watched is not None:
+                watched.close()
+        choice.connected(endpoint, time.monotonic())
+        log.warning("now following the hub at %s (fresh snapshot, %d changes)", endpoint, len(changes))
+        return changes
+
+    def close(self) -> None:
+        self._close_sockets()
         if self._context is not None:
             self._context.term()
             self._context = None
@@ -215,6 +286,21 @@ class Subscriber:
         self.close()
 
     # ------------------------------------------------------------------
+
+    @property
+    def hub(self) -> str:
+        """The query endpoint of the hub used now (of a pair: the one that answered)."""
+        return self._endpoint
+
+    @property
+    def hubs(self) -> tuple[str, ...]:
+        """Every endpoint given (one, or the pair), in the order given."""
+        return self._choice.endpoints
+
+    @property
+    def choice(self) -> HubChoice:
+        """The failover core: which hub is used, moves so far, the latest failover time."""
+        return self._choice
 
     @property
     def prefix(self) -> str:
@@ -243,8 +329,10 @@ class Subscriber:
 
     @property
     def hub_lost(self) -> bool:
-        """Whether the hub's heartbeats stopped (as of the latest :meth:`poll`)."""
-        return self._core.hub_lost
+        """Whether the hub's heartbeats stopped (as of the latest :meth:`poll`); with a pair, whether
+        every hub is gone (the one used is lost and the other did not answer either)."""
+        choice = self._choice
+        return self._core.hub_lost and (not choice.pair or choice.all_lost)
 
     @property
     def resyncs(self) -> int:
@@ -286,7 +374,9 @@ class Subscriber:
                 found = receive(frames[0], frames[1], monotonic(), wall())
                 if found:
                     changes += found
-        todo = core.tick(time.monotonic(), time.time())
+        now = time.monotonic()
+        todo = core.tick(now, time.time())
+        choice = self._choice
         if todo.subscriptions is not None:
             self._send_subscriptions(todo.subscriptions)
         if todo.snapshot is not None:
@@ -294,6 +384,11 @@ class Subscriber:
                 changes.extend(self._resync(todo.snapshot))
             except HubUnavailableError as error:
                 log.warning("resync failed, will retry: %s", error)
+                choice.query_failed(time.monotonic())
+        choice.tick(now, core.last_heartbeat, core.heartbeat_s)
+        candidate = choice.due(time.monotonic())
+        if candidate is not None:
+            changes.extend(self._fail_over(candidate))
         for change in changes:
             for callback in self._callbacks:
                 callback(change)
@@ -376,7 +471,7 @@ class Subscriber:
             if problem is not None:
                 return _ERRORS[problem](self._describe(problem, watched))
         return HubTimeoutError(
-            f"no answer from the hub at {self.hub} within {self.timeout_s:g} s ({waited}): "
+            f"no answer from the hub at {self.hub} within {self._wait_s:g} s ({waited}): "
             "it may be overloaded or stopped; try again, or a longer --timeout"
         )
 
@@ -390,7 +485,7 @@ class Subscriber:
         dealer = watched.socket
         with contextlib.suppress(zmq.Again):  # not connected yet: nothing queued, and the wait below says why
             dealer.send(proto.encode(msg), zmq.DONTWAIT)
-        deadline = time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + self._wait_s
         while True:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0 or not dealer.poll(min(remaining_ms, 100)):
@@ -409,7 +504,7 @@ class Subscriber:
                 continue  # a late reply to an earlier request
             if isinstance(reply, proto.Error):
                 raise HubUnavailableError(f"the hub refused: {reply.message}")
-            deadline = time.monotonic() + self.timeout_s  # each reply renews the wait
+            deadline = time.monotonic() + self._wait_s  # each reply renews the wait
             yield reply
 
     def _hello(self) -> proto.Info:
@@ -424,7 +519,7 @@ class Subscriber:
         assert watched is not None
         sub = watched.socket
         core = self._core
-        deadline = time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + self._wait_s
         while (remaining := deadline - time.monotonic()) > 0:
             resend = core.resubscriptions(time.monotonic())
             if resend is not None:
@@ -443,26 +538,28 @@ class Subscriber:
             raise _ERRORS[problem](self._describe(problem, watched))
         if core.last_heartbeat is not None:
             raise HubTimeoutError(
-                f"the hub at {self.hub} did not take the subscription to {self.prefix!r} within {self.timeout_s:g} s "
+                f"the hub at {self.hub} did not take the subscription to {self.prefix!r} within {self._wait_s:g} s "
                 "(is it outside this key's grant?)"
             )
         raise HubTimeoutError(
-            f"no heartbeat from the hub's publisher {self.endpoints.get('subscribers')} within {self.timeout_s:g} s: "
+            f"no heartbeat from the hub's publisher {self.endpoints.get('subscribers')} within {self._wait_s:g} s: "
             "is its subscribers port reachable from here?"
         )
 
-    def _first_snapshot(self) -> None:
-        """Load the first snapshot, asking again while one arrives incomplete (within ``timeout_s``)."""
+    def _first_snapshot(self) -> list[Change]:
+        """Load the first snapshot, asking again while one arrives incomplete (within the wait); return
+        its changes to the view the core held (none on a first connection: nobody listens yet)."""
         core = self._core
-        deadline = time.monotonic() + self.timeout_s
-        self._resync(core.snapshot_request(time.time()))
+        deadline = time.monotonic() + self._wait_s
+        changes = self._resync(core.snapshot_request(time.time()))
         while core.wants_snapshot:
             if time.monotonic() >= deadline:
                 raise HubTimeoutError(
                     f"every snapshot of {self.prefix!r} from the hub at {self.hub} arrived incomplete within "
-                    f"{self.timeout_s:g} s (its queue to this client overflowed): try again, or a longer --timeout"
+                    f"{self._wait_s:g} s (its queue to this client overflowed): try again, or a longer --timeout"
                 )
-            self._resync(core.snapshot_request(time.time()))
+            changes = self._resync(core.snapshot_request(time.time()))
+        return changes
 
     def _resync(self, request: proto.SnapshotRequest) -> list[Change]:
         """Send the core's snapshot request and feed it the replies; return what changed in the view."""

@@ -14,7 +14,8 @@ first source that has it wins::
 
 A client file holds any of three top-level keys::
 
-    hub = "tcp://10.10.0.1:7763"      # the hub's query endpoint
+    hub = "tcp://10.10.0.1:7763"      # the hub's query endpoint; a hub pair: "tcp://a:7763,tcp://b:7763"
+                                      # (or an array ["tcp://a:7763", "tcp://b:7763"]; --hub A,B likewise)
     key = "keys/ops.key_secret"       # this client's secret key file
     hub_key = "keys/hub.key"          # the hub's public key file
 
@@ -103,14 +104,14 @@ def _variable(environ: Mapping[str, str], name: str) -> str | None:
 
 
 def _check_hub(value: str, where: str) -> str:
-    problem = endpoints.endpoint_problem(value, connect=True)
+    problem = endpoints.hub_list_problem(value)
     if problem is not None:
         raise ConfigError(
-            f"expected the hub's query endpoint (tcp://host:port, ipc://path or inproc://name), "
-            f"got {value!r}: {problem}",
+            f"expected the hub's query endpoint (tcp://host:port, ipc://path or inproc://name; "
+            f"a hub pair: two joined by a comma), got {value!r}: {problem}",
             key=where,
         )
-    return value
+    return ",".join(endpoints.split_hubs(value))
 
 
 def _check_path(value: str, where: str) -> Path:
@@ -125,7 +126,7 @@ def _read_file(path: Path) -> dict[str, tuple[object, str]]:
         return {}
     root = load_toml(path)
     found: dict[str, tuple[object, str]] = {}
-    hub = root.endpoint("hub", None, connect=True)
+    hub = root.hubs("hub", None)
     if hub is not None:
         found["hub"] = (hub, f"{path}: hub")
     for name in ("key", "hub_key"):

@@ -46,6 +46,11 @@ The rules (the protocol docstring is the specification):
    stay (ZeroMQ reconnects by itself), and when heartbeats come back rule 4
    decides whether a new snapshot is needed.
 
+6. A hub pair (protocol: Clients of a hub pair): the hubs are independent,
+   so moving to the other takes a new core, :meth:`CloneCore.fork` (the view
+   kept, none of the old hub's sync state), loaded by a fresh snapshot; the
+   decision to move is :class:`~gsmon.common.failover.HubChoice`'s.
+
 Requests (protocol: Envelope): the client's own random non-zero ``epoch``
 (:func:`new_client_epoch`), a header ``seq`` of 1, 2, 3 ... per query
 connection (:meth:`CloneCore.new_query_socket` starts it again), and
@@ -279,6 +284,16 @@ class CloneCore:
         self.hub_clock_offset_s = 0.0
         self.hub_lost = False
         self.resyncs = 0
+
+    def fork(self) -> CloneCore:
+        """A core for another hub of a pair (1.3): the same prefix, ids and view, but nothing of this hub's
+        sync state (epoch, seqs, counters, subscriptions), so no NODE of the other hub is applied before its
+        own snapshot, and loading that snapshot reports only what differs from the view held now."""
+        other = CloneCore(self.prefix, self.client_id, self.client_epoch, self.min_alert)
+        other._envelope = self._envelope  # request ids count over the client's lifetime (a new connection: new seqs)
+        other._nodes = dict(self._nodes)
+        other.resyncs = self.resyncs
+        return other
 
     # ------------------------------------------------------------------
     # The view

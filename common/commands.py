@@ -22,6 +22,7 @@ import argparse
 import getpass
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any, Final
 
 import zmq
@@ -31,6 +32,7 @@ from gsmon.common import protocol as proto
 from gsmon.common.client import DEFAULT_QUERY_ENDPOINT, HubUnavailableError
 from gsmon.common.clone import ClientEnvelope
 from gsmon.common.errors import UnavailableError, UsageError
+from gsmon.common.failover import HubChoice
 from gsmon.common.keys import ClientKeys
 
 __all__ = ["add_parser", "forget_with_hub_keys", "send_command", "wait_reply"]
@@ -39,7 +41,7 @@ RETRY_S: Final = 0.3
 
 
 def send_command(
-    hub: str,
+    hub: str | Sequence[str] | HubChoice,
     command: str,
     args: dict[str, Any],
     *,
@@ -49,9 +51,38 @@ def send_command(
 ) -> proto.CommandResult:
     """Send one COMMAND to the hub's query endpoint ``hub`` and return its result.
 
+    ``hub`` may name a hub pair (``"tcp://a:7763,tcp://b:7763"``, a sequence, or the
+    :class:`~gsmon.common.failover.HubChoice` a view shares: its current hub first): the
+    command goes to the first that answers (1.3). A hub that does not answer within its share
+    of ``timeout_s`` (at least 1 s) is followed by the next; an answer, ok or not, is final,
+    so nothing is applied twice on purpose (and a repeated ack is skipped as already acked).
+
     Raises :class:`HubUnavailableError` when no answer comes within
     ``timeout_s`` or the hub answers with an ERROR (it refused the key).
     """
+    choice = hub if isinstance(hub, HubChoice) else HubChoice(hub)
+    order = choice.order()
+    if len(order) == 1:
+        return _send_one(order[0], command, args, curve=curve, timeout_s=timeout_s, user=user)
+    share_s = max(1.0, timeout_s / len(order))
+    errors: list[str] = []
+    for endpoint in order:
+        try:
+            return _send_one(endpoint, command, args, curve=curve, timeout_s=share_s, user=user)
+        except HubUnavailableError as error:
+            errors.append(str(error))
+    raise HubUnavailableError("no hub of the pair answered: " + "; ".join(errors))
+
+
+def _send_one(
+    hub: str,
+    command: str,
+    args: dict[str, Any],
+    *,
+    curve: ClientKeys | None,
+    timeout_s: float,
+    user: str | None,
+) -> proto.CommandResult:
     transport.parse_endpoint(hub, connect=True)
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
@@ -140,7 +171,7 @@ def run_forget(args: argparse.Namespace) -> int:
         raise UsageError("--key and --hub-key go together (your secret key and the hub's public key)")
     if not args.timeout_s > 0:
         raise UsageError(f"--timeout-s must be positive, got {args.timeout_s}")
-    problem = endpoints.endpoint_problem(args.hub, connect=True)
+    problem = endpoints.hub_list_problem(args.hub)
     if problem is not None:
         raise UsageError(f"bad endpoint {args.hub!r}: {problem}")
     curve = ClientKeys.load(args.key, args.hub_key) if args.key is not None else None

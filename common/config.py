@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from gsmon.common import names as naming
-from gsmon.common.endpoints import endpoint_problem
+from gsmon.common.endpoints import endpoint_problem, hub_list_problem, split_hubs
 from gsmon.common.errors import UsageError
 
 __all__ = [
@@ -410,6 +410,22 @@ class Section:
                 raise self.expected(f"{key}[{index}]", "no repeated endpoints", item, "it is listed twice")
             result.append(endpoint)
         return result
+
+    def hubs(self, key: str, default: _T | _Req = REQUIRED) -> str | _T:
+        """A client's hub setting (1.3): one query endpoint, or a hub pair, written ``"tcp://a:7763,tcp://b:7763"``
+        or as an array of endpoints; returned as one string joined by ``,`` (what ``--hub`` takes)."""
+        if not self._has(key):
+            return self._absent(key, default, "a hub's query endpoint, or a pair joined by a comma")
+        value = self._data[key]
+        if isinstance(value, list):
+            return ",".join(self.endpoints(key, connect=True))
+        if not isinstance(value, str) or "," not in value:
+            return self._check_endpoint(key, value, True)  # one endpoint: the usual words
+        problem = hub_list_problem(value)
+        if problem is not None:
+            raise self.expected(key, "a hub's query endpoint, or a pair joined by a comma", value, problem)
+        assert isinstance(value, str)
+        return ",".join(split_hubs(value))
 
     def _check_endpoint(self, key: str, value: object, connect: bool) -> str:
         try:

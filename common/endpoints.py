@@ -21,8 +21,10 @@ __all__ = [
     "default_endpoint",
     "endpoint_problem",
     "host_of",
+    "hub_list_problem",
     "is_loopback",
     "parse_endpoint",
+    "split_hubs",
     "with_host",
 ]
 
@@ -74,6 +76,39 @@ def endpoint_problem(endpoint: object, *, connect: bool = False) -> str | None:
     if not lowest <= int(port) <= _MAX_PORT:
         return f"port {int(port)} is out of range {lowest}-{_MAX_PORT}"
     return None
+
+
+#: How the endpoints of a hub pair are written in one setting (1.3): ``tcp://a:7763,tcp://b:7763``.
+HUB_SEPARATOR: Final = ","
+
+
+def hub_list_problem(text: object) -> str | None:
+    """Why ``text`` is not a hub setting (one query endpoint, or several joined by ``,``: a hub pair),
+    or ``None`` when it is. Spaces around a comma are allowed; an endpoint listed twice is not."""
+    if not isinstance(text, str):
+        return f"an endpoint is a string, not {type(text).__name__}"
+    parts = [part.strip() for part in text.split(HUB_SEPARATOR)]
+    if len(parts) == 1:
+        return endpoint_problem(text, connect=True)
+    for index, part in enumerate(parts):
+        if not part:
+            return f"endpoint {index + 1} of {len(parts)} is empty (a pair is written tcp://a:7763,tcp://b:7763)"
+        problem = endpoint_problem(part, connect=True)
+        if problem is not None:
+            return f"endpoint {index + 1} of {len(parts)} ({part!r}): {problem}"
+        if part in parts[:index]:
+            return f"{part!r} is listed twice"
+    return None
+
+
+def split_hubs(text: str) -> tuple[str, ...]:
+    """The endpoints of a hub setting, in the order given: ``"tcp://a:7763,tcp://b:7763"`` -> both.
+    Raises ``ValueError("bad hub endpoint(s) ...: <why>")`` (see :func:`hub_list_problem`)."""
+    problem = hub_list_problem(text)
+    if problem is not None:
+        what = "hub endpoint(s)" if HUB_SEPARATOR in text else "endpoint"
+        raise ValueError(f"bad {what} {text!r}: {problem}")  # one endpoint: parse_endpoint's words
+    return tuple(part.strip() for part in text.split(HUB_SEPARATOR))
 
 
 def parse_endpoint(endpoint: object, *, connect: bool = False) -> tuple[str, str, str]:

@@ -738,6 +738,49 @@ so a key never learns what others follow outside its grant. (A client of
 minor 0 with a limited key, which subscribes to :data:`HUB_HEARTBEAT_TOPIC`,
 gets no heartbeat: it must be updated.)
 
+Clients of a hub pair (1.3)
+---------------------------
+Agents publish to both hubs of a pair (an agent's ``hubs = [A, B]``), so
+each hub builds the same tree; but the two hubs are independent for a
+client: each has its own ``epoch``, its own NODE ``seq`` and publish
+counters, and its own journal ids. A client given both query endpoints
+(gsmon's syntax: one setting, the two joined by a comma,
+``tcp://a:7763,tcp://b:7763``; for ``--hub``, ``GSMON_HUB``, a client file's
+``hub`` (which may also be an array) and the recorder's and notifier's
+``hub``) follows these rules:
+
+1. To connect, it tries the endpoints in the order given and uses the
+   first that answers (HELLO, then the Subscribing steps and a snapshot).
+2. It judges the hub it uses lost when no heartbeat came for 3 x that hub's
+   ``interval_s`` (the single-hub bound above), or when a request with a
+   deadline to it (a snapshot, a journal page) got no answer.
+3. Then it connects to the other hub anew (HELLO, subscriptions, a fresh
+   snapshot) and applies nothing of that hub's before its own SNAPSHOT_END:
+   a seq or a publish counter of one hub means nothing at the other, so the
+   seq and gap rules start again from the new snapshot. What the client
+   showed is replaced by that snapshot (a view may keep showing the old
+   nodes until it arrives). While the other does not answer either, it
+   tries them in turn, at most once a second, and keeps its old sockets
+   (a hub that comes back is heard on them).
+4. No flapping: it stays with the hub it uses while that hub's heartbeats
+   come, even when the one listed first comes back; it moves only by rule 2.
+5. Views name the hub they use, and say the hub is lost (or that they are
+   waiting for one) only when every hub of the pair is gone.
+6. Commands (ack, shelve ...) go to the hub the client uses (a one-shot
+   command: the first that answers); a command that got no answer in time
+   is sent to the other, and a COMMAND_RESULT, ok or not, is final. Whether
+   an operator action on one hub shows on the other is the pair link's
+   business, not the client's.
+7. A journal reader (the notifier) keeps a cursor per hub, since ids are
+   each hub's own. On a hub it has not read yet it asks ``journal`` with
+   ``since`` a few seconds before the source ``time`` of the newest entry
+   it took from the other, and skips the entries it took already (the same
+   kind, path, source time and new level).
+
+Measured (bench/failover_bench.py, 1 s heartbeats): a Subscriber resumes on
+the other hub 2 to 3 s after a SIGKILL of the one it used (3 missed 1 s
+heartbeats counted from the last one heard, then a few ms to connect).
+
 NOTICE back-channel (hub -> agent; minor 1)
 -------------------------------------------
 When the hub refuses an agent's messages (its key may not publish under that

@@ -3,7 +3,11 @@
 Both take ``--hub QUERY_ENDPOINT`` and, on a keyed station, ``--key`` and
 ``--hub-key``; each may instead come from ``GSMON_HUB``, ``GSMON_KEY``,
 ``GSMON_HUB_KEY`` or a client file (see :mod:`gsmon.common.client_settings`).
-They learn everything else from the hub itself.
+They learn everything else from the hub itself. A hub pair is one
+``--hub`` of two endpoints joined by a comma (``tcp://a:7763,tcp://b:7763``):
+``get`` asks the first that answers, ``watch`` follows it and moves to the
+other by itself when it is lost (protocol: Clients of a hub pair), naming
+the hub it uses in its title and saying HUB LOST only when both are gone.
 
 ``gsmon get PREFIX`` prints the subtree once as the tree table, or with
 ``--json`` as one JSON object mapping each path to its ``value``, ``alert``
@@ -110,7 +114,9 @@ def add_client_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hub",
         metavar="QUERY_ENDPOINT",
-        help="the hub's query endpoint (default: $GSMON_HUB, else the client file's hub, else tcp://127.0.0.1:7763)",
+        help="the hub's query endpoint; a hub pair: both joined by a comma, tcp://a:7763,tcp://b:7763 (the first "
+        "that answers is used, the other taken over within seconds when it is lost) "
+        "(default: $GSMON_HUB, else the client file's hub, else tcp://127.0.0.1:7763)",
     )
     parser.add_argument("--timeout-s", type=float, default=5.0, help="how long to wait for the hub (default 5)")
     parser.add_argument(
@@ -444,12 +450,15 @@ def run_watch(
     settings, curve = client_settings(args) if given is None else given
     if terminal and not plain and sys.stdin.isatty():
         from gsmon.common.alarm_commands import OperatorClient, hub_sender
+        from gsmon.common.failover import HubChoice
         from gsmon.common.watch import run_app
         from gsmon.common.watch.commands import HubCommands
 
-        send = hub_sender(settings.hub, curve, timeout_s=args.timeout_s, user=_login_name())
+        # One choice for the view and its commands: ack and shelve go to the hub the view reads (1.3).
+        choice = HubChoice(settings.hub)
+        send = hub_sender(choice, curve, timeout_s=args.timeout_s, user=_login_name())
         return run_app(
-            settings.hub,
+            choice,
             args.prefix,
             timeout_s=args.timeout_s,
             curve=curve,

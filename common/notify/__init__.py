@@ -8,6 +8,7 @@ Pipeline of one notifier process::
     NotifyStore (SQLite, WAL): cursor + core state in one transaction; the sent-log
 
 * :mod:`~gsmon.common.notify.core` -- what to tell whom and when (no I/O)
+* :mod:`~gsmon.common.notify.cursors` -- a journal cursor per hub of a pair, and what to skip after a move
 * :mod:`~gsmon.common.notify.config` -- notify.toml and the flags
 * :mod:`~gsmon.common.notify.store` -- the state file and the sent-log
 * :mod:`~gsmon.common.notify.deliver` -- apprise and local commands

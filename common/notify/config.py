@@ -104,7 +104,7 @@ def read_notify_config(
     root = load_toml(path) if path is not None else Section({}, "<defaults>", base_dir=Path())
     root = with_overrides(root, overrides or {})
     notify = root.section("notify")
-    hub = notify.endpoint("hub", DEFAULT_HUB, connect=True)
+    hub = notify.hubs("hub", DEFAULT_HUB)
     prefix = notify.string("prefix", "", allow_empty=True)
     state_dir = notify.file_path("state_dir", None)
     timing: dict[str, Any] = {

@@ -32,6 +32,16 @@ a row, RED from five: an alarm, so that a notifier that cannot reach people
 is itself noticed), ``failures``, ``dropped``, ``queued``, ``sent``. A clean
 stop removes them; a notifier that dies leaves ``reporting`` RED.
 
+A hub pair (1.3, ``--hub A,B``): the journal client asks the hub it uses;
+when that one misses a request's deadline it goes to the other at once
+(:class:`~gsmon.common.failover.HubChoice`). Journal ids are each hub's own,
+so the cursor is kept per hub: on a hub it has not read yet the notifier
+starts from the entries whose source time is at or after the newest entry
+it took from the other (less a few seconds), skips those it took
+already (same kind, path, source time and level), and holds new problems for
+the start-up grace, as when a hub comes back: the rule is the pure
+:class:`~gsmon.common.notify.cursors.JournalCursors`.
+
 Exit status (gsmon.common.errors): 0 after SIGTERM/SIGINT, 1 when ``--test``
 failed, 2 for bad configuration or usage (one line on stderr).
 """
@@ -60,10 +70,12 @@ from gsmon.common.clone import ClientEnvelope
 from gsmon.common.commands import wait_reply
 from gsmon.common.config import add_key_flag, flag_overrides
 from gsmon.common.errors import EXIT_OK, UnavailableError, UsageError
+from gsmon.common.failover import HubChoice
 from gsmon.common.health_report import final_args, report_args, rising_level
 from gsmon.common.keys import ClientKeys
 from gsmon.common.notify.config import NotifyConfig, read_notify_config
 from gsmon.common.notify.core import Entry, EntryError, NotifyCore, iso_utc
+from gsmon.common.notify.cursors import JournalCursors
 from gsmon.common.notify.store import STATE_FILE, NotifyStore
 from gsmon.common.ready import ready_line
 
@@ -91,12 +103,17 @@ class JournalClient:
     """A DEALER to the hub's query socket that asks COMMAND ``journal`` pages."""
 
     def __init__(self, hub: str, curve: ClientKeys | None, user: str | None) -> None:
-        self.hub = hub
+        self.choice = HubChoice(hub)  # one endpoint, or a pair "A,B" (1.3)
         self._curve = curve
         self._user = user
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._envelope = ClientEnvelope(f"notify-{secrets.token_hex(4)}")
         self._dealer: zmq.Socket[bytes] | None = None
+
+    @property
+    def hub(self) -> str:
+        """The hub asked now (of a pair: the one that answered last)."""
+        return self.choice.current
 
     def _socket(self) -> zmq.Socket[bytes]:
         if self._dealer is None:
@@ -121,14 +138,31 @@ class JournalClient:
             self._dealer.close(linger=0)
             self._dealer = None
 
+    def fail_over(self) -> str | None:
+        """The hub asked missed its deadline: move to the next of the pair (None: there is none)."""
+        now = time.monotonic()
+        self.choice.query_failed(now)
+        candidate = self.choice.due(now)
+        if candidate is None:
+            return None
+        self._reset()
+        self.choice.connected(candidate, now)  # judged by the next request's answer in its turn
+        return candidate
+
     def page(
-        self, after_id: int, prefix: str, limit: int, timeout_s: float = REQUEST_TIMEOUT_S
+        self,
+        after_id: int,
+        prefix: str,
+        limit: int,
+        timeout_s: float = REQUEST_TIMEOUT_S,
+        since: float | None = None,
     ) -> tuple[list[Any], int]:
         """(raw entries, last_id) after ``after_id``; :class:`JournalError` when no usable answer came."""
         dealer = self._socket()
-        message = self._envelope.command(
-            "journal", {"after_id": after_id, "prefix": prefix, "limit": limit}, self._user
-        )
+        args: dict[str, Any] = {"after_id": after_id, "prefix": prefix, "limit": limit}
+        if since is not None:
+            args["since"] = since
+        message = self._envelope.command("journal", args, self._user)
         try:
             dealer.send(proto.encode(message), zmq.DONTWAIT)
         except zmq.Again:
@@ -183,14 +217,26 @@ class Notifier:
         self.stopping = False
         self._saved: str | None = None
         self.wake: Subscriber | None = None  # NODE changes end a sleep early; never a source of truth
+        # A hub pair (1.3): each hub's own cursor; the stored one is the hub's read at start.
+        self.cursors = JournalCursors(journal.hub, self.cursor)
 
     def read_journal(self) -> None:
         """Take in every page the hub has after the cursor."""
+        moved = False
         while not self.stopping:
             now = self.clock()
             try:
-                raw, last_id = self.journal.page(self.cursor, self.config.prefix, PAGE_LIMIT)
+                raw, last_id = self.journal.page(self.cursor, self.config.prefix, PAGE_LIMIT, since=self.cursors.since)
             except JournalError as error:
+                # At most one move per turn: with both hubs gone, the turn ends (deliveries, health go on).
+                moved_to = None if moved else self.journal.fail_over()
+                if moved_to is not None:
+                    moved = True
+                    log.warning("%s; asking the other hub of the pair, %s", error, moved_to)
+                    self.cursors.switch(moved_to)
+                    self.cursor = self.cursors.cursor
+                    self.core.hub_started(now)  # as when a hub comes back: new problems held while it is read
+                    continue
                 if self.hub_up is not False:
                     log.warning(
                         "%s; retrying every %g s (no notification is lost: the cursor is kept)",
@@ -207,7 +253,7 @@ class Notifier:
                 )
                 self.core.hub_started(now)
             self.hub_up = True
-            entries = []
+            decoded = []
             for item in raw:
                 try:
                     entry = Entry.from_wire(item)
@@ -215,8 +261,8 @@ class Notifier:
                     self.bad_entries += 1
                     log.warning("dropped a journal entry from the hub (%d so far): %s", self.bad_entries, error)
                     continue
-                if entry.id > self.cursor:
-                    entries.append(entry)
+                decoded.append(entry)
+            entries = self.cursors.take(decoded)  # after the cursor, and not taken from the other hub already
             newest = max([self.cursor, *(e.id for e in entries)])
             if last_id < self.cursor:
                 log.warning(
@@ -230,6 +276,7 @@ class Notifier:
                 newest = max(newest, last_id)
             self.core.take_entries(entries, now)
             self.cursor = newest
+            self.cursors.advance(newest)
             self._save()
             if len(raw) < PAGE_LIMIT:
                 return
@@ -300,6 +347,7 @@ class Notifier:
     def health(self) -> dict[str, Any]:
         return {
             "hub_up": self.hub_up,
+            "hub": self.journal.hub,  # the hub read now (of a pair, 1.3)
             "cursor": self.cursor,
             "bad_entries": self.bad_entries,
             **self.health_of(self.core),

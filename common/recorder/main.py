@@ -191,8 +191,9 @@ class Recorder:
         from gsmon.common.recorder.service import HistoryService
 
         # The hub link: the history service (unless --no-serve-history) and the health reports.
+        first = self._followed[0].subscriber
         self.service = HistoryService(
-            hub,
+            lambda: first.choice.current,  # the hub the subscribers use now: of a pair, the one that answered
             self.store,
             curve=self.curve,
             status=self.status,

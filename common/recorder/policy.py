@@ -301,7 +301,7 @@ def read_recorder_config(
     flags = dict(overrides or {})
     root = with_overrides(root, flags)
     recorder = root.section("recorder")
-    hub = recorder.endpoint("hub", None, connect=True)
+    hub = recorder.hubs("hub", None)
     prefix_values = recorder.strings("prefixes", [""], unique=True) if "prefixes" in recorder else [""]
     prefixes = tuple(_prefix(recorder, f"prefixes[{index}]", value) for index, value in enumerate(prefix_values))
     db = recorder.string("db", None)

@@ -102,7 +102,7 @@ class HistoryService:
 
     def __init__(
         self,
-        hub: str,
+        hub: str | Callable[[], str],
         store: Store,
         *,
         curve: ClientKeys | None = None,
@@ -110,7 +110,9 @@ class HistoryService:
         rollup_s: int = 60,
         serve: bool = True,
     ) -> None:
-        self.hub = hub
+        # A callable: the hub the recorder's subscribers use now (of a pair, 1.3): the service follows it.
+        self._hub = hub
+        self.hub = hub if isinstance(hub, str) else hub()
         self.store = store
         self.curve = curve
         self.status = status
@@ -172,17 +174,34 @@ class HistoryService:
         with contextlib.suppress(zmq.Again):  # not connected yet: the next attempt follows
             dealer.send(proto.encode(message), zmq.DONTWAIT)
 
+    def _dealer(self, context: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
+        """A DEALER connected to the hub used now (a new connection: its header seq starts at 1)."""
+        dealer = transport.make_socket(context, zmq.DEALER, transport.SocketOptions())
+        if self.curve is not None:
+            self.curve.apply(dealer)
+        dealer.connect(self.hub)
+        self._envelope.new_connection()
+        return dealer
+
     def _run(self) -> None:
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         try:
-            dealer = transport.make_socket(context, zmq.DEALER, transport.SocketOptions())
-            if self.curve is not None:
-                self.curve.apply(dealer)
-            dealer.connect(self.hub)
+            dealer = self._dealer(context)
             next_register = 0.0 if self.serve else float("inf")
             next_health = time.monotonic() + 1.0  # the recorder's first figures come within a turn or two
             while not self._stop.is_set():
                 now = time.monotonic()
+                target = self._hub if isinstance(self._hub, str) else self._hub()
+                if target != self.hub:
+                    # The subscribers moved to the other hub of the pair: serve and report there (1.3).
+                    log.info("the recorder follows the hub at %s now; registering there", target)
+                    dealer.close(linger=0)
+                    self.hub = target
+                    dealer = self._dealer(context)
+                    self.registered = False
+                    self.hub_epoch = None
+                    next_register = 0.0 if self.serve else float("inf")
+                    next_health = 0.0
                 if now >= next_register:
                     self._register(dealer)
                     # Until the hub confirms, ask again soon; then every REREGISTER_S.

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from gsmon.common.failover import HubChoice
 from gsmon.common.keys import ClientKeys
 from gsmon.common.watch.commands import Commands, HubCommands
 
@@ -44,7 +45,7 @@ __all__ = ["run_app"]
 
 
 def run_app(
-    hub: str,
+    hub: str | HubChoice,
     prefix: str,
     *,
     timeout_s: float,
@@ -76,7 +77,7 @@ def run_app(
 
     app = WatchApp(
         feed.take,
-        hub=hub,
+        hub=feed.choice.current,
         prefix=prefix,
         commands=commands,
         colour=colour,

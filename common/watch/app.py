@@ -832,6 +832,8 @@ class WatchApp(App[int]):
         batch = self.take()
         self.received += batch.received
         self.state, self.reason = batch.state, batch.reason
+        if batch.endpoint:
+            self.hub = batch.endpoint  # the title and status bar name the hub used now (of a pair, 1.3)
         self.clock_offset_s = batch.clock_offset_s
         self.last_update = batch.last_update
         if batch.updates or batch.reset:

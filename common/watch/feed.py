@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gsmon.common.client import HubUnavailableError, NodeState, Subscriber
+from gsmon.common.failover import HubChoice
 from gsmon.common.keys import ClientKeys
 from gsmon.common.watch.layout import ConnectionState
 
@@ -38,6 +39,7 @@ class FeedBatch:
     clock_offset_s: float = 0.0  # hub clock minus this machine's
     last_update: float | None = None  # wall time the latest change arrived
     received: int = 0  # changes received (before coalescing)
+    endpoint: str = ""  # the hub used now (of a pair: the one that answered; 1.3)
 
 
 class HubFeed:
@@ -45,14 +47,16 @@ class HubFeed:
 
     def __init__(
         self,
-        hub: str,
+        hub: str | HubChoice,
         prefix: str,
         *,
         timeout_s: float = 5.0,
         curve: ClientKeys | None = None,
         subscriber_factory: Callable[..., Subscriber] = Subscriber,
     ) -> None:
-        self.hub = hub
+        # One choice for every Subscriber this feed makes, shared with the view's commands (1.3).
+        self.choice = hub if isinstance(hub, HubChoice) else HubChoice(hub)
+        self.hub = ",".join(self.choice.endpoints)
         self.prefix = prefix
         self.timeout_s = timeout_s
         self._curve = curve
@@ -78,6 +82,7 @@ class HubFeed:
             self._pending = FeedBatch(
                 state=batch.state,
                 reason=batch.reason,
+                endpoint=batch.endpoint,
                 clock_offset_s=batch.clock_offset_s,
                 last_update=batch.last_update,
             )
@@ -93,7 +98,7 @@ class HubFeed:
             while not self._stop.is_set():
                 try:
                     subscriber = self._factory(
-                        self.hub, self.prefix, timeout_s=self.timeout_s, curve=self._curve
+                        self.choice, self.prefix, timeout_s=self.timeout_s, curve=self._curve
                     ).connect()
                 except HubUnavailableError as error:
                     self._set_state("waiting", " ".join(str(error).split()))
@@ -112,6 +117,7 @@ class HubFeed:
             self._pending.reset = True
             self._pending.state = "connected"
             self._pending.reason = ""
+            self._pending.endpoint = subscriber.hub
             self._pending.clock_offset_s = subscriber.hub_time() - time.time()
             self._pending.last_update = time.time()
             self._pending.received += len(tree)
@@ -126,4 +132,5 @@ class HubFeed:
                     pending.received += len(changes)
                     pending.last_update = time.time()
                 pending.state = state
+                pending.endpoint = subscriber.hub
                 pending.clock_offset_s = subscriber.hub_time() - time.time()

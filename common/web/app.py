@@ -59,6 +59,7 @@ from typing import Any, Final
 
 from aiohttp import WSMsgType, web
 
+from gsmon.common.failover import HubChoice
 from gsmon.common.keys import ClientKeys
 from gsmon.common.watch.feed import HubFeed
 from gsmon.common.web.auth import (
@@ -183,7 +184,13 @@ class WebBridge:
         self.settings = settings
         self.core = BridgeCore(settings.hub)
         self.feed = feed or HubFeed(settings.hub, "", timeout_s=settings.timeout_s, curve=settings.curve)
-        self.commands = commands or HubCommandClient(settings.hub, curve=settings.curve, timeout_s=settings.timeout_s)
+        # One HubChoice for the feed and the commands: writes go to the hub the tree comes from (1.3).
+        shared = getattr(self.feed, "choice", None)  # a stand-in feed (bench/web_bench.py) has none
+        self.commands = commands or HubCommandClient(
+            shared if isinstance(shared, HubChoice) else settings.hub,
+            curve=settings.curve,
+            timeout_s=settings.timeout_s,
+        )
         self.users = users if users is not None else (Users(settings.users_file) if settings.users_file else None)
         self.signer = SessionSigner()
         self._clients: dict[int, _Client] = {}
@@ -261,6 +268,8 @@ class WebBridge:
         batch = self.feed.take()
         if batch.updates or batch.reset:
             self.core.apply(batch.updates, reset=batch.reset)
+        if batch.endpoint:
+            self.core.endpoint = batch.endpoint  # the status names the hub used now (of a pair, 1.3)
         self.core.set_hub(batch.state, batch.reason, clock_offset_s=batch.clock_offset_s, last_update=batch.last_update)
         for client_id, messages in self.core.flush(now).items():
             client = self._clients.get(client_id)

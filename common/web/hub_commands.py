@@ -32,6 +32,7 @@ import zmq.asyncio
 from gsmon.common import protocol as proto
 from gsmon.common import transport
 from gsmon.common.clone import ClientEnvelope
+from gsmon.common.failover import HubChoice
 from gsmon.common.keys import ClientKeys
 
 __all__ = ["VIA", "CommandOutcome", "HubCommandClient", "HubCommandError", "HubNoAnswerError", "HubRefusedError"]
@@ -72,9 +73,12 @@ class CommandOutcome:
 class HubCommandClient:
     """Sends COMMANDs to the hub's query endpoint ``hub`` (see the module docstring)."""
 
-    def __init__(self, hub: str, *, curve: ClientKeys | None = None, timeout_s: float = 5.0) -> None:
-        transport.parse_endpoint(hub, connect=True)
-        self.hub = hub
+    def __init__(self, hub: str | HubChoice, *, curve: ClientKeys | None = None, timeout_s: float = 5.0) -> None:
+        # A HubChoice shared with the bridge's feed: commands go to the hub the tree comes from (1.3).
+        self.choice = hub if isinstance(hub, HubChoice) else HubChoice(hub)
+        for endpoint in self.choice.endpoints:
+            transport.parse_endpoint(endpoint, connect=True)
+        self._socket_hub = ""
         self.timeout_s = timeout_s
         self._curve = curve
         self._context: zmq.asyncio.Context | None = None
@@ -86,6 +90,11 @@ class HubCommandClient:
         self.sent = 0
         self.answered = 0
 
+    @property
+    def hub(self) -> str:
+        """The hub commands go to now (of a pair: the one the feed uses)."""
+        return self.choice.current
+
     def _open(self) -> zmq.asyncio.Socket:
         if self._context is None:
             self._context = zmq.asyncio.Context()
@@ -96,7 +105,8 @@ class HubCommandClient:
         )
         if self._curve is not None:
             self._curve.apply(sock)
-        sock.connect(self.hub)
+        self._socket_hub = self.hub
+        sock.connect(self._socket_hub)
         self._socket = sock
         self._envelope.new_connection()
         self._reader = asyncio.get_running_loop().create_task(self._read(sock))
@@ -142,6 +152,8 @@ class HubCommandClient:
 
         Raises :class:`HubNoAnswerError` or :class:`HubRefusedError`.
         """
+        if self._socket is not None and self._socket_hub != self.hub:
+            self._drop_socket()  # the feed moved to the other hub of the pair: so do the commands
         sock = self._socket or self._open()
         message = self._envelope.command(command, args, user)
         request_id = message.request_id

@@ -331,3 +331,22 @@ def test_print_example_config(capsys: pytest.CaptureFixture[str]) -> None:
     for command, example in (("hub", "hub.toml"), ("agent", "agent-rack.toml")):
         assert main([command, "--print-example-config"]) == 0
         assert capsys.readouterr().out == (REPO / "deploy" / "examples" / example).read_text()
+
+
+def test_a_hub_pair_comes_from_the_flag_the_variable_or_a_file(tmp_path: Path) -> None:
+    """Issue 17 (1.3): a hub pair is one setting, two endpoints joined by a comma (a file may use an array)."""
+    pair = "tcp://10.0.0.1:7763,tcp://10.0.0.2:7763"
+    assert resolve_client_settings(pair, environ={}, files=()).hub == pair
+    assert resolve_client_settings(environ={"GSMON_HUB": pair.replace(",", ", ")}, files=()).hub == pair
+    text = tmp_path / "client.toml"
+    text.write_text(f'hub = "{pair}"\n')
+    assert resolve_client_settings(environ={}, files=(text,)).hub == pair
+    array = tmp_path / "array.toml"
+    array.write_text('hub = ["tcp://10.0.0.1:7763", "tcp://10.0.0.2:7763"]\n')
+    assert resolve_client_settings(environ={}, files=(array,)).hub == pair
+    with pytest.raises(ConfigError, match=r"--hub: .*endpoint 2 of 2 is empty"):
+        resolve_client_settings("tcp://10.0.0.1:7763,", environ={}, files=())
+    twice = tmp_path / "twice.toml"
+    twice.write_text('hub = ["tcp://10.0.0.1:7763", "tcp://10.0.0.1:7763"]\n')
+    with pytest.raises(ConfigError, match="listed twice"):
+        resolve_client_settings(environ={}, files=(twice,))

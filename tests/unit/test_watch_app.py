@@ -108,13 +108,14 @@ class FakeFeed:
     state: str = "connected"
     pending: dict[str, Any] = field(default_factory=dict)
     fresh: bool = True
+    endpoint: str = ""  # the hub the Subscriber uses now (a pair's: the one that answered)
 
     def take(self) -> FeedBatch:
         if self.fresh:
             self.fresh = False
-            return FeedBatch(dict(self.tree), True, self.state, "", 0.0, time.time())  # type: ignore[arg-type]
+            return FeedBatch(dict(self.tree), True, self.state, "", 0.0, time.time(), endpoint=self.endpoint)  # type: ignore[arg-type]
         updates, self.pending = self.pending, {}
-        return FeedBatch(updates, False, self.state, "connection refused", 0.0, time.time())  # type: ignore[arg-type]
+        return FeedBatch(updates, False, self.state, "connection refused", 0.0, time.time(), endpoint=self.endpoint)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -430,6 +431,23 @@ def test_hub_lost_every_row_unknown_then_back() -> None:
         app.tick()
         await pilot.pause()
         assert any("‼ CRITICAL" in line for line in tree_lines(app))
+
+    run(scenario, feed=feed)
+
+
+def test_the_status_bar_names_the_hub_of_the_pair_in_use() -> None:
+    """Issue 17 (1.3): after a failover the status bar names the hub the view reads now."""
+    feed = FakeFeed(station(), endpoint="tcp://10.0.0.1:7763")
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        app.tick()
+        await pilot.pause()
+        assert "tcp://10.0.0.1:7763" in text(app._status)
+        feed.endpoint = "tcp://10.0.0.2:7763"
+        app.tick()
+        await pilot.pause()
+        assert "tcp://10.0.0.2:7763" in text(app._status)
+        assert "hub lost" not in text(app._status)
 
     run(scenario, feed=feed)
 
