@@ -616,6 +616,7 @@ __all__ = [
     "MAX_ENTRY_BYTES",
     "MAX_FRAME_BYTES",
     "MAX_NOTICE_REASON_BYTES",
+    "MAX_PAIR_OPS_PER_MESSAGE",
     "MAX_POINTS_PER_MESSAGE",
     "MAX_VALUE_DEPTH",
     "NODE_PARENT",
@@ -641,6 +642,9 @@ __all__ = [
     "MsgKind",
     "NodeEncoder",
     "NodeUpdate",
+    "PairOp",
+    "PairSync",
+    "PairSyncReply",
     "PointEntry",
     "ProtocolError",
     "SnapshotChunk",
@@ -687,6 +691,7 @@ MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 MAX_POINTS_PER_MESSAGE: Final = 5000
 MAX_ENTRY_BYTES: Final = 64 * 1024
 MAX_VALUE_DEPTH: Final = 16
+MAX_PAIR_OPS_PER_MESSAGE: Final = 500  # 1.3: ops in one PAIR_SYNC(_REPLY)
 # Nesting the decoder accepts inside an ext payload (tuples of tuples...).
 _MAX_EXT_DEPTH: Final = MAX_VALUE_DEPTH
 _MAX_DATETIME_TEXT: Final = 112  # 42 for the longest isoformat() + [64-char zone]
@@ -716,6 +721,8 @@ class MsgKind(IntEnum):
     SNAPSHOT_END = 22
     ERROR = 23
     COMMAND_RESULT = 24
+    PAIR_SYNC = 30  # 1.3: a hub of a pair -> its peer (query socket)
+    PAIR_SYNC_REPLY = 31  # 1.3: the peer's answer
 
 
 # The ``kind`` of a NODE payload (plain strings on the wire).
@@ -863,6 +870,39 @@ class CommandResult(_MessageHeader):
     result: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class PairOp:
+    """One entry of a hub pair's op log (spec: "Hub pairs"): keyed by ``(origin, seq)``."""
+
+    origin: str  # hub_id of the hub where the operator acted
+    seq: int  # per origin, from 1, +1 per op, never reused
+    kind: str  # ack, unack, shelve, unshelve, clear, forget, delivered
+    at: float  # the origin's wall clock when it happened
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PairSync(_MessageHeader):
+    """A hub of a pair tells its peer what it has (and asks for what it lacks)."""
+
+    kind: ClassVar[MsgKind] = MsgKind.PAIR_SYNC
+    request_id: int
+    hub_id: str
+    head: int  # the last seq of this hub's own ops
+    seen: int  # the highest seq of the peer's ops this hub holds with none missing below
+    ops: list[PairOp] = field(default_factory=list)
+    digest: tuple[int, int] | None = None  # (ops held, sum of their keys' hashes mod 2**64), every digest_s
+    full: bool = False  # the ops are this hub's whole retained log (a full exchange)
+    notifying: bool = False  # this hub sends the pair's notifications now
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PairSyncReply(PairSync):
+    """The peer's answer to PAIR_SYNC: the same fields, about itself."""
+
+    kind: ClassVar[MsgKind] = MsgKind.PAIR_SYNC_REPLY
+
+
 Message: TypeAlias = (
     State
     | Delta
@@ -876,6 +916,8 @@ Message: TypeAlias = (
     | SnapshotEnd
     | Error
     | CommandResult
+    | PairSync
+    | PairSyncReply
 )
 
 
@@ -1179,6 +1221,25 @@ class _CommandResultBody(msgspec.Struct, gc=False):
     result: Any = None
 
 
+class _PairOpItem(msgspec.Struct, array_like=True, gc=False):
+    origin: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    seq: Annotated[int, msgspec.Meta(ge=1)]
+    kind: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    at: float
+    args: dict[str, Any]
+
+
+class _PairSyncBody(msgspec.Struct, gc=False):
+    request_id: _UInt
+    hub_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    head: _UInt
+    seen: _UInt
+    ops: Annotated[list[_PairOpItem], msgspec.Meta(max_length=MAX_PAIR_OPS_PER_MESSAGE)] = []
+    digest: tuple[_UInt, _UInt] | None = None
+    full: bool = False
+    notifying: bool = False
+
+
 _BODY_TYPES: Final[dict[MsgKind, type[msgspec.Struct]]] = {
     MsgKind.STATE: _StateBody,
     MsgKind.DELTA: _DeltaBody,
@@ -1192,6 +1253,8 @@ _BODY_TYPES: Final[dict[MsgKind, type[msgspec.Struct]]] = {
     MsgKind.SNAPSHOT_END: _SnapshotEndBody,
     MsgKind.ERROR: _ErrorBody,
     MsgKind.COMMAND_RESULT: _CommandResultBody,
+    MsgKind.PAIR_SYNC: _PairSyncBody,
+    MsgKind.PAIR_SYNC_REPLY: _PairSyncBody,
 }
 
 
@@ -1297,6 +1360,9 @@ def _body_of(msg: Message) -> msgspec.Struct:
         return _ErrorBody(msg.request_id, msg.message)
     if isinstance(msg, CommandResult):
         return _CommandResultBody(msg.request_id, msg.ok, msg.message, msgspec.Raw(_pack_value(msg.result)))
+    if isinstance(msg, PairSync):
+        ops = [_PairOpItem(op.origin, op.seq, op.kind, op.at, _raw(_pack_strict(op.args))) for op in msg.ops]
+        return _PairSyncBody(msg.request_id, msg.hub_id, msg.head, msg.seen, ops, msg.digest, msg.full, msg.notifying)
     raise TypeError(f"not a gsmon message: {msg!r}")
 
 
@@ -2103,6 +2169,24 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     if kind is MsgKind.SNAPSHOT_END:
         return SnapshotEnd(
             **header, request_id=body.request_id, seq_at=body.seq_at, count=body.count, published=body.published
+        )
+    if kind is MsgKind.PAIR_SYNC or kind is MsgKind.PAIR_SYNC_REPLY:
+        ops = []
+        for index, item in enumerate(body.ops):
+            _need_str_keys(item.args, f"body.ops[{index}].args")
+            ops.append(PairOp(item.origin, item.seq, item.kind, item.at, item.args))
+        made = PairSync if kind is MsgKind.PAIR_SYNC else PairSyncReply
+        digest = None if body.digest is None else (body.digest[0], body.digest[1])
+        return made(
+            **header,
+            request_id=body.request_id,
+            hub_id=body.hub_id,
+            head=body.head,
+            seen=body.seen,
+            ops=ops,
+            digest=digest,
+            full=body.full,
+            notifying=body.notifying,
         )
     assert kind is MsgKind.ERROR
     return Error(**header, request_id=body.request_id, message=body.message)
