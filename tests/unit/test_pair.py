@@ -158,3 +158,58 @@ def test_the_wire_form_round_trips() -> None:
     back = proto.decode(proto.encode(msg))
     assert isinstance(back, proto.PairSync)
     assert back.ops == fields.ops and back.digest == fields.digest
+
+
+# -- alarm ids both hubs agree on (hub/alarms.py, derived_ids) -------------------------------------
+
+from gsmon.hub.alarms import DERIVED_ID_BASE, AlarmBook  # noqa: E402
+
+
+def paired_book() -> AlarmBook:
+    book = AlarmBook()
+    book.derived_ids = True
+    return book
+
+
+def test_both_hubs_derive_the_same_alarm_id_from_what_the_agent_sent() -> None:
+    a, b = paired_book(), paired_book()
+    for book, wall in ((a, 1000.0), (b, 1000.7)):  # the hubs' clocks and turns differ
+        book.point_level("GS1/p", "ant1", 10, "GREEN", 1, 990.0, None, 1.0, wall)
+        book.point_level("GS1/p", "ant1", 30, "RED", 2, 995.5, None, 2.0, wall + 1)
+        book.agent_silent("ant1", "GS1", 3.0, wall + 5)
+    ids_a = [alarm.id for alarm in a.alarms()]
+    ids_b = [alarm.id for alarm in b.alarms()]
+    assert ids_a == ids_b and len(ids_a) == 2
+    assert all(DERIVED_ID_BASE <= alarm_id < 2 * DERIVED_ID_BASE for alarm_id in ids_a)
+    # The journal entry of the change names the alarm it raised.
+    [level] = [entry for entry in a.take_journal() if entry.kind == "level"]
+    assert level.alarm_id == a.alarms(prefix="GS1/p")[0].id
+
+
+def test_a_second_raise_on_the_same_path_gets_another_id_and_counters_stay_for_single_hubs() -> None:
+    a = paired_book()
+    a.point_level("GS1/p", "ant1", 30, "RED", 2, 995.5, None, 1.0, 1000.0)
+    first = a.alarms()[0].id
+    a.clear(first, "admin", None, None, None, "admin", 2.0, 1001.0)
+    a.point_level("GS1/p", "ant1", 10, "GREEN", 1, 996.0, None, 3.0, 1002.0)
+    a.point_level("GS1/p", "ant1", 30, "RED", 2, 997.0, None, 4.0, 1003.0)
+    second = a.alarms()[0].id
+    assert second != first
+    single = AlarmBook(next_id=41)
+    single.point_level("GS1/p", "ant1", 30, "RED", 2, 995.5, None, 1.0, 1000.0)
+    assert [alarm.id for alarm in single.alarms()] == [41]
+    # A single hub that restores derived ids (it was one of a pair) keeps counting from its counter.
+    alarms, shelves, next_id = a.take_records()
+    restored = AlarmBook.restore(None, alarms, shelves, 7, 5.0, 1004.0)
+    assert restored.next_id == 7
+
+
+def test_a_replicated_shelf_keeps_its_origins_id() -> None:
+    a, b = paired_book(), paired_book()
+    made = a.shelve("GS1", "timed", None, 2000.0, "works", "ops", None, None, "operator", 1.0, 1000.0)
+    assert made.ok
+    shelf_id = made.ids[0]
+    copy = b.shelve("GS1", "timed", None, 2000.0, "works", "ops", None, None, "admin", 1.0, 1000.0, shelf_id=shelf_id)
+    assert copy.ok and copy.ids == (shelf_id,)
+    again = b.shelve("GS1", "timed", None, 2000.0, "works", "ops", None, None, "admin", 1.0, 1000.0, shelf_id=shelf_id)
+    assert not again.ok
