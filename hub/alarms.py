@@ -1142,8 +1142,9 @@ class AlarmBook:
         wall: float,
         shelf_id: int | None = None,
     ) -> Outcome:
-        """Shelve ``prefix`` (``shelf_id``: the id a hub of a pair gave it, replicated here): ``timed`` (now to ``ends_at``), ``until_normal`` (``ends_at``: an optional cap;
-        operators get at most ``max_shelve_s``) or ``scheduled`` (``starts_at`` to ``ends_at``)."""
+        """Shelve ``prefix``: ``timed`` (now to ``ends_at``), ``until_normal`` (``ends_at``: an optional cap;
+        operators get at most ``max_shelve_s``) or ``scheduled`` (``starts_at`` to ``ends_at``). ``shelf_id``:
+        the id the peer hub of a pair gave it (a replicated shelf)."""
         refusal = self._refuse(role, OPERATOR, "shelve") or self._bad_comment(comment, required=True)
         if refusal:
             return refusal

@@ -85,6 +85,7 @@ from gsmon.common.config import ConfigError, Section, load_toml, parse_toml, wit
 from gsmon.common.logs import FORMATS, LEVELS
 from gsmon.hub.alarms import AlarmRule, AlarmSettings, AlarmSettingsError
 from gsmon.hub.journal import Retention, default_state_dir
+from gsmon.hub.pair import PairConfig, PairSettings, check_hub_id
 from gsmon.hub.state import HubSettings
 
 __all__ = [
@@ -141,6 +142,7 @@ class HubConfig:
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
     journal_retention: Retention = field(default_factory=Retention)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    pair: PairConfig | None = None  # [pair]: a hub of a pair (issue 17 section 2)
     source: str = "<defaults>"
     # Dotted keys set by flags, with the flag as typed (see read_hub_config).
     origins: Mapping[str, str] = field(default_factory=dict)
@@ -237,6 +239,8 @@ def _read(root: Section) -> HubConfig:
     journal_days = retention.number("journal_days", 90.0, minimum=0.001, maximum=1e6)
     journal_bytes = retention.integer("journal_max_bytes", 1 << 30, minimum=1 << 20)
 
+    pair = _read_pair(root.section("pair"))
+
     logging_table = root.section("logging")
     level = logging_table.choice("level", LEVELS, "INFO", upper=True)
     fmt = logging_table.choice("format", FORMATS, "text")
@@ -254,6 +258,24 @@ def _read(root: Section) -> HubConfig:
         alarms=alarm_settings,
         journal_retention=Retention(max_age_days=journal_days, max_size_bytes=journal_bytes),
         logging=LoggingSettings(level, fmt),
+        pair=pair,
         source=root.file,
         origins=dict(root.origins),
     )
+
+
+def _read_pair(table: Section) -> PairConfig | None:
+    """``[pair]``: ``peer`` (the other hub's query endpoint), ``peer_key`` (its public key file, with keys),
+    ``hub_id`` (default: the one stored in the state directory), ``peer_timeout_s`` (default 15)."""
+    if "peer" not in table:
+        for key in ("peer_key", "hub_id", "peer_timeout_s"):
+            if key in table:
+                raise table.error(key, "is set without pair.peer (--peer QUERY_ENDPOINT): set both, or neither")
+        return None
+    peer = table.endpoint("peer", connect=True)
+    peer_key = table.file_path("peer_key", None)
+    hub_id = str(table.string("hub_id")) if "hub_id" in table else None
+    if hub_id is not None and (problem := check_hub_id(hub_id)) is not None:
+        raise table.error("hub_id", problem)
+    timeout_s = table.seconds("peer_timeout_s", PairSettings().peer_timeout_s)
+    return PairConfig(peer, peer_key, hub_id, PairSettings(peer_timeout_s=timeout_s))

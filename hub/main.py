@@ -95,6 +95,15 @@ _KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | None, str], ...] = (
         None,
         "keys folder (gsmon keys init): require CURVE on every endpoint",
     ),
+    (
+        ("--peer",),
+        "pair.peer",
+        None,
+        "the other hub of a pair: its query endpoint (the two link and share acks, shelves and notifications)",
+    ),
+    (("--peer-key",), "pair.peer_key", None, "the peer hub's public key file (with keys)"),
+    (("--hub-id",), "pair.hub_id", None, "this hub's id in its pair (default: one made and kept in the state dir)"),
+    (("--peer-timeout-s",), "pair.peer_timeout_s", float, "the peer is gone after this long unheard (default 15)"),
     (("--log-level",), "logging.level", None, f"one of {', '.join(logs.LEVELS)} (default INFO)"),
     (("--log-format",), "logging.format", None, f"one of {', '.join(logs.FORMATS)} (default text)"),
 )
@@ -128,6 +137,10 @@ def add_parser(subparsers: Any, name: str, summary: str) -> None:
             metavar = "DIR"
         elif key.startswith("hub."):
             metavar = "ENDPOINT"
+        elif key == "pair.peer":
+            metavar = "QUERY_ENDPOINT"
+        elif key == "pair.peer_key":
+            metavar = "FILE"
         elif key == "security.keys_dir":
             metavar = "DIR"
         elif value_type is float:
@@ -206,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         state_dir=config.state_dir,
         alarm_settings=config.alarms,
         journal_retention=config.journal_retention,
+        pair=config.pair,
     )
     try:
         bound = server.bind()

@@ -46,6 +46,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from gsmon.common.protocol import MAX_PAIR_OPS_PER_MESSAGE, PairOp
@@ -53,11 +54,13 @@ from gsmon.common.protocol import MAX_PAIR_OPS_PER_MESSAGE, PairOp
 __all__ = [
     "OP_KINDS",
     "DeliveryKey",
+    "PairConfig",
     "PairCore",
     "PairMessage",
     "PairSettings",
     "PairStats",
     "StoredPair",
+    "check_hub_id",
     "delivery_key",
     "op_hash",
 ]
@@ -96,6 +99,26 @@ class PairSettings:
     digest_s: float = 30.0  # a digest rides on a message this often
     retry_for_s: float = 60.0  # an op naming what this hub does not know yet is retried this long
     max_ops_kept: int = 50_000  # retained log (for resends and full exchanges); older ops are dropped
+
+
+@dataclass(frozen=True, slots=True)
+class PairConfig:
+    """``gsmon hub --peer QUERY_ENDPOINT [--peer-key FILE] [--hub-id ID]``; ``[pair]`` in the hub config."""
+
+    peer: str  # the peer hub's query endpoint
+    peer_key_file: Path | None = None  # its public key file (with keys)
+    hub_id: str | None = None  # None: the one stored in pair.db (made on the first start)
+    settings: PairSettings = PairSettings()
+
+
+_HUB_ID_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def check_hub_id(hub_id: str) -> str | None:
+    """Why ``hub_id`` is not usable (None: it is): 1 to 64 of letters, digits, ``-``, ``_``, ``.``."""
+    if not 1 <= len(hub_id) <= 64 or not set(hub_id) <= _HUB_ID_CHARS:
+        return f"hub id {hub_id!r:.80} must be 1 to 64 letters, digits, '-', '_' or '.'"
+    return None
 
 
 @dataclass(slots=True)

@@ -57,7 +57,8 @@ def test_an_op_after_a_gap_waits_for_the_missing_one() -> None:
     whole = a.message(1.0)
     only_second = replace(whole, ops=[whole.ops[1]])
     assert b.take(only_second, 1.0) == []
-    assert b.stats.gaps == 1 and b.seen == 0
+    assert b.stats.gaps == 1
+    assert b.seen == 0
     assert [op.seq for op in b.take(whole, 1.1)] == [1, 2]
 
 
@@ -73,7 +74,8 @@ def test_digest_mismatch_with_cursors_in_step_starts_a_full_exchange_that_heals_
     a.take(b_restored.message(2.0), 2.0)  # carries B's digest (the first message of a core does)
     assert a.stats.digest_mismatches == 1
     full = a.message(2.1)
-    assert full.full and [op.seq for op in full.ops] == [1]
+    assert full.full
+    assert [op.seq for op in full.ops] == [1]
     healed = b_restored.take(full, 2.1)
     assert [op.kind for op in healed] == ["ack"]
     assert b_restored.digest == a.digest
@@ -96,21 +98,25 @@ def test_a_hub_that_lost_its_own_ops_gets_them_back_from_the_peer() -> None:
 
 def test_the_lowest_live_hub_id_sends_and_the_other_takes_over_after_peer_timeout() -> None:
     a, b = pair()
-    assert a.is_sender(0.0) and b.is_sender(0.0)  # not linked yet: each alone
+    assert a.is_sender(0.0)
+    assert b.is_sender(0.0)
     exchange(a, b, 1.0)
-    assert a.is_sender(1.0) and not b.is_sender(1.0)
+    assert a.is_sender(1.0)
+    assert not b.is_sender(1.0)
     assert not b.is_sender(1.0 + 14.9)
     assert b.is_sender(1.0 + 15.0)  # A silent for peer_timeout_s: B sends
     assert a.is_sender(20.0)  # a partition: both send
     exchange(b, a, 30.0)
-    assert a.is_sender(30.0) and not b.is_sender(30.0)
+    assert a.is_sender(30.0)
+    assert not b.is_sender(30.0)
 
 
 def test_delivery_marks_replicate_and_an_already_marked_key_makes_no_op() -> None:
     a, b = pair()
     key = ("hook", 123, "alarm_raised")
     op = a.mark_delivered([key], 100.0, 1.0)
-    assert op is not None and a.is_delivered(key)
+    assert op is not None
+    assert a.is_delivered(key)
     assert a.mark_delivered([key], 100.0, 1.0) is None
     assert not b.is_delivered(key)
     exchange(a, b, 1.0)
@@ -134,7 +140,8 @@ def test_the_log_survives_a_restart_of_the_core() -> None:
     saved = b.stored()
     saved.ops = b.take_unsaved()
     again = PairCore(saved, SETTINGS, 5.0)
-    assert again.seen == 1 and again.digest == b.digest
+    assert again.seen == 1
+    assert again.digest == b.digest
     assert again.take(a.message(5.0), 5.0) == []  # what it held is not applied twice
 
 
@@ -157,7 +164,8 @@ def test_the_wire_form_round_trips() -> None:
     )  # fmt: skip
     back = proto.decode(proto.encode(msg))
     assert isinstance(back, proto.PairSync)
-    assert back.ops == fields.ops and back.digest == fields.digest
+    assert back.ops == fields.ops
+    assert back.digest == fields.digest
 
 
 # -- alarm ids both hubs agree on (hub/alarms.py, derived_ids) -------------------------------------
@@ -179,7 +187,8 @@ def test_both_hubs_derive_the_same_alarm_id_from_what_the_agent_sent() -> None:
         book.agent_silent("ant1", "GS1", 3.0, wall + 5)
     ids_a = [alarm.id for alarm in a.alarms()]
     ids_b = [alarm.id for alarm in b.alarms()]
-    assert ids_a == ids_b and len(ids_a) == 2
+    assert ids_a == ids_b
+    assert len(ids_a) == 2
     assert all(DERIVED_ID_BASE <= alarm_id < 2 * DERIVED_ID_BASE for alarm_id in ids_a)
     # The journal entry of the change names the alarm it raised.
     [level] = [entry for entry in a.take_journal() if entry.kind == "level"]
@@ -199,7 +208,7 @@ def test_a_second_raise_on_the_same_path_gets_another_id_and_counters_stay_for_s
     single.point_level("GS1/p", "ant1", 30, "RED", 2, 995.5, None, 1.0, 1000.0)
     assert [alarm.id for alarm in single.alarms()] == [41]
     # A single hub that restores derived ids (it was one of a pair) keeps counting from its counter.
-    alarms, shelves, next_id = a.take_records()
+    alarms, shelves, _next_id = a.take_records()
     restored = AlarmBook.restore(None, alarms, shelves, 7, 5.0, 1004.0)
     assert restored.next_id == 7
 
@@ -210,6 +219,7 @@ def test_a_replicated_shelf_keeps_its_origins_id() -> None:
     assert made.ok
     shelf_id = made.ids[0]
     copy = b.shelve("GS1", "timed", None, 2000.0, "works", "ops", None, None, "admin", 1.0, 1000.0, shelf_id=shelf_id)
-    assert copy.ok and copy.ids == (shelf_id,)
+    assert copy.ok
+    assert copy.ids == (shelf_id,)
     again = b.shelve("GS1", "timed", None, 2000.0, "works", "ops", None, None, "admin", 1.0, 1000.0, shelf_id=shelf_id)
     assert not again.ok
