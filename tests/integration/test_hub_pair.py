@@ -92,3 +92,114 @@ def test_an_ack_on_one_hub_shows_on_the_other_within_a_second_on_the_same_alarm_
     reply = send_command(b.query, "unack", {"ids": [on_a["id"]]})
     assert reply.ok, reply.message
     wait_until(lambda: _alarms(a)[0]["state"] == "active_unacked", timeout_s=2.0, what="the unack on A")
+
+
+def _notify_config(tmp_path: Path, http_at: str) -> Path:
+    config = tmp_path / "notify.toml"
+    config.write_text(
+        f"""
+[[receiver]]
+name = "hook"
+urls = ["{http_at.replace("http://", "json://")}/hook"]
+
+[[route]]
+prefix = "GS1"
+min_level = "RED"
+receivers = ["hook"]
+"""
+    )
+    return config
+
+
+FAST_NOTIFY = ["--group-wait-s", "0.5", "--group-interval-s", "1", "--startup-grace-s", "0", "--poll-s", "0.2"]
+
+
+def _notifier(procs: Processes, hub: Hub, config: Path, state: Path, name: str) -> Any:
+    process = procs.gsmon(name, "notify", "--hub", hub.query, "--config", str(config), "--state-dir", str(state),
+                          *FAST_NOTIFY)  # fmt: skip
+    process.wait_for_line("READY ")
+    return process
+
+
+def _titles(http: Any) -> list[str]:
+    return [post["body"]["title"] for post in received(http, "POST")]
+
+
+def _setup(procs: Processes, tmp_path: Path, **peers: str) -> tuple[Hub, Hub, Any, Path, Path, int, int]:
+    http = procs.start("http", [sys.executable, str(HERE / "http_sink_program.py")])
+    http_at = http.ready()["http"]
+    a, b, port_a, port_b = _pair(procs, **peers)
+    files = {name: tmp_path / f"{name}.json" for name in ("power", "fan")}
+    for file in files.values():
+        _set(file, 1.0, "GREEN")
+    spec = {"points": [{"name": "Power", "file": str(files["power"]), "dt": 0.1},
+                       {"name": "Fan", "file": str(files["fan"]), "dt": 0.1}]}  # fmt: skip
+    procs.agent([a, b], "ant1", spec, mount=MOUNT)
+    config = _notify_config(tmp_path, http_at)
+    _notifier(procs, a, config, tmp_path / "notify-a", "notify-a")
+    _notifier(procs, b, config, tmp_path / "notify-b", "notify-b")
+    return a, b, http, files["power"], files["fan"], port_a, port_b
+
+
+def _raised(http: Any, point: str) -> int:
+    return _titles(http).count(f"[gsmon] RAISED RED {MOUNT}/{point}")
+
+
+def test_sigkill_of_the_sending_hub_loses_no_notification_and_repeats_none(procs: Processes, tmp_path: Path) -> None:
+    a, b, http, power, fan, _, _ = _setup(procs, tmp_path)
+    wait_until(lambda: _status(a)["peer_live"] and _status(b)["peer_live"], what="the two hubs linked")
+
+    _set(power, 0.0, "RED")  # both hubs raise it; only A's notifier sends, and marks it
+    wait_until(lambda: _raised(http, "Power") >= 1, timeout_s=15, what="the first RED notified")
+    [alarm] = _alarms(b)
+    key = ["hook", alarm["id"], "alarm_raised"]
+    wait_until(lambda: _status(b, [key])["delivered"] == [True], what="the delivery mark on B")
+
+    _set(fan, 0.0, "RED")
+    a.process.kill()  # while the Fan goes RED: A's notifier has not sent it (its group waits 0.5 s)
+    wait_until(lambda: _status(b)["sender"], timeout_s=10, what="B to take over")
+    wait_until(lambda: _raised(http, "Fan") >= 1, timeout_s=15, what="the RED during the takeover notified")
+    # The survivor's notifier has had every journal entry and many polls since: nothing comes twice.
+    settle_until = time.monotonic() + 3.0
+    wait_until(lambda: time.monotonic() > settle_until, timeout_s=5, what="three more seconds of polls")
+    assert _raised(http, "Power") == 1, _titles(http)
+    assert _raised(http, "Fan") == 1, _titles(http)
+
+
+def _proxy(procs: Processes, target_port: int, port: int, name: str) -> Any:
+    argv = [sys.executable, str(HERE / "tcp_proxy_program.py"), f"127.0.0.1:{target_port}", "--port", str(port)]
+    process = procs.start(name, argv)
+    process.ready()
+    return process
+
+
+def test_a_partition_between_the_hubs_notifies_each_red_at_least_once_and_at_most_twice(
+    procs: Processes, tmp_path: Path
+) -> None:
+    # Each hub reaches its peer only through a relay the test owns; the agent and the notifiers go direct.
+    relay_to_b, relay_to_a = _free_port(), _free_port()
+    a, b, http, power, fan, port_a, port_b = _setup(
+        procs, tmp_path, a_peer=f"tcp://127.0.0.1:{relay_to_b}", b_peer=f"tcp://127.0.0.1:{relay_to_a}"
+    )
+    relays = [_proxy(procs, port_b, relay_to_b, "relay-to-b"), _proxy(procs, port_a, relay_to_a, "relay-to-a")]
+    wait_until(lambda: _status(a)["peer_live"] and _status(b)["peer_live"], what="the two hubs linked")
+    assert not _status(b)["sender"]
+
+    for relay in relays:  # the partition
+        assert relay.stop() == 0
+    wait_until(lambda: _status(a)["sender"] and _status(b)["sender"], timeout_s=10, what="both hubs on their own")
+    _set(power, 0.0, "RED")
+    wait_until(lambda: _raised(http, "Power") >= 1, timeout_s=15, what="the RED during the partition")
+    settle_until = time.monotonic() + 3.0
+    wait_until(lambda: time.monotonic() > settle_until, timeout_s=5, what="three more seconds of polls")
+    assert 1 <= _raised(http, "Power") <= 2, _titles(http)
+
+    # The link back: one sender again, and the next RED is told once.
+    relays = [_proxy(procs, port_b, relay_to_b, "relay-to-b-2"), _proxy(procs, port_a, relay_to_a, "relay-to-a-2")]
+    wait_until(lambda: not _status(b)["sender"] and _status(a)["peer_live"], timeout_s=15, what="the link back")
+    _set(fan, 0.0, "RED")
+    wait_until(lambda: _raised(http, "Fan") >= 1, timeout_s=15, what="the RED after the partition")
+    settle_until = time.monotonic() + 3.0
+    wait_until(lambda: time.monotonic() > settle_until, timeout_s=5, what="three more seconds of polls")
+    assert _raised(http, "Fan") == 1, _titles(http)
+    assert 1 <= _raised(http, "Power") <= 2, _titles(http)
