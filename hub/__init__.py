@@ -19,6 +19,8 @@ Pipeline of the hub process (one loop thread, :mod:`~gsmon.hub.server`, around p
                                               --> AlarmBook, then stored before the reply
                                      `--> report_health: clients' own figures  (client_health.py)
                                               --> shown as _hub/clients/<name>/... points
+    peer hub <--(DEALER; its ROUTER query)--> PairCore: op log, digest, sender  (pair.py, pair_link.py)
+                                              --> the peer's acks, shelves, forgets, delivery marks applied here
 
 Time is the loop's observed clock (:mod:`~gsmon.hub.clock`: pauses of the
 process left out), passed to every core as ``now``.
@@ -36,6 +38,8 @@ process left out), passed to every core as ``now``.
 * :mod:`~gsmon.hub.auth` -- the ZAP authenticator and the per-message sender-key check (the rules are
   :mod:`gsmon.common.allowlist`)
 * :mod:`~gsmon.hub.clock` -- the loop's observed time (pure)
+* :mod:`~gsmon.hub.pair` -- a hub pair's op log, digest and notification sender (pure)
+* :mod:`~gsmon.hub.pair_link` -- the pair's peer link, its store (pair.db) and commands
 
 The hub never imports the agent: they meet only on the wire, :mod:`gsmon.common.protocol`.
 """
