@@ -66,7 +66,7 @@ class _Sink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 -- http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 try:
                     title = str(json.loads(body).get("title"))
@@ -101,7 +101,7 @@ class _Agent:
             self.sock.connect(hub)
         self.epoch = secrets.randbits(63)
         self.seq = 0
-        self.levels = {name: (1.0, 10, "GREEN") for name in points}
+        self.levels = dict.fromkeys(points, (1.0, 10, "GREEN"))
         self.polled = {name: time.time() for name in points}
         self._beat = 0.0
 
@@ -203,12 +203,12 @@ def run(acks: int, takeovers: int) -> dict[str, Any]:
                 if round_index == 0:
                     for name in points[:acks]:
                         agent.set(name, 30, "RED")
-                        raised = _wait(lambda n=name: _alarm(b, n) and _alarm(a, n), agent, 10.0, "the alarm")
+                        raised = _wait(lambda n=name, a=a, b=b: _alarm(b, n) and _alarm(a, n), agent, 10.0, "the alarm")
                         reply = send_command(a, "ack", {"ids": [raised["id"]]})
                         acked_at = time.monotonic()
                         assert reply.ok, reply.message
 
-                        def acked_on_b(n: str = name) -> bool:
+                        def acked_on_b(n: str = name, b: str = b) -> bool:
                             found = _alarm(b, n)
                             return found is not None and found["state"] == "active_acked"
 

@@ -52,6 +52,10 @@ schema, with the defaults::
     agents_rcvhwm = 100000                # messages queued from agents before ZeroMQ drops
     subscribers_sndhwm = 100000           # messages queued per subscriber before it misses some (and resyncs)
 
+    [pair]                                # optional (1.3): the other hub of a pair (protocol: Hub pairs)
+    peer = "tcp://gs1-hub-b:7763"         #   its query endpoint (--peer); peer_key = its public key file
+    hub_id = "gs1-a"                      #   default: made once, kept in the state directory; peer_timeout_s = 15
+
     [security]                            # optional: CURVE on every TCP endpoint
     keys_dir = "/etc/gsmon/keys"          # hub.key_secret and authorized.toml (see `gsmon keys`)
 

@@ -203,3 +203,26 @@ def test_a_partition_between_the_hubs_notifies_each_red_at_least_once_and_at_mos
     wait_until(lambda: time.monotonic() > settle_until, timeout_s=5, what="three more seconds of polls")
     assert _raised(http, "Fan") == 1, _titles(http)
     assert 1 <= _raised(http, "Power") <= 2, _titles(http)
+
+
+def test_a_shelf_made_on_one_hub_is_the_same_shelf_on_the_other_and_ends_on_both(procs: Processes) -> None:
+    a, b, _, _ = _pair(procs)
+    wait_until(lambda: _status(a)["peer_live"] and _status(b)["peer_live"], what="the two hubs linked")
+    reply = send_command(b.query, "shelve", {"prefix": "GS1/ups", "mode": "timed", "duration_s": 600,
+                                             "comment": "UPS swap"}, user="tester")  # fmt: skip
+    assert reply.ok, reply.message
+    shelf = reply.result["shelf"]
+
+    def shelves(hub: Hub) -> list[dict[str, Any]]:
+        return list(send_command(hub.query, "shelves", {}).result["shelves"])
+
+    [copy] = wait_until(lambda: shelves(a), timeout_s=2.0, what="the shelf on A")
+    assert (copy["id"], copy["prefix"], copy["comment"], copy["by"]) == (
+        shelf["id"],
+        "GS1/ups",
+        "UPS swap",
+        shelf["by"],
+    )
+    assert copy["ends_at"] == shelf["ends_at"]
+    assert send_command(a.query, "unshelve", {"id": shelf["id"]}).ok
+    wait_until(lambda: not shelves(b), timeout_s=2.0, what="the shelf ended on B")
