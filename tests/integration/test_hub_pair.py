@@ -226,3 +226,45 @@ def test_a_shelf_made_on_one_hub_is_the_same_shelf_on_the_other_and_ends_on_both
     assert copy["ends_at"] == shelf["ends_at"]
     assert send_command(a.query, "unshelve", {"id": shelf["id"]}).ok
     wait_until(lambda: not shelves(b), timeout_s=2.0, what="the shelf ended on B")
+
+
+def test_with_keys_the_hubs_link_over_curve_when_each_grants_the_others_key_the_pair_service(
+    procs: Processes, tmp_path: Path
+) -> None:
+    from harness import gsmon_cli
+
+    from gsmon.common.keys import ClientKeys, load_key_pair, load_public_key
+
+    dirs = {name: tmp_path / name for name in ("a", "b")}
+    for folder in dirs.values():
+        assert gsmon_cli("keys", "init", str(folder)).returncode == 0
+    for me, peer in (("a", "b"), ("b", "a")):  # each hub grants the other's hub key the service "pair"
+        granted = gsmon_cli("keys", "subscriber", f"hub-{peer}", "--service", "pair", "--hub-dir", str(dirs[me]),
+                            "--public-key", str(dirs[peer] / "hub.key"))  # fmt: skip
+        assert granted.returncode == 0, granted.stderr
+    port_a, port_b = _free_port(), _free_port()
+    hubs = {}
+    for me, peer, port, peer_port in (("a", "b", port_a, port_b), ("b", "a", port_b, port_a)):
+        hubs[me] = procs.hub("--keys", str(dirs[me]), "--peer", f"tcp://127.0.0.1:{peer_port}",
+                             "--peer-key", str(dirs[peer] / "hub.key"), "--hub-id", f"hub-{me}",
+                             query=f"tcp://127.0.0.1:{port}", name=f"hub-{me}")  # fmt: skip
+    # The hubs' own key pairs are administrators on their own hubs (the test asks with them).
+    curve = {me: ClientKeys(load_key_pair(dirs[me] / "hub.key_secret"), load_public_key(dirs[me] / "hub.key"))
+             for me in dirs}  # fmt: skip
+
+    def status(me: str) -> dict[str, Any]:
+        reply = send_command(hubs[me].query, "pair_status", {}, curve=curve[me])
+        assert reply.ok, reply.message
+        return dict(reply.result)
+
+    wait_until(lambda: status("a")["peer_live"] and status("b")["peer_live"], what="the hubs linked over CURVE")
+    assert (status("a")["peer_id"], status("b")["peer_id"]) == ("hub-b", "hub-a")
+    args = {"prefix": "GS1", "mode": "timed", "duration_s": 60, "comment": "over CURVE"}
+    made = send_command(hubs["a"].query, "shelve", args, curve=curve["a"])
+    assert made.ok, made.message
+
+    def shelves_on_b() -> list[Any]:
+        return list(send_command(hubs["b"].query, "shelves", {}, curve=curve["b"]).result["shelves"])
+
+    [copy] = wait_until(shelves_on_b, timeout_s=2.0, what="the shelf on B")
+    assert copy["id"] == made.result["shelf"]["id"]

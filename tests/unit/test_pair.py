@@ -223,3 +223,24 @@ def test_a_replicated_shelf_keeps_its_origins_id() -> None:
     assert copy.ids == (shelf_id,)
     again = b.shelve("GS1", "timed", None, 2000.0, "works", "ops", None, None, "admin", 1.0, 1000.0, shelf_id=shelf_id)
     assert not again.ok
+
+
+# -- the notifier's side (common/notify/pair.py) ---------------------------------------------------
+
+from gsmon.common.notify.core import Message  # noqa: E402
+from gsmon.common.notify.pair import message_keys, sent_by_peer  # noqa: E402
+
+
+def _message(kinds: list[str], alarm_ids: list[int], paths: list[str]) -> Message:
+    return Message(1, "hook", "t", "b", kinds, alarm_ids, paths, 0.0, 0.0)
+
+
+def test_a_message_is_sent_by_the_peer_only_when_every_key_is_marked() -> None:
+    message = _message(["alarm_raised", "alarm_rtn"], [7], ["GS1/p"])
+    keys = message_keys(message)
+    assert keys == [["hook", 7, "alarm_raised"], ["hook", 7, "alarm_rtn"]]
+    assert sent_by_peer(keys, [True, True])
+    assert not sent_by_peer(keys, [True, False])
+    assert not sent_by_peer(keys, [True])  # an answer of the wrong length proves nothing
+    silent = message_keys(_message(["agent_silent"], [], ["GS1/rack"]))
+    assert silent == [["hook", 0, "agent_silent:GS1/rack"]]
