@@ -412,6 +412,11 @@ op it does not hold (gaps allowed; its own ops with seq above its ``head``
 too, its ``head`` then moving up) and answers with a full exchange of its own
 unless it started one within 5 s.
 
+Each hub of a pair shows its link as points ``_hub/pair/...``: ``peer_live``
+(bool; RED when false), ``sender`` (bool), ``head``, ``seen``, and the counts
+``applied``, ``duplicates``, ``gaps``, ``deferred``, ``expired``,
+``full_exchanges``, ``digest_mismatches``, ``bad_messages``.
+
 Alarm ids of a pair: both hubs derive an alarm's id from what both see, so an
 id names the same alarm on both: ``2**52 + h mod 2**52``, ``h`` the first 8
 bytes of BLAKE2b (digest size 8), big-endian, of the UTF-8 text ``alarm``

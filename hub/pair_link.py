@@ -33,6 +33,7 @@ import zmq
 
 from gsmon.common import protocol as proto
 from gsmon.common import transport
+from gsmon.common.alerts import GreenAlert, RedAlert
 from gsmon.common.keys import KeyPair, apply_curve_client
 from gsmon.hub.pair import PairConfig, PairCore, PairMessage, StoredPair, delivery_key
 from gsmon.hub.queries import Call, CommandSpec, QueryCore
@@ -210,6 +211,21 @@ class PairLink:
             )
             with contextlib.suppress(zmq.Again):  # the peer is down: the ops go again after its last seen
                 self.dealer.send(proto.encode(request), zmq.DONTWAIT)
+
+    def health_points(self, now: float) -> dict[str, tuple[Any, int]]:
+        """The pair's health as hub points ``_hub/pair/...`` (value, level): the link, the sender, the counts."""
+        live = self.core.peer_live(now)
+        stats = self.core.stats
+        points: dict[str, tuple[Any, int]] = {
+            "pair/peer_live": (live, GreenAlert.alertcode if live else RedAlert.alertcode),
+            "pair/sender": (self.core.is_sender(now), 0),
+            "pair/head": (self.core.head, 0),
+            "pair/seen": (self.core.seen, 0),
+            "pair/bad_messages": (self.bad_messages + stats.foreign, 0),
+        }
+        for name in ("applied", "duplicates", "gaps", "deferred", "expired", "full_exchanges", "digest_mismatches"):
+            points[f"pair/{name}"] = (getattr(stats, name), 0)
+        return points
 
     def save(self) -> None:
         ops = self.core.take_unsaved()

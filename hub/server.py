@@ -669,6 +669,8 @@ class HubServer:
                 extra[f"contexts/{key}"] = (record.get("id"), 0)
             # The clients' own health (the recorder's lag, the notifier's deliveries): _hub/clients/...
             extra.update(self.queries.client_health.points(now))
+        if self.pair is not None:
+            extra.update(self.pair.health_points(now))
         auth = self.auth
         if auth is not None:
             alive = auth.is_alive()

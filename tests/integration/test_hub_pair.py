@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import HERE, Hub, Processes, wait_until
+from harness import HERE, Hub, Processes, gsmon_cli, wait_until
 from test_notify import received
 
 from gsmon.common.commands import send_command
@@ -87,6 +87,15 @@ def test_an_ack_on_one_hub_shows_on_the_other_within_a_second_on_the_same_alarm_
     assert acked[0]["id"] == on_a["id"]
     assert acked[0]["ack_comment"] == "on it"
     assert acked[0]["acked_user"] == "tester"
+
+    # The link as hub points (B: live, standby; one op of A's applied).
+    got = gsmon_cli("get", "_hub/pair", "--hub", b.query, "--json")
+    assert got.returncode == 0, got.stderr
+    tree = json.loads(got.stdout)
+    pair_points = {path: node["value"] for path, node in tree.items() if isinstance(node, dict)}
+    assert pair_points["_hub/pair/peer_live"] is True
+    assert pair_points["_hub/pair/sender"] is False
+    assert pair_points["_hub/pair/applied"] >= 1
 
     # And back the other way: an unack on B shows on A.
     reply = send_command(b.query, "unack", {"ids": [on_a["id"]]})
@@ -231,8 +240,6 @@ def test_a_shelf_made_on_one_hub_is_the_same_shelf_on_the_other_and_ends_on_both
 def test_with_keys_the_hubs_link_over_curve_when_each_grants_the_others_key_the_pair_service(
     procs: Processes, tmp_path: Path
 ) -> None:
-    from harness import gsmon_cli
-
     from gsmon.common.keys import ClientKeys, load_key_pair, load_public_key
 
     dirs = {name: tmp_path / name for name in ("a", "b")}
