@@ -26,6 +26,7 @@ import math
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -131,8 +132,12 @@ class PairLink:
         peer_key: bytes | None,
         epoch: int,
         now: float,
+        persist: Callable[[], bool] | None = None,
     ) -> None:
         self.config = config
+        # The server's state-store write: what the peer's ops changed is in state.db before pair.db says
+        # they are held (a crash between the two then applies them again, harmlessly, never loses them).
+        self._persist = persist
         self.store = store
         self.queries = queries
         self.core = PairCore(store.load(config.hub_id, config.settings.max_ops_kept), config.settings, now)
@@ -172,6 +177,7 @@ class PairLink:
                 continue
             if isinstance(msg, proto.PairSyncReply):
                 self._apply_all(self.core.take(_fields(msg), now), now, wall)
+                self._stored_first()
             elif isinstance(msg, proto.Error):
                 self._bad(f"the peer refused PAIR_SYNC: {msg.message}")
             else:
@@ -227,6 +233,10 @@ class PairLink:
             points[f"pair/{name}"] = (getattr(stats, name), 0)
         return points
 
+    def _stored_first(self) -> None:
+        if self._persist is not None:
+            self._persist()
+
     def save(self) -> None:
         ops = self.core.take_unsaved()
         if ops or self.core.stored() != getattr(self, "_saved", None):
@@ -251,6 +261,7 @@ class PairLink:
         if self.core.peer_id is not None and msg.hub_id != self.core.peer_id:
             return f"this hub is paired with {self.core.peer_id}, not {msg.hub_id}"
         self._apply_all(self.core.take(_fields(msg), now), now, wall)
+        self._stored_first()
         self.save()
         return self.core.reply(now)
 
@@ -277,6 +288,7 @@ class PairLink:
             args = {"agent": call.args.get("agent"), **common}
         if args is not None:
             self.core.record(call.command, args, call.wall, call.now)
+            self.save()  # in pair.db before the COMMAND_RESULT says done: a crash then cannot lose the op
 
     # -- applying the peer's ops ----------------------------------------------------------------------
 

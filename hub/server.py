@@ -372,7 +372,9 @@ class HubServer:
                 raise KeyFileError("a hub with keys needs its peer's public key to link with it: --peer-key FILE")
             peer_key = load_public_key(config.peer_key_file)
         store = PairStore(self.state_dir / PAIR_FILE)
-        self.pair = PairLink(config, store, self.queries, self.context, own, peer_key, self.epoch, time.monotonic())
+        self.pair = PairLink(
+            config, store, self.queries, self.context, own, peer_key, self.epoch, time.monotonic(), self._persist
+        )
         if self.state.alarms is not None:
             self.state.alarms.derived_ids = True  # both hubs name an alarm alike
         self._poller.register(self.pair.dealer, zmq.POLLIN)
