@@ -1,4 +1,4 @@
-"""gsmon wire protocol, version 1.2 -- this docstring is the specification.
+"""gsmon wire protocol, version 1.3 -- this docstring is the specification.
 
 Every byte that crosses a gsmon socket is msgpack. This module is the only one
 that packs or unpacks it: its msgspec structs are the schema below (see
@@ -17,6 +17,7 @@ Sockets
     client DEALER --connect--> hub ROUTER (bind, "query") envelopes: HELLO, SNAPSHOT_REQUEST, COMMAND
                                                           replies: INFO, SNAPSHOT_CHUNK, SNAPSHOT_END, ERROR,
                                                                    COMMAND_RESULT
+    hub DEALER --connect--> peer hub ROUTER ("query")     PAIR_SYNC; reply PAIR_SYNC_REPLY (1.3, Hub pairs)
 
 Every message on the agent and query sockets is ONE frame holding an envelope.
 Hub-to-subscriber messages are TWO frames: the node's path as a UTF-8 topic
@@ -344,7 +345,13 @@ SNAPSHOT_END       22   ``request_id``, ``seq`` uint (the hub's seq when the
 ERROR              23   ``request_id``, ``message`` str
 COMMAND_RESULT     24   ``request_id``, ``ok`` bool, ``message`` str (one line
                         for a person), ``result`` any (a value, below)
+PAIR_SYNC          30   (1.3) a hub of a pair to its peer: ``request_id``,
+                        ``hub_id``, ``head``, ``seen``, ``ops``, ``digest``,
+                        ``full``, ``notifying`` (see Hub pairs)
+PAIR_SYNC_REPLY    31   (1.3) the peer's answer: the same keys, about itself
 =================  ===  ======================================================
+
+(Kinds 30-39 are the hub pair's.)
 
 Replies carry the hub's epoch in the envelope.
 
@@ -525,6 +532,130 @@ are stored (the hub's state store) before its COMMAND_RESULT is sent, and
 before the NODEs they change are published. Any other ``result`` reason:
 ``"unknown"`` (no such alarm, shelf or context), ``"no-state"`` (the hub
 runs without a state store).
+
+Hub pairs (1.3)
+---------------
+Two hubs run as a pair (``gsmon hub --peer QUERY_ENDPOINT --hub-id ID``;
+``[pair]`` ``peer``, ``peer_key``, ``hub_id``, ``peer_timeout_s`` in the hub
+config): every agent publishes to both (``hub = [A, B]``), so both build the
+same tree, and they share what operators do and what was notified.
+
+The link: each hub connects a DEALER to its peer's query ROUTER (with keys:
+CURVE with its own hub key pair as the client pair and the peer's public key,
+``--peer-key FILE``, as the server key; the peer's allow-list must grant that
+key as a subscriber listing the service ``pair``: ``services = ["pair"]``,
+else PAIR_SYNC is answered ERROR ``PAIR_SYNC needs a key granted the service
+'pair'``). Without keys, whoever reaches the query socket may link (as with
+commands). A hub sends PAIR_SYNC every 0.25 s, and at once after an operator
+action; the peer answers PAIR_SYNC_REPLY. Both directions run at once (each
+hub's DEALER), and each message carries ops, so an ack on A shows on B within
+one exchange (under 1 s).
+
+Hub id: 1 to 64 of ``A-Z a-z 0-9 - _ .``; given, or made (``hub-`` + 8 hex
+digits) and kept in the state directory (``pair.db``). The two must differ;
+a PAIR_SYNC with the receiver's own id, or from a third id once the peer's is
+known, is answered ERROR and changes nothing.
+
+Body of PAIR_SYNC and PAIR_SYNC_REPLY:
+
+=============  ===============  ===============================================
+key            type             meaning
+=============  ===============  ===============================================
+request_id     uint             the sender's number (a reply echoes it)
+hub_id         str              the sending hub's id
+head           uint             the seq of the sender's own newest op (0: none)
+seen           uint             the highest seq of the *receiver's* ops the
+                                sender holds with none missing below it
+ops            [op...]          at most :data:`MAX_PAIR_OPS_PER_MESSAGE` (500)
+digest         [uint, uint]|nil (ops held, sum of the ops' key hashes mod
+                                2**64), every 30 s; else nil or absent
+full           bool             ``ops`` is part of the sender's whole retained
+                                log (a full exchange); absent: false
+notifying      bool             the sender is the pair's notification sender
+                                now; absent: false
+=============  ===============  ===============================================
+
+An op is ``[origin, seq, kind, at, args]``: ``origin`` the hub id where the
+operator acted, ``seq`` (uint >= 1) per origin, +1 per op, never reused
+(kept in ``pair.db``); ``kind`` one of the kinds below; ``at`` float, the
+origin's wall clock; ``args`` a map. The key of an op is ``(origin, seq)``; its
+hash is the first 8 bytes of BLAKE2b (digest size 8) of ``origin`` UTF-8, a
+NUL byte, then ``seq`` in decimal ASCII, read as a big-endian uint64.
+
+==========  =====================================================================
+kind        args (every kind also ``by``, ``user``, ``via``, ``comment``: who acted)
+==========  =====================================================================
+ack         ``ids`` [uint]: the alarms the origin acknowledged
+unack       ``ids`` [uint]
+clear       ``ids`` [uint]
+shelve      ``id`` (the shelf's id, kept on both hubs), ``prefix``, ``mode``,
+            ``starts_at``, ``ends_at``
+unshelve    ``id``
+forget      ``agent``
+delivered   ``keys`` [[receiver str, alarm_id uint, kind str]...]: the origin's
+            notifier delivered these (see Notifications of a pair)
+==========  =====================================================================
+
+Rules. Ops are applied once: a receiver keeps every op key it holds and
+skips one it holds already (and one of the peer's at or below its ``seen``,
+outside a full exchange). It applies the peer's ops in seq order; an op after
+a gap is dropped (it comes again). Each message carries the sender's ops
+after the receiver's last ``seen``, so ops lost with a link, or sent to a dead
+peer, go again when the link returns. An op naming what the receiver does not
+know yet (an alarm its agent's message has not raised there yet, a shelf to
+end it does not have, a forget of an agent still live there) is retried for
+60 s, then given up (counted). Applying an op does what the command does, as
+an admin, with the origin's ``by``/``user``/``via``/``comment`` and ``at`` as
+the time; it journals the same entries, so the journal reads alike on both
+hubs. The peer is live while a valid message from it came within
+``peer_timeout_s`` (default 15 s). Digest: when a digest arrives and the
+cursors agree (its ``seen`` is the receiver's ``head`` and its ``head`` the
+receiver's ``seen``) but the digests differ, or whenever ``seen`` is above the
+receiver's ``head`` (the receiver lost ops of its own, e.g. its state was
+restored from an older copy), the receiver starts a full exchange: it sends
+its whole retained log (the last 50,000 ops, both origins) with ``full`` true,
+in as many messages as it takes. A receiver of a full exchange applies every
+op it does not hold (gaps allowed; its own ops with seq above its ``head``
+too, its ``head`` then moving up) and answers with a full exchange of its own
+unless it started one within 5 s.
+
+Each hub of a pair shows its link as points ``_hub/pair/...``: ``peer_live``
+(bool; RED when false), ``sender`` (bool), ``head``, ``seen``, and the counts
+``applied``, ``duplicates``, ``gaps``, ``deferred``, ``expired``,
+``full_exchanges``, ``digest_mismatches``, ``bad_messages``.
+
+Alarm ids of a pair: both hubs derive an alarm's id from what both see, so an
+id names the same alarm on both: ``2**52 + h mod 2**52``, ``h`` the first 8
+bytes of BLAKE2b (digest size 8), big-endian, of the UTF-8 text ``alarm``
+NUL path NUL reason NUL time, where time is Python's ``repr`` of the float
+source time of the raise (the agent's ``polled_at``; for an overdue alarm the
+``since`` of the level it interrupted; for an agent-silent alarm the reason
+is ``agent silent`` NUL agent name and the time the agent's last level change
+the hub saw). A shelf made on a hub of a pair gets ``shelf`` NUL prefix NUL by
+NUL wall time the same way; a replicated shelf keeps its origin's id. An id
+already taken moves to the next free one. Ids stay uints below 2**53 (exact in
+JavaScript); a single hub keeps its counter (1, 2, 3...), and stored counter
+ids stay valid when a hub becomes one of a pair.
+
+Notifications of a pair: the *sender* is the hub whose peer is not live, or
+whose ``hub_id`` is the lower (byte order) of the two: exactly one while they
+hear each other, both during a partition. Each hub's notifier follows its own
+hub and asks it, before delivering, COMMAND ``pair_status`` ``{"check":
+[key...]}`` (viewer) -> ``{"hub_id", "peer_id", "peer_live", "sender",
+"delivered": [bool per key]}``; a message's keys are ``[receiver, alarm_id,
+kind]`` for each of its alarm ids and kinds (alarm id 0 and ``kind:path``
+without alarm ids). A message all of whose keys are marked is not sent (it
+was, by the other notifier); otherwise only the sender's notifier delivers,
+the other holds it. After a delivery the notifier sends COMMAND ``pair_mark``
+``{"keys": [key...]}`` (at most 1,000 keys; an operator's key, or one granted
+``services = ["notify"]``; -> ``{"marked": n}``), which its hub stores and
+sends to its peer as a ``delivered`` op. So when the sender dies, the other
+hub becomes the sender after ``peer_timeout_s`` and its notifier sends what no
+mark covers: nothing lost, nothing repeated -- except a message delivered in
+the instant before its hub died, before the mark left it (sent again: a repeat,
+never a loss). During a partition each notifier sends on its own: at most
+twice. A hub that is not one of a pair answers ``pair_status`` with reason
+``unknown-command``, and its notifier sends everything, as before 1.3.
 
 History service (the hub side is its ``register_service`` and forwarding,
 :mod:`gsmon.hub.queries`): ``gsmon recorder`` connects a DEALER to
@@ -876,6 +1007,7 @@ __all__ = [
     "MAX_ENTRY_BYTES",
     "MAX_FRAME_BYTES",
     "MAX_NOTICE_REASON_BYTES",
+    "MAX_PAIR_OPS_PER_MESSAGE",
     "MAX_POINTS_PER_MESSAGE",
     "MAX_RELAY_DEPTH",
     "MAX_RELAY_VIA",
@@ -908,6 +1040,9 @@ __all__ = [
     "NodeEncoder",
     "NodeUpdate",
     "OutboxMark",
+    "PairOp",
+    "PairSync",
+    "PairSyncReply",
     "PointEntry",
     "ProtocolError",
     "SnapshotChunk",
@@ -971,6 +1106,7 @@ MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 MAX_POINTS_PER_MESSAGE: Final = 5000
 MAX_ENTRY_BYTES: Final = 64 * 1024
 MAX_VALUE_DEPTH: Final = 16
+MAX_PAIR_OPS_PER_MESSAGE: Final = 500  # 1.3: ops in one PAIR_SYNC(_REPLY)
 # Nesting the decoder accepts inside an ext payload (tuples of tuples...).
 _MAX_EXT_DEPTH: Final = MAX_VALUE_DEPTH
 _MAX_DATETIME_TEXT: Final = 112  # 42 for the longest isoformat() + [64-char zone]
@@ -1002,6 +1138,8 @@ class MsgKind(IntEnum):
     SNAPSHOT_END = 22
     ERROR = 23
     COMMAND_RESULT = 24
+    PAIR_SYNC = 30  # 1.3: a hub of a pair -> its peer (query socket)
+    PAIR_SYNC_REPLY = 31  # 1.3: the peer's answer
 
 
 # The ``kind`` of a NODE payload (plain strings on the wire).
@@ -1199,6 +1337,39 @@ class UpstreamResult(_MessageHeader):
     result: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class PairOp:
+    """One entry of a hub pair's op log (spec: "Hub pairs"): keyed by ``(origin, seq)``."""
+
+    origin: str  # hub_id of the hub where the operator acted
+    seq: int  # per origin, from 1, +1 per op, never reused
+    kind: str  # ack, unack, shelve, unshelve, clear, forget, delivered
+    at: float  # the origin's wall clock when it happened
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PairSync(_MessageHeader):
+    """A hub of a pair tells its peer what it has (and asks for what it lacks)."""
+
+    kind: ClassVar[MsgKind] = MsgKind.PAIR_SYNC
+    request_id: int
+    hub_id: str
+    head: int  # the last seq of this hub's own ops
+    seen: int  # the highest seq of the peer's ops this hub holds with none missing below
+    ops: list[PairOp] = field(default_factory=list)
+    digest: tuple[int, int] | None = None  # (ops held, sum of their keys' hashes mod 2**64), every digest_s
+    full: bool = False  # the ops are this hub's whole retained log (a full exchange)
+    notifying: bool = False  # this hub sends the pair's notifications now
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PairSyncReply(PairSync):
+    """The peer's answer to PAIR_SYNC: the same fields, about itself."""
+
+    kind: ClassVar[MsgKind] = MsgKind.PAIR_SYNC_REPLY
+
+
 Message: TypeAlias = (
     State
     | Delta
@@ -1214,6 +1385,8 @@ Message: TypeAlias = (
     | Error
     | CommandResult
     | UpstreamResult
+    | PairSync
+    | PairSyncReply
 )
 
 
@@ -1557,6 +1730,25 @@ class _UpstreamResultBody(msgspec.Struct, gc=False):
     result: Any = None
 
 
+class _PairOpItem(msgspec.Struct, array_like=True, gc=False):
+    origin: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    seq: Annotated[int, msgspec.Meta(ge=1)]
+    kind: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    at: float
+    args: dict[str, Any]
+
+
+class _PairSyncBody(msgspec.Struct, gc=False):
+    request_id: _UInt
+    hub_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    head: _UInt
+    seen: _UInt
+    ops: Annotated[list[_PairOpItem], msgspec.Meta(max_length=MAX_PAIR_OPS_PER_MESSAGE)] = []
+    digest: tuple[_UInt, _UInt] | None = None
+    full: bool = False
+    notifying: bool = False
+
+
 _BODY_TYPES: Final[dict[MsgKind, type[msgspec.Struct]]] = {
     MsgKind.STATE: _StateBody,
     MsgKind.DELTA: _DeltaBody,
@@ -1572,6 +1764,8 @@ _BODY_TYPES: Final[dict[MsgKind, type[msgspec.Struct]]] = {
     MsgKind.ERROR: _ErrorBody,
     MsgKind.COMMAND_RESULT: _CommandResultBody,
     MsgKind.UPSTREAM_RESULT: _UpstreamResultBody,
+    MsgKind.PAIR_SYNC: _PairSyncBody,
+    MsgKind.PAIR_SYNC_REPLY: _PairSyncBody,
 }
 
 
@@ -1698,6 +1892,9 @@ def _body_of(msg: Message) -> msgspec.Struct:
         return _CommandResultBody(msg.request_id, msg.ok, msg.message, msgspec.Raw(_pack_value(msg.result)))
     if isinstance(msg, UpstreamResult):
         return _UpstreamResultBody(msg.route_id, msg.ok, msg.message, msgspec.Raw(_pack_value(msg.result)))
+    if isinstance(msg, PairSync):
+        ops = [_PairOpItem(op.origin, op.seq, op.kind, op.at, _raw(_pack_strict(op.args))) for op in msg.ops]
+        return _PairSyncBody(msg.request_id, msg.hub_id, msg.head, msg.seen, ops, msg.digest, msg.full, msg.notifying)
     raise TypeError(f"not a gsmon message: {msg!r}")
 
 
@@ -2625,6 +2822,24 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     if kind is MsgKind.SNAPSHOT_END:
         return SnapshotEnd(
             **header, request_id=body.request_id, seq_at=body.seq_at, count=body.count, published=body.published
+        )
+    if kind is MsgKind.PAIR_SYNC or kind is MsgKind.PAIR_SYNC_REPLY:
+        ops = []
+        for index, item in enumerate(body.ops):
+            _need_str_keys(item.args, f"body.ops[{index}].args")
+            ops.append(PairOp(item.origin, item.seq, item.kind, item.at, item.args))
+        made = PairSync if kind is MsgKind.PAIR_SYNC else PairSyncReply
+        digest = None if body.digest is None else (body.digest[0], body.digest[1])
+        return made(
+            **header,
+            request_id=body.request_id,
+            hub_id=body.hub_id,
+            head=body.head,
+            seen=body.seen,
+            ops=ops,
+            digest=digest,
+            full=body.full,
+            notifying=body.notifying,
         )
     assert kind is MsgKind.ERROR
     return Error(**header, request_id=body.request_id, message=body.message)

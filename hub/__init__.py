@@ -19,6 +19,8 @@ Pipeline of the hub process (one loop thread, :mod:`~gsmon.hub.server`, around p
                                               --> AlarmBook, then stored before the reply
                                      `--> report_health: clients' own figures  (client_health.py)
                                               --> shown as _hub/clients/<name>/... points
+    peer hub <--(DEALER; its ROUTER query)--> PairCore: op log, digest, sender  (pair.py, pair_link.py)
+                                              --> the peer's acks, shelves, forgets, delivery marks applied here
 
 Time is the loop's observed clock (:mod:`~gsmon.hub.clock`: pauses of the
 process left out), passed to every core as ``now``.
@@ -40,6 +42,8 @@ process left out), passed to every core as ``now``.
 * :mod:`~gsmon.hub.upstream` -- hub-of-hubs, a site hub's link to its central hub: what to send (pure core)
   and its XPUB
 * :mod:`~gsmon.hub.relay` -- hub-of-hubs, the central side: the loop guard, commands routed to sites (pure)
+* :mod:`~gsmon.hub.pair` -- a hub pair's op log, digest and notification sender (pure)
+* :mod:`~gsmon.hub.pair_link` -- the pair's peer link, its store (pair.db) and commands
 
 The hub never imports the agent: they meet only on the wire, :mod:`gsmon.common.protocol`.
 """

@@ -57,7 +57,14 @@ Alarm rules (issue 13 and the design note ALARMS.md):
   needs an ack, so a latched alarm never disappears unacknowledged); other
   alarms are cleared.
 * Ids: one counter for alarms and shelves, so an id names one thing forever;
-  it is persisted (``next_id``) and never reused.
+  it is persisted (``next_id``) and never reused. A hub of a pair (1.3,
+  :attr:`AlarmBook.derived_ids`) derives them instead, so that both hubs name
+  the same alarm alike: :func:`derived_id` of (path, reason, the source time
+  of the raise; for an agent-silent alarm the agent's last level change the
+  book saw) for an alarm, of (prefix, by, wall time) for a shelf made here (a
+  replicated shelf keeps its origin's id), in ``[2**52, 2**53)`` (above any
+  counter, below JavaScript's exact integers); a taken id moves to the next
+  free one. Counter ids already stored stay as they are.
 * Ack by ids only (the ids the operator was shown). Optionally with the
   ``max_level`` each id had when shown (``seen``): an alarm that escalated
   since is not acked, and the refusal says so.
@@ -111,6 +118,7 @@ segment-aware rollup; the structures are dicts and small histograms.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
 import operator
@@ -239,6 +247,16 @@ _SEP: Final = naming.SEPARATOR
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+#: Derived ids (a hub of a pair) are in [DERIVED_ID_BASE, 2 * DERIVED_ID_BASE).
+DERIVED_ID_BASE: Final = 1 << 52
+
+
+def derived_id(key: str) -> int:
+    """The id both hubs of a pair give the thing named by ``key`` (blake2b: any language can compute it)."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return DERIVED_ID_BASE + int.from_bytes(digest, "big") % DERIVED_ID_BASE
 
 
 def iso_utc(wall: float | None) -> str | None:
@@ -721,6 +739,9 @@ class AlarmBook:
     def __init__(self, settings: AlarmSettings | None = None, next_id: int = 1) -> None:
         self.settings = settings if settings is not None else AlarmSettings()
         self.next_id = next_id
+        # A hub of a pair derives ids from what both hubs see (module docstring: Ids).
+        self.derived_ids = False
+        self._agent_changed: dict[str, float] = {}  # agent -> source time of its last level change seen
         self._alarms: dict[int, _AlarmState] = {}
         self._point_alarm: dict[str, int] = {}  # path -> open point alarm
         self._agent_alarm: dict[str, int] = {}  # agent -> open agent-silent alarm
@@ -772,7 +793,8 @@ class AlarmBook:
         book = cls(settings, next_id)
         restored = sorted(alarms, key=lambda alarm: alarm.id)
         shelf_list = sorted(shelves, key=lambda shelf: shelf.id)
-        book.next_id = max([next_id, *(a.id + 1 for a in restored), *(s.id + 1 for s in shelf_list)])
+        counted = [*(a.id + 1 for a in restored), *(s.id + 1 for s in shelf_list)]
+        book.next_id = max([next_id, *(made for made in counted if made <= DERIVED_ID_BASE)])
         expired: list[Shelf] = []
         for shelf in shelf_list:
             book._shelves[shelf.id] = shelf
@@ -848,12 +870,17 @@ class AlarmBook:
         old_level, old_stale = point.level, point.stale
         alarm_id = self._point_alarm.get(path)
         changed = old_level != level or old_stale != stale_reason
+        # An overdue alarm is the hub's own judgement (its wall clock): a pair keys it by the source time
+        # of the level it interrupts, which both hubs got from the agent.
+        id_at = point.since if stale_reason == OVERDUE and point.since is not None else at
         point.agent = agent
         point.value = value
         if changed:
             point.since = at
             self._dirty_nodes.add(path)
         point.level, point.level_str, point.stale = level, level_str, stale_reason
+        if changed and stale_reason is None:
+            self._agent_changed[agent] = max(at, self._agent_changed.get(agent, at))
         if stale_reason in _QUIET_STALE:
             # Silent: the mount's alarm stands for these points. Unlisted: the agent has no such point any
             # more, and its removal follows. Either way an alarm they had stays as it was.
@@ -868,11 +895,13 @@ class AlarmBook:
             kind = "stale" if stale_reason and not old_stale else "fresh" if old_stale and not stale_reason else "level"
             # The entry names the alarm this change raises, too: it takes the next id just below.
             raising = alarm_id is None and alarming
-            self._log_point(kind, path, point, at, wall, old_level, level, alarm_id=self.next_id if raising else None)
+            reason = OVERDUE if stale_reason == OVERDUE else REASON_LEVEL
+            upcoming = self._new_alarm_id(path, reason, id_at) if raising else None
+            self._log_point(kind, path, point, at, wall, old_level, level, alarm_id=upcoming)
         if alarm_id is None:
             if alarming:
                 reason = OVERDUE if stale_reason == OVERDUE else REASON_LEVEL
-                self._raise(path, agent, reason, level, level_str, value, at, wall)
+                self._raise(path, agent, reason, level, level_str, value, at, wall, id_at=id_at)
         else:
             self._follow(self._alarms[alarm_id], alarming, level, level_str, value, at, wall)
         self._settle(wall)
@@ -1184,9 +1213,11 @@ class AlarmBook:
         role: str,
         now: float,
         wall: float,
+        shelf_id: int | None = None,
     ) -> Outcome:
         """Shelve ``prefix``: ``timed`` (now to ``ends_at``), ``until_normal`` (``ends_at``: an optional cap;
-        operators get at most ``max_shelve_s``) or ``scheduled`` (``starts_at`` to ``ends_at``)."""
+        operators get at most ``max_shelve_s``) or ``scheduled`` (``starts_at`` to ``ends_at``). ``shelf_id``:
+        the id the peer hub of a pair gave it (a replicated shelf)."""
         refusal = self._refuse(role, OPERATOR, "shelve") or self._bad_comment(comment, required=True)
         if refusal:
             return refusal
@@ -1234,7 +1265,11 @@ class AlarmBook:
                     f"nothing under {prefix} is in alarm, so an until-normal shelf would end at once:"
                     " shelve for a time",
                 )
-        shelf = Shelf(self._take_id(), prefix, mode, start, ends_at, comment, by, user, via, wall)
+        if shelf_id is not None and shelf_id in self._shelves:
+            return Outcome(False, f"shelf {shelf_id} exists already")
+        if shelf_id is None:
+            shelf_id = self._derive(f"shelf\0{prefix}\0{by}\0{wall!r}") if self.derived_ids else self._take_id()
+        shelf = Shelf(shelf_id, prefix, mode, start, ends_at, comment, by, user, via, wall)
         self._shelves[shelf.id] = shelf
         self._dirty_shelves.add(shelf.id)
         self._log("shelf_created", prefix, wall, wall, user=user, by=by, via=via, comment=comment, shelf_id=shelf.id)
@@ -1427,11 +1462,27 @@ class AlarmBook:
     # ------------------------------------------------------------------
 
     def _raise(
-        self, path: str, agent: str, reason: str, level: int, level_str: str, value: Any, at: float, wall: float
+        self,
+        path: str,
+        agent: str,
+        reason: str,
+        level: int,
+        level_str: str,
+        value: Any,
+        at: float,
+        wall: float,
+        id_at: float | None = None,
     ) -> None:
         _, latch_rule = self._rule(path)
+        if reason == AGENT_SILENT:
+            at_key = self._agent_changed.get(agent, at)
+            alarm_id = self._new_alarm_id(path, f"{reason}\0{agent}", at_key)
+        else:
+            alarm_id = self._new_alarm_id(path, reason, at if id_at is None else id_at)
+        if not self.derived_ids:
+            self.next_id += 1
         record = Alarm(
-            id=self._take_id(),
+            id=alarm_id,
             path=path,
             agent=agent,
             reason=reason,
@@ -1736,6 +1787,18 @@ class AlarmBook:
         taken = self.next_id
         self.next_id += 1
         return taken
+
+    def _new_alarm_id(self, path: str, reason: str, at: float) -> int:
+        """The id the next alarm raised on ``path`` gets (nothing taken yet: the journal entry before it names it)."""
+        if not self.derived_ids:
+            return self.next_id
+        return self._derive(f"alarm\0{path}\0{reason}\0{at!r}")
+
+    def _derive(self, key: str) -> int:
+        made = derived_id(key)
+        while made in self._alarms or made in self._shelves:
+            made = DERIVED_ID_BASE + (made + 1 - DERIVED_ID_BASE) % DERIVED_ID_BASE
+        return made
 
     def _log(self, kind: str, path: str, at: float, wall: float, **fields: Any) -> None:
         if self._replaying:

@@ -326,6 +326,11 @@ class HubAuthenticator:
         apply_curve_server(socket, self._server_pair, zap_domain=_DOMAINS[role])
 
     @property
+    def server_pair(self) -> KeyPair:
+        """The hub's own key pair (a hub of a pair connects to its peer with it)."""
+        return self._server_pair
+
+    @property
     def server_public_key(self) -> bytes:
         """The hub's Z85 public key (what agents and subscribers need)."""
         return self._server_pair.public

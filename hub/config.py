@@ -64,6 +64,10 @@ schema, with the defaults::
     agents_rcvhwm = 100000                # messages queued from agents before ZeroMQ drops
     subscribers_sndhwm = 100000           # messages queued per subscriber before it misses some (and resyncs)
 
+    [pair]                                # optional (1.3): the other hub of a pair (protocol: Hub pairs)
+    peer = "tcp://gs1-hub-b:7763"         #   its query endpoint (--peer); peer_key = its public key file
+    hub_id = "gs1-a"                      #   default: made once, kept in the state directory; peer_timeout_s = 15
+
     [security]                            # optional: CURVE on every TCP endpoint
     keys_dir = "/etc/gsmon/keys"          # hub.key_secret and authorized.toml (see `gsmon keys`)
 
@@ -84,6 +88,7 @@ configuration needs no sockets. The server imports its settings from here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -97,6 +102,7 @@ from gsmon.common.config import ConfigError, Section, load_toml, parse_toml, wit
 from gsmon.common.logs import FORMATS, LEVELS
 from gsmon.hub.alarms import AlarmRule, AlarmSettings, AlarmSettingsError
 from gsmon.hub.journal import Retention, default_state_dir
+from gsmon.hub.pair import PairConfig, PairSettings, check_hub_id
 from gsmon.hub.state import HubSettings
 
 __all__ = [
@@ -169,6 +175,7 @@ class HubConfig:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     upstream: UpstreamConfig | None = None
     hub_id: str | None = None
+    pair: PairConfig | None = None  # [pair]: a hub of a pair (issue 17 section 2)
     source: str = "<defaults>"
     # Dotted keys set by flags, with the flag as typed (see read_hub_config).
     origins: Mapping[str, str] = field(default_factory=dict)
@@ -267,6 +274,12 @@ def _read(root: Section) -> HubConfig:
 
     upstream = _upstream(hub)
     hub_id = hub.string("hub_id", None)
+    pair = _read_pair(root.section("pair"))
+    if pair is not None and pair.hub_id is None and hub_id is not None:
+        # One id per hub: --hub-id names it in a federation and in its pair alike.
+        if (problem := check_hub_id(hub_id)) is not None:
+            raise hub.error("hub_id", problem)
+        pair = dataclasses.replace(pair, hub_id=hub_id)
 
     logging_table = root.section("logging")
     level = logging_table.choice("level", LEVELS, "INFO", upper=True)
@@ -287,6 +300,7 @@ def _read(root: Section) -> HubConfig:
         logging=LoggingSettings(level, fmt),
         upstream=upstream,
         hub_id=hub_id,
+        pair=pair,
         source=root.file,
         origins=dict(root.origins),
     )
@@ -356,3 +370,20 @@ def _upstream(hub: Section) -> UpstreamConfig | None:
         secret_key_file=secret,
         hub_public_key_file=public,
     )
+
+
+def _read_pair(table: Section) -> PairConfig | None:
+    """``[pair]``: ``peer`` (the other hub's query endpoint), ``peer_key`` (its public key file, with keys),
+    ``hub_id`` (default: the one stored in the state directory), ``peer_timeout_s`` (default 15)."""
+    if "peer" not in table:
+        for key in ("peer_key", "hub_id", "peer_timeout_s"):
+            if key in table:
+                raise table.error(key, "is set without pair.peer (--peer QUERY_ENDPOINT): set both, or neither")
+        return None
+    peer = table.endpoint("peer", connect=True)
+    peer_key = table.file_path("peer_key", None)
+    hub_id = str(table.string("hub_id")) if "hub_id" in table else None
+    if hub_id is not None and (problem := check_hub_id(hub_id)) is not None:
+        raise table.error("hub_id", problem)
+    timeout_s = table.seconds("peer_timeout_s", PairSettings().peer_timeout_s)
+    return PairConfig(peer, peer_key, hub_id, PairSettings(peer_timeout_s=timeout_s))

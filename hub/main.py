@@ -113,6 +113,14 @@ _KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | type[int] | None, st
     ),
     (("--upstream-key",), "hub.upstream_key", None, "this hub's agent secret key at the central hub (CURVE)"),
     (("--upstream-hub-key",), "hub.upstream_hub_key", None, "the central hub's public key (CURVE)"),
+    (
+        ("--peer",),
+        "pair.peer",
+        None,
+        "the other hub of a pair: its query endpoint (the two link and share acks, shelves and notifications)",
+    ),
+    (("--peer-key",), "pair.peer_key", None, "the peer hub's public key file (with keys)"),
+    (("--peer-timeout-s",), "pair.peer_timeout_s", float, "the peer is gone after this long unheard (default 15)"),
     (("--log-level",), "logging.level", None, f"one of {', '.join(logs.LEVELS)} (default INFO)"),
     (("--log-format",), "logging.format", None, f"one of {', '.join(logs.FORMATS)} (default text)"),
 )
@@ -152,7 +160,9 @@ def add_parser(subparsers: Any, name: str, summary: str) -> None:
     for names, key, value_type, text in _KEY_FLAGS:
         if key in ("hub.upstream", "hub.agents", "hub.subscribers", "hub.query"):
             metavar = "ENDPOINT"
-        elif key in ("hub.upstream_key", "hub.upstream_hub_key"):
+        elif key == "pair.peer":
+            metavar = "QUERY_ENDPOINT"
+        elif key == "pair.peer_key" or key in ("hub.upstream_key", "hub.upstream_hub_key"):
             metavar = "FILE"
         elif key == "hub.state_dir":
             metavar = "DIR"
@@ -275,6 +285,7 @@ def run(args: argparse.Namespace) -> int:
         journal_retention=config.journal_retention,
         upstream=_upstream_settings(config),
         hub_id=config.hub_id,
+        pair=config.pair,
     )
     try:
         bound = server.bind()

@@ -54,7 +54,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from gsmon.common import protocol as proto
 from gsmon.common.allowlist import AllowList, SubscriberGrant
@@ -65,7 +65,19 @@ from gsmon.hub.operator import OPERATOR_COMMANDS
 from gsmon.hub.relay import Router
 from gsmon.hub.state import HubState
 
-__all__ = ["BUSY_MESSAGE", "COMMANDS", "CommandSpec", "Outcome", "QueryCore", "QuerySettings", "may_snapshot"]
+if TYPE_CHECKING:
+    from gsmon.hub.pair import PairMessage
+
+__all__ = [
+    "BUSY_MESSAGE",
+    "COMMANDS",
+    "CommandSpec",
+    "Outcome",
+    "PairHooks",
+    "QueryCore",
+    "QuerySettings",
+    "may_snapshot",
+]
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +222,20 @@ class CommandSpec:
     run: Callable[[QueryCore, Call], tuple[bool, str, Any]]
 
 
+class PairHooks(Protocol):
+    """What a hub of a pair adds to the query socket (:mod:`gsmon.hub.pair_link`)."""
+
+    commands: dict[str, CommandSpec]  # its own commands (pair_status, pair_mark)
+
+    def sync(self, caller: _Caller, msg: proto.PairSync, now: float, wall: float) -> PairMessage | str:
+        """A PAIR_SYNC from the peer: the answer's fields, or why it is refused."""
+        ...
+
+    def done(self, call: Call, ok: bool, result: Any) -> None:
+        """A command ran here (operator actions become ops of the pair's log)."""
+        ...
+
+
 def _forget(core: QueryCore, call: Call) -> tuple[bool, str, Any]:
     name = call.args.get("agent")
     if not isinstance(name, str) or not name:
@@ -307,6 +333,7 @@ class QueryCore:
         self.client_health = ClientHealth()
         # (1.3) Routes commands for paths under a site hub's mount down to it (set by the server).
         self.router: Router | None = None
+        self.pair: PairHooks | None = None  # a hub of a pair (issue 17 section 2)
 
     def use_store(self, store: StateStore, contexts: dict[str, dict[str, Any]]) -> None:
         """Answer the operator layer's commands from ``store``, starting from the ``contexts`` it holds."""
@@ -360,8 +387,28 @@ class QueryCore:
             return self._command(caller, msg, now, wall, allow)
         if isinstance(msg, proto.CommandResult):
             return self.relay(caller, msg, wall)
+        if type(msg) is proto.PairSync and self.pair is not None:
+            return self._pair_sync(caller, msg, now, wall)
         why = f"{msg.kind.name} is not a query"
         return Outcome([self._error(caller, msg, wall, f"{msg.kind.name} is not a request I answer")], invalid=why)
+
+    def _pair_sync(self, caller: _Caller, msg: proto.PairSync, now: float, wall: float) -> Outcome:
+        assert self.pair is not None
+        answer = self.pair.sync(caller, msg, now, wall)
+        if isinstance(answer, str):
+            return Outcome([self._error(caller, msg, wall, answer)], refused=f"PAIR_SYNC from {caller.name}: {answer}")
+        reply = proto.PairSyncReply(
+            **self._header(caller.identity, wall),
+            request_id=msg.request_id,
+            hub_id=answer.hub_id,
+            head=answer.head,
+            seen=answer.seen,
+            ops=answer.ops,
+            digest=answer.digest,
+            full=answer.full,
+            notifying=answer.notifying,
+        )
+        return Outcome([(caller.identity, proto.encode(reply))])
 
     # -- snapshots ------------------------------------------------------------
 
@@ -442,6 +489,8 @@ class QueryCore:
         if msg.command in _FORWARDED:
             return self._forward(caller, msg, now, wall)
         spec = COMMANDS.get(msg.command)
+        if spec is None and self.pair is not None:
+            spec = self.pair.commands.get(msg.command)
         refused = None
         if spec is None:
             ok, message, result = (
@@ -475,6 +524,8 @@ class QueryCore:
                 ok, message, result = spec.run(self, call)
             else:
                 ok, message, result = routed.ok, routed.message, routed.result
+            if self.pair is not None and routed is False:
+                self.pair.done(call, ok, result)
         by = caller.name + (f" (user {msg.user!r})" if msg.user else "")
         log.log(logging.INFO if ok else logging.WARNING, "command %s %s by %s: %s", msg.command, msg.args, by, message)
         reply = proto.CommandResult(

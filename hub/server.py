@@ -88,6 +88,7 @@ from gsmon.common import protocol as proto
 from gsmon.common.alerts import CriticalAlert, GreenAlert, OrangeAlert
 from gsmon.common.allowlist import AllowList, SubscriberGrant
 from gsmon.common.errors import BindError
+from gsmon.common.keys import KeyFileError, load_public_key
 from gsmon.common.transport import fast_get, fast_recv, fast_send
 from gsmon.common.version import __version__
 from gsmon.hub.alarms import Alarm, AlarmBook, AlarmSettings, JournalEntry, Shelf
@@ -95,6 +96,8 @@ from gsmon.hub.auth import HubAuthenticator, sender_key
 from gsmon.hub.clock import ObservedClock
 from gsmon.hub.config import HubEndpoints, ServerLimits
 from gsmon.hub.journal import STATE_FILE, Pruner, Retention, StateStore, StoreError
+from gsmon.hub.pair import PairConfig
+from gsmon.hub.pair_link import PAIR_FILE, PairLink, PairStore
 from gsmon.hub.queries import QueryCore, QuerySettings
 from gsmon.hub.relay import RelayGuard, RoutedReply, Router, run_routed
 from gsmon.hub.replay import META_PREFIX, ReplayCore
@@ -235,6 +238,7 @@ class HubServer:
         journal_retention: Retention | None = None,
         upstream: UpstreamSettings | None = None,
         hub_id: str | None = None,
+        pair: PairConfig | None = None,
     ) -> None:
         self.settings = settings or HubSettings()
         # Hub-of-hubs (1.3): this hub's id in the federation, its link to a central hub (a site hub),
@@ -244,6 +248,9 @@ class HubServer:
         self.upstream: UpstreamLink | None = None
         self.relay_guard: RelayGuard | None = None
         self.router: Router | None = None
+        # A hub of a pair (issue 17 section 2): the peer link, made at bind (hub/pair_link.py).
+        self.pair_config = pair
+        self.pair: PairLink | None = None
         # The operator layer (issue 13): None runs without a state store, hence without alarms.
         self.state_dir = state_dir
         self.alarm_settings = alarm_settings or AlarmSettings()
@@ -376,7 +383,30 @@ class HubServer:
                 self.upstream_settings.sender,
                 self.upstream_settings.mount,
             )
+        self._open_pair()
         return endpoints
+
+    def _open_pair(self) -> None:
+        """Link with the peer hub (the op log lives beside state.db; a pair needs a state directory)."""
+        config = self.pair_config
+        if config is None:
+            return
+        if self.state_dir is None:
+            raise StoreError("a hub of a pair (--peer) needs a state directory: its op log is kept there")
+        assert self.queries is not None
+        own = self.auth.server_pair if self.auth is not None else None
+        peer_key = None
+        if own is not None:
+            if config.peer_key_file is None:
+                raise KeyFileError("a hub with keys needs its peer's public key to link with it: --peer-key FILE")
+            peer_key = load_public_key(config.peer_key_file)
+        store = PairStore(self.state_dir / PAIR_FILE)
+        self.pair = PairLink(
+            config, store, self.queries, self.context, own, peer_key, self.epoch, time.monotonic(), self._persist
+        )
+        if self.state.alarms is not None:
+            self.state.alarms.derived_ids = True  # both hubs name an alarm alike
+        self._poller.register(self.pair.dealer, zmq.POLLIN)
 
     def _open_state(self) -> None:
         """Open the state store and restore the alarm book from it (StoreError: one line, the hub stops)."""
@@ -528,6 +558,9 @@ class HubServer:
             if sock is not None:
                 sock.close(linger=0)
         self._agents = self._subscribers = self._query = None
+        if self.pair is not None:
+            self.pair.close()
+            self.pair = None
         if self._subscribers_listener is not None:
             _close_listener(self._subscribers_listener)
             self._subscribers_listener = None
@@ -576,6 +609,8 @@ class HubServer:
                 emptied = agents not in ready or self._read_agents(agents, now, wall)
                 state.read_done(now, emptied)
                 self._federate(query, now, wall)
+                if self.pair is not None:
+                    self.pair.turn(now, wall)
                 beats_wanted: set[bytes] = set()
                 if subscribers is not None and subscribers in ready:
                     beats_wanted = self._read_subscriptions(subscribers)
@@ -743,6 +778,8 @@ class HubServer:
                 extra[f"contexts/{key}"] = (record.get("id"), 0)
             # The clients' own health (the recorder's lag, the notifier's deliveries): _hub/clients/...
             extra.update(self.queries.client_health.points(now))
+        if self.pair is not None:
+            extra.update(self.pair.health_points(now))
         auth = self.auth
         if auth is not None:
             alive = auth.is_alive()

@@ -13,4 +13,5 @@ Pipeline of one notifier process::
 * :mod:`~gsmon.common.notify.store` -- the state file and the sent-log
 * :mod:`~gsmon.common.notify.deliver` -- apprise and local commands
 * :mod:`~gsmon.common.notify.main` -- the loop and ``gsmon notify``
+* :mod:`~gsmon.common.notify.pair` -- a hub pair's notifier: send as the sender, skip what either hub marked
 """

@@ -76,6 +76,7 @@ from gsmon.common.keys import ClientKeys
 from gsmon.common.notify.config import NotifyConfig, read_notify_config
 from gsmon.common.notify.core import Entry, EntryError, NotifyCore, iso_utc
 from gsmon.common.notify.cursors import JournalCursors
+from gsmon.common.notify.pair import message_keys, sent_by_peer
 from gsmon.common.notify.store import STATE_FILE, NotifyStore
 from gsmon.common.ready import ready_line
 
@@ -84,6 +85,7 @@ __all__ = ["JournalClient", "JournalError", "add_parser", "run"]
 log = logging.getLogger(__name__)
 ORANGE_ALERTCODE: Final = OrangeAlert.alertcode
 PAGE_LIMIT: Final = 500
+PAIR_CHECK_LIMIT: Final = 1000  # keys in one pair_status / pair_mark (the hub's limit)
 REQUEST_TIMEOUT_S: Final = 3.0
 HEALTH_EVERY_S: Final = 60.0
 #: How often the notifier's health goes to the hub's tree (report_health); each report lasts 3x as long.
@@ -184,6 +186,23 @@ class JournalClient:
             last_id = after_id
         return result["entries"], last_id
 
+    def ask(self, command: str, args: dict[str, Any], timeout_s: float = REQUEST_TIMEOUT_S) -> proto.CommandResult:
+        """One COMMAND and its COMMAND_RESULT (ok or not); :class:`JournalError` when no answer came."""
+        dealer = self._socket()
+        message = self._envelope.command(command, args, self._user)
+        try:
+            dealer.send(proto.encode(message), zmq.DONTWAIT)
+        except zmq.Again:
+            self._reset()
+            raise JournalError(f"the hub at {self.hub} is not reachable") from None
+        reply = wait_reply(dealer, message.request_id, timeout_s)
+        if isinstance(reply, proto.Error):
+            raise JournalError(f"the hub at {self.hub} refused {command}: {reply.message}")
+        if reply is None:
+            self._reset()
+            raise JournalError(f"no answer from the hub at {self.hub} within {timeout_s:g} s")
+        return reply
+
     def close(self) -> None:
         if self._dealer is not None:
             self._dealer.close(linger=500)  # the final health report may still be on its way
@@ -219,6 +238,10 @@ class Notifier:
         self.wake: Subscriber | None = None  # NODE changes end a sleep early; never a source of truth
         # A hub pair (1.3): each hub's own cursor; the stored one is the hub's read at start.
         self.cursors = JournalCursors(journal.hub, self.cursor)
+        # Whether the hub is one of a pair (None: not asked yet; False: a single hub, send everything).
+        self.paired: bool | None = None
+        self.held = 0  # messages due but held: the peer hub's notifier sends (pair standby)
+        self.sent_by_peer = 0
 
     def read_journal(self) -> None:
         """Take in every page the hub has after the cursor."""
@@ -286,7 +309,23 @@ class Notifier:
         self.read_journal()
         now = self.clock()
         self.core.tick(now)
-        for message in self.core.due(now):
+        due = self.core.due(now)
+        gate = self._pair_gate(due) if due else None
+        held = 0
+        for message in due:
+            keys = message_keys(message)
+            if gate is not None:
+                sender, marked = gate
+                if sent_by_peer(keys, marked.get(message.id, [])):
+                    done = self.core.delivered(message.id, True, None, self.clock())
+                    if done is not None:
+                        self.sent_by_peer += 1
+                        self.store.record(done, "sent_by_peer", self.clock(), self.core.state())
+                        log.info("message %d to %s was sent by the peer hub's notifier", done.id, done.receiver)
+                    continue
+                if not sender:
+                    held += 1
+                    continue
             receiver = self.config.settings.receivers.get(message.receiver)
             error: str | None
             if receiver is None:
@@ -294,6 +333,8 @@ class Notifier:
             else:
                 ok, error = self.deliver(receiver, message)
             finished = self.core.delivered(message.id, ok, error, self.clock())
+            if ok and gate is not None:
+                self._mark(keys)
             if finished is not None:
                 status = "sent" if ok else "failed"
                 self.store.record(finished, status, self.clock(), self.core.state())
@@ -313,7 +354,51 @@ class Notifier:
                 )
         self._save()
         self.report_health(now)
+        if held and not self.held:
+            log.info("holding %d message(s): the peer hub's notifier sends while both hubs are up", held)
+        self.held = held
+        if held:  # due but held: look again after a poll, not at once
+            return max(0.0, now + self.config.poll_s - self.clock())
         return max(0.0, min(self.core.next_wakeup(now), now + self.config.poll_s) - self.clock())
+
+    def _pair_gate(self, due: list[Any]) -> tuple[bool, dict[int, list[bool]]] | None:
+        """(this notifier sends, {message id: marked per key}) from the hub, or None for a single hub.
+
+        A pair's hub that does not answer: hold everything (``(False, {})``); its peer's notifier sends.
+        """
+        if self.paired is False:
+            return None
+        keys = {message.id: message_keys(message) for message in due}
+        flat = [key for listed in keys.values() for key in listed][:PAIR_CHECK_LIMIT]
+        try:
+            reply = self.journal.ask("pair_status", {"check": flat})
+        except JournalError:
+            return (False, {}) if self.paired else None
+        if not reply.ok:
+            reason = reply.result.get("reason") if isinstance(reply.result, dict) else None
+            if reason == "unknown-command":
+                self.paired = False  # a single hub (or one before 1.3): send everything, as before
+                return None
+            return False, {}
+        self.paired = True
+        result = reply.result if isinstance(reply.result, dict) else {}
+        answers = [bool(item) for item in result.get("delivered") or []]
+        marked: dict[int, list[bool]] = {}
+        start = 0
+        for message_id, listed in keys.items():
+            marked[message_id] = answers[start : start + len(listed)]
+            start += len(listed)
+        return bool(result.get("sender")), marked
+
+    def _mark(self, keys: list[list[Any]]) -> None:
+        """Tell the hub (and through it the peer) that these were delivered; a lost mark means one repeat."""
+        try:
+            reply = self.journal.ask("pair_mark", {"keys": keys[:PAIR_CHECK_LIMIT]})
+        except JournalError as error:
+            log.warning("could not mark a delivery at the hub (the peer hub may send it again): %s", error)
+            return
+        if not reply.ok:
+            log.warning("the hub refused the delivery mark (the peer hub may send it again): %s", reply.message)
 
     def _save(self) -> None:
         """Commit cursor + core state when either changed (an idle notifier does not write every second)."""

@@ -427,3 +427,20 @@ class TestNames:
     def test_bad_names_and_paths(self, text: str, read: Any, expected: str) -> None:
         """Names and paths follow gsmon.common.names; the rule broken is quoted."""
         assert error_of(text, read) == f"{FILE}: {expected}"
+
+
+def test_a_pair_section_sets_the_peer_and_a_bad_hub_id_is_named() -> None:
+    from gsmon.hub.config import parse_hub_config
+
+    config = parse_hub_config('[pair]\npeer = "tcp://hub-b:7763"\nhub_id = "gs1-a"\npeer_timeout_s = 5\n')
+    assert config.pair is not None
+    assert (config.pair.peer, config.pair.hub_id, config.pair.settings.peer_timeout_s) == (
+        "tcp://hub-b:7763",
+        "gs1-a",
+        5.0,
+    )
+    assert parse_hub_config("").pair is None
+    with pytest.raises(ConfigError, match="hub id 'a b' must be 1 to 64 letters"):
+        parse_hub_config('[pair]\npeer = "tcp://hub-b:7763"\nhub_id = "a b"\n')
+    with pytest.raises(ConfigError, match=r"without pair\.peer"):
+        parse_hub_config('[pair]\nhub_id = "gs1-a"\n')

@@ -282,6 +282,64 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
             },
         ],
     ),
+    "PAIR_SYNC": (
+        proto.PairSync(
+            **HEADER,
+            request_id=5,
+            hub_id="hub-a",
+            head=2,
+            seen=1,
+            ops=[proto.PairOp("hub-a", 2, "ack", 1_700_000_000.5, {"ids": [4503599627370497], "by": "ops"})],
+            digest=(3, 12345),
+            notifying=True,
+        ),
+        "9801031ea76167656e742d31cf0000123456789abc07cf17979cfe362a000088aa726571756573745f696405a66875625f6964"
+        "a56875622d61a46865616402a47365656e01a36f70739195a56875622d6102a361636bcb41d954fc4020000082a369647391cf"
+        "0010000000000001a26279a36f7073a66469676573749203cd3039a466756c6cc2a96e6f74696679696e67c3",
+        [
+            1,
+            3,
+            30,
+            "agent-1",
+            EPOCH,
+            7,
+            SENT_NS,
+            {
+                "request_id": 5,
+                "hub_id": "hub-a",
+                "head": 2,
+                "seen": 1,
+                "ops": [["hub-a", 2, "ack", 1_700_000_000.5, {"ids": [4503599627370497], "by": "ops"}]],
+                "digest": [3, 12345],
+                "full": False,
+                "notifying": True,
+            },
+        ],
+    ),
+    "PAIR_SYNC_REPLY": (
+        proto.PairSyncReply(**HEADER, request_id=5, hub_id="hub-b", head=1, seen=2),
+        "9801031fa76167656e742d31cf0000123456789abc07cf17979cfe362a000088aa726571756573745f696405a66875625f6964"
+        "a56875622d62a46865616401a47365656e02a36f707390a6646967657374c0a466756c6cc2a96e6f74696679696e67c2",
+        [
+            1,
+            3,
+            31,
+            "agent-1",
+            EPOCH,
+            7,
+            SENT_NS,
+            {
+                "request_id": 5,
+                "hub_id": "hub-b",
+                "head": 1,
+                "seen": 2,
+                "ops": [],
+                "digest": None,
+                "full": False,
+                "notifying": False,
+            },
+        ],
+    ),
 }
 
 NODE_UPDATE = proto.NodeUpdate(
@@ -382,6 +440,8 @@ def test_golden_kind_numbers_are_the_documented_ones() -> None:
         "SNAPSHOT_END": 22,
         "ERROR": 23,
         "COMMAND_RESULT": 24,
+        "PAIR_SYNC": 30,
+        "PAIR_SYNC_REPLY": 31,
     }
 
 
