@@ -276,12 +276,12 @@ routes these COMMANDs down to the site hub they concern, which applies them
 
 * ``ack`` and ``unack`` by their ``ids``. A relayed alarm shows at a hub (in
   its NODE ``alarm`` map, and in a routed ``alarms`` listing) under a *proxy
-  id* of that hub's own, at least :data:`PROXY_BASE` (2^48, which no alarm
-  book reaches), so an id names one alarm of one site, never one of the
+  id* of that hub's own, in ``[PROXY_BASE, PROXY_END)`` (2^48 to 2^52, which
+  no counting alarm book reaches, below a pair's derived ids), so an id names one alarm of one site, never one of the
   hub's own that has the same number at the site; the hub keeps its proxies
   while it runs (after a restart, list again: an unknown proxy id is refused,
   reason ``"unknown"``). All ids of one command must be one site's (else
-  ``"bad-args"``); ids below PROXY_BASE are the hub's own alarms (a site's
+  ``"bad-args"``); ids outside that range are the hub's own alarms (a site's
   silence among them) and are acked there as before. ``seen`` keys are
   proxies too; the result's ``acked`` and ``skipped`` ids are the proxies.
 * ``shelve`` by its ``prefix``, ``unshelve`` by a ``path`` arg (1.3, any path
@@ -1020,6 +1020,7 @@ __all__ = [
     "PROTOCOL_MAJOR",
     "PROTOCOL_MINOR",
     "PROXY_BASE",
+    "PROXY_END",
     "REPLAY_TOPIC_PREFIX",
     "RESYNC_TOPIC_PREFIX",
     "ROUTE_TOPIC_PREFIX",
@@ -1097,6 +1098,7 @@ ROUTE_TOPIC_PREFIX: Final = b"\x00route/"  # (1.3) routed commands, central hub 
 MAX_ROUTE_BYTES: Final = 8192  # (1.3) a routed command's packed map at most
 MAX_RELAY_VIA: Final = 16  # (1.3) hub ids a relayed entry may list (hubs drop those beyond MAX_RELAY_DEPTH)
 PROXY_BASE: Final = 1 << 48  # (1.3) relayed alarms' ids at a hub start here (an alarm book counts from 1)
+PROXY_END: Final = 1 << 52  # (1.3) ... and stay below this (a hub pair's derived ids start here)
 MAX_RELAY_DEPTH: Final = 4  # (1.3) hubs an entry may have passed; deeper ones are dropped (counted)
 
 EXT_DATETIME: Final = 1

@@ -43,6 +43,7 @@ __all__ = [
     "ReplyTo",
     "RoutedReply",
     "Router",
+    "is_proxy_id",
     "run_routed",
 ]
 
@@ -79,6 +80,12 @@ class RoutedReply:
     ok: bool
     message: str
     result: Any
+
+
+def is_proxy_id(item: object) -> bool:
+    """An id in the proxy range ``[PROXY_BASE, PROXY_END)``: a relayed alarm as this hub lists it (below: the
+    hub's own counter ids; above: the derived ids of a hub pair, ``[2**52, 2**53)``, also the hub's own)."""
+    return type(item) is int and PROXY_BASE <= item < proto.PROXY_END
 
 
 class RelayGuard:
@@ -187,14 +194,14 @@ class Router:
         """(site, mount, args for the site), a refusal, or None (the command is this hub's)."""
         if command in _BY_ALARM_ID:
             ids = args.get("ids")
-            if not isinstance(ids, list) or not any(type(item) is int and item >= PROXY_BASE for item in ids):
+            if not isinstance(ids, list) or not any(is_proxy_id(item) for item in ids):
                 return None
-            unknown = [item for item in ids if type(item) is int and item >= PROXY_BASE and item not in self._proxies]
+            unknown = [item for item in ids if is_proxy_id(item) and item not in self._proxies]
             if unknown:
                 why = f"unknown alarm id {unknown[0]} (this hub restarted since it was listed? list the alarms again)"
                 return RoutedReply(("",), False, f"{command}: {why}", {"reason": "unknown"})
-            sites = {self._proxies[item][0] for item in ids if type(item) is int and item >= PROXY_BASE}
-            if len(sites) > 1 or any(type(item) is not int or item < PROXY_BASE for item in ids):
+            sites = {self._proxies[item][0] for item in ids if is_proxy_id(item)}
+            if len(sites) > 1 or not all(is_proxy_id(item) for item in ids):
                 why = "ids must be the alarms of one site (as this hub lists them), not mixed with others"
                 return RoutedReply(("",), False, f"{command}: {why}", {"reason": "bad-args"})
             [site] = sites

@@ -23,7 +23,7 @@ from gsmon.common.notify.core import Settings as NotifySettings
 from gsmon.hub.alarms import ACTIVE_ACKED, ACTIVE_UNACKED, AGENT_SILENT, AlarmBook
 from gsmon.hub.config import UpstreamConfig, parse_hub_config, read_hub_config
 from gsmon.hub.queries import QueryCore
-from gsmon.hub.relay import PROXY_BASE, RelayGuard, RoutedReply, Router, run_routed
+from gsmon.hub.relay import PROXY_BASE, RelayGuard, RoutedReply, Router, is_proxy_id, run_routed
 from gsmon.hub.state import HubState
 from gsmon.hub.upstream import UpstreamCore, UpstreamSettings
 
@@ -519,3 +519,16 @@ def test_the_notifier_of_the_centre_tells_a_lost_site_once_not_once_per_point() 
         central.state.tick(now, WALL0 + now)
         notify(now)
     assert sent == ["[gsmon] AGENT SILENT STALE GS1", "[gsmon] AGENT BACK STALE GS1"]
+
+
+def test_proxy_ids_sit_between_the_counted_ids_and_a_pairs_derived_ids() -> None:
+    """A hub of a pair acks its own derived ids (2**52 and up) itself: only the proxy range is routed."""
+    from gsmon.hub.alarms import DERIVED_ID_BASE
+
+    assert is_proxy_id(PROXY_BASE)
+    assert is_proxy_id(proto.PROXY_END - 1)
+    assert not is_proxy_id(PROXY_BASE - 1)
+    assert not is_proxy_id(DERIVED_ID_BASE)
+    assert not is_proxy_id(True)
+    hub = HubState(SETTINGS, 1, now=0.0, alarms=AlarmBook())
+    assert Router(hub, "central")._target("ack", {"ids": [DERIVED_ID_BASE + 5]}) is None
