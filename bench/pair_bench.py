@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
@@ -50,12 +49,6 @@ from gsmon.common.commands import send_command
 
 PEER_TIMEOUT_S: Final = 3.0
 MOUNT: Final = "GS1/bench"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Sink:
@@ -149,13 +142,14 @@ def _alarm(query: str, point: str) -> dict[str, Any] | None:
 
 
 def _start_pair(children: Children, state: Path, notify_config: Path) -> tuple[list[Any], list[dict[str, str]]]:
-    ports = [_free_port(), _free_port()]
+    # Each hub must know its peer's query endpoint before either starts: ipc paths, never a pre-picked port.
+    queries = [f"ipc://{state}/hub-a.query", f"ipc://{state}/hub-b.query"]
     hubs, ready = [], []
-    for index, (me, peer) in enumerate(((ports[0], ports[1]), (ports[1], ports[0]))):
+    for index, (me, peer) in enumerate(((queries[0], queries[1]), (queries[1], queries[0]))):
         hub_id = "hub-a" if index == 0 else "hub-b"
         argv = child_processes.gsmon_argv(
             "hub", "--agents", "tcp://127.0.0.1:0", "--subscribers", "tcp://127.0.0.1:0",
-            "--query", f"tcp://127.0.0.1:{me}", "--peer", f"tcp://127.0.0.1:{peer}", "--hub-id", hub_id,
+            "--query", me, "--peer", peer, "--hub-id", hub_id,
             "--peer-timeout-s", str(PEER_TIMEOUT_S), "--heartbeat-s", "0.2", "--agent-liveness", "5",
             "--state-dir", str(state / hub_id), "--log-level", "WARNING",
         )  # fmt: skip

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from pathlib import Path
@@ -26,26 +25,28 @@ POWER = f"{MOUNT}/Power"
 PEER_TIMEOUT_S = "2"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _set(file: Path, value: Any, alert: str) -> None:
     tmp = file.with_suffix(".tmp")
     tmp.write_text(json.dumps([value, alert]))
     tmp.replace(file)
 
 
-def _pair(procs: Processes, *, a_peer: str | None = None, b_peer: str | None = None) -> tuple[Hub, Hub, int, int]:
+def _query_endpoints(tmp_path: Path) -> tuple[str, str]:
+    """Each hub must know its peer's query endpoint before either starts: ipc paths in the test's own
+    folder (never a pre-picked TCP port)."""
+    return f"ipc://{tmp_path}/hub-a.query", f"ipc://{tmp_path}/hub-b.query"
+
+
+def _pair(
+    procs: Processes, tmp_path: Path, *, a_peer: str | None = None, b_peer: str | None = None
+) -> tuple[Hub, Hub, str, str]:
     """Hubs ``hub-a`` and ``hub-b``, each with the other's query endpoint as its peer (or the ones given)."""
-    port_a, port_b = _free_port(), _free_port()
-    a = procs.hub("--peer", a_peer or f"tcp://127.0.0.1:{port_b}", "--hub-id", "hub-a",
-                  "--peer-timeout-s", PEER_TIMEOUT_S, query=f"tcp://127.0.0.1:{port_a}", name="hub-a")  # fmt: skip
-    b = procs.hub("--peer", b_peer or f"tcp://127.0.0.1:{port_a}", "--hub-id", "hub-b",
-                  "--peer-timeout-s", PEER_TIMEOUT_S, query=f"tcp://127.0.0.1:{port_b}", name="hub-b")  # fmt: skip
-    return a, b, port_a, port_b
+    query_a, query_b = _query_endpoints(tmp_path)
+    a = procs.hub("--peer", a_peer or query_b, "--hub-id", "hub-a",
+                  "--peer-timeout-s", PEER_TIMEOUT_S, query=query_a, name="hub-a")  # fmt: skip
+    b = procs.hub("--peer", b_peer or query_a, "--hub-id", "hub-b",
+                  "--peer-timeout-s", PEER_TIMEOUT_S, query=query_b, name="hub-b")  # fmt: skip
+    return a, b, query_a, query_b
 
 
 def _status(hub: Hub, check: list[list[Any]] | None = None) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def _alarms(hub: Hub) -> list[dict[str, Any]]:
 def test_an_ack_on_one_hub_shows_on_the_other_within_a_second_on_the_same_alarm_id(
     procs: Processes, tmp_path: Path
 ) -> None:
-    a, b, _, _ = _pair(procs)
+    a, b, _, _ = _pair(procs, tmp_path)
     wait_until(lambda: _status(a)["peer_live"] and _status(b)["peer_live"], what="the two hubs linked")
     assert _status(a)["sender"] is True
     assert _status(b)["sender"] is False  # the lowest hub id sends
@@ -134,10 +135,10 @@ def _titles(http: Any) -> list[str]:
     return [post["body"]["title"] for post in received(http, "POST")]
 
 
-def _setup(procs: Processes, tmp_path: Path, **peers: str) -> tuple[Hub, Hub, Any, Path, Path, int, int]:
+def _setup(procs: Processes, tmp_path: Path, **peers: str) -> tuple[Hub, Hub, Any, Path, Path, str, str]:
     http = procs.start("http", [sys.executable, str(HERE / "http_sink_program.py")])
     http_at = http.ready()["http"]
-    a, b, port_a, port_b = _pair(procs, **peers)
+    a, b, query_a, query_b = _pair(procs, tmp_path, **peers)
     files = {name: tmp_path / f"{name}.json" for name in ("power", "fan")}
     for file in files.values():
         _set(file, 1.0, "GREEN")
@@ -147,7 +148,7 @@ def _setup(procs: Processes, tmp_path: Path, **peers: str) -> tuple[Hub, Hub, An
     config = _notify_config(tmp_path, http_at)
     _notifier(procs, a, config, tmp_path / "notify-a", "notify-a")
     _notifier(procs, b, config, tmp_path / "notify-b", "notify-b")
-    return a, b, http, files["power"], files["fan"], port_a, port_b
+    return a, b, http, files["power"], files["fan"], query_a, query_b
 
 
 def _raised(http: Any, point: str) -> int:
@@ -175,8 +176,8 @@ def test_sigkill_of_the_sending_hub_loses_no_notification_and_repeats_none(procs
     assert _raised(http, "Fan") == 1, _titles(http)
 
 
-def _proxy(procs: Processes, target_port: int, port: int, name: str) -> Any:
-    argv = [sys.executable, str(HERE / "tcp_proxy_program.py"), f"127.0.0.1:{target_port}", "--port", str(port)]
+def _proxy(procs: Processes, target: str, listen: str, name: str) -> Any:
+    argv = [sys.executable, str(HERE / "tcp_proxy_program.py"), target, listen]
     process = procs.start(name, argv)
     process.ready()
     return process
@@ -186,11 +187,9 @@ def test_a_partition_between_the_hubs_notifies_each_red_at_least_once_and_at_mos
     procs: Processes, tmp_path: Path
 ) -> None:
     # Each hub reaches its peer only through a relay the test owns; the agent and the notifiers go direct.
-    relay_to_b, relay_to_a = _free_port(), _free_port()
-    a, b, http, power, fan, port_a, port_b = _setup(
-        procs, tmp_path, a_peer=f"tcp://127.0.0.1:{relay_to_b}", b_peer=f"tcp://127.0.0.1:{relay_to_a}"
-    )
-    relays = [_proxy(procs, port_b, relay_to_b, "relay-to-b"), _proxy(procs, port_a, relay_to_a, "relay-to-a")]
+    relay_to_b, relay_to_a = f"ipc://{tmp_path}/relay-to-b", f"ipc://{tmp_path}/relay-to-a"
+    a, b, http, power, fan, query_a, query_b = _setup(procs, tmp_path, a_peer=relay_to_b, b_peer=relay_to_a)
+    relays = [_proxy(procs, query_b, relay_to_b, "relay-to-b"), _proxy(procs, query_a, relay_to_a, "relay-to-a")]
     wait_until(lambda: _status(a)["peer_live"] and _status(b)["peer_live"], what="the two hubs linked")
     assert not _status(b)["sender"]
 
@@ -204,7 +203,7 @@ def test_a_partition_between_the_hubs_notifies_each_red_at_least_once_and_at_mos
     assert 1 <= _raised(http, "Power") <= 2, _titles(http)
 
     # The link back: one sender again, and the next RED is told once.
-    relays = [_proxy(procs, port_b, relay_to_b, "relay-to-b-2"), _proxy(procs, port_a, relay_to_a, "relay-to-a-2")]
+    relays = [_proxy(procs, query_b, relay_to_b, "relay-to-b-2"), _proxy(procs, query_a, relay_to_a, "relay-to-a-2")]
     wait_until(lambda: not _status(b)["sender"] and _status(a)["peer_live"], timeout_s=15, what="the link back")
     _set(fan, 0.0, "RED")
     wait_until(lambda: _raised(http, "Fan") >= 1, timeout_s=15, what="the RED after the partition")
@@ -214,8 +213,10 @@ def test_a_partition_between_the_hubs_notifies_each_red_at_least_once_and_at_mos
     assert 1 <= _raised(http, "Power") <= 2, _titles(http)
 
 
-def test_a_shelf_made_on_one_hub_is_the_same_shelf_on_the_other_and_ends_on_both(procs: Processes) -> None:
-    a, b, _, _ = _pair(procs)
+def test_a_shelf_made_on_one_hub_is_the_same_shelf_on_the_other_and_ends_on_both(
+    procs: Processes, tmp_path: Path
+) -> None:
+    a, b, _, _ = _pair(procs, tmp_path)
     wait_until(lambda: _status(a)["peer_live"] and _status(b)["peer_live"], what="the two hubs linked")
     reply = send_command(b.query, "shelve", {"prefix": "GS1/ups", "mode": "timed", "duration_s": 600,
                                              "comment": "UPS swap"}, user="tester")  # fmt: skip
@@ -249,12 +250,12 @@ def test_with_keys_the_hubs_link_over_curve_when_each_grants_the_others_key_the_
         granted = gsmon_cli("keys", "subscriber", f"hub-{peer}", "--service", "pair", "--hub-dir", str(dirs[me]),
                             "--public-key", str(dirs[peer] / "hub.key"))  # fmt: skip
         assert granted.returncode == 0, granted.stderr
-    port_a, port_b = _free_port(), _free_port()
+    query_a, query_b = _query_endpoints(tmp_path)
     hubs = {}
-    for me, peer, port, peer_port in (("a", "b", port_a, port_b), ("b", "a", port_b, port_a)):
-        hubs[me] = procs.hub("--keys", str(dirs[me]), "--peer", f"tcp://127.0.0.1:{peer_port}",
+    for me, peer, query, peer_query in (("a", "b", query_a, query_b), ("b", "a", query_b, query_a)):
+        hubs[me] = procs.hub("--keys", str(dirs[me]), "--peer", peer_query,
                              "--peer-key", str(dirs[peer] / "hub.key"), "--hub-id", f"hub-{me}",
-                             query=f"tcp://127.0.0.1:{port}", name=f"hub-{me}")  # fmt: skip
+                             query=query, name=f"hub-{me}")  # fmt: skip
     # The hubs' own key pairs are administrators on their own hubs (the test asks with them).
     curve = {me: ClientKeys(load_key_pair(dirs[me] / "hub.key_secret"), load_public_key(dirs[me] / "hub.key"))
              for me in dirs}  # fmt: skip
