@@ -431,6 +431,8 @@ def run_fleet(args: argparse.Namespace) -> None:
     _check_templates()
     commands = _Commands()
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    # One socket per simulated agent: more than libzmq's default of 1,023 sockets per context.
+    context.set(zmq.MAX_SOCKETS, args.agents + 64)
     names = [f"sim-{index:04d}" for index in range(args.first, args.first + args.agents)]
     agents = _make_agents(
         context, args.endpoint, names, args.mount_prefix, args.points, args.groups, False, args.sndhwm, connect=False
@@ -440,7 +442,7 @@ def run_fleet(args: argparse.Namespace) -> None:
         # A DELTA's body holds no sender: every agent (same point names) shares the templates.
         shared = [
             [
-                _Template(agents[0].name, agents[0].epoch, _entries(agents[0].points, v, dt_s, True))
+                _Template(agents[0].name, agents[0].epoch, _entries(agents[0].points, v, dt_s, not args.steady))
                 for v in range(_VARIANTS)
             ]
         ]
@@ -452,13 +454,21 @@ def run_fleet(args: argparse.Namespace) -> None:
         poller.register(agent.sock, zmq.POLLIN)
         by_socket[agent.sock] = agent
     _ready(agents=str(len(agents)))
-    stats = {"points": 0, "messages": 0, "states": 0, "dropped": 0}
+    stats = {"points": 0, "messages": 0, "states": 0, "dropped": 0, "heartbeats": 0}
     marked: dict[str, int] = {}
     period = dt_s or 1.0
     start = time.monotonic()
     # Phases spread over the period across every fleet process (global index / total agents).
     due = [(start + period * (args.first + index) / max(1, args.total_agents), index) for index in range(len(agents))]
     heapq.heapify(due)
+    # With --heartbeat, an agent that sent nothing for that long sends a HEARTBEAT,
+    # as agent/send_policy.py does (its STATE announces the same interval).
+    beat_s = args.heartbeat if dt_s is not None else 0.0
+    last_sent = [0.0] * len(agents)
+    beats = [(at + beat_s, index) for at, index in due] if beat_s > 0 else []
+    heapq.heapify(beats)
+    for agent in agents:
+        agent.heartbeat_s = beat_s or agent.heartbeat_s
     # Agents connect one after the other over --ramp seconds (every fleet process together).
     connect_at = [start + args.ramp * (args.first + index) / max(1, args.total_agents) for index in range(len(agents))]
     connected = 0
@@ -475,14 +485,14 @@ def run_fleet(args: argparse.Namespace) -> None:
         while connected < len(agents) and connect_at[connected] <= time.monotonic():
             agents[connected].sock.connect(args.endpoint)
             connected += 1
-        wait = min(due[0][0], next_poll) - time.monotonic()
+        wait = min(due[0][0], next_poll, beats[0][0] if beats else math.inf) - time.monotonic()
         if wait > 0:
             time.sleep(wait)
         now = time.monotonic()
         if now >= next_poll:
             # Polling hundreds of sockets costs a lot more than sending: look for
             # subscriptions (STATE requests) every 20 ms, not before every send.
-            next_poll = now + _SUBSCRIPTION_POLL_S
+            next_poll = now + args.subscription_poll
             for sock, _ in poller.poll(0):
                 agent = by_socket[sock]
                 if _wants_state(agent):
@@ -507,6 +517,19 @@ def run_fleet(args: argparse.Namespace) -> None:
             if _send(agent, data):
                 stats["messages"] += 1
                 stats["points"] += points
+                last_sent[index] = now
+            else:
+                stats["dropped"] += 1
+        while beats and beats[0][0] <= now:
+            at, index = beats[0]
+            agent = agents[index]
+            if now - last_sent[index] < beat_s or agent.seq == 0:
+                heapq.heapreplace(beats, (max(last_sent[index], at) + beat_s, index))
+                continue
+            heapq.heapreplace(beats, (now + beat_s, index))
+            if _send(agent, agent.heartbeat()):
+                stats["heartbeats"] += 1
+                last_sent[index] = now
             else:
                 stats["dropped"] += 1
     last = cut if cut is not None else stats
@@ -534,6 +557,11 @@ class _Window:
         self.published_base: int | None = None
         self.published_last = 0
         self.nodes_at_last = 0
+        # End-to-end loss, agent to this subscriber: a point polled every dt whose
+        # successive updates are k dt apart lost k - 1 polls on the way.
+        self.last_polled: dict[bytes, float] = {}
+        self.missed_polls = 0
+        self.points_seen = 0
 
     def report(self, hub_values: dict[str, Any]) -> dict[str, Any]:
         seconds = time.monotonic() - self.started
@@ -552,6 +580,8 @@ class _Window:
             "lost": (self.published_last - (self.published_base or 0)) - self.nodes_at_last,
             "stale_points": self.stale_points,
             "stale_parents": self.stale_parents,
+            "missed_polls": self.missed_polls,
+            "points_seen": len(self.last_polled),
             "hub": hub_values,
         }
 
@@ -570,6 +600,7 @@ def run_sink(args: argparse.Namespace) -> None:
     size = len(prefix)
     batch = args.batch
     mode = args.mode
+    dt_s = args.dt
     window = _Window()
     hub_values: dict[str, Any] = {}
     last_seq: int | None = None
@@ -625,7 +656,14 @@ def run_sink(args: argparse.Namespace) -> None:
                 if node["kind"] == proto.NODE_POINT:
                     window.updates += 1
                     window.stale_points += node["stale"]
-                    window.latencies_us.append(1e6 * (received - node["polled_at"]))
+                    polled_at = node["polled_at"]
+                    window.latencies_us.append(1e6 * (received - polled_at))
+                    if dt_s > 0:
+                        path = bytes(topic_view[:topic_size])
+                        last = window.last_polled.get(path)
+                        if last is not None and polled_at - last > 1.5 * dt_s:
+                            window.missed_polls += round((polled_at - last) / dt_s) - 1
+                        window.last_polled[path] = polled_at
                 else:
                     window.stale_parents += node["stale"]
                 continue
@@ -682,6 +720,19 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument("--first", type=int, default=0, help="index of this process's first agent")
     fleet.add_argument("--total-agents", type=int, default=0, help="agents over every fleet process")
     fleet.add_argument("--ramp", type=float, default=0.0, help="seconds over which the agents connect")
+    fleet.add_argument(
+        "--subscription-poll",
+        type=float,
+        default=_SUBSCRIPTION_POLL_S,
+        help="seconds between looks for STATE requests (a look at thousands of sockets costs milliseconds)",
+    )
+    fleet.add_argument("--steady", action="store_true", help="every point GREEN (no ORANGE flip: no alarms)")
+    fleet.add_argument(
+        "--heartbeat",
+        type=float,
+        default=0.0,
+        help="with --dt > 0: a HEARTBEAT from an agent that sent nothing for this long, s (the agent's 1.0)",
+    )
     sink = roles.add_parser("sink")
     sink.set_defaults(run=run_sink)
     sink.add_argument("--endpoint", required=True, help="the forwarder's subscribers endpoint")
@@ -690,6 +741,9 @@ def _parser() -> argparse.ArgumentParser:
     sink.add_argument("--subscribe", default="", help="the subscription (default: everything)")
     sink.add_argument("--batch", type=int, default=100, help="points per forwarded envelope (proxy)")
     sink.add_argument("--frames", type=int, choices=[1, 2], default=2, help="frames per message (proxy: 1)")
+    sink.add_argument(
+        "--dt", type=float, default=0.0, help="scale: the points' poll interval, s; > 0 counts missed polls per point"
+    )
     return parser
 
 
