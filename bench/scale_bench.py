@@ -111,6 +111,7 @@ POINTS: Final = 100  # per agent
 GROUPS: Final = 10  # parents per agent
 AGENTS_PER_FLEET: Final = 2500  # simulated agents per fleet process (one XPUB socket, two fds each)
 FOLLOW: Final = "sim/sim-0"  # below the first site's mount: agents sim-0000 to sim-0999
+FLEET_MIN_SLEEP_S: Final = 0.005  # a fleet's sends go in batches of at most 5 ms (stamped when sent)
 SUBSCRIPTION_POLL_S: Final = 0.2  # a fleet looks for STATE requests this often (2,500 sockets: ~3 ms a look)
 _WAIT_S: Final = 60.0
 _MB: Final = 1 / (1024 * 1024)
@@ -273,6 +274,7 @@ def _fleets(children: Children, endpoint: str, first: int, count: int, total: in
                 *("--total-agents", str(total), "--points", str(POINTS), "--groups", str(GROUPS)),
                 *("--dt", str(DT_S), "--mount-prefix", "sim", "--ramp", str(ramp), "--steady"),
                 *("--subscription-poll", str(SUBSCRIPTION_POLL_S), "--heartbeat", str(HEARTBEAT_S)),
+                *("--min-sleep", str(FLEET_MIN_SLEEP_S)),
             )
         )
     for fleet in fleets:
