@@ -126,6 +126,115 @@ has no STATE for) subscribes, then unsubscribes, the topic
 and answers with a full STATE. Subscriptions travel to every connected agent,
 so each agent checks the name.
 
+Hub-of-hubs (1.3)
+-----------------
+A *site hub* started with ``--upstream ENDPOINT --upstream-mount GS1``
+publishes its tree to a *central hub* exactly as an agent does: its XPUB
+connects to the central hub's agents socket (with keys: under its own agent
+key, granted the name and the mount like any agent), and it sends STATE
+when it sees the central hub's subscription or resync request and every
+``state_interval_s``, DELTAs, HEARTBEATs and BYE, by the rules above. Its
+``sender`` is its upstream name (``upstream_name``, default: the last
+segment of the mount), its ``mount`` the upstream mount. A hub that knows
+nothing of 1.3 sees an ordinary agent whose point levels already include
+the site's STALE.
+
+Each hub has a *hub id* (``hub_id``, default ``<host name>:<agents
+port>``), unique in the federation.
+
+Relayed entries. The site hub sends each of its points (never its own
+``_hub/`` points) as a point entry whose ``path`` is the point's path in
+the site's tree (the central hub prefixes the mount, so ``rack1/cpu``
+under the mount ``GS1`` is ``GS1/rack1/cpu``); ``value`` and
+``polled_at_s`` as the site has them; ``alertcode``/``alertstr`` the
+point's level *as the site shows it* (STALE included); ``dt_s`` nil (the
+central hub does not judge a relayed point overdue: the site does, and says
+so in ``stale``); and always the 7th map, with the debounce keys above
+(``raw`` the monitor's own level, or the reported one for a point without
+debounce) plus these relay keys:
+
+============  ==================  ==========================================================
+key           type                meaning
+============  ==================  ==========================================================
+``agent``     str                 the point's owner as the site hub shows it (``rack1``; a
+                                  point relayed again keeps its ``GS1:rack1``)
+``via``       [str]               hub ids the entry passed, the site hub nearest the agent
+                                  first, the sender last (1 to :data:`MAX_RELAY_VIA`)
+``stale``     bool                the point is STALE at the site
+``dt``        float|nil           the point's poll interval
+``reported``  int                 the level the agent last reported (the site's
+                                  ``reported_alert``, else the level itself)
+``alarm``     map|nil             the site's open alarm on the point: ``id`` (the site
+                                  hub's alarm id), ``state``, ``max_level``; nil: none
+============  ==================  ==========================================================
+
+A map with ``via`` must have all of them right, or the message is invalid.
+The central hub (rules):
+
+* it drops every relayed entry whose ``via`` holds its own hub id (a loop)
+  or more than :data:`MAX_RELAY_DEPTH` ids (too deep), and counts them
+  (``_hub/relay_loops_dropped``, ``_hub/relay_too_deep``). A sender cannot
+  know every hub above it, so this receiver's rule is what makes a cycle
+  impossible;
+* it shows a relayed point with ``stale`` as the entry says (its NODE
+  ``stale``), ``agent`` as ``<sender>:<agent>`` (``GS1:rack1``), ``dt``
+  from the map, ``reported_alert`` from ``reported``, the ``alarm`` map as
+  relayed (its ids are the site's), and the NODE key ``via`` (1.3, the
+  entry's list); it opens no alarm of its own for a relayed point (alarm
+  state stays with the hub nearest the agent) and recomputes its parents;
+* the site hub as a whole is an agent: when its link is lost (nothing heard
+  for ``agent_liveness`` heartbeats) every point under its mount turns
+  STALE with ONE alarm on the mount (reason ``agent silent``: the site's
+  silence, journaled ``agent_silent`` with the site's name) and so one
+  notification; when it is heard again the central hub asks for a STATE
+  (resync), which refills every point, and the alarm returns to normal.
+
+What a site sends (``[upstream]`` settings): only points under
+``upstream_prefixes`` (site paths; default all); a point below
+``upstream_min_level`` (default 0) is sent in STATEs and whenever its
+level, staleness or alarm changes, but its value-only changes are not;
+and at most one DELTA entry per point per ``upstream_coalesce_ms`` (default
+1000; 0: every change): a change within the interval waits for its end and
+the point's latest state goes then. A point the site no longer has leaves
+the central hub with the next STATE (sent at once after a removal).
+
+Routed commands. Alarm state stays with the hub nearest the agent: a
+COMMAND ``ack``, ``unack``, ``shelve``, ``unshelve``, ``alarms`` or
+``shelves`` at a hub whose ``path`` arg (ack, unack, unshelve, alarms,
+shelves; a path at or under the alarm's or shelf's point) or ``prefix``
+arg (shelve, alarms, shelves) lies under a site's mount is routed down to
+that site hub (ids in ``ids``/``id`` are then the site's, as the relayed
+``alarm`` maps show them) and applied there, with the mount stripped from
+``path``/``prefix``; the reply comes back as the site's COMMAND_RESULT (paths
+and prefixes in its ``result`` with the mount put back). The role is checked
+at the hub that was asked; the site hub journals the command with ``by``
+= the asker's ``by`` + ``@`` + the asking hub's id (``ops@central:7761``),
+``user`` and ``via`` as given. When the site is silent at that hub the command
+fails at once: ``ok`` false, message ``GS1 unreachable: nothing heard from
+site hub GS1 for N s``, reason ``"unreachable"``; when no answer arrives
+within 5 s, the same reason (``GS1 unreachable: no answer within 5 s``). It is
+never applied at the asking hub.
+
+How: the central hub subscribes, then unsubscribes, on its agents socket the
+topic ``ROUTE_TOPIC_PREFIX + sender + NUL + map`` (msgpack map, at most
+:data:`MAX_ROUTE_BYTES`): ``route_id`` uint (the central hub's own number),
+``command`` str, ``args`` map (mount already stripped), ``user`` str|nil,
+``by`` str, ``hub`` str (the asking hub's id), ``role`` ("viewer", "operator", "admin": the asker's),
+``deadline`` float (central wall seconds after which the site must not
+apply it: a command that arrives late after its failure was reported is
+dropped). The site hub's XPUB sees ``0x01`` + that topic (like RESYNC and
+NOTICE, every connected agent sees it and checks the name), runs the command
+(which may route it further down) and answers on its upstream link:
+
+===============  ===  ================================================================
+kind             id   body
+===============  ===  ================================================================
+UPSTREAM_RESULT   7   ``route_id`` uint, ``ok`` bool, ``message`` str, ``result`` any
+                      (as COMMAND_RESULT); numbered in the link's ``seq`` like every
+                      agent message. (Kinds 5 and 6 are reserved.)
+===============  ===  ================================================================
+
+
 Client <-> hub (query socket)
 -----------------------------
 =================  ===  ======================================================
@@ -621,6 +730,9 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_NOTICE_REASON_BYTES",
     "MAX_POINTS_PER_MESSAGE",
+    "MAX_RELAY_DEPTH",
+    "MAX_RELAY_VIA",
+    "MAX_ROUTE_BYTES",
     "MAX_VALUE_DEPTH",
     "NODE_PARENT",
     "NODE_POINT",
@@ -629,6 +741,7 @@ __all__ = [
     "PROTOCOL_MAJOR",
     "PROTOCOL_MINOR",
     "RESYNC_TOPIC_PREFIX",
+    "ROUTE_TOPIC_PREFIX",
     "SCOPE_HEARTBEAT_PREFIX",
     "Bye",
     "Command",
@@ -651,6 +764,7 @@ __all__ = [
     "SnapshotEnd",
     "SnapshotRequest",
     "State",
+    "UpstreamResult",
     "debounced_entry",
     "decode",
     "decode_hub_message",
@@ -665,7 +779,10 @@ __all__ = [
     "notice_topic",
     "pack_value",
     "parse_notice",
+    "parse_route",
     "point_debounce_map",
+    "relay_map",
+    "route_topic",
     "salvage_request_id",
     "scope_heartbeat_topic",
     "snapshot_item",
@@ -683,6 +800,10 @@ SCOPE_HEARTBEAT_PREFIX: Final = b"\x00hub/beat/"
 NOTICE_TOPIC_PREFIX: Final = b"\x00notice/"
 MAX_NOTICE_REASON_BYTES: Final = 200
 RESYNC_TOPIC_PREFIX: Final = b"\x00resync/"
+ROUTE_TOPIC_PREFIX: Final = b"\x00route/"  # (1.3) routed commands, central hub -> site hub
+MAX_ROUTE_BYTES: Final = 8192  # (1.3) a routed command's packed map at most
+MAX_RELAY_VIA: Final = 16  # (1.3) hub ids a relayed entry may list (hubs drop those beyond MAX_RELAY_DEPTH)
+MAX_RELAY_DEPTH: Final = 4  # (1.3) hubs an entry may have passed; deeper ones are dropped (counted)
 
 EXT_DATETIME: Final = 1
 EXT_TUPLE: Final = 2
@@ -712,6 +833,7 @@ class MsgKind(IntEnum):
     DELTA = 2
     HEARTBEAT = 3
     BYE = 4
+    UPSTREAM_RESULT = 7  # (1.3) site hub -> central hub: the answer to a routed command
     HELLO = 10
     SNAPSHOT_REQUEST = 11
     COMMAND = 12
@@ -868,6 +990,17 @@ class CommandResult(_MessageHeader):
     result: Any = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamResult(_MessageHeader):
+    """(1.3) A site hub's answer, on its upstream link, to a command the central hub routed down."""
+
+    kind: ClassVar[MsgKind] = MsgKind.UPSTREAM_RESULT
+    route_id: int
+    ok: bool
+    message: str
+    result: Any = None
+
+
 Message: TypeAlias = (
     State
     | Delta
@@ -881,6 +1014,7 @@ Message: TypeAlias = (
     | SnapshotEnd
     | Error
     | CommandResult
+    | UpstreamResult
 )
 
 
@@ -1185,6 +1319,13 @@ class _CommandResultBody(msgspec.Struct, gc=False):
     result: Any = None
 
 
+class _UpstreamResultBody(msgspec.Struct, gc=False):
+    route_id: _UInt
+    ok: bool
+    message: str
+    result: Any = None
+
+
 _BODY_TYPES: Final[dict[MsgKind, type[msgspec.Struct]]] = {
     MsgKind.STATE: _StateBody,
     MsgKind.DELTA: _DeltaBody,
@@ -1198,6 +1339,7 @@ _BODY_TYPES: Final[dict[MsgKind, type[msgspec.Struct]]] = {
     MsgKind.SNAPSHOT_END: _SnapshotEndBody,
     MsgKind.ERROR: _ErrorBody,
     MsgKind.COMMAND_RESULT: _CommandResultBody,
+    MsgKind.UPSTREAM_RESULT: _UpstreamResultBody,
 }
 
 
@@ -1303,6 +1445,8 @@ def _body_of(msg: Message) -> msgspec.Struct:
         return _ErrorBody(msg.request_id, msg.message)
     if isinstance(msg, CommandResult):
         return _CommandResultBody(msg.request_id, msg.ok, msg.message, msgspec.Raw(_pack_value(msg.result)))
+    if isinstance(msg, UpstreamResult):
+        return _UpstreamResultBody(msg.route_id, msg.ok, msg.message, msgspec.Raw(_pack_value(msg.result)))
     raise TypeError(f"not a gsmon message: {msg!r}")
 
 
@@ -1970,7 +2114,96 @@ def _debounce_map(index: int, raw_map: dict[str, Any]) -> dict[str, Any]:
             f"body.points[{index}][6] must be a map {{raw: int, raw_str: str, pending: {{level: int, since: number}}"
             f"|nil, flapping: {{since: number, changes: int}}|nil}}, got {raw_map!r:.200}"
         )
-    return point_debounce_map(raw, raw_str, held, flaps)
+    made = point_debounce_map(raw, raw_str, held, flaps)
+    if "via" in raw_map:
+        made.update(_relay_keys(index, raw_map))
+    return made
+
+
+def relay_map(
+    debounce: dict[str, Any],
+    agent: str,
+    via: list[str],
+    stale: bool,
+    dt_s: float | None,
+    reported: int,
+    alarm: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """(1.3) The 7th item of a relayed point entry (spec: "Relayed entries"): ``debounce``
+    (:func:`point_debounce_map`) with the relay keys added."""
+    made = dict(debounce)
+    made.update({"agent": agent, "via": via, "stale": stale, "dt": dt_s, "reported": reported, "alarm": alarm})
+    return made
+
+
+def _relay_keys(index: int, raw_map: dict[str, Any]) -> dict[str, Any]:
+    """The relay keys of a 7th item (spec: "Relayed entries"), validated."""
+    via: Any = raw_map.get("via")
+    agent: Any = raw_map.get("agent")
+    stale: Any = raw_map.get("stale", False)
+    dt_s: Any = raw_map.get("dt")
+    reported: Any = raw_map.get("reported", raw_map.get("raw"))
+    alarm: Any = raw_map.get("alarm")
+    ok = (
+        isinstance(via, list)
+        and 0 < len(via) <= MAX_RELAY_VIA
+        and all(isinstance(hub, str) and 0 < len(hub) <= 256 for hub in via)
+        and isinstance(agent, str)
+        and 0 < len(agent) <= 1024
+        and type(stale) is bool
+        and (dt_s is None or (_is_number(dt_s) and 0 < dt_s < math.inf))
+        and _is_int(reported)
+    )
+    summary: dict[str, Any] | None = None
+    if ok and alarm is not None:
+        ok = (
+            isinstance(alarm, dict)
+            and _is_int(alarm.get("id"))
+            and isinstance(alarm.get("state"), str)
+            and _is_int(alarm.get("max_level"))
+        )
+        if ok:
+            summary = {"id": alarm["id"], "state": alarm["state"], "max_level": alarm["max_level"]}
+    if not ok:
+        raise ProtocolError(
+            f"body.points[{index}][6] relay keys must be via: [str] (1 to {MAX_RELAY_VIA}), agent: str, stale: bool, "
+            f"dt: positive number|nil, reported: int, alarm: {{id: int, state: str, max_level: int}}|nil; "
+            f"got {raw_map!r:.200}"
+        )
+    return {
+        "agent": agent,
+        "via": list(via),
+        "stale": stale,
+        "dt": None if dt_s is None else float(dt_s),
+        "reported": reported,
+        "alarm": summary,
+    }
+
+
+def route_topic(agent: str, command: dict[str, Any]) -> bytes:
+    """(1.3) The back-channel topic that routes ``command`` down to the site hub publishing as ``agent``."""
+    return ROUTE_TOPIC_PREFIX + agent.encode() + b"\x00" + _pack_strict(command)
+
+
+def parse_route(agent: str, subscription: bytes) -> dict[str, Any] | None:
+    """A routed command (spec: "Routed commands") for ``agent`` in a frame its XPUB read, or None
+    (another agent's, not a route, or malformed)."""
+    head = b"\x01" + ROUTE_TOPIC_PREFIX + agent.encode() + b"\x00"
+    if not subscription.startswith(head):
+        return None
+    try:
+        command = _unpack(subscription[len(head) :], MAX_ROUTE_BYTES)
+    except ProtocolError:
+        return None
+    if not (
+        isinstance(command, dict)
+        and _is_int(command.get("route_id"))
+        and isinstance(command.get("command"), str)
+        and isinstance(command.get("args"), dict)
+        and _is_number(command.get("deadline"))
+    ):
+        return None
+    return command
 
 
 def _is_int(value: Any) -> bool:
@@ -2086,6 +2319,9 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     if kind is MsgKind.COMMAND_RESULT:
         _need_str_keys(body.result, "body.result")
         return CommandResult(**header, request_id=body.request_id, ok=body.ok, message=body.message, result=body.result)
+    if kind is MsgKind.UPSTREAM_RESULT:
+        _need_str_keys(body.result, "body.result")
+        return UpstreamResult(**header, route_id=body.route_id, ok=body.ok, message=body.message, result=body.result)
     if kind is MsgKind.INFO:
         endpoints = body.endpoints
         if not all(key in endpoints for key in ("agents", "subscribers", "query")):

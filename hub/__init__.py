@@ -36,6 +36,9 @@ process left out), passed to every core as ``now``.
 * :mod:`~gsmon.hub.auth` -- the ZAP authenticator and the per-message sender-key check (the rules are
   :mod:`gsmon.common.allowlist`)
 * :mod:`~gsmon.hub.clock` -- the loop's observed time (pure)
+* :mod:`~gsmon.hub.upstream` -- hub-of-hubs, a site hub's link to its central hub: what to send (pure core)
+  and its XPUB
+* :mod:`~gsmon.hub.relay` -- hub-of-hubs, the central side: the loop guard, commands routed to sites (pure)
 
 The hub never imports the agent: they meet only on the wire, :mod:`gsmon.common.protocol`.
 """

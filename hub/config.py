@@ -21,6 +21,18 @@ schema, with the defaults::
     alarm_min_level = "ORANGE"            # an alarm opens at this effective level: ORANGE, RED or CRITICAL
     max_shelve_s = 86400.0                # operators may shelve for at most this long (admins: no limit)
 
+    hub_id = ""                           # this hub's id in a federation (default: <host name>:<agents port>)
+    # Hub-of-hubs (a site hub under a central hub; protocol "Hub-of-hubs"): all optional, upstream first.
+    upstream = "tcp://central:7761"       # publish this hub's tree to that central hub's agents endpoint
+    upstream_mount = "GS1"                #   under this mount there (required with upstream)
+    upstream_name = "GS1"                 #   as this agent name (default: the mount's last segment)
+    upstream_prefixes = ["rack1"]         #   only these subtrees of this hub (default: everything)
+    upstream_min_level = "NONE"           #   value-only changes below this level are not sent: NONE, GREEN,
+                                          #   ORANGE, RED, STALE or CRITICAL (level changes always are)
+    upstream_coalesce_ms = 1000           #   at most one update per point per interval (0: every change)
+    upstream_key = "GS1.key_secret"       #   CURVE: this hub's agent secret key at the central hub ...
+    upstream_hub_key = "central.key"      #   ... and the central hub's public key (both or neither)
+
     [[alarms]]                            # optional, repeatable, first match wins: per path pattern
     path = "GS1/*/Power/**"               #   * one segment, ** any number of segments
     latch = true                          #   latch (default: RED and above and STALE latch, ORANGE not)
@@ -78,7 +90,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
-from gsmon.common import endpoints
+from gsmon.common import endpoints, names
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import CriticalAlert, GreenAlert, OrangeAlert, RedAlert
 from gsmon.common.config import ConfigError, Section, load_toml, parse_toml, with_overrides
@@ -129,6 +141,20 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """The ``upstream*`` keys of ``[hub]`` (hub-of-hubs): where and what this site hub publishes."""
+
+    endpoint: str
+    mount: str
+    name: str = ""
+    prefixes: tuple[str, ...] = ()
+    min_level: int = 0
+    coalesce_ms: int = 1000
+    secret_key_file: Path | None = None
+    hub_public_key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HubConfig:
     """A whole hub configuration."""
 
@@ -141,6 +167,8 @@ class HubConfig:
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
     journal_retention: Retention = field(default_factory=Retention)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    upstream: UpstreamConfig | None = None
+    hub_id: str | None = None
     source: str = "<defaults>"
     # Dotted keys set by flags, with the flag as typed (see read_hub_config).
     origins: Mapping[str, str] = field(default_factory=dict)
@@ -237,6 +265,9 @@ def _read(root: Section) -> HubConfig:
     journal_days = retention.number("journal_days", 90.0, minimum=0.001, maximum=1e6)
     journal_bytes = retention.integer("journal_max_bytes", 1 << 30, minimum=1 << 20)
 
+    upstream = _upstream(hub)
+    hub_id = hub.string("hub_id", None)
+
     logging_table = root.section("logging")
     level = logging_table.choice("level", LEVELS, "INFO", upper=True)
     fmt = logging_table.choice("format", FORMATS, "text")
@@ -254,6 +285,71 @@ def _read(root: Section) -> HubConfig:
         alarms=alarm_settings,
         journal_retention=Retention(max_age_days=journal_days, max_size_bytes=journal_bytes),
         logging=LoggingSettings(level, fmt),
+        upstream=upstream,
+        hub_id=hub_id,
         source=root.file,
         origins=dict(root.origins),
+    )
+
+
+_UPSTREAM_LEVELS: Final = {"NONE": 0, "GREEN": 10, "ORANGE": 20, "RED": 30, "STALE": 50, "CRITICAL": 100}
+
+
+def _upstream(hub: Section) -> UpstreamConfig | None:
+    """The hub-of-hubs keys: None without ``upstream``; each of the others needs it."""
+    others = (
+        "upstream_mount",
+        "upstream_name",
+        "upstream_prefixes",
+        "upstream_min_level",
+        "upstream_coalesce_ms",
+        "upstream_key",
+        "upstream_hub_key",
+    )
+    if "upstream" not in hub:
+        for key in others:
+            if key in hub:
+                raise hub.error(key, "needs upstream: the central hub's agents endpoint (tcp://central:7761)")
+        return None
+    endpoint = hub.endpoint("upstream", connect=True)
+    if "upstream_mount" not in hub:
+        raise hub.error("upstream_mount", "is required with upstream: where this hub's tree hangs at the central hub")
+    mount = hub.string("upstream_mount")
+    try:
+        names.check_mount(mount)
+    except names.InvalidNameError as error:
+        raise hub.error("upstream_mount", str(error)) from None
+    name = hub.string("upstream_name", "")
+    sender = name or names.split(mount)[-1]
+    if not names.is_agent_name(sender):
+        raise hub.error(
+            "upstream_name" if name else "upstream_mount",
+            f"{sender!r} is not a valid agent name for the central hub: set upstream_name",
+        )
+    prefixes = tuple(hub.strings("upstream_prefixes", []))
+    for prefix in prefixes:
+        try:
+            names.check_path(prefix.rstrip("/"), "upstream prefix")
+        except names.InvalidNameError as error:
+            raise hub.error("upstream_prefixes", str(error)) from None
+    level_name = hub.choice("upstream_min_level", tuple(_UPSTREAM_LEVELS), "NONE", upper=True)
+    coalesce_ms = hub.integer("upstream_coalesce_ms", 1000, minimum=0, maximum=3_600_000)
+    secret = hub.file_path("upstream_key", None)
+    public = hub.file_path("upstream_hub_key", None)
+    if (secret is None) != (public is None):
+        missing = "upstream_hub_key" if public is None else "upstream_key"
+        raise hub.error(
+            missing,
+            "is missing: upstream_key (this hub's agent secret key) and upstream_hub_key (the central hub's "
+            "public key) go together",
+        )
+    return UpstreamConfig(
+        endpoint=endpoint,
+        mount=mount,
+        name=name,
+        prefixes=prefixes,
+        min_level=_UPSTREAM_LEVELS[level_name],
+        coalesce_ms=coalesce_ms,
+        secret_key_file=secret,
+        hub_public_key_file=public,
     )

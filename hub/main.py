@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 EXAMPLE_CONFIG = "example-hub.toml"
 
 # (flag names: the first matches the key, the others are older spellings), dotted key, type, help.
-_KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | None, str], ...] = (
+_KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | type[int] | None, str], ...] = (
     *(
         ((f"--{name}",), f"hub.{name}", None, f"{what} (default {endpoints.default_endpoint(port)})")
         for name, port, what in (
@@ -95,6 +95,24 @@ _KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | None, str], ...] = (
         None,
         "keys folder (gsmon keys init): require CURVE on every endpoint",
     ),
+    (("--hub-id",), "hub.hub_id", None, "this hub's id in a federation (default: <host name>:<agents port>)"),
+    (
+        ("--upstream",),
+        "hub.upstream",
+        None,
+        "publish this hub's tree to the central hub whose agents endpoint this is (hub-of-hubs)",
+    ),
+    (("--upstream-mount",), "hub.upstream_mount", None, "where this hub's tree hangs at the central hub"),
+    (("--upstream-name",), "hub.upstream_name", None, "the agent name there (default: the mount's last segment)"),
+    (("--upstream-min-level",), "hub.upstream_min_level", None, "value-only changes below this are not sent"),
+    (
+        ("--upstream-coalesce-ms",),
+        "hub.upstream_coalesce_ms",
+        int,
+        "at most one update per point per this many ms (default 1000; 0: every change)",
+    ),
+    (("--upstream-key",), "hub.upstream_key", None, "this hub's agent secret key at the central hub (CURVE)"),
+    (("--upstream-hub-key",), "hub.upstream_hub_key", None, "the central hub's public key (CURVE)"),
     (("--log-level",), "logging.level", None, f"one of {', '.join(logs.LEVELS)} (default INFO)"),
     (("--log-format",), "logging.format", None, f"one of {', '.join(logs.FORMATS)} (default text)"),
 )
@@ -123,11 +141,27 @@ def add_parser(subparsers: Any, name: str, summary: str) -> None:
         action="store_true",
         help="print a commented example configuration (every section, station-ready) and exit",
     )
+    add_key_flag(
+        parser,
+        "--upstream-prefix",
+        key="hub.upstream_prefixes",
+        repeat=True,
+        metavar="PREFIX",
+        help="send only this subtree upstream (repeatable; default: everything)",
+    )
     for names, key, value_type, text in _KEY_FLAGS:
-        if key == "hub.state_dir":
-            metavar = "DIR"
-        elif key.startswith("hub."):
+        if key in ("hub.upstream", "hub.agents", "hub.subscribers", "hub.query"):
             metavar = "ENDPOINT"
+        elif key in ("hub.upstream_key", "hub.upstream_hub_key"):
+            metavar = "FILE"
+        elif key == "hub.state_dir":
+            metavar = "DIR"
+        elif key in ("hub.hub_id", "hub.upstream_mount", "hub.upstream_name"):
+            metavar = key.rpartition("_")[2].upper()
+        elif key == "hub.upstream_coalesce_ms":
+            metavar = "MS"
+        elif key.startswith("hub."):
+            metavar = "LEVEL"
         elif key == "security.keys_dir":
             metavar = "DIR"
         elif value_type is float:
@@ -169,6 +203,32 @@ def _setting_of(config: HubConfig, key: str) -> str:
     return f"--{key.partition('.')[2]}"
 
 
+def _upstream_settings(config: HubConfig) -> Any:
+    """The hub-of-hubs link's settings (keys loaded), or None; KeyFileError names the key."""
+    from gsmon.common.keys import ClientKeys, KeyFileError
+    from gsmon.hub.upstream import UpstreamSettings
+
+    upstream = config.upstream
+    if upstream is None:
+        return None
+    curve = None
+    if upstream.secret_key_file is not None and upstream.hub_public_key_file is not None:
+        try:
+            curve = ClientKeys.load(upstream.secret_key_file, upstream.hub_public_key_file)
+        except KeyFileError as error:
+            raise error.at(config.where("hub.upstream_key")) from error
+    return UpstreamSettings(
+        endpoint=upstream.endpoint,
+        mount=upstream.mount,
+        name=upstream.name,
+        prefixes=upstream.prefixes,
+        min_level=upstream.min_level,
+        coalesce_s=upstream.coalesce_ms / 1000,
+        heartbeat_interval_s=config.settings.heartbeat_interval_s,
+        curve=curve,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """``gsmon hub``; its errors end the command in :func:`gsmon.common.cli.main` (status 2, or 1 when a port is
     taken), each naming the flag or file key that led to it (a bind error: the socket, the endpoint, and the
@@ -206,6 +266,8 @@ def run(args: argparse.Namespace) -> int:
         state_dir=config.state_dir,
         alarm_settings=config.alarms,
         journal_retention=config.journal_retention,
+        upstream=_upstream_settings(config),
+        hub_id=config.hub_id,
     )
     try:
         bound = server.bind()

@@ -62,6 +62,7 @@ from gsmon.common.tree import TreeNode
 from gsmon.hub.client_health import ClientHealth
 from gsmon.hub.journal import StateStore
 from gsmon.hub.operator import OPERATOR_COMMANDS
+from gsmon.hub.relay import Router
 from gsmon.hub.state import HubState
 
 __all__ = ["BUSY_MESSAGE", "COMMANDS", "CommandSpec", "Outcome", "QueryCore", "QuerySettings", "may_snapshot"]
@@ -151,6 +152,27 @@ class _Caller:
 
     def has_role(self, role: Role) -> bool:
         return ROLE_ORDER.index(self.role) >= ROLE_ORDER.index(role)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedCaller(_Caller):
+    """(1.3) The asker of a command an upstream hub routed down (gsmon.hub.relay): its ``by`` and role
+    as the upstream hub checked them."""
+
+    routed_by: str = ""
+    routed_role: str = "viewer"
+
+    @property
+    def role(self) -> str:
+        return self.routed_role
+
+    @property
+    def by(self) -> str:
+        return self.routed_by
+
+    @property
+    def name(self) -> str:
+        return f"{self.routed_by} (routed from upstream)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +305,8 @@ class QueryCore:
         self._forward_id = 0
         # What clients report of their own health (report_health), shown as _hub/clients/... points.
         self.client_health = ClientHealth()
+        # (1.3) Routes commands for paths under a site hub's mount down to it (set by the server).
+        self.router: Router | None = None
 
     def use_store(self, store: StateStore, contexts: dict[str, dict[str, Any]]) -> None:
         """Answer the operator layer's commands from ``store``, starting from the ``contexts`` it holds."""
@@ -438,7 +462,19 @@ class QueryCore:
             refused = f"command {msg.command} from {caller.name} refused: not an {spec.role}"
         else:
             call = Call(msg.command, msg.args, caller, msg.user, now, wall, allow)
-            ok, message, result = spec.run(self, call)
+            # (1.3) A path under a site hub's mount: the command goes down to that site (gsmon.hub.relay).
+            to = ("query", caller.identity, msg.request_id)
+            routed = (
+                self.router.route(msg.command, msg.args, msg.user, caller.by, caller.role, to, now, wall)
+                if self.router is not None
+                else False
+            )
+            if routed is True:
+                return Outcome()  # answered when the site answers (or does not, in time)
+            if routed is False:
+                ok, message, result = spec.run(self, call)
+            else:
+                ok, message, result = routed.ok, routed.message, routed.result
         by = caller.name + (f" (user {msg.user!r})" if msg.user else "")
         log.log(logging.INFO if ok else logging.WARNING, "command %s %s by %s: %s", msg.command, msg.args, by, message)
         reply = proto.CommandResult(
@@ -447,6 +483,10 @@ class QueryCore:
         return Outcome([(caller.identity, proto.encode(reply))], refused=refused)
 
     # -- services -------------------------------------------------------------
+
+    def command_result(self, to: bytes, request_id: int, wall: float, ok: bool, message: str, result: Any) -> bytes:
+        """A COMMAND_RESULT frame for ``to`` (the answer of a routed command, gsmon.hub.relay)."""
+        return self._result(to, request_id, wall, ok, message, result)
 
     def _result(self, to: bytes, request_id: int, wall: float, ok: bool, message: str, result: Any) -> bytes:
         reply = proto.CommandResult(

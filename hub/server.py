@@ -85,7 +85,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from gsmon.common import names, transport
 from gsmon.common import protocol as proto
-from gsmon.common.alerts import CriticalAlert, GreenAlert
+from gsmon.common.alerts import CriticalAlert, GreenAlert, OrangeAlert
 from gsmon.common.allowlist import AllowList, SubscriberGrant
 from gsmon.common.errors import BindError
 from gsmon.common.transport import fast_get, fast_recv, fast_send
@@ -96,8 +96,10 @@ from gsmon.hub.clock import ObservedClock
 from gsmon.hub.config import HubEndpoints, ServerLimits
 from gsmon.hub.journal import STATE_FILE, Pruner, Retention, StateStore, StoreError
 from gsmon.hub.queries import QueryCore, QuerySettings
+from gsmon.hub.relay import RelayGuard, RoutedReply, Router, run_routed
 from gsmon.hub.state import HubSettings, HubState, nested_mounts
 from gsmon.hub.subscriptions import Outcome, SubscriptionLedger
+from gsmon.hub.upstream import UpstreamCore, UpstreamLink, UpstreamSettings, default_hub_id
 
 __all__ = ["HubEndpoints", "HubServer", "ServerLimits"]
 
@@ -229,8 +231,17 @@ class HubServer:
         state_dir: Path | None = None,
         alarm_settings: AlarmSettings | None = None,
         journal_retention: Retention | None = None,
+        upstream: UpstreamSettings | None = None,
+        hub_id: str | None = None,
     ) -> None:
         self.settings = settings or HubSettings()
+        # Hub-of-hubs (1.3): this hub's id in the federation, its link to a central hub (a site hub),
+        # and, for sites below it, the loop guard and the router of commands (made at bind).
+        self.upstream_settings = upstream
+        self.hub_id = hub_id
+        self.upstream: UpstreamLink | None = None
+        self.relay_guard: RelayGuard | None = None
+        self.router: Router | None = None
         # The operator layer (issue 13): None runs without a state store, hence without alarms.
         self.state_dir = state_dir
         self.alarm_settings = alarm_settings or AlarmSettings()
@@ -347,6 +358,19 @@ class HubServer:
         )
         self._check_grants()
         self._open_state()
+        hub_id = self.hub_id = self.hub_id or default_hub_id(endpoints.agents)
+        self.relay_guard = RelayGuard(hub_id)
+        self.router = self.queries.router = Router(self.state, hub_id)
+        if self.upstream_settings is not None:
+            core = UpstreamCore(self.upstream_settings, self.state, hub_id, self.epoch, time.monotonic())
+            self.upstream = UpstreamLink(core, self.context)
+            log.info(
+                "hub id %s: publishing to the central hub at %s as %s under %s",
+                hub_id,
+                self.upstream_settings.endpoint,
+                self.upstream_settings.sender,
+                self.upstream_settings.mount,
+            )
         return endpoints
 
     def _open_state(self) -> None:
@@ -483,6 +507,9 @@ class HubServer:
 
     def close(self) -> None:
         """Close the sockets, then stop the authenticator, then end the context (this order)."""
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
         for monitor in (self._monitor, self._agents_monitor, self._query_monitor):
             if monitor is not None:
                 monitor.close()
@@ -538,6 +565,7 @@ class HubServer:
                 # arrived before `now` has been heard, so silence can be judged.
                 emptied = agents not in ready or self._read_agents(agents, now, wall)
                 state.read_done(now, emptied)
+                self._federate(query, now, wall)
                 beats_wanted: set[bytes] = set()
                 if subscribers is not None and subscribers in ready:
                     beats_wanted = self._read_subscriptions(subscribers)
@@ -562,6 +590,9 @@ class HubServer:
                         state.alarms.tick(now, wall)
                     for identity, frame in queries.expire_forwarded(now, wall):
                         self._reply(query, identity, frame)
+                    if self.router is not None:
+                        for routed in self.router.expire(now):
+                            self._deliver(query, routed, now, wall)
                     next_tick = mono + TICK_S
                     if on_tick is not None:
                         on_tick(self)
@@ -576,6 +607,13 @@ class HubServer:
                     agents.setsockopt(zmq.UNSUBSCRIBE, topic)
                 for name, reason in state.take_notices():
                     self._notify_agent(name, reason, mono)
+                if self.router is not None:
+                    # Commands for sites below (1.3): on the back-channel, as RESYNC and NOTICE.
+                    for topic in self.router.take_topics():
+                        agents.setsockopt(zmq.SUBSCRIBE, topic)
+                        agents.setsockopt(zmq.UNSUBSCRIBE, topic)
+                if self.upstream is not None:
+                    self.upstream.tick(now, wall)  # after drain: the changes of this turn are known
                 # After drain: every cached payload a snapshot serves is current.
                 if query in ready:
                     self._read_queries(query, now, wall)
@@ -588,6 +626,39 @@ class HubServer:
                     self._send_heartbeats(subscribers, wall, beats_wanted)
         finally:
             self.close()
+
+    def _federate(self, query: zmq.Socket[bytes], now: float, wall: float) -> None:
+        """Hub-of-hubs (1.3): sites' answers to routed commands; commands routed down from upstream."""
+        router = self.router
+        if router is None:
+            return
+        for site, result in self.state.take_upstream_results():
+            routed = router.answer(site, result)
+            if routed is not None:
+                self._deliver(query, routed, now, wall)
+        upstream = self.upstream
+        if upstream is not None and self.queries is not None:
+            for command in upstream.read():
+                try:
+                    answer = run_routed(self.queries, router, command, now, wall)
+                except Exception as error:  # a bug must not take the hub down: answer it, log it
+                    log.exception("a command routed from upstream failed")
+                    answer = RoutedReply(
+                        ("upstream", command["route_id"]), False, f"{type(error).__name__}: {error}", None
+                    )
+                if answer is not None:
+                    self._deliver(query, answer, now, wall)
+
+    def _deliver(self, query: zmq.Socket[bytes], routed: RoutedReply, now: float, wall: float) -> None:
+        """The answer of a routed command to whoever asked: a query client, or the hub upstream (a chain)."""
+        to = routed.to
+        if to[0] == "query" and self.queries is not None:
+            # Stored before answered, as for every command (the site stored its own; nothing here).
+            frame = self.queries.command_result(to[1], to[2], wall, routed.ok, routed.message, routed.result)
+            self._reply(query, to[1], frame)
+        elif to[0] == "upstream" and self.upstream is not None:
+            self._persist()  # the site's own effects are stored before it says ok (issue 13's rule)
+            self.upstream.send(self.upstream.core.result(now, wall, to[1], routed.ok, routed.message, routed.result))
 
     def _check_auth(self, now: float) -> None:
         auth = self.auth
@@ -624,6 +695,20 @@ class HubServer:
             # Snapshot requests answered "busy, retry" (a client over its share, or too many at once).
             "snapshots_busy": (self.queries.stats.busy if self.queries is not None else 0, 0),
         }
+        if self.relay_guard is not None and self.router is not None:
+            # Hub-of-hubs (1.3): relayed entries dropped by the loop guard, commands routed to sites.
+            extra["relay_loops_dropped"] = (self.relay_guard.loops_dropped, 0)
+            extra["relay_too_deep"] = (self.relay_guard.too_deep, 0)
+            extra["routed_commands"] = (self.router.routed, 0)
+            extra["routed_unreachable"] = (self.router.unreachable, 0)
+        if self.upstream is not None:
+            link = self.upstream
+            extra["upstream_connected"] = (
+                link.watch.handshaken,
+                GreenAlert.alertcode if link.watch.handshaken else OrangeAlert.alertcode,
+            )
+            extra["upstream_bytes_sent"] = (link.bytes_sent, 0)
+            extra["upstream_messages_dropped"] = (link.messages_dropped, 0)
         if self._rebind_due is not None:
             extra["subscribers_bound"] = (False, CriticalAlert.alertcode)
         if self.store is not None:
@@ -652,6 +737,7 @@ class HubServer:
         # The peers' addresses only while the core waits for them (two processes claim one
         # name): reading frames costs a microsecond a message more than plain bytes.
         want_peers = state.peers_wanted
+        guard = self.relay_guard
         plain = auth is None and not want_peers
         points = 0
         for _ in range(RECV_BUDGET):
@@ -691,6 +777,8 @@ class HubServer:
                 points += len(msg.points)
             peer = _peer_of(frame) if want_peers and isinstance(frame, zmq.Frame) else None
             try:
+                if guard is not None:
+                    msg = guard.filter(msg)  # relayed entries that looped or went too deep (1.3)
                 state.apply(msg, now, wall, peer)
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)

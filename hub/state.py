@@ -123,7 +123,7 @@ log = logging.getLogger(__name__)
 alert_log = logging.getLogger("gsmon.hub.alerts")
 
 # Tuples rather than inline `A | B` unions, which are rebuilt at every call (per message here).
-_AGENT_MESSAGES: Final = (proto.State, proto.Delta, proto.Heartbeat, proto.Bye)
+_AGENT_MESSAGES: Final = (proto.State, proto.Delta, proto.Heartbeat, proto.Bye, proto.UpstreamResult)
 _MOUNTING_MESSAGES: Final = (proto.State, proto.Heartbeat)
 
 HUB_ROOT: Final = "_hub"
@@ -286,6 +286,9 @@ class _Agent:
     conflict_seen: float = 0.0
     conflict_logged: bool = True
     peers: dict[int, str] = field(default_factory=dict)  # epoch -> peer address, when the server said
+    # (1.3) A site hub relaying its tree (its entries carry the relay keys, gsmon.hub.relay): its points
+    # open no alarms here (alarm state stays with the site), their staleness and owner are as relayed.
+    relay: bool = False
 
 
 class HubState:
@@ -355,6 +358,10 @@ class HubState:
         self._alert_threshold = _INF if settings.alert_log_level is None else settings.alert_log_threshold
         self._alert_lines = 0
         self._alert_suppressed = 0
+        # (1.3) When set, drain adds the path of every changed or removed node (the upstream link reads it).
+        self.changes_out: dict[str, None] | None = None
+        # (1.3) UPSTREAM_RESULTs of site hubs, (sender, message), for the server's router.
+        self._upstream_results: list[tuple[str, proto.UpstreamResult]] = []
 
     # ------------------------------------------------------------------
     # Agent messages
@@ -453,8 +460,16 @@ class HubState:
             self._set_mount(agent, msg.mount)
             agent.heartbeat_s = msg.heartbeat_s
             agent.point_count = msg.point_count
+        elif isinstance(msg, proto.UpstreamResult):
+            if len(self._upstream_results) < 10_000:
+                self._upstream_results.append((name, msg))
         else:
             self._set_silent(agent, now, bye=True)
+
+    def take_upstream_results(self) -> list[tuple[str, proto.UpstreamResult]]:
+        """(1.3) Site hubs' answers to routed commands since the last call: (agent name, message)."""
+        results, self._upstream_results = self._upstream_results, []
+        return results
 
     def _hear(self, agent: _Agent, now: float) -> None:
         agent.last_heard = now
@@ -681,10 +696,12 @@ class HubState:
         silent = agent.silent
         unknown = agent.unknown
         set_code = self.tree.set_code
-        # The hub's own points open no alarms: its health is in the tree, an agent's silence is its own alarm.
-        book = self.alarms if agent is not self._own else None
-        stale_reason = AGENT_SILENT if silent else None
         debounced_entry = proto.DebouncedEntry
+        if not agent.relay and entries and type(entries[0]) is debounced_entry and "via" in entries[0].debounce:
+            agent.relay = True  # a site hub (1.3): alarm state stays with it
+        # The hub's own points open no alarms: its health is in the tree, an agent's silence is its own alarm.
+        book = self.alarms if agent is not self._own and not agent.relay else None
+        stale_reason = AGENT_SILENT if silent else None
         for entry in entries:
             path, value, alertcode, alertstr, polled_at_s, dt_s = entry
             leaf = by_rel.get(path)
@@ -859,7 +876,7 @@ class HubState:
             code = max(code, STALE_ALERTCODE)
         old_code = node.code
         book = self.alarms
-        if book is not None and agent is not self._own:
+        if book is not None and agent is not self._own and not agent.relay:
             reason = AGENT_SILENT if agent.silent or leaf.silence_hold else OVERDUE if leaf.overdue else None
             if code != old_code or reason != leaf.stale_reason:
                 leaf.stale_reason = reason
@@ -1301,6 +1318,9 @@ class HubState:
                     self._dirty[path] = node
         if not self._dirty and not self._removed:
             return []
+        if self.changes_out is not None:
+            self.changes_out.update(dict.fromkeys(self._removed))
+            self.changes_out.update(dict.fromkeys(self._dirty))
         frames: list[tuple[bytes, bytes]] = []
         append = frames.append
         encoder = self._encoder
@@ -1368,6 +1388,15 @@ class HubState:
         return extra or None
 
     @staticmethod
+    def _relay_keys(debounce: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+        """(1.3) A relayed point's NODE keys: the site's alarm summary and the hubs it passed."""
+        out = dict(extra) if extra else {}
+        if debounce["alarm"] is not None:
+            out["alarm"] = debounce["alarm"]
+        out["via"] = debounce["via"]
+        return out
+
+    @staticmethod
     def _debounce_keys(debounce: dict[str, Any], extra: dict[str, Any]) -> None:
         """NODE ``raw_alert`` (every point with debounce), ``pending`` and ``flapping`` (while there is one)."""
         extra["raw_alert"] = debounce["raw"]
@@ -1384,6 +1413,15 @@ class HubState:
         if type(data) is _Leaf:
             agent = data.agent
             reported: int | None = data.alertcode
+            owner, stale, dt_s = agent.name, data.overdue or agent.silent, data.dt_s
+            debounce = data.debounce
+            if agent.relay and debounce is not None and "via" in debounce:
+                # (1.3) A site's point: owner, staleness, dt and alarm as the site hub relayed them.
+                owner = f"{agent.name}:{debounce['agent']}"
+                stale = stale or debounce["stale"]
+                dt_s = debounce["dt"]
+                reported = debounce["reported"]
+                extra = self._relay_keys(debounce, extra)
             if code == reported:
                 label, reported = _labels.get(code, data.alertstr), None  # sent only when it differs
             else:
@@ -1392,12 +1430,12 @@ class HubState:
                 data.seq,
                 code,
                 label,
-                data.overdue or agent.silent,
+                stale,
                 data.value,
-                agent.name,
+                owner,
                 data.polled_at_s,
                 data.received_at_s,
-                data.dt_s,
+                dt_s,
                 reported,
                 data.unknown,
                 extra,

@@ -316,6 +316,7 @@ def test_golden_kind_numbers_are_the_documented_ones() -> None:
         "DELTA": 2,
         "HEARTBEAT": 3,
         "BYE": 4,
+        "UPSTREAM_RESULT": 7,
         "HELLO": 10,
         "SNAPSHOT_REQUEST": 11,
         "COMMAND": 12,

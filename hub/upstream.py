@@ -1,0 +1,430 @@
+"""Hub-of-hubs, the sending side: a site hub publishes its tree to a central hub as an agent would.
+
+::
+
+    HubState.drain --changed paths--> UpstreamCore (coalesce, prefixes, min level)
+                                          |  PointSource of a SendPolicy: STATE / DELTA / HEARTBEAT / BYE
+                                          v
+    UpstreamLink: XPUB --connect--> central hub's agents SUB   (its own CURVE key and grant)
+                  <--subscription-- the central hub (re)subscribed or asked to resync -> STATE
+                  <--ROUTE topic--- a command for this site -> run here -> UPSTREAM_RESULT
+
+The protocol docstring (:mod:`gsmon.common.protocol`, "Hub-of-hubs") is the
+spec. The link is an agent's link, by the agent's rules (protocol "When to
+send"; the hub may not import the agent, so :class:`_LinkPolicy` states them
+again for one link): STATE on the central hub's subscription or resync
+request, DELTAs, HEARTBEATs, BYE, one seq per message. :class:`UpstreamCore`
+makes the relayed entries from the site's tree and takes ``now`` as an
+argument, so it is tested without sockets.
+:class:`UpstreamLink` is the thin socket part the hub's loop drives: one XPUB,
+its monitor, and a new socket after a refused handshake (as the agent's
+publisher does).
+
+Coalescing (``upstream_coalesce_ms``): the first change of a point after a
+quiet interval goes with the next flush; later changes within the interval
+wait for its end, and then the point's latest state goes (the latest wins:
+the entry is made from the tree when it is sent, not when it changed).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from gsmon.common import names, transport
+from gsmon.common import protocol as proto
+from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
+from gsmon.common.keys import ClientKeys
+
+if TYPE_CHECKING:
+    from gsmon.hub.state import HubState
+
+__all__ = ["UpstreamCore", "UpstreamLink", "UpstreamSettings", "default_hub_id"]
+
+log = logging.getLogger(__name__)
+
+_HUB_ROOT: Final = "_hub"
+
+
+def default_hub_id(agents_endpoint: str) -> str:
+    """``<host name>:<agents port>`` (protocol: hub id), from the bound agents endpoint."""
+    port = agents_endpoint.rpartition(":")[2]
+    return f"{names.default_agent_name()}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    """``[upstream]``: where and what a site hub sends upstream (times in seconds)."""
+
+    endpoint: str
+    mount: str
+    name: str = ""  # the sender name; "" = the mount's last segment
+    prefixes: tuple[str, ...] = ()  # site paths relayed; () = every point
+    min_level: int = 0  # value-only changes of points below this are not relayed
+    coalesce_s: float = 1.0  # at most one DELTA entry per point per this interval (0: every change)
+    flush_interval_s: float = 0.1
+    heartbeat_interval_s: float = 1.0
+    state_interval_s: float = 30.0
+    sndhwm: int = 10_000
+    curve: ClientKeys | None = None
+
+    @property
+    def sender(self) -> str:
+        return self.name or names.split(self.mount)[-1]
+
+
+class _LinkPolicy:
+    """When to send what on the one link: the agent's rules (protocol "When to send", the agent's
+    ``SendPolicy``, which the hub may not import: they meet only on the wire), for one link.
+
+    * a STATE when the central hub subscribed to everything (it (re)connected) or to this sender's
+      resync topic, when the site books one (a point went), and every ``state_interval_s``; in parts
+      of at most MAX_POINTS_PER_MESSAGE points;
+    * every ``flush_interval_s`` the due changes as DELTAs, then a HEARTBEAT when nothing was sent for
+      ``heartbeat_interval_s``; a BYE on stop; seq 1, 2, 3 ... for every message (UPSTREAM_RESULT too).
+    """
+
+    def __init__(self, settings: UpstreamSettings, epoch: int, now: float) -> None:
+        self.settings = settings
+        self.sender = settings.sender
+        self.epoch = epoch
+        self.seq = 0
+        self.last_sent = -math.inf
+        self.needs_state = False
+        self._resync = proto.RESYNC_TOPIC_PREFIX + self.sender.encode()
+        self._next_flush = now + settings.flush_interval_s
+        self._next_state = now + settings.state_interval_s
+
+    def upstream(self, frame: bytes) -> str | None:
+        if frame[:1] == b"\x01" and frame[1:] in (b"", self._resync):
+            self.needs_state = True
+            return None
+        return proto.parse_notice(self.sender, frame)
+
+    def next_due(self) -> float:
+        return min(self._next_flush, self._next_state)
+
+    def header(self, now: float, wall: float) -> dict[str, Any]:
+        self.seq += 1
+        self.last_sent = now
+        return {"sender": self.sender, "epoch": self.epoch, "seq": self.seq, "sent_ns": int(wall * 1e9)}
+
+    def tick(self, now: float, wall: float, core: UpstreamCore) -> list[proto.Message]:
+        out: list[proto.Message] = []
+        settings = self.settings
+        size = proto.MAX_POINTS_PER_MESSAGE
+        if now >= self._next_state:
+            self._next_state = now + settings.state_interval_s
+            self.needs_state = True
+        if self.needs_state:
+            self.needs_state = False
+            entries, parents = core.full_state()
+            parts = max(1, -(-len(entries) // size))
+            out.extend(
+                proto.State(
+                    **self.header(now, wall),
+                    mount=settings.mount,
+                    heartbeat_s=settings.heartbeat_interval_s,
+                    points=entries[part * size : (part + 1) * size],
+                    parents=parents if part == 0 else [],
+                    part=part,
+                    parts=parts,
+                )
+                for part in range(parts)
+            )
+        if now >= self._next_flush:
+            self._next_flush = now + settings.flush_interval_s
+            changes = core.take_changes()
+            out.extend(
+                proto.Delta(**self.header(now, wall), points=changes[start : start + size])
+                for start in range(0, len(changes), size)
+            )
+            if now - self.last_sent >= settings.heartbeat_interval_s:
+                out.append(
+                    proto.Heartbeat(
+                        **self.header(now, wall),
+                        mount=settings.mount,
+                        heartbeat_s=settings.heartbeat_interval_s,
+                        point_count=core.point_count(),
+                    )
+                )
+        return out
+
+
+class UpstreamCore:
+    """What the site hub sends to its central hub, and when (module docstring). No sockets."""
+
+    def __init__(self, settings: UpstreamSettings, state: HubState, hub_id: str, epoch: int, now: float) -> None:
+        self.settings = settings
+        self.state = state
+        self.hub_id = hub_id
+        self.epoch = epoch
+        self.policy = _LinkPolicy(settings, epoch, now)
+        self._changed: dict[str, None] = {}
+        state.changes_out = self._changed  # drain adds every changed path
+        self._held: dict[str, None] = {}  # changed, not sent yet (coalescing), in order of change
+        self._sent_at: dict[str, float] = {}  # when each point's last DELTA entry was made
+        self._sent_key: dict[str, tuple[Any, ...]] = {}  # its level, staleness and alarm then
+        self._now = now
+        self.entries_sent = 0
+        self.entries_coalesced = 0  # changes folded into a later entry of the same point
+
+    # -- what the loop calls ----------------------------------------------------------------------
+
+    def upstream(self, frame: bytes) -> tuple[dict[str, Any] | None, str | None]:
+        """A frame the link's XPUB read: (a routed command for this site, or None; the central hub's
+        NOTICE reason to log, or None). Subscriptions that ask for a STATE are booked."""
+        routed = proto.parse_route(self.settings.sender, frame)
+        if routed is not None:
+            return routed, None
+        return None, self.policy.upstream(frame)
+
+    def tick(self, now: float, wall: float) -> list[proto.Message]:
+        """What to send now (the policy's rules, with this core as its point source)."""
+        self._now = now
+        return self.policy.tick(now, wall, self)
+
+    def next_due(self) -> float:
+        return self.policy.next_due()
+
+    def result(self, now: float, wall: float, route_id: int, ok: bool, message: str, result: Any) -> proto.Message:
+        """The UPSTREAM_RESULT answering routed command ``route_id``."""
+        header = self.policy.header(now, wall)
+        return proto.UpstreamResult(**header, route_id=route_id, ok=ok, message=message, result=result)
+
+    def bye(self, now: float, wall: float) -> list[proto.Message]:
+        return [proto.Bye(**self.policy.header(now, wall))]
+
+    # -- PointSource (the send policy's view of the site's tree) ---------------------------------
+
+    def take_changes(self) -> list[proto.PointEntry]:
+        """The points due in this flush: changed, their coalescing interval over, selected."""
+        now = self._now
+        held = self._held
+        if self._changed:
+            for path in self._changed:
+                if path in held:
+                    self.entries_coalesced += 1
+                held[path] = None
+            self._changed.clear()
+        if not held:
+            return []
+        interval = self.settings.coalesce_s
+        min_level = self.settings.min_level
+        sent_at, sent_key = self._sent_at, self._sent_key
+        get = self.state.tree.get
+        out: list[proto.PointEntry] = []
+        removed = False
+        for path in list(held):
+            if now < sent_at.get(path, -math.inf) + interval:
+                continue
+            del held[path]
+            node = get(path)
+            if node is None or not node.is_leaf:
+                if path in sent_key:  # a point the central hub has: gone here, so it goes there with a STATE
+                    removed = True
+                    del sent_key[path]
+                    sent_at.pop(path, None)
+                continue
+            if not self._selected(path):
+                continue
+            entry = self._entry(node.data)
+            key = _key_of(entry)
+            if entry.alertcode < min_level and sent_key.get(path) == key:
+                continue  # below the minimum level, only its value changed: not relayed
+            out.append(entry)
+            sent_at[path] = now
+            sent_key[path] = key
+        if removed:
+            self.policy.needs_state = True
+        self.entries_sent += len(out)
+        return out
+
+    def full_state(self) -> tuple[list[proto.PointEntry], list[str]]:
+        """Every selected point of the site as a relayed entry (parents follow from their paths)."""
+        entries: list[proto.PointEntry] = []
+        sent_key = self._sent_key
+        sent_key.clear()
+        # The STATE carries every point as it is now: changes waiting to be sent are in it.
+        self._changed.clear()
+        self._held.clear()
+        for agent in self.state.agents.values():
+            for path, leaf in agent.leaves.items():
+                if not self._selected(path):
+                    continue
+                entry = self._entry(leaf)
+                entries.append(entry)
+                sent_key[path] = _key_of(entry)
+        self.entries_sent += len(entries)
+        return entries, []
+
+    def point_count(self) -> int:
+        return sum(len(agent.leaves) for agent in self.state.agents.values())
+
+    # -- relayed entries --------------------------------------------------------------------------
+
+    def _selected(self, path: str) -> bool:
+        if path == _HUB_ROOT or path.startswith(_HUB_ROOT + "/"):
+            return False
+        prefixes = self.settings.prefixes
+        return not prefixes or any(names.path_in_prefix(path, prefix) for prefix in prefixes)
+
+    def _entry(self, leaf: Any) -> proto.PointEntry:
+        """A leaf of the site's tree as a relayed entry (protocol: "Relayed entries")."""
+        node = leaf.node
+        code: int = node.code
+        agent = leaf.agent
+        debounce = leaf.debounce
+        stale = bool(leaf.overdue or agent.silent)
+        if agent.relay and debounce is not None and "via" in debounce:
+            # A point this hub has itself from a site below: relayed on, one hub longer.
+            owner = f"{agent.name}:{debounce['agent']}"
+            via = [*debounce["via"], self.hub_id]
+            stale = stale or debounce["stale"]
+            dt_s = debounce["dt"]
+            reported = debounce["reported"]
+            alarm = debounce["alarm"]
+        else:
+            owner = agent.name
+            via = [self.hub_id]
+            dt_s = leaf.dt_s if leaf.dt_s is not None and 0 < leaf.dt_s < math.inf else None
+            reported = leaf.alertcode
+            alarm = None
+            book = self.state.alarms
+            if book is not None:
+                open_alarm = book.current_view(leaf.path).alarm
+                if open_alarm is not None:
+                    alarm = {"id": open_alarm.id, "state": open_alarm.state, "max_level": open_alarm.max_level}
+        if stale:
+            code = max(code, STALE_ALERTCODE)
+        if debounce is None:
+            base = proto.point_debounce_map(reported, leaf.alertstr, None, None)
+        else:  # the agent's debounce map (or the one relayed from below): raw, pending, flapping as they are
+            base = proto.point_debounce_map(debounce["raw"], debounce["raw_str"], None, None)
+            base["pending"], base["flapping"] = debounce["pending"], debounce["flapping"]
+        label = alertstr_for(code) if code != leaf.alertcode else leaf.alertstr
+        entry = proto.PointEntry(leaf.path, leaf.value, code, label or "", leaf.polled_at_s or 0.0, None)
+        return proto.debounced_entry(entry, proto.relay_map(base, owner, via, stale, dt_s, reported, alarm))
+
+
+def _key_of(entry: proto.PointEntry) -> tuple[Any, ...]:
+    """What a relayed entry says besides its value: a change of it is relayed whatever the minimum level."""
+    relay = entry.debounce if type(entry) is proto.DebouncedEntry else {}
+    alarm = relay.get("alarm")
+    return (entry.alertcode, relay.get("stale"), None if alarm is None else tuple(alarm.values()))
+
+
+class UpstreamLink:
+    """The site hub's socket to its central hub: one XPUB, driven from the hub's loop (module docstring)."""
+
+    def __init__(self, core: UpstreamCore, context: zmq.Context[zmq.Socket[bytes]]) -> None:
+        self.core = core
+        self.settings = core.settings
+        self._context = context
+        self.socket = self._new_socket()
+        self.monitor: zmq.Socket[bytes] | None = None
+        self.watch = transport.LinkWatch(self.settings.curve is not None)
+        self.backoff = transport.Backoff()
+        self._retry_at: float | None = None
+        self._reported: transport.LinkProblem | None = None
+        self.messages_sent = 0
+        self.messages_dropped = 0
+        self.bytes_sent = 0
+        self._connect()
+
+    def _new_socket(self) -> zmq.Socket[bytes]:
+        sock = transport.make_socket(
+            self._context, zmq.XPUB, transport.SocketOptions(sndhwm=self.settings.sndhwm, xpub_verbose=True)
+        )
+        if self.settings.curve is not None:
+            self.settings.curve.apply(sock)
+        return sock
+
+    def _connect(self) -> None:
+        self.monitor = transport.monitor_socket(self.socket, transport.MONITOR_EVENTS)
+        self.socket.connect(self.settings.endpoint)
+
+    def sockets(self) -> list[zmq.Socket[bytes]]:
+        """What the loop polls for input."""
+        return [self.socket] if self.monitor is None else [self.socket, self.monitor]
+
+    def read(self) -> list[dict[str, Any]]:
+        """Read the link's upstream frames and monitor events: the routed commands that arrived."""
+        routed: list[dict[str, Any]] = []
+        while True:
+            try:
+                frame = self.socket.recv(zmq.DONTWAIT)
+            except zmq.Again:
+                break
+            command, notice = self.core.upstream(frame)
+            if command is not None:
+                routed.append(command)
+            elif notice is not None:
+                log.warning("the central hub at %s refuses this hub's messages: %s", self.settings.endpoint, notice)
+        self._read_monitor()
+        return routed
+
+    def _read_monitor(self) -> None:
+        monitor = self.monitor
+        if monitor is None:
+            return
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.DONTWAIT)
+            except zmq.Again:
+                return
+            was = self.watch.handshaken
+            problem = self.watch.feed(event["event"], int(event["value"]))
+            if self.watch.handshaken and not was:
+                log.info("connected to the central hub at %s as %s", self.settings.endpoint, self.settings.sender)
+                self.backoff.reset()
+                self._reported = None
+            elif was and not self.watch.handshaken:
+                log.warning("lost the connection to the central hub at %s", self.settings.endpoint)
+            if problem is not None and problem is not self._reported:
+                self._reported = problem
+                log.warning(
+                    "%s",
+                    transport.describe_problem(
+                        problem, self.settings.endpoint, who="this hub", what="central hub's agents"
+                    ),
+                )
+
+    def tick(self, now: float, wall: float) -> None:
+        """Send what the core says is due; give a refused link a new socket when its time comes."""
+        for message in self.core.tick(now, wall):
+            self.send(message)
+        if self.watch.needs_new_socket and self._retry_at is None:
+            self._retry_at = now + self.backoff.next_delay()
+        if self._retry_at is not None and now >= self._retry_at:
+            self._retry_at = None
+            if self.monitor is not None:
+                self.monitor.close(linger=0)
+            self.socket.close(linger=0)
+            self.socket = self._new_socket()
+            self.watch.new_socket()
+            self._connect()
+
+    def send(self, message: proto.Message) -> None:
+        data = proto.encode(message)
+        try:
+            self.socket.send(data, zmq.DONTWAIT)  # XPUB drops at its high-water mark: never blocks the hub
+            self.messages_sent += 1
+            self.bytes_sent += len(data)
+        except zmq.Again:
+            self.messages_dropped += 1
+
+    def close(self, now: float | None = None) -> None:
+        """BYE, then close (the central hub marks the site silent at once: one alarm, as for an agent)."""
+        moment = time.monotonic() if now is None else now
+        for message in self.core.bye(moment, time.time()):
+            self.send(message)
+        if self.monitor is not None:
+            self.monitor.close(linger=0)
+        self.socket.close(linger=200)

@@ -1,0 +1,342 @@
+"""Hub-of-hubs with real processes (issue 17 §1): site hubs publishing their trees to a central hub.
+
+* In network namespaces the test builds itself (as tests/integration/test_netns.py): a central hub
+  and two site hubs on separate veth links, each site with an agent beside it; pulling one site's
+  link turns that site's subtree STALE at the centre with ONE alarm, the other site unaffected, and
+  plugging it back heals it; an ack at the centre is applied at the site while the link is up and
+  refused with the reason while it is down.
+* On loopback: a chain of three hubs (an ack at the top goes two levels down), and a configured loop
+  (each hub drops, and counts, what comes back round to it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import AGENT_PROGRAM, FAST_HUB_ARGS, Hub, Process, Processes, polled, wait_until
+
+from gsmon.common import protocol as proto
+from gsmon.common.alerts import STALE_ALERTCODE
+from gsmon.common.client import NodeState, Subscriber
+from gsmon.common.commands import send_command
+from gsmon.common.keys import ClientKeys
+
+pytestmark = pytest.mark.integration
+
+RED, GREEN = 30, 10
+POINTS: dict[str, Any] = {
+    "points": [
+        {"name": "disk", "value": 97, "alert": "RED", "dt": 0.2},
+        {"name": "cpu", "value": 1, "alert": "GREEN", "dt": 0.2},
+    ]
+}
+# The site hubs' own heartbeats on the upstream link follow --heartbeat-s (0.2 s): a lost site is
+# silent at the centre after 3 of them.
+SITE_ARGS = ["--upstream-coalesce-ms", "200"]
+
+
+def _point(sub: Subscriber, path: str) -> NodeState | None:
+    sub.poll(0.05)
+    node = sub.tree.get(path)
+    return node if node is not None and node.kind == "point" else None
+
+
+def _points(sub: Subscriber, prefix: str) -> list[NodeState]:
+    return [node for path, node in sub.tree.items() if path.startswith(prefix) and node.kind == "point"]
+
+
+def _all_stale(sub: Subscriber, prefix: str) -> bool:
+    sub.poll(0.05)
+    nodes = _points(sub, prefix)
+    return bool(nodes) and all(node.stale and node.alertcode >= STALE_ALERTCODE for node in nodes)
+
+
+def _all_live(sub: Subscriber, prefix: str) -> bool:
+    sub.poll(0.05)
+    nodes = _points(sub, prefix)
+    return bool(nodes) and not any(node.stale for node in nodes)
+
+
+def _command(query: str, command: str, args: dict[str, Any], curve: ClientKeys | None = None) -> proto.CommandResult:
+    return send_command(query, command, args, curve=curve, user="tester", timeout_s=10.0)
+
+
+def _open_alarms(query: str, prefix: str = "", curve: ClientKeys | None = None) -> list[dict[str, Any]]:
+    reply = _command(query, "alarms", {"prefix": prefix} if prefix else {}, curve)
+    assert reply.ok, reply.message
+    alarms: list[dict[str, Any]] = reply.result["alarms"]
+    return alarms
+
+
+# -- loopback: a chain of three, and a loop ------------------------------------------------------
+
+
+def test_a_chain_of_three_hubs_shows_the_site_at_the_top_and_routes_an_ack_two_levels_down(procs: Processes) -> None:
+    top = procs.hub("--hub-id", "top", name="top")
+    mid = procs.hub(
+        "--hub-id", "mid", "--upstream", top.agents, "--upstream-mount", "M", *SITE_ARGS, name="mid"
+    )  # fmt: skip
+    site = procs.hub(
+        "--hub-id", "site1", "--upstream", mid.agents, "--upstream-mount", "GS1", *SITE_ARGS, name="site"
+    )  # fmt: skip
+    procs.agent(site, "rack1", POINTS, mount="rack1")
+    with Subscriber(top.query, "") as sub:
+        disk = wait_until(lambda: _point(sub, "M/GS1/rack1/disk"), what="the site's point at the top of the chain")
+        assert disk.agent == "M:GS1:rack1"
+        assert disk.alertcode == RED
+        assert disk.dt_s == pytest.approx(0.2)
+        wait_until(lambda: polled(sub) and sub.tree["M"].alertcode == RED, what="the top recomputes its parents")
+        wait_until(lambda: _alarm_of(sub, "M/GS1/rack1/disk"), what="the alarm summary at the top")
+        # The alarm lives at the site only; the top lists it through the chain, paths as the top has them.
+        [site_alarm] = wait_until(lambda: _open_alarms(site.query), what="the site's alarm")
+        assert _open_alarms(mid.query) == []  # the mid hub's own book has nothing of the site
+        listed = _open_alarms(top.query, "M/GS1")
+        assert [(item["id"], item["path"]) for item in listed] == [(site_alarm["id"], "M/GS1/rack1/disk")]
+        reply = _command(top.query, "ack", {"ids": [site_alarm["id"]], "path": "M/GS1/rack1/disk", "comment": "seen"})
+        assert reply.ok, reply.message
+        assert reply.result["acked"] == [site_alarm["id"]]
+        [acked] = _open_alarms(site.query)
+        assert acked["state"] == "active_acked"
+        assert acked["acked_by"].endswith("@mid")  # the mid hub routed it on: the asker, at the hub that asked
+        wait_until(
+            lambda: polled(sub) and sub.tree["M/GS1/rack1/disk"].alarm["state"] == "active_acked",
+            what="the acknowledgement relayed back up to the top",
+        )
+
+
+def test_a_configured_loop_is_cut_where_a_hub_sees_its_own_id(procs: Processes, tmp_path: Path) -> None:
+    # A publishes to B under X and B to A under Y: a cycle. (ipc endpoints named by the test, so each
+    # hub can be told the other's before either runs; ZeroMQ connects when the other binds.)
+    a_agents, b_agents = f"ipc://{tmp_path}/A-agents", f"ipc://{tmp_path}/B-agents"
+    hub_a = procs.hub(
+        "--hub-id", "A", "--upstream", b_agents, "--upstream-mount", "X", *SITE_ARGS, agents=a_agents, name="A"
+    )  # fmt: skip
+    hub_b = procs.hub(
+        "--hub-id", "B", "--upstream", a_agents, "--upstream-mount", "Y", *SITE_ARGS, agents=b_agents, name="B"
+    )  # fmt: skip
+    procs.agent(hub_a, "rack1", POINTS, mount="rack1")
+    procs.agent(hub_b, "ant", POINTS, mount="ant")
+    with Subscriber(hub_a.query, "") as sub_a, Subscriber(hub_b.query, "") as sub_b:
+        wait_until(lambda: _point(sub_b, "X/rack1/disk"), what="A's point at B")
+        wait_until(lambda: _point(sub_a, "Y/ant/disk"), what="B's point at A")
+        wait_until(lambda: _count(sub_a, "_hub/relay_loops_dropped") > 0, what="A counts what came back round to it")
+        wait_until(lambda: _count(sub_b, "_hub/relay_loops_dropped") > 0, what="B counts what came back round to it")
+        assert not any(path.startswith("Y/X") for path in sub_a.tree)
+        assert not any(path.startswith("X/Y") for path in sub_b.tree)
+
+
+def _count(sub: Subscriber, path: str) -> int:
+    node = _point(sub, path)
+    return int(node.value) if node is not None else 0
+
+
+def _alarm_of(sub: Subscriber, path: str) -> Any:
+    node = _point(sub, path)
+    return None if node is None else node.alarm
+
+
+# -- network namespaces: a central hub and two sites on their own links ---------------------------
+
+CENTRAL_ADDRESS = "10.78.0.1"
+SITES = {"GS1": "10.78.0.11", "GS2": "10.78.0.12"}
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
+
+
+def _must(*args: str) -> None:
+    result = _ip(*args)
+    assert result.returncode == 0, f"ip {' '.join(args)}: {result.stderr.strip()}"
+
+
+@dataclass
+class Network:
+    """The namespaces and interfaces one test run created."""
+
+    suffix: str
+    namespaces: list[str] = field(default_factory=list)
+    sites: dict[str, tuple[str, str]] = field(default_factory=dict)  # site -> (namespace, centre-side cable)
+
+    @property
+    def central_ns(self) -> str:
+        return self.namespaces[0]
+
+    def add_namespace(self, role: str) -> str:
+        name = f"gsfed-{role}-{self.suffix}"
+        _must("netns", "add", name)
+        self.namespaces.append(name)
+        return name
+
+    def teardown(self) -> list[str]:
+        problems = []
+        for name in reversed(self.namespaces):
+            result = _ip("netns", "del", name)
+            if result.returncode != 0:
+                problems.append(f"ip netns del {name}: {result.stderr.strip()}")
+        listed = _ip("netns", "list").stdout
+        problems += [f"{name} still listed" for name in self.namespaces if name in listed.split()]
+        return problems
+
+
+def _why_not() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return "network namespaces are Linux only"
+    if shutil.which("ip") is None:
+        return "iproute2's `ip` command is not installed"
+    if os.geteuid() != 0:
+        return "creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)"
+    return None
+
+
+@pytest.fixture
+def network() -> Iterator[Network]:
+    """A central namespace with a bridge, and one namespace per site on its own veth; deleted afterwards."""
+    reason = _why_not()
+    if reason is not None:
+        pytest.skip(reason)
+    made = Network(secrets.token_hex(3))
+    try:
+        central = made.add_namespace("central")
+        _must("-n", central, "link", "set", "lo", "up")
+        _must("-n", central, "link", "add", "br0", "type", "bridge")
+        _must("-n", central, "addr", "add", f"{CENTRAL_ADDRESS}/24", "dev", "br0")
+        _must("-n", central, "link", "set", "br0", "up")
+        for index, (site, address) in enumerate(SITES.items()):
+            site_ns = made.add_namespace(f"site{index}")
+            cable = f"gf{made.suffix}{index}"
+            _must("link", "add", cable, "netns", central, "type", "veth", "peer", "name", "eth0", "netns", site_ns)
+            _must("-n", central, "link", "set", cable, "master", "br0")
+            _must("-n", central, "link", "set", cable, "up")
+            _must("-n", site_ns, "addr", "add", f"{address}/24", "dev", "eth0")
+            _must("-n", site_ns, "link", "set", "eth0", "up")
+            _must("-n", site_ns, "link", "set", "lo", "up")
+            made.sites[site] = (site_ns, cable)
+        yield made
+    finally:
+        problems = made.teardown()
+        assert not problems, "; ".join(problems)
+
+
+def _gsmon_in(procs: Processes, namespace: str, name: str, *args: str) -> Process:
+    return procs.start(name, ["ip", "netns", "exec", namespace, sys.executable, "-m", "gsmon.common.cli", *args])
+
+
+def _keys(root: Path) -> Path:
+    """The central hub's keys, one agent key per site hub (its name and mount), the operator's key."""
+    hub_dir = root / "central"
+    commands = [["keys", "init", str(hub_dir)]]
+    commands += [
+        ["keys", "agent", site, "--mount", site, "--hub-dir", str(hub_dir), "--out", str(root / site)] for site in SITES
+    ]
+    commands.append(
+        ["keys", "subscriber", "ops", "--role", "operator", "--hub-dir", str(hub_dir), "--out", str(root / "ops")]
+    )
+    for command in commands:
+        result = subprocess.run(
+            [sys.executable, "-m", "gsmon.common.cli", *command],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    return hub_dir
+
+
+def _agent_in(procs: Processes, namespace: str, name: str, site_agents: str) -> Process:
+    """A test agent beside its site hub (same namespace, over ipc), once its Monitor runs."""
+    argv = [sys.executable, str(AGENT_PROGRAM), "--name", name, "--mount", name, "--spec", json.dumps(POINTS)]
+    argv += ["--heartbeat-s", "0.2", "--hub", site_agents]
+    process = procs.start(f"agent-{name}", ["ip", "netns", "exec", namespace, *argv])
+    process.wait_for_ready()
+    return process
+
+
+def _site_hub(procs: Processes, network: Network, site: str, tmp_path: Path, central_port: str) -> Hub:
+    namespace, _ = network.sites[site]
+    process = _gsmon_in(
+        procs, namespace, f"hub-{site}", "hub",
+        "--agents", f"ipc://{tmp_path}/{site}-a", "--subscribers", f"ipc://{tmp_path}/{site}-s",
+        "--query", f"ipc://{tmp_path}/{site}-q", "--state-dir", str(tmp_path / f"state-{site}"),
+        "--hub-id", site.lower(),
+        "--upstream", f"tcp://{CENTRAL_ADDRESS}:{central_port}", "--upstream-mount", site,
+        "--upstream-key", str(tmp_path / site / f"{site}.key_secret"),
+        "--upstream-hub-key", str(tmp_path / site / "hub.key"),
+        *SITE_ARGS, *FAST_HUB_ARGS,
+    )  # fmt: skip
+    fields = process.ready()
+    return Hub(process, fields["agents"], fields["subscribers"], fields["query"], process.wait_for_ready())
+
+
+def test_a_lost_site_is_one_stale_subtree_and_one_alarm_and_acks_go_down_only_while_it_is_reachable(
+    network: Network, procs: Processes, tmp_path: Path
+) -> None:
+    hub_dir = _keys(tmp_path)
+    central_process = _gsmon_in(
+        procs, network.central_ns, "central", "hub",
+        "--agents", f"tcp://{CENTRAL_ADDRESS}:0", "--subscribers", f"ipc://{tmp_path}/c-s",
+        "--query", f"ipc://{tmp_path}/c-q", "--keys", str(hub_dir), "--state-dir", str(tmp_path / "state-central"),
+        "--hub-id", "central", *FAST_HUB_ARGS,
+    )  # fmt: skip
+    fields = central_process.ready()
+    central = Hub(central_process, fields["agents"], fields["subscribers"], fields["query"], fields["agents"])
+    port = central.agents.rsplit(":", 1)[1]
+    sites = {site: _site_hub(procs, network, site, tmp_path, port) for site in SITES}
+    for site, hub in sites.items():
+        namespace, _ = network.sites[site]
+        _agent_in(procs, namespace, f"rack{site[-1]}", hub.agents)
+
+    ops = ClientKeys.load(tmp_path / "ops" / "ops.key_secret", tmp_path / "ops" / "hub.key")
+    with Subscriber(central.query, "", curve=ops) as sub:
+        wait_until(
+            lambda: _all_live(sub, "GS1/") and _all_live(sub, "GS2/"), timeout_s=20.0, what="both sites at the centre"
+        )
+        disk = sub.tree["GS1/rack1/disk"]
+        assert disk.agent == "GS1:rack1"
+        assert disk.alertcode == RED
+        [site_alarm] = wait_until(lambda: _open_alarms(sites["GS1"].query), what="the alarm at site GS1")
+        wait_until(lambda: polled(sub) and sub.tree["GS1/rack1/disk"].alarm, what="the alarm summary at the centre")
+        assert sub.tree["GS1/rack1/disk"].alarm["id"] == site_alarm["id"]
+        assert _open_alarms(central.query, "_hub", ops) == []
+
+        # Ack at the centre while the site is up: applied at the site, shown at the centre.
+        reply = _command(central.query, "ack", {"ids": [site_alarm["id"]], "path": "GS1/rack1/disk"}, ops)
+        assert reply.ok, reply.message
+        [acked] = _open_alarms(sites["GS1"].query)
+        assert (acked["state"], acked["acked_by"]) == ("active_acked", "ops@central")
+        wait_until(
+            lambda: polled(sub) and sub.tree["GS1/rack1/disk"].alarm["state"] == "active_acked",
+            what="the site's acknowledgement relayed to the centre",
+        )
+
+        # Pull GS1's cable: its whole subtree STALE, ONE alarm for it, GS2 untouched.
+        _must("-n", network.central_ns, "link", "set", network.sites["GS1"][1], "down")
+        wait_until(lambda: _all_stale(sub, "GS1/"), timeout_s=8.0, what="GS1 STALE at the centre")
+        central_alarms = _open_alarms(central.query, "", ops)
+        assert [(item["path"], item["reason"]) for item in central_alarms] == [("GS1", "agent silent")]
+        assert _all_live(sub, "GS2/")
+        # An ack (here an unack) at the centre for the unreachable site is refused with the reason.
+        refused = _command(central.query, "unack", {"ids": [site_alarm["id"]], "path": "GS1/rack1/disk"}, ops)
+        assert not refused.ok
+        assert refused.message.startswith("GS1 unreachable: ")
+        assert refused.result == {"reason": "unreachable"}
+        assert _open_alarms(sites["GS1"].query)[0]["state"] == "active_acked"  # not applied anywhere
+
+        # Plug it back: healed by itself, the one alarm returns to normal.
+        _must("-n", network.central_ns, "link", "set", network.sites["GS1"][1], "up")
+        wait_until(lambda: _all_live(sub, "GS1/"), timeout_s=20.0, what="GS1 live again at the centre")
+        assert sub.tree["GS1/rack1/disk"].alertcode == RED
+        assert [item["path"] for item in _open_alarms(central.query, "", ops)] == ["GS1"]
+        assert _open_alarms(central.query, "", ops)[0]["state"] != "active_unacked"
+        assert _all_live(sub, "GS2/")
