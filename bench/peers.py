@@ -613,7 +613,7 @@ class _Window:
         # successive updates are k dt apart lost k - 1 polls on the way.
         self.last_polled: dict[bytes, float] = {}
         self.missed_polls = 0
-        self.points_seen = 0
+        self.repeats = 0  # with dt: NODEs of a point whose poll time did not advance
 
     def report(self, hub_values: dict[str, Any]) -> dict[str, Any]:
         seconds = time.monotonic() - self.started
@@ -633,6 +633,7 @@ class _Window:
             "stale_points": self.stale_points,
             "stale_parents": self.stale_parents,
             "missed_polls": self.missed_polls,
+            "repeats": self.repeats,
             "points_seen": len(self.last_polled),
             "hub": hub_values,
         }
@@ -706,16 +707,21 @@ def run_sink(args: argparse.Namespace) -> None:
                 if not ours:
                     continue
                 if node["kind"] == proto.NODE_POINT:
-                    window.updates += 1
-                    window.stale_points += node["stale"]
                     polled_at = node["polled_at"]
-                    window.latencies_us.append(1e6 * (received - polled_at))
                     if dt_s > 0:
                         path = bytes(topic_view[:topic_size])
                         last = window.last_polled.get(path)
+                        if last is not None and polled_at <= last and not node["stale"]:
+                            # The same poll again (a site hub's periodic STATE relays every point):
+                            # not a new update, and no latency from the agent's send.
+                            window.repeats += 1
+                            continue
                         if last is not None and polled_at - last > 1.5 * dt_s:
                             window.missed_polls += round((polled_at - last) / dt_s) - 1
                         window.last_polled[path] = polled_at
+                    window.updates += 1
+                    window.stale_points += node["stale"]
+                    window.latencies_us.append(1e6 * (received - polled_at))
                 else:
                     window.stale_parents += node["stale"]
                 continue

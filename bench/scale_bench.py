@@ -87,7 +87,7 @@ if __package__ in (None, ""):  # run as a script: python bench/scale_bench.py
 from bench._support import LOOPBACK, REPO, Child, Children, machine_details
 from bench.hub_bench import _hub_sample, _hub_value, _main_thread_cpu_s
 from gsmon.common import children as child_processes
-from gsmon.common.alarm_commands import OperatorClient
+from gsmon.common.alarm_commands import AlarmRecord, OperatorClient
 from gsmon.common.client import Subscriber
 from gsmon.common.commands import send_command
 
@@ -179,6 +179,7 @@ class SetupResult:
     p999_us: float
     max_us: float
     missed_polls: int  # followed point updates that never reached the subscriber (end to end)
+    repeats: int  # NODEs of a followed point whose poll time did not advance (not counted as updates)
     points_seen: int  # distinct followed points that arrived in the window
     lost_subscriber: int  # NODEs the centre published but the subscriber did not get
     stale_points: int
@@ -219,7 +220,7 @@ class FailoverResult:
     restart_ready_s: float  # restart -> the site hub's READY line
     heal_first_s: float  # restart -> the first sampled leaf fresh again at the centre
     heal_all_s: float  # restart -> every sampled leaf fresh
-    alarms_open_after_heal: int  # of those opened at the kill, still open (not returned to normal) after the heal
+    states_after_heal: list[str]  # the states of those alarms after the heal (e.g. rtn_unacked: latched)
 
 
 @dataclass(slots=True)
@@ -420,6 +421,7 @@ def _measure(
         p999_us=received["p999_us"],
         max_us=received["max_us"],
         missed_polls=received["missed_polls"],
+        repeats=received["repeats"],
         points_seen=received["points_seen"],
         lost_subscriber=received["lost"],
         stale_points=received["stale_points"],
@@ -522,10 +524,10 @@ def run_federated(agents: int, sites: int, window_s: float, warmup_s: float) -> 
 # ----------------------------------------------------------------------
 
 
-def _alarms(query: str) -> dict[int, str]:
-    """The centre's open alarms: id -> path."""
+def _alarms(query: str) -> dict[int, AlarmRecord]:
+    """The centre's open alarms by id (a latched alarm that returned to normal is still open)."""
     client = OperatorClient(lambda command, args: send_command(query, command, args, timeout_s=10.0))
-    return {alarm.id: alarm.path for alarm in client.alarms("")}
+    return {alarm.id: alarm for alarm in client.alarms("")}
 
 
 def _until(followers: list[Subscriber], paths: list[str], test: Any, started: float, timeout_s: float) -> list[float]:
@@ -567,7 +569,7 @@ def _failover(
         for follower in followers:
             follower.poll(0)
         time.sleep(1.0)  # let the alarm be stored; then read the centre's open alarms
-        opened = {alarm: path for alarm, path in _alarms(centre_query).items() if alarm not in open_before}
+        opened = {alarm: record.path for alarm, record in _alarms(centre_query).items() if alarm not in open_before}
         restarted = time.monotonic()
         restart_wall = time.time()
         _hub(children, f"site{index}-restarted", state_dir, endpoints=ends, extra=_upstream(central_agents, index))
@@ -580,7 +582,8 @@ def _failover(
             _WAIT_S + ramp_s(len(sampled_agents)),
         )
         time.sleep(1.0)
-        still_open = sum(alarm in opened for alarm in _alarms(centre_query))
+        after = _alarms(centre_query)
+        states = [after[alarm].state if alarm in after else "closed" for alarm in sorted(opened)]
     finally:
         for follower in followers:
             follower.close()
@@ -594,7 +597,7 @@ def _failover(
         restart_ready_s=ready_s,
         heal_first_s=min(heal),
         heal_all_s=max(heal),
-        alarms_open_after_heal=still_open,
+        states_after_heal=states,
     )
 
 
@@ -685,6 +688,7 @@ def render_markdown(result: ScaleRun) -> str:
     row("followed updates delivered / offered, %", ".1f", "delivered_pct", ratio=False)
     for name, attr in (
         ("missed polls (end to end)", "missed_polls"),
+        ("repeated NODEs, poll time not advanced (not in the figures above)", "repeats"),
         ("lost hub -> subscriber", "lost_subscriber"),
         ("seq gaps (every hub)", "seq_gaps"),
         ("agent-side drops", "dropped_by_agents"),
@@ -720,7 +724,7 @@ def render_markdown(result: ScaleRun) -> str:
             f"| restart -> site hub READY | {failover.restart_ready_s:.2f} |",
             f"| restart -> first / every sampled leaf fresh at the centre "
             f"| {f.heal_first_s:.2f} / {f.heal_all_s:.2f} |",
-            f"| of those alarms, still open after the heal | {failover.alarms_open_after_heal} |",
+            f"| their states after the heal | {', '.join(f.states_after_heal) or '-'} |",
         ]
     return "\n".join(lines)
 
@@ -763,7 +767,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.agents > 10_000:
         parser.error("--agents: at most 10,000 (agent names have four digits, and FOLLOW is a tenth of 10,000)")
     if args.quick:
-        args.agents, args.sites, args.window = min(args.agents, 40), min(args.sites, 2), min(args.window, 3.0)
+        args.agents, args.sites, args.window = min(args.agents, 40), min(args.sites, 2), min(args.window, DT_S)
         args.warmup = 1.0 if args.warmup is None else args.warmup
     result = run(args.agents, args.sites, args.window, args.warmup)
     if args.json:
