@@ -51,7 +51,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgpack
 import zmq
@@ -223,12 +223,40 @@ def _check_templates() -> None:
         expected = proto.encode(proto.Delta(sender="check", epoch=12345, seq=seq, sent_ns=sent_ns, points=real))
         if spliced != expected:
             raise AssertionError("a spliced DELTA differs from protocol.encode's bytes")
+    agent = _Agent(cast(Any, None), "check", "bench/check", ["g0/p0000"], ["g0"])
+    agent.heartbeat_s = 2.5
+    for _ in range(3):
+        spliced = agent.spliced_heartbeat()
+        sent_ns = msgpack.unpackb(spliced)[6]
+        beat = proto.Heartbeat(
+            sender="check",
+            epoch=agent.epoch,
+            seq=agent.seq,
+            sent_ns=sent_ns,
+            mount="bench/check",
+            heartbeat_s=2.5,
+            point_count=1,
+        )
+        if spliced != proto.encode(beat):
+            raise AssertionError("a spliced HEARTBEAT differs from protocol.encode's bytes")
 
 
 class _Agent:
     """One simulated agent: its socket, identity, points and templates."""
 
-    __slots__ = ("epoch", "heartbeat_s", "mount", "name", "parents", "points", "seq", "sock", "templates", "variant")
+    __slots__ = (
+        "epoch",
+        "heartbeat_body",
+        "heartbeat_s",
+        "mount",
+        "name",
+        "parents",
+        "points",
+        "seq",
+        "sock",
+        "templates",
+        "variant",
+    )
 
     def __init__(self, sock: zmq.Socket[bytes], name: str, mount: str, points: list[str], parents: list[str]) -> None:
         self.sock = sock
@@ -241,6 +269,7 @@ class _Agent:
         self.templates: list[list[_Template]] = []  # [chunk][variant]
         self.variant = 0
         self.heartbeat_s = 1.0
+        self.heartbeat_body: bytes | None = None
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -280,6 +309,27 @@ class _Agent:
                 heartbeat_s=self.heartbeat_s,
                 point_count=len(self.points),
             )
+        )
+
+    def spliced_heartbeat(self) -> bytes:
+        """:meth:`heartbeat`'s bytes, its body packed once (thousands of agents send one a second)."""
+        if self.heartbeat_body is None:
+            encoded = proto.encode(
+                proto.Heartbeat(
+                    sender=self.name,
+                    epoch=self.epoch,
+                    seq=1,
+                    sent_ns=1,
+                    mount=self.mount,
+                    heartbeat_s=self.heartbeat_s,
+                    point_count=len(self.points),
+                )
+            )
+            head = _header(self.name, self.epoch, proto.MsgKind.HEARTBEAT, 1, 1)
+            assert encoded.startswith(head)
+            self.heartbeat_body = encoded[len(head) :]
+        return _header(self.name, self.epoch, proto.MsgKind.HEARTBEAT, self.next_seq(), time.time_ns()) + (
+            self.heartbeat_body
         )
 
 
@@ -431,6 +481,8 @@ def run_fleet(args: argparse.Namespace) -> None:
     _check_templates()
     commands = _Commands()
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    # One socket per simulated agent: more than libzmq's default of 1,023 sockets per context.
+    context.set(zmq.MAX_SOCKETS, args.agents + 64)
     names = [f"sim-{index:04d}" for index in range(args.first, args.first + args.agents)]
     agents = _make_agents(
         context, args.endpoint, names, args.mount_prefix, args.points, args.groups, False, args.sndhwm, connect=False
@@ -440,7 +492,7 @@ def run_fleet(args: argparse.Namespace) -> None:
         # A DELTA's body holds no sender: every agent (same point names) shares the templates.
         shared = [
             [
-                _Template(agents[0].name, agents[0].epoch, _entries(agents[0].points, v, dt_s, True))
+                _Template(agents[0].name, agents[0].epoch, _entries(agents[0].points, v, dt_s, not args.steady))
                 for v in range(_VARIANTS)
             ]
         ]
@@ -452,13 +504,21 @@ def run_fleet(args: argparse.Namespace) -> None:
         poller.register(agent.sock, zmq.POLLIN)
         by_socket[agent.sock] = agent
     _ready(agents=str(len(agents)))
-    stats = {"points": 0, "messages": 0, "states": 0, "dropped": 0}
+    stats = {"points": 0, "messages": 0, "states": 0, "dropped": 0, "heartbeats": 0}
     marked: dict[str, int] = {}
     period = dt_s or 1.0
     start = time.monotonic()
     # Phases spread over the period across every fleet process (global index / total agents).
     due = [(start + period * (args.first + index) / max(1, args.total_agents), index) for index in range(len(agents))]
     heapq.heapify(due)
+    # With --heartbeat, an agent that sent nothing for that long sends a HEARTBEAT,
+    # as agent/send_policy.py does (its STATE announces the same interval).
+    beat_s = args.heartbeat if dt_s is not None else 0.0
+    last_sent = [0.0] * len(agents)
+    beats = [(at + beat_s, index) for at, index in due] if beat_s > 0 else []
+    heapq.heapify(beats)
+    for agent in agents:
+        agent.heartbeat_s = beat_s or agent.heartbeat_s
     # Agents connect one after the other over --ramp seconds (every fleet process together).
     connect_at = [start + args.ramp * (args.first + index) / max(1, args.total_agents) for index in range(len(agents))]
     connected = 0
@@ -475,14 +535,16 @@ def run_fleet(args: argparse.Namespace) -> None:
         while connected < len(agents) and connect_at[connected] <= time.monotonic():
             agents[connected].sock.connect(args.endpoint)
             connected += 1
-        wait = min(due[0][0], next_poll) - time.monotonic()
+        wait = min(due[0][0], next_poll, beats[0][0] if beats else math.inf) - time.monotonic()
         if wait > 0:
-            time.sleep(wait)
+            # At least a few ms: thousands of agents' sends go in batches, not one wake-up each
+            # (the poll time is stamped at the send, so latency figures do not include this).
+            time.sleep(max(wait, args.min_sleep))
         now = time.monotonic()
         if now >= next_poll:
             # Polling hundreds of sockets costs a lot more than sending: look for
             # subscriptions (STATE requests) every 20 ms, not before every send.
-            next_poll = now + _SUBSCRIPTION_POLL_S
+            next_poll = now + args.subscription_poll
             for sock, _ in poller.poll(0):
                 agent = by_socket[sock]
                 if _wants_state(agent):
@@ -507,6 +569,19 @@ def run_fleet(args: argparse.Namespace) -> None:
             if _send(agent, data):
                 stats["messages"] += 1
                 stats["points"] += points
+                last_sent[index] = now
+            else:
+                stats["dropped"] += 1
+        while beats and beats[0][0] <= now:
+            at, index = beats[0]
+            agent = agents[index]
+            if now - last_sent[index] < beat_s or agent.seq == 0:
+                heapq.heapreplace(beats, (max(last_sent[index], at) + beat_s, index))
+                continue
+            heapq.heapreplace(beats, (now + beat_s, index))
+            if _send(agent, agent.spliced_heartbeat()):
+                stats["heartbeats"] += 1
+                last_sent[index] = now
             else:
                 stats["dropped"] += 1
     last = cut if cut is not None else stats
@@ -534,6 +609,11 @@ class _Window:
         self.published_base: int | None = None
         self.published_last = 0
         self.nodes_at_last = 0
+        # End-to-end loss, agent to this subscriber: a point polled every dt whose
+        # successive updates are k dt apart lost k - 1 polls on the way.
+        self.last_polled: dict[bytes, float] = {}
+        self.missed_polls = 0
+        self.repeats = 0  # with dt: NODEs of a point whose poll time did not advance
 
     def report(self, hub_values: dict[str, Any]) -> dict[str, Any]:
         seconds = time.monotonic() - self.started
@@ -552,6 +632,9 @@ class _Window:
             "lost": (self.published_last - (self.published_base or 0)) - self.nodes_at_last,
             "stale_points": self.stale_points,
             "stale_parents": self.stale_parents,
+            "missed_polls": self.missed_polls,
+            "repeats": self.repeats,
+            "points_seen": len(self.last_polled),
             "hub": hub_values,
         }
 
@@ -570,6 +653,7 @@ def run_sink(args: argparse.Namespace) -> None:
     size = len(prefix)
     batch = args.batch
     mode = args.mode
+    dt_s = args.dt
     window = _Window()
     hub_values: dict[str, Any] = {}
     last_seq: int | None = None
@@ -623,9 +707,21 @@ def run_sink(args: argparse.Namespace) -> None:
                 if not ours:
                     continue
                 if node["kind"] == proto.NODE_POINT:
+                    polled_at = node["polled_at"]
+                    if dt_s > 0:
+                        path = bytes(topic_view[:topic_size])
+                        last = window.last_polled.get(path)
+                        if last is not None and polled_at <= last and not node["stale"]:
+                            # The same poll again (a site hub's periodic STATE relays every point):
+                            # not a new update, and no latency from the agent's send.
+                            window.repeats += 1
+                            continue
+                        if last is not None and polled_at - last > 1.5 * dt_s:
+                            window.missed_polls += round((polled_at - last) / dt_s) - 1
+                        window.last_polled[path] = polled_at
                     window.updates += 1
                     window.stale_points += node["stale"]
-                    window.latencies_us.append(1e6 * (received - node["polled_at"]))
+                    window.latencies_us.append(1e6 * (received - polled_at))
                 else:
                     window.stale_parents += node["stale"]
                 continue
@@ -682,6 +778,20 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument("--first", type=int, default=0, help="index of this process's first agent")
     fleet.add_argument("--total-agents", type=int, default=0, help="agents over every fleet process")
     fleet.add_argument("--ramp", type=float, default=0.0, help="seconds over which the agents connect")
+    fleet.add_argument(
+        "--subscription-poll",
+        type=float,
+        default=_SUBSCRIPTION_POLL_S,
+        help="seconds between looks for STATE requests (a look at thousands of sockets costs milliseconds)",
+    )
+    fleet.add_argument("--min-sleep", type=float, default=0.0, help="shortest sleep between sends, s")
+    fleet.add_argument("--steady", action="store_true", help="every point GREEN (no ORANGE flip: no alarms)")
+    fleet.add_argument(
+        "--heartbeat",
+        type=float,
+        default=0.0,
+        help="with --dt > 0: a HEARTBEAT from an agent that sent nothing for this long, s (the agent's 1.0)",
+    )
     sink = roles.add_parser("sink")
     sink.set_defaults(run=run_sink)
     sink.add_argument("--endpoint", required=True, help="the forwarder's subscribers endpoint")
@@ -690,6 +800,9 @@ def _parser() -> argparse.ArgumentParser:
     sink.add_argument("--subscribe", default="", help="the subscription (default: everything)")
     sink.add_argument("--batch", type=int, default=100, help="points per forwarded envelope (proxy)")
     sink.add_argument("--frames", type=int, choices=[1, 2], default=2, help="frames per message (proxy: 1)")
+    sink.add_argument(
+        "--dt", type=float, default=0.0, help="scale: the points' poll interval, s; > 0 counts missed polls per point"
+    )
     return parser
 
 
