@@ -361,6 +361,10 @@ class HubState:
         self._paused_at = -_INF
         self._peers_wanted: dict[str, float] = {}  # agents whose conflict warning waits for addresses
         self._nesting_warned: set[tuple[str, str]] = set()
+        # Mounts by path, and the agents mounted strictly below each path: nesting is found by walking a
+        # mount's ancestors, never every agent (a fleet coming up was quadratic in _warn_nesting).
+        self._agents_at_mount: dict[str, set[str]] = {}
+        self._agents_below: dict[str, set[str]] = {}
         self._alert_window = -_INF
         # Transitions are logged from this code up (inf: never).
         self._alert_threshold = _INF if settings.alert_log_level is None else settings.alert_log_threshold
@@ -599,23 +603,36 @@ class HubState:
 
     def _set_mount(self, agent: _Agent, mount: str) -> None:
         if mount != agent.mount:
+            self._index_mount(agent.name, agent.mount, add=False)
             agent.mount = mount
             agent.by_rel = {}  # rel paths now resolve under the new mount
+            self._index_mount(agent.name, mount, add=True)
             self._warn_nesting(agent)
+
+    def _index_mount(self, name: str, mount: str, *, add: bool) -> None:
+        """Enter (or take out) ``name`` at ``mount`` in the mount index."""
+        if not mount:
+            return
+        ancestors = _proper_ancestors(mount)
+        for path, index in ((mount, self._agents_at_mount), *((a, self._agents_below) for a in ancestors)):
+            if add:
+                index.setdefault(path, set()).add(name)
+            elif (names := index.get(path)) is not None:
+                names.discard(name)
+                if not names:
+                    del index[path]
 
     def _warn_nesting(self, agent: _Agent) -> None:
         """One WARNING per pair of agents whose mounts nest (equal mounts share a parent by design)."""
         mount = agent.mount
-        for other in self.agents.values():
-            theirs = other.mount
-            if other is agent or not theirs or theirs == mount:
-                continue
-            if theirs.startswith(mount + naming.SEPARATOR):
-                outer, outer_mount, inner, inner_mount = agent.name, mount, other.name, theirs
-            elif mount.startswith(theirs + naming.SEPARATOR):
-                outer, outer_mount, inner, inner_mount = other.name, theirs, agent.name, mount
-            else:
-                continue
+        pairs = [(agent.name, inner) for inner in sorted(self._agents_below.get(mount, ()))]
+        pairs += [
+            (outer, agent.name)
+            for above in _proper_ancestors(mount)
+            for outer in sorted(self._agents_at_mount.get(above, ()))
+        ]
+        for outer, inner in pairs:
+            outer_mount, inner_mount = self.agents[outer].mount, self.agents[inner].mount
             pair = (outer, inner)
             if pair in self._nesting_warned:
                 continue
@@ -662,7 +679,7 @@ class HubState:
                 # knows for this agent that it no longer has are gone (HubState never knew them).
                 # One not polled yet is judged again at the next full STATE.
                 waiting = False
-                for path in self.alarms.point_paths_of(agent.name):
+                for path in self.alarms.restored_point_paths_of(agent.name):
                     if path in unpolled:
                         waiting = True
                     elif path not in agent.leaves:
@@ -1184,6 +1201,7 @@ class HubState:
         for path in list(agent.leaves):
             self._remove_leaf(agent, path)
         self._undeclare(agent, list(agent.parents))
+        self._index_mount(agent.name, agent.mount, add=False)
         del self.agents[agent.name]
         self._peers_wanted.pop(agent.name, None)
 
@@ -1639,3 +1657,9 @@ def nested_mounts(mounts: Iterable[tuple[str, str]]) -> list[tuple[str, str, str
             for outer in by_mount.get(outer_mount, ()):
                 pairs.extend((outer, outer_mount, inner, mount) for inner in by_mount[mount] if inner != outer)
     return pairs
+
+
+def _proper_ancestors(path: str) -> list[str]:
+    """``a/b/c`` -> ``["a", "a/b"]``."""
+    parts = path.split(naming.SEPARATOR)
+    return [naming.SEPARATOR.join(parts[:end]) for end in range(1, len(parts))]

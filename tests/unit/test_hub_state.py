@@ -1351,6 +1351,19 @@ def test_nested_mounts_are_warned_about_once_equal_ones_not_at_all(caplog: pytes
     assert {"ctl", "rack"} == {line.split(" and ")[1].split(" ")[0] for line in nested}
 
 
+def test_nesting_follows_a_mount_change_and_a_forget(caplog: pytest.LogCaptureFixture) -> None:
+    """The mount index the warning walks (never every agent) is kept when a mount changes or an agent goes."""
+    hub = make_hub()
+    site = Agent("site", "GS1")
+    send(hub, site.state(pt("c")))
+    site.mount = "GS9"
+    send(hub, site.state(pt("c")), now=1.0)  # moved away: GS1 is free
+    send(hub, Agent("ant", "GS1/Ant").state(pt("a")), now=2.0)
+    assert not [r for r in caplog.records if "nested" in r.getMessage()]
+    send(hub, Agent("deep", "GS9/x/y").state(pt("d")), now=3.0)
+    assert any("site (mount GS9)" in r.getMessage() and "deep" in r.getMessage() for r in caplog.records)
+
+
 def test_nested_mounts_lists_strictly_nested_pairs_of_different_agents() -> None:
     """The pure rule the server applies to the allow-list's grants."""
     grants = [("a", "GS1"), ("b", "GS1/Ant"), ("c", "GS1/Ant"), ("d", "GS10"), ("a", "GS1/Own"), ("e", "GS1/Ant/x")]
