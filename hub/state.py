@@ -116,6 +116,7 @@ from gsmon.common.alerts import (
 )
 from gsmon.common.tree import RollupTree, TreeNode
 from gsmon.hub.alarms import AGENT_SILENT, OVERDUE, UNLISTED, AlarmBook
+from gsmon.hub.relay import relayed_attention
 from gsmon.hub.subscriptions import SubscriptionLedger
 
 __all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats", "nested_mounts"]
@@ -716,6 +717,7 @@ class HubState:
             agent.relay = True  # a site hub (1.3): alarm state stays with it
         # The hub's own points open no alarms: its health is in the tree, an agent's silence is its own alarm.
         book = self.alarms if agent is not self._own and not agent.relay else None
+        relayed_book = self.alarms if agent.relay and not silent else None  # (1.3) a site's points: its judgement
         stale_reason = AGENT_SILENT if silent else None
         for entry in entries:
             path, value, alertcode, alertstr, polled_at_s, dt_s = entry
@@ -769,6 +771,9 @@ class HubState:
                 self._set_debounce(leaf, entry.debounce, book, polled_at_s, now, wall)
             elif leaf.debounce is not None:
                 self._set_debounce(leaf, None, book, polled_at_s, now, wall)  # its debounce was switched off
+            if relayed_book is not None:
+                attention, shelved = relayed_attention(leaf.debounce)
+                relayed_book.set_relayed(leaf.path, attention, shelved)
             if code != old_code:
                 for ancestor in set_code(node, code):
                     dirty[ancestor.key] = ancestor
@@ -984,6 +989,10 @@ class HubState:
         agent.silent_since = now
         if self.alarms is not None and agent.mount:
             self.alarms.agent_silent(agent.name, agent.mount, now, self._wall)
+            if agent.relay:
+                # (1.3) The site's silence alarm stands for its relayed alarms until its entries come again.
+                for path in agent.leaves:
+                    self.alarms.set_relayed(path, None, False)
         if bye:
             log.info("agent %s stopped (it said goodbye); its points are STALE", agent.name)
         else:
@@ -1428,13 +1437,25 @@ class HubState:
         return extra or None
 
     def _relay_keys(self, site: str, debounce: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
-        """(1.3) A relayed point's NODE keys: the site's alarm summary (under this hub's proxy id) and the
-        hubs it passed."""
-        out = dict(extra) if extra else {}
+        """(1.3) A relayed point's NODE keys, in NODE_EXTRA_KEYS order: ``since`` and ``shelf_id`` as the site
+        relayed them (with the alarm layer only: without it nothing is judged), ``attention`` from the book
+        (set_relayed), the site's alarm summary (under this hub's proxy id), the hubs it passed."""
+        extra = extra or {}
+        out: dict[str, Any] = {}
+        layer = self.alarms is not None
+        if layer and debounce.get("since") is not None:
+            out["since"] = debounce["since"]
+        if "attention" in extra:
+            out["attention"] = extra["attention"]
         alarm = debounce["alarm"]
         if alarm is not None:
             proxy = self.relay_alarm_id
             out["alarm"] = alarm if proxy is None else {**alarm, "id": proxy(site, alarm["id"])}
+        if layer and debounce.get("shelf") is not None:
+            out["shelf_id"] = debounce["shelf"]
+        for key, value in extra.items():
+            if key not in out and key not in ("since", "attention", "alarm", "shelf_id"):
+                out[key] = value
         out["via"] = debounce["via"]
         return out
 

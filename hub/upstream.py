@@ -299,23 +299,27 @@ class UpstreamCore:
         prefixes = self.settings.prefixes
         return not prefixes or any(names.path_in_prefix(path, prefix) for prefix in prefixes)
 
-    def _key(self, leaf: Any) -> tuple[int, bool, Any]:
-        """What a point's entry says besides its value -- level (STALE included), staleness, alarm: a
-        change of it is relayed whatever the minimum level."""
+    def _key(self, leaf: Any) -> tuple[int, bool, Any, int | None]:
+        """What a point's entry says besides its value -- level (STALE included), staleness, alarm, shelf
+        (1.3): a change of it is relayed whatever the minimum level."""
         debounce = leaf.debounce
         stale = bool(leaf.overdue or leaf.agent.silent)
         alarm: Any = None
+        shelf: int | None = None
         if leaf.agent.relay and debounce is not None and "via" in debounce:
             stale = stale or debounce["stale"]
             alarm = debounce["alarm"]
+            shelf = debounce.get("shelf")
             if alarm is not None:
                 alarm = (alarm["id"], alarm["state"], alarm["max_level"])  # its id here or below: a change all the same
         elif self.state.alarms is not None:
-            found = self.state.alarms.current_view(leaf.path).alarm
+            view = self.state.alarms.current_view(leaf.path)
+            found = view.alarm
+            shelf = view.shelf_id
             if found is not None:
                 alarm = (found.id, found.state, found.max_level)
         code: int = leaf.node.code
-        return (max(code, STALE_ALERTCODE) if stale else code, stale, alarm)
+        return (max(code, STALE_ALERTCODE) if stale else code, stale, alarm, shelf)
 
     def _entry(self, leaf: Any) -> proto.PointEntry:
         """A leaf of the site's tree as a relayed entry (protocol: "Relayed entries")."""
@@ -335,15 +339,20 @@ class UpstreamCore:
             proxy = self.state.relay_alarm_id
             if alarm is not None and proxy is not None:  # relayed on under this hub's id for it (Router)
                 alarm = {**alarm, "id": proxy(agent.name, alarm["id"])}
+            # (1.3) The site nearest the agent judged them: relayed on as they came.
+            since, shelf = debounce.get("since"), debounce.get("shelf")
         else:
             owner = agent.name
             via = [self.hub_id]
             dt_s = leaf.dt_s if leaf.dt_s is not None and 0 < leaf.dt_s < math.inf else None
             reported = leaf.alertcode
             alarm = None
+            since = shelf = None
             book = self.state.alarms
             if book is not None:
-                open_alarm = book.current_view(leaf.path).alarm
+                view = book.current_view(leaf.path)
+                since, shelf = view.since, view.shelf_id  # (1.3) the centre's NODE since, shelf_id and attention
+                open_alarm = view.alarm
                 if open_alarm is not None:
                     alarm = {"id": open_alarm.id, "state": open_alarm.state, "max_level": open_alarm.max_level}
         if stale:
@@ -355,7 +364,8 @@ class UpstreamCore:
             base["pending"], base["flapping"] = debounce["pending"], debounce["flapping"]
         label = alertstr_for(code) if code != leaf.alertcode else leaf.alertstr
         entry = proto.PointEntry(leaf.path, leaf.value, code, label or "", leaf.polled_at_s or 0.0, None)
-        return proto.debounced_entry(entry, proto.relay_map(base, owner, via, stale, dt_s, reported, alarm))
+        relayed = proto.relay_map(base, owner, via, stale, dt_s, reported, alarm, since, shelf)
+        return proto.debounced_entry(entry, relayed)
 
 
 class UpstreamLink:
