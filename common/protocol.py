@@ -273,7 +273,8 @@ The central hub (rules):
   mount covers the site's silence alarm only. While the site is silent its
   relayed points count for nothing (the silence alarm on the mount stands
   for them, as an agent's silence does for its points) until the site's
-  entries arrive again; a removed point counts for nothing;
+  entries arrive again, and their ``since`` is when the silence began (they
+  are STALE since then); a removed point counts for nothing;
 * the site hub as a whole is an agent: when its link is lost (nothing heard
   for ``agent_liveness`` heartbeats) every point under its mount turns
   STALE with ONE alarm on the mount (reason ``agent silent``: the site's
@@ -313,7 +314,8 @@ routes these COMMANDs down to the site hub they concern, which applies them
   site's mount: the site's list (alarm ids as proxies). A listing whose
   prefix lies above every mount (the empty prefix included) is the hub's
   own book only (its agents' alarms and its sites' silence alarms), not
-  merged with the sites' lists: ask at a mount for a site's alarms. The
+  merged with the sites' lists: its result names the mounts below the
+  prefix in ``sites`` (1.3), so a client can say where to ask. The
   attention tree (NODE ``attention``, ``unacked_below``) shows where they
   are.
 
@@ -462,6 +464,9 @@ alarms      viewer   ``{prefix?, states?: [state...], limit?}`` ->
                      ``ack_comment``, ``shelf_id``, ``cleared_at``,
                      ``cleared_by``, ``cleared_user``, ``cleared_reason``,
                      ``acked`` bool, ``shelved`` bool. (1.2)
+                     (1.3) ``sites``: [str], the mounts of site hubs under
+                     the prefix, whose alarms this list does not hold (see
+                     Hub-of-hubs, Routed commands); absent: none.
 shelves     viewer   ``{prefix?, all?: bool}`` -> ``{"shelves": [shelf...]}``
                      in force or scheduled (``all``: the ended ones kept too);
                      shelf = ``id``, ``prefix``, ``mode`` (timed,

@@ -295,6 +295,7 @@ class _Agent:
     # (1.3) A site hub relaying its tree (its entries carry the relay keys, gsmon.hub.relay): its points
     # open no alarms here (alarm state stays with the site), their staleness and owner are as relayed.
     relay: bool = False
+    silent_wall: float | None = None  # (1.3) wall time its silence began: a silent site's points' NODE since
 
 
 class HubState:
@@ -991,6 +992,7 @@ class HubState:
             self.alarms.agent_silent(agent.name, agent.mount, now, self._wall)
             if agent.relay:
                 # (1.3) The site's silence alarm stands for its relayed alarms until its entries come again.
+                agent.silent_wall = self._wall
                 for path in agent.leaves:
                     self.alarms.set_relayed(path, None, False)
         if bye:
@@ -1436,21 +1438,25 @@ class HubState:
             self._debounce_keys(data.debounce, extra)
         return extra or None
 
-    def _relay_keys(self, site: str, debounce: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+    def _relay_keys(self, site: _Agent, debounce: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
         """(1.3) A relayed point's NODE keys, in NODE_EXTRA_KEYS order: ``since`` and ``shelf_id`` as the site
-        relayed them (with the alarm layer only: without it nothing is judged), ``attention`` from the book
-        (set_relayed), the site's alarm summary (under this hub's proxy id), the hubs it passed."""
+        relayed them (with the alarm layer only: without it nothing is judged; while the site is silent its
+        points are STALE since the silence began), ``attention`` from the book (set_relayed), the site's alarm
+        summary (under this hub's proxy id), the hubs it passed."""
         extra = extra or {}
         out: dict[str, Any] = {}
         layer = self.alarms is not None
-        if layer and debounce.get("since") is not None:
-            out["since"] = debounce["since"]
+        since = debounce.get("since")
+        if site.silent and site.silent_wall is not None:
+            since = site.silent_wall
+        if layer and since is not None:
+            out["since"] = since
         if "attention" in extra:
             out["attention"] = extra["attention"]
         alarm = debounce["alarm"]
         if alarm is not None:
             proxy = self.relay_alarm_id
-            out["alarm"] = alarm if proxy is None else {**alarm, "id": proxy(site, alarm["id"])}
+            out["alarm"] = alarm if proxy is None else {**alarm, "id": proxy(site.name, alarm["id"])}
         if layer and debounce.get("shelf") is not None:
             out["shelf_id"] = debounce["shelf"]
         for key, value in extra.items():
@@ -1484,7 +1490,7 @@ class HubState:
                 stale = stale or debounce["stale"]
                 dt_s = debounce["dt"]
                 reported = debounce["reported"]
-                extra = self._relay_keys(agent.name, debounce, extra)
+                extra = self._relay_keys(agent, debounce, extra)
             if code == reported:
                 label, reported = _labels.get(code, data.alertstr), None  # sent only when it differs
             else:

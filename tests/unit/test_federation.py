@@ -6,6 +6,7 @@ No sockets, no sleeps: site and central hub cores are wired through the real cod
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from typing import Any
@@ -14,6 +15,7 @@ import msgpack
 import pytest
 from test_hub_state import SETTINGS, WALL0, Agent, pt
 
+from gsmon.common import alarms_cli, cli
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE
 from gsmon.common.config import ConfigError
@@ -322,6 +324,7 @@ def test_a_silent_sites_relayed_alarms_count_as_its_silence_until_its_entries_co
     central.drain(10.0)
     # One alarm for the centre's operators: the silence on the mount, not the disk it stands for.
     assert "attention" not in central.out["GS1/rack1/disk"]
+    assert central.out["GS1/rack1/disk"]["since"] == WALL0 + 10.0  # STALE since the silence began
     assert attention(central, "GS1/rack1") == (0, 0, 0)
     assert attention(central, "GS1") == (STALE_ALERTCODE, 1, 0)
     site.take(rack.delta(pt("cpu", GREEN, dt=1.0, polled=11.0), pt("disk", RED, value=97, dt=1.0, polled=11.0)), 11.0)
@@ -333,6 +336,7 @@ def test_a_silent_sites_relayed_alarms_count_as_its_silence_until_its_entries_co
     site.upstream.upstream(SUBSCRIBE + proto.RESYNC_TOPIC_PREFIX + b"GS1")
     pump(site, central, 11.2)
     assert central.out["GS1/rack1/disk"]["attention"] == RED
+    assert central.out["GS1/rack1/disk"]["since"] == site.out["rack1/disk"]["since"]  # the site's again
     # The silence latched (STALE): it still wants its ack, next to the site's RED.
     assert attention(central, "GS1") == (STALE_ALERTCODE, 2, 0)
     assert attention(central, "GS1/rack1") == (RED, 1, 0)
@@ -382,6 +386,36 @@ def test_set_relayed_counts_once_per_path_and_taking_it_away_prunes() -> None:
     assert (book.attention_of("S"), book.unacked_below("S"), book.shelved_below("S")) == (0, 0, 0)
     assert book.take_journal() == []  # the site journals its alarms; nothing here
     assert all(view == book.view_of("") for view in book.take_node_changes().values())  # every node reset
+
+
+def test_gsmon_alarms_at_the_centre_names_the_sites_whose_alarms_it_lists_at_their_mounts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site, central, _ = federation()
+
+    def send(command: str, args: dict[str, Any]) -> proto.CommandResult:
+        """The centre's query core, and the site's when the command is routed (no sockets)."""
+        reply = central.ask(command, args, 1.0)
+        if reply is None:
+            [reply] = routed_answers(site, central, 1.0)
+        return reply
+
+    monkeypatch.setattr(alarms_cli, "hub_sender", lambda *args, **kwargs: send)
+    monkeypatch.setenv("GSMON_HUB", "tcp://127.0.0.1:7763")
+    monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent-gsmon-test")
+    reply = central.ask("alarms", {}, 1.0)
+    assert reply is not None
+    assert (reply.result["alarms"], reply.result["sites"]) == ([], ["GS1"])  # the root listing is the centre's own
+    assert cli.main(["alarms"]) == 0
+    out = capsys.readouterr().out
+    assert "no open alarms in the whole tree at this hub" in out
+    assert "site hubs below keep their own alarms (not listed here): GS1; ask at a mount: gsmon alarms GS1" in out
+    assert cli.main(["alarms", "GS1"]) == 0  # at the mount: the site's list, routed
+    out = capsys.readouterr().out
+    assert "GS1/rack1/disk" in out
+    assert "site hubs below" not in out
+    assert cli.main(["alarms", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # the JSON array as before
 
 
 # -- loop guard and chains ----------------------------------------------------------------------
