@@ -237,7 +237,9 @@ key           type                meaning
                                   hub's alarm id), ``state``, ``max_level``; nil: none
 ``since``     float|nil           (1.3) the point's NODE ``since`` at the site (wall
                                   seconds its current level began); nil: the site has no
-                                  alarm layer (nothing judged, NODE ``since`` absent)
+                                  alarm layer (nothing judged, NODE ``since`` absent).
+                                  Absent from a DELTA's entry: unchanged since the
+                                  point's previous entry (below)
 ``shelf``     int|nil             (1.3) the site's shelf in force over the point (its
                                   NODE ``shelf_id``, the site's id); nil: none
 ============  ==================  ==========================================================
@@ -245,8 +247,13 @@ key           type                meaning
 A sender leaves out every key at its default: ``raw_str`` "", ``pending``
 and ``flapping`` nil, ``stale`` false, ``dt`` nil, ``reported`` = ``raw``,
 ``alarm``, ``since`` and ``shelf`` nil (``raw``, ``agent`` and ``via`` are
-always there). A point relayed again keeps the ``since`` and ``shelf`` it
-came with (they are the site's, the hub nearest the agent). A map with
+always there). ``since`` changes only with the level or the staleness,
+so a sender puts it in every STATE entry (when known) but in a DELTA entry
+only when it differs from the one the point's previous entry said; a
+receiver keeps a relayed point's ``since`` from entry to entry while a
+DELTA's entry leaves it out (a lost DELTA is a seq gap, and the resync
+STATE carries it again). A point relayed again keeps the ``since`` and
+``shelf`` it came with (they are the site's, the hub nearest the agent). A map with
 ``via`` must have the others right where present, or the message is invalid.
 The central hub (rules):
 
@@ -2683,8 +2690,9 @@ def _relay_keys(index: int, raw_map: dict[str, Any]) -> dict[str, Any]:
         "dt": None if dt_s is None else float(dt_s),
         "reported": reported,
         "alarm": summary,
-        "since": None if since is None else float(since),
         "shelf": shelf,
+        # Only when sent: absent from a DELTA's entry means "unchanged" (the receiver keeps the last one).
+        **({} if "since" not in raw_map else {"since": None if since is None else float(since)}),
     }
 
 

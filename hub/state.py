@@ -467,7 +467,7 @@ class HubState:
         if isinstance(msg, proto.State):
             self._apply_state(agent, msg, now, wall)
         elif isinstance(msg, proto.Delta):
-            self._apply_points(agent, msg.points, now, wall)
+            self._apply_points(agent, msg.points, now, wall, delta=True)
         elif isinstance(msg, proto.Heartbeat):
             self._set_mount(agent, msg.mount)
             agent.heartbeat_s = msg.heartbeat_s
@@ -699,7 +699,9 @@ class HubState:
         node.data.declared.add(agent.name)
         agent.parents[path] = gen
 
-    def _apply_points(self, agent: _Agent, entries: list[proto.PointEntry], now: float, wall: float) -> None:
+    def _apply_points(
+        self, agent: _Agent, entries: list[proto.PointEntry], now: float, wall: float, delta: bool = False
+    ) -> None:
         # One turn of this loop per point received: attributes are read once
         # into locals, and _restyle is inlined (a refreshed leaf is not
         # overdue, so only its agent's silence can make it STALE).
@@ -719,6 +721,7 @@ class HubState:
         # The hub's own points open no alarms: its health is in the tree, an agent's silence is its own alarm.
         book = self.alarms if agent is not self._own and not agent.relay else None
         relayed_book = self.alarms if agent.relay and not silent else None  # (1.3) a site's points: its judgement
+        keep_since = delta and agent.relay  # (1.3) a relayed DELTA entry without since: unchanged, kept
         stale_reason = AGENT_SILENT if silent else None
         for entry in entries:
             path, value, alertcode, alertstr, polled_at_s, dt_s = entry
@@ -769,6 +772,10 @@ class HubState:
                 book.point_level(leaf.path, agent.name, code, label, value, polled_at_s, stale_reason, now, wall)
             # A debounced point's entry carries its raw level, pending move and flap state (DebouncedEntry).
             if type(entry) is debounced_entry:
+                if keep_since and "since" not in entry.debounce and leaf.debounce is not None:
+                    before = leaf.debounce.get("since")
+                    if before is not None and "via" in entry.debounce:
+                        entry.debounce["since"] = before
                 self._set_debounce(leaf, entry.debounce, book, polled_at_s, now, wall)
             elif leaf.debounce is not None:
                 self._set_debounce(leaf, None, book, polled_at_s, now, wall)  # its debounce was switched off

@@ -50,6 +50,7 @@ __all__ = ["UpstreamCore", "UpstreamLink", "UpstreamSettings", "default_hub_id"]
 log = logging.getLogger(__name__)
 
 _HUB_ROOT: Final = "_hub"
+_UNSENT: Final = object()  # no entry of the point sent since the last STATE
 
 
 def default_hub_id(agents_endpoint: str) -> str:
@@ -174,6 +175,9 @@ class UpstreamCore:
         self._waiting: dict[float, dict[str, None]] = {}  # last-sent flush time -> paths, oldest first
         self._sent_at: dict[str, float] = {}  # when each point's last DELTA entry was made
         self._sent_key: dict[str, tuple[Any, ...]] = {}  # its level, staleness and alarm then
+        # (1.3) The relay ``since`` each point's last entry said: a DELTA entry leaves an unchanged one out
+        # (it changes only with the level: sending it with every value would cost the link a sixth more).
+        self._sent_since: dict[str, float | None] = {}
         self._now = now
         self.entries_sent = 0
         self.entries_coalesced = 0  # changes folded into a later entry of the same point
@@ -254,6 +258,7 @@ class UpstreamCore:
                     removed = True
                     del sent_key[path]
                     sent_at.pop(path, None)
+                    self._sent_since.pop(path, None)
                 continue
             if not self._selected(path):
                 continue
@@ -261,7 +266,7 @@ class UpstreamCore:
             key = self._key(leaf)
             if key[0] < min_level and sent_key.get(path) == key:
                 continue  # below the minimum level and only its value changed: not relayed
-            out.append(self._entry(leaf))
+            out.append(self._entry(leaf, full=False))
             sent_at[path] = now
             sent_key[path] = key
         if removed:
@@ -274,6 +279,7 @@ class UpstreamCore:
         entries: list[proto.PointEntry] = []
         sent_key = self._sent_key
         sent_key.clear()
+        self._sent_since.clear()
         # The STATE carries every point as it is now: changes waiting to be sent are in it.
         self._changed.clear()
         self._held_at.clear()
@@ -283,7 +289,7 @@ class UpstreamCore:
             for path, leaf in agent.leaves.items():
                 if not self._selected(path):
                     continue
-                entries.append(self._entry(leaf))
+                entries.append(self._entry(leaf, full=True))
                 sent_key[path] = self._key(leaf)
         self.entries_sent += len(entries)
         return entries, []
@@ -321,8 +327,9 @@ class UpstreamCore:
         code: int = leaf.node.code
         return (max(code, STALE_ALERTCODE) if stale else code, stale, alarm, shelf)
 
-    def _entry(self, leaf: Any) -> proto.PointEntry:
-        """A leaf of the site's tree as a relayed entry (protocol: "Relayed entries")."""
+    def _entry(self, leaf: Any, full: bool) -> proto.PointEntry:
+        """A leaf of the site's tree as a relayed entry (protocol: "Relayed entries"); ``full``: for a
+        STATE (``since`` always there when known), else for a DELTA (``since`` only when it changed)."""
         node = leaf.node
         code: int = node.code
         agent = leaf.agent
@@ -355,6 +362,10 @@ class UpstreamCore:
                 open_alarm = view.alarm
                 if open_alarm is not None:
                     alarm = {"id": open_alarm.id, "state": open_alarm.state, "max_level": open_alarm.max_level}
+        if full or self._sent_since.get(leaf.path, _UNSENT) != since:
+            self._sent_since[leaf.path] = since
+        else:
+            since = None  # unchanged since the point's last entry: left out (protocol: Relayed entries)
         if stale:
             code = max(code, STALE_ALERTCODE)
         if debounce is None:

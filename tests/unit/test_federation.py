@@ -265,6 +265,28 @@ def test_a_relayed_unacked_alarm_needs_attention_at_the_centre_and_its_parents_c
     assert central.book.alarms() == []  # counted, but no alarm of the centre's
 
 
+def test_a_delta_entry_carries_since_only_when_it_changed_and_the_centre_keeps_it_meanwhile() -> None:
+    site, central, rack = federation(coalesce_s=0.0)
+    first = central.out["GS1/rack1/disk"]["since"]
+    site.take(rack.delta(pt("disk", RED, value=98, dt=1.0, polled=1.0)), 1.0)  # a new value, the same level
+    [delta] = [msg for msg in pump(site, central, 1.0) if isinstance(msg, proto.Delta)]
+    [entry] = delta.points
+    assert isinstance(entry, proto.DebouncedEntry)
+    assert "since" not in entry.debounce  # unchanged: left out (a sixth of the link's bytes)
+    disk = central.out["GS1/rack1/disk"]
+    assert (disk["value"], disk["since"], disk["attention"]) == (98, first, RED)
+    site.take(rack.delta(pt("disk", ORANGE, value=90, dt=1.0, polled=2.0)), 2.0)
+    [delta] = [msg for msg in pump(site, central, 2.0) if isinstance(msg, proto.Delta)]
+    [entry] = delta.points
+    assert isinstance(entry, proto.DebouncedEntry)
+    assert entry.debounce["since"] == WALL0 + 2.0 == central.out["GS1/rack1/disk"]["since"]
+    # A STATE carries it whatever was sent before.
+    assert site.upstream is not None
+    site.upstream.upstream(SUBSCRIBE)
+    [state] = [msg for msg in pump(site, central, 3.0) if isinstance(msg, proto.State)]
+    assert all(isinstance(item, proto.DebouncedEntry) and "since" in item.debounce for item in state.points)
+
+
 def test_the_relayed_attention_is_the_worst_of_the_hubs_own_and_the_sites() -> None:
     site, central = Hub("site1", 0x51), Hub("central", 0xCE)
     site.take(Agent("rack1", "rack1").state(pt("disk", RED)), 0.0)
