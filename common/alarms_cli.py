@@ -22,6 +22,11 @@ user name are found exactly as for ``gsmon get`` and ``gsmon forget``:
 the user name sent with each command is the login name (the hub records it
 beside the key's name).
 
+At a central hub (hub-of-hubs), ``gsmon alarms GS1`` (a site's mount, or a
+prefix below it) lists that site's alarms, asked of the site hub; a prefix
+above the mounts lists the central hub's own book only, and the text output
+then names the site hubs below whose alarms it does not hold.
+
 Acknowledging by ids only: ``gsmon ack PREFIX`` first lists the unacked
 alarms under PREFIX, prints them, and sends exactly their ids (with the
 level each was listed at); the hub acks only those, so an alarm raised (or
