@@ -320,6 +320,15 @@ def test_an_ack_at_the_centre_takes_the_relayed_attention_away_and_a_new_level_b
     assert attention(central, "GS1") == (STALE_ALERTCODE + 10, 1, 0)
 
 
+def test_a_latched_alarm_back_to_normal_at_the_site_still_needs_attention_at_the_centre() -> None:
+    site, central, rack = federation(coalesce_s=0.0)
+    site.take(rack.delta(pt("disk", GREEN, value=40, dt=1.0, polled=1.0)), 1.0)
+    pump(site, central, 1.0)
+    disk = central.out["GS1/rack1/disk"]
+    assert (disk["alert"], disk["alarm"]["state"], disk["attention"]) == (GREEN, "rtn_unacked", RED)
+    assert attention(central, "GS1") == (RED, 1, 0)
+
+
 def test_a_site_shelf_relays_its_id_and_takes_attention_away_at_the_centre() -> None:
     site, central, _ = federation(coalesce_s=0.0)
     args = {"prefix": "GS1/rack1", "mode": "timed", "duration_s": 600, "comment": "disk swap"}
@@ -383,7 +392,8 @@ def test_a_relayed_point_removed_counts_for_nothing_any_more() -> None:
 
 def test_a_chain_of_three_hubs_shows_the_sites_attention_at_the_top() -> None:
     site, mid, top = Hub("site1", 1), Hub("mid", 2), Hub("top", 3)
-    site.take(Agent("rack1", "rack1").state(pt("cpu", RED, dt=2.0)), 0.0)
+    rack = Agent("rack1", "rack1")
+    site.take(rack.state(pt("cpu", RED, dt=2.0)), 0.0)
     site.link("GS1").upstream(SUBSCRIBE)
     mid.link("M").upstream(SUBSCRIBE)
     for now in (0.0, 0.2):
@@ -392,6 +402,13 @@ def test_a_chain_of_three_hubs_shows_the_sites_attention_at_the_top() -> None:
     cpu = top.out["M/GS1/rack1/cpu"]
     assert (cpu["attention"], cpu["since"]) == (RED, site.out["rack1/cpu"]["since"])
     assert attention(top, "M") == attention(mid, "GS1") == (RED, 1, 0)
+    # A new value at the same level: DELTAs without since all the way up, and each hub keeps it.
+    site.take(rack.delta(pt("cpu", RED, value=2.0, dt=2.0, polled=1.5)), 1.5)
+    for now in (1.5, 1.7):
+        pump(site, mid, now)
+        pump(mid, top, now)
+    cpu = top.out["M/GS1/rack1/cpu"]
+    assert (cpu["value"], cpu["since"], cpu["attention"]) == (2.0, site.out["rack1/cpu"]["since"], RED)
 
 
 def test_set_relayed_counts_once_per_path_and_taking_it_away_prunes() -> None:
