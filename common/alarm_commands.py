@@ -567,11 +567,21 @@ class OperatorClient:
         return items
 
     def alarms(self, prefix: str, states: Sequence[str] = OPEN_STATES, limit: int | None = None) -> list[AlarmRecord]:
+        return self.alarm_listing(prefix, states, limit)[0]
+
+    def alarm_listing(
+        self, prefix: str, states: Sequence[str] = OPEN_STATES, limit: int | None = None
+    ) -> tuple[list[AlarmRecord], list[str]]:
+        """:meth:`alarms`, and (1.3) the mounts of site hubs under ``prefix`` whose alarms the list does not
+        hold (they are listed at their mounts; a hub before 1.3 names none)."""
         args: dict[str, Any] = {"prefix": prefix, "states": list(states)}
         if limit is not None:
             args["limit"] = limit
-        records = [AlarmRecord.from_wire(item) for item in self._list(self.call("alarms", args), "alarms", "alarms")]
-        return sorted(records, key=lambda alarm: alarm.id)
+        result = self.call("alarms", args)
+        records = [AlarmRecord.from_wire(item) for item in self._list(result, "alarms", "alarms")]
+        sites = result.get("sites") if isinstance(result, Mapping) else None
+        mounts = [item for item in sites if isinstance(item, str)] if isinstance(sites, list) else []
+        return sorted(records, key=lambda alarm: alarm.id), mounts
 
     def _ack_like(
         self, command: str, ids: Sequence[int], comment: str | None, extra: dict[str, Any], key: str = "acked"

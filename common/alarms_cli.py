@@ -22,6 +22,11 @@ user name are found exactly as for ``gsmon get`` and ``gsmon forget``:
 the user name sent with each command is the login name (the hub records it
 beside the key's name).
 
+At a central hub (hub-of-hubs), ``gsmon alarms GS1`` (a site's mount, or a
+prefix below it) lists that site's alarms, asked of the site hub; a prefix
+above the mounts lists the central hub's own book only, and the text output
+then names the site hubs below whose alarms it does not hold.
+
 Acknowledging by ids only: ``gsmon ack PREFIX`` first lists the unacked
 alarms under PREFIX, prints them, and sends exactly their ids (with the
 level each was listed at); the hub acks only those, so an alarm raised (or
@@ -501,14 +506,20 @@ def run_alarms(args: argparse.Namespace) -> int:
     prefix = _prefix(args.prefix)
     client = _client(args)
     states = UNACKED_STATES if args.unacked else ALARM_STATES if args.all else OPEN_STATES
-    alarms = client.alarms(prefix, states)
+    alarms, sites = client.alarm_listing(prefix, states)
     if args.json:
         _dump([alarm.to_json() for alarm in alarms])
     elif alarms:
         print("\n".join(alarm_lines(alarms, time.time())))
     else:
         which = "unacked alarms" if args.unacked else "alarms" if args.all else "open alarms"
-        print(f"no {which} {_where(prefix)}")
+        print(f"no {which} {_where(prefix)}{' at this hub' if sites else ''}")
+    if sites and not args.json:
+        # The site hubs keep their own alarms: this hub lists them only when asked at a mount (routed).
+        shown = ", ".join(sites[:5]) + (f" and {len(sites) - 5} more" if len(sites) > 5 else "")
+        print(
+            f"site hubs below keep their own alarms (not listed here): {shown}; ask at a mount: gsmon alarms {sites[0]}"
+        )
     return EXIT_OK
 
 

@@ -235,11 +235,25 @@ key           type                meaning
                                   ``reported_alert``, else the level itself)
 ``alarm``     map|nil             the site's open alarm on the point: ``id`` (the site
                                   hub's alarm id), ``state``, ``max_level``; nil: none
+``since``     float|nil           (1.3) the point's NODE ``since`` at the site (wall
+                                  seconds its current level began); nil: the site has no
+                                  alarm layer (nothing judged, NODE ``since`` absent).
+                                  Absent from a DELTA's entry: unchanged since the
+                                  point's previous entry (below)
+``shelf``     int|nil             (1.3) the site's shelf in force over the point (its
+                                  NODE ``shelf_id``, the site's id); nil: none
 ============  ==================  ==========================================================
 
 A sender leaves out every key at its default: ``raw_str`` "", ``pending``
 and ``flapping`` nil, ``stale`` false, ``dt`` nil, ``reported`` = ``raw``,
-``alarm`` nil (``raw``, ``agent`` and ``via`` are always there). A map with
+``alarm``, ``since`` and ``shelf`` nil (``raw``, ``agent`` and ``via`` are
+always there). ``since`` changes only with the level or the staleness,
+so a sender puts it in every STATE entry (when known) but in a DELTA entry
+only when it differs from the one the point's previous entry said; a
+receiver keeps a relayed point's ``since`` from entry to entry while a
+DELTA's entry leaves it out (a lost DELTA is a seq gap, and the resync
+STATE carries it again). A point relayed again keeps the ``since`` and
+``shelf`` it came with (they are the site's, the hub nearest the agent). A map with
 ``via`` must have the others right where present, or the message is invalid.
 The central hub (rules):
 
@@ -254,6 +268,20 @@ The central hub (rules):
   relayed (its ``id`` the hub's proxy, below), and the NODE key ``via`` (1.3, the
   entry's list); it opens no alarm of its own for a relayed point (alarm
   state stays with the hub nearest the agent) and recomputes its parents;
+* (1.3) attention: a hub with the alarm layer shows a relayed point with
+  NODE ``since`` as relayed, ``shelf_id`` = the relayed ``shelf``, and
+  ``attention`` = the relayed alarm's ``max_level`` while its ``state`` is
+  ``active_unacked`` or ``rtn_unacked`` and ``shelf`` is nil (0 otherwise:
+  as the site computes it). Its parents count relayed points like their
+  own: ``attention`` is the worst of both, ``unacked_below`` counts each
+  relayed alarm with attention, ``shelved_below`` each relayed point with
+  a ``shelf``. The hub's own shelves do not cover a site's alarms (shelve
+  below the mount: the command is routed to the site); a shelf of the
+  mount covers the site's silence alarm only. While the site is silent its
+  relayed points count for nothing (the silence alarm on the mount stands
+  for them, as an agent's silence does for its points) until the site's
+  entries arrive again, and their ``since`` is when the silence began (they
+  are STALE since then); a removed point counts for nothing;
 * the site hub as a whole is an agent: when its link is lost (nothing heard
   for ``agent_liveness`` heartbeats) every point under its mount turns
   STALE with ONE alarm on the mount (reason ``agent silent``: the site's
@@ -290,7 +318,13 @@ routes these COMMANDs down to the site hub they concern, which applies them
   mount itself is the asking hub's: a shelf of ``GS1`` covers its own alarm
   for the site's silence).
 * ``alarms`` and ``shelves`` by their ``prefix`` (or ``path``) at or below a
-  site's mount: the site's list (alarm ids as proxies).
+  site's mount: the site's list (alarm ids as proxies). A listing whose
+  prefix lies above every mount (the empty prefix included) is the hub's
+  own book only (its agents' alarms and its sites' silence alarms), not
+  merged with the sites' lists: its result names the mounts below the
+  prefix in ``sites`` (1.3), so a client can say where to ask. The
+  attention tree (NODE ``attention``, ``unacked_below``) shows where they
+  are.
 
 The mount is stripped from ``path``/``prefix`` on the way down, and put back
 in front of every ``path`` and ``prefix`` in the ``result``; the answer is the
@@ -437,6 +471,9 @@ alarms      viewer   ``{prefix?, states?: [state...], limit?}`` ->
                      ``ack_comment``, ``shelf_id``, ``cleared_at``,
                      ``cleared_by``, ``cleared_user``, ``cleared_reason``,
                      ``acked`` bool, ``shelved`` bool. (1.2)
+                     (1.3) ``sites``: [str], the mounts of site hubs under
+                     the prefix, whose alarms this list does not hold (see
+                     Hub-of-hubs, Routed commands); absent: none.
 shelves     viewer   ``{prefix?, all?: bool}`` -> ``{"shelves": [shelf...]}``
                      in force or scheduled (``all``: the ended ones kept too);
                      shelf = ``id``, ``prefix``, ``mode`` (timed,
@@ -2578,6 +2615,8 @@ def relay_map(
     dt_s: float | None,
     reported: int,
     alarm: dict[str, Any] | None,
+    since: float | None = None,
+    shelf: int | None = None,
 ) -> dict[str, Any]:
     """(1.3) The 7th item of a relayed point entry (spec: "Relayed entries"): ``debounce``
     (:func:`point_debounce_map`) with the relay keys added, every key at its default left out
@@ -2599,6 +2638,10 @@ def relay_map(
         made["reported"] = reported
     if alarm is not None:
         made["alarm"] = alarm
+    if since is not None:
+        made["since"] = since
+    if shelf is not None:
+        made["shelf"] = shelf
     return made
 
 
@@ -2610,6 +2653,8 @@ def _relay_keys(index: int, raw_map: dict[str, Any]) -> dict[str, Any]:
     dt_s: Any = raw_map.get("dt")
     reported: Any = raw_map.get("reported", raw_map.get("raw"))
     alarm: Any = raw_map.get("alarm")
+    since: Any = raw_map.get("since")
+    shelf: Any = raw_map.get("shelf")
     ok = (
         isinstance(via, list)
         and 0 < len(via) <= MAX_RELAY_VIA
@@ -2619,6 +2664,8 @@ def _relay_keys(index: int, raw_map: dict[str, Any]) -> dict[str, Any]:
         and type(stale) is bool
         and (dt_s is None or (_is_number(dt_s) and 0 < dt_s < math.inf))
         and _is_int(reported)
+        and (since is None or (_is_number(since) and math.isfinite(since)))
+        and (shelf is None or _is_int(shelf))
     )
     summary: dict[str, Any] | None = None
     if ok and alarm is not None:
@@ -2633,8 +2680,8 @@ def _relay_keys(index: int, raw_map: dict[str, Any]) -> dict[str, Any]:
     if not ok:
         raise ProtocolError(
             f"body.points[{index}][6] relay keys must be via: [str] (1 to {MAX_RELAY_VIA}), agent: str, stale: bool, "
-            f"dt: positive number|nil, reported: int, alarm: {{id: int, state: str, max_level: int}}|nil; "
-            f"got {raw_map!r:.200}"
+            f"dt: positive number|nil, reported: int, alarm: {{id: int, state: str, max_level: int}}|nil, "
+            f"since: number|nil, shelf: int|nil; got {raw_map!r:.200}"
         )
     return {
         "agent": agent,
@@ -2643,6 +2690,9 @@ def _relay_keys(index: int, raw_map: dict[str, Any]) -> dict[str, Any]:
         "dt": None if dt_s is None else float(dt_s),
         "reported": reported,
         "alarm": summary,
+        "shelf": shelf,
+        # Only when sent: absent from a DELTA's entry means "unchanged" (the receiver keeps the last one).
+        **({} if "since" not in raw_map else {"since": None if since is None else float(since)}),
     }
 
 

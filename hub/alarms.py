@@ -16,6 +16,7 @@ How the hub drives it (integration is a later step)::
     HubState, per agent going silent / coming back (or heard for the first time after a restart):
         book.agent_silent(agent, mount, now, wall) / book.agent_back(agent, mount, now, wall)
     HubState, per point removed:              book.point_removed(path, now, wall)
+    HubState, per relayed entry (1.3):        book.set_relayed(path, attention, shelved)
     server, per COMMAND:                      outcome = book.ack(...) / unack / shelve / unshelve / clear
     server, every loop turn (~ every 0.2 s):  book.tick(now, wall)
     server, at the end of every loop turn, in this order:
@@ -78,7 +79,8 @@ at its mount node. Each node keeps a histogram ``{level: alarms}`` of what
 counts at or below it; a change updates the histograms of the alarm's node
 and its ancestors (depth <= 16), nothing else. ``unacked_below`` is the
 histogram's total, ``shelved_below`` the number of shelved points at or below
-(parents).
+(parents). (1.3) A relayed point (a site's, :meth:`AlarmBook.set_relayed`)
+counts the same way, as its site judges it; the book holds no alarm for it.
 
 Shelves: a rule on a path prefix (segment-aware: ``GS1/A`` covers ``GS1/A``
 and ``GS1/A/...``, never ``GS1/AB``), with a required comment, in one of three
@@ -632,6 +634,7 @@ class NodeAlarmView(NamedTuple):
 
 
 _EMPTY_VIEW: Final = NodeAlarmView()
+_NOT_RELAYED: Final[tuple[int | None, bool]] = (None, False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -766,6 +769,9 @@ class AlarmBook:
         self._published: dict[str, NodeAlarmView] = {}
         self._normal_due: list[str] = []  # prefixes whose active count fell to 0 (until_normal shelves)
         self._replaying = False  # journal entries made now are marked replayed (replayed_level)
+        # (1.3) Relayed points (a site's, gsmon.hub.relay): path -> (the level its site's alarm counts at for
+        # attention or None, shelved at the site). No alarm of this book's: they only count in the rollup.
+        self._relayed: dict[str, tuple[int | None, bool]] = {}
 
     # ------------------------------------------------------------------
     # Restore
@@ -992,8 +998,32 @@ class AlarmBook:
             self._follow(self._alarms[alarm_id], False, 0, "", None, wall, wall)
         self._settle(wall)
 
+    def set_relayed(self, path: str, attention: int | None, shelved: bool) -> None:
+        """(1.3) What the relayed point at ``path`` counts for in the rollup (protocol: Hub-of-hubs): its
+        site's alarm needs attention at level ``attention`` (None: it needs none -- no alarm, acked or
+        shelved at the site), ``shelved``: a site's shelf covers it. Parents count it in ``attention``,
+        ``unacked_below`` and ``shelved_below`` like an alarm of their own, at the cost of one walk up the
+        ancestry when it changes. ``(None, False)`` takes it away (the point is gone, its site is silent).
+        Nothing is journaled and no alarm opens: alarm state stays with the site."""
+        before = self._relayed.get(path, _NOT_RELAYED)
+        if (attention, shelved) == before:
+            return
+        node = self._ensure(path)
+        if attention != before[0]:
+            self._apply(node, (before[0], False), (attention, False))  # never active: no shelf of ours covers it
+        if shelved != before[1]:
+            self._count_shelved(node, 1 if shelved else -1)
+        self._dirty_nodes.add(path)
+        if attention is None and not shelved:
+            del self._relayed[path]
+            self._prune(node)
+        else:
+            self._relayed[path] = (attention, shelved)
+
     def point_removed(self, path: str, now: float, wall: float, reason: str = "removed") -> None:
         """The point at ``path`` is gone from the hub's tree (its agent no longer reports it, forget, ...)."""
+        if path in self._relayed:
+            self.set_relayed(path, None, False)
         point = self._points.get(path)
         alarm_id = self._point_alarm.get(path)
         if point is not None and point.level is not None:
@@ -1644,7 +1674,13 @@ class AlarmBook:
 
     def _prune(self, node: _Node | None) -> None:
         """Drop ``node`` and then its ancestors while they hold nothing."""
-        while node is not None and not node.children and node.point is None and not node.alarms:
+        while (
+            node is not None
+            and not node.children
+            and node.point is None
+            and not node.alarms
+            and node.path not in self._relayed
+        ):
             assert not node.attention
             assert not node.active
             assert not node.shelved

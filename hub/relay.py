@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from gsmon.common import names
 from gsmon.common import protocol as proto
+from gsmon.hub.alarms import ACTIVE_UNACKED, RTN_UNACKED
 
 if TYPE_CHECKING:
     from gsmon.hub.queries import QueryCore
@@ -44,6 +45,7 @@ __all__ = [
     "RoutedReply",
     "Router",
     "is_proxy_id",
+    "relayed_attention",
     "run_routed",
 ]
 
@@ -86,6 +88,19 @@ def is_proxy_id(item: object) -> bool:
     """An id in the proxy range ``[PROXY_BASE, PROXY_END)``: a relayed alarm as this hub lists it (below: the
     hub's own counter ids; above: the derived ids of a hub pair, ``[2**52, 2**53)``, also the hub's own)."""
     return type(item) is int and PROXY_BASE <= item < proto.PROXY_END
+
+
+def relayed_attention(debounce: dict[str, Any] | None) -> tuple[int | None, bool]:
+    """(1.3) What a relayed point counts for in this hub's rollup (AlarmBook.set_relayed), from its 7th map:
+    (the level its site's alarm needs attention at -- ``max_level`` while unacked and unshelved, as the
+    site counts it -- or None; whether a site's shelf covers it). ``(None, False)`` for an entry not relayed."""
+    if debounce is None or "via" not in debounce:
+        return None, False
+    shelved = debounce.get("shelf") is not None
+    alarm = debounce["alarm"]
+    if alarm is None or shelved or alarm["state"] not in (ACTIVE_UNACKED, RTN_UNACKED):
+        return None, shelved
+    return int(alarm["max_level"]), False
 
 
 class RelayGuard:

@@ -116,6 +116,7 @@ from gsmon.common.alerts import (
 )
 from gsmon.common.tree import RollupTree, TreeNode
 from gsmon.hub.alarms import AGENT_SILENT, OVERDUE, UNLISTED, AlarmBook
+from gsmon.hub.relay import relayed_attention
 from gsmon.hub.subscriptions import SubscriptionLedger
 
 __all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats", "nested_mounts"]
@@ -294,6 +295,7 @@ class _Agent:
     # (1.3) A site hub relaying its tree (its entries carry the relay keys, gsmon.hub.relay): its points
     # open no alarms here (alarm state stays with the site), their staleness and owner are as relayed.
     relay: bool = False
+    silent_wall: float | None = None  # (1.3) wall time its silence began: a silent site's points' NODE since
 
 
 class HubState:
@@ -469,7 +471,7 @@ class HubState:
         if isinstance(msg, proto.State):
             self._apply_state(agent, msg, now, wall)
         elif isinstance(msg, proto.Delta):
-            self._apply_points(agent, msg.points, now, wall)
+            self._apply_points(agent, msg.points, now, wall, delta=True)
         elif isinstance(msg, proto.Heartbeat):
             self._set_mount(agent, msg.mount)
             agent.heartbeat_s = msg.heartbeat_s
@@ -714,7 +716,9 @@ class HubState:
         node.data.declared.add(agent.name)
         agent.parents[path] = gen
 
-    def _apply_points(self, agent: _Agent, entries: list[proto.PointEntry], now: float, wall: float) -> None:
+    def _apply_points(
+        self, agent: _Agent, entries: list[proto.PointEntry], now: float, wall: float, delta: bool = False
+    ) -> None:
         # One turn of this loop per point received: attributes are read once
         # into locals, and _restyle is inlined (a refreshed leaf is not
         # overdue, so only its agent's silence can make it STALE).
@@ -733,6 +737,8 @@ class HubState:
             agent.relay = True  # a site hub (1.3): alarm state stays with it
         # The hub's own points open no alarms: its health is in the tree, an agent's silence is its own alarm.
         book = self.alarms if agent is not self._own and not agent.relay else None
+        relayed_book = self.alarms if agent.relay and not silent else None  # (1.3) a site's points: its judgement
+        keep_since = delta and agent.relay  # (1.3) a relayed DELTA entry without since: unchanged, kept
         stale_reason = AGENT_SILENT if silent else None
         for entry in entries:
             path, value, alertcode, alertstr, polled_at_s, dt_s = entry
@@ -783,9 +789,16 @@ class HubState:
                 book.point_level(leaf.path, agent.name, code, label, value, polled_at_s, stale_reason, now, wall)
             # A debounced point's entry carries its raw level, pending move and flap state (DebouncedEntry).
             if type(entry) is debounced_entry:
+                if keep_since and "since" not in entry.debounce and leaf.debounce is not None:
+                    before = leaf.debounce.get("since")
+                    if before is not None and "via" in entry.debounce:
+                        entry.debounce["since"] = before
                 self._set_debounce(leaf, entry.debounce, book, polled_at_s, now, wall)
             elif leaf.debounce is not None:
                 self._set_debounce(leaf, None, book, polled_at_s, now, wall)  # its debounce was switched off
+            if relayed_book is not None:
+                attention, shelved = relayed_attention(leaf.debounce)
+                relayed_book.set_relayed(leaf.path, attention, shelved)
             if code != old_code:
                 for ancestor in set_code(node, code):
                     dirty[ancestor.key] = ancestor
@@ -1001,6 +1014,11 @@ class HubState:
         agent.silent_since = now
         if self.alarms is not None and agent.mount:
             self.alarms.agent_silent(agent.name, agent.mount, now, self._wall)
+            if agent.relay:
+                # (1.3) The site's silence alarm stands for its relayed alarms until its entries come again.
+                agent.silent_wall = self._wall
+                for path in agent.leaves:
+                    self.alarms.set_relayed(path, None, False)
         if bye:
             log.info("agent %s stopped (it said goodbye); its points are STALE", agent.name)
         else:
@@ -1445,14 +1463,30 @@ class HubState:
             self._debounce_keys(data.debounce, extra)
         return extra or None
 
-    def _relay_keys(self, site: str, debounce: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
-        """(1.3) A relayed point's NODE keys: the site's alarm summary (under this hub's proxy id) and the
-        hubs it passed."""
-        out = dict(extra) if extra else {}
+    def _relay_keys(self, site: _Agent, debounce: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+        """(1.3) A relayed point's NODE keys, in NODE_EXTRA_KEYS order: ``since`` and ``shelf_id`` as the site
+        relayed them (with the alarm layer only: without it nothing is judged; while the site is silent its
+        points are STALE since the silence began), ``attention`` from the book (set_relayed), the site's alarm
+        summary (under this hub's proxy id), the hubs it passed."""
+        extra = extra or {}
+        out: dict[str, Any] = {}
+        layer = self.alarms is not None
+        since = debounce.get("since")
+        if site.silent and site.silent_wall is not None:
+            since = site.silent_wall
+        if layer and since is not None:
+            out["since"] = since
+        if "attention" in extra:
+            out["attention"] = extra["attention"]
         alarm = debounce["alarm"]
         if alarm is not None:
             proxy = self.relay_alarm_id
-            out["alarm"] = alarm if proxy is None else {**alarm, "id": proxy(site, alarm["id"])}
+            out["alarm"] = alarm if proxy is None else {**alarm, "id": proxy(site.name, alarm["id"])}
+        if layer and debounce.get("shelf") is not None:
+            out["shelf_id"] = debounce["shelf"]
+        for key, value in extra.items():
+            if key not in out and key not in ("since", "attention", "alarm", "shelf_id"):
+                out[key] = value
         out["via"] = debounce["via"]
         return out
 
@@ -1481,7 +1515,7 @@ class HubState:
                 stale = stale or debounce["stale"]
                 dt_s = debounce["dt"]
                 reported = debounce["reported"]
-                extra = self._relay_keys(agent.name, debounce, extra)
+                extra = self._relay_keys(agent, debounce, extra)
             if code == reported:
                 label, reported = _labels.get(code, data.alertstr), None  # sent only when it differs
             else:

@@ -50,6 +50,7 @@ __all__ = ["UpstreamCore", "UpstreamLink", "UpstreamSettings", "default_hub_id"]
 log = logging.getLogger(__name__)
 
 _HUB_ROOT: Final = "_hub"
+_UNSENT: Final = object()  # no entry of the point sent since the last STATE
 
 
 def default_hub_id(agents_endpoint: str) -> str:
@@ -174,6 +175,9 @@ class UpstreamCore:
         self._waiting: dict[float, dict[str, None]] = {}  # last-sent flush time -> paths, oldest first
         self._sent_at: dict[str, float] = {}  # when each point's last DELTA entry was made
         self._sent_key: dict[str, tuple[Any, ...]] = {}  # its level, staleness and alarm then
+        # (1.3) The relay ``since`` each point's last entry said: a DELTA entry leaves an unchanged one out
+        # (it changes only with the level: sending it with every value would cost the link a sixth more).
+        self._sent_since: dict[str, float | None] = {}
         self._now = now
         self.entries_sent = 0
         self.entries_coalesced = 0  # changes folded into a later entry of the same point
@@ -254,6 +258,7 @@ class UpstreamCore:
                     removed = True
                     del sent_key[path]
                     sent_at.pop(path, None)
+                    self._sent_since.pop(path, None)
                 continue
             if not self._selected(path):
                 continue
@@ -261,7 +266,7 @@ class UpstreamCore:
             key = self._key(leaf)
             if key[0] < min_level and sent_key.get(path) == key:
                 continue  # below the minimum level and only its value changed: not relayed
-            out.append(self._entry(leaf))
+            out.append(self._entry(leaf, full=False))
             sent_at[path] = now
             sent_key[path] = key
         if removed:
@@ -274,6 +279,7 @@ class UpstreamCore:
         entries: list[proto.PointEntry] = []
         sent_key = self._sent_key
         sent_key.clear()
+        self._sent_since.clear()
         # The STATE carries every point as it is now: changes waiting to be sent are in it.
         self._changed.clear()
         self._held_at.clear()
@@ -283,7 +289,7 @@ class UpstreamCore:
             for path, leaf in agent.leaves.items():
                 if not self._selected(path):
                     continue
-                entries.append(self._entry(leaf))
+                entries.append(self._entry(leaf, full=True))
                 sent_key[path] = self._key(leaf)
         self.entries_sent += len(entries)
         return entries, []
@@ -299,26 +305,31 @@ class UpstreamCore:
         prefixes = self.settings.prefixes
         return not prefixes or any(names.path_in_prefix(path, prefix) for prefix in prefixes)
 
-    def _key(self, leaf: Any) -> tuple[int, bool, Any]:
-        """What a point's entry says besides its value -- level (STALE included), staleness, alarm: a
-        change of it is relayed whatever the minimum level."""
+    def _key(self, leaf: Any) -> tuple[int, bool, Any, int | None]:
+        """What a point's entry says besides its value -- level (STALE included), staleness, alarm, shelf
+        (1.3): a change of it is relayed whatever the minimum level."""
         debounce = leaf.debounce
         stale = bool(leaf.overdue or leaf.agent.silent)
         alarm: Any = None
+        shelf: int | None = None
         if leaf.agent.relay and debounce is not None and "via" in debounce:
             stale = stale or debounce["stale"]
             alarm = debounce["alarm"]
+            shelf = debounce.get("shelf")
             if alarm is not None:
                 alarm = (alarm["id"], alarm["state"], alarm["max_level"])  # its id here or below: a change all the same
         elif self.state.alarms is not None:
-            found = self.state.alarms.current_view(leaf.path).alarm
+            view = self.state.alarms.current_view(leaf.path)
+            found = view.alarm
+            shelf = view.shelf_id
             if found is not None:
                 alarm = (found.id, found.state, found.max_level)
         code: int = leaf.node.code
-        return (max(code, STALE_ALERTCODE) if stale else code, stale, alarm)
+        return (max(code, STALE_ALERTCODE) if stale else code, stale, alarm, shelf)
 
-    def _entry(self, leaf: Any) -> proto.PointEntry:
-        """A leaf of the site's tree as a relayed entry (protocol: "Relayed entries")."""
+    def _entry(self, leaf: Any, full: bool) -> proto.PointEntry:
+        """A leaf of the site's tree as a relayed entry (protocol: "Relayed entries"); ``full``: for a
+        STATE (``since`` always there when known), else for a DELTA (``since`` only when it changed)."""
         node = leaf.node
         code: int = node.code
         agent = leaf.agent
@@ -335,17 +346,26 @@ class UpstreamCore:
             proxy = self.state.relay_alarm_id
             if alarm is not None and proxy is not None:  # relayed on under this hub's id for it (Router)
                 alarm = {**alarm, "id": proxy(agent.name, alarm["id"])}
+            # (1.3) The site nearest the agent judged them: relayed on as they came.
+            since, shelf = debounce.get("since"), debounce.get("shelf")
         else:
             owner = agent.name
             via = [self.hub_id]
             dt_s = leaf.dt_s if leaf.dt_s is not None and 0 < leaf.dt_s < math.inf else None
             reported = leaf.alertcode
             alarm = None
+            since = shelf = None
             book = self.state.alarms
             if book is not None:
-                open_alarm = book.current_view(leaf.path).alarm
+                view = book.current_view(leaf.path)
+                since, shelf = view.since, view.shelf_id  # (1.3) the centre's NODE since, shelf_id and attention
+                open_alarm = view.alarm
                 if open_alarm is not None:
                     alarm = {"id": open_alarm.id, "state": open_alarm.state, "max_level": open_alarm.max_level}
+        if full or self._sent_since.get(leaf.path, _UNSENT) != since:
+            self._sent_since[leaf.path] = since
+        else:
+            since = None  # unchanged since the point's last entry: left out (protocol: Relayed entries)
         if stale:
             code = max(code, STALE_ALERTCODE)
         if debounce is None:
@@ -355,7 +375,8 @@ class UpstreamCore:
             base["pending"], base["flapping"] = debounce["pending"], debounce["flapping"]
         label = alertstr_for(code) if code != leaf.alertcode else leaf.alertstr
         entry = proto.PointEntry(leaf.path, leaf.value, code, label or "", leaf.polled_at_s or 0.0, None)
-        return proto.debounced_entry(entry, proto.relay_map(base, owner, via, stale, dt_s, reported, alarm))
+        relayed = proto.relay_map(base, owner, via, stale, dt_s, reported, alarm, since, shelf)
+        return proto.debounced_entry(entry, relayed)
 
 
 class UpstreamLink:

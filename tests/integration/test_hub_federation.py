@@ -5,7 +5,8 @@
   link turns that site's subtree STALE at the centre with ONE alarm, the other site unaffected, and
   plugging it back heals it; an ack at the centre is applied at the site while the link is up and
   refused with the reason while it is down.
-* On loopback: a chain of three hubs (an ack at the top goes two levels down), and a configured loop
+* On loopback: a chain of three hubs (an ack at the top goes two levels down; the site's unacked RED
+  needs attention at the top until then), and a configured loop
   (each hub drops, and counts, what comes back round to it).
 """
 
@@ -97,6 +98,13 @@ def test_a_chain_of_three_hubs_shows_the_site_at_the_top_and_routes_an_ack_two_l
         assert disk.dt_s == pytest.approx(0.2)
         wait_until(lambda: polled(sub) and sub.tree["M"].alertcode == RED, what="the top recomputes its parents")
         wait_until(lambda: _alarm_of(sub, "M/GS1/rack1/disk"), what="the alarm summary at the top")
+        # (1.3) The site's unacked RED needs attention at the top: the point, the mount, the top's root.
+        wait_until(
+            lambda: [_attention(sub, path) for path in ("M/GS1/rack1/disk", "M/GS1", "M")] == [RED] * 3,
+            what="the site's unacked RED in the top's attention tree",
+        )
+        assert sub.tree["M"].unacked_below == 1
+        assert sub.tree["M/GS1/rack1/disk"].since is not None
         # The alarm lives at the site only; the top lists it through the chain, paths as the top has them.
         [_site_alarm] = wait_until(lambda: _open_alarms(site.query), what="the site's alarm")
         assert _open_alarms(mid.query) == []  # the mid hub's own book has nothing of the site
@@ -114,6 +122,11 @@ def test_a_chain_of_three_hubs_shows_the_site_at_the_top_and_routes_an_ack_two_l
             lambda: polled(sub) and sub.tree["M/GS1/rack1/disk"].alarm["state"] == "active_acked",
             what="the acknowledgement relayed back up to the top",
         )
+        wait_until(
+            lambda: [_attention(sub, path) for path in ("M/GS1/rack1/disk", "M/GS1", "M")] == [0] * 3,
+            what="no attention left at the top once the site's alarm is acked",
+        )
+        assert not sub.tree["M"].unacked_below
 
 
 def test_a_configured_loop_is_cut_where_a_hub_sees_its_own_id(procs: Processes, tmp_path: Path) -> None:
@@ -140,6 +153,15 @@ def test_a_configured_loop_is_cut_where_a_hub_sees_its_own_id(procs: Processes, 
 def _count(sub: Subscriber, path: str) -> int:
     node = _point(sub, path)
     return int(node.value) if node is not None else 0
+
+
+def _attention(sub: Subscriber, path: str) -> int | None:
+    """A node's NODE attention: absent is 0 on a node with ``since``, and None (not judged) without."""
+    sub.poll(0.05)
+    node = sub.tree.get(path)
+    if node is None or node.since is None:
+        return None
+    return node.attention or 0
 
 
 def _alarm_of(sub: Subscriber, path: str) -> Any:

@@ -6,6 +6,7 @@ No sockets, no sleeps: site and central hub cores are wired through the real cod
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from typing import Any
@@ -14,6 +15,7 @@ import msgpack
 import pytest
 from test_hub_state import SETTINGS, WALL0, Agent, pt
 
+from gsmon.common import alarms_cli, cli
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE
 from gsmon.common.config import ConfigError
@@ -242,6 +244,219 @@ def test_a_point_removed_at_the_site_leaves_the_centre_with_the_next_state() -> 
     assert any(isinstance(msg, proto.State) and [e.path for e in msg.points] == ["rack1/cpu"] for msg in sent)
 
 
+# -- attention at the centre (1.3) --------------------------------------------------------------
+
+
+def attention(hub: Hub, path: str) -> tuple[int, int, int]:
+    """A node's (attention, unacked_below, shelved_below) as its latest NODE says (absent: 0)."""
+    node = hub.out[path]
+    assert "since" in node, f"{path}: no since, so attention would read as not judged"
+    return node.get("attention", 0), node.get("unacked_below", 0), node.get("shelved_below", 0)
+
+
+def test_a_relayed_unacked_alarm_needs_attention_at_the_centre_and_its_parents_count_it() -> None:
+    site, central, _ = federation()
+    disk = central.out["GS1/rack1/disk"]
+    assert disk["since"] == site.out["rack1/disk"]["since"]  # the site's, relayed
+    assert disk["attention"] == RED
+    assert "since" in central.out["GS1/rack1/cpu"]
+    assert "attention" not in central.out["GS1/rack1/cpu"]
+    assert attention(central, "GS1/rack1") == attention(central, "GS1") == (RED, 1, 0)
+    assert central.book.alarms() == []  # counted, but no alarm of the centre's
+
+
+def test_a_delta_entry_carries_since_only_when_it_changed_and_the_centre_keeps_it_meanwhile() -> None:
+    site, central, rack = federation(coalesce_s=0.0)
+    first = central.out["GS1/rack1/disk"]["since"]
+    site.take(rack.delta(pt("disk", RED, value=98, dt=1.0, polled=1.0)), 1.0)  # a new value, the same level
+    [delta] = [msg for msg in pump(site, central, 1.0) if isinstance(msg, proto.Delta)]
+    [entry] = delta.points
+    assert isinstance(entry, proto.DebouncedEntry)
+    assert "since" not in entry.debounce  # unchanged: left out (a sixth of the link's bytes)
+    disk = central.out["GS1/rack1/disk"]
+    assert (disk["value"], disk["since"], disk["attention"]) == (98, first, RED)
+    site.take(rack.delta(pt("disk", ORANGE, value=90, dt=1.0, polled=2.0)), 2.0)
+    [delta] = [msg for msg in pump(site, central, 2.0) if isinstance(msg, proto.Delta)]
+    [entry] = delta.points
+    assert isinstance(entry, proto.DebouncedEntry)
+    assert entry.debounce["since"] == WALL0 + 2.0 == central.out["GS1/rack1/disk"]["since"]
+    # A STATE carries it whatever was sent before.
+    assert site.upstream is not None
+    site.upstream.upstream(SUBSCRIBE)
+    [state] = [msg for msg in pump(site, central, 3.0) if isinstance(msg, proto.State)]
+    assert all(isinstance(item, proto.DebouncedEntry) and "since" in item.debounce for item in state.points)
+
+
+def test_the_relayed_attention_is_the_worst_of_the_hubs_own_and_the_sites() -> None:
+    site, central = Hub("site1", 0x51), Hub("central", 0xCE)
+    site.take(Agent("rack1", "rack1").state(pt("disk", RED)), 0.0)
+    site.link("net/GS1", coalesce_s=0.0).upstream(SUBSCRIBE)
+    pump(site, central, 0.0)
+    central.take(Agent("ops", "net/ops").state(pt("fan", ORANGE)), 0.5)  # an agent of the centre's own
+    central.drain(0.5)
+    assert attention(central, "net") == (RED, 2, 0)
+    shown = central.out["net/GS1/rack1/disk"]["alarm"]["id"]
+    assert central.ask("ack", {"ids": [shown]}, 1.0) is None
+    [reply] = routed_answers(site, central, 1.0)
+    assert reply.ok
+    pump(site, central, 1.0)
+    assert attention(central, "net") == (ORANGE, 1, 0)  # the centre's own ORANGE is left
+    assert attention(central, "net/GS1") == (0, 0, 0)
+
+
+def test_an_ack_at_the_centre_takes_the_relayed_attention_away_and_a_new_level_brings_it_back() -> None:
+    site, central, rack = federation(coalesce_s=0.0)
+    shown = central.out["GS1/rack1/disk"]["alarm"]["id"]
+    assert central.ask("ack", {"ids": [shown]}, 1.0) is None
+    [reply] = routed_answers(site, central, 1.0)
+    assert reply.ok
+    pump(site, central, 1.0)
+    assert "attention" not in central.out["GS1/rack1/disk"]
+    assert attention(central, "GS1") == (0, 0, 0)
+    # Worse than the acked max_level: the site's alarm is unacked again, and so is the centre's view of it.
+    site.take(rack.delta(pt("disk", STALE_ALERTCODE + 10, dt=1.0, polled=2.0)), 2.0)
+    pump(site, central, 2.0)
+    assert central.out["GS1/rack1/disk"]["attention"] == STALE_ALERTCODE + 10
+    assert attention(central, "GS1") == (STALE_ALERTCODE + 10, 1, 0)
+
+
+def test_a_latched_alarm_back_to_normal_at_the_site_still_needs_attention_at_the_centre() -> None:
+    site, central, rack = federation(coalesce_s=0.0)
+    site.take(rack.delta(pt("disk", GREEN, value=40, dt=1.0, polled=1.0)), 1.0)
+    pump(site, central, 1.0)
+    disk = central.out["GS1/rack1/disk"]
+    assert (disk["alert"], disk["alarm"]["state"], disk["attention"]) == (GREEN, "rtn_unacked", RED)
+    assert attention(central, "GS1") == (RED, 1, 0)
+
+
+def test_a_site_shelf_relays_its_id_and_takes_attention_away_at_the_centre() -> None:
+    site, central, _ = federation(coalesce_s=0.0)
+    args = {"prefix": "GS1/rack1", "mode": "timed", "duration_s": 600, "comment": "disk swap"}
+    assert central.ask("shelve", args, 1.0) is None  # below the mount: routed to the site
+    [reply] = routed_answers(site, central, 1.0)
+    assert reply.ok, reply.message
+    shelf_id = reply.result["shelf"]["id"]
+    pump(site, central, 1.0)
+    disk, cpu = central.out["GS1/rack1/disk"], central.out["GS1/rack1/cpu"]
+    assert (disk["shelf_id"], cpu["shelf_id"]) == (shelf_id, shelf_id)  # the site's id, as a routed listing shows it
+    assert "attention" not in disk
+    assert attention(central, "GS1/rack1") == attention(central, "GS1") == (0, 0, 2)
+    assert central.ask("unshelve", {"id": shelf_id, "path": "GS1/rack1/disk"}, 2.0) is None
+    [reply] = routed_answers(site, central, 2.0)
+    assert reply.ok, reply.message
+    pump(site, central, 2.0)
+    assert "shelf_id" not in central.out["GS1/rack1/disk"]
+    assert attention(central, "GS1") == (RED, 1, 0)
+
+
+def test_a_silent_sites_relayed_alarms_count_as_its_silence_until_its_entries_come_again() -> None:
+    site, central, rack = federation(coalesce_s=0.0)
+    central.state.tick(10.0, WALL0 + 10.0)
+    central.drain(10.0)
+    # One alarm for the centre's operators: the silence on the mount, not the disk it stands for.
+    assert "attention" not in central.out["GS1/rack1/disk"]
+    assert central.out["GS1/rack1/disk"]["since"] == WALL0 + 10.0  # STALE since the silence began
+    assert attention(central, "GS1/rack1") == (0, 0, 0)
+    assert attention(central, "GS1") == (STALE_ALERTCODE, 1, 0)
+    site.take(rack.delta(pt("cpu", GREEN, dt=1.0, polled=11.0), pt("disk", RED, value=97, dt=1.0, polled=11.0)), 11.0)
+    site.state.tick(11.0, WALL0 + 11.0)
+    assert site.upstream is not None
+    site.upstream.policy.last_sent = -1e9
+    pump(site, central, 11.0)
+    assert central.state.take_resync_requests() == ["GS1"]
+    site.upstream.upstream(SUBSCRIBE + proto.RESYNC_TOPIC_PREFIX + b"GS1")
+    pump(site, central, 11.2)
+    assert central.out["GS1/rack1/disk"]["attention"] == RED
+    assert central.out["GS1/rack1/disk"]["since"] == site.out["rack1/disk"]["since"]  # the site's again
+    # The silence latched (STALE): it still wants its ack, next to the site's RED.
+    assert attention(central, "GS1") == (STALE_ALERTCODE, 2, 0)
+    assert attention(central, "GS1/rack1") == (RED, 1, 0)
+
+
+def test_a_relayed_point_removed_counts_for_nothing_any_more() -> None:
+    site, central, rack = federation(coalesce_s=0.0)
+    site.take(rack.state(pt("cpu", GREEN)), 1.0)  # disk is no longer listed (cpu one-shot: never overdue)
+    now = 1.0
+    while "GS1/rack1/disk" in central.state.tree and now < 40.0:  # gone at the site, then at the centre
+        now += 1.0
+        site.take(rack.heartbeat(), now)
+        site.state.tick(now, WALL0 + now)
+        pump(site, central, now)
+        central.state.tick(now, WALL0 + now)
+        central.drain(now)
+    assert "GS1/rack1/disk" not in central.state.tree
+    assert [alarm.state for alarm in site.book.alarms()] == ["rtn_unacked"]  # latched: the site still wants an ack
+    assert attention(central, "GS1") == (0, 0, 0)
+    assert central.book.view_of("GS1/rack1/disk") == central.book.view_of("no/such/path")  # pruned
+
+
+def test_a_chain_of_three_hubs_shows_the_sites_attention_at_the_top() -> None:
+    site, mid, top = Hub("site1", 1), Hub("mid", 2), Hub("top", 3)
+    rack = Agent("rack1", "rack1")
+    site.take(rack.state(pt("cpu", RED, dt=2.0)), 0.0)
+    site.link("GS1").upstream(SUBSCRIBE)
+    mid.link("M").upstream(SUBSCRIBE)
+    for now in (0.0, 0.2):
+        pump(site, mid, now)
+        pump(mid, top, now)
+    cpu = top.out["M/GS1/rack1/cpu"]
+    assert (cpu["attention"], cpu["since"]) == (RED, site.out["rack1/cpu"]["since"])
+    assert attention(top, "M") == attention(mid, "GS1") == (RED, 1, 0)
+    # A new value at the same level: DELTAs without since all the way up, and each hub keeps it.
+    site.take(rack.delta(pt("cpu", RED, value=2.0, dt=2.0, polled=1.5)), 1.5)
+    for now in (1.5, 1.7):
+        pump(site, mid, now)
+        pump(mid, top, now)
+    cpu = top.out["M/GS1/rack1/cpu"]
+    assert (cpu["value"], cpu["since"], cpu["attention"]) == (2.0, site.out["rack1/cpu"]["since"], RED)
+
+
+def test_set_relayed_counts_once_per_path_and_taking_it_away_prunes() -> None:
+    book = AlarmBook()
+    book.set_relayed("S/a/x", RED, False)
+    book.set_relayed("S/a/x", RED, False)  # the same again: nothing changes
+    book.set_relayed("S/b/y", None, True)
+    assert (book.attention_of("S"), book.unacked_below("S"), book.shelved_below("S")) == (RED, 1, 1)
+    assert set(book.take_node_changes()) == {"S", "S/a", "S/a/x", "S/b", "S/b/y"}
+    book.set_relayed("S/a/x", ORANGE, False)
+    assert (book.attention_of("S"), book.unacked_below("S")) == (ORANGE, 1)
+    book.set_relayed("S/a/x", None, False)
+    book.point_removed("S/b/y", 0.0, WALL0)
+    assert (book.attention_of("S"), book.unacked_below("S"), book.shelved_below("S")) == (0, 0, 0)
+    assert book.take_journal() == []  # the site journals its alarms; nothing here
+    assert all(view == book.view_of("") for view in book.take_node_changes().values())  # every node reset
+
+
+def test_gsmon_alarms_at_the_centre_names_the_sites_whose_alarms_it_lists_at_their_mounts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site, central, _ = federation()
+
+    def send(command: str, args: dict[str, Any]) -> proto.CommandResult:
+        """The centre's query core, and the site's when the command is routed (no sockets)."""
+        reply = central.ask(command, args, 1.0)
+        if reply is None:
+            [reply] = routed_answers(site, central, 1.0)
+        return reply
+
+    monkeypatch.setattr(alarms_cli, "hub_sender", lambda *args, **kwargs: send)
+    monkeypatch.setenv("GSMON_HUB", "tcp://127.0.0.1:7763")
+    monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent-gsmon-test")
+    reply = central.ask("alarms", {}, 1.0)
+    assert reply is not None
+    assert (reply.result["alarms"], reply.result["sites"]) == ([], ["GS1"])  # the root listing is the centre's own
+    assert cli.main(["alarms"]) == 0
+    out = capsys.readouterr().out
+    assert "no open alarms in the whole tree at this hub" in out
+    assert "site hubs below keep their own alarms (not listed here): GS1; ask at a mount: gsmon alarms GS1" in out
+    assert cli.main(["alarms", "GS1"]) == 0  # at the mount: the site's list, routed
+    out = capsys.readouterr().out
+    assert "GS1/rack1/disk" in out
+    assert "site hubs below" not in out
+    assert cli.main(["alarms", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # the JSON array as before
+
+
 # -- loop guard and chains ----------------------------------------------------------------------
 
 
@@ -417,7 +632,8 @@ def test_upstream_result_round_trips() -> None:
 @pytest.mark.parametrize(
     "bad",
     [{"via": "site1"}, {"via": []}, {"via": ["s"], "agent": 3}, {"via": ["s"], "stale": 1}, {"via": ["s"], "dt": -1},
-     {"via": ["s"], "alarm": {"id": "x", "state": "s", "max_level": 1}}],
+     {"via": ["s"], "alarm": {"id": "x", "state": "s", "max_level": 1}}, {"via": ["s"], "since": "x"},
+     {"via": ["s"], "since": float("nan")}, {"via": ["s"], "shelf": 1.5}, {"via": ["s"], "shelf": True}],
 )  # fmt: skip
 def test_relay_keys_with_a_wrong_type_make_the_message_invalid(bad: dict[str, Any]) -> None:
     relay = {"raw": 10, "raw_str": "", "pending": None, "flapping": None, "agent": "r", "via": ["s"], "stale": False,
