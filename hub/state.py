@@ -751,6 +751,24 @@ class HubState:
             assert node is not None
             code = max(alertcode, STALE_ALERTCODE) if silent else alertcode
             old_code = node.code
+            if (
+                not delta
+                and polled_at_s == leaf.polled_at_s
+                and code == old_code
+                and not leaf.overdue
+                and not leaf.silence_hold
+                and unknown is leaf.unknown
+                and dt_s == leaf.dt_s
+                and alertstr == leaf.alertstr
+                and value == leaf.value
+                and (entry.debounce if type(entry) is debounced_entry else None) == leaf.debounce
+            ):
+                # A STATE re-sending the poll the hub has (an agent's periodic STATE; a site hub's): it is
+                # listed, and nothing else -- no NODE (nothing changed, received_at stays that of the poll's
+                # first arrival) and no new deadline (the point was not polled again: a stuck point goes
+                # STALE however often its old poll is re-sent).
+                leaf.gen = gen
+                continue
             if code != old_code and (code >= threshold or old_code >= threshold):
                 # Before the leaf changes: the old label is still the leaf's (a new one was never set).
                 self._now = now

@@ -250,6 +250,23 @@ def test_parents_follow_every_update_incrementally() -> None:
 # -- liveness and staleness -----------------------------------------------------
 
 
+def test_a_state_re_sending_the_poll_the_hub_has_publishes_nothing_and_refreshes_no_deadline() -> None:
+    """An agent's periodic STATE (or a site hub's) repeats polls the hub has: no NODE for them; a point
+    whose poll does not advance (a stuck monitor function) goes STALE however often it is re-sent."""
+    hub = make_hub(stale_factor=3.0, stale_slack_s=1.0)
+    agent = Agent("ant", "GS1/Ant", heartbeat_s=100.0)
+    send(hub, agent.state(pt("x", GREEN, dt=1.0, polled=1.0), pt("y", GREEN, dt=1.0, polled=1.0)), now=1.0)
+    drain(hub, 1.0)
+    # y is polled again; x is stuck at its poll of t=1 (re-sent as it is).
+    send(hub, agent.state(pt("x", GREEN, dt=1.0, polled=1.0), pt("y", GREEN, dt=1.0, polled=3.0)), now=3.0)
+    assert set(latest(drain(hub, 3.0))) == {"GS1/Ant/y"}
+    send(hub, agent.state(pt("x", GREEN, dt=1.0, polled=1.0), pt("y", GREEN, dt=1.0, polled=4.5)), now=4.5)
+    hub.tick(5.5, WALL0 + 5.5)  # x's deadline from its one real poll: 1 + 3 x 1 + 1 = 5
+    nodes = latest(drain(hub, 5.5))
+    assert nodes["GS1/Ant/x"].stale
+    assert not nodes["GS1/Ant/y"].stale
+
+
 def test_an_agent_goes_silent_after_liveness_times_its_heartbeat_and_not_before() -> None:
     """Silent after agent_liveness x heartbeat_s: its points and their parents read STALE."""
     hub = make_hub()
