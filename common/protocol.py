@@ -234,7 +234,12 @@ key           type                meaning
 ``reported``  int                 the level the agent last reported (the site's
                                   ``reported_alert``, else the level itself)
 ``alarm``     map|nil             the site's open alarm on the point: ``id`` (the site
-                                  hub's alarm id), ``state``, ``max_level``; nil: none
+                                  hub's alarm id), ``state``, ``max_level``; nil: none.
+                                  While the point's agent is silent at the site, its
+                                  agent-silent alarm (which sits on the agent's mount
+                                  there, not relayed) unless the point's own alarm
+                                  needs attention: every point of the agent carries
+                                  it, so the centre counts the silence and can ack it
 ``since``     float|nil           (1.3) the point's NODE ``since`` at the site (wall
                                   seconds its current level began); nil: the site has no
                                   alarm layer (nothing judged, NODE ``since`` absent).

@@ -1485,6 +1485,14 @@ class AlarmBook:
     def is_silent(self, agent: str) -> bool:
         return agent in self._silent
 
+    def agent_alarm(self, agent: str) -> Alarm | None:
+        """The open agent-silent alarm of ``agent`` (None: none, or cleared)."""
+        alarm_id = self._agent_alarm.get(agent)
+        if alarm_id is None:
+            return None
+        alarm = self._alarms[alarm_id]
+        return None if alarm.state == CLEARED else alarm.freeze()
+
     def point_paths_of(self, agent: str) -> list[str]:
         """Every point the book knows for ``agent`` (a scan of all points: for views and tests)."""
         return sorted(path for path, point in self._points.items() if point.agent == agent)

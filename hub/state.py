@@ -611,6 +611,10 @@ class HubState:
             self._index_mount(agent.name, mount, add=True)
             self._warn_nesting(agent)
 
+    def agents_mounted_at(self, path: str) -> list[_Agent]:
+        """The agents whose mount is ``path``."""
+        return [self.agents[name] for name in sorted(self._agents_at_mount.get(path, ()))]
+
     def _index_mount(self, name: str, mount: str, *, add: bool) -> None:
         """Enter (or take out) ``name`` at ``mount`` in the mount index."""
         if not mount:

@@ -158,6 +158,9 @@ class _LinkPolicy:
         return out
 
 
+_NEEDS_ATTENTION: Final = ("active_unacked", "rtn_unacked")
+
+
 class UpstreamCore:
     """What the site hub sends to its central hub, and when (module docstring). No sockets."""
 
@@ -250,9 +253,15 @@ class UpstreamCore:
         get = self.state.tree.get
         out: list[proto.PointEntry] = []
         removed = False
+        silences: list[str] = []
         for path in ready:
             del held_at[path]
             node = get(path)
+            if node is not None and not node.is_leaf:
+                # A mount whose agent-silent alarm changed (acked, say): the points that carry it go again.
+                for agent in self.state.agents_mounted_at(path):
+                    if agent.silent:
+                        silences.extend(leaf for leaf in agent.leaves if leaf not in held_at)
             if node is None or not node.is_leaf:
                 if path in sent_key:  # a point the central hub has: gone here, so it goes there with a STATE
                     removed = True
@@ -269,6 +278,15 @@ class UpstreamCore:
             out.append(self._entry(leaf, full=False))
             sent_at[path] = now
             sent_key[path] = key
+        for path in dict.fromkeys(silences):
+            node = get(path)
+            if node is None or not node.is_leaf or not self._selected(path):
+                continue
+            key = self._key(node.data)
+            if sent_key.get(path) != key:
+                out.append(self._entry(node.data, full=False))
+                sent_at[path] = now
+                sent_key[path] = key
         if removed:
             self.policy.needs_state = True
         self.entries_sent += len(out)
@@ -320,12 +338,25 @@ class UpstreamCore:
                 alarm = (alarm["id"], alarm["state"], alarm["max_level"])  # its id here or below: a change all the same
         elif self.state.alarms is not None:
             view = self.state.alarms.current_view(leaf.path)
-            found = view.alarm
+            found = self._shown_alarm(leaf, view.alarm)
             shelf = view.shelf_id
             if found is not None:
                 alarm = (found.id, found.state, found.max_level)
         code: int = leaf.node.code
         return (max(code, STALE_ALERTCODE) if stale else code, stale, alarm, shelf)
+
+    def _shown_alarm(self, leaf: Any, own: Any) -> Any:
+        """(1.3) The alarm a point's entry carries: its own, or -- while its agent is silent -- the agent-silent
+        alarm (it sits on the agent's mount here, which is not relayed), so the centre counts the silence in
+        its attention and can route an ack of it down (one proxy id for all the points). The silence wins
+        over an own alarm that needs no attention (acknowledged or shelved)."""
+        book = self.state.alarms
+        if book is None or not leaf.agent.silent:
+            return own
+        silence = book.agent_alarm(leaf.agent.name)
+        if silence is None or (own is not None and own.state in _NEEDS_ATTENTION and own.shelf_id is None):
+            return own
+        return silence
 
     def _entry(self, leaf: Any, full: bool) -> proto.PointEntry:
         """A leaf of the site's tree as a relayed entry (protocol: "Relayed entries"); ``full``: for a
@@ -359,7 +390,7 @@ class UpstreamCore:
             if book is not None:
                 view = book.current_view(leaf.path)
                 since, shelf = view.since, view.shelf_id  # (1.3) the centre's NODE since, shelf_id and attention
-                open_alarm = view.alarm
+                open_alarm = self._shown_alarm(leaf, view.alarm)
                 if open_alarm is not None:
                     alarm = {"id": open_alarm.id, "state": open_alarm.state, "max_level": open_alarm.max_level}
         if full or self._sent_since.get(leaf.path, _UNSENT) != since:

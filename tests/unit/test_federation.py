@@ -748,3 +748,28 @@ def test_proxy_ids_sit_between_the_counted_ids_and_a_pairs_derived_ids() -> None
     assert not is_proxy_id(True)
     hub = HubState(SETTINGS, 1, now=0.0, alarms=AlarmBook())
     assert Router(hub, "central")._target("ack", {"ids": [DERIVED_ID_BASE + 5]}) is None
+
+
+def test_an_agent_silent_at_the_site_needs_attention_at_the_centre_until_acked_there() -> None:
+    """The site's agent-silent alarm sits on the agent's mount there (not relayed): its points carry it up."""
+    site, central, _ = federation(coalesce_s=0.0)
+    disk = central.out["GS1/rack1/disk"]["alarm"]["id"]
+    assert central.ask("ack", {"ids": [disk]}, 0.5) is None
+    [reply] = routed_answers(site, central, 0.5)
+    assert reply.ok
+    pump(site, central, 0.5)
+    assert attention(central, "GS1") == (0, 0, 0)
+    site.state.tick(35.0, WALL0 + 35.0)  # rack1 unheard for more than 3 x its 10 s heartbeat: silent there
+    pump(site, central, 35.0)
+    [silence] = [a for a in site.book.alarms() if a.reason == AGENT_SILENT]
+    cpu = central.out["GS1/rack1/cpu"]
+    assert cpu["stale"]
+    assert cpu["alarm"]["state"] == ACTIVE_UNACKED
+    assert central.out["GS1/rack1/disk"]["alarm"]["id"] == cpu["alarm"]["id"]  # one alarm, one proxy id
+    assert attention(central, "GS1")[0] == STALE_ALERTCODE
+    assert central.ask("ack", {"ids": [cpu["alarm"]["id"]]}, 36.0) is None
+    [reply] = routed_answers(site, central, 36.0)
+    assert reply.ok, reply.message
+    assert site.book.alarm(silence.id).state == ACTIVE_ACKED  # type: ignore[union-attr]
+    pump(site, central, 36.0)
+    assert attention(central, "GS1") == (0, 0, 0)
