@@ -508,7 +508,13 @@ def _state_dir(table: Section) -> Path | None:
 def writable_folder(path: Path) -> Path | None:
     """The first existing folder at or above ``path`` when it is not writable (None: ``path`` can be made)."""
     folder = path
-    while not folder.exists() and folder.parent != folder:
+    while True:
+        try:
+            exists = folder.exists()
+        except OSError:  # e.g. under another user's 0700 home: we cannot even look, so cannot write there
+            return folder
+        if exists or folder.parent == folder:
+            break
         folder = folder.parent
     return None if os.access(folder, os.W_OK) else folder
 

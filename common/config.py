@@ -209,6 +209,11 @@ class Section:
         """The keys present in this table, in file order."""
         return list(self._data)
 
+    def known(self, *keys: str) -> None:
+        """Name keys as this table's own without reading them (a reader that only tests ``in``), so an
+        unknown key's error lists them among the allowed ones."""
+        self._known.update(keys)
+
     def _has(self, key: str) -> bool:
         """Whether ``key`` is present; either way it becomes a known key."""
         self._known.add(key)

@@ -320,6 +320,7 @@ def _upstream(hub: Section) -> UpstreamConfig | None:
         "upstream_key",
         "upstream_hub_key",
     )
+    hub.known("upstream", *others)
     if "upstream" not in hub:
         for key in others:
             if key in hub:
@@ -375,6 +376,7 @@ def _upstream(hub: Section) -> UpstreamConfig | None:
 def _read_pair(table: Section) -> PairConfig | None:
     """``[pair]``: ``peer`` (the other hub's query endpoint), ``peer_key`` (its public key file, with keys),
     ``hub_id`` (default: the one stored in the state directory), ``peer_timeout_s`` (default 15)."""
+    table.known("peer", "peer_key", "hub_id", "peer_timeout_s")
     if "peer" not in table:
         for key in ("peer_key", "hub_id", "peer_timeout_s"):
             if key in table:

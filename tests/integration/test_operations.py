@@ -439,7 +439,7 @@ def test_probes_work_unprivileged_without_capabilities_on_a_read_only_system(
 
 AGENT_KEYS = (
     "default_dt_s, default_timeout_s, flush_interval_s, heartbeat_interval_s, hubs, mount, name, security, "
-    "state_interval_s, workers"
+    "state_dir, state_interval_s, workers"
 )
 
 
@@ -544,7 +544,9 @@ BAD_CASES = {
         {"h.toml": '[hub]\nagnets = "tcp://0.0.0.0:7761"\n'},
         ("hub", "--config", "{d}/h.toml"),
         "gsmon hub: {d}/h.toml: hub.agnets: unknown key; allowed keys here: "
-        "agents, alarm_min_level, max_shelve_s, query, state_dir, subscribers",
+        "agents, alarm_min_level, hub_id, max_shelve_s, query, state_dir, subscribers, upstream, "
+        "upstream_coalesce_ms, upstream_hub_key, upstream_key, upstream_min_level, upstream_mount, upstream_name, "
+        "upstream_prefixes",
     ),
     "hub-wrong-type": BadCase(
         {"h.toml": '[liveness]\nstale_factor = "3"\n'},
@@ -674,8 +676,9 @@ BAD_CASES = {
     "get-bad-environment-hub": BadCase(
         {},
         ("get", "GS1/"),
-        "gsmon get: GSMON_HUB: expected the hub's query endpoint (tcp://host:port, ipc://path or inproc://name), "
-        "got 'hub:7763': no transport (it must start with tcp://, ipc:// or inproc://)",
+        "gsmon get: GSMON_HUB: expected the hub's query endpoint (tcp://host:port, ipc://path or inproc://name; "
+        "a hub pair: two joined by a comma), got 'hub:7763': no transport (it must start with tcp://, ipc:// or "
+        "inproc://)",
         env=(("GSMON_HUB", "hub:7763"),),
     ),
     "get-key-without-hub-key": BadCase(

@@ -444,3 +444,23 @@ class TestDebounce:
         message = error(f'[[debounce]]\npoint = "CPU/*"\n{text}\n')
         assert message == f"{FILE}: {expected}"
         assert "\n" not in message
+
+
+def test_a_state_dir_under_a_folder_we_cannot_even_look_into_is_not_writable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As nobody with HOME=/root: stat of /root/.local fails with EACCES; the folder is reported, never raised."""
+    from gsmon.agent.config import writable_folder
+
+    locked = tmp_path / "home"
+    real_exists = Path.exists
+
+    def exists(self: Path, *args: object, **kwargs: object) -> bool:
+        if self != locked and locked in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_exists(self)
+
+    locked.mkdir()
+    monkeypatch.setattr(Path, "exists", exists)
+    assert writable_folder(locked / ".local" / "state" / "gsmon") == locked / ".local" / "state" / "gsmon"
+    assert writable_folder(tmp_path / "new" / "gsmon") is None
