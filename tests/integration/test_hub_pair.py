@@ -18,6 +18,7 @@ from typing import Any
 from harness import HERE, Hub, Processes, gsmon_cli, wait_until
 from test_notify import received
 
+from gsmon.common.client import Subscriber
 from gsmon.common.commands import send_command
 
 MOUNT = "GS1/ups"
@@ -156,24 +157,40 @@ def _raised(http: Any, point: str) -> int:
 
 
 def test_sigkill_of_the_sending_hub_loses_no_notification_and_repeats_none(procs: Processes, tmp_path: Path) -> None:
+    """Under load (a second agent's 200 counters at 10 Hz into both hubs), with a client of both hubs: the
+    client is on B within 5 s of A's SIGKILL, and every RED is notified exactly once."""
     a, b, http, power, fan, _, _ = _setup(procs, tmp_path)
+    load = {"points": [{"name": f"c{index}", "counter": True, "dt": 0.1} for index in range(200)]}
+    procs.agent([a, b], "load", load, mount="GS1/load")
     wait_until(lambda: _status(a)["peer_live"] and _status(b)["peer_live"], what="the two hubs linked")
+    with Subscriber(f"{a.query},{b.query}", MOUNT, timeout_s=5.0) as client:
+        wait_until(lambda: client.poll(0.05) is not None and f"{MOUNT}/Fan" in client.tree, what="the client on A")
+        assert client.hub == a.query
 
-    _set(power, 0.0, "RED")  # both hubs raise it; only A's notifier sends, and marks it
-    wait_until(lambda: _raised(http, "Power") >= 1, timeout_s=15, what="the first RED notified")
-    [alarm] = _alarms(b)
-    key = ["hook", alarm["id"], "alarm_raised"]
-    wait_until(lambda: _status(b, [key])["delivered"] == [True], what="the delivery mark on B")
+        _set(power, 0.0, "RED")  # both hubs raise it; only A's notifier sends, and marks it
+        wait_until(lambda: _raised(http, "Power") >= 1, timeout_s=15, what="the first RED notified")
+        [alarm] = _alarms(b)
+        key = ["hook", alarm["id"], "alarm_raised"]
+        wait_until(lambda: _status(b, [key])["delivered"] == [True], what="the delivery mark on B")
 
-    _set(fan, 0.0, "RED")
-    a.process.kill()  # while the Fan goes RED: A's notifier has not sent it (its group waits 0.5 s)
-    wait_until(lambda: _status(b)["sender"], timeout_s=10, what="B to take over")
-    wait_until(lambda: _raised(http, "Fan") >= 1, timeout_s=15, what="the RED during the takeover notified")
-    # The survivor's notifier has had every journal entry and many polls since: nothing comes twice.
-    settle_until = time.monotonic() + 3.0
-    wait_until(lambda: time.monotonic() > settle_until, timeout_s=5, what="three more seconds of polls")
-    assert _raised(http, "Power") == 1, _titles(http)
-    assert _raised(http, "Fan") == 1, _titles(http)
+        _set(fan, 0.0, "RED")
+        a.process.kill()  # while the Fan goes RED: A's notifier has not sent it (its group waits 0.5 s)
+        killed = time.monotonic()
+
+        def client_on_b() -> bool:
+            client.poll(0.05)
+            fan_node = client.tree.get(f"{MOUNT}/Fan")
+            return client.hub == b.query and not client.hub_lost and fan_node is not None and fan_node.alertcode == 30
+
+        wait_until(client_on_b, timeout_s=10, what="the client on B, the Fan RED there")
+        assert time.monotonic() - killed <= 5.0, "the client took more than 5 s to fail over"
+        wait_until(lambda: _status(b)["sender"], timeout_s=10, what="B to take over")
+        wait_until(lambda: _raised(http, "Fan") >= 1, timeout_s=15, what="the RED during the takeover notified")
+        # The survivor's notifier has had every journal entry and many polls since: nothing comes twice.
+        settle_until = time.monotonic() + 3.0
+        wait_until(lambda: time.monotonic() > settle_until, timeout_s=5, what="three more seconds of polls")
+        assert _raised(http, "Power") == 1, _titles(http)
+        assert _raised(http, "Fan") == 1, _titles(http)
 
 
 def _proxy(procs: Processes, target: str, listen: str, name: str) -> Any:
