@@ -295,12 +295,13 @@
     rows.sort((a, b) => (unacked(b) - unacked(a)) || ((b.alarm.level || 0) - (a.alarm.level || 0)) || (a.path < b.path ? -1 : 1));
     return rows;
   }
+  let alarmHtml = "";  // what the alarm table shows now
   function renderAlarms() {
     const rows = alarmRows();
     const act = mayAct() && !KIOSK;
     $("attentioncount").textContent = rows.length ? `(${rows.length})` : "";
     $("noproblems").hidden = rows.length > 0;
-    $("alarmrows").innerHTML = rows.slice(0, 500).map((node) => {
+    const html = rows.slice(0, 500).map((node) => {
       const alarm = node.alarm;
       const open = alarm && (alarm.state === "active_unacked" || alarm.state === "rtn_unacked");
       const level = alarm ? Math.max(alarm.level || 0, node.level) : node.level;
@@ -316,6 +317,12 @@
         `<td>${alarm && alarm.acked_by ? esc(alarm.acked_by) + (alarm.ack_comment ? `: ${esc(alarm.ack_comment)}` : "") : ""}</td>` +
         `<td>${buttons.join("")}</td></tr>`;
     }).join("");
+    // Rows are replaced only when they read differently: a point re-polled at 10 Hz must not swap the
+    // button under the operator's pointer (a click needs press and release on the same element).
+    if (html !== alarmHtml) {
+      $("alarmrows").innerHTML = html;
+      alarmHtml = html;
+    }
   }
   function renderArea() {
     const memo = new Map();
