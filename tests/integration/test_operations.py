@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Hub, Process, Processes, gsmon_cli, polled, wait_until
+from harness import HERE, Hub, Process, Processes, gsmon_cli, polled, wait_until
 
 from gsmon.common.alerts import GreenAlert, OrangeAlert, RedAlert
 from gsmon.common.client import Subscriber
@@ -348,15 +348,34 @@ NOBODY = 65534
 # The agent unit's sandbox, as far as it can be had without systemd: a mount namespace
 # with / read-only (ProtectSystem=strict) and a private /tmp (PrivateTmp), then the
 # process as an unprivileged user with no capabilities at all and no_new_privs.
+# A checkout (and its venv) under /tmp, as CI's clean clone is, stays visible: the folder under /tmp
+# that holds it is bound aside before the private /tmp is mounted, and bound back on it after.
 SANDBOX_SCRIPT = (
-    "mount -t tmpfs -o mode=1777 tmpfs /tmp && mount -o remount,bind,ro / && "
+    'keep="$GSMON_SANDBOX_KEEP"; aside=/var/tmp/.gsmon-sandbox-keep; '
+    'if [ -n "$keep" ]; then mkdir -p "$aside" && mount --bind "$keep" "$aside"; fi && '
+    "mount -t tmpfs -o mode=1777 tmpfs /tmp && "
+    'if [ -n "$keep" ]; then mkdir -p "$keep" && mount --bind "$aside" "$keep"; fi && '
+    "mount -o remount,bind,ro / && "
     f"exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups "
     '--no-new-privs --bounding-set=-all --inh-caps=-all "$@"'
 )
 
 
+def _under_tmp() -> str:
+    """The top folder under /tmp holding this Python's venv or this checkout ("" when neither is there)."""
+    for place in (Path(sys.prefix).resolve(), HERE.resolve()):
+        parts = place.parts
+        if len(parts) > 2 and parts[:2] == ("/", "tmp"):
+            return str(Path("/tmp", parts[2]))
+    return ""
+
+
 def _sandboxed(*argv: str) -> list[str]:
-    return ["unshare", "-m", "--propagation", "private", "sh", "-c", SANDBOX_SCRIPT, "sandbox", *argv]
+    return [
+        "env",
+        f"GSMON_SANDBOX_KEEP={_under_tmp()}",
+        *("unshare", "-m", "--propagation", "private", "sh", "-c", SANDBOX_SCRIPT, "sandbox", *argv),
+    ]
 
 
 @pytest.fixture
