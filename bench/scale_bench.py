@@ -451,13 +451,20 @@ def _measure(
 
 def _end_fleets(fleets: list[Child], result: SetupResult) -> SetupResult:
     """End the fleets; the offered rate and agent-side drops come from their RESULT lines."""
+    alive = []
     for fleet in fleets:
-        fleet.command("END")
-    windows = [fleet.result(timeout_s=_WAIT_S)["window"] for fleet in fleets]
+        try:
+            fleet.command("END")
+            alive.append(fleet)
+        except OSError:  # it died (its stderr is in the bench's log folder): measured without it, and said
+            pass
+    windows = [fleet.result(timeout_s=_WAIT_S)["window"] for fleet in alive]
+    died = len(fleets) - len(alive)
     return dataclasses.replace(
         result,
         offered_per_s=sum(window["points"] for window in windows) / result.window_s,
         dropped_by_agents=sum(window["dropped"] for window in windows),
+        came_up=result.came_up if not died else f"{result.came_up}; {died} fleet process(es) died (not counted)",
     )
 
 
