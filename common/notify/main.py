@@ -160,22 +160,10 @@ class JournalClient:
         since: float | None = None,
     ) -> tuple[list[Any], int]:
         """(raw entries, last_id) after ``after_id``; :class:`JournalError` when no usable answer came."""
-        dealer = self._socket()
         args: dict[str, Any] = {"after_id": after_id, "prefix": prefix, "limit": limit}
         if since is not None:
             args["since"] = since
-        message = self._envelope.command("journal", args, self._user)
-        try:
-            dealer.send(proto.encode(message), zmq.DONTWAIT)
-        except zmq.Again:
-            self._reset()
-            raise JournalError(f"the hub at {self.hub} is not reachable") from None
-        reply = wait_reply(dealer, message.request_id, timeout_s)
-        if isinstance(reply, proto.Error):
-            raise JournalError(f"the hub at {self.hub} refused the journal request: {reply.message}")
-        if reply is None:
-            self._reset()
-            raise JournalError(f"no answer from the hub at {self.hub} within {timeout_s:g} s")
+        reply = self.ask("journal", args, timeout_s, what="the journal request")
         if not reply.ok:
             raise JournalError(f"the hub at {self.hub} refused the journal command: {reply.message}")
         result = reply.result
@@ -186,8 +174,11 @@ class JournalClient:
             last_id = after_id
         return result["entries"], last_id
 
-    def ask(self, command: str, args: dict[str, Any], timeout_s: float = REQUEST_TIMEOUT_S) -> proto.CommandResult:
-        """One COMMAND and its COMMAND_RESULT (ok or not); :class:`JournalError` when no answer came."""
+    def ask(
+        self, command: str, args: dict[str, Any], timeout_s: float = REQUEST_TIMEOUT_S, *, what: str | None = None
+    ) -> proto.CommandResult:
+        """One COMMAND and its COMMAND_RESULT (ok or not); :class:`JournalError` when no answer came or the
+        hub refused the request itself (``what`` names it in that line; default: the command)."""
         dealer = self._socket()
         message = self._envelope.command(command, args, self._user)
         try:
@@ -197,7 +188,7 @@ class JournalClient:
             raise JournalError(f"the hub at {self.hub} is not reachable") from None
         reply = wait_reply(dealer, message.request_id, timeout_s)
         if isinstance(reply, proto.Error):
-            raise JournalError(f"the hub at {self.hub} refused {command}: {reply.message}")
+            raise JournalError(f"the hub at {self.hub} refused {what or command}: {reply.message}")
         if reply is None:
             self._reset()
             raise JournalError(f"no answer from the hub at {self.hub} within {timeout_s:g} s")
