@@ -361,6 +361,21 @@ UPSTREAM_RESULT   7   ``route_id`` uint, ``ok`` bool, ``message`` str, ``result`
                       agent message. (Kinds 5 and 6 are reserved.)
 ===============  ===  ================================================================
 
+Sealed routes (1.3). Because every publisher connected to the central hub
+sees every subscription, a central hub with keys never sends the map in the
+clear: the topic is ``ROUTE_TOPIC_PREFIX + sender + NUL + 0xC1 + nonce +
+box``, where ``0xC1`` (:data:`SEALED_ROUTE_MARK`, a byte msgpack never
+uses) marks it sealed, ``nonce`` is 24 random bytes and ``box`` is NaCl's
+``crypto_box(map, nonce, site public key, central secret key)``
+(Curve25519-XSalsa20-Poly1305, libsodium's ``crypto_box_easy``: the 16-byte
+tag first), with the same Curve25519 keys as CURVE (Z85-decoded): the
+central hub's server secret key, and the public key the site's latest
+message came with. The site opens it with its agent secret key and the
+central hub's public key (``crypto_box_open_easy``). A site hub with keys
+takes only sealed routes and one without keys only plain ones; a box that
+does not open (altered, or sealed to another key) is counted and dropped.
+Only the named site can read it, and only the central hub can have made it.
+
 
 Client <-> hub (query socket)
 -----------------------------
@@ -1067,6 +1082,8 @@ __all__ = [
     "RESYNC_TOPIC_PREFIX",
     "ROUTE_TOPIC_PREFIX",
     "SCOPE_HEARTBEAT_PREFIX",
+    "SEALED_ROUTE_MARK",
+    "SEALED_ROUTE_OVERHEAD",
     "Bye",
     "Command",
     "CommandResult",
@@ -1138,6 +1155,8 @@ MAX_TRANSITIONS_PER_MESSAGE: Final = 1000
 MAX_TRANSITIONS_BYTES: Final = 1 << 20
 ROUTE_TOPIC_PREFIX: Final = b"\x00route/"  # (1.3) routed commands, central hub -> site hub
 MAX_ROUTE_BYTES: Final = 8192  # (1.3) a routed command's packed map at most
+SEALED_ROUTE_MARK: Final = b"\xc1"  # (1.3) never a msgpack byte: what follows is nonce + box
+SEALED_ROUTE_OVERHEAD: Final = 1 + 24 + 16  # (1.3) the mark, the nonce, the Poly1305 tag
 MAX_RELAY_VIA: Final = 16  # (1.3) hub ids a relayed entry may list (hubs drop those beyond MAX_RELAY_DEPTH)
 PROXY_BASE: Final = 1 << 48  # (1.3) relayed alarms' ids at a hub start here (an alarm book counts from 1)
 PROXY_END: Final = 1 << 52  # (1.3) ... and stay below this (a hub pair's derived ids start here)
@@ -2701,19 +2720,34 @@ def _relay_keys(index: int, raw_map: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def route_topic(agent: str, command: dict[str, Any]) -> bytes:
-    """(1.3) The back-channel topic that routes ``command`` down to the site hub publishing as ``agent``."""
-    return ROUTE_TOPIC_PREFIX + agent.encode() + b"\x00" + _pack_strict(command)
+def route_topic(agent: str, command: dict[str, Any], seal: Callable[[bytes], bytes] | None = None) -> bytes:
+    """(1.3) The back-channel topic that routes ``command`` down to the site hub publishing as ``agent``;
+    ``seal`` (with keys) turns the packed map into ``SEALED_ROUTE_MARK`` + nonce + box (spec: "Sealed
+    routes")."""
+    packed = _pack_strict(command)
+    return ROUTE_TOPIC_PREFIX + agent.encode() + b"\x00" + (packed if seal is None else seal(packed))
 
 
-def parse_route(agent: str, subscription: bytes) -> dict[str, Any] | None:
+def parse_route(
+    agent: str, subscription: bytes, open_sealed: Callable[[bytes], bytes | None] | None = None
+) -> dict[str, Any] | None:
     """A routed command (spec: "Routed commands") for ``agent`` in a frame its XPUB read, or None
-    (another agent's, not a route, or malformed)."""
+    (another agent's, not a route, or malformed). With ``open_sealed`` (a site hub with keys) only a
+    sealed route is taken, opened by it; without, only a plain one."""
     head = b"\x01" + ROUTE_TOPIC_PREFIX + agent.encode() + b"\x00"
     if not subscription.startswith(head):
         return None
+    body = subscription[len(head) :]
+    sealed = body[:1] == SEALED_ROUTE_MARK
+    if sealed != (open_sealed is not None) or len(body) > MAX_ROUTE_BYTES + SEALED_ROUTE_OVERHEAD:
+        return None  # a plain route to a site with keys, a sealed one to a site without: never taken
+    if open_sealed is not None:
+        opened = open_sealed(body[1:])
+        if opened is None:
+            return None
+        body = opened
     try:
-        command = _unpack(subscription[len(head) :], MAX_ROUTE_BYTES)
+        command = _unpack(body, MAX_ROUTE_BYTES)
     except ProtocolError:
         return None
     if not (

@@ -6,7 +6,8 @@
     COMMAND (query ROUTER) --> QueryCore --> Router.route --> path under a site's mount?
                                                |  yes: site silent -> "GS1 unreachable: ..." at once
                                                |       else a ROUTE topic (the server subscribes it on the
-                                               |       agents socket) and a pending entry (5 s)
+                                               |       agents socket; with keys sealed to the site's key,
+                                               |       hub/sealed.py) and a pending entry (5 s)
                                                '--> no: the command runs here
     UPSTREAM_RESULT (agents SUB) --> HubState --> Router.answer --> the asker's COMMAND_RESULT
 
@@ -25,7 +26,9 @@ level further down (a chain).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from gsmon.common import names
@@ -34,6 +37,7 @@ from gsmon.hub.alarms import ACTIVE_UNACKED, RTN_UNACKED
 
 if TYPE_CHECKING:
     from gsmon.hub.queries import QueryCore
+    from gsmon.hub.sealed import RouteSealer
     from gsmon.hub.state import HubState
 
 __all__ = [
@@ -175,6 +179,9 @@ class Router:
         self._proxy_of: dict[tuple[str, int], int] = {}
         self._next_proxy = PROXY_BASE
         state.relay_alarm_id = self.proxy
+        # With keys (hub/sealed.py): routes sealed to the key each site's latest message came with.
+        self.sealer: RouteSealer | None = None
+        self.site_keys: dict[str, str] = {}  # agent name -> the Z85 key its latest message came with
 
     def proxy(self, site: str, site_id: int) -> int:
         """This hub's id for alarm ``site_id`` of ``site`` (the same one as long as this hub runs)."""
@@ -282,6 +289,16 @@ class Router:
             )
         if len(self._pending) >= _MAX_PENDING:
             return RoutedReply(to, False, "busy, retry: too many commands routed to sites", {"reason": "busy"})
+        seal: Callable[[bytes], bytes] | None = None
+        if self.sealer is not None:
+            key = self.site_keys.get(name)
+            if key is None:  # nothing authenticated heard from it yet: nobody to seal it to
+                self.unreachable += 1
+                return RoutedReply(
+                    to, False, f"{mount} unreachable: no message with a key heard from site hub {name} yet",
+                    {"reason": "unreachable"},
+                )  # fmt: skip
+            seal = partial(self.sealer.seal, key)
         self._next_id += 1
         route_id = self._next_id
         self._pending[route_id] = _Pending(to, name, mount, now + self.timeout_s, command)
@@ -296,7 +313,7 @@ class Router:
             "role": role,
             "deadline": wall + self.timeout_s,
         }
-        self._topics.append(proto.route_topic(name, routed))
+        self._topics.append(proto.route_topic(name, routed, seal))
         log.info("command %s routed down to site hub %s (route %d)", command, name, route_id)
         return True
 

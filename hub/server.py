@@ -101,6 +101,7 @@ from gsmon.hub.pair_link import PAIR_FILE, PairLink, PairStore
 from gsmon.hub.queries import QueryCore, QuerySettings
 from gsmon.hub.relay import RelayGuard, RoutedReply, Router, run_routed
 from gsmon.hub.replay import META_PREFIX, ReplayCore
+from gsmon.hub.sealed import RouteSealer
 from gsmon.hub.state import HubSettings, HubState, nested_mounts
 from gsmon.hub.subscriptions import Outcome, SubscriptionLedger
 from gsmon.hub.upstream import UpstreamCore, UpstreamLink, UpstreamSettings, default_hub_id
@@ -373,6 +374,8 @@ class HubServer:
         hub_id = self.hub_id = self.hub_id or default_hub_id(endpoints.agents)
         self.relay_guard = RelayGuard(hub_id)
         self.router = self.queries.router = Router(self.state, hub_id)
+        if self.auth is not None:
+            self.router.sealer = RouteSealer(self.auth.server_pair.secret)  # routes only the site can read
         if self.upstream_settings is not None:
             core = UpstreamCore(self.upstream_settings, self.state, hub_id, self.epoch, time.monotonic())
             self.upstream = UpstreamLink(core, self.context)
@@ -878,6 +881,9 @@ class HubServer:
                 time.monotonic(),
             )
             return self._unauthorised(f"agent {msg.sender!r} may not publish under {mount!r}")
+        router = self.router
+        if key is not None and router is not None:
+            router.site_keys[msg.sender] = key  # a site's routes are sealed to it (hub/sealed.py)
         return True
 
     def _unauthorised(self, why: str) -> bool:

@@ -41,6 +41,7 @@ from gsmon.common import names, transport
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
 from gsmon.common.keys import ClientKeys
+from gsmon.hub.sealed import RouteOpener
 
 if TYPE_CHECKING:
     from gsmon.hub.state import HubState
@@ -182,6 +183,11 @@ class UpstreamCore:
         # (it changes only with the level: sending it with every value would cost the link a sixth more).
         self._sent_since: dict[str, float | None] = {}
         self._now = now
+        # With keys the central hub seals the routes for this site (hub/sealed.py); only those are taken.
+        curve = settings.curve
+        self.opener = None if curve is None else RouteOpener(curve.pair.secret, curve.server_public_key)
+        self._route_head = b"\x01" + proto.ROUTE_TOPIC_PREFIX + settings.sender.encode() + b"\x00"
+        self.routes_refused = 0
         self.entries_sent = 0
         self.entries_coalesced = 0  # changes folded into a later entry of the same point
 
@@ -190,9 +196,20 @@ class UpstreamCore:
     def upstream(self, frame: bytes) -> tuple[dict[str, Any] | None, str | None]:
         """A frame the link's XPUB read: (a routed command for this site, or None; the central hub's
         NOTICE reason to log, or None). Subscriptions that ask for a STATE are booked."""
-        routed = proto.parse_route(self.settings.sender, frame)
+        opener = self.opener
+        routed = proto.parse_route(self.settings.sender, frame, None if opener is None else opener.open)
         if routed is not None:
             return routed, None
+        if frame.startswith(self._route_head):
+            self.routes_refused += 1
+            log.warning(
+                "dropped a routed command for this site that %s (%d so far)",
+                "did not open with this hub's upstream key (altered, or sealed to another key) or came unsealed"
+                if opener is not None
+                else "came sealed, but this hub has no upstream key (upstream_key, upstream_hub_key)",
+                self.routes_refused,
+            )
+            return None, None
         return None, self.policy.upstream(frame)
 
     def tick(self, now: float, wall: float) -> list[proto.Message]:
