@@ -42,6 +42,7 @@ process left out), passed to every core as ``now``.
 * :mod:`~gsmon.hub.upstream` -- hub-of-hubs, a site hub's link to its central hub: what to send (pure core)
   and its XPUB
 * :mod:`~gsmon.hub.relay` -- hub-of-hubs, the central side: the loop guard, commands routed to sites (pure)
+* :mod:`~gsmon.hub.sealed` -- routed commands sealed to their site hub with keys (crypto_box; pure)
 * :mod:`~gsmon.hub.pair` -- a hub pair's op log, digest and notification sender (pure)
 * :mod:`~gsmon.hub.pair_link` -- the pair's peer link, its store (pair.db) and commands
 
