@@ -6,7 +6,7 @@
                                                                     |            |             |
                                browser <-- WebSocket snapshot/deltas+            |             |
                                browser <-- JSON API (tree, node, status) --------+             |
-                               Prometheus <-- /metrics (TreeCollector at scrape time) ---------+
+                               Prometheus <-- /metrics (render_metrics at scrape time) --------+
     browser --POST (session + CSRF + role)--> HubCommandClient --COMMAND--> hub --COMMAND_RESULT--> browser
                                               (ack, unack, shelve, unshelve, alarms, shelves, journal, history)
 
@@ -18,7 +18,7 @@ Modules, one concern each:
 * :mod:`~gsmon.common.web.auth` -- the users file (Argon2id), signed session
   cookies, CSRF and origin checks, roles.
 * :mod:`~gsmon.common.web.hub_commands` -- COMMANDs to the hub on an asyncio DEALER.
-* :mod:`~gsmon.common.web.metrics` -- the ``prometheus_client`` custom collector.
+* :mod:`~gsmon.common.web.metrics` -- /metrics: the tree via cached series prefixes, the rest via prometheus_client.
 * :mod:`~gsmon.common.web.app` -- the aiohttp routes and the loop around the core.
 * :mod:`~gsmon.common.web.main` -- ``gsmon web`` and ``gsmon web passwd``.
 * ``static/`` -- the page (no build step): index.html, app.js, app.css, and

@@ -14,7 +14,9 @@ Input
 Output
     The tree under a prefix (:meth:`BridgeCore.tree`), one node
     (:meth:`BridgeCore.node`), the status (:meth:`BridgeCore.status`), the
-    entries the metrics collector reads (:meth:`BridgeCore.entries`), and the
+    entries /metrics reads (:meth:`BridgeCore.entries`; each carries its
+    series prefixes, handed on to the node's next version while its labels
+    stay the same, see :mod:`gsmon.common.web.metrics`), and the
     WebSocket stream: :meth:`BridgeCore.subscribe` answers a client's
     subscription with a *snapshot*; :meth:`BridgeCore.flush` (called every
     few tens of milliseconds) returns, per client, at most one *delta* (the
@@ -51,13 +53,16 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from gsmon.common.alerts import STALE_ALERTCODE as STALE
 from gsmon.common.alerts import CriticalAlert, GreenAlert, OrangeAlert, RedAlert
 from gsmon.common.names import path_in_prefix
 from gsmon.common.watch.adapter import UNACKED_STATES, NodeExtras, display_level, read_extras
 from gsmon.common.web.nodes import WebNodeSource, effective_attention, iso_utc, node_json
+
+if TYPE_CHECKING:  # metrics.py imports this module
+    from gsmon.common.web.metrics import SeriesPrefixes
 
 __all__ = ["STATUS_EVERY_S", "BridgeCore", "Entry", "HubLink", "Subscription", "tier_of"]
 
@@ -92,6 +97,8 @@ class Entry:
     attention: int  # the hub's attention, else the level
     is_point: bool
     _json: str | None = None
+    #: The node's /metrics series up to their values (made at the first scrape; see metrics.py).
+    series: SeriesPrefixes | None = None
 
     @property
     def json(self) -> str:
@@ -191,6 +198,8 @@ class BridgeCore:
     def _upsert(self, path: str, node: WebNodeSource) -> None:
         new = _entry(node)
         old = self._entries.get(path)
+        if old is not None and old.series is not None and old.series.fits(node):
+            new.series = old.series  # same labels: a scrape only formats the new values
         if path not in self._dirty:
             self._dirty[path] = old
         self._entries[path] = new
