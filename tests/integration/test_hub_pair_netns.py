@@ -16,9 +16,10 @@ address towards c (port 0) and its query endpoint on every address of its host
 (``tcp://0.0.0.0``), which clients in c reach over the a-c / b-c cable and the
 peer over the a-b one. Each hub must know its peer's query endpoint before it
 starts, so hub A is first started once on its own only to learn the port its
-host gives it (reported on its ready line), then B with ``--peer`` at A's a-b
-address and that port, then A again, on that port, with ``--peer`` at B's a-b
-address and the port B reported. The test's own thread joins c
+host gives it (reported on its ready line; nothing else runs on a until A is
+back, so the port stays free), then B with ``--peer`` at A's a-b address and
+that port, then A again, on that port, with ``--peer`` at B's a-b address and
+the port B reported. The test's own thread joins c
 (``namespaces.entered``) to be a client there: its Subscriber and its commands
 (``pair_status``, ``alarms``, ``ack``) go over the a-c and b-c cables.
 
@@ -325,7 +326,7 @@ def test_the_pair_link_down_each_hub_notifies_and_up_again_the_pair_resyncs(
         assert on_b["id"] == alarm["id"]
         assert on_b["state"] == "active_unacked"
 
-        # Plugged back: TCP carries on; one sender again, and A's op is resent to B.
+        # Plugged back: the peer links resume by themselves; one sender again, and A's op is resent to B.
         must("-n", hosts.a, "link", "set", "tob", "up")
         wait_until(lambda: _linked(a, b) and not _status(b)["sender"], timeout_s=20, what="the pair linked again")
         [acked] = wait_until(
