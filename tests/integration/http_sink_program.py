@@ -1,10 +1,12 @@
 """A real HTTP server (aiohttp) that prints every JSON webhook it receives, for the notifier's tests.
 
-Usage: python http_sink_program.py [--fail-first N]
+Usage: python http_sink_program.py [--fail-first N] [--host ADDRESS]
 
-Binds 127.0.0.1 port 0 and prints ``READY http=http://127.0.0.1:<port>``;
-then, for every POST, one line ``POST <json>`` with ``path`` and ``body``
-(the decoded JSON). With ``--fail-first N`` the first N requests get a 500
+Binds ADDRESS (default 127.0.0.1) port 0 and prints ``READY http=http://ADDRESS:<port>``
+(``--host 0.0.0.0``: every address of its network namespace, for notifiers on other hosts);
+then, for every POST, one line ``POST <json>`` with ``path``, ``body`` (the
+decoded JSON) and ``from`` (the sender's address: which host sent it). With
+``--fail-first N`` the first N requests get a 500
 (printed as ``FAILED <n>``): a receiver that is down for a while.
 """
 
@@ -23,6 +25,7 @@ from gsmon.common.ready import ready_line
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fail-first", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
     failures = {"left": args.fail_first, "count": 0}
 
@@ -37,14 +40,14 @@ async def main() -> None:
             body = json.loads(text)
         except ValueError:
             body = text
-        print("POST " + json.dumps({"path": request.path, "body": body}), flush=True)
+        print("POST " + json.dumps({"path": request.path, "body": body, "from": request.remote}), flush=True)
         return web.Response(text="ok")
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", receive)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, args.host, 0)
     await site.start()
     server = site._server
     assert server is not None
@@ -53,7 +56,7 @@ async def main() -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    print(ready_line(http=f"http://127.0.0.1:{port}"), flush=True)
+    print(ready_line(http=f"http://{args.host}:{port}"), flush=True)
     await stop.wait()
     await runner.cleanup()
 

@@ -1,6 +1,6 @@
 """Hub-of-hubs with real processes (issue 17 §1): site hubs publishing their trees to a central hub.
 
-* In network namespaces the test builds itself (as tests/integration/test_netns.py): a central hub
+* In network namespaces the test builds itself (tests/integration/namespaces.py): a central hub
   and two site hubs on separate veth links, each site with an agent beside it; pulling one site's
   link turns that site's subtree STALE at the centre with ONE alarm, the other site unaffected, and
   plugging it back heals it; an ack at the centre is applied at the site while the link is up and
@@ -13,9 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +22,7 @@ from typing import Any
 
 import pytest
 from harness import AGENT_PROGRAM, FAST_HUB_ARGS, Hub, Process, Processes, polled, wait_until
+from namespaces import Namespaces, gsmon_in, in_namespace, made_namespaces, must
 
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE
@@ -175,85 +173,34 @@ CENTRAL_ADDRESS = "10.78.0.1"
 SITES = {"GS1": "10.78.0.11", "GS2": "10.78.0.12"}
 
 
-def _ip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
-
-
-def _must(*args: str) -> None:
-    result = _ip(*args)
-    assert result.returncode == 0, f"ip {' '.join(args)}: {result.stderr.strip()}"
-
-
 @dataclass
 class Network:
-    """The namespaces and interfaces one test run created."""
+    """The namespaces one test run created: the centre's first, then one per site."""
 
-    suffix: str
-    namespaces: list[str] = field(default_factory=list)
+    spaces: Namespaces
     sites: dict[str, tuple[str, str]] = field(default_factory=dict)  # site -> (namespace, centre-side cable)
 
     @property
     def central_ns(self) -> str:
-        return self.namespaces[0]
-
-    def add_namespace(self, role: str) -> str:
-        name = f"gsfed-{role}-{self.suffix}"
-        _must("netns", "add", name)
-        self.namespaces.append(name)
-        return name
-
-    def teardown(self) -> list[str]:
-        problems = []
-        for name in reversed(self.namespaces):
-            result = _ip("netns", "del", name)
-            if result.returncode != 0:
-                problems.append(f"ip netns del {name}: {result.stderr.strip()}")
-        listed = _ip("netns", "list").stdout
-        problems += [f"{name} still listed" for name in self.namespaces if name in listed.split()]
-        return problems
-
-
-def _why_not() -> str | None:
-    if not sys.platform.startswith("linux"):
-        return "network namespaces are Linux only"
-    if shutil.which("ip") is None:
-        return "iproute2's `ip` command is not installed"
-    if os.geteuid() != 0:
-        return "creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)"
-    return None
+        return self.spaces.names[0]
 
 
 @pytest.fixture
 def network() -> Iterator[Network]:
     """A central namespace with a bridge, and one namespace per site on its own veth; deleted afterwards."""
-    reason = _why_not()
-    if reason is not None:
-        pytest.skip(reason)
-    made = Network(secrets.token_hex(3))
-    try:
-        central = made.add_namespace("central")
-        _must("-n", central, "link", "set", "lo", "up")
-        _must("-n", central, "link", "add", "br0", "type", "bridge")
-        _must("-n", central, "addr", "add", f"{CENTRAL_ADDRESS}/24", "dev", "br0")
-        _must("-n", central, "link", "set", "br0", "up")
+    with made_namespaces("gsfed") as spaces:
+        made = Network(spaces)
+        central = spaces.add("central")
+        must("-n", central, "link", "add", "br0", "type", "bridge")
+        must("-n", central, "addr", "add", f"{CENTRAL_ADDRESS}/24", "dev", "br0")
+        must("-n", central, "link", "set", "br0", "up")
         for index, (site, address) in enumerate(SITES.items()):
-            site_ns = made.add_namespace(f"site{index}")
-            cable = f"gf{made.suffix}{index}"
-            _must("link", "add", cable, "netns", central, "type", "veth", "peer", "name", "eth0", "netns", site_ns)
-            _must("-n", central, "link", "set", cable, "master", "br0")
-            _must("-n", central, "link", "set", cable, "up")
-            _must("-n", site_ns, "addr", "add", f"{address}/24", "dev", "eth0")
-            _must("-n", site_ns, "link", "set", "eth0", "up")
-            _must("-n", site_ns, "link", "set", "lo", "up")
+            site_ns = spaces.add(f"site{index}")
+            cable = f"gf{spaces.suffix}{index}"
+            spaces.veth(central, cable, None, site_ns, "eth0", f"{address}/24")
+            must("-n", central, "link", "set", cable, "master", "br0")
             made.sites[site] = (site_ns, cable)
         yield made
-    finally:
-        problems = made.teardown()
-        assert not problems, "; ".join(problems)
-
-
-def _gsmon_in(procs: Processes, namespace: str, name: str, *args: str) -> Process:
-    return procs.start(name, ["ip", "netns", "exec", namespace, sys.executable, "-m", "gsmon.common.cli", *args])
 
 
 def _keys(root: Path) -> Path:
@@ -282,14 +229,14 @@ def _agent_in(procs: Processes, namespace: str, name: str, site_agents: str) -> 
     """A test agent beside its site hub (same namespace, over ipc), once its Monitor runs."""
     argv = [sys.executable, str(AGENT_PROGRAM), "--name", name, "--mount", name, "--spec", json.dumps(POINTS)]
     argv += ["--heartbeat-s", "0.2", "--hub", site_agents]
-    process = procs.start(f"agent-{name}", ["ip", "netns", "exec", namespace, *argv])
+    process = procs.start(f"agent-{name}", in_namespace(namespace, argv))
     process.wait_for_ready()
     return process
 
 
 def _site_hub(procs: Processes, network: Network, site: str, tmp_path: Path, central_port: str) -> Hub:
     namespace, _ = network.sites[site]
-    process = _gsmon_in(
+    process = gsmon_in(
         procs, namespace, f"hub-{site}", "hub",
         "--agents", f"ipc://{tmp_path}/{site}-a", "--subscribers", f"ipc://{tmp_path}/{site}-s",
         "--query", f"ipc://{tmp_path}/{site}-q", "--state-dir", str(tmp_path / f"state-{site}"),
@@ -307,7 +254,7 @@ def test_a_lost_site_is_one_stale_subtree_and_one_alarm_and_acks_go_down_only_wh
     network: Network, procs: Processes, tmp_path: Path
 ) -> None:
     hub_dir = _keys(tmp_path)
-    central_process = _gsmon_in(
+    central_process = gsmon_in(
         procs, network.central_ns, "central", "hub",
         "--agents", f"tcp://{CENTRAL_ADDRESS}:0", "--subscribers", f"ipc://{tmp_path}/c-s",
         "--query", f"ipc://{tmp_path}/c-q", "--keys", str(hub_dir), "--state-dir", str(tmp_path / "state-central"),
@@ -345,7 +292,7 @@ def test_a_lost_site_is_one_stale_subtree_and_one_alarm_and_acks_go_down_only_wh
         )
 
         # Pull GS1's cable: its whole subtree STALE, ONE alarm for it, GS2 untouched.
-        _must("-n", network.central_ns, "link", "set", network.sites["GS1"][1], "down")
+        must("-n", network.central_ns, "link", "set", network.sites["GS1"][1], "down")
         wait_until(lambda: _all_stale(sub, "GS1/"), timeout_s=8.0, what="GS1 STALE at the centre")
         central_alarms = _open_alarms(central.query, "", ops)
         assert [(item["path"], item["reason"]) for item in central_alarms] == [("GS1", "agent silent")]
@@ -358,7 +305,7 @@ def test_a_lost_site_is_one_stale_subtree_and_one_alarm_and_acks_go_down_only_wh
         assert _open_alarms(sites["GS1"].query)[0]["state"] == "active_acked"  # not applied anywhere
 
         # Plug it back: healed by itself, the one alarm returns to normal.
-        _must("-n", network.central_ns, "link", "set", network.sites["GS1"][1], "up")
+        must("-n", network.central_ns, "link", "set", network.sites["GS1"][1], "up")
         wait_until(lambda: _all_live(sub, "GS1/"), timeout_s=20.0, what="GS1 live again at the centre")
         assert sub.tree["GS1/rack1/disk"].alertcode == RED
         assert [item["path"] for item in _open_alarms(central.query, "", ops)] == ["GS1"]

@@ -10,15 +10,12 @@ Pulling one agent's cable (``ip link set ... down``) turns that agent STALE at
 the hub while the other stays live; plugging it back restores it.
 
 Needs root (or CAP_SYS_ADMIN + CAP_NET_ADMIN) and iproute2; skipped with the
-reason otherwise. Namespaces (and with them every veth and the bridge) are
-deleted in a finalizer, also when the test fails.
+reason otherwise, failed under ``CI=true``. Namespaces (and with them every veth
+and the bridge) are deleted afterwards, also when the test fails (namespaces.py).
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from harness import FAST_HUB_ARGS, Hub, Process, Processes, polled, wait_until
+from harness import FAST_HUB_ARGS, Hub, Processes, polled, wait_until
+from namespaces import Namespaces, gsmon_in, made_namespaces, must
 
 from gsmon.common.alerts import STALE_ALERTCODE
 from gsmon.common.client import NodeState, Subscriber
@@ -39,105 +37,38 @@ AGENTS = {"antA": ("GS1/Antenna1", "10.77.0.11"), "rackB": ("GS1/Rack1", "10.77.
 FAMILIES = ("cpu", "load", "memory", "swap", "disk", "disk_io", "network", "sensors")
 
 
-def _ip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
-
-
-def _must(*args: str) -> None:
-    result = _ip(*args)
-    assert result.returncode == 0, f"ip {' '.join(args)}: {result.stderr.strip()}"
-
-
 @dataclass
 class Station:
-    """The namespaces and interfaces one test run created."""
+    """The namespaces one test run created: the hub's first, then one host per agent."""
 
-    suffix: str
-    namespaces: list[str] = field(default_factory=list)
+    spaces: Namespaces
     # agent name -> (its namespace, the hub-side end of its cable)
     hosts: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def hub_ns(self) -> str:
-        return self.namespaces[0]
-
-    def add_namespace(self, role: str) -> str:
-        name = f"gsmon-{role}-{self.suffix}"
-        _must("netns", "add", name)
-        self.namespaces.append(name)
-        return name
+        return self.spaces.names[0]
 
     def cable(self, agent: str) -> str:
         return self.hosts[agent][1]
-
-    def teardown(self) -> list[str]:
-        """Delete every namespace (their veths and bridge go with them); return what failed."""
-        problems = []
-        for name in reversed(self.namespaces):
-            result = _ip("netns", "del", name)
-            if result.returncode != 0:
-                problems.append(f"ip netns del {name}: {result.stderr.strip()}")
-        listed = _ip("netns", "list").stdout
-        problems += [f"{name} still listed" for name in self.namespaces if name in listed.split()]
-        return problems
-
-
-def _why_not() -> str | None:
-    """Why this machine cannot run the test (None: it can)."""
-    if not sys.platform.startswith("linux"):
-        return "network namespaces are Linux only"
-    if shutil.which("ip") is None:
-        return "iproute2's `ip` command is not installed"
-    if os.geteuid() != 0:
-        return "creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)"
-    return None
 
 
 @pytest.fixture
 def station() -> Iterator[Station]:
     """Three namespaces joined by a bridge and two veth pairs; deleted afterwards whatever happens."""
-    reason = _why_not()
-    if reason is not None:
-        pytest.skip(reason)
-    made = Station(secrets.token_hex(3))
-    try:
-        probe = _ip("netns", "add", f"gsmon-probe-{made.suffix}")
-        if probe.returncode != 0:
-            pytest.skip(f"cannot create a network namespace here: {probe.stderr.strip()}")
-        made.namespaces.append(f"gsmon-probe-{made.suffix}")
-        entered = subprocess.run(
-            ["ip", "netns", "exec", made.namespaces[0], "true"], capture_output=True, text=True, timeout=30, check=False
-        )
-        if entered.returncode != 0:
-            pytest.skip(f"cannot run a process in a network namespace here: {entered.stderr.strip()}")
-        _must("netns", "del", made.namespaces.pop())
-
-        hub_ns = made.add_namespace("hub")
-        _must("-n", hub_ns, "link", "set", "lo", "up")
-        _must("-n", hub_ns, "link", "add", "br0", "type", "bridge")
-        _must("-n", hub_ns, "addr", "add", f"{HUB_ADDRESS}/24", "dev", "br0")
-        _must("-n", hub_ns, "link", "set", "br0", "up")
+    with made_namespaces("gsmon") as spaces:
+        made = Station(spaces)
+        hub_ns = spaces.add("hub")
+        must("-n", hub_ns, "link", "add", "br0", "type", "bridge")
+        must("-n", hub_ns, "addr", "add", f"{HUB_ADDRESS}/24", "dev", "br0")
+        must("-n", hub_ns, "link", "set", "br0", "up")
         for index, (agent, (_, address)) in enumerate(AGENTS.items()):
-            host_ns = made.add_namespace(f"host{index}")
-            cable = f"gs{made.suffix}{index}"  # the hub-side end; at most 15 characters
-            veth = _ip("link", "add", cable, "netns", hub_ns, "type", "veth", "peer", "name", "eth0", "netns", host_ns)
-            if veth.returncode != 0:
-                pytest.skip(f"cannot create veth pairs here: {veth.stderr.strip()}")
-            _must("-n", hub_ns, "link", "set", cable, "master", "br0")
-            _must("-n", hub_ns, "link", "set", cable, "up")
-            _must("-n", host_ns, "addr", "add", f"{address}/24", "dev", "eth0")
-            _must("-n", host_ns, "link", "set", "eth0", "up")
-            _must("-n", host_ns, "link", "set", "lo", "up")
+            host_ns = spaces.add(f"host{index}")
+            cable = f"gs{spaces.suffix}{index}"  # the hub-side end; at most 15 characters
+            spaces.veth(hub_ns, cable, None, host_ns, "eth0", f"{address}/24")
+            must("-n", hub_ns, "link", "set", cable, "master", "br0")
             made.hosts[agent] = (host_ns, cable)
         yield made
-    finally:
-        problems = made.teardown()
-        assert not problems, "; ".join(problems)
-
-
-def _gsmon_in(procs: Processes, namespace: str, name: str, *args: str) -> Process:
-    """A gsmon process inside ``namespace`` (``ip netns exec`` execs it: the pid is gsmon's own)."""
-    return procs.start(name, ["ip", "netns", "exec", namespace, sys.executable, "-m", "gsmon.common.cli", *args])
 
 
 def _keys(root: Path) -> Path:
@@ -194,7 +125,7 @@ def test_agents_on_other_hosts_go_stale_when_their_link_is_down_and_recover(
 ) -> None:
     """Hub and two agents in separate namespaces over veth: one link down turns that agent STALE, up restores it."""
     hub_dir = _keys(tmp_path)
-    hub_process = _gsmon_in(
+    hub_process = gsmon_in(
         procs,
         station.hub_ns,
         "hub",
@@ -216,7 +147,7 @@ def test_agents_on_other_hosts_go_stale_when_their_link_is_down_and_recover(
     port = hub.agents.rsplit(":", 1)[1]
 
     for agent, (namespace, _) in station.hosts.items():
-        process = _gsmon_in(
+        process = gsmon_in(
             procs, namespace, f"agent-{agent}", "agent", "--config", str(_agent_config(tmp_path, agent, port))
         )
         process.wait_for_line(f"READY agent={agent} ")
@@ -230,14 +161,14 @@ def test_agents_on_other_hosts_go_stale_when_their_link_is_down_and_recover(
         wait_until(lambda: polled(sub) and sub.tree.get("_hub/agents_live") and sub.tree["_hub/agents_live"].value == 2)
 
         # Pull antA's cable at the switch: no RST, no FIN, the packets just stop.
-        _must("-n", station.hub_ns, "link", "set", station.cable("antA"), "down")
+        must("-n", station.hub_ns, "link", "set", station.cable("antA"), "down")
         wait_until(lambda: _stale(sub, "GS1/Antenna1/"), timeout_s=8.0, what="antA STALE with its link down")
         wait_until(lambda: polled(sub) and sub.tree["_hub/agents/antA"].value == "silent", what="antA listed silent")
         assert sub.tree["GS1"].alertcode >= STALE_ALERTCODE, "a dead host never reads as healthy"
         assert _live(sub, "GS1/Rack1/"), "the other agent is not affected"
 
         # Plug it back: TCP retransmits, the same connection carries on and the hub is filled again.
-        _must("-n", station.hub_ns, "link", "set", station.cable("antA"), "up")
+        must("-n", station.hub_ns, "link", "set", station.cable("antA"), "up")
         wait_until(lambda: _live(sub, "GS1/Antenna1/"), timeout_s=15.0, what="antA live again with its link up")
         wait_until(lambda: polled(sub) and sub.tree["_hub/agents/antA"].value == "live", what="antA listed live")
         assert sub.tree["GS1"].alertcode < STALE_ALERTCODE
