@@ -72,6 +72,7 @@ __all__ = [
     "CommandRefusedError",
     "JournalPage",
     "JournalRecord",
+    "Listing",
     "OperatorClient",
     "Role",
     "Send",
@@ -531,6 +532,15 @@ class JournalPage:
 # -- the client -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """(1.3) Where a listing at a central hub came from: the site hubs' mounts whose alarms it holds
+    (``merged``), and the ones it could not ask, each with the reason (``unreached``: (mount, why))."""
+
+    merged: tuple[str, ...] = ()
+    unreached: tuple[tuple[str, str], ...] = ()
+
+
 class OperatorClient:
     """Typed operator commands over ``send`` (see the module docstring)."""
 
@@ -571,17 +581,27 @@ class OperatorClient:
 
     def alarm_listing(
         self, prefix: str, states: Sequence[str] = OPEN_STATES, limit: int | None = None
-    ) -> tuple[list[AlarmRecord], list[str]]:
-        """:meth:`alarms`, and (1.3) the mounts of site hubs under ``prefix`` whose alarms the list does not
-        hold (they are listed at their mounts; a hub before 1.3 names none)."""
+    ) -> tuple[list[AlarmRecord], Listing]:
+        """:meth:`alarms`, and (1.3) at a hub with site hubs below ``prefix``, whose lists are merged in and
+        which could not be asked (:class:`Listing`; a hub before 1.3, or without sites, names none)."""
         args: dict[str, Any] = {"prefix": prefix, "states": list(states)}
         if limit is not None:
             args["limit"] = limit
         result = self.call("alarms", args)
         records = [AlarmRecord.from_wire(item) for item in self._list(result, "alarms", "alarms")]
-        sites = result.get("sites") if isinstance(result, Mapping) else None
-        mounts = [item for item in sites if isinstance(item, str)] if isinstance(sites, list) else []
-        return sorted(records, key=lambda alarm: alarm.id), mounts
+        merged = result.get("merged") if isinstance(result, Mapping) else None
+        unreached = result.get("unreached") if isinstance(result, Mapping) else None
+        listing = Listing(
+            tuple(item for item in merged if isinstance(item, str)) if isinstance(merged, list) else (),
+            tuple(
+                (str(item.get("path")), " ".join(str(item.get("reason") or "not reached").split()))
+                for item in unreached
+                if isinstance(item, Mapping)
+            )
+            if isinstance(unreached, list)
+            else (),
+        )
+        return sorted(records, key=lambda alarm: alarm.id), listing
 
     def _ack_like(
         self, command: str, ids: Sequence[int], comment: str | None, extra: dict[str, Any], key: str = "acked"
@@ -605,6 +625,38 @@ class OperatorClient:
         """Acknowledge exactly ``ids``; ``seen``: the max_level each was shown at (see the module docstring)."""
         extra = {"seen": {str(key): level for key, level in seen.items()}} if seen else {}
         return self._ack_like("ack", ids, comment, extra)
+
+    def ack_listed(
+        self, alarms: Sequence[AlarmRecord], merged: Sequence[str], comment: str | None
+    ) -> tuple[AckOutcome, list[int]]:
+        """(1.3) Acknowledge alarms as a listing showed them (each at the max_level it was shown at), one
+        ``ack`` per site hub in ``merged`` (the mounts of a merged listing: a central hub routes an ack to
+        ONE site) and one for the hub's own; a site's refusal (unreachable...) skips its ids with the
+        hub's line, a refusal of the key ends it. Returns the outcome and the ids sent."""
+        groups: dict[str, list[AlarmRecord]] = {}
+        tops = [mount for mount in merged if not any(mount.startswith(other + "/") for other in merged)]
+        for alarm in alarms:
+            site = next((mount for mount in tops if alarm.path.startswith(mount + "/")), "")
+            groups.setdefault(site, []).append(alarm)
+        done: list[int] = []
+        skipped: list[tuple[int, str]] = []
+        messages: list[str] = []
+        sent: list[int] = []
+        for site, group in groups.items():
+            ids = [alarm.id for alarm in group]
+            sent += ids
+            seen = {alarm.id: alarm.max_level if alarm.max_level is not None else alarm.level for alarm in group}
+            try:
+                outcome = self.ack(ids, comment, seen)
+            except CommandRefusedError as refusal:
+                if len(groups) == 1 or refusal.reason == "forbidden":
+                    raise
+                skipped += [(alarm_id, f"{site or 'this hub'}: {refusal}") for alarm_id in ids]
+                continue
+            done += outcome.done
+            skipped += outcome.skipped
+            messages.append(outcome.message)
+        return AckOutcome(tuple(done), tuple(skipped), "; ".join(messages)), sent
 
     def unack(self, ids: Sequence[int], comment: str | None) -> AckOutcome:
         return self._ack_like("unack", ids, comment, {})

@@ -9,12 +9,39 @@
                                                |       agents socket) and a pending entry (5 s)
                                                '--> no: the command runs here
     UPSTREAM_RESULT (agents SUB) --> HubState --> Router.answer --> the asker's COMMAND_RESULT
+    "alarms" above the mounts --> the hub's own listing --> Router.gather --> every live site asked at once
+                                                             '--> Router.answer/expire merge --> ONE listing
 
 The protocol docstring (:mod:`gsmon.common.protocol`, "Hub-of-hubs") is the
 spec. A *site* is an agent whose entries carry the relay keys (HubState
 marks it ``relay``); its mount is where its tree hangs here. Alarm state
 stays with the hub nearest the agent: a command for a path under a site's
 mount is never applied here, it goes down or fails with a reason.
+
+One alarm list of the whole network (1.3): an ``alarms`` listing whose prefix
+lies above site mounts (the root included) is the hub's own book merged with
+the listing of every site below, asked of each live site at once
+(:meth:`Router.gather`), ids as this hub shows them (proxies), paths under the
+mount; a silent site, or one that does not answer within
+:data:`LISTING_TIMEOUT_S`, is named in ``unreached`` with the reason. Why ask
+rather than answer from the relayed points' alarm maps: the site's book is the
+authority and only it has every field (``acked_by``, ``ack_comment``,
+``raised_at``...), the alarms of points it no longer has (a latched
+``rtn_unacked`` alarm outlives its point, and a relayed point leaves the
+centre with it), and the cleared ones ``--all`` asks for; a summary relayed
+for each of them would cost the link bytes on every change for a listing
+asked now and then. The price: a listing waits for the slowest live site (at
+most the timeout), and a silent site's alarms are not listed (its silence
+alarm, the hub's own, is, and the site is named).
+
+Proxy ids are persistent (1.3): with a state store, each new proxy is stored
+(``meta`` rows ``proxy:<id>``, :meth:`Router.take_marks`, in the turn's
+transaction, before anything shows it) and restored at start
+(:meth:`Router.restore`), so an id an operator read before a restart of this
+hub still names the same alarm of the same site after it, and a new one never
+reuses an old one. (Derived ids were not an option: a site's ids may be any
+uint64 -- its own proxies and a pair's derived ids included -- so no mapping
+of (site, id) into 2^52 - 2^48 numbers is free of collisions.)
 
 Replies go back to whoever asked: a query-socket client (``("query",
 identity, request_id)``), or, on a hub that is itself a site, its own
@@ -24,6 +51,7 @@ level further down (a chain).
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
@@ -37,7 +65,9 @@ if TYPE_CHECKING:
     from gsmon.hub.state import HubState
 
 __all__ = [
+    "LISTING_TIMEOUT_S",
     "PROXY_BASE",
+    "PROXY_META_PREFIX",
     "ROUTED_COMMANDS",
     "ROUTE_TIMEOUT_S",
     "RelayGuard",
@@ -52,6 +82,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROUTE_TIMEOUT_S: Final = 5.0  # a routed command not answered within this fails "unreachable"
+# A site's part of a merged listing not answered within this is named unreached: shorter than a client's
+# usual 5 s wait, so the merged answer (the hub's own alarms and the sites that did answer) reaches it in time.
+LISTING_TIMEOUT_S: Final = proto.LISTING_TIMEOUT_S
+PROXY_META_PREFIX: Final = "proxy:"  # the state store's meta rows of the proxy map: proxy:<id> -> [site, id]
 #: Commands routed by the alarm ids they name (this hub's proxies of a site's alarms, Router).
 _BY_ALARM_ID: Final = ("ack", "unack")
 #: Commands routed by their path (args ``path``) or prefix (args ``prefix``), in the order looked at.
@@ -142,15 +176,59 @@ class RelayGuard:
         return replace(msg, points=keep)
 
 
-class _Pending:
-    __slots__ = ("command", "deadline", "mount", "site", "to")
+class _Gather:
+    """(1.3) One ``alarms`` listing above site mounts being put together (:meth:`Router.gather`)."""
 
-    def __init__(self, to: ReplyTo, site: str, mount: str, deadline: float, command: str) -> None:
+    __slots__ = ("alarms", "limit", "merged", "message", "prefix", "to", "unreached", "waiting")
+
+    def __init__(self, to: ReplyTo, prefix: str, limit: int, alarms: list[Any]) -> None:
+        self.to = to
+        self.prefix = prefix
+        self.limit = limit
+        self.alarms = alarms  # the hub's own, then each site's as it answers
+        self.merged: list[str] = []  # mounts whose lists are in
+        self.unreached: list[dict[str, Any]] = []  # {"path": mount, "site": name, "reason": why}
+        self.waiting = 0  # sites asked that have not answered (nor timed out)
+
+    def reply(self) -> RoutedReply:
+        """The merged listing: every alarm by id (the hub's own first: proxies are larger), and who is missing."""
+        alarms = sorted(self.alarms, key=_alarm_order)[: self.limit]
+        result: dict[str, Any] = {"alarms": alarms, "merged": sorted(self.merged)}
+        where = self.prefix or "the whole tree"
+        message = f"{len(alarms)} alarm{'s' if len(alarms) != 1 else ''} under {where}"
+        message += f", {len(self.merged)} site hub{'s' if len(self.merged) != 1 else ''} included"
+        if self.unreached:
+            result["unreached"] = sorted(self.unreached, key=lambda item: str(item.get("path")))
+            first = result["unreached"][0]
+            message += f"; {len(self.unreached)} not reached ({first['path']}: {first['reason']})"
+        return RoutedReply(self.to, True, message, result)
+
+
+def _alarm_order(item: Any) -> tuple[int, str]:
+    alarm_id = item.get("id") if isinstance(item, dict) else None
+    return (alarm_id if type(alarm_id) is int else -1, str(item.get("path")) if isinstance(item, dict) else "")
+
+
+class _Pending:
+    __slots__ = ("command", "deadline", "gather", "mount", "site", "timeout_s", "to")
+
+    def __init__(
+        self,
+        to: ReplyTo,
+        site: str,
+        mount: str,
+        deadline: float,
+        command: str,
+        timeout_s: float,
+        gather: _Gather | None = None,
+    ) -> None:
         self.to = to
         self.site = site
         self.mount = mount
         self.deadline = deadline
         self.command = command
+        self.timeout_s = timeout_s
+        self.gather = gather  # a site's part of a merged listing, else None
 
 
 class Router:
@@ -174,10 +252,48 @@ class Router:
         self._proxies: dict[int, tuple[str, int]] = {}  # proxy id -> (site agent name, the site's id)
         self._proxy_of: dict[tuple[str, int], int] = {}
         self._next_proxy = PROXY_BASE
+        self._marks: dict[str, str] = {}  # new proxies not yet given to the state store
+        self.listing_timeout_s = LISTING_TIMEOUT_S
         state.relay_alarm_id = self.proxy
 
+    def restore(self, meta: dict[str, str]) -> int:
+        """The proxy map the state store holds (its ``proxy:`` meta rows, as :meth:`take_marks` gave them),
+        before anything is relayed here; returns how many were restored. A row that does not read is
+        skipped with a warning: its id is still never given again."""
+        loaded: list[tuple[int, str, int]] = []
+        highest = PROXY_BASE - 1
+        for key, value in meta.items():
+            try:
+                proxy = int(key.removeprefix(PROXY_META_PREFIX))
+                highest = max(highest, proxy)
+                site, site_id = json.loads(value)
+                if not is_proxy_id(proxy) or not isinstance(site, str) or type(site_id) is not int:
+                    raise ValueError(value)
+            except (ValueError, TypeError):
+                log.warning("state store: proxy row %r = %r does not read, skipped", key, value)
+                continue
+            loaded.append((proxy, site, site_id))
+        loaded.sort()
+        for proxy, site, site_id in loaded[-_MAX_PROXIES:]:
+            self._proxies[proxy] = (site, site_id)
+            self._proxy_of[(site, site_id)] = proxy
+        self._next_proxy = max(self._next_proxy, highest + 1)
+        return len(self._proxies)
+
+    @property
+    def marks_waiting(self) -> bool:
+        """Whether proxies were made that the state store does not hold yet (:meth:`take_marks`)."""
+        return bool(self._marks)
+
+    def take_marks(self) -> dict[str, str]:
+        """The proxies made since the last call, as ``meta`` rows for the state store (stored before the
+        turn is published, with the book's records: an id shown is an id kept)."""
+        marks, self._marks = self._marks, {}
+        return marks
+
     def proxy(self, site: str, site_id: int) -> int:
-        """This hub's id for alarm ``site_id`` of ``site`` (the same one as long as this hub runs)."""
+        """This hub's id for alarm ``site_id`` of ``site`` (the same one as long as this hub runs, and with
+        a state store across its restarts: :meth:`take_marks`)."""
         key = (site, site_id)
         found = self._proxy_of.get(key)
         if found is not None:
@@ -189,6 +305,7 @@ class Router:
         self._next_proxy += 1
         self._proxies[proxy] = key
         self._proxy_of[key] = proxy
+        self._marks[f"{PROXY_META_PREFIX}{proxy}"] = json.dumps([site, site_id])
         return proxy
 
     def site_for(self, path: str, at_mount: bool = False) -> tuple[str, str] | None:
@@ -213,7 +330,7 @@ class Router:
                 return None
             unknown = [item for item in ids if is_proxy_id(item) and item not in self._proxies]
             if unknown:
-                why = f"unknown alarm id {unknown[0]} (this hub restarted since it was listed? list the alarms again)"
+                why = f"unknown alarm id {unknown[0]} (no site's alarm has it here: list the alarms again)"
                 return RoutedReply(("",), False, f"{command}: {why}", {"reason": "unknown"})
             sites = {self._proxies[item][0] for item in ids if is_proxy_id(item)}
             if len(sites) > 1 or not all(is_proxy_id(item) for item in ids):
@@ -282,39 +399,120 @@ class Router:
             )
         if len(self._pending) >= _MAX_PENDING:
             return RoutedReply(to, False, "busy, retry: too many commands routed to sites", {"reason": "busy"})
+        pending = _Pending(to, name, mount, now + self.timeout_s, command, self.timeout_s)
+        self._send_down(pending, down, user, by, role, wall)
+        return True
+
+    def _send_down(
+        self, pending: _Pending, down: dict[str, Any], user: str | None, by: str, role: str, wall: float
+    ) -> None:
+        """Queue the route topic of ``pending`` (its command with ``down`` as args) and remember it."""
         self._next_id += 1
         route_id = self._next_id
-        self._pending[route_id] = _Pending(to, name, mount, now + self.timeout_s, command)
+        self._pending[route_id] = pending
         self.routed += 1
         routed = {
             "route_id": route_id,
-            "command": command,
+            "command": pending.command,
             "args": down,
             "user": user,
             "by": by,
             "hub": self.hub_id,
             "role": role,
-            "deadline": wall + self.timeout_s,
+            "deadline": wall + pending.timeout_s,
         }
-        self._topics.append(proto.route_topic(name, routed))
-        log.info("command %s routed down to site hub %s (route %d)", command, name, route_id)
-        return True
+        self._topics.append(proto.route_topic(pending.site, routed))
+        log.info("command %s routed down to site hub %s (route %d)", pending.command, pending.site, route_id)
+
+    def gather(
+        self,
+        command: str,
+        args: dict[str, Any],
+        user: str | None,
+        by: str,
+        role: str,
+        to: ReplyTo,
+        local: tuple[bool, str, Any],
+        now: float,
+        wall: float,
+        budget_s: float | None = None,
+    ) -> RoutedReply | bool:
+        """(1.3) An ``alarms`` listing that ran here (``local``: its outcome) with site mounts below its
+        prefix: ask every live site for its whole list and merge (module docstring). False: nothing to
+        merge (``local`` is the answer). True: asked, the merged answer comes from :meth:`answer` /
+        :meth:`expire`. A :class:`RoutedReply`: merged at once (no site could be asked). ``budget_s``:
+        the time the asker waits (a listing routed from upstream): the sites get at most half of it."""
+        ok, _message, result = local
+        if command != "alarms" or not ok or not isinstance(result, dict):
+            return False
+        prefix = args.get("prefix") or ""
+        if not isinstance(prefix, str):
+            return False
+        sites = sorted(
+            (agent.mount, name)
+            for name, agent in self.state.agents.items()
+            if agent.relay and agent.mount and names.path_in_prefix(agent.mount, prefix)
+        )
+        # A site mounted below another site's mount is that site's business (it lists it itself).
+        sites = [(m, n) for m, n in sites if not any(m.startswith(other + "/") for other, _ in sites)]
+        if not sites:
+            return False
+        limit = args.get("limit", _MAX_PENDING)
+        limit = limit if type(limit) is int and limit >= 0 else _MAX_PENDING
+        gathered = _Gather(to, prefix, limit, list(result.get("alarms") or []))
+        timeout_s = self.listing_timeout_s if budget_s is None else max(0.1, min(self.listing_timeout_s, budget_s / 2))
+        down = {key: value for key, value in args.items() if key != "path"}
+        down["prefix"] = ""  # the site's whole tree: the prefix lies above its mount
+        for mount, name in sites:
+            agent = self.state.agents[name]
+            if agent.silent:
+                self.unreachable += 1
+                why = f"nothing heard from site hub {name} for {now - agent.last_heard:.0f} s"
+                gathered.unreached.append({"path": mount, "site": name, "reason": why})
+            elif len(self._pending) >= _MAX_PENDING:
+                gathered.unreached.append({"path": mount, "site": name, "reason": "busy: too many commands routed"})
+            else:
+                pending = _Pending(to, name, mount, now + timeout_s, command, timeout_s, gathered)
+                self._send_down(pending, down, user, by, role, wall)
+                gathered.waiting += 1
+        return gathered.reply() if gathered.waiting == 0 else True
+
+    def _fold(self, pending: _Pending, ok: bool, message: str, result: Any) -> RoutedReply | None:
+        """A site's part of a merged listing: into its gather; the merged reply once none is awaited."""
+        gathered = pending.gather
+        assert gathered is not None
+        gathered.waiting -= 1
+        mount = pending.mount
+        if ok and isinstance(result, dict) and isinstance(result.get("alarms"), list):
+            gathered.alarms += result["alarms"]
+            gathered.merged.append(mount)
+            nested = result.get("merged")  # a chain: the site's own sites, under its mount here
+            gathered.merged += [names.join(mount, item) for item in nested or [] if isinstance(item, str)]
+            gathered.unreached += [item for item in result.get("unreached") or [] if isinstance(item, dict)]
+        else:
+            why = message if not ok else "its answer has no alarm list"
+            gathered.unreached.append({"path": mount, "site": pending.site, "reason": why})
+        return gathered.reply() if gathered.waiting == 0 else None
 
     def take_topics(self) -> list[bytes]:
         """Route topics to subscribe (then unsubscribe) on the agents socket, since the last call."""
         topics, self._topics = self._topics, []
         return topics
 
-    def answer(self, site: str, msg: proto.UpstreamResult) -> RoutedReply | None:
+    def answer(self, site: str, msg: proto.UpstreamResult) -> RoutedReply | bool:
         """A site's UPSTREAM_RESULT: the reply for whoever asked (paths with the mount put back, alarm ids
-        as this hub shows them), or None when it answers nothing pending from that site (late, or not ours)."""
+        as this hub shows them); True when it was a part of a merged listing that still waits for others;
+        False when it answers nothing pending from that site (late, or not ours)."""
         pending = self._pending.get(msg.route_id)
         if pending is None or pending.site != site:
-            return None
+            return False
         del self._pending[msg.route_id]
         result = _mounted(msg.result, pending.mount)
         if isinstance(result, dict):
             result = self._proxied(pending.command, site, result)
+        if pending.gather is not None:
+            merged = self._fold(pending, msg.ok, msg.message, result)
+            return True if merged is None else merged
         return RoutedReply(pending.to, msg.ok, msg.message, result)
 
     def _proxied(self, command: str, site: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -344,11 +542,18 @@ class Router:
         for route_id in late:
             pending = self._pending.pop(route_id)
             self.unreachable += 1
+            if pending.gather is not None:
+                why = f"no answer from site hub {pending.site} within {pending.timeout_s:g} s"
+                merged = self._fold(pending, False, why, None)
+                if merged is not None:
+                    replies.append(merged)
+                continue
+            within = f"within {pending.timeout_s:g} s"
             replies.append(
                 RoutedReply(
                     pending.to,
                     False,
-                    f"{pending.mount} unreachable: no answer from site hub {pending.site} within {self.timeout_s:g} s",
+                    f"{pending.mount} unreachable: no answer from site hub {pending.site} {within}",
                     {"reason": "unreachable"},
                 )
             )
@@ -406,7 +611,12 @@ def run_routed(
     call = Call(command, args, caller, user, now, wall, None)
     ok, message, result = spec.run(queries, call)
     log.info("command %s %s routed from upstream by %s: %s", command, args, by, message)
-    return RoutedReply(to, ok, message, result)
+    # A listing of this hub's whole tree for the hub above: with the sites below this one (a chain).
+    budget_s = float(routed["deadline"]) - wall
+    merged = router.gather(command, args, user, by, role, to, (ok, message, result), now, wall, budget_s)
+    if merged is True:
+        return None
+    return merged if isinstance(merged, RoutedReply) else RoutedReply(to, ok, message, result)
 
 
 def routed_caller(by: str, role: str) -> Any:
