@@ -51,7 +51,6 @@ level further down (a chain).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
@@ -179,16 +178,18 @@ class RelayGuard:
 class _Gather:
     """(1.3) One ``alarms`` listing above site mounts being put together (:meth:`Router.gather`)."""
 
-    __slots__ = ("alarms", "limit", "merged", "message", "prefix", "to", "unreached", "waiting")
+    __slots__ = ("alarms", "limit", "me", "merged", "prefix", "to", "unreached", "wait_s", "waiting")
 
-    def __init__(self, to: ReplyTo, prefix: str, limit: int, alarms: list[Any]) -> None:
-        self.to = to
+    def __init__(self, me: ReplyTo, to: ReplyTo, prefix: str, limit: int, alarms: list[Any]) -> None:
+        self.me = me  # ("gather", number): where the sites' answers go (Router.answer, Router.expire)
+        self.to = to  # who asked
         self.prefix = prefix
         self.limit = limit
         self.alarms = alarms  # the hub's own, then each site's as it answers
         self.merged: list[str] = []  # mounts whose lists are in
         self.unreached: list[dict[str, Any]] = []  # {"path": mount, "site": name, "reason": why}
         self.waiting = 0  # sites asked that have not answered (nor timed out)
+        self.wait_s = LISTING_TIMEOUT_S  # how long the sites are waited for
 
     def reply(self) -> RoutedReply:
         """The merged listing: every alarm by id (the hub's own first: proxies are larger), and who is missing."""
@@ -210,25 +211,14 @@ def _alarm_order(item: Any) -> tuple[int, str]:
 
 
 class _Pending:
-    __slots__ = ("command", "deadline", "gather", "mount", "site", "timeout_s", "to")
+    __slots__ = ("command", "deadline", "mount", "site", "to")
 
-    def __init__(
-        self,
-        to: ReplyTo,
-        site: str,
-        mount: str,
-        deadline: float,
-        command: str,
-        timeout_s: float,
-        gather: _Gather | None = None,
-    ) -> None:
+    def __init__(self, to: ReplyTo, site: str, mount: str, deadline: float, command: str) -> None:
         self.to = to
         self.site = site
         self.mount = mount
         self.deadline = deadline
         self.command = command
-        self.timeout_s = timeout_s
-        self.gather = gather  # a site's part of a merged listing, else None
 
 
 class Router:
@@ -240,6 +230,8 @@ class Router:
     this hub's own that has the same number at the site.
     """
 
+    META_PREFIX: Final = PROXY_META_PREFIX  # (1.3) the state store's rows of the proxy map
+
     def __init__(self, state: HubState, hub_id: str, timeout_s: float = ROUTE_TIMEOUT_S) -> None:
         self.state = state
         self.hub_id = hub_id
@@ -249,25 +241,46 @@ class Router:
         self._next_id = 0
         self._pending: dict[int, _Pending] = {}
         self._topics: list[bytes] = []
+        self._marks: dict[str, str] = {}  # (1.3) new proxies not yet given to the state store
+        self._gathers: dict[int, _Gather] = {}  # (1.3) merged listings waiting for sites
+        self._next_gather = 0
+        self.listing_timeout_s = LISTING_TIMEOUT_S
         self._proxies: dict[int, tuple[str, int]] = {}  # proxy id -> (site agent name, the site's id)
         self._proxy_of: dict[tuple[str, int], int] = {}
         self._next_proxy = PROXY_BASE
-        self._marks: dict[str, str] = {}  # new proxies not yet given to the state store
-        self.listing_timeout_s = LISTING_TIMEOUT_S
         state.relay_alarm_id = self.proxy
 
+    def proxy(self, site: str, site_id: int) -> int:
+        """This hub's id for alarm ``site_id`` of ``site`` (the same one as long as this hub runs, and with
+        a state store across its restarts: :meth:`take_marks`)."""
+        key = (site, site_id)
+        found = self._proxy_of.get(key)
+        if found is not None:
+            return found
+        if len(self._proxies) >= _MAX_PROXIES:  # a memory bound: the oldest ids are forgotten
+            oldest = next(iter(self._proxies))
+            del self._proxy_of[self._proxies.pop(oldest)]
+        proxy = self._next_proxy
+        self._next_proxy += 1
+        self._proxies[proxy] = key
+        self._proxy_of[key] = proxy
+        self._marks[f"{PROXY_META_PREFIX}{proxy}"] = f"{site_id} {site}"
+        return proxy
+
     def restore(self, meta: dict[str, str]) -> int:
-        """The proxy map the state store holds (its ``proxy:`` meta rows, as :meth:`take_marks` gave them),
+        """The proxy map the state store holds (its meta rows under :attr:`META_PREFIX`, as
+        :meth:`take_marks` gave them: ``proxy:<id>`` = ``"<the site's id> <site>"``),
         before anything is relayed here; returns how many were restored. A row that does not read is
         skipped with a warning: its id is still never given again."""
-        loaded: list[tuple[int, str, int]] = []
+        loaded: list[tuple[int, str, int]] = []  # (proxy, site, the site's id)
         highest = PROXY_BASE - 1
         for key, value in meta.items():
             try:
                 proxy = int(key.removeprefix(PROXY_META_PREFIX))
                 highest = max(highest, proxy)
-                site, site_id = json.loads(value)
-                if not is_proxy_id(proxy) or not isinstance(site, str) or type(site_id) is not int:
+                number, site = value.split(" ", 1)
+                site_id = int(number)
+                if not is_proxy_id(proxy) or not site:
                     raise ValueError(value)
             except (ValueError, TypeError):
                 log.warning("state store: proxy row %r = %r does not read, skipped", key, value)
@@ -290,23 +303,6 @@ class Router:
         turn is published, with the book's records: an id shown is an id kept)."""
         marks, self._marks = self._marks, {}
         return marks
-
-    def proxy(self, site: str, site_id: int) -> int:
-        """This hub's id for alarm ``site_id`` of ``site`` (the same one as long as this hub runs, and with
-        a state store across its restarts: :meth:`take_marks`)."""
-        key = (site, site_id)
-        found = self._proxy_of.get(key)
-        if found is not None:
-            return found
-        if len(self._proxies) >= _MAX_PROXIES:  # a memory bound: the oldest ids are forgotten
-            oldest = next(iter(self._proxies))
-            del self._proxy_of[self._proxies.pop(oldest)]
-        proxy = self._next_proxy
-        self._next_proxy += 1
-        self._proxies[proxy] = key
-        self._proxy_of[key] = proxy
-        self._marks[f"{PROXY_META_PREFIX}{proxy}"] = json.dumps([site, site_id])
-        return proxy
 
     def site_for(self, path: str, at_mount: bool = False) -> tuple[str, str] | None:
         """The site (agent name, mount) whose mount holds ``path`` strictly below it (the deepest), or
@@ -399,100 +395,23 @@ class Router:
             )
         if len(self._pending) >= _MAX_PENDING:
             return RoutedReply(to, False, "busy, retry: too many commands routed to sites", {"reason": "busy"})
-        pending = _Pending(to, name, mount, now + self.timeout_s, command, self.timeout_s)
-        self._send_down(pending, down, user, by, role, wall)
-        return True
-
-    def _send_down(
-        self, pending: _Pending, down: dict[str, Any], user: str | None, by: str, role: str, wall: float
-    ) -> None:
-        """Queue the route topic of ``pending`` (its command with ``down`` as args) and remember it."""
         self._next_id += 1
         route_id = self._next_id
-        self._pending[route_id] = pending
+        self._pending[route_id] = _Pending(to, name, mount, now + self.timeout_s, command)
         self.routed += 1
         routed = {
             "route_id": route_id,
-            "command": pending.command,
+            "command": command,
             "args": down,
             "user": user,
             "by": by,
             "hub": self.hub_id,
             "role": role,
-            "deadline": wall + pending.timeout_s,
+            "deadline": wall + self.timeout_s,
         }
-        self._topics.append(proto.route_topic(pending.site, routed))
-        log.info("command %s routed down to site hub %s (route %d)", pending.command, pending.site, route_id)
-
-    def gather(
-        self,
-        command: str,
-        args: dict[str, Any],
-        user: str | None,
-        by: str,
-        role: str,
-        to: ReplyTo,
-        local: tuple[bool, str, Any],
-        now: float,
-        wall: float,
-        budget_s: float | None = None,
-    ) -> RoutedReply | bool:
-        """(1.3) An ``alarms`` listing that ran here (``local``: its outcome) with site mounts below its
-        prefix: ask every live site for its whole list and merge (module docstring). False: nothing to
-        merge (``local`` is the answer). True: asked, the merged answer comes from :meth:`answer` /
-        :meth:`expire`. A :class:`RoutedReply`: merged at once (no site could be asked). ``budget_s``:
-        the time the asker waits (a listing routed from upstream): the sites get at most half of it."""
-        ok, _message, result = local
-        if command != "alarms" or not ok or not isinstance(result, dict):
-            return False
-        prefix = args.get("prefix") or ""
-        if not isinstance(prefix, str):
-            return False
-        sites = sorted(
-            (agent.mount, name)
-            for name, agent in self.state.agents.items()
-            if agent.relay and agent.mount and names.path_in_prefix(agent.mount, prefix)
-        )
-        # A site mounted below another site's mount is that site's business (it lists it itself).
-        sites = [(m, n) for m, n in sites if not any(m.startswith(other + "/") for other, _ in sites)]
-        if not sites:
-            return False
-        limit = args.get("limit", _MAX_PENDING)
-        limit = limit if type(limit) is int and limit >= 0 else _MAX_PENDING
-        gathered = _Gather(to, prefix, limit, list(result.get("alarms") or []))
-        timeout_s = self.listing_timeout_s if budget_s is None else max(0.1, min(self.listing_timeout_s, budget_s / 2))
-        down = {key: value for key, value in args.items() if key != "path"}
-        down["prefix"] = ""  # the site's whole tree: the prefix lies above its mount
-        for mount, name in sites:
-            agent = self.state.agents[name]
-            if agent.silent:
-                self.unreachable += 1
-                why = f"nothing heard from site hub {name} for {now - agent.last_heard:.0f} s"
-                gathered.unreached.append({"path": mount, "site": name, "reason": why})
-            elif len(self._pending) >= _MAX_PENDING:
-                gathered.unreached.append({"path": mount, "site": name, "reason": "busy: too many commands routed"})
-            else:
-                pending = _Pending(to, name, mount, now + timeout_s, command, timeout_s, gathered)
-                self._send_down(pending, down, user, by, role, wall)
-                gathered.waiting += 1
-        return gathered.reply() if gathered.waiting == 0 else True
-
-    def _fold(self, pending: _Pending, ok: bool, message: str, result: Any) -> RoutedReply | None:
-        """A site's part of a merged listing: into its gather; the merged reply once none is awaited."""
-        gathered = pending.gather
-        assert gathered is not None
-        gathered.waiting -= 1
-        mount = pending.mount
-        if ok and isinstance(result, dict) and isinstance(result.get("alarms"), list):
-            gathered.alarms += result["alarms"]
-            gathered.merged.append(mount)
-            nested = result.get("merged")  # a chain: the site's own sites, under its mount here
-            gathered.merged += [names.join(mount, item) for item in nested or [] if isinstance(item, str)]
-            gathered.unreached += [item for item in result.get("unreached") or [] if isinstance(item, dict)]
-        else:
-            why = message if not ok else "its answer has no alarm list"
-            gathered.unreached.append({"path": mount, "site": pending.site, "reason": why})
-        return gathered.reply() if gathered.waiting == 0 else None
+        self._topics.append(proto.route_topic(name, routed))
+        log.info("command %s routed down to site hub %s (route %d)", command, name, route_id)
+        return True
 
     def take_topics(self) -> list[bytes]:
         """Route topics to subscribe (then unsubscribe) on the agents socket, since the last call."""
@@ -510,7 +429,7 @@ class Router:
         result = _mounted(msg.result, pending.mount)
         if isinstance(result, dict):
             result = self._proxied(pending.command, site, result)
-        if pending.gather is not None:
+        if pending.to[0] == "gather":  # (1.3) a site's part of a merged listing
             merged = self._fold(pending, msg.ok, msg.message, result)
             return True if merged is None else merged
         return RoutedReply(pending.to, msg.ok, msg.message, result)
@@ -542,22 +461,106 @@ class Router:
         for route_id in late:
             pending = self._pending.pop(route_id)
             self.unreachable += 1
-            if pending.gather is not None:
-                why = f"no answer from site hub {pending.site} within {pending.timeout_s:g} s"
+            if pending.to[0] == "gather":  # (1.3) a site's part of a merged listing: named unreached
+                waited = self._gathers[pending.to[1]].wait_s if pending.to[1] in self._gathers else self.timeout_s
+                why = f"no answer from site hub {pending.site} within {waited:g} s"
                 merged = self._fold(pending, False, why, None)
                 if merged is not None:
                     replies.append(merged)
                 continue
-            within = f"within {pending.timeout_s:g} s"
             replies.append(
                 RoutedReply(
                     pending.to,
                     False,
-                    f"{pending.mount} unreachable: no answer from site hub {pending.site} {within}",
+                    f"{pending.mount} unreachable: no answer from site hub {pending.site} within {self.timeout_s:g} s",
                     {"reason": "unreachable"},
                 )
             )
         return replies
+
+    # -- (1.3) one alarm list of the network: a listing above site mounts merged with every site's --------
+
+    def gather(
+        self,
+        command: str,
+        args: dict[str, Any],
+        user: str | None,
+        by: str,
+        role: str,
+        to: ReplyTo,
+        local: tuple[bool, str, Any],
+        now: float,
+        wall: float,
+        budget_s: float | None = None,
+    ) -> RoutedReply | bool:
+        """An ``alarms`` listing that ran here (``local``: its outcome) with site mounts below its prefix:
+        ask every live site for its whole list and merge (module docstring). False: nothing to merge
+        (``local`` is the answer). True: asked, the merged answer comes from :meth:`answer` /
+        :meth:`expire`. A :class:`RoutedReply`: merged at once (no site could be asked). ``budget_s``:
+        the time the asker waits (a listing routed from upstream): the sites get at most half of it."""
+        ok, _message, result = local
+        if command != "alarms" or not ok or not isinstance(result, dict):
+            return False
+        prefix = args.get("prefix") or ""
+        if not isinstance(prefix, str):
+            return False
+        mounts = sorted(
+            agent.mount
+            for agent in self.state.agents.values()
+            if agent.relay and agent.mount and names.path_in_prefix(agent.mount, prefix)
+        )
+        # A site mounted below another site's mount is that site's to list (by this same rule).
+        mounts = [mount for mount in mounts if not any(mount.startswith(other + "/") for other in mounts)]
+        if not mounts:
+            return False
+        limit = args.get("limit", _MAX_PENDING)
+        self._next_gather += 1
+        gathered = self._gathers[self._next_gather] = _Gather(
+            ("gather", self._next_gather),
+            to,
+            prefix,
+            limit if type(limit) is int and limit >= 0 else _MAX_PENDING,
+            list(result.get("alarms") or []),
+        )
+        # Asked by the hub above: half its wait, so that this answer (the sites that did answer) is in time.
+        wait_s = self.listing_timeout_s if budget_s is None else min(self.listing_timeout_s, budget_s) / 2
+        gathered.wait_s = timeout_s = max(0.1, wait_s)
+        for mount in mounts:
+            # Routed as a listing at the mount is (prefix "" at the site), by route()'s own rules.
+            down = {key: value for key, value in args.items() if key != "path"}
+            down["prefix"] = mount
+            routed = self.route(command, down, user, by, role, gathered.me, now, wall)
+            if routed is True:
+                self._pending[self._next_id].deadline = now + timeout_s  # (route() just numbered it)
+                gathered.waiting += 1
+            elif isinstance(routed, RoutedReply):  # silent, busy...: named with route()'s reason
+                site = self.site_for(mount, at_mount=True)
+                why = routed.message.removeprefix(f"{mount} unreachable: ")
+                gathered.unreached.append({"path": mount, "site": site[0] if site else mount, "reason": why})
+        if gathered.waiting:
+            return True
+        return self._gathers.pop(self._next_gather).reply()
+
+    def _fold(self, pending: _Pending, ok: bool, message: str, result: Any) -> RoutedReply | None:
+        """A site's part of a merged listing, into its gather: the merged reply once none is awaited."""
+        gathered = self._gathers.get(pending.to[1])
+        if gathered is None:
+            return None
+        gathered.waiting -= 1
+        mount = pending.mount
+        if ok and isinstance(result, dict) and isinstance(result.get("alarms"), list):
+            gathered.alarms += result["alarms"]
+            gathered.merged.append(mount)
+            nested = result.get("merged")  # a chain: the site's own sites, under its mount here
+            gathered.merged += [names.join(mount, item) for item in nested or [] if isinstance(item, str)]
+            gathered.unreached += [item for item in result.get("unreached") or [] if isinstance(item, dict)]
+        else:
+            why = message.removeprefix(f"{mount} unreachable: ") if not ok else "its answer has no alarm list"
+            gathered.unreached.append({"path": mount, "site": pending.site, "reason": why})
+        if gathered.waiting:
+            return None
+        del self._gathers[pending.to[1]]
+        return gathered.reply()
 
 
 def _mounted(result: Any, mount: str, depth: int = 0) -> Any:

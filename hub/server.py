@@ -99,7 +99,7 @@ from gsmon.hub.journal import STATE_FILE, Pruner, Retention, StateStore, StoreEr
 from gsmon.hub.pair import PairConfig
 from gsmon.hub.pair_link import PAIR_FILE, PairLink, PairStore
 from gsmon.hub.queries import QueryCore, QuerySettings
-from gsmon.hub.relay import PROXY_META_PREFIX, RelayGuard, RoutedReply, Router, run_routed
+from gsmon.hub.relay import RelayGuard, RoutedReply, Router, run_routed
 from gsmon.hub.replay import META_PREFIX, ReplayCore
 from gsmon.hub.state import HubSettings, HubState, nested_mounts
 from gsmon.hub.subscriptions import Outcome, SubscriptionLedger
@@ -373,9 +373,6 @@ class HubServer:
         hub_id = self.hub_id = self.hub_id or default_hub_id(endpoints.agents)
         self.relay_guard = RelayGuard(hub_id)
         self.router = self.queries.router = Router(self.state, hub_id)
-        if self.store is not None:  # (1.3) the proxy ids shown before a restart name the same alarms after it
-            restored = self.router.restore(self.store.load_meta(PROXY_META_PREFIX))
-            log.info("state store: %d proxy id(s) of sites' alarms restored", restored)
         if self.upstream_settings is not None:
             core = UpstreamCore(self.upstream_settings, self.state, hub_id, self.epoch, time.monotonic())
             self.upstream = UpstreamLink(core, self.context)
@@ -386,6 +383,10 @@ class HubServer:
                 self.upstream_settings.sender,
                 self.upstream_settings.mount,
             )
+        if self.store is not None and self.router is not None:
+            # (1.3) The proxy ids shown before a restart name the same sites' alarms after it.
+            restored = self.router.restore(self.store.load_meta(Router.META_PREFIX))
+            log.info("state store: %d proxy id(s) of sites' alarms restored", restored)
         self._open_pair()
         return endpoints
 
