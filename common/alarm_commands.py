@@ -101,11 +101,12 @@ class CommandRefusedError(UnavailableError):
     The message reads ``the hub refused: <its line>`` (``gsmon`` exits 1).
     """
 
-    def __init__(self, command: str, message: str, reason: str | None) -> None:
+    def __init__(self, command: str, message: str, reason: str | None, result: Any = None) -> None:
         super().__init__(f"the hub refused: {message}")
         self.command = command
         self.hub_message = message
         self.reason = reason
+        self.result = result  # the refusal's whole result map (1.3: an ack's id ``groups``)
 
 
 class BadAnswerError(UnavailableError):
@@ -532,6 +533,19 @@ class JournalPage:
 # -- the client -----------------------------------------------------------------------------------
 
 
+def _id_groups(refusal: CommandRefusedError, ids: Sequence[int]) -> list[list[int]] | None:
+    """(1.3) The id groups a central hub's ``bad-args`` refusal of mixed ids gives (``groups``: its own
+    ids, then each site's), when they are exactly ``ids`` in two groups or more; else None."""
+    result = refusal.result
+    groups = result.get("groups") if refusal.reason == "bad-args" and isinstance(result, Mapping) else None
+    if not isinstance(groups, list) or len(groups) < 2:
+        return None
+    parsed = [[int(item) for item in group if _int(item) is not None] for group in groups if isinstance(group, list)]
+    if sorted(item for group in parsed for item in group) != sorted(int(item) for item in ids):
+        return None
+    return [group for group in parsed if group]
+
+
 @dataclass(frozen=True, slots=True)
 class Listing:
     """(1.3) Where a listing at a central hub came from: the site hubs' mounts whose alarms it holds
@@ -553,7 +567,7 @@ class OperatorClient:
         if not reply.ok:
             reason = reply.result.get("reason") if isinstance(reply.result, Mapping) else None
             message = " ".join(str(reply.message).split()) or f"{command} refused"
-            raise CommandRefusedError(command, message, reason if isinstance(reason, str) else None)
+            raise CommandRefusedError(command, message, reason if isinstance(reason, str) else None, reply.result)
         return reply
 
     def call(self, command: str, args: dict[str, Any]) -> Any:
@@ -604,12 +618,24 @@ class OperatorClient:
         return sorted(records, key=lambda alarm: alarm.id), listing
 
     def _ack_like(
-        self, command: str, ids: Sequence[int], comment: str | None, extra: dict[str, Any], key: str = "acked"
+        self,
+        command: str,
+        ids: Sequence[int],
+        comment: str | None,
+        extra: dict[str, Any],
+        key: str = "acked",
+        split: bool = True,
     ) -> AckOutcome:
         args: dict[str, Any] = {"ids": [int(alarm_id) for alarm_id in ids], **extra}
         if comment:
             args["comment"] = comment
-        reply = self._request_optional(command, args, tuple(extra))
+        try:
+            reply = self._request_optional(command, args, tuple(extra))
+        except CommandRefusedError as refusal:
+            groups = _id_groups(refusal, ids) if split else None
+            if groups is None:
+                raise
+            return self._ack_groups(command, groups, comment, extra, key, refusal)
         reply_result = reply.result
         done = reply_result.get(key) if isinstance(reply_result, Mapping) else None
         if not isinstance(done, list) or not all(_int(item) is not None for item in done):
@@ -621,42 +647,46 @@ class OperatorClient:
         ]
         return AckOutcome(tuple(done), tuple(skipped), " ".join(reply.message.split()))
 
-    def ack(self, ids: Sequence[int], comment: str | None, seen: Mapping[int, int] | None = None) -> AckOutcome:
-        """Acknowledge exactly ``ids``; ``seen``: the max_level each was shown at (see the module docstring)."""
-        extra = {"seen": {str(key): level for key, level in seen.items()}} if seen else {}
-        return self._ack_like("ack", ids, comment, extra)
-
-    def ack_listed(
-        self, alarms: Sequence[AlarmRecord], merged: Sequence[str], comment: str | None
-    ) -> tuple[AckOutcome, list[int]]:
-        """(1.3) Acknowledge alarms as a listing showed them (each at the max_level it was shown at), one
-        ``ack`` per site hub in ``merged`` (the mounts of a merged listing: a central hub routes an ack to
-        ONE site) and one for the hub's own; a site's refusal (unreachable...) skips its ids with the
-        hub's line, a refusal of the key ends it. Returns the outcome and the ids sent."""
-        groups: dict[str, list[AlarmRecord]] = {}
-        tops = [mount for mount in merged if not any(mount.startswith(other + "/") for other in merged)]
-        for alarm in alarms:
-            site = next((mount for mount in tops if alarm.path.startswith(mount + "/")), "")
-            groups.setdefault(site, []).append(alarm)
+    def _ack_groups(
+        self,
+        command: str,
+        groups: list[list[int]],
+        comment: str | None,
+        extra: dict[str, Any],
+        key: str,
+        refusal: CommandRefusedError,
+    ) -> AckOutcome:
+        """(1.3) A central hub acks the ids of ONE site per command, and said how the ids group (its own,
+        each site's): one command per group, the outcomes put together. A group refused (its site is
+        unreachable...) is skipped with the hub's line; a refusal of the key ends it."""
         done: list[int] = []
         skipped: list[tuple[int, str]] = []
         messages: list[str] = []
-        sent: list[int] = []
-        for site, group in groups.items():
-            ids = [alarm.id for alarm in group]
-            sent += ids
-            seen = {alarm.id: alarm.max_level if alarm.max_level is not None else alarm.level for alarm in group}
+        refused_first: CommandRefusedError | None = None
+        for group in groups:
+            seen = extra.get("seen")
+            part = dict(extra)
+            if isinstance(seen, Mapping):
+                part["seen"] = {name: level for name, level in seen.items() if _int(name) in group}
             try:
-                outcome = self.ack(ids, comment, seen)
-            except CommandRefusedError as refusal:
-                if len(groups) == 1 or refusal.reason == "forbidden":
+                outcome = self._ack_like(command, group, comment, part, key, split=False)
+            except CommandRefusedError as refused:
+                if refused.reason == "forbidden":
                     raise
-                skipped += [(alarm_id, f"{site or 'this hub'}: {refusal}") for alarm_id in ids]
+                refused_first = refused_first or refused
+                skipped += [(alarm_id, refused.hub_message) for alarm_id in group]
                 continue
             done += outcome.done
             skipped += outcome.skipped
             messages.append(outcome.message)
-        return AckOutcome(tuple(done), tuple(skipped), "; ".join(messages)), sent
+        if not messages:  # every group refused: as one refusal (the first), as before the split
+            raise refused_first or refusal
+        return AckOutcome(tuple(done), tuple(skipped), "; ".join(messages))
+
+    def ack(self, ids: Sequence[int], comment: str | None, seen: Mapping[int, int] | None = None) -> AckOutcome:
+        """Acknowledge exactly ``ids``; ``seen``: the max_level each was shown at (see the module docstring)."""
+        extra = {"seen": {str(key): level for key, level in seen.items()}} if seen else {}
+        return self._ack_like("ack", ids, comment, extra)
 
     def unack(self, ids: Sequence[int], comment: str | None) -> AckOutcome:
         return self._ack_like("unack", ids, comment, {})

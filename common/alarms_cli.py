@@ -33,7 +33,10 @@ site hubs included, and each site that could not be asked, with the reason
 Acknowledging by ids only: ``gsmon ack PREFIX`` first lists the unacked
 alarms under PREFIX, prints them, and sends exactly their ids (with the
 level each was listed at); the hub acks only those, so an alarm raised (or
-one that rose) after the listing is never acknowledged by it.
+one that rose) after the listing is never acknowledged by it. (1.3) At a
+central hub the ids of several sites go as one ack per site (the hub says
+how they group); a site that cannot be reached has its ids skipped, with
+the reason, and the others are acknowledged.
 
 Times people type: ``--for``/``--since`` durations ``2h``, ``90m``,
 ``1h30m``, ``1d``, ``45s``; ``--until``/``--from``/``--to``/``--since`` times
@@ -573,10 +576,9 @@ def run_ack(args: argparse.Namespace) -> int:
             print("\n".join("  " + line for line in alarm_lines(alarms, time.time())))
         for mount, why in listing.unreached:
             print(f"{mount}: not reached ({why}); its alarms are not acknowledged", file=sys.stderr)
-        # (1.3) At a central hub, one ack per site hub (an ack by ids goes to ONE site) and one for its own.
-        outcome, ids = client.ack_listed(alarms, listing.merged, comment)
-        listed = [alarm.id for alarm in alarms]
-        return _ack_report("acknowledged", outcome, ids, listed, args.json)
+        ids = listed = [alarm.id for alarm in alarms]
+        seen = {alarm.id: alarm.max_level if alarm.max_level is not None else alarm.level for alarm in alarms}
+    # (At a central hub the ids of several sites go as one ack per site: OperatorClient.ack splits them.)
     outcome = client.ack(ids, comment, seen)
     return _ack_report("acknowledged", outcome, ids, listed, args.json)
 

@@ -317,8 +317,10 @@ routes these COMMANDs down to the site hub they concern, which applies them
   the same site after it, and an id once given is never given to another
   (without a store: while it runs). An unknown proxy id is refused, reason
   ``"unknown"``. All ids of one command must be one site's (else
-  ``"bad-args"``: a client acking a merged listing sends one ack per site
-  mount in ``merged`` and one for the hub's own); ids outside that range are the hub's own alarms (a site's
+  ``"bad-args"``, (1.3) with ``groups``: [[uint...]...], the ids as they
+  group -- the hub's own first, then each site's -- so that a client acking
+  a merged listing, or a subtree above several mounts, sends one command
+  per group); ids outside that range are the hub's own alarms (a site's
   silence among them) and are acked there as before. ``seen`` keys are
   proxies too; the result's ``acked`` and ``skipped`` ids are the proxies.
 * ``shelve`` by its ``prefix``, ``unshelve`` by a ``path`` arg (1.3, any path

@@ -331,7 +331,12 @@ class Router:
             sites = {self._proxies[item][0] for item in ids if is_proxy_id(item)}
             if len(sites) > 1 or not all(is_proxy_id(item) for item in ids):
                 why = "ids must be the alarms of one site (as this hub lists them), not mixed with others"
-                return RoutedReply(("",), False, f"{command}: {why}", {"reason": "bad-args"})
+                # (1.3) How they group, so that a client sends one command per group (its own ids first).
+                groups: dict[str, list[int]] = {"": []}
+                for item in ids:
+                    groups.setdefault(self._proxies[item][0] if is_proxy_id(item) else "", []).append(item)
+                result = {"reason": "bad-args", "groups": [group for group in groups.values() if group]}
+                return RoutedReply(("",), False, f"{command}: {why}; send one per group", result)
             [site] = sites
             agent = self.state.agents.get(site)
             if agent is None or not agent.relay:

@@ -584,7 +584,7 @@ def test_an_ack_of_the_hubs_own_alarm_stays_here_and_mixed_or_unknown_ids_are_re
     shown = central.out["GS1/rack1/disk"]["alarm"]["id"]
     mixed = central.ask("ack", {"ids": [shown, own.id]}, 10.0)
     assert mixed is not None
-    assert mixed.result == {"reason": "bad-args"}
+    assert mixed.result == {"reason": "bad-args", "groups": [[own.id], [shown]]}  # (1.3) one command per group
     assert "one site" in mixed.message
     unknown = central.ask("unack", {"ids": [PROXY_BASE + 999]}, 10.0)
     assert unknown is not None

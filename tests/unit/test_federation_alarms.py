@@ -18,7 +18,7 @@ from test_hub_state import WALL0, Agent, pt
 
 from gsmon.common import alarms_cli, cli
 from gsmon.common import protocol as proto
-from gsmon.common.alarm_commands import OperatorClient
+from gsmon.common.alarm_commands import CommandRefusedError, OperatorClient
 from gsmon.hub.alarms import ACTIVE_ACKED, ACTIVE_UNACKED, AGENT_SILENT, CLEARED, RTN_UNACKED
 from gsmon.hub.journal import StateStore
 from gsmon.hub.relay import LISTING_TIMEOUT_S, PROXY_BASE, PROXY_META_PREFIX, RoutedReply, run_routed
@@ -362,16 +362,25 @@ def test_gsmon_ack_of_a_prefix_at_the_centre_acks_each_sites_alarms_at_that_site
     assert [alarm.state for alarm in net.central.book.alarms()] == [ACTIVE_ACKED]
 
 
-def test_ack_listed_skips_the_ids_of_a_site_that_refuses_and_acks_the_rest() -> None:
+def test_an_ack_of_several_sites_ids_goes_as_one_ack_per_site_and_a_lost_sites_are_skipped() -> None:
     net = Network()
     client = OperatorClient(network_sender(net, 1.0))
-    alarms, listing = client.alarm_listing("")
+    alarms, _ = client.alarm_listing("")
+    ids = [alarm.id for alarm in alarms]  # the centre's own, GS1's and GS2's: mixed
+    reply = net.central.ask("ack", {"ids": ids}, 1.0)
+    assert reply is not None
+    assert (reply.ok, reply.result["reason"]) == (False, "bad-args")
+    assert sorted(map(sorted, reply.result["groups"])) == sorted([[ids[0]], [ids[1]], [ids[2]]])
     now = net.lose("GS1", until=20.0)  # GS1 is lost between the listing and the ack
     client = OperatorClient(network_sender(net, now))
-    outcome, sent = client.ack_listed([a for a in alarms if a.unacked], listing.merged, None)
-    assert sorted(sent) == sorted(alarm.id for alarm in alarms)
+    outcome = client.ack(ids, None, {alarm.id: alarm.max_level or 0 for alarm in alarms})
     gs1 = next(alarm.id for alarm in alarms if alarm.path == "GS1/rack1/disk")
     [(skipped_id, why)] = outcome.skipped
     assert skipped_id == gs1
-    assert why.startswith("GS1: the hub refused: GS1 unreachable: nothing heard from site hub GS1 for ")
-    assert len(outcome.done) == 2
+    assert why.startswith("GS1 unreachable: nothing heard from site hub GS1 for ")
+    assert sorted(outcome.done) == sorted(alarm_id for alarm_id in ids if alarm_id != gs1)
+    assert [alarm.state for alarm in net.sites["GS2"].book.alarms()] == [ACTIVE_ACKED]
+    assert [alarm.state for alarm in net.central.book.alarms() if alarm.path == "ops/fan"] == [ACTIVE_ACKED]
+    # GS1's alone: refused as before (nothing to split).
+    with pytest.raises(CommandRefusedError, match="GS1 unreachable"):
+        client.ack([gs1], None)
