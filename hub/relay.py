@@ -84,7 +84,8 @@ ROUTE_TIMEOUT_S: Final = 5.0  # a routed command not answered within this fails 
 # A site's part of a merged listing not answered within this is named unreached: shorter than a client's
 # usual 5 s wait, so the merged answer (the hub's own alarms and the sites that did answer) reaches it in time.
 LISTING_TIMEOUT_S: Final = proto.LISTING_TIMEOUT_S
-PROXY_META_PREFIX: Final = "proxy:"  # the state store's meta rows of the proxy map: proxy:<id> -> [site, id]
+PROXY_META_PREFIX: Final = "proxy:"  # the state store's meta rows of the proxy map: proxy:<id> = "<site's id> <site>"
+_MAX_LISTED: Final = 10_000  # a merged listing's alarms at most (as the alarms command's own, hub/operator.py)
 #: Commands routed by the alarm ids they name (this hub's proxies of a site's alarms, Router).
 _BY_ALARM_ID: Final = ("ack", "unack")
 #: Commands routed by their path (args ``path``) or prefix (args ``prefix``), in the order looked at.
@@ -518,13 +519,13 @@ class Router:
         mounts = [mount for mount in mounts if not any(mount.startswith(other + "/") for other in mounts)]
         if not mounts:
             return False
-        limit = args.get("limit", _MAX_PENDING)
+        limit = args.get("limit", _MAX_LISTED)
         self._next_gather += 1
         gathered = self._gathers[self._next_gather] = _Gather(
             ("gather", self._next_gather),
             to,
             prefix,
-            limit if type(limit) is int and limit >= 0 else _MAX_PENDING,
+            min(limit, _MAX_LISTED) if type(limit) is int and limit >= 0 else _MAX_LISTED,
             list(result.get("alarms") or []),
         )
         # Asked by the hub above: half its wait, so that this answer (the sites that did answer) is in time.

@@ -143,6 +143,10 @@ def test_a_prefix_above_some_mounts_asks_only_those_sites_and_an_ack_of_a_listed
     assert (acked.ok, acked.result["acked"]) == (True, [gs2["id"]])
     assert [a.state for a in net.sites["GS2"].book.alarms()] == [ACTIVE_ACKED]
     assert [a.state for a in net.sites["GS1"].book.alarms()] == [ACTIVE_UNACKED]
+    # A limit cuts the merged list (by id: the centre's own first), not each site's part only.
+    assert central.ask("alarms", {"limit": 2}, 1.2) is None
+    [cut] = net.carry(1.2)
+    assert [item["path"] for item in cut.result["alarms"]] == ["ops/fan", "GS1/rack1/disk"]
 
 
 def test_a_silent_site_is_named_at_once_and_a_mute_one_after_the_listing_timeout() -> None:
