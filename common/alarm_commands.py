@@ -72,6 +72,7 @@ __all__ = [
     "CommandRefusedError",
     "JournalPage",
     "JournalRecord",
+    "Listing",
     "OperatorClient",
     "Role",
     "Send",
@@ -100,11 +101,12 @@ class CommandRefusedError(UnavailableError):
     The message reads ``the hub refused: <its line>`` (``gsmon`` exits 1).
     """
 
-    def __init__(self, command: str, message: str, reason: str | None) -> None:
+    def __init__(self, command: str, message: str, reason: str | None, result: Any = None) -> None:
         super().__init__(f"the hub refused: {message}")
         self.command = command
         self.hub_message = message
         self.reason = reason
+        self.result = result  # the refusal's whole result map (1.3: an ack's id ``groups``)
 
 
 class BadAnswerError(UnavailableError):
@@ -531,6 +533,28 @@ class JournalPage:
 # -- the client -----------------------------------------------------------------------------------
 
 
+def _id_groups(refusal: CommandRefusedError, ids: Sequence[int]) -> list[list[int]] | None:
+    """(1.3) The id groups a central hub's ``bad-args`` refusal of mixed ids gives (``groups``: its own
+    ids, then each site's), when they are exactly ``ids`` in two groups or more; else None."""
+    result = refusal.result
+    groups = result.get("groups") if refusal.reason == "bad-args" and isinstance(result, Mapping) else None
+    if not isinstance(groups, list) or len(groups) < 2:
+        return None
+    parsed = [[int(item) for item in group if _int(item) is not None] for group in groups if isinstance(group, list)]
+    if sorted(item for group in parsed for item in group) != sorted(int(item) for item in ids):
+        return None
+    return [group for group in parsed if group]
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """(1.3) Where a listing at a central hub came from: the site hubs' mounts whose alarms it holds
+    (``merged``), and the ones it could not ask, each with the reason (``unreached``: (mount, why))."""
+
+    merged: tuple[str, ...] = ()
+    unreached: tuple[tuple[str, str], ...] = ()
+
+
 class OperatorClient:
     """Typed operator commands over ``send`` (see the module docstring)."""
 
@@ -543,7 +567,7 @@ class OperatorClient:
         if not reply.ok:
             reason = reply.result.get("reason") if isinstance(reply.result, Mapping) else None
             message = " ".join(str(reply.message).split()) or f"{command} refused"
-            raise CommandRefusedError(command, message, reason if isinstance(reason, str) else None)
+            raise CommandRefusedError(command, message, reason if isinstance(reason, str) else None, reply.result)
         return reply
 
     def call(self, command: str, args: dict[str, Any]) -> Any:
@@ -571,25 +595,47 @@ class OperatorClient:
 
     def alarm_listing(
         self, prefix: str, states: Sequence[str] = OPEN_STATES, limit: int | None = None
-    ) -> tuple[list[AlarmRecord], list[str]]:
-        """:meth:`alarms`, and (1.3) the mounts of site hubs under ``prefix`` whose alarms the list does not
-        hold (they are listed at their mounts; a hub before 1.3 names none)."""
+    ) -> tuple[list[AlarmRecord], Listing]:
+        """:meth:`alarms`, and (1.3) at a hub with site hubs below ``prefix``, whose lists are merged in and
+        which could not be asked (:class:`Listing`; a hub before 1.3, or without sites, names none)."""
         args: dict[str, Any] = {"prefix": prefix, "states": list(states)}
         if limit is not None:
             args["limit"] = limit
         result = self.call("alarms", args)
         records = [AlarmRecord.from_wire(item) for item in self._list(result, "alarms", "alarms")]
-        sites = result.get("sites") if isinstance(result, Mapping) else None
-        mounts = [item for item in sites if isinstance(item, str)] if isinstance(sites, list) else []
-        return sorted(records, key=lambda alarm: alarm.id), mounts
+        merged = result.get("merged") if isinstance(result, Mapping) else None
+        unreached = result.get("unreached") if isinstance(result, Mapping) else None
+        listing = Listing(
+            tuple(item for item in merged if isinstance(item, str)) if isinstance(merged, list) else (),
+            tuple(
+                (str(item.get("path")), " ".join(str(item.get("reason") or "not reached").split()))
+                for item in unreached
+                if isinstance(item, Mapping)
+            )
+            if isinstance(unreached, list)
+            else (),
+        )
+        return sorted(records, key=lambda alarm: alarm.id), listing
 
     def _ack_like(
-        self, command: str, ids: Sequence[int], comment: str | None, extra: dict[str, Any], key: str = "acked"
+        self,
+        command: str,
+        ids: Sequence[int],
+        comment: str | None,
+        extra: dict[str, Any],
+        key: str = "acked",
+        split: bool = True,
     ) -> AckOutcome:
         args: dict[str, Any] = {"ids": [int(alarm_id) for alarm_id in ids], **extra}
         if comment:
             args["comment"] = comment
-        reply = self._request_optional(command, args, tuple(extra))
+        try:
+            reply = self._request_optional(command, args, tuple(extra))
+        except CommandRefusedError as refusal:
+            groups = _id_groups(refusal, ids) if split else None
+            if groups is None:
+                raise
+            return self._ack_groups(command, groups, comment, extra, key, refusal)
         reply_result = reply.result
         done = reply_result.get(key) if isinstance(reply_result, Mapping) else None
         if not isinstance(done, list) or not all(_int(item) is not None for item in done):
@@ -600,6 +646,42 @@ class OperatorClient:
             if isinstance(item, Mapping) and _int(item.get("id")) is not None
         ]
         return AckOutcome(tuple(done), tuple(skipped), " ".join(reply.message.split()))
+
+    def _ack_groups(
+        self,
+        command: str,
+        groups: list[list[int]],
+        comment: str | None,
+        extra: dict[str, Any],
+        key: str,
+        refusal: CommandRefusedError,
+    ) -> AckOutcome:
+        """(1.3) A central hub acks the ids of ONE site per command, and said how the ids group (its own,
+        each site's): one command per group, the outcomes put together. A group refused (its site is
+        unreachable...) is skipped with the hub's line; a refusal of the key ends it."""
+        done: list[int] = []
+        skipped: list[tuple[int, str]] = []
+        messages: list[str] = []
+        refused_first: CommandRefusedError | None = None
+        for group in groups:
+            seen = extra.get("seen")
+            part = dict(extra)
+            if isinstance(seen, Mapping):
+                part["seen"] = {name: level for name, level in seen.items() if _int(name) in group}
+            try:
+                outcome = self._ack_like(command, group, comment, part, key, split=False)
+            except CommandRefusedError as refused:
+                if refused.reason == "forbidden":
+                    raise
+                refused_first = refused_first or refused
+                skipped += [(alarm_id, refused.hub_message) for alarm_id in group]
+                continue
+            done += outcome.done
+            skipped += outcome.skipped
+            messages.append(outcome.message)
+        if not messages:  # every group refused: as one refusal (the first), as before the split
+            raise refused_first or refusal
+        return AckOutcome(tuple(done), tuple(skipped), "; ".join(messages))
 
     def ack(self, ids: Sequence[int], comment: str | None, seen: Mapping[int, int] | None = None) -> AckOutcome:
         """Acknowledge exactly ``ids``; ``seen``: the max_level each was shown at (see the module docstring)."""

@@ -311,10 +311,16 @@ routes these COMMANDs down to the site hub they concern, which applies them
   its NODE ``alarm`` map, and in a routed ``alarms`` listing) under a *proxy
   id* of that hub's own, in ``[PROXY_BASE, PROXY_END)`` (2^48 to 2^52, which
   no counting alarm book reaches, below a pair's derived ids), so an id names one alarm of one site, never one of the
-  hub's own that has the same number at the site; the hub keeps its proxies
-  while it runs (after a restart, list again: an unknown proxy id is refused,
-  reason ``"unknown"``). All ids of one command must be one site's (else
-  ``"bad-args"``); ids outside that range are the hub's own alarms (a site's
+  hub's own that has the same number at the site. (1.3) A hub with a state
+  store keeps its proxies across its restarts: each is stored before any
+  message shows it, so an id read before a restart names the same alarm of
+  the same site after it, and an id once given is never given to another
+  (without a store: while it runs). An unknown proxy id is refused, reason
+  ``"unknown"``. All ids of one command must be one site's (else
+  ``"bad-args"``, (1.3) with ``groups``: [[uint...]...], the ids as they
+  group -- the hub's own first, then each site's -- so that a client acking
+  a merged listing, or a subtree above several mounts, sends one command
+  per group); ids outside that range are the hub's own alarms (a site's
   silence among them) and are acked there as before. ``seen`` keys are
   proxies too; the result's ``acked`` and ``skipped`` ids are the proxies.
 * ``shelve`` by its ``prefix``, ``unshelve`` by a ``path`` arg (1.3, any path
@@ -323,13 +329,29 @@ routes these COMMANDs down to the site hub they concern, which applies them
   mount itself is the asking hub's: a shelf of ``GS1`` covers its own alarm
   for the site's silence).
 * ``alarms`` and ``shelves`` by their ``prefix`` (or ``path``) at or below a
-  site's mount: the site's list (alarm ids as proxies). A listing whose
-  prefix lies above every mount (the empty prefix included) is the hub's
-  own book only (its agents' alarms and its sites' silence alarms), not
-  merged with the sites' lists: its result names the mounts below the
-  prefix in ``sites`` (1.3), so a client can say where to ask. The
-  attention tree (NODE ``attention``, ``unacked_below``) shows where they
-  are.
+  site's mount: the site's list (alarm ids as proxies).
+* (1.3) ``alarms`` whose prefix lies above one or more site mounts (the
+  empty prefix included): ONE list of the network below the prefix. The hub
+  lists its own book (its agents' alarms, its sites' silence alarms) and
+  routes ``alarms`` with the prefix ``""`` and the same ``states`` and
+  ``limit`` to every site whose mount lies under the prefix (the outermost
+  ones: a site lists what lies below it by this same rule, so a chain
+  lists it all), at once; each site's alarms join the list with paths and
+  ids as above (full path under the mount, proxy ids, every other field as
+  the site has it: ``state``, ``acked_by``, ``ack_comment``, ``raised_at``,
+  ``level_since``...; a latched alarm whose point the site removed
+  included). The list is sorted by id and cut at ``limit``; ``merged``
+  names the mounts whose lists it holds (a site's own ``merged`` put under
+  its mount), ``unreached`` each site it holds nothing of, with the reason:
+  silent here (not asked: ``nothing heard from site hub GS1 for N s``),
+  refused (the site's message), or no answer within
+  :data:`LISTING_TIMEOUT_S` (3 s, shorter than a client's usual 5 s:
+  ``no answer from site hub GS1 within 3 s``); a site's own ``unreached``
+  join, under its mount. A hub asked by the hub above gives its sites at
+  most half the time left before the routed command's ``deadline``. The
+  listing is ``ok`` whatever the sites did. A silent site's last-known
+  alarms are not listed (the site's silence alarm stands for them, as in
+  the attention tree).
 
 The mount is stripped from ``path``/``prefix`` on the way down, and put back
 in front of every ``path`` and ``prefix`` in the ``result``; the answer is the
@@ -491,9 +513,13 @@ alarms      viewer   ``{prefix?, states?: [state...], limit?}`` ->
                      ``ack_comment``, ``shelf_id``, ``cleared_at``,
                      ``cleared_by``, ``cleared_user``, ``cleared_reason``,
                      ``acked`` bool, ``shelved`` bool. (1.2)
-                     (1.3) ``sites``: [str], the mounts of site hubs under
-                     the prefix, whose alarms this list does not hold (see
-                     Hub-of-hubs, Routed commands); absent: none.
+                     (1.3) at a hub with site hubs under the prefix, the
+                     list holds their alarms too (see Hub-of-hubs, Routed
+                     commands), and ``merged``: [str], the mounts whose
+                     lists it holds; ``unreached``: [{``path`` (the mount),
+                     ``site`` (its sender name), ``reason`` str}], the sites
+                     it could not ask (absent: none). Both absent: no site
+                     below the prefix.
 shelves     viewer   ``{prefix?, all?: bool}`` -> ``{"shelves": [shelf...]}``
                      in force or scheduled (``all``: the ended ones kept too);
                      shelf = ``id``, ``prefix``, ``mode`` (timed,
@@ -1061,6 +1087,7 @@ __all__ = [
     "EXT_DATETIME",
     "EXT_TUPLE",
     "HUB_HEARTBEAT_TOPIC",
+    "LISTING_TIMEOUT_S",
     "MAX_ENTRY_BYTES",
     "MAX_FRAME_BYTES",
     "MAX_NOTICE_REASON_BYTES",
@@ -1160,6 +1187,7 @@ SEALED_ROUTE_OVERHEAD: Final = 1 + 24 + 16  # (1.3) the mark, the nonce, the Pol
 MAX_RELAY_VIA: Final = 16  # (1.3) hub ids a relayed entry may list (hubs drop those beyond MAX_RELAY_DEPTH)
 PROXY_BASE: Final = 1 << 48  # (1.3) relayed alarms' ids at a hub start here (an alarm book counts from 1)
 PROXY_END: Final = 1 << 52  # (1.3) ... and stay below this (a hub pair's derived ids start here)
+LISTING_TIMEOUT_S: Final = 3.0  # (1.3) a site's part of a merged alarms listing unanswered this long: unreached
 MAX_RELAY_DEPTH: Final = 4  # (1.3) hubs an entry may have passed; deeper ones are dropped (counted)
 
 EXT_DATETIME: Final = 1

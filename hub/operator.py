@@ -195,16 +195,9 @@ def _alarms(core: QueryCore, call: Call) -> Result:
     wanted = set(states) if states else None
     listed = book.alarms(prefix, include_cleared=wanted is not None and CLEARED in wanted)
     chosen = [alarm_wire(a) for a in listed if wanted is None or a.state in wanted][: min(limit, MAX_IDS)]
+    # (1.3) A listing above site mounts is this hub's book here; the query core merges every site's list
+    # into it (gsmon.hub.relay, Router.gather), as it routes a listing at or below a mount to the site.
     result: dict[str, Any] = {"alarms": chosen}
-    # (1.3) A listing above a site's mount is this hub's book only (a site's list is routed, at its mount):
-    # the mounts below say where the rest is. One look at each agent, as the router's own routing does.
-    sites = sorted(
-        agent.mount
-        for agent in core.state.agents.values()
-        if agent.relay and agent.mount and names.path_in_prefix(agent.mount, prefix)
-    )
-    if sites:
-        result["sites"] = sites
     return True, f"{len(chosen)} alarm{'s' if len(chosen) != 1 else ''} under {prefix or 'the whole tree'}", result
 
 

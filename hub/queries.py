@@ -522,6 +522,14 @@ class QueryCore:
                 return Outcome()  # answered when the site answers (or does not, in time)
             if routed is False:
                 ok, message, result = spec.run(self, call)
+                # (1.3) A listing above site mounts: merged with every site's (gsmon.hub.relay, Router.gather).
+                merged = self.router.gather(
+                    msg.command, msg.args, msg.user, caller.by, caller.role, to, (ok, message, result), now, wall
+                ) if self.router is not None else False  # fmt: skip
+                if merged is True:
+                    return Outcome()  # answered when the sites have (or have not, in time)
+                if merged is not False:
+                    ok, message, result = merged.ok, merged.message, merged.result
             else:
                 ok, message, result = routed.ok, routed.message, routed.result
             if self.pair is not None and routed is False:

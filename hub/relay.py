@@ -10,12 +10,39 @@
                                                |       hub/sealed.py) and a pending entry (5 s)
                                                '--> no: the command runs here
     UPSTREAM_RESULT (agents SUB) --> HubState --> Router.answer --> the asker's COMMAND_RESULT
+    "alarms" above the mounts --> the hub's own listing --> Router.gather --> every live site asked at once
+                                                             '--> Router.answer/expire merge --> ONE listing
 
 The protocol docstring (:mod:`gsmon.common.protocol`, "Hub-of-hubs") is the
 spec. A *site* is an agent whose entries carry the relay keys (HubState
 marks it ``relay``); its mount is where its tree hangs here. Alarm state
 stays with the hub nearest the agent: a command for a path under a site's
 mount is never applied here, it goes down or fails with a reason.
+
+One alarm list of the whole network (1.3): an ``alarms`` listing whose prefix
+lies above site mounts (the root included) is the hub's own book merged with
+the listing of every site below, asked of each live site at once
+(:meth:`Router.gather`), ids as this hub shows them (proxies), paths under the
+mount; a silent site, or one that does not answer within
+:data:`LISTING_TIMEOUT_S`, is named in ``unreached`` with the reason. Why ask
+rather than answer from the relayed points' alarm maps: the site's book is the
+authority and only it has every field (``acked_by``, ``ack_comment``,
+``raised_at``...), the alarms of points it no longer has (a latched
+``rtn_unacked`` alarm outlives its point, and a relayed point leaves the
+centre with it), and the cleared ones ``--all`` asks for; a summary relayed
+for each of them would cost the link bytes on every change for a listing
+asked now and then. The price: a listing waits for the slowest live site (at
+most the timeout), and a silent site's alarms are not listed (its silence
+alarm, the hub's own, is, and the site is named).
+
+Proxy ids are persistent (1.3): with a state store, each new proxy is stored
+(``meta`` rows ``proxy:<id>``, :meth:`Router.take_marks`, in the turn's
+transaction, before anything shows it) and restored at start
+(:meth:`Router.restore`), so an id an operator read before a restart of this
+hub still names the same alarm of the same site after it, and a new one never
+reuses an old one. (Derived ids were not an option: a site's ids may be any
+uint64 -- its own proxies and a pair's derived ids included -- so no mapping
+of (site, id) into 2^52 - 2^48 numbers is free of collisions.)
 
 Replies go back to whoever asked: a query-socket client (``("query",
 identity, request_id)``), or, on a hub that is itself a site, its own
@@ -41,7 +68,9 @@ if TYPE_CHECKING:
     from gsmon.hub.state import HubState
 
 __all__ = [
+    "LISTING_TIMEOUT_S",
     "PROXY_BASE",
+    "PROXY_META_PREFIX",
     "ROUTED_COMMANDS",
     "ROUTE_TIMEOUT_S",
     "RelayGuard",
@@ -56,6 +85,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROUTE_TIMEOUT_S: Final = 5.0  # a routed command not answered within this fails "unreachable"
+# A site's part of a merged listing not answered within this is named unreached: shorter than a client's
+# usual 5 s wait, so the merged answer (the hub's own alarms and the sites that did answer) reaches it in time.
+LISTING_TIMEOUT_S: Final = proto.LISTING_TIMEOUT_S
+PROXY_META_PREFIX: Final = "proxy:"  # the state store's meta rows of the proxy map: proxy:<id> = "<site's id> <site>"
+_MAX_LISTED: Final = 10_000  # a merged listing's alarms at most (as the alarms command's own, hub/operator.py)
 #: Commands routed by the alarm ids they name (this hub's proxies of a site's alarms, Router).
 _BY_ALARM_ID: Final = ("ack", "unack")
 #: Commands routed by their path (args ``path``) or prefix (args ``prefix``), in the order looked at.
@@ -146,6 +180,41 @@ class RelayGuard:
         return replace(msg, points=keep)
 
 
+class _Gather:
+    """(1.3) One ``alarms`` listing above site mounts being put together (:meth:`Router.gather`)."""
+
+    __slots__ = ("alarms", "limit", "me", "merged", "prefix", "to", "unreached", "wait_s", "waiting")
+
+    def __init__(self, me: ReplyTo, to: ReplyTo, prefix: str, limit: int, alarms: list[Any]) -> None:
+        self.me = me  # ("gather", number): where the sites' answers go (Router.answer, Router.expire)
+        self.to = to  # who asked
+        self.prefix = prefix
+        self.limit = limit
+        self.alarms = alarms  # the hub's own, then each site's as it answers
+        self.merged: list[str] = []  # mounts whose lists are in
+        self.unreached: list[dict[str, Any]] = []  # {"path": mount, "site": name, "reason": why}
+        self.waiting = 0  # sites asked that have not answered (nor timed out)
+        self.wait_s = LISTING_TIMEOUT_S  # how long the sites are waited for
+
+    def reply(self) -> RoutedReply:
+        """The merged listing: every alarm by id (the hub's own first: proxies are larger), and who is missing."""
+        alarms = sorted(self.alarms, key=_alarm_order)[: self.limit]
+        result: dict[str, Any] = {"alarms": alarms, "merged": sorted(self.merged)}
+        where = self.prefix or "the whole tree"
+        message = f"{len(alarms)} alarm{'s' if len(alarms) != 1 else ''} under {where}"
+        message += f", {len(self.merged)} site hub{'s' if len(self.merged) != 1 else ''} included"
+        if self.unreached:
+            result["unreached"] = sorted(self.unreached, key=lambda item: str(item.get("path")))
+            first = result["unreached"][0]
+            message += f"; {len(self.unreached)} not reached ({first['path']}: {first['reason']})"
+        return RoutedReply(self.to, True, message, result)
+
+
+def _alarm_order(item: Any) -> tuple[int, str]:
+    alarm_id = item.get("id") if isinstance(item, dict) else None
+    return (alarm_id if type(alarm_id) is int else -1, str(item.get("path")) if isinstance(item, dict) else "")
+
+
 class _Pending:
     __slots__ = ("command", "deadline", "mount", "site", "to")
 
@@ -166,6 +235,8 @@ class Router:
     this hub's own that has the same number at the site.
     """
 
+    META_PREFIX: Final = PROXY_META_PREFIX  # (1.3) the state store's rows of the proxy map
+
     def __init__(self, state: HubState, hub_id: str, timeout_s: float = ROUTE_TIMEOUT_S) -> None:
         self.state = state
         self.hub_id = hub_id
@@ -175,6 +246,10 @@ class Router:
         self._next_id = 0
         self._pending: dict[int, _Pending] = {}
         self._topics: list[bytes] = []
+        self._marks: dict[str, str] = {}  # (1.3) new proxies not yet given to the state store
+        self._gathers: dict[int, _Gather] = {}  # (1.3) merged listings waiting for sites
+        self._next_gather = 0
+        self.listing_timeout_s = LISTING_TIMEOUT_S
         self._proxies: dict[int, tuple[str, int]] = {}  # proxy id -> (site agent name, the site's id)
         self._proxy_of: dict[tuple[str, int], int] = {}
         self._next_proxy = PROXY_BASE
@@ -184,7 +259,8 @@ class Router:
         self.site_keys: dict[str, str] = {}  # agent name -> the Z85 key its latest message came with
 
     def proxy(self, site: str, site_id: int) -> int:
-        """This hub's id for alarm ``site_id`` of ``site`` (the same one as long as this hub runs)."""
+        """This hub's id for alarm ``site_id`` of ``site`` (the same one as long as this hub runs, and with
+        a state store across its restarts: :meth:`take_marks`)."""
         key = (site, site_id)
         found = self._proxy_of.get(key)
         if found is not None:
@@ -196,7 +272,45 @@ class Router:
         self._next_proxy += 1
         self._proxies[proxy] = key
         self._proxy_of[key] = proxy
+        self._marks[f"{PROXY_META_PREFIX}{proxy}"] = f"{site_id} {site}"
         return proxy
+
+    def restore(self, meta: dict[str, str]) -> int:
+        """The proxy map the state store holds (its meta rows under :attr:`META_PREFIX`, as
+        :meth:`take_marks` gave them: ``proxy:<id>`` = ``"<the site's id> <site>"``),
+        before anything is relayed here; returns how many were restored. A row that does not read is
+        skipped with a warning: its id is still never given again."""
+        loaded: list[tuple[int, str, int]] = []  # (proxy, site, the site's id)
+        highest = PROXY_BASE - 1
+        for key, value in meta.items():
+            try:
+                proxy = int(key.removeprefix(PROXY_META_PREFIX))
+                highest = max(highest, proxy)
+                number, site = value.split(" ", 1)
+                site_id = int(number)
+                if not is_proxy_id(proxy) or not site:
+                    raise ValueError(value)
+            except (ValueError, TypeError):
+                log.warning("state store: proxy row %r = %r does not read, skipped", key, value)
+                continue
+            loaded.append((proxy, site, site_id))
+        loaded.sort()
+        for proxy, site, site_id in loaded[-_MAX_PROXIES:]:
+            self._proxies[proxy] = (site, site_id)
+            self._proxy_of[(site, site_id)] = proxy
+        self._next_proxy = max(self._next_proxy, highest + 1)
+        return len(self._proxies)
+
+    @property
+    def marks_waiting(self) -> bool:
+        """Whether proxies were made that the state store does not hold yet (:meth:`take_marks`)."""
+        return bool(self._marks)
+
+    def take_marks(self) -> dict[str, str]:
+        """The proxies made since the last call, as ``meta`` rows for the state store (stored before the
+        turn is published, with the book's records: an id shown is an id kept)."""
+        marks, self._marks = self._marks, {}
+        return marks
 
     def site_for(self, path: str, at_mount: bool = False) -> tuple[str, str] | None:
         """The site (agent name, mount) whose mount holds ``path`` strictly below it (the deepest), or
@@ -220,12 +334,17 @@ class Router:
                 return None
             unknown = [item for item in ids if is_proxy_id(item) and item not in self._proxies]
             if unknown:
-                why = f"unknown alarm id {unknown[0]} (this hub restarted since it was listed? list the alarms again)"
+                why = f"unknown alarm id {unknown[0]} (no site's alarm has it here: list the alarms again)"
                 return RoutedReply(("",), False, f"{command}: {why}", {"reason": "unknown"})
             sites = {self._proxies[item][0] for item in ids if is_proxy_id(item)}
             if len(sites) > 1 or not all(is_proxy_id(item) for item in ids):
                 why = "ids must be the alarms of one site (as this hub lists them), not mixed with others"
-                return RoutedReply(("",), False, f"{command}: {why}", {"reason": "bad-args"})
+                # (1.3) How they group, so that a client sends one command per group (its own ids first).
+                groups: dict[str, list[int]] = {"": []}
+                for item in ids:
+                    groups.setdefault(self._proxies[item][0] if is_proxy_id(item) else "", []).append(item)
+                result = {"reason": "bad-args", "groups": [group for group in groups.values() if group]}
+                return RoutedReply(("",), False, f"{command}: {why}; send one per group", result)
             [site] = sites
             agent = self.state.agents.get(site)
             if agent is None or not agent.relay:
@@ -322,16 +441,20 @@ class Router:
         topics, self._topics = self._topics, []
         return topics
 
-    def answer(self, site: str, msg: proto.UpstreamResult) -> RoutedReply | None:
+    def answer(self, site: str, msg: proto.UpstreamResult) -> RoutedReply | bool:
         """A site's UPSTREAM_RESULT: the reply for whoever asked (paths with the mount put back, alarm ids
-        as this hub shows them), or None when it answers nothing pending from that site (late, or not ours)."""
+        as this hub shows them); True when it was a part of a merged listing that still waits for others;
+        False when it answers nothing pending from that site (late, or not ours)."""
         pending = self._pending.get(msg.route_id)
         if pending is None or pending.site != site:
-            return None
+            return False
         del self._pending[msg.route_id]
         result = _mounted(msg.result, pending.mount)
         if isinstance(result, dict):
             result = self._proxied(pending.command, site, result)
+        if pending.to[0] == "gather":  # (1.3) a site's part of a merged listing
+            merged = self._fold(pending, msg.ok, msg.message, result)
+            return True if merged is None else merged
         return RoutedReply(pending.to, msg.ok, msg.message, result)
 
     def _proxied(self, command: str, site: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -361,6 +484,13 @@ class Router:
         for route_id in late:
             pending = self._pending.pop(route_id)
             self.unreachable += 1
+            if pending.to[0] == "gather":  # (1.3) a site's part of a merged listing: named unreached
+                waited = self._gathers[pending.to[1]].wait_s if pending.to[1] in self._gathers else self.timeout_s
+                why = f"no answer from site hub {pending.site} within {waited:g} s"
+                merged = self._fold(pending, False, why, None)
+                if merged is not None:
+                    replies.append(merged)
+                continue
             replies.append(
                 RoutedReply(
                     pending.to,
@@ -370,6 +500,90 @@ class Router:
                 )
             )
         return replies
+
+    # -- (1.3) one alarm list of the network: a listing above site mounts merged with every site's --------
+
+    def gather(
+        self,
+        command: str,
+        args: dict[str, Any],
+        user: str | None,
+        by: str,
+        role: str,
+        to: ReplyTo,
+        local: tuple[bool, str, Any],
+        now: float,
+        wall: float,
+        budget_s: float | None = None,
+    ) -> RoutedReply | bool:
+        """An ``alarms`` listing that ran here (``local``: its outcome) with site mounts below its prefix:
+        ask every live site for its whole list and merge (module docstring). False: nothing to merge
+        (``local`` is the answer). True: asked, the merged answer comes from :meth:`answer` /
+        :meth:`expire`. A :class:`RoutedReply`: merged at once (no site could be asked). ``budget_s``:
+        the time the asker waits (a listing routed from upstream): the sites get at most half of it."""
+        ok, _message, result = local
+        if command != "alarms" or not ok or not isinstance(result, dict):
+            return False
+        prefix = args.get("prefix") or ""
+        if not isinstance(prefix, str):
+            return False
+        mounts = sorted(
+            agent.mount
+            for agent in self.state.agents.values()
+            if agent.relay and agent.mount and names.path_in_prefix(agent.mount, prefix)
+        )
+        # A site mounted below another site's mount is that site's to list (by this same rule).
+        mounts = [mount for mount in mounts if not any(mount.startswith(other + "/") for other in mounts)]
+        if not mounts:
+            return False
+        limit = args.get("limit", _MAX_LISTED)
+        self._next_gather += 1
+        gathered = self._gathers[self._next_gather] = _Gather(
+            ("gather", self._next_gather),
+            to,
+            prefix,
+            min(limit, _MAX_LISTED) if type(limit) is int and limit >= 0 else _MAX_LISTED,
+            list(result.get("alarms") or []),
+        )
+        # Asked by the hub above: half its wait, so that this answer (the sites that did answer) is in time.
+        wait_s = self.listing_timeout_s if budget_s is None else min(self.listing_timeout_s, budget_s) / 2
+        gathered.wait_s = timeout_s = max(0.1, wait_s)
+        for mount in mounts:
+            # Routed as a listing at the mount is (prefix "" at the site), by route()'s own rules.
+            down = {key: value for key, value in args.items() if key != "path"}
+            down["prefix"] = mount
+            routed = self.route(command, down, user, by, role, gathered.me, now, wall)
+            if routed is True:
+                self._pending[self._next_id].deadline = now + timeout_s  # (route() just numbered it)
+                gathered.waiting += 1
+            elif isinstance(routed, RoutedReply):  # silent, busy...: named with route()'s reason
+                site = self.site_for(mount, at_mount=True)
+                why = routed.message.removeprefix(f"{mount} unreachable: ")
+                gathered.unreached.append({"path": mount, "site": site[0] if site else mount, "reason": why})
+        if gathered.waiting:
+            return True
+        return self._gathers.pop(self._next_gather).reply()
+
+    def _fold(self, pending: _Pending, ok: bool, message: str, result: Any) -> RoutedReply | None:
+        """A site's part of a merged listing, into its gather: the merged reply once none is awaited."""
+        gathered = self._gathers.get(pending.to[1])
+        if gathered is None:
+            return None
+        gathered.waiting -= 1
+        mount = pending.mount
+        if ok and isinstance(result, dict) and isinstance(result.get("alarms"), list):
+            gathered.alarms += result["alarms"]
+            gathered.merged.append(mount)
+            nested = result.get("merged")  # a chain: the site's own sites, under its mount here
+            gathered.merged += [names.join(mount, item) for item in nested or [] if isinstance(item, str)]
+            gathered.unreached += [item for item in result.get("unreached") or [] if isinstance(item, dict)]
+        else:
+            why = message.removeprefix(f"{mount} unreachable: ") if not ok else "its answer has no alarm list"
+            gathered.unreached.append({"path": mount, "site": pending.site, "reason": why})
+        if gathered.waiting:
+            return None
+        del self._gathers[pending.to[1]]
+        return gathered.reply()
 
 
 def _mounted(result: Any, mount: str, depth: int = 0) -> Any:
@@ -423,7 +637,12 @@ def run_routed(
     call = Call(command, args, caller, user, now, wall, None)
     ok, message, result = spec.run(queries, call)
     log.info("command %s %s routed from upstream by %s: %s", command, args, by, message)
-    return RoutedReply(to, ok, message, result)
+    # A listing of this hub's whole tree for the hub above: with the sites below this one (a chain).
+    budget_s = float(routed["deadline"]) - wall
+    merged = router.gather(command, args, user, by, role, to, (ok, message, result), now, wall, budget_s)
+    if merged is True:
+        return None
+    return merged if isinstance(merged, RoutedReply) else RoutedReply(to, ok, message, result)
 
 
 def routed_caller(by: str, role: str) -> Any:

@@ -386,6 +386,10 @@ class HubServer:
                 self.upstream_settings.sender,
                 self.upstream_settings.mount,
             )
+        if self.store is not None and self.router is not None:
+            # (1.3) The proxy ids shown before a restart name the same sites' alarms after it.
+            restored = self.router.restore(self.store.load_meta(Router.META_PREFIX))
+            log.info("state store: %d proxy id(s) of sites' alarms restored", restored)
         self._open_pair()
         return endpoints
 
@@ -457,6 +461,8 @@ class HubServer:
         self._unsaved_next_id = next_id
         if self.replay is not None:
             self._unsaved_meta.update(self.replay.take_marks())
+        if self.router is not None:
+            self._unsaved_meta.update(self.router.take_marks())
         try:  # (a turn with nothing to store costs no transaction: write_turn returns at once)
             store.write_turn(
                 self._unsaved_journal,
@@ -647,6 +653,8 @@ class HubServer:
                 subscribers = self._subscribers  # _check_auth may have rebuilt it
                 # Stored before published (issue 13): a turn the store could not take is held back.
                 frames = state.drain(wall) if self._persist() else []
+                if self.router is not None and self.router.marks_waiting:
+                    self._persist()  # (1.3) proxy ids made while packing these NODEs: stored before shown
                 if subscribers is not None:
                     self._publish(subscribers, frames)
                 for name in state.take_resync_requests():
@@ -670,7 +678,10 @@ class HubServer:
                 # After drain: every cached payload a snapshot serves is current.
                 if query in ready:
                     self._read_queries(query, now, wall)
-                for identity, frame in queries.work(now, wall):
+                replies = queries.work(now, wall)
+                if replies and self.router is not None and self.router.marks_waiting:
+                    self._persist()  # (1.3) a snapshot's proxy ids: stored before shown
+                for identity, frame in replies:
                     self._reply(query, identity, frame)
                 if subscribers is not None and mono >= next_heartbeat:
                     self._send_heartbeats(subscribers, wall, None)
@@ -687,10 +698,11 @@ class HubServer:
             return
         for site, result in self.state.take_upstream_results():
             routed = router.answer(site, result)
-            if routed is not None:
+            if isinstance(routed, RoutedReply):
                 self._deliver(query, routed, now, wall)
-            else:  # late (already failed "unreachable"), or from an agent that was asked nothing
+            elif not routed:  # late (already failed "unreachable"), or from an agent that was asked nothing
                 self.state.count_rejected()
+            # (True: a site's part of a merged alarm listing that waits for other sites)
         upstream = self.upstream
         if upstream is not None and self.queries is not None:
             for command in upstream.read():
@@ -708,7 +720,10 @@ class HubServer:
         """The answer of a routed command to whoever asked: a query client, or the hub upstream (a chain)."""
         to = routed.to
         if to[0] == "query" and self.queries is not None:
-            # Stored before answered, as for every command (the site stored its own; nothing here).
+            # Stored before answered, as for every command (the site stored its own; here the proxy ids
+            # the answer shows, 1.3).
+            if self.router is not None and self.router.marks_waiting:
+                self._persist()
             frame = self.queries.command_result(to[1], to[2], wall, routed.ok, routed.message, routed.result)
             self._reply(query, to[1], frame)
         elif to[0] == "upstream" and self.upstream is not None:

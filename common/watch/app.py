@@ -593,7 +593,12 @@ class ListScreen(Screen[None]):
         except CommandError as error:
             self.app.call_from_thread(self._show, [], str(error))
             return
-        self.app.call_from_thread(self._show, rows, "" if rows else "nothing to list")
+        notes = [note for note in ("" if rows else "nothing to list", self.note()) if note]
+        self.app.call_from_thread(self._show, rows, "; ".join(notes))
+
+    def note(self) -> str:
+        """A line about what the list does not hold (asked after :meth:`fetch`, in its thread)."""
+        return ""
 
     def _show(self, rows: list[tuple[str, ...]], message: str) -> None:
         self.message = message
@@ -628,6 +633,10 @@ class AlarmsScreen(ListScreen):
             )
             for alarm in self.commands.alarms(self.prefix)
         ]
+
+    def note(self) -> str:
+        # (1.3) At a central hub: the sites whose alarms are not in the list, as gsmon alarms says them.
+        return "; ".join(f"{mount}: not reached ({why})" for mount, why in self.commands.unreached_sites())
 
 
 class JournalScreen(ListScreen):

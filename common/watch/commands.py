@@ -11,6 +11,7 @@ whether the hub can be asked at all::
         def unack(ids, comment) -> AckResult
         def shelve(ShelveRequest) -> ShelfRecord
         def alarms(prefix) -> list[AlarmRecord]     # gsmon alarms PREFIX
+        def unreached_sites() -> [(mount, why)]     # (1.3) site hubs the last alarms() could not ask
         def journal(prefix, since) -> list[JournalRecord]   # gsmon log PREFIX --since
 
 Every method may block (a round trip to the hub): the view calls them from a
@@ -126,6 +127,11 @@ class Commands(Protocol):
 
     def alarms(self, prefix: str) -> list[AlarmRecord]: ...
 
+    def unreached_sites(self) -> tuple[tuple[str, str], ...]:
+        """(1.3) At a central hub: the site hubs whose alarms the last :meth:`alarms` does not hold,
+        each with the reason (as ``gsmon alarms`` says them)."""
+        ...
+
     def journal(self, prefix: str, since: float) -> list[JournalRecord]: ...
 
 
@@ -147,6 +153,9 @@ class NullCommands:
 
     def alarms(self, prefix: str) -> list[AlarmRecord]:
         raise CommandError(f"the alarm list is {NOT_AVAILABLE}")
+
+    def unreached_sites(self) -> tuple[tuple[str, str], ...]:
+        return ()
 
     def journal(self, prefix: str, since: float) -> list[JournalRecord]:
         raise CommandError(f"the journal is {NOT_AVAILABLE}")
@@ -176,6 +185,7 @@ class HubCommands:
         self._known = not keyed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._unreached: tuple[tuple[str, str], ...] = ()  # (1.3) of the last alarm list
 
     @property
     def role(self) -> Role:
@@ -241,7 +251,12 @@ class HubCommands:
         )
 
     def alarms(self, prefix: str) -> list[AlarmRecord]:
-        return self._do("list the alarms", lambda: self.client.alarms(prefix, OPEN_STATES))
+        alarms, listing = self._do("list the alarms", lambda: self.client.alarm_listing(prefix, OPEN_STATES))
+        self._unreached = listing.unreached
+        return alarms
+
+    def unreached_sites(self) -> tuple[tuple[str, str], ...]:
+        return self._unreached
 
     def journal(self, prefix: str, since: float) -> list[JournalRecord]:
         def read() -> list[JournalRecord]:

@@ -6,8 +6,12 @@
   plugging it back heals it; an ack at the centre is applied at the site while the link is up and
   refused with the reason while it is down.
 * On loopback: a chain of three hubs (an ack at the top goes two levels down; the site's unacked RED
-  needs attention at the top until then), and a configured loop
-  (each hub drops, and counts, what comes back round to it).
+  needs attention at the top until then; each hub's root listing holds the site's alarm), a centre
+  restarted on its state store (its ids for a site's alarms are the same after it, and an ack by an
+  id read before goes to that alarm), and a configured loop (each hub drops, and counts, what comes
+  back round to it).
+* (1.3) The centre's root ``alarms`` listing is one list of the network: every site's alarms under
+  the centre's ids; a lost site is named (``unreached``) beside the centre's own alarm for it.
 """
 
 from __future__ import annotations
@@ -105,7 +109,11 @@ def test_a_chain_of_three_hubs_shows_the_site_at_the_top_and_routes_an_ack_two_l
         assert sub.tree["M/GS1/rack1/disk"].since is not None
         # The alarm lives at the site only; the top lists it through the chain, paths as the top has them.
         [_site_alarm] = wait_until(lambda: _open_alarms(site.query), what="the site's alarm")
-        assert _open_alarms(mid.query) == []  # the mid hub's own book has nothing of the site
+        # (1.3) The root listing of each hub above holds the site's alarm: one list of the network below it.
+        [at_mid] = _open_alarms(mid.query)
+        assert at_mid["path"] == "GS1/rack1/disk"
+        [at_top] = _open_alarms(top.query)
+        assert at_top["path"] == "M/GS1/rack1/disk"
         [listed] = _open_alarms(top.query, "M/GS1")
         shown = sub.tree["M/GS1/rack1/disk"].alarm["id"]  # the top's own id for the site's alarm
         assert (listed["id"], listed["path"], listed["max_level"]) == (shown, "M/GS1/rack1/disk", RED)
@@ -125,6 +133,59 @@ def test_a_chain_of_three_hubs_shows_the_site_at_the_top_and_routes_an_ack_two_l
             what="no attention left at the top once the site's alarm is acked",
         )
         assert not sub.tree["M"].unacked_below
+
+
+def _set(file: Path, value: Any, alert: str) -> None:
+    tmp = file.with_suffix(".tmp")
+    tmp.write_text(json.dumps([value, alert]))
+    tmp.replace(file)
+
+
+def test_the_centres_ids_for_a_sites_alarms_are_the_same_after_the_centre_restarts(
+    procs: Processes, tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "central-state"
+    agents = f"ipc://{tmp_path}/central-agents"  # the site hub reconnects to the restarted centre by itself
+    central = procs.hub("--hub-id", "central", "--state-dir", str(state_dir), agents=agents, name="central")
+    site = procs.hub(
+        "--hub-id", "site1", "--upstream", agents, "--upstream-mount", "GS1", *SITE_ARGS, name="site"
+    )  # fmt: skip
+    fan, temp = tmp_path / "fan.json", tmp_path / "temp.json"
+    _set(fan, 1, "RED")
+    _set(temp, 20, "GREEN")
+    spec = {"points": [{"name": name, "file": str(path), "dt": 0.1} for name, path in (("fan", fan), ("temp", temp))]}
+    procs.agent(site, "rack1", spec, mount="rack1")
+    with Subscriber(central.query, "") as sub:
+        # The fan's alarm gets the centre's first id; acked at the centre and back to normal, it is cleared.
+        fan_alarm = wait_until(lambda: _alarm_of(sub, "GS1/rack1/fan"), what="the fan's alarm at the centre")
+        reply = _command(central.query, "ack", {"ids": [fan_alarm["id"]]})
+        assert reply.ok, reply.message
+        _set(fan, 2, "GREEN")
+        wait_until(lambda: _open_alarms(site.query) == [], what="the fan's alarm cleared at the site")
+        # Then the temperature's: the centre's second id (a fresh counter would give it the first).
+        _set(temp, 90, "RED")
+        temp_alarm = wait_until(lambda: _alarm_of(sub, "GS1/rack1/temp"), what="the temperature's alarm")
+        shown = temp_alarm["id"]
+        assert shown != fan_alarm["id"]
+        [listed] = _open_alarms(central.query)  # the root listing: the site's alarm, merged
+        assert (listed["path"], listed["id"]) == ("GS1/rack1/temp", shown)
+    central.process.stop()
+    again = procs.hub("--hub-id", "central", "--state-dir", str(state_dir), agents=agents, name="central2")
+    with Subscriber(again.query, "") as sub:
+        alarm = wait_until(lambda: _alarm_of(sub, "GS1/rack1/temp"), timeout_s=15.0, what="the alarm after the restart")
+        assert alarm["id"] == shown
+        [listed] = _open_alarms(again.query)
+        assert (listed["path"], listed["id"]) == ("GS1/rack1/temp", shown)
+    # The operator acks by the id read before the restart: that alarm, at its site.
+    reply = _command(again.query, "ack", {"ids": [shown], "comment": "read before the restart"})
+    assert reply.ok, reply.message
+    assert reply.result["acked"] == [shown]
+    [acked] = _open_alarms(site.query)
+    assert (acked["path"], acked["state"], acked["ack_comment"]) == (
+        "rack1/temp",
+        "active_acked",
+        "read before the restart",
+    )
 
 
 def test_a_configured_loop_is_cut_where_a_hub_sees_its_own_id(procs: Processes, tmp_path: Path) -> None:
@@ -279,7 +340,10 @@ def test_a_lost_site_is_one_stale_subtree_and_one_alarm_and_acks_go_down_only_wh
         [_site_alarm] = wait_until(lambda: _open_alarms(sites["GS1"].query), what="the alarm at site GS1")
         wait_until(lambda: polled(sub) and sub.tree["GS1/rack1/disk"].alarm, what="the alarm summary at the centre")
         shown = sub.tree["GS1/rack1/disk"].alarm["id"]  # the centre's id for the site's alarm
-        assert _open_alarms(central.query, "", ops) == []  # the centre's own book: nothing of the site
+        # (1.3) The centre's root listing: every site's alarms, each under the id the centre shows.
+        wait_until(lambda: polled(sub) and sub.tree["GS2/rack2/disk"].alarm, what="GS2's alarm at the centre")
+        listed = {item["path"]: item["id"] for item in _open_alarms(central.query, "", ops)}
+        assert listed == {"GS1/rack1/disk": shown, "GS2/rack2/disk": sub.tree["GS2/rack2/disk"].alarm["id"]}
 
         # Ack at the centre while the site is up: applied at the site, shown at the centre.
         reply = _command(central.query, "ack", {"ids": [shown]}, ops)
@@ -295,7 +359,12 @@ def test_a_lost_site_is_one_stale_subtree_and_one_alarm_and_acks_go_down_only_wh
         must("-n", network.central_ns, "link", "set", network.sites["GS1"][1], "down")
         wait_until(lambda: _all_stale(sub, "GS1/"), timeout_s=8.0, what="GS1 STALE at the centre")
         central_alarms = _open_alarms(central.query, "", ops)
-        assert [(item["path"], item["reason"]) for item in central_alarms] == [("GS1", "agent silent")]
+        # The centre's own alarm for the lost site, and GS2's alarm; GS1 is named, not reached.
+        assert [item["path"] for item in central_alarms] == ["GS1", "GS2/rack2/disk"]
+        assert central_alarms[0]["reason"] == "agent silent"
+        listing = _command(central.query, "alarms", {}, ops)
+        [unreached] = listing.result["unreached"]
+        assert (unreached["path"], unreached["reason"][:28]) == ("GS1", "nothing heard from site hub ")
         assert _all_live(sub, "GS2/")
         # An ack (here an unack) at the centre for the unreachable site is refused with the reason.
         refused = _command(central.query, "unack", {"ids": [shown]}, ops)
@@ -308,6 +377,8 @@ def test_a_lost_site_is_one_stale_subtree_and_one_alarm_and_acks_go_down_only_wh
         must("-n", network.central_ns, "link", "set", network.sites["GS1"][1], "up")
         wait_until(lambda: _all_live(sub, "GS1/"), timeout_s=20.0, what="GS1 live again at the centre")
         assert sub.tree["GS1/rack1/disk"].alertcode == RED
-        assert [item["path"] for item in _open_alarms(central.query, "", ops)] == ["GS1"]
-        assert _open_alarms(central.query, "", ops)[0]["state"] != "active_unacked"
+        after = _open_alarms(central.query, "", ops)
+        assert [item["path"] for item in after] == ["GS1", "GS1/rack1/disk", "GS2/rack2/disk"]
+        assert after[0]["state"] != "active_unacked"
+        assert (after[1]["id"], after[1]["state"]) == (shown, "active_acked")
         assert _all_live(sub, "GS2/")

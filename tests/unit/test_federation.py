@@ -98,8 +98,9 @@ def routed_answers(site: Hub, central: Hub, now: float) -> list[proto.CommandRes
         )
     for name, result in central.state.take_upstream_results():
         routed = central.router.answer(name, result)
-        assert routed is not None
-        replies.append(_as_result(routed))
+        assert routed is not False, "an answer the centre was not waiting for"
+        if isinstance(routed, RoutedReply):  # (True: a site's part of a merged listing, more to come)
+            replies.append(_as_result(routed))
     return replies
 
 
@@ -427,7 +428,7 @@ def test_set_relayed_counts_once_per_path_and_taking_it_away_prunes() -> None:
     assert all(view == book.view_of("") for view in book.take_node_changes().values())  # every node reset
 
 
-def test_gsmon_alarms_at_the_centre_names_the_sites_whose_alarms_it_lists_at_their_mounts(
+def test_gsmon_alarms_at_the_centre_lists_the_sites_alarms_with_its_own_and_at_a_mount_the_sites(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     site, central, _ = federation()
@@ -442,19 +443,20 @@ def test_gsmon_alarms_at_the_centre_names_the_sites_whose_alarms_it_lists_at_the
     monkeypatch.setattr(alarms_cli, "hub_sender", lambda *args, **kwargs: send)
     monkeypatch.setenv("GSMON_HUB", "tcp://127.0.0.1:7763")
     monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent-gsmon-test")
-    reply = central.ask("alarms", {}, 1.0)
-    assert reply is not None
-    assert (reply.result["alarms"], reply.result["sites"]) == ([], ["GS1"])  # the root listing is the centre's own
+    assert central.ask("alarms", {}, 1.0) is None  # (1.3) the root listing asks the site too
+    [reply] = routed_answers(site, central, 1.0)
+    assert ([item["path"] for item in reply.result["alarms"]], reply.result["merged"]) == (["GS1/rack1/disk"], ["GS1"])
     assert cli.main(["alarms"]) == 0
     out = capsys.readouterr().out
-    assert "no open alarms in the whole tree at this hub" in out
-    assert "site hubs below keep their own alarms (not listed here): GS1; ask at a mount: gsmon alarms GS1" in out
+    assert "GS1/rack1/disk" in out
+    assert "with the alarms of the site hubs GS1" in out
     assert cli.main(["alarms", "GS1"]) == 0  # at the mount: the site's list, routed
     out = capsys.readouterr().out
     assert "GS1/rack1/disk" in out
-    assert "site hubs below" not in out
+    assert "site hubs" not in out
     assert cli.main(["alarms", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == []  # the JSON array as before
+    [row] = json.loads(capsys.readouterr().out)  # the JSON array as before
+    assert (row["path"], row["id"]) == ("GS1/rack1/disk", central.out["GS1/rack1/disk"]["alarm"]["id"])
 
 
 # -- loop guard and chains ----------------------------------------------------------------------
@@ -582,7 +584,7 @@ def test_an_ack_of_the_hubs_own_alarm_stays_here_and_mixed_or_unknown_ids_are_re
     shown = central.out["GS1/rack1/disk"]["alarm"]["id"]
     mixed = central.ask("ack", {"ids": [shown, own.id]}, 10.0)
     assert mixed is not None
-    assert mixed.result == {"reason": "bad-args"}
+    assert mixed.result == {"reason": "bad-args", "groups": [[own.id], [shown]]}  # (1.3) one command per group
     assert "one site" in mixed.message
     unknown = central.ask("unack", {"ids": [PROXY_BASE + 999]}, 10.0)
     assert unknown is not None

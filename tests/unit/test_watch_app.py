@@ -145,6 +145,9 @@ class FakeCommands:
     def alarms(self, prefix: str) -> list[AlarmRecord]:
         return [AlarmRecord(7, "GS1/Rack1/Disk/root_used_percent", "active_unacked", 100, raised_at=time.time())]
 
+    def unreached_sites(self) -> tuple[tuple[str, str], ...]:
+        return (("GS2", "nothing heard from site hub GS2 for 12 s"),)
+
     def journal(self, prefix: str, since: float) -> list[JournalRecord]:
         return [JournalRecord(time.time() - 5, "GS1/Antenna1/RF/lock", "level", 10, 30, comment=None)]
 
@@ -389,6 +392,8 @@ def test_alarm_list_and_journal_through_commands_or_not_available() -> None:
         await pilot.pause()
         table = app.screen.query_one("#list-table")
         assert table.row_count == 1  # type: ignore[attr-defined]
+        # (1.3) A site the central hub could not ask is said, as gsmon alarms says it.
+        assert app.screen.message == "GS2: not reached (nothing heard from site hub GS2 for 12 s)"  # type: ignore[attr-defined]
         await pilot.press("escape", "L")
         assert isinstance(app.screen, JournalScreen)
         await app.workers.wait_for_complete()
