@@ -76,6 +76,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from gsmon.common.alarm_commands import JournalEntryError as EntryError
+from gsmon.common.alarm_commands import JournalRecord as Entry  # one reader of the hub's journal entries
 from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
 
 __all__ = [
@@ -149,69 +151,6 @@ def level_label(code: int | None) -> str:
     if code is None:
         return "-"
     return alertstr_for(code) or str(code)
-
-
-class EntryError(ValueError):
-    """A journal entry from the hub is not usable (counted and dropped by the loop)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One journal entry as the hub's ``journal`` command returns it (see common/protocol.py)."""
-
-    id: int
-    time: float
-    path: str
-    kind: str
-    old: int | None = None
-    new: int | None = None
-    value: Any = None
-    agent: str | None = None
-    user: str | None = None
-    by: str | None = None
-    comment: str | None = None
-    alarm_id: int | None = None
-    shelf_id: int | None = None
-    replayed: bool = False
-
-    @classmethod
-    def from_wire(cls, item: object) -> Entry:
-        """Check one entry map; :class:`EntryError` says what is wrong with it."""
-        if not isinstance(item, Mapping):
-            raise EntryError(f"a journal entry must be a map, got {type(item).__name__}")
-
-        def typed(key: str, kinds: tuple[type, ...], required: bool = False) -> Any:
-            value = item.get(key)
-            if value is None:
-                if required:
-                    raise EntryError(f"journal entry without {key!r}")
-                return None
-            if isinstance(value, bool) and bool not in kinds:
-                raise EntryError(f"journal entry {key!r} must not be a boolean")
-            if not isinstance(value, kinds):
-                raise EntryError(f"journal entry {key!r} has the wrong type ({type(value).__name__})")
-            return value
-
-        entry_id = typed("id", (int,), required=True)
-        time_s = typed("time", (int, float), required=True)
-        if not math.isfinite(time_s):
-            raise EntryError("journal entry 'time' is not finite")
-        return cls(
-            id=entry_id,
-            time=float(time_s),
-            path=typed("path", (str,), required=True),
-            kind=typed("kind", (str,), required=True),
-            old=typed("old", (int,)),
-            new=typed("new", (int,)),
-            value=item.get("value"),
-            agent=typed("agent", (str,)),
-            user=typed("user", (str,)),
-            by=typed("by", (str,)),
-            comment=typed("comment", (str,)),
-            alarm_id=typed("alarm_id", (int,)),
-            shelf_id=typed("shelf_id", (int,)),
-            replayed=bool(typed("replayed", (bool,)) or False),
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -709,7 +709,16 @@ def test_the_notifier_of_the_centre_tells_a_lost_site_once_not_once_per_point() 
 
     def notify(now: float) -> None:
         entries = [
-            NotifyEntry(next(ids), e.time, e.path, e.kind, e.old, e.new, None, e.agent, alarm_id=e.alarm_id)
+            NotifyEntry(
+                id=next(ids),
+                time=e.time,
+                path=e.path,
+                kind=e.kind,
+                old=e.old,
+                new=e.new,
+                agent=e.agent,
+                alarm_id=e.alarm_id,
+            )
             for e in central.book.take_journal()
         ]
         core.take_entries(entries, WALL0 + now)

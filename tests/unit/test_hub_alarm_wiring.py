@@ -227,7 +227,16 @@ def test_the_notifier_tells_a_silence_and_its_end_once_and_nothing_about_the_poi
 
     def notify(now: float) -> None:
         entries = [
-            NotifyEntry(next(ids), e.time, e.path, e.kind, e.old, e.new, None, e.agent, alarm_id=e.alarm_id)
+            NotifyEntry(
+                id=next(ids),
+                time=e.time,
+                path=e.path,
+                kind=e.kind,
+                old=e.old,
+                new=e.new,
+                agent=e.agent,
+                alarm_id=e.alarm_id,
+            )
             for e in book.take_journal()
         ]
         core.take_entries(entries, WALL0 + now)

@@ -7,6 +7,7 @@ import json
 import pytest
 from notify_support import GREEN, ORANGE, RED, STALE, T0, entry, run, settings
 
+from gsmon.common.alarm_commands import BadAnswerError, JournalRecord
 from gsmon.common.notify.core import Entry, EntryError, NotifyCore, Route
 
 
@@ -231,6 +232,18 @@ def test_an_entry_with_unknown_keys_is_read() -> None:
     assert read.id == 3
     assert read.new == 30
     assert read.time == 1.0
+
+
+def test_one_reader_for_the_notifier_and_gsmon_log() -> None:
+    """The notifier reads entries with the operator commands' JournalRecord (one reader, one set of rules)."""
+    assert Entry is JournalRecord
+    assert issubclass(EntryError, BadAnswerError)  # gsmon log says it like any other bad answer
+    read = Entry.from_wire({"id": 4, "hub_time": 7.5, "path": "a", "kind": "ack", "shelf_id": 2, "replayed": True})
+    assert (read.time, read.hub_time, read.shelf_id, read.replayed) == (7.5, 7.5, 2, True)  # no source time: the hub's
+    with pytest.raises(EntryError, match="'hub_time' is not finite"):
+        Entry.from_wire({"id": 4, "time": 1.0, "hub_time": float("inf"), "path": "a", "kind": "ack"})
+    with pytest.raises(EntryError, match="without 'path'"):
+        Entry.from_wire({"id": 4, "time": 1.0, "kind": "ack"})
 
 
 def test_a_forgotten_agent_ends_its_problems_and_they_never_repeat() -> None:

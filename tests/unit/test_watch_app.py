@@ -146,7 +146,7 @@ class FakeCommands:
         return [AlarmRecord(7, "GS1/Rack1/Disk/root_used_percent", "active_unacked", 100, raised_at=time.time())]
 
     def journal(self, prefix: str, since: float) -> list[JournalRecord]:
-        return [JournalRecord(time.time() - 5, "GS1/Antenna1/RF/lock", "level", 10, 30, comment=None)]
+        return [JournalRecord(time=time.time() - 5, path="GS1/Antenna1/RF/lock", kind="level", old=10, new=30)]
 
 
 Scenario = Callable[[WatchApp, Pilot[int]], Awaitable[None]]
