@@ -29,6 +29,7 @@ process left out), passed to every core as ``now``.
 * :mod:`~gsmon.hub.config` -- hub.toml: schema, defaults and loader (no sockets: ``--check-config`` needs none)
 * :mod:`~gsmon.hub.server` -- the event loop and its sockets
 * :mod:`~gsmon.hub.state` -- the tree, liveness and staleness (pure, takes ``now``)
+* :mod:`~gsmon.hub.alert_log` -- the ``gsmon.hub.alerts`` channel: transitions, rate limited; returns summed up
 * :mod:`~gsmon.hub.alarms` -- alarm instances, shelves, attention (pure)
 * :mod:`~gsmon.hub.journal` -- the state store: alarms, shelves and the journal in SQLite
 * :mod:`~gsmon.hub.queries` -- answers on the query socket: INFO, snapshot slices, commands (pure)
