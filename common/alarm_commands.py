@@ -60,6 +60,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import alertstr_for
 from gsmon.common.errors import UnavailableError
+from gsmon.common.json_form import iso_utc, jsonable
 
 __all__ = [
     "ALARM_STATES",
@@ -113,13 +114,6 @@ class BadAnswerError(UnavailableError):
 
 
 # -- time -----------------------------------------------------------------------------------------
-
-
-def iso_utc(wall: float | None) -> str | None:
-    """``wall`` seconds as ISO 8601 UTC with milliseconds (``2026-12-01T21:49:20.123Z``); None stays None."""
-    if wall is None:
-        return None
-    return dt.datetime.fromtimestamp(wall, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def check_comment(text: str, *, required: bool = True) -> str:
@@ -268,27 +262,6 @@ def _need(item: Mapping[str, Any], key: str, kind: Callable[[object], Any], what
     if found is None:
         raise BadAnswerError(f"the hub sent {what} without a valid {key!r} ({item.get(key)!r})")
     return found
-
-
-def jsonable(value: Any) -> Any:
-    """A point value as JSON can carry it (bytes, NaN, datetimes become text; tuples arrays)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return (
-            value if math.isfinite(value) else ("NaN" if math.isnan(value) else repr(value).replace("inf", "Infinity"))
-        )
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    if isinstance(value, Mapping):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, bytes):
-        import base64
-
-        return base64.b64encode(value).decode()
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return str(value)
 
 
 @dataclass(frozen=True, slots=True)

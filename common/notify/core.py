@@ -76,6 +76,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from gsmon.common import json_form
 from gsmon.common.alarm_commands import JournalEntryError as EntryError
 from gsmon.common.alarm_commands import JournalRecord as Entry  # one reader of the hub's journal entries
 from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
@@ -134,10 +135,8 @@ _LABELS: Final = {
 
 
 def iso_utc(t: float | None) -> str:
-    """Wall seconds as ISO 8601 UTC with milliseconds (``2026-12-01T21:49:20.123Z``)."""
-    if t is None or not math.isfinite(t):
-        return "-"
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """Wall seconds as ISO 8601 UTC with milliseconds (``2026-12-01T21:49:20.123Z``); none: ``-``, in a line."""
+    return json_form.iso_utc(t) or "-"
 
 
 def path_in_prefix(path: str, prefix: str) -> bool:
