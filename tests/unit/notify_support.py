@@ -1,4 +1,5 @@
-"""What the notifier core's unit tests share: levels, a fake clock, settings, journal entries and one tick.
+"""What the notifier core's unit tests share: levels, a fake clock, settings, journal entries and one tick;
+and a notifier reading a hub core's journal (the hub tests' end-to-end checks).
 
 Imported as ``notify_support`` (pytest puts tests/unit on ``sys.path``, as tests/integration's ``harness``).
 """
@@ -9,6 +10,7 @@ import itertools
 from typing import Any
 
 from gsmon.common.notify.core import Entry, Guidance, Message, NotifyCore, Receiver, Route, Settings
+from gsmon.hub.alarms import AlarmBook
 
 RED, ORANGE, GREEN, STALE = 30, 20, 10, 50
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -44,3 +46,48 @@ def run(core: NotifyCore, now: float) -> list[Message]:
     for message in sent:
         core.delivered(message.id, True, None, now)
     return sent
+
+
+class JournalNotifier:
+    """The notifier's core reading a hub core's alarm journal, as ``gsmon notify`` reads the hub's: one receiver
+    for everything from ORANGE, no waits, every message delivered at once; ``sent`` has their titles in order.
+
+    ``book``: the hub's AlarmBook (its ``take_journal``); ``wall0``: the wall time the hub tests count from."""
+
+    def __init__(self, book: AlarmBook, wall0: float) -> None:
+        self.book, self.wall0 = book, wall0
+        self.core = NotifyCore(
+            Settings(
+                receivers={"ops": Receiver("ops", ("json://x",))},
+                routes=[Route("", ORANGE, ("ops",))],
+                group_wait_s=0.0,
+                group_interval_s=0.0,
+                startup_grace_s=0.0,
+            ),
+            None,
+            wall0,
+        )
+        self.ids = itertools.count(1)  # the store's cursor ids: the hub core's entries have none yet
+        self.sent: list[str] = []
+
+    def __call__(self, now: float) -> None:
+        """Read what the book journaled since the last call, and deliver what is due at ``now``."""
+        wall = self.wall0 + now
+        entries = [
+            Entry(
+                id=next(self.ids),
+                time=e.time,
+                path=e.path,
+                kind=e.kind,
+                old=e.old,
+                new=e.new,
+                agent=e.agent,
+                alarm_id=e.alarm_id,
+            )
+            for e in self.book.take_journal()
+        ]
+        self.core.take_entries(entries, wall)
+        self.core.tick(wall)
+        for message in self.core.due(wall):
+            self.core.delivered(message.id, True, None, wall)
+            self.sent.append(message.title)
