@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gsmon.common.alerts import STALE_ALERTCODE, STALE_ALERTSTR
+from gsmon.common.alerts import STALE_ALERTCODE, STALE_ALERTSTR, transition_line
 
 __all__ = ["MAX_LINES_PER_S", "AlertLog"]
 
@@ -84,9 +84,9 @@ class AlertLog:
             returns = self._returns.setdefault(agent, _Returns())
             returns.points += 1
             returns.quiet_s = max(returns.quiet_s, quiet_s)
-            returns.first = _line(path, agent, old, new, value) if returns.points == 1 else None
+            returns.first = transition_line(path, old, new, value, agent) if returns.points == 1 else None
         elif self._admit(now):  # (before the line is made: a storm is mostly left out)
-            args, extra = _line(path, agent, old, new, value)
+            args, extra = transition_line(path, old, new, value, agent)
             alert_log.log(self.level, *args, extra=extra)
 
     def flush(self, now: float) -> None:
@@ -123,20 +123,3 @@ class AlertLog:
             return False
         self._lines += 1
         return True
-
-
-def _line(
-    path: str, agent: str, old: tuple[int | None, str], new: tuple[int, str], value: Any
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """One transition's line: the format with its arguments, and its structured fields."""
-    (old_code, old_label), (new_code, new_label) = old, new
-    extra = {
-        "point": path,
-        "old_alert": old_code,
-        "new_alert": new_code,
-        "old_alertstr": None if old_code is None else old_label,
-        "new_alertstr": new_label,
-        "value": value,
-        "agent": agent,
-    }
-    return ('alert "%s" %s --> %s (value %s, agent %s)', path, old_label, new_label, value, agent), extra
