@@ -80,6 +80,7 @@ from gsmon.common import json_form
 from gsmon.common.alarm_commands import JournalEntryError as EntryError
 from gsmon.common.alarm_commands import JournalRecord as Entry  # one reader of the hub's journal entries
 from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
+from gsmon.common.names import SEPARATOR, path_in_prefix
 
 __all__ = [
     "EVENT_KINDS",
@@ -95,7 +96,6 @@ __all__ = [
     "path_in_prefix",
 ]
 
-SEPARATOR: Final = "/"
 WINDOW_S: Final = 60.0
 REPLAY_FLUSH_S: Final = 120.0  # replayed alarms without the hub's "replayed" entry are summarised after this
 #: Journal kinds the notifier may announce.
@@ -137,13 +137,6 @@ _LABELS: Final = {
 def iso_utc(t: float | None) -> str:
     """Wall seconds as ISO 8601 UTC with milliseconds (``2026-12-01T21:49:20.123Z``); none: ``-``, in a line."""
     return json_form.iso_utc(t) or "-"
-
-
-def path_in_prefix(path: str, prefix: str) -> bool:
-    """Segment-aware prefix test: ``GS1/A`` selects ``GS1/A`` and ``GS1/A/...``, never ``GS1/AB``."""
-    if not path.startswith(prefix):
-        return False
-    return not prefix or prefix[-1] == SEPARATOR or len(path) == len(prefix) or path[len(prefix)] == SEPARATOR
 
 
 def level_label(code: int | None) -> str:
