@@ -55,6 +55,30 @@ def _forwarder(
     raise ValueError(f"unknown forwarder {impl!r}")
 
 
+def _sink_and_sender(
+    children: Children,
+    impl: str,
+    endpoints: dict[str, str],
+    batch: int,
+    sink_args: tuple[str, ...],
+    sender_args: tuple[str, ...],
+    warmup_s: float,
+) -> tuple[Child, Child]:
+    """A subscriber of everything, then (once its subscription has travelled) a sender of DELTAs of ``batch``
+    points; returns them after ``warmup_s`` of load, ready for MARK."""
+    sink = children.peer(
+        "sink",
+        *("--endpoint", endpoints["subscribers"], "--batch", str(batch)),
+        *("--frames", "1" if impl == "proxy" else "2", *sink_args),
+    )
+    sink.ready()
+    time.sleep(_SETTLE_S)
+    sender = children.peer("sender", "--endpoint", endpoints["agents"], "--batch", str(batch), *sender_args)
+    sender.ready()
+    time.sleep(warmup_s)
+    return sink, sender
+
+
 @dataclass(frozen=True, slots=True)
 class ThroughputResult:
     """Point updates per second delivered to one subscriber of everything."""
@@ -94,20 +118,15 @@ def run_throughput(
     """
     with Children() as children:
         forwarder, endpoints = _forwarder(children, impl, pythonpaths or {}, THROUGHPUT_HWM)
-        sink = children.peer(
-            "sink",
-            *("--endpoint", endpoints["subscribers"], "--mode", "count"),
-            *("--batch", str(batch), "--frames", "1" if impl == "proxy" else "2"),
+        sink, sender = _sink_and_sender(
+            children,
+            impl,
+            endpoints,
+            batch,
+            ("--mode", "count"),
+            ("--mode", "blast", "--agents", str(agents), "--points", str(points), "--sndhwm", str(THROUGHPUT_HWM)),
+            warmup_s,
         )
-        sink.ready()
-        time.sleep(_SETTLE_S)
-        sender = children.peer(
-            "sender",
-            *("--endpoint", endpoints["agents"], "--mode", "blast", "--batch", str(batch)),
-            *("--agents", str(agents), "--points", str(points), "--sndhwm", str(THROUGHPUT_HWM)),
-        )
-        sender.ready()
-        time.sleep(warmup_s)
         cpu = forwarder.cpu_s(), sink.cpu_s()
         started = time.monotonic()
         sink.command("MARK")
@@ -162,20 +181,15 @@ def run_latency(
     batch = max(1, round(rate * flush_s / agents))
     with Children() as children:
         forwarder, endpoints = _forwarder(children, impl, pythonpaths or {})
-        sink = children.peer(
-            "sink",
-            *("--endpoint", endpoints["subscribers"], "--mode", "latency"),
-            *("--batch", str(batch), "--frames", "1" if impl == "proxy" else "2"),
+        sink, sender = _sink_and_sender(
+            children,
+            impl,
+            endpoints,
+            batch,
+            ("--mode", "latency"),
+            ("--mode", "paced", "--agents", str(agents), "--points", str(max(100, batch)), "--flush", str(flush_s)),
+            warmup_s,
         )
-        sink.ready()
-        time.sleep(_SETTLE_S)
-        sender = children.peer(
-            "sender",
-            *("--endpoint", endpoints["agents"], "--mode", "paced", "--batch", str(batch)),
-            *("--agents", str(agents), "--points", str(max(100, batch)), "--flush", str(flush_s)),
-        )
-        sender.ready()
-        time.sleep(warmup_s)
         cpu = forwarder.cpu_s()
         started = time.monotonic()
         sink.command("MARK")
