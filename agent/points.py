@@ -35,7 +35,7 @@ from gsmon.agent.debounce import DebounceEvent, Debouncer, DebounceSettings, Ver
 from gsmon.agent.scheduler import Job
 from gsmon.common import names as naming
 from gsmon.common import protocol as proto
-from gsmon.common.alerts import Alert, NoAlert, alertstr_for
+from gsmon.common.alerts import Alert, NoAlert, alertstr_for, transition_line
 from gsmon.common.render import Row
 from gsmon.common.tree import RollupTree, TreeNode
 
@@ -379,22 +379,8 @@ class PointTable:
         if new_code >= threshold or (old_code is not None and old_code >= threshold):
             old_label = "unset" if old_code is None else (alertstr_for(old_code, self.alertstrs) or "NONE")
             new_label = alert.alertstr or "NONE"
-            extra = {
-                "point": path,
-                "old_alert": old_code,
-                "new_alert": new_code,
-                "old_alertstr": None if old_code is None else old_label,
-                "new_alertstr": new_label,
-                "value": alert.val,
-            }
-            lines.append(
-                LogLine(
-                    point.loglvl_alerts,
-                    'alert "%s" %s --> %s (value %s)',
-                    (path, old_label, new_label, alert.val),
-                    extra,
-                )
-            )
+            (message, *args), extra = transition_line(path, (old_code, old_label), (new_code, new_label), alert.val)
+            lines.append(LogLine(point.loglvl_alerts, message, tuple(args), extra))
         return lines
 
     def _event_line(self, level: int, path: str, event: DebounceEvent) -> LogLine:

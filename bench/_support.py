@@ -23,7 +23,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -32,15 +32,21 @@ import psutil
 import zmq
 
 from gsmon.common import children as child_processes
+from gsmon.common.client import Subscriber
 
 __all__ = [
     "LOOPBACK",
     "REPO",
     "Child",
     "Children",
+    "HubLoad",
     "Summary",
     "before_tree",
+    "hub_sample",
+    "hub_value",
     "machine_details",
+    "main_thread_cpu_s",
+    "measure_window",
     "percentile",
     "summarise",
 ]
@@ -48,6 +54,7 @@ __all__ = [
 REPO: Final = Path(__file__).resolve().parents[1]
 LOOPBACK: Final = "tcp://127.0.0.1:0"
 _READY_TIMEOUT_S: Final = 30.0
+_MB: Final = 1 / (1024 * 1024)
 
 
 class Child(child_processes.Child):
@@ -152,6 +159,90 @@ class Children:
         self.registry.reap()
         self.registry.children.clear()
         self._log_dir.cleanup()
+
+
+# ----------------------------------------------------------------------
+# One measured window under load (the scale runs of hub_bench and scale_bench)
+# ----------------------------------------------------------------------
+
+
+def main_thread_cpu_s(child: Child) -> float:
+    """CPU seconds of a child's main thread (its thread id is its pid)."""
+    for thread in child.process.threads():
+        if thread.id == child.process.pid:
+            return float(thread.user_time + thread.system_time)
+    return 0.0
+
+
+def hub_value(watch: Subscriber, name: str) -> Any:
+    """The hub's own point ``_hub/<name>`` as a ``_hub/`` follower last saw it (None: not yet)."""
+    node = watch.tree.get(f"_hub/{name}")
+    return None if node is None else node.value
+
+
+def hub_sample(watch: Subscriber, name: str) -> tuple[float, float]:
+    """A hub counter with the hub's own time of it (its health points are
+    refreshed once a second: rates need the time the value was taken)."""
+    node = watch.tree.get(f"_hub/{name}")
+    if node is None or node.polled_at_s is None:
+        return 0.0, 0.0
+    return float(node.value), node.polled_at_s
+
+
+@dataclass(frozen=True, slots=True)
+class HubLoad:
+    """What one hub process cost over a window."""
+
+    name: str
+    cores: float  # the whole process ...
+    loop_cores: float  # ... of which its loop thread (the rest: ZeroMQ's I/O thread)
+    rss_start_mb: float
+    rss_end_mb: float
+    rss_max_mb: float
+
+    @property
+    def rss_growth_mb(self) -> float:
+        return self.rss_end_mb - self.rss_start_mb
+
+
+def measure_window(
+    window_s: float,
+    hubs: Mapping[str, Child],
+    sink: Child,
+    fleets: Sequence[Child],
+    poll: Callable[[float], object],
+) -> tuple[float, dict[str, HubLoad]]:
+    """One measured window: the sink and the fleets are told ``MARK`` (count from here), ``poll(seconds)``
+    is called until ``window_s`` is over (at most a second at a time: each hub's RSS is sampled between
+    calls), then the sink is told ``END`` and the fleets ``CUT`` (the load goes on: the caller ends it).
+    Returns the window's real length, s, and each hub's CPU and RSS over it."""
+    cpu = {name: (child.cpu_s(), main_thread_cpu_s(child)) for name, child in hubs.items()}
+    rss = {name: [child.rss_bytes()] for name, child in hubs.items()}
+    started = time.monotonic()
+    sink.command("MARK")
+    for fleet in fleets:
+        fleet.command("MARK")
+    end = started + window_s
+    while (now := time.monotonic()) < end:
+        poll(min(1.0, end - now))
+        for name, child in hubs.items():
+            rss[name].append(child.rss_bytes())
+    sink.command("END")
+    for fleet in fleets:
+        fleet.command("CUT")
+    elapsed = time.monotonic() - started
+    loads = {}
+    for name, child in hubs.items():
+        rss[name].append(child.rss_bytes())
+        loads[name] = HubLoad(
+            name=name,
+            cores=(child.cpu_s() - cpu[name][0]) / elapsed,
+            loop_cores=(main_thread_cpu_s(child) - cpu[name][1]) / elapsed,
+            rss_start_mb=rss[name][0] * _MB,
+            rss_end_mb=rss[name][-1] * _MB,
+            rss_max_mb=max(rss[name]) * _MB,
+        )
+    return elapsed, loads
 
 
 @contextlib.contextmanager

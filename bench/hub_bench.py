@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 import zmq
 
-from bench._support import Child, Children
+from bench._support import Child, Children, hub_sample, hub_value, measure_window
 from gsmon.common import protocol as proto
 from gsmon.common.client import Subscriber
 
@@ -53,6 +53,30 @@ def _forwarder(
         child = children.peer(impl, *(("--rcvhwm", str(rcvhwm)) if rcvhwm else ()))
         return child, child.ready()
     raise ValueError(f"unknown forwarder {impl!r}")
+
+
+def _sink_and_sender(
+    children: Children,
+    impl: str,
+    endpoints: dict[str, str],
+    batch: int,
+    sink_args: tuple[str, ...],
+    sender_args: tuple[str, ...],
+    warmup_s: float,
+) -> tuple[Child, Child]:
+    """A subscriber of everything, then (once its subscription has travelled) a sender of DELTAs of ``batch``
+    points; returns them after ``warmup_s`` of load, ready for MARK."""
+    sink = children.peer(
+        "sink",
+        *("--endpoint", endpoints["subscribers"], "--batch", str(batch)),
+        *("--frames", "1" if impl == "proxy" else "2", *sink_args),
+    )
+    sink.ready()
+    time.sleep(_SETTLE_S)
+    sender = children.peer("sender", "--endpoint", endpoints["agents"], "--batch", str(batch), *sender_args)
+    sender.ready()
+    time.sleep(warmup_s)
+    return sink, sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,20 +118,15 @@ def run_throughput(
     """
     with Children() as children:
         forwarder, endpoints = _forwarder(children, impl, pythonpaths or {}, THROUGHPUT_HWM)
-        sink = children.peer(
-            "sink",
-            *("--endpoint", endpoints["subscribers"], "--mode", "count"),
-            *("--batch", str(batch), "--frames", "1" if impl == "proxy" else "2"),
+        sink, sender = _sink_and_sender(
+            children,
+            impl,
+            endpoints,
+            batch,
+            ("--mode", "count"),
+            ("--mode", "blast", "--agents", str(agents), "--points", str(points), "--sndhwm", str(THROUGHPUT_HWM)),
+            warmup_s,
         )
-        sink.ready()
-        time.sleep(_SETTLE_S)
-        sender = children.peer(
-            "sender",
-            *("--endpoint", endpoints["agents"], "--mode", "blast", "--batch", str(batch)),
-            *("--agents", str(agents), "--points", str(points), "--sndhwm", str(THROUGHPUT_HWM)),
-        )
-        sender.ready()
-        time.sleep(warmup_s)
         cpu = forwarder.cpu_s(), sink.cpu_s()
         started = time.monotonic()
         sink.command("MARK")
@@ -162,20 +181,15 @@ def run_latency(
     batch = max(1, round(rate * flush_s / agents))
     with Children() as children:
         forwarder, endpoints = _forwarder(children, impl, pythonpaths or {})
-        sink = children.peer(
-            "sink",
-            *("--endpoint", endpoints["subscribers"], "--mode", "latency"),
-            *("--batch", str(batch), "--frames", "1" if impl == "proxy" else "2"),
+        sink, sender = _sink_and_sender(
+            children,
+            impl,
+            endpoints,
+            batch,
+            ("--mode", "latency"),
+            ("--mode", "paced", "--agents", str(agents), "--points", str(max(100, batch)), "--flush", str(flush_s)),
+            warmup_s,
         )
-        sink.ready()
-        time.sleep(_SETTLE_S)
-        sender = children.peer(
-            "sender",
-            *("--endpoint", endpoints["agents"], "--mode", "paced", "--batch", str(batch)),
-            *("--agents", str(agents), "--points", str(max(100, batch)), "--flush", str(flush_s)),
-        )
-        sender.ready()
-        time.sleep(warmup_s)
         cpu = forwarder.cpu_s()
         started = time.monotonic()
         sink.command("MARK")
@@ -247,33 +261,11 @@ def measure_snapshot(query: str) -> SnapshotResult:
     return SnapshotResult(nodes=nodes, arrived_s=arrived, bytes=size, client_ready_s=ready, stale_nodes=stale)
 
 
-def _main_thread_cpu_s(child: Child) -> float:
-    """CPU seconds of a child's main thread (its thread id is its pid)."""
-    for thread in child.process.threads():
-        if thread.id == child.process.pid:
-            return float(thread.user_time + thread.system_time)
-    return 0.0
-
-
-def _hub_value(watch: Subscriber, name: str) -> Any:
-    node = watch.tree.get(f"_hub/{name}")
-    return None if node is None else node.value
-
-
-def _hub_sample(watch: Subscriber, name: str) -> tuple[float, float]:
-    """A hub counter with the hub's own time of it (its health points are
-    refreshed once a second: rates need the time the value was taken)."""
-    node = watch.tree.get(f"_hub/{name}")
-    if node is None or node.polled_at_s is None:
-        return 0.0, 0.0
-    return float(node.value), node.polled_at_s
-
-
 def _wait_for_agents(watch: Subscriber, agents: int, timeout_s: float, strict: bool = True) -> int:
     """Wait until the hub reports ``agents`` live agents; return how many are.
     A hub that does not get there raises, or with ``strict=False`` is measured as it is."""
     deadline = time.monotonic() + timeout_s
-    while (live := _hub_value(watch, "agents_live") or 0) != agents:
+    while (live := hub_value(watch, "agents_live") or 0) != agents:
         if time.monotonic() > deadline:
             if strict:
                 raise RuntimeError(f"only {live} of {agents} agents live after {timeout_s} s")
@@ -383,33 +375,18 @@ def run_scale(
             settle = time.monotonic() + warmup_s
             while time.monotonic() < settle:
                 watch.poll(0.1)
-            live_at_start = int(_hub_value(watch, "agents_live") or 0)
+            live_at_start = int(hub_value(watch, "agents_live") or 0)
             counters = ("seq_gaps", "messages_rejected", "points_rejected", "conflicts", "messages_in")
-            before = {name: _hub_value(watch, name) or 0 for name in counters}
-            applied_before = _hub_sample(watch, "messages_in")
-            cpu, loop_cpu = hub.cpu_s(), _main_thread_cpu_s(hub)
-            rss = [hub.rss_bytes()]
-            started = time.monotonic()
-            sink.command("MARK")
-            for fleet in fleets:
-                fleet.command("MARK")
-            end = started + window_s
-            while (now := time.monotonic()) < end:
-                watch.poll(min(1.0, end - now))
-                rss.append(hub.rss_bytes())
-            sink.command("END")
-            for fleet in fleets:
-                fleet.command("CUT")
-            elapsed = time.monotonic() - started
-            cores = (hub.cpu_s() - cpu) / elapsed
-            loop_cores = (_main_thread_cpu_s(hub) - loop_cpu) / elapsed
-            rss.append(hub.rss_bytes())
+            before = {name: hub_value(watch, name) or 0 for name in counters}
+            applied_before = hub_sample(watch, "messages_in")
+            elapsed, loads = measure_window(window_s, {"hub": hub}, sink, fleets, watch.poll)
+            load = loads["hub"]
             # The hub's counters are published once a second: read them as the window closes.
-            after = {name: _hub_value(watch, name) or 0 for name in counters}
-            applied_after = _hub_sample(watch, "messages_in")
+            after = {name: hub_value(watch, name) or 0 for name in counters}
+            applied_after = hub_sample(watch, "messages_in")
             received = sink.result(timeout_s=60.0)
-            nodes = _hub_value(watch, "nodes") or 0
-            live_at_end = int(_hub_value(watch, "agents_live") or 0)
+            nodes = hub_value(watch, "nodes") or 0
+            live_at_end = int(hub_value(watch, "agents_live") or 0)
         # Late subscribers while the agents keep sending: a snapshot of a busy hub.
         busy = [measure_snapshot(endpoints["query"]) for _ in range(snapshots)]
         for fleet in fleets:
@@ -417,7 +394,6 @@ def run_scale(
         sent = [fleet.result() for fleet in fleets]
     offered = sum(result["window"]["points"] for result in sent)
     followed_agents = sum(f"sim/sim-{index:04d}/".startswith(follow) for index in range(agents))
-    mb = 1 / (1024 * 1024)
     return ScaleResult(
         impl=impl,
         agents=agents,
@@ -432,11 +408,11 @@ def run_scale(
         followed=follow,
         followed_offered_per_s=offered / elapsed * followed_agents / agents,
         delivered_per_s=received["rate"],
-        hub_cores=cores,
-        hub_loop_cores=loop_cores,
-        rss_start_mb=rss[0] * mb,
-        rss_end_mb=rss[-1] * mb,
-        rss_max_mb=max(rss) * mb,
+        hub_cores=load.cores,
+        hub_loop_cores=load.loop_cores,
+        rss_start_mb=load.rss_start_mb,
+        rss_end_mb=load.rss_end_mb,
+        rss_max_mb=load.rss_max_mb,
         p50_us=received["p50_us"],
         p99_us=received["p99_us"],
         p999_us=received["p999_us"],
@@ -468,9 +444,9 @@ def run_snapshot(
         with Subscriber(endpoints["query"], "_hub/", timeout_s=_SNAPSHOT_TIMEOUT_S) as watch:
             _wait_for_agents(watch, agents, timeout_s=60.0)
             deadline = time.monotonic() + 60.0
-            while (_hub_value(watch, "nodes") or 0) < expected:
+            while (hub_value(watch, "nodes") or 0) < expected:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the hub holds {_hub_value(watch, 'nodes')} nodes, expected {expected}+")
+                    raise RuntimeError(f"the hub holds {hub_value(watch, 'nodes')} nodes, expected {expected}+")
                 watch.poll(0.1)
         results = [measure_snapshot(endpoints["query"]) for _ in range(repeats)]
         for fleet in fleets:

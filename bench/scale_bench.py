@@ -84,8 +84,17 @@ from typing import Any, Final
 if __package__ in (None, ""):  # run as a script: python bench/scale_bench.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._support import LOOPBACK, REPO, Child, Children, machine_details
-from bench.hub_bench import _hub_sample, _hub_value, _main_thread_cpu_s
+from bench._support import (
+    LOOPBACK,
+    REPO,
+    Child,
+    Children,
+    HubLoad,
+    hub_sample,
+    hub_value,
+    machine_details,
+    measure_window,
+)
 from gsmon.common import children as child_processes
 from gsmon.common.alarm_commands import AlarmRecord, OperatorClient
 from gsmon.common.client import Subscriber
@@ -114,7 +123,6 @@ FOLLOW: Final = "sim/sim-0"  # below the first site's mount: agents sim-0000 to 
 FLEET_MIN_SLEEP_S: Final = 0.005  # a fleet's sends go in batches of at most 5 ms (stamped when sent)
 SUBSCRIPTION_POLL_S: Final = 0.2  # a fleet looks for STATE requests this often (2,500 sockets: ~3 ms a look)
 _WAIT_S: Final = 60.0
-_MB: Final = 1 / (1024 * 1024)
 
 
 def ramp_s(agents: int) -> float:
@@ -139,22 +147,6 @@ def agent_name(index: int) -> str:
 def leaf_path(index: int) -> str:
     """The first point of agent ``index`` below its hub's root (as bench.peers names it)."""
     return f"sim/{agent_name(index)}/g00/p0000"
-
-
-@dataclass(frozen=True, slots=True)
-class HubLoad:
-    """One hub process over the window."""
-
-    name: str
-    cores: float  # the whole process ...
-    loop_cores: float  # ... of which its loop thread (the rest: ZeroMQ's I/O thread)
-    rss_start_mb: float
-    rss_end_mb: float
-    rss_max_mb: float
-
-    @property
-    def rss_growth_mb(self) -> float:
-        return self.rss_end_mb - self.rss_start_mb
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +296,7 @@ class _Watches:
             time.sleep(min(0.05, remaining))
 
     def value(self, hub: str, name: str) -> Any:
-        return _hub_value(self.watch[hub], name) or 0
+        return hub_value(self.watch[hub], name) or 0
 
     def close(self) -> None:
         for watch in self.watch.values():
@@ -371,40 +363,21 @@ def _measure(
     counters = ("seq_gaps", "messages_rejected", "points_rejected", "conflicts", "resyncs_requested")
     before = {(hub, name): watches.value(hub, name) for hub in hubs for name in counters}
     live_start = sum(int(watches.value(hub, "agents_live")) for hub in agent_hubs)
-    messages_before = _hub_sample(watches.watch["centre"], "messages_in")
-    cpu = {hub: (child.cpu_s(), _main_thread_cpu_s(child)) for hub, child in hubs.items()}
+    messages_before = hub_sample(watches.watch["centre"], "messages_in")
     side_cpu = [child.cpu_s() for child in fleets], sink.cpu_s()
-    rss = {hub: [child.rss_bytes()] for hub, child in hubs.items()}
-    started = time.monotonic()
-    sink.command("MARK")
-    for fleet in fleets:
-        fleet.command("MARK")
-    end = started + window_s
     backlog_max_s = 0.0
-    while (now := time.monotonic()) < end:
-        watches.poll(min(1.0, end - now))
+
+    def poll(seconds: float) -> None:
+        nonlocal backlog_max_s
+        watches.poll(seconds)
         backlog_max_s = max(backlog_max_s, float(watches.value("centre", "agents_backlog_s")))
-        for hub, child in hubs.items():
-            rss[hub].append(child.rss_bytes())
-    sink.command("END")
-    for fleet in fleets:
-        fleet.command("CUT")  # the window ends; the load goes on (the failover runs under it)
-    elapsed = time.monotonic() - started
-    loads = {}
-    for hub, child in hubs.items():
-        rss[hub].append(child.rss_bytes())
-        loads[hub] = HubLoad(
-            name=hub,
-            cores=(child.cpu_s() - cpu[hub][0]) / elapsed,
-            loop_cores=(_main_thread_cpu_s(child) - cpu[hub][1]) / elapsed,
-            rss_start_mb=rss[hub][0] * _MB,
-            rss_end_mb=rss[hub][-1] * _MB,
-            rss_max_mb=max(rss[hub]) * _MB,
-        )
+
+    # The window ends with the fleets CUT: the load goes on (the failover runs under it).
+    elapsed, loads = measure_window(window_s, hubs, sink, fleets, poll)
     fleet_cores = sum(child.cpu_s() - was for child, was in zip(fleets, side_cpu[0], strict=True)) / elapsed
     sink_cores = (sink.cpu_s() - side_cpu[1]) / elapsed
     after = {(hub, name): watches.value(hub, name) for hub in hubs for name in counters}
-    messages_after = _hub_sample(watches.watch["centre"], "messages_in")
+    messages_after = hub_sample(watches.watch["centre"], "messages_in")
     live_end = sum(int(watches.value(hub, "agents_live")) for hub in agent_hubs)
     received = sink.result(timeout_s=_WAIT_S)
     delivered = float(received["rate"])

@@ -11,6 +11,7 @@ The shared vocabulary (no ZeroMQ, no threads):
 * :mod:`~gsmon.common.alerts` -- the alert ladder (NoAlert ... STALE ... Critical)
 * :mod:`~gsmon.common.tree` -- a tree with incremental worst-child rollup
 * :mod:`~gsmon.common.units` -- values people can read (the unit comes from the point's name)
+* :mod:`~gsmon.common.json_form` -- values and wall times as every JSON output writes them
 * :mod:`~gsmon.common.errors` -- the one error base and the exit statuses
 * :mod:`~gsmon.common.config` -- typed TOML readers whose errors name the file and key
 * :mod:`~gsmon.common.endpoints` -- endpoints as text: the accepted forms, default ports

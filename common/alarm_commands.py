@@ -60,6 +60,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import alertstr_for
 from gsmon.common.errors import UnavailableError
+from gsmon.common.json_form import iso_utc, jsonable
 
 __all__ = [
     "ALARM_STATES",
@@ -70,6 +71,7 @@ __all__ = [
     "AlarmRecord",
     "BadAnswerError",
     "CommandRefusedError",
+    "JournalEntryError",
     "JournalPage",
     "JournalRecord",
     "Listing",
@@ -114,13 +116,6 @@ class BadAnswerError(UnavailableError):
 
 
 # -- time -----------------------------------------------------------------------------------------
-
-
-def iso_utc(wall: float | None) -> str | None:
-    """``wall`` seconds as ISO 8601 UTC with milliseconds (``2026-12-01T21:49:20.123Z``); None stays None."""
-    if wall is None:
-        return None
-    return dt.datetime.fromtimestamp(wall, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def check_comment(text: str, *, required: bool = True) -> str:
@@ -269,27 +264,6 @@ def _need(item: Mapping[str, Any], key: str, kind: Callable[[object], Any], what
     if found is None:
         raise BadAnswerError(f"the hub sent {what} without a valid {key!r} ({item.get(key)!r})")
     return found
-
-
-def jsonable(value: Any) -> Any:
-    """A point value as JSON can carry it (bytes, NaN, datetimes become text; tuples arrays)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return (
-            value if math.isfinite(value) else ("NaN" if math.isnan(value) else repr(value).replace("inf", "Infinity"))
-        )
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    if isinstance(value, Mapping):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, bytes):
-        import base64
-
-        return base64.b64encode(value).decode()
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,9 +423,18 @@ class ShelfRecord:
         }
 
 
-@dataclass(frozen=True, slots=True)
+class JournalEntryError(BadAnswerError):
+    """One journal entry from the hub is not usable: the message says which key is wrong and how.
+    (``gsmon log`` stops on it; the notifier counts it and drops the entry.)"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)  # 15 fields, two orders in its past: by name only
 class JournalRecord:
-    """A journal entry as ``gsmon log`` lists it (``time``: wall seconds, source time; ``id``: the cursor)."""
+    """A journal entry as the hub's ``journal`` command returns it (common/protocol.py): the one reader,
+    for ``gsmon log``, ``gsmon watch`` and ``gsmon notify`` (its ``Entry``).
+
+    ``time``: wall seconds, source time (the hub's when the entry has none); ``id``: the cursor
+    (0 only for a row made here, not read from a hub). Fields in the order ``gsmon log --json`` prints."""
 
     time: float
     path: str
@@ -463,36 +446,52 @@ class JournalRecord:
     user: str | None = None
     comment: str | None = None
     alarm_id: int | None = None
-    id: int | None = None
+    id: int = 0
     hub_time: float | None = None
     by: str | None = None
     replayed: bool = False
+    shelf_id: int | None = None  # the shelf covering it then
 
     @classmethod
     def from_wire(cls, item: object) -> JournalRecord:
+        """Check one entry map: a key of the wrong type is an error, not read as absent (a hub that sends one
+        has a bug worth a line); unknown keys are ignored (a newer hub). Raises :class:`JournalEntryError`."""
         if not isinstance(item, Mapping):
-            raise BadAnswerError(f"the hub sent a journal entry that is not a map: {item!r:.80}")
-        hub_time = _float(item.get("hub_time"))
-        time = _float(item.get("time"))
-        if time is None:
-            time = hub_time
-        if time is None:
-            raise BadAnswerError(f"the hub sent a journal entry without a valid 'time' ({item.get('time')!r})")
+            raise JournalEntryError(f"a journal entry must be a map, got {type(item).__name__}")
+
+        def typed(key: str, kinds: tuple[type, ...], required: bool = False) -> Any:
+            value = item.get(key)
+            if value is None:
+                if required:
+                    raise JournalEntryError(f"journal entry without {key!r}")
+                return None
+            if isinstance(value, bool) and bool not in kinds:
+                raise JournalEntryError(f"journal entry {key!r} must not be a boolean")
+            if not isinstance(value, kinds):
+                raise JournalEntryError(f"journal entry {key!r} has the wrong type ({type(value).__name__})")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise JournalEntryError(f"journal entry {key!r} is not finite")
+            return value
+
+        entry_id = typed("id", (int,), required=True)
+        hub_time = typed("hub_time", (int, float))
+        time_s = typed("time", (int, float), required=hub_time is None)
         return cls(
-            time=time,
-            path=_str(item.get("path")) or "",
-            kind=_need(item, "kind", _str, "a journal entry"),
-            old=_int(item.get("old")),
-            new=_int(item.get("new")),
+            time=float(hub_time if time_s is None else time_s),
+            path=typed("path", (str,), required=True),
+            kind=typed("kind", (str,), required=True),
+            old=typed("old", (int,)),
+            new=typed("new", (int,)),
             value=item.get("value"),
-            agent=_str(item.get("agent")),
-            user=_str(item.get("user")),
-            comment=_str(item.get("comment")),
-            alarm_id=_int(item.get("alarm_id")),
-            id=_need(item, "id", _int, "a journal entry"),
-            hub_time=hub_time,
-            by=_str(item.get("by")),
-            replayed=item.get("replayed") is True,
+            agent=typed("agent", (str,)),
+            user=typed("user", (str,)),
+            comment=typed("comment", (str,)),
+            alarm_id=typed("alarm_id", (int,)),
+            id=entry_id,
+            hub_time=None if hub_time is None else float(hub_time),
+            by=typed("by", (str,)),
+            replayed=bool(typed("replayed", (bool,))),
+            shelf_id=typed("shelf_id", (int,)),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -41,6 +41,7 @@ __all__ = [
     "RedAlert",
     "alertstr_for",
     "as_alert",
+    "transition_line",
 ]
 
 STALE_ALERTCODE: Final = 50
@@ -152,3 +153,25 @@ def as_alert(result: Any) -> Alert:
     """Wrap a monitor function's return value: an :class:`Alert` stays as it
     is, anything else becomes ``NoAlert(result)``."""
     return result if isinstance(result, Alert) else NoAlert(result)
+
+
+def transition_line(
+    path: str, old: tuple[int | None, str], new: tuple[int, str], value: Any, agent: str | None = None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """One alert transition as the agent's and the hub's logs write it: the format with its arguments,
+    and the same as structured fields (``point``, ``old_alert``, ``new_alert``, ``old_alertstr``,
+    ``new_alertstr``, ``value``; the hub adds ``agent``). ``old``/``new``: (code, label); an old code None
+    is a new point (label ``unset``, field ``old_alertstr`` None)."""
+    (old_code, old_label), (new_code, new_label) = old, new
+    extra: dict[str, Any] = {
+        "point": path,
+        "old_alert": old_code,
+        "new_alert": new_code,
+        "old_alertstr": None if old_code is None else old_label,
+        "new_alertstr": new_label,
+        "value": value,
+    }
+    if agent is None:
+        return ('alert "%s" %s --> %s (value %s)', path, old_label, new_label, value), extra
+    extra["agent"] = agent
+    return ('alert "%s" %s --> %s (value %s, agent %s)', path, old_label, new_label, value, agent), extra

@@ -101,7 +101,7 @@ class NotAQueryEndpointError(HubUnavailableError):
 
 
 class HubTimeoutError(HubUnavailableError):
-    """Connected, but no answer in time."""
+    """Connected, but no answer in time (to a request, or not even a handshake: a hub too busy, or stopped)."""
 
 
 _ERRORS: Final[dict[transport.LinkProblem, type[HubUnavailableError]]] = {
@@ -111,6 +111,7 @@ _ERRORS: Final[dict[transport.LinkProblem, type[HubUnavailableError]]] = {
     transport.LinkProblem.KEY_REFUSED: HandshakeFailedError,
     transport.LinkProblem.HUB_KEY_MISMATCH: HandshakeFailedError,
     transport.LinkProblem.WRONG_SOCKET_TYPE: NotAQueryEndpointError,
+    transport.LinkProblem.HANDSHAKE_TIMEOUT: HubTimeoutError,
 }
 
 

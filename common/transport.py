@@ -36,6 +36,9 @@ reverse)                               DISCONNECTED; not retried
 another socket type (a DEALER on the   CONNECTED, DISCONNECTED with no handshake event; not retried
 agents or subscribers port)            (a keyed hub hanging up on a keyless client can look like this
                                        until its MECHANISM_MISMATCH event arrives)
+no handshake in time (a hub too busy  CONNECTED, then after HANDSHAKE_IVL_MS (5 s)
+to greet, a stopped one, or something  HANDSHAKE_FAILED_NO_DETAIL (EAGAIN: our own handshake timer),
+that is not ZeroMQ at all)             DISCONNECTED, CONNECT_RETRIED: retried; keys or not alike
 =====================================  ==============================================================
 
 Where libzmq does not retry, the owner of the socket must close it and make a
@@ -55,6 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import itertools
 import logging
 import os
@@ -235,6 +239,9 @@ MONITOR_EVENTS: Final = (
 
 
 _MONITOR_NAMES: Final = itertools.count(1)
+# HANDSHAKE_FAILED_NO_DETAIL's value when the connecting side's own HANDSHAKE_IVL ran out (libzmq 4.3.5:
+# EAGAIN; ETIMEDOUT too, should another version say it so).
+_HANDSHAKE_TIMED_OUT: Final = frozenset({errno.EAGAIN, errno.ETIMEDOUT})
 
 
 def monitor_socket(sock: zmq.Socket[bytes], events: int) -> zmq.Socket[bytes]:
@@ -256,6 +263,7 @@ class LinkProblem(enum.Enum):
     KEY_REFUSED = "key refused"
     HUB_KEY_MISMATCH = "hub key mismatch"
     WRONG_SOCKET_TYPE = "wrong socket type"
+    HANDSHAKE_TIMEOUT = "no handshake in time"
 
 
 def describe_problem(problem: LinkProblem, endpoint: str, *, who: str = "this client", what: str = "hub") -> str:
@@ -277,6 +285,13 @@ def describe_problem(problem: LinkProblem, endpoint: str, *, who: str = "this cl
         return (
             f"the handshake with {endpoint} failed: the hub's public key does not match the one {who} "
             "was given (--hub-key), or this is another hub"
+        )
+    if problem is LinkProblem.HANDSHAKE_TIMEOUT:
+        # Not "wrong socket type": a wrong socket hangs up at once; this one said nothing for 5 s.
+        return (
+            f"no reply from {endpoint} within {HANDSHAKE_IVL_MS / 1000:g} s of connecting (no handshake): "
+            "the hub there may be overloaded or stopped (it answers once it catches up: try again, and look "
+            f"at its load), or {endpoint} is not the {what} endpoint (check the address and port)"
         )
     return f"{endpoint} is not the {what} endpoint: the socket there is of another kind (a different hub port?)"
 
@@ -325,6 +340,10 @@ class LinkWatch:
             return self._found(problem, final=True)
         if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             self._failed_this_connection = True
+            if value in _HANDSHAKE_TIMED_OUT:
+                # Our handshake timer ran out: the other side said nothing at all (too busy, stopped, or
+                # not ZeroMQ). With keys or without: not evidence of a wrong key or a wrong socket type.
+                return self._found(LinkProblem.HANDSHAKE_TIMEOUT, final=False)
             # The hub hung up mid-handshake: with CURVE, it could not open our HELLO.
             return self._found(
                 LinkProblem.HUB_KEY_MISMATCH if self.uses_keys else LinkProblem.WRONG_SOCKET_TYPE, final=False

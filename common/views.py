@@ -62,11 +62,8 @@ hub is back and the view is resynchronised.
 from __future__ import annotations
 
 import argparse
-import base64
-import datetime as dt
 import getpass
 import json
-import math
 import os
 import shutil
 import signal
@@ -75,11 +72,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from gsmon.common.alarm_commands import iso_utc
 from gsmon.common.alerts import STALE_ALERTCODE, CriticalAlert, OrangeAlert, RedAlert, alertstr_for
 from gsmon.common.client import HubUnavailableError, NodeState, Subscriber
 from gsmon.common.client_settings import ClientSettings, resolve_client_settings
 from gsmon.common.errors import GsmonError, UnavailableError
+from gsmon.common.json_form import iso_utc, jsonable
 from gsmon.common.keys import ClientKeys, KeyFileError
 from gsmon.common.render import Row, render_view
 
@@ -209,20 +206,6 @@ def _title(subscriber: Subscriber) -> str:
     return f"Hub {where} ({label}) --- {state}" if label else f"Hub {where} --- {state}"
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    return value
-
-
 def to_json(subscriber: Subscriber) -> dict[str, dict[str, Any]]:
     """The followed subtree as the ``gsmon get --json`` object."""
     result = {}
@@ -235,7 +218,7 @@ def _node_json(subscriber: Subscriber, node: NodeState) -> dict[str, Any]:
     age = subscriber.age_s(node)
     return {
         "kind": node.kind,
-        "value": _jsonable(node.value),
+        "value": jsonable(node.value),
         "alert": node.alertcode,
         "alertstr": node.alertstr,
         "stale": node.stale,
@@ -252,9 +235,9 @@ def _node_json(subscriber: Subscriber, node: NodeState) -> dict[str, Any]:
 
 def _iso_times(value: Any, keys: tuple[str, ...]) -> Any:
     if not isinstance(value, dict):
-        return _jsonable(value)
+        return jsonable(value)
     return {
-        str(key): iso_utc(item) if key in keys and isinstance(item, int | float) else _jsonable(item)
+        str(key): iso_utc(item) if key in keys and isinstance(item, int | float) else jsonable(item)
         for key, item in value.items()
     }
 

@@ -29,10 +29,12 @@ process left out), passed to every core as ``now``.
 * :mod:`~gsmon.hub.config` -- hub.toml: schema, defaults and loader (no sockets: ``--check-config`` needs none)
 * :mod:`~gsmon.hub.server` -- the event loop and its sockets
 * :mod:`~gsmon.hub.state` -- the tree, liveness and staleness (pure, takes ``now``)
+* :mod:`~gsmon.hub.alert_log` -- the ``gsmon.hub.alerts`` channel: transitions, rate limited; returns summed up
 * :mod:`~gsmon.hub.alarms` -- alarm instances, shelves, attention (pure)
 * :mod:`~gsmon.hub.journal` -- the state store: alarms, shelves and the journal in SQLite
 * :mod:`~gsmon.hub.queries` -- answers on the query socket: INFO, snapshot slices, commands (pure)
 * :mod:`~gsmon.hub.operator` -- the operator commands behind the query socket (pure)
+* :mod:`~gsmon.hub.command_log` -- how loud a command is logged: changes at INFO, reads and polls at DEBUG
 * :mod:`~gsmon.hub.replay` -- each agent's outbox followed: replay requests, replayed transitions (pure)
 * :mod:`~gsmon.hub.client_health` -- health points the clients report (recorder lag, notifier deliveries) (pure)
 * :mod:`~gsmon.hub.subscriptions` -- who follows what: the alignment guard, the ledger, publish counters (pure)

@@ -1182,12 +1182,9 @@ class AlarmBook:
         wall: float,
     ) -> Outcome:
         """Take an acknowledgement back: ``active_acked`` -> ``active_unacked``."""
-        refusal = self._refuse(role, OPERATOR, "unacknowledge alarms") or self._bad_comment(comment, required=False)
-        if refusal:
-            return refusal
-        alarm = self._alarms.get(alarm_id)
-        if alarm is None:
-            return Outcome(False, self._unknown(alarm_id, "alarm"))
+        alarm = self._one_alarm(alarm_id, role, OPERATOR, "unacknowledge alarms", comment)
+        if isinstance(alarm, Outcome):
+            return alarm
         if alarm.state != ACTIVE_ACKED:
             return Outcome(
                 False, f"alarm {alarm_id} is {alarm.state}: only an acknowledged, still active alarm can be unacked"
@@ -1212,12 +1209,9 @@ class AlarmBook:
         wall: float,
     ) -> Outcome:
         """Clear an open alarm whatever its state (admins only)."""
-        refusal = self._refuse(role, ADMIN, "clear alarms") or self._bad_comment(comment, required=False)
-        if refusal:
-            return refusal
-        alarm = self._alarms.get(alarm_id)
-        if alarm is None:
-            return Outcome(False, self._unknown(alarm_id, "alarm"))
+        alarm = self._one_alarm(alarm_id, role, ADMIN, "clear alarms", comment)
+        if isinstance(alarm, Outcome):
+            return alarm
         if alarm.state == CLEARED:
             return Outcome(False, f"alarm {alarm_id} is already cleared")
         self._clear(
@@ -1913,6 +1907,16 @@ class AlarmBook:
             alarm_id=alarm.id,
             shelf_id=alarm.shelf_id,
         )
+
+    def _one_alarm(
+        self, alarm_id: int, role: str, needed: str, action: str, comment: str | None
+    ) -> _AlarmState | Outcome:
+        """The alarm a one-alarm command (unack, clear) acts on, or its refusal: the role, the comment, the id."""
+        refusal = self._refuse(role, needed, action) or self._bad_comment(comment, required=False)
+        if refusal:
+            return refusal
+        alarm = self._alarms.get(alarm_id)
+        return Outcome(False, self._unknown(alarm_id, "alarm")) if alarm is None else alarm
 
     def _refuse(self, role: str, needed: str, action: str) -> Outcome | None:
         if role not in ROLES:

@@ -60,6 +60,7 @@ from gsmon.common import protocol as proto
 from gsmon.common.allowlist import AllowList, SubscriberGrant
 from gsmon.common.tree import TreeNode
 from gsmon.hub.client_health import ClientHealth
+from gsmon.hub.command_log import command_level
 from gsmon.hub.journal import StateStore
 from gsmon.hub.operator import OPERATOR_COMMANDS
 from gsmon.hub.relay import Router
@@ -535,7 +536,7 @@ class QueryCore:
             if self.pair is not None and routed is False:
                 self.pair.done(call, ok, result)
         by = caller.name + (f" (user {msg.user!r})" if msg.user else "")
-        log.log(logging.INFO if ok else logging.WARNING, "command %s %s by %s: %s", msg.command, msg.args, by, message)
+        log.log(command_level(msg.command, ok), "command %s %s by %s: %s", msg.command, msg.args, by, message)
         reply = proto.CommandResult(
             **self._header(caller.identity, wall), request_id=msg.request_id, ok=ok, message=message, result=result
         )

@@ -89,7 +89,8 @@ inside another's) are warned about once, when both are first seen.
 Alert transitions of points (path, old -> new, value, agent) are logged by
 the ``gsmon.hub.alerts`` logger at ``alert_log_level`` when the old or new
 code is at least ``alert_log_threshold`` (at most a few hundred lines a
-second, then a count of what was left out).
+second, then a count of what was left out); points fresh again after STALE
+are one line per agent (:mod:`gsmon.hub.alert_log`).
 """
 
 from __future__ import annotations
@@ -116,15 +117,13 @@ from gsmon.common.alerts import (
 )
 from gsmon.common.tree import RollupTree, TreeNode
 from gsmon.hub.alarms import AGENT_SILENT, OVERDUE, UNLISTED, AlarmBook
+from gsmon.hub.alert_log import AlertLog
 from gsmon.hub.relay import relayed_attention
 from gsmon.hub.subscriptions import SubscriptionLedger
 
 __all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats", "nested_mounts"]
 
 log = logging.getLogger(__name__)
-# Not a module logger but a documented channel (see the module docstring): operators route or filter
-# the merged tree's alert transitions by this name, whichever module writes them.
-alert_log = logging.getLogger("gsmon.hub.alerts")
 
 # Tuples rather than inline `A | B` unions, which are rebuilt at every call (per message here).
 # TRANSITIONS (1.3) count for seq and liveness here; the server hands them to hub/replay.py.
@@ -144,7 +143,6 @@ _CONFLICT_MARGIN_NS: Final = 1_000_000_000
 _PEER_WAIT_S: Final = 2.0  # how long a conflict warning waits for both peers' addresses
 _MAX_EPOCHS_REMEMBERED: Final = 4
 _MAX_NESTING_WARNINGS: Final = 10_000
-_ALERT_LOG_MAX_PER_S: Final = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,11 +365,13 @@ class HubState:
         # mount's ancestors, never every agent (a fleet coming up was quadratic in _warn_nesting).
         self._agents_at_mount: dict[str, set[str]] = {}
         self._agents_below: dict[str, set[str]] = {}
-        self._alert_window = -_INF
         # Transitions are logged from this code up (inf: never).
         self._alert_threshold = _INF if settings.alert_log_level is None else settings.alert_log_threshold
-        self._alert_lines = 0
-        self._alert_suppressed = 0
+        self._alert_log = (
+            None
+            if settings.alert_log_level is None
+            else AlertLog(settings.alert_log_level, settings.alert_log_threshold)
+        )
         # (1.3) When set, drain adds the path of every changed or removed node (the upstream link reads it).
         self.changes_out: dict[str, None] | None = None
         # (1.3) This hub's id for a site's alarm (site agent name, the site's id): the router's proxies.
@@ -988,45 +988,17 @@ class HubState:
     def _log_alert(
         self, leaf: _Leaf, old_code: int | None, new_code: int, alertcode: int, alertstr: str, value: Any
     ) -> None:
-        """Log a point's alert transition (``old_code`` None: a new point), at most a few hundred a second."""
-        now = self._now
-        if now - self._alert_window >= 1.0:
-            if self._alert_suppressed:
-                alert_log.warning(
-                    "%d more alert transition(s) in %.0f s not logged (more than %d a second)",
-                    self._alert_suppressed,
-                    now - self._alert_window,
-                    _ALERT_LOG_MAX_PER_S,
-                )
-            self._alert_window, self._alert_lines, self._alert_suppressed = now, 0, 0
-        if self._alert_lines >= _ALERT_LOG_MAX_PER_S:
-            self._alert_suppressed += 1
-            return
-        self._alert_lines += 1
+        """Log a point's alert transition (``old_code`` None: a new point): :mod:`gsmon.hub.alert_log`."""
+        alerts = self._alert_log
+        assert alerts is not None  # (no transition reaches here with alert_log_level None: the threshold is inf)
         if old_code is None:
             old_label = "unset"
         else:
             old_label = _BUILTIN_LABELS.get(old_code, leaf.alertstr if old_code == leaf.alertcode else "") or "NONE"
         new_label = _BUILTIN_LABELS.get(new_code, alertstr if new_code == alertcode else "") or "NONE"
-        level = self.settings.alert_log_level
-        assert level is not None
-        alert_log.log(
-            level,
-            'alert "%s" %s --> %s (value %s, agent %s)',
-            leaf.path,
-            old_label,
-            new_label,
-            value,
-            leaf.agent.name,
-            extra={
-                "point": leaf.path,
-                "old_alert": old_code,
-                "new_alert": new_code,
-                "old_alertstr": None if old_code is None else old_label,
-                "new_alertstr": new_label,
-                "value": value,
-                "agent": leaf.agent.name,
-            },
+        quiet_s = 0.0 if leaf.received_at_s is None else max(0.0, self._wall - leaf.received_at_s)
+        alerts.transition(
+            self._now, leaf.path, leaf.agent.name, (old_code, old_label), (new_code, new_label), value, quiet_s
         )
 
     def _set_silent(self, agent: _Agent, now: float, bye: bool = False) -> None:
@@ -1397,6 +1369,8 @@ class HubState:
         keeps its seq; a snapshot packs it on demand, byte for byte as it
         would have been published.
         """
+        if self._alert_log is not None:
+            self._alert_log.flush(self._now)  # what came back from STALE this turn: one line per agent
         book = self.alarms
         if book is not None:
             # Nodes whose attention, alarm or shelf changed are republished (the caller has stored them).

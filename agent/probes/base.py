@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gsmon.agent.monitor import Monitor
-from gsmon.agent.probes.rates import DEFAULT_MIN_INTERVAL_S
+from gsmon.agent.probes.labels import label, unique
+from gsmon.agent.probes.rates import DEFAULT_MIN_INTERVAL_S, CounterRates
 from gsmon.agent.thresholds import Threshold
 from gsmon.common import names as naming
 
@@ -51,6 +52,32 @@ class RegisteredProbes:
 
     def __repr__(self) -> str:
         return f"<RegisteredProbes {len(self.parents)} points in {len(self.functions)} functions>"
+
+    def add_counter_rates(
+        self,
+        devices: Sequence[str],
+        fields: Mapping[str, str],
+        read_counters: Callable[[], Mapping[str, Any] | None],
+        first: Mapping[str, Any],
+        now: Callable[[], float],
+        *,
+        dt_s: float,
+        parent: str,
+    ) -> None:
+        """Declare per-second rates of psutil's per-device counters (network interfaces, disks): one point
+        per device and field (``<device label>_<field>``), fed by one function that reads every counter.
+
+        ``first``: the counters just read (they chose ``devices``); they prime the rates now, so that the
+        first poll after :data:`DEFAULT_MIN_INTERVAL_S` has a value. ``read_counters`` may return None
+        (an OS that stopped keeping them): no rate then, never an error."""
+        rates = CounterRates(devices, fields)
+        rates.sample(first, now())
+        self.primed(now())
+
+        def counter_rates() -> tuple[float | None, ...]:
+            return rates.sample(read_counters() or {}, now())
+
+        self.add(rates.point_names(unique(label(name) for name in devices)), counter_rates, dt_s=dt_s, parent=parent)
 
     def primed(self, now: float) -> None:
         """A family primed its counters at monotonic time ``now``."""

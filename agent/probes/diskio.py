@@ -30,8 +30,6 @@ import psutil
 
 from gsmon.agent.config import DiskIOProbe
 from gsmon.agent.probes.base import RegisteredProbes, log
-from gsmon.agent.probes.labels import label, unique
-from gsmon.agent.probes.rates import CounterRates
 
 __all__ = ["FIELDS", "PARENT", "choose_disks", "register_disk_io", "whole_disks"]
 
@@ -87,12 +85,4 @@ def register_disk_io(
     if not disks:
         log.debug("disk I/O probe: the OS reports no disk to watch")
         return
-    rates = CounterRates(disks, FIELDS)
-    rates.sample(first, now())  # prime the counters
-    probes.primed(now())
-
-    def disk_io_rates() -> tuple[float | None, ...]:
-        return rates.sample(read_counters() or {}, now())
-
-    prefixes = unique(label(name) for name in disks)
-    probes.add(rates.point_names(prefixes), disk_io_rates, dt_s=config.dt_s, parent=PARENT)
+    probes.add_counter_rates(disks, FIELDS, read_counters, first, now, dt_s=config.dt_s, parent=PARENT)

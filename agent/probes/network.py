@@ -35,8 +35,6 @@ import psutil
 
 from gsmon.agent.config import NetworkProbe
 from gsmon.agent.probes.base import RegisteredProbes, log
-from gsmon.agent.probes.labels import label, unique
-from gsmon.agent.probes.rates import CounterRates
 
 __all__ = ["FIELDS", "PARENT", "choose_interfaces", "down_virtual_interfaces", "register_network"]
 
@@ -101,12 +99,4 @@ def register_network(
     if not interfaces:
         log.debug("network probe: no interface to watch")
         return
-    rates = CounterRates(interfaces, FIELDS)
-    rates.sample(first, now())  # prime the counters
-    probes.primed(now())
-
-    def network_rates() -> tuple[float | None, ...]:
-        return rates.sample(read_counters() or {}, now())
-
-    prefixes = unique(label(name) for name in interfaces)
-    probes.add(rates.point_names(prefixes), network_rates, dt_s=config.dt_s, parent=PARENT)
+    probes.add_counter_rates(interfaces, FIELDS, read_counters, first, now, dt_s=config.dt_s, parent=PARENT)

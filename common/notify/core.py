@@ -76,7 +76,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from gsmon.common import json_form
+from gsmon.common.alarm_commands import JournalEntryError as EntryError
+from gsmon.common.alarm_commands import JournalRecord as Entry  # one reader of the hub's journal entries
 from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
+from gsmon.common.names import SEPARATOR, path_in_prefix
 
 __all__ = [
     "EVENT_KINDS",
@@ -92,7 +96,6 @@ __all__ = [
     "path_in_prefix",
 ]
 
-SEPARATOR: Final = "/"
 WINDOW_S: Final = 60.0
 REPLAY_FLUSH_S: Final = 120.0  # replayed alarms without the hub's "replayed" entry are summarised after this
 #: Journal kinds the notifier may announce.
@@ -132,86 +135,14 @@ _LABELS: Final = {
 
 
 def iso_utc(t: float | None) -> str:
-    """Wall seconds as ISO 8601 UTC with milliseconds (``2026-12-01T21:49:20.123Z``)."""
-    if t is None or not math.isfinite(t):
-        return "-"
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def path_in_prefix(path: str, prefix: str) -> bool:
-    """Segment-aware prefix test: ``GS1/A`` selects ``GS1/A`` and ``GS1/A/...``, never ``GS1/AB``."""
-    if not path.startswith(prefix):
-        return False
-    return not prefix or prefix[-1] == SEPARATOR or len(path) == len(prefix) or path[len(prefix)] == SEPARATOR
+    """Wall seconds as ISO 8601 UTC with milliseconds (``2026-12-01T21:49:20.123Z``); none: ``-``, in a line."""
+    return json_form.iso_utc(t) or "-"
 
 
 def level_label(code: int | None) -> str:
     if code is None:
         return "-"
     return alertstr_for(code) or str(code)
-
-
-class EntryError(ValueError):
-    """A journal entry from the hub is not usable (counted and dropped by the loop)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One journal entry as the hub's ``journal`` command returns it (see common/protocol.py)."""
-
-    id: int
-    time: float
-    path: str
-    kind: str
-    old: int | None = None
-    new: int | None = None
-    value: Any = None
-    agent: str | None = None
-    user: str | None = None
-    by: str | None = None
-    comment: str | None = None
-    alarm_id: int | None = None
-    shelf_id: int | None = None
-    replayed: bool = False
-
-    @classmethod
-    def from_wire(cls, item: object) -> Entry:
-        """Check one entry map; :class:`EntryError` says what is wrong with it."""
-        if not isinstance(item, Mapping):
-            raise EntryError(f"a journal entry must be a map, got {type(item).__name__}")
-
-        def typed(key: str, kinds: tuple[type, ...], required: bool = False) -> Any:
-            value = item.get(key)
-            if value is None:
-                if required:
-                    raise EntryError(f"journal entry without {key!r}")
-                return None
-            if isinstance(value, bool) and bool not in kinds:
-                raise EntryError(f"journal entry {key!r} must not be a boolean")
-            if not isinstance(value, kinds):
-                raise EntryError(f"journal entry {key!r} has the wrong type ({type(value).__name__})")
-            return value
-
-        entry_id = typed("id", (int,), required=True)
-        time_s = typed("time", (int, float), required=True)
-        if not math.isfinite(time_s):
-            raise EntryError("journal entry 'time' is not finite")
-        return cls(
-            id=entry_id,
-            time=float(time_s),
-            path=typed("path", (str,), required=True),
-            kind=typed("kind", (str,), required=True),
-            old=typed("old", (int,)),
-            new=typed("new", (int,)),
-            value=item.get("value"),
-            agent=typed("agent", (str,)),
-            user=typed("user", (str,)),
-            by=typed("by", (str,)),
-            comment=typed("comment", (str,)),
-            alarm_id=typed("alarm_id", (int,)),
-            shelf_id=typed("shelf_id", (int,)),
-            replayed=bool(typed("replayed", (bool,)) or False),
-        )
 
 
 @dataclass(frozen=True, slots=True)

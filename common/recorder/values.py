@@ -33,12 +33,11 @@ them public, only this module changes.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import math
 from typing import Any, Final
 
 from gsmon.common import protocol as proto
+from gsmon.common.json_form import jsonable
 
 __all__ = ["is_number", "join", "jsonable", "number_of", "pack", "split", "unpack"]
 
@@ -93,20 +92,3 @@ def join(num: float | None, val: bytes | None) -> Any:
     if val is not None:
         return unpack(bytes(val))
     return None if num is None else float(num)
-
-
-def jsonable(value: Any) -> Any:
-    """The JSON form of a value (see the module docstring)."""
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    return value

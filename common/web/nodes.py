@@ -26,12 +26,11 @@ Object keys (all always present)::
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import math
 from typing import Any, Final
 
 from gsmon.common.alerts import STALE_ALERTCODE, STALE_ALERTSTR, alertstr_for
+from gsmon.common.json_form import iso_utc, jsonable
 from gsmon.common.units import format_point
 from gsmon.common.watch.adapter import AlarmSummary, NodeExtras, display_level, read_extras
 from gsmon.common.watch.model import Node
@@ -87,17 +86,6 @@ def parse_level(text: str | int | None) -> int | None:
         ) from None
 
 
-def iso_utc(wall_s: float | None) -> str | None:
-    """Wall seconds -> ``"2026-12-01T21:49:20.123Z"`` (None stays None)."""
-    if wall_s is None or not math.isfinite(wall_s):
-        return None
-    try:
-        moment = dt.datetime.fromtimestamp(wall_s, tz=dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def wall_of_iso(text: str) -> float:
     """ISO 8601 text (``...Z`` or with an offset; a naive time is taken as UTC) -> wall seconds.
 
@@ -110,25 +98,6 @@ def wall_of_iso(text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp()
-
-
-def jsonable(value: Any) -> Any:
-    """A value as exact JSON (see the module docstring)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    return str(value)
 
 
 def level_word(alertcode: int, alertstr: str, stale: bool) -> str:

@@ -102,6 +102,21 @@ def test_a_plain_timeout(procs: Processes) -> None:
         hub.process.signal(signal.SIGCONT)
 
 
+def test_a_hub_that_does_not_even_greet_is_said_to_be_maybe_overloaded_not_another_socket(procs: Processes) -> None:
+    """Stopped for longer than the handshake interval (5 s), a hub looks like an overloaded one: connected,
+    then silence. Before, this read "... is not the hub's query endpoint", sending operators to the port."""
+    hub: Hub = procs.hub()
+    hub.process.signal(signal.SIGSTOP)
+    try:
+        line, _ = _get(hub.query, "--timeout-s", "7")  # (the later --timeout-s wins)
+        assert f"no reply from {hub.query} within 5 s of connecting (no handshake)" in line
+        assert "may be overloaded or stopped" in line
+        with pytest.raises(HubTimeoutError, match="may be overloaded"):
+            Subscriber(hub.query, "", timeout_s=7.0).connect()
+    finally:
+        hub.process.signal(signal.SIGCONT)
+
+
 def test_a_working_hub_still_answers(procs: Processes, keys: KeySet, tmp_path: Path) -> None:
     """Positive control for the cases above: the same commands with the right keys work."""
     hub = procs.hub("--keys", str(keys.hub_dir))

@@ -13,15 +13,13 @@ from typing import Any
 
 import msgpack
 import pytest
+from notify_support import JournalNotifier
 from test_hub_state import SETTINGS, WALL0, Agent, pt
 
 from gsmon.common import alarms_cli, cli
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE
 from gsmon.common.config import ConfigError
-from gsmon.common.notify.core import Entry as NotifyEntry
-from gsmon.common.notify.core import NotifyCore, Receiver, Route
-from gsmon.common.notify.core import Settings as NotifySettings
 from gsmon.hub.alarms import ACTIVE_ACKED, ACTIVE_UNACKED, AGENT_SILENT, AlarmBook
 from gsmon.hub.config import UpstreamConfig, parse_hub_config, read_hub_config
 from gsmon.hub.queries import QueryCore
@@ -695,30 +693,8 @@ def test_the_notifier_of_the_centre_tells_a_lost_site_once_not_once_per_point() 
     site.take(rack.state(*(pt(f"p{index}", RED if index == 0 else GREEN, dt=1.0) for index in range(50))), 0.0)
     site.link("GS1").upstream(SUBSCRIBE)
     pump(site, central, 0.0)
-    core = NotifyCore(
-        NotifySettings(
-            receivers={"ops": Receiver("ops", ("json://x",))},
-            routes=[Route("", ORANGE, ("ops",))],
-            group_wait_s=0.0,
-            group_interval_s=0.0,
-            startup_grace_s=0.0,
-        ),
-        None,
-        WALL0,
-    )
-    ids = iter(range(1, 10_000))
-    sent: list[str] = []
-
-    def notify(now: float) -> None:
-        entries = [
-            NotifyEntry(next(ids), e.time, e.path, e.kind, e.old, e.new, None, e.agent, alarm_id=e.alarm_id)
-            for e in central.book.take_journal()
-        ]
-        core.take_entries(entries, WALL0 + now)
-        core.tick(WALL0 + now)
-        for message in core.due(WALL0 + now):
-            core.delivered(message.id, True, None, WALL0 + now)
-            sent.append(message.title)
+    notify = JournalNotifier(central.book, WALL0)
+    sent = notify.sent
 
     notify(0.0)
     assert sent == []  # the site's RED is the site's alarm: notified there, not twice

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+from notify_support import JournalNotifier
 from test_hub_state import SETTINGS, WALL0, Agent, pt, send
 
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE
 from gsmon.common.client import NodeState
-from gsmon.common.notify.core import Entry as NotifyEntry
-from gsmon.common.notify.core import NotifyCore, Receiver, Route
-from gsmon.common.notify.core import Settings as NotifySettings
 from gsmon.hub.alarms import ACTIVE_ACKED, ACTIVE_UNACKED, AGENT_SILENT, CLEARED, OVERDUE, RTN_UNACKED, AlarmBook
 from gsmon.hub.state import HubState
 
@@ -211,30 +209,8 @@ def test_a_point_its_agent_does_not_refresh_after_a_silence_is_overdue_one_perio
 def test_the_notifier_tells_a_silence_and_its_end_once_and_nothing_about_the_points() -> None:
     """common/notify reading the journal of a silence and a return: AGENT SILENT, AGENT BACK, nothing else."""
     hub, book = make()
-    core = NotifyCore(
-        NotifySettings(
-            receivers={"ops": Receiver("ops", ("json://x",))},
-            routes=[Route("", ORANGE, ("ops",))],
-            group_wait_s=0.0,
-            group_interval_s=0.0,
-            startup_grace_s=0.0,
-        ),
-        None,
-        WALL0,
-    )
-    ids = iter(range(1, 1000))
-    sent: list[str] = []
-
-    def notify(now: float) -> None:
-        entries = [
-            NotifyEntry(next(ids), e.time, e.path, e.kind, e.old, e.new, None, e.agent, alarm_id=e.alarm_id)
-            for e in book.take_journal()
-        ]
-        core.take_entries(entries, WALL0 + now)
-        core.tick(WALL0 + now)
-        for message in core.due(WALL0 + now):
-            core.delivered(message.id, True, None, WALL0 + now)
-            sent.append(message.title)
+    notify = JournalNotifier(book, WALL0)
+    sent = notify.sent
 
     ant = Agent("ant1", "GS1/Ant1", heartbeat_s=1.0)
     send(hub, ant.state(pt("Power", RED, dt=1.0), pt("Fan", GREEN, dt=1.0)))

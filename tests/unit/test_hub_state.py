@@ -20,6 +20,7 @@ from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
 from gsmon.common.protocol import PointEntry
 from gsmon.hub import state as hub_state
+from gsmon.hub.alert_log import MAX_LINES_PER_S
 from gsmon.hub.state import HubSettings, HubState
 
 HUB_EPOCH = 0x5EED
@@ -1470,7 +1471,7 @@ def test_the_alert_log_is_rate_limited_with_a_count_of_what_it_left_out(caplog: 
     send(hub, Agent("ant", "M").state(*(pt(f"p{i}", RED) for i in range(250))))
     send(hub, Agent("ant2", "N").state(pt("q", RED)), now=1.5)
     messages = [r.getMessage() for r in caplog.records if r.name == "gsmon.hub.alerts"]
-    assert len([m for m in messages if m.startswith("alert ")]) == hub_state._ALERT_LOG_MAX_PER_S + 1
+    assert len([m for m in messages if m.startswith("alert ")]) == MAX_LINES_PER_S + 1
     assert "50 more alert transition(s) in 2 s not logged (more than 200 a second)" in messages
 
 

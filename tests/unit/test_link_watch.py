@@ -7,6 +7,7 @@ test_agent_link.py / test_client_errors.py run them for real).
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import pytest
@@ -47,6 +48,19 @@ def feed(watch: LinkWatch, *events: tuple[int, int]) -> list[LinkProblem]:
             True,
         ),
         (False, [(CONNECTED, 9), (GONE, 9)], LinkProblem.WRONG_SOCKET_TYPE, False),
+        # A hub that says nothing for HANDSHAKE_IVL (overloaded, stopped): our own timer, EAGAIN; keys or not.
+        (
+            False,
+            [(CONNECTED, 9), (NO_DETAIL, errno.EAGAIN), (GONE, 9), (RETRIED, 9)],
+            LinkProblem.HANDSHAKE_TIMEOUT,
+            False,
+        ),
+        (
+            True,
+            [(CONNECTED, 9), (NO_DETAIL, errno.EAGAIN), (GONE, 9), (RETRIED, 9)],
+            LinkProblem.HANDSHAKE_TIMEOUT,
+            False,
+        ),
     ],
 )
 def test_each_failure_is_named_and_final_ones_ask_for_a_new_socket(
@@ -87,6 +101,18 @@ def test_every_problem_has_one_line_that_says_what_to_do() -> None:
         line = describe_problem(problem, "tcp://h:1", who="this agent")
         assert "\n" not in line
         assert "tcp://h:1" in line
+
+
+def test_no_handshake_in_time_says_the_hub_may_be_overloaded_not_that_it_is_another_socket() -> None:
+    line = describe_problem(LinkProblem.HANDSHAKE_TIMEOUT, "tcp://h:7763", what="hub's query")
+    assert line.startswith("no reply from tcp://h:7763 within 5 s of connecting (no handshake): ")
+    assert "the hub there may be overloaded or stopped" in line
+    assert "try again" in line
+    assert line.endswith("or tcp://h:7763 is not the hub's query endpoint (check the address and port)")
+    watch = LinkWatch(False)
+    assert feed(watch, (CONNECTED, 9), (NO_DETAIL, errno.EAGAIN), (GONE, 9)) == [LinkProblem.HANDSHAKE_TIMEOUT]
+    assert feed(watch, (CONNECTED, 9), (OK, 0)) == []  # it caught up
+    assert watch.problem is None
 
 
 def test_backoff_doubles_to_its_cap_and_starts_over() -> None:

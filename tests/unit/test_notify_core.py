@@ -2,46 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-from typing import Any
 
 import pytest
+from notify_support import GREEN, ORANGE, RED, STALE, T0, entry, run, settings
 
-from gsmon.common.notify.core import Entry, EntryError, Guidance, Message, NotifyCore, Receiver, Route, Settings
-
-RED, ORANGE, GREEN, STALE = 30, 20, 10, 50
-T0 = 1_800_000_000.0
-_ids = itertools.count(1)
-
-
-def settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "receivers": {"ops": Receiver("ops", ("json://x",)), "all": Receiver("all", ("json://y",))},
-        "routes": [Route("GS1", RED, ("ops",)), Route("", ORANGE, ("all",))],
-        "guidance": [Guidance("GS1/ups", "Check the breaker.", "https://wiki/ups")],
-        "group_wait_s": 5.0,
-        "group_interval_s": 10.0,
-        "repeat_s": 3600.0,
-        "startup_grace_s": 0.0,
-        "max_per_minute": 20,
-        "hub": "tcp://hub:7763",
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
-def entry(kind: str, path: str, alarm_id: int | None = None, **fields: Any) -> Entry:
-    return Entry(id=next(_ids), time=fields.pop("time", T0), path=path, kind=kind, alarm_id=alarm_id, **fields)
-
-
-def run(core: NotifyCore, now: float) -> list[Message]:
-    """Tick at ``now`` and deliver everything due successfully; returns what went out."""
-    core.tick(now)
-    sent = core.due(now)
-    for message in sent:
-        core.delivered(message.id, True, None, now)
-    return sent
+from gsmon.common.alarm_commands import BadAnswerError, JournalRecord
+from gsmon.common.notify.core import Entry, EntryError, NotifyCore, Route
 
 
 def test_raise_is_grouped_routed_and_resolved() -> None:
@@ -265,6 +232,18 @@ def test_an_entry_with_unknown_keys_is_read() -> None:
     assert read.id == 3
     assert read.new == 30
     assert read.time == 1.0
+
+
+def test_one_reader_for_the_notifier_and_gsmon_log() -> None:
+    """The notifier reads entries with the operator commands' JournalRecord (one reader, one set of rules)."""
+    assert Entry is JournalRecord
+    assert issubclass(EntryError, BadAnswerError)  # gsmon log says it like any other bad answer
+    read = Entry.from_wire({"id": 4, "hub_time": 7.5, "path": "a", "kind": "ack", "shelf_id": 2, "replayed": True})
+    assert (read.time, read.hub_time, read.shelf_id, read.replayed) == (7.5, 7.5, 2, True)  # no source time: the hub's
+    with pytest.raises(EntryError, match="'hub_time' is not finite"):
+        Entry.from_wire({"id": 4, "time": 1.0, "hub_time": float("inf"), "path": "a", "kind": "ack"})
+    with pytest.raises(EntryError, match="without 'path'"):
+        Entry.from_wire({"id": 4, "time": 1.0, "kind": "ack"})
 
 
 def test_a_forgotten_agent_ends_its_problems_and_they_never_repeat() -> None:

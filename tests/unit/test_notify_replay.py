@@ -2,37 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
-from typing import Any
+from notify_support import GREEN, ORANGE, RED, T0, entry, run, settings
 
-from gsmon.common.notify.core import REPLAY_FLUSH_S, Entry, Message, NotifyCore, Receiver, Route, Settings
-
-RED, ORANGE, GREEN = 30, 20, 10
-T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
-_ids = itertools.count(1)
-
-
-def settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "receivers": {"ops": Receiver("ops", ("json://x",)), "all": Receiver("all", ("json://y",))},
-        "routes": [Route("GS1", RED, ("ops",)), Route("", ORANGE, ("all",))],
-        "startup_grace_s": 30.0,
-        "hub": "tcp://hub:7763",
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
-def entry(kind: str, path: str, alarm_id: int | None = None, **fields: Any) -> Entry:
-    return Entry(id=next(_ids), time=fields.pop("time", T0), path=path, kind=kind, alarm_id=alarm_id, **fields)
-
-
-def run(core: NotifyCore, now: float) -> list[Message]:
-    core.tick(now)
-    sent = core.due(now)
-    for message in sent:
-        core.delivered(message.id, True, None, now)
-    return sent
+from gsmon.common.notify.core import REPLAY_FLUSH_S, Entry, NotifyCore
 
 
 def replay(agent: str = "rack1", mount: str = "GS1/Rack1") -> list[Entry]:
@@ -51,7 +23,7 @@ def replay(agent: str = "rack1", mount: str = "GS1/Rack1") -> list[Entry]:
 
 
 def test_a_replay_is_one_summary_per_agent_not_held_by_the_grace() -> None:
-    core = NotifyCore(settings(), None, T0 + 1000)  # just started: in its grace
+    core = NotifyCore(settings(startup_grace_s=30.0), None, T0 + 1000)  # just started: in its grace
     core.take_entries(replay(), T0 + 1000)
     sent = run(core, T0 + 1000)
     assert [m.receiver for m in sent] == ["ops"]  # the mount's route at the worst level (RED)

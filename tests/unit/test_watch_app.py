@@ -149,7 +149,7 @@ class FakeCommands:
         return (("GS2", "nothing heard from site hub GS2 for 12 s"),)
 
     def journal(self, prefix: str, since: float) -> list[JournalRecord]:
-        return [JournalRecord(time.time() - 5, "GS1/Antenna1/RF/lock", "level", 10, 30, comment=None)]
+        return [JournalRecord(time=time.time() - 5, path="GS1/Antenna1/RF/lock", kind="level", old=10, new=30)]
 
 
 Scenario = Callable[[WatchApp, Pilot[int]], Awaitable[None]]
