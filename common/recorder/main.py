@@ -23,7 +23,7 @@ The store's coverage is moved only in the transaction that holds the rows
 up to that time, so a SIGKILL leaves no claim the next run cannot keep.
 
 Health: every ``HEALTH_S`` the recorder saves its own figures as rows of its
-history under ``<health mount>/`` (``lag_s``, ``lag_max_s``,
+history under ``<health mount>/`` (``lag_s``, ``lag_max_s``, ``behind_s``,
 ``rows_per_s``, ``queued_rows``, ``gaps``, ``errors``) and answers
 ``gsmon history --hub Q --status`` with them (the ``status`` query of the
 history service); they are also logged once a minute, and reported to the
@@ -31,6 +31,15 @@ hub (COMMAND ``report_health``, :mod:`gsmon.common.recorder.service`), which
 shows them in its live tree as ``_hub/clients/recorder/...`` (with keys: the
 recorder key's name): ``lag_s`` ORANGE from 10 s behind, RED from 60 s, and
 ``reporting`` RED when the reports stop.
+
+``lag_s``/``lag_max_s`` (mean and max over the window) run from a row's
+receipt by this process to the end of the commit that stored it: they do not
+see updates still waiting in the SUB socket. ``behind_s`` does: the largest,
+over the window, of how long before a batch was read the hub had received its
+newest update (``received_at_s``), on the hub's clock. The clock offset is the
+largest the heartbeats have shown (decaying by :data:`_OFFSET_DECAY` s per s),
+because a heartbeat read late from a backlog makes the current offset hide
+exactly that backlog. It includes the hub's own delay before publishing.
 
 Ready line (stdout), once every Subscriber has its first snapshot::
 
@@ -71,6 +80,8 @@ __all__ = ["HEALTH_S", "Recorder", "add_parser", "run", "store_url"]
 log = logging.getLogger(__name__)
 
 HEALTH_S: Final = 5.0
+#: How fast the best hub clock offset (``behind_s``) forgets a value (s per s): clocks drift and step.
+_OFFSET_DECAY: Final = 0.001
 _LOG_HEALTH_S: Final = 60.0
 #: How often a recorder started before its hub tries again (the Subscriber itself waits ~10 s per try).
 HUB_RETRY_S: Final = 2.0
@@ -123,6 +134,9 @@ class Recorder:
         self._rows_at_health = 0
         self._health_wall = 0.0
         self._status: dict[str, Any] = {}
+        self._behind_max_s = 0.0  # since the last health report
+        self._offset_best: float | None = None  # the hub's clock minus ours, the least delayed seen
+        self._offset_mono = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -252,6 +266,8 @@ class Recorder:
             else:
                 for change in changes:
                     core.observe(change.path, change.new, now, received)
+                if changes:
+                    self._note_behind(changes, now, received)
             if not sub.hub_lost:
                 followed.complete_at = now
             elif not followed.suspended and not followed.is_contexts:
@@ -262,6 +278,22 @@ class Recorder:
         core.tick(now)
         self._health(now)
         self._submit(now)
+
+    def _note_behind(self, changes: list[Any], hub_now: float, received: float) -> None:
+        """How far behind the hub the batch just read is (``behind_s``, see the module docstring)."""
+        offset = hub_now - time.time()
+        best = self._offset_best
+        if best is None or offset > best - _OFFSET_DECAY * (received - self._offset_mono):
+            self._offset_best, self._offset_mono = offset, received
+        else:
+            offset = best - _OFFSET_DECAY * (received - self._offset_mono)
+        for change in reversed(changes[-8:]):  # stream order: the last update is the newest the hub had
+            hub_received = change.new.received_at_s if change.new is not None else None
+            if hub_received is not None:
+                behind = time.time() + offset - hub_received
+                if behind > self._behind_max_s:
+                    self._behind_max_s = behind
+                return
 
     def _submit(self, now: float) -> None:
         rows, events = self.core.take()
@@ -319,9 +351,11 @@ class Recorder:
         rows_per_s = (stats.rows_committed - self._rows_at_health) / max(elapsed, 1e-3)
         self._rows_at_health = stats.rows_committed
         self._health_at = self._health_wall = now
+        behind, self._behind_max_s = self._behind_max_s, 0.0
         figures: dict[str, Any] = {
             "lag_s": round(lag_mean, 6),
             "lag_max_s": round(lag_max, 6),
+            "behind_s": round(behind, 6),
             "rows_per_s": round(rows_per_s, 3),
             "queued_rows": stats.queued_rows,
             "rows_committed": stats.rows_committed,
@@ -334,18 +368,20 @@ class Recorder:
             mount = self.config.health_mount
             t_us = to_us(now)
             received = time.monotonic()
-            for name in ("lag_s", "lag_max_s", "rows_per_s", "queued_rows", "gaps", "errors"):
+            for name in ("lag_s", "lag_max_s", "behind_s", "rows_per_s", "queued_rows", "gaps", "errors"):
                 self.core.record(
                     Row(f"{mount}/{name}", t_us, 0, None, False, figures[name], None, None, Why.HEARTBEAT, received)
                 )
         if now - self._log_at >= _LOG_HEALTH_S:
             self._log_at = now
             log.info(
-                "recorder: %d points, %.0f rows/s, lag %.3f s (max %.3f s), %d queued, %d gaps, %d errors",
+                "recorder: %d points, %.0f rows/s, lag %.3f s (max %.3f s), behind the hub %.3f s, %d queued, "
+                "%d gaps, %d errors",
                 self.core.points,
                 rows_per_s,
                 lag_mean,
                 lag_max,
+                behind,
                 stats.queued_rows,
                 stats.gaps,
                 stats.errors,
