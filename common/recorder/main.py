@@ -16,8 +16,10 @@ what it missed and says so as gaps (never hidden):
   restarted, or its socket was replaced), from the last turn when it was
   known complete (minus ``resync_gap_margin_s``, the heartbeat that detects a
   loss comes after it) until the snapshot: "resync";
-* while the hub is lost (no heartbeats) nothing is claimed as covered; the
-  resync that follows records the whole outage.
+* while the hub is lost (no heartbeats) nothing is claimed as covered and no
+  heartbeat row is written; the resync that follows records the whole outage
+  (a hub heard again whose counts show nothing missed needs no resync: the
+  recording resumes, with no gap and no point written again).
 
 The store's coverage is moved only in the transaction that holds the rows
 up to that time, so a SIGKILL leaves no claim the next run cannot keep.
@@ -269,11 +271,20 @@ class Recorder:
                 if changes:
                     self._note_behind(changes, now, received)
             if not sub.hub_lost:
-                followed.complete_at = now
+                if followed.suspended and not sub.wants_snapshot:
+                    # Heard again and its counts agree: nothing was missed (the loss was a late heartbeat,
+                    # e.g. read from a backlog). No gap, and no point is written again.
+                    followed.suspended = False
+                    core.resume(followed.prefix)
+                    log.info("the hub is heard again with nothing missed: recording of %r resumed", followed.prefix)
+                if not followed.suspended:
+                    followed.complete_at = now
             elif not followed.suspended and not followed.is_contexts:
                 followed.suspended = True
                 core.suspend(followed.prefix)
-                log.warning("the hub is lost: recording of %r paused (a gap follows)", followed.prefix or "")
+                log.warning(
+                    "the hub is lost: recording of %r paused (a gap follows if anything was missed)", followed.prefix
+                )
         now = self._followed[0].subscriber.hub_time()
         core.tick(now)
         self._health(now)
