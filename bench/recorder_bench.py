@@ -21,6 +21,13 @@ scale (``--points``, default 100,000 = 1,000 agents x 100 points, at 1 Hz for ``
     over points whose values change every second inside a 0.5 deadband: how many updates per
     second the core decides (it must take 100,000/s), and how many rows it writes.
     Baseline: a dict update per update (the cheapest loop that touches each update).
+read (``--points`` NODE messages, three rounds)
+    What the recorder's loop does per update before any row exists: the Subscriber's
+    :class:`~gsmon.common.clone.CloneCore` taking a ``[topic, payload]`` NODE as the hub
+    publishes it (decode, checks, the view's NodeState, the Change) and the core's decision
+    (seed policy). Its inverse is how many cores the loop needs at 100,000 updates/s: the
+    scale scenario keeps up only where it has them. Baseline: the bare decode
+    (``protocol.decode_hub_message``), the part no subscriber can skip.
 query
     30 days of one point saved once a minute (43,200 rows), rolled up, then ``answer`` for 500
     buckets (median of 5 runs). Baseline: the same 500 buckets computed from the raw rows
@@ -191,6 +198,59 @@ def bench_scale(points: int, seconds: int) -> dict[str, float]:
     }
 
 
+def bench_read(points: int) -> dict[str, float]:
+    from gsmon.common import protocol as proto
+    from gsmon.common.clone import CloneCore
+    from gsmon.common.recorder.core import RecorderCore
+    from gsmon.common.recorder.policy import PathPattern, Policy, PolicyTable
+
+    seed = PolicyTable([(PathPattern("**"), Policy(min_interval_s=900, save_dt_s=900))])
+    clone = CloneCore("sim/", "bench", 1, None)
+    clone.epoch = 7
+    core = RecorderCore(seed)
+    paths = [f"sim/sim-{n // 100:04d}/g{n % 10}/p{n % 100:04d}" for n in range(points)]
+    timings, base_timings = [], []
+    for round_ in range(3):
+        messages = [
+            proto.encode_node(
+                proto.NodeUpdate(
+                    path=path,
+                    epoch=7,
+                    seq=round_ * points + index + 1,
+                    kind="point",
+                    alertcode=10,
+                    alertstr="GREEN",
+                    stale=False,
+                    value=20.0 + 0.1 * round_,
+                    agent=path.split("/")[1],
+                    polled_at_s=T0 + round_,
+                    received_at_s=T0 + round_,
+                    dt_s=1.0,
+                )
+            )
+            for index, path in enumerate(paths)
+        ]
+        begun = time.perf_counter()
+        receive, observe, now = clone.receive, core.observe, T0 + round_
+        for topic, payload in messages:
+            for change in receive(topic, payload, 0.0, 0.0):
+                observe(change.path, change.new, now, 0.0)
+        timings.append(time.perf_counter() - begun)
+        core.take()
+        begun = time.perf_counter()
+        decode = proto.decode_hub_message
+        for topic, payload in messages:
+            decode(topic, payload)
+        base_timings.append(time.perf_counter() - begun)
+    per_update_s = statistics.median(timings) / points
+    return {
+        "us_per_update": per_update_s * 1e6,
+        "updates_per_s": 1 / per_update_s,
+        "cores_at_100k": 100_000 * per_update_s,
+        "baseline_us_per_update": statistics.median(base_timings) / points * 1e6,
+    }
+
+
 def bench_query(url: str) -> dict[str, float]:
     from gsmon.common.recorder.core import RecorderCore
     from gsmon.common.recorder.maintenance import Maintenance
@@ -278,7 +338,7 @@ def bench_end_to_end(agents: int, points: int, window_s: float, url: str) -> dic
         for fleet in fleets:
             fleet.command("END")
         offered = sum(fleet.result()["window"]["points"] for fleet in fleets)
-        recorder.stop()
+        recorder.stop(grace_s=60.0)  # a recorder behind its socket finishes its turn and commits its queue
         killed = recorder.killed_after_grace
         log_lines = [line for line in recorder.stderr().splitlines() if " WARNING " in line or " ERROR " in line]
     store = Store.open(url)
@@ -418,7 +478,10 @@ def _print_e2e(e2e: dict[str, Any], agents: int, backend: str) -> None:
         f"{e2e['gaps']} gaps ({e2e['gap_reasons']}), ready {e2e['ready_after_s']:.1f} s after start, "
         f"{e2e['cores']:.2f} cores{', SIGKILLed at stop' if e2e['killed'] else ''}"
     )
-    print("  health reports (t since MARK, s: lag_s / lag_max_s / behind_s / rows_per_s / queued_rows):")
+    print(
+        "  health reports (t: s since MARK on the recorder's hub clock, which trails by about behind_s; "
+        "lag_s / lag_max_s / behind_s / rows_per_s / queued_rows):"
+    )
     for report in e2e["reports"]:
         print(
             f"    {report['t_s']:7.1f}: {report.get('lag_s', float('nan')):7.3f} / "
@@ -475,6 +538,13 @@ def main(argv: list[str] | None = None) -> int:
             f"scale core ({args.points:,} points at 1 Hz, seed policy): {scale['updates_per_s']:,.0f} updates/s "
             f"(needs {args.points:,}/s; dict-update baseline {scale['baseline_updates_per_s']:,.0f}/s); "
             f"{scale['rows']:,} rows in {args.seconds} s"
+        )
+        read = bench_read(args.points)
+        print(
+            f"read path (Subscriber's CloneCore + core, seed policy, {args.points:,} NODEs x 3): "
+            f"{read['us_per_update']:.1f} us/update = {read['updates_per_s']:,.0f} updates/s per core, "
+            f"{read['cores_at_100k']:.2f} cores at 100,000/s "
+            f"(bare decode baseline {read['baseline_us_per_update']:.1f} us)"
         )
         if not args.quick:
             query = bench_query(cluster.new_database() if cluster else f"sqlite:///{folder / 'query.db'}")
