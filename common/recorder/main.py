@@ -241,6 +241,8 @@ class Recorder:
         for followed in self._followed:
             sub = followed.subscriber
             changes = sub.poll(poll_s)
+            if changes:
+                poll_s = 0.0  # work is waiting: no wait on the next (quiet) socket of this turn
             now = sub.hub_time()
             received = time.monotonic()
             if sub.resyncs != followed.resyncs:
