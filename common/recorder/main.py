@@ -31,8 +31,8 @@ history under ``<health mount>/`` (``lag_s``, ``lag_max_s``, ``behind_s``,
 history service); they are also logged once a minute, and reported to the
 hub (COMMAND ``report_health``, :mod:`gsmon.common.recorder.service`), which
 shows them in its live tree as ``_hub/clients/recorder/...`` (with keys: the
-recorder key's name): ``lag_s`` ORANGE from 10 s behind, RED from 60 s, and
-``reporting`` RED when the reports stop.
+recorder key's name): ``lag_s`` and ``behind_s`` ORANGE from 10 s behind, RED
+from 60 s, and ``reporting`` RED when the reports stop.
 
 ``lag_s``/``lag_max_s`` (mean and max over the window) run from a row's
 receipt by this process to the end of the commit that stored it: they do not
@@ -41,7 +41,8 @@ over the window, of how long before a batch was read the hub had received its
 newest update (``received_at_s``), on the hub's clock. The clock offset is the
 largest the heartbeats have shown (decaying by :data:`_OFFSET_DECAY` s per s),
 because a heartbeat read late from a backlog makes the current offset hide
-exactly that backlog. It includes the hub's own delay before publishing.
+exactly that backlog (so it is a lower bound for a recorder never yet caught up).
+It includes the hub's own delay before publishing.
 
 Ready line (stdout), once every Subscriber has its first snapshot::
 
