@@ -28,6 +28,10 @@ read (``--points`` NODE messages, three rounds)
     (seed policy). Its inverse is how many cores the loop needs at 100,000 updates/s: the
     scale scenario keeps up only where it has them. Baseline: the bare decode
     (``protocol.decode_hub_message``), the part no subscriber can skip.
+first commit (``--points`` new paths and one row each, in one transaction)
+    The scale scenario's first commit: every path of the first snapshot interned, its row
+    inserted. Baseline: the same with the names interned in chunks of 500 through SQLAlchemy
+    (the code before array parameters; on SQLite that is the only path, so the two are equal).
 query
     30 days of one point saved once a minute (43,200 rows), rolled up, then ``answer`` for 500
     buckets (median of 5 runs). Baseline: the same 500 buckets computed from the raw rows
@@ -249,6 +253,33 @@ def bench_read(points: int) -> dict[str, float]:
         "cores_at_100k": 100_000 * per_update_s,
         "baseline_us_per_update": statistics.median(base_timings) / points * 1e6,
     }
+
+
+def bench_first_commit(new_url: Any, points: int) -> dict[str, float]:
+    """``new_url()``: a fresh store's URL per round (two rounds each way, interleaved; medians)."""
+    from gsmon.common.recorder import store as store_module
+    from gsmon.common.recorder.store import Store
+
+    names = [f"sim/sim-{n // 100:04d}/g{n % 10}/p{n % 100:04d}" for n in range(points)]
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    configured = store_module._INTERN_ARRAYS_FROM
+    try:
+        for arrays in (False, True, False, True):
+            store_module._INTERN_ARRAYS_FROM = configured if arrays else 1 << 62  # type: ignore[misc]
+            store = Store.open(new_url())
+            begun = time.perf_counter()
+            with store.begin(immediate=True) as conn:
+                ids = store.path_ids(conn, names)
+                agent = store.agent_ids(conn, {"sim-0000"})["sim-0000"]
+                t_us = round(T0 * 1e6)
+                store.insert_samples(
+                    conn, [(ids[name], t_us, 10, None, False, 20.0, None, agent, None, 0) for name in names]
+                )
+            timings[arrays].append(time.perf_counter() - begun)
+            store.close()
+    finally:
+        store_module._INTERN_ARRAYS_FROM = configured  # type: ignore[misc]
+    return {"first_commit_s": statistics.median(timings[True]), "baseline_s": statistics.median(timings[False])}
 
 
 def bench_query(url: str) -> dict[str, float]:
@@ -545,6 +576,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{read['us_per_update']:.1f} us/update = {read['updates_per_s']:,.0f} updates/s per core, "
             f"{read['cores_at_100k']:.2f} cores at 100,000/s "
             f"(bare decode baseline {read['baseline_us_per_update']:.1f} us)"
+        )
+        first = bench_first_commit(
+            cluster.new_database if cluster else lambda: f"sqlite:///{tempfile.mkdtemp(prefix='gsmon-recbench-')}/f.db",
+            args.points,
+        )
+        print(
+            f"first commit ({backend}, {args.points:,} new paths and a row each): {first['first_commit_s']:.2f} s "
+            f"(names in chunks of 500 baseline {first['baseline_s']:.2f} s)"
         )
         if not args.quick:
             query = bench_query(cluster.new_database() if cluster else f"sqlite:///{folder / 'query.db'}")
