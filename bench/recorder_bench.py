@@ -21,6 +21,17 @@ scale (``--points``, default 100,000 = 1,000 agents x 100 points, at 1 Hz for ``
     over points whose values change every second inside a 0.5 deadband: how many updates per
     second the core decides (it must take 100,000/s), and how many rows it writes.
     Baseline: a dict update per update (the cheapest loop that touches each update).
+read (``--points`` NODE messages, three rounds)
+    What the recorder's loop does per update before any row exists: the Subscriber's
+    :class:`~gsmon.common.clone.CloneCore` taking a ``[topic, payload]`` NODE as the hub
+    publishes it (decode, checks, the view's NodeState, the Change) and the core's decision
+    (seed policy). Its inverse is how many cores the loop needs at 100,000 updates/s: the
+    scale scenario keeps up only where it has them. Baseline: the bare decode
+    (``protocol.decode_hub_message``), the part no subscriber can skip.
+first commit (``--points`` new paths and one row each, in one transaction)
+    The scale scenario's first commit: every path of the first snapshot interned, its row
+    inserted. Baseline: the same with the names interned in chunks of 500 through SQLAlchemy
+    (the code before array parameters; on SQLite that is the only path, so the two are equal).
 query
     30 days of one point saved once a minute (43,200 rows), rolled up, then ``answer`` for 500
     buckets (median of 5 runs). Baseline: the same 500 buckets computed from the raw rows
@@ -51,6 +62,8 @@ context_min_interval_s = 5
 context_save_dt_s = 5
 """
 T0 = 1_800_000_000.0
+#: --e2e: the steady-state lag (commit lag and lag behind the hub) under which the recorder "keeps up".
+KEEPS_UP_S = 5.0
 
 
 @dataclass
@@ -189,6 +202,86 @@ def bench_scale(points: int, seconds: int) -> dict[str, float]:
     }
 
 
+def bench_read(points: int) -> dict[str, float]:
+    from gsmon.common import protocol as proto
+    from gsmon.common.clone import CloneCore
+    from gsmon.common.recorder.core import RecorderCore
+    from gsmon.common.recorder.policy import PathPattern, Policy, PolicyTable
+
+    seed = PolicyTable([(PathPattern("**"), Policy(min_interval_s=900, save_dt_s=900))])
+    clone = CloneCore("sim/", "bench", 1, None)
+    clone.epoch = 7
+    core = RecorderCore(seed)
+    paths = [f"sim/sim-{n // 100:04d}/g{n % 10}/p{n % 100:04d}" for n in range(points)]
+    timings, base_timings = [], []
+    for round_ in range(3):
+        messages = [
+            proto.encode_node(
+                proto.NodeUpdate(
+                    path=path,
+                    epoch=7,
+                    seq=round_ * points + index + 1,
+                    kind="point",
+                    alertcode=10,
+                    alertstr="GREEN",
+                    stale=False,
+                    value=20.0 + 0.1 * round_,
+                    agent=path.split("/")[1],
+                    polled_at_s=T0 + round_,
+                    received_at_s=T0 + round_,
+                    dt_s=1.0,
+                )
+            )
+            for index, path in enumerate(paths)
+        ]
+        begun = time.perf_counter()
+        receive, observe, now = clone.receive, core.observe, T0 + round_
+        for topic, payload in messages:
+            for change in receive(topic, payload, 0.0, 0.0):
+                observe(change.path, change.new, now, 0.0)
+        timings.append(time.perf_counter() - begun)
+        core.take()
+        begun = time.perf_counter()
+        decode = proto.decode_hub_message
+        for topic, payload in messages:
+            decode(topic, payload)
+        base_timings.append(time.perf_counter() - begun)
+    per_update_s = statistics.median(timings) / points
+    return {
+        "us_per_update": per_update_s * 1e6,
+        "updates_per_s": 1 / per_update_s,
+        "cores_at_100k": 100_000 * per_update_s,
+        "baseline_us_per_update": statistics.median(base_timings) / points * 1e6,
+    }
+
+
+def bench_first_commit(new_url: Any, points: int) -> dict[str, float]:
+    """``new_url()``: a fresh store's URL per round (two rounds each way, interleaved; medians)."""
+    from gsmon.common.recorder import store as store_module
+    from gsmon.common.recorder.store import Store
+
+    names = [f"sim/sim-{n // 100:04d}/g{n % 10}/p{n % 100:04d}" for n in range(points)]
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    configured = store_module._INTERN_ARRAYS_FROM
+    try:
+        for arrays in (False, True, False, True):
+            store_module._INTERN_ARRAYS_FROM = configured if arrays else 1 << 62  # type: ignore[misc]
+            store = Store.open(new_url())
+            begun = time.perf_counter()
+            with store.begin(immediate=True) as conn:
+                ids = store.path_ids(conn, names)
+                agent = store.agent_ids(conn, {"sim-0000"})["sim-0000"]
+                t_us = round(T0 * 1e6)
+                store.insert_samples(
+                    conn, [(ids[name], t_us, 10, None, False, 20.0, None, agent, None, 0) for name in names]
+                )
+            timings[arrays].append(time.perf_counter() - begun)
+            store.close()
+    finally:
+        store_module._INTERN_ARRAYS_FROM = configured  # type: ignore[misc]
+    return {"first_commit_s": statistics.median(timings[True]), "baseline_s": statistics.median(timings[False])}
+
+
 def bench_query(url: str) -> dict[str, float]:
     from gsmon.common.recorder.core import RecorderCore
     from gsmon.common.recorder.maintenance import Maintenance
@@ -237,21 +330,24 @@ def bench_query(url: str) -> dict[str, float]:
     return {"query_ms": statistics.median(timings) * 1000, "baseline_raw_ms": statistics.median(raw_timings) * 1000}
 
 
-def bench_end_to_end(agents: int, points: int, window_s: float, url: str) -> dict[str, float]:
+def bench_end_to_end(agents: int, points: int, window_s: float, url: str) -> dict[str, Any]:
     """A real hub, simulated agents at 1 Hz (bench.peers fleet) and ``gsmon recorder`` with its default
-    policy (:data:`SEED_POLICY`): updates offered, rows written, gaps recorded, the recorder's lag."""
+    policy (:data:`SEED_POLICY`): updates offered, rows written (by ``why``, and any written twice),
+    gaps recorded, and the recorder's own health reports as a time series (see :func:`_verdict`)."""
     sys.path.insert(0, str(REPO))
     import sqlalchemy as sa
 
     from bench._support import Children
     from bench.hub_bench import _fleet
-    from gsmon.common.recorder.store import Store, gaps, samples
+    from gsmon.common.recorder.store import Store, gaps, paths, samples
 
     seed_config = Path(tempfile.mkdtemp(prefix="gsmon-recbench-")) / "seed.toml"
     seed_config.write_text(SEED_POLICY, encoding="utf-8")
+    load: list[float] = []
     with Children() as children:
         _, endpoints = children.hub()
         fleets = _fleet(children, endpoints["agents"], agents, 2, points, 10, 1.0, 2.0)
+        started_wall = time.time()
         recorder = children.start(
             "recorder",
             [
@@ -260,49 +356,186 @@ def bench_end_to_end(agents: int, points: int, window_s: float, url: str) -> dic
             ],
         )
         recorder.wait_for_line("READY recorder", 120)
+        ready_wall = time.time()
         for fleet in fleets:
             fleet.command("MARK")
         started = time.monotonic()
+        marked_wall = time.time()
         cpu = recorder.cpu_s()
+        load.append(_load_average())
         time.sleep(window_s)  # the load runs for the window; the figures are read afterwards
+        load.append(_load_average())
         cores = (recorder.cpu_s() - cpu) / (time.monotonic() - started)
         for fleet in fleets:
             fleet.command("END")
         offered = sum(fleet.result()["window"]["points"] for fleet in fleets)
-        recorder.stop()
+        recorder.stop(grace_s=60.0)  # a recorder behind its socket finishes its turn and commits its queue
+        killed = recorder.killed_after_grace
+        log_lines = [line for line in recorder.stderr().splitlines() if " WARNING " in line or " ERROR " in line]
     store = Store.open(url)
+    first_us = round(started_wall * 1e6)
     with store.read() as conn:
         rows = int(conn.execute(sa.select(sa.func.count()).select_from(samples)).scalar() or 0)
         gap_rows = [
             (str(r), (b - a) / 1e6)
             for r, a, b in conn.execute(sa.select(gaps.c.reason, gaps.c.start_us, gaps.c.end_us))
         ]
-    from gsmon.common.recorder.query import AnswerError, answer
-
-    try:
-        health = answer(
-            store,
-            "history",
-            {"path": f"Recorder/{_host()}/lag_max_s", "from": time.time() - window_s - 120, "to": time.time()},
+        by_why = {
+            int(why): int(n)
+            for why, n in conn.execute(sa.select(samples.c.why, sa.func.count()).group_by(samples.c.why))
+        }
+        # Rows of one path at one time (the key forbids it; counted, not assumed), and paths written
+        # with more than one FIRST row (the policy started again for them).
+        same_key = int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(
+                    sa.select(paths.c.path, samples.c.t_us)
+                    .join(paths, paths.c.id == samples.c.path_id)
+                    .group_by(paths.c.path, samples.c.t_us)
+                    .having(sa.func.count() > 1)
+                    .subquery()
+                )
+            ).scalar()
+            or 0
         )
-        lag = [float(sample["value"]) for sample in health["samples"]]
-    except AnswerError:  # no health row committed: the recorder never got that far
-        lag = []
+        refirst = int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(
+                    sa.select(samples.c.path_id)
+                    .where(samples.c.why == 0)
+                    .group_by(samples.c.path_id)
+                    .having(sa.func.count() > 1)
+                    .subquery()
+                )
+            ).scalar()
+            or 0
+        )
+        # Rows by 5 s of poll time since the recorder started, and why.
+        slot = sa.cast((samples.c.t_us - first_us) / 5_000_000, sa.Integer)
+        timeline: dict[int, dict[int, int]] = {}
+        for when, why, n in conn.execute(
+            sa.select(slot, samples.c.why, sa.func.count())
+            .where(samples.c.t_us >= first_us)
+            .group_by(slot, samples.c.why)
+        ):
+            timeline.setdefault(int(when), {})[int(why)] = int(n)
+        health: dict[float, dict[str, float]] = {}
+        for path, t_us, num in conn.execute(
+            sa.select(paths.c.path, samples.c.t_us, samples.c.num)
+            .join(paths, paths.c.id == samples.c.path_id)
+            .where(paths.c.path.like("Recorder/%"))
+        ):
+            health.setdefault(t_us / 1e6 - marked_wall, {})[str(path).rpartition("/")[2]] = float(num or 0.0)
     store.close()
+    reports = [{"t_s": t, **figures} for t, figures in sorted(health.items())]
     return {
         "offered_per_s": offered / window_s,
         "rows": rows,
+        "by_why": by_why,
+        "same_key": same_key,
+        "refirst_paths": refirst,
+        "timeline": timeline,
+        "ready_after_s": ready_wall - started_wall,
         "gaps": len(gap_rows),
         "gap_reasons": ", ".join(sorted({r for r, _ in gap_rows})) or "none",
-        "lag_max_s": max(lag) if lag else float("nan"),
+        "reports": reports,
+        "window_s": window_s,
+        "lag_max_s": max((r["lag_max_s"] for r in reports), default=float("nan")),
         "cores": cores,
+        "load": load,
+        "killed": killed,
+        "log": log_lines,
+        **_verdict(reports, window_s, points * agents),
     }
 
 
-def _host() -> str:
-    from gsmon.common.recorder.policy import default_host_name
+def _verdict(reports: list[dict[str, float]], window_s: float, points: int) -> dict[str, Any]:
+    """Steady state and "keeps up", from the recorder's 5 s health reports (``t_s`` since MARK).
 
-    return default_host_name()
+    The first burst is the first snapshot's rows (one per point, all at once): steady state starts at
+    the first report after MARK whose queue is empty. The recorder keeps up only if every report of
+    the window came (none missing: a loop that stalls writes none), and in the steady state neither the
+    commit lag (``lag_max_s``) nor how far behind the hub it reads (``behind_s``) exceeds
+    :data:`KEEPS_UP_S`, and neither grows (the last third's maximum at most twice the first third's
+    plus one commit interval).
+    """
+    from gsmon.common.recorder.main import HEALTH_S
+
+    in_window = [r for r in reports if 0 <= r["t_s"] <= window_s + HEALTH_S]
+    expected = int(window_s // HEALTH_S)
+    steady_from = next((i for i, r in enumerate(in_window) if r.get("queued_rows", 1) == 0), None)
+    steady = in_window[steady_from + 1 :] if steady_from is not None else []
+    figure = {
+        name: max((r.get(name, float("nan")) for r in steady), default=float("nan"))
+        for name in ("lag_max_s", "behind_s")
+    }
+    why_not = []
+    if len(in_window) < expected - 1:
+        why_not.append(f"{len(in_window)} of ~{expected} health reports in the window (the loop stalled)")
+    if len(steady) < 3:
+        why_not.append("no steady state (fewer than 3 reports after the queue emptied)")
+    for name, value in figure.items():
+        if not value <= KEEPS_UP_S:
+            why_not.append(f"steady {name} {value:.1f} s > {KEEPS_UP_S:g} s")
+        third = max(1, len(steady) // 3)
+        early = max((r.get(name, 0.0) for r in steady[:third]), default=0.0)
+        late = max((r.get(name, 0.0) for r in steady[-third:]), default=0.0)
+        if len(steady) >= 3 and late > 2 * early + 0.5:
+            why_not.append(f"{name} grows ({early:.1f} s -> {late:.1f} s)")
+    return {
+        "steady_lag_max_s": figure["lag_max_s"],
+        "steady_behind_s": figure["behind_s"],
+        "steady_reports": len(steady),
+        "keeps_up": not why_not,
+        "why_not": "; ".join(why_not),
+        "points_total": points,
+    }
+
+
+def _load_average() -> float:
+    import os
+
+    return os.getloadavg()[0]
+
+
+def _print_e2e(e2e: dict[str, Any], agents: int, backend: str) -> None:
+    why_names = {int(why): why.name for why in _why()}
+    by_why = ", ".join(f"{why_names.get(k, k)} {n:,}" for k, n in sorted(e2e["by_why"].items()))
+    print(
+        f"end to end ({agents:,} agents x 100 points at 1 Hz, seed policy, {backend}, window {e2e['window_s']:g} s, "
+        f"load average {e2e['load'][0]:.1f} -> {e2e['load'][-1]:.1f}): "
+        f"{e2e['offered_per_s']:,.0f} updates/s offered, {e2e['rows']:,} rows ({by_why}), "
+        f"{e2e['same_key']} (path, t) written twice, {e2e['refirst_paths']:,} paths with a second FIRST row, "
+        f"{e2e['gaps']} gaps ({e2e['gap_reasons']}), ready {e2e['ready_after_s']:.1f} s after start, "
+        f"{e2e['cores']:.2f} cores{', SIGKILLed at stop' if e2e['killed'] else ''}"
+    )
+    print(
+        "  health reports (t: s since MARK on the recorder's hub clock, which trails by about behind_s; "
+        "lag_s / lag_max_s / behind_s / rows_per_s / queued_rows):"
+    )
+    for report in e2e["reports"]:
+        print(
+            f"    {report['t_s']:7.1f}: {report.get('lag_s', float('nan')):7.3f} / "
+            f"{report.get('lag_max_s', float('nan')):7.3f} / {report.get('behind_s', float('nan')):7.3f} / "
+            f"{report.get('rows_per_s', 0):9,.0f} / {report.get('queued_rows', 0):7,.0f}"
+        )
+    print("  rows by 5 s of row time since the recorder started:")
+    for slot, counts in sorted(e2e["timeline"].items()):
+        print(f"    {slot * 5:4d} s: " + ", ".join(f"{why_names.get(k, k)} {n:,}" for k, n in sorted(counts.items())))
+    for line in e2e["log"][-15:]:
+        print(f"  recorder log: {line[:200]}")
+    verdict = "keeps up" if e2e["keeps_up"] else f"does NOT keep up ({e2e['why_not']})"
+    print(
+        f"  steady state ({e2e['steady_reports']} reports after the first burst): lag max "
+        f"{e2e['steady_lag_max_s']:.3f} s, behind the hub max {e2e['steady_behind_s']:.3f} s "
+        f"(whole run lag max {e2e['lag_max_s']:.3f} s): {verdict}"
+    )
+
+
+def _why() -> Any:
+    from gsmon.common.recorder.core import Why
+
+    return Why
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,6 +570,21 @@ def main(argv: list[str] | None = None) -> int:
             f"(needs {args.points:,}/s; dict-update baseline {scale['baseline_updates_per_s']:,.0f}/s); "
             f"{scale['rows']:,} rows in {args.seconds} s"
         )
+        read = bench_read(args.points)
+        print(
+            f"read path (Subscriber's CloneCore + core, seed policy, {args.points:,} NODEs x 3): "
+            f"{read['us_per_update']:.1f} us/update = {read['updates_per_s']:,.0f} updates/s per core, "
+            f"{read['cores_at_100k']:.2f} cores at 100,000/s "
+            f"(bare decode baseline {read['baseline_us_per_update']:.1f} us)"
+        )
+        first = bench_first_commit(
+            cluster.new_database if cluster else lambda: f"sqlite:///{tempfile.mkdtemp(prefix='gsmon-recbench-')}/f.db",
+            args.points,
+        )
+        print(
+            f"first commit ({backend}, {args.points:,} new paths and a row each): {first['first_commit_s']:.2f} s "
+            f"(names in chunks of 500 baseline {first['baseline_s']:.2f} s)"
+        )
         if not args.quick:
             query = bench_query(cluster.new_database() if cluster else f"sqlite:///{folder / 'query.db'}")
             print(
@@ -347,11 +595,7 @@ def main(argv: list[str] | None = None) -> int:
             e2e = bench_end_to_end(
                 args.e2e, 100, args.window_s, cluster.new_database() if cluster else f"sqlite:///{folder / 'e2e.db'}"
             )
-            print(
-                f"end to end ({args.e2e:,} agents x 100 points at 1 Hz, seed policy, {backend}): "
-                f"{e2e['offered_per_s']:,.0f} updates/s offered, {e2e['rows']:,} rows, {e2e['gaps']} gaps "
-                f"({e2e['gap_reasons']}), recorder lag max {e2e['lag_max_s']:.3f} s, {e2e['cores']:.2f} cores"
-            )
+            _print_e2e(e2e, args.e2e, backend)
     finally:
         if cluster is not None:
             cluster.stop()

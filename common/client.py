@@ -336,6 +336,11 @@ class Subscriber:
         return self._core.hub_lost and (not choice.pair or choice.all_lost)
 
     @property
+    def wants_snapshot(self) -> bool:
+        """Whether the view is known to have missed something: a new snapshot is due (or its attempt failed)."""
+        return self._core.wants_snapshot
+
+    @property
     def resyncs(self) -> int:
         """Snapshots loaded so far (the first one included)."""
         return self._core.resyncs

@@ -499,6 +499,8 @@ class CloneCore:
             new = None
         else:
             new = self._nodes[path] = NodeState.from_update(message)
+        if self.min_alert is None:
+            return [Change(path, old, new)]  # the whole view: the change as it is (one Change per NODE, not two)
         seen = self._as_seen(Change(path, old, new))
         return [] if seen is None else [seen]
 

@@ -769,7 +769,10 @@ of ``history`` (times: float seconds since the Unix epoch, UTC):
   "tree"|"offline"}...]}``.
 * ``{"query": "status"}`` -> the recorder's figures: ``lag_s``,
   ``lag_max_s``, ``rows_per_s``, ``queued_rows``, ``rows_committed``,
-  ``gaps``, ``errors``, ``points``, ``contexts``.
+  ``gaps``, ``errors``, ``points``, ``contexts``; (1.3) ``behind_s``: the
+  largest, over the last 5 s, of how long before the recorder read an
+  update the hub had received it (what waits in its socket; ``lag_s`` runs
+  from the recorder's receipt to the commit).
 
 Refusals from the recorder: ``{"reason": "bad-args"|"unknown-path"|
 "unknown-context"|"unknown-command"|"store-error"}`` with a one-line message.

@@ -40,6 +40,16 @@ Gaps: :meth:`gap` records that updates under a prefix were missed between
 two times (the Subscriber re-snapshotted, or the recorder was down); every
 point under it is written again on its next update (:meth:`observe_all`
 after a snapshot), so a query can tell a gap from a flat line.
+
+A lost hub: :meth:`suspend` holds the heartbeats (and only them) of every
+point under a prefix, so that no row repeats an old value over an outage;
+updates that still arrive are real and saved by the usual rules. Then either
+a snapshot follows (:meth:`gap`: the points are written again) or the hub is
+heard again with nothing missed (the Subscriber's counts agree), and
+:meth:`resume` lets the held heartbeats fall due: no point is written again,
+nothing was lost. (A recorder reading a backlog sees its heartbeats late and
+the hub "lost" while its NODEs keep coming: writing every point again then
+doubled the rows of the scale scenario, bench/RESULTS.md.)
 """
 
 from __future__ import annotations
@@ -178,6 +188,7 @@ class _Point:
         "ctx_gen",
         "due",
         "fresh",
+        "held",
         "level",
         "path",
         "pending",
@@ -201,6 +212,7 @@ class _Point:
         self.ctx_gen = -1
         self.due = 0.0
         self.fresh = True
+        self.held = False  # heartbeats held while the hub is lost (suspend/resume)
         self.level = 0
         self.pending = False
         self.policy_rules: tuple[float | None, float | None, float, float] = (None, None, 0.0, 900.0)
@@ -360,14 +372,22 @@ class RecorderCore:
             if naming.path_in_prefix(point.path, prefix):
                 point.fresh = True
                 point.pending = False
+                point.held = False
 
     def suspend(self, prefix: str) -> None:
-        """The view under ``prefix`` can no longer be trusted (the hub is lost): no heartbeat repeats an old
-        value for it (that would draw a flat line over an outage); the gap is recorded when it is back."""
+        """The hub is lost for ``prefix``: no heartbeat repeats an old value under it (that would draw a flat
+        line over an outage) until :meth:`resume`, or :meth:`gap` when a snapshot follows."""
         for point in self._points.values():
             if naming.path_in_prefix(point.path, prefix):
-                point.fresh = True
-                point.pending = False
+                point.held = True
+
+    def resume(self, prefix: str) -> None:
+        """The hub is heard again for ``prefix`` and nothing was missed: the held heartbeats fall due."""
+        for point in self._points.values():
+            if point.held and naming.path_in_prefix(point.path, prefix):
+                point.held = False
+                if not point.fresh:
+                    self._schedule(point, self._due_of(point))
 
     def tick(self, now: float) -> None:
         """Write the heartbeats and throttled changes that are due at ``now``."""
@@ -386,7 +406,9 @@ class RecorderCore:
                 continue
             _, _, min_interval_s, save_dt_s = point.policy_rules
             if point.pending and now - point.saved_at >= min_interval_s:
-                self._save(point, Why.VALUE, now, None)
+                self._save(point, Why.VALUE, now, None)  # a value that was seen: written held or not
+            elif point.held:
+                continue  # no heartbeat while the hub is lost: resume() schedules it again
             elif now - point.saved_at >= save_dt_s:
                 self._save(point, Why.HEARTBEAT, now, None)
             else:

@@ -16,21 +16,33 @@ what it missed and says so as gaps (never hidden):
   restarted, or its socket was replaced), from the last turn when it was
   known complete (minus ``resync_gap_margin_s``, the heartbeat that detects a
   loss comes after it) until the snapshot: "resync";
-* while the hub is lost (no heartbeats) nothing is claimed as covered; the
-  resync that follows records the whole outage.
+* while the hub is lost (no heartbeats) nothing is claimed as covered and no
+  heartbeat row is written; the resync that follows records the whole outage
+  (a hub heard again whose counts show nothing missed needs no resync: the
+  recording resumes, with no gap and no point written again).
 
 The store's coverage is moved only in the transaction that holds the rows
 up to that time, so a SIGKILL leaves no claim the next run cannot keep.
 
 Health: every ``HEALTH_S`` the recorder saves its own figures as rows of its
-history under ``<health mount>/`` (``lag_s``, ``lag_max_s``,
+history under ``<health mount>/`` (``lag_s``, ``lag_max_s``, ``behind_s``,
 ``rows_per_s``, ``queued_rows``, ``gaps``, ``errors``) and answers
 ``gsmon history --hub Q --status`` with them (the ``status`` query of the
 history service); they are also logged once a minute, and reported to the
 hub (COMMAND ``report_health``, :mod:`gsmon.common.recorder.service`), which
 shows them in its live tree as ``_hub/clients/recorder/...`` (with keys: the
-recorder key's name): ``lag_s`` ORANGE from 10 s behind, RED from 60 s, and
-``reporting`` RED when the reports stop.
+recorder key's name): ``lag_s`` and ``behind_s`` ORANGE from 10 s behind, RED
+from 60 s, and ``reporting`` RED when the reports stop.
+
+``lag_s``/``lag_max_s`` (mean and max over the window) run from a row's
+receipt by this process to the end of the commit that stored it: they do not
+see updates still waiting in the SUB socket. ``behind_s`` does: the largest,
+over the window, of how long before a batch was read the hub had received its
+newest update (``received_at_s``), on the hub's clock. The clock offset is the
+largest the heartbeats have shown (decaying by :data:`_OFFSET_DECAY` s per s),
+because a heartbeat read late from a backlog makes the current offset hide
+exactly that backlog (so it is a lower bound for a recorder never yet caught up).
+It includes the hub's own delay before publishing.
 
 Ready line (stdout), once every Subscriber has its first snapshot::
 
@@ -71,6 +83,8 @@ __all__ = ["HEALTH_S", "Recorder", "add_parser", "run", "store_url"]
 log = logging.getLogger(__name__)
 
 HEALTH_S: Final = 5.0
+#: How fast the best hub clock offset (``behind_s``) forgets a value (s per s): clocks drift and step.
+_OFFSET_DECAY: Final = 0.001
 _LOG_HEALTH_S: Final = 60.0
 #: How often a recorder started before its hub tries again (the Subscriber itself waits ~10 s per try).
 HUB_RETRY_S: Final = 2.0
@@ -123,6 +137,9 @@ class Recorder:
         self._rows_at_health = 0
         self._health_wall = 0.0
         self._status: dict[str, Any] = {}
+        self._behind_max_s = 0.0  # since the last health report
+        self._offset_best: float | None = None  # the hub's clock minus ours, the least delayed seen
+        self._offset_mono = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -225,6 +242,8 @@ class Recorder:
         for followed in self._followed:
             sub = followed.subscriber
             changes = sub.poll(poll_s)
+            if changes:
+                poll_s = 0.0  # work is waiting: no wait on the next (quiet) socket of this turn
             now = sub.hub_time()
             received = time.monotonic()
             if sub.resyncs != followed.resyncs:
@@ -252,16 +271,43 @@ class Recorder:
             else:
                 for change in changes:
                     core.observe(change.path, change.new, now, received)
+                if changes:
+                    self._note_behind(changes, now, received)
             if not sub.hub_lost:
-                followed.complete_at = now
+                if followed.suspended and not sub.wants_snapshot:
+                    # Heard again and its counts agree: nothing was missed (the loss was a late heartbeat,
+                    # e.g. read from a backlog). No gap, and no point is written again.
+                    followed.suspended = False
+                    core.resume(followed.prefix)
+                    log.info("the hub is heard again with nothing missed: recording of %r resumed", followed.prefix)
+                if not followed.suspended:
+                    followed.complete_at = now
             elif not followed.suspended and not followed.is_contexts:
                 followed.suspended = True
                 core.suspend(followed.prefix)
-                log.warning("the hub is lost: recording of %r paused (a gap follows)", followed.prefix or "")
+                log.warning(
+                    "the hub is lost: recording of %r paused (a gap follows if anything was missed)", followed.prefix
+                )
         now = self._followed[0].subscriber.hub_time()
         core.tick(now)
         self._health(now)
         self._submit(now)
+
+    def _note_behind(self, changes: list[Any], hub_now: float, received: float) -> None:
+        """How far behind the hub the batch just read is (``behind_s``, see the module docstring)."""
+        offset = hub_now - time.time()
+        best = self._offset_best
+        if best is None or offset > best - _OFFSET_DECAY * (received - self._offset_mono):
+            self._offset_best, self._offset_mono = offset, received
+        else:
+            offset = best - _OFFSET_DECAY * (received - self._offset_mono)
+        for change in reversed(changes[-8:]):  # stream order: the last update is the newest the hub had
+            hub_received = change.new.received_at_s if change.new is not None else None
+            if hub_received is not None:
+                behind = time.time() + offset - hub_received
+                if behind > self._behind_max_s:
+                    self._behind_max_s = behind
+                return
 
     def _submit(self, now: float) -> None:
         rows, events = self.core.take()
@@ -319,9 +365,11 @@ class Recorder:
         rows_per_s = (stats.rows_committed - self._rows_at_health) / max(elapsed, 1e-3)
         self._rows_at_health = stats.rows_committed
         self._health_at = self._health_wall = now
+        behind, self._behind_max_s = self._behind_max_s, 0.0
         figures: dict[str, Any] = {
             "lag_s": round(lag_mean, 6),
             "lag_max_s": round(lag_max, 6),
+            "behind_s": round(behind, 6),
             "rows_per_s": round(rows_per_s, 3),
             "queued_rows": stats.queued_rows,
             "rows_committed": stats.rows_committed,
@@ -334,18 +382,20 @@ class Recorder:
             mount = self.config.health_mount
             t_us = to_us(now)
             received = time.monotonic()
-            for name in ("lag_s", "lag_max_s", "rows_per_s", "queued_rows", "gaps", "errors"):
+            for name in ("lag_s", "lag_max_s", "behind_s", "rows_per_s", "queued_rows", "gaps", "errors"):
                 self.core.record(
                     Row(f"{mount}/{name}", t_us, 0, None, False, figures[name], None, None, Why.HEARTBEAT, received)
                 )
         if now - self._log_at >= _LOG_HEALTH_S:
             self._log_at = now
             log.info(
-                "recorder: %d points, %.0f rows/s, lag %.3f s (max %.3f s), %d queued, %d gaps, %d errors",
+                "recorder: %d points, %.0f rows/s, lag %.3f s (max %.3f s), behind the hub %.3f s, %d queued, "
+                "%d gaps, %d errors",
                 self.core.points,
                 rows_per_s,
                 lag_mean,
                 lag_max,
+                behind,
                 stats.queued_rows,
                 stats.gaps,
                 stats.errors,

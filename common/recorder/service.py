@@ -22,7 +22,7 @@ other way comes back by itself); the hub keeps one registration per service
 and replaces it, so repeating is harmless.
 
 Health: every :data:`HEALTH_REPORT_S` the link sends COMMAND
-``report_health`` with the recorder's figures (``lag_s``, ``lag_max_s``,
+``report_health`` with the recorder's figures (``lag_s``, ``lag_max_s``, ``behind_s``,
 ``rows_per_s``, ``queued_rows``, ``gaps``, ``errors``), so that they are in
 the hub's live tree as ``_hub/clients/<name>/...`` (``name``: the key's name
 with keys, else :data:`CLIENT_NAME`) and a recorder that falls behind, or
@@ -154,6 +154,9 @@ class HistoryService:
             "lag_s": [float(figures["lag_s"]), lag_level],
             "lag_max_s": [lag_max, lag_level],
         }
+        if "behind_s" in figures:  # what waits in its socket, which lag_s cannot see: the same thresholds
+            behind = float(figures["behind_s"])
+            points["behind_s"] = [behind, rising_level(behind, LAG_ORANGE_S, LAG_RED_S)]
         for name in ("rows_per_s", "queued_rows", "gaps", "errors"):
             if name in figures:
                 points[name] = [figures[name], NoAlert.alertcode]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
 from harness import Hub, Process, Processes, gsmon_cli, polled, wait_until
 
 from gsmon.common.client import Subscriber
+from gsmon.common.recorder.core import Why
 
 SPEC = {
     "parents": {"Drive": None},
@@ -134,6 +136,46 @@ def test_a_restarted_hub_leaves_a_gap_and_recording_resumes(procs: Processes, hi
     assert len(set(values)) == len(values)
     assert values == sorted(values)
     assert [gap["reason"] for gap in gaps] in (["hub restarted"], ["hub lost"])
+
+
+def first_rows(url: str, path: str) -> int:
+    """How many FIRST rows ``path`` has (one per run, plus one after each gap)."""
+    import sqlalchemy as sa
+
+    from gsmon.common.recorder.store import Store, paths, samples
+
+    with Store.open(url) as store, store.read() as conn:
+        query = (
+            sa.select(sa.func.count())
+            .select_from(samples.join(paths, paths.c.id == samples.c.path_id))
+            .where(paths.c.path == path, samples.c.why == int(Why.FIRST))
+        )
+        return int(conn.execute(query).scalar() or 0)
+
+
+def test_a_hub_heard_again_with_nothing_missed_leaves_no_gap_and_no_point_written_again(
+    procs: Processes, history_url: str
+) -> None:
+    """A hub silent past its heartbeats (SIGSTOP) whose counts agree when it is back (nothing was published
+    meanwhile): the recorder pauses and resumes; no gap, and no point gets a second FIRST row (the scale
+    scenario's false losses -- heartbeats read late from a backlog -- used to write every point twice)."""
+    hub = procs.hub()
+    procs.agent(hub, "ant1", SPEC, mount="GS1/Ant1")
+    process = recorder(procs, hub, history_url, "GS1/")
+    wait_until(lambda: len(counts(history_url)[0]) >= 10, timeout_s=30, what="rows before the pause")
+    hub.process.signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: "the hub is lost" in process.stderr(), timeout_s=20, what="the recorder to see it lost")
+    finally:
+        hub.process.signal(signal.SIGCONT)
+    wait_until(lambda: "nothing missed" in process.stderr(), timeout_s=20, what="the recording to resume")
+    before = counts(history_url)[0][-1]
+    wait_until(lambda: counts(history_url)[0][-1] >= before + 10, timeout_s=30, what="rows after the pause")
+    values, gaps = counts(history_url)
+    assert gaps == []
+    assert values == sorted(values)
+    assert len(set(values)) == len(values)
+    assert first_rows(history_url, COUNT) == 1
 
 
 def test_a_recorder_started_before_its_hub_waits_for_it(procs: Processes, history_url: str) -> None:

@@ -115,6 +115,25 @@ def test_a_large_batch_of_every_type_is_stored_once_and_read_back_exactly(histor
     store.close()
 
 
+def test_many_new_names_at_once_get_their_own_ids_and_known_ones_keep_theirs(history_url: str) -> None:
+    """A first snapshot's names in one commit (PostgreSQL: as array parameters, above a few hundred)."""
+    from gsmon.common.recorder.store import paths
+
+    first = [f"GS1/a{n // 10}/p{n % 10}" for n in range(600)]
+    with Store.open(history_url) as store:
+        with store.begin(immediate=True) as conn:
+            ids = store.path_ids(conn, first[:100])
+        store.forget_names()  # as after a failed commit: every name is looked up again
+        with store.begin(immediate=True) as conn:
+            more = store.path_ids(conn, [*first, *first[:50]])
+        with store.read() as conn:
+            stored = {str(path): int(ident) for path, ident in conn.execute(sa.select(paths.c.path, paths.c.id))}
+    assert more == stored
+    assert len(stored) == 600
+    assert all(more[name] == ident for name, ident in ids.items())  # known names keep their ids
+    assert max(stored.values()) == 600  # and use up none (ids 1..600, none skipped)
+
+
 def test_buckets_hold_min_max_avg_count_and_show_gaps_as_gaps(history_url: str) -> None:
     store = Store.open(history_url)
     core = RecorderCore()

@@ -26,3 +26,5 @@ def test_a_tiny_run_reports_every_figure(capsys: pytest.CaptureFixture[str]) -> 
     assert "writes (SQLite, every change):" in out
     assert "baseline" in out
     assert "scale core (2,000 points" in out
+    assert "read path (" in out
+    assert "first commit (SQLite, 2,000 new paths" in out

@@ -36,6 +36,9 @@ def test_the_recorder_and_the_notifier_judge_their_figures_by_their_own_threshol
     assert args["ttl_s"] == TTL_REPORTS * HEALTH_REPORT_S
     lag["lag_max_s"] = LAG_ORANGE_S
     assert service.health_args()["points"]["lag_s"] == [1.0, ORANGE]  # type: ignore[index]
+    lag["lag_max_s"], lag["behind_s"] = 0.5, LAG_RED_S  # quick commits of rows read a minute late: RED
+    assert service.health_args()["points"]["lag_s"] == [1.0, GREEN]  # type: ignore[index]
+    assert service.health_args()["points"]["behind_s"] == [LAG_RED_S, RED]  # type: ignore[index]
     assert service.health_args(final=True) == final_args("recorder")
     receiver = {"failures": 1, "dropped": 0, "queued": 0, "sent": 0}
     for streak, level in ((0, GREEN), (FAILURES_ORANGE, ORANGE), (FAILURES_RED, RED)):

@@ -133,6 +133,50 @@ def test_a_gap_is_an_event_and_every_point_under_it_is_written_again() -> None:
     assert core.take()[1] == []
 
 
+def seed_like() -> RecorderCore:
+    """Heartbeats every 10 s, value changes at most every 5 s (the seed's shape, shorter)."""
+    return RecorderCore(PolicyTable([(PathPattern("**"), Policy(min_interval_s=5, save_dt_s=10))]))
+
+
+def test_a_lost_hub_holds_the_heartbeats_and_a_hub_heard_again_writes_no_point_again() -> None:
+    core = seed_like()
+    feed(core, "GS1/a/x", 1.0, T0)
+    feed(core, "GS2/a/x", 1.0, T0)
+    core.suspend("GS1/")
+    core.tick(T0 + 10)
+    assert [r.path for r in core.take()[0]] == ["GS2/a/x"]  # no heartbeat repeats GS1's value over the outage
+    # Updates still arriving are real: saved by the usual rules (a level change), never as a new FIRST.
+    assert [r.why for r in feed(core, "GS1/a/x", 1.0, T0 + 11, alertcode=30)] == [Why.LEVEL]
+    assert feed(core, "GS1/a/x", 1.0, T0 + 12, alertcode=30) == []
+    core.tick(T0 + 25)
+    assert [r.path for r in core.take()[0]] == ["GS2/a/x"]
+    core.resume("GS1/")  # heard again, nothing missed: no gap, and the heartbeat that is due comes now
+    core.tick(T0 + 25)
+    rows, events = core.take()
+    assert [(r.path, r.why) for r in rows] == [("GS1/a/x", Why.HEARTBEAT)]
+    assert events == []
+    assert feed(core, "GS1/a/x", 1.0, T0 + 26, alertcode=30) == []  # not written again
+
+
+def test_a_throttled_change_seen_while_the_hub_is_lost_is_still_written() -> None:
+    core = seed_like()
+    feed(core, "GS1/a/x", 1.0, T0)
+    core.suspend("GS1/")
+    assert feed(core, "GS1/a/x", 2.0, T0 + 1) == []  # inside the 5 s throttle: kept
+    core.tick(T0 + 6)
+    assert [(r.why, r.value) for r in core.take()[0]] == [(Why.VALUE, 2.0)]
+
+
+def test_a_snapshot_after_a_lost_hub_writes_every_point_again() -> None:
+    core = seed_like()
+    feed(core, "GS1/a/x", 1.0, T0)
+    core.suspend("GS1/")
+    core.gap("GS1/", T0 + 1, T0 + 30, "hub lost")
+    assert [r.why for r in feed(core, "GS1/a/x", 1.0, T0 + 31)] == [Why.FIRST]
+    core.tick(T0 + 41)  # held no longer: the gap released it
+    assert [r.why for r in core.take()[0]] == [Why.HEARTBEAT]
+
+
 def test_row_times_are_the_poll_times_and_never_repeat_for_a_path() -> None:
     core = RecorderCore()
     first = feed(core, "p/x", 1.0, T0 + 5, polled=T0)[0]
