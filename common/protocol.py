@@ -1032,6 +1032,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -1489,6 +1490,24 @@ def _pack_strict(obj: Any) -> bytes:
     return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True, datetime=False)
 
 
+_PACKERS: Final = threading.local()
+
+
+def _pack_entry_items(items: list[Any]) -> bytes:
+    """:func:`_pack_strict` through a Packer kept for the next entry: ``packb`` makes a Packer per call, which
+    was most of the cost of packing a point entry. One per thread, out of its slot while in use (a value's
+    ``__str__`` that packs again gets a fresh one); a Packer resets its buffer when packing raises."""
+    slot = _PACKERS.__dict__
+    packer = slot.pop("packer", None)
+    if packer is None:
+        packer = msgpack.Packer(default=_default, strict_types=True, use_bin_type=True, datetime=False)
+    try:
+        packed: bytes = packer.pack(items)
+    finally:
+        slot["packer"] = packer
+    return packed
+
+
 def _pack_value(value: Any) -> bytes:
     """Pack any value as a point's value is packed: never raises (see :func:`pack_entry`)."""
     if isinstance(value, _CONTAINERS) and not _container_ok(value):
@@ -1593,7 +1612,7 @@ def pack_entry(entry: PointEntry) -> bytes:
     if type(entry) is DebouncedEntry:
         items.append(entry.debounce)
     try:
-        packed = _pack_strict(items)
+        packed = _pack_entry_items(items)
     except (TypeError, ValueError, OverflowError):
         items[1] = _sanitise(value)
         packed = _pack_strict(items)

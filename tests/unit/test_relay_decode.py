@@ -88,3 +88,35 @@ def test_a_map_without_via_in_a_relayed_message_is_a_plain_debounce_map() -> Non
         False,
     ]
     assert decoded.points == _loose(_packed(proto.Delta, [BASE, plain]))
+
+
+def test_a_point_entry_packs_as_before_through_the_kept_packer_even_after_one_failed() -> None:
+    """pack_entry reuses a Packer per thread: its bytes are packb's, and a pack that raised (an int beyond
+    64 bits: sanitised) leaves nothing behind in the next entry's bytes."""
+    import datetime as dt
+    import threading
+
+    entries = [
+        proto.PointEntry("a/b", 1.5, 10, "GREEN", 1.0, 2.0),
+        proto.PointEntry("a/c", (1, dt.datetime(2026, 1, 2, tzinfo=dt.UTC)), 20, "ORANGE", 1.0, None),
+        proto.debounced_entry(proto.PointEntry("a/d", "text", 10, "GREEN", 1.0, 2.0), BASE),
+    ]
+
+    def expected(entry: proto.PointEntry) -> bytes:
+        items = [*entry, entry.debounce] if isinstance(entry, proto.DebouncedEntry) else list(entry)
+        return proto._pack_strict(items)
+
+    huge = proto.PointEntry("a/e", 2**70, 10, "GREEN", 1.0, 2.0)
+    for entry in entries:
+        assert proto.pack_entry(huge) == proto._pack_strict(["a/e", str(2**70), 10, "GREEN", 1.0, 2.0])
+        assert proto.pack_entry(entry) == expected(entry)
+    seen: list[bool] = []
+    workers = [
+        threading.Thread(target=lambda: seen.extend(proto.pack_entry(e) == expected(e) for e in entries * 200))
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert seen == [True] * (4 * 600)
