@@ -2679,8 +2679,18 @@ def _relay_points(items: list[_RelayEntry]) -> list[PointEntry] | None:
     None when one has what the types cannot refuse (an infinite ``dt`` or ``since``)."""
     out: list[PointEntry] = []
     append, finite, made_entry = out.append, math.isfinite, DebouncedEntry
+    # The points of one agent at a site mostly carry equal maps (only their values changed): a map equal to
+    # the entry before's (compared in C) is a copy of the dict made for it, not made again. Each entry has
+    # its own top-level dict (a hub sets a kept ``since`` in it); what it holds is shared, and read only.
+    last: _RelayMap | None = None
+    last_made: dict[str, Any] = {}
     for item in items:
         relay = item.debounce
+        if relay == last:
+            entry = made_entry(item.path, item.value, item.alertcode, item.alertstr, item.polled_at_s, item.dt_s)
+            entry.debounce = last_made.copy()
+            append(entry)
+            continue
         dt_s, since, pending, flapping, alarm = relay.dt, relay.since, relay.pending, relay.flapping, relay.alarm
         if (dt_s is not None and dt_s == _INFINITY) or (type(since) is float and not finite(since)):
             return None
@@ -2703,6 +2713,7 @@ def _relay_points(items: list[_RelayEntry]) -> list[PointEntry] | None:
         entry = made_entry(item.path, item.value, item.alertcode, item.alertstr, item.polled_at_s, item.dt_s)
         entry.debounce = made
         append(entry)
+        last, last_made = relay, made.copy()  # a copy: the hub may set since in this entry's own
     return out
 
 

@@ -120,3 +120,30 @@ def test_a_point_entry_packs_as_before_through_the_kept_packer_even_after_one_fa
     for worker in workers:
         worker.join()
     assert seen == [True] * (4 * 600)
+
+
+def test_equal_maps_in_a_row_decode_to_a_dict_of_their_own_each() -> None:
+    decoded = proto.decode(_packed(proto.Delta, [BASE, BASE, {**BASE, "stale": True}, BASE]))
+    maps = [entry.debounce for entry in decoded.points if isinstance(entry, proto.DebouncedEntry)]
+    assert maps == _loose_maps([BASE, BASE, {**BASE, "stale": True}, BASE])
+    maps[0]["since"] = 5.0  # what a hub does to keep a since: the other entries' maps are not touched
+    assert ["since" in made for made in maps] == [True, False, False, False]
+
+
+def _loose_maps(maps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [entry.debounce for entry in _loose(_packed(proto.Delta, maps)) if isinstance(entry, proto.DebouncedEntry)]
+
+
+def test_the_guard_passes_a_sites_message_whole_and_drops_only_the_looped_or_too_deep_entry() -> None:
+    from gsmon.hub.relay import RelayGuard
+
+    guard = RelayGuard("centre:1", max_depth=3)
+    fine = proto.decode(_packed(proto.Delta, [BASE, {**BASE, "via": ["a:1", "b:2", "c:3"]}]))
+    assert guard.filter(fine) is fine
+    looped = {**BASE, "via": ["centre:1", "site:7761"]}
+    deep = {**BASE, "via": ["a:1", "b:2", "c:3", "d:4"]}
+    mixed = proto.decode(_packed(proto.Delta, [BASE, looped, BASE, deep]))
+    kept = guard.filter(mixed)
+    assert isinstance(kept, proto.Delta)
+    assert [entry.path for entry in kept.points] == ["rack1/p0", "rack1/p2"]
+    assert (guard.loops_dropped, guard.too_deep) == (1, 1)
