@@ -11,9 +11,10 @@
 
 The protocol docstring (:mod:`gsmon.common.protocol`, "Hub-of-hubs") is the
 spec. The link is an agent's link, by the agent's rules (protocol "When to
-send"; the hub may not import the agent, so :class:`_LinkPolicy` states them
-again for one link): STATE on the central hub's subscription or resync
-request, DELTAs, HEARTBEATs, BYE, one seq per message. :class:`UpstreamCore`
+send"): the agent's own :class:`~gsmon.common.send_policy.SendPolicy`, for
+one link, with this core as its point source: STATE on the central hub's
+subscription or resync request, DELTAs, HEARTBEATs, BYE, one seq per
+message (UPSTREAM_RESULT too). :class:`UpstreamCore`
 makes the relayed entries from the site's tree and takes ``now`` as an
 argument, so it is tested without sockets.
 :class:`UpstreamLink` is the thin socket part the hub's loop drives: one XPUB,
@@ -41,6 +42,7 @@ from gsmon.common import names, transport
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
 from gsmon.common.keys import ClientKeys
+from gsmon.common.send_policy import PublisherSettings, SendPolicy
 
 if TYPE_CHECKING:
     from gsmon.hub.state import HubState
@@ -81,84 +83,6 @@ class UpstreamSettings:
         return self.name or names.split(self.mount)[-1]
 
 
-class _LinkPolicy:
-    """When to send what on the one link: the agent's rules (protocol "When to send", the agent's
-    ``SendPolicy``, which the hub may not import: they meet only on the wire), for one link.
-
-    * a STATE when the central hub subscribed to everything (it (re)connected) or to this sender's
-      resync topic, when the site books one (a point went), and every ``state_interval_s``; in parts
-      of at most MAX_POINTS_PER_MESSAGE points;
-    * every ``flush_interval_s`` the due changes as DELTAs, then a HEARTBEAT when nothing was sent for
-      ``heartbeat_interval_s``; a BYE on stop; seq 1, 2, 3 ... for every message (UPSTREAM_RESULT too).
-    """
-
-    def __init__(self, settings: UpstreamSettings, epoch: int, now: float) -> None:
-        self.settings = settings
-        self.sender = settings.sender
-        self.epoch = epoch
-        self.seq = 0
-        self.last_sent = -math.inf
-        self.needs_state = False
-        self._resync = proto.RESYNC_TOPIC_PREFIX + self.sender.encode()
-        self._next_flush = now + settings.flush_interval_s
-        self._next_state = now + settings.state_interval_s
-
-    def upstream(self, frame: bytes) -> str | None:
-        if frame[:1] == b"\x01" and frame[1:] in (b"", self._resync):
-            self.needs_state = True
-            return None
-        return proto.parse_notice(self.sender, frame)
-
-    def next_due(self) -> float:
-        return min(self._next_flush, self._next_state)
-
-    def header(self, now: float, wall: float) -> dict[str, Any]:
-        self.seq += 1
-        self.last_sent = now
-        return {"sender": self.sender, "epoch": self.epoch, "seq": self.seq, "sent_ns": int(wall * 1e9)}
-
-    def tick(self, now: float, wall: float, core: UpstreamCore) -> list[proto.Message]:
-        out: list[proto.Message] = []
-        settings = self.settings
-        size = proto.MAX_POINTS_PER_MESSAGE
-        if now >= self._next_state:
-            self._next_state = now + settings.state_interval_s
-            self.needs_state = True
-        if self.needs_state:
-            self.needs_state = False
-            entries, parents = core.full_state()
-            parts = max(1, -(-len(entries) // size))
-            out.extend(
-                proto.State(
-                    **self.header(now, wall),
-                    mount=settings.mount,
-                    heartbeat_s=settings.heartbeat_interval_s,
-                    points=entries[part * size : (part + 1) * size],
-                    parents=parents if part == 0 else [],
-                    part=part,
-                    parts=parts,
-                )
-                for part in range(parts)
-            )
-        if now >= self._next_flush:
-            self._next_flush = now + settings.flush_interval_s
-            changes = core.take_changes()
-            out.extend(
-                proto.Delta(**self.header(now, wall), points=changes[start : start + size])
-                for start in range(0, len(changes), size)
-            )
-            if now - self.last_sent >= settings.heartbeat_interval_s:
-                out.append(
-                    proto.Heartbeat(
-                        **self.header(now, wall),
-                        mount=settings.mount,
-                        heartbeat_s=settings.heartbeat_interval_s,
-                        point_count=core.point_count(),
-                    )
-                )
-        return out
-
-
 _NEEDS_ATTENTION: Final = ("active_unacked", "rtn_unacked")
 _Relayed: Final = proto.DebouncedEntry
 # What a point's entry says besides its value (UpstreamCore._facts): code, stale, owner, via, dt, reported,
@@ -174,7 +98,12 @@ class UpstreamCore:
         self.state = state
         self.hub_id = hub_id
         self.epoch = epoch
-        self.policy = _LinkPolicy(settings, epoch, now)
+        # The agent's send policy, for one link (index 0): STATE on the central hub's subscription or
+        # resync request, and every state_interval_s; DELTAs every flush; HEARTBEATs; BYE; one seq.
+        timings = PublisherSettings(
+            settings.flush_interval_s, settings.heartbeat_interval_s, settings.state_interval_s, settings.sndhwm
+        )
+        self.policy = SendPolicy(settings.sender, epoch, settings.mount, 1, timings, now)
         self._changed: dict[str, None] = {}
         state.changes_out = self._changed  # drain adds every changed path
         # Changed, not sent yet (coalescing): path -> the flush time it waits on (-inf: due now).
@@ -199,23 +128,23 @@ class UpstreamCore:
         routed = proto.parse_route(self.settings.sender, frame)
         if routed is not None:
             return routed, None
-        return None, self.policy.upstream(frame)
+        return None, self.policy.upstream(0, frame)
 
     def tick(self, now: float, wall: float) -> list[proto.Message]:
         """What to send now (the policy's rules, with this core as its point source)."""
         self._now = now
-        return self.policy.tick(now, wall, self)
+        return [message for _, message in self.policy.tick(now, wall, self)]
 
     def next_due(self) -> float:
         return self.policy.next_due()
 
     def result(self, now: float, wall: float, route_id: int, ok: bool, message: str, result: Any) -> proto.Message:
         """The UPSTREAM_RESULT answering routed command ``route_id``."""
-        header = self.policy.header(now, wall)
+        header = self.policy.header(0, now, wall)
         return proto.UpstreamResult(**header, route_id=route_id, ok=ok, message=message, result=result)
 
     def bye(self, now: float, wall: float) -> list[proto.Message]:
-        return [proto.Bye(**self.policy.header(now, wall))]
+        return [message for _, message in self.policy.bye(now, wall)]
 
     # -- PointSource (the send policy's view of the site's tree) ---------------------------------
 
@@ -298,7 +227,7 @@ class UpstreamCore:
                 sent_at[path] = now
                 sent_key[path] = key
         if removed:
-            self.policy.needs_state = True
+            self.policy.book_state(0)
         self.entries_sent += len(out)
         return out
 
@@ -322,6 +251,10 @@ class UpstreamCore:
                 sent_key[path] = self._key(facts)
         self.entries_sent += len(entries)
         return entries, []
+
+    def unpolled_paths(self) -> list[str]:
+        """None: the site relays only points it has an entry for."""
+        return []
 
     def point_count(self) -> int:
         return sum(len(agent.leaves) for agent in self.state.agents.values())
