@@ -1591,9 +1591,14 @@ def point_debounce_map(
     }
 
 
+# tuple.__new__ is what a NamedTuple's own __new__ calls, after a Python-level call that costs as much again
+# (a relaying hub makes thousands of these a second).
+_new_tuple: Final = tuple.__new__
+
+
 def debounced_entry(entry: PointEntry, debounce: dict[str, Any]) -> DebouncedEntry:
     """``entry`` with the debounce map (:func:`point_debounce_map`) as its 7th item on the wire."""
-    made = DebouncedEntry(*entry)
+    made: DebouncedEntry = _new_tuple(DebouncedEntry, entry)
     made.debounce = debounce
     return made
 
@@ -2678,7 +2683,7 @@ def _relay_points(items: list[_RelayEntry]) -> list[PointEntry] | None:
     """Typed relayed entries as the hub keeps them (the same dicts, keys and order as :func:`_debounce_map`);
     None when one has what the types cannot refuse (an infinite ``dt`` or ``since``)."""
     out: list[PointEntry] = []
-    append, finite, made_entry = out.append, math.isfinite, DebouncedEntry
+    append, finite, made_entry, new = out.append, math.isfinite, DebouncedEntry, _new_tuple
     # The points of one agent at a site mostly carry equal maps (only their values changed): a map equal to
     # the entry before's (compared in C) is a copy of the dict made for it, not made again. Each entry has
     # its own top-level dict (a hub sets a kept ``since`` in it); what it holds is shared, and read only.
@@ -2687,7 +2692,7 @@ def _relay_points(items: list[_RelayEntry]) -> list[PointEntry] | None:
     for item in items:
         relay = item.debounce
         if relay == last:
-            entry = made_entry(item.path, item.value, item.alertcode, item.alertstr, item.polled_at_s, item.dt_s)
+            entry = new(made_entry, (item.path, item.value, item.alertcode, item.alertstr, item.polled_at_s, item.dt_s))
             entry.debounce = last_made.copy()
             append(entry)
             continue
@@ -2710,7 +2715,7 @@ def _relay_points(items: list[_RelayEntry]) -> list[PointEntry] | None:
         }
         if since is not UNSET:
             made["since"] = since
-        entry = made_entry(item.path, item.value, item.alertcode, item.alertstr, item.polled_at_s, item.dt_s)
+        entry = new(made_entry, (item.path, item.value, item.alertcode, item.alertstr, item.polled_at_s, item.dt_s))
         entry.debounce = made
         append(entry)
         last, last_made = relay, made.copy()  # a copy: the hub may set since in this entry's own

@@ -85,6 +85,7 @@ class UpstreamSettings:
 
 _NEEDS_ATTENTION: Final = ("active_unacked", "rtn_unacked")
 _Relayed: Final = proto.DebouncedEntry
+_new_tuple: Final = tuple.__new__  # a NamedTuple's own __new__ is a Python call around it (twice the cost)
 # What a point's entry says besides its value (UpstreamCore._facts): code, stale, owner, via, dt, reported,
 # alarm map, alarm key, since, shelf.
 _Facts = tuple[int, bool, str, list[str], float | None, int, dict[str, Any] | None, Any, float | None, int | None]
@@ -371,7 +372,9 @@ class UpstreamCore:
         if shelf is not None:
             relayed["shelf"] = shelf
         label = alertstr_for(code) if code != leaf.alertcode else leaf.alertstr
-        entry = _Relayed(path, leaf.value, code, label or "", leaf.polled_at_s or 0.0, None)
+        entry: proto.DebouncedEntry = _new_tuple(
+            _Relayed, (path, leaf.value, code, label or "", leaf.polled_at_s or 0.0, None)
+        )
         entry.debounce = relayed
         return entry
 
