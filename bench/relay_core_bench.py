@@ -205,7 +205,7 @@ def run(agents: int, seconds: float, profile: str | None = None) -> Result:
     # The periodic STATE: every point again, nothing new in it.
     now = turns * TURN_S + TURN_S / 2
     wall = WALL0 + now
-    core.policy.book_state(0)
+    core.upstream(b"\x01")  # as the periodic one: every point again (booked the way a subscription books it)
     sent: list[bytes] = []
 
     def state_site() -> int:
