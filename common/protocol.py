@@ -1496,14 +1496,14 @@ _PACKERS: Final = threading.local()
 def _pack_entry_items(items: list[Any]) -> bytes:
     """:func:`_pack_strict` through a Packer kept for the next entry: ``packb`` makes a Packer per call, which
     was most of the cost of packing a point entry. One per thread, out of its slot while in use (a value's
-    ``__str__`` that packs again gets a fresh one); a Packer resets its buffer when packing raises."""
+    ``__str__`` that packs again gets a fresh one). A Packer keeps its buffer at the largest size it needed:
+    one that packed more than an entry may hold (a value yet to be truncated), or raised, is let go."""
     slot = _PACKERS.__dict__
     packer = slot.pop("packer", None)
     if packer is None:
         packer = msgpack.Packer(default=_default, strict_types=True, use_bin_type=True, datetime=False)
-    try:
-        packed: bytes = packer.pack(items)
-    finally:
+    packed: bytes = packer.pack(items)
+    if len(packed) <= MAX_ENTRY_BYTES:
         slot["packer"] = packer
     return packed
 
