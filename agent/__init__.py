@@ -17,7 +17,7 @@ The link to the hub(s), loaded only when a Monitor is given one (so the
 decorator API alone never imports ZeroMQ):
 
 * :mod:`~gsmon.agent.publisher` -- one thread, one XPUB socket per hub
-* :mod:`~gsmon.agent.send_policy` -- what to send to which hub and when (pure, takes ``now``)
+  (what it sends to which hub and when is :mod:`~gsmon.common.send_policy`, shared with a site hub's upstream)
 * :mod:`~gsmon.agent.outbox` -- every level transition in a small SQLite file, replayed to a hub that missed it
 
 The standalone agent process (``gsmon agent``):

@@ -11,7 +11,7 @@
                      --HEARTBEAT--> when nothing else was sent for heartbeat_interval_s
 
 What to send to which hub, and when (STATE, DELTA, HEARTBEAT, BYE, their
-sequence numbers and splitting) is the pure :class:`~gsmon.agent.send_policy.SendPolicy`;
+sequence numbers and splitting) is the pure :class:`~gsmon.common.send_policy.SendPolicy`;
 this module is its shell: the thread, the sockets, their monitors and backoff.
 
 A hub that is down or slow costs the Monitor nothing: workers only put the
@@ -50,10 +50,10 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from gsmon.agent.outbox import Outbox
-from gsmon.agent.send_policy import PointSource, PublisherSettings, SendPolicy
 from gsmon.common import protocol as proto
 from gsmon.common import transport
 from gsmon.common.keys import ClientKeys
+from gsmon.common.send_policy import PointSource, PublisherSettings, SendPolicy
 
 __all__ = ["PointSource", "Publisher", "PublisherSettings"]  # the last two from send_policy, where they live
 

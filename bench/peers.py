@@ -512,7 +512,7 @@ def run_fleet(args: argparse.Namespace) -> None:
     due = [(start + period * (args.first + index) / max(1, args.total_agents), index) for index in range(len(agents))]
     heapq.heapify(due)
     # With --heartbeat, an agent that sent nothing for that long sends a HEARTBEAT,
-    # as agent/send_policy.py does (its STATE announces the same interval).
+    # as common/send_policy.py does (its STATE announces the same interval).
     beat_s = args.heartbeat if dt_s is not None else 0.0
     last_sent = [0.0] * len(agents)
     beats = [(at + beat_s, index) for at, index in due] if beat_s > 0 else []

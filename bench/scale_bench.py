@@ -28,7 +28,7 @@ polled every dt = 10 s (0.1 Hz) and sent as ONE DELTA of 100 points per dt,
 the agents' phases spread evenly over the 10 s across every fleet process, so
 that N agents offer N x 10 updates/s at a steady rate (10,000 agents:
 100,000 updates/s, 1,000 DELTAs/s). Between DELTAs each agent sends a
-HEARTBEAT whenever it sent nothing for 1 s, as ``agent/send_policy.py`` does
+HEARTBEAT whenever it sent nothing for 1 s, as ``common/send_policy.py`` does
 with its default ``heartbeat_interval_s`` (10,000 agents: 9,000 HEARTBEATs/s
 more). Every value changes at every poll; every
 point stays GREEN (``--steady``), so that the only alarms are the ones the

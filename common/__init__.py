@@ -24,6 +24,7 @@ The wire (every process speaks it):
 
 * :mod:`~gsmon.common.protocol` -- the wire protocol; its docstring is the specification
 * :mod:`~gsmon.common.transport` -- ZeroMQ socket setup, in one place
+* :mod:`~gsmon.common.send_policy` -- what an agent (or a site hub upstream) sends to which hub, and when (pure)
 * :mod:`~gsmon.common.keys` -- CURVE key files: create, load, put on sockets
 * :mod:`~gsmon.common.allowlist` -- the hub's allow-list: which keys, which rights (the hub enforces it)
 

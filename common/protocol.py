@@ -1076,6 +1076,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -1539,6 +1540,24 @@ def _pack_strict(obj: Any) -> bytes:
     return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True, datetime=False)
 
 
+_PACKERS: Final = threading.local()
+
+
+def _pack_entry_items(items: list[Any]) -> bytes:
+    """:func:`_pack_strict` through a Packer kept for the next entry: ``packb`` makes a Packer per call, which
+    was most of the cost of packing a point entry. One per thread, out of its slot while in use (a value's
+    ``__str__`` that packs again gets a fresh one). A Packer keeps its buffer at the largest size it needed:
+    one that packed more than an entry may hold (a value yet to be truncated), or raised, is let go."""
+    slot = _PACKERS.__dict__
+    packer = slot.pop("packer", None)
+    if packer is None:
+        packer = msgpack.Packer(default=_default, strict_types=True, use_bin_type=True, datetime=False)
+    packed: bytes = packer.pack(items)
+    if len(packed) <= MAX_ENTRY_BYTES:
+        slot["packer"] = packer
+    return packed
+
+
 def _pack_value(value: Any) -> bytes:
     """Pack any value as a point's value is packed: never raises (see :func:`pack_entry`)."""
     if isinstance(value, _CONTAINERS) and not _container_ok(value):
@@ -1622,9 +1641,14 @@ def point_debounce_map(
     }
 
 
+# tuple.__new__ is what a NamedTuple's own __new__ calls, after a Python-level call that costs as much again
+# (a relaying hub makes thousands of these a second).
+_new_tuple: Final = tuple.__new__
+
+
 def debounced_entry(entry: PointEntry, debounce: dict[str, Any]) -> DebouncedEntry:
     """``entry`` with the debounce map (:func:`point_debounce_map`) as its 7th item on the wire."""
-    made = DebouncedEntry(*entry)
+    made: DebouncedEntry = _new_tuple(DebouncedEntry, entry)
     made.debounce = debounce
     return made
 
@@ -1643,7 +1667,7 @@ def pack_entry(entry: PointEntry) -> bytes:
     if type(entry) is DebouncedEntry:
         items.append(entry.debounce)
     try:
-        packed = _pack_strict(items)
+        packed = _pack_entry_items(items)
     except (TypeError, ValueError, OverflowError):
         items[1] = _sanitise(value)
         packed = _pack_strict(items)
@@ -1727,6 +1751,61 @@ class _LooseStateBody(_StateBody):
 
 class _LooseDeltaBody(_DeltaBody):
     points: list[_LooseEntry]  # type: ignore[assignment]
+
+
+# (1.3) Relayed entries (spec: "Relayed entries"), the 7th map validated by msgspec in C: a central hub reads
+# thousands a second, and the loose path's checks in Python were most of its loop. Whatever these refuse
+# takes the loose path, which words the error (or takes what they do not know: a map without ``via``).
+_HubId: TypeAlias = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class _PendingMap(msgspec.Struct, gc=False):
+    level: int
+    since: float
+
+
+class _FlappingMap(msgspec.Struct, gc=False):
+    since: float
+    changes: int
+
+
+class _AlarmSummary(msgspec.Struct, gc=False):
+    id: int
+    state: str
+    max_level: int
+
+
+class _RelayMap(msgspec.Struct, gc=False):
+    raw: int
+    agent: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    via: Annotated[list[_HubId], msgspec.Meta(min_length=1, max_length=MAX_RELAY_VIA)]
+    raw_str: str = ""
+    pending: _PendingMap | None = None
+    flapping: _FlappingMap | None = None
+    stale: bool = False
+    dt: _Seconds | None = None  # finite: checked in _relay_points
+    reported: int | UnsetType = UNSET  # absent: raw
+    alarm: _AlarmSummary | None = None
+    since: float | UnsetType | None = UNSET  # absent from a DELTA's entry: unchanged (kept so)
+    shelf: int | None = None
+
+
+class _RelayEntry(msgspec.Struct, array_like=True, gc=False):
+    path: str
+    value: Any
+    alertcode: int
+    alertstr: str
+    polled_at_s: float
+    dt_s: float | None
+    debounce: _RelayMap
+
+
+class _RelayStateBody(_StateBody):
+    points: list[_RelayEntry]  # type: ignore[assignment]
+
+
+class _RelayDeltaBody(_DeltaBody):
+    points: list[_RelayEntry]  # type: ignore[assignment]
 
 
 class _HeartbeatBody(msgspec.Struct, gc=False):
@@ -2403,6 +2482,8 @@ _decode_any: Final = _decoder(Any)
 _BODY_DECODERS: Final = {kind: _decoder(body) for kind, body in _BODY_TYPES.items()}
 _decode_loose_state: Final = _decoder(_LooseStateBody)
 _decode_loose_delta: Final = _decoder(_LooseDeltaBody)
+_decode_relay_state: Final = _decoder(_RelayStateBody)
+_decode_relay_delta: Final = _decoder(_RelayDeltaBody)
 _decode_node: Final = _decoder(_NodePayload)
 _decode_hub_heartbeat: Final = _decoder(_HubHeartbeatPayload)
 
@@ -2636,6 +2717,64 @@ def _points(entries: list[Any], limits: Limits, loose: bool) -> list[PointEntry]
     return entries
 
 
+def _relay_body(kind: MsgKind, raw: msgspec.Raw) -> tuple[Any, list[PointEntry] | None]:
+    """(1.3) A STATE or DELTA body whose every entry is relayed (spec: "Relayed entries"): (the body, its
+    entries as :class:`DebouncedEntry` with the 7th map as :func:`_debounce_map` makes it), or (None, None)
+    when it is not one, or not a valid one (then the loose path decides, and words what is wrong)."""
+    try:
+        body = (_decode_relay_state if kind is MsgKind.STATE else _decode_relay_delta)(raw)
+    except _MALFORMED_OR_INVALID:
+        return None, None
+    points = _relay_points(body.points)
+    return (None, None) if points is None else (body, points)
+
+
+def _relay_points(items: list[_RelayEntry]) -> list[PointEntry] | None:
+    """Typed relayed entries as the hub keeps them (the same dicts, keys and order as :func:`_debounce_map`);
+    None when one has what the types cannot refuse (an infinite ``dt`` or ``since``)."""
+    out: list[PointEntry] = []
+    append, finite, made_entry, new = out.append, math.isfinite, DebouncedEntry, _new_tuple
+    # The points of one agent at a site mostly carry equal maps (only their values changed): a map equal to
+    # the entry before's (compared in C) is a copy of the dict made for it, not made again. Each entry has
+    # its own top-level dict (a hub sets a kept ``since`` in it); what it holds is shared, and read only.
+    last: _RelayMap | None = None
+    last_made: dict[str, Any] = {}
+    for item in items:
+        relay = item.debounce
+        if relay == last:
+            entry = new(made_entry, (item.path, item.value, item.alertcode, item.alertstr, item.polled_at_s, item.dt_s))
+            entry.debounce = last_made.copy()
+            append(entry)
+            continue
+        dt_s, since, pending, flapping, alarm = relay.dt, relay.since, relay.pending, relay.flapping, relay.alarm
+        if (dt_s is not None and dt_s == _INFINITY) or (type(since) is float and not finite(since)):
+            return None
+        reported = relay.reported
+        made = {
+            "raw": relay.raw,
+            "raw_str": relay.raw_str,
+            "pending": None if pending is None else {"level": pending.level, "since": pending.since},
+            "flapping": None if flapping is None else {"since": flapping.since, "changes": flapping.changes},
+            "agent": relay.agent,
+            "via": relay.via,
+            "stale": relay.stale,
+            "dt": dt_s,
+            "reported": relay.raw if reported is UNSET else reported,
+            "alarm": None if alarm is None else {"id": alarm.id, "state": alarm.state, "max_level": alarm.max_level},
+            "shelf": relay.shelf,
+        }
+        if since is not UNSET:
+            made["since"] = since
+        entry = new(made_entry, (item.path, item.value, item.alertcode, item.alertstr, item.polled_at_s, item.dt_s))
+        entry.debounce = made
+        append(entry)
+        last, last_made = relay, made.copy()  # a copy: the hub may set since in this entry's own
+    return out
+
+
+_INFINITY: Final = math.inf
+
+
 def _debounce_map(index: int, raw_map: dict[str, Any]) -> dict[str, Any]:
     """The 7th item of a point entry, validated and reduced to its known keys (spec: "Point entry")."""
     raw: Any = raw_map.get("raw")
@@ -2853,22 +2992,27 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         raise ProtocolError(f"unknown message kind {envelope.kind!r:.20}")
     raw = envelope.body
     loose = False
+    relayed: list[PointEntry] | None = None
     try:
         try:
             body = _BODY_DECODERS[kind](raw)
         except msgspec.ValidationError:
             if kind not in _ENTRY_KINDS:
                 raise
-            # Perhaps entries with the optional 7th item (PointEntry takes exactly 6): the loose body
-            # reads them, and words the error of anything else wrong.
-            body, loose = (_decode_loose_state if kind is MsgKind.STATE else _decode_loose_delta)(raw), True
+            # Perhaps entries with the optional 7th item (PointEntry takes exactly 6): a site hub's relayed
+            # entries (every one with the relay map) in one typed pass, else the loose body reads them, and
+            # words the error of anything else wrong.
+            body, relayed = _relay_body(kind, raw)
+            if relayed is None:
+                body, loose = (_decode_loose_state if kind is MsgKind.STATE else _decode_loose_delta)(raw), True
     except msgspec.ValidationError as error:
         raise _body_error(error, data, kind) from None
     except _MALFORMED as error:
         raise _not_msgpack(error) from error
     header = _header_of(envelope)
     if kind is MsgKind.DELTA:  # the hub's most frequent message
-        return Delta(**header, points=_points(body.points, limits, loose), outbox=_outbox_mark(body))
+        points = _points(body.points if relayed is None else relayed, limits, loose)
+        return Delta(**header, points=points, outbox=_outbox_mark(body))
     if kind is MsgKind.STATE:
         parents = body.parents
         if len(parents) > limits.max_parents_per_message:
@@ -2886,7 +3030,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
             **header,
             mount=body.mount,
             heartbeat_s=_seconds(body.heartbeat_s, "body.heartbeat_s"),
-            points=_points(body.points, limits, loose),
+            points=_points(body.points if relayed is None else relayed, limits, loose),
             parents=parents,
             part=body.part,
             parts=body.parts,

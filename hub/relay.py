@@ -56,6 +56,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Final
 
 from gsmon.common import names
@@ -157,6 +158,13 @@ class RelayGuard:
         points = msg.points
         if _DEBOUNCED not in map(type, points):
             return msg  # no 7th item, so nothing relayed: an agent's usual DELTA costs a C-speed scan
+        try:  # a site's message: every entry relayed; none looped, none too deep (the scans run in C)
+            vias = [entry.debounce["via"] for entry in points]  # type: ignore[attr-defined]
+        except (AttributeError, KeyError):
+            pass
+        else:
+            if max(map(len, vias)) <= self.max_depth and self.hub_id not in chain.from_iterable(vias):
+                return msg
         keep: list[proto.PointEntry] | None = None
         for index, entry in enumerate(points):
             if type(entry) is not proto.DebouncedEntry or "via" not in entry.debounce:

@@ -815,7 +815,11 @@ class HubState:
                     before = leaf.debounce.get("since")
                     if before is not None and "via" in entry.debounce:
                         entry.debounce["since"] = before
-                self._set_debounce(leaf, entry.debounce, book, polled_at_s, now, wall)
+                # The same map as the point has (a site's point whose value alone changed: the usual case):
+                # the point keeps its own, so that each entry's dicts die young instead of ageing into the
+                # collector's oldest generation, whose full scans were a third of a centre's CPU.
+                if entry.debounce != leaf.debounce:
+                    self._set_debounce(leaf, entry.debounce, book, polled_at_s, now, wall)
             elif leaf.debounce is not None:
                 self._set_debounce(leaf, None, book, polled_at_s, now, wall)  # its debounce was switched off
             if relayed_book is not None:

@@ -11,9 +11,10 @@
 
 The protocol docstring (:mod:`gsmon.common.protocol`, "Hub-of-hubs") is the
 spec. The link is an agent's link, by the agent's rules (protocol "When to
-send"; the hub may not import the agent, so :class:`_LinkPolicy` states them
-again for one link): STATE on the central hub's subscription or resync
-request, DELTAs, HEARTBEATs, BYE, one seq per message. :class:`UpstreamCore`
+send"): the agent's own :class:`~gsmon.common.send_policy.SendPolicy`, for
+one link, with this core as its point source: STATE on the central hub's
+subscription or resync request, DELTAs, HEARTBEATs, BYE, one seq per
+message (UPSTREAM_RESULT too). :class:`UpstreamCore`
 makes the relayed entries from the site's tree and takes ``now`` as an
 argument, so it is tested without sockets.
 :class:`UpstreamLink` is the thin socket part the hub's loop drives: one XPUB,
@@ -41,6 +42,7 @@ from gsmon.common import names, transport
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
 from gsmon.common.keys import ClientKeys
+from gsmon.common.send_policy import PublisherSettings, SendPolicy
 from gsmon.hub.sealed import RouteOpener
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ __all__ = ["UpstreamCore", "UpstreamLink", "UpstreamSettings", "default_hub_id"]
 log = logging.getLogger(__name__)
 
 _HUB_ROOT: Final = "_hub"
+_HUB_PREFIX: Final = _HUB_ROOT + "/"
 _UNSENT: Final = object()  # no entry of the point sent since the last STATE
 
 
@@ -81,85 +84,12 @@ class UpstreamSettings:
         return self.name or names.split(self.mount)[-1]
 
 
-class _LinkPolicy:
-    """When to send what on the one link: the agent's rules (protocol "When to send", the agent's
-    ``SendPolicy``, which the hub may not import: they meet only on the wire), for one link.
-
-    * a STATE when the central hub subscribed to everything (it (re)connected) or to this sender's
-      resync topic, when the site books one (a point went), and every ``state_interval_s``; in parts
-      of at most MAX_POINTS_PER_MESSAGE points;
-    * every ``flush_interval_s`` the due changes as DELTAs, then a HEARTBEAT when nothing was sent for
-      ``heartbeat_interval_s``; a BYE on stop; seq 1, 2, 3 ... for every message (UPSTREAM_RESULT too).
-    """
-
-    def __init__(self, settings: UpstreamSettings, epoch: int, now: float) -> None:
-        self.settings = settings
-        self.sender = settings.sender
-        self.epoch = epoch
-        self.seq = 0
-        self.last_sent = -math.inf
-        self.needs_state = False
-        self._resync = proto.RESYNC_TOPIC_PREFIX + self.sender.encode()
-        self._next_flush = now + settings.flush_interval_s
-        self._next_state = now + settings.state_interval_s
-
-    def upstream(self, frame: bytes) -> str | None:
-        if frame[:1] == b"\x01" and frame[1:] in (b"", self._resync):
-            self.needs_state = True
-            return None
-        return proto.parse_notice(self.sender, frame)
-
-    def next_due(self) -> float:
-        return min(self._next_flush, self._next_state)
-
-    def header(self, now: float, wall: float) -> dict[str, Any]:
-        self.seq += 1
-        self.last_sent = now
-        return {"sender": self.sender, "epoch": self.epoch, "seq": self.seq, "sent_ns": int(wall * 1e9)}
-
-    def tick(self, now: float, wall: float, core: UpstreamCore) -> list[proto.Message]:
-        out: list[proto.Message] = []
-        settings = self.settings
-        size = proto.MAX_POINTS_PER_MESSAGE
-        if now >= self._next_state:
-            self._next_state = now + settings.state_interval_s
-            self.needs_state = True
-        if self.needs_state:
-            self.needs_state = False
-            entries, parents = core.full_state()
-            parts = max(1, -(-len(entries) // size))
-            out.extend(
-                proto.State(
-                    **self.header(now, wall),
-                    mount=settings.mount,
-                    heartbeat_s=settings.heartbeat_interval_s,
-                    points=entries[part * size : (part + 1) * size],
-                    parents=parents if part == 0 else [],
-                    part=part,
-                    parts=parts,
-                )
-                for part in range(parts)
-            )
-        if now >= self._next_flush:
-            self._next_flush = now + settings.flush_interval_s
-            changes = core.take_changes()
-            out.extend(
-                proto.Delta(**self.header(now, wall), points=changes[start : start + size])
-                for start in range(0, len(changes), size)
-            )
-            if now - self.last_sent >= settings.heartbeat_interval_s:
-                out.append(
-                    proto.Heartbeat(
-                        **self.header(now, wall),
-                        mount=settings.mount,
-                        heartbeat_s=settings.heartbeat_interval_s,
-                        point_count=core.point_count(),
-                    )
-                )
-        return out
-
-
 _NEEDS_ATTENTION: Final = ("active_unacked", "rtn_unacked")
+_Relayed: Final = proto.DebouncedEntry
+_new_tuple: Final = tuple.__new__  # a NamedTuple's own __new__ is a Python call around it (twice the cost)
+# What a point's entry says besides its value (UpstreamCore._facts): code, stale, owner, via, dt, reported,
+# alarm map, alarm key, since, shelf.
+_Facts = tuple[int, bool, str, list[str], float | None, int, dict[str, Any] | None, Any, float | None, int | None]
 
 
 class UpstreamCore:
@@ -170,7 +100,12 @@ class UpstreamCore:
         self.state = state
         self.hub_id = hub_id
         self.epoch = epoch
-        self.policy = _LinkPolicy(settings, epoch, now)
+        # The agent's send policy, for one link (index 0): STATE on the central hub's subscription or
+        # resync request, and every state_interval_s; DELTAs every flush; HEARTBEATs; BYE; one seq.
+        timings = PublisherSettings(
+            settings.flush_interval_s, settings.heartbeat_interval_s, settings.state_interval_s, settings.sndhwm
+        )
+        self.policy = SendPolicy(settings.sender, epoch, settings.mount, 1, timings, now)
         self._changed: dict[str, None] = {}
         state.changes_out = self._changed  # drain adds every changed path
         # Changed, not sent yet (coalescing): path -> the flush time it waits on (-inf: due now).
@@ -182,6 +117,7 @@ class UpstreamCore:
         # (1.3) The relay ``since`` each point's last entry said: a DELTA entry leaves an unchanged one out
         # (it changes only with the level: sending it with every value would cost the link a sixth more).
         self._sent_since: dict[str, float | None] = {}
+        self._via = [hub_id]
         self._now = now
         # With keys the central hub seals the routes for this site (hub/sealed.py); only those are taken.
         curve = settings.curve
@@ -210,23 +146,23 @@ class UpstreamCore:
                 self.routes_refused,
             )
             return None, None
-        return None, self.policy.upstream(frame)
+        return None, self.policy.upstream(0, frame)
 
     def tick(self, now: float, wall: float) -> list[proto.Message]:
         """What to send now (the policy's rules, with this core as its point source)."""
         self._now = now
-        return self.policy.tick(now, wall, self)
+        return [message for _, message in self.policy.tick(now, wall, self)]
 
     def next_due(self) -> float:
         return self.policy.next_due()
 
     def result(self, now: float, wall: float, route_id: int, ok: bool, message: str, result: Any) -> proto.Message:
         """The UPSTREAM_RESULT answering routed command ``route_id``."""
-        header = self.policy.header(now, wall)
+        header = self.policy.header(0, now, wall)
         return proto.UpstreamResult(**header, route_id=route_id, ok=ok, message=message, result=result)
 
     def bye(self, now: float, wall: float) -> list[proto.Message]:
-        return [proto.Bye(**self.policy.header(now, wall))]
+        return [message for _, message in self.policy.bye(now, wall)]
 
     # -- PointSource (the send policy's view of the site's tree) ---------------------------------
 
@@ -271,6 +207,7 @@ class UpstreamCore:
         out: list[proto.PointEntry] = []
         removed = False
         silences: list[str] = []
+        every_path = not self.settings.prefixes  # _selected, inlined for the usual case
         for path in ready:
             del held_at[path]
             node = get(path)
@@ -286,26 +223,29 @@ class UpstreamCore:
                     sent_at.pop(path, None)
                     self._sent_since.pop(path, None)
                 continue
-            if not self._selected(path):
+            if path.startswith(_HUB_PREFIX) or not (every_path or self._selected(path)):
                 continue
             leaf = node.data
-            key = self._key(leaf)
+            facts = self._facts(leaf)
+            key = facts[0], facts[1], facts[7], facts[9]  # _key, inlined
             if key[0] < min_level and sent_key.get(path) == key:
                 continue  # below the minimum level and only its value changed: not relayed
-            out.append(self._entry(leaf, full=False))
+            out.append(self._entry(leaf, False, facts))
             sent_at[path] = now
-            sent_key[path] = key
+            if sent_key.get(path) != key:  # an unchanged key stays: the new tuple dies young (fewer full collections)
+                sent_key[path] = key
         for path in dict.fromkeys(silences):
             node = get(path)
             if node is None or not node.is_leaf or not self._selected(path):
                 continue
-            key = self._key(node.data)
+            facts = self._facts(node.data)
+            key = self._key(facts)
             if sent_key.get(path) != key:
-                out.append(self._entry(node.data, full=False))
+                out.append(self._entry(node.data, False, facts))
                 sent_at[path] = now
                 sent_key[path] = key
         if removed:
-            self.policy.needs_state = True
+            self.policy.book_state(0)
         self.entries_sent += len(out)
         return out
 
@@ -324,10 +264,15 @@ class UpstreamCore:
             for path, leaf in agent.leaves.items():
                 if not self._selected(path):
                     continue
-                entries.append(self._entry(leaf, full=True))
-                sent_key[path] = self._key(leaf)
+                facts = self._facts(leaf)
+                entries.append(self._entry(leaf, True, facts))
+                sent_key[path] = self._key(facts)
         self.entries_sent += len(entries)
         return entries, []
+
+    def unpolled_paths(self) -> list[str]:
+        """None: the site relays only points it has an entry for."""
+        return []
 
     def point_count(self) -> int:
         return sum(len(agent.leaves) for agent in self.state.agents.values())
@@ -335,32 +280,58 @@ class UpstreamCore:
     # -- relayed entries --------------------------------------------------------------------------
 
     def _selected(self, path: str) -> bool:
-        if path == _HUB_ROOT or path.startswith(_HUB_ROOT + "/"):
+        if path == _HUB_ROOT or path.startswith(_HUB_PREFIX):
             return False
         prefixes = self.settings.prefixes
         return not prefixes or any(names.path_in_prefix(path, prefix) for prefix in prefixes)
 
-    def _key(self, leaf: Any) -> tuple[int, bool, Any, int | None]:
+    def _facts(self, leaf: Any) -> _Facts:
+        """What a point's entry says besides its value, read once per entry (one alarm view, not one for the
+        key and one for the entry): level (STALE included), staleness, owner, hubs passed, dt, reported
+        level, alarm (its map on the wire, and as the key compares it), since and shelf (1.3)."""
+        agent = leaf.agent
+        debounce = leaf.debounce
+        stale = bool(leaf.overdue or agent.silent)
+        if agent.relay and debounce is not None and "via" in debounce:
+            # A point this hub has itself from a site below: relayed on, one hub longer.
+            owner = f"{agent.name}:{debounce['agent']}"
+            via = [*debounce["via"], self.hub_id]
+            stale = stale or debounce["stale"]
+            dt_s = debounce["dt"]
+            reported = debounce["reported"]
+            alarm = debounce["alarm"]
+            alarm_key = None
+            if alarm is not None:
+                alarm_key = (alarm["id"], alarm["state"], alarm["max_level"])  # its id here or below: a change
+                proxy = self.state.relay_alarm_id
+                if proxy is not None:  # relayed on under this hub's id for it (Router)
+                    alarm = {**alarm, "id": proxy(agent.name, alarm["id"])}
+            # (1.3) The site nearest the agent judged them: relayed on as they came.
+            since, shelf = debounce.get("since"), debounce.get("shelf")
+        else:
+            owner = agent.name
+            via = self._via  # one list for every entry of this hub's own points: packed, never changed
+            dt_s = leaf.dt_s if leaf.dt_s is not None and 0 < leaf.dt_s < math.inf else None
+            reported = leaf.alertcode
+            alarm = alarm_key = since = shelf = None
+            book = self.state.alarms
+            if book is not None:
+                view = book.current_view(leaf.path)
+                since, shelf = view.since, view.shelf_id  # (1.3) the centre's NODE since, shelf_id and attention
+                found = view.alarm if not agent.silent else self._shown_alarm(leaf, view.alarm)
+                if found is not None:
+                    alarm_key = (found.id, found.state, found.max_level)
+                    alarm = {"id": found.id, "state": found.state, "max_level": found.max_level}
+        code: int = leaf.node.code
+        if stale:
+            code = max(code, STALE_ALERTCODE)
+        return code, stale, owner, via, dt_s, reported, alarm, alarm_key, since, shelf
+
+    @staticmethod
+    def _key(facts: _Facts) -> tuple[int, bool, Any, int | None]:
         """What a point's entry says besides its value -- level (STALE included), staleness, alarm, shelf
         (1.3): a change of it is relayed whatever the minimum level."""
-        debounce = leaf.debounce
-        stale = bool(leaf.overdue or leaf.agent.silent)
-        alarm: Any = None
-        shelf: int | None = None
-        if leaf.agent.relay and debounce is not None and "via" in debounce:
-            stale = stale or debounce["stale"]
-            alarm = debounce["alarm"]
-            shelf = debounce.get("shelf")
-            if alarm is not None:
-                alarm = (alarm["id"], alarm["state"], alarm["max_level"])  # its id here or below: a change all the same
-        elif self.state.alarms is not None:
-            view = self.state.alarms.current_view(leaf.path)
-            found = self._shown_alarm(leaf, view.alarm)
-            shelf = view.shelf_id
-            if found is not None:
-                alarm = (found.id, found.state, found.max_level)
-        code: int = leaf.node.code
-        return (max(code, STALE_ALERTCODE) if stale else code, stale, alarm, shelf)
+        return facts[0], facts[1], facts[7], facts[9]
 
     def _shown_alarm(self, leaf: Any, own: Any) -> Any:
         """(1.3) The alarm a point's entry carries: its own, or -- while its agent is silent -- the agent-silent
@@ -375,56 +346,54 @@ class UpstreamCore:
             return own
         return silence
 
-    def _entry(self, leaf: Any, full: bool) -> proto.PointEntry:
+    def _entry(self, leaf: Any, full: bool, facts: _Facts | None = None) -> proto.PointEntry:
         """A leaf of the site's tree as a relayed entry (protocol: "Relayed entries"); ``full``: for a
-        STATE (``since`` always there when known), else for a DELTA (``since`` only when it changed)."""
-        node = leaf.node
-        code: int = node.code
-        agent = leaf.agent
-        debounce = leaf.debounce
-        stale = bool(leaf.overdue or agent.silent)
-        if agent.relay and debounce is not None and "via" in debounce:
-            # A point this hub has itself from a site below: relayed on, one hub longer.
-            owner = f"{agent.name}:{debounce['agent']}"
-            via = [*debounce["via"], self.hub_id]
-            stale = stale or debounce["stale"]
-            dt_s = debounce["dt"]
-            reported = debounce["reported"]
-            alarm = debounce["alarm"]
-            proxy = self.state.relay_alarm_id
-            if alarm is not None and proxy is not None:  # relayed on under this hub's id for it (Router)
-                alarm = {**alarm, "id": proxy(agent.name, alarm["id"])}
-            # (1.3) The site nearest the agent judged them: relayed on as they came.
-            since, shelf = debounce.get("since"), debounce.get("shelf")
-        else:
-            owner = agent.name
-            via = [self.hub_id]
-            dt_s = leaf.dt_s if leaf.dt_s is not None and 0 < leaf.dt_s < math.inf else None
-            reported = leaf.alertcode
-            alarm = None
-            since = shelf = None
-            book = self.state.alarms
-            if book is not None:
-                view = book.current_view(leaf.path)
-                since, shelf = view.since, view.shelf_id  # (1.3) the centre's NODE since, shelf_id and attention
-                open_alarm = self._shown_alarm(leaf, view.alarm)
-                if open_alarm is not None:
-                    alarm = {"id": open_alarm.id, "state": open_alarm.state, "max_level": open_alarm.max_level}
-        if full or self._sent_since.get(leaf.path, _UNSENT) != since:
-            self._sent_since[leaf.path] = since
+        STATE (``since`` always there when known), else for a DELTA (``since`` only when it changed).
+        The 7th map is made here as :func:`proto.relay_map` makes it (every key at its default left out),
+        without the debounce map in between."""
+        code, stale, owner, via, dt_s, reported, alarm, _, since, shelf = facts or self._facts(leaf)
+        path = leaf.path
+        sent_since = self._sent_since
+        if full or sent_since.get(path, _UNSENT) != since:
+            sent_since[path] = since
         else:
             since = None  # unchanged since the point's last entry: left out (protocol: Relayed entries)
-        if stale:
-            code = max(code, STALE_ALERTCODE)
+        debounce = leaf.debounce
+        relayed: dict[str, Any]
         if debounce is None:
-            base = proto.point_debounce_map(reported, leaf.alertstr, None, None)
+            raw = reported
+            relayed = {"raw": raw}
+            if leaf.alertstr:
+                relayed["raw_str"] = leaf.alertstr
         else:  # the agent's debounce map (or the one relayed from below): raw, pending, flapping as they are
-            base = proto.point_debounce_map(debounce["raw"], debounce["raw_str"], None, None)
-            base["pending"], base["flapping"] = debounce["pending"], debounce["flapping"]
+            raw = debounce["raw"]
+            relayed = {"raw": raw}
+            if debounce["raw_str"]:
+                relayed["raw_str"] = debounce["raw_str"]
+            if debounce["pending"] is not None:
+                relayed["pending"] = debounce["pending"]
+            if debounce["flapping"] is not None:
+                relayed["flapping"] = debounce["flapping"]
+        relayed["agent"] = owner
+        relayed["via"] = via
+        if stale:
+            relayed["stale"] = True
+        if dt_s is not None:
+            relayed["dt"] = dt_s
+        if reported != raw:
+            relayed["reported"] = reported
+        if alarm is not None:
+            relayed["alarm"] = alarm
+        if since is not None:
+            relayed["since"] = since
+        if shelf is not None:
+            relayed["shelf"] = shelf
         label = alertstr_for(code) if code != leaf.alertcode else leaf.alertstr
-        entry = proto.PointEntry(leaf.path, leaf.value, code, label or "", leaf.polled_at_s or 0.0, None)
-        relayed = proto.relay_map(base, owner, via, stale, dt_s, reported, alarm, since, shelf)
-        return proto.debounced_entry(entry, relayed)
+        entry: proto.DebouncedEntry = _new_tuple(
+            _Relayed, (path, leaf.value, code, label or "", leaf.polled_at_s or 0.0, None)
+        )
+        entry.debounce = relayed
+        return entry
 
 
 class UpstreamLink:

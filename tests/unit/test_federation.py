@@ -175,7 +175,7 @@ def test_losing_the_site_is_one_alarm_at_the_centre_and_it_heals_with_a_full_sta
     site.take(rack.delta(pt("cpu", ORANGE, dt=1.0, polled=11.0), pt("disk", RED, value=97, dt=1.0)), 11.0)
     site.state.tick(11.0, WALL0 + 11.0)
     assert site.upstream is not None
-    site.upstream.policy.last_sent = -1e9  # a heartbeat is due: the silence is over with this flush
+    site.upstream.policy.set_last_sent(0, -1e9)  # a heartbeat is due: the silence is over with this flush
     pump(site, central, 11.0)
     assert central.state.take_resync_requests() == ["GS1"]
     site.upstream.upstream(SUBSCRIBE + proto.RESYNC_TOPIC_PREFIX + b"GS1")
@@ -360,7 +360,7 @@ def test_a_silent_sites_relayed_alarms_count_as_its_silence_until_its_entries_co
     site.take(rack.delta(pt("cpu", GREEN, dt=1.0, polled=11.0), pt("disk", RED, value=97, dt=1.0, polled=11.0)), 11.0)
     site.state.tick(11.0, WALL0 + 11.0)
     assert site.upstream is not None
-    site.upstream.policy.last_sent = -1e9
+    site.upstream.policy.set_last_sent(0, -1e9)
     pump(site, central, 11.0)
     assert central.state.take_resync_requests() == ["GS1"]
     site.upstream.upstream(SUBSCRIBE + proto.RESYNC_TOPIC_PREFIX + b"GS1")
@@ -705,7 +705,7 @@ def test_the_notifier_of_the_centre_tells_a_lost_site_once_not_once_per_point() 
     assert sent == ["[gsmon] AGENT SILENT STALE GS1"]
     site.take(rack.heartbeat(), 21.0)
     assert site.upstream is not None
-    site.upstream.policy.last_sent = -1e9
+    site.upstream.policy.set_last_sent(0, -1e9)
     pump(site, central, 21.0)
     site.upstream.upstream(SUBSCRIBE + proto.RESYNC_TOPIC_PREFIX + b"GS1")
     for now in (21.2, 22.0):

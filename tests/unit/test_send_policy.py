@@ -1,4 +1,4 @@
-"""The agent's send policy (agent/send_policy.py) on a made-up clock: which message goes to which hub, and when.
+"""The agent's send policy (common/send_policy.py) on a made-up clock: which message goes to which hub, and when.
 
 No sockets, no threads, no sleeps: ``now`` starts at T0 and moves by hand; the
 points come from a fake source.
@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 
-from gsmon.agent.send_policy import Outgoing, PublisherSettings, SendPolicy
 from gsmon.common import protocol as proto
+from gsmon.common.send_policy import Outgoing, PublisherSettings, SendPolicy
 
 T0 = 500.0
 WALL0 = 1_700_000_000.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 from test_send_policy import SETTINGS, T0, WALL0, FakeSource
 
 from gsmon.agent.outbox import Outbox
-from gsmon.agent.send_policy import REPLAY_RATE_PER_S, Outgoing, SendPolicy
 from gsmon.common import protocol as proto
+from gsmon.common.send_policy import REPLAY_RATE_PER_S, Outgoing, SendPolicy
 
 HUBS = ["tcp://a:1", "tcp://b:1"]
 

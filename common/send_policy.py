@@ -1,4 +1,4 @@
-"""What the agent sends to which hub, and when: the publisher's send policy. No clock, no sockets.
+"""What an agent sends to which hub, and when: the send policy of an agent's links. No clock, no sockets.
 
 ::
 
@@ -9,10 +9,14 @@
 
 Shaped like :class:`~gsmon.hub.state.HubState`: every time is an argument
 (``now`` is ``time.monotonic()``, ``wall`` is ``time.time()``), and it returns
-the messages to send as ``(link index, message)`` pairs in order; the
-publisher (:mod:`gsmon.agent.publisher`) encodes and sends them, watches the
-sockets and replaces refused ones. The points come from a
-:class:`PointSource` (the Monitor; a fake in tests).
+the messages to send as ``(link index, message)`` pairs in order; the caller
+encodes and sends them, watches the sockets and replaces refused ones. The
+points come from a :class:`PointSource`. Two callers, one set of rules: the
+agent's publisher (:mod:`gsmon.agent.publisher`, the Monitor as its source,
+one link per hub) and a site hub's link to its central hub
+(:mod:`gsmon.hub.upstream`, one link, the site's tree as its source: a site
+hub publishes upstream as an agent does). It lives here, below both, because
+the agent and the hub meet only on the wire.
 
 Rules (protocol: "When to send"):
 
@@ -48,15 +52,13 @@ Rules (protocol: "When to send"):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from gsmon.common import protocol as proto
 
-if TYPE_CHECKING:
-    from gsmon.agent.outbox import Outbox
-
-__all__ = ["Outgoing", "PointSource", "PublisherSettings", "SendPolicy"]
+__all__ = ["Outgoing", "PointSource", "PublisherSettings", "ReplaySource", "SendPolicy"]
 
 _SUBSCRIBE: Final = b"\x01"
 #: Replayed outbox entries a link is sent per second at most (a hub catching up must not flood its queue).
@@ -93,6 +95,30 @@ class PointSource(Protocol):
         ...
 
 
+class ReplaySource(Protocol):
+    """What the policy needs from the agent's outbox (:class:`gsmon.agent.outbox.Outbox`) to replay it."""
+
+    outbox_id: int
+
+    @property
+    def head(self) -> int:
+        """The last tseq given (0: none yet)."""
+        ...
+
+    @property
+    def tail(self) -> int:
+        """The oldest tseq still held (``head + 1`` when empty)."""
+        ...
+
+    def confirm(self, link: int, upto: int) -> None:
+        """``link``'s hub has every entry up to ``upto``."""
+        ...
+
+    def read(self, first: int, last: int, max_entries: int, max_bytes: int) -> Sequence[Any]:
+        """Entries ``first..last`` still held, oldest first (each a TRANSITIONS item's fields, ``tseq`` first)."""
+        ...
+
+
 Outgoing = tuple[int, proto.Message]  # (link index, message)
 
 
@@ -120,7 +146,7 @@ class SendPolicy:
         links: int,
         settings: PublisherSettings,
         now: float,
-        outbox: Outbox | None = None,
+        outbox: ReplaySource | None = None,
     ) -> None:
         if links < 1:
             raise ValueError("at least one link is needed")
@@ -163,6 +189,19 @@ class SendPolicy:
     def wants_state(self, link: int) -> bool:
         """Whether ``link``'s hub is owed a STATE (sent at the next :meth:`tick`)."""
         return self._links[link].needs_state
+
+    def book_state(self, link: int) -> None:
+        """Owe ``link``'s hub a STATE (a site hub's point went: only a STATE says so)."""
+        self._links[link].needs_state = True
+
+    def header(self, link: int, now: float, wall: float) -> dict[str, Any]:
+        """The header of one more message on ``link`` (its next seq): for a message the policy does not
+        make itself (a site hub's UPSTREAM_RESULT)."""
+        return self._header(self._links[link], now, wall)
+
+    def set_last_sent(self, link: int, now: float) -> None:
+        """Say ``link`` was last sent a message at ``now`` (a test makes a HEARTBEAT due with it)."""
+        self._links[link].last_sent = now
 
     def next_due(self) -> float:
         """The earliest time :meth:`tick` has something to do without news from upstream."""
