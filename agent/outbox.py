@@ -47,7 +47,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from gsmon.common import protocol as proto
 
@@ -88,19 +88,6 @@ class OutboxSettings:
         entries: object = self.max_entries
         if isinstance(entries, bool) or not isinstance(entries, int) or entries < 1:
             raise ValueError(f"outbox max_entries: expected a whole number >= 1, got {entries!r}")
-
-
-class Transition(NamedTuple):
-    """One outbox entry (the protocol's TRANSITIONS item)."""
-
-    tseq: int
-    kind: str  # "level", "pending" or "discarded"
-    path: str  # inside the agent
-    time: float  # the poll's wall time
-    old: int | None
-    new: int
-    value: Any
-    alertstr: str
 
 
 def outbox_file(state_dir: Path, agent: str) -> Path:
@@ -316,7 +303,7 @@ class Outbox:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def read(self, first: int, last: int, max_entries: int, max_bytes: int) -> list[Transition]:
+    def read(self, first: int, last: int, max_entries: int, max_bytes: int) -> list[proto.TransitionItem]:
         """Entries ``first..last`` that are still held, oldest first, at most ``max_entries`` of them and
         about ``max_bytes`` of values (at least one entry, however big)."""
         with self._lock:
@@ -325,12 +312,12 @@ class Outbox:
                 " WHERE tseq >= ? AND tseq <= ? ORDER BY tseq LIMIT ?",
                 (first, last, max_entries),
             ).fetchall()
-        out: list[Transition] = []
+        out: list[proto.TransitionItem] = []
         size = 0
         for tseq, kind, path, time_s, old, new, blob, alertstr in rows:
             size += len(path) + len(alertstr) + 32 + (0 if blob is None else len(blob))
             if out and size > max_bytes:
                 break
             value = None if blob is None else proto.unpack_value(blob)
-            out.append(Transition(tseq, kind, path, time_s, old, new, value, alertstr))
+            out.append(proto.TransitionItem(tseq, kind, path, time_s, old, new, value, alertstr))
         return out

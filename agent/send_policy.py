@@ -227,20 +227,19 @@ class SendPolicy:
         # The outbox holds tail..head without holes: a message cut by count or size covers up to its last entry.
         covered = entries[-1].tseq if entries else last
         done = covered >= last
-        items = [proto.TransitionItem(*entry) for entry in entries]
         message = proto.Transitions(
             **self._header(link, now, wall),
             outbox_id=outbox.outbox_id,
             first=first,
             last=covered,
             done=done,
-            transitions=items,
+            transitions=entries,
             lost=lost,
         )
         out.append((index, message))
-        self.transitions_sent += len(items)
+        self.transitions_sent += len(entries)
         link.replay = None if done else [covered + 1, last]
-        link.replay_at = now + max(1, len(items)) / REPLAY_RATE_PER_S
+        link.replay_at = now + max(1, len(entries)) / REPLAY_RATE_PER_S
 
     def bye(self, now: float, wall: float) -> list[Outgoing]:
         """A BYE for every link (the agent stops)."""

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gsmon.agent.outbox import Outbox, OutboxError, OutboxSettings, Transition, outbox_file
+from gsmon.agent.outbox import Outbox, OutboxError, OutboxSettings, outbox_file
+from gsmon.common.protocol import TransitionItem
 
 HUBS = ["tcp://a:7761", "tcp://b:7761"]
 T0 = 1_800_000_000.0
@@ -39,9 +40,9 @@ def test_tseq_and_levels_survive_a_restart(tmp_path: Path) -> None:
     # The first poll of the new process: old is None, but the outbox knew RED, so GREEN is a transition.
     assert again.record("Rack/temp", None, 10, "GREEN", 22.0, T0 + 10, T0) == 3
     assert again.read(1, 3, 100, 1 << 20) == [
-        Transition(1, "level", "Rack/temp", T0 + 1, 10, 30, 90.0, "RED"),
-        Transition(2, "pending", "Rack/fan", T0 + 3, 10, 20, None, ""),
-        Transition(3, "level", "Rack/temp", T0 + 10, 30, 10, 22.0, "GREEN"),
+        TransitionItem(1, "level", "Rack/temp", T0 + 1, 10, 30, 90.0, "RED"),
+        TransitionItem(2, "pending", "Rack/fan", T0 + 3, 10, 20, None, ""),
+        TransitionItem(3, "level", "Rack/temp", T0 + 10, 30, 10, 22.0, "GREEN"),
     ]
 
 
