@@ -202,6 +202,9 @@ class SendPolicy:
                     )
                     out.append((index, beat))
         if self.outbox is not None:
+            # One transaction for everything recorded since the last flush, before any message that
+            # reflects it is sent (agent/outbox.py: Durability).
+            self.outbox.commit(wall)
             for index, link in enumerate(links):
                 if link.replay is not None and now >= link.replay_at:
                     self._replay(index, link, now, wall, out)
