@@ -7,7 +7,8 @@ argument (``now`` monotonic, ``wall`` wall-clock seconds)::
     server, per agent message HubState applied, with an outbox mark:
         core.observe(agent, epoch, seq, mark, state_end, now)
     server, per TRANSITIONS HubState applied (in its seq order):
-        core.apply(msg, mount, mount_level, book, now, wall)
+        core.apply(msg, mount, mount_level, book, now, wall)       # a replay
+        core.apply_live(msg, mount, book, now, wall)               # (1.3) live: ``msg.live`` set
     server, every turn:
         for agent, first, last in core.take_requests(now): subscribe + unsubscribe replay_topic(...)
         store.write_turn(..., meta=core.take_marks())        # with the journal, in ONE transaction
@@ -33,6 +34,22 @@ Rules:
   A head below ``have`` (the agent's outbox went back) is followed from there.
 * Idempotent: an entry at or below ``have`` is never applied twice (a repeated
   or late TRANSITIONS, a batch asked twice).
+* Every TRANSITIONS takes its place in the agent's seq order here too (the
+  hub heard it: the next DELTA is in order after it, not a break).
+* Live transitions (protocol "Live transitions", issue 17 §2): the hub keeps
+  ``LIVE_TOPIC`` subscribed; an agent then sends, after each flush's DELTAs,
+  the flush's window of entries with the *folded* ones listed (a blip RED and
+  back between two flushes). Those are journaled at once with their original
+  times, ``replayed`` true, and fed to the alarm book like replayed entries
+  (a blip to RED latches), then :meth:`AlarmBook.replay_done` puts each
+  point's alarm back on its live level. While the hub follows the heads,
+  ``have`` moves to the window's last entry.
+* Exactly once per (agent, tseq) (issue 17 §1): after a break the hub keeps
+  ``journaled``, the tseqs above ``have`` it journaled live -- the listed
+  entries, and the unlisted ones when it heard every message of their flush
+  (seq ``live`` up to the TRANSITIONS) in order, since then the DELTAs it
+  applied journaled them -- and the replay that closes the break skips them.
+  An entry at or below the last replay's range that comes live is skipped too.
 * Lost: entries below the agent's ``tseq_tail`` (or a TRANSITIONS ``lost``
   range) that the hub did not have were dropped by the agent's bounds; the
   hub journals one ``lost_transitions`` entry on the agent's mount (``value``
@@ -75,6 +92,7 @@ class ReplayStats:
     """Counters for the hub's health points."""
 
     replayed: int = 0  # outbox entries journaled as replayed
+    live: int = 0  # folded entries of live TRANSITIONS journaled (blips between two DELTAs)
     duplicates: int = 0  # entries at or below `have` (asked twice, late answers): ignored
     unsolicited: int = 0  # TRANSITIONS nobody asked for (or from another outbox): dropped
     lost: int = 0  # entries journaled as lost_transitions
@@ -93,6 +111,9 @@ class _Follow:
     want: list[int] | None = None  # [next tseq expected, last asked for], while replaying
     asked_at: float = -_INF  # the request was (re)sent then, or progress was made
     live_head: int = 0  # heads heard in order while the replay runs
+    run_from: int = 0  # the seq at which the current run of messages heard in order began
+    journaled: set[int] = field(default_factory=set)  # tseqs above `have` journaled live (after a break)
+    replayed_to: int = 0  # the last tseq a completed replay covered (a live entry at or below it is old)
     confirmed: int = 0  # `have` as last told to the agent
     confirm_at: float = -_INF
     first_time: float = _INF  # the replayed entries' times (for the summary)
@@ -145,12 +166,10 @@ class ReplayCore:
                     mark.head,
                 )
             follow = self._agents[agent] = _Follow(mark.outbox_id, mark.head, epoch, seq, contiguous=True)
+            follow.run_from = seq
             self._dirty.add(agent)
             return []
-        in_order = epoch == follow.epoch and seq == follow.last_seq + 1
-        follow.epoch, follow.last_seq = epoch, seq
-        if not in_order:
-            follow.contiguous = False
+        in_order = self._heard(follow, epoch, seq)
         if mark.head < follow.have:
             log.info(
                 "agent %s: its outbox is back at tseq %d (the hub had %d): followed from there",
@@ -160,6 +179,8 @@ class ReplayCore:
             )
             follow.have = follow.confirmed = mark.head
             follow.want = None
+            follow.journaled.clear()
+            follow.replayed_to = 0
             follow.contiguous = in_order or state_end
             self._dirty.add(agent)
             return []
@@ -177,6 +198,8 @@ class ReplayCore:
             lost.append((follow.have + 1, mark.tail - 1))
             follow.have = mark.tail - 1
             self._dirty.add(agent)
+        if follow.want is None:
+            self._settle(agent, follow)  # what it journaled live since the break needs no asking
         if mark.head > follow.have:
             start = follow.want[0] if follow.want is not None else follow.have + 1
             follow.want = [max(start, follow.have + 1), mark.head]
@@ -188,6 +211,32 @@ class ReplayCore:
         if head > follow.have:
             follow.have = head
             self._dirty.add(agent)
+        self._settle(agent, follow)
+
+    def _settle(self, agent: str, follow: _Follow) -> None:
+        """Move ``have`` over the tseqs journaled live just above it; forget those at or below it."""
+        journaled = follow.journaled
+        if not journaled:
+            return
+        have = follow.have
+        if follow.want is None:
+            while have + 1 in journaled:
+                have += 1
+        if have != follow.have:
+            follow.have = have
+            self._dirty.add(agent)
+        if min(journaled) <= have:
+            follow.journaled = {tseq for tseq in journaled if tseq > have}
+
+    @staticmethod
+    def _heard(follow: _Follow, epoch: int, seq: int) -> bool:
+        """A message of the agent (any kind HubState applied): in order after the last one heard?"""
+        in_order = epoch == follow.epoch and seq == follow.last_seq + 1
+        follow.epoch, follow.last_seq = epoch, seq
+        if not in_order:
+            follow.contiguous = False
+            follow.run_from = seq
+        return in_order
 
     def apply(
         self,
@@ -201,6 +250,8 @@ class ReplayCore:
         """A TRANSITIONS message HubState applied (in order): journal and latch what the hub did not have."""
         agent = msg.sender
         follow = self._agents.get(agent)
+        if follow is not None:
+            self._heard(follow, msg.epoch, msg.seq)  # it took a seq: the next DELTA is in order after it
         if follow is None or follow.outbox_id != msg.outbox_id or follow.want is None or mount is None:
             self.stats.unsolicited += 1
             return
@@ -214,28 +265,21 @@ class ReplayCore:
                 follow.have = max(follow.have, lost_to)
         touched: list[str] = []
         for item in msg.transitions:
-            if item.tseq <= follow.have or item.tseq > last:
-                self.stats.duplicates += 1
+            if item.tseq <= follow.have or item.tseq > last or item.tseq in follow.journaled:
+                self.stats.duplicates += 1  # asked twice, or journaled live since the break (issue 17 §1)
+                follow.have = max(follow.have, min(item.tseq, last))
                 continue
             follow.have = item.tseq
-            try:
-                naming.check_path(item.path, "point path")
-                path = naming.join(mount, item.path)
-            except naming.InvalidNameError:
-                continue  # never a point of this agent: nothing to journal under
+            path = self._journal(agent, mount, item, book, wall)
+            if path is None:
+                continue
             self.stats.replayed += 1
             follow.count += 1
             follow.first_time = min(follow.first_time, item.time)
             follow.last_time = max(follow.last_time, item.time)
-            if book is None:
-                continue
-            if item.kind == "level":
-                book.replayed_level(path, agent, item.old, item.new, item.alertstr, item.value, item.time, wall)
-                if path not in follow.points:
-                    follow.points.add(path)
-                    touched.append(path)
-            else:
-                book.record(item.kind, path, wall, at=item.time, old=item.old, new=item.new, agent=agent, replayed=True)
+            if item.kind == "level" and path not in follow.points:
+                follow.points.add(path)
+                touched.append(path)
         follow.have = max(follow.have, min(msg.last, last))
         follow.want = None if follow.have >= last else [follow.have + 1, last]
         follow.asked_at = now
@@ -243,8 +287,10 @@ class ReplayCore:
         if follow.want is not None:
             return
         # Done: the alarms of the replayed points follow their live levels again; one summary entry.
+        follow.replayed_to = max(follow.replayed_to, last)
         if follow.contiguous:
             follow.have = max(follow.have, follow.live_head)
+        self._settle(agent, follow)
         if book is not None:
             for path in sorted(follow.points):
                 book.replay_done(path, wall)
@@ -266,6 +312,67 @@ class ReplayCore:
         follow.first_time, follow.last_time = _INF, -_INF
         follow.points = set()
         follow.confirm_at = -_INF  # confirm at once: the agent may drop them
+
+    def apply_live(
+        self, msg: proto.Transitions, mount: str | None, book: AlarmBook | None, now: float, wall: float
+    ) -> None:
+        """Live TRANSITIONS HubState applied (protocol "Live transitions"): journal and latch the folded
+        entries they list (a blip between two DELTAs); remember, after a break, every entry of
+        ``first..last`` journaled so, so that the replay closing the break drops them (issue 17 §1, §2)."""
+        agent = msg.sender
+        follow = self._agents.get(agent)
+        if follow is not None:
+            self._heard(follow, msg.epoch, msg.seq)
+        if follow is None or follow.outbox_id != msg.outbox_id or mount is None or msg.live is None:
+            self.stats.unsolicited += 1
+            return
+        # Every message of the flush (seq `live` .. this one) heard in order: the unlisted entries are
+        # reflected in DELTAs this hub applied.
+        heard_flush = follow.run_from <= msg.live
+        # Heard seq after seq and no replay running: `have` follows the heads, the entries listed are new.
+        following = follow.contiguous and follow.want is None
+        touched: list[str] = []
+        for item in msg.transitions:
+            if (
+                item.tseq in follow.journaled
+                or item.tseq <= follow.replayed_to
+                or (not following and item.tseq <= follow.have)
+            ):
+                self.stats.duplicates += 1
+                continue
+            path = self._journal(agent, mount, item, book, wall)
+            if path is not None:
+                self.stats.live += 1
+                if item.kind == "level" and path not in touched:
+                    touched.append(path)
+            if not following:
+                follow.journaled.add(item.tseq)
+        if book is not None:
+            for path in touched:
+                book.replay_done(path, wall)  # its alarm follows the point's live level again
+        if heard_flush:
+            if following:
+                self._advance(agent, follow, msg.last)
+            else:
+                follow.journaled.update(range(max(msg.first, follow.have + 1), msg.last + 1))
+        self._settle(agent, follow)
+
+    @staticmethod
+    def _journal(agent: str, mount: str, item: proto.TransitionItem, book: AlarmBook | None, wall: float) -> str | None:
+        """Journal one outbox entry with its original time (``replayed``) and feed it to the alarm book;
+        returns the point's path in the hub's tree (None: not a path of this agent's, nothing journaled)."""
+        try:
+            naming.check_path(item.path, "point path")
+            path = naming.join(mount, item.path)
+        except naming.InvalidNameError:
+            return None  # never a point of this agent: nothing to journal under
+        if book is None:
+            return path
+        if item.kind == "level":
+            book.replayed_level(path, agent, item.old, item.new, item.alertstr, item.value, item.time, wall)
+        else:
+            book.record(item.kind, path, wall, at=item.time, old=item.old, new=item.new, agent=agent, replayed=True)
+        return path
 
     def journal_lost(
         self, agent: str, mount: str | None, ranges: Iterable[tuple[int, int]], book: AlarmBook | None, wall: float

@@ -21,12 +21,17 @@ def mark(head: int, tail: int = 1) -> proto.OutboxMark:
 
 
 def transitions(
-    first: int, last: int, items: list[tuple[int, str, int | None, int, float]], done: bool = True, **extra: object
+    first: int,
+    last: int,
+    items: list[tuple[int, str, int | None, int, float]],
+    done: bool = True,
+    seq: int = 99,
+    **extra: object,
 ) -> proto.Transitions:
     return proto.Transitions(
         sender=AGENT,
         epoch=7,
-        seq=99,
+        seq=seq,
         sent_ns=0,
         outbox_id=OUTBOX,
         first=first,
@@ -126,8 +131,10 @@ def test_in_order_heads_advance_have_and_a_break_waits_for_the_resync_state() ->
     core.observe(AGENT, 7, 7, mark(17), False, 0.4)  # live, while the replay runs: not yet have
     assert core.have(AGENT) == 12
     assert core.take_requests(0.3 + RETRY_S) == [(AGENT, 13, 16)]  # no answer: asked again
-    core.apply(transitions(13, 16, []), MOUNT, GREEN, None, 0.5, T0)
+    core.apply(transitions(13, 16, [], seq=8), MOUNT, GREEN, None, 0.5, T0)
     assert core.have(AGENT) == 17  # the replayed range, then what came live in order
+    core.observe(AGENT, 7, 9, mark(18), False, 0.6)  # the answer took seq 8: this DELTA is in order
+    assert core.have(AGENT) == 18
 
 
 def test_lost_entries_are_journaled_once_as_a_range() -> None:
