@@ -141,6 +141,7 @@ class SendPolicy:
         self.outbox = outbox
         self.transitions_sent = 0
         self.live_sent = 0  # folded entries sent in live TRANSITIONS (per flush, once for all links)
+        self.live_messages = 0  # live TRANSITIONS sent (every link's)
         self._resync_topic = proto.RESYNC_TOPIC_PREFIX + agent.encode()
         self._next_flush = now + settings.flush_interval_s
         self._next_state = now + settings.state_interval_s
@@ -291,6 +292,7 @@ class SendPolicy:
                     live=flush_from[index],
                 )
                 out.append((index, message))
+                self.live_messages += 1
             self.live_sent += len(items)
 
     def bye(self, now: float, wall: float) -> list[Outgoing]:

@@ -9,13 +9,16 @@
 Each scenario runs a real :class:`~gsmon.agent.monitor.Monitor` with ``N`` points polled every
 second, each of which flips between GREEN and RED at *every* poll: ``N`` effective-level
 transitions a second, all of them falling due in the same instant (the 10,000-point run is the
-issue's storm: 10,000 points flip at once, every second). The Monitor publishes to a hub address
-nobody listens on (its publisher flushes every 50 ms as usual; ZeroMQ drops the messages), so the
-figures are the agent's own.
+issue's storm: 10,000 points flip at once, every second). The Monitor publishes (flushing every
+50 ms as usual) to a sink in another process: a SUB socket that reads and drops every message, so
+the figures are the agent's own (this process's CPU).
 
 Measured over a window after a warm-up, in the same run, alternating:
 
 * ``outbox``: the outbox on disk (``state_dir`` a temporary folder: check it is a real disk);
+* ``live``: the same, and the sink, like a hub with a state store, keeps
+  :data:`~gsmon.common.protocol.LIVE_TOPIC` subscribed: the agent also sends every flush's live
+  TRANSITIONS;
 * ``none``: ``outbox=False`` (the baseline: the Monitor before issue 17).
 
 Figures: transitions recorded per second (the outbox's ``head`` over the window; for the
@@ -30,6 +33,7 @@ import argparse
 import gc
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +50,18 @@ from bench._support import machine_details
 from gsmon.agent.monitor import Monitor
 from gsmon.common.alerts import Alert, GreenAlert, RedAlert
 
-NOWHERE = "tcp://127.0.0.1:9"  # the discard port: nothing answers, the publisher keeps trying
+_SINK = """
+import sys, zmq
+sub = zmq.Context().socket(zmq.SUB)
+sub.setsockopt(zmq.SUBSCRIBE, b"")
+if sys.argv[1] == "live":
+    from gsmon.common.protocol import LIVE_TOPIC
+    sub.setsockopt(zmq.SUBSCRIBE, LIVE_TOPIC)
+sub.bind("tcp://127.0.0.1:0")
+print(sub.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
+while True:
+    sub.recv()
+"""
 POINTS_PER_PARENT = 100
 
 
@@ -78,9 +93,12 @@ def run(mode: str, points: int, duration_s: float, warmup_s: float, folder: Path
     """One scenario (module docstring); ``folder`` holds the outbox file (removed after)."""
     counts = [0] * points
     state_dir = folder / f"{mode}-{points}"
+    sink = subprocess.Popen([sys.executable, "-c", _SINK, mode], stdout=subprocess.PIPE, text=True)
+    assert sink.stdout is not None
+    hub = sink.stdout.readline().strip()
     mon = Monitor(
         workers=10,
-        hub=NOWHERE,
+        hub=hub,
         agent=f"bench-{mode}-{points}",
         state_dir=state_dir if mode != "none" else None,
         outbox=mode != "none",
@@ -100,8 +118,14 @@ def run(mode: str, points: int, duration_s: float, warmup_s: float, folder: Path
         time.sleep(duration_s)
         cpu1, t1, polls1 = process.cpu_times(), time.monotonic(), sum(counts)
         head1 = outbox.head if outbox is not None else 0
+        policy = mon.publisher._policy if mon.publisher is not None else None  # the bench reads its counter
+        live_sent = policy.live_messages if policy is not None else 0
     finally:
         mon.stop()
+        sink.kill()
+        sink.wait()
+    if mode == "live" and live_sent == 0 and head1 > head0:
+        raise RuntimeError("the live scenario sent no live transitions: the agent never saw the subscription")
     window = t1 - t0
     cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     polls = (polls1 - polls0) / window
@@ -122,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = args.sizes or ([200, 2_000] if args.quick else [1_000, 10_000])
     duration = args.duration or (3.0 if args.quick else 10.0)
     warmup = 1.5 if args.quick else 3.0
-    modes = ["none", "outbox", *(["per-record"] if args.per_record else [])]
+    modes = ["none", "outbox", "live", *(["per-record"] if args.per_record else [])]
     load = os.getloadavg()
     rows: list[tuple[Result, Result]] = []
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="gsmon-outbox-bench-") as tmp:
