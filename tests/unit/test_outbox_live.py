@@ -185,3 +185,16 @@ def test_live_transitions_of_an_agent_the_hub_does_not_follow_are_dropped() -> N
     core.apply_live(live(3, 2, 1, 2, [item(1, "temp", GREEN, RED, WALL0)]), MOUNT, book, 0.1, WALL0)
     assert core.stats.unsolicited == 1
     assert book.take_journal() == []
+
+
+def test_the_live_key_is_left_out_of_a_replay_and_must_be_a_seq() -> None:
+    import msgspec
+    import pytest
+
+    answer = replayed(9, 1, 1, [item(1, "temp", GREEN, RED, WALL0)])
+    assert b"live" not in proto.encode(answer)  # a replay's bytes are as before (1.3 hubs before this read it)
+    assert proto.decode(proto.encode(answer)).live is None  # type: ignore[union-attr]
+    envelope = msgspec.msgpack.decode(proto.encode(live(3, 2, 1, 2, [])))
+    envelope[7]["live"] = -1
+    with pytest.raises(proto.ProtocolError):
+        proto.decode(msgspec.msgpack.encode(envelope))
