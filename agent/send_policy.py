@@ -277,9 +277,7 @@ class SendPolicy:
         if not live:
             return
         listed = {item.tseq for item in folded(window)}
-        size = proto.MAX_TRANSITIONS_PER_MESSAGE
-        for start in range(0, len(window), size):
-            part = window[start : start + size]
+        for part in _parts(window, listed):
             items = [item for item in part if item.tseq in listed]
             for index in live:
                 message = proto.Transitions(
@@ -343,6 +341,27 @@ class SendPolicy:
                     (index, proto.Delta(**self._header(link, now, wall), points=batch, outbox=self._outbox_mark))
                 )
         self.points_sent += len(changes)
+
+
+def _parts(window: list[proto.TransitionItem], listed: set[int]) -> list[list[proto.TransitionItem]]:
+    """The window cut into live TRANSITIONS: at most MAX_TRANSITIONS_PER_MESSAGE entries each, and about
+    MAX_TRANSITIONS_BYTES of listed entries (at least one entry, however big)."""
+    parts: list[list[proto.TransitionItem]] = []
+    part: list[proto.TransitionItem] = []
+    size = 0
+    for item in window:
+        cost = 0
+        if item.tseq in listed:
+            cost = len(item.path) + len(item.alertstr) + 32
+            cost += 0 if item.value is None else len(proto.pack_value(item.value))
+        if part and (len(part) >= proto.MAX_TRANSITIONS_PER_MESSAGE or size + cost > proto.MAX_TRANSITIONS_BYTES):
+            parts.append(part)
+            part, size = [], 0
+        part.append(item)
+        size += cost
+    if part:
+        parts.append(part)
+    return parts
 
 
 def folded(window: list[proto.TransitionItem]) -> list[proto.TransitionItem]:

@@ -196,7 +196,8 @@ unsubscribed) sends that link, after the DELTAs of every flush that had
 transitions, TRANSITIONS with ``live`` set: they cover ``first..last``, every
 entry recorded since the previous flush (the window; several messages of at
 most :data:`MAX_TRANSITIONS_PER_MESSAGE` entries of it each, ``done`` true
-on each), and list only the entries the flush's DELTAs cannot show (the
+on each, and about :data:`MAX_TRANSITIONS_BYTES` of listed entries), and
+list only the entries the flush's DELTAs cannot show (the
 *folded* ones); an entry of ``first..last`` that is not listed is reflected
 in those DELTAs. The agent takes the window and the DELTA's points at one
 instant, so per point: one ``level`` entry in the window is reflected; of

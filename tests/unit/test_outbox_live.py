@@ -198,3 +198,20 @@ def test_the_live_key_is_left_out_of_a_replay_and_must_be_a_seq() -> None:
     envelope[7]["live"] = -1
     with pytest.raises(proto.ProtocolError):
         proto.decode(msgspec.msgpack.encode(envelope))
+
+
+def test_a_big_window_goes_in_parts_by_count_and_by_bytes() -> None:
+    outbox = Outbox(None, ["tcp://a:1"])
+    policy = SendPolicy(AGENT, 0xABC, MOUNT, 1, SETTINGS, T0, outbox=outbox)
+    policy.upstream(0, b"\x01" + proto.LIVE_TOPIC)
+    source = FakeSource()
+    for index in range(2500):  # 2,500 points flip once: nothing folded, three parts by count
+        outbox.record(f"p{index}", GREEN, RED, "RED", 1.0, WALL0, WALL0)
+    outbox.record("big", GREEN, RED, "RED", "x" * 600_000, WALL0, WALL0)  # and back: both folded, 1.2 MB
+    outbox.record("big", RED, GREEN, "GREEN", "y" * 600_000, WALL0, WALL0)
+    source.changes = [proto.PointEntry("p0", 1.0, RED, "RED", WALL0, 1.0)]
+    parts = [m for _, m in policy.tick(T0 + 0.05, WALL0, source) if isinstance(m, proto.Transitions)]
+    assert [(m.first, m.last, len(m.transitions)) for m in parts] == [
+        (1, 1000, 0), (1001, 2000, 0), (2001, 2501, 1), (2502, 2502, 1),
+    ]  # fmt: skip
+    assert all(len(proto.encode(m)) < proto.MAX_FRAME_BYTES for m in parts)
