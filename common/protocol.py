@@ -171,7 +171,10 @@ progress. TRANSITIONS take the link's next ``seq`` like every message.
 Hub rules (:mod:`gsmon.hub.replay`; only a hub with a state store replays):
 the hub keeps per agent the last tseq it has (``have``; stored with the
 journal rows it accounts for, so a restarted hub knows it) and follows
-``tseq_head`` while it hears the agent seq after seq. After a break (a seq
+``tseq_head`` while it hears the agent seq after seq ((1.3, live
+transitions) a head counts once the next message is heard in order, not at
+another part of the same DELTA: a flush's live TRANSITIONS follow its
+DELTAs, and a lost one must leave its entries to the replay). After a break (a seq
 gap, a new agent epoch, its own restart) the resync STATE's head ``H``
 closes it: when ``have < H`` it asks for ``have+1 .. H`` (again after 5 s
 without progress). Replayed entries are journaled with their original

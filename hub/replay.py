@@ -22,7 +22,10 @@ Rules:
 * ``have`` follows the agent's ``tseq_head`` while the hub hears the agent's
   messages without a break: the same epoch, seq after seq (a head is read by
   the agent before the points of its message, so every transition up to it is
-  in that message or an earlier one).
+  in that message or an earlier one). A head counts from the next message
+  heard in order (not another part of the same DELTA): a flush's live
+  TRANSITIONS come after its DELTAs, and one lost after them is a seq gap
+  whose replay must still ask for their entries.
 * A break (a seq gap, a new agent epoch, the hub's own restart) stops that;
   the hub's resync brings a STATE whose head ``H`` closes it: entries
   ``have+1 .. H`` are asked for (REPLAY topic ``have+1-H``) and, as they come,
@@ -111,6 +114,7 @@ class _Follow:
     want: list[int] | None = None  # [next tseq expected, last asked for], while replaying
     asked_at: float = -_INF  # the request was (re)sent then, or progress was made
     live_head: int = 0  # heads heard in order while the replay runs
+    held: int = 0  # the last in-order mark's head, taken at the next message heard in order (see _promote)
     run_from: int = 0  # the seq at which the current run of messages heard in order began
     journaled: set[int] = field(default_factory=set)  # tseqs above `have` journaled live (after a break)
     replayed_to: int = 0  # the last tseq a completed replay covered (a live entry at or below it is old)
@@ -150,11 +154,18 @@ class ReplayCore:
     # -- input ----------------------------------------------------------------------------------
 
     def observe(
-        self, agent: str, epoch: int, seq: int, mark: proto.OutboxMark, state_end: bool, now: float
+        self,
+        agent: str,
+        epoch: int,
+        seq: int,
+        mark: proto.OutboxMark,
+        state_end: bool,
+        now: float,
+        delta: bool = False,
     ) -> list[tuple[int, int]]:
         """A STATE, DELTA or HEARTBEAT of ``agent`` that HubState applied, with its outbox ``mark``;
-        ``state_end``: the last part of a STATE. Returns the ranges found lost (journal them with
-        :meth:`journal_lost`)."""
+        ``state_end``: the last part of a STATE; ``delta``: it is a DELTA. Returns the ranges found lost
+        (journal them with :meth:`journal_lost`)."""
         follow = self._agents.get(agent)
         if follow is None or follow.outbox_id != mark.outbox_id:
             if follow is not None:
@@ -170,6 +181,8 @@ class ReplayCore:
             self._dirty.add(agent)
             return []
         in_order = self._heard(follow, epoch, seq)
+        if in_order and not (delta and mark.head == follow.held):  # (another part of the same flush: hold on)
+            self._promote(agent, follow)
         if mark.head < follow.have:
             log.info(
                 "agent %s: its outbox is back at tseq %d (the hub had %d): followed from there",
@@ -181,14 +194,12 @@ class ReplayCore:
             follow.want = None
             follow.journaled.clear()
             follow.replayed_to = 0
+            follow.held = 0
             follow.contiguous = in_order or state_end
             self._dirty.add(agent)
             return []
         if follow.contiguous:
-            if follow.want is None:
-                self._advance(agent, follow, mark.head)
-            else:
-                follow.live_head = max(follow.live_head, mark.head)
+            follow.held = max(follow.held, mark.head)
             return []
         if not state_end:
             return []  # after a break: the resync STATE closes it
@@ -205,6 +216,7 @@ class ReplayCore:
             follow.want = [max(start, follow.have + 1), mark.head]
             follow.asked_at = -_INF  # ask at once
             follow.live_head = mark.head
+        follow.held = 0  # the replay covers up to this head; later ones are held as usual
         return lost
 
     def _advance(self, agent: str, follow: _Follow, head: int) -> None:
@@ -228,6 +240,20 @@ class ReplayCore:
         if min(journaled) <= have:
             follow.journaled = {tseq for tseq in journaled if tseq > have}
 
+    def _promote(self, agent: str, follow: _Follow) -> None:
+        """A message heard in order after a held mark: what the mark's head covers has all arrived.
+
+        A mark's head counts only from the *next* message heard in order: a flush's live TRANSITIONS
+        follow its DELTAs, so a head taken at the DELTA would skip the blips of a TRANSITIONS lost after
+        it (that loss is a seq gap, and the replay closing it then asks for them)."""
+        held, follow.held = follow.held, 0
+        if not held or not follow.contiguous:
+            return
+        if follow.want is None:
+            self._advance(agent, follow, held)
+        else:
+            follow.live_head = max(follow.live_head, held)
+
     @staticmethod
     def _heard(follow: _Follow, epoch: int, seq: int) -> bool:
         """A message of the agent (any kind HubState applied): in order after the last one heard?"""
@@ -236,6 +262,7 @@ class ReplayCore:
         if not in_order:
             follow.contiguous = False
             follow.run_from = seq
+            follow.held = 0
         return in_order
 
     def apply(
@@ -250,8 +277,8 @@ class ReplayCore:
         """A TRANSITIONS message HubState applied (in order): journal and latch what the hub did not have."""
         agent = msg.sender
         follow = self._agents.get(agent)
-        if follow is not None:
-            self._heard(follow, msg.epoch, msg.seq)  # it took a seq: the next DELTA is in order after it
+        if follow is not None and self._heard(follow, msg.epoch, msg.seq):  # it took a seq: the next DELTA
+            self._promote(agent, follow)  # is in order after it
         if follow is None or follow.outbox_id != msg.outbox_id or follow.want is None or mount is None:
             self.stats.unsolicited += 1
             return
@@ -321,8 +348,8 @@ class ReplayCore:
         ``first..last`` journaled so, so that the replay closing the break drops them (issue 17 §1, §2)."""
         agent = msg.sender
         follow = self._agents.get(agent)
-        if follow is not None:
-            self._heard(follow, msg.epoch, msg.seq)
+        if follow is not None and self._heard(follow, msg.epoch, msg.seq):
+            self._promote(agent, follow)
         if follow is None or follow.outbox_id != msg.outbox_id or mount is None or msg.live is None:
             self.stats.unsolicited += 1
             return

@@ -863,7 +863,8 @@ class HubServer:
                 replay.apply(msg, mount, None if node is None else node.code, state.alarms, now, wall)
         elif isinstance(msg, _MARKED) and msg.outbox is not None:
             state_end = isinstance(msg, proto.State) and msg.part == msg.parts - 1
-            lost = replay.observe(msg.sender, msg.epoch, msg.seq, msg.outbox, state_end, now)
+            delta = isinstance(msg, proto.Delta)
+            lost = replay.observe(msg.sender, msg.epoch, msg.seq, msg.outbox, state_end, now, delta=delta)
             if lost:
                 replay.journal_lost(msg.sender, state.mount_of(msg.sender), lost, state.alarms, wall)
 

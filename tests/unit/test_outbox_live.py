@@ -215,3 +215,19 @@ def test_a_big_window_goes_in_parts_by_count_and_by_bytes() -> None:
         (1, 1000, 0), (1001, 2000, 0), (2001, 2501, 1), (2502, 2502, 1),
     ]  # fmt: skip
     assert all(len(proto.encode(m)) < proto.MAX_FRAME_BYTES for m in parts)
+
+
+def test_a_lost_live_transitions_is_asked_again_by_the_replay_that_closes_the_gap() -> None:
+    core, book = ReplayCore(), book_with("temp")
+    core.observe(AGENT, 7, 1, proto.OutboxMark(OUTBOX, 1, 0), True, 0.0)
+    core.observe(AGENT, 7, 2, proto.OutboxMark(OUTBOX, 1, 2), False, 0.1, delta=True)  # its flush held a blip
+    assert core.have(AGENT) == 0  # the DELTA's head waits for the next message: its live TRANSITIONS
+    # seq 3, the live TRANSITIONS listing the blip, is lost; the next flush's DELTA shows the gap.
+    core.observe(AGENT, 7, 4, proto.OutboxMark(OUTBOX, 1, 2), False, 0.2, delta=True)
+    core.observe(AGENT, 7, 5, proto.OutboxMark(OUTBOX, 1, 2), True, 0.3)  # the resync STATE
+    assert core.take_requests(0.3) == [(AGENT, 1, 2)]  # the blip is asked for, not skipped
+    blip = [item(1, "temp", GREEN, RED, WALL0 + 1.00), item(2, "temp", RED, GREEN, WALL0 + 1.02)]
+    core.apply(replayed(6, 1, 2, blip), MOUNT, GREEN, book, 0.4, WALL0 + 2)
+    assert [e.time for e in book.take_journal() if e.kind == "level"] == [WALL0 + 1.00, WALL0 + 1.02]
+    (alarm,) = book.alarms()
+    assert alarm.state == RTN_UNACKED
