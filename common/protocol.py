@@ -213,9 +213,10 @@ in. Agents and hubs before this (1.2, or 1.3 without it) neither send nor
 ask for them: such a hub sees a blip only in a replay.
 
 Hub rules for live transitions: the listed entries are journaled and fed to
-the alarm book at once like replayed ones (original ``time``, ``replayed``
-true: a blip to RED latches its alarm), then the alarms of their points
-follow the points' live levels again. Each entry (agent, tseq) is journaled
+the alarm book at once like replayed ones (original ``time``; a blip to RED
+latches its alarm) but as live entries (``replayed`` false: they are live, a
+flush late, and notified like any), then the alarms of their points follow
+the points' live levels again. Each entry (agent, tseq) is journaled
 exactly once: while the hub hears the agent seq after seq, its ``have``
 follows the heads and the live transitions; after a break it remembers the
 tseqs it journaled live (the listed entries, and the unlisted ones when it

@@ -43,9 +43,10 @@ Rules:
   ``LIVE_TOPIC`` subscribed; an agent then sends, after each flush's DELTAs,
   the flush's window of entries with the *folded* ones listed (a blip RED and
   back between two flushes). Those are journaled at once with their original
-  times, ``replayed`` true, and fed to the alarm book like replayed entries
-  (a blip to RED latches), then :meth:`AlarmBook.replay_done` puts each
-  point's alarm back on its live level. While the hub follows the heads,
+  times as live entries (``replayed`` false: they are live, a flush late, and
+  notified as such) and fed to the alarm book like replayed ones (a blip to
+  RED latches), then :meth:`AlarmBook.replay_done` puts each point's alarm
+  back on its live level. While the hub follows the heads,
   ``have`` moves to the window's last entry.
 * Exactly once per (agent, tseq) (issue 17 §1): after a break the hub keeps
   ``journaled``, the tseqs above ``have`` it journaled live -- the listed
@@ -367,7 +368,7 @@ class ReplayCore:
             ):
                 self.stats.duplicates += 1
                 continue
-            path = self._journal(agent, mount, item, book, wall)
+            path = self._journal(agent, mount, item, book, wall, replayed=False)
             if path is not None:
                 self.stats.live += 1
                 if item.kind == "level" and path not in touched:
@@ -376,7 +377,7 @@ class ReplayCore:
                 follow.journaled.add(item.tseq)
         if book is not None:
             for path in touched:
-                book.replay_done(path, wall)  # its alarm follows the point's live level again
+                book.replay_done(path, wall, replayed=False)  # its alarm follows the point's live level again
         if heard_flush:
             if following:
                 self._advance(agent, follow, msg.last)
@@ -385,9 +386,12 @@ class ReplayCore:
         self._settle(agent, follow)
 
     @staticmethod
-    def _journal(agent: str, mount: str, item: proto.TransitionItem, book: AlarmBook | None, wall: float) -> str | None:
-        """Journal one outbox entry with its original time (``replayed``) and feed it to the alarm book;
-        returns the point's path in the hub's tree (None: not a path of this agent's, nothing journaled)."""
+    def _journal(
+        agent: str, mount: str, item: proto.TransitionItem, book: AlarmBook | None, wall: float, replayed: bool = True
+    ) -> str | None:
+        """Journal one outbox entry with its original time (``replayed``: from a replay, or live) and feed it
+        to the alarm book; returns the point's path in the hub's tree (None: not a path of this agent's,
+        nothing journaled)."""
         try:
             naming.check_path(item.path, "point path")
             path = naming.join(mount, item.path)
@@ -396,9 +400,13 @@ class ReplayCore:
         if book is None:
             return path
         if item.kind == "level":
-            book.replayed_level(path, agent, item.old, item.new, item.alertstr, item.value, item.time, wall)
-        else:
+            book.replayed_level(
+                path, agent, item.old, item.new, item.alertstr, item.value, item.time, wall, replayed=replayed
+            )
+        elif replayed:
             book.record(item.kind, path, wall, at=item.time, old=item.old, new=item.new, agent=agent, replayed=True)
+        else:
+            book.record(item.kind, path, wall, at=item.time, old=item.old, new=item.new, agent=agent)
         return path
 
     def journal_lost(

@@ -125,7 +125,7 @@ def test_a_blip_between_two_deltas_is_journaled_with_its_times_and_latched_at_on
     core.apply_live(live(3, 2, 1, 2, blip), MOUNT, book, 0.1, WALL0 + 1.1)
     journal = book.take_journal()
     levels = [(e.kind, e.time, e.old, e.new, e.replayed) for e in journal if e.kind == "level"]
-    assert levels == [("level", WALL0 + 1.00, GREEN, RED, True), ("level", WALL0 + 1.02, RED, GREEN, True)]
+    assert levels == [("level", WALL0 + 1.00, GREEN, RED, False), ("level", WALL0 + 1.02, RED, GREEN, False)]
     (alarm,) = book.alarms()
     assert (alarm.state, alarm.raised_at, alarm.max_level) == (RTN_UNACKED, WALL0 + 1.00, RED)  # latched
     assert core.have(AGENT) == 2
