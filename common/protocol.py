@@ -221,7 +221,10 @@ exactly once: while the hub hears the agent seq after seq, its ``have``
 follows the heads and the live transitions; after a break it remembers the
 tseqs it journaled live (the listed entries, and the unlisted ones when it
 heard every message from seq ``live`` on) and drops them from the replay
-that closes the break. A TRANSITIONS (live or replayed) takes the link's
+that closes the break; and of a point whose level it journaled live during
+the break (from a DELTA after the gap, or the resync STATE), the replay's
+last entry to that level is that change, not journaled again (this needs
+no live transitions). A TRANSITIONS (live or replayed) takes the link's
 seq like every message: the hub counts it in its seq order.
 
 When to send: STATE when the agent's XPUB sees a hub's subscription (so a hub

@@ -1375,6 +1375,14 @@ class AlarmBook:
         entries, self._journal = self._journal, []
         return entries
 
+    def journal_mark(self) -> int:
+        """Where the journal not yet taken ends now (for :meth:`journal_since`, within one loop turn)."""
+        return len(self._journal)
+
+    def journal_since(self, mark: int) -> list[JournalEntry]:
+        """The entries journaled since :meth:`journal_mark` gave ``mark`` (none taken in between)."""
+        return self._journal[mark:]
+
     def take_events(self) -> list[JournalEntry]:
         """The journal entries since the last call that a notifier acts on (:data:`EVENT_KINDS`, unshelved)."""
         events, self._events = self._events, []

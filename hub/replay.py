@@ -54,6 +54,17 @@ Rules:
   (seq ``live`` up to the TRANSITIONS) in order, since then the DELTAs it
   applied journaled them -- and the replay that closes the break skips them.
   An entry at or below the last replay's range that comes live is skipped too.
+  And the level changes the alarm book journaled live during the break (a
+  DELTA after the gap, the resync STATE showing what a lost DELTA carried:
+  the server hands them to :meth:`ReplayCore.note_live`, ``path -> level``):
+  a replayed point with such a change has its entries held until the replay
+  is complete, then its last one is dropped when it is to that level (that
+  is the change journaled live) and the others are journaled, in order. This
+  needs no live transitions (an agent before them is covered too).
+  Server, per STATE or DELTA::
+
+      noting = core.in_break(agent, epoch, seq); mark = book.journal_mark()
+      state.apply(msg); if noting: core.note_live(agent, book.journal_since(mark))
 * Lost: entries below the agent's ``tseq_tail`` (or a TRANSITIONS ``lost``
   range) that the hub did not have were dropped by the agent's bounds; the
   hub journals one ``lost_transitions`` entry on the agent's mount (``value``
@@ -79,7 +90,7 @@ from typing import Final
 
 from gsmon.common import names as naming
 from gsmon.common import protocol as proto
-from gsmon.hub.alarms import AlarmBook
+from gsmon.hub.alarms import AlarmBook, JournalEntry
 
 __all__ = ["CONFIRM_INTERVAL_S", "META_PREFIX", "RETRY_S", "ReplayCore", "ReplayStats"]
 
@@ -89,6 +100,7 @@ META_PREFIX: Final = "outbox:"
 RETRY_S: Final = 5.0
 CONFIRM_INTERVAL_S: Final = 60.0
 _INF: Final = math.inf
+_LEVEL_KINDS: Final = ("level", "fresh")  # journal kinds of a point's level change from its agent
 
 
 @dataclass(slots=True)
@@ -119,6 +131,10 @@ class _Follow:
     run_from: int = 0  # the seq at which the current run of messages heard in order began
     journaled: set[int] = field(default_factory=set)  # tseqs above `have` journaled live (after a break)
     replayed_to: int = 0  # the last tseq a completed replay covered (a live entry at or below it is old)
+    # Levels the hub journaled live for a point during a break (a DELTA after the gap, the resync STATE):
+    # path -> level; the replay's last entry of such a point to that level is what was journaled.
+    stated: dict[str, int] = field(default_factory=dict)
+    held_items: dict[str, list[proto.TransitionItem]] = field(default_factory=dict)  # replayed, of `stated`
     confirmed: int = 0  # `have` as last told to the agent
     confirm_at: float = -_INF
     first_time: float = _INF  # the replayed entries' times (for the summary)
@@ -217,8 +233,29 @@ class ReplayCore:
             follow.want = [max(start, follow.have + 1), mark.head]
             follow.asked_at = -_INF  # ask at once
             follow.live_head = mark.head
+        elif follow.want is None:
+            follow.stated.clear()  # nothing to replay: nothing to match
         follow.held = 0  # the replay covers up to this head; later ones are held as usual
         return lost
+
+    def in_break(self, agent: str, epoch: int, seq: int) -> bool:
+        """Whether a message ``(epoch, seq)`` of ``agent`` about to be applied falls in a break (out of
+        order, or after one not yet closed by a replay): its live level changes go to :meth:`note_live`."""
+        follow = self._agents.get(agent)
+        if follow is None:
+            return False
+        in_order = epoch == follow.epoch and seq == follow.last_seq + 1
+        return not in_order or not follow.contiguous or follow.want is not None
+
+    def note_live(self, agent: str, entries: Iterable[JournalEntry]) -> None:
+        """What the alarm book journaled while applying a message :meth:`in_break` named: the points'
+        level changes (issue 17 §1: the replay then does not journal the same change again)."""
+        follow = self._agents.get(agent)
+        if follow is None:
+            return
+        for entry in entries:
+            if entry.agent == agent and entry.kind in _LEVEL_KINDS and not entry.replayed and entry.new is not None:
+                follow.stated[entry.path] = entry.new
 
     def _advance(self, agent: str, follow: _Follow, head: int) -> None:
         if head > follow.have:
@@ -298,6 +335,11 @@ class ReplayCore:
                 follow.have = max(follow.have, min(item.tseq, last))
                 continue
             follow.have = item.tseq
+            if item.kind == "level" and follow.stated:
+                joined = _joined(mount, item.path)
+                if joined is not None and joined in follow.stated:
+                    follow.held_items.setdefault(joined, []).append(item)  # until the replay is complete
+                    continue
             path = self._journal(agent, mount, item, book, wall)
             if path is None:
                 continue
@@ -314,7 +356,22 @@ class ReplayCore:
         self._dirty.add(agent)
         if follow.want is not None:
             return
-        # Done: the alarms of the replayed points follow their live levels again; one summary entry.
+        # Done. The points the hub journaled live during the break: their last entry to that level is what
+        # was journaled (by the DELTA or the STATE that showed it); the others go in now, in order.
+        for joined, held in sorted(follow.held_items.items()):
+            if held[-1].new == follow.stated.get(joined):
+                held.pop()
+                self.stats.duplicates += 1
+            for item in held:
+                if self._journal(agent, mount, item, book, wall) is not None:
+                    self.stats.replayed += 1
+                    follow.count += 1
+                    follow.first_time = min(follow.first_time, item.time)
+                    follow.last_time = max(follow.last_time, item.time)
+                    follow.points.add(joined)
+        follow.held_items = {}
+        follow.stated = {}
+        # The alarms of the replayed points follow their live levels again; one summary entry.
         follow.replayed_to = max(follow.replayed_to, last)
         if follow.contiguous:
             follow.have = max(follow.have, follow.live_head)
@@ -392,10 +449,8 @@ class ReplayCore:
         """Journal one outbox entry with its original time (``replayed``: from a replay, or live) and feed it
         to the alarm book; returns the point's path in the hub's tree (None: not a path of this agent's,
         nothing journaled)."""
-        try:
-            naming.check_path(item.path, "point path")
-            path = naming.join(mount, item.path)
-        except naming.InvalidNameError:
+        path = _joined(mount, item.path)
+        if path is None:
             return None  # never a point of this agent: nothing to journal under
         if book is None:
             return path
@@ -461,6 +516,15 @@ class ReplayCore:
                 marks[META_PREFIX + agent] = json.dumps([follow.outbox_id, follow.have])
         self._dirty.clear()
         return marks
+
+
+def _joined(mount: str, path: str) -> str | None:
+    """An entry's point path in the hub's tree (None: not a valid path inside an agent)."""
+    try:
+        naming.check_path(path, "point path")
+        return naming.join(mount, path)
+    except naming.InvalidNameError:
+        return None
 
 
 def _iso(wall: float) -> str:

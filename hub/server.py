@@ -843,8 +843,20 @@ class HubServer:
             try:
                 if guard is not None:
                     msg = guard.filter(msg)  # relayed entries that looped or went too deep (1.3)
+                replay, book = self.replay, state.alarms
+                # (1.3) In a break, what the book journals live is noted, so the replay that closes it does
+                # not journal the same changes again (hub/replay.py).
+                noting = (
+                    replay is not None
+                    and book is not None
+                    and isinstance(msg, proto.State | proto.Delta)
+                    and replay.in_break(msg.sender, msg.epoch, msg.seq)
+                )
+                mark = book.journal_mark() if noting and book is not None else 0
                 state.apply(msg, now, wall, peer)
-                if self.replay is not None and state.applied(msg):
+                if replay is not None and state.applied(msg):
+                    if noting and book is not None:
+                        replay.note_live(msg.sender, book.journal_since(mark))
                     self._outbox(msg, now, wall)
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)

@@ -231,3 +231,43 @@ def test_a_lost_live_transitions_is_asked_again_by_the_replay_that_closes_the_ga
     assert [e.time for e in book.take_journal() if e.kind == "level"] == [WALL0 + 1.00, WALL0 + 1.02]
     (alarm,) = book.alarms()
     assert alarm.state == RTN_UNACKED
+
+
+def test_changes_a_delta_or_the_resync_state_journaled_after_a_gap_are_not_journaled_again() -> None:
+    """Issue 17 §1 without live transitions (an agent before them, or their flush not heard in full): the hub
+    notes what the book journals live in a break, as the server does, and the replay skips the same change."""
+    core, book = ReplayCore(), book_with("temp", "fan")
+
+    def applied(seq: int, head: int, state_end: bool, changes: list[tuple[str, int, float]]) -> None:
+        noting = core.in_break(AGENT, 7, seq)
+        mark = book.journal_mark()
+        for path, level, at in changes:  # what HubState.apply does with the message's points
+            book.point_level(f"{MOUNT}/{path}", AGENT, level, LABEL[level], 1.0, at, None, 0.0, at)
+        if noting:
+            core.note_live(AGENT, book.journal_since(mark))
+        core.observe(AGENT, 7, seq, proto.OutboxMark(OUTBOX, 1, head), state_end, 0.0, delta=not state_end)
+
+    applied(1, 10, True, [])  # followed from tseq 10
+    applied(2, 10, False, [])
+    applied(3, 10, False, [])  # have 10
+    # seq 4 (temp GREEN -> RED, RED -> GREEN, GREEN -> RED: tseq 11..13) is lost.
+    applied(5, 13, False, [("fan", ORANGE, WALL0 + 14)])  # after the gap: fan GREEN -> ORANGE, tseq 14
+    applied(6, 14, True, [("temp", RED, WALL0 + 13)])  # the resync STATE shows temp RED
+    assert core.take_requests(0.0) == [(AGENT, 11, 14)]
+    answer = [
+        item(11, "temp", GREEN, RED, WALL0 + 11),
+        item(12, "temp", RED, GREEN, WALL0 + 12),
+        item(13, "temp", GREEN, RED, WALL0 + 13),
+        item(14, "fan", GREEN, ORANGE, WALL0 + 14),
+    ]
+    core.apply(replayed(7, 11, 14, answer), MOUNT, ORANGE, book, 0.1, WALL0 + 20)
+    journal = book.take_journal()
+    levels = [(e.path.rsplit("/", 1)[1], e.time, e.new, e.replayed) for e in journal if e.kind == "level"]
+    assert levels == [
+        ("fan", WALL0 + 14, ORANGE, False),  # live, from the DELTA after the gap
+        ("temp", WALL0 + 13, RED, False),  # live, from the STATE: tseq 13
+        ("temp", WALL0 + 11, RED, True),  # replayed: 11 and 12 only
+        ("temp", WALL0 + 12, GREEN, True),
+    ]
+    assert core.have(AGENT) == 14
+    assert not core.replaying(AGENT)
