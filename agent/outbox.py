@@ -156,7 +156,7 @@ class Outbox:
         try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # One connection for every thread, always under self._lock.
+            # One connection for every thread, always under self._db_lock.
             self._db = sqlite3.connect(where, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False)
         except (OSError, sqlite3.Error) as error:
             raise OutboxError(f"cannot open the outbox {where}: {error}: give --state-dir a writable folder") from error
