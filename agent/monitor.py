@@ -617,6 +617,8 @@ class Monitor:
         with self._sched_lock:
             if self._scheduler_thread is not None:
                 return
+            if self._outbox is not None and self._outbox.closed:
+                self._reopen_outbox()
             self._stopping.clear()
             self._jobs = queue.SimpleQueue()
             self._worker_threads = [
@@ -631,21 +633,40 @@ class Monitor:
             self._publisher.start()
 
     def stop(self) -> None:
-        """Stop polling. Returns promptly, without waiting for functions still
-        running (their results are still recorded). Calling it again is harmless."""
+        """Stop polling and publishing, and close the outbox (its pending entries written, its file
+        released; :meth:`start` opens it again). Returns promptly, without waiting for functions still
+        running (their results are still recorded in the tree, no longer in the outbox). Calling it again
+        is harmless."""
         with self._sched_lock:
             thread = self._scheduler_thread
-            if thread is None:
-                return
             self._scheduler_thread = None
-        self._stopping.set()
-        self._wakeup.set()
-        thread.join()
-        for _ in self._worker_threads:
-            self._jobs.put(None)
-        self._worker_threads = []
+        if thread is not None:
+            self._stopping.set()
+            self._wakeup.set()
+            thread.join()
+            for _ in self._worker_threads:
+                self._jobs.put(None)
+            self._worker_threads = []
         if self._publisher is not None:
             self._publisher.stop()
+        if self._outbox is not None:
+            # After the publisher's last flush: what is pending is written, the file is closed (and its
+            # exclusive lock released). Results of functions still running are not recorded in it.
+            self._outbox.close()
+
+    def _reopen_outbox(self) -> None:
+        """Start after stop: the same outbox file again (in memory: a new outbox, the hubs follow it afresh)."""
+        assert self._outbox is not None
+        from gsmon.agent.outbox import OutboxError
+
+        try:
+            outbox = self._outbox.reopen()
+        except OutboxError as error:
+            raise ValueError(str(error)) from error
+        with self._lock:
+            self._outbox = outbox
+        if self._publisher is not None:
+            self._publisher.outbox = outbox
 
     @property
     def running(self) -> bool:
@@ -901,6 +922,8 @@ class Monitor:
 
     def _take_changes(self) -> list[proto.PointEntry]:
         with self._lock:
+            if self._outbox is not None:
+                self._outbox.cut()  # the live window is the transitions of exactly these points
             return self._table.take_changes()
 
     def _full_state(self) -> tuple[list[proto.PointEntry], list[str]]:

@@ -117,6 +117,9 @@ TRANSITIONS  5   (1.3) outbox entries the hub asked for (see Outbox and replay):
                  ``outbox_id`` uint, ``first`` uint, ``last`` uint (the tseqs
                  this message covers), ``done`` bool (the last message of the
                  answer), ``transitions`` [item...], ``lost`` [from, to] | nil.
+                 (1.3) ``live`` uint, left out in a replay: these are live
+                 transitions (see Live transitions), the value is the seq of
+                 the first message of their flush.
 ==========  ===  ================================================================
 
 Kinds 6 to 9 are reserved (agent -> hub, issue 17). STATE, DELTA and HEARTBEAT
@@ -168,7 +171,10 @@ progress. TRANSITIONS take the link's next ``seq`` like every message.
 Hub rules (:mod:`gsmon.hub.replay`; only a hub with a state store replays):
 the hub keeps per agent the last tseq it has (``have``; stored with the
 journal rows it accounts for, so a restarted hub knows it) and follows
-``tseq_head`` while it hears the agent seq after seq. After a break (a seq
+``tseq_head`` while it hears the agent seq after seq ((1.3, live
+transitions) a head counts once the next message is heard in order, not at
+another part of the same DELTA: a flush's live TRANSITIONS follow its
+DELTAs, and a lost one must leave its entries to the replay). After a break (a seq
 gap, a new agent epoch, its own restart) the resync STATE's head ``H``
 closes it: when ``have < H`` it asks for ``have+1 .. H`` (again after 5 s
 without progress). Replayed entries are journaled with their original
@@ -182,6 +188,44 @@ on which notifiers send one summary per agent. An agent or outbox id the hub
 has no record of is followed from its head (not replayed). The hub confirms
 what it has at most once a minute per agent, and with every request (each
 such subscription reaches every connected agent).
+
+Live transitions (1.3): a DELTA carries each point's latest poll only, so
+a point that went RED and back to GREEN between two flushes shows no change,
+and a point that went GREEN -> RED -> ORANGE shows GREEN -> ORANGE. A hub
+that journals transitions keeps the topic :data:`LIVE_TOPIC`
+(``\x00outbox-live``) subscribed on its agents socket. An agent with an
+outbox that sees that subscription on a link (and until it sees it
+unsubscribed) sends that link, after the DELTAs of every flush that had
+transitions, TRANSITIONS with ``live`` set: they cover ``first..last``, every
+entry recorded since the previous flush (the window; several messages of at
+most :data:`MAX_TRANSITIONS_PER_MESSAGE` entries of it each, ``done`` true
+on each, and about :data:`MAX_TRANSITIONS_BYTES` of listed entries), and
+list only the entries the flush's DELTAs cannot show (the
+*folded* ones); an entry of ``first..last`` that is not listed is reflected
+in those DELTAs. The agent takes the window and the DELTA's points at one
+instant, so per point: one ``level`` entry in the window is reflected; of
+two or more, all but the last are folded, and the last too when the point
+is back at the level it had before the window (the DELTA shows no change);
+the same for ``pending``/``discarded`` entries (one reflected, of more all
+but the last folded). ``live`` is the seq of the flush's first message, so
+a hub knows whether it heard every DELTA the unlisted entries are reflected
+in. Agents and hubs before this (1.2, or 1.3 without it) neither send nor
+ask for them: such a hub sees a blip only in a replay.
+
+Hub rules for live transitions: the listed entries are journaled and fed to
+the alarm book at once like replayed ones (original ``time``; a blip to RED
+latches its alarm) but as live entries (``replayed`` false: they are live, a
+flush late, and notified like any), then the alarms of their points follow
+the points' live levels again. Each entry (agent, tseq) is journaled
+exactly once: while the hub hears the agent seq after seq, its ``have``
+follows the heads and the live transitions; after a break it remembers the
+tseqs it journaled live (the listed entries, and the unlisted ones when it
+heard every message from seq ``live`` on) and drops them from the replay
+that closes the break; and of a point whose level it journaled live during
+the break (from a DELTA after the gap, or the resync STATE), the replay's
+last entry to that level is that change, not journaled again (this needs
+no live transitions). A TRANSITIONS (live or replayed) takes the link's
+seq like every message: the hub counts it in its seq order.
 
 When to send: STATE when the agent's XPUB sees a hub's subscription (so a hub
 that (re)starts is refilled at once), when a hub asks for it (below), and
@@ -1092,6 +1136,7 @@ __all__ = [
     "EXT_TUPLE",
     "HUB_HEARTBEAT_TOPIC",
     "LISTING_TIMEOUT_S",
+    "LIVE_TOPIC",
     "MAX_ENTRY_BYTES",
     "MAX_FRAME_BYTES",
     "MAX_NOTICE_REASON_BYTES",
@@ -1182,6 +1227,8 @@ MAX_NOTICE_REASON_BYTES: Final = 200
 RESYNC_TOPIC_PREFIX: Final = b"\x00resync/"
 # 1.3: the hub asks an agent for its outbox entries first..last: prefix + agent name + NUL + "first-last".
 REPLAY_TOPIC_PREFIX: Final = b"\x00replay/"
+# (1.3) A hub that journals live transitions keeps this subscribed on its agents socket (Live transitions).
+LIVE_TOPIC: Final = b"\x00outbox-live"
 MAX_TRANSITIONS_PER_MESSAGE: Final = 1000
 MAX_TRANSITIONS_BYTES: Final = 1 << 20
 ROUTE_TOPIC_PREFIX: Final = b"\x00route/"  # (1.3) routed commands, central hub -> site hub
@@ -1331,6 +1378,7 @@ class Transitions(_MessageHeader):
     done: bool
     transitions: list[TransitionItem]
     lost: tuple[int, int] | None = None
+    live: int | None = None  # (1.3) live transitions (not a replay): the seq of their flush's first message
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1837,6 +1885,7 @@ class _TransitionsBody(msgspec.Struct, gc=False):
     done: bool
     transitions: list[_TransitionItem]
     lost: tuple[_UInt, _UInt] | None = None
+    live: _UInt | UnsetType = UNSET  # (1.3) live transitions: the seq of their flush's first message
 
 
 class _ByeBody(msgspec.Struct, gc=False):
@@ -2044,7 +2093,8 @@ def _body_of(msg: Message) -> msgspec.Struct:
             _TransitionItem(t.tseq, t.kind, t.path, t.time, t.old, t.new, _packed(t.value), t.alertstr)  # type: ignore[arg-type]
             for t in msg.transitions
         ]
-        return _TransitionsBody(msg.outbox_id, msg.first, msg.last, msg.done, items, msg.lost)
+        live = UNSET if msg.live is None else msg.live
+        return _TransitionsBody(msg.outbox_id, msg.first, msg.last, msg.done, items, msg.lost, live)
     if isinstance(msg, Hello):
         return _HelloBody(msg.request_id)
     if isinstance(msg, SnapshotRequest):
@@ -3154,6 +3204,7 @@ def _transitions(header: dict[str, Any], body: _TransitionsBody) -> Transitions:
         done=body.done,
         transitions=items,
         lost=lost,
+        live=None if body.live is UNSET else body.live,
     )
 
 

@@ -48,19 +48,25 @@ Rules (protocol: "When to send"):
   :data:`~gsmon.common.protocol.MAX_TRANSITIONS_BYTES`, paced to at most
   :data:`REPLAY_RATE_PER_S` entries a second per link, the last one ``done``.
   A later request replaces the one in progress.
+* Live transitions (1.3, protocol "Live transitions"): a link whose hub keeps
+  :data:`~gsmon.common.protocol.LIVE_TOPIC` subscribed gets, after the DELTAs
+  of every flush that had transitions, TRANSITIONS (``live``: the seq of the
+  flush's first message) covering the flush's window (the outbox entries cut
+  with the points taken, :meth:`~gsmon.agent.outbox.Outbox.cut`), listing the
+  entries those DELTAs cannot show (:func:`folded`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from gsmon.common import protocol as proto
 
-__all__ = ["Outgoing", "PointSource", "PublisherSettings", "ReplaySource", "SendPolicy"]
+__all__ = ["Outgoing", "PointSource", "PublisherSettings", "ReplaySource", "SendPolicy", "folded"]
 
 _SUBSCRIBE: Final = b"\x01"
+_UNSUBSCRIBE: Final = b"\x00"
 #: Replayed outbox entries a link is sent per second at most (a hub catching up must not flood its queue).
 REPLAY_RATE_PER_S: Final = 5000.0
 
@@ -114,8 +120,17 @@ class ReplaySource(Protocol):
         """``link``'s hub has every entry up to ``upto``."""
         ...
 
-    def read(self, first: int, last: int, max_entries: int, max_bytes: int) -> Sequence[Any]:
-        """Entries ``first..last`` still held, oldest first (each a TRANSITIONS item's fields, ``tseq`` first)."""
+    def read(self, first: int, last: int, max_entries: int, max_bytes: int) -> list[proto.TransitionItem]:
+        """Entries ``first..last`` still held, oldest first."""
+        ...
+
+    def take_window(self) -> list[proto.TransitionItem]:
+        """The entries recorded in the flush windows closed since the last call (live transitions)."""
+        ...
+
+    def commit(self, wall: float | None) -> None:
+        """Write what was recorded since the last commit in one transaction (before anything reflecting it
+        is sent)."""
         ...
 
 
@@ -125,12 +140,13 @@ Outgoing = tuple[int, proto.Message]  # (link index, message)
 class _LinkState:
     """What the policy keeps per link: its seq, when it was last sent something, whether its hub wants a STATE."""
 
-    __slots__ = ("last_sent", "needs_state", "replay", "replay_at", "seq")
+    __slots__ = ("last_sent", "live", "needs_state", "replay", "replay_at", "seq")
 
     def __init__(self) -> None:
         self.seq = 0
         self.last_sent = -float("inf")
         self.needs_state = False
+        self.live = False  # its hub keeps LIVE_TOPIC subscribed: send it the flushes' live transitions
         self.replay: list[int] | None = None  # [next tseq to send, last asked for], while a replay is due
         self.replay_at = -float("inf")  # the next TRANSITIONS may go then (pacing)
 
@@ -158,6 +174,8 @@ class SendPolicy:
         self._links = [_LinkState() for _ in range(links)]
         self.outbox = outbox
         self.transitions_sent = 0
+        self.live_sent = 0  # folded entries sent in live TRANSITIONS (per flush, once for all links)
+        self.live_messages = 0  # live TRANSITIONS sent (every link's)
         self._resync_topic = proto.RESYNC_TOPIC_PREFIX + agent.encode()
         self._next_flush = now + settings.flush_interval_s
         self._next_state = now + settings.state_interval_s
@@ -170,6 +188,9 @@ class SendPolicy:
         (to log); anything else returns None."""
         if frame[:1] == _SUBSCRIBE and frame[1:] in (b"", self._resync_topic):
             self._links[link].needs_state = True
+            return None
+        if frame[1:] == proto.LIVE_TOPIC and frame[:1] in (_SUBSCRIBE, _UNSUBSCRIBE):
+            self._links[link].live = frame[:1] == _SUBSCRIBE and self.outbox is not None
             return None
         if self.outbox is not None and (asked := proto.parse_replay(self.agent, frame)) is not None:
             self.replay_asked(link, *asked)
@@ -228,6 +249,9 @@ class SendPolicy:
             self._next_flush = now + settings.flush_interval_s
             self._outbox_mark = self._mark()
             changes = source.take_changes()
+            # The window: the outbox entries of exactly these points (the Monitor cuts it as it takes them).
+            window = self.outbox.take_window() if self.outbox is not None else []
+            flush_from = [link.seq + 1 for link in links]  # each link's first message of this flush
             if changes:
                 self._delta(changes, now, wall, out)
             for index, link in enumerate(links):
@@ -240,7 +264,12 @@ class SendPolicy:
                         outbox=self._outbox_mark,
                     )
                     out.append((index, beat))
+            if window:
+                self._live(window, flush_from, now, wall, out)
         if self.outbox is not None:
+            # One transaction for everything recorded since the last flush, before any message that
+            # reflects it is sent (agent/outbox.py: Durability).
+            self.outbox.commit(wall)
             for index, link in enumerate(links):
                 if link.replay is not None and now >= link.replay_at:
                     self._replay(index, link, now, wall, out)
@@ -266,20 +295,50 @@ class SendPolicy:
         # The outbox holds tail..head without holes: a message cut by count or size covers up to its last entry.
         covered = entries[-1].tseq if entries else last
         done = covered >= last
-        items = [proto.TransitionItem(*entry) for entry in entries]
         message = proto.Transitions(
             **self._header(link, now, wall),
             outbox_id=outbox.outbox_id,
             first=first,
             last=covered,
             done=done,
-            transitions=items,
+            transitions=entries,
             lost=lost,
         )
         out.append((index, message))
-        self.transitions_sent += len(items)
+        self.transitions_sent += len(entries)
         link.replay = None if done else [covered + 1, last]
-        link.replay_at = now + max(1, len(items)) / REPLAY_RATE_PER_S
+        link.replay_at = now + max(1, len(entries)) / REPLAY_RATE_PER_S
+
+    def _live(
+        self,
+        window: list[proto.TransitionItem],
+        flush_from: list[int],
+        now: float,
+        wall: float,
+        out: list[Outgoing],
+    ) -> None:
+        """The flush's live TRANSITIONS to every link that asked for them (module docstring)."""
+        outbox = self.outbox
+        assert outbox is not None
+        live = [index for index, link in enumerate(self._links) if link.live]
+        if not live:
+            return
+        listed = {item.tseq for item in folded(window)}
+        for part in _parts(window, listed):
+            items = [item for item in part if item.tseq in listed]
+            for index in live:
+                message = proto.Transitions(
+                    **self._header(self._links[index], now, wall),
+                    outbox_id=outbox.outbox_id,
+                    first=part[0].tseq,
+                    last=part[-1].tseq,
+                    done=True,
+                    transitions=items,
+                    live=flush_from[index],
+                )
+                out.append((index, message))
+                self.live_messages += 1
+            self.live_sent += len(items)
 
     def bye(self, now: float, wall: float) -> list[Outgoing]:
         """A BYE for every link (the agent stops)."""
@@ -329,3 +388,46 @@ class SendPolicy:
                     (index, proto.Delta(**self._header(link, now, wall), points=batch, outbox=self._outbox_mark))
                 )
         self.points_sent += len(changes)
+
+
+def _parts(window: list[proto.TransitionItem], listed: set[int]) -> list[list[proto.TransitionItem]]:
+    """The window cut into live TRANSITIONS: at most MAX_TRANSITIONS_PER_MESSAGE entries each, and about
+    MAX_TRANSITIONS_BYTES of listed entries (at least one entry, however big)."""
+    parts: list[list[proto.TransitionItem]] = []
+    part: list[proto.TransitionItem] = []
+    size = 0
+    for item in window:
+        cost = 0
+        if item.tseq in listed:
+            cost = len(item.path) + len(item.alertstr) + 32
+            cost += 0 if item.value is None else len(proto.pack_value(item.value))
+        if part and (len(part) >= proto.MAX_TRANSITIONS_PER_MESSAGE or size + cost > proto.MAX_TRANSITIONS_BYTES):
+            parts.append(part)
+            part, size = [], 0
+        part.append(item)
+        size += cost
+    if part:
+        parts.append(part)
+    return parts
+
+
+def folded(window: list[proto.TransitionItem]) -> list[proto.TransitionItem]:
+    """The entries of a flush's window that its DELTAs cannot show (protocol "Live transitions").
+
+    The DELTA carries each point's latest poll: of a point's ``level`` entries in the window the last one
+    is what the hub sees (from the level the point had before the window to the last), unless the point
+    is back where it started (the hub sees no change); the ones before it are folded. Likewise the
+    ``pending``/``discarded`` entries of a point: one is seen (its debounce map in the DELTA), of more all
+    but the last are folded. Returned in tseq order.
+    """
+    by_point: dict[tuple[str, bool], list[proto.TransitionItem]] = {}
+    for item in window:
+        by_point.setdefault((item.path, item.kind == "level"), []).append(item)
+    out: list[proto.TransitionItem] = []
+    for (_, is_level), items in by_point.items():
+        if len(items) == 1:
+            continue
+        back = is_level and items[0].old == items[-1].new
+        out.extend(items if back else items[:-1])
+    out.sort(key=lambda item: item.tseq)
+    return out

@@ -1059,13 +1059,16 @@ class AlarmBook:
         value: Any,
         at: float,
         wall: float,
+        replayed: bool = True,
     ) -> None:
         """A transition of a point's effective level at ``at`` that the hub missed, replayed from its agent's
         outbox (protocol 1.3, hub/replay.py): journaled ``replayed`` with its original time, and fed to the
         point's alarm as it would have been live (raised, escalated, returned to normal: a latched RED that
         came and went is ``rtn_unacked``). The point's own level stays the live one; :meth:`replay_done`
-        brings its alarm back in line with it. A point the book does not know is journaled only."""
-        self._replaying = True
+        brings its alarm back in line with it. A point the book does not know is journaled only.
+        ``replayed`` False: a live transition its DELTA could not show (a blip between two flushes, 1.3),
+        journaled as live."""
+        self._replaying = replayed
         try:
             point = self._points.get(path)
             alarm_id = self._point_alarm.get(path)
@@ -1087,7 +1090,7 @@ class AlarmBook:
         finally:
             self._replaying = False
 
-    def replay_done(self, path: str, wall: float) -> None:
+    def replay_done(self, path: str, wall: float, replayed: bool = True) -> None:
         """After :meth:`replayed_level` calls for ``path``: its open alarm follows the point's live level again."""
         point = self._points.get(path)
         alarm_id = self._point_alarm.get(path)
@@ -1098,7 +1101,7 @@ class AlarmBook:
             return
         min_level, _ = self._rule(path)
         at = max(point.since if point.since is not None else wall, alarm.level_since)
-        self._replaying = True
+        self._replaying = replayed
         try:
             self._follow(alarm, point.level >= min_level, point.level, point.level_str, point.value, at, wall)
             self._settle(wall)
@@ -1365,6 +1368,14 @@ class AlarmBook:
         """Everything to persist since the last call, in order."""
         entries, self._journal = self._journal, []
         return entries
+
+    def journal_mark(self) -> int:
+        """Where the journal not yet taken ends now (for :meth:`journal_since`, within one loop turn)."""
+        return len(self._journal)
+
+    def journal_since(self, mark: int) -> list[JournalEntry]:
+        """The entries journaled since :meth:`journal_mark` gave ``mark`` (none taken in between)."""
+        return self._journal[mark:]
 
     def take_events(self) -> list[JournalEntry]:
         """The journal entries since the last call that a notifier acts on (:data:`EVENT_KINDS`, unshelved)."""

@@ -7,7 +7,8 @@ argument (``now`` monotonic, ``wall`` wall-clock seconds)::
     server, per agent message HubState applied, with an outbox mark:
         core.observe(agent, epoch, seq, mark, state_end, now)
     server, per TRANSITIONS HubState applied (in its seq order):
-        core.apply(msg, mount, mount_level, book, now, wall)
+        core.apply(msg, mount, mount_level, book, now, wall)       # a replay
+        core.apply_live(msg, mount, book, now, wall)               # (1.3) live: ``msg.live`` set
     server, every turn:
         for agent, first, last in core.take_requests(now): subscribe + unsubscribe replay_topic(...)
         store.write_turn(..., meta=core.take_marks())        # with the journal, in ONE transaction
@@ -21,7 +22,10 @@ Rules:
 * ``have`` follows the agent's ``tseq_head`` while the hub hears the agent's
   messages without a break: the same epoch, seq after seq (a head is read by
   the agent before the points of its message, so every transition up to it is
-  in that message or an earlier one).
+  in that message or an earlier one). A head counts from the next message
+  heard in order (not another part of the same DELTA): a flush's live
+  TRANSITIONS come after its DELTAs, and one lost after them is a seq gap
+  whose replay must still ask for their entries.
 * A break (a seq gap, a new agent epoch, the hub's own restart) stops that;
   the hub's resync brings a STATE whose head ``H`` closes it: entries
   ``have+1 .. H`` are asked for (REPLAY topic ``have+1-H``) and, as they come,
@@ -33,6 +37,34 @@ Rules:
   A head below ``have`` (the agent's outbox went back) is followed from there.
 * Idempotent: an entry at or below ``have`` is never applied twice (a repeated
   or late TRANSITIONS, a batch asked twice).
+* Every TRANSITIONS takes its place in the agent's seq order here too (the
+  hub heard it: the next DELTA is in order after it, not a break).
+* Live transitions (protocol "Live transitions", issue 17 §2): the hub keeps
+  ``LIVE_TOPIC`` subscribed; an agent then sends, after each flush's DELTAs,
+  the flush's window of entries with the *folded* ones listed (a blip RED and
+  back between two flushes). Those are journaled at once with their original
+  times as live entries (``replayed`` false: they are live, a flush late, and
+  notified as such) and fed to the alarm book like replayed ones (a blip to
+  RED latches), then :meth:`AlarmBook.replay_done` puts each point's alarm
+  back on its live level. While the hub follows the heads,
+  ``have`` moves to the window's last entry.
+* Exactly once per (agent, tseq) (issue 17 §1): after a break the hub keeps
+  ``journaled``, the tseqs above ``have`` it journaled live -- the listed
+  entries, and the unlisted ones when it heard every message of their flush
+  (seq ``live`` up to the TRANSITIONS) in order, since then the DELTAs it
+  applied journaled them -- and the replay that closes the break skips them.
+  An entry at or below the last replay's range that comes live is skipped too.
+  And the level changes the alarm book journaled live during the break (a
+  DELTA after the gap, the resync STATE showing what a lost DELTA carried:
+  the server hands them to :meth:`ReplayCore.note_live`, ``path -> level``):
+  a replayed point with such a change has its entries held until the replay
+  is complete, then its last one is dropped when it is to that level (that
+  is the change journaled live) and the others are journaled, in order. This
+  needs no live transitions (an agent before them is covered too).
+  Server, per STATE or DELTA::
+
+      noting = core.in_break(agent, epoch, seq); mark = book.journal_mark()
+      state.apply(msg); if noting: core.note_live(agent, book.journal_since(mark))
 * Lost: entries below the agent's ``tseq_tail`` (or a TRANSITIONS ``lost``
   range) that the hub did not have were dropped by the agent's bounds; the
   hub journals one ``lost_transitions`` entry on the agent's mount (``value``
@@ -58,7 +90,7 @@ from typing import Final
 
 from gsmon.common import names as naming
 from gsmon.common import protocol as proto
-from gsmon.hub.alarms import AlarmBook
+from gsmon.hub.alarms import AlarmBook, JournalEntry
 
 __all__ = ["CONFIRM_INTERVAL_S", "META_PREFIX", "RETRY_S", "ReplayCore", "ReplayStats"]
 
@@ -68,6 +100,7 @@ META_PREFIX: Final = "outbox:"
 RETRY_S: Final = 5.0
 CONFIRM_INTERVAL_S: Final = 60.0
 _INF: Final = math.inf
+_LEVEL_KINDS: Final = ("level", "fresh")  # journal kinds of a point's level change from its agent
 
 
 @dataclass(slots=True)
@@ -75,6 +108,7 @@ class ReplayStats:
     """Counters for the hub's health points."""
 
     replayed: int = 0  # outbox entries journaled as replayed
+    live: int = 0  # folded entries of live TRANSITIONS journaled (blips between two DELTAs)
     duplicates: int = 0  # entries at or below `have` (asked twice, late answers): ignored
     unsolicited: int = 0  # TRANSITIONS nobody asked for (or from another outbox): dropped
     lost: int = 0  # entries journaled as lost_transitions
@@ -93,6 +127,14 @@ class _Follow:
     want: list[int] | None = None  # [next tseq expected, last asked for], while replaying
     asked_at: float = -_INF  # the request was (re)sent then, or progress was made
     live_head: int = 0  # heads heard in order while the replay runs
+    held: int = 0  # the last in-order mark's head, taken at the next message heard in order (see _promote)
+    run_from: int = 0  # the seq at which the current run of messages heard in order began
+    journaled: set[int] = field(default_factory=set)  # tseqs above `have` journaled live (after a break)
+    replayed_to: int = 0  # the last tseq a completed replay covered (a live entry at or below it is old)
+    # Levels the hub journaled live for a point during a break (a DELTA after the gap, the resync STATE):
+    # path -> level; the replay's last entry of such a point to that level is what was journaled.
+    stated: dict[str, int] = field(default_factory=dict)
+    held_items: dict[str, list[proto.TransitionItem]] = field(default_factory=dict)  # replayed, of `stated`
     confirmed: int = 0  # `have` as last told to the agent
     confirm_at: float = -_INF
     first_time: float = _INF  # the replayed entries' times (for the summary)
@@ -129,11 +171,18 @@ class ReplayCore:
     # -- input ----------------------------------------------------------------------------------
 
     def observe(
-        self, agent: str, epoch: int, seq: int, mark: proto.OutboxMark, state_end: bool, now: float
+        self,
+        agent: str,
+        epoch: int,
+        seq: int,
+        mark: proto.OutboxMark,
+        state_end: bool,
+        now: float,
+        delta: bool = False,
     ) -> list[tuple[int, int]]:
         """A STATE, DELTA or HEARTBEAT of ``agent`` that HubState applied, with its outbox ``mark``;
-        ``state_end``: the last part of a STATE. Returns the ranges found lost (journal them with
-        :meth:`journal_lost`)."""
+        ``state_end``: the last part of a STATE; ``delta``: it is a DELTA. Returns the ranges found lost
+        (journal them with :meth:`journal_lost`)."""
         follow = self._agents.get(agent)
         if follow is None or follow.outbox_id != mark.outbox_id:
             if follow is not None:
@@ -145,12 +194,12 @@ class ReplayCore:
                     mark.head,
                 )
             follow = self._agents[agent] = _Follow(mark.outbox_id, mark.head, epoch, seq, contiguous=True)
+            follow.run_from = seq
             self._dirty.add(agent)
             return []
-        in_order = epoch == follow.epoch and seq == follow.last_seq + 1
-        follow.epoch, follow.last_seq = epoch, seq
-        if not in_order:
-            follow.contiguous = False
+        in_order = self._heard(follow, epoch, seq)
+        if in_order and not (delta and mark.head == follow.held):  # (another part of the same flush: hold on)
+            self._promote(agent, follow)
         if mark.head < follow.have:
             log.info(
                 "agent %s: its outbox is back at tseq %d (the hub had %d): followed from there",
@@ -160,14 +209,14 @@ class ReplayCore:
             )
             follow.have = follow.confirmed = mark.head
             follow.want = None
+            follow.journaled.clear()
+            follow.replayed_to = 0
+            follow.held = 0
             follow.contiguous = in_order or state_end
             self._dirty.add(agent)
             return []
         if follow.contiguous:
-            if follow.want is None:
-                self._advance(agent, follow, mark.head)
-            else:
-                follow.live_head = max(follow.live_head, mark.head)
+            follow.held = max(follow.held, mark.head)
             return []
         if not state_end:
             return []  # after a break: the resync STATE closes it
@@ -177,17 +226,82 @@ class ReplayCore:
             lost.append((follow.have + 1, mark.tail - 1))
             follow.have = mark.tail - 1
             self._dirty.add(agent)
+        if follow.want is None:
+            self._settle(agent, follow)  # what it journaled live since the break needs no asking
         if mark.head > follow.have:
             start = follow.want[0] if follow.want is not None else follow.have + 1
             follow.want = [max(start, follow.have + 1), mark.head]
             follow.asked_at = -_INF  # ask at once
             follow.live_head = mark.head
+        elif follow.want is None:
+            follow.stated.clear()  # nothing to replay: nothing to match
+        follow.held = 0  # the replay covers up to this head; later ones are held as usual
         return lost
+
+    def in_break(self, agent: str, epoch: int, seq: int) -> bool:
+        """Whether a message ``(epoch, seq)`` of ``agent`` about to be applied falls in a break (out of
+        order, or after one not yet closed by a replay): its live level changes go to :meth:`note_live`."""
+        follow = self._agents.get(agent)
+        if follow is None:
+            return False
+        in_order = epoch == follow.epoch and seq == follow.last_seq + 1
+        return not in_order or not follow.contiguous or follow.want is not None
+
+    def note_live(self, agent: str, entries: Iterable[JournalEntry]) -> None:
+        """What the alarm book journaled while applying a message :meth:`in_break` named: the points'
+        level changes (issue 17 §1: the replay then does not journal the same change again)."""
+        follow = self._agents.get(agent)
+        if follow is None:
+            return
+        for entry in entries:
+            if entry.agent == agent and entry.kind in _LEVEL_KINDS and not entry.replayed and entry.new is not None:
+                follow.stated[entry.path] = entry.new
 
     def _advance(self, agent: str, follow: _Follow, head: int) -> None:
         if head > follow.have:
             follow.have = head
             self._dirty.add(agent)
+        self._settle(agent, follow)
+
+    def _settle(self, agent: str, follow: _Follow) -> None:
+        """Move ``have`` over the tseqs journaled live just above it; forget those at or below it."""
+        journaled = follow.journaled
+        if not journaled:
+            return
+        have = follow.have
+        if follow.want is None:
+            while have + 1 in journaled:
+                have += 1
+        if have != follow.have:
+            follow.have = have
+            self._dirty.add(agent)
+        if min(journaled) <= have:
+            follow.journaled = {tseq for tseq in journaled if tseq > have}
+
+    def _promote(self, agent: str, follow: _Follow) -> None:
+        """A message heard in order after a held mark: what the mark's head covers has all arrived.
+
+        A mark's head counts only from the *next* message heard in order: a flush's live TRANSITIONS
+        follow its DELTAs, so a head taken at the DELTA would skip the blips of a TRANSITIONS lost after
+        it (that loss is a seq gap, and the replay closing it then asks for them)."""
+        held, follow.held = follow.held, 0
+        if not held or not follow.contiguous:
+            return
+        if follow.want is None:
+            self._advance(agent, follow, held)
+        else:
+            follow.live_head = max(follow.live_head, held)
+
+    @staticmethod
+    def _heard(follow: _Follow, epoch: int, seq: int) -> bool:
+        """A message of the agent (any kind HubState applied): in order after the last one heard?"""
+        in_order = epoch == follow.epoch and seq == follow.last_seq + 1
+        follow.epoch, follow.last_seq = epoch, seq
+        if not in_order:
+            follow.contiguous = False
+            follow.run_from = seq
+            follow.held = 0
+        return in_order
 
     def apply(
         self,
@@ -201,6 +315,8 @@ class ReplayCore:
         """A TRANSITIONS message HubState applied (in order): journal and latch what the hub did not have."""
         agent = msg.sender
         follow = self._agents.get(agent)
+        if follow is not None and self._heard(follow, msg.epoch, msg.seq):  # it took a seq: the next DELTA
+            self._promote(agent, follow)  # is in order after it
         if follow is None or follow.outbox_id != msg.outbox_id or follow.want is None or mount is None:
             self.stats.unsolicited += 1
             return
@@ -214,37 +330,52 @@ class ReplayCore:
                 follow.have = max(follow.have, lost_to)
         touched: list[str] = []
         for item in msg.transitions:
-            if item.tseq <= follow.have or item.tseq > last:
-                self.stats.duplicates += 1
+            if item.tseq <= follow.have or item.tseq > last or item.tseq in follow.journaled:
+                self.stats.duplicates += 1  # asked twice, or journaled live since the break (issue 17 §1)
+                follow.have = max(follow.have, min(item.tseq, last))
                 continue
             follow.have = item.tseq
-            try:
-                naming.check_path(item.path, "point path")
-                path = naming.join(mount, item.path)
-            except naming.InvalidNameError:
-                continue  # never a point of this agent: nothing to journal under
+            if item.kind == "level" and follow.stated:
+                joined = _joined(mount, item.path)
+                if joined is not None and joined in follow.stated:
+                    follow.held_items.setdefault(joined, []).append(item)  # until the replay is complete
+                    continue
+            path = self._journal(agent, mount, item, book, wall)
+            if path is None:
+                continue
             self.stats.replayed += 1
             follow.count += 1
             follow.first_time = min(follow.first_time, item.time)
             follow.last_time = max(follow.last_time, item.time)
-            if book is None:
-                continue
-            if item.kind == "level":
-                book.replayed_level(path, agent, item.old, item.new, item.alertstr, item.value, item.time, wall)
-                if path not in follow.points:
-                    follow.points.add(path)
-                    touched.append(path)
-            else:
-                book.record(item.kind, path, wall, at=item.time, old=item.old, new=item.new, agent=agent, replayed=True)
+            if item.kind == "level" and path not in follow.points:
+                follow.points.add(path)
+                touched.append(path)
         follow.have = max(follow.have, min(msg.last, last))
         follow.want = None if follow.have >= last else [follow.have + 1, last]
         follow.asked_at = now
         self._dirty.add(agent)
         if follow.want is not None:
             return
-        # Done: the alarms of the replayed points follow their live levels again; one summary entry.
+        # Done. The points the hub journaled live during the break: their last entry to that level is what
+        # was journaled (by the DELTA or the STATE that showed it); the others go in now, in order.
+        for joined, held in sorted(follow.held_items.items()):
+            if held[-1].new == follow.stated.get(joined):
+                held.pop()
+                self.stats.duplicates += 1
+            for item in held:
+                if self._journal(agent, mount, item, book, wall) is not None:
+                    self.stats.replayed += 1
+                    follow.count += 1
+                    follow.first_time = min(follow.first_time, item.time)
+                    follow.last_time = max(follow.last_time, item.time)
+                    follow.points.add(joined)
+        follow.held_items = {}
+        follow.stated = {}
+        # The alarms of the replayed points follow their live levels again; one summary entry.
+        follow.replayed_to = max(follow.replayed_to, last)
         if follow.contiguous:
             follow.have = max(follow.have, follow.live_head)
+        self._settle(agent, follow)
         if book is not None:
             for path in sorted(follow.points):
                 book.replay_done(path, wall)
@@ -266,6 +397,72 @@ class ReplayCore:
         follow.first_time, follow.last_time = _INF, -_INF
         follow.points = set()
         follow.confirm_at = -_INF  # confirm at once: the agent may drop them
+
+    def apply_live(
+        self, msg: proto.Transitions, mount: str | None, book: AlarmBook | None, now: float, wall: float
+    ) -> None:
+        """Live TRANSITIONS HubState applied (protocol "Live transitions"): journal and latch the folded
+        entries they list (a blip between two DELTAs); remember, after a break, every entry of
+        ``first..last`` journaled so, so that the replay closing the break drops them (issue 17 §1, §2)."""
+        agent = msg.sender
+        follow = self._agents.get(agent)
+        if follow is not None and self._heard(follow, msg.epoch, msg.seq):
+            self._promote(agent, follow)
+        if follow is None or follow.outbox_id != msg.outbox_id or mount is None or msg.live is None:
+            self.stats.unsolicited += 1
+            return
+        # Every message of the flush (seq `live` .. this one) heard in order: the unlisted entries are
+        # reflected in DELTAs this hub applied.
+        heard_flush = follow.run_from <= msg.live
+        # Heard seq after seq and no replay running: `have` follows the heads, the entries listed are new.
+        following = follow.contiguous and follow.want is None
+        touched: list[str] = []
+        for item in msg.transitions:
+            if (
+                item.tseq in follow.journaled
+                or item.tseq <= follow.replayed_to
+                or (not following and item.tseq <= follow.have)
+            ):
+                self.stats.duplicates += 1
+                continue
+            path = self._journal(agent, mount, item, book, wall, replayed=False)
+            if path is not None:
+                self.stats.live += 1
+                if item.kind == "level" and path not in touched:
+                    touched.append(path)
+            if not following:
+                follow.journaled.add(item.tseq)
+        if book is not None:
+            for path in touched:
+                book.replay_done(path, wall, replayed=False)  # its alarm follows the point's live level again
+        if heard_flush:
+            if following:
+                self._advance(agent, follow, msg.last)
+            else:
+                follow.journaled.update(range(max(msg.first, follow.have + 1), msg.last + 1))
+        self._settle(agent, follow)
+
+    @staticmethod
+    def _journal(
+        agent: str, mount: str, item: proto.TransitionItem, book: AlarmBook | None, wall: float, replayed: bool = True
+    ) -> str | None:
+        """Journal one outbox entry with its original time (``replayed``: from a replay, or live) and feed it
+        to the alarm book; returns the point's path in the hub's tree (None: not a path of this agent's,
+        nothing journaled)."""
+        path = _joined(mount, item.path)
+        if path is None:
+            return None  # never a point of this agent: nothing to journal under
+        if book is None:
+            return path
+        if item.kind == "level":
+            book.replayed_level(
+                path, agent, item.old, item.new, item.alertstr, item.value, item.time, wall, replayed=replayed
+            )
+        elif replayed:
+            book.record(item.kind, path, wall, at=item.time, old=item.old, new=item.new, agent=agent, replayed=True)
+        else:
+            book.record(item.kind, path, wall, at=item.time, old=item.old, new=item.new, agent=agent)
+        return path
 
     def journal_lost(
         self, agent: str, mount: str | None, ranges: Iterable[tuple[int, int]], book: AlarmBook | None, wall: float
@@ -319,6 +516,15 @@ class ReplayCore:
                 marks[META_PREFIX + agent] = json.dumps([follow.outbox_id, follow.have])
         self._dirty.clear()
         return marks
+
+
+def _joined(mount: str, path: str) -> str | None:
+    """An entry's point path in the hub's tree (None: not a valid path inside an agent)."""
+    try:
+        naming.check_path(path, "point path")
+        return naming.join(mount, path)
+    except naming.InvalidNameError:
+        return None
 
 
 def _iso(wall: float) -> str:

@@ -266,6 +266,7 @@ class HubServer:
         self._unsaved_meta: dict[str, str] = {}
         # The agents' outboxes (protocol 1.3): only with a state store (it keeps what the hub has of each).
         self.replay: ReplayCore | None = None
+        self._live_asked = False  # LIVE_TOPIC subscribed on the agents socket
         self._store_errors = 0
         self._store_error_logged = -math.inf
         self.journal_written = 0  # journal entries committed (a health point, and for the bench)
@@ -662,6 +663,9 @@ class HubServer:
                     agents.setsockopt(zmq.SUBSCRIBE, topic)
                     agents.setsockopt(zmq.UNSUBSCRIBE, topic)
                 if self.replay is not None:
+                    if not self._live_asked:  # (1.3) standing: agents send this hub their live transitions
+                        agents.setsockopt(zmq.SUBSCRIBE, proto.LIVE_TOPIC)
+                        self._live_asked = True
                     for name, first, last in self.replay.take_requests(now):
                         topic = proto.replay_topic(name, first, last)
                         agents.setsockopt(zmq.SUBSCRIBE, topic)
@@ -790,6 +794,7 @@ class HubServer:
             extra["outbox_replayed"] = (stats.replayed, 0)
             extra["outbox_lost"] = (stats.lost, 0)
             extra["outbox_unsolicited"] = (stats.unsolicited, 0)
+            extra["outbox_live"] = (stats.live, 0)  # blips between two DELTAs, journaled from live transitions
         if self.queries is not None:
             # Active contexts (a pass) as points: _hub/contexts/<kind>/<prefix path> = the context id.
             for key, record in self.queries.contexts.items():
@@ -856,8 +861,20 @@ class HubServer:
             try:
                 if guard is not None:
                     msg = guard.filter(msg)  # relayed entries that looped or went too deep (1.3)
+                replay, book = self.replay, state.alarms
+                # (1.3) In a break, what the book journals live is noted, so the replay that closes it does
+                # not journal the same changes again (hub/replay.py).
+                noting = (
+                    replay is not None
+                    and book is not None
+                    and isinstance(msg, proto.State | proto.Delta)
+                    and replay.in_break(msg.sender, msg.epoch, msg.seq)
+                )
+                mark = book.journal_mark() if noting and book is not None else 0
                 state.apply(msg, now, wall, peer)
-                if self.replay is not None and state.applied(msg):
+                if replay is not None and state.applied(msg):
+                    if noting and book is not None:
+                        replay.note_live(msg.sender, book.journal_since(mark))
                     self._outbox(msg, now, wall)
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
@@ -870,10 +887,14 @@ class HubServer:
         if isinstance(msg, proto.Transitions):
             mount = state.mount_of(msg.sender)
             node = state.tree.get(mount) if mount is not None else None
-            replay.apply(msg, mount, None if node is None else node.code, state.alarms, now, wall)
+            if msg.live is not None:  # (1.3) live transitions: the blips the DELTAs could not show
+                replay.apply_live(msg, mount, state.alarms, now, wall)
+            else:
+                replay.apply(msg, mount, None if node is None else node.code, state.alarms, now, wall)
         elif isinstance(msg, _MARKED) and msg.outbox is not None:
             state_end = isinstance(msg, proto.State) and msg.part == msg.parts - 1
-            lost = replay.observe(msg.sender, msg.epoch, msg.seq, msg.outbox, state_end, now)
+            delta = isinstance(msg, proto.Delta)
+            lost = replay.observe(msg.sender, msg.epoch, msg.seq, msg.outbox, state_end, now, delta=delta)
             if lost:
                 replay.journal_lost(msg.sender, state.mount_of(msg.sender), lost, state.alarms, wall)
 

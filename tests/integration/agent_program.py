@@ -15,7 +15,10 @@ The spec::
 ``[value, "ALERT"]`` read from the file at each poll (tests change it);
 ``clock`` points return the wall-clock time of the poll (latency probes);
 ``pad`` turns a counter's value into the text ``"<n>:"`` followed by that many
-bytes (bulk traffic). A point may carry the decorator's debounce settings
+bytes (bulk traffic); ``blip`` points (``{"name": "Door", "blip": "/tmp/n"}``)
+are GREEN, and RED for exactly one poll each time the number in that file
+grows (a blip shorter than a flush). A top-level ``"flush_s"`` sets the
+publisher's flush interval (default 0.02 s). A point may carry the decorator's debounce settings
 (``"for_s": 10``, ``"m_of_n": [3, 5]``...) and ``"log_alerts": true`` (its alert
 and debounce lines at WARNING). ``--key``/``--hub-key`` make the agent a CURVE client.
 Log lines (INFO and above, as ``gsmon agent`` writes them) go to stderr.
@@ -61,6 +64,20 @@ def _source(point: dict[str, Any]) -> Any:
             padding = "x" * int(point["pad"])
             return lambda: alert(f"{next(counter)}:{padding}")
         return lambda: alert(next(counter))
+    if "blip" in point:
+        trigger, seen = Path(point["blip"]), [0]
+
+        def blip() -> Alert:
+            try:
+                wanted = int(trigger.read_text() or 0)
+            except (OSError, ValueError):
+                wanted = seen[0]
+            if wanted > seen[0]:
+                seen[0] = wanted
+                return RedAlert(wanted)
+            return GreenAlert(seen[0])
+
+        return blip
     if "file" in point:
         path = Path(point["file"])
 
@@ -91,7 +108,11 @@ def main() -> int:
         hub=args.hub,
         agent=args.name,
         mount=args.mount,
-        publisher=PublisherSettings(flush_interval_s=0.02, heartbeat_interval_s=args.heartbeat_s, state_interval_s=5.0),
+        publisher=PublisherSettings(
+            flush_interval_s=float(spec.get("flush_s", 0.02)),
+            heartbeat_interval_s=args.heartbeat_s,
+            state_interval_s=5.0,
+        ),
         curve=curve,
     )
     for name, parent in spec.get("parents", {}).items():

@@ -37,6 +37,12 @@ def _journal(hub: Hub) -> list[dict[str, Any]]:
     return list(reply.result["entries"])
 
 
+def _health(hub: Hub, name: str) -> Any:
+    shown = gsmon_cli("get", f"_hub/{name}", "--json", "--hub", hub.query)
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)[f"_hub/{name}"]["value"]
+
+
 def _write_config(tmp_path: Path, http_at: str) -> Path:
     config = tmp_path / "notify.toml"
     config.write_text(
@@ -117,3 +123,47 @@ def test_a_red_that_came_and_went_while_the_hub_was_down_is_journaled_latched_an
     assert title.endswith(" UTC, now GREEN"), title
     assert agent.stop() == 0
     assert notify.stop() == 0
+
+
+def test_a_blip_shorter_than_a_flush_is_journaled_once_and_latched_with_its_time(
+    procs: Processes, tmp_path: Path
+) -> None:
+    """Issue 17 §2: RED and back between two of the agent's publishes reaches the hub at once (live transitions).
+
+    The agent flushes every 0.5 s; its Door point is RED for one poll (5 ms) each time the trigger file's number
+    grows. A DELTA carries only the latest poll (GREEN): before live transitions the hub never learned of it. Now
+    the RED is in the journal with its original time, once, as a live entry (notified like any), and latched,
+    with no replay. (A blip that happens to straddle a flush reaches the hub in two DELTAs instead, journaled
+    in two turns: the test then blips again, at most three times.)
+    """
+    door = f"{MOUNT}/Door"
+    trigger = tmp_path / "blip"
+    trigger.write_text("0")
+    hub = procs.hub("--state-dir", str(tmp_path / "hub-state"))
+    spec = {"flush_s": 0.5, "points": [{"name": "Door", "blip": str(trigger), "dt": 0.005}]}
+    agent = procs.agent(hub, "rack1", spec, mount=MOUNT)
+    wait_until(lambda: "Door" in gsmon_cli("get", "--hub", hub.query, MOUNT).stdout, what="the point at the hub")
+    levels: list[dict[str, Any]] = []
+    for attempt in range(1, 4):
+        before = time.time()
+        tmp = trigger.with_suffix(".tmp")
+        tmp.write_text(str(attempt))
+        tmp.replace(trigger)
+
+        def blipped(since: float = before) -> list[dict[str, Any]] | None:
+            found = [e for e in _journal(hub) if e["kind"] == "level" and e["path"] == door and e["time"] >= since]
+            return found if len(found) >= 2 else None
+
+        levels = wait_until(blipped, timeout_s=10, what="the blip's two transitions in the hub's journal")
+        after = time.time()
+        if levels[0]["hub_time"] == levels[1]["hub_time"]:
+            break  # folded between two flushes: both came in one live TRANSITIONS, journaled in one turn
+    assert [(e["old"], e["new"], e["replayed"]) for e in levels] == [(10, 30, False), (30, 10, False)]
+    wait_until(lambda: _health(hub, "outbox_live") >= 2, what="_hub/outbox_live to count the blip")
+    assert before <= levels[0]["time"] <= levels[1]["time"] <= after  # the agent's poll times
+    (alarm,) = send_command(hub.query, "alarms", {"prefix": MOUNT}, timeout_s=5.0).result["alarms"]
+    assert (alarm["state"], alarm["max_level"], alarm["level"]) == ("rtn_unacked", 30, 10)
+    assert alarm["raised_at"] == levels[0]["time"]
+    assert [e for e in _journal(hub) if e["kind"] == "replayed"] == []  # no replay was needed
+    assert agent.stop() == 0
+    assert hub.process.stop() == 0

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gsmon.agent.outbox import Outbox, OutboxError, OutboxSettings, Transition, outbox_file
+from gsmon.agent.outbox import Outbox, OutboxError, OutboxSettings, outbox_file
+from gsmon.common.protocol import TransitionItem
 
 HUBS = ["tcp://a:7761", "tcp://b:7761"]
 T0 = 1_800_000_000.0
@@ -21,6 +22,7 @@ def _transitions(outbox: Outbox, count: int, start: float = T0) -> list[int]:
         tseq = outbox.record("Rack/temp", 40 - new, new, "RED" if new == 30 else "GREEN", index, start + index, start)
         assert tseq is not None
         tseqs.append(tseq)
+        outbox.commit(start)  # one publisher flush per transition
     return tseqs
 
 
@@ -39,9 +41,9 @@ def test_tseq_and_levels_survive_a_restart(tmp_path: Path) -> None:
     # The first poll of the new process: old is None, but the outbox knew RED, so GREEN is a transition.
     assert again.record("Rack/temp", None, 10, "GREEN", 22.0, T0 + 10, T0) == 3
     assert again.read(1, 3, 100, 1 << 20) == [
-        Transition(1, "level", "Rack/temp", T0 + 1, 10, 30, 90.0, "RED"),
-        Transition(2, "pending", "Rack/fan", T0 + 3, 10, 20, None, ""),
-        Transition(3, "level", "Rack/temp", T0 + 10, 30, 10, 22.0, "GREEN"),
+        TransitionItem(1, "level", "Rack/temp", T0 + 1, 10, 30, 90.0, "RED"),
+        TransitionItem(2, "pending", "Rack/fan", T0 + 3, 10, 20, None, ""),
+        TransitionItem(3, "level", "Rack/temp", T0 + 10, 30, 10, 22.0, "GREEN"),
     ]
 
 
@@ -86,8 +88,10 @@ def test_the_age_bound_drops_entries_older_than_max_age_days() -> None:
     outbox = Outbox(None, HUBS, OutboxSettings(max_age_days=1.0))
     _transitions(outbox, 3, start=T0 - 2 * 86400)  # two days old
     assert outbox.head == 3
-    # The next record (a day later than the first three's age bound) drops them.
+    # The next commit (a day later than the first three's age bound) drops them.
     assert outbox.record("Rack/temp", 30, 10, "GREEN", 1.0, T0, T0) == 4
+    assert (outbox.tail, outbox.head) == (1, 4)  # recorded in memory: the bounds apply when it is written
+    outbox.commit(T0)
     assert (outbox.tail, outbox.head) == (4, 4)
     assert outbox.lost == 3
 
@@ -144,3 +148,82 @@ def test_only_a_publishing_monitor_has_an_outbox(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="in use by another process"):
         Monitor(hub="tcp://127.0.0.1:1", agent="rack1", state_dir=tmp_path)
     mon.outbox.close()
+
+
+def test_entries_are_written_in_one_transaction_per_commit(tmp_path: Path) -> None:
+    """Issue 17 §3: recording (under the Monitor's lock) only appends to memory; commit() writes them all."""
+    outbox = Outbox(outbox_file(tmp_path, "rack1"), HUBS)
+    statements: list[str] = []
+    outbox._db.set_trace_callback(statements.append)
+    for index in range(100):
+        outbox.record(f"Rack/p{index}", 10, 30, "RED", index, T0, T0)
+    assert outbox.head == 100
+    assert statements == []  # nothing written yet
+    outbox.commit(T0)
+    assert sum(1 for sql in statements if sql.strip().upper() == "COMMIT") == 1
+    assert [t.tseq for t in outbox.read(99, 100, 10, 1 << 20)] == [99, 100]
+    outbox.close()
+    again = Outbox(outbox_file(tmp_path, "rack1"), HUBS)
+    assert again.head == 100
+    again.close()
+
+
+def test_entries_not_yet_committed_are_written_by_close_and_read_by_a_replay(tmp_path: Path) -> None:
+    outbox = Outbox(outbox_file(tmp_path, "rack1"), HUBS)
+    outbox.record("Rack/temp", 10, 30, "RED", 90.0, T0, T0)
+    assert [t.tseq for t in outbox.read(1, 1, 10, 1 << 20)] == [1]  # read() writes what is pending first
+    outbox.record("Rack/temp", 30, 10, "GREEN", 20.0, T0 + 1, T0)
+    outbox.close()
+    assert outbox.record("Rack/temp", 10, 30, "RED", 90.0, T0 + 2, T0) is None  # closed: nothing recorded
+    again = Outbox(outbox_file(tmp_path, "rack1"), HUBS)
+    assert (again.head, again.read(2, 2, 10, 1 << 20)[0].new) == (2, 10)
+    again.close()
+
+
+def test_the_live_window_is_what_was_recorded_between_cuts() -> None:
+    outbox = Outbox(None, HUBS)
+    outbox.record("A", 10, 30, "RED", 1, T0, T0)
+    outbox.cut()
+    outbox.record("A", 30, 10, "GREEN", 2, T0 + 1, T0)  # after the cut: the next window's
+    assert [t.tseq for t in outbox.take_window()] == [1]
+    assert [t.tseq for t in outbox.take_window()] == [2]  # no cut since: taken as it is
+    assert outbox.take_window() == []
+
+
+def test_monitor_stop_closes_the_outbox_and_start_opens_it_again(tmp_path: Path) -> None:
+    """Issue 17 §4: stop() writes the pending entries and releases the file (its lock, its handles)."""
+    import os
+
+    from gsmon.agent.monitor import Monitor
+
+    path = outbox_file(tmp_path, "rack1")
+
+    def open_handles() -> list[str]:
+        fds = Path("/proc/self/fd")
+        return [str(fd.readlink()) for fd in fds.iterdir() if fd.is_symlink() and str(path) in os.path.realpath(fd)]
+
+    mon = Monitor(hub="tcp://127.0.0.1:1", agent="rack1", state_dir=tmp_path)
+    first = mon.outbox
+    assert first is not None
+    assert open_handles()
+    first.record("Rack/temp", 10, 30, "RED", 90.0, T0, T0)  # pending, not written
+    mon.stop()  # never started: stop still closes it
+    assert first.closed
+    assert open_handles() == []
+    other = Outbox(path, HUBS)  # the exclusive lock is released
+    assert other.head == 1  # and the pending entry was written
+    other.close()
+
+    mon.start()
+    try:
+        second = mon.outbox
+        assert second is not None
+        assert second is not first
+        assert not second.closed
+        assert second.head == 1  # the same file again
+        assert mon.publisher is not None
+        assert mon.publisher.outbox is second
+    finally:
+        mon.stop()
+    assert second.closed
+    assert open_handles() == []

@@ -21,12 +21,17 @@ def mark(head: int, tail: int = 1) -> proto.OutboxMark:
 
 
 def transitions(
-    first: int, last: int, items: list[tuple[int, str, int | None, int, float]], done: bool = True, **extra: object
+    first: int,
+    last: int,
+    items: list[tuple[int, str, int | None, int, float]],
+    done: bool = True,
+    seq: int = 99,
+    **extra: object,
 ) -> proto.Transitions:
     return proto.Transitions(
         sender=AGENT,
         epoch=7,
-        seq=99,
+        seq=seq,
         sent_ns=0,
         outbox_id=OUTBOX,
         first=first,
@@ -116,18 +121,26 @@ def test_in_order_heads_advance_have_and_a_break_waits_for_the_resync_state() ->
     core.observe(AGENT, 7, 1, mark(10), True, 0.0)  # never heard of: followed from its head, no replay
     assert core.have(AGENT) == 10
     assert core.take_requests(0.0) == [(AGENT, 11, 10)]
-    core.observe(AGENT, 7, 2, mark(12), False, 0.1)  # a DELTA in order
+    core.observe(AGENT, 7, 2, mark(12), False, 0.1, delta=True)  # a DELTA in order
+    assert core.have(AGENT) == 10  # its head counts from the next message in order (its live TRANSITIONS)
+    core.observe(AGENT, 7, 3, mark(12), False, 0.1, delta=True)  # another part of the same flush: still held
+    assert core.have(AGENT) == 10
+    core.observe(AGENT, 7, 4, mark(12), False, 0.15)  # a HEARTBEAT in order
     assert core.have(AGENT) == 12
-    core.observe(AGENT, 7, 5, mark(15), False, 0.2)  # seq 3 and 4 lost: not trusted
+    core.observe(AGENT, 7, 5, mark(13), False, 0.15, delta=True)  # held: 13 ...
+    core.observe(AGENT, 7, 8, mark(15), False, 0.2, delta=True)  # ... but seq 6 and 7 were lost: not trusted
     assert core.have(AGENT) == 12
     assert core.take_requests(0.2) == []
-    core.observe(AGENT, 7, 6, mark(16), True, 0.3)  # the resync STATE
+    core.observe(AGENT, 7, 9, mark(16), True, 0.3)  # the resync STATE
     assert core.take_requests(0.3) == [(AGENT, 13, 16)]
-    core.observe(AGENT, 7, 7, mark(17), False, 0.4)  # live, while the replay runs: not yet have
+    core.observe(AGENT, 7, 10, mark(17), False, 0.4, delta=True)  # live, while the replay runs: not yet have
     assert core.have(AGENT) == 12
     assert core.take_requests(0.3 + RETRY_S) == [(AGENT, 13, 16)]  # no answer: asked again
-    core.apply(transitions(13, 16, []), MOUNT, GREEN, None, 0.5, T0)
+    core.apply(transitions(13, 16, [], seq=11), MOUNT, GREEN, None, 0.5, T0)
     assert core.have(AGENT) == 17  # the replayed range, then what came live in order
+    core.observe(AGENT, 7, 12, mark(18), False, 0.6, delta=True)  # the answer took seq 11: in order after it
+    core.observe(AGENT, 7, 13, mark(18), False, 0.7)
+    assert core.have(AGENT) == 18
 
 
 def test_lost_entries_are_journaled_once_as_a_range() -> None:
@@ -159,8 +172,10 @@ def test_confirmations_are_rare() -> None:
     core = ReplayCore()
     core.observe(AGENT, 7, 1, mark(1), True, 0.0)
     core.observe(AGENT, 7, 2, mark(5), False, 0.0)
+    core.observe(AGENT, 7, 3, mark(5), False, 0.0)
     assert core.take_requests(0.0) == [(AGENT, 6, 5)]  # a new agent is confirmed at once
-    core.observe(AGENT, 7, 3, mark(9), False, 1.0)
+    core.observe(AGENT, 7, 4, mark(9), False, 1.0)
+    core.observe(AGENT, 7, 5, mark(9), False, 1.0)
     assert core.take_requests(1.0) == []
     assert core.take_requests(CONFIRM_INTERVAL_S) == [(AGENT, 10, 9)]
 
