@@ -10,8 +10,8 @@ from __future__ import annotations
 from test_send_policy import SETTINGS, T0, WALL0, FakeSource
 
 from gsmon.agent.outbox import Outbox
-from gsmon.agent.send_policy import SendPolicy, folded
 from gsmon.common import protocol as proto
+from gsmon.common.send_policy import SendPolicy, folded
 from gsmon.hub.alarms import RTN_UNACKED, AlarmBook
 from gsmon.hub.replay import ReplayCore
 
