@@ -465,6 +465,7 @@ class ViewModel:
         open_groups = self._expansion[self.mode].open_groups
         hand_made = self._expansion[self.mode].nodes
         entries = self._entries
+        folded_groups: dict[str, tuple[str, ...]] = {}
         # An explicit stack (depth-first, children in order) instead of recursion: cheap on 10,000 rows.
         stack: list[tuple[str, int]] = [(path, 0) for path in reversed(self._sorted_roots())]
         if visible is not None:
@@ -473,7 +474,7 @@ class ViewModel:
             path, depth = stack.pop()
             if path.endswith(GROUP_SUFFIX):
                 parent = path.removesuffix(GROUP_SUFFIX)
-                members = tuple(self._group_members(parent))
+                members = folded_groups.pop(parent)
                 append(Row(path, parent, depth, RowKind.GROUP, False, True, members))
                 needed = max(needed, 2 * depth + 8 + len(str(len(members))))  # "▸ (12 unknown)"
                 continue
@@ -496,6 +497,7 @@ class ViewModel:
             if grouping and path not in open_groups and path not in hand_made:
                 healthy = self._group_members(path)
                 if len(healthy) >= MIN_GROUP:
+                    folded_groups[path] = tuple(healthy)  # the group's row, popped below, holds them
                     folded = set(healthy)
                     shown = [child for child in children if child not in folded] + [path + GROUP_SUFFIX]
             stack.extend((child, depth + 1) for child in reversed(list(shown)))
