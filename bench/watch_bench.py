@@ -253,6 +253,7 @@ def measure(
             await asyncio.sleep(warmup_s)
             await window(pilot, "full tree")
             if tracer is not None and watcher is not None:
+                print(await tracer.cyclic_garbage(2.0))
                 tracer.detach()
                 await watcher
             await pilot.press("q")

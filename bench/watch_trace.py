@@ -64,6 +64,7 @@ class Tracer:
     spans: list[Span] = field(default_factory=list)
     presses: list[tuple[float, float]] = field(default_factory=list)  # (pressed, drawn) perf_counter
     windows: list[tuple[str, float, float]] = field(default_factory=list)  # (view, start, end) perf_counter
+    heap: list[str] = field(default_factory=list)
     _gc_started: dict[int, float] = field(default_factory=dict)
     _stop: bool = False
 
@@ -72,6 +73,11 @@ class Tracer:
     def window(self, view: str, start: float, end: float) -> None:
         """A measurement window (the summary counts only what ran inside the windows)."""
         self.windows.append((view, start, end))
+        self.heap.append(
+            f"heap after the {view} window: {len(gc.get_objects(2)):,} objects in the oldest generation, "
+            f"{gc.get_freeze_count():,} frozen, young {len(gc.get_objects(0)):,}/{len(gc.get_objects(1)):,}, "
+            f"thresholds {gc.get_threshold()}"
+        )
 
     def add(self, kind: str, start: float, end: float, note: str = "") -> None:
         self.spans.append(Span(kind, start, end, note))
@@ -120,6 +126,25 @@ class Tracer:
         )
         tree = screen.app.tree_view
         self.wrap(tree, "render_lines", "lines", lambda args, _r: f"{args[0].height} lines")
+
+    async def cyclic_garbage(self, seconds: float) -> str:
+        """What the collector frees that reference counting could not, made over ``seconds`` of the run
+        (kinds, most first): what the full passes spend their time on."""
+        gc.collect()
+        await asyncio.sleep(seconds)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            gc.collect()
+            kinds: dict[str, int] = {}
+            for thing in gc.garbage:
+                name = f"{type(thing).__module__}.{type(thing).__qualname__}"
+                kinds[name] = kinds.get(name, 0) + 1
+            total = len(gc.garbage)
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+        top = sorted(kinds.items(), key=lambda item: -item[1])[:15]
+        return f"cyclic garbage over {seconds:g} s: {total} objects; " + ", ".join(f"{k} {n}" for k, n in top)
 
     def detach(self) -> None:
         self._stop = True
@@ -175,7 +200,7 @@ class Tracer:
             presses = sorted((drawn - pressed) * 1000 for pressed, drawn in self.presses if start <= pressed <= end)
             if presses:
                 lines.append(f"  key ms: p50 {statistics.median(presses):.1f}  max {presses[-1]:.1f}")
-        return "\n".join(lines)
+        return "\n".join(lines + self.heap)
 
     def slow_presses(self, count: int = SLOW_PRESSES) -> str:
         lines: list[str] = []
