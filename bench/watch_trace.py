@@ -65,7 +65,8 @@ class Tracer:
     presses: list[tuple[float, float]] = field(default_factory=list)  # (pressed, drawn) perf_counter
     windows: list[tuple[str, float, float]] = field(default_factory=list)  # (view, start, end) perf_counter
     heap: list[str] = field(default_factory=list)
-    _gc_started: dict[int, float] = field(default_factory=dict)
+    full_passes: list[str] = field(default_factory=list)
+    _gc_started: dict[int, tuple[float, float]] = field(default_factory=dict)
     _stop: bool = False
 
     # --- recording
@@ -96,13 +97,19 @@ class Tracer:
         setattr(owner, attribute, timed)
 
     def _gc(self, phase: str, info: dict[str, int]) -> None:
+        """A collector pass: in the thread that triggered it (the feed thread's passes hold the GIL too)."""
         generation = info["generation"]
         if phase == "start":
-            self._gc_started[generation] = time.perf_counter()
+            self._gc_started[generation] = (time.perf_counter(), time.thread_time())
         else:
-            start = self._gc_started.pop(generation, None)
-            if start is not None:
-                self.add(f"gc{generation}", start, time.perf_counter(), f"collected {info['collected']}")
+            started = self._gc_started.pop(generation, None)
+            if started is not None:
+                cpu_ms = (time.thread_time() - started[1]) * 1000
+                where = threading.current_thread().name
+                note = f"collected {info['collected']}, cpu {cpu_ms:.1f} ms, in {where}"
+                self.add(f"gc{generation}", started[0], time.perf_counter(), note)
+                if generation == 2:
+                    self.full_passes.append(f"  full pass {(time.perf_counter() - started[0]) * 1000:.1f} ms: {note}")
 
     def attach(self, app: Any) -> None:
         """The app's own work and Textual's paint, and the collector."""
@@ -200,7 +207,7 @@ class Tracer:
             presses = sorted((drawn - pressed) * 1000 for pressed, drawn in self.presses if start <= pressed <= end)
             if presses:
                 lines.append(f"  key ms: p50 {statistics.median(presses):.1f}  max {presses[-1]:.1f}")
-        return "\n".join(lines + self.heap)
+        return "\n".join(lines + self.heap + ["full collections (all, the snapshot's included):", *self.full_passes])
 
     def slow_presses(self, count: int = SLOW_PRESSES) -> str:
         lines: list[str] = []

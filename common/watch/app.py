@@ -70,8 +70,8 @@ WIDE_COLUMNS: Final = 120
 TALL_LINES: Final = 40
 # Redraw the ages at least this often when nothing else changes.
 AGE_REDRAW_S: Final = 1.0
-# Lines of the tree kept drawn (a few screens' worth; emptied when full).
-_STRIP_CACHE_SIZE: Final = 2_000
+# Lines of the tree kept drawn (ten screens' worth; emptied when full: each Strip is ~15 objects for the collector).
+_STRIP_CACHE_SIZE: Final = 500
 
 #: Every key, for ``?`` (the help screen) and the module docs.
 KEYS: Final[tuple[tuple[str, str], ...]] = (
@@ -947,6 +947,14 @@ class WatchApp(App[int]):
     def _key_came(self) -> None:
         if self.collections is not None:
             self.collections.key(time.monotonic())
+            self.call_after_refresh(self._collect_after_redraw)
+
+    def _collect_after_redraw(self) -> None:
+        """A key's redraw is on the screen: a full pass now, if one is due, delays no key (collector.py)."""
+        collections = self.collections
+        if collections is not None and collections.due(time.monotonic(), redrawn_after_key=True):
+            gc.collect()
+            collections.collected(time.monotonic())
 
     def _selection_changed(self) -> None:
         self._key_came()

@@ -52,3 +52,11 @@ def test_take_over_keeps_the_young_generations_and_hands_back() -> None:
     finally:
         hand_back(old)
     assert gc.get_threshold() == before
+
+
+def test_right_after_a_keys_redraw_is_as_good_as_a_quiet_second() -> None:
+    policy = FullCollections(0.0)
+    policy.key(EVERY_S - 0.1)
+    assert not policy.due(EVERY_S)
+    assert policy.due(EVERY_S, redrawn_after_key=True)
+    assert not policy.due(EVERY_S - 0.5, redrawn_after_key=True), "never more often than EVERY_S"
