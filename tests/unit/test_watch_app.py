@@ -681,3 +681,28 @@ def test_with_freeze_gc_the_full_passes_wait_for_quiet_keys_and_are_handed_back(
     finally:
         gc.unfreeze()
     assert gc.get_threshold() == before, "the thresholds are handed back when the app ends"
+
+
+def test_an_update_to_a_line_on_screen_is_painted_and_only_its_line_is_asked_for() -> None:
+    """A tick redraws the lines whose nodes changed (what the terminal shows: the screenshot)."""
+    feed = FakeFeed(station())
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        path = "GS1/Rack1/Disk/root_used_percent"
+        app.tick()
+        await pilot.pause()
+        assert "99.5" in app.export_screenshot()
+        tree = app.tree_view
+        feed.pending[path] = node(path, 100, 97.25)
+        refreshed: list[int] = []
+        original = tree.refresh_line
+        tree.refresh_line = lambda y: (refreshed.append(y), original(y))[1]  # type: ignore[method-assign]
+        app._ages_drawn = time.monotonic()  # not the once-a-second redraw of every line
+        app.tick()
+        await pilot.pause()
+        assert refreshed == [app.model.index_of(path)]
+        screen = app.export_screenshot()
+        assert "97.2" in screen
+        assert "99.5" not in screen
+
+    run(scenario, feed=feed, size=(120, 40))

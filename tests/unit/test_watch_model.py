@@ -658,3 +658,21 @@ def test_read_extras_of_slotted_nodes_one_read_or_field_by_field() -> None:
     extras = read_extras(node)
     assert extras.attention == 20
     assert extras.alarm is None
+
+
+def test_take_changed_names_the_changed_lines_and_their_counting_parents() -> None:
+    from gsmon.common.clone import NodeState
+
+    def state(path: str, code: int, value: object = 1, kind: str = "point") -> NodeState:
+        return NodeState(path, kind, code, "", False, value, "ag", NOW, NOW, 1.0, 1)
+
+    model = ViewModel()
+    model.apply({"A": state("A", 10, None, "parent"), "A/b": state("A/b", 10), "A/c": state("A/c", 10)}, reset=True)
+    assert model.take_changed() is None, "a reset: every line"
+    assert model.take_changed() == set()
+    model.apply({"A/b": state("A/b", 10, 2)})
+    assert model.take_changed() == {"A/b"}, "a value: its own line only"
+    model.apply({"A/c": state("A/c", 30)})
+    assert model.take_changed() == {"A/c", "A", ""}, "a level: the parents' counts too"
+    model.set_lost(True)
+    assert model.take_changed() is None
