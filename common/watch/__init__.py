@@ -19,6 +19,9 @@
                                           commands.py (ack, unack, shelve, alarms, journal:
                                           the Commands interface; HubCommands asks the hub
                                           through alarm_commands.OperatorClient)
+                                                        |
+                                          collector.py (pure: when the garbage collector's
+                                          full passes run -- while the keys are quiet)
 
 Why Textual: it is the well-kept Python terminal-UI framework (built on Rich,
 which gsmon's cells already measure text with), it redraws in place on the

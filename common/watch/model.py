@@ -184,6 +184,9 @@ class ViewModel:
         self.rows_version = 0
         #: Incremented whenever any node changes (a redraw of the visible rows).
         self.content_version = 0
+        # Paths whose own line may read differently since take_changed() (a node, or the counts below a
+        # parent); None: any line may (a reset, the hub lost or back).
+        self._changed: set[str] | None = set()
         #: Incremented whenever an alarm summary changes (the alarm list re-asks the hub).
         self.alarm_version = 0
 
@@ -201,6 +204,7 @@ class ViewModel:
             self._unacked.clear()
             self._invalidate()
             self.alarm_version += 1
+            self._changed = None
         # Parents before their children, so a new subtree needs no re-rooting of its own nodes.
         for path in sorted(updates, key=lambda p: p.count("/")) if reset else updates:
             node = updates[path]
@@ -216,11 +220,20 @@ class ViewModel:
         if lost != self.lost:
             self.lost = lost
             self.content_version += 1
+            self._changed = None
+
+    def take_changed(self) -> set[str] | None:
+        """The paths whose line may read differently since the last call (``None``: every line may)."""
+        changed, self._changed = self._changed, set()
+        return changed
 
     def _count(self, path: str, level: int, delta: int) -> None:
         prefix = path
+        changed = self._changed
         while prefix:
             prefix = parent_of(prefix)
+            if changed is not None:
+                changed.add(prefix)  # a collapsed parent's line says its counts
             counts = self._counts.get(prefix)
             if counts is None:
                 counts = self._counts[prefix] = Counter()
@@ -230,6 +243,8 @@ class ViewModel:
 
     def _upsert(self, path: str, node: Node) -> None:
         new = _entry(node)
+        if self._changed is not None:
+            self._changed.add(path)
         if node.alertstr and node.alertcode not in self._labels:
             self._labels[node.alertcode] = node.alertstr
         old = self._entries.get(path)
@@ -270,6 +285,8 @@ class ViewModel:
         old = self._entries.pop(path, None)
         if old is None:
             return
+        if self._changed is not None:
+            self._changed.add(path)
         parent = parent_of(path)
         siblings = self._children.get(parent)
         if siblings is not None:
@@ -465,6 +482,7 @@ class ViewModel:
         open_groups = self._expansion[self.mode].open_groups
         hand_made = self._expansion[self.mode].nodes
         entries = self._entries
+        folded_groups: dict[str, tuple[str, ...]] = {}
         # An explicit stack (depth-first, children in order) instead of recursion: cheap on 10,000 rows.
         stack: list[tuple[str, int]] = [(path, 0) for path in reversed(self._sorted_roots())]
         if visible is not None:
@@ -473,7 +491,7 @@ class ViewModel:
             path, depth = stack.pop()
             if path.endswith(GROUP_SUFFIX):
                 parent = path.removesuffix(GROUP_SUFFIX)
-                members = tuple(self._group_members(parent))
+                members = folded_groups.pop(parent)
                 append(Row(path, parent, depth, RowKind.GROUP, False, True, members))
                 needed = max(needed, 2 * depth + 8 + len(str(len(members))))  # "▸ (12 unknown)"
                 continue
@@ -496,6 +514,7 @@ class ViewModel:
             if grouping and path not in open_groups and path not in hand_made:
                 healthy = self._group_members(path)
                 if len(healthy) >= MIN_GROUP:
+                    folded_groups[path] = tuple(healthy)  # the group's row, popped below, holds them
                     folded = set(healthy)
                     shown = [child for child in children if child not in folded] + [path + GROUP_SUFFIX]
             stack.extend((child, depth + 1) for child in reversed(list(shown)))

@@ -592,3 +592,122 @@ def test_a_role_learnt_later_offers_ack_once_known() -> None:
         assert isinstance(app.screen, AckPrompt)
 
     run(scenario, feed=FakeFeed(station(extra=True)), commands=commands)
+
+
+# --- the redraw after a key (issue 14 §4: bench/watch_bench.py measures it)
+
+
+def test_a_move_notes_the_first_draw_of_the_moved_cursor_row_once() -> None:
+    """The benchmark times a press to the FIRST draw of the moved cursor's row: a later redraw keeps it."""
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        tree = app.tree_view
+        moves = tree.moves
+        await pilot.press("j")
+        await pilot.pause()
+        assert tree.moves == moves + 1
+        drawn_move, drawn_at = tree.cursor_drawn
+        assert drawn_move == tree.moves
+        assert drawn_at > 0
+        app.tick()
+        tree.sync(force=True)
+        await pilot.pause()
+        assert tree.cursor_drawn == (drawn_move, drawn_at), "a tick's redraw of the same row is not a new draw"
+        await pilot.press("k")
+        await pilot.pause()
+        assert tree.cursor_drawn[0] == moves + 2
+        assert tree.cursor_drawn[1] > drawn_at
+
+    run(scenario)
+
+
+def test_j_k_l_h_are_typed_into_the_filter_not_taken_by_the_tree() -> None:
+    """The tree's keys are priority bindings only while the tree has the focus."""
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        cursor = app.model.cursor
+        await pilot.press("slash", *"jklh")
+        assert app._filter.value == "jklh"
+        assert app.model.cursor == cursor
+        await pilot.press("escape", "j")
+        assert app.model.cursor == cursor + 1
+
+    run(scenario)
+
+
+def test_a_line_redrawn_after_an_update_shows_the_new_value() -> None:
+    """Drawn lines are kept by their text: a changed value is a new line, never the kept one."""
+    feed = FakeFeed(station())
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        path = "GS1/Rack1/Disk/root_used_percent"
+        assert app.model.select(path)
+        index = app.model.cursor
+        top = round(app.tree_view.scroll_y)
+        before = app.tree_view.render_line(index - top).text
+        assert "99.5" in before
+        feed.pending[path] = node(path, 100, 97.25)
+        app.tick()
+        await pilot.pause()
+        after = app.tree_view.render_line(app.model.cursor - top).text
+        assert "97.2" in after
+        assert "99.5" not in after
+
+    run(scenario, feed=feed)
+
+
+def test_with_freeze_gc_the_full_passes_wait_for_quiet_keys_and_are_handed_back() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    app = WatchApp(FakeFeed(station()).take, hub="tcp://127.0.0.1:7763", freeze_gc=True)
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            collections = app.collections
+            assert collections is not None, "taken over once the snapshot is in"
+            assert gc.get_threshold()[:2] == before[:2]
+            assert gc.get_threshold()[2] > before[2]
+            collections.every_s = 0.0
+            collections.latest_s = 3600.0
+            collections.key(time.monotonic())
+            app.tick()
+            assert collections.passes == 0, "a key a moment ago: no full pass from the timer"
+            await pilot.press("j")
+            await pilot.pause()
+            assert collections.passes == 1, "once the key's redraw is painted"
+            collections.quiet_s = 0.0
+            app.tick()
+            assert collections.passes == 2
+
+    try:
+        asyncio.run(main())
+    finally:
+        gc.unfreeze()
+    assert gc.get_threshold() == before, "the thresholds are handed back when the app ends"
+
+
+def test_an_update_to_a_line_on_screen_is_painted_and_only_its_line_is_asked_for() -> None:
+    """A tick redraws the lines whose nodes changed (what the terminal shows: the screenshot)."""
+    feed = FakeFeed(station())
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        path = "GS1/Rack1/Disk/root_used_percent"
+        app.tick()
+        await pilot.pause()
+        assert "99.5" in app.export_screenshot()
+        tree = app.tree_view
+        feed.pending[path] = node(path, 100, 97.25)
+        refreshed: list[int] = []
+        original = tree.refresh_line
+        tree.refresh_line = lambda y: (refreshed.append(y), original(y))[1]  # type: ignore[method-assign]
+        app._ages_drawn = time.monotonic()  # not the once-a-second redraw of every line
+        app.tick()
+        await pilot.pause()
+        assert refreshed == [app.model.index_of(path)]
+        screen = app.export_screenshot()
+        assert "97.2" in screen
+        assert "99.5" not in screen
+
+    run(scenario, feed=feed, size=(120, 40))

@@ -640,3 +640,39 @@ def test_a_slotted_node_type_with_the_fields_is_read() -> None:
     assert extras.alarm.unacked
     today = NodeState("GS1/a", "point", 10, "GREEN", False, 1, "ag", NOW, NOW, 1.0, 1)
     assert read_extras(today) is read_extras(today)  # the shared empty answer: no work per update
+
+
+def test_read_extras_of_slotted_nodes_one_read_or_field_by_field() -> None:
+    """A NodeState is read in one go; a slotted node with a slot left unset is read field by field."""
+    from gsmon.common.watch.adapter import FIELDS
+
+    full = NodeState("GS1/a", "point", 30, "RED", False, 1, "ag", NOW, NOW, 1.0, 1, attention=30, since=NOW - 5)
+    assert read_extras(full).attention == 30
+    assert read_extras(full).since == NOW - 5
+
+    class Partial:
+        __slots__ = ("path", "kind", "alertcode", "alertstr", "stale", *FIELDS)
+
+    node = Partial()
+    node.attention = 20  # the other fields' slots are never set: reading them raises AttributeError
+    extras = read_extras(node)
+    assert extras.attention == 20
+    assert extras.alarm is None
+
+
+def test_take_changed_names_the_changed_lines_and_their_counting_parents() -> None:
+    from gsmon.common.clone import NodeState
+
+    def state(path: str, code: int, value: object = 1, kind: str = "point") -> NodeState:
+        return NodeState(path, kind, code, "", False, value, "ag", NOW, NOW, 1.0, 1)
+
+    model = ViewModel()
+    model.apply({"A": state("A", 10, None, "parent"), "A/b": state("A/b", 10), "A/c": state("A/c", 10)}, reset=True)
+    assert model.take_changed() is None, "a reset: every line"
+    assert model.take_changed() == set()
+    model.apply({"A/b": state("A/b", 10, 2)})
+    assert model.take_changed() == {"A/b"}, "a value: its own line only"
+    model.apply({"A/c": state("A/c", 30)})
+    assert model.take_changed() == {"A/c", "A", ""}, "a level: the parents' counts too"
+    model.set_lost(True)
+    assert model.take_changed() is None
