@@ -368,10 +368,15 @@ class Subscriber:
         core = self._core
         changes: list[Change] = []
         if sub.poll(int(timeout_s * 1000)):
-            receive, recv, monotonic, wall = core.receive, sub.recv_multipart, time.monotonic, time.time
+            # transport.fast_recv/fast_get: pyzmq's recv_multipart is a Python loop around the Cython recv;
+            # a NODE is [topic, payload], read frame by frame (a fifth of the recorder's read cost).
+            receive, monotonic, wall = core.receive, time.monotonic, time.time
+            recv, more, rcvmore = transport.fast_recv, transport.fast_get, zmq.RCVMORE
             for _ in range(100_000):
                 try:
-                    frames = recv(zmq.DONTWAIT)
+                    frames = [recv(sub, zmq.DONTWAIT)]
+                    while more(sub, rcvmore):
+                        frames.append(recv(sub, zmq.DONTWAIT))
                 except zmq.Again:
                     break
                 if len(frames) != 2:
