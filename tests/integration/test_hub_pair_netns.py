@@ -1,8 +1,8 @@
 """The two hubs of a pair on hosts of their own (issue 17 §5): real processes in network namespaces.
 
-The test builds the network itself, three hosts and three cables (bench/netns.py's pair
-network, through namespaces.py: its module docstring draws it and says why hub A starts
-twice)::
+The test builds the network itself, three hosts and three cables: the pair network of
+bench/netns.py (its module docstring says why hub A is started twice), reached through
+namespaces.py::
 
     ns a: hub A, A's notifier              ns c: the agents (each publishing to both hubs),
       toc 10.79.1.1 ------------------ toa 10.79.1.2   the clients (this test's thread, gsmon get),
