@@ -1,6 +1,8 @@
 """The two hubs of a pair on hosts of their own (issue 17 §5): real processes in network namespaces.
 
-The test builds the network itself (namespaces.py), three hosts and three cables::
+The test builds the network itself, three hosts and three cables: the pair network of
+bench/netns.py (its module docstring says why hub A is started twice), reached through
+namespaces.py::
 
     ns a: hub A, A's notifier              ns c: the agents (each publishing to both hubs),
       toc 10.79.1.1 ------------------ toa 10.79.1.2   the clients (this test's thread, gsmon get),
@@ -9,19 +11,10 @@ The test builds the network itself (namespaces.py), three hosts and three cables
       toc 10.79.2.1 ---------------|-- tob 10.79.2.2
       toa 10.79.3.2 ---+ the pair link: the only path between a and b
 
-Only connected routes: a cannot reach 10.79.2.0/24 nor b 10.79.1.0/24 (the
-fixture checks), so the peer link (PAIR_SYNC both ways) runs over the a-b cable
-and nothing else. Each hub binds its agents and subscribers endpoints on its
-address towards c (port 0) and its query endpoint on every address of its host
-(``tcp://0.0.0.0``), which clients in c reach over the a-c / b-c cable and the
-peer over the a-b one. Each hub must know its peer's query endpoint before it
-starts, so hub A is first started once on its own only to learn the port its
-host gives it (reported on its ready line; nothing else runs on a until A is
-back, so the port stays free), then B with ``--peer`` at A's a-b address and
-that port, then A again, on that port, with ``--peer`` at B's a-b address and
-the port B reported. The test's own thread joins c
-(``namespaces.entered``) to be a client there: its Subscriber and its commands
-(``pair_status``, ``alarms``, ``ack``) go over the a-c and b-c cables.
+The peer link (PAIR_SYNC both ways) runs over the a-b cable and nothing else.
+The test's own thread joins c (``namespaces.entered``) to be a client there:
+its Subscriber and its commands (``pair_status``, ``alarms``, ``ack``) go over
+the a-c and b-c cables.
 
 * SIGKILL of the notifying hub A while a point goes RED, under load (a second
   agent's 200 counters at 10 Hz into both hubs): a Subscriber and ``gsmon get``
@@ -52,7 +45,17 @@ from typing import Any, Final
 
 import pytest
 from harness import AGENT_PROGRAM, FAST_HUB_ARGS, HERE, Process, Processes, wait_until
-from namespaces import entered, gsmon_in, in_namespace, ip, made_namespaces, must
+from namespaces import (
+    PAIR_ADDRESSES,
+    PairHosts,
+    PairHub,
+    entered,
+    gsmon_in,
+    in_namespace,
+    made_namespaces,
+    pair_hosts,
+    start_pair,
+)
 from test_notify import received
 
 from gsmon.common.client import Subscriber
@@ -64,86 +67,23 @@ MOUNT: Final = "GS1/ups"
 PEER_TIMEOUT_S: Final = "2"
 FAILOVER_BOUND_S: Final = 5.0
 RED: Final = 30
-# Each host's address on each cable: (host, towards) -> address.
-ADDRESSES: Final = {
-    ("a", "c"): "10.79.1.1", ("c", "a"): "10.79.1.2",
-    ("b", "c"): "10.79.2.1", ("c", "b"): "10.79.2.2",
-    ("a", "b"): "10.79.3.1", ("b", "a"): "10.79.3.2",
-}  # fmt: skip
 FAST_NOTIFY: Final = ["--group-wait-s", "0.5", "--group-interval-s", "1", "--startup-grace-s", "0", "--poll-s", "0.2"]
 
 
-@dataclass(frozen=True)
-class Hosts:
-    """The three namespaces of one run (a, b: the hubs; c: the station LAN)."""
-
-    a: str
-    b: str
-    c: str
-
-    def of(self, host: str) -> str:
-        return {"a": self.a, "b": self.b, "c": self.c}[host]
-
-
 @pytest.fixture
-def hosts() -> Iterator[Hosts]:
+def hosts() -> Iterator[PairHosts]:
     """Hosts a, b, c and the cables a-c, b-c, a-b; deleted afterwards whatever happens."""
     with made_namespaces("gspair") as spaces:
-        made = Hosts(spaces.add("a"), spaces.add("b"), spaces.add("c"))
-        for left, right in (("a", "c"), ("b", "c"), ("a", "b")):
-            spaces.veth(made.of(left), f"to{right}", f"{ADDRESSES[left, right]}/24",
-                        made.of(right), f"to{left}", f"{ADDRESSES[right, left]}/24")  # fmt: skip
-        # The pair link is the only path between the hubs' hosts: no route through c (a host's own
-        # cables are all it has routes for), whatever c would forward.
-        for host, other in (("a", ("b", "c")), ("b", ("a", "c"))):
-            route = ip("-n", made.of(host), "route", "get", ADDRESSES[other])
-            assert route.returncode != 0, f"{host} has a route to {ADDRESSES[other]} through c: {route.stdout}"
-        yield made
-
-
-@dataclass(frozen=True)
-class PairHub:
-    """A hub of the pair as the test reaches it: from c (clients, agents) and from its own host (its notifier)."""
-
-    name: str  # "a" or "b"
-    process: Process
-    query: str  # from c, over the cable to c
-    agents: str
-    query_port: str
-
-    @property
-    def local_query(self) -> str:
-        return f"tcp://127.0.0.1:{self.query_port}"
+        yield pair_hosts(spaces)
 
 
 def _port(endpoint: str) -> str:
     return endpoint.rsplit(":", 1)[1]
 
 
-def _hub(procs: Processes, hosts: Hosts, tmp_path: Path, me: str, query_port: str, peer: str | None) -> PairHub:
-    """Hub ``me`` in its namespace (``peer``: the peer's query endpoint; None: a hub on its own)."""
-    towards_c = ADDRESSES[me, "c"]
-    args = ["hub", "--agents", f"tcp://{towards_c}:0", "--subscribers", f"tcp://{towards_c}:0",
-            "--query", f"tcp://0.0.0.0:{query_port}", *FAST_HUB_ARGS]  # fmt: skip
-    if peer is None:
-        args += ["--state-dir", ""]
-    else:
-        args += ["--peer", peer, "--hub-id", f"hub-{me}", "--peer-timeout-s", PEER_TIMEOUT_S]
-        args += ["--state-dir", str(tmp_path / f"state-{me}")]
-    process = gsmon_in(procs, hosts.of(me), f"hub-{me}" if peer else f"hub-{me}-port", *args)
-    fields = process.ready()
-    port = _port(fields["query"])
-    assert query_port in ("0", port), f"hub {me} asked for port {query_port}, bound {fields['query']}"
-    return PairHub(me, process, f"tcp://{towards_c}:{port}", fields["agents"], port)
-
-
-def _pair(procs: Processes, hosts: Hosts, tmp_path: Path) -> tuple[PairHub, PairHub]:
-    """Hubs A and B, each the other's peer over the a-b cable (see the module docstring for the order)."""
-    first_a = _hub(procs, hosts, tmp_path, "a", "0", None)
-    assert first_a.process.stop() == 0
-    b = _hub(procs, hosts, tmp_path, "b", "0", f"tcp://{ADDRESSES['a', 'b']}:{first_a.query_port}")
-    a = _hub(procs, hosts, tmp_path, "a", first_a.query_port, f"tcp://{ADDRESSES['b', 'a']}:{b.query_port}")
-    return a, b
+def _pair(procs: Processes, hosts: PairHosts, tmp_path: Path) -> tuple[PairHub, PairHub]:
+    """Hubs A and B, each the other's peer over the a-b cable (A started twice: see bench/netns.py)."""
+    return start_pair(procs.start, hosts, tmp_path, FAST_HUB_ARGS, PEER_TIMEOUT_S)
 
 
 def _status(hub: PairHub, check: list[list[Any]] | None = None) -> dict[str, Any]:
@@ -168,7 +108,7 @@ def _set(file: Path, value: Any, alert: str) -> None:
     tmp.replace(file)
 
 
-def _agent(procs: Processes, hosts: Hosts, name: str, spec: dict[str, Any], mount: str, *hubs: PairHub) -> Process:
+def _agent(procs: Processes, hosts: PairHosts, name: str, spec: dict[str, Any], mount: str, *hubs: PairHub) -> Process:
     """A test agent on host c publishing to every hub given (agent ``hub=[A, B]``), once its Monitor runs."""
     argv = [sys.executable, str(AGENT_PROGRAM), "--name", name, "--mount", mount, "--spec", json.dumps(spec)]
     argv += ["--heartbeat-s", "0.2"]
@@ -192,7 +132,7 @@ class Station:
     def webhooks(self, point: str) -> list[str]:
         """The hosts (a, b) the webhooks for ``point`` going RED came from, in arrival order."""
         title = f"[gsmon] RAISED RED {MOUNT}/{point}"
-        by_address = {ADDRESSES["a", "c"]: "a", ADDRESSES["b", "c"]: "b"}
+        by_address = {PAIR_ADDRESSES["a", "c"]: "a", PAIR_ADDRESSES["b", "c"]: "b"}
         posts = received(self.http, "POST")
         return [by_address.get(post["from"], post["from"]) for post in posts if post["body"]["title"] == title]
 
@@ -206,13 +146,13 @@ def _notify_config(tmp_path: Path, me: str, http_port: str) -> Path:
     """Hub ``me``'s notifier posts to the receiver at c's address on the cable between them."""
     config = tmp_path / f"notify-{me}.toml"
     config.write_text(
-        f'[[receiver]]\nname = "hook"\nurls = ["json://{ADDRESSES["c", me]}:{http_port}/hook"]\n\n'
+        f'[[receiver]]\nname = "hook"\nurls = ["json://{PAIR_ADDRESSES["c", me]}:{http_port}/hook"]\n\n'
         '[[route]]\nprefix = "GS1"\nmin_level = "RED"\nreceivers = ["hook"]\n'
     )
     return config
 
 
-def _station(procs: Processes, hosts: Hosts, tmp_path: Path) -> Station:
+def _station(procs: Processes, hosts: PairHosts, tmp_path: Path) -> Station:
     http = procs.start("http", in_namespace(hosts.c, [sys.executable, str(HERE / "http_sink_program.py"),
                                                      "--host", "0.0.0.0"]))  # fmt: skip
     http_port = _port(http.ready()["http"])
@@ -231,7 +171,7 @@ def _station(procs: Processes, hosts: Hosts, tmp_path: Path) -> Station:
     return Station(a, b, http, files["power"], files["fan"])
 
 
-def _get_in_c(hosts: Hosts, hubs: str) -> tuple[subprocess.CompletedProcess[str], float]:
+def _get_in_c(hosts: PairHosts, hubs: str) -> tuple[subprocess.CompletedProcess[str], float]:
     """``gsmon get MOUNT --json --hub hubs`` on host c, and the time.monotonic() at which it ended."""
     argv = [sys.executable, "-m", "gsmon.common.cli", "get", MOUNT, "--json", "--hub", hubs]
     result = subprocess.run(
@@ -241,7 +181,7 @@ def _get_in_c(hosts: Hosts, hubs: str) -> tuple[subprocess.CompletedProcess[str]
 
 
 def test_sigkill_of_the_notifying_hub_under_load_fails_clients_over_and_notifies_each_red_once(
-    hosts: Hosts, procs: Processes, tmp_path: Path
+    hosts: PairHosts, procs: Processes, tmp_path: Path
 ) -> None:
     with entered(hosts.c):
         station = _station(procs, hosts, tmp_path)
@@ -297,7 +237,7 @@ def test_sigkill_of_the_notifying_hub_under_load_fails_clients_over_and_notifies
 
 
 def test_the_pair_link_down_each_hub_notifies_and_up_again_the_pair_resyncs(
-    hosts: Hosts, procs: Processes, tmp_path: Path
+    hosts: PairHosts, procs: Processes, tmp_path: Path
 ) -> None:
     with entered(hosts.c):
         station = _station(procs, hosts, tmp_path)
@@ -306,7 +246,7 @@ def test_the_pair_link_down_each_hub_notifies_and_up_again_the_pair_resyncs(
         assert not _status(b)["sender"]
 
         # The a-b cable pulled at A's end: no RST, no FIN; the agents still reach both hubs over c.
-        must("-n", hosts.a, "link", "set", "tob", "down")
+        hosts.pair_link(up=False)
         wait_until(lambda: _status(a)["sender"] and _status(b)["sender"], timeout_s=10, what="both hubs on their own")
         assert not _status(a)["peer_live"]
         assert not _status(b)["peer_live"]
@@ -327,7 +267,7 @@ def test_the_pair_link_down_each_hub_notifies_and_up_again_the_pair_resyncs(
         assert on_b["state"] == "active_unacked"
 
         # Plugged back: the peer links resume by themselves; one sender again, and A's op is resent to B.
-        must("-n", hosts.a, "link", "set", "tob", "up")
+        hosts.pair_link(up=True)
         wait_until(lambda: _linked(a, b) and not _status(b)["sender"], timeout_s=20, what="the pair linked again")
         [acked] = wait_until(
             lambda: [x for x in _alarms(b, "Power") if x["state"] == "active_acked"],
@@ -342,17 +282,17 @@ def test_the_pair_link_down_each_hub_notifies_and_up_again_the_pair_resyncs(
         assert len(station.webhooks("Power")) == 2  # nothing of the partition told again
 
 
-def _pair_connections(hosts: Hosts) -> set[tuple[str, str]]:
+def _pair_connections(hosts: PairHosts) -> set[tuple[str, str]]:
     """Established TCP connections on host a between its a-b address and B's (local, peer) ``address:port``."""
     listed = subprocess.run(in_namespace(hosts.a, ["ss", "-Htn", "state", "established"]), capture_output=True,
                             text=True, timeout=30, check=True).stdout  # fmt: skip
     pairs = {(fields[-2], fields[-1]) for fields in (line.split() for line in listed.splitlines()) if len(fields) >= 2}
-    mine, theirs = ADDRESSES["a", "b"], ADDRESSES["b", "a"]
+    mine, theirs = PAIR_ADDRESSES["a", "b"], PAIR_ADDRESSES["b", "a"]
     return {(local, peer) for local, peer in pairs if local.startswith(f"{mine}:") and peer.startswith(f"{theirs}:")}
 
 
 def test_an_ack_on_a_shows_on_b_within_a_second_over_the_pair_link(
-    hosts: Hosts, procs: Processes, tmp_path: Path
+    hosts: PairHosts, procs: Processes, tmp_path: Path
 ) -> None:
     with entered(hosts.c):
         a, b = _pair(procs, hosts, tmp_path)
