@@ -306,19 +306,7 @@ class Outbox:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        t.tseq,
-                        t.kind,
-                        t.path,
-                        t.time,
-                        t.old,
-                        t.new,
-                        None if t.value is None else proto.pack_value(t.value),
-                        t.alertstr,
-                    )
-                    for t in pending
-                ],
+                [_row(t) for t in pending],
             )
             if pending:
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES ('head', ?)", (str(pending[-1].tseq),))
@@ -432,20 +420,7 @@ class Outbox:
         with self._lock:
             if self._pending:  # a commit failed (or records came since): they are in memory
                 rows = [row for row in rows if row[0] < self._pending[0].tseq]
-                rows += [
-                    (
-                        t.tseq,
-                        t.kind,
-                        t.path,
-                        t.time,
-                        t.old,
-                        t.new,
-                        None if t.value is None else proto.pack_value(t.value),
-                        t.alertstr,
-                    )
-                    for t in self._pending
-                    if first <= t.tseq <= last
-                ][: max(0, max_entries - len(rows))]
+                rows += [_row(t) for t in self._pending if first <= t.tseq <= last][: max(0, max_entries - len(rows))]
         out: list[proto.TransitionItem] = []
         size = 0
         for tseq, kind, path, time_s, old, new, blob, alertstr in rows:
@@ -455,3 +430,9 @@ class Outbox:
             value = None if blob is None else proto.unpack_value(blob)
             out.append(proto.TransitionItem(tseq, kind, path, time_s, old, new, value, alertstr))
         return out
+
+
+def _row(item: proto.TransitionItem) -> tuple[Any, ...]:
+    """An entry as the ``entries`` table holds it (and as :meth:`Outbox.read` reads rows back)."""
+    value = None if item.value is None else proto.pack_value(item.value)
+    return (item.tseq, item.kind, item.path, item.time, item.old, item.new, value, item.alertstr)

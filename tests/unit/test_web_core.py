@@ -6,40 +6,15 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from web_support import NOW, Node
 
 from gsmon.common.web.app import iso_times
 from gsmon.common.web.core import STATUS_EVERY_S, BridgeCore, tier_of
 from gsmon.common.web.metrics import BridgeFacts, render_metrics
 from gsmon.common.web.nodes import iso_utc, jsonable, node_json, parse_level, wall_of_iso
-
-NOW = 1_764_700_000.0
-
-
-@dataclass(frozen=True)
-class Node:
-    """A node as the Subscriber gives it (NodeState's fields), with optional operator-layer fields."""
-
-    path: str
-    kind: str = "point"
-    alertcode: int = 10
-    alertstr: str = "GREEN"
-    stale: bool = False
-    value: Any = 1.0
-    agent: str | None = "rack1"
-    polled_at_s: float | None = NOW - 1
-    received_at_s: float | None = NOW - 0.5
-    dt_s: float | None = 1.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:  # attention, alarm, since ... when given
-        extra = object.__getattribute__(self, "extra")
-        if name in extra:
-            return extra[name]
-        raise AttributeError(name)
 
 
 def messages(out: dict[int, list[str]], client: int) -> list[dict[str, Any]]:

@@ -8,10 +8,10 @@ back with prometheus_client's own text parser. No sockets, no sleeps.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from web_support import NOW, Node
 
 from gsmon.common.web.core import BridgeCore
 from gsmon.common.web.metrics import (
@@ -22,7 +22,6 @@ from gsmon.common.web.metrics import (
     render_metrics_reference,
 )
 
-NOW = 1_764_700_000.0
 FACTS = BridgeFacts(hub_time_s=NOW, hub_connected=True, clients=3, updates_total=42)
 
 # Names a real tree should not hold (the hub refuses control characters) but /metrics must still write validly.
@@ -35,29 +34,6 @@ AWKWARD = (
     "GS1/trailing\\",
     'GS1/"',
 )
-
-
-@dataclass(frozen=True)
-class Node:
-    """A node as the Subscriber gives it (NodeState's fields), with optional operator-layer fields."""
-
-    path: str
-    kind: str = "point"
-    alertcode: int = 10
-    alertstr: str = "GREEN"
-    stale: bool = False
-    value: Any = 1.0
-    agent: str | None = "rack1"
-    polled_at_s: float | None = NOW - 1
-    received_at_s: float | None = NOW - 0.5
-    dt_s: float | None = 1.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:  # attention, alarm, shelf_id ... when given
-        extra = object.__getattribute__(self, "extra")
-        if name in extra:
-            return extra[name]
-        raise AttributeError(name)
 
 
 def awkward_tree() -> dict[str, Node]:
