@@ -349,8 +349,7 @@ class UpstreamCore:
     def _entry(self, leaf: Any, full: bool, facts: _Facts | None = None) -> proto.PointEntry:
         """A leaf of the site's tree as a relayed entry (protocol: "Relayed entries"); ``full``: for a
         STATE (``since`` always there when known), else for a DELTA (``since`` only when it changed).
-        The 7th map is made here as :func:`proto.relay_map` makes it (every key at its default left out),
-        without the debounce map in between."""
+        The 7th map is :func:`proto.relay_map`'s (every key at its default left out)."""
         code, stale, owner, via, dt_s, reported, alarm, _, since, shelf = facts or self._facts(leaf)
         path = leaf.path
         sent_since = self._sent_since
@@ -359,35 +358,10 @@ class UpstreamCore:
         else:
             since = None  # unchanged since the point's last entry: left out (protocol: Relayed entries)
         debounce = leaf.debounce
-        relayed: dict[str, Any]
-        if debounce is None:
-            raw = reported
-            relayed = {"raw": raw}
-            if leaf.alertstr:
-                relayed["raw_str"] = leaf.alertstr
-        else:  # the agent's debounce map (or the one relayed from below): raw, pending, flapping as they are
-            raw = debounce["raw"]
-            relayed = {"raw": raw}
-            if debounce["raw_str"]:
-                relayed["raw_str"] = debounce["raw_str"]
-            if debounce["pending"] is not None:
-                relayed["pending"] = debounce["pending"]
-            if debounce["flapping"] is not None:
-                relayed["flapping"] = debounce["flapping"]
-        relayed["agent"] = owner
-        relayed["via"] = via
-        if stale:
-            relayed["stale"] = True
-        if dt_s is not None:
-            relayed["dt"] = dt_s
-        if reported != raw:
-            relayed["reported"] = reported
-        if alarm is not None:
-            relayed["alarm"] = alarm
-        if since is not None:
-            relayed["since"] = since
-        if shelf is not None:
-            relayed["shelf"] = shelf
+        if debounce is None:  # an agent point without debounce: its own level is the raw one
+            debounce = {"raw": reported, "raw_str": leaf.alertstr}
+        # Else the agent's debounce map (or the one relayed from below): raw, pending, flapping as they are.
+        relayed = proto.relay_map(debounce, owner, via, stale, dt_s, reported, alarm, since, shelf)
         label = alertstr_for(code) if code != leaf.alertcode else leaf.alertstr
         entry: proto.DebouncedEntry = _new_tuple(
             _Relayed, (path, leaf.value, code, label or "", leaf.polled_at_s or 0.0, None)
