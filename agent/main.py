@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gsmon.common import logs
 from gsmon.common.config import add_key_flag, flag_overrides
+from gsmon.common.stopping import StopFlag
 
 if TYPE_CHECKING:
     from gsmon.agent.config import AgentConfig
@@ -291,9 +290,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = StopFlag().set_on_signals()  # not an Event: see common/stopping.py (SIGTERM was once ignored)
     probes.wait_for_first_rates()  # the first poll then gives every rate a value
     mon.start()
     print(ready_line(agent=settings.name, mount=settings.mount, hubs=",".join(settings.hubs)), flush=True)

@@ -60,7 +60,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +73,7 @@ from gsmon.common.keys import ClientKeys, KeyFileError
 from gsmon.common.ready import ready_line
 from gsmon.common.recorder.core import RecorderCore, Row, Why, context_id, parse_context_path, to_us
 from gsmon.common.recorder.policy import RecorderConfig, read_recorder_config
+from gsmon.common.stopping import StopFlag
 
 if TYPE_CHECKING:
     from gsmon.common.recorder.store import Store
@@ -130,7 +130,7 @@ class Recorder:
             store, config.retention, self.writer.watermark, interval_s=config.maintenance_interval_s
         )
         self.service: Any = None
-        self._stop = threading.Event()
+        self._stop = StopFlag()  # set by the SIGTERM handler while this thread may wait on it: no Event
         self._followed: list[_Followed] = []
         self._health_at = 0.0
         self._log_at = 0.0

@@ -130,7 +130,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     mon.start()
     print(ready_line(), flush=True)
-    stop.wait()
+    while not stop.wait(0.25):  # timed: a SIGTERM taken by another thread runs its handler only then
+        pass
     mon.stop()
     return 0
 

@@ -333,7 +333,8 @@ def test_agent_and_monitor_find_their_hub_and_keys_in_the_environment(
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         mon.start()
         print("READY", flush=True)
-        stop.wait()
+        while not stop.wait(0.25):  # timed: a SIGTERM taken by another thread runs its handler only then
+            pass
         mon.stop()
         """
     )
