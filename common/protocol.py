@@ -389,11 +389,14 @@ routes these COMMANDs down to the site hub they concern, which applies them
   id it stored (an ack by it still reaches that alarm, answered under that
   id), but shows the derived one from then on; a hub that leaves its pair
   shows the derived ids it stored, and counts on from its highest counter
-  id. A routed command is not an op of the pair's log (the site is the
-  authority, and it relays the result to both centres): an ack by a proxy
-  id on one centre goes down to the site once, and the other centre shows
-  the site's alarm acked under the same id when the site's entries, or its
-  listing, say so.
+  id. A routed command is not an op of the asking centre's pair log (the
+  site is the authority, and its entries go to both centres): an ack by a
+  proxy id on one centre goes down to the site once, and the other centre
+  shows the site's alarm acked under the same id when the site's entries, or
+  its listing, say so. When the site is itself a pair (each site hub under
+  one centre), the site hub that applied it passes it to the other as an op
+  of the site pair's log ("Hub pairs": which commands are ops), which the
+  other centre then shows.
 * ``shelve`` by its ``prefix``, ``unshelve`` by a ``path`` arg (1.3, any path
   below the shelf's prefix; shelf ids are the site's, as a routed ``shelves``
   lists them), when the prefix or path lies strictly below a site's mount (the
@@ -749,6 +752,14 @@ forget      ``agent``
 delivered   ``keys`` [[receiver str, alarm_id uint, kind str]...]: the origin's
             notifier delivered these (see Notifications of a pair)
 ==========  =====================================================================
+
+Which commands are ops: every one that changed something where it ran -- an
+operator's on the query socket, and (1.3) one a central hub routed down to
+this hub (a site hub of a pair: the op's ``by`` is the routed ``by`` with
+``@`` + the asking hub's id), so the other site hub, and the centre above it,
+show it too. A command this hub routed down to a site is not an op here: the
+site applies it and relays the result (see Proxy ids of a pair), so the ids
+of an ``ack`` op are never proxies.
 
 Rules. Ops are applied once: a receiver keeps every op key it holds and
 skips one it holds already (and one of the peer's at or below its ``seen``,

@@ -57,7 +57,10 @@ and an ack by one is answered under it) while the derived id is shown.
 Replies go back to whoever asked: a query-socket client (``("query",
 identity, request_id)``), or, on a hub that is itself a site, its own
 upstream (``("upstream", route_id)``) when a routed command has to go one
-level further down (a chain).
+level further down (a chain). A site hub that is one of a pair records a
+command routed down to it in the pair's op log (:func:`run_routed`), as any
+command run there, so that its peer -- and the centre above the peer -- shows
+it; the asking hub never records it (the site is the authority).
 """
 
 from __future__ import annotations
@@ -712,6 +715,10 @@ def run_routed(
     caller = routed_caller(by, role)
     call = Call(command, args, caller, user, now, wall, None)
     ok, message, result = spec.run(queries, call)
+    if queries.pair is not None:
+        # A site that is one of a pair: what the centre's command changed here is an op of the pair's log,
+        # as any operator's command is, so the other site hub (and the centre above it) shows it too.
+        queries.pair.done(call, ok, result)
     log.info("command %s %s routed from upstream by %s: %s", command, args, by, message)
     # A listing of this hub's whole tree for the hub above: with the sites below this one (a chain).
     budget_s = float(routed["deadline"]) - wall

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_federation import SUBSCRIBE, Hub, routed_answers
@@ -192,3 +193,34 @@ def test_a_stored_derived_row_that_does_not_read_keeps_its_id_from_being_given_a
     router = Router(_centre("a", 1).state, "a", derived_ids=True)
     assert router.restore({f"{PROXY_META_PREFIX}{broken}": "not-a-number GS1"}) == 0
     assert router.proxy("GS1", 1) == broken + 1
+
+
+class _PairRecorder:
+    """A site hub's pair hooks (hub/pair_link.py's PairLink stands here): the commands that reached done()."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, Any] = {}
+        self.done_calls: list[tuple[str, bool, Any, str]] = []
+
+    def sync(self, caller: Any, msg: Any, now: float, wall: float) -> str:
+        return "not used here"
+
+    def done(self, call: Any, ok: bool, result: Any) -> None:
+        self.done_calls.append((call.command, ok, result, call.by))
+
+
+def test_a_command_routed_down_to_a_site_of_a_pair_becomes_an_op_of_the_sites_pair_log() -> None:
+    # A site that is itself a pair (two site hubs, each under one centre): the ack a centre routed to one
+    # of them must reach the other through the site pair's log, as an ack made at the site would.
+    site, a, _, _ = _site_and_two_centres()
+    recorder = _PairRecorder()
+    site.queries.pair = recorder
+    _relay(site, [a], 0.0)
+    [site_alarm] = site.book.alarms()
+    shown = a.out["GS1/rack1/disk"]["alarm"]["id"]
+    assert a.ask("ack", {"ids": [shown]}, 1.0) is None
+    [reply] = routed_answers(site, a, 1.0)
+    assert reply.ok
+    [(command, ok, result, by)] = recorder.done_calls
+    assert (command, ok, result["acked"]) == ("ack", True, [site_alarm.id])  # the site's own id, for its peer
+    assert by.endswith("@a")
