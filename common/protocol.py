@@ -366,7 +366,37 @@ routes these COMMANDs down to the site hub they concern, which applies them
   a merged listing, or a subtree above several mounts, sends one command
   per group); ids outside that range are the hub's own alarms (a site's
   silence among them) and are acked there as before. ``seen`` keys are
-  proxies too; the result's ``acked`` and ``skipped`` ids are the proxies.
+  proxies too; the result's ``acked`` and ``skipped`` ids are the proxies
+  (the ids the command named).
+
+  (1.3) Proxy ids of a pair. A single hub counts its proxies from
+  ``PROXY_BASE`` (below ``PROXY_DERIVED_BASE`` = 2^50). A hub of a pair
+  (``--peer``) derives them instead, so that both centres of a pair fed by
+  the same site (or by the two hubs of a site pair, which share alarm ids and
+  the ``upstream_name``) show a site's alarm under one id, and an id an
+  operator read on one centre names that alarm on the other:
+  ``PROXY_DERIVED_BASE + h mod (PROXY_END - PROXY_DERIVED_BASE)``, ``h`` the
+  first 8 bytes of BLAKE2b (digest size 8), big-endian, of the UTF-8 text
+  ``proxy`` NUL the site's agent name (as the centre knows the site, its
+  ``sender``) NUL the site's alarm id in decimal. An id already taken here
+  (by another site alarm's proxy, or by a stored row) moves to the next free
+  one, wrapping within the derived range -- as for a pair's own alarm ids:
+  with 3 * 2^50 numbers and at most 10^6 proxies kept, the chance that any
+  two collide is about 1 in 7,000 even at that bound, and only when two do
+  may the centres disagree on those two alarms (each takes the next free one
+  in the order it saw them). The value says which rule made a stored id, so the
+  rules meet cleanly: a hub that becomes one of a pair keeps every counter
+  id it stored (an ack by it still reaches that alarm, answered under that
+  id), but shows the derived one from then on; a hub that leaves its pair
+  shows the derived ids it stored, and counts on from its highest counter
+  id. A routed command is not an op of the asking centre's pair log (the
+  site is the authority, and its entries go to both centres): an ack by a
+  proxy id on one centre goes down to the site once, and the other centre
+  shows the site's alarm acked under the same id when the site's entries, or
+  its listing, say so. When the site is itself a pair (each site hub under
+  one centre), the site hub that applied it passes it to the other as an op
+  of the site pair's log ("Hub pairs": which commands are ops), which the
+  other centre then shows.
 * ``shelve`` by its ``prefix``, ``unshelve`` by a ``path`` arg (1.3, any path
   below the shelf's prefix; shelf ids are the site's, as a routed ``shelves``
   lists them), when the prefix or path lies strictly below a site's mount (the
@@ -723,6 +753,14 @@ delivered   ``keys`` [[receiver str, alarm_id uint, kind str]...]: the origin's
             notifier delivered these (see Notifications of a pair)
 ==========  =====================================================================
 
+Which commands are ops: every one that changed something where it ran -- an
+operator's on the query socket, and (1.3) one a central hub routed down to
+this hub (a site hub of a pair: the op's ``by`` is the routed ``by`` with
+``@`` + the asking hub's id), so the other site hub, and the centre above it,
+show it too. A command this hub routed down to a site is not an op here: the
+site applies it and relays the result (see Proxy ids of a pair), so the ids
+of an ``ack`` op are never proxies.
+
 Rules. Ops are applied once: a receiver keeps every op key it holds and
 skips one it holds already (and one of the peer's at or below its ``seen``,
 outside a full exchange). It applies the peer's ops in seq order; an op after
@@ -762,7 +800,9 @@ the hub saw). A shelf made on a hub of a pair gets ``shelf`` NUL prefix NUL by
 NUL wall time the same way; a replicated shelf keeps its origin's id. An id
 already taken moves to the next free one. Ids stay uints below 2**53 (exact in
 JavaScript); a single hub keeps its counter (1, 2, 3...), and stored counter
-ids stay valid when a hub becomes one of a pair.
+ids stay valid when a hub becomes one of a pair. A site's alarms relayed to a
+pair of central hubs get derived proxy ids the same way (``proxy`` NUL site
+NUL the site's id: "Routed commands", "Proxy ids of a pair").
 
 Notifications of a pair: the *sender* is the hub whose peer is not live, or
 whose ``hub_id`` is the lower (byte order) of the two: exactly one while they
@@ -1153,6 +1193,7 @@ __all__ = [
     "PROTOCOL_MAJOR",
     "PROTOCOL_MINOR",
     "PROXY_BASE",
+    "PROXY_DERIVED_BASE",
     "PROXY_END",
     "REPLAY_TOPIC_PREFIX",
     "RESYNC_TOPIC_PREFIX",
@@ -1238,6 +1279,8 @@ SEALED_ROUTE_OVERHEAD: Final = 1 + 24 + 16  # (1.3) the mark, the nonce, the Pol
 MAX_RELAY_VIA: Final = 16  # (1.3) hub ids a relayed entry may list (hubs drop those beyond MAX_RELAY_DEPTH)
 PROXY_BASE: Final = 1 << 48  # (1.3) relayed alarms' ids at a hub start here (an alarm book counts from 1)
 PROXY_END: Final = 1 << 52  # (1.3) ... and stay below this (a hub pair's derived ids start here)
+# (1.3) A hub of a pair derives its proxies in [PROXY_DERIVED_BASE, PROXY_END); a single hub counts below it.
+PROXY_DERIVED_BASE: Final = 1 << 50
 LISTING_TIMEOUT_S: Final = 3.0  # (1.3) a site's part of a merged alarms listing unanswered this long: unreached
 MAX_RELAY_DEPTH: Final = 4  # (1.3) hubs an entry may have passed; deeper ones are dropped (counted)
 

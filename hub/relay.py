@@ -40,18 +40,32 @@ Proxy ids are persistent (1.3): with a state store, each new proxy is stored
 transaction, before anything shows it) and restored at start
 (:meth:`Router.restore`), so an id an operator read before a restart of this
 hub still names the same alarm of the same site after it, and a new one never
-reuses an old one. (Derived ids were not an option: a site's ids may be any
-uint64 -- its own proxies and a pair's derived ids included -- so no mapping
-of (site, id) into 2^52 - 2^48 numbers is free of collisions.)
+reuses an old one.
+
+How they are made (spec: "Proxy ids of a pair"): a single hub counts them
+from :data:`PROXY_BASE`; a hub of a pair derives them (:func:`derived_proxy_id`
+of the site's name and the site's id, in ``[PROXY_DERIVED_BASE, PROXY_END)``)
+so that both centres of a pair show a site's alarm under one id. No mapping of
+(site, any uint64 id) into 3 * 2^50 numbers is free of collisions, so a taken
+id moves to the next free one -- the pair's own alarm ids' rule
+(hub/alarms.py): deterministic, and the same on both centres unless two of
+the (at most 10^6) kept proxies collide, about a 1 in 7,000 chance at that
+bound, in which case only those two may differ between the centres. Counter
+ids stored before a hub became one of a pair stay valid (they still route,
+and an ack by one is answered under it) while the derived id is shown.
 
 Replies go back to whoever asked: a query-socket client (``("query",
 identity, request_id)``), or, on a hub that is itself a site, its own
 upstream (``("upstream", route_id)``) when a routed command has to go one
-level further down (a chain).
+level further down (a chain). A site hub that is one of a pair records a
+command routed down to it in the pair's op log (:func:`run_routed`), as any
+command run there, so that its peer -- and the centre above the peer -- shows
+it; the asking hub never records it (the site is the authority).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -71,6 +85,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LISTING_TIMEOUT_S",
     "PROXY_BASE",
+    "PROXY_DERIVED_BASE",
     "PROXY_META_PREFIX",
     "ROUTED_COMMANDS",
     "ROUTE_TIMEOUT_S",
@@ -78,6 +93,7 @@ __all__ = [
     "ReplyTo",
     "RoutedReply",
     "Router",
+    "derived_proxy_id",
     "is_proxy_id",
     "relayed_attention",
     "run_routed",
@@ -107,6 +123,8 @@ _MAX_PENDING: Final = 10_000
 _DEBOUNCED: Final = proto.DebouncedEntry
 _MAX_PROXIES: Final = 1_000_000
 PROXY_BASE: Final = proto.PROXY_BASE  # relayed alarms' ids at a hub start here (spec: "Routed commands")
+PROXY_DERIVED_BASE: Final = proto.PROXY_DERIVED_BASE  # a pair's derived proxies; a single hub counts below
+_DERIVED_SPAN: Final = proto.PROXY_END - PROXY_DERIVED_BASE
 _ROLES: Final = ("viewer", "operator", "admin")
 
 # Who gets the answer: ("query", identity, request_id) or ("upstream", route_id).
@@ -127,6 +145,14 @@ def is_proxy_id(item: object) -> bool:
     """An id in the proxy range ``[PROXY_BASE, PROXY_END)``: a relayed alarm as this hub lists it (below: the
     hub's own counter ids; above: the derived ids of a hub pair, ``[2**52, 2**53)``, also the hub's own)."""
     return type(item) is int and PROXY_BASE <= item < proto.PROXY_END
+
+
+def derived_proxy_id(site: str, site_id: int) -> int:
+    """(1.3) The proxy both hubs of a pair derive for alarm ``site_id`` of ``site`` before any collision
+    moves it (spec: "Proxy ids of a pair"; blake2b, so any language can compute it)."""
+    key = f"proxy\0{site}\0{site_id}".encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(key, digest_size=8).digest()
+    return PROXY_DERIVED_BASE + int.from_bytes(digest, "big") % _DERIVED_SPAN
 
 
 def relayed_attention(debounce: dict[str, Any] | None) -> tuple[int | None, bool]:
@@ -224,14 +250,21 @@ def _alarm_order(item: Any) -> tuple[int, str]:
 
 
 class _Pending:
-    __slots__ = ("command", "deadline", "mount", "site", "to")
+    __slots__ = ("asked", "command", "deadline", "mount", "site", "to")
 
-    def __init__(self, to: ReplyTo, site: str, mount: str, deadline: float, command: str) -> None:
+    def __init__(
+        self, to: ReplyTo, site: str, mount: str, deadline: float, command: str, asked: dict[int, int] | None
+    ) -> None:
         self.to = to
         self.site = site
         self.mount = mount
         self.deadline = deadline
         self.command = command
+        self.asked = asked  # an ack/unack's ids: the site's id -> the proxy the command named it by
+
+
+# A target of a routed command: (site, mount, args for the site, the ids asked by: the site's id -> the proxy).
+_Target = tuple[str, str, dict[str, Any], dict[int, int] | None]
 
 
 class Router:
@@ -240,14 +273,19 @@ class Router:
     Alarm ids: a relayed alarm shows here under a *proxy id* of this hub's (at least
     :data:`PROXY_BASE`, which no alarm book reaches), so that an ack by id -- as ``gsmon ack``,
     the web page and the watch view send it -- names one alarm of one site, never an alarm of
-    this hub's own that has the same number at the site.
+    this hub's own that has the same number at the site. A single hub counts them; a hub of a pair
+    (``derived_ids``) derives them, so that its peer shows the same site alarm under the same id.
     """
 
     META_PREFIX: Final = PROXY_META_PREFIX  # (1.3) the state store's rows of the proxy map
 
-    def __init__(self, state: HubState, hub_id: str, timeout_s: float = ROUTE_TIMEOUT_S) -> None:
+    def __init__(
+        self, state: HubState, hub_id: str, timeout_s: float = ROUTE_TIMEOUT_S, derived_ids: bool = False
+    ) -> None:
         self.state = state
         self.hub_id = hub_id
+        # (1.3) A hub of a pair derives its proxies (derived_proxy_id), so that both centres agree on them.
+        self.derived_ids = derived_ids
         self.timeout_s = timeout_s
         self.routed = 0
         self.unreachable = 0
@@ -259,8 +297,11 @@ class Router:
         self._next_gather = 0
         self.listing_timeout_s = LISTING_TIMEOUT_S
         self._proxies: dict[int, tuple[str, int]] = {}  # proxy id -> (site agent name, the site's id)
+        # The id shown for each (site, the site's id). _proxies may hold more ids of one alarm than this
+        # shows: a counter id stored before this hub became one of a pair still names (routes to) its alarm.
         self._proxy_of: dict[tuple[str, int], int] = {}
         self._next_proxy = PROXY_BASE
+        self._unreadable: set[int] = set()  # derived ids of stored rows that did not read: never given
         state.relay_alarm_id = self.proxy
         # With keys (hub/sealed.py): routes sealed to the key each site's latest message came with.
         self.sealer: RouteSealer | None = None
@@ -275,25 +316,47 @@ class Router:
             return found
         if len(self._proxies) >= _MAX_PROXIES:  # a memory bound: the oldest ids are forgotten
             oldest = next(iter(self._proxies))
-            del self._proxy_of[self._proxies.pop(oldest)]
-        proxy = self._next_proxy
-        self._next_proxy += 1
+            forgotten = self._proxies.pop(oldest)
+            if self._proxy_of.get(forgotten) == oldest:
+                del self._proxy_of[forgotten]
+        # A counter that reached the derived range (after 2^50 - 2^48 ids: never, in practice) derives too.
+        if self.derived_ids or self._next_proxy >= PROXY_DERIVED_BASE:
+            proxy = self._derive(site, site_id)
+        else:
+            proxy = self._next_proxy
+            self._next_proxy += 1
         self._proxies[proxy] = key
         self._proxy_of[key] = proxy
         self._marks[f"{PROXY_META_PREFIX}{proxy}"] = f"{site_id} {site}"
         return proxy
 
+    def _derive(self, site: str, site_id: int) -> int:
+        """The derived proxy of a new (site, id): the next free one from :func:`derived_proxy_id` (this
+        key's own stored ids are shown already, so any id held is another alarm's)."""
+        made = derived_proxy_id(site, site_id)
+        while made in self._proxies or made in self._unreadable:
+            made = PROXY_DERIVED_BASE + (made + 1 - PROXY_DERIVED_BASE) % _DERIVED_SPAN
+        return made
+
     def restore(self, meta: dict[str, str]) -> int:
         """The proxy map the state store holds (its meta rows under :attr:`META_PREFIX`, as
         :meth:`take_marks` gave them: ``proxy:<id>`` = ``"<the site's id> <site>"``),
         before anything is relayed here; returns how many were restored. A row that does not read is
-        skipped with a warning: its id is still never given again."""
+        skipped with a warning: its id is still never given again.
+
+        Every row's id names its alarm again. Shown for an alarm: its derived id when one is stored (the
+        rule an id in ``[PROXY_DERIVED_BASE, PROXY_END)`` was made by); else, on a single hub, its counter
+        id; on a hub of a pair, whose alarms show derived ids, a counter id stored before this hub became
+        one is kept as a second name of its alarm, and the alarm gets its derived id when next relayed."""
         loaded: list[tuple[int, str, int]] = []  # (proxy, site, the site's id)
-        highest = PROXY_BASE - 1
+        highest = PROXY_BASE - 1  # the highest counter id: a single hub counts on from it
         for key, value in meta.items():
             try:
                 proxy = int(key.removeprefix(PROXY_META_PREFIX))
-                highest = max(highest, proxy)
+                if PROXY_DERIVED_BASE <= proxy < proto.PROXY_END:
+                    self._unreadable.add(proxy)  # (until it reads: taken out below)
+                else:
+                    highest = max(highest, proxy)
                 number, site = value.split(" ", 1)
                 site_id = int(number)
                 if not is_proxy_id(proxy) or not site:
@@ -302,10 +365,13 @@ class Router:
                 log.warning("state store: proxy row %r = %r does not read, skipped", key, value)
                 continue
             loaded.append((proxy, site, site_id))
-        loaded.sort()
+        loaded.sort()  # counter ids first: an alarm's derived id, when it has one, is the one shown
         for proxy, site, site_id in loaded[-_MAX_PROXIES:]:
-            self._proxies[proxy] = (site, site_id)
-            self._proxy_of[(site, site_id)] = proxy
+            alarm = (site, site_id)
+            self._proxies[proxy] = alarm
+            self._unreadable.discard(proxy)
+            if proxy >= PROXY_DERIVED_BASE or not self.derived_ids:
+                self._proxy_of[alarm] = proxy
         self._next_proxy = max(self._next_proxy, highest + 1)
         return len(self._proxies)
 
@@ -334,8 +400,8 @@ class Router:
                 best = (name, mount)
         return best
 
-    def _target(self, command: str, args: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | RoutedReply | None:
-        """(site, mount, args for the site), a refusal, or None (the command is this hub's)."""
+    def _target(self, command: str, args: dict[str, Any]) -> _Target | RoutedReply | None:
+        """(site, mount, args for the site, the ids asked by), a refusal, or None (the command is this hub's)."""
         if command in _BY_ALARM_ID:
             ids = args.get("ids")
             if not isinstance(ids, list) or not any(is_proxy_id(item) for item in ids):
@@ -359,13 +425,15 @@ class Router:
                 return RoutedReply(("",), False, f"{command}: site hub {site} is gone", {"reason": "unknown"})
             down = dict(args)
             down["ids"] = [self._proxies[item][1] for item in ids]
+            # The answer names the alarms as asked (a stored counter id on a hub of a pair: not the shown one).
+            asked = {self._proxies[item][1]: item for item in ids}
             seen = args.get("seen")
             if isinstance(seen, dict):
                 down["seen"] = {
                     str(self._proxies[int(key)][1]) if str(key).isdigit() and int(key) in self._proxies else key: level
                     for key, level in seen.items()
                 }
-            return site, agent.mount, down
+            return site, agent.mount, down, asked
         keys = ROUTED_COMMANDS.get(command)
         if keys is None:
             return None
@@ -384,7 +452,7 @@ class Router:
             value = down.get(key)
             if isinstance(value, str) and (value == mount or value.startswith(mount + "/")):
                 down[key] = value[len(mount) + 1 :]
-        return site, mount, down
+        return site, mount, down, None
 
     def route(
         self,
@@ -404,7 +472,7 @@ class Router:
             return False
         if isinstance(target, RoutedReply):
             return RoutedReply(to, target.ok, target.message, target.result)
-        name, mount, down = target
+        name, mount, down, asked = target
         agent = self.state.agents[name]
         if agent.silent:
             self.unreachable += 1
@@ -428,7 +496,7 @@ class Router:
             seal = partial(self.sealer.seal, key)
         self._next_id += 1
         route_id = self._next_id
-        self._pending[route_id] = _Pending(to, name, mount, now + self.timeout_s, command)
+        self._pending[route_id] = _Pending(to, name, mount, now + self.timeout_s, command, asked)
         self.routed += 1
         routed = {
             "route_id": route_id,
@@ -459,17 +527,20 @@ class Router:
         del self._pending[msg.route_id]
         result = _mounted(msg.result, pending.mount)
         if isinstance(result, dict):
-            result = self._proxied(pending.command, site, result)
+            result = self._proxied(pending.command, site, result, pending.asked or {})
         if pending.to[0] == "gather":  # (1.3) a site's part of a merged listing
             merged = self._fold(pending, msg.ok, msg.message, result)
             return True if merged is None else merged
         return RoutedReply(pending.to, msg.ok, msg.message, result)
 
-    def _proxied(self, command: str, site: str, result: dict[str, Any]) -> dict[str, Any]:
-        """A site's result with its alarm ids as this hub's proxies."""
+    def _proxied(self, command: str, site: str, result: dict[str, Any], asked: dict[int, int]) -> dict[str, Any]:
+        """A site's result with its alarm ids as this hub's proxies (those the command named, as named)."""
 
         def proxy(value: Any) -> Any:
-            return self.proxy(site, value) if type(value) is int else value
+            if type(value) is not int:
+                return value
+            named = asked.get(value)
+            return self.proxy(site, value) if named is None else named
 
         out = dict(result)
         if command in _BY_ALARM_ID:
@@ -644,6 +715,10 @@ def run_routed(
     caller = routed_caller(by, role)
     call = Call(command, args, caller, user, now, wall, None)
     ok, message, result = spec.run(queries, call)
+    if queries.pair is not None:
+        # A site that is one of a pair: what the centre's command changed here is an op of the pair's log,
+        # as any operator's command is, so the other site hub (and the centre above it) shows it too.
+        queries.pair.done(call, ok, result)
     log.info("command %s %s routed from upstream by %s: %s", command, args, by, message)
     # A listing of this hub's whole tree for the hub above: with the sites below this one (a chain).
     budget_s = float(routed["deadline"]) - wall

@@ -374,7 +374,8 @@ class HubServer:
         self._open_state()
         hub_id = self.hub_id = self.hub_id or default_hub_id(endpoints.agents)
         self.relay_guard = RelayGuard(hub_id)
-        self.router = self.queries.router = Router(self.state, hub_id)
+        # A hub of a pair derives its proxy ids, so that both centres show a site's alarm under one id.
+        self.router = self.queries.router = Router(self.state, hub_id, derived_ids=self.pair_config is not None)
         if self.auth is not None:
             self.router.sealer = RouteSealer(self.auth.server_pair.secret)  # routes only the site can read
         if self.upstream_settings is not None:
