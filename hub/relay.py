@@ -12,6 +12,7 @@
     UPSTREAM_RESULT (agents SUB) --> HubState --> Router.answer --> the asker's COMMAND_RESULT
     "alarms" above the mounts --> the hub's own listing --> Router.gather --> every live site asked at once
                                                              '--> Router.answer/expire merge --> ONE listing
+                                       a site not reached --> its last-known alarms, marked (kept listing + tree)
 
 The protocol docstring (:mod:`gsmon.common.protocol`, "Hub-of-hubs") is the
 spec. A *site* is an agent whose entries carry the relay keys (HubState
@@ -594,7 +595,8 @@ class Router:
             now,
             wall,
         )
-        for gone in [site for site in self._last_listed if not getattr(self.state.agents.get(site), "relay", False)]:
+        agents = self.state.agents
+        for gone in [site for site in self._last_listed if site not in agents or not agents[site].relay]:
             del self._last_listed[gone]  # a site forgotten here: its listing too (the memory bound)
         # Asked by the hub above: half its wait, so that this answer (the sites that did answer) is in time.
         wait_s = self.listing_timeout_s if budget_s is None else min(self.listing_timeout_s, budget_s) / 2
