@@ -290,6 +290,9 @@ class AlarmRecord:
     max_level_str: str | None = None
     acked_user: str | None = None
     value: Any = None
+    # (1.3) A site hub's alarm the central hub could not ask for now: as it last knew it, as of that wall time.
+    last_known: bool = False
+    as_of: float | None = None
 
     @property
     def unacked(self) -> bool:
@@ -344,11 +347,14 @@ class AlarmRecord:
             max_level_str=_str(item.get("max_level_str")),
             acked_user=_str(item.get("acked_user")),
             value=item.get("value"),
+            last_known=item.get("last_known") is True,
+            as_of=_float(item.get("as_of")) if item.get("last_known") is True else None,
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Issue 13 §4's fields (times ISO 8601 UTC), then the labels, the forwarded user and the value."""
-        return {
+        """Issue 13 §4's fields (times ISO 8601 UTC), then the labels, the forwarded user and the value;
+        (1.3) ``last_known`` and ``as_of`` for a site's alarm as the central hub last knew it (only then)."""
+        out: dict[str, Any] = {
             "id": self.id,
             "path": self.path,
             "agent": self.agent,
@@ -370,6 +376,9 @@ class AlarmRecord:
             "acked_user": self.acked_user,
             "value": jsonable(self.value),
         }
+        if self.last_known:
+            out.update(last_known=True, as_of=iso_utc(self.as_of))
+        return out
 
 
 @dataclass(frozen=True, slots=True)

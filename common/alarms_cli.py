@@ -28,7 +28,12 @@ prefix above the mounts (no prefix included) lists the whole network: the
 central hub's own alarms and every live site's, each under its full path
 with the id the central hub acks it by, one list; the text output names the
 site hubs included, and each site that could not be asked, with the reason
-(on stderr with ``--json``, whose output stays the array).
+(on stderr with ``--json``, whose output stays the array). Such a site's
+alarms as the central hub last knew them are listed after the current ones,
+their STATE marked ``last known 07:12`` (local time the centre last heard the
+site), in ``--json`` with ``"last_known": true`` and ``as_of``; ``gsmon ack
+PREFIX`` leaves them out (the site is not reached: an ack by their ids is
+refused ``unreachable``).
 
 Acknowledging by ids only: ``gsmon ack PREFIX`` first lists the unacked
 alarms under PREFIX, prints them, and sends exactly their ids (with the
@@ -128,6 +133,7 @@ __all__ = [
     "alarm_lines",
     "format_when",
     "journal_line",
+    "last_known_mark",
     "shelf_lines",
 ]
 
@@ -190,15 +196,29 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return [line(header), *(line(row) for row in rows)]
 
 
+def last_known_mark(alarm: AlarmRecord, zone: dt.tzinfo | None = None) -> str:
+    """(1.3) ``last known 07:12``: a site's alarm as the central hub last knew it (its local time then)."""
+    if alarm.as_of is None:
+        return "last known"
+    moment = dt.datetime.fromtimestamp(alarm.as_of, dt.UTC).astimezone(zone)  # (zone None: the local one)
+    return f"last known {moment:%H:%M}"
+
+
 def alarm_lines(alarms: Sequence[AlarmRecord], now: float, zone: dt.tzinfo | None = None) -> list[str]:
-    """The ``gsmon alarms`` table: one line per alarm, worst unacked first, then a note line when there is one."""
-    order = sorted(alarms, key=lambda a: (not a.unacked, a.state == "cleared", -(a.max_level or a.level), a.id))
+    """The ``gsmon alarms`` table: one line per alarm, worst unacked first (a site's last-known ones, which
+    cannot be acted on now, after the current ones), then a note line when there is one."""
+    order = sorted(
+        alarms,
+        key=lambda a: (a.last_known, not a.unacked, a.state == "cleared", -(a.max_level or a.level), a.id),
+    )
     rows = []
     for alarm in order:
         level = alarm.level_label
         if alarm.max_level is not None and alarm.max_level != alarm.level:
             level += f" (max {alarm.max_level_label})"
         state = _STATE_WORDS.get(alarm.state, alarm.state) + (f", shelf {alarm.shelf_id}" if alarm.shelved else "")
+        if alarm.last_known:  # never mistaken for current: the site was not reached
+            state = f"{last_known_mark(alarm, zone)}: {state}"
         name = alarm.path.rpartition("/")[2]
         value = "" if alarm.value is None else format_point(name, alarm.value)
         notes = []
@@ -525,9 +545,15 @@ def run_alarms(args: argparse.Namespace) -> int:
             f" and {len(listing.merged) - 5} more" if len(listing.merged) > 5 else ""
         )
         print(f"with the alarms of the site hubs {shown}")
-    # (1.3) A site the central hub could not ask: said, never silently missing (stderr beside JSON).
+    # (1.3) A site the central hub could not ask: said, never silently missing (stderr beside JSON); its
+    # alarms as the centre last knew them are in the list, marked.
     for mount, why in listing.unreached:
-        print(f"{mount}: not reached ({why}); its alarms are not in this list", file=sys.stderr if args.json else None)
+        known = sum(1 for alarm in alarms if alarm.last_known and names.path_in_prefix(alarm.path, mount))
+        shown = f"its {known} last-known alarm{'s are' if known != 1 else ' is'} listed as such" if known else ""
+        print(
+            f"{mount}: not reached ({why}); " + (shown or "none of its alarms is known here"),
+            file=sys.stderr if args.json else None,
+        )
     return EXIT_OK
 
 
@@ -564,7 +590,8 @@ def run_ack(args: argparse.Namespace) -> int:
     else:
         prefix = _prefix(args.prefix)
         listed_alarms, listing = client.alarm_listing(prefix, UNACKED_STATES)
-        alarms = [alarm for alarm in listed_alarms if alarm.unacked]
+        # (1.3) A site's last-known alarms are not acked: the site was not reached (said below).
+        alarms = [alarm for alarm in listed_alarms if alarm.unacked and not alarm.last_known]
         if not alarms:
             if args.json:
                 _dump({"acked": [], "skipped": [], "listed": []})

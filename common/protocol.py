@@ -423,9 +423,42 @@ routes these COMMANDs down to the site hub they concern, which applies them
   ``no answer from site hub GS1 within 3 s``); a site's own ``unreached``
   join, under its mount. A hub asked by the hub above gives its sites at
   most half the time left before the routed command's ``deadline``. The
-  listing is ``ok`` whatever the sites did. A silent site's last-known
-  alarms are not listed (the site's silence alarm stands for them, as in
-  the attention tree).
+  listing is ``ok`` whatever the sites did.
+* (1.3) Last-known alarms. For each site it names in ``unreached`` (silent,
+  mute or refusing), the hub lists that site's alarms as it last knew them,
+  each such row with two more keys: ``last_known`` true, and ``as_of``
+  float (the hub's wall seconds when it last heard the site); a row from a
+  kept listing has ``listed_at`` float too (wall seconds that listing was
+  asked). They are never current: a client must show them apart (``gsmon
+  alarms`` marks them ``last known HH:MM``) and must not offer them as
+  actionable; an ``ack``/``unack`` of their ids goes the usual way and is
+  refused ``"unreachable"`` while the site is silent (never applied at the
+  asking hub alone). Where they come from: (a) the site's part of the last
+  merged listing the hub gathered (every field, alarms of removed points
+  included), kept in memory -- one per site, at most 10,000 rows, dropped
+  when the site is forgotten, none after the hub restarts -- only from a
+  listing that asked every open state (``states`` absent, or naming
+  ``active_unacked``, ``active_acked`` and ``rtn_unacked``) and whose site
+  part was not cut at ``limit``; only its open rows are kept; (b) the
+  relayed points' alarm summaries in the tree (``alarm``: ``id``,
+  ``state``, ``max_level``), heard up to ``as_of``, hence newer than (a):
+  a kept row whose id a point's summary carries takes the summary's
+  ``state`` and ``max_level`` (a changed state drops ``acked_by``,
+  ``acked_user``, ``acked_via``, ``acked_at``, ``ack_comment``, now
+  unknown, and sets ``acked`` = state is ``active_acked``; a changed level
+  drops ``max_level_str``); a kept row whose ``path`` is a relayed point
+  that now carries no alarm is left out (it ended); an alarm the
+  summaries carry that no kept row has is a row of its own: ``id``,
+  ``path`` (the path all the points carrying it share: the point's own, or
+  the site agent's for its silence there), ``agent`` (the site's name for
+  the agent), ``state``, ``level`` and ``level_str`` (the worst of those
+  points, as relayed), ``max_level``, ``acked``, ``shelved`` and
+  ``shelf_id`` (the relayed ``shelf``), and for one point ``value`` and
+  ``level_since`` (the relayed ``since``); it has no ``listed_at``. Rows
+  follow the ``states`` asked (default: the open ones) and count towards
+  ``limit`` like any. A row a site itself sent as last known (a chain)
+  keeps its ``as_of`` and ``listed_at``. The answer's ``message`` ends
+  ``, N last-known alarms of theirs listed`` when there are any.
 
 The mount is stripped from ``path``/``prefix`` on the way down, and put back
 in front of every ``path`` and ``prefix`` in the ``result``; the answer is the
@@ -592,8 +625,10 @@ alarms      viewer   ``{prefix?, states?: [state...], limit?}`` ->
                      commands), and ``merged``: [str], the mounts whose
                      lists it holds; ``unreached``: [{``path`` (the mount),
                      ``site`` (its sender name), ``reason`` str}], the sites
-                     it could not ask (absent: none). Both absent: no site
-                     below the prefix.
+                     it could not ask (absent: none), each one's alarms
+                     as the hub last knew them listed with ``last_known``
+                     true and ``as_of`` (see Hub-of-hubs, Last-known
+                     alarms). Both absent: no site below the prefix.
 shelves     viewer   ``{prefix?, all?: bool}`` -> ``{"shelves": [shelf...]}``
                      in force or scheduled (``all``: the ended ones kept too);
                      shelf = ``id``, ``prefix``, ``mode`` (timed,

@@ -12,6 +12,7 @@
     UPSTREAM_RESULT (agents SUB) --> HubState --> Router.answer --> the asker's COMMAND_RESULT
     "alarms" above the mounts --> the hub's own listing --> Router.gather --> every live site asked at once
                                                              '--> Router.answer/expire merge --> ONE listing
+                                       a site not reached --> its last-known alarms, marked (kept listing + tree)
 
 The protocol docstring (:mod:`gsmon.common.protocol`, "Hub-of-hubs") is the
 spec. A *site* is an agent whose entries carry the relay keys (HubState
@@ -32,8 +33,21 @@ authority and only it has every field (``acked_by``, ``ack_comment``,
 centre with it), and the cleared ones ``--all`` asks for; a summary relayed
 for each of them would cost the link bytes on every change for a listing
 asked now and then. The price: a listing waits for the slowest live site (at
-most the timeout), and a silent site's alarms are not listed (its silence
-alarm, the hub's own, is, and the site is named).
+most the timeout).
+
+Last-known alarms (1.3): a site not reached (silent, mute, refusing) is still
+listed as far as this hub knows it, each row marked ``last_known`` with
+``as_of`` (wall seconds this hub last heard the site), so that the operator at
+the centre sees what was wrong there when it went quiet -- never mistaken for
+current: an ack of such a row goes the usual way and is refused
+``unreachable`` while the site is silent (never applied here only). The rows
+come from the site's part of the last merged listing this hub gathered (every
+field, and alarms of removed points; kept per site, bounded like a listing,
+only when that listing asked every open state and was not cut), corrected by
+the relayed points' alarm summaries in the tree, which this hub heard later:
+a summary's newer ``state``/``max_level`` wins, a listed alarm on a point that
+now carries no alarm is left out, and an alarm only the tree knows (raised
+after that listing, or no listing since this hub started) is a summary row.
 
 Proxy ids are persistent (1.3): with a state store, each new proxy is stored
 (``meta`` rows ``proxy:<id>``, :meth:`Router.take_marks`, in the turn's
@@ -75,7 +89,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from gsmon.common import names
 from gsmon.common import protocol as proto
-from gsmon.hub.alarms import ACTIVE_UNACKED, RTN_UNACKED
+from gsmon.hub.alarms import ACTIVE_ACKED, ACTIVE_UNACKED, RTN_UNACKED
 
 if TYPE_CHECKING:
     from gsmon.hub.queries import QueryCore
@@ -107,6 +121,9 @@ ROUTE_TIMEOUT_S: Final = 5.0  # a routed command not answered within this fails 
 LISTING_TIMEOUT_S: Final = proto.LISTING_TIMEOUT_S
 PROXY_META_PREFIX: Final = "proxy:"  # the state store's meta rows of the proxy map: proxy:<id> = "<site's id> <site>"
 _MAX_LISTED: Final = 10_000  # a merged listing's alarms at most (as the alarms command's own, hub/operator.py)
+_OPEN_STATES: Final = frozenset((ACTIVE_UNACKED, ACTIVE_ACKED, RTN_UNACKED))  # a listing's default (no "states")
+# An ack's fields: a last-known row whose state the tree corrected no longer knows who acked (or that nobody did).
+_ACK_FIELDS: Final = ("acked_by", "acked_user", "acked_via", "acked_at", "ack_comment")
 #: Commands routed by the alarm ids they name (this hub's proxies of a site's alarms, Router).
 _BY_ALARM_ID: Final = ("ack", "unack")
 #: Commands routed by their path (args ``path``) or prefix (args ``prefix``), in the order looked at.
@@ -217,14 +234,30 @@ class RelayGuard:
 class _Gather:
     """(1.3) One ``alarms`` listing above site mounts being put together (:meth:`Router.gather`)."""
 
-    __slots__ = ("alarms", "limit", "me", "merged", "prefix", "to", "unreached", "wait_s", "waiting")
+    __slots__ = (
+        "alarms", "asked_at", "limit", "me", "merged", "prefix", "states", "to", "unreached", "wait_s", "waiting",
+        "wall_offset_s",
+    )  # fmt: skip
 
-    def __init__(self, me: ReplyTo, to: ReplyTo, prefix: str, limit: int, alarms: list[Any]) -> None:
+    def __init__(
+        self,
+        me: ReplyTo,
+        to: ReplyTo,
+        prefix: str,
+        limit: int,
+        alarms: list[Any],
+        states: frozenset[str],
+        now: float,
+        wall: float,
+    ) -> None:
         self.me = me  # ("gather", number): where the sites' answers go (Router.answer, Router.expire)
         self.to = to  # who asked
         self.prefix = prefix
         self.limit = limit
-        self.alarms = alarms  # the hub's own, then each site's as it answers
+        self.alarms = alarms  # the hub's own, then each site's as it answers (or its last-known ones)
+        self.states = states  # the states asked for (the default: the open ones)
+        self.asked_at = wall  # wall seconds it was asked
+        self.wall_offset_s = wall - now  # a monotonic time here as wall seconds (as_of: when a site was heard)
         self.merged: list[str] = []  # mounts whose lists are in
         self.unreached: list[dict[str, Any]] = []  # {"path": mount, "site": name, "reason": why}
         self.waiting = 0  # sites asked that have not answered (nor timed out)
@@ -241,6 +274,9 @@ class _Gather:
             result["unreached"] = sorted(self.unreached, key=lambda item: str(item.get("path")))
             first = result["unreached"][0]
             message += f"; {len(self.unreached)} not reached ({first['path']}: {first['reason']})"
+            last_known = sum(1 for item in alarms if isinstance(item, dict) and item.get("last_known") is True)
+            if last_known:
+                message += f", {last_known} last-known alarm{'s' if last_known != 1 else ''} of theirs listed"
         return RoutedReply(self.to, True, message, result)
 
 
@@ -294,6 +330,8 @@ class Router:
         self._topics: list[bytes] = []
         self._marks: dict[str, str] = {}  # (1.3) new proxies not yet given to the state store
         self._gathers: dict[int, _Gather] = {}  # (1.3) merged listings waiting for sites
+        # (1.3) Each site's part of the last complete merged listing: its last-known alarms (module docstring).
+        self._last_listed: dict[str, _SiteListing] = {}
         self._next_gather = 0
         self.listing_timeout_s = LISTING_TIMEOUT_S
         self._proxies: dict[int, tuple[str, int]] = {}  # proxy id -> (site agent name, the site's id)
@@ -616,6 +654,7 @@ class Router:
         if not mounts:
             return False
         limit = args.get("limit", _MAX_LISTED)
+        states = args.get("states")  # (checked by the listing that ran here: a list of str, or absent)
         self._next_gather += 1
         gathered = self._gathers[self._next_gather] = _Gather(
             ("gather", self._next_gather),
@@ -623,7 +662,13 @@ class Router:
             prefix,
             min(limit, _MAX_LISTED) if type(limit) is int and limit >= 0 else _MAX_LISTED,
             list(result.get("alarms") or []),
+            frozenset(map(str, states)) if isinstance(states, list) and states else _OPEN_STATES,
+            now,
+            wall,
         )
+        agents = self.state.agents
+        for gone in [site for site in self._last_listed if site not in agents or not agents[site].relay]:
+            del self._last_listed[gone]  # a site forgotten here: its listing too (the memory bound)
         # Asked by the hub above: half its wait, so that this answer (the sites that did answer) is in time.
         wait_s = self.listing_timeout_s if budget_s is None else min(self.listing_timeout_s, budget_s) / 2
         gathered.wait_s = timeout_s = max(0.1, wait_s)
@@ -639,6 +684,8 @@ class Router:
                 site = self.site_for(mount, at_mount=True)
                 why = routed.message.removeprefix(f"{mount} unreachable: ")
                 gathered.unreached.append({"path": mount, "site": site[0] if site else mount, "reason": why})
+                if site is not None:
+                    gathered.alarms += self._last_known(site[0], gathered)
         if gathered.waiting:
             return True
         return self._gathers.pop(self._next_gather).reply()
@@ -652,6 +699,7 @@ class Router:
         mount = pending.mount
         if ok and isinstance(result, dict) and isinstance(result.get("alarms"), list):
             gathered.alarms += result["alarms"]
+            self._keep_listing(pending.site, gathered, result["alarms"])
             gathered.merged.append(mount)
             nested = result.get("merged")  # a chain: the site's own sites, under its mount here
             gathered.merged += [names.join(mount, item) for item in nested or [] if isinstance(item, str)]
@@ -659,10 +707,113 @@ class Router:
         else:
             why = message.removeprefix(f"{mount} unreachable: ") if not ok else "its answer has no alarm list"
             gathered.unreached.append({"path": mount, "site": pending.site, "reason": why})
+            gathered.alarms += self._last_known(pending.site, gathered)
         if gathered.waiting:
             return None
         del self._gathers[pending.to[1]]
         return gathered.reply()
+
+    # -- (1.3) a site not reached: its last-known alarms (module docstring) ---------------------------------
+
+    def _keep_listing(self, site: str, gathered: _Gather, alarms: list[Any]) -> None:
+        """A site's part of a merged listing, kept as its last-known alarms when it is the whole open list:
+        every open state asked, and not cut at the limit (a partial list would hide alarms as gone)."""
+        if not gathered.states >= _OPEN_STATES or len(alarms) >= gathered.limit:
+            return
+        kept = [item for item in alarms if isinstance(item, dict) and item.get("state") in _OPEN_STATES]
+        self._last_listed[site] = _SiteListing(kept[:_MAX_LISTED], gathered.asked_at)
+
+    def _last_known(self, site: str, gathered: _Gather) -> list[dict[str, Any]]:
+        """The alarms of ``site`` (not reached) as this hub last knew them, each marked ``last_known`` with
+        ``as_of`` (wall seconds it last heard the site): its last kept listing, corrected by the relayed
+        points' summaries in the tree (heard later), and the summaries of alarms that listing lacks."""
+        agent = self.state.agents.get(site)
+        if agent is None or not agent.relay:
+            return []
+        as_of = agent.last_heard + gathered.wall_offset_s
+        # The tree's summaries: each point's alarm (None: it has none), by this hub's proxy id.
+        on_point: dict[str, int | None] = {}
+        summaries: dict[int, list[tuple[str, Any]]] = {}
+        for path, leaf in agent.leaves.items():
+            debounce = leaf.debounce
+            if debounce is None or "via" not in debounce:
+                continue
+            alarm = debounce["alarm"]
+            proxy = None if alarm is None else self.proxy(site, int(alarm["id"]))
+            on_point[path] = proxy
+            if proxy is not None:
+                summaries.setdefault(proxy, []).append((path, leaf))
+        rows: list[dict[str, Any]] = []
+        listing = self._last_listed.get(site)
+        kept, listed_at = (listing.alarms, listing.listed_at) if listing is not None else ([], None)
+        for item in kept:
+            alarm_id, listed_path = item.get("id"), item.get("path")
+            points = summaries.pop(alarm_id, None) if type(alarm_id) is int else None
+            if points is None and isinstance(listed_path, str) and on_point.get(listed_path, -1) is None:
+                continue  # its point carries no alarm now: it ended after that listing
+            row = dict(item)
+            if points is not None:
+                _corrected(row, points[0][1].debounce["alarm"])
+            if row.get("last_known") is not True:  # (one a site listed as last known keeps its own as_of)
+                row.update(last_known=True, as_of=as_of, listed_at=listed_at)
+            rows.append(row)
+        rows += (_summary_row(proxy, points, as_of) for proxy, points in summaries.items())
+        return [row for row in rows if row.get("state") in gathered.states][:_MAX_LISTED]
+
+
+@dataclass(frozen=True, slots=True)
+class _SiteListing:
+    """(1.3) A site's part of the last complete merged listing (its rows as listed here: paths, proxies)."""
+
+    alarms: list[dict[str, Any]]
+    listed_at: float  # wall seconds it was asked for
+
+
+def _corrected(row: dict[str, Any], summary: dict[str, Any]) -> None:
+    """A listed alarm brought up to its relayed summary (heard after the listing): the summary's ``state``
+    and ``max_level`` win; a changed state leaves the ack's fields unknown (absent)."""
+    state, max_level = summary["state"], summary["max_level"]
+    if row.get("state") != state:
+        row["state"] = state
+        row["acked"] = state == ACTIVE_ACKED
+        for key in _ACK_FIELDS:
+            row.pop(key, None)
+    if row.get("max_level") != max_level:
+        row["max_level"] = max_level
+        row.pop("max_level_str", None)  # (the label was the old level's)
+
+
+def _summary_row(proxy: int, points: list[tuple[str, Any]], as_of: float) -> dict[str, Any]:
+    """A last-known alarm from the relayed summaries alone (every point that carries it: one, or an agent's
+    points for its silence at the site): the path they share, the worst point's level."""
+    paths = [path for path, _ in points]
+    shared = names.split(paths[0])
+    for path in paths[1:]:
+        parts = names.split(path)
+        while shared and parts[: len(shared)] != shared:
+            shared.pop()
+    worst = max((leaf for _, leaf in points), key=lambda leaf: leaf.alertcode)
+    relayed = worst.debounce
+    summary = relayed["alarm"]
+    row: dict[str, Any] = {
+        "id": proxy,
+        "path": names.join(*shared),
+        "agent": relayed["agent"],
+        "state": summary["state"],
+        "level": worst.alertcode,
+        "level_str": worst.alertstr,
+        "max_level": summary["max_level"],
+        "acked": summary["state"] == ACTIVE_ACKED,
+        "shelved": relayed.get("shelf") is not None,
+    }
+    if relayed.get("shelf") is not None:
+        row["shelf_id"] = relayed["shelf"]
+    if len(points) == 1:
+        row["value"] = worst.value
+        if relayed.get("since") is not None:
+            row["level_since"] = relayed["since"]
+    row.update(last_known=True, as_of=as_of)
+    return row
 
 
 def _mounted(result: Any, mount: str, depth: int = 0) -> Any:

@@ -687,7 +687,10 @@ class AlarmsScreen(ListScreen):
         return [
             (
                 str(alarm.id),
-                alarm.state + (" (shelved)" if alarm.shelved else ""),
+                alarm.state
+                + (" (shelved)" if alarm.shelved else "")
+                # (1.3) a site's alarm the central hub could not ask for now: as it last knew it, not current
+                + (f" (last known {_local(alarm.as_of)[11:16]})" if alarm.last_known else ""),
                 app.model.label(alarm.level) or str(alarm.level),
                 alarm.path,
                 _local(alarm.raised_at),
@@ -698,7 +701,7 @@ class AlarmsScreen(ListScreen):
         ]
 
     def note(self) -> str:
-        # (1.3) At a central hub: the sites whose alarms are not in the list, as gsmon alarms says them.
+        # (1.3) At a central hub: the sites not reached, as gsmon alarms says them (their last-known rows marked).
         return "; ".join(f"{mount}: not reached ({why})" for mount, why in self.commands.unreached_sites())
 
 

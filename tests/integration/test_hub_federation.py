@@ -11,7 +11,8 @@
   id read before goes to that alarm), and a configured loop (each hub drops, and counts, what comes
   back round to it).
 * (1.3) The centre's root ``alarms`` listing is one list of the network: every site's alarms under
-  the centre's ids; a lost site is named (``unreached``) beside the centre's own alarm for it.
+  the centre's ids; a lost site is named (``unreached``) beside the centre's own alarm for it, its
+  alarms listed as the centre last knew them (``last_known``; test_hub_federation_last_known).
 """
 
 from __future__ import annotations
@@ -359,9 +360,13 @@ def test_a_lost_site_is_one_stale_subtree_and_one_alarm_and_acks_go_down_only_wh
         must("-n", network.central_ns, "link", "set", network.sites["GS1"][1], "down")
         wait_until(lambda: _all_stale(sub, "GS1/"), timeout_s=8.0, what="GS1 STALE at the centre")
         central_alarms = _open_alarms(central.query, "", ops)
-        # The centre's own alarm for the lost site, and GS2's alarm; GS1 is named, not reached.
-        assert [item["path"] for item in central_alarms] == ["GS1", "GS2/rack2/disk"]
+        # The centre's own alarm for the lost site, GS2's alarm, and GS1's as the centre last knew it (its
+        # listing above, corrected by the acknowledgement relayed since), marked; GS1 is named, not reached.
+        assert [item["path"] for item in central_alarms] == ["GS1", "GS1/rack1/disk", "GS2/rack2/disk"]
         assert central_alarms[0]["reason"] == "agent silent"
+        last_known = central_alarms[1]
+        assert (last_known["id"], last_known["state"], last_known["last_known"]) == (shown, "active_acked", True)
+        assert not any("last_known" in item for item in (central_alarms[0], central_alarms[2]))
         listing = _command(central.query, "alarms", {}, ops)
         [unreached] = listing.result["unreached"]
         assert (unreached["path"], unreached["reason"][:28]) == ("GS1", "nothing heard from site hub ")

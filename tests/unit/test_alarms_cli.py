@@ -397,6 +397,23 @@ def test_text_views_use_words_units_and_local_times() -> None:
     assert alarms_cli.format_when(NOON_UTC + 7200, NOON_UTC, OSLO) == "2026-12-02 15:00:00 CET (in 2h 0m)"
 
 
+def test_a_sites_last_known_alarm_is_marked_in_the_table_after_the_current_ones_and_kept_in_json() -> None:
+    # (1.3) At a central hub: a site it could not ask, its alarm as the centre last heard of it at 11:50 UTC.
+    wire = _alarm(9, "GS1/Rack1/disk_percent", level=100, last_known=True, as_of=NOON_UTC - 600)
+    last_known = AlarmRecord.from_wire(wire)
+    current = AlarmRecord.from_wire(_alarm(4, "GS2/Rack1/cpu_percent", "active_acked", level=20))
+    lines = alarms_cli.alarm_lines([last_known, current], NOON_UTC, OSLO)
+    assert lines[1].startswith("4 ")  # the current one first, though the site's is worse and unacked
+    assert lines[2].split()[:5] == ["9", "last", "known", "12:50:", "UNACKED"]
+    assert "last known" not in lines[1]
+    assert last_known.to_json()["last_known"] is True
+    assert last_known.to_json()["as_of"] == "2026-12-02T11:50:00.000Z"
+    assert "last_known" not in current.to_json()
+    assert "as_of" not in current.to_json()
+    # as_of without last_known means nothing: read as a current alarm.
+    assert not AlarmRecord.from_wire(_alarm(1, "A/b", as_of=NOON_UTC)).last_known
+
+
 # -- the client against the fake hub --------------------------------------------------------------
 
 
@@ -504,6 +521,10 @@ def test_gsmon_ack_prefix_sends_exactly_the_listed_ids(fake_hub: FakeHub, capsys
     assert fake_hub.sent[-1] == ("ack", {"ids": [1, 4], "seen": {"1": 30, "4": 50}, "comment": "on it"})
     assert cli.main(["ack", "GS1/Rack1"]) == 0
     assert "nothing to acknowledge" in capsys.readouterr().out
+    # (1.3) A site's last-known alarm (its central hub could not reach it) is listed, never acked.
+    fake_hub.alarms.append(_alarm(5, "GS1/Rack1/fan_rpm", last_known=True, as_of=NOON_UTC))
+    assert cli.main(["ack", "GS1/Rack1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"acked": [], "skipped": [], "listed": []}
 
 
 def test_gsmon_ack_ids_and_unack_report_skips(fake_hub: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:

@@ -159,14 +159,17 @@ def test_a_silent_site_is_named_at_once_and_a_mute_one_after_the_listing_timeout
     [late] = central.router.expire(now + LISTING_TIMEOUT_S)
     assert late.ok  # the centre's own alarms, and who is missing
     alarms = {item["path"]: item for item in late.result["alarms"]}
-    assert sorted(alarms) == ["GS1", "ops/fan"]
+    assert sorted(alarms) == ["GS1", "GS1/rack1/disk", "GS2/rack1/disk", "ops/fan"]
     assert alarms["GS1"]["reason"] == AGENT_SILENT  # the centre's own alarm for the site's silence
+    # Neither site answered: their alarms as the centre last knew them (test_federation_last_known), marked.
+    assert [path for path, item in alarms.items() if item.get("last_known")] == ["GS1/rack1/disk", "GS2/rack1/disk"]
     [gs1, gs2_missing] = late.result["unreached"]
     assert (gs1["path"], gs1["site"]) == ("GS1", "GS1")
     assert gs1["reason"].startswith("nothing heard from site hub GS1 for ")
     assert gs2_missing == {"path": "GS2", "site": "GS2", "reason": "no answer from site hub GS2 within 3 s"}
     assert late.result["merged"] == []
     assert "2 not reached" in late.message
+    assert late.message.endswith(", 2 last-known alarms of theirs listed")
 
 
 def test_a_chain_lists_the_whole_network_at_the_top_under_the_tops_ids() -> None:
@@ -227,7 +230,12 @@ def test_in_a_chain_the_middle_hub_waits_half_as_long_so_the_top_hears_which_sit
     [(name, result)] = top.state.take_upstream_results()
     reply = top.router.answer(name, result)
     assert isinstance(reply, RoutedReply)
-    assert (reply.result["alarms"], reply.result["merged"]) == ([], ["M"])
+    assert reply.result["merged"] == ["M"]
+    # The mid hub lists GS1's alarm as it last knew it (its tree): marked, under the top's id, as_of kept.
+    [last_known] = reply.result["alarms"]
+    assert (last_known["path"], last_known["id"]) == ("M/GS1/rack1/disk", top.out["M/GS1/rack1/disk"]["alarm"]["id"])
+    heard = mid.state.agents["GS1"].last_heard  # (the mid hub's clock: WALL0 at its 0.0)
+    assert (last_known["last_known"], last_known["as_of"]) == (True, WALL0 + heard)
     assert reply.result["unreached"] == [
         {"path": "M/GS1", "site": "GS1", "reason": f"no answer from site hub GS1 within {LISTING_TIMEOUT_S / 2:g} s"}
     ]
@@ -337,14 +345,23 @@ def test_gsmon_alarms_at_the_centre_lists_the_whole_network_and_names_a_site_not
     assert cli.main(["alarms", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted(row["path"] for row in rows) == ["GS1/rack1/disk", "GS2/rack1/disk", "ops/fan"]
-    # GS1 falls silent: named, with the reason, the list as far as it goes.
+    # GS1 falls silent: named, with the reason; its alarm as the centre last knew it, marked so.
     now = net.lose("GS1", until=20.0)
     cli_env.setattr(alarms_cli, "hub_sender", lambda *args, **kwargs: network_sender(net, now))
     assert cli.main(["alarms", "--json"]) == 0
     captured = capsys.readouterr()
-    assert "GS2/rack1/disk" in captured.out
-    assert "GS1/rack1/disk" not in captured.out  # not reached: said on stderr, the JSON stays the array
+    rows = {row["path"]: row for row in json.loads(captured.out)}  # the JSON stays the array
+    assert "last_known" not in rows["GS2/rack1/disk"]
+    assert rows["GS1/rack1/disk"]["last_known"] is True
+    assert rows["GS1/rack1/disk"]["as_of"].endswith("Z")
     assert "GS1: not reached (nothing heard from site hub GS1 for " in captured.err
+    assert "its 1 last-known alarm is listed as such" in captured.err
+    assert cli.main(["alarms"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [gs1_line] = [line for line in lines if "GS1/rack1/disk" in line]
+    assert "last known " in gs1_line
+    assert lines.index(gs1_line) == len(lines) - 3  # after the current ones (then the sites, the unreached)
+    assert not any("last known" in line for line in lines if "GS1/rack1/disk" not in line and "not reached" not in line)
 
 
 def test_gsmon_ack_of_a_prefix_at_the_centre_acks_each_sites_alarms_at_that_site(
