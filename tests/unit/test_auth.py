@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nacl.public
 import pytest
 import zmq
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from zmq.utils import z85
 
 from gsmon.common import keys, names
 from gsmon.common.allowlist import AgentGrant, AllowList, AllowListError, SubscriberGrant
 from gsmon.hub import auth
 from gsmon.hub.auth import HubAuthenticator
 
-KEY_A = keys.generate_key_pair().public_text
-KEY_B = keys.generate_key_pair().public_text
-KEY_S = keys.generate_key_pair().public_text
-KEY_T = keys.generate_key_pair().public_text
+
+def _fixed_public_key(seed: str) -> str:
+    """A real CURVE public key (Z85) made from a fixed secret: parametrized test ids hold it, and they must
+    be the same in every process (pytest-xdist's workers), so no random key."""
+    secret = nacl.public.PrivateKey(hashlib.sha256(seed.encode()).digest())
+    return z85.encode(bytes(secret.public_key)).decode("ascii")
+
+
+KEY_A = _fixed_public_key("a")
+KEY_B = _fixed_public_key("b")
+KEY_S = _fixed_public_key("s")
+KEY_T = _fixed_public_key("t")
 
 EXAMPLE = f"""
 [agents.ant1]
