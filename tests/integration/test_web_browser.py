@@ -500,6 +500,10 @@ def test_the_centres_page_lists_a_sites_alarm_with_who_acked_it_and_says_when_a_
     summary = page.evaluate("() => window.gsmonState.nodes.get('GS1/rack1/disk').alarm")
     assert summary["state"] == "active_acked"
     assert summary.get("ack_comment") is None
+    # The tree's row and the detail panel say it too, from the listing.
+    page.wait_for_selector('#tree .row[data-path="GS1/rack1/disk"]:has-text("acked by otto")', timeout=10_000)
+    page.click('#tree .row[data-path="GS1/rack1/disk"]')
+    page.wait_for_selector('#detailfields:has-text("disk swap booked")', timeout=10_000)
     save(page, "web-central-acked-by.png")
 
     site.process.kill()

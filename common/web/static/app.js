@@ -186,7 +186,8 @@
       const body = await getJson("/api/v1/alarms");
       const result = body.result || {};
       if (!Array.isArray(result.alarms)) throw new Error("the hub's answer has no alarm list");
-      state.book = { alarms: result.alarms, unreached: Array.isArray(result.unreached) ? result.unreached : [] };
+      const byId = new Map(result.alarms.map((alarm) => [alarm.id, alarm]));
+      state.book = { alarms: result.alarms, byId, unreached: Array.isArray(result.unreached) ? result.unreached : [] };
       state.bookProblem = "";
     } catch (error) {
       state.book = null;
@@ -197,6 +198,17 @@
       markDirty();
       if (bookLoad.again) { bookLoad.again = false; wantBook(); }
     }
+  }
+
+  // A node's alarm with every field: the listing's (a relayed summary lacks acked_by, ack_comment...), the
+  // tree's newer state and level over it.
+  function fullAlarm(node) {
+    const summary = node.alarm;
+    const listed = summary && state.book ? state.book.byId.get(summary.id) : null;
+    if (!listed) return summary;
+    const alarm = { ...listed };
+    for (const [key, value] of Object.entries(summary)) if (value != null) alarm[key] = value;
+    return alarm;
   }
 
   function onStatus(status) {
@@ -306,7 +318,10 @@
       if (node.flapping) markers.push(`<span class="marker flapping">flapping (${esc(node.flapping.changes)})</span>`);
       if (node.shelf_id != null) markers.push(`<span class="marker shelved">shelved #${esc(node.shelf_id)}</span>`);
       if (node.alarm && (node.alarm.state === "active_unacked" || node.alarm.state === "rtn_unacked")) markers.push('<span class="marker unacked">unacked</span>');
-      else if (node.alarm && node.alarm.state === "active_acked") markers.push(`<span class="marker">acked by ${esc(node.alarm.acked_by || "?")}</span>`);
+      else if (node.alarm && node.alarm.state === "active_acked") {
+        const full = fullAlarm(node);
+        markers.push(`<span class="marker">acked by ${esc(full.acked_user || full.acked_by || "?")}</span>`);
+      }
       if (node.unacked_below) markers.push(`<span class="marker unacked">${esc(node.unacked_below)} unacked below</span>`);
       if (node.shelved_below) markers.push(`<span class="marker shelved">${esc(node.shelved_below)} shelved below</span>`);
       if (state.link !== "connected") markers.push('<span class="marker unknown">unknown</span>');
@@ -355,12 +370,8 @@
     for (const listedAlarm of book.alarms) {
       listed.add(listedAlarm.id);
       const node = state.nodes.get(listedAlarm.path) || null;
-      let alarm = listedAlarm;
-      if (node && node.alarm && node.alarm.id === listedAlarm.id) {
-        // The tree is newer than the last listing: its state and level win until the next one comes.
-        alarm = { ...listedAlarm };
-        for (const [key, value] of Object.entries(node.alarm)) if (value != null) alarm[key] = value;
-      }
+      // The tree is newer than the last listing: its state and level win until the next one comes.
+      const alarm = node && node.alarm && node.alarm.id === listedAlarm.id ? fullAlarm(node) : listedAlarm;
       if (alarm.state === "cleared") continue;
       rows.push({ path: listedAlarm.path, alarm, node });
     }
@@ -477,7 +488,7 @@
     const node = state.nodes.get(path);
     $("detailpath").textContent = path;
     if (!node) { $("detailfields").innerHTML = "<dt>state</dt><dd>not in the tree (removed)</dd>"; return; }
-    const a = node.alarm;
+    const a = fullAlarm(node);
     const fields = [
       field("level", `<span data-level="${node.level}" data-tier="${tier(node.level)}"><b class="word">${esc(node.word)}</b></span> (${node.level})`),
       field("value", node.kind === "point" ? `${esc(node.text)}<pre>${esc(JSON.stringify(node.value))}</pre>` : ""),
@@ -492,7 +503,7 @@
       field("flapping", node.flapping ? `${esc(node.flapping.changes)} changes ${esc(sinceText(node.flapping.since))}` : ""),
       field("shelf", node.shelf_id != null ? `#${esc(node.shelf_id)}` : ""),
       field("alarm", a ? `#${esc(a.id)} ${esc(a.state)} at ${esc(a.level_str || "")} (max ${esc(a.max_level_str || "")}), raised ${esc(clockOf(a.raised_at))}` +
-        (a.acked_by ? `, acked by ${esc(a.acked_by)} ${esc(clockOf(a.acked_at))}${a.ack_comment ? `: “${esc(a.ack_comment)}”` : ""}` : "") +
+        (a.acked_by ? `, acked by ${esc(a.acked_user ? `${a.acked_user} (${a.acked_by})` : a.acked_by)} ${esc(clockOf(a.acked_at))}${a.ack_comment ? `: “${esc(a.ack_comment)}”` : ""}` : "") +
         (a.reason ? ` — ${esc(a.reason)}` : "") : ""),
     ];
     $("detailfields").innerHTML = fields.join("");
