@@ -90,6 +90,7 @@ from typing import TYPE_CHECKING, Any, Final
 from gsmon.common import names
 from gsmon.common import protocol as proto
 from gsmon.hub.alarms import ACTIVE_ACKED, ACTIVE_UNACKED, RTN_UNACKED
+from gsmon.hub.command_log import command_level
 
 if TYPE_CHECKING:
     from gsmon.hub.queries import QueryCore
@@ -547,7 +548,10 @@ class Router:
             "deadline": wall + self.timeout_s,
         }
         self._topics.append(proto.route_topic(name, routed, seal))
-        log.info("command %s routed down to site hub %s (route %d)", command, name, route_id)
+        # Reads at DEBUG as the hub's own (command_log): every open web page lists the alarms every few seconds.
+        log.log(
+            command_level(command, True), "command %s routed down to site hub %s (route %d)", command, name, route_id
+        )
         return True
 
     def take_topics(self) -> list[bytes]:
@@ -870,7 +874,7 @@ def run_routed(
         # A site that is one of a pair: what the centre's command changed here is an op of the pair's log,
         # as any operator's command is, so the other site hub (and the centre above it) shows it too.
         queries.pair.done(call, ok, result)
-    log.info("command %s %s routed from upstream by %s: %s", command, args, by, message)
+    log.log(command_level(command, ok), "command %s %s routed from upstream by %s: %s", command, args, by, message)
     # A listing of this hub's whole tree for the hub above: with the sites below this one (a chain).
     budget_s = float(routed["deadline"]) - wall
     merged = router.gather(command, args, user, by, role, to, (ok, message, result), now, wall, budget_s)

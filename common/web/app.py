@@ -17,7 +17,8 @@ Routes (JSON unless said; times ISO 8601 UTC; errors ``{"error": "one line"}``):
     GET  /api/v1/node               ?path=P: one node (404 when not in the tree)
     GET  /api/v1/ws                 WebSocket: send {"subscribe": P, "min_level": L}; receive a snapshot,
                                     then deltas and status messages (see gsmon.common.web.core)
-    GET  /api/v1/alarms             ?prefix&states=a,b&limit  -> the hub's "alarms"
+    GET  /api/v1/alarms             ?prefix&states=a,b&limit  -> the hub's "alarms" (the page's alarm table;
+                                    the same ask of many pages shares one hub call: shared_calls.py)
     GET  /api/v1/shelves            ?prefix                   -> the hub's "shelves"
     GET  /api/v1/journal            ?after_id&prefix&limit&newest=1 -> the hub's "journal"
     GET  /api/v1/history            ?path&from&to&buckets     -> "history" (the recorder, through the hub)
@@ -71,9 +72,16 @@ from gsmon.common.web.auth import (
     origin_allowed,
 )
 from gsmon.common.web.core import BridgeCore
-from gsmon.common.web.hub_commands import VIA, HubCommandClient, HubCommandError, HubNoAnswerError
+from gsmon.common.web.hub_commands import (
+    VIA,
+    CommandOutcome,
+    HubCommandClient,
+    HubCommandError,
+    HubNoAnswerError,
+)
 from gsmon.common.web.metrics import CONTENT_TYPE, DEFAULT_MAX_SERIES, BridgeFacts, render_metrics
 from gsmon.common.web.nodes import iso_utc, parse_level, wall_of_iso
+from gsmon.common.web.shared_calls import SharedCalls
 
 __all__ = ["FLUSH_S", "MAX_QUEUED", "STATIC_DIR", "TIME_KEYS", "WebBridge", "WebSettings", "iso_times"]
 
@@ -160,6 +168,15 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status, dumps=_dumps)
 
 
+@dataclass(frozen=True, slots=True)
+class _SharedRead:
+    """A read that pages ask of the hub at once (the alarm listing): its command, args and end user."""
+
+    command: str
+    args_json: str
+    user: str | None
+
+
 @dataclass(eq=False)
 class _Client:
     """One WebSocket connection: its queue of messages, drained by its own writer task."""
@@ -193,6 +210,8 @@ class WebBridge:
         )
         self.users = users if users is not None else (Users(settings.users_file) if settings.users_file else None)
         self.signer = SessionSigner()
+        #: Every open page asks for the alarm listing when its tree shows an alarm change: one hub call for all.
+        self.shared_reads: SharedCalls[_SharedRead, CommandOutcome] = SharedCalls(self._shared_call)
         self._clients: dict[int, _Client] = {}
         self._client_ids = itertools.count(1)
         self._failed_logins: dict[str, list[float]] = {}
@@ -405,7 +424,7 @@ class WebBridge:
             args["states"] = [state.strip() for state in states.split(",") if state.strip()]
         if "limit" in request.query:
             args["limit"] = _int(request.query["limit"], "limit")
-        return await self._forward("alarms", args, session)
+        return await self._forward("alarms", args, session, shared=True)
 
     async def shelves(self, request: web.Request) -> web.Response:
         session = self._reader(request)
@@ -535,10 +554,21 @@ class WebBridge:
         log.info("%s (%s) asks the hub to %s %s", session.user, session.role, command, _dumps(args))
         return await self._forward(command, args, session)
 
-    async def _forward(self, command: str, args: dict[str, Any], session: Session | None) -> web.Response:
+    async def _shared_call(self, read: _SharedRead) -> CommandOutcome:
+        return await self.commands.call(read.command, json.loads(read.args_json), user=read.user)
+
+    async def _forward(
+        self, command: str, args: dict[str, Any], session: Session | None, *, shared: bool = False
+    ) -> web.Response:
+        """``command`` to the hub, its answer as the HTTP response; ``shared``: a read asked with the same args
+        for the same user while another is on its way shares the next call (see shared_calls.py)."""
         args["via"] = VIA
+        user = None if session is None else session.user
         try:
-            outcome = await self.commands.call(command, args, user=None if session is None else session.user)
+            if shared:
+                outcome = await self.shared_reads(_SharedRead(command, _dumps(args, sort_keys=True), user))
+            else:
+                outcome = await self.commands.call(command, args, user=user)
         except HubNoAnswerError as error:
             return _error(504, str(error))
         except HubCommandError as error:

@@ -4,7 +4,11 @@ The page loads the tree from a real hub through a real bridge; a point turned
 RED at the agent shows RED on the page within 2 s; a hub that dies shows the
 "hub lost" banner; a viewer sees no ack or shelve button and a forged POST is
 refused (no session 401; no CSRF token, another Origin, or a viewer's role
-403). Screenshots at desktop and phone sizes are saved under
+403). The alarm table is the hub's alarm book: a latched alarm keeps its row
+after its point is removed, and is acked from the page; an ack's user and
+comment show; at a central hub the site's alarm shows who acked it (the
+relayed tree has only a summary), and a silent site is named under the table;
+a lost hub leaves the tree's rows and a line saying so. Screenshots at desktop and phone sizes are saved under
 ``tests/artifacts/`` (ignored by git) for people to look at. Playwright
 cannot download its own browsers here: it is pointed at /usr/bin/chromium.
 Under ``CI=true`` a missing chromium or Playwright fails these tests.
@@ -190,6 +194,8 @@ def test_hub_lost_shows_the_banner(station: Station, browser: Any) -> None:
     assert "hub lost" in page.inner_text("#banner")
     assert page.get_attribute("body", "data-hub") == "hub lost"
     assert "unknown" in page.locator(ROW.format("GS1/Rack1/Power/temp_c")).inner_text()
+    # The alarm table falls back to the tree's rows, and says why (the bridge's 3 s without an answer).
+    page.wait_for_selector('#alarmnotes:not([hidden]):has-text("does not answer the alarm listing")', timeout=15_000)
     save(page, "web-hub-lost.png")
     assert station.bridge.process.stop() == 0, station.bridge.process.stderr()
 
@@ -384,3 +390,125 @@ def test_an_operator_acks_in_the_page_and_the_hub_records_the_user_and_the_bridg
     wait_until(lambda: shelves() == [], timeout_s=10, what="the shelf ended at the hub")
     page.wait_for_selector(f'#alarmrows tr[data-path="{path}"]:not(:has-text("shelved #"))', timeout=10_000)
     assert bridge.process.stop() == 0, bridge.process.stderr()
+
+
+def ack_in_table(page: Any, row: str, comment: str) -> None:
+    page.click(f"{row} button.ack")
+    page.wait_for_selector("#commentdialog[open]")
+    page.fill("#comment", comment)
+    page.click("#dialogok")
+
+
+def test_a_latched_alarm_outlives_its_point_in_the_table_and_an_ack_shows_who_and_why(
+    procs: Processes, tmp_path: Path, browser: Any
+) -> None:
+    """The table comes from the hub's alarm book: a RED that returned to normal unacknowledged keeps its row
+    after its agent restarts without the point (the tree no longer has it), marked "point removed"; the page
+    acks it; an ack with a comment shows who acked and why."""
+    hub = procs.hub()
+    fan, temp = tmp_path / "fan.json", tmp_path / "temp.json"
+    set_point(fan, 1200, "GREEN")
+    set_point(temp, 41.5, "GREEN")
+    fan_spec = {
+        "parents": {"Cooling": None},
+        "points": [{"name": "fan_rpm", "parent": "Cooling", "file": str(fan), "dt": 0.1}],
+    }
+    fans = procs.agent(hub, "fans", fan_spec, mount="GS1/Rack1")
+    temp_spec = {
+        "parents": {"Power": None},
+        "points": [{"name": "temp_c", "parent": "Power", "file": str(temp), "dt": 0.1}],
+    }
+    procs.agent(hub, "rack1", temp_spec, mount="GS1/Rack1")
+    users_file = tmp_path / "users.toml"
+    make_user(users_file, "otto", "operator-pw", "operator")
+    bridge = start_bridge(procs, hub, "--users", str(users_file))
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(bridge.url)
+    log_in(page, "otto", "operator-pw")
+    page.wait_for_selector(ROW.format("GS1"), timeout=15_000)
+
+    fan_path = "GS1/Rack1/Cooling/fan_rpm"
+    fan_row = f'#alarmrows tr[data-path="{fan_path}"]'
+    set_point(fan, 0, "RED")
+    page.wait_for_selector(f'{fan_row}[data-state="active_unacked"][data-level="30"]', timeout=10_000)
+    set_point(fan, 1200, "GREEN")
+    page.wait_for_selector(f'{fan_row}[data-state="rtn_unacked"]', timeout=10_000)
+    # The fans' agent restarts without its point: the hub removes it (removal grace 1 s); the latched alarm stays.
+    assert fans.stop() == 0, fans.stderr()
+    procs.agent(
+        hub, "fans", {"points": [{"name": "spare", "value": 1, "alert": "GREEN", "dt": 0.2}]}, mount="GS1/Rack1"
+    )
+    page.wait_for_function(f"() => !window.gsmonState.nodes.has({json.dumps(fan_path)})", timeout=15_000)
+    # (Waited for, not read once: the listing asked after the removal is the one that says rtn_unacked.)
+    gone = f'{fan_row}.gone[data-state="rtn_unacked"]'
+    page.wait_for_selector(gone, timeout=10_000)
+    assert page.get_attribute(gone, "data-alarm-id")
+    assert "point removed" in page.inner_text(gone)
+    assert page.locator("#alarmnotes").is_hidden()  # the hub answered the listing: nothing is missing
+    save(page, "web-alarm-point-removed.png")
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone.goto(bridge.url)
+    phone.wait_for_selector(gone, timeout=10_000)
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390 + 2, f"the page scrolls sideways on a phone ({width} px)"
+    save(phone, "web-alarm-point-removed-phone.png")
+    # Acked, a returned alarm is cleared: its row goes.
+    ack_in_table(page, gone, "fan tray pulled for the swap")
+    page.wait_for_selector(fan_row, state="detached", timeout=10_000)
+
+    temp_row = '#alarmrows tr[data-path="GS1/Rack1/Power/temp_c"]'
+    set_point(temp, 97.0, "RED")
+    page.wait_for_selector(f'{temp_row}[data-state="active_unacked"]', timeout=10_000)
+    ack_in_table(page, temp_row, "door open, closing it")
+    acked = f'{temp_row}[data-state="active_acked"] td.ackedby:has-text("door open, closing it")'
+    page.wait_for_selector(acked, timeout=10_000)
+    assert "otto" in page.inner_text(acked)
+    save(page, "web-alarm-acked-by.png")
+    assert errors == []
+
+
+def test_the_centres_page_lists_a_sites_alarm_with_who_acked_it_and_says_when_a_site_is_unreached(
+    procs: Processes, tmp_path: Path, browser: Any
+) -> None:
+    """At a central hub the relayed points carry only an alarm summary: the table's acked-by and comment come
+    from the centre's merged listing; a silent site is named under the table with the reason."""
+    central = procs.hub("--hub-id", "central", name="central")
+    site = procs.hub(
+        "--hub-id", "site1", "--upstream", central.agents, "--upstream-mount", "GS1", "--upstream-coalesce-ms", "200",
+        name="site",
+    )  # fmt: skip
+    disk = tmp_path / "disk.json"
+    set_point(disk, 97, "RED")
+    procs.agent(site, "rack1", {"points": [{"name": "disk", "file": str(disk), "dt": 0.1}]}, mount="rack1")
+    users_file = tmp_path / "users.toml"
+    make_user(users_file, "otto", "operator-pw", "operator")
+    bridge = start_bridge(procs, central, "--users", str(users_file))
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(bridge.url)
+    log_in(page, "otto", "operator-pw")
+    row = '#alarmrows tr[data-path="GS1/rack1/disk"]'
+    page.wait_for_selector(f'{row}[data-state="active_unacked"] button.ack', timeout=15_000)
+    ack_in_table(page, row, "disk swap booked")
+    acked = f'{row}[data-state="active_acked"] td.ackedby:has-text("disk swap booked")'
+    page.wait_for_selector(acked, timeout=10_000)
+    assert "otto" in page.inner_text(acked)
+    # The tree's relayed alarm map is only a summary: the comment came from the listing, not the tree.
+    summary = page.evaluate("() => window.gsmonState.nodes.get('GS1/rack1/disk').alarm")
+    assert summary["state"] == "active_acked"
+    assert summary.get("ack_comment") is None
+    # The tree's row and the detail panel say it too, from the listing.
+    page.wait_for_selector('#tree .row[data-path="GS1/rack1/disk"]:has-text("acked by otto")', timeout=10_000)
+    page.click('#tree .row[data-path="GS1/rack1/disk"]')
+    page.wait_for_selector('#detailfields:has-text("disk swap booked")', timeout=10_000)
+    save(page, "web-central-acked-by.png")
+
+    site.process.kill()
+    note = '#alarmnotes:not([hidden]):has-text("site hub GS1")'
+    page.wait_for_selector(note, timeout=15_000)
+    assert "not listed" in page.inner_text("#alarmnotes")
+    save(page, "web-central-site-unreached.png")
+    assert errors == []

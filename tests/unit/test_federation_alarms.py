@@ -9,6 +9,7 @@ restart of the central hub (its state store).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -405,3 +406,21 @@ def test_an_ack_of_several_sites_ids_goes_as_one_ack_per_site_and_a_lost_sites_a
     # GS1's alone: refused as before (nothing to split).
     with pytest.raises(CommandRefusedError, match="GS1 unreachable"):
         client.ack([gs1], None)
+
+
+def test_routed_listings_log_at_debug_and_routed_acks_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    """As the hub's own commands (command_log): every open web page lists the alarms every few seconds, and
+    at a centre each listing is routed to every site; an operator's ack stays in the log at INFO."""
+    net = Network()
+    central = net.central
+    with caplog.at_level(logging.DEBUG, logger="gsmon.hub.relay"):
+        assert central.ask("alarms", {}, 1.0) is None
+        [reply] = net.carry(1.0)
+        disk = listed(reply)["GS1/rack1/disk"]
+        assert central.ask("ack", {"ids": [disk["id"]]}, 2.0) is None
+        [acked] = net.carry(2.0)
+    assert acked.ok, acked.message
+    levels = {(record.levelname, str(record.args[0])) for record in caplog.records if record.args}
+    assert ("DEBUG", "alarms") in levels
+    assert ("INFO", "ack") in levels
+    assert ("INFO", "alarms") not in levels

@@ -25,6 +25,9 @@
     visible: [], // paths of the rendered rows, in order (keyboard moves)
     dirty: false, renderedAt: 0, renders: 0, applied: 0,
     chart: null, chartPath: null,
+    // The hub's alarm listing (GET /api/v1/alarms): {alarms, unreached}, or null while it does not answer
+    // (an old hub, the hub lost): the table is then built from the tree, and says so (bookProblem).
+    book: null, bookProblem: "", bookLoads: 0,
   };
   window.gsmonState = state; // for the tests and the bench (read-only use)
 
@@ -127,20 +130,87 @@
       state.applied += msg.nodes.length;
       onStatus(msg.status);
       markDirty();
+      wantBook();
       return;
     }
     if (msg.epoch !== state.epoch) return; // an old subscription's message still on the way
     if (msg.seq !== state.seq + 1) { state.epoch = null; subscribe(); return; } // a gap: start again
     state.seq = msg.seq;
     if (msg.type === "delta") {
-      for (const path of msg.removed) dropNode(path);
-      for (const node of msg.nodes) putNode(node);
+      let alarmsMoved = false;
+      for (const path of msg.removed) {
+        const old = state.nodes.get(path);
+        if (old && old.alarm) alarmsMoved = true; // its alarm is cleared, or latched and kept: ask the book
+        dropNode(path);
+      }
+      for (const node of msg.nodes) {
+        if (!alarmsMoved) alarmsMoved = alarmMoved(state.nodes.get(node.path), node);
+        putNode(node);
+      }
       state.applied += msg.nodes.length + msg.removed.length;
+      if (alarmsMoved) wantBook();
       markDirty();
     } else if (msg.type === "status") {
       onStatus(msg.status);
     }
   }
+  // Whether a node's update may have changed the hub's alarm book: its alarm map reads differently, or its
+  // level or staleness moved where alarms are raised (ORANGE and up). Value-only updates never do.
+  function alarmKey(alarm) {
+    return alarm ? `${alarm.id}|${alarm.state}|${alarm.level}|${alarm.acked_by || ""}|${alarm.shelf_id == null ? "" : alarm.shelf_id}` : "";
+  }
+  function alarmMoved(old, node) {
+    if (!old) return !!node.alarm || node.level >= ORANGE;
+    if (alarmKey(old.alarm) !== alarmKey(node.alarm)) return true;
+    if (old.stale !== node.stale) return true;
+    return old.level !== node.level && Math.max(old.level, node.level) >= ORANGE;
+  }
+
+  // ------------------------------------------------------------------ the hub's alarm book
+
+  // One listing at a time; a change seen while one is on its way asks again once it is back (the one on
+  // its way may have been read before the change). At most every BOOK_MIN_MS, and every BOOK_EVERY_MS
+  // anyway (an ack from another client that changes nothing in this page's tree, a site's fields).
+  const BOOK_MIN_MS = 500, BOOK_EVERY_MS = 5000;
+  const bookLoad = { busy: false, again: false, timer: null, startedAt: 0 };
+  function wantBook() {
+    if (bookLoad.busy) { bookLoad.again = true; return; }
+    if (bookLoad.timer) return;
+    const waitMs = Math.max(0, bookLoad.startedAt + BOOK_MIN_MS - Date.now());
+    bookLoad.timer = setTimeout(() => { bookLoad.timer = null; loadBook(); }, waitMs);
+  }
+  async function loadBook() {
+    if (bookLoad.busy) { bookLoad.again = true; return; }
+    bookLoad.busy = true; bookLoad.startedAt = Date.now();
+    try {
+      const body = await getJson("/api/v1/alarms");
+      const result = body.result || {};
+      if (!Array.isArray(result.alarms)) throw new Error("the hub's answer has no alarm list");
+      const byId = new Map(result.alarms.map((alarm) => [alarm.id, alarm]));
+      state.book = { alarms: result.alarms, byId, unreached: Array.isArray(result.unreached) ? result.unreached : [] };
+      state.bookProblem = "";
+    } catch (error) {
+      state.book = null;
+      state.bookProblem = error.message;
+    } finally {
+      bookLoad.busy = false;
+      state.bookLoads += 1;
+      markDirty();
+      if (bookLoad.again) { bookLoad.again = false; wantBook(); }
+    }
+  }
+
+  // A node's alarm with every field: the listing's (a relayed summary lacks acked_by, ack_comment...), the
+  // tree's newer state and level over it.
+  function fullAlarm(node) {
+    const summary = node.alarm;
+    const listed = summary && state.book ? state.book.byId.get(summary.id) : null;
+    if (!listed) return summary;
+    const alarm = { ...listed };
+    for (const [key, value] of Object.entries(summary)) if (value != null) alarm[key] = value;
+    return alarm;
+  }
+
   function onStatus(status) {
     state.status = status;
     if (status.now) state.hubOffsetMs = Date.parse(status.now) - Date.now();
@@ -248,7 +318,10 @@
       if (node.flapping) markers.push(`<span class="marker flapping">flapping (${esc(node.flapping.changes)})</span>`);
       if (node.shelf_id != null) markers.push(`<span class="marker shelved">shelved #${esc(node.shelf_id)}</span>`);
       if (node.alarm && (node.alarm.state === "active_unacked" || node.alarm.state === "rtn_unacked")) markers.push('<span class="marker unacked">unacked</span>');
-      else if (node.alarm && node.alarm.state === "active_acked") markers.push(`<span class="marker">acked by ${esc(node.alarm.acked_by || "?")}</span>`);
+      else if (node.alarm && node.alarm.state === "active_acked") {
+        const full = fullAlarm(node);
+        markers.push(`<span class="marker">acked by ${esc(full.acked_user || full.acked_by || "?")}</span>`);
+      }
       if (node.unacked_below) markers.push(`<span class="marker unacked">${esc(node.unacked_below)} unacked below</span>`);
       if (node.shelved_below) markers.push(`<span class="marker shelved">${esc(node.shelved_below)} shelved below</span>`);
       if (state.link !== "connected") markers.push('<span class="marker unknown">unknown</span>');
@@ -279,42 +352,101 @@
     state.visible = visible;
     $("tree").innerHTML = out.length ? out.join("") : `<p>${state.nodes.size ? "nothing matches the filter" : "no nodes (yet)"}</p>`;
   }
+  const isOpen = (alarm) => alarm.state === "active_unacked" || alarm.state === "rtn_unacked";
+  function sortRows(rows) {
+    const unacked = (row) => (row.alarm && isOpen(row.alarm) ? 1 : 0);
+    const levelOf = (row) => (row.alarm ? row.alarm.level || 0 : row.node.level);
+    rows.sort((a, b) => (unacked(b) - unacked(a)) || (levelOf(b) - levelOf(a)) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return rows;
+  }
+  // Rows: {path, alarm (null: a problem of a hub without alarms), node (null: the point is not in the tree)}.
   function alarmRows() {
+    return state.book ? bookRows(state.book) : treeRows();
+  }
+  // From the hub's book: every alarm it keeps, a latched one whose point is gone included, with every field
+  // (at a central hub the tree's relayed alarm maps are summaries without acked_by, ack_comment...).
+  function bookRows(book) {
+    const rows = [], listed = new Set();
+    for (const listedAlarm of book.alarms) {
+      listed.add(listedAlarm.id);
+      const node = state.nodes.get(listedAlarm.path) || null;
+      // The tree is newer than the last listing: its state and level win until the next one comes.
+      const alarm = node && node.alarm && node.alarm.id === listedAlarm.id ? fullAlarm(node) : listedAlarm;
+      if (alarm.state === "cleared") continue;
+      rows.push({ path: listedAlarm.path, alarm, node });
+    }
+    // Raised since the last listing (a newer one is on its way): from the tree meanwhile. Not those of a site
+    // the listing could not reach: as at the hub, the site's silence alarm stands for them (and a note says so).
+    const unreached = book.unreached.map((site) => String(site.path || ""));
+    const below = (path) => unreached.some((mount) => path === mount || path.startsWith(mount + "/"));
+    for (const node of state.nodes.values()) {
+      if (node.alarm && node.alarm.state !== "cleared" && !listed.has(node.alarm.id) && !below(node.path)) rows.push({ path: node.path, alarm: node.alarm, node });
+    }
+    return sortRows(rows);
+  }
+  function treeRows() {
     const rows = [];
     let alarmFields = false;
     for (const node of state.nodes.values()) {
-      if (node.alarm) { alarmFields = true; if (node.alarm.state !== "cleared") rows.push(node); }
+      if (node.alarm) { alarmFields = true; if (node.alarm.state !== "cleared") rows.push({ path: node.path, alarm: node.alarm, node }); }
     }
     if (!alarmFields && !(state.status && state.status.alarm_fields)) {
       // A hub without the alarm core: the problems themselves (points at ORANGE or worse), worst first.
-      for (const node of state.nodes.values()) if (node.kind === "point" && node.level >= ORANGE) rows.push(node);
-      rows.sort((a, b) => (b.level - a.level) || (a.path < b.path ? -1 : 1));
-      return rows;
+      for (const node of state.nodes.values()) if (node.kind === "point" && node.level >= ORANGE) rows.push({ path: node.path, alarm: null, node });
     }
-    const unacked = (n) => n.alarm.state === "active_unacked" || n.alarm.state === "rtn_unacked";
-    rows.sort((a, b) => (unacked(b) - unacked(a)) || ((b.alarm.level || 0) - (a.alarm.level || 0)) || (a.path < b.path ? -1 : 1));
-    return rows;
+    return sortRows(rows);
+  }
+  // What the table cannot show: said in words, one line each, never a silently incomplete list.
+  function alarmNotes() {
+    const notes = [];
+    if (state.book) {
+      for (const site of state.book.unreached) {
+        notes.push(`not listed: the alarms of site ${site.site || "?"} at ${site.path || "?"}: ${site.reason || "no reason given"}`);
+      }
+    } else if (state.bookProblem) {
+      notes.push(`the hub does not answer the alarm listing (${state.bookProblem}): rows from the tree, ` +
+        "without alarms whose point is gone and without a site's ack details");
+    }
+    return notes;
+  }
+  function valueText(row) {
+    if (row.node) return row.node.text;
+    const value = row.alarm ? row.alarm.value : null;
+    if (value == null) return "";
+    return typeof value === "string" ? value : JSON.stringify(value);
+  }
+  function ackedText(alarm) {
+    if (!alarm || !(alarm.acked_user || alarm.acked_by)) return "";
+    return `${alarm.acked_user || alarm.acked_by}${alarm.acked_at ? ` ${clockOf(alarm.acked_at)}` : ""}${alarm.ack_comment ? `: ${alarm.ack_comment}` : ""}`;
   }
   let alarmHtml = "";  // what the alarm table shows now
+  let notesHtml = "";
   function renderAlarms() {
     const rows = alarmRows();
     const act = mayAct() && !KIOSK;
     $("attentioncount").textContent = rows.length ? `(${rows.length})` : "";
     $("noproblems").hidden = rows.length > 0;
-    const html = rows.slice(0, 500).map((node) => {
-      const alarm = node.alarm;
-      const open = alarm && (alarm.state === "active_unacked" || alarm.state === "rtn_unacked");
-      const level = alarm ? Math.max(alarm.level || 0, node.level) : node.level;
+    const html = rows.slice(0, 500).map((row) => {
+      const { alarm, node, path } = row;
+      const open = alarm && isOpen(alarm);
+      const level = alarm ? Math.max(alarm.level || 0, node ? node.level : 0) : node.level;
+      const word = node ? node.word : alarm.level_str || tier(level).toUpperCase();
+      const shelf = node ? node.shelf_id : alarm.shelf_id;
       const buttons = [];
-      if (act && alarm && open) buttons.push(`<button type="button" class="actbutton ack" data-id="${alarm.id}" data-path="${esc(node.path)}">Ack</button>`);
-      if (act && alarm && alarm.state === "active_acked") buttons.push(`<button type="button" class="actbutton unack" data-id="${alarm.id}" data-path="${esc(node.path)}">Unack</button>`);
-      if (act) buttons.push(`<button type="button" class="actbutton shelve" data-path="${esc(node.path)}">Shelve</button>`);
+      if (act && alarm && open) buttons.push(`<button type="button" class="actbutton ack" data-id="${alarm.id}" data-path="${esc(path)}">Ack</button>`);
+      if (act && alarm && alarm.state === "active_acked") buttons.push(`<button type="button" class="actbutton unack" data-id="${alarm.id}" data-path="${esc(path)}">Unack</button>`);
+      if (act && node) buttons.push(`<button type="button" class="actbutton shelve" data-path="${esc(path)}">Shelve</button>`);
       const since = alarm ? alarm.raised_at : node.since;
-      return `<tr class="${alarm ? (open ? "unacked" : "acked") : "problem"}" data-path="${esc(node.path)}" data-level="${level}"${alarm ? ` data-alarm-id="${alarm.id}" data-state="${esc(alarm.state)}"` : ""}>` +
-        `<td data-tier="${tier(level)}">${esc(node.word)}</td><td class="path">${esc(node.path)}</td>` +
-        `<td>${alarm ? esc(alarm.state.replace("_", " ")) : ""}${node.stale ? " STALE" : ""}${node.shelf_id != null ? ` shelved #${esc(node.shelf_id)}` : ""}</td>` +
-        `<td>${esc(since ? sinceText(since) : "")}</td><td>${esc(node.text)}</td>` +
-        `<td>${alarm && alarm.acked_by ? esc(alarm.acked_by) + (alarm.ack_comment ? `: ${esc(alarm.ack_comment)}` : "") : ""}</td>` +
+      const marks = [];
+      if (alarm) marks.push(esc(alarm.state.replace("_", " ")));
+      if (node && node.stale) marks.push("STALE");
+      if (shelf != null) marks.push(`shelved #${esc(shelf)}`);
+      if (!node) marks.push('<span class="marker gone">point removed</span>');
+      return `<tr class="${alarm ? (open ? "unacked" : "acked") : "problem"}${node ? "" : " gone"}" data-path="${esc(path)}" data-level="${level}"${alarm ? ` data-alarm-id="${alarm.id}" data-state="${esc(alarm.state)}"` : ""}>` +
+        `<td data-tier="${tier(level)}">${esc(word)}</td><td class="path">${esc(path)}</td>` +
+        `<td>${marks.join(" ")}</td>` +
+        `<td>${esc(since ? sinceText(since) : "")}</td><td>${esc(valueText(row))}</td>` +
+        `<td class="ackedby"${alarm && alarm.acked_by ? ` title="key ${esc(alarm.acked_by)}"` : ""}>${esc(ackedText(alarm))}</td>` +
         `<td>${buttons.join("")}</td></tr>`;
     }).join("");
     // Rows are replaced only when they read differently: a point re-polled at 10 Hz must not swap the
@@ -322,6 +454,12 @@
     if (html !== alarmHtml) {
       $("alarmrows").innerHTML = html;
       alarmHtml = html;
+    }
+    const notes = alarmNotes().map((line) => `<li>${esc(line)}</li>`).join("");
+    if (notes !== notesHtml) {
+      $("alarmnotes").innerHTML = notes;
+      $("alarmnotes").hidden = !notes;
+      notesHtml = notes;
     }
   }
   function renderArea() {
@@ -350,7 +488,7 @@
     const node = state.nodes.get(path);
     $("detailpath").textContent = path;
     if (!node) { $("detailfields").innerHTML = "<dt>state</dt><dd>not in the tree (removed)</dd>"; return; }
-    const a = node.alarm;
+    const a = fullAlarm(node);
     const fields = [
       field("level", `<span data-level="${node.level}" data-tier="${tier(node.level)}"><b class="word">${esc(node.word)}</b></span> (${node.level})`),
       field("value", node.kind === "point" ? `${esc(node.text)}<pre>${esc(JSON.stringify(node.value))}</pre>` : ""),
@@ -365,7 +503,7 @@
       field("flapping", node.flapping ? `${esc(node.flapping.changes)} changes ${esc(sinceText(node.flapping.since))}` : ""),
       field("shelf", node.shelf_id != null ? `#${esc(node.shelf_id)}` : ""),
       field("alarm", a ? `#${esc(a.id)} ${esc(a.state)} at ${esc(a.level_str || "")} (max ${esc(a.max_level_str || "")}), raised ${esc(clockOf(a.raised_at))}` +
-        (a.acked_by ? `, acked by ${esc(a.acked_by)} ${esc(clockOf(a.acked_at))}${a.ack_comment ? `: “${esc(a.ack_comment)}”` : ""}` : "") +
+        (a.acked_by ? `, acked by ${esc(a.acked_user ? `${a.acked_user} (${a.acked_by})` : a.acked_by)} ${esc(clockOf(a.acked_at))}${a.ack_comment ? `: “${esc(a.ack_comment)}”` : ""}` : "") +
         (a.reason ? ` — ${esc(a.reason)}` : "") : ""),
     ];
     $("detailfields").innerHTML = fields.join("");
@@ -486,6 +624,7 @@
       const result = await post(`/api/v1/${verb}`, answer.comment ? { ids: [id], comment: answer.comment } : { ids: [id] });
       toast(result.message || `${verb} sent`);
     } catch (error) { toast(`${verb}: ${error.message}`, true); }
+    wantBook(); // the hub answered after it applied it: the next listing has it
   }
   async function shelve(path) {
     const node = state.nodes.get(path);
@@ -495,9 +634,11 @@
     const body = answer.duration === "until_normal" ? { prefix, mode: "until_normal", comment: answer.comment }
       : { prefix, mode: "timed", duration_s: Number(answer.duration), comment: answer.comment };
     try { const result = await post("/api/v1/shelve", body); toast(result.message || "shelved"); } catch (error) { toast(`shelve: ${error.message}`, true); }
+    wantBook();
   }
   async function unshelve(id) {
     try { const result = await post("/api/v1/unshelve", { id }); toast(result.message || "unshelved"); } catch (error) { toast(`unshelve: ${error.message}`, true); }
+    wantBook();
   }
 
   // ------------------------------------------------------------------ events
@@ -581,13 +722,16 @@
         case "Enter": if (state.selected) toggle(state.selected); break;
         case "a": if (node && node.alarm && mayAct()) ackAlarm(node.alarm.id, node.path, "ack"); break;
         case "s": if (node && mayAct()) shelve(node.path); break;
-        case "u": { const first = alarmRows().find((n) => n.alarm && n.alarm.state.endsWith("unacked")); if (first) select(first.path); break; }
+        case "u": { const first = alarmRows().find((row) => row.alarm && isOpen(row.alarm)); if (first) select(first.path); break; }
         case "e": $("expandall").click(); break;
         case "c": $("collapseall").click(); break;
         case "?": $("help").showModal(); break;
         default: break;
       }
     });
+    // A hidden tab does not ask: it asks once it is shown again.
+    setInterval(() => { if (!document.hidden) wantBook(); }, BOOK_EVERY_MS);
+    document.addEventListener("visibilitychange", () => { if (!document.hidden) wantBook(); });
     loadSession().then(connect);
   }
   document.addEventListener("DOMContentLoaded", setup);
