@@ -115,6 +115,8 @@ TIME_KEYS: Final = frozenset(
         "ends_at",
         "created_at",
         "ended_at",
+        "as_of",  # (a central hub's last-known alarms of a silent site, protocol 1.3)
+        "listed_at",
     }
 )
 _REASON_STATUS: Final = {"forbidden": 403, "bad-args": 400, "not-found": 404}

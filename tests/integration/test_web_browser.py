@@ -473,7 +473,8 @@ def test_the_centres_page_lists_a_sites_alarm_with_who_acked_it_and_says_when_a_
     procs: Processes, tmp_path: Path, browser: Any
 ) -> None:
     """At a central hub the relayed points carry only an alarm summary: the table's acked-by and comment come
-    from the centre's merged listing; a silent site is named under the table with the reason."""
+    from the centre's merged listing; a silent site is named under the table with the reason, and its alarm
+    stays listed as last known, without buttons."""
     central = procs.hub("--hub-id", "central", name="central")
     site = procs.hub(
         "--hub-id", "site1", "--upstream", central.agents, "--upstream-mount", "GS1", "--upstream-coalesce-ms", "200",
@@ -509,6 +510,11 @@ def test_the_centres_page_lists_a_sites_alarm_with_who_acked_it_and_says_when_a_
     site.process.kill()
     note = '#alarmnotes:not([hidden]):has-text("site hub GS1")'
     page.wait_for_selector(note, timeout=15_000)
-    assert "not listed" in page.inner_text("#alarmnotes")
+    assert "shown as last known" in page.inner_text("#alarmnotes")
+    # The silent site's alarm stays in the table as the centre last knew it (protocol 1.3), marked, with
+    # who acked it, and with no button: an ack could not reach the site.
+    known = f'{row}.lastknown:has-text("last known"):has-text("disk swap booked")'
+    page.wait_for_selector(known, timeout=10_000)
+    assert page.locator(f"{known} button.ack, {known} button.unack").count() == 0
     save(page, "web-central-site-unreached.png")
     assert errors == []

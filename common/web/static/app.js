@@ -356,7 +356,9 @@
   function sortRows(rows) {
     const unacked = (row) => (row.alarm && isOpen(row.alarm) ? 1 : 0);
     const levelOf = (row) => (row.alarm ? row.alarm.level || 0 : row.node.level);
-    rows.sort((a, b) => (unacked(b) - unacked(a)) || (levelOf(b) - levelOf(a)) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    // A silent site's last-known alarms (a central hub lists them marked) after every current one.
+    const known = (row) => (row.alarm && row.alarm.last_known ? 1 : 0);
+    rows.sort((a, b) => (known(a) - known(b)) || (unacked(b) - unacked(a)) || (levelOf(b) - levelOf(a)) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     return rows;
   }
   // Rows: {path, alarm (null: a problem of a hub without alarms), node (null: the point is not in the tree)}.
@@ -371,7 +373,8 @@
       listed.add(listedAlarm.id);
       const node = state.nodes.get(listedAlarm.path) || null;
       // The tree is newer than the last listing: its state and level win until the next one comes.
-      const alarm = node && node.alarm && node.alarm.id === listedAlarm.id ? fullAlarm(node) : listedAlarm;
+      // (A last-known row is the hub's own account of a silent site: the relayed point says no more.)
+      const alarm = !listedAlarm.last_known && node && node.alarm && node.alarm.id === listedAlarm.id ? fullAlarm(node) : listedAlarm;
       if (alarm.state === "cleared") continue;
       rows.push({ path: listedAlarm.path, alarm, node });
     }
@@ -401,7 +404,10 @@
     const notes = [];
     if (state.book) {
       for (const site of state.book.unreached) {
-        notes.push(`not listed: the alarms of site ${site.site || "?"} at ${site.path || "?"}: ${site.reason || "no reason given"}`);
+        const known = state.book.alarms.filter((alarm) => alarm.last_known && (alarm.path === site.path || String(alarm.path).startsWith(`${site.path}/`))).length;
+        notes.push(known
+          ? `site ${site.site || "?"} at ${site.path || "?"} not reached (${site.reason || "no reason given"}): its ${known} alarm(s) are shown as last known, and cannot be acknowledged until it is reached`
+          : `not listed: the alarms of site ${site.site || "?"} at ${site.path || "?"}: ${site.reason || "no reason given"}`);
       }
     } else if (state.bookProblem) {
       notes.push(`the hub does not answer the alarm listing (${state.bookProblem}): rows from the tree, ` +
@@ -432,17 +438,19 @@
       const level = alarm ? Math.max(alarm.level || 0, node ? node.level : 0) : node.level;
       const word = node ? node.word : alarm.level_str || tier(level).toUpperCase();
       const shelf = node ? node.shelf_id : alarm.shelf_id;
+      const lastKnown = Boolean(alarm && alarm.last_known);  // a silent site's: the ack would be refused
       const buttons = [];
-      if (act && alarm && open) buttons.push(`<button type="button" class="actbutton ack" data-id="${alarm.id}" data-path="${esc(path)}">Ack</button>`);
-      if (act && alarm && alarm.state === "active_acked") buttons.push(`<button type="button" class="actbutton unack" data-id="${alarm.id}" data-path="${esc(path)}">Unack</button>`);
+      if (act && alarm && open && !lastKnown) buttons.push(`<button type="button" class="actbutton ack" data-id="${alarm.id}" data-path="${esc(path)}">Ack</button>`);
+      if (act && alarm && alarm.state === "active_acked" && !lastKnown) buttons.push(`<button type="button" class="actbutton unack" data-id="${alarm.id}" data-path="${esc(path)}">Unack</button>`);
       if (act && node) buttons.push(`<button type="button" class="actbutton shelve" data-path="${esc(path)}">Shelve</button>`);
       const since = alarm ? alarm.raised_at : node.since;
       const marks = [];
+      if (lastKnown) marks.push(`<span class="marker lastknown">last known ${esc(clockOf(alarm.as_of))}</span>`);
       if (alarm) marks.push(esc(alarm.state.replace("_", " ")));
       if (node && node.stale) marks.push("STALE");
       if (shelf != null) marks.push(`shelved #${esc(shelf)}`);
       if (!node) marks.push('<span class="marker gone">point removed</span>');
-      return `<tr class="${alarm ? (open ? "unacked" : "acked") : "problem"}${node ? "" : " gone"}" data-path="${esc(path)}" data-level="${level}"${alarm ? ` data-alarm-id="${alarm.id}" data-state="${esc(alarm.state)}"` : ""}>` +
+      return `<tr class="${alarm ? (open ? "unacked" : "acked") : "problem"}${node ? "" : " gone"}${lastKnown ? " lastknown" : ""}" data-path="${esc(path)}" data-level="${level}"${alarm ? ` data-alarm-id="${alarm.id}" data-state="${esc(alarm.state)}"` : ""}>` +
         `<td data-tier="${tier(level)}">${esc(word)}</td><td class="path">${esc(path)}</td>` +
         `<td>${marks.join(" ")}</td>` +
         `<td>${esc(since ? sinceText(since) : "")}</td><td>${esc(valueText(row))}</td>` +
