@@ -1,15 +1,20 @@
 """gsmon.common.gc_tuning: what the tuner asks of the collector, when it freezes again, the off switch,
-and the collection timings."""
+the collection timings, and the configuration keys that turn it off (hub, recorder, web)."""
 
 from __future__ import annotations
 
+import argparse
 import gc
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from gsmon.common.config import ConfigError
 from gsmon.common.gc_tuning import REFREEZE_MIN_ENTRIES, THRESHOLDS, GcStats, GcTuner
+from gsmon.common.recorder.policy import read_recorder_config
+from gsmon.common.web.main import add_parser as add_web_parser
+from gsmon.hub.config import parse_hub_config
 
 
 class RecordingGc:
@@ -160,3 +165,26 @@ def test_the_real_collector_is_frozen_tuned_and_timed() -> None:
     finally:
         tuner.unhook()
     assert tuner.stats.hook not in gc.callbacks
+
+
+def test_the_hub_configuration_turns_it_off_in_process() -> None:
+    assert parse_hub_config("").gc_tuning is True
+    assert parse_hub_config("[process]\ngc_tuning = false\n").gc_tuning is False
+    with pytest.raises(ConfigError, match="gc_tuning"):
+        parse_hub_config('[process]\ngc_tuning = "no"\n')
+    with pytest.raises(ConfigError, match="allowed keys here: gc_tuning"):
+        parse_hub_config("[process]\ngc_threshold = 5\n")
+
+
+def test_the_recorder_configuration_turns_it_off_in_process(tmp_path: Any) -> None:
+    assert read_recorder_config(None).gc_tuning is True
+    config = tmp_path / "recorder.toml"
+    config.write_text("[process]\ngc_tuning = false\n", encoding="utf-8")
+    assert read_recorder_config(config).gc_tuning is False
+
+
+def test_the_web_bridge_has_a_flag_to_turn_it_off() -> None:
+    parser = argparse.ArgumentParser()
+    add_web_parser(parser.add_subparsers())
+    assert parser.parse_args(["web"]).no_gc_tuning is False
+    assert parser.parse_args(["web", "--no-gc-tuning"]).no_gc_tuning is True
