@@ -133,7 +133,11 @@ def _agent_entries(agent: int, poll: int, wall: float) -> list[proto.PointEntry]
     ]
 
 
-def run(agents: int, seconds: float, profile: str | None = None) -> Result:
+def run(
+    agents: int, seconds: float, profile: str | None = None, settled: Callable[[int], object] | None = None
+) -> Result:
+    """``settled``: called with the points held (site and centre) once both trees are built, before the timed
+    turns (bench/gc_bench.py tunes the garbage collector there, as the hub does after start-up)."""
     result = Result(agents, seconds)
     if profile is not None:
         getattr(result, profile).profile = cProfile.Profile()
@@ -161,6 +165,8 @@ def run(agents: int, seconds: float, profile: str | None = None) -> Result:
         centre.apply(guard.filter(proto.decode(proto.encode(msg))), 0.0, WALL0)
     centre.tick(0.0, WALL0)
     centre.drain(WALL0)
+    if settled is not None:
+        settled(len(site.tree) + len(centre.tree))
 
     turns = round(seconds / TURN_S)
     per_turn = DT_S / TURN_S

@@ -19,6 +19,7 @@ The shared vocabulary (no ZeroMQ, no threads):
 * :mod:`~gsmon.common.logs` -- logging setup: text or JSON lines
 * :mod:`~gsmon.common.children` -- child processes: start, read the READY line, stop and reap, judge the exit
 * :mod:`~gsmon.common.stopping` -- a stop request a signal handler can make safely (a flag, no lock)
+* :mod:`~gsmon.common.gc_tuning` -- the garbage collector tuned for a big long-lived tree (hub, recorder, web)
 * :mod:`~gsmon.common.version` -- the package version
 
 The wire (every process speaks it):

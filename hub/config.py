@@ -71,6 +71,10 @@ schema, with the defaults::
     [security]                            # optional: CURVE on every TCP endpoint
     keys_dir = "/etc/gsmon/keys"          # hub.key_secret and authorized.toml (see `gsmon keys`)
 
+    [process]
+    gc_tuning = true                      # freeze the start-up heap and raise the collector's thresholds
+                                          #   (gsmon.common.gc_tuning); false: CPython's defaults
+
     [logging]
     level = "INFO"                        # DEBUG, INFO, WARNING or ERROR
     format = "text"                       # or "json" (one JSON object per line)
@@ -176,6 +180,7 @@ class HubConfig:
     upstream: UpstreamConfig | None = None
     hub_id: str | None = None
     pair: PairConfig | None = None  # [pair]: a hub of a pair (issue 17 section 2)
+    gc_tuning: bool = True  # [process] gc_tuning: see gsmon.common.gc_tuning
     source: str = "<defaults>"
     # Dotted keys set by flags, with the flag as typed (see read_hub_config).
     origins: Mapping[str, str] = field(default_factory=dict)
@@ -281,6 +286,8 @@ def _read(root: Section) -> HubConfig:
             raise hub.error("hub_id", problem)
         pair = dataclasses.replace(pair, hub_id=hub_id)
 
+    gc_tuning = root.section("process").boolean("gc_tuning", True)
+
     logging_table = root.section("logging")
     level = logging_table.choice("level", LEVELS, "INFO", upper=True)
     fmt = logging_table.choice("format", FORMATS, "text")
@@ -301,6 +308,7 @@ def _read(root: Section) -> HubConfig:
         upstream=upstream,
         hub_id=hub_id,
         pair=pair,
+        gc_tuning=gc_tuning,
         source=root.file,
         origins=dict(root.origins),
     )

@@ -270,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     # Only now: checking a configuration needs neither the server nor ZeroMQ (~130 ms less).
+    from gsmon.common.gc_tuning import GcTuner
     from gsmon.hub.journal import StoreError
     from gsmon.hub.server import HubServer
 
@@ -286,6 +287,7 @@ def run(args: argparse.Namespace) -> int:
         upstream=_upstream_settings(config),
         hub_id=config.hub_id,
         pair=config.pair,
+        gc_tuner=GcTuner(config.gc_tuning),
     )
     try:
         bound = server.bind()

@@ -88,6 +88,7 @@ from gsmon.common import protocol as proto
 from gsmon.common.alerts import CriticalAlert, GreenAlert, OrangeAlert
 from gsmon.common.allowlist import AllowList, SubscriberGrant
 from gsmon.common.errors import BindError
+from gsmon.common.gc_tuning import GcTuner
 from gsmon.common.keys import KeyFileError, load_public_key
 from gsmon.common.transport import fast_get, fast_recv, fast_send
 from gsmon.common.version import __version__
@@ -240,8 +241,12 @@ class HubServer:
         upstream: UpstreamSettings | None = None,
         hub_id: str | None = None,
         pair: PairConfig | None = None,
+        gc_tuner: GcTuner | None = None,
     ) -> None:
         self.settings = settings or HubSettings()
+        # The garbage collector, tuned for the tree (gsmon.common.gc_tuning): given by `gsmon hub` only, as
+        # the collector is the whole process's (an in-process server in a test or a bench leaves it alone).
+        self.gc_tuner = gc_tuner
         # Hub-of-hubs (1.3): this hub's id in the federation, its link to a central hub (a site hub),
         # and, for sites below it, the loop guard and the router of commands (made at bind).
         self.upstream_settings = upstream
@@ -598,6 +603,9 @@ class HubServer:
         assert queries is not None
         next_tick = time.monotonic()
         next_heartbeat = next_tick
+        gc_tuner = self.gc_tuner
+        if gc_tuner is not None:  # bound, the state store restored: what exists now lives as long as the hub
+            gc_tuner.start(len(state.tree))
         try:
             while not self._stop.is_set():
                 agents, subscribers, query = self._agents, self._subscribers, self._query
@@ -640,6 +648,8 @@ class HubServer:
                     self._check_auth(mono)
                     self._check_grants()
                     state.set_subscribers(self._counters.subscriber_connections)
+                    if gc_tuner is not None:
+                        gc_tuner.observe(len(state.tree))  # agents arrived: their nodes are frozen too
                     self._report_health(now)
                     state.tick(now, wall)
                     if state.alarms is not None:
@@ -804,6 +814,9 @@ class HubServer:
             extra.update(self.queries.client_health.points(now))
         if self.pair is not None:
             extra.update(self.pair.health_points(now))
+        if self.gc_tuner is not None:
+            # The collector's collections, seconds, longest pause and frozen objects: _hub/gc_*.
+            extra.update(self.gc_tuner.health_points())
         auth = self.auth
         if auth is not None:
             alive = auth.is_alive()

@@ -69,6 +69,7 @@ from gsmon.common import logs
 from gsmon.common.client import DEFAULT_QUERY_ENDPOINT, HubUnavailableError, Subscriber
 from gsmon.common.config import ConfigError, add_key_flag, flag_overrides
 from gsmon.common.errors import UnavailableError, UsageError
+from gsmon.common.gc_tuning import GcTuner
 from gsmon.common.keys import ClientKeys, KeyFileError
 from gsmon.common.ready import ready_line
 from gsmon.common.recorder.core import RecorderCore, Row, Why, context_id, parse_context_path, to_us
@@ -117,13 +118,18 @@ class _Followed:
 class Recorder:
     """The running recorder (see the module docstring); :meth:`run` until :meth:`stop`."""
 
-    def __init__(self, config: RecorderConfig, store: Store, *, curve: ClientKeys | None = None) -> None:
+    def __init__(
+        self, config: RecorderConfig, store: Store, *, curve: ClientKeys | None = None, gc_tuner: GcTuner | None = None
+    ) -> None:
         from gsmon.common.recorder.maintenance import Maintenance
         from gsmon.common.recorder.writer import Writer
 
         self.config = config
         self.store = store
         self.curve = curve
+        # The garbage collector (gsmon.common.gc_tuning): given by `gsmon recorder` only, as the collector is
+        # the whole process's; started once the first snapshots are in the core.
+        self.gc_tuner = gc_tuner
         self.core = RecorderCore(config.policies)
         self.writer = Writer(store, commit_interval_s=config.commit_interval_s, max_queue_rows=config.max_queue_rows)
         self.maintenance = Maintenance(
@@ -203,6 +209,8 @@ class Recorder:
                 self.core.gap(followed.prefix, known[1] / 1e6, now, "recorder down")
             self.core.observe_all(followed.subscriber.tree.items(), now, received)
         self._submit(now)
+        if self.gc_tuner is not None:  # the first snapshots are in: what exists now lives as long as we do
+            self.gc_tuner.start(self.core.points)
         self.writer.start()
         self.maintenance.start()
         from gsmon.common.recorder.service import HistoryService
@@ -290,6 +298,8 @@ class Recorder:
                 )
         now = self._followed[0].subscriber.hub_time()
         core.tick(now)
+        if self.gc_tuner is not None:
+            self.gc_tuner.observe(core.points)  # a snapshot refill, new points: frozen too
         self._health(now)
         self._submit(now)
 
@@ -477,7 +487,7 @@ def run(args: argparse.Namespace) -> int:
         store = Store.open(store_url(config.db, config.state_dir))
     except StoreError as error:
         raise UnavailableError(str(error)) from error
-    recorder = Recorder(config, store, curve=curve)
+    recorder = Recorder(config, store, curve=curve, gc_tuner=GcTuner(config.gc_tuning))
 
     def on_signal(signum: int, frame: object) -> None:
         recorder.stop()

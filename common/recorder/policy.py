@@ -43,6 +43,9 @@ roll-ups (``rollup_s``, min/max/avg/count/first/last) ``rollup_days`` (400);
 for a subtree (the longest matching prefix wins; prefixes are segment-aware,
 :func:`gsmon.common.names.path_in_prefix`).
 
+``[process] gc_tuning = false`` leaves Python's garbage collector at CPython's defaults (by default the
+recorder freezes what its first snapshots built and raises the thresholds: :mod:`gsmon.common.gc_tuning`).
+
 The whole file is read by :func:`read_recorder_config` through
 :class:`gsmon.common.config.Section`, so every error names the file, the key
 and what was expected; command-line flags are laid over it first
@@ -221,6 +224,7 @@ class RecorderConfig:
     health_key: Path | None = None
     log_level: str = "INFO"
     log_format: str = "text"
+    gc_tuning: bool = True  # [process] gc_tuning: see gsmon.common.gc_tuning
     overrides: Mapping[str, str] = field(default_factory=dict)
 
     def where(self, key: str) -> str:
@@ -332,6 +336,7 @@ def read_recorder_config(
             "level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
         ),
         log_format=logging.choice("format", ("text", "json"), "text"),
+        gc_tuning=root.section("process").boolean("gc_tuning", True),
         overrides={key: origin for key, (value, origin) in flags.items() if value is not None},
     )
     root.finish()

@@ -61,6 +61,7 @@ from typing import Any, Final
 from aiohttp import WSMsgType, web
 
 from gsmon.common.failover import HubChoice
+from gsmon.common.gc_tuning import GcTuner
 from gsmon.common.keys import ClientKeys
 from gsmon.common.watch.feed import HubFeed
 from gsmon.common.web.auth import (
@@ -199,8 +200,12 @@ class WebBridge:
         feed: HubFeed | None = None,
         commands: HubCommandClient | None = None,
         users: Users | None = None,
+        gc_tuner: GcTuner | None = None,
     ) -> None:
         self.settings = settings
+        # The garbage collector (gsmon.common.gc_tuning): given by `gsmon web` only, as the collector is the
+        # whole process's; started at the first turn with a tree (the hub's snapshot is in).
+        self.gc_tuner = gc_tuner
         self.core = BridgeCore(settings.hub)
         self.feed = feed or HubFeed(settings.hub, "", timeout_s=settings.timeout_s, curve=settings.curve)
         # One HubChoice for the feed and the commands: writes go to the hub the tree comes from (1.3).
@@ -289,6 +294,12 @@ class WebBridge:
         batch = self.feed.take()
         if batch.updates or batch.reset:
             self.core.apply(batch.updates, reset=batch.reset)
+            gc_tuner = self.gc_tuner
+            if gc_tuner is not None:
+                if not gc_tuner.started:
+                    gc_tuner.start(len(self.core))
+                else:
+                    gc_tuner.observe(len(self.core))  # a snapshot refill, new points: frozen too
         if batch.endpoint:
             self.core.endpoint = batch.endpoint  # the status names the hub used now (of a pair, 1.3)
         self.core.set_hub(batch.state, batch.reason, clock_offset_s=batch.clock_offset_s, last_update=batch.last_update)

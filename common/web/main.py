@@ -25,6 +25,9 @@ listens on loopback; listening anywhere else makes them private (a session
 required) unless ``--public-reads`` is given; ``--private-reads`` makes them
 private on loopback too. ``/metrics`` never needs a login.
 
+``--no-gc-tuning`` leaves Python's garbage collector at CPython's defaults; by default the bridge freezes
+what the hub's first snapshot built and raises the thresholds (:mod:`gsmon.common.gc_tuning`).
+
 ``gsmon web passwd NAME --users FILE [--role viewer|operator|admin]`` creates
 the user or changes their password (and role, when given); the password is
 read from stdin (one line; typed twice, unechoed, on a terminal). The file is
@@ -108,6 +111,12 @@ def add_parser(subparsers: Any, name: str = "web", summary: str = "serve the liv
         "--max-series", type=int, default=100_000, help="series cap of one /metrics scrape (default 100000)"
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument(
+        "--no-gc-tuning",
+        action="store_true",
+        help="leave Python's garbage collector at CPython's defaults (default: freeze what the first snapshot "
+        "built and raise the thresholds)",
+    )
     parser.set_defaults(handler=run_web)
     actions = parser.add_subparsers(title="user management", metavar="ACTION")
     passwd_summary = "create a user of the web page, or change their password or role (password from stdin)"  # noqa: S105
@@ -181,7 +190,9 @@ def run_web(args: argparse.Namespace) -> int:
         curve=curve,
         timeout_s=args.timeout_s,
     )
-    bridge = WebBridge(web_settings, users=users)
+    from gsmon.common.gc_tuning import GcTuner
+
+    bridge = WebBridge(web_settings, users=users, gc_tuner=GcTuner(not args.no_gc_tuning))
     return asyncio.run(_serve(bridge, args.listen))
 
 

@@ -25,6 +25,7 @@ from harness import HERE, Hub, Process, Processes, gsmon_cli, polled, wait_until
 
 from gsmon.common.alerts import GreenAlert, OrangeAlert, RedAlert
 from gsmon.common.client import Subscriber
+from gsmon.common.gc_tuning import THRESHOLDS
 from gsmon.common.keys import ClientKeys
 
 pytestmark = pytest.mark.integration
@@ -834,3 +835,31 @@ def test_stops_cleanly_within_2s_with_status_0_when_its_peers_are_gone(
     assert "Traceback" not in stderr, stderr
     assert status == 0, stderr
     assert took < SHUTDOWN_LIMIT_S, f"{role} took {took:.2f} s to stop"
+
+
+def test_the_hub_freezes_its_start_up_heap_and_reports_its_collector_unless_told_not_to(
+    procs: Processes, tmp_path: Path
+) -> None:
+    """gsmon.common.gc_tuning in the real process: the ``_hub/gc_*`` points show what was frozen and what the
+    collector did; ``[process] gc_tuning = false`` leaves CPython's defaults (nothing frozen), points still there."""
+    tuned = procs.hub(name="tuned")
+    off = tmp_path / "hub-gc-off.toml"
+    off.write_text("[process]\ngc_tuning = false\n", encoding="utf-8")
+    plain = procs.hub("--config", str(off), name="plain")
+
+    def collector(hub: Hub) -> dict[str, Any] | None:
+        got = gsmon_cli("get", "_hub/", "--hub", hub.query, "--json")
+        assert got.returncode == 0, got.stderr
+        tree: dict[str, Any] = json.loads(got.stdout)
+        return tree if "_hub/gc_frozen_objects" in tree else None
+
+    tuned_tree = wait_until(lambda: collector(tuned), what="the tuned hub's _hub/gc_* points")
+    plain_tree = wait_until(lambda: collector(plain), what="the untuned hub's _hub/gc_* points")
+    assert tuned_tree["_hub/gc_frozen_objects"]["value"] > 10_000  # at least the imported modules
+    assert plain_tree["_hub/gc_frozen_objects"]["value"] == 0
+    for tree in (tuned_tree, plain_tree):
+        for name in ("gc_collections", "gc_full_collections", "gc_seconds", "gc_pause_max_s", "gc_full_last_s"):
+            assert tree[f"_hub/{name}"]["value"] >= 0, name
+    # The thresholds are the process's own: its log line says which ones it runs with.
+    assert f"thresholds {THRESHOLDS}" in tuned.process.stderr()
+    assert "CPython's defaults (gc_tuning off)" in plain.process.stderr()
