@@ -1191,6 +1191,7 @@ __all__ = [
     "debounced_entry",
     "decode",
     "decode_hub_message",
+    "decode_node_message",
     "decode_node_payload",
     "encode",
     "encode_hub_heartbeat",
@@ -3319,6 +3320,23 @@ def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
         node = msgspec.convert(payload, _NodePayload)
     except msgspec.ValidationError as error:
         raise _payload_error(error, "node payload") from None
+    return _node_update(path, node)
+
+
+def decode_node_message(topic: bytes, payload: bytes, max_bytes: int = MAX_FRAME_BYTES) -> NodeUpdate:
+    """Decode a NODE ``[topic, payload]`` from the hub's subscriber socket, for a caller that has already
+    told it from a heartbeat (:func:`is_heartbeat_topic` false): :func:`decode_hub_message`'s rules, its errors."""
+    _check_frame(payload, max_bytes)
+    try:
+        node = _decode_node(payload)
+    except msgspec.ValidationError as error:
+        raise _shape_error(payload, str(_payload_error(error, "node payload"))) from None
+    except _MALFORMED as error:
+        raise _not_msgpack(error) from error
+    try:
+        path = topic.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ProtocolError(f"topic is not UTF-8: {error}") from error
     return _node_update(path, node)
 
 

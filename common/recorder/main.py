@@ -70,6 +70,7 @@ from gsmon.common.client import DEFAULT_QUERY_ENDPOINT, HubUnavailableError, Sub
 from gsmon.common.config import ConfigError, add_key_flag, flag_overrides
 from gsmon.common.errors import UnavailableError, UsageError
 from gsmon.common.keys import ClientKeys, KeyFileError
+from gsmon.common.protocol import NODE_REMOVED, NodeUpdate
 from gsmon.common.ready import ready_line
 from gsmon.common.recorder.core import RecorderCore, Row, Why, context_id, parse_context_path, to_us
 from gsmon.common.recorder.policy import RecorderConfig, read_recorder_config
@@ -179,7 +180,9 @@ class Recorder:
                 if newest is not None and newest >= until_us:
                     coverage[prefix] = (start_us, newest + 1)
         for prefix in self.config.prefixes:
-            sub = Subscriber(hub, prefix, curve=self.curve, timeout_s=10.0).connect()
+            # Lean: NODEs come as the decoded NodeUpdates, with no NodeState nor Change each (the read path
+            # has to keep up with 100,000 updates/s); the contexts' Subscriber below reports Changes.
+            sub = Subscriber(hub, prefix, curve=self.curve, timeout_s=10.0, lean=True).connect()
             self._followed.append(_Followed(prefix, sub, False))
         contexts_from = self.config.contexts_from
         if contexts_from:
@@ -201,7 +204,7 @@ class Recorder:
             known = coverage.get(followed.prefix)
             if known is not None and known[1] < to_us(now):
                 self.core.gap(followed.prefix, known[1] / 1e6, now, "recorder down")
-            self.core.observe_all(followed.subscriber.tree.items(), now, received)
+            self.core.observe_all(followed.subscriber.updates.items(), now, received)
         self._submit(now)
         self.writer.start()
         self.maintenance.start()
@@ -241,8 +244,12 @@ class Recorder:
         core = self.core
         for followed in self._followed:
             sub = followed.subscriber
-            changes = sub.poll(poll_s)
-            if changes:
+            updates: list[NodeUpdate] = []
+            if followed.is_contexts:
+                changes = sub.poll(poll_s)
+            else:
+                updates, changes = sub.poll_updates(poll_s)  # the NODEs applied, then a snapshot's changes
+            if changes or updates:
                 poll_s = 0.0  # work is waiting: no wait on the next (quiet) socket of this turn
             now = sub.hub_time()
             received = time.monotonic()
@@ -257,9 +264,10 @@ class Recorder:
                     else:
                         reason = "resync"  # missed updates (this recorder was too slow, or the network)
                     core.gap(followed.prefix, start, now, reason)
+                    core.observe_updates(updates, now, received)  # read before the snapshot, as they came
                     for change in changes:  # the snapshot's differences: removals are recorded too
                         core.observe(change.path, change.new, now, received)
-                    core.observe_all(sub.tree.items(), now, received)
+                    core.observe_all(sub.updates.items(), now, received)
                 followed.epoch = sub.epoch
                 followed.snapshot_at = now
                 followed.complete_at = now
@@ -269,10 +277,11 @@ class Recorder:
                 for change in changes:
                     self._context_change(followed.prefix, change.path, change.new, now)
             else:
-                for change in changes:
+                core.observe_updates(updates, now, received)
+                for change in changes:  # a failover's differences (without a new snapshot count: none)
                     core.observe(change.path, change.new, now, received)
-                if changes:
-                    self._note_behind(changes, now, received)
+                if updates:
+                    self._note_behind(updates, now, received)
             if not sub.hub_lost:
                 if followed.suspended and not sub.wants_snapshot:
                     # Heard again and its counts agree: nothing was missed (the loss was a late heartbeat,
@@ -293,7 +302,7 @@ class Recorder:
         self._health(now)
         self._submit(now)
 
-    def _note_behind(self, changes: list[Any], hub_now: float, received: float) -> None:
+    def _note_behind(self, updates: list[NodeUpdate], hub_now: float, received: float) -> None:
         """How far behind the hub the batch just read is (``behind_s``, see the module docstring)."""
         offset = hub_now - time.time()
         best = self._offset_best
@@ -301,8 +310,8 @@ class Recorder:
             self._offset_best, self._offset_mono = offset, received
         else:
             offset = best - _OFFSET_DECAY * (received - self._offset_mono)
-        for change in reversed(changes[-8:]):  # stream order: the last update is the newest the hub had
-            hub_received = change.new.received_at_s if change.new is not None else None
+        for update in reversed(updates[-8:]):  # stream order: the last update is the newest the hub had
+            hub_received = update.received_at_s if update.kind != NODE_REMOVED else None
             if hub_received is not None:
                 behind = time.time() + offset - hub_received
                 if behind > self._behind_max_s:
