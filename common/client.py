@@ -35,6 +35,11 @@ makes the new sockets. The view carries over; the changes reported are what
 differs between the two hubs' trees. :attr:`Subscriber.hub` is the hub used
 now, :attr:`Subscriber.hub_lost` is true only when every hub is gone.
 
+The lean mode (``Subscriber(..., lean=True)``, the recorder's) follows the same rules but is read
+with :meth:`Subscriber.poll_updates`, which returns the NODEs applied as the decoded
+:class:`~gsmon.common.protocol.NodeUpdate` s (and a snapshot's changes apart), with no NodeState nor
+Change built per update.
+
 Everything runs in the caller's thread: :meth:`Subscriber.poll` reads what
 arrived and returns the changes, :meth:`Subscriber.changes` is a blocking
 iterator over them, and callbacks added with :meth:`Subscriber.add_callback`
@@ -118,23 +123,26 @@ def read_updates(
     NodeState, no Change, no list per message) and the NODEs applied are appended to ``accepted``."""
     receive, receive_node, monotonic, wall = core.receive, core.receive_node, time.monotonic, time.time
     is_heartbeat = proto.is_heartbeat_topic
-    recv, more, rcvmore = transport.fast_recv, transport.fast_get, zmq.RCVMORE
+    # Frames, not bytes: a frame's `more` is libzmq's own flag, where asking the socket for RCVMORE costs
+    # more than the frame (transport.fast_recv_frame); the bytes are taken from the frames, as recv copies them.
+    recv_frame, dontwait = transport.fast_recv_frame, zmq.DONTWAIT
     for _ in range(limit):
         try:
-            topic = recv(sub, zmq.DONTWAIT)
-            if not more(sub, rcvmore):
+            first = recv_frame(sub, dontwait)
+            if not first.more:
                 log.debug("dropped a message from the hub: expected [topic, payload], got 1 frame")
                 continue
-            payload = recv(sub, zmq.DONTWAIT)
-            if more(sub, rcvmore):
+            second = recv_frame(sub, dontwait)
+            if second.more:
                 frames = 2
-                while more(sub, rcvmore):  # the rest of a message that is not [topic, payload]: read and dropped
-                    recv(sub, zmq.DONTWAIT)
+                while second.more:  # the rest of a message that is not [topic, payload]: read and dropped
+                    second = recv_frame(sub, dontwait)
                     frames += 1
                 log.debug("dropped a message from the hub: expected [topic, payload], got %d frames", frames)
                 continue
         except zmq.Again:
             break
+        topic, payload = first.bytes, second.bytes
         if is_heartbeat(topic):
             receive(topic, payload, monotonic(), wall())
         else:
