@@ -3277,10 +3277,10 @@ def _node_update(path: str, node: _NodePayload) -> NodeUpdate:
     value, agent, reported, unknown = node.value, node.agent, node.reported_alert, node.liveness_unknown
     if type(value) in _CONTAINER_TYPES and not _str_keys(value):
         raise ProtocolError(f"not valid msgpack: a map key in the value of {path!r:.80} is not a str")
-    operator: dict[str, Any] | None = None
-    if not (
-        node.since is UNSET
-        and node.attention is UNSET
+    operator: dict[str, Any] | None
+    since = node.since
+    if (
+        node.attention is UNSET
         and node.alarm is UNSET
         and node.shelf_id is UNSET
         and node.shelved_below is UNSET
@@ -3289,9 +3289,17 @@ def _node_update(path: str, node: _NodePayload) -> NodeUpdate:
         and node.pending is UNSET
         and node.flapping is UNSET
     ):
+        # The usual payloads: no operator key, or a hub with its alarm layer's ``since`` alone.
+        operator = None if since is UNSET else {"since": since}
+    else:
         operator = {key: item for key in NODE_OPERATOR_KEYS if (item := getattr(node, key)) is not UNSET}
+    if operator is not None:
         for key, item in operator.items():
-            _need_str_keys(item, f"the {key} of {path!r:.80}")
+            # (The message is formatted only when it is needed: per NODE it cost more than the decode.)
+            if type(item) in _CONTAINER_TYPES and not _str_keys(item):
+                raise ProtocolError(
+                    f"not valid msgpack: a map key in the {key} of {path!r:.80} is not a str (map keys must be str)"
+                )
     return NodeUpdate(
         path,
         epoch,

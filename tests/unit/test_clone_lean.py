@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import msgpack
+import msgspec
 import pytest
 from clone_support import (
     CLIENT_EPOCH,
@@ -320,3 +322,28 @@ def test_observe_updates_under_the_seed_policy_saves_a_first_row_then_holds_move
     (marker,), _ = core.take()
     assert marker.value is None
     assert marker.level == 0
+
+
+# -- the NODE decoder the lean path uses -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "operator",
+    [None, {"since": 1_700_000_000.0}, {"since": 1.0, "attention": 2}, {"alarm": {"state": "unacked"}}, {"pending": 1}],
+)
+def test_decode_node_message_reads_a_node_as_decode_hub_message_does(operator: dict[str, Any] | None) -> None:
+    """No operator key, the alarm layer's ``since`` alone (the hub's usual payload), and other keys."""
+    sent = proto.NodeUpdate("GS1/a", HUB_EPOCH, 4, "point", RED, "RED", False, 2.5, "ant", 1.0, 2.0, 1.0, None, False)
+    frames = proto.encode_node(msgspec.structs.replace(sent, operator=operator))
+    assert proto.decode_node_message(*frames) == proto.decode_hub_message(*frames)
+    assert proto.decode_node_message(*frames).operator == operator
+
+
+def test_an_operator_key_holding_a_map_with_a_non_str_key_is_refused_by_both_decoders() -> None:
+    payload = msgpack.packb(
+        {"v": 1, "epoch": 1, "seq": 2, "kind": "point", "alert": 10, "alertstr": "GREEN", "stale": False, "since": 1.0}
+        | {"alarm": {1: "x"}}
+    )
+    for decode in (proto.decode_node_message, proto.decode_hub_message):
+        with pytest.raises(proto.ProtocolError, match=r"a map key in the alarm of 'GS1/a' is not a str"):
+            decode(b"GS1/a", payload)
