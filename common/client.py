@@ -134,9 +134,9 @@ def read_updates(
                 continue
             second = recv_frame(sub, dontwait)
             if second.more:
-                frames = 2
-                while second.more:  # the rest of a message that is not [topic, payload]: read and dropped
-                    second = recv_frame(sub, dontwait)
+                frames, more = 2, True
+                while more:  # the rest of a message that is not [topic, payload]: read and dropped
+                    more = recv_frame(sub, dontwait).more
                     frames += 1
                 log.debug("dropped a message from the hub: expected [topic, payload], got %d frames", frames)
                 continue

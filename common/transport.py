@@ -67,7 +67,7 @@ import socket
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import zmq
 
@@ -447,4 +447,4 @@ fast_send, fast_recv, fast_get, FAST_PATH = choose_fast_path(zmq.pyzmq_version_i
 #: :data:`fast_recv` with ``copy`` False: the frame's ``more`` is libzmq's ``zmq_msg_more``, where
 #: ``fast_get(sock, RCVMORE)`` goes through pyzmq's option lookup (an enum made per call: ~0.8 us, more
 #: than receiving the frame). The subscriber's lean read path reads [topic, payload] with it.
-fast_recv_frame: Final[Callable[[zmq.Socket[bytes], int], zmq.Frame]] = functools.partial(fast_recv, copy=False)
+fast_recv_frame: Final = cast(Callable[[zmq.Socket[bytes], int], zmq.Frame], functools.partial(fast_recv, copy=False))
