@@ -15,7 +15,7 @@ def test_a_signal_handled_while_the_main_thread_waits_ends_the_wait() -> None:
     # (holding the event's lock) deadlocked. Here the handler interrupts wait() itself, many times over.
     for _ in range(20):
         flag = StopFlag(poll_s=0.01)
-        previous = signal.signal(signal.SIGUSR1, lambda *_: flag.set())
+        previous = signal.signal(signal.SIGUSR1, lambda *_, flag=flag: flag.set())  # this turn's flag (B023)
         try:
             threading.Timer(0.005, os.kill, (os.getpid(), signal.SIGUSR1)).start()
             assert flag.wait(timeout_s=10.0)
