@@ -281,7 +281,7 @@ class Recorder:
                     self._context_change(followed.prefix, change.path, change.new, now)
             else:
                 core.observe_updates(updates, now, received)
-                for change in changes:  # a failover's differences (without a new snapshot count: none)
+                for change in changes:  # (none: a failover loads a snapshot, whose changes take the branch above)
                     core.observe(change.path, change.new, now, received)
                 if updates:
                     self._note_behind(updates, now, received)
