@@ -22,12 +22,16 @@ scale (``--points``, default 100,000 = 1,000 agents x 100 points, at 1 Hz for ``
     second the core decides (it must take 100,000/s), and how many rows it writes.
     Baseline: a dict update per update (the cheapest loop that touches each update).
 read (``--points`` NODE messages, three rounds)
-    What the recorder's loop does per update before any row exists: the Subscriber's
-    :class:`~gsmon.common.clone.CloneCore` taking a ``[topic, payload]`` NODE as the hub
-    publishes it (decode, checks, the view's NodeState, the Change) and the core's decision
-    (seed policy). Its inverse is how many cores the loop needs at 100,000 updates/s: the
-    scale scenario keeps up only where it has them. Baseline: the bare decode
-    (``protocol.decode_hub_message``), the part no subscriber can skip.
+    What the recorder's loop does per update before any row exists, old and new in the same run:
+    the old path (``Subscriber.poll``'s: :class:`~gsmon.common.clone.CloneCore` ``receive`` --
+    decode, checks, the view's NodeState, the Change -- then ``RecorderCore.observe``) and the
+    lean one the recorder uses (``Subscriber.poll_updates``': ``receive_node`` keeps the decoded
+    NodeUpdate, then ``RecorderCore.observe_updates``), seed policy; each without a socket, and
+    read from a real ZeroMQ SUB socket (a PUB->SUB pair on ``inproc://``, a round queued before
+    it is read, by the Subscriber's own read loops ``client.read_changes``/``read_updates``; a
+    tcp link adds the I/O thread's decoding of the stream, on another core's time). The lean
+    figure with the socket's inverse is how many cores the loop needs at 100,000 updates/s.
+    Baseline: the bare decode (``protocol.decode_hub_message``), the part no subscriber can skip.
 first commit (``--points`` new paths and one row each, in one transaction)
     The scale scenario's first commit: every path of the first snapshot interned, its row
     inserted. Baseline: the same with the names interned in chunks of 500 through SQLAlchemy
@@ -202,56 +206,148 @@ def bench_scale(points: int, seconds: int) -> dict[str, float]:
     }
 
 
-def bench_read(points: int) -> dict[str, float]:
+def _read_messages(points: int, round_: int) -> list[tuple[bytes, bytes]]:
+    """One round of the scale scenario's NODEs as the hub publishes them (every point a new value), with the
+    alarm layer's ``since`` on each, as a hub with its state store (the end-to-end scenario's) sends them."""
     from gsmon.common import protocol as proto
+
+    return [
+        proto.encode_node(
+            proto.NodeUpdate(
+                path=path,
+                epoch=7,
+                seq=round_ * points + index + 1,
+                kind="point",
+                alertcode=10,
+                alertstr="GREEN",
+                stale=False,
+                value=20.0 + 0.1 * round_,
+                agent=path.split("/")[1],
+                polled_at_s=T0 + round_,
+                received_at_s=T0 + round_,
+                dt_s=1.0,
+                operator={"since": T0 - 3600.0},
+            )
+        )
+        for index, path in enumerate(f"sim/sim-{n // 100:04d}/g{n % 10}/p{n % 100:04d}" for n in range(points))
+    ]
+
+
+class _Inproc:
+    """A PUB->SUB pair on ``inproc://`` (no I/O thread, no port): what is sent is queued in the SUB's pipe at
+    once, so a round can be sent first and its reading timed alone."""
+
+    def __init__(self) -> None:
+        import zmq
+
+        self.context = zmq.Context()
+        self.pub = self.context.socket(zmq.PUB)
+        self.sub = self.context.socket(zmq.SUB)
+        for sock in (self.pub, self.sub):
+            sock.setsockopt(zmq.SNDHWM, 0)  # no limit: a whole round is queued
+            sock.setsockopt(zmq.RCVHWM, 0)
+        self.pub.bind("inproc://recorder-bench")
+        self.sub.connect("inproc://recorder-bench")
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"sim/")
+        # The subscription reaches the PUB on a later send: probe until one arrives (a deadline, no sleep).
+        deadline = time.monotonic() + 10.0
+        while not self.sub.poll(0):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the inproc subscription never took")
+            self.pub.send_multipart([b"sim/probe", b"\x80"])
+        while self.sub.poll(0):
+            self.sub.recv_multipart()
+
+    def fill(self, messages: list[tuple[bytes, bytes]]) -> None:
+        send = self.pub.send_multipart
+        for topic, payload in messages:
+            send([topic, payload])
+
+    def close(self) -> None:
+        self.pub.close(linger=0)
+        self.sub.close(linger=0)
+        self.context.term()
+
+
+def bench_read(points: int) -> dict[str, float]:
+    """The read path per update, old (Subscriber.poll's: CloneCore.receive, a NodeState and a Change each,
+    RecorderCore.observe) and new (poll_updates': the lean CloneCore.receive_node, observe_updates), in
+    one process, first without a socket, then read from a real ZeroMQ SUB socket (inproc) as the
+    Subscriber's loops read it; baseline the bare decode. Medians of 3 rounds (round 0: every point seen first).
+    Timed in CPU time of this process (``process_time``: inproc has no I/O thread, so that is the loop's work),
+    so that time the loop waits for a core on a shared machine does not count as its cost."""
+    from gsmon.common import protocol as proto
+    from gsmon.common.client import read_changes, read_updates
     from gsmon.common.clone import CloneCore
     from gsmon.common.recorder.core import RecorderCore
     from gsmon.common.recorder.policy import PathPattern, Policy, PolicyTable
 
     seed = PolicyTable([(PathPattern("**"), Policy(min_interval_s=900, save_dt_s=900))])
-    clone = CloneCore("sim/", "bench", 1, None)
-    clone.epoch = 7
-    core = RecorderCore(seed)
-    paths = [f"sim/sim-{n // 100:04d}/g{n % 10}/p{n % 100:04d}" for n in range(points)]
-    timings, base_timings = [], []
-    for round_ in range(3):
-        messages = [
-            proto.encode_node(
-                proto.NodeUpdate(
-                    path=path,
-                    epoch=7,
-                    seq=round_ * points + index + 1,
-                    kind="point",
-                    alertcode=10,
-                    alertstr="GREEN",
-                    stale=False,
-                    value=20.0 + 0.1 * round_,
-                    agent=path.split("/")[1],
-                    polled_at_s=T0 + round_,
-                    received_at_s=T0 + round_,
-                    dt_s=1.0,
-                )
-            )
-            for index, path in enumerate(paths)
-        ]
-        begun = time.perf_counter()
-        receive, observe, now = clone.receive, core.observe, T0 + round_
-        for topic, payload in messages:
-            for change in receive(topic, payload, 0.0, 0.0):
-                observe(change.path, change.new, now, 0.0)
-        timings.append(time.perf_counter() - begun)
-        core.take()
-        begun = time.perf_counter()
-        decode = proto.decode_hub_message
-        for topic, payload in messages:
-            decode(topic, payload)
-        base_timings.append(time.perf_counter() - begun)
-    per_update_s = statistics.median(timings) / points
+
+    def pair(lean: bool) -> tuple[CloneCore, RecorderCore]:
+        clone = CloneCore("sim/", "bench", 1, None, lean=lean)
+        clone.epoch = 7  # as after a snapshot at seq 0
+        return clone, RecorderCore(seed)
+
+    variants = ("old", "new", "old_socket", "new_socket")
+    cores = {name: pair(name.startswith("new")) for name in variants}
+    timings: dict[str, list[float]] = {name: [] for name in (*variants, "decode")}
+    link = _Inproc()
+    try:
+        for round_ in range(3):
+            messages = _read_messages(points, round_)
+            now = T0 + round_
+            for name in variants:
+                clone, core = cores[name]
+                socket = name.endswith("socket")
+                if socket:
+                    link.fill(messages)
+                begun = time.process_time()
+                if name == "old":
+                    receive, observe = clone.receive, core.observe
+                    for topic, payload in messages:
+                        for change in receive(topic, payload, time.monotonic(), time.time()):
+                            observe(change.path, change.new, now, 0.0)
+                elif name == "new":
+                    receive_node, is_heartbeat = clone.receive_node, proto.is_heartbeat_topic
+                    accepted: list[proto.NodeUpdate] = []
+                    for topic, payload in messages:
+                        if not is_heartbeat(topic):
+                            receive_node(topic, payload, accepted)
+                    core.observe_updates(accepted, now, 0.0)
+                elif name == "old_socket":
+                    seen = 0
+                    while seen < points:
+                        changes = read_changes(link.sub, clone)
+                        seen += len(changes)
+                        for change in changes:
+                            core.observe(change.path, change.new, now, 0.0)
+                else:
+                    seen = 0
+                    while seen < points:
+                        accepted = []
+                        read_updates(link.sub, clone, accepted)
+                        seen += len(accepted)
+                        core.observe_updates(accepted, now, 0.0)
+                timings[name].append(time.process_time() - begun)
+                core.take()
+            begun = time.process_time()
+            decode = proto.decode_hub_message
+            for topic, payload in messages:
+                decode(topic, payload)
+            timings["decode"].append(time.process_time() - begun)
+    finally:
+        link.close()
+    us = {name: statistics.median(values) / points * 1e6 for name, values in timings.items()}
     return {
-        "us_per_update": per_update_s * 1e6,
-        "updates_per_s": 1 / per_update_s,
-        "cores_at_100k": 100_000 * per_update_s,
-        "baseline_us_per_update": statistics.median(base_timings) / points * 1e6,
+        "us_per_update": us["new_socket"],
+        "updates_per_s": 1e6 / us["new_socket"],
+        "cores_at_100k": us["new_socket"] / 10,
+        "old_us": us["old"],
+        "new_us": us["new"],
+        "old_socket_us": us["old_socket"],
+        "new_socket_us": us["new_socket"],
+        "baseline_us_per_update": us["decode"],
     }
 
 
@@ -572,10 +668,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         read = bench_read(args.points)
         print(
-            f"read path (Subscriber's CloneCore + core, seed policy, {args.points:,} NODEs x 3): "
-            f"{read['us_per_update']:.1f} us/update = {read['updates_per_s']:,.0f} updates/s per core, "
-            f"{read['cores_at_100k']:.2f} cores at 100,000/s "
-            f"(bare decode baseline {read['baseline_us_per_update']:.1f} us)"
+            f"read path (seed policy, {args.points:,} NODEs x 3, from an inproc SUB socket): lean "
+            f"{read['new_socket_us']:.2f} us/update = {read['updates_per_s']:,.0f} updates/s per core, "
+            f"{read['cores_at_100k']:.2f} cores at 100,000/s (old path {read['old_socket_us']:.2f} us); "
+            f"no socket: lean {read['new_us']:.2f} us, old {read['old_us']:.2f} us "
+            f"(bare decode baseline {read['baseline_us_per_update']:.2f} us)"
         )
         first = bench_first_commit(
             cluster.new_database if cluster else lambda: f"sqlite:///{tempfile.mkdtemp(prefix='gsmon-recbench-')}/f.db",

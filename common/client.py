@@ -35,6 +35,11 @@ makes the new sockets. The view carries over; the changes reported are what
 differs between the two hubs' trees. :attr:`Subscriber.hub` is the hub used
 now, :attr:`Subscriber.hub_lost` is true only when every hub is gone.
 
+The lean mode (``Subscriber(..., lean=True)``, the recorder's) follows the same rules but is read
+with :meth:`Subscriber.poll_updates`, which returns the NODEs applied as the decoded
+:class:`~gsmon.common.protocol.NodeUpdate` s (and a snapshot's changes apart), with no NodeState nor
+Change built per update.
+
 Everything runs in the caller's thread: :meth:`Subscriber.poll` reads what
 arrived and returns the changes, :meth:`Subscriber.changes` is a blocking
 iterator over them, and callbacks added with :meth:`Subscriber.add_callback`
@@ -73,11 +78,75 @@ __all__ = [
     "NodeState",
     "NotAQueryEndpointError",
     "Subscriber",
+    "read_changes",
+    "read_updates",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_QUERY_ENDPOINT: Final = transport.default_endpoint(transport.DEFAULT_QUERY_PORT)
+
+
+#: The most messages one poll reads before it ticks the core (so a flood cannot starve the heartbeat checks).
+MAX_READ_PER_POLL: Final = 100_000
+
+
+def read_changes(sub: zmq.Socket[bytes], core: CloneCore, limit: int = MAX_READ_PER_POLL) -> list[Change]:
+    """:meth:`Subscriber.poll`'s read: up to ``limit`` messages waiting on the SUB socket, each handed to
+    ``core.receive`` with the clocks; the changes they made (bench/recorder_bench.py times it too)."""
+    # transport.fast_recv/fast_get: pyzmq's recv_multipart is a Python loop around the Cython recv;
+    # a NODE is [topic, payload], read frame by frame (a fifth of the recorder's read cost).
+    changes: list[Change] = []
+    receive, monotonic, wall = core.receive, time.monotonic, time.time
+    recv, more, rcvmore = transport.fast_recv, transport.fast_get, zmq.RCVMORE
+    for _ in range(limit):
+        try:
+            frames = [recv(sub, zmq.DONTWAIT)]
+            while more(sub, rcvmore):
+                frames.append(recv(sub, zmq.DONTWAIT))
+        except zmq.Again:
+            break
+        if len(frames) != 2:
+            log.debug("dropped a message from the hub: expected [topic, payload], got %d frames", len(frames))
+            continue
+        found = receive(frames[0], frames[1], monotonic(), wall())
+        if found:
+            changes += found
+    return changes
+
+
+def read_updates(
+    sub: zmq.Socket[bytes], core: CloneCore, accepted: list[proto.NodeUpdate], limit: int = MAX_READ_PER_POLL
+) -> None:
+    """:meth:`Subscriber.poll_updates`'s read (a lean ``core``): as :func:`read_changes`, but the clocks are
+    read only for a heartbeat (a NODE does not use them), a NODE goes to ``core.receive_node`` (no
+    NodeState, no Change, no list per message) and the NODEs applied are appended to ``accepted``."""
+    receive, receive_node, monotonic, wall = core.receive, core.receive_node, time.monotonic, time.time
+    is_heartbeat = proto.is_heartbeat_topic
+    # Frames, not bytes: a frame's `more` is libzmq's own flag, where asking the socket for RCVMORE costs
+    # more than the frame (transport.fast_recv_frame); the bytes are taken from the frames, as recv copies them.
+    recv_frame, dontwait = transport.fast_recv_frame, zmq.DONTWAIT
+    for _ in range(limit):
+        try:
+            first = recv_frame(sub, dontwait)
+            if not first.more:
+                log.debug("dropped a message from the hub: expected [topic, payload], got 1 frame")
+                continue
+            second = recv_frame(sub, dontwait)
+            if second.more:
+                frames, more = 2, True
+                while more:  # the rest of a message that is not [topic, payload]: read and dropped
+                    more = recv_frame(sub, dontwait).more
+                    frames += 1
+                log.debug("dropped a message from the hub: expected [topic, payload], got %d frames", frames)
+                continue
+        except zmq.Again:
+            break
+        topic, payload = first.bytes, second.bytes
+        if is_heartbeat(topic):
+            receive(topic, payload, monotonic(), wall())
+        else:
+            receive_node(topic, payload, accepted)
 
 
 class HubUnavailableError(UnavailableError, ConnectionError):
@@ -162,6 +231,11 @@ class Subscriber:
         timeout_s: How long to wait for the hub when connecting or resyncing (with a pair, the whole
             wait of :meth:`connect`, shared among the hubs; each failover attempt waits its share).
         curve: CURVE keys, when the hub requires them.
+        lean: Read with :meth:`poll_updates`: the NODEs applied come back as the decoded
+            :class:`~gsmon.common.protocol.NodeUpdate` s, with no NodeState nor Change built per
+            update (the recorder's read path; :class:`~gsmon.common.clone.CloneCore`'s lean mode).
+            The whole view only (``min_alert`` None); :meth:`poll`, :meth:`changes` and callbacks
+            are not for this mode.
     """
 
     def __init__(
@@ -173,6 +247,7 @@ class Subscriber:
         timeout_s: float = 5.0,
         curve: ClientKeys | None = None,
         rcvhwm: int = 1_000_000,
+        lean: bool = False,
     ) -> None:
         # A HubChoice given is shared (a view's feed and its command sender: commands go where it reads).
         self._choice = hub if isinstance(hub, HubChoice) else HubChoice(hub)
@@ -188,7 +263,7 @@ class Subscriber:
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._sub: _Watched | None = None
         self._dealer: _Watched | None = None
-        self._core = CloneCore(prefix, f"client-{secrets.token_hex(4)}", new_client_epoch(), min_alert)
+        self._core = CloneCore(prefix, f"client-{secrets.token_hex(4)}", new_client_epoch(), min_alert, lean=lean)
         self._callbacks: list[Callable[[Change], Any]] = []
         self.endpoints: dict[str, str] = {}
 
@@ -319,6 +394,11 @@ class Subscriber:
         return self._core.tree
 
     @property
+    def updates(self) -> dict[str, proto.NodeUpdate]:
+        """The lean mode's view: path -> the NodeUpdate applied last (a copy; empty when not lean)."""
+        return self._core.updates
+
+    @property
     def heartbeat_topic(self) -> bytes:
         """The heartbeat topic this client follows: its key's read scope's, as INFO said."""
         return self._core.heartbeat_topic
@@ -356,35 +436,50 @@ class Subscriber:
 
     def add_callback(self, callback: Callable[[Change], Any]) -> None:
         """Call ``callback(change)`` for every change, from :meth:`poll`."""
+        if self._core.lean:
+            raise RuntimeError("a lean Subscriber reports through poll_updates(), not callbacks")
         self._callbacks.append(callback)
 
     def poll(self, timeout_s: float = 0.0) -> list[Change]:
         """Wait up to ``timeout_s`` for news; apply what arrived; return the changes."""
         if self._sub is None:
             raise RuntimeError("connect() first")
+        if self._core.lean:
+            raise RuntimeError("a lean Subscriber is read with poll_updates()")
         self._look_after_sockets()  # may replace a socket
         assert self._sub is not None
         sub = self._sub.socket
         core = self._core
         changes: list[Change] = []
         if sub.poll(int(timeout_s * 1000)):
-            # transport.fast_recv/fast_get: pyzmq's recv_multipart is a Python loop around the Cython recv;
-            # a NODE is [topic, payload], read frame by frame (a fifth of the recorder's read cost).
-            receive, monotonic, wall = core.receive, time.monotonic, time.time
-            recv, more, rcvmore = transport.fast_recv, transport.fast_get, zmq.RCVMORE
-            for _ in range(100_000):
-                try:
-                    frames = [recv(sub, zmq.DONTWAIT)]
-                    while more(sub, rcvmore):
-                        frames.append(recv(sub, zmq.DONTWAIT))
-                except zmq.Again:
-                    break
-                if len(frames) != 2:
-                    log.debug("dropped a message from the hub: expected [topic, payload], got %d frames", len(frames))
-                    continue
-                found = receive(frames[0], frames[1], monotonic(), wall())
-                if found:
-                    changes += found
+            changes = read_changes(sub, core)
+        changes += self._housekeeping()
+        for change in changes:
+            for callback in self._callbacks:
+                callback(change)
+        return changes
+
+    def poll_updates(self, timeout_s: float = 0.0) -> tuple[list[proto.NodeUpdate], list[Change]]:
+        """The lean mode's :meth:`poll`: wait up to ``timeout_s``, apply what arrived (the same rules);
+        return the NODEs applied, in stream order (a removal as the NodeUpdate of kind ``removed``), and
+        then the changes a snapshot or a failover made to the view (they came after those NODEs)."""
+        if self._sub is None:
+            raise RuntimeError("connect() first")
+        core = self._core
+        if not core.lean:
+            raise RuntimeError("poll_updates() is the lean mode's: make the Subscriber with lean=True")
+        self._look_after_sockets()  # may replace a socket
+        assert self._sub is not None
+        sub = self._sub.socket
+        accepted: list[proto.NodeUpdate] = []
+        if sub.poll(int(timeout_s * 1000)):
+            read_updates(sub, core, accepted)
+        return accepted, self._housekeeping()
+
+    def _housekeeping(self) -> list[Change]:
+        """After a read: the core's tick (subscriptions again, a snapshot), the failover; their changes."""
+        core = self._core
+        changes: list[Change] = []
         now = time.monotonic()
         todo = core.tick(now, time.time())
         choice = self._choice
@@ -400,9 +495,6 @@ class Subscriber:
         candidate = choice.due(time.monotonic())
         if candidate is not None:
             changes.extend(self._fail_over(candidate))
-        for change in changes:
-            for callback in self._callbacks:
-                callback(change)
         return changes
 
     def changes(self, timeout_s: float | None = None) -> Iterator[Change]:

@@ -1267,6 +1267,7 @@ __all__ = [
     "debounced_entry",
     "decode",
     "decode_hub_message",
+    "decode_node_message",
     "decode_node_payload",
     "encode",
     "encode_hub_heartbeat",
@@ -3354,10 +3355,10 @@ def _node_update(path: str, node: _NodePayload) -> NodeUpdate:
     value, agent, reported, unknown = node.value, node.agent, node.reported_alert, node.liveness_unknown
     if type(value) in _CONTAINER_TYPES and not _str_keys(value):
         raise ProtocolError(f"not valid msgpack: a map key in the value of {path!r:.80} is not a str")
-    operator: dict[str, Any] | None = None
-    if not (
-        node.since is UNSET
-        and node.attention is UNSET
+    operator: dict[str, Any] | None
+    since = node.since
+    if (
+        node.attention is UNSET
         and node.alarm is UNSET
         and node.shelf_id is UNSET
         and node.shelved_below is UNSET
@@ -3366,9 +3367,17 @@ def _node_update(path: str, node: _NodePayload) -> NodeUpdate:
         and node.pending is UNSET
         and node.flapping is UNSET
     ):
+        # The usual payloads: no operator key, or a hub with its alarm layer's ``since`` alone.
+        operator = None if since is UNSET else {"since": since}
+    else:
         operator = {key: item for key in NODE_OPERATOR_KEYS if (item := getattr(node, key)) is not UNSET}
+    if operator is not None:
         for key, item in operator.items():
-            _need_str_keys(item, f"the {key} of {path!r:.80}")
+            # (The message is formatted only when it is needed: per NODE it cost more than the decode.)
+            if type(item) in _CONTAINER_TYPES and not _str_keys(item):
+                raise ProtocolError(
+                    f"not valid msgpack: a map key in the {key} of {path!r:.80} is not a str (map keys must be str)"
+                )
     return NodeUpdate(
         path,
         epoch,
@@ -3397,6 +3406,23 @@ def decode_node_payload(path: str, payload: Any) -> NodeUpdate:
         node = msgspec.convert(payload, _NodePayload)
     except msgspec.ValidationError as error:
         raise _payload_error(error, "node payload") from None
+    return _node_update(path, node)
+
+
+def decode_node_message(topic: bytes, payload: bytes, max_bytes: int = MAX_FRAME_BYTES) -> NodeUpdate:
+    """Decode a NODE ``[topic, payload]`` from the hub's subscriber socket, for a caller that has already
+    told it from a heartbeat (:func:`is_heartbeat_topic` false): :func:`decode_hub_message`'s rules, its errors."""
+    _check_frame(payload, max_bytes)
+    try:
+        node = _decode_node(payload)
+    except msgspec.ValidationError as error:
+        raise _shape_error(payload, str(_payload_error(error, "node payload"))) from None
+    except _MALFORMED as error:
+        raise _not_msgpack(error) from error
+    try:
+        path = topic.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ProtocolError(f"topic is not UTF-8: {error}") from error
     return _node_update(path, node)
 
 

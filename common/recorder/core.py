@@ -72,12 +72,14 @@ __all__ = [
     "NodeLike",
     "RecorderCore",
     "Row",
+    "UpdateLike",
     "Why",
     "parse_context_path",
     "to_us",
 ]
 
 _POINT: Final = "point"
+_REMOVED: Final = "removed"  # protocol.NODE_REMOVED (the core imports no wire module)
 _NEVER: Final = float("inf")
 _NUMBER_TYPES: Final = (int, float)
 
@@ -111,6 +113,14 @@ class NodeLike(Protocol):
     def polled_at_s(self) -> float | None: ...
     @property
     def reported_alert(self) -> int | None: ...
+
+
+class UpdateLike(NodeLike, Protocol):
+    """A node with its path, as :meth:`RecorderCore.observe_updates` reads it (a
+    :class:`gsmon.common.protocol.NodeUpdate` has it; kind ``removed``: the node went away)."""
+
+    @property
+    def path(self) -> str: ...
 
 
 class Row(NamedTuple):
@@ -193,7 +203,7 @@ class _Point:
         "path",
         "pending",
         "policy_rules",
-        "polled_us",
+        "polled_s",
         "queued",
         "raw",
         "saved_at",
@@ -216,7 +226,7 @@ class _Point:
         self.level = 0
         self.pending = False
         self.policy_rules: tuple[float | None, float | None, float, float] = (None, None, 0.0, 900.0)
-        self.polled_us = 0
+        self.polled_s: float | None = None  # the latest update's poll time (made a row time by _save)
         self.queued = _NEVER  # the due time of this point's entry in the heap (one at a time)
         self.raw: int | None = None
         self.saved_at = 0.0
@@ -298,9 +308,6 @@ class RecorderCore:
         point = self._points.get(path)
         if point is None:
             point = self._points[path] = _Point(path)
-        polled = node.polled_at_s
-        # A poll time outside 1970..2198 is a broken agent clock: its rows are stamped with `now` instead.
-        polled_us = to_us(polled) if polled is not None and 0 < polled < 7.2e9 else 0
         level = node.alertcode
         stale = node.stale
         value = node.value
@@ -309,7 +316,7 @@ class RecorderCore:
         point.value = value
         point.agent = node.agent
         point.raw = node.reported_alert
-        point.polled_us = polled_us
+        point.polled_s = node.polled_at_s
         if point.ctx_gen != self._ctx_gen:
             self._refresh_context(point)
         if point.fresh:
@@ -329,6 +336,55 @@ class RecorderCore:
                 return
             why = Why.VALUE
         self._save(point, why, now, received)
+
+    def observe_updates(self, updates: Iterable[UpdateLike], now: float, received: float) -> None:
+        """Updates as the lean Subscriber hands them (:meth:`Subscriber.poll_updates`), in stream order:
+        each is :meth:`observe` of its path (a removal: kind ``removed``). The same decisions; the common
+        case of a scale run -- a value moved inside the throttle, nothing to save -- is written out here
+        rather than through observe() and _moved() (a fifth of the recorder's per-update cost)."""
+        points = self._points
+        observe = self.observe
+        for node in updates:
+            kind = node.kind
+            if kind != _POINT:
+                if kind == _REMOVED:
+                    self._removed(node.path, now, received)
+                continue
+            point = points.get(node.path)
+            if point is None or point.fresh or point.ctx_gen != self._ctx_gen:
+                observe(node.path, node, now, received)  # first sight, after a gap, or a context changed
+                continue
+            level = node.alertcode
+            stale = node.stale
+            value = node.value
+            saved_value = point.saved_value
+            deadband_abs, deadband_rel, min_interval_s, _ = point.policy_rules
+            if (
+                level != point.saved_level
+                or stale != point.saved_stale
+                or type(value) is not float
+                or type(saved_value) is not float
+                or deadband_abs is not None
+                or deadband_rel is not None
+                or saved_value != saved_value  # NaN saved: NaN again is no move (a NaN new value moves anyway)
+            ):
+                observe(node.path, node, now, received)  # every other case: observe()'s own rules
+                continue
+            self.observed += 1
+            point.level = level
+            point.stale = stale
+            point.value = value
+            point.agent = node.agent
+            point.raw = node.reported_alert
+            point.polled_s = node.polled_at_s
+            if value == saved_value:
+                continue  # not moved (_moved: floats without deadbands, neither NaN)
+            if now - point.saved_at < min_interval_s:
+                if not point.pending:
+                    point.pending = True
+                    self._schedule(point, min(point.due, point.saved_at + min_interval_s))
+                continue
+            self._save(point, Why.VALUE, now, received)
 
     def observe_all(self, nodes: Iterable[tuple[str, NodeLike]], now: float, received: float) -> None:
         """Every node of a fresh snapshot: points not yet written since a gap get their first row."""
@@ -436,7 +492,9 @@ class RecorderCore:
         point.policy_rules = self.policies.policy_for(point.path).rules(context is not None)
 
     def _save(self, point: _Point, why: Why, now: float, received: float | None) -> None:
-        polled_us = point.polled_us
+        polled = point.polled_s
+        # A poll time outside 1970..2198 is a broken agent clock: its rows are stamped with `now` instead.
+        polled_us = to_us(polled) if polled is not None and 0 < polled < 7.2e9 else 0
         t_us = polled_us if polled_us > point.saved_t_us else max(to_us(now), point.saved_t_us + 1)
         self._rows.append(
             Row(

@@ -65,6 +65,35 @@ def test_the_subscriber_fails_over_to_the_other_hub_with_a_fresh_snapshot(procs:
         wait_until(lambda: sub.poll(0.05) is not None and sub.tree["Lab/P/fine"].seq > before, what="B's updates")
 
 
+def test_a_lean_subscriber_applies_updates_and_fails_over_with_a_fresh_snapshot(procs: Processes) -> None:
+    """The recorder's read path (lean, poll_updates): NodeUpdates as the hub sends them, the same failover."""
+    a, b = start_pair(procs)
+    seen: list[int] = []
+
+    def read(sub: Subscriber) -> bool:
+        """Poll once (always true: for wait_until's conditions)."""
+        updates, _changes = sub.poll_updates(0.05)
+        seen.extend(update.seq for update in updates if update.path == "Lab/P/fine")
+        return True
+
+    with Subscriber(f"{a.query},{b.query}", "Lab/", timeout_s=5.0, lean=True) as sub:
+        wait_until(lambda: read(sub) and len(seen) >= 3, what="updates of the point from hub A")
+        assert seen == sorted(seen)  # each newer than the one held
+        assert sub.updates["Lab/P/fine"].seq == seen[-1]
+        assert sub.tree["Lab/P/fine"].seq == seen[-1]
+        epoch_a, resyncs = sub.epoch, sub.resyncs
+        a.process.kill()
+
+        def resumed() -> bool:
+            read(sub)
+            return sub.hub == b.query and not sub.hub_lost and sub.resyncs > resyncs
+
+        wait_until(resumed, timeout_s=10, what="the lean subscriber on hub B")
+        assert sub.epoch not in (None, epoch_a)
+        before = sub.updates["Lab/P/fine"].seq
+        wait_until(lambda: read(sub) and sub.updates["Lab/P/fine"].seq > before, what="B's updates")
+
+
 def test_get_takes_the_hub_of_the_pair_that_answers(procs: Processes, tmp_path: Path) -> None:
     a, b = start_pair(procs)
     wait_until(lambda: _get(f"{a.query},{b.query}").returncode == 0, timeout_s=15, what="the point at both hubs")
