@@ -721,6 +721,10 @@ def _start_bad_case(
     for relative, mode in case.modes:
         (folder / relative).chmod(mode)
     argv = [sys.executable, "-m", "gsmon.common.cli", *(arg.format(d=folder) for arg in case.args)]
+    if case.args[:1] == ("agent",) and "--state-dir" not in case.args:
+        # Its own outbox folder: an agent of the default name in the machine's /var/lib/gsmon would meet
+        # another case's (or another test's) agent there, and say so instead of the error under test.
+        argv += ["--state-dir", str(folder / "agent-state")]
     # No client settings or agent variables of the machine running the tests leak in.
     env = {key: value for key, value in os.environ.items() if not key.startswith("GSMON_")}
     env["XDG_CONFIG_HOME"] = str(folder / "no-client-files")

@@ -219,14 +219,19 @@ def test_watch_in_tmux_follows_a_resize_live(station: Hub, tmux: Tmux) -> None:
     for width, height in ((160, 50), (80, 24)):
         tmux.resize(width, height)
 
-        def fitted(width: int = width, height: int = height) -> str | None:
-            shown = tmux.capture()
+        last: list[str] = [""]
+
+        def fitted(width: int = width, height: int = height, last: list[str] = last) -> str | None:
+            shown = last[0] = tmux.capture()
             lines = shown.splitlines()
             # The detail pane comes with the room for it (120 columns), and goes with it.
             laid_out = len(lines) == height and ("Path: " in shown) == (width >= 120)
             return shown if laid_out and _shows_everything(shown) else None
 
-        screen = wait_until(fitted, what=f"the view at {width}x{height}")
+        try:  # a generous deadline: the re-layout of a 600-node station on a loaded machine
+            screen = wait_until(fitted, timeout_s=30, what=f"the view at {width}x{height}")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; the screen last read:\n{last[0]}") from None
         _save(f"resized-{width}x{height}", screen)
         assert all(len(line) <= width for line in screen.splitlines())
         assert tmux.history_size() == 0
