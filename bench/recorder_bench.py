@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import sqlite3
 import statistics
 import sys
@@ -68,6 +69,9 @@ context_save_dt_s = 5
 T0 = 1_800_000_000.0
 #: --e2e: the steady-state lag (commit lag and lag behind the hub) under which the recorder "keeps up".
 KEEPS_UP_S = 5.0
+#: --e2e: how old the newest stored level change may be at the window's end when everything keeps up: one
+#: flip period of the simulated agents (5 polls at 1 Hz) plus the recorder's own KEEPS_UP_S.
+STORED_TRAIL_MAX_S = 10.0
 
 
 @dataclass
@@ -441,7 +445,7 @@ def bench_end_to_end(agents: int, points: int, window_s: float, url: str) -> dic
     seed_config.write_text(SEED_POLICY, encoding="utf-8")
     load: list[float] = []
     with Children() as children:
-        _, endpoints = children.hub()
+        hub, endpoints = children.hub()
         fleets = _fleet(children, endpoints["agents"], agents, 2, points, 10, 1.0, 2.0)
         started_wall = time.time()
         recorder = children.start(
@@ -458,10 +462,18 @@ def bench_end_to_end(agents: int, points: int, window_s: float, url: str) -> dic
         started = time.monotonic()
         marked_wall = time.time()
         cpu = recorder.cpu_s()
+        hub_cpu, fleets_cpu = hub.cpu_s(), sum(fleet.cpu_s() for fleet in fleets)
         load.append(_load_average())
         time.sleep(window_s)  # the load runs for the window; the figures are read afterwards
         load.append(_load_average())
-        cores = (recorder.cpu_s() - cpu) / (time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        cores = (recorder.cpu_s() - cpu) / elapsed
+        hub_cores = (hub.cpu_s() - hub_cpu) / elapsed
+        fleets_cores = (sum(fleet.cpu_s() for fleet in fleets) - fleets_cpu) / elapsed
+        # How current the stored stream is: the newest level change stored (one point per agent flips
+        # every 5 polls) against now. The recorder's behind_s sees only its own socket; this also sees a
+        # hub that fell behind its agents (its NODEs then carry ever older poll times).
+        trail_s = _stored_trail_s(url, time.time())
         for fleet in fleets:
             fleet.command("END")
         offered = sum(fleet.result()["window"]["points"] for fleet in fleets)
@@ -538,11 +550,33 @@ def bench_end_to_end(agents: int, points: int, window_s: float, url: str) -> dic
         "window_s": window_s,
         "lag_max_s": max((r["lag_max_s"] for r in reports), default=float("nan")),
         "cores": cores,
+        "hub_cores": hub_cores,
+        "fleets_cores": fleets_cores,
+        "stored_trail_s": trail_s,
         "load": load,
         "killed": killed,
         "log": log_lines,
         **_verdict(reports, window_s, points * agents),
     }
+
+
+def _stored_trail_s(url: str, wall: float) -> float:
+    """Seconds from the poll time of the newest level-change row of a simulated point in the store to
+    ``wall`` (``inf`` when there is none): under 5 s (one flip period) plus the commit interval when the
+    agents, the hub and the recorder all keep up."""
+    import sqlalchemy as sa
+
+    from gsmon.common.recorder.core import Why
+    from gsmon.common.recorder.store import Store, samples
+
+    store = Store.open(url)
+    try:
+        with store.read() as conn:
+            level_rows = sa.select(sa.func.max(samples.c.t_us)).where(samples.c.why == int(Why.LEVEL))
+            newest = conn.execute(level_rows).scalar()
+    finally:
+        store.close()
+    return math.inf if newest is None else wall - int(newest) / 1e6
 
 
 def _verdict(reports: list[dict[str, float]], window_s: float, points: int) -> dict[str, Any]:
@@ -603,7 +637,9 @@ def _print_e2e(e2e: dict[str, Any], agents: int, backend: str) -> None:
         f"{e2e['offered_per_s']:,.0f} updates/s offered, {e2e['rows']:,} rows ({by_why}), "
         f"{e2e['same_key']} (path, t) written twice, {e2e['refirst_paths']:,} paths with a second FIRST row, "
         f"{e2e['gaps']} gaps ({e2e['gap_reasons']}), ready {e2e['ready_after_s']:.1f} s after start, "
-        f"{e2e['cores']:.2f} cores{', SIGKILLed at stop' if e2e['killed'] else ''}"
+        f"{e2e['cores']:.2f} cores{', SIGKILLed at stop' if e2e['killed'] else ''} (the hub {e2e['hub_cores']:.2f}, "
+        f"the simulated agents {e2e['fleets_cores']:.2f}); the newest level change stored was polled "
+        f"{e2e['stored_trail_s']:.1f} s before the window's end"
     )
     print(
         "  health reports (t: s since MARK on the recorder's hub clock, which trails by about behind_s; "
@@ -624,7 +660,17 @@ def _print_e2e(e2e: dict[str, Any], agents: int, backend: str) -> None:
     print(
         f"  steady state ({e2e['steady_reports']} reports after the first burst): lag max "
         f"{e2e['steady_lag_max_s']:.3f} s, behind the hub max {e2e['steady_behind_s']:.3f} s "
-        f"(whole run lag max {e2e['lag_max_s']:.3f} s): {verdict}"
+        f"(whole run lag max {e2e['lag_max_s']:.3f} s): the recorder {verdict} with its hub"
+    )
+    trail = e2e["stored_trail_s"]
+    whole = (
+        "current"
+        if trail <= STORED_TRAIL_MAX_S
+        else f"NOT current: the hub fell behind its agents (the stream it published trailed them by ~{trail:.0f} s)"
+    )
+    print(
+        f"  end to end (agents -> hub -> recorder -> store): the newest level change stored was polled {trail:.1f} s "
+        f"before the window's end (current: <= {STORED_TRAIL_MAX_S:g} s): {whole}"
     )
 
 
