@@ -123,6 +123,21 @@ def federation(**changes: Any) -> tuple[Hub, Hub, Agent]:
 # -- relayed entries ----------------------------------------------------------------------------
 
 
+def drop_disk_at_the_site(site: Hub, central: Hub, rack: Agent) -> float:
+    """rack1's next STATE no longer lists ``disk`` (cpu one-shot: never overdue); time runs until the point
+    is gone at the site, then at the centre (at most 40 s). Returns the time then."""
+    site.take(rack.state(pt("cpu", GREEN)), 1.0)
+    now = 1.0
+    while "GS1/rack1/disk" in central.state.tree and now < 40.0:
+        now += 1.0
+        site.take(rack.heartbeat(), now)
+        site.state.tick(now, WALL0 + now)
+        pump(site, central, now)
+        central.state.tick(now, WALL0 + now)
+        central.drain(now)
+    return now
+
+
 def test_the_central_hub_mounts_the_site_tree_with_owner_dt_alarm_and_recomputes_parents() -> None:
     site, central, _ = federation()
     [site_alarm] = site.book.alarms()
@@ -374,15 +389,7 @@ def test_a_silent_sites_relayed_alarms_count_as_its_silence_until_its_entries_co
 
 def test_a_relayed_point_removed_counts_for_nothing_any_more() -> None:
     site, central, rack = federation(coalesce_s=0.0)
-    site.take(rack.state(pt("cpu", GREEN)), 1.0)  # disk is no longer listed (cpu one-shot: never overdue)
-    now = 1.0
-    while "GS1/rack1/disk" in central.state.tree and now < 40.0:  # gone at the site, then at the centre
-        now += 1.0
-        site.take(rack.heartbeat(), now)
-        site.state.tick(now, WALL0 + now)
-        pump(site, central, now)
-        central.state.tick(now, WALL0 + now)
-        central.drain(now)
+    drop_disk_at_the_site(site, central, rack)
     assert "GS1/rack1/disk" not in central.state.tree
     assert [alarm.state for alarm in site.book.alarms()] == ["rtn_unacked"]  # latched: the site still wants an ack
     assert attention(central, "GS1") == (0, 0, 0)

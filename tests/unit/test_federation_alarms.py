@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_federation import SUBSCRIBE, Hub, _as_result, federation, pump, routed_answers
+from test_federation import SUBSCRIBE, Hub, _as_result, drop_disk_at_the_site, federation, pump, routed_answers
 from test_hub_state import WALL0, Agent, pt
 
 from gsmon.common import alarms_cli, cli
@@ -244,15 +244,7 @@ def test_in_a_chain_the_middle_hub_waits_half_as_long_so_the_top_hears_which_sit
 
 def test_a_latched_alarm_whose_point_the_site_removed_stays_listed_and_ackable_at_the_centre() -> None:
     site, central, rack = federation(coalesce_s=0.0)
-    site.take(rack.state(pt("cpu", GREEN)), 1.0)  # disk is no longer listed (cpu one-shot: never overdue)
-    now = 1.0
-    while "GS1/rack1/disk" in central.state.tree and now < 40.0:  # gone at the site, then at the centre
-        now += 1.0
-        site.take(rack.heartbeat(), now)
-        site.state.tick(now, WALL0 + now)
-        pump(site, central, now)
-        central.state.tick(now, WALL0 + now)
-        central.drain(now)
+    now = drop_disk_at_the_site(site, central, rack)
     assert "GS1/rack1/disk" not in central.state.tree
     [site_alarm] = site.book.alarms()
     assert site_alarm.state == RTN_UNACKED  # latched: the site still wants an ack

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_federation import federation, pump, routed_answers
+from test_federation import drop_disk_at_the_site, federation, pump, routed_answers
 from test_federation_alarms import GREEN, RED, Network, listed
 from test_hub_state import WALL0, pt
 
@@ -152,15 +152,7 @@ def test_a_listing_cut_at_its_limit_is_not_kept_as_a_sites_last_known_list() -> 
 
 def test_a_latched_alarm_whose_point_the_site_removed_is_still_listed_as_last_known() -> None:
     site, central, rack = federation(coalesce_s=0.0)
-    site.take(rack.state(pt("cpu", GREEN)), 1.0)  # disk is no longer listed (cpu one-shot: never overdue)
-    now = 1.0
-    while "GS1/rack1/disk" in central.state.tree and now < 40.0:  # gone at the site, then at the centre
-        now += 1.0
-        site.take(rack.heartbeat(), now)
-        site.state.tick(now, WALL0 + now)
-        pump(site, central, now)
-        central.state.tick(now, WALL0 + now)
-        central.drain(now)
+    now = drop_disk_at_the_site(site, central, rack)
     assert central.ask("alarms", {}, now) is None
     [reply] = routed_answers(site, central, now)
     [disk] = reply.result["alarms"]
