@@ -17,6 +17,7 @@ import datetime as dt
 import gc
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Final
@@ -745,6 +746,17 @@ class JournalScreen(ListScreen):
         return rows
 
 
+def tty_size() -> tuple[int, int] | None:
+    """The terminal's (columns, lines), from whichever of stdout and stderr is one (None: neither)."""
+    for stream in (sys.__stdout__, sys.__stderr__):
+        try:
+            columns, lines = os.get_terminal_size(stream.fileno())  # type: ignore[union-attr]
+        except (AttributeError, OSError, ValueError):
+            continue
+        return columns, lines
+    return None
+
+
 class WatchApp(App[int]):
     """``gsmon watch`` on a terminal. ``take`` hands over what the feed received since its last call."""
 
@@ -821,6 +833,10 @@ class WatchApp(App[int]):
         self._ages_drawn = 0.0
         self.message = ""
         self.ticks = 0
+        # The terminal's size asked every tick (None: the driver's resize events only, as when headless): a
+        # resize whose SIGWINCH or in-band report never arrived must not leave the view at the old size.
+        self.terminal_size: Callable[[], tuple[int, int] | None] | None = None
+        self._size_seen: Size | None = None  # a size that differs from the app's, seen at the last tick
         self._role_shown: str | None = None
         self.received = 0  # changes the feed received (the benchmark reads it)
         # The main screen's widgets, kept: the timer reaches them while another screen is on top.
@@ -855,6 +871,8 @@ class WatchApp(App[int]):
 
     def on_mount(self) -> None:
         self.tree_view.focus()
+        if self.terminal_size is None and not self.is_headless:
+            self.terminal_size = tty_size
         self.set_interval(self.redraw_s, self.tick)
         if self.duration_s is not None:
             self.set_timer(self.duration_s, lambda: self.exit(0))
@@ -897,8 +915,26 @@ class WatchApp(App[int]):
 
     # --- the timer: take, apply, redraw
 
+    def _follow_terminal_size(self) -> None:
+        """Resize to the terminal's size when it differs from the app's at two ticks running (one ioctl a
+        tick): a resize Textual was not told of (a lost SIGWINCH, an in-band report that did not come) is
+        followed anyway; one on its way is left to the driver."""
+        if self.terminal_size is None:
+            return
+        found = self.terminal_size()
+        size = None if found is None else Size(*found)
+        if size is None or size == self.size:
+            self._size_seen = None
+            return
+        if size != self._size_seen:
+            self._size_seen = size
+            return
+        self._size_seen = None
+        self.post_message(events.Resize(size, size))
+
     def tick(self) -> None:
         self.ticks += 1
+        self._follow_terminal_size()
         collections = self.collections
         if collections is not None and collections.due(time.monotonic()):
             # Before this tick's work, after the last one's paint: the pass delays no key (none for a

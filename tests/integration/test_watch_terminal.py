@@ -231,7 +231,8 @@ def test_watch_in_tmux_follows_a_resize_live(station: Hub, tmux: Tmux) -> None:
         try:  # a generous deadline: the re-layout of a 600-node station on a loaded machine
             screen = wait_until(fitted, timeout_s=30, what=f"the view at {width}x{height}")
         except AssertionError as error:
-            raise AssertionError(f"{error}; the screen last read:\n{last[0]}") from None
+            pane = tmux.run("display-message", "-p", "-t", tmux.session, "#{pane_width}x#{pane_height}").strip()
+            raise AssertionError(f"{error}; the pane is {pane}; the screen last read:\n{last[0]}") from None
         _save(f"resized-{width}x{height}", screen)
         assert all(len(line) <= width for line in screen.splitlines())
         assert tmux.history_size() == 0

@@ -487,6 +487,32 @@ def test_updates_are_coalesced_into_the_next_redraw() -> None:
     run(scenario, feed=feed)
 
 
+def test_a_resize_the_terminal_did_not_signal_is_followed_at_the_second_tick() -> None:
+    # tmux resized under CI load and the view stayed at 80x24 for 30 s: the SIGWINCH (or the in-band
+    # report) never reached Textual. The app asks the terminal's size every tick as well.
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        terminal: list[tuple[int, int] | None] = [(80, 24)]
+        app.terminal_size = lambda: terminal[0]
+        app.tick()
+        await pilot.pause()
+        assert tuple(app.size) == (80, 24)
+        terminal[0] = (160, 50)
+        app.tick()  # the first sight: a resize may be on its way, left to the driver
+        await pilot.pause()
+        assert tuple(app.size) == (80, 24)
+        app.tick()
+        await pilot.pause()
+        assert tuple(app.size) == (160, 50)
+        assert app._detail_shown(), "laid out for the new size (the detail pane has room now)"
+        terminal[0] = None  # no terminal to ask: nothing changes
+        app.tick()
+        app.tick()
+        await pilot.pause()
+        assert tuple(app.size) == (160, 50)
+
+    run(scenario)
+
+
 def test_resize_moves_and_shows_the_detail_pane() -> None:
     async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
         assert not app._detail.display or app._detail.size.width == 0
