@@ -124,6 +124,20 @@ def station(procs: Processes, tmp_path: Path) -> Station:
     return Station(hub, control, bridge, users_file)
 
 
+def operator_page(procs: Processes, hub: Hub, tmp_path: Path, browser: Any) -> tuple[Bridge, Any, list[str]]:
+    """A bridge of ``hub`` with one operator, otto, and a desktop-sized page logged in as otto: the bridge,
+    the page and the list its JavaScript errors go to."""
+    users_file = tmp_path / "users.toml"
+    make_user(users_file, "otto", "operator-pw", "operator")
+    bridge = start_bridge(procs, hub, "--users", str(users_file))
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(bridge.url)
+    log_in(page, "otto", "operator-pw")
+    return bridge, page, errors
+
+
 def log_in(page: Any, name: str, password: str) -> None:
     page.fill("#loginuser", name)
     page.fill("#loginpass", password)
@@ -419,14 +433,7 @@ def test_a_latched_alarm_outlives_its_point_in_the_table_and_an_ack_shows_who_an
         "points": [{"name": "temp_c", "parent": "Power", "file": str(temp), "dt": 0.1}],
     }
     procs.agent(hub, "rack1", temp_spec, mount="GS1/Rack1")
-    users_file = tmp_path / "users.toml"
-    make_user(users_file, "otto", "operator-pw", "operator")
-    bridge = start_bridge(procs, hub, "--users", str(users_file))
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(bridge.url)
-    log_in(page, "otto", "operator-pw")
+    bridge, page, errors = operator_page(procs, hub, tmp_path, browser)
     page.wait_for_selector(ROW.format("GS1"), timeout=15_000)
 
     fan_path = "GS1/Rack1/Cooling/fan_rpm"
@@ -483,14 +490,7 @@ def test_the_centres_page_lists_a_sites_alarm_with_who_acked_it_and_says_when_a_
     disk = tmp_path / "disk.json"
     set_point(disk, 97, "RED")
     procs.agent(site, "rack1", {"points": [{"name": "disk", "file": str(disk), "dt": 0.1}]}, mount="rack1")
-    users_file = tmp_path / "users.toml"
-    make_user(users_file, "otto", "operator-pw", "operator")
-    bridge = start_bridge(procs, central, "--users", str(users_file))
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(bridge.url)
-    log_in(page, "otto", "operator-pw")
+    _, page, errors = operator_page(procs, central, tmp_path, browser)
     row = '#alarmrows tr[data-path="GS1/rack1/disk"]'
     page.wait_for_selector(f'{row}[data-state="active_unacked"] button.ack', timeout=15_000)
     ack_in_table(page, row, "disk swap booked")
