@@ -300,6 +300,10 @@ class AlarmRecord:
 
     @property
     def level_label(self) -> str:
+        # Code 0 is "no level" (an agent-silent alarm whose agent is back has nothing left to judge):
+        # a dash, as for an unknown time, never a bare "0" that reads like a count.
+        if self.level == 0 and not self.level_str:
+            return "-"
         return self.level_str or alertstr_for(self.level) or str(self.level)
 
     @property

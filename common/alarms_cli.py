@@ -124,17 +124,20 @@ from gsmon.common.errors import UsageError
 from gsmon.common.units import format_duration, format_point, one_line
 
 __all__ = [
+    "ALARM_COLUMNS",
     "COMMAND_SUMMARIES",
     "EXIT_OK",
     "EXIT_REFUSED",
     "EXIT_USAGE",
     "add_parser",
     "add_parsers",
+    "alarm_cells",
     "alarm_lines",
     "format_when",
     "journal_line",
     "last_known_mark",
     "shelf_lines",
+    "sorted_alarms",
 ]
 
 EXIT_OK: Final = 0
@@ -204,35 +207,42 @@ def last_known_mark(alarm: AlarmRecord, zone: dt.tzinfo | None = None) -> str:
     return f"last known {moment:%H:%M}"
 
 
-def alarm_lines(alarms: Sequence[AlarmRecord], now: float, zone: dt.tzinfo | None = None) -> list[str]:
-    """The ``gsmon alarms`` table: one line per alarm, worst unacked first (a site's last-known ones, which
-    cannot be acted on now, after the current ones), then a note line when there is one."""
-    order = sorted(
+ALARM_COLUMNS: Final = ("ID", "STATE", "LEVEL", "RAISED", "PATH", "VALUE", "NOTE")
+
+
+def sorted_alarms(alarms: Iterable[AlarmRecord]) -> list[AlarmRecord]:
+    """Worst unacked first; a site's last-known ones (which cannot be acted on now) after the current ones."""
+    return sorted(
         alarms,
         key=lambda a: (a.last_known, not a.unacked, a.state == "cleared", -(a.max_level or a.level), a.id),
     )
-    rows = []
-    for alarm in order:
-        level = alarm.level_label
-        if alarm.max_level is not None and alarm.max_level != alarm.level:
-            level += f" (max {alarm.max_level_label})"
-        state = _STATE_WORDS.get(alarm.state, alarm.state) + (f", shelf {alarm.shelf_id}" if alarm.shelved else "")
-        if alarm.last_known:  # never mistaken for current: the site was not reached
-            state = f"{last_known_mark(alarm, zone)}: {state}"
-        name = alarm.path.rpartition("/")[2]
-        value = "" if alarm.value is None else format_point(name, alarm.value)
-        notes = []
-        if alarm.reason and alarm.reason != "level":
-            notes.append(alarm.reason)
-        if alarm.acked_at is not None or alarm.acked_by:
-            note = f"acked by {alarm.who_acked or '?'} {format_when(alarm.acked_at, now, zone)}"
-            notes.append(note + (f": {one_line(alarm.ack_comment)}" if alarm.ack_comment else ""))
-        if alarm.rtn_at is not None:
-            notes.append(f"back to normal {format_when(alarm.rtn_at, now, zone)}")
-        rows.append(
-            [str(alarm.id), state, level, format_when(alarm.raised_at, now, zone), alarm.path, value, "; ".join(notes)]
-        )
-    return _table(("ID", "STATE", "LEVEL", "RAISED", "PATH", "VALUE", "NOTE"), rows)
+
+
+def alarm_cells(alarm: AlarmRecord, now: float, zone: dt.tzinfo | None = None) -> list[str]:
+    """One alarm as the cells of :data:`ALARM_COLUMNS`, in words and units (``gsmon alarms``, and the
+    alarm list of ``gsmon watch``, say an alarm the same way)."""
+    level = alarm.level_label
+    if alarm.max_level is not None and alarm.max_level != alarm.level:
+        level += f" (max {alarm.max_level_label})"
+    state = _STATE_WORDS.get(alarm.state, alarm.state) + (f", shelf {alarm.shelf_id}" if alarm.shelved else "")
+    if alarm.last_known:  # never mistaken for current: the site was not reached
+        state = f"{last_known_mark(alarm, zone)}: {state}"
+    name = alarm.path.rpartition("/")[2]
+    value = "" if alarm.value is None else format_point(name, alarm.value)
+    notes = []
+    if alarm.reason and alarm.reason != "level":
+        notes.append(alarm.reason)
+    if alarm.acked_at is not None or alarm.acked_by:
+        note = f"acked by {alarm.who_acked or '?'} {format_when(alarm.acked_at, now, zone)}"
+        notes.append(note + (f": {one_line(alarm.ack_comment)}" if alarm.ack_comment else ""))
+    if alarm.rtn_at is not None:
+        notes.append(f"back to normal {format_when(alarm.rtn_at, now, zone)}")
+    return [str(alarm.id), state, level, format_when(alarm.raised_at, now, zone), alarm.path, value, "; ".join(notes)]
+
+
+def alarm_lines(alarms: Sequence[AlarmRecord], now: float, zone: dt.tzinfo | None = None) -> list[str]:
+    """The ``gsmon alarms`` table: one line per alarm in :func:`sorted_alarms` order."""
+    return _table(ALARM_COLUMNS, (alarm_cells(alarm, now, zone) for alarm in sorted_alarms(alarms)))
 
 
 def _shelf_end(shelf: ShelfRecord, now: float, zone: dt.tzinfo | None) -> str:

@@ -36,6 +36,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static
 
+from gsmon.common.alarms_cli import ALARM_COLUMNS, alarm_cells, sorted_alarms
 from gsmon.common.watch.collector import FullCollections, hand_back, take_over
 from gsmon.common.watch.commands import (
     MAX_COMMENT_CHARS,
@@ -676,30 +677,19 @@ class ListScreen(Screen[None]):
 class AlarmsScreen(ListScreen):
     """``gsmon alarms PREFIX``, live: asked again whenever an alarm summary in the tree changes."""
 
-    COLUMNS = ("id", "state", "level", "path", "raised", "acked by", "comment")
+    # The cells gsmon alarms prints (alarms_cli.alarm_cells): one way to say an alarm, here and there;
+    # the path and value before the times, which are wide and off to the right on a narrow terminal.
+    _ORDER: Final = (0, 1, 2, 4, 5, 3, 6)  # ID STATE LEVEL PATH VALUE RAISED NOTE
+    COLUMNS = tuple(ALARM_COLUMNS[i].lower() for i in _ORDER)
     alarm_version = -1
 
     def title_line(self) -> str:
         return f" alarms under {self.prefix or 'the whole tree'} (Esc back, r refresh)"
 
     def fetch(self) -> list[tuple[str, ...]]:
-        app = self.app
-        assert isinstance(app, WatchApp)
-        return [
-            (
-                str(alarm.id),
-                alarm.state
-                + (" (shelved)" if alarm.shelved else "")
-                # (1.3) a site's alarm the central hub could not ask for now: as it last knew it, not current
-                + (f" (last known {_local(alarm.as_of)[11:16]})" if alarm.last_known else ""),
-                app.model.label(alarm.level) or str(alarm.level),
-                alarm.path,
-                _local(alarm.raised_at),
-                alarm.acked_by or "",
-                alarm.ack_comment or "",
-            )
-            for alarm in self.commands.alarms(self.prefix)
-        ]
+        now = time.time()
+        rows = [alarm_cells(alarm, now) for alarm in sorted_alarms(self.commands.alarms(self.prefix))]
+        return [tuple(cells[i] for i in self._ORDER) for cells in rows]
 
     def note(self) -> str:
         # (1.3) At a central hub: the sites not reached, as gsmon alarms says them (their last-known rows marked).

@@ -289,6 +289,16 @@ def test_watch_in_tmux_a_acknowledges_the_selected_subtree_by_id(procs: Processe
     assert (acked["id"], acked["ack_comment"]) == (alarm["id"], "disk swap booked")
     tmux.keys("Down")  # the answer stays on the status line until the selection moves
     wait_until(lambda: "0 unacked" in tmux.capture(), what="the status bar to follow the ack")
+    tmux.keys("A")  # the alarm list: what gsmon alarms says, live
+    listed = wait_until(
+        lambda: (shown := tmux.capture()) and "GS1/Rack1/Storage/Bay3/smart_errors" in shown and shown,
+        what="the alarm list",
+    )
+    _save("alarm-list", listed)
+    row = next(line for line in listed.splitlines() if "GS1/Rack1/Storage/Bay3/smart_errors" in line)
+    assert re.search(rf"\b{alarm['id']}\b.*\backed\b.*\bRED\b.*\b412\b", row), row  # id, state, level, value
+    tmux.keys("Escape")
+    wait_until(lambda: "0 unacked" in tmux.capture(), what="back to the tree")
     tmux.keys("q")
     status = wait_until(lambda: tmux.status_file.exists() and tmux.status_file.read_text().strip(), what="watch exit")
     assert status == "0"

@@ -733,3 +733,18 @@ def test_a_plain_node_has_no_operator_fields() -> None:
     assert not read_extras(state).known
     legacy = proto.decode_node_payload(CPU_PATH, _payload(reported_alert=30, liveness_unknown=True))
     assert legacy.operator is None
+
+
+def test_an_agent_silent_alarm_whose_agent_is_back_reads_as_no_level_with_its_worst() -> None:
+    # Code 0 is "no level": the alarm's own level once the agent is heard again; never a bare "0".
+    back = _alarm(2, "GS1/vm", "rtn_unacked", level=0, max_level=50, reason="agent silent", value=None)
+    cells = alarms_cli.alarm_cells(AlarmRecord.from_wire({**back, "rtn_at": NOON_UTC - 60}), NOON_UTC, OSLO)
+    assert dict(zip(alarms_cli.ALARM_COLUMNS, cells, strict=True)) == {
+        "ID": "2",
+        "STATE": "back, unacked",
+        "LEVEL": "- (max STALE)",
+        "RAISED": "2026-12-02 12:55:00 CET (5m 0s ago)",
+        "PATH": "GS1/vm",
+        "VALUE": "",
+        "NOTE": "agent silent; back to normal 2026-12-02 12:59:00 CET (1m 0s ago)",
+    }

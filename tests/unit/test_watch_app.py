@@ -9,6 +9,7 @@ for the redraw timer, so no test sleeps.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from textual.geometry import Size
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from gsmon.common.client import NodeState
 from gsmon.common.watch.app import (
@@ -391,8 +393,13 @@ def test_alarm_list_and_journal_through_commands_or_not_available() -> None:
         assert isinstance(app.screen, AlarmsScreen)
         await app.workers.wait_for_complete()
         await pilot.pause()
-        table = app.screen.query_one("#list-table")
-        assert table.row_count == 1  # type: ignore[attr-defined]
+        table = app.screen.query_one("#list-table", DataTable)
+        assert table.row_count == 1
+        # The cells gsmon alarms prints: state and level in words, the raised time with its zone.
+        cells = dict(zip(AlarmsScreen.COLUMNS, table.get_row_at(0), strict=True))
+        assert (cells["id"], cells["state"], cells["level"]) == ("7", "UNACKED", "CRITICAL")
+        assert cells["path"] == "GS1/Rack1/Disk/root_used_percent"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ \(now\)", cells["raised"]), cells["raised"]
         # (1.3) A site the central hub could not ask is said, as gsmon alarms says it.
         assert app.screen.message == "GS2: not reached (nothing heard from site hub GS2 for 12 s)"  # type: ignore[attr-defined]
         await pilot.press("escape", "L")
