@@ -145,7 +145,7 @@ from gsmon.agent.debounce import DebounceSettings, DebounceSettingsError
 from gsmon.agent.thresholds import Direction, Threshold
 from gsmon.common import client_settings
 from gsmon.common import names as naming
-from gsmon.common.config import ConfigError, Section, load_toml, parse_toml, with_overrides
+from gsmon.common.config import ConfigError, Section, default_state_dir, load_toml, parse_toml, with_overrides
 from gsmon.common.names import default_agent_name
 
 __all__ = [
@@ -517,14 +517,6 @@ def writable_folder(path: Path) -> Path | None:
             break
         folder = folder.parent
     return None if os.access(folder, os.W_OK) else folder
-
-
-def default_state_dir() -> Path:
-    """``/var/lib/gsmon`` when it is a writable folder, else ``$XDG_STATE_HOME/gsmon`` (``~/.local/state/gsmon``)."""
-    system = Path("/var/lib/gsmon")
-    if system.is_dir() and os.access(system, os.W_OK):
-        return system
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "gsmon"
 
 
 def _outbox(table: Section) -> OutboxConfig:

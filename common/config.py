@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import enum
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +60,7 @@ __all__ = [
     "Section",
     "add_key_flag",
     "check_endpoint",
+    "default_state_dir",
     "flag_overrides",
     "load_toml",
     "parse_toml",
@@ -66,6 +68,21 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+
+SYSTEM_STATE_DIR: Final = Path("/var/lib/gsmon")
+
+
+def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where a gsmon process keeps its files when it is not told (hub, agent, recorder, notifier alike):
+    ``/var/lib/gsmon`` when it (or ``/var/lib``, to create it in) is writable -- a service run as root or
+    as a user given that folder -- else ``$XDG_STATE_HOME/gsmon`` (``~/.local/state/gsmon``)."""
+    environ = os.environ if env is None else env
+    system = SYSTEM_STATE_DIR
+    if os.access(system if system.exists() else system.parent, os.W_OK):
+        return system
+    base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".local" / "state")
+    return Path(base) / "gsmon"
 
 
 class _Required(enum.Enum):

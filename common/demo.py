@@ -6,7 +6,10 @@ colours show from the start, and rates from the first frame), and ``gsmon
 watch`` on the whole tree in this terminal -- the full-screen attention view,
 the hub's own ``_hub`` subtree collapsed; plain frames with ``--plain`` or
 off a terminal -- until ``q``, Ctrl-C or ``--duration-s``; then stops both
-children. Every
+children. The hub's alarm store and the agent's outbox live in a temporary
+folder removed at the end: a demo never mixes its alarms into (or locks) the
+state of a real hub or agent on the same machine, and each demo starts
+fresh. Every
 piece is the real thing, run the way an operator runs it, only wired together
 for you. The children get no ``GSMON_*`` variables: the demo's hub has no
 keys, whatever the operator's client settings say.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from typing import Any, Final
 
 from gsmon.common.children import Child, ChildFailedError, Children, gsmon_argv
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from gsmon.common import views
     from gsmon.common.client_settings import ClientSettings
 
-    with Children() as children:
+    with tempfile.TemporaryDirectory(prefix="gsmon-demo-") as state, Children() as children:
         hub = _start(
             children,
             "hub",
@@ -62,11 +66,26 @@ def run(args: argparse.Namespace) -> int:
             "tcp://127.0.0.1:0",
             "--query",
             "tcp://127.0.0.1:0",
+            "--state-dir",
+            os.path.join(state, "hub"),
             "--log-level",
             "WARNING",
         )
         endpoints = _ready(hub)
-        _ready(_start(children, "agent", "agent", "--hub", endpoints["agents"], "--log-level", "WARNING"))
+        agent_state = os.path.join(state, "agent")
+        _ready(
+            _start(
+                children,
+                "agent",
+                "agent",
+                "--hub",
+                endpoints["agents"],
+                "--state-dir",
+                agent_state,
+                "--log-level",
+                "WARNING",
+            )
+        )
         watch_args = argparse.Namespace(
             prefix="",
             timeout_s=5.0,

@@ -68,7 +68,6 @@ import json
 import logging
 import math
 import operator
-import os
 import sqlite3
 import threading
 import time
@@ -79,6 +78,7 @@ from typing import Any, Final, TextIO
 
 import msgspec
 
+from gsmon.common import config
 from gsmon.common.errors import UnavailableError
 from gsmon.hub.alarms import Alarm, JournalEntry, Shelf, jsonable
 
@@ -264,16 +264,11 @@ class PruneResult:
 
 
 def default_state_dir(keys_dir: Path | None, env: dict[str, str] | None = None) -> Path:
-    """The default state directory: ``state`` beside the hub's keys folder; else ``/var/lib/gsmon`` when
-    it (or ``/var/lib``, to create it in) is writable; else ``$XDG_STATE_HOME/gsmon`` (``~/.local/state/gsmon``)."""
-    environ = os.environ if env is None else env
+    """The hub's default state directory: ``state`` beside its keys folder; else the one every gsmon process
+    uses (:func:`gsmon.common.config.default_state_dir`: ``/var/lib/gsmon`` or ``~/.local/state/gsmon``)."""
     if keys_dir is not None:
         return keys_dir.resolve().parent / "state"
-    system = Path("/var/lib/gsmon")
-    if os.access(system if system.exists() else system.parent, os.W_OK):
-        return system
-    base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".local" / "state")
-    return Path(base) / "gsmon"
+    return config.default_state_dir(env)
 
 
 _PLAIN: Final = (int, str, bool)

@@ -41,13 +41,12 @@ with that one apprise URL and a route to it, after the file's routes.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
-from gsmon.common.config import ConfigError, Section, load_toml, with_overrides
+from gsmon.common.config import ConfigError, Section, default_state_dir, load_toml, with_overrides
 from gsmon.common.notify.core import Guidance, Receiver, Route, Settings
 
 __all__ = ["NotifyConfig", "parse_level", "parse_route_flag", "read_notify_config"]
@@ -85,13 +84,6 @@ def parse_route_flag(text: str) -> tuple[str, int, str]:
     except ValueError as error:
         raise ValueError(f"--route {text!r}: {error}") from None
     return parts[0], level, parts[2]
-
-
-def default_state_dir() -> Path:
-    system = Path("/var/lib/gsmon")
-    if system.is_dir() and os.access(system, os.W_OK):
-        return system
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "gsmon"
 
 
 def read_notify_config(

@@ -70,6 +70,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from gsmon.common.config import default_state_dir
 from gsmon.common.errors import UnavailableError
 from gsmon.common.recorder.core import Why
 
@@ -199,19 +200,6 @@ _ROLLUP_COLUMNS: Final = tuple(column.name for column in rollups.columns)
 
 class StoreError(UnavailableError):
     """The store cannot be used (the message is one line saying what to do; ``gsmon`` exits 1)."""
-
-
-def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The recorder's default state directory: ``/var/lib/gsmon`` when it (or ``/var/lib``, to create it
-    in) is writable, else ``$XDG_STATE_HOME/gsmon`` (``~/.local/state/gsmon``) -- as the hub's."""
-    import os
-
-    environ = os.environ if env is None else env
-    system = Path("/var/lib/gsmon")
-    if os.access(system if system.exists() else system.parent, os.W_OK):
-        return system
-    base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".local" / "state")
-    return Path(base) / "gsmon"
 
 
 def sqlite_url(path: Path) -> str:

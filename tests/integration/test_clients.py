@@ -526,11 +526,21 @@ def test_demo_child_that_does_not_start_reports_its_stderr() -> None:
 
 def test_demo_ends_with_the_reason_when_its_agent_dies(procs: Processes, tmp_path: Path) -> None:
     """The demo's agent killed while the view runs: the demo stops with exit status 1 and says which child
-    failed, with its exit status."""
-    demo = procs.gsmon("demo", "demo", "--refresh-s", "0.2", "--duration-s", "60", env=clean_env(tmp_path))
+    failed, with its exit status. Its hub and agent kept their state in a folder of the demo's own, gone
+    after it (never the machine's /var/lib/gsmon, where a real hub or agent may live)."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = clean_env(tmp_path, TMPDIR=str(temp))
+    demo = procs.gsmon("demo", "demo", "--refresh-s", "0.2", "--duration-s", "60", env=env)
     wait_until(lambda: any("cpu_total_percent" in line for line in drained(demo)), timeout_s=30, what="the demo view")
     children = psutil.Process(demo.pid).children()
     (agent,) = [child for child in children if "agent" in child.cmdline()]
+    (hub,) = [child for child in children if "hub" in child.cmdline()]
+    (folder,) = temp.glob("gsmon-demo-*")
+    for child, own in ((hub, folder / "hub"), (agent, folder / "agent")):
+        argv = child.cmdline()
+        assert argv[argv.index("--state-dir") + 1] == str(own), argv
+    assert (folder / "hub" / "state.db").exists()
     demo.expect_exit(1)
     agent.kill()
     assert demo.popen.wait(timeout=10) == 1
@@ -538,6 +548,7 @@ def test_demo_ends_with_the_reason_when_its_agent_dies(procs: Processes, tmp_pat
     assert "gsmon demo: the agent stopped (exit status -9)" in stderr, stderr
     assert "Traceback" not in stderr
     wait_until(lambda: not any(child.is_running() for child in children), what="the demo's children reaped")
+    assert not folder.exists(), "the demo's state folder is removed at its end"
 
 
 def test_watch_on_a_terminal_redraws_in_place_with_colours(procs: Processes, tmp_path: Path) -> None:

@@ -216,17 +216,36 @@ def test_the_installed_example_configs_are_the_deploy_examples(install: Install,
 def test_installed_hub_and_agent_with_probes(install: Install, procs: Processes) -> None:
     """A real hub and a standalone agent with its built-in probes, both from the install; the probe points
     arrive at the hub, read with the install's own `gsmon get --json`."""
+    # Each its own state folder (alarm store, outbox): never the machine's /var/lib/gsmon.
     hub = procs.start(
         "wheel-hub",
         install.argv(
-            "hub", "--agents", "tcp://127.0.0.1:0", "--subscribers", "tcp://127.0.0.1:0", "--query", "tcp://127.0.0.1:0"
+            "hub",
+            "--agents",
+            "tcp://127.0.0.1:0",
+            "--subscribers",
+            "tcp://127.0.0.1:0",
+            "--query",
+            "tcp://127.0.0.1:0",
+            "--state-dir",
+            str(procs.log_dir / "wheel-hub-state"),
         ),
     )
     fields = hub.ready()
     agent = procs.start(
         "wheel-agent",
         install.argv(
-            "agent", "--hub", fields["agents"], "--name", "wheel", "--mount", "Wheel/Host", "--heartbeat-s", "0.2"
+            "agent",
+            "--hub",
+            fields["agents"],
+            "--name",
+            "wheel",
+            "--mount",
+            "Wheel/Host",
+            "--heartbeat-s",
+            "0.2",
+            "--state-dir",
+            str(procs.log_dir / "wheel-agent-state"),
         ),
     )
     agent.wait_for_line("READY agent=wheel ")

@@ -97,7 +97,7 @@ def _agent_config(root: Path, agent: str, hub_port: str) -> Path:
     config = root / f"{agent}.toml"
     config.write_text(
         f'[agent]\nname = "{agent}"\nmount = "{mount}"\nhubs = ["tcp://{HUB_ADDRESS}:{hub_port}"]\n'
-        "heartbeat_interval_s = 0.2\n\n"
+        f'heartbeat_interval_s = 0.2\nstate_dir = "{agent}-state"\n\n'  # its outbox here, not in /var/lib/gsmon
         f'[agent.security]\nhub_public_key_file = "{agent}/hub.key"\nsecret_key_file = "{agent}/{agent}.key_secret"\n\n'
         "[probes.uptime]\ndt_s = 0.5\n\n" + "".join(f"[probes.{family}]\nenabled = false\n\n" for family in FAMILIES)
     )
@@ -138,6 +138,8 @@ def test_agents_on_other_hosts_go_stale_when_their_link_is_down_and_recover(
         f"ipc://{tmp_path}/q",
         "--keys",
         str(hub_dir),
+        "--state-dir",
+        str(tmp_path / "hub-state"),
         *FAST_HUB_ARGS,
     )
     fields = hub_process.ready()
