@@ -39,6 +39,7 @@ __all__ = [
     "RESERVED_ROOT_PREFIX",
     "SEPARATOR",
     "InvalidNameError",
+    "PathPattern",
     "check_agent_name",
     "check_mount",
     "check_name",
@@ -191,3 +192,42 @@ def path_in_prefix(path: str, prefix: str) -> bool:
     # A prefix that is empty or ends at a separator selects everything it starts;
     # otherwise the path must end there, or go on with a new segment.
     return not prefix or prefix[-1] == SEPARATOR or len(path) == len(prefix) or path[len(prefix)] == SEPARATOR
+
+
+class PathPattern:
+    """A path pattern (the hub's ``[[alarms]]`` rules, the recorder's ``[[policy]]``), matched segment by segment.
+
+    ``**`` matches any number of segments (none included); in other segments
+    ``*`` matches any run of characters and ``?`` one character, never across
+    ``/``. ``GS1/*/Power/**`` matches ``GS1/Ant1/Power`` and
+    ``GS1/Ant1/Power/Supply/Volts``, not ``GS1/Ant1/Drive/Power``.
+    """
+
+    __slots__ = ("_regex", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        text: object = pattern  # from TOML: anything
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"expected a path pattern such as 'GS1/*/Power/**', got {pattern!r}")
+        self.pattern = pattern
+        parts: list[str] = []
+        for index, segment in enumerate(pattern.split(SEPARATOR)):
+            if not segment:
+                raise ValueError(f"empty segment in path pattern {pattern!r}")
+            lead = "" if index == 0 else "/"
+            if segment == "**":
+                # Zero or more whole segments; at the start they bring no leading "/" of their own.
+                parts.append("(?:[^/]+(?:/[^/]+)*)?" if index == 0 else "(?:/[^/]+)*")
+                continue
+            body = "".join("[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char) for char in segment)
+            parts.append(lead + body)
+        regex = "".join(parts)
+        if pattern.startswith("**/"):
+            regex = regex.replace("(?:[^/]+(?:/[^/]+)*)?/", "(?:[^/]+/)*", 1)
+        self._regex = re.compile(regex)
+
+    def matches(self, path: str) -> bool:
+        return self._regex.fullmatch(path) is not None
+
+    def __repr__(self) -> str:
+        return f"PathPattern({self.pattern!r})"

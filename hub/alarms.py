@@ -124,7 +124,6 @@ import hashlib
 import heapq
 import math
 import operator
-import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -133,7 +132,7 @@ from typing import Any, Final, NamedTuple
 
 from gsmon.common import names as naming
 from gsmon.common.alerts import STALE_ALERTCODE, OrangeAlert, RedAlert, alertstr_for
-from gsmon.common.names import path_in_prefix
+from gsmon.common.names import PathPattern, path_in_prefix
 
 __all__ = [
     "ACTIVE_ACKED",
@@ -299,45 +298,6 @@ def _ancestry(path: str) -> Iterator[str]:
     while end > 0:
         yield path[:end]
         end = path.rfind(_SEP, 0, end)
-
-
-class PathPattern:
-    """A path pattern of ``[[alarms]]`` rules, matched segment by segment.
-
-    ``**`` matches any number of segments (none included); in other segments
-    ``*`` matches any run of characters and ``?`` one character, never across
-    ``/``. ``GS1/*/Power/**`` matches ``GS1/Ant1/Power`` and
-    ``GS1/Ant1/Power/Supply/Volts``, not ``GS1/Ant1/Drive/Power``.
-    """
-
-    __slots__ = ("_regex", "pattern")
-
-    def __init__(self, pattern: str) -> None:
-        text: object = pattern  # from TOML: anything
-        if not isinstance(text, str) or not text:
-            raise ValueError(f"expected a path pattern such as 'GS1/*/Power/**', got {pattern!r}")
-        self.pattern = pattern
-        parts: list[str] = []
-        for index, segment in enumerate(pattern.split(_SEP)):
-            if not segment:
-                raise ValueError(f"empty segment in path pattern {pattern!r}")
-            lead = "" if index == 0 else "/"
-            if segment == "**":
-                # Zero or more whole segments; at the start they bring no leading "/" of their own.
-                parts.append("(?:[^/]+(?:/[^/]+)*)?" if index == 0 else "(?:/[^/]+)*")
-                continue
-            body = "".join("[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char) for char in segment)
-            parts.append(lead + body)
-        regex = "".join(parts)
-        if pattern.startswith("**/"):
-            regex = regex.replace("(?:[^/]+(?:/[^/]+)*)?/", "(?:[^/]+/)*", 1)
-        self._regex = re.compile(regex)
-
-    def matches(self, path: str) -> bool:
-        return self._regex.fullmatch(path) is not None
-
-    def __repr__(self) -> str:
-        return f"PathPattern({self.pattern!r})"
 
 
 # -- settings -----------------------------------------------------------------------------------

@@ -34,8 +34,7 @@ Path patterns match segment by segment: ``**`` any number of segments (none
 included), ``*`` any run of characters inside one segment, ``?`` one
 character (``GS1/*/Power/**`` matches ``GS1/Ant1/Power/Volts``, not
 ``GS1/Ant1/Drive/Power``). They are the hub's ``[[alarms]]`` patterns
-(``gsmon.hub.alarms.PathPattern``), written again here because common/ never
-imports a process; both belong in ``gsmon.common.names`` one day.
+(one class for both: :class:`gsmon.common.names.PathPattern`).
 
 *Retention* (``[retention]``): raw rows are kept ``raw_days`` (30), one-minute
 roll-ups (``rollup_s``, min/max/avg/count/first/last) ``rollup_days`` (400);
@@ -54,7 +53,6 @@ and what was expected; command-line flags are laid over it first
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +60,7 @@ from typing import Final
 
 from gsmon.common import names as naming
 from gsmon.common.config import REQUIRED, Section, parse_toml, with_overrides
+from gsmon.common.names import PathPattern
 
 __all__ = [
     "DEFAULT_CONTEXTS_FROM",
@@ -78,38 +77,6 @@ __all__ = [
 
 DEFAULT_CONTEXTS_FROM: Final = "_hub/contexts/"
 _SEP: Final = "/"
-
-
-class PathPattern:
-    """A path pattern of ``[[policy]]``: see the module docstring."""
-
-    __slots__ = ("_regex", "pattern")
-
-    def __init__(self, pattern: str) -> None:
-        text: object = pattern  # from TOML: anything
-        if not isinstance(text, str) or not text:
-            raise ValueError(f"expected a path pattern such as 'GS1/*/Power/**', got {pattern!r}")
-        self.pattern = pattern
-        parts: list[str] = []
-        for index, segment in enumerate(pattern.split(_SEP)):
-            if not segment:
-                raise ValueError(f"empty segment in path pattern {pattern!r}")
-            if segment == "**":
-                # Zero or more whole segments; at the start they bring no leading "/" of their own.
-                parts.append("(?:[^/]+(?:/[^/]+)*)?" if index == 0 else "(?:/[^/]+)*")
-                continue
-            body = "".join("[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char) for char in segment)
-            parts.append(("" if index == 0 else "/") + body)
-        regex = "".join(parts)
-        if pattern.startswith("**/"):
-            regex = regex.replace("(?:[^/]+(?:/[^/]+)*)?/", "(?:[^/]+/)*", 1)
-        self._regex = re.compile(regex)
-
-    def matches(self, path: str) -> bool:
-        return self._regex.fullmatch(path) is not None
-
-    def __repr__(self) -> str:
-        return f"PathPattern({self.pattern!r})"
 
 
 @dataclass(frozen=True, slots=True)
