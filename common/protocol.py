@@ -352,10 +352,13 @@ the central hub with the next STATE (sent at once after a removal).
 (1.3) Orphaned alarms. A latched alarm outlives its point (an ``rtn_unacked``
 alarm whose point was removed: its agent stopped publishing it, or
 ``forget``): the site still lists it and counts it in the attention of the
-point's parents, but no relayed entry carries it. So the site sends its
-*orphans* -- its open alarms (not ``cleared``; never an agent-silent alarm)
-whose path is not a point it has, under ``upstream_prefixes`` -- as the
-body key ``orphans`` of STATE and DELTA: an array of at most
+point's parents, but no relayed entry carries it. Nor does one carry an
+agent-silent alarm once its agent is heard again (latched, unacked: its
+points carry it only during the silence). So the site sends its *orphans*
+-- its open alarms (not ``cleared``) that no relayed entry carries: those
+whose path is not a point it has, and the agent-silent alarms of agents
+that are not silent, under ``upstream_prefixes`` -- as the body key
+``orphans`` of STATE and DELTA: an array of at most
 :data:`MAX_RELAYED_ORPHANS` maps (the lowest ids when there are more), each
 
 ============  ==========  ==========================================================
@@ -383,9 +386,11 @@ again. A hub without this (1.2, or 1.3 before it) ignores the key, as any
 unknown body key, and a site without it sends none. The receiver applies
 the loop guard to each (drops one whose ``via`` holds its own id or more
 than :data:`MAX_RELAY_DEPTH` ids, counted with the entries), and treats the
-rest as its own alarms of removed points: ``attention`` and
-``unacked_below`` of the orphan's parents (it has no node of its own, as at
-the site) count it at ``max_level`` while its ``state`` is
+rest as its own alarms of removed points and its own agent-silent alarms:
+``attention`` and ``unacked_below`` of the node at the orphan's path (a
+mount, for a silence) and of its ancestors count it -- an orphaned point
+alarm has no node of its own, as at the site -- at ``max_level`` while its
+``state`` is
 ``active_unacked`` or ``rtn_unacked`` and ``shelf`` is nil -- except while
 a relayed point of that site at the same path still carries the same alarm
 (a point the centre has not removed yet: counted once). It shows under the

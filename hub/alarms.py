@@ -85,11 +85,13 @@ counts the same way, as its site judges it; the book holds no alarm for it.
 (1.3) So does a site's orphaned alarm (:meth:`AlarmBook.set_relayed_orphan`):
 at its path's ancestors, as an alarm of a removed point counts here.
 
-Orphans (1.3): the open point alarms whose point the book no longer has (a
-latched alarm outlives its point) are kept in a small set, so that a site hub
-relays them (hub/upstream.py) without a scan of every alarm:
-:meth:`AlarmBook.orphaned_alarms`, and :attr:`AlarmBook.orphans_version`,
-which moves whenever that set or one of its alarms changes.
+Orphans (1.3): the open alarms no point of the tree carries -- a point alarm
+whose point the book no longer has (a latched alarm outlives its point), kept
+in a small set, and an agent-silent alarm while its agent is heard again
+(latched and unacked: its points carry it only while the agent is silent) --
+so that a site hub relays them (hub/upstream.py) without a scan of every
+alarm: :meth:`AlarmBook.orphaned_alarms`, and
+:attr:`AlarmBook.orphans_version`, which moves whenever one of them changes.
 
 Shelves: a rule on a path prefix (segment-aware: ``GS1/A`` covers ``GS1/A``
 and ``GS1/A/...``, never ``GS1/AB``), with a required comment, in one of three
@@ -1062,9 +1064,12 @@ class AlarmBook:
             self._dirty_nodes.add(path)
 
     def orphaned_alarms(self) -> list[Alarm]:
-        """(1.3) The open point alarms whose point this book no longer has, by id (module docstring: Orphans)."""
+        """(1.3) The open alarms no point carries, by id (module docstring: Orphans): those of points this book
+        no longer has, and the agent-silent alarms of agents heard again."""
         alarms = self._alarms
-        return [alarms[alarm_id].freeze() for alarm_id in sorted(self._orphaned)]
+        found = list(self._orphaned)
+        found += (alarm_id for agent, alarm_id in self._agent_alarm.items() if agent not in self._silent)
+        return [alarms[alarm_id].freeze() for alarm_id in sorted(found) if alarms[alarm_id].state != CLEARED]
 
     def point_removed(self, path: str, now: float, wall: float, reason: str = "removed") -> None:
         """The point at ``path`` is gone from the hub's tree (its agent no longer reports it, forget, ...)."""
@@ -1698,6 +1703,8 @@ class AlarmBook:
             self.orphans_version += 1
             if alarm.state == CLEARED:
                 del self._orphaned[alarm.id]
+        elif alarm.reason == AGENT_SILENT:  # (1.3) silent (its points carry it) or back (an orphan), or acked
+            self.orphans_version += 1
         after = self._contribution(alarm)
         if after != before:
             node = self._nodes.get(alarm.path)

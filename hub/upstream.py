@@ -204,7 +204,8 @@ class UpstreamCore:
 
     def orphans(self) -> list[proto.RelayedOrphan]:
         """(1.3) The site's orphaned alarms as it relays them (protocol: Orphaned alarms): its own (its book's
-        open alarms of removed points) and its live sites' (relayed on), selected, the lowest ids first."""
+        open alarms that no point carries: of removed points, of agents heard again after a silence) and its
+        live sites' (relayed on), selected, the lowest ids first."""
         found: list[proto.RelayedOrphan] = []
         book = self.state.alarms
         if book is not None:

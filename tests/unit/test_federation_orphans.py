@@ -16,6 +16,7 @@ from test_federation import SUBSCRIBE, Hub, attention, federation, pump, routed_
 from test_hub_state import WALL0, Agent, pt
 
 from gsmon.common import protocol as proto
+from gsmon.common.alerts import STALE_ALERTCODE
 from gsmon.hub.alarms import CLEARED, RTN_UNACKED
 from gsmon.hub.relay import PROXY_BASE, RelayGuard, orphan_attention
 
@@ -307,3 +308,33 @@ def test_orphans_on_the_wire_round_trip_and_a_bad_one_makes_the_message_invalid(
     many = proto.Delta(sender="GS1", epoch=1, seq=2, sent_ns=3, points=[], orphans=[orphan] * 1001)
     with pytest.raises(proto.ProtocolError, match="orphans"):
         proto.decode(proto.encode(many))
+
+
+def test_an_agents_latched_silence_at_the_site_counts_at_the_centre_once_the_agent_is_back_until_acked() -> None:
+    site, central, rack = federation(coalesce_s=0.0)
+    [disk_alarm] = site.book.alarms()
+    site.book.ack([disk_alarm.id], "ops", None, None, None, "admin", 0.0, WALL0)  # the disk's RED: acked
+    site.take(rack.bye(), 1.0)  # rack1 stops: one alarm on its mount at the site, latched (STALE)
+    run(site, central, 1.0, 1.0)
+    silence = site.book.agent_alarm("rack1")
+    assert silence is not None
+    assert site.upstream is not None
+    assert site.upstream.orphans() == []  # while rack1 is silent its points carry the silence
+    assert attention(central, "GS1/rack1/cpu")[0] == STALE_ALERTCODE
+    site.take(rack.state(pt("cpu", GREEN, dt=1.0, polled=3.0), pt("disk", RED, value=97, dt=1.0, polled=3.0)), 3.0)
+    run(site, central, 3.0, 1.0)
+    [orphan] = site.upstream.orphans()  # back: no point carries it any more, but it wants its ack
+    assert (orphan.id, orphan.path, orphan.state, orphan.max_level) == (
+        silence.id,
+        "rack1",
+        RTN_UNACKED,
+        STALE_ALERTCODE,
+    )
+    assert attention(central, "GS1/rack1") == attention(site, "rack1") == (STALE_ALERTCODE, 1, 0)
+    proxy = central.router.proxy("GS1", silence.id)
+    assert central.ask("ack", {"ids": [proxy]}, 4.0) is None
+    [acked] = routed_answers(site, central, 4.0)
+    assert (acked.ok, acked.result["acked"]) == (True, [proxy])
+    run(site, central, 4.0, 1.0)
+    assert site.upstream.orphans() == []
+    assert attention(central, "GS1/rack1") == attention(site, "rack1") == (0, 0, 0)
