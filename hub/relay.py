@@ -49,6 +49,15 @@ a summary's newer ``state``/``max_level`` wins, a listed alarm on a point that
 now carries no alarm is left out, and an alarm only the tree knows (raised
 after that listing, or no listing since this hub started) is a summary row.
 
+Orphaned alarms (1.3): an open alarm of a site that no relayed point carries (a
+latched alarm whose point the site removed, an agent's latched silence once the
+agent is back) comes as one of the site's *orphans*, a small set beside its
+entries (hub/upstream.py sends it; HubState keeps it per site). This hub counts
+each in its rollup as an alarm of its own of a removed point
+(:func:`orphan_attention`, ``AlarmBook.set_relayed_orphan``), lists and acks it
+through the site like any of the site's alarms, and lists it as last known
+while the site is silent (when it counts for nothing).
+
 Proxy ids are persistent (1.3): with a state store, each new proxy is stored
 (``meta`` rows ``proxy:<id>``, :meth:`Router.take_marks`, in the turn's
 transaction, before anything shows it) and restored at start

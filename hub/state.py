@@ -499,7 +499,15 @@ class HubState:
         set is counted even when unchanged: the site may be back from a silence that stopped them counting."""
         if not agent.relay:
             return
-        found = {orphan.id: orphan for orphan in orphans}
+        found: dict[int, proto.RelayedOrphan] = {}
+        for orphan in orphans:
+            try:
+                naming.check_path(naming.join(agent.mount, orphan.path), "orphaned alarm's path")
+            except naming.InvalidNameError as error:
+                self.stats.points_rejected += 1  # bad input from the network: counted and dropped
+                log.debug("site %s: %s", agent.name, error)
+                continue
+            found[orphan.id] = orphan
         if found == agent.orphans and not state:
             return
         before = agent.orphans

@@ -338,3 +338,17 @@ def test_an_agents_latched_silence_at_the_site_counts_at_the_centre_once_the_age
     run(site, central, 4.0, 1.0)
     assert site.upstream.orphans() == []
     assert attention(central, "GS1/rack1") == attention(site, "rack1") == (0, 0, 0)
+
+
+def test_an_orphan_with_a_path_that_is_no_path_is_counted_and_dropped() -> None:
+    site, central, _ = federation(coalesce_s=0.0)
+    bad = proto.RelayedOrphan("rack1//disk", 9, "rack1", ["site1"], RTN_UNACKED, GREEN, RED)
+    good = bad._replace(path="rack1/old", id=10)
+    rejected = central.state.stats.points_rejected
+    assert site.upstream is not None
+    header = site.upstream.policy.header(0, 1.0, WALL0 + 1.0)
+    central.take(proto.Delta(**header, points=[], orphans=[bad, good]), 1.0)
+    central.drain(1.0)
+    assert sorted(central.state.agents["GS1"].orphans) == [10]
+    assert central.state.stats.points_rejected == rejected + 1
+    assert attention(central, "GS1") == (RED, 2, 0)  # the disk's own RED, and the good orphan
