@@ -390,10 +390,12 @@ rest as its own alarms of removed points and its own agent-silent alarms:
 ``attention`` and ``unacked_below`` of the node at the orphan's path (a
 mount, for a silence) and of its ancestors count it -- an orphaned point
 alarm has no node of its own, as at the site -- at ``max_level`` while its
-``state`` is
-``active_unacked`` or ``rtn_unacked`` and ``shelf`` is nil -- except while
-a relayed point of that site at the same path still carries the same alarm
-(a point the centre has not removed yet: counted once). It shows under the
+``state`` is ``active_unacked`` or ``rtn_unacked`` and ``shelf`` is nil --
+except while a relayed point of that site at the same path still carries
+the same alarm (a point the centre has not removed yet: counted once). A
+receiver drops (and counts) an orphan whose path is not a valid point path,
+and takes them from a site only (an agent whose entries carry the relay
+keys): an agent's alarms are the receiver's own to judge. It shows under the
 hub's proxy id (in a routed ``alarms`` listing, from the site's book as
 before; an ``ack`` of it is routed down and applied at the site, whose next
 set leaves it out, and so it leaves the centre). While the site is silent

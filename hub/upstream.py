@@ -27,7 +27,8 @@ wait for its end, and then the point's latest state goes (the latest wins:
 the entry is made from the tree when it is sent, not when it changed).
 
 Orphaned alarms (1.3, protocol "Orphaned alarms"): a latched alarm whose point
-the site removed has no entry to ride on, so the whole set of them goes as the
+the site removed (or an agent's latched silence once the agent is back) has no
+entry to ride on, so the whole set of them goes as the
 ``orphans`` of every STATE (its last part) and, when it changed, of the next
 DELTA (one with no points if the flush has none), at most once per coalescing
 interval. Whether it changed is told by version counters (the book's own
