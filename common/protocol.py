@@ -108,8 +108,10 @@ STATE        1   ``mount`` str, ``heartbeat_s`` float, ``points`` [entry...],
                  has not polled yet (no entry to send). The hub keeps such a
                  point as it is (it is not "unlisted", so neither removed
                  nor its alarm closed); its own deadline still makes it STALE.
+                 (1.3) ``orphans`` [map...], a site hub's only (see
+                 Hub-of-hubs, Orphaned alarms).
 DELTA        2   ``points`` [entry...]: points polled since the last flush,
-                 latest poll per point only.
+                 latest poll per point only. (1.3) ``orphans`` as in STATE.
 HEARTBEAT    3   ``mount`` str, ``heartbeat_s`` float, ``points`` uint (how many
                  points the agent has).
 BYE          4   (empty) the agent stops cleanly: the hub marks it silent now.
@@ -347,6 +349,63 @@ and at most one DELTA entry per point per ``upstream_coalesce_ms`` (default
 the point's latest state goes then. A point the site no longer has leaves
 the central hub with the next STATE (sent at once after a removal).
 
+(1.3) Orphaned alarms. A latched alarm outlives its point (an ``rtn_unacked``
+alarm whose point was removed: its agent stopped publishing it, or
+``forget``): the site still lists it and counts it in the attention of the
+point's parents, but no relayed entry carries it. Nor does one carry an
+agent-silent alarm once its agent is heard again (latched, unacked: its
+points carry it only during the silence). So the site sends its *orphans*
+-- its open alarms (not ``cleared``) that no relayed entry carries: those
+whose path is not a point it has, and the agent-silent alarms of agents
+that are not silent, under ``upstream_prefixes`` -- as the body key
+``orphans`` of STATE and DELTA: an array of at most
+:data:`MAX_RELAYED_ORPHANS` maps (the lowest ids when there are more), each
+
+============  ==========  ==========================================================
+key           type        meaning
+============  ==========  ==========================================================
+``path``      str         the alarm's path in the sender's tree (as a point entry's,
+                          the receiver prefixes the mount)
+``id``        uint        the sender's id of the alarm (a relayed-on one: the
+                          sender's proxy, as in an entry's ``alarm``)
+``agent``     str         its owner as the sender shows it (as an entry's ``agent``)
+``via``       [str]       hub ids it passed, as an entry's ``via``
+``state``     str         ``active_unacked``, ``active_acked`` or ``rtn_unacked``
+``level``     int         its current level at the sender
+``max_level`` int         its ``max_level``
+``shelf``     int|nil     the sender's shelf covering it; left out when nil
+============  ==========  ==========================================================
+
+Rules: ``orphans`` is always the sender's *whole* set and replaces the one
+sent before. A STATE carries it in its last part (``part == parts - 1``;
+absent there: none); a DELTA carries it only when the set changed since
+the message that last carried it (absent: unchanged), at most once per
+``upstream_coalesce_ms`` (the latest set wins), and a DELTA may carry it
+with no points. A lost DELTA is a seq gap: the resync STATE carries the set
+again. A hub without this (1.2, or 1.3 before it) ignores the key, as any
+unknown body key, and a site without it sends none. The receiver applies
+the loop guard to each (drops one whose ``via`` holds its own id or more
+than :data:`MAX_RELAY_DEPTH` ids, counted with the entries), and treats the
+rest as its own alarms of removed points and its own agent-silent alarms:
+``attention`` and ``unacked_below`` of the node at the orphan's path (a
+mount, for a silence) and of its ancestors count it -- an orphaned point
+alarm has no node of its own, as at the site -- at ``max_level`` while its
+``state`` is ``active_unacked`` or ``rtn_unacked`` and ``shelf`` is nil --
+except while a relayed point of that site at the same path still carries
+the same alarm (a point the centre has not removed yet: counted once). A
+receiver drops (and counts) an orphan whose path is not a valid point path,
+and takes them from a site only (an agent whose entries carry the relay
+keys): an agent's alarms are the receiver's own to judge. It shows under the
+hub's proxy id (in a routed ``alarms`` listing, from the site's book as
+before; an ``ack`` of it is routed down and applied at the site, whose next
+set leaves it out, and so it leaves the centre). While the site is silent
+its orphans count for nothing (the silence alarm on the mount stands for
+them), are last-known alarms (see Last-known alarms: summaries) and count
+again when its STATE arrives; they go when the site is forgotten. A hub
+that is itself a site relays its live sites' orphans on, as it relays their
+entries: path under their mount, its proxy id, ``agent`` as it shows the
+owner (``GS1:rack1``), its hub id appended to ``via``.
+
 Routed commands. Alarm state stays with the hub nearest the agent; a hub
 routes these COMMANDs down to the site hub they concern, which applies them
 (the asking hub never does):
@@ -454,7 +513,13 @@ routes these COMMANDs down to the site hub they concern, which applies them
   the agent), ``state``, ``level`` and ``level_str`` (the worst of those
   points, as relayed), ``max_level``, ``acked``, ``shelved`` and
   ``shelf_id`` (the relayed ``shelf``), and for one point ``value`` and
-  ``level_since`` (the relayed ``since``); it has no ``listed_at``. Rows
+  ``level_since`` (the relayed ``since``); it has no ``listed_at``. (1.3)
+  The site's orphans as last heard (see Orphaned alarms) are summaries too,
+  each of its own alarm: a kept row with its id takes its ``state`` and
+  ``max_level`` as above; one no kept row has is a row with ``id``,
+  ``path`` (under the mount), ``agent``, ``state``, ``level`` and
+  ``level_str`` (the level's label), ``max_level``, ``acked``, ``shelved``
+  and ``shelf_id``, and no ``value`` or ``level_since``. Rows
   follow the ``states`` asked (default: the open ones) and count towards
   ``limit`` like any. A row a site itself sent as last known (a chain)
   keeps its ``as_of`` and ``listed_at``. The answer's ``message`` ends
@@ -1217,6 +1282,7 @@ __all__ = [
     "MAX_NOTICE_REASON_BYTES",
     "MAX_PAIR_OPS_PER_MESSAGE",
     "MAX_POINTS_PER_MESSAGE",
+    "MAX_RELAYED_ORPHANS",
     "MAX_RELAY_DEPTH",
     "MAX_RELAY_VIA",
     "MAX_ROUTE_BYTES",
@@ -1257,6 +1323,7 @@ __all__ = [
     "PairSyncReply",
     "PointEntry",
     "ProtocolError",
+    "RelayedOrphan",
     "SnapshotChunk",
     "SnapshotEnd",
     "SnapshotRequest",
@@ -1318,6 +1385,7 @@ PROXY_END: Final = 1 << 52  # (1.3) ... and stay below this (a hub pair's derive
 # (1.3) A hub of a pair derives its proxies in [PROXY_DERIVED_BASE, PROXY_END); a single hub counts below it.
 PROXY_DERIVED_BASE: Final = 1 << 50
 LISTING_TIMEOUT_S: Final = 3.0  # (1.3) a site's part of a merged alarms listing unanswered this long: unreached
+MAX_RELAYED_ORPHANS: Final = 1000  # (1.3) a STATE's or DELTA's orphans at most (Orphaned alarms)
 MAX_RELAY_DEPTH: Final = 4  # (1.3) hubs an entry may have passed; deeper ones are dropped (counted)
 
 EXT_DATETIME: Final = 1
@@ -1389,6 +1457,20 @@ class _MessageHeader:
     minor: int = PROTOCOL_MINOR
 
 
+class RelayedOrphan(NamedTuple):
+    """(1.3) One of a site hub's orphaned alarms (spec: "Orphaned alarms"): an open alarm whose point the
+    site no longer has. ``path`` is in the sender's tree (the receiver prefixes the mount)."""
+
+    path: str
+    id: int
+    agent: str
+    via: list[str]
+    state: str
+    level: int
+    max_level: int
+    shelf: int | None = None
+
+
 class OutboxMark(NamedTuple):
     """What an agent's outbox holds (1.3; STATE, DELTA and HEARTBEAT carry it): its id, the oldest tseq
     it still holds (``head + 1`` when empty) and the last tseq it gave."""
@@ -1424,6 +1506,7 @@ class State(_MessageHeader):
     parts: int = 1
     outbox: OutboxMark | None = None  # 1.3
     unpolled: list[str] = field(default_factory=list)  # 1.3: points the agent has but has not polled yet
+    orphans: list[RelayedOrphan] | None = None  # 1.3: a site hub's orphaned alarms (the last part's: all of them)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1433,6 +1516,7 @@ class Delta(_MessageHeader):
     kind: ClassVar[MsgKind] = MsgKind.DELTA
     points: list[PointEntry]
     outbox: OutboxMark | None = None  # 1.3
+    orphans: list[RelayedOrphan] | None = None  # 1.3: a site hub's orphaned alarms, when they changed (None: unchanged)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1839,6 +1923,22 @@ class _Envelope(msgspec.Struct, Generic[_BodyT], array_like=True, gc=False):
     body: _BodyT
 
 
+class _OrphanMap(msgspec.Struct, omit_defaults=True, gc=False):
+    """(1.3) One relayed orphaned alarm (spec: "Orphaned alarms"); ``shelf`` left out when nil."""
+
+    path: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+    id: _UInt
+    agent: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    via: Annotated[list[_HubId], msgspec.Meta(min_length=1, max_length=MAX_RELAY_VIA)]
+    state: Literal["active_unacked", "active_acked", "rtn_unacked"]
+    level: int
+    max_level: int
+    shelf: int | None = None
+
+
+_Orphans: TypeAlias = Annotated[list[_OrphanMap], msgspec.Meta(max_length=MAX_RELAYED_ORPHANS)]
+
+
 class _StateBody(msgspec.Struct, gc=False):
     mount: str
     heartbeat_s: _Seconds
@@ -1851,6 +1951,7 @@ class _StateBody(msgspec.Struct, gc=False):
     tseq_tail: _UInt | UnsetType = UNSET
     tseq_head: _UInt | UnsetType = UNSET
     unpolled: list[str] | UnsetType = UNSET  # 1.3; left out when empty (the bytes of older agents)
+    orphans: _Orphans | UnsetType = UNSET  # 1.3, a site hub's (spec: Orphaned alarms); left out: none
 
 
 class _DeltaBody(msgspec.Struct, gc=False):
@@ -1858,6 +1959,7 @@ class _DeltaBody(msgspec.Struct, gc=False):
     outbox_id: _UInt | UnsetType = UNSET  # 1.3, as in _StateBody
     tseq_tail: _UInt | UnsetType = UNSET
     tseq_head: _UInt | UnsetType = UNSET
+    orphans: _Orphans | UnsetType = UNSET  # 1.3, as in _StateBody; left out: unchanged
 
 
 class _LooseEntry(msgspec.Struct, array_like=True, gc=False):
@@ -2148,6 +2250,18 @@ def _mark(mark: OutboxMark | None) -> tuple[Any, Any, Any]:
     return (UNSET, UNSET, UNSET) if mark is None else (mark.outbox_id, mark.tail, mark.head)
 
 
+def _orphan_maps(orphans: list[RelayedOrphan]) -> list[_OrphanMap]:
+    return [_OrphanMap(*orphan) for orphan in orphans]  # type: ignore[arg-type]
+
+
+def _orphans_of(body: Any) -> list[RelayedOrphan] | None:
+    """(1.3) A STATE's or DELTA's orphans as :class:`RelayedOrphan` (None: the key was absent)."""
+    maps = body.orphans
+    if maps is UNSET:
+        return None
+    return [RelayedOrphan(o.path, o.id, o.agent, o.via, o.state, o.level, o.max_level, o.shelf) for o in maps]
+
+
 def _body_of(msg: Message) -> msgspec.Struct:
     if isinstance(msg, State):
         points = _spliced(pack_entry(entry) for entry in msg.points)
@@ -2160,9 +2274,11 @@ def _body_of(msg: Message) -> msgspec.Struct:
             msg.parts,
             *_mark(msg.outbox),
             unpolled=msg.unpolled or UNSET,
+            orphans=_orphan_maps(msg.orphans) if msg.orphans else UNSET,
         )
     if isinstance(msg, Delta):
-        return _DeltaBody(_spliced(pack_entry(entry) for entry in msg.points), *_mark(msg.outbox))
+        orphans = UNSET if msg.orphans is None else _orphan_maps(msg.orphans)
+        return _DeltaBody(_spliced(pack_entry(entry) for entry in msg.points), *_mark(msg.outbox), orphans=orphans)
     if isinstance(msg, Heartbeat):
         return _HeartbeatBody(msg.mount, msg.heartbeat_s, msg.point_count, *_mark(msg.outbox))
     if isinstance(msg, Bye):
@@ -3108,6 +3224,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
                         minor=delta.minor,
                         points=points,
                         outbox=None if body.tseq_head is UNSET else _outbox_mark(body),
+                        orphans=None if body.orphans is UNSET else _orphans_of(body),
                     )
     _check_frame(data, limits.max_frame_bytes)
     try:
@@ -3141,7 +3258,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     header = _header_of(envelope)
     if kind is MsgKind.DELTA:  # the hub's most frequent message
         points = _points(body.points if relayed is None else relayed, limits, loose)
-        return Delta(**header, points=points, outbox=_outbox_mark(body))
+        return Delta(**header, points=points, outbox=_outbox_mark(body), orphans=_orphans_of(body))
     if kind is MsgKind.STATE:
         parents = body.parents
         if len(parents) > limits.max_parents_per_message:
@@ -3165,6 +3282,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
             parts=body.parts,
             unpolled=unpolled,
             outbox=_outbox_mark(body),
+            orphans=_orphans_of(body),
         )
     if kind is MsgKind.HEARTBEAT:
         heartbeat_s = _seconds(body.heartbeat_s, "body.heartbeat_s")

@@ -17,6 +17,7 @@ How the hub drives it (integration is a later step)::
         book.agent_silent(agent, mount, now, wall) / book.agent_back(agent, mount, now, wall)
     HubState, per point removed:              book.point_removed(path, now, wall)
     HubState, per relayed entry (1.3):        book.set_relayed(path, attention, shelved)
+    HubState, per site's orphaned alarm (1.3): book.set_relayed_orphan((site, site_id), path, attention)
     server, per COMMAND:                      outcome = book.ack(...) / unack / shelve / unshelve / clear
     server, every loop turn (~ every 0.2 s):  book.tick(now, wall)
     server, at the end of every loop turn, in this order:
@@ -81,6 +82,16 @@ and its ancestors (depth <= 16), nothing else. ``unacked_below`` is the
 histogram's total, ``shelved_below`` the number of shelved points at or below
 (parents). (1.3) A relayed point (a site's, :meth:`AlarmBook.set_relayed`)
 counts the same way, as its site judges it; the book holds no alarm for it.
+(1.3) So does a site's orphaned alarm (:meth:`AlarmBook.set_relayed_orphan`):
+at its path's ancestors, as an alarm of a removed point counts here.
+
+Orphans (1.3): the open alarms no point of the tree carries -- a point alarm
+whose point the book no longer has (a latched alarm outlives its point), kept
+in a small set, and an agent-silent alarm while its agent is heard again
+(latched and unacked: its points carry it only while the agent is silent) --
+so that a site hub relays them (hub/upstream.py) without a scan of every
+alarm: :meth:`AlarmBook.orphaned_alarms`, and
+:attr:`AlarmBook.orphans_version`, which moves whenever one of them changes.
 
 Shelves: a rule on a path prefix (segment-aware: ``GS1/A`` covers ``GS1/A``
 and ``GS1/A/...``, never ``GS1/AB``), with a required comment, in one of three
@@ -732,6 +743,13 @@ class AlarmBook:
         # (1.3) Relayed points (a site's, gsmon.hub.relay): path -> (the level its site's alarm counts at for
         # attention or None, shelved at the site). No alarm of this book's: they only count in the rollup.
         self._relayed: dict[str, tuple[int | None, bool]] = {}
+        # (1.3) A site's orphaned alarms (no point of theirs relayed): (site, the site's id) -> (path, the level
+        # it counts at). Only their counted ones are held; _relayed_orphan_paths counts them per path (_prune).
+        self._relayed_orphans: dict[tuple[str, int], tuple[str, int]] = {}
+        self._relayed_orphan_paths: dict[str, int] = {}
+        # (1.3) This book's own orphans: open point alarms whose point is gone (module docstring: Orphans).
+        self._orphaned: dict[int, None] = {}
+        self.orphans_version = 0
 
     # ------------------------------------------------------------------
     # Restore
@@ -980,6 +998,39 @@ class AlarmBook:
         else:
             self._relayed[path] = (attention, shelved)
 
+    def set_relayed_orphan(self, key: tuple[str, int], path: str, attention: int | None) -> None:
+        """(1.3) A site's orphaned alarm ``key`` = (site, the site's id) at ``path`` (protocol: Orphaned alarms)
+        needs attention at level ``attention`` (None: it needs none, or it is gone, or it is not counted now).
+        The ancestors of ``path`` count it as an alarm of a removed point of this book's own counts there."""
+        before = self._relayed_orphans.get(key)
+        if before == (path, attention):
+            return
+        if before is not None:
+            old_path, old_level = before
+            del self._relayed_orphans[key]
+            node = self._nodes.get(old_path)
+            self._apply(node, (old_level, False), (None, False))
+            left = self._relayed_orphan_paths[old_path] - 1
+            if left:
+                self._relayed_orphan_paths[old_path] = left
+            else:
+                del self._relayed_orphan_paths[old_path]
+                self._prune(node)
+        if attention is not None:
+            self._relayed_orphans[key] = (path, attention)
+            self._relayed_orphan_paths[path] = self._relayed_orphan_paths.get(path, 0) + 1
+            node = self._ensure(path)
+            self._apply(node, (None, False), (attention, False))
+            self._dirty_nodes.add(path)
+
+    def orphaned_alarms(self) -> list[Alarm]:
+        """(1.3) The open alarms no point carries, by id (module docstring: Orphans): those of points this book
+        no longer has, and the agent-silent alarms of agents heard again."""
+        alarms = self._alarms
+        found = list(self._orphaned)
+        found += (alarm_id for agent, alarm_id in self._agent_alarm.items() if agent not in self._silent)
+        return [alarms[alarm_id].freeze() for alarm_id in sorted(found) if alarms[alarm_id].state != CLEARED]
+
     def point_removed(self, path: str, now: float, wall: float, reason: str = "removed") -> None:
         """The point at ``path`` is gone from the hub's tree (its agent no longer reports it, forget, ...)."""
         if path in self._relayed:
@@ -996,6 +1047,8 @@ class AlarmBook:
                 self._log_alarm("alarm_rtn", alarm, wall, wall, old=alarm.level, comment=reason)
             if alarm.latch and alarm.state in _UNACKED:
                 alarm.state = RTN_UNACKED  # a latched alarm never disappears unacknowledged
+                self._orphaned[alarm.id] = None  # (1.3) it outlives its point: an orphan
+                self.orphans_version += 1
                 self._changed(alarm, before)
             else:
                 self._clear(alarm, before, wall, None, None, reason)
@@ -1606,6 +1659,12 @@ class AlarmBook:
         alarm.frozen = None
         self._dirty_alarms.add(alarm.id)
         self._dirty_nodes.add(alarm.path)
+        if alarm.id in self._orphaned:  # (1.3) an orphan changed: a site relays its orphans again
+            self.orphans_version += 1
+            if alarm.state == CLEARED:
+                del self._orphaned[alarm.id]
+        elif alarm.reason == AGENT_SILENT:  # (1.3) silent (its points carry it) or back (an orphan), or acked
+            self.orphans_version += 1
         after = self._contribution(alarm)
         if after != before:
             node = self._nodes.get(alarm.path)
@@ -1653,6 +1712,7 @@ class AlarmBook:
             and node.point is None
             and not node.alarms
             and node.path not in self._relayed
+            and node.path not in self._relayed_orphan_paths
         ):
             assert not node.attention
             assert not node.active
@@ -1665,6 +1725,11 @@ class AlarmBook:
             node = parent
 
     def _add_point(self, path: str, point: _Point) -> None:
+        if self._orphaned:
+            alarm_id = self._point_alarm.get(path)
+            if alarm_id is not None and alarm_id in self._orphaned:  # (1.3) its point is back: no orphan now
+                del self._orphaned[alarm_id]
+                self.orphans_version += 1
         node = self._ensure(path)
         node.point = point
         self._points[path] = point

@@ -49,6 +49,15 @@ a summary's newer ``state``/``max_level`` wins, a listed alarm on a point that
 now carries no alarm is left out, and an alarm only the tree knows (raised
 after that listing, or no listing since this hub started) is a summary row.
 
+Orphaned alarms (1.3): an open alarm of a site that no relayed point carries (a
+latched alarm whose point the site removed, an agent's latched silence once the
+agent is back) comes as one of the site's *orphans*, a small set beside its
+entries (hub/upstream.py sends it; HubState keeps it per site). This hub counts
+each in its rollup as an alarm of its own of a removed point
+(:func:`orphan_attention`, ``AlarmBook.set_relayed_orphan``), lists and acks it
+through the site like any of the site's alarms, and lists it as last known
+while the site is silent (when it counts for nothing).
+
 Proxy ids are persistent (1.3): with a state store, each new proxy is stored
 (``meta`` rows ``proxy:<id>``, :meth:`Router.take_marks`, in the turn's
 transaction, before anything shows it) and restored at start
@@ -89,6 +98,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from gsmon.common import names
 from gsmon.common import protocol as proto
+from gsmon.common.alerts import alertstr_for
 from gsmon.hub.alarms import ACTIVE_ACKED, ACTIVE_UNACKED, RTN_UNACKED
 from gsmon.hub.command_log import command_level
 
@@ -110,6 +120,7 @@ __all__ = [
     "Router",
     "derived_proxy_id",
     "is_proxy_id",
+    "orphan_attention",
     "relayed_attention",
     "run_routed",
 ]
@@ -173,6 +184,16 @@ def derived_proxy_id(site: str, site_id: int) -> int:
     return PROXY_DERIVED_BASE + int.from_bytes(digest, "big") % _DERIVED_SPAN
 
 
+def orphan_attention(orphan: proto.RelayedOrphan, carried_id: int | None) -> int | None:
+    """(1.3) The level a site's orphaned alarm counts at in this hub's rollup (AlarmBook.set_relayed_orphan):
+    its ``max_level`` while unacked and unshelved at the site -- unless a relayed point at its path still
+    carries the same alarm (``carried_id``: the site's id of the alarm that point carries), which counts it
+    already (protocol: Orphaned alarms). None: it counts for nothing."""
+    if orphan.state not in (ACTIVE_UNACKED, RTN_UNACKED) or orphan.shelf is not None or carried_id == orphan.id:
+        return None
+    return orphan.max_level
+
+
 def relayed_attention(debounce: dict[str, Any] | None) -> tuple[int | None, bool]:
     """(1.3) What a relayed point counts for in this hub's rollup (AlarmBook.set_relayed), from its 7th map:
     (the level its site's alarm needs attention at -- ``max_level`` while unacked and unshelved, as the
@@ -199,6 +220,8 @@ class RelayGuard:
         """``msg`` without the relayed entries this hub must drop (counted); other messages as they are."""
         if not isinstance(msg, proto.State | proto.Delta):
             return msg
+        if msg.orphans:  # (1.3) a site's orphaned alarms: the same guard (spec: Orphaned alarms)
+            msg = self._guard_orphans(msg)
         points = msg.points
         if _DEBOUNCED not in map(type, points):
             return msg  # no 7th item, so nothing relayed: an agent's usual DELTA costs a C-speed scan
@@ -230,6 +253,18 @@ class RelayGuard:
             return msg
         # replace(): every other field as it came (a STATE's parts, parents and whatever later minors add).
         return replace(msg, points=keep)
+
+    def _guard_orphans(self, msg: proto.State | proto.Delta) -> proto.State | proto.Delta:
+        orphans = msg.orphans or []
+        keep = []
+        for orphan in orphans:
+            if self.hub_id in orphan.via:
+                self.loops_dropped += 1
+            elif len(orphan.via) > self.max_depth:
+                self.too_deep += 1
+            else:
+                keep.append(orphan)
+        return msg if len(keep) == len(orphans) else replace(msg, orphans=keep)
 
 
 class _Gather:
@@ -747,6 +782,8 @@ class Router:
             on_point[path] = proxy
             if proxy is not None:
                 summaries.setdefault(proxy, []).append((path, leaf))
+        # (1.3) Its orphaned alarms as it last sent them: summaries of alarms whose points it no longer has.
+        orphans = {self.proxy(site, orphan.id): orphan for orphan in agent.orphans.values()}
         rows: list[dict[str, Any]] = []
         listing = self._last_listed.get(site)
         kept, listed_at = (listing.alarms, listing.listed_at) if listing is not None else ([], None)
@@ -756,12 +793,16 @@ class Router:
             if points is None and isinstance(listed_path, str) and on_point.get(listed_path, -1) is None:
                 continue  # its point carries no alarm now: it ended after that listing
             row = dict(item)
+            orphan = orphans.pop(alarm_id, None) if points is None and type(alarm_id) is int else None
             if points is not None:
                 _corrected(row, points[0][1].debounce["alarm"])
+            elif orphan is not None:
+                _corrected(row, {"state": orphan.state, "max_level": orphan.max_level})
             if row.get("last_known") is not True:  # (one a site listed as last known keeps its own as_of)
                 row.update(last_known=True, as_of=as_of, listed_at=listed_at)
             rows.append(row)
         rows += (_summary_row(proxy, points, as_of) for proxy, points in summaries.items())
+        rows += (_orphan_row(proxy, orphan, agent.mount, as_of) for proxy, orphan in orphans.items())
         return [row for row in rows if row.get("state") in gathered.states][:_MAX_LISTED]
 
 
@@ -816,6 +857,25 @@ def _summary_row(proxy: int, points: list[tuple[str, Any]], as_of: float) -> dic
         row["value"] = worst.value
         if relayed.get("since") is not None:
             row["level_since"] = relayed["since"]
+    row.update(last_known=True, as_of=as_of)
+    return row
+
+
+def _orphan_row(proxy: int, orphan: proto.RelayedOrphan, mount: str, as_of: float) -> dict[str, Any]:
+    """(1.3) A last-known alarm from a site's orphans alone (spec: Last-known alarms): no point carries it."""
+    row: dict[str, Any] = {
+        "id": proxy,
+        "path": names.join(mount, orphan.path),
+        "agent": orphan.agent,
+        "state": orphan.state,
+        "level": orphan.level,
+        "level_str": alertstr_for(orphan.level),
+        "max_level": orphan.max_level,
+        "acked": orphan.state == ACTIVE_ACKED,
+        "shelved": orphan.shelf is not None,
+    }
+    if orphan.shelf is not None:
+        row["shelf_id"] = orphan.shelf
     row.update(last_known=True, as_of=as_of)
     return row
 

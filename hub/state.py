@@ -118,7 +118,7 @@ from gsmon.common.alerts import (
 from gsmon.common.tree import RollupTree, TreeNode
 from gsmon.hub.alarms import AGENT_SILENT, OVERDUE, UNLISTED, AlarmBook
 from gsmon.hub.alert_log import AlertLog
-from gsmon.hub.relay import relayed_attention
+from gsmon.hub.relay import orphan_attention, relayed_attention
 from gsmon.hub.subscriptions import SubscriptionLedger
 
 __all__ = ["HUB_AGENT", "HUB_ROOT", "HubSettings", "HubState", "HubStats", "nested_mounts"]
@@ -294,6 +294,10 @@ class _Agent:
     # open no alarms here (alarm state stays with the site), their staleness and owner are as relayed.
     relay: bool = False
     silent_wall: float | None = None  # (1.3) wall time its silence began: a silent site's points' NODE since
+    # (1.3) A site's orphaned alarms as it last sent them (protocol: Orphaned alarms), by the site's id, and the
+    # full paths they are at (a relayed point removed there may let one count: _remove_leaf).
+    orphans: dict[int, proto.RelayedOrphan] = field(default_factory=dict)
+    orphan_paths: frozenset[str] = frozenset()
 
 
 class HubState:
@@ -376,6 +380,9 @@ class HubState:
         self.changes_out: dict[str, None] | None = None
         # (1.3) This hub's id for a site's alarm (site agent name, the site's id): the router's proxies.
         self.relay_alarm_id: Callable[[str, int], int] | None = None
+        # (1.3) Moves whenever a site's orphaned alarms, or whether they count, change (a hub that is itself a
+        # site relays them on: hub/upstream.py).
+        self.orphans_version = 0
         # (1.3) UPSTREAM_RESULTs of site hubs, (sender, message), for the server's router.
         self._upstream_results: list[tuple[str, proto.UpstreamResult]] = []
 
@@ -470,8 +477,12 @@ class HubState:
 
         if isinstance(msg, proto.State):
             self._apply_state(agent, msg, now, wall)
+            if msg.part == msg.parts - 1 and (msg.orphans is not None or agent.orphans):
+                self._set_orphans(agent, msg.orphans or [], True)  # (1.3) a STATE's last part: the whole set
         elif isinstance(msg, proto.Delta):
             self._apply_points(agent, msg.points, now, wall, delta=True)
+            if msg.orphans is not None:
+                self._set_orphans(agent, msg.orphans, False)  # (1.3) the set changed
         elif isinstance(msg, proto.Heartbeat):
             self._set_mount(agent, msg.mount)
             agent.heartbeat_s = msg.heartbeat_s
@@ -481,6 +492,51 @@ class HubState:
                 self._upstream_results.append((name, msg))
         elif isinstance(msg, proto.Bye):
             self._set_silent(agent, now, bye=True)
+
+    def _set_orphans(self, agent: _Agent, orphans: list[proto.RelayedOrphan], state: bool) -> None:
+        """(1.3) A site's whole set of orphaned alarms (protocol: Orphaned alarms; the loop guard has
+        filtered them). Only a site's: an agent judged here has its alarms in this hub's own book. A STATE's
+        set is counted even when unchanged: the site may be back from a silence that stopped them counting."""
+        if not agent.relay:
+            return
+        found: dict[int, proto.RelayedOrphan] = {}
+        for orphan in orphans:
+            try:
+                naming.check_path(naming.join(agent.mount, orphan.path), "orphaned alarm's path")
+            except naming.InvalidNameError as error:
+                self.stats.points_rejected += 1  # bad input from the network: counted and dropped
+                log.debug("site %s: %s", agent.name, error)
+                continue
+            found[orphan.id] = orphan
+        if found == agent.orphans and not state:
+            return
+        before = agent.orphans
+        agent.orphans = found
+        self._count_orphans(agent, before)
+
+    def _count_orphans(self, agent: _Agent, before: Mapping[int, proto.RelayedOrphan]) -> None:
+        """(1.3) What a site's orphans count for in the book's rollup now (none while it is silent, one
+        whose alarm a relayed point still carries counts there instead); ``before``: those to take away."""
+        self.orphans_version += 1
+        agent.orphan_paths = frozenset(naming.join(agent.mount, orphan.path) for orphan in agent.orphans.values())
+        book = self.alarms
+        if book is None:
+            return
+        for site_id, orphan in before.items():
+            if site_id not in agent.orphans:
+                book.set_relayed_orphan((agent.name, site_id), naming.join(agent.mount, orphan.path), None)
+        for site_id, orphan in agent.orphans.items():
+            path = naming.join(agent.mount, orphan.path)
+            leaf = agent.leaves.get(path)
+            carried = None
+            if leaf is not None and leaf.debounce is not None and leaf.debounce.get("alarm") is not None:
+                carried = leaf.debounce["alarm"]["id"]
+            attention = None if agent.silent else orphan_attention(orphan, carried)
+            book.set_relayed_orphan((agent.name, site_id), path, attention)
+
+    def orphan_sites(self) -> list[_Agent]:
+        """(1.3) The live sites with orphaned alarms (what a hub that is itself a site relays on)."""
+        return [agent for agent in self.agents.values() if agent.orphans and agent.relay and not agent.silent]
 
     def take_upstream_results(self) -> list[tuple[str, proto.UpstreamResult]]:
         """(1.3) Site hubs' answers to routed commands since the last call: (agent name, message)."""
@@ -1017,6 +1073,8 @@ class HubState:
                 agent.silent_wall = self._wall
                 for path in agent.leaves:
                     self.alarms.set_relayed(path, None, False)
+                if agent.orphans:
+                    self._count_orphans(agent, {})  # its orphans too: kept as last known, counted again at its STATE
         if bye:
             log.info("agent %s stopped (it said goodbye); its points are STALE", agent.name)
         else:
@@ -1214,6 +1272,9 @@ class HubState:
                 self._prune(node)
 
     def _forget(self, agent: _Agent) -> None:
+        if agent.orphans:
+            before, agent.orphans = agent.orphans, {}
+            self._count_orphans(agent, before)
         for path in list(agent.leaves):
             self._remove_leaf(agent, path)
         self._undeclare(agent, list(agent.parents))
@@ -1264,6 +1325,8 @@ class HubState:
         self._drop_node(path)
         if parent is not None:
             self._prune(parent)
+        if path in agent.orphan_paths:
+            self._count_orphans(agent, {})  # (1.3) a site's orphan the point carried counts on its own now
 
     def _drop_node(self, path: str) -> None:
         for ancestor in self.tree.remove(path):

@@ -25,6 +25,15 @@ Coalescing (``upstream_coalesce_ms``): the first change of a point after a
 quiet interval goes with the next flush; later changes within the interval
 wait for its end, and then the point's latest state goes (the latest wins:
 the entry is made from the tree when it is sent, not when it changed).
+
+Orphaned alarms (1.3, protocol "Orphaned alarms"): a latched alarm whose point
+the site removed (or an agent's latched silence once the agent is back) has no
+entry to ride on, so the whole set of them goes as the
+``orphans`` of every STATE (its last part) and, when it changed, of the next
+DELTA (one with no points if the flush has none), at most once per coalescing
+interval. Whether it changed is told by version counters (the book's own
+orphans, and the orphans of the sites below a hub that is itself a site), so a
+flush costs two integer compares, never a scan of the alarms.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import zmq
@@ -126,6 +135,12 @@ class UpstreamCore:
         self.routes_refused = 0
         self.entries_sent = 0
         self.entries_coalesced = 0  # changes folded into a later entry of the same point
+        # (1.3) The orphans last sent (module docstring), the versions they were made at, when a DELTA last
+        # carried them (coalescing), and how many were left out beyond MAX_RELAYED_ORPHANS.
+        self._orphans_sent: list[proto.RelayedOrphan] = []
+        self._orphans_version: tuple[int, int] = (-1, -1)
+        self._orphans_at = -math.inf
+        self.orphans_cut = 0
 
     # -- what the loop calls ----------------------------------------------------------------------
 
@@ -149,9 +164,82 @@ class UpstreamCore:
         return None, self.policy.upstream(0, frame)
 
     def tick(self, now: float, wall: float) -> list[proto.Message]:
-        """What to send now (the policy's rules, with this core as its point source)."""
+        """What to send now (the policy's rules, with this core as its point source), with the site's
+        orphaned alarms where they are due (module docstring)."""
         self._now = now
-        return [message for _, message in self.policy.tick(now, wall, self)]
+        out = [message for _, message in self.policy.tick(now, wall, self)]
+        return self._with_orphans(out, now, wall)
+
+    def _orphans_now(self) -> tuple[int, int]:
+        book = self.state.alarms
+        return (0 if book is None else book.orphans_version), self.state.orphans_version
+
+    def _with_orphans(self, out: list[proto.Message], now: float, wall: float) -> list[proto.Message]:
+        """``out`` with the orphans: in every STATE's last part; else, when they changed and the coalescing
+        interval since the last DELTA that carried them is over, in this flush's first DELTA (or a new one)."""
+        version = self._orphans_now()
+        last_parts = [
+            (index, msg) for index, msg in enumerate(out) if isinstance(msg, proto.State) and msg.part == msg.parts - 1
+        ]
+        if last_parts:
+            orphans = self.orphans()
+            for index, state in last_parts:
+                out[index] = replace(state, orphans=orphans)
+            self._orphans_sent, self._orphans_version = orphans, version
+            return out
+        if version == self._orphans_version or now < self._orphans_at + self.settings.coalesce_s:
+            return out  # unchanged, or changed within the interval: the latest set goes at its end
+        if self.policy.wants_state(0):
+            return out  # a STATE is owed (a point went): it carries the set, next tick
+        self._orphans_version = version
+        orphans = self.orphans()
+        if orphans == self._orphans_sent:
+            return out  # (a change that left the set as it was: an alarm of a point, a site's STATE)
+        self._orphans_sent, self._orphans_at = orphans, now
+        for index, msg in enumerate(out):
+            if isinstance(msg, proto.Delta):
+                out[index] = replace(msg, orphans=orphans)
+                return out
+        out.append(proto.Delta(**self.policy.header(0, now, wall), points=[], orphans=orphans))
+        return out
+
+    def orphans(self) -> list[proto.RelayedOrphan]:
+        """(1.3) The site's orphaned alarms as it relays them (protocol: Orphaned alarms): its own (its book's
+        open alarms that no point carries: of removed points, of agents heard again after a silence) and its
+        live sites' (relayed on), selected, the lowest ids first."""
+        found: list[proto.RelayedOrphan] = []
+        book = self.state.alarms
+        if book is not None:
+            for alarm in book.orphaned_alarms():
+                if self._selected(alarm.path):
+                    orphan = proto.RelayedOrphan(
+                        alarm.path, alarm.id, alarm.agent, self._via, alarm.state, alarm.level, alarm.max_level,
+                        alarm.shelf_id,
+                    )  # fmt: skip
+                    found.append(orphan)
+        proxy = self.state.relay_alarm_id
+        for site in self.state.orphan_sites():
+            for below in site.orphans.values():
+                path = names.join(site.mount, below.path)
+                if self._selected(path):
+                    site_id = below.id if proxy is None else proxy(site.name, below.id)
+                    found.append(
+                        below._replace(
+                            path=path, id=site_id, agent=f"{site.name}:{below.agent}", via=[*below.via, self.hub_id]
+                        )
+                    )
+        found.sort(key=lambda orphan: orphan.id)
+        if len(found) > proto.MAX_RELAYED_ORPHANS:
+            self.orphans_cut = len(found) - proto.MAX_RELAYED_ORPHANS
+            log.warning(
+                "%d orphaned alarms (alarms of removed points) not relayed upstream: at most %d are",
+                self.orphans_cut,
+                proto.MAX_RELAYED_ORPHANS,
+            )
+            del found[proto.MAX_RELAYED_ORPHANS :]
+        else:
+            self.orphans_cut = 0
+        return found
 
     def next_due(self) -> float:
         return self.policy.next_due()
