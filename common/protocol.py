@@ -255,6 +255,39 @@ the site's STALE.
 Each hub has a *hub id* (``hub_id``, default ``<host name>:<agents
 port>``), unique in the federation.
 
+(1.3) A site under a central pair. ``--upstream`` may be repeated
+(``upstream = ["tcp://ca:7761", "tcp://cb:7761"]``; one string is one
+central hub): the site hub then publishes to every hub given as an agent
+does to ``hubs = [A, B]`` ("Hub pairs"), with one *upstream link* per
+central hub -- its own XPUB and connection, its own ``seq`` (1, 2, 3 ...
+per link), a STATE on that hub's subscription or resync request to that
+hub only, a HEARTBEAT when that link was sent nothing for ``heartbeat_s``,
+a BYE on each at stop -- and the same DELTA entries on every link (made
+once). The sender, mount, key, prefixes, minimum level and coalescing are
+the same for every link (a central pair shares its keys: one
+``upstream_key`` and one ``upstream_hub_key``). Duplicate endpoints and an
+empty list are configuration errors. A central hub sees an ordinary site;
+both hubs of the pair therefore build the site's subtree from the same
+entries, and each judges the site's link on its own (one centre's death
+costs the other nothing). A STATE sent to one link only must not change
+what the DELTAs leave out on the others: a point whose STATE entry differs
+from what the site's DELTAs last said of it goes again in the next DELTA
+entry whatever ``upstream_min_level``, with its ``since``, so every centre
+converges on the site's state. Routed commands arrive on the link of the
+central hub that routed them (each centre subscribes its ROUTE topics on
+its own agents socket), and their UPSTREAM_RESULT goes on that link only,
+numbered in its ``seq``: the ``route_id``s of two centres are each
+centre's own numbers and may be equal. An ack routed down by one centre is
+applied at the site; the other centre shows it through the site's relayed
+entries (the point's ``alarm`` map, typically within one coalescing
+interval) under the same proxy id ("Proxy ids of a pair"); it is not an op
+of the asking centre's pair log. The site hub shows its links as points
+``_hub/upstream/<n>/endpoint`` (str), ``connected`` (bool; ORANGE when
+false), ``bytes_sent`` and ``messages_dropped``, ``n`` = 1, 2 ... in the
+order given; ``_hub/upstream_connected`` (true while every link is
+connected; ORANGE otherwise), ``_hub/upstream_bytes_sent`` and
+``_hub/upstream_messages_dropped`` (all links) are as for one link.
+
 Relayed entries. The site hub sends each of its points (never its own
 ``_hub/`` points) as a point entry whose ``path`` is the point's path in
 the site's tree (the central hub prefixes the mount, so ``rack1/cpu``
@@ -480,7 +513,8 @@ topic ``ROUTE_TOPIC_PREFIX + sender + NUL + map`` (msgpack map, at most
 apply it: a command that arrives late after its failure was reported is
 dropped). The site hub's XPUB sees ``0x01`` + that topic (like RESYNC and
 NOTICE, every connected agent sees it and checks the name), runs the command
-(which may route it further down) and answers on its upstream link:
+(which may route it further down) and answers on the upstream link it came
+on (a site under a central pair: that centre's link only):
 
 ===============  ===  ================================================================
 kind             id   body
