@@ -1304,6 +1304,7 @@ __all__ = [
     "decode_node_message",
     "decode_node_payload",
     "encode",
+    "encode_entries",
     "encode_hub_heartbeat",
     "encode_node",
     "encode_snapshot_chunk",
@@ -2246,6 +2247,29 @@ def snapshot_item(path: str, payload: bytes) -> bytes:
     """One ``[path, payload]`` item of SNAPSHOT_CHUNK ``nodes``, from a NODE payload already packed
     (the hub keeps each node's payload bytes; they are spliced in, never unpacked and repacked)."""
     return _encode((path, msgspec.Raw(payload)))
+
+
+def encode_entries(msg: State | Delta, packed: list[bytes]) -> bytes:
+    """The bytes :func:`encode` gives for ``msg`` with its points already packed (``packed[i]`` is
+    :func:`pack_entry` of ``msg.points[i]``): a site hub sending one batch to each hub of a central pair packs
+    its entries once (hub/upstream.py)."""
+    points = _spliced(packed)
+    if isinstance(msg, State):
+        body: msgspec.Struct = _StateBody(
+            msg.mount,
+            msg.heartbeat_s,
+            points,
+            msg.parents,
+            msg.part,
+            msg.parts,
+            *_mark(msg.outbox),
+            unpolled=msg.unpolled or UNSET,
+        )
+    else:
+        body = _DeltaBody(points, *_mark(msg.outbox))
+    return _encode(
+        _Envelope(PROTOCOL_MAJOR, msg.minor, int(msg.kind), msg.sender, msg.epoch, msg.seq, msg.sent_ns, body)
+    )
 
 
 def encode_snapshot_chunk(

@@ -15,10 +15,10 @@ send"): the agent's own :class:`~gsmon.common.send_policy.SendPolicy`, with
 this core as its point source and one link per central hub given
 (``--upstream`` repeated: the two hubs of a central pair, as an agent's
 ``hubs = [A, B]``): STATE on a central hub's subscription or resync request
-(to that hub only), DELTAs (made once, the same entries to every link),
-HEARTBEATs, BYE, one seq per message per link (UPSTREAM_RESULT too). A
-command routed down by one central hub is answered on that hub's link only:
-route ids are each centre's own numbers. :class:`UpstreamCore` makes the
+(to that hub only), DELTAs (made and packed once: the same entries to every
+link, :func:`encoded`), HEARTBEATs, BYE, one seq per message per link
+(UPSTREAM_RESULT too). A command routed down by one central hub is answered
+on that hub's link only: route ids are each centre's own numbers. :class:`UpstreamCore` makes the
 relayed entries from the site's tree and takes ``now`` as an argument, so it
 is tested without sockets. :class:`Upstream` is the thin socket part the
 hub's loop drives: one :class:`UpstreamLink` per central hub (an XPUB, its
@@ -60,7 +60,7 @@ from gsmon.hub.sealed import RouteOpener
 if TYPE_CHECKING:
     from gsmon.hub.state import HubState
 
-__all__ = ["Upstream", "UpstreamCore", "UpstreamLink", "UpstreamSettings", "default_hub_id"]
+__all__ = ["Upstream", "UpstreamCore", "UpstreamLink", "UpstreamSettings", "default_hub_id", "encoded"]
 
 log = logging.getLogger(__name__)
 
@@ -428,6 +428,27 @@ class UpstreamCore:
         return entry
 
 
+def encoded(sends: list[Outgoing], links: int) -> list[tuple[int, bytes]]:
+    """``(link, proto.encode(message))`` for each of ``sends``, in order. With several links each entry is
+    packed once: every link's DELTAs carry the same entries (and a STATE for all of them too); only the
+    envelopes (the seqs) differ, so the site's CPU does not grow with its central hubs by the packing."""
+    if links == 1:
+        return [(index, proto.encode(message)) for index, message in sends]
+    # id(entry) -> its bytes, for these messages only (they hold the entries: no id is reused meanwhile).
+    packed: dict[int, bytes] = {}
+    out: list[tuple[int, bytes]] = []
+    for index, message in sends:
+        if type(message) is proto.Delta or type(message) is proto.State:
+            entries = [
+                packed.get(id(entry)) or packed.setdefault(id(entry), proto.pack_entry(entry))
+                for entry in message.points
+            ]
+            out.append((index, proto.encode_entries(message, entries)))
+        else:
+            out.append((index, proto.encode(message)))
+    return out
+
+
 class UpstreamLink:
     """One central hub: an XPUB, its monitor, and a new socket after a refused handshake (module docstring).
     Its messages' seqs are the core's send policy's (link ``index``), so they outlive a socket."""
@@ -520,7 +541,10 @@ class UpstreamLink:
             self._connect()
 
     def send(self, message: proto.Message) -> None:
-        data = proto.encode(message)
+        self.send_bytes(proto.encode(message))
+
+    def send_bytes(self, data: bytes) -> None:
+        """One encoded message (never blocks: counted as dropped at the high-water mark)."""
         try:
             self.socket.send(data, zmq.DONTWAIT)  # XPUB drops at its high-water mark: never blocks the hub
             self.messages_sent += 1
@@ -554,8 +578,8 @@ class Upstream:
     def tick(self, now: float, wall: float) -> None:
         """Send what the core says is due, each message on its link; look after refused links."""
         links = self.links
-        for index, message in self.core.sends(now, wall):
-            links[index].send(message)
+        for index, data in encoded(self.core.sends(now, wall), len(links)):
+            links[index].send_bytes(data)
         for link in links:
             link.look_after(now)
 

@@ -18,6 +18,7 @@ from test_hub_state import WALL0, Agent, pt
 from gsmon.common import cli
 from gsmon.common import protocol as proto
 from gsmon.common.config import ConfigError
+from gsmon.hub import upstream
 from gsmon.hub.alarms import ACTIVE_ACKED, AlarmSettings
 from gsmon.hub.config import parse_hub_config, read_hub_config
 from gsmon.hub.relay import RoutedReply, run_routed
@@ -239,6 +240,35 @@ def test_with_centre_a_gone_b_keeps_the_site_fresh_and_an_ack_at_b_is_applied() 
     assert isinstance(reply, RoutedReply)
     assert reply.result["acked"] == [shown]
     assert [alarm.state for alarm in site.book.alarms()] == [ACTIVE_ACKED]
+
+
+def test_every_links_bytes_are_what_encode_gives_with_each_entry_packed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    site, _, rack = _site_under_a_pair()
+    core = site.upstream
+    assert core is not None
+    core.upstream(SUBSCRIBE, 0)
+    core.upstream(SUBSCRIBE, 1)
+    site.drain(0.0)
+    sends = core.sends(0.0, WALL0)  # a STATE for both (a periodic one's case) ...
+    site.take(rack.delta(pt("disk", RED, value=98), pt("fan", ORANGE, value=2)), 2.0)
+    site.drain(2.0)
+    sends += core.sends(2.0, WALL0 + 2.0)  # ... and a DELTA for both
+    assert {type(msg).__name__ for _, msg in sends} >= {"State", "Delta"}
+    packed: list[str] = []
+    real = proto.pack_entry
+
+    def counted(entry: proto.PointEntry) -> bytes:
+        packed.append(entry.path)
+        return real(entry)
+
+    monkeypatch.setattr(proto, "pack_entry", counted)
+    out = upstream.encoded(sends, 2)
+    monkeypatch.undo()
+    assert out == [(link, proto.encode(msg)) for link, msg in sends]  # byte for byte
+    carried = [entry.path for link, msg in sends if link == 0 and hasattr(msg, "points") for entry in msg.points]
+    assert sorted(packed) == sorted(carried)  # once each, not once per link
+    # One link: plain encode.
+    assert upstream.encoded(sends[:1], 1) == [(sends[0][0], proto.encode(sends[0][1]))]
 
 
 # -- configuration ------------------------------------------------------------------------------
