@@ -6,7 +6,8 @@ endpoints so that each can be told the other's before it starts), the site hub `
 a clock). Both centres show the site's tree fresh, a site alarm under one id on both; an ack at A is
 applied at the site and shows at B under that id; after A's SIGKILL, B keeps the site's subtree fresh
 (never STALE), an ack at B is routed down and applied, and the site's health points say link 1 (A) is
-down and link 2 (B) up.
+down and link 2 (B) up. With keys (the pair sharing one keys folder), each centre's routes are sealed and
+the site opens them with its one upstream key pair.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Hub, Processes, polled, wait_until
+from harness import Hub, Processes, gsmon_cli, polled, wait_until
 
 from gsmon.common import protocol as proto
 from gsmon.common.alerts import STALE_ALERTCODE
 from gsmon.common.client import Subscriber
 from gsmon.common.commands import send_command
+from gsmon.common.keys import ClientKeys
 from gsmon.hub.alarms import ACTIVE_ACKED, ACTIVE_UNACKED
 
 pytestmark = pytest.mark.integration
@@ -141,3 +143,62 @@ def test_a_site_under_a_central_pair_feeds_both_and_one_centres_death_is_only_a_
         assert (seen["_hub/upstream/1/endpoint"], seen["_hub/upstream/2/endpoint"]) == (a.agents, b.agents)
         assert seen["_hub/upstream_connected"] is False
         assert health.tree["_hub/upstream/1/connected"].alertcode > health.tree["_hub/upstream/2/connected"].alertcode
+
+
+def test_with_keys_a_site_under_a_central_pair_sharing_one_keys_folder_is_routed_sealed_on_each_link(
+    procs: Processes, tmp_path: Path
+) -> None:
+    """deploy/README section 9: the pair shares ONE keys folder, so one grant of the site's key covers both
+    links, and one ``--upstream-hub-key`` opens the sealed routes of either centre."""
+    keys = tmp_path / "keys"
+    for command in (
+        ["keys", "init", str(keys)],
+        ["keys", "agent", "GS1", "--mount", "GS1", "--hub-dir", str(keys), "--out", str(tmp_path / "GS1")],
+        ["keys", "subscriber", "ops", "--role", "operator", "--hub-dir", str(keys), "--out", str(tmp_path / "ops")],
+        # The pair's link: each hub's (one, shared) key granted the service "pair" (protocol "Hub pairs").
+        [
+            "keys",
+            "subscriber",
+            "pair",
+            "--service",
+            "pair",
+            "--hub-dir",
+            str(keys),
+            "--public-key",
+            str(keys / "hub.key"),
+        ],
+    ):
+        done = gsmon_cli(*command)
+        assert done.returncode == 0, done.stderr
+    query = {name: f"ipc://{tmp_path}/{name}.query" for name in ("centre-a", "centre-b")}
+
+    def centre(name: str, peer: str) -> Hub:
+        return procs.hub(
+            "--keys", str(keys), "--hub-id", name, "--peer", query[peer], "--peer-key", str(keys / "hub.key"),
+            "--peer-timeout-s", "2", query=query[name], name=name,
+        )  # fmt: skip
+
+    a, b = centre("centre-a", "centre-b"), centre("centre-b", "centre-a")
+    site = procs.hub(
+        "--hub-id", "site1", "--upstream", a.agents, "--upstream", b.agents, "--upstream-mount", "GS1",
+        "--upstream-key", str(tmp_path / "GS1" / "GS1.key_secret"), "--upstream-hub-key", str(keys / "hub.key"),
+        "--upstream-coalesce-ms", "200", name="site1",
+    )  # fmt: skip
+    procs.agent(site, "rack1", POINTS, mount="rack1")
+    ops = ClientKeys.load(tmp_path / "ops" / "ops.key_secret", tmp_path / "ops" / "hub.key")
+    shown: dict[str, int] = {}
+    for name, hub in (("a", a), ("b", b)):
+        with Subscriber(hub.query, "GS1", curve=ops) as sub:
+            wait_until(
+                lambda sub=sub: (
+                    polled(sub) and all(sub.tree.get(path) and sub.tree[path].alarm for path in (DISK, FAN))
+                ),
+                what=f"the site's alarms at centre {name}",
+            )
+            shown[name] = sub.tree[FAN].alarm["id"]
+            disk_id = sub.tree[DISK].alarm["id"]
+    assert shown["a"] == shown["b"]
+    for hub, alarm_id, path in ((b, shown["b"], "rack1/fan"), (a, disk_id, "rack1/disk")):
+        acked = send_command(hub.query, "ack", {"ids": [alarm_id]}, curve=ops, user="jo", timeout_s=10.0)
+        assert acked.ok, acked.message
+        assert _site_alarm_state(site, path) == ACTIVE_ACKED
