@@ -286,7 +286,10 @@ of the asking centre's pair log. The site hub shows its links as points
 false), ``bytes_sent`` and ``messages_dropped``, ``n`` = 1, 2 ... in the
 order given; ``_hub/upstream_connected`` (true while every link is
 connected; ORANGE otherwise), ``_hub/upstream_bytes_sent`` and
-``_hub/upstream_messages_dropped`` (all links) are as for one link.
+``_hub/upstream_messages_dropped`` (all links) are as for one link. (A site
+that is itself a pair keeps one centre per site hub, each with its own
+``--upstream``: two site hubs sending the same ``upstream_name`` to one
+central hub are two processes claiming one agent name there.)
 
 Relayed entries. The site hub sends each of its points (never its own
 ``_hub/`` points) as a point entry whose ``path`` is the point's path in
