@@ -433,6 +433,14 @@ class Section:
             result.append(endpoint)
         return result
 
+    def endpoint_list(self, key: str, default: _T | _Req = REQUIRED, *, connect: bool = False) -> list[str] | _T:
+        """One ZeroMQ endpoint (a string) or a non-empty array of distinct ones (:meth:`endpoints`), as a list."""
+        if self._has(key) and isinstance(self._data[key], list):
+            return self.endpoints(key, connect=connect)
+        if not self._has(key):
+            return self._absent(key, default, "an endpoint or a non-empty array of endpoints")
+        return [self.endpoint(key, connect=connect)]
+
     def hubs(self, key: str, default: _T | _Req = REQUIRED) -> str | _T:
         """A client's hub setting (1.3): one query endpoint, or a hub pair, written ``"tcp://a:7763,tcp://b:7763"``
         or as an array of endpoints; returned as one string joined by ``,`` (what ``--hub`` takes)."""

@@ -257,6 +257,42 @@ the site's STALE.
 Each hub has a *hub id* (``hub_id``, default ``<host name>:<agents
 port>``), unique in the federation.
 
+(1.3) A site under a central pair. ``--upstream`` may be repeated
+(``upstream = ["tcp://ca:7761", "tcp://cb:7761"]``; one string is one
+central hub): the site hub then publishes to every hub given as an agent
+does to ``hubs = [A, B]`` ("Hub pairs"), with one *upstream link* per
+central hub -- its own XPUB and connection, its own ``seq`` (1, 2, 3 ...
+per link), a STATE on that hub's subscription or resync request to that
+hub only, a HEARTBEAT when that link was sent nothing for ``heartbeat_s``,
+a BYE on each at stop -- and the same DELTA entries on every link (made
+once). The sender, mount, key, prefixes, minimum level and coalescing are
+the same for every link (a central pair shares its keys: one
+``upstream_key`` and one ``upstream_hub_key``). Duplicate endpoints and an
+empty list are configuration errors. A central hub sees an ordinary site;
+both hubs of the pair therefore build the site's subtree from the same
+entries, and each judges the site's link on its own (one centre's death
+costs the other nothing). A STATE sent to one link only must not change
+what the DELTAs leave out on the others: a point whose STATE entry differs
+from what the site's DELTAs last said of it goes again in the next DELTA
+entry whatever ``upstream_min_level``, with its ``since``, so every centre
+converges on the site's state. Routed commands arrive on the link of the
+central hub that routed them (each centre subscribes its ROUTE topics on
+its own agents socket), and their UPSTREAM_RESULT goes on that link only,
+numbered in its ``seq``: the ``route_id``s of two centres are each
+centre's own numbers and may be equal. An ack routed down by one centre is
+applied at the site; the other centre shows it through the site's relayed
+entries (the point's ``alarm`` map, typically within one coalescing
+interval) under the same proxy id ("Proxy ids of a pair"); it is not an op
+of the asking centre's pair log. The site hub shows its links as points
+``_hub/upstream/<n>/endpoint`` (str), ``connected`` (bool; ORANGE when
+false), ``bytes_sent`` and ``messages_dropped``, ``n`` = 1, 2 ... in the
+order given; ``_hub/upstream_connected`` (true while every link is
+connected; ORANGE otherwise), ``_hub/upstream_bytes_sent`` and
+``_hub/upstream_messages_dropped`` (all links) are as for one link. (A site
+that is itself a pair keeps one centre per site hub, each with its own
+``--upstream``: two site hubs sending the same ``upstream_name`` to one
+central hub are two processes claiming one agent name there.)
+
 Relayed entries. The site hub sends each of its points (never its own
 ``_hub/`` points) as a point entry whose ``path`` is the point's path in
 the site's tree (the central hub prefixes the mount, so ``rack1/cpu``
@@ -545,7 +581,8 @@ topic ``ROUTE_TOPIC_PREFIX + sender + NUL + map`` (msgpack map, at most
 apply it: a command that arrives late after its failure was reported is
 dropped). The site hub's XPUB sees ``0x01`` + that topic (like RESYNC and
 NOTICE, every connected agent sees it and checks the name), runs the command
-(which may route it further down) and answers on its upstream link:
+(which may route it further down) and answers on the upstream link it came
+on (a site under a central pair: that centre's link only):
 
 ===============  ===  ================================================================
 kind             id   body
@@ -1337,6 +1374,7 @@ __all__ = [
     "decode_node_message",
     "decode_node_payload",
     "encode",
+    "encode_entries",
     "encode_hub_heartbeat",
     "encode_node",
     "encode_snapshot_chunk",
@@ -2262,9 +2300,11 @@ def _orphans_of(body: Any) -> list[RelayedOrphan] | None:
     return [RelayedOrphan(o.path, o.id, o.agent, o.via, o.state, o.level, o.max_level, o.shelf) for o in maps]
 
 
-def _body_of(msg: Message) -> msgspec.Struct:
+def _body_of(msg: Message, points: list[msgspec.Raw] | None = None) -> msgspec.Struct:
+    """``msg``'s body; ``points``: a STATE's or DELTA's entries already packed and spliced (else packed here)."""
     if isinstance(msg, State):
-        points = _spliced(pack_entry(entry) for entry in msg.points)
+        if points is None:
+            points = _spliced(pack_entry(entry) for entry in msg.points)
         return _StateBody(
             msg.mount,
             msg.heartbeat_s,
@@ -2278,7 +2318,9 @@ def _body_of(msg: Message) -> msgspec.Struct:
         )
     if isinstance(msg, Delta):
         orphans = UNSET if msg.orphans is None else _orphan_maps(msg.orphans)
-        return _DeltaBody(_spliced(pack_entry(entry) for entry in msg.points), *_mark(msg.outbox), orphans=orphans)
+        if points is None:
+            points = _spliced(pack_entry(entry) for entry in msg.points)
+        return _DeltaBody(points, *_mark(msg.outbox), orphans=orphans)
     if isinstance(msg, Heartbeat):
         return _HeartbeatBody(msg.mount, msg.heartbeat_s, msg.point_count, *_mark(msg.outbox))
     if isinstance(msg, Bye):
@@ -2328,6 +2370,16 @@ def snapshot_item(path: str, payload: bytes) -> bytes:
     """One ``[path, payload]`` item of SNAPSHOT_CHUNK ``nodes``, from a NODE payload already packed
     (the hub keeps each node's payload bytes; they are spliced in, never unpacked and repacked)."""
     return _encode((path, msgspec.Raw(payload)))
+
+
+def encode_entries(msg: State | Delta, packed: list[bytes]) -> bytes:
+    """The bytes :func:`encode` gives for ``msg`` with its points already packed (``packed[i]`` is
+    :func:`pack_entry` of ``msg.points[i]``): a site hub sending one batch to each hub of a central pair packs
+    its entries once (hub/upstream.py)."""
+    body = _body_of(msg, _spliced(packed))
+    return _encode(
+        _Envelope(PROTOCOL_MAJOR, msg.minor, int(msg.kind), msg.sender, msg.epoch, msg.seq, msg.sent_ns, body)
+    )
 
 
 def encode_snapshot_chunk(

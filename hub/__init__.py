@@ -41,8 +41,8 @@ process left out), passed to every core as ``now``.
 * :mod:`~gsmon.hub.auth` -- the ZAP authenticator and the per-message sender-key check (the rules are
   :mod:`gsmon.common.allowlist`)
 * :mod:`~gsmon.hub.clock` -- the loop's observed time (pure)
-* :mod:`~gsmon.hub.upstream` -- hub-of-hubs, a site hub's link to its central hub: what to send (pure core)
-  and its XPUB
+* :mod:`~gsmon.hub.upstream` -- hub-of-hubs, a site hub's links to its central hub(s): what to send (pure core)
+  and one XPUB per central hub
 * :mod:`~gsmon.hub.relay` -- hub-of-hubs, the central side: the loop guard, commands routed to sites (pure)
 * :mod:`~gsmon.hub.sealed` -- routed commands sealed to their site hub with keys (crypto_box; pure)
 * :mod:`~gsmon.hub.pair` -- a hub pair's op log, digest and notification sender (pure)

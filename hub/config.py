@@ -23,7 +23,9 @@ schema, with the defaults::
 
     hub_id = ""                           # this hub's id in a federation (default: <host name>:<agents port>)
     # Hub-of-hubs (a site hub under a central hub; protocol "Hub-of-hubs"): all optional, upstream first.
-    upstream = "tcp://central:7761"       # publish this hub's tree to that central hub's agents endpoint
+    upstream = "tcp://central:7761"       # publish this hub's tree to that central hub's agents endpoint, or
+                                          #   to each hub of a central pair: ["tcp://ca:7761", "tcp://cb:7761"]
+                                          #   (--upstream repeated: one link each, the same settings and keys)
     upstream_mount = "GS1"                #   under this mount there (required with upstream)
     upstream_name = "GS1"                 #   as this agent name (default: the mount's last segment)
     upstream_prefixes = ["rack1"]         #   only these subtrees of this hub (default: everything)
@@ -154,7 +156,7 @@ class LoggingSettings:
 class UpstreamConfig:
     """The ``upstream*`` keys of ``[hub]`` (hub-of-hubs): where and what this site hub publishes."""
 
-    endpoint: str
+    endpoint: str  # the (first) central hub's agents endpoint
     mount: str
     name: str = ""
     prefixes: tuple[str, ...] = ()
@@ -162,6 +164,12 @@ class UpstreamConfig:
     coalesce_ms: int = 1000
     secret_key_file: Path | None = None
     hub_public_key_file: Path | None = None
+    # ``upstream`` given as an array: the other central hubs (a central pair), one link each.
+    more_endpoints: tuple[str, ...] = ()
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return (self.endpoint, *self.more_endpoints)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +342,8 @@ def _upstream(hub: Section) -> UpstreamConfig | None:
             if key in hub:
                 raise hub.error(key, "needs upstream: the central hub's agents endpoint (tcp://central:7761)")
         return None
-    endpoint = hub.endpoint("upstream", connect=True)
+    # One central hub, or the hubs of a central pair (an array, like an agent's hubs; --upstream repeated).
+    endpoint, *more = hub.endpoint_list("upstream", connect=True)
     if "upstream_mount" not in hub:
         raise hub.error(
             "upstream_mount",
@@ -378,6 +387,7 @@ def _upstream(hub: Section) -> UpstreamConfig | None:
         coalesce_ms=coalesce_ms,
         secret_key_file=secret,
         hub_public_key_file=public,
+        more_endpoints=tuple(more),
     )
 
 

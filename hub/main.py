@@ -96,12 +96,6 @@ _KEY_FLAGS: tuple[tuple[tuple[str, ...], str, type[float] | type[int] | None, st
         "keys folder (gsmon keys init): require CURVE on every endpoint",
     ),
     (("--hub-id",), "hub.hub_id", None, "this hub's id in a federation (default: <host name>:<agents port>)"),
-    (
-        ("--upstream",),
-        "hub.upstream",
-        None,
-        "publish this hub's tree to the central hub whose agents endpoint this is (hub-of-hubs)",
-    ),
     (("--upstream-mount",), "hub.upstream_mount", None, "where this hub's tree hangs at the central hub"),
     (("--upstream-name",), "hub.upstream_name", None, "the agent name there (default: the mount's last segment)"),
     (("--upstream-min-level",), "hub.upstream_min_level", None, "value-only changes below this are not sent"),
@@ -151,6 +145,15 @@ def add_parser(subparsers: Any, name: str, summary: str) -> None:
     )
     add_key_flag(
         parser,
+        "--upstream",
+        key="hub.upstream",
+        repeat=True,
+        metavar="ENDPOINT",
+        help="publish this hub's tree to the central hub whose agents endpoint this is (hub-of-hubs); repeat it "
+        "for each hub of a central pair (one link each)",
+    )
+    add_key_flag(
+        parser,
         "--upstream-prefix",
         key="hub.upstream_prefixes",
         repeat=True,
@@ -158,7 +161,7 @@ def add_parser(subparsers: Any, name: str, summary: str) -> None:
         help="send only this subtree upstream (repeatable; default: everything)",
     )
     for names, key, value_type, text in _KEY_FLAGS:
-        if key in ("hub.upstream", "hub.agents", "hub.subscribers", "hub.query"):
+        if key in ("hub.agents", "hub.subscribers", "hub.query"):
             metavar = "ENDPOINT"
         elif key == "pair.peer":
             metavar = "QUERY_ENDPOINT"
@@ -229,6 +232,7 @@ def _upstream_settings(config: HubConfig) -> Any:
             raise error.at(config.where("hub.upstream_key")) from error
     return UpstreamSettings(
         endpoint=upstream.endpoint,
+        more_endpoints=upstream.more_endpoints,
         mount=upstream.mount,
         name=upstream.name,
         prefixes=upstream.prefixes,
@@ -263,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
         upstream = config.upstream
         if upstream is not None:
             _upstream_settings(config)  # the upstream key files load too
-            keys += f"; upstream {upstream.endpoint} under {upstream.mount}"
+            keys += f"; upstream {', '.join(upstream.endpoints)} under {upstream.mount}"
         print(
             f"config OK: {config.source}: agents={bind_to.agents} subscribers={bind_to.subscribers} "
             f"query={bind_to.query}; {keys}"

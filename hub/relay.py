@@ -79,8 +79,9 @@ and an ack by one is answered under it) while the derived id is shown.
 
 Replies go back to whoever asked: a query-socket client (``("query",
 identity, request_id)``), or, on a hub that is itself a site, its own
-upstream (``("upstream", route_id)``) when a routed command has to go one
-level further down (a chain). A site hub that is one of a pair records a
+upstream (``("upstream", route_id, link)``: the link to the central hub
+that routed it, which alone gets the answer) when a routed command has to go
+one level further down (a chain). A site hub that is one of a pair records a
 command routed down to it in the pair's op log (:func:`run_routed`), as any
 command run there, so that its peer -- and the centre above the peer -- shows
 it; the asking hub never records it (the site is the authority).
@@ -156,7 +157,8 @@ PROXY_DERIVED_BASE: Final = proto.PROXY_DERIVED_BASE  # a pair's derived proxies
 _DERIVED_SPAN: Final = proto.PROXY_END - PROXY_DERIVED_BASE
 _ROLES: Final = ("viewer", "operator", "admin")
 
-# Who gets the answer: ("query", identity, request_id) or ("upstream", route_id).
+# Who gets the answer: ("query", identity, request_id) or ("upstream", route_id, link): the central hub on that
+# upstream link (a site under a central pair has one per centre, and each centre numbers its routes itself).
 ReplyTo = tuple[Any, ...]
 
 
@@ -898,14 +900,14 @@ def _mounted(result: Any, mount: str, depth: int = 0) -> Any:
 
 
 def run_routed(
-    queries: QueryCore, router: Router, routed: dict[str, Any], now: float, wall: float
+    queries: QueryCore, router: Router, routed: dict[str, Any], now: float, wall: float, link: int = 0
 ) -> RoutedReply | None:
-    """Run a command the upstream hub routed down to this hub (a site): the answer to send upstream,
-    or None when it went one level further down (its answer comes through ``router``)."""
+    """Run a command the upstream hub on upstream link ``link`` routed down to this hub (a site): the answer
+    to send on that link, or None when it went one level further down (its answer comes through ``router``)."""
     from gsmon.hub.queries import COMMANDS, Call
 
     route_id = int(routed["route_id"])
-    to: ReplyTo = ("upstream", route_id)
+    to: ReplyTo = ("upstream", route_id, link)
     command = str(routed["command"])
     args: dict[str, Any] = routed["args"]
     if wall > float(routed["deadline"]):

@@ -85,7 +85,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from gsmon.common import names, transport
 from gsmon.common import protocol as proto
-from gsmon.common.alerts import CriticalAlert, GreenAlert, OrangeAlert
+from gsmon.common.alerts import CriticalAlert, GreenAlert
 from gsmon.common.allowlist import AllowList, SubscriberGrant
 from gsmon.common.errors import BindError
 from gsmon.common.gc_tuning import GcTuner
@@ -105,7 +105,7 @@ from gsmon.hub.replay import META_PREFIX, ReplayCore
 from gsmon.hub.sealed import RouteSealer
 from gsmon.hub.state import HubSettings, HubState, nested_mounts
 from gsmon.hub.subscriptions import Outcome, SubscriptionLedger
-from gsmon.hub.upstream import UpstreamCore, UpstreamLink, UpstreamSettings, default_hub_id
+from gsmon.hub.upstream import Upstream, UpstreamCore, UpstreamSettings, default_hub_id
 
 __all__ = ["HubEndpoints", "HubServer", "ServerLimits"]
 
@@ -251,7 +251,7 @@ class HubServer:
         # and, for sites below it, the loop guard and the router of commands (made at bind).
         self.upstream_settings = upstream
         self.hub_id = hub_id
-        self.upstream: UpstreamLink | None = None
+        self.upstream: Upstream | None = None  # one link per central hub (a central pair: two)
         self.relay_guard: RelayGuard | None = None
         self.router: Router | None = None
         # A hub of a pair (issue 17 section 2): the peer link, made at bind (hub/pair_link.py).
@@ -385,11 +385,13 @@ class HubServer:
             self.router.sealer = RouteSealer(self.auth.server_pair.secret)  # routes only the site can read
         if self.upstream_settings is not None:
             core = UpstreamCore(self.upstream_settings, self.state, hub_id, self.epoch, time.monotonic())
-            self.upstream = UpstreamLink(core, self.context)
+            self.upstream = Upstream(core, self.context)
+            centres = self.upstream_settings.endpoints
             log.info(
-                "hub id %s: publishing to the central hub at %s as %s under %s",
+                "hub id %s: publishing to the central hub%s at %s as %s under %s",
                 hub_id,
-                self.upstream_settings.endpoint,
+                "s" if len(centres) > 1 else "",
+                ", ".join(centres),
                 self.upstream_settings.sender,
                 self.upstream_settings.mount,
             )
@@ -720,13 +722,13 @@ class HubServer:
             # (True: a site's part of a merged alarm listing that waits for other sites)
         upstream = self.upstream
         if upstream is not None and self.queries is not None:
-            for command in upstream.read():
+            for link, command in upstream.read():
                 try:
-                    answer = run_routed(self.queries, router, command, now, wall)
+                    answer = run_routed(self.queries, router, command, now, wall, link)
                 except Exception as error:  # a bug must not take the hub down: answer it, log it
                     log.exception("a command routed from upstream failed")
                     answer = RoutedReply(
-                        ("upstream", command["route_id"]), False, f"{type(error).__name__}: {error}", None
+                        ("upstream", command["route_id"], link), False, f"{type(error).__name__}: {error}", None
                     )
                 if answer is not None:
                     self._deliver(query, answer, now, wall)
@@ -743,7 +745,8 @@ class HubServer:
             self._reply(query, to[1], frame)
         elif to[0] == "upstream" and self.upstream is not None:
             self._persist()  # the site's own effects are stored before it says ok (issue 13's rule)
-            self.upstream.send(self.upstream.core.result(now, wall, to[1], routed.ok, routed.message, routed.result))
+            # On the link of the central hub that asked, only (each centre numbers its routes itself).
+            self.upstream.answer(to[2], now, wall, to[1], routed.ok, routed.message, routed.result)
 
     def _check_auth(self, now: float) -> None:
         auth = self.auth
@@ -787,13 +790,7 @@ class HubServer:
             extra["routed_commands"] = (self.router.routed, 0)
             extra["routed_unreachable"] = (self.router.unreachable, 0)
         if self.upstream is not None:
-            link = self.upstream
-            extra["upstream_connected"] = (
-                link.watch.handshaken,
-                GreenAlert.alertcode if link.watch.handshaken else OrangeAlert.alertcode,
-            )
-            extra["upstream_bytes_sent"] = (link.bytes_sent, 0)
-            extra["upstream_messages_dropped"] = (link.messages_dropped, 0)
+            extra.update(self.upstream.health_points())
         if self._rebind_due is not None:
             extra["subscribers_bound"] = (False, CriticalAlert.alertcode)
         if self.store is not None:

@@ -4,22 +4,34 @@
 
     HubState.drain --changed paths--> UpstreamCore (coalesce, prefixes, min level)
                                           |  PointSource of a SendPolicy: STATE / DELTA / HEARTBEAT / BYE
-                                          v
-    UpstreamLink: XPUB --connect--> central hub's agents SUB   (its own CURVE key and grant)
-                  <--subscription-- the central hub (re)subscribed or asked to resync -> STATE
-                  <--ROUTE topic--- a command for this site -> run here -> UPSTREAM_RESULT
+                                          v  (one link per central hub: each its own seqs)
+    Upstream --> UpstreamLink i: XPUB --connect--> central hub i's agents SUB  (its own CURVE key and grant)
+                                 <--subscription-- hub i (re)subscribed or asked to resync -> STATE to i only
+                                 <--ROUTE topic--- a command for this site -> run here -> UPSTREAM_RESULT on i
 
 The protocol docstring (:mod:`gsmon.common.protocol`, "Hub-of-hubs") is the
 spec. The link is an agent's link, by the agent's rules (protocol "When to
-send"): the agent's own :class:`~gsmon.common.send_policy.SendPolicy`, for
-one link, with this core as its point source: STATE on the central hub's
-subscription or resync request, DELTAs, HEARTBEATs, BYE, one seq per
-message (UPSTREAM_RESULT too). :class:`UpstreamCore`
-makes the relayed entries from the site's tree and takes ``now`` as an
-argument, so it is tested without sockets.
-:class:`UpstreamLink` is the thin socket part the hub's loop drives: one XPUB,
-its monitor, and a new socket after a refused handshake (as the agent's
+send"): the agent's own :class:`~gsmon.common.send_policy.SendPolicy`, with
+this core as its point source and one link per central hub given
+(``--upstream`` repeated: the two hubs of a central pair, as an agent's
+``hubs = [A, B]``): STATE on a central hub's subscription or resync request
+(to that hub only), DELTAs (made and packed once: the same entries to every
+link, :func:`encoded`), HEARTBEATs, BYE, one seq per message per link
+(UPSTREAM_RESULT too). A command routed down by one central hub is answered
+on that hub's link only: route ids are each centre's own numbers. :class:`UpstreamCore` makes the
+relayed entries from the site's tree and takes ``now`` as an argument, so it
+is tested without sockets. :class:`Upstream` is the thin socket part the
+hub's loop drives: one :class:`UpstreamLink` per central hub (an XPUB, its
+monitor, and a new socket after a refused handshake, as the agent's
 publisher does).
+
+A STATE for some links only (one centre restarted, or saw a gap) leaves the
+core's record of what the DELTAs carried alone -- it is what the other
+centres have -- and marks each point whose STATE entry differs from that
+record (a change waiting for its coalescing interval) to go in the next
+DELTA whatever the minimum level, with its ``since``: every centre then
+converges on the site's state, the one that got the STATE with an entry it
+partly had already.
 
 Coalescing (``upstream_coalesce_ms``): the first change of a point after a
 quiet interval goes with the next flush; later changes within the interval
@@ -49,21 +61,23 @@ from zmq.utils.monitor import recv_monitor_message
 
 from gsmon.common import names, transport
 from gsmon.common import protocol as proto
-from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
+from gsmon.common.alerts import STALE_ALERTCODE, GreenAlert, OrangeAlert, alertstr_for
 from gsmon.common.keys import ClientKeys
-from gsmon.common.send_policy import PublisherSettings, SendPolicy
+from gsmon.common.send_policy import Outgoing, PublisherSettings, SendPolicy
 from gsmon.hub.sealed import RouteOpener
 
 if TYPE_CHECKING:
     from gsmon.hub.state import HubState
 
-__all__ = ["UpstreamCore", "UpstreamLink", "UpstreamSettings", "default_hub_id"]
+__all__ = ["Upstream", "UpstreamCore", "UpstreamLink", "UpstreamSettings", "default_hub_id", "encoded"]
 
 log = logging.getLogger(__name__)
 
 _HUB_ROOT: Final = "_hub"
 _HUB_PREFIX: Final = _HUB_ROOT + "/"
 _UNSENT: Final = object()  # no entry of the point sent since the last STATE
+# (A STATE for some links only) the point's next DELTA entry goes whatever the minimum level: equal to no key.
+_MUST_SEND: Final = (object(),)
 
 
 def default_hub_id(agents_endpoint: str) -> str:
@@ -76,7 +90,7 @@ def default_hub_id(agents_endpoint: str) -> str:
 class UpstreamSettings:
     """``[upstream]``: where and what a site hub sends upstream (times in seconds)."""
 
-    endpoint: str
+    endpoint: str  # the (first) central hub's agents endpoint
     mount: str
     name: str = ""  # the sender name; "" = the mount's last segment
     prefixes: tuple[str, ...] = ()  # site paths relayed; () = every point
@@ -86,11 +100,18 @@ class UpstreamSettings:
     heartbeat_interval_s: float = 1.0
     state_interval_s: float = 30.0
     sndhwm: int = 10_000
-    curve: ClientKeys | None = None
+    curve: ClientKeys | None = None  # one key pair and one central hub key: a central pair shares its keys
+    # The other central hubs (the other hub of a central pair): one link each, the same tree and settings.
+    more_endpoints: tuple[str, ...] = ()
 
     @property
     def sender(self) -> str:
         return self.name or names.split(self.mount)[-1]
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Every central hub's agents endpoint, in the order given (link ``i`` is ``endpoints[i]``)."""
+        return (self.endpoint, *self.more_endpoints)
 
 
 _NEEDS_ATTENTION: Final = ("active_unacked", "rtn_unacked")
@@ -109,12 +130,14 @@ class UpstreamCore:
         self.state = state
         self.hub_id = hub_id
         self.epoch = epoch
-        # The agent's send policy, for one link (index 0): STATE on the central hub's subscription or
-        # resync request, and every state_interval_s; DELTAs every flush; HEARTBEATs; BYE; one seq.
+        # The agent's send policy, one link per central hub: STATE on that hub's subscription or resync
+        # request, and every state_interval_s to all; DELTAs every flush (the same to all); HEARTBEATs; BYE;
+        # each link its own seqs.
         timings = PublisherSettings(
             settings.flush_interval_s, settings.heartbeat_interval_s, settings.state_interval_s, settings.sndhwm
         )
-        self.policy = SendPolicy(settings.sender, epoch, settings.mount, 1, timings, now)
+        self.links = len(settings.endpoints)
+        self.policy = SendPolicy(settings.sender, epoch, settings.mount, self.links, timings, now)
         self._changed: dict[str, None] = {}
         state.changes_out = self._changed  # drain adds every changed path
         # Changed, not sent yet (coalescing): path -> the flush time it waits on (-inf: due now).
@@ -137,16 +160,17 @@ class UpstreamCore:
         self.entries_coalesced = 0  # changes folded into a later entry of the same point
         # (1.3) The orphans last sent (module docstring), the versions they were made at, when a DELTA last
         # carried them (coalescing), and how many were left out beyond MAX_RELAYED_ORPHANS.
-        self._orphans_sent: list[proto.RelayedOrphan] = []
-        self._orphans_version: tuple[int, int] = (-1, -1)
-        self._orphans_at = -math.inf
+        # One record per link: each centre of a pair is told the set on its own.
+        self._orphans_sent: list[list[proto.RelayedOrphan]] = [[] for _ in range(self.links)]
+        self._orphans_version: list[tuple[int, int]] = [(-1, -1)] * self.links
+        self._orphans_at: list[float] = [-math.inf] * self.links
         self.orphans_cut = 0
 
     # -- what the loop calls ----------------------------------------------------------------------
 
-    def upstream(self, frame: bytes) -> tuple[dict[str, Any] | None, str | None]:
-        """A frame the link's XPUB read: (a routed command for this site, or None; the central hub's
-        NOTICE reason to log, or None). Subscriptions that ask for a STATE are booked."""
+    def upstream(self, frame: bytes, link: int = 0) -> tuple[dict[str, Any] | None, str | None]:
+        """A frame link ``link``'s XPUB read: (a routed command for this site, or None; the central hub's
+        NOTICE reason to log, or None). Subscriptions that ask for a STATE are booked for that link."""
         opener = self.opener
         routed = proto.parse_route(self.settings.sender, frame, None if opener is None else opener.open)
         if routed is not None:
@@ -161,46 +185,57 @@ class UpstreamCore:
                 self.routes_refused,
             )
             return None, None
-        return None, self.policy.upstream(0, frame)
+        return None, self.policy.upstream(link, frame)
+
+    def sends(self, now: float, wall: float) -> list[Outgoing]:
+        """What to send now, as (link, message) pairs (the policy's rules, with this core as its point
+        source), with the site's orphaned alarms where they are due (module docstring)."""
+        self._now = now
+        return self._with_orphans(self.policy.tick(now, wall, self), now, wall)
 
     def tick(self, now: float, wall: float) -> list[proto.Message]:
-        """What to send now (the policy's rules, with this core as its point source), with the site's
-        orphaned alarms where they are due (module docstring)."""
-        self._now = now
-        out = [message for _, message in self.policy.tick(now, wall, self)]
-        return self._with_orphans(out, now, wall)
+        """What to send now, every link's messages in order (:meth:`sends` without the links: one link)."""
+        return [message for _, message in self.sends(now, wall)]
 
     def _orphans_now(self) -> tuple[int, int]:
         book = self.state.alarms
         return (0 if book is None else book.orphans_version), self.state.orphans_version
 
-    def _with_orphans(self, out: list[proto.Message], now: float, wall: float) -> list[proto.Message]:
-        """``out`` with the orphans: in every STATE's last part; else, when they changed and the coalescing
-        interval since the last DELTA that carried them is over, in this flush's first DELTA (or a new one)."""
+    def _with_orphans(self, out: list[Outgoing], now: float, wall: float) -> list[Outgoing]:
+        """``out`` with the orphans, link by link: in every STATE's last part; else, when they changed since
+        the link last had them and the coalescing interval since its last DELTA that carried them is over,
+        in the link's first DELTA of this flush (or a new one). Each link its own record: a STATE to one
+        centre of a pair must not make the other miss a change of the set."""
         version = self._orphans_now()
-        last_parts = [
-            (index, msg) for index, msg in enumerate(out) if isinstance(msg, proto.State) and msg.part == msg.parts - 1
-        ]
-        if last_parts:
-            orphans = self.orphans()
-            for index, state in last_parts:
-                out[index] = replace(state, orphans=orphans)
-            self._orphans_sent, self._orphans_version = orphans, version
-            return out
-        if version == self._orphans_version or now < self._orphans_at + self.settings.coalesce_s:
-            return out  # unchanged, or changed within the interval: the latest set goes at its end
-        if self.policy.wants_state(0):
-            return out  # a STATE is owed (a point went): it carries the set, next tick
-        self._orphans_version = version
-        orphans = self.orphans()
-        if orphans == self._orphans_sent:
-            return out  # (a change that left the set as it was: an alarm of a point, a site's STATE)
-        self._orphans_sent, self._orphans_at = orphans, now
-        for index, msg in enumerate(out):
-            if isinstance(msg, proto.Delta):
-                out[index] = replace(msg, orphans=orphans)
-                return out
-        out.append(proto.Delta(**self.policy.header(0, now, wall), points=[], orphans=orphans))
+        current: list[proto.RelayedOrphan] | None = None
+        for link in range(self.links):
+            last_parts = [
+                index
+                for index, (to, msg) in enumerate(out)
+                if to == link and isinstance(msg, proto.State) and msg.part == msg.parts - 1
+            ]
+            if last_parts:
+                current = self.orphans() if current is None else current
+                for index in last_parts:
+                    out[index] = (link, replace(out[index][1], orphans=current))
+                self._orphans_sent[link], self._orphans_version[link] = current, version
+                continue
+            if version == self._orphans_version[link] or now < self._orphans_at[link] + self.settings.coalesce_s:
+                continue  # unchanged, or changed within the interval: the latest set goes at its end
+            if self.policy.wants_state(link):
+                continue  # a STATE is owed (a point went): it carries the set, next tick
+            self._orphans_version[link] = version
+            current = self.orphans() if current is None else current
+            if current == self._orphans_sent[link]:
+                continue  # (a change that left the set as it was: an alarm of a point, a site's STATE)
+            self._orphans_sent[link], self._orphans_at[link] = current, now
+            delta = next(
+                (index for index, (to, msg) in enumerate(out) if to == link and isinstance(msg, proto.Delta)), None
+            )
+            if delta is not None:
+                out[delta] = (link, replace(out[delta][1], orphans=current))
+            else:
+                out.append((link, proto.Delta(**self.policy.header(link, now, wall), points=[], orphans=current)))
         return out
 
     def orphans(self) -> list[proto.RelayedOrphan]:
@@ -244,13 +279,20 @@ class UpstreamCore:
     def next_due(self) -> float:
         return self.policy.next_due()
 
-    def result(self, now: float, wall: float, route_id: int, ok: bool, message: str, result: Any) -> proto.Message:
-        """The UPSTREAM_RESULT answering routed command ``route_id``."""
-        header = self.policy.header(0, now, wall)
+    def result(
+        self, now: float, wall: float, route_id: int, ok: bool, message: str, result: Any, link: int = 0
+    ) -> proto.Message:
+        """The UPSTREAM_RESULT answering routed command ``route_id`` of link ``link``'s central hub (numbered in
+        that link's seqs: it goes on that link only)."""
+        header = self.policy.header(link, now, wall)
         return proto.UpstreamResult(**header, route_id=route_id, ok=ok, message=message, result=result)
 
+    def byes(self, now: float, wall: float) -> list[Outgoing]:
+        """A BYE for every link, as (link, message) pairs."""
+        return self.policy.bye(now, wall)
+
     def bye(self, now: float, wall: float) -> list[proto.Message]:
-        return [message for _, message in self.policy.bye(now, wall)]
+        return [message for _, message in self.byes(now, wall)]
 
     # -- PointSource (the send policy's view of the site's tree) ---------------------------------
 
@@ -333,12 +375,15 @@ class UpstreamCore:
                 sent_at[path] = now
                 sent_key[path] = key
         if removed:
-            self.policy.book_state(0)
+            for link in range(self.links):  # every centre has it (the DELTAs went to all)
+                self.policy.book_state(link)
         self.entries_sent += len(out)
         return out
 
     def full_state(self) -> tuple[list[proto.PointEntry], list[str]]:
         """Every selected point of the site as a relayed entry (parents follow from their paths)."""
+        if not all(self.policy.wants_state(link) for link in range(self.links)):
+            return self._partial_state(), []
         entries: list[proto.PointEntry] = []
         sent_key = self._sent_key
         sent_key.clear()
@@ -357,6 +402,27 @@ class UpstreamCore:
                 sent_key[path] = self._key(facts)
         self.entries_sent += len(entries)
         return entries, []
+
+    def _partial_state(self) -> list[proto.PointEntry]:
+        """A STATE for some links only (module docstring): the entries, the DELTAs' record left as the other
+        centres have it, and every point whose entry differs from it due in the next DELTA, ``since`` and all."""
+        entries: list[proto.PointEntry] = []
+        sent_key, sent_since, changed = self._sent_key, self._sent_since, self._changed
+        for agent in self.state.agents.values():
+            for path, leaf in agent.leaves.items():
+                if not self._selected(path):
+                    continue
+                facts = self._facts(leaf)
+                before = sent_since.get(path, _UNSENT)
+                entries.append(self._entry(leaf, True, facts))  # (it records the STATE's since as sent)
+                if before is _UNSENT or before != facts[8]:
+                    sent_since.pop(path, None)  # not what the DELTAs said: the next DELTA entry says it
+                if sent_key.get(path) != self._key(facts):
+                    sent_key[path] = _MUST_SEND  # (and a removal of it books a STATE: that centre has it now)
+                    if path not in self._held_at:
+                        changed[path] = None
+        self.entries_sent += len(entries)
+        return entries
 
     def unpolled_paths(self) -> list[str]:
         """None: the site relays only points it has an entry for."""
@@ -458,12 +524,37 @@ class UpstreamCore:
         return entry
 
 
-class UpstreamLink:
-    """The site hub's socket to its central hub: one XPUB, driven from the hub's loop (module docstring)."""
+def encoded(sends: list[Outgoing], links: int) -> list[tuple[int, bytes]]:
+    """``(link, proto.encode(message))`` for each of ``sends``, in order. With several links each entry is
+    packed once: every link's DELTAs carry the same entries (and a STATE for all of them too); only the
+    envelopes (the seqs) differ, so the site's CPU does not grow with its central hubs by the packing."""
+    if links == 1:
+        return [(index, proto.encode(message)) for index, message in sends]
+    # id(entry) -> its bytes, for these messages only (they hold the entries: no id is reused meanwhile).
+    packed: dict[int, bytes] = {}
+    out: list[tuple[int, bytes]] = []
+    for index, message in sends:
+        if type(message) is proto.Delta or type(message) is proto.State:
+            entries = [
+                packed.get(id(entry)) or packed.setdefault(id(entry), proto.pack_entry(entry))
+                for entry in message.points
+            ]
+            out.append((index, proto.encode_entries(message, entries)))
+        else:
+            out.append((index, proto.encode(message)))
+    return out
 
-    def __init__(self, core: UpstreamCore, context: zmq.Context[zmq.Socket[bytes]]) -> None:
-        self.core = core
-        self.settings = core.settings
+
+class UpstreamLink:
+    """One central hub: an XPUB, its monitor, and a new socket after a refused handshake (module docstring).
+    Its messages' seqs are the core's send policy's (link ``index``), so they outlive a socket."""
+
+    def __init__(
+        self, settings: UpstreamSettings, endpoint: str, index: int, context: zmq.Context[zmq.Socket[bytes]]
+    ) -> None:
+        self.settings = settings
+        self.endpoint = endpoint
+        self.index = index
         self._context = context
         self.socket = self._new_socket()
         self.monitor: zmq.Socket[bytes] | None = None
@@ -486,25 +577,25 @@ class UpstreamLink:
 
     def _connect(self) -> None:
         self.monitor = transport.monitor_socket(self.socket, transport.MONITOR_EVENTS)
-        self.socket.connect(self.settings.endpoint)
+        self.socket.connect(self.endpoint)
 
     def sockets(self) -> list[zmq.Socket[bytes]]:
         """What the loop polls for input."""
         return [self.socket] if self.monitor is None else [self.socket, self.monitor]
 
-    def read(self) -> list[dict[str, Any]]:
-        """Read the link's upstream frames and monitor events: the routed commands that arrived."""
+    def read(self, core: UpstreamCore) -> list[dict[str, Any]]:
+        """Read this link's upstream frames and monitor events: the routed commands that arrived on it."""
         routed: list[dict[str, Any]] = []
         while True:
             try:
                 frame = self.socket.recv(zmq.DONTWAIT)
             except zmq.Again:
                 break
-            command, notice = self.core.upstream(frame)
+            command, notice = core.upstream(frame, self.index)
             if command is not None:
                 routed.append(command)
             elif notice is not None:
-                log.warning("the central hub at %s refuses this hub's messages: %s", self.settings.endpoint, notice)
+                log.warning("the central hub at %s refuses this hub's messages: %s", self.endpoint, notice)
         self._read_monitor()
         return routed
 
@@ -520,24 +611,20 @@ class UpstreamLink:
             was = self.watch.handshaken
             problem = self.watch.feed(event["event"], int(event["value"]))
             if self.watch.handshaken and not was:
-                log.info("connected to the central hub at %s as %s", self.settings.endpoint, self.settings.sender)
+                log.info("connected to the central hub at %s as %s", self.endpoint, self.settings.sender)
                 self.backoff.reset()
                 self._reported = None
             elif was and not self.watch.handshaken:
-                log.warning("lost the connection to the central hub at %s", self.settings.endpoint)
+                log.warning("lost the connection to the central hub at %s", self.endpoint)
             if problem is not None and problem is not self._reported:
                 self._reported = problem
                 log.warning(
                     "%s",
-                    transport.describe_problem(
-                        problem, self.settings.endpoint, who="this hub", what="central hub's agents"
-                    ),
+                    transport.describe_problem(problem, self.endpoint, who="this hub", what="central hub's agents"),
                 )
 
-    def tick(self, now: float, wall: float) -> None:
-        """Send what the core says is due; give a refused link a new socket when its time comes."""
-        for message in self.core.tick(now, wall):
-            self.send(message)
+    def look_after(self, now: float) -> None:
+        """Give a refused link a new socket when its time comes."""
         if self.watch.needs_new_socket and self._retry_at is None:
             self._retry_at = now + self.backoff.next_delay()
         if self._retry_at is not None and now >= self._retry_at:
@@ -550,7 +637,10 @@ class UpstreamLink:
             self._connect()
 
     def send(self, message: proto.Message) -> None:
-        data = proto.encode(message)
+        self.send_bytes(proto.encode(message))
+
+    def send_bytes(self, data: bytes) -> None:
+        """One encoded message (never blocks: counted as dropped at the high-water mark)."""
         try:
             self.socket.send(data, zmq.DONTWAIT)  # XPUB drops at its high-water mark: never blocks the hub
             self.messages_sent += 1
@@ -558,11 +648,68 @@ class UpstreamLink:
         except zmq.Again:
             self.messages_dropped += 1
 
-    def close(self, now: float | None = None) -> None:
-        """BYE, then close (the central hub marks the site silent at once: one alarm, as for an agent)."""
-        moment = time.monotonic() if now is None else now
-        for message in self.core.bye(moment, time.time()):
-            self.send(message)
+    def close(self) -> None:
         if self.monitor is not None:
             self.monitor.close(linger=0)
         self.socket.close(linger=200)
+
+
+class Upstream:
+    """The site hub's links to its central hub(s), driven from the hub's loop: one core (what to send), one
+    :class:`UpstreamLink` per central hub (module docstring)."""
+
+    def __init__(self, core: UpstreamCore, context: zmq.Context[zmq.Socket[bytes]]) -> None:
+        self.core = core
+        self.settings = core.settings
+        self.links = [
+            UpstreamLink(core.settings, endpoint, index, context)
+            for index, endpoint in enumerate(core.settings.endpoints)
+        ]
+
+    def read(self) -> list[tuple[int, dict[str, Any]]]:
+        """Every link's upstream frames and monitor events: the routed commands that arrived, each with the
+        link it came on (its answer goes there)."""
+        return [(link.index, command) for link in self.links for command in link.read(self.core)]
+
+    def tick(self, now: float, wall: float) -> None:
+        """Send what the core says is due, each message on its link; look after refused links."""
+        links = self.links
+        for index, data in encoded(self.core.sends(now, wall), len(links)):
+            links[index].send_bytes(data)
+        for link in links:
+            link.look_after(now)
+
+    def answer(self, link: int, now: float, wall: float, route_id: int, ok: bool, message: str, result: Any) -> None:
+        """The UPSTREAM_RESULT of routed command ``route_id``, on the link it came on only (route ids are each
+        central hub's own: another centre's pending command may have the same number)."""
+        if 0 <= link < len(self.links):
+            self.links[link].send(self.core.result(now, wall, route_id, ok, message, result, link))
+
+    def health_points(self) -> dict[str, tuple[Any, int]]:
+        """The links as hub points ``_hub/...`` (value, level): ``upstream_connected`` (every link's handshake
+        is live; ORANGE when one is not), ``upstream_bytes_sent`` and ``upstream_messages_dropped`` (all links),
+        and per link ``upstream/<n>/endpoint``, ``connected`` (ORANGE when not), ``bytes_sent`` and
+        ``messages_dropped``, ``n`` = 1, 2 ... in the order the endpoints were given."""
+        links = self.links
+        every = all(link.watch.handshaken for link in links)
+        points: dict[str, tuple[Any, int]] = {
+            "upstream_connected": (every, GreenAlert.alertcode if every else OrangeAlert.alertcode),
+            "upstream_bytes_sent": (sum(link.bytes_sent for link in links), 0),
+            "upstream_messages_dropped": (sum(link.messages_dropped for link in links), 0),
+        }
+        for link in links:
+            name = f"upstream/{link.index + 1}"
+            up = link.watch.handshaken
+            points[f"{name}/endpoint"] = (link.endpoint, 0)
+            points[f"{name}/connected"] = (up, GreenAlert.alertcode if up else OrangeAlert.alertcode)
+            points[f"{name}/bytes_sent"] = (link.bytes_sent, 0)
+            points[f"{name}/messages_dropped"] = (link.messages_dropped, 0)
+        return points
+
+    def close(self, now: float | None = None) -> None:
+        """BYE on every link, then close (each central hub marks the site silent at once: one alarm there)."""
+        moment = time.monotonic() if now is None else now
+        for index, message in self.core.byes(moment, time.time()):
+            self.links[index].send(message)
+        for link in self.links:
+            link.close()

@@ -3,9 +3,10 @@ one id, and an ack by it on one centre is the site's ack, shown on the other und
 
 Real processes on ipc endpoints: centres ``centre-a`` and ``centre-b`` (each ``--peer`` the other),
 and the site as a pair of site hubs ``site-a`` and ``site-b`` (each ``--peer`` the other), each
-relaying upstream under ``GS1`` to one centre; agent ``ant1`` publishes to both site hubs. (A site
-hub has one ``--upstream`` endpoint, so a site reaches both centres through its own pair: the two
-site hubs derive one id for the agent's alarm, and the centres one proxy id from it.) Agent
+relaying upstream under ``GS1`` to one centre; agent ``ant1`` publishes to both site hubs. (Here the
+site reaches both centres through its own pair: the two site hubs derive one id for the agent's alarm,
+and the centres one proxy id from it. One site hub relaying to both centres, ``--upstream`` repeated:
+test_site_under_pair.) Agent
 ``rack`` publishes to ``site-a`` only and goes RED first, so centre-a has a site alarm centre-b never
 sees: with counted proxies the two centres would give ``ant1``'s alarm different ids.
 """
