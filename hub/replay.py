@@ -51,20 +51,31 @@ Rules:
 * Exactly once per (agent, tseq) (issue 17 §1): after a break the hub keeps
   ``journaled``, the tseqs above ``have`` it journaled live -- the listed
   entries, and the unlisted ones when it heard every message of their flush
-  (seq ``live`` up to the TRANSITIONS) in order, since then the DELTAs it
-  applied journaled them -- and the replay that closes the break skips them.
-  An entry at or below the last replay's range that comes live is skipped too.
-  And the level changes the alarm book journaled live during the break (a
-  DELTA after the gap, the resync STATE showing what a lost DELTA carried:
-  the server hands them to :meth:`ReplayCore.note_live`, ``path -> level``):
-  a replayed point with such a change has its entries held until the replay
-  is complete, then its last one is dropped when it is to that level (that
-  is the change journaled live) and the others are journaled, in order. This
-  needs no live transitions (an agent before them is covered too).
+  (seq ``live`` up to the TRANSITIONS) in order *and* the flush began after
+  the resync STATE that closed the last break, above that STATE's head (only
+  then was the book's level of each point current, so that the DELTAs it
+  applied journaled them: in a break a DELTA showing the level the book had,
+  after a change it missed, journals nothing) -- and the replay that closes
+  the break skips them. An entry at or below the last replay's range that
+  comes live is skipped too.
+  And the level changes the alarm book journaled live in the break (DELTAs
+  after the gap, the resync STATE showing what a lost DELTA carried, and the
+  messages heard in order just before the gap whose head no later message
+  confirmed -- ``recent`` -- since their entries are replayed too): the server
+  hands every STATE's and DELTA's to :meth:`ReplayCore.note_live`. Each such
+  change (``path -> [level, ...]``; ``noted`` while the break is open,
+  ``stated`` once its STATE closed it) stands for one replayed entry of the
+  point to that level: the point's replayed entries are held until the
+  replay is complete, then matched from the last backwards (:func:`_unmatched`)
+  and the others journaled, in order. Messages heard in order after the
+  closing STATE are not noted (their changes are above the replay's range).
+  This needs no live transitions (an agent before them is covered too), and
+  relies on exact marks (protocol: the head read with the points).
   Server, per STATE or DELTA::
 
-      noting = core.in_break(agent, epoch, seq); mark = book.journal_mark()
-      state.apply(msg); if noting: core.note_live(agent, book.journal_since(mark))
+      noting = core.follows(agent); in_break = noting and core.in_break(agent, epoch, seq)
+      mark = book.journal_mark(); state.apply(msg)
+      if noting: core.note_live(agent, book.journal_since(mark), None if in_break else seq)
 * Lost: entries below the agent's ``tseq_tail`` (or a TRANSITIONS ``lost``
   range) that the hub did not have were dropped by the agent's bounds; the
   hub journals one ``lost_transitions`` entry on the agent's mount (``value``
@@ -131,10 +142,19 @@ class _Follow:
     run_from: int = 0  # the seq at which the current run of messages heard in order began
     journaled: set[int] = field(default_factory=set)  # tseqs above `have` journaled live (after a break)
     replayed_to: int = 0  # the last tseq a completed replay covered (a live entry at or below it is old)
+    # The message that last closed a break (the resync STATE's last part, or where following began) and
+    # its head: the book is current from it on, so a flush after it journals its unlisted entries above it.
+    closed_seq: int = -1
+    closed_head: int = 0
     # Levels the hub journaled live for a point during a break (a DELTA after the gap, the resync STATE):
-    # path -> level; the replay's last entry of such a point to that level is what was journaled.
-    stated: dict[str, int] = field(default_factory=dict)
+    # path -> those levels in order; matched from the end against the replay's entries of the point.
+    # `noted` while the break is open, `stated` once its resync STATE closed it (the replay's range).
+    noted: dict[str, list[int]] = field(default_factory=dict)
+    stated: dict[str, list[int]] = field(default_factory=dict)
     held_items: dict[str, list[proto.TransitionItem]] = field(default_factory=dict)  # replayed, of `stated`
+    # Level changes the book journaled from messages heard in order whose entries no head has covered yet
+    # (seq, path, level): a loss before the next message in order makes them part of the break (`noted`).
+    recent: list[tuple[int, str, int]] = field(default_factory=list)
     confirmed: int = 0  # `have` as last told to the agent
     confirm_at: float = -_INF
     first_time: float = _INF  # the replayed entries' times (for the summary)
@@ -194,7 +214,8 @@ class ReplayCore:
                     mark.head,
                 )
             follow = self._agents[agent] = _Follow(mark.outbox_id, mark.head, epoch, seq, contiguous=True)
-            follow.run_from = seq
+            follow.run_from = follow.closed_seq = seq
+            follow.closed_head = mark.head
             self._dirty.add(agent)
             return []
         in_order = self._heard(follow, epoch, seq)
@@ -210,9 +231,14 @@ class ReplayCore:
             follow.have = follow.confirmed = mark.head
             follow.want = None
             follow.journaled.clear()
+            follow.recent.clear()
+            follow.noted.clear()
+            follow.stated.clear()
+            follow.held_items.clear()
             follow.replayed_to = 0
             follow.held = 0
             follow.contiguous = in_order or state_end
+            follow.closed_seq, follow.closed_head = seq, mark.head
             self._dirty.add(agent)
             return []
         if follow.contiguous:
@@ -221,6 +247,10 @@ class ReplayCore:
         if not state_end:
             return []  # after a break: the resync STATE closes it
         follow.contiguous = True
+        follow.closed_seq, follow.closed_head = seq, mark.head
+        for path, levels in follow.noted.items():  # the break's notes are about entries up to this head
+            follow.stated.setdefault(path, []).extend(levels)
+        follow.noted = {}
         lost: list[tuple[int, int]] = []
         if follow.have + 1 < mark.tail:
             lost.append((follow.have + 1, mark.tail - 1))
@@ -240,22 +270,44 @@ class ReplayCore:
 
     def in_break(self, agent: str, epoch: int, seq: int) -> bool:
         """Whether a message ``(epoch, seq)`` of ``agent`` about to be applied falls in a break (out of
-        order, or after one not yet closed by a replay): its live level changes go to :meth:`note_live`."""
+        order, or after one its resync STATE has not closed yet): its live level changes go to
+        :meth:`note_live`. Messages heard in order after the closing STATE are not in it, even while the
+        replay runs: the book is current again, so what they journal is above the replay's range (noting
+        them made the replay drop an entry it should journal)."""
         follow = self._agents.get(agent)
         if follow is None:
             return False
         in_order = epoch == follow.epoch and seq == follow.last_seq + 1
-        return not in_order or not follow.contiguous or follow.want is not None
+        return not in_order or not follow.contiguous
 
-    def note_live(self, agent: str, entries: Iterable[JournalEntry]) -> None:
-        """What the alarm book journaled while applying a message :meth:`in_break` named: the points'
-        level changes (issue 17 §1: the replay then does not journal the same change again)."""
+    def follows(self, agent: str) -> bool:
+        """Whether ``agent``'s outbox is followed (its STATEs' and DELTAs' journal entries go to :meth:`note_live`)."""
+        return agent in self._agents
+
+    def note_live(self, agent: str, entries: Iterable[JournalEntry], seq: int | None = None) -> None:
+        """What the alarm book journaled while applying a STATE or DELTA of ``agent``: the points' level
+        changes (issue 17 §1: the replay then does not journal the same change again). ``seq`` None: a
+        message :meth:`in_break` named; else the seq of one heard in order, whose changes are kept until
+        a head covers them (the next message in order): a loss first puts them in the break too (their
+        entries are then replayed, and the book journaled them already)."""
         follow = self._agents.get(agent)
         if follow is None:
             return
+        if seq is None:
+            self._into_break(follow)
         for entry in entries:
             if entry.agent == agent and entry.kind in _LEVEL_KINDS and not entry.replayed and entry.new is not None:
-                follow.stated[entry.path] = entry.new
+                if seq is None:
+                    follow.noted.setdefault(entry.path, []).append(entry.new)
+                else:
+                    follow.recent.append((seq, entry.path, entry.new))
+
+    @staticmethod
+    def _into_break(follow: _Follow) -> None:
+        """A break: the changes journaled from messages no head covered are the break's too."""
+        for _, path, level in follow.recent:
+            follow.noted.setdefault(path, []).append(level)
+        follow.recent.clear()
 
     def _advance(self, agent: str, follow: _Follow, head: int) -> None:
         if head > follow.have:
@@ -291,6 +343,8 @@ class ReplayCore:
             self._advance(agent, follow, held)
         else:
             follow.live_head = max(follow.live_head, held)
+        if follow.recent:  # the messages before this one: their entries are all at or below `held` (exact marks)
+            follow.recent = [note for note in follow.recent if note[0] >= follow.last_seq]
 
     @staticmethod
     def _heard(follow: _Follow, epoch: int, seq: int) -> bool:
@@ -301,6 +355,7 @@ class ReplayCore:
             follow.contiguous = False
             follow.run_from = seq
             follow.held = 0
+            ReplayCore._into_break(follow)
         return in_order
 
     def apply(
@@ -359,10 +414,9 @@ class ReplayCore:
         # Done. The points the hub journaled live during the break: their last entry to that level is what
         # was journaled (by the DELTA or the STATE that showed it); the others go in now, in order.
         for joined, held in sorted(follow.held_items.items()):
-            if held[-1].new == follow.stated.get(joined):
-                held.pop()
-                self.stats.duplicates += 1
-            for item in held:
+            unmatched = _unmatched(held, follow.stated.get(joined, []))
+            self.stats.duplicates += len(held) - len(unmatched)
+            for item in unmatched:
                 if self._journal(agent, mount, item, book, wall) is not None:
                     self.stats.replayed += 1
                     follow.count += 1
@@ -412,7 +466,9 @@ class ReplayCore:
             self.stats.unsolicited += 1
             return
         # Every message of the flush (seq `live` .. this one) heard in order: the unlisted entries are
-        # reflected in DELTAs this hub applied.
+        # reflected in DELTAs this hub applied. They were journaled by them only if the book was current
+        # then: the flush began after the message that closed the last break (a resync STATE), and the
+        # entry is above that STATE's head (below it, the STATE showed it: the replay or `stated` has it).
         heard_flush = follow.run_from <= msg.live
         # Heard seq after seq and no replay running: `have` follows the heads, the entries listed are new.
         following = follow.contiguous and follow.want is None
@@ -438,8 +494,8 @@ class ReplayCore:
         if heard_flush:
             if following:
                 self._advance(agent, follow, msg.last)
-            else:
-                follow.journaled.update(range(max(msg.first, follow.have + 1), msg.last + 1))
+            elif follow.contiguous and follow.closed_seq < msg.live:
+                follow.journaled.update(range(max(msg.first, follow.have + 1, follow.closed_head + 1), msg.last + 1))
         self._settle(agent, follow)
 
     @staticmethod
@@ -516,6 +572,23 @@ class ReplayCore:
                 marks[META_PREFIX + agent] = json.dumps([follow.outbox_id, follow.have])
         self._dirty.clear()
         return marks
+
+
+def _unmatched(held: list[proto.TransitionItem], stated: list[int]) -> list[proto.TransitionItem]:
+    """The replayed entries of one point that the levels journaled live for it in the break do not stand for.
+
+    Each live level stands for one entry to that level, later ones for later entries: matched from the end
+    (the last level with the last entry to it, the one before with an earlier entry to its level, ...).
+    The others were not seen live (a lost flush's, a blip's) and are journaled."""
+    matched: set[int] = set()
+    levels = list(stated)
+    for index in range(len(held) - 1, -1, -1):
+        if not levels:
+            break
+        if held[index].new == levels[-1]:
+            matched.add(index)
+            levels.pop()
+    return [item for index, item in enumerate(held) if index not in matched]
 
 
 def _joined(mount: str, path: str) -> str | None:

@@ -882,13 +882,14 @@ class HubServer:
                     replay is not None
                     and book is not None
                     and isinstance(msg, proto.State | proto.Delta)
-                    and replay.in_break(msg.sender, msg.epoch, msg.seq)
+                    and replay.follows(msg.sender)
                 )
+                in_break = noting and replay is not None and replay.in_break(msg.sender, msg.epoch, msg.seq)
                 mark = book.journal_mark() if noting and book is not None else 0
                 state.apply(msg, now, wall, peer)
                 if replay is not None and state.applied(msg):
                     if noting and book is not None:
-                        replay.note_live(msg.sender, book.journal_since(mark))
+                        replay.note_live(msg.sender, book.journal_since(mark), None if in_break else msg.seq)
                     self._outbox(msg, now, wall)
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
