@@ -242,8 +242,12 @@ those are not journaled again, the others are (this needs no live
 transitions). Messages heard in order after the closing STATE show changes
 above the replay's range: they stand for none, even while the replay runs;
 changes journaled in a second break that opens before the replay completes
-wait for the STATE that closes that one. A TRANSITIONS (live or replayed)
-takes the link's seq like every message: the hub counts it in its seq order.
+wait for the STATE that closes that one. A hub that restarts in the middle
+of a break may journal some entries of it twice, never none (what it
+journaled live there is not stored, and the ``have`` it stores stays below
+the replayed entries it holds for that matching). A TRANSITIONS (live or
+replayed) takes the link's seq like every message: the hub counts it in its
+seq order.
 
 When to send: STATE when the agent's XPUB sees a hub's subscription (so a hub
 that (re)starts is refilled at once), when a hub asks for it (below), and

@@ -18,7 +18,11 @@ Rules:
 * Per agent the hub keeps ``have``: every outbox entry up to it is in its
   journal (applied live or replayed, or journaled as lost). It is stored in
   the state store (meta ``outbox:<agent>`` = ``[outbox_id, have]``) in the same
-  transaction as the journal rows it accounts for, so a restarted hub knows it.
+  transaction as the journal rows it accounts for, so a restarted hub knows it;
+  while a replay holds entries for matching (below), the stored one stays
+  below them. What a hub journaled live in a break is not stored: one that
+  restarts in the middle of a break may journal some entries twice (never
+  none).
 * ``have`` follows the agent's ``tseq_head`` while the hub hears the agent's
   messages without a break: the same epoch, seq after seq (a head is read by
   the agent before the points of its message, so every transition up to it is
@@ -569,7 +573,12 @@ class ReplayCore:
         for agent in self._dirty:
             follow = self._agents.get(agent)
             if follow is not None:
-                marks[META_PREFIX + agent] = json.dumps([follow.outbox_id, follow.have])
+                have = follow.have
+                if follow.held_items:
+                    # Replayed entries held for matching are not in the journal yet: a hub restarted before
+                    # the replay completes asks for them again (journaling some twice rather than none).
+                    have = min(have, min(held[0].tseq for held in follow.held_items.values()) - 1)
+                marks[META_PREFIX + agent] = json.dumps([follow.outbox_id, have])
         self._dirty.clear()
         return marks
 

@@ -9,7 +9,8 @@ drops is a seq gap, as an XPUB that dropped at its high-water mark makes one. Th
 subscriptions) is reliable, as a connected socket's is. Times are made up: no sockets, no sleeps.
 
 What a test checks: every effective-level transition the outbox numbered is in the hub's journal once
-(:meth:`Model.journaled_levels` against :attr:`Model.truth`).
+(:meth:`Model.journaled_levels` against :attr:`Model.truth`), in each hub's of a pair. Not modelled: a
+hub's restart (its alarm book restored from the state store).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from gsmon.hub.state import HubSettings, HubState
 
 AGENT = "rack1"
 MOUNT = "GS1/Rack1"
-HUB = "tcp://hub:1"
+HUBS = ("tcp://hub-a:1", "tcp://hub-b:1")  # a hub pair: the agent publishes to both, each follows it alone
 WALL0 = 1_800_000_000.0
 GREEN, ORANGE, RED = 10, 20, 30
 LABEL = {GREEN: "GREEN", ORANGE: "ORANGE", RED: "RED"}
@@ -46,7 +47,7 @@ class AgentEnd:
 
     def __init__(self, outbox: Outbox, epoch: int, now: float) -> None:
         self.outbox = outbox
-        self.policy = SendPolicy(AGENT, epoch, MOUNT, 1, AGENT_SETTINGS, now, outbox=outbox)
+        self.policy = SendPolicy(AGENT, epoch, MOUNT, len(outbox.hubs), AGENT_SETTINGS, now, outbox=outbox)
         self.points: dict[str, proto.PointEntry] = {}
         self.levels: dict[str, int] = {}
         self.changes: dict[str, proto.PointEntry] = {}
@@ -124,28 +125,35 @@ def hub_receives(hub: HubEnd, msg: proto.Message, now: float, wall: float) -> No
 
 
 class Model:
-    """One agent, one hub, one lossy link; ``outbox_path`` None keeps the outbox in memory."""
+    """One agent, one hub (``pair``: two) and a lossy link to each; ``outbox_path`` None keeps the outbox
+    in memory. ``hub`` is the first hub (``hubs[0]``)."""
 
-    def __init__(self, outbox_path: Path | None = None, live: bool = True) -> None:
+    def __init__(self, outbox_path: Path | None = None, live: bool = True, pair: bool = False) -> None:
         self.now = 0.0
         self.outbox_path = outbox_path
         self.epoch = 1
-        self.agent = AgentEnd(Outbox(outbox_path, [HUB]), self.epoch, self.now)
-        self.hub = HubEnd()
+        self.endpoints = list(HUBS[: 2 if pair else 1])
+        self.agent = AgentEnd(Outbox(outbox_path, self.endpoints), self.epoch, self.now)
+        self.hubs = [HubEnd() for _ in self.endpoints]
         self.live = live
         self.truth: list[proto.TransitionItem] = []  # every level entry the outbox numbered
         self.dropped = 0
         self._subscribe_all()
 
     @property
+    def hub(self) -> HubEnd:
+        return self.hubs[0]
+
+    @property
     def wall(self) -> float:
         return WALL0 + self.now
 
     def _subscribe_all(self) -> None:
-        """A (re)connected hub: it subscribes to everything (a STATE is owed) and to live transitions."""
-        self.agent.policy.upstream(0, b"\x01")
-        if self.live:
-            self.agent.policy.upstream(0, b"\x01" + proto.LIVE_TOPIC)
+        """(Re)connected hubs: they subscribe to everything (a STATE is owed) and to live transitions."""
+        for link in range(len(self.hubs)):
+            self.agent.policy.upstream(link, b"\x01")
+            if self.live:
+                self.agent.policy.upstream(link, b"\x01" + proto.LIVE_TOPIC)
 
     def poll(self, path: str, level: int, after_s: float = 0.001) -> None:
         self.now += after_s
@@ -157,27 +165,28 @@ class Model:
     def step(self, drop: Drop | None = None, after_s: float = FLUSH_S) -> list[proto.Message]:
         """One publisher turn (``after_s`` later) and one hub turn; returns what the agent sent."""
         self.now += after_s
-        sent = [message for _, message in self.agent.policy.tick(self.now, self.wall, self.agent)]
-        for message in sent:
+        out = self.agent.policy.tick(self.now, self.wall, self.agent)
+        for link, message in out:
             decoded = proto.decode(proto.encode(message))
             if drop is not None and drop(decoded):
                 self.dropped += 1
                 continue
-            hub_receives(self.hub, decoded, self.now, self.wall)
-        self._hub_turn()
-        return sent
+            hub_receives(self.hubs[link], decoded, self.now, self.wall)
+        for link in range(len(self.hubs)):
+            self._hub_turn(link)
+        return [message for link, message in out if link == 0]
 
-    def _hub_turn(self) -> None:
-        hub, policy = self.hub, self.agent.policy
+    def _hub_turn(self, link: int) -> None:
+        hub, policy = self.hubs[link], self.agent.policy
         hub.state.tick(self.now, self.wall)
         hub.state.drain(self.wall)
         hub.journal.extend(hub.book.take_journal())
         hub.stored.update(hub.replay.take_marks())  # stored with the journal rows, in one transaction
         for name in hub.state.take_resync_requests():
-            policy.upstream(0, b"\x01" + proto.RESYNC_TOPIC_PREFIX + name.encode())
+            policy.upstream(link, b"\x01" + proto.RESYNC_TOPIC_PREFIX + name.encode())
         for name, first, last in hub.replay.take_requests(self.now):
             assert name == AGENT
-            policy.upstream(0, b"\x01" + proto.replay_topic(name, first, last))
+            policy.upstream(link, b"\x01" + proto.replay_topic(name, first, last))
 
     def settle(self, seconds: float = 12.0) -> None:
         """Turns without loss until the hub has caught up (replays answered, retried, done)."""
@@ -188,7 +197,7 @@ class Model:
     def restart_agent(self) -> None:
         """The agent process restarts: a new epoch and seqs from 1, the outbox file opened again."""
         self.agent.outbox.close()
-        outbox = Outbox(self.outbox_path, [HUB])
+        outbox = Outbox(self.outbox_path, self.endpoints)
         levels, points = self.agent.levels, self.agent.points
         self.epoch += 1
         self.agent = AgentEnd(outbox, self.epoch, self.now)
@@ -197,16 +206,6 @@ class Model:
             self.agent.poll(path, levels[path], entry.polled_at_s)
         self._subscribe_all()
 
-    def restart_hub(self) -> None:
-        """The hub restarts: its journal and stored marks are kept (the state store), the rest is new.
-
-        (The alarm book a real hub restores from its store is not modelled: the new book learns the points
-        from the agent's STATE, so their first levels there are journaled as a new hub's are.)"""
-        journal = self.hub.journal
-        self.hub = HubEnd(self.hub.stored)
-        self.hub.journal = journal
-        self._subscribe_all()
-
-    def journaled_levels(self, since: int = 0) -> list[JournalEntry]:
-        """The journal's level entries of this agent's points, from index ``since`` of the journal."""
-        return [e for e in self.hub.journal[since:] if e.kind == "level" and e.agent == AGENT]
+    def journaled_levels(self, since: int = 0, link: int = 0) -> list[JournalEntry]:
+        """The journal's level entries of this agent's points (hub ``link``), from index ``since`` on."""
+        return [e for e in self.hubs[link].journal[since:] if e.kind == "level" and e.agent == AGENT]

@@ -140,18 +140,20 @@ def test_a_poll_between_the_mark_and_the_points_of_a_state_is_in_its_head() -> N
 # -- the model under random losses --------------------------------------------------------------------
 
 
-def run(seed: int, drop_rate: float, races: bool, outbox_path: Path | None, steps: int = 150) -> Model:
+def run(seed: int, drop_rate: float, races: bool, outbox_path: Path | None, pair: bool, steps: int = 150) -> Model:
     """``steps`` publisher turns with 0-2 polls each among 3 points, losing each message at ``drop_rate``;
     ``races``: some polls land between the policy's reading of the mark and its taking of the points; with
-    ``outbox_path`` the agent restarts now and then (its outbox on disk). Then turns without loss."""
+    ``outbox_path`` the agent restarts now and then (its outbox on disk); ``pair``: to two hubs, each link
+    losing its own messages. Then turns without loss."""
     rng = random.Random(seed)
-    model = Model(outbox_path=outbox_path)
+    model = Model(outbox_path=outbox_path, pair=pair)
     paths = ("a", "b", "c")
     for path in paths:
         model.poll(path, GREEN)
     model.settle(2.0)
     model.truth.clear()
-    model.hub.journal.clear()
+    for hub in model.hubs:
+        hub.journal.clear()
     for _ in range(steps):
         for _ in range(rng.randint(0, 2)):
             model.poll(rng.choice(paths), rng.choice((GREEN, GREEN, ORANGE, RED)))
@@ -167,25 +169,31 @@ def run(seed: int, drop_rate: float, races: bool, outbox_path: Path | None, step
 
 
 CASES = [
-    pytest.param(seed, rate, races, restarts, id=f"seed{seed}-drop{rate}-{'race' if races else 'norace'}-"
-                 f"{'restarts' if restarts else 'norestart'}")
-    for seed, rate, races, restarts in [
-        (1, 0.05, False, False), (2, 0.2, False, False), (3, 0.4, False, False),
-        (4, 0.05, True, False), (5, 0.2, True, False), (6, 0.4, True, False),
-        (7, 0.1, False, True), (8, 0.3, True, True),
+    pytest.param(seed, rate, races, restarts, pair, id=f"seed{seed}-drop{rate}-{'race' if races else 'norace'}-"
+                 f"{'restarts' if restarts else 'norestart'}-{'pair' if pair else 'onehub'}")
+    for seed, rate, races, restarts, pair in [
+        (1, 0.05, False, False, False), (2, 0.2, False, False, False), (3, 0.4, False, False, False),
+        (4, 0.05, True, False, False), (5, 0.2, True, False, False), (6, 0.4, True, False, False),
+        (7, 0.1, False, True, False), (8, 0.3, True, True, False),
+        (9, 0.2, True, False, True), (10, 0.3, True, True, True),
     ]
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("seed", "drop_rate", "races", "restarts"), CASES)
+@pytest.mark.parametrize(("seed", "drop_rate", "races", "restarts", "pair"), CASES)
 def test_every_transition_is_journaled_once_whatever_is_lost(
-    seed: int, drop_rate: float, races: bool, restarts: bool, tmp_path: Path
+    seed: int, drop_rate: float, races: bool, restarts: bool, pair: bool, tmp_path: Path
 ) -> None:
-    model = run(seed, drop_rate, races, tmp_path / "outbox.db" if restarts else None)
+    model = run(seed, drop_rate, races, tmp_path / "outbox.db" if restarts else None, pair)
     assert model.dropped > 0  # the run did lose messages
     assert len(model.truth) > 50  # and had transitions
     truth = Counter((t.path, t.new) for t in model.truth)
-    journaled = Counter((e.path.rsplit("/", 1)[1], e.new) for e in model.journaled_levels())
-    assert journaled == truth
-    assert model.hub.replay.have(AGENT) == model.agent.outbox.head
-    assert not model.hub.replay.replaying(AGENT)
+    outbox = model.agent.outbox
+    for link, hub in enumerate(model.hubs):
+        journaled = Counter((e.path.rsplit("/", 1)[1], e.new) for e in model.journaled_levels(link=link))
+        assert journaled == truth, f"hub {link}"
+        assert hub.replay.have(AGENT) == outbox.head
+        assert not hub.replay.replaying(AGENT)
+        have = hub.replay.have(AGENT)
+        assert have is not None
+        assert outbox.tail - 1 <= have  # the outbox dropped nothing this hub did not have

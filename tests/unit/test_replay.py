@@ -252,3 +252,23 @@ def test_an_unreadable_stored_mark_is_ignored() -> None:
     core = ReplayCore({META_PREFIX + AGENT: "not json", META_PREFIX + "b": json.dumps([1, 2])})
     assert core.have(AGENT) is None
     assert core.have("b") == 2
+
+
+def test_entries_held_by_a_replay_under_way_are_asked_again_by_a_hub_restarted_meanwhile() -> None:
+    """A point the STATE showed RED (journaled live) blipped in the outage: its replayed entries wait for
+    the end of the replay to be matched. A hub that restarts before that end must not have stored a
+    ``have`` past them: it asks for them again (journaling some twice rather than losing them)."""
+    book = live_book(GREEN)
+    core = restarted(10)
+    core.observe(AGENT, 7, 1, mark(13), False, 0.0)  # in the hub's break (its own restart)
+    mark_at = book.journal_mark()
+    book.point_level(f"{MOUNT}/temp", AGENT, RED, "RED", 1.0, T0 + 13, None, 0.0, T0 + 200)
+    core.note_live(AGENT, book.journal_since(mark_at))  # the resync STATE shows temp RED: journaled live
+    core.observe(AGENT, 7, 2, mark(13), True, 0.0)
+    assert core.take_requests(0.0) == [(AGENT, 11, 13)]
+    blip = [(11, "temp", GREEN, RED, T0 + 11), (12, "temp", RED, GREEN, T0 + 12)]
+    core.apply(transitions(11, 12, blip, done=False, seq=3), MOUNT, RED, book, 0.1, T0 + 201)  # 13 still to come
+    assert not [e for e in book.take_journal() if e.replayed]  # held until the replay is complete
+    stored = core.take_marks()
+    again = ReplayCore(stored)  # the hub restarts now
+    assert again.have(AGENT) == 10
