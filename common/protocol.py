@@ -233,11 +233,12 @@ message from seq ``live`` on, the flush began after the resync STATE that
 closed the last break, and the entry is above that STATE's head (in a break
 the hub's level of a point may be stale -- it missed a change -- so a DELTA
 that shows the level it had journals nothing, and its entry must be
-replayed). And each level change of a point that the hub journaled live in
+replayed). And each level change (or debounce ``pending``/``discarded``
+event, from the point's debounce map) of a point that the hub journaled live in
 the break -- from a DELTA after the gap, the resync STATE, or a message
 heard in order just before the gap whose head no later message confirmed
 (its live TRANSITIONS was lost) -- stands for one replayed entry of that
-point to that level, matched from the point's last replayed entry backwards:
+point (of that kind) to that level, matched from the point's last replayed entry backwards:
 those are not journaled again, the others are (this needs no live
 transitions). Messages heard in order after the closing STATE show changes
 above the replay's range: they stand for none, even while the replay runs;

@@ -67,7 +67,8 @@ Rules:
   messages heard in order just before the gap whose head no later message
   confirmed -- ``recent`` -- since their entries are replayed too): the server
   hands every STATE's and DELTA's to :meth:`ReplayCore.note_live`. Each such
-  change (``path -> [level, ...]``; ``noted`` while the break is open,
+  change, and each debounce event the book journaled from a debounce map
+  (``path -> [level, ...]``, :func:`_note_key`; ``noted`` while the break is open,
   ``stated`` once its STATE closed it) stands for one replayed entry of the
   point to that level: the point's replayed entries are held until the
   replay is complete, then matched from the last backwards (:func:`_unmatched`)
@@ -116,6 +117,7 @@ RETRY_S: Final = 5.0
 CONFIRM_INTERVAL_S: Final = 60.0
 _INF: Final = math.inf
 _LEVEL_KINDS: Final = ("level", "fresh")  # journal kinds of a point's level change from its agent
+_EVENT_KINDS: Final = ("pending", "discarded")  # debounce events, journaled live from a point's debounce map
 
 
 @dataclass(slots=True)
@@ -153,6 +155,7 @@ class _Follow:
     # Levels the hub journaled live for a point during a break (a DELTA after the gap, the resync STATE):
     # path -> those levels in order; matched from the end against the replay's entries of the point.
     # `noted` while the break is open, `stated` once its resync STATE closed it (the replay's range).
+    # (Keyed by _note_key: the path for level changes, kind NUL path for debounce events.)
     noted: dict[str, list[int]] = field(default_factory=dict)
     stated: dict[str, list[int]] = field(default_factory=dict)
     held_items: dict[str, list[proto.TransitionItem]] = field(default_factory=dict)  # replayed, of `stated`
@@ -252,8 +255,8 @@ class ReplayCore:
             return []  # after a break: the resync STATE closes it
         follow.contiguous = True
         follow.closed_seq, follow.closed_head = seq, mark.head
-        for path, levels in follow.noted.items():  # the break's notes are about entries up to this head
-            follow.stated.setdefault(path, []).extend(levels)
+        for key, levels in follow.noted.items():  # the break's notes are about entries up to this head
+            follow.stated.setdefault(key, []).extend(levels)
         follow.noted = {}
         lost: list[tuple[int, int]] = []
         if follow.have + 1 < mark.tail:
@@ -300,17 +303,20 @@ class ReplayCore:
         if seq is None:
             self._into_break(follow)
         for entry in entries:
-            if entry.agent == agent and entry.kind in _LEVEL_KINDS and not entry.replayed and entry.new is not None:
+            if entry.agent != agent or entry.replayed or entry.new is None:
+                continue
+            if entry.kind in _LEVEL_KINDS or entry.kind in _EVENT_KINDS:
+                key = _note_key(entry.kind, entry.path)
                 if seq is None:
-                    follow.noted.setdefault(entry.path, []).append(entry.new)
+                    follow.noted.setdefault(key, []).append(entry.new)
                 else:
-                    follow.recent.append((seq, entry.path, entry.new))
+                    follow.recent.append((seq, key, entry.new))
 
     @staticmethod
     def _into_break(follow: _Follow) -> None:
         """A break: the changes journaled from messages no head covered are the break's too."""
-        for _, path, level in follow.recent:
-            follow.noted.setdefault(path, []).append(level)
+        for _, key, level in follow.recent:
+            follow.noted.setdefault(key, []).append(level)
         follow.recent.clear()
 
     def _advance(self, agent: str, follow: _Follow, head: int) -> None:
@@ -341,14 +347,16 @@ class ReplayCore:
         follow its DELTAs, so a head taken at the DELTA would skip the blips of a TRANSITIONS lost after
         it (that loss is a seq gap, and the replay closing it then asks for them)."""
         held, follow.held = follow.held, 0
+        if follow.recent and follow.contiguous:
+            # The messages before this one: their entries are all at or below their head (exact marks),
+            # which counts from now (or the replay under way covers them).
+            follow.recent = [note for note in follow.recent if note[0] >= follow.last_seq]
         if not held or not follow.contiguous:
             return
         if follow.want is None:
             self._advance(agent, follow, held)
         else:
             follow.live_head = max(follow.live_head, held)
-        if follow.recent:  # the messages before this one: their entries are all at or below `held` (exact marks)
-            follow.recent = [note for note in follow.recent if note[0] >= follow.last_seq]
 
     @staticmethod
     def _heard(follow: _Follow, epoch: int, seq: int) -> bool:
@@ -394,10 +402,11 @@ class ReplayCore:
                 follow.have = max(follow.have, min(item.tseq, last))
                 continue
             follow.have = item.tseq
-            if item.kind == "level" and follow.stated:
+            if follow.stated:
                 joined = _joined(mount, item.path)
-                if joined is not None and joined in follow.stated:
-                    follow.held_items.setdefault(joined, []).append(item)  # until the replay is complete
+                key = None if joined is None else _note_key(item.kind, joined)
+                if key is not None and key in follow.stated:
+                    follow.held_items.setdefault(key, []).append(item)  # until the replay is complete
                     continue
             path = self._journal(agent, mount, item, book, wall)
             if path is None:
@@ -417,16 +426,20 @@ class ReplayCore:
             return
         # Done. The points the hub journaled live during the break: their last entry to that level is what
         # was journaled (by the DELTA or the STATE that showed it); the others go in now, in order.
-        for joined, held in sorted(follow.held_items.items()):
-            unmatched = _unmatched(held, follow.stated.get(joined, []))
-            self.stats.duplicates += len(held) - len(unmatched)
-            for item in unmatched:
-                if self._journal(agent, mount, item, book, wall) is not None:
-                    self.stats.replayed += 1
-                    follow.count += 1
-                    follow.first_time = min(follow.first_time, item.time)
-                    follow.last_time = max(follow.last_time, item.time)
-                    follow.points.add(joined)
+        unmatched: list[proto.TransitionItem] = []
+        for key, held in follow.held_items.items():
+            kept = _unmatched(held, follow.stated.get(key, []))
+            self.stats.duplicates += len(held) - len(kept)
+            unmatched += kept
+        for item in sorted(unmatched, key=lambda item: item.tseq):
+            joined_path = self._journal(agent, mount, item, book, wall)
+            if joined_path is not None:
+                self.stats.replayed += 1
+                follow.count += 1
+                follow.first_time = min(follow.first_time, item.time)
+                follow.last_time = max(follow.last_time, item.time)
+                if item.kind == "level":
+                    follow.points.add(joined_path)
         follow.held_items = {}
         follow.stated = {}
         # The alarms of the replayed points follow their live levels again; one summary entry.
@@ -581,6 +594,12 @@ class ReplayCore:
                 marks[META_PREFIX + agent] = json.dumps([follow.outbox_id, have])
         self._dirty.clear()
         return marks
+
+
+def _note_key(kind: str, path: str) -> str:
+    """Where a change journaled live is noted: a point's level changes under its path, its debounce events
+    under their kind and its path (a NUL, never in a path, between)."""
+    return path if kind in _LEVEL_KINDS else f"{kind}\x00{path}"
 
 
 def _unmatched(held: list[proto.TransitionItem], stated: list[int]) -> list[proto.TransitionItem]:

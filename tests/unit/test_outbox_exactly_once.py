@@ -137,6 +137,33 @@ def test_a_poll_between_the_mark_and_the_points_of_a_state_is_in_its_head() -> N
     assert [(old, new) for old, new, _ in levels_of(model, since, "a")] == [(GREEN, RED), (RED, GREEN)]
 
 
+def test_a_debounce_event_journaled_live_in_a_break_is_not_journaled_again_by_the_replay() -> None:
+    """After a gap, a DELTA's debounce map shows temp pending RED: the book journals that ``pending`` live.
+    The replay that closes the break brings the outbox's ``pending`` entry: it stands for it."""
+    from gsmon.hub.alarms import AlarmBook
+    from gsmon.hub.replay import ReplayCore
+
+    book, core, path = AlarmBook(), ReplayCore(), f"{MOUNT}/temp"
+    book.point_level(path, AGENT, GREEN, "GREEN", 1.0, 1.0, None, 0.0, 1.0)
+    core.observe(AGENT, 7, 1, proto.OutboxMark(9, 1, 10), True, 0.0)  # followed from tseq 10
+    assert core.in_break(AGENT, 7, 3)  # seq 2 lost
+    mark = book.journal_mark()
+    book.point_debounce(path, AGENT, (RED, 11.0), None, 11.0, 0.1, 11.0)
+    core.note_live(AGENT, book.journal_since(mark))
+    core.observe(AGENT, 7, 3, proto.OutboxMark(9, 1, 11), False, 0.1, delta=True)
+    core.observe(AGENT, 7, 4, proto.OutboxMark(9, 1, 11), True, 0.2)  # the resync STATE
+    assert core.take_requests(0.2) == [(AGENT, 11, 11)]
+    pending = proto.TransitionItem(11, "pending", "temp", 11.0, GREEN, RED, None, "")
+    answer = proto.Transitions(
+        sender=AGENT, epoch=7, seq=5, sent_ns=0, outbox_id=9, first=11, last=11, done=True, transitions=[pending]
+    )
+    core.apply(answer, MOUNT, GREEN, book, 0.3, 12.0)
+    assert [(e.kind, e.new, e.replayed) for e in book.take_journal() if e.kind == "pending"] == [
+        ("pending", RED, False)
+    ]
+    assert core.have(AGENT) == 11
+
+
 # -- the model under random losses --------------------------------------------------------------------
 
 
