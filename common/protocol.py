@@ -193,7 +193,10 @@ entry at or below ``have`` is never applied twice. Entries below
 ``lost_transitions`` (on the mount, ``value`` [from, to]). A completed replay
 adds one ``replayed`` entry on the mount (``new``: the mount's level now),
 on which notifiers send one summary per agent. An agent or outbox id the hub
-has no record of is followed from its head (not replayed). The hub confirms
+has no record of is followed from its head (not replayed); when an agent's
+outbox id changes (or its head goes below ``have``) in the middle of a
+replay, the entries the hub got are journaled and the rest of the range it
+asked for is journaled as ``lost_transitions``. The hub confirms
 what it has at most once a minute per agent, and with every request (each
 such subscription reaches every connected agent).
 

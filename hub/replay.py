@@ -39,6 +39,8 @@ Rules:
 * An agent (or an outbox id) the hub has no record of is followed from its
   head: its earlier history predates this hub's journal and is not replayed.
   A head below ``have`` (the agent's outbox went back) is followed from there.
+  Either in the middle of a replay: the entries held for matching are
+  journaled, the rest of the range is lost (:meth:`ReplayCore._abandon`).
 * Idempotent: an entry at or below ``have`` is never applied twice (a repeated
   or late TRANSITIONS, a batch asked twice).
 * Every TRANSITIONS takes its place in the agent's seq order here too (the
@@ -206,12 +208,18 @@ class ReplayCore:
         state_end: bool,
         now: float,
         delta: bool = False,
+        *,
+        mount: str | None = None,
+        book: AlarmBook | None = None,
+        wall: float = 0.0,
     ) -> list[tuple[int, int]]:
         """A STATE, DELTA or HEARTBEAT of ``agent`` that HubState applied, with its outbox ``mark``;
         ``state_end``: the last part of a STATE; ``delta``: it is a DELTA. Returns the ranges found lost
-        (journal them with :meth:`journal_lost`)."""
+        (journal them with :meth:`journal_lost`). ``mount``, ``book``, ``wall``: where the entries a
+        replay held go when the agent's outbox starts afresh or goes back in the middle of it."""
         follow = self._agents.get(agent)
         if follow is None or follow.outbox_id != mark.outbox_id:
+            abandoned: list[tuple[int, int]] = []
             if follow is not None:
                 log.info(
                     "agent %s has a new outbox (%x, was %x): followed from tseq %d, earlier entries not replayed",
@@ -220,11 +228,12 @@ class ReplayCore:
                     follow.outbox_id,
                     mark.head,
                 )
+                abandoned = self._abandon(agent, follow, mount, book, wall)
             follow = self._agents[agent] = _Follow(mark.outbox_id, mark.head, epoch, seq, contiguous=True)
             follow.run_from = follow.closed_seq = seq
             follow.closed_head = mark.head
             self._dirty.add(agent)
-            return []
+            return abandoned
         in_order = self._heard(follow, epoch, seq)
         if in_order and not (delta and mark.head == follow.held):  # (another part of the same flush: hold on)
             self._promote(agent, follow)
@@ -235,6 +244,7 @@ class ReplayCore:
                 mark.head,
                 follow.have,
             )
+            abandoned = self._abandon(agent, follow, mount, book, wall)
             follow.have = follow.confirmed = mark.head
             follow.want = None
             follow.journaled.clear()
@@ -247,7 +257,7 @@ class ReplayCore:
             follow.contiguous = in_order or state_end
             follow.closed_seq, follow.closed_head = seq, mark.head
             self._dirty.add(agent)
-            return []
+            return abandoned
         if follow.contiguous:
             follow.held = max(follow.held, mark.head)
             return []
@@ -274,6 +284,26 @@ class ReplayCore:
             follow.stated.clear()  # nothing to replay: nothing to match
         follow.held = 0  # the replay covers up to this head; later ones are held as usual
         return lost
+
+    def _abandon(
+        self, agent: str, follow: _Follow, mount: str | None, book: AlarmBook | None, wall: float
+    ) -> list[tuple[int, int]]:
+        """The agent's outbox started afresh (or went back) in the middle of a replay: the entries held for
+        matching are journaled now (matched as at the replay's end), and the rest of the range asked for,
+        which that outbox no longer has, is returned as lost."""
+        if follow.want is None:
+            return []
+        unmatched: list[proto.TransitionItem] = []
+        for key, held in follow.held_items.items():
+            unmatched += _unmatched(held, follow.stated.get(key, []))
+        if mount is not None:
+            for item in sorted(unmatched, key=lambda item: item.tseq):
+                if self._journal(agent, mount, item, book, wall) is not None:
+                    self.stats.replayed += 1
+        follow.held_items = {}
+        last = follow.want[1]
+        follow.want = None
+        return [(follow.have + 1, last)] if follow.have < last else []
 
     def in_break(self, agent: str, epoch: int, seq: int) -> bool:
         """Whether a message ``(epoch, seq)`` of ``agent`` about to be applied falls in a break (out of

@@ -909,9 +909,13 @@ class HubServer:
         elif isinstance(msg, _MARKED) and msg.outbox is not None:
             state_end = isinstance(msg, proto.State) and msg.part == msg.parts - 1
             delta = isinstance(msg, proto.Delta)
-            lost = replay.observe(msg.sender, msg.epoch, msg.seq, msg.outbox, state_end, now, delta=delta)
+            mount = state.mount_of(msg.sender)
+            lost = replay.observe(
+                msg.sender, msg.epoch, msg.seq, msg.outbox, state_end, now, delta=delta,
+                mount=mount, book=state.alarms, wall=wall,
+            )  # fmt: skip
             if lost:
-                replay.journal_lost(msg.sender, state.mount_of(msg.sender), lost, state.alarms, wall)
+                replay.journal_lost(msg.sender, mount, lost, state.alarms, wall)
 
     def _agent_may_send(self, auth: HubAuthenticator, frame: zmq.Frame | bytes, msg: proto.Message) -> bool:
         """Whether the key this message came with may speak for ``msg.sender`` at its mount."""

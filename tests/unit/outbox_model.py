@@ -117,11 +117,13 @@ def hub_receives(hub: HubEnd, msg: proto.Message, now: float, wall: float) -> No
             replay.apply(msg, mount, None if node is None else node.code, book, now, wall)
     elif isinstance(msg, proto.State | proto.Delta | proto.Heartbeat) and msg.outbox is not None:
         state_end = isinstance(msg, proto.State) and msg.part == msg.parts - 1
+        mount = state.mount_of(msg.sender)
         lost = replay.observe(
-            msg.sender, msg.epoch, msg.seq, msg.outbox, state_end, now, delta=isinstance(msg, proto.Delta)
-        )
+            msg.sender, msg.epoch, msg.seq, msg.outbox, state_end, now, delta=isinstance(msg, proto.Delta),
+            mount=mount, book=book, wall=wall,
+        )  # fmt: skip
         if lost:
-            replay.journal_lost(msg.sender, state.mount_of(msg.sender), lost, book, wall)
+            replay.journal_lost(msg.sender, mount, lost, book, wall)
 
 
 class Model:
