@@ -246,10 +246,11 @@ those are not journaled again, the others are (this needs no live
 transitions). Messages heard in order after the closing STATE show changes
 above the replay's range: they stand for none, even while the replay runs;
 changes journaled in a second break that opens before the replay completes
-wait for the STATE that closes that one. A hub that restarts in the middle
-of a break may journal some entries of it twice, never none (what it
-journaled live there is not stored, and the ``have`` it stores stays below
-the replayed entries it holds for that matching). A TRANSITIONS (live or
+wait for the STATE that closes that one. A hub that restarts (a crash
+especially) may journal again some entries of a break under way and of the
+last message before it (a head counts from the next message), never none:
+what it journaled live there is not stored, and the ``have`` it stores stays
+below the replayed entries it holds for that matching. A TRANSITIONS (live or
 replayed) takes the link's seq like every message: the hub counts it in its
 seq order.
 
