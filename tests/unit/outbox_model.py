@@ -9,8 +9,8 @@ drops is a seq gap, as an XPUB that dropped at its high-water mark makes one. Th
 subscriptions) is reliable, as a connected socket's is. Times are made up: no sockets, no sleeps.
 
 What a test checks: every effective-level transition the outbox numbered is in the hub's journal once
-(:meth:`Model.journaled_levels` against :attr:`Model.truth`), in each hub's of a pair. Not modelled: a
-hub's restart (its alarm book restored from the state store).
+(:meth:`Model.journaled_levels` against :attr:`Model.truth`), in each hub's of a pair; across a hub's
+restart (:meth:`Model.restart_hub`), at least once.
 """
 
 from __future__ import annotations
@@ -206,6 +206,17 @@ class Model:
         # A restarted agent polls its points again before it has anything to say: same levels here.
         for path, entry in points.items():
             self.agent.poll(path, levels[path], entry.polled_at_s)
+        self._subscribe_all()
+
+    def restart_hub(self) -> None:
+        """The first hub restarts: its journal, stored outbox marks and alarms are kept (its state store:
+        the book comes back with :meth:`AlarmBook.restore`, as the server's), the rest starts afresh."""
+        old = self.hubs[0]
+        hub = self.hubs[0] = HubEnd(old.stored)
+        hub.book = AlarmBook.restore(None, old.book.alarms(), [], old.book.next_id, self.now, self.wall)
+        hub.state = HubState(HUB_SETTINGS, old.state.epoch + 1, now=self.now, alarms=hub.book)
+        hub.state.subscriptions.follow(b"", subscribed=True)
+        hub.journal = old.journal
         self._subscribe_all()
 
     def journaled_levels(self, since: int = 0, link: int = 0) -> list[JournalEntry]:
