@@ -36,7 +36,9 @@ under the Monitor's lock cost the agent 4x its CPU and 5 % of its schedule at
 Live window (1.3, protocol "Live transitions"): the entries recorded since
 the previous flush, cut under the Monitor's lock together with the publisher's
 take of the changed points (:meth:`Outbox.cut`, :meth:`Outbox.take_window`);
-the send policy sends a hub the ones its DELTA cannot show.
+the send policy sends a hub the ones its DELTA cannot show. The head at that
+instant (and at a STATE's take of every point: :meth:`Outbox.note_head`) is
+the message's ``tseq_head`` (protocol: exact marks).
 
 Bounds (``[outbox]`` of the agent's configuration): entries older than
 ``max_age_days`` (7) by their poll time, and beyond ``max_entries`` (100,000)
