@@ -928,6 +928,8 @@ class Monitor:
 
     def _full_state(self) -> tuple[list[proto.PointEntry], list[str]]:
         with self._lock:
+            if self._outbox is not None:
+                self._outbox.note_head()  # the STATE's tseq_head: exactly what these points reflect
             return self._table.full_state()
 
 

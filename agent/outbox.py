@@ -36,7 +36,9 @@ under the Monitor's lock cost the agent 4x its CPU and 5 % of its schedule at
 Live window (1.3, protocol "Live transitions"): the entries recorded since
 the previous flush, cut under the Monitor's lock together with the publisher's
 take of the changed points (:meth:`Outbox.cut`, :meth:`Outbox.take_window`);
-the send policy sends a hub the ones its DELTA cannot show.
+the send policy sends a hub the ones its DELTA cannot show. The head at that
+instant (and at a STATE's take of every point: :meth:`Outbox.note_head`) is
+the message's ``tseq_head`` (protocol: exact marks).
 
 Bounds (``[outbox]`` of the agent's configuration): entries older than
 ``max_age_days`` (7) by their poll time, and beyond ``max_entries`` (100,000)
@@ -151,6 +153,7 @@ class Outbox:
         self._failing = False  # the last commit failed (logged once)
         self._fresh: list[proto.TransitionItem] = []  # recorded since the last cut (the live window)
         self._window: list[proto.TransitionItem] = []  # cut, not yet taken
+        self._noted_head: int | None = None  # the head when the publisher last took points (note_head)
         self.lost = 0  # entries dropped by the bounds before every hub confirmed them (outbox_overflow)
         where = ":memory:" if path is None else str(path)
         try:
@@ -331,10 +334,24 @@ class Outbox:
 
     def cut(self) -> None:
         """Close the live window (call it under the Monitor's lock, with the publisher's take of the changes:
-        the entries of a window are exactly the transitions of the points taken)."""
+        the entries of a window are exactly the transitions of the points taken); notes the head too."""
         with self._lock:
             self._window.extend(self._fresh)
             self._fresh = []
+            self._noted_head = self._head
+
+    def note_head(self) -> None:
+        """The head at this instant, for the message whose points are being taken (call it under the
+        Monitor's lock, with the take: the points reflect exactly the entries up to it). See
+        :meth:`take_noted_head`."""
+        with self._lock:
+            self._noted_head = self._head
+
+    def take_noted_head(self) -> int | None:
+        """The head :meth:`note_head` or :meth:`cut` noted since the last call (None: neither was called)."""
+        with self._lock:
+            head, self._noted_head = self._noted_head, None
+            return head
 
     def take_window(self) -> list[proto.TransitionItem]:
         """The entries of the windows :meth:`cut` closed since the last call (cut now when none was)."""

@@ -134,6 +134,14 @@ last tseq it gave, 0 before the first). An agent without an outbox (1.2, or
 ``[outbox] enabled = false``) sends none of them and is never replayed. The
 agent reads the mark *before* it takes the points of the message: every
 transition up to ``tseq_head`` is reflected in this message or an earlier one.
+(1.3, exact marks) An agent reads the ``tseq_head`` of a STATE or DELTA at
+the instant it takes the message's points (under the lock its outbox records
+take), so such a message reflects no transition after its head either: a
+transition recorded between the mark and the points would be shown by the
+STATE but outside the replay its head closes, and journaled by nobody. The
+hub's exactly-once rules (Live transitions) rely on it; with an agent that
+does not (earlier 1.3 builds) a transition recorded in that instant may be
+journaled twice or not at all. The field is unchanged: no version gate.
 
 Outbox and replay (1.3)
 -----------------------
@@ -187,7 +195,10 @@ entry at or below ``have`` is never applied twice. Entries below
 ``lost_transitions`` (on the mount, ``value`` [from, to]). A completed replay
 adds one ``replayed`` entry on the mount (``new``: the mount's level now),
 on which notifiers send one summary per agent. An agent or outbox id the hub
-has no record of is followed from its head (not replayed). The hub confirms
+has no record of is followed from its head (not replayed); when an agent's
+outbox id changes (or its head goes below ``have``) in the middle of a
+replay, the entries the hub got are journaled and the rest of the range it
+asked for is journaled as ``lost_transitions``. The hub confirms
 what it has at most once a minute per agent, and with every request (each
 such subscription reaches every connected agent).
 
@@ -221,13 +232,29 @@ flush late, and notified like any), then the alarms of their points follow
 the points' live levels again. Each entry (agent, tseq) is journaled
 exactly once: while the hub hears the agent seq after seq, its ``have``
 follows the heads and the live transitions; after a break it remembers the
-tseqs it journaled live (the listed entries, and the unlisted ones when it
-heard every message from seq ``live`` on) and drops them from the replay
-that closes the break; and of a point whose level it journaled live during
-the break (from a DELTA after the gap, or the resync STATE), the replay's
-last entry to that level is that change, not journaled again (this needs
-no live transitions). A TRANSITIONS (live or replayed) takes the link's
-seq like every message: the hub counts it in its seq order.
+tseqs it journaled live and drops them from the replay that closes the
+break: the listed entries, and the unlisted ones only when it heard every
+message from seq ``live`` on, the flush began after the resync STATE that
+closed the last break, and the entry is above that STATE's head (in a break
+the hub's level of a point may be stale -- it missed a change -- so a DELTA
+that shows the level it had journals nothing, and its entry must be
+replayed). And each level change (or debounce ``pending``/``discarded``
+event, from the point's debounce map) of a point that the hub journaled live in
+the break -- from a DELTA after the gap, the resync STATE, or a message
+heard in order just before the gap whose head no later message confirmed
+(its live TRANSITIONS was lost) -- stands for one replayed entry of that
+point (of that kind) to that level, matched from the point's last replayed entry backwards:
+those are not journaled again, the others are (this needs no live
+transitions). Messages heard in order after the closing STATE show changes
+above the replay's range: they stand for none, even while the replay runs;
+changes journaled in a second break that opens before the replay completes
+wait for the STATE that closes that one. A hub that restarts (a crash
+especially) may journal again some entries of a break under way and of the
+last message before it (a head counts from the next message), never none:
+what it journaled live there is not stored, and the ``have`` it stores stays
+below the replayed entries it holds for that matching. A TRANSITIONS (live or
+replayed) takes the link's seq like every message: the hub counts it in its
+seq order.
 
 When to send: STATE when the agent's XPUB sees a hub's subscription (so a hub
 that (re)starts is refilled at once), when a hub asks for it (below), and

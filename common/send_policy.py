@@ -41,7 +41,10 @@ Rules (protocol: "When to send"):
 * The outbox (1.3, :mod:`gsmon.agent.outbox`): every STATE, DELTA and
   HEARTBEAT carries its mark (id, tail, head), read *before* the points it
   goes with are taken, so that every transition up to the head is reflected in
-  that message or an earlier one. A REPLAY request from a link's hub
+  that message or an earlier one; and, when the source notes the head as it
+  takes the points (under the lock its records take: the Monitor does, see
+  :meth:`~gsmon.agent.outbox.Outbox.note_head`), the head noted then, so that
+  no later one is (protocol: exact marks). A REPLAY request from a link's hub
   (``first-last``) confirms every entry before ``first`` for that link and,
   when ``last >= first``, books a replay: TRANSITIONS messages of at most
   :data:`~gsmon.common.protocol.MAX_TRANSITIONS_PER_MESSAGE` entries and about
@@ -122,6 +125,10 @@ class ReplaySource(Protocol):
 
     def read(self, first: int, last: int, max_entries: int, max_bytes: int) -> list[proto.TransitionItem]:
         """Entries ``first..last`` still held, oldest first."""
+        ...
+
+    def take_noted_head(self) -> int | None:
+        """The head noted as the source took the points (under its lock), None when the source does not."""
         ...
 
     def take_window(self) -> list[proto.TransitionItem]:
@@ -238,8 +245,9 @@ class SendPolicy:
             for link in links:
                 link.needs_state = True
         if any(link.needs_state for link in links):
-            self._outbox_mark = self._mark()  # before the points: see the module docstring
+            before = self._mark()  # before the points: see the module docstring
             entries, parents = source.full_state()
+            self._outbox_mark = self._exact(before)
             unpolled = source.unpolled_paths()
             for index, link in enumerate(links):
                 if link.needs_state:
@@ -247,8 +255,9 @@ class SendPolicy:
                     self._state(index, entries, parents, unpolled, now, wall, out)
         if now >= self._next_flush:
             self._next_flush = now + settings.flush_interval_s
-            self._outbox_mark = self._mark()
+            before = self._mark()
             changes = source.take_changes()
+            self._outbox_mark = self._exact(before)
             # The window: the outbox entries of exactly these points (the Monitor cuts it as it takes them).
             window = self.outbox.take_window() if self.outbox is not None else []
             flush_from = [link.seq + 1 for link in links]  # each link's first message of this flush
@@ -280,6 +289,18 @@ class SendPolicy:
     def _mark(self) -> proto.OutboxMark | None:
         outbox = self.outbox
         return None if outbox is None else proto.OutboxMark(outbox.outbox_id, outbox.tail, outbox.head)
+
+    def _exact(self, before: proto.OutboxMark | None) -> proto.OutboxMark | None:
+        """The mark of the points just taken: the head the source noted as it took them (under the lock its
+        records take, so exactly the entries they reflect), else the one read ``before`` (every entry up to
+        it is reflected; a few after it may be too)."""
+        outbox = self.outbox
+        if outbox is None or before is None:
+            return before
+        head = outbox.take_noted_head()
+        if head is None or head < before.head:
+            return before
+        return proto.OutboxMark(before.outbox_id, before.tail, head)
 
     def _replay(self, index: int, link: _LinkState, now: float, wall: float, out: list[Outgoing]) -> None:
         """The next TRANSITIONS of ``link``'s replay (one per call, paced)."""

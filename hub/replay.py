@@ -18,7 +18,11 @@ Rules:
 * Per agent the hub keeps ``have``: every outbox entry up to it is in its
   journal (applied live or replayed, or journaled as lost). It is stored in
   the state store (meta ``outbox:<agent>`` = ``[outbox_id, have]``) in the same
-  transaction as the journal rows it accounts for, so a restarted hub knows it.
+  transaction as the journal rows it accounts for, so a restarted hub knows it;
+  while a replay holds entries for matching (below), the stored one stays
+  below them. What a hub journaled live in a break is not stored: one that
+  restarts in the middle of a break may journal some entries twice (never
+  none).
 * ``have`` follows the agent's ``tseq_head`` while the hub hears the agent's
   messages without a break: the same epoch, seq after seq (a head is read by
   the agent before the points of its message, so every transition up to it is
@@ -35,6 +39,8 @@ Rules:
 * An agent (or an outbox id) the hub has no record of is followed from its
   head: its earlier history predates this hub's journal and is not replayed.
   A head below ``have`` (the agent's outbox went back) is followed from there.
+  Either in the middle of a replay: the entries held for matching are
+  journaled, the rest of the range is lost (:meth:`ReplayCore._abandon`).
 * Idempotent: an entry at or below ``have`` is never applied twice (a repeated
   or late TRANSITIONS, a batch asked twice).
 * Every TRANSITIONS takes its place in the agent's seq order here too (the
@@ -51,20 +57,32 @@ Rules:
 * Exactly once per (agent, tseq) (issue 17 §1): after a break the hub keeps
   ``journaled``, the tseqs above ``have`` it journaled live -- the listed
   entries, and the unlisted ones when it heard every message of their flush
-  (seq ``live`` up to the TRANSITIONS) in order, since then the DELTAs it
-  applied journaled them -- and the replay that closes the break skips them.
-  An entry at or below the last replay's range that comes live is skipped too.
-  And the level changes the alarm book journaled live during the break (a
-  DELTA after the gap, the resync STATE showing what a lost DELTA carried:
-  the server hands them to :meth:`ReplayCore.note_live`, ``path -> level``):
-  a replayed point with such a change has its entries held until the replay
-  is complete, then its last one is dropped when it is to that level (that
-  is the change journaled live) and the others are journaled, in order. This
-  needs no live transitions (an agent before them is covered too).
+  (seq ``live`` up to the TRANSITIONS) in order *and* the flush began after
+  the resync STATE that closed the last break, above that STATE's head (only
+  then was the book's level of each point current, so that the DELTAs it
+  applied journaled them: in a break a DELTA showing the level the book had,
+  after a change it missed, journals nothing) -- and the replay that closes
+  the break skips them. An entry at or below the last replay's range that
+  comes live is skipped too.
+  And the level changes the alarm book journaled live in the break (DELTAs
+  after the gap, the resync STATE showing what a lost DELTA carried, and the
+  messages heard in order just before the gap whose head no later message
+  confirmed -- ``recent`` -- since their entries are replayed too): the server
+  hands every STATE's and DELTA's to :meth:`ReplayCore.note_live`. Each such
+  change, and each debounce event the book journaled from a debounce map
+  (``path -> [level, ...]``, :func:`_note_key`; ``noted`` while the break is open,
+  ``stated`` once its STATE closed it) stands for one replayed entry of the
+  point to that level: the point's replayed entries are held until the
+  replay is complete, then matched from the last backwards (:func:`_unmatched`)
+  and the others journaled, in order. Messages heard in order after the
+  closing STATE are not noted (their changes are above the replay's range).
+  This needs no live transitions (an agent before them is covered too), and
+  relies on exact marks (protocol: the head read with the points).
   Server, per STATE or DELTA::
 
-      noting = core.in_break(agent, epoch, seq); mark = book.journal_mark()
-      state.apply(msg); if noting: core.note_live(agent, book.journal_since(mark))
+      noting = core.follows(agent); in_break = noting and core.in_break(agent, epoch, seq)
+      mark = book.journal_mark(); state.apply(msg)
+      if noting: core.note_live(agent, book.journal_since(mark), None if in_break else seq)
 * Lost: entries below the agent's ``tseq_tail`` (or a TRANSITIONS ``lost``
   range) that the hub did not have were dropped by the agent's bounds; the
   hub journals one ``lost_transitions`` entry on the agent's mount (``value``
@@ -101,6 +119,7 @@ RETRY_S: Final = 5.0
 CONFIRM_INTERVAL_S: Final = 60.0
 _INF: Final = math.inf
 _LEVEL_KINDS: Final = ("level", "fresh")  # journal kinds of a point's level change from its agent
+_EVENT_KINDS: Final = ("pending", "discarded")  # debounce events, journaled live from a point's debounce map
 
 
 @dataclass(slots=True)
@@ -131,10 +150,20 @@ class _Follow:
     run_from: int = 0  # the seq at which the current run of messages heard in order began
     journaled: set[int] = field(default_factory=set)  # tseqs above `have` journaled live (after a break)
     replayed_to: int = 0  # the last tseq a completed replay covered (a live entry at or below it is old)
+    # The message that last closed a break (the resync STATE's last part, or where following began) and
+    # its head: the book is current from it on, so a flush after it journals its unlisted entries above it.
+    closed_seq: int = -1
+    closed_head: int = 0
     # Levels the hub journaled live for a point during a break (a DELTA after the gap, the resync STATE):
-    # path -> level; the replay's last entry of such a point to that level is what was journaled.
-    stated: dict[str, int] = field(default_factory=dict)
+    # path -> those levels in order; matched from the end against the replay's entries of the point.
+    # `noted` while the break is open, `stated` once its resync STATE closed it (the replay's range).
+    # (Keyed by _note_key: the path for level changes, kind NUL path for debounce events.)
+    noted: dict[str, list[int]] = field(default_factory=dict)
+    stated: dict[str, list[int]] = field(default_factory=dict)
     held_items: dict[str, list[proto.TransitionItem]] = field(default_factory=dict)  # replayed, of `stated`
+    # Level changes the book journaled from messages heard in order whose entries no head has covered yet
+    # (seq, path, level): a loss before the next message in order makes them part of the break (`noted`).
+    recent: list[tuple[int, str, int]] = field(default_factory=list)
     confirmed: int = 0  # `have` as last told to the agent
     confirm_at: float = -_INF
     first_time: float = _INF  # the replayed entries' times (for the summary)
@@ -179,12 +208,18 @@ class ReplayCore:
         state_end: bool,
         now: float,
         delta: bool = False,
+        *,
+        mount: str | None = None,
+        book: AlarmBook | None = None,
+        wall: float = 0.0,
     ) -> list[tuple[int, int]]:
         """A STATE, DELTA or HEARTBEAT of ``agent`` that HubState applied, with its outbox ``mark``;
         ``state_end``: the last part of a STATE; ``delta``: it is a DELTA. Returns the ranges found lost
-        (journal them with :meth:`journal_lost`)."""
+        (journal them with :meth:`journal_lost`). ``mount``, ``book``, ``wall``: where the entries a
+        replay held go when the agent's outbox starts afresh or goes back in the middle of it."""
         follow = self._agents.get(agent)
         if follow is None or follow.outbox_id != mark.outbox_id:
+            abandoned: list[tuple[int, int]] = []
             if follow is not None:
                 log.info(
                     "agent %s has a new outbox (%x, was %x): followed from tseq %d, earlier entries not replayed",
@@ -193,10 +228,12 @@ class ReplayCore:
                     follow.outbox_id,
                     mark.head,
                 )
+                abandoned = self._abandon(agent, follow, mount, book, wall)
             follow = self._agents[agent] = _Follow(mark.outbox_id, mark.head, epoch, seq, contiguous=True)
-            follow.run_from = seq
+            follow.run_from = follow.closed_seq = seq
+            follow.closed_head = mark.head
             self._dirty.add(agent)
-            return []
+            return abandoned
         in_order = self._heard(follow, epoch, seq)
         if in_order and not (delta and mark.head == follow.held):  # (another part of the same flush: hold on)
             self._promote(agent, follow)
@@ -207,20 +244,30 @@ class ReplayCore:
                 mark.head,
                 follow.have,
             )
+            abandoned = self._abandon(agent, follow, mount, book, wall)
             follow.have = follow.confirmed = mark.head
             follow.want = None
             follow.journaled.clear()
+            follow.recent.clear()
+            follow.noted.clear()
+            follow.stated.clear()
+            follow.held_items.clear()
             follow.replayed_to = 0
             follow.held = 0
             follow.contiguous = in_order or state_end
+            follow.closed_seq, follow.closed_head = seq, mark.head
             self._dirty.add(agent)
-            return []
+            return abandoned
         if follow.contiguous:
             follow.held = max(follow.held, mark.head)
             return []
         if not state_end:
             return []  # after a break: the resync STATE closes it
         follow.contiguous = True
+        follow.closed_seq, follow.closed_head = seq, mark.head
+        for key, levels in follow.noted.items():  # the break's notes are about entries up to this head
+            follow.stated.setdefault(key, []).extend(levels)
+        follow.noted = {}
         lost: list[tuple[int, int]] = []
         if follow.have + 1 < mark.tail:
             lost.append((follow.have + 1, mark.tail - 1))
@@ -238,24 +285,69 @@ class ReplayCore:
         follow.held = 0  # the replay covers up to this head; later ones are held as usual
         return lost
 
+    def _abandon(
+        self, agent: str, follow: _Follow, mount: str | None, book: AlarmBook | None, wall: float
+    ) -> list[tuple[int, int]]:
+        """The agent's outbox started afresh (or went back) in the middle of a replay: the entries held for
+        matching are journaled now (matched as at the replay's end), and the rest of the range asked for,
+        which that outbox no longer has, is returned as lost."""
+        if follow.want is None:
+            return []
+        unmatched: list[proto.TransitionItem] = []
+        for key, held in follow.held_items.items():
+            unmatched += _unmatched(held, follow.stated.get(key, []))
+        if mount is not None:
+            for item in sorted(unmatched, key=lambda item: item.tseq):
+                if self._journal(agent, mount, item, book, wall) is not None:
+                    self.stats.replayed += 1
+        follow.held_items = {}
+        last = follow.want[1]
+        follow.want = None
+        return [(follow.have + 1, last)] if follow.have < last else []
+
     def in_break(self, agent: str, epoch: int, seq: int) -> bool:
         """Whether a message ``(epoch, seq)`` of ``agent`` about to be applied falls in a break (out of
-        order, or after one not yet closed by a replay): its live level changes go to :meth:`note_live`."""
+        order, or after one its resync STATE has not closed yet): its live level changes go to
+        :meth:`note_live`. Messages heard in order after the closing STATE are not in it, even while the
+        replay runs: the book is current again, so what they journal is above the replay's range (noting
+        them made the replay drop an entry it should journal)."""
         follow = self._agents.get(agent)
         if follow is None:
             return False
         in_order = epoch == follow.epoch and seq == follow.last_seq + 1
-        return not in_order or not follow.contiguous or follow.want is not None
+        return not in_order or not follow.contiguous
 
-    def note_live(self, agent: str, entries: Iterable[JournalEntry]) -> None:
-        """What the alarm book journaled while applying a message :meth:`in_break` named: the points'
-        level changes (issue 17 §1: the replay then does not journal the same change again)."""
+    def follows(self, agent: str) -> bool:
+        """Whether ``agent``'s outbox is followed (its STATEs' and DELTAs' journal entries go to :meth:`note_live`)."""
+        return agent in self._agents
+
+    def note_live(self, agent: str, entries: Iterable[JournalEntry], seq: int | None = None) -> None:
+        """What the alarm book journaled while applying a STATE or DELTA of ``agent``: the points' level
+        changes (issue 17 §1: the replay then does not journal the same change again). ``seq`` None: a
+        message :meth:`in_break` named; else the seq of one heard in order, whose changes are kept until
+        a head covers them (the next message in order): a loss first puts them in the break too (their
+        entries are then replayed, and the book journaled them already)."""
         follow = self._agents.get(agent)
         if follow is None:
             return
+        if seq is None:
+            self._into_break(follow)
         for entry in entries:
-            if entry.agent == agent and entry.kind in _LEVEL_KINDS and not entry.replayed and entry.new is not None:
-                follow.stated[entry.path] = entry.new
+            if entry.agent != agent or entry.replayed or entry.new is None:
+                continue
+            if entry.kind in _LEVEL_KINDS or entry.kind in _EVENT_KINDS:
+                key = _note_key(entry.kind, entry.path)
+                if seq is None:
+                    follow.noted.setdefault(key, []).append(entry.new)
+                else:
+                    follow.recent.append((seq, key, entry.new))
+
+    @staticmethod
+    def _into_break(follow: _Follow) -> None:
+        """A break: the changes journaled from messages no head covered are the break's too."""
+        for _, key, level in follow.recent:
+            follow.noted.setdefault(key, []).append(level)
+        follow.recent.clear()
 
     def _advance(self, agent: str, follow: _Follow, head: int) -> None:
         if head > follow.have:
@@ -285,6 +377,10 @@ class ReplayCore:
         follow its DELTAs, so a head taken at the DELTA would skip the blips of a TRANSITIONS lost after
         it (that loss is a seq gap, and the replay closing it then asks for them)."""
         held, follow.held = follow.held, 0
+        if follow.recent and follow.contiguous:
+            # The messages before this one: their entries are all at or below their head (exact marks),
+            # which counts from now (or the replay under way covers them).
+            follow.recent = [note for note in follow.recent if note[0] >= follow.last_seq]
         if not held or not follow.contiguous:
             return
         if follow.want is None:
@@ -301,6 +397,7 @@ class ReplayCore:
             follow.contiguous = False
             follow.run_from = seq
             follow.held = 0
+            ReplayCore._into_break(follow)
         return in_order
 
     def apply(
@@ -335,10 +432,11 @@ class ReplayCore:
                 follow.have = max(follow.have, min(item.tseq, last))
                 continue
             follow.have = item.tseq
-            if item.kind == "level" and follow.stated:
+            if follow.stated:
                 joined = _joined(mount, item.path)
-                if joined is not None and joined in follow.stated:
-                    follow.held_items.setdefault(joined, []).append(item)  # until the replay is complete
+                key = None if joined is None else _note_key(item.kind, joined)
+                if key is not None and key in follow.stated:
+                    follow.held_items.setdefault(key, []).append(item)  # until the replay is complete
                     continue
             path = self._journal(agent, mount, item, book, wall)
             if path is None:
@@ -358,17 +456,20 @@ class ReplayCore:
             return
         # Done. The points the hub journaled live during the break: their last entry to that level is what
         # was journaled (by the DELTA or the STATE that showed it); the others go in now, in order.
-        for joined, held in sorted(follow.held_items.items()):
-            if held[-1].new == follow.stated.get(joined):
-                held.pop()
-                self.stats.duplicates += 1
-            for item in held:
-                if self._journal(agent, mount, item, book, wall) is not None:
-                    self.stats.replayed += 1
-                    follow.count += 1
-                    follow.first_time = min(follow.first_time, item.time)
-                    follow.last_time = max(follow.last_time, item.time)
-                    follow.points.add(joined)
+        unmatched: list[proto.TransitionItem] = []
+        for key, held in follow.held_items.items():
+            kept = _unmatched(held, follow.stated.get(key, []))
+            self.stats.duplicates += len(held) - len(kept)
+            unmatched += kept
+        for item in sorted(unmatched, key=lambda item: item.tseq):
+            joined_path = self._journal(agent, mount, item, book, wall)
+            if joined_path is not None:
+                self.stats.replayed += 1
+                follow.count += 1
+                follow.first_time = min(follow.first_time, item.time)
+                follow.last_time = max(follow.last_time, item.time)
+                if item.kind == "level":
+                    follow.points.add(joined_path)
         follow.held_items = {}
         follow.stated = {}
         # The alarms of the replayed points follow their live levels again; one summary entry.
@@ -412,7 +513,9 @@ class ReplayCore:
             self.stats.unsolicited += 1
             return
         # Every message of the flush (seq `live` .. this one) heard in order: the unlisted entries are
-        # reflected in DELTAs this hub applied.
+        # reflected in DELTAs this hub applied. They were journaled by them only if the book was current
+        # then: the flush began after the message that closed the last break (a resync STATE), and the
+        # entry is above that STATE's head (below it, the STATE showed it: the replay or `stated` has it).
         heard_flush = follow.run_from <= msg.live
         # Heard seq after seq and no replay running: `have` follows the heads, the entries listed are new.
         following = follow.contiguous and follow.want is None
@@ -438,8 +541,8 @@ class ReplayCore:
         if heard_flush:
             if following:
                 self._advance(agent, follow, msg.last)
-            else:
-                follow.journaled.update(range(max(msg.first, follow.have + 1), msg.last + 1))
+            elif follow.contiguous and follow.closed_seq < msg.live:
+                follow.journaled.update(range(max(msg.first, follow.have + 1, follow.closed_head + 1), msg.last + 1))
         self._settle(agent, follow)
 
     @staticmethod
@@ -513,9 +616,37 @@ class ReplayCore:
         for agent in self._dirty:
             follow = self._agents.get(agent)
             if follow is not None:
-                marks[META_PREFIX + agent] = json.dumps([follow.outbox_id, follow.have])
+                have = follow.have
+                if follow.held_items:
+                    # Replayed entries held for matching are not in the journal yet: a hub restarted before
+                    # the replay completes asks for them again (journaling some twice rather than none).
+                    have = min(have, min(held[0].tseq for held in follow.held_items.values()) - 1)
+                marks[META_PREFIX + agent] = json.dumps([follow.outbox_id, have])
         self._dirty.clear()
         return marks
+
+
+def _note_key(kind: str, path: str) -> str:
+    """Where a change journaled live is noted: a point's level changes under its path, its debounce events
+    under their kind and its path (a NUL, never in a path, between)."""
+    return path if kind in _LEVEL_KINDS else f"{kind}\x00{path}"
+
+
+def _unmatched(held: list[proto.TransitionItem], stated: list[int]) -> list[proto.TransitionItem]:
+    """The replayed entries of one point that the levels journaled live for it in the break do not stand for.
+
+    Each live level stands for one entry to that level, later ones for later entries: matched from the end
+    (the last level with the last entry to it, the one before with an earlier entry to its level, ...).
+    The others were not seen live (a lost flush's, a blip's) and are journaled."""
+    matched: set[int] = set()
+    levels = list(stated)
+    for index in range(len(held) - 1, -1, -1):
+        if not levels:
+            break
+        if held[index].new == levels[-1]:
+            matched.add(index)
+            levels.pop()
+    return [item for index, item in enumerate(held) if index not in matched]
 
 
 def _joined(mount: str, path: str) -> str | None:

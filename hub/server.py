@@ -879,13 +879,14 @@ class HubServer:
                     replay is not None
                     and book is not None
                     and isinstance(msg, proto.State | proto.Delta)
-                    and replay.in_break(msg.sender, msg.epoch, msg.seq)
+                    and replay.follows(msg.sender)
                 )
+                in_break = noting and replay is not None and replay.in_break(msg.sender, msg.epoch, msg.seq)
                 mark = book.journal_mark() if noting and book is not None else 0
                 state.apply(msg, now, wall, peer)
                 if replay is not None and state.applied(msg):
                     if noting and book is not None:
-                        replay.note_live(msg.sender, book.journal_since(mark))
+                        replay.note_live(msg.sender, book.journal_since(mark), None if in_break else msg.seq)
                     self._outbox(msg, now, wall)
             except Exception as error:  # a bug must not take the hub down: count, log, carry on
                 self._reject(f"{type(error).__name__}: {error}", decode=False)
@@ -905,9 +906,13 @@ class HubServer:
         elif isinstance(msg, _MARKED) and msg.outbox is not None:
             state_end = isinstance(msg, proto.State) and msg.part == msg.parts - 1
             delta = isinstance(msg, proto.Delta)
-            lost = replay.observe(msg.sender, msg.epoch, msg.seq, msg.outbox, state_end, now, delta=delta)
+            mount = state.mount_of(msg.sender)
+            lost = replay.observe(
+                msg.sender, msg.epoch, msg.seq, msg.outbox, state_end, now, delta=delta,
+                mount=mount, book=state.alarms, wall=wall,
+            )  # fmt: skip
             if lost:
-                replay.journal_lost(msg.sender, state.mount_of(msg.sender), lost, state.alarms, wall)
+                replay.journal_lost(msg.sender, mount, lost, state.alarms, wall)
 
     def _agent_may_send(self, auth: HubAuthenticator, frame: zmq.Frame | bytes, msg: proto.Message) -> bool:
         """Whether the key this message came with may speak for ``msg.sender`` at its mount."""

@@ -88,6 +88,23 @@ def test_the_monitor_cuts_the_window_as_it_hands_the_publisher_its_changes() -> 
         mon.stop()
 
 
+def test_the_monitor_notes_the_head_as_it_hands_the_publisher_its_full_state() -> None:
+    """A STATE's head is read with its points, under the Monitor's lock (protocol: exact marks)."""
+    from gsmon.agent.monitor import Monitor, _MonitorSource
+
+    mon = Monitor(hub="tcp://127.0.0.1:1", agent=AGENT)
+    outbox = mon.outbox
+    assert outbox is not None
+    try:
+        outbox.record("temp", GREEN, RED, "RED", 90.0, WALL0, WALL0)
+        _MonitorSource(mon).full_state()
+        outbox.record("temp", RED, GREEN, "GREEN", 21.0, WALL0 + 1, WALL0)  # after it: not in that STATE
+        assert outbox.take_noted_head() == 1
+        assert outbox.take_noted_head() is None  # taken once
+    finally:
+        mon.stop()
+
+
 # -- the hub: journaled once, blips latched -------------------------------------------------------------
 
 
@@ -139,8 +156,12 @@ def test_what_the_hub_journaled_live_after_a_gap_is_not_journaled_again_by_the_r
     core, book = ReplayCore(), book_with("temp", "fan", "door")
     core.observe(AGENT, 7, 1, proto.OutboxMark(OUTBOX, 1, 10), True, 0.0)  # followed from tseq 10
     # seq 2 (a DELTA: temp GREEN -> RED, tseq 11) and seq 3 (its live TRANSITIONS) are lost.
-    core.observe(AGENT, 7, *delta(4, 11), False, 0.1)  # a DELTA after the gap: fan GREEN -> ORANGE, tseq 12
+    # A DELTA after the gap: fan GREEN -> ORANGE, tseq 12, journaled live in the break (noted, as the server does).
+    assert core.in_break(AGENT, 7, 4)
+    mark = book.journal_mark()
     book.point_level(f"{MOUNT}/fan", AGENT, ORANGE, "ORANGE", 2.0, WALL0 + 12, None, 0.1, WALL0 + 12)
+    core.note_live(AGENT, book.journal_since(mark))
+    core.observe(AGENT, 7, *delta(4, 11), False, 0.1)
     core.apply_live(live(5, 4, 12, 12, []), MOUNT, book, 0.1, WALL0 + 12)  # tseq 12: reflected in seq 4
     core.observe(AGENT, 7, *delta(6, 12), False, 0.2)  # door RED and back between two flushes
     blip = [item(13, "door", GREEN, RED, WALL0 + 13), item(14, "door", RED, GREEN, WALL0 + 13.01)]

@@ -252,3 +252,44 @@ def test_an_unreadable_stored_mark_is_ignored() -> None:
     core = ReplayCore({META_PREFIX + AGENT: "not json", META_PREFIX + "b": json.dumps([1, 2])})
     assert core.have(AGENT) is None
     assert core.have("b") == 2
+
+
+def test_entries_held_by_a_replay_under_way_are_asked_again_by_a_hub_restarted_meanwhile() -> None:
+    """A point the STATE showed RED (journaled live) blipped in the outage: its replayed entries wait for
+    the end of the replay to be matched. A hub that restarts before that end must not have stored a
+    ``have`` past them: it asks for them again (journaling some twice rather than losing them)."""
+    book = live_book(GREEN)
+    core = restarted(10)
+    core.observe(AGENT, 7, 1, mark(13), False, 0.0)  # in the hub's break (its own restart)
+    mark_at = book.journal_mark()
+    book.point_level(f"{MOUNT}/temp", AGENT, RED, "RED", 1.0, T0 + 13, None, 0.0, T0 + 200)
+    core.note_live(AGENT, book.journal_since(mark_at))  # the resync STATE shows temp RED: journaled live
+    core.observe(AGENT, 7, 2, mark(13), True, 0.0)
+    assert core.take_requests(0.0) == [(AGENT, 11, 13)]
+    blip = [(11, "temp", GREEN, RED, T0 + 11), (12, "temp", RED, GREEN, T0 + 12)]
+    core.apply(transitions(11, 12, blip, done=False, seq=3), MOUNT, RED, book, 0.1, T0 + 201)  # 13 still to come
+    assert not [e for e in book.take_journal() if e.replayed]  # held until the replay is complete
+    stored = core.take_marks()
+    again = ReplayCore(stored)  # the hub restarts now
+    assert again.have(AGENT) == 10
+
+
+def test_an_outbox_started_afresh_in_the_middle_of_a_replay_leaves_what_was_held_journaled_and_the_rest_lost() -> None:
+    """An agent with its outbox in memory restarts while its replay is under way: the entries the hub
+    held for matching are journaled (not dropped with the old outbox), what it never got is lost_transitions."""
+    book = live_book(GREEN)
+    core = restarted(10)
+    core.observe(AGENT, 7, 1, mark(13), False, 0.0)
+    mark_at = book.journal_mark()
+    book.point_level(f"{MOUNT}/temp", AGENT, RED, "RED", 1.0, T0 + 13, None, 0.0, T0 + 200)
+    core.note_live(AGENT, book.journal_since(mark_at))  # the resync STATE shows temp RED: journaled live
+    core.observe(AGENT, 7, 2, mark(13), True, 0.0)
+    blip = [(11, "temp", GREEN, RED, T0 + 11), (12, "temp", RED, GREEN, T0 + 12)]
+    core.apply(transitions(11, 12, blip, done=False, seq=3), MOUNT, RED, book, 0.1, T0 + 201)
+    book.take_journal()
+    fresh = proto.OutboxMark(OUTBOX + 1, 1, 0)
+    lost = core.observe(AGENT, 8, 1, fresh, True, 0.2, mount=MOUNT, book=book, wall=T0 + 202)
+    assert lost == [(13, 13)]
+    # The live RED stands for the entry to RED; the return to GREEN is journaled, replayed.
+    assert [(e.time, e.new, e.replayed) for e in book.take_journal() if e.kind == "level"] == [(T0 + 12, GREEN, True)]
+    assert core.have(AGENT) == 0  # followed from the new outbox's head
