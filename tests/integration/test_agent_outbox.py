@@ -161,7 +161,12 @@ def test_a_blip_shorter_than_a_flush_is_journaled_once_and_latched_with_its_time
     assert [(e["old"], e["new"], e["replayed"]) for e in levels] == [(10, 30, False), (30, 10, False)]
     wait_until(lambda: _health(hub, "outbox_live") >= 2, what="_hub/outbox_live to count the blip")
     assert before <= levels[0]["time"] <= levels[1]["time"] <= after  # the agent's poll times
-    (alarm,) = send_command(hub.query, "alarms", {"prefix": MOUNT}, timeout_s=5.0).result["alarms"]
+    # The Door's alarm (one: a later blip re-raises the same id). Only the Door's: on a loaded machine the hub
+    # may also have judged the agent silent for a moment, an alarm of the mount.
+    alarms = send_command(hub.query, "alarms", {"prefix": MOUNT}, timeout_s=5.0).result["alarms"]
+    door_alarms = [item for item in alarms if item["path"] == door]
+    assert len(door_alarms) == 1, alarms
+    (alarm,) = door_alarms
     assert (alarm["state"], alarm["max_level"], alarm["level"]) == ("rtn_unacked", 30, 10)
     assert alarm["raised_at"] == levels[0]["time"]
     assert [e for e in _journal(hub) if e["kind"] == "replayed"] == []  # no replay was needed
