@@ -2327,7 +2327,7 @@ def _orphans_of(body: Any) -> list[RelayedOrphan] | None:
     return [RelayedOrphan(o.path, o.id, o.agent, o.via, o.state, o.level, o.max_level, o.shelf) for o in maps]
 
 
-def _body_of(msg: Message, points: list[msgspec.Raw] | None = None) -> msgspec.Struct:
+def _body_of(msg: Message, points: Any = None) -> msgspec.Struct:
     """``msg``'s body; ``points``: a STATE's or DELTA's entries already packed and spliced (else packed here)."""
     if isinstance(msg, State):
         if points is None:

@@ -210,14 +210,14 @@ class UpstreamCore:
         current: list[proto.RelayedOrphan] | None = None
         for link in range(self.links):
             last_parts = [
-                index
+                (index, msg)
                 for index, (to, msg) in enumerate(out)
                 if to == link and isinstance(msg, proto.State) and msg.part == msg.parts - 1
             ]
             if last_parts:
                 current = self.orphans() if current is None else current
-                for index in last_parts:
-                    out[index] = (link, replace(out[index][1], orphans=current))
+                for index, state in last_parts:
+                    out[index] = (link, replace(state, orphans=current))
                 self._orphans_sent[link], self._orphans_version[link] = current, version
                 continue
             if version == self._orphans_version[link] or now < self._orphans_at[link] + self.settings.coalesce_s:
@@ -230,10 +230,11 @@ class UpstreamCore:
                 continue  # (a change that left the set as it was: an alarm of a point, a site's STATE)
             self._orphans_sent[link], self._orphans_at[link] = current, now
             delta = next(
-                (index for index, (to, msg) in enumerate(out) if to == link and isinstance(msg, proto.Delta)), None
+                ((index, msg) for index, (to, msg) in enumerate(out) if to == link and isinstance(msg, proto.Delta)),
+                None,
             )
             if delta is not None:
-                out[delta] = (link, replace(out[delta][1], orphans=current))
+                out[delta[0]] = (link, replace(delta[1], orphans=current))
             else:
                 out.append((link, proto.Delta(**self.policy.header(link, now, wall), points=[], orphans=current)))
         return out
