@@ -820,9 +820,19 @@ class HubState:
                 # collector's oldest generation, whose full scans were a third of a centre's CPU.
                 if entry.debounce != leaf.debounce:
                     self._set_debounce(leaf, entry.debounce, book, polled_at_s, now, wall)
-            elif leaf.debounce is not None:
-                self._set_debounce(leaf, None, book, polled_at_s, now, wall)  # its debounce was switched off
-            if relayed_book is not None:
+                    booked = False
+                else:
+                    # (1.3) The map the point had (its value alone changed: the usual relayed entry). With no
+                    # alarm and no shelf in it, it counts for nothing in the rollup, and the book has it so
+                    # already: booked when this map came, or taken out with every point of its site by the
+                    # site's silence since. set_relayed would change nothing.
+                    kept = entry.debounce  # equal to the point's
+                    booked = kept.get("alarm") is None and kept.get("shelf") is None
+            else:
+                booked = False
+                if leaf.debounce is not None:
+                    self._set_debounce(leaf, None, book, polled_at_s, now, wall)  # its debounce was switched off
+            if relayed_book is not None and not booked:
                 attention, shelved = relayed_attention(leaf.debounce)
                 relayed_book.set_relayed(leaf.path, attention, shelved)
             if code != old_code:

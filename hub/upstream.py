@@ -203,7 +203,7 @@ class UpstreamCore:
             return []
         min_level = self.settings.min_level
         sent_key = self._sent_key
-        get = self.state.tree.get
+        get = self.state.tree.by_key().get  # a C call (Tree.get is a Python one around it)
         out: list[proto.PointEntry] = []
         removed = False
         silences: list[str] = []
@@ -358,10 +358,28 @@ class UpstreamCore:
         else:
             since = None  # unchanged since the point's last entry: left out (protocol: Relayed entries)
         debounce = leaf.debounce
-        if debounce is None:  # an agent point without debounce: its own level is the raw one
-            debounce = {"raw": reported, "raw_str": leaf.alertstr}
-        # Else the agent's debounce map (or the one relayed from below): raw, pending, flapping as they are.
-        relayed = proto.relay_map(debounce, owner, via, stale, dt_s, reported, alarm, since, shelf)
+        if debounce is None:
+            # An agent point without debounce (the usual one): its own level is the raw one, so no
+            # "reported", no pending or flapping. proto.relay_map's map, made here without the debounce map
+            # it would read it from (the same keys in the same order: the same bytes).
+            relayed: dict[str, Any] = {"raw": reported}
+            if leaf.alertstr:
+                relayed["raw_str"] = leaf.alertstr
+            relayed["agent"] = owner
+            relayed["via"] = via
+            if stale:
+                relayed["stale"] = True
+            if dt_s is not None:
+                relayed["dt"] = dt_s
+            if alarm is not None:
+                relayed["alarm"] = alarm
+            if since is not None:
+                relayed["since"] = since
+            if shelf is not None:
+                relayed["shelf"] = shelf
+        else:
+            # The agent's debounce map (or the one relayed from below): raw, pending, flapping as they are.
+            relayed = proto.relay_map(debounce, owner, via, stale, dt_s, reported, alarm, since, shelf)
         label = alertstr_for(code) if code != leaf.alertcode else leaf.alertstr
         entry: proto.DebouncedEntry = _new_tuple(
             _Relayed, (path, leaf.value, code, label or "", leaf.polled_at_s or 0.0, None)
