@@ -3,6 +3,9 @@
 * At the site, the 7th map of a relayed entry for an agent point without debounce is made directly, not through
   :func:`proto.relay_map`: the same keys, in the same order, so the same bytes (stale, one-shot, empty label,
   alarm, since, shelf).
+* :func:`proto.pack_entry` packs an entry of a scalar value through msgspec: the bytes msgpack (strict types)
+  gives, and what msgspec refuses (an int beyond 64 bits, a lone surrogate, a str subclass) or would pack
+  otherwise (a tuple, an enum, a set: not scalars) takes the general path.
 * At the centre, an entry whose map is the one the point already has, with no alarm and no shelf in it, is not
   booked again (AlarmBook.set_relayed would change nothing): the rollup stays what booking every entry gave.
 
@@ -11,8 +14,11 @@ No sockets, no sleeps: the cores of tests/unit/test_federation.py.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from test_federation import GREEN, RED, SUBSCRIBE, Hub, attention, federation, pump, routed_answers
 from test_hub_state import WALL0, pt
 
@@ -107,3 +113,70 @@ def test_value_only_entries_of_a_point_without_alarm_leave_the_rollup_as_booking
     pump(site, central, 16.2)
     assert central.out["GS1/rack1/cpu"]["attention"] == central.out["GS1/rack1/disk"]["attention"] == RED
     assert attention(central, "GS1/rack1") == (RED, 2, 0)
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),  # beyond 64 bits too: msgspec refuses, msgpack's path sanitises
+    st.floats(allow_nan=False),
+    st.text(),
+)
+_MAP_ITEMS = st.one_of(  # what a debounce or relay map holds (never an int beyond 64 bits: ours)
+    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1), st.floats(), st.text()
+)
+_MAPS = st.recursive(
+    _MAP_ITEMS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _old_bytes(entry: proto.PointEntry) -> bytes:
+    """The general path: msgpack with strict types, every item as it is (the value sanitised if it must be)."""
+    items = [*entry]
+    if isinstance(entry, proto.DebouncedEntry):
+        items.append(entry.debounce)
+    try:
+        return proto._pack_strict(items)
+    except (TypeError, ValueError, OverflowError):
+        items[1] = proto._sanitise(items[1])
+        return proto._pack_strict(items)
+
+
+@given(
+    path=st.text(min_size=1),
+    value=_SCALARS,
+    code=st.integers(min_value=0, max_value=2**16),
+    label=st.text(),
+    polled=st.floats(allow_nan=False),
+    dt_s=st.none() | st.floats(min_value=0.001, max_value=1e6),
+    debounce=st.none() | st.dictionaries(st.text(max_size=8), _MAPS, max_size=6),
+)
+def test_a_scalar_entry_packs_to_msgpacks_bytes(
+    path: str, value: Any, code: int, label: str, polled: float, dt_s: float | None, debounce: dict[str, Any] | None
+) -> None:
+    entry = proto.PointEntry(path, value, code, label, polled, dt_s)
+    if debounce is not None:
+        entry = proto.debounced_entry(entry, debounce)
+    assert proto.pack_entry(entry) == _old_bytes(entry)
+
+
+class _Level(enum.Enum):
+    RED = 30
+
+
+class _Text(str):
+    pass
+
+
+def test_what_msgspec_would_pack_otherwise_takes_the_general_path() -> None:
+    for value in ((1, 2), _Level.RED, {1, 2}, _Text("x"), 2**64, "lone \ud800"):
+        entry = proto.PointEntry("p", value, GREEN, "GREEN", WALL0, None)
+        assert proto.pack_entry(entry) == _old_bytes(entry), repr(value)
+    labelled = proto.PointEntry("p", 1.0, GREEN, _Text("GREEN"), WALL0, None)
+    assert proto.pack_entry(labelled) == _old_bytes(labelled)
+    # A map's items are the spec's (arrays, never our tuple ext): a tuple in one packs as the array it stands for.
+    mapped = proto.debounced_entry(proto.PointEntry("p", 1.0, GREEN, "GREEN", WALL0, None), {"via": ("a", "b")})
+    listed = proto.debounced_entry(mapped, {"via": ["a", "b"]})
+    assert proto.pack_entry(mapped) == proto.pack_entry(listed) == _old_bytes(listed)
