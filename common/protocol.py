@@ -237,7 +237,12 @@ Resync back-channel: a hub that sees a ``seq`` gap (or a DELTA from an epoch it
 has no STATE for) subscribes, then unsubscribes, the topic
 ``RESYNC_TOPIC_PREFIX + agent name``. The agent's XPUB sees that subscription
 and answers with a full STATE. Subscriptions travel to every connected agent,
-so each agent checks the name.
+so each agent checks the name. A hub also asks an agent it hears again after a
+silence. It does not ask when the message after the gap or the silence is the
+first part of a STATE (``part`` 0): that STATE refills the agent already, and a
+request costs one subscription and one unsubscription at every connected agent
+(a restarted hub asking each of N agents sends 2 N x N frames). A gap before
+a later part still asks.
 
 Hub-of-hubs (1.3)
 -----------------

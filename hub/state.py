@@ -460,13 +460,18 @@ class HubState:
             # Replayed or reordered: never apply old news over new.
             self.stats.messages_rejected += 1
             return
+        # The first part of a STATE refills the agent by itself: asking for another after a gap or a silence
+        # would only make the agent send it twice (and a request reaches every connected agent: a restarted
+        # hub asked each of its agents once, N x N frames).
+        refill = isinstance(msg, proto.State) and msg.part == 0
         if msg.seq != agent.last_seq + 1:
             missing = msg.seq - agent.last_seq - 1
             agent.gaps += missing
             self.stats.seq_gaps += missing
-            self._request_resync(agent, now)
+            if not refill:
+                self._request_resync(agent, now)
         agent.last_seq = msg.seq
-        self._hear(agent, now)
+        self._hear(agent, now, refill)
 
         if isinstance(msg, proto.State):
             self._apply_state(agent, msg, now, wall)
@@ -487,7 +492,8 @@ class HubState:
         results, self._upstream_results = self._upstream_results, []
         return results
 
-    def _hear(self, agent: _Agent, now: float) -> None:
+    def _hear(self, agent: _Agent, now: float, refill: bool = False) -> None:
+        """``agent`` was heard; ``refill``: in the first part of a STATE (no STATE to ask for after a silence)."""
         agent.last_heard = now
         if agent.silent:
             agent.silent = False
@@ -495,7 +501,7 @@ class HubState:
                 self.alarms.agent_back(agent.name, agent.mount, now, self._wall)
             if agent.silent_since is not None:
                 log.info("agent %s is back after %.1f s of silence", agent.name, now - agent.silent_since)
-            if agent.epoch != -1 and agent.leaves:
+            if agent.epoch != -1 and agent.leaves and not refill:
                 # Back from silence: a STATE refreshes every point at once.
                 self._request_resync(agent, now)
             settings = self.settings
