@@ -467,13 +467,18 @@ class HubState:
             # Replayed or reordered: never apply old news over new.
             self.stats.messages_rejected += 1
             return
+        # The first part of a STATE refills the agent by itself: asking for another after a gap or a silence
+        # would only make the agent send it twice (and a request reaches every connected agent: a restarted
+        # hub asked each of its agents once, N x N frames).
+        refill = isinstance(msg, proto.State) and msg.part == 0
         if msg.seq != agent.last_seq + 1:
             missing = msg.seq - agent.last_seq - 1
             agent.gaps += missing
             self.stats.seq_gaps += missing
-            self._request_resync(agent, now)
+            if not refill:
+                self._request_resync(agent, now)
         agent.last_seq = msg.seq
-        self._hear(agent, now)
+        self._hear(agent, now, refill)
 
         if isinstance(msg, proto.State):
             self._apply_state(agent, msg, now, wall)
@@ -543,7 +548,8 @@ class HubState:
         results, self._upstream_results = self._upstream_results, []
         return results
 
-    def _hear(self, agent: _Agent, now: float) -> None:
+    def _hear(self, agent: _Agent, now: float, refill: bool = False) -> None:
+        """``agent`` was heard; ``refill``: in the first part of a STATE (no STATE to ask for after a silence)."""
         agent.last_heard = now
         if agent.silent:
             agent.silent = False
@@ -551,7 +557,7 @@ class HubState:
                 self.alarms.agent_back(agent.name, agent.mount, now, self._wall)
             if agent.silent_since is not None:
                 log.info("agent %s is back after %.1f s of silence", agent.name, now - agent.silent_since)
-            if agent.epoch != -1 and agent.leaves:
+            if agent.epoch != -1 and agent.leaves and not refill:
                 # Back from silence: a STATE refreshes every point at once.
                 self._request_resync(agent, now)
             settings = self.settings
@@ -876,9 +882,19 @@ class HubState:
                 # collector's oldest generation, whose full scans were a third of a centre's CPU.
                 if entry.debounce != leaf.debounce:
                     self._set_debounce(leaf, entry.debounce, book, polled_at_s, now, wall)
-            elif leaf.debounce is not None:
-                self._set_debounce(leaf, None, book, polled_at_s, now, wall)  # its debounce was switched off
-            if relayed_book is not None:
+                    booked = False
+                else:
+                    # (1.3) The map the point had (its value alone changed: the usual relayed entry). With no
+                    # alarm and no shelf in it, it counts for nothing in the rollup, and the book has it so
+                    # already: booked when this map came, or taken out with every point of its site by the
+                    # site's silence since. set_relayed would change nothing.
+                    kept = entry.debounce  # equal to the point's
+                    booked = kept.get("alarm") is None and kept.get("shelf") is None
+            else:
+                booked = False
+                if leaf.debounce is not None:
+                    self._set_debounce(leaf, None, book, polled_at_s, now, wall)  # its debounce was switched off
+            if relayed_book is not None and not booked:
                 attention, shelved = relayed_attention(leaf.debounce)
                 relayed_book.set_relayed(leaf.path, attention, shelved)
             if code != old_code:
