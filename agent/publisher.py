@@ -181,9 +181,7 @@ class Publisher:
             context.term()
 
     def _new_socket(self, endpoint: str) -> zmq.Socket[bytes]:
-        sock = transport.make_socket(
-            self._context, zmq.XPUB, transport.SocketOptions(sndhwm=self.settings.sndhwm, xpub_verbose=True)
-        )
+        sock = transport.make_socket(self._context, zmq.XPUB, transport.publisher_options(self.settings.sndhwm))
         if self._curve is not None:
             self._curve.apply(sock)
         return sock

@@ -109,6 +109,7 @@ __all__ = [
     "make_socket",
     "monitor_socket",
     "parse_endpoint",
+    "publisher_options",
     "with_host",
 ]
 
@@ -131,6 +132,17 @@ class SocketOptions:
     max_msg_bytes: int = -1  # -1: no limit (set on sockets that read untrusted peers)
     zmtp_heartbeats: bool = True
     xpub_verbose: bool = False  # XPUB: pass every (un)subscription up, not only the first
+
+
+def publisher_options(sndhwm: int) -> SocketOptions:
+    """An agent's (or a site hub's upstream) XPUB: every (un)subscription passed up, and no receive limit.
+
+    What an XPUB receives is the hubs' (un)subscriptions only -- tiny, and as many as a hub sends: a hub
+    restarted under thousands of agents sends each of them a resync request per agent. With a receive
+    limit the pipe fills, libzmq stops reading the connection, ZMTP heartbeats then time out and on the
+    reconnect libzmq 4.3.5 aborts the whole process (``Assertion failed: _input_stopped``, libzmq issue
+    3937, still open; seen killing a 750-agent bench fleet). With none, input never stops."""
+    return SocketOptions(sndhwm=sndhwm, rcvhwm=0, xpub_verbose=True)
 
 
 def make_socket(context: zmq.Context[zmq.Socket[bytes]], socket_type: int, options: SocketOptions) -> zmq.Socket[bytes]:

@@ -589,9 +589,7 @@ class UpstreamLink:
         self._connect()
 
     def _new_socket(self) -> zmq.Socket[bytes]:
-        sock = transport.make_socket(
-            self._context, zmq.XPUB, transport.SocketOptions(sndhwm=self.settings.sndhwm, xpub_verbose=True)
-        )
+        sock = transport.make_socket(self._context, zmq.XPUB, transport.publisher_options(self.settings.sndhwm))
         if self.settings.curve is not None:
             self.settings.curve.apply(sock)
         return sock
