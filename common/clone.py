@@ -568,8 +568,12 @@ class CloneCore:
                 if not (path.startswith(prefix) if ends_segment else path_in_prefix(path, prefix)):
                     continue
                 old = nodes.get(path)
-                if old is not None and seq <= old.seq:
-                    continue  # the snapshot already held this node at that change or a later one
+                if old is not None:
+                    if seq <= old.seq:
+                        continue  # the snapshot already held this node at that change or a later one
+                    # The same text: the one held (the view's key) is kept, the copy just decoded is freed now,
+                    # while it is in cache, rather than the old one later, when it is not.
+                    message.path = old.path
                 if message.kind == removed:
                     if old is None:
                         continue
