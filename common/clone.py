@@ -12,7 +12,7 @@ deliver. :class:`~gsmon.common.client.Subscriber` is the sockets around it::
     SUB socket frames -------> CloneCore.receive(topic, payload, now, wall) --> [Change]
     every poll --------------> CloneCore.tick(now, wall) --> Todo(subscriptions, snapshot request)
     snapshot replies --------> CloneCore.snapshot_reply(reply) --> [Change] (when it ends complete)
-    (lean) NODE frames ------> CloneCore.receive_node(topic, payload, accepted) --> accepted += [LeanNode]
+    (lean) NODE frames ------> CloneCore.receive_nodes([(topic, payload)...], accepted) --> accepted += [LeanNode]
     a request that failed ---> CloneCore.snapshot_failed() (asked again at the next tick)
 
 The rules (the protocol docstring is the specification):
@@ -56,10 +56,10 @@ The lean mode (``lean=True``, the recorder's: the whole view, no ``min_alert``) 
 but keeps each node as the :class:`~gsmon.common.protocol.LeanNode` its payload was decoded into
 (:func:`~gsmon.common.protocol.decode_lean_node`: what decode_node_message accepts, without building a
 NodeUpdate) and, for a NODE, appends the node it applied to a list the caller passes
-(:meth:`CloneCore.receive_node`; a removal is the LeanNode of kind ``removed``) instead of building a
-NodeState and a Change for it: at 100,000 NODEs/s those cost a third of the read path, and the NodeUpdate
-half of the rest (bench/recorder_bench.py, read). :attr:`CloneCore.tree` and the snapshot's changes are
-NodeStates in both modes; :attr:`CloneCore.lean_nodes` is the lean view itself.
+(:meth:`CloneCore.receive_nodes`, in batches between heartbeats; a removal is the LeanNode of kind
+``removed``) instead of building a NodeState and a Change for it: at 100,000 NODEs/s those cost a third
+of the read path, and the NodeUpdate half of the rest (bench/recorder_bench.py, read). :attr:`CloneCore.tree`
+and the snapshot's changes are NodeStates in both modes; :attr:`CloneCore.lean_nodes` is the lean view itself.
 
 Requests (protocol: Envelope): the client's own random non-zero ``epoch``
 (:func:`new_client_epoch`), a header ``seq`` of 1, 2, 3 ... per query
