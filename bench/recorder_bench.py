@@ -21,17 +21,18 @@ scale (``--points``, default 100,000 = 1,000 agents x 100 points, at 1 Hz for ``
     over points whose values change every second inside a 0.5 deadband: how many updates per
     second the core decides (it must take 100,000/s), and how many rows it writes.
     Baseline: a dict update per update (the cheapest loop that touches each update).
-read (``--points`` NODE messages, three rounds)
+read (``--points`` NODE messages, ``--rounds`` rounds, default three; ``--only read`` runs it alone)
     What the recorder's loop does per update before any row exists, old and new in the same run:
     the old path (``Subscriber.poll``'s: :class:`~gsmon.common.clone.CloneCore` ``receive`` --
     decode, checks, the view's NodeState, the Change -- then ``RecorderCore.observe``) and the
-    lean one the recorder uses (``Subscriber.poll_updates``': ``receive_node`` keeps the decoded
-    NodeUpdate, then ``RecorderCore.observe_updates``), seed policy; each without a socket, and
+    lean one the recorder uses (``Subscriber.poll_updates``': ``receive_nodes`` keeps the
+    LeanNode decoded, then ``RecorderCore.observe_updates``), seed policy; each without a socket, and
     read from a real ZeroMQ SUB socket (a PUB->SUB pair on ``inproc://``, a round queued before
     it is read, by the Subscriber's own read loops ``client.read_changes``/``read_updates``; a
     tcp link adds the I/O thread's decoding of the stream, on another core's time). The lean
     figure with the socket's inverse is how many cores the loop needs at 100,000 updates/s.
     Baseline: the bare decode (``protocol.decode_hub_message``), the part no subscriber can skip.
+    ``--recorder-gc``: the collector tuned after round 0 as the recorder tunes it after its first snapshot.
 first commit (``--points`` new paths and one row each, in one transaction)
     The scale scenario's first commit: every path of the first snapshot interned, its row
     inserted. Baseline: the same with the names interned in chunks of 500 through SQLAlchemy
@@ -273,13 +274,19 @@ class _Inproc:
         self.context.term()
 
 
-def bench_read(points: int) -> dict[str, float]:
+def bench_read(points: int, rounds: int = 3, recorder_gc: bool = False) -> dict[str, float]:
     """The read path per update, old (Subscriber.poll's: CloneCore.receive, a NodeState and a Change each,
-    RecorderCore.observe) and new (poll_updates': the lean CloneCore.receive_node, observe_updates), in
+    RecorderCore.observe) and new (poll_updates': the lean CloneCore.receive_nodes, observe_updates), in
     one process, first without a socket, then read from a real ZeroMQ SUB socket (inproc) as the
-    Subscriber's loops read it; baseline the bare decode. Medians of 3 rounds (round 0: every point seen first).
+    Subscriber's loops read it; baseline the bare decode. Medians of ``rounds`` rounds (round 0: every point
+    seen first, so with 3 rounds the median is the slower of the two others; more rounds, a steadier median).
+    ``recorder_gc``: after round 0 the collector is tuned as ``gsmon recorder`` tunes it after its first
+    snapshot (gc_tuning.GcTuner.start: collect, freeze, thresholds), and restored at the end.
     Timed in CPU time of this process (``process_time``: inproc has no I/O thread, so that is the loop's work),
     so that time the loop waits for a core on a shared machine does not count as its cost."""
+    import gc
+
+    from gsmon.common import client
     from gsmon.common import protocol as proto
     from gsmon.common.client import read_changes, read_updates
     from gsmon.common.clone import CloneCore
@@ -294,11 +301,18 @@ def bench_read(points: int) -> dict[str, float]:
         return clone, RecorderCore(seed)
 
     variants = ("old", "new", "old_socket", "new_socket")
+    batch = getattr(client, "_BATCH", 1)
     cores = {name: pair(name.startswith("new")) for name in variants}
     timings: dict[str, list[float]] = {name: [] for name in (*variants, "decode")}
     link = _Inproc()
+    threshold, tuner = gc.get_threshold(), None
     try:
-        for round_ in range(3):
+        for round_ in range(rounds):
+            if round_ == 1 and recorder_gc:
+                from gsmon.common.gc_tuning import GcTuner
+
+                tuner = GcTuner()
+                tuner.start(sum(core.points for _, core in cores.values()))
             messages = _read_messages(points, round_)
             now = T0 + round_
             for name in variants:
@@ -313,11 +327,16 @@ def bench_read(points: int) -> dict[str, float]:
                         for change in receive(topic, payload, time.monotonic(), time.time()):
                             observe(change.path, change.new, now, 0.0)
                 elif name == "new":
-                    receive_node, is_heartbeat = clone.receive_node, proto.is_heartbeat_topic
-                    accepted: list[proto.NodeUpdate] = []
-                    for topic, payload in messages:
-                        if not is_heartbeat(topic):
-                            receive_node(topic, payload, accepted)
+                    # As read_updates hands them over: the NODEs (no heartbeat here) in batches of its size
+                    # (a tree from before receive_nodes: one by one, as its read_updates did).
+                    accepted: list[Any] = []
+                    receive_nodes = getattr(clone, "receive_nodes", None)
+                    if receive_nodes is None:
+                        for topic, payload in messages:
+                            clone.receive_node(topic, payload, accepted)
+                    else:
+                        for start in range(0, len(messages), batch):
+                            receive_nodes(messages[start : start + batch], accepted)
                     core.observe_updates(accepted, now, 0.0)
                 elif name == "old_socket":
                     seen = 0
@@ -342,6 +361,10 @@ def bench_read(points: int) -> dict[str, float]:
             timings["decode"].append(time.process_time() - begun)
     finally:
         link.close()
+        if tuner is not None:
+            tuner.unhook()
+            gc.unfreeze()
+            gc.set_threshold(*threshold)
     us = {name: statistics.median(values) / points * 1e6 for name, values in timings.items()}
     return {
         "us_per_update": us["new_socket"],
@@ -352,6 +375,7 @@ def bench_read(points: int) -> dict[str, float]:
         "old_socket_us": us["old_socket"],
         "new_socket_us": us["new_socket"],
         "baseline_us_per_update": us["decode"],
+        "rounds": rounds,
     }
 
 
@@ -674,6 +698,16 @@ def _print_e2e(e2e: dict[str, Any], agents: int, backend: str) -> None:
     )
 
 
+def _print_read(read: dict[str, float], points: int) -> None:
+    print(
+        f"read path (seed policy, {points:,} NODEs x {read['rounds']:.0f}, from an inproc SUB socket): lean "
+        f"{read['new_socket_us']:.2f} us/update = {read['updates_per_s']:,.0f} updates/s per core, "
+        f"{read['cores_at_100k']:.2f} cores at 100,000/s (old path {read['old_socket_us']:.2f} us); "
+        f"no socket: lean {read['new_us']:.2f} us, old {read['old_us']:.2f} us "
+        f"(bare decode baseline {read['baseline_us_per_update']:.2f} us); load average {_load_average():.2f}"
+    )
+
+
 def _why() -> Any:
     from gsmon.common.recorder.core import Why
 
@@ -691,9 +725,19 @@ def main(argv: list[str] | None = None) -> int:
         "--e2e", type=int, metavar="AGENTS", help="also: AGENTS x 100 points at 1 Hz through a real hub and recorder"
     )
     parser.add_argument("--window-s", type=float, default=20.0, help="--e2e: the measured window")
+    parser.add_argument(
+        "--only", choices=("read",), help="run only this scenario (read: the in-process read path, no store)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="read: rounds (medians; round 0 is every point's first)")
+    parser.add_argument(
+        "--recorder-gc", action="store_true", help="read: the collector tuned after round 0 as gsmon recorder tunes it"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.points, args.seconds = 5000, 2000, 2
+    if args.only == "read":
+        _print_read(bench_read(args.points, args.rounds, args.recorder_gc), args.points)
+        return 0
     cluster = _pg_cluster() if args.postgres else None
     try:
         folder = Path(tempfile.mkdtemp(prefix="gsmon-recbench-"))
@@ -712,14 +756,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(needs {args.points:,}/s; dict-update baseline {scale['baseline_updates_per_s']:,.0f}/s); "
             f"{scale['rows']:,} rows in {args.seconds} s"
         )
-        read = bench_read(args.points)
-        print(
-            f"read path (seed policy, {args.points:,} NODEs x 3, from an inproc SUB socket): lean "
-            f"{read['new_socket_us']:.2f} us/update = {read['updates_per_s']:,.0f} updates/s per core, "
-            f"{read['cores_at_100k']:.2f} cores at 100,000/s (old path {read['old_socket_us']:.2f} us); "
-            f"no socket: lean {read['new_us']:.2f} us, old {read['old_us']:.2f} us "
-            f"(bare decode baseline {read['baseline_us_per_update']:.2f} us)"
-        )
+        _print_read(bench_read(args.points, args.rounds, args.recorder_gc), args.points)
         first = bench_first_commit(
             cluster.new_database if cluster else lambda: f"sqlite:///{tempfile.mkdtemp(prefix='gsmon-recbench-')}/f.db",
             args.points,

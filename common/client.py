@@ -36,9 +36,9 @@ differs between the two hubs' trees. :attr:`Subscriber.hub` is the hub used
 now, :attr:`Subscriber.hub_lost` is true only when every hub is gone.
 
 The lean mode (``Subscriber(..., lean=True)``, the recorder's) follows the same rules but is read
-with :meth:`Subscriber.poll_updates`, which returns the NODEs applied as the decoded
-:class:`~gsmon.common.protocol.NodeUpdate` s (and a snapshot's changes apart), with no NodeState nor
-Change built per update.
+with :meth:`Subscriber.poll_updates`, which returns the NODEs applied as the
+:class:`~gsmon.common.protocol.LeanNode` s their payloads were decoded into (and a snapshot's changes
+apart), with no NodeUpdate, NodeState nor Change built per update.
 
 Everything runs in the caller's thread: :meth:`Subscriber.poll` reads what
 arrived and returns the changes, :meth:`Subscriber.changes` is a blocking
@@ -116,16 +116,19 @@ def read_changes(sub: zmq.Socket[bytes], core: CloneCore, limit: int = MAX_READ_
 
 
 def read_updates(
-    sub: zmq.Socket[bytes], core: CloneCore, accepted: list[proto.NodeUpdate], limit: int = MAX_READ_PER_POLL
+    sub: zmq.Socket[bytes], core: CloneCore, accepted: list[proto.LeanNode], limit: int = MAX_READ_PER_POLL
 ) -> None:
     """:meth:`Subscriber.poll_updates`'s read (a lean ``core``): as :func:`read_changes`, but the clocks are
-    read only for a heartbeat (a NODE does not use them), a NODE goes to ``core.receive_node`` (no
-    NodeState, no Change, no list per message) and the NODEs applied are appended to ``accepted``."""
-    receive, receive_node, monotonic, wall = core.receive, core.receive_node, time.monotonic, time.time
+    read only for a heartbeat (a NODE does not use them), the NODEs go to ``core.receive_nodes`` in batches
+    (no NodeState, no Change, no call per message; a heartbeat ends a batch, so the core sees the stream in
+    its order) and the NODEs applied are appended to ``accepted``."""
+    receive, receive_nodes, monotonic, wall = core.receive, core.receive_nodes, time.monotonic, time.time
     is_heartbeat = proto.is_heartbeat_topic
     # Frames, not bytes: a frame's `more` is libzmq's own flag, where asking the socket for RCVMORE costs
     # more than the frame (transport.fast_recv_frame); the bytes are taken from the frames, as recv copies them.
     recv_frame, dontwait = transport.fast_recv_frame, zmq.DONTWAIT
+    batch: list[tuple[bytes, bytes]] = []
+    add = batch.append
     for _ in range(limit):
         try:
             first = recv_frame(sub, dontwait)
@@ -142,11 +145,24 @@ def read_updates(
                 continue
         except zmq.Again:
             break
-        topic, payload = first.bytes, second.bytes
-        if is_heartbeat(topic):
-            receive(topic, payload, monotonic(), wall())
-        else:
-            receive_node(topic, payload, accepted)
+        topic = first.bytes
+        # Every heartbeat topic starts with NUL (is_heartbeat_topic): a topic that does not is a NODE's.
+        if topic[:1] == b"\x00" and is_heartbeat(topic):
+            if batch:
+                receive_nodes(batch, accepted)
+                batch.clear()
+            receive(topic, second.bytes, monotonic(), wall())
+            continue
+        add((topic, second.bytes))
+        if len(batch) >= _BATCH:
+            receive_nodes(batch, accepted)
+            batch.clear()
+    if batch:
+        receive_nodes(batch, accepted)
+
+
+#: NODEs handed to the core at once by read_updates: few enough that their frames are still in cache.
+_BATCH: Final = 256
 
 
 class HubUnavailableError(UnavailableError, ConnectionError):
@@ -232,7 +248,7 @@ class Subscriber:
             wait of :meth:`connect`, shared among the hubs; each failover attempt waits its share).
         curve: CURVE keys, when the hub requires them.
         lean: Read with :meth:`poll_updates`: the NODEs applied come back as the decoded
-            :class:`~gsmon.common.protocol.NodeUpdate` s, with no NodeState nor Change built per
+            :class:`~gsmon.common.protocol.LeanNode` s, with no NodeState nor Change built per
             update (the recorder's read path; :class:`~gsmon.common.clone.CloneCore`'s lean mode).
             The whole view only (``min_alert`` None); :meth:`poll`, :meth:`changes` and callbacks
             are not for this mode.
@@ -395,8 +411,13 @@ class Subscriber:
 
     @property
     def updates(self) -> dict[str, proto.NodeUpdate]:
-        """The lean mode's view: path -> the NodeUpdate applied last (a copy; empty when not lean)."""
+        """The lean mode's view: path -> the node applied last as a NodeUpdate (a copy; empty when not lean)."""
         return self._core.updates
+
+    @property
+    def lean_nodes(self) -> dict[str, proto.LeanNode]:
+        """The lean mode's view as kept: path -> the LeanNode applied last (read-only; empty when not lean)."""
+        return self._core.lean_nodes
 
     @property
     def heartbeat_topic(self) -> bytes:
@@ -459,9 +480,9 @@ class Subscriber:
                 callback(change)
         return changes
 
-    def poll_updates(self, timeout_s: float = 0.0) -> tuple[list[proto.NodeUpdate], list[Change]]:
+    def poll_updates(self, timeout_s: float = 0.0) -> tuple[list[proto.LeanNode], list[Change]]:
         """The lean mode's :meth:`poll`: wait up to ``timeout_s``, apply what arrived (the same rules);
-        return the NODEs applied, in stream order (a removal as the NodeUpdate of kind ``removed``), and
+        return the NODEs applied, in stream order (a removal as the LeanNode of kind ``removed``), and
         then the changes a snapshot or a failover made to the view (they came after those NODEs)."""
         if self._sub is None:
             raise RuntimeError("connect() first")
@@ -471,7 +492,7 @@ class Subscriber:
         self._look_after_sockets()  # may replace a socket
         assert self._sub is not None
         sub = self._sub.socket
-        accepted: list[proto.NodeUpdate] = []
+        accepted: list[proto.LeanNode] = []
         if sub.poll(int(timeout_s * 1000)):
             read_updates(sub, core, accepted)
         return accepted, self._housekeeping()

@@ -12,7 +12,7 @@ deliver. :class:`~gsmon.common.client.Subscriber` is the sockets around it::
     SUB socket frames -------> CloneCore.receive(topic, payload, now, wall) --> [Change]
     every poll --------------> CloneCore.tick(now, wall) --> Todo(subscriptions, snapshot request)
     snapshot replies --------> CloneCore.snapshot_reply(reply) --> [Change] (when it ends complete)
-    (lean) NODE frames ------> CloneCore.receive_node(topic, payload, accepted) --> accepted += [NodeUpdate]
+    (lean) NODE frames ------> CloneCore.receive_nodes([(topic, payload)...], accepted) --> accepted += [LeanNode]
     a request that failed ---> CloneCore.snapshot_failed() (asked again at the next tick)
 
 The rules (the protocol docstring is the specification):
@@ -53,11 +53,13 @@ The rules (the protocol docstring is the specification):
    decision to move is :class:`~gsmon.common.failover.HubChoice`'s.
 
 The lean mode (``lean=True``, the recorder's: the whole view, no ``min_alert``) applies the same rules
-but keeps each node as its decoded :class:`~gsmon.common.protocol.NodeUpdate` and, for a NODE, appends
-the update it applied to a list the caller passes (:meth:`CloneCore.receive_node`; a removal is the
-NodeUpdate of kind ``removed``) instead of building a NodeState and a Change for it: at 100,000 NODEs/s
-those cost a third of the read path (bench/recorder_bench.py, read). :attr:`CloneCore.tree` and the
-snapshot's changes are NodeStates in both modes.
+but keeps each node as the :class:`~gsmon.common.protocol.LeanNode` its payload was decoded into
+(:func:`~gsmon.common.protocol.decode_lean_node`: what decode_node_message accepts, without building a
+NodeUpdate) and, for a NODE, appends the node it applied to a list the caller passes
+(:meth:`CloneCore.receive_nodes`, in batches between heartbeats; a removal is the LeanNode of kind
+``removed``) instead of building a NodeState and a Change for it: at 100,000 NODEs/s those cost a third
+of the read path, and the NodeUpdate half of the rest (bench/recorder_bench.py, read). :attr:`CloneCore.tree`
+and the snapshot's changes are NodeStates in both modes; :attr:`CloneCore.lean_nodes` is the lean view itself.
 
 Requests (protocol: Envelope): the client's own random non-zero ``epoch``
 (:func:`new_client_epoch`), a header ``seq`` of 1, 2, 3 ... per query
@@ -71,6 +73,7 @@ import itertools
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -202,7 +205,7 @@ class NodeState(msgspec.Struct, frozen=True):
         return self.path.rpartition("/")[2]
 
     @classmethod
-    def from_update(cls, update: proto.NodeUpdate) -> NodeState:
+    def from_update(cls, update: proto.NodeUpdate | proto.LeanNode) -> NodeState:
         return cls(
             update.path,
             update.kind,
@@ -253,7 +256,7 @@ class _Assembly:
     def __init__(self, request_id: int) -> None:
         self.request_id = request_id
         self.nodes: dict[str, NodeState] = {}
-        self.updates: dict[str, proto.NodeUpdate] = {}  # the lean mode's nodes (nodes stays empty)
+        self.updates: dict[str, proto.LeanNode] = {}  # the lean mode's nodes (nodes stays empty)
         self.received = 0  # items in the chunks, kept or not (SNAPSHOT_END.count counts them all)
         self.epoch: int | None = None
 
@@ -267,7 +270,7 @@ class CloneCore:
         client_epoch: The envelope's ``epoch`` (:func:`new_client_epoch`).
         min_alert: Only nodes whose alert code is at least this (an int or an Alert class) are in
             :attr:`tree` and the changes.
-        lean: Keep the view as NodeUpdates and take NODEs through :meth:`receive_node` (module
+        lean: Keep the view as LeanNodes and take NODEs through :meth:`receive_node` (module
             docstring); the whole view only (``min_alert`` None).
     """
 
@@ -299,7 +302,7 @@ class CloneCore:
         self._confirm_at: float | None = None
         self.confirmed = True  # until subscribe(): nothing awaits confirmation
         self._nodes: dict[str, NodeState] = {}
-        self._updates: dict[str, proto.NodeUpdate] = {}  # the lean mode's view (_nodes stays empty)
+        self._updates: dict[str, proto.LeanNode] = {}  # the lean mode's view (_nodes stays empty)
         # Sync state.
         self.epoch: int | None = None  # the hub's, as of the snapshot held
         self._snapshot_seq = 0
@@ -336,7 +339,13 @@ class CloneCore:
 
     @property
     def updates(self) -> dict[str, proto.NodeUpdate]:
-        """The lean mode's view: path -> the NodeUpdate applied last (a copy; empty when not lean)."""
+        """The lean mode's view: path -> the node applied last as a NodeUpdate (a copy; empty when not lean)."""
+        return {path: node.to_update() for path, node in self._updates.items()}
+
+    @property
+    def lean_nodes(self) -> dict[str, proto.LeanNode]:
+        """The lean mode's view as it is kept: path -> the LeanNode applied last (a copy of the dict; the
+        nodes are shared, read-only; empty when not lean)."""
         return dict(self._updates)
 
     def hub_time(self, wall: float) -> float:
@@ -422,7 +431,7 @@ class CloneCore:
                 if update.kind == proto.NODE_REMOVED:
                     continue
                 if self.lean:
-                    assembly.updates[path] = update
+                    assembly.updates[path] = proto.LeanNode.from_update(update)
                 else:
                     assembly.nodes[path] = NodeState.from_update(update)
             return []
@@ -456,9 +465,9 @@ class CloneCore:
         changes += [Change(path, None, node) for path, node in fresh.items() if path not in old]
         return [seen for change in changes if (seen := self._as_seen(change)) is not None]
 
-    def _load_updates(self, fresh: dict[str, proto.NodeUpdate]) -> list[Change]:
-        """The lean mode's :meth:`_load`: the same changes, told by the NodeStates of the updates (an
-        update's hub ``epoch`` is not part of the node: two hubs' equal nodes are no change)."""
+    def _load_updates(self, fresh: dict[str, proto.LeanNode]) -> list[Change]:
+        """The lean mode's :meth:`_load`: the same changes, told by the NodeStates of the nodes (a
+        node's hub ``epoch`` is not part of its NodeState: two hubs' equal nodes are no change)."""
         old, self._updates = self._updates, fresh
         state = NodeState.from_update
         changes: list[Change] = []
@@ -507,9 +516,10 @@ class CloneCore:
             return self._lean_change(message)
         return self._node(message)
 
-    def _lean_change(self, message: proto.NodeUpdate) -> list[Change]:
+    def _lean_change(self, update: proto.NodeUpdate) -> list[Change]:
         """A NODE given to :meth:`receive` in the lean mode: applied by the same rules, reported as a Change."""
-        accepted: list[proto.NodeUpdate] = []
+        accepted: list[proto.LeanNode] = []
+        message = proto.LeanNode.from_update(update)
         old = self._apply_update(message, accepted)
         if not accepted:
             return []
@@ -517,19 +527,64 @@ class CloneCore:
         after = None if message.kind == proto.NODE_REMOVED else NodeState.from_update(message)
         return [Change(message.path, before, after)]
 
-    def receive_node(self, topic: bytes, payload: bytes, accepted: list[proto.NodeUpdate]) -> None:
+    def receive_node(self, topic: bytes, payload: bytes, accepted: list[proto.LeanNode]) -> None:
         """The lean mode's :meth:`receive` of a message whose topic is not a heartbeat topic
         (:func:`~gsmon.common.protocol.is_heartbeat_topic`: those go to :meth:`receive`, with the clocks):
         the same rules; the NODE applied, if it is, is appended to ``accepted`` (a removal as the
-        NodeUpdate of kind ``removed``, only when the view held the node)."""
-        try:
-            message = proto.decode_node_message(topic, payload)
-        except proto.ProtocolError as error:
-            log.debug("dropped a message from the hub: %s", error)
-            return
-        self._apply_update(message, accepted)
+        LeanNode of kind ``removed``, only when the view held the node)."""
+        self.receive_nodes(((topic, payload),), accepted)
 
-    def _apply_update(self, message: proto.NodeUpdate, accepted: list[proto.NodeUpdate]) -> proto.NodeUpdate | None:
+    def receive_nodes(self, messages: Iterable[tuple[bytes, bytes]], accepted: list[proto.LeanNode]) -> None:
+        """:meth:`receive_node` of each ``(topic, payload)`` in turn, as one loop (the read path's: a call
+        and the sync state's lookups per NODE cost as much as the rules). None may be a heartbeat: the
+        caller hands those to :meth:`receive` between two batches, in stream order."""
+        decode, protocol_error = proto.decode_lean_node, proto.ProtocolError
+        epoch, snapshot_seq, prefix = self.epoch, self._snapshot_seq, self.prefix
+        ends_segment, nodes, append, removed = (
+            self._prefix_ends_segment,
+            self._updates,
+            accepted.append,
+            proto.NODE_REMOVED,
+        )
+        received = 0
+        try:
+            for topic, payload in messages:
+                try:
+                    message = decode(topic, payload)
+                except protocol_error as error:
+                    log.debug("dropped a message from the hub: %s", error)
+                    continue
+                # Rule 3, as _apply_update (the sync state does not change within a batch: only a snapshot does).
+                if message.epoch != epoch:
+                    self.wants_snapshot = True
+                    continue
+                seq = message.seq
+                if seq <= snapshot_seq:
+                    continue  # already in the snapshot
+                received += 1
+                path = message.path
+                # path_in_prefix, by its definition: a prefix that is empty or ends at a separator selects what
+                # it starts; what it leaves out was counted all the same (the topic matched bytes).
+                if not (path.startswith(prefix) if ends_segment else path_in_prefix(path, prefix)):
+                    continue
+                old = nodes.get(path)
+                if old is not None:
+                    if seq <= old.seq:
+                        continue  # the snapshot already held this node at that change or a later one
+                    # The same text: the one held (the view's key) is kept, the copy just decoded is freed now,
+                    # while it is in cache, rather than the old one later, when it is not.
+                    message.path = old.path
+                if message.kind == removed:
+                    if old is None:
+                        continue
+                    del nodes[path]
+                else:
+                    nodes[path] = message
+                append(message)
+        finally:
+            self._received += received
+
+    def _apply_update(self, message: proto.LeanNode, accepted: list[proto.LeanNode]) -> proto.LeanNode | None:
         """Rule 3 in the lean mode (as :meth:`_node`); returns the node held before when ``message`` was applied
         (and appended to ``accepted``), else None (also when nothing was held: ``accepted`` tells)."""
         if message.epoch != self.epoch:

@@ -1333,7 +1333,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Annotated, Any, ClassVar, Final, Generic, Literal, NamedTuple, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgpack
@@ -1381,6 +1381,7 @@ __all__ = [
     "Hello",
     "HubHeartbeat",
     "Info",
+    "LeanNode",
     "Limits",
     "Message",
     "MsgKind",
@@ -1403,6 +1404,7 @@ __all__ = [
     "debounced_entry",
     "decode",
     "decode_hub_message",
+    "decode_lean_node",
     "decode_node_message",
     "decode_node_payload",
     "encode",
@@ -2466,6 +2468,97 @@ class NodeUpdate(msgspec.Struct, frozen=True):
     liveness_unknown: bool = False  # 1.1: the hub cannot vouch for freshness now
     # 1.2: the operator layer's keys the payload holds (NODE_OPERATOR_KEYS), as sent; None: none of them.
     operator: dict[str, Any] | None = None
+
+
+class LeanNode(msgspec.Struct, kw_only=True, gc=False):
+    """A NODE as the lean subscriber keeps it (:func:`decode_lean_node`; the recorder's read path): the payload
+    decoded straight into a NodeUpdate's attributes (same names, same values: ``alertcode`` is the wire's
+    ``alert``, ``polled_at_s`` its ``polled_at``...), the operator keys as fields of their own (UNSET: absent;
+    :attr:`operator` is NodeUpdate's dict of them). Building a NodeUpdate after the decode -- the checks, the
+    operator dict, a second object -- cost twice the decode (bench/recorder_bench.py, read).
+
+    Not frozen (the decode sets ``path`` from the topic) but to be treated as read-only; not tracked by the
+    garbage collector (``gc=False``: what a decode makes holds no reference cycle), so 100,000 of them held
+    cost no collection time. :meth:`to_update` / :meth:`from_update` convert to and from NodeUpdate."""
+
+    if TYPE_CHECKING:
+        path: str = ""
+        agent: str | None = None
+    else:
+        # Not a payload key: set from the topic. Raw: a payload that has a "path" key (an unknown key, which a
+        # NODE reader ignores) is skipped unread as _NodePayload skips it, whatever it holds.
+        path: msgspec.Raw = msgspec.field(default="", name="path")
+        agent: Any = None  # a str; anything else reads as nil (decode_lean_node)
+    v: Any = PROTOCOL_MAJOR
+    epoch: int
+    seq: int
+    kind: Literal["point", "parent", "removed"]
+    alertcode: int = msgspec.field(name="alert")
+    alertstr: str
+    stale: bool
+    value: Any = None
+    polled_at_s: float | None = msgspec.field(default=None, name="polled_at")
+    received_at_s: float | None = msgspec.field(default=None, name="received_at")
+    dt_s: float | None = msgspec.field(default=None, name="dt")
+    reported_alert: int | None = None
+    liveness_unknown: bool = False
+    since: Any = UNSET
+    attention: Any = UNSET
+    alarm: Any = UNSET
+    shelf_id: Any = UNSET
+    shelved_below: Any = UNSET
+    unacked_below: Any = UNSET
+    raw_alert: Any = UNSET
+    pending: Any = UNSET
+    flapping: Any = UNSET
+
+    @property
+    def operator(self) -> dict[str, Any] | None:
+        """The operator keys the payload held, as :attr:`NodeUpdate.operator` (None: none of them)."""
+        found = {key: item for key in NODE_OPERATOR_KEYS if (item := getattr(self, key)) is not UNSET}
+        return found or None
+
+    def to_update(self) -> NodeUpdate:
+        """The same node as the NodeUpdate :func:`decode_node_message` makes of its frames."""
+        return NodeUpdate(
+            self.path,
+            self.epoch,
+            self.seq,
+            self.kind,
+            self.alertcode,
+            self.alertstr,
+            self.stale,
+            self.value,
+            self.agent,
+            self.polled_at_s,
+            self.received_at_s,
+            self.dt_s,
+            self.reported_alert,
+            self.liveness_unknown,
+            self.operator,
+        )
+
+    @classmethod
+    def from_update(cls, update: NodeUpdate) -> LeanNode:
+        """The LeanNode of a decoded NodeUpdate (its operator keys of NODE_OPERATOR_KEYS; a snapshot's nodes)."""
+        operator = update.operator or {}
+        return cls(
+            path=update.path,
+            epoch=update.epoch,
+            seq=update.seq,
+            kind=update.kind,  # type: ignore[arg-type]  # a decoded kind is one of the three
+            alertcode=update.alertcode,
+            alertstr=update.alertstr,
+            stale=update.stale,
+            value=update.value,
+            agent=update.agent,
+            polled_at_s=update.polled_at_s,
+            received_at_s=update.received_at_s,
+            dt_s=update.dt_s,
+            reported_alert=update.reported_alert,
+            liveness_unknown=update.liveness_unknown,
+            **{key: item for key, item in operator.items() if key in _LEAN_OPERATOR_KEYS},
+        )
 
 
 #: The NODE keys of the operator layer (alarms, attention, shelves, debounce; design note ALARMS.md),
@@ -3645,6 +3738,51 @@ def decode_node_message(topic: bytes, payload: bytes, max_bytes: int = MAX_FRAME
     except UnicodeDecodeError as error:
         raise ProtocolError(f"topic is not UTF-8: {error}") from error
     return _node_update(path, node)
+
+
+_decode_lean: Final = _decoder(LeanNode)
+_LEAN_OPERATOR_KEYS: Final = frozenset(NODE_OPERATOR_KEYS)
+
+
+def decode_lean_node(topic: bytes, payload: bytes, max_bytes: int = MAX_FRAME_BYTES) -> LeanNode:
+    """:func:`decode_node_message` into a :class:`LeanNode`: the same frames accepted, the same node, the same
+    errors. The common case is decoded straight into the LeanNode and checked as _node_update checks it (required
+    keys by msgspec, str map keys in ``value`` and the operator keys, ``agent`` a str or nil); anything else -- a
+    frame that is not bytes or out of bounds, a payload msgspec refuses, a map key that is not a str, a topic that
+    is not UTF-8 -- goes through decode_node_message, whose error (or, were it to accept it, node) is the answer."""
+    if payload.__class__ is bytes and 0 < len(payload) <= max_bytes:
+        try:
+            node: LeanNode = _decode_lean(payload)
+            node.path = topic.decode("utf-8")
+        except (msgspec.ValidationError, UnicodeDecodeError, *_MALFORMED):
+            pass
+        else:
+            nested = _CONTAINER_TYPES
+            if (
+                type(node.value) not in nested
+                and type(node.since) not in nested
+                and node.attention is UNSET
+                and node.alarm is UNSET
+                and node.shelf_id is UNSET
+                and node.shelved_below is UNSET
+                and node.unacked_below is UNSET
+                and node.raw_alert is UNSET
+                and node.pending is UNSET
+                and node.flapping is UNSET
+            ):  # the usual payload: a plain value, no operator key but the alarm layer's since
+                if type(node.agent) is not str:
+                    node.agent = None
+                return node
+            if all(type(item) not in nested or _str_keys(item) for item in _lean_checked(node)):
+                if type(node.agent) is not str:
+                    node.agent = None
+                return node
+    return LeanNode.from_update(decode_node_message(topic, payload, max_bytes))
+
+
+def _lean_checked(node: LeanNode) -> tuple[Any, ...]:
+    """The values whose map keys must be str (the value, the operator keys)."""
+    return (node.value, *(getattr(node, key) for key in NODE_OPERATOR_KEYS))
 
 
 def decode_hub_message(topic: bytes, payload: bytes, max_bytes: int = MAX_FRAME_BYTES) -> NodeUpdate | HubHeartbeat:

@@ -117,7 +117,7 @@ class NodeLike(Protocol):
 
 class UpdateLike(NodeLike, Protocol):
     """A node with its path, as :meth:`RecorderCore.observe_updates` reads it (a
-    :class:`gsmon.common.protocol.NodeUpdate` has it; kind ``removed``: the node went away)."""
+    :class:`gsmon.common.protocol.LeanNode` and NodeUpdate have it; kind ``removed``: the node went away)."""
 
     @property
     def path(self) -> str: ...

@@ -5,11 +5,12 @@
     gsmon recorder --hub tcp://gs1-hub:7763 [--state-dir DIR | --db URL] [--config recorder.toml] [PREFIX...]
 
 One :class:`~gsmon.common.client.Subscriber` per followed prefix (default:
-the whole tree), lean (``poll_updates``: the NODEs applied come as the decoded
-NodeUpdates, fed to ``RecorderCore.observe_updates``; no NodeState nor Change
-per update: the read path's cost at 100,000 updates/s, bench/recorder_bench.py read), and one for the
-hub's contexts (``_hub/contexts/``); each turn of the loop feeds what they
-report to the core with the hub's clock as ``now``, ticks it, and hands its
+the whole tree), lean (``poll_updates``: the NODEs applied come as the
+LeanNodes their payloads were decoded into, fed to ``RecorderCore.observe_updates``;
+no NodeUpdate, NodeState nor Change per update: the read path's cost at 100,000
+updates/s, bench/recorder_bench.py read), and one for the hub's contexts
+(``_hub/contexts/``); each turn of the loop feeds what they report
+to the core with the hub's clock as ``now``, ticks it, and hands its
 rows to the writer thread. The loop detects
 what it missed and says so as gaps (never hidden):
 
@@ -74,7 +75,7 @@ from gsmon.common.config import ConfigError, add_key_flag, flag_overrides
 from gsmon.common.errors import UnavailableError, UsageError
 from gsmon.common.gc_tuning import GcTuner
 from gsmon.common.keys import ClientKeys, KeyFileError
-from gsmon.common.protocol import NODE_REMOVED, NodeUpdate
+from gsmon.common.protocol import NODE_REMOVED, LeanNode
 from gsmon.common.ready import ready_line
 from gsmon.common.recorder.core import RecorderCore, Row, Why, context_id, parse_context_path, to_us
 from gsmon.common.recorder.policy import RecorderConfig, read_recorder_config
@@ -189,7 +190,7 @@ class Recorder:
                 if newest is not None and newest >= until_us:
                     coverage[prefix] = (start_us, newest + 1)
         for prefix in self.config.prefixes:
-            # Lean: NODEs come as the decoded NodeUpdates, with no NodeState nor Change each (the read path
+            # Lean: NODEs come as the decoded LeanNodes, with no NodeState nor Change each (the read path
             # has to keep up with 100,000 updates/s); the contexts' Subscriber below reports Changes.
             sub = Subscriber(hub, prefix, curve=self.curve, timeout_s=10.0, lean=True).connect()
             self._followed.append(_Followed(prefix, sub, False))
@@ -213,7 +214,7 @@ class Recorder:
             known = coverage.get(followed.prefix)
             if known is not None and known[1] < to_us(now):
                 self.core.gap(followed.prefix, known[1] / 1e6, now, "recorder down")
-            self.core.observe_all(followed.subscriber.updates.items(), now, received)
+            self.core.observe_all(followed.subscriber.lean_nodes.items(), now, received)
         self._submit(now)
         if self.gc_tuner is not None:  # the first snapshots are in: what exists now lives as long as we do
             self.gc_tuner.start(self.core.points)
@@ -255,7 +256,7 @@ class Recorder:
         core = self.core
         for followed in self._followed:
             sub = followed.subscriber
-            updates: list[NodeUpdate] = []
+            updates: list[LeanNode] = []
             if followed.is_contexts:
                 changes = sub.poll(poll_s)
             else:
@@ -278,7 +279,7 @@ class Recorder:
                     core.observe_updates(updates, now, received)  # read before the snapshot, as they came
                     for change in changes:  # the snapshot's differences: removals are recorded too
                         core.observe(change.path, change.new, now, received)
-                    core.observe_all(sub.updates.items(), now, received)
+                    core.observe_all(sub.lean_nodes.items(), now, received)
                 followed.epoch = sub.epoch
                 followed.snapshot_at = now
                 followed.complete_at = now
@@ -315,7 +316,7 @@ class Recorder:
         self._health(now)
         self._submit(now)
 
-    def _note_behind(self, updates: list[NodeUpdate], hub_now: float, received: float) -> None:
+    def _note_behind(self, updates: list[LeanNode], hub_now: float, received: float) -> None:
         """How far behind the hub the batch just read is (``behind_s``, see the module docstring)."""
         offset = hub_now - time.time()
         best = self._offset_best
