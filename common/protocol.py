@@ -362,9 +362,11 @@ other's ``hub``; and they declare the same ``mount``. The central hub
   mount, reason ``agent silent``); whichever site hub speaks first after
   that is followed (as a return from silence: a resync, the alarm back to
   normal);
-* ``_hub/agents/<sender>`` (GREEN) reads ``live: site hub H, standby S
-  live`` (or ``silent``, or ``live: site hub H, no standby heard``), and
-  ``_hub/standby_switches`` counts the switches;
+* ``_hub/agents/<sender>`` reads ``live`` (GREEN) as for any live agent, and
+  ``_hub/site_pairs/<sender>`` (str, GREEN; while the followed incarnation
+  declares ``pair``) reads ``following site hub H, standby S live`` (or
+  ``silent``, or ``following site hub H, no standby heard``), H and S hub
+  ids; ``_hub/standby_switches`` counts the switches;
 * routed commands (below) carry ``to``: the followed site hub's ``hub``.
   Both site hubs see the route (both are connected publishers with that
   sender): a site hub of a pair takes only a route whose ``to`` is absent or
@@ -374,8 +376,11 @@ other's ``hub``; and they declare the same ``mount``. The central hub
   ops). The UPSTREAM_RESULT of the standby is never applied. A route sent
   to the followed site hub just before it died is answered by nobody: the
   asker gets ``unreachable`` (no answer within 5 s) and may ask again.
-  With keys, both site hubs should publish under one agent key (one grant:
-  a route is sealed to the key the site's latest message came with).
+  With keys, a route is sealed to the key the followed site hub's latest
+  message came with (the standby's messages do not change it): the two site
+  hubs may share one agent key (one grant) or have one each, both granted
+  the sender name and mount (after a switch, until the newly followed site
+  hub's next message, routes are sealed to the other's key: unanswered).
 
 A central hub without this (1.2, or 1.3 before it) ignores ``pair``, as any
 unknown body key, and sees two processes claiming one agent name (a

@@ -570,6 +570,11 @@ class HubState:
         agent.last_seq = msg.seq - 1  # this message is applied (its STATE is asked for as on any return)
         return False
 
+    def is_standby(self, sender: str, epoch: int) -> bool:
+        """(1.3) Whether ``epoch`` of ``sender`` is the standby site hub of a site pair (heard, not followed)."""
+        agent = self.agents.get(sender)
+        return agent is not None and agent.standby is not None and agent.standby.epoch == epoch
+
     def _standby_live(self, agent: _Agent, judged: float) -> bool:
         standby = agent.standby
         return standby is not None and judged - standby.last_heard <= self.settings.agent_liveness * standby.heartbeat_s
@@ -1502,18 +1507,22 @@ class HubState:
                 state, code = "silent", STALE_ALERTCODE
             elif agent.conflict_epoch != -1:
                 state, code = "conflict: two processes", OrangeAlert.alertcode
-            elif agent.pair is not None:
-                # (1.3) A site that is a hub pair: which site hub is followed, and whether its standby is live.
-                standby = agent.standby
-                if standby is None:
-                    state = f"live: site hub {agent.pair.hub}, no standby heard"
-                else:
-                    live_or_silent = "live" if self._standby_live(agent, now) else "silent"
-                    state = f"live: site hub {agent.pair.hub}, standby {standby.pair.hub} {live_or_silent}"
-                code = GreenAlert.alertcode
             else:
                 state, code = "live", GreenAlert.alertcode
             entries.append(proto.PointEntry(f"agents/{agent.name}", state, code, alertstr_for(code), wall, None))
+            if agent.pair is not None:
+                # (1.3) A site that is a hub pair: the site hub followed, and whether its standby is live
+                # (its own point: _hub/agents/<name> keeps saying "live", which clients read).
+                standby = agent.standby
+                if standby is None:
+                    text = f"following site hub {agent.pair.hub}, no standby heard"
+                else:
+                    live_or_silent = "live" if self._standby_live(agent, now) else "silent"
+                    text = f"following site hub {agent.pair.hub}, standby {standby.pair.hub} {live_or_silent}"
+                green = GreenAlert.alertcode
+                entries.append(
+                    proto.PointEntry(f"site_pairs/{agent.name}", text, green, alertstr_for(green), wall, None)
+                )
         own = self._own
         own.last_heard = now
         listed = {entry.path for entry in entries}

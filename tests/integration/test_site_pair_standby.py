@@ -36,7 +36,7 @@ POINTS: dict[str, Any] = {
     ]
 }
 DISK, FAN, CLOCK = "GS1/rack1/disk", "GS1/rack1/fan", "GS1/rack1/clock"
-FOLLOWING = "_hub/agents/GS1"
+FOLLOWING = "_hub/site_pairs/GS1"
 
 
 def _fresh(sub: Subscriber) -> bool:
@@ -102,10 +102,10 @@ def test_a_site_pair_under_one_centre_is_one_site_and_the_followed_site_hubs_dea
             lambda: (text := following()).endswith(" live") and "standby" in text and text,
             what="the centre following one site hub with the other as its standby",
         )
-        followed = "site-a" if shown.startswith("live: site hub site-a,") else "site-b"
+        followed = "site-a" if shown.startswith("following site hub site-a,") else "site-b"
         standby = "site-b" if followed == "site-a" else "site-a"
-        assert shown == f"live: site hub {followed}, standby {standby} live"
-        assert health.tree[FOLLOWING].alertcode < STALE_ALERTCODE
+        assert shown == f"following site hub {followed}, standby {standby} live"
+        assert health.tree["_hub/agents/GS1"].value == "live"
         assert health.tree["_hub/conflicts"].value == 0
 
         # An ack at the centre: both site hubs see the route, only the followed one acts (then its pair log).
@@ -126,7 +126,8 @@ def test_a_site_pair_under_one_centre_is_one_site_and_the_followed_site_hubs_dea
         while time.monotonic() < watch_until:
             assert _fresh(tree), {path: (node.stale, node.alertstr) for path, node in tree.tree.items()}
         assert tree.tree[CLOCK].value > clock_before + 2.0  # the site's values advance from the other site hub
-        assert following() == f"live: site hub {standby}, standby {followed} silent"
+        assert following() == f"following site hub {standby}, standby {followed} silent"
+        assert health.tree["_hub/agents/GS1"].value == "live"
         assert health.tree["_hub/standby_switches"].value == 1
         assert health.tree["_hub/conflicts"].value == 0
         assert "GS1" not in _centre_alarm_paths(centre)  # no silence alarm: nothing to notify

@@ -78,10 +78,13 @@ def test_the_centre_follows_one_site_hub_and_keeps_the_other_as_standby_without_
         pair.step(pair.a, pair.b)
     site = pair.central.state.agents["GS1"]
     assert site.epoch == 0xA
+    # (The server seals routes to the key of the followed site hub's messages only.)
+    assert (pair.central.state.is_standby("GS1", 0xB), pair.central.state.is_standby("GS1", 0xA)) == (True, False)
     assert pair.central.state.stats.conflicts == 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "gsmon.hub.state"]
-    health = pair.node("_hub/agents/GS1")
-    assert (health["value"], health["alert"]) == ("live: site hub site-a, standby site-b live", GREEN)
+    assert (pair.node("_hub/agents/GS1")["value"], pair.node("_hub/agents/GS1")["alert"]) == ("live", GREEN)
+    health = pair.node("_hub/site_pairs/GS1")
+    assert (health["value"], health["alert"]) == ("following site hub site-a, standby site-b live", GREEN)
     # Only the followed site hub is applied: a value only site-b has does not show.
     pair.b.take(pair.rack.delta(pt("disk", RED, value=555, dt=1.0, polled=pair.now)), pair.now)
     pump(pair.b, pair.central, pair.now)
@@ -96,7 +99,7 @@ def test_a_standby_whose_peer_id_is_not_learnt_yet_is_a_standby_too() -> None:
     for _ in range(4):
         pair.step(pair.a, pair.b)
     assert pair.central.state.stats.conflicts == 0
-    assert pair.node("_hub/agents/GS1")["value"] == "live: site hub site-a, standby site-b live"
+    assert pair.node("_hub/site_pairs/GS1")["value"] == "following site hub site-a, standby site-b live"
 
 
 def test_the_followed_site_hub_silent_switches_to_the_standby_with_no_stale_and_a_resync() -> None:
@@ -113,13 +116,15 @@ def test_the_followed_site_hub_silent_switches_to_the_standby_with_no_stale_and_
             pair.resync(pair.b)  # the centre asked site-b for its STATE: it sends it with its next flush
     site = pair.central.state.agents["GS1"]
     assert site.epoch == 0xB
+    assert pair.central.state.is_standby("GS1", 0xA)  # the silent one is the standby now
     assert resyncs == ["GS1"]
     assert pair.central.state.stats.standby_switches == 1
     assert pair.stale_seen == []  # no point of the site was ever STALE at the centre
     assert pair.central.book.alarms() == []  # no silence alarm, so no notification
     assert pair.node("GS1/rack1/cpu")["value"] == pair.now  # values advance from site-b
-    health = pair.node("_hub/agents/GS1")
-    assert (health["value"], health["alert"]) == ("live: site hub site-b, standby site-a silent", GREEN)
+    assert pair.node("_hub/agents/GS1")["value"] == "live"
+    health = pair.node("_hub/site_pairs/GS1")
+    assert (health["value"], health["alert"]) == ("following site hub site-b, standby site-a silent", GREEN)
 
 
 def test_a_bye_of_the_followed_site_hub_switches_at_once() -> None:
