@@ -353,7 +353,8 @@ other's ``hub``; and they declare the same ``mount``. The central hub
   while the standby is so heard, the central hub follows the standby
   instead, at once: the site is never silent (no STALE, no silence alarm, no
   notification), the previously followed incarnation becomes the standby
-  (its later messages heard, not applied), the standby's next seq is the
+  (its later messages heard, not applied; after its BYE there is no
+  standby until one declares the pair), the standby's next seq is the
   one after the last it heard from it, and the central hub asks for a STATE
   (resync) at once, whatever it asked just before; that STATE refills the
   site (a point it does not list goes after ``removal_grace_s``, as after

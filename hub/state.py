@@ -86,6 +86,14 @@ counted once, logged once at WARNING with both peers' addresses, shown on
 follows until one of them stops. Agents whose mounts nest (one strictly
 inside another's) are warned about once, when both are first seen.
 
+(1.3) A site that is a hub pair (protocol "A site that is a pair"): two site
+hubs relay one site under one name, each declaring the pair (``pair`` in its
+STATEs and HEARTBEATs). That is no conflict: the hub follows one incarnation
+and keeps the other as its *standby* (heard, not applied). When the followed
+one is silent, or says BYE, while the standby is heard, the hub follows the
+standby at once -- the site is never silent, nothing turns STALE -- and asks
+it for a STATE. Only when both are silent is the site silent.
+
 Alert transitions of points (path, old -> new, value, agent) are logged by
 the ``gsmon.hub.alerts`` logger at ``alert_log_level`` when the old or new
 code is at least ``alert_log_threshold`` (at most a few hundred lines a
@@ -521,6 +529,7 @@ class HubState:
         elif isinstance(msg, proto.Bye):
             if self._standby_live(agent, now):
                 self._follow_standby(agent, now, f"site hub {agent.pair.hub if agent.pair else '?'} stopped")
+                agent.standby = None  # it said goodbye: no standby until it (or a new one) declares the pair
             else:
                 self._set_silent(agent, now, bye=True)
 

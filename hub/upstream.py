@@ -46,6 +46,12 @@ DELTA (one with no points if the flush has none), at most once per coalescing
 interval. Whether it changed is told by version counters (the book's own
 orphans, and the orphans of the sites below a hub that is itself a site), so a
 flush costs two integer compares, never a scan of the alarms.
+
+A site that is a pair (1.3, protocol "A site that is a pair"): a site hub of a
+pair (``--peer``) puts ``pair`` (its pair hub id, its peer's once learnt) in
+every STATE and HEARTBEAT (:attr:`UpstreamCore.pair`, set by the server), so a
+centre fed by both site hubs follows one and keeps the other as its standby;
+a route whose ``to`` names the other site hub is dropped here (it acts).
 """
 
 from __future__ import annotations

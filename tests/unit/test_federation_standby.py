@@ -135,6 +135,7 @@ def test_a_bye_of_the_followed_site_hub_switches_at_once() -> None:
     for msg in pair.a.upstream.bye(pair.now, WALL0 + pair.now):
         pair.central.take(msg, pair.now)
     assert pair.central.state.agents["GS1"].epoch == 0xB
+    assert not pair.central.state.is_standby("GS1", 0xA)  # it said goodbye: never followed again
     assert pair.central.state.take_resync_requests() == ["GS1"]
     pair.resync(pair.b)
     for _ in range(4):
@@ -215,3 +216,22 @@ def test_the_pair_key_round_trips_and_a_hub_naming_itself_its_peer_is_refused() 
     with pytest.raises(proto.ProtocolError, match="its own peer"):
         proto.decode(proto.encode(proto.Heartbeat(**head, mount="GS1", heartbeat_s=1.0, point_count=2,
                                                   pair=proto.SitePair("site-a", "site-a"))))  # fmt: skip
+
+
+def test_a_bye_of_the_standby_ends_it_and_the_followed_site_hubs_silence_is_then_the_sites() -> None:
+    pair = SitePair((A_OF_AB, B_OF_AB))
+    for _ in range(4):
+        pair.step(pair.a, pair.b)
+    assert pair.b.upstream is not None
+    for msg in pair.b.upstream.bye(pair.now, WALL0 + pair.now):
+        pair.central.take(msg, pair.now)
+    pair.step(pair.a)
+    pair.step(pair.a)  # (the hub's health points are refreshed once a heartbeat interval)
+    assert not pair.central.state.is_standby("GS1", 0xB)
+    assert pair.node("_hub/site_pairs/GS1")["value"] == "following site hub site-a, no standby heard"
+    assert pair.stale_seen == []
+    for _ in range(10):  # site-a gone too
+        pair.step()
+    assert "GS1/rack1/cpu" in pair.stale_seen
+    assert [alarm.path for alarm in pair.central.book.alarms()] == ["GS1"]
+    assert pair.central.state.stats.standby_switches == 0
