@@ -349,7 +349,13 @@ def _make_agents(
     parents = sorted({name.rpartition("/")[0] for name in point_names})
     agents = []
     for name in names:
-        sock = transport.make_socket(context, zmq.XPUB, transport.SocketOptions(sndhwm=sndhwm, xpub_verbose=True))
+        # No receive limit on what the hub sends an agent (its subscriptions): a hub's resync request for one
+        # agent reaches every agent, so a restarted site hub asking 750 agents sent each of them thousands of
+        # frames, the inbound pipe hit the default limit of 1,000 and libzmq 4.3.5 aborted the whole fleet
+        # ("Assertion failed: _input_stopped (src/stream_engine_base.cpp:396)", libzmq issue 3937: an engine
+        # made after a reconnect is asked to restart input it never stopped). See bench/RESULTS.md.
+        options = transport.SocketOptions(sndhwm=sndhwm, rcvhwm=0, xpub_verbose=True)
+        sock = transport.make_socket(context, zmq.XPUB, options)
         if nodrop:
             sock.setsockopt(zmq.XPUB_NODROP, 1)
             sock.setsockopt(zmq.SNDTIMEO, 200)

@@ -99,6 +99,7 @@ from gsmon.common import children as child_processes
 from gsmon.common.alarm_commands import AlarmRecord, OperatorClient
 from gsmon.common.client import Subscriber
 from gsmon.common.commands import send_command
+from gsmon.common.errors import UnavailableError
 
 __all__ = [
     "AGENTS_PER_FLEET",
@@ -123,6 +124,7 @@ FOLLOW: Final = "sim/sim-0"  # below the first site's mount: agents sim-0000 to 
 FLEET_MIN_SLEEP_S: Final = 0.005  # a fleet's sends go in batches of at most 5 ms (stamped when sent)
 SUBSCRIPTION_POLL_S: Final = 0.2  # a fleet looks for STATE requests this often (2,500 sockets: ~3 ms a look)
 _WAIT_S: Final = 60.0
+_DEATH_LINES: Final = 5  # stderr lines kept of a fleet process that died
 
 
 def ramp_s(agents: int) -> float:
@@ -188,6 +190,7 @@ class SetupResult:
     came_up: str = "yes"  # or what fell short when the window began anyway
     centre_resyncs: int = 0  # STATEs the centre asked for in the window (_hub/resyncs_requested)
     centre_backlog_max_s: float = 0.0  # the most the centre's loop was behind its agents socket (_hub/agents_backlog_s)
+    dead_fleets: list[str] = field(default_factory=list)  # each dead fleet: exit status, last stderr lines
 
     @property
     def held(self) -> bool:
@@ -422,22 +425,36 @@ def _measure(
     return result, watches, sink
 
 
+def _fleet_death(fleet: Child) -> str:
+    """How a fleet process that ended without its RESULT line ended: its exit status and its last stderr
+    lines (the log folder goes with the run: this is all that is left of it)."""
+    lines = child_processes.tail(fleet.stderr(), _DEATH_LINES)
+    said = " | ".join(lines) if lines else "nothing on stderr"
+    first, count = (int(fleet.argv[fleet.argv.index(flag) + 1]) for flag in ("--first", "--agents"))
+    agents = f"{agent_name(first)}..{agent_name(first + count - 1)}"
+    return f"fleet of {agents} ({child_processes.describe_status(fleet.status)}): {said}"
+
+
 def _end_fleets(fleets: list[Child], result: SetupResult) -> SetupResult:
-    """End the fleets; the offered rate and agent-side drops come from their RESULT lines."""
-    alive = []
+    """End the fleets; the offered rate and agent-side drops come from their RESULT lines. A fleet that
+    died is measured without, and said: its exit status and last stderr lines (``dead_fleets``)."""
+    windows = []
+    dead = []
     for fleet in fleets:
         try:
             fleet.command("END")
-            alive.append(fleet)
-        except OSError:  # it died (its stderr is in the bench's log folder): measured without it, and said
-            pass
-    windows = [fleet.result(timeout_s=_WAIT_S)["window"] for fleet in alive]
-    died = len(fleets) - len(alive)
+            windows.append(fleet.result(timeout_s=_WAIT_S)["window"])
+        except (OSError, child_processes.ChildFailedError):  # gone, or ended without its RESULT line
+            fleet.stop()  # reaped, so that its status is known
+            dead.append(_fleet_death(fleet))
+    for death in dead:
+        print(f"a fleet process died: {death}", file=sys.stderr)
     return dataclasses.replace(
         result,
         offered_per_s=sum(window["points"] for window in windows) / result.window_s,
         dropped_by_agents=sum(window["dropped"] for window in windows),
-        came_up=result.came_up if not died else f"{result.came_up}; {died} fleet process(es) died (not counted)",
+        came_up=result.came_up if not dead else f"{result.came_up}; {len(dead)} fleet process(es) died (not counted)",
+        dead_fleets=dead,
     )
 
 
@@ -512,7 +529,8 @@ def run_federated(
                 centre[1]["agents"],
                 [firsts[victim], firsts[victim] + blocks[victim] // 2, firsts[victim] + blocks[victim] - 1],
             )
-        except RuntimeError as error:  # measured as far as it went: the table says why not further
+        except (RuntimeError, UnavailableError) as error:  # measured as far as it went: the table says why not
+            # further (an overloaded centre may not answer its alarm queries within their timeout)
             note = f"failover not measured: {error}"
         return _end_fleets(fleets, result), failover, note
 
@@ -700,6 +718,10 @@ def render_markdown(result: ScaleRun) -> str:
     row("the load came up before the window", "", "came_up", ratio=False)
     row("sustained without loss", "", "held_text", ratio=False)
     row("load generators: fleets / sink, cores", "", "side_cores", ratio=False)
+    for setup in (single, fed):
+        if setup is not None and setup.dead_fleets:
+            lines += ["", f"Fleet processes that died ({setup.setup}):"]
+            lines += [f"* `{death}`" for death in setup.dead_fleets]
     if fed is not None:
         lines += ["", "| site hub | cores (loop) | RSS end MB (max) |", "|---|---|---|"]
         lines += [

@@ -498,13 +498,18 @@ class HubState:
             # Replayed or reordered: never apply old news over new.
             self.stats.messages_rejected += 1
             return
+        # The first part of a STATE refills the agent by itself: asking for another after a gap or a silence
+        # would only make the agent send it twice (and a request reaches every connected agent: a restarted
+        # hub asked each of its agents once, N x N frames).
+        refill = isinstance(msg, proto.State) and msg.part == 0
         if msg.seq != agent.last_seq + 1:
             missing = msg.seq - agent.last_seq - 1
             agent.gaps += missing
             self.stats.seq_gaps += missing
-            self._request_resync(agent, now)
+            if not refill:
+                self._request_resync(agent, now)
         agent.last_seq = msg.seq
-        self._hear(agent, now)
+        self._hear(agent, now, refill)
         if isinstance(msg, _MOUNTING_MESSAGES) and msg.pair != agent.pair:
             agent.pair = msg.pair  # (1.3) it declares a site pair (or no longer does)
             standby = agent.standby
@@ -575,8 +580,9 @@ class HubState:
         if not agent.silent:
             return True
         # Both were silent (the site is STALE) and the standby speaks first: it is followed, as a return.
-        self._follow_standby(agent, now, "it spoke while the followed one is silent")
-        agent.last_seq = msg.seq - 1  # this message is applied (its STATE is asked for as on any return)
+        refill = isinstance(msg, proto.State) and msg.part == 0  # (then no other STATE is asked for)
+        self._follow_standby(agent, now, "it spoke while the followed one is silent", ask_state=not refill)
+        agent.last_seq = msg.seq - 1  # this message is applied (a STATE is asked for as on any return)
         return False
 
     def is_standby(self, sender: str, epoch: int) -> bool:
@@ -588,9 +594,10 @@ class HubState:
         standby = agent.standby
         return standby is not None and judged - standby.last_heard <= self.settings.agent_liveness * standby.heartbeat_s
 
-    def _follow_standby(self, agent: _Agent, now: float, why: str) -> None:
+    def _follow_standby(self, agent: _Agent, now: float, why: str, *, ask_state: bool = True) -> None:
         """Follow the standby site hub instead (the followed one becomes the standby): no silence, no STALE;
-        its STATE is asked for at once and refills the site (a refill: unlisted points go as after any STATE)."""
+        its STATE is asked for at once (unless ``ask_state`` is false: one is being applied) and refills the
+        site (a refill: unlisted points go as after any STATE)."""
         standby = agent.standby
         assert standby is not None
         assert agent.pair is not None
@@ -603,8 +610,9 @@ class HubState:
         agent.state_parts_seen = 0
         agent.state_unpolled.clear()
         self.stats.standby_switches += 1
-        agent.resync_at = -_INF  # asked at once, whatever was asked of the other site hub just before
-        self._request_resync(agent, now)
+        if ask_state:
+            agent.resync_at = -_INF  # asked at once, whatever was asked of the other site hub just before
+            self._request_resync(agent, now)
         log.info("site %s: following site hub %s now instead of %s (%s)", agent.name, standby.pair.hub, gone, why)
 
     def _set_orphans(self, agent: _Agent, orphans: list[proto.RelayedOrphan], state: bool) -> None:
@@ -657,7 +665,8 @@ class HubState:
         results, self._upstream_results = self._upstream_results, []
         return results
 
-    def _hear(self, agent: _Agent, now: float) -> None:
+    def _hear(self, agent: _Agent, now: float, refill: bool = False) -> None:
+        """``agent`` was heard; ``refill``: in the first part of a STATE (no STATE to ask for after a silence)."""
         agent.last_heard = now
         if agent.silent:
             agent.silent = False
@@ -665,7 +674,7 @@ class HubState:
                 self.alarms.agent_back(agent.name, agent.mount, now, self._wall)
             if agent.silent_since is not None:
                 log.info("agent %s is back after %.1f s of silence", agent.name, now - agent.silent_since)
-            if agent.epoch != -1 and agent.leaves:
+            if agent.epoch != -1 and agent.leaves and not refill:
                 # Back from silence: a STATE refreshes every point at once.
                 self._request_resync(agent, now)
             settings = self.settings
@@ -990,9 +999,19 @@ class HubState:
                 # collector's oldest generation, whose full scans were a third of a centre's CPU.
                 if entry.debounce != leaf.debounce:
                     self._set_debounce(leaf, entry.debounce, book, polled_at_s, now, wall)
-            elif leaf.debounce is not None:
-                self._set_debounce(leaf, None, book, polled_at_s, now, wall)  # its debounce was switched off
-            if relayed_book is not None:
+                    booked = False
+                else:
+                    # (1.3) The map the point had (its value alone changed: the usual relayed entry). With no
+                    # alarm and no shelf in it, it counts for nothing in the rollup, and the book has it so
+                    # already: booked when this map came, or taken out with every point of its site by the
+                    # site's silence since. set_relayed would change nothing.
+                    kept = entry.debounce  # equal to the point's
+                    booked = kept.get("alarm") is None and kept.get("shelf") is None
+            else:
+                booked = False
+                if leaf.debounce is not None:
+                    self._set_debounce(leaf, None, book, polled_at_s, now, wall)  # its debounce was switched off
+            if relayed_book is not None and not booked:
                 attention, shelved = relayed_attention(leaf.debounce)
                 relayed_book.set_relayed(leaf.path, attention, shelved)
             if code != old_code:

@@ -360,7 +360,7 @@ class UpstreamCore:
             return []
         min_level = self.settings.min_level
         sent_key = self._sent_key
-        get = self.state.tree.get
+        get = self.state.tree.by_key().get  # a C call (Tree.get is a Python one around it)
         out: list[proto.PointEntry] = []
         removed = False
         silences: list[str] = []
@@ -420,13 +420,15 @@ class UpstreamCore:
         self._held_at.clear()
         self._due_now.clear()
         self._waiting.clear()
+        every_path = not self.settings.prefixes  # _selected, inlined for the usual case (25,000 points a site)
+        facts_of, entry_of, append = self._facts, self._entry, entries.append
         for agent in self.state.agents.values():
             for path, leaf in agent.leaves.items():
-                if not self._selected(path):
+                if path.startswith(_HUB_PREFIX) or not (every_path or self._selected(path)):
                     continue
-                facts = self._facts(leaf)
-                entries.append(self._entry(leaf, True, facts))
-                sent_key[path] = self._key(facts)
+                facts = facts_of(leaf)
+                append(entry_of(leaf, True, facts))
+                sent_key[path] = facts[0], facts[1], facts[7], facts[9]  # _key, inlined
         self.entries_sent += len(entries)
         return entries, []
 
@@ -539,10 +541,28 @@ class UpstreamCore:
         else:
             since = None  # unchanged since the point's last entry: left out (protocol: Relayed entries)
         debounce = leaf.debounce
-        if debounce is None:  # an agent point without debounce: its own level is the raw one
-            debounce = {"raw": reported, "raw_str": leaf.alertstr}
-        # Else the agent's debounce map (or the one relayed from below): raw, pending, flapping as they are.
-        relayed = proto.relay_map(debounce, owner, via, stale, dt_s, reported, alarm, since, shelf)
+        if debounce is None:
+            # An agent point without debounce (the usual one): its own level is the raw one, so no
+            # "reported", no pending or flapping. proto.relay_map's map, made here without the debounce map
+            # it would read it from (the same keys in the same order: the same bytes).
+            relayed: dict[str, Any] = {"raw": reported}
+            if leaf.alertstr:
+                relayed["raw_str"] = leaf.alertstr
+            relayed["agent"] = owner
+            relayed["via"] = via
+            if stale:
+                relayed["stale"] = True
+            if dt_s is not None:
+                relayed["dt"] = dt_s
+            if alarm is not None:
+                relayed["alarm"] = alarm
+            if since is not None:
+                relayed["since"] = since
+            if shelf is not None:
+                relayed["shelf"] = shelf
+        else:
+            # The agent's debounce map (or the one relayed from below): raw, pending, flapping as they are.
+            relayed = proto.relay_map(debounce, owner, via, stale, dt_s, reported, alarm, since, shelf)
         label = alertstr_for(code) if code != leaf.alertcode else leaf.alertstr
         entry: proto.DebouncedEntry = _new_tuple(
             _Relayed, (path, leaf.value, code, label or "", leaf.polled_at_s or 0.0, None)
