@@ -235,3 +235,18 @@ def test_a_bye_of_the_standby_ends_it_and_the_followed_site_hubs_silence_is_then
     assert "GS1/rack1/cpu" in pair.stale_seen
     assert [alarm.path for alarm in pair.central.book.alarms()] == ["GS1"]
     assert pair.central.state.stats.standby_switches == 0
+
+
+def test_the_standby_back_first_with_a_state_is_followed_and_asked_for_no_other() -> None:
+    pair = SitePair((A_OF_AB, B_OF_AB))
+    for _ in range(4):
+        pair.step(pair.a, pair.b)
+    for _ in range(10):  # both gone: the site is silent
+        pair.step()
+    pair.central.state.take_resync_requests()
+    pair.resync(pair.b)  # site-b's first message on its return is a STATE (its link was resubscribed)
+    pair.step(pair.b)
+    assert pair.central.state.agents["GS1"].epoch == 0xB
+    assert pair.central.state.take_resync_requests() == []  # the STATE refills the site by itself
+    assert not pair.node("GS1/rack1/cpu")["stale"]
+    assert pair.node("GS1/rack1/cpu")["value"] == pair.now
