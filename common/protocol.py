@@ -382,11 +382,9 @@ other's ``hub``; and they declare the same ``mount``. The central hub
   ops). The UPSTREAM_RESULT of the standby is never applied. A route sent
   to the followed site hub just before it died is answered by nobody: the
   asker gets ``unreachable`` (no answer within 5 s) and may ask again.
-  With keys, a route is sealed to the key the followed site hub's latest
-  message came with (the standby's messages do not change it): the two site
-  hubs may share one agent key (one grant) or have one each, both granted
-  the sender name and mount (after a switch, until the newly followed site
-  hub's next message, routes are sealed to the other's key: unanswered).
+  With keys, both site hubs publish under the site's one agent key (the
+  allow-list grants a name to one key), as the hubs of a central pair share
+  theirs: a sealed route opens at both, and ``to`` says which one acts.
 
 A central hub without this (1.2, or 1.3 before it) ignores ``pair``, as any
 unknown body key, and sees two processes claiming one agent name (a

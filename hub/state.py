@@ -586,7 +586,7 @@ class HubState:
         return False
 
     def is_standby(self, sender: str, epoch: int) -> bool:
-        """(1.3) Whether ``epoch`` of ``sender`` is the standby site hub of a site pair (heard, not followed)."""
+        """(1.3) Whether ``epoch`` of ``sender`` is the standby site hub of a site pair (heard, not applied)."""
         agent = self.agents.get(sender)
         return agent is not None and agent.standby is not None and agent.standby.epoch == epoch
 

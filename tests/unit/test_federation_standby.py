@@ -78,7 +78,6 @@ def test_the_centre_follows_one_site_hub_and_keeps_the_other_as_standby_without_
         pair.step(pair.a, pair.b)
     site = pair.central.state.agents["GS1"]
     assert site.epoch == 0xA
-    # (The server seals routes to the key of the followed site hub's messages only.)
     assert (pair.central.state.is_standby("GS1", 0xB), pair.central.state.is_standby("GS1", 0xA)) == (True, False)
     assert pair.central.state.stats.conflicts == 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "gsmon.hub.state"]
