@@ -589,9 +589,10 @@ routes these COMMANDs down to the site hub they concern, which applies them
   proxy id on one centre goes down to the site once, and the other centre
   shows the site's alarm acked under the same id when the site's entries, or
   its listing, say so. When the site is itself a pair (each site hub under
-  one centre), the site hub that applied it passes it to the other as an op
-  of the site pair's log ("Hub pairs": which commands are ops), which the
-  other centre then shows.
+  one centre, or both under the same centres: A site that is a pair, where
+  only the followed site hub acts), the site hub that applied it passes it
+  to the other as an op of the site pair's log ("Hub pairs": which commands
+  are ops), which the other centre then shows.
 * ``shelve`` by its ``prefix``, ``unshelve`` by a ``path`` arg (1.3, any path
   below the shelf's prefix; shelf ids are the site's, as a routed ``shelves``
   lists them), when the prefix or path lies strictly below a site's mount (the
