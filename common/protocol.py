@@ -109,11 +109,13 @@ STATE        1   ``mount`` str, ``heartbeat_s`` float, ``points`` [entry...],
                  point as it is (it is not "unlisted", so neither removed
                  nor its alarm closed); its own deadline still makes it STALE.
                  (1.3) ``orphans`` [map...], a site hub's only (see
-                 Hub-of-hubs, Orphaned alarms).
+                 Hub-of-hubs, Orphaned alarms). (1.3) ``pair``
+                 [str, str|nil], a site hub of a pair's only (see
+                 Hub-of-hubs, A site that is a pair).
 DELTA        2   ``points`` [entry...]: points polled since the last flush,
                  latest poll per point only. (1.3) ``orphans`` as in STATE.
 HEARTBEAT    3   ``mount`` str, ``heartbeat_s`` float, ``points`` uint (how many
-                 points the agent has).
+                 points the agent has). (1.3) ``pair`` as in STATE.
 BYE          4   (empty) the agent stops cleanly: the hub marks it silent now.
 TRANSITIONS  5   (1.3) outbox entries the hub asked for (see Outbox and replay):
                  ``outbox_id`` uint, ``first`` uint, ``last`` uint (the tseqs
@@ -320,10 +322,76 @@ of the asking centre's pair log. The site hub shows its links as points
 false), ``bytes_sent`` and ``messages_dropped``, ``n`` = 1, 2 ... in the
 order given; ``_hub/upstream_connected`` (true while every link is
 connected; ORANGE otherwise), ``_hub/upstream_bytes_sent`` and
-``_hub/upstream_messages_dropped`` (all links) are as for one link. (A site
-that is itself a pair keeps one centre per site hub, each with its own
-``--upstream``: two site hubs sending the same ``upstream_name`` to one
-central hub are two processes claiming one agent name there.)
+``_hub/upstream_messages_dropped`` (all links) are as for one link.
+
+(1.3) A site that is a pair. The two hubs of a site pair (``--peer`` each
+other, "Hub pairs"; every agent publishes to both) may both relay upstream
+with the same ``--upstream`` list, ``upstream_mount`` and ``upstream_name``:
+the site then reaches each central hub as ONE site, relayed by one site hub
+(*followed*) while the other is its *standby*. Each such site hub says so in
+every STATE (each part) and HEARTBEAT it sends upstream, body key ``pair``:
+``[hub, peer]``, ``hub`` its own hub id of the pair (1 to 256 characters),
+``peer`` its peer's, or nil until it has heard its peer (a first start).
+``hub`` equal to ``peer`` makes the message invalid. Both site hubs derive
+the same alarm ids (Alarm ids of a pair) and share their ops, so they relay
+the same tree. A hub without ``--peer`` never sends the key.
+
+Two incarnations of one sender (two epochs) *declare one pair* when both
+declare ``pair``, their ``hub`` differ, and each one's ``peer`` is nil or the
+other's ``hub``; and they declare the same ``mount``. The central hub
+(rules):
+
+* it follows the incarnation it applies, as for any agent (the first it
+  heard a STATE of). A message of another epoch whose STATE or HEARTBEAT
+  declares one pair with the followed one's latest declaration makes that
+  incarnation the standby (replacing any earlier standby); from then on its
+  messages (every kind, by epoch) are *heard*, not applied: the time and
+  seq of the latest are kept, nothing else, and none is a conflict, a
+  restart, a seq gap or a resync request. A STATE or HEARTBEAT of the
+  standby that no longer declares one pair ends the standby (the message is
+  then handled as any other epoch's: a conflict, a restart); its BYE ends
+  it. A new epoch with the followed one's own ``hub`` is a restart of the
+  followed site hub, as for any agent;
+* when the followed incarnation is silent (nothing heard for
+  ``agent_liveness`` of its heartbeats) while the standby was heard within
+  ``agent_liveness`` of the standby's heartbeats, or when it sends BYE
+  while the standby is so heard, the central hub follows the standby
+  instead, at once: the site is never silent (no STALE, no silence alarm, no
+  notification), the previously followed incarnation becomes the standby
+  (its later messages heard, not applied; after its BYE there is no
+  standby until one declares the pair), the standby's next seq is the
+  one after the last it heard from it, and the central hub asks for a STATE
+  (resync) at once, whatever it asked just before; that STATE refills the
+  site (a point it does not list goes after ``removal_grace_s``, as after
+  any STATE). Until it arrives the site's values are the last applied;
+* when both are silent the site is silent as any agent (one alarm on the
+  mount, reason ``agent silent``); whichever site hub speaks first after
+  that is followed (as a return from silence: a resync, the alarm back to
+  normal);
+* ``_hub/agents/<sender>`` reads ``live`` (GREEN) as for any live agent, and
+  ``_hub/site_pairs/<sender>`` (str, GREEN; while the followed incarnation
+  declares ``pair``) reads ``following site hub H, standby S live`` (or
+  ``silent``, or ``following site hub H, no standby heard``), H and S hub
+  ids; ``_hub/standby_switches`` counts the switches;
+* routed commands (below) carry ``to``: the followed site hub's ``hub``.
+  Both site hubs see the route (both are connected publishers with that
+  sender): a site hub of a pair takes only a route whose ``to`` is absent or
+  its own ``hub``, and drops the others (counted, not answered: its peer
+  answers), so a command is applied once, by the followed site hub, whose
+  pair log passes the change to its peer ("Hub pairs": which commands are
+  ops). The UPSTREAM_RESULT of the standby is never applied. A route sent
+  to the followed site hub just before it died is answered by nobody: the
+  asker gets ``unreachable`` (no answer within 5 s) and may ask again.
+  With keys, both site hubs publish under the site's one agent key (the
+  allow-list grants a name to one key), as the hubs of a central pair share
+  theirs: a sealed route opens at both, and ``to`` says which one acts.
+
+A central hub without this (1.2, or 1.3 before it) ignores ``pair``, as any
+unknown body key, and sees two processes claiming one agent name (a
+conflict, one followed until it is silent): such a site pair keeps one
+centre per site hub instead, each site hub with its own ``--upstream``.
+Two site hubs that do not declare one pair (no ``pair``, another peer, the
+same ``hub``) are two processes claiming one name, as before.
 
 Relayed entries. The site hub sends each of its points (never its own
 ``_hub/`` points) as a point entry whose ``path`` is the point's path in
@@ -521,9 +589,10 @@ routes these COMMANDs down to the site hub they concern, which applies them
   proxy id on one centre goes down to the site once, and the other centre
   shows the site's alarm acked under the same id when the site's entries, or
   its listing, say so. When the site is itself a pair (each site hub under
-  one centre), the site hub that applied it passes it to the other as an op
-  of the site pair's log ("Hub pairs": which commands are ops), which the
-  other centre then shows.
+  one centre, or both under the same centres: A site that is a pair, where
+  only the followed site hub acts), the site hub that applied it passes it
+  to the other as an op of the site pair's log ("Hub pairs": which commands
+  are ops), which the other centre then shows.
 * ``shelve`` by its ``prefix``, ``unshelve`` by a ``path`` arg (1.3, any path
   below the shelf's prefix; shelf ids are the site's, as a routed ``shelves``
   lists them), when the prefix or path lies strictly below a site's mount (the
@@ -611,7 +680,8 @@ topic ``ROUTE_TOPIC_PREFIX + sender + NUL + map`` (msgpack map, at most
 ``by`` str, ``hub`` str (the asking hub's id), ``role`` ("viewer", "operator", "admin": the asker's),
 ``deadline`` float (central wall seconds after which the site must not
 apply it: a command that arrives late after its failure was reported is
-dropped). The site hub's XPUB sees ``0x01`` + that topic (like RESYNC and
+dropped), (1.3) ``to`` str, only for a site that is a pair: the hub id of
+the site hub that must act (see A site that is a pair). The site hub's XPUB sees ``0x01`` + that topic (like RESYNC and
 NOTICE, every connected agent sees it and checks the name), runs the command
 (which may route it further down) and answers on the upstream link it came
 on (a site under a central pair: that centre's link only):
@@ -1394,6 +1464,7 @@ __all__ = [
     "PointEntry",
     "ProtocolError",
     "RelayedOrphan",
+    "SitePair",
     "SnapshotChunk",
     "SnapshotEnd",
     "SnapshotRequest",
@@ -1552,6 +1623,14 @@ class OutboxMark(NamedTuple):
     head: int
 
 
+class SitePair(NamedTuple):
+    """(1.3) What a site hub of a pair says of itself on its upstream link (spec: "A site that is a pair"):
+    its own pair hub id, and its peer's (None until it has heard its peer)."""
+
+    hub: str
+    peer: str | None
+
+
 class TransitionItem(NamedTuple):
     """One outbox entry in a TRANSITIONS message (1.3)."""
 
@@ -1579,6 +1658,7 @@ class State(_MessageHeader):
     outbox: OutboxMark | None = None  # 1.3
     unpolled: list[str] = field(default_factory=list)  # 1.3: points the agent has but has not polled yet
     orphans: list[RelayedOrphan] | None = None  # 1.3: a site hub's orphaned alarms (the last part's: all of them)
+    pair: SitePair | None = None  # 1.3: a site hub of a pair says so (spec: "A site that is a pair")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1600,6 +1680,7 @@ class Heartbeat(_MessageHeader):
     heartbeat_s: float
     point_count: int
     outbox: OutboxMark | None = None  # 1.3
+    pair: SitePair | None = None  # 1.3, as in State
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -2043,6 +2124,7 @@ class _StateBody(msgspec.Struct, gc=False):
     tseq_head: _UInt | UnsetType = UNSET
     unpolled: list[str] | UnsetType = UNSET  # 1.3; left out when empty (the bytes of older agents)
     orphans: _Orphans | UnsetType = UNSET  # 1.3, a site hub's (spec: Orphaned alarms); left out: none
+    pair: _SitePairBody | UnsetType = UNSET  # 1.3, a site hub of a pair (spec: A site that is a pair)
 
 
 class _DeltaBody(msgspec.Struct, gc=False):
@@ -2077,6 +2159,8 @@ class _LooseDeltaBody(_DeltaBody):
 # thousands a second, and the loose path's checks in Python were most of its loop. Whatever these refuse
 # takes the loose path, which words the error (or takes what they do not know: a map without ``via``).
 _HubId: TypeAlias = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+# (1.3) ``pair`` of a site hub's STATE and HEARTBEAT: [its pair hub id, its peer's or nil].
+_SitePairBody: TypeAlias = tuple[_HubId, _HubId | None]
 
 
 class _PendingMap(msgspec.Struct, gc=False):
@@ -2135,6 +2219,7 @@ class _HeartbeatBody(msgspec.Struct, gc=False):
     outbox_id: _UInt | UnsetType = UNSET  # 1.3, as in _StateBody
     tseq_tail: _UInt | UnsetType = UNSET
     tseq_head: _UInt | UnsetType = UNSET
+    pair: _SitePairBody | UnsetType = UNSET  # 1.3, as in _StateBody
 
 
 class _TransitionItem(msgspec.Struct, array_like=True, gc=False):
@@ -2353,6 +2438,16 @@ def _orphans_of(body: Any) -> list[RelayedOrphan] | None:
     return [RelayedOrphan(o.path, o.id, o.agent, o.via, o.state, o.level, o.max_level, o.shelf) for o in maps]
 
 
+def _site_pair(pair: tuple[str, str | None] | UnsetType) -> SitePair | None:
+    """(1.3) A STATE's or HEARTBEAT's ``pair`` (None: absent). A site hub naming itself its own peer is invalid."""
+    if pair is UNSET:
+        return None
+    hub, peer = pair
+    if hub == peer:
+        raise ProtocolError(f"body.pair names hub {hub!r:.80} as its own peer")
+    return SitePair(hub, peer)
+
+
 def _body_of(msg: Message, points: Any = None) -> msgspec.Struct:
     """``msg``'s body; ``points``: a STATE's or DELTA's entries already packed and spliced (else packed here)."""
     if isinstance(msg, State):
@@ -2368,6 +2463,7 @@ def _body_of(msg: Message, points: Any = None) -> msgspec.Struct:
             *_mark(msg.outbox),
             unpolled=msg.unpolled or UNSET,
             orphans=_orphan_maps(msg.orphans) if msg.orphans else UNSET,
+            pair=UNSET if msg.pair is None else (msg.pair.hub, msg.pair.peer),
         )
     if isinstance(msg, Delta):
         orphans = UNSET if msg.orphans is None else _orphan_maps(msg.orphans)
@@ -2375,7 +2471,8 @@ def _body_of(msg: Message, points: Any = None) -> msgspec.Struct:
             points = _spliced(pack_entry(entry) for entry in msg.points)
         return _DeltaBody(points, *_mark(msg.outbox), orphans=orphans)
     if isinstance(msg, Heartbeat):
-        return _HeartbeatBody(msg.mount, msg.heartbeat_s, msg.point_count, *_mark(msg.outbox))
+        pair = UNSET if msg.pair is None else (msg.pair.hub, msg.pair.peer)
+        return _HeartbeatBody(msg.mount, msg.heartbeat_s, msg.point_count, *_mark(msg.outbox), pair=pair)
     if isinstance(msg, Bye):
         return _ByeBody()
     if isinstance(msg, Transitions):
@@ -3479,11 +3576,17 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
             unpolled=unpolled,
             outbox=_outbox_mark(body),
             orphans=_orphans_of(body),
+            pair=_site_pair(body.pair),
         )
     if kind is MsgKind.HEARTBEAT:
         heartbeat_s = _seconds(body.heartbeat_s, "body.heartbeat_s")
         return Heartbeat(
-            **header, mount=body.mount, heartbeat_s=heartbeat_s, point_count=body.point_count, outbox=_outbox_mark(body)
+            **header,
+            mount=body.mount,
+            heartbeat_s=heartbeat_s,
+            point_count=body.point_count,
+            outbox=_outbox_mark(body),
+            pair=_site_pair(body.pair),
         )
     if kind is MsgKind.BYE:
         return Bye(**header)

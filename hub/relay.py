@@ -584,6 +584,9 @@ class Router:
             "role": role,
             "deadline": wall + self.timeout_s,
         }
+        if agent.pair is not None:
+            # (1.3) A site that is a pair: both site hubs see the route; only the one followed here acts.
+            routed["to"] = agent.pair.hub
         self._topics.append(proto.route_topic(name, routed, seal))
         # Reads at DEBUG as the hub's own (command_log): every open web page lists the alarms every few seconds.
         log.log(

@@ -400,6 +400,11 @@ class HubServer:
             restored = self.router.restore(self.store.load_meta(Router.META_PREFIX))
             log.info("state store: %d proxy id(s) of sites' alarms restored", restored)
         self._open_pair()
+        if self.upstream is not None and self.pair is not None:
+            # (1.3) A site hub of a pair says so upstream (its pair ids, the peer's once learnt), so the centre
+            # follows one site hub of the two and keeps the other as its standby (protocol: A site that is a pair).
+            pair_core = self.pair.core
+            self.upstream.core.pair = lambda: proto.SitePair(pair_core.hub_id, pair_core.peer_id)
         return endpoints
 
     def _open_pair(self) -> None:

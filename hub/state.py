@@ -86,6 +86,14 @@ counted once, logged once at WARNING with both peers' addresses, shown on
 follows until one of them stops. Agents whose mounts nest (one strictly
 inside another's) are warned about once, when both are first seen.
 
+(1.3) A site that is a hub pair (protocol "A site that is a pair"): two site
+hubs relay one site under one name, each declaring the pair (``pair`` in its
+STATEs and HEARTBEATs). That is no conflict: the hub follows one incarnation
+and keeps the other as its *standby* (heard, not applied). When the followed
+one is silent, or says BYE, while the standby is heard, the hub follows the
+standby at once -- the site is never silent, nothing turns STALE -- and asks
+it for a STATE. Only when both are silent is the site silent.
+
 Alert transitions of points (path, old -> new, value, agent) are logged by
 the ``gsmon.hub.alerts`` logger at ``alert_log_level`` when the old or new
 code is at least ``alert_log_threshold`` (at most a few hundred lines a
@@ -174,6 +182,7 @@ class HubStats:
     messages_rejected: int = 0
     points_rejected: int = 0
     conflicts: int = 0
+    standby_switches: int = 0  # (1.3) a site pair's standby site hub followed instead of a silent or stopped one
     seq_gaps: int = 0
     resyncs_requested: int = 0
     subscribers: int = 0
@@ -251,6 +260,22 @@ class _Parent:
 
 
 @dataclass(eq=False, slots=True)
+class _Standby:
+    """(1.3) The other site hub of a site that is a pair (protocol: A site that is a pair): heard, not applied."""
+
+    epoch: int
+    pair: proto.SitePair
+    heartbeat_s: float
+    last_heard: float
+    last_seq: int
+
+
+def _one_pair(a: proto.SitePair, b: proto.SitePair) -> bool:
+    """Whether two site hubs declare one pair: two hub ids, each the other's peer (or its peer not learnt yet)."""
+    return a.hub != b.hub and a.peer in (None, b.hub) and b.peer in (None, a.hub)
+
+
+@dataclass(eq=False, slots=True)
 class _Agent:
     """What the hub knows of one agent."""
 
@@ -298,6 +323,10 @@ class _Agent:
     # full paths they are at (a relayed point removed there may let one count: _remove_leaf).
     orphans: dict[int, proto.RelayedOrphan] = field(default_factory=dict)
     orphan_paths: frozenset[str] = frozenset()
+    # (1.3) A site that is a hub pair: what the followed incarnation declares (None: no pair), and the other
+    # site hub's incarnation, kept as its standby (never a conflict).
+    pair: proto.SitePair | None = None
+    standby: _Standby | None = None
 
 
 class HubState:
@@ -436,6 +465,8 @@ class HubState:
             if not agent.conflict_logged:
                 self._log_conflict(agent, now)
 
+        if msg.epoch != agent.epoch and agent.pair is not None and self._standby_heard(agent, msg, now):
+            return  # (1.3) the standby site hub of a pair: heard, not applied
         if msg.epoch != agent.epoch:
             if isinstance(msg, proto.Bye):
                 # Goodbye from an incarnation we never knew (nothing to revive), or
@@ -479,6 +510,11 @@ class HubState:
                 self._request_resync(agent, now)
         agent.last_seq = msg.seq
         self._hear(agent, now, refill)
+        if isinstance(msg, _MOUNTING_MESSAGES) and msg.pair != agent.pair:
+            agent.pair = msg.pair  # (1.3) it declares a site pair (or no longer does)
+            standby = agent.standby
+            if standby is not None and (msg.pair is None or not _one_pair(msg.pair, standby.pair)):
+                agent.standby = None
 
         if isinstance(msg, proto.State):
             self._apply_state(agent, msg, now, wall)
@@ -496,7 +532,88 @@ class HubState:
             if len(self._upstream_results) < 10_000:
                 self._upstream_results.append((name, msg))
         elif isinstance(msg, proto.Bye):
-            self._set_silent(agent, now, bye=True)
+            if self._standby_live(agent, now):
+                self._follow_standby(agent, now, f"site hub {agent.pair.hub if agent.pair else '?'} stopped")
+                agent.standby = None  # it said goodbye: no standby until it (or a new one) declares the pair
+            else:
+                self._set_silent(agent, now, bye=True)
+
+    # ------------------------------------------------------------------
+    # (1.3) A site that is a hub pair: one site hub followed, the other its standby
+    # ------------------------------------------------------------------
+
+    def _standby_heard(self, agent: _Agent, msg: proto.Message, now: float) -> bool:
+        """Whether ``msg`` (not of the followed epoch; the followed declares a pair) is the standby's: heard,
+        not applied. False: anything else (a restart, a conflict, as for any agent), or the followed site hub
+        is silent and the standby speaks: then it is followed from this message on."""
+        followed = agent.pair
+        assert followed is not None
+        mounting = msg if isinstance(msg, proto.State | proto.Heartbeat) else None
+        declared = None if mounting is None else mounting.pair
+        standby = agent.standby
+        if standby is None or msg.epoch != standby.epoch:
+            if mounting is None or declared is None or not _one_pair(followed, declared):
+                return False  # not the pair's other site hub (the followed one restarted, a conflict...)
+            if mounting.mount != agent.mount:
+                return False
+            if standby is None or standby.pair.hub != declared.hub:
+                log.info(
+                    "site %s is a hub pair: following site hub %s, site hub %s is its standby",
+                    agent.name,
+                    followed.hub,
+                    declared.hub,
+                )
+            standby = agent.standby = _Standby(msg.epoch, declared, mounting.heartbeat_s, now, msg.seq)
+        else:
+            if mounting is not None:
+                if declared is None or not _one_pair(followed, declared) or mounting.mount != agent.mount:
+                    agent.standby = None
+                    return False  # it no longer declares this pair: as any other incarnation
+                standby.pair, standby.heartbeat_s = declared, mounting.heartbeat_s
+            if isinstance(msg, proto.Bye):
+                agent.standby = None
+                log.info("site %s: its standby site hub %s stopped", agent.name, standby.pair.hub)
+                return True
+            if msg.seq <= standby.last_seq:
+                return True  # replayed or reordered
+            standby.last_heard, standby.last_seq = now, msg.seq
+        if not agent.silent:
+            return True
+        # Both were silent (the site is STALE) and the standby speaks first: it is followed, as a return.
+        refill = isinstance(msg, proto.State) and msg.part == 0  # (then no other STATE is asked for)
+        self._follow_standby(agent, now, "it spoke while the followed one is silent", ask_state=not refill)
+        agent.last_seq = msg.seq - 1  # this message is applied (a STATE is asked for as on any return)
+        return False
+
+    def is_standby(self, sender: str, epoch: int) -> bool:
+        """(1.3) Whether ``epoch`` of ``sender`` is the standby site hub of a site pair (heard, not applied)."""
+        agent = self.agents.get(sender)
+        return agent is not None and agent.standby is not None and agent.standby.epoch == epoch
+
+    def _standby_live(self, agent: _Agent, judged: float) -> bool:
+        standby = agent.standby
+        return standby is not None and judged - standby.last_heard <= self.settings.agent_liveness * standby.heartbeat_s
+
+    def _follow_standby(self, agent: _Agent, now: float, why: str, *, ask_state: bool = True) -> None:
+        """Follow the standby site hub instead (the followed one becomes the standby): no silence, no STALE;
+        its STATE is asked for at once (unless ``ask_state`` is false: one is being applied) and refills the
+        site (a refill: unlisted points go as after any STATE)."""
+        standby = agent.standby
+        assert standby is not None
+        assert agent.pair is not None
+        gone = agent.pair.hub
+        agent.standby = _Standby(agent.epoch, agent.pair, agent.heartbeat_s, agent.last_heard, agent.last_seq)
+        agent.epoch, agent.pair, agent.heartbeat_s = standby.epoch, standby.pair, standby.heartbeat_s
+        agent.last_seq = standby.last_seq
+        if not agent.silent:
+            agent.last_heard = standby.last_heard
+        agent.state_parts_seen = 0
+        agent.state_unpolled.clear()
+        self.stats.standby_switches += 1
+        if ask_state:
+            agent.resync_at = -_INF  # asked at once, whatever was asked of the other site hub just before
+            self._request_resync(agent, now)
+        log.info("site %s: following site hub %s now instead of %s (%s)", agent.name, standby.pair.hub, gone, why)
 
     def _set_orphans(self, agent: _Agent, orphans: list[proto.RelayedOrphan], state: bool) -> None:
         """(1.3) A site's whole set of orphaned alarms (protocol: Orphaned alarms; the loop guard has
@@ -1192,7 +1309,11 @@ class HubState:
             if heard > horizon:
                 horizon = heard
             if not agent.silent and heard - agent.last_heard > settings.agent_liveness * agent.heartbeat_s:
-                self._set_silent(agent, now)
+                if self._standby_live(agent, heard):
+                    # (1.3) A site pair: its other site hub was heard: followed now, before anything is STALE.
+                    self._follow_standby(agent, now, f"nothing heard for {heard - agent.last_heard:.1f} s")
+                else:
+                    self._set_silent(agent, now)
             if agent.silent and heard - agent.last_heard > settings.agent_retention_s:
                 log.info("forgetting agent %s, silent for %.0f s", agent.name, heard - agent.last_heard)
                 self._forget(agent)
@@ -1390,6 +1511,7 @@ class HubState:
             "messages_rejected": stats.messages_rejected,
             "points_rejected": stats.points_rejected,
             "conflicts": stats.conflicts,
+            "standby_switches": stats.standby_switches,
             "seq_gaps": stats.seq_gaps,
             "resyncs_requested": stats.resyncs_requested,
             "agents_live": live,
@@ -1416,6 +1538,19 @@ class HubState:
             else:
                 state, code = "live", GreenAlert.alertcode
             entries.append(proto.PointEntry(f"agents/{agent.name}", state, code, alertstr_for(code), wall, None))
+            if agent.pair is not None:
+                # (1.3) A site that is a hub pair: the site hub followed, and whether its standby is live
+                # (its own point: _hub/agents/<name> keeps saying "live", which clients read).
+                standby = agent.standby
+                if standby is None:
+                    text = f"following site hub {agent.pair.hub}, no standby heard"
+                else:
+                    live_or_silent = "live" if self._standby_live(agent, now) else "silent"
+                    text = f"following site hub {agent.pair.hub}, standby {standby.pair.hub} {live_or_silent}"
+                green = GreenAlert.alertcode
+                entries.append(
+                    proto.PointEntry(f"site_pairs/{agent.name}", text, green, alertstr_for(green), wall, None)
+                )
         own = self._own
         own.last_heard = now
         listed = {entry.path for entry in entries}

@@ -46,6 +46,12 @@ DELTA (one with no points if the flush has none), at most once per coalescing
 interval. Whether it changed is told by version counters (the book's own
 orphans, and the orphans of the sites below a hub that is itself a site), so a
 flush costs two integer compares, never a scan of the alarms.
+
+A site that is a pair (1.3, protocol "A site that is a pair"): a site hub of a
+pair (``--peer``) puts ``pair`` (its pair hub id, its peer's once learnt) in
+every STATE and HEARTBEAT (:attr:`UpstreamCore.pair`, set by the server), so a
+centre fed by both site hubs follows one and keeps the other as its standby;
+a route whose ``to`` names the other site hub is dropped here (it acts).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -156,6 +163,10 @@ class UpstreamCore:
         self.opener = None if curve is None else RouteOpener(curve.pair.secret, curve.server_public_key)
         self._route_head = b"\x01" + proto.ROUTE_TOPIC_PREFIX + settings.sender.encode() + b"\x00"
         self.routes_refused = 0
+        # (1.3) A site hub of a pair (--peer): what its STATEs and HEARTBEATs declare (protocol: A site that is
+        # a pair), asked each time (the peer's id is learnt from the pair link). Set by the server.
+        self.pair: Callable[[], proto.SitePair] | None = None
+        self.routes_for_peer = 0  # routed commands the centre addressed to the other site hub of the pair
         self.entries_sent = 0
         self.entries_coalesced = 0  # changes folded into a later entry of the same point
         # (1.3) The orphans last sent (module docstring), the versions they were made at, when a DELTA last
@@ -174,6 +185,12 @@ class UpstreamCore:
         opener = self.opener
         routed = proto.parse_route(self.settings.sender, frame, None if opener is None else opener.open)
         if routed is not None:
+            to = routed.get("to")
+            if self.pair is not None and isinstance(to, str) and to != self.pair().hub:
+                # The centre follows the other site hub of this pair: it acts, this one must not (an ack
+                # applied by both would be journaled twice and answered twice).
+                self.routes_for_peer += 1
+                return None, None
             return routed, None
         if frame.startswith(self._route_head):
             self.routes_refused += 1
@@ -191,7 +208,16 @@ class UpstreamCore:
         """What to send now, as (link, message) pairs (the policy's rules, with this core as its point
         source), with the site's orphaned alarms where they are due (module docstring)."""
         self._now = now
-        return self._with_orphans(self.policy.tick(now, wall, self), now, wall)
+        out = self._with_orphans(self.policy.tick(now, wall, self), now, wall)
+        if self.pair is not None:
+            # (1.3) Every STATE and HEARTBEAT says this site hub is one of a pair: the centre follows one of
+            # the two and keeps the other as its standby, instead of seeing two processes claim one name.
+            pair = self.pair()
+            out = [
+                (link, replace(msg, pair=pair) if isinstance(msg, proto.State | proto.Heartbeat) else msg)
+                for link, msg in out
+            ]
+        return out
 
     def tick(self, now: float, wall: float) -> list[proto.Message]:
         """What to send now, every link's messages in order (:meth:`sends` without the links: one link)."""
