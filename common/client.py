@@ -129,6 +129,7 @@ def read_updates(
     recv_frame, dontwait = transport.fast_recv_frame, zmq.DONTWAIT
     batch: list[tuple[bytes, bytes]] = []
     add = batch.append
+    seen = False  # NODEs handed on since the last heartbeat (which marks the hub heard by itself)
     for _ in range(limit):
         try:
             first = recv_frame(sub, dontwait)
@@ -157,8 +158,12 @@ def read_updates(
         if len(batch) >= _BATCH:
             receive_nodes(batch, accepted)
             batch.clear()
+            seen = True
     if batch:
         receive_nodes(batch, accepted)
+        seen = True
+    if seen:
+        core.heard(monotonic())  # (rule 5: a NODE is a sign of life too; one clock read per read, not per NODE)
 
 
 #: NODEs handed to the core at once by read_updates: few enough that their frames are still in cache.
@@ -512,7 +517,7 @@ class Subscriber:
             except HubUnavailableError as error:
                 log.warning("resync failed, will retry: %s", error)
                 choice.query_failed(time.monotonic())
-        choice.tick(now, core.last_heartbeat, core.heartbeat_s)
+        choice.tick(now, core.alive_at, core.heartbeat_s)  # (rule 5: a slow reader does not fail over)
         candidate = choice.due(time.monotonic())
         if candidate is not None:
             changes.extend(self._fail_over(candidate))

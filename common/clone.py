@@ -42,10 +42,15 @@ The rules (the protocol docstring is the specification):
    (not older than the snapshot, not ``complete`` false) that does not list the
    prefix means the hub neither counts nor publishes it for us: subscribe again
    as in 1, then take a new snapshot.
-5. No heartbeat for :data:`HUB_LIVENESS` x the hub's interval: the hub is
-   lost (``hub_lost``); no snapshot is asked for meanwhile, the subscriptions
-   stay (ZeroMQ reconnects by itself), and when heartbeats come back rule 4
-   decides whether a new snapshot is needed.
+5. Nothing from the hub for :data:`HUB_LIVENESS` x the hub's interval (no
+   heartbeat, and -- once one heartbeat was heard -- no NODE either): the hub
+   is lost (``hub_lost``); no snapshot is asked for meanwhile, the
+   subscriptions stay (ZeroMQ reconnects by itself), and when heartbeats come
+   back rule 4 decides whether a new snapshot is needed. A NODE counts as a
+   sign of life because a heartbeat waits in the same queue as the NODEs: a
+   subscriber reading behind the stream (a recorder under a burst) meets the
+   next heartbeat only after the NODEs before it, and must not take its own
+   slowness for the hub's death (and resync, and fall further behind).
 
 6. A hub pair (protocol: Clients of a hub pair): the hubs are independent,
    so moving to the other takes a new core, :meth:`CloneCore.fork` (the view
@@ -311,6 +316,7 @@ class CloneCore:
         self.wants_snapshot = True
         self._assembly: _Assembly | None = None
         self.last_heartbeat: float | None = None  # monotonic time of the latest heartbeat on our topic
+        self.last_message: float | None = None  # monotonic time of the latest message read from the hub (rule 5)
         self.hub_clock_offset_s = 0.0
         self.hub_lost = False
         self.resyncs = 0
@@ -484,12 +490,25 @@ class CloneCore:
     # Time
     # ------------------------------------------------------------------
 
+    def heard(self, now: float) -> None:
+        """A message from the hub was read at ``now`` (the lean read loop says so once per read, not per NODE)."""
+        self.last_message = now
+
+    @property
+    def alive_at(self) -> float | None:
+        """When the hub last showed it is alive (rule 5): its latest heartbeat, or a later message read from
+        it; None until the first heartbeat."""
+        beat, message = self.last_heartbeat, self.last_message
+        if beat is None or message is None or message < beat:
+            return beat
+        return message
+
     def tick(self, now: float, wall: float) -> Todo:
         """What to do now: subscriptions to send again, a snapshot to ask for (rules 1, 2, 5)."""
-        heard = self.last_heartbeat
+        heard = self.alive_at
         lost = heard is None or now - heard > HUB_LIVENESS * self.heartbeat_s
         if lost and not self.hub_lost and heard is not None:  # (never heard: connecting says so itself)
-            log.warning("no heartbeat from the hub for %.1f s", now - heard)
+            log.warning("nothing from the hub for %.1f s (no heartbeat, no update)", now - heard)
         self.hub_lost = lost
         subscriptions = self.resubscriptions(now)
         snapshot = None
@@ -503,6 +522,7 @@ class CloneCore:
 
     def receive(self, topic: bytes, payload: bytes, now: float, wall: float) -> list[Change]:
         """Take one ``[topic, payload]`` message from the SUB socket; return the changes it makes."""
+        self.last_message = now
         try:
             message = proto.decode_hub_message(topic, payload)
         except proto.ProtocolError as error:

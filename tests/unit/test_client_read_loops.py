@@ -88,3 +88,32 @@ def test_the_lean_loop_reads_at_most_its_limit(link: tuple[zmq.Socket[bytes], zm
     assert [u.seq for u in accepted] == [11, 12, 13]
     read_updates(sub, lean, accepted)
     assert [u.seq for u in accepted] == [11, 12, 13, 14, 15]
+
+
+def test_both_loops_take_a_node_as_a_sign_of_the_hubs_life(link: tuple[zmq.Socket[bytes], zmq.Socket[bytes]]) -> None:
+    """Rule 5: a NODE read after the last heartbeat moves ``alive_at`` on (a reader behind the stream meets
+    the next heartbeat only after the NODEs before it); nothing read moves nothing."""
+    pub, sub = link
+    for lean in (False, True):
+        core = synced(lean)
+
+        def read(core: CloneCore = core, lean: bool = lean) -> None:
+            if lean:
+                read_updates(sub, core, [])
+            else:
+                read_changes(sub, core)
+
+        send(pub, beat(11, {PREFIX: 0}))
+        read()
+        beat_at = core.last_heartbeat
+        assert beat_at is not None
+        assert core.alive_at == beat_at
+        send(pub, node("GS1/a", 12, value=2.0))
+        before = time.monotonic()
+        read()
+        alive_at = core.alive_at
+        assert alive_at is not None
+        assert alive_at >= before > beat_at
+        assert core.last_heartbeat == beat_at  # (the heartbeat's own time is kept for rule 4)
+        read()  # nothing waiting
+        assert core.alive_at == alive_at

@@ -383,6 +383,27 @@ def test_no_heartbeat_for_three_intervals_is_a_lost_hub_and_no_snapshot_is_asked
     assert back.snapshot is not None
 
 
+def test_nodes_read_behind_the_stream_keep_the_hub_alive_and_only_silence_loses_it(synced: CloneCore) -> None:
+    """Rule 5: once a heartbeat was heard, a NODE is a sign of life too: a subscriber reading behind the
+    stream (whose next heartbeat waits behind the NODEs) does not take its own slowness for a lost hub."""
+    feed(synced, beat(10, {PREFIX: 5}), now=NOW)
+    for second in (2.0, 4.0, 6.0):  # NODEs only, read late: no heartbeat for 6 s
+        feed(synced, node("GS1/a", 10 + int(second)), now=NOW + second)
+        synced.tick(NOW + second + 0.5, WALL)
+        assert not synced.hub_lost, second
+    assert synced.alive_at == NOW + 6.0
+    synced.tick(NOW + 6.0 + HUB_LIVENESS * 1.0 + 0.1, WALL)  # then nothing at all
+    assert synced.hub_lost
+
+
+def test_nodes_before_any_heartbeat_do_not_make_a_hub_heard() -> None:
+    core = make_core()
+    feed(core, node("GS1/a", 3), now=NOW)
+    core.tick(NOW, WALL)
+    assert core.alive_at is None
+    assert core.hub_lost  # connecting: the first heartbeat says the hub is there
+
+
 def test_a_hub_back_with_a_matching_count_needs_no_snapshot(synced: CloneCore) -> None:
     feed(synced, beat(10, {PREFIX: 5}), now=NOW)
     synced.tick(NOW + 10.0, WALL)
