@@ -1239,7 +1239,9 @@ A prefix missing from ``published`` (in a heartbeat not older than the
 snapshot, without ``complete`` false) means the hub no longer counts, nor
 publishes, it for this client: the client re-subscribes and re-snapshots
 (Subscribing, step 4). When heartbeats stop (none for 3 x ``interval_s``,
-the project's client's bound), the client treats the hub as unreachable: it
+the project's client's bound; a NODE read after the first heartbeat counts
+as a sign of life too, since a client reading behind the stream meets the
+next heartbeat only after the NODEs queued before it), the client treats the hub as unreachable: it
 shows its data as of unknown freshness, keeps its subscriptions (ZeroMQ
 reconnects by itself) and, when heartbeats come back, re-snapshots if the
 ``epoch`` is new or the count does not match. The hub sends a heartbeat immediately when it sees a new
@@ -1291,9 +1293,12 @@ counters, and its own journal ids. A client given both query endpoints
 
 1. To connect, it tries the endpoints in the order given and uses the
    first that answers (HELLO, then the Subscribing steps and a snapshot).
-2. It judges the hub it uses lost when no heartbeat came for 3 x that hub's
-   ``interval_s`` (the single-hub bound above), or when a request with a
-   deadline to it (a snapshot, a journal page) got no answer.
+2. It judges the hub it uses lost when nothing came from it for 3 x that
+   hub's ``interval_s`` (the single-hub bound above: no heartbeat, and no
+   NODE either once a heartbeat was heard -- a client reading behind the
+   stream meets the next heartbeat only after the NODEs queued before it),
+   or when a request with a deadline to it (a snapshot, a journal page) got
+   no answer.
 3. Then it connects to the other hub anew (HELLO, subscriptions, a fresh
    snapshot) and applies nothing of that hub's before its own SNAPSHOT_END:
    a seq or a publish counter of one hub means nothing at the other, so the
