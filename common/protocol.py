@@ -369,10 +369,11 @@ other's ``hub``; and they declare the same ``mount``. The central hub
   that is followed (as a return from silence: a resync, the alarm back to
   normal);
 * ``_hub/agents/<sender>`` reads ``live`` (GREEN) as for any live agent, and
-  ``_hub/site_pairs/<sender>`` (str, GREEN; while the followed incarnation
-  declares ``pair``) reads ``following site hub H, standby S live`` (or
-  ``silent``, or ``following site hub H, no standby heard``), H and S hub
-  ids; ``_hub/standby_switches`` counts the switches;
+  ``_hub/site_pairs/<sender>`` (str; while the followed incarnation
+  declares ``pair``) reads ``following site hub H, standby S live`` (GREEN),
+  or ``... standby S silent`` / ``following site hub H, no standby heard``
+  (ORANGE: the site has lost its redundancy, one failure from silent), H and
+  S hub ids; ``_hub/standby_switches`` counts the switches;
 * routed commands (below) carry ``to``: the followed site hub's ``hub``.
   Both site hubs see the route (both are connected publishers with that
   sender): a site hub of a pair takes only a route whose ``to`` is absent or

@@ -1541,15 +1541,18 @@ class HubState:
             if agent.pair is not None:
                 # (1.3) A site that is a hub pair: the site hub followed, and whether its standby is live
                 # (its own point: _hub/agents/<name> keeps saying "live", which clients read).
+                # ORANGE without a live standby: the site is then one failure from STALE (its redundancy is
+                # lost, which an operator should see before the second site hub goes too).
                 standby = agent.standby
+                live = standby is not None and self._standby_live(agent, now)
                 if standby is None:
                     text = f"following site hub {agent.pair.hub}, no standby heard"
                 else:
-                    live_or_silent = "live" if self._standby_live(agent, now) else "silent"
-                    text = f"following site hub {agent.pair.hub}, standby {standby.pair.hub} {live_or_silent}"
-                green = GreenAlert.alertcode
+                    heard = "live" if live else "silent"
+                    text = f"following site hub {agent.pair.hub}, standby {standby.pair.hub} {heard}"
+                pair_code = GreenAlert.alertcode if live else OrangeAlert.alertcode
                 entries.append(
-                    proto.PointEntry(f"site_pairs/{agent.name}", text, green, alertstr_for(green), wall, None)
+                    proto.PointEntry(f"site_pairs/{agent.name}", text, pair_code, alertstr_for(pair_code), wall, None)
                 )
         own = self._own
         own.last_heard = now
