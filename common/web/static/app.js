@@ -678,11 +678,27 @@
   function setup() {
     if (KIOSK) document.body.classList.add("kiosk");
     if (START_PREFIX) state.selected = START_PREFIX.replace(/\/$/, "");
-    $("tree").addEventListener("click", (event) => {
+    // The tree is rendered anew with every batch of deltas (rows replaced), so a press and a release can
+    // land on two elements of one row: the element pressed is gone, and the browser sends no click (it was
+    // lost). So a release over the same row (re-rendered) while the row pressed is gone counts as its click.
+    let pressed = null, released = false;
+    const act = (path, twisty) => { if (twisty) toggle(path); else select(path); };
+    $("tree").addEventListener("pointerdown", (event) => {
       const row = event.target.closest(".row");
-      if (!row) return;
-      const path = row.dataset.path;
-      if (event.target.classList.contains("twisty")) toggle(path); else select(path);
+      pressed = row ? { row, path: row.dataset.path, twisty: event.target.classList.contains("twisty") } : null;
+      released = false;
+    });
+    $("tree").addEventListener("pointerup", (event) => {
+      const was = pressed;
+      pressed = null;
+      if (!was || was.row.isConnected) return;  // the row pressed is still there: its click comes as usual
+      const now = event.target.closest(".row");
+      if (now && now.dataset.path === was.path) { released = true; act(was.path, was.twisty); }
+    });
+    $("tree").addEventListener("click", (event) => {
+      if (released) { released = false; return; }  // (done at the release: never twice, a twisty not undone)
+      const row = event.target.closest(".row");
+      if (row) act(row.dataset.path, event.target.classList.contains("twisty"));
     });
     $("tree").addEventListener("dblclick", (event) => { const row = event.target.closest(".row"); if (row) toggle(row.dataset.path); });
     $("alarmrows").addEventListener("click", (event) => {
