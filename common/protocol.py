@@ -1498,6 +1498,7 @@ __all__ = [
     "parse_replay",
     "parse_route",
     "point_debounce_map",
+    "relay_keys_after",
     "relay_map",
     "replay_topic",
     "route_topic",
@@ -3366,13 +3367,30 @@ def relay_map(
         made["pending"] = debounce["pending"]
     if debounce.get("flapping") is not None:
         made["flapping"] = debounce["flapping"]
+    return relay_keys_after(made, agent, via, stale, dt_s, reported, alarm, since, shelf)
+
+
+def relay_keys_after(
+    made: dict[str, Any],
+    agent: str,
+    via: list[str],
+    stale: bool,
+    dt_s: float | None,
+    reported: int,
+    alarm: dict[str, Any] | None,
+    since: float | None,
+    shelf: int | None,
+) -> dict[str, Any]:
+    """(1.3) :func:`relay_map`'s keys after the debounce ones (``made`` holds ``raw`` and those), in the
+    spec's order, defaults left out: a site's point without debounce starts ``made`` from its own level
+    (no debounce map to read it from) and ends it here, so both make the same bytes."""
     made["agent"] = agent
     made["via"] = via
     if stale:
         made["stale"] = True
     if dt_s is not None:
         made["dt"] = dt_s
-    if reported != debounce["raw"]:
+    if reported != made["raw"]:
         made["reported"] = reported
     if alarm is not None:
         made["alarm"] = alarm

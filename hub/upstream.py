@@ -543,23 +543,12 @@ class UpstreamCore:
         debounce = leaf.debounce
         if debounce is None:
             # An agent point without debounce (the usual one): its own level is the raw one, so no
-            # "reported", no pending or flapping. proto.relay_map's map, made here without the debounce map
-            # it would read it from (the same keys in the same order: the same bytes).
+            # "reported", no pending or flapping: proto.relay_map's map, started here without the debounce
+            # map it would read "raw" from, and ended by the same code (the same keys in the same order).
             relayed: dict[str, Any] = {"raw": reported}
             if leaf.alertstr:
                 relayed["raw_str"] = leaf.alertstr
-            relayed["agent"] = owner
-            relayed["via"] = via
-            if stale:
-                relayed["stale"] = True
-            if dt_s is not None:
-                relayed["dt"] = dt_s
-            if alarm is not None:
-                relayed["alarm"] = alarm
-            if since is not None:
-                relayed["since"] = since
-            if shelf is not None:
-                relayed["shelf"] = shelf
+            proto.relay_keys_after(relayed, owner, via, stale, dt_s, reported, alarm, since, shelf)
         else:
             # The agent's debounce map (or the one relayed from below): raw, pending, flapping as they are.
             relayed = proto.relay_map(debounce, owner, via, stale, dt_s, reported, alarm, since, shelf)
