@@ -659,6 +659,7 @@ class HubServer:
                         gc_tuner.observe(len(state.tree))  # agents arrived: their nodes are frozen too
                     self._report_health(now)
                     state.tick(now, wall)
+                    clock.blind_tolerance_s = state.blind_tolerance_s  # pauses that short would misjudge
                     if state.alarms is not None:
                         state.alarms.tick(now, wall)
                     for identity, frame in queries.expire_forwarded(now, wall):

@@ -392,6 +392,10 @@ class HubState:
         self._read_turns: list[tuple[int, float]] = []
         self._grace_until = -_INF  # after a pause: nothing is judged before this
         self._paused_at = -_INF
+        # The longest the loop may go unobserved without misjudging a live agent or point (hub/clock.py):
+        # the shortest slack of a liveness window, (agent_liveness - 1) x heartbeat, or the points' stale
+        # slack. Kept by tick; the server hands it to its ObservedClock.
+        self.blind_tolerance_s = settings.stale_slack_s
         self._peers_wanted: dict[str, float] = {}  # agents whose conflict warning waits for addresses
         self._nesting_warned: set[tuple[str, str]] = set()
         # Mounts by path, and the agents mounted strictly below each path: nesting is found by walking a
@@ -1302,6 +1306,7 @@ class HubState:
                 del turns[: first - 1]
         behind_s = settings.heartbeat_interval_s
         horizon = heard_all
+        liveness_slack, tolerance = settings.agent_liveness - 1.0, settings.stale_slack_s
         for agent in list(self.agents.values()):
             if agent.last_read_n < proven_n and proven_t > agent.heard_until:
                 agent.heard_until = proven_t  # not read since the first read of a pair: heard then
@@ -1314,6 +1319,8 @@ class HubState:
                     self._follow_standby(agent, now, f"nothing heard for {heard - agent.last_heard:.1f} s")
                 else:
                     self._set_silent(agent, now)
+            if not agent.silent and liveness_slack * agent.heartbeat_s < tolerance:
+                tolerance = liveness_slack * agent.heartbeat_s
             if agent.silent and heard - agent.last_heard > settings.agent_retention_s:
                 log.info("forgetting agent %s, silent for %.0f s", agent.name, heard - agent.last_heard)
                 self._forget(agent)
@@ -1334,6 +1341,7 @@ class HubState:
             if agent.held and heard >= agent.held_min:
                 self._release_held(agent)
 
+        self.blind_tolerance_s = tolerance
         heap, groups = self._deadlines, self._due
         get = self.tree.get
         # Every point comes round here once per stale period (25,000 a second

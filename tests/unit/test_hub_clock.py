@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gsmon.hub.clock import MAX_TURN_S, MIN_PAUSE_S, ObservedClock
+from gsmon.hub.clock import MAX_TURN_S, MIN_PAUSE_S, MIN_THRESHOLD_S, ObservedClock
 
 
 def test_a_loop_that_runs_on_time_observes_the_monotonic_clock() -> None:
@@ -47,6 +47,29 @@ def test_jitter_and_ordinary_work_are_not_pauses() -> None:
     start = late + MAX_TURN_S * 0.9
     assert clock.observe(start, start, 0.0) == (start, 0.0)
     assert clock.pauses == 0
+
+
+def test_a_short_blind_tolerance_lowers_both_thresholds_to_half_of_it() -> None:
+    """Told the core may go unobserved 0.4 s at most (0.2 s heartbeats), a poll 0.3 s late and a 0.3 s
+    turn are pauses; 0.15 s of either is still time observed."""
+    clock = ObservedClock(blind_tolerance_s=0.4)
+    clock.observe(0.0, 0.1, 0.1)
+    assert clock.observe(0.1, 0.5, 0.1)[1] == pytest.approx(0.3)  # late by 0.3 s
+    assert clock.observe(0.8, 0.8, 0.0)[1] == pytest.approx(0.3)  # worked 0.3 s
+    assert clock.observe(0.95, 1.1, 0.0)[1] == 0.0  # 0.15 s work, then a poll 0.15 s "late"
+    assert clock.pauses == 2
+
+
+def test_a_long_tolerance_keeps_the_fixed_limits_and_a_tiny_one_stops_at_the_floor() -> None:
+    """The tolerance only ever tightens MIN_PAUSE_S and MAX_TURN_S; and jitter under MIN_THRESHOLD_S is
+    never a pause, however short the tolerance."""
+    relaxed = ObservedClock(blind_tolerance_s=100.0)
+    relaxed.observe(0.0, 0.1, 0.1)
+    assert relaxed.observe(0.1, 0.2 + MIN_PAUSE_S * 0.9, 0.1)[1] == 0.0
+    tight = ObservedClock(blind_tolerance_s=0.0)
+    tight.observe(0.0, 0.1, 0.1)
+    assert tight.observe(0.1 + MIN_THRESHOLD_S * 0.9, 0.1 + MIN_THRESHOLD_S * 0.9, 0.0)[1] == 0.0
+    assert tight.observe(0.2, 0.2, 0.0)[1] > 0.0
 
 
 @given(

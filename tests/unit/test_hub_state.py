@@ -21,6 +21,7 @@ from gsmon.common.alerts import STALE_ALERTCODE, alertstr_for
 from gsmon.common.protocol import PointEntry
 from gsmon.hub import state as hub_state
 from gsmon.hub.alert_log import MAX_LINES_PER_S
+from gsmon.hub.clock import ObservedClock
 from gsmon.hub.state import HubSettings, HubState
 
 HUB_EPOCH = 0x5EED
@@ -1244,6 +1245,50 @@ def test_a_pause_left_out_of_the_clock_does_not_make_live_agents_silent() -> Non
         seen |= reads.turn(step / 10, agent.heartbeat(1), emptied=True)
     assert not seen["M/x"].stale
     assert not hub.agents["ant"].silent
+
+
+def test_the_core_names_the_shortest_slack_a_pause_may_not_exceed() -> None:
+    """blind_tolerance_s: the least of (agent_liveness - 1) x heartbeat over live agents and the stale slack."""
+    hub = make_hub(agent_liveness=3.0, stale_slack_s=1.0)
+    reads = Reads(hub)
+    reads.turn(0.0, Agent("slow", "S", heartbeat_s=5.0).state(pt("x")), emptied=True)
+    assert hub.blind_tolerance_s == pytest.approx(1.0)  # the stale slack is the shorter
+    fast = Agent("fast", "F", heartbeat_s=0.2)
+    reads.turn(0.1, fast.state(pt("y")), emptied=True)
+    assert hub.blind_tolerance_s == pytest.approx(0.4)  # 2 x 0.2 s
+    reads.turn(1.0, emptied=True)  # the fast agent went silent: its window no longer binds
+    assert hub.agents["fast"].silent
+    assert hub.blind_tolerance_s == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("stop_s", [0.65, 0.8, 0.95])
+def test_a_stop_under_a_second_during_a_turn_is_no_silence_with_fast_heartbeats(stop_s: float) -> None:
+    """The hub, at 0.2 s heartbeats (window 0.6 s), is stopped for under a second while a turn works
+    (not in its poll). The clock, told the core's tolerance, calls it a pause: the agent, which kept
+    heartbeating meanwhile, is not made silent. Without the tolerance (the fixed 1 s turn limit) the
+    same readings made it silent -- the false STALE a recorder test once stored."""
+    for fitted in (True, False):
+        hub = make_hub(heartbeat_interval_s=0.2, stale_slack_s=0.5, pause_grace_s=1.0)
+        reads, clock = Reads(hub), ObservedClock()
+        agent = Agent("ant", "M", heartbeat_s=0.2)
+        now, _ = clock.observe(0.0, 0.1, 0.1)
+        reads.turn(now, agent.state(pt("x", GREEN)), emptied=True)
+        if fitted:
+            clock.blind_tolerance_s = hub.blind_tolerance_s
+        # The poll returned at 0.1; the turn's work is stopped until 0.1 + stop_s; the next poll finds the
+        # socket still empty (ZeroMQ's I/O thread has not yet moved the heartbeats sent meanwhile).
+        now, paused_s = clock.observe(0.1 + stop_s, 0.1 + stop_s, 0.0)
+        if paused_s:
+            hub.pause(now, paused_s)
+        nodes = reads.turn(now, emptied=True)
+        if fitted:
+            assert paused_s == pytest.approx(stop_s)
+            assert not hub.agents["ant"].silent
+            assert "M/x" not in nodes or not nodes["M/x"].stale
+            assert nodes["M/x"].liveness_unknown  # honest: judged again after the grace
+        else:
+            assert paused_s == 0.0
+            assert hub.agents["ant"].silent  # the defect the tolerance removes
 
 
 # -- points a new incarnation does not list ----------------------------------------------------------------
