@@ -255,6 +255,7 @@ class _Inproc:
         self.pub.bind("inproc://recorder-bench")
         self.sub.connect("inproc://recorder-bench")
         self.sub.setsockopt(zmq.SUBSCRIBE, b"sim/")
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"\x00nodes/sim/\x00")  # (1.4) NODES batches of sim/ too
         # The subscription reaches the PUB on a later send: probe until one arrives (a deadline, no sleep).
         deadline = time.monotonic() + 10.0
         while not self.sub.poll(0):
@@ -296,14 +297,15 @@ def bench_read(points: int, rounds: int = 3, recorder_gc: bool = False) -> dict[
 
     seed = PolicyTable([(PathPattern("**"), Policy(min_interval_s=900, save_dt_s=900))])
 
-    def pair(lean: bool) -> tuple[CloneCore, RecorderCore]:
+    def pair(lean: bool, batched: bool = False) -> tuple[CloneCore, RecorderCore]:
         clone = CloneCore("sim/", "bench", 1, None, lean=lean)
         clone.epoch = 7  # as after a snapshot at seq 0
+        clone.batched = batched  # as after an INFO saying ``nodes``
         return clone, RecorderCore(seed)
 
-    variants = ("old", "new", "old_socket", "new_socket")
+    variants = ("old", "new", "old_socket", "new_socket", "batch_socket")
     batch = getattr(client, "_BATCH", 1)
-    cores = {name: pair(name.startswith("new")) for name in variants}
+    cores = {name: pair(name != "old" and not name.startswith("old"), name == "batch_socket") for name in variants}
     timings: dict[str, list[float]] = {name: [] for name in (*variants, "decode")}
     link = _Inproc()
     threshold, tuner = gc.get_threshold(), None
@@ -315,12 +317,18 @@ def bench_read(points: int, rounds: int = 3, recorder_gc: bool = False) -> dict[
                 tuner = GcTuner()
                 tuner.start(sum(core.points for _, core in cores.values()))
             messages = _read_messages(points, round_)
+            # (1.4) The same NODEs as the hub's drain sends them to a batch follower of sim/.
+            most = proto.MAX_NODES_PER_BATCH
+            batches = [
+                (proto.nodes_topic("sim/"), proto.encode_nodes(messages[start : start + most]))
+                for start in range(0, len(messages), most)
+            ]
             now = T0 + round_
             for name in variants:
                 clone, core = cores[name]
                 socket = name.endswith("socket")
                 if socket:
-                    link.fill(messages)
+                    link.fill(batches if name == "batch_socket" else messages)
                 begun = time.process_time()
                 if name == "old":
                     receive, observe = clone.receive, core.observe
@@ -375,6 +383,7 @@ def bench_read(points: int, rounds: int = 3, recorder_gc: bool = False) -> dict[
         "new_us": us["new"],
         "old_socket_us": us["old_socket"],
         "new_socket_us": us["new_socket"],
+        "batch_socket_us": us["batch_socket"],
         "baseline_us_per_update": us["decode"],
         "rounds": rounds,
     }
@@ -712,6 +721,8 @@ def _print_read(read: dict[str, float], points: int) -> None:
         f"read path (seed policy, {points:,} NODEs x {read['rounds']:.0f}, from an inproc SUB socket): lean "
         f"{read['new_socket_us']:.2f} us/update = {read['updates_per_s']:,.0f} updates/s per core, "
         f"{read['cores_at_100k']:.2f} cores at 100,000/s (old path {read['old_socket_us']:.2f} us); "
+        f"in NODES batches (1.4) {read['batch_socket_us']:.2f} us/update = "
+        f"{read['batch_socket_us'] / 10:.2f} cores at 100,000/s; "
         f"no socket: lean {read['new_us']:.2f} us, old {read['old_us']:.2f} us "
         f"(bare decode baseline {read['baseline_us_per_update']:.2f} us); load average {_load_average():.2f}"
     )

@@ -123,6 +123,7 @@ def read_updates(
     (no NodeState, no Change, no call per message; a heartbeat ends a batch, so the core sees the stream in
     its order) and the NODEs applied are appended to ``accepted``."""
     receive, receive_nodes, monotonic, wall = core.receive, core.receive_nodes, time.monotonic, time.time
+    receive_batch, nodes_prefix = core.receive_batch, proto.NODES_TOPIC_PREFIX
     is_heartbeat = proto.is_heartbeat_topic
     # Frames, not bytes: a frame's `more` is libzmq's own flag, where asking the socket for RCVMORE costs
     # more than the frame (transport.fast_recv_frame); the bytes are taken from the frames, as recv copies them.
@@ -147,12 +148,17 @@ def read_updates(
         except zmq.Again:
             break
         topic = first.bytes
-        # Every heartbeat topic starts with NUL (is_heartbeat_topic): a topic that does not is a NODE's.
-        if topic[:1] == b"\x00" and is_heartbeat(topic):
+        # Every heartbeat and NODES topic starts with NUL (is_heartbeat_topic): a topic that does not is a NODE's.
+        if topic[:1] == b"\x00":
             if batch:
                 receive_nodes(batch, accepted)
                 batch.clear()
-            receive(topic, second.bytes, monotonic(), wall())
+                seen = True
+            if topic.startswith(nodes_prefix):  # (1.4) a NODES batch: one message per hub turn
+                receive_batch(topic, second.bytes, accepted)
+                seen = True
+            elif is_heartbeat(topic):
+                receive(topic, second.bytes, monotonic(), wall())
             continue
         add((topic, second.bytes))
         if len(batch) >= _BATCH:
@@ -257,6 +263,9 @@ class Subscriber:
             update (the recorder's read path; :class:`~gsmon.common.clone.CloneCore`'s lean mode).
             The whole view only (``min_alert`` None); :meth:`poll`, :meth:`changes` and callbacks
             are not for this mode.
+        batches: Follow the prefix in NODES batches when the hub publishes them (protocol 1.4; one
+            message per hub turn instead of one per NODE: a third of a fast stream's read cost);
+            False: the plain topic, a message per NODE, as a 1.3 client does.
     """
 
     def __init__(
@@ -269,6 +278,7 @@ class Subscriber:
         curve: ClientKeys | None = None,
         rcvhwm: int = 1_000_000,
         lean: bool = False,
+        batches: bool = True,
     ) -> None:
         # A HubChoice given is shared (a view's feed and its command sender: commands go where it reads).
         self._choice = hub if isinstance(hub, HubChoice) else HubChoice(hub)
@@ -284,7 +294,9 @@ class Subscriber:
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._sub: _Watched | None = None
         self._dealer: _Watched | None = None
-        self._core = CloneCore(prefix, f"client-{secrets.token_hex(4)}", new_client_epoch(), min_alert, lean=lean)
+        self._core = CloneCore(
+            prefix, f"client-{secrets.token_hex(4)}", new_client_epoch(), min_alert, lean=lean, batches=batches
+        )
         self._callbacks: list[Callable[[Change], Any]] = []
         self.endpoints: dict[str, str] = {}
 
@@ -451,6 +463,11 @@ class Subscriber:
         """Snapshots loaded so far (the first one included)."""
         return self._core.resyncs
 
+    @property
+    def batched(self) -> bool:
+        """Whether the prefix is followed in NODES batches now (protocol 1.4), not a NODE at a time."""
+        return self._core.batched
+
     def hub_time(self) -> float:
         """The hub's wall clock now, as its heartbeats tell it (ages use this,
         so a skewed clock on this machine does not distort them)."""
@@ -551,6 +568,8 @@ class Subscriber:
         if watched is None:
             return
         sub = watched.socket
+        for topic in subscriptions.cancel:
+            sub.setsockopt(zmq.UNSUBSCRIBE, topic)
         for topic in subscriptions.topics:
             if subscriptions.again:
                 sub.setsockopt(zmq.UNSUBSCRIBE, topic)

@@ -9,10 +9,11 @@ deliver. :class:`~gsmon.common.client.Subscriber` is the sockets around it::
 
     Subscriber.connect:  CloneCore.hello(wall) --> HELLO;   INFO --> CloneCore.info(info)
                          CloneCore.subscribe(now) --> Subscriptions (prefix, then heartbeat topic)
-    SUB socket frames -------> CloneCore.receive(topic, payload, now, wall) --> [Change]
+    SUB socket frames -------> CloneCore.receive(topic, payload, now, wall) --> [Change]   (NODE, NODES, heartbeat)
     every poll --------------> CloneCore.tick(now, wall) --> Todo(subscriptions, snapshot request)
     snapshot replies --------> CloneCore.snapshot_reply(reply) --> [Change] (when it ends complete)
     (lean) NODE frames ------> CloneCore.receive_nodes([(topic, payload)...], accepted) --> accepted += [LeanNode]
+    (lean) NODES frames -----> CloneCore.receive_batch(topic, payload, accepted) --> accepted += [LeanNode]
     a request that failed ---> CloneCore.snapshot_failed() (asked again at the next tick)
 
 The rules (the protocol docstring is the specification):
@@ -57,6 +58,13 @@ The rules (the protocol docstring is the specification):
    kept, none of the old hub's sync state), loaded by a fresh snapshot; the
    decision to move is :class:`~gsmon.common.failover.HubChoice`'s.
 
+7. (Protocol 1.4) When the hub's INFO says ``nodes``, the prefix is followed in NODES batches: its topic
+   is :func:`~gsmon.common.protocol.nodes_topic` instead of the prefix (rule 1), and each batch's nodes
+   are taken in order by rules 3-4 as NODEs. Only a heartbeat listing the prefix in ``batched`` confirms
+   it (and one that no longer lists it is a gap, as in rule 4); after :data:`BATCHES_FALLBACK_ROUNDS`
+   unconfirmed rounds the core gives batches up for the plain topic. A message on another NODES topic
+   (a subscription to ``""`` receives every topic) is not ours: neither applied nor counted.
+
 The lean mode (``lean=True``, the recorder's: the whole view, no ``min_alert``) applies the same rules
 but keeps each node as the :class:`~gsmon.common.protocol.LeanNode` its payload was decoded into
 (:func:`~gsmon.common.protocol.decode_lean_node`: what decode_node_message accepts, without building a
@@ -78,7 +86,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -106,6 +114,9 @@ log = logging.getLogger(__name__)
 HUB_LIVENESS: Final = 3.0
 # How often subscriptions are sent again until a heartbeat confirms them.
 RESUBSCRIBE_S: Final = 1.0
+#: (Rule 7) A NODES subscription sent this many times without a heartbeat listing it in ``batched``: given
+#: up for the plain topic (a hub past its cap of NODES prefixes refuses new ones).
+BATCHES_FALLBACK_ROUNDS: Final = 3
 
 
 def new_client_epoch() -> int:
@@ -239,10 +250,12 @@ class Change(msgspec.Struct, frozen=True):
 
 @dataclass(frozen=True, slots=True)
 class Subscriptions:
-    """ZeroMQ subscriptions to send, in this order; ``again``: cancel each one just before it."""
+    """ZeroMQ subscriptions to send, in this order; ``again``: cancel each one just before it; ``cancel``:
+    topics to cancel first (a stream given up: NODES for the plain topic)."""
 
     topics: tuple[bytes, ...]
     again: bool = False
+    cancel: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +290,8 @@ class CloneCore:
             :attr:`tree` and the changes.
         lean: Keep the view as LeanNodes and take NODEs through :meth:`receive_node` (module
             docstring); the whole view only (``min_alert`` None).
+        batches: Follow the prefix in NODES batches (protocol 1.4) when the hub's INFO says it publishes
+            them (rule 7); False: always the plain topic, a message per NODE.
     """
 
     def __init__(
@@ -287,10 +302,16 @@ class CloneCore:
         min_alert: int | type[Alert] | None = None,
         *,
         lean: bool = False,
+        batches: bool = True,
     ) -> None:
         if lean and min_alert is not None:
             raise ValueError("a lean CloneCore keeps the whole view: min_alert must be None")
         self.lean = lean
+        self.batches_wanted = batches
+        self.batched = False  # following in NODES batches now (rule 7)
+        self._batches_refused = False  # the hub did not take our NODES subscription: plain from now on
+        self._unconfirmed_rounds = 0  # subscriptions sent again without a confirming heartbeat
+        self._sent_topic: bytes | None = None  # the stream topic subscribed last
         self.prefix = prefix
         self.client_id = client_id
         self.client_epoch = client_epoch
@@ -298,6 +319,7 @@ class CloneCore:
             min_alert.alertcode if isinstance(min_alert, type) and issubclass(min_alert, Alert) else min_alert
         )
         self._prefix_topic = prefix.encode()
+        self.nodes_topic = proto.nodes_topic(prefix)
         self._prefix_ends_segment = not prefix or prefix.endswith(SEPARATOR)
         self.heartbeat_topic = proto.HUB_HEARTBEAT_TOPIC
         self.heartbeat_s = 1.0
@@ -325,7 +347,9 @@ class CloneCore:
         """A core for another hub of a pair (1.3): the same prefix, ids and view, but nothing of this hub's
         sync state (epoch, seqs, counters, subscriptions), so no NODE of the other hub is applied before its
         own snapshot, and loading that snapshot reports only what differs from the view held now."""
-        other = CloneCore(self.prefix, self.client_id, self.client_epoch, self.min_alert, lean=self.lean)
+        other = CloneCore(
+            self.prefix, self.client_id, self.client_epoch, self.min_alert, lean=self.lean, batches=self.batches_wanted
+        )
         other._envelope = self._envelope  # request ids count over the client's lifetime (a new connection: new seqs)
         other._nodes = dict(self._nodes)
         other._updates = dict(self._updates)
@@ -378,24 +402,38 @@ class CloneCore:
         return proto.Hello(**self._header(wall), request_id=self._envelope.next_request_id())
 
     def info(self, info: proto.Info) -> None:
-        """Learn the hub's heartbeat interval and this key's heartbeat topic from its INFO."""
+        """Learn the hub's heartbeat interval, this key's heartbeat topic and whether the hub publishes NODES
+        batches (rule 7) from its INFO."""
         self.heartbeat_s = info.heartbeat_s
         self.heartbeat_topic = info.heartbeat_topic or proto.HUB_HEARTBEAT_TOPIC
+        self.batched = self.batches_wanted and info.nodes and not self._batches_refused
 
     def subscribe(self, now: float, again: bool = False) -> Subscriptions:
         """Subscriptions to send now (a new SUB socket: ``again`` False); they await a confirming heartbeat."""
         self.confirmed = False
         self._confirm_at = now + RESUBSCRIBE_S
+        topic = self.nodes_topic if self.batched else self._prefix_topic
+        cancel = () if self._sent_topic in (None, topic) or not again else (self._sent_topic,)
+        self._sent_topic = topic
         # Order matters: the heartbeat answering the second proves the first is in place at the hub.
-        return Subscriptions((self._prefix_topic, self.heartbeat_topic), again)
+        return Subscriptions((topic, self.heartbeat_topic), again, cancel)
 
     def next_due(self) -> float | None:
         """When the subscriptions are due to be sent again (None: confirmed, nothing due)."""
         return self._confirm_at
 
     def resubscriptions(self, now: float) -> Subscriptions | None:
-        """The subscriptions to send again now, cancelled first (rule 1), if they are due."""
+        """The subscriptions to send again now, cancelled first (rule 1), if they are due; after
+        BATCHES_FALLBACK_ROUNDS unconfirmed NODES subscriptions, the plain topic instead (rule 7)."""
         if self._confirm_at is not None and now >= self._confirm_at:
+            self._unconfirmed_rounds += 1
+            if self.batched and self._unconfirmed_rounds >= BATCHES_FALLBACK_ROUNDS:
+                log.info(
+                    "the hub does not confirm NODES batches of %r after %d tries: following it a NODE at a time",
+                    self.prefix,
+                    self._unconfirmed_rounds,
+                )
+                self.batched, self._batches_refused = False, True
             return self.subscribe(now, again=True)
         return None
 
@@ -523,6 +561,8 @@ class CloneCore:
     def receive(self, topic: bytes, payload: bytes, now: float, wall: float) -> list[Change]:
         """Take one ``[topic, payload]`` message from the SUB socket; return the changes it makes."""
         self.last_message = now
+        if topic.startswith(proto.NODES_TOPIC_PREFIX):
+            return self._receive_batch(topic, payload)
         try:
             message = proto.decode_hub_message(topic, payload)
         except proto.ProtocolError as error:
@@ -536,10 +576,33 @@ class CloneCore:
             return self._lean_change(message)
         return self._node(message)
 
+    def _receive_batch(self, topic: bytes, payload: bytes) -> list[Change]:
+        """A NODES message given to :meth:`receive`: each node by the rules of a NODE (rule 7)."""
+        if not self.batched or topic != self.nodes_topic:
+            return []  # another client's batches (a plain subscription to "" receives every topic), or given up
+        decode = proto.decode_lean_nodes if self.lean else proto.decode_nodes
+        try:
+            nodes, dropped = decode(payload)
+        except proto.ProtocolError as error:
+            log.debug("dropped a NODES message from the hub: %s", error)
+            return []
+        if dropped:
+            log.debug("dropped %d node(s) of a NODES message from the hub: %s", len(dropped), dropped[0])
+        changes: list[Change] = []
+        for node in nodes:
+            if type(node) is proto.LeanNode:
+                changes += self._lean_node_change(node)
+            else:
+                assert isinstance(node, proto.NodeUpdate)
+                changes += self._node(node)
+        return changes
+
     def _lean_change(self, update: proto.NodeUpdate) -> list[Change]:
         """A NODE given to :meth:`receive` in the lean mode: applied by the same rules, reported as a Change."""
+        return self._lean_node_change(proto.LeanNode.from_update(update))
+
+    def _lean_node_change(self, message: proto.LeanNode) -> list[Change]:
         accepted: list[proto.LeanNode] = []
-        message = proto.LeanNode.from_update(update)
         old = self._apply_update(message, accepted)
         if not accepted:
             return []
@@ -558,7 +621,33 @@ class CloneCore:
         """:meth:`receive_node` of each ``(topic, payload)`` in turn, as one loop (the read path's: a call
         and the sync state's lookups per NODE cost as much as the rules). None may be a heartbeat: the
         caller hands those to :meth:`receive` between two batches, in stream order."""
+        self._apply_lean(self._decoded(messages), accepted)
+
+    def receive_batch(self, topic: bytes, payload: bytes, accepted: list[proto.LeanNode]) -> None:
+        """The lean mode's :meth:`receive` of a NODES message (rule 7): its nodes by the same rules as
+        :meth:`receive_nodes`, the ones applied appended to ``accepted``. Another prefix's batches are not ours."""
+        if not self.batched or topic != self.nodes_topic:
+            return
+        try:
+            nodes, dropped = proto.decode_lean_nodes(payload)
+        except proto.ProtocolError as error:
+            log.debug("dropped a NODES message from the hub: %s", error)
+            return
+        if dropped:
+            log.debug("dropped %d node(s) of a NODES message from the hub: %s", len(dropped), dropped[0])
+        self._apply_lean(nodes, accepted)
+
+    @staticmethod
+    def _decoded(messages: Iterable[tuple[bytes, bytes]]) -> Iterator[proto.LeanNode]:
         decode, protocol_error = proto.decode_lean_node, proto.ProtocolError
+        for topic, payload in messages:
+            try:
+                yield decode(topic, payload)
+            except protocol_error as error:
+                log.debug("dropped a message from the hub: %s", error)
+
+    def _apply_lean(self, messages: Iterable[proto.LeanNode], accepted: list[proto.LeanNode]) -> None:
+        """Rule 3 for each lean node in turn (:meth:`receive_nodes`, :meth:`receive_batch`)."""
         epoch, snapshot_seq, prefix = self.epoch, self._snapshot_seq, self.prefix
         ends_segment, nodes, append, removed = (
             self._prefix_ends_segment,
@@ -568,12 +657,7 @@ class CloneCore:
         )
         received = 0
         try:
-            for topic, payload in messages:
-                try:
-                    message = decode(topic, payload)
-                except protocol_error as error:
-                    log.debug("dropped a message from the hub: %s", error)
-                    continue
+            for message in messages:
                 # Rule 3, as _apply_update (the sync state does not change within a batch: only a snapshot does).
                 if message.epoch != epoch:
                     self.wants_snapshot = True
@@ -637,9 +721,12 @@ class CloneCore:
         self.heartbeat_s = beat.interval_s
         self.hub_clock_offset_s = beat.sent_at_s - wall
         if not self.confirmed:
-            if self.prefix in beat.published or not beat.complete:
+            # In batches (rule 7) only ``batched`` says that the hub publishes them for us: the counter may be
+            # there for another client's plain subscription of the same prefix.
+            if self.prefix in beat.batched if self.batched else (self.prefix in beat.published or not beat.complete):
                 self.confirmed = True
                 self._confirm_at = None
+                self._unconfirmed_rounds = 0
                 self.wants_snapshot = True  # subscribed (again): a fresh snapshot
             return
         if beat.epoch != self.epoch:
@@ -647,6 +734,12 @@ class CloneCore:
             return
         if beat.seq < self._snapshot_seq:
             return  # sent before the snapshot started: it counts NODEs the snapshot already holds
+        if self.batched and self.prefix not in beat.batched:
+            # The hub no longer makes our batches: subscribe again, then re-snapshot (rule 4, rule 7).
+            log.info("the hub no longer lists %r as followed in batches; subscribing again", self.prefix)
+            self.confirmed = False
+            self._confirm_at = now
+            return
         published = beat.published.get(self.prefix)
         if published is None:
             if beat.complete:

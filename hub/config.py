@@ -64,7 +64,8 @@ schema, with the defaults::
     max_agents = 10000
     max_published_prefixes = 1000         # distinct subscriber prefixes tracked for gap detection
     agents_rcvhwm = 100000                # messages queued from agents before ZeroMQ drops
-    subscribers_sndhwm = 100000           # messages queued per subscriber before it misses some (and resyncs)
+    subscribers_sndhwm = 100000           # messages queued per subscriber before it misses some (and resyncs):
+                                          #   a NODE, or a NODES batch of at most ~16 KiB (protocol 1.4)
 
     [pair]                                # optional (1.3): the other hub of a pair (protocol: Hub pairs)
     peer = "tcp://gs1-hub-b:7763"         #   its query endpoint (--peer); peer_key = its public key file

@@ -380,6 +380,7 @@ class QueryCore:
                 heartbeat_s=self._heartbeat_s,
                 version=self._version,
                 heartbeat_topic=_heartbeat_topic_of(caller.grant),
+                nodes=True,  # (1.4) NODES batches are published (hub/state.py drain)
             )
             return Outcome([(identity, proto.encode(info))])
         if isinstance(msg, proto.SnapshotRequest):

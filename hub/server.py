@@ -994,6 +994,10 @@ class HubServer:
         if len(topic) > MAX_TOPIC_BYTES:
             return False
         allow = self.auth.allow_list if self.auth is not None else None
+        if topic.startswith(proto.NODES_TOPIC_PREFIX):
+            # (1.4) A prefix's NODEs in batches: the read grant of that prefix, as for its plain topic.
+            prefix = proto.nodes_prefix(topic)
+            return prefix is not None and (allow is None or allow.may_subscribe(identity, prefix))
         if topic[:1] == b"\x00":
             if allow is None:
                 return topic == proto.HUB_HEARTBEAT_TOPIC

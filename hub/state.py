@@ -1613,20 +1613,26 @@ class HubState:
         if self.changes_out is not None:
             self.changes_out.update(dict.fromkeys(self._removed))
             self.changes_out.update(dict.fromkeys(self._dirty))
-        frames: list[tuple[bytes, bytes]] = []
-        append = frames.append
+        # Every NODE some stream wants, in seq order: (path bytes, payload); then the plain frames and the
+        # (1.4) NODES batches are taken from it, each NODE packed once for both.
+        published: list[tuple[bytes, bytes]] = []
+        append = published.append
         encoder = self._encoder
         if encoder.epoch != self.epoch:
             encoder = self._encoder = proto.NodeEncoder(self.epoch)
         # str.startswith takes a tuple: one C call tells whether anyone follows a path.
         subscriptions = self.subscriptions
         followed = subscriptions.followed()
+        batched = subscriptions.nodes_followed()
+        wanted = None if followed is None else followed + batched
         seq = self.seq
         paths = self._removed
+        published_removed: list[str] = []
         for path in paths:
             seq += 1
-            if followed is None or path.startswith(followed):
+            if wanted is None or path.startswith(wanted):
                 append((path.encode(), encoder.removed(seq)))
+                published_removed.append(path)
         self._removed = []
         published_dirty: list[str] = []
         for path, node in self._dirty.items():
@@ -1635,18 +1641,37 @@ class HubState:
             data.seq = seq
             if type(data) is _Parent and data.since_code != node.code:
                 data.since_code, data.since = node.code, wall
-            if followed is None or path.startswith(followed):
+            if wanted is None or path.startswith(wanted):
                 data.payload = self._pack(node, encoder)
                 append((path.encode(), data.payload))
                 published_dirty.append(path)
             else:
                 data.payload = b""
-        if subscriptions.counting():
-            published_removed = paths if followed is None else [path for path in paths if path.startswith(followed)]
-            subscriptions.count_published(published_removed, published_dirty, len(frames))
         self._dirty = {}
         self.seq = seq
-        self.stats.messages_out += len(frames)
+        if subscriptions.counting():
+            subscriptions.count_published(published_removed, published_dirty, len(published))
+        if not batched:
+            frames = published  # plain subscriptions only: every NODE wanted is a plain one
+        else:
+            published_paths = published_removed + published_dirty
+            if followed is None:
+                frames = list(published)
+            elif followed:
+                frames = [
+                    item for item, path in zip(published, published_paths, strict=True) if path.startswith(followed)
+                ]
+            else:
+                frames = []
+            for prefix in batched:
+                if prefix:
+                    chosen = [
+                        item for item, path in zip(published, published_paths, strict=True) if path.startswith(prefix)
+                    ]
+                else:
+                    chosen = published
+                frames += _nodes_frames(prefix, chosen)
+        self.stats.messages_out += len(published)
         return frames
 
     def _extra(self, path: str, data: _Leaf | _Parent) -> dict[str, Any] | None:
@@ -1800,6 +1825,7 @@ class HubState:
             wall,
             subscriptions.published_for(readable),
             complete=subscriptions.complete,
+            batched=subscriptions.nodes_followed_for(readable),
         )
         return proto.encode_hub_heartbeat(beat, topic)
 
@@ -1922,3 +1948,21 @@ def _proper_ancestors(path: str) -> list[str]:
     """``a/b/c`` -> ``["a", "a/b"]``."""
     parts = path.split(naming.SEPARATOR)
     return [naming.SEPARATOR.join(parts[:end]) for end in range(1, len(parts))]
+
+
+def _nodes_frames(prefix: str, items: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """(1.4) The NODES messages of one drain for ``prefix``: its NODEs in seq order, cut into batches of at most
+    MAX_NODES_PER_BATCH nodes and about MAX_NODES_BATCH_BYTES of payloads (one node alone may be bigger)."""
+    if not items:
+        return []
+    topic = proto.nodes_topic(prefix)
+    most, budget = proto.MAX_NODES_PER_BATCH, proto.MAX_NODES_BATCH_BYTES
+    frames: list[tuple[bytes, bytes]] = []
+    start, size = 0, 0
+    for index, (_, payload) in enumerate(items):
+        size += len(payload)
+        if index - start >= most or (size > budget and index > start):
+            frames.append((topic, proto.encode_nodes(items[start:index])))
+            start, size = index, len(payload)
+    frames.append((topic, proto.encode_nodes(items[start:])))
+    return frames

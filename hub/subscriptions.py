@@ -7,7 +7,11 @@ or nothing); :meth:`SubscriptionLedger.drained` when a read returned EAGAIN.
 :meth:`SubscriptionLedger.followed` which path prefixes anyone follows and
 tells :meth:`SubscriptionLedger.count_published` what it published, so this
 module is the one owner of subscriptions and of the per-prefix publish
-counters that heartbeats carry (protocol: gap detection).
+counters that heartbeats carry (protocol: gap detection). A prefix is
+followed plainly (its topic: a message per NODE, matched by libzmq) or (1.4)
+in NODES batches (:func:`~gsmon.common.protocol.nodes_topic`: drain makes
+each batch, :meth:`SubscriptionLedger.nodes_followed` says for which
+prefixes); both count under the prefix's one publish counter.
 
 Why manual mode
 ===============
@@ -110,9 +114,12 @@ from enum import IntEnum
 from itertools import repeat
 from typing import Final
 
-__all__ = ["Outcome", "SubscriptionLedger", "followed_prefix"]
+from gsmon.common import protocol as proto
 
-_CONTROL: Final = 0  # a topic starting with NUL is a control topic (heartbeats), never a path
+__all__ = ["MAX_NODES_PREFIXES", "Outcome", "SubscriptionLedger", "followed_prefix"]
+
+_CONTROL: Final = 0  # a topic starting with NUL is a control topic (heartbeats, NODES), never a path
+MAX_NODES_PREFIXES: Final = proto.MAX_NODES_PREFIXES  # (1.4) NODES prefixes followed at most
 
 
 class Outcome(IntEnum):
@@ -179,10 +186,15 @@ class SubscriptionLedger:
         # is only counted, and every change is published (an over-count is safe).
         self._orphans: dict[bytes, int] = {}
         self._orphan_overflow = 0
-        # Publish counters: path prefix -> number of pairs following it, and NODEs published under it.
+        # Publish counters: path prefix -> number of pairs following it (plain or in batches), and NODEs
+        # published under it.
         self._prefix_refs: dict[str, int] = {}
         self._published: dict[str, int] = {}
+        # Of those, the pairs following a prefix plainly (a topic per NODE) and (1.4) in NODES batches.
+        self._plain_refs: dict[str, int] = {}
+        self._nodes_refs: dict[str, int] = {}
         self._followed: tuple[str, ...] | None = ()  # cached for drain; None: publish everything
+        self._nodes_followed: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------
     # Upstream frames
@@ -242,12 +254,24 @@ class SubscriptionLedger:
             key = (who, topic)
             self._extra[key] = self._extra.get(key, 0) + 1
             return Outcome.REPEAT
-        if self._by_identity.get(who, 0) >= self.max_per_subscriber or self._total >= self.max_total:
+        if (
+            self._by_identity.get(who, 0) >= self.max_per_subscriber
+            or self._total >= self.max_total
+            or self._over_nodes_cap(topic)
+        ):
             self.refused += 1
             self._pool_add(topic, who)
             return Outcome.REFUSED_CAP
         self._add(who, topic)
         return Outcome.SUBSCRIBE
+
+    def _over_nodes_cap(self, topic: bytes) -> bool:
+        """(1.4) Whether ``topic`` would be one NODES prefix more than MAX_NODES_PREFIXES (each costs every drain a
+        pass over what it published; a client refused falls back to plain subscriptions)."""
+        if not topic.startswith(proto.NODES_TOPIC_PREFIX) or len(self._nodes_refs) < MAX_NODES_PREFIXES:
+            return False
+        prefix = proto.nodes_prefix(topic)
+        return prefix is not None and prefix not in self._nodes_refs
 
     def drained(self) -> None:
         """A read found the queue empty: the data and pipe queues are aligned again."""
@@ -382,14 +406,27 @@ class SubscriptionLedger:
     def follow(self, topic: bytes, subscribed: bool) -> None:
         """One more (or one fewer) follower of ``topic``: keep the per-prefix publish counters.
 
-        Control topics and topics no path can match are not counted. A
-        prefix followed by nobody loses its counter (a new follower starts a
-        fresh one, which its snapshot's ``published`` tells it).
+        Control topics and topics no path can match are not counted, except
+        (1.4) a NODES topic, which counts for its prefix as the plain topic
+        does (one counter per prefix, however it is followed). A prefix
+        followed by nobody loses its counter (a new follower starts a fresh
+        one, which its snapshot's ``published`` tells it).
         """
+        step = 1 if subscribed else -1
         prefix = followed_prefix(topic)
-        if prefix is None:
-            return
-        refs = self._prefix_refs.get(prefix, 0) + (1 if subscribed else -1)
+        if prefix is not None:
+            kind_refs = self._plain_refs
+        else:
+            prefix = proto.nodes_prefix(topic)  # (1.4) a NODES topic: the same prefix, its NODEs in batches
+            if prefix is None:
+                return
+            kind_refs = self._nodes_refs
+        held = kind_refs.get(prefix, 0) + step
+        if held > 0:
+            kind_refs[prefix] = held
+        else:
+            kind_refs.pop(prefix, None)
+        refs = self._prefix_refs.get(prefix, 0) + step
         if refs > 0:
             if prefix not in self._published and len(self._published) < self.max_published_prefixes:
                 self._published[prefix] = 0
@@ -412,17 +449,29 @@ class SubscriptionLedger:
         self._orphan_overflow = 0
         self._prefix_refs.clear()
         self._published.clear()
+        self._plain_refs.clear()
+        self._nodes_refs.clear()
         self.misaligned = False
         self._refresh_followed()
 
+    def nodes_followed(self) -> tuple[str, ...]:
+        """(1.4) The prefixes followed in NODES batches: each gets its own batches of what drain publishes."""
+        return self._nodes_followed
+
+    def nodes_followed_for(self, readable: Callable[[str], bool] | None = None) -> tuple[str, ...]:
+        """(1.4) The NODES prefixes a heartbeat lists (``batched``): every one, or those ``readable`` allows."""
+        if readable is None:
+            return self._nodes_followed
+        return tuple(prefix for prefix in self._nodes_followed if readable(prefix))
+
     def _refresh_followed(self) -> None:
-        refs = self._prefix_refs
-        if "" in refs or len(refs) > len(self._published) or self._orphan_overflow:
+        if "" in self._plain_refs or len(self._prefix_refs) > len(self._published) or self._orphan_overflow:
             # Someone follows the whole tree, or a followed prefix has no counter
             # (past max_published_prefixes): publish every change.
             self._followed = None
         else:
-            self._followed = tuple(refs)
+            self._followed = tuple(self._plain_refs)
+        self._nodes_followed = tuple(self._nodes_refs)
 
     @property
     def complete(self) -> bool:

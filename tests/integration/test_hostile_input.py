@@ -637,8 +637,9 @@ def test_a_stopped_subscriber_neither_delays_another_nor_grows_the_hub_and_resyn
         assert len(latencies) >= 50
         assert p99 < 0.5
         assert fast.resyncs == 1, "the fast subscriber missed updates"
-        # SNDHWM x message size, plus slack for the hub's own churn.
-        assert growth < SUBSCRIBERS_SNDHWM * (BLOB_BYTES + 200) + 32 * MiB
+        # SNDHWM x message size (the slow one follows in NODES batches of at most MAX_NODES_BATCH_BYTES, or
+        # one node more), plus slack for the hub's own churn.
+        assert growth < SUBSCRIBERS_SNDHWM * (proto.MAX_NODES_BATCH_BYTES + BLOB_BYTES + 200) + 32 * MiB
         wait_until(lambda: _status(slow).get("resyncs", 0) >= 2, timeout_s=15.0, what="the slow one to resync")
         # Quiesce (the agent says BYE, its points turn stale), then compare with a fresh snapshot.
         agent.stop()

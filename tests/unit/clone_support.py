@@ -53,9 +53,21 @@ def removed(path: str, seq: int) -> Frames:
 
 
 def beat(
-    seq: int, published: dict[str, int], epoch: int = HUB_EPOCH, sent_at: float = WALL, complete: bool = True
+    seq: int,
+    published: dict[str, int],
+    epoch: int = HUB_EPOCH,
+    sent_at: float = WALL,
+    complete: bool = True,
+    batched: tuple[str, ...] = (),
 ) -> Frames:
-    return proto.encode_hub_heartbeat(proto.HubHeartbeat(epoch, seq, 1.0, sent_at, published, complete=complete))
+    return proto.encode_hub_heartbeat(
+        proto.HubHeartbeat(epoch, seq, 1.0, sent_at, published, complete=complete, batched=batched)
+    )
+
+
+def nodes(prefix: str, *updates: proto.NodeUpdate) -> Frames:
+    """(1.4) The NODES message of ``updates`` (in this order) as the hub publishes it for ``prefix``."""
+    return proto.nodes_topic(prefix), proto.encode_nodes([proto.encode_node(item) for item in updates])
 
 
 def replies_to(

@@ -61,13 +61,13 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
             part=0,
             parts=1,
         ),
-        "98010301a76167656e742d31cf0000123456789abc07cf17979cfe362a000086a56d6f756e74ac4753312f416e74656e6e6132"
+        "98010401a76167656e742d31cf0000123456789abc07cf17979cfe362a000086a56d6f756e74ac4753312f416e74656e6e6132"
         "ab6865617274626561745f73cb3ff8000000000000a6706f696e74739296a7417a696d757468cb40290000000000000aa54752"
         "45454ecb41d954fc40100000cb3fe000000000000096aa44726976652f4d6f6465a5747261636b00a0cb41d954fc40100000c0"
         "a7706172656e747391a54472697665a47061727400a5706172747301",
         [
             1,
-            3,  # PROTOCOL_MINOR (1.3)
+            4,  # PROTOCOL_MINOR (1.4)
             1,
             "agent-1",
             EPOCH,
@@ -88,18 +88,18 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
     ),
     "DELTA": (
         proto.Delta(**HEADER, points=[PointEntry("Drive/Temp", 41, 20, "ORANGE", 1_700_000_001.0, 2.0)]),
-        "98010302a76167656e742d31cf0000123456789abc07cf17979cfe362a000081a6706f696e74739196aa44726976652f54656d"
+        "98010402a76167656e742d31cf0000123456789abc07cf17979cfe362a000081a6706f696e74739196aa44726976652f54656d"
         "702914a64f52414e4745cb41d954fc40400000cb4000000000000000",
-        [1, 3, 2, "agent-1", EPOCH, 7, SENT_NS, {"points": [["Drive/Temp", 41, 20, "ORANGE", 1_700_000_001.0, 2.0]]}],
+        [1, 4, 2, "agent-1", EPOCH, 7, SENT_NS, {"points": [["Drive/Temp", 41, 20, "ORANGE", 1_700_000_001.0, 2.0]]}],
     ),
     "DELTA_EXT": (
         proto.Delta(**HEADER, points=[PointEntry("Clock", (OSLO_NOON, b"\x01"), 0, "", POLLED, None)]),
-        "98010302a76167656e742d31cf0000123456789abc07cf17979cfe362a000081a6706f696e74739196a5436c6f636bc7340292"
+        "98010402a76167656e742d31cf0000123456789abc07cf17979cfe362a000081a6706f696e74739196a5436c6f636bc7340292"
         "c72d01323032362d31312d32385431323a30303a30302e3530303030302b30313a30305b4575726f70652f4f736c6f5dc40101"
         "00a0cb41d954fc40100000c0",
         [
             1,
-            3,  # PROTOCOL_MINOR (1.3)
+            4,  # PROTOCOL_MINOR (1.4)
             2,
             "agent-1",
             EPOCH,
@@ -128,20 +128,20 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
     ),
     "HEARTBEAT": (
         proto.Heartbeat(**HEADER, mount="GS1/Antenna2", heartbeat_s=1.5, point_count=3),
-        "98010303a76167656e742d31cf0000123456789abc07cf17979cfe362a000083a56d6f756e74ac4753312f416e74656e6e6132"
+        "98010403a76167656e742d31cf0000123456789abc07cf17979cfe362a000083a56d6f756e74ac4753312f416e74656e6e6132"
         "ab6865617274626561745f73cb3ff8000000000000a6706f696e747303",
-        [1, 3, 3, "agent-1", EPOCH, 7, SENT_NS, {"mount": "GS1/Antenna2", "heartbeat_s": 1.5, "points": 3}],
+        [1, 4, 3, "agent-1", EPOCH, 7, SENT_NS, {"mount": "GS1/Antenna2", "heartbeat_s": 1.5, "points": 3}],
     ),
     "HEARTBEAT_OUTBOX": (
         proto.Heartbeat(
             **HEADER, mount="GS1/Antenna2", heartbeat_s=1.5, point_count=3, outbox=proto.OutboxMark(0x5EED, 3, 9)
         ),
-        "98010303a76167656e742d31cf0000123456789abc07cf17979cfe362a000086a56d6f756e74ac4753312f416e74656e6e6132ab"
+        "98010403a76167656e742d31cf0000123456789abc07cf17979cfe362a000086a56d6f756e74ac4753312f416e74656e6e6132ab"
         "6865617274626561745f73cb3ff8000000000000a6706f696e747303a96f7574626f785f6964cd5eeda9747365715f7461696c03"
         "a9747365715f6865616409",
         [
             1,
-            3,
+            4,  # PROTOCOL_MINOR (1.4)
             3,
             "agent-1",
             EPOCH,
@@ -167,12 +167,12 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
             transitions=[proto.TransitionItem(4, "level", "Drive/Temp", POLLED, 10, 30, 91.5, "RED")],
             lost=(3, 3),
         ),
-        "98010305a76167656e742d31cf0000123456789abc07cf17979cfe362a000086a96f7574626f785f6964cd5eeda5666972737403"
+        "98010405a76167656e742d31cf0000123456789abc07cf17979cfe362a000086a96f7574626f785f6964cd5eeda5666972737403"
         "a46c61737404a4646f6e65c3ab7472616e736974696f6e73919804a56c6576656caa44726976652f54656d70cb41d954fc401000"
         "000a1ecb4056e00000000000a3524544a46c6f7374920303",
         [
             1,
-            3,
+            4,  # PROTOCOL_MINOR (1.4)
             5,
             "agent-1",
             EPOCH,
@@ -190,29 +190,29 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
     ),
     "BYE": (
         proto.Bye(**HEADER),
-        "98010304a76167656e742d31cf0000123456789abc07cf17979cfe362a000080",
-        [1, 3, 4, "agent-1", EPOCH, 7, SENT_NS, {}],
+        "98010404a76167656e742d31cf0000123456789abc07cf17979cfe362a000080",
+        [1, 4, 4, "agent-1", EPOCH, 7, SENT_NS, {}],
     ),
     "HELLO": (
         proto.Hello(**HEADER, request_id=1),
-        "9801030aa76167656e742d31cf0000123456789abc07cf17979cfe362a000081aa726571756573745f696401",
-        [1, 3, 10, "agent-1", EPOCH, 7, SENT_NS, {"request_id": 1}],
+        "9801040aa76167656e742d31cf0000123456789abc07cf17979cfe362a000081aa726571756573745f696401",
+        [1, 4, 10, "agent-1", EPOCH, 7, SENT_NS, {"request_id": 1}],
     ),
     "SNAPSHOT_REQUEST": (
         proto.SnapshotRequest(**HEADER, request_id=2, prefix="GS1/"),
-        "9801030ba76167656e742d31cf0000123456789abc07cf17979cfe362a000082aa726571756573745f696402a6707265666978"
+        "9801040ba76167656e742d31cf0000123456789abc07cf17979cfe362a000082aa726571756573745f696402a6707265666978"
         "a44753312f",
-        [1, 3, 11, "agent-1", EPOCH, 7, SENT_NS, {"request_id": 2, "prefix": "GS1/"}],
+        [1, 4, 11, "agent-1", EPOCH, 7, SENT_NS, {"request_id": 2, "prefix": "GS1/"}],
     ),
     "INFO": (
         proto.Info(**HEADER, request_id=1, endpoints=ENDPOINTS, heartbeat_s=1.0, version="0.1.0"),
-        "98010314a76167656e742d31cf0000123456789abc07cf17979cfe362a000084aa726571756573745f696401a9656e64706f69"
+        "98010414a76167656e742d31cf0000123456789abc07cf17979cfe362a000084aa726571756573745f696401a9656e64706f69"
         "6e747383a66167656e7473ae7463703a2f2f6875623a37373631ab7375627363726962657273ae7463703a2f2f6875623a3737"
         "3632a57175657279ae7463703a2f2f6875623a37373633ab6865617274626561745f73cb3ff0000000000000a776657273696f"
         "6ea5302e312e30",
         [
             1,
-            3,  # PROTOCOL_MINOR (1.3)
+            4,  # PROTOCOL_MINOR (1.4)
             20,
             "agent-1",
             EPOCH,
@@ -223,31 +223,31 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
     ),
     "SNAPSHOT_CHUNK": (
         proto.SnapshotChunk(**HEADER, request_id=2, nodes=[("GS1/Antenna2", PARENT_PAYLOAD)]),
-        "98010315a76167656e742d31cf0000123456789abc07cf17979cfe362a000082aa726571756573745f696402a56e6f64657391"
+        "98010415a76167656e742d31cf0000123456789abc07cf17979cfe362a000082aa726571756573745f696402a56e6f64657391"
         "92ac4753312f416e74656e6e61328ca17601a565706f6368ce00abcdefa37365712aa46b696e64a6706172656e74a5616c6572"
         "741ea8616c657274737472a3524544a57374616c65c2a576616c7565c0a56167656e74c0a9706f6c6c65645f6174c0ab726563"
         "65697665645f6174c0a26474c0",
-        [1, 3, 21, "agent-1", EPOCH, 7, SENT_NS, {"request_id": 2, "nodes": [["GS1/Antenna2", PARENT_PAYLOAD]]}],
+        [1, 4, 21, "agent-1", EPOCH, 7, SENT_NS, {"request_id": 2, "nodes": [["GS1/Antenna2", PARENT_PAYLOAD]]}],
     ),
     "SNAPSHOT_END": (
         proto.SnapshotEnd(**HEADER, request_id=2, seq_at=42, count=1, published=17),
-        "98010316a76167656e742d31cf0000123456789abc07cf17979cfe362a000084aa726571756573745f696402a37365712aa563"
+        "98010416a76167656e742d31cf0000123456789abc07cf17979cfe362a000084aa726571756573745f696402a37365712aa563"
         "6f756e7401a97075626c697368656411",
-        [1, 3, 22, "agent-1", EPOCH, 7, SENT_NS, {"request_id": 2, "seq": 42, "count": 1, "published": 17}],
+        [1, 4, 22, "agent-1", EPOCH, 7, SENT_NS, {"request_id": 2, "seq": 42, "count": 1, "published": 17}],
     ),
     "ERROR": (
         proto.Error(**HEADER, request_id=3, message="no such prefix"),
-        "98010317a76167656e742d31cf0000123456789abc07cf17979cfe362a000082aa726571756573745f696403a76d6573736167"
+        "98010417a76167656e742d31cf0000123456789abc07cf17979cfe362a000082aa726571756573745f696403a76d6573736167"
         "65ae6e6f207375636820707265666978",
-        [1, 3, 23, "agent-1", EPOCH, 7, SENT_NS, {"request_id": 3, "message": "no such prefix"}],
+        [1, 4, 23, "agent-1", EPOCH, 7, SENT_NS, {"request_id": 3, "message": "no such prefix"}],
     ),
     "COMMAND": (
         proto.Command(**HEADER, request_id=4, command="forget", args={"agent": "rack1"}, user="ops"),
-        "9801030ca76167656e742d31cf0000123456789abc07cf17979cfe362a000084aa726571756573745f696404a7636f6d6d616e"
+        "9801040ca76167656e742d31cf0000123456789abc07cf17979cfe362a000084aa726571756573745f696404a7636f6d6d616e"
         "64a6666f72676574a46172677381a56167656e74a57261636b31a475736572a36f7073",
         [
             1,
-            3,  # PROTOCOL_MINOR (1.3)
+            4,  # PROTOCOL_MINOR (1.4)
             12,
             "agent-1",
             EPOCH,
@@ -264,12 +264,12 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
             message="forgot agent 'rack1' and its 3 points",
             result={"agent": "rack1", "points": 3},
         ),
-        "98010318a76167656e742d31cf0000123456789abc07cf17979cfe362a000084aa726571756573745f696404a26f6bc3a76d65"
+        "98010418a76167656e742d31cf0000123456789abc07cf17979cfe362a000084aa726571756573745f696404a26f6bc3a76d65"
         "7373616765d925666f72676f74206167656e7420277261636b312720616e6420697473203320706f696e7473a6726573756c74"
         "82a56167656e74a57261636b31a6706f696e747303",
         [
             1,
-            3,  # PROTOCOL_MINOR (1.3)
+            4,  # PROTOCOL_MINOR (1.4)
             24,
             "agent-1",
             EPOCH,
@@ -294,12 +294,12 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
             digest=(3, 12345),
             notifying=True,
         ),
-        "9801031ea76167656e742d31cf0000123456789abc07cf17979cfe362a000088aa726571756573745f696405a66875625f6964"
+        "9801041ea76167656e742d31cf0000123456789abc07cf17979cfe362a000088aa726571756573745f696405a66875625f6964"
         "a56875622d61a46865616402a47365656e01a36f70739195a56875622d6102a361636bcb41d954fc4020000082a369647391cf"
         "0010000000000001a26279a36f7073a66469676573749203cd3039a466756c6cc2a96e6f74696679696e67c3",
         [
             1,
-            3,
+            4,  # PROTOCOL_MINOR (1.4)
             30,
             "agent-1",
             EPOCH,
@@ -319,11 +319,11 @@ GOLDEN: dict[str, tuple[proto.Message, str, list[Any]]] = {
     ),
     "PAIR_SYNC_REPLY": (
         proto.PairSyncReply(**HEADER, request_id=5, hub_id="hub-b", head=1, seen=2),
-        "9801031fa76167656e742d31cf0000123456789abc07cf17979cfe362a000088aa726571756573745f696405a66875625f6964"
+        "9801041fa76167656e742d31cf0000123456789abc07cf17979cfe362a000088aa726571756573745f696405a66875625f6964"
         "a56875622d62a46865616401a47365656e02a36f707390a6646967657374c0a466756c6cc2a96e6f74696679696e67c2",
         [
             1,
-            3,
+            4,  # PROTOCOL_MINOR (1.4)
             31,
             "agent-1",
             EPOCH,
