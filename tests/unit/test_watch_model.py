@@ -205,6 +205,33 @@ def test_cursor_stays_on_its_node_when_rows_come_and_go() -> None:
     assert model.cursor == len(model.rows) - 1
 
 
+def test_a_selected_point_that_folds_away_leaves_the_cursor_on_the_row_that_holds_it() -> None:
+    """An ack (or a recovery) folds the selected point into a collapsed subtree or an ``(N ok)`` group: the
+    selection follows it there, not onto whatever row now has its index (``s`` would shelve that)."""
+    nodes = station()
+    for name in ("a_percent", "b_percent"):
+        nodes[f"GS1/Antenna1/RF/{name}"] = point(f"GS1/Antenna1/RF/{name}", 10, 1.0)
+    nodes["GS1/Antenna1/RF/gain_db"] = point("GS1/Antenna1/RF/gain_db", 30, 30.0)
+    model = model_of(nodes)
+    assert model.select("GS1/Antenna1/RF/gain_db")
+    # gain_db recovers: it folds into RF's group of healthy points, beside the RED lock.
+    model.apply({"GS1/Antenna1/RF/gain_db": point("GS1/Antenna1/RF/gain_db", 10, 30.0)})
+    group = model.selected
+    assert group is not None and group.kind is RowKind.GROUP, keys(model)
+    assert "GS1/Antenna1/RF/gain_db" in group.members
+    # The lock recovers too (the whole Antenna1 healthy): Antenna1 collapses around the selection.
+    assert model.select("GS1/Antenna1/RF/lock")
+    model.apply(
+        {
+            "GS1/Antenna1/RF/lock": point("GS1/Antenna1/RF/lock", 10, "ok"),
+            "GS1/Antenna1/RF": parent("GS1/Antenna1/RF", 10),
+            "GS1/Antenna1": parent("GS1/Antenna1", 10),
+        }
+    )
+    assert "GS1/Antenna1/RF/lock" not in keys(model)
+    assert selected_key(model) == "GS1/Antenna1", keys(model)
+
+
 def test_value_changes_do_not_rebuild_the_rows() -> None:
     """Only structure (nodes, levels, attention, expansion) rebuilds the row list; values redraw."""
     model = model_of(station())
