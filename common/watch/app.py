@@ -173,7 +173,8 @@ class TreeView(ScrollView, can_focus=True):
         Binding("end,G", "edge(1)", "bottom", show=False, priority=True),
         Binding("right,l", "expand", "expand", show=False, priority=True),
         Binding("left,h", "collapse", "collapse", show=False, priority=True),
-        Binding("enter", "open_close", "open", priority=True),
+        # Not in the footer (? lists it): at 80 columns the footer holds every other key (a cut footer hid A and L).
+        Binding("enter", "open_close", "open", show=False, priority=True),
     ]
 
     def __init__(self, model: ViewModel, clock: Callable[[], float], colour: bool, **kwargs: Any) -> None:
@@ -777,7 +778,7 @@ class WatchApp(App[int]):
         Binding("d", "detail", "detail"),
         Binding("a", "ack", "ack"),
         Binding("s", "shelve", "shelve"),
-        Binding("u", "unack", "unack"),
+        Binding("u", "unack", "unack", show=False),  # the rarer undo of a: in ? only, for the footer's 80 columns
         Binding("A", "alarms", "alarms"),
         Binding("L", "journal", "log"),
         Binding("escape", "clear", "clear filter", show=False),

@@ -568,6 +568,21 @@ def test_help_lists_every_key() -> None:
     run(scenario)
 
 
+def test_the_footer_shows_all_its_keys_at_80_columns() -> None:
+    """Textual's footer cuts what does not fit, with no ellipsis: at 80 columns it ended in ``u unack  A``
+    and hid the alarm list and the journal. Every key it shows must fit (? lists them all)."""
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        await pilot.pause()
+        footer_keys = list(app.screen.query("Footer FooterKey"))  # Textual's own widget (not exported)
+        shown = {getattr(key, "key_display", "") for key in footer_keys}
+        assert {"q", "?", "/", "t", "d", "a", "s", "A", "L"} <= shown, shown
+        for key in footer_keys:
+            assert key.region.right <= 80, f"{getattr(key, 'description', '')} ends at {key.region.right}"
+
+    run(scenario, commands=FakeCommands(), size=(80, 24))
+
+
 def test_mouse_click_selects_and_expands() -> None:
     async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
         index = app.model.index_of("GS1/Rack2")
