@@ -606,6 +606,23 @@ def test_no_colour_draws_no_colour() -> None:
     run(scenario, colour=False)
 
 
+def test_no_color_in_the_environment_draws_no_colour(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_COLOR (https://no-color.org) without --no-colour: the same monochrome view, levels told apart by
+    their symbols and words."""
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        assert app.no_color and not app.colour
+        lines = tree_lines(app)
+        assert any("‼ CRITICAL" in line for line in lines) and any("✗ RED" in line for line in lines)
+        for y in range(len(lines)):
+            for segment in app.tree_view.render_line(y):
+                style = segment.style
+                assert style is None or (style.color is None and style.bgcolor is None)
+
+    run(scenario, colour=True)
+
+
 def test_a_failing_check_ends_the_app_with_its_error() -> None:
     def check() -> None:
         raise RuntimeError("the agent stopped (exit status -9)")
