@@ -335,3 +335,22 @@ def test_demo_in_tmux_first_sight(tmux: Tmux) -> None:
     tmux.keys("q")
     status = wait_until(lambda: tmux.status_file.exists() and tmux.status_file.read_text().strip(), what="demo exit")
     assert status == "0"
+
+
+def test_watch_plain_in_tmux_draws_frames_with_no_escape_sequence(station: Hub, tmux: Tmux) -> None:
+    """``--plain`` on a terminal: frames one after another, with no cursor movement and no colour (tmux
+    keeps no attribute of any cell: ``capture-pane -e`` has no escape sequence); Ctrl-C stops it, status 0."""
+    command = [sys.executable, "-m", "gsmon.common.cli", "watch", "--plain", "--hub", station.query]
+    tmux.start([*command, "GS1/Rack1/Storage", "--refresh-s", "0.2"], 80, 24)
+    screen = wait_until(
+        lambda: (shown := tmux.capture()) and "smart_errors" in shown and shown.count("Hub ") >= 2 and shown,
+        timeout_s=30,
+        what="two plain frames",
+    )
+    _save("plain-80x24", screen)
+    assert re.search(r"\.\.\.smart_errors +412 +CRITICAL\b", screen), screen
+    assert all(len(line) <= 80 for line in screen.splitlines())
+    assert "\x1b" not in tmux.run("capture-pane", "-e", "-p", "-t", tmux.session)
+    tmux.keys("C-c")
+    status = wait_until(lambda: tmux.status_file.exists() and tmux.status_file.read_text().strip(), what="watch exit")
+    assert status == "0"
