@@ -50,6 +50,7 @@ from gsmon.common.watch.commands import (
 )
 from gsmon.common.watch.feed import FeedBatch
 from gsmon.common.watch.layout import (
+    UNACKED_MARK,
     Cells,
     Columns,
     ConnectionState,
@@ -64,7 +65,7 @@ from gsmon.common.watch.layout import (
 )
 from gsmon.common.watch.model import Row, RowKind, ViewModel
 
-__all__ = ["KEYS", "REDRAW_S", "TreeView", "WatchApp"]
+__all__ = ["KEYS", "LEGEND", "REDRAW_S", "TreeView", "WatchApp"]
 
 REDRAW_S: Final = 0.25
 # Below these sizes the detail pane is not shown unless asked for (Enter on a point, or d).
@@ -92,6 +93,12 @@ KEYS: Final[tuple[tuple[str, str], ...]] = (
     ("Esc", "close a prompt, a list or this help; clear the filter"),
     ("q  Ctrl+C", "quit"),
     ("mouse", "click selects, click again (or double-click) expands; the wheel scrolls"),
+)
+
+#: What the symbols say (for ``?``): a monochrome terminal reads the levels by them.
+LEGEND: Final = (
+    "Levels: ‼ CRITICAL  ◌ STALE  ✗ RED  ▲ ORANGE  ✓ GREEN  · no judgement  ? UNKNOWN (the hub is lost). "
+    f"{UNACKED_MARK} before a point's name: its alarm waits for an acknowledgement (a)."
 )
 
 _TIER_STYLES: Final[dict[Tier, Style]] = {
@@ -482,6 +489,7 @@ class HelpScreen(ModalScreen[None]):
         for keys, what in KEYS:
             text.append(keys.ljust(width), style="bold")
             text.append(what + "\n")
+        text.append("\n" + LEGEND + "\n")
         text.append("\n" + self.role_note + "\nEsc or ? closes this help.")
         with VerticalScroll():
             yield Static(text)

@@ -23,6 +23,7 @@ from textual.widgets import DataTable
 from gsmon.common.client import NodeState
 from gsmon.common.watch.app import (
     KEYS,
+    LEGEND,
     AckPrompt,
     AlarmsScreen,
     HelpScreen,
@@ -561,6 +562,7 @@ def test_help_lists_every_key() -> None:
             assert keys in shown
             assert what[:30] in shown
         assert "a and s need an operator" in shown
+        assert LEGEND in shown and "! before a point's name" in shown
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("q")

@@ -551,6 +551,32 @@ def test_attention_drives_order_and_expansion_once_the_hub_sends_it() -> None:
     assert second.problem
 
 
+def test_a_point_whose_alarm_waits_for_an_ack_is_marked_in_monochrome_too() -> None:
+    """Back to GREEN but unacked: the level word says GREEN, the colour (attention) says RED; a monochrome
+    terminal shows no colour, so the line also carries ``!`` before the name. Acked, or the hub lost: none."""
+    rtn = {**ALARM, "state": "rtn_unacked"}
+    nodes: dict[str, FakeNode | None] = {
+        "GS1": parent("GS1", 10, attention=30, unacked_below=1),
+        "GS1/lock": point("GS1/lock", 10, attention=30, alarm=rtn),
+        "GS1/gain_db": point("GS1/gain_db", 30, attention=0, alarm={**ALARM, "id": 2, "state": "active_acked"}),
+        "GS1/temp_c": point("GS1/temp_c", 10, attention=0),
+    }
+    model = model_of(nodes)
+    columns = columns_for(100, 30)
+
+    def cells(path: str) -> Any:
+        index = model.index_of(path)
+        assert index is not None, keys(model)
+        return cells_for(model.rows[index], model, columns, NOW)
+
+    lock = cells("GS1/lock")
+    assert lock.name == "  ! lock" and lock.level == "✓ GREEN" and lock.tier == "red"
+    assert cells("GS1/gain_db").name == "    gain_db"
+    assert cells("GS1").name.startswith("▾ GS1")
+    model.set_lost(True)
+    assert cells("GS1/lock").name == "    lock"
+
+
 def test_without_alarm_fields_attention_falls_back_to_the_level() -> None:
     model = model_of(station())
     assert model.unacked_count() is None
