@@ -12,7 +12,9 @@ A user-defined level takes the symbol of the built-in level below it and its
 own word. A point is coloured by its attention, which its level word does not
 say (an alarm back to normal but not acknowledged: ``✓ GREEN`` shown red), so
 a point whose alarm waits for an acknowledgement is also marked ``!`` before
-its name: a monochrome terminal tells it from the others too. Columns: the name takes what the deepest, longest name needs, up to
+its name: a monochrome terminal tells it from the others too.
+
+Columns: the name takes what the deepest, longest name needs, up to
 :data:`NAME_SHARE` of the width; the level word and the ``age`` (at the hub)
 are narrow and fixed; the value takes the rest, cut with ``…`` (the detail
 pane shows all of it). A name too long for its column loses its middle, so

@@ -572,9 +572,9 @@ class ViewModel:
         it, or its nearest ancestor on screen (a subtree that became healthy collapsed around it). The
         selection is what ``a`` and ``s`` act on: it must not slide onto a neighbour's subtree."""
         rows = self._rows or []
-        for index, row in enumerate(rows):
+        for position, row in enumerate(rows):
             if row.kind is RowKind.GROUP and key in row.members:
-                return index
+                return position
         path = parent_of(key)
         while path:
             index = self._index.get(path)

@@ -181,8 +181,10 @@ def test_get_table_shows_units_and_json_stays_exact(procs: Processes, tmp_path: 
     assert re.search(r"uptime_s +14d 6h 56m\b", table), table
     lock = next(line for line in lines if "lock" in line)
     shown = re.search(r"(ERROR \S.*?)… ", lock)
-    assert shown is not None and error.startswith(shown.group(1)), lock  # the error's head, and an ellipsis
-    assert " age" in lines[1] and "Last polled" not in table
+    assert shown is not None, lock
+    assert error.startswith(shown.group(1)), lock  # the error's head, and an ellipsis
+    assert " age" in lines[1]
+    assert "Last polled" not in table
     exact = json.loads(gsmon("get", "GS1", "--json", "--hub", hub.query, env=env).stdout)
     assert {name: exact[f"GS1/Host/{name}"]["value"] for name in values} == values
 

@@ -562,7 +562,8 @@ def test_help_lists_every_key() -> None:
             assert keys in shown
             assert what[:30] in shown
         assert "a and s need an operator" in shown
-        assert LEGEND in shown and "! before a point's name" in shown
+        assert LEGEND in shown
+        assert "! before a point's name" in shown
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("q")
@@ -614,9 +615,11 @@ def test_no_color_in_the_environment_draws_no_colour(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("NO_COLOR", "1")
 
     async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
-        assert app.no_color and not app.colour
+        assert app.no_color
+        assert not app.colour
         lines = tree_lines(app)
-        assert any("‼ CRITICAL" in line for line in lines) and any("✗ RED" in line for line in lines)
+        assert any("‼ CRITICAL" in line for line in lines)
+        assert any("✗ RED" in line for line in lines)
         for y in range(len(lines)):
             for segment in app.tree_view.render_line(y):
                 style = segment.style

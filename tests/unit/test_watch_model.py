@@ -217,7 +217,8 @@ def test_a_selected_point_that_folds_away_leaves_the_cursor_on_the_row_that_hold
     # gain_db recovers: it folds into RF's group of healthy points, beside the RED lock.
     model.apply({"GS1/Antenna1/RF/gain_db": point("GS1/Antenna1/RF/gain_db", 10, 30.0)})
     group = model.selected
-    assert group is not None and group.kind is RowKind.GROUP, keys(model)
+    assert group is not None
+    assert group.kind is RowKind.GROUP, keys(model)
     assert "GS1/Antenna1/RF/gain_db" in group.members
     # The lock recovers too (the whole Antenna1 healthy): Antenna1 collapses around the selection.
     assert model.select("GS1/Antenna1/RF/lock")
@@ -570,7 +571,7 @@ def test_a_point_whose_alarm_waits_for_an_ack_is_marked_in_monochrome_too() -> N
         return cells_for(model.rows[index], model, columns, NOW)
 
     lock = cells("GS1/lock")
-    assert lock.name == "  ! lock" and lock.level == "✓ GREEN" and lock.tier == "red"
+    assert (lock.name, lock.level, lock.tier) == ("  ! lock", "✓ GREEN", "red")
     assert cells("GS1/gain_db").name == "    gain_db"
     assert cells("GS1").name.startswith("▾ GS1")
     model.set_lost(True)
