@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Final
 
 from rich.segment import Segment
 from rich.style import Style
+from rich.table import Table
 from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult
@@ -484,15 +485,17 @@ class HelpScreen(ModalScreen[None]):
         self.role_note = role_note
 
     def compose(self) -> ComposeResult:
-        text = Text("gsmon watch: keys\n\n", style="bold")
-        width = max(len(keys) for keys, _ in KEYS) + 2
+        # A grid, not one text: a description too long for the line wraps under itself, not under the keys
+        # (at 80 columns most of them do).
+        keys_table = Table.grid(padding=(0, 2))
+        keys_table.add_column(style="bold", no_wrap=True)
+        keys_table.add_column()
         for keys, what in KEYS:
-            text.append(keys.ljust(width), style="bold")
-            text.append(what + "\n")
-        text.append("\n" + LEGEND + "\n")
-        text.append("\n" + self.role_note + "\nEsc or ? closes this help.")
+            keys_table.add_row(keys, what)
         with VerticalScroll():
-            yield Static(text)
+            yield Static(Text("gsmon watch: keys\n", style="bold"))
+            yield Static(keys_table, id="help-keys")
+            yield Static(Text(f"\n{LEGEND}\n\n{self.role_note}\nEsc or ? closes this help."))
 
 
 class PromptScreen(ModalScreen[None]):
