@@ -38,6 +38,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static
 
 from gsmon.common.alarms_cli import ALARM_COLUMNS, alarm_cells, sorted_alarms
+from gsmon.common.units import one_line
 from gsmon.common.watch.collector import FullCollections, hand_back, take_over
 from gsmon.common.watch.commands import (
     MAX_COMMENT_CHARS,
@@ -518,10 +519,12 @@ class PromptScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.question, id="prompt-question")
+            # markup=False wherever a name or a hub's answer is shown: a name may hold "[" and "]" (only "/"
+            # is reserved), and as Textual markup "[/x]" raised MarkupError (ending the view), "[b]" vanished.
+            yield Static(self.question, id="prompt-question", markup=False)
             for field_id, placeholder, value in self.fields:
                 yield Input(value=value, placeholder=placeholder, id=field_id)
-            yield Static("", id="prompt-error")
+            yield Static("", id="prompt-error", markup=False)
             yield Static("Enter sends · Tab next field · Esc cancels", id="prompt-hint")
 
     def value(self, field_id: str) -> str:
@@ -648,8 +651,8 @@ class ListScreen(Screen[None]):
         raise NotImplementedError
 
     def compose(self) -> ComposeResult:
-        yield Static(self.title_line(), id="list-title")
-        yield Static("loading…", id="list-message")
+        yield Static(self.title_line(), id="list-title", markup=False)  # a name, a hub's answer: see PromptScreen
+        yield Static("loading…", id="list-message", markup=False)
         table: DataTable[str] = DataTable(id="list-table", cursor_type="row", zebra_stripes=True)
         yield table
         yield Footer()
@@ -683,7 +686,9 @@ class ListScreen(Screen[None]):
         table = self.query_one("#list-table", DataTable)
         table.clear()
         for row in rows:
-            table.add_row(*row)
+            # Text, not str: DataTable reads a str as Rich markup, and a comment or a value with brackets
+            # ("[/dev/sda]") raised MarkupError, ending the view. Control characters escaped, as everywhere.
+            table.add_row(*(Text(one_line(cell), no_wrap=True) for cell in row))
 
 
 class AlarmsScreen(ListScreen):

@@ -353,6 +353,40 @@ def test_ack_refused_by_the_hub_says_why_in_the_prompt() -> None:
     run(scenario, feed=FakeFeed(station(extra=True)), commands=commands)
 
 
+def test_brackets_in_names_and_hub_messages_are_text_in_prompts_and_lists() -> None:
+    """A name may hold any character but "/": the node ``Rack[/x]`` (segments ``Rack[`` and ``x]``) in a
+    prompt's question or a list's title, or a hub's answer with brackets, is shown as it is (as Textual
+    markup, ``[/x]`` raised MarkupError and ended the view, and ``[b]`` vanished)."""
+    tree = station(extra=True)
+    tree["GS1/Rack["] = node("GS1/Rack[", 30, kind="parent", attention=30)
+    tree["GS1/Rack[/x]"] = node("GS1/Rack[/x]", 30, kind="parent", attention=30)
+    alarm = {"id": 11, "state": "active_unacked", "level": 30}
+    tree["GS1/Rack[/x]/p_percent"] = node("GS1/Rack[/x]/p_percent", 30, 97.0, attention=30, alarm=alarm)
+    refusal = "the hub refused: nothing to acknowledge under GS1/Rack[/x] [b]now[/b]"
+    commands = FakeCommands(refuse=refusal)
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        assert app.model.select("GS1/Rack[/x]")
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, AckPrompt)
+        assert "under GS1/Rack[/x] (ids 11)" in text(app.screen.query_one("#prompt-question"))
+        await pilot.press(*"x", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert text(app.screen.query_one("#prompt-error")) == refusal
+        await pilot.press("escape", "A")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, AlarmsScreen)
+        assert "alarms under GS1/Rack[/x] " in text(app.screen.query_one("#list-title"))
+        await pilot.press("escape")
+        assert app.failure is None
+
+    app = run(scenario, feed=FakeFeed(tree), commands=commands)
+    assert app.return_value in (0, None)
+
+
 def test_shelve_prompt_sends_the_selected_prefix_mode_and_comment() -> None:
     commands = FakeCommands()
 
@@ -397,7 +431,7 @@ def test_alarm_list_and_journal_through_commands_or_not_available() -> None:
         table = app.screen.query_one("#list-table", DataTable)
         assert table.row_count == 1
         # The cells gsmon alarms prints: state and level in words, the raised time with its zone.
-        cells = dict(zip(AlarmsScreen.COLUMNS, table.get_row_at(0), strict=True))
+        cells = dict(zip(AlarmsScreen.COLUMNS, map(str, table.get_row_at(0)), strict=True))
         assert (cells["id"], cells["state"], cells["level"]) == ("7", "UNACKED", "CRITICAL")
         assert cells["path"] == "GS1/Rack1/Disk/root_used_percent"
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ \(now\)", cells["raised"]), cells["raised"]
@@ -426,6 +460,53 @@ def test_alarm_list_and_journal_through_commands_or_not_available() -> None:
         assert app.screen.message == "the journal is not available on this hub"
 
     run(without)
+
+
+def test_the_lists_show_brackets_and_control_characters_as_text() -> None:
+    """A comment or a value with square brackets is text, not Rich markup (``[/dev/sda]`` read as a closing
+    tag raised MarkupError and ended the whole view); control characters are escaped, as in every view."""
+
+    @dataclass
+    class Bracketed(FakeCommands):
+        def alarms(self, prefix: str) -> list[AlarmRecord]:
+            return [
+                AlarmRecord(
+                    8,
+                    "GS1/Rack1/Disk/mount",
+                    "active_acked",
+                    30,
+                    value="[/dev/sda] [bold]ro",
+                    acked_by="ops",
+                    ack_comment="[/x]",
+                )
+            ]
+
+        def journal(self, prefix: str, since: float) -> list[JournalRecord]:
+            return [
+                JournalRecord(time=time.time(), path="GS1/Rack1/Disk/mount", kind="ack", comment="swapped [/dev/sda]"),
+                JournalRecord(time=time.time(), path="GS1/Rack1/Disk/mount", kind="ack", user="[red]ops\x1b[2J"),
+            ]
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        await pilot.press("A")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one("#list-table", DataTable)
+        cells = dict(zip(AlarmsScreen.COLUMNS, map(str, table.get_row_at(0)), strict=True))
+        assert cells["value"] == "[/dev/sda] [bold]ro"
+        assert cells["note"].endswith(": [/x]")
+        await pilot.press("escape", "L")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one("#list-table", DataTable)
+        rows = [dict(zip(JournalScreen.COLUMNS, map(str, table.get_row_at(i)), strict=True)) for i in range(2)]
+        assert rows[0]["comment"] == "swapped [/dev/sda]"
+        assert rows[1]["user"] == "[red]ops\\x1b[2J"
+        await pilot.press("escape")
+        assert app.failure is None
+
+    app = run(scenario, commands=Bracketed())
+    assert app.return_value in (0, None)
 
 
 def test_hub_lost_every_row_unknown_then_back() -> None:
