@@ -100,7 +100,7 @@ KEYS: Final[tuple[tuple[str, str], ...]] = (
 #: What the symbols say (for ``?``): a monochrome terminal reads the levels by them.
 LEGEND: Final = (
     "Levels: ‼ CRITICAL  ◌ STALE  ✗ RED  ▲ ORANGE  ✓ GREEN  · no judgement  ? UNKNOWN (the hub is lost). "
-    f"{UNACKED_MARK} before a point's name: its alarm waits for an acknowledgement (a)."
+    f"{UNACKED_MARK} before a point's name: its alarm waits for an acknowledgement (a), and is not shelved."
 )
 
 _TIER_STYLES: Final[dict[Tier, Style]] = {
@@ -1097,7 +1097,8 @@ class WatchApp(App[int]):
         text = self.model.filter_text
         self.tree_view.sync(force=True)
         self._selection_changed()
-        self.notify_line(f"filter {text!r}: {matches} matching nodes (Esc clears)" if text else "filter cleared")
+        nodes = "node" if matches == 1 else "nodes"
+        self.notify_line(f"filter {text!r}: {matches} matching {nodes} (Esc clears)" if text else "filter cleared")
 
     def on_key(self, event: events.Key) -> None:
         self._key_came()  # the keys bound to the tree never come here: they come through _selection_changed

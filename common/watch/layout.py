@@ -11,8 +11,8 @@ Every level has a symbol and a word, so that a monochrome terminal (or
 A user-defined level takes the symbol of the built-in level below it and its
 own word. A point is coloured by its attention, which its level word does not
 say (an alarm back to normal but not acknowledged: ``✓ GREEN`` shown red), so
-a point whose alarm waits for an acknowledgement is also marked ``!`` before
-its name: a monochrome terminal tells it from the others too.
+a point whose alarm waits for an acknowledgement (and is not shelved) is also
+marked ``!`` before its name: a monochrome terminal tells it from the others too.
 
 Columns: the name takes what the deepest, longest name needs, up to
 :data:`NAME_SHARE` of the width; the level word and the ``age`` (at the hub)
@@ -203,7 +203,14 @@ def cells_for(row: Row, model: ViewModel, columns: Columns, now: float) -> Cells
     lost = model.lost
     entry = model.entry(row.path) if row.kind is not RowKind.GROUP else None
     alarm = entry.extras.alarm if entry is not None else None
-    unacked = not lost and alarm is not None and alarm.unacked  # when lost, nothing is vouched for
+    # Waits for a person: unacked and not shelved (a shelf silences it, as attention says); lost: unknown.
+    unacked = (
+        not lost
+        and alarm is not None
+        and alarm.unacked
+        and alarm.shelf_id is None
+        and (entry is None or entry.extras.shelf_id is None)
+    )
     name = ellipsis_middle("  " * row.depth + _twisty(row, unacked) + _label(row, model), columns.name)
     if row.kind is RowKind.GROUP:
         members = [model.entry(path) for path in row.members]

@@ -561,6 +561,8 @@ def test_a_point_whose_alarm_waits_for_an_ack_is_marked_in_monochrome_too() -> N
         "GS1/lock": point("GS1/lock", 10, attention=30, alarm=rtn),
         "GS1/gain_db": point("GS1/gain_db", 30, attention=0, alarm={**ALARM, "id": 2, "state": "active_acked"}),
         "GS1/temp_c": point("GS1/temp_c", 10, attention=0),
+        # Unacked but shelved: silenced (attention 0), so no mark either.
+        "GS1/fan_rpm": point("GS1/fan_rpm", 30, attention=0, alarm={**ALARM, "id": 3, "shelf_id": 4}, shelf_id=4),
     }
     model = model_of(nodes)
     columns = columns_for(100, 30)
@@ -573,6 +575,7 @@ def test_a_point_whose_alarm_waits_for_an_ack_is_marked_in_monochrome_too() -> N
     lock = cells("GS1/lock")
     assert (lock.name, lock.level, lock.tier) == ("  ! lock", "✓ GREEN", "red")
     assert cells("GS1/gain_db").name == "    gain_db"
+    assert cells("GS1/fan_rpm").name == "    fan_rpm"
     assert cells("GS1").name.startswith("▾ GS1")
     model.set_lost(True)
     assert cells("GS1/lock").name == "    lock"
