@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Final
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.table import Table
@@ -643,6 +644,7 @@ class ListScreen(Screen[None]):
         self.prefix = prefix
         self.loaded_at = 0.0
         self.message = ""
+        self.needed_width = 0  # cells the rows shown need (more than the screen: the title says so)
 
     def title_line(self) -> str:  # pragma: no cover - each list has its own
         raise NotImplementedError
@@ -685,10 +687,30 @@ class ListScreen(Screen[None]):
         self.query_one("#list-message", Static).update(message)
         table = self.query_one("#list-table", DataTable)
         table.clear()
+        # What the rows need: each column as wide as its widest cell, with the table's padding either side.
+        padding = 2 * table.cell_padding
+        self.needed_width = sum(
+            max([cell_len(label), *(cell_len(one_line(row[index])) for row in rows)]) + padding
+            for index, label in enumerate(self.COLUMNS)
+        )
         for row in rows:
             # Text, not str: DataTable reads a str as Rich markup, and a comment or a value with brackets
             # ("[/dev/sda]") raised MarkupError, ending the view. Control characters escaped, as everywhere.
             table.add_row(*(Text(one_line(cell), no_wrap=True) for cell in row))
+        self.call_after_refresh(self.update_title)
+
+    def update_title(self) -> None:
+        """The title, one line (cut with an ellipsis), saying first when the rows are wider than the screen:
+        the columns off to the right are not cut, they are a ← → away (at 80 columns the journal's user and
+        comment are)."""
+        table = self.query_one("#list-table", DataTable)
+        wide = self.needed_width > (table.scrollable_content_region.width or self.size.width) > 0
+        hint = " ← → more columns ·" if wide else ""  # first: a long title is cut at its end (with an ellipsis)
+        title = Text(hint + self.title_line(), no_wrap=True, overflow="ellipsis", end="")
+        self.query_one("#list-title", Static).update(title)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self.update_title)
 
 
 class AlarmsScreen(ListScreen):
@@ -735,7 +757,7 @@ class JournalScreen(ListScreen):
 
     def action_span(self) -> None:
         self.span = (self.span + 1) % len(self.SPANS)
-        self.query_one("#list-title", Static).update(self.title_line())
+        self.update_title()
         self.action_reload()
 
     def fetch(self) -> list[tuple[str, ...]]:

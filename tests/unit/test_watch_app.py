@@ -509,6 +509,33 @@ def test_the_lists_show_brackets_and_control_characters_as_text() -> None:
     assert app.return_value in (0, None)
 
 
+def test_a_list_wider_than_the_screen_says_so_in_its_title() -> None:
+    """At 80 columns the journal's last columns are off to the right (not cut: a → away); the title says
+    so, and stops saying it when the terminal is wide enough."""
+
+    @dataclass
+    class Talkative(FakeCommands):
+        def journal(self, prefix: str, since: float) -> list[JournalRecord]:
+            comment = "swapped the disk in bay 3 and started the rebuild, back in two hours"
+            path = "GS1/Rack1/Disk/root_used_percent"
+            return [JournalRecord(time=time.time(), path=path, kind="ack", user="ops", comment=comment)]
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        await pilot.press("L")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.pause()
+        title = text(app.screen.query_one("#list-title"))
+        assert title.startswith(" ← → more columns · journal of GS1"), title
+        await pilot.resize_terminal(220, 40)
+        await pilot.pause()
+        await pilot.pause()
+        title = text(app.screen.query_one("#list-title"))
+        assert title.startswith(" journal of GS1"), title
+
+    run(scenario, commands=Talkative())
+
+
 def test_hub_lost_every_row_unknown_then_back() -> None:
     feed = FakeFeed(station())
 
