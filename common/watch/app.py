@@ -22,8 +22,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Final
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
+from rich.table import Table
 from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult
@@ -37,6 +39,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static
 
 from gsmon.common.alarms_cli import ALARM_COLUMNS, alarm_cells, sorted_alarms
+from gsmon.common.units import one_line
 from gsmon.common.watch.collector import FullCollections, hand_back, take_over
 from gsmon.common.watch.commands import (
     MAX_COMMENT_CHARS,
@@ -50,6 +53,7 @@ from gsmon.common.watch.commands import (
 )
 from gsmon.common.watch.feed import FeedBatch
 from gsmon.common.watch.layout import (
+    UNACKED_MARK,
     Cells,
     Columns,
     ConnectionState,
@@ -64,7 +68,7 @@ from gsmon.common.watch.layout import (
 )
 from gsmon.common.watch.model import Row, RowKind, ViewModel
 
-__all__ = ["KEYS", "REDRAW_S", "TreeView", "WatchApp"]
+__all__ = ["KEYS", "LEGEND", "REDRAW_S", "TreeView", "WatchApp"]
 
 REDRAW_S: Final = 0.25
 # Below these sizes the detail pane is not shown unless asked for (Enter on a point, or d).
@@ -92,6 +96,12 @@ KEYS: Final[tuple[tuple[str, str], ...]] = (
     ("Esc", "close a prompt, a list or this help; clear the filter"),
     ("q  Ctrl+C", "quit"),
     ("mouse", "click selects, click again (or double-click) expands; the wheel scrolls"),
+)
+
+#: What the symbols say (for ``?``): a monochrome terminal reads the levels by them.
+LEGEND: Final = (
+    "Levels: ‼ CRITICAL  ◌ STALE  ✗ RED  ▲ ORANGE  ✓ GREEN  · no judgement  ? UNKNOWN (the hub is lost). "
+    f"{UNACKED_MARK} before a point's name: its alarm waits for an acknowledgement (a), and is not shelved."
 )
 
 _TIER_STYLES: Final[dict[Tier, Style]] = {
@@ -173,7 +183,8 @@ class TreeView(ScrollView, can_focus=True):
         Binding("end,G", "edge(1)", "bottom", show=False, priority=True),
         Binding("right,l", "expand", "expand", show=False, priority=True),
         Binding("left,h", "collapse", "collapse", show=False, priority=True),
-        Binding("enter", "open_close", "open", priority=True),
+        # Not in the footer (? lists it): at 80 columns the footer holds every other key (a cut footer hid A and L).
+        Binding("enter", "open_close", "open", show=False, priority=True),
     ]
 
     def __init__(self, model: ViewModel, clock: Callable[[], float], colour: bool, **kwargs: Any) -> None:
@@ -476,14 +487,17 @@ class HelpScreen(ModalScreen[None]):
         self.role_note = role_note
 
     def compose(self) -> ComposeResult:
-        text = Text("gsmon watch: keys\n\n", style="bold")
-        width = max(len(keys) for keys, _ in KEYS) + 2
+        # A grid, not one text: a description too long for the line wraps under itself, not under the keys
+        # (at 80 columns most of them do).
+        keys_table = Table.grid(padding=(0, 2))
+        keys_table.add_column(style="bold", no_wrap=True)
+        keys_table.add_column()
         for keys, what in KEYS:
-            text.append(keys.ljust(width), style="bold")
-            text.append(what + "\n")
-        text.append("\n" + self.role_note + "\nEsc or ? closes this help.")
+            keys_table.add_row(keys, what)
         with VerticalScroll():
-            yield Static(text)
+            yield Static(Text("gsmon watch: keys\n", style="bold"))
+            yield Static(keys_table, id="help-keys")
+            yield Static(Text(f"\n{LEGEND}\n\n{self.role_note}\nEsc or ? closes this help."))
 
 
 class PromptScreen(ModalScreen[None]):
@@ -506,10 +520,12 @@ class PromptScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.question, id="prompt-question")
+            # markup=False wherever a name or a hub's answer is shown: a name may hold "[" and "]" (only "/"
+            # is reserved), and as Textual markup "[/x]" raised MarkupError (ending the view), "[b]" vanished.
+            yield Static(self.question, id="prompt-question", markup=False)
             for field_id, placeholder, value in self.fields:
                 yield Input(value=value, placeholder=placeholder, id=field_id)
-            yield Static("", id="prompt-error")
+            yield Static("", id="prompt-error", markup=False)
             yield Static("Enter sends · Tab next field · Esc cancels", id="prompt-hint")
 
     def value(self, field_id: str) -> str:
@@ -628,6 +644,7 @@ class ListScreen(Screen[None]):
         self.prefix = prefix
         self.loaded_at = 0.0
         self.message = ""
+        self.needed_width = 0  # cells the rows shown need (more than the screen: the title says so)
 
     def title_line(self) -> str:  # pragma: no cover - each list has its own
         raise NotImplementedError
@@ -636,8 +653,8 @@ class ListScreen(Screen[None]):
         raise NotImplementedError
 
     def compose(self) -> ComposeResult:
-        yield Static(self.title_line(), id="list-title")
-        yield Static("loading…", id="list-message")
+        yield Static(self.title_line(), id="list-title", markup=False)  # a name, a hub's answer: see PromptScreen
+        yield Static("loading…", id="list-message", markup=False)
         table: DataTable[str] = DataTable(id="list-table", cursor_type="row", zebra_stripes=True)
         yield table
         yield Footer()
@@ -670,8 +687,30 @@ class ListScreen(Screen[None]):
         self.query_one("#list-message", Static).update(message)
         table = self.query_one("#list-table", DataTable)
         table.clear()
+        # What the rows need: each column as wide as its widest cell, with the table's padding either side.
+        padding = 2 * table.cell_padding
+        self.needed_width = sum(
+            max([cell_len(label), *(cell_len(one_line(row[index])) for row in rows)]) + padding
+            for index, label in enumerate(self.COLUMNS)
+        )
         for row in rows:
-            table.add_row(*row)
+            # Text, not str: DataTable reads a str as Rich markup, and a comment or a value with brackets
+            # ("[/dev/sda]") raised MarkupError, ending the view. Control characters escaped, as everywhere.
+            table.add_row(*(Text(one_line(cell), no_wrap=True) for cell in row))
+        self.call_after_refresh(self.update_title)
+
+    def update_title(self) -> None:
+        """The title, one line (cut with an ellipsis), saying first when the rows are wider than the screen:
+        the columns off to the right are not cut, they are a ← → away (at 80 columns the journal's user and
+        comment are)."""
+        table = self.query_one("#list-table", DataTable)
+        wide = self.needed_width > (table.scrollable_content_region.width or self.size.width) > 0
+        hint = " ← → more columns ·" if wide else ""  # first: a long title is cut at its end (with an ellipsis)
+        title = Text(hint + self.title_line(), no_wrap=True, overflow="ellipsis", end="")
+        self.query_one("#list-title", Static).update(title)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self.update_title)
 
 
 class AlarmsScreen(ListScreen):
@@ -718,7 +757,7 @@ class JournalScreen(ListScreen):
 
     def action_span(self) -> None:
         self.span = (self.span + 1) % len(self.SPANS)
-        self.query_one("#list-title", Static).update(self.title_line())
+        self.update_title()
         self.action_reload()
 
     def fetch(self) -> list[tuple[str, ...]]:
@@ -777,7 +816,7 @@ class WatchApp(App[int]):
         Binding("d", "detail", "detail"),
         Binding("a", "ack", "ack"),
         Binding("s", "shelve", "shelve"),
-        Binding("u", "unack", "unack"),
+        Binding("u", "unack", "unack", show=False),  # the rarer undo of a: in ? only, for the footer's 80 columns
         Binding("A", "alarms", "alarms"),
         Binding("L", "journal", "log"),
         Binding("escape", "clear", "clear filter", show=False),
@@ -1080,7 +1119,8 @@ class WatchApp(App[int]):
         text = self.model.filter_text
         self.tree_view.sync(force=True)
         self._selection_changed()
-        self.notify_line(f"filter {text!r}: {matches} matching nodes (Esc clears)" if text else "filter cleared")
+        nodes = "node" if matches == 1 else "nodes"
+        self.notify_line(f"filter {text!r}: {matches} matching {nodes} (Esc clears)" if text else "filter cleared")
 
     def on_key(self, event: events.Key) -> None:
         self._key_came()  # the keys bound to the tree never come here: they come through _selection_changed

@@ -9,7 +9,12 @@ Every level has a symbol and a word, so that a monochrome terminal (or
     ‼ CRITICAL   ◌ STALE   ✗ RED   ▲ ORANGE   ✓ GREEN   · (no judgement)   ? UNKNOWN (hub lost)
 
 A user-defined level takes the symbol of the built-in level below it and its
-own word. Columns: the name takes what the deepest, longest name needs, up to
+own word. A point is coloured by its attention, which its level word does not
+say (an alarm back to normal but not acknowledged: ``✓ GREEN`` shown red), so
+a point whose alarm waits for an acknowledgement (and is not shelved) is also
+marked ``!`` before its name: a monochrome terminal tells it from the others too.
+
+Columns: the name takes what the deepest, longest name needs, up to
 :data:`NAME_SHARE` of the width; the level word and the ``age`` (at the hub)
 are narrow and fixed; the value takes the rest, cut with ``…`` (the detail
 pane shows all of it). A name too long for its column loses its middle, so
@@ -32,6 +37,7 @@ from gsmon.common.watch.model import PROBLEM_LEVEL, Row, RowKind, ViewModel
 
 __all__ = [
     "NAME_SHARE",
+    "UNACKED_MARK",
     "UNKNOWN_SYMBOL",
     "UNKNOWN_WORD",
     "Cells",
@@ -144,12 +150,16 @@ def columns_for(width: int, name_needed: int) -> Columns:
     return Columns(width, name, level, max(1, available - name), age)
 
 
-def _twisty(row: Row) -> str:
+#: Before the name of a point whose alarm waits for an acknowledgement (where a parent has its twisty).
+UNACKED_MARK: Final = "!"
+
+
+def _twisty(row: Row, unacked: bool = False) -> str:
     if row.kind is RowKind.GROUP:
         return "▸ "
     if row.expandable:
         return "▾ " if row.expanded else "▸ "
-    return "  "
+    return f"{UNACKED_MARK} " if unacked else "  "
 
 
 def _label(row: Row, model: ViewModel) -> str:
@@ -191,7 +201,17 @@ class Cells:
 def cells_for(row: Row, model: ViewModel, columns: Columns, now: float) -> Cells:
     """One row's cells at hub time ``now`` (seconds; the age column is the age at the hub)."""
     lost = model.lost
-    name = ellipsis_middle("  " * row.depth + _twisty(row) + _label(row, model), columns.name)
+    entry = model.entry(row.path) if row.kind is not RowKind.GROUP else None
+    alarm = entry.extras.alarm if entry is not None else None
+    # Waits for a person: unacked and not shelved (a shelf silences it, as attention says); lost: unknown.
+    unacked = (
+        not lost
+        and alarm is not None
+        and alarm.unacked
+        and alarm.shelf_id is None
+        and (entry is None or entry.extras.shelf_id is None)
+    )
+    name = ellipsis_middle("  " * row.depth + _twisty(row, unacked) + _label(row, model), columns.name)
     if row.kind is RowKind.GROUP:
         members = [model.entry(path) for path in row.members]
         worst = max((entry.level for entry in members if entry is not None), default=0)
@@ -202,7 +222,6 @@ def cells_for(row: Row, model: ViewModel, columns: Columns, now: float) -> Cells
         return Cells(
             name, _level_cell(symbol, word, columns.level), ellipsis_end(value, columns.value), "", tier, False
         )
-    entry = model.entry(row.path)
     if entry is None:  # removed since the rows were built: the next build drops it
         return Cells(name, "", "", "", "none", False)
     # Views colour by attention once the hub sends it (an acknowledged RED is no longer loud).

@@ -559,11 +559,29 @@ class ViewModel:
             index = self._index.get(self._cursor_key)
             if index is None and self._cursor_key.endswith(GROUP_SUFFIX):
                 index = self._index.get(self._cursor_key.removesuffix(GROUP_SUFFIX))
+            if index is None and (index := self._row_holding(self._cursor_key)) is not None:
+                self._cursor_key = rows[index].key  # the selection is now that row (what a and s act on)
             if index is not None:
                 self._cursor = index
                 return
         self._cursor = max(0, min(self._cursor, len(rows) - 1))
         self._cursor_key = rows[self._cursor].key if rows else None
+
+    def _row_holding(self, key: str) -> int | None:
+        """The row that now shows the node ``key`` whose own row is gone: the ``(N ok)`` group that folded
+        it, or its nearest ancestor on screen (a subtree that became healthy collapsed around it). The
+        selection is what ``a`` and ``s`` act on: it must not slide onto a neighbour's subtree."""
+        rows = self._rows or []
+        for position, row in enumerate(rows):
+            if row.kind is RowKind.GROUP and key in row.members:
+                return position
+        path = parent_of(key)
+        while path:
+            index = self._index.get(path)
+            if index is not None:
+                return index
+            path = parent_of(path)
+        return None
 
     def move_to(self, index: int) -> None:
         rows = self.rows

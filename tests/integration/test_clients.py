@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -151,6 +152,41 @@ def test_get_of_a_prefix_that_matches_nothing_says_so(procs: Processes, tmp_path
     found = gsmon("get", "_hub/", "--json", "--hub", hub.query, env=env)
     assert found.returncode == 0, found.stderr
     assert "_hub/uptime_s" in json.loads(found.stdout)
+
+
+def test_get_table_shows_units_and_json_stays_exact(procs: Processes, tmp_path: Path) -> None:
+    """The issue's own raw values: the table says them with their units, sized to COLUMNS, the long error
+    cut with an ellipsis; ``--json`` gives every number and character exactly as the agent sent it."""
+    hub = procs.hub()
+    error = "ERROR ConnectionError: no reply from the downconverter at 10.0.0.5 after 3 tries"
+    values: dict[str, object] = {
+        "memory_available_bytes": 24_670_994_432,
+        "eno1_rx_bytes_per_s": 8.21207e07,
+        "uptime_s": 1.23457e06,
+        "lock": error,
+    }
+    points = [{"name": name, "parent": "Host", "value": value, "dt": 1.0} for name, value in values.items()]
+    procs.agent(hub, "host", {"parents": {"Host": None}, "points": points}, mount="GS1")
+    env = clean_env(tmp_path, COLUMNS="80")
+
+    def listed() -> subprocess.CompletedProcess[str] | None:
+        done = gsmon("get", "GS1", "--hub", hub.query, env=env)
+        return done if done.returncode == 0 and "lock" in done.stdout else None
+
+    table = wait_until(listed, what="the agent's points at the hub").stdout
+    lines = table.splitlines()
+    assert all(len(line) <= 80 for line in lines), table
+    assert re.search(r"memory_available_bytes +23\.0 GiB\b", table), table
+    assert re.search(r"eno1_rx_bytes_per_s +82\.1 MB/s\b", table), table
+    assert re.search(r"uptime_s +14d 6h 56m\b", table), table
+    lock = next(line for line in lines if "lock" in line)
+    shown = re.search(r"(ERROR \S.*?)… ", lock)
+    assert shown is not None, lock
+    assert error.startswith(shown.group(1)), lock  # the error's head, and an ellipsis
+    assert " age" in lines[1]
+    assert "Last polled" not in table
+    exact = json.loads(gsmon("get", "GS1", "--json", "--hub", hub.query, env=env).stdout)
+    assert {name: exact[f"GS1/Host/{name}"]["value"] for name in values} == values
 
 
 # ----------------------------------------------------------------------

@@ -302,3 +302,55 @@ def test_watch_in_tmux_a_acknowledges_the_selected_subtree_by_id(procs: Processe
     tmux.keys("q")
     status = wait_until(lambda: tmux.status_file.exists() and tmux.status_file.read_text().strip(), what="watch exit")
     assert status == "0"
+
+
+def test_demo_in_tmux_first_sight(tmux: Tmux) -> None:
+    """``gsmon demo`` as a newcomer runs it, at 80x24: the full-screen view (not plain frames), the local
+    probes judged by their default thresholds, the hub's own ``_hub`` one collapsed line, and, in the full
+    tree, the rates with a value and a unit on the first screen; nothing in the scrollback; ``q`` exits 0
+    and the demo's hub and agent go with it."""
+    tmux.start([sys.executable, "-m", "gsmon.common.cli", "demo"], 80, 24)
+    judged = re.compile(r"[▸▾] CPU +[✓▲✗‼] (GREEN|ORANGE|RED|CRITICAL)\b")
+    hub_line = re.compile(r"▸ _hub +\S.*\b\d+ (ok|orange|red|critical|stale)\b")  # "· 38 ok" before its first level
+    screen = wait_until(
+        lambda: (shown := tmux.capture()) and "connected" in shown and judged.search(shown) and shown,
+        timeout_s=60,
+        what="the demo's probes with their levels",
+    )
+    _save("demo-80x24-first", screen)
+    assert hub_line.search(screen), screen
+    assert "▾ _hub" not in screen
+    assert all(len(line) <= 80 for line in screen.splitlines())
+    tmux.keys("t")  # the full tree: every probe point, in path order
+    rates = re.compile(r"_bytes_per_s +· +[\d.]+ [kMGT]?B/s\b")
+    full = wait_until(
+        lambda: (shown := tmux.capture()) and "full tree" in shown and rates.search(shown) and shown,
+        timeout_s=20,
+        what="the demo's rates with a value in the full tree",
+    )
+    _save("demo-80x24-full", full)
+    assert re.search(r"\b\d+(\.\d+)?%", full), "percentages with their unit"
+    assert re.search(r"\b\d+(\.\d+)? [KMGT]iB\b", full), "bytes in binary multiples"
+    assert tmux.history_size() == 0
+    tmux.keys("q")
+    status = wait_until(lambda: tmux.status_file.exists() and tmux.status_file.read_text().strip(), what="demo exit")
+    assert status == "0"
+
+
+def test_watch_plain_in_tmux_draws_frames_with_no_escape_sequence(station: Hub, tmux: Tmux) -> None:
+    """``--plain`` on a terminal: frames one after another, with no cursor movement and no colour (tmux
+    keeps no attribute of any cell: ``capture-pane -e`` has no escape sequence); Ctrl-C stops it, status 0."""
+    command = [sys.executable, "-m", "gsmon.common.cli", "watch", "--plain", "--hub", station.query]
+    tmux.start([*command, "GS1/Rack1/Storage", "--refresh-s", "0.2"], 80, 24)
+    screen = wait_until(
+        lambda: (shown := tmux.capture()) and "smart_errors" in shown and shown.count("Hub ") >= 2 and shown,
+        timeout_s=30,
+        what="two plain frames",
+    )
+    _save("plain-80x24", screen)
+    assert re.search(r"\.\.\.smart_errors +412 +CRITICAL\b", screen), screen
+    assert all(len(line) <= 80 for line in screen.splitlines())
+    assert "\x1b" not in tmux.run("capture-pane", "-e", "-p", "-t", tmux.session)
+    tmux.keys("C-c")
+    status = wait_until(lambda: tmux.status_file.exists() and tmux.status_file.read_text().strip(), what="watch exit")
+    assert status == "0"

@@ -23,6 +23,7 @@ from textual.widgets import DataTable
 from gsmon.common.client import NodeState
 from gsmon.common.watch.app import (
     KEYS,
+    LEGEND,
     AckPrompt,
     AlarmsScreen,
     HelpScreen,
@@ -352,6 +353,40 @@ def test_ack_refused_by_the_hub_says_why_in_the_prompt() -> None:
     run(scenario, feed=FakeFeed(station(extra=True)), commands=commands)
 
 
+def test_brackets_in_names_and_hub_messages_are_text_in_prompts_and_lists() -> None:
+    """A name may hold any character but "/": the node ``Rack[/x]`` (segments ``Rack[`` and ``x]``) in a
+    prompt's question or a list's title, or a hub's answer with brackets, is shown as it is (as Textual
+    markup, ``[/x]`` raised MarkupError and ended the view, and ``[b]`` vanished)."""
+    tree = station(extra=True)
+    tree["GS1/Rack["] = node("GS1/Rack[", 30, kind="parent", attention=30)
+    tree["GS1/Rack[/x]"] = node("GS1/Rack[/x]", 30, kind="parent", attention=30)
+    alarm = {"id": 11, "state": "active_unacked", "level": 30}
+    tree["GS1/Rack[/x]/p_percent"] = node("GS1/Rack[/x]/p_percent", 30, 97.0, attention=30, alarm=alarm)
+    refusal = "the hub refused: nothing to acknowledge under GS1/Rack[/x] [b]now[/b]"
+    commands = FakeCommands(refuse=refusal)
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        assert app.model.select("GS1/Rack[/x]")
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, AckPrompt)
+        assert "under GS1/Rack[/x] (ids 11)" in text(app.screen.query_one("#prompt-question"))
+        await pilot.press(*"x", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert text(app.screen.query_one("#prompt-error")) == refusal
+        await pilot.press("escape", "A")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, AlarmsScreen)
+        assert "alarms under GS1/Rack[/x] " in text(app.screen.query_one("#list-title"))
+        await pilot.press("escape")
+        assert app.failure is None
+
+    app = run(scenario, feed=FakeFeed(tree), commands=commands)
+    assert app.return_value in (0, None)
+
+
 def test_shelve_prompt_sends_the_selected_prefix_mode_and_comment() -> None:
     commands = FakeCommands()
 
@@ -396,7 +431,7 @@ def test_alarm_list_and_journal_through_commands_or_not_available() -> None:
         table = app.screen.query_one("#list-table", DataTable)
         assert table.row_count == 1
         # The cells gsmon alarms prints: state and level in words, the raised time with its zone.
-        cells = dict(zip(AlarmsScreen.COLUMNS, table.get_row_at(0), strict=True))
+        cells = dict(zip(AlarmsScreen.COLUMNS, map(str, table.get_row_at(0)), strict=True))
         assert (cells["id"], cells["state"], cells["level"]) == ("7", "UNACKED", "CRITICAL")
         assert cells["path"] == "GS1/Rack1/Disk/root_used_percent"
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ \(now\)", cells["raised"]), cells["raised"]
@@ -425,6 +460,80 @@ def test_alarm_list_and_journal_through_commands_or_not_available() -> None:
         assert app.screen.message == "the journal is not available on this hub"
 
     run(without)
+
+
+def test_the_lists_show_brackets_and_control_characters_as_text() -> None:
+    """A comment or a value with square brackets is text, not Rich markup (``[/dev/sda]`` read as a closing
+    tag raised MarkupError and ended the whole view); control characters are escaped, as in every view."""
+
+    @dataclass
+    class Bracketed(FakeCommands):
+        def alarms(self, prefix: str) -> list[AlarmRecord]:
+            return [
+                AlarmRecord(
+                    8,
+                    "GS1/Rack1/Disk/mount",
+                    "active_acked",
+                    30,
+                    value="[/dev/sda] [bold]ro",
+                    acked_by="ops",
+                    ack_comment="[/x]",
+                )
+            ]
+
+        def journal(self, prefix: str, since: float) -> list[JournalRecord]:
+            return [
+                JournalRecord(time=time.time(), path="GS1/Rack1/Disk/mount", kind="ack", comment="swapped [/dev/sda]"),
+                JournalRecord(time=time.time(), path="GS1/Rack1/Disk/mount", kind="ack", user="[red]ops\x1b[2J"),
+            ]
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        await pilot.press("A")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one("#list-table", DataTable)
+        cells = dict(zip(AlarmsScreen.COLUMNS, map(str, table.get_row_at(0)), strict=True))
+        assert cells["value"] == "[/dev/sda] [bold]ro"
+        assert cells["note"].endswith(": [/x]")
+        await pilot.press("escape", "L")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one("#list-table", DataTable)
+        rows = [dict(zip(JournalScreen.COLUMNS, map(str, table.get_row_at(i)), strict=True)) for i in range(2)]
+        assert rows[0]["comment"] == "swapped [/dev/sda]"
+        assert rows[1]["user"] == "[red]ops\\x1b[2J"
+        await pilot.press("escape")
+        assert app.failure is None
+
+    app = run(scenario, commands=Bracketed())
+    assert app.return_value in (0, None)
+
+
+def test_a_list_wider_than_the_screen_says_so_in_its_title() -> None:
+    """At 80 columns the journal's last columns are off to the right (not cut: a → away); the title says
+    so, and stops saying it when the terminal is wide enough."""
+
+    @dataclass
+    class Talkative(FakeCommands):
+        def journal(self, prefix: str, since: float) -> list[JournalRecord]:
+            comment = "swapped the disk in bay 3 and started the rebuild, back in two hours"
+            path = "GS1/Rack1/Disk/root_used_percent"
+            return [JournalRecord(time=time.time(), path=path, kind="ack", user="ops", comment=comment)]
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        await pilot.press("L")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.pause()
+        title = text(app.screen.query_one("#list-title"))
+        assert title.startswith(" ← → more columns · journal of GS1"), title
+        await pilot.resize_terminal(220, 40)
+        await pilot.pause()
+        await pilot.pause()
+        title = text(app.screen.query_one("#list-title"))
+        assert title.startswith(" journal of GS1"), title
+
+    run(scenario, commands=Talkative())
 
 
 def test_hub_lost_every_row_unknown_then_back() -> None:
@@ -555,17 +664,46 @@ def test_resize_moves_and_shows_the_detail_pane() -> None:
 def test_help_lists_every_key() -> None:
     async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
         await pilot.press("question_mark")
+        await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        shown = str(app.screen.query_one("Static").render())
+        # What is on the screen, line by line (at 80 columns most descriptions take two lines).
+        drawn = [
+            widget.render_line(y).text.rstrip()
+            for widget in app.screen.query("Static")
+            for y in range(widget.size.height)
+        ]
+        shown = " ".join(" ".join(drawn).split())  # the words, whatever the wrapping
+        column = max(len(keys) for keys, _ in KEYS) + 2
         for keys, what in KEYS:
-            assert keys in shown
-            assert what[:30] in shown
+            first = next(index for index, line in enumerate(drawn) if line.startswith(keys + "  "))
+            assert drawn[first][column:].startswith(what[:20]), drawn[first]
+            words = " ".join(line[column:].strip() for line in drawn[first : first + 3])
+            assert what[:50] in words
+            if len(what) > 60:  # wrapped: the rest of the description under its first line, not under the keys
+                assert drawn[first + 1][:column].strip() == "", drawn[first + 1]
         assert "a and s need an operator" in shown
+        assert " ".join(LEGEND.split()) in shown
+        assert "! before a point's name" in shown
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("q")
 
     run(scenario)
+
+
+def test_the_footer_shows_all_its_keys_at_80_columns() -> None:
+    """Textual's footer cuts what does not fit, with no ellipsis: at 80 columns it ended in ``u unack  A``
+    and hid the alarm list and the journal. Every key it shows must fit (? lists them all)."""
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        await pilot.pause()
+        footer_keys = list(app.screen.query("Footer FooterKey"))  # Textual's own widget (not exported)
+        shown = {getattr(key, "key_display", "") for key in footer_keys}
+        assert {"q", "?", "/", "t", "d", "a", "s", "A", "L"} <= shown, shown
+        for key in footer_keys:
+            assert key.region.right <= 80, f"{getattr(key, 'description', '')} ends at {key.region.right}"
+
+    run(scenario, commands=FakeCommands(), size=(80, 24))
 
 
 def test_mouse_click_selects_and_expands() -> None:
@@ -589,6 +727,25 @@ def test_no_colour_draws_no_colour() -> None:
                 assert style is None or (style.color is None and style.bgcolor is None)
 
     run(scenario, colour=False)
+
+
+def test_no_color_in_the_environment_draws_no_colour(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_COLOR (https://no-color.org) without --no-colour: the same monochrome view, levels told apart by
+    their symbols and words."""
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
+        assert app.no_color
+        assert not app.colour
+        lines = tree_lines(app)
+        assert any("‼ CRITICAL" in line for line in lines)
+        assert any("✗ RED" in line for line in lines)
+        for y in range(len(lines)):
+            for segment in app.tree_view.render_line(y):
+                style = segment.style
+                assert style is None or (style.color is None and style.bgcolor is None)
+
+    run(scenario, colour=True)
 
 
 def test_a_failing_check_ends_the_app_with_its_error() -> None:

@@ -205,6 +205,34 @@ def test_cursor_stays_on_its_node_when_rows_come_and_go() -> None:
     assert model.cursor == len(model.rows) - 1
 
 
+def test_a_selected_point_that_folds_away_leaves_the_cursor_on_the_row_that_holds_it() -> None:
+    """An ack (or a recovery) folds the selected point into a collapsed subtree or an ``(N ok)`` group: the
+    selection follows it there, not onto whatever row now has its index (``s`` would shelve that)."""
+    nodes = station()
+    for name in ("a_percent", "b_percent"):
+        nodes[f"GS1/Antenna1/RF/{name}"] = point(f"GS1/Antenna1/RF/{name}", 10, 1.0)
+    nodes["GS1/Antenna1/RF/gain_db"] = point("GS1/Antenna1/RF/gain_db", 30, 30.0)
+    model = model_of(nodes)
+    assert model.select("GS1/Antenna1/RF/gain_db")
+    # gain_db recovers: it folds into RF's group of healthy points, beside the RED lock.
+    model.apply({"GS1/Antenna1/RF/gain_db": point("GS1/Antenna1/RF/gain_db", 10, 30.0)})
+    group = model.selected
+    assert group is not None
+    assert group.kind is RowKind.GROUP, keys(model)
+    assert "GS1/Antenna1/RF/gain_db" in group.members
+    # The lock recovers too (the whole Antenna1 healthy): Antenna1 collapses around the selection.
+    assert model.select("GS1/Antenna1/RF/lock")
+    model.apply(
+        {
+            "GS1/Antenna1/RF/lock": point("GS1/Antenna1/RF/lock", 10, "ok"),
+            "GS1/Antenna1/RF": parent("GS1/Antenna1/RF", 10),
+            "GS1/Antenna1": parent("GS1/Antenna1", 10),
+        }
+    )
+    assert "GS1/Antenna1/RF/lock" not in keys(model)
+    assert selected_key(model) == "GS1/Antenna1", keys(model)
+
+
 def test_value_changes_do_not_rebuild_the_rows() -> None:
     """Only structure (nodes, levels, attention, expansion) rebuilds the row list; values redraw."""
     model = model_of(station())
@@ -522,6 +550,35 @@ def test_attention_drives_order_and_expansion_once_the_hub_sends_it() -> None:
     second = cells_for(model.rows[2], model, columns, NOW)
     assert second.tier == "red"
     assert second.problem
+
+
+def test_a_point_whose_alarm_waits_for_an_ack_is_marked_in_monochrome_too() -> None:
+    """Back to GREEN but unacked: the level word says GREEN, the colour (attention) says RED; a monochrome
+    terminal shows no colour, so the line also carries ``!`` before the name. Acked, or the hub lost: none."""
+    rtn = {**ALARM, "state": "rtn_unacked"}
+    nodes: dict[str, FakeNode | None] = {
+        "GS1": parent("GS1", 10, attention=30, unacked_below=1),
+        "GS1/lock": point("GS1/lock", 10, attention=30, alarm=rtn),
+        "GS1/gain_db": point("GS1/gain_db", 30, attention=0, alarm={**ALARM, "id": 2, "state": "active_acked"}),
+        "GS1/temp_c": point("GS1/temp_c", 10, attention=0),
+        # Unacked but shelved: silenced (attention 0), so no mark either.
+        "GS1/fan_rpm": point("GS1/fan_rpm", 30, attention=0, alarm={**ALARM, "id": 3, "shelf_id": 4}, shelf_id=4),
+    }
+    model = model_of(nodes)
+    columns = columns_for(100, 30)
+
+    def cells(path: str) -> Any:
+        index = model.index_of(path)
+        assert index is not None, keys(model)
+        return cells_for(model.rows[index], model, columns, NOW)
+
+    lock = cells("GS1/lock")
+    assert (lock.name, lock.level, lock.tier) == ("  ! lock", "✓ GREEN", "red")
+    assert cells("GS1/gain_db").name == "    gain_db"
+    assert cells("GS1/fan_rpm").name == "    fan_rpm"
+    assert cells("GS1").name.startswith("▾ GS1")
+    model.set_lost(True)
+    assert cells("GS1/lock").name == "    lock"
 
 
 def test_without_alarm_fields_attention_falls_back_to_the_level() -> None:
