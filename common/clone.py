@@ -62,7 +62,7 @@ The rules (the protocol docstring is the specification):
    is :func:`~gsmon.common.protocol.nodes_topic` instead of the prefix (rule 1), and each batch's nodes
    are taken in order by rules 3-4 as NODEs. Only a heartbeat listing the prefix in ``batched`` confirms
    it (and one that no longer lists it is a gap, as in rule 4); after :data:`BATCHES_FALLBACK_ROUNDS`
-   unconfirmed rounds the core gives batches up for the plain topic. A message on another NODES topic
+   heartbeats that did not confirm it the core gives batches up for the plain topic. A message on another NODES topic
    (a subscription to ``""`` receives every topic) is not ours: neither applied nor counted.
 
 The lean mode (``lean=True``, the recorder's: the whole view, no ``min_alert``) applies the same rules
@@ -86,9 +86,9 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -110,12 +110,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_N = TypeVar("_N", proto.NodeUpdate, proto.LeanNode)
+
 # Heartbeats missed before the hub is reported lost.
 HUB_LIVENESS: Final = 3.0
 # How often subscriptions are sent again until a heartbeat confirms them.
 RESUBSCRIBE_S: Final = 1.0
-#: (Rule 7) A NODES subscription sent this many times without a heartbeat listing it in ``batched``: given
-#: up for the plain topic (a hub past its cap of NODES prefixes refuses new ones).
+#: (Rule 7) Heartbeats that came while a NODES subscription awaited confirmation and did not list it in
+#: ``batched``: at this many the subscription is given up for the plain topic (a hub past its cap of NODES
+#: prefixes refuses new ones). Heartbeats, not rounds: a hub that is down or away sends none, and a client
+#: waiting for it must not give batches up.
 BATCHES_FALLBACK_ROUNDS: Final = 3
 
 
@@ -310,7 +314,7 @@ class CloneCore:
         self.batches_wanted = batches
         self.batched = False  # following in NODES batches now (rule 7)
         self._batches_refused = False  # the hub did not take our NODES subscription: plain from now on
-        self._unconfirmed_rounds = 0  # subscriptions sent again without a confirming heartbeat
+        self._refusals = 0  # heartbeats that did not confirm our NODES subscription (BATCHES_FALLBACK_ROUNDS)
         self._sent_topic: bytes | None = None  # the stream topic subscribed last
         self.prefix = prefix
         self.client_id = client_id
@@ -424,14 +428,15 @@ class CloneCore:
 
     def resubscriptions(self, now: float) -> Subscriptions | None:
         """The subscriptions to send again now, cancelled first (rule 1), if they are due; after
-        BATCHES_FALLBACK_ROUNDS unconfirmed NODES subscriptions, the plain topic instead (rule 7)."""
+        BATCHES_FALLBACK_ROUNDS heartbeats that did not confirm a NODES subscription, the plain topic instead
+        (rule 7)."""
         if self._confirm_at is not None and now >= self._confirm_at:
-            self._unconfirmed_rounds += 1
-            if self.batched and self._unconfirmed_rounds >= BATCHES_FALLBACK_ROUNDS:
+            if self.batched and self._refusals >= BATCHES_FALLBACK_ROUNDS:
                 log.info(
-                    "the hub does not confirm NODES batches of %r after %d tries: following it a NODE at a time",
+                    "the hub does not take NODES batches of %r (%d heartbeats without them): following it a NODE "
+                    "at a time",
                     self.prefix,
-                    self._unconfirmed_rounds,
+                    self._refusals,
                 )
                 self.batched, self._batches_refused = False, True
             return self.subscribe(now, again=True)
@@ -578,9 +583,22 @@ class CloneCore:
 
     def _receive_batch(self, topic: bytes, payload: bytes) -> list[Change]:
         """A NODES message given to :meth:`receive`: each node by the rules of a NODE (rule 7)."""
+        changes: list[Change] = []
+        if self.lean:
+            for lean in self._batch(topic, payload, proto.decode_lean_nodes):
+                changes += self._lean_node_change(lean)
+        else:
+            for node in self._batch(topic, payload, proto.decode_nodes):
+                changes += self._node(node)
+        return changes
+
+    def _batch(
+        self, topic: bytes, payload: bytes, decode: Callable[[bytes], tuple[list[_N], list[str]]]
+    ) -> list[_N]:
+        """The nodes of a NODES message that is ours (rule 7), decoded; [] for another prefix's batches (a plain
+        subscription to "" receives every topic), batches given up, or a payload that is none."""
         if not self.batched or topic != self.nodes_topic:
-            return []  # another client's batches (a plain subscription to "" receives every topic), or given up
-        decode = proto.decode_lean_nodes if self.lean else proto.decode_nodes
+            return []
         try:
             nodes, dropped = decode(payload)
         except proto.ProtocolError as error:
@@ -588,14 +606,7 @@ class CloneCore:
             return []
         if dropped:
             log.debug("dropped %d node(s) of a NODES message from the hub: %s", len(dropped), dropped[0])
-        changes: list[Change] = []
-        for node in nodes:
-            if type(node) is proto.LeanNode:
-                changes += self._lean_node_change(node)
-            else:
-                assert isinstance(node, proto.NodeUpdate)
-                changes += self._node(node)
-        return changes
+        return nodes
 
     def _lean_change(self, update: proto.NodeUpdate) -> list[Change]:
         """A NODE given to :meth:`receive` in the lean mode: applied by the same rules, reported as a Change."""
@@ -626,16 +637,7 @@ class CloneCore:
     def receive_batch(self, topic: bytes, payload: bytes, accepted: list[proto.LeanNode]) -> None:
         """The lean mode's :meth:`receive` of a NODES message (rule 7): its nodes by the same rules as
         :meth:`receive_nodes`, the ones applied appended to ``accepted``. Another prefix's batches are not ours."""
-        if not self.batched or topic != self.nodes_topic:
-            return
-        try:
-            nodes, dropped = proto.decode_lean_nodes(payload)
-        except proto.ProtocolError as error:
-            log.debug("dropped a NODES message from the hub: %s", error)
-            return
-        if dropped:
-            log.debug("dropped %d node(s) of a NODES message from the hub: %s", len(dropped), dropped[0])
-        self._apply_lean(nodes, accepted)
+        self._apply_lean(self._batch(topic, payload, proto.decode_lean_nodes), accepted)
 
     @staticmethod
     def _decoded(messages: Iterable[tuple[bytes, bytes]]) -> Iterator[proto.LeanNode]:
@@ -726,8 +728,10 @@ class CloneCore:
             if self.prefix in beat.batched if self.batched else (self.prefix in beat.published or not beat.complete):
                 self.confirmed = True
                 self._confirm_at = None
-                self._unconfirmed_rounds = 0
+                self._refusals = 0
                 self.wants_snapshot = True  # subscribed (again): a fresh snapshot
+            elif self.batched:
+                self._refusals += 1
             return
         if beat.epoch != self.epoch:
             self.wants_snapshot = True

@@ -143,27 +143,37 @@ def test_a_heartbeat_that_stops_listing_our_batches_makes_the_core_subscribe_aga
 
 
 def test_a_batch_subscription_the_hub_never_confirms_is_given_up_for_the_plain_topic() -> None:
-    """After BATCHES_FALLBACK_ROUNDS unconfirmed rounds (a hub at its cap of NODES prefixes): the NODES
-    topic is cancelled, the plain topic subscribed, confirmed as a plain subscription is; for good."""
+    """After BATCHES_FALLBACK_ROUNDS heartbeats that did not list it (a hub at its cap of NODES prefixes): the
+    NODES topic is cancelled, the plain topic subscribed, confirmed as a plain subscription is; for good."""
     core = make_core()
     now = NOW
-    sent = core.subscribe(now)
-    for _ in range(BATCHES_FALLBACK_ROUNDS - 1):
+    core.subscribe(now)
+    for seq in range(BATCHES_FALLBACK_ROUNDS):
+        feed(core, beat(3 + seq, {PREFIX: 5}), now=now)  # counted (someone else's plain one), not batched
+        assert not core.confirmed
+        now += RESUBSCRIBE_S
+        sent = core.tick(now, WALL).subscriptions
+        assert sent is not None
+        if seq < BATCHES_FALLBACK_ROUNDS - 1:
+            assert sent.topics[0] == proto.nodes_topic(PREFIX)
+            assert sent.cancel == ()
+    assert sent.cancel == (proto.nodes_topic(PREFIX),)
+    assert (sent.topics, sent.again) == ((b"GS1/", core.heartbeat_topic), True)
+    assert not core.batched
+    feed(core, beat(9, {PREFIX: 5}), now=now)
+    assert core.confirmed
+    core.info(info(True))  # a reconnection's INFO: still plain
+    assert core.subscribe(now).topics[0] == b"GS1/"
+
+
+def test_a_client_waiting_for_a_silent_hub_keeps_asking_for_batches() -> None:
+    """No heartbeat at all (the hub is down, or moving to its pair): rounds go by, batches are not given up."""
+    core = make_core()
+    now = NOW
+    core.subscribe(now)
+    for _ in range(10 * BATCHES_FALLBACK_ROUNDS):
         now += RESUBSCRIBE_S
         sent = core.tick(now, WALL).subscriptions
         assert sent is not None
         assert sent.topics[0] == proto.nodes_topic(PREFIX)
-        assert sent.cancel == ()
-    now += RESUBSCRIBE_S
-    sent = core.tick(now, WALL).subscriptions
-    assert sent is not None
-    assert (sent.cancel, sent.topics, sent.again) == (
-        (proto.nodes_topic(PREFIX),),
-        (b"GS1/", core.heartbeat_topic),
-        True,
-    )
-    assert not core.batched
-    feed(core, beat(3, {PREFIX: 5}), now=now)
-    assert core.confirmed
-    core.info(info(True))  # a reconnection's INFO: still plain
-    assert core.subscribe(now).topics[0] == b"GS1/"
+    assert core.batched
