@@ -8,7 +8,8 @@ in :mod:`gsmon.common.web.auth`. One loop (:meth:`WebBridge.pump`) every
 :data:`FLUSH_S`: take what the hub feed brought, give it to the core, send
 each WebSocket client what the core returns for it.
 
-Routes (JSON unless said; times ISO 8601 UTC; errors ``{"error": "one line"}``)::
+Routes (JSON unless said; times ISO 8601 UTC; errors ``{"error": "one line"}``, under /api/ aiohttp's own
+too: 404, 405, 413 for a body over 64 KiB)::
 
     GET  /                          the page (static/index.html); ?prefix=P ?kiosk=1
     GET  /static/...                its scripts, styles and vendored libraries
@@ -16,7 +17,10 @@ Routes (JSON unless said; times ISO 8601 UTC; errors ``{"error": "one line"}``):
     GET  /api/v1/tree               ?prefix=P&min_level=L: {"prefix", "min_level", "status", "nodes": [node...]}
     GET  /api/v1/node               ?path=P: one node (404 when not in the tree)
     GET  /api/v1/ws                 WebSocket: send {"subscribe": P, "min_level": L}; receive a snapshot,
-                                    then deltas and status messages (see gsmon.common.web.core)
+                                    then deltas and status messages (see gsmon.common.web.core); any other
+                                    frame (not JSON, binary, no "subscribe", another key) gets one
+                                    {"type": "error", "message"} and leaves the subscription as it was; a
+                                    message over 64 KiB closes the socket (1009); another Origin: 403
     GET  /api/v1/alarms             ?prefix&states=a,b&limit  -> the hub's "alarms" (the page's alarm table;
                                     the same ask of many pages shares one hub call: shared_calls.py)
     GET  /api/v1/shelves            ?prefix                   -> the hub's "shelves"
@@ -117,6 +121,7 @@ TIME_KEYS: Final = frozenset(
         "created_at",
         "ended_at",
         "as_of",  # (a central hub's last-known alarms of a silent site, protocol 1.3)
+        "level_since",  # (an alarm's: since when its level holds)
         "listed_at",
     }
 )
@@ -165,6 +170,17 @@ class WebSettings:
 
 class BadRequestError(ValueError):
     """A request the bridge refuses as malformed (400, the message says why)."""
+
+
+def _refusal_text(error: web.HTTPException, request: web.Request) -> str:
+    """One line for an aiohttp refusal of an API request."""
+    if error.status == 413:
+        return f"the body is larger than {MAX_BODY_BYTES} bytes"
+    if error.status == 405:
+        return f"{request.method} is not allowed on {request.path}"
+    if error.status == 404:
+        return f"no such API: {request.path} (see GET /api/v1/tree, /api/v1/status...)"
+    return error.reason
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
@@ -264,6 +280,17 @@ class WebBridge:
             response = await handler(request)
         except BadRequestError as error:
             response = _error(400, str(error))
+        except web.HTTPException as error:
+            # aiohttp's own refusals (413 body too large, 404, 405...) are plain text: under /api/ a script
+            # reads {"error": ...} like every other answer, and every answer carries the headers below.
+            if error.status < 400 or not (request.path.startswith("/api/") or request.path == "/metrics"):
+                raise
+            if error.content_type == "application/json":  # already ours (a read of private reads: 401)
+                response = web.Response(status=error.status, text=error.text, content_type="application/json")
+            else:
+                response = _error(error.status, _refusal_text(error, request))
+            if "Allow" in error.headers:  # (a 405 names the methods there are)
+                response.headers["Allow"] = error.headers["Allow"]
         if not response.prepared:
             for name, value in _SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
@@ -395,6 +422,10 @@ class WebBridge:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         self._reader(request)
+        # A WebSocket is not bound by the same-origin policy, and a session cookie goes with it from any page
+        # of the same site (another port of this host): a page of another origin may not follow the tree.
+        if "Origin" in request.headers and not origin_allowed(request.headers, self._own_origin(request)):
+            return _error(403, "a WebSocket from another site's page is refused")
         socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_BODY_BYTES)
         await socket.prepare(request)
         client = _Client(next(self._client_ids), socket)
@@ -402,15 +433,12 @@ class WebBridge:
         writer = asyncio.get_running_loop().create_task(self._write_to(client))
         try:
             async for message in socket:
-                if message.type != WSMsgType.TEXT:
-                    continue
+                if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    continue  # (aiohttp answers pings and closes itself)
                 try:
-                    wanted = json.loads(message.data)
-                    if not isinstance(wanted, dict) or not isinstance(wanted.get("subscribe", ""), str):
-                        raise BadRequestError('send {"subscribe": "PREFIX", "min_level": LEVEL}')
-                    prefix = wanted.get("subscribe", "")
-                    min_level = _level(wanted.get("min_level"))
-                except (ValueError, BadRequestError) as error:
+                    prefix, min_level = _subscription(message.data if message.type == WSMsgType.TEXT else None)
+                except BadRequestError as error:
+                    # One error message per bad message; the subscription in force stays (and so its seq).
                     await client.queue.put(_dumps({"type": "error", "message": str(error)}))
                     continue
                 # A (re)subscription: what waits is of the old epoch, the snapshot starts the new one.
@@ -597,6 +625,26 @@ class WebBridge:
 
 # ----------------------------------------------------------------------
 # Request parsing (one line for every mistake)
+
+
+_SUBSCRIBE_HINT: Final = 'send {"subscribe": "PREFIX", "min_level": LEVEL or null}'
+_SUBSCRIBE_KEYS: Final = frozenset({"subscribe", "min_level"})
+
+
+def _subscription(text: str | None) -> tuple[str, int | None]:
+    """A WebSocket client's message (None: a binary frame) -> (prefix, min_level); BadRequestError says why not."""
+    if text is None:
+        raise BadRequestError(f"binary frames are not understood: {_SUBSCRIBE_HINT} as a text frame")
+    try:
+        wanted = json.loads(text)
+    except ValueError as error:
+        raise BadRequestError(f"not JSON ({error}): {_SUBSCRIBE_HINT}") from None
+    if not isinstance(wanted, dict) or not isinstance(wanted.get("subscribe"), str):
+        raise BadRequestError(_SUBSCRIBE_HINT)
+    unknown = sorted(str(key) for key in wanted if key not in _SUBSCRIBE_KEYS)
+    if unknown:
+        raise BadRequestError(f"unknown key(s) {', '.join(unknown)[:80]}: {_SUBSCRIBE_HINT}")
+    return wanted["subscribe"], _level(wanted.get("min_level"))
 
 
 def _same_token(given: str, expected: str) -> bool:
