@@ -769,3 +769,36 @@ def test_a_point_opened_by_prefix_shows_its_history_with_a_recorder_gap_as_a_gap
     save(page, "web-history-gap.png")
     assert errors == []
     assert bridge.process.stop() == 0, bridge.process.stderr()
+
+
+def test_a_message_lost_on_the_way_makes_the_page_resnapshot_and_follow_on(station: Station, browser: Any) -> None:
+    """The stream's seq: a message that never reaches the page (dropped here, between the real bridge and the
+    real page) is seen as a gap; the page subscribes again, gets a fresh snapshot, and follows on."""
+    dropped: list[dict[str, Any]] = []
+
+    def between(socket: Any) -> None:
+        server = socket.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            body = json.loads(message)
+            if body["type"] in ("delta", "status") and not dropped:
+                dropped.append(body)  # lost on the way
+                return
+            socket.send(message)
+
+        server.on_message(to_page)
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.route_web_socket("**/api/v1/ws", between)
+    page.goto(station.bridge.url + "?prefix=GS1/Rack1/Power")
+    point = ROW.format("GS1/Rack1/Power/temp_c")
+    page.wait_for_selector(point, timeout=15_000)
+    # (polled from here: the page's CSP forbids the eval that wait_for_function's string predicate needs)
+    wait_until(lambda: page.evaluate("window.gsmonState.snapshots") >= 2, what="the page's second snapshot")
+    (lost,) = dropped
+    assert page.evaluate("window.gsmonState.epoch") != lost["epoch"]  # a new subscription
+    set_point(station.control, 97.0, "RED")
+    page.wait_for_selector(f'{point}[data-level="30"]', timeout=5_000)
+    assert errors == []
