@@ -71,6 +71,7 @@ from gsmon.common.watch.feed import HubFeed
 from gsmon.common.web.auth import (
     COOKIE_NAME,
     CSRF_HEADER,
+    LoginThrottle,
     Session,
     SessionSigner,
     Users,
@@ -237,7 +238,7 @@ class WebBridge:
         self.shared_reads: SharedCalls[_SharedRead, CommandOutcome] = SharedCalls(self._shared_call)
         self._clients: dict[int, _Client] = {}
         self._client_ids = itertools.count(1)
-        self._failed_logins: dict[str, list[float]] = {}
+        self._failed_logins = LoginThrottle(MAX_FAILED_LOGINS, FAILED_LOGIN_WINDOW_S)
         self.failure: BaseException | None = None
         #: Set when the bridge must end (the hub feed's thread failed): the process exits with status 1.
         self.done = asyncio.Event()
@@ -545,17 +546,15 @@ class WebBridge:
         name, password = body.get("user"), body.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
             raise BadRequestError('send {"user": NAME, "password": PASSWORD}')
-        now = time.monotonic()
-        failures = [at for at in self._failed_logins.get(name, []) if now - at < FAILED_LOGIN_WINDOW_S]
-        if len(failures) >= MAX_FAILED_LOGINS:
-            return _error(429, f"too many failed logins for {name!r}: wait a minute and try again")
-        user = self.users.get(name)
-        verified = user is not None and await asyncio.get_running_loop().run_in_executor(None, user.verify, password)
-        if user is None or not verified:
-            self._failed_logins[name] = [*failures, now]
-            log.info("failed login for %r from %s", name, request.remote)
+        if self._failed_logins.blocked(name, time.monotonic()):
+            return _error(429, f"too many failed logins for {name!r:.80}: wait a minute and try again")
+        # (as slow for a name that is not in the file: the answer's time does not tell who exists)
+        user = await asyncio.get_running_loop().run_in_executor(None, self.users.check_password, name, password)
+        if user is None:
+            self._failed_logins.failed(name, time.monotonic())
+            log.info("failed login for %r from %s", name[:80], request.remote)
             return _error(401, "wrong user name or password")
-        self._failed_logins.pop(name, None)
+        self._failed_logins.succeeded(name)
         cookie, session = self.signer.issue(user, time.time())
         log.info("%s logged in (%s) from %s", user.name, user.role, request.remote)
         response = web.json_response({"user": session.user, "role": session.role, "csrf": session.csrf}, dumps=_dumps)
