@@ -173,6 +173,10 @@ def test_page_loads_the_tree_and_a_point_turning_red_shows_within_2_s(station: S
     assert paths.index("GS1/Rack1/Drive") < paths.index("GS1/Rack1/Power")
     assert page.locator('#alarmrows tr[data-path="GS1/Rack1/Drive/el_deg"]').count() == 1
     assert page.locator("#banner").is_hidden()
+    # The status bar: the hub's state and the points by level, in words.
+    assert page.inner_text("#hubstate") == "hub connected"
+    page.wait_for_selector('#counts .chip[data-tier="orange"]:has-text("1 ORANGE")', timeout=5_000)
+    assert "unacked" in page.inner_text("#alarmcounts")
     save(page, "web-desktop.png")
 
     turned = time.monotonic()
