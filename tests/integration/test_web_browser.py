@@ -198,6 +198,7 @@ def test_page_loads_the_tree_and_a_point_turning_red_shows_within_2_s(station: S
     phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     phone.goto(station.bridge.url)
     phone.wait_for_selector(f'{point}[data-level="30"]', timeout=10_000)
+    assert "97.0 °C" in phone.inner_text(point)  # the value, with its unit, on a phone too
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390 + 2, f"the page scrolls sideways on a phone ({width} px)"
     save(phone, "web-phone.png")
