@@ -20,7 +20,8 @@ too: 404, 405, 413 for a body over 64 KiB)::
                                     then deltas and status messages (see gsmon.common.web.core); any other
                                     frame (not JSON, binary, no "subscribe", another key) gets one
                                     {"type": "error", "message"} and leaves the subscription as it was; a
-                                    message over 64 KiB closes the socket (1009); another Origin: 403
+                                    message over 64 KiB closes the socket (1009); another Origin: 403;
+                                    at most one snapshot per 0.2 s per socket (of the latest subscription)
     GET  /api/v1/alarms             ?prefix&states=a,b&limit  -> the hub's "alarms" (the page's alarm table;
                                     the same ask of many pages shares one hub call: shared_calls.py)
     GET  /api/v1/shelves            ?prefix                   -> the hub's "shelves"
@@ -98,6 +99,9 @@ STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 FLUSH_S: Final = 0.05
 #: Messages waiting for one slow WebSocket client; beyond, they are dropped and the client re-snapshots.
 MAX_QUEUED: Final = 64
+#: One client's snapshots come at most this often: a snapshot of a large tree takes the loop tens of ms,
+#: and a client sending subscriptions in a loop must not stop it (those in between: the latest counts).
+MIN_SUBSCRIBE_INTERVAL_S: Final = 0.2
 MAX_BODY_BYTES: Final = 64 * 1024
 MAX_COMMENT_CHARS: Final = 500
 #: Failed logins per user name before it must wait (argon2 is slow already; this bounds guessing).
@@ -205,6 +209,9 @@ class _Client:
     socket: web.WebSocketResponse
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(MAX_QUEUED))
     dropped: int = 0
+    #: The latest subscription asked for and not yet answered (prefix, min_level), and its signal.
+    wanted: tuple[str, int | None] | None = None
+    asked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class WebBridge:
@@ -431,7 +438,9 @@ class WebBridge:
         await socket.prepare(request)
         client = _Client(next(self._client_ids), socket)
         self._clients[client.client_id] = client
-        writer = asyncio.get_running_loop().create_task(self._write_to(client))
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(self._write_to(client))
+        subscriber = loop.create_task(self._subscribe_for(client))
         try:
             async for message in socket:
                 if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -442,17 +451,36 @@ class WebBridge:
                     # One error message per bad message; the subscription in force stays (and so its seq).
                     await client.queue.put(_dumps({"type": "error", "message": str(error)}))
                     continue
-                # A (re)subscription: what waits is of the old epoch, the snapshot starts the new one.
-                while not client.queue.empty():
-                    client.queue.get_nowait()
-                await client.queue.put(self.core.subscribe(client.client_id, prefix, min_level, time.time()))
+                client.wanted = (prefix, min_level)
+                client.asked.set()
         finally:
             self.core.unsubscribe(client.client_id)
             self._clients.pop(client.client_id, None)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            for task in (subscriber, writer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         return socket
+
+    async def _subscribe_for(self, client: _Client) -> None:
+        """Answer ``client``'s subscriptions: at once, then at most one snapshot per MIN_SUBSCRIBE_INTERVAL_S,
+        of the latest one asked (the others are overtaken before they are answered)."""
+        loop = asyncio.get_running_loop()
+        answered_at = -math.inf
+        while True:
+            await client.asked.wait()
+            wait_s = answered_at + MIN_SUBSCRIBE_INTERVAL_S - loop.time()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            client.asked.clear()
+            wanted, client.wanted = client.wanted, None
+            if wanted is None:
+                continue
+            answered_at = loop.time()
+            # A (re)subscription: what waits is of the old epoch, the snapshot starts the new one.
+            while not client.queue.empty():
+                client.queue.get_nowait()
+            client.queue.put_nowait(self.core.subscribe(client.client_id, *wanted, time.time()))
 
     async def _write_to(self, client: _Client) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):

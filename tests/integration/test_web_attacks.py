@@ -4,7 +4,8 @@ A real hub, agent and bridge. Malformed JSON, a body that is not an object, a bo
 API path and a wrong method each get one JSON ``{"error"}`` with their status (aiohttp's own refusals
 included); bad WebSocket frames (not JSON, binary, no ``subscribe``, an unknown key) each get one
 ``{"type": "error"}`` message and leave the subscription as it was; a frame over 64 KiB closes the socket
-with 1009; a WebSocket from another origin is refused 403. Behind a TLS proxy (``--behind-proxy``) the
+with 1009; a flood of subscriptions gets few snapshots, of the latest; a WebSocket from another origin
+is refused 403. Behind a TLS proxy (``--behind-proxy``) the
 session cookie is ``Secure`` and the origin a write must come from is the public one. After each attack
 the bridge still answers.
 """
@@ -154,6 +155,18 @@ async def _websocket_attacks(url: str) -> None:
             again = await _next_of(socket, {"snapshot", "error"})
             assert again["type"] == "snapshot"
             assert again["epoch"] != epoch
+            # A flood of subscriptions: answered at most every 0.2 s, the latest one counts.
+            for index in range(49):
+                await socket.send_str(json.dumps({"subscribe": f"GS1/Rack1/Drive{'' if index % 2 else '/'}"}))
+            last = "GS1/Rack1/"
+            await socket.send_str(json.dumps({"subscribe": last}))
+            snapshots = []
+            while not snapshots or snapshots[-1]["prefix"] != last:
+                snapshots.append(await _next_of(socket, {"snapshot"}))
+            # Each snapshot made starts a new epoch (one counter for all, and this is the bridge's only client):
+            # the epochs say how many snapshots the bridge made, sent or not.
+            made = snapshots[-1]["epoch"] - again["epoch"]
+            assert made <= 5, (made, [snap["prefix"] for snap in snapshots])
             await socket.send_str("x" * (128 * 1024))
             while (message := await socket.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
                 pass  # (what the bridge sent before it read the frame)
