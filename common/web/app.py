@@ -29,7 +29,7 @@ too: 404, 405, 413 for a body over 64 KiB)::
     GET  /api/v1/history            ?path&from&to&buckets     -> "history" (the recorder, through the hub)
     GET  /api/v1/session            {"user", "role", "csrf", "users_file"} (user null: not logged in)
     POST /api/v1/login              {"user", "password"} -> sets the session cookie
-    POST /api/v1/logout
+    POST /api/v1/logout             (from this bridge's own origin only, as the login)
     POST /api/v1/ack                {"ids": [int], "comment"?}
     POST /api/v1/unack              {"ids": [int], "comment"?}
     POST /api/v1/shelve             {"prefix", "mode", "duration_s"? | "ends_at"?, "starts_at"?, "comment"}
@@ -598,6 +598,9 @@ class WebBridge:
         return response
 
     async def logout(self, request: web.Request) -> web.Response:
+        # (a page of another origin on this host is same-site: its POST would carry the cookie)
+        if not origin_allowed(request.headers, self._own_origin(request)):
+            return _error(403, "a logout from another site's page is refused")
         response = web.json_response({"user": None}, dumps=_dumps)
         response.del_cookie(COOKIE_NAME, path="/")
         return response

@@ -103,6 +103,11 @@ def test_bad_requests_get_one_json_error_each_and_the_bridge_serves_on(procs: Pr
     assert answer[0] == 405
     assert answer[1]["Allow"] == "POST"
     assert "GET" in _json_error(answer)
+    # Nor may another page of this host log the user out (it is same-site: the cookie would go with it).
+    answer = _request(bridge.url + "api/v1/logout", data=b"{}", headers={**write, "Origin": "http://127.0.0.1:1"})
+    assert answer[0] == 403
+    assert "Set-Cookie" not in answer[1]
+    assert "another site" in _json_error(answer)
     # A forged write without a session is refused before its (huge) body is read: 401, never a redirect.
     answer = _request(ack, data=b"x" * 70_000, headers={"Content-Type": "application/json"})
     assert answer[0] == 401
