@@ -8,7 +8,8 @@ in :mod:`gsmon.common.web.auth`. One loop (:meth:`WebBridge.pump`) every
 :data:`FLUSH_S`: take what the hub feed brought, give it to the core, send
 each WebSocket client what the core returns for it.
 
-Routes (JSON unless said; times ISO 8601 UTC; errors ``{"error": "one line"}``)::
+Routes (JSON unless said; times ISO 8601 UTC; errors ``{"error": "one line"}``, under /api/ aiohttp's own
+too: 404, 405, 413 for a body over 64 KiB)::
 
     GET  /                          the page (static/index.html); ?prefix=P ?kiosk=1
     GET  /static/...                its scripts, styles and vendored libraries
@@ -16,7 +17,11 @@ Routes (JSON unless said; times ISO 8601 UTC; errors ``{"error": "one line"}``):
     GET  /api/v1/tree               ?prefix=P&min_level=L: {"prefix", "min_level", "status", "nodes": [node...]}
     GET  /api/v1/node               ?path=P: one node (404 when not in the tree)
     GET  /api/v1/ws                 WebSocket: send {"subscribe": P, "min_level": L}; receive a snapshot,
-                                    then deltas and status messages (see gsmon.common.web.core)
+                                    then deltas and status messages (see gsmon.common.web.core); any other
+                                    frame (not JSON, binary, no "subscribe", another key) gets one
+                                    {"type": "error", "message"} and leaves the subscription as it was; a
+                                    message over 64 KiB closes the socket (1009); another Origin: 403;
+                                    at most one snapshot per 0.2 s per socket (of the latest subscription)
     GET  /api/v1/alarms             ?prefix&states=a,b&limit  -> the hub's "alarms" (the page's alarm table;
                                     the same ask of many pages shares one hub call: shared_calls.py)
     GET  /api/v1/shelves            ?prefix                   -> the hub's "shelves"
@@ -24,7 +29,7 @@ Routes (JSON unless said; times ISO 8601 UTC; errors ``{"error": "one line"}``):
     GET  /api/v1/history            ?path&from&to&buckets     -> "history" (the recorder, through the hub)
     GET  /api/v1/session            {"user", "role", "csrf", "users_file"} (user null: not logged in)
     POST /api/v1/login              {"user", "password"} -> sets the session cookie
-    POST /api/v1/logout
+    POST /api/v1/logout             (from this bridge's own origin only, as the login)
     POST /api/v1/ack                {"ids": [int], "comment"?}
     POST /api/v1/unack              {"ids": [int], "comment"?}
     POST /api/v1/shelve             {"prefix", "mode", "duration_s"? | "ends_at"?, "starts_at"?, "comment"}
@@ -67,6 +72,7 @@ from gsmon.common.watch.feed import HubFeed
 from gsmon.common.web.auth import (
     COOKIE_NAME,
     CSRF_HEADER,
+    LoginThrottle,
     Session,
     SessionSigner,
     Users,
@@ -93,6 +99,9 @@ STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 FLUSH_S: Final = 0.05
 #: Messages waiting for one slow WebSocket client; beyond, they are dropped and the client re-snapshots.
 MAX_QUEUED: Final = 64
+#: One client's snapshots come at most this often: a snapshot of a large tree takes the loop tens of ms,
+#: and a client sending subscriptions in a loop must not stop it (those in between: the latest counts).
+MIN_SUBSCRIBE_INTERVAL_S: Final = 0.2
 MAX_BODY_BYTES: Final = 64 * 1024
 MAX_COMMENT_CHARS: Final = 500
 #: Failed logins per user name before it must wait (argon2 is slow already; this bounds guessing).
@@ -117,6 +126,7 @@ TIME_KEYS: Final = frozenset(
         "created_at",
         "ended_at",
         "as_of",  # (a central hub's last-known alarms of a silent site, protocol 1.3)
+        "level_since",  # (an alarm's: since when its level holds)
         "listed_at",
     }
 )
@@ -167,6 +177,17 @@ class BadRequestError(ValueError):
     """A request the bridge refuses as malformed (400, the message says why)."""
 
 
+def _refusal_text(error: web.HTTPException, request: web.Request) -> str:
+    """One line for an aiohttp refusal of an API request."""
+    if error.status == 413:
+        return f"the body is larger than {MAX_BODY_BYTES} bytes"
+    if error.status == 405:
+        return f"{request.method} is not allowed on {request.path}"
+    if error.status == 404:
+        return f"no such API: {request.path} (see GET /api/v1/tree, /api/v1/status...)"
+    return error.reason
+
+
 def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status, dumps=_dumps)
 
@@ -188,6 +209,9 @@ class _Client:
     socket: web.WebSocketResponse
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(MAX_QUEUED))
     dropped: int = 0
+    #: The latest subscription asked for and not yet answered (prefix, min_level), and its signal.
+    wanted: tuple[str, int | None] | None = None
+    asked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class WebBridge:
@@ -221,7 +245,7 @@ class WebBridge:
         self.shared_reads: SharedCalls[_SharedRead, CommandOutcome] = SharedCalls(self._shared_call)
         self._clients: dict[int, _Client] = {}
         self._client_ids = itertools.count(1)
-        self._failed_logins: dict[str, list[float]] = {}
+        self._failed_logins = LoginThrottle(MAX_FAILED_LOGINS, FAILED_LOGIN_WINDOW_S)
         self.failure: BaseException | None = None
         #: Set when the bridge must end (the hub feed's thread failed): the process exits with status 1.
         self.done = asyncio.Event()
@@ -264,6 +288,17 @@ class WebBridge:
             response = await handler(request)
         except BadRequestError as error:
             response = _error(400, str(error))
+        except web.HTTPException as error:
+            # aiohttp's own refusals (413 body too large, 404, 405...) are plain text: under /api/ a script
+            # reads {"error": ...} like every other answer, and every answer carries the headers below.
+            if error.status < 400 or not (request.path.startswith("/api/") or request.path == "/metrics"):
+                raise
+            if error.content_type == "application/json":  # already ours (a read of private reads: 401)
+                response = web.Response(status=error.status, text=error.text, content_type="application/json")
+            else:
+                response = _error(error.status, _refusal_text(error, request))
+            if "Allow" in error.headers:  # (a 405 names the methods there are)
+                response.headers["Allow"] = error.headers["Allow"]
         if not response.prepared:
             for name, value in _SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
@@ -395,35 +430,57 @@ class WebBridge:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         self._reader(request)
+        # A WebSocket is not bound by the same-origin policy, and a session cookie goes with it from any page
+        # of the same site (another port of this host): a page of another origin may not follow the tree.
+        if "Origin" in request.headers and not origin_allowed(request.headers, self._own_origin(request)):
+            return _error(403, "a WebSocket from another site's page is refused")
         socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_BODY_BYTES)
         await socket.prepare(request)
         client = _Client(next(self._client_ids), socket)
         self._clients[client.client_id] = client
-        writer = asyncio.get_running_loop().create_task(self._write_to(client))
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(self._write_to(client))
+        subscriber = loop.create_task(self._subscribe_for(client))
         try:
             async for message in socket:
-                if message.type != WSMsgType.TEXT:
-                    continue
+                if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    continue  # (aiohttp answers pings and closes itself)
                 try:
-                    wanted = json.loads(message.data)
-                    if not isinstance(wanted, dict) or not isinstance(wanted.get("subscribe", ""), str):
-                        raise BadRequestError('send {"subscribe": "PREFIX", "min_level": LEVEL}')
-                    prefix = wanted.get("subscribe", "")
-                    min_level = _level(wanted.get("min_level"))
-                except (ValueError, BadRequestError) as error:
+                    prefix, min_level = _subscription(message.data if message.type == WSMsgType.TEXT else None)
+                except BadRequestError as error:
+                    # One error message per bad message; the subscription in force stays (and so its seq).
                     await client.queue.put(_dumps({"type": "error", "message": str(error)}))
                     continue
-                # A (re)subscription: what waits is of the old epoch, the snapshot starts the new one.
-                while not client.queue.empty():
-                    client.queue.get_nowait()
-                await client.queue.put(self.core.subscribe(client.client_id, prefix, min_level, time.time()))
+                client.wanted = (prefix, min_level)
+                client.asked.set()
         finally:
             self.core.unsubscribe(client.client_id)
             self._clients.pop(client.client_id, None)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            for task in (subscriber, writer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         return socket
+
+    async def _subscribe_for(self, client: _Client) -> None:
+        """Answer ``client``'s subscriptions: at once, then at most one snapshot per MIN_SUBSCRIBE_INTERVAL_S,
+        of the latest one asked (the others are overtaken before they are answered)."""
+        loop = asyncio.get_running_loop()
+        answered_at = -math.inf
+        while True:
+            await client.asked.wait()
+            wait_s = answered_at + MIN_SUBSCRIBE_INTERVAL_S - loop.time()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            client.asked.clear()
+            wanted, client.wanted = client.wanted, None
+            if wanted is None:
+                continue
+            answered_at = loop.time()
+            # A (re)subscription: what waits is of the old epoch, the snapshot starts the new one.
+            while not client.queue.empty():
+                client.queue.get_nowait()
+            client.queue.put_nowait(self.core.subscribe(client.client_id, *wanted, time.time()))
 
     async def _write_to(self, client: _Client) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -517,17 +574,15 @@ class WebBridge:
         name, password = body.get("user"), body.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
             raise BadRequestError('send {"user": NAME, "password": PASSWORD}')
-        now = time.monotonic()
-        failures = [at for at in self._failed_logins.get(name, []) if now - at < FAILED_LOGIN_WINDOW_S]
-        if len(failures) >= MAX_FAILED_LOGINS:
-            return _error(429, f"too many failed logins for {name!r}: wait a minute and try again")
-        user = self.users.get(name)
-        verified = user is not None and await asyncio.get_running_loop().run_in_executor(None, user.verify, password)
-        if user is None or not verified:
-            self._failed_logins[name] = [*failures, now]
-            log.info("failed login for %r from %s", name, request.remote)
+        if self._failed_logins.blocked(name, time.monotonic()):
+            return _error(429, f"too many failed logins for {name!r:.80}: wait a minute and try again")
+        # (as slow for a name that is not in the file: the answer's time does not tell who exists)
+        user = await asyncio.get_running_loop().run_in_executor(None, self.users.check_password, name, password)
+        if user is None:
+            self._failed_logins.failed(name, time.monotonic())
+            log.info("failed login for %r from %s", name[:80], request.remote)
             return _error(401, "wrong user name or password")
-        self._failed_logins.pop(name, None)
+        self._failed_logins.succeeded(name)
         cookie, session = self.signer.issue(user, time.time())
         log.info("%s logged in (%s) from %s", user.name, user.role, request.remote)
         response = web.json_response({"user": session.user, "role": session.role, "csrf": session.csrf}, dumps=_dumps)
@@ -543,6 +598,9 @@ class WebBridge:
         return response
 
     async def logout(self, request: web.Request) -> web.Response:
+        # (a page of another origin on this host is same-site: its POST would carry the cookie)
+        if not origin_allowed(request.headers, self._own_origin(request)):
+            return _error(403, "a logout from another site's page is refused")
         response = web.json_response({"user": None}, dumps=_dumps)
         response.del_cookie(COOKIE_NAME, path="/")
         return response
@@ -597,6 +655,26 @@ class WebBridge:
 
 # ----------------------------------------------------------------------
 # Request parsing (one line for every mistake)
+
+
+_SUBSCRIBE_HINT: Final = 'send {"subscribe": "PREFIX", "min_level": LEVEL or null}'
+_SUBSCRIBE_KEYS: Final = frozenset({"subscribe", "min_level"})
+
+
+def _subscription(text: str | None) -> tuple[str, int | None]:
+    """A WebSocket client's message (None: a binary frame) -> (prefix, min_level); BadRequestError says why not."""
+    if text is None:
+        raise BadRequestError(f"binary frames are not understood: {_SUBSCRIBE_HINT} as a text frame")
+    try:
+        wanted = json.loads(text)
+    except ValueError as error:
+        raise BadRequestError(f"not JSON ({error}): {_SUBSCRIBE_HINT}") from None
+    if not isinstance(wanted, dict) or not isinstance(wanted.get("subscribe"), str):
+        raise BadRequestError(_SUBSCRIBE_HINT)
+    unknown = sorted(str(key) for key in wanted if key not in _SUBSCRIBE_KEYS)
+    if unknown:
+        raise BadRequestError(f"unknown key(s) {', '.join(unknown)[:80]}: {_SUBSCRIBE_HINT}")
+    return wanted["subscribe"], _level(wanted.get("min_level"))
 
 
 def _same_token(given: str, expected: str) -> bool:

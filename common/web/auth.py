@@ -46,6 +46,7 @@ scripts get a status and a JSON line saying why.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -71,6 +72,7 @@ __all__ = [
     "ROLES",
     "ROLES_THAT_ACT",
     "SESSION_S",
+    "LoginThrottle",
     "Role",
     "Session",
     "SessionSigner",
@@ -179,9 +181,62 @@ class Users:
         self._refresh()
         return self._users.get(name)
 
+    def check_password(self, name: str, password: str) -> User | None:
+        """The user ``name`` if ``password`` is theirs, else None. Slow on purpose, and as slow for a name
+        that is not in the file (a hash is checked either way): the time taken does not tell who exists."""
+        user = self.get(name)
+        if user is None:
+            User(name, "viewer", _dummy_hash()).verify(password)
+            return None
+        return user if user.verify(password) else None
+
     def __len__(self) -> int:
         self._refresh()
         return len(self._users)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """What a login of an unknown user is checked against (the same parameters as real hashes; made once,
+    when first needed: hashing takes tens of milliseconds)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+class LoginThrottle:
+    """Failed logins per user name: after ``limit`` within ``window_s`` that name must wait. Pure (takes ``now``).
+
+    Bounded: names whose failures are all older than the window are forgotten, and at most ``max_names``
+    are kept (the oldest go first): a stream of made-up names cannot grow the bridge's memory.
+    """
+
+    def __init__(self, limit: int = 5, window_s: float = 60.0, *, max_names: int = 10_000) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.max_names = max_names
+        self._failures: dict[str, list[float]] = {}  # insertion order: the oldest first
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def _recent(self, name: str, now: float) -> list[float]:
+        return [at for at in self._failures.get(name, ()) if now - at < self.window_s]
+
+    def blocked(self, name: str, now: float) -> bool:
+        """Whether ``name`` has had ``limit`` failed logins in the last ``window_s``."""
+        return len(self._recent(name, now)) >= self.limit
+
+    def failed(self, name: str, now: float) -> None:
+        recent = self._recent(name, now)
+        self._failures.pop(name, None)
+        self._failures[name] = [*recent[-(self.limit - 1) :], now] if self.limit > 1 else [now]
+        # Forget names whose window has passed (from the oldest), then the oldest beyond the bound.
+        for old in list(self._failures):
+            if len(self._failures) <= self.max_names and now - self._failures[old][-1] < self.window_s:
+                break
+            del self._failures[old]
+
+    def succeeded(self, name: str) -> None:
+        self._failures.pop(name, None)
 
 
 def _quote(name: str) -> str:

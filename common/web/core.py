@@ -30,6 +30,7 @@ Stream messages (JSON text frames; every one carries ``epoch`` and ``seq``)::
      "nodes": [node...], "status": {...}}
     {"type": "delta", "epoch": E, "seq": n, "nodes": [node...], "removed": [path...]}
     {"type": "status", "epoch": E, "seq": n, "status": {...}}
+    {"type": "error", "message": "one line"}     (a client's bad message: no epoch, no seq, nothing changed)
 
 ``epoch`` names one subscription (each snapshot starts a new one, from a
 random start, so a page never mistakes a restarted bridge's stream for its

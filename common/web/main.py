@@ -178,7 +178,7 @@ def run_web(args: argparse.Namespace) -> int:
     if not _is_loopback(host) and not private:
         log.warning("serving reads without a login beyond loopback (--public-reads) at %s", args.listen)
     if not _is_loopback(host) and not args.behind_proxy:
-        log.warning("listening beyond loopback without TLS: put it behind a reverse proxy (see deploy/nginx)")
+        log.warning("listening beyond loopback without TLS: put it behind a reverse proxy (see deploy/web/nginx.conf)")
     web_settings = WebSettings(
         hub=settings.hub,
         host=host,
@@ -213,11 +213,19 @@ async def _serve(bridge: Any, listen: str) -> int:
         try:
             await site.start()
         except OSError as error:  # only the bind: an OSError while serving is not one
+            # A host that does not resolve is a getaddrinfo error: its errno (-2...) is no errno for strerror.
+            unresolved = isinstance(error, socket.gaierror)
             raise BindError(
                 "HTTP",
                 listen,
-                errno_value=error.errno,
-                reason=None if error.errno else str(error),  # asyncio's strerror repeats the address
+                errno_value=None if unresolved else error.errno,
+                reason=(
+                    f"the host does not resolve ({error.strerror})"
+                    if unresolved
+                    else None
+                    if error.errno
+                    else str(error)  # asyncio's strerror repeats the address
+                ),
                 process="gsmon web",
                 setting="--listen",
             ) from error

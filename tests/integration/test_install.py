@@ -7,7 +7,9 @@ the normal index), and runs everything from that virtualenv's own ``gsmon``
 with the current folder outside the checkout and no ``PYTHONPATH``: the
 import check, ``gsmon --version``, ``gsmon demo``, the example configurations
 it prints, and a real hub with a standalone agent whose built-in probes'
-points are read back with that install's ``gsmon get --json``.
+points are read back with that install's ``gsmon get --json``; ``gsmon web``
+serves its page and vendored files from the installed package, /metrics and a
+login of a user made with the install's ``gsmon web passwd``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,4 +268,71 @@ def test_installed_hub_and_agent_with_probes(install: Install, procs: Processes)
     assert agent.stop() == 0, agent.stderr()
     assert hub.stop() == 0, hub.stderr()
     for process in (agent, hub):
+        assert "Traceback" not in process.stderr(), process.stderr()
+
+
+def test_installed_web_serves_its_page_files_and_metrics(install: Install, procs: Processes, tmp_path: Path) -> None:
+    """`gsmon web passwd` (password on stdin) and `gsmon web` from the install: the page, its script and the
+    vendored uPlot with its licence come from the installed package (the checkout's bytes), /metrics answers,
+    and the installed bridge's login works."""
+    users = tmp_path / "users.toml"
+    made = subprocess.run(
+        [str(install.gsmon), "web", "passwd", "otto", "--users", str(users), "--role", "operator"],
+        cwd=install.workdir,
+        env=_clean_env(),
+        input="operator-pw\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    assert "created otto (operator)" in made.stdout
+    hub = procs.start(
+        "wheel-hub-web",
+        install.argv(
+            "hub",
+            "--agents",
+            "tcp://127.0.0.1:0",
+            "--subscribers",
+            "tcp://127.0.0.1:0",
+            "--query",
+            "tcp://127.0.0.1:0",
+            "--state-dir",
+            str(procs.log_dir / "wheel-hub-web-state"),
+        ),
+    )
+    query = hub.ready()["query"]
+    web = procs.start(
+        "wheel-web",
+        install.argv("web", "--hub", query, "--listen", "127.0.0.1:0", "--users", str(users)),
+    )
+    url = web.ready()["url"]
+
+    def get(path: str) -> bytes:
+        with urllib.request.urlopen(url + path, timeout=30) as response:  # noqa: S310 (a loopback URL it printed)
+            body: bytes = response.read()
+            return body
+
+    static = REPO / "common" / "web" / "static"
+    assert b"/static/app.js" in get("")
+    for path in ("app.js", "app.css", "vendor/uplot/uPlot.iife.min.js", "vendor/uplot/LICENSE"):
+        assert get(f"static/{path}") == (static / path).read_bytes(), path
+    metrics = wait_until(
+        lambda: (text := get("metrics").decode()) and "gsmon_web_hub_connected 1.0" in text and text,
+        timeout_s=30,
+        what="the installed bridge following the hub",
+    )
+    assert "gsmon_metrics_truncated 0.0" in metrics
+    login = urllib.request.Request(  # noqa: S310 (a loopback URL it printed)
+        url + "api/v1/login",
+        data=json.dumps({"user": "otto", "password": "operator-pw"}).encode(),
+        headers={"Content-Type": "application/json", "Origin": url.rstrip("/")},
+        method="POST",
+    )
+    with urllib.request.urlopen(login, timeout=30) as response:  # noqa: S310
+        assert json.loads(response.read())["role"] == "operator"
+    assert web.stop() == 0, web.stderr()
+    assert hub.stop() == 0, hub.stderr()
+    for process in (web, hub):
         assert "Traceback" not in process.stderr(), process.stderr()

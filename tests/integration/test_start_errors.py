@@ -73,6 +73,17 @@ def test_web_on_a_taken_port_exits_1_with_one_line_naming_listen(taken_port: int
     )
 
 
+def test_web_on_a_host_that_does_not_resolve_exits_2_with_one_line_naming_listen() -> None:
+    listen = "999.1.1.1:0"  # (no address: a name for the resolver, which knows none such)
+    result = gsmon_cli("web", "--hub", "tcp://127.0.0.1:9", "--listen", listen)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "", "no READY line"
+    last = result.stderr.splitlines()[-1]  # (after the warnings about serving beyond loopback)
+    assert last.startswith(f"gsmon web: cannot bind the HTTP socket to {listen}: the host does not resolve ("), last
+    assert last.endswith("); fix --listen"), last
+    assert "unknown error" not in result.stderr  # (once: "unknown error -2", getaddrinfo's code read as an errno)
+
+
 def test_hub_whose_state_store_cannot_be_opened_exits_1_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     state_dir = tmp_path / "a-file" / "state"

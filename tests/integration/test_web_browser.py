@@ -8,7 +8,11 @@ refused (no session 401; no CSRF token, another Origin, or a viewer's role
 after its point is removed, and is acked from the page; an ack's user and
 comment show; at a central hub the site's alarm shows who acked it (the
 relayed tree has only a summary), and a silent site is named under the table;
-a lost hub leaves the tree's rows and a line saying so. Screenshots at desktop and phone sizes are saved under
+a lost hub leaves the tree's rows and a line saying so; `gsmon alarms --json` names who acked from the page.
+The tree's markers (pending, flapping, STALE, shelved), collapsed counts, units, the segment-aware filter and
+the keyboard shortcuts are driven from the keyboard; a point opened by ``?prefix=P`` shows its history from a
+real recorder with the recorder's gap as a gap, and its journal; with ``--private-reads`` the page asks for a
+login and never says all is well without data. Screenshots at desktop and phone sizes are saved under
 ``tests/artifacts/`` (ignored by git) for people to look at. Playwright
 cannot download its own browsers here: it is pointed at /usr/bin/chromium.
 Under ``CI=true`` a missing chromium or Playwright fails these tests.
@@ -30,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Hub, Process, Processes, wait_until
+from harness import Hub, Process, Processes, gsmon_cli, wait_until
 
 from gsmon.common.ready import parse_ready_line
+from gsmon.common.web.nodes import wall_of_iso
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -168,6 +173,10 @@ def test_page_loads_the_tree_and_a_point_turning_red_shows_within_2_s(station: S
     assert paths.index("GS1/Rack1/Drive") < paths.index("GS1/Rack1/Power")
     assert page.locator('#alarmrows tr[data-path="GS1/Rack1/Drive/el_deg"]').count() == 1
     assert page.locator("#banner").is_hidden()
+    # The status bar: the hub's state and the points by level, in words.
+    assert page.inner_text("#hubstate") == "hub connected"
+    page.wait_for_selector('#counts .chip[data-tier="orange"]:has-text("1 ORANGE")', timeout=5_000)
+    assert "unacked" in page.inner_text("#alarmcounts")
     save(page, "web-desktop.png")
 
     turned = time.monotonic()
@@ -189,6 +198,7 @@ def test_page_loads_the_tree_and_a_point_turning_red_shows_within_2_s(station: S
     phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     phone.goto(station.bridge.url)
     phone.wait_for_selector(f'{point}[data-level="30"]', timeout=10_000)
+    assert "97.0 °C" in phone.inner_text(point)  # the value, with its unit, on a phone too
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390 + 2, f"the page scrolls sideways on a phone ({width} px)"
     save(phone, "web-phone.png")
@@ -331,7 +341,7 @@ def test_an_operator_acks_in_the_page_and_the_hub_records_the_user_and_the_bridg
 ) -> None:
     """CURVE keys: the bridge runs under its own operator key "web"; the browser user "otto" acks an alarm with a
     comment; the real hub's alarm is acked, and its journal records by = "web", user = "otto", via the page."""
-    from harness import KeySet, gsmon_cli
+    from harness import KeySet
 
     from gsmon.common.commands import send_command
     from gsmon.common.keys import ClientKeys
@@ -391,6 +401,26 @@ def test_an_operator_acks_in_the_page_and_the_hub_records_the_user_and_the_bridg
     assert "otto" in str(acked.get("acked_user") or acked["acked_by"])
     assert "web" in acked["acked_by"]
     assert acked["ack_comment"] == "on it: fan replaced at 04:50"
+    # What a shift lead at a terminal reads: `gsmon alarms --json` names the browser user and the bridge's key.
+    listed = gsmon_cli(
+        "alarms",
+        path,
+        "--json",
+        "--hub",
+        hub.query,
+        "--key",
+        str(keys.secret("view")),
+        "--hub-key",
+        str(keys.hub_public),
+    )
+    assert listed.returncode == 0, listed.stderr
+    (shown,) = [item for item in json.loads(listed.stdout) if item["path"] == path]
+    assert (shown["state"], shown["acked_user"], shown["acked_by"], shown["ack_comment"]) == (
+        "active_acked",
+        "otto",
+        "web",
+        "on it: fan replaced at 04:50",
+    )
     journal = send_command(hub.query, "journal", {"after_id": 0, "prefix": path}, curve=viewer, timeout_s=10.0)
     assert journal.ok, journal.message
     (entry,) = [item for item in journal.result["entries"] if item["kind"] == "ack"]
@@ -426,6 +456,7 @@ def test_an_operator_acks_in_the_page_and_the_hub_records_the_user_and_the_bridg
     )
     assert shelf["ends_at"] - shelf["created_at"] == pytest.approx(3600, abs=1)
     page.wait_for_selector(f'#alarmrows tr[data-path="{path}"]:has-text("shelved #{shelf["id"]}")', timeout=10_000)
+    page.wait_for_selector(f'#tree .row[data-path="{path}"] .marker.shelved:has-text("shelved #{shelf["id"]}")')
     save(page, "web-operator-shelved.png")
 
     # Unshelve from the detail pane of the selected row.
@@ -547,4 +578,232 @@ def test_the_centres_page_lists_a_sites_alarm_with_who_acked_it_and_says_when_a_
     page.wait_for_selector(known, timeout=10_000)
     assert page.locator(f"{known} button.ack, {known} button.unack").count() == 0
     save(page, "web-central-site-unreached.png")
+    assert errors == []
+
+
+def test_markers_collapsed_counts_units_filter_and_keyboard(procs: Processes, tmp_path: Path, browser: Any) -> None:
+    """The tree's words and markers (pending, flapping, STALE, unknown units), healthy subtrees collapsed
+    with their counts, the segment-aware filter, and the keyboard shortcuts of the help dialog."""
+    hub = procs.hub()
+    flappy = tmp_path / "flappy.json"
+    set_point(flappy, 1, "GREEN")
+    spec = {
+        "parents": {"Drive": None, "Power": None},
+        "points": [
+            {"name": "temp_c", "parent": "Power", "value": 41.5, "alert": "GREEN", "dt": 0.2},
+            {"name": "load_percent", "parent": "Power", "value": 42.5, "alert": "GREEN", "dt": 0.2},
+            # RED for 10 minutes before it counts: the agent's debounce holds it pending meanwhile.
+            {"name": "az_deg", "parent": "Drive", "value": 181.25, "alert": "RED", "dt": 0.2, "for_s": 600},
+            {
+                "name": "brake",
+                "parent": "Drive",
+                "file": str(flappy),
+                "dt": 0.1,
+                "flap_window_s": 60,
+                "flap_start": 3,
+                "flap_stop": 1,
+            },
+        ],
+    }
+    procs.agent(hub, "rack1", spec, mount="GS1/Rack1")
+    rack2 = procs.agent(hub, "rack2", {"points": [{"name": "fan_rpm", "value": 1200, "dt": 0.2}]}, mount="GS1/Rack2")
+    bridge, page, errors = operator_page(procs, hub, tmp_path, browser)
+    # Nothing is RED yet (pending is not RED): the healthy tree is collapsed, with counts; opened here.
+    for parent, count in (("GS1", "5 points"), ("GS1/Rack1", "4 points"), ("GS1/Rack1/Drive", "2 points")):
+        row = ROW.format(parent)
+        page.wait_for_selector(f'{row}[aria-expanded="false"]:has-text("{count}, all OK")', timeout=15_000)
+        page.click(f"{row} .twisty")
+        page.wait_for_selector(f'{row}[aria-expanded="true"]')
+    pending = ROW.format("GS1/Rack1/Drive/az_deg")
+    page.wait_for_selector(f'{pending} .marker.pending:has-text("pending RED")', timeout=15_000)
+    assert page.get_attribute(pending, "data-level") != "30"
+    # Healthy subtrees are collapsed, with their counts; units as the terminal shows them.
+    power = ROW.format("GS1/Rack1/Power")
+    assert page.get_attribute(power, "aria-expanded") == "false"
+    assert "2 points, all OK" in page.inner_text(power)
+    page.click(f"{power} .twisty")
+    page.wait_for_selector(f'{power}[aria-expanded="true"]')
+    assert "41.5 °C" in page.inner_text(ROW.format("GS1/Rack1/Power/temp_c"))
+    assert "42.5%" in page.inner_text(ROW.format("GS1/Rack1/Power/load_percent"))
+    assert "181.2°" in page.inner_text(pending)
+    # Flapping: the brake changes level again and again (each level held for 3 of its polls) until the
+    # agent's flap guard says so.
+    flapping = f"{ROW.format('GS1/Rack1/Drive/brake')} .marker.flapping"
+    turns = iter(range(200))
+
+    def flaps() -> bool:
+        turn = next(turns)
+        set_point(flappy, turn, "RED" if turn % 2 == 0 else "GREEN")
+        return page.locator(flapping).count() > 0
+
+    wait_until(flaps, timeout_s=20, interval_s=0.3, what="the flapping marker")
+    # STALE: the second rack's agent dies.
+    rack2.kill()
+    stale = ROW.format("GS1/Rack2/fan_rpm")
+    page.wait_for_selector(f'{stale}[data-level="50"] .marker.stale', timeout=15_000)
+    assert "STALE" in page.inner_text(stale)
+    save(page, "web-markers.png")
+
+    # The filter, from the keyboard: "/" focuses it; segments match in order, never across a "/".
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "filter"
+    page.keyboard.type("ck1/pow")
+    # (polled from here: the page's CSP forbids the eval that wait_for_function's string predicate needs)
+    visible = wait_until(
+        lambda: (shown := page.evaluate("window.gsmonState.visible")) and "GS1/Rack1/Power/temp_c" in shown and shown,
+        what="the filtered rows",
+    )
+    assert "GS1/Rack1/Drive" not in visible
+    assert "GS1/Rack2" not in visible
+    page.fill("#filter", "ck1pow")
+    page.wait_for_selector('#tree:has-text("nothing matches the filter")', timeout=5_000)
+    page.keyboard.press("Escape")  # clears the filter, leaves it
+    page.wait_for_selector(ROW.format("GS1/Rack2"), timeout=5_000)
+    assert page.input_value("#filter") == ""
+    # j/k move the selection through the rows shown, e/c expand all and go back to problems first.
+    page.keyboard.press("j")
+    first = page.evaluate("window.gsmonState.visible[0]")
+    assert page.evaluate("window.gsmonState.selected") == first
+    page.keyboard.press("j")
+    second = page.evaluate("window.gsmonState.visible[1]")
+    assert page.evaluate("window.gsmonState.selected") == second
+    page.keyboard.press("k")
+    assert page.evaluate("window.gsmonState.selected") == first
+    page.keyboard.press("e")
+    page.wait_for_selector(f'{ROW.format("GS1/Rack1/Power")}[aria-expanded="true"]', timeout=5_000)
+    page.keyboard.press("c")  # (the user's own opening of Power is forgotten too: problems only)
+    wait_until(lambda: "GS1/Rack1/Power/temp_c" not in page.evaluate("window.gsmonState.visible"), what="c")
+    # u: the first unacknowledged alarm of the table; a: acknowledge it, which asks for a comment first.
+    page.wait_for_selector('#alarmrows tr[data-state="active_unacked"]', timeout=15_000)
+    page.keyboard.press("u")
+    wanted = page.evaluate(
+        "Array.from(document.querySelectorAll('#alarmrows tr')).find(r => r.dataset.state.endsWith('_unacked'))"
+        ".dataset.path"
+    )
+    assert page.evaluate("window.gsmonState.selected") == wanted
+    page.keyboard.press("a")
+    page.wait_for_selector("#commentdialog[open]")
+    page.keyboard.press("Escape")  # a dialog cancelled: nothing sent
+    page.wait_for_selector("#commentdialog[open]", state="detached")
+    page.keyboard.press("?")
+    page.wait_for_selector("#help[open]")
+    assert "acknowledge the selected alarm" in page.inner_text("#help")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#help[open]", state="detached")
+    assert errors == []
+    assert bridge.process.stop() == 0, bridge.process.stderr()
+
+
+def test_private_reads_page_asks_for_a_login_and_never_says_all_is_well(
+    procs: Processes, tmp_path: Path, browser: Any
+) -> None:
+    """With --private-reads the page before a login says why it shows nothing (once it said "bridge lost",
+    reconnecting forever, and "Nothing needs attention"); after the login the tree comes; a logout ends it."""
+    hub = procs.hub()
+    procs.agent(hub, "rack1", {"points": [{"name": "temp_c", "value": 97.0, "alert": "RED", "dt": 0.2}]}, mount="GS1")
+    users_file = tmp_path / "users.toml"
+    make_user(users_file, "vera", "viewer-pw", "viewer")
+    bridge = start_bridge(procs, hub, "--users", str(users_file), "--private-reads")
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(bridge.url)
+    page.wait_for_selector('#banner:not([hidden]):has-text("log in to see the station")', timeout=10_000)
+    assert page.get_attribute("#hubstate", "data-state") == "log in"
+    assert "Nothing needs attention" not in page.inner_text("#attention")
+    assert "Nothing is known" in page.inner_text("#noproblems")
+    save(page, "web-private-reads-login.png")
+    log_in(page, "vera", "viewer-pw")
+    page.wait_for_selector(f'{ROW.format("GS1/temp_c")}[data-level="30"]', timeout=10_000)
+    assert page.locator("#banner").is_hidden()
+    page.click("#logout")
+    page.wait_for_selector('#banner:not([hidden]):has-text("log in to see the station")', timeout=10_000)
+    page.wait_for_selector(ROW.format("GS1/temp_c"), state="detached", timeout=5_000)
+    assert bridge.process.stop() == 0, bridge.process.stderr()
+
+
+def test_a_point_opened_by_prefix_shows_its_history_with_a_recorder_gap_as_a_gap(
+    procs: Processes, tmp_path: Path, browser: Any
+) -> None:
+    """``?prefix=P`` of a point opens its detail: the history chart (from a real recorder, through the hub)
+    and the journal load (they once stayed empty until the point was clicked). The recorder is killed and
+    restarted: its gap is named under the chart, and the chart's line is broken inside it, even though the
+    gap is narrower than one of the chart's buckets (15 s over the hour shown)."""
+    from test_recorder import recorder
+
+    hub = procs.hub()
+    spec = {"points": [{"name": "count", "counter": True, "alert": "ORANGE", "dt": 0.1}]}
+    procs.agent(hub, "rack1", spec, mount="GS1/Rack1")
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    path = "GS1/Rack1/count"
+
+    def stored() -> dict[str, Any]:
+        result = gsmon_cli("history", path, "--since", "10m", "--db", url, "--json")
+        assert result.returncode == 0, result.stderr
+        answer: dict[str, Any] = json.loads(result.stdout)
+        return answer
+
+    def counted() -> int:
+        result = gsmon_cli("get", path, "--json", "--hub", hub.query)
+        assert result.returncode == 0, result.stderr
+        return int(json.loads(result.stdout)[path]["value"])
+
+    first = recorder(procs, hub, url, "GS1/")
+    wait_until(lambda: len(stored()["samples"]) >= 10, what="rows before the gap")
+    first.kill()
+    at_kill = counted()
+    wait_until(lambda: counted() >= at_kill + 15, what="polls the recorder misses")
+    recorder(procs, hub, url, "GS1/", name="recorder-again")
+    (gap,) = wait_until(
+        lambda: [g for g in stored()["gaps"] if g["reason"] == "recorder down"], what="the recorder's gap"
+    )
+    wait_until(lambda: any(s["t"] > gap["to"] for s in stored()["samples"]), what="rows after the gap")
+    bridge = start_bridge(procs, hub)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(bridge.url + f"?prefix={path}")
+    page.wait_for_selector('#charthint:has-text("recorder down")', timeout=15_000)
+    page.wait_for_selector('#journal li:has-text("alarm_raised")', timeout=10_000)
+    data = page.evaluate("window.gsmonState.chart.data")
+    xs, avgs = data[0], data[2]
+    start_s, end_s = wall_of_iso(gap["from"]), wall_of_iso(gap["to"])
+    inside = [index for index, x in enumerate(xs) if start_s < x < end_s]
+    assert inside, (gap, xs[-10:])
+    # (a bucket with rows may have its middle in the gap too; uPlot joins no line across the null point)
+    assert any(avgs[index] is None for index in inside), [(xs[index], avgs[index]) for index in inside]
+    assert any(value is not None for value in avgs)
+    save(page, "web-history-gap.png")
+    assert errors == []
+    assert bridge.process.stop() == 0, bridge.process.stderr()
+
+
+def test_a_message_lost_on_the_way_makes_the_page_resnapshot_and_follow_on(station: Station, browser: Any) -> None:
+    """The stream's seq: a message that never reaches the page (dropped here, between the real bridge and the
+    real page) is seen as a gap; the page subscribes again, gets a fresh snapshot, and follows on."""
+    dropped: list[dict[str, Any]] = []
+
+    def between(socket: Any) -> None:
+        server = socket.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            body = json.loads(message)
+            if body["type"] in ("delta", "status") and not dropped:
+                dropped.append(body)  # lost on the way
+                return
+            socket.send(message)
+
+        server.on_message(to_page)
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.route_web_socket("**/api/v1/ws", between)
+    page.goto(station.bridge.url + "?prefix=GS1/Rack1/Power")
+    point = ROW.format("GS1/Rack1/Power/temp_c")
+    page.wait_for_selector(point, timeout=15_000)
+    # (polled from here: the page's CSP forbids the eval that wait_for_function's string predicate needs)
+    wait_until(lambda: page.evaluate("window.gsmonState.snapshots") >= 2, what="the page's second snapshot")
+    (lost,) = dropped
+    assert page.evaluate("window.gsmonState.epoch") != lost["epoch"]  # a new subscription
+    set_point(station.control, 97.0, "RED")
+    page.wait_for_selector(f'{point}[data-level="30"]', timeout=5_000)
     assert errors == []

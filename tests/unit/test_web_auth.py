@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gsmon.common.config import ConfigError
-from gsmon.common.web.auth import SessionSigner, Users, origin_allowed, set_user
+from gsmon.common.web.auth import LoginThrottle, SessionSigner, Users, origin_allowed, set_user
 
 NOW = 1_764_700_000.0
 
@@ -86,3 +87,56 @@ def test_origin_rules() -> None:
     assert not origin_allowed({"Referer": "http://evil.example/x"}, own)
     assert not origin_allowed({"Origin": own, "Sec-Fetch-Site": "cross-site"}, own)
     assert origin_allowed({}, own)  # no Origin nor Referer (a script): the CSRF token alone decides
+
+
+def test_login_throttle_blocks_a_name_after_its_failures_and_forgets_old_names() -> None:
+    throttle = LoginThrottle(3, 60.0, max_names=100)
+    for at in (0.0, 1.0):
+        throttle.failed("otto", NOW + at)
+    assert not throttle.blocked("otto", NOW + 2)
+    throttle.failed("otto", NOW + 2)
+    assert throttle.blocked("otto", NOW + 3)
+    assert not throttle.blocked("vera", NOW + 3)  # per name
+    assert not throttle.blocked("otto", NOW + 61)  # the first failure is out of the window
+    throttle.succeeded("otto")
+    assert not throttle.blocked("otto", NOW + 3)
+    # A stream of made-up names: the memory stays bounded, and a name's window ends its entry.
+    for index in range(1_000):
+        throttle.failed(f"guess{index}", NOW + 100 + index * 0.01)
+    assert len(throttle) <= 100
+    throttle.failed("otto", NOW + 1_000)
+    assert len(throttle) == 1  # every guess is older than the window
+
+
+def test_check_password_verifies_a_hash_for_unknown_names_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unknown name or wrong password: None either way, and a hash is checked either way (the time taken
+    must not tell which names exist)."""
+    from gsmon.common.web import auth
+
+    users_file = tmp_path / "users.toml"
+    set_user(users_file, "alice", "pw", "operator")
+    users = Users(users_file)
+    checked: list[str] = []
+
+    class Counting:
+        """The module's hasher, counting what it verifies (PasswordHasher's own attributes are read-only)."""
+
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def verify(self, hashed: str, password: str) -> bool:
+            checked.append(hashed)
+            return bool(self.real.verify(hashed, password))
+
+        def hash(self, password: str) -> str:
+            return str(self.real.hash(password))
+
+    monkeypatch.setattr(auth, "_hasher", Counting(auth._hasher))
+    found = users.check_password("alice", "pw")
+    assert found is not None
+    assert found.name == "alice"
+    assert users.check_password("alice", "nope") is None
+    assert users.check_password("mallory", "pw") is None
+    assert len(checked) == 3
+    assert checked[2].startswith("$argon2id$")
+    assert checked[2] not in checked[:2]

@@ -145,6 +145,25 @@ def test_jsonable_and_times() -> None:
     }
 
 
+def test_every_time_of_the_hubs_alarms_shelves_and_journal_is_rendered_iso() -> None:
+    """The hub's records hold their times as epoch seconds (float fields): the bridge renders each as ISO 8601
+    (``level_since`` once went out as a bare number)."""
+    import dataclasses
+
+    from gsmon.common.web.app import TIME_KEYS
+    from gsmon.hub.alarms import Alarm, JournalEntry, Shelf
+
+    fields = [(field.name, str(field.type)) for record in (Alarm, Shelf) for field in dataclasses.fields(record)]
+    # (a NamedTuple's annotations are ForwardRefs under `from __future__ import annotations`)
+    fields += [
+        (name, getattr(kind, "__forward_arg__", str(kind))) for name, kind in JournalEntry.__annotations__.items()
+    ]
+    times = {name for name, kind in fields if kind in ("float", "float | None")}
+    assert {"level_since", "raised_at", "created_at", "hub_time"} <= times
+    assert times <= TIME_KEYS, times - TIME_KEYS
+    assert iso_times({"level_since": 0.0}) == {"level_since": "1970-01-01T00:00:00.000Z"}
+
+
 def test_levels() -> None:
     assert parse_level("orange") == 20
     assert parse_level("30") == 30

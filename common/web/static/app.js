@@ -23,8 +23,9 @@
     expandAll: false,
     filter: "",
     visible: [], // paths of the rendered rows, in order (keyboard moves)
-    dirty: false, renderedAt: 0, renders: 0, applied: 0,
+    dirty: false, renderedAt: 0, renders: 0, applied: 0, snapshots: 0,
     chart: null, chartPath: null,
+    detailFor: null, // the path whose history and journal the detail panel asked for
     // The hub's alarm listing (GET /api/v1/alarms): {alarms, unreached}, or null while it does not answer
     // (an old hub, the hub lost): the table is then built from the tree, and says so (bookProblem).
     book: null, bookProblem: "", bookLoads: 0,
@@ -108,12 +109,23 @@
   // ------------------------------------------------------------------ the stream
 
   let socket = null, retryMs = 500;
+  // Reads private and nobody logged in: the bridge refuses the stream; the page says why and waits for a login.
+  function mustLogIn() { return state.session.private_reads && !state.session.user; }
+  function showLogIn() {
+    state.nodes.clear(); state.children.clear(); state.epoch = null; state.book = null;
+    setLink("log in", "log in to see the station: this bridge shows it to logged-in users only");
+    markDirty();
+  }
   function connect() {
+    if (mustLogIn()) { showLogIn(); return; }
+    if (socket && socket.readyState <= WebSocket.OPEN) { subscribe(); return; }
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     socket = new WebSocket(`${scheme}//${location.host}/api/v1/ws`);
     socket.onopen = () => { retryMs = 500; subscribe(); };
     socket.onmessage = (event) => onMessage(JSON.parse(event.data));
     socket.onclose = () => {
+      socket = null;
+      if (mustLogIn()) { showLogIn(); return; } // (logged out, or the session ended)
       setLink("bridge lost", "the bridge does not answer: reconnecting");
       setTimeout(connect, retryMs); retryMs = Math.min(retryMs * 2, 10000);
     };
@@ -124,7 +136,7 @@
   function onMessage(msg) {
     if (msg.type === "error") { toast(msg.message, true); return; }
     if (msg.type === "snapshot") {
-      state.epoch = msg.epoch; state.seq = msg.seq;
+      state.epoch = msg.epoch; state.seq = msg.seq; state.snapshots += 1;
       state.nodes.clear(); state.children.clear();
       for (const node of msg.nodes) putNode(node);
       state.applied += msg.nodes.length;
@@ -432,6 +444,8 @@
     const act = mayAct() && !KIOSK;
     $("attentioncount").textContent = rows.length ? `(${rows.length})` : "";
     $("noproblems").hidden = rows.length > 0;
+    $("noproblems").textContent = state.link === "connected" && state.snapshots ? "Nothing needs attention."
+      : `Nothing is known: no live tree (${state.link}).`;
     const html = rows.slice(0, 500).map((row) => {
       const { alarm, node, path } = row;
       const open = alarm && isOpen(alarm);
@@ -491,11 +505,13 @@
   function renderDetail(fresh) {
     const panel = $("detail");
     const path = state.selected;
-    if (!path || KIOSK) { panel.hidden = true; return; }
+    if (!path || KIOSK) { panel.hidden = true; state.detailFor = null; return; }
     panel.hidden = false;
     const node = state.nodes.get(path);
     $("detailpath").textContent = path;
     if (!node) { $("detailfields").innerHTML = "<dt>state</dt><dd>not in the tree (removed)</dd>"; return; }
+    // A selection made before its node came (?prefix=P opens with it selected) asks once the node is here.
+    if (state.detailFor !== path) fresh = true;
     const a = fullAlarm(node);
     const fields = [
       field("level", `<span data-level="${node.level}" data-tier="${tier(node.level)}"><b class="word">${esc(node.word)}</b></span> (${node.level})`),
@@ -523,7 +539,7 @@
       if (node.shelf_id != null) actions.push(`<button type="button" class="actbutton unshelve" data-id="${node.shelf_id}">Unshelve #${esc(node.shelf_id)}</button>`);
     }
     $("detailactions").innerHTML = actions.join("");
-    if (fresh) { loadHistory(path, node); loadJournal(path); }
+    if (fresh) { state.detailFor = path; loadHistory(path, node); loadJournal(path); }
   }
 
   async function getJson(url) {
@@ -544,19 +560,28 @@
       const body = await getJson(`/api/v1/history?path=${encodeURIComponent(path)}&from=${from.toISOString()}&to=${to.toISOString()}&buckets=240`);
       if (state.selected !== path) return;
       const buckets = (body.result && body.result.buckets) || [];
-      const xs = [], mins = [], avgs = [], maxs = [];
-      for (const b of buckets) {
-        xs.push((Date.parse(b.from) + Date.parse(b.to)) / 2000);
-        const empty = b.avg == null; // no number in the bucket (or a gap): drawn as a gap, never as a line
-        avgs.push(empty ? null : b.avg); mins.push(empty ? null : b.min); maxs.push(empty ? null : b.max);
-      }
       const gaps = (body.result && body.result.gaps) || [];
+      const points = []; // [x (s), min, avg, max]
+      for (const b of buckets) {
+        const empty = b.avg == null; // no number in the bucket (or a gap): drawn as a gap, never as a line
+        points.push([(Date.parse(b.from) + Date.parse(b.to)) / 2000, empty ? null : b.min, empty ? null : b.avg, empty ? null : b.max]);
+      }
+      // A gap narrower than two buckets leaves no empty bucket: the buckets on its sides would be joined by
+      // a line. A point without values in the gap's middle breaks the line there (uPlot: spanGaps false).
+      const shownFrom = from.getTime() / 1000, shownTo = to.getTime() / 1000;
+      for (const g of gaps) {
+        const middle = (Date.parse(g.from) + Date.parse(g.to)) / 2000;
+        if (middle > shownFrom && middle < shownTo) points.push([middle, null, null, null]);
+      }
+      points.sort((a, b) => a[0] - b[0]);
+      const xs = points.map((p) => p[0]), mins = points.map((p) => p[1]), avgs = points.map((p) => p[2]), maxs = points.map((p) => p[3]);
       hint.textContent = `${buckets.length} buckets over the last hour${gaps.length ? `; ${gaps.length} gap(s): ${gaps.map((g) => `${clockOf(g.from)}–${clockOf(g.to)} ${g.reason}`).join(", ")}` : ""}`;
       if (!window.uPlot || !xs.length) { if (!xs.length) hint.textContent = "no history for this point in the last hour"; return; }
       const width = Math.max(240, box.clientWidth || 300);
       state.chart = new window.uPlot({
         width, height: 160, spanGaps: false,
-        series: [{}, { label: "min", stroke: "#90a4ae" }, { label: "avg", stroke: "#1565c0", width: 2 }, { label: "max", stroke: "#90a4ae" }],
+        // Dots on the averages: a bucket between two gaps (or alone in the hour) has no line to draw.
+        series: [{}, { label: "min", stroke: "#90a4ae" }, { label: "avg", stroke: "#1565c0", width: 2, points: { show: true, size: 4, fill: "#1565c0" } }, { label: "max", stroke: "#90a4ae" }],
         axes: [{}, { size: 60 }], scales: { x: { time: true } },
       }, [xs, mins, avgs, maxs], box);
       state.chartPath = path;
@@ -723,11 +748,15 @@
         $("loginpass").value = "";
         await loadSession();
         toast(`logged in as ${state.session.user} (${state.session.role})`);
-        subscribe();
+        connect(); // (a stream open already subscribes again: the same tree, now with the user's buttons)
         if (state.selected) renderDetail(true);
       } catch (error) { toast(`login: ${error.message}`, true); }
     });
-    $("logout").onclick = async () => { try { await post("/api/v1/logout", {}); } catch (e) { /* gone anyway */ } await loadSession(); };
+    $("logout").onclick = async () => {
+      try { await post("/api/v1/logout", {}); } catch (e) { /* gone anyway */ }
+      await loadSession();
+      if (mustLogIn() && socket) socket.close(); // private reads: the stream ends with the session
+    };
     document.addEventListener("keydown", (event) => {
       const typing = ["INPUT", "TEXTAREA"].includes(document.activeElement.tagName);
       if (document.querySelector("dialog[open]")) return;
