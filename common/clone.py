@@ -592,9 +592,7 @@ class CloneCore:
                 changes += self._node(node)
         return changes
 
-    def _batch(
-        self, topic: bytes, payload: bytes, decode: Callable[[bytes], tuple[list[_N], list[str]]]
-    ) -> list[_N]:
+    def _batch(self, topic: bytes, payload: bytes, decode: Callable[[bytes], tuple[list[_N], list[str]]]) -> list[_N]:
         """The nodes of a NODES message that is ours (rule 7), decoded; [] for another prefix's batches (a plain
         subscription to "" receives every topic), batches given up, or a payload that is none."""
         if not self.batched or topic != self.nodes_topic:
