@@ -86,6 +86,7 @@ from gsmon.common.web.hub_commands import (
     HubCommandError,
     HubNoAnswerError,
 )
+from gsmon.common.web.main import DEFAULT_MAX_STREAMS
 from gsmon.common.web.metrics import CONTENT_TYPE, DEFAULT_MAX_SERIES, BridgeFacts, render_metrics
 from gsmon.common.web.nodes import iso_utc, parse_level, wall_of_iso
 from gsmon.common.web.shared_calls import SharedCalls
@@ -168,6 +169,7 @@ class WebSettings:
     private_reads: bool = False
     behind_proxy: bool = False
     max_series: int = DEFAULT_MAX_SERIES
+    max_streams: int = DEFAULT_MAX_STREAMS
     curve: ClientKeys | None = None
     timeout_s: float = 5.0
     flush_s: float = FLUSH_S
@@ -245,6 +247,7 @@ class WebBridge:
         self.shared_reads: SharedCalls[_SharedRead, CommandOutcome] = SharedCalls(self._shared_call)
         self._clients: dict[int, _Client] = {}
         self._client_ids = itertools.count(1)
+        self.streams_refused = 0  # WebSockets refused at max_streams (the status says it)
         self._failed_logins = LoginThrottle(MAX_FAILED_LOGINS, FAILED_LOGIN_WINDOW_S)
         self.failure: BaseException | None = None
         #: Set when the bridge must end (the hub feed's thread failed): the process exits with status 1.
@@ -410,6 +413,7 @@ class WebBridge:
     def _status(self) -> dict[str, Any]:
         body = self.core.status(time.time())
         body["clients"] = self.core.clients
+        body["streams_refused"] = self.streams_refused
         return body
 
     async def tree(self, request: web.Request) -> web.Response:
@@ -434,6 +438,13 @@ class WebBridge:
         # of the same site (another port of this host): a page of another origin may not follow the tree.
         if "Origin" in request.headers and not origin_allowed(request.headers, self._own_origin(request)):
             return _error(403, "a WebSocket from another site's page is refused")
+        if len(self._clients) >= self.settings.max_streams:
+            self.streams_refused += 1
+            return _error(
+                503,
+                f"{len(self._clients)} live streams already, the bridge's limit (--max-streams): try again later",
+                retry_after_s=5,
+            )
         socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_BODY_BYTES)
         await socket.prepare(request)
         client = _Client(next(self._client_ids), socket)

@@ -57,6 +57,9 @@ __all__ = ["add_parser", "parse_listen", "run_passwd", "run_web"]
 log = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:7764"
+# WebSocket streams served at once (--max-streams): each holds a queue and a snapshot of what it follows, so
+# without a bound a loop of connections is a denial of service; the one past it gets 503 and retries later.
+DEFAULT_MAX_STREAMS = 200
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -109,6 +112,12 @@ def add_parser(subparsers: Any, name: str = "web", summary: str = "serve the liv
     )
     parser.add_argument(
         "--max-series", type=int, default=100_000, help="series cap of one /metrics scrape (default 100000)"
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=int,
+        default=DEFAULT_MAX_STREAMS,
+        help=f"WebSocket streams served at once; the next one is refused 503 (default {DEFAULT_MAX_STREAMS})",
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     parser.add_argument(
@@ -170,6 +179,8 @@ def run_web(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from error
     if args.max_series < 1:
         raise UsageError(f"--max-series must be at least 1, got {args.max_series}")
+    if args.max_streams < 1:
+        raise UsageError(f"--max-streams must be at least 1, got {args.max_streams}")
     if not args.timeout_s > 0:
         raise UsageError(f"--timeout-s must be positive, got {args.timeout_s}")
     settings, curve = client_settings(args)  # ConfigError / KeyFileError: UsageErrors
@@ -187,6 +198,7 @@ def run_web(args: argparse.Namespace) -> int:
         private_reads=private,
         behind_proxy=args.behind_proxy,
         max_series=args.max_series,
+        max_streams=args.max_streams,
         curve=curve,
         timeout_s=args.timeout_s,
     )

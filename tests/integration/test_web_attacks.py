@@ -220,3 +220,48 @@ def test_without_behind_proxy_forwarded_headers_are_not_trusted(procs: Processes
     _, _, set_cookie = _log_in(bridge, {"X-Forwarded-Proto": "https", "Origin": bridge.url.rstrip("/")})
     assert "secure" not in {part.strip().lower() for part in set_cookie.split(";")}, set_cookie
     assert bridge.process.stop() == 0, bridge.process.stderr()
+
+
+async def _streams_past_the_cap(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        first = await session.ws_connect(url + "api/v1/ws")
+        second = await session.ws_connect(url + "api/v1/ws")
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(url + "api/v1/ws")
+        assert refused.value.status == 503
+        async with session.get(url + "api/v1/ws") as answer:  # the same refusal, read as a plain request
+            assert answer.status == 503
+            assert "--max-streams" in (await answer.json())["error"]
+        await first.close()
+
+        async def third_taken() -> bool:
+            try:
+                third = await session.ws_connect(url + "api/v1/ws")
+            except aiohttp.WSServerHandshakeError:
+                return False
+            await third.send_str(json.dumps({"subscribe": ""}))
+            assert (await _next_of(third, {"snapshot", "error"}))["type"] == "snapshot"
+            await third.close()
+            return True
+
+        for _ in range(100):  # the bridge sees the close when its handler ends: a few loop turns
+            if await third_taken():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("a stream was refused after one of the two closed")
+        await second.close()
+
+
+def test_streams_past_max_streams_are_refused_503_and_taken_again_when_one_closes(
+    procs: Processes, tmp_path: Path
+) -> None:
+    """A loop of WebSocket connections cannot exhaust the bridge: past --max-streams each is refused with one
+    JSON line (503), counted in the status; one that closes makes room."""
+    bridge = _station(procs, tmp_path, "--max-streams", "2")
+    asyncio.run(_streams_past_the_cap(bridge.url))
+    status, _, body = _request(bridge.url + "api/v1/status")
+    assert status == 200
+    assert json.loads(body)["streams_refused"] >= 2
+    _alive(bridge)
+    assert bridge.process.stop() == 0, bridge.process.stderr()
