@@ -104,6 +104,11 @@ MAX_QUEUED: Final = 64
 #: and a client sending subscriptions in a loop must not stop it (those in between: the latest counts).
 MIN_SUBSCRIBE_INTERVAL_S: Final = 0.2
 MAX_BODY_BYTES: Final = 64 * 1024
+#: The WebSocket close code of a stream whose session ended (private reads: a logout, or its expiry); the page
+#: then asks for a login instead of reconnecting (app.js SESSION_ENDED).
+SESSION_ENDED_CLOSE_CODE: Final = 4401
+#: How often streams are checked for an expired session (private reads).
+SESSION_CHECK_S: Final = 1.0
 MAX_COMMENT_CHARS: Final = 500
 #: Failed logins per user name before it must wait (argon2 is slow already; this bounds guessing).
 MAX_FAILED_LOGINS: Final = 5
@@ -190,6 +195,10 @@ def _refusal_text(error: web.HTTPException, request: web.Request) -> str:
     return error.reason
 
 
+def _expired(now: float, session: Session) -> bool:
+    return session.expires_at <= now
+
+
 def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status, dumps=_dumps)
 
@@ -209,6 +218,8 @@ class _Client:
 
     client_id: int
     socket: web.WebSocketResponse
+    #: The session it was opened with (private reads: the stream ends with it, at logout or expiry).
+    session: Session | None = None
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(MAX_QUEUED))
     dropped: int = 0
     #: The latest subscription asked for and not yet answered (prefix, min_level), and its signal.
@@ -358,13 +369,18 @@ class WebBridge:
                     break
 
     async def pump(self) -> None:
+        checked = 0.0
         while True:
             if self.feed.failure is not None:
                 self.failure = self.feed.failure
                 log.error("the hub feed stopped: %s", self.failure)
                 self.done.set()
                 return
-            self.turn(time.time())
+            now = time.time()
+            self.turn(now)
+            if self.settings.private_reads and now - checked >= SESSION_CHECK_S:
+                checked = now
+                await self._end_streams(partial(_expired, now), "the session expired")
             await asyncio.sleep(self.settings.flush_s)
 
     # ------------------------------------------------------------------
@@ -433,7 +449,7 @@ class WebBridge:
         return web.Response(text=text, content_type="application/json")
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        self._reader(request)
+        session = self._reader(request)
         # A WebSocket is not bound by the same-origin policy, and a session cookie goes with it from any page
         # of the same site (another port of this host): a page of another origin may not follow the tree.
         if "Origin" in request.headers and not origin_allowed(request.headers, self._own_origin(request)):
@@ -447,7 +463,7 @@ class WebBridge:
             )
         socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_BODY_BYTES)
         await socket.prepare(request)
-        client = _Client(next(self._client_ids), socket)
+        client = _Client(next(self._client_ids), socket, session)
         self._clients[client.client_id] = client
         loop = asyncio.get_running_loop()
         writer = loop.create_task(self._write_to(client))
@@ -612,9 +628,20 @@ class WebBridge:
         # (a page of another origin on this host is same-site: its POST would carry the cookie)
         if not origin_allowed(request.headers, self._own_origin(request)):
             return _error(403, "a logout from another site's page is refused")
+        session = self._session(request)
+        if session is not None:
+            self.signer.revoke(session, time.time())  # the cookie is refused from now on, wherever it is kept
+            if self.settings.private_reads:
+                await self._end_streams(lambda held: held.csrf == session.csrf, "logged out")
         response = web.json_response({"user": None}, dumps=_dumps)
         response.del_cookie(COOKIE_NAME, path="/")
         return response
+
+    async def _end_streams(self, ends: Callable[[Session], bool], why: str) -> None:
+        """Close the streams whose session ``ends`` (private reads: a stream is a read that needs one)."""
+        for client in list(self._clients.values()):
+            if client.session is not None and ends(client.session):
+                await client.socket.close(code=SESSION_ENDED_CLOSE_CODE, message=why.encode())
 
     # ------------------------------------------------------------------
     # Writes and the hub

@@ -91,6 +91,7 @@ COOKIE_NAME: Final = "gsmon_session"
 CSRF_HEADER: Final = "X-Gsmon-CSRF"
 #: How long a session lasts (one long shift): then the user logs in again.
 SESSION_S: Final = 12 * 3600.0
+MAX_REVOKED: Final = 100_000  # logged-out sessions remembered until they expire
 MAX_PASSWORD_CHARS: Final = 1024
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -293,6 +294,17 @@ class SessionSigner:
     def __init__(self, key: bytes | None = None, *, lifetime_s: float = SESSION_S) -> None:
         self._key = key if key is not None else secrets.token_bytes(32)
         self.lifetime_s = lifetime_s
+        # Sessions logged out before they expired: their CSRF token (unique per session) -> expiry. A cookie
+        # is signed, not stored, so a logout must remember it until it would have expired by itself.
+        self._revoked: dict[str, float] = {}
+
+    def revoke(self, session: Session, now: float) -> None:
+        """Log ``session`` out at wall time ``now``: its cookie is refused from now on (until it expires anyway)."""
+        self._revoked = {token: until for token, until in self._revoked.items() if until > now}
+        if len(self._revoked) >= MAX_REVOKED:
+            # Each needed a login (argon2, throttled): a flood of them ends the oldest logouts' memory first.
+            del self._revoked[min(self._revoked, key=self._revoked.__getitem__)]
+        self._revoked[session.csrf] = session.expires_at
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
@@ -320,6 +332,8 @@ class SessionSigner:
         name, fingerprint, csrf, expires = (payload.get(key) for key in ("u", "f", "c", "e"))
         if not (isinstance(name, str) and isinstance(fingerprint, str) and isinstance(csrf, str)):
             return None
+        if csrf in self._revoked:
+            return None  # logged out
         if not isinstance(expires, int | float) or expires <= now:
             return None
         user = users.get(name)

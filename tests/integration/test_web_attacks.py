@@ -76,7 +76,11 @@ def _station(procs: Processes, tmp_path: Path, *extra: str) -> Bridge:
     users_file = tmp_path / "users.toml"
     make_user(users_file, "otto", "operator-pw", "operator")
     bridge = start_bridge(procs, hub, "--users", str(users_file), *extra)
-    wait_until(lambda: _request(bridge.url + f"api/v1/node?path={PATH}")[0] == 200, what="the point at the bridge")
+    # (--private-reads: the point is looked for with a session of its own, logged out again)
+    session = _log_in(bridge, {"Origin": bridge.url.rstrip("/")}) if "--private-reads" in extra else None
+    headers = {} if session is None else {"Cookie": session[0]}
+    node = bridge.url + f"api/v1/node?path={PATH}"
+    wait_until(lambda: _request(node, headers=headers)[0] == 200, what="the point at the bridge")
     return bridge
 
 
@@ -264,4 +268,37 @@ def test_streams_past_max_streams_are_refused_503_and_taken_again_when_one_close
     assert status == 200
     assert json.loads(body)["streams_refused"] >= 2
     _alive(bridge)
+    assert bridge.process.stop() == 0, bridge.process.stderr()
+
+
+async def _logged_out_stream(url: str, cookie: str) -> int:
+    """The close code a private-reads stream opened with ``cookie`` gets when that session logs out elsewhere."""
+    origin = url.rstrip("/")
+    headers = {"Cookie": cookie, "Origin": origin}
+    async with aiohttp.ClientSession() as session, session.ws_connect(url + "api/v1/ws", headers=headers) as socket:
+        await socket.send_str(json.dumps({"subscribe": ""}))
+        assert (await _next_of(socket, {"snapshot", "error"}))["type"] == "snapshot"
+        # Another tab logs out: the same cookie, a POST from our own origin.
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(None, lambda: _request(url + "api/v1/logout", data=b"{}", headers=headers))
+        assert answer[0] == 200
+        while (message := await socket.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
+            pass  # (deltas and statuses sent before the logout)
+        assert message.type == aiohttp.WSMsgType.CLOSE, message
+        code: int = message.data  # the code of the close frame: what a browser's CloseEvent says
+        return code
+
+
+def test_a_logout_ends_the_session_everywhere_and_its_open_streams(procs: Processes, tmp_path: Path) -> None:
+    """Under --private-reads a logout revokes the cookie (a copy kept elsewhere is refused 401 afterwards) and
+    closes the streams opened with it (code 4401: the page asks for a login instead of reconnecting)."""
+    bridge = _station(procs, tmp_path, "--private-reads")
+    cookie, _, _ = _log_in(bridge, {"Origin": bridge.url.rstrip("/")})
+    assert _request(bridge.url + "api/v1/tree", headers={"Cookie": cookie})[0] == 200
+    assert asyncio.run(_logged_out_stream(bridge.url, cookie)) == 4401
+    answer = _request(bridge.url + "api/v1/tree", headers={"Cookie": cookie})
+    assert answer[0] == 401
+    assert "log in" in _json_error(answer)
+    again, _, _ = _log_in(bridge, {"Origin": bridge.url.rstrip("/")})  # a new login works
+    assert _request(bridge.url + "api/v1/tree", headers={"Cookie": again})[0] == 200
     assert bridge.process.stop() == 0, bridge.process.stderr()

@@ -698,13 +698,15 @@ def test_private_reads_page_asks_for_a_login_and_never_says_all_is_well(
     procs: Processes, tmp_path: Path, browser: Any
 ) -> None:
     """With --private-reads the page before a login says why it shows nothing (once it said "bridge lost",
-    reconnecting forever, and "Nothing needs attention"); after the login the tree comes; a logout ends it."""
+    reconnecting forever, and "Nothing needs attention"); after the login the tree comes; a logout ends it, and a
+    logout in another tab ends this tab's stream (close code 4401) and its session too."""
     hub = procs.hub()
     procs.agent(hub, "rack1", {"points": [{"name": "temp_c", "value": 97.0, "alert": "RED", "dt": 0.2}]}, mount="GS1")
     users_file = tmp_path / "users.toml"
     make_user(users_file, "vera", "viewer-pw", "viewer")
     bridge = start_bridge(procs, hub, "--users", str(users_file), "--private-reads")
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(viewport={"width": 1280, "height": 800})  # two tabs share its cookies
+    page = context.new_page()
     page.goto(bridge.url)
     page.wait_for_selector('#banner:not([hidden]):has-text("log in to see the station")', timeout=10_000)
     assert page.get_attribute("#hubstate", "data-state") == "log in"
@@ -717,6 +719,17 @@ def test_private_reads_page_asks_for_a_login_and_never_says_all_is_well(
     page.click("#logout")
     page.wait_for_selector('#banner:not([hidden]):has-text("log in to see the station")', timeout=10_000)
     page.wait_for_selector(ROW.format("GS1/temp_c"), state="detached", timeout=5_000)
+    # A logout in another tab (the same cookie) ends this tab's stream too: it asks for a login, not "bridge lost".
+    log_in(page, "vera", "viewer-pw")
+    page.wait_for_selector(f'{ROW.format("GS1/temp_c")}[data-level="30"]', timeout=10_000)
+    other_tab = context.new_page()
+    other_tab.goto(bridge.url)
+    other_tab.wait_for_selector("#whoami:not([hidden])", timeout=10_000)
+    other_tab.click("#logout")
+    page.wait_for_selector('#banner:not([hidden]):has-text("log in to see the station")', timeout=10_000)
+    page.wait_for_selector(ROW.format("GS1/temp_c"), state="detached", timeout=5_000)
+    assert page.locator("#loginform").is_visible()
+    context.close()
     assert bridge.process.stop() == 0, bridge.process.stderr()
 
 

@@ -65,6 +65,23 @@ def test_session_cookie_round_trip_forgery_expiry_and_password_change(tmp_path: 
     assert signer.check(cookie, users, NOW + 10) is None  # the password changed: the old session ends
 
 
+def test_a_logged_out_session_is_refused_until_it_would_have_expired(tmp_path: Path) -> None:
+    """A cookie is signed, not stored: revoke() remembers it; another session of the same user lives on."""
+    users_file = tmp_path / "users.toml"
+    user, _ = set_user(users_file, "alice", "pw", "operator")
+    users = Users(users_file, recheck_s=0.0)
+    signer = SessionSigner(lifetime_s=100.0)
+    cookie, session = signer.issue(user, NOW)
+    other, _ = signer.issue(user, NOW + 1)
+    signer.revoke(session, NOW + 5)
+    assert signer.check(cookie, users, NOW + 6) is None
+    assert signer.check(other, users, NOW + 6) is not None
+    later, later_session = signer.issue(user, NOW + 200)
+    signer.revoke(later_session, NOW + 201)  # the first one expired meanwhile: forgotten, the new one kept
+    assert len(signer._revoked) == 1
+    assert signer.check(later, users, NOW + 202) is None
+
+
 def test_role_change_applies_to_a_live_session(tmp_path: Path) -> None:
     users_file = tmp_path / "users.toml"
     user, _ = set_user(users_file, "carol", "pw", "operator")

@@ -109,6 +109,7 @@
   // ------------------------------------------------------------------ the stream
 
   let socket = null, retryMs = 500;
+  const SESSION_ENDED = 4401; // the close code of a stream whose session ended (app.py SESSION_ENDED_CLOSE_CODE)
   // Reads private and nobody logged in: the bridge refuses the stream; the page says why and waits for a login.
   function mustLogIn() { return state.session.private_reads && !state.session.user; }
   function showLogIn() {
@@ -123,8 +124,10 @@
     socket = new WebSocket(`${scheme}//${location.host}/api/v1/ws`);
     socket.onopen = () => { retryMs = 500; subscribe(); };
     socket.onmessage = (event) => onMessage(JSON.parse(event.data));
-    socket.onclose = () => {
+    socket.onclose = async (event) => {
       socket = null;
+      // 4401: the bridge ended the stream with the session (a logout in another tab, or its expiry).
+      if (event.code === SESSION_ENDED) await loadSession();
       if (mustLogIn()) { showLogIn(); return; } // (logged out, or the session ended)
       setLink("bridge lost", "the bridge does not answer: reconnecting");
       setTimeout(connect, retryMs); retryMs = Math.min(retryMs * 2, 10000);
