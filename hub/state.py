@@ -1664,13 +1664,14 @@ class HubState:
             else:
                 frames = []
             for prefix in batched:
-                if prefix:
+                if not prefix or wanted == (prefix,):
+                    chosen = published  # the whole tree, or the only prefix anyone follows: all of it
+                else:
                     chosen = [
                         item for item, path in zip(published, published_paths, strict=True) if path.startswith(prefix)
                     ]
-                else:
-                    chosen = published
-                frames += _nodes_frames(prefix, chosen)
+                topic = proto.nodes_topic(prefix)
+                frames += [(topic, batch) for batch in proto.encode_nodes_batches(chosen)]
         self.stats.messages_out += len(published)
         return frames
 
@@ -1948,21 +1949,3 @@ def _proper_ancestors(path: str) -> list[str]:
     """``a/b/c`` -> ``["a", "a/b"]``."""
     parts = path.split(naming.SEPARATOR)
     return [naming.SEPARATOR.join(parts[:end]) for end in range(1, len(parts))]
-
-
-def _nodes_frames(prefix: str, items: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """(1.4) The NODES messages of one drain for ``prefix``: its NODEs in seq order, cut into batches of at most
-    MAX_NODES_PER_BATCH nodes and about MAX_NODES_BATCH_BYTES of payloads (one node alone may be bigger)."""
-    if not items:
-        return []
-    topic = proto.nodes_topic(prefix)
-    most, budget = proto.MAX_NODES_PER_BATCH, proto.MAX_NODES_BATCH_BYTES
-    frames: list[tuple[bytes, bytes]] = []
-    start, size = 0, 0
-    for index, (_, payload) in enumerate(items):
-        size += len(payload)
-        if index - start >= most or (size > budget and index > start):
-            frames.append((topic, proto.encode_nodes(items[start:index])))
-            start, size = index, len(payload)
-    frames.append((topic, proto.encode_nodes(items[start:])))
-    return frames

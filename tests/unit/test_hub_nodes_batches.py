@@ -190,8 +190,8 @@ def test_with_only_batch_followers_drain_sends_no_plain_frame_and_cuts_long_batc
     ids=["count", "bytes", "big-node", "none"],
 )
 def test_a_turns_nodes_are_cut_by_count_and_by_bytes(sizes: list[int], expected: list[int]) -> None:
-    from gsmon.hub.state import _nodes_frames
-
+    """encode_nodes_batches: whole batches that any msgpack reader reads, every node once, in order."""
     items = [(f"p{index}".encode(), msgpack.packb(b"x" * size)) for index, size in enumerate(sizes)]
-    frames = _nodes_frames("", items)
-    assert [len(msgpack.unpackb(payload)) for _, payload in frames] == expected
+    batches = proto.encode_nodes_batches(items)
+    assert [len(msgpack.unpackb(batch)) for batch in batches] == expected
+    assert [pair[0] for batch in batches for pair in msgpack.unpackb(batch)] == [f"p{i}" for i in range(len(sizes))]
