@@ -148,7 +148,7 @@ def read_updates(
         except zmq.Again:
             break
         topic = first.bytes
-        # Every heartbeat and NODES topic starts with NUL (is_heartbeat_topic): a topic that does not is a NODE's.
+        # Every heartbeat and NODES topic starts with NUL (no path can): a topic that does not is a NODE's.
         if topic[:1] == b"\x00":
             if batch:
                 receive_nodes(batch, accepted)
@@ -264,7 +264,8 @@ class Subscriber:
             The whole view only (``min_alert`` None); :meth:`poll`, :meth:`changes` and callbacks
             are not for this mode.
         batches: Follow the prefix in NODES batches when the hub publishes them (protocol 1.4; one
-            message per hub turn instead of one per NODE: a third of a fast stream's read cost);
+            message per hub turn instead of one per NODE: about half a fast stream's read cost,
+            bench/nodes_bench.py);
             False: the plain topic, a message per NODE, as a 1.3 client does.
     """
 
