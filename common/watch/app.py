@@ -962,6 +962,8 @@ class WatchApp(App[int]):
         self.post_message(events.Resize(size, size))
 
     def tick(self) -> None:
+        if not self.screen_stack:
+            return  # the app is closing: its screens are gone, and a last timer tick has nothing to draw
         self.ticks += 1
         self._follow_terminal_size()
         collections = self.collections

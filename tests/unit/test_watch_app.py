@@ -706,6 +706,16 @@ def test_the_footer_shows_all_its_keys_at_80_columns() -> None:
     run(scenario, commands=FakeCommands(), size=(80, 24))
 
 
+def test_a_tick_after_the_screens_are_gone_does_nothing() -> None:
+    """The refresh timer may fire once more while the app closes (seen in CI: ScreenStackError from the tick's
+    alarm-list refresh, after the last screen was popped): that tick must not raise."""
+    app = run(lambda app, pilot: pilot.pause())
+    assert not app.screen_stack
+    ticks = app.ticks
+    app.tick()
+    assert app.ticks == ticks
+
+
 def test_mouse_click_selects_and_expands() -> None:
     async def scenario(app: WatchApp, pilot: Pilot[int]) -> None:
         index = app.model.index_of("GS1/Rack2")
