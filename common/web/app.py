@@ -109,6 +109,8 @@ MAX_BODY_BYTES: Final = 64 * 1024
 SESSION_ENDED_CLOSE_CODE: Final = 4401
 #: How often streams are checked for an expired session (private reads).
 SESSION_CHECK_S: Final = 1.0
+#: A stream refused at --max-streams is told to come back after this many seconds (Retry-After).
+STREAM_RETRY_S: Final = 5
 MAX_COMMENT_CHARS: Final = 500
 #: Failed logins per user name before it must wait (argon2 is slow already; this bounds guessing).
 MAX_FAILED_LOGINS: Final = 5
@@ -456,11 +458,13 @@ class WebBridge:
             return _error(403, "a WebSocket from another site's page is refused")
         if len(self._clients) >= self.settings.max_streams:
             self.streams_refused += 1
-            return _error(
+            refused = _error(
                 503,
                 f"{len(self._clients)} live streams already, the bridge's limit (--max-streams): try again later",
-                retry_after_s=5,
+                retry_after_s=STREAM_RETRY_S,
             )
+            refused.headers["Retry-After"] = str(STREAM_RETRY_S)
+            return refused
         socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_BODY_BYTES)
         await socket.prepare(request)
         client = _Client(next(self._client_ids), socket, session)

@@ -235,6 +235,7 @@ async def _streams_past_the_cap(url: str) -> None:
         assert refused.value.status == 503
         async with session.get(url + "api/v1/ws") as answer:  # the same refusal, read as a plain request
             assert answer.status == 503
+            assert answer.headers["Retry-After"] == "5"
             assert "--max-streams" in (await answer.json())["error"]
         await first.close()
 

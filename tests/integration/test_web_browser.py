@@ -479,11 +479,12 @@ def test_a_latched_alarm_outlives_its_point_in_the_table_and_an_ack_shows_who_an
 ) -> None:
     """The table comes from the hub's alarm book: a RED that returned to normal unacknowledged keeps its row
     after its agent restarts without the point (the tree no longer has it), marked "point removed"; the page
-    acks it; an ack with a comment shows who acked and why."""
+    acks it; an ack with a comment shows who acked and why; an unacknowledged alarm is listed above it."""
     hub = procs.hub()
-    fan, temp = tmp_path / "fan.json", tmp_path / "temp.json"
+    fan, temp, volt = tmp_path / "fan.json", tmp_path / "temp.json", tmp_path / "volt.json"
     set_point(fan, 1200, "GREEN")
     set_point(temp, 41.5, "GREEN")
+    set_point(volt, 48.0, "GREEN")
     fan_spec = {
         "parents": {"Cooling": None},
         "points": [{"name": "fan_rpm", "parent": "Cooling", "file": str(fan), "dt": 0.1}],
@@ -491,7 +492,10 @@ def test_a_latched_alarm_outlives_its_point_in_the_table_and_an_ack_shows_who_an
     fans = procs.agent(hub, "fans", fan_spec, mount="GS1/Rack1")
     temp_spec = {
         "parents": {"Power": None},
-        "points": [{"name": "temp_c", "parent": "Power", "file": str(temp), "dt": 0.1}],
+        "points": [
+            {"name": "temp_c", "parent": "Power", "file": str(temp), "dt": 0.1},
+            {"name": "volt", "parent": "Power", "file": str(volt), "dt": 0.1},
+        ],
     }
     procs.agent(hub, "rack1", temp_spec, mount="GS1/Rack1")
     bridge, page, errors = operator_page(procs, hub, tmp_path, browser)
@@ -534,6 +538,13 @@ def test_a_latched_alarm_outlives_its_point_in_the_table_and_an_ack_shows_who_an
     page.wait_for_selector(acked, timeout=10_000)
     assert "otto" in page.inner_text(acked)
     save(page, "web-alarm-acked-by.png")
+    # Unacknowledged first: a new RED on volt goes above the acknowledged RED of temp_c (path order says
+    # the opposite), whatever the level ties.
+    volt_row = '#alarmrows tr[data-path="GS1/Rack1/Power/volt"]'
+    set_point(volt, 0.0, "RED")
+    page.wait_for_selector(f'{volt_row}[data-state="active_unacked"]', timeout=10_000)
+    order = page.eval_on_selector_all("#alarmrows tr[data-path]", "rows => rows.map(row => row.dataset.path)")
+    assert order.index("GS1/Rack1/Power/volt") < order.index("GS1/Rack1/Power/temp_c"), order
     assert errors == []
 
 
