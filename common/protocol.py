@@ -1299,15 +1299,16 @@ instead of ``P``; in steps 2 and 4 it reads ``batched`` instead of
 ``published`` (the counter may exist for another client's plain
 subscription: only ``batched`` says the hub makes batches of ``P``), and
 counts for the gap check as before, one per pair. The hub takes NODES
-subscriptions of at most :data:`MAX_NODES_PREFIXES`
-(64) distinct prefixes (each costs it a pass over every turn's NODEs); past
-that it refuses new ones, and a client whose NODES subscription awaits
-confirmation while 3 heartbeats on its topic come without listing it in
-``batched`` cancels it and follows ``P`` plainly (heartbeats, not time: a
-client waiting for a hub that is down keeps asking for batches). A NODES subscription is granted exactly as ``P``'s plain one
-(read grants, caps). A client subscribed to ``""`` plainly receives every
-topic, NODES of other clients' prefixes included: it ignores a topic that is
-neither its heartbeat topic nor a path (a leading NUL), and counts none of it.
+subscriptions of at most :data:`MAX_NODES_PREFIXES` (64) distinct prefixes
+(each costs it a pass over every turn's NODEs); past that it refuses new
+ones, and a client whose NODES subscription awaits confirmation while 3
+heartbeats on its topic come without listing it in ``batched`` cancels it
+and follows ``P`` plainly (heartbeats, not time: a client waiting for a hub
+that is down keeps asking for batches). A NODES subscription is granted
+exactly as ``P``'s plain one (read grants, caps). A client subscribed to
+``""`` plainly receives every topic, NODES of other clients' prefixes
+included: it ignores a topic that is neither its heartbeat topic nor a path
+(a leading NUL), and counts none of it.
 
 Read scopes and heartbeat topics: with keys, a subscriber grant limited to
 some prefixes is a *scope* with its own heartbeat topic,
