@@ -370,7 +370,9 @@ class AlarmRecord:
             "raised_at": iso_utc(self.raised_at),
             "rtn_at": iso_utc(self.rtn_at),
             "acked": self.acked,
-            "acked_by": self.acked_by,
+            # Who acknowledged: the person -- the user the client forwarded (the web page's, the terminal's
+            # login) -- else the key; the key it came through is acked_key (the web bridge's, say).
+            "acked_by": self.acked_user or self.acked_by,
             "acked_at": iso_utc(self.acked_at),
             "ack_comment": self.ack_comment,
             "shelved": self.shelved,
@@ -378,6 +380,7 @@ class AlarmRecord:
             "level_str": self.level_label,
             "max_level_str": self.max_level_label or None,
             "acked_user": self.acked_user,
+            "acked_key": self.acked_by,
             "value": jsonable(self.value),
         }
         if self.last_known:

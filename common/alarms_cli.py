@@ -57,7 +57,10 @@ of objects with the fields of issue 13 §4 (alarm: ``id``, ``path``,
 ``agent``, ``reason``, ``state``, ``level``, ``max_level``, ``latch``,
 ``raised_at``, ``rtn_at``, ``acked``, ``acked_by``, ``acked_at``,
 ``ack_comment``, ``shelved``, ``shelf_id``, then ``level_str``,
-``max_level_str``, ``acked_user``, ``value``; shelf: ``id``, ``prefix``,
+``max_level_str``, ``acked_user``, ``acked_key``, ``value``; ``acked_by`` is
+the person who acknowledged (the user the client forwarded: the web page's
+user, the terminal's login; else the key) and ``acked_key`` the key the
+command came through (the web bridge's, a central hub's route); shelf: ``id``, ``prefix``,
 ``mode``, ``comment``, ``by``, ``created_at``, ``ends_at``, then
 ``starts_at``, ``user``, ``ended_at``, ``end_reason``); ``ack``/``unack``
 print ``{"acked": [ids], "skipped": [{"id", "reason"}], "listed": [ids]}``;

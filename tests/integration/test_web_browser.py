@@ -415,10 +415,10 @@ def test_an_operator_acks_in_the_page_and_the_hub_records_the_user_and_the_bridg
     )
     assert listed.returncode == 0, listed.stderr
     (shown,) = [item for item in json.loads(listed.stdout) if item["path"] == path]
-    assert (shown["state"], shown["acked_user"], shown["acked_by"], shown["ack_comment"]) == (
+    assert (shown["state"], shown["acked_by"], shown["acked_key"], shown["ack_comment"]) == (
         "active_acked",
-        "otto",
-        "web",
+        "otto",  # the end user (issue 16: acked_by is the end user) ...
+        "web",  # ... and, beside it, the bridge's key
         "on it: fan replaced at 04:50",
     )
     journal = send_command(hub.query, "journal", {"after_id": 0, "prefix": path}, curve=viewer, timeout_s=10.0)

@@ -330,7 +330,11 @@ def test_alarm_json_has_issue_13_fields_with_iso_utc_times() -> None:
     assert data["raised_at"] == "2026-12-02T11:54:59.877Z"
     assert data["acked_at"] == "2026-12-02T11:58:59.500Z"
     assert data["rtn_at"] is None
-    assert (data["acked"], data["shelved"], data["shelf_id"], data["acked_by"]) == (True, True, 7, "ops")
+    assert (data["acked"], data["shelved"], data["shelf_id"]) == (True, True, 7)
+    # The person who acked (issue 16: the end user a bridge forwarded), and beside it the key it came through.
+    assert (data["acked_by"], data["acked_user"], data["acked_key"]) == ("alice", "alice", "ops")
+    keyed_only = AlarmRecord.from_wire(_alarm(13, "GS1/x", "active_acked", acked_by="ops")).to_json()
+    assert (keyed_only["acked_by"], keyed_only["acked_key"]) == ("ops", "ops")  # no user forwarded: the key
     assert (data["level"], data["level_str"], data["value"]) == (30, "RED", 97.5)
     json.dumps(data, allow_nan=False)
     assert record.who_acked == "alice (ops)"
