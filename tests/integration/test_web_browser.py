@@ -206,6 +206,12 @@ def test_page_loads_the_tree_and_a_point_turning_red_shows_within_2_s(station: S
     kiosk.goto(station.bridge.url + "?kiosk=1")
     kiosk.wait_for_selector('.tile[data-path="GS1"][data-level="30"]', timeout=10_000)
     save(kiosk, "web-kiosk.png")
+    # Back to GREEN: the latched RED waits for an acknowledgement, GS1 itself is ORANGE (el_deg). The tile keeps
+    # the alarm's colour, so it says why beside its level word (they once contradicted each other).
+    set_point(station.control, 41.5, "GREEN")
+    waiting = '.tile[data-path="GS1"][data-level="30"]:has(.tword:text-is("ORANGE"))'
+    kiosk.wait_for_selector(f'{waiting} .tnote:has-text("RED alarm unacknowledged")', timeout=10_000)
+    save(kiosk, "web-kiosk-unacked.png")
     assert errors == []
 
 

@@ -492,8 +492,13 @@
     $("area").innerHTML = sortedChildren("", memo).map((path) => {
       const s = summarize(path, memo), node = state.nodes.get(path);
       const word = node ? node.word : "";
+      // The tile is coloured by attention: when that is above the node's own level (an alarm that returned
+      // to normal, or was latched, and waits for an acknowledgement), the word alone would contradict the
+      // colour: say why it is coloured so.
+      const waiting = node && s.rank > node.level
+        ? `<div class="tnote">${esc(tier(s.rank).toUpperCase())} alarm unacknowledged</div>` : "";
       return `<div class="tile" data-path="${esc(path)}" data-level="${s.rank}" data-tier="${tier(s.rank)}"><div class="tname">${esc(nameOf(path))}</div>` +
-        `<div class="tword">${esc(word || tier(s.rank).toUpperCase())}</div><div>${s.points} points${s.problems ? `, ${s.problems} with problems` : ""}</div></div>`;
+        `<div class="tword">${esc(word || tier(s.rank).toUpperCase())}</div>${waiting}<div>${s.points} points${s.problems ? `, ${s.problems} with problems` : ""}</div></div>`;
     }).join("");
   }
 
