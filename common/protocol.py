@@ -4032,27 +4032,32 @@ def decode_lean_node(topic: bytes, payload: bytes, max_bytes: int = MAX_FRAME_BY
         except (msgspec.ValidationError, UnicodeDecodeError, *_MALFORMED):
             pass
         else:
-            nested = _CONTAINER_TYPES
-            if (
-                type(node.value) not in nested
-                and type(node.since) not in nested
-                and node.attention is UNSET
-                and node.alarm is UNSET
-                and node.shelf_id is UNSET
-                and node.shelved_below is UNSET
-                and node.unacked_below is UNSET
-                and node.raw_alert is UNSET
-                and node.pending is UNSET
-                and node.flapping is UNSET
-            ):  # the usual payload: a plain value, no operator key but the alarm layer's since
-                if type(node.agent) is not str:
-                    node.agent = None
-                return node
-            if all(type(item) not in nested or _str_keys(item) for item in _lean_checked(node)):
-                if type(node.agent) is not str:
-                    node.agent = None
+            if _lean_ok(node):
                 return node
     return LeanNode.from_update(decode_node_message(topic, payload, max_bytes))
+
+
+def _lean_ok(node: LeanNode) -> bool:
+    """Whether a decoded LeanNode passes _node_update's checks (str map keys in ``value`` and the operator
+    keys); then its ``agent`` is made a str or nil. The usual payload -- a plain value, no operator key but the
+    alarm layer's ``since`` -- is told by a few identity tests, before any walk of a container."""
+    nested = _CONTAINER_TYPES
+    if not (
+        type(node.value) not in nested
+        and type(node.since) not in nested
+        and node.attention is UNSET
+        and node.alarm is UNSET
+        and node.shelf_id is UNSET
+        and node.shelved_below is UNSET
+        and node.unacked_below is UNSET
+        and node.raw_alert is UNSET
+        and node.pending is UNSET
+        and node.flapping is UNSET
+    ) and not all(type(item) not in nested or _str_keys(item) for item in _lean_checked(node)):
+        return False
+    if type(node.agent) is not str:
+        node.agent = None
+    return True
 
 
 def _lean_checked(node: LeanNode) -> tuple[Any, ...]:
@@ -4106,27 +4111,13 @@ def decode_lean_nodes(payload: bytes, max_bytes: int = MAX_FRAME_BYTES) -> tuple
         except (msgspec.ValidationError, *_MALFORMED):
             pass
         else:
-            nested = _CONTAINER_TYPES
             nodes: list[LeanNode] = []
             append = nodes.append
             for item in items:
                 node = item.node
                 node.path = item.path
-                if not (
-                    type(node.value) not in nested
-                    and type(node.since) not in nested
-                    and node.attention is UNSET
-                    and node.alarm is UNSET
-                    and node.shelf_id is UNSET
-                    and node.shelved_below is UNSET
-                    and node.unacked_below is UNSET
-                    and node.raw_alert is UNSET
-                    and node.pending is UNSET
-                    and node.flapping is UNSET
-                ) and not all(type(held) not in nested or _str_keys(held) for held in _lean_checked(node)):
+                if not _lean_ok(node):
                     break  # a map key that is not a str: the item-by-item path says which, and drops it
-                if type(node.agent) is not str:
-                    node.agent = None
                 append(node)
             else:
                 return nodes, []
