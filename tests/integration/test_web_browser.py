@@ -513,6 +513,8 @@ def test_a_latched_alarm_outlives_its_point_in_the_table_and_an_ack_shows_who_an
     page.wait_for_selector(f'{fan_row}[data-state="active_unacked"][data-level="30"]', timeout=10_000)
     set_point(fan, 1200, "GREEN")
     page.wait_for_selector(f'{fan_row}[data-state="rtn_unacked"]', timeout=10_000)
+    # Back to GREEN, waiting for an acknowledgement: the row says what it rose to, beside the level now.
+    page.wait_for_selector(f'{fan_row} td:has-text("GREEN (was RED)")', timeout=10_000)
     # The fans' agent restarts without its point: the hub removes it (removal grace 1 s); the latched alarm stays.
     assert fans.stop() == 0, fans.stderr()
     procs.agent(

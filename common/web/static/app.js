@@ -454,6 +454,8 @@
       const open = alarm && isOpen(alarm);
       const level = alarm ? Math.max(alarm.level || 0, node ? node.level : 0) : node.level;
       const word = node ? node.word : alarm.level_str || tier(level).toUpperCase();
+      // An alarm that returned to normal (or fell back) shows its point's level now, and what it rose to.
+      const peak = alarm && alarm.max_level > level ? alarm.max_level_str || tier(alarm.max_level).toUpperCase() : "";
       const shelf = node ? node.shelf_id : alarm.shelf_id;
       const lastKnown = Boolean(alarm && alarm.last_known);  // a silent site's: the ack would be refused
       const buttons = [];
@@ -468,7 +470,8 @@
       if (shelf != null) marks.push(`shelved #${esc(shelf)}`);
       if (!node) marks.push('<span class="marker gone">point removed</span>');
       return `<tr class="${alarm ? (open ? "unacked" : "acked") : "problem"}${node ? "" : " gone"}${lastKnown ? " lastknown" : ""}" data-path="${esc(path)}" data-level="${level}"${alarm ? ` data-alarm-id="${alarm.id}" data-state="${esc(alarm.state)}"` : ""}>` +
-        `<td data-tier="${tier(level)}">${esc(word)}</td><td class="path">${esc(path)}</td>` +
+        `<td data-tier="${tier(level)}">${esc(word)}${peak ? ` <span class="was">(was ${esc(peak)})</span>` : ""}</td>` +
+        `<td class="path">${esc(path)}</td>` +
         `<td>${marks.join(" ")}</td>` +
         `<td>${esc(since ? sinceText(since) : "")}</td><td>${esc(valueText(row))}</td>` +
         `<td class="ackedby"${alarm && alarm.acked_by ? ` title="key ${esc(alarm.acked_by)}"` : ""}>${esc(ackedText(alarm))}</td>` +
