@@ -338,8 +338,24 @@ class ViewModel:
         return self._extras_known
 
     def unacked_count(self) -> int | None:
-        """Unacknowledged alarms in the followed tree; ``None`` while the hub sends no alarm fields."""
-        return len(self._unacked) if self._extras_known else None
+        """Unacknowledged alarms in the followed tree, as its badges count them: unshelved, at or below each
+        root of the view, a removed point's latched one included (the alarm list shows it; no node carries
+        it). A hub with its alarm layer sends ``since`` on every node, and then an absent ``unacked_below``
+        is 0; from one without (no ``since``), the nodes whose own alarm waits. ``None`` while the hub sends
+        no alarm fields."""
+        if not self._extras_known:
+            return None
+        total, layer = 0, False
+        for path in self._roots:
+            entry = self._entries.get(path)
+            if entry is None or entry.extras.since is None:
+                continue
+            layer = True
+            if entry.is_point:
+                total += 1 if path in self._unacked and entry.extras.shelf_id is None else 0
+            else:
+                total += entry.extras.unacked_below or 0
+        return total if layer else len(self._unacked)
 
     def unacked_ids(self, prefix: str) -> list[int]:
         """The ids of the unacked alarms at or below ``prefix`` (what an ack of that subtree sends)."""

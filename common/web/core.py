@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from gsmon.common.alerts import STALE_ALERTCODE as STALE
 from gsmon.common.alerts import CriticalAlert, GreenAlert, OrangeAlert, RedAlert
-from gsmon.common.names import path_in_prefix
+from gsmon.common.names import SEPARATOR, path_in_prefix
 from gsmon.common.watch.adapter import UNACKED_STATES, NodeExtras, display_level, read_extras
 from gsmon.common.web.nodes import WebNodeSource, effective_attention, iso_utc, node_json
 
@@ -152,6 +152,9 @@ class _Counts:
     unacked: set[str] = field(default_factory=set)
     shelved: set[str] = field(default_factory=set)
     alarm_fields: int = 0  # nodes that carry any operator-layer field
+    # The top-level nodes: their unacked_below is the hub's count of every unacknowledged alarm, those of
+    # removed points (latched) included, which no node of the tree carries any more.
+    top: dict[str, Entry] = field(default_factory=dict)
 
 
 class BridgeCore:
@@ -230,9 +233,12 @@ class BridgeCore:
                 counts.unacked.add(path)
             if entry.is_point and entry.extras.shelf_id is not None:
                 counts.shelved.add(path)
+            if SEPARATOR not in path:
+                counts.top[path] = entry
         else:
             counts.unacked.discard(path)
             counts.shelved.discard(path)
+            counts.top.pop(path, None)
 
     # ------------------------------------------------------------------
     # Reads
@@ -285,11 +291,28 @@ class BridgeCore:
             "by_level": {str(level): count for level, count in sorted(counts.points_by_level.items())},
             "by_tier": dict(sorted(by_tier.items())),
             # None while the hub sends no operator-layer field at all (a hub before issue 13).
-            "unacked": len(counts.unacked) if counts.alarm_fields else None,
+            "unacked": self._unacked() if counts.alarm_fields else None,
             "shelved": len(counts.shelved) if counts.alarm_fields else None,
             "alarm_fields": counts.alarm_fields > 0,
             "last_update": iso_utc(self._hub.last_update),
         }
+
+    def _unacked(self) -> int:
+        """Unacknowledged alarms as the tree's badges count them: unshelved, at or below each top-level node, a
+        removed point's latched one included (the alarm table lists it; no node carries it). A hub with its
+        alarm layer sends ``since`` on every node, and then an absent ``unacked_below`` is 0 (protocol: NODE);
+        from a hub without it (no ``since``): the nodes whose own alarm waits."""
+        total, layer = 0, False
+        for entry in self._counts.top.values():
+            extras = entry.extras
+            if extras.since is None:
+                continue
+            layer = True
+            if entry.is_point:
+                total += 1 if entry.unacked_alarm and extras.shelf_id is None else 0
+            else:
+                total += extras.unacked_below or 0
+        return total if layer else len(self._counts.unacked)
 
     def status(self, now: float) -> dict[str, Any]:
         """The status bar's facts at wall time ``now`` (``now`` in the result: the hub's clock)."""

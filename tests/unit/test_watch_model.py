@@ -526,6 +526,24 @@ def test_read_extras_tolerates_absent_and_malformed_fields() -> None:
     assert not iso.alarm.unacked
 
 
+def test_the_unacked_count_is_the_badges_a_removed_points_latched_alarm_included() -> None:
+    """From a hub with its alarm layer (``since`` on every node) the status bar counts what the roots'
+    unacked_below count: the latched alarm of a point since removed is in it (the alarm list shows it) though
+    no node of the tree carries it; an absent unacked_below is 0 there."""
+    nodes: dict[str, FakeNode | None] = {
+        "GS1": parent("GS1", 10, since=NOW, attention=50, unacked_below=2),
+        "GS1/Rack1": parent(
+            "GS1/Rack1", 10, since=NOW, attention=50, unacked_below=2, alarm={**ALARM, "id": 8, "state": "rtn_unacked"}
+        ),
+        "GS1/Rack1/spare": point("GS1/Rack1/spare", 10, since=NOW),
+        "_hub": parent("_hub", 10, since=NOW),
+    }
+    model = model_of(nodes)
+    assert model.unacked_count() == 2  # (one node carries an alarm: the other is the removed point's)
+    model.apply({"GS1": parent("GS1", 10, since=NOW), "GS1/Rack1": parent("GS1/Rack1", 10, since=NOW)})
+    assert model.unacked_count() == 0
+
+
 def test_attention_drives_order_and_expansion_once_the_hub_sends_it() -> None:
     """An acknowledged RED parent (attention 0) stays collapsed; a second RED under it (unacked) shows."""
     nodes: dict[str, FakeNode | None] = {

@@ -115,6 +115,33 @@ def test_status_counts_levels_unacked_and_the_hub_link() -> None:
     assert status["now"] == iso_utc(NOW + 2.0)
 
 
+def test_status_unacked_counts_what_the_trees_badges_count_a_removed_points_alarm_included() -> None:
+    """The hub's unacked_below on each top-level node counts every unacknowledged, unshelved alarm at or below
+    it, a removed point's latched one too (the alarm table lists it; no node of the tree carries it): the
+    status bar says the same number (it said 1 beside a table of 2)."""
+    core = BridgeCore()
+    silent = {"id": 8, "state": "rtn_unacked", "level": 0, "max_level": 50, "raised_at": NOW - 9}
+    core.apply(
+        {
+            "GS1": Node("GS1", kind="parent", value=None, extra={"since": NOW, "unacked_below": 2}),
+            "GS1/Rack1": Node(
+                "GS1/Rack1", kind="parent", value=None, extra={"since": NOW, "alarm": silent, "unacked_below": 2}
+            ),
+            "GS1/Rack1/spare": Node("GS1/Rack1/spare", extra={"since": NOW}),
+            "_hub": Node("_hub", kind="parent", value=None, extra={"since": NOW}),
+        },
+        reset=True,
+    )
+    assert core.status(NOW)["unacked"] == 2
+    core.apply(  # both acked (and so cleared): an absent unacked_below is 0 from a hub that sends since
+        {
+            "GS1": Node("GS1", kind="parent", value=None, extra={"since": NOW}),
+            "GS1/Rack1": Node("GS1/Rack1", kind="parent", value=None, extra={"since": NOW}),
+        }
+    )
+    assert core.status(NOW)["unacked"] == 0
+
+
 def test_node_json_is_exact_with_iso_times_and_human_text() -> None:
     node = Node("GS1/Rack1/temp_c", value=41.5, extra={"since": NOW - 30, "pending": {"level": 20, "since": NOW}})
     body = node_json(node)
