@@ -4072,6 +4072,7 @@ class _LeanItem(msgspec.Struct, array_like=True, gc=False):
     node: LeanNode
 
 
+_Decoded = TypeVar("_Decoded", NodeUpdate, LeanNode)
 _decode_nodes_raw: Final = _decoder(list[tuple[str, msgspec.Raw]])
 _decode_lean_items: Final = _decoder(list[_LeanItem])
 
@@ -4092,11 +4093,19 @@ def decode_nodes(payload: bytes, max_bytes: int = MAX_FRAME_BYTES) -> tuple[list
     """(1.4) A NODES payload's nodes, in order, and why items were dropped (each item by
     :func:`decode_node_message`'s rules: an item that is not a valid NODE is left out, the rest kept);
     ProtocolError when the payload is no array of ``[path, payload]``."""
-    nodes: list[NodeUpdate] = []
+    return _each_item(payload, max_bytes, decode_node_message)
+
+
+def _each_item(
+    payload: bytes, max_bytes: int, decode: Callable[[bytes, bytes, int], _Decoded]
+) -> tuple[list[_Decoded], list[str]]:
+    """A NODES payload decoded item by item with ``decode`` (a NODE decoder of topic, payload, max_bytes): the
+    nodes in order, and why the items left out were dropped."""
+    nodes: list[_Decoded] = []
     dropped: list[str] = []
     for path, raw in _nodes_items(payload, max_bytes):
         try:
-            nodes.append(decode_node_message(path.encode(), bytes(raw), max_bytes))
+            nodes.append(decode(path.encode(), bytes(raw), max_bytes))
         except ProtocolError as error:
             dropped.append(f"{path!r:.80}: {error}")
     return nodes, dropped
@@ -4121,14 +4130,7 @@ def decode_lean_nodes(payload: bytes, max_bytes: int = MAX_FRAME_BYTES) -> tuple
                 append(node)
             else:
                 return nodes, []
-    leans: list[LeanNode] = []
-    dropped: list[str] = []
-    for path, raw in _nodes_items(payload, max_bytes):
-        try:
-            leans.append(decode_lean_node(path.encode(), bytes(raw), max_bytes))
-        except ProtocolError as error:
-            dropped.append(f"{path!r:.80}: {error}")
-    return leans, dropped
+    return _each_item(payload, max_bytes, decode_lean_node)
 
 
 def decode_hub_message(topic: bytes, payload: bytes, max_bytes: int = MAX_FRAME_BYTES) -> NodeUpdate | HubHeartbeat:
